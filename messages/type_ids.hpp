@@ -1,0 +1,65 @@
+#pragma once
+
+// The one CAF type-ID block of lps: every message type and atom.
+
+#include "messages/bundle.hpp"
+#include "messages/comparison.hpp"
+#include "messages/error.hpp"
+#include "messages/metrics.hpp"
+#include "messages/queue.hpp"
+#include "messages/status.hpp"
+
+#include <caf/type_id.hpp>
+
+#include <string>
+#include <vector>
+
+CAF_BEGIN_TYPE_ID_BLOCK(lps, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(lps, (lps::prompt_block))
+  CAF_ADD_TYPE_ID(lps, (lps::llm_overrides))
+  CAF_ADD_TYPE_ID(lps, (lps::comparison_request))
+  CAF_ADD_TYPE_ID(lps, (lps::token_usage))
+  CAF_ADD_TYPE_ID(lps, (lps::request_enrichment))
+  CAF_ADD_TYPE_ID(lps, (lps::comparison_outcome))
+  CAF_ADD_TYPE_ID(lps, (lps::enqueue_outcome))
+  CAF_ADD_TYPE_ID(lps, (lps::result_event))
+  CAF_ADD_TYPE_ID(lps, (lps::queue_status))
+  CAF_ADD_TYPE_ID(lps, (lps::queued_request))
+  CAF_ADD_TYPE_ID(lps, (lps::request_status))
+  CAF_ADD_TYPE_ID(lps, (lps::delivery))
+  CAF_ADD_TYPE_ID(lps, (lps::bundle_item))
+  CAF_ADD_TYPE_ID(lps, (lps::bundle))
+  CAF_ADD_TYPE_ID(lps, (lps::actor_status))
+  CAF_ADD_TYPE_ID(lps, (lps::metric_sample))
+  CAF_ADD_TYPE_ID(lps, (lps::ec))
+
+  CAF_ADD_TYPE_ID(lps, (std::vector<std::string>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::comparison_request>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::enqueue_outcome>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::queued_request>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::comparison_outcome>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::delivery>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::actor_status>))
+  CAF_ADD_TYPE_ID(lps, (std::vector<lps::metric_sample>))
+
+  CAF_ADD_ATOM(lps, lps::atom, submit, "submit")
+  CAF_ADD_ATOM(lps, lps::atom, enqueue, "enqueue")
+  CAF_ADD_ATOM(lps, lps::atom, dequeue, "dequeue")
+  CAF_ADD_ATOM(lps, lps::atom, complete, "complete")
+  CAF_ADD_ATOM(lps, lps::atom, process, "process")
+  CAF_ADD_ATOM(lps, lps::atom, deliver, "deliver")
+  CAF_ADD_ATOM(lps, lps::atom, delivered, "delivered")
+  CAF_ADD_ATOM(lps, lps::atom, status, "status")
+  CAF_ADD_ATOM(lps, lps::atom, record, "record")
+  CAF_ADD_ATOM(lps, lps::atom, render, "render")
+  CAF_ADD_ATOM(lps, lps::atom, stop, "stop")
+  CAF_ADD_ATOM(lps, lps::atom, tick, "tick")
+  CAF_ADD_ATOM(lps, lps::atom, committed, "committed")
+  CAF_ADD_ATOM(lps, lps::atom, lookup, "lookup")
+  CAF_ADD_ATOM(lps, lps::atom, inspect, "inspect")
+  CAF_ADD_ATOM(lps, lps::atom, retry, "retry")
+  CAF_ADD_ATOM(lps, lps::atom, wake, "wake")
+  CAF_ADD_ATOM(lps, lps::atom, drain, "drain")
+
+CAF_END_TYPE_ID_BLOCK(lps)

@@ -1,0 +1,164 @@
+#pragma once
+
+// The lps configuration: plain structs with defaults, loaded once at start from (later wins)
+// built-in defaults < CAF config file [lps] section < LLM_PROVIDER_SERVICE_* environment
+// < command line, then validated. Actors get their part by value; nothing reads settings
+// ad hoc.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lps {
+
+/// How the bundler turns queued requests into provider calls.
+enum class queue_processing_mode : uint8_t { per_request, serial_bundle, batch_api };
+
+/// Whether and when a provider's batch API is used (batch_api mode).
+enum class batch_api_mode : uint8_t { disabled, nightly, opportunistic };
+
+const char* to_string(queue_processing_mode x);
+const char* to_string(batch_api_mode x);
+
+/// A secret (API key). It has no implicit conversion to text: printing goes through
+/// masked(), so keys cannot leak into logs, metrics or error messages by accident.
+class secret {
+public:
+  secret() = default;
+  explicit secret(std::string value) : value_(std::move(value)) {
+  }
+  bool empty() const {
+    return value_.empty();
+  }
+  /// The key itself, for the one place that puts it into a provider request header.
+  const std::string& reveal() const {
+    return value_;
+  }
+  /// "***" when set, "" when not.
+  std::string masked() const {
+    return value_.empty() ? "" : "***";
+  }
+
+private:
+  std::string value_;
+};
+
+/// Per-provider connection settings.
+struct provider_config {
+  std::string name;
+  secret api_key;
+  std::string base_url;
+  std::string default_model;
+  /// Bundles in flight at once for this provider.
+  uint32_t max_concurrent_calls = 64;
+};
+
+/// The built-in mock provider.
+struct mock_config {
+  uint64_t seed = 42;
+  uint32_t latency_ms = 0;
+  uint32_t latency_jitter_ms = 0;
+  double error_rate = 0.0;
+  std::vector<int32_t> error_codes{429, 503, 500};
+  std::string default_model = "mock-model-v1";
+};
+
+/// Everything lps reads at start.
+struct config {
+  // -- processing --
+  queue_processing_mode processing_mode = queue_processing_mode::serial_bundle;
+  uint32_t serial_bundle_max_requests_per_call = 4;
+  bool serial_bundle_multi_prompt = false;
+  batch_api_mode openai_batch_api_mode = batch_api_mode::disabled;
+  batch_api_mode anthropic_batch_api_mode = batch_api_mode::disabled;
+  std::string default_llm_provider = "mock";
+
+  // -- HTTP API --
+  std::string http_host = "127.0.0.1";
+  uint16_t http_port = 8090;
+  uint32_t http_io_threads = 1;
+  uint64_t http_max_body_bytes = 1 << 20;
+
+  // -- store and queue --
+  std::string data_dir = "./var";
+  bool store_fsync = true;
+  uint64_t queue_max_size = 1'000'000;
+  uint64_t queue_max_bytes = 8ull << 30;
+  double queue_request_ttl_hours = 24.0;
+  uint32_t queue_max_retries = 3;
+
+  // -- callbacks --
+  uint32_t callback_timeout_ms = 10'000;
+  uint32_t callback_max_attempts = 8;
+  uint32_t callback_max_concurrent_per_host = 32;
+
+  // -- batch API (issue 5; parsed and validated now) --
+  uint32_t batch_api_min_items = 1000;
+  double batch_api_max_wait_seconds = 300;
+  std::string batch_api_nightly_window = "01:00-05:00";
+  uint32_t batch_api_max_requests_per_job = 50'000;
+  uint64_t batch_api_max_bytes_per_job = 190'000'000;
+  double batch_api_poll_interval_seconds = 30;
+
+  // -- providers --
+  mock_config mock;
+  /// anthropic, openai, google, openrouter (the mock is configured by `mock`).
+  std::map<std::string, provider_config> providers;
+
+  // -- runtime --
+  /// trace, debug, info, warn, error.
+  std::string log_level = "info";
+  /// Finite timeout of requests between actors.
+  uint32_t actor_request_timeout_ms = 60'000;
+
+  config();
+};
+
+/// Looks up an environment variable; returns nullopt when unset.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The process environment.
+env_lookup process_environment();
+
+/// One configuration key as documented (env spelling, file spelling, default, rule).
+struct config_key_info {
+  /// QUEUE_PROCESSING_MODE
+  std::string env_name;
+  /// queue-processing-mode (the [lps] file and --lps.<key> CLI spelling)
+  std::string file_name;
+  std::string rule;
+  bool is_secret = false;
+};
+
+/// Every key lps reads.
+const std::vector<config_key_info>& config_keys();
+
+/// Sets one key (file spelling or env spelling) from text; returns an error line naming
+/// the key, the value and what is allowed, or "" on success. Secrets are never echoed.
+std::string set_config_value(config& cfg, const std::string& key, const std::string& value);
+
+/// Reads every LLM_PROVIDER_SERVICE_<KEY> variable (and the bare <PROVIDER>_API_KEY ones,
+/// which the prefixed spelling overrides); returns one error line per bad value.
+std::vector<std::string> apply_environment(config& cfg, const env_lookup& env);
+
+/// Cross-field checks after all sources were applied; one error line per problem.
+std::vector<std::string> validate(const config& cfg);
+
+/// The effective configuration as "key = value" lines, secrets masked.
+std::string dump(const config& cfg);
+
+/// Extracts lps' own command-line options (--lps.<key>=v, --<key>=v for known keys,
+/// --dump-config) from argv. The rest goes to CAF (scheduler.*, --config-file, --help).
+struct cli_split {
+  std::vector<std::pair<std::string, std::string>> lps_options;
+  std::vector<std::string> caf_args;
+  bool dump_config = false;
+  std::vector<std::string> errors;
+};
+cli_split split_command_line(int argc, const char* const* argv);
+
+} // namespace lps

@@ -1,0 +1,95 @@
+#pragma once
+
+// The outbound HTTP/1.1 client (Boost.Beast + OpenSSL, in http_client.cpp only): used for
+// callback delivery now and provider calls later. Asynchronous, keep-alive pools per
+// origin, http:// and https:// with certificate and host-name verification.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lps {
+
+/// Why a call produced no HTTP response.
+enum class transport_error : uint8_t {
+  none = 0,
+  /// Connect, TLS handshake or response did not complete in time.
+  timeout,
+  /// Could not resolve or connect.
+  connect,
+  /// The peer closed or reset the connection mid-exchange.
+  reset,
+  /// TLS handshake or certificate verification failed.
+  tls,
+  /// Bad URL or other local problem.
+  invalid,
+};
+
+/// "none", "timeout", "connect", "reset", "tls", "invalid".
+const char* to_string(transport_error x);
+
+struct http_client_request {
+  /// GET, POST, ...
+  std::string method = "POST";
+  /// http://host[:port]/path?query or https://...
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  /// Whole exchange deadline (connect + write + read).
+  std::chrono::milliseconds timeout{30000};
+};
+
+struct http_client_response {
+  /// HTTP status, 0 when `error` != none.
+  unsigned status = 0;
+  std::string body;
+  /// Response headers, names lower-cased.
+  std::vector<std::pair<std::string, std::string>> headers;
+  transport_error error = transport_error::none;
+  /// Human-readable detail of a transport error (never contains request headers).
+  std::string error_message;
+};
+
+/// Called once per request, on a client I/O thread.
+using http_client_callback = std::function<void(http_client_response)>;
+
+struct http_client_options {
+  unsigned io_threads = 1;
+  /// Keep-alive connections kept per origin (scheme, host, port); more requests wait.
+  size_t max_connections_per_origin = 32;
+  /// Extra CA bundle (PEM) trusted besides the system store; empty for none.
+  std::string ca_file;
+  /// Verify certificates and host names (only tests against self-made CAs turn it off).
+  bool verify_peer = true;
+};
+
+/// The interface provider and callback actors get, so unit tests can pass a fake.
+class http_transport {
+public:
+  virtual ~http_transport() = default;
+  /// Sends asynchronously; `done` runs exactly once.
+  virtual void send(http_client_request request, http_client_callback done) = 0;
+};
+
+class http_client : public http_transport {
+public:
+  explicit http_client(const http_client_options& options);
+  ~http_client() override;
+  http_client(const http_client&) = delete;
+  http_client& operator=(const http_client&) = delete;
+
+  void send(http_client_request request, http_client_callback done) override;
+
+  /// Cancels outstanding work (callbacks get transport_error::reset) and joins threads.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace lps

@@ -1,0 +1,88 @@
+#pragma once
+
+// The HTTP/1.1 server (Boost.Beast, in http_server.cpp only). It knows no actor: it hands
+// each request to one handler and sends whatever the handler answers, from any thread.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lps {
+
+/// One received request.
+struct http_request {
+  /// GET, POST, ...
+  std::string method;
+  /// Path without the query string ("/api/v1/status/abc").
+  std::string path;
+  /// Query string without '?', possibly empty.
+  std::string query;
+  /// Content-Type header value, possibly empty.
+  std::string content_type;
+  std::string body;
+  /// All headers as received (names lower-cased).
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// The answer to one request.
+struct http_response {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  /// Extra headers (e.g. Retry-After).
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Sends the response; callable from any thread, exactly once.
+using http_responder = std::function<void(http_response)>;
+
+/// Handles one request. Runs on an I/O thread: must not block for long.
+using http_handler = std::function<void(http_request&&, http_responder)>;
+
+/// Limits and threads.
+struct http_server_options {
+  std::string host = "127.0.0.1";
+  /// 0: any free port (see http_server::port()).
+  uint16_t port = 8090;
+  unsigned io_threads = 1;
+  /// Bodies over this get 413 PAYLOAD_TOO_LARGE (the connection is closed afterwards).
+  size_t max_body_bytes = 1 << 20;
+  /// Header block limit; larger gets 431.
+  size_t max_header_bytes = 16 * 1024;
+  /// A request must arrive completely within this time once started (slow clients).
+  std::chrono::milliseconds read_timeout{30000};
+  /// Idle keep-alive connections are closed after this.
+  std::chrono::milliseconds idle_timeout{60000};
+  /// New connections beyond this are closed at once.
+  size_t max_connections = 10000;
+};
+
+class http_server {
+public:
+  http_server();
+  ~http_server();
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// Binds, listens and starts the I/O threads. Returns false with `error` on failure.
+  bool start(const http_server_options& options, http_handler handler, std::string& error);
+
+  /// The bound port (useful with port 0).
+  uint16_t port() const;
+
+  /// Stops accepting, closes connections and joins the I/O threads. Idempotent.
+  void stop();
+
+  /// Connections currently open.
+  size_t open_connections() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace lps

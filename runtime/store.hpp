@@ -1,0 +1,115 @@
+#pragma once
+
+// The durable store: SQLite in WAL mode with group commit. Plain structs in, plain
+// structs out; it knows no actor. Writes are queued and committed by one writer thread
+// in as few transactions as possible; each write's callback runs (on the writer thread)
+// only after the transaction holding it committed.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lps {
+
+/// How the store is opened.
+struct store_options {
+  /// Folder for lps.db (created if missing).
+  std::string data_dir = "./var";
+  /// true: synchronous=FULL (fsync at every commit; survives power loss).
+  /// false: synchronous=NORMAL (survives process crashes, not power loss).
+  bool fsync_every_commit = true;
+  /// Most operations folded into one transaction.
+  size_t max_ops_per_commit = 4096;
+};
+
+/// A request row: indexed columns plus the opaque serialized request.
+struct stored_request {
+  std::string queue_id;
+  int32_t priority = 5;
+  int64_t queued_at_ms = 0;
+  uint64_t size_bytes = 0;
+  uint32_t attempts = 0;
+  /// Serialized comparison_request (the caller decides the encoding).
+  std::string payload;
+};
+
+/// A final result row.
+struct stored_result {
+  std::string queue_id;
+  /// completed, failed or expired.
+  std::string status;
+  /// The rendered result event JSON.
+  std::string event_json;
+  /// Empty when no delivery is needed.
+  std::string callback_url;
+  bool delivered = false;
+  int64_t completed_at_ms = 0;
+};
+
+/// One write. Exactly one of the groups is used per operation kind.
+struct store_write {
+  /// Insert new requests (one transaction; all or nothing).
+  std::vector<stored_request> inserts;
+  /// Record results and remove their requests in the same transaction.
+  std::vector<stored_result> finals;
+  /// Mark results delivered.
+  std::vector<std::string> delivered;
+  /// Update attempt counters of requests still active (queue_id, attempts).
+  std::vector<std::pair<std::string, uint32_t>> attempts;
+};
+
+/// Called once after the write committed (ok == true) or failed (ok == false, error text).
+using store_callback = std::function<void(bool ok, const std::string& error)>;
+
+/// Counters for inspection and benchmarks.
+struct store_stats {
+  uint64_t commits = 0;
+  uint64_t ops_committed = 0;
+  uint64_t failed_commits = 0;
+  uint64_t pending_ops = 0;
+};
+
+class store {
+public:
+  /// Opens (creating schema if needed) or returns nullptr with `error` set.
+  static std::unique_ptr<store> open(const store_options& options, std::string& error);
+
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// Queues a write; thread-safe; never blocks on I/O.
+  void submit(store_write write, store_callback done);
+
+  /// Blocks until every write submitted before this call committed.
+  void flush();
+
+  /// Reads a final result by queue id (thread-safe; own read connection).
+  std::optional<stored_result> find_result(const std::string& queue_id);
+
+  /// All requests still active (not final), in (priority desc, queued_at asc) order.
+  std::vector<stored_request> load_active_requests();
+
+  /// Results with a callback_url that were not delivered yet.
+  std::vector<stored_result> load_undelivered_results();
+
+  /// Counts of rows: active requests and results.
+  uint64_t count_active_requests();
+  uint64_t count_results();
+
+  store_stats stats() const;
+
+  /// Path of the database file.
+  const std::string& path() const;
+
+private:
+  struct impl;
+  explicit store(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace lps

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, testing and benchmarking lps needs.
+# Idempotent: packages already present are skipped, so a second run is fast.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libcaf-dev                       # CAF 0.17.6 (core, io, openssl)
+  libboost1.81-dev libboost-json1.81-dev   # Beast/Asio headers and Boost.JSON (versioned: unversioned pulls 1.74)
+  libspdlog-dev catch2             # logging, unit tests (Catch2 2.13)
+  libsqlite3-dev libssl-dev        # embedded store, TLS and hashing
+  prometheus                       # promtool, to check the /metrics exposition
+  curl python3                     # integration tests and the README examples
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The prometheus package may start a server we do not need; only promtool is used.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl stop prometheus || true
+fi
+echo "setup: done"
