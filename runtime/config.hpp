@@ -110,6 +110,8 @@ struct config {
   std::map<std::string, provider_config> providers;
 
   // -- runtime --
+  /// The model manifest served at /api/v1/models (ids, prices, limits).
+  std::string model_manifest = "config/models.json";
   /// trace, debug, info, warn, error.
   std::string log_level = "info";
   /// Finite timeout of requests between actors.

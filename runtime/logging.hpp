@@ -3,7 +3,7 @@
 // spdlog with one named logger per component (lps.intake, lps.queue, ...). Logs go to
 // stderr; nothing in the service prints to stdout except --dump-config and the port line.
 
-#include <spdlog/logger.h>
+#include <spdlog/spdlog.h>
 
 #include <memory>
 #include <string>

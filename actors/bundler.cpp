@@ -1,0 +1,238 @@
+#include "actors/bundler.hpp"
+
+#include "actors/result_mapper.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/logging.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+namespace lps {
+
+namespace {
+
+using self_ptr = bundler_actor::stateful_pointer<bundler_state>;
+
+std::shared_ptr<spdlog::logger> log() {
+  static auto logger = get_logger("bundler");
+  return logger;
+}
+
+void form(self_ptr self);
+
+uint32_t limit_of(self_ptr self, const std::string& provider) {
+  auto& limits = self->state.cfg.max_inflight_per_provider;
+  auto i = limits.find(provider);
+  return i == limits.end() ? 64 : i->second;
+}
+
+bool has_capacity(self_ptr self, const std::string& provider) {
+  return self->state.inflight[provider] < limit_of(self, provider);
+}
+
+// Every item of a bundle that got no answer fails with the same, retryable error.
+std::vector<comparison_outcome> fail_bundle(const bundle& b, const std::string& code,
+                                            const std::string& message, bool retryable) {
+  std::vector<comparison_outcome> result;
+  for (const auto& item : b.items) {
+    auto outcome = make_failure(item.entry, code, message, retryable);
+    outcome.enrichment = item.enrichment;
+    outcome.provider = b.provider;
+    outcome.model = b.model;
+    result.push_back(std::move(outcome));
+  }
+  return result;
+}
+
+void record_bundle(self_ptr self, const bundle& b) {
+  auto& st = self->state;
+  ++st.bundles_total;
+  st.items_total += b.items.size();
+  std::vector<metric_sample> xs{
+    {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
+    {"llm_provider_inflight_provider_calls", {b.provider}, double(st.inflight[b.provider])}};
+  if (b.queue_processing_mode == "serial_bundle") {
+    xs.push_back({"llm_provider_serial_bundle_calls_total", {b.provider, b.model}, 1});
+    xs.push_back({"llm_provider_serial_bundle_items_per_call", {b.provider, b.model},
+                  double(b.items.size())});
+  }
+  if (st.metrics)
+    self->send(st.metrics, atom::record_v, std::move(xs));
+}
+
+void finish_call(self_ptr self, const std::string& provider,
+                 std::vector<comparison_outcome> outcomes) {
+  auto& st = self->state;
+  --st.inflight[provider];
+  if (st.metrics)
+    self->send(st.metrics, atom::record_v,
+               std::vector<metric_sample>{{"llm_provider_inflight_provider_calls", {provider},
+                                           double(st.inflight[provider])}});
+  self->send(st.queue, atom::complete_v, std::move(outcomes));
+  form(self);
+}
+
+// One provider call per bundle; the reply (or its absence) always reaches the queue manager.
+void dispatch(self_ptr self) {
+  auto& st = self->state;
+  auto id = "bnd-" + std::to_string(++st.next_bundle) + "-" + new_uuid().substr(0, 8);
+  auto b = st.builder->finish(id);
+  auto provider = b.provider;
+  ++st.inflight[provider];
+  record_bundle(self, b);
+  LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
+                provider);
+  auto i = st.providers.find(provider);
+  if (i == st.providers.end()) {
+    finish_call(self, provider,
+                fail_bundle(b, "CONFIGURATION_ERROR",
+                            "provider '" + provider + "' is not available in this service",
+                            false));
+    return;
+  }
+  auto copy = std::make_shared<bundle>(b);
+  self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b))
+    .then(
+      [=](std::vector<comparison_outcome>& outcomes) {
+        finish_call(self, provider, std::move(outcomes));
+      },
+      [=](caf::error& err) {
+        ++self->state.lost_replies_total;
+        LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", copy->bundle_id,
+                     caf::to_string(err));
+        finish_call(self, provider,
+                    fail_bundle(*copy, "TIMEOUT", "provider did not answer in time", true));
+      });
+}
+
+void fill(self_ptr self);
+
+// A dequeued request either joins the bundle, or (incompatible) leads the next one.
+void on_next(self_ptr self, std::vector<queued_request>& xs) {
+  auto& st = self->state;
+  if (xs.empty() || !st.builder->offer(xs.front())) {
+    if (!xs.empty())
+      st.next_lead = std::move(xs.front());
+    dispatch(self);
+    st.forming = false;
+    form(self);
+    return;
+  }
+  fill(self);
+}
+
+// Keeps dequeuing until the bundle is full or the queue has nothing more right now.
+void fill(self_ptr self) {
+  auto& st = self->state;
+  if (st.builder->full()) {
+    dispatch(self);
+    st.forming = false;
+    form(self);
+    return;
+  }
+  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v)
+    .then([=](std::vector<queued_request>& xs) { on_next(self, xs); },
+          [=](caf::error& err) {
+            LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
+            dispatch(self);
+            self->state.forming = false;
+          });
+}
+
+void start_bundle(self_ptr self, queued_request lead) {
+  auto& st = self->state;
+  auto provider = st.builder->resolve(lead.request).provider;
+  if (!has_capacity(self, provider)) {
+    // Wait for a reply from that provider before forming more (see issue 3 for
+    // per-provider scheduling that lets other providers pass meanwhile).
+    st.next_lead = std::move(lead);
+    st.forming = false;
+    return;
+  }
+  st.builder->start(std::move(lead));
+  fill(self);
+}
+
+void form(self_ptr self) {
+  auto& st = self->state;
+  if (st.forming || st.stopped)
+    return;
+  st.forming = true;
+  if (st.next_lead) {
+    auto lead = std::move(*st.next_lead);
+    st.next_lead.reset();
+    start_bundle(self, std::move(lead));
+    return;
+  }
+  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v)
+    .then(
+      [=](std::vector<queued_request>& xs) {
+        if (xs.empty()) {
+          self->state.forming = false; // the queue manager wakes us when work arrives
+          return;
+        }
+        start_bundle(self, std::move(xs.front()));
+      },
+      [=](caf::error& err) {
+        LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
+        self->state.forming = false;
+      });
+}
+
+actor_status status_of(self_ptr self) {
+  auto& st = self->state;
+  actor_status result;
+  result.name = bundler_state::name;
+  result.kind = "bundler";
+  result.mailbox_size = self->mailbox().size();
+  result.messages_handled = st.handled;
+  double inflight = 0;
+  for (const auto& [provider, n] : st.inflight) {
+    result.figures["inflight_" + provider] = n;
+    inflight += n;
+  }
+  result.figures["inflight_bundles"] = inflight;
+  result.figures["bundles_total"] = double(st.bundles_total);
+  result.figures["items_total"] = double(st.items_total);
+  result.figures["avg_items_per_bundle"]
+    = st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
+  result.figures["lost_replies_total"] = double(st.lost_replies_total);
+  result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
+  result.facts = {{"configured_mode", st.cfg.configured_mode},
+                  {"effective_mode", to_string(st.cfg.policy.mode)},
+                  {"holding_next_lead", st.next_lead ? "true" : "false"}};
+  return result;
+}
+
+} // namespace
+
+bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_state> self,
+                                     bundler_config cfg, queue_manager_actor queue,
+                                     std::map<std::string, provider_actor> providers,
+                                     metrics_actor metrics) {
+  auto& st = self->state;
+  st.builder.emplace(cfg.policy);
+  st.cfg = std::move(cfg);
+  st.queue = std::move(queue);
+  st.providers = std::move(providers);
+  st.metrics = std::move(metrics);
+  if (st.cfg.configured_mode == "batch_api")
+    LPS_LOG_WARN(log(), "QUEUE_PROCESSING_MODE=batch_api: provider batch jobs are not built "
+                        "yet; requests are processed as serial_bundle");
+  form(self);
+  return {
+    [=](atom::wake) {
+      ++self->state.handled;
+      form(self);
+    },
+    [=](atom::stop) {
+      ++self->state.handled;
+      self->state.stopped = true;
+    },
+    [=](atom::status) -> actor_status {
+      ++self->state.handled;
+      return status_of(self);
+    },
+  };
+}
+
+} // namespace lps

@@ -1,0 +1,57 @@
+#pragma once
+
+// The bundler: the queue processor. Pulls requests from the queue manager one dequeue at
+// a time, groups compatible ones with bundle_builder, and sends each bundle as one
+// message to its provider actor; outcomes go back to the queue manager. Many bundles
+// may be in flight; forming them is sequential, which keeps the order fair.
+
+#include "actors/actors.hpp"
+#include "actors/bundle_builder.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace lps {
+
+struct bundler_config {
+  bundle_policy policy;
+  /// The configured mode's name (batch_api runs as serial_bundle until batch jobs exist).
+  std::string configured_mode = "serial_bundle";
+  /// Bundles in flight at once per provider.
+  std::map<std::string, uint32_t> max_inflight_per_provider;
+  /// Deadline for a provider's answer to one bundle.
+  caf::timespan provider_timeout = std::chrono::seconds{120};
+};
+
+struct bundler_state {
+  static inline const char* name = "bundler";
+  bundler_config cfg;
+  queue_manager_actor queue;
+  std::map<std::string, provider_actor> providers;
+  metrics_actor metrics;
+  std::optional<bundle_builder> builder;
+  /// An incompatible request that leads the next bundle (dequeued, never lost).
+  std::optional<queued_request> next_lead;
+  /// A dequeue or bundle formation is under way.
+  bool forming = false;
+  bool stopped = false;
+  /// Bundles sent and not answered yet, per provider.
+  std::map<std::string, uint32_t> inflight;
+  uint64_t next_bundle = 0;
+  uint64_t handled = 0;
+  uint64_t bundles_total = 0;
+  uint64_t items_total = 0;
+  uint64_t lost_replies_total = 0;
+};
+
+/// Spawns with its config, the queue manager, the provider actors by name and metrics.
+bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_state> self,
+                                     bundler_config cfg, queue_manager_actor queue,
+                                     std::map<std::string, provider_actor> providers,
+                                     metrics_actor metrics);
+
+} // namespace lps

@@ -1,0 +1,58 @@
+#pragma once
+
+// The callbacks actor: POSTs result events to their callback_url, with a per-origin
+// concurrency limit (a slow or failing receiver never blocks deliveries to others) and
+// retries with exponential backoff. Successful deliveries are marked in the store, so a
+// restart redelivers only what was not acknowledged; event ids are stable, so a
+// redelivery is harmless.
+
+#include "actors/actors.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/store.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <string>
+
+namespace lps {
+
+struct callbacks_config {
+  caf::timespan request_timeout = std::chrono::seconds{10};
+  uint32_t max_attempts = 8;
+  uint32_t max_concurrent_per_origin = 32;
+  caf::timespan retry_base_delay = std::chrono::seconds{1};
+  caf::timespan retry_max_delay = std::chrono::seconds{60};
+  caf::timespan tick_interval = std::chrono::milliseconds{100};
+};
+
+struct callbacks_state {
+  static inline const char* name = "callbacks";
+  callbacks_config cfg;
+  /// Shared HTTP client (owned by main; outlives the actor).
+  http_transport* http = nullptr;
+  store* db = nullptr;
+  metrics_actor metrics;
+  /// Waiting deliveries per origin ("http://host:port").
+  std::map<std::string, std::deque<delivery>> waiting;
+  std::map<std::string, uint32_t> inflight;
+  /// Deliveries waiting for their retry time.
+  std::multimap<caf::timestamp, delivery> retries;
+  bool tick_armed = false;
+  uint64_t handled = 0;
+  uint64_t delivered_total = 0;
+  uint64_t retried_total = 0;
+  uint64_t given_up_total = 0;
+};
+
+/// "scheme://host:port" of a URL (the unit of concurrency limits); "" if unparsable.
+std::string origin_of(const std::string& url);
+
+/// Spawns with its config, the HTTP client, the store and metrics.
+callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callbacks_state> self,
+                                         callbacks_config cfg, http_transport* http, store* db,
+                                         metrics_actor metrics);
+
+} // namespace lps

@@ -1,0 +1,74 @@
+#include "actors/intake.hpp"
+
+#include "runtime/ids.hpp"
+
+namespace lps {
+
+namespace {
+
+using self_ptr = intake_actor::stateful_pointer<intake_state>;
+
+// Fills what the caller may leave out and what only the service assigns.
+void assign_identity(comparison_request& req, caf::timestamp now) {
+  req.queue_id = new_uuid();
+  if (req.correlation_id.empty())
+    req.correlation_id = new_uuid();
+  if (req.trace_id.empty())
+    req.trace_id = req.correlation_id;
+  req.queued_at = now;
+}
+
+std::vector<enqueue_outcome> refuse_all(const std::vector<comparison_request>& reqs) {
+  std::vector<enqueue_outcome> result;
+  for (const auto& req : reqs)
+    result.push_back({false, req.queue_id, req.correlation_id, "SERVICE_UNAVAILABLE",
+                      "the service is shutting down and accepts no new requests", 0});
+  return result;
+}
+
+actor_status status_of(self_ptr self) {
+  auto& st = self->state;
+  actor_status result;
+  result.name = intake_state::name;
+  result.kind = "intake";
+  result.mailbox_size = self->mailbox().size();
+  result.messages_handled = st.handled;
+  result.figures = {{"submitted_total", double(st.submitted_total)},
+                    {"refused_total", double(st.refused_total)}};
+  result.facts = {{"accepting", st.stopped ? "false" : "true"}};
+  return result;
+}
+
+} // namespace
+
+intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> self,
+                                   intake_config cfg, queue_manager_actor queue) {
+  self->state.cfg = cfg;
+  self->state.queue = std::move(queue);
+  return {
+    [=](atom::submit, std::vector<comparison_request>& reqs)
+      -> caf::result<std::vector<enqueue_outcome>> {
+      auto& st = self->state;
+      ++st.handled;
+      if (st.stopped) {
+        st.refused_total += reqs.size();
+        return refuse_all(reqs);
+      }
+      auto now = caf::make_timestamp();
+      for (auto& req : reqs)
+        assign_identity(req, now);
+      st.submitted_total += reqs.size();
+      return self->delegate(st.queue, atom::enqueue_v, std::move(reqs));
+    },
+    [=](atom::stop) {
+      ++self->state.handled;
+      self->state.stopped = true;
+    },
+    [=](atom::status) -> actor_status {
+      ++self->state.handled;
+      return status_of(self);
+    },
+  };
+}
+
+} // namespace lps

@@ -1,0 +1,34 @@
+#pragma once
+
+// Intake: the front door. Takes requests the HTTP edge already validated, assigns queue
+// ids and defaults, and answers only after the queue manager stored them durably.
+
+#include "actors/actors.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+
+namespace lps {
+
+struct intake_config {
+  /// How long to wait for the queue manager's durable answer.
+  caf::timespan store_timeout = std::chrono::seconds{30};
+};
+
+struct intake_state {
+  static inline const char* name = "intake";
+  intake_config cfg;
+  queue_manager_actor queue;
+  /// Set by stop: refuse new submissions (shutdown).
+  bool stopped = false;
+  uint64_t handled = 0;
+  uint64_t submitted_total = 0;
+  uint64_t refused_total = 0;
+};
+
+/// Spawns with its config and the queue manager.
+intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> self,
+                                   intake_config cfg, queue_manager_actor queue);
+
+} // namespace lps

@@ -1,0 +1,23 @@
+#pragma once
+
+// The metrics actor: receives counter steps, gauge values and observations as messages
+// and renders the Prometheus text exposition on request.
+
+#include "actors/actors.hpp"
+#include "actors/metrics_registry.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+namespace lps {
+
+struct metrics_state {
+  static inline const char* name = "metrics";
+  metrics_registry registry;
+  uint64_t handled = 0;
+  uint64_t samples_total = 0;
+};
+
+/// Spawns the metrics actor.
+metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_state> self);
+
+} // namespace lps

@@ -1,0 +1,105 @@
+#include "actors/provider_mock.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include <chrono>
+
+namespace lps {
+
+namespace {
+
+using self_ptr = provider_actor::stateful_pointer<provider_mock_state>;
+
+actor_status status_of(self_ptr self) {
+  auto& st = self->state;
+  actor_status result;
+  result.name = provider_mock_state::name;
+  result.kind = "provider";
+  result.mailbox_size = self->mailbox().size();
+  result.messages_handled = st.handled;
+  result.figures = {{"calls_total", double(st.calls_total)},
+                    {"items_total", double(st.items_total)},
+                    {"errors_total", double(st.errors_total)},
+                    {"inflight_calls", double(st.waiting.size())}};
+  result.facts = {{"provider", "mock"}, {"configured", "true"},
+                  {"default_model", st.settings.default_model}};
+  return result;
+}
+
+// process_comparison_batch: loops over process_comparison; the latency of the whole call
+// is the sum, as when the items are called one after another.
+caf::result<std::vector<comparison_outcome>> process_batch(self_ptr self, const bundle& b) {
+  auto& st = self->state;
+  ++st.calls_total;
+  std::vector<comparison_outcome> outcomes;
+  std::chrono::milliseconds latency{0};
+  for (const auto& item : b.items) {
+    outcomes.push_back(mock_process_comparison(st.settings, item));
+    latency += outcomes.back().response_time;
+    st.errors_total += outcomes.back().success ? 0 : 1;
+  }
+  st.items_total += b.items.size();
+  if (latency.count() == 0)
+    return outcomes;
+  auto ticket = st.next_ticket++;
+  auto promise = self->make_response_promise<std::vector<comparison_outcome>>();
+  st.waiting.emplace(ticket, provider_mock_state::delayed_reply{promise, std::move(outcomes)});
+  self->delayed_send(self, latency, atom::tick_v, ticket);
+  return promise;
+}
+
+} // namespace
+
+comparison_outcome mock_process_comparison(const mock_settings& settings,
+                                           const bundle_item& item) {
+  const auto& req = item.entry.request;
+  auto answer = mock_judge(settings, req.correlation_id, req.user_prompt);
+  comparison_outcome result;
+  result.queue_id = req.queue_id;
+  result.success = answer.success;
+  result.provider = "mock";
+  result.model = req.overrides.model.empty() ? settings.default_model : req.overrides.model;
+  result.response_time = answer.latency;
+  result.prompt_sha256 = answer.prompt_sha256;
+  result.enrichment = item.enrichment;
+  if (answer.success) {
+    result.winner = answer.winner;
+    result.justification = answer.justification;
+    result.confidence = answer.confidence;
+    result.usage.prompt_tokens = answer.prompt_tokens;
+    result.usage.completion_tokens = answer.completion_tokens;
+    result.usage.total_tokens = answer.prompt_tokens + answer.completion_tokens;
+    result.cost_estimate = 0.0; // the mock model is free
+  } else {
+    result.error_code = answer.error_code;
+    result.error_message = answer.error_message;
+    result.http_status = answer.http_status;
+    result.retryable = true;
+  }
+  return result;
+}
+
+provider_actor::behavior_type
+provider_mock(provider_actor::stateful_pointer<provider_mock_state> self, mock_settings settings) {
+  self->state.settings = std::move(settings);
+  return {
+    [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
+      ++self->state.handled;
+      return process_batch(self, b);
+    },
+    [=](atom::tick, uint64_t ticket) {
+      auto& st = self->state;
+      ++st.handled;
+      if (auto i = st.waiting.find(ticket); i != st.waiting.end()) {
+        i->second.promise.deliver(std::move(i->second.outcomes));
+        st.waiting.erase(i);
+      }
+    },
+    [=](atom::status) -> actor_status {
+      ++self->state.handled;
+      return status_of(self);
+    },
+  };
+}
+
+} // namespace lps

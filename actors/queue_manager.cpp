@@ -1,0 +1,484 @@
+#include "actors/queue_manager.hpp"
+
+#include "actors/result_mapper.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/json_codec.hpp"
+#include "runtime/logging.hpp"
+
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <algorithm>
+#include <random>
+
+namespace lps {
+
+namespace {
+
+using self_ptr = queue_manager_actor::stateful_pointer<queue_manager_state>;
+
+std::shared_ptr<spdlog::logger> log() {
+  static auto logger = get_logger("queue");
+  return logger;
+}
+
+// -- serialization of requests for the store (CAF's binary format, same as the cluster) --
+
+std::string serialize(self_ptr self, queued_request& item) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{self->system(), buf};
+  if (auto err = sink(item.request))
+    return {};
+  return std::string{buf.begin(), buf.end()};
+}
+
+bool deserialize(self_ptr self, const std::string& payload, comparison_request& out) {
+  caf::binary_deserializer source{self->system(), payload.data(), payload.size()};
+  return !source(out);
+}
+
+// -- index maintenance --
+
+void make_ready(self_ptr self, const std::string& id, queue_entry& entry) {
+  auto& st = self->state;
+  entry.item.status = queue_status::queued;
+  entry.seq = st.next_seq++;
+  st.ready.emplace(std::make_pair(-entry.item.request.priority, entry.seq), id);
+}
+
+void add_entry(self_ptr self, queued_request item) {
+  auto& st = self->state;
+  auto id = item.request.queue_id;
+  st.active_bytes += item.size_bytes;
+  st.by_age.emplace(item.request.queued_at, id);
+  auto& entry = st.entries[id];
+  entry.item = std::move(item);
+  make_ready(self, id, entry);
+}
+
+void wake_waiters(self_ptr self) {
+  auto& st = self->state;
+  if (st.ready.empty() || st.waiters.empty())
+    return;
+  for (auto& ptr : st.waiters)
+    self->send(caf::actor_cast<bundler_actor>(ptr), atom::wake_v);
+  st.waiters.clear();
+}
+
+void record(self_ptr self, std::vector<metric_sample> samples) {
+  if (!samples.empty() && self->state.metrics)
+    self->send(self->state.metrics, atom::record_v, std::move(samples));
+}
+
+// -- store callbacks come from the writer thread: hop back into the actor --
+
+store_callback commit_notifier(self_ptr self, uint64_t write_id) {
+  auto hdl = caf::actor_cast<queue_manager_actor>(self);
+  return [hdl, write_id](bool ok, const std::string& error) {
+    caf::anon_send(hdl, atom::committed_v, write_id, ok, error);
+  };
+}
+
+// -- enqueue --
+
+enqueue_outcome refuse(const comparison_request& req, const char* code, std::string message,
+                       uint32_t retry_after) {
+  return {false, req.queue_id, req.correlation_id, code, std::move(message), retry_after};
+}
+
+caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
+                                                  std::vector<comparison_request>& reqs) {
+  auto& st = self->state;
+  queue_manager_state::pending_insert pending;
+  store_write write;
+  for (auto& req : reqs) {
+    queued_request item{std::move(req), queue_status::queued, 0, 0};
+    item.size_bytes = item.request.user_prompt.size() + item.request.metadata_json.size();
+    for (const auto& block : item.request.prompt_blocks)
+      item.size_bytes += block.content.size();
+    auto count_after = st.entries.size() + st.reserved_count + pending.items.size() + 1;
+    auto bytes_after = st.active_bytes + st.reserved_bytes + item.size_bytes;
+    for (const auto& x : pending.items)
+      bytes_after += x.size_bytes;
+    if (st.draining) {
+      pending.outcomes.push_back(refuse(item.request, "SERVICE_UNAVAILABLE",
+                                        "the service is shutting down", 0));
+    } else if (count_after > st.cfg.max_size || bytes_after > st.cfg.max_bytes) {
+      ++st.rejected_total;
+      pending.outcomes.push_back(refuse(item.request, "QUEUE_FULL",
+                                        "queue is at capacity (QUEUE_MAX_SIZE or QUEUE_MAX_BYTES)",
+                                        st.cfg.retry_after_seconds));
+    } else {
+      auto payload = serialize(self, item);
+      write.inserts.push_back({item.request.queue_id, item.request.priority,
+                               to_unix_ms(item.request.queued_at), item.size_bytes, 0,
+                               std::move(payload)});
+      pending.outcomes.push_back({true, item.request.queue_id, item.request.correlation_id, "",
+                                  "", 0});
+      pending.items.push_back(std::move(item));
+    }
+  }
+  if (pending.items.empty())
+    return std::move(pending.outcomes);
+  for (const auto& x : pending.items) {
+    ++st.reserved_count;
+    st.reserved_bytes += x.size_bytes;
+  }
+  auto id = st.next_write_id++;
+  pending.promise = self->make_response_promise<std::vector<enqueue_outcome>>();
+  auto result = pending.promise;
+  st.pending_inserts.emplace(id, std::move(pending));
+  st.db->submit(std::move(write), commit_notifier(self, id));
+  return result;
+}
+
+void release_reservation(self_ptr self, const std::vector<queued_request>& items) {
+  auto& st = self->state;
+  for (const auto& x : items) {
+    --st.reserved_count;
+    st.reserved_bytes -= x.size_bytes;
+  }
+}
+
+void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pending, bool ok,
+                         const std::string& error) {
+  auto& st = self->state;
+  release_reservation(self, pending.items);
+  if (!ok) {
+    LPS_LOG_ERROR(log(), "queue-manager could not store {} requests: {}", pending.items.size(),
+                  error);
+    for (auto& x : pending.outcomes)
+      if (x.accepted)
+        x = {false, x.queue_id, x.correlation_id, "INTERNAL_ERROR",
+             "the request could not be stored durably", 0};
+    pending.promise.deliver(std::move(pending.outcomes));
+    return;
+  }
+  st.accepted_total += pending.items.size();
+  record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.items.size())}});
+  for (auto& item : pending.items)
+    add_entry(self, std::move(item));
+  pending.promise.deliver(std::move(pending.outcomes));
+  wake_waiters(self);
+}
+
+// -- dequeue --
+
+std::vector<queued_request> dequeue(self_ptr self) {
+  auto& st = self->state;
+  if (st.draining)
+    return {};
+  if (st.ready.empty()) {
+    if (auto sender = self->current_sender())
+      if (std::find(st.waiters.begin(), st.waiters.end(), sender) == st.waiters.end())
+        st.waiters.push_back(sender);
+    return {};
+  }
+  auto head = st.ready.begin();
+  auto id = head->second;
+  st.ready.erase(head);
+  auto& entry = st.entries.at(id);
+  st.by_age.erase({entry.item.request.queued_at, id});
+  entry.item.status = queue_status::processing;
+  ++entry.item.attempts;
+  ++st.processing_count;
+  return {entry.item};
+}
+
+// -- final results --
+
+void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals) {
+  auto& st = self->state;
+  if (finals.empty())
+    return;
+  auto now = caf::make_timestamp();
+  queue_manager_state::pending_final pending;
+  for (auto& [id, outcome] : finals) {
+    auto& entry = st.entries.at(id);
+    auto event = make_result_event(entry.item, outcome, now);
+    auto json = render_result_event(event);
+    entry.item.status = final_status_of(outcome);
+    auto samples = final_result_metrics(event, now);
+    pending.samples.insert(pending.samples.end(), samples.begin(), samples.end());
+    if (!entry.item.request.callback_url.empty())
+      pending.deliveries.push_back({id, entry.item.request.callback_url, json, 0});
+    pending.write.finals.push_back({id, event.final_status, std::move(json),
+                                    entry.item.request.callback_url, false, to_unix_ms(now)});
+    pending.queue_ids.push_back(id);
+  }
+  auto write_id = st.next_write_id++;
+  auto write = pending.write;
+  st.pending_finals.emplace(write_id, std::move(pending));
+  st.db->submit(std::move(write), commit_notifier(self, write_id));
+}
+
+void forget(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.entries.find(id);
+  if (i == st.entries.end())
+    return;
+  switch (i->second.item.status) {
+    case queue_status::completed:
+      ++st.completed_total;
+      break;
+    case queue_status::expired:
+      ++st.expired_total;
+      break;
+    default:
+      ++st.failed_total;
+      break;
+  }
+  st.active_bytes -= i->second.item.size_bytes;
+  st.by_age.erase({i->second.item.request.queued_at, id});
+  st.entries.erase(i);
+}
+
+void on_final_committed(self_ptr self, queue_manager_state::pending_final& pending, bool ok,
+                        const std::string& error) {
+  auto& st = self->state;
+  if (!ok) {
+    LPS_LOG_ERROR(log(), "queue-manager could not store {} results, retrying: {}",
+                  pending.queue_ids.size(), error);
+    st.failed_finals.push_back(std::move(pending));
+    return;
+  }
+  for (const auto& id : pending.queue_ids)
+    forget(self, id);
+  record(self, std::move(pending.samples));
+  if (!pending.deliveries.empty() && st.callbacks)
+    self->send(st.callbacks, atom::deliver_v, std::move(pending.deliveries));
+}
+
+caf::timespan retry_delay(const queue_manager_config& cfg, uint32_t attempts) {
+  thread_local std::mt19937 gen{std::random_device{}()};
+  auto base = cfg.retry_base_delay * (1u << std::min<uint32_t>(attempts - 1, 16));
+  auto capped = std::min<caf::timespan>(base, cfg.retry_max_delay);
+  // Jitter in [0.5, 1.5) spreads retries of one burst apart.
+  std::uniform_real_distribution<double> jitter{0.5, 1.5};
+  return std::chrono::duration_cast<caf::timespan>(capped * jitter(gen));
+}
+
+void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry) {
+  auto& st = self->state;
+  ++st.retried_total;
+  entry.item.status = queue_status::queued;
+  entry.not_before = caf::make_timestamp() + retry_delay(st.cfg, entry.item.attempts);
+  st.delayed.emplace(entry.not_before, id);
+  st.by_age.emplace(entry.item.request.queued_at, id);
+  store_write write;
+  write.attempts.emplace_back(id, entry.item.attempts);
+  st.db->submit(std::move(write), [](bool, const std::string&) {});
+}
+
+void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
+  auto& st = self->state;
+  std::vector<std::pair<std::string, comparison_outcome>> finals;
+  for (auto& outcome : outcomes) {
+    auto i = st.entries.find(outcome.queue_id);
+    // Only a processing request can complete: a late duplicate outcome is ignored, so a
+    // request never gets two final results.
+    if (i == st.entries.end() || i->second.item.status != queue_status::processing)
+      continue;
+    --st.processing_count;
+    if (!outcome.success && outcome.retryable && i->second.item.attempts <= st.cfg.max_retries) {
+      schedule_retry(self, outcome.queue_id, i->second);
+      continue;
+    }
+    auto id = outcome.queue_id;
+    finals.emplace_back(std::move(id), std::move(outcome));
+  }
+  finalize_all(self, std::move(finals));
+}
+
+// -- periodic work --
+
+void release_due_retries(self_ptr self, caf::timestamp now) {
+  auto& st = self->state;
+  while (!st.delayed.empty() && st.delayed.begin()->first <= now) {
+    auto id = st.delayed.begin()->second;
+    st.delayed.erase(st.delayed.begin());
+    if (auto i = st.entries.find(id); i != st.entries.end()
+                                      && i->second.item.status == queue_status::queued)
+      make_ready(self, id, i->second); // a new sequence: a retry does not jump the line
+  }
+}
+
+void expire_old(self_ptr self, caf::timestamp now) {
+  auto& st = self->state;
+  std::vector<std::pair<std::string, comparison_outcome>> finals;
+  while (!st.by_age.empty() && st.by_age.begin()->first + st.cfg.ttl <= now) {
+    auto id = st.by_age.begin()->second;
+    st.by_age.erase(st.by_age.begin());
+    auto& entry = st.entries.at(id);
+    st.ready.erase({-entry.item.request.priority, entry.seq});
+    auto outcome = make_failure(entry.item, "EXPIRED",
+                                "request was not processed within QUEUE_REQUEST_TTL_HOURS", false);
+    outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
+    finals.emplace_back(id, std::move(outcome));
+  }
+  finalize_all(self, std::move(finals));
+}
+
+void publish_gauges(self_ptr self) {
+  auto& st = self->state;
+  auto queued = static_cast<double>(st.ready.size() + st.delayed.size());
+  auto processing = static_cast<double>(st.processing_count);
+  record(self, {{"llm_provider_queue_depth", {"queued"}, queued},
+                {"llm_provider_queue_depth", {"processing"}, processing},
+                {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
+}
+
+void tick(self_ptr self) {
+  auto& st = self->state;
+  auto now = caf::make_timestamp();
+  release_due_retries(self, now);
+  expire_old(self, now);
+  for (auto& pending : std::exchange(st.failed_finals, {})) {
+    auto write_id = st.next_write_id++;
+    auto write = pending.write;
+    st.pending_finals.emplace(write_id, std::move(pending));
+    st.db->submit(std::move(write), commit_notifier(self, write_id));
+  }
+  publish_gauges(self);
+  wake_waiters(self);
+  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+}
+
+// -- recovery --
+
+void recover(self_ptr self) {
+  auto& st = self->state;
+  for (auto& row : st.db->load_active_requests()) {
+    queued_request item;
+    if (!deserialize(self, row.payload, item.request)) {
+      ++st.unreadable_total;
+      LPS_LOG_ERROR(log(), "queue-manager cannot read stored request {}", row.queue_id);
+      continue;
+    }
+    item.attempts = row.attempts;
+    item.size_bytes = row.size_bytes;
+    add_entry(self, std::move(item));
+    ++st.recovered_total;
+  }
+  std::vector<delivery> deliveries;
+  for (auto& row : st.db->load_undelivered_results())
+    deliveries.push_back({row.queue_id, row.callback_url, std::move(row.event_json), 0});
+  if (!st.entries.empty() || !deliveries.empty())
+    LPS_LOG_INFO(log(), "queue-manager recovered {} requests and {} undelivered results",
+                 st.entries.size(), deliveries.size());
+  if (!deliveries.empty() && st.callbacks)
+    self->send(st.callbacks, atom::deliver_v, std::move(deliveries));
+}
+
+request_status lookup(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.entries.find(id);
+  if (i == st.entries.end())
+    return {};
+  const auto& req = i->second.item.request;
+  return {true,
+          id,
+          req.correlation_id,
+          i->second.item.status,
+          req.queued_at,
+          i->second.item.attempts,
+          req.priority,
+          req.overrides.provider,
+          req.overrides.model};
+}
+
+actor_status status_of(self_ptr self) {
+  auto& st = self->state;
+  actor_status result;
+  result.name = queue_manager_state::name;
+  result.kind = "queue_manager";
+  result.mailbox_size = self->mailbox().size();
+  result.messages_handled = st.handled;
+  result.figures = {{"queued", double(st.ready.size())},
+                    {"retry_waiting", double(st.delayed.size())},
+                    {"processing", double(st.processing_count)},
+                    {"active_total", double(st.entries.size())},
+                    {"active_bytes", double(st.active_bytes)},
+                    {"accepted_total", double(st.accepted_total)},
+                    {"rejected_total", double(st.rejected_total)},
+                    {"completed_total", double(st.completed_total)},
+                    {"failed_total", double(st.failed_total)},
+                    {"expired_total", double(st.expired_total)},
+                    {"retried_total", double(st.retried_total)},
+                    {"recovered_total", double(st.recovered_total)},
+                    {"store_writes_in_flight",
+                     double(st.pending_inserts.size() + st.pending_finals.size())}};
+  auto stats = st.db->stats();
+  result.figures["store_commits"] = double(stats.commits);
+  result.figures["store_ops_committed"] = double(stats.ops_committed);
+  result.facts = {{"store", st.db->path()}, {"draining", st.draining ? "true" : "false"}};
+  return result;
+}
+
+void on_committed(self_ptr self, uint64_t write_id, bool ok, const std::string& error) {
+  auto& st = self->state;
+  if (auto i = st.pending_inserts.find(write_id); i != st.pending_inserts.end()) {
+    auto pending = std::move(i->second);
+    st.pending_inserts.erase(i);
+    on_insert_committed(self, pending, ok, error);
+  } else if (auto j = st.pending_finals.find(write_id); j != st.pending_finals.end()) {
+    auto pending = std::move(j->second);
+    st.pending_finals.erase(j);
+    on_final_committed(self, pending, ok, error);
+  }
+}
+
+} // namespace
+
+queue_manager_actor::behavior_type
+queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
+              queue_manager_config cfg, store* db, metrics_actor metrics,
+              callbacks_actor callbacks) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.db = db;
+  st.metrics = std::move(metrics);
+  st.callbacks = std::move(callbacks);
+  recover(self);
+  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+  return {
+    [=](atom::enqueue, std::vector<comparison_request>& reqs)
+      -> caf::result<std::vector<enqueue_outcome>> {
+      ++self->state.handled;
+      return enqueue(self, reqs);
+    },
+    [=](atom::dequeue) -> std::vector<queued_request> {
+      ++self->state.handled;
+      return dequeue(self);
+    },
+    [=](atom::complete, std::vector<comparison_outcome>& outcomes) {
+      ++self->state.handled;
+      complete(self, outcomes);
+    },
+    [=](atom::lookup, const std::string& id) -> request_status {
+      ++self->state.handled;
+      return lookup(self, id);
+    },
+    [=](atom::committed, uint64_t write_id, bool ok, const std::string& error) {
+      ++self->state.handled;
+      on_committed(self, write_id, ok, error);
+    },
+    [=](atom::tick) {
+      ++self->state.handled;
+      tick(self);
+    },
+    [=](atom::drain) -> bool {
+      ++self->state.handled;
+      self->state.draining = true;
+      self->state.db->flush();
+      return true;
+    },
+    [=](atom::status) -> actor_status {
+      ++self->state.handled;
+      return status_of(self);
+    },
+  };
+}
+
+} // namespace lps

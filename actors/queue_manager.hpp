@@ -1,0 +1,118 @@
+#pragma once
+
+// The queue manager: sole owner of queue state. Durable store underneath, an in-memory
+// index on top (status, priority, FIFO sequence, retry time, age). Requests become
+// visible to the bundler only after their insert committed; results leave memory only
+// after their final write committed.
+
+#include "actors/actors.hpp"
+#include "runtime/store.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace lps {
+
+struct queue_manager_config {
+  /// Accepted requests not yet final (queued + processing) allowed at once.
+  uint64_t max_size = 1'000'000;
+  /// Bytes of such requests allowed at once.
+  uint64_t max_bytes = 8ull << 30;
+  /// A request not handed to a provider within this time ends EXPIRED.
+  caf::timespan ttl = std::chrono::hours{24};
+  /// Retries after the first attempt for retryable failures.
+  uint32_t max_retries = 3;
+  /// The effective processing mode (label for expiry results).
+  std::string processing_mode = "serial_bundle";
+  /// Period of expiry sweeps, delayed-retry release and gauge updates.
+  caf::timespan tick_interval = std::chrono::milliseconds{200};
+  /// First retry delay; doubles per attempt up to retry_max_delay (with jitter).
+  caf::timespan retry_base_delay = std::chrono::seconds{1};
+  caf::timespan retry_max_delay = std::chrono::seconds{60};
+  /// Seconds a QUEUE_FULL caller is told to wait.
+  uint32_t retry_after_seconds = 5;
+};
+
+/// One non-final request in memory.
+struct queue_entry {
+  queued_request item;
+  /// Order within a priority: later sequence numbers are served later.
+  uint64_t seq = 0;
+  /// When a delayed retry may run again.
+  caf::timestamp not_before;
+};
+
+struct queue_manager_state {
+  static inline const char* name = "queue-manager";
+
+  queue_manager_config cfg;
+  /// The durable store (owned by main; outlives the actor).
+  store* db = nullptr;
+  metrics_actor metrics;
+  callbacks_actor callbacks;
+
+  /// Every accepted request that is not final yet, by queue id.
+  std::unordered_map<std::string, queue_entry> entries;
+  /// Queued requests ready to run: (-priority, seq) -> queue id.
+  std::map<std::pair<int32_t, uint64_t>, std::string> ready;
+  /// Requests waiting for a retry: not_before -> queue id.
+  std::multimap<caf::timestamp, std::string> delayed;
+  /// Requests that may expire (queued or delayed): (queued_at, queue id).
+  std::set<std::pair<caf::timestamp, std::string>> by_age;
+  uint64_t next_seq = 0;
+  uint64_t active_bytes = 0;
+  /// Capacity held by inserts that are not committed yet.
+  uint64_t reserved_count = 0;
+  uint64_t reserved_bytes = 0;
+
+  /// Store writes in flight, by write id.
+  struct pending_insert {
+    caf::typed_response_promise<std::vector<enqueue_outcome>> promise;
+    std::vector<enqueue_outcome> outcomes;
+    std::vector<queued_request> items;
+  };
+  struct pending_final {
+    std::vector<std::string> queue_ids;
+    std::vector<delivery> deliveries;
+    std::vector<metric_sample> samples;
+    store_write write;
+  };
+  std::unordered_map<uint64_t, pending_insert> pending_inserts;
+  std::unordered_map<uint64_t, pending_final> pending_finals;
+  /// Final writes that failed, retried on the next tick.
+  std::vector<pending_final> failed_finals;
+  uint64_t next_write_id = 1;
+
+  /// Bundlers that found the queue empty and wait for a wake.
+  std::vector<caf::strong_actor_ptr> waiters;
+  bool draining = false;
+
+  // -- figures for inspection --
+  uint64_t handled = 0;
+  uint64_t accepted_total = 0;
+  uint64_t rejected_total = 0;
+  uint64_t completed_total = 0;
+  uint64_t failed_total = 0;
+  uint64_t expired_total = 0;
+  uint64_t retried_total = 0;
+  uint64_t recovered_total = 0;
+  uint64_t unreadable_total = 0;
+  uint64_t processing_count = 0;
+};
+
+/// Spawns with: the config, the store, the metrics and callbacks actors. Recovers the
+/// store at start: processing requests go back to queued (at-least-once), undelivered
+/// results go back to the callbacks actor.
+queue_manager_actor::behavior_type
+queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
+              queue_manager_config cfg, store* db, metrics_actor metrics,
+              callbacks_actor callbacks);
+
+} // namespace lps

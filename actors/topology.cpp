@@ -1,0 +1,146 @@
+#include "actors/topology.hpp"
+
+#include "actors/bundler.hpp"
+#include "actors/callbacks.hpp"
+#include "actors/inspector.hpp"
+#include "actors/intake.hpp"
+#include "actors/metrics.hpp"
+#include "actors/provider_mock.hpp"
+#include "actors/provider_unconfigured.hpp"
+#include "actors/queue_manager.hpp"
+#include "runtime/logging.hpp"
+
+#include <caf/scoped_actor.hpp>
+
+#include <cctype>
+#include <thread>
+
+namespace lps {
+
+namespace {
+
+caf::timespan hours(double h) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double, std::ratio<3600>>{h});
+}
+
+mock_settings mock_settings_of(const config& cfg) {
+  mock_settings result;
+  result.seed = cfg.mock.seed;
+  result.latency = std::chrono::milliseconds{cfg.mock.latency_ms};
+  result.latency_jitter = std::chrono::milliseconds{cfg.mock.latency_jitter_ms};
+  result.error_rate = cfg.mock.error_rate;
+  result.error_codes = cfg.mock.error_codes;
+  result.default_model = cfg.mock.default_model;
+  return result;
+}
+
+bundler_config bundler_config_of(const config& cfg) {
+  bundler_config result;
+  result.policy.mode = effective_mode(cfg);
+  result.policy.max_items = cfg.serial_bundle_max_requests_per_call;
+  result.policy.default_provider = cfg.default_llm_provider;
+  result.policy.default_models["mock"] = cfg.mock.default_model;
+  result.max_inflight_per_provider["mock"] = 256;
+  for (const auto& [name, p] : cfg.providers) {
+    result.policy.default_models[name] = p.default_model;
+    result.max_inflight_per_provider[name] = p.max_concurrent_calls;
+  }
+  result.configured_mode = to_string(cfg.processing_mode);
+  // A bundle of n items may take n sequential calls of the simulated latency.
+  auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
+                                              * cfg.serial_bundle_max_requests_per_call};
+  result.provider_timeout = std::chrono::milliseconds{cfg.actor_request_timeout_ms} + mock_worst;
+  return result;
+}
+
+std::map<std::string, provider_actor> spawn_providers(caf::actor_system& sys, const config& cfg) {
+  std::map<std::string, provider_actor> result;
+  result["mock"] = sys.spawn(provider_mock, mock_settings_of(cfg));
+  for (const auto& [name, p] : cfg.providers)
+    result[name] = sys.spawn(provider_unconfigured, name, provider_unavailable_reason(cfg, name));
+  return result;
+}
+
+} // namespace
+
+queue_processing_mode effective_mode(const config& cfg) {
+  return cfg.processing_mode == queue_processing_mode::batch_api
+           ? queue_processing_mode::serial_bundle
+           : cfg.processing_mode;
+}
+
+std::string provider_unavailable_reason(const config& cfg, const std::string& provider) {
+  if (provider == "mock")
+    return "";
+  auto i = cfg.providers.find(provider);
+  if (i == cfg.providers.end())
+    return "unknown provider '" + provider + "'";
+  if (i->second.api_key.empty()) {
+    std::string upper;
+    for (char c : provider)
+      upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return provider + " is not configured: set " + upper + "_API_KEY";
+  }
+  return "the " + provider + " provider actor is not built yet; only the mock provider can "
+         "serve requests in this version";
+}
+
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
+                        http_transport* http) {
+  topology t;
+  t.metrics = sys.spawn(metrics);
+  callbacks_config cb;
+  cb.request_timeout = std::chrono::milliseconds{cfg.callback_timeout_ms};
+  cb.max_attempts = cfg.callback_max_attempts;
+  cb.max_concurrent_per_origin = cfg.callback_max_concurrent_per_host;
+  t.callbacks = sys.spawn(callbacks, cb, http, db, t.metrics);
+  queue_manager_config qm;
+  qm.max_size = cfg.queue_max_size;
+  qm.max_bytes = cfg.queue_max_bytes;
+  qm.ttl = hours(cfg.queue_request_ttl_hours);
+  qm.max_retries = cfg.queue_max_retries;
+  qm.processing_mode = to_string(effective_mode(cfg));
+  t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
+  t.providers = spawn_providers(sys, cfg);
+  t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, t.providers, t.metrics);
+  t.intake = sys.spawn(intake, intake_config{}, t.queue);
+  std::vector<status_client_actor> targets{t.intake, t.queue, t.bundler, t.callbacks, t.metrics};
+  for (const auto& [name, p] : t.providers)
+    targets.push_back(p);
+  t.inspector = sys.spawn(inspector, std::move(targets));
+  return t;
+}
+
+void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace) {
+  auto log = get_logger("main");
+  caf::scoped_actor self{sys};
+  self->send(t.intake, atom::stop_v);
+  self->send(t.bundler, atom::stop_v);
+  // Give bundles in flight their grace period: poll the bundler's in-flight figure.
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    double inflight = 0;
+    self->request(t.bundler, std::chrono::seconds{1}, atom::status_v)
+      .receive([&](actor_status& s) { inflight = s.figures["inflight_bundles"]; },
+               [&](caf::error&) {});
+    if (inflight == 0)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  self->request(t.queue, std::chrono::seconds{30}, atom::drain_v)
+    .receive([&](bool) { LPS_LOG_INFO(log, "queue-manager flushed the store"); },
+             [&](caf::error& err) {
+               LPS_LOG_ERROR(log, "queue-manager did not flush: {}", caf::to_string(err));
+             });
+  auto stop = [&](auto& hdl) { self->send_exit(hdl, caf::exit_reason::user_shutdown); };
+  stop(t.intake);
+  stop(t.bundler);
+  for (auto& [name, p] : t.providers)
+    stop(p);
+  stop(t.inspector);
+  stop(t.queue);
+  stop(t.callbacks);
+  stop(t.metrics);
+}
+
+} // namespace lps

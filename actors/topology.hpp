@@ -1,0 +1,45 @@
+#pragma once
+
+// Spawning the actor topology of a single node and shutting it down in order. The only
+// place that knows every actor; main calls it.
+
+#include "actors/actors.hpp"
+#include "runtime/config.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <map>
+#include <string>
+
+namespace lps {
+
+class store;
+class http_transport;
+
+/// Handles of every actor of a node.
+struct topology {
+  metrics_actor metrics;
+  callbacks_actor callbacks;
+  queue_manager_actor queue;
+  std::map<std::string, provider_actor> providers;
+  bundler_actor bundler;
+  intake_actor intake;
+  inspector_actor inspector;
+};
+
+/// The mode the bundler runs (batch_api falls back to serial_bundle until batch jobs exist).
+queue_processing_mode effective_mode(const config& cfg);
+
+/// Why a provider cannot be called, or "" when it can.
+std::string provider_unavailable_reason(const config& cfg, const std::string& provider);
+
+/// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
+/// intake and inspector.
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
+                        http_transport* http);
+
+/// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles
+/// get `grace` to finish, the queue manager flushes the store, then every actor exits.
+void shutdown_topology(caf::actor_system& sys, topology& actors, caf::timespan grace);
+
+} // namespace lps

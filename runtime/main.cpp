@@ -1,0 +1,132 @@
+// lps: the composition root. Reads the configuration, opens the store, spawns the actor
+// topology, serves HTTP, and shuts down in order on SIGINT or SIGTERM.
+
+#include "actors/http_api.hpp"
+#include "actors/topology.hpp"
+#include "runtime/config.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/http_server.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/store.hpp"
+#include "runtime/system_config.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+using namespace lps;
+
+namespace {
+
+// Blocks SIGINT and SIGTERM in every thread (threads inherit the mask), so only the main
+// thread's sigwait sees them and shutdown runs in one known place.
+sigset_t block_shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+std::string read_manifest(const std::string& path, const std::shared_ptr<spdlog::logger>& log) {
+  std::ifstream in{path};
+  if (!in) {
+    LPS_LOG_WARN(log, "model manifest {} not found; /api/v1/models lists no models", path);
+    return R"({"models":[],"note":"model manifest file not found"})";
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+int fail(const std::vector<std::string>& errors) {
+  for (const auto& line : errors)
+    std::fprintf(stderr, "lps: %s\n", line.c_str());
+  std::fprintf(stderr, "lps: refusing to start (see --dump-config and README.md)\n");
+  return 2;
+}
+
+api_context make_api_context(caf::actor_system& sys, const config& cfg, topology actors, store* db,
+                             std::string manifest) {
+  api_context ctx;
+  ctx.sys = &sys;
+  ctx.actors = std::move(actors);
+  ctx.db = db;
+  ctx.cfg = cfg;
+  ctx.model_manifest_json = std::move(manifest);
+  ctx.timeout = std::chrono::milliseconds{cfg.actor_request_timeout_ms};
+  return ctx;
+}
+
+http_server_options server_options(const config& cfg) {
+  http_server_options result;
+  result.host = cfg.http_host;
+  result.port = cfg.http_port;
+  result.io_threads = cfg.http_io_threads;
+  result.max_body_bytes = cfg.http_max_body_bytes;
+  return result;
+}
+
+int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
+  auto log = get_logger("main");
+  std::string error;
+  auto db = store::open({cfg.data_dir, cfg.store_fsync, 4096}, error);
+  if (!db) {
+    std::fprintf(stderr, "lps: cannot open the store: %s\n", error.c_str());
+    return 1;
+  }
+  http_client callback_client{http_client_options{}};
+  caf::actor_system sys{sys_cfg};
+  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client);
+  auto ctx = std::make_shared<api_context>(
+    make_api_context(sys, cfg, actors, db.get(), read_manifest(cfg.model_manifest, log)));
+  http_server server;
+  auto handler = [ctx](http_request&& req, http_responder respond) {
+    handle_http(*ctx, std::move(req), std::move(respond));
+  };
+  if (!server.start(server_options(cfg), handler, error)) {
+    std::fprintf(stderr, "lps: cannot serve HTTP on %s:%u: %s\n", cfg.http_host.c_str(),
+                 unsigned{cfg.http_port}, error.c_str());
+    shutdown_topology(sys, actors, std::chrono::seconds{0});
+    return 1;
+  }
+  // One line on stdout that scripts and tests read to find the port (HTTP_PORT=0).
+  std::printf("lps listening on http://%s:%u\n", cfg.http_host.c_str(), unsigned{server.port()});
+  std::fflush(stdout);
+  LPS_LOG_INFO(log, "lps serving on {}:{} (mode {}, store {})", cfg.http_host, server.port(),
+               to_string(cfg.processing_mode), db->path());
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LPS_LOG_INFO(log, "lps received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  shutdown_topology(sys, actors, std::chrono::seconds{10});
+  server.stop();
+  callback_client.stop();
+  db->flush();
+  LPS_LOG_INFO(log, "lps stopped");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto signals = block_shutdown_signals();
+  system_config sys_cfg;
+  auto start = load_startup(sys_cfg, argc, argv, process_environment());
+  if (start.help_printed)
+    return 0;
+  if (!start.errors.empty())
+    return fail(start.errors);
+  if (start.dump_config) {
+    std::fputs(dump(start.cfg).c_str(), stdout);
+    return 0;
+  }
+  setup_logging(start.cfg.log_level);
+  auto rc = run(sys_cfg, start.cfg, signals);
+  shutdown_logging();
+  return rc;
+}

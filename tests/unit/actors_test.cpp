@@ -1,0 +1,492 @@
+// The actors driven deterministically (CAF's test coordinator): bundling, per-item
+// outcomes, metadata enrichment, status transitions, retries, expiry, capacity and
+// callbacks. The real SQLite store is used; its commit callbacks arrive from the writer
+// thread, so settle() waits for the store while the test thread holds the scheduler.
+
+#include "actors/bundler.hpp"
+#include "actors/callbacks.hpp"
+#include "actors/inspector.hpp"
+#include "actors/intake.hpp"
+#include "actors/metrics.hpp"
+#include "actors/provider_mock.hpp"
+#include "actors/queue_manager.hpp"
+#include "fixtures/deterministic.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/store.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <set>
+
+using namespace lps;
+namespace fs = std::filesystem;
+
+namespace {
+
+// -- a provider stub that records bundles and fails chosen prompts once --
+
+struct stub_provider_state {
+  static inline const char* name = "provider:stub";
+  std::vector<bundle> seen;
+  /// Prompts whose first attempt fails with a retryable error.
+  std::set<std::string> fail_once;
+  std::set<std::string> failed_already;
+};
+
+provider_actor::behavior_type stub_provider(provider_actor::stateful_pointer<stub_provider_state> self,
+                                            std::string provider) {
+  return {
+    [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
+      auto& st = self->state;
+      st.seen.push_back(b);
+      std::vector<comparison_outcome> result;
+      for (const auto& item : b.items) {
+        comparison_outcome o;
+        o.queue_id = item.entry.request.queue_id;
+        o.provider = provider;
+        o.model = b.model;
+        o.enrichment = item.enrichment;
+        const auto& prompt = item.entry.request.user_prompt;
+        if (st.fail_once.count(prompt) && !st.failed_already.count(prompt)) {
+          st.failed_already.insert(prompt);
+          o.error_code = "RATE_LIMIT";
+          o.error_message = "stub 429";
+          o.http_status = 429;
+          o.retryable = true;
+        } else {
+          o.success = true;
+          o.winner = "Essay A";
+          o.justification = "stub judgement of " + prompt;
+          o.confidence = 4.0;
+          o.usage = {10, 5, 15, 0, 0};
+        }
+        result.push_back(std::move(o));
+      }
+      return result;
+    },
+    [=](atom::tick, uint64_t) {},
+    [=](atom::status) -> actor_status { return {"stub", "provider", 0, 0, {}, {}}; },
+  };
+}
+
+// -- an HTTP transport that records callback POSTs and answers with scripted statuses --
+
+struct fake_transport : http_transport {
+  std::vector<http_client_request> requests;
+  std::vector<unsigned> statuses; // consumed in order; 200 when empty
+  void send(http_client_request request, http_client_callback done) override {
+    requests.push_back(request);
+    unsigned status = 200;
+    if (!statuses.empty()) {
+      status = statuses.front();
+      statuses.erase(statuses.begin());
+    }
+    done(http_client_response{status, "", {}, transport_error::none, ""});
+  }
+};
+
+comparison_request make_request(std::string prompt, std::string provider = "") {
+  comparison_request x;
+  x.user_prompt = std::move(prompt);
+  x.overrides.provider = std::move(provider);
+  x.correlation_id = stable_uuid("test", x.user_prompt);
+  x.metadata_json = R"({"essay_a_id":"a1","essay_b_id":"b1"})";
+  return x;
+}
+
+struct pipeline_fixture : test::deterministic_fixture {
+  fs::path dir = fs::temp_directory_path() / ("lps_actors_test_" + new_uuid());
+  std::unique_ptr<store> db;
+  fake_transport http;
+  metrics_actor metrics_hdl;
+  callbacks_actor callbacks_hdl;
+  queue_manager_actor queue;
+  intake_actor intake_hdl;
+  std::map<std::string, provider_actor> providers;
+  bundler_actor bundler_hdl;
+
+  explicit pipeline_fixture(queue_manager_config qm = {}) {
+    std::string error;
+    db = store::open({dir.string(), false, 4096}, error);
+    REQUIRE(db);
+    metrics_hdl = spawn(metrics);
+    callbacks_config cb;
+    cb.retry_base_delay = std::chrono::nanoseconds{0};
+    callbacks_hdl = spawn(callbacks, cb, static_cast<http_transport*>(&http), db.get(),
+                          metrics_hdl);
+    qm.retry_base_delay = std::chrono::nanoseconds{0};
+    queue = spawn(queue_manager, qm, db.get(), metrics_hdl, callbacks_hdl);
+    intake_hdl = spawn(intake, intake_config{}, queue);
+  }
+
+  ~pipeline_fixture() {
+    for (auto& hdl : spawned)
+      caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+    sched.run();
+    spawned.clear();
+    db.reset();
+    fs::remove_all(dir);
+  }
+
+  void start_bundler(queue_processing_mode mode, uint32_t max_items, bool stub = true,
+                     mock_settings mock = {}) {
+    if (stub) {
+      providers["mock"] = spawn(stub_provider, std::string{"mock"});
+      providers["openai"] = spawn(stub_provider, std::string{"openai"});
+    } else {
+      providers["mock"] = spawn(provider_mock, mock);
+    }
+    bundler_config cfg;
+    cfg.policy.mode = mode;
+    cfg.policy.max_items = max_items;
+    cfg.policy.default_models = {{"mock", "mock-model-v1"}, {"openai", "gpt-5-mini"}};
+    cfg.configured_mode = to_string(mode);
+    bundler_hdl = spawn(bundler, cfg, queue, providers, metrics_hdl);
+  }
+
+  /// Runs actors and waits for the store until nothing is left to do.
+  void settle() {
+    for (int i = 0; i < 100; ++i) {
+      sched.run();
+      db->flush();
+      if (!sched.has_job())
+        return;
+    }
+    FAIL("the actors did not settle");
+  }
+
+  /// One tick period of the queue manager (retries, expiry, gauges).
+  void tick() {
+    sched.advance_time(std::chrono::milliseconds{200});
+    settle();
+  }
+
+  std::vector<enqueue_outcome> submit(std::vector<comparison_request> xs) {
+    auto rh = self->request(intake_hdl, caf::infinite, atom::submit_v, std::move(xs));
+    settle();
+    std::vector<enqueue_outcome> result;
+    rh.receive([&](std::vector<enqueue_outcome>& x) { result = std::move(x); },
+               [&](caf::error& err) { FAIL("submit failed: " << caf::to_string(err)); });
+    return result;
+  }
+
+  stub_provider_state& stub(const std::string& name) {
+    return state_of<stub_provider_state>(providers.at(name));
+  }
+
+  /// The stored result event of a request, parsed.
+  boost::json::object result_of(const std::string& queue_id) {
+    auto row = db->find_result(queue_id);
+    REQUIRE(row);
+    return boost::json::parse(row->event_json).as_object();
+  }
+};
+
+std::string prompt_of(const bundle_item& item) {
+  return item.entry.request.user_prompt;
+}
+
+std::vector<std::vector<std::string>> bundle_prompts(const std::vector<bundle>& bundles) {
+  std::vector<std::vector<std::string>> result;
+  for (const auto& b : bundles) {
+    result.emplace_back();
+    for (const auto& item : b.items)
+      result.back().push_back(prompt_of(item));
+  }
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("serial bundling groups compatible requests and leaves incompatible ones for later") {
+  pipeline_fixture fx;
+  auto hinted = make_request("m7");
+  hinted.has_cj_batching_mode = true;
+  hinted.cj_batching_mode = "serial_bundle";
+  auto accepted = fx.submit({make_request("m1"), make_request("m2"), make_request("o3", "openai"),
+                             make_request("m4"), make_request("m5"), make_request("m6"), hinted,
+                             make_request("m8")});
+  REQUIRE(accepted.size() == 8);
+  for (const auto& x : accepted)
+    CHECK(x.accepted);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  // The openai request splits the mock run; the hinted request is incompatible with both
+  // neighbours; order is kept (FIFO).
+  auto mock_bundles = bundle_prompts(fx.stub("mock").seen);
+  using strings = std::vector<std::string>;
+  CHECK(mock_bundles
+        == std::vector<strings>{{"m1", "m2"}, {"m4", "m5", "m6"}, {"m7"}, {"m8"}});
+  CHECK(bundle_prompts(fx.stub("openai").seen) == std::vector<strings>{{"o3"}});
+  // Every request ended in exactly one stored result.
+  CHECK(fx.db->count_results() == 8);
+  CHECK(fx.db->count_active_requests() == 0);
+  auto& qm = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(qm.entries.empty());
+  CHECK(qm.completed_total == 8);
+}
+
+TEST_CASE("bundle size never exceeds the configured limit") {
+  pipeline_fixture fx;
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 10; ++i)
+    xs.push_back(make_request("p" + std::to_string(i)));
+  fx.submit(xs);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  std::vector<size_t> sizes;
+  for (const auto& b : fx.stub("mock").seen)
+    sizes.push_back(b.items.size());
+  CHECK(sizes == std::vector<size_t>{4, 4, 2});
+  auto& metrics_state_ref = fx.state_of<metrics_state>(fx.metrics_hdl);
+  CHECK(metrics_state_ref.registry.value("llm_provider_serial_bundle_calls_total",
+                                         {"mock", "mock-model-v1"})
+        == 3);
+  CHECK(metrics_state_ref.registry.count("llm_provider_serial_bundle_items_per_call",
+                                         {"mock", "mock-model-v1"})
+        == 3);
+}
+
+TEST_CASE("per_request mode sends one request per provider call") {
+  pipeline_fixture fx;
+  fx.submit({make_request("a"), make_request("b"), make_request("c")});
+  fx.start_bundler(queue_processing_mode::per_request, 4);
+  fx.settle();
+  for (const auto& b : fx.stub("mock").seen) {
+    CHECK(b.items.size() == 1);
+    CHECK(b.queue_processing_mode == "per_request");
+  }
+  CHECK(fx.stub("mock").seen.size() == 3);
+  auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
+  CHECK(registry.value("llm_provider_serial_bundle_calls_total", {"mock", "mock-model-v1"}) == 0);
+}
+
+TEST_CASE("metadata keys are set after provider selection and never overwrite the caller's") {
+  pipeline_fixture fx;
+  auto req = make_request("x1", "openai");
+  req.metadata_json = R"({"essay_a_id":"a1","resolved_provider":"caller-value"})";
+  auto accepted = fx.submit({req, make_request("x2", "openai")});
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  REQUIRE(fx.stub("openai").seen.size() == 1);
+  for (const auto& item : fx.stub("openai").seen.front().items) {
+    CHECK(item.enrichment.resolved_provider == "openai");
+    CHECK(item.enrichment.resolved_model == "gpt-5-mini");
+    CHECK(item.enrichment.queue_processing_mode == "serial_bundle");
+    CHECK(item.enrichment.bundle_size == 2);
+  }
+  auto first = fx.result_of(accepted[0].queue_id);
+  auto meta = first["data"].as_object()["request_metadata"].as_object();
+  CHECK(meta["essay_a_id"] == "a1");
+  CHECK(meta["resolved_provider"] == "caller-value"); // the caller's key wins
+  CHECK(meta["resolved_model"] == "gpt-5-mini");
+  CHECK(meta["queue_processing_mode"] == "serial_bundle");
+  auto second = fx.result_of(accepted[1].queue_id);
+  CHECK(second["data"].as_object()["request_metadata"].as_object()["resolved_provider"]
+        == "openai");
+}
+
+TEST_CASE("status moves queued then processing then completed") {
+  pipeline_fixture fx;
+  auto accepted = fx.submit({make_request("s1")});
+  auto id = accepted.at(0).queue_id;
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  REQUIRE(st);
+  CHECK(st->found);
+  CHECK(st->status == queue_status::queued);
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v);
+  REQUIRE(taken);
+  REQUIRE(taken->size() == 1);
+  CHECK(taken->front().request.queue_id == id);
+  st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  CHECK(st->status == queue_status::processing);
+  CHECK(st->attempts == 1);
+  comparison_outcome done;
+  done.queue_id = id;
+  done.success = true;
+  done.winner = "Essay B";
+  done.justification = "clearer";
+  done.confidence = 3.5;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.settle();
+  st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  CHECK_FALSE(st->found);
+  auto row = fx.db->find_result(id);
+  REQUIRE(row);
+  CHECK(row->status == "completed");
+  // A late duplicate outcome changes nothing: one final result per request.
+  done.winner = "Essay A";
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.settle();
+  CHECK(fx.result_of(id)["data"].as_object()["winner"] == "Essay B");
+}
+
+TEST_CASE("result events have the same shape in per_request and serial_bundle") {
+  auto run = [](queue_processing_mode mode) {
+    pipeline_fixture fx;
+    auto accepted = fx.submit({make_request("same-1"), make_request("same-2")});
+    fx.start_bundler(mode, 4, false);
+    fx.settle();
+    std::vector<boost::json::object> events;
+    for (const auto& x : accepted)
+      events.push_back(fx.result_of(x.queue_id));
+    return events;
+  };
+  auto per_request = run(queue_processing_mode::per_request);
+  auto serial = run(queue_processing_mode::serial_bundle);
+  REQUIRE(per_request.size() == serial.size());
+  auto keys = [](const boost::json::object& o) {
+    std::set<std::string> result;
+    for (const auto& kv : o)
+      result.insert(std::string{kv.key()});
+    return result;
+  };
+  for (size_t i = 0; i < serial.size(); ++i) {
+    auto& a = per_request[i];
+    auto& b = serial[i];
+    CHECK(keys(a) == keys(b));
+    auto& da = a["data"].as_object();
+    auto& db = b["data"].as_object();
+    CHECK(keys(da) == keys(db));
+    // The mock is deterministic per correlation id: the judgement is identical too.
+    CHECK(da["winner"] == db["winner"]);
+    CHECK(da["justification"] == db["justification"]);
+    CHECK(da["confidence"] == db["confidence"]);
+    CHECK(da["token_usage"] == db["token_usage"]);
+    CHECK(da["error_detail"].is_null());
+    CHECK(a["event_type"] == "LLMComparisonResultV1");
+  }
+}
+
+TEST_CASE("a retryable failure is retried and then succeeds") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"flaky"};
+  auto accepted = fx.submit({make_request("flaky"), make_request("steady")});
+  fx.tick(); // releases the delayed retry
+  fx.tick();
+  auto flaky = fx.result_of(accepted[0].queue_id);
+  CHECK(flaky["data"].as_object()["winner"] == "Essay A");
+  CHECK(fx.result_of(accepted[1].queue_id)["data"].as_object()["error_detail"].is_null());
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).retried_total == 1);
+  // Both attempts of the flaky request reached the provider; the steady one only once.
+  size_t flaky_calls = 0;
+  for (const auto& b : fx.stub("mock").seen)
+    for (const auto& item : b.items)
+      flaky_calls += prompt_of(item) == "flaky" ? 1 : 0;
+  CHECK(flaky_calls == 2);
+}
+
+TEST_CASE("retries stop at QUEUE_MAX_RETRIES and the failure carries the error") {
+  queue_manager_config qm;
+  qm.max_retries = 0;
+  pipeline_fixture fx{qm};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"once"};
+  auto accepted = fx.submit({make_request("once")});
+  auto event = fx.result_of(accepted[0].queue_id);
+  auto& data = event["data"].as_object();
+  CHECK(data["winner"].is_null());
+  CHECK(data["error_detail"].as_object()["error_code"] == "RATE_LIMIT");
+}
+
+TEST_CASE("requests not processed within the TTL end with an EXPIRED result and a callback") {
+  queue_manager_config qm;
+  qm.ttl = std::chrono::nanoseconds{1};
+  pipeline_fixture fx{qm};
+  auto req = make_request("late");
+  req.callback_url = "http://127.0.0.1:9/hook";
+  auto accepted = fx.submit({req});
+  fx.tick();
+  auto event = fx.result_of(accepted[0].queue_id);
+  CHECK(event["data"].as_object()["error_detail"].as_object()["error_code"] == "EXPIRED");
+  REQUIRE(fx.http.requests.size() == 1);
+  CHECK(fx.http.requests[0].url == "http://127.0.0.1:9/hook");
+  CHECK(fx.http.requests[0].body.find("EXPIRED") != std::string::npos);
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).expired_total == 1);
+}
+
+TEST_CASE("a full queue refuses new requests and stores none of them") {
+  queue_manager_config qm;
+  qm.max_size = 2;
+  pipeline_fixture fx{qm};
+  auto outcomes = fx.submit({make_request("q1"), make_request("q2"), make_request("q3")});
+  REQUIRE(outcomes.size() == 3);
+  CHECK(outcomes[0].accepted);
+  CHECK(outcomes[1].accepted);
+  CHECK_FALSE(outcomes[2].accepted);
+  CHECK(outcomes[2].error_code == "QUEUE_FULL");
+  CHECK(outcomes[2].retry_after_seconds > 0);
+  CHECK(fx.db->count_active_requests() == 2);
+}
+
+TEST_CASE("callbacks are retried until the receiver accepts and then marked delivered") {
+  pipeline_fixture fx;
+  fx.http.statuses = {500, 503};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  auto req = make_request("cb");
+  req.callback_url = "http://127.0.0.1:9/results";
+  auto accepted = fx.submit({req});
+  for (int i = 0; i < 3; ++i) {
+    fx.sched.advance_time(std::chrono::milliseconds{100});
+    fx.settle();
+  }
+  CHECK(fx.http.requests.size() == 3);
+  auto row = fx.db->find_result(accepted[0].queue_id);
+  REQUIRE(row);
+  CHECK(row->delivered);
+  // Every attempt carried the same event id.
+  std::set<std::string> ids;
+  for (const auto& r : fx.http.requests)
+    ids.insert(std::string{boost::json::parse(r.body).as_object()["event_id"].as_string()});
+  CHECK(ids.size() == 1);
+}
+
+TEST_CASE("process_comparison_batch answers one outcome per item and isolates failures") {
+  test::deterministic_fixture fx;
+  mock_settings settings;
+  settings.error_rate = 0.5;
+  auto provider = fx.spawn(provider_mock, settings);
+  bundle b{"b1", "mock", "mock-model-v1", "serial_bundle", {}};
+  for (int i = 0; i < 30; ++i) {
+    queued_request q;
+    q.request = make_request("essay pair " + std::to_string(i));
+    q.request.queue_id = "q" + std::to_string(i);
+    b.items.push_back({q, {"mock", "mock-model-v1", "serial_bundle", "b1", 30}});
+  }
+  auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 30);
+  size_t failures = 0;
+  for (size_t i = 0; i < 30; ++i) {
+    const auto& o = (*outcomes)[i];
+    CHECK(o.queue_id == "q" + std::to_string(i));
+    // Each item's outcome is what that item alone would get: neighbours do not matter.
+    CHECK(o == mock_process_comparison(settings, b.items[i]));
+    failures += o.success ? 0 : 1;
+    if (!o.success)
+      CHECK(o.retryable);
+  }
+  CHECK(failures > 0);
+  CHECK(failures < 30);
+}
+
+TEST_CASE("the inspector reports every actor") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  auto insp = fx.spawn(inspector, std::vector<status_client_actor>{fx.intake_hdl, fx.queue,
+                                                                   fx.bundler_hdl, fx.metrics_hdl});
+  auto rh = fx.self->request(insp, caf::infinite, atom::inspect_v);
+  fx.settle();
+  std::vector<actor_status> xs;
+  rh.receive([&](std::vector<actor_status>& x) { xs = std::move(x); },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  std::set<std::string> kinds;
+  for (const auto& x : xs)
+    kinds.insert(x.kind);
+  CHECK(kinds == std::set<std::string>{"inspector", "intake", "queue_manager", "bundler",
+                                       "metrics"});
+}
