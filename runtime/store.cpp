@@ -1,0 +1,738 @@
+#include "runtime/store.hpp"
+
+#include <sqlite3.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <utility>
+
+namespace lps {
+
+namespace {
+
+constexpr int schema_version = 1;
+constexpr int busy_timeout_ms = 5000;
+
+// Writer-only tuning. A larger autocheckpoint (8 MiB of 8 KiB pages = 64 MiB of WAL)
+// means fewer, larger checkpoints on the writer thread; journal_size_limit truncates
+// the WAL back after a checkpoint so a burst does not leave a huge file behind.
+constexpr const char* writer_pragmas = "PRAGMA cache_size=-32768;"
+                                       "PRAGMA wal_autocheckpoint=8192;"
+                                       "PRAGMA journal_size_limit=67108864;";
+
+constexpr const char* reader_pragmas = "PRAGMA cache_size=-16384;"
+                                       "PRAGMA query_only=1;";
+
+// load_active_requests runs only at start-up, so it sorts instead of keeping an index
+// on (priority, queued_at_ms) that every insert and delete on the hot path would pay for.
+// The partial index stays tiny: it only holds results still waiting for delivery.
+// Every column is NOT NULL, so a failed bind (it leaves NULL) fails the write loudly.
+constexpr const char* schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS requests(
+  queue_id TEXT PRIMARY KEY NOT NULL,
+  priority INTEGER NOT NULL,
+  queued_at_ms INTEGER NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS results(
+  queue_id TEXT PRIMARY KEY NOT NULL,
+  status TEXT NOT NULL,
+  event_json TEXT NOT NULL,
+  callback_url TEXT NOT NULL,
+  delivered INTEGER NOT NULL,
+  completed_at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
+  WHERE delivered = 0 AND callback_url <> '';
+PRAGMA user_version = 1;
+)sql";
+
+constexpr const char* insert_request_sql =
+  "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload) "
+  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+// INSERT OR IGNORE: the first final result wins, so a request never gets two different
+// final results (a late duplicate cannot replace one that may already be delivered).
+constexpr const char* insert_result_sql =
+  "INSERT OR IGNORE INTO results(queue_id, status, event_json, callback_url, delivered, "
+  "completed_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr const char* delete_request_sql = "DELETE FROM requests WHERE queue_id = ?1";
+constexpr const char* mark_delivered_sql = "UPDATE results SET delivered = 1 WHERE queue_id = ?1";
+constexpr const char* update_attempts_sql = "UPDATE requests SET attempts = ?2 WHERE queue_id = ?1";
+
+constexpr const char* find_result_sql =
+  "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
+  "FROM results WHERE queue_id = ?1";
+// Repeats the partial index's WHERE terms so the planner can use it.
+constexpr const char* load_undelivered_sql =
+  "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
+  "FROM results WHERE delivered = 0 AND callback_url <> '' ORDER BY completed_at_ms, rowid";
+constexpr const char* load_active_sql =
+  "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
+  "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
+constexpr const char* count_requests_sql = "SELECT count(*) FROM requests";
+constexpr const char* count_results_sql = "SELECT count(*) FROM results";
+
+struct db_closer {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+using db_ptr = std::unique_ptr<sqlite3, db_closer>;
+
+struct stmt_finalizer {
+  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+};
+using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
+
+// Resets a statement when leaving scope: a read statement left un-reset would pin an old
+// WAL snapshot (later reads would miss new commits), and a write statement would keep
+// pointers to caller memory bound (all binds are SQLITE_STATIC to avoid copying payloads).
+class stmt_scope {
+public:
+  explicit stmt_scope(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~stmt_scope() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  stmt_scope(const stmt_scope&) = delete;
+  stmt_scope& operator=(const stmt_scope&) = delete;
+
+private:
+  sqlite3_stmt* stmt_;
+};
+
+std::string sqlite_message(sqlite3* db) {
+  return db ? sqlite3_errmsg(db) : "out of memory";
+}
+
+bool exec(sqlite3* db, const char* sql, const char* what, std::string& error) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK)
+    return true;
+  error = std::string(what) + ": " + (message ? message : sqlite_message(db));
+  sqlite3_free(message);
+  return false;
+}
+
+stmt_ptr prepare(sqlite3* db, const char* sql, std::string& error) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    error = std::string("prepare '") + sql + "': " + sqlite_message(db);
+    sqlite3_finalize(stmt);
+    return nullptr;
+  }
+  return stmt_ptr{stmt};
+}
+
+// The 64-bit binds turn an oversized value into SQLITE_TOOBIG (the parameter stays NULL)
+// instead of a truncated length.
+void bind_text(sqlite3_stmt* stmt, int index, const std::string& text) {
+  sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+void bind_blob(sqlite3_stmt* stmt, int index, const std::string& bytes) {
+  // An empty payload is an empty blob, not NULL (which a null pointer would bind).
+  sqlite3_bind_blob64(stmt, index, bytes.empty() ? "" : bytes.data(), bytes.size(),
+                      SQLITE_STATIC);
+}
+
+std::string column_string(sqlite3_stmt* stmt, int column) {
+  const void* data = sqlite3_column_blob(stmt, column);
+  int size = sqlite3_column_bytes(stmt, column);
+  if (data == nullptr || size <= 0)
+    return {};
+  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+stored_request read_request(sqlite3_stmt* stmt) {
+  stored_request row;
+  row.queue_id = column_string(stmt, 0);
+  row.priority = sqlite3_column_int(stmt, 1);
+  row.queued_at_ms = sqlite3_column_int64(stmt, 2);
+  row.size_bytes = static_cast<uint64_t>(sqlite3_column_int64(stmt, 3));
+  row.attempts = static_cast<uint32_t>(sqlite3_column_int64(stmt, 4));
+  row.payload = column_string(stmt, 5);
+  return row;
+}
+
+stored_result read_result(sqlite3_stmt* stmt) {
+  stored_result row;
+  row.queue_id = column_string(stmt, 0);
+  row.status = column_string(stmt, 1);
+  row.event_json = column_string(stmt, 2);
+  row.callback_url = column_string(stmt, 3);
+  row.delivered = sqlite3_column_int(stmt, 4) != 0;
+  row.completed_at_ms = sqlite3_column_int64(stmt, 5);
+  return row;
+}
+
+size_t count_ops(const store_write& write) {
+  return write.inserts.size() + write.finals.size() + write.delivered.size() +
+         write.attempts.size();
+}
+
+// Runs a callback without letting an exception kill the writer thread.
+void run_callback(const store_callback& done, bool ok, const std::string& error) noexcept {
+  if (!done)
+    return;
+  try {
+    done(ok, error);
+  } catch (const std::exception& e) {
+    spdlog::error("store: write callback threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("store: write callback threw a non-standard exception");
+  }
+}
+
+} // namespace
+
+struct store::impl {
+  // One queued write and, once processed, its outcome.
+  struct pending {
+    store_write write;
+    store_callback done;
+    uint64_t seq = 0;
+    size_t ops = 0;
+    bool ok = false;
+    std::string error;
+  };
+
+  // How a transaction ended: a failing statement blames its write; a failing BEGIN or
+  // COMMIT (busy, full disk, I/O error) blames the environment, not any one write.
+  enum class outcome { committed, write_failed, txn_failed };
+
+  explicit impl(store_options opts) : options(std::move(opts)) {
+    if (options.max_ops_per_commit == 0)
+      options.max_ops_per_commit = 1;
+  }
+
+  ~impl() { stop_writer(); }
+
+  store_options options;
+  std::string db_path;
+
+  // Connections are declared before statements so statements are finalized first.
+  db_ptr write_db;
+  db_ptr read_db;
+
+  stmt_ptr begin_stmt, commit_stmt, rollback_stmt;
+  stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
+  stmt_ptr mark_delivered_stmt, update_attempts_stmt;
+
+  std::mutex read_mutex;
+  stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
+  stmt_ptr count_requests_stmt, count_results_stmt;
+
+  std::mutex queue_mutex;
+  std::condition_variable work_cv;
+  std::condition_variable done_cv;
+  std::deque<pending> queue;
+  uint64_t submitted_seq = 0;
+  uint64_t done_seq = 0;
+  bool stopping = false;
+  bool writer_exited = false;
+  std::thread::id writer_id;
+  std::thread writer;
+
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> ops_committed{0};
+  std::atomic<uint64_t> failed_commits{0};
+  std::atomic<uint64_t> pending_ops{0};
+
+  // -- opening --
+
+  bool open_databases(std::string& error) {
+    if (!make_data_dir(error))
+      return false;
+    db_path = (std::filesystem::path(options.data_dir.empty() ? "." : options.data_dir) /
+               "lps.db").string();
+    if (!open_writer(error) || !open_reader(error)) {
+      error = "cannot open database '" + db_path + "': " + error;
+      return false;
+    }
+    return true;
+  }
+
+  bool make_data_dir(std::string& error) {
+    std::error_code ec;
+    std::filesystem::path dir(options.data_dir.empty() ? "." : options.data_dir);
+    std::filesystem::create_directories(dir, ec);
+    // create_directories reports success for an existing non-directory on some libraries.
+    if (!ec) {
+      bool is_dir = std::filesystem::is_directory(dir, ec);
+      if (!ec && !is_dir)
+        ec = std::make_error_code(std::errc::not_a_directory);
+    }
+    if (ec) {
+      error = "cannot create data directory '" + options.data_dir + "': " + ec.message();
+      return false;
+    }
+    return true;
+  }
+
+  bool open_connection(db_ptr& db, int flags, std::string& error) {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(db_path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    db.reset(raw); // closes a half-opened handle on failure too
+    if (rc != SQLITE_OK) {
+      error = sqlite_message(raw);
+      return false;
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, busy_timeout_ms);
+    return exec(raw, "PRAGMA temp_store=MEMORY", "configure", error);
+  }
+
+  bool open_writer(std::string& error) {
+    if (!open_connection(write_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error))
+      return false;
+    sqlite3* db = write_db.get();
+    // page_size must precede WAL mode and any content; it is a no-op on an existing file.
+    // 8 KiB pages keep a ~6 KB payload in one overflow page instead of two.
+    if (!exec(db, "PRAGMA page_size=8192", "set page size", error) || !enable_wal(error))
+      return false;
+    const char* sync = options.fsync_every_commit ? "PRAGMA synchronous=FULL"
+                                                  : "PRAGMA synchronous=NORMAL";
+    if (!exec(db, sync, "set synchronous", error) ||
+        !exec(db, writer_pragmas, "configure writer", error) || !create_schema(error))
+      return false;
+    return prepare_writer(error);
+  }
+
+  bool enable_wal(std::string& error) {
+    stmt_ptr stmt = prepare(write_db.get(), "PRAGMA journal_mode=WAL", error);
+    if (!stmt)
+      return false;
+    int rc = sqlite3_step(stmt.get());
+    if (rc != SQLITE_ROW) {
+      error = "set WAL mode: " + sqlite_message(write_db.get());
+      return false;
+    }
+    std::string mode = column_string(stmt.get(), 0);
+    if (mode != "wal") {
+      error = "WAL mode unavailable (journal_mode is '" + mode + "')";
+      return false;
+    }
+    return true;
+  }
+
+  bool create_schema(std::string& error) {
+    int version = 0;
+    if (!read_user_version(version, error))
+      return false;
+    if (version > schema_version) {
+      error = "unsupported schema version " + std::to_string(version) + " (this build knows " +
+              std::to_string(schema_version) + ")";
+      return false;
+    }
+    if (!exec(write_db.get(), "BEGIN IMMEDIATE", "create schema", error))
+      return false;
+    if (!exec(write_db.get(), schema_sql, "create schema", error) ||
+        !exec(write_db.get(), "COMMIT", "create schema", error)) {
+      sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      return false;
+    }
+    return true;
+  }
+
+  bool read_user_version(int& version, std::string& error) {
+    stmt_ptr stmt = prepare(write_db.get(), "PRAGMA user_version", error);
+    if (!stmt)
+      return false;
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
+      error = "read schema version: " + sqlite_message(write_db.get());
+      return false;
+    }
+    version = sqlite3_column_int(stmt.get(), 0);
+    return true;
+  }
+
+  bool prepare_writer(std::string& error) {
+    sqlite3* db = write_db.get();
+    return (begin_stmt = prepare(db, "BEGIN IMMEDIATE", error)) &&
+           (commit_stmt = prepare(db, "COMMIT", error)) &&
+           (rollback_stmt = prepare(db, "ROLLBACK", error)) &&
+           (insert_request_stmt = prepare(db, insert_request_sql, error)) &&
+           (insert_result_stmt = prepare(db, insert_result_sql, error)) &&
+           (delete_request_stmt = prepare(db, delete_request_sql, error)) &&
+           (mark_delivered_stmt = prepare(db, mark_delivered_sql, error)) &&
+           (update_attempts_stmt = prepare(db, update_attempts_sql, error));
+  }
+
+  bool open_reader(std::string& error) {
+    if (!open_connection(read_db, SQLITE_OPEN_READWRITE, error) ||
+        !exec(read_db.get(), reader_pragmas, "configure reader", error))
+      return false;
+    sqlite3* db = read_db.get();
+    return (find_result_stmt = prepare(db, find_result_sql, error)) &&
+           (load_active_stmt = prepare(db, load_active_sql, error)) &&
+           (load_undelivered_stmt = prepare(db, load_undelivered_sql, error)) &&
+           (count_requests_stmt = prepare(db, count_requests_sql, error)) &&
+           (count_results_stmt = prepare(db, count_results_sql, error));
+  }
+
+  // -- queue --
+
+  void start_writer() { writer = std::thread([this] { writer_loop(); }); }
+
+  void stop_writer() {
+    {
+      std::lock_guard lock(queue_mutex);
+      stopping = true;
+    }
+    work_cv.notify_all();
+    if (writer.joinable())
+      writer.join();
+  }
+
+  void submit(store_write&& write, store_callback&& done) {
+    pending item;
+    item.ops = count_ops(write);
+    item.write = std::move(write);
+    item.done = std::move(done);
+    std::unique_lock lock(queue_mutex);
+    if (writer_exited) {
+      lock.unlock();
+      run_callback(item.done, false, "store is closed");
+      return;
+    }
+    try {
+      // deque::push_back leaves `item` untouched if it throws (moves cannot throw).
+      item.seq = submitted_seq + 1;
+      queue.push_back(std::move(item));
+    } catch (const std::exception& e) {
+      lock.unlock();
+      run_callback(item.done, false, std::string("cannot queue write: ") + e.what());
+      return;
+    }
+    ++submitted_seq;
+    pending_ops += queue.back().ops;
+    lock.unlock();
+    work_cv.notify_one();
+  }
+
+  void flush() {
+    std::unique_lock lock(queue_mutex);
+    // A callback runs on the writer thread: waiting there for later writes would deadlock.
+    if (std::this_thread::get_id() == writer_id)
+      return;
+    uint64_t target = submitted_seq;
+    done_cv.wait(lock, [&] { return done_seq >= target || writer_exited; });
+  }
+
+  // -- writer thread --
+
+  void writer_loop() {
+    {
+      std::lock_guard lock(queue_mutex);
+      writer_id = std::this_thread::get_id();
+    }
+    std::vector<pending> batch;
+    while (take_batch(batch)) {
+      commit_batch(batch);
+      finish_batch(batch);
+      batch.clear();
+    }
+  }
+
+  // Takes every pending write up to max_ops_per_commit (at least one, however large).
+  // Returns false once stopping and drained.
+  bool take_batch(std::vector<pending>& batch) {
+    std::unique_lock lock(queue_mutex);
+    work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+    if (queue.empty()) {
+      writer_exited = true;
+      lock.unlock();
+      done_cv.notify_all();
+      return false;
+    }
+    size_t ops = 0;
+    while (!queue.empty()) {
+      size_t next = queue.front().ops;
+      if (!batch.empty() && ops + next > options.max_ops_per_commit)
+        break;
+      ops += next;
+      batch.push_back(std::move(queue.front()));
+      queue.pop_front();
+    }
+    return true;
+  }
+
+  void commit_batch(std::span<pending> batch) {
+    std::string error;
+    outcome result = run_transaction(batch, error);
+    if (result == outcome::committed) {
+      mark_committed(batch);
+      return;
+    }
+    ++failed_commits;
+    if (batch.size() == 1) {
+      batch.front().error = std::move(error);
+      return;
+    }
+    retry_one_by_one(batch);
+  }
+
+  // One write per transaction, so only a write that fails on its own is reported failed.
+  // An environmental failure (BEGIN/COMMIT) fails the rest too rather than waiting out the
+  // busy timeout once per write.
+  void retry_one_by_one(std::span<pending> batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      std::string error;
+      outcome result = run_transaction(batch.subspan(i, 1), error);
+      if (result == outcome::committed) {
+        mark_committed(batch.subspan(i, 1));
+        continue;
+      }
+      ++failed_commits;
+      batch[i].error = error;
+      if (result == outcome::txn_failed) {
+        for (size_t j = i + 1; j < batch.size(); ++j)
+          batch[j].error = error;
+        return;
+      }
+    }
+  }
+
+  void mark_committed(std::span<pending> writes) {
+    uint64_t ops = 0;
+    for (auto& p : writes) {
+      p.ok = true;
+      ops += p.ops;
+    }
+    ++commits;
+    ops_committed += ops;
+  }
+
+  // Callbacks first, then done_seq: when flush() returns, the callbacks have run.
+  void finish_batch(std::span<pending> batch) {
+    uint64_t ops = 0;
+    for (auto& p : batch) {
+      run_callback(p.done, p.ok, p.error);
+      ops += p.ops;
+    }
+    pending_ops -= ops;
+    {
+      std::lock_guard lock(queue_mutex);
+      done_seq = batch.back().seq;
+    }
+    done_cv.notify_all();
+  }
+
+  outcome run_transaction(std::span<pending> writes, std::string& error) {
+    if (!step_done(begin_stmt.get(), "begin", {}, error))
+      return outcome::txn_failed;
+    for (auto& p : writes) {
+      if (!apply(p.write, error)) {
+        rollback();
+        return outcome::write_failed;
+      }
+    }
+    if (!step_done(commit_stmt.get(), "commit", {}, error)) {
+      rollback();
+      return outcome::txn_failed;
+    }
+    return outcome::committed;
+  }
+
+  void rollback() {
+    // Some errors (full disk, I/O) already rolled the transaction back.
+    if (sqlite3_get_autocommit(write_db.get()) == 0) {
+      stmt_scope scope(rollback_stmt.get());
+      sqlite3_step(rollback_stmt.get());
+    }
+  }
+
+  // Steps a bound write statement once; the error names the operation and queue id (the
+  // text is built only on failure: this runs for every row).
+  bool step_done(sqlite3_stmt* stmt, const char* what, const std::string& queue_id,
+                 std::string& error) {
+    stmt_scope scope(stmt);
+    if (sqlite3_step(stmt) == SQLITE_DONE)
+      return true;
+    error = what;
+    if (!queue_id.empty())
+      error += " '" + queue_id + "'";
+    error += ": " + sqlite_message(write_db.get());
+    return false;
+  }
+
+  bool apply(const store_write& write, std::string& error) {
+    for (const auto& row : write.inserts)
+      if (!insert_request(row, error))
+        return false;
+    for (const auto& row : write.finals)
+      if (!record_final(row, error))
+        return false;
+    for (const auto& id : write.delivered)
+      if (!mark_delivered(id, error))
+        return false;
+    for (const auto& [id, attempts] : write.attempts)
+      if (!update_attempts(id, attempts, error))
+        return false;
+    return true;
+  }
+
+  bool insert_request(const stored_request& row, std::string& error) {
+    sqlite3_stmt* stmt = insert_request_stmt.get();
+    bind_text(stmt, 1, row.queue_id);
+    sqlite3_bind_int(stmt, 2, row.priority);
+    sqlite3_bind_int64(stmt, 3, row.queued_at_ms);
+    sqlite3_bind_int64(stmt, 4, static_cast<int64_t>(row.size_bytes));
+    sqlite3_bind_int64(stmt, 5, row.attempts);
+    bind_blob(stmt, 6, row.payload);
+    return step_done(stmt, "insert request", row.queue_id, error);
+  }
+
+  bool record_final(const stored_result& row, std::string& error) {
+    sqlite3_stmt* stmt = insert_result_stmt.get();
+    bind_text(stmt, 1, row.queue_id);
+    bind_text(stmt, 2, row.status);
+    bind_text(stmt, 3, row.event_json);
+    bind_text(stmt, 4, row.callback_url);
+    sqlite3_bind_int(stmt, 5, row.delivered ? 1 : 0);
+    sqlite3_bind_int64(stmt, 6, row.completed_at_ms);
+    if (!step_done(stmt, "insert result", row.queue_id, error))
+      return false;
+    // The request goes even when an earlier result won: it is final either way.
+    bind_text(delete_request_stmt.get(), 1, row.queue_id);
+    return step_done(delete_request_stmt.get(), "delete request", row.queue_id, error);
+  }
+
+  bool mark_delivered(const std::string& queue_id, std::string& error) {
+    bind_text(mark_delivered_stmt.get(), 1, queue_id);
+    return step_done(mark_delivered_stmt.get(), "mark delivered", queue_id, error);
+  }
+
+  bool update_attempts(const std::string& queue_id, uint32_t attempts, std::string& error) {
+    sqlite3_stmt* stmt = update_attempts_stmt.get();
+    bind_text(stmt, 1, queue_id);
+    sqlite3_bind_int64(stmt, 2, attempts);
+    return step_done(stmt, "update attempts", queue_id, error);
+  }
+
+  // -- reads (read connection, under read_mutex) --
+
+  void log_read_error(const char* what) {
+    spdlog::error("store: {} failed on '{}': {}", what, db_path, sqlite_message(read_db.get()));
+  }
+
+  template <class Row, class Reader>
+  std::vector<Row> read_all(sqlite3_stmt* stmt, Reader reader, const char* what) {
+    std::vector<Row> rows;
+    std::lock_guard lock(read_mutex);
+    stmt_scope scope(stmt);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+      rows.push_back(reader(stmt));
+    if (rc != SQLITE_DONE)
+      log_read_error(what);
+    return rows;
+  }
+
+  uint64_t count(sqlite3_stmt* stmt, const char* what) {
+    std::lock_guard lock(read_mutex);
+    stmt_scope scope(stmt);
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+      log_read_error(what);
+      return 0;
+    }
+    return static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
+  }
+
+  std::optional<stored_result> find_result(const std::string& queue_id) {
+    std::lock_guard lock(read_mutex);
+    sqlite3_stmt* stmt = find_result_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, queue_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      return read_result(stmt);
+    if (rc != SQLITE_DONE)
+      log_read_error("find_result");
+    return std::nullopt;
+  }
+};
+
+store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
+
+store::~store() = default;
+
+std::unique_ptr<store> store::open(const store_options& options, std::string& error) {
+  try {
+    auto state = std::make_unique<impl>(options);
+    if (!state->open_databases(error))
+      return nullptr;
+    state->start_writer();
+    return std::unique_ptr<store>(new store(std::move(state)));
+  } catch (const std::exception& e) {
+    error = "cannot open store in '" + options.data_dir + "': " + e.what();
+    return nullptr;
+  }
+}
+
+void store::submit(store_write write, store_callback done) {
+  impl_->submit(std::move(write), std::move(done));
+}
+
+void store::flush() {
+  impl_->flush();
+}
+
+std::optional<stored_result> store::find_result(const std::string& queue_id) {
+  try {
+    return impl_->find_result(queue_id);
+  } catch (const std::exception& e) {
+    spdlog::error("store: find_result: {}", e.what());
+    return std::nullopt;
+  }
+}
+
+std::vector<stored_request> store::load_active_requests() {
+  try {
+    return impl_->read_all<stored_request>(impl_->load_active_stmt.get(), read_request,
+                                           "load_active_requests");
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_active_requests: {}", e.what());
+    return {};
+  }
+}
+
+std::vector<stored_result> store::load_undelivered_results() {
+  try {
+    return impl_->read_all<stored_result>(impl_->load_undelivered_stmt.get(), read_result,
+                                          "load_undelivered_results");
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_undelivered_results: {}", e.what());
+    return {};
+  }
+}
+
+uint64_t store::count_active_requests() {
+  return impl_->count(impl_->count_requests_stmt.get(), "count_active_requests");
+}
+
+uint64_t store::count_results() {
+  return impl_->count(impl_->count_results_stmt.get(), "count_results");
+}
+
+store_stats store::stats() const {
+  store_stats out;
+  out.commits = impl_->commits.load();
+  out.ops_committed = impl_->ops_committed.load();
+  out.failed_commits = impl_->failed_commits.load();
+  out.pending_ops = impl_->pending_ops.load();
+  return out;
+}
+
+const std::string& store::path() const {
+  return impl_->db_path;
+}
+
+} // namespace lps

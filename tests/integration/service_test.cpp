@@ -1,0 +1,328 @@
+// The whole service over HTTP: the real lps binary on a free port, requests over the
+// network, callbacks received by a local server, and the rules of CONTRACTS.md checked
+// on what comes back. Everything binds 127.0.0.1.
+
+#include "integration/lps_process.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/http_server.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/json_codec.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+using namespace lps;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+struct temp_dir {
+  fs::path path = fs::temp_directory_path() / ("lps-service-test-" + new_uuid());
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+/// Blocking calls through the project's async client (tests only).
+struct client {
+  http_client http{http_client_options{1, 16, "", true}};
+
+  http_client_response call(const std::string& method, const std::string& url,
+                            std::string body = {}, std::string content_type = "application/json") {
+    http_client_request req;
+    req.method = method;
+    req.url = url;
+    req.body = std::move(body);
+    if (!content_type.empty())
+      req.headers.emplace_back("Content-Type", content_type);
+    req.timeout = std::chrono::seconds{20};
+    std::promise<http_client_response> done;
+    auto result = done.get_future();
+    http.send(std::move(req), [&done](http_client_response res) { done.set_value(std::move(res)); });
+    return result.get();
+  }
+
+  json::object call_json(const std::string& method, const std::string& url, std::string body = {}) {
+    auto res = call(method, url, std::move(body));
+    auto value = json::parse(res.body);
+    return value.as_object();
+  }
+};
+
+/// A callback receiver: stores every POSTed event by request id.
+struct receiver {
+  http_server server;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::map<std::string, std::vector<json::object>> events;
+  size_t total = 0;
+
+  receiver() {
+    std::string error;
+    http_server_options options;
+    options.port = 0;
+    REQUIRE(server.start(options,
+                         [this](http_request&& req, http_responder respond) {
+                           auto event = json::parse(req.body).as_object();
+                           auto id = std::string{event["data"].as_object()["request_id"].as_string()};
+                           {
+                             std::lock_guard<std::mutex> guard{mtx};
+                             events[id].push_back(std::move(event));
+                             ++total;
+                           }
+                           cv.notify_all();
+                           respond({200, "{}", "application/json", {}});
+                         },
+                         error));
+  }
+
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(server.port()) + "/results";
+  }
+
+  bool wait_for(size_t n, std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, limit, [&] { return total >= n; });
+  }
+};
+
+std::string comparison_body(const std::string& prompt, const std::string& callback_url,
+                            const std::string& extra = "") {
+  return "{\"user_prompt\":" + json_quote(prompt) + ",\"callback_url\":" + json_quote(callback_url)
+         + ",\"metadata\":{\"essay_a_id\":\"a\",\"essay_b_id\":\"b\",\"bos_batch_id\":\"batch-1\"}"
+         + extra + "}";
+}
+
+std::string error_code_of(const http_client_response& res) {
+  auto value = json::parse(res.body);
+  return std::string{value.as_object().at("error").as_object().at("code").as_string()};
+}
+
+std::string error_field_of(const http_client_response& res) {
+  auto doc = json::parse(res.body);
+  auto& details = doc.as_object().at("error").as_object().at("details");
+  auto* field = details.as_object().if_contains("field");
+  return field ? std::string{field->as_string()} : std::string{};
+}
+
+} // namespace
+
+TEST_CASE("every accepted comparison gets exactly one result event") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string()};
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i) {
+    auto res = c.call("POST", lps.url("/api/v1/comparison"),
+                      comparison_body("single " + std::to_string(i), sink.url()));
+    REQUIRE(res.status == 202);
+    auto body = json::parse(res.body).as_object();
+    CHECK(body["status"] == "queued");
+    ids.emplace_back(body["queue_id"].as_string());
+  }
+  for (int batch = 0; batch < 3; ++batch) {
+    std::string body = "{\"requests\":[";
+    for (int i = 0; i < 50; ++i)
+      body += (i ? "," : "") + comparison_body("bulk " + std::to_string(batch * 50 + i), sink.url());
+    body += "]}";
+    auto res = c.call("POST", lps.url("/api/v1/comparisons"), body);
+    REQUIRE(res.status == 202);
+    auto results = json::parse(res.body).as_object()["results"].as_array();
+    REQUIRE(results.size() == 50);
+    for (auto& r : results)
+      ids.emplace_back(r.as_object()["queue_id"].as_string());
+  }
+  REQUIRE(sink.wait_for(ids.size(), std::chrono::seconds{30}));
+  std::this_thread::sleep_for(std::chrono::milliseconds{300}); // room for an unwanted duplicate
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  CHECK(sink.total == ids.size());
+  for (const auto& id : ids) {
+    REQUIRE(sink.events[id].size() == 1);
+    auto& event = sink.events[id].front();
+    CHECK(event["event_type"] == "LLMComparisonResultV1");
+    auto& data = event["data"].as_object();
+    CHECK(data["error_detail"].is_null());
+    CHECK((data["winner"] == "Essay A" || data["winner"] == "Essay B"));
+    CHECK(data["request_metadata"].as_object()["bos_batch_id"] == "batch-1");
+    CHECK(data["request_metadata"].as_object()["resolved_provider"] == "mock");
+  }
+  // The stored result is the delivered one, and the status says completed.
+  auto stored = c.call_json("GET", lps.url("/api/v1/results/" + ids.front()));
+  CHECK(stored["event_id"] == sink.events[ids.front()].front()["event_id"]);
+  auto status = c.call_json("GET", lps.url("/api/v1/status/" + ids.front()));
+  CHECK(status["status"] == "completed");
+  CHECK(lps.stop() == 0);
+}
+
+TEST_CASE("bad input gets a clear 4xx naming the field and nothing is stored") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string(), {"--http-max-body-bytes=100000"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto url = lps.url("/api/v1/comparison");
+  struct bad_case {
+    std::string body;
+    std::string content_type;
+    unsigned status;
+    std::string code;
+    std::string field;
+  };
+  std::vector<bad_case> cases{
+    {"{not json", "application/json", 400, "VALIDATION_ERROR", ""},
+    {"{\"user_prompt\":\"x\"}", "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+    {"", "application/json", 400, "VALIDATION_ERROR", ""},
+    {"{\"metadata\":{}}", "application/json", 400, "VALIDATION_ERROR", "user_prompt"},
+    {"{\"user_prompt\":42}", "application/json", 400, "VALIDATION_ERROR", "user_prompt"},
+    {"{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"temperature_override\":3}}",
+     "application/json", 400, "VALIDATION_ERROR", "llm_config_overrides.temperature_override"},
+    {"{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"provider_override\":\"acme\"}}",
+     "application/json", 400, "VALIDATION_ERROR", "llm_config_overrides.provider_override"},
+    {"{\"user_prompt\":\"x\",\"correlation_id\":\"not-a-uuid\"}", "application/json", 400,
+     "VALIDATION_ERROR", "correlation_id"},
+    {"{\"user_prompt\":\"x\",\"callback_url\":\"ftp://host/x\"}", "application/json", 400,
+     "VALIDATION_ERROR", "callback_url"},
+    {"{\"user_prompt\":\"x\",\"priority\":11}", "application/json", 400, "VALIDATION_ERROR",
+     "priority"},
+    {"{\"user_prompt\":\"x\",\"prompt_blocks\":[{\"target\":\"system\",\"content\":\"a\","
+     "\"ttl\":\"5m\"},{\"target\":\"system\",\"content\":\"b\",\"ttl\":\"1h\"}]}",
+     "application/json", 400, "VALIDATION_ERROR", "prompt_blocks[1].ttl"},
+    {"{\"user_prompt\":\"\xC3\x28\"}", "application/json", 400, "VALIDATION_ERROR", ""},
+    {std::string(70, '[') + std::string(70, ']'), "application/json", 400, "VALIDATION_ERROR", ""},
+    {"{\"user_prompt\":\"" + std::string(200000, 'x') + "\"}", "application/json", 413,
+     "PAYLOAD_TOO_LARGE", ""},
+  };
+  for (const auto& x : cases) {
+    INFO("body " << x.body.substr(0, 80) << " content type " << x.content_type);
+    auto res = c.call("POST", url, x.body, x.content_type);
+    CHECK(res.status == x.status);
+    REQUIRE(!res.body.empty());
+    CHECK(error_code_of(res) == x.code);
+    if (!x.field.empty())
+      CHECK(error_field_of(res) == x.field);
+  }
+  // Nothing was accepted, and the service still works.
+  auto metrics = c.call("GET", lps.url("/metrics"));
+  CHECK(metrics.body.find("\nllm_provider_requests_accepted_total ") == std::string::npos);
+  auto ok = c.call("POST", url, "{\"user_prompt\":\"still fine\"}");
+  CHECK(ok.status == 202);
+  auto unknown = c.call("GET", lps.url("/api/v1/results/" + new_uuid()));
+  CHECK(unknown.status == 404);
+  CHECK(error_code_of(unknown) == "RESOURCE_NOT_FOUND");
+}
+
+TEST_CASE("requests for a provider without a key end in a CONFIGURATION_ERROR result") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string()};
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  auto res = c.call("POST", lps.url("/api/v1/comparison"),
+                    comparison_body("needs openai", sink.url(),
+                                    ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}"));
+  REQUIRE(res.status == 202);
+  REQUIRE(sink.wait_for(1, std::chrono::seconds{20}));
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  auto& event = sink.events.begin()->second.front();
+  auto& data = event["data"].as_object();
+  CHECK(data["winner"].is_null());
+  CHECK(data["error_detail"].as_object()["error_code"] == "CONFIGURATION_ERROR");
+  CHECK(data["provider"] == "openai");
+}
+
+TEST_CASE("metrics exposition passes promtool and counts bundles") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string()};
+  REQUIRE(lps.port() != 0);
+  client c;
+  std::string body = "{\"requests\":[";
+  for (int i = 0; i < 20; ++i)
+    body += std::string{i ? "," : ""} + "{\"user_prompt\":\"m" + std::to_string(i) + "\"}";
+  body += "]}";
+  REQUIRE(c.call("POST", lps.url("/api/v1/comparisons"), body).status == 202);
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = c.call("GET", lps.url("/metrics")).body;
+    if (text.find("llm_provider_comparison_callbacks_total{queue_processing_mode=\"serial_bundle\","
+                  "result=\"success\"} 20")
+        != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  CHECK(text.find("llm_provider_serial_bundle_calls_total{provider=\"mock\"") != std::string::npos);
+  CHECK(text.find("llm_provider_serial_bundle_items_per_call_bucket") != std::string::npos);
+  CHECK(text.find("result=\"success\"} 20") != std::string::npos);
+  auto file = dir.path / "metrics.txt";
+  fs::create_directories(dir.path);
+  std::ofstream{file} << text;
+  auto check = test::run_command({"/bin/sh", "-c", "promtool check metrics < " + file.string()});
+  INFO(check.out << check.err);
+  CHECK(check.exit_code == 0);
+  CHECK(check.out.empty());
+}
+
+TEST_CASE("results survive a restart") {
+  temp_dir dir;
+  std::string id;
+  {
+    test::lps_process lps{dir.path.string()};
+    REQUIRE(lps.port() != 0);
+    client c;
+    auto res = c.call_json("POST", lps.url("/api/v1/comparison"), "{\"user_prompt\":\"keep me\"}");
+    id = std::string{res["queue_id"].as_string()};
+    for (int i = 0; i < 100; ++i) {
+      if (c.call("GET", lps.url("/api/v1/results/" + id)).status == 200)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    CHECK(lps.stop() == 0);
+  }
+  test::lps_process again{dir.path.string()};
+  REQUIRE(again.port() != 0);
+  client c;
+  auto res = c.call("GET", again.url("/api/v1/results/" + id));
+  CHECK(res.status == 200);
+  CHECK(json::parse(res.body).as_object()["data"].as_object()["request_id"].as_string() == id);
+}
+
+TEST_CASE("dump-config masks secrets and bad values refuse to start") {
+  auto dump = test::run_command({LPS_BINARY, "--dump-config"},
+                                {{"OPENAI_API_KEY", "sk-test-secret-value"}});
+  CHECK(dump.exit_code == 0);
+  CHECK(dump.out.find("sk-test-secret-value") == std::string::npos);
+  CHECK(dump.out.find("openai-api-key = ***") != std::string::npos);
+  CHECK(dump.out.find("queue-processing-mode = serial_bundle") != std::string::npos);
+  CHECK(dump.out.find("serial-bundle-max-requests-per-call = 4") != std::string::npos);
+  auto bad = test::run_command({LPS_BINARY, "--serial-bundle-max-requests-per-call=0"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("SERIAL_BUNDLE_MAX_REQUESTS_PER_CALL") != std::string::npos);
+  CHECK(bad.err.find("1..64") != std::string::npos);
+  auto bad_env = test::run_command({LPS_BINARY, "--dump-config"},
+                                   {{"LLM_PROVIDER_SERVICE_QUEUE_PROCESSING_MODE", "fast"}});
+  CHECK(bad_env.exit_code == 2);
+  CHECK(bad_env.err.find("QUEUE_PROCESSING_MODE") != std::string::npos);
+}
+
+TEST_CASE("batch_api mode is accepted and says it runs as serial_bundle") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string(), {"--queue-processing-mode=batch_api"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto health = c.call_json("GET", lps.url("/healthz"));
+  CHECK(health["status"] == "healthy");
+  CHECK(health["queue_processing_mode"] == "batch_api");
+  CHECK(health["effective_processing_mode"] == "serial_bundle");
+  CHECK(health["warnings"].as_array().size() == 1);
+}

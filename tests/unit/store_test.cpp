@@ -1,0 +1,887 @@
+// Tests for the durable store. Catch2 assertions are not thread-safe, so callbacks and
+// worker threads only record what happened; the test thread checks it afterwards.
+
+#include "runtime/store.hpp"
+
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory per test, removed afterwards.
+class temp_dir {
+public:
+  temp_dir() {
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    path_ = fs::temp_directory_path() /
+            ("lps_store_test_" + std::to_string(rd()) + "_" + std::to_string(++counter));
+    fs::remove_all(path_);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  const fs::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+private:
+  fs::path path_;
+};
+
+lps::store_options options_for(const temp_dir& dir, bool fsync = false, size_t max_ops = 4096) {
+  lps::store_options options;
+  options.data_dir = dir.str();
+  options.fsync_every_commit = fsync;
+  options.max_ops_per_commit = max_ops;
+  return options;
+}
+
+std::unique_ptr<lps::store> open_store(const lps::store_options& options) {
+  std::string error;
+  auto db = lps::store::open(options, error);
+  INFO("open error: " << error);
+  REQUIRE(db != nullptr);
+  CHECK(error.empty());
+  return db;
+}
+
+lps::stored_request make_request(const std::string& id, int32_t priority = 5,
+                                 int64_t queued_at_ms = 1000, std::string payload = "{}") {
+  lps::stored_request row;
+  row.queue_id = id;
+  row.priority = priority;
+  row.queued_at_ms = queued_at_ms;
+  row.size_bytes = payload.size();
+  row.payload = std::move(payload);
+  return row;
+}
+
+lps::stored_result make_result(const std::string& id, const std::string& status = "completed",
+                               const std::string& callback_url = "",
+                               int64_t completed_at_ms = 2000) {
+  lps::stored_result row;
+  row.queue_id = id;
+  row.status = status;
+  row.event_json = R"({"queue_id":")" + id + R"(","status":")" + status + R"("})";
+  row.callback_url = callback_url;
+  row.completed_at_ms = completed_at_ms;
+  return row;
+}
+
+lps::store_write inserts(std::vector<lps::stored_request> rows) {
+  lps::store_write write;
+  write.inserts = std::move(rows);
+  return write;
+}
+
+lps::store_write finals(std::vector<lps::stored_result> rows) {
+  lps::store_write write;
+  write.finals = std::move(rows);
+  return write;
+}
+
+// Outcome of one write, filled on the writer thread and read after flush().
+struct outcome {
+  int calls = 0;
+  bool ok = false;
+  std::string error;
+};
+
+lps::store_callback record(outcome& out) {
+  return [&out](bool ok, const std::string& error) {
+    ++out.calls;
+    out.ok = ok;
+    out.error = error;
+  };
+}
+
+// Submits one write, waits for it and returns its outcome.
+outcome run(lps::store& db, lps::store_write write) {
+  outcome out;
+  db.submit(std::move(write), record(out));
+  db.flush();
+  return out;
+}
+
+void require_ok(lps::store& db, lps::store_write write) {
+  outcome out = run(db, std::move(write));
+  INFO("write error: " << out.error);
+  REQUIRE(out.calls == 1);
+  REQUIRE(out.ok);
+}
+
+std::vector<std::string> ids_of(const std::vector<lps::stored_request>& rows) {
+  std::vector<std::string> ids;
+  for (const auto& row : rows)
+    ids.push_back(row.queue_id);
+  return ids;
+}
+
+std::vector<std::string> ids_of(const std::vector<lps::stored_result>& rows) {
+  std::vector<std::string> ids;
+  for (const auto& row : rows)
+    ids.push_back(row.queue_id);
+  return ids;
+}
+
+// Holds the writer thread inside a callback until release(), so that writes submitted
+// meanwhile are all pending when it resumes.
+class writer_gate {
+public:
+  writer_gate() : released_(promise_.get_future().share()) {}
+  ~writer_gate() { release(); }
+
+  void block_writer(lps::store& db) {
+    auto entered = std::make_shared<std::promise<void>>();
+    auto entered_future = entered->get_future();
+    db.submit({}, [entered, released = released_](bool, const std::string&) {
+      entered->set_value();
+      released.wait();
+    });
+    entered_future.wait();
+  }
+
+  void release() {
+    if (!done_) {
+      done_ = true;
+      promise_.set_value();
+    }
+  }
+
+private:
+  std::promise<void> promise_;
+  std::shared_future<void> released_;
+  bool done_ = false;
+};
+
+// Raw access for checks the store API does not expose.
+std::string query_text(const fs::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::string out;
+  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+// The detail column of every EXPLAIN QUERY PLAN row, joined.
+std::string query_plan(const fs::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::string out;
+  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string explain = "EXPLAIN QUERY PLAN " + sql;
+    if (sqlite3_prepare_v2(db, explain.c_str(), -1, &stmt, nullptr) == SQLITE_OK)
+      while (sqlite3_step(stmt) == SQLITE_ROW)
+        out += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)) + std::string("; ");
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+bool exec_raw(const fs::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open(db_path.string().c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
+}
+
+} // namespace
+
+TEST_CASE("store open creates the data directory and the schema", "[store]") {
+  temp_dir dir;
+  auto options = options_for(dir);
+  options.data_dir = (dir.path() / "nested" / "deeper").string();
+  auto db = open_store(options);
+  fs::path file = dir.path() / "nested" / "deeper" / "lps.db";
+  CHECK(fs::path(db->path()) == file);
+  CHECK(fs::is_regular_file(file));
+  CHECK(db->count_active_requests() == 0);
+  CHECK(db->count_results() == 0);
+  CHECK(db->load_active_requests().empty());
+  CHECK(db->load_undelivered_results().empty());
+
+  CHECK(query_text(file, "PRAGMA user_version") == "1");
+  CHECK(query_text(file, "PRAGMA journal_mode") == "wal");
+  CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
+                         "('requests','results')") == "2");
+  CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='index' AND "
+                         "name='results_undelivered'") == "1");
+  // The undelivered query must use the partial index, not scan every result ever stored.
+  auto plan = query_plan(file, "SELECT * FROM results WHERE delivered = 0 AND "
+                              "callback_url <> '' ORDER BY completed_at_ms, rowid");
+  CHECK_THAT(plan, Catch::Contains("results_undelivered"));
+  CHECK_THAT(plan, !Catch::Contains("TEMP B-TREE"));
+}
+
+TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
+  temp_dir dir;
+  const char raw[] = "\0\x01\xff\xfe payload \0 end";
+  std::string binary(raw, sizeof raw - 1);
+  REQUIRE(binary.size() == 18);
+  {
+    auto db = open_store(options_for(dir, true));
+    require_ok(*db, inserts({make_request("a", 7, 100, binary), make_request("b", 3, 200, "")}));
+    auto result = make_result("c", "failed", "http://cb/c", 555);
+    require_ok(*db, inserts({make_request("c")}));
+    require_ok(*db, finals({result}));
+    lps::store_write attempts;
+    attempts.attempts = {{"a", 4}};
+    require_ok(*db, attempts);
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto db = open_store(options_for(dir, true));
+    auto active = db->load_active_requests();
+    REQUIRE(active.size() == 2);
+    CHECK(active[0].queue_id == "a");
+    CHECK(active[0].priority == 7);
+    CHECK(active[0].queued_at_ms == 100);
+    CHECK(active[0].size_bytes == binary.size());
+    CHECK(active[0].attempts == 4);
+    CHECK(active[0].payload == binary);
+    CHECK(active[1].queue_id == "b");
+    CHECK(active[1].payload.empty());
+    auto found = db->find_result("c");
+    REQUIRE(found);
+    CHECK(found->status == "failed");
+    CHECK(found->event_json == make_result("c", "failed").event_json);
+    CHECK(found->callback_url == "http://cb/c");
+    CHECK(found->completed_at_ms == 555);
+    CHECK_FALSE(found->delivered);
+    CHECK(db->count_results() == 1);
+    CHECK(query_text(db->path(), "PRAGMA user_version") == "1");
+  }
+}
+
+TEST_CASE("store loads active requests by priority then FIFO", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({make_request("low-late", 1, 300), make_request("high-late", 9, 500),
+                           make_request("mid-b", 5, 100), make_request("mid-a", 5, 50)}));
+  require_ok(*db, inserts({make_request("high-early", 9, 10)}));
+  // Same priority and timestamp: insertion order decides.
+  require_ok(*db, inserts({make_request("tie-1", 5, 100)}));
+  require_ok(*db, inserts({make_request("tie-2", 5, 100)}));
+  require_ok(*db, inserts({make_request("negative", -3, 0)}));
+  auto expected = std::vector<std::string>{"high-early", "high-late", "mid-a", "mid-b",
+                                           "tie-1",      "tie-2",     "low-late", "negative"};
+  CHECK(ids_of(db->load_active_requests()) == expected);
+  CHECK(db->count_active_requests() == expected.size());
+}
+
+TEST_CASE("store finals remove the request and are readable by id", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({make_request("q1"), make_request("q2"), make_request("q3")}));
+  require_ok(*db, finals({make_result("q1", "completed", "http://cb/1", 10),
+                          make_result("q3", "expired", "", 30)}));
+  CHECK(ids_of(db->load_active_requests()) == std::vector<std::string>{"q2"});
+  CHECK(db->count_active_requests() == 1);
+  CHECK(db->count_results() == 2);
+  auto q1 = db->find_result("q1");
+  REQUIRE(q1);
+  CHECK(q1->queue_id == "q1");
+  CHECK(q1->status == "completed");
+  CHECK(q1->event_json == make_result("q1").event_json);
+  CHECK(q1->callback_url == "http://cb/1");
+  CHECK(q1->completed_at_ms == 10);
+  auto q3 = db->find_result("q3");
+  REQUIRE(q3);
+  CHECK(q3->status == "expired");
+  CHECK_FALSE(db->find_result("q2"));
+  CHECK_FALSE(db->find_result("unknown"));
+  CHECK_FALSE(db->find_result(""));
+}
+
+TEST_CASE("store keeps the first final result for a queue id", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({make_request("dup")}));
+  require_ok(*db, finals({make_result("dup", "completed", "http://cb", 1)}));
+  lps::store_write delivered;
+  delivered.delivered = {"dup"};
+  require_ok(*db, delivered);
+
+  // A later, different final for the same id is accepted but ignored.
+  require_ok(*db, finals({make_result("dup", "expired", "http://other", 2)}));
+  auto found = db->find_result("dup");
+  REQUIRE(found);
+  CHECK(found->status == "completed");
+  CHECK(found->callback_url == "http://cb");
+  CHECK(found->completed_at_ms == 1);
+  CHECK(found->delivered);
+  CHECK(db->count_results() == 1);
+
+  SECTION("two finals in one write: the first wins") {
+    require_ok(*db, inserts({make_request("pair")}));
+    require_ok(*db, finals({make_result("pair", "failed"), make_result("pair", "completed")}));
+    CHECK(db->find_result("pair")->status == "failed");
+  }
+  SECTION("a request re-inserted after its final is removed again by a second final") {
+    require_ok(*db, inserts({make_request("dup")}));
+    require_ok(*db, finals({make_result("dup", "failed")}));
+    CHECK(db->count_active_requests() == 0);
+    CHECK(db->find_result("dup")->status == "completed");
+  }
+}
+
+TEST_CASE("store tracks delivery and lists undelivered results", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  auto already = make_result("already", "completed", "http://cb/x", 5);
+  already.delivered = true;
+  require_ok(*db, finals({make_result("late", "completed", "http://cb/l", 300),
+                          make_result("early", "failed", "http://cb/e", 100),
+                          make_result("no-callback", "completed", "", 50),
+                          make_result("middle", "expired", "http://cb/m", 200), already}));
+  CHECK(ids_of(db->load_undelivered_results()) ==
+        std::vector<std::string>{"early", "middle", "late"});
+
+  lps::store_write delivered;
+  delivered.delivered = {"middle", "unknown-id"};
+  require_ok(*db, delivered);
+  auto pending = db->load_undelivered_results();
+  CHECK(ids_of(pending) == std::vector<std::string>{"early", "late"});
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].callback_url == "http://cb/e");
+  CHECK(pending[0].status == "failed");
+  CHECK(pending[0].completed_at_ms == 100);
+  CHECK_FALSE(pending[0].delivered);
+  CHECK(db->find_result("middle")->delivered);
+  CHECK(db->find_result("already")->delivered);
+  CHECK_FALSE(db->find_result("no-callback")->delivered);
+}
+
+TEST_CASE("store updates attempt counters of active requests", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({make_request("a", 5, 1), make_request("b", 5, 2)}));
+  lps::store_write write;
+  write.attempts = {{"a", 2}, {"b", 7}, {"gone", 9}};
+  require_ok(*db, write);
+  write = {};
+  write.attempts = {{"a", 3}};
+  require_ok(*db, write);
+  auto active = db->load_active_requests();
+  REQUIRE(active.size() == 2);
+  CHECK(active[0].attempts == 3);
+  CHECK(active[1].attempts == 7);
+  CHECK(db->count_active_requests() == 2);
+}
+
+TEST_CASE("store calls each callback exactly once and in submission order", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  constexpr int writes = 2000;
+  std::vector<int> order;
+  std::vector<int> oks;
+  for (int i = 0; i < writes; ++i) {
+    // Every 100th write re-inserts id 0 and fails; the order must still hold.
+    std::string id = i % 100 == 99 ? "id-0" : "id-" + std::to_string(i);
+    db->submit(inserts({make_request(id)}), [&order, &oks, i](bool ok, const std::string&) {
+      order.push_back(i);
+      oks.push_back(ok ? 1 : 0);
+    });
+  }
+  db->flush();
+  REQUIRE(order.size() == writes);
+  for (int i = 0; i < writes; ++i) {
+    INFO("write " << i);
+    REQUIRE(order[i] == i);
+    REQUIRE(oks[i] == (i % 100 == 99 ? 0 : 1));
+  }
+  CHECK(db->count_active_requests() == writes - writes / 100);
+  CHECK(db->stats().pending_ops == 0);
+}
+
+TEST_CASE("store isolates a bad write from its neighbours in the same batch", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({make_request("existing")}));
+  auto failed_before = db->stats().failed_commits;
+
+  outcome good1, duplicate, good2, partial, delivered;
+  {
+    writer_gate gate;
+    gate.block_writer(*db);
+    db->submit(inserts({make_request("good-1")}), record(good1));
+    db->submit(inserts({make_request("existing")}), record(duplicate));
+    db->submit(finals({make_result("existing")}), record(good2));
+    // All or nothing: the clash on its third row must undo its first two.
+    db->submit(inserts({make_request("p1"), make_request("p2"), make_request("good-1")}),
+               record(partial));
+    lps::store_write mark;
+    mark.delivered = {"existing"};
+    db->submit(mark, record(delivered));
+  }
+  db->flush();
+
+  for (auto* out : {&good1, &duplicate, &good2, &partial, &delivered})
+    CHECK(out->calls == 1);
+  CHECK(good1.ok);
+  CHECK(good1.error.empty());
+  CHECK_FALSE(duplicate.ok);
+  CHECK_THAT(duplicate.error, Catch::Contains("UNIQUE") && Catch::Contains("existing"));
+  CHECK(good2.ok);
+  CHECK_FALSE(partial.ok);
+  CHECK_THAT(partial.error, Catch::Contains("good-1"));
+  CHECK(delivered.ok);
+
+  CHECK(ids_of(db->load_active_requests()) == std::vector<std::string>{"good-1"});
+  auto result = db->find_result("existing");
+  REQUIRE(result);
+  CHECK(result->delivered);
+  CHECK(db->stats().failed_commits > failed_before);
+}
+
+TEST_CASE("store loses nothing under concurrent submits", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  constexpr int threads = 4;
+  constexpr int writes_per_thread = 500;
+  std::atomic<int> ok_calls{0};
+  std::atomic<int> failed_calls{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < writes_per_thread; ++i) {
+        std::string base = "t" + std::to_string(t) + "-" + std::to_string(i);
+        db->submit(inserts({make_request(base + "a"), make_request(base + "b")}),
+                   [&](bool ok, const std::string&) { ++(ok ? ok_calls : failed_calls); });
+      }
+    });
+  }
+  for (auto& worker : workers)
+    worker.join();
+  db->flush();
+  CHECK(ok_calls == threads * writes_per_thread);
+  CHECK(failed_calls == 0);
+  CHECK(db->count_active_requests() == 2 * threads * writes_per_thread);
+  auto stats = db->stats();
+  CHECK(stats.ops_committed == 2 * threads * writes_per_thread);
+  CHECK(stats.pending_ops == 0);
+  CHECK(stats.failed_commits == 0);
+}
+
+TEST_CASE("store flush waits for every earlier write", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir, true));
+
+  SECTION("flush on an idle store returns at once") {
+    db->flush();
+    db->flush();
+    CHECK(db->stats().commits == 0);
+  }
+  SECTION("writes and callbacks are done when flush returns") {
+    std::atomic<int> calls{0};
+    for (int i = 0; i < 300; ++i)
+      db->submit(inserts({make_request("f" + std::to_string(i))}),
+                 [&](bool, const std::string&) { ++calls; });
+    db->flush();
+    CHECK(calls == 300);
+    CHECK(db->count_active_requests() == 300);
+    CHECK(db->find_result("f1") == std::nullopt);
+    require_ok(*db, finals({make_result("f1")}));
+    CHECK(db->find_result("f1"));
+  }
+  SECTION("flush blocks while an earlier write is unfinished") {
+    writer_gate gate;
+    gate.block_writer(*db);
+    outcome later;
+    db->submit(inserts({make_request("later")}), record(later));
+    std::atomic<bool> returned{false};
+    std::thread flusher([&] {
+      db->flush();
+      returned = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    CHECK_FALSE(returned);
+    gate.release();
+    flusher.join();
+    CHECK(returned);
+    CHECK(later.calls == 1);
+    CHECK(db->count_active_requests() == 1);
+  }
+  SECTION("flush and submit from inside a callback do not deadlock") {
+    outcome inner;
+    bool flushed_inside = false;
+    db->submit(inserts({make_request("outer")}), [&](bool, const std::string&) {
+      db->flush();
+      flushed_inside = true;
+      db->submit(inserts({make_request("inner")}), record(inner));
+    });
+    db->flush();
+    CHECK(flushed_inside);
+    db->flush();
+    CHECK(inner.calls == 1);
+    CHECK(inner.ok);
+    CHECK(db->count_active_requests() == 2);
+  }
+}
+
+TEST_CASE("store open fails cleanly on impossible paths", "[store]") {
+  temp_dir dir;
+  fs::create_directories(dir.path());
+  std::string error;
+
+  SECTION("data_dir is a regular file") {
+    fs::path file = dir.path() / "plain-file";
+    std::ofstream(file) << "not a directory";
+    auto options = options_for(dir);
+    options.data_dir = file.string();
+    CHECK(lps::store::open(options, error) == nullptr);
+    CHECK_THAT(error, Catch::Contains(file.string()));
+    CHECK(error.find('\n') == std::string::npos);
+  }
+  SECTION("data_dir lies below a regular file") {
+    fs::path file = dir.path() / "plain-file";
+    std::ofstream(file) << "x";
+    auto options = options_for(dir);
+    options.data_dir = (file / "sub").string();
+    CHECK(lps::store::open(options, error) == nullptr);
+    CHECK_THAT(error, Catch::Contains("sub"));
+  }
+  SECTION("lps.db is a directory") {
+    fs::create_directories(dir.path() / "lps.db");
+    CHECK(lps::store::open(options_for(dir), error) == nullptr);
+    CHECK_THAT(error, Catch::Contains((dir.path() / "lps.db").string()));
+  }
+  SECTION("lps.db is not a database") {
+    std::ofstream(dir.path() / "lps.db") << std::string(8192, 'g');
+    CHECK(lps::store::open(options_for(dir), error) == nullptr);
+    CHECK_THAT(error, Catch::Contains("lps.db") && Catch::Contains("not a database"));
+  }
+  SECTION("schema from a newer version") {
+    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 2"));
+    CHECK(lps::store::open(options_for(dir), error) == nullptr);
+    CHECK_THAT(error, Catch::Contains("schema version 2"));
+  }
+  CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("store group commit folds many writes into few transactions", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir, true));
+
+  SECTION("writes queued behind a busy writer share one commit") {
+    constexpr int writes = 1000;
+    std::atomic<int> ok_calls{0};
+    {
+      writer_gate gate;
+      gate.block_writer(*db);
+      for (int i = 0; i < writes; ++i)
+        db->submit(inserts({make_request("g" + std::to_string(i))}),
+                   [&](bool ok, const std::string&) { ok_calls += ok ? 1 : 0; });
+    }
+    db->flush();
+    CHECK(ok_calls == writes);
+    // One commit for the gate's batch, one for everything queued behind it.
+    CHECK(db->stats().commits <= 2);
+    CHECK(db->stats().ops_committed == writes);
+  }
+  SECTION("a burst of submits needs fewer commits than writes") {
+    constexpr int writes = 3000;
+    for (int i = 0; i < writes; ++i)
+      db->submit(inserts({make_request("b" + std::to_string(i))}), nullptr);
+    db->flush();
+    CHECK(db->count_active_requests() == writes);
+    CHECK(db->stats().commits < writes);
+  }
+}
+
+TEST_CASE("store caps the operations in one transaction", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir, false, 10));
+  {
+    writer_gate gate;
+    gate.block_writer(*db);
+    for (int i = 0; i < 100; ++i)
+      db->submit(inserts({make_request("c" + std::to_string(i))}), nullptr);
+  }
+  db->flush();
+  CHECK(db->stats().commits >= 10);
+  CHECK(db->count_active_requests() == 100);
+
+  // A single write above the cap is still one all-or-nothing transaction.
+  std::vector<lps::stored_request> big;
+  for (int i = 0; i < 25; ++i)
+    big.push_back(make_request("big" + std::to_string(i)));
+  auto commits_before = db->stats().commits;
+  require_ok(*db, inserts(big));
+  CHECK(db->stats().commits == commits_before + 1);
+  CHECK(db->count_active_requests() == 125);
+}
+
+TEST_CASE("store destructor commits pending writes and calls their callbacks", "[store]") {
+  temp_dir dir;
+  constexpr int writes = 1000;
+  std::atomic<int> ok_calls{0};
+  {
+    auto db = open_store(options_for(dir, true));
+    for (int i = 0; i < writes; ++i)
+      db->submit(inserts({make_request("d" + std::to_string(i))}),
+                 [&](bool ok, const std::string&) { ok_calls += ok ? 1 : 0; });
+  }
+  CHECK(ok_calls == writes);
+  auto db = open_store(options_for(dir));
+  CHECK(db->count_active_requests() == writes);
+}
+
+TEST_CASE("store stats count commits and operations", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  CHECK(db->stats().commits == 0);
+  require_ok(*db, inserts({make_request("s1"), make_request("s2")}));
+  require_ok(*db, finals({make_result("s1")}));
+  require_ok(*db, {}); // an empty write succeeds and counts no operation
+  auto stats = db->stats();
+  CHECK(stats.commits == 3);
+  CHECK(stats.ops_committed == 3);
+  CHECK(stats.failed_commits == 0);
+  CHECK(stats.pending_ops == 0);
+
+  outcome bad = run(*db, inserts({make_request("s2")}));
+  CHECK_FALSE(bad.ok);
+  CHECK(db->stats().failed_commits == 1);
+  CHECK(db->stats().ops_committed == 3);
+}
+
+TEST_CASE("store keeps writing after a callback throws", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  db->submit(inserts({make_request("thrower")}),
+             [](bool, const std::string&) { throw std::runtime_error("callback failure"); });
+  outcome after;
+  db->submit(inserts({make_request("after")}), record(after));
+  db->flush();
+  CHECK(after.calls == 1);
+  CHECK(after.ok);
+  CHECK(db->count_active_requests() == 2);
+}
+
+TEST_CASE("store reads see a growing consistent state while writes commit", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  constexpr int requests = 2000;
+  std::atomic<bool> writing{true};
+  bool monotonic = true;
+  bool consistent = true;
+  uint64_t reads = 0;
+  std::thread reader([&] {
+    uint64_t last = 0;
+    while (writing) {
+      uint64_t results = db->count_results();
+      monotonic = monotonic && results >= last;
+      last = results;
+      // Results commit in order, so the newest counted one must be readable.
+      if (auto found = db->find_result("r" + std::to_string(results ? results - 1 : 0)))
+        consistent = consistent && found->status == "completed";
+      ++reads;
+    }
+  });
+  for (int i = 0; i < requests; ++i) {
+    std::string id = "r" + std::to_string(i);
+    db->submit(inserts({make_request(id)}), nullptr);
+    db->submit(finals({make_result(id)}), nullptr);
+  }
+  db->flush();
+  writing = false;
+  reader.join();
+  CHECK(monotonic);
+  CHECK(consistent);
+  CHECK(reads > 0);
+  CHECK(db->count_results() == requests);
+  CHECK(db->count_active_requests() == 0);
+}
+
+// -- benchmark (hidden): ./store_test "[.bench]" --
+
+namespace {
+
+std::string bench_id(std::mt19937_64& rng) {
+  char text[40];
+  std::snprintf(text, sizeof text, "%08x-%04x-4%03x-a%03x-%012llx",
+                static_cast<unsigned>(rng()), static_cast<unsigned>(rng() & 0xffff),
+                static_cast<unsigned>(rng() & 0xfff), static_cast<unsigned>(rng() & 0xfff),
+                static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
+  return text;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Submits `writes[t]` from thread t, then waits for all of them to commit.
+double submit_all(lps::store& db, std::vector<std::vector<lps::store_write>>& writes,
+                  std::atomic<int>& failures) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (auto& mine : writes)
+    threads.emplace_back([&db, &mine, &failures] {
+      for (auto& write : mine)
+        db.submit(std::move(write), [&failures](bool ok, const std::string&) {
+          failures += ok ? 0 : 1;
+        });
+    });
+  for (auto& thread : threads)
+    thread.join();
+  db.flush();
+  return seconds_since(start);
+}
+
+void run_bench(bool fsync) {
+  constexpr int requests = 50000;
+  constexpr int threads = 2;
+  temp_dir dir;
+  auto db = open_store(options_for(dir, fsync));
+  std::mt19937_64 rng(42);
+  std::string payload(6 * 1024, 'p');
+  std::string event(1536, 'e');
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < requests; ++i)
+    ids.push_back(bench_id(rng));
+  std::vector<std::vector<lps::store_write>> insert_writes(threads), final_writes(threads);
+  for (int i = 0; i < requests; ++i) {
+    insert_writes[i % threads].push_back(
+      inserts({make_request(ids[i], static_cast<int32_t>(i % 10), 1000 + i, payload)}));
+    lps::stored_result result = make_result(ids[i], "completed", "http://cb/x", 5000 + i);
+    result.event_json = event;
+    final_writes[i % threads].push_back(finals({result}));
+  }
+
+  std::atomic<int> failures{0};
+  double insert_s = submit_all(*db, insert_writes, failures);
+  auto after_insert = db->stats();
+  double final_s = submit_all(*db, final_writes, failures);
+  auto after_final = db->stats();
+
+  REQUIRE(failures == 0);
+  REQUIRE(db->count_active_requests() == 0);
+  REQUIRE(db->count_results() == requests);
+  auto final_commits = after_final.commits - after_insert.commits;
+  std::printf("store bench (fsync %s, %d requests, 6 KB payload, 1.5 KB result, %d threads)\n"
+              "  insert:   %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
+              "  finalize: %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
+              "  overall:  %8.0f ops/s  (= %.0f requests/s end to end)\n",
+              fsync ? "on" : "off", requests, threads, requests / insert_s, insert_s,
+              static_cast<unsigned long long>(after_insert.commits),
+              double(requests) / double(after_insert.commits), requests / final_s, final_s,
+              static_cast<unsigned long long>(final_commits),
+              double(requests) / double(final_commits), 2 * requests / (insert_s + final_s),
+              requests / (insert_s + final_s));
+}
+
+double percentile(std::vector<double> values, double fraction) {
+  if (values.empty())
+    return 0;
+  std::sort(values.begin(), values.end());
+  return values[static_cast<size_t>(fraction * double(values.size() - 1))];
+}
+
+// The service's shape: requests arrive at a steady 10,000/s (one write each) and each is
+// finalized 100 ms later, so commits stay small and their fsync cost shows.
+void run_paced_bench(bool fsync) {
+  constexpr int rate = 10000;
+  constexpr int requests = 30000;
+  constexpr int threads = 2;
+  constexpr int lag = rate / 10; // even, so request i and final i - lag share a thread
+  temp_dir dir;
+  auto db = open_store(options_for(dir, fsync));
+  std::mt19937_64 rng(7);
+  std::vector<std::string> ids;
+  for (int i = 0; i < requests; ++i)
+    ids.push_back(bench_id(rng));
+  std::string payload(6 * 1024, 'p');
+  std::string event(1536, 'e');
+  // Latency from submit to callback, per operation: inserts first, then finals.
+  std::vector<double> latency_ms(2 * requests, 0);
+  std::atomic<int> failures{0};
+  using clock = std::chrono::steady_clock;
+
+  auto submit_timed = [&](lps::store_write write, size_t slot) {
+    auto sent = clock::now();
+    db->submit(std::move(write), [&, sent, slot](bool ok, const std::string&) {
+      latency_ms[slot] = std::chrono::duration<double, std::milli>(clock::now() - sent).count();
+      failures += ok ? 0 : 1;
+    });
+  };
+  auto start = clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      for (int i = t; i < requests + lag; i += threads) {
+        std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1000000LL / rate));
+        if (i < requests)
+          submit_timed(inserts({make_request(ids[i], 5, i, payload)}), i);
+        if (i >= lag) {
+          auto result = make_result(ids[i - lag], "completed", "http://cb/x", i);
+          result.event_json = event;
+          submit_timed(finals({result}), requests + i - lag);
+        }
+      }
+    });
+  for (auto& worker : workers)
+    worker.join();
+  db->flush();
+  double elapsed = seconds_since(start);
+  REQUIRE(failures == 0);
+  REQUIRE(db->count_active_requests() == 0);
+  auto stats = db->stats();
+  std::printf("store paced bench (fsync %s, %d requests/s offered, 6 KB payload, 1.5 KB "
+              "result)\n"
+              "  %8.0f ops/s  %6.2f s  %6llu commits  %5.1f ops/commit  latency ms: "
+              "p50 %.2f  p99 %.2f  max %.2f\n",
+              fsync ? "on" : "off", rate, 2 * requests / elapsed, elapsed,
+              static_cast<unsigned long long>(stats.commits),
+              double(stats.ops_committed) / double(stats.commits),
+              percentile(latency_ms, 0.5), percentile(latency_ms, 0.99),
+              percentile(latency_ms, 1.0));
+}
+
+} // namespace
+
+TEST_CASE("store bench with fsync off", "[.bench]") {
+  run_bench(false);
+}
+
+TEST_CASE("store bench with fsync on", "[.bench]") {
+  run_bench(true);
+}
+
+TEST_CASE("store paced bench with fsync off", "[.bench]") {
+  run_paced_bench(false);
+}
+
+TEST_CASE("store paced bench with fsync on", "[.bench]") {
+  run_paced_bench(true);
+}
