@@ -433,12 +433,26 @@ std::string dump(const config& cfg) {
   return result;
 }
 
+std::string describe_keys() {
+  config defaults;
+  std::string result = "| environment (LLM_PROVIDER_SERVICE_ prefix) | [lps] file key / --flag | default "
+                       "| allowed |\n|---|---|---|---|\n";
+  for (const auto& x : key_table())
+    result += "| " + x.info.env_name + " | " + x.info.file_name + " | " + x.get(defaults) + " | "
+              + x.info.rule + " |\n";
+  return result;
+}
+
 cli_split split_command_line(int argc, const char* const* argv) {
   cli_split result;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--dump-config") {
       result.dump_config = true;
+      continue;
+    }
+    if (arg == "--help-config") {
+      result.help_config = true;
       continue;
     }
     if (arg.rfind("--", 0) != 0) {

@@ -153,12 +153,17 @@ std::vector<std::string> validate(const config& cfg);
 /// The effective configuration as "key = value" lines, secrets masked.
 std::string dump(const config& cfg);
 
+/// A Markdown table of every key: environment name, file key, default, rule.
+std::string describe_keys();
+
 /// Extracts lps' own command-line options (--lps.<key>=v, --<key>=v for known keys,
 /// --dump-config) from argv. The rest goes to CAF (scheduler.*, --config-file, --help).
 struct cli_split {
   std::vector<std::pair<std::string, std::string>> lps_options;
   std::vector<std::string> caf_args;
   bool dump_config = false;
+  /// --help-config: print describe_keys() and exit.
+  bool help_config = false;
   std::vector<std::string> errors;
 };
 cli_split split_command_line(int argc, const char* const* argv);

@@ -119,6 +119,10 @@ int main(int argc, char** argv) {
   auto start = load_startup(sys_cfg, argc, argv, process_environment());
   if (start.help_printed)
     return 0;
+  if (start.help_config) {
+    std::fputs(describe_keys().c_str(), stdout);
+    return 0;
+  }
   if (!start.errors.empty())
     return fail(start.errors);
   if (start.dump_config) {

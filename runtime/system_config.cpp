@@ -67,6 +67,7 @@ startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lo
   startup result;
   auto split = split_command_line(argc, argv);
   result.dump_config = split.dump_config;
+  result.help_config = split.help_config;
   result.errors = split.errors;
   if (auto err = sys_cfg.parse(split.caf_args, "lps.ini")) {
     result.errors.push_back("command line or config file: " + sys_cfg.render(err));

@@ -23,6 +23,8 @@ struct startup {
   config cfg;
   /// --dump-config was given: print dump(cfg) and exit.
   bool dump_config = false;
+  /// --help-config was given: print describe_keys() and exit.
+  bool help_config = false;
   /// CAF printed --help; exit 0.
   bool help_printed = false;
   /// One line per problem; non-empty means refuse to start.

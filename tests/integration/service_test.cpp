@@ -326,3 +326,37 @@ TEST_CASE("batch_api mode is accepted and says it runs as serial_bundle") {
   CHECK(health["effective_processing_mode"] == "serial_bundle");
   CHECK(health["warnings"].as_array().size() == 1);
 }
+
+TEST_CASE("requests accepted before a crash are processed after the restart") {
+  temp_dir dir;
+  std::vector<std::string> ids;
+  {
+    // A slow mock keeps the requests queued or processing when the process is killed.
+    test::lps_process lps{dir.path.string(), {"--mock-latency-ms=60000"}};
+    REQUIRE(lps.port() != 0);
+    client c;
+    for (int i = 0; i < 10; ++i) {
+      auto res = c.call_json("POST", lps.url("/api/v1/comparison"),
+                             "{\"user_prompt\":\"survive " + std::to_string(i) + "\"}");
+      ids.emplace_back(res["queue_id"].as_string());
+    }
+    CHECK(c.call("GET", lps.url("/api/v1/results/" + ids.front())).status == 202);
+    lps.stop(SIGKILL);
+  }
+  test::lps_process again{dir.path.string()};
+  REQUIRE(again.port() != 0);
+  client c;
+  for (const auto& id : ids) {
+    unsigned status = 0;
+    for (int i = 0; i < 200 && status != 200; ++i) {
+      status = c.call("GET", again.url("/api/v1/results/" + id)).status;
+      if (status != 200)
+        std::this_thread::sleep_for(std::chrono::milliseconds{25});
+    }
+    CHECK(status == 200);
+  }
+  auto inspect = c.call_json("GET", again.url("/api/v1/inspect"));
+  for (auto& actor : inspect["actors"].as_array())
+    if (actor.as_object()["kind"] == "queue_manager")
+      CHECK(actor.as_object()["figures"].as_object()["recovered_total"].as_double() == 10.0);
+}

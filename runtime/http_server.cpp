@@ -1,0 +1,559 @@
+#include "runtime/http_server.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+
+// Threading model
+// ---------------
+// The io_context runs on dedicated threads. Every connection (session) lives on its own
+// strand; all its socket work happens there. Handlers answer through a responder that may run
+// on any thread: it looks the waiting session up in `server_core::waiting` (under a mutex) and
+// posts the response onto the session's strand.
+//
+// Ownership: while a request is with the handler, the only strong reference to its session is
+// the entry in `waiting`; responders hold the shared core and a ticket, never the session. So
+// stop() can take every waiting session away (and destroy it before the io_context), and a
+// responder called after stop() finds nothing and does nothing.
+//
+// A responder destroyed without being called answers 500 INTERNAL_ERROR (a handler bug must
+// not leave the client waiting). A responder kept forever without being called keeps its
+// connection open until stop(): the server cannot tell "slow" from "forgotten".
+
+namespace lps {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using beast::error_code;
+
+constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::size_t read_chunk = 16 * 1024;
+/// How long an error answer waits for the client to finish sending before the socket closes.
+constexpr std::chrono::milliseconds max_linger{5000};
+
+class session;
+
+/// Shared by the server, its sessions and every responder (which may outlive the server).
+struct server_core {
+  http_server_options options;
+  http_handler handler;
+  std::atomic<size_t> open{0};
+  std::mutex mutex;
+  bool stopped = false;                                           // guarded by mutex
+  uint64_t next_ticket = 0;                                       // guarded by mutex
+  std::unordered_map<uint64_t, std::shared_ptr<session>> waiting; // guarded by mutex
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+/// The service's error envelope. Codes and messages are ours and need no JSON escaping.
+http_response error_response(unsigned status, std::string_view code, std::string_view text) {
+  http_response r;
+  r.status = status;
+  r.body = std::string(R"({"error":{"code":")") + std::string(code) + R"(","message":")" +
+           std::string(text) + R"(","correlation_id":null,"details":{}}})";
+  return r;
+}
+
+bool is_http_category(const error_code& ec) {
+  return ec.category() == make_error_code(http::error::end_of_stream).category();
+}
+
+http_request to_request(http::request<http::string_body>&& msg) {
+  http_request req;
+  req.method = std::string(msg.method_string());
+  auto target = msg.target();
+  auto q = target.find('?');
+  req.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos)
+    req.query = std::string(target.substr(q + 1));
+  req.content_type = std::string(msg[http::field::content_type]);
+  req.headers.reserve(static_cast<size_t>(std::distance(msg.begin(), msg.end())));
+  for (const auto& f : msg)
+    req.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+  req.body = std::move(msg.body());
+  return req;
+}
+
+/// One TCP connection; every member function runs on the connection's strand.
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket&& socket, std::shared_ptr<server_core> core)
+    : stream_(std::move(socket)), core_(std::move(core)) {
+    ++core_->open;
+  }
+
+  ~session() {
+    --core_->open;
+  }
+
+  void start() {
+    error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&session::wait_for_request, shared_from_this()));
+  }
+
+  net::any_io_executor executor() {
+    return stream_.get_executor();
+  }
+
+  /// Writes the handler's answer (or an error of ours).
+  void send(http_response r) {
+    try {
+      build_response(r);
+    } catch (const std::exception& e) {
+      // Bad header characters or a status Beast refuses: the handler's bug, not the client's.
+      spdlog::warn("http server: cannot send the handler's response: {}", e.what());
+      close_after_write_ = true;
+      build_response(error_response(500, "INTERNAL_ERROR", "invalid response"));
+    }
+    stream_.expires_after(core_->options.idle_timeout);
+    http::async_write(stream_, response_,
+                      beast::bind_front_handler(&session::on_write, shared_from_this()));
+  }
+
+private:
+  void build_response(const http_response& r) {
+    response_ = {};
+    response_.version(version_);
+    // 1xx as a final answer or a code Beast cannot write would break the connection.
+    response_.result(r.status >= 200 && r.status <= 999 ? r.status : 500);
+    response_.set(http::field::server, "lps");
+    if (!r.content_type.empty())
+      response_.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers)
+      response_.insert(name, value);
+    response_.keep_alive(keep_alive_ && !close_after_write_);
+    auto code = response_.result();
+    if (code == http::status::no_content || code == http::status::not_modified)
+      return; // no body and no Content-Length allowed
+    response_.body() = r.body;
+    response_.prepare_payload();
+    if (head_)
+      response_.body().clear(); // Content-Length stays: it describes the GET answer
+  }
+
+  void wait_for_request() {
+    parser_.emplace();
+    parser_->body_limit(core_->options.max_body_bytes);
+    parser_->header_limit(static_cast<uint32_t>(
+      std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
+    if (buffer_.size() > 0) // a pipelined request is already here
+      return read_header();
+    // Idle until the first byte; from then on the whole request gets read_timeout.
+    stream_.expires_after(core_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(read_chunk),
+                            beast::bind_front_handler(&session::on_first_bytes,
+                                                      shared_from_this()));
+  }
+
+  void on_first_bytes(error_code ec, size_t n) {
+    if (ec) {
+      if (ec != net::error::eof)
+        spdlog::debug("http server: idle connection closed: {}", ec.message());
+      return;
+    }
+    buffer_.commit(n);
+    read_header();
+  }
+
+  void read_header() {
+    stream_.expires_after(core_->options.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&session::on_header, shared_from_this()));
+  }
+
+  void on_header(error_code ec, size_t) {
+    if (ec)
+      return fail_request(ec);
+    const auto& req = parser_->get();
+    bool wants_continue = req.version() >= 11 && !parser_->is_done() &&
+                          beast::iequals(req[http::field::expect], "100-continue");
+    if (!wants_continue)
+      return read_body();
+    net::async_write(stream_, net::buffer(continue_line.data(), continue_line.size()),
+                     [self = shared_from_this()](error_code wec, size_t) {
+                       if (!wec)
+                         self->read_body();
+                     });
+  }
+
+  void read_body() {
+    if (parser_->is_done())
+      return on_body({}, 0);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&session::on_body, shared_from_this()));
+  }
+
+  void on_body(error_code ec, size_t) {
+    if (ec)
+      return fail_request(ec);
+    dispatch_request();
+  }
+
+  /// Limits and syntax errors get an answer; timeouts and resets just close.
+  void fail_request(const error_code& ec) {
+    const auto& limits = core_->options;
+    if (ec == http::error::body_limit)
+      return send_error(413, "PAYLOAD_TOO_LARGE",
+                        "request body exceeds " + std::to_string(limits.max_body_bytes) +
+                          " bytes");
+    if (ec == http::error::header_limit)
+      return send_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                        "request header block exceeds " +
+                          std::to_string(limits.max_header_bytes) + " bytes");
+    if (!is_http_category(ec) || ec == http::error::end_of_stream ||
+        ec == http::error::partial_message) {
+      spdlog::debug("http server: connection closed while reading: {}", ec.message());
+      return;
+    }
+    send_error(400, "INVALID_REQUEST", "malformed HTTP request: " + ec.message());
+  }
+
+  void send_error(unsigned status, std::string_view code, const std::string& text) {
+    close_after_write_ = true;
+    keep_alive_ = false;
+    head_ = false;
+    version_ = 11;
+    send(error_response(status, code, text));
+  }
+
+  void dispatch_request() {
+    auto msg = parser_->release();
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == http::verb::head;
+    close_after_write_ = false;
+    auto req = to_request(std::move(msg));
+    stream_.expires_never(); // the handler may take its time; see the note at the top
+    uint64_t ticket = 0;
+    {
+      std::lock_guard<std::mutex> lock{core_->mutex};
+      if (core_->stopped)
+        return;
+      ticket = core_->next_ticket++;
+      core_->waiting.emplace(ticket, shared_from_this());
+    }
+    http_responder responder = make_responder(ticket);
+    try {
+      core_->handler(std::move(req), std::move(responder));
+    } catch (const std::exception& e) {
+      // The responder's copies die with the stack: the client gets a 500, not silence.
+      spdlog::error("http server: handler threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("http server: handler threw a non-standard exception");
+    }
+  }
+
+  http_responder make_responder(uint64_t ticket);
+
+  void on_write(error_code ec, size_t) {
+    if (ec) {
+      spdlog::debug("http server: write failed: {}", ec.message());
+      return;
+    }
+    if (close_after_write_)
+      return linger();
+    if (!response_.keep_alive()) {
+      error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    wait_for_request();
+  }
+
+  // After an error answer the client may still be sending (a 2 MB body, say). Closing now
+  // would make the kernel reset the connection and the client could lose our answer, so
+  // half-close and read and drop what arrives for a bounded time.
+  void linger() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    buffer_.consume(buffer_.size());
+    stream_.expires_after(std::min(core_->options.read_timeout, max_linger));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(buffer_.prepare(read_chunk),
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (!ec)
+                                self->drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<server_core> core_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool head_ = false;
+  bool close_after_write_ = false;
+};
+
+/// Behind every copy of one responder: answers exactly once, from any thread.
+class reply_slot {
+public:
+  reply_slot(std::shared_ptr<server_core> core, uint64_t ticket)
+    : core_(std::move(core)), ticket_(ticket) {
+  }
+
+  reply_slot(const reply_slot&) = delete;
+  reply_slot& operator=(const reply_slot&) = delete;
+
+  ~reply_slot() {
+    if (!done_.exchange(true))
+      deliver(error_response(500, "INTERNAL_ERROR", "the request was not answered"));
+  }
+
+  void reply(http_response r) {
+    if (!done_.exchange(true))
+      deliver(std::move(r));
+  }
+
+private:
+  void deliver(http_response r) {
+    // Posting under the mutex: once stop() has set `stopped`, no strong session reference
+    // exists outside the io_context, which stop() then destroys.
+    std::lock_guard<std::mutex> lock{core_->mutex};
+    if (core_->stopped)
+      return;
+    auto it = core_->waiting.find(ticket_);
+    if (it == core_->waiting.end())
+      return;
+    auto s = std::move(it->second);
+    core_->waiting.erase(it);
+    auto ex = s->executor();
+    net::post(ex, [s = std::move(s), r = std::move(r)]() mutable { s->send(std::move(r)); });
+  }
+
+  std::shared_ptr<server_core> core_;
+  uint64_t ticket_;
+  std::atomic<bool> done_{false};
+};
+
+http_responder session::make_responder(uint64_t ticket) {
+  auto slot = std::make_shared<reply_slot>(core_, ticket);
+  return [slot](http_response r) { slot->reply(std::move(r)); };
+}
+
+} // namespace
+
+struct http_server::impl {
+  std::shared_ptr<server_core> core;
+  // Declaration order is destruction order in reverse: the io_context must outlive every
+  // I/O object.
+  std::optional<net::io_context> ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> retry_timer;
+  std::vector<std::thread> threads;
+  std::atomic<uint16_t> port{0};
+  std::mutex lifecycle;        // start() and the signalling half of stop()
+  bool started = false;        // guarded by lifecycle
+  bool stopped = false;        // guarded by lifecycle
+  std::mutex teardown;         // the joining half of stop(); never taken on an I/O thread
+  bool torn_down = false;      // guarded by teardown
+
+  bool listen(const http_server_options& options, std::string& error);
+  void accept();
+  void on_accept(error_code ec, tcp::socket socket);
+  void run_thread();
+  bool on_io_thread() const;
+  void tear_down();
+};
+
+bool http_server::impl::listen(const http_server_options& options, std::string& error) {
+  error_code ec;
+  tcp::resolver resolver{*ioc};
+  auto results = resolver.resolve(options.host, std::to_string(options.port),
+                                  tcp::resolver::passive, ec);
+  if (!ec && results.empty())
+    ec = net::error::host_not_found;
+  if (!ec) {
+    auto endpoint = results.begin()->endpoint();
+    acceptor.emplace(*ioc);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec)
+      acceptor->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec)
+      acceptor->bind(endpoint, ec);
+    if (!ec)
+      acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (!ec)
+      port = acceptor->local_endpoint(ec).port();
+  }
+  if (ec) {
+    error = "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
+            ec.message();
+    return false;
+  }
+  return true;
+}
+
+void http_server::impl::accept() {
+  acceptor->async_accept(net::make_strand(*ioc), [this](error_code ec, tcp::socket socket) {
+    on_accept(ec, std::move(socket));
+  });
+}
+
+void http_server::impl::on_accept(error_code ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted)
+    return;
+  if (ec) {
+    // E.g. out of file descriptors: pause instead of spinning on the error.
+    spdlog::warn("http server: accept failed: {}", ec.message());
+    retry_timer->expires_after(std::chrono::milliseconds(50));
+    retry_timer->async_wait([this](error_code tec) {
+      if (!tec)
+        accept();
+    });
+    return;
+  }
+  if (core->open.load() >= core->options.max_connections) {
+    spdlog::debug("http server: connection limit {} reached, closing a new connection",
+                  core->options.max_connections);
+    error_code ignored;
+    socket.close(ignored);
+  } else {
+    std::make_shared<session>(std::move(socket), core)->start();
+  }
+  accept();
+}
+
+void http_server::impl::run_thread() {
+  for (;;) {
+    try {
+      ioc->run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("http server: I/O thread caught: {}", e.what());
+    }
+  }
+}
+
+http_server::http_server() : impl_(std::make_unique<impl>()) {
+}
+
+http_server::~http_server() {
+  stop();
+}
+
+bool http_server::start(const http_server_options& options, http_handler handler,
+                        std::string& error) {
+  std::lock_guard<std::mutex> guard{impl_->lifecycle};
+  if (impl_->started) {
+    error = "http server already started (a server starts once)";
+    return false;
+  }
+  if (!handler) {
+    error = "http server needs a handler";
+    return false;
+  }
+  auto threads = std::max(1u, options.io_threads);
+  impl_->core = std::make_shared<server_core>();
+  impl_->core->options = options;
+  impl_->core->handler = std::move(handler);
+  impl_->ioc.emplace(static_cast<int>(threads));
+  if (!impl_->listen(options, error)) {
+    impl_->acceptor.reset();
+    impl_->ioc.reset();
+    return false;
+  }
+  impl_->retry_timer.emplace(*impl_->ioc);
+  impl_->accept();
+  for (unsigned i = 0; i < threads; ++i)
+    impl_->threads.emplace_back([this] { impl_->run_thread(); });
+  impl_->started = true;
+  spdlog::debug("http server: listening on {}:{}", options.host, impl_->port.load());
+  return true;
+}
+
+uint16_t http_server::port() const {
+  return impl_->port.load();
+}
+
+size_t http_server::open_connections() const {
+  return impl_->core ? impl_->core->open.load() : 0;
+}
+
+bool http_server::impl::on_io_thread() const {
+  auto self = std::this_thread::get_id();
+  return std::any_of(threads.begin(), threads.end(),
+                     [self](const std::thread& t) { return t.get_id() == self; });
+}
+
+// Single-threaded: close everything before the io_context goes away. Sessions inside pending
+// operations die with the io_context; waiting ones are dropped here.
+void http_server::impl::tear_down() {
+  for (auto& t : threads)
+    t.join();
+  threads.clear();
+  std::unordered_map<uint64_t, std::shared_ptr<session>> waiting;
+  {
+    std::lock_guard<std::mutex> lock{core->mutex};
+    waiting.swap(core->waiting);
+  }
+  error_code ignored;
+  acceptor->close(ignored);
+  waiting.clear();
+  retry_timer.reset();
+  acceptor.reset();
+  ioc.reset();
+}
+
+// From a handler (an I/O thread, which cannot join itself) stop() only stops the io_context;
+// the destructor or a later stop() from another thread finishes the job.
+void http_server::stop() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->lifecycle};
+    if (!impl_->started)
+      return;
+    if (!impl_->stopped) {
+      impl_->stopped = true;
+      {
+        std::lock_guard<std::mutex> lock{impl_->core->mutex};
+        impl_->core->stopped = true;
+      }
+      impl_->ioc->stop();
+    }
+  }
+  if (impl_->on_io_thread()) {
+    spdlog::warn("http server: stop() called on an I/O thread; finishing later");
+    return;
+  }
+  std::lock_guard<std::mutex> guard{impl_->teardown};
+  if (impl_->torn_down)
+    return;
+  impl_->torn_down = true;
+  impl_->tear_down();
+}
+
+} // namespace lps
