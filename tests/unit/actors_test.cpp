@@ -77,8 +77,15 @@ provider_actor::behavior_type stub_provider(provider_actor::stateful_pointer<stu
 struct fake_transport : http_transport {
   std::vector<http_client_request> requests;
   std::vector<unsigned> statuses; // consumed in order; 200 when empty
+  /// Requests to URLs starting with this prefix never get an answer (a hung receiver).
+  std::string hang_prefix = "http://never-set";
+  std::vector<http_client_callback> hung;
   void send(http_client_request request, http_client_callback done) override {
     requests.push_back(request);
+    if (request.url.rfind(hang_prefix, 0) == 0) {
+      hung.push_back(std::move(done));
+      return;
+    }
     unsigned status = 200;
     if (!statuses.empty()) {
       status = statuses.front();
@@ -489,4 +496,29 @@ TEST_CASE("the inspector reports every actor") {
     kinds.insert(x.kind);
   CHECK(kinds == std::set<std::string>{"inspector", "intake", "queue_manager", "bundler",
                                        "metrics"});
+}
+
+TEST_CASE("a hung callback receiver does not block deliveries to other receivers") {
+  pipeline_fixture fx;
+  fx.http.hang_prefix = "http://127.0.0.1:1";
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 40; ++i) {
+    auto slow = make_request("slow " + std::to_string(i));
+    slow.callback_url = "http://127.0.0.1:1/hung";
+    xs.push_back(slow);
+  }
+  auto fast = make_request("fast");
+  fast.callback_url = "http://127.0.0.1:2/ok";
+  xs.push_back(fast);
+  auto accepted = fx.submit(xs);
+  fx.settle();
+  // The hung origin holds its concurrency limit (32) and nothing more; the other origin's
+  // delivery went through and was marked delivered.
+  CHECK(fx.http.hung.size() == 32);
+  auto row = fx.db->find_result(accepted.back().queue_id);
+  REQUIRE(row);
+  CHECK(row->delivered);
+  auto& cb = fx.state_of<callbacks_state>(fx.callbacks_hdl);
+  CHECK(cb.waiting["http://127.0.0.1:1"].size() == 8);
 }
