@@ -212,7 +212,11 @@ struct store::impl {
       options.max_ops_per_commit = 1;
   }
 
-  ~impl() { stop_writer(); }
+  ~impl() {
+    if (options.manual_commits)
+      commit_on_caller_thread();
+    stop_writer();
+  }
 
   store_options options;
   std::string db_path;
@@ -418,6 +422,10 @@ struct store::impl {
   }
 
   void flush() {
+    if (options.manual_commits) {
+      commit_on_caller_thread();
+      return;
+    }
     std::unique_lock lock(queue_mutex);
     // A callback runs on the writer thread: waiting there for later writes would deadlock.
     if (std::this_thread::get_id() == writer_id)
@@ -435,6 +443,22 @@ struct store::impl {
     }
     std::vector<pending> batch;
     while (take_batch(batch)) {
+      commit_batch(batch);
+      finish_batch(batch);
+      batch.clear();
+    }
+  }
+
+  // manual_commits: the caller's thread does the writer's work, so callbacks run there.
+  void commit_on_caller_thread() {
+    std::vector<pending> batch;
+    for (;;) {
+      {
+        std::lock_guard lock(queue_mutex);
+        if (queue.empty())
+          return;
+      }
+      take_batch(batch);
       commit_batch(batch);
       finish_batch(batch);
       batch.clear();
@@ -669,7 +693,8 @@ std::unique_ptr<store> store::open(const store_options& options, std::string& er
     auto state = std::make_unique<impl>(options);
     if (!state->open_databases(error))
       return nullptr;
-    state->start_writer();
+    if (!options.manual_commits)
+      state->start_writer();
     return std::unique_ptr<store>(new store(std::move(state)));
   } catch (const std::exception& e) {
     error = "cannot open store in '" + options.data_dir + "': " + e.what();

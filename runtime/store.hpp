@@ -24,6 +24,10 @@ struct store_options {
   bool fsync_every_commit = true;
   /// Most operations folded into one transaction.
   size_t max_ops_per_commit = 4096;
+  /// Tests only: no writer thread; writes wait until flush(), which commits them and runs
+  /// their callbacks on the calling thread (deterministic actor tests need every message
+  /// to come from the test thread).
+  bool manual_commits = false;
 };
 
 /// A request row: indexed columns plus the opaque serialized request.

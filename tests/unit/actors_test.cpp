@@ -1,7 +1,7 @@
 // The actors driven deterministically (CAF's test coordinator): bundling, per-item
 // outcomes, metadata enrichment, status transitions, retries, expiry, capacity and
-// callbacks. The real SQLite store is used; its commit callbacks arrive from the writer
-// thread, so settle() waits for the store while the test thread holds the scheduler.
+// callbacks. The real SQLite store is used in manual-commit mode: settle() commits on the
+// test thread, so every message reaches the test coordinator from that one thread.
 
 #include "actors/bundler.hpp"
 #include "actors/callbacks.hpp"
@@ -117,7 +117,7 @@ struct pipeline_fixture : test::deterministic_fixture {
 
   explicit pipeline_fixture(queue_manager_config qm = {}) {
     std::string error;
-    db = store::open({dir.string(), false, 4096}, error);
+    db = store::open({dir.string(), false, 4096, true}, error);
     REQUIRE(db);
     metrics_hdl = spawn(metrics);
     callbacks_config cb;

@@ -885,3 +885,25 @@ TEST_CASE("store paced bench with fsync off", "[.bench]") {
 TEST_CASE("store paced bench with fsync on", "[.bench]") {
   run_paced_bench(true);
 }
+
+TEST_CASE("store in manual-commit mode commits on flush on the calling thread", "[store]") {
+  temp_dir dir;
+  auto options = options_for(dir);
+  options.manual_commits = true;
+  auto db = open_store(options);
+  REQUIRE(db);
+  std::thread::id callback_thread;
+  bool called = false;
+  lps::store_write write;
+  write.inserts.push_back({"m1", 5, 1, 10, 0, "payload"});
+  db->submit(std::move(write), [&](bool ok, const std::string&) {
+    called = ok;
+    callback_thread = std::this_thread::get_id();
+  });
+  CHECK_FALSE(called); // nothing happens before flush
+  CHECK(db->count_active_requests() == 0);
+  db->flush();
+  CHECK(called);
+  CHECK(callback_thread == std::this_thread::get_id());
+  CHECK(db->count_active_requests() == 1);
+}
