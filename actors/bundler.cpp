@@ -1,6 +1,5 @@
 #include "actors/bundler.hpp"
 
-#include "actors/result_mapper.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/logging.hpp"
 
@@ -29,13 +28,33 @@ bool has_capacity(self_ptr self, const std::string& provider) {
   return self->state.inflight[provider] < limit_of(self, provider);
 }
 
-// Every item of a bundle that got no answer fails with the same, retryable error.
-std::vector<comparison_outcome> fail_bundle(const bundle& b, const std::string& code,
+// What is needed to fail a bundle's items without keeping their texts.
+struct bundle_skeleton {
+  std::string bundle_id;
+  std::string provider;
+  std::string model;
+  std::vector<std::pair<std::string, request_enrichment>> items;
+};
+
+bundle_skeleton skeleton_of(const bundle& b) {
+  bundle_skeleton result{b.bundle_id, b.provider, b.model, {}};
+  for (const auto& item : b.items)
+    result.items.emplace_back(item.entry.request.queue_id, item.enrichment);
+  return result;
+}
+
+// Every item of a bundle that got no answer fails with the same error (the queue manager
+// fills in the prompt hash when it builds the result event).
+std::vector<comparison_outcome> fail_bundle(const bundle_skeleton& b, const std::string& code,
                                             const std::string& message, bool retryable) {
   std::vector<comparison_outcome> result;
-  for (const auto& item : b.items) {
-    auto outcome = make_failure(item.entry, code, message, retryable);
-    outcome.enrichment = item.enrichment;
+  for (const auto& [queue_id, enrichment] : b.items) {
+    comparison_outcome outcome;
+    outcome.queue_id = queue_id;
+    outcome.error_code = code;
+    outcome.error_message = message;
+    outcome.retryable = retryable;
+    outcome.enrichment = enrichment;
     outcome.provider = b.provider;
     outcome.model = b.model;
     result.push_back(std::move(outcome));
@@ -84,12 +103,12 @@ void dispatch(self_ptr self) {
   auto i = st.providers.find(provider);
   if (i == st.providers.end()) {
     finish_call(self, provider,
-                fail_bundle(b, "CONFIGURATION_ERROR",
+                fail_bundle(skeleton_of(b), "CONFIGURATION_ERROR",
                             "provider '" + provider + "' is not available in this service",
                             false));
     return;
   }
-  auto copy = std::make_shared<bundle>(b);
+  auto skeleton = std::make_shared<bundle_skeleton>(skeleton_of(b));
   self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b))
     .then(
       [=](std::vector<comparison_outcome>& outcomes) {
@@ -97,58 +116,72 @@ void dispatch(self_ptr self) {
       },
       [=](caf::error& err) {
         ++self->state.lost_replies_total;
-        LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", copy->bundle_id,
+        LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
                      caf::to_string(err));
         finish_call(self, provider,
-                    fail_bundle(*copy, "TIMEOUT", "provider did not answer in time", true));
+                    fail_bundle(*skeleton, "TIMEOUT", "provider did not answer in time", true));
       });
 }
 
 void fill(self_ptr self);
 
-// A dequeued request either joins the bundle, or (incompatible) leads the next one.
-void on_next(self_ptr self, std::vector<queued_request>& xs) {
-  auto& st = self->state;
-  if (xs.empty() || !st.builder->offer(xs.front())) {
-    if (!xs.empty())
-      st.next_lead = std::move(xs.front());
-    dispatch(self);
-    st.forming = false;
-    form(self);
-    return;
-  }
-  fill(self);
+void stop_forming(self_ptr self) {
+  self->state.forming = false;
+  form(self);
 }
 
-// Keeps dequeuing until the bundle is full or the queue has nothing more right now.
+void dispatch_and_continue(self_ptr self) {
+  dispatch(self);
+  stop_forming(self);
+}
+
+// Asks the queue manager for up to `n` requests; they join `held` in queue order.
+template <class Continue>
+void pull(self_ptr self, uint32_t n, Continue next) {
+  auto& st = self->state;
+  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n)
+    .then(
+      [=](std::vector<queued_request>& xs) {
+        for (auto& x : xs)
+          self->state.held.push_back(std::move(x));
+        next(!xs.empty());
+      },
+      [=](caf::error& err) {
+        LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
+        next(false);
+      });
+}
+
+// Adds held requests while they are compatible and fit; dequeues more when none are held.
 void fill(self_ptr self) {
   auto& st = self->state;
-  if (st.builder->full()) {
-    dispatch(self);
-    st.forming = false;
-    form(self);
-    return;
+  while (!st.builder->full() && !st.held.empty()) {
+    if (!st.builder->offer(st.held.front()))
+      return dispatch_and_continue(self); // incompatible: it leads the next bundle
+    st.held.pop_front();
   }
-  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v)
-    .then([=](std::vector<queued_request>& xs) { on_next(self, xs); },
-          [=](caf::error& err) {
-            LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
-            dispatch(self);
-            self->state.forming = false;
-          });
+  if (st.builder->full())
+    return dispatch_and_continue(self);
+  auto room = static_cast<uint32_t>(st.cfg.policy.max_items - st.builder->size());
+  pull(self, room, [=](bool got_any) {
+    if (got_any)
+      fill(self);
+    else
+      dispatch_and_continue(self); // nothing more right now: send what we have
+  });
 }
 
-void start_bundle(self_ptr self, queued_request lead) {
+void start_bundle(self_ptr self) {
   auto& st = self->state;
-  auto provider = st.builder->resolve(lead.request).provider;
+  auto provider = st.builder->resolve(st.held.front().request).provider;
   if (!has_capacity(self, provider)) {
     // Wait for a reply from that provider before forming more (see issue 3 for
     // per-provider scheduling that lets other providers pass meanwhile).
-    st.next_lead = std::move(lead);
     st.forming = false;
     return;
   }
-  st.builder->start(std::move(lead));
+  st.builder->start(std::move(st.held.front()));
+  st.held.pop_front();
   fill(self);
 }
 
@@ -157,25 +190,14 @@ void form(self_ptr self) {
   if (st.forming || st.stopped)
     return;
   st.forming = true;
-  if (st.next_lead) {
-    auto lead = std::move(*st.next_lead);
-    st.next_lead.reset();
-    start_bundle(self, std::move(lead));
-    return;
-  }
-  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v)
-    .then(
-      [=](std::vector<queued_request>& xs) {
-        if (xs.empty()) {
-          self->state.forming = false; // the queue manager wakes us when work arrives
-          return;
-        }
-        start_bundle(self, std::move(xs.front()));
-      },
-      [=](caf::error& err) {
-        LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
-        self->state.forming = false;
-      });
+  if (!st.held.empty())
+    return start_bundle(self);
+  pull(self, st.cfg.policy.max_items, [=](bool got_any) {
+    if (got_any)
+      start_bundle(self);
+    else
+      self->state.forming = false; // the queue manager wakes us when work arrives
+  });
 }
 
 actor_status status_of(self_ptr self) {
@@ -199,7 +221,7 @@ actor_status status_of(self_ptr self) {
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
   result.facts = {{"configured_mode", st.cfg.configured_mode},
                   {"effective_mode", to_string(st.cfg.policy.mode)},
-                  {"holding_next_lead", st.next_lead ? "true" : "false"}};
+                  {"held_requests", std::to_string(st.held.size())}};
   return result;
 }
 

@@ -1,9 +1,9 @@
 #pragma once
 
-// The bundler: the queue processor. Pulls requests from the queue manager one dequeue at
-// a time, groups compatible ones with bundle_builder, and sends each bundle as one
-// message to its provider actor; outcomes go back to the queue manager. Many bundles
-// may be in flight; forming them is sequential, which keeps the order fair.
+// The bundler: the queue processor. Dequeues as many requests as the bundle has room for,
+// groups compatible ones with bundle_builder, and sends each bundle as one message to its
+// provider actor; outcomes go back to the queue manager. Many bundles may be in flight;
+// forming them is sequential, which keeps the order fair.
 
 #include "actors/actors.hpp"
 #include "actors/bundle_builder.hpp"
@@ -11,6 +11,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,8 +35,9 @@ struct bundler_state {
   std::map<std::string, provider_actor> providers;
   metrics_actor metrics;
   std::optional<bundle_builder> builder;
-  /// An incompatible request that leads the next bundle (dequeued, never lost).
-  std::optional<queued_request> next_lead;
+  /// Dequeued requests not in a bundle yet, in queue order: an incompatible request and
+  /// those after it lead the next bundles (never lost, never reordered).
+  std::deque<queued_request> held;
   /// A dequeue or bundle formation is under way.
   bool forming = false;
   bool stopped = false;

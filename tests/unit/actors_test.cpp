@@ -304,7 +304,7 @@ TEST_CASE("status moves queued then processing then completed") {
   REQUIRE(st);
   CHECK(st->found);
   CHECK(st->status == queue_status::queued);
-  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v);
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1});
   REQUIRE(taken);
   REQUIRE(taken->size() == 1);
   CHECK(taken->front().request.queue_id == id);
