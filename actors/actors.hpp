@@ -17,78 +17,78 @@ namespace lps {
 // -- status: every actor answers it (the inspection protocol) ---------------------------
 
 using status_client_actor = caf::typed_actor<
-  // Reports name, kind, mailbox size, messages handled and the actor's own figures.
-  caf::replies_to<atom::status>::with<actor_status>>;
+    // Reports name, kind, mailbox size, messages handled and the actor's own figures.
+    caf::replies_to<atom::status>::with<actor_status>>;
 
 // -- metrics ------------------------------------------------------------------------------
 
 using metrics_actor = caf::typed_actor<
-  // Applies counter steps, gauge values and histogram observations.
-  caf::reacts_to<atom::record, std::vector<metric_sample>>,
-  // Returns the Prometheus text exposition.
-  caf::replies_to<atom::render>::with<std::string>>::extend_with<status_client_actor>;
+    // Applies counter steps, gauge values and histogram observations.
+    caf::reacts_to<atom::record, std::vector<metric_sample>>,
+    // Returns the Prometheus text exposition.
+    caf::replies_to<atom::render>::with<std::string>>::extend_with<status_client_actor>;
 
 // -- callbacks: webhook delivery of result events ----------------------------------------
 
 using callbacks_actor = caf::typed_actor<
-  // Queues result events for POSTing to their callback_url (retried with backoff).
-  caf::reacts_to<atom::deliver, std::vector<delivery>>,
-  // Internal: a delivery attempt finished with this HTTP status (0: transport error).
-  caf::reacts_to<atom::delivered, delivery, uint32_t>,
-  // Internal: time to retry deliveries whose backoff elapsed.
-  caf::reacts_to<atom::tick>>::extend_with<status_client_actor>;
+    // Queues result events for POSTing to their callback_url (retried with backoff).
+    caf::reacts_to<atom::deliver, std::vector<delivery>>,
+    // Internal: a delivery attempt finished with this HTTP status (0: transport error).
+    caf::reacts_to<atom::delivered, delivery, uint32_t>,
+    // Internal: time to retry deliveries whose backoff elapsed.
+    caf::reacts_to<atom::tick>>::extend_with<status_client_actor>;
 
 // -- providers: one actor per provider ----------------------------------------------------
 
 using provider_actor = caf::typed_actor<
-  // process_comparison_batch: one outcome per bundle item, in item order; a failing item
-  // never fails its neighbours.
-  caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>,
-  // Internal: a delayed (simulated-latency) reply is due.
-  caf::reacts_to<atom::tick, uint64_t>>::extend_with<status_client_actor>;
+    // process_comparison_batch: one outcome per bundle item, in item order; a failing item
+    // never fails its neighbours.
+    caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>,
+    // Internal: a delayed (simulated-latency) reply is due.
+    caf::reacts_to<atom::tick, uint64_t>>::extend_with<status_client_actor>;
 
 // -- bundler: the queue processor ---------------------------------------------------------
 
 using bundler_actor = caf::typed_actor<
-  // New work was stored: form bundles if capacity allows.
-  caf::reacts_to<atom::wake>,
-  // Stop pulling work (shutdown); bundles in flight still finish.
-  caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
+    // New work was stored: form bundles if capacity allows.
+    caf::reacts_to<atom::wake>,
+    // Stop pulling work (shutdown); bundles in flight still finish.
+    caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
 
 // -- queue manager: sole owner of queue state and the durable store ----------------------
 
 using queue_manager_actor = caf::typed_actor<
-  // Stores requests durably; replies (one outcome per request, in order) after commit.
-  caf::replies_to<atom::enqueue, std::vector<comparison_request>>
-    ::with<std::vector<enqueue_outcome>>,
-  // Hands out up to n queued requests in queue order (marked processing), or none; when
-  // none, the asking bundler gets one `wake` as soon as new work is available.
-  caf::replies_to<atom::dequeue, uint32_t>::with<std::vector<queued_request>>,
-  // Final or retryable outcomes of processed requests.
-  caf::reacts_to<atom::complete, std::vector<comparison_outcome>>,
-  // Status of a request still held (found == false once final or unknown).
-  caf::replies_to<atom::lookup, std::string>::with<request_status>,
-  // Internal: a store write finished (write id, ok, error text).
-  caf::reacts_to<atom::committed, uint64_t, bool, std::string>,
-  // Internal: periodic expiry, delayed retries and gauges.
-  caf::reacts_to<atom::tick>,
-  // Stop taking new requests and flush the store; replies when flushed.
-  caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
+    // Stores requests durably; replies (one outcome per request, in order) after commit.
+    caf::replies_to<atom::enqueue,
+                    std::vector<comparison_request>>::with<std::vector<enqueue_outcome>>,
+    // Hands out up to n queued requests in queue order (marked processing), or none; when
+    // none, the asking bundler gets one `wake` as soon as new work is available.
+    caf::replies_to<atom::dequeue, uint32_t>::with<std::vector<queued_request>>,
+    // Final or retryable outcomes of processed requests.
+    caf::reacts_to<atom::complete, std::vector<comparison_outcome>>,
+    // Status of a request still held (found == false once final or unknown).
+    caf::replies_to<atom::lookup, std::string>::with<request_status>,
+    // Internal: a store write finished (write id, ok, error text).
+    caf::reacts_to<atom::committed, uint64_t, bool, std::string>,
+    // Internal: periodic expiry, delayed retries and gauges.
+    caf::reacts_to<atom::tick>,
+    // Stop taking new requests and flush the store; replies when flushed.
+    caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 
 // -- intake: the front door ---------------------------------------------------------------
 
 using intake_actor = caf::typed_actor<
-  // Assigns queue ids and defaults, stores via the queue manager, replies once durable.
-  caf::replies_to<atom::submit, std::vector<comparison_request>>
-    ::with<std::vector<enqueue_outcome>>,
-  // Refuse new submissions from now on (503 SERVICE_UNAVAILABLE).
-  caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
+    // Assigns queue ids and defaults, stores via the queue manager, replies once durable.
+    caf::replies_to<atom::submit,
+                    std::vector<comparison_request>>::with<std::vector<enqueue_outcome>>,
+    // Refuse new submissions from now on (503 SERVICE_UNAVAILABLE).
+    caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
 
 // -- inspector: aggregates every actor's status ------------------------------------------
 
 using inspector_actor = caf::typed_actor<
-  // Asks every registered actor for its status; replies with all answers.
-  caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>::extend_with<
-  status_client_actor>;
+    // Asks every registered actor for its status; replies with all answers.
+    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>::
+    extend_with<status_client_actor>;
 
 } // namespace lps

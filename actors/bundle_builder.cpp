@@ -25,8 +25,8 @@ bundle_builder::bundle_builder(bundle_policy policy) : policy_(std::move(policy)
 
 resolved_target bundle_builder::resolve(const comparison_request& request) const {
   resolved_target result;
-  result.provider = request.overrides.provider.empty() ? policy_.default_provider
-                                                       : request.overrides.provider;
+  result.provider =
+      request.overrides.provider.empty() ? policy_.default_provider : request.overrides.provider;
   if (!request.overrides.model.empty()) {
     result.model = request.overrides.model;
   } else if (auto i = policy_.default_models.find(result.provider);

@@ -67,11 +67,12 @@ void record_bundle(self_ptr self, const bundle& b) {
   ++st.bundles_total;
   st.items_total += b.items.size();
   std::vector<metric_sample> xs{
-    {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
-    {"llm_provider_inflight_provider_calls", {b.provider}, double(st.inflight[b.provider])}};
+      {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
+      {"llm_provider_inflight_provider_calls", {b.provider}, double(st.inflight[b.provider])}};
   if (b.queue_processing_mode == "serial_bundle") {
     xs.push_back({"llm_provider_serial_bundle_calls_total", {b.provider, b.model}, 1});
-    xs.push_back({"llm_provider_serial_bundle_items_per_call", {b.provider, b.model},
+    xs.push_back({"llm_provider_serial_bundle_items_per_call",
+                  {b.provider, b.model},
                   double(b.items.size())});
   }
   if (st.metrics)
@@ -83,9 +84,10 @@ void finish_call(self_ptr self, const std::string& provider,
   auto& st = self->state;
   --st.inflight[provider];
   if (st.metrics)
-    self->send(st.metrics, atom::record_v,
-               std::vector<metric_sample>{{"llm_provider_inflight_provider_calls", {provider},
-                                           double(st.inflight[provider])}});
+    self->send(
+        st.metrics, atom::record_v,
+        std::vector<metric_sample>{
+            {"llm_provider_inflight_provider_calls", {provider}, double(st.inflight[provider])}});
   self->send(st.queue, atom::complete_v, std::move(outcomes));
   form(self);
 }
@@ -104,23 +106,22 @@ void dispatch(self_ptr self) {
   if (i == st.providers.end()) {
     finish_call(self, provider,
                 fail_bundle(skeleton_of(b), "CONFIGURATION_ERROR",
-                            "provider '" + provider + "' is not available in this service",
-                            false));
+                            "provider '" + provider + "' is not available in this service", false));
     return;
   }
   auto skeleton = std::make_shared<bundle_skeleton>(skeleton_of(b));
   self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b))
-    .then(
-      [=](std::vector<comparison_outcome>& outcomes) {
-        finish_call(self, provider, std::move(outcomes));
-      },
-      [=](caf::error& err) {
-        ++self->state.lost_replies_total;
-        LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
-                     caf::to_string(err));
-        finish_call(self, provider,
-                    fail_bundle(*skeleton, "TIMEOUT", "provider did not answer in time", true));
-      });
+      .then(
+          [=](std::vector<comparison_outcome>& outcomes) {
+            finish_call(self, provider, std::move(outcomes));
+          },
+          [=](caf::error& err) {
+            ++self->state.lost_replies_total;
+            LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
+                         caf::to_string(err));
+            finish_call(self, provider,
+                        fail_bundle(*skeleton, "TIMEOUT", "provider did not answer in time", true));
+          });
 }
 
 void fill(self_ptr self);
@@ -140,16 +141,16 @@ template <class Continue>
 void pull(self_ptr self, uint32_t n, Continue next) {
   auto& st = self->state;
   self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n)
-    .then(
-      [=](std::vector<queued_request>& xs) {
-        for (auto& x : xs)
-          self->state.held.push_back(std::move(x));
-        next(!xs.empty());
-      },
-      [=](caf::error& err) {
-        LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
-        next(false);
-      });
+      .then(
+          [=](std::vector<queued_request>& xs) {
+            for (auto& x : xs)
+              self->state.held.push_back(std::move(x));
+            next(!xs.empty());
+          },
+          [=](caf::error& err) {
+            LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
+            next(false);
+          });
 }
 
 // Adds held requests while they are compatible and fit; dequeues more when none are held.
@@ -215,8 +216,8 @@ actor_status status_of(self_ptr self) {
   result.figures["inflight_bundles"] = inflight;
   result.figures["bundles_total"] = double(st.bundles_total);
   result.figures["items_total"] = double(st.items_total);
-  result.figures["avg_items_per_bundle"]
-    = st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
+  result.figures["avg_items_per_bundle"] =
+      st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
   result.figures["lost_replies_total"] = double(st.lost_replies_total);
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
   result.facts = {{"configured_mode", st.cfg.configured_mode},
@@ -242,18 +243,18 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
                         "yet; requests are processed as serial_bundle");
   form(self);
   return {
-    [=](atom::wake) {
-      ++self->state.handled;
-      form(self);
-    },
-    [=](atom::stop) {
-      ++self->state.handled;
-      self->state.stopped = true;
-    },
-    [=](atom::status) -> actor_status {
-      ++self->state.handled;
-      return status_of(self);
-    },
+      [=](atom::wake) {
+        ++self->state.handled;
+        form(self);
+      },
+      [=](atom::stop) {
+        ++self->state.handled;
+        self->state.stopped = true;
+      },
+      [=](atom::status) -> actor_status {
+        ++self->state.handled;
+        return status_of(self);
+      },
   };
 }
 

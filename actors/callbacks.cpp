@@ -91,8 +91,9 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
   } else {
     ++st.given_up_total;
     count(self, "failed");
-    LPS_LOG_WARN(log(), "callbacks gave up delivering {} after {} attempts (last status {}); "
-                        "the result stays readable at /api/v1/results",
+    LPS_LOG_WARN(log(),
+                 "callbacks gave up delivering {} after {} attempts (last status {}); "
+                 "the result stays readable at /api/v1/results",
                  d.queue_id, d.attempts, status);
   }
   pump(self, origin);
@@ -151,23 +152,23 @@ callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callb
   st.db = db;
   st.metrics = std::move(metrics);
   return {
-    [=](atom::deliver, std::vector<delivery>& xs) {
-      ++self->state.handled;
-      for (auto& d : xs)
-        enqueue(self, std::move(d));
-    },
-    [=](atom::delivered, delivery& d, uint32_t status) {
-      ++self->state.handled;
-      on_attempt_done(self, std::move(d), status);
-    },
-    [=](atom::tick) {
-      ++self->state.handled;
-      on_tick(self);
-    },
-    [=](atom::status) -> actor_status {
-      ++self->state.handled;
-      return status_of(self);
-    },
+      [=](atom::deliver, std::vector<delivery>& xs) {
+        ++self->state.handled;
+        for (auto& d : xs)
+          enqueue(self, std::move(d));
+      },
+      [=](atom::delivered, delivery& d, uint32_t status) {
+        ++self->state.handled;
+        on_attempt_done(self, std::move(d), status);
+      },
+      [=](atom::tick) {
+        ++self->state.handled;
+        on_tick(self);
+      },
+      [=](atom::status) -> actor_status {
+        ++self->state.handled;
+        return status_of(self);
+      },
   };
 }
 

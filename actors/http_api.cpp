@@ -46,8 +46,8 @@ void ask(const api_context& ctx, const Handle& hdl, std::function<void(caf::expe
   auto timeout = ctx.timeout;
   ctx.sys->spawn([=](caf::event_based_actor* self) {
     self->request(hdl, timeout, xs...)
-      .then([=](Reply& reply) { done(std::move(reply)); },
-            [=](caf::error& err) { done(std::move(err)); });
+        .then([=](Reply& reply) { done(std::move(reply)); },
+              [=](caf::error& err) { done(std::move(err)); });
   });
 }
 
@@ -64,8 +64,7 @@ bool is_json_content_type(const std::string& value) {
 // Common checks of both submission routes: content type and a body at all.
 bool check_submission(const http_request& req, http_responder& respond) {
   if (!is_json_content_type(req.content_type)) {
-    respond(error_response(415, "UNSUPPORTED_MEDIA_TYPE",
-                           "Content-Type must be application/json"));
+    respond(error_response(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"));
     return false;
   }
   if (req.body.empty()) {
@@ -88,17 +87,17 @@ void submit_one(const api_context& ctx, http_request&& req, http_responder respo
   }
   auto cid = parsed.correlation_id;
   ask<std::vector<enqueue_outcome>>(
-    ctx, ctx.actors.intake,
-    [respond, cid](caf::expected<std::vector<enqueue_outcome>> r) {
-      if (!r || r->size() != 1) {
-        respond(error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time",
-                               cid));
-        return;
-      }
-      const auto& x = r->front();
-      respond(x.accepted ? json_response(202, render_accepted(x)) : refusal_response(x));
-    },
-    atom::submit_v, std::vector<comparison_request>{std::move(parsed)});
+      ctx, ctx.actors.intake,
+      [respond, cid](caf::expected<std::vector<enqueue_outcome>> r) {
+        if (!r || r->size() != 1) {
+          respond(
+              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time", cid));
+          return;
+        }
+        const auto& x = r->front();
+        respond(x.accepted ? json_response(202, render_accepted(x)) : refusal_response(x));
+      },
+      atom::submit_v, std::vector<comparison_request>{std::move(parsed)});
 }
 
 void submit_many(const api_context& ctx, http_request&& req, http_responder respond) {
@@ -126,27 +125,29 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
     return;
   }
   ask<std::vector<enqueue_outcome>>(
-    ctx, ctx.actors.intake,
-    [respond, entries, positions](caf::expected<std::vector<enqueue_outcome>> r) {
-      if (!r || r->size() != positions->size()) {
-        respond(error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
-        return;
-      }
-      for (size_t k = 0; k < positions->size(); ++k) {
-        auto& entry = (*entries)[(*positions)[k]];
-        entry.accepted = (*r)[k].accepted;
-        entry.outcome = std::move((*r)[k]);
-      }
-      respond(json_response(202, render_bulk_accepted(*entries)));
-    },
-    atom::submit_v, std::move(valid));
+      ctx, ctx.actors.intake,
+      [respond, entries, positions](caf::expected<std::vector<enqueue_outcome>> r) {
+        if (!r || r->size() != positions->size()) {
+          respond(error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+          return;
+        }
+        for (size_t k = 0; k < positions->size(); ++k) {
+          auto& entry = (*entries)[(*positions)[k]];
+          entry.accepted = (*r)[k].accepted;
+          entry.outcome = std::move((*r)[k]);
+        }
+        respond(json_response(202, render_bulk_accepted(*entries)));
+      },
+      atom::submit_v, std::move(valid));
 }
 
 std::string final_status_body(const stored_result& x) {
   return "{\"queue_id\":" + json_quote(x.queue_id) + ",\"status\":" + json_quote(x.status)
          + ",\"completed_at\":" + json_quote(iso8601(from_unix_ms(x.completed_at_ms)))
          + ",\"result_available\":true,\"callback_delivery\":"
-         + (x.callback_url.empty() ? "\"not_requested\"" : x.delivered ? "\"delivered\"" : "\"pending\"")
+         + (x.callback_url.empty() ? "\"not_requested\""
+            : x.delivered          ? "\"delivered\""
+                                   : "\"pending\"")
          + ",\"correlation_id\":" + json_quote(json_string_field(x.event_json, "correlation_id"))
          + "}";
 }
@@ -155,17 +156,17 @@ std::string final_status_body(const stored_result& x) {
 void get_status(const api_context& ctx, const std::string& id, http_responder respond) {
   auto db = ctx.db;
   ask<request_status>(
-    ctx, ctx.actors.queue,
-    [respond, db, id](caf::expected<request_status> r) {
-      if (r && r->found) {
-        respond(json_response(200, render_status(*r)));
-      } else if (auto stored = db->find_result(id)) {
-        respond(json_response(200, final_status_body(*stored)));
-      } else {
-        respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
-      }
-    },
-    atom::lookup_v, id);
+      ctx, ctx.actors.queue,
+      [respond, db, id](caf::expected<request_status> r) {
+        if (r && r->found) {
+          respond(json_response(200, render_status(*r)));
+        } else if (auto stored = db->find_result(id)) {
+          respond(json_response(200, final_status_body(*stored)));
+        } else {
+          respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+        }
+      },
+      atom::lookup_v, id);
 }
 
 void get_result(const api_context& ctx, const std::string& id, http_responder respond) {
@@ -174,25 +175,25 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
     return;
   }
   ask<request_status>(
-    ctx, ctx.actors.queue,
-    [respond, id](caf::expected<request_status> r) {
-      if (r && r->found) {
-        respond(json_response(202, "{\"queue_id\":" + json_quote(id) + ",\"status\":"
-                                     + json_quote(to_string(r->status))
-                                     + ",\"message\":\"the result is not final yet\"}"));
-      } else {
-        respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
-      }
-    },
-    atom::lookup_v, id);
+      ctx, ctx.actors.queue,
+      [respond, id](caf::expected<request_status> r) {
+        if (r && r->found) {
+          respond(json_response(202, "{\"queue_id\":" + json_quote(id)
+                                         + ",\"status\":" + json_quote(to_string(r->status))
+                                         + ",\"message\":\"the result is not final yet\"}"));
+        } else {
+          respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+        }
+      },
+      atom::lookup_v, id);
 }
 
 std::string providers_body(const config& cfg) {
   auto provider = [&](const std::string& name, bool configured, const std::string& model) {
     auto reason = provider_unavailable_reason(cfg, name);
     return "{\"name\":" + json_quote(name) + ",\"enabled\":true,\"configured\":"
-           + (configured ? "true" : "false") + ",\"available\":" + (reason.empty() ? "true" : "false")
-           + ",\"default_model\":" + json_quote(model)
+           + (configured ? "true" : "false") + ",\"available\":"
+           + (reason.empty() ? "true" : "false") + ",\"default_model\":" + json_quote(model)
            + ",\"circuit_state\":\"not_implemented\",\"note\":" + json_quote(reason) + "}";
   };
   std::string body = "{\"default_provider\":" + json_quote(cfg.default_llm_provider)
@@ -207,59 +208,60 @@ void get_health(const api_context& ctx, http_responder respond) {
   auto effective = std::string{to_string(effective_mode(ctx.cfg))};
   auto db = ctx.db;
   ask<actor_status>(
-    ctx, ctx.actors.queue,
-    [respond, configured, effective, db](caf::expected<actor_status> r) {
-      bool store_ok = true;
-      try {
-        db->find_result("healthz-probe");
-      } catch (...) {
-        store_ok = false;
-      }
-      bool healthy = static_cast<bool>(r) && store_ok;
-      std::string warnings = "[";
-      if (configured != effective)
-        warnings += json_quote("QUEUE_PROCESSING_MODE=" + configured
-                               + " is accepted but provider batch jobs are not built yet: "
-                                 "requests are processed as " + effective);
-      warnings += "]";
-      auto draining = r && r->facts["draining"] == "true";
-      auto body = std::string{"{\"status\":"} + (healthy ? "\"healthy\"" : "\"unhealthy\"")
-                  + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
-                  + ",\"queue_processing_mode\":" + json_quote(configured)
-                  + ",\"effective_processing_mode\":" + json_quote(effective)
-                  + ",\"accepting_requests\":" + (draining ? "false" : "true")
-                  + ",\"checks\":{\"store\":" + (store_ok ? "true" : "false")
-                  + ",\"queue_manager\":" + (r ? "true" : "false") + "},\"warnings\":" + warnings
-                  + "}";
-      respond(json_response(healthy && !draining ? 200 : 503, std::move(body)));
-    },
-    atom::status_v);
+      ctx, ctx.actors.queue,
+      [respond, configured, effective, db](caf::expected<actor_status> r) {
+        bool store_ok = true;
+        try {
+          db->find_result("healthz-probe");
+        } catch (...) {
+          store_ok = false;
+        }
+        bool healthy = static_cast<bool>(r) && store_ok;
+        std::string warnings = "[";
+        if (configured != effective)
+          warnings += json_quote("QUEUE_PROCESSING_MODE=" + configured
+                                 + " is accepted but provider batch jobs are not built yet: "
+                                   "requests are processed as "
+                                 + effective);
+        warnings += "]";
+        auto draining = r && r->facts["draining"] == "true";
+        auto body = std::string{"{\"status\":"} + (healthy ? "\"healthy\"" : "\"unhealthy\"")
+                    + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
+                    + ",\"queue_processing_mode\":" + json_quote(configured)
+                    + ",\"effective_processing_mode\":" + json_quote(effective)
+                    + ",\"accepting_requests\":" + (draining ? "false" : "true")
+                    + ",\"checks\":{\"store\":" + (store_ok ? "true" : "false")
+                    + ",\"queue_manager\":" + (r ? "true" : "false") + "},\"warnings\":" + warnings
+                    + "}";
+        respond(json_response(healthy && !draining ? 200 : 503, std::move(body)));
+      },
+      atom::status_v);
 }
 
 void get_metrics(const api_context& ctx, http_responder respond) {
   ask<std::string>(
-    ctx, ctx.actors.metrics,
-    [respond](caf::expected<std::string> r) {
-      if (!r) {
-        respond(error_response(503, "SERVICE_UNAVAILABLE", "metrics did not answer"));
-        return;
-      }
-      respond({200, std::move(*r), "text/plain; version=0.0.4; charset=utf-8", {}});
-    },
-    atom::render_v);
+      ctx, ctx.actors.metrics,
+      [respond](caf::expected<std::string> r) {
+        if (!r) {
+          respond(error_response(503, "SERVICE_UNAVAILABLE", "metrics did not answer"));
+          return;
+        }
+        respond({200, std::move(*r), "text/plain; version=0.0.4; charset=utf-8", {}});
+      },
+      atom::render_v);
 }
 
 void get_inspect(const api_context& ctx, http_responder respond) {
   ask<std::vector<actor_status>>(
-    ctx, ctx.actors.inspector,
-    [respond](caf::expected<std::vector<actor_status>> r) {
-      if (!r) {
-        respond(error_response(503, "SERVICE_UNAVAILABLE", "the inspector did not answer"));
-        return;
-      }
-      respond(json_response(200, render_inspection(*r)));
-    },
-    atom::inspect_v);
+      ctx, ctx.actors.inspector,
+      [respond](caf::expected<std::vector<actor_status>> r) {
+        if (!r) {
+          respond(error_response(503, "SERVICE_UNAVAILABLE", "the inspector did not answer"));
+          return;
+        }
+        respond(json_response(200, render_inspection(*r)));
+      },
+      atom::inspect_v);
 }
 
 // "/api/v1/status/<id>" -> id, when `path` starts with `prefix`.

@@ -37,10 +37,10 @@ caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
   c->answers.push_back(std::move(own));
   for (const auto& target : st.targets) {
     self->request<caf::message_priority::high>(target, caf::duration{st.timeout}, atom::status_v)
-      .then([c](actor_status& x) { c->add(std::move(x)); },
-            [c](caf::error& err) {
-              c->add({"unknown", "unknown", 0, 0, {}, {{"unresponsive", caf::to_string(err)}}});
-            });
+        .then([c](actor_status& x) { c->add(std::move(x)); },
+              [c](caf::error& err) {
+                c->add({"unknown", "unknown", 0, 0, {}, {{"unresponsive", caf::to_string(err)}}});
+              });
   }
   return c->promise;
 }
@@ -51,13 +51,17 @@ inspector_actor::behavior_type inspector(inspector_actor::stateful_pointer<inspe
                                          std::vector<status_client_actor> targets) {
   self->state.targets = std::move(targets);
   return {
-    [=](atom::inspect) -> caf::result<std::vector<actor_status>> { return inspect_all(self); },
-    [=](atom::status) -> actor_status {
-      auto& st = self->state;
-      ++st.handled;
-      return {inspector_state::name, "inspector", self->mailbox().size(), st.handled,
-              {{"targets", double(st.targets.size())}}, {}};
-    },
+      [=](atom::inspect) -> caf::result<std::vector<actor_status>> { return inspect_all(self); },
+      [=](atom::status) -> actor_status {
+        auto& st = self->state;
+        ++st.handled;
+        return {inspector_state::name,
+                "inspector",
+                self->mailbox().size(),
+                st.handled,
+                {{"targets", double(st.targets.size())}},
+                {}};
+      },
   };
 }
 

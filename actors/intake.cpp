@@ -46,28 +46,28 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
   self->state.cfg = cfg;
   self->state.queue = std::move(queue);
   return {
-    [=](atom::submit, std::vector<comparison_request>& reqs)
-      -> caf::result<std::vector<enqueue_outcome>> {
-      auto& st = self->state;
-      ++st.handled;
-      if (st.stopped) {
-        st.refused_total += reqs.size();
-        return refuse_all(reqs);
-      }
-      auto now = caf::make_timestamp();
-      for (auto& req : reqs)
-        assign_identity(req, now);
-      st.submitted_total += reqs.size();
-      return self->delegate(st.queue, atom::enqueue_v, std::move(reqs));
-    },
-    [=](atom::stop) {
-      ++self->state.handled;
-      self->state.stopped = true;
-    },
-    [=](atom::status) -> actor_status {
-      ++self->state.handled;
-      return status_of(self);
-    },
+      [=](atom::submit,
+          std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
+        auto& st = self->state;
+        ++st.handled;
+        if (st.stopped) {
+          st.refused_total += reqs.size();
+          return refuse_all(reqs);
+        }
+        auto now = caf::make_timestamp();
+        for (auto& req : reqs)
+          assign_identity(req, now);
+        st.submitted_total += reqs.size();
+        return self->delegate(st.queue, atom::enqueue_v, std::move(reqs));
+      },
+      [=](atom::stop) {
+        ++self->state.handled;
+        self->state.stopped = true;
+      },
+      [=](atom::status) -> actor_status {
+        ++self->state.handled;
+        return status_of(self);
+      },
   };
 }
 

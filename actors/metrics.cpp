@@ -8,32 +8,32 @@ namespace lps {
 
 metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_state> self) {
   return {
-    [=](atom::record, const std::vector<metric_sample>& samples) {
-      auto& st = self->state;
-      ++st.handled;
-      st.samples_total += samples.size();
-      for (const auto& x : samples)
-        if (!st.registry.apply(x)) {
-          static auto log = get_logger("metrics");
-          LPS_LOG_DEBUG(log, "metrics rejected a sample of {}", x.name);
-        }
-    },
-    [=](atom::render) -> std::string {
-      ++self->state.handled;
-      return self->state.registry.render();
-    },
-    [=](atom::status) -> actor_status {
-      auto& st = self->state;
-      ++st.handled;
-      actor_status result;
-      result.name = metrics_state::name;
-      result.kind = "metrics";
-      result.mailbox_size = self->mailbox().size();
-      result.messages_handled = st.handled;
-      result.figures = {{"samples_total", double(st.samples_total)},
-                        {"samples_rejected", double(st.registry.rejected())}};
-      return result;
-    },
+      [=](atom::record, const std::vector<metric_sample>& samples) {
+        auto& st = self->state;
+        ++st.handled;
+        st.samples_total += samples.size();
+        for (const auto& x : samples)
+          if (!st.registry.apply(x)) {
+            static auto log = get_logger("metrics");
+            LPS_LOG_DEBUG(log, "metrics rejected a sample of {}", x.name);
+          }
+      },
+      [=](atom::render) -> std::string {
+        ++self->state.handled;
+        return self->state.registry.render();
+      },
+      [=](atom::status) -> actor_status {
+        auto& st = self->state;
+        ++st.handled;
+        actor_status result;
+        result.name = metrics_state::name;
+        result.kind = "metrics";
+        result.mailbox_size = self->mailbox().size();
+        result.messages_handled = st.handled;
+        result.figures = {{"samples_total", double(st.samples_total)},
+                          {"samples_rejected", double(st.registry.rejected())}};
+        return result;
+      },
   };
 }
 

@@ -37,63 +37,61 @@ metric_definition histogram(std::string name, std::string help, labels label_nam
 
 std::vector<metric_definition> build_definitions() {
   return {
-    // -- CONTRACTS.md section 4 --
-    counter("llm_provider_requests_total",
-            "Comparison requests by provider, model and outcome status.",
-            {"provider", "model", "status"}),
-    counter("llm_provider_http_calls_total",
-            "Outbound HTTP calls to LLM provider APIs by endpoint and HTTP status code.",
-            {"provider", "endpoint", "status_code"}),
-    counter("llm_provider_serial_bundle_calls_total",
-            "Provider calls made for serial bundles (one per bundle call).",
-            {"provider", "model"}),
-    histogram("llm_provider_serial_bundle_items_per_call",
-              "Number of comparisons carried by one serial bundle call.",
-              {"provider", "model"}, bundle_item_buckets),
-    gauge("llm_provider_queue_depth", "Requests currently in the queue by status.",
-          {"status"}),
-    histogram("llm_provider_queue_wait_time_seconds",
-              "Time from enqueue to final result, by queue processing mode and result.",
-              {"queue_processing_mode", "result"}, wait_buckets),
-    histogram("llm_provider_response_duration_seconds",
-              "Latency of one provider call, from request sent to response parsed.",
-              {"provider", "model"}, response_buckets),
-    counter("llm_provider_tokens_used_total",
-            "Tokens reported by providers, by token type (prompt or completion).",
-            {"provider", "model", "token_type"}),
-    counter("llm_provider_cost_dollars_total",
-            "Estimated provider spend in US dollars.", {"provider", "model"}),
-    counter("llm_provider_comparison_callbacks_total",
-            "Final result events produced, one per request whether or not it has a "
-            "callback_url.",
-            {"queue_processing_mode", "result"}),
-    gauge("llm_provider_circuit_breaker_state",
-          "Circuit breaker state per provider (0 closed, 1 open, 2 half-open).",
-          {"provider"}),
-    counter("llm_provider_batch_api_jobs_total",
-            "Provider batch API jobs by status (scheduled, completed, failed).",
-            {"provider", "model", "status"}),
-    histogram("llm_provider_batch_api_items_per_job",
-              "Number of comparisons submitted in one provider batch API job.",
-              {"provider", "model"}, batch_item_buckets),
-    histogram("llm_provider_batch_api_job_duration_seconds",
-              "Time from batch API job submission to its completed results.",
-              {"provider", "model"}, batch_duration_buckets),
-    // -- lps' own --
-    counter("llm_provider_bundles_total", "Bundles formed by the bundler.",
-            {"provider", "model", "queue_processing_mode"}),
-    counter("llm_provider_callback_deliveries_total",
-            "HTTP callback POST attempts by result (success, retry, failed).", {"result"}),
-    counter("llm_provider_requests_accepted_total",
-            "Comparison requests accepted into the queue.", {}),
-    counter("llm_provider_requests_rejected_total",
-            "Comparison requests rejected at intake, by reason.", {"reason"}),
-    counter("llm_provider_queue_expiry_total",
-            "Queued requests that expired before processing.", {"queue_processing_mode"}),
-    counter("llm_provider_store_commits_total",
-            "Transactions committed to the durable request store.", {}),
-    gauge("llm_provider_inflight_provider_calls",
-          "Provider calls currently awaiting a response.", {"provider"}),
+      // -- CONTRACTS.md section 4 --
+      counter("llm_provider_requests_total",
+              "Comparison requests by provider, model and outcome status.",
+              {"provider", "model", "status"}),
+      counter("llm_provider_http_calls_total",
+              "Outbound HTTP calls to LLM provider APIs by endpoint and HTTP status code.",
+              {"provider", "endpoint", "status_code"}),
+      counter("llm_provider_serial_bundle_calls_total",
+              "Provider calls made for serial bundles (one per bundle call).",
+              {"provider", "model"}),
+      histogram("llm_provider_serial_bundle_items_per_call",
+                "Number of comparisons carried by one serial bundle call.", {"provider", "model"},
+                bundle_item_buckets),
+      gauge("llm_provider_queue_depth", "Requests currently in the queue by status.", {"status"}),
+      histogram("llm_provider_queue_wait_time_seconds",
+                "Time from enqueue to final result, by queue processing mode and result.",
+                {"queue_processing_mode", "result"}, wait_buckets),
+      histogram("llm_provider_response_duration_seconds",
+                "Latency of one provider call, from request sent to response parsed.",
+                {"provider", "model"}, response_buckets),
+      counter("llm_provider_tokens_used_total",
+              "Tokens reported by providers, by token type (prompt or completion).",
+              {"provider", "model", "token_type"}),
+      counter("llm_provider_cost_dollars_total", "Estimated provider spend in US dollars.",
+              {"provider", "model"}),
+      counter("llm_provider_comparison_callbacks_total",
+              "Final result events produced, one per request whether or not it has a "
+              "callback_url.",
+              {"queue_processing_mode", "result"}),
+      gauge("llm_provider_circuit_breaker_state",
+            "Circuit breaker state per provider (0 closed, 1 open, 2 half-open).", {"provider"}),
+      counter("llm_provider_batch_api_jobs_total",
+              "Provider batch API jobs by status (scheduled, completed, failed).",
+              {"provider", "model", "status"}),
+      histogram("llm_provider_batch_api_items_per_job",
+                "Number of comparisons submitted in one provider batch API job.",
+                {"provider", "model"}, batch_item_buckets),
+      histogram("llm_provider_batch_api_job_duration_seconds",
+                "Time from batch API job submission to its completed results.",
+                {"provider", "model"}, batch_duration_buckets),
+      // -- lps' own --
+      counter("llm_provider_bundles_total", "Bundles formed by the bundler.",
+              {"provider", "model", "queue_processing_mode"}),
+      counter("llm_provider_callback_deliveries_total",
+              "HTTP callback POST attempts by result (success, retry, failed).", {"result"}),
+      counter("llm_provider_requests_accepted_total",
+              "Comparison requests accepted into the queue.", {}),
+      counter("llm_provider_requests_rejected_total",
+              "Comparison requests rejected at intake, by reason.", {"reason"}),
+      counter("llm_provider_queue_expiry_total", "Queued requests that expired before processing.",
+              {"queue_processing_mode"}),
+      counter("llm_provider_store_commits_total",
+              "Transactions committed to the durable request store.", {}),
+      gauge("llm_provider_inflight_provider_calls", "Provider calls currently awaiting a response.",
+            {"provider"}),
   };
 }
 
@@ -184,9 +182,8 @@ void append_escaped(std::string& out, const std::string& text, bool quote) {
 
 // Writes `name{l1="v1",...,extra_name="extra_value"} value`; no braces without labels.
 void append_series_line(std::string& out, const std::string& name, const char* suffix,
-                        const metric_definition& def, const labels& values,
-                        const char* extra_name, const std::string& extra_value,
-                        const std::string& value_text) {
+                        const metric_definition& def, const labels& values, const char* extra_name,
+                        const std::string& extra_value, const std::string& value_text) {
   out += name;
   out += suffix;
   bool any = !values.empty() || extra_name != nullptr;
@@ -217,12 +214,12 @@ void append_series_line(std::string& out, const std::string& name, const char* s
 
 const char* type_name(metric_kind kind) {
   switch (kind) {
-    case metric_kind::counter:
-      return "counter";
-    case metric_kind::gauge:
-      return "gauge";
-    case metric_kind::histogram:
-      return "histogram";
+  case metric_kind::counter:
+    return "counter";
+  case metric_kind::gauge:
+    return "gauge";
+  case metric_kind::histogram:
+    return "histogram";
   }
   return "untyped";
 }
@@ -275,22 +272,22 @@ bool metrics_registry::apply(const metric_sample& sample) {
   }
   auto& s = sit->second;
   switch (def.kind) {
-    case metric_kind::counter:
-      s.value += sample.value;
-      break;
-    case metric_kind::gauge:
-      s.value = sample.value;
-      break;
-    case metric_kind::histogram: {
-      // Buckets are upper bounds (le): the first bound >= value takes the observation;
-      // above the last bound only +Inf (the count) sees it.
-      auto b = std::lower_bound(def.buckets.begin(), def.buckets.end(), sample.value);
-      if (b != def.buckets.end())
-        ++s.bucket_counts[static_cast<size_t>(b - def.buckets.begin())];
-      ++s.count;
-      s.sum += sample.value;
-      break;
-    }
+  case metric_kind::counter:
+    s.value += sample.value;
+    break;
+  case metric_kind::gauge:
+    s.value = sample.value;
+    break;
+  case metric_kind::histogram: {
+    // Buckets are upper bounds (le): the first bound >= value takes the observation;
+    // above the last bound only +Inf (the count) sees it.
+    auto b = std::lower_bound(def.buckets.begin(), def.buckets.end(), sample.value);
+    if (b != def.buckets.end())
+      ++s.bucket_counts[static_cast<size_t>(b - def.buckets.begin())];
+    ++s.count;
+    s.sum += sample.value;
+    break;
+  }
   }
   return true;
 }
@@ -317,8 +314,8 @@ std::string metrics_registry::render() const {
       uint64_t cumulative = 0;
       for (size_t i = 0; i < def.buckets.size(); ++i) {
         cumulative += s.bucket_counts[i];
-        append_series_line(out, name, "_bucket", def, values, "le",
-                           number_text(def.buckets[i]), uint_text(cumulative));
+        append_series_line(out, name, "_bucket", def, values, "le", number_text(def.buckets[i]),
+                           uint_text(cumulative));
       }
       auto count = uint_text(s.count);
       append_series_line(out, name, "_bucket", def, values, "le", "+Inf", count);

@@ -52,7 +52,7 @@ public:
 
 private:
   struct series {
-    double value = 0.0;               // counter or gauge
+    double value = 0.0;                  // counter or gauge
     std::vector<uint64_t> bucket_counts; // histogram, per bucket (non-cumulative)
     uint64_t count = 0;
     double sum = 0.0;

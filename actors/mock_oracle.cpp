@@ -13,19 +13,19 @@ namespace lps {
 namespace {
 
 constexpr std::array<std::string_view, 5> essay_a_reasons{
-  "Essay A presents a clearer thesis and supports it with more relevant evidence.",
-  "Essay A is better organised, with paragraphs that build logically on each other.",
-  "Essay A engages more directly with the prompt and sustains its argument throughout.",
-  "Essay A uses more precise language and makes fewer errors in grammar and usage.",
-  "Essay A develops its ideas in greater depth and draws a more convincing conclusion.",
+    "Essay A presents a clearer thesis and supports it with more relevant evidence.",
+    "Essay A is better organised, with paragraphs that build logically on each other.",
+    "Essay A engages more directly with the prompt and sustains its argument throughout.",
+    "Essay A uses more precise language and makes fewer errors in grammar and usage.",
+    "Essay A develops its ideas in greater depth and draws a more convincing conclusion.",
 };
 
 constexpr std::array<std::string_view, 5> essay_b_reasons{
-  "Essay B presents a clearer thesis and supports it with more relevant evidence.",
-  "Essay B is better organised, with paragraphs that build logically on each other.",
-  "Essay B engages more directly with the prompt and sustains its argument throughout.",
-  "Essay B uses more precise language and makes fewer errors in grammar and usage.",
-  "Essay B develops its ideas in greater depth and draws a more convincing conclusion.",
+    "Essay B presents a clearer thesis and supports it with more relevant evidence.",
+    "Essay B is better organised, with paragraphs that build logically on each other.",
+    "Essay B engages more directly with the prompt and sustains its argument throughout.",
+    "Essay B uses more precise language and makes fewer errors in grammar and usage.",
+    "Essay B develops its ideas in greater depth and draws a more convincing conclusion.",
 };
 
 // Stable draws in [0, 1) keyed by "seed/correlation_id/salt". FNV-1a alone mixes the last
@@ -100,8 +100,8 @@ uint64_t tokens_for_words(uint64_t words) {
 void fill_failure(mock_answer& answer, const mock_settings& settings, double draw) {
   answer.success = false;
   answer.http_status = settings.error_codes.empty()
-                         ? 503
-                         : settings.error_codes[pick(draw, settings.error_codes.size())];
+                           ? 503
+                           : settings.error_codes[pick(draw, settings.error_codes.size())];
   answer.error_code = answer.http_status == 429 ? "RATE_LIMIT" : "EXTERNAL_SERVICE_ERROR";
   answer.error_message = "mock provider simulated HTTP " + std::to_string(answer.http_status);
 }

@@ -21,8 +21,8 @@ actor_status status_of(self_ptr self) {
                     {"items_total", double(st.items_total)},
                     {"errors_total", double(st.errors_total)},
                     {"inflight_calls", double(st.waiting.size())}};
-  result.facts = {{"provider", "mock"}, {"configured", "true"},
-                  {"default_model", st.settings.default_model}};
+  result.facts = {
+      {"provider", "mock"}, {"configured", "true"}, {"default_model", st.settings.default_model}};
   return result;
 }
 
@@ -50,8 +50,7 @@ caf::result<std::vector<comparison_outcome>> process_batch(self_ptr self, const 
 
 } // namespace
 
-comparison_outcome mock_process_comparison(const mock_settings& settings,
-                                           const bundle_item& item) {
+comparison_outcome mock_process_comparison(const mock_settings& settings, const bundle_item& item) {
   const auto& req = item.entry.request;
   auto answer = mock_judge(settings, req.correlation_id, req.user_prompt);
   comparison_outcome result;
@@ -83,22 +82,22 @@ provider_actor::behavior_type
 provider_mock(provider_actor::stateful_pointer<provider_mock_state> self, mock_settings settings) {
   self->state.settings = std::move(settings);
   return {
-    [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
-      ++self->state.handled;
-      return process_batch(self, b);
-    },
-    [=](atom::tick, uint64_t ticket) {
-      auto& st = self->state;
-      ++st.handled;
-      if (auto i = st.waiting.find(ticket); i != st.waiting.end()) {
-        i->second.promise.deliver(std::move(i->second.outcomes));
-        st.waiting.erase(i);
-      }
-    },
-    [=](atom::status) -> actor_status {
-      ++self->state.handled;
-      return status_of(self);
-    },
+      [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
+        ++self->state.handled;
+        return process_batch(self, b);
+      },
+      [=](atom::tick, uint64_t ticket) {
+        auto& st = self->state;
+        ++st.handled;
+        if (auto i = st.waiting.find(ticket); i != st.waiting.end()) {
+          i->second.promise.deliver(std::move(i->second.outcomes));
+          st.waiting.erase(i);
+        }
+      },
+      [=](atom::status) -> actor_status {
+        ++self->state.handled;
+        return status_of(self);
+      },
   };
 }
 

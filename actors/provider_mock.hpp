@@ -33,8 +33,7 @@ struct provider_mock_state {
 };
 
 /// process_comparison for one item: the mock's outcome for a bundle item.
-comparison_outcome mock_process_comparison(const mock_settings& settings,
-                                           const bundle_item& item);
+comparison_outcome mock_process_comparison(const mock_settings& settings, const bundle_item& item);
 
 /// Spawns with the mock settings.
 provider_actor::behavior_type

@@ -12,34 +12,33 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
   self->state.provider = std::move(provider);
   self->state.reason = std::move(reason);
   return {
-    [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
-      auto& st = self->state;
-      ++st.handled;
-      st.items_total += b.items.size();
-      std::vector<comparison_outcome> result;
-      for (const auto& item : b.items) {
-        auto outcome = make_failure(item.entry, "CONFIGURATION_ERROR", st.reason, false);
-        outcome.enrichment = item.enrichment;
-        outcome.provider = st.provider;
-        outcome.model = b.model;
-        result.push_back(std::move(outcome));
-      }
-      return result;
-    },
-    [=](atom::tick, uint64_t) { ++self->state.handled; },
-    [=](atom::status) -> actor_status {
-      auto& st = self->state;
-      ++st.handled;
-      actor_status result;
-      result.name = "provider:" + st.provider;
-      result.kind = "provider";
-      result.mailbox_size = self->mailbox().size();
-      result.messages_handled = st.handled;
-      result.figures = {{"items_total", double(st.items_total)}};
-      result.facts = {{"provider", st.provider}, {"configured", "false"},
-                      {"reason", st.reason}};
-      return result;
-    },
+      [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
+        auto& st = self->state;
+        ++st.handled;
+        st.items_total += b.items.size();
+        std::vector<comparison_outcome> result;
+        for (const auto& item : b.items) {
+          auto outcome = make_failure(item.entry, "CONFIGURATION_ERROR", st.reason, false);
+          outcome.enrichment = item.enrichment;
+          outcome.provider = st.provider;
+          outcome.model = b.model;
+          result.push_back(std::move(outcome));
+        }
+        return result;
+      },
+      [=](atom::tick, uint64_t) { ++self->state.handled; },
+      [=](atom::status) -> actor_status {
+        auto& st = self->state;
+        ++st.handled;
+        actor_status result;
+        result.name = "provider:" + st.provider;
+        result.kind = "provider";
+        result.mailbox_size = self->mailbox().size();
+        result.messages_handled = st.handled;
+        result.figures = {{"items_total", double(st.items_total)}};
+        result.facts = {{"provider", st.provider}, {"configured", "false"}, {"reason", st.reason}};
+        return result;
+      },
   };
 }
 

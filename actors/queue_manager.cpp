@@ -102,8 +102,8 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
     for (const auto& x : pending.items)
       bytes_after += x.size_bytes;
     if (st.draining) {
-      pending.outcomes.push_back(refuse(item.request, "SERVICE_UNAVAILABLE",
-                                        "the service is shutting down", 0));
+      pending.outcomes.push_back(
+          refuse(item.request, "SERVICE_UNAVAILABLE", "the service is shutting down", 0));
     } else if (count_after > st.cfg.max_size || bytes_after > st.cfg.max_bytes) {
       ++st.rejected_total;
       pending.outcomes.push_back(refuse(item.request, "QUEUE_FULL",
@@ -114,8 +114,8 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
       write.inserts.push_back({item.request.queue_id, item.request.priority,
                                to_unix_ms(item.request.queued_at), item.size_bytes, 0,
                                std::move(payload)});
-      pending.outcomes.push_back({true, item.request.queue_id, item.request.correlation_id, "",
-                                  "", 0});
+      pending.outcomes.push_back(
+          {true, item.request.queue_id, item.request.correlation_id, "", "", 0});
       pending.items.push_back(std::move(item));
     }
   }
@@ -150,8 +150,12 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
                   error);
     for (auto& x : pending.outcomes)
       if (x.accepted)
-        x = {false, x.queue_id, x.correlation_id, "INTERNAL_ERROR",
-             "the request could not be stored durably", 0};
+        x = {false,
+             x.queue_id,
+             x.correlation_id,
+             "INTERNAL_ERROR",
+             "the request could not be stored durably",
+             0};
     pending.promise.deliver(std::move(pending.outcomes));
     return;
   }
@@ -223,15 +227,15 @@ void forget(self_ptr self, const std::string& id) {
   if (i == st.entries.end())
     return;
   switch (i->second.item.status) {
-    case queue_status::completed:
-      ++st.completed_total;
-      break;
-    case queue_status::expired:
-      ++st.expired_total;
-      break;
-    default:
-      ++st.failed_total;
-      break;
+  case queue_status::completed:
+    ++st.completed_total;
+    break;
+  case queue_status::expired:
+    ++st.expired_total;
+    break;
+  default:
+    ++st.failed_total;
+    break;
   }
   st.active_bytes -= i->second.item.size_bytes;
   st.by_age.erase({i->second.item.request.queued_at, id});
@@ -302,8 +306,8 @@ void release_due_retries(self_ptr self, caf::timestamp now) {
   while (!st.delayed.empty() && st.delayed.begin()->first <= now) {
     auto id = st.delayed.begin()->second;
     st.delayed.erase(st.delayed.begin());
-    if (auto i = st.entries.find(id); i != st.entries.end()
-                                      && i->second.item.status == queue_status::queued)
+    if (auto i = st.entries.find(id);
+        i != st.entries.end() && i->second.item.status == queue_status::queued)
       make_ready(self, id, i->second); // a new sequence: a retry does not jump the line
   }
 }
@@ -399,20 +403,20 @@ actor_status status_of(self_ptr self) {
   result.kind = "queue_manager";
   result.mailbox_size = self->mailbox().size();
   result.messages_handled = st.handled;
-  result.figures = {{"queued", double(st.ready.size())},
-                    {"retry_waiting", double(st.delayed.size())},
-                    {"processing", double(st.processing_count)},
-                    {"active_total", double(st.entries.size())},
-                    {"active_bytes", double(st.active_bytes)},
-                    {"accepted_total", double(st.accepted_total)},
-                    {"rejected_total", double(st.rejected_total)},
-                    {"completed_total", double(st.completed_total)},
-                    {"failed_total", double(st.failed_total)},
-                    {"expired_total", double(st.expired_total)},
-                    {"retried_total", double(st.retried_total)},
-                    {"recovered_total", double(st.recovered_total)},
-                    {"store_writes_in_flight",
-                     double(st.pending_inserts.size() + st.pending_finals.size())}};
+  result.figures = {
+      {"queued", double(st.ready.size())},
+      {"retry_waiting", double(st.delayed.size())},
+      {"processing", double(st.processing_count)},
+      {"active_total", double(st.entries.size())},
+      {"active_bytes", double(st.active_bytes)},
+      {"accepted_total", double(st.accepted_total)},
+      {"rejected_total", double(st.rejected_total)},
+      {"completed_total", double(st.completed_total)},
+      {"failed_total", double(st.failed_total)},
+      {"expired_total", double(st.expired_total)},
+      {"retried_total", double(st.retried_total)},
+      {"recovered_total", double(st.recovered_total)},
+      {"store_writes_in_flight", double(st.pending_inserts.size() + st.pending_finals.size())}};
   auto stats = st.db->stats();
   result.figures["store_commits"] = double(stats.commits);
   result.figures["store_ops_committed"] = double(stats.ops_committed);
@@ -447,41 +451,41 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
   recover(self);
   self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
   return {
-    [=](atom::enqueue, std::vector<comparison_request>& reqs)
-      -> caf::result<std::vector<enqueue_outcome>> {
-      ++self->state.handled;
-      return enqueue(self, reqs);
-    },
-    [=](atom::dequeue, uint32_t max_items) -> std::vector<queued_request> {
-      ++self->state.handled;
-      return dequeue(self, max_items);
-    },
-    [=](atom::complete, std::vector<comparison_outcome>& outcomes) {
-      ++self->state.handled;
-      complete(self, outcomes);
-    },
-    [=](atom::lookup, const std::string& id) -> request_status {
-      ++self->state.handled;
-      return lookup(self, id);
-    },
-    [=](atom::committed, uint64_t write_id, bool ok, const std::string& error) {
-      ++self->state.handled;
-      on_committed(self, write_id, ok, error);
-    },
-    [=](atom::tick) {
-      ++self->state.handled;
-      tick(self);
-    },
-    [=](atom::drain) -> bool {
-      ++self->state.handled;
-      self->state.draining = true;
-      self->state.db->flush();
-      return true;
-    },
-    [=](atom::status) -> actor_status {
-      ++self->state.handled;
-      return status_of(self);
-    },
+      [=](atom::enqueue,
+          std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
+        ++self->state.handled;
+        return enqueue(self, reqs);
+      },
+      [=](atom::dequeue, uint32_t max_items) -> std::vector<queued_request> {
+        ++self->state.handled;
+        return dequeue(self, max_items);
+      },
+      [=](atom::complete, std::vector<comparison_outcome>& outcomes) {
+        ++self->state.handled;
+        complete(self, outcomes);
+      },
+      [=](atom::lookup, const std::string& id) -> request_status {
+        ++self->state.handled;
+        return lookup(self, id);
+      },
+      [=](atom::committed, uint64_t write_id, bool ok, const std::string& error) {
+        ++self->state.handled;
+        on_committed(self, write_id, ok, error);
+      },
+      [=](atom::tick) {
+        ++self->state.handled;
+        tick(self);
+      },
+      [=](atom::drain) -> bool {
+        ++self->state.handled;
+        self->state.draining = true;
+        self->state.db->flush();
+        return true;
+      },
+      [=](atom::status) -> actor_status {
+        ++self->state.handled;
+        return status_of(self);
+      },
   };
 }
 

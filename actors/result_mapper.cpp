@@ -78,15 +78,19 @@ std::vector<metric_sample> final_result_metrics(const result_event& event, caf::
                           : (event.final_status == "expired" ? "expired" : "failure");
   std::vector<metric_sample> xs;
   xs.push_back({"llm_provider_requests_total", {provider, model, event.final_status}, 1});
-  xs.push_back({"llm_provider_queue_wait_time_seconds", {mode, result},
+  xs.push_back({"llm_provider_queue_wait_time_seconds",
+                {mode, result},
                 seconds_between(event.requested_at, now)});
   xs.push_back({"llm_provider_comparison_callbacks_total", {mode, result}, 1});
   if (o.success) {
-    xs.push_back({"llm_provider_response_duration_seconds", {provider, model},
+    xs.push_back({"llm_provider_response_duration_seconds",
+                  {provider, model},
                   std::chrono::duration<double>(o.response_time).count()});
-    xs.push_back({"llm_provider_tokens_used_total", {provider, model, "prompt"},
+    xs.push_back({"llm_provider_tokens_used_total",
+                  {provider, model, "prompt"},
                   static_cast<double>(o.usage.prompt_tokens)});
-    xs.push_back({"llm_provider_tokens_used_total", {provider, model, "completion"},
+    xs.push_back({"llm_provider_tokens_used_total",
+                  {provider, model, "completion"},
                   static_cast<double>(o.usage.completion_tokens)});
     xs.push_back({"llm_provider_cost_dollars_total", {provider, model}, o.cost_estimate});
   }

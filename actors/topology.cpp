@@ -20,7 +20,8 @@ namespace lps {
 namespace {
 
 caf::timespan hours(double h) {
-  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double, std::ratio<3600>>{h});
+  return std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double, std::ratio<3600>>{h});
 }
 
 mock_settings mock_settings_of(const config& cfg) {
@@ -65,8 +66,8 @@ std::map<std::string, provider_actor> spawn_providers(caf::actor_system& sys, co
 
 queue_processing_mode effective_mode(const config& cfg) {
   return cfg.processing_mode == queue_processing_mode::batch_api
-           ? queue_processing_mode::serial_bundle
-           : cfg.processing_mode;
+             ? queue_processing_mode::serial_bundle
+             : cfg.processing_mode;
 }
 
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider) {
@@ -81,8 +82,9 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
       upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return provider + " is not configured: set " + upper + "_API_KEY";
   }
-  return "the " + provider + " provider actor is not built yet; only the mock provider can "
-         "serve requests in this version";
+  return "the " + provider
+         + " provider actor is not built yet; only the mock provider can "
+           "serve requests in this version";
 }
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
@@ -121,17 +123,17 @@ void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace)
   while (std::chrono::steady_clock::now() < deadline) {
     double inflight = 0;
     self->request(t.bundler, std::chrono::seconds{1}, atom::status_v)
-      .receive([&](actor_status& s) { inflight = s.figures["inflight_bundles"]; },
-               [&](caf::error&) {});
+        .receive([&](actor_status& s) { inflight = s.figures["inflight_bundles"]; },
+                 [&](caf::error&) {});
     if (inflight == 0)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
   self->request(t.queue, std::chrono::seconds{30}, atom::drain_v)
-    .receive([&](bool) { LPS_LOG_INFO(log, "queue-manager flushed the store"); },
-             [&](caf::error& err) {
-               LPS_LOG_ERROR(log, "queue-manager did not flush: {}", caf::to_string(err));
-             });
+      .receive([&](bool) { LPS_LOG_INFO(log, "queue-manager flushed the store"); },
+               [&](caf::error& err) {
+                 LPS_LOG_ERROR(log, "queue-manager did not flush: {}", caf::to_string(err));
+               });
   auto stop = [&](auto& hdl) { self->send_exit(hdl, caf::exit_reason::user_shutdown); };
   stop(t.intake);
   stop(t.bundler);

@@ -35,8 +35,7 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
 /// intake and inspector.
-topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
-                        http_transport* http);
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, http_transport* http);
 
 /// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles
 /// get `grace` to finish, the queue manager flushes the store, then every actor exits.

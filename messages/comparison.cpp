@@ -23,16 +23,16 @@ namespace lps {
 
 const char* to_string(queue_status x) {
   switch (x) {
-    case queue_status::queued:
-      return "queued";
-    case queue_status::processing:
-      return "processing";
-    case queue_status::completed:
-      return "completed";
-    case queue_status::failed:
-      return "failed";
-    case queue_status::expired:
-      return "expired";
+  case queue_status::queued:
+    return "queued";
+  case queue_status::processing:
+    return "processing";
+  case queue_status::completed:
+    return "completed";
+  case queue_status::failed:
+    return "failed";
+  case queue_status::expired:
+    return "expired";
   }
   return "unknown";
 }

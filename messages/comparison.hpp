@@ -25,8 +25,7 @@ struct prompt_block {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, prompt_block& x) {
-  return f(caf::meta::type_name("lps.prompt_block"), x.target, x.content, x.cacheable,
-           x.ttl);
+  return f(caf::meta::type_name("lps.prompt_block"), x.target, x.content, x.cacheable, x.ttl);
 }
 
 /// `llm_config_overrides`; an empty string or a false `has_` flag means "not given".
@@ -47,8 +46,8 @@ struct llm_overrides {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, llm_overrides& x) {
   return f(caf::meta::type_name("lps.llm_overrides"), x.provider, x.model, x.has_temperature,
-           x.temperature, x.has_system_prompt, x.system_prompt, x.max_tokens,
-           x.reasoning_effort, x.output_verbosity);
+           x.temperature, x.has_system_prompt, x.system_prompt, x.max_tokens, x.reasoning_effort,
+           x.output_verbosity);
 }
 
 /// A validated comparison request (`LLMComparisonRequest`) plus what intake assigns.
@@ -79,9 +78,9 @@ struct comparison_request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, comparison_request& x) {
   return f(caf::meta::type_name("lps.comparison_request"), x.queue_id, x.correlation_id,
-           x.user_prompt, x.prompt_blocks, x.callback_url, x.callback_topic, x.overrides,
-           x.user_id, x.metadata_json, x.has_cj_batching_mode, x.cj_batching_mode,
-           x.priority, x.queued_at, x.trace_id);
+           x.user_prompt, x.prompt_blocks, x.callback_url, x.callback_topic, x.overrides, x.user_id,
+           x.metadata_json, x.has_cj_batching_mode, x.cj_batching_mode, x.priority, x.queued_at,
+           x.trace_id);
 }
 
 /// Token counts reported by a provider.
@@ -113,8 +112,8 @@ struct request_enrichment {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_enrichment& x) {
-  return f(caf::meta::type_name("lps.request_enrichment"), x.resolved_provider,
-           x.resolved_model, x.queue_processing_mode, x.bundle_id, x.bundle_size);
+  return f(caf::meta::type_name("lps.request_enrichment"), x.resolved_provider, x.resolved_model,
+           x.queue_processing_mode, x.bundle_id, x.bundle_size);
 }
 
 /// What a provider answers for one item of a bundle: a judgement or an error, never both.
@@ -148,9 +147,9 @@ struct comparison_outcome {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, comparison_outcome& x) {
   return f(caf::meta::type_name("lps.comparison_outcome"), x.queue_id, x.success, x.winner,
-           x.justification, x.confidence, x.error_code, x.error_message, x.http_status,
-           x.retryable, x.provider, x.model, x.response_time, x.usage, x.cost_estimate,
-           x.prompt_sha256, x.enrichment);
+           x.justification, x.confidence, x.error_code, x.error_message, x.http_status, x.retryable,
+           x.provider, x.model, x.response_time, x.usage, x.cost_estimate, x.prompt_sha256,
+           x.enrichment);
 }
 
 /// The answer to one submitted request: accepted with its queue id, or refused.
@@ -168,8 +167,8 @@ struct enqueue_outcome {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, enqueue_outcome& x) {
-  return f(caf::meta::type_name("lps.enqueue_outcome"), x.accepted, x.queue_id,
-           x.correlation_id, x.error_code, x.error_message, x.retry_after_seconds);
+  return f(caf::meta::type_name("lps.enqueue_outcome"), x.accepted, x.queue_id, x.correlation_id,
+           x.error_code, x.error_message, x.retry_after_seconds);
 }
 
 /// The final result event (`LLMComparisonResultV1`) before it is rendered as JSON.

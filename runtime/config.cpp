@@ -195,18 +195,17 @@ void add_provider_keys(std::vector<key_entry>& xs, const std::string& name) {
                   return true;
                 },
                 [=](const config& c) { return c.providers.at(name).default_model; }});
-  xs.push_back({{env("_MAX_CONCURRENT_CALLS"), lower_dashed(env("_MAX_CONCURRENT_CALLS")),
-                 "integer 1..10000", false},
-                [=](config& c, const std::string& v) {
-                  uint64_t x = 0;
-                  if (!parse_u64(v, x) || x < 1 || x > 10000)
-                    return false;
-                  c.providers[name].max_concurrent_calls = static_cast<uint32_t>(x);
-                  return true;
-                },
-                [=](const config& c) {
-                  return std::to_string(c.providers.at(name).max_concurrent_calls);
-                }});
+  xs.push_back(
+      {{env("_MAX_CONCURRENT_CALLS"), lower_dashed(env("_MAX_CONCURRENT_CALLS")),
+        "integer 1..10000", false},
+       [=](config& c, const std::string& v) {
+         uint64_t x = 0;
+         if (!parse_u64(v, x) || x < 1 || x > 10000)
+           return false;
+         c.providers[name].max_concurrent_calls = static_cast<uint32_t>(x);
+         return true;
+       },
+       [=](const config& c) { return std::to_string(c.providers.at(name).max_concurrent_calls); }});
 }
 
 std::vector<key_entry> make_key_table() {
@@ -240,33 +239,33 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(bool_key("STORE_FSYNC", &config::store_fsync));
   xs.push_back(uint_key("QUEUE_MAX_SIZE", &config::queue_max_size, 1, 1ull << 40));
   xs.push_back(uint_key("QUEUE_MAX_BYTES", &config::queue_max_bytes, 1024, 1ull << 50));
-  xs.push_back(double_key("QUEUE_REQUEST_TTL_HOURS", &config::queue_request_ttl_hours,
-                          0.0001, 24.0 * 365));
+  xs.push_back(
+      double_key("QUEUE_REQUEST_TTL_HOURS", &config::queue_request_ttl_hours, 0.0001, 24.0 * 365));
   xs.push_back(uint_key("QUEUE_MAX_RETRIES", &config::queue_max_retries, 0, 100));
   xs.push_back(uint_key("CALLBACK_TIMEOUT_MS", &config::callback_timeout_ms, 10, 600'000));
   xs.push_back(uint_key("CALLBACK_MAX_ATTEMPTS", &config::callback_max_attempts, 1, 1000));
   xs.push_back(uint_key("CALLBACK_MAX_CONCURRENT_PER_HOST",
                         &config::callback_max_concurrent_per_host, 1, 10'000));
   xs.push_back(uint_key("BATCH_API_MIN_ITEMS", &config::batch_api_min_items, 1, 100'000));
-  xs.push_back(double_key("BATCH_API_MAX_WAIT_SECONDS", &config::batch_api_max_wait_seconds,
-                          0.001, 86'400.0 * 7));
-  xs.push_back({{"BATCH_API_NIGHTLY_WINDOW", "batch-api-nightly-window",
-                 "HH:MM-HH:MM (local time)", false},
-                [](config& c, const std::string& v) {
-                  auto t = trim(v);
-                  auto ok = t.size() == 11 && t[2] == ':' && t[5] == '-' && t[8] == ':'
-                            && std::stoi(t.substr(0, 2)) < 24 && std::stoi(t.substr(3, 2)) < 60
-                            && std::stoi(t.substr(6, 2)) < 24 && std::stoi(t.substr(9, 2)) < 60;
-                  if (!ok)
-                    return false;
-                  c.batch_api_nightly_window = t;
-                  return true;
-                },
-                [](const config& c) { return c.batch_api_nightly_window; }});
+  xs.push_back(double_key("BATCH_API_MAX_WAIT_SECONDS", &config::batch_api_max_wait_seconds, 0.001,
+                          86'400.0 * 7));
+  xs.push_back(
+      {{"BATCH_API_NIGHTLY_WINDOW", "batch-api-nightly-window", "HH:MM-HH:MM (local time)", false},
+       [](config& c, const std::string& v) {
+         auto t = trim(v);
+         auto ok = t.size() == 11 && t[2] == ':' && t[5] == '-' && t[8] == ':'
+                   && std::stoi(t.substr(0, 2)) < 24 && std::stoi(t.substr(3, 2)) < 60
+                   && std::stoi(t.substr(6, 2)) < 24 && std::stoi(t.substr(9, 2)) < 60;
+         if (!ok)
+           return false;
+         c.batch_api_nightly_window = t;
+         return true;
+       },
+       [](const config& c) { return c.batch_api_nightly_window; }});
   xs.push_back(uint_key("BATCH_API_MAX_REQUESTS_PER_JOB", &config::batch_api_max_requests_per_job,
                         1, 100'000));
-  xs.push_back(uint_key("BATCH_API_MAX_BYTES_PER_JOB", &config::batch_api_max_bytes_per_job,
-                        1024, 256'000'000));
+  xs.push_back(uint_key("BATCH_API_MAX_BYTES_PER_JOB", &config::batch_api_max_bytes_per_job, 1024,
+                        256'000'000));
   xs.push_back(double_key("BATCH_API_POLL_INTERVAL_SECONDS",
                           &config::batch_api_poll_interval_seconds, 0.001, 86'400.0));
   xs.push_back({{"MOCK_PROVIDER_SEED", "mock-provider-seed", "integer >= 0", false},
@@ -294,10 +293,11 @@ std::vector<key_entry> make_key_table() {
                   return true;
                 },
                 [](const config& c) { return format_double(c.mock.error_rate); }});
-  xs.push_back({{"MOCK_ERROR_CODES", "mock-error-codes",
-                 "comma-separated HTTP status codes 100..599", false},
-                [](config& c, const std::string& v) { return parse_int_list(v, c.mock.error_codes); },
-                [](const config& c) { return join_ints(c.mock.error_codes); }});
+  xs.push_back(
+      {{"MOCK_ERROR_CODES", "mock-error-codes", "comma-separated HTTP status codes 100..599",
+        false},
+       [](config& c, const std::string& v) { return parse_int_list(v, c.mock.error_codes); },
+       [](const config& c) { return join_ints(c.mock.error_codes); }});
   xs.push_back({{"MOCK_DEFAULT_MODEL", "mock-default-model", "a model id", false},
                 [](config& c, const std::string& v) {
                   auto t = trim(v);
@@ -316,8 +316,8 @@ std::vector<key_entry> make_key_table() {
                 },
                 [](const config& c) { return c.log_level; }});
   xs.push_back(string_key("MODEL_MANIFEST", &config::model_manifest, "a JSON file path"));
-  xs.push_back(uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100,
-                        3'600'000));
+  xs.push_back(
+      uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));
   return xs;
 }
 
@@ -337,37 +337,37 @@ const key_entry* find_key(const std::string& key) {
 
 const char* to_string(queue_processing_mode x) {
   switch (x) {
-    case queue_processing_mode::per_request:
-      return "per_request";
-    case queue_processing_mode::serial_bundle:
-      return "serial_bundle";
-    case queue_processing_mode::batch_api:
-      return "batch_api";
+  case queue_processing_mode::per_request:
+    return "per_request";
+  case queue_processing_mode::serial_bundle:
+    return "serial_bundle";
+  case queue_processing_mode::batch_api:
+    return "batch_api";
   }
   return "unknown";
 }
 
 const char* to_string(batch_api_mode x) {
   switch (x) {
-    case batch_api_mode::disabled:
-      return "disabled";
-    case batch_api_mode::nightly:
-      return "nightly";
-    case batch_api_mode::opportunistic:
-      return "opportunistic";
+  case batch_api_mode::disabled:
+    return "disabled";
+  case batch_api_mode::nightly:
+    return "nightly";
+  case batch_api_mode::opportunistic:
+    return "opportunistic";
   }
   return "unknown";
 }
 
 config::config() {
   // Defaults follow the official SDKs' base URL conventions (CONTRACTS.md section 3).
-  providers["anthropic"] = {"anthropic", {}, "https://api.anthropic.com",
-                            "claude-haiku-4-5-20251001", 64};
+  providers["anthropic"] = {
+      "anthropic", {}, "https://api.anthropic.com", "claude-haiku-4-5-20251001", 64};
   providers["openai"] = {"openai", {}, "https://api.openai.com/v1", "gpt-5-mini-2025-08-07", 64};
-  providers["google"] = {"google", {}, "https://generativelanguage.googleapis.com",
-                         "gemini-2.5-flash", 64};
-  providers["openrouter"] = {"openrouter", {}, "https://openrouter.ai/api/v1",
-                             "anthropic/claude-haiku-4-5-20251001", 64};
+  providers["google"] = {
+      "google", {}, "https://generativelanguage.googleapis.com", "gemini-2.5-flash", 64};
+  providers["openrouter"] = {
+      "openrouter", {}, "https://openrouter.ai/api/v1", "anthropic/claude-haiku-4-5-20251001", 64};
 }
 
 env_lookup process_environment() {
@@ -395,8 +395,8 @@ std::string set_config_value(config& cfg, const std::string& key, const std::str
   if (entry->set(cfg, value))
     return "";
   auto shown = entry->info.is_secret ? std::string{"***"} : "'" + value + "'";
-  return "invalid value " + shown + " for " + entry->info.env_name + " ("
-         + entry->info.file_name + "): expected " + entry->info.rule;
+  return "invalid value " + shown + " for " + entry->info.env_name + " (" + entry->info.file_name
+         + "): expected " + entry->info.rule;
 }
 
 std::vector<std::string> apply_environment(config& cfg, const env_lookup& env) {
@@ -435,8 +435,9 @@ std::string dump(const config& cfg) {
 
 std::string describe_keys() {
   config defaults;
-  std::string result = "| environment (LLM_PROVIDER_SERVICE_ prefix) | [lps] file key / --flag | default "
-                       "| allowed |\n|---|---|---|---|\n";
+  std::string result =
+      "| environment (LLM_PROVIDER_SERVICE_ prefix) | [lps] file key / --flag | default "
+      "| allowed |\n|---|---|---|---|\n";
   for (const auto& x : key_table())
     result += "| " + x.info.env_name + " | " + x.info.file_name + " | " + x.get(defaults) + " | "
               + x.info.rule + " |\n";

@@ -29,8 +29,7 @@ const char* to_string(batch_api_mode x);
 class secret {
 public:
   secret() = default;
-  explicit secret(std::string value) : value_(std::move(value)) {
-  }
+  explicit secret(std::string value) : value_(std::move(value)) {}
   bool empty() const {
     return value_.empty();
   }

@@ -43,7 +43,8 @@ unsigned digest(const EVP_MD* md, std::string_view a, std::string_view b, unsign
 
 std::string new_uuid() {
   // One generator per thread: seeded once from the OS, then cheap.
-  thread_local std::mt19937_64 gen{std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32)};
+  thread_local std::mt19937_64 gen{std::random_device{}()
+                                   ^ (uint64_t{std::random_device{}()} << 32)};
   std::array<unsigned char, 16> bytes{};
   auto hi = gen();
   auto lo = gen();
@@ -107,8 +108,8 @@ int64_t to_unix_ms(caf::timestamp t) {
 }
 
 caf::timestamp from_unix_ms(int64_t ms) {
-  return caf::timestamp{std::chrono::duration_cast<caf::timestamp::duration>(
-    std::chrono::milliseconds{ms})};
+  return caf::timestamp{
+      std::chrono::duration_cast<caf::timestamp::duration>(std::chrono::milliseconds{ms})};
 }
 
 std::string iso8601(caf::timestamp t) {

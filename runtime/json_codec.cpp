@@ -111,35 +111,35 @@ void append_quoted(std::string& out, std::string_view text) {
     }
     flush(p);
     switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0x0F];
-        } else {
-          out += replacement_char;
-        }
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    case '\b':
+      out += "\\b";
+      break;
+    case '\f':
+      out += "\\f";
+      break;
+    default:
+      if (c < 0x20) {
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 0x0F];
+      } else {
+        out += replacement_char;
+      }
     }
     run = ++p;
   }
@@ -173,51 +173,51 @@ void append_double(std::string& out, double x) {
 /// (Boost.JSON reads 1e400 as infinity); that number is written as null.
 bool append_value(std::string& out, const json::value& value) {
   switch (value.kind()) {
-    case json::kind::null:
-      out += "null";
-      return true;
-    case json::kind::bool_:
-      out += value.get_bool() ? "true" : "false";
-      return true;
-    case json::kind::int64:
-      append_integer(out, value.get_int64());
-      return true;
-    case json::kind::uint64:
-      append_integer(out, value.get_uint64());
-      return true;
-    case json::kind::double_:
-      append_double(out, value.get_double());
-      return std::isfinite(value.get_double());
-    case json::kind::string:
-      append_quoted(out, value.get_string());
-      return true;
-    case json::kind::array: {
-      auto all_finite = true;
-      out += '[';
-      const auto& xs = value.get_array();
-      for (size_t i = 0; i < xs.size(); ++i) {
-        if (i > 0)
-          out += ',';
-        all_finite = append_value(out, xs[i]) && all_finite;
-      }
-      out += ']';
-      return all_finite;
+  case json::kind::null:
+    out += "null";
+    return true;
+  case json::kind::bool_:
+    out += value.get_bool() ? "true" : "false";
+    return true;
+  case json::kind::int64:
+    append_integer(out, value.get_int64());
+    return true;
+  case json::kind::uint64:
+    append_integer(out, value.get_uint64());
+    return true;
+  case json::kind::double_:
+    append_double(out, value.get_double());
+    return std::isfinite(value.get_double());
+  case json::kind::string:
+    append_quoted(out, value.get_string());
+    return true;
+  case json::kind::array: {
+    auto all_finite = true;
+    out += '[';
+    const auto& xs = value.get_array();
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (i > 0)
+        out += ',';
+      all_finite = append_value(out, xs[i]) && all_finite;
     }
-    case json::kind::object: {
-      auto all_finite = true;
-      out += '{';
-      auto first = true;
-      for (const auto& member : value.get_object()) {
-        if (!first)
-          out += ',';
-        first = false;
-        append_quoted(out, member.key());
-        out += ':';
-        all_finite = append_value(out, member.value()) && all_finite;
-      }
-      out += '}';
-      return all_finite;
+    out += ']';
+    return all_finite;
+  }
+  case json::kind::object: {
+    auto all_finite = true;
+    out += '{';
+    auto first = true;
+    for (const auto& member : value.get_object()) {
+      if (!first)
+        out += ',';
+      first = false;
+      append_quoted(out, member.key());
+      out += ':';
+      all_finite = append_value(out, member.value()) && all_finite;
     }
+    out += '}';
+    return all_finite;
+  }
   }
   return true;
 }
@@ -284,8 +284,9 @@ private:
 void append_error_object(std::string& out, std::string_view code, std::string_view message,
                          std::string_view correlation_id, std::string_view details_field) {
   object_writer error{out};
-  error.string("code", code).string("message", message).string_or_null("correlation_id",
-                                                                        correlation_id);
+  error.string("code", code)
+      .string("message", message)
+      .string_or_null("correlation_id", correlation_id);
   object_writer details{error.member("details")};
   if (!details_field.empty())
     details.string("field", details_field);
@@ -311,8 +312,8 @@ bool fail_body(field_error& error, std::string message) {
 
 /// Explains a Boost.JSON parse failure in the caller's terms: depth and UTF-8 are called
 /// out because Boost reports invalid UTF-8 as a plain syntax error.
-std::string describe_parse_error(std::string_view body, const json::error_code& ec,
-                                 size_t offset, unsigned max_depth) {
+std::string describe_parse_error(std::string_view body, const json::error_code& ec, size_t offset,
+                                 unsigned max_depth) {
   std::string result = "malformed JSON: ";
   if (ec == json::error::too_deep) {
     result += "nesting is deeper than the limit of ";
@@ -330,8 +331,8 @@ std::string describe_parse_error(std::string_view body, const json::error_code& 
 }
 
 /// Parses a whole body into `out`, with memory from `sp`.
-bool parse_body(std::string_view body, unsigned max_depth, json::storage_ptr sp,
-                json::value& out, field_error& error) {
+bool parse_body(std::string_view body, unsigned max_depth, json::storage_ptr sp, json::value& out,
+                field_error& error) {
   if (is_blank(body))
     return fail_body(error, "request body is empty");
   json::parse_options options;
@@ -357,36 +358,36 @@ const json::value* find(const json::object& object, std::string_view key) {
 /// Any JSON number as a double (integers are numbers too).
 std::optional<double> as_number(const json::value& value) {
   switch (value.kind()) {
-    case json::kind::int64:
-      return static_cast<double>(value.get_int64());
-    case json::kind::uint64:
-      return static_cast<double>(value.get_uint64());
-    case json::kind::double_:
-      return value.get_double();
-    default:
-      return std::nullopt;
+  case json::kind::int64:
+    return static_cast<double>(value.get_int64());
+  case json::kind::uint64:
+    return static_cast<double>(value.get_uint64());
+  case json::kind::double_:
+    return value.get_double();
+  default:
+    return std::nullopt;
   }
 }
 
 /// A JSON integer, or a float with an integral value (3.0), as int64; nothing else.
 std::optional<int64_t> as_integer(const json::value& value) {
   switch (value.kind()) {
-    case json::kind::int64:
-      return value.get_int64();
-    case json::kind::uint64:
-      if (value.get_uint64() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        return std::nullopt;
-      return static_cast<int64_t>(value.get_uint64());
-    case json::kind::double_: {
-      // Beyond 2^53 a double no longer says which integer the caller meant.
-      constexpr double exact_limit = 9007199254740992.0;
-      auto x = value.get_double();
-      if (!std::isfinite(x) || std::trunc(x) != x || std::fabs(x) > exact_limit)
-        return std::nullopt;
-      return static_cast<int64_t>(x);
-    }
-    default:
+  case json::kind::int64:
+    return value.get_int64();
+  case json::kind::uint64:
+    if (value.get_uint64() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       return std::nullopt;
+    return static_cast<int64_t>(value.get_uint64());
+  case json::kind::double_: {
+    // Beyond 2^53 a double no longer says which integer the caller meant.
+    constexpr double exact_limit = 9007199254740992.0;
+    auto x = value.get_double();
+    if (!std::isfinite(x) || std::trunc(x) != x || std::fabs(x) > exact_limit)
+      return std::nullopt;
+    return static_cast<int64_t>(x);
+  }
+  default:
+    return std::nullopt;
   }
 }
 
@@ -483,7 +484,7 @@ std::string element_path(std::string_view array, size_t index) {
 class request_reader {
 public:
   request_reader(std::string_view prefix, comparison_request& out, field_error& error)
-    : prefix_(prefix), out_(out), error_(error) {
+      : prefix_(prefix), out_(out), error_(error) {
     // nop
   }
 
@@ -561,7 +562,7 @@ private:
       if (block.ttl == "1h" && first_5m != std::string::npos)
         return fail(block_path(i, ".ttl"), "a block with ttl 1h must come before every block "
                                            "with ttl 5m, but "
-                                             + block_path(first_5m, "") + " has ttl 5m");
+                                               + block_path(first_5m, "") + " has ttl 5m");
       out_.prompt_blocks.push_back(std::move(block));
     }
     return true;
@@ -660,8 +661,7 @@ private:
     auto x = as_number(*value);
     // The negated comparison also refuses NaN and infinities.
     if (!x || !(*x >= 0.0 && *x <= 2.0))
-      return fail("llm_config_overrides.temperature_override",
-                  "must be a number between 0 and 2");
+      return fail("llm_config_overrides.temperature_override", "must be a number between 0 and 2");
     out_.overrides.has_temperature = true;
     out_.overrides.temperature = *x;
     return true;
@@ -672,8 +672,7 @@ private:
       return true;
     out_.overrides.has_system_prompt = true;
     return read_string(object, "system_prompt_override",
-                       "llm_config_overrides.system_prompt_override",
-                       out_.overrides.system_prompt);
+                       "llm_config_overrides.system_prompt_override", out_.overrides.system_prompt);
   }
 
   bool read_max_tokens(const json::object& object) {
@@ -753,8 +752,7 @@ void append_request_metadata(std::string& out, const result_event& event) {
   json::parse_options options;
   options.max_depth = 256; // stored metadata passed the intake limit already
   json::error_code ec;
-  auto caller = json::parse(event.caller_metadata_json, ec, json::storage_ptr{&resource},
-                            options);
+  auto caller = json::parse(event.caller_metadata_json, ec, json::storage_ptr{&resource}, options);
   static const json::object no_keys;
   const auto& keys = !ec && caller.is_object() ? caller.get_object() : no_keys;
   object_writer metadata{out};
@@ -799,17 +797,17 @@ void append_error_detail(std::string& out, const result_event& event,
   object_writer detail{out};
   // An unnamed failure still needs a code consumers can switch on.
   detail.string("error_code", first_non_empty(outcome.error_code, "INTERNAL_ERROR"))
-    .string("message", outcome.error_message)
-    .string_or_null("correlation_id", correlation_id)
-    .string("timestamp", iso8601(event.completed_at))
-    .string("service", service_name)
-    .string("operation", "process_comparison");
+      .string("message", outcome.error_message)
+      .string_or_null("correlation_id", correlation_id)
+      .string("timestamp", iso8601(event.completed_at))
+      .string("service", service_name)
+      .string("operation", "process_comparison");
   object_writer details{detail.member("details")};
   if (outcome.http_status != 0)
     details.integer("http_status", outcome.http_status);
   details.boolean("retryable", outcome.retryable)
-    .string_or_null("provider", provider)
-    .string_or_null("final_status", event.final_status);
+      .string_or_null("provider", provider)
+      .string_or_null("final_status", event.final_status);
   details.close();
   detail.close();
 }
@@ -824,26 +822,25 @@ void append_result_data(std::string& out, const result_event& event,
   data.string("request_id", event.request_id).string_or_null("correlation_id", correlation_id);
   if (outcome.success) {
     data.string("winner", outcome.winner)
-      .string("justification", cut_to_chars(outcome.justification, max_justification_chars))
-      .number("confidence", outcome.confidence)
-      .null("error_detail");
+        .string("justification", cut_to_chars(outcome.justification, max_justification_chars))
+        .number("confidence", outcome.confidence)
+        .null("error_detail");
   } else {
     data.null("winner").null("justification").null("confidence");
     append_error_detail(data.member("error_detail"), event, correlation_id, provider);
   }
   data.string_or_null("provider", provider)
-    .string_or_null("model", model)
-    .integer("response_time_ms", static_cast<int64_t>(outcome.response_time.count()));
+      .string_or_null("model", model)
+      .integer("response_time_ms", static_cast<int64_t>(outcome.response_time.count()));
   object_writer usage{data.member("token_usage")};
   usage.integer("prompt_tokens", outcome.usage.prompt_tokens)
-    .integer("completion_tokens", outcome.usage.completion_tokens)
-    .integer("total_tokens", outcome.usage.total_tokens);
+      .integer("completion_tokens", outcome.usage.completion_tokens)
+      .integer("total_tokens", outcome.usage.total_tokens);
   usage.close();
-  data
-    .number("cost_estimate", std::isfinite(outcome.cost_estimate) ? outcome.cost_estimate : 0.0)
-    .string("requested_at", iso8601(event.requested_at))
-    .string("completed_at", iso8601(event.completed_at))
-    .string_or_null("trace_id", event.trace_id);
+  data.number("cost_estimate", std::isfinite(outcome.cost_estimate) ? outcome.cost_estimate : 0.0)
+      .string("requested_at", iso8601(event.requested_at))
+      .string("completed_at", iso8601(event.completed_at))
+      .string_or_null("trace_id", event.trace_id);
   append_request_metadata(data.member("request_metadata"), event);
   data.close();
 }
@@ -932,18 +929,18 @@ std::string render_error_body(std::string_view code, std::string_view message,
 
 std::string render_result_event(const result_event& event) {
   // The original service fell back to the queue id when a request had no correlation id.
-  std::string_view correlation_id = !event.correlation_id.empty() ? event.correlation_id
-                                                                  : event.request_id;
+  std::string_view correlation_id =
+      !event.correlation_id.empty() ? event.correlation_id : event.request_id;
   std::string result;
   result.reserve(1024 + event.outcome.justification.size() + event.caller_metadata_json.size()
                  + event.outcome.error_message.size());
   object_writer envelope{result};
   envelope.string("event_id", event.event_id)
-    .string("event_type", "LLMComparisonResultV1")
-    .string("event_timestamp", iso8601(event.event_timestamp))
-    .string("source_service", service_name)
-    .integer("schema_version", 1)
-    .string_or_null("correlation_id", correlation_id);
+      .string("event_type", "LLMComparisonResultV1")
+      .string("event_timestamp", iso8601(event.event_timestamp))
+      .string("source_service", service_name)
+      .integer("schema_version", 1)
+      .string_or_null("correlation_id", correlation_id);
   append_result_data(envelope.member("data"), event, correlation_id);
   envelope.close();
   return result;
@@ -953,9 +950,9 @@ std::string render_accepted(const enqueue_outcome& outcome) {
   std::string result;
   object_writer body{result};
   body.string("queue_id", outcome.queue_id)
-    .string("status", "queued")
-    .string_or_null("correlation_id", outcome.correlation_id)
-    .string("message", "Request queued for processing");
+      .string("status", "queued")
+      .string_or_null("correlation_id", outcome.correlation_id)
+      .string("message", "Request queued for processing");
   body.close();
   return result;
 }
@@ -973,8 +970,8 @@ std::string render_bulk_accepted(const std::vector<bulk_entry>& entries) {
     object_writer item{out};
     if (entry.accepted) {
       item.string("queue_id", entry.outcome.queue_id)
-        .string("status", "queued")
-        .string_or_null("correlation_id", entry.outcome.correlation_id);
+          .string("status", "queued")
+          .string_or_null("correlation_id", entry.outcome.correlation_id);
     } else if (!entry.error.message.empty()) {
       // Refused while parsing: the request never got a correlation id of ours.
       append_error_object(item.member("error"), entry.error.code, entry.error.message, {},
@@ -994,13 +991,13 @@ std::string render_status(const request_status& status) {
   std::string result;
   object_writer body{result};
   body.string("queue_id", status.queue_id)
-    .string("status", to_string(status.status))
-    .string("queued_at", iso8601(status.queued_at))
-    .integer("attempts", status.attempts)
-    .integer("priority", status.priority)
-    .string_or_null("provider", status.provider)
-    .string_or_null("model", status.model)
-    .string_or_null("correlation_id", status.correlation_id);
+      .string("status", to_string(status.status))
+      .string("queued_at", iso8601(status.queued_at))
+      .integer("attempts", status.attempts)
+      .integer("priority", status.priority)
+      .string_or_null("provider", status.provider)
+      .string_or_null("model", status.model)
+      .string_or_null("correlation_id", status.correlation_id);
   body.close();
   return result;
 }
@@ -1016,9 +1013,9 @@ std::string render_inspection(const std::vector<actor_status>& actors) {
     const auto& actor = actors[i];
     object_writer item{out};
     item.string("name", actor.name)
-      .string("kind", actor.kind)
-      .integer("mailbox_size", actor.mailbox_size)
-      .integer("messages_handled", actor.messages_handled);
+        .string("kind", actor.kind)
+        .integer("mailbox_size", actor.mailbox_size)
+        .integer("messages_handled", actor.messages_handled);
     object_writer figures{item.member("figures")};
     for (const auto& [key, value] : actor.figures)
       figures.number(key, value);

@@ -53,13 +53,13 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
 /// The error envelope: {"error": {"code", "message", "correlation_id", "details"}}.
 /// `details_field` (when not empty) becomes details.field.
 std::string render_error_body(std::string_view code, std::string_view message,
-                              std::string_view correlation_id,
-                              std::string_view details_field = {});
+                              std::string_view correlation_id, std::string_view details_field = {});
 
 /// The rendered result event envelope (CONTRACTS.md section 2).
 std::string render_result_event(const result_event& event);
 
-/// 202 body for one accepted request: {"queue_id", "status": "queued", "correlation_id", "message"}.
+/// 202 body for one accepted request: {"queue_id", "status": "queued", "correlation_id",
+/// "message"}.
 std::string render_accepted(const enqueue_outcome& outcome);
 
 /// 202 body for the bulk endpoint: {"results": [...]} in request order; refused entries

@@ -84,7 +84,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   caf::actor_system sys{sys_cfg};
   auto actors = spawn_topology(sys, cfg, db.get(), &callback_client);
   auto ctx = std::make_shared<api_context>(
-    make_api_context(sys, cfg, actors, db.get(), read_manifest(cfg.model_manifest, log)));
+      make_api_context(sys, cfg, actors, db.get(), read_manifest(cfg.model_manifest, log)));
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {
     handle_http(*ctx, std::move(req), std::move(respond));

@@ -55,37 +55,41 @@ PRAGMA user_version = 1;
 )sql";
 
 constexpr const char* insert_request_sql =
-  "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload) "
-  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 // INSERT OR IGNORE: the first final result wins, so a request never gets two different
 // final results (a late duplicate cannot replace one that may already be delivered).
 constexpr const char* insert_result_sql =
-  "INSERT OR IGNORE INTO results(queue_id, status, event_json, callback_url, delivered, "
-  "completed_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT OR IGNORE INTO results(queue_id, status, event_json, callback_url, delivered, "
+    "completed_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr const char* delete_request_sql = "DELETE FROM requests WHERE queue_id = ?1";
 constexpr const char* mark_delivered_sql = "UPDATE results SET delivered = 1 WHERE queue_id = ?1";
 constexpr const char* update_attempts_sql = "UPDATE requests SET attempts = ?2 WHERE queue_id = ?1";
 
 constexpr const char* find_result_sql =
-  "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
-  "FROM results WHERE queue_id = ?1";
+    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
+    "FROM results WHERE queue_id = ?1";
 // Repeats the partial index's WHERE terms so the planner can use it.
 constexpr const char* load_undelivered_sql =
-  "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
-  "FROM results WHERE delivered = 0 AND callback_url <> '' ORDER BY completed_at_ms, rowid";
+    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
+    "FROM results WHERE delivered = 0 AND callback_url <> '' ORDER BY completed_at_ms, rowid";
 constexpr const char* load_active_sql =
-  "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
-  "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
+    "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
+    "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
 constexpr const char* count_requests_sql = "SELECT count(*) FROM requests";
 constexpr const char* count_results_sql = "SELECT count(*) FROM results";
 
 struct db_closer {
-  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+  void operator()(sqlite3* db) const noexcept {
+    sqlite3_close_v2(db);
+  }
 };
 using db_ptr = std::unique_ptr<sqlite3, db_closer>;
 
 struct stmt_finalizer {
-  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+  void operator()(sqlite3_stmt* stmt) const noexcept {
+    sqlite3_finalize(stmt);
+  }
 };
 using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 
@@ -138,8 +142,7 @@ void bind_text(sqlite3_stmt* stmt, int index, const std::string& text) {
 
 void bind_blob(sqlite3_stmt* stmt, int index, const std::string& bytes) {
   // An empty payload is an empty blob, not NULL (which a null pointer would bind).
-  sqlite3_bind_blob64(stmt, index, bytes.empty() ? "" : bytes.data(), bytes.size(),
-                      SQLITE_STATIC);
+  sqlite3_bind_blob64(stmt, index, bytes.empty() ? "" : bytes.data(), bytes.size(), SQLITE_STATIC);
 }
 
 std::string column_string(sqlite3_stmt* stmt, int column) {
@@ -173,8 +176,8 @@ stored_result read_result(sqlite3_stmt* stmt) {
 }
 
 size_t count_ops(const store_write& write) {
-  return write.inserts.size() + write.finals.size() + write.delivered.size() +
-         write.attempts.size();
+  return write.inserts.size() + write.finals.size() + write.delivered.size()
+         + write.attempts.size();
 }
 
 // Runs a callback without letting an exception kill the writer thread.
@@ -254,8 +257,8 @@ struct store::impl {
   bool open_databases(std::string& error) {
     if (!make_data_dir(error))
       return false;
-    db_path = (std::filesystem::path(options.data_dir.empty() ? "." : options.data_dir) /
-               "lps.db").string();
+    db_path = (std::filesystem::path(options.data_dir.empty() ? "." : options.data_dir) / "lps.db")
+                  .string();
     if (!open_writer(error) || !open_reader(error)) {
       error = "cannot open database '" + db_path + "': " + error;
       return false;
@@ -301,10 +304,10 @@ struct store::impl {
     // 8 KiB pages keep a ~6 KB payload in one overflow page instead of two.
     if (!exec(db, "PRAGMA page_size=8192", "set page size", error) || !enable_wal(error))
       return false;
-    const char* sync = options.fsync_every_commit ? "PRAGMA synchronous=FULL"
-                                                  : "PRAGMA synchronous=NORMAL";
-    if (!exec(db, sync, "set synchronous", error) ||
-        !exec(db, writer_pragmas, "configure writer", error) || !create_schema(error))
+    const char* sync =
+        options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    if (!exec(db, sync, "set synchronous", error)
+        || !exec(db, writer_pragmas, "configure writer", error) || !create_schema(error))
       return false;
     return prepare_writer(error);
   }
@@ -331,14 +334,14 @@ struct store::impl {
     if (!read_user_version(version, error))
       return false;
     if (version > schema_version) {
-      error = "unsupported schema version " + std::to_string(version) + " (this build knows " +
-              std::to_string(schema_version) + ")";
+      error = "unsupported schema version " + std::to_string(version) + " (this build knows "
+              + std::to_string(schema_version) + ")";
       return false;
     }
     if (!exec(write_db.get(), "BEGIN IMMEDIATE", "create schema", error))
       return false;
-    if (!exec(write_db.get(), schema_sql, "create schema", error) ||
-        !exec(write_db.get(), "COMMIT", "create schema", error)) {
+    if (!exec(write_db.get(), schema_sql, "create schema", error)
+        || !exec(write_db.get(), "COMMIT", "create schema", error)) {
       sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       return false;
     }
@@ -359,31 +362,33 @@ struct store::impl {
 
   bool prepare_writer(std::string& error) {
     sqlite3* db = write_db.get();
-    return (begin_stmt = prepare(db, "BEGIN IMMEDIATE", error)) &&
-           (commit_stmt = prepare(db, "COMMIT", error)) &&
-           (rollback_stmt = prepare(db, "ROLLBACK", error)) &&
-           (insert_request_stmt = prepare(db, insert_request_sql, error)) &&
-           (insert_result_stmt = prepare(db, insert_result_sql, error)) &&
-           (delete_request_stmt = prepare(db, delete_request_sql, error)) &&
-           (mark_delivered_stmt = prepare(db, mark_delivered_sql, error)) &&
-           (update_attempts_stmt = prepare(db, update_attempts_sql, error));
+    return (begin_stmt = prepare(db, "BEGIN IMMEDIATE", error))
+           && (commit_stmt = prepare(db, "COMMIT", error))
+           && (rollback_stmt = prepare(db, "ROLLBACK", error))
+           && (insert_request_stmt = prepare(db, insert_request_sql, error))
+           && (insert_result_stmt = prepare(db, insert_result_sql, error))
+           && (delete_request_stmt = prepare(db, delete_request_sql, error))
+           && (mark_delivered_stmt = prepare(db, mark_delivered_sql, error))
+           && (update_attempts_stmt = prepare(db, update_attempts_sql, error));
   }
 
   bool open_reader(std::string& error) {
-    if (!open_connection(read_db, SQLITE_OPEN_READWRITE, error) ||
-        !exec(read_db.get(), reader_pragmas, "configure reader", error))
+    if (!open_connection(read_db, SQLITE_OPEN_READWRITE, error)
+        || !exec(read_db.get(), reader_pragmas, "configure reader", error))
       return false;
     sqlite3* db = read_db.get();
-    return (find_result_stmt = prepare(db, find_result_sql, error)) &&
-           (load_active_stmt = prepare(db, load_active_sql, error)) &&
-           (load_undelivered_stmt = prepare(db, load_undelivered_sql, error)) &&
-           (count_requests_stmt = prepare(db, count_requests_sql, error)) &&
-           (count_results_stmt = prepare(db, count_results_sql, error));
+    return (find_result_stmt = prepare(db, find_result_sql, error))
+           && (load_active_stmt = prepare(db, load_active_sql, error))
+           && (load_undelivered_stmt = prepare(db, load_undelivered_sql, error))
+           && (count_requests_stmt = prepare(db, count_requests_sql, error))
+           && (count_results_stmt = prepare(db, count_results_sql, error));
   }
 
   // -- queue --
 
-  void start_writer() { writer = std::thread([this] { writer_loop(); }); }
+  void start_writer() {
+    writer = std::thread([this] { writer_loop(); });
+  }
 
   void stop_writer() {
     {

@@ -73,10 +73,9 @@ public:
       ::dup2(out_pipe[1], STDOUT_FILENO);
       ::close(out_pipe[0]);
       ::close(out_pipe[1]);
-      std::vector<std::string> args{LPS_BINARY, "--http-port=0", "--data-dir=" + data_dir,
-                                    "--log-level=warn",
-                                    std::string{"--model-manifest="} + LPS_SOURCE_DIR
-                                      + "/config/models.json"};
+      std::vector<std::string> args{
+          LPS_BINARY, "--http-port=0", "--data-dir=" + data_dir, "--log-level=warn",
+          std::string{"--model-manifest="} + LPS_SOURCE_DIR + "/config/models.json"};
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (auto& a : args)

@@ -49,7 +49,8 @@ struct client {
     req.timeout = std::chrono::seconds{20};
     std::promise<http_client_response> done;
     auto result = done.get_future();
-    http.send(std::move(req), [&done](http_client_response res) { done.set_value(std::move(res)); });
+    http.send(std::move(req),
+              [&done](http_client_response res) { done.set_value(std::move(res)); });
     return result.get();
   }
 
@@ -72,19 +73,20 @@ struct receiver {
     std::string error;
     http_server_options options;
     options.port = 0;
-    REQUIRE(server.start(options,
-                         [this](http_request&& req, http_responder respond) {
-                           auto event = json::parse(req.body).as_object();
-                           auto id = std::string{event["data"].as_object()["request_id"].as_string()};
-                           {
-                             std::lock_guard<std::mutex> guard{mtx};
-                             events[id].push_back(std::move(event));
-                             ++total;
-                           }
-                           cv.notify_all();
-                           respond({200, "{}", "application/json", {}});
-                         },
-                         error));
+    REQUIRE(server.start(
+        options,
+        [this](http_request&& req, http_responder respond) {
+          auto event = json::parse(req.body).as_object();
+          auto id = std::string{event["data"].as_object()["request_id"].as_string()};
+          {
+            std::lock_guard<std::mutex> guard{mtx};
+            events[id].push_back(std::move(event));
+            ++total;
+          }
+          cv.notify_all();
+          respond({200, "{}", "application/json", {}});
+        },
+        error));
   }
 
   std::string url() const {
@@ -136,7 +138,8 @@ TEST_CASE("every accepted comparison gets exactly one result event") {
   for (int batch = 0; batch < 3; ++batch) {
     std::string body = "{\"requests\":[";
     for (int i = 0; i < 50; ++i)
-      body += (i ? "," : "") + comparison_body("bulk " + std::to_string(batch * 50 + i), sink.url());
+      body +=
+          (i ? "," : "") + comparison_body("bulk " + std::to_string(batch * 50 + i), sink.url());
     body += "]}";
     auto res = c.call("POST", lps.url("/api/v1/comparisons"), body);
     REQUIRE(res.status == 202);
@@ -181,28 +184,29 @@ TEST_CASE("bad input gets a clear 4xx naming the field and nothing is stored") {
     std::string field;
   };
   std::vector<bad_case> cases{
-    {"{not json", "application/json", 400, "VALIDATION_ERROR", ""},
-    {"{\"user_prompt\":\"x\"}", "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", ""},
-    {"", "application/json", 400, "VALIDATION_ERROR", ""},
-    {"{\"metadata\":{}}", "application/json", 400, "VALIDATION_ERROR", "user_prompt"},
-    {"{\"user_prompt\":42}", "application/json", 400, "VALIDATION_ERROR", "user_prompt"},
-    {"{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"temperature_override\":3}}",
-     "application/json", 400, "VALIDATION_ERROR", "llm_config_overrides.temperature_override"},
-    {"{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"provider_override\":\"acme\"}}",
-     "application/json", 400, "VALIDATION_ERROR", "llm_config_overrides.provider_override"},
-    {"{\"user_prompt\":\"x\",\"correlation_id\":\"not-a-uuid\"}", "application/json", 400,
-     "VALIDATION_ERROR", "correlation_id"},
-    {"{\"user_prompt\":\"x\",\"callback_url\":\"ftp://host/x\"}", "application/json", 400,
-     "VALIDATION_ERROR", "callback_url"},
-    {"{\"user_prompt\":\"x\",\"priority\":11}", "application/json", 400, "VALIDATION_ERROR",
-     "priority"},
-    {"{\"user_prompt\":\"x\",\"prompt_blocks\":[{\"target\":\"system\",\"content\":\"a\","
-     "\"ttl\":\"5m\"},{\"target\":\"system\",\"content\":\"b\",\"ttl\":\"1h\"}]}",
-     "application/json", 400, "VALIDATION_ERROR", "prompt_blocks[1].ttl"},
-    {"{\"user_prompt\":\"\xC3\x28\"}", "application/json", 400, "VALIDATION_ERROR", ""},
-    {std::string(70, '[') + std::string(70, ']'), "application/json", 400, "VALIDATION_ERROR", ""},
-    {"{\"user_prompt\":\"" + std::string(200000, 'x') + "\"}", "application/json", 413,
-     "PAYLOAD_TOO_LARGE", ""},
+      {"{not json", "application/json", 400, "VALIDATION_ERROR", ""},
+      {"{\"user_prompt\":\"x\"}", "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+      {"", "application/json", 400, "VALIDATION_ERROR", ""},
+      {"{\"metadata\":{}}", "application/json", 400, "VALIDATION_ERROR", "user_prompt"},
+      {"{\"user_prompt\":42}", "application/json", 400, "VALIDATION_ERROR", "user_prompt"},
+      {"{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"temperature_override\":3}}",
+       "application/json", 400, "VALIDATION_ERROR", "llm_config_overrides.temperature_override"},
+      {"{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"provider_override\":\"acme\"}}",
+       "application/json", 400, "VALIDATION_ERROR", "llm_config_overrides.provider_override"},
+      {"{\"user_prompt\":\"x\",\"correlation_id\":\"not-a-uuid\"}", "application/json", 400,
+       "VALIDATION_ERROR", "correlation_id"},
+      {"{\"user_prompt\":\"x\",\"callback_url\":\"ftp://host/x\"}", "application/json", 400,
+       "VALIDATION_ERROR", "callback_url"},
+      {"{\"user_prompt\":\"x\",\"priority\":11}", "application/json", 400, "VALIDATION_ERROR",
+       "priority"},
+      {"{\"user_prompt\":\"x\",\"prompt_blocks\":[{\"target\":\"system\",\"content\":\"a\","
+       "\"ttl\":\"5m\"},{\"target\":\"system\",\"content\":\"b\",\"ttl\":\"1h\"}]}",
+       "application/json", 400, "VALIDATION_ERROR", "prompt_blocks[1].ttl"},
+      {"{\"user_prompt\":\"\xC3\x28\"}", "application/json", 400, "VALIDATION_ERROR", ""},
+      {std::string(70, '[') + std::string(70, ']'), "application/json", 400, "VALIDATION_ERROR",
+       ""},
+      {"{\"user_prompt\":\"" + std::string(200000, 'x') + "\"}", "application/json", 413,
+       "PAYLOAD_TOO_LARGE", ""},
   };
   for (const auto& x : cases) {
     INFO("body " << x.body.substr(0, 80) << " content type " << x.content_type);
@@ -229,9 +233,10 @@ TEST_CASE("requests for a provider without a key end in a CONFIGURATION_ERROR re
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;
-  auto res = c.call("POST", lps.url("/api/v1/comparison"),
-                    comparison_body("needs openai", sink.url(),
-                                    ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}"));
+  auto res =
+      c.call("POST", lps.url("/api/v1/comparison"),
+             comparison_body("needs openai", sink.url(),
+                             ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}"));
   REQUIRE(res.status == 202);
   REQUIRE(sink.wait_for(1, std::chrono::seconds{20}));
   std::lock_guard<std::mutex> guard{sink.mtx};

@@ -36,39 +36,39 @@ struct stub_provider_state {
   std::set<std::string> failed_already;
 };
 
-provider_actor::behavior_type stub_provider(provider_actor::stateful_pointer<stub_provider_state> self,
-                                            std::string provider) {
+provider_actor::behavior_type
+stub_provider(provider_actor::stateful_pointer<stub_provider_state> self, std::string provider) {
   return {
-    [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
-      auto& st = self->state;
-      st.seen.push_back(b);
-      std::vector<comparison_outcome> result;
-      for (const auto& item : b.items) {
-        comparison_outcome o;
-        o.queue_id = item.entry.request.queue_id;
-        o.provider = provider;
-        o.model = b.model;
-        o.enrichment = item.enrichment;
-        const auto& prompt = item.entry.request.user_prompt;
-        if (st.fail_once.count(prompt) && !st.failed_already.count(prompt)) {
-          st.failed_already.insert(prompt);
-          o.error_code = "RATE_LIMIT";
-          o.error_message = "stub 429";
-          o.http_status = 429;
-          o.retryable = true;
-        } else {
-          o.success = true;
-          o.winner = "Essay A";
-          o.justification = "stub judgement of " + prompt;
-          o.confidence = 4.0;
-          o.usage = {10, 5, 15, 0, 0};
+      [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
+        auto& st = self->state;
+        st.seen.push_back(b);
+        std::vector<comparison_outcome> result;
+        for (const auto& item : b.items) {
+          comparison_outcome o;
+          o.queue_id = item.entry.request.queue_id;
+          o.provider = provider;
+          o.model = b.model;
+          o.enrichment = item.enrichment;
+          const auto& prompt = item.entry.request.user_prompt;
+          if (st.fail_once.count(prompt) && !st.failed_already.count(prompt)) {
+            st.failed_already.insert(prompt);
+            o.error_code = "RATE_LIMIT";
+            o.error_message = "stub 429";
+            o.http_status = 429;
+            o.retryable = true;
+          } else {
+            o.success = true;
+            o.winner = "Essay A";
+            o.justification = "stub judgement of " + prompt;
+            o.confidence = 4.0;
+            o.usage = {10, 5, 15, 0, 0};
+          }
+          result.push_back(std::move(o));
         }
-        result.push_back(std::move(o));
-      }
-      return result;
-    },
-    [=](atom::tick, uint64_t) {},
-    [=](atom::status) -> actor_status { return {"stub", "provider", 0, 0, {}, {}}; },
+        return result;
+      },
+      [=](atom::tick, uint64_t) {},
+      [=](atom::status) -> actor_status { return {"stub", "provider", 0, 0, {}, {}}; },
   };
 }
 
@@ -122,8 +122,8 @@ struct pipeline_fixture : test::deterministic_fixture {
     metrics_hdl = spawn(metrics);
     callbacks_config cb;
     cb.retry_base_delay = std::chrono::nanoseconds{0};
-    callbacks_hdl = spawn(callbacks, cb, static_cast<http_transport*>(&http), db.get(),
-                          metrics_hdl);
+    callbacks_hdl =
+        spawn(callbacks, cb, static_cast<http_transport*>(&http), db.get(), metrics_hdl);
     qm.retry_base_delay = std::chrono::nanoseconds{0};
     queue = spawn(queue_manager, qm, db.get(), metrics_hdl, callbacks_hdl);
     intake_hdl = spawn(intake, intake_config{}, queue);
@@ -225,8 +225,7 @@ TEST_CASE("serial bundling groups compatible requests and leaves incompatible on
   // neighbours; order is kept (FIFO).
   auto mock_bundles = bundle_prompts(fx.stub("mock").seen);
   using strings = std::vector<std::string>;
-  CHECK(mock_bundles
-        == std::vector<strings>{{"m1", "m2"}, {"m4", "m5", "m6"}, {"m7"}, {"m8"}});
+  CHECK(mock_bundles == std::vector<strings>{{"m1", "m2"}, {"m4", "m5", "m6"}, {"m7"}, {"m8"}});
   CHECK(bundle_prompts(fx.stub("openai").seen) == std::vector<strings>{{"o3"}});
   // Every request ended in exactly one stored result.
   CHECK(fx.db->count_results() == 8);
@@ -494,8 +493,8 @@ TEST_CASE("the inspector reports every actor") {
   std::set<std::string> kinds;
   for (const auto& x : xs)
     kinds.insert(x.kind);
-  CHECK(kinds == std::set<std::string>{"inspector", "intake", "queue_manager", "bundler",
-                                       "metrics"});
+  CHECK(kinds
+        == std::set<std::string>{"inspector", "intake", "queue_manager", "bundler", "metrics"});
 }
 
 TEST_CASE("a hung callback receiver does not block deliveries to other receivers") {

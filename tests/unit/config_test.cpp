@@ -89,11 +89,11 @@ TEST_CASE("secrets are masked in dumps and errors") {
 TEST_CASE("environment overrides and bare provider keys") {
   config cfg;
   auto errors = apply_environment(
-    cfg, fake_env({{"LLM_PROVIDER_SERVICE_QUEUE_PROCESSING_MODE", "per_request"},
-                   {"LLM_PROVIDER_SERVICE_MOCK_ERROR_CODES", "500, 502"},
-                   {"ANTHROPIC_API_KEY", "bare"},
-                   {"OPENAI_API_KEY", "bare-openai"},
-                   {"LLM_PROVIDER_SERVICE_OPENAI_API_KEY", "prefixed"}}));
+      cfg, fake_env({{"LLM_PROVIDER_SERVICE_QUEUE_PROCESSING_MODE", "per_request"},
+                     {"LLM_PROVIDER_SERVICE_MOCK_ERROR_CODES", "500, 502"},
+                     {"ANTHROPIC_API_KEY", "bare"},
+                     {"OPENAI_API_KEY", "bare-openai"},
+                     {"LLM_PROVIDER_SERVICE_OPENAI_API_KEY", "prefixed"}}));
   CHECK(errors.empty());
   CHECK(cfg.processing_mode == queue_processing_mode::per_request);
   CHECK(cfg.mock.error_codes == std::vector<int32_t>{500, 502});
@@ -115,18 +115,18 @@ TEST_CASE("file then environment then command line") {
                                 "--mock-latency-ms=7"};
   auto argv = make_argv(args);
   system_config sys_cfg;
-  auto result = load_startup(sys_cfg, static_cast<int>(argv.size()), argv.data(),
-                             fake_env({{"LLM_PROVIDER_SERVICE_HTTP_PORT", "9050"},
-                                       {"LLM_PROVIDER_SERVICE_MOCK_LATENCY_MS", "6"},
-                                       {"LLM_PROVIDER_SERVICE_QUEUE_PROCESSING_MODE",
-                                        "serial_bundle"}}));
+  auto result =
+      load_startup(sys_cfg, static_cast<int>(argv.size()), argv.data(),
+                   fake_env({{"LLM_PROVIDER_SERVICE_HTTP_PORT", "9050"},
+                             {"LLM_PROVIDER_SERVICE_MOCK_LATENCY_MS", "6"},
+                             {"LLM_PROVIDER_SERVICE_QUEUE_PROCESSING_MODE", "serial_bundle"}}));
   std::remove(path.c_str());
   INFO((result.errors.empty() ? "" : result.errors.front()));
   REQUIRE(result.errors.empty());
-  CHECK(result.cfg.serial_bundle_max_requests_per_call == 8);                  // file
-  CHECK(result.cfg.processing_mode == queue_processing_mode::serial_bundle);   // env over file
-  CHECK(result.cfg.http_port == 9100);                                          // CLI over env
-  CHECK(result.cfg.mock.latency_ms == 7);                                       // CLI
+  CHECK(result.cfg.serial_bundle_max_requests_per_call == 8);                // file
+  CHECK(result.cfg.processing_mode == queue_processing_mode::serial_bundle); // env over file
+  CHECK(result.cfg.http_port == 9100);                                       // CLI over env
+  CHECK(result.cfg.mock.latency_ms == 7);                                    // CLI
 }
 
 TEST_CASE("a bad value in the file refuses to start with a clear line") {
@@ -147,9 +147,8 @@ TEST_CASE("a bad value in the file refuses to start with a clear line") {
 }
 
 TEST_CASE("unknown lps command-line options are errors") {
-  auto split = split_command_line(3, std::array<const char*, 3>{"lps", "--lps.nope=1",
-                                                                "--scheduler.max-threads=1"}
-                                       .data());
+  auto split = split_command_line(
+      3, std::array<const char*, 3>{"lps", "--lps.nope=1", "--scheduler.max-threads=1"}.data());
   REQUIRE(split.errors.size() == 1);
   CHECK(split.caf_args == std::vector<std::string>{"--scheduler.max-threads=1"});
 }

@@ -277,8 +277,7 @@ TEST_CASE("prompt_blocks must be an array of well-formed blocks") {
   CHECK(error_message_for(R"("prompt_blocks": [{"target":1,"content":"c"}])",
                           "prompt_blocks[0].target")
         == R"(must be "system" or "user_content")");
-  CHECK(error_message_for(R"("prompt_blocks": [{"target":"system"}])",
-                          "prompt_blocks[0].content")
+  CHECK(error_message_for(R"("prompt_blocks": [{"target":"system"}])", "prompt_blocks[0].content")
         == "is required");
   CHECK(error_message_for(R"("prompt_blocks": [{"target":"system","content":5}])",
                           "prompt_blocks[0].content")
@@ -323,10 +322,10 @@ TEST_CASE("a 1h block after a 5m block is refused") {
 // -- callback --------------------------------------------------------------------------------
 
 TEST_CASE("callback_url accepts absolute http and https URLs") {
-  for (auto url : {"http://localhost/cb", "https://example.com",
-                   "http://127.0.0.1:8080/a/b?c=d#e", "https://cj.example.org:65535/x",
-                   "http://[::1]:9000/cb", "http://[::1]", "http://host:1",
-                   "https://user:pw@hooks.example.com/p", "http://my_host.internal/p"}) {
+  for (auto url :
+       {"http://localhost/cb", "https://example.com", "http://127.0.0.1:8080/a/b?c=d#e",
+        "https://cj.example.org:65535/x", "http://[::1]:9000/cb", "http://[::1]", "http://host:1",
+        "https://user:pw@hooks.example.com/p", "http://my_host.internal/p"}) {
     INFO(url);
     auto r = parse_ok(with_prompt(std::string{R"("callback_url": ")"} + url + "\""));
     CHECK(r.callback_url == url);
@@ -334,12 +333,29 @@ TEST_CASE("callback_url accepts absolute http and https URLs") {
 }
 
 TEST_CASE("callback_url refuses anything that is not an http or https URL") {
-  for (auto url : {"", "ftp://example.com/x", "example.com/cb", "//example.com", "http://",
-                   "https:///path", "http://:80/x", "http://host:0/", "http://host:65536/",
-                   "http://host:/x", "http://host:8o/x", "http://ho st/x", "http://host/a b",
-                   "http://host/\\t", "HTTP://EXAMPLE.COM", "http://[::1/x", "http://[]/x",
-                   "http://[::1]x/", "http://[::1]:/x", "http://[g::1]/", "http://h\\u00e9st/",
-                   "mailto:a@b.c", "http:/x.com"}) {
+  for (auto url : {"",
+                   "ftp://example.com/x",
+                   "example.com/cb",
+                   "//example.com",
+                   "http://",
+                   "https:///path",
+                   "http://:80/x",
+                   "http://host:0/",
+                   "http://host:65536/",
+                   "http://host:/x",
+                   "http://host:8o/x",
+                   "http://ho st/x",
+                   "http://host/a b",
+                   "http://host/\\t",
+                   "HTTP://EXAMPLE.COM",
+                   "http://[::1/x",
+                   "http://[]/x",
+                   "http://[::1]x/",
+                   "http://[::1]:/x",
+                   "http://[g::1]/",
+                   "http://h\\u00e9st/",
+                   "mailto:a@b.c",
+                   "http:/x.com"}) {
     INFO(url);
     CHECK(error_message_for(std::string{R"("callback_url": ")"} + url + "\"", "callback_url")
           == "must be an http or https URL");
@@ -398,14 +414,13 @@ TEST_CASE("temperature_override must be a number between 0 and 2") {
   constexpr auto path = "llm_config_overrides.temperature_override";
   for (auto bad : {"-0.1", "2.0001", "3", "\"1.0\"", "true", "1e400", "[1]"}) {
     INFO(bad);
-    CHECK(error_message_for(std::string{R"("llm_config_overrides": {"temperature_override": )"}
-                              + bad + "}",
-                            path)
+    CHECK(error_message_for(
+              std::string{R"("llm_config_overrides": {"temperature_override": )"} + bad + "}", path)
           == "must be a number between 0 and 2");
   }
   auto at = [](const std::string& value) {
     auto r = parse_ok(with_prompt(
-      std::string{R"("llm_config_overrides": {"temperature_override": )"} + value + "}"));
+        std::string{R"("llm_config_overrides": {"temperature_override": )"} + value + "}"));
     CHECK(r.overrides.has_temperature);
     return r.overrides.temperature;
   };
@@ -426,18 +441,17 @@ TEST_CASE("system_prompt_override must be a string") {
 
 TEST_CASE("max_tokens_override must be an integer from 1 to one million") {
   constexpr auto path = "llm_config_overrides.max_tokens_override";
-  for (auto bad : {"0", "-1", "1000001", "10.5", "\"10\"", "true", "1e300",
-                   "18446744073709551615"}) {
+  for (auto bad :
+       {"0", "-1", "1000001", "10.5", "\"10\"", "true", "1e300", "18446744073709551615"}) {
     INFO(bad);
-    CHECK(error_message_for(std::string{R"("llm_config_overrides": {"max_tokens_override": )"}
-                              + bad + "}",
-                            path)
+    CHECK(error_message_for(
+              std::string{R"("llm_config_overrides": {"max_tokens_override": )"} + bad + "}", path)
           == "must be an integer between 1 and 1000000");
   }
   auto at = [](std::string_view value) {
     return parse_ok(with_prompt(std::string{R"("llm_config_overrides": {"max_tokens_override": )"}
                                 + std::string{value} + "}"))
-      .overrides.max_tokens;
+        .overrides.max_tokens;
   };
   CHECK(at("1") == 1u);
   CHECK(at("1000000") == 1'000'000u);
@@ -474,8 +488,7 @@ TEST_CASE("correlation_id must be a UUID and is stored lower-case") {
   for (auto bad : {R"("abc")", R"("")", "123", R"("3f2504e0-4f89-41d3-9a0c-0305e82c330")",
                    R"("3f2504e0x4f89-41d3-9a0c-0305e82c3301")", "{}"}) {
     INFO(bad);
-    auto message = error_message_for(std::string{R"("correlation_id": )"} + bad,
-                                     "correlation_id");
+    auto message = error_message_for(std::string{R"("correlation_id": )"} + bad, "correlation_id");
     CHECK(message.find("UUID") != std::string::npos);
   }
 }
@@ -575,7 +588,8 @@ TEST_CASE("nesting deeper than the limit is refused") {
   CHECK(parse_error(nested_body(9), tight).message.find("8 levels") != std::string::npos);
   // Arrays count too.
   CHECK(parse_error(with_prompt(R"("metadata": {"a": [[[[[[[[]]]]]]]]})"), tight)
-          .message.find("deeper") != std::string::npos);
+            .message.find("deeper")
+        != std::string::npos);
 }
 
 TEST_CASE("invalid UTF-8 is refused") {
@@ -669,8 +683,8 @@ TEST_CASE("a bulk body with a broken envelope is refused whole") {
   // Exactly at the limit is fine.
   std::vector<bulk_item> items;
   field_error error;
-  CHECK(parse_comparison_batch(R"({"requests": [{"user_prompt":"a"},{"user_prompt":"b"}]})",
-                               small, items, error));
+  CHECK(parse_comparison_batch(R"({"requests": [{"user_prompt":"a"},{"user_prompt":"b"}]})", small,
+                               items, error));
   CHECK(items.size() == 2);
 }
 
@@ -735,9 +749,8 @@ TEST_CASE("the inspection body lists every actor") {
   a.kind = "queue_manager";
   a.mailbox_size = 3;
   a.messages_handled = 12345678901;
-  a.figures = {{"depth", 4.0},
-               {"ratio", 0.25},
-               {"broken", std::numeric_limits<double>::infinity()}};
+  a.figures = {
+      {"depth", 4.0}, {"ratio", 0.25}, {"broken", std::numeric_limits<double>::infinity()}};
   a.facts = {{"mode", "serial_bundle"}};
   actor_status b;
   b.name = "metrics";
@@ -759,9 +772,8 @@ TEST_CASE("a successful result event has the contract shape") {
   for (const auto& m : envelope)
     keys.emplace_back(m.key());
   CHECK(keys
-        == std::vector<std::string>{"event_id", "event_type", "event_timestamp",
-                                    "source_service", "schema_version", "correlation_id",
-                                    "data"});
+        == std::vector<std::string>{"event_id", "event_type", "event_timestamp", "source_service",
+                                    "schema_version", "correlation_id", "data"});
   CHECK(str(envelope.at("event_id")) == "11111111-2222-5333-8444-555555555555");
   CHECK(str(envelope.at("event_type")) == "LLMComparisonResultV1");
   CHECK(str(envelope.at("event_timestamp")) == "2023-11-14T22:13:25.000Z");
@@ -773,11 +785,10 @@ TEST_CASE("a successful result event has the contract shape") {
   for (const auto& m : data)
     keys.emplace_back(m.key());
   CHECK(keys
-        == std::vector<std::string>{"request_id", "correlation_id", "winner", "justification",
-                                    "confidence", "error_detail", "provider", "model",
-                                    "response_time_ms", "token_usage", "cost_estimate",
-                                    "requested_at", "completed_at", "trace_id",
-                                    "request_metadata"});
+        == std::vector<std::string>{
+            "request_id", "correlation_id", "winner", "justification", "confidence", "error_detail",
+            "provider", "model", "response_time_ms", "token_usage", "cost_estimate", "requested_at",
+            "completed_at", "trace_id", "request_metadata"});
   CHECK(str(data.at("request_id")) == "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
   CHECK(str(data.at("correlation_id")) == uuid_lower);
   CHECK(str(data.at("winner")) == "Essay A");
@@ -808,7 +819,7 @@ TEST_CASE("a failed result event carries error_detail and no judgement") {
   CHECK(data.at("winner").is_null());
   CHECK(data.at("justification").is_null());
   CHECK(data.at("confidence").is_null());
-  CHECK(str(data.at("provider")) == "mock");     // from the enrichment
+  CHECK(str(data.at("provider")) == "mock");      // from the enrichment
   CHECK(str(data.at("model")) == "mock-model-1"); // from the enrichment
   CHECK(str(data.at("trace_id")) == "trace-7");
   CHECK(data.at("error_detail")
@@ -911,7 +922,7 @@ TEST_CASE("result events never contain NaN or invalid UTF-8") {
   event.outcome.cost_estimate = std::numeric_limits<double>::infinity();
   event.outcome.justification = "ok \xC3\x28 \xFF end";
   event.outcome.winner = "Essay\x01"
-                          "A";
+                         "A";
   auto text = render_result_event(event);
   CHECK(text.find("NaN") == std::string::npos);
   CHECK(text.find("Infinity") == std::string::npos);
@@ -919,8 +930,9 @@ TEST_CASE("result events never contain NaN or invalid UTF-8") {
   CHECK(v.at("data").at("confidence").is_null());
   CHECK(v.at("data").at("cost_estimate").as_double() == 0.0);
   CHECK(str(v.at("data").at("justification")) == "ok \xEF\xBF\xBD( \xEF\xBF\xBD end");
-  CHECK(str(v.at("data").at("winner")) == "Essay\x01"
-                                          "A");
+  CHECK(str(v.at("data").at("winner"))
+        == "Essay\x01"
+           "A");
   auto failed = failure_event();
   failed.outcome.error_message = "upstream body: \xE9t\xE9";
   auto w = reparse(render_result_event(failed));
@@ -954,8 +966,9 @@ TEST_CASE("json_quote escapes a JSON string literal") {
   CHECK(json_quote("\n\r\t\b\f") == R"("\n\r\t\b\f")");
   CHECK(json_quote(std::string_view{"\x01\x1f\0", 3}) == R"("\u0001\u001f\u0000")");
   CHECK(json_quote("caf\xC3\xA9 \xF0\x9F\x98\x80") == "\"caf\xC3\xA9 \xF0\x9F\x98\x80\"");
-  CHECK(json_quote("bad \xC3\x28 \xED\xA0\x80") == "\"bad \xEF\xBF\xBD( \xEF\xBF\xBD\xEF\xBF\xBD"
-                                                   "\xEF\xBF\xBD\"");
+  CHECK(json_quote("bad \xC3\x28 \xED\xA0\x80")
+        == "\"bad \xEF\xBF\xBD( \xEF\xBF\xBD\xEF\xBF\xBD"
+           "\xEF\xBF\xBD\"");
   CHECK(json_quote("\x7F") == "\"\x7F\"");
   auto all_bytes = std::string{};
   for (int c = 0; c < 256; ++c)

@@ -45,46 +45,60 @@ struct expected_metric {
 const std::vector<expected_metric>& expected_metrics() {
   using k = metric_kind;
   static const std::vector<expected_metric> all{
-    {"llm_provider_requests_total", k::counter, {"provider", "model", "status"}, {}},
-    {"llm_provider_http_calls_total", k::counter, {"provider", "endpoint", "status_code"}, {}},
-    {"llm_provider_serial_bundle_calls_total", k::counter, {"provider", "model"}, {}},
-    {"llm_provider_serial_bundle_items_per_call", k::histogram, {"provider", "model"},
-     {1, 2, 4, 8, 16, 32, 64}},
-    {"llm_provider_queue_depth", k::gauge, {"status"}, {}},
-    {"llm_provider_queue_wait_time_seconds", k::histogram, {"queue_processing_mode", "result"},
-     {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}},
-    {"llm_provider_response_duration_seconds", k::histogram, {"provider", "model"},
-     {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}},
-    {"llm_provider_tokens_used_total", k::counter, {"provider", "model", "token_type"}, {}},
-    {"llm_provider_cost_dollars_total", k::counter, {"provider", "model"}, {}},
-    {"llm_provider_comparison_callbacks_total", k::counter, {"queue_processing_mode", "result"},
-     {}},
-    {"llm_provider_circuit_breaker_state", k::gauge, {"provider"}, {}},
-    {"llm_provider_batch_api_jobs_total", k::counter, {"provider", "model", "status"}, {}},
-    {"llm_provider_batch_api_items_per_job", k::histogram, {"provider", "model"},
-     {1, 10, 100, 1000, 10000, 50000, 100000}},
-    {"llm_provider_batch_api_job_duration_seconds", k::histogram, {"provider", "model"},
-     {60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400}},
-    {"llm_provider_bundles_total", k::counter, {"provider", "model", "queue_processing_mode"},
-     {}},
-    {"llm_provider_callback_deliveries_total", k::counter, {"result"}, {}},
-    {"llm_provider_requests_accepted_total", k::counter, {}, {}},
-    {"llm_provider_requests_rejected_total", k::counter, {"reason"}, {}},
-    {"llm_provider_queue_expiry_total", k::counter, {"queue_processing_mode"}, {}},
-    {"llm_provider_store_commits_total", k::counter, {}, {}},
-    {"llm_provider_inflight_provider_calls", k::gauge, {"provider"}, {}},
+      {"llm_provider_requests_total", k::counter, {"provider", "model", "status"}, {}},
+      {"llm_provider_http_calls_total", k::counter, {"provider", "endpoint", "status_code"}, {}},
+      {"llm_provider_serial_bundle_calls_total", k::counter, {"provider", "model"}, {}},
+      {"llm_provider_serial_bundle_items_per_call",
+       k::histogram,
+       {"provider", "model"},
+       {1, 2, 4, 8, 16, 32, 64}},
+      {"llm_provider_queue_depth", k::gauge, {"status"}, {}},
+      {"llm_provider_queue_wait_time_seconds",
+       k::histogram,
+       {"queue_processing_mode", "result"},
+       {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}},
+      {"llm_provider_response_duration_seconds",
+       k::histogram,
+       {"provider", "model"},
+       {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}},
+      {"llm_provider_tokens_used_total", k::counter, {"provider", "model", "token_type"}, {}},
+      {"llm_provider_cost_dollars_total", k::counter, {"provider", "model"}, {}},
+      {"llm_provider_comparison_callbacks_total",
+       k::counter,
+       {"queue_processing_mode", "result"},
+       {}},
+      {"llm_provider_circuit_breaker_state", k::gauge, {"provider"}, {}},
+      {"llm_provider_batch_api_jobs_total", k::counter, {"provider", "model", "status"}, {}},
+      {"llm_provider_batch_api_items_per_job",
+       k::histogram,
+       {"provider", "model"},
+       {1, 10, 100, 1000, 10000, 50000, 100000}},
+      {"llm_provider_batch_api_job_duration_seconds",
+       k::histogram,
+       {"provider", "model"},
+       {60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400}},
+      {"llm_provider_bundles_total",
+       k::counter,
+       {"provider", "model", "queue_processing_mode"},
+       {}},
+      {"llm_provider_callback_deliveries_total", k::counter, {"result"}, {}},
+      {"llm_provider_requests_accepted_total", k::counter, {}, {}},
+      {"llm_provider_requests_rejected_total", k::counter, {"reason"}, {}},
+      {"llm_provider_queue_expiry_total", k::counter, {"queue_processing_mode"}, {}},
+      {"llm_provider_store_commits_total", k::counter, {}, {}},
+      {"llm_provider_inflight_provider_calls", k::gauge, {"provider"}, {}},
   };
   return all;
 }
 
 const char* type_word(metric_kind kind) {
   switch (kind) {
-    case metric_kind::counter:
-      return "counter";
-    case metric_kind::gauge:
-      return "gauge";
-    case metric_kind::histogram:
-      return "histogram";
+  case metric_kind::counter:
+    return "counter";
+  case metric_kind::gauge:
+    return "gauge";
+  case metric_kind::histogram:
+    return "histogram";
   }
   return "";
 }
@@ -139,10 +153,10 @@ TEST_CASE("series are sorted deterministically") {
   metrics_registry a;
   metrics_registry b;
   std::vector<metric_sample> samples{
-    {"llm_provider_queue_depth", {"queued"}, 5},
-    {"llm_provider_queue_depth", {"processing"}, 2},
-    {"llm_provider_circuit_breaker_state", {"openai"}, 0},
-    {"llm_provider_queue_depth", {"completed"}, 9},
+      {"llm_provider_queue_depth", {"queued"}, 5},
+      {"llm_provider_queue_depth", {"processing"}, 2},
+      {"llm_provider_circuit_breaker_state", {"openai"}, 0},
+      {"llm_provider_queue_depth", {"completed"}, 9},
   };
   for (const auto& s : samples)
     a.apply(s);
@@ -182,23 +196,23 @@ TEST_CASE("histogram buckets are cumulative") {
   CHECK(reg.count(name, {"mock", "m"}) == 6);
   CHECK(reg.count(name, {"mock", "other"}) == 0);
   auto lines = lines_of(reg.render());
-  auto first = std::find(lines.begin(), lines.end(), "# HELP " + name + " " +
-                                                         find_definition(name)->help);
+  auto first =
+      std::find(lines.begin(), lines.end(), "# HELP " + name + " " + find_definition(name)->help);
   REQUIRE(first != lines.end());
   std::vector<std::string> got(first, std::min(first + 13, lines.end()));
   std::vector<std::string> expected{
-    "# HELP " + name + " " + find_definition(name)->help,
-    "# TYPE " + name + " histogram",
-    name + R"(_bucket{provider="mock",model="m",le="1"} 1)",
-    name + R"(_bucket{provider="mock",model="m",le="2"} 2)",
-    name + R"(_bucket{provider="mock",model="m",le="4"} 4)",
-    name + R"(_bucket{provider="mock",model="m",le="8"} 4)",
-    name + R"(_bucket{provider="mock",model="m",le="16"} 4)",
-    name + R"(_bucket{provider="mock",model="m",le="32"} 4)",
-    name + R"(_bucket{provider="mock",model="m",le="64"} 5)",
-    name + R"(_bucket{provider="mock",model="m",le="+Inf"} 6)",
-    name + R"(_sum{provider="mock",model="m"} 173)",
-    name + R"(_count{provider="mock",model="m"} 6)",
+      "# HELP " + name + " " + find_definition(name)->help,
+      "# TYPE " + name + " histogram",
+      name + R"(_bucket{provider="mock",model="m",le="1"} 1)",
+      name + R"(_bucket{provider="mock",model="m",le="2"} 2)",
+      name + R"(_bucket{provider="mock",model="m",le="4"} 4)",
+      name + R"(_bucket{provider="mock",model="m",le="8"} 4)",
+      name + R"(_bucket{provider="mock",model="m",le="16"} 4)",
+      name + R"(_bucket{provider="mock",model="m",le="32"} 4)",
+      name + R"(_bucket{provider="mock",model="m",le="64"} 5)",
+      name + R"(_bucket{provider="mock",model="m",le="+Inf"} 6)",
+      name + R"(_sum{provider="mock",model="m"} 173)",
+      name + R"(_count{provider="mock",model="m"} 6)",
   };
   got.resize(expected.size());
   CHECK(got == expected);
@@ -314,8 +328,7 @@ TEST_CASE("empty registry renders HELP and TYPE for every metric") {
     INFO(def.name);
     CHECK(std::find(lines.begin(), lines.end(), "# HELP " + def.name + " " + def.help)
           != lines.end());
-    CHECK(std::find(lines.begin(), lines.end(),
-                    "# TYPE " + def.name + " " + type_word(def.kind))
+    CHECK(std::find(lines.begin(), lines.end(), "# TYPE " + def.name + " " + type_word(def.kind))
           != lines.end());
   }
 }

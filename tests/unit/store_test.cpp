@@ -30,8 +30,8 @@ public:
   temp_dir() {
     static std::atomic<int> counter{0};
     std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("lps_store_test_" + std::to_string(rd()) + "_" + std::to_string(++counter));
+    path_ = fs::temp_directory_path()
+            / ("lps_store_test_" + std::to_string(rd()) + "_" + std::to_string(++counter));
     fs::remove_all(path_);
   }
   ~temp_dir() {
@@ -41,8 +41,12 @@ public:
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
 
-  const fs::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
+  const fs::path& path() const {
+    return path_;
+  }
+  std::string str() const {
+    return path_.string();
+  }
 
 private:
   fs::path path_;
@@ -149,7 +153,9 @@ std::vector<std::string> ids_of(const std::vector<lps::stored_result>& rows) {
 class writer_gate {
 public:
   writer_gate() : released_(promise_.get_future().share()) {}
-  ~writer_gate() { release(); }
+  ~writer_gate() {
+    release();
+  }
 
   void block_writer(lps::store& db) {
     auto entered = std::make_shared<std::promise<void>>();
@@ -178,11 +184,10 @@ private:
 std::string query_text(const fs::path& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   std::string out;
-  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
-      SQLITE_OK) {
+  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK
+        && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
       out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
     sqlite3_finalize(stmt);
   }
@@ -194,8 +199,7 @@ std::string query_text(const fs::path& db_path, const std::string& sql) {
 std::string query_plan(const fs::path& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   std::string out;
-  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
-      SQLITE_OK) {
+  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
     std::string explain = "EXPLAIN QUERY PLAN " + sql;
     if (sqlite3_prepare_v2(db, explain.c_str(), -1, &stmt, nullptr) == SQLITE_OK)
@@ -209,8 +213,8 @@ std::string query_plan(const fs::path& db_path, const std::string& sql) {
 
 bool exec_raw(const fs::path& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
-  bool ok = sqlite3_open(db_path.string().c_str(), &db) == SQLITE_OK &&
-            sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+  bool ok = sqlite3_open(db_path.string().c_str(), &db) == SQLITE_OK
+            && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
   sqlite3_close(db);
   return ok;
 }
@@ -233,12 +237,14 @@ TEST_CASE("store open creates the data directory and the schema", "[store]") {
   CHECK(query_text(file, "PRAGMA user_version") == "1");
   CHECK(query_text(file, "PRAGMA journal_mode") == "wal");
   CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-                         "('requests','results')") == "2");
+                         "('requests','results')")
+        == "2");
   CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='index' AND "
-                         "name='results_undelivered'") == "1");
+                         "name='results_undelivered'")
+        == "1");
   // The undelivered query must use the partial index, not scan every result ever stored.
   auto plan = query_plan(file, "SELECT * FROM results WHERE delivered = 0 AND "
-                              "callback_url <> '' ORDER BY completed_at_ms, rowid");
+                               "callback_url <> '' ORDER BY completed_at_ms, rowid");
   CHECK_THAT(plan, Catch::Contains("results_undelivered"));
   CHECK_THAT(plan, !Catch::Contains("TEMP B-TREE"));
 }
@@ -292,7 +298,7 @@ TEST_CASE("store loads active requests by priority then FIFO", "[store]") {
   require_ok(*db, inserts({make_request("tie-1", 5, 100)}));
   require_ok(*db, inserts({make_request("tie-2", 5, 100)}));
   require_ok(*db, inserts({make_request("negative", -3, 0)}));
-  auto expected = std::vector<std::string>{"high-early", "high-late", "mid-a", "mid-b",
+  auto expected = std::vector<std::string>{"high-early", "high-late", "mid-a",    "mid-b",
                                            "tie-1",      "tie-2",     "low-late", "negative"};
   CHECK(ids_of(db->load_active_requests()) == expected);
   CHECK(db->count_active_requests() == expected.size());
@@ -363,8 +369,8 @@ TEST_CASE("store tracks delivery and lists undelivered results", "[store]") {
                           make_result("early", "failed", "http://cb/e", 100),
                           make_result("no-callback", "completed", "", 50),
                           make_result("middle", "expired", "http://cb/m", 200), already}));
-  CHECK(ids_of(db->load_undelivered_results()) ==
-        std::vector<std::string>{"early", "middle", "late"});
+  CHECK(ids_of(db->load_undelivered_results())
+        == std::vector<std::string>{"early", "middle", "late"});
 
   lps::store_write delivered;
   delivered.delivered = {"middle", "unknown-id"};
@@ -729,9 +735,9 @@ namespace {
 
 std::string bench_id(std::mt19937_64& rng) {
   char text[40];
-  std::snprintf(text, sizeof text, "%08x-%04x-4%03x-a%03x-%012llx",
-                static_cast<unsigned>(rng()), static_cast<unsigned>(rng() & 0xffff),
-                static_cast<unsigned>(rng() & 0xfff), static_cast<unsigned>(rng() & 0xfff),
+  std::snprintf(text, sizeof text, "%08x-%04x-4%03x-a%03x-%012llx", static_cast<unsigned>(rng()),
+                static_cast<unsigned>(rng() & 0xffff), static_cast<unsigned>(rng() & 0xfff),
+                static_cast<unsigned>(rng() & 0xfff),
                 static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
   return text;
 }
@@ -748,9 +754,8 @@ double submit_all(lps::store& db, std::vector<std::vector<lps::store_write>>& wr
   for (auto& mine : writes)
     threads.emplace_back([&db, &mine, &failures] {
       for (auto& write : mine)
-        db.submit(std::move(write), [&failures](bool ok, const std::string&) {
-          failures += ok ? 0 : 1;
-        });
+        db.submit(std::move(write),
+                  [&failures](bool ok, const std::string&) { failures += ok ? 0 : 1; });
     });
   for (auto& thread : threads)
     thread.join();
@@ -773,7 +778,7 @@ void run_bench(bool fsync) {
   std::vector<std::vector<lps::store_write>> insert_writes(threads), final_writes(threads);
   for (int i = 0; i < requests; ++i) {
     insert_writes[i % threads].push_back(
-      inserts({make_request(ids[i], static_cast<int32_t>(i % 10), 1000 + i, payload)}));
+        inserts({make_request(ids[i], static_cast<int32_t>(i % 10), 1000 + i, payload)}));
     lps::stored_result result = make_result(ids[i], "completed", "http://cb/x", 5000 + i);
     result.event_json = event;
     final_writes[i % threads].push_back(finals({result}));
@@ -863,9 +868,8 @@ void run_paced_bench(bool fsync) {
               "p50 %.2f  p99 %.2f  max %.2f\n",
               fsync ? "on" : "off", rate, 2 * requests / elapsed, elapsed,
               static_cast<unsigned long long>(stats.commits),
-              double(stats.ops_committed) / double(stats.commits),
-              percentile(latency_ms, 0.5), percentile(latency_ms, 0.99),
-              percentile(latency_ms, 1.0));
+              double(stats.ops_committed) / double(stats.commits), percentile(latency_ms, 0.5),
+              percentile(latency_ms, 0.99), percentile(latency_ms, 1.0));
 }
 
 } // namespace
