@@ -61,9 +61,11 @@ using queue_manager_actor = caf::typed_actor<
     // Stores requests durably; replies (one outcome per request, in order) after commit.
     caf::replies_to<atom::enqueue,
                     std::vector<comparison_request>>::with<std::vector<enqueue_outcome>>,
-    // Hands out up to n queued requests in queue order (marked processing), or none; when
-    // none, the asking bundler gets one `wake` as soon as new work is available.
-    caf::replies_to<atom::dequeue, uint32_t>::with<std::vector<queued_request>>,
+    // Hands out up to n queued requests for the given providers, in queue order (priority,
+    // then FIFO), marked processing; when none, the asking bundler gets one `wake` as soon
+    // as new work is available.
+    caf::replies_to<atom::dequeue, uint32_t,
+                    std::vector<std::string>>::with<std::vector<queued_request>>,
     // Final or retryable outcomes of processed requests.
     caf::reacts_to<atom::complete, std::vector<comparison_outcome>>,
     // Status of a request still held (found == false once final or unknown).

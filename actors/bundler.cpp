@@ -124,7 +124,7 @@ void dispatch(self_ptr self) {
           });
 }
 
-void fill(self_ptr self);
+void fill(self_ptr self, const std::string& provider);
 
 void stop_forming(self_ptr self) {
   self->state.forming = false;
@@ -136,15 +136,50 @@ void dispatch_and_continue(self_ptr self) {
   stop_forming(self);
 }
 
-// Asks the queue manager for up to `n` requests; they join `held` in queue order.
-template <class Continue>
-void pull(self_ptr self, uint32_t n, Continue next) {
+// Providers that can take another bundle now.
+std::vector<std::string> available_providers(self_ptr self) {
+  std::vector<std::string> result;
+  for (const auto& [name, hdl] : self->state.providers)
+    if (has_capacity(self, name))
+      result.push_back(name);
+  return result;
+}
+
+// Files dequeued requests under their resolved provider, keeping queue order.
+void hold(self_ptr self, std::vector<queued_request>& xs) {
   auto& st = self->state;
-  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n)
+  for (auto& x : xs) {
+    auto provider = st.builder->resolve(x.request).provider;
+    st.held[provider].push_back(std::move(x));
+  }
+}
+
+// Among available providers with held requests, the one whose first request comes first
+// (higher priority, then earlier acceptance).
+std::optional<std::string> next_held_provider(self_ptr self) {
+  std::optional<std::string> result;
+  const queued_request* best = nullptr;
+  for (auto& [provider, queue] : self->state.held) {
+    if (queue.empty() || !has_capacity(self, provider))
+      continue;
+    const auto& head = queue.front().request;
+    if (best == nullptr || head.priority > best->request.priority
+        || (head.priority == best->request.priority && head.queued_at < best->request.queued_at)) {
+      best = &queue.front();
+      result = provider;
+    }
+  }
+  return result;
+}
+
+// Asks the queue manager for up to `n` requests of `providers`; they join `held`.
+template <class Continue>
+void pull(self_ptr self, uint32_t n, std::vector<std::string> providers, Continue next) {
+  auto& st = self->state;
+  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n, std::move(providers))
       .then(
           [=](std::vector<queued_request>& xs) {
-            for (auto& x : xs)
-              self->state.held.push_back(std::move(x));
+            hold(self, xs);
             next(!xs.empty());
           },
           [=](caf::error& err) {
@@ -153,52 +188,61 @@ void pull(self_ptr self, uint32_t n, Continue next) {
           });
 }
 
-// Adds held requests while they are compatible and fit; dequeues more when none are held.
-void fill(self_ptr self) {
+// Adds held requests of `provider` while they are compatible and fit; dequeues more of
+// that provider when none are held.
+void fill(self_ptr self, const std::string& provider) {
   auto& st = self->state;
-  while (!st.builder->full() && !st.held.empty()) {
-    if (!st.builder->offer(st.held.front()))
+  auto& queue = st.held[provider];
+  while (!st.builder->full() && !queue.empty()) {
+    if (!st.builder->offer(queue.front()))
       return dispatch_and_continue(self); // incompatible: it leads the next bundle
-    st.held.pop_front();
+    queue.pop_front();
   }
   if (st.builder->full())
     return dispatch_and_continue(self);
   auto room = static_cast<uint32_t>(st.cfg.policy.max_items - st.builder->size());
-  pull(self, room, [=](bool got_any) {
+  pull(self, room, {provider}, [=](bool got_any) {
     if (got_any)
-      fill(self);
+      fill(self, provider);
     else
       dispatch_and_continue(self); // nothing more right now: send what we have
   });
 }
 
-void start_bundle(self_ptr self) {
-  auto& st = self->state;
-  auto provider = st.builder->resolve(st.held.front().request).provider;
-  if (!has_capacity(self, provider)) {
-    // Wait for a reply from that provider before forming more (see issue 3 for
-    // per-provider scheduling that lets other providers pass meanwhile).
-    st.forming = false;
-    return;
-  }
-  st.builder->start(std::move(st.held.front()));
-  st.held.pop_front();
-  fill(self);
+void start_bundle(self_ptr self, const std::string& provider) {
+  auto& queue = self->state.held[provider];
+  self->state.builder->start(std::move(queue.front()));
+  queue.pop_front();
+  fill(self, provider);
 }
 
+// Forms the next bundle: from held requests first, else from the queue, and only for
+// providers that can take a bundle now (a saturated provider's work waits in the queue
+// while the others flow).
 void form(self_ptr self) {
   auto& st = self->state;
   if (st.forming || st.stopped)
     return;
+  if (auto provider = next_held_provider(self)) {
+    st.forming = true;
+    return start_bundle(self, *provider);
+  }
+  auto providers = available_providers(self);
+  if (providers.empty())
+    return; // a finishing bundle calls form() again
   st.forming = true;
-  if (!st.held.empty())
-    return start_bundle(self);
-  pull(self, st.cfg.policy.max_items, [=](bool got_any) {
-    if (got_any)
-      start_bundle(self);
-    else
-      self->state.forming = false; // the queue manager wakes us when work arrives
+  pull(self, st.cfg.policy.max_items, std::move(providers), [=](bool got_any) {
+    if (auto provider = got_any ? next_held_provider(self) : std::nullopt)
+      return start_bundle(self, *provider);
+    self->state.forming = false; // the queue manager wakes us when work arrives
   });
+}
+
+size_t held_count(const bundler_state& st) {
+  size_t result = 0;
+  for (const auto& [provider, queue] : st.held)
+    result += queue.size();
+  return result;
 }
 
 actor_status status_of(self_ptr self) {
@@ -222,7 +266,7 @@ actor_status status_of(self_ptr self) {
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
   result.facts = {{"configured_mode", st.cfg.configured_mode},
                   {"effective_mode", to_string(st.cfg.policy.mode)},
-                  {"held_requests", std::to_string(st.held.size())}};
+                  {"held_requests", std::to_string(held_count(st))}};
   return result;
 }
 

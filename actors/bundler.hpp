@@ -1,9 +1,10 @@
 #pragma once
 
-// The bundler: the queue processor. Dequeues as many requests as the bundle has room for,
-// groups compatible ones with bundle_builder, and sends each bundle as one message to its
+// The bundler: the queue processor. Demand-driven: it dequeues only for providers that can
+// take a bundle now, as many requests as the bundle has room for, groups compatible ones
+// of one provider with bundle_builder, and sends each bundle as one message to its
 // provider actor; outcomes go back to the queue manager. Many bundles may be in flight;
-// forming them is sequential, which keeps the order fair.
+// forming them is sequential, which keeps each provider's order FIFO within a priority.
 
 #include "actors/actors.hpp"
 #include "actors/bundle_builder.hpp"
@@ -35,9 +36,10 @@ struct bundler_state {
   std::map<std::string, provider_actor> providers;
   metrics_actor metrics;
   std::optional<bundle_builder> builder;
-  /// Dequeued requests not in a bundle yet, in queue order: an incompatible request and
-  /// those after it lead the next bundles (never lost, never reordered).
-  std::deque<queued_request> held;
+  /// Dequeued requests not in a bundle yet, per resolved provider, in queue order: an
+  /// incompatible request and those after it lead that provider's next bundles (never
+  /// lost, never reordered).
+  std::map<std::string, std::deque<queued_request>> held;
   /// A dequeue or bundle formation is under way.
   bool forming = false;
   bool stopped = false;

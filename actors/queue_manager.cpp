@@ -40,11 +40,24 @@ bool deserialize(self_ptr self, const std::string& payload, comparison_request& 
 
 // -- index maintenance --
 
+const std::string& provider_of(self_ptr self, const comparison_request& req) {
+  return req.overrides.provider.empty() ? self->state.cfg.default_provider : req.overrides.provider;
+}
+
 void make_ready(self_ptr self, const std::string& id, queue_entry& entry) {
   auto& st = self->state;
   entry.item.status = queue_status::queued;
   entry.seq = st.next_seq++;
-  st.ready.emplace(std::make_pair(-entry.item.request.priority, entry.seq), id);
+  st.ready[provider_of(self, entry.item.request)].emplace(
+      std::make_pair(-entry.item.request.priority, entry.seq), id);
+  ++st.ready_count;
+}
+
+void remove_ready(self_ptr self, const queue_entry& entry) {
+  auto& st = self->state;
+  auto i = st.ready.find(provider_of(self, entry.item.request));
+  if (i != st.ready.end() && i->second.erase({-entry.item.request.priority, entry.seq}) > 0)
+    --st.ready_count;
 }
 
 void add_entry(self_ptr self, queued_request item) {
@@ -59,7 +72,7 @@ void add_entry(self_ptr self, queued_request item) {
 
 void wake_waiters(self_ptr self) {
   auto& st = self->state;
-  if (st.ready.empty() || st.waiters.empty())
+  if (st.ready_count == 0 || st.waiters.empty())
     return;
   for (auto& ptr : st.waiters)
     self->send(caf::actor_cast<bundler_actor>(ptr), atom::wake_v);
@@ -169,21 +182,40 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
 
 // -- dequeue --
 
-std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items) {
+// The ready queue among `providers` whose head comes first (priority, then FIFO).
+std::map<std::pair<int32_t, uint64_t>, std::string>*
+best_queue(self_ptr self, const std::vector<std::string>& providers) {
+  std::map<std::pair<int32_t, uint64_t>, std::string>* result = nullptr;
+  for (const auto& p : providers) {
+    auto i = self->state.ready.find(p);
+    if (i == self->state.ready.end() || i->second.empty())
+      continue;
+    if (result == nullptr || i->second.begin()->first < result->begin()->first)
+      result = &i->second;
+  }
+  return result;
+}
+
+void remember_waiter(self_ptr self) {
+  auto& st = self->state;
+  if (auto sender = self->current_sender())
+    if (std::find(st.waiters.begin(), st.waiters.end(), sender) == st.waiters.end())
+      st.waiters.push_back(sender);
+}
+
+std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
+                                    const std::vector<std::string>& providers) {
   auto& st = self->state;
   if (st.draining)
     return {};
-  if (st.ready.empty()) {
-    if (auto sender = self->current_sender())
-      if (std::find(st.waiters.begin(), st.waiters.end(), sender) == st.waiters.end())
-        st.waiters.push_back(sender);
-    return {};
-  }
   std::vector<queued_request> result;
-  while (!st.ready.empty() && result.size() < max_items) {
-    auto head = st.ready.begin();
-    auto id = head->second;
-    st.ready.erase(head);
+  while (result.size() < max_items) {
+    auto* queue = best_queue(self, providers);
+    if (queue == nullptr)
+      break;
+    auto id = queue->begin()->second;
+    queue->erase(queue->begin());
+    --st.ready_count;
     auto& entry = st.entries.at(id);
     st.by_age.erase({entry.item.request.queued_at, id});
     entry.item.status = queue_status::processing;
@@ -191,6 +223,8 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items) {
     ++st.processing_count;
     result.push_back(entry.item);
   }
+  if (result.empty())
+    remember_waiter(self);
   return result;
 }
 
@@ -319,7 +353,7 @@ void expire_old(self_ptr self, caf::timestamp now) {
     auto id = st.by_age.begin()->second;
     st.by_age.erase(st.by_age.begin());
     auto& entry = st.entries.at(id);
-    st.ready.erase({-entry.item.request.priority, entry.seq});
+    remove_ready(self, entry);
     auto outcome = make_failure(entry.item, "EXPIRED",
                                 "request was not processed within QUEUE_REQUEST_TTL_HOURS", false);
     outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
@@ -330,7 +364,7 @@ void expire_old(self_ptr self, caf::timestamp now) {
 
 void publish_gauges(self_ptr self) {
   auto& st = self->state;
-  auto queued = static_cast<double>(st.ready.size() + st.delayed.size());
+  auto queued = static_cast<double>(st.ready_count + st.delayed.size());
   auto processing = static_cast<double>(st.processing_count);
   record(self, {{"llm_provider_queue_depth", {"queued"}, queued},
                 {"llm_provider_queue_depth", {"processing"}, processing},
@@ -404,7 +438,7 @@ actor_status status_of(self_ptr self) {
   result.mailbox_size = self->mailbox().size();
   result.messages_handled = st.handled;
   result.figures = {
-      {"queued", double(st.ready.size())},
+      {"queued", double(st.ready_count)},
       {"retry_waiting", double(st.delayed.size())},
       {"processing", double(st.processing_count)},
       {"active_total", double(st.entries.size())},
@@ -417,6 +451,8 @@ actor_status status_of(self_ptr self) {
       {"retried_total", double(st.retried_total)},
       {"recovered_total", double(st.recovered_total)},
       {"store_writes_in_flight", double(st.pending_inserts.size() + st.pending_finals.size())}};
+  for (const auto& [provider, queue] : st.ready)
+    result.figures["queued_" + provider] = double(queue.size());
   auto stats = st.db->stats();
   result.figures["store_commits"] = double(stats.commits);
   result.figures["store_ops_committed"] = double(stats.ops_committed);
@@ -456,9 +492,10 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
         ++self->state.handled;
         return enqueue(self, reqs);
       },
-      [=](atom::dequeue, uint32_t max_items) -> std::vector<queued_request> {
+      [=](atom::dequeue, uint32_t max_items,
+          const std::vector<std::string>& providers) -> std::vector<queued_request> {
         ++self->state.handled;
-        return dequeue(self, max_items);
+        return dequeue(self, max_items, providers);
       },
       [=](atom::complete, std::vector<comparison_outcome>& outcomes) {
         ++self->state.handled;

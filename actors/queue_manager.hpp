@@ -31,6 +31,8 @@ struct queue_manager_config {
   uint32_t max_retries = 3;
   /// The effective processing mode (label for expiry results).
   std::string processing_mode = "serial_bundle";
+  /// DEFAULT_LLM_PROVIDER: the provider of requests without provider_override.
+  std::string default_provider = "mock";
   /// Period of expiry sweeps, delayed-retry release and gauge updates.
   caf::timespan tick_interval = std::chrono::milliseconds{200};
   /// First retry delay; doubles per attempt up to retry_max_delay (with jitter).
@@ -60,8 +62,12 @@ struct queue_manager_state {
 
   /// Every accepted request that is not final yet, by queue id.
   std::unordered_map<std::string, queue_entry> entries;
-  /// Queued requests ready to run: (-priority, seq) -> queue id.
-  std::map<std::pair<int32_t, uint64_t>, std::string> ready;
+  /// Queued requests ready to run, per resolved provider: (-priority, seq) -> queue id.
+  /// One queue per provider lets the bundler take work only for providers that can take
+  /// it now, so a saturated or broken provider never holds up the others.
+  std::map<std::string, std::map<std::pair<int32_t, uint64_t>, std::string>> ready;
+  /// Total entries in `ready`.
+  size_t ready_count = 0;
   /// Requests waiting for a retry: not_before -> queue id.
   std::multimap<caf::timestamp, std::string> delayed;
   /// Requests that may expire (queued or delayed): (queued_at, queue id).

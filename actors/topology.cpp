@@ -102,6 +102,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.ttl = hours(cfg.queue_request_ttl_hours);
   qm.max_retries = cfg.queue_max_retries;
   qm.processing_mode = to_string(effective_mode(cfg));
+  qm.default_provider = cfg.default_llm_provider;
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
   t.providers = spawn_providers(sys, cfg);
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, t.providers, t.metrics);

@@ -72,6 +72,43 @@ stub_provider(provider_actor::stateful_pointer<stub_provider_state> self, std::s
   };
 }
 
+// -- a provider that never answers (a hung or saturated provider) --
+
+struct hanging_provider_state {
+  static inline const char* name = "provider:hanging";
+  std::vector<bundle> seen;
+  std::vector<caf::typed_response_promise<std::vector<comparison_outcome>>> parked;
+};
+
+provider_actor::behavior_type
+hanging_provider(provider_actor::stateful_pointer<hanging_provider_state> self) {
+  return {
+      [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
+        self->state.seen.push_back(b);
+        auto rp = self->make_response_promise<std::vector<comparison_outcome>>();
+        self->state.parked.push_back(rp);
+        return rp;
+      },
+      // tick n: answer the n-th parked bundle with successes (from inside the actor, where a
+      // promise must be delivered).
+      [=](atom::tick, uint64_t n) {
+        auto& st = self->state;
+        std::vector<comparison_outcome> outcomes;
+        for (const auto& item : st.seen.at(n).items) {
+          comparison_outcome o;
+          o.queue_id = item.entry.request.queue_id;
+          o.success = true;
+          o.winner = "Essay B";
+          o.justification = "late";
+          o.confidence = 3.0;
+          outcomes.push_back(o);
+        }
+        st.parked.at(n).deliver(std::move(outcomes));
+      },
+      [=](atom::status) -> actor_status { return {"hanging", "provider", 0, 0, {}, {}}; },
+  };
+}
+
 // -- an HTTP transport that records callback POSTs and answers with scripted statuses --
 
 struct fake_transport : http_transport {
@@ -139,8 +176,10 @@ struct pipeline_fixture : test::deterministic_fixture {
   }
 
   void start_bundler(queue_processing_mode mode, uint32_t max_items, bool stub = true,
-                     mock_settings mock = {}) {
-    if (stub) {
+                     mock_settings mock = {}, std::map<std::string, uint32_t> limits = {}) {
+    if (!providers.empty()) {
+      // providers were set up by the test
+    } else if (stub) {
       providers["mock"] = spawn(stub_provider, std::string{"mock"});
       providers["openai"] = spawn(stub_provider, std::string{"openai"});
     } else {
@@ -151,6 +190,7 @@ struct pipeline_fixture : test::deterministic_fixture {
     cfg.policy.max_items = max_items;
     cfg.policy.default_models = {{"mock", "mock-model-v1"}, {"openai", "gpt-5-mini"}};
     cfg.configured_mode = to_string(mode);
+    cfg.max_inflight_per_provider = std::move(limits);
     bundler_hdl = spawn(bundler, cfg, queue, providers, metrics_hdl);
   }
 
@@ -221,11 +261,12 @@ TEST_CASE("serial bundling groups compatible requests and leaves incompatible on
     CHECK(x.accepted);
   fx.start_bundler(queue_processing_mode::serial_bundle, 4);
   fx.settle();
-  // The openai request splits the mock run; the hinted request is incompatible with both
-  // neighbours; order is kept (FIFO).
+  // Each provider's requests form their own FIFO stream: the openai request does not split
+  // the mock run. Within the mock stream the hinted request is incompatible with both
+  // neighbours, so it ends the bundle before it and leads its own; nothing is reordered.
   auto mock_bundles = bundle_prompts(fx.stub("mock").seen);
   using strings = std::vector<std::string>;
-  CHECK(mock_bundles == std::vector<strings>{{"m1", "m2"}, {"m4", "m5", "m6"}, {"m7"}, {"m8"}});
+  CHECK(mock_bundles == std::vector<strings>{{"m1", "m2", "m4", "m5"}, {"m6"}, {"m7"}, {"m8"}});
   CHECK(bundle_prompts(fx.stub("openai").seen) == std::vector<strings>{{"o3"}});
   // Every request ended in exactly one stored result.
   CHECK(fx.db->count_results() == 8);
@@ -303,7 +344,8 @@ TEST_CASE("status moves queued then processing then completed") {
   REQUIRE(st);
   CHECK(st->found);
   CHECK(st->status == queue_status::queued);
-  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1});
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
   REQUIRE(taken);
   REQUIRE(taken->size() == 1);
   CHECK(taken->front().request.queue_id == id);
@@ -520,4 +562,49 @@ TEST_CASE("a hung callback receiver does not block deliveries to other receivers
   CHECK(row->delivered);
   auto& cb = fx.state_of<callbacks_state>(fx.callbacks_hdl);
   CHECK(cb.waiting["http://127.0.0.1:1"].size() == 8);
+}
+
+TEST_CASE("a saturated provider does not hold up requests for other providers") {
+  pipeline_fixture fx;
+  auto hung = fx.spawn(hanging_provider);
+  fx.providers["openai"] = hung;
+  fx.providers["mock"] = fx.spawn(stub_provider, std::string{"mock"});
+  fx.start_bundler(queue_processing_mode::serial_bundle, 2, true, {}, {{"openai", 1}});
+  auto accepted = fx.submit({make_request("o1", "openai"), make_request("o2", "openai"),
+                             make_request("o3", "openai"), make_request("m1"), make_request("m2"),
+                             make_request("m3")});
+  fx.settle();
+  // openai took one bundle (its limit) and hangs; the mock requests all went through.
+  auto& hanging = fx.state_of<hanging_provider_state>(hung);
+  REQUIRE(hanging.seen.size() == 1);
+  CHECK(hanging.seen.front().items.size() == 2);
+  for (size_t i = 3; i < 6; ++i)
+    CHECK(fx.db->find_result(accepted[i].queue_id));
+  // The third openai request waits in the queue (not failed, not held elsewhere).
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[2].queue_id);
+  REQUIRE(st);
+  CHECK(st->status == queue_status::queued);
+  CHECK_FALSE(fx.db->find_result(accepted[2].queue_id));
+  // When the provider answers, its waiting work flows again.
+  fx.self->send(hung, atom::tick_v, uint64_t{0});
+  fx.settle();
+  CHECK(hanging.seen.size() == 2);
+  CHECK(hanging.seen.back().items.front().entry.request.user_prompt == "o3");
+}
+
+TEST_CASE("higher priority is served first and FIFO within a priority") {
+  pipeline_fixture fx;
+  auto with_priority = [](std::string prompt, int32_t priority) {
+    auto x = make_request(std::move(prompt));
+    x.priority = priority;
+    return x;
+  };
+  fx.submit({with_priority("a5", 5), with_priority("b5", 5), with_priority("c9", 9),
+             with_priority("d1", 1), with_priority("e9", 9), with_priority("f0", 0)});
+  fx.start_bundler(queue_processing_mode::per_request, 1);
+  fx.settle();
+  std::vector<std::string> order;
+  for (const auto& b : fx.stub("mock").seen)
+    order.push_back(prompt_of(b.items.front()));
+  CHECK(order == std::vector<std::string>{"c9", "e9", "a5", "b5", "d1", "f0"});
 }
