@@ -118,12 +118,14 @@ void fill_success(mock_answer& answer, draw_source& draw) {
 } // namespace
 
 mock_answer mock_judge(const mock_settings& settings, const std::string& correlation_id,
-                       const std::string& user_prompt) {
+                       const std::string& user_prompt, uint32_t attempt) {
   draw_source draw{settings.seed, correlation_id};
   mock_answer answer;
   // Each decision has its own salt, so changing error_rate does not reshuffle winners.
-  if (draw("error") < settings.error_rate)
-    fill_failure(answer, settings, draw("error_code"));
+  // Attempt 1 keeps the plain salt, so first-attempt answers stay as they always were.
+  auto suffix = attempt <= 1 ? std::string{} : "#" + std::to_string(attempt);
+  if (draw("error" + suffix) < settings.error_rate)
+    fill_failure(answer, settings, draw("error_code" + suffix));
   else
     fill_success(answer, draw);
 

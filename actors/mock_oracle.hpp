@@ -44,7 +44,9 @@ struct mock_answer {
 };
 
 /// Judges one comparison deterministically from (seed, correlation_id, user_prompt).
+/// Whether the call fails is drawn per attempt (1 = first), so a retry can succeed as it
+/// would against a real provider; the judgement itself is the same on every attempt.
 mock_answer mock_judge(const mock_settings& settings, const std::string& correlation_id,
-                       const std::string& user_prompt);
+                       const std::string& user_prompt, uint32_t attempt = 1);
 
 } // namespace lps

@@ -66,6 +66,7 @@ result_event make_result_event(const queued_request& entry, const comparison_out
   result.trace_id = req.trace_id;
   result.caller_metadata_json = req.metadata_json;
   result.callback_url = req.callback_url;
+  result.attempts = entry.attempts;
   return result;
 }
 

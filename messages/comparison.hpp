@@ -187,6 +187,8 @@ struct result_event {
   /// The caller's metadata JSON; enrichment keys are merged at render time.
   std::string caller_metadata_json = "{}";
   std::string callback_url;
+  /// Provider attempts made for this request.
+  uint32_t attempts = 0;
   friend bool operator==(const result_event&, const result_event&) = default;
 };
 
@@ -194,7 +196,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, result_event& x) {
   return f(caf::meta::type_name("lps.result_event"), x.event_id, x.event_timestamp,
            x.correlation_id, x.request_id, x.final_status, x.outcome, x.requested_at,
-           x.completed_at, x.trace_id, x.caller_metadata_json, x.callback_url);
+           x.completed_at, x.trace_id, x.caller_metadata_json, x.callback_url, x.attempts);
 }
 
 /// Known provider names, in CONTRACTS.md order.

@@ -808,6 +808,8 @@ void append_error_detail(std::string& out, const result_event& event,
   details.boolean("retryable", outcome.retryable)
       .string_or_null("provider", provider)
       .string_or_null("final_status", event.final_status);
+  // How many provider attempts were made before this final failure (0: none, e.g. expiry).
+  details.integer("attempts", event.attempts);
   details.close();
   detail.close();
 }

@@ -19,18 +19,18 @@ breaker_settings normalized(breaker_settings settings) noexcept {
 
 std::string_view to_string(breaker_state x) noexcept {
   switch (x) {
-    case breaker_state::closed:
-      return "closed";
-    case breaker_state::open:
-      return "open";
-    case breaker_state::half_open:
-      return "half_open";
+  case breaker_state::closed:
+    return "closed";
+  case breaker_state::open:
+    return "open";
+  case breaker_state::half_open:
+    return "half_open";
   }
   return "unknown";
 }
 
 circuit_breaker::circuit_breaker(breaker_settings settings) noexcept
-  : settings_(normalized(settings)) {
+    : settings_(normalized(settings)) {
   // nop
 }
 
@@ -38,21 +38,21 @@ bool circuit_breaker::allow(clock_time now) noexcept {
   if (state_ == breaker_state::open && now - opened_at_ >= settings_.open_duration)
     half_open();
   switch (state_) {
-    case breaker_state::closed:
+  case breaker_state::closed:
+    return true;
+  case breaker_state::open:
+    break;
+  case breaker_state::half_open:
+    if (probes_in_flight_ >= settings_.half_open_max_probes
+        && now - last_probe_at_ >= settings_.open_duration)
+      probes_in_flight_ = 0; // presumed lost: their reports will never come
+    if (probes_in_flight_ < settings_.half_open_max_probes) {
+      ++probes_in_flight_;
+      ++counters_.probes_total;
+      last_probe_at_ = now;
       return true;
-    case breaker_state::open:
-      break;
-    case breaker_state::half_open:
-      if (probes_in_flight_ >= settings_.half_open_max_probes
-          && now - last_probe_at_ >= settings_.open_duration)
-        probes_in_flight_ = 0; // presumed lost: their reports will never come
-      if (probes_in_flight_ < settings_.half_open_max_probes) {
-        ++probes_in_flight_;
-        ++counters_.probes_total;
-        last_probe_at_ = now;
-        return true;
-      }
-      break;
+    }
+    break;
   }
   ++counters_.rejected_total;
   return false;
@@ -61,44 +61,44 @@ bool circuit_breaker::allow(clock_time now) noexcept {
 void circuit_breaker::on_success(clock_time) noexcept {
   ++counters_.successes_total;
   switch (state_) {
-    case breaker_state::closed:
-      consecutive_failures_ = 0;
-      break;
-    case breaker_state::open:
-      break; // a call from before the breaker opened; one success proves little
-    case breaker_state::half_open:
-      release_probe();
-      if (++half_open_successes_ >= settings_.success_threshold)
-        close();
-      break;
+  case breaker_state::closed:
+    consecutive_failures_ = 0;
+    break;
+  case breaker_state::open:
+    break; // a call from before the breaker opened; one success proves little
+  case breaker_state::half_open:
+    release_probe();
+    if (++half_open_successes_ >= settings_.success_threshold)
+      close();
+    break;
   }
 }
 
 void circuit_breaker::on_failure(clock_time now) noexcept {
   ++counters_.failures_total;
   switch (state_) {
-    case breaker_state::closed:
-      if (++consecutive_failures_ >= settings_.failure_threshold)
-        open(now);
-      break;
-    case breaker_state::open:
-      break; // late news from before the breaker opened: the open period stays as it was
-    case breaker_state::half_open:
+  case breaker_state::closed:
+    if (++consecutive_failures_ >= settings_.failure_threshold)
       open(now);
-      break;
+    break;
+  case breaker_state::open:
+    break; // late news from before the breaker opened: the open period stays as it was
+  case breaker_state::half_open:
+    open(now);
+    break;
   }
 }
 
 clock_duration circuit_breaker::time_until_allowed(clock_time now) const noexcept {
   switch (state_) {
-    case breaker_state::closed:
+  case breaker_state::closed:
+    return clock_duration::zero();
+  case breaker_state::open:
+    return std::max(clock_duration::zero(), opened_at_ + settings_.open_duration - now);
+  case breaker_state::half_open:
+    if (probes_in_flight_ < settings_.half_open_max_probes)
       return clock_duration::zero();
-    case breaker_state::open:
-      return std::max(clock_duration::zero(), opened_at_ + settings_.open_duration - now);
-    case breaker_state::half_open:
-      if (probes_in_flight_ < settings_.half_open_max_probes)
-        return clock_duration::zero();
-      return std::max(clock_duration::zero(), last_probe_at_ + settings_.open_duration - now);
+    return std::max(clock_duration::zero(), last_probe_at_ + settings_.open_duration - now);
   }
   return clock_duration::zero();
 }

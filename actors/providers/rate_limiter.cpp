@@ -179,7 +179,7 @@ std::optional<instant> parse_rfc3339(std::string_view s) noexcept {
 // -- token_bucket --
 
 token_bucket::token_bucket(uint64_t per_minute) noexcept
-  : per_minute_(std::min(per_minute, max_rate_per_minute)), level_(units(per_minute_)) {
+    : per_minute_(std::min(per_minute, max_rate_per_minute)), level_(units(per_minute_)) {
   // nop
 }
 
@@ -235,8 +235,8 @@ clock_duration token_bucket::wait_time(clock_time now, uint64_t amount) const no
     return clock_duration::zero();
   if (hold_until_ && now < *hold_until_)
     return *hold_until_ - now; // the bucket is full at the end of the hold
-  auto steps = std::min(max_wait_ms, ceil_div(wanted - current.level,
-                                              static_cast<int64_t>(per_minute_)));
+  auto steps =
+      std::min(max_wait_ms, ceil_div(wanted - current.level, static_cast<int64_t>(per_minute_)));
   return std::max(clock_duration::zero(), current.at + milliseconds{steps} - now);
 }
 
@@ -279,9 +279,8 @@ std::optional<clock_time> token_bucket::held_until(clock_time now) const noexcep
 // -- rate_limiter --
 
 rate_limiter::rate_limiter(rate_limit_settings settings) noexcept
-  : settings_(settings),
-    requests_(settings.requests_per_minute),
-    tokens_(settings.tokens_per_minute) {
+    : settings_(settings), requests_(settings.requests_per_minute),
+      tokens_(settings.tokens_per_minute) {
   // nop
 }
 
@@ -331,8 +330,8 @@ std::optional<clock_duration> parse_openai_reset(std::string_view value) noexcep
   return std::chrono::duration_cast<clock_duration>(std::chrono::nanoseconds{total});
 }
 
-std::optional<clock_duration> parse_rfc3339_reset(std::string_view value,
-                                                  std::chrono::system_clock::time_point now) noexcept {
+std::optional<clock_duration>
+parse_rfc3339_reset(std::string_view value, std::chrono::system_clock::time_point now) noexcept {
   auto when = parse_rfc3339(trim(value));
   if (!when)
     return std::nullopt;

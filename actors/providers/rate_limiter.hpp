@@ -158,8 +158,8 @@ std::optional<clock_duration> parse_openai_reset(std::string_view value) noexcep
 /// Parses Anthropic's `anthropic-ratelimit-*-reset` values, RFC 3339 timestamps such as
 /// "2024-05-01T12:00:30Z" or "2024-05-01T14:00:30.5+02:00", into the time left from `now`:
 /// zero when past, at most max_limit_hold; nullopt when malformed.
-std::optional<clock_duration> parse_rfc3339_reset(std::string_view value,
-                                                  std::chrono::system_clock::time_point now) noexcept;
+std::optional<clock_duration>
+parse_rfc3339_reset(std::string_view value, std::chrono::system_clock::time_point now) noexcept;
 
 /// A cap on calls in flight at once. Not time based: callers release when a call ends.
 class concurrency_limit {

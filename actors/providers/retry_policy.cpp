@@ -54,18 +54,18 @@ constexpr std::array<std::string_view, 1> overload_markers{"overloaded"};
 
 failure_classification classify_transport(transport_kind transport) noexcept {
   switch (transport) {
-    case transport_kind::none:
-      break;
-    case transport_kind::timeout:
-      return retryable("TIMEOUT", "no response before the deadline");
-    case transport_kind::connect:
-      return retryable("CONNECTION_ERROR", "could not connect");
-    case transport_kind::reset:
-      return retryable("CONNECTION_ERROR", "connection reset");
-    case transport_kind::tls:
-      return permanent("CONNECTION_ERROR", "TLS or certificate failure");
-    case transport_kind::invalid:
-      return permanent("CONFIGURATION_ERROR", "invalid provider URL");
+  case transport_kind::none:
+    break;
+  case transport_kind::timeout:
+    return retryable("TIMEOUT", "no response before the deadline");
+  case transport_kind::connect:
+    return retryable("CONNECTION_ERROR", "could not connect");
+  case transport_kind::reset:
+    return retryable("CONNECTION_ERROR", "connection reset");
+  case transport_kind::tls:
+    return permanent("CONNECTION_ERROR", "TLS or certificate failure");
+  case transport_kind::invalid:
+    return permanent("CONFIGURATION_ERROR", "invalid provider URL");
   }
   return retryable("CONNECTION_ERROR", "unknown transport failure");
 }
@@ -73,25 +73,25 @@ failure_classification classify_transport(transport_kind transport) noexcept {
 /// The verdict from the HTTP status alone; nullopt when the status says nothing (0, 2xx).
 std::optional<failure_classification> classify_status(int status) noexcept {
   switch (status) {
-    case 400:
-      return permanent("INVALID_REQUEST", "provider rejected the request");
-    case 401:
-    case 403:
-      return permanent("AUTHENTICATION_ERROR", "provider rejected the credentials");
-    case 402:
-      return permanent("QUOTA_EXCEEDED", "payment required");
-    case 404:
-      return permanent("INVALID_REQUEST", "model or endpoint not found");
-    case 408:
-      return retryable("TIMEOUT", "provider request timeout");
-    case 409:
-      return retryable("EXTERNAL_SERVICE_ERROR", "provider conflict");
-    case 429:
-      return retryable("RATE_LIMIT", "rate limited");
-    case 529:
-      return retryable("EXTERNAL_SERVICE_ERROR", "provider overloaded");
-    default:
-      break;
+  case 400:
+    return permanent("INVALID_REQUEST", "provider rejected the request");
+  case 401:
+  case 403:
+    return permanent("AUTHENTICATION_ERROR", "provider rejected the credentials");
+  case 402:
+    return permanent("QUOTA_EXCEEDED", "payment required");
+  case 404:
+    return permanent("INVALID_REQUEST", "model or endpoint not found");
+  case 408:
+    return retryable("TIMEOUT", "provider request timeout");
+  case 409:
+    return retryable("EXTERNAL_SERVICE_ERROR", "provider conflict");
+  case 429:
+    return retryable("RATE_LIMIT", "rate limited");
+  case 529:
+    return retryable("EXTERNAL_SERVICE_ERROR", "provider overloaded");
+  default:
+    break;
   }
   if (status >= 500 && status <= 599)
     return retryable("EXTERNAL_SERVICE_ERROR", "provider server error");
@@ -195,7 +195,7 @@ std::optional<std::chrono::sys_seconds> parse_imf_fixdate(std::string_view s) no
   static constexpr std::array<std::string_view, 7> days{"Mon", "Tue", "Wed", "Thu",
                                                         "Fri", "Sat", "Sun"};
   static constexpr std::array<std::string_view, 12> months{
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   if (s.size() != 29 || s.substr(3, 2) != ", " || s[7] != ' ' || s[11] != ' ' || s[16] != ' '
       || s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT")
     return std::nullopt;
@@ -219,14 +219,12 @@ std::optional<std::chrono::sys_seconds> parse_imf_fixdate(std::string_view s) no
 
 /// Delay text for reasons: "1500 ms".
 std::string describe(clock_duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count())
-         + " ms";
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
 
 /// min(max, base * 2^(attempt-1)) * jitter factor, in a double so large attempts cannot
 /// overflow.
-clock_duration backoff_delay(const backoff_settings& settings, uint32_t attempt,
-                             double random01) {
+clock_duration backoff_delay(const backoff_settings& settings, uint32_t attempt, double random01) {
   double base = std::max<double>(0, static_cast<double>(settings.base.count()));
   double cap = std::max<double>(0, static_cast<double>(settings.max.count()));
   int exponent = static_cast<int>(std::min<uint32_t>(attempt - 1, 200));
@@ -243,28 +241,28 @@ clock_duration backoff_delay(const backoff_settings& settings, uint32_t attempt,
 
 std::string_view to_string(failure_class x) noexcept {
   switch (x) {
-    case failure_class::retryable:
-      return "retryable";
-    case failure_class::permanent:
-      return "permanent";
+  case failure_class::retryable:
+    return "retryable";
+  case failure_class::permanent:
+    return "permanent";
   }
   return "unknown";
 }
 
 std::string_view to_string(transport_kind x) noexcept {
   switch (x) {
-    case transport_kind::none:
-      return "none";
-    case transport_kind::timeout:
-      return "timeout";
-    case transport_kind::connect:
-      return "connect";
-    case transport_kind::reset:
-      return "reset";
-    case transport_kind::tls:
-      return "tls";
-    case transport_kind::invalid:
-      return "invalid";
+  case transport_kind::none:
+    return "none";
+  case transport_kind::timeout:
+    return "timeout";
+  case transport_kind::connect:
+    return "connect";
+  case transport_kind::reset:
+    return "reset";
+  case transport_kind::tls:
+    return "tls";
+  case transport_kind::invalid:
+    return "invalid";
   }
   return "unknown";
 }
@@ -289,8 +287,8 @@ failure_classification classify(int http_status, std::string_view provider_error
   return classify_type(type, code);
 }
 
-std::optional<clock_duration> parse_retry_after(std::string_view value,
-                                                std::chrono::system_clock::time_point now) noexcept {
+std::optional<clock_duration>
+parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) noexcept {
   value = trim(value);
   if (value.empty())
     return std::nullopt;
@@ -317,7 +315,7 @@ retry_decision decide(const backoff_settings& settings, uint32_t attempts_so_far
   if (attempts > settings.max_retries)
     return {false, clock_duration::zero(),
             "retries exhausted after " + std::to_string(attempts) + " attempts (max_retries "
-              + std::to_string(settings.max_retries) + ")"};
+                + std::to_string(settings.max_retries) + ")"};
   auto delay = backoff_delay(settings, attempts, random01);
   auto source = std::string{"backoff"};
   if (retry_after && *retry_after > delay) {
@@ -326,7 +324,7 @@ retry_decision decide(const backoff_settings& settings, uint32_t attempts_so_far
   }
   return {true, delay,
           "retry " + std::to_string(attempts) + " of " + std::to_string(settings.max_retries)
-            + " after " + describe(delay) + " (" + source + ")"};
+              + " after " + describe(delay) + " (" + source + ")"};
 }
 
 } // namespace lps

@@ -439,6 +439,8 @@ TEST_CASE("retries stop at QUEUE_MAX_RETRIES and the failure carries the error")
   auto& data = event["data"].as_object();
   CHECK(data["winner"].is_null());
   CHECK(data["error_detail"].as_object()["error_code"] == "RATE_LIMIT");
+  CHECK(data["error_detail"].as_object()["message"] == "stub 429");
+  CHECK(data["error_detail"].as_object()["details"].as_object()["attempts"] == 1);
 }
 
 TEST_CASE("requests not processed within the TTL end with an EXPIRED result and a callback") {

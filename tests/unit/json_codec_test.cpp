@@ -827,7 +827,7 @@ TEST_CASE("a failed result event carries error_detail and no judgement") {
              "correlation_id":"3f2504e0-4f89-41d3-9a0c-0305e82c3301",
              "timestamp":"2023-11-14T22:13:25.000Z","service":"llm_provider_service",
              "operation":"process_comparison","details":{"http_status":429,"retryable":true,
-             "provider":"mock","final_status":"failed"}})"));
+             "provider":"mock","final_status":"failed","attempts":0}})"));
   // Key order inside error_detail follows the contract too.
   std::vector<std::string> keys;
   for (const auto& m : data.at("error_detail").as_object())
@@ -850,7 +850,7 @@ TEST_CASE("a failure without http status or provider renders nulls") {
   CHECK(data.at("provider").is_null());
   CHECK(data.at("model").is_null());
   CHECK(data.at("error_detail").at("details")
-        == json::parse(R"({"retryable":false,"provider":null,"final_status":"expired"})"));
+        == json::parse(R"({"retryable":false,"provider":null,"final_status":"expired","attempts":0})"));
   CHECK(data.at("request_metadata")
         == json::parse(R"({"essay_a_id":"e1","essay_b_id":"e2","bos_batch_id":7})"));
 }

@@ -242,3 +242,25 @@ TEST_CASE("prompt sha matches sha256_hex") {
   CHECK(mock_judge(settings, "id", "").prompt_sha256
         == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
+
+TEST_CASE("errors are drawn per attempt so retries can succeed") {
+  lps::mock_settings settings;
+  settings.error_rate = 0.5;
+  size_t failed_first = 0;
+  size_t recovered = 0;
+  for (int i = 0; i < 400; ++i) {
+    auto id = "attempt-" + std::to_string(i);
+    auto first = lps::mock_judge(settings, id, "x", 1);
+    CHECK(first.success == lps::mock_judge(settings, id, "x").success); // default is attempt 1
+    if (!first.success) {
+      ++failed_first;
+      auto again = lps::mock_judge(settings, id, "x", 2);
+      CHECK(again.success == lps::mock_judge(settings, id, "x", 2).success); // deterministic
+      recovered += again.success ? 1 : 0;
+    }
+  }
+  // About half of the failed first attempts succeed on the second (independent draws).
+  CHECK(failed_first > 100);
+  CHECK(recovered > failed_first / 4);
+  CHECK(recovered < failed_first * 3 / 4);
+}
