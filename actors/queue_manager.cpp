@@ -1,5 +1,6 @@
 #include "actors/queue_manager.hpp"
 
+#include "actors/providers/retry_policy.hpp"
 #include "actors/result_mapper.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/json_codec.hpp"
@@ -292,20 +293,29 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
     self->send(st.callbacks, atom::deliver_v, std::move(pending.deliveries));
 }
 
-caf::timespan retry_delay(const queue_manager_config& cfg, uint32_t attempts) {
+// The retry policy's decision for a failed attempt: exponential backoff with jitter, never
+// sooner than the provider's Retry-After, and only while attempts are left.
+retry_decision decide_retry(const queue_manager_config& cfg, const queued_request& item,
+                            const comparison_outcome& outcome) {
   thread_local std::mt19937 gen{std::random_device{}()};
-  auto base = cfg.retry_base_delay * (1u << std::min<uint32_t>(attempts - 1, 16));
-  auto capped = std::min<caf::timespan>(base, cfg.retry_max_delay);
-  // Jitter in [0.5, 1.5) spreads retries of one burst apart.
-  std::uniform_real_distribution<double> jitter{0.5, 1.5};
-  return std::chrono::duration_cast<caf::timespan>(capped * jitter(gen));
+  std::uniform_real_distribution<double> unit{0.0, 1.0};
+  backoff_settings settings;
+  settings.base = std::chrono::duration_cast<clock_duration>(cfg.retry_base_delay);
+  settings.max = std::chrono::duration_cast<clock_duration>(cfg.retry_max_delay);
+  settings.max_retries = cfg.max_retries;
+  std::optional<clock_duration> retry_after;
+  if (outcome.retry_after.count() > 0)
+    retry_after = std::chrono::duration_cast<clock_duration>(outcome.retry_after);
+  auto kind = outcome.retryable ? failure_class::retryable : failure_class::permanent;
+  return decide(settings, item.attempts, kind, retry_after, unit(gen));
 }
 
-void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry) {
+void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
+                    clock_duration delay) {
   auto& st = self->state;
   ++st.retried_total;
   entry.item.status = queue_status::queued;
-  entry.not_before = caf::make_timestamp() + retry_delay(st.cfg, entry.item.attempts);
+  entry.not_before = caf::make_timestamp() + std::chrono::duration_cast<caf::timespan>(delay);
   st.delayed.emplace(entry.not_before, id);
   st.by_age.emplace(entry.item.request.queued_at, id);
   store_write write;
@@ -323,9 +333,12 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
     if (i == st.entries.end() || i->second.item.status != queue_status::processing)
       continue;
     --st.processing_count;
-    if (!outcome.success && outcome.retryable && i->second.item.attempts <= st.cfg.max_retries) {
-      schedule_retry(self, outcome.queue_id, i->second);
-      continue;
+    if (!outcome.success) {
+      auto decision = decide_retry(st.cfg, i->second.item, outcome);
+      if (decision.retry) {
+        schedule_retry(self, outcome.queue_id, i->second, decision.delay);
+        continue;
+      }
     }
     auto id = outcome.queue_id;
     finals.emplace_back(std::move(id), std::move(outcome));

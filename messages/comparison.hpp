@@ -133,6 +133,8 @@ struct comparison_outcome {
   int32_t http_status = 0;
   /// Whether a later attempt could succeed (rate limit, 5xx, timeout).
   bool retryable = false;
+  /// The provider's Retry-After, 0 when none: a retry never comes sooner.
+  std::chrono::milliseconds retry_after{0};
   /// The provider and model that served the call.
   std::string provider;
   std::string model;
@@ -148,6 +150,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, comparison_outcome& x) {
   return f(caf::meta::type_name("lps.comparison_outcome"), x.queue_id, x.success, x.winner,
            x.justification, x.confidence, x.error_code, x.error_message, x.http_status, x.retryable,
+           x.retry_after,
            x.provider, x.model, x.response_time, x.usage, x.cost_estimate, x.prompt_sha256,
            x.enrichment);
 }

@@ -610,3 +610,18 @@ TEST_CASE("higher priority is served first and FIFO within a priority") {
     order.push_back(prompt_of(b.items.front()));
   CHECK(order == std::vector<std::string>{"c9", "e9", "a5", "b5", "d1", "f0"});
 }
+
+TEST_CASE("a retry waits at least the provider's Retry-After") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"retry-after-30"};
+  auto before = caf::make_timestamp();
+  auto accepted = fx.submit({make_request("retry-after-30")});
+  fx.tick();
+  auto& qm = fx.state_of<queue_manager_state>(fx.queue);
+  auto& entry = qm.entries.at(accepted[0].queue_id);
+  CHECK(entry.item.status == queue_status::queued);
+  CHECK(entry.not_before - before >= std::chrono::seconds{30});
+  // Still waiting: the provider saw it only once.
+  CHECK(fx.stub("mock").seen.size() == 1);
+}
