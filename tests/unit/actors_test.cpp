@@ -56,6 +56,8 @@ stub_provider(provider_actor::stateful_pointer<stub_provider_state> self, std::s
             o.error_message = "stub 429";
             o.http_status = 429;
             o.retryable = true;
+            if (prompt.rfind("retry-after", 0) == 0)
+              o.retry_after = std::chrono::seconds{30};
           } else {
             o.success = true;
             o.winner = "Essay A";
