@@ -24,8 +24,101 @@ uint32_t limit_of(self_ptr self, const std::string& provider) {
   return i == limits.end() ? 64 : i->second;
 }
 
+clock_time steady_now() {
+  return std::chrono::steady_clock::now();
+}
+
+circuit_breaker& breaker_of(self_ptr self, const std::string& provider) {
+  auto& st = self->state;
+  return st.breakers.try_emplace(provider, st.cfg.breaker).first->second;
+}
+
+rate_limiter& limiter_of(self_ptr self, const std::string& provider) {
+  auto& st = self->state;
+  auto i = st.cfg.rate_limits.find(provider);
+  auto settings = i == st.cfg.rate_limits.end() ? rate_limit_settings{} : i->second;
+  return st.limiters.try_emplace(provider, settings).first->second;
+}
+
+// How long `provider` is blocked by its breaker or rate limit (zero: it may be called).
+clock_duration blocked_for(self_ptr self, const std::string& provider, clock_time now) {
+  return std::max(breaker_of(self, provider).time_until_allowed(now),
+                  limiter_of(self, provider).wait_time(now, 1, 0));
+}
+
+// A provider takes another bundle when it has a free call slot, its breaker lets calls
+// through and its rate limit has room.
 bool has_capacity(self_ptr self, const std::string& provider) {
-  return self->state.inflight[provider] < limit_of(self, provider);
+  return self->state.inflight[provider] < limit_of(self, provider)
+         && blocked_for(self, provider, steady_now()) == clock_duration::zero();
+}
+
+// Wakes the bundler when the soonest time-blocked provider opens up again.
+void arm_wake(self_ptr self) {
+  auto& st = self->state;
+  if (st.wake_armed)
+    return;
+  auto now = steady_now();
+  auto soonest = clock_duration::max();
+  for (const auto& [name, hdl] : st.providers)
+    if (auto wait = blocked_for(self, name, now); wait > clock_duration::zero())
+      soonest = std::min(soonest, wait);
+  if (soonest == clock_duration::max())
+    return;
+  st.wake_armed = true;
+  auto delay = std::max<clock_duration>(soonest, std::chrono::milliseconds{1});
+  self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(delay), atom::wake_v);
+}
+
+void publish_breaker_state(self_ptr self, const std::string& provider) {
+  auto& st = self->state;
+  if (!st.metrics)
+    return;
+  auto state = breaker_of(self, provider).state();
+  double value = state == breaker_state::closed ? 0 : state == breaker_state::open ? 1 : 2;
+  self->send(st.metrics, atom::record_v,
+             std::vector<metric_sample>{{"llm_provider_circuit_breaker_state", {provider}, value}});
+}
+
+// Provider health as the breaker sees it: a bundle in which nothing succeeded and some
+// item failed for a provider-side reason (5xx, overload, timeout, connection) is a failure;
+// client errors such as 400 or a missing key say nothing about the provider's health.
+void report_health(self_ptr self, const std::string& provider,
+                   const std::vector<comparison_outcome>& outcomes) {
+  bool any_success = false;
+  bool provider_failure = false;
+  for (const auto& o : outcomes) {
+    any_success |= o.success;
+    provider_failure |= !o.success
+                        && (o.error_code == "EXTERNAL_SERVICE_ERROR" || o.error_code == "TIMEOUT"
+                            || o.error_code == "CONNECTION_ERROR");
+  }
+  auto& breaker = breaker_of(self, provider);
+  auto before = breaker.state();
+  if (provider_failure && !any_success)
+    breaker.on_failure(steady_now());
+  else
+    breaker.on_success(steady_now());
+  if (breaker.state() != before) {
+    LPS_LOG_WARN(log(), "bundler: circuit breaker of {} is now {}", provider,
+                 to_string(breaker.state()));
+    publish_breaker_state(self, provider);
+  }
+}
+
+// Takes the bundle's requests and estimated tokens from the provider's rate limit. The
+// estimate (4 bytes per token) is good enough to pace; a bundle that does not fit the
+// token budget whole still goes (it was admitted by the request budget) and leaves debt.
+void charge_rate_limit(self_ptr self, const bundle& b) {
+  uint64_t tokens = 0;
+  for (const auto& item : b.items)
+    tokens += item.entry.request.user_prompt.size() / 4 + 1;
+  auto& limiter = limiter_of(self, b.provider);
+  auto now = steady_now();
+  if (!limiter.try_acquire(now, b.items.size(), tokens)) {
+    limiter.try_acquire(now, b.items.size(), 0);
+    limiter.reconcile_tokens(static_cast<int64_t>(tokens));
+  }
 }
 
 // What is needed to fail a bundle's items without keeping their texts.
@@ -83,6 +176,7 @@ void finish_call(self_ptr self, const std::string& provider,
                  std::vector<comparison_outcome> outcomes) {
   auto& st = self->state;
   --st.inflight[provider];
+  report_health(self, provider, outcomes);
   if (st.metrics)
     self->send(
         st.metrics, atom::record_v,
@@ -99,6 +193,11 @@ void dispatch(self_ptr self) {
   auto b = st.builder->finish(id);
   auto provider = b.provider;
   ++st.inflight[provider];
+  auto before = breaker_of(self, provider).state();
+  breaker_of(self, provider).allow(steady_now()); // takes the half-open probe slot
+  if (breaker_of(self, provider).state() != before)
+    publish_breaker_state(self, provider);
+  charge_rate_limit(self, b);
   record_bundle(self, b);
   LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
                 provider);
@@ -201,6 +300,13 @@ void fill(self_ptr self, const std::string& provider) {
   if (st.builder->full())
     return dispatch_and_continue(self);
   auto room = static_cast<uint32_t>(st.cfg.policy.max_items - st.builder->size());
+  if (const auto& requests = limiter_of(self, provider).requests(); !requests.unlimited()) {
+    // Never dequeue more than the request budget can send now.
+    auto budget = requests.available(steady_now()) - static_cast<int64_t>(st.builder->size());
+    if (budget <= 0)
+      return dispatch_and_continue(self);
+    room = static_cast<uint32_t>(std::min<int64_t>(room, budget));
+  }
   pull(self, room, {provider}, [=](bool got_any) {
     if (got_any)
       fill(self, provider);
@@ -228,8 +334,9 @@ void form(self_ptr self) {
     return start_bundle(self, *provider);
   }
   auto providers = available_providers(self);
+  arm_wake(self); // a provider blocked by its breaker or rate limit is looked at again later
   if (providers.empty())
-    return; // a finishing bundle calls form() again
+    return; // a finishing bundle or the wake calls form() again
   st.forming = true;
   pull(self, st.cfg.policy.max_items, std::move(providers), [=](bool got_any) {
     if (auto provider = got_any ? next_held_provider(self) : std::nullopt)
@@ -263,6 +370,15 @@ actor_status status_of(self_ptr self) {
   result.figures["avg_items_per_bundle"] =
       st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
   result.figures["lost_replies_total"] = double(st.lost_replies_total);
+  auto now = steady_now();
+  for (auto& [provider, hdl] : st.providers) {
+    auto& breaker = breaker_of(self, provider);
+    result.facts["breaker_" + provider] = std::string{to_string(breaker.state())};
+    result.figures["breaker_opened_total_" + provider] = double(breaker.counters().opened_total);
+    result.figures["blocked_ms_" + provider] = double(
+        std::chrono::duration_cast<std::chrono::milliseconds>(blocked_for(self, provider, now))
+            .count());
+  }
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
   result.facts = {{"configured_mode", st.cfg.configured_mode},
                   {"effective_mode", to_string(st.cfg.policy.mode)},
@@ -289,6 +405,7 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
   return {
       [=](atom::wake) {
         ++self->state.handled;
+        self->state.wake_armed = false;
         form(self);
       },
       [=](atom::stop) {

@@ -8,6 +8,8 @@
 
 #include "actors/actors.hpp"
 #include "actors/bundle_builder.hpp"
+#include "actors/providers/circuit_breaker.hpp"
+#include "actors/providers/rate_limiter.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -27,6 +29,10 @@ struct bundler_config {
   std::map<std::string, uint32_t> max_inflight_per_provider;
   /// Deadline for a provider's answer to one bundle.
   caf::timespan provider_timeout = std::chrono::seconds{120};
+  /// Circuit breaker thresholds (one breaker per provider).
+  breaker_settings breaker;
+  /// Requests and tokens per minute per provider (absent or 0: unlimited).
+  std::map<std::string, rate_limit_settings> rate_limits;
 };
 
 struct bundler_state {
@@ -45,6 +51,13 @@ struct bundler_state {
   bool stopped = false;
   /// Bundles sent and not answered yet, per provider.
   std::map<std::string, uint32_t> inflight;
+  /// Per provider: opens after consecutive provider failures; while open, that provider's
+  /// requests wait in the queue instead of failing.
+  std::map<std::string, circuit_breaker> breakers;
+  /// Per provider: requests and estimated tokens per minute.
+  std::map<std::string, rate_limiter> limiters;
+  /// A delayed wake is pending (a breaker or limiter blocks a provider for a while).
+  bool wake_armed = false;
   uint64_t next_bundle = 0;
   uint64_t handled = 0;
   uint64_t bundles_total = 0;

@@ -41,11 +41,17 @@ bundler_config bundler_config_of(const config& cfg) {
   result.policy.max_items = cfg.serial_bundle_max_requests_per_call;
   result.policy.default_provider = cfg.default_llm_provider;
   result.policy.default_models["mock"] = cfg.mock.default_model;
-  result.max_inflight_per_provider["mock"] = 256;
+  result.max_inflight_per_provider["mock"] = cfg.mock.max_concurrent_calls;
+  result.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
   for (const auto& [name, p] : cfg.providers) {
     result.policy.default_models[name] = p.default_model;
     result.max_inflight_per_provider[name] = p.max_concurrent_calls;
+    result.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
   }
+  result.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
+  result.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
+      std::chrono::duration<double>{cfg.circuit_breaker_open_seconds});
+  result.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
   result.configured_mode = to_string(cfg.processing_mode);
   // A bundle of n items may take n sequential calls of the simulated latency.
   auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
@@ -101,6 +107,8 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.max_bytes = cfg.queue_max_bytes;
   qm.ttl = hours(cfg.queue_request_ttl_hours);
   qm.max_retries = cfg.queue_max_retries;
+  qm.retry_base_delay = std::chrono::milliseconds{cfg.retry_base_delay_ms};
+  qm.retry_max_delay = std::chrono::milliseconds{cfg.retry_max_delay_ms};
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);

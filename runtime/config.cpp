@@ -246,6 +246,14 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("CALLBACK_MAX_ATTEMPTS", &config::callback_max_attempts, 1, 1000));
   xs.push_back(uint_key("CALLBACK_MAX_CONCURRENT_PER_HOST",
                         &config::callback_max_concurrent_per_host, 1, 10'000));
+  xs.push_back(uint_key("CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                        &config::circuit_breaker_failure_threshold, 1, 1000));
+  xs.push_back(double_key("CIRCUIT_BREAKER_OPEN_SECONDS", &config::circuit_breaker_open_seconds,
+                          0.001, 86'400.0));
+  xs.push_back(uint_key("CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
+                        &config::circuit_breaker_success_threshold, 1, 1000));
+  xs.push_back(uint_key("RETRY_BASE_DELAY_MS", &config::retry_base_delay_ms, 0, 3'600'000));
+  xs.push_back(uint_key("RETRY_MAX_DELAY_MS", &config::retry_max_delay_ms, 0, 86'400'000));
   xs.push_back(uint_key("BATCH_API_MIN_ITEMS", &config::batch_api_min_items, 1, 100'000));
   xs.push_back(double_key("BATCH_API_MAX_WAIT_SECONDS", &config::batch_api_max_wait_seconds, 0.001,
                           86'400.0 * 7));
@@ -298,6 +306,29 @@ std::vector<key_entry> make_key_table() {
         false},
        [](config& c, const std::string& v) { return parse_int_list(v, c.mock.error_codes); },
        [](const config& c) { return join_ints(c.mock.error_codes); }});
+  auto mock_u64 = [](std::string env, uint64_t mock_config::*field, uint64_t max) {
+    return key_entry{{env, lower_dashed(env), "integer 0.." + std::to_string(max), false},
+                     [=](config& c, const std::string& v) {
+                       uint64_t x = 0;
+                       if (!parse_u64(v, x) || x > max)
+                         return false;
+                       c.mock.*field = x;
+                       return true;
+                     },
+                     [=](const config& c) { return std::to_string(c.mock.*field); }};
+  };
+  xs.push_back(mock_u64("MOCK_REQUESTS_PER_MINUTE", &mock_config::requests_per_minute, 10'000'000));
+  xs.push_back(mock_u64("MOCK_TOKENS_PER_MINUTE", &mock_config::tokens_per_minute, 1'000'000'000));
+  xs.push_back(
+      {{"MOCK_MAX_CONCURRENT_CALLS", "mock-max-concurrent-calls", "integer 1..10000", false},
+       [](config& c, const std::string& v) {
+         uint64_t x = 0;
+         if (!parse_u64(v, x) || x < 1 || x > 10000)
+           return false;
+         c.mock.max_concurrent_calls = static_cast<uint32_t>(x);
+         return true;
+       },
+       [](const config& c) { return std::to_string(c.mock.max_concurrent_calls); }});
   xs.push_back({{"MOCK_DEFAULT_MODEL", "mock-default-model", "a model id", false},
                 [](config& c, const std::string& v) {
                   auto t = trim(v);

@@ -54,6 +54,9 @@ struct provider_config {
   std::string default_model;
   /// Bundles in flight at once for this provider.
   uint32_t max_concurrent_calls = 64;
+  /// Rate limits (0: unlimited); the bundler paces calls to stay under them.
+  uint64_t requests_per_minute = 0;
+  uint64_t tokens_per_minute = 0;
 };
 
 /// The built-in mock provider.
@@ -64,6 +67,9 @@ struct mock_config {
   double error_rate = 0.0;
   std::vector<int32_t> error_codes{429, 503, 500};
   std::string default_model = "mock-model-v1";
+  uint32_t max_concurrent_calls = 256;
+  uint64_t requests_per_minute = 0;
+  uint64_t tokens_per_minute = 0;
 };
 
 /// Everything lps reads at start.
@@ -94,6 +100,14 @@ struct config {
   uint32_t callback_timeout_ms = 10'000;
   uint32_t callback_max_attempts = 8;
   uint32_t callback_max_concurrent_per_host = 32;
+
+  // -- provider resilience --
+  uint32_t circuit_breaker_failure_threshold = 5;
+  double circuit_breaker_open_seconds = 30;
+  uint32_t circuit_breaker_success_threshold = 2;
+  /// Retry backoff of failed provider calls (doubling, jittered, capped).
+  uint32_t retry_base_delay_ms = 1000;
+  uint32_t retry_max_delay_ms = 60'000;
 
   // -- batch API (issue 5; parsed and validated now) --
   uint32_t batch_api_min_items = 1000;

@@ -50,7 +50,12 @@ stub_provider(provider_actor::stateful_pointer<stub_provider_state> self, std::s
           o.model = b.model;
           o.enrichment = item.enrichment;
           const auto& prompt = item.entry.request.user_prompt;
-          if (st.fail_once.count(prompt) && !st.failed_already.count(prompt)) {
+          if (prompt.rfind("broken", 0) == 0) {
+            o.error_code = "EXTERNAL_SERVICE_ERROR";
+            o.error_message = "stub 503";
+            o.http_status = 503;
+            o.retryable = true;
+          } else if (st.fail_once.count(prompt) && !st.failed_already.count(prompt)) {
             st.failed_already.insert(prompt);
             o.error_code = "RATE_LIMIT";
             o.error_message = "stub 429";
@@ -178,7 +183,9 @@ struct pipeline_fixture : test::deterministic_fixture {
   }
 
   void start_bundler(queue_processing_mode mode, uint32_t max_items, bool stub = true,
-                     mock_settings mock = {}, std::map<std::string, uint32_t> limits = {}) {
+                     mock_settings mock = {}, std::map<std::string, uint32_t> limits = {},
+                     breaker_settings breaker = {},
+                     std::map<std::string, rate_limit_settings> rates = {}) {
     if (!providers.empty()) {
       // providers were set up by the test
     } else if (stub) {
@@ -193,6 +200,8 @@ struct pipeline_fixture : test::deterministic_fixture {
     cfg.policy.default_models = {{"mock", "mock-model-v1"}, {"openai", "gpt-5-mini"}};
     cfg.configured_mode = to_string(mode);
     cfg.max_inflight_per_provider = std::move(limits);
+    cfg.breaker = breaker;
+    cfg.rate_limits = std::move(rates);
     bundler_hdl = spawn(bundler, cfg, queue, providers, metrics_hdl);
   }
 
@@ -626,4 +635,49 @@ TEST_CASE("a retry waits at least the provider's Retry-After") {
   CHECK(entry.not_before - before >= std::chrono::seconds{30});
   // Still waiting: the provider saw it only once.
   CHECK(fx.stub("mock").seen.size() == 1);
+}
+
+TEST_CASE("an open circuit breaker keeps a provider's requests queued while others flow") {
+  queue_manager_config qm;
+  qm.max_retries = 10;
+  pipeline_fixture fx{qm};
+  breaker_settings breaker;
+  breaker.failure_threshold = 2;
+  breaker.open_duration = std::chrono::hours{1};
+  // One call at a time, so each failure is seen before the next call is made.
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"openai", 1}}, breaker);
+  auto accepted =
+      fx.submit({make_request("broken 1", "openai"), make_request("broken 2", "openai"),
+                 make_request("broken 3", "openai"), make_request("m1"), make_request("m2")});
+  fx.settle();
+  fx.tick();
+  // Two failing calls opened openai's breaker: no further openai call was made, the
+  // failed requests wait for a retry instead of failing, and the mock requests completed.
+  CHECK(fx.stub("openai").seen.size() == 2);
+  auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
+  CHECK(bundler_st.breakers.at("openai").state() == breaker_state::open);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_FALSE(fx.db->find_result(accepted[i].queue_id));
+    auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[i].queue_id);
+    CHECK(st->status == queue_status::queued);
+  }
+  CHECK(fx.db->find_result(accepted[3].queue_id));
+  CHECK(fx.db->find_result(accepted[4].queue_id));
+  auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
+  CHECK(registry.value("llm_provider_circuit_breaker_state", {"openai"}) == 1);
+}
+
+TEST_CASE("a provider's rate limit paces calls and the rest waits in the queue") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{2, 0}}});
+  auto accepted =
+      fx.submit({make_request("r1"), make_request("r2"), make_request("r3"), make_request("r4")});
+  fx.settle();
+  // 2 requests per minute: two calls now, the others stay queued (not failed).
+  CHECK(fx.stub("mock").seen.size() == 2);
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[3].queue_id);
+  CHECK(st->status == queue_status::queued);
+  CHECK_FALSE(fx.db->find_result(accepted[3].queue_id));
+  CHECK(fx.state_of<bundler_state>(fx.bundler_hdl).wake_armed);
 }
