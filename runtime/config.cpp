@@ -235,6 +235,9 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("HTTP_PORT", &config::http_port, 0, 65535));
   xs.push_back(uint_key("HTTP_IO_THREADS", &config::http_io_threads, 1, 64));
   xs.push_back(uint_key("HTTP_MAX_BODY_BYTES", &config::http_max_body_bytes, 1024, 1ull << 30));
+  xs.push_back(uint_key("HTTP_READ_TIMEOUT_MS", &config::http_read_timeout_ms, 10, 3'600'000));
+  xs.push_back(uint_key("HTTP_IDLE_TIMEOUT_MS", &config::http_idle_timeout_ms, 10, 3'600'000));
+  xs.push_back(uint_key("HTTP_MAX_CONNECTIONS", &config::http_max_connections, 1, 1'000'000));
   xs.push_back(string_key("DATA_DIR", &config::data_dir, "a folder path"));
   xs.push_back(bool_key("STORE_FSYNC", &config::store_fsync));
   xs.push_back(uint_key("QUEUE_MAX_SIZE", &config::queue_max_size, 1, 1ull << 40));

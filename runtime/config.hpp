@@ -87,6 +87,12 @@ struct config {
   uint16_t http_port = 8090;
   uint32_t http_io_threads = 1;
   uint64_t http_max_body_bytes = 1 << 20;
+  /// A request must arrive completely within this time (slow clients, bodies that never end).
+  uint32_t http_read_timeout_ms = 30'000;
+  /// Idle keep-alive connections are closed after this.
+  uint32_t http_idle_timeout_ms = 60'000;
+  /// Connections beyond this are closed at once.
+  uint32_t http_max_connections = 10'000;
 
   // -- store and queue --
   std::string data_dir = "./var";

@@ -69,6 +69,9 @@ http_server_options server_options(const config& cfg) {
   result.port = cfg.http_port;
   result.io_threads = cfg.http_io_threads;
   result.max_body_bytes = cfg.http_max_body_bytes;
+  result.read_timeout = std::chrono::milliseconds{cfg.http_read_timeout_ms};
+  result.idle_timeout = std::chrono::milliseconds{cfg.http_idle_timeout_ms};
+  result.max_connections = cfg.http_max_connections;
   return result;
 }
 

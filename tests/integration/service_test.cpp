@@ -365,3 +365,75 @@ TEST_CASE("requests accepted before a crash are processed after the restart") {
     if (actor.as_object()["kind"] == "queue_manager")
       CHECK(actor.as_object()["figures"].as_object()["recovered_total"].as_double() == 10.0);
 }
+
+TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
+  temp_dir dir;
+  std::vector<std::string> ids;
+  {
+    test::lps_process lps{dir.path.string(), {"--mock-latency-ms=1500"}};
+    REQUIRE(lps.port() != 0);
+    client c;
+    for (int i = 0; i < 6; ++i) {
+      auto res = c.call_json("POST", lps.url("/api/v1/comparison"),
+                             "{\"user_prompt\":\"in flight " + std::to_string(i) + "\"}");
+      ids.emplace_back(res["queue_id"].as_string());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{100}); // let the bundles go out
+    auto url = lps.url("/api/v1/comparison");
+    auto stopper = std::async(std::launch::async, [&lps] { return lps.stop(SIGTERM); });
+    // While draining, new requests get 503 SERVICE_UNAVAILABLE (never a silent 202).
+    unsigned status = 0;
+    std::string code;
+    for (int i = 0; i < 100 && status != 503; ++i) {
+      auto res = c.call("POST", url, "{\"user_prompt\":\"too late\"}");
+      status = res.status;
+      if (status == 503)
+        code = error_code_of(res);
+      else if (status == 0)
+        break; // already closed
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    // The bundles in flight take 1.5 s, so the drain lasts long enough to see the refusal.
+    CHECK(status == 503);
+    CHECK(code == "SERVICE_UNAVAILABLE");
+    CHECK(stopper.get() == 0);
+  }
+  // Everything accepted before SIGTERM ends in exactly one result, now or after a restart.
+  test::lps_process again{dir.path.string()};
+  REQUIRE(again.port() != 0);
+  client c;
+  for (const auto& id : ids) {
+    unsigned status = 0;
+    for (int i = 0; i < 400 && status != 200; ++i) {
+      status = c.call("GET", again.url("/api/v1/results/" + id)).status;
+      if (status != 200)
+        std::this_thread::sleep_for(std::chrono::milliseconds{25});
+    }
+    CHECK(status == 200);
+  }
+}
+
+TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothing more") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string(), {"--mock-latency-ms=60000", "--queue-max-size=3"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  std::vector<unsigned> statuses;
+  http_client_response last;
+  for (int i = 0; i < 5; ++i) {
+    last = c.call("POST", lps.url("/api/v1/comparison"),
+                  "{\"user_prompt\":\"fill " + std::to_string(i) + "\"}");
+    statuses.push_back(last.status);
+  }
+  CHECK(statuses == std::vector<unsigned>{202, 202, 202, 503, 503});
+  CHECK(error_code_of(last) == "QUEUE_FULL");
+  bool has_retry_after = false;
+  for (const auto& [name, value] : last.headers)
+    has_retry_after |= name == "retry-after" && std::atoi(value.c_str()) > 0;
+  CHECK(has_retry_after);
+  // Bulk submissions answer per item.
+  auto bulk = c.call_json("POST", lps.url("/api/v1/comparisons"),
+                          "{\"requests\":[{\"user_prompt\":\"a\"},{\"user_prompt\":\"b\"}]}");
+  for (auto& item : bulk["results"].as_array())
+    CHECK(item.as_object()["error"].as_object()["code"] == "QUEUE_FULL");
+}
