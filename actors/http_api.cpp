@@ -188,19 +188,39 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
       atom::lookup_v, id);
 }
 
-std::string providers_body(const config& cfg) {
+// Per provider: configuration (never the key) plus the bundler's live view: breaker state,
+// bundles in flight, and how long its breaker or rate limit blocks it.
+std::string providers_body(const config& cfg, actor_status& live) {
   auto provider = [&](const std::string& name, bool configured, const std::string& model) {
     auto reason = provider_unavailable_reason(cfg, name);
-    return "{\"name\":" + json_quote(name) + ",\"enabled\":true,\"configured\":"
-           + (configured ? "true" : "false") + ",\"available\":"
-           + (reason.empty() ? "true" : "false") + ",\"default_model\":" + json_quote(model)
-           + ",\"circuit_state\":\"not_implemented\",\"note\":" + json_quote(reason) + "}";
+    auto breaker = live.facts.count("breaker_" + name) ? live.facts["breaker_" + name] : "closed";
+    return "{\"name\":" + json_quote(name)
+           + ",\"enabled\":true,\"configured\":" + (configured ? "true" : "false")
+           + ",\"available\":" + (reason.empty() ? "true" : "false") + ",\"default_model\":"
+           + json_quote(model) + ",\"circuit_state\":" + json_quote(breaker) + ",\"in_flight\":"
+           + std::to_string(static_cast<uint64_t>(live.figures["inflight_" + name]))
+           + ",\"blocked_ms\":"
+           + std::to_string(static_cast<uint64_t>(live.figures["blocked_ms_" + name]))
+           + ",\"note\":" + json_quote(reason) + "}";
   };
   std::string body = "{\"default_provider\":" + json_quote(cfg.default_llm_provider)
                      + ",\"providers\":[" + provider("mock", true, cfg.mock.default_model);
   for (const auto& [name, p] : cfg.providers)
     body += "," + provider(name, !p.api_key.empty(), p.default_model);
   return body + "]}";
+}
+
+void get_providers(const api_context& ctx, http_responder respond) {
+  auto cfg = std::make_shared<config>(ctx.cfg);
+  ask<actor_status>(
+      ctx, ctx.actors.bundler,
+      [respond, cfg](caf::expected<actor_status> r) {
+        actor_status live;
+        if (r)
+          live = std::move(*r);
+        respond(json_response(200, providers_body(*cfg, live)));
+      },
+      atom::status_v);
 }
 
 void get_health(const api_context& ctx, http_responder respond) {
@@ -285,7 +305,7 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
   if (req.path == "/api/v1/inspect")
     return get_inspect(ctx, std::move(respond));
   if (req.path == "/api/v1/providers")
-    return respond(json_response(200, providers_body(ctx.cfg)));
+    return get_providers(ctx, std::move(respond));
   if (req.path == "/api/v1/models")
     return respond(json_response(200, ctx.model_manifest_json));
   respond(error_response(404, "RESOURCE_NOT_FOUND", "no route for GET " + req.path));

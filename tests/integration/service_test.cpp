@@ -437,3 +437,51 @@ TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothi
   for (auto& item : bulk["results"].as_array())
     CHECK(item.as_object()["error"].as_object()["code"] == "QUEUE_FULL");
 }
+
+TEST_CASE("providers report configuration and circuit state but never keys") {
+  temp_dir dir;
+  test::lps_process lps{dir.path.string()};
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto res = c.call("GET", lps.url("/api/v1/providers"));
+  REQUIRE(res.status == 200);
+  auto body = json::parse(res.body).as_object();
+  CHECK(body["default_provider"] == "mock");
+  std::map<std::string, json::object> by_name;
+  for (auto& p : body["providers"].as_array())
+    by_name[std::string{p.as_object()["name"].as_string()}] = p.as_object();
+  REQUIRE(by_name.size() == 5);
+  CHECK(by_name["mock"]["available"] == true);
+  CHECK(by_name["mock"]["circuit_state"] == "closed");
+  CHECK(by_name["openai"]["configured"] == false);
+  CHECK(by_name["openai"]["available"] == false);
+}
+
+TEST_CASE("an API key never appears in any response") {
+  temp_dir dir;
+  const std::string key = "sk-test-never-show-this-0123456789";
+  ::setenv("OPENAI_API_KEY", key.c_str(), 1);
+  test::lps_process lps{dir.path.string()};
+  ::unsetenv("OPENAI_API_KEY");
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto submitted = c.call("POST", lps.url("/api/v1/comparison"),
+                          "{\"user_prompt\":\"x\",\"llm_config_overrides\":"
+                          "{\"provider_override\":\"openai\"}}");
+  REQUIRE(submitted.status == 202);
+  auto id = std::string{json::parse(submitted.body).as_object()["queue_id"].as_string()};
+  std::string result;
+  for (int i = 0; i < 200 && result.empty(); ++i) {
+    auto res = c.call("GET", lps.url("/api/v1/results/" + id));
+    if (res.status == 200)
+      result = res.body;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  REQUIRE(!result.empty());
+  auto providers = c.call("GET", lps.url("/api/v1/providers")).body;
+  CHECK(providers.find("\"configured\":true") != std::string::npos);
+  for (const auto& path : {"/api/v1/providers", "/api/v1/inspect", "/metrics", "/healthz"})
+    CHECK(c.call("GET", lps.url(path)).body.find(key) == std::string::npos);
+  CHECK(result.find(key) == std::string::npos);
+}
