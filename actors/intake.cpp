@@ -16,6 +16,7 @@ void assign_identity(comparison_request& req, caf::timestamp now) {
   if (req.trace_id.empty())
     req.trace_id = req.correlation_id;
   req.queued_at = now;
+  req.prompt_sha256 = sha256_hex(req.user_prompt);
 }
 
 std::vector<enqueue_outcome> refuse_all(const std::vector<comparison_request>& reqs) {

@@ -26,17 +26,41 @@ std::shared_ptr<spdlog::logger> log() {
 
 // -- serialization of requests for the store (CAF's binary format, same as the cluster) --
 
-std::string serialize(self_ptr self, queued_request& item) {
+template <class T>
+std::string serialize(self_ptr self, T& x) {
   std::vector<char> buf;
   caf::binary_serializer sink{self->system(), buf};
-  if (auto err = sink(item.request))
+  if (auto err = sink(x))
     return {};
   return std::string{buf.begin(), buf.end()};
 }
 
-bool deserialize(self_ptr self, const std::string& payload, comparison_request& out) {
+template <class T>
+bool deserialize(self_ptr self, const std::string& payload, T& out) {
   caf::binary_deserializer source{self->system(), payload.data(), payload.size()};
   return !source(out);
+}
+
+uint64_t text_bytes(const comparison_request& req) {
+  auto result = req.user_prompt.size();
+  for (const auto& block : req.prompt_blocks)
+    result += block.content.size();
+  return result;
+}
+
+// The store row: scheduling data and texts apart, so texts can stay out of memory.
+stored_request to_row(self_ptr self, const queued_request& item) {
+  request_texts texts{item.request.user_prompt, item.request.prompt_blocks};
+  auto meta = item.request;
+  meta.user_prompt.clear();
+  meta.prompt_blocks.clear();
+  return {item.request.queue_id,
+          item.request.priority,
+          to_unix_ms(item.request.queued_at),
+          item.size_bytes,
+          0,
+          serialize(self, meta),
+          serialize(self, texts)};
 }
 
 // -- index maintenance --
@@ -61,13 +85,24 @@ void remove_ready(self_ptr self, const queue_entry& entry) {
     --st.ready_count;
 }
 
-void add_entry(self_ptr self, queued_request item) {
+// `texts_in_store`: the request came without its texts (recovery). Otherwise its texts stay
+// in memory while the budget allows and are dropped (kept only in the store) beyond it.
+void add_entry(self_ptr self, queued_request item, bool texts_in_store) {
   auto& st = self->state;
   auto id = item.request.queue_id;
   st.active_bytes += item.size_bytes;
   st.by_age.emplace(item.request.queued_at, id);
   auto& entry = st.entries[id];
   entry.item = std::move(item);
+  auto bytes = text_bytes(entry.item.request);
+  if (!texts_in_store && st.text_bytes_in_memory + bytes > st.cfg.memory_text_budget) {
+    entry.item.request.user_prompt = std::string{};
+    entry.item.request.prompt_blocks = {};
+    texts_in_store = true;
+  }
+  entry.texts_in_store = texts_in_store;
+  if (!texts_in_store)
+    st.text_bytes_in_memory += bytes;
   make_ready(self, id, entry);
 }
 
@@ -124,10 +159,7 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
                                         "queue is at capacity (QUEUE_MAX_SIZE or QUEUE_MAX_BYTES)",
                                         st.cfg.retry_after_seconds));
     } else {
-      auto payload = serialize(self, item);
-      write.inserts.push_back({item.request.queue_id, item.request.priority,
-                               to_unix_ms(item.request.queued_at), item.size_bytes, 0,
-                               std::move(payload)});
+      write.inserts.push_back(to_row(self, item));
       pending.outcomes.push_back(
           {true, item.request.queue_id, item.request.correlation_id, "", "", 0});
       pending.items.push_back(std::move(item));
@@ -176,7 +208,7 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
   st.accepted_total += pending.items.size();
   record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.items.size())}});
   for (auto& item : pending.items)
-    add_entry(self, std::move(item));
+    add_entry(self, std::move(item), false);
   pending.promise.deliver(std::move(pending.outcomes));
   wake_waiters(self);
 }
@@ -204,12 +236,37 @@ void remember_waiter(self_ptr self) {
       st.waiters.push_back(sender);
 }
 
+// Reads the texts of requests whose texts are only in the store. A blocking read in the
+// actor, but only for a backlog beyond the memory budget, where the queue is not the
+// bottleneck; one indexed read per request.
+void load_texts(self_ptr self, std::vector<queued_request>& items,
+                const std::vector<size_t>& positions) {
+  if (positions.empty())
+    return;
+  std::vector<std::string> ids;
+  for (auto pos : positions)
+    ids.push_back(items[pos].request.queue_id);
+  auto rows = self->state.db->load_texts(ids);
+  std::map<std::string, std::string> by_id(std::make_move_iterator(rows.begin()),
+                                           std::make_move_iterator(rows.end()));
+  for (auto pos : positions) {
+    auto& req = items[pos].request;
+    request_texts texts;
+    if (!deserialize(self, by_id[req.queue_id], texts))
+      LPS_LOG_ERROR(log(), "queue-manager cannot read the texts of {}", req.queue_id);
+    req.user_prompt = std::move(texts.user_prompt);
+    req.prompt_blocks = std::move(texts.prompt_blocks);
+    ++self->state.texts_loaded_total;
+  }
+}
+
 std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
                                     const std::vector<std::string>& providers) {
   auto& st = self->state;
   if (st.draining)
     return {};
   std::vector<queued_request> result;
+  std::vector<size_t> from_store;
   while (result.size() < max_items) {
     auto* queue = best_queue(self, providers);
     if (queue == nullptr)
@@ -223,9 +280,12 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
     ++entry.item.attempts;
     ++st.processing_count;
     result.push_back(entry.item);
+    if (entry.texts_in_store)
+      from_store.push_back(result.size() - 1);
   }
   if (result.empty())
     remember_waiter(self);
+  load_texts(self, result, from_store);
   return result;
 }
 
@@ -273,6 +333,8 @@ void forget(self_ptr self, const std::string& id) {
     break;
   }
   st.active_bytes -= i->second.item.size_bytes;
+  if (!i->second.texts_in_store)
+    st.text_bytes_in_memory -= text_bytes(i->second.item.request);
   st.by_age.erase({i->second.item.request.queued_at, id});
   st.entries.erase(i);
 }
@@ -413,7 +475,9 @@ void recover(self_ptr self) {
     }
     item.attempts = row.attempts;
     item.size_bytes = row.size_bytes;
-    add_entry(self, std::move(item));
+    // Rows of schema version 1 still carry the texts in the payload.
+    auto has_texts = !item.request.user_prompt.empty();
+    add_entry(self, std::move(item), !has_texts);
     ++st.recovered_total;
   }
   std::vector<delivery> deliveries;

@@ -40,6 +40,9 @@ struct queue_manager_config {
   caf::timespan retry_max_delay = std::chrono::seconds{60};
   /// Seconds a QUEUE_FULL caller is told to wait.
   uint32_t retry_after_seconds = 5;
+  /// Request texts kept in memory at most; beyond it they stay only in the store and are
+  /// read back when the request is dequeued (so a large backlog costs little memory).
+  uint64_t memory_text_budget = 256ull << 20;
 };
 
 /// One non-final request in memory.
@@ -49,6 +52,8 @@ struct queue_entry {
   uint64_t seq = 0;
   /// When a delayed retry may run again.
   caf::timestamp not_before;
+  /// The prompt and blocks are only in the store (read back at dequeue).
+  bool texts_in_store = false;
 };
 
 struct queue_manager_state {
@@ -74,6 +79,9 @@ struct queue_manager_state {
   std::set<std::pair<caf::timestamp, std::string>> by_age;
   uint64_t next_seq = 0;
   uint64_t active_bytes = 0;
+  /// Bytes of request texts held in memory (bounded by cfg.memory_text_budget).
+  uint64_t text_bytes_in_memory = 0;
+  uint64_t texts_loaded_total = 0;
   /// Capacity held by inserts that are not committed yet.
   uint64_t reserved_count = 0;
   uint64_t reserved_bytes = 0;

@@ -37,7 +37,8 @@ comparison_outcome make_failure(const queued_request& entry, std::string error_c
   result.error_code = std::move(error_code);
   result.error_message = std::move(message);
   result.retryable = retryable;
-  result.prompt_sha256 = sha256_hex(entry.request.user_prompt);
+  result.prompt_sha256 = entry.request.prompt_sha256.empty() ? sha256_hex(entry.request.user_prompt)
+                                                             : entry.request.prompt_sha256;
   return result;
 }
 
@@ -60,7 +61,8 @@ result_event make_result_event(const queued_request& entry, const comparison_out
   if (result.outcome.model.empty())
     result.outcome.model = outcome.enrichment.resolved_model;
   if (result.outcome.prompt_sha256.empty())
-    result.outcome.prompt_sha256 = sha256_hex(req.user_prompt);
+    result.outcome.prompt_sha256 =
+        req.prompt_sha256.empty() ? sha256_hex(req.user_prompt) : req.prompt_sha256;
   result.requested_at = req.queued_at;
   result.completed_at = now;
   result.trace_id = req.trace_id;

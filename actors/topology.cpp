@@ -105,6 +105,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   queue_manager_config qm;
   qm.max_size = cfg.queue_max_size;
   qm.max_bytes = cfg.queue_max_bytes;
+  qm.memory_text_budget = cfg.queue_memory_text_bytes;
   qm.ttl = hours(cfg.queue_request_ttl_hours);
   qm.max_retries = cfg.queue_max_retries;
   qm.retry_base_delay = std::chrono::milliseconds{cfg.retry_base_delay_ms};

@@ -72,6 +72,8 @@ struct comparison_request {
   /// Set by intake when accepted.
   caf::timestamp queued_at;
   std::string trace_id;
+  /// sha256 of user_prompt, set by intake (kept when the texts are not in memory).
+  std::string prompt_sha256;
   friend bool operator==(const comparison_request&, const comparison_request&) = default;
 };
 
@@ -81,6 +83,17 @@ typename Inspector::result_type inspect(Inspector& f, comparison_request& x) {
            x.user_prompt, x.prompt_blocks, x.callback_url, x.callback_topic, x.overrides, x.user_id,
            x.metadata_json, x.has_cj_batching_mode, x.cj_batching_mode, x.priority, x.queued_at,
            x.trace_id);
+}
+
+/// The heavy part of a request: what the store keeps apart from the scheduling data.
+struct request_texts {
+  std::string user_prompt;
+  std::vector<prompt_block> prompt_blocks;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request_texts& x) {
+  return f(caf::meta::type_name("lps.request_texts"), x.user_prompt, x.prompt_blocks);
 }
 
 /// Token counts reported by a provider.
@@ -150,9 +163,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, comparison_outcome& x) {
   return f(caf::meta::type_name("lps.comparison_outcome"), x.queue_id, x.success, x.winner,
            x.justification, x.confidence, x.error_code, x.error_message, x.http_status, x.retryable,
-           x.retry_after,
-           x.provider, x.model, x.response_time, x.usage, x.cost_estimate, x.prompt_sha256,
-           x.enrichment);
+           x.retry_after, x.provider, x.model, x.response_time, x.usage, x.cost_estimate,
+           x.prompt_sha256, x.enrichment);
 }
 
 /// The answer to one submitted request: accepted with its queue id, or refused.

@@ -243,6 +243,8 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("QUEUE_MAX_SIZE", &config::queue_max_size, 1, 1ull << 40));
   xs.push_back(uint_key("QUEUE_MAX_BYTES", &config::queue_max_bytes, 1024, 1ull << 50));
   xs.push_back(
+      uint_key("QUEUE_MEMORY_TEXT_BYTES", &config::queue_memory_text_bytes, 0, 1ull << 40));
+  xs.push_back(
       double_key("QUEUE_REQUEST_TTL_HOURS", &config::queue_request_ttl_hours, 0.0001, 24.0 * 365));
   xs.push_back(uint_key("QUEUE_MAX_RETRIES", &config::queue_max_retries, 0, 100));
   xs.push_back(uint_key("CALLBACK_TIMEOUT_MS", &config::callback_timeout_ms, 10, 600'000));

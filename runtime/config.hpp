@@ -99,6 +99,8 @@ struct config {
   bool store_fsync = true;
   uint64_t queue_max_size = 1'000'000;
   uint64_t queue_max_bytes = 8ull << 30;
+  /// Request texts kept in memory at most; beyond it they stay only in the store.
+  uint64_t queue_memory_text_bytes = 256ull << 20;
   double queue_request_ttl_hours = 24.0;
   uint32_t queue_max_retries = 3;
 

@@ -17,7 +17,7 @@ namespace lps {
 
 namespace {
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 constexpr int busy_timeout_ms = 5000;
 
 // Writer-only tuning. A larger autocheckpoint (8 MiB of 8 KiB pages = 64 MiB of WAL)
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS requests(
   queued_at_ms INTEGER NOT NULL,
   size_bytes INTEGER NOT NULL,
   attempts INTEGER NOT NULL,
-  payload BLOB NOT NULL);
+  payload BLOB NOT NULL,
+  texts BLOB NOT NULL DEFAULT x'');
 CREATE TABLE IF NOT EXISTS results(
   queue_id TEXT PRIMARY KEY NOT NULL,
   status TEXT NOT NULL,
@@ -51,12 +52,18 @@ CREATE TABLE IF NOT EXISTS results(
   completed_at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
   WHERE delivered = 0 AND callback_url <> '';
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
+)sql";
+
+// Version 1 kept the texts inside payload; its rows keep working (texts stays empty).
+constexpr const char* migrate_v1_sql = R"sql(
+ALTER TABLE requests ADD COLUMN texts BLOB NOT NULL DEFAULT x'';
+PRAGMA user_version = 2;
 )sql";
 
 constexpr const char* insert_request_sql =
-    "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload, "
+    "texts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 // INSERT OR IGNORE: the first final result wins, so a request never gets two different
 // final results (a late duplicate cannot replace one that may already be delivered).
 constexpr const char* insert_result_sql =
@@ -76,6 +83,7 @@ constexpr const char* load_undelivered_sql =
 constexpr const char* load_active_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
     "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
+constexpr const char* load_texts_sql = "SELECT texts FROM requests WHERE queue_id = ?1";
 constexpr const char* count_requests_sql = "SELECT count(*) FROM requests";
 constexpr const char* count_results_sql = "SELECT count(*) FROM results";
 
@@ -233,7 +241,7 @@ struct store::impl {
   stmt_ptr mark_delivered_stmt, update_attempts_stmt;
 
   std::mutex read_mutex;
-  stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
+  stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt, load_texts_stmt;
   stmt_ptr count_requests_stmt, count_results_stmt;
 
   std::mutex queue_mutex;
@@ -340,6 +348,10 @@ struct store::impl {
     }
     if (!exec(write_db.get(), "BEGIN IMMEDIATE", "create schema", error))
       return false;
+    if (version == 1 && !exec(write_db.get(), migrate_v1_sql, "migrate schema", error)) {
+      sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      return false;
+    }
     if (!exec(write_db.get(), schema_sql, "create schema", error)
         || !exec(write_db.get(), "COMMIT", "create schema", error)) {
       sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -379,6 +391,7 @@ struct store::impl {
     sqlite3* db = read_db.get();
     return (find_result_stmt = prepare(db, find_result_sql, error))
            && (load_active_stmt = prepare(db, load_active_sql, error))
+           && (load_texts_stmt = prepare(db, load_texts_sql, error))
            && (load_undelivered_stmt = prepare(db, load_undelivered_sql, error))
            && (count_requests_stmt = prepare(db, count_requests_sql, error))
            && (count_results_stmt = prepare(db, count_results_sql, error));
@@ -616,6 +629,7 @@ struct store::impl {
     sqlite3_bind_int64(stmt, 4, static_cast<int64_t>(row.size_bytes));
     sqlite3_bind_int64(stmt, 5, row.attempts);
     bind_blob(stmt, 6, row.payload);
+    bind_blob(stmt, 7, row.texts);
     return step_done(stmt, "insert request", row.queue_id, error);
   }
 
@@ -675,6 +689,22 @@ struct store::impl {
     return static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
   }
 
+  std::vector<std::pair<std::string, std::string>> load_texts(const std::vector<std::string>& ids) {
+    std::vector<std::pair<std::string, std::string>> result;
+    std::lock_guard lock(read_mutex);
+    for (const auto& id : ids) {
+      sqlite3_stmt* stmt = load_texts_stmt.get();
+      stmt_scope scope(stmt);
+      bind_text(stmt, 1, id);
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW)
+        result.emplace_back(id, column_string(stmt, 0));
+      else if (rc != SQLITE_DONE)
+        log_read_error("load_texts");
+    }
+    return result;
+  }
+
   std::optional<stored_result> find_result(const std::string& queue_id) {
     std::lock_guard lock(read_mutex);
     sqlite3_stmt* stmt = find_result_stmt.get();
@@ -721,6 +751,16 @@ std::optional<stored_result> store::find_result(const std::string& queue_id) {
   } catch (const std::exception& e) {
     spdlog::error("store: find_result: {}", e.what());
     return std::nullopt;
+  }
+}
+
+std::vector<std::pair<std::string, std::string>>
+store::load_texts(const std::vector<std::string>& queue_ids) {
+  try {
+    return impl_->load_texts(queue_ids);
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_texts: {}", e.what());
+    return {};
   }
 }
 

@@ -37,8 +37,12 @@ struct stored_request {
   int64_t queued_at_ms = 0;
   uint64_t size_bytes = 0;
   uint32_t attempts = 0;
-  /// Serialized comparison_request (the caller decides the encoding).
+  /// Serialized comparison_request without its texts (the caller decides the encoding).
   std::string payload;
+  /// The request's texts (prompt and blocks), serialized apart so the queue can keep them
+  /// out of memory and read them back when a provider call needs them. Not filled by
+  /// load_active_requests; see load_texts.
+  std::string texts;
 };
 
 /// A final result row.
@@ -95,8 +99,13 @@ public:
   /// Reads a final result by queue id (thread-safe; own read connection).
   std::optional<stored_result> find_result(const std::string& queue_id);
 
-  /// All requests still active (not final), in (priority desc, queued_at asc) order.
+  /// All requests still active (not final), in (priority desc, queued_at asc) order,
+  /// without their texts.
   std::vector<stored_request> load_active_requests();
+
+  /// The texts of active requests by queue id (ids that are gone are left out).
+  std::vector<std::pair<std::string, std::string>>
+  load_texts(const std::vector<std::string>& queue_ids);
 
   /// Results with a callback_url that were not delivered yet.
   std::vector<stored_result> load_undelivered_results();

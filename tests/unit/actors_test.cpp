@@ -681,3 +681,30 @@ TEST_CASE("a provider's rate limit paces calls and the rest waits in the queue")
   CHECK_FALSE(fx.db->find_result(accepted[3].queue_id));
   CHECK(fx.state_of<bundler_state>(fx.bundler_hdl).wake_armed);
 }
+
+TEST_CASE("beyond the memory budget texts stay in the store and are read back at dequeue") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 20; // room for the first short prompt only
+  pipeline_fixture fx{qm};
+  auto long_prompt = std::string(5000, 'e') + " long essay pair";
+  auto accepted = fx.submit(
+      {make_request("short one"), make_request(long_prompt), make_request(long_prompt + " 2")});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(st.text_bytes_in_memory == std::string{"short one"}.size());
+  CHECK_FALSE(st.entries.at(accepted[0].queue_id).texts_in_store);
+  CHECK(st.entries.at(accepted[1].queue_id).texts_in_store);
+  CHECK(st.entries.at(accepted[1].queue_id).item.request.user_prompt.empty());
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  // The provider saw the full texts, read back from the store.
+  std::vector<std::string> prompts;
+  for (const auto& b : fx.stub("mock").seen)
+    for (const auto& item : b.items)
+      prompts.push_back(prompt_of(item));
+  CHECK(prompts == std::vector<std::string>{"short one", long_prompt, long_prompt + " 2"});
+  CHECK(st.texts_loaded_total == 2);
+  CHECK(st.text_bytes_in_memory == 0);
+  // The result's prompt hash is the hash of the full prompt, not of an empty string.
+  auto meta = fx.result_of(accepted[1].queue_id)["data"].as_object()["request_metadata"];
+  CHECK(meta.as_object()["prompt_sha256"].as_string() == sha256_hex(long_prompt));
+}

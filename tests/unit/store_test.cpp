@@ -234,7 +234,7 @@ TEST_CASE("store open creates the data directory and the schema", "[store]") {
   CHECK(db->load_active_requests().empty());
   CHECK(db->load_undelivered_results().empty());
 
-  CHECK(query_text(file, "PRAGMA user_version") == "1");
+  CHECK(query_text(file, "PRAGMA user_version") == "2");
   CHECK(query_text(file, "PRAGMA journal_mode") == "wal");
   CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
                          "('requests','results')")
@@ -284,7 +284,7 @@ TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
     CHECK(found->completed_at_ms == 555);
     CHECK_FALSE(found->delivered);
     CHECK(db->count_results() == 1);
-    CHECK(query_text(db->path(), "PRAGMA user_version") == "1");
+    CHECK(query_text(db->path(), "PRAGMA user_version") == "2");
   }
 }
 
@@ -587,9 +587,9 @@ TEST_CASE("store open fails cleanly on impossible paths", "[store]") {
     CHECK_THAT(error, Catch::Contains("lps.db") && Catch::Contains("not a database"));
   }
   SECTION("schema from a newer version") {
-    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 2"));
+    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 3"));
     CHECK(lps::store::open(options_for(dir), error) == nullptr);
-    CHECK_THAT(error, Catch::Contains("schema version 2"));
+    CHECK_THAT(error, Catch::Contains("schema version 3"));
   }
   CHECK_FALSE(error.empty());
 }
@@ -899,7 +899,7 @@ TEST_CASE("store in manual-commit mode commits on flush on the calling thread", 
   std::thread::id callback_thread;
   bool called = false;
   lps::store_write write;
-  write.inserts.push_back({"m1", 5, 1, 10, 0, "payload"});
+  write.inserts.push_back({"m1", 5, 1, 10, 0, "payload", "texts"});
   db->submit(std::move(write), [&](bool ok, const std::string&) {
     called = ok;
     callback_thread = std::this_thread::get_id();
@@ -910,4 +910,50 @@ TEST_CASE("store in manual-commit mode commits on flush on the calling thread", 
   CHECK(called);
   CHECK(callback_thread == std::this_thread::get_id());
   CHECK(db->count_active_requests() == 1);
+}
+
+TEST_CASE("store keeps texts apart and loads them on demand", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  REQUIRE(db);
+  lps::store_write write;
+  write.inserts.push_back({"t1", 5, 1, 10, 0, "meta-1", "texts-1"});
+  write.inserts.push_back({"t2", 5, 2, 10, 0, "meta-2", std::string(6000, 'x')});
+  db->submit(std::move(write), [](bool, const std::string&) {});
+  db->flush();
+  auto active = db->load_active_requests();
+  REQUIRE(active.size() == 2);
+  CHECK(active[0].payload == "meta-1");
+  CHECK(active[0].texts.empty()); // start-up reads stay small
+  auto texts = db->load_texts({"t2", "gone", "t1"});
+  REQUIRE(texts.size() == 2);
+  CHECK(texts[0].first == "t2");
+  CHECK(texts[0].second == std::string(6000, 'x'));
+  CHECK(texts[1] == std::pair<std::string, std::string>{"t1", "texts-1"});
+}
+
+TEST_CASE("store migrates a version 1 database and keeps its rows", "[store]") {
+  temp_dir dir;
+  std::filesystem::create_directories(dir.path());
+  auto path = (dir.path() / "lps.db").string();
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw,
+                       "CREATE TABLE requests(queue_id TEXT PRIMARY KEY NOT NULL, priority "
+                       "INTEGER NOT NULL, queued_at_ms INTEGER NOT NULL, size_bytes INTEGER NOT "
+                       "NULL, attempts INTEGER NOT NULL, payload BLOB NOT NULL);"
+                       "INSERT INTO requests VALUES('old', 5, 1, 3, 0, x'01020304');"
+                       "PRAGMA user_version = 1;",
+                       nullptr, nullptr, nullptr)
+          == SQLITE_OK);
+  sqlite3_close(raw);
+  auto db = open_store(options_for(dir));
+  REQUIRE(db);
+  auto active = db->load_active_requests();
+  REQUIRE(active.size() == 1);
+  CHECK(active[0].queue_id == "old");
+  CHECK(active[0].payload == std::string("\x01\x02\x03\x04", 4));
+  auto texts = db->load_texts({"old"});
+  REQUIRE(texts.size() == 1);
+  CHECK(texts[0].second.empty());
 }
