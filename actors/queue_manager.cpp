@@ -96,8 +96,9 @@ void add_entry(self_ptr self, queued_request item, bool texts_in_store) {
   entry.item = std::move(item);
   auto bytes = text_bytes(entry.item.request);
   if (!texts_in_store && st.text_bytes_in_memory + bytes > st.cfg.memory_text_budget) {
-    entry.item.request.user_prompt = std::string{};
-    entry.item.request.prompt_blocks = {};
+    // swap, not assignment: assigning an empty string keeps the old buffer allocated.
+    std::string{}.swap(entry.item.request.user_prompt);
+    std::vector<prompt_block>{}.swap(entry.item.request.prompt_blocks);
     texts_in_store = true;
   }
   entry.texts_in_store = texts_in_store;
@@ -520,6 +521,8 @@ actor_status status_of(self_ptr self) {
       {"processing", double(st.processing_count)},
       {"active_total", double(st.entries.size())},
       {"active_bytes", double(st.active_bytes)},
+      {"text_bytes_in_memory", double(st.text_bytes_in_memory)},
+      {"texts_loaded_from_store_total", double(st.texts_loaded_total)},
       {"accepted_total", double(st.accepted_total)},
       {"rejected_total", double(st.rejected_total)},
       {"completed_total", double(st.completed_total)},
