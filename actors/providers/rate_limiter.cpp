@@ -1,5 +1,7 @@
 #include "actors/providers/rate_limiter.hpp"
 
+#include "actors/providers/header_text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -39,17 +41,8 @@ clock_duration clamp_hold(clock_duration d) noexcept {
 
 // -- header parsing helpers --
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool is_digit(char c) noexcept {
-  return c >= '0' && c <= '9';
-}
+using header_text::is_digit;
+using header_text::trim;
 
 /// Reads exactly `n` digits at `pos`.
 std::optional<int> read_digits(std::string_view s, size_t pos, size_t n) noexcept {

@@ -1,5 +1,7 @@
 #include "actors/providers/retry_policy.hpp"
 
+#include "actors/providers/header_text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -122,17 +124,8 @@ failure_classification classify_type(std::string_view type, std::string_view cod
 
 // -- Retry-After parsing --
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool is_digit(char c) noexcept {
-  return c >= '0' && c <= '9';
-}
+using header_text::is_digit;
+using header_text::trim;
 
 clock_duration clamp_wait(clock_duration d) noexcept {
   return std::clamp<clock_duration>(d, clock_duration::zero(), max_retry_after);
