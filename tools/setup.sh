@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev libssl-dev        # embedded store, TLS and hashing
   libjemalloc-dev                  # the allocator lps links (see docs/benchmarks.md)
   prometheus                       # promtool, to check the /metrics exposition
+  clang libclang-rt-14-dev         # libFuzzer and sanitizers for tools/fuzz.sh
   curl python3                     # integration tests and the README examples
 )
 
