@@ -118,7 +118,8 @@ void fill_success(mock_answer& answer, draw_source& draw) {
 } // namespace
 
 mock_answer mock_judge(const mock_settings& settings, const std::string& correlation_id,
-                       const std::string& user_prompt, uint32_t attempt) {
+                       const std::string& user_prompt, uint32_t attempt,
+                       std::string_view prompt_sha256) {
   draw_source draw{settings.seed, correlation_id};
   mock_answer answer;
   // Each decision has its own salt, so changing error_rate does not reshuffle winners.
@@ -133,7 +134,8 @@ mock_answer mock_judge(const mock_settings& settings, const std::string& correla
   auto extra = static_cast<int64_t>(std::floor(draw("latency") * static_cast<double>(jitter + 1)));
   answer.latency = settings.latency + std::chrono::milliseconds{std::min(extra, jitter)};
 
-  answer.prompt_sha256 = sha256_hex(user_prompt);
+  answer.prompt_sha256 =
+      prompt_sha256.empty() ? sha256_hex(user_prompt) : std::string{prompt_sha256};
   if (answer.success) {
     // A failed call bills nothing, as with a real provider's error response.
     answer.prompt_tokens = std::max<uint64_t>(tokens_for_words(count_words(user_prompt)), 1);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lps {
@@ -46,7 +47,9 @@ struct mock_answer {
 /// Judges one comparison deterministically from (seed, correlation_id, user_prompt).
 /// Whether the call fails is drawn per attempt (1 = first), so a retry can succeed as it
 /// would against a real provider; the judgement itself is the same on every attempt.
+/// `prompt_sha256`, when given, is used instead of hashing the prompt again.
 mock_answer mock_judge(const mock_settings& settings, const std::string& correlation_id,
-                       const std::string& user_prompt, uint32_t attempt = 1);
+                       const std::string& user_prompt, uint32_t attempt = 1,
+                       std::string_view prompt_sha256 = {});
 
 } // namespace lps

@@ -52,7 +52,8 @@ caf::result<std::vector<comparison_outcome>> process_batch(self_ptr self, const 
 
 comparison_outcome mock_process_comparison(const mock_settings& settings, const bundle_item& item) {
   const auto& req = item.entry.request;
-  auto answer = mock_judge(settings, req.correlation_id, req.user_prompt, item.entry.attempts);
+  auto answer = mock_judge(settings, req.correlation_id, req.user_prompt, item.entry.attempts,
+                           req.prompt_sha256);
   comparison_outcome result;
   result.queue_id = req.queue_id;
   result.success = answer.success;
