@@ -331,6 +331,131 @@ std::string describe_parse_error(std::string_view body, const json::error_code& 
 }
 
 /// Parses a whole body into `out`, with memory from `sp`.
+// -- raw member texts --
+//
+// Boost.JSON 1.81 has no precise number mode: some numbers come back an ulp off, and
+// differently depending on what follows them. The caller's metadata is echoed, so lps keeps
+// its original text. These helpers find a member's text in a body Boost has already
+// validated (so the text is well-formed JSON).
+
+bool is_json_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+size_t skip_space(std::string_view s, size_t i) {
+  while (i < s.size() && is_json_space(s[i]))
+    ++i;
+  return i;
+}
+
+size_t skip_string(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\')
+      ++i;
+    else if (s[i] == '"')
+      return i + 1;
+  }
+  return s.size();
+}
+
+size_t skip_value(std::string_view s, size_t i) {
+  if (i >= s.size())
+    return s.size();
+  if (s[i] == '"')
+    return skip_string(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      char c = s[i];
+      if (c == '"') {
+        i = skip_string(s, i);
+        continue;
+      }
+      if (c == '{' || c == '[')
+        ++depth;
+      else if ((c == '}' || c == ']') && --depth == 0)
+        return i + 1;
+      ++i;
+    }
+    return s.size();
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_json_space(s[i]))
+    ++i;
+  return i;
+}
+
+// `text` without the whitespace between tokens (strings are copied as they are).
+std::string compact_json(std::string_view text) {
+  std::string result;
+  result.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == '"') {
+      auto end = skip_string(text, i);
+      result.append(text.data() + i, end - i);
+      i = end;
+    } else {
+      if (!is_json_space(text[i]))
+        result += text[i];
+      ++i;
+    }
+  }
+  return result;
+}
+
+// The decoded text of a raw JSON string token (escapes resolved by Boost when present).
+std::string decode_key(std::string_view token) {
+  if (token.find('\\') == std::string_view::npos)
+    return std::string{token.substr(1, token.size() - 2)};
+  json::error_code ec;
+  auto value = json::parse(token, ec);
+  return !ec && value.is_string() ? std::string{value.get_string()} : std::string{};
+}
+
+// The raw text of member `key` of the object `text`; nullopt when absent or repeated
+// (then the caller falls back to Boost's value, whichever duplicate that is).
+std::optional<std::string_view> raw_member(std::string_view text, std::string_view key) {
+  std::optional<std::string_view> result;
+  size_t i = skip_space(text, 0);
+  if (i >= text.size() || text[i] != '{')
+    return std::nullopt;
+  i = skip_space(text, i + 1);
+  while (i < text.size() && text[i] == '"') {
+    auto key_end = skip_string(text, i);
+    auto name = decode_key(text.substr(i, key_end - i));
+    i = skip_space(text, key_end);
+    if (i >= text.size() || text[i] != ':')
+      return std::nullopt;
+    auto value_begin = skip_space(text, i + 1);
+    auto value_end = skip_value(text, value_begin);
+    if (name == key) {
+      if (result)
+        return std::nullopt;
+      result = text.substr(value_begin, value_end - value_begin);
+    }
+    i = skip_space(text, value_end);
+    if (i < text.size() && text[i] == ',')
+      i = skip_space(text, i + 1);
+  }
+  return result;
+}
+
+// The raw texts of the elements of the array `text`.
+std::vector<std::string_view> raw_elements(std::string_view text) {
+  std::vector<std::string_view> result;
+  size_t i = skip_space(text, 0);
+  if (i >= text.size() || text[i] != '[')
+    return result;
+  i = skip_space(text, i + 1);
+  while (i < text.size() && text[i] != ']') {
+    auto end = skip_value(text, i);
+    result.push_back(text.substr(i, end - i));
+    i = skip_space(text, end);
+    if (i < text.size() && text[i] == ',')
+      i = skip_space(text, i + 1);
+  }
+  return result;
+}
+
 bool parse_body(std::string_view body, unsigned max_depth, json::storage_ptr sp, json::value& out,
                 field_error& error) {
   if (is_blank(body))
@@ -483,8 +608,10 @@ std::string element_path(std::string_view array, size_t index) {
 /// `prefix` in front ("requests[3]." inside a bulk body).
 class request_reader {
 public:
-  request_reader(std::string_view prefix, comparison_request& out, field_error& error)
-      : prefix_(prefix), out_(out), error_(error) {
+  /// `raw` is the request object's original text (empty when unknown).
+  request_reader(std::string_view prefix, comparison_request& out, field_error& error,
+                 std::string_view raw = {})
+      : prefix_(prefix), out_(out), error_(error), raw_(raw) {
     // nop
   }
 
@@ -708,10 +835,15 @@ private:
       return true; // metadata_json keeps its "{}" default
     if (!value->is_object())
       return fail("metadata", "must be an object");
-    std::string text;
-    if (!append_value(text, *value))
-      return fail("metadata", "contains a number too large to represent");
-    out_.metadata_json = std::move(text);
+    // The original text, so numbers are echoed exactly as the caller wrote them.
+    if (auto raw = raw_.empty() ? std::nullopt : raw_member(raw_, "metadata")) {
+      out_.metadata_json = compact_json(*raw);
+    } else {
+      std::string text;
+      if (!append_value(text, *value))
+        return fail("metadata", "contains a number too large to represent");
+      out_.metadata_json = std::move(text);
+    }
     if (const auto* mode = value->get_object().if_contains("cj_llm_batching_mode");
         mode != nullptr && mode->is_string()) {
       out_.has_cj_batching_mode = true;
@@ -734,6 +866,7 @@ private:
   std::string_view prefix_;
   comparison_request& out_;
   field_error& error_;
+  std::string_view raw_;
 };
 
 /// Exceptions stop here (bad_alloc from a huge body, or a bug): the caller sees a 400-class
@@ -745,6 +878,47 @@ bool fail_unexpected(field_error& error, const std::exception& e) {
 /// Stack memory for the parsed document; bigger bodies spill to the heap.
 constexpr size_t document_buffer_size = 8192;
 
+/// Enrichment keys lps adds to request_metadata, each only where the caller did not set it.
+template <class Emit>
+void for_each_enrichment(const json::object& caller, const result_event& event, Emit emit) {
+  const auto& outcome = event.outcome;
+  const auto& enrichment = outcome.enrichment;
+  auto text = [&](std::string_view key, std::string_view value) {
+    if (!value.empty() && !caller.contains(key))
+      emit(key, json_quote(value));
+  };
+  auto count = [&](std::string_view key, uint64_t value) {
+    if (value > 0 && !caller.contains(key))
+      emit(key, std::to_string(value));
+  };
+  text("resolved_provider", enrichment.resolved_provider);
+  text("resolved_model", enrichment.resolved_model);
+  text("queue_processing_mode", enrichment.queue_processing_mode);
+  text("prompt_sha256", outcome.prompt_sha256);
+  if (enrichment.bundle_size > 0) {
+    text("bundle_id", enrichment.bundle_id);
+    count("bundle_size", enrichment.bundle_size);
+  }
+  count("cache_read_input_tokens", outcome.usage.cache_read_input_tokens);
+  count("cache_creation_input_tokens", outcome.usage.cache_creation_input_tokens);
+}
+
+/// `raw` is a valid JSON object text: copied as it is, lps' keys appended before its brace.
+void append_metadata_verbatim(std::string& out, std::string_view raw, const json::object& keys,
+                              const result_event& event) {
+  out.append(raw.data(), raw.size() - 1);
+  bool first = keys.empty();
+  for_each_enrichment(keys, event, [&](std::string_view key, const std::string& value) {
+    if (!first)
+      out += ',';
+    first = false;
+    out += json_quote(key);
+    out += ':';
+    out += value;
+  });
+  out += '}';
+}
+
 /// request_metadata: the caller's keys untouched, then enrichment keys the caller did not set.
 void append_request_metadata(std::string& out, const result_event& event) {
   unsigned char buffer[document_buffer_size];
@@ -755,30 +929,22 @@ void append_request_metadata(std::string& out, const result_event& event) {
   auto caller = json::parse(event.caller_metadata_json, ec, json::storage_ptr{&resource}, options);
   static const json::object no_keys;
   const auto& keys = !ec && caller.is_object() ? caller.get_object() : no_keys;
+  // The caller's text as given (exact numbers), then lps' keys appended inside its braces.
+  std::string_view raw = event.caller_metadata_json;
+  while (!raw.empty() && is_json_space(raw.front()))
+    raw.remove_prefix(1);
+  while (!raw.empty() && is_json_space(raw.back()))
+    raw.remove_suffix(1);
+  bool verbatim =
+      !ec && caller.is_object() && raw.size() >= 2 && raw.front() == '{' && raw.back() == '}';
+  if (verbatim)
+    return append_metadata_verbatim(out, raw, keys, event);
   object_writer metadata{out};
   for (const auto& member : keys)
     append_value(metadata.member(member.key()), member.value());
-  auto absent = [&](std::string_view key) { return !keys.contains(key); };
-  const auto& outcome = event.outcome;
-  const auto& enrichment = outcome.enrichment;
-  auto add_string = [&](std::string_view key, std::string_view value) {
-    if (!value.empty() && absent(key))
-      metadata.string(key, value);
-  };
-  auto add_count = [&](std::string_view key, uint64_t value) {
-    if (value > 0 && absent(key))
-      metadata.integer(key, value);
-  };
-  add_string("resolved_provider", enrichment.resolved_provider);
-  add_string("resolved_model", enrichment.resolved_model);
-  add_string("queue_processing_mode", enrichment.queue_processing_mode);
-  add_string("prompt_sha256", outcome.prompt_sha256);
-  if (enrichment.bundle_size > 0) {
-    add_string("bundle_id", enrichment.bundle_id);
-    add_count("bundle_size", enrichment.bundle_size);
-  }
-  add_count("cache_read_input_tokens", outcome.usage.cache_read_input_tokens);
-  add_count("cache_creation_input_tokens", outcome.usage.cache_creation_input_tokens);
+  for_each_enrichment(keys, event, [&](std::string_view key, const std::string& value) {
+    metadata.member(key) += value;
+  });
   metadata.close();
 }
 
@@ -862,7 +1028,7 @@ bool parse_comparison_request(std::string_view body, const request_limits& limit
     if (!document.is_object())
       return fail_body(error, "request body must be a JSON object");
     out = comparison_request{};
-    return request_reader{"", out, error}.read(document.get_object());
+    return request_reader{"", out, error, body}.read(document.get_object());
   } catch (const std::exception& e) {
     return fail_unexpected(error, e);
   }
@@ -899,6 +1065,10 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
       return fail_requests(message + " requests");
     }
     items.resize(xs.size());
+    auto raw_requests = raw_member(body, "requests");
+    auto raw_items = raw_requests ? raw_elements(*raw_requests) : std::vector<std::string_view>{};
+    if (raw_items.size() != xs.size())
+      raw_items.assign(xs.size(), std::string_view{}); // unknown: fall back to Boost's values
     for (size_t i = 0; i < xs.size(); ++i) {
       auto& item = items[i];
       auto prefix = element_path("requests", i);
@@ -908,7 +1078,8 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
         continue;
       }
       prefix += '.';
-      item.ok = request_reader{prefix, item.request, item.error}.read(xs[i].get_object());
+      item.ok =
+          request_reader{prefix, item.request, item.error, raw_items[i]}.read(xs[i].get_object());
     }
     return true;
   } catch (const std::exception& e) {
