@@ -6,6 +6,7 @@
 #include "actors/intake.hpp"
 #include "actors/metrics.hpp"
 #include "actors/provider_mock.hpp"
+#include "actors/provider_openai.hpp"
 #include "actors/provider_unconfigured.hpp"
 #include "actors/queue_manager.hpp"
 #include "runtime/logging.hpp"
@@ -60,11 +61,34 @@ bundler_config bundler_config_of(const config& cfg) {
   return result;
 }
 
-std::map<std::string, provider_actor> spawn_providers(caf::actor_system& sys, const config& cfg) {
+// OpenAI and OpenRouter speak the chat completions format; the others are not built yet.
+bool speaks_chat_completions(const std::string& provider) {
+  return provider == "openai" || provider == "openrouter";
+}
+
+provider_actor spawn_chat_completions(caf::actor_system& sys, const config& cfg,
+                                      const provider_config& p, http_transport* http) {
+  provider_openai_config oc;
+  oc.provider = p.name;
+  oc.base_url = p.base_url;
+  oc.api_key = p.api_key.reveal();
+  oc.default_model = p.default_model;
+  oc.request_timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms};
+  if (p.name == "openrouter")
+    oc.extra_headers = {{"HTTP-Referer", "https://github.com/lps"}, {"X-Title", "lps"}};
+  return sys.spawn(provider_openai, oc, http);
+}
+
+std::map<std::string, provider_actor> spawn_providers(caf::actor_system& sys, const config& cfg,
+                                                      http_transport* http) {
   std::map<std::string, provider_actor> result;
   result["mock"] = sys.spawn(provider_mock, mock_settings_of(cfg));
-  for (const auto& [name, p] : cfg.providers)
-    result[name] = sys.spawn(provider_unconfigured, name, provider_unavailable_reason(cfg, name));
+  for (const auto& [name, p] : cfg.providers) {
+    if (provider_unavailable_reason(cfg, name).empty() && speaks_chat_completions(name))
+      result[name] = spawn_chat_completions(sys, cfg, p, http);
+    else
+      result[name] = sys.spawn(provider_unconfigured, name, provider_unavailable_reason(cfg, name));
+  }
   return result;
 }
 
@@ -88,20 +112,22 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
       upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return provider + " is not configured: set " + upper + "_API_KEY";
   }
+  if (speaks_chat_completions(provider))
+    return "";
   return "the " + provider
-         + " provider actor is not built yet; only the mock provider can "
+         + " provider actor is not built yet; the mock, openai and openrouter providers can "
            "serve requests in this version";
 }
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
-                        http_transport* http) {
+                        http_transport* callback_http, http_transport* provider_http) {
   topology t;
   t.metrics = sys.spawn(metrics);
   callbacks_config cb;
   cb.request_timeout = std::chrono::milliseconds{cfg.callback_timeout_ms};
   cb.max_attempts = cfg.callback_max_attempts;
   cb.max_concurrent_per_origin = cfg.callback_max_concurrent_per_host;
-  t.callbacks = sys.spawn(callbacks, cb, http, db, t.metrics);
+  t.callbacks = sys.spawn(callbacks, cb, callback_http, db, t.metrics);
   queue_manager_config qm;
   qm.max_size = cfg.queue_max_size;
   qm.max_bytes = cfg.queue_max_bytes;
@@ -113,7 +139,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
-  t.providers = spawn_providers(sys, cfg);
+  t.providers = spawn_providers(sys, cfg, provider_http);
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, t.providers, t.metrics);
   t.intake = sys.spawn(intake, intake_config{}, t.queue);
   std::vector<status_client_actor> targets{t.intake, t.queue, t.bundler, t.callbacks, t.metrics};

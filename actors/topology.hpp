@@ -34,8 +34,10 @@ queue_processing_mode effective_mode(const config& cfg);
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider);
 
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
-/// intake and inspector.
-topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, http_transport* http);
+/// intake and inspector. `callback_http` delivers result events; `provider_http` calls
+/// providers (separate pools, so one never waits for the other).
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
+                        http_transport* callback_http, http_transport* provider_http);
 
 /// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles
 /// get `grace` to finish, the queue manager flushes the store, then every actor exits.

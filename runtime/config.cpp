@@ -351,6 +351,8 @@ std::vector<key_entry> make_key_table() {
                   return false;
                 },
                 [](const config& c) { return c.log_level; }});
+  xs.push_back(uint_key("PROVIDER_REQUEST_TIMEOUT_MS", &config::provider_request_timeout_ms, 100,
+                        3'600'000));
   xs.push_back(string_key("MODEL_MANIFEST", &config::model_manifest, "a JSON file path"));
   xs.push_back(
       uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));

@@ -135,6 +135,8 @@ struct config {
   std::string model_manifest = "config/models.json";
   /// trace, debug, info, warn, error.
   std::string log_level = "info";
+  /// Deadline of one provider HTTP call.
+  uint32_t provider_request_timeout_ms = 60'000;
   /// Finite timeout of requests between actors.
   uint32_t actor_request_timeout_ms = 60'000;
 

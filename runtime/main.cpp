@@ -84,8 +84,11 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     return 1;
   }
   http_client callback_client{http_client_options{}};
+  http_client_options provider_options;
+  provider_options.max_connections_per_origin = 64;
+  http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};
-  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client);
+  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client);
   auto ctx = std::make_shared<api_context>(
       make_api_context(sys, cfg, actors, db.get(), read_manifest(cfg.model_manifest, log)));
   http_server server;
@@ -109,6 +112,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   shutdown_topology(sys, actors, std::chrono::seconds{10});
   server.stop();
   callback_client.stop();
+  provider_client.stop();
   db->flush();
   LPS_LOG_INFO(log, "lps stopped");
   return 0;

@@ -3,6 +3,7 @@
 // on what comes back. Everything binds 127.0.0.1.
 
 #include "integration/lps_process.hpp"
+#include "tools/mock_provider/mock_provider_server.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/ids.hpp"
@@ -461,7 +462,10 @@ TEST_CASE("an API key never appears in any response") {
   temp_dir dir;
   const std::string key = "sk-test-never-show-this-0123456789";
   ::setenv("OPENAI_API_KEY", key.c_str(), 1);
-  test::lps_process lps{dir.path.string()};
+  // A closed local port: the call fails at once (never a real provider), and the error
+  // text must not carry the key either.
+  test::lps_process lps{dir.path.string(),
+                        {"--openai-base-url=http://127.0.0.1:9/v1", "--queue-max-retries=0"}};
   ::unsetenv("OPENAI_API_KEY");
   REQUIRE(lps.port() != 0);
   client c;
@@ -484,4 +488,53 @@ TEST_CASE("an API key never appears in any response") {
   for (const auto& path : {"/api/v1/providers", "/api/v1/inspect", "/metrics", "/healthz"})
     CHECK(c.call("GET", lps.url(path)).body.find(key) == std::string::npos);
   CHECK(result.find(key) == std::string::npos);
+}
+
+TEST_CASE("openai requests go through the provider actor to the mock provider server") {
+  mock_provider_server mock;
+  std::string error;
+  REQUIRE(mock.start(mock_provider_options{}, error));
+  // The first call meets exhausted quota (final), the second a rate limit (retried).
+  REQUIRE(mock.add_faults(R"({"faults":[{"kind":"quota"},)"
+                          R"({"kind":"status","status":429,"retry_after":"0"}]})",
+                          error));
+  temp_dir dir;
+  auto base = "http://127.0.0.1:" + std::to_string(mock.port()) + "/v1";
+  ::setenv("OPENAI_API_KEY", "test-key", 1);
+  test::lps_process lps{dir.path.string(),
+                        {"--openai-base-url=" + base, "--openai-default-model=gpt-4o-mini",
+                         "--retry-base-delay-ms=10"}};
+  ::unsetenv("OPENAI_API_KEY");
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto submit_and_wait = [&](const std::string& prompt) {
+    auto res = c.call_json("POST", lps.url("/api/v1/comparison"),
+                           "{\"user_prompt\":" + json_quote(prompt)
+                               + ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}}");
+    auto id = std::string{res["queue_id"].as_string()};
+    for (int i = 0; i < 400; ++i) {
+      auto r = c.call("GET", lps.url("/api/v1/results/" + id));
+      if (r.status == 200)
+        return json::parse(r.body).as_object();
+      std::this_thread::sleep_for(std::chrono::milliseconds{25});
+    }
+    FAIL("no result for " << id);
+    return json::object{};
+  };
+  auto quota = submit_and_wait("Compare essay one and essay two.");
+  auto& quota_data = quota["data"].as_object();
+  CHECK(quota_data["error_detail"].as_object()["error_code"] == "QUOTA_EXCEEDED");
+  CHECK(quota_data["provider"] == "openai");
+  auto ok = submit_and_wait("Compare essay three and essay four.");
+  auto& ok_data = ok["data"].as_object();
+  CHECK(ok_data["error_detail"].is_null());
+  CHECK((ok_data["winner"] == "Essay A" || ok_data["winner"] == "Essay B"));
+  CHECK(ok_data["model"] == "gpt-4o-mini");
+  CHECK(ok_data["token_usage"].as_object()["total_tokens"].as_int64() > 0);
+  // Three calls reached the mock: the quota failure, the rate limit and its retry.
+  CHECK(mock.stats().by_dialect["openai"] == 3);
+  auto providers = c.call_json("GET", lps.url("/api/v1/providers"));
+  for (auto& p : providers["providers"].as_array())
+    if (p.as_object()["name"] == "openai")
+      CHECK(p.as_object()["available"] == true);
 }

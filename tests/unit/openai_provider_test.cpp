@@ -1,0 +1,491 @@
+// The OpenAI provider: the wire format as pure functions, the actor against a fake HTTP
+// transport under the deterministic test coordinator, and the actor against the in-process
+// mock provider server over real HTTP (which checks bodies the way the real API does).
+
+#include "actors/provider_openai.hpp"
+#include "actors/providers/openai_format.hpp"
+#include "tools/mock_provider/mock_provider_server.hpp"
+
+#include "fixtures/deterministic.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace lps;
+namespace json = boost::json;
+
+namespace {
+
+comparison_request make_request(std::string prompt) {
+  comparison_request req;
+  req.queue_id = "q-" + prompt;
+  req.correlation_id = "c-" + prompt;
+  req.user_prompt = std::move(prompt);
+  req.prompt_sha256 = "sha";
+  return req;
+}
+
+json::object parse_object(const std::string& text) {
+  return json::parse(text).as_object();
+}
+
+/// A chat/completions 200 body whose message content is `content`.
+std::string completion(const std::string& content, const std::string& finish = "stop") {
+  json::object message{{"role", "assistant"}, {"content", content}, {"refusal", nullptr}};
+  json::object choice{{"index", 0}, {"message", message}, {"finish_reason", finish}};
+  json::object usage{{"prompt_tokens", 120},
+                     {"completion_tokens", 30},
+                     {"total_tokens", 150},
+                     {"prompt_tokens_details", json::object{{"cached_tokens", 64}}}};
+  json::object body{{"id", "chatcmpl-1"}, {"choices", json::array{choice}}, {"usage", usage}};
+  return json::serialize(body);
+}
+
+std::string verdict(const std::string& winner, const std::string& justification, double conf) {
+  return json::serialize(
+      json::object{{"winner", winner}, {"justification", justification}, {"confidence", conf}});
+}
+
+std::string error_body(const std::string& type, const std::string& code) {
+  return json::serialize(json::object{
+      {"error", json::object{{"message", "details"}, {"type", type}, {"code", code}}}});
+}
+
+} // namespace
+
+// -- format: request --------------------------------------------------------------------
+
+TEST_CASE("openai request for a gpt-5 model uses max_completion_tokens and no temperature") {
+  auto req = make_request("Compare these essays");
+  req.overrides.has_temperature = true;
+  req.overrides.temperature = 0.3;
+  req.overrides.reasoning_effort = "low";
+  req.overrides.output_verbosity = "high";
+  auto body = parse_object(build_openai_request(req, "gpt-5.1", openai_model_flags_for("gpt-5.1")));
+  CHECK(body["model"] == "gpt-5.1");
+  CHECK(body["max_completion_tokens"] == openai_default_max_tokens);
+  CHECK_FALSE(body.contains("max_tokens"));
+  CHECK_FALSE(body.contains("temperature"));
+  CHECK(body["reasoning_effort"] == "low");
+  CHECK(body["verbosity"] == "high");
+  auto& messages = body["messages"].as_array();
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0].as_object().at("role") == "system");
+  CHECK(messages[0].as_object().at("content") == openai_default_system_prompt);
+  CHECK(messages[1].as_object().at("role") == "user");
+  CHECK(messages[1].as_object().at("content") == "Compare these essays");
+  auto& format = body["response_format"].as_object();
+  CHECK(format.at("type") == "json_schema");
+  auto& js = format.at("json_schema").as_object();
+  CHECK(js.at("name") == "comparison_result");
+  CHECK(js.at("strict") == true);
+  auto& schema = js.at("schema").as_object();
+  CHECK(schema.at("additionalProperties") == false);
+  CHECK(schema.at("required") == json::array{"winner", "justification", "confidence"});
+  CHECK(schema.at("properties").as_object().at("winner").as_object().at("enum")
+        == json::array{"Essay A", "Essay B"});
+}
+
+TEST_CASE("openai request for gpt-4o uses max_tokens and a temperature") {
+  auto req = make_request("Compare");
+  req.overrides.has_system_prompt = true;
+  req.overrides.system_prompt = "Custom judge";
+  req.overrides.max_tokens = 900;
+  req.overrides.reasoning_effort = "low";
+  auto body = parse_object(build_openai_request(req, "gpt-4o", openai_model_flags_for("gpt-4o")));
+  CHECK(body["max_tokens"] == 900);
+  CHECK_FALSE(body.contains("max_completion_tokens"));
+  CHECK(body["temperature"].as_double() == Approx(0.1));
+  // Reasoning controls are GPT-5 only: older models reject them.
+  CHECK_FALSE(body.contains("reasoning_effort"));
+  CHECK(body["messages"].as_array()[0].as_object().at("content") == "Custom judge");
+  req.overrides.has_temperature = true;
+  req.overrides.temperature = 0.7;
+  body = parse_object(build_openai_request(req, "gpt-4o", openai_model_flags_for("gpt-4o")));
+  CHECK(body["temperature"].as_double() == Approx(0.7));
+}
+
+// -- format: response -------------------------------------------------------------------
+
+TEST_CASE("openai success is parsed with usage and cached tokens") {
+  auto r = parse_openai_response(200, completion(verdict("Essay B", "B argues better", 4)), {});
+  REQUIRE(r.success);
+  CHECK(r.winner == "Essay B");
+  CHECK(r.justification == "B argues better");
+  CHECK(r.confidence == 4.0);
+  CHECK(r.prompt_tokens == 120);
+  CHECK(r.completion_tokens == 30);
+  CHECK(r.total_tokens == 150);
+  CHECK(r.cached_tokens == 64);
+  CHECK(r.error_code.empty());
+}
+
+TEST_CASE("openai 429 rate limit is retryable with Retry-After") {
+  auto r = parse_openai_response(429, error_body("requests", "rate_limit_exceeded"),
+                                 {{"retry-after", "2"}});
+  CHECK_FALSE(r.success);
+  CHECK(r.error_code == "RATE_LIMIT");
+  CHECK(r.retryable);
+  CHECK(r.http_status == 429);
+  CHECK(r.retry_after == std::chrono::milliseconds{2000});
+}
+
+TEST_CASE("openai 429 insufficient_quota is permanent QUOTA_EXCEEDED") {
+  auto r = parse_openai_response(429, error_body("insufficient_quota", "insufficient_quota"), {});
+  CHECK_FALSE(r.success);
+  CHECK(r.error_code == "QUOTA_EXCEEDED");
+  CHECK_FALSE(r.retryable);
+}
+
+TEST_CASE("openai 500 is retryable and 401 is a permanent authentication error") {
+  auto r500 = parse_openai_response(500, error_body("server_error", ""), {});
+  CHECK(r500.error_code == "EXTERNAL_SERVICE_ERROR");
+  CHECK(r500.retryable);
+  CHECK(r500.http_status == 500);
+  // A non-JSON error body is still classified by its status.
+  auto r500_html = parse_openai_response(502, "<html>bad gateway</html>", {});
+  CHECK(r500_html.retryable);
+  auto r401 =
+      parse_openai_response(401, error_body("invalid_request_error", "invalid_api_key"), {});
+  CHECK(r401.error_code == "AUTHENTICATION_ERROR");
+  CHECK_FALSE(r401.retryable);
+}
+
+TEST_CASE("openai truncated answer is a PARSING_ERROR") {
+  auto r = parse_openai_response(200, completion("{\"winner\":\"Essay A\"", "length"), {});
+  CHECK_FALSE(r.success);
+  CHECK(r.error_code == "PARSING_ERROR");
+  CHECK(r.error_message.find("truncated") != std::string::npos);
+}
+
+TEST_CASE("openai malformed content and body are PARSING_ERROR") {
+  CHECK(parse_openai_response(200, completion("not json at all"), {}).error_code
+        == "PARSING_ERROR");
+  CHECK(parse_openai_response(200, "{\"choices\":", {}).error_code == "PARSING_ERROR");
+  CHECK(parse_openai_response(200, "{\"choices\":[]}", {}).error_code == "PARSING_ERROR");
+}
+
+TEST_CASE("openai winner and confidence are never guessed") {
+  for (const char* winner : {"A", "essay a", "Essay C", ""})
+    CHECK(parse_openai_response(200, completion(verdict(winner, "x", 3)), {}).error_code
+          == "INVALID_RESPONSE");
+  CHECK(parse_openai_response(200, completion(verdict("Essay A", "x", 0.9)), {}).error_code
+        == "INVALID_RESPONSE");
+  CHECK(parse_openai_response(200, completion(verdict("Essay A", "x", 5.5)), {}).error_code
+        == "INVALID_RESPONSE");
+  CHECK(
+      parse_openai_response(200, completion("{\"winner\":\"Essay A\",\"justification\":\"x\"}"), {})
+          .error_code
+      == "INVALID_RESPONSE");
+  auto ok = parse_openai_response(200, completion(verdict("Essay A", "x", 1)), {});
+  CHECK(ok.success);
+  CHECK(ok.confidence == 1.0);
+}
+
+TEST_CASE("openai long justification is cut to 500 characters on a UTF-8 boundary") {
+  std::string text;
+  for (int i = 0; i < 600; ++i)
+    text += "\xC3\xA9"; // é: two bytes, one character
+  auto r = parse_openai_response(200, completion(verdict("Essay A", text, 3)), {});
+  REQUIRE(r.success);
+  CHECK(r.justification.size() == 1000);
+  CHECK(r.justification == text.substr(0, 1000));
+  CHECK(cut_utf8("abc", 500) == "abc");
+  CHECK(cut_utf8("a\xE2\x82\xAC"
+                 "b",
+                 2)
+        == "a\xE2\x82\xAC");
+}
+
+// -- actor ------------------------------------------------------------------------------
+
+namespace {
+
+/// Answers each call with `answer(request)`, inline or from its own thread.
+struct fake_transport : http_transport {
+  std::function<http_client_response(const http_client_request&)> answer;
+  bool threaded = false;
+  std::mutex mtx;
+  std::vector<http_client_request> sent;
+  std::vector<std::thread> threads;
+
+  void send(http_client_request request, http_client_callback done) override {
+    auto resp = answer(request);
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      sent.push_back(std::move(request));
+    }
+    if (threaded)
+      threads.emplace_back([resp, done] { done(resp); });
+    else
+      done(resp);
+  }
+
+  void join() {
+    for (auto& t : threads)
+      t.join();
+    threads.clear();
+  }
+
+  ~fake_transport() override {
+    join();
+  }
+};
+
+/// Item i succeeds with winner A or B, except prompts containing "fail" (500) or "garbage".
+http_client_response scripted_answer(const http_client_request& req) {
+  http_client_response resp;
+  if (req.body.find("fail") != std::string::npos) {
+    resp.status = 500;
+    resp.body = error_body("server_error", "");
+  } else if (req.body.find("garbage") != std::string::npos) {
+    resp.status = 200;
+    resp.body = completion("I think A is better");
+  } else if (req.body.find("down") != std::string::npos) {
+    resp.error = transport_error::connect;
+    resp.error_message = "connection refused";
+  } else {
+    resp.status = 200;
+    bool b = req.body.find("pick-b") != std::string::npos;
+    resp.body = completion(verdict(b ? "Essay B" : "Essay A", "reason", 4));
+  }
+  return resp;
+}
+
+bundle make_bundle(const std::vector<std::string>& prompts) {
+  bundle b{"b1", "openai", "gpt-5.1", "serial_bundle", {}};
+  for (const auto& p : prompts) {
+    queued_request q;
+    q.request = make_request(p);
+    b.items.push_back(
+        {q, {"openai", "gpt-5.1", "serial_bundle", "b1", static_cast<uint32_t>(prompts.size())}});
+  }
+  return b;
+}
+
+provider_openai_config test_config() {
+  provider_openai_config cfg;
+  cfg.base_url = "http://127.0.0.1:9/v1";
+  cfg.api_key = "sk-secret-test-key";
+  cfg.default_model = "gpt-5.1";
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("openai actor answers one outcome per item in order and isolates failures") {
+  fake_transport http;
+  http.answer = scripted_answer;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_openai, test_config(), &http);
+  auto b = make_bundle({"one", "pick-b two", "fail three", "garbage four", "down five", "six"});
+  auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 6);
+  for (size_t i = 0; i < 6; ++i) {
+    const auto& o = (*outcomes)[i];
+    CHECK(o.queue_id == b.items[i].entry.request.queue_id);
+    CHECK(o.provider == "openai");
+    CHECK(o.model == "gpt-5.1");
+    CHECK(o.enrichment == b.items[i].enrichment);
+    CHECK(o.error_message.find("sk-secret") == std::string::npos);
+  }
+  const auto& o = *outcomes;
+  CHECK((o[0].success && o[0].winner == "Essay A"));
+  CHECK((o[1].success && o[1].winner == "Essay B" && o[1].usage.total_tokens == 150));
+  CHECK((!o[2].success && o[2].error_code == "EXTERNAL_SERVICE_ERROR" && o[2].retryable));
+  CHECK(o[2].http_status == 500);
+  CHECK((!o[3].success && o[3].error_code == "PARSING_ERROR"));
+  CHECK((!o[4].success && o[4].error_code == "CONNECTION_ERROR" && o[4].retryable));
+  CHECK((o[5].success && o[5].winner == "Essay A"));
+  // Every call went to chat/completions with the key as a Bearer token.
+  REQUIRE(http.sent.size() == 6);
+  for (const auto& req : http.sent) {
+    CHECK(req.url == "http://127.0.0.1:9/v1/chat/completions");
+    CHECK(
+        std::find(req.headers.begin(), req.headers.end(),
+                  std::pair<std::string, std::string>{"Authorization", "Bearer sk-secret-test-key"})
+        != req.headers.end());
+  }
+  auto& st = fx.state_of<provider_openai_state>(provider);
+  CHECK(st.calls_total == 1);
+  CHECK(st.items_total == 6);
+  CHECK(st.errors_total == 3);
+  CHECK(st.items.empty());
+  CHECK(st.calls.empty());
+}
+
+TEST_CASE("openai actor starts every item before any answer arrives") {
+  fake_transport http;
+  http.answer = scripted_answer;
+  http.threaded = true;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_openai, test_config(), &http);
+  auto b = make_bundle({"one", "fail two", "pick-b three"});
+  auto rh = fx.self->request(provider, caf::infinite, atom::process_v, b);
+  fx.sched.run();
+  // All three calls were sent in the one process message: they run concurrently.
+  CHECK(http.sent.size() == 3);
+  http.join();
+  fx.sched.run();
+  std::vector<comparison_outcome> outcomes;
+  rh.receive([&](std::vector<comparison_outcome>& xs) { outcomes = std::move(xs); },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  REQUIRE(outcomes.size() == 3);
+  CHECK(outcomes[0].success);
+  CHECK((!outcomes[1].success && outcomes[1].retryable));
+  CHECK((outcomes[2].success && outcomes[2].winner == "Essay B"));
+}
+
+TEST_CASE("openai actor status reports figures and never the key") {
+  fake_transport http;
+  http.answer = scripted_answer;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_openai, test_config(), &http);
+  auto status = fx.request<actor_status>(provider, atom::status_v);
+  REQUIRE(status);
+  CHECK(status->name == "provider:openai");
+  CHECK(status->kind == "provider");
+  bool saw_base_url = false;
+  for (const auto& [key, value] : status->facts) {
+    CHECK(value.find("sk-secret") == std::string::npos);
+    saw_base_url |= key == "base_url" && value == "http://127.0.0.1:9/v1";
+  }
+  CHECK(saw_base_url);
+}
+
+TEST_CASE("openai actor without a key fails every item as CONFIGURATION_ERROR") {
+  fake_transport http;
+  http.answer = scripted_answer;
+  test::deterministic_fixture fx;
+  auto cfg = test_config();
+  cfg.api_key.clear();
+  auto provider = fx.spawn(provider_openai, cfg, &http);
+  auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v,
+                                                              make_bundle({"a", "b"}));
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 2);
+  for (const auto& o : *outcomes)
+    CHECK((!o.success && o.error_code == "CONFIGURATION_ERROR" && !o.retryable));
+  CHECK(http.sent.empty());
+}
+
+// -- against the mock provider server (real HTTP client, real scheduler) ---------------
+
+namespace {
+
+/// A running mock provider, an HTTP client and an actor system with real threads.
+struct mock_server_fixture {
+  mock_provider_server server;
+  http_client http{http_client_options{}};
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+
+  mock_server_fixture() {
+    std::string error;
+    mock_provider_options options;
+    options.api_key = "test-key";
+    if (!server.start(options, error))
+      FAIL("mock provider did not start: " << error);
+  }
+
+  ~mock_server_fixture() {
+    http.stop();
+    server.stop();
+  }
+
+  provider_openai_config config(const std::string& provider = "openai") {
+    provider_openai_config c;
+    c.provider = provider;
+    auto prefix = provider == "openrouter" ? "/api/v1" : "/v1";
+    c.base_url = "http://127.0.0.1:" + std::to_string(server.port()) + prefix;
+    c.api_key = "test-key";
+    c.default_model = "gpt-5.1";
+    c.request_timeout = std::chrono::seconds{10};
+    if (provider == "openrouter")
+      c.extra_headers = {{"HTTP-Referer", "https://huleedu.com"}, {"X-Title", "lps"}};
+    return c;
+  }
+
+  std::vector<comparison_outcome> process(const provider_openai_config& c, const bundle& b) {
+    auto provider = sys.spawn(provider_openai, c, &http);
+    std::vector<comparison_outcome> result;
+    self->request(provider, std::chrono::seconds{30}, atom::process_v, b)
+        .receive([&](std::vector<comparison_outcome>& xs) { result = std::move(xs); },
+                 [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    caf::anon_send_exit(provider, caf::exit_reason::user_shutdown);
+    return result;
+  }
+};
+
+size_t count_code(const std::vector<comparison_outcome>& xs, const std::string& code) {
+  return static_cast<size_t>(std::count_if(
+      xs.begin(), xs.end(), [&](const comparison_outcome& o) { return o.error_code == code; }));
+}
+
+} // namespace
+
+TEST_CASE("openai actor gets judgements from the mock provider for gpt-5 and gpt-4o") {
+  mock_server_fixture fx;
+  auto b = make_bundle({"pair one", "pair two", "pair three", "pair four"});
+  b.items[1].enrichment.resolved_model = "gpt-4o";
+  b.items[3].enrichment.resolved_model = "gpt-4o";
+  auto outcomes = fx.process(fx.config(), b);
+  REQUIRE(outcomes.size() == 4);
+  for (size_t i = 0; i < 4; ++i) {
+    INFO(outcomes[i].error_code << ": " << outcomes[i].error_message);
+    CHECK(outcomes[i].success);
+    CHECK(outcomes[i].queue_id == b.items[i].entry.request.queue_id);
+    CHECK((outcomes[i].confidence >= 1 && outcomes[i].confidence <= 5));
+    CHECK(outcomes[i].usage.total_tokens > 0);
+  }
+  CHECK(outcomes[1].model == "gpt-4o");
+}
+
+TEST_CASE("openai actor maps mock provider faults per item") {
+  mock_server_fixture fx;
+  std::string error;
+  REQUIRE(fx.server.add_faults(R"({"faults":[{"kind":"quota"},
+      {"kind":"status","status":429,"retry_after":"2"},{"kind":"bad_winner"}]})",
+                               error));
+  auto outcomes = fx.process(fx.config(), make_bundle({"a", "b", "c", "d"}));
+  REQUIRE(outcomes.size() == 4);
+  // Concurrent calls reach the server in any order, so only the mix is known.
+  CHECK(count_code(outcomes, "QUOTA_EXCEEDED") == 1);
+  CHECK(count_code(outcomes, "RATE_LIMIT") == 1);
+  CHECK(count_code(outcomes, "INVALID_RESPONSE") == 1);
+  CHECK(std::count_if(outcomes.begin(), outcomes.end(),
+                      [](const comparison_outcome& o) { return o.success; })
+        == 1);
+  for (const auto& o : outcomes) {
+    if (o.error_code == "RATE_LIMIT")
+      CHECK((o.retryable && o.retry_after == std::chrono::milliseconds{2000}));
+    if (o.error_code == "QUOTA_EXCEEDED")
+      CHECK_FALSE(o.retryable);
+  }
+}
+
+TEST_CASE("openai actor reports a wrong key and serves openrouter") {
+  mock_server_fixture fx;
+  auto bad = fx.config();
+  bad.api_key = "wrong-key";
+  auto outcomes = fx.process(bad, make_bundle({"a"}));
+  REQUIRE(outcomes.size() == 1);
+  CHECK(outcomes[0].error_code == "AUTHENTICATION_ERROR");
+  CHECK(outcomes[0].http_status == 401);
+  CHECK(outcomes[0].error_message.find("wrong-key") == std::string::npos);
+  auto routed = fx.process(fx.config("openrouter"), make_bundle({"a", "b"}));
+  REQUIRE(routed.size() == 2);
+  for (const auto& o : routed) {
+    INFO(o.error_code << ": " << o.error_message);
+    CHECK((o.success && o.provider == "openrouter"));
+  }
+}
