@@ -51,7 +51,7 @@ uint64_t text_bytes(const comparison_request& req) {
 // The store row: scheduling data and texts apart, so texts can stay out of memory.
 // The texts are moved out while the rest is serialized and moved back after: no copy of
 // the 6 KB prompt.
-stored_request to_row(self_ptr self, queued_request& item) {
+stored_request to_row(self_ptr self, queued_request& item, const std::string& provider) {
   request_texts texts{std::move(item.request.user_prompt), std::move(item.request.prompt_blocks)};
   auto meta = serialize(self, item.request);
   auto texts_blob = serialize(self, texts);
@@ -63,7 +63,8 @@ stored_request to_row(self_ptr self, queued_request& item) {
           item.size_bytes,
           0,
           std::move(meta),
-          std::move(texts_blob)};
+          std::move(texts_blob),
+          provider};
 }
 
 // -- index maintenance --
@@ -74,40 +75,82 @@ const std::string& provider_of(self_ptr self, const comparison_request& req) {
 
 void make_ready(self_ptr self, const std::string& id, queue_entry& entry) {
   auto& st = self->state;
-  entry.item.status = queue_status::queued;
+  entry.status = queue_status::queued;
   entry.seq = st.next_seq++;
-  st.ready[provider_of(self, entry.item.request)].emplace(
-      std::make_pair(-entry.item.request.priority, entry.seq), id);
+  st.ready[entry.provider].emplace(std::make_pair(-entry.priority, entry.seq), id);
   ++st.ready_count;
 }
 
 void remove_ready(self_ptr self, const queue_entry& entry) {
   auto& st = self->state;
-  auto i = st.ready.find(provider_of(self, entry.item.request));
-  if (i != st.ready.end() && i->second.erase({-entry.item.request.priority, entry.seq}) > 0)
+  auto i = st.ready.find(entry.provider);
+  if (i != st.ready.end() && i->second.erase({-entry.priority, entry.seq}) > 0)
     --st.ready_count;
 }
 
-// `texts_in_store`: the request came without its texts (recovery). Otherwise its texts stay
-// in memory while the budget allows and are dropped (kept only in the store) beyond it.
-void add_entry(self_ptr self, queued_request item, bool texts_in_store) {
+queue_entry& insert_entry(self_ptr self, const std::string& id, std::string provider,
+                          int32_t priority, caf::timestamp queued_at, uint64_t size_bytes,
+                          uint32_t attempts) {
+  auto& st = self->state;
+  st.active_bytes += size_bytes;
+  st.by_age.emplace(queued_at, id);
+  auto& entry = st.entries[id];
+  entry.provider = std::move(provider);
+  entry.priority = priority;
+  entry.queued_at = queued_at;
+  entry.size_bytes = size_bytes;
+  entry.attempts = attempts;
+  return entry;
+}
+
+// A newly stored request stays hot (with its texts) while the text budget allows; beyond
+// it only the scheduling data stays in memory.
+void add_entry(self_ptr self, queued_request item) {
   auto& st = self->state;
   auto id = item.request.queue_id;
-  st.active_bytes += item.size_bytes;
-  st.by_age.emplace(item.request.queued_at, id);
-  auto& entry = st.entries[id];
-  entry.item = std::move(item);
-  auto bytes = text_bytes(entry.item.request);
-  if (!texts_in_store && st.text_bytes_in_memory + bytes > st.cfg.memory_text_budget) {
-    // swap, not assignment: assigning an empty string keeps the old buffer allocated.
-    std::string{}.swap(entry.item.request.user_prompt);
-    std::vector<prompt_block>{}.swap(entry.item.request.prompt_blocks);
-    texts_in_store = true;
-  }
-  entry.texts_in_store = texts_in_store;
-  if (!texts_in_store)
+  auto& entry = insert_entry(self, id, provider_of(self, item.request), item.request.priority,
+                             item.request.queued_at, item.size_bytes, item.attempts);
+  auto bytes = text_bytes(item.request);
+  if (st.text_bytes_in_memory + bytes <= st.cfg.memory_text_budget) {
+    entry.hot = std::make_unique<queued_request>(std::move(item));
+    entry.texts_held = bytes;
     st.text_bytes_in_memory += bytes;
+  }
   make_ready(self, id, entry);
+}
+
+// Reads whole requests back from the store (a blocking read in the actor, but only for
+// cold entries: a backlog beyond the memory budget, where the queue is not the bottleneck).
+std::map<std::string, queued_request> read_back(self_ptr self, const std::vector<std::string>& ids,
+                                                bool with_texts) {
+  std::map<std::string, queued_request> result;
+  for (auto& row : self->state.db->load_rows(ids)) {
+    queued_request item;
+    request_texts texts;
+    if (!deserialize(self, row.payload, item.request)
+        || (with_texts && !row.texts.empty() && !deserialize(self, row.texts, texts))) {
+      LPS_LOG_ERROR(log(), "queue-manager cannot read stored request {}", row.queue_id);
+      continue;
+    }
+    if (with_texts && !row.texts.empty()) {
+      item.request.user_prompt = std::move(texts.user_prompt);
+      item.request.prompt_blocks = std::move(texts.prompt_blocks);
+    }
+    item.size_bytes = row.size_bytes;
+    result.emplace(row.queue_id, std::move(item));
+  }
+  return result;
+}
+
+// Makes a cold entry hot without its texts (while it is processed or finalized).
+bool hydrate(self_ptr self, const std::string& id, queue_entry& entry) {
+  if (entry.hot)
+    return true;
+  auto rows = read_back(self, {id}, false);
+  if (rows.empty())
+    return false;
+  entry.hot = std::make_unique<queued_request>(std::move(rows.begin()->second));
+  return true;
 }
 
 void wake_waiters(self_ptr self) {
@@ -162,7 +205,7 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
                                         "queue is at capacity (QUEUE_MAX_SIZE or QUEUE_MAX_BYTES)",
                                         st.cfg.retry_after_seconds));
     } else {
-      write.inserts.push_back(to_row(self, item));
+      write.inserts.push_back(to_row(self, item, provider_of(self, item.request)));
       pending.outcomes.push_back(
           {true, item.request.queue_id, item.request.correlation_id, "", "", 0});
       pending_bytes += item.size_bytes;
@@ -212,7 +255,7 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
   st.accepted_total += pending.items.size();
   record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.items.size())}});
   for (auto& item : pending.items)
-    add_entry(self, std::move(item), false);
+    add_entry(self, std::move(item));
   pending.promise.deliver(std::move(pending.outcomes));
   wake_waiters(self);
 }
@@ -240,37 +283,40 @@ void remember_waiter(self_ptr self) {
       st.waiters.push_back(sender);
 }
 
-// Reads the texts of requests whose texts are only in the store. A blocking read in the
-// actor, but only for a backlog beyond the memory budget, where the queue is not the
-// bottleneck; one indexed read per request.
-void load_texts(self_ptr self, std::vector<queued_request>& items,
-                const std::vector<size_t>& positions) {
-  if (positions.empty())
-    return;
-  std::vector<std::string> ids;
-  for (auto pos : positions)
-    ids.push_back(items[pos].request.queue_id);
-  auto rows = self->state.db->load_texts(ids);
-  std::map<std::string, std::string> by_id(std::make_move_iterator(rows.begin()),
-                                           std::make_move_iterator(rows.end()));
-  for (auto pos : positions) {
-    auto& req = items[pos].request;
-    request_texts texts;
-    if (!deserialize(self, by_id[req.queue_id], texts))
-      LPS_LOG_ERROR(log(), "queue-manager cannot read the texts of {}", req.queue_id);
-    req.user_prompt = std::move(texts.user_prompt);
-    req.prompt_blocks = std::move(texts.prompt_blocks);
-    ++self->state.texts_loaded_total;
+// Reads requests whose texts are only in the store; each entry becomes hot (without texts)
+// while it is processed, so its result can be built without another read.
+void fill_from_store(self_ptr self, std::vector<queued_request>& items,
+                     const std::vector<std::string>& ids, const std::vector<size_t>& positions) {
+  auto& st = self->state;
+  auto rows = read_back(self, ids, true);
+  for (size_t k = 0; k < ids.size(); ++k) {
+    auto& item = items[positions[k]];
+    auto& entry = st.entries.at(ids[k]);
+    auto row = rows.find(ids[k]);
+    if (row == rows.end())
+      continue; // unreadable: the provider gets an empty prompt and fails the item
+    auto attempts = item.attempts;
+    item = std::move(row->second);
+    item.status = queue_status::processing;
+    item.attempts = attempts;
+    if (!entry.hot) {
+      entry.hot = std::make_unique<queued_request>(item);
+      std::string{}.swap(entry.hot->request.user_prompt);
+      std::vector<prompt_block>{}.swap(entry.hot->request.prompt_blocks);
+    }
+    ++st.texts_loaded_total;
   }
 }
 
+// The item handed to the bundler: the hot copy with texts, or read back from the store.
 std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
                                     const std::vector<std::string>& providers) {
   auto& st = self->state;
   if (st.draining)
     return {};
   std::vector<queued_request> result;
-  std::vector<size_t> from_store;
+  std::vector<std::string> from_store;
+  std::vector<size_t> positions;
   while (result.size() < max_items) {
     auto* queue = best_queue(self, providers);
     if (queue == nullptr)
@@ -279,17 +325,25 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
     queue->erase(queue->begin());
     --st.ready_count;
     auto& entry = st.entries.at(id);
-    st.by_age.erase({entry.item.request.queued_at, id});
-    entry.item.status = queue_status::processing;
-    ++entry.item.attempts;
+    st.by_age.erase({entry.queued_at, id});
+    entry.status = queue_status::processing;
+    ++entry.attempts;
     ++st.processing_count;
-    result.push_back(entry.item);
-    if (entry.texts_in_store)
-      from_store.push_back(result.size() - 1);
+    if (entry.hot && entry.texts_held > 0) {
+      result.push_back(*entry.hot);
+    } else {
+      result.emplace_back();
+      from_store.push_back(id);
+      positions.push_back(result.size() - 1);
+    }
+    result.back().request.queue_id = id;
+    result.back().status = queue_status::processing;
+    result.back().attempts = entry.attempts;
   }
   if (result.empty())
     remember_waiter(self);
-  load_texts(self, result, from_store);
+  if (!from_store.empty())
+    fill_from_store(self, result, from_store, positions);
   return result;
 }
 
@@ -303,17 +357,26 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
   queue_manager_state::pending_final pending;
   for (auto& [id, outcome] : finals) {
     auto& entry = st.entries.at(id);
-    auto event = make_result_event(entry.item, outcome, now);
+    if (!hydrate(self, id, entry)) {
+      LPS_LOG_ERROR(log(), "queue-manager cannot finalize {}: its row is unreadable", id);
+      continue;
+    }
+    auto& item = *entry.hot;
+    item.attempts = entry.attempts;
+    auto event = make_result_event(item, outcome, now);
     auto json = render_result_event(event);
-    entry.item.status = final_status_of(outcome);
+    entry.status = final_status_of(outcome);
     auto samples = final_result_metrics(event, now);
     pending.samples.insert(pending.samples.end(), samples.begin(), samples.end());
-    if (!entry.item.request.callback_url.empty())
-      pending.deliveries.push_back({id, entry.item.request.callback_url, json, 0});
-    pending.write.finals.push_back({id, event.final_status, std::move(json),
-                                    entry.item.request.callback_url, false, to_unix_ms(now)});
+    const auto& callback_url = item.request.callback_url;
+    if (!callback_url.empty())
+      pending.deliveries.push_back({id, callback_url, json, 0});
+    pending.write.finals.push_back(
+        {id, event.final_status, std::move(json), callback_url, false, to_unix_ms(now)});
     pending.queue_ids.push_back(id);
   }
+  if (pending.queue_ids.empty())
+    return;
   auto write_id = st.next_write_id++;
   auto write = pending.write;
   st.pending_finals.emplace(write_id, std::move(pending));
@@ -325,7 +388,7 @@ void forget(self_ptr self, const std::string& id) {
   auto i = st.entries.find(id);
   if (i == st.entries.end())
     return;
-  switch (i->second.item.status) {
+  switch (i->second.status) {
   case queue_status::completed:
     ++st.completed_total;
     break;
@@ -336,10 +399,9 @@ void forget(self_ptr self, const std::string& id) {
     ++st.failed_total;
     break;
   }
-  st.active_bytes -= i->second.item.size_bytes;
-  if (!i->second.texts_in_store)
-    st.text_bytes_in_memory -= text_bytes(i->second.item.request);
-  st.by_age.erase({i->second.item.request.queued_at, id});
+  st.active_bytes -= i->second.size_bytes;
+  st.text_bytes_in_memory -= i->second.texts_held;
+  st.by_age.erase({i->second.queued_at, id});
   st.entries.erase(i);
 }
 
@@ -361,7 +423,7 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
 
 // The retry policy's decision for a failed attempt: exponential backoff with jitter, never
 // sooner than the provider's Retry-After, and only while attempts are left.
-retry_decision decide_retry(const queue_manager_config& cfg, const queued_request& item,
+retry_decision decide_retry(const queue_manager_config& cfg, uint32_t attempts,
                             const comparison_outcome& outcome) {
   thread_local std::mt19937 gen{std::random_device{}()};
   std::uniform_real_distribution<double> unit{0.0, 1.0};
@@ -373,19 +435,19 @@ retry_decision decide_retry(const queue_manager_config& cfg, const queued_reques
   if (outcome.retry_after.count() > 0)
     retry_after = std::chrono::duration_cast<clock_duration>(outcome.retry_after);
   auto kind = outcome.retryable ? failure_class::retryable : failure_class::permanent;
-  return decide(settings, item.attempts, kind, retry_after, unit(gen));
+  return decide(settings, attempts, kind, retry_after, unit(gen));
 }
 
 void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
                     clock_duration delay) {
   auto& st = self->state;
   ++st.retried_total;
-  entry.item.status = queue_status::queued;
+  entry.status = queue_status::queued;
   entry.not_before = caf::make_timestamp() + std::chrono::duration_cast<caf::timespan>(delay);
   st.delayed.emplace(entry.not_before, id);
-  st.by_age.emplace(entry.item.request.queued_at, id);
+  st.by_age.emplace(entry.queued_at, id);
   store_write write;
-  write.attempts.emplace_back(id, entry.item.attempts);
+  write.attempts.emplace_back(id, entry.attempts);
   st.db->submit(std::move(write), [](bool, const std::string&) {});
 }
 
@@ -396,11 +458,11 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
     auto i = st.entries.find(outcome.queue_id);
     // Only a processing request can complete: a late duplicate outcome is ignored, so a
     // request never gets two final results.
-    if (i == st.entries.end() || i->second.item.status != queue_status::processing)
+    if (i == st.entries.end() || i->second.status != queue_status::processing)
       continue;
     --st.processing_count;
     if (!outcome.success) {
-      auto decision = decide_retry(st.cfg, i->second.item, outcome);
+      auto decision = decide_retry(st.cfg, i->second.attempts, outcome);
       if (decision.retry) {
         schedule_retry(self, outcome.queue_id, i->second, decision.delay);
         continue;
@@ -420,7 +482,7 @@ void release_due_retries(self_ptr self, caf::timestamp now) {
     auto id = st.delayed.begin()->second;
     st.delayed.erase(st.delayed.begin());
     if (auto i = st.entries.find(id);
-        i != st.entries.end() && i->second.item.status == queue_status::queued)
+        i != st.entries.end() && i->second.status == queue_status::queued)
       make_ready(self, id, i->second); // a new sequence: a retry does not jump the line
   }
 }
@@ -433,7 +495,9 @@ void expire_old(self_ptr self, caf::timestamp now) {
     st.by_age.erase(st.by_age.begin());
     auto& entry = st.entries.at(id);
     remove_ready(self, entry);
-    auto outcome = make_failure(entry.item, "EXPIRED",
+    if (!hydrate(self, id, entry))
+      continue;
+    auto outcome = make_failure(*entry.hot, "EXPIRED",
                                 "request was not processed within QUEUE_REQUEST_TTL_HOURS", false);
     outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
     finals.emplace_back(id, std::move(outcome));
@@ -470,18 +534,29 @@ void tick(self_ptr self) {
 
 void recover(self_ptr self) {
   auto& st = self->state;
-  for (auto& row : st.db->load_active_requests()) {
-    queued_request item;
-    if (!deserialize(self, row.payload, item.request)) {
+  // Only the scheduling columns are read: every recovered entry starts cold.
+  std::vector<std::string> unknown_provider;
+  st.db->load_active_index([&](stored_request&& row) {
+    if (row.provider.empty()) // schema version 1 rows: the provider is in the payload
+      unknown_provider.push_back(row.queue_id);
+    auto& entry = insert_entry(self, row.queue_id, std::move(row.provider), row.priority,
+                               from_unix_ms(row.queued_at_ms), row.size_bytes, row.attempts);
+    if (entry.provider.empty())
+      return;
+    make_ready(self, row.queue_id, entry);
+    ++st.recovered_total;
+  });
+  for (const auto& id : unknown_provider) {
+    auto& entry = st.entries.at(id);
+    if (!hydrate(self, id, entry)) {
       ++st.unreadable_total;
-      LPS_LOG_ERROR(log(), "queue-manager cannot read stored request {}", row.queue_id);
+      st.by_age.erase({entry.queued_at, id});
+      st.active_bytes -= entry.size_bytes;
+      st.entries.erase(id);
       continue;
     }
-    item.attempts = row.attempts;
-    item.size_bytes = row.size_bytes;
-    // Rows of schema version 1 still carry the texts in the payload.
-    auto has_texts = !item.request.user_prompt.empty();
-    add_entry(self, std::move(item), !has_texts);
+    entry.provider = provider_of(self, entry.hot->request);
+    make_ready(self, id, entry);
     ++st.recovered_total;
   }
   std::vector<delivery> deliveries;
@@ -499,14 +574,19 @@ request_status lookup(self_ptr self, const std::string& id) {
   auto i = st.entries.find(id);
   if (i == st.entries.end())
     return {};
-  const auto& req = i->second.item.request;
+  const auto& entry = i->second;
+  comparison_request req;
+  if (entry.hot)
+    req = entry.hot->request;
+  else if (auto rows = read_back(self, {id}, false); !rows.empty())
+    req = std::move(rows.begin()->second.request); // a cold entry: read, not kept
   return {true,
           id,
           req.correlation_id,
-          i->second.item.status,
-          req.queued_at,
-          i->second.item.attempts,
-          req.priority,
+          entry.status,
+          entry.queued_at,
+          entry.attempts,
+          entry.priority,
           req.overrides.provider,
           req.overrides.model};
 }

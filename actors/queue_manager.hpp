@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -45,15 +46,25 @@ struct queue_manager_config {
   uint64_t memory_text_budget = 256ull << 20;
 };
 
-/// One non-final request in memory.
+/// One non-final request in memory. Scheduling data is always here; the request itself
+/// (`hot`) only while its texts fit the memory budget or while it is being processed. A
+/// cold entry (`hot` null) costs about a third of a hot one: its fields are read back from
+/// the store when it is dequeued, expires or is looked up.
 struct queue_entry {
-  queued_request item;
+  std::unique_ptr<queued_request> hot;
+  /// Resolved provider (the ready queue it waits in).
+  std::string provider;
+  int32_t priority = 5;
+  caf::timestamp queued_at;
+  uint64_t size_bytes = 0;
+  uint32_t attempts = 0;
+  queue_status status = queue_status::queued;
   /// Order within a priority: later sequence numbers are served later.
   uint64_t seq = 0;
   /// When a delayed retry may run again.
   caf::timestamp not_before;
-  /// The prompt and blocks are only in the store (read back at dequeue).
-  bool texts_in_store = false;
+  /// Bytes of this request's texts held in `hot` (0: the texts are only in the store).
+  uint64_t texts_held = 0;
 };
 
 struct queue_manager_state {

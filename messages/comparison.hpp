@@ -82,7 +82,7 @@ typename Inspector::result_type inspect(Inspector& f, comparison_request& x) {
   return f(caf::meta::type_name("lps.comparison_request"), x.queue_id, x.correlation_id,
            x.user_prompt, x.prompt_blocks, x.callback_url, x.callback_topic, x.overrides, x.user_id,
            x.metadata_json, x.has_cj_batching_mode, x.cj_batching_mode, x.priority, x.queued_at,
-           x.trace_id);
+           x.trace_id, x.prompt_sha256);
 }
 
 /// The heavy part of a request: what the store keeps apart from the scheduling data.

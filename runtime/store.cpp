@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS requests(
   size_bytes INTEGER NOT NULL,
   attempts INTEGER NOT NULL,
   payload BLOB NOT NULL,
-  texts BLOB NOT NULL DEFAULT x'');
+  texts BLOB NOT NULL DEFAULT x'',
+  provider TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS results(
   queue_id TEXT PRIMARY KEY NOT NULL,
   status TEXT NOT NULL,
@@ -58,12 +59,13 @@ PRAGMA user_version = 2;
 // Version 1 kept the texts inside payload; its rows keep working (texts stays empty).
 constexpr const char* migrate_v1_sql = R"sql(
 ALTER TABLE requests ADD COLUMN texts BLOB NOT NULL DEFAULT x'';
+ALTER TABLE requests ADD COLUMN provider TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 2;
 )sql";
 
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload, "
-    "texts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "texts, provider) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 // INSERT OR IGNORE: the first final result wins, so a request never gets two different
 // final results (a late duplicate cannot replace one that may already be delivered).
 constexpr const char* insert_result_sql =
@@ -84,6 +86,13 @@ constexpr const char* load_active_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
     "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
 constexpr const char* load_texts_sql = "SELECT texts FROM requests WHERE queue_id = ?1";
+constexpr const char* load_row_sql =
+    "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload, texts, provider "
+    "FROM requests WHERE queue_id = ?1";
+// Start-up reads only what scheduling needs: no payloads, so a large backlog loads fast.
+constexpr const char* load_index_sql =
+    "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, provider FROM requests "
+    "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
 constexpr const char* count_requests_sql = "SELECT count(*) FROM requests";
 constexpr const char* count_results_sql = "SELECT count(*) FROM results";
 
@@ -242,6 +251,7 @@ struct store::impl {
 
   std::mutex read_mutex;
   stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt, load_texts_stmt;
+  stmt_ptr load_row_stmt, load_index_stmt;
   stmt_ptr count_requests_stmt, count_results_stmt;
 
   std::mutex queue_mutex;
@@ -392,6 +402,8 @@ struct store::impl {
     return (find_result_stmt = prepare(db, find_result_sql, error))
            && (load_active_stmt = prepare(db, load_active_sql, error))
            && (load_texts_stmt = prepare(db, load_texts_sql, error))
+           && (load_row_stmt = prepare(db, load_row_sql, error))
+           && (load_index_stmt = prepare(db, load_index_sql, error))
            && (load_undelivered_stmt = prepare(db, load_undelivered_sql, error))
            && (count_requests_stmt = prepare(db, count_requests_sql, error))
            && (count_results_stmt = prepare(db, count_results_sql, error));
@@ -630,6 +642,7 @@ struct store::impl {
     sqlite3_bind_int64(stmt, 5, row.attempts);
     bind_blob(stmt, 6, row.payload);
     bind_blob(stmt, 7, row.texts);
+    bind_text(stmt, 8, row.provider);
     return step_done(stmt, "insert request", row.queue_id, error);
   }
 
@@ -705,6 +718,45 @@ struct store::impl {
     return result;
   }
 
+  std::vector<stored_request> load_rows(const std::vector<std::string>& ids) {
+    std::vector<stored_request> result;
+    std::lock_guard lock(read_mutex);
+    for (const auto& id : ids) {
+      sqlite3_stmt* stmt = load_row_stmt.get();
+      stmt_scope scope(stmt);
+      bind_text(stmt, 1, id);
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW) {
+        auto row = read_request(stmt);
+        row.texts = column_string(stmt, 6);
+        row.provider = column_string(stmt, 7);
+        result.push_back(std::move(row));
+      } else if (rc != SQLITE_DONE) {
+        log_read_error("load_rows");
+      }
+    }
+    return result;
+  }
+
+  void load_index(const std::function<void(stored_request&&)>& visit) {
+    std::lock_guard lock(read_mutex);
+    sqlite3_stmt* stmt = load_index_stmt.get();
+    stmt_scope scope(stmt);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      stored_request row;
+      row.queue_id = column_string(stmt, 0);
+      row.priority = sqlite3_column_int(stmt, 1);
+      row.queued_at_ms = sqlite3_column_int64(stmt, 2);
+      row.size_bytes = static_cast<uint64_t>(sqlite3_column_int64(stmt, 3));
+      row.attempts = static_cast<uint32_t>(sqlite3_column_int64(stmt, 4));
+      row.provider = column_string(stmt, 5);
+      visit(std::move(row));
+    }
+    if (rc != SQLITE_DONE)
+      log_read_error("load_index");
+  }
+
   std::optional<stored_result> find_result(const std::string& queue_id) {
     std::lock_guard lock(read_mutex);
     sqlite3_stmt* stmt = find_result_stmt.get();
@@ -761,6 +813,23 @@ store::load_texts(const std::vector<std::string>& queue_ids) {
   } catch (const std::exception& e) {
     spdlog::error("store: load_texts: {}", e.what());
     return {};
+  }
+}
+
+std::vector<stored_request> store::load_rows(const std::vector<std::string>& queue_ids) {
+  try {
+    return impl_->load_rows(queue_ids);
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_rows: {}", e.what());
+    return {};
+  }
+}
+
+void store::load_active_index(const std::function<void(stored_request&&)>& visit) {
+  try {
+    impl_->load_index(visit);
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_active_index: {}", e.what());
   }
 }
 

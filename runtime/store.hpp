@@ -43,6 +43,8 @@ struct stored_request {
   /// out of memory and read them back when a provider call needs them. Not filled by
   /// load_active_requests; see load_texts.
   std::string texts;
+  /// The resolved provider (the queue keeps one ready queue per provider).
+  std::string provider;
 };
 
 /// A final result row.
@@ -102,6 +104,13 @@ public:
   /// All requests still active (not final), in (priority desc, queued_at asc) order,
   /// without their texts.
   std::vector<stored_request> load_active_requests();
+
+  /// Streams every active request's scheduling columns (queue id, priority, queued_at,
+  /// size, attempts, provider; no payload, no texts) in load_active_requests' order.
+  void load_active_index(const std::function<void(stored_request&&)>& visit);
+
+  /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.
+  std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids);
 
   /// The texts of active requests by queue id (ids that are gone are left out).
   std::vector<std::pair<std::string, std::string>>

@@ -631,7 +631,7 @@ TEST_CASE("a retry waits at least the provider's Retry-After") {
   fx.tick();
   auto& qm = fx.state_of<queue_manager_state>(fx.queue);
   auto& entry = qm.entries.at(accepted[0].queue_id);
-  CHECK(entry.item.status == queue_status::queued);
+  CHECK(entry.status == queue_status::queued);
   CHECK(entry.not_before - before >= std::chrono::seconds{30});
   // Still waiting: the provider saw it only once.
   CHECK(fx.stub("mock").seen.size() == 1);
@@ -682,7 +682,7 @@ TEST_CASE("a provider's rate limit paces calls and the rest waits in the queue")
   CHECK(fx.state_of<bundler_state>(fx.bundler_hdl).wake_armed);
 }
 
-TEST_CASE("beyond the memory budget texts stay in the store and are read back at dequeue") {
+TEST_CASE("beyond the memory budget requests stay in the store and are read back at dequeue") {
   queue_manager_config qm;
   qm.memory_text_budget = 20; // room for the first short prompt only
   pipeline_fixture fx{qm};
@@ -691,9 +691,11 @@ TEST_CASE("beyond the memory budget texts stay in the store and are read back at
       {make_request("short one"), make_request(long_prompt), make_request(long_prompt + " 2")});
   auto& st = fx.state_of<queue_manager_state>(fx.queue);
   CHECK(st.text_bytes_in_memory == std::string{"short one"}.size());
-  CHECK_FALSE(st.entries.at(accepted[0].queue_id).texts_in_store);
-  CHECK(st.entries.at(accepted[1].queue_id).texts_in_store);
-  CHECK(st.entries.at(accepted[1].queue_id).item.request.user_prompt.empty());
+  // The first request is hot (texts in memory); the others are cold: only their scheduling
+  // data is in memory.
+  CHECK(st.entries.at(accepted[0].queue_id).texts_held > 0);
+  CHECK(st.entries.at(accepted[1].queue_id).hot == nullptr);
+  CHECK(st.entries.at(accepted[2].queue_id).hot == nullptr);
   fx.start_bundler(queue_processing_mode::serial_bundle, 4);
   fx.settle();
   // The provider saw the full texts, read back from the store.
@@ -707,4 +709,27 @@ TEST_CASE("beyond the memory budget texts stay in the store and are read back at
   // The result's prompt hash is the hash of the full prompt, not of an empty string.
   auto meta = fx.result_of(accepted[1].queue_id)["data"].as_object()["request_metadata"];
   CHECK(meta.as_object()["prompt_sha256"].as_string() == sha256_hex(long_prompt));
+}
+
+TEST_CASE("a cold request can be looked up and expires with a complete result event") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 0; // every request cold
+  qm.ttl = std::chrono::nanoseconds{1};
+  pipeline_fixture fx{qm};
+  auto req = make_request("cold and late");
+  req.callback_url = "http://127.0.0.1:9/hook";
+  auto accepted = fx.submit({req});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  REQUIRE(st.entries.at(accepted[0].queue_id).hot == nullptr);
+  auto status = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[0].queue_id);
+  REQUIRE(status);
+  CHECK(status->correlation_id == req.correlation_id);       // read back from the store
+  CHECK(st.entries.at(accepted[0].queue_id).hot == nullptr); // and not kept
+  fx.tick();
+  auto event = fx.result_of(accepted[0].queue_id);
+  auto& data = event["data"].as_object();
+  CHECK(data["error_detail"].as_object()["error_code"] == "EXPIRED");
+  CHECK(data["correlation_id"].as_string() == req.correlation_id);
+  CHECK(data["request_metadata"].as_object()["essay_a_id"] == "a1");
+  REQUIRE(fx.http.requests.size() == 1); // the callback URL came back from the store too
 }

@@ -38,6 +38,7 @@ comparison_request sample_request() {
   x.cj_batching_mode = "serial_bundle";
   x.priority = 7;
   x.queued_at = caf::make_timestamp();
+  x.prompt_sha256 = "0123abcd";
   return x;
 }
 

@@ -899,7 +899,7 @@ TEST_CASE("store in manual-commit mode commits on flush on the calling thread", 
   std::thread::id callback_thread;
   bool called = false;
   lps::store_write write;
-  write.inserts.push_back({"m1", 5, 1, 10, 0, "payload", "texts"});
+  write.inserts.push_back({"m1", 5, 1, 10, 0, "payload", "texts", "mock"});
   db->submit(std::move(write), [&](bool ok, const std::string&) {
     called = ok;
     callback_thread = std::this_thread::get_id();
@@ -917,8 +917,8 @@ TEST_CASE("store keeps texts apart and loads them on demand", "[store]") {
   auto db = open_store(options_for(dir));
   REQUIRE(db);
   lps::store_write write;
-  write.inserts.push_back({"t1", 5, 1, 10, 0, "meta-1", "texts-1"});
-  write.inserts.push_back({"t2", 5, 2, 10, 0, "meta-2", std::string(6000, 'x')});
+  write.inserts.push_back({"t1", 5, 1, 10, 0, "meta-1", "texts-1", "mock"});
+  write.inserts.push_back({"t2", 5, 2, 10, 0, "meta-2", std::string(6000, 'x'), "openai"});
   db->submit(std::move(write), [](bool, const std::string&) {});
   db->flush();
   auto active = db->load_active_requests();
@@ -956,4 +956,28 @@ TEST_CASE("store migrates a version 1 database and keeps its rows", "[store]") {
   auto texts = db->load_texts({"old"});
   REQUIRE(texts.size() == 1);
   CHECK(texts[0].second.empty());
+}
+
+TEST_CASE("store streams the scheduling index and loads whole rows by id", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  REQUIRE(db);
+  lps::store_write write;
+  write.inserts.push_back({"i1", 3, 5, 10, 2, "meta-1", "texts-1", "openai"});
+  write.inserts.push_back({"i2", 9, 6, 20, 0, "meta-2", "texts-2", "mock"});
+  db->submit(std::move(write), [](bool, const std::string&) {});
+  db->flush();
+  std::vector<lps::stored_request> index;
+  db->load_active_index([&](lps::stored_request&& row) { index.push_back(std::move(row)); });
+  REQUIRE(index.size() == 2);
+  CHECK(index[0].queue_id == "i2"); // priority 9 first
+  CHECK(index[0].provider == "mock");
+  CHECK(index[1].provider == "openai");
+  CHECK(index[1].attempts == 2);
+  CHECK(index[1].payload.empty()); // no payloads at start-up
+  auto rows = db->load_rows({"i1", "gone"});
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].payload == "meta-1");
+  CHECK(rows[0].texts == "texts-1");
+  CHECK(rows[0].provider == "openai");
 }
