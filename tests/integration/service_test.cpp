@@ -538,3 +538,42 @@ TEST_CASE("openai requests go through the provider actor to the mock provider se
     if (p.as_object()["name"] == "openai")
       CHECK(p.as_object()["available"] == true);
 }
+
+TEST_CASE("a hung provider does not slow down requests for another provider") {
+  mock_provider_server mock;
+  std::string error;
+  REQUIRE(mock.start(mock_provider_options{}, error));
+  // Every openai call hangs (the "drop" fault holds the connection without answering).
+  REQUIRE(
+      mock.add_faults(R"({"faults":[{"kind":"drop","count":1000}],"dialect":"openai"})", error));
+  temp_dir dir;
+  ::setenv("OPENAI_API_KEY", "test-key", 1);
+  test::lps_process lps{
+      dir.path.string(),
+      {"--openai-base-url=http://127.0.0.1:" + std::to_string(mock.port()) + "/v1",
+       "--openai-max-concurrent-calls=4", "--provider-request-timeout-ms=60000"}};
+  ::unsetenv("OPENAI_API_KEY");
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  auto bulk = [&](const std::string& provider, int n, const std::string& tag) {
+    std::string body = "{\"requests\":[";
+    for (int i = 0; i < n; ++i)
+      body += std::string{i ? "," : ""} + "{\"user_prompt\":\"" + tag + std::to_string(i)
+              + "\",\"callback_url\":" + json_quote(sink.url())
+              + ",\"llm_config_overrides\":{\"provider_override\":\"" + provider + "\"}}";
+    return c.call("POST", lps.url("/api/v1/comparisons"), body + "]}");
+  };
+  REQUIRE(bulk("openai", 40, "stuck ").status == 202);
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(bulk("mock", 200, "flowing ").status == 202);
+  // All 200 mock requests finish while every openai call hangs (a liveness bound, far
+  // above the ~50 ms they take alone).
+  CHECK(sink.wait_for(200, std::chrono::seconds{20}));
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took < std::chrono::seconds{10});
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  CHECK(sink.total == 200);
+  for (const auto& [id, events] : sink.events)
+    CHECK(events.front().at("data").at("provider") == "mock");
+}
