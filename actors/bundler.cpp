@@ -227,6 +227,7 @@ void fill(self_ptr self, const std::string& provider);
 
 void stop_forming(self_ptr self) {
   self->state.forming = false;
+  self->state.form_again = false;
   form(self);
 }
 
@@ -327,8 +328,13 @@ void start_bundle(self_ptr self, const std::string& provider) {
 // while the others flow).
 void form(self_ptr self) {
   auto& st = self->state;
-  if (st.forming || st.stopped)
+  if (st.stopped)
     return;
+  if (st.forming) {
+    // A bundle finished or work arrived meanwhile: look again when this formation ends.
+    st.form_again = true;
+    return;
+  }
   if (auto provider = next_held_provider(self)) {
     st.forming = true;
     return start_bundle(self, *provider);
@@ -342,6 +348,8 @@ void form(self_ptr self) {
     if (auto provider = got_any ? next_held_provider(self) : std::nullopt)
       return start_bundle(self, *provider);
     self->state.forming = false; // the queue manager wakes us when work arrives
+    if (std::exchange(self->state.form_again, false))
+      form(self);
   });
 }
 

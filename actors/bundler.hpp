@@ -48,6 +48,9 @@ struct bundler_state {
   std::map<std::string, std::deque<queued_request>> held;
   /// A dequeue or bundle formation is under way.
   bool forming = false;
+  /// form() was called during a formation (a call slot freed up, or work arrived): form
+  /// again when it ends, instead of waiting for the next wake.
+  bool form_again = false;
   bool stopped = false;
   /// Bundles sent and not answered yet, per provider.
   std::map<std::string, uint32_t> inflight;

@@ -733,3 +733,31 @@ TEST_CASE("a cold request can be looked up and expires with a complete result ev
   CHECK(data["request_metadata"].as_object()["essay_a_id"] == "a1");
   REQUIRE(fx.http.requests.size() == 1); // the callback URL came back from the store too
 }
+
+TEST_CASE("QUEUE_MAX_BYTES refuses requests beyond the byte budget") {
+  queue_manager_config qm;
+  qm.max_bytes = 5000;
+  pipeline_fixture fx{qm};
+  auto big = std::string(3000, 'b');
+  auto outcomes = fx.submit({make_request(big + "1"), make_request(big + "2")});
+  REQUIRE(outcomes.size() == 2);
+  CHECK(outcomes[0].accepted);
+  CHECK_FALSE(outcomes[1].accepted);
+  CHECK(outcomes[1].error_code == "QUEUE_FULL");
+  CHECK(fx.db->count_active_requests() == 1);
+}
+
+TEST_CASE("a retried request joins the back of its priority and does not jump the line") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"mock", 1}});
+  fx.stub("mock").fail_once = {"first"};
+  fx.submit({make_request("first"), make_request("second"), make_request("third")});
+  // No tick needed: a freed call slot makes the bundler take the next request at once.
+  CHECK(fx.stub("mock").seen.size() == 3);
+  fx.tick(); // releases the retry of "first"
+  std::vector<std::string> order;
+  for (const auto& b : fx.stub("mock").seen)
+    order.push_back(prompt_of(b.items.front()));
+  // "first" failed once; its retry went behind the requests queued after it.
+  CHECK(order == std::vector<std::string>{"first", "second", "third", "first"});
+}
