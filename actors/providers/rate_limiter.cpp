@@ -42,20 +42,8 @@ clock_duration clamp_hold(clock_duration d) noexcept {
 // -- header parsing helpers --
 
 using header_text::is_digit;
+using header_text::read_digits;
 using header_text::trim;
-
-/// Reads exactly `n` digits at `pos`.
-std::optional<int> read_digits(std::string_view s, size_t pos, size_t n) noexcept {
-  if (pos + n > s.size())
-    return std::nullopt;
-  int result = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (!is_digit(s[i]))
-      return std::nullopt;
-    result = result * 10 + (s[i] - '0');
-  }
-  return result;
-}
 
 /// A decimal number "12" or "3.5": whole part (saturated) and fraction in nanos (1e-9 units).
 struct decimal {

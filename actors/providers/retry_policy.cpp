@@ -125,6 +125,7 @@ failure_classification classify_type(std::string_view type, std::string_view cod
 // -- Retry-After parsing --
 
 using header_text::is_digit;
+using header_text::read_digits;
 using header_text::trim;
 
 clock_duration clamp_wait(clock_duration d) noexcept {
@@ -159,19 +160,6 @@ std::optional<clock_duration> parse_delta_seconds(std::string_view s) noexcept {
     return clock_duration::zero();
   return clamp_wait(std::chrono::duration_cast<clock_duration>(std::chrono::seconds{seconds}
                                                                + std::chrono::nanoseconds{nanos}));
-}
-
-/// Reads exactly `n` digits at `pos`.
-std::optional<int> read_digits(std::string_view s, size_t pos, size_t n) noexcept {
-  if (pos + n > s.size())
-    return std::nullopt;
-  int result = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (!is_digit(s[i]))
-      return std::nullopt;
-    result = result * 10 + (s[i] - '0');
-  }
-  return result;
 }
 
 /// Index of `s` in `names` (exact, case-sensitive as the RFC demands), or -1.
