@@ -125,6 +125,8 @@ comparison_outcome outcome_of(const state_t& st, const state_t::pending_item& p,
   }
   out.success = true;
   out.http_status = 0; // no error behind a success
+  if (auto price = st.cfg.prices.find(out.model); price != st.cfg.prices.end())
+    out.cost_estimate = estimate_cost(price->second, out.usage);
   out.winner = std::move(parsed.winner);
   out.justification = std::move(parsed.justification);
   out.confidence = parsed.confidence;

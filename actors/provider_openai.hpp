@@ -6,6 +6,7 @@
 // only stash the response in a thread-safe inbox and poke the actor with `tick, ticket`.
 
 #include "actors/actors.hpp"
+#include "runtime/model_manifest.hpp"
 #include "runtime/http_client.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -36,6 +37,8 @@ struct provider_openai_config {
   std::chrono::milliseconds request_timeout{60000};
   /// Extra request headers (OpenRouter: HTTP-Referer, X-Title).
   std::vector<std::pair<std::string, std::string>> extra_headers;
+  /// Prices by model id (config/models.json): cost_estimate of successful items.
+  std::map<std::string, model_price> prices;
 };
 
 /// HTTP responses handed over from client threads, by ticket. Shared with the callbacks, so

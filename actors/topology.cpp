@@ -67,25 +67,28 @@ bool speaks_chat_completions(const std::string& provider) {
 }
 
 provider_actor spawn_chat_completions(caf::actor_system& sys, const config& cfg,
-                                      const provider_config& p, http_transport* http) {
+                                      const provider_config& p, http_transport* http,
+                                      const std::map<std::string, model_price>& prices) {
   provider_openai_config oc;
   oc.provider = p.name;
   oc.base_url = p.base_url;
   oc.api_key = p.api_key.reveal();
   oc.default_model = p.default_model;
+  oc.prices = prices;
   oc.request_timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms};
   if (p.name == "openrouter")
     oc.extra_headers = {{"HTTP-Referer", "https://github.com/lps"}, {"X-Title", "lps"}};
   return sys.spawn(provider_openai, oc, http);
 }
 
-std::map<std::string, provider_actor> spawn_providers(caf::actor_system& sys, const config& cfg,
-                                                      http_transport* http) {
+std::map<std::string, provider_actor>
+spawn_providers(caf::actor_system& sys, const config& cfg, http_transport* http,
+                const std::map<std::string, model_price>& prices) {
   std::map<std::string, provider_actor> result;
   result["mock"] = sys.spawn(provider_mock, mock_settings_of(cfg));
   for (const auto& [name, p] : cfg.providers) {
     if (provider_unavailable_reason(cfg, name).empty() && speaks_chat_completions(name))
-      result[name] = spawn_chat_completions(sys, cfg, p, http);
+      result[name] = spawn_chat_completions(sys, cfg, p, http, prices);
     else
       result[name] = sys.spawn(provider_unconfigured, name, provider_unavailable_reason(cfg, name));
   }
@@ -120,7 +123,8 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 }
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
-                        http_transport* callback_http, http_transport* provider_http) {
+                        http_transport* callback_http, http_transport* provider_http,
+                        const std::map<std::string, model_price>& prices) {
   topology t;
   t.metrics = sys.spawn(metrics);
   callbacks_config cb;
@@ -139,7 +143,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
-  t.providers = spawn_providers(sys, cfg, provider_http);
+  t.providers = spawn_providers(sys, cfg, provider_http, prices);
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, t.providers, t.metrics);
   t.intake = sys.spawn(intake, intake_config{}, t.queue);
   std::vector<status_client_actor> targets{t.intake, t.queue, t.bundler, t.callbacks, t.metrics};

@@ -5,6 +5,7 @@
 
 #include "actors/actors.hpp"
 #include "runtime/config.hpp"
+#include "runtime/model_manifest.hpp"
 
 #include <caf/actor_system.hpp>
 
@@ -36,8 +37,10 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
 /// intake and inspector. `callback_http` delivers result events; `provider_http` calls
 /// providers (separate pools, so one never waits for the other).
+/// `prices` (model id -> price, from the model manifest) give cost estimates.
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
-                        http_transport* callback_http, http_transport* provider_http);
+                        http_transport* callback_http, http_transport* provider_http,
+                        const std::map<std::string, model_price>& prices = {});
 
 /// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles
 /// get `grace` to finish, the queue manager flushes the store, then every actor exits.

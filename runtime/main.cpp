@@ -7,6 +7,7 @@
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/logging.hpp"
+#include "runtime/model_manifest.hpp"
 #include "runtime/store.hpp"
 #include "runtime/system_config.hpp"
 
@@ -33,15 +34,25 @@ sigset_t block_shutdown_signals() {
   return set;
 }
 
-std::string read_manifest(const std::string& path, const std::shared_ptr<spdlog::logger>& log) {
+// The model manifest: a missing file leaves /api/v1/models empty (with a warning); a broken
+// one refuses to start, since its prices feed every cost estimate.
+bool read_manifest(const std::string& path, model_manifest& out, std::string& error,
+                   const std::shared_ptr<spdlog::logger>& log) {
   std::ifstream in{path};
   if (!in) {
-    LPS_LOG_WARN(log, "model manifest {} not found; /api/v1/models lists no models", path);
-    return R"({"models":[],"note":"model manifest file not found"})";
+    LPS_LOG_WARN(log,
+                 "model manifest {} not found; /api/v1/models lists no models and costs "
+                 "are 0",
+                 path);
+    return true;
   }
   std::stringstream buf;
   buf << in.rdbuf();
-  return buf.str();
+  if (!parse_model_manifest(buf.str(), out, error)) {
+    error = path + ": " + error;
+    return false;
+  }
+  return true;
 }
 
 int fail(const std::vector<std::string>& errors) {
@@ -83,14 +94,20 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: cannot open the store: %s\n", error.c_str());
     return 1;
   }
+  model_manifest manifest;
+  if (!read_manifest(cfg.model_manifest, manifest, error, log)) {
+    std::fprintf(stderr, "lps: MODEL_MANIFEST %s\n", error.c_str());
+    return 2;
+  }
   http_client callback_client{http_client_options{}};
   http_client_options provider_options;
   provider_options.max_connections_per_origin = 64;
   http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};
-  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client);
-  auto ctx = std::make_shared<api_context>(
-      make_api_context(sys, cfg, actors, db.get(), read_manifest(cfg.model_manifest, log)));
+  auto actors =
+      spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client, manifest.prices);
+  auto ctx =
+      std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {
     handle_http(*ctx, std::move(req), std::move(respond));

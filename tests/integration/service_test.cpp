@@ -319,6 +319,17 @@ TEST_CASE("dump-config masks secrets and bad values refuse to start") {
                                    {{"LLM_PROVIDER_SERVICE_QUEUE_PROCESSING_MODE", "fast"}});
   CHECK(bad_env.exit_code == 2);
   CHECK(bad_env.err.find("QUEUE_PROCESSING_MODE") != std::string::npos);
+  // A broken model manifest refuses to start (its prices feed every cost estimate).
+  temp_dir dir;
+  fs::create_directories(dir.path);
+  auto manifest = dir.path / "models.json";
+  std::ofstream{manifest} << R"({"models": [{"model_id": "m", "input_per_1m": "cheap"}]})";
+  auto bad_manifest =
+      test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + (dir.path / "var").string(),
+                         "--model-manifest=" + manifest.string()});
+  CHECK(bad_manifest.exit_code == 2);
+  CHECK(bad_manifest.err.find("MODEL_MANIFEST") != std::string::npos);
+  CHECK(bad_manifest.err.find("input_per_1m must be a number") != std::string::npos);
 }
 
 TEST_CASE("batch_api mode is accepted and says it runs as serial_bundle") {
@@ -502,7 +513,8 @@ TEST_CASE("openai requests go through the provider actor to the mock provider se
   auto base = "http://127.0.0.1:" + std::to_string(mock.port()) + "/v1";
   ::setenv("OPENAI_API_KEY", "test-key", 1);
   test::lps_process lps{dir.path.string(),
-                        {"--openai-base-url=" + base, "--openai-default-model=gpt-4o-mini",
+                        {"--openai-base-url=" + base,
+                         "--openai-default-model=gpt-4o-mini-2024-07-18",
                          "--retry-base-delay-ms=10"}};
   ::unsetenv("OPENAI_API_KEY");
   REQUIRE(lps.port() != 0);
@@ -529,8 +541,14 @@ TEST_CASE("openai requests go through the provider actor to the mock provider se
   auto& ok_data = ok["data"].as_object();
   CHECK(ok_data["error_detail"].is_null());
   CHECK((ok_data["winner"] == "Essay A" || ok_data["winner"] == "Essay B"));
-  CHECK(ok_data["model"] == "gpt-4o-mini");
-  CHECK(ok_data["token_usage"].as_object()["total_tokens"].as_int64() > 0);
+  CHECK(ok_data["model"] == "gpt-4o-mini-2024-07-18");
+  auto& usage = ok_data["token_usage"].as_object();
+  CHECK(usage["total_tokens"].as_int64() > 0);
+  // Priced from config/models.json: $0.15 per 1M input, $0.60 per 1M output tokens.
+  auto expected = (static_cast<double>(usage["prompt_tokens"].as_int64()) * 0.15
+                   + static_cast<double>(usage["completion_tokens"].as_int64()) * 0.6)
+                  / 1e6;
+  CHECK(ok_data["cost_estimate"].as_double() == Approx(expected));
   // Three calls reached the mock: the quota failure, the rate limit and its retry.
   CHECK(mock.stats().by_dialect["openai"] == 3);
   auto providers = c.call_json("GET", lps.url("/api/v1/providers"));
