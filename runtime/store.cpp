@@ -85,7 +85,6 @@ constexpr const char* load_undelivered_sql =
 constexpr const char* load_active_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
     "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
-constexpr const char* load_texts_sql = "SELECT texts FROM requests WHERE queue_id = ?1";
 constexpr const char* load_row_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload, texts, provider "
     "FROM requests WHERE queue_id = ?1";
@@ -250,7 +249,7 @@ struct store::impl {
   stmt_ptr mark_delivered_stmt, update_attempts_stmt;
 
   std::mutex read_mutex;
-  stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt, load_texts_stmt;
+  stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
   stmt_ptr load_row_stmt, load_index_stmt;
   stmt_ptr count_requests_stmt, count_results_stmt;
 
@@ -401,7 +400,6 @@ struct store::impl {
     sqlite3* db = read_db.get();
     return (find_result_stmt = prepare(db, find_result_sql, error))
            && (load_active_stmt = prepare(db, load_active_sql, error))
-           && (load_texts_stmt = prepare(db, load_texts_sql, error))
            && (load_row_stmt = prepare(db, load_row_sql, error))
            && (load_index_stmt = prepare(db, load_index_sql, error))
            && (load_undelivered_stmt = prepare(db, load_undelivered_sql, error))
@@ -702,22 +700,6 @@ struct store::impl {
     return static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
   }
 
-  std::vector<std::pair<std::string, std::string>> load_texts(const std::vector<std::string>& ids) {
-    std::vector<std::pair<std::string, std::string>> result;
-    std::lock_guard lock(read_mutex);
-    for (const auto& id : ids) {
-      sqlite3_stmt* stmt = load_texts_stmt.get();
-      stmt_scope scope(stmt);
-      bind_text(stmt, 1, id);
-      int rc = sqlite3_step(stmt);
-      if (rc == SQLITE_ROW)
-        result.emplace_back(id, column_string(stmt, 0));
-      else if (rc != SQLITE_DONE)
-        log_read_error("load_texts");
-    }
-    return result;
-  }
-
   std::vector<stored_request> load_rows(const std::vector<std::string>& ids) {
     std::vector<stored_request> result;
     std::lock_guard lock(read_mutex);
@@ -803,16 +785,6 @@ std::optional<stored_result> store::find_result(const std::string& queue_id) {
   } catch (const std::exception& e) {
     spdlog::error("store: find_result: {}", e.what());
     return std::nullopt;
-  }
-}
-
-std::vector<std::pair<std::string, std::string>>
-store::load_texts(const std::vector<std::string>& queue_ids) {
-  try {
-    return impl_->load_texts(queue_ids);
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_texts: {}", e.what());
-    return {};
   }
 }
 

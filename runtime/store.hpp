@@ -41,7 +41,7 @@ struct stored_request {
   std::string payload;
   /// The request's texts (prompt and blocks), serialized apart so the queue can keep them
   /// out of memory and read them back when a provider call needs them. Not filled by
-  /// load_active_requests; see load_texts.
+  /// load_active_requests; see load_rows.
   std::string texts;
   /// The resolved provider (the queue keeps one ready queue per provider).
   std::string provider;
@@ -102,7 +102,8 @@ public:
   std::optional<stored_result> find_result(const std::string& queue_id);
 
   /// All requests still active (not final), in (priority desc, queued_at asc) order,
-  /// without their texts.
+  /// without their texts. Reads every payload: for inspection and tests; the service starts
+  /// from load_active_index.
   std::vector<stored_request> load_active_requests();
 
   /// Streams every active request's scheduling columns (queue id, priority, queued_at,
@@ -111,10 +112,6 @@ public:
 
   /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.
   std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids);
-
-  /// The texts of active requests by queue id (ids that are gone are left out).
-  std::vector<std::pair<std::string, std::string>>
-  load_texts(const std::vector<std::string>& queue_ids);
 
   /// Results with a callback_url that were not delivered yet.
   std::vector<stored_result> load_undelivered_results();

@@ -925,11 +925,12 @@ TEST_CASE("store keeps texts apart and loads them on demand", "[store]") {
   REQUIRE(active.size() == 2);
   CHECK(active[0].payload == "meta-1");
   CHECK(active[0].texts.empty()); // start-up reads stay small
-  auto texts = db->load_texts({"t2", "gone", "t1"});
-  REQUIRE(texts.size() == 2);
-  CHECK(texts[0].first == "t2");
-  CHECK(texts[0].second == std::string(6000, 'x'));
-  CHECK(texts[1] == std::pair<std::string, std::string>{"t1", "texts-1"});
+  auto rows = db->load_rows({"t2", "gone", "t1"});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].queue_id == "t2");
+  CHECK(rows[0].texts == std::string(6000, 'x'));
+  CHECK(rows[1].queue_id == "t1");
+  CHECK(rows[1].texts == "texts-1");
 }
 
 TEST_CASE("store migrates a version 1 database and keeps its rows", "[store]") {
@@ -953,9 +954,10 @@ TEST_CASE("store migrates a version 1 database and keeps its rows", "[store]") {
   REQUIRE(active.size() == 1);
   CHECK(active[0].queue_id == "old");
   CHECK(active[0].payload == std::string("\x01\x02\x03\x04", 4));
-  auto texts = db->load_texts({"old"});
-  REQUIRE(texts.size() == 1);
-  CHECK(texts[0].second.empty());
+  auto rows = db->load_rows({"old"});
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].texts.empty());
+  CHECK(rows[0].provider.empty()); // version 1 rows carry it in the payload
 }
 
 TEST_CASE("store streams the scheduling index and loads whole rows by id", "[store]") {
