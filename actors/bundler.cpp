@@ -1,4 +1,5 @@
 #include "actors/bundler.hpp"
+#include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
 #include "runtime/logging.hpp"
@@ -362,11 +363,7 @@ size_t held_count(const bundler_state& st) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  actor_status result;
-  result.name = bundler_state::name;
-  result.kind = "bundler";
-  result.mailbox_size = self->mailbox().size();
-  result.messages_handled = st.handled;
+  auto result = status_header(self, bundler_state::name, "bundler", st.handled);
   double inflight = 0;
   for (const auto& [provider, n] : st.inflight) {
     result.figures["inflight_" + provider] = n;

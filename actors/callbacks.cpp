@@ -1,4 +1,5 @@
 #include "actors/callbacks.hpp"
+#include "actors/status_report.hpp"
 
 #include "runtime/logging.hpp"
 
@@ -113,11 +114,7 @@ void on_tick(self_ptr self) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  actor_status result;
-  result.name = callbacks_state::name;
-  result.kind = "callbacks";
-  result.mailbox_size = self->mailbox().size();
-  result.messages_handled = st.handled;
+  auto result = status_header(self, callbacks_state::name, "callbacks", st.handled);
   double waiting = 0;
   double inflight = 0;
   for (const auto& [origin, q] : st.waiting)

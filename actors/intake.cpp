@@ -1,4 +1,5 @@
 #include "actors/intake.hpp"
+#include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
 
@@ -29,11 +30,7 @@ std::vector<enqueue_outcome> refuse_all(const std::vector<comparison_request>& r
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  actor_status result;
-  result.name = intake_state::name;
-  result.kind = "intake";
-  result.mailbox_size = self->mailbox().size();
-  result.messages_handled = st.handled;
+  auto result = status_header(self, intake_state::name, "intake", st.handled);
   result.figures = {{"submitted_total", double(st.submitted_total)},
                     {"refused_total", double(st.refused_total)}};
   result.facts = {{"accepting", st.stopped ? "false" : "true"}};

@@ -1,4 +1,5 @@
 #include "actors/metrics.hpp"
+#include "actors/status_report.hpp"
 
 #include "runtime/logging.hpp"
 
@@ -25,11 +26,7 @@ metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_sta
       [=](atom::status) -> actor_status {
         auto& st = self->state;
         ++st.handled;
-        actor_status result;
-        result.name = metrics_state::name;
-        result.kind = "metrics";
-        result.mailbox_size = self->mailbox().size();
-        result.messages_handled = st.handled;
+        auto result = status_header(self, metrics_state::name, "metrics", st.handled);
         result.figures = {{"samples_total", double(st.samples_total)},
                           {"samples_rejected", double(st.registry.rejected())}};
         return result;

@@ -1,4 +1,5 @@
 #include "actors/provider_mock.hpp"
+#include "actors/status_report.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -12,11 +13,7 @@ using self_ptr = provider_actor::stateful_pointer<provider_mock_state>;
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  actor_status result;
-  result.name = provider_mock_state::name;
-  result.kind = "provider";
-  result.mailbox_size = self->mailbox().size();
-  result.messages_handled = st.handled;
+  auto result = status_header(self, provider_mock_state::name, "provider", st.handled);
   result.figures = {{"calls_total", double(st.calls_total)},
                     {"items_total", double(st.items_total)},
                     {"errors_total", double(st.errors_total)},

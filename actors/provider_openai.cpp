@@ -1,4 +1,5 @@
 #include "actors/provider_openai.hpp"
+#include "actors/status_report.hpp"
 
 #include "actors/providers/openai_format.hpp"
 #include "actors/providers/retry_policy.hpp"
@@ -34,11 +35,7 @@ bool configured(const provider_openai_config& cfg) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  actor_status result;
-  result.name = "provider:" + st.cfg.provider;
-  result.kind = "provider";
-  result.mailbox_size = self->mailbox().size();
-  result.messages_handled = st.handled;
+  auto result = status_header(self, "provider:" + st.cfg.provider, "provider", st.handled);
   result.figures = {{"calls_total", double(st.calls_total)},
                     {"items_total", double(st.items_total)},
                     {"errors_total", double(st.errors_total)},

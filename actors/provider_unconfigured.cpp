@@ -1,4 +1,5 @@
 #include "actors/provider_unconfigured.hpp"
+#include "actors/status_report.hpp"
 
 #include "actors/result_mapper.hpp"
 
@@ -30,11 +31,7 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
       [=](atom::status) -> actor_status {
         auto& st = self->state;
         ++st.handled;
-        actor_status result;
-        result.name = "provider:" + st.provider;
-        result.kind = "provider";
-        result.mailbox_size = self->mailbox().size();
-        result.messages_handled = st.handled;
+        auto result = status_header(self, "provider:" + st.provider, "provider", st.handled);
         result.figures = {{"items_total", double(st.items_total)}};
         result.facts = {{"provider", st.provider}, {"configured", "false"}, {"reason", st.reason}};
         return result;

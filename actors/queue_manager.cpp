@@ -1,4 +1,5 @@
 #include "actors/queue_manager.hpp"
+#include "actors/status_report.hpp"
 
 #include "actors/providers/retry_policy.hpp"
 #include "actors/result_mapper.hpp"
@@ -593,11 +594,7 @@ request_status lookup(self_ptr self, const std::string& id) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  actor_status result;
-  result.name = queue_manager_state::name;
-  result.kind = "queue_manager";
-  result.mailbox_size = self->mailbox().size();
-  result.messages_handled = st.handled;
+  auto result = status_header(self, queue_manager_state::name, "queue_manager", st.handled);
   result.figures = {
       {"queued", double(st.ready_count)},
       {"retry_waiting", double(st.delayed.size())},
