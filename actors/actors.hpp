@@ -74,6 +74,8 @@ using queue_manager_actor = caf::typed_actor<
     caf::reacts_to<atom::committed, uint64_t, bool, std::string>,
     // Internal: periodic expiry, delayed retries and gauges.
     caf::reacts_to<atom::tick>,
+    // What waits in one provider's ready queue (batch jobs decide when to submit from it).
+    caf::replies_to<atom::peek, std::string>::with<queue_backlog>,
     // Stop taking new requests and flush the store; replies when flushed.
     caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 

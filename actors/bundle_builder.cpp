@@ -69,8 +69,8 @@ bundle bundle_builder::finish(const std::string& bundle_id) {
   result.queue_processing_mode = to_string(policy_.mode);
   auto n = static_cast<uint32_t>(items_.size());
   for (auto& item : items_) {
-    request_enrichment enrichment{target_.provider, target_.model, result.queue_processing_mode,
-                                  bundle_id, n};
+    request_enrichment enrichment{
+        target_.provider, target_.model, result.queue_processing_mode, bundle_id, n, {}};
     result.items.push_back(bundle_item{std::move(item), std::move(enrichment)});
   }
   items_.clear();

@@ -173,11 +173,38 @@ void record_bundle(self_ptr self, const bundle& b) {
     self->send(st.metrics, atom::record_v, std::move(xs));
 }
 
+// Providers say in response headers how much of their rate limit is left (OpenAI
+// x-ratelimit-*, Anthropic anthropic-ratelimit-*); the limiter trusts that over its own
+// count. Of a bundle's calls, the most restrictive figures win.
+void learn_limits(self_ptr self, const std::string& provider,
+                  const std::vector<comparison_outcome>& outcomes) {
+  const rate_limit_hint* tightest = nullptr;
+  auto lower = [](int64_t a, int64_t b) { return a >= 0 && (b < 0 || a < b); };
+  for (const auto& o : outcomes)
+    if (!o.limits.empty()
+        && (tightest == nullptr || lower(o.limits.remaining_requests, tightest->remaining_requests)
+            || lower(o.limits.remaining_tokens, tightest->remaining_tokens)))
+      tightest = &o.limits;
+  if (tightest == nullptr)
+    return;
+  auto count = [](int64_t v) {
+    return v >= 0 ? std::optional<uint64_t>{static_cast<uint64_t>(v)} : std::nullopt;
+  };
+  auto reset = [](std::chrono::milliseconds d) {
+    return d.count() >= 0 ? std::optional<clock_duration>{d} : std::nullopt;
+  };
+  limiter_of(self, provider)
+      .observe_limits(steady_now(), count(tightest->remaining_requests),
+                      count(tightest->remaining_tokens), reset(tightest->requests_reset),
+                      reset(tightest->tokens_reset));
+}
+
 void finish_call(self_ptr self, const std::string& provider,
                  std::vector<comparison_outcome> outcomes) {
   auto& st = self->state;
   --st.inflight[provider];
   report_health(self, provider, outcomes);
+  learn_limits(self, provider, outcomes);
   if (st.metrics)
     self->send(
         st.metrics, atom::record_v,

@@ -475,6 +475,25 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
   finalize_all(self, std::move(finals));
 }
 
+// What waits for `provider`: a batch job is worth submitting when enough does, or when the
+// oldest has waited long enough. Linear in that provider's ready queue, asked about once a
+// second by each batch jobs actor.
+queue_backlog backlog_of(self_ptr self, const std::string& provider) {
+  auto& st = self->state;
+  queue_backlog result;
+  auto i = st.ready.find(provider);
+  if (i == st.ready.end())
+    return result;
+  for (const auto& [key, id] : i->second) {
+    const auto& entry = st.entries.at(id);
+    if (result.count == 0 || entry.queued_at < result.oldest_queued_at)
+      result.oldest_queued_at = entry.queued_at;
+    ++result.count;
+    result.bytes += entry.size_bytes;
+  }
+  return result;
+}
+
 // -- periodic work --
 
 void release_due_retries(self_ptr self, caf::timestamp now) {
@@ -542,6 +561,14 @@ void recover(self_ptr self) {
       unknown_provider.push_back(row.queue_id);
     auto& entry = insert_entry(self, row.queue_id, std::move(row.provider), row.priority,
                                from_unix_ms(row.queued_at_ms), row.size_bytes, row.attempts);
+    if (st.cfg.batch_owned.count(row.queue_id)) {
+      // Its batch job resumes it; the job's own expiry applies, not the queue's TTL.
+      entry.status = queue_status::processing;
+      st.by_age.erase({entry.queued_at, row.queue_id});
+      ++st.processing_count;
+      ++st.recovered_total;
+      return;
+    }
     if (entry.provider.empty())
       return;
     make_ready(self, row.queue_id, entry);
@@ -672,6 +699,10 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
       [=](atom::tick) {
         ++self->state.handled;
         tick(self);
+      },
+      [=](atom::peek, const std::string& provider) -> queue_backlog {
+        ++self->state.handled;
+        return backlog_of(self, provider);
       },
       [=](atom::drain) -> bool {
         ++self->state.handled;

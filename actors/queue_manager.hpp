@@ -44,6 +44,10 @@ struct queue_manager_config {
   /// Request texts kept in memory at most; beyond it they stay only in the store and are
   /// read back when the request is dequeued (so a large backlog costs little memory).
   uint64_t memory_text_budget = 256ull << 20;
+  /// Requests that belong to a provider batch job still running (queue id -> job id, read
+  /// from the batch job store at start): they stay processing, owned by their job, instead
+  /// of going back to the queue, so a job is never submitted twice.
+  std::unordered_map<std::string, std::string> batch_owned;
 };
 
 /// One non-final request in memory. Scheduling data is always here; the request itself

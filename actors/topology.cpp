@@ -6,7 +6,10 @@
 #include "actors/intake.hpp"
 #include "actors/metrics.hpp"
 #include "actors/provider_mock.hpp"
-#include "actors/provider_openai.hpp"
+#include "actors/provider_http.hpp"
+#include "actors/providers/anthropic_format.hpp"
+#include "actors/providers/gemini_format.hpp"
+#include "actors/providers/openai_format.hpp"
 #include "actors/provider_unconfigured.hpp"
 #include "actors/queue_manager.hpp"
 #include "runtime/logging.hpp"
@@ -57,38 +60,50 @@ bundler_config bundler_config_of(const config& cfg) {
   // A bundle of n items may take n sequential calls of the simulated latency.
   auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
                                               * cfg.serial_bundle_max_requests_per_call};
-  result.provider_timeout = std::chrono::milliseconds{cfg.actor_request_timeout_ms} + mock_worst;
+  // An HTTP provider may need a multi-prompt call and then a call per item left unanswered.
+  auto http_worst = 2 * std::chrono::milliseconds{cfg.provider_request_timeout_ms};
+  result.provider_timeout =
+      std::chrono::milliseconds{cfg.actor_request_timeout_ms} + mock_worst + http_worst;
   return result;
 }
 
-// OpenAI and OpenRouter speak the chat completions format; the others are not built yet.
-bool speaks_chat_completions(const std::string& provider) {
-  return provider == "openai" || provider == "openrouter";
+/// The wire format of a provider lps can call over HTTP, or null for one it cannot.
+std::shared_ptr<const provider_wire> wire_for(const std::string& provider) {
+  if (provider == "openai" || provider == "openrouter")
+    return std::make_shared<openai_wire>(provider == "openrouter");
+  if (provider == "anthropic")
+    return std::make_shared<anthropic_wire>();
+  if (provider == "google")
+    return std::make_shared<gemini_wire>();
+  return nullptr;
 }
 
-provider_actor spawn_chat_completions(caf::actor_system& sys, const config& cfg,
-                                      const provider_config& p, http_transport* http,
-                                      const std::map<std::string, model_price>& prices) {
-  provider_openai_config oc;
-  oc.provider = p.name;
-  oc.base_url = p.base_url;
-  oc.api_key = p.api_key.reveal();
-  oc.default_model = p.default_model;
-  oc.prices = prices;
-  oc.request_timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms};
+provider_actor spawn_http_provider(caf::actor_system& sys, const config& cfg,
+                                   const provider_config& p, http_transport* http,
+                                   const std::map<std::string, model_price>& prices,
+                                   const metrics_actor& metrics) {
+  provider_http_config pc;
+  pc.provider = p.name;
+  pc.target.base_url = p.base_url;
+  pc.target.api_key = p.api_key.reveal();
+  pc.target.timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms};
   if (p.name == "openrouter")
-    oc.extra_headers = {{"HTTP-Referer", "https://github.com/lps"}, {"X-Title", "lps"}};
-  return sys.spawn(provider_openai, oc, http);
+    pc.target.extra_headers = {{"HTTP-Referer", "https://github.com/lps"}, {"X-Title", "lps"}};
+  pc.default_model = p.default_model;
+  pc.prices = prices;
+  pc.multi_prompt =
+      cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle;
+  return sys.spawn(provider_http, pc, wire_for(p.name), http, metrics);
 }
 
 std::map<std::string, provider_actor>
 spawn_providers(caf::actor_system& sys, const config& cfg, http_transport* http,
-                const std::map<std::string, model_price>& prices) {
+                const std::map<std::string, model_price>& prices, const metrics_actor& metrics) {
   std::map<std::string, provider_actor> result;
   result["mock"] = sys.spawn(provider_mock, mock_settings_of(cfg));
   for (const auto& [name, p] : cfg.providers) {
-    if (provider_unavailable_reason(cfg, name).empty() && speaks_chat_completions(name))
-      result[name] = spawn_chat_completions(sys, cfg, p, http, prices);
+    if (provider_unavailable_reason(cfg, name).empty())
+      result[name] = spawn_http_provider(sys, cfg, p, http, prices, metrics);
     else
       result[name] = sys.spawn(provider_unconfigured, name, provider_unavailable_reason(cfg, name));
   }
@@ -115,15 +130,13 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
       upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return provider + " is not configured: set " + upper + "_API_KEY";
   }
-  if (speaks_chat_completions(provider))
-    return "";
-  return "the " + provider
-         + " provider actor is not built yet; the mock, openai and openrouter providers can "
-           "serve requests in this version";
+  if (wire_for(provider) == nullptr)
+    return "lps has no wire format for provider '" + provider + "'";
+  return "";
 }
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
-                        http_transport* callback_http, http_transport* provider_http,
+                        http_transport* callback_http, http_transport* provider_transport,
                         const std::map<std::string, model_price>& prices) {
   topology t;
   t.metrics = sys.spawn(metrics);
@@ -143,7 +156,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
-  t.providers = spawn_providers(sys, cfg, provider_http, prices);
+  t.providers = spawn_providers(sys, cfg, provider_transport, prices, t.metrics);
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, t.providers, t.metrics);
   t.intake = sys.spawn(intake, intake_config{}, t.queue);
   std::vector<status_client_actor> targets{t.intake, t.queue, t.bundler, t.callbacks, t.metrics};

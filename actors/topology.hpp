@@ -35,11 +35,11 @@ queue_processing_mode effective_mode(const config& cfg);
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider);
 
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
-/// intake and inspector. `callback_http` delivers result events; `provider_http` calls
+/// intake and inspector. `callback_http` delivers result events; `provider_transport` calls
 /// providers (separate pools, so one never waits for the other).
 /// `prices` (model id -> price, from the model manifest) give cost estimates.
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
-                        http_transport* callback_http, http_transport* provider_http,
+                        http_transport* callback_http, http_transport* provider_transport,
                         const std::map<std::string, model_price>& prices = {});
 
 /// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles

@@ -112,6 +112,26 @@ typename Inspector::result_type inspect(Inspector& f, token_usage& x) {
            x.total_tokens, x.cache_read_input_tokens, x.cache_creation_input_tokens);
 }
 
+/// What a provider's response headers said about its rate limits (OpenAI
+/// `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`); -1 where it said nothing.
+struct rate_limit_hint {
+  int64_t remaining_requests = -1;
+  int64_t remaining_tokens = -1;
+  /// Time until each window is full again.
+  std::chrono::milliseconds requests_reset{-1};
+  std::chrono::milliseconds tokens_reset{-1};
+  bool empty() const noexcept {
+    return remaining_requests < 0 && remaining_tokens < 0;
+  }
+  friend bool operator==(const rate_limit_hint&, const rate_limit_hint&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rate_limit_hint& x) {
+  return f(caf::meta::type_name("lps.rate_limit_hint"), x.remaining_requests, x.remaining_tokens,
+           x.requests_reset, x.tokens_reset);
+}
+
 /// Metadata the bundler adds once provider and model are resolved.
 struct request_enrichment {
   std::string resolved_provider;
@@ -120,13 +140,15 @@ struct request_enrichment {
   std::string queue_processing_mode;
   std::string bundle_id;
   uint32_t bundle_size = 0;
+  /// The provider batch job that served the request (batch_api mode), else "".
+  std::string batch_job_id;
   friend bool operator==(const request_enrichment&, const request_enrichment&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_enrichment& x) {
   return f(caf::meta::type_name("lps.request_enrichment"), x.resolved_provider, x.resolved_model,
-           x.queue_processing_mode, x.bundle_id, x.bundle_size);
+           x.queue_processing_mode, x.bundle_id, x.bundle_size, x.batch_job_id);
 }
 
 /// What a provider answers for one item of a bundle: a judgement or an error, never both.
@@ -156,6 +178,8 @@ struct comparison_outcome {
   double cost_estimate = 0.0;
   std::string prompt_sha256;
   request_enrichment enrichment;
+  /// Rate-limit headers of the call that produced this outcome (fed to the bundler's limiter).
+  rate_limit_hint limits;
   friend bool operator==(const comparison_outcome&, const comparison_outcome&) = default;
 };
 
@@ -164,7 +188,7 @@ typename Inspector::result_type inspect(Inspector& f, comparison_outcome& x) {
   return f(caf::meta::type_name("lps.comparison_outcome"), x.queue_id, x.success, x.winner,
            x.justification, x.confidence, x.error_code, x.error_message, x.http_status, x.retryable,
            x.retry_after, x.provider, x.model, x.response_time, x.usage, x.cost_estimate,
-           x.prompt_sha256, x.enrichment);
+           x.prompt_sha256, x.enrichment, x.limits);
 }
 
 /// The answer to one submitted request: accepted with its queue id, or refused.

@@ -62,6 +62,20 @@ typename Inspector::result_type inspect(Inspector& f, request_status& x) {
            x.status, x.queued_at, x.attempts, x.priority, x.provider, x.model);
 }
 
+/// What waits in one provider's ready queue (for batch scheduling).
+struct queue_backlog {
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+  /// queued_at of the oldest waiting request (meaningless when count is 0).
+  caf::timestamp oldest_queued_at;
+  friend bool operator==(const queue_backlog&, const queue_backlog&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_backlog& x) {
+  return f(caf::meta::type_name("lps.queue_backlog"), x.count, x.bytes, x.oldest_queued_at);
+}
+
 /// A result event waiting to be POSTed to its callback_url.
 struct delivery {
   std::string queue_id;

@@ -163,7 +163,29 @@ key_entry enum_key(std::string env, Enum config::*field, std::vector<Enum> value
           [=](const config& c) { return std::string{to_string(c.*field)}; }};
 }
 
-// <PROVIDER>_API_KEY, _BASE_URL, _DEFAULT_MODEL, _MAX_CONCURRENT_CALLS.
+// <PROVIDER>_REQUESTS_PER_MINUTE and _TOKENS_PER_MINUTE (0: no limit of our own; the
+// provider's rate-limit headers are still obeyed).
+void add_provider_rate_keys(std::vector<key_entry>& xs, const std::string& name,
+                            const std::string& up) {
+  using field_t = uint64_t provider_config::*;
+  for (auto [suffix, field] : {std::pair<const char*, field_t>{
+                                   "_REQUESTS_PER_MINUTE", &provider_config::requests_per_minute},
+                               std::pair<const char*, field_t>{
+                                   "_TOKENS_PER_MINUTE", &provider_config::tokens_per_minute}}) {
+    auto env = up + suffix;
+    xs.push_back({{env, lower_dashed(env), "integer 0..10000000000 (0: no limit)", false},
+                  [=](config& c, const std::string& v) {
+                    uint64_t x = 0;
+                    if (!parse_u64(v, x) || x > 10'000'000'000ull)
+                      return false;
+                    c.providers[name].*field = x;
+                    return true;
+                  },
+                  [=](const config& c) { return std::to_string(c.providers.at(name).*field); }});
+  }
+}
+
+// <PROVIDER>_API_KEY, _BASE_URL, _DEFAULT_MODEL, _MAX_CONCURRENT_CALLS and the rate limits.
 void add_provider_keys(std::vector<key_entry>& xs, const std::string& name) {
   std::string up;
   for (char c : name)
@@ -206,6 +228,7 @@ void add_provider_keys(std::vector<key_entry>& xs, const std::string& name) {
          return true;
        },
        [=](const config& c) { return std::to_string(c.providers.at(name).max_concurrent_calls); }});
+  add_provider_rate_keys(xs, name, up);
 }
 
 std::vector<key_entry> make_key_table() {
@@ -354,6 +377,14 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("PROVIDER_REQUEST_TIMEOUT_MS", &config::provider_request_timeout_ms, 100,
                         3'600'000));
   xs.push_back(string_key("MODEL_MANIFEST", &config::model_manifest, "a JSON file path"));
+  xs.push_back({{"PROVIDER_CA_FILE", "provider-ca-file",
+                 "a PEM file of CA certificates trusted for provider calls besides the system "
+                 "store (empty: system store only)",
+                 false},
+                [](config& c, const std::string& v) { return c.provider_ca_file = trim(v), true; },
+                [](const config& c) { return c.provider_ca_file; }});
+  xs.push_back(uint_key("PROVIDER_MAX_CONNECTIONS_PER_HOST",
+                        &config::provider_max_connections_per_host, 1, 10000));
   xs.push_back(
       uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));
   return xs;

@@ -137,6 +137,10 @@ struct config {
   std::string log_level = "info";
   /// Deadline of one provider HTTP call.
   uint32_t provider_request_timeout_ms = 60'000;
+  /// Extra CA certificates (PEM) trusted for provider calls; empty: the system store only.
+  std::string provider_ca_file;
+  /// Keep-alive connections per provider host; more calls wait for a free one.
+  uint32_t provider_max_connections_per_host = 64;
   /// Finite timeout of requests between actors.
   uint32_t actor_request_timeout_ms = 60'000;
 

@@ -4,21 +4,30 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 
 // Threading model
@@ -36,6 +45,10 @@
 // A responder destroyed without being called answers 500 INTERNAL_ERROR (a handler bug must
 // not leave the client waiting). A responder kept forever without being called keeps its
 // connection open until stop(): the server cannot tell "slow" from "forgotten".
+//
+// TLS: one session template serves both stream types (beast::tcp_stream and
+// beast::ssl_stream over it); only the start (server handshake) and the close (close_notify
+// before the TCP half-close) differ. Timeouts always sit on the TCP layer.
 
 namespace lps {
 
@@ -44,25 +57,30 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using beast::error_code;
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr std::size_t read_chunk = 16 * 1024;
 /// How long an error answer waits for the client to finish sending before the socket closes.
 constexpr std::chrono::milliseconds max_linger{5000};
 
-class session;
+class session_base;
 
 /// Shared by the server, its sessions and every responder (which may outlive the server).
 struct server_core {
   http_server_options options;
   http_handler handler;
+  /// Set when serving HTTPS; sessions' TLS streams are made from it.
+  std::optional<ssl::context> tls;
   std::atomic<size_t> open{0};
   std::mutex mutex;
-  bool stopped = false;                                           // guarded by mutex
-  uint64_t next_ticket = 0;                                       // guarded by mutex
-  std::unordered_map<uint64_t, std::shared_ptr<session>> waiting; // guarded by mutex
+  bool stopped = false;                                                // guarded by mutex
+  uint64_t next_ticket = 0;                                            // guarded by mutex
+  std::unordered_map<uint64_t, std::shared_ptr<session_base>> waiting; // guarded by mutex
 };
 
 std::string lower(std::string_view s) {
@@ -101,221 +119,18 @@ http_request to_request(http::request<http::string_body>&& msg) {
   return req;
 }
 
-/// One TCP connection; every member function runs on the connection's strand.
-class session : public std::enable_shared_from_this<session> {
+/// What responders and the server need of a session, whatever its stream type.
+class session_base : public std::enable_shared_from_this<session_base> {
 public:
-  session(tcp::socket&& socket, std::shared_ptr<server_core> core)
-      : stream_(std::move(socket)), core_(std::move(core)) {
-    ++core_->open;
-  }
+  session_base() = default;
+  session_base(const session_base&) = delete;
+  session_base& operator=(const session_base&) = delete;
+  virtual ~session_base() = default;
 
-  ~session() {
-    --core_->open;
-  }
+  virtual net::any_io_executor executor() = 0;
 
-  void start() {
-    error_code ignored;
-    stream_.socket().set_option(tcp::no_delay(true), ignored);
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&session::wait_for_request, shared_from_this()));
-  }
-
-  net::any_io_executor executor() {
-    return stream_.get_executor();
-  }
-
-  /// Writes the handler's answer (or an error of ours).
-  void send(http_response r) {
-    try {
-      build_response(r);
-    } catch (const std::exception& e) {
-      // Bad header characters or a status Beast refuses: the handler's bug, not the client's.
-      spdlog::warn("http server: cannot send the handler's response: {}", e.what());
-      close_after_write_ = true;
-      build_response(error_response(500, "INTERNAL_ERROR", "invalid response"));
-    }
-    stream_.expires_after(core_->options.idle_timeout);
-    http::async_write(stream_, response_,
-                      beast::bind_front_handler(&session::on_write, shared_from_this()));
-  }
-
-private:
-  void build_response(const http_response& r) {
-    response_ = {};
-    response_.version(version_);
-    // 1xx as a final answer or a code Beast cannot write would break the connection.
-    response_.result(r.status >= 200 && r.status <= 999 ? r.status : 500);
-    response_.set(http::field::server, "lps");
-    if (!r.content_type.empty())
-      response_.set(http::field::content_type, r.content_type);
-    for (const auto& [name, value] : r.headers)
-      response_.insert(name, value);
-    response_.keep_alive(keep_alive_ && !close_after_write_);
-    auto code = response_.result();
-    if (code == http::status::no_content || code == http::status::not_modified)
-      return; // no body and no Content-Length allowed
-    response_.body() = r.body;
-    response_.prepare_payload();
-    if (head_)
-      response_.body().clear(); // Content-Length stays: it describes the GET answer
-  }
-
-  void wait_for_request() {
-    parser_.emplace();
-    parser_->body_limit(core_->options.max_body_bytes);
-    parser_->header_limit(
-        static_cast<uint32_t>(std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
-    if (buffer_.size() > 0) // a pipelined request is already here
-      return read_header();
-    // Idle until the first byte; from then on the whole request gets read_timeout.
-    stream_.expires_after(core_->options.idle_timeout);
-    stream_.async_read_some(
-        buffer_.prepare(read_chunk),
-        beast::bind_front_handler(&session::on_first_bytes, shared_from_this()));
-  }
-
-  void on_first_bytes(error_code ec, size_t n) {
-    if (ec) {
-      if (ec != net::error::eof)
-        spdlog::debug("http server: idle connection closed: {}", ec.message());
-      return;
-    }
-    buffer_.commit(n);
-    read_header();
-  }
-
-  void read_header() {
-    stream_.expires_after(core_->options.read_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&session::on_header, shared_from_this()));
-  }
-
-  void on_header(error_code ec, size_t) {
-    if (ec)
-      return fail_request(ec);
-    const auto& req = parser_->get();
-    bool wants_continue = req.version() >= 11 && !parser_->is_done()
-                          && beast::iequals(req[http::field::expect], "100-continue");
-    if (!wants_continue)
-      return read_body();
-    net::async_write(stream_, net::buffer(continue_line.data(), continue_line.size()),
-                     [self = shared_from_this()](error_code wec, size_t) {
-                       if (!wec)
-                         self->read_body();
-                     });
-  }
-
-  void read_body() {
-    if (parser_->is_done())
-      return on_body({}, 0);
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&session::on_body, shared_from_this()));
-  }
-
-  void on_body(error_code ec, size_t) {
-    if (ec)
-      return fail_request(ec);
-    dispatch_request();
-  }
-
-  /// Limits and syntax errors get an answer; timeouts and resets just close.
-  void fail_request(const error_code& ec) {
-    const auto& limits = core_->options;
-    if (ec == http::error::body_limit)
-      return send_error(413, "PAYLOAD_TOO_LARGE",
-                        "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes");
-    if (ec == http::error::header_limit)
-      return send_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
-                        "request header block exceeds " + std::to_string(limits.max_header_bytes)
-                            + " bytes");
-    if (!is_http_category(ec) || ec == http::error::end_of_stream
-        || ec == http::error::partial_message) {
-      spdlog::debug("http server: connection closed while reading: {}", ec.message());
-      return;
-    }
-    send_error(400, "INVALID_REQUEST", "malformed HTTP request: " + ec.message());
-  }
-
-  void send_error(unsigned status, std::string_view code, const std::string& text) {
-    close_after_write_ = true;
-    keep_alive_ = false;
-    head_ = false;
-    version_ = 11;
-    send(error_response(status, code, text));
-  }
-
-  void dispatch_request() {
-    auto msg = parser_->release();
-    version_ = msg.version();
-    keep_alive_ = msg.keep_alive();
-    head_ = msg.method() == http::verb::head;
-    close_after_write_ = false;
-    auto req = to_request(std::move(msg));
-    stream_.expires_never(); // the handler may take its time; see the note at the top
-    uint64_t ticket = 0;
-    {
-      std::lock_guard<std::mutex> lock{core_->mutex};
-      if (core_->stopped)
-        return;
-      ticket = core_->next_ticket++;
-      core_->waiting.emplace(ticket, shared_from_this());
-    }
-    http_responder responder = make_responder(ticket);
-    try {
-      core_->handler(std::move(req), std::move(responder));
-    } catch (const std::exception& e) {
-      // The responder's copies die with the stack: the client gets a 500, not silence.
-      spdlog::error("http server: handler threw: {}", e.what());
-    } catch (...) {
-      spdlog::error("http server: handler threw a non-standard exception");
-    }
-  }
-
-  http_responder make_responder(uint64_t ticket);
-
-  void on_write(error_code ec, size_t) {
-    if (ec) {
-      spdlog::debug("http server: write failed: {}", ec.message());
-      return;
-    }
-    if (close_after_write_)
-      return linger();
-    if (!response_.keep_alive()) {
-      error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      return;
-    }
-    wait_for_request();
-  }
-
-  // After an error answer the client may still be sending (a 2 MB body, say). Closing now
-  // would make the kernel reset the connection and the client could lose our answer, so
-  // half-close and read and drop what arrives for a bounded time.
-  void linger() {
-    error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    buffer_.consume(buffer_.size());
-    stream_.expires_after(std::min(core_->options.read_timeout, max_linger));
-    drain();
-  }
-
-  void drain() {
-    stream_.async_read_some(buffer_.prepare(read_chunk),
-                            [self = shared_from_this()](error_code ec, size_t) {
-                              if (!ec)
-                                self->drain();
-                            });
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::shared_ptr<server_core> core_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> response_;
-  unsigned version_ = 11;
-  bool keep_alive_ = false;
-  bool head_ = false;
-  bool close_after_write_ = false;
+  /// Writes the handler's answer (or an error of ours); runs on the session's strand.
+  virtual void send(http_response r) = 0;
 };
 
 /// Behind every copy of one responder: answers exactly once, from any thread.
@@ -358,9 +173,343 @@ private:
   std::atomic<bool> done_{false};
 };
 
-http_responder session::make_responder(uint64_t ticket) {
-  auto slot = std::make_shared<reply_slot>(core_, ticket);
+http_responder make_responder(std::shared_ptr<server_core> core, uint64_t ticket) {
+  auto slot = std::make_shared<reply_slot>(std::move(core), ticket);
   return [slot](http_response r) { slot->reply(std::move(r)); };
+}
+
+template <class Stream>
+Stream make_stream(tcp::socket&& socket, server_core& core) {
+  if constexpr (std::is_same_v<Stream, tls_stream>)
+    return Stream(std::move(socket), *core.tls);
+  else
+    return Stream(std::move(socket));
+}
+
+/// One connection, plain or TLS; every member function runs on the connection's strand.
+template <class Stream>
+class session final : public session_base {
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+public:
+  session(tcp::socket&& socket, std::shared_ptr<server_core> core)
+      : core_(std::move(core)), stream_(make_stream<Stream>(std::move(socket), *core_)) {
+    ++core_->open;
+  }
+
+  ~session() override {
+    --core_->open;
+  }
+
+  void start() {
+    error_code ignored;
+    lowest().socket().set_option(tcp::no_delay(true), ignored);
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::begin, self()));
+  }
+
+  net::any_io_executor executor() override {
+    return stream_.get_executor();
+  }
+
+  void send(http_response r) override {
+    try {
+      build_response(r);
+    } catch (const std::exception& e) {
+      // Bad header characters or a status Beast refuses: the handler's bug, not the client's.
+      spdlog::warn("http server: cannot send the handler's response: {}", e.what());
+      close_after_write_ = true;
+      build_response(error_response(500, "INTERNAL_ERROR", "invalid response"));
+    }
+    lowest().expires_after(core_->options.idle_timeout);
+    http::async_write(stream_, response_, beast::bind_front_handler(&session::on_write, self()));
+  }
+
+private:
+  std::shared_ptr<session> self() {
+    return std::static_pointer_cast<session>(shared_from_this());
+  }
+
+  /// The TCP layer: timeouts, socket options, half-close.
+  beast::tcp_stream& lowest() {
+    return beast::get_lowest_layer(stream_);
+  }
+
+  void begin() {
+    if constexpr (is_tls) {
+      // A silent or slow client gets read_timeout for the whole handshake.
+      lowest().expires_after(core_->options.read_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              beast::bind_front_handler(&session::on_handshake, self()));
+    } else {
+      wait_for_request();
+    }
+  }
+
+  void on_handshake(error_code ec) {
+    if (ec) {
+      // Plain HTTP on the TLS port, an untrusting client, a scanner: nothing to answer.
+      spdlog::debug("http server: TLS handshake failed: {}", ec.message());
+      return;
+    }
+    wait_for_request();
+  }
+
+  void build_response(const http_response& r) {
+    response_ = {};
+    response_.version(version_);
+    // 1xx as a final answer or a code Beast cannot write would break the connection.
+    response_.result(r.status >= 200 && r.status <= 999 ? r.status : 500);
+    response_.set(http::field::server, "lps");
+    if (!r.content_type.empty())
+      response_.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers)
+      response_.insert(name, value);
+    response_.keep_alive(keep_alive_ && !close_after_write_);
+    auto code = response_.result();
+    if (code == http::status::no_content || code == http::status::not_modified)
+      return; // no body and no Content-Length allowed
+    response_.body() = r.body;
+    response_.prepare_payload();
+    if (head_)
+      response_.body().clear(); // Content-Length stays: it describes the GET answer
+  }
+
+  void wait_for_request() {
+    parser_.emplace();
+    parser_->body_limit(core_->options.max_body_bytes);
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
+    if (buffer_.size() > 0) // a pipelined request is already here
+      return read_header();
+    // Idle until the first byte; from then on the whole request gets read_timeout.
+    lowest().expires_after(core_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(read_chunk),
+                            beast::bind_front_handler(&session::on_first_bytes, self()));
+  }
+
+  void on_first_bytes(error_code ec, size_t n) {
+    if (ec) {
+      if (ec != net::error::eof && ec != ssl::error::stream_truncated)
+        spdlog::debug("http server: idle connection closed: {}", ec.message());
+      return;
+    }
+    buffer_.commit(n);
+    read_header();
+  }
+
+  void read_header() {
+    lowest().expires_after(core_->options.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&session::on_header, self()));
+  }
+
+  void on_header(error_code ec, size_t) {
+    if (ec)
+      return fail_request(ec);
+    const auto& req = parser_->get();
+    bool wants_continue = req.version() >= 11 && !parser_->is_done()
+                          && beast::iequals(req[http::field::expect], "100-continue");
+    if (!wants_continue)
+      return read_body();
+    net::async_write(stream_, net::buffer(continue_line.data(), continue_line.size()),
+                     [self = self()](error_code wec, size_t) {
+                       if (!wec)
+                         self->read_body();
+                     });
+  }
+
+  void read_body() {
+    if (parser_->is_done())
+      return on_body({}, 0);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&session::on_body, self()));
+  }
+
+  void on_body(error_code ec, size_t) {
+    if (ec)
+      return fail_request(ec);
+    dispatch_request();
+  }
+
+  /// Limits and syntax errors get an answer; timeouts, resets and TLS errors just close.
+  void fail_request(const error_code& ec) {
+    const auto& limits = core_->options;
+    if (ec == http::error::body_limit)
+      return send_error(413, "PAYLOAD_TOO_LARGE",
+                        "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes");
+    if (ec == http::error::header_limit)
+      return send_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                        "request header block exceeds " + std::to_string(limits.max_header_bytes)
+                            + " bytes");
+    if (!is_http_category(ec) || ec == http::error::end_of_stream
+        || ec == http::error::partial_message) {
+      spdlog::debug("http server: connection closed while reading: {}", ec.message());
+      return;
+    }
+    send_error(400, "INVALID_REQUEST", "malformed HTTP request: " + ec.message());
+  }
+
+  void send_error(unsigned status, std::string_view code, const std::string& text) {
+    close_after_write_ = true;
+    keep_alive_ = false;
+    head_ = false;
+    version_ = 11;
+    send(error_response(status, code, text));
+  }
+
+  void dispatch_request() {
+    auto msg = parser_->release();
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == http::verb::head;
+    close_after_write_ = false;
+    auto req = to_request(std::move(msg));
+    lowest().expires_never(); // the handler may take its time; see the note at the top
+    uint64_t ticket = 0;
+    {
+      std::lock_guard<std::mutex> lock{core_->mutex};
+      if (core_->stopped)
+        return;
+      ticket = core_->next_ticket++;
+      core_->waiting.emplace(ticket, shared_from_this());
+    }
+    http_responder responder = make_responder(core_, ticket);
+    try {
+      core_->handler(std::move(req), std::move(responder));
+    } catch (const std::exception& e) {
+      // The responder's copies die with the stack: the client gets a 500, not silence.
+      spdlog::error("http server: handler threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("http server: handler threw a non-standard exception");
+    }
+  }
+
+  void on_write(error_code ec, size_t) {
+    if (ec) {
+      spdlog::debug("http server: write failed: {}", ec.message());
+      return;
+    }
+    if (close_after_write_)
+      return linger();
+    if (!response_.keep_alive())
+      return close();
+    wait_for_request();
+  }
+
+  /// Ends a connection after its last answer: close_notify first with TLS (waiting a bounded
+  /// time for the client's), then the TCP half-close; the socket closes with the session.
+  void close() {
+    if constexpr (is_tls) {
+      lowest().expires_after(std::min(core_->options.read_timeout, max_linger));
+      stream_.async_shutdown([self = self()](error_code) { self->half_close(); });
+    } else {
+      half_close();
+    }
+  }
+
+  void half_close() {
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // After an error answer the client may still be sending (a 2 MB body, say). Closing now
+  // would make the kernel reset the connection and the client could lose our answer, so
+  // half-close and read and drop what arrives for a bounded time (with TLS after the
+  // close_notify exchange, which shares that time; the rest is dropped undecrypted).
+  void linger() {
+    buffer_.consume(buffer_.size());
+    lowest().expires_after(std::min(core_->options.read_timeout, max_linger));
+    if constexpr (is_tls) {
+      stream_.async_shutdown([self = self()](error_code) {
+        self->half_close();
+        self->drain();
+      });
+    } else {
+      half_close();
+      drain();
+    }
+  }
+
+  void drain() {
+    lowest().async_read_some(buffer_.prepare(read_chunk), [self = self()](error_code ec, size_t) {
+      if (!ec)
+        self->drain();
+    });
+  }
+
+  // core_ first: the stream is made from its TLS context and destroyed before it.
+  std::shared_ptr<server_core> core_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool head_ = false;
+  bool close_after_write_ = false;
+};
+
+/// Opens `path` for reading, so a missing or unreadable file gets the system's reason.
+bool readable(const std::string& path, std::string& why) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    why = std::strerror(errno);
+    return false;
+  }
+  std::fclose(f);
+  return true;
+}
+
+/// Builds the server TLS context from the options; false with `error` naming the culprit.
+bool load_tls(const http_server_options& o, std::optional<ssl::context>& out, std::string& error) {
+  const auto& cert = o.tls_cert_file;
+  const auto& key = o.tls_key_file;
+  if (cert.empty() && key.empty())
+    return true;
+  if (cert.empty() || key.empty()) {
+    error = cert.empty() ? "TLS key file '" + key + "' given without a certificate file"
+                         : "TLS certificate file '" + cert + "' given without a key file";
+    return false;
+  }
+  std::string why;
+  if (!readable(cert, why)) {
+    error = "cannot read TLS certificate file '" + cert + "': " + why;
+    return false;
+  }
+  if (!readable(key, why)) {
+    error = "cannot read TLS key file '" + key + "': " + why;
+    return false;
+  }
+  try {
+    ssl::context ctx{ssl::context::tls_server};
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
+                    | ssl::context::no_sslv3);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    // An encrypted key must fail here, not prompt on the terminal.
+    ctx.set_password_callback(
+        [](std::size_t, ssl::context::password_purpose) { return std::string(); });
+    error_code ec;
+    ctx.use_certificate_chain_file(cert, ec);
+    if (ec) {
+      error = "invalid TLS certificate file '" + cert + "': " + ec.message();
+      return false;
+    }
+    ctx.use_private_key_file(key, ssl::context::pem, ec);
+    if (ec
+        && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) != X509_R_KEY_VALUES_MISMATCH) {
+      error = "invalid TLS key file '" + key + "': " + ec.message();
+      return false;
+    }
+    if (ec || SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      error = "TLS key file '" + key + "' does not match certificate file '" + cert + "'";
+      return false;
+    }
+    out.emplace(std::move(ctx));
+  } catch (const std::exception& e) {
+    error = std::string("cannot set up TLS: ") + e.what();
+    return false;
+  }
+  return true;
 }
 
 } // namespace
@@ -440,8 +589,10 @@ void http_server::impl::on_accept(error_code ec, tcp::socket socket) {
                   core->options.max_connections);
     error_code ignored;
     socket.close(ignored);
+  } else if (core->tls) {
+    std::make_shared<session<tls_stream>>(std::move(socket), core)->start();
   } else {
-    std::make_shared<session>(std::move(socket), core)->start();
+    std::make_shared<session<plain_stream>>(std::move(socket), core)->start();
   }
   accept();
 }
@@ -474,10 +625,15 @@ bool http_server::start(const http_server_options& options, http_handler handler
     error = "http server needs a handler";
     return false;
   }
+  std::optional<ssl::context> tls;
+  if (!load_tls(options, tls, error))
+    return false;
   auto threads = std::max(1u, options.io_threads);
   impl_->core = std::make_shared<server_core>();
   impl_->core->options = options;
   impl_->core->handler = std::move(handler);
+  if (tls)
+    impl_->core->tls.emplace(std::move(*tls));
   impl_->ioc.emplace(static_cast<int>(threads));
   if (!impl_->listen(options, error)) {
     impl_->acceptor.reset();
@@ -489,7 +645,8 @@ bool http_server::start(const http_server_options& options, http_handler handler
   for (unsigned i = 0; i < threads; ++i)
     impl_->threads.emplace_back([this] { impl_->run_thread(); });
   impl_->started = true;
-  spdlog::debug("http server: listening on {}:{}", options.host, impl_->port.load());
+  spdlog::debug("http server: listening on {}:{}{}", options.host, impl_->port.load(),
+                impl_->core->tls ? " (TLS)" : "");
   return true;
 }
 
@@ -513,7 +670,7 @@ void http_server::impl::tear_down() {
   for (auto& t : threads)
     t.join();
   threads.clear();
-  std::unordered_map<uint64_t, std::shared_ptr<session>> waiting;
+  std::unordered_map<uint64_t, std::shared_ptr<session_base>> waiting;
   {
     std::lock_guard<std::mutex> lock{core->mutex};
     waiting.swap(core->waiting);

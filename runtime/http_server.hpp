@@ -1,7 +1,8 @@
 #pragma once
 
-// The HTTP/1.1 server (Boost.Beast, in http_server.cpp only). It knows no actor: it hands
-// each request to one handler and sends whatever the handler answers, from any thread.
+// The HTTP/1.1 server (Boost.Beast, in http_server.cpp only), plain or over TLS (OpenSSL). It
+// knows no actor: it hands each request to one handler and sends whatever the handler answers,
+// from any thread.
 
 #include <chrono>
 #include <cstdint>
@@ -59,6 +60,11 @@ struct http_server_options {
   std::chrono::milliseconds idle_timeout{60000};
   /// New connections beyond this are closed at once.
   size_t max_connections = 10000;
+  /// HTTPS: the certificate chain (PEM, server certificate first) and its private key (PEM,
+  /// unencrypted). Both empty: plain HTTP; one without the other: start() fails. With TLS
+  /// every connection does the server handshake (within read_timeout) before HTTP starts.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class http_server {
@@ -68,7 +74,8 @@ public:
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
 
-  /// Binds, listens and starts the I/O threads. Returns false with `error` on failure.
+  /// Loads the TLS certificate and key (if set), binds, listens and starts the I/O threads.
+  /// Returns false with `error` on failure (a TLS file error names the file).
   bool start(const http_server_options& options, http_handler handler, std::string& error);
 
   /// The bound port (useful with port 0).

@@ -899,6 +899,7 @@ void for_each_enrichment(const json::object& caller, const result_event& event, 
     text("bundle_id", enrichment.bundle_id);
     count("bundle_size", enrichment.bundle_size);
   }
+  text("batch_job_id", enrichment.batch_job_id);
   count("cache_read_input_tokens", outcome.usage.cache_read_input_tokens);
   count("cache_creation_input_tokens", outcome.usage.cache_creation_input_tokens);
 }

@@ -99,9 +99,15 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: MODEL_MANIFEST %s\n", error.c_str());
     return 2;
   }
+  if (!cfg.provider_ca_file.empty() && !std::ifstream{cfg.provider_ca_file}) {
+    std::fprintf(stderr, "lps: PROVIDER_CA_FILE '%s' cannot be read\n",
+                 cfg.provider_ca_file.c_str());
+    return 2;
+  }
   http_client callback_client{http_client_options{}};
   http_client_options provider_options;
-  provider_options.max_connections_per_origin = 64;
+  provider_options.max_connections_per_origin = cfg.provider_max_connections_per_host;
+  provider_options.ca_file = cfg.provider_ca_file;
   http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};
   auto actors =

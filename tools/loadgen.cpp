@@ -1,6 +1,8 @@
 // lps-loadgen: drives a running lps with comparison requests and prints throughput, latency
 // and delivery-correctness figures (one result event per accepted request). A benchmark tool
-// used by tools/bench.sh, not a test. Run with --help for the options.
+// used by tools/bench.sh and tools/gateway_bench.sh, not a test. Run with --help for the
+// options. --mode=direct skips lps and sends the OpenAI chat/completions call lps would make
+// for each request straight to a provider (the mock), as the baseline for the gateway overhead.
 //
 // It shares the CPU with the server under test, so the per-request work is kept small: essay
 // texts come from one corpus built at start, request bodies are built with plain string
@@ -49,7 +51,7 @@ using std::chrono::milliseconds;
 
 // -- options -------------------------------------------------------------------------------------
 
-enum class submit_mode { single, bulk };
+enum class submit_mode { single, bulk, direct };
 enum class wait_mode { callback, poll, none };
 
 struct options {
@@ -64,6 +66,12 @@ struct options {
   uint64_t pid = 0;
   std::string provider;
   uint64_t seed = 1;
+  // --mode=direct only: what lps's OpenAI provider sends (OPENAI_API_KEY, OPENAI_DEFAULT_MODEL).
+  std::string api_key = "test-key";
+  std::string model = "gpt-5-mini-2025-08-07";
+  // Any mode: POST here every reset_interval_ms during the run (empty: never).
+  std::string reset_url;
+  uint64_t reset_interval_ms = 100;
 };
 
 constexpr const char* usage_text = R"(usage: lps-loadgen [--key=value ...]
@@ -71,10 +79,17 @@ constexpr const char* usage_text = R"(usage: lps-loadgen [--key=value ...]
 Sends comparison requests to a running lps and prints throughput, latency and
 delivery-correctness figures (summary on stdout, progress on stderr).
 
-  --url=URL               lps base URL (default http://127.0.0.1:8090)
+  --url=URL               lps base URL (default http://127.0.0.1:8090); with --mode=direct
+                          the provider's OpenAI base URL, as OPENAI_BASE_URL
+                          (e.g. http://127.0.0.1:PORT/v1)
   --count=N               requests to send (default 10000)
-  --mode=single|bulk      POST /api/v1/comparison per request, or
-                          POST /api/v1/comparisons with --bulk-size requests (default single)
+  --mode=single|bulk|direct
+                          POST /api/v1/comparison per request, or
+                          POST /api/v1/comparisons with --bulk-size requests (default single),
+                          or no lps at all: POST {url}/chat/completions per request with the
+                          body lps's OpenAI provider would send for it (Bearer --api-key,
+                          model, system + user messages, json_schema response format), one
+                          call per request, no retries; figures are per call
   --bulk-size=N           requests per bulk POST (default 100)
   --concurrency=N         POSTs in flight; also the connection count (default 64)
   --essay-bytes=N         bytes per essay, two essays per prompt (default 3000)
@@ -85,10 +100,20 @@ delivery-correctness figures (summary on stdout, progress on stderr).
   --pid=PID               lps process id: report its peak and current RSS at the end
   --provider=NAME         send llm_config_overrides.provider_override=NAME
   --seed=N                varies the essay texts (default 1)
+  --api-key=KEY           direct mode: the Bearer key (default test-key)
+  --model=NAME            direct mode: the model (default gpt-5-mini-2025-08-07, lps's
+                          OPENAI_DEFAULT_MODEL; gpt-5* models get max_completion_tokens
+                          and no temperature, as lps sends them)
+  --reset-url=URL         POST to URL (empty body) every --reset-interval-ms during the run,
+                          e.g. the mock provider's /_mock/reset so that its simulated
+                          rate-limit window never runs out (tools/gateway_bench.sh);
+                          reports how many and the longest gap between two
+  --reset-interval-ms=N   (default 100)
   --help                  this text
 
 Exit code: 0 when every request was accepted, every accepted request got exactly one
-result (missing 0, no conflicting duplicates); 1 otherwise; 2 for bad options.
+result (missing 0, no conflicting duplicates) (direct mode: every call answered 200 with
+a valid verdict); 1 otherwise; 2 for bad options.
 )";
 
 uint64_t parse_number(std::string_view key, std::string_view text, uint64_t lo, uint64_t hi) {
@@ -126,7 +151,8 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
     opt.count = parse_number(key, value, 1, 100'000'000);
   } else if (key == "mode") {
     opt.mode = parse_choice<submit_mode>(
-        key, value, {{"single", submit_mode::single}, {"bulk", submit_mode::bulk}});
+        key, value,
+        {{"single", submit_mode::single}, {"bulk", submit_mode::bulk}, {"direct", submit_mode::direct}});
   } else if (key == "bulk-size") {
     opt.bulk_size = parse_number(key, value, 1, 10'000);
   } else if (key == "concurrency") {
@@ -145,6 +171,19 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
     opt.provider = std::string(value);
   } else if (key == "seed") {
     opt.seed = parse_number(key, value, 0, UINT64_MAX);
+  } else if (key == "reset-url") {
+    if (value.substr(0, 7) != "http://")
+      throw std::invalid_argument("--reset-url must start with http://, got '"
+                                  + std::string(value) + "'");
+    opt.reset_url = std::string(value);
+  } else if (key == "reset-interval-ms") {
+    opt.reset_interval_ms = parse_number(key, value, 1, 60'000);
+  } else if (key == "api-key") {
+    opt.api_key = std::string(value);
+  } else if (key == "model") {
+    if (value.empty())
+      throw std::invalid_argument("--model must not be empty");
+    opt.model = std::string(value);
   } else {
     throw std::invalid_argument("unknown option --" + std::string(key));
   }
@@ -304,7 +343,9 @@ class body_builder {
 public:
   body_builder(const options& opt, const essay_corpus& corpus, std::string callback_url)
       : opt_(opt), corpus_(corpus), callback_url_(std::move(callback_url)),
-        rubric_quoted_(lps::json_quote(rubric)) {}
+        rubric_quoted_(lps::json_quote(rubric)) {
+    build_openai_frame();
+  }
 
   std::string single(uint64_t index) const {
     std::string out;
@@ -326,7 +367,46 @@ public:
     return out;
   }
 
+  /// The chat/completions body lps's OpenAI provider sends for request `index` (no
+  /// overrides): what actors/providers/openai_format.cpp build_openai_request serializes,
+  /// byte for byte, for the same user_prompt as single() carries.
+  std::string openai(uint64_t index) const {
+    std::string out;
+    out.reserve(openai_head_.size() + 2 * opt_.essay_bytes + 512 + openai_tail_.size());
+    out += openai_head_;
+    append_prompt(out, index, essay_id(index, 'a'), essay_id(index, 'b'));
+    out += openai_tail_;
+    return out;
+  }
+
 private:
+  /// Everything of the OpenAI body but the user message's text. Key order and number
+  /// formatting follow Boost.JSON's serializer, as lps uses it.
+  void build_openai_frame() {
+    // lps::wire::default_system_prompt (actors/providers/wire_common.cpp).
+    static constexpr std::string_view system_prompt =
+        "You are an LLM comparison engine. Follow the caller-supplied instructions and answer "
+        "only with a JSON object that satisfies the required schema: winner (\"Essay A\" or "
+        "\"Essay B\"), justification (one concise paragraph) and confidence (1 to 5).";
+    openai_head_ = "{\"model\":" + lps::json_quote(opt_.model)
+                   + ",\"messages\":[{\"role\":\"system\",\"content\":"
+                   + lps::json_quote(system_prompt) + "},{\"role\":\"user\",\"content\":";
+    openai_tail_ =
+        "}],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+        "\"name\":\"comparison_result\",\"strict\":true,\"schema\":{\"type\":\"object\","
+        "\"properties\":{\"winner\":{\"type\":\"string\",\"enum\":[\"Essay A\",\"Essay B\"]},"
+        "\"justification\":{\"type\":\"string\"},\"confidence\":{\"type\":\"number\"}},"
+        "\"required\":[\"winner\",\"justification\",\"confidence\"],"
+        "\"additionalProperties\":false}}},";
+    // openai_model_flags_for: the GPT-5 family takes max_completion_tokens and no
+    // temperature; lps's defaults are 4096 tokens and temperature 0.1.
+    if (opt_.model.starts_with("gpt-5"))
+      openai_tail_ += "\"max_completion_tokens\":4096}";
+    else
+      openai_tail_ += "\"max_tokens\":4096,\"temperature\":"
+                      + boost::json::serialize(boost::json::value(0.1)) + "}";
+  }
+
   std::string essay_id(uint64_t index, char side) const {
     return "essay-" + std::to_string(opt_.seed) + "-" + std::to_string(index) + side;
   }
@@ -370,6 +450,8 @@ private:
   const essay_corpus& corpus_;
   std::string callback_url_;
   std::string rubric_quoted_;
+  std::string openai_head_;
+  std::string openai_tail_;
 };
 
 // -- result events -------------------------------------------------------------------------------
@@ -378,7 +460,36 @@ struct event_info {
   std::string queue_id;
   std::string event_id;
   bool error = false;
+  /// data.response_time_ms: lps's own timing of the provider call (whole ms, rounded down);
+  /// -1 when absent.
+  int64_t provider_ms = -1;
+  /// data.completed_at - data.requested_at (ms resolution): enqueue to final result inside
+  /// lps; -1 when absent or unreadable.
+  int64_t inside_ms = -1;
 };
+
+/// Milliseconds of "YYYY-MM-DDTHH:MM:SS.mmmZ" since 1970 (lps::iso8601's format).
+std::optional<int64_t> iso8601_ms(std::string_view t) {
+  if (t.size() != 24 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':'
+      || t[16] != ':' || t[19] != '.' || t[23] != 'Z')
+    return std::nullopt;
+  auto num = [&](size_t at, size_t len, int64_t& out) {
+    auto [end, ec] = std::from_chars(t.data() + at, t.data() + at + len, out);
+    return ec == std::errc{} && end == t.data() + at + len;
+  };
+  int64_t y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, ms = 0;
+  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi)
+      || !num(17, 2, sec) || !num(20, 3, ms))
+    return std::nullopt;
+  // Days from civil (H. Hinnant).
+  y -= mo <= 2 ? 1 : 0;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = era * 146097 + doe - 719468;
+  return ((days * 24 + h) * 60 + mi) * 60'000 + sec * 1000 + ms;
+}
 
 /// Just the fields the checks need; nullopt when the body is not a result event.
 std::optional<event_info> parse_event(std::string_view body) {
@@ -396,8 +507,19 @@ std::optional<event_info> parse_event(std::string_view body) {
   if (!event_id || !event_id->is_string() || !request_id || !request_id->is_string())
     return std::nullopt;
   const auto* detail = data_obj->if_contains("error_detail");
-  return event_info{std::string(request_id->get_string()), std::string(event_id->get_string()),
-                    detail != nullptr && !detail->is_null()};
+  event_info info{std::string(request_id->get_string()), std::string(event_id->get_string()),
+                  detail != nullptr && !detail->is_null()};
+  if (const auto* rt = data_obj->if_contains("response_time_ms"); rt && rt->is_int64())
+    info.provider_ms = rt->get_int64();
+  const auto* requested = data_obj->if_contains("requested_at");
+  const auto* completed = data_obj->if_contains("completed_at");
+  if (requested && requested->is_string() && completed && completed->is_string()) {
+    auto from = iso8601_ms(requested->get_string());
+    auto to = iso8601_ms(completed->get_string());
+    if (from && to && *to >= *from)
+      info.inside_ms = *to - *from;
+  }
+  return info;
 }
 
 // -- bookkeeping ---------------------------------------------------------------------------------
@@ -483,6 +605,8 @@ private:
   struct slot {
     int64_t sent_ns = -1;
     int64_t result_ns = -1;
+    int64_t provider_ms = -1;
+    int64_t inside_ms = -1;
     std::string event_id;
   };
 
@@ -493,6 +617,8 @@ private:
       return;
     }
     s.result_ns = at;
+    s.provider_ms = event.provider_ms;
+    s.inside_ms = event.inside_ms;
     s.event_id = event.event_id;
     ++completed_;
     ++(event.error ? errors_ : successes_);
@@ -500,6 +626,8 @@ private:
   }
 
   std::vector<double> e2e_latencies_ms() const;
+  /// `field` (provider_ms or inside_ms) of every completed request that carried it.
+  std::vector<double> event_figures_ms(int64_t slot::*field) const;
 
   mutable std::mutex mutex_;
   std::vector<slot> slots_;
@@ -906,6 +1034,13 @@ double percentile(std::vector<double>& xs, double p) {
   return xs[k];
 }
 
+double mean(const std::vector<double>& xs) {
+  double sum = 0;
+  for (auto x : xs)
+    sum += x;
+  return xs.empty() ? 0.0 : sum / double(xs.size());
+}
+
 double per_second(uint64_t n, int64_t from_ns, int64_t to_ns) {
   return to_ns > from_ns ? double(n) * 1e9 / double(to_ns - from_ns) : 0.0;
 }
@@ -1007,6 +1142,15 @@ std::vector<double> tracker::e2e_latencies_ms() const {
   return xs;
 }
 
+std::vector<double> tracker::event_figures_ms(int64_t slot::*field) const {
+  std::vector<double> xs;
+  xs.reserve(completed_);
+  for (const auto& s : slots_)
+    if (s.result_ns >= 0 && s.*field >= 0)
+      xs.push_back(double(s.*field));
+  return xs;
+}
+
 void tracker::print_summary(const options& opt, double elapsed_s) const {
   std::lock_guard<std::mutex> lock{mutex_};
   bool waited = opt.wait != wait_mode::none;
@@ -1043,9 +1187,22 @@ void tracker::print_summary(const options& opt, double elapsed_s) const {
   line("accept_p99_ms", fixed(percentile(accept, 0.99), 2));
   line("accept_max_ms", fixed(percentile(accept, 1.0), 2));
   auto e2e = e2e_latencies_ms();
+  line("e2e_mean_ms", waited ? fixed(mean(e2e), 2) : na);
   line("e2e_p50_ms", waited ? fixed(percentile(e2e, 0.50), 2) : na);
+  line("e2e_p90_ms", waited ? fixed(percentile(e2e, 0.90), 2) : na);
   line("e2e_p99_ms", waited ? fixed(percentile(e2e, 0.99), 2) : na);
   line("e2e_max_ms", waited ? fixed(percentile(e2e, 1.0), 2) : na);
+  // lps's own view, from the result events (whole milliseconds: lps rounds down).
+  auto figures = [&](const char* prefix, std::vector<double> xs) {
+    auto key = [&](const char* suffix) { return std::string(prefix) + suffix; };
+    bool have = waited && !xs.empty();
+    line(key("_mean_ms").c_str(), have ? fixed(mean(xs), 2) : na);
+    line(key("_p50_ms").c_str(), have ? fixed(percentile(xs, 0.50), 0) : na);
+    line(key("_p99_ms").c_str(), have ? fixed(percentile(xs, 0.99), 0) : na);
+    line(key("_max_ms").c_str(), have ? fixed(percentile(xs, 1.0), 0) : na);
+  };
+  figures("event_provider", event_figures_ms(&slot::provider_ms));
+  figures("event_inside", event_figures_ms(&slot::inside_ms));
 }
 
 int exit_code(const tracker& t, const options& opt) {
@@ -1063,6 +1220,264 @@ void print_rss(const options& opt) {
   }
   auto self = read_rss_mib("self");
   line("loadgen_peak_rss_mib", self ? fixed(self->first) : "unreadable");
+}
+
+// -- periodic POST (--reset-url) ----------------------------------------------------------------
+
+/// POSTs an empty body to one URL every interval on its own thread and connection, until
+/// stopped; counts the answers and the longest gap between two successful ones.
+class periodic_poster {
+public:
+  explicit periodic_poster(const options& opt)
+      : url_(opt.reset_url), interval_(opt.reset_interval_ms), client_(client_options(1)) {
+    if (!url_.empty())
+      thread_ = std::thread([this] { loop(); });
+  }
+
+  ~periodic_poster() {
+    stop();
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      if (stopped_)
+        return;
+      stopped_ = true;
+      wake_.notify_all();
+    }
+    if (thread_.joinable())
+      thread_.join();
+    client_.stop();
+  }
+
+  void print() const {
+    if (url_.empty())
+      return;
+    std::lock_guard<std::mutex> lock{mutex_};
+    line("resets", std::to_string(ok_) + " ok, " + std::to_string(failed_) + " failed (every "
+                       + std::to_string(interval_.count()) + " ms to " + url_ + ")");
+    line("reset_max_gap_ms", fixed(double(max_gap_ns_) / 1e6, 1));
+  }
+
+private:
+  void loop() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    auto next = clock_type::now();
+    while (!stopped_) {
+      lock.unlock();
+      lps::http_client_request req;
+      req.url = url_;
+      req.timeout = milliseconds{2000};
+      client_.send(std::move(req), [this](lps::http_client_response r) { answered(r.status); });
+      lock.lock();
+      next += interval_;
+      wake_.wait_until(lock, next, [this] { return stopped_; });
+    }
+  }
+
+  void answered(unsigned status) {
+    auto now = clock_type::now();
+    std::lock_guard<std::mutex> lock{mutex_};
+    if (status < 200 || status > 299) {
+      ++failed_;
+      return;
+    }
+    ++ok_;
+    if (last_ok_)
+      max_gap_ns_ = std::max<int64_t>(
+          max_gap_ns_,
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - *last_ok_).count());
+    last_ok_ = now;
+  }
+
+  std::string url_;
+  milliseconds interval_;
+  lps::http_client client_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopped_ = false;
+  uint64_t ok_ = 0;
+  uint64_t failed_ = 0;
+  std::optional<clock_type::time_point> last_ok_;
+  int64_t max_gap_ns_ = 0;
+  std::thread thread_;
+};
+
+// -- direct mode: the provider without lps -------------------------------------------------------
+
+/// Reads a chat/completions answer as lps does (parse_openai_response): the first choice's
+/// message content must be a JSON object whose winner is "Essay A" or "Essay B". Returns ""
+/// when it is, else a short reason.
+std::string check_openai_answer(std::string_view body) {
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(body, ec);
+  const auto* root = ec ? nullptr : doc.if_object();
+  const auto* choices = root ? root->if_contains("choices") : nullptr;
+  const auto* list = choices ? choices->if_array() : nullptr;
+  const auto* choice = list && !list->empty() ? (*list)[0].if_object() : nullptr;
+  const auto* message = choice ? choice->if_contains("message") : nullptr;
+  const auto* fields = message ? message->if_object() : nullptr;
+  const auto* content = fields ? fields->if_contains("content") : nullptr;
+  if (!content || !content->is_string())
+    return "no_content";
+  auto verdict = boost::json::parse(content->get_string(), ec);
+  const auto* answer = ec ? nullptr : verdict.if_object();
+  const auto* winner = answer ? answer->if_contains("winner") : nullptr;
+  if (!winner || !winner->is_string()
+      || (winner->get_string() != "Essay A" && winner->get_string() != "Essay B"))
+    return "bad_verdict";
+  return {};
+}
+
+/// Sends one chat/completions call per request straight to the provider, --concurrency in
+/// flight over as many keep-alive connections, and times each call (send → answer read).
+class direct_caller {
+public:
+  direct_caller(const options& opt, const body_builder& bodies, clock_type::time_point origin,
+                milliseconds timeout)
+      : opt_(opt), bodies_(bodies), origin_(origin), timeout_(timeout),
+        client_(client_options(opt.concurrency)),
+        window_(
+            opt.concurrency, [this] { return next_call(); },
+            [this](uint64_t i) { launch(i); }) {
+    latencies_ms_.reserve(opt.count);
+  }
+
+  void start() {
+    window_.pump();
+  }
+
+  void stop() {
+    window_.close();
+    client_.stop();
+  }
+
+  uint64_t answered() const {
+    std::lock_guard<std::mutex> lock{mutex_};
+    return answered_;
+  }
+
+  bool all_ok() const {
+    std::lock_guard<std::mutex> lock{mutex_};
+    return ok_ == opt_.count;
+  }
+
+  void print_summary(double elapsed_s) const {
+    std::lock_guard<std::mutex> lock{mutex_};
+    line("mode", "direct");
+    line("url", opt_.url + "/chat/completions");
+    line("model", opt_.model);
+    line("concurrency", std::to_string(opt_.concurrency));
+    line("requests", std::to_string(opt_.count));
+    line("answered", std::to_string(answered_));
+    line("ok", std::to_string(ok_));
+    line("failed", std::to_string(answered_ - ok_));
+    for (const auto& [key, n] : failures_)
+      line(("failed_" + key).c_str(), std::to_string(n));
+    line("elapsed_s", fixed(elapsed_s, 2));
+    line("calls_per_s", fixed(per_second(ok_, first_sent_, last_answer_)));
+    auto xs = latencies_ms_;
+    line("call_mean_ms", fixed(mean(xs), 2));
+    line("call_p50_ms", fixed(percentile(xs, 0.50), 2));
+    line("call_p90_ms", fixed(percentile(xs, 0.90), 2));
+    line("call_p99_ms", fixed(percentile(xs, 0.99), 2));
+    line("call_max_ms", fixed(percentile(xs, 1.0), 2));
+  }
+
+private:
+  /// Called under the window's lock.
+  std::optional<uint64_t> next_call() {
+    if (next_ >= opt_.count)
+      return std::nullopt;
+    return next_++;
+  }
+
+  void launch(uint64_t index) {
+    lps::http_client_request req;
+    req.url = opt_.url + "/chat/completions";
+    req.headers = {{"Authorization", "Bearer " + opt_.api_key},
+                   {"Content-Type", "application/json"}};
+    req.body = bodies_.openai(index);
+    req.timeout = timeout_;
+    auto sent = now_ns(origin_);
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      first_sent_ = std::min(first_sent_, sent);
+    }
+    client_.send(std::move(req), [this, sent](lps::http_client_response r) {
+      auto at = now_ns(origin_);
+      std::string why = r.status == 0     ? std::string("transport_") + lps::to_string(r.error)
+                        : r.status != 200 ? std::to_string(r.status)
+                                          : check_openai_answer(r.body);
+      record(sent, at, why);
+      window_.done();
+    });
+  }
+
+  void record(int64_t sent, int64_t at, const std::string& why) {
+    std::lock_guard<std::mutex> lock{mutex_};
+    ++answered_;
+    latencies_ms_.push_back(double(at - sent) / 1e6);
+    last_answer_ = std::max(last_answer_, at);
+    if (why.empty())
+      ++ok_;
+    else
+      ++failures_[why];
+  }
+
+  const options& opt_;
+  const body_builder& bodies_;
+  clock_type::time_point origin_;
+  milliseconds timeout_;
+  mutable std::mutex mutex_;
+  std::vector<double> latencies_ms_;
+  std::map<std::string, uint64_t> failures_;
+  uint64_t answered_ = 0;
+  uint64_t ok_ = 0;
+  int64_t first_sent_ = INT64_MAX;
+  int64_t last_answer_ = 0;
+  uint64_t next_ = 0; // guarded by the window's lock (next_call)
+  lps::http_client client_;
+  window<uint64_t> window_;
+};
+
+int run_direct(const options& opt) {
+  essay_corpus corpus(opt.seed, opt.essay_bytes);
+  body_builder bodies(opt, corpus, "");
+  auto origin = clock_type::now();
+  auto http_timeout = milliseconds{std::min<uint64_t>(opt.timeout_seconds, 120) * 1000};
+  direct_caller caller(opt, bodies, origin, http_timeout);
+  std::map<std::string, double> server_cpu_before;
+  if (opt.pid != 0)
+    server_cpu_before = thread_cpu_seconds(opt.pid);
+  periodic_poster resets(opt);
+  caller.start();
+  auto deadline = origin + std::chrono::seconds{opt.timeout_seconds};
+  auto next_progress = origin + std::chrono::seconds{1};
+  while (caller.answered() < opt.count && clock_type::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds{20});
+    if (clock_type::now() >= next_progress) {
+      std::fprintf(stderr, "[%7.1fs] answered %llu\n", double(now_ns(origin)) / 1e9,
+                   static_cast<unsigned long long>(caller.answered()));
+      next_progress += std::chrono::seconds{1};
+    }
+  }
+  auto elapsed = double(now_ns(origin)) / 1e9;
+  if (caller.answered() < opt.count)
+    std::fprintf(stderr, "lps-loadgen: timed out after %.1f s\n", elapsed);
+  resets.stop();
+  caller.stop();
+  caller.print_summary(elapsed);
+  resets.print();
+  print_rss(opt);
+  if (opt.pid != 0)
+    print_server_cpu(server_cpu_before, opt.pid, opt.count);
+  print_own_cpu(opt.count);
+  auto rc = caller.all_ok() ? 0 : 1;
+  line("result", rc == 0 ? "OK" : "FAIL");
+  std::fflush(stdout);
+  return rc;
 }
 
 // -- main loop -----------------------------------------------------------------------------------
@@ -1117,11 +1532,13 @@ int run(const options& opt) {
   std::map<std::string, double> server_cpu_before;
   if (opt.pid != 0)
     server_cpu_before = thread_cpu_seconds(opt.pid);
+  periodic_poster resets(opt);
   sub.start();
   auto elapsed = wait_for_run(ctx);
   // A short linger catches redeliveries of results we already have.
   if (opt.wait == wait_mode::callback)
     std::this_thread::sleep_for(milliseconds{500});
+  resets.stop();
   sched.stop();
   sub.stop();
   if (polls)
@@ -1129,6 +1546,7 @@ int run(const options& opt) {
   receiver.stop();
   print_progress(track, elapsed);
   track.print_summary(opt, elapsed);
+  resets.print();
   print_rss(opt);
   if (opt.pid != 0)
     print_server_cpu(server_cpu_before, opt.pid, opt.count);
@@ -1155,7 +1573,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::warn);
   try {
-    return run(*opt);
+    return opt->mode == submit_mode::direct ? run_direct(*opt) : run(*opt);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lps-loadgen: %s\n", e.what());
     return 1;

@@ -1,125 +1,78 @@
 #include "actors/providers/openai_format.hpp"
 
-#include "actors/providers/header_text.hpp"
+#include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
-
-#include <boost/json.hpp>
-
-#include <algorithm>
-#include <charconv>
-#include <cmath>
+#include "actors/providers/wire_common.hpp"
 
 namespace lps {
 
 namespace json = boost::json;
-
-const char* const openai_default_system_prompt =
-    "You are an LLM comparison engine. Follow the caller-supplied instructions and answer "
-    "only with a JSON object that satisfies the required schema: winner (\"Essay A\" or "
-    "\"Essay B\"), justification (one concise paragraph) and confidence (1 to 5).";
+using namespace wire;
 
 namespace {
 
 // -- request --
 
-json::object comparison_schema() {
-  json::object props;
-  props["winner"] = json::object{{"type", "string"}, {"enum", json::array{"Essay A", "Essay B"}}};
-  props["justification"] = json::object{{"type", "string"}};
-  props["confidence"] = json::object{{"type", "number"}};
-  json::object schema;
-  schema["type"] = "object";
-  schema["properties"] = std::move(props);
-  schema["required"] = json::array{"winner", "justification", "confidence"};
-  schema["additionalProperties"] = false;
-  return schema;
-}
-
-json::object response_format() {
-  json::object js{{"name", "comparison_result"}, {"strict", true}};
-  js["schema"] = comparison_schema();
+json::object response_format(std::string_view name, json::object schema) {
+  json::object js{{"name", name}, {"strict", true}};
+  js["schema"] = std::move(schema);
   return json::object{{"type", "json_schema"}, {"json_schema", std::move(js)}};
 }
 
-json::array messages_of(const comparison_request& req) {
-  const auto& ov = req.overrides;
-  // An explicitly empty override still replaces the default: the caller asked for it.
-  std::string system = ov.has_system_prompt ? ov.system_prompt : openai_default_system_prompt;
+json::array messages_of(const std::string& system, const std::string& user) {
   json::array messages;
   if (!system.empty())
     messages.push_back(json::object{{"role", "system"}, {"content", system}});
-  messages.push_back(json::object{{"role", "user"}, {"content", req.user_prompt}});
+  messages.push_back(json::object{{"role", "user"}, {"content", user}});
   return messages;
+}
+
+/// Token limit, temperature and reasoning controls, as the model accepts them.
+void add_generation_settings(json::object& body, const llm_overrides& ov, uint32_t max_tokens,
+                             const openai_model_flags& flags) {
+  body[flags.uses_max_completion_tokens ? "max_completion_tokens" : "max_tokens"] = max_tokens;
+  if (flags.supports_temperature)
+    body["temperature"] = ov.has_temperature ? ov.temperature : default_temperature;
+  if (flags.supports_reasoning_controls) {
+    if (!ov.reasoning_effort.empty())
+      body["reasoning_effort"] = ov.reasoning_effort;
+    if (!ov.output_verbosity.empty())
+      body["verbosity"] = ov.output_verbosity;
+  }
+}
+
+http_client_request post(const wire_target& target, std::string body) {
+  http_client_request req;
+  req.method = "POST";
+  req.url = target.base_url + "/chat/completions";
+  req.timeout = target.timeout;
+  req.headers = {{"Authorization", "Bearer " + target.api_key},
+                 {"Content-Type", "application/json"}};
+  for (const auto& h : target.extra_headers)
+    req.headers.push_back(h);
+  req.body = std::move(body);
+  return req;
 }
 
 // -- response --
 
-using headers_t = openai_headers;
-
-const std::string* header(const headers_t& headers, std::string_view name) {
-  for (const auto& [key, value] : headers)
-    if (key == name)
-      return &value;
-  return nullptr;
-}
-
-std::chrono::milliseconds retry_after_of(const headers_t& headers,
-                                         std::chrono::system_clock::time_point now) {
+/// OpenAI's x-ratelimit-* headers; OpenRouter sends none of them on success.
+rate_limit_hint limits_of(const wire_headers& headers) {
   using std::chrono::duration_cast;
   using std::chrono::milliseconds;
-  if (auto* value = header(headers, "retry-after")) {
-    if (auto d = parse_retry_after(*value, now))
-      return duration_cast<milliseconds>(*d);
-  }
-  // OpenAI also sends a millisecond variant; only used when the standard header is absent.
-  if (auto* value = header(headers, "retry-after-ms")) {
-    uint64_t ms = 0;
-    auto text = header_text::trim(*value);
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
-    if (ec == std::errc{} && end == text.data() + text.size())
-      return std::min(milliseconds{static_cast<int64_t>(std::min<uint64_t>(ms, 1ull << 40))},
-                      duration_cast<milliseconds>(max_retry_after));
-  }
-  return milliseconds{0};
+  rate_limit_hint hint;
+  hint.remaining_requests = integer_header(headers, "x-ratelimit-remaining-requests");
+  hint.remaining_tokens = integer_header(headers, "x-ratelimit-remaining-tokens");
+  if (auto* v = find_header(headers, "x-ratelimit-reset-requests"))
+    if (auto d = parse_openai_reset(*v))
+      hint.requests_reset = duration_cast<milliseconds>(*d);
+  if (auto* v = find_header(headers, "x-ratelimit-reset-tokens"))
+    if (auto d = parse_openai_reset(*v))
+      hint.tokens_reset = duration_cast<milliseconds>(*d);
+  return hint;
 }
 
-openai_parsed_response failure(std::string code, std::string message, unsigned status,
-                               bool retryable) {
-  openai_parsed_response r;
-  r.error_code = std::move(code);
-  r.error_message = std::move(message);
-  r.http_status = static_cast<int32_t>(status);
-  r.retryable = retryable;
-  return r;
-}
-
-std::string string_field(const json::object& obj, std::string_view key) {
-  if (auto* v = obj.if_contains(key); v && v->is_string())
-    return std::string{v->get_string()};
-  return {};
-}
-
-uint64_t count_field(const json::object* obj, std::string_view key) {
-  if (obj == nullptr)
-    return 0;
-  auto* v = obj->if_contains(key);
-  if (v == nullptr)
-    return 0;
-  if (v->is_uint64())
-    return v->get_uint64();
-  if (v->is_int64() && v->get_int64() > 0)
-    return static_cast<uint64_t>(v->get_int64());
-  return 0;
-}
-
-const json::object* object_field(const json::object* obj, std::string_view key) {
-  if (obj == nullptr)
-    return nullptr;
-  auto* v = obj->if_contains(key);
-  return v && v->is_object() ? &v->get_object() : nullptr;
-}
-
-openai_parsed_response http_error(unsigned status, std::string_view body) {
+wire_response http_error(unsigned status, std::string_view body) {
   std::string type, code, message;
   json::error_code ec;
   auto doc = json::parse(body, ec);
@@ -137,67 +90,112 @@ openai_parsed_response http_error(unsigned status, std::string_view body) {
                  verdict.kind == failure_class::retryable);
 }
 
-/// The verdict JSON inside the message content, checked field by field.
-openai_parsed_response read_verdict(unsigned status, std::string_view content) {
-  json::error_code ec;
-  auto doc = json::parse(content, ec);
-  if (ec || !doc.is_object())
-    return failure("PARSING_ERROR", "OpenAI content is not a JSON object", status, false);
-  const auto& obj = doc.get_object();
-  auto winner = string_field(obj, "winner");
-  if (winner != "Essay A" && winner != "Essay B")
-    return failure("INVALID_RESPONSE", "OpenAI winner is not \"Essay A\" or \"Essay B\"", status,
-                   false);
-  auto* just = obj.if_contains("justification");
-  if (just == nullptr || !just->is_string())
-    return failure("INVALID_RESPONSE", "OpenAI justification missing", status, false);
-  auto* conf = obj.if_contains("confidence");
-  double confidence = conf && conf->is_number() ? conf->to_number<double>() : NAN;
-  if (!(confidence >= 1.0 && confidence <= 5.0))
-    return failure("INVALID_RESPONSE", "OpenAI confidence is not a number in 1..5", status, false);
-  openai_parsed_response r;
-  r.success = true;
-  r.http_status = static_cast<int32_t>(status);
-  r.winner = std::move(winner);
-  r.justification = cut_utf8(just->get_string(), openai_max_justification_chars);
-  r.confidence = confidence;
-  return r;
+/// A 2xx answer's first choice: its message content when the call produced a full answer,
+/// else the failure; usage is read either way.
+struct envelope {
+  wire_response result;
+  std::string content;
+};
+
+token_usage usage_of(const json::object& root) {
+  auto* usage = object_field(&root, "usage");
+  token_usage u;
+  u.prompt_tokens = count_field(usage, "prompt_tokens");
+  u.completion_tokens = count_field(usage, "completion_tokens");
+  u.total_tokens = count_field(usage, "total_tokens");
+  if (u.total_tokens == 0)
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  u.cache_read_input_tokens =
+      count_field(object_field(usage, "prompt_tokens_details"), "cached_tokens");
+  return u;
 }
 
-openai_parsed_response http_success(unsigned status, std::string_view body) {
+envelope read_envelope(unsigned status, std::string_view body) {
+  envelope e;
   json::error_code ec;
   auto doc = json::parse(body, ec);
-  if (ec || !doc.is_object())
-    return failure("PARSING_ERROR", "OpenAI response body is not JSON", status, false);
+  if (ec || !doc.is_object()) {
+    e.result = failure("PARSING_ERROR", "OpenAI response body is not JSON", status, false);
+    return e;
+  }
   const auto& root = doc.get_object();
-  auto* choices = root.if_contains("choices");
-  if (!choices || !choices->is_array() || choices->get_array().empty()
-      || !choices->get_array()[0].is_object())
-    return failure("PARSING_ERROR", "OpenAI response has no choices", status, false);
-  const auto& choice = choices->get_array()[0].get_object();
+  auto* choices = array_field(&root, "choices");
+  if (!choices || choices->empty() || !(*choices)[0].is_object()) {
+    e.result = failure("PARSING_ERROR", "OpenAI response has no choices", status, false);
+    return e;
+  }
+  const auto& choice = (*choices)[0].get_object();
   auto finish = string_field(choice, "finish_reason");
-  if (finish == "length")
-    return failure("PARSING_ERROR", "OpenAI response truncated (finish_reason length)", status,
-                   false);
   auto* message = object_field(&choice, "message");
   std::string refusal = message ? string_field(*message, "refusal") : std::string{};
-  if (finish == "content_filter" || !refusal.empty()) {
-    auto verdict = classify(static_cast<int>(status), "content_filter", "");
-    return failure(std::string{verdict.error_code}, "OpenAI refused the content", status,
-                   verdict.kind == failure_class::retryable);
-  }
   auto* content = message ? message->if_contains("content") : nullptr;
-  if (!content || !content->is_string())
-    return failure("PARSING_ERROR", "OpenAI response has no message content", status, false);
-  auto result = read_verdict(status, content->get_string());
-  auto* usage = object_field(&root, "usage");
-  result.prompt_tokens = count_field(usage, "prompt_tokens");
-  result.completion_tokens = count_field(usage, "completion_tokens");
-  result.total_tokens = count_field(usage, "total_tokens");
-  if (result.total_tokens == 0)
-    result.total_tokens = result.prompt_tokens + result.completion_tokens;
-  result.cached_tokens = count_field(object_field(usage, "prompt_tokens_details"), "cached_tokens");
-  return result;
+  if (finish == "length") {
+    e.result =
+        failure("PARSING_ERROR", "OpenAI response truncated (finish_reason length)", status, false);
+  } else if (finish == "content_filter" || !refusal.empty()) {
+    auto verdict = classify(static_cast<int>(status), "content_filter", "");
+    e.result = failure(std::string{verdict.error_code}, "OpenAI refused the content", status,
+                       verdict.kind == failure_class::retryable);
+  } else if (!content || !content->is_string()) {
+    e.result = failure("PARSING_ERROR", "OpenAI response has no message content", status, false);
+  } else {
+    e.result.success = true;
+    e.result.http_status = static_cast<int32_t>(status);
+    e.content = std::string{content->get_string()};
+  }
+  e.result.usage = usage_of(root);
+  return e;
+}
+
+/// The verdict JSON inside the message content, checked field by field.
+wire_response read_verdict(envelope e, unsigned status) {
+  json::error_code ec;
+  auto doc = json::parse(e.content, ec);
+  if (ec || !doc.is_object()) {
+    auto usage = e.result.usage;
+    e.result = failure("PARSING_ERROR", "OpenAI content is not a JSON object", status, false);
+    e.result.usage = usage;
+    return std::move(e.result);
+  }
+  if (auto why = check_verdict(doc.get_object(), e.result.verdict); !why.empty()) {
+    auto usage = e.result.usage;
+    e.result = failure("INVALID_RESPONSE", "OpenAI " + why, status, false);
+    e.result.usage = usage;
+  }
+  return std::move(e.result);
+}
+
+/// Runs `read`, adding what every answer carries (limits, Retry-After) and turning an
+/// unexpected exception (only allocation failure can throw) into a PARSING_ERROR.
+template <class Result, class Read>
+Result guarded(unsigned status, const wire_headers& headers,
+               std::chrono::system_clock::time_point now, Read read) {
+  Result out;
+  wire_response* call = nullptr;
+  try {
+    out = read();
+  } catch (const std::exception& ex) {
+    out = Result{};
+    if constexpr (std::is_same_v<Result, wire_response>)
+      out = failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(),
+                    status, false);
+    else
+      out.call = failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(),
+                         status, false);
+  }
+  if constexpr (std::is_same_v<Result, wire_response>)
+    call = &out;
+  else
+    call = &out.call;
+  call->http_status = static_cast<int32_t>(status);
+  call->limits = limits_of(headers);
+  if (!call->success)
+    call->retry_after = retry_after_of(headers, now);
+  return out;
+}
+
+bool is_success(unsigned status) {
+  return status >= 200 && status <= 299;
 }
 
 } // namespace
@@ -217,48 +215,77 @@ std::string build_openai_request(const comparison_request& req, const std::strin
   const auto& ov = req.overrides;
   json::object body;
   body["model"] = model;
-  body["messages"] = messages_of(req);
-  body["response_format"] = response_format();
-  auto max_tokens = ov.max_tokens > 0 ? ov.max_tokens : openai_default_max_tokens;
-  body[flags.uses_max_completion_tokens ? "max_completion_tokens" : "max_tokens"] = max_tokens;
-  if (flags.supports_temperature)
-    body["temperature"] = ov.has_temperature ? ov.temperature : openai_default_temperature;
-  if (flags.supports_reasoning_controls) {
-    if (!ov.reasoning_effort.empty())
-      body["reasoning_effort"] = ov.reasoning_effort;
-    if (!ov.output_verbosity.empty())
-      body["verbosity"] = ov.output_verbosity;
-  }
+  body["messages"] = messages_of(system_prompt_of(req), req.user_prompt);
+  body["response_format"] = response_format(single_answer_name, verdict_schema());
+  add_generation_settings(body, ov, ov.max_tokens > 0 ? ov.max_tokens : default_max_tokens, flags);
   return json::serialize(body);
 }
 
-openai_parsed_response parse_openai_response(unsigned status, std::string_view body,
-                                             const openai_headers& headers,
-                                             std::chrono::system_clock::time_point now) {
-  try {
-    auto result =
-        status >= 200 && status <= 299 ? http_success(status, body) : http_error(status, body);
-    if (!result.success)
-      result.retry_after = retry_after_of(headers, now);
-    return result;
-  } catch (const std::exception& ex) {
-    // Only allocation failures can get here; report them rather than take down the actor.
-    return failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(), status,
-                   false);
-  }
+wire_response parse_openai_response(unsigned status, std::string_view body,
+                                    const wire_headers& headers,
+                                    std::chrono::system_clock::time_point now) {
+  return guarded<wire_response>(status, headers, now, [&] {
+    if (!is_success(status))
+      return http_error(status, body);
+    auto e = read_envelope(status, body);
+    if (!e.result.success)
+      return std::move(e.result);
+    return read_verdict(std::move(e), status);
+  });
 }
 
-std::string cut_utf8(std::string_view text, size_t max_chars) {
-  size_t chars = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    // Continuation bytes (10xxxxxx) belong to the character already counted.
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80)
-      continue;
-    if (chars == max_chars)
-      return std::string{text.substr(0, i)};
-    ++chars;
-  }
-  return std::string{text};
+std::string_view openai_wire::display_name() const {
+  return openrouter_ ? "OpenRouter" : "OpenAI";
+}
+
+std::string_view openai_wire::endpoint() const {
+  return "/chat/completions";
+}
+
+http_client_request openai_wire::single_call(const wire_target& target,
+                                             const comparison_request& request,
+                                             const std::string& model) const {
+  return post(target, build_openai_request(request, model, openai_model_flags_for(model)));
+}
+
+wire_response openai_wire::read_single(unsigned status, std::string_view body,
+                                       const wire_headers& headers,
+                                       std::chrono::system_clock::time_point now) const {
+  return parse_openai_response(status, body, headers, now);
+}
+
+http_client_request openai_wire::multi_call(const wire_target& target,
+                                            const std::vector<multi_item>& items,
+                                            const std::string& model) const {
+  const auto& first = *items.front().request;
+  uint32_t max_tokens = 0;
+  for (const auto& item : items)
+    max_tokens = std::max(max_tokens, item.request->overrides.max_tokens);
+  json::object body;
+  body["model"] = model;
+  body["messages"] = messages_of(system_prompt_of(first) + "\n\n" + multi_prompt_instructions,
+                                 pack_multi_prompt(items));
+  body["response_format"] = response_format(multi_answer_name, multi_verdict_schema());
+  add_generation_settings(body, first.overrides, max_tokens > 0 ? max_tokens : default_max_tokens,
+                          openai_model_flags_for(model));
+  return post(target, json::serialize(body));
+}
+
+wire_multi_response openai_wire::read_multi(unsigned status, std::string_view body,
+                                            const wire_headers& headers,
+                                            std::chrono::system_clock::time_point now) const {
+  return guarded<wire_multi_response>(status, headers, now, [&] {
+    wire_multi_response out;
+    if (!is_success(status)) {
+      out.call = http_error(status, body);
+      return out;
+    }
+    auto e = read_envelope(status, body);
+    out.call = std::move(e.result);
+    if (out.call.success)
+      out.answers = read_multi_answers(json::string(e.content));
+    return out;
+  });
 }
 
 } // namespace lps

@@ -197,7 +197,9 @@ int64_t token_bucket::need(uint64_t amount) const noexcept {
 }
 
 bool token_bucket::can_take(clock_time now, uint64_t amount) const noexcept {
-  return unlimited() || project(now).level >= need(amount);
+  if (unlimited())
+    return !(hold_until_ && now < *hold_until_);
+  return project(now).level >= need(amount);
 }
 
 void token_bucket::take(clock_time now, uint64_t amount) noexcept {
@@ -209,7 +211,7 @@ void token_bucket::take(clock_time now, uint64_t amount) noexcept {
 
 clock_duration token_bucket::wait_time(clock_time now, uint64_t amount) const noexcept {
   if (unlimited())
-    return clock_duration::zero();
+    return hold_until_ && now < *hold_until_ ? *hold_until_ - now : clock_duration::zero();
   auto current = project(now);
   auto wanted = need(amount);
   if (current.level >= wanted)
@@ -231,8 +233,15 @@ void token_bucket::adjust(int64_t delta) noexcept {
 
 void token_bucket::observe(clock_time now, uint64_t remaining,
                            std::optional<clock_duration> reset) noexcept {
-  if (unlimited())
+  if (unlimited()) {
+    // Without a configured limit we keep no count, but a provider that says it has nothing
+    // left until its reset is still believed: calling it sooner only earns 429s.
+    if (remaining == 0 && reset && *reset > clock_duration::zero())
+      hold_until_ = now + clamp_hold(*reset);
+    else if (remaining > 0)
+      hold_until_.reset();
     return;
+  }
   advance(now);
   auto reported = units(std::min(remaining, per_minute_));
   if (reported > level_) {

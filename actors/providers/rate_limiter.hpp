@@ -34,7 +34,8 @@ inline constexpr uint64_t max_rate_per_minute = 10'000'000'000'000;
 /// refill has repaid it.
 class token_bucket {
 public:
-  /// A full bucket of `per_minute` (0 = unlimited: every check passes).
+  /// A full bucket of `per_minute` (0 = unlimited: every check passes unless the provider
+  /// said it has nothing left, see observe()).
   explicit token_bucket(uint64_t per_minute = 0) noexcept;
 
   /// True when configured with 0.
@@ -65,7 +66,8 @@ public:
   /// and, when `reset` is positive, stops refilling until now + reset (at most
   /// max_limit_hold), at which time the bucket is full again (the provider's reset means
   /// fully replenished; we refill only to our own capacity). A figure above our level lifts
-  /// an earlier hold but never raises the level. Ignored by an unlimited bucket.
+  /// an earlier hold but never raises the level. An unlimited bucket keeps no level but does
+  /// hold when `remaining` is 0 and a reset is given (and admits nothing until then).
   void observe(clock_time now, uint64_t remaining, std::optional<clock_duration> reset) noexcept;
 
   /// Whole units available at `now` (rounded down; negative in debt). INT64_MAX when

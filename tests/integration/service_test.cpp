@@ -595,3 +595,63 @@ TEST_CASE("a hung provider does not slow down requests for another provider") {
   for (const auto& [id, events] : sink.events)
     CHECK(events.front().at("data").at("provider") == "mock");
 }
+
+TEST_CASE("every real provider is served through the mock server, packed by multi-prompt") {
+  mock_provider_server mock;
+  std::string error;
+  REQUIRE(mock.start(mock_provider_options{}, error));
+  temp_dir dir;
+  auto base = "http://127.0.0.1:" + std::to_string(mock.port());
+  const std::vector<std::string> providers{"openai", "openrouter", "anthropic", "google"};
+  for (const auto& key :
+       {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
+    ::setenv(key, "test-key", 1);
+  test::lps_process lps{dir.path.string(),
+                        {"--openai-base-url=" + base + "/v1",
+                         "--openrouter-base-url=" + base + "/api/v1",
+                         "--anthropic-base-url=" + base, "--google-base-url=" + base,
+                         "--serial-bundle-multi-prompt=true"}};
+  for (const auto& key :
+       {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
+    ::unsetenv(key);
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  constexpr int per_provider = 8;
+  for (const auto& provider : providers) {
+    std::string body = "{\"requests\":[";
+    for (int i = 0; i < per_provider; ++i)
+      body += std::string{i ? "," : ""} + "{\"user_prompt\":\"Essay A: " + provider
+              + std::to_string(i) + ". Essay B: other.\",\"callback_url\":" + json_quote(sink.url())
+              + ",\"llm_config_overrides\":{\"provider_override\":\"" + provider + "\"}}";
+    REQUIRE(c.call("POST", lps.url("/api/v1/comparisons"), body + "]}").status == 202);
+  }
+  size_t total = providers.size() * per_provider;
+  REQUIRE(sink.wait_for(total, std::chrono::seconds{30}));
+  std::map<std::string, int> successes;
+  {
+    std::lock_guard<std::mutex> guard{sink.mtx};
+    CHECK(sink.total == total);
+    for (const auto& [id, events] : sink.events) {
+      CHECK(events.size() == 1);
+      const auto& data = events.front().at("data").as_object();
+      INFO(json::serialize(data));
+      CHECK(data.at("error_detail").is_null());
+      successes[std::string{data.at("provider").as_string()}] += 1;
+    }
+  }
+  auto metrics = c.call("GET", lps.url("/metrics")).body;
+  for (const auto& provider : providers) {
+    INFO(provider);
+    CHECK(successes[provider] == per_provider);
+    // Every provider call is counted, and packing needed fewer calls than comparisons.
+    auto calls = mock.stats().by_dialect[provider == "google" ? "gemini" : provider];
+    CHECK(calls >= 2);
+    CHECK(calls < static_cast<uint64_t>(per_provider));
+    CHECK(metrics.find("llm_provider_http_calls_total{provider=\"" + provider + "\"")
+          != std::string::npos);
+  }
+  auto listed = c.call_json("GET", lps.url("/api/v1/providers"));
+  for (auto& p : listed["providers"].as_array())
+    CHECK(p.as_object()["available"] == true);
+}

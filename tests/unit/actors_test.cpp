@@ -516,7 +516,7 @@ TEST_CASE("process_comparison_batch answers one outcome per item and isolates fa
     queued_request q;
     q.request = make_request("essay pair " + std::to_string(i));
     q.request.queue_id = "q" + std::to_string(i);
-    b.items.push_back({q, {"mock", "mock-model-v1", "serial_bundle", "b1", 30}});
+    b.items.push_back({q, {"mock", "mock-model-v1", "serial_bundle", "b1", 30, {}}});
   }
   auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
   REQUIRE(outcomes);

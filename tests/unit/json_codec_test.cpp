@@ -124,7 +124,7 @@ result_event success_event() {
   o.usage = {100, 20, 120, 0, 0};
   o.cost_estimate = 0.00125;
   o.prompt_sha256 = "abc123";
-  o.enrichment = {"mock", "mock-model-1", "serial_bundle", "bundle-9", 4};
+  o.enrichment = {"mock", "mock-model-1", "serial_bundle", "bundle-9", 4, {}};
   return event;
 }
 

@@ -57,7 +57,7 @@ TEST_CASE("every message round-trips through binary serialization") {
   o.confidence = 4.5;
   o.usage = {10, 20, 30, 1, 2};
   o.response_time = std::chrono::milliseconds{17};
-  o.enrichment = {"mock", "mock-model-v1", "serial_bundle", "b1", 4};
+  o.enrichment = {"mock", "mock-model-v1", "serial_bundle", "b1", 4, {}};
   CHECK(roundtrip(fx.sys, o) == o);
   bundle b{"b1", "mock", "mock-model-v1", "serial_bundle", {{q, o.enrichment}}};
   CHECK(roundtrip(fx.sys, b) == b);

@@ -477,9 +477,25 @@ TEST_CASE("rate_limiter: unlimited by default") {
     REQUIRE(limiter.try_acquire(t0, 1, 1'000'000));
   CHECK(limiter.wait_time(t0, 1, 1'000'000) == 0s);
   limiter.reconcile_tokens(1'000'000);
-  limiter.observe_limits(t0, 0, 0, dur(1min), dur(1min));
+  limiter.observe_limits(t0, 5, 5, dur(1min), dur(1min)); // something left: no count kept
   CHECK(limiter.try_acquire(t0, 1, 1));
   CHECK(limiter.requests().available(t0) == std::numeric_limits<int64_t>::max());
+}
+
+TEST_CASE("rate_limiter: unlimited still believes a provider with nothing left") {
+  lps::rate_limiter limiter;
+  limiter.observe_limits(t0, 0, std::nullopt, dur(20s), std::nullopt);
+  CHECK_FALSE(limiter.try_acquire(t0 + 5s, 1, 1));
+  CHECK(limiter.wait_time(t0 + 5s, 1, 1) == 15s);
+  CHECK(limiter.try_acquire(t0 + 20s, 1, 1));
+  // A later answer with requests left lifts a hold early.
+  limiter.observe_limits(t0 + 30s, 0, std::nullopt, dur(1min), std::nullopt);
+  CHECK_FALSE(limiter.try_acquire(t0 + 31s, 1, 1));
+  limiter.observe_limits(t0 + 32s, 3, std::nullopt, std::nullopt, std::nullopt);
+  CHECK(limiter.try_acquire(t0 + 32s, 1, 1));
+  // Zero without a reset says nothing about when: no hold.
+  limiter.observe_limits(t0 + 40s, 0, 0, std::nullopt, std::nullopt);
+  CHECK(limiter.try_acquire(t0 + 40s, 1, 1));
 }
 
 TEST_CASE("rate_limiter: requests per minute refill over time") {

@@ -35,6 +35,8 @@ options:
   --error-codes=LIST     statuses random errors draw from (default 429,500,503,529)
   --seed=N               judgement hash and random generator seed (default 42)
   --api-key=KEY          the key every dialect expects (default test-key)
+  --tls-cert=PEM         serve HTTPS with this certificate chain (needs --tls-key)
+  --tls-key=PEM          the private key of --tls-cert (unencrypted PEM)
   --help                 this text
 )";
 
@@ -68,6 +70,14 @@ bool apply_flag(std::string_view name, std::string_view value, lps::mock_provide
   }
   if (name == "api-key") {
     o.api_key = std::string(value);
+    return !value.empty();
+  }
+  if (name == "tls-cert") {
+    o.tls_cert_file = std::string(value);
+    return !value.empty();
+  }
+  if (name == "tls-key") {
+    o.tls_key_file = std::string(value);
     return !value.empty();
   }
   if (name == "error-codes") {
@@ -141,8 +151,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lps-mock-provider: cannot start: %s\n", error.c_str());
     return 1;
   }
-  std::printf("mock provider listening on http://%s:%u\n", options.host.c_str(),
-              static_cast<unsigned>(server.port()));
+  // The server refuses a certificate without a key, so one of them set means HTTPS.
+  bool tls = !options.tls_cert_file.empty();
+  std::printf("mock provider listening on %s://%s:%u\n", tls ? "https" : "http",
+              options.host.c_str(), static_cast<unsigned>(server.port()));
   std::fflush(stdout);
 
   int sig = 0;

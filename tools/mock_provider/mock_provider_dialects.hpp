@@ -41,7 +41,49 @@ struct parsed_call {
   uint64_t prompt_tokens = 0;
   /// Anthropic only, in tools, system, messages order.
   std::vector<cache_breakpoint> breakpoints;
+  /// Multi-prompt: the answer schema asks for a `results` array, one entry per
+  /// `<comparison id="...">` block of the prompt (id, text), judged one by one.
+  bool multi = false;
+  std::vector<std::pair<std::string, std::string>> comparisons;
 };
+
+/// Whether an answer schema (JSON Schema or Gemini Schema) asks for `results`: lps's
+/// multi-prompt answer shape.
+inline bool asks_for_results(const json::value* schema) {
+  const auto* o = schema ? schema->if_object() : nullptr;
+  const auto* props = o ? o->if_contains("properties") : nullptr;
+  return props && props->is_object() && props->get_object().contains("results");
+}
+
+/// The `<comparison id="ID">\nTEXT\n</comparison>` blocks of a multi-prompt, in order.
+inline std::vector<std::pair<std::string, std::string>> split_comparisons(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  constexpr std::string_view open = "<comparison id=\"", close = "</comparison>";
+  size_t pos = 0;
+  while ((pos = text.find(open, pos)) != std::string_view::npos) {
+    auto id_end = text.find("\">", pos + open.size());
+    auto end = id_end == std::string_view::npos ? id_end : text.find(close, id_end);
+    if (end == std::string_view::npos)
+      break;
+    auto id = text.substr(pos + open.size(), id_end - pos - open.size());
+    auto body = text.substr(id_end + 2, end - id_end - 2);
+    if (body.starts_with('\n'))
+      body.remove_prefix(1);
+    if (body.ends_with('\n'))
+      body.remove_suffix(1);
+    out.emplace_back(std::string(id), std::string(body));
+    pos = end + close.size();
+  }
+  return out;
+}
+
+/// Marks a call as multi-prompt when its answer schema asks for `results`.
+inline void note_multi(parsed_call& call, const json::value* schema) {
+  if (!asks_for_results(schema))
+    return;
+  call.multi = true;
+  call.comparisons = split_comparisons(call.prompt);
+}
 
 inline void append_turn(std::string& prompt, std::string_view text) {
   if (!prompt.empty())
@@ -196,6 +238,8 @@ inline std::optional<provider_error> validate_chat(dialect d, const json::object
                      "'messages' must contain the word 'json' in some form, to use "
                      "'response_format' of type 'json_object'.",
                      "messages");
+    if (const auto* js = rf->get_object().if_contains("json_schema"); js && js->is_object())
+      note_multi(call, js->get_object().if_contains("schema"));
   }
   // OpenRouter normalises parameters per upstream model instead of rejecting them.
   if (d == dialect::openai && call.model.rfind("gpt-5", 0) == 0)
@@ -410,6 +454,11 @@ inline std::optional<provider_error> validate_anthropic(const json::object& body
                        + std::to_string(call.breakpoints.size()) + ".");
   if (auto e = anthropic_tool_choice(body, names, call))
     return e;
+  if (const auto* tools = body.if_contains("tools"); tools && tools->is_array())
+    for (const auto& t : tools->get_array())
+      if (const auto* name = string_at(t.get_object(), "name");
+          name && view(*name) == call.tool_name)
+        note_multi(call, t.get_object().if_contains("input_schema"));
   call.prompt_tokens = estimate_tokens(walk.chars()) + 3 * messages.size();
   return std::nullopt;
 }
@@ -465,6 +514,11 @@ inline std::optional<provider_error> validate_gemini(const json::object& body,
   }
   if (auto e = gemini_config(body))
     return e;
+  if (const auto* config = body.if_contains("generationConfig"); config && config->is_object()) {
+    const auto& c = config->get_object();
+    note_multi(call, c.contains("responseSchema") ? c.if_contains("responseSchema")
+                                                  : c.if_contains("responseJsonSchema"));
+  }
   call.prompt_tokens = estimate_tokens(chars);
   return std::nullopt;
 }
@@ -514,6 +568,9 @@ struct answer {
   std::string id;
   /// Anthropic tool_use id.
   std::string tool_id;
+  /// Multi-prompt: one verdict per comparison id, in prompt order.
+  std::vector<std::pair<std::string, judgement>> results;
+  bool multi = false;
   int64_t created = 0;
 };
 
@@ -521,11 +578,24 @@ inline json::object verdict_object(const judgement& j) {
   return {{"winner", j.winner}, {"justification", j.justification}, {"confidence", j.confidence}};
 }
 
+/// The structured answer: one verdict, or `results` for a multi-prompt call.
+inline json::object answer_object(const answer& a) {
+  if (!a.multi)
+    return verdict_object(a.verdict);
+  json::array results;
+  for (const auto& [id, j] : a.results) {
+    auto entry = verdict_object(j);
+    entry["comparison_id"] = id;
+    results.push_back(std::move(entry));
+  }
+  return {{"results", std::move(results)}};
+}
+
 /// The text a chat or Gemini answer carries: JSON, cut JSON, or prose without structure.
 inline std::string answer_text(const answer& a) {
   if (a.kind == answer_kind::no_tool_use)
     return "After comparing both essays, I find that " + a.verdict.justification;
-  auto text = json::serialize(verdict_object(a.verdict));
+  auto text = json::serialize(answer_object(a));
   if (a.kind == answer_kind::truncated)
     text.resize(text.size() / 2);
   return text;
@@ -566,7 +636,7 @@ inline std::string render_anthropic(const parsed_call& call, const answer& a) {
     content.push_back(json::object{{"type", "tool_use"},
                                    {"id", a.tool_id},
                                    {"name", call.tool_name},
-                                   {"input", verdict_object(a.verdict)}});
+                                   {"input", answer_object(a)}});
   }
   const auto& t = a.tokens;
   json::object usage{

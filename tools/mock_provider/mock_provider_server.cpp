@@ -622,6 +622,12 @@ struct mock_provider_server::impl {
     a.verdict = mock_wire::judge(options.seed, call.prompt);
     if (kind == answer_kind::bad_winner)
       a.verdict.winner = "Essay C";
+    // Multi-prompt: each comparison judged as its own single call would be.
+    a.multi = call.multi;
+    for (const auto& [id, text] : call.comparisons)
+      a.results.emplace_back(id, mock_wire::judge(options.seed, text));
+    if (kind == answer_kind::bad_winner && !a.results.empty())
+      a.results.front().second.winner = "Essay C";
     a.tokens = dec.tokens;
     a.tokens.output = mock_wire::output_tokens(a);
     a.id = dec.id;
@@ -851,6 +857,8 @@ bool mock_provider_server::start(const mock_provider_options& options, std::stri
   so.port = options.port;
   so.io_threads = options.io_threads;
   so.max_body_bytes = 32u << 20; // whole essays, several per bundle
+  so.tls_cert_file = options.tls_cert_file;
+  so.tls_key_file = options.tls_key_file;
   auto* self = impl_.get();
   if (!impl_->server.start(
           so, [self](http_request&& r, http_responder p) { self->handle(std::move(r), p); }, error))

@@ -34,6 +34,9 @@ struct mock_provider_options {
   uint64_t seed = 42;
   /// The one key every dialect accepts.
   std::string api_key = "test-key";
+  /// HTTPS: certificate chain and private key (PEM files), both or neither (plain HTTP).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 /// Call counters. Control API calls (/_mock/...) are not counted.

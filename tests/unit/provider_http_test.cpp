@@ -2,8 +2,11 @@
 // transport under the deterministic test coordinator, and the actor against the in-process
 // mock provider server over real HTTP (which checks bodies the way the real API does).
 
-#include "actors/provider_openai.hpp"
+#include "actors/provider_http.hpp"
+#include "actors/providers/anthropic_format.hpp"
+#include "actors/providers/gemini_format.hpp"
 #include "actors/providers/openai_format.hpp"
+#include "actors/providers/wire_common.hpp"
 #include "tools/mock_provider/mock_provider_server.hpp"
 
 #include "fixtures/deterministic.hpp"
@@ -70,7 +73,7 @@ TEST_CASE("openai request for a gpt-5 model uses max_completion_tokens and no te
   req.overrides.output_verbosity = "high";
   auto body = parse_object(build_openai_request(req, "gpt-5.1", openai_model_flags_for("gpt-5.1")));
   CHECK(body["model"] == "gpt-5.1");
-  CHECK(body["max_completion_tokens"] == openai_default_max_tokens);
+  CHECK(body["max_completion_tokens"] == wire::default_max_tokens);
   CHECK_FALSE(body.contains("max_tokens"));
   CHECK_FALSE(body.contains("temperature"));
   CHECK(body["reasoning_effort"] == "low");
@@ -78,7 +81,7 @@ TEST_CASE("openai request for a gpt-5 model uses max_completion_tokens and no te
   auto& messages = body["messages"].as_array();
   REQUIRE(messages.size() == 2);
   CHECK(messages[0].as_object().at("role") == "system");
-  CHECK(messages[0].as_object().at("content") == openai_default_system_prompt);
+  CHECK(messages[0].as_object().at("content") == wire::default_system_prompt);
   CHECK(messages[1].as_object().at("role") == "user");
   CHECK(messages[1].as_object().at("content") == "Compare these essays");
   auto& format = body["response_format"].as_object();
@@ -117,13 +120,13 @@ TEST_CASE("openai request for gpt-4o uses max_tokens and a temperature") {
 TEST_CASE("openai success is parsed with usage and cached tokens") {
   auto r = parse_openai_response(200, completion(verdict("Essay B", "B argues better", 4)), {});
   REQUIRE(r.success);
-  CHECK(r.winner == "Essay B");
-  CHECK(r.justification == "B argues better");
-  CHECK(r.confidence == 4.0);
-  CHECK(r.prompt_tokens == 120);
-  CHECK(r.completion_tokens == 30);
-  CHECK(r.total_tokens == 150);
-  CHECK(r.cached_tokens == 64);
+  CHECK(r.verdict.winner == "Essay B");
+  CHECK(r.verdict.justification == "B argues better");
+  CHECK(r.verdict.confidence == 4.0);
+  CHECK(r.usage.prompt_tokens == 120);
+  CHECK(r.usage.completion_tokens == 30);
+  CHECK(r.usage.total_tokens == 150);
+  CHECK(r.usage.cache_read_input_tokens == 64);
   CHECK(r.error_code.empty());
 }
 
@@ -186,7 +189,7 @@ TEST_CASE("openai winner and confidence are never guessed") {
       == "INVALID_RESPONSE");
   auto ok = parse_openai_response(200, completion(verdict("Essay A", "x", 1)), {});
   CHECK(ok.success);
-  CHECK(ok.confidence == 1.0);
+  CHECK(ok.verdict.confidence == 1.0);
 }
 
 TEST_CASE("openai long justification is cut to 500 characters on a UTF-8 boundary") {
@@ -195,12 +198,12 @@ TEST_CASE("openai long justification is cut to 500 characters on a UTF-8 boundar
     text += "\xC3\xA9"; // é: two bytes, one character
   auto r = parse_openai_response(200, completion(verdict("Essay A", text, 3)), {});
   REQUIRE(r.success);
-  CHECK(r.justification.size() == 1000);
-  CHECK(r.justification == text.substr(0, 1000));
-  CHECK(cut_utf8("abc", 500) == "abc");
-  CHECK(cut_utf8("a\xE2\x82\xAC"
-                 "b",
-                 2)
+  CHECK(r.verdict.justification.size() == 1000);
+  CHECK(r.verdict.justification == text.substr(0, 1000));
+  CHECK(wire::cut_utf8("abc", 500) == "abc");
+  CHECK(wire::cut_utf8("a\xE2\x82\xAC"
+                       "b",
+                       2)
         == "a\xE2\x82\xAC");
 }
 
@@ -265,17 +268,22 @@ bundle make_bundle(const std::vector<std::string>& prompts) {
     queued_request q;
     q.request = make_request(p);
     b.items.push_back(
-        {q, {"openai", "gpt-5.1", "serial_bundle", "b1", static_cast<uint32_t>(prompts.size())}});
+        {q, {"openai", "gpt-5.1", "serial_bundle", "b1", static_cast<uint32_t>(prompts.size()), {}}});
   }
   return b;
 }
 
-provider_openai_config test_config() {
-  provider_openai_config cfg;
-  cfg.base_url = "http://127.0.0.1:9/v1";
-  cfg.api_key = "sk-secret-test-key";
+provider_http_config test_config() {
+  provider_http_config cfg;
+  cfg.provider = "openai";
+  cfg.target.base_url = "http://127.0.0.1:9/v1";
+  cfg.target.api_key = "sk-secret-test-key";
   cfg.default_model = "gpt-5.1";
   return cfg;
+}
+
+std::shared_ptr<const provider_wire> openai() {
+  return std::make_shared<openai_wire>();
 }
 
 } // namespace
@@ -284,7 +292,7 @@ TEST_CASE("openai actor answers one outcome per item in order and isolates failu
   fake_transport http;
   http.answer = scripted_answer;
   test::deterministic_fixture fx;
-  auto provider = fx.spawn(provider_openai, test_config(), &http);
+  auto provider = fx.spawn(provider_http, test_config(), openai(), &http, metrics_actor{});
   auto b = make_bundle({"one", "pick-b two", "fail three", "garbage four", "down five", "six"});
   auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
   REQUIRE(outcomes);
@@ -314,11 +322,12 @@ TEST_CASE("openai actor answers one outcome per item in order and isolates failu
                   std::pair<std::string, std::string>{"Authorization", "Bearer sk-secret-test-key"})
         != req.headers.end());
   }
-  auto& st = fx.state_of<provider_openai_state>(provider);
-  CHECK(st.calls_total == 1);
+  auto& st = fx.state_of<provider_http_state>(provider);
+  CHECK(st.bundles_total == 1);
   CHECK(st.items_total == 6);
+  CHECK(st.http_calls_total == 6);
   CHECK(st.errors_total == 3);
-  CHECK(st.items.empty());
+  CHECK(st.https.empty());
   CHECK(st.calls.empty());
 }
 
@@ -327,7 +336,7 @@ TEST_CASE("openai actor starts every item before any answer arrives") {
   http.answer = scripted_answer;
   http.threaded = true;
   test::deterministic_fixture fx;
-  auto provider = fx.spawn(provider_openai, test_config(), &http);
+  auto provider = fx.spawn(provider_http, test_config(), openai(), &http, metrics_actor{});
   auto b = make_bundle({"one", "fail two", "pick-b three"});
   auto rh = fx.self->request(provider, caf::infinite, atom::process_v, b);
   fx.sched.run();
@@ -348,7 +357,7 @@ TEST_CASE("openai actor status reports figures and never the key") {
   fake_transport http;
   http.answer = scripted_answer;
   test::deterministic_fixture fx;
-  auto provider = fx.spawn(provider_openai, test_config(), &http);
+  auto provider = fx.spawn(provider_http, test_config(), openai(), &http, metrics_actor{});
   auto status = fx.request<actor_status>(provider, atom::status_v);
   REQUIRE(status);
   CHECK(status->name == "provider:openai");
@@ -366,8 +375,8 @@ TEST_CASE("openai actor without a key fails every item as CONFIGURATION_ERROR") 
   http.answer = scripted_answer;
   test::deterministic_fixture fx;
   auto cfg = test_config();
-  cfg.api_key.clear();
-  auto provider = fx.spawn(provider_openai, cfg, &http);
+  cfg.target.api_key.clear();
+  auto provider = fx.spawn(provider_http, cfg, openai(), &http, metrics_actor{});
   auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v,
                                                               make_bundle({"a", "b"}));
   REQUIRE(outcomes);
@@ -375,6 +384,160 @@ TEST_CASE("openai actor without a key fails every item as CONFIGURATION_ERROR") 
   for (const auto& o : *outcomes)
     CHECK((!o.success && o.error_code == "CONFIGURATION_ERROR" && !o.retryable));
   CHECK(http.sent.empty());
+}
+
+// -- multi-prompt -----------------------------------------------------------------------
+
+namespace {
+
+/// The `<comparison id>` blocks of a multi-prompt body's user message: (id, text).
+std::vector<std::pair<std::string, std::string>> comparisons_in(const std::string& body) {
+  auto doc = json::parse(body).as_object();
+  std::string user{doc.at("messages").as_array().back().as_object().at("content").as_string()};
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while ((pos = user.find("<comparison id=\"", pos)) != std::string::npos) {
+    auto id_start = pos + 16;
+    auto id_end = user.find('"', id_start);
+    auto end = user.find("</comparison>", id_end);
+    out.emplace_back(user.substr(id_start, id_end - id_start),
+                     user.substr(id_end + 3, end - id_end - 4));
+    pos = end;
+  }
+  return out;
+}
+
+/// Multi-prompt calls: one result per comparison, except texts with "skip" (left out) and
+/// "dupe" (answered twice); "fail" in any text fails the whole call with 500 and "garbage"
+/// makes the content unreadable. Single calls: scripted_answer.
+http_client_response multi_answer(const http_client_request& req) {
+  if (req.body.find("comparison_results") == std::string::npos)
+    return scripted_answer(req);
+  http_client_response resp;
+  resp.status = 200;
+  if (req.body.find("fail") != std::string::npos) {
+    resp.status = 500;
+    resp.body = error_body("server_error", "");
+    return resp;
+  }
+  if (req.body.find("garbage") != std::string::npos) {
+    resp.body = completion("{\"results\": [");
+    return resp;
+  }
+  json::array results;
+  for (const auto& [id, text] : comparisons_in(req.body)) {
+    if (text.find("skip") != std::string::npos)
+      continue;
+    auto winner = text.find("pick-b") != std::string::npos ? "Essay B" : "Essay A";
+    json::object entry{
+        {"comparison_id", id}, {"winner", winner}, {"justification", "r"}, {"confidence", 3}};
+    results.push_back(entry);
+    if (text.find("dupe") != std::string::npos) {
+      entry["winner"] = "Essay B";
+      results.push_back(entry);
+    }
+  }
+  resp.body = completion(json::serialize(json::object{{"results", results}}));
+  return resp;
+}
+
+provider_http_config multi_config() {
+  auto cfg = test_config();
+  cfg.multi_prompt = true;
+  return cfg;
+}
+
+size_t multi_calls(fake_transport& http) {
+  return static_cast<size_t>(
+      std::count_if(http.sent.begin(), http.sent.end(), [](const http_client_request& r) {
+        return r.body.find("comparison_results") != std::string::npos;
+      }));
+}
+
+} // namespace
+
+TEST_CASE("multi-prompt packs up to four compatible items per call, one outcome each") {
+  fake_transport http;
+  http.answer = multi_answer;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_http, multi_config(), openai(), &http, metrics_actor{});
+  auto b = make_bundle({"one", "pick-b two", "three", "four", "pick-b five", "six"});
+  auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 6);
+  CHECK(http.sent.size() == 2); // 4 + 2
+  CHECK(multi_calls(http) == 2);
+  uint64_t prompt_tokens = 0;
+  for (size_t i = 0; i < 6; ++i) {
+    const auto& o = (*outcomes)[i];
+    INFO(i << ": " << o.error_code << " " << o.error_message);
+    CHECK(o.success);
+    CHECK(o.queue_id == b.items[i].entry.request.queue_id);
+    bool b_wins = b.items[i].entry.request.user_prompt.find("pick-b") != std::string::npos;
+    CHECK(o.winner == (b_wins ? "Essay B" : "Essay A"));
+    prompt_tokens += o.usage.prompt_tokens;
+  }
+  // Each call's usage is shared out among its items, adding up to what the calls used.
+  CHECK(prompt_tokens == 2 * 120);
+  auto& st = fx.state_of<provider_http_state>(provider);
+  CHECK(st.multi_calls_total == 2);
+  CHECK(st.multi_fallbacks_total == 0);
+}
+
+TEST_CASE("multi-prompt sends a missing or twice-answered comparison again alone") {
+  fake_transport http;
+  http.answer = multi_answer;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_http, multi_config(), openai(), &http, metrics_actor{});
+  auto b = make_bundle({"one", "skip pick-b two", "dupe three", "four"});
+  auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 4);
+  CHECK(http.sent.size() == 3); // the multi call, then "skip" and "dupe" alone
+  CHECK(multi_calls(http) == 1);
+  for (const auto& o : *outcomes)
+    CHECK(o.success);
+  CHECK((*outcomes)[1].winner == "Essay B"); // from its own call
+  CHECK(fx.state_of<provider_http_state>(provider).multi_fallbacks_total == 2);
+}
+
+TEST_CASE("multi-prompt: a failed call fails its items, an unreadable one is retried per item") {
+  fake_transport http;
+  http.answer = multi_answer;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_http, multi_config(), openai(), &http, metrics_actor{});
+  auto failed = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v,
+                                                            make_bundle({"a fail", "b"}));
+  REQUIRE(failed);
+  REQUIRE(failed->size() == 2);
+  for (const auto& o : *failed)
+    CHECK((!o.success && o.error_code == "EXTERNAL_SERVICE_ERROR" && o.retryable));
+  CHECK(http.sent.size() == 1); // no per-item retry inside the provider: the queue retries
+  http.sent.clear();
+  // "garbage" only in the multi call's packed text: its items go alone; the single call of
+  // the garbage item itself still fails as PARSING_ERROR, its neighbour succeeds.
+  auto mixed = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v,
+                                                           make_bundle({"garbage", "fine"}));
+  REQUIRE(mixed);
+  CHECK(http.sent.size() == 3);
+  CHECK((!(*mixed)[0].success && (*mixed)[0].error_code == "PARSING_ERROR"));
+  CHECK((*mixed)[1].success);
+}
+
+TEST_CASE("multi-prompt keeps items with different settings in different calls") {
+  fake_transport http;
+  http.answer = multi_answer;
+  test::deterministic_fixture fx;
+  auto provider = fx.spawn(provider_http, multi_config(), openai(), &http, metrics_actor{});
+  auto b = make_bundle({"one", "two", "three"});
+  b.items[1].entry.request.overrides.has_system_prompt = true;
+  b.items[1].entry.request.overrides.system_prompt = "Be terse.";
+  auto outcomes = fx.request<std::vector<comparison_outcome>>(provider, atom::process_v, b);
+  REQUIRE(outcomes);
+  for (const auto& o : *outcomes)
+    CHECK(o.success);
+  CHECK(http.sent.size() == 2); // "one"+"three" packed, "two" alone
+  CHECK(multi_calls(http) == 1);
 }
 
 // -- against the mock provider server (real HTTP client, real scheduler) ---------------
@@ -402,21 +565,33 @@ struct mock_server_fixture {
     server.stop();
   }
 
-  provider_openai_config config(const std::string& provider = "openai") {
-    provider_openai_config c;
+  provider_http_config config(const std::string& provider = "openai") {
+    provider_http_config c;
     c.provider = provider;
-    auto prefix = provider == "openrouter" ? "/api/v1" : "/v1";
-    c.base_url = "http://127.0.0.1:" + std::to_string(server.port()) + prefix;
-    c.api_key = "test-key";
-    c.default_model = "gpt-5.1";
-    c.request_timeout = std::chrono::seconds{10};
+    auto base = "http://127.0.0.1:" + std::to_string(server.port());
+    c.target.base_url = provider == "openrouter" ? base + "/api/v1"
+                        : provider == "openai"   ? base + "/v1"
+                                                 : base;
+    c.target.api_key = "test-key";
+    c.default_model = provider == "anthropic" ? "claude-haiku-4-5"
+                      : provider == "google"  ? "gemini-2.5-flash"
+                                              : "gpt-5.1";
+    c.target.timeout = std::chrono::seconds{10};
     if (provider == "openrouter")
-      c.extra_headers = {{"HTTP-Referer", "https://huleedu.com"}, {"X-Title", "lps"}};
+      c.target.extra_headers = {{"HTTP-Referer", "https://huleedu.com"}, {"X-Title", "lps"}};
     return c;
   }
 
-  std::vector<comparison_outcome> process(const provider_openai_config& c, const bundle& b) {
-    auto provider = sys.spawn(provider_openai, c, &http);
+  static std::shared_ptr<const provider_wire> wire_of(const std::string& provider) {
+    if (provider == "anthropic")
+      return std::make_shared<anthropic_wire>();
+    if (provider == "google")
+      return std::make_shared<gemini_wire>();
+    return std::make_shared<openai_wire>(provider == "openrouter");
+  }
+
+  std::vector<comparison_outcome> process(const provider_http_config& c, const bundle& b) {
+    auto provider = sys.spawn(provider_http, c, wire_of(c.provider), &http, metrics_actor{});
     std::vector<comparison_outcome> result;
     self->request(provider, std::chrono::seconds{30}, atom::process_v, b)
         .receive([&](std::vector<comparison_outcome>& xs) { result = std::move(xs); },
@@ -476,7 +651,7 @@ TEST_CASE("openai actor maps mock provider faults per item") {
 TEST_CASE("openai actor reports a wrong key and serves openrouter") {
   mock_server_fixture fx;
   auto bad = fx.config();
-  bad.api_key = "wrong-key";
+  bad.target.api_key = "wrong-key";
   auto outcomes = fx.process(bad, make_bundle({"a"}));
   REQUIRE(outcomes.size() == 1);
   CHECK(outcomes[0].error_code == "AUTHENTICATION_ERROR");
@@ -487,5 +662,155 @@ TEST_CASE("openai actor reports a wrong key and serves openrouter") {
   for (const auto& o : routed) {
     INFO(o.error_code << ": " << o.error_message);
     CHECK((o.success && o.provider == "openrouter"));
+  }
+}
+
+// -- every provider against the mock server -------------------------------------------
+
+namespace {
+
+/// A bundle for `provider` whose items leave the model to the provider's default.
+bundle bundle_for(const std::string& provider, const std::vector<std::string>& prompts) {
+  auto b = make_bundle(prompts);
+  b.provider = provider;
+  b.model.clear();
+  for (auto& item : b.items) {
+    item.enrichment.resolved_provider = provider;
+    item.enrichment.resolved_model.clear();
+  }
+  return b;
+}
+
+const std::vector<std::string> all_providers{"openai", "openrouter", "anthropic", "google"};
+
+} // namespace
+
+TEST_CASE("every provider gets judgements from the mock server, with usage and the same verdict") {
+  mock_server_fixture fx;
+  std::map<std::string, std::vector<std::string>> winners;
+  for (const auto& provider : all_providers) {
+    INFO(provider);
+    auto b =
+        bundle_for(provider, {"Essay A: cats. Essay B: dogs.", "Essay A: sun. Essay B: rain."});
+    auto outcomes = fx.process(fx.config(provider), b);
+    REQUIRE(outcomes.size() == 2);
+    for (const auto& o : outcomes) {
+      INFO(o.error_code << ": " << o.error_message);
+      CHECK(o.success);
+      CHECK(o.provider == provider);
+      CHECK(o.model == fx.config(provider).default_model);
+      CHECK(o.usage.prompt_tokens > 0);
+      CHECK(o.usage.completion_tokens > 0);
+      CHECK((o.confidence >= 1 && o.confidence <= 5));
+      winners[provider].push_back(o.winner);
+    }
+    // OpenAI-style and Anthropic answers carry rate-limit headers; Gemini sends none.
+    CHECK(outcomes[0].limits.empty() == (provider == "google"));
+  }
+  // The mock judges the user prompt alone, so every wire format must carry it unchanged.
+  for (const auto& provider : all_providers)
+    CHECK(winners[provider] == winners["openai"]);
+}
+
+TEST_CASE("every provider maps each mock fault to its error class") {
+  struct expectation {
+    const char* fault;
+    const char* code;
+    bool retryable;
+  };
+  const std::vector<expectation> faults{
+      {R"({"kind":"status","status":429,"retry_after":"3"})", "RATE_LIMIT", true},
+      {R"({"kind":"quota"})", "QUOTA_EXCEEDED", false},
+      {R"({"kind":"status","status":500})", "EXTERNAL_SERVICE_ERROR", true},
+      {R"({"kind":"overloaded"})", "EXTERNAL_SERVICE_ERROR", true},
+      {R"({"kind":"status","status":400})", "INVALID_REQUEST", false},
+      {R"({"kind":"status","status":401})", "AUTHENTICATION_ERROR", false},
+      {R"({"kind":"malformed"})", "PARSING_ERROR", false},
+      {R"({"kind":"truncated"})", "PARSING_ERROR", false},
+      {R"({"kind":"no_tool_use"})", "PARSING_ERROR", false},
+      {R"({"kind":"bad_winner"})", "INVALID_RESPONSE", false},
+  };
+  mock_server_fixture fx;
+  for (const auto& provider : all_providers) {
+    for (const auto& f : faults) {
+      INFO(provider << " " << f.fault);
+      std::string error;
+      REQUIRE(fx.server.add_faults(std::string{R"({"faults":[)"} + f.fault + "]}", error));
+      auto outcomes = fx.process(fx.config(provider), bundle_for(provider, {"a"}));
+      REQUIRE(outcomes.size() == 1);
+      const auto& o = outcomes[0];
+      INFO(o.error_message);
+      CHECK_FALSE(o.success);
+      CHECK(o.error_code == f.code);
+      CHECK(o.retryable == f.retryable);
+      CHECK(o.error_message.find("test-key") == std::string::npos);
+      if (std::string{f.code} == "RATE_LIMIT")
+        CHECK(o.retry_after == std::chrono::milliseconds{3000});
+    }
+  }
+  CHECK(fx.server.stats().pending_faults == 0);
+}
+
+TEST_CASE("every provider reports a wrong key as AUTHENTICATION_ERROR without echoing it") {
+  mock_server_fixture fx;
+  for (const auto& provider : all_providers) {
+    INFO(provider);
+    auto c = fx.config(provider);
+    c.target.api_key = "wrong-key-123";
+    auto outcomes = fx.process(c, bundle_for(provider, {"a"}));
+    REQUIRE(outcomes.size() == 1);
+    CHECK(outcomes[0].error_code == "AUTHENTICATION_ERROR");
+    CHECK_FALSE(outcomes[0].retryable);
+    CHECK(outcomes[0].error_message.find("wrong-key-123") == std::string::npos);
+  }
+}
+
+TEST_CASE("multi-prompt against the mock: fewer calls, the same verdicts for every provider") {
+  mock_server_fixture fx;
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 8; ++i)
+    prompts.push_back("Essay A: text " + std::to_string(i) + ". Essay B: other "
+                      + std::to_string(i * 7) + ".");
+  for (const auto& provider : all_providers) {
+    INFO(provider);
+    fx.server.reset();
+    auto single = fx.process(fx.config(provider), bundle_for(provider, prompts));
+    auto single_calls = fx.server.stats().calls;
+    fx.server.reset();
+    auto c = fx.config(provider);
+    c.multi_prompt = true;
+    auto multi = fx.process(c, bundle_for(provider, prompts));
+    auto multi_calls = fx.server.stats().calls;
+    CHECK(single_calls == 8);
+    CHECK(multi_calls == 2);
+    REQUIRE(single.size() == 8);
+    REQUIRE(multi.size() == 8);
+    for (size_t i = 0; i < 8; ++i) {
+      INFO(i << ": " << multi[i].error_code << " " << multi[i].error_message);
+      CHECK(multi[i].success);
+      CHECK(multi[i].queue_id == single[i].queue_id);
+      CHECK(multi[i].winner == single[i].winner);
+      CHECK(multi[i].confidence == single[i].confidence);
+    }
+  }
+}
+
+TEST_CASE("multi-prompt against the mock: a bad answer in a packed call is retried alone") {
+  mock_server_fixture fx;
+  for (const auto& provider : all_providers) {
+    INFO(provider);
+    fx.server.reset();
+    std::string error;
+    // The first call (the packed one) names a winner "Essay C" for its first comparison.
+    REQUIRE(fx.server.add_faults(R"({"faults":[{"kind":"bad_winner"}]})", error));
+    auto c = fx.config(provider);
+    c.multi_prompt = true;
+    auto outcomes = fx.process(c, bundle_for(provider, {"one", "two", "three"}));
+    REQUIRE(outcomes.size() == 3);
+    for (const auto& o : outcomes) {
+      INFO(o.error_code << " " << o.error_message);
+      CHECK(o.success);
+    }
+    CHECK(fx.server.stats().calls == 2); // the packed call, then comparison 1 alone
   }
 }

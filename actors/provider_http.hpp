@@ -1,0 +1,105 @@
+#pragma once
+
+// The provider actor for every real provider (OpenAI, OpenRouter, Anthropic, Gemini): the
+// wire format is a provider_wire, the rest is the same. Each bundle item is one HTTP call, all
+// in flight at once; with multi-prompt on, up to `multi_prompt_max` compatible items share one
+// call and any item whose answer is missing or invalid is sent again alone. One reply with
+// every outcome in item order once the last call has answered. HTTP callbacks run on client
+// threads, so they only stash the response in a thread-safe inbox and poke the actor with
+// `tick, ticket`.
+
+#include "actors/actors.hpp"
+#include "actors/providers/provider_wire.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/model_manifest.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lps {
+
+struct provider_http_config {
+  /// "openai", "openrouter", "anthropic" or "google": the name outcomes and status report.
+  std::string provider;
+  /// Base URL, key (never logged, never in errors or status), timeout, extra headers.
+  wire_target target;
+  /// Model when neither the bundle nor the request names one.
+  std::string default_model;
+  /// Prices by model id (config/models.json): cost_estimate of successful items.
+  std::map<std::string, model_price> prices;
+  /// SERIAL_BUNDLE_MULTI_PROMPT: pack compatible items of a bundle into one call.
+  bool multi_prompt = false;
+  /// Most comparisons per multi-prompt call.
+  size_t multi_prompt_max = 4;
+};
+
+/// HTTP responses handed over from client threads, by ticket. Shared with the callbacks, so
+/// a callback that runs after the actor is gone still writes to live memory.
+class http_inbox {
+public:
+  void put(uint64_t ticket, http_client_response response);
+  /// Removes and returns the response of `ticket`; false when there is none.
+  bool take(uint64_t ticket, http_client_response& out);
+
+private:
+  std::mutex mtx_;
+  std::map<uint64_t, http_client_response> responses_;
+};
+
+struct provider_http_state {
+  static inline const char* name = "provider:http";
+  provider_http_config cfg;
+  std::shared_ptr<const provider_wire> wire;
+  http_transport* http = nullptr;
+  metrics_actor metrics;
+  std::shared_ptr<http_inbox> inbox = std::make_shared<http_inbox>();
+  /// A process call waiting for its items.
+  struct pending_call {
+    caf::typed_response_promise<std::vector<comparison_outcome>> promise;
+    std::vector<comparison_outcome> outcomes;
+    size_t remaining = 0;
+  };
+  /// One bundle item inside an HTTP call.
+  struct part {
+    uint64_t call = 0;
+    size_t index = 0;
+    bundle_item item;
+    /// The id it is asked under in a multi-prompt call ("c1"...); empty for a single call.
+    std::string multi_id;
+  };
+  /// One HTTP call in flight: one part, or several for a multi-prompt call.
+  struct pending_http {
+    std::string model;
+    std::vector<part> parts;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::map<uint64_t, pending_call> calls;
+  std::map<uint64_t, pending_http> https;
+  uint64_t next_call = 0;
+  uint64_t next_ticket = 0;
+  uint64_t handled = 0;
+  uint64_t bundles_total = 0;
+  uint64_t items_total = 0;
+  uint64_t http_calls_total = 0;
+  uint64_t multi_calls_total = 0;
+  uint64_t multi_fallbacks_total = 0;
+  uint64_t errors_total = 0;
+};
+
+/// Spawns with the provider config, its wire format and the transport (owned by the caller,
+/// outlives the actor). `metrics` (may be null) gets llm_provider_http_calls_total.
+provider_actor::behavior_type
+provider_http(provider_actor::stateful_pointer<provider_http_state> self, provider_http_config cfg,
+              std::shared_ptr<const provider_wire> wire, http_transport* http,
+              metrics_actor metrics);
+
+} // namespace lps

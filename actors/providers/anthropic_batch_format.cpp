@@ -1,0 +1,458 @@
+#include "actors/providers/anthropic_batch_format.hpp"
+
+#include "actors/providers/retry_policy.hpp"
+#include "actors/providers/wire_common.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <optional>
+#include <utility>
+
+namespace lps {
+
+namespace json = boost::json;
+using namespace wire;
+
+namespace {
+
+/// Longest part of a provider's text quoted in ours, in characters.
+constexpr size_t max_quoted_chars = 300;
+
+constexpr std::string_view batches_path = "/v1/messages/batches";
+
+bool is_success(unsigned status) {
+  return status >= 200 && status <= 299;
+}
+
+std::string base_of(const wire_target& target) {
+  std::string_view base = target.base_url;
+  while (base.ends_with('/'))
+    base.remove_suffix(1);
+  return std::string{base};
+}
+
+bool unreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+         || c == '_' || c == '.' || c == '~';
+}
+
+/// `id` as one URL path segment: anything but unreserved characters percent-encoded, so an
+/// odd id can never change the path or add a query.
+std::string path_segment(std::string_view id) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : id) {
+    auto u = static_cast<unsigned char>(c);
+    if (unreserved(c)) {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 0xF];
+    }
+  }
+  return out;
+}
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// "scheme://host:port" of an absolute http(s) URL, lower-cased, with the default port
+/// filled in; nullopt for anything else (and for URLs with user info, which no API sends).
+std::optional<std::string> origin_of(std::string_view url) {
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos)
+    return std::nullopt;
+  std::string scheme;
+  for (char c : url.substr(0, sep))
+    scheme += lower(c);
+  if (scheme != "http" && scheme != "https")
+    return std::nullopt;
+  auto rest = url.substr(sep + 3);
+  auto authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.empty() || authority.find('@') != std::string_view::npos)
+    return std::nullopt;
+  // The port follows the last ':' outside an IPv6 literal's brackets.
+  auto bracket = authority.rfind(']');
+  auto colon = authority.rfind(':');
+  std::string_view host = authority;
+  std::string_view port;
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  std::string out = scheme + "://";
+  for (char c : host)
+    out += lower(c);
+  out += ':';
+  out += port.empty() ? (scheme == "https" ? "443" : "80") : std::string{port};
+  return out;
+}
+
+bool key_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+         || c == '_';
+}
+
+/// `text` with anything shaped like an API key ("sk-" and a long run of key characters)
+/// masked: a provider or a proxy might quote one in a message we pass on.
+std::string mask_keys(std::string text) {
+  constexpr std::string_view prefix = "sk-";
+  constexpr size_t min_key_chars = 16;
+  size_t pos = 0;
+  while ((pos = text.find(prefix, pos)) != std::string::npos) {
+    auto end = pos + prefix.size();
+    while (end < text.size() && key_char(text[end]))
+      ++end;
+    if ((pos == 0 || !key_char(text[pos - 1])) && end - pos >= min_key_chars) {
+      text.replace(pos, end - pos, "sk-***");
+      end = pos + 6;
+    }
+    pos = end;
+  }
+  return text;
+}
+
+std::string quoted(std::string_view text) {
+  return cut_utf8(mask_keys(std::string{text}), max_quoted_chars);
+}
+
+/// A 2xx answer that is not what the step should return: asking again is harmless and the
+/// only way to learn more.
+wire_response bad_answer(unsigned status, std::string what, const wire_headers& headers,
+                         std::chrono::system_clock::time_point now) {
+  auto result = failure("PARSING_ERROR", "Anthropic " + std::move(what), status, true);
+  result.retry_after = retry_after_of(headers, now);
+  return result;
+}
+
+wire_response step_ok(unsigned status) {
+  wire_response result;
+  result.success = true;
+  result.http_status = static_cast<int32_t>(status);
+  return result;
+}
+
+wire_response unreadable(unsigned status, const std::exception& ex) {
+  return failure("PARSING_ERROR", std::string{"Anthropic answer unreadable: "} + ex.what(), status,
+                 true);
+}
+
+std::optional<batch_job_state> state_of(std::string_view status) {
+  if (status == "in_progress")
+    return batch_job_state::in_progress;
+  if (status == "canceling")
+    return batch_job_state::cancelling;
+  if (status == "ended")
+    return batch_job_state::ended;
+  return std::nullopt;
+}
+
+/// The HTTP status Anthropic answers a sync call with for an error of `type`, 0 when unknown
+/// (docs "Errors": HTTP errors).
+unsigned status_of_error_type(std::string_view type) {
+  struct entry {
+    std::string_view type;
+    unsigned status;
+  };
+  static constexpr entry table[] = {
+      {"invalid_request_error", 400}, {"authentication_error", 401},
+      {"billing_error", 402},         {"permission_error", 403},
+      {"not_found_error", 404},       {"request_too_large", 413},
+      {"rate_limit_error", 429},      {"api_error", 500},
+      {"timeout_error", 504},         {"overloaded_error", 529},
+  };
+  for (const auto& e : table)
+    if (e.type == type)
+      return e.status;
+  return 0;
+}
+
+/// An `errored` result's error response `{"type":"error","error":{"type","message",
+/// "details":{"error_code"}}}`, classified as a sync error of that type would be.
+wire_response item_error(const json::object& result) {
+  auto* envelope = object_field(&result, "error");
+  auto* err = object_field(envelope, "error");
+  std::string type, message, code;
+  if (err != nullptr) {
+    type = string_field(*err, "type");
+    message = string_field(*err, "message");
+    if (auto* details = object_field(err, "details"))
+      code = string_field(*details, "error_code");
+  }
+  auto status = status_of_error_type(type);
+  auto verdict = classify(static_cast<int>(status), type, code);
+  std::string text = "Anthropic batch item errored";
+  if (!type.empty())
+    text += " (" + quoted(type) + ")";
+  text += ": " + std::string{verdict.reason};
+  if (!message.empty())
+    text += ": " + quoted(message);
+  return failure(std::string{verdict.error_code}, std::move(text), status,
+                 verdict.kind == failure_class::retryable);
+}
+
+/// Calls `f` with every line of `body` that holds more than whitespace, without its "\r".
+template <class F>
+void for_each_line(std::string_view body, F f) {
+  while (!body.empty()) {
+    auto end = body.find('\n');
+    auto line = body.substr(0, end);
+    body = end == std::string_view::npos ? std::string_view{} : body.substr(end + 1);
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos)
+      f(line);
+  }
+}
+
+} // namespace
+
+bool anthropic_custom_id_ok(std::string_view id) {
+  return !id.empty() && id.size() <= 64
+         && std::all_of(id.begin(), id.end(), [](char c) { return key_char(c); });
+}
+
+anthropic_batch_wire::anthropic_batch_wire(std::string version, uint64_t max_items,
+                                           uint64_t max_bytes)
+    : sync_(version), version_(std::move(version)),
+      max_items_(std::clamp<uint64_t>(max_items, 1, anthropic_batch_max_items)),
+      max_bytes_(std::clamp<uint64_t>(max_bytes, 1, anthropic_batch_max_bytes)) {
+  // nop
+}
+
+std::string_view anthropic_batch_wire::display_name() const {
+  return "Anthropic";
+}
+
+uint64_t anthropic_batch_wire::max_items_per_job() const {
+  return max_items_;
+}
+
+uint64_t anthropic_batch_wire::max_bytes_per_job() const {
+  return max_bytes_;
+}
+
+std::string anthropic_batch_wire::item_entry(const comparison_request& request,
+                                             const std::string& custom_id,
+                                             const std::string& model) const {
+  auto params = build_anthropic_body(request, model);
+  auto id = json::serialize(json::string{custom_id});
+  std::string entry;
+  entry.reserve(params.size() + id.size() + 32);
+  entry += R"({"custom_id":)";
+  entry += id;
+  entry += R"(,"params":)";
+  entry += params;
+  entry += '}';
+  return entry;
+}
+
+bool anthropic_batch_wire::needs_upload() const {
+  return false;
+}
+
+http_client_request anthropic_batch_wire::upload(const wire_target& target,
+                                                 const std::vector<std::string>& /*entries*/,
+                                                 const std::string& /*job_id*/) const {
+  http_client_request none;
+  none.url.clear();
+  none.timeout = target.timeout;
+  return none;
+}
+
+std::string anthropic_batch_wire::read_upload(unsigned status, std::string_view /*body*/,
+                                              const wire_headers& /*headers*/,
+                                              std::chrono::system_clock::time_point /*now*/,
+                                              wire_response& error) const {
+  error = failure("CONFIGURATION_ERROR", "Anthropic message batches take no file upload", status,
+                  false);
+  return {};
+}
+
+http_client_request anthropic_batch_wire::request(const wire_target& target, std::string method,
+                                                  std::string url, std::string body) const {
+  http_client_request result;
+  result.method = std::move(method);
+  result.url = std::move(url);
+  result.headers = {{"x-api-key", target.api_key}, {"anthropic-version", version_}};
+  if (!body.empty())
+    result.headers.emplace_back("content-type", "application/json");
+  result.headers.insert(result.headers.end(), target.extra_headers.begin(),
+                        target.extra_headers.end());
+  result.body = std::move(body);
+  result.timeout = target.timeout;
+  return result;
+}
+
+http_client_request anthropic_batch_wire::create(const wire_target& target,
+                                                 const std::string& /*file_id*/,
+                                                 const std::vector<std::string>& entries,
+                                                 const std::string& /*job_id*/) const {
+  constexpr std::string_view head = R"({"requests":[)";
+  constexpr std::string_view tail = "]}";
+  size_t size = head.size() + tail.size();
+  for (const auto& e : entries)
+    size += e.size() + 1;
+  std::string body;
+  body.reserve(size);
+  body += head;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0)
+      body += ',';
+    body += entries[i];
+  }
+  body += tail;
+  return request(target, "POST", base_of(target) + std::string{batches_path}, std::move(body));
+}
+
+batch_job_status anthropic_batch_wire::read_job(unsigned status, std::string_view body,
+                                                const wire_headers& headers,
+                                                std::chrono::system_clock::time_point now) const {
+  batch_job_status out;
+  try {
+    if (!is_success(status)) {
+      out.error = sync_.read_single(status, body, headers, now);
+      return out;
+    }
+    json::error_code ec;
+    auto doc = json::parse(body, ec);
+    if (ec || !doc.is_object()) {
+      out.error = bad_answer(status, "batch answer is not a JSON object", headers, now);
+      return out;
+    }
+    const auto& root = doc.get_object();
+    out.provider_job_id = string_field(root, "id");
+    out.provider_status = string_field(root, "processing_status");
+    auto* counts = object_field(&root, "request_counts");
+    out.succeeded = count_field(counts, "succeeded");
+    out.failed = count_field(counts, "errored");
+    out.total = count_field(counts, "processing") + out.succeeded + out.failed
+                + count_field(counts, "canceled") + count_field(counts, "expired");
+    if (auto url = string_field(root, "results_url"); !url.empty())
+      out.result_locations.push_back(std::move(url));
+    if (auto archived = string_field(root, "archived_at"); !archived.empty())
+      out.job_error = "results archived at " + quoted(archived) + ": no longer available";
+    auto state = state_of(out.provider_status);
+    if (out.provider_job_id.empty()) {
+      out.error = bad_answer(status, "batch answer has no id", headers, now);
+    } else if (!state) {
+      out.error = bad_answer(
+          status, "batch processing_status \"" + quoted(out.provider_status) + "\" unknown",
+          headers, now);
+    } else {
+      out.state = *state;
+      out.ok = true;
+      out.error = step_ok(status);
+    }
+    return out;
+  } catch (const std::exception& ex) {
+    batch_job_status failed;
+    failed.error = unreadable(status, ex);
+    return failed;
+  }
+}
+
+http_client_request anthropic_batch_wire::poll(const wire_target& target,
+                                               const std::string& provider_job_id) const {
+  return request(target, "GET",
+                 base_of(target) + std::string{batches_path} + "/" + path_segment(provider_job_id),
+                 {});
+}
+
+http_client_request anthropic_batch_wire::cancel(const wire_target& target,
+                                                 const std::string& provider_job_id) const {
+  return request(target, "POST",
+                 base_of(target) + std::string{batches_path} + "/" + path_segment(provider_job_id)
+                     + "/cancel",
+                 {});
+}
+
+std::vector<http_client_request>
+anthropic_batch_wire::downloads(const wire_target& target, const batch_job_status& job) const {
+  std::vector<http_client_request> result;
+  auto base = base_of(target);
+  auto base_origin = origin_of(base);
+  for (const auto& location : job.result_locations) {
+    std::string url;
+    if (location.starts_with('/') && !location.starts_with("//"))
+      url = base + location;
+    else if (base_origin && origin_of(location) == base_origin)
+      url = location;
+    else if (!job.provider_job_id.empty())
+      url = base + std::string{batches_path} + "/" + path_segment(job.provider_job_id) + "/results";
+    else
+      continue;
+    result.push_back(request(target, "GET", std::move(url), {}));
+  }
+  return result;
+}
+
+batch_results anthropic_batch_wire::read_results(unsigned status, std::string_view body,
+                                                 const wire_headers& headers,
+                                                 std::chrono::system_clock::time_point now,
+                                                 wire_response& error) const {
+  batch_results out;
+  try {
+    if (!is_success(status)) {
+      error = sync_.read_single(status, body, headers, now);
+      return out;
+    }
+    error = step_ok(status);
+    using kind = batch_item_result::kind;
+    auto read_line = [&](std::string_view line) {
+      json::error_code ec;
+      auto doc = json::parse(line, ec);
+      if (ec || !doc.is_object())
+        return false;
+      const auto& root = doc.get_object();
+      batch_item_result item;
+      item.custom_id = string_field(root, "custom_id");
+      if (item.custom_id.empty())
+        return false;
+      auto* result = object_field(&root, "result");
+      auto type = result ? string_field(*result, "type") : std::string{};
+      if (type == "succeeded") {
+        auto* message = result->if_contains("message");
+        item.response =
+            message && message->is_object()
+                ? sync_.read_single(200, json::serialize(*message), {}, now)
+                : failure("PARSING_ERROR", "Anthropic batch result has no message", 200, false);
+        item.outcome = item.response.success ? kind::succeeded : kind::errored;
+      } else if (type == "errored") {
+        item.response = item_error(*result);
+        item.outcome = kind::errored;
+      } else if (type == "canceled" || type == "expired") {
+        // Never processed: the item goes back to the queue.
+        item.outcome = type == "canceled" ? kind::cancelled : kind::expired;
+        item.response =
+            failure("EXTERNAL_SERVICE_ERROR",
+                    "Anthropic batch item " + type + " before it was processed", 0, true);
+      } else {
+        item.outcome = kind::errored;
+        item.response =
+            failure("PARSING_ERROR",
+                    type.empty() ? std::string{"Anthropic batch result has no type"}
+                                 : "Anthropic batch result type \"" + quoted(type) + "\" unknown",
+                    0, false);
+      }
+      out.items.push_back(std::move(item));
+      return true;
+    };
+    for_each_line(body, [&](std::string_view line) {
+      bool read = false;
+      try {
+        read = read_line(line);
+      } catch (const std::exception&) {
+        read = false;
+      }
+      if (!read)
+        ++out.unreadable_lines;
+    });
+  } catch (const std::exception& ex) {
+    error = unreadable(status, ex);
+    out = batch_results{};
+  }
+  return out;
+}
+
+} // namespace lps

@@ -1,0 +1,716 @@
+#include "runtime/batch_job_store.hpp"
+
+#include <sqlite3.h>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <system_error>
+#include <utility>
+
+namespace lps {
+
+namespace {
+
+constexpr int busy_timeout_ms = 5000;
+
+// Same page size and checkpoint threshold as the main store's writer: page_size is a no-op
+// on an existing file but keeps the main store's choice when this store creates lps.db
+// first, and a matching wal_autocheckpoint keeps this connection from running small
+// checkpoints of the main store's WAL traffic after its own (rare) commits.
+constexpr const char* connection_pragmas = "PRAGMA temp_store=MEMORY;"
+                                           "PRAGMA page_size=8192;";
+constexpr const char* checkpoint_pragmas = "PRAGMA wal_autocheckpoint=8192;"
+                                           "PRAGMA journal_size_limit=67108864;";
+
+// Only the batch tables: the main store owns requests, results and user_version. Every
+// column is NOT NULL, so a failed bind (it leaves NULL) fails the write loudly.
+// batch_job_items(job_id, seq) serves both "items of a job in order" and finish()'s delete.
+constexpr const char* schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS batch_jobs(
+  job_id TEXT PRIMARY KEY NOT NULL,
+  provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  state TEXT NOT NULL,
+  provider_job_id TEXT NOT NULL,
+  file_id TEXT NOT NULL,
+  result_locations TEXT NOT NULL,
+  provider_status TEXT NOT NULL,
+  last_error TEXT NOT NULL,
+  cancel_requested INTEGER NOT NULL,
+  item_count INTEGER NOT NULL,
+  succeeded INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  submitted_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  ended_at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS batch_jobs_provider_state ON batch_jobs(provider, state);
+CREATE TABLE IF NOT EXISTS batch_job_items(
+  queue_id TEXT PRIMARY KEY NOT NULL,
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS batch_job_items_job ON batch_job_items(job_id, seq);
+)sql";
+
+// Parameter and column order shared by insert, update and every SELECT of a whole job.
+constexpr const char* insert_job_sql =
+    "INSERT INTO batch_jobs(job_id, provider, model, state, provider_job_id, file_id, "
+    "result_locations, provider_status, last_error, cancel_requested, item_count, succeeded, "
+    "failed, created_at_ms, submitted_at_ms, updated_at_ms, ended_at_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+constexpr const char* update_job_sql =
+    "UPDATE batch_jobs SET provider = ?2, model = ?3, state = ?4, provider_job_id = ?5, "
+    "file_id = ?6, result_locations = ?7, provider_status = ?8, last_error = ?9, "
+    "cancel_requested = ?10, item_count = ?11, succeeded = ?12, failed = ?13, "
+    "created_at_ms = ?14, submitted_at_ms = ?15, updated_at_ms = ?16, ended_at_ms = ?17 "
+    "WHERE job_id = ?1";
+// An item row that belongs to an unfinished job stays as it is (no change: the caller
+// reports it); one left behind by a final job, or by no job, is taken over.
+constexpr const char* insert_item_sql =
+    "INSERT INTO batch_job_items(queue_id, job_id, seq) VALUES(?1, ?2, ?3) "
+    "ON CONFLICT(queue_id) DO UPDATE SET job_id = excluded.job_id, seq = excluded.seq "
+    "WHERE NOT EXISTS (SELECT 1 FROM batch_jobs j WHERE j.job_id = batch_job_items.job_id "
+    "AND j.state NOT IN ('collected', 'failed'))";
+constexpr const char* item_owner_sql = "SELECT job_id FROM batch_job_items WHERE queue_id = ?1";
+constexpr const char* delete_items_sql = "DELETE FROM batch_job_items WHERE job_id = ?1";
+
+#define LPS_BATCH_JOB_COLUMNS                                                                      \
+  "job_id, provider, model, state, provider_job_id, file_id, result_locations, "                   \
+  "provider_status, last_error, cancel_requested, item_count, succeeded, failed, "                 \
+  "created_at_ms, submitted_at_ms, updated_at_ms, ended_at_ms"
+
+constexpr const char* find_job_sql =
+    "SELECT " LPS_BATCH_JOB_COLUMNS " FROM batch_jobs WHERE job_id = ?1";
+constexpr const char* load_unfinished_sql =
+    "SELECT " LPS_BATCH_JOB_COLUMNS " FROM batch_jobs WHERE provider = ?1 "
+    "AND state NOT IN ('collected', 'failed') ORDER BY created_at_ms ASC, rowid ASC";
+constexpr const char* list_sql =
+    "SELECT " LPS_BATCH_JOB_COLUMNS " FROM batch_jobs ORDER BY created_at_ms DESC, rowid DESC "
+    "LIMIT ?1";
+constexpr const char* load_items_sql =
+    "SELECT queue_id FROM batch_job_items WHERE job_id = ?1 ORDER BY seq ASC";
+constexpr const char* load_owned_sql =
+    "SELECT i.queue_id, i.job_id FROM batch_job_items i JOIN batch_jobs j "
+    "ON j.job_id = i.job_id WHERE j.state NOT IN ('collected', 'failed')";
+
+#undef LPS_BATCH_JOB_COLUMNS
+
+bool is_final_state(const std::string& state) {
+  return state == "collected" || state == "failed";
+}
+
+struct db_closer {
+  void operator()(sqlite3* db) const noexcept {
+    sqlite3_close_v2(db);
+  }
+};
+using db_ptr = std::unique_ptr<sqlite3, db_closer>;
+
+struct stmt_finalizer {
+  void operator()(sqlite3_stmt* stmt) const noexcept {
+    sqlite3_finalize(stmt);
+  }
+};
+using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
+
+// Resets a statement when leaving scope: a read statement left un-reset would pin an old
+// WAL snapshot, and a write statement would keep pointers to caller memory bound (binds
+// are SQLITE_STATIC; every bound value outlives the scope).
+class stmt_scope {
+public:
+  explicit stmt_scope(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~stmt_scope() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  stmt_scope(const stmt_scope&) = delete;
+  stmt_scope& operator=(const stmt_scope&) = delete;
+
+private:
+  sqlite3_stmt* stmt_;
+};
+
+std::string sqlite_message(sqlite3* db) {
+  return db ? sqlite3_errmsg(db) : "out of memory";
+}
+
+bool exec(sqlite3* db, const char* sql, const char* what, std::string& error) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK)
+    return true;
+  error = std::string(what) + ": " + (message ? message : sqlite_message(db));
+  sqlite3_free(message);
+  return false;
+}
+
+stmt_ptr prepare(sqlite3* db, const char* sql, std::string& error) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    error = std::string("prepare '") + sql + "': " + sqlite_message(db);
+    sqlite3_finalize(stmt);
+    return nullptr;
+  }
+  return stmt_ptr{stmt};
+}
+
+// 64-bit binds turn an oversized value into SQLITE_TOOBIG (the parameter stays NULL and the
+// NOT NULL column fails the write) instead of a truncated length.
+void bind_text(sqlite3_stmt* stmt, int index, const std::string& text) {
+  sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+std::string column_string(sqlite3_stmt* stmt, int column) {
+  const void* data = sqlite3_column_blob(stmt, column);
+  int size = sqlite3_column_bytes(stmt, column);
+  if (data == nullptr || size <= 0)
+    return {};
+  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+// Each location is terminated by '\n'; '\\' and '\n' inside it are escaped, so [] and
+// [""] differ ("" and "\n") and any byte string survives.
+std::string encode_locations(const std::vector<std::string>& locations) {
+  std::string out;
+  for (const auto& location : locations) {
+    for (char c : location) {
+      if (c == '\\')
+        out += "\\\\";
+      else if (c == '\n')
+        out += "\\n";
+      else
+        out += c;
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::vector<std::string> decode_locations(const std::string& text) {
+  std::vector<std::string> out;
+  std::string current;
+  bool open = false; // characters seen since the last terminator
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      out.push_back(std::move(current));
+      current.clear();
+      open = false;
+      continue;
+    }
+    open = true;
+    if (c == '\\' && i + 1 < text.size()) {
+      char next = text[++i];
+      current += next == 'n' ? '\n' : next;
+    } else {
+      current += c;
+    }
+  }
+  if (open) // a missing last terminator (hand-edited row): keep what is there
+    out.push_back(std::move(current));
+  return out;
+}
+
+// Binds ?1..?17 in the column order shared by insert_job_sql and update_job_sql.
+// `locations` is the encoded result_locations and must outlive the step.
+void bind_job(sqlite3_stmt* stmt, const batch_job_record& job, const std::string& locations) {
+  bind_text(stmt, 1, job.job_id);
+  bind_text(stmt, 2, job.provider);
+  bind_text(stmt, 3, job.model);
+  bind_text(stmt, 4, job.state);
+  bind_text(stmt, 5, job.provider_job_id);
+  bind_text(stmt, 6, job.file_id);
+  bind_text(stmt, 7, locations);
+  bind_text(stmt, 8, job.provider_status);
+  bind_text(stmt, 9, job.last_error);
+  sqlite3_bind_int(stmt, 10, job.cancel_requested ? 1 : 0);
+  // Unsigned counters are stored bit for bit as SQLite's signed 64-bit integers.
+  sqlite3_bind_int64(stmt, 11, static_cast<int64_t>(job.item_count));
+  sqlite3_bind_int64(stmt, 12, static_cast<int64_t>(job.succeeded));
+  sqlite3_bind_int64(stmt, 13, static_cast<int64_t>(job.failed));
+  sqlite3_bind_int64(stmt, 14, job.created_at_ms);
+  sqlite3_bind_int64(stmt, 15, job.submitted_at_ms);
+  sqlite3_bind_int64(stmt, 16, job.updated_at_ms);
+  sqlite3_bind_int64(stmt, 17, job.ended_at_ms);
+}
+
+batch_job_record read_job(sqlite3_stmt* stmt) {
+  batch_job_record job;
+  job.job_id = column_string(stmt, 0);
+  job.provider = column_string(stmt, 1);
+  job.model = column_string(stmt, 2);
+  job.state = column_string(stmt, 3);
+  job.provider_job_id = column_string(stmt, 4);
+  job.file_id = column_string(stmt, 5);
+  job.result_locations = decode_locations(column_string(stmt, 6));
+  job.provider_status = column_string(stmt, 7);
+  job.last_error = column_string(stmt, 8);
+  job.cancel_requested = sqlite3_column_int(stmt, 9) != 0;
+  job.item_count = static_cast<uint64_t>(sqlite3_column_int64(stmt, 10));
+  job.succeeded = static_cast<uint64_t>(sqlite3_column_int64(stmt, 11));
+  job.failed = static_cast<uint64_t>(sqlite3_column_int64(stmt, 12));
+  job.created_at_ms = sqlite3_column_int64(stmt, 13);
+  job.submitted_at_ms = sqlite3_column_int64(stmt, 14);
+  job.updated_at_ms = sqlite3_column_int64(stmt, 15);
+  job.ended_at_ms = sqlite3_column_int64(stmt, 16);
+  return job;
+}
+
+} // namespace
+
+struct batch_job_store::impl {
+  explicit impl(batch_job_store_options opts) : options(std::move(opts)) {}
+
+  batch_job_store_options options;
+  std::string db_path;
+
+  // Every use of the connection and its statements holds this mutex.
+  std::mutex mutex;
+
+  // The connection is declared before the statements so the statements are finalized first.
+  db_ptr db;
+  stmt_ptr begin_stmt, commit_stmt, rollback_stmt;
+  stmt_ptr insert_job_stmt, update_job_stmt, insert_item_stmt, item_owner_stmt;
+  stmt_ptr delete_items_stmt;
+  stmt_ptr find_job_stmt, load_unfinished_stmt, list_stmt, load_items_stmt, load_owned_stmt;
+
+  // -- opening --
+
+  bool open_database(std::string& error) {
+    if (!make_data_dir(error))
+      return false;
+    db_path = (std::filesystem::path(options.data_dir.empty() ? "." : options.data_dir) / "lps.db")
+                  .string();
+    if (!open_connection(error) || !configure(error) || !create_schema(error)
+        || !prepare_statements(error)) {
+      error = "cannot open database '" + db_path + "': " + error;
+      return false;
+    }
+    return true;
+  }
+
+  bool make_data_dir(std::string& error) {
+    std::error_code ec;
+    std::filesystem::path dir(options.data_dir.empty() ? "." : options.data_dir);
+    std::filesystem::create_directories(dir, ec);
+    // create_directories reports success for an existing non-directory on some libraries.
+    if (!ec) {
+      bool is_dir = std::filesystem::is_directory(dir, ec);
+      if (!ec && !is_dir)
+        ec = std::make_error_code(std::errc::not_a_directory);
+    }
+    if (ec) {
+      error = "cannot create data directory '" + options.data_dir + "': " + ec.message();
+      return false;
+    }
+    return true;
+  }
+
+  bool open_connection(std::string& error) {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(db_path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    db.reset(raw); // closes a half-opened handle on failure too
+    if (rc != SQLITE_OK) {
+      error = sqlite_message(raw);
+      return false;
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, busy_timeout_ms);
+    return true;
+  }
+
+  bool configure(std::string& error) {
+    sqlite3* raw = db.get();
+    if (!exec(raw, connection_pragmas, "configure", error) || !enable_wal(error))
+      return false;
+    const char* sync =
+        options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    return exec(raw, sync, "set synchronous", error)
+           && exec(raw, checkpoint_pragmas, "configure checkpoints", error);
+  }
+
+  bool enable_wal(std::string& error) {
+    stmt_ptr stmt = prepare(db.get(), "PRAGMA journal_mode=WAL", error);
+    if (!stmt)
+      return false;
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
+      error = "set WAL mode: " + sqlite_message(db.get());
+      return false;
+    }
+    std::string mode = column_string(stmt.get(), 0);
+    if (mode != "wal") {
+      error = "WAL mode unavailable (journal_mode is '" + mode + "')";
+      return false;
+    }
+    return true;
+  }
+
+  bool create_schema(std::string& error) {
+    if (!exec(db.get(), "BEGIN IMMEDIATE", "create batch tables", error))
+      return false;
+    if (!exec(db.get(), schema_sql, "create batch tables", error)
+        || !exec(db.get(), "COMMIT", "create batch tables", error)) {
+      rollback();
+      return false;
+    }
+    return true;
+  }
+
+  bool prepare_statements(std::string& error) {
+    sqlite3* raw = db.get();
+    return (begin_stmt = prepare(raw, "BEGIN IMMEDIATE", error))
+           && (commit_stmt = prepare(raw, "COMMIT", error))
+           && (rollback_stmt = prepare(raw, "ROLLBACK", error))
+           && (insert_job_stmt = prepare(raw, insert_job_sql, error))
+           && (update_job_stmt = prepare(raw, update_job_sql, error))
+           && (insert_item_stmt = prepare(raw, insert_item_sql, error))
+           && (item_owner_stmt = prepare(raw, item_owner_sql, error))
+           && (delete_items_stmt = prepare(raw, delete_items_sql, error))
+           && (find_job_stmt = prepare(raw, find_job_sql, error))
+           && (load_unfinished_stmt = prepare(raw, load_unfinished_sql, error))
+           && (list_stmt = prepare(raw, list_sql, error))
+           && (load_items_stmt = prepare(raw, load_items_sql, error))
+           && (load_owned_stmt = prepare(raw, load_owned_sql, error));
+  }
+
+  // -- writes (under mutex) --
+
+  // Steps a statement once and resets it (begin, commit); the error names the operation.
+  bool step_done(sqlite3_stmt* stmt, const char* what, std::string& error) {
+    stmt_scope scope(stmt);
+    if (sqlite3_step(stmt) == SQLITE_DONE)
+      return true;
+    error = std::string(what) + ": " + sqlite_message(db.get());
+    return false;
+  }
+
+  void rollback() {
+    // Some errors (full disk, I/O) already rolled the transaction back.
+    if (sqlite3_get_autocommit(db.get()) == 0) {
+      if (rollback_stmt) {
+        stmt_scope scope(rollback_stmt.get());
+        sqlite3_step(rollback_stmt.get());
+      } else {
+        sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+  }
+
+  // Runs body inside BEGIN IMMEDIATE ... COMMIT (IMMEDIATE: the write lock is taken up
+  // front, so a concurrent writer makes BEGIN wait out the busy timeout instead of failing
+  // a read-to-write upgrade half way). Rolls back if anything fails.
+  // `context` ("create batch job 'x'") prefixes a failing BEGIN's or COMMIT's error.
+  template <class Body>
+  bool transaction(const std::string& context, Body&& body, std::string& error) {
+    if (!step_done(begin_stmt.get(), "begin", error)) {
+      error = context + ": " + error;
+      return false;
+    }
+    bool ok = false;
+    try {
+      ok = body(error);
+    } catch (...) {
+      rollback();
+      throw;
+    }
+    if (!ok) {
+      rollback();
+      return false;
+    }
+    if (!step_done(commit_stmt.get(), "commit", error)) {
+      error = context + ": " + error;
+      rollback();
+      return false;
+    }
+    return true;
+  }
+
+  bool insert_job(const batch_job_record& job, std::string& error) {
+    sqlite3_stmt* stmt = insert_job_stmt.get();
+    std::string locations = encode_locations(job.result_locations);
+    stmt_scope scope(stmt);
+    bind_job(stmt, job, locations);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+      return true;
+    if (sqlite3_extended_errcode(db.get()) == SQLITE_CONSTRAINT_PRIMARYKEY)
+      error = "batch job '" + job.job_id + "' already exists";
+    else
+      error = "insert batch job '" + job.job_id + "': " + sqlite_message(db.get());
+    return false;
+  }
+
+  // Changes every column; fails for an unknown job.
+  bool update_job(const batch_job_record& job, std::string& error) {
+    sqlite3_stmt* stmt = update_job_stmt.get();
+    std::string locations = encode_locations(job.result_locations);
+    stmt_scope scope(stmt);
+    bind_job(stmt, job, locations);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+      error = "update batch job '" + job.job_id + "': " + sqlite_message(db.get());
+      return false;
+    }
+    if (sqlite3_changes(db.get()) == 0) {
+      error = "unknown batch job '" + job.job_id + "'";
+      return false;
+    }
+    return true;
+  }
+
+  bool insert_items(const std::string& job_id, const std::vector<std::string>& item_ids,
+                    std::string& error) {
+    sqlite3_stmt* stmt = insert_item_stmt.get();
+    for (size_t i = 0; i < item_ids.size(); ++i) {
+      const std::string& queue_id = item_ids[i];
+      if (queue_id.empty()) {
+        error = "batch job '" + job_id + "': empty item id at position " + std::to_string(i);
+        return false;
+      }
+      stmt_scope scope(stmt);
+      bind_text(stmt, 1, queue_id);
+      bind_text(stmt, 2, job_id);
+      sqlite3_bind_int64(stmt, 3, static_cast<int64_t>(i));
+      if (sqlite3_step(stmt) != SQLITE_DONE) {
+        error = "batch job '" + job_id + "': insert item '" + queue_id
+                + "': " + sqlite_message(db.get());
+        return false;
+      }
+      if (sqlite3_changes(db.get()) == 0) {
+        report_owned(job_id, queue_id, error);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The item insert changed nothing: the item belongs to an unfinished job (maybe this one).
+  void report_owned(const std::string& job_id, const std::string& queue_id, std::string& error) {
+    sqlite3_stmt* stmt = item_owner_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, queue_id);
+    std::string owner;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+      owner = column_string(stmt, 0);
+    if (owner == job_id)
+      error = "batch job '" + job_id + "': item '" + queue_id + "' is listed twice";
+    else
+      error = "batch job '" + job_id + "': item '" + queue_id
+              + "' already belongs to unfinished batch job '" + owner + "'";
+  }
+
+  bool create(const batch_job_record& job, const std::vector<std::string>& item_ids,
+              std::string& error) {
+    if (job.job_id.empty()) {
+      error = "batch job id is empty";
+      return false;
+    }
+    std::lock_guard lock(mutex);
+    return transaction(
+        "create batch job '" + job.job_id + "'",
+        [&](std::string& err) {
+          return insert_job(job, err) && insert_items(job.job_id, item_ids, err);
+        },
+        error);
+  }
+
+  bool update(const batch_job_record& job, std::string& error) {
+    std::lock_guard lock(mutex);
+    // One statement: atomic on its own, no explicit transaction needed.
+    return update_job(job, error);
+  }
+
+  bool finish(const batch_job_record& job, std::string& error) {
+    if (!is_final_state(job.state)) {
+      error = "finish batch job '" + job.job_id + "': state '" + job.state
+              + "' is not final (collected or failed)";
+      return false;
+    }
+    std::lock_guard lock(mutex);
+    return transaction(
+        "finish batch job '" + job.job_id + "'",
+        [&](std::string& err) {
+          if (!update_job(job, err))
+            return false;
+          sqlite3_stmt* stmt = delete_items_stmt.get();
+          stmt_scope scope(stmt);
+          bind_text(stmt, 1, job.job_id);
+          if (sqlite3_step(stmt) == SQLITE_DONE)
+            return true;
+          err = "batch job '" + job.job_id + "': release items: " + sqlite_message(db.get());
+          return false;
+        },
+        error);
+  }
+
+  // -- reads (under mutex) --
+
+  void log_read_error(const char* what) {
+    spdlog::error("batch_job_store: {} failed on '{}': {}", what, db_path,
+                  sqlite_message(db.get()));
+  }
+
+  // Steps a bound statement to the end, calling visit per row; logs a failure.
+  template <class Visit>
+  void read_rows(sqlite3_stmt* stmt, const char* what, Visit&& visit) {
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+      visit(stmt);
+    if (rc != SQLITE_DONE)
+      log_read_error(what);
+  }
+
+  std::optional<batch_job_record> find(const std::string& job_id) {
+    std::lock_guard lock(mutex);
+    sqlite3_stmt* stmt = find_job_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, job_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      return read_job(stmt);
+    if (rc != SQLITE_DONE)
+      log_read_error("find");
+    return std::nullopt;
+  }
+
+  std::vector<batch_job_record> load_unfinished(const std::string& provider) {
+    std::vector<batch_job_record> jobs;
+    std::lock_guard lock(mutex);
+    sqlite3_stmt* stmt = load_unfinished_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, provider);
+    read_rows(stmt, "load_unfinished", [&](sqlite3_stmt* s) { jobs.push_back(read_job(s)); });
+    return jobs;
+  }
+
+  std::vector<batch_job_record> list(size_t limit) {
+    std::vector<batch_job_record> jobs;
+    std::lock_guard lock(mutex);
+    sqlite3_stmt* stmt = list_stmt.get();
+    stmt_scope scope(stmt);
+    constexpr auto max = static_cast<size_t>(std::numeric_limits<int64_t>::max());
+    sqlite3_bind_int64(stmt, 1, static_cast<int64_t>(limit > max ? max : limit));
+    read_rows(stmt, "list", [&](sqlite3_stmt* s) { jobs.push_back(read_job(s)); });
+    return jobs;
+  }
+
+  std::vector<std::string> load_items(const std::string& job_id) {
+    std::vector<std::string> items;
+    std::lock_guard lock(mutex);
+    sqlite3_stmt* stmt = load_items_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, job_id);
+    read_rows(stmt, "load_items", [&](sqlite3_stmt* s) { items.push_back(column_string(s, 0)); });
+    return items;
+  }
+
+  std::unordered_map<std::string, std::string> load_owned_items() {
+    std::unordered_map<std::string, std::string> owned;
+    std::lock_guard lock(mutex);
+    sqlite3_stmt* stmt = load_owned_stmt.get();
+    stmt_scope scope(stmt);
+    read_rows(stmt, "load_owned_items",
+              [&](sqlite3_stmt* s) { owned.emplace(column_string(s, 0), column_string(s, 1)); });
+    return owned;
+  }
+};
+
+batch_job_store::batch_job_store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
+
+batch_job_store::~batch_job_store() = default;
+
+std::unique_ptr<batch_job_store> batch_job_store::open(const batch_job_store_options& options,
+                                                       std::string& error) {
+  try {
+    auto state = std::make_unique<impl>(options);
+    if (!state->open_database(error))
+      return nullptr;
+    return std::unique_ptr<batch_job_store>(new batch_job_store(std::move(state)));
+  } catch (const std::exception& e) {
+    error = "cannot open batch job store in '" + options.data_dir + "': " + e.what();
+    return nullptr;
+  }
+}
+
+bool batch_job_store::create(const batch_job_record& job, const std::vector<std::string>& item_ids,
+                             std::string& error) {
+  try {
+    return impl_->create(job, item_ids, error);
+  } catch (const std::exception& e) {
+    error = "create batch job '" + job.job_id + "': " + e.what();
+    return false;
+  }
+}
+
+bool batch_job_store::update(const batch_job_record& job, std::string& error) {
+  try {
+    return impl_->update(job, error);
+  } catch (const std::exception& e) {
+    error = "update batch job '" + job.job_id + "': " + e.what();
+    return false;
+  }
+}
+
+bool batch_job_store::finish(const batch_job_record& job, std::string& error) {
+  try {
+    return impl_->finish(job, error);
+  } catch (const std::exception& e) {
+    error = "finish batch job '" + job.job_id + "': " + e.what();
+    return false;
+  }
+}
+
+std::optional<batch_job_record> batch_job_store::find(const std::string& job_id) {
+  try {
+    return impl_->find(job_id);
+  } catch (const std::exception& e) {
+    spdlog::error("batch_job_store: find: {}", e.what());
+    return std::nullopt;
+  }
+}
+
+std::vector<batch_job_record> batch_job_store::load_unfinished(const std::string& provider) {
+  try {
+    return impl_->load_unfinished(provider);
+  } catch (const std::exception& e) {
+    spdlog::error("batch_job_store: load_unfinished: {}", e.what());
+    return {};
+  }
+}
+
+std::vector<std::string> batch_job_store::load_items(const std::string& job_id) {
+  try {
+    return impl_->load_items(job_id);
+  } catch (const std::exception& e) {
+    spdlog::error("batch_job_store: load_items: {}", e.what());
+    return {};
+  }
+}
+
+std::unordered_map<std::string, std::string> batch_job_store::load_owned_items() {
+  try {
+    return impl_->load_owned_items();
+  } catch (const std::exception& e) {
+    spdlog::error("batch_job_store: load_owned_items: {}", e.what());
+    return {};
+  }
+}
+
+std::vector<batch_job_record> batch_job_store::list(size_t limit) {
+  try {
+    return impl_->list(limit);
+  } catch (const std::exception& e) {
+    spdlog::error("batch_job_store: list: {}", e.what());
+    return {};
+  }
+}
+
+const std::string& batch_job_store::path() const {
+  return impl_->db_path;
+}
+
+} // namespace lps

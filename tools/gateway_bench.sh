@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# Gateway overhead in one command: the same OpenAI chat/completions load sent (a) by the load
+# generator straight to lps-mock-provider and (b) through lps (submit -> lps -> OpenAI
+# provider actor -> mock -> result event callback), side by side. Not part of the test
+# suite. See docs/benchmarks.md, section "Gateway overhead".
+#
+#   tools/gateway_bench.sh [count] [concurrency]        (defaults 20000 and 64)
+#
+# Per round: the direct run (lps-loadgen --mode=direct: the chat/completions body lps would
+# send, straight to the mock); then for each lps mode: a fresh lps (--default-llm-provider=
+# openai, --openai-base-url=<mock>/v1, fresh data dir), the load generator in single mode
+# with callbacks (one POST per request, --concurrency POSTs in flight), lps's /metrics read,
+# lps stopped. One mock process serves every run.
+#
+# The mock advertises an OpenAI account limit in x-ratelimit-* headers (10,000 requests and
+# 2,000,000 prompt tokens per fixed one-minute window, hard-coded in
+# tools/mock_provider/mock_provider_server.cpp) and lps obeys them: once the mock says 0
+# left, lps holds every call until the window resets (up to 60 s). With 3,000-byte essays
+# (about 1,660 prompt tokens a call) that is ~1,200 calls a minute. To measure the gateway
+# and not that limit, the load generator POSTs /_mock/reset every 100 ms during every run
+# (--reset-url; direct runs too, so the mock does the same work), which empties the window.
+# A run in which the longest gap between two resets could have let the window fill is
+# marked LIMITED and fails the script.
+#
+# Environment:
+#   BUILD_DIR=build-bench   CMake build dir (configured Release)
+#   ESSAY_BYTES=3000        the load generator's --essay-bytes (same for both paths)
+#   ROUNDS=2                rounds; each round runs direct, then every mode in MODES
+#   MODES="per_request serial_bundle"   lps QUEUE_PROCESSING_MODE values to run
+#   BENCH_FSYNC=1           0: start lps with --store-fsync=false
+#   MOCK_IO_THREADS=1       the mock's --io-threads
+#   BENCH_TIMEOUT=120       per-run limit in seconds (the load generator's --timeout-seconds)
+#   LPS_FLAGS="..."         extra lps flags (e.g. --openai-max-concurrent-calls=128)
+#   KEEP_DIR=path           copy every raw load generator output and /metrics dump there
+#
+# Exit code: 0 when every run passed its checks (all calls 200 with a verdict, every request
+# one successful result, no run possibly limited by the mock's advertised rate limit) and lps stopped
+# cleanly; 1 otherwise; 2 for bad arguments.
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+count=${1:-20000}
+concurrency=${2:-64}
+if ! [[ $count =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ ]] || [[ $# -gt 2 ]]; then
+  echo "usage: tools/gateway_bench.sh [count] [concurrency]" >&2
+  exit 2
+fi
+build_dir=${BUILD_DIR:-build-bench}
+essay_bytes=${ESSAY_BYTES:-3000}
+rounds=${ROUNDS:-2}
+modes=${MODES:-per_request serial_bundle}
+timeout_s=${BENCH_TIMEOUT:-120}
+read -r -a lps_extra <<<"${LPS_FLAGS:-}"
+
+echo "== building lps, lps-loadgen and lps-mock-provider in $build_dir" >&2
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build_dir" --target lps lps-loadgen lps-mock-provider >&2
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/lps-gateway-bench.XXXXXX")
+mock_pid=""
+lps_pid=""
+
+# Stops one process we started: SIGTERM, up to 30 s, then SIGKILL. Returns its status.
+stop_pid() {
+  local pid=$1 rc=0
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "gateway_bench: process $pid did not stop within 30 s of SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    return 1
+  fi
+  wait "$pid" || rc=$?
+  return "$rc"
+}
+
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() {
+  local pid
+  pid=$lps_pid
+  lps_pid=""
+  stop_pid "$pid" || true
+  pid=$mock_pid
+  mock_pid=""
+  stop_pid "$pid" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits for "<what> listening on http://127.0.0.1:PORT" in $2 and prints PORT.
+wait_port() {
+  local what=$1 file=$2 pid=$3 port=""
+  for _ in $(seq 1 300); do
+    port=$(sed -n "s|^$what listening on http://127\\.0\\.0\\.1:\\([0-9][0-9]*\\)\$|\\1|p" "$file")
+    [[ -n $port ]] && break
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "gateway_bench: $what exited during start-up" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  [[ -n $port ]] || { echo "gateway_bench: $what did not report a port in 30 s" >&2; return 1; }
+  echo "$port"
+}
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() {
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# The value of `key` in a load generator summary (first word only).
+val() {
+  awk -v k="$2" '$1 == k { print $2; exit }' "$1"
+}
+
+# Sum of every series of a Prometheus metric (all label sets) in a /metrics dump.
+metric_sum() {
+  awk -v m="$2" 'index($0, m) == 1 && (substr($0, length(m) + 1, 1) == "{" || substr($0, length(m) + 1, 1) == " ") { s += $NF } END { printf "%.6f", s + 0 }' "$1"
+}
+
+reset_mock() {
+  curl -s -X POST -o /dev/null "http://127.0.0.1:$mock_port/_mock/reset"
+}
+
+# Could the mock's window have filled between two resets? Calls in the longest gap at the
+# run's rate, against 10,000 requests and 2,000,000 prompt tokens (a generous estimate of
+# (2 essays + 1,000 bytes of prompt frame) / 4 tokens a call). Prints "ok" or why not.
+limit_check() {
+  local out=$1 rate=$2 gap failed_resets
+  gap=$(val "$out" reset_max_gap_ms)
+  failed_resets=$(sed -n 's/^resets  *[0-9]* ok, \([0-9]*\) failed.*/\1/p' "$out")
+  if [[ -z $gap || ${failed_resets:-1} -ne 0 ]]; then
+    echo "mock resets failed or missing"
+    return
+  fi
+  awk -v gap="$gap" -v rate="$rate" -v eb="$essay_bytes" 'BEGIN {
+    calls = gap / 1000 * rate; tokens = calls * (2 * eb + 1000) / 4
+    if (calls >= 10000 || tokens >= 2000000)
+      printf "longest gap between resets %s ms at %s calls/s: ~%d calls, ~%d tokens\n", gap, rate, calls, tokens
+    else print "ok" }'
+}
+
+calc() {
+  awk "BEGIN { printf \"$1\", $2 }"
+}
+
+echo "== starting: $build_dir/lps-mock-provider --port=0 --api-key=test-key" \
+  "--io-threads=${MOCK_IO_THREADS:-1}" >&2
+"$build_dir/lps-mock-provider" --port=0 --api-key=test-key "--io-threads=${MOCK_IO_THREADS:-1}" \
+  >"$work/mock.out" 2>"$work/mock.err" &
+mock_pid=$!
+mock_port=$(wait_port "mock provider" "$work/mock.out" "$mock_pid")
+reset_url="http://127.0.0.1:$mock_port/_mock/reset"
+clk_tck=$(getconf CLK_TCK)
+
+failed=0
+
+run_direct() {
+  local out=$1 before after
+  reset_mock
+  before=$(cpu_ticks "$mock_pid")
+  local rc=0
+  "$build_dir/lps-loadgen" --mode=direct "--url=http://127.0.0.1:$mock_port/v1" \
+    "--count=$count" "--concurrency=$concurrency" "--essay-bytes=$essay_bytes" \
+    "--pid=$mock_pid" "--timeout-seconds=$timeout_s" "--reset-url=$reset_url" \
+    >"$out" 2>"$out.err" || rc=$?
+  after=$(cpu_ticks "$mock_pid")
+  echo "mock_cpu_us_per_call $(calc %.0f "($after - $before) * 1e6 / $clk_tck / $count")" >>"$out"
+  if [[ $rc -ne 0 ]]; then
+    echo "gateway_bench: direct run failed (exit $rc)" >&2
+    failed=1
+  fi
+  local check
+  check=$(limit_check "$out" "$(val "$out" calls_per_s)")
+  if [[ $check != ok ]]; then
+    echo "gateway_bench: direct run: $check" >&2
+    echo "limited 1" >>"$out"
+    failed=1
+  fi
+}
+
+run_lps() {
+  local mode=$1 out=$2 data="$work/data-$RANDOM$RANDOM" before after rc=0
+  reset_mock
+  local flags=(--http-port=0 "--data-dir=$data" --log-level=warn --default-llm-provider=openai
+    "--openai-base-url=http://127.0.0.1:$mock_port/v1" "--queue-processing-mode=$mode")
+  [[ ${BENCH_FSYNC:-1} == 0 ]] && flags+=(--store-fsync=false)
+  flags+=("${lps_extra[@]}")
+  echo "== $mode: OPENAI_API_KEY=test-key $build_dir/lps ${flags[*]}" >&2
+  OPENAI_API_KEY=test-key "$build_dir/lps" "${flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
+  lps_pid=$!
+  local port
+  port=$(wait_port lps "$work/lps.out" "$lps_pid")
+  before=$(cpu_ticks "$mock_pid")
+  "$build_dir/lps-loadgen" "--url=http://127.0.0.1:$port" --mode=single "--count=$count" \
+    "--concurrency=$concurrency" "--essay-bytes=$essay_bytes" "--pid=$lps_pid" \
+    "--timeout-seconds=$timeout_s" "--reset-url=$reset_url" >"$out" 2>"$out.err" || rc=$?
+  after=$(cpu_ticks "$mock_pid")
+  echo "mock_cpu_us_per_call $(calc %.0f "($after - $before) * 1e6 / $clk_tck / $count")" >>"$out"
+  curl -s "http://127.0.0.1:$port/metrics" >"$out.metrics" || true
+  local pid=$lps_pid stop_rc=0
+  lps_pid=""
+  stop_pid "$pid" || stop_rc=$?
+  local successes
+  successes=$(sed -n 's/^completed  *[0-9]* (success \([0-9]*\),.*/\1/p' "$out")
+  if [[ $rc -ne 0 || ${successes:-0} -ne $count ]]; then
+    echo "gateway_bench: $mode run failed (exit $rc, successes ${successes:-0} of $count)" >&2
+    failed=1
+  fi
+  local check
+  check=$(limit_check "$out" "$(val "$out" completed_per_s)")
+  if [[ $check != ok ]]; then
+    echo "gateway_bench: $mode run may have been held by the mock's advertised rate limit:" \
+      "$check" >&2
+    echo "limited 1" >>"$out"
+    failed=1
+  fi
+  if [[ $stop_rc -ne 0 ]]; then
+    echo "gateway_bench: lps exited with status $stop_rc; its stderr:" >&2
+    tail -n 20 "$work/lps.err" >&2
+    failed=1
+  fi
+  rm -rf "$data"
+}
+
+echo "machine: nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), count $count," \
+  "concurrency $concurrency, essay bytes $essay_bytes, fsync ${BENCH_FSYNC:-1}," \
+  "mock io threads ${MOCK_IO_THREADS:-1}"
+for round in $(seq 1 "$rounds"); do
+  echo "== round $round: direct ($count calls, concurrency $concurrency)" >&2
+  run_direct "$work/r$round-direct.txt"
+  for mode in $modes; do
+    echo "== round $round: through lps, $mode" >&2
+    run_lps "$mode" "$work/r$round-$mode.txt"
+  done
+done
+
+# -- tables --------------------------------------------------------------------------------------
+
+us_per_call() { # the "(N us/request)" figure of a *_cpu_s line
+  sed -n "s/^$2 .*(\([0-9]*\) us.*/\1/p" "$1"
+}
+
+row() {
+  printf '| %-5s | %-19s | %8s | %7s | %7s | %7s | %8s | %9s | %9s | %7s | %7s | %7s |\n' "$@"
+}
+
+echo
+echo "Throughput and latency. direct: one chat/completions call, send -> answer read."
+echo "Through lps: POST /api/v1/comparison -> result event callback received (end to end)."
+echo "added = through lps - direct of the same round. CPU in us per call (user + system)."
+echo
+row round run "calls/s" "p50 ms" "p90 ms" "p99 ms" "max ms" "added p50" "added p99" \
+  "lps cpu" "mock cpu" "lg cpu"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+for round in $(seq 1 "$rounds"); do
+  d="$work/r$round-direct.txt"
+  d50=$(val "$d" call_p50_ms)
+  d99=$(val "$d" call_p99_ms)
+  tag=direct
+  if [[ -n $(val "$d" limited) ]]; then tag="direct LIMITED"; fi
+  row "$round" "$tag" "$(val "$d" calls_per_s)" "$d50" "$(val "$d" call_p90_ms)" "$d99" \
+    "$(val "$d" call_max_ms)" - - - "$(val "$d" mock_cpu_us_per_call)" \
+    "$(us_per_call "$d" loadgen_cpu_s)"
+  for mode in $modes; do
+    f="$work/r$round-$mode.txt"
+    e50=$(val "$f" e2e_p50_ms)
+    e99=$(val "$f" e2e_p99_ms)
+    tag="lps $mode"
+    if [[ -n $(val "$f" limited) ]]; then tag="$tag LIMITED"; fi
+    row "$round" "$tag" "$(val "$f" completed_per_s)" "$e50" "$(val "$f" e2e_p90_ms)" "$e99" \
+      "$(val "$f" e2e_max_ms)" "$(calc %+.2f "$e50 - $d50")" "$(calc %+.2f "$e99 - $d99")" \
+      "$(us_per_call "$f" server_cpu_s)" "$(val "$f" mock_cpu_us_per_call)" \
+      "$(us_per_call "$f" loadgen_cpu_s)"
+  done
+done
+
+split_row() {
+  printf '| %-5s | %-13s | %7s | %8s | %9s | %10s | %9s | %9s | %11s | %11s |\n' "$@"
+}
+
+echo
+echo "Where the time goes through lps (means in ms, except the event columns)."
+echo "  provider: lps's own timing of the call (llm_provider_response_duration_seconds; lps"
+echo "    rounds each call down to whole ms, so this reads about 0.5 ms low)."
+echo "  in lps: intake (request parsed) -> final result built (llm_provider_queue_wait_time_"
+echo "    seconds): the durable insert, queue manager, bundler, provider actor and the call."
+echo "  queue+store = in lps - provider."
+echo "  outside = e2e - in lps: HTTP receive and parse before intake, the final store write"
+echo "    and the callback POST to the load generator."
+echo "  202 p50: send -> 202 Accepted (includes the durable insert)."
+echo "  event provider / event inside: p50/p99 of data.response_time_ms and of completed_at -"
+echo "    requested_at of the result events (whole ms)."
+echo
+split_row round run e2e provider "in lps" "queue+store" outside "202 p50" "ev provider" "ev inside"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for round in $(seq 1 "$rounds"); do
+  for mode in $modes; do
+    f="$work/r$round-$mode.txt"
+    m="$f.metrics"
+    rs=$(metric_sum "$m" llm_provider_response_duration_seconds_sum)
+    rc=$(metric_sum "$m" llm_provider_response_duration_seconds_count)
+    ws=$(metric_sum "$m" llm_provider_queue_wait_time_seconds_sum)
+    wc=$(metric_sum "$m" llm_provider_queue_wait_time_seconds_count)
+    provider=$(calc %.2f "($rc > 0 ? $rs * 1000 / $rc : 0)")
+    inside=$(calc %.2f "($wc > 0 ? $ws * 1000 / $wc : 0)")
+    e2e=$(val "$f" e2e_mean_ms)
+    split_row "$round" "$mode" "$e2e" "$provider" "$inside" "$(calc %.2f "$inside - $provider")" \
+      "$(calc %.2f "$e2e - $inside")" "$(val "$f" accept_p50_ms)" \
+      "$(val "$f" event_provider_p50_ms)/$(val "$f" event_provider_p99_ms)" \
+      "$(val "$f" event_inside_p50_ms)/$(val "$f" event_inside_p99_ms)"
+  done
+done
+echo
+echo "direct call mean ms per round: $(for r in $(seq 1 "$rounds"); do
+  printf '%s ' "$(val "$work/r$r-direct.txt" call_mean_ms)"
+done)"
+echo
+
+if [[ -n ${KEEP_DIR:-} ]]; then
+  mkdir -p "$KEEP_DIR"
+  cp "$work"/r*.txt* "$KEEP_DIR"/
+  echo "raw outputs copied to $KEEP_DIR" >&2
+fi
+exit "$failed"
