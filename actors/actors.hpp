@@ -79,6 +79,21 @@ using queue_manager_actor = caf::typed_actor<
     // Stop taking new requests and flush the store; replies when flushed.
     caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 
+// -- batch jobs: one per provider with a batch API -----------------------------------------
+
+using batch_jobs_actor = caf::typed_actor<
+    // Internal: periodic scheduling and job progress.
+    caf::reacts_to<atom::tick>,
+    // Internal: an HTTP answer is in the inbox (ticket).
+    caf::reacts_to<atom::tick, uint64_t>,
+    // Sent by the queue manager when work arrives after an empty dequeue (ignored: the
+    // actor looks at the queue on its own schedule).
+    caf::reacts_to<atom::wake>,
+    // Operator cancel of a job by id; replies "" when accepted, else why not.
+    caf::replies_to<atom::cancel, std::string>::with<std::string>,
+    // Stop starting new jobs (jobs in flight go on; they are durable).
+    caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
+
 // -- intake: the front door ---------------------------------------------------------------
 
 using intake_actor = caf::typed_actor<

@@ -264,6 +264,13 @@ void dispatch_and_continue(self_ptr self) {
   stop_forming(self);
 }
 
+std::string provider_names(const std::map<std::string, provider_actor>& providers) {
+  std::string result;
+  for (const auto& [name, hdl] : providers)
+    result += (result.empty() ? "" : ", ") + name;
+  return result;
+}
+
 // Providers that can take another bundle now.
 std::vector<std::string> available_providers(self_ptr self) {
   std::vector<std::string> result;
@@ -431,8 +438,10 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
   st.providers = std::move(providers);
   st.metrics = std::move(metrics);
   if (st.cfg.configured_mode == "batch_api")
-    LPS_LOG_WARN(log(), "QUEUE_PROCESSING_MODE=batch_api: provider batch jobs are not built "
-                        "yet; requests are processed as serial_bundle");
+    LPS_LOG_INFO(log(),
+                 "QUEUE_PROCESSING_MODE=batch_api: the bundler serves the providers "
+                 "without batch jobs ({}) as serial_bundle",
+                 provider_names(st.providers));
   form(self);
   return {
       [=](atom::wake) {

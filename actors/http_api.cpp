@@ -1,4 +1,5 @@
 #include "actors/http_api.hpp"
+#include "runtime/batch_job_store.hpp"
 
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
@@ -226,6 +227,8 @@ void get_providers(const api_context& ctx, http_responder respond) {
 void get_health(const api_context& ctx, http_responder respond) {
   auto configured = std::string{to_string(ctx.cfg.processing_mode)};
   auto effective = std::string{to_string(effective_mode(ctx.cfg))};
+  if (!ctx.actors.batch.empty())
+    effective = configured;
   auto db = ctx.db;
   ask<actor_status>(
       ctx, ctx.actors.queue,
@@ -240,8 +243,9 @@ void get_health(const api_context& ctx, http_responder respond) {
         std::string warnings = "[";
         if (configured != effective)
           warnings += json_quote("QUEUE_PROCESSING_MODE=" + configured
-                                 + " is accepted but provider batch jobs are not built yet: "
-                                   "requests are processed as "
+                                 + " but no provider uses a batch API (set "
+                                   "OPENAI_BATCH_API_MODE or ANTHROPIC_BATCH_API_MODE and the "
+                                   "provider's key): requests are processed as "
                                  + effective);
         warnings += "]";
         auto draining = r && r->facts["draining"] == "true";
@@ -284,6 +288,64 @@ void get_inspect(const api_context& ctx, http_responder respond) {
       atom::inspect_v);
 }
 
+// -- provider batch jobs --
+
+std::string render_batch_job(const batch_job_record& job) {
+  auto ms = [](int64_t v) { return v > 0 ? std::to_string(v) : std::string{"null"}; };
+  return "{\"job_id\":" + json_quote(job.job_id) + ",\"provider\":" + json_quote(job.provider)
+         + ",\"model\":" + json_quote(job.model) + ",\"state\":" + json_quote(job.state)
+         + ",\"provider_job_id\":" + json_quote(job.provider_job_id) + ",\"provider_status\":"
+         + json_quote(job.provider_status) + ",\"item_count\":" + std::to_string(job.item_count)
+         + ",\"succeeded\":" + std::to_string(job.succeeded)
+         + ",\"failed\":" + std::to_string(job.failed) + ",\"cancel_requested\":"
+         + (job.cancel_requested ? "true" : "false") + ",\"created_at_ms\":" + ms(job.created_at_ms)
+         + ",\"submitted_at_ms\":" + ms(job.submitted_at_ms) + ",\"ended_at_ms\":"
+         + ms(job.ended_at_ms) + ",\"last_error\":" + json_quote(job.last_error) + "}";
+}
+
+void get_batch_jobs(const api_context& ctx, http_responder respond) {
+  std::string body = "{\"jobs\":[";
+  if (ctx.jobs_db != nullptr) {
+    bool first = true;
+    for (const auto& job : ctx.jobs_db->list(1000)) {
+      body += first ? "" : ",";
+      first = false;
+      body += render_batch_job(job);
+    }
+  }
+  respond(json_response(200, body + "]}"));
+}
+
+void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
+  auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
+  if (!job)
+    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no batch job " + id));
+  respond(json_response(200, render_batch_job(*job)));
+}
+
+// The job's batch actor asks the provider to cancel; items finish as the provider reports
+// them (those it did not run end CANCELLED).
+void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
+  auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
+  if (!job)
+    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no batch job " + id));
+  auto actor = ctx.actors.batch.find(job->provider);
+  if (actor == ctx.actors.batch.end())
+    return respond(error_response(409, "INVALID_REQUEST",
+                                  "batch jobs of " + job->provider + " are not running now"));
+  ask<std::string>(
+      ctx, actor->second,
+      [respond, id](caf::expected<std::string> r) {
+        if (!r)
+          return respond(error_response(503, "SERVICE_UNAVAILABLE", "batch jobs did not answer"));
+        if (!r->empty())
+          return respond(error_response(409, "INVALID_REQUEST", *r));
+        respond(
+            json_response(202, "{\"job_id\":" + json_quote(id) + ",\"cancel_requested\":true}"));
+      },
+      atom::cancel_v, id);
+}
+
 // "/api/v1/status/<id>" -> id, when `path` starts with `prefix`.
 bool match_id(const std::string& path, std::string_view prefix, std::string& id) {
   if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0)
@@ -308,6 +370,10 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_providers(ctx, std::move(respond));
   if (req.path == "/api/v1/models")
     return respond(json_response(200, ctx.model_manifest_json));
+  if (req.path == "/api/v1/batch-jobs")
+    return get_batch_jobs(ctx, std::move(respond));
+  if (match_id(req.path, "/api/v1/batch-jobs/", id))
+    return get_batch_job(ctx, id, std::move(respond));
   respond(error_response(404, "RESOURCE_NOT_FOUND", "no route for GET " + req.path));
 }
 
@@ -320,6 +386,12 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
     return submit_one(ctx, std::move(req), std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparisons")
     return submit_many(ctx, std::move(req), std::move(respond));
+  constexpr std::string_view cancel_suffix = "/cancel";
+  std::string id;
+  if (req.method == "POST" && req.path.ends_with(cancel_suffix)
+      && match_id(req.path.substr(0, req.path.size() - cancel_suffix.size()), "/api/v1/batch-jobs/",
+                  id))
+    return cancel_batch_job(ctx, id, std::move(respond));
   respond(error_response(req.method == "POST" ? 404 : 405,
                          req.method == "POST" ? "RESOURCE_NOT_FOUND" : "INVALID_REQUEST",
                          "no route for " + req.method + " " + req.path));

@@ -16,11 +16,14 @@
 namespace lps {
 
 class store;
+class batch_job_store;
 
 struct api_context {
   caf::actor_system* sys = nullptr;
   topology actors;
   store* db = nullptr;
+  /// Provider batch jobs (listed and cancelled under /api/v1/batch-jobs); may be null.
+  batch_job_store* jobs_db = nullptr;
   config cfg;
   request_limits limits;
   /// The model manifest JSON served at /api/v1/models.

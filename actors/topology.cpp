@@ -1,5 +1,6 @@
 #include "actors/topology.hpp"
 
+#include "actors/batch_jobs.hpp"
 #include "actors/bundler.hpp"
 #include "actors/callbacks.hpp"
 #include "actors/inspector.hpp"
@@ -7,8 +8,10 @@
 #include "actors/metrics.hpp"
 #include "actors/provider_mock.hpp"
 #include "actors/provider_http.hpp"
+#include "actors/providers/anthropic_batch_format.hpp"
 #include "actors/providers/anthropic_format.hpp"
 #include "actors/providers/gemini_format.hpp"
+#include "actors/providers/openai_batch_format.hpp"
 #include "actors/providers/openai_format.hpp"
 #include "actors/provider_unconfigured.hpp"
 #include "actors/queue_manager.hpp"
@@ -110,7 +113,58 @@ spawn_providers(caf::actor_system& sys, const config& cfg, http_transport* http,
   return result;
 }
 
+/// "HH:MM-HH:MM" (checked by the config) as minutes after midnight.
+std::pair<int, int> window_minutes(const std::string& window) {
+  auto minutes = [&](size_t at) {
+    return std::stoi(window.substr(at, 2)) * 60 + std::stoi(window.substr(at + 3, 2));
+  };
+  return {minutes(0), minutes(6)};
+}
+
+batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
+                                  const std::string& provider, batch_api_mode mode,
+                                  http_transport* http, batch_job_store* jobs_db, const topology& t,
+                                  const std::map<std::string, model_price>& prices) {
+  const auto& p = cfg.providers.at(provider);
+  batch_jobs_config bc;
+  bc.provider = provider;
+  bc.target.base_url = p.base_url;
+  bc.target.api_key = p.api_key.reveal();
+  // Uploads and result files can be hundreds of megabytes.
+  bc.target.timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms} * 5;
+  bc.default_model = p.default_model;
+  bc.prices = prices;
+  bc.mode = mode;
+  bc.min_items = cfg.batch_api_min_items;
+  bc.max_wait = std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>{cfg.batch_api_max_wait_seconds});
+  std::tie(bc.window_start_minute, bc.window_end_minute) =
+      window_minutes(cfg.batch_api_nightly_window);
+  bc.max_items_per_job = cfg.batch_api_max_requests_per_job;
+  bc.max_bytes_per_job = cfg.batch_api_max_bytes_per_job;
+  bc.poll_interval = std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>{cfg.batch_api_poll_interval_seconds});
+  bc.check_interval = std::min<caf::timespan>(std::chrono::seconds{1}, bc.poll_interval);
+  std::shared_ptr<const batch_wire> wire;
+  if (provider == "openai")
+    wire = std::make_shared<openai_batch_wire>();
+  else
+    wire = std::make_shared<anthropic_batch_wire>();
+  return sys.spawn(batch_jobs, bc, wire, http, jobs_db, t.queue, t.metrics);
+}
+
 } // namespace
+
+std::map<std::string, batch_api_mode> batch_providers(const config& cfg) {
+  std::map<std::string, batch_api_mode> result;
+  if (cfg.processing_mode != queue_processing_mode::batch_api)
+    return result;
+  for (auto [name, mode] : {std::pair{"openai", cfg.openai_batch_api_mode},
+                            std::pair{"anthropic", cfg.anthropic_batch_api_mode}})
+    if (mode != batch_api_mode::disabled && provider_unavailable_reason(cfg, name).empty())
+      result[name] = mode;
+  return result;
+}
 
 queue_processing_mode effective_mode(const config& cfg) {
   return cfg.processing_mode == queue_processing_mode::batch_api
@@ -137,7 +191,8 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
-                        const std::map<std::string, model_price>& prices) {
+                        const std::map<std::string, model_price>& prices,
+                        batch_job_store* jobs_db) {
   topology t;
   t.metrics = sys.spawn(metrics);
   callbacks_config cb;
@@ -155,13 +210,25 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.retry_max_delay = std::chrono::milliseconds{cfg.retry_max_delay_ms};
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
+  if (jobs_db != nullptr)
+    qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
   t.providers = spawn_providers(sys, cfg, provider_transport, prices, t.metrics);
-  t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, t.providers, t.metrics);
+  // Providers served by a batch API are left out of the bundler: it never takes their work.
+  auto batched =
+      jobs_db != nullptr ? batch_providers(cfg) : std::map<std::string, batch_api_mode>{};
+  auto bundled = t.providers;
+  for (const auto& [name, mode] : batched) {
+    bundled.erase(name);
+    t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t, prices);
+  }
+  t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, t.metrics);
   t.intake = sys.spawn(intake, intake_config{}, t.queue);
   std::vector<status_client_actor> targets{t.intake, t.queue, t.bundler, t.callbacks, t.metrics};
   for (const auto& [name, p] : t.providers)
     targets.push_back(p);
+  for (const auto& [name, b] : t.batch)
+    targets.push_back(b);
   t.inspector = sys.spawn(inspector, std::move(targets));
   return t;
 }
@@ -171,6 +238,8 @@ void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace)
   caf::scoped_actor self{sys};
   self->send(t.intake, atom::stop_v);
   self->send(t.bundler, atom::stop_v);
+  for (auto& [name, b] : t.batch)
+    self->send(b, atom::stop_v);
   // Give bundles in flight their grace period: poll the bundler's in-flight figure.
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -192,6 +261,8 @@ void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace)
   stop(t.bundler);
   for (auto& [name, p] : t.providers)
     stop(p);
+  for (auto& [name, b] : t.batch)
+    stop(b);
   stop(t.inspector);
   stop(t.queue);
   stop(t.callbacks);

@@ -16,6 +16,7 @@ namespace lps {
 
 class store;
 class http_transport;
+class batch_job_store;
 
 /// Handles of every actor of a node.
 struct topology {
@@ -23,12 +24,15 @@ struct topology {
   callbacks_actor callbacks;
   queue_manager_actor queue;
   std::map<std::string, provider_actor> providers;
+  /// Batch jobs actors (batch_api mode), by provider.
+  std::map<std::string, batch_jobs_actor> batch;
   bundler_actor bundler;
   intake_actor intake;
   inspector_actor inspector;
 };
 
-/// The mode the bundler runs (batch_api falls back to serial_bundle until batch jobs exist).
+/// The mode the bundler runs: batch_api requests of providers without a batch API (or with
+/// it disabled) are bundled as in serial_bundle.
 queue_processing_mode effective_mode(const config& cfg);
 
 /// Why a provider cannot be called, or "" when it can.
@@ -37,10 +41,16 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
 /// intake and inspector. `callback_http` delivers result events; `provider_transport` calls
 /// providers (separate pools, so one never waits for the other).
-/// `prices` (model id -> price, from the model manifest) give cost estimates.
+/// `prices` (model id -> price, from the model manifest) give cost estimates. `jobs_db`
+/// keeps provider batch jobs (null: batch_api runs as serial_bundle for every provider).
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
-                        const std::map<std::string, model_price>& prices = {});
+                        const std::map<std::string, model_price>& prices = {},
+                        batch_job_store* jobs_db = nullptr);
+
+/// The providers whose requests go to a provider batch API (batch_api mode with
+/// <PROVIDER>_BATCH_API_MODE not disabled, and a key), with their mode.
+std::map<std::string, batch_api_mode> batch_providers(const config& cfg);
 
 /// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles
 /// get `grace` to finish, the queue manager flushes the store, then every actor exits.

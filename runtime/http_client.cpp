@@ -65,6 +65,7 @@ using beast::error_code;
 using clock_type = std::chrono::steady_clock;
 using strand_type = net::strand<net::io_context::executor_type>;
 
+/// Default limit of a response body (a batch result download asks for more).
 constexpr size_t max_response_body = size_t{64} << 20;
 constexpr uint32_t max_response_header = 64 * 1024;
 /// Idle keep-alive connections are closed after this (most servers drop them sooner).
@@ -263,6 +264,8 @@ public:
 
   http::request<http::string_body> request;
   clock_type::time_point deadline;
+  /// Largest response body accepted.
+  size_t max_body = max_response_body;
   bool head = false;
   /// Already retried once after a stale keep-alive connection failed.
   bool retried = false;
@@ -604,7 +607,7 @@ void connection::on_handshake(error_code ec) {
 
 void connection::write() {
   parser_.emplace();
-  parser_->body_limit(max_response_body);
+  parser_->body_limit(job_->max_body);
   parser_->header_limit(max_response_header);
   if (job_->head)
     parser_->skip(true);
@@ -788,6 +791,8 @@ void http_client::send(http_client_request request, http_client_callback done) {
   std::string why;
   auto url = parse_url(request.url, why);
   j->deadline = clock_type::now() + request.timeout;
+  if (request.max_response_bytes > 0)
+    j->max_body = request.max_response_bytes;
   if (url) {
     try {
       build_request(*j, *url, request);

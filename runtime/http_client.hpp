@@ -41,6 +41,9 @@ struct http_client_request {
   std::string body;
   /// Whole exchange deadline (connect + write + read).
   std::chrono::milliseconds timeout{30000};
+  /// Largest response body accepted (0: the client's default of 64 MiB); larger bodies
+  /// fail the call. Batch result files need more.
+  size_t max_response_bytes = 0;
 };
 
 struct http_client_response {

@@ -3,6 +3,7 @@
 
 #include "actors/http_api.hpp"
 #include "actors/topology.hpp"
+#include "runtime/batch_job_store.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
@@ -94,6 +95,11 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: cannot open the store: %s\n", error.c_str());
     return 1;
   }
+  auto jobs_db = batch_job_store::open({cfg.data_dir, cfg.store_fsync}, error);
+  if (!jobs_db) {
+    std::fprintf(stderr, "lps: cannot open the batch job store: %s\n", error.c_str());
+    return 1;
+  }
   model_manifest manifest;
   if (!read_manifest(cfg.model_manifest, manifest, error, log)) {
     std::fprintf(stderr, "lps: MODEL_MANIFEST %s\n", error.c_str());
@@ -110,10 +116,11 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   provider_options.ca_file = cfg.provider_ca_file;
   http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};
-  auto actors =
-      spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client, manifest.prices);
+  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client,
+                               manifest.prices, jobs_db.get());
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
+  ctx->jobs_db = jobs_db.get();
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {
     handle_http(*ctx, std::move(req), std::move(respond));

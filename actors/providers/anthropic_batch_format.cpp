@@ -1,5 +1,6 @@
 #include "actors/providers/anthropic_batch_format.hpp"
 
+#include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
 
@@ -359,6 +360,50 @@ http_client_request anthropic_batch_wire::poll(const wire_target& target,
                  {});
 }
 
+http_client_request anthropic_batch_wire::list(const wire_target& target) const {
+  return request(target, "GET", base_of(target) + std::string{batches_path} + "?limit=100", {});
+}
+
+std::vector<batch_listing>
+anthropic_batch_wire::read_list(unsigned status, std::string_view body, const wire_headers& headers,
+                                std::chrono::system_clock::time_point now,
+                                wire_response& error) const {
+  std::vector<batch_listing> out;
+  try {
+    if (!is_success(status)) {
+      error = sync_.read_single(status, body, headers, now);
+      return out;
+    }
+    json::error_code ec;
+    auto doc = json::parse(body, ec);
+    auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
+    if (data == nullptr) {
+      error = bad_answer(status, "batch list has no data array", headers, now);
+      return out;
+    }
+    for (const auto& v : *data) {
+      if (!v.is_object())
+        continue;
+      const auto& b = v.get_object();
+      batch_listing item;
+      item.provider_job_id = string_field(b, "id");
+      // Message batches carry no metadata: the caller matches on time and size instead.
+      auto created = string_field(b, "created_at");
+      item.created_at_s = rfc3339_unix_seconds(created).value_or(0);
+      auto* counts = object_field(&b, "request_counts");
+      for (auto key : {"processing", "succeeded", "errored", "canceled", "expired"})
+        item.total += count_field(counts, key);
+      if (!item.provider_job_id.empty())
+        out.push_back(std::move(item));
+    }
+    error = step_ok(status);
+    return out;
+  } catch (const std::exception& ex) {
+    error = unreadable(status, ex);
+    return {};
+  }
+}
+
 http_client_request anthropic_batch_wire::cancel(const wire_target& target,
                                                  const std::string& provider_job_id) const {
   return request(target, "POST",
@@ -383,6 +428,7 @@ anthropic_batch_wire::downloads(const wire_target& target, const batch_job_statu
     else
       continue;
     result.push_back(request(target, "GET", std::move(url), {}));
+    result.back().max_response_bytes = batch_max_result_bytes;
   }
   return result;
 }

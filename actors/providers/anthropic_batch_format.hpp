@@ -97,6 +97,11 @@ public:
 
   http_client_request cancel(const wire_target& target,
                              const std::string& provider_job_id) const override;
+  http_client_request list(const wire_target& target) const override;
+  std::vector<batch_listing> read_list(unsigned status, std::string_view body,
+                                       const wire_headers& headers,
+                                       std::chrono::system_clock::time_point now,
+                                       wire_response& error) const override;
 
   std::vector<http_client_request> downloads(const wire_target& target,
                                              const batch_job_status& job) const override;

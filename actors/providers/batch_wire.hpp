@@ -9,12 +9,17 @@
 #include "actors/providers/provider_wire.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace lps {
+
+/// Largest result file a download accepts: results of a full job (100,000 items of a few KB
+/// each) are far above the HTTP client's default limit.
+inline constexpr size_t batch_max_result_bytes = size_t{2} << 30;
 
 /// A provider job's state, normalised across providers.
 enum class batch_job_state : uint8_t {
@@ -75,6 +80,18 @@ struct batch_results {
   uint64_t unreadable_lines = 0;
 };
 
+/// One job as the provider's job list reports it (used to find a job lps may have created
+/// just before a crash, so it is never created twice).
+struct batch_listing {
+  std::string provider_job_id;
+  /// Our job id where the provider keeps metadata (OpenAI `metadata.lps_job_id`), else "".
+  std::string lps_job_id;
+  /// Creation time, seconds since the Unix epoch (0 when unreadable).
+  int64_t created_at_s = 0;
+  /// Items in the job.
+  uint64_t total = 0;
+};
+
 /// A provider batch API.
 class batch_wire {
 public:
@@ -124,6 +141,15 @@ public:
 
   virtual http_client_request cancel(const wire_target& target,
                                      const std::string& provider_job_id) const = 0;
+
+  /// The newest jobs (one page, newest first).
+  virtual http_client_request list(const wire_target& target) const = 0;
+
+  /// Reads a list answer; on failure returns nothing and sets `error`.
+  virtual std::vector<batch_listing> read_list(unsigned status, std::string_view body,
+                                               const wire_headers& headers,
+                                               std::chrono::system_clock::time_point now,
+                                               wire_response& error) const = 0;
 
   /// The downloads that fetch an ended job's results, one per location.
   virtual std::vector<http_client_request> downloads(const wire_target& target,

@@ -435,6 +435,48 @@ http_client_request openai_batch_wire::poll(const wire_target& target,
                       {}, {});
 }
 
+http_client_request openai_batch_wire::list(const wire_target& target) const {
+  return make_request(target, "GET", base_of(target) + "/batches?limit=100", {}, {});
+}
+
+std::vector<batch_listing> openai_batch_wire::read_list(unsigned status, std::string_view body,
+                                                        const wire_headers& headers,
+                                                        std::chrono::system_clock::time_point now,
+                                                        wire_response& error) const {
+  std::vector<batch_listing> out;
+  try {
+    if (!is_success(status)) {
+      error = http_failure(status, body, headers, now);
+      return out;
+    }
+    json::error_code ec;
+    auto doc = json::parse(body, ec);
+    auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
+    if (data == nullptr) {
+      error = bad_answer(status, "batch list has no data array", headers, now);
+      return out;
+    }
+    for (const auto& v : *data) {
+      if (!v.is_object())
+        continue;
+      const auto& b = v.get_object();
+      batch_listing item;
+      item.provider_job_id = string_field(b, "id");
+      if (auto* metadata = object_field(&b, "metadata"))
+        item.lps_job_id = string_field(*metadata, "lps_job_id");
+      item.created_at_s = static_cast<int64_t>(count_field(&b, "created_at"));
+      item.total = count_field(object_field(&b, "request_counts"), "total");
+      if (!item.provider_job_id.empty())
+        out.push_back(std::move(item));
+    }
+    error = step_ok(status);
+    return out;
+  } catch (const std::exception& ex) {
+    error = unreadable(status, ex);
+    return {};
+  }
+}
+
 http_client_request openai_batch_wire::cancel(const wire_target& target,
                                               const std::string& provider_job_id) const {
   return make_request(target, "POST",
@@ -445,9 +487,11 @@ http_client_request openai_batch_wire::cancel(const wire_target& target,
 std::vector<http_client_request> openai_batch_wire::downloads(const wire_target& target,
                                                               const batch_job_status& job) const {
   std::vector<http_client_request> result;
-  for (const auto& file_id : job.result_locations)
+  for (const auto& file_id : job.result_locations) {
     result.push_back(make_request(
         target, "GET", base_of(target) + "/files/" + path_segment(file_id) + "/content", {}, {}));
+    result.back().max_response_bytes = batch_max_result_bytes;
+  }
   return result;
 }
 

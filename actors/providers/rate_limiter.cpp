@@ -320,6 +320,13 @@ std::optional<clock_duration> parse_openai_reset(std::string_view value) noexcep
   return std::chrono::duration_cast<clock_duration>(std::chrono::nanoseconds{total});
 }
 
+std::optional<int64_t> rfc3339_unix_seconds(std::string_view value) noexcept {
+  auto when = parse_rfc3339(trim(value));
+  if (!when)
+    return std::nullopt;
+  return std::chrono::floor<std::chrono::seconds>(when->seconds).time_since_epoch().count();
+}
+
 std::optional<clock_duration>
 parse_rfc3339_reset(std::string_view value, std::chrono::system_clock::time_point now) noexcept {
   auto when = parse_rfc3339(trim(value));

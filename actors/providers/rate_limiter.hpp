@@ -163,6 +163,10 @@ std::optional<clock_duration> parse_openai_reset(std::string_view value) noexcep
 std::optional<clock_duration>
 parse_rfc3339_reset(std::string_view value, std::chrono::system_clock::time_point now) noexcept;
 
+/// Seconds since the Unix epoch of an RFC 3339 timestamp (whole seconds); nullopt when
+/// malformed. Used for the creation times in Anthropic's batch lists.
+std::optional<int64_t> rfc3339_unix_seconds(std::string_view value) noexcept;
+
 /// A cap on calls in flight at once. Not time based: callers release when a call ends.
 class concurrency_limit {
 public:

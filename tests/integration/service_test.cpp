@@ -19,6 +19,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 using namespace lps;
@@ -332,7 +333,7 @@ TEST_CASE("dump-config masks secrets and bad values refuse to start") {
   CHECK(bad_manifest.err.find("input_per_1m must be a number") != std::string::npos);
 }
 
-TEST_CASE("batch_api mode is accepted and says it runs as serial_bundle") {
+TEST_CASE("batch_api mode without a batch provider says it runs as serial_bundle") {
   temp_dir dir;
   test::lps_process lps{dir.path.string(), {"--queue-processing-mode=batch_api"}};
   REQUIRE(lps.port() != 0);
@@ -654,4 +655,187 @@ TEST_CASE("every real provider is served through the mock server, packed by mult
   auto listed = c.call_json("GET", lps.url("/api/v1/providers"));
   for (auto& p : listed["providers"].as_array())
     CHECK(p.as_object()["available"] == true);
+}
+
+// -- provider batch jobs (batch_api mode) against the mock server's batch endpoints -------
+
+namespace {
+
+/// lps in batch_api mode with OpenAI and Anthropic batch jobs pointed at `mock`.
+std::vector<std::string> batch_flags(const mock_provider_server& mock, const std::string& extra) {
+  auto base = "http://127.0.0.1:" + std::to_string(mock.port());
+  std::vector<std::string> flags{"--queue-processing-mode=batch_api",
+                                 "--openai-batch-api-mode=opportunistic",
+                                 "--anthropic-batch-api-mode=opportunistic",
+                                 "--openai-base-url=" + base + "/v1",
+                                 "--anthropic-base-url=" + base,
+                                 "--batch-api-min-items=10",
+                                 "--batch-api-max-wait-seconds=0.2",
+                                 "--batch-api-poll-interval-seconds=0.05",
+                                 "--retry-base-delay-ms=10"};
+  if (!extra.empty())
+    flags.push_back(extra);
+  return flags;
+}
+
+struct batch_keys {
+  batch_keys() {
+    ::setenv("OPENAI_API_KEY", "test-key", 1);
+    ::setenv("ANTHROPIC_API_KEY", "test-key", 1);
+  }
+  ~batch_keys() {
+    ::unsetenv("OPENAI_API_KEY");
+    ::unsetenv("ANTHROPIC_API_KEY");
+  }
+};
+
+std::vector<std::string> submit_bulk(client& c, const test::lps_process& lps,
+                                     const std::string& provider, int n, const std::string& tag,
+                                     const std::string& callback_url) {
+  std::string body = "{\"requests\":[";
+  for (int i = 0; i < n; ++i)
+    body += std::string{i ? "," : ""} + "{\"user_prompt\":\"Essay A: " + tag + std::to_string(i)
+            + ". Essay B: other.\","
+            + (callback_url.empty() ? "" : "\"callback_url\":" + json_quote(callback_url) + ",")
+            + "\"llm_config_overrides\":{\"provider_override\":\"" + provider + "\"}}";
+  auto res = c.call_json("POST", lps.url("/api/v1/comparisons"), body + "]}");
+  std::vector<std::string> ids;
+  for (auto& r : res["results"].as_array())
+    ids.emplace_back(r.as_object()["queue_id"].as_string());
+  return ids;
+}
+
+/// Waits until some batch job reaches `state` (true) or the time is up (false).
+bool wait_for_job_state(client& c, const test::lps_process& lps, const std::string& state) {
+  for (int i = 0; i < 400; ++i) {
+    auto jobs = c.call_json("GET", lps.url("/api/v1/batch-jobs"));
+    for (auto& job : jobs["jobs"].as_array())
+      if (job.as_object()["state"] == json::value(state))
+        return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at the batch price") {
+  mock_provider_server mock;
+  std::string error;
+  REQUIRE(mock.start(mock_provider_options{}, error));
+  temp_dir dir;
+  batch_keys keys;
+  test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  auto openai_ids = submit_bulk(c, lps, "openai", 25, "o", sink.url());
+  auto anthropic_ids = submit_bulk(c, lps, "anthropic", 25, "a", sink.url());
+  REQUIRE(sink.wait_for(50, std::chrono::seconds{30}));
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  CHECK(sink.total == 50);
+  std::set<std::string> jobs;
+  for (const auto& [id, events] : sink.events) {
+    CHECK(events.size() == 1);
+    const auto& data = events.front().at("data").as_object();
+    INFO(json::serialize(data));
+    CHECK(data.at("error_detail").is_null());
+    const auto& meta = data.at("request_metadata").as_object();
+    CHECK(meta.at("queue_processing_mode") == "batch_api");
+    jobs.insert(std::string{meta.at("batch_job_id").as_string()});
+    // Priced from config/models.json with its batch discount of 0.5.
+    auto provider = std::string{data.at("provider").as_string()};
+    auto [in, out] = provider == "openai" ? std::pair{0.25, 2.0} : std::pair{1.0, 5.0};
+    const auto& usage = data.at("token_usage").as_object();
+    auto full = (static_cast<double>(usage.at("prompt_tokens").as_int64()) * in
+                 + static_cast<double>(usage.at("completion_tokens").as_int64()) * out)
+                / 1e6;
+    CHECK(data.at("cost_estimate").as_double() == Approx(full * 0.5));
+  }
+  // No sync calls: everything went through jobs, a handful of HTTP calls for 50 requests.
+  auto stats = mock.stats();
+  CHECK(stats.calls == 0);
+  CHECK(stats.batch.batches_created["openai"]
+        == jobs.size() - stats.batch.batches_created["anthropic"]);
+  CHECK(stats.batch.items_submitted["openai"] == 25);
+  CHECK(stats.batch.items_submitted["anthropic"] == 25);
+  auto listed = c.call_json("GET", lps.url("/api/v1/batch-jobs"));
+  CHECK(listed["jobs"].as_array().size() == jobs.size());
+  for (auto& job : listed["jobs"].as_array())
+    CHECK(job.as_object()["state"] == "collected");
+  auto metrics = c.call("GET", lps.url("/metrics")).body;
+  CHECK(metrics.find("llm_provider_batch_api_jobs_total{provider=\"openai\"") != std::string::npos);
+  CHECK(metrics.find("endpoint=\"batch_create\"") != std::string::npos);
+}
+
+TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice") {
+  mock_provider_server mock;
+  std::string error;
+  mock_provider_options options;
+  options.batch.processing = std::chrono::milliseconds{2000};
+  REQUIRE(mock.start(options, error));
+  temp_dir dir;
+  batch_keys keys;
+  std::vector<std::string> ids;
+  {
+    test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
+    REQUIRE(lps.port() != 0);
+    client c;
+    ids = submit_bulk(c, lps, "openai", 20, "k", "");
+    REQUIRE(wait_for_job_state(c, lps, "submitted"));
+    lps.stop(SIGKILL);
+  }
+  test::lps_process again{dir.path.string(), batch_flags(mock, "")};
+  REQUIRE(again.port() != 0);
+  client c;
+  for (const auto& id : ids) {
+    unsigned status = 0;
+    for (int i = 0; i < 400 && status != 200; ++i) {
+      status = c.call("GET", again.url("/api/v1/results/" + id)).status;
+      if (status != 200)
+        std::this_thread::sleep_for(std::chrono::milliseconds{25});
+    }
+    REQUIRE(status == 200);
+    auto event = c.call_json("GET", again.url("/api/v1/results/" + id));
+    CHECK(event["data"].as_object()["error_detail"].is_null());
+  }
+  CHECK(mock.stats().batch.batches_created["openai"] == 1);
+  CHECK(mock.stats().batch.items_submitted["openai"] == 20);
+}
+
+TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CANCELLED") {
+  mock_provider_server mock;
+  std::string error;
+  mock_provider_options options;
+  options.batch.processing = std::chrono::milliseconds{20000};
+  REQUIRE(mock.start(options, error));
+  temp_dir dir;
+  batch_keys keys;
+  test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto ids = submit_bulk(c, lps, "anthropic", 12, "x", "");
+  REQUIRE(wait_for_job_state(c, lps, "submitted"));
+  auto jobs = c.call_json("GET", lps.url("/api/v1/batch-jobs"));
+  auto job_id = std::string{jobs["jobs"].as_array()[0].as_object()["job_id"].as_string()};
+  CHECK(c.call("POST", lps.url("/api/v1/batch-jobs/" + job_id + "/cancel"), "", "").status == 202);
+  CHECK(c.call("POST", lps.url("/api/v1/batch-jobs/bj-unknown/cancel"), "", "").status == 404);
+  size_t cancelled = 0;
+  for (const auto& id : ids) {
+    unsigned status = 0;
+    for (int i = 0; i < 400 && status != 200; ++i) {
+      status = c.call("GET", lps.url("/api/v1/results/" + id)).status;
+      if (status != 200)
+        std::this_thread::sleep_for(std::chrono::milliseconds{25});
+    }
+    REQUIRE(status == 200);
+    auto data = c.call_json("GET", lps.url("/api/v1/results/" + id))["data"].as_object();
+    if (!data["error_detail"].is_null()
+        && data["error_detail"].as_object()["error_code"] == "CANCELLED")
+      ++cancelled;
+  }
+  CHECK(cancelled > 0);
+  auto job = c.call_json("GET", lps.url("/api/v1/batch-jobs/" + job_id));
+  CHECK(job["cancel_requested"] == true);
+  CHECK(job["state"] == "collected");
 }

@@ -23,7 +23,10 @@ Serves the providers' wire formats on one port:
   POST /api/v1/chat/completions                OpenRouter  OPENROUTER_BASE_URL=http://H:P/api/v1
   POST /v1/messages                            Anthropic   ANTHROPIC_BASE_URL=http://H:P
   POST /v1beta/models/{model}:generateContent  Gemini      GOOGLE_BASE_URL=http://H:P
-  POST /_mock/faults, GET /_mock/stats, POST /_mock/reset, GET /_mock/health: control API
+  /v1/files, /v1/batches                       OpenAI Files + Batch API
+  /v1/messages/batches                         Anthropic Message Batches
+  POST /_mock/faults, GET /_mock/stats, POST /_mock/reset, GET /_mock/health,
+  GET|POST /_mock/batches: control API
 
 options:
   --host=ADDR            bind address (default 127.0.0.1)
@@ -37,6 +40,12 @@ options:
   --api-key=KEY          the key every dialect expects (default test-key)
   --tls-cert=PEM         serve HTTPS with this certificate chain (needs --tls-key)
   --tls-key=PEM          the private key of --tls-cert (unencrypted PEM)
+  --batch-validating-ms=N        OpenAI batches stay `validating` this long (default 50)
+  --batch-processing-ms=N        batch items finish spread over this time (default 200)
+  --batch-cancel-ms=N            from a batch cancel to cancelled / ended (default 100)
+  --batch-item-error-rate=P      fraction of batch items that fail (default 0)
+  --batch-item-expire-rate=P     fraction of batch items that expire (default 0)
+  --batch-fail-openai=N          the first N OpenAI batches fail as a whole (default 0)
   --help                 this text
 )";
 
@@ -86,11 +95,13 @@ bool apply_flag(std::string_view name, std::string_view value, lps::mock_provide
       o.error_codes = *codes;
     return codes.has_value();
   }
-  if (name == "error-rate") {
+  if (name == "error-rate" || name == "batch-item-error-rate" || name == "batch-item-expire-rate") {
     // from_chars for double is fine with libstdc++ 11+.
     auto v = parse_number<double>(value);
     if (v)
-      o.error_rate = *v;
+      (name == "error-rate"              ? o.error_rate
+       : name == "batch-item-error-rate" ? o.batch.item_error_rate
+                                         : o.batch.item_expire_rate) = *v;
     return v.has_value();
   }
   auto n = parse_number<uint64_t>(value);
@@ -106,6 +117,14 @@ bool apply_flag(std::string_view name, std::string_view value, lps::mock_provide
     o.jitter = std::chrono::milliseconds{static_cast<int64_t>(*n)};
   else if (name == "seed")
     o.seed = *n;
+  else if (name == "batch-validating-ms")
+    o.batch.validating = std::chrono::milliseconds{static_cast<int64_t>(*n)};
+  else if (name == "batch-processing-ms")
+    o.batch.processing = std::chrono::milliseconds{static_cast<int64_t>(*n)};
+  else if (name == "batch-cancel-ms")
+    o.batch.cancel = std::chrono::milliseconds{static_cast<int64_t>(*n)};
+  else if (name == "batch-fail-openai" && *n <= 10000)
+    o.batch.fail_next_openai_batches = static_cast<uint32_t>(*n);
   else
     return false;
   return true;

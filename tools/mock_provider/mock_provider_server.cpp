@@ -1,6 +1,7 @@
 #include "tools/mock_provider/mock_provider_server.hpp"
 
 #include "runtime/http_server.hpp"
+#include "tools/mock_provider/mock_provider_batches.hpp"
 #include "tools/mock_provider/mock_provider_dialects.hpp"
 
 #include <boost/json.hpp>
@@ -406,7 +407,8 @@ json::object stats_json(const mock_provider_stats& s) {
           {"by_dialect_outcome", std::move(by_pair)},
           {"scripted_faults", s.scripted_faults},
           {"random_errors", s.random_errors},
-          {"pending_faults", s.pending_faults}};
+          {"pending_faults", s.pending_faults},
+          {"batch", mock_batch::stats_json(s.batch)}};
 }
 
 /// Which dialect a path speaks, and the Gemini model it names.
@@ -460,6 +462,7 @@ struct mock_provider_server::impl {
   mock_provider_options options;
   http_server server;
   delayed_replies delayed;
+  mock_batch::service batches; // its own lock; never takes mu
   bool started = false;
 
   mutable std::mutex mu;
@@ -497,6 +500,11 @@ struct mock_provider_server::impl {
   void handle(http_request&& req, http_responder respond) {
     if (req.path.rfind("/_mock/", 0) == 0)
       return respond(control(req));
+    if (mock_batch::is_batch_path(req.path)) { // counted in stats().batch only
+      reply r;
+      r.response = batches.handle(req);
+      return dispatch(std::move(r), std::move(respond));
+    }
     auto route = route_of(req.path);
     if (!route || req.method != "POST") {
       record("unknown", "not_found", false, false);
@@ -774,8 +782,14 @@ struct mock_provider_server::impl {
     }
     if (p == "/_mock/health" && get)
       return json_reply(200, json::object{{"status", "ok"}});
-    bool known =
-        p == "/_mock/faults" || p == "/_mock/stats" || p == "/_mock/reset" || p == "/_mock/health";
+    if (p == "/_mock/batches" && (get || post)) {
+      if (post)
+        if (auto e = batches.configure(req.body))
+          return json_reply(400, json::object{{"error", json::object{{"message", *e}}}});
+      return json_reply(200, mock_batch::options_json(batches.options()));
+    }
+    bool known = p == "/_mock/faults" || p == "/_mock/stats" || p == "/_mock/reset"
+                 || p == "/_mock/health" || p == "/_mock/batches";
     auto message = known ? "method not allowed" : "unknown control path " + p;
     return json_reply(known ? 405 : 404,
                       json::object{{"error", json::object{{"message", message}}}});
@@ -797,14 +811,17 @@ struct mock_provider_server::impl {
   }
 
   mock_provider_stats snapshot() const {
+    auto batch = batches.stats();
     std::lock_guard<std::mutex> lock{mu};
     auto s = counters;
     s.pending_faults = script.size();
+    s.batch = std::move(batch);
     return s;
   }
 
   /// Held "drop" connections stay held: releasing them would answer them.
   void clear() {
+    batches.reset();
     std::lock_guard<std::mutex> lock{mu};
     counters = {};
     script.clear();
@@ -830,7 +847,7 @@ std::optional<std::string> check_options(const mock_provider_options& o) {
       return "error codes must be in 400..599, got " + std::to_string(c);
   if (o.api_key.empty())
     return "api_key must not be empty";
-  return std::nullopt;
+  return mock_batch::check_options(o.batch);
 }
 
 } // namespace
@@ -852,11 +869,13 @@ bool mock_provider_server::start(const mock_provider_options& options, std::stri
   }
   impl_->options = options;
   impl_->rng.seed(options.seed);
+  impl_->batches.start(options);
   http_server_options so;
   so.host = options.host;
   so.port = options.port;
   so.io_threads = options.io_threads;
-  so.max_body_bytes = 32u << 20; // whole essays, several per bundle
+  // Batch inputs: an OpenAI file holds up to 200 MB, an Anthropic create body 256 MB.
+  so.max_body_bytes = size_t{320} << 20;
   so.tls_cert_file = options.tls_cert_file;
   so.tls_key_file = options.tls_key_file;
   auto* self = impl_.get();
@@ -895,6 +914,25 @@ bool mock_provider_server::add_faults(std::string_view json, std::string& error)
 
 void mock_provider_server::reset() {
   impl_->clear();
+}
+
+mock_batch_options mock_provider_server::batch_options() const {
+  return impl_->batches.options();
+}
+
+bool mock_provider_server::set_batch_options(const mock_batch_options& options,
+                                             std::string& error) {
+  auto e = impl_->batches.set_options(options);
+  if (e)
+    error = *e;
+  return !e;
+}
+
+bool mock_provider_server::configure_batches(std::string_view json, std::string& error) {
+  auto e = impl_->batches.configure(json);
+  if (e)
+    error = *e;
+  return !e;
 }
 
 } // namespace lps

@@ -17,6 +17,41 @@
 
 namespace lps {
 
+/// How the simulated batch APIs (OpenAI Batch, Anthropic Message Batches) behave. A batch
+/// takes its settings when it is created; later changes apply to later batches.
+struct mock_batch_options {
+  /// OpenAI `validating` phase (Anthropic: queued, still `in_progress`).
+  std::chrono::milliseconds validating{50};
+  /// Processing: items finish evenly spread over this time (OpenAI then spends a tenth of it
+  /// in `finalizing`).
+  std::chrono::milliseconds processing{200};
+  /// From a cancel request to `cancelled` (OpenAI) or `ended` (Anthropic).
+  std::chrono::milliseconds cancel{100};
+  /// Fraction in [0, 1] of items that fail (OpenAI: a 500 server_error line in the error
+  /// file; Anthropic: an errored api_error result). Drawn per item from the seed.
+  double item_error_rate = 0.0;
+  /// Fraction in [0, 1] of items that expire (error_rate + expire_rate <= 1).
+  double item_expire_rate = 0.0;
+  /// How many of the next OpenAI batches fail as a whole (token_limit_exceeded).
+  uint32_t fail_next_openai_batches = 0;
+};
+
+/// Batch API call counters (not part of the sync counters below).
+struct mock_batch_stats {
+  /// Every batch API call, including rejected ones.
+  uint64_t calls = 0;
+  /// Keyed by "files_upload", "file_get", "file_content", "batch_create", "batch_get",
+  /// "batch_cancel", "batch_list", "results", "unknown".
+  std::map<std::string, uint64_t> by_endpoint;
+  /// "openai" / "anthropic" x endpoint.
+  std::map<std::string, std::map<std::string, uint64_t>> by_dialect_endpoint;
+  /// "ok", "unauthorized", "invalid_request", "not_found", "conflict", "too_large".
+  std::map<std::string, uint64_t> by_outcome;
+  /// Accepted batches and the items in them, keyed by "openai" / "anthropic".
+  std::map<std::string, uint64_t> batches_created;
+  std::map<std::string, uint64_t> items_submitted;
+};
+
 /// Start-up settings (the lps-mock-provider flags map onto these one to one).
 struct mock_provider_options {
   std::string host = "127.0.0.1";
@@ -37,6 +72,8 @@ struct mock_provider_options {
   /// HTTPS: certificate chain and private key (PEM files), both or neither (plain HTTP).
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// The batch APIs (docs/mock-provider.md, "Batch APIs").
+  mock_batch_options batch;
 };
 
 /// Call counters. Control API calls (/_mock/...) are not counted.
@@ -59,6 +96,8 @@ struct mock_provider_stats {
   uint64_t random_errors = 0;
   /// Calls still covered by the fault script.
   uint64_t pending_faults = 0;
+  /// The batch APIs' calls (counted here only, never in the fields above).
+  mock_batch_stats batch;
 };
 
 class mock_provider_server {
@@ -86,7 +125,15 @@ public:
 
   /// Clears counters, the fault script, the simulated caches and the rate-limit windows (what
   /// POST /_mock/reset does). Connections held by "drop" faults stay held until stop().
+  /// Batches and files are forgotten and the batch settings return to the start options.
   void reset();
+
+  /// The current batch settings; replacing them checks them first (false with `error`).
+  mock_batch_options batch_options() const;
+  bool set_batch_options(const mock_batch_options& options, std::string& error);
+
+  /// Changes some batch settings; `json` is the body POST /_mock/batches takes.
+  bool configure_batches(std::string_view json, std::string& error);
 
 private:
   struct impl;
