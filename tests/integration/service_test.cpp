@@ -2,6 +2,7 @@
 // network, callbacks received by a local server, and the rules of CONTRACTS.md checked
 // on what comes back. Everything binds 127.0.0.1.
 
+#include "fixtures/test_ca.hpp"
 #include "integration/lps_process.hpp"
 #include "tools/mock_provider/mock_provider_server.hpp"
 #include "runtime/http_client.hpp"
@@ -838,4 +839,57 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
   auto job = c.call_json("GET", lps.url("/api/v1/batch-jobs/" + job_id));
   CHECK(job["cancel_requested"] == true);
   CHECK(job["state"] == "collected");
+}
+
+TEST_CASE("every provider over HTTPS with a CA made at test time, refused without it") {
+  temp_dir dir;
+  auto tls = test::make_test_ca(dir.path / "tls");
+  mock_provider_server mock;
+  std::string error;
+  mock_provider_options options;
+  options.tls_cert_file = tls.cert_file.string();
+  options.tls_key_file = tls.key_file.string();
+  REQUIRE(mock.start(options, error));
+  auto base = "https://localhost:" + std::to_string(mock.port());
+  const std::vector<std::string> providers{"openai", "openrouter", "anthropic", "google"};
+  auto flags = [&](bool trust) {
+    std::vector<std::string> xs{"--openai-base-url=" + base + "/v1",
+                                "--openrouter-base-url=" + base + "/api/v1",
+                                "--anthropic-base-url=" + base, "--google-base-url=" + base};
+    if (trust)
+      xs.push_back("--provider-ca-file=" + tls.ca_file.string());
+    return xs;
+  };
+  auto run = [&](bool trust, const std::string& data) {
+    for (const auto& key :
+         {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
+      ::setenv(key, "test-key", 1);
+    test::lps_process lps{(dir.path / data).string(), flags(trust)};
+    for (const auto& key :
+         {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
+      ::unsetenv(key);
+    REQUIRE(lps.port() != 0);
+    receiver sink;
+    client c;
+    for (const auto& provider : providers)
+      submit_bulk(c, lps, provider, 2, "tls-" + provider, sink.url());
+    REQUIRE(sink.wait_for(8, std::chrono::seconds{30}));
+    std::lock_guard<std::mutex> guard{sink.mtx};
+    std::map<std::string, std::string> codes;
+    for (const auto& [id, events] : sink.events) {
+      const auto& data = events.front().at("data").as_object();
+      auto provider = std::string{data.at("provider").as_string()};
+      codes[provider] = data.at("error_detail").is_null()
+                            ? "ok"
+                            : std::string{data.at("error_detail").at("error_code").as_string()};
+    }
+    return codes;
+  };
+  for (const auto& [provider, code] : run(true, "trusted"))
+    CHECK(code == "ok");
+  // Without the CA the certificate cannot be verified: a permanent connection error, no retry.
+  auto refused = run(false, "untrusted");
+  CHECK(refused.size() == 4);
+  for (const auto& [provider, code] : refused)
+    CHECK(code == "CONNECTION_ERROR");
 }
