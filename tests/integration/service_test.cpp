@@ -893,3 +893,31 @@ TEST_CASE("every provider over HTTPS with a CA made at test time, refused withou
   for (const auto& [provider, code] : refused)
     CHECK(code == "CONNECTION_ERROR");
 }
+
+TEST_CASE("batch_api: failed and expired items go back to the queue and succeed in later jobs") {
+  mock_provider_server mock;
+  std::string error;
+  mock_provider_options options;
+  options.batch.item_error_rate = 0.2;
+  options.batch.item_expire_rate = 0.1;
+  REQUIRE(mock.start(options, error));
+  temp_dir dir;
+  batch_keys keys;
+  test::lps_process lps{dir.path.string(), batch_flags(mock, "--queue-max-retries=10")};
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  submit_bulk(c, lps, "openai", 15, "r", sink.url());
+  submit_bulk(c, lps, "anthropic", 15, "r", sink.url());
+  REQUIRE(sink.wait_for(30, std::chrono::seconds{60}));
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  CHECK(sink.total == 30);
+  for (const auto& [id, events] : sink.events) {
+    CHECK(events.size() == 1);
+    CHECK(events.front().at("data").at("error_detail").is_null());
+  }
+  auto stats = mock.stats();
+  // Some items ran more than once: in later jobs, after their first job's failure.
+  CHECK(stats.batch.items_submitted["openai"] + stats.batch.items_submitted["anthropic"] > 30);
+  CHECK(stats.batch.batches_created["openai"] + stats.batch.batches_created["anthropic"] > 2);
+}

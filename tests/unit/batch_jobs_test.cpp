@@ -14,6 +14,7 @@
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -38,6 +39,40 @@ struct silent_transport : http_transport {
   }
 };
 
+/// Answers by URL with canned bodies (OpenAI shapes), synchronously; records every call.
+struct scripted_transport : http_transport {
+  std::vector<http_client_request> requests;
+  /// URL suffix -> body of a 200 answer; unmatched URLs get a 500.
+  std::vector<std::pair<std::string, std::string>> answers;
+  void send(http_client_request request, http_client_callback done) override {
+    requests.push_back(request);
+    for (const auto& [suffix, body] : answers)
+      if (request.url.ends_with(suffix))
+        return done(http_client_response{200, body, {}, transport_error::none, ""});
+    done(http_client_response{
+        500, R"({"error":{"message":"no","type":"server_error"}})", {}, transport_error::none, ""});
+  }
+  size_t calls_to(std::string_view suffix) const {
+    return static_cast<size_t>(std::count_if(requests.begin(), requests.end(), [&](const auto& r) {
+      return r.url.ends_with(suffix) || r.url.find(std::string{suffix} + "?") != std::string::npos;
+    }));
+  }
+};
+
+/// A chat.completion body with a verdict, as a batch output line's response body.
+std::string output_line(const std::string& custom_id) {
+  return R"({"id":"batch_req_1","custom_id":")" + custom_id
+         + R"(","response":{"status_code":200,"request_id":"r","body":{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"winner\":\"Essay B\",\"justification\":\"b\",\"confidence\":4}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120}}},"error":null})";
+}
+
+std::string batch_object(const std::string& status, const std::string& lps_job_id = "") {
+  return R"({"id":"batch_abc","object":"batch","endpoint":"/v1/chat/completions","status":")"
+         + status + R"(","input_file_id":"file-in","output_file_id":)"
+         + (status == "completed" ? std::string{R"("file-out")"} : std::string{"null"})
+         + R"(,"error_file_id":null,"request_counts":{"total":3,"completed":3,"failed":0},"metadata":{"lps_job_id":")"
+         + lps_job_id + R"("},"created_at":1700000000})";
+}
+
 /// Custom ids in an upload's multipart body.
 size_t items_in(const http_client_request& upload) {
   size_t n = 0;
@@ -51,6 +86,7 @@ struct batch_fixture : test::deterministic_fixture {
   std::unique_ptr<store> db;
   std::unique_ptr<batch_job_store> jobs_db;
   silent_transport http;
+  scripted_transport scripted;
   metrics_actor metrics_hdl;
   queue_manager_actor queue;
   intake_actor intake_hdl;
@@ -102,10 +138,49 @@ struct batch_fixture : test::deterministic_fixture {
     return c;
   }
 
-  void start(batch_jobs_config c) {
+  void start(batch_jobs_config c, http_transport* transport = nullptr) {
     batch = spawn(batch_jobs, c, std::make_shared<openai_batch_wire>(),
-                  static_cast<http_transport*>(&http), jobs_db.get(), queue, metrics_hdl);
+                  transport != nullptr ? transport : static_cast<http_transport*>(&http),
+                  jobs_db.get(), queue, metrics_hdl);
     settle();
+  }
+
+  /// A job left behind by an earlier run in `state`, holding the given requests (accepted
+  /// and stored, then taken out of the queue as the earlier run had done).
+  std::vector<std::string> leave_job(const std::string& state, size_t n) {
+    submit(n);
+    auto rh = self->request(queue, caf::infinite, atom::dequeue_v, static_cast<uint32_t>(n),
+                            std::vector<std::string>{"openai"});
+    settle();
+    std::vector<std::string> ids;
+    rh.receive(
+        [&](std::vector<queued_request>& xs) {
+          for (auto& x : xs)
+            ids.push_back(x.request.queue_id);
+        },
+        [](caf::error& err) { FAIL(caf::to_string(err)); });
+    batch_job_record rec;
+    rec.job_id = "bj-left-" + state;
+    rec.provider = "openai";
+    rec.model = "gpt-4o-mini";
+    rec.state = state;
+    rec.item_count = n;
+    rec.created_at_ms = 1;
+    rec.submitted_at_ms = state == "created" || state == "uploaded" ? 0 : 2;
+    rec.provider_job_id = state == "submitted" || state == "ended" ? "batch_abc" : "";
+    if (state == "ended")
+      rec.result_locations = {"file-out"};
+    std::string error;
+    REQUIRE(jobs_db->create(rec, ids, error));
+    return ids;
+  }
+
+  /// Final results stored for `ids` (the callbacks actor is not involved: no callback_url).
+  size_t finals(const std::vector<std::string>& ids) {
+    size_t n = 0;
+    for (const auto& id : ids)
+      n += db->find_result(id) ? 1 : 0;
+    return n;
   }
 
   void settle() {
@@ -216,4 +291,95 @@ TEST_CASE("jobs respect the item limit and hold one model each") {
   CHECK(fx.http.uploads() == fx.jobs_db->list(100).size());
   for (const auto& upload : fx.http.requests)
     CHECK(items_in(upload) <= 4);
+}
+
+// -- restart in every job state ----------------------------------------------------------
+
+TEST_CASE("restart: a job that never reached the provider gives its items back") {
+  for (auto state : {"created", "uploaded"}) {
+    INFO(state);
+    batch_fixture fx;
+    auto ids = fx.leave_job(state, 3);
+    auto c = fx.config();
+    c.min_items = 1000; // nothing new is formed
+    fx.start(c, &fx.scripted);
+    fx.step();
+    CHECK(fx.scripted.requests.empty()); // no upload, no create: nothing is submitted
+    auto job = fx.jobs_db->find(std::string{"bj-left-"} + state);
+    REQUIRE(job);
+    CHECK(job->state == "failed");
+    CHECK(fx.jobs_db->load_owned_items().empty());
+    CHECK(fx.finals(ids) == 0); // retryable: back in the queue, not failed
+  }
+}
+
+TEST_CASE("restart while submitting: our job is found in the provider's list, not created again") {
+  batch_fixture fx;
+  auto ids = fx.leave_job("submitting", 3);
+  fx.scripted.answers = {{"/batches?limit=100",
+                          R"({"object":"list","data":[)" + batch_object("in_progress", "bj-other")
+                              + "," + batch_object("in_progress", "bj-left-submitting")
+                              + R"(],"has_more":false})"},
+                         {"/batches/batch_abc", batch_object("in_progress", "bj-left-submitting")}};
+  auto c = fx.config();
+  c.min_items = 1000;
+  fx.start(c, &fx.scripted);
+  fx.step();
+  CHECK(fx.scripted.calls_to("/batches") == 1); // the list only
+  CHECK(fx.scripted.calls_to("/files") == 0);
+  auto job = fx.jobs_db->find("bj-left-submitting");
+  REQUIRE(job);
+  CHECK(job->provider_job_id == "batch_abc");
+  CHECK(job->state == "submitted");
+  CHECK(fx.finals(ids) == 0);
+}
+
+TEST_CASE("restart while submitting: not in the provider's list means never created") {
+  batch_fixture fx;
+  auto ids = fx.leave_job("submitting", 3);
+  fx.scripted.answers = {{"/batches?limit=100", R"({"object":"list","data":[)"
+                                                    + batch_object("in_progress", "bj-other")
+                                                    + R"(],"has_more":false})"}};
+  auto c = fx.config();
+  c.min_items = 1000;
+  fx.start(c, &fx.scripted);
+  fx.step();
+  REQUIRE(fx.scripted.requests.size() == 1); // the list, and no create after it
+  CHECK(fx.scripted.requests[0].method == "GET");
+  CHECK(fx.jobs_db->find("bj-left-submitting")->state == "failed");
+  CHECK(fx.jobs_db->load_owned_items().empty());
+}
+
+TEST_CASE("restart after submission: the job is polled, its results mapped once") {
+  for (auto state : {"submitted", "ended"}) {
+    INFO(state);
+    batch_fixture fx;
+    auto ids = fx.leave_job(state, 3);
+    std::string output;
+    for (const auto& id : ids)
+      output += output_line(id) + "\n";
+    output += output_line(ids.front()) + "\n"; // a repeated line changes nothing
+    fx.scripted.answers = {{"/batches/batch_abc", batch_object("completed")},
+                           {"/files/file-out/content", output}};
+    auto c = fx.config();
+    c.min_items = 1000;
+    c.prices["gpt-4o-mini"] = model_price{1.0, 2.0, 0.0, 0.5};
+    fx.start(c, &fx.scripted);
+    fx.step();
+    fx.step();
+    CHECK(fx.scripted.calls_to("/files") == 0); // never uploaded again
+    CHECK(fx.scripted.calls_to("/files/file-out/content") == 1);
+    REQUIRE(fx.finals(ids) == 3);
+    for (const auto& id : ids) {
+      auto event = boost::json::parse(fx.db->find_result(id)->event_json).as_object();
+      auto& data = event["data"].as_object();
+      CHECK(data["winner"] == "Essay B");
+      CHECK(data["request_metadata"].as_object()["batch_job_id"]
+            == boost::json::value(std::string{"bj-left-"} + state));
+      // (100 x $1 + 20 x $2) / 1M at half price.
+      CHECK(data["cost_estimate"].as_double() == Approx(140.0 / 1e6 * 0.5));
+    }
+    CHECK(fx.jobs_db->find(std::string{"bj-left-"} + state)->state == "collected");
+    CHECK(fx.jobs_db->load_owned_items().empty());
+  }
 }
