@@ -299,8 +299,9 @@ std::string render_batch_job(const batch_job_record& job) {
          + ",\"succeeded\":" + std::to_string(job.succeeded)
          + ",\"failed\":" + std::to_string(job.failed) + ",\"cancel_requested\":"
          + (job.cancel_requested ? "true" : "false") + ",\"created_at_ms\":" + ms(job.created_at_ms)
-         + ",\"submitted_at_ms\":" + ms(job.submitted_at_ms) + ",\"ended_at_ms\":"
-         + ms(job.ended_at_ms) + ",\"last_error\":" + json_quote(job.last_error) + "}";
+         + ",\"submitted_at_ms\":" + ms(job.submitted_at_ms)
+         + ",\"ended_at_ms\":" + ms(job.ended_at_ms) + ",\"updated_at_ms\":" + ms(job.updated_at_ms)
+         + ",\"last_error\":" + json_quote(job.last_error) + "}";
 }
 
 void get_batch_jobs(const api_context& ctx, http_responder respond) {
