@@ -219,6 +219,7 @@ void retry_later(self_ptr self, batch_job& job, const wire_response& error) {
   auto wait = std::max<caf::timespan>(error.retry_after, self->state.cfg.poll_interval);
   job.next_step_at = now_of(self) + wait;
   job.rec.last_error = error.error_message;
+  save(self, job); // operators see why a job waits in /api/v1/batch-jobs
   LPS_LOG_WARN(log(), "batch job {}: {} (retrying)", job.rec.job_id, error.error_message);
 }
 
@@ -431,6 +432,13 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
     auto status = st.wire->read_job(resp.status, resp.body, resp.headers, now);
     if (call.step == batch_step::cancel)
       job.cancel_sent = status.ok || !status.error.retryable;
+    if (!status.ok && status.error.http_status == 404) {
+      // The provider no longer knows the job (deleted, or results archived): nothing will
+      // come of waiting, so its items run again.
+      give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+                "the provider no longer knows batch job " + job.rec.job_id, true);
+      return;
+    }
     if (!status.ok) {
       retry_later(self, job, status.error);
       return;
@@ -441,6 +449,11 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
   case batch_step::download: {
     wire_response error;
     auto read = st.wire->read_results(resp.status, resp.body, resp.headers, now, error);
+    if (resp.status == 404) {
+      give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+                "the results of batch job " + job.rec.job_id + " are no longer available", true);
+      return;
+    }
     if (resp.status < 200 || resp.status > 299) {
       retry_later(self, job, error);
       return;

@@ -1,18 +1,26 @@
 #include "runtime/batch_job_store.hpp"
 
+#include "runtime/sqlite_util.hpp"
+
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
 
 #include <exception>
-#include <filesystem>
 #include <limits>
 #include <mutex>
-#include <system_error>
 #include <utility>
 
 namespace lps {
 
 namespace {
+
+using sqlite::bind_text;
+using sqlite::column_string;
+using sqlite::db_ptr;
+using sqlite::exec;
+using sqlite::prepare;
+using sqlite::stmt_ptr;
+using sqlite::stmt_scope;
 
 constexpr int busy_timeout_ms = 5000;
 
@@ -100,75 +108,6 @@ constexpr const char* load_owned_sql =
 
 bool is_final_state(const std::string& state) {
   return state == "collected" || state == "failed";
-}
-
-struct db_closer {
-  void operator()(sqlite3* db) const noexcept {
-    sqlite3_close_v2(db);
-  }
-};
-using db_ptr = std::unique_ptr<sqlite3, db_closer>;
-
-struct stmt_finalizer {
-  void operator()(sqlite3_stmt* stmt) const noexcept {
-    sqlite3_finalize(stmt);
-  }
-};
-using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
-
-// Resets a statement when leaving scope: a read statement left un-reset would pin an old
-// WAL snapshot, and a write statement would keep pointers to caller memory bound (binds
-// are SQLITE_STATIC; every bound value outlives the scope).
-class stmt_scope {
-public:
-  explicit stmt_scope(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~stmt_scope() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  stmt_scope(const stmt_scope&) = delete;
-  stmt_scope& operator=(const stmt_scope&) = delete;
-
-private:
-  sqlite3_stmt* stmt_;
-};
-
-std::string sqlite_message(sqlite3* db) {
-  return db ? sqlite3_errmsg(db) : "out of memory";
-}
-
-bool exec(sqlite3* db, const char* sql, const char* what, std::string& error) {
-  char* message = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK)
-    return true;
-  error = std::string(what) + ": " + (message ? message : sqlite_message(db));
-  sqlite3_free(message);
-  return false;
-}
-
-stmt_ptr prepare(sqlite3* db, const char* sql, std::string& error) {
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-  if (rc != SQLITE_OK) {
-    error = std::string("prepare '") + sql + "': " + sqlite_message(db);
-    sqlite3_finalize(stmt);
-    return nullptr;
-  }
-  return stmt_ptr{stmt};
-}
-
-// 64-bit binds turn an oversized value into SQLITE_TOOBIG (the parameter stays NULL and the
-// NOT NULL column fails the write) instead of a truncated length.
-void bind_text(sqlite3_stmt* stmt, int index, const std::string& text) {
-  sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
-
-std::string column_string(sqlite3_stmt* stmt, int column) {
-  const void* data = sqlite3_column_blob(stmt, column);
-  int size = sqlite3_column_bytes(stmt, column);
-  if (data == nullptr || size <= 0)
-    return {};
-  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
 }
 
 // Each location is terminated by '\n'; '\\' and '\n' inside it are escaped, so [] and
@@ -280,74 +219,26 @@ struct batch_job_store::impl {
   // -- opening --
 
   bool open_database(std::string& error) {
-    if (!make_data_dir(error))
+    if (!sqlite::make_data_dir(options.data_dir, error))
       return false;
-    db_path = (std::filesystem::path(options.data_dir.empty() ? "." : options.data_dir) / "lps.db")
-                  .string();
-    if (!open_connection(error) || !configure(error) || !create_schema(error)
-        || !prepare_statements(error)) {
+    db_path = sqlite::database_path(options.data_dir);
+    if (!sqlite::open_connection(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                 busy_timeout_ms, db, error)
+        || !configure(error) || !create_schema(error) || !prepare_statements(error)) {
       error = "cannot open database '" + db_path + "': " + error;
       return false;
     }
     return true;
   }
 
-  bool make_data_dir(std::string& error) {
-    std::error_code ec;
-    std::filesystem::path dir(options.data_dir.empty() ? "." : options.data_dir);
-    std::filesystem::create_directories(dir, ec);
-    // create_directories reports success for an existing non-directory on some libraries.
-    if (!ec) {
-      bool is_dir = std::filesystem::is_directory(dir, ec);
-      if (!ec && !is_dir)
-        ec = std::make_error_code(std::errc::not_a_directory);
-    }
-    if (ec) {
-      error = "cannot create data directory '" + options.data_dir + "': " + ec.message();
-      return false;
-    }
-    return true;
-  }
-
-  bool open_connection(std::string& error) {
-    sqlite3* raw = nullptr;
-    int rc =
-        sqlite3_open_v2(db_path.c_str(), &raw,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    db.reset(raw); // closes a half-opened handle on failure too
-    if (rc != SQLITE_OK) {
-      error = sqlite_message(raw);
-      return false;
-    }
-    sqlite3_extended_result_codes(raw, 1);
-    sqlite3_busy_timeout(raw, busy_timeout_ms);
-    return true;
-  }
-
   bool configure(std::string& error) {
     sqlite3* raw = db.get();
-    if (!exec(raw, connection_pragmas, "configure", error) || !enable_wal(error))
+    if (!exec(raw, connection_pragmas, "configure", error) || !sqlite::enable_wal(raw, error))
       return false;
     const char* sync =
         options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
     return exec(raw, sync, "set synchronous", error)
            && exec(raw, checkpoint_pragmas, "configure checkpoints", error);
-  }
-
-  bool enable_wal(std::string& error) {
-    stmt_ptr stmt = prepare(db.get(), "PRAGMA journal_mode=WAL", error);
-    if (!stmt)
-      return false;
-    if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
-      error = "set WAL mode: " + sqlite_message(db.get());
-      return false;
-    }
-    std::string mode = column_string(stmt.get(), 0);
-    if (mode != "wal") {
-      error = "WAL mode unavailable (journal_mode is '" + mode + "')";
-      return false;
-    }
-    return true;
   }
 
   bool create_schema(std::string& error) {
@@ -382,23 +273,11 @@ struct batch_job_store::impl {
 
   // Steps a statement once and resets it (begin, commit); the error names the operation.
   bool step_done(sqlite3_stmt* stmt, const char* what, std::string& error) {
-    stmt_scope scope(stmt);
-    if (sqlite3_step(stmt) == SQLITE_DONE)
-      return true;
-    error = std::string(what) + ": " + sqlite_message(db.get());
-    return false;
+    return sqlite::step_done(db.get(), stmt, what, {}, error);
   }
 
   void rollback() {
-    // Some errors (full disk, I/O) already rolled the transaction back.
-    if (sqlite3_get_autocommit(db.get()) == 0) {
-      if (rollback_stmt) {
-        stmt_scope scope(rollback_stmt.get());
-        sqlite3_step(rollback_stmt.get());
-      } else {
-        sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      }
-    }
+    sqlite::rollback(db.get(), rollback_stmt.get());
   }
 
   // Runs body inside BEGIN IMMEDIATE ... COMMIT (IMMEDIATE: the write lock is taken up
@@ -441,7 +320,7 @@ struct batch_job_store::impl {
     if (sqlite3_extended_errcode(db.get()) == SQLITE_CONSTRAINT_PRIMARYKEY)
       error = "batch job '" + job.job_id + "' already exists";
     else
-      error = "insert batch job '" + job.job_id + "': " + sqlite_message(db.get());
+      error = "insert batch job '" + job.job_id + "': " + sqlite::message(db.get());
     return false;
   }
 
@@ -452,7 +331,7 @@ struct batch_job_store::impl {
     stmt_scope scope(stmt);
     bind_job(stmt, job, locations);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
-      error = "update batch job '" + job.job_id + "': " + sqlite_message(db.get());
+      error = "update batch job '" + job.job_id + "': " + sqlite::message(db.get());
       return false;
     }
     if (sqlite3_changes(db.get()) == 0) {
@@ -477,7 +356,7 @@ struct batch_job_store::impl {
       sqlite3_bind_int64(stmt, 3, static_cast<int64_t>(i));
       if (sqlite3_step(stmt) != SQLITE_DONE) {
         error = "batch job '" + job_id + "': insert item '" + queue_id
-                + "': " + sqlite_message(db.get());
+                + "': " + sqlite::message(db.get());
         return false;
       }
       if (sqlite3_changes(db.get()) == 0) {
@@ -541,7 +420,7 @@ struct batch_job_store::impl {
           bind_text(stmt, 1, job.job_id);
           if (sqlite3_step(stmt) == SQLITE_DONE)
             return true;
-          err = "batch job '" + job.job_id + "': release items: " + sqlite_message(db.get());
+          err = "batch job '" + job.job_id + "': release items: " + sqlite::message(db.get());
           return false;
         },
         error);
@@ -551,16 +430,13 @@ struct batch_job_store::impl {
 
   void log_read_error(const char* what) {
     spdlog::error("batch_job_store: {} failed on '{}': {}", what, db_path,
-                  sqlite_message(db.get()));
+                  sqlite::message(db.get()));
   }
 
   // Steps a bound statement to the end, calling visit per row; logs a failure.
   template <class Visit>
   void read_rows(sqlite3_stmt* stmt, const char* what, Visit&& visit) {
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-      visit(stmt);
-    if (rc != SQLITE_DONE)
+    if (!sqlite::step_rows(stmt, visit))
       log_read_error(what);
   }
 

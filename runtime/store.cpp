@@ -1,5 +1,7 @@
 #include "runtime/store.hpp"
 
+#include "runtime/sqlite_util.hpp"
+
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
 
@@ -7,7 +9,6 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
-#include <filesystem>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -16,6 +17,14 @@
 namespace lps {
 
 namespace {
+
+using sqlite::bind_text;
+using sqlite::column_string;
+using sqlite::db_ptr;
+using sqlite::exec;
+using sqlite::prepare;
+using sqlite::stmt_ptr;
+using sqlite::stmt_scope;
 
 constexpr int schema_version = 2;
 constexpr int busy_timeout_ms = 5000;
@@ -95,87 +104,26 @@ constexpr const char* load_index_sql =
 constexpr const char* count_requests_sql = "SELECT count(*) FROM requests";
 constexpr const char* count_results_sql = "SELECT count(*) FROM results";
 
-struct db_closer {
-  void operator()(sqlite3* db) const noexcept {
-    sqlite3_close_v2(db);
-  }
-};
-using db_ptr = std::unique_ptr<sqlite3, db_closer>;
-
-struct stmt_finalizer {
-  void operator()(sqlite3_stmt* stmt) const noexcept {
-    sqlite3_finalize(stmt);
-  }
-};
-using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
-
-// Resets a statement when leaving scope: a read statement left un-reset would pin an old
-// WAL snapshot (later reads would miss new commits), and a write statement would keep
-// pointers to caller memory bound (all binds are SQLITE_STATIC to avoid copying payloads).
-class stmt_scope {
-public:
-  explicit stmt_scope(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~stmt_scope() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  stmt_scope(const stmt_scope&) = delete;
-  stmt_scope& operator=(const stmt_scope&) = delete;
-
-private:
-  sqlite3_stmt* stmt_;
-};
-
-std::string sqlite_message(sqlite3* db) {
-  return db ? sqlite3_errmsg(db) : "out of memory";
-}
-
-bool exec(sqlite3* db, const char* sql, const char* what, std::string& error) {
-  char* message = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK)
-    return true;
-  error = std::string(what) + ": " + (message ? message : sqlite_message(db));
-  sqlite3_free(message);
-  return false;
-}
-
-stmt_ptr prepare(sqlite3* db, const char* sql, std::string& error) {
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-  if (rc != SQLITE_OK) {
-    error = std::string("prepare '") + sql + "': " + sqlite_message(db);
-    sqlite3_finalize(stmt);
-    return nullptr;
-  }
-  return stmt_ptr{stmt};
-}
-
-// The 64-bit binds turn an oversized value into SQLITE_TOOBIG (the parameter stays NULL)
-// instead of a truncated length.
-void bind_text(sqlite3_stmt* stmt, int index, const std::string& text) {
-  sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
-
+// A 64-bit bind like sqlite::bind_text (sqlite_util.hpp), for the same reason.
 void bind_blob(sqlite3_stmt* stmt, int index, const std::string& bytes) {
   // An empty payload is an empty blob, not NULL (which a null pointer would bind).
   sqlite3_bind_blob64(stmt, index, bytes.empty() ? "" : bytes.data(), bytes.size(), SQLITE_STATIC);
 }
 
-std::string column_string(sqlite3_stmt* stmt, int column) {
-  const void* data = sqlite3_column_blob(stmt, column);
-  int size = sqlite3_column_bytes(stmt, column);
-  if (data == nullptr || size <= 0)
-    return {};
-  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
-}
-
-stored_request read_request(sqlite3_stmt* stmt) {
+// The columns scheduling needs, first in every SELECT of requests: queue_id, priority,
+// queued_at_ms, size_bytes, attempts.
+stored_request read_request_head(sqlite3_stmt* stmt) {
   stored_request row;
   row.queue_id = column_string(stmt, 0);
   row.priority = sqlite3_column_int(stmt, 1);
   row.queued_at_ms = sqlite3_column_int64(stmt, 2);
   row.size_bytes = static_cast<uint64_t>(sqlite3_column_int64(stmt, 3));
   row.attempts = static_cast<uint32_t>(sqlite3_column_int64(stmt, 4));
+  return row;
+}
+
+stored_request read_request(sqlite3_stmt* stmt) {
+  stored_request row = read_request_head(stmt);
   row.payload = column_string(stmt, 5);
   return row;
 }
@@ -272,10 +220,9 @@ struct store::impl {
   // -- opening --
 
   bool open_databases(std::string& error) {
-    if (!make_data_dir(error))
+    if (!sqlite::make_data_dir(options.data_dir, error))
       return false;
-    db_path = (std::filesystem::path(options.data_dir.empty() ? "." : options.data_dir) / "lps.db")
-                  .string();
+    db_path = sqlite::database_path(options.data_dir);
     if (!open_writer(error) || !open_reader(error)) {
       error = "cannot open database '" + db_path + "': " + error;
       return false;
@@ -283,34 +230,9 @@ struct store::impl {
     return true;
   }
 
-  bool make_data_dir(std::string& error) {
-    std::error_code ec;
-    std::filesystem::path dir(options.data_dir.empty() ? "." : options.data_dir);
-    std::filesystem::create_directories(dir, ec);
-    // create_directories reports success for an existing non-directory on some libraries.
-    if (!ec) {
-      bool is_dir = std::filesystem::is_directory(dir, ec);
-      if (!ec && !is_dir)
-        ec = std::make_error_code(std::errc::not_a_directory);
-    }
-    if (ec) {
-      error = "cannot create data directory '" + options.data_dir + "': " + ec.message();
-      return false;
-    }
-    return true;
-  }
-
   bool open_connection(db_ptr& db, int flags, std::string& error) {
-    sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(db_path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-    db.reset(raw); // closes a half-opened handle on failure too
-    if (rc != SQLITE_OK) {
-      error = sqlite_message(raw);
-      return false;
-    }
-    sqlite3_extended_result_codes(raw, 1);
-    sqlite3_busy_timeout(raw, busy_timeout_ms);
-    return exec(raw, "PRAGMA temp_store=MEMORY", "configure", error);
+    return sqlite::open_connection(db_path, flags, busy_timeout_ms, db, error)
+           && exec(db.get(), "PRAGMA temp_store=MEMORY", "configure", error);
   }
 
   bool open_writer(std::string& error) {
@@ -319,7 +241,8 @@ struct store::impl {
     sqlite3* db = write_db.get();
     // page_size must precede WAL mode and any content; it is a no-op on an existing file.
     // 8 KiB pages keep a ~6 KB payload in one overflow page instead of two.
-    if (!exec(db, "PRAGMA page_size=8192", "set page size", error) || !enable_wal(error))
+    if (!exec(db, "PRAGMA page_size=8192", "set page size", error)
+        || !sqlite::enable_wal(db, error))
       return false;
     const char* sync =
         options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
@@ -327,23 +250,6 @@ struct store::impl {
         || !exec(db, writer_pragmas, "configure writer", error) || !create_schema(error))
       return false;
     return prepare_writer(error);
-  }
-
-  bool enable_wal(std::string& error) {
-    stmt_ptr stmt = prepare(write_db.get(), "PRAGMA journal_mode=WAL", error);
-    if (!stmt)
-      return false;
-    int rc = sqlite3_step(stmt.get());
-    if (rc != SQLITE_ROW) {
-      error = "set WAL mode: " + sqlite_message(write_db.get());
-      return false;
-    }
-    std::string mode = column_string(stmt.get(), 0);
-    if (mode != "wal") {
-      error = "WAL mode unavailable (journal_mode is '" + mode + "')";
-      return false;
-    }
-    return true;
   }
 
   bool create_schema(std::string& error) {
@@ -374,7 +280,7 @@ struct store::impl {
     if (!stmt)
       return false;
     if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
-      error = "read schema version: " + sqlite_message(write_db.get());
+      error = "read schema version: " + sqlite::message(write_db.get());
       return false;
     }
     version = sqlite3_column_int(stmt.get(), 0);
@@ -594,25 +500,13 @@ struct store::impl {
   }
 
   void rollback() {
-    // Some errors (full disk, I/O) already rolled the transaction back.
-    if (sqlite3_get_autocommit(write_db.get()) == 0) {
-      stmt_scope scope(rollback_stmt.get());
-      sqlite3_step(rollback_stmt.get());
-    }
+    sqlite::rollback(write_db.get(), rollback_stmt.get());
   }
 
-  // Steps a bound write statement once; the error names the operation and queue id (the
-  // text is built only on failure: this runs for every row).
+  // Steps a bound write statement once; the error names the operation and queue id.
   bool step_done(sqlite3_stmt* stmt, const char* what, const std::string& queue_id,
                  std::string& error) {
-    stmt_scope scope(stmt);
-    if (sqlite3_step(stmt) == SQLITE_DONE)
-      return true;
-    error = what;
-    if (!queue_id.empty())
-      error += " '" + queue_id + "'";
-    error += ": " + sqlite_message(write_db.get());
-    return false;
+    return sqlite::step_done(write_db.get(), stmt, what, queue_id, error);
   }
 
   bool apply(const store_write& write, std::string& error) {
@@ -674,7 +568,7 @@ struct store::impl {
   // -- reads (read connection, under read_mutex) --
 
   void log_read_error(const char* what) {
-    spdlog::error("store: {} failed on '{}': {}", what, db_path, sqlite_message(read_db.get()));
+    spdlog::error("store: {} failed on '{}': {}", what, db_path, sqlite::message(read_db.get()));
   }
 
   template <class Row, class Reader>
@@ -682,10 +576,7 @@ struct store::impl {
     std::vector<Row> rows;
     std::lock_guard lock(read_mutex);
     stmt_scope scope(stmt);
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-      rows.push_back(reader(stmt));
-    if (rc != SQLITE_DONE)
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(reader(s)); }))
       log_read_error(what);
     return rows;
   }
@@ -724,18 +615,12 @@ struct store::impl {
     std::lock_guard lock(read_mutex);
     sqlite3_stmt* stmt = load_index_stmt.get();
     stmt_scope scope(stmt);
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      stored_request row;
-      row.queue_id = column_string(stmt, 0);
-      row.priority = sqlite3_column_int(stmt, 1);
-      row.queued_at_ms = sqlite3_column_int64(stmt, 2);
-      row.size_bytes = static_cast<uint64_t>(sqlite3_column_int64(stmt, 3));
-      row.attempts = static_cast<uint32_t>(sqlite3_column_int64(stmt, 4));
-      row.provider = column_string(stmt, 5);
+    bool ok = sqlite::step_rows(stmt, [&](sqlite3_stmt* s) {
+      stored_request row = read_request_head(s);
+      row.provider = column_string(s, 5);
       visit(std::move(row));
-    }
-    if (rc != SQLITE_DONE)
+    });
+    if (!ok)
       log_read_error("load_index");
   }
 

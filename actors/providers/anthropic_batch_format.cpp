@@ -1,5 +1,6 @@
 #include "actors/providers/anthropic_batch_format.hpp"
 
+#include "actors/providers/batch_common.hpp"
 #include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
@@ -16,44 +17,10 @@ using namespace wire;
 
 namespace {
 
-/// Longest part of a provider's text quoted in ours, in characters.
-constexpr size_t max_quoted_chars = 300;
+/// Starts the messages of bad_answer and unreadable.
+constexpr std::string_view provider_name = "Anthropic";
 
 constexpr std::string_view batches_path = "/v1/messages/batches";
-
-bool is_success(unsigned status) {
-  return status >= 200 && status <= 299;
-}
-
-std::string base_of(const wire_target& target) {
-  std::string_view base = target.base_url;
-  while (base.ends_with('/'))
-    base.remove_suffix(1);
-  return std::string{base};
-}
-
-bool unreserved(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-         || c == '_' || c == '.' || c == '~';
-}
-
-/// `id` as one URL path segment: anything but unreserved characters percent-encoded, so an
-/// odd id can never change the path or add a query.
-std::string path_segment(std::string_view id) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : id) {
-    auto u = static_cast<unsigned char>(c);
-    if (unreserved(c)) {
-      out += c;
-    } else {
-      out += '%';
-      out += hex[u >> 4];
-      out += hex[u & 0xF];
-    }
-  }
-  return out;
-}
 
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -89,55 +56,6 @@ std::optional<std::string> origin_of(std::string_view url) {
   out += ':';
   out += port.empty() ? (scheme == "https" ? "443" : "80") : std::string{port};
   return out;
-}
-
-bool key_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-         || c == '_';
-}
-
-/// `text` with anything shaped like an API key ("sk-" and a long run of key characters)
-/// masked: a provider or a proxy might quote one in a message we pass on.
-std::string mask_keys(std::string text) {
-  constexpr std::string_view prefix = "sk-";
-  constexpr size_t min_key_chars = 16;
-  size_t pos = 0;
-  while ((pos = text.find(prefix, pos)) != std::string::npos) {
-    auto end = pos + prefix.size();
-    while (end < text.size() && key_char(text[end]))
-      ++end;
-    if ((pos == 0 || !key_char(text[pos - 1])) && end - pos >= min_key_chars) {
-      text.replace(pos, end - pos, "sk-***");
-      end = pos + 6;
-    }
-    pos = end;
-  }
-  return text;
-}
-
-std::string quoted(std::string_view text) {
-  return cut_utf8(mask_keys(std::string{text}), max_quoted_chars);
-}
-
-/// A 2xx answer that is not what the step should return: asking again is harmless and the
-/// only way to learn more.
-wire_response bad_answer(unsigned status, std::string what, const wire_headers& headers,
-                         std::chrono::system_clock::time_point now) {
-  auto result = failure("PARSING_ERROR", "Anthropic " + std::move(what), status, true);
-  result.retry_after = retry_after_of(headers, now);
-  return result;
-}
-
-wire_response step_ok(unsigned status) {
-  wire_response result;
-  result.success = true;
-  result.http_status = static_cast<int32_t>(status);
-  return result;
-}
-
-wire_response unreadable(unsigned status, const std::exception& ex) {
-  return failure("PARSING_ERROR", std::string{"Anthropic answer unreadable: "} + ex.what(), status,
-                 true);
 }
 
 std::optional<batch_job_state> state_of(std::string_view status) {
@@ -192,18 +110,6 @@ wire_response item_error(const json::object& result) {
     text += ": " + quoted(message);
   return failure(std::string{verdict.error_code}, std::move(text), status,
                  verdict.kind == failure_class::retryable);
-}
-
-/// Calls `f` with every line of `body` that holds more than whitespace, without its "\r".
-template <class F>
-void for_each_line(std::string_view body, F f) {
-  while (!body.empty()) {
-    auto end = body.find('\n');
-    auto line = body.substr(0, end);
-    body = end == std::string_view::npos ? std::string_view{} : body.substr(end + 1);
-    if (line.find_first_not_of(" \t\r") != std::string_view::npos)
-      f(line);
-  }
 }
 
 } // namespace
@@ -318,7 +224,8 @@ batch_job_status anthropic_batch_wire::read_job(unsigned status, std::string_vie
     json::error_code ec;
     auto doc = json::parse(body, ec);
     if (ec || !doc.is_object()) {
-      out.error = bad_answer(status, "batch answer is not a JSON object", headers, now);
+      out.error =
+          bad_answer(provider_name, status, "batch answer is not a JSON object", headers, now);
       return out;
     }
     const auto& root = doc.get_object();
@@ -335,11 +242,11 @@ batch_job_status anthropic_batch_wire::read_job(unsigned status, std::string_vie
       out.job_error = "results archived at " + quoted(archived) + ": no longer available";
     auto state = state_of(out.provider_status);
     if (out.provider_job_id.empty()) {
-      out.error = bad_answer(status, "batch answer has no id", headers, now);
+      out.error = bad_answer(provider_name, status, "batch answer has no id", headers, now);
     } else if (!state) {
       out.error = bad_answer(
-          status, "batch processing_status \"" + quoted(out.provider_status) + "\" unknown",
-          headers, now);
+          provider_name, status,
+          "batch processing_status \"" + quoted(out.provider_status) + "\" unknown", headers, now);
     } else {
       out.state = *state;
       out.ok = true;
@@ -348,7 +255,7 @@ batch_job_status anthropic_batch_wire::read_job(unsigned status, std::string_vie
     return out;
   } catch (const std::exception& ex) {
     batch_job_status failed;
-    failed.error = unreadable(status, ex);
+    failed.error = unreadable(provider_name, status, ex);
     return failed;
   }
 }
@@ -378,7 +285,7 @@ anthropic_batch_wire::read_list(unsigned status, std::string_view body, const wi
     auto doc = json::parse(body, ec);
     auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
     if (data == nullptr) {
-      error = bad_answer(status, "batch list has no data array", headers, now);
+      error = bad_answer(provider_name, status, "batch list has no data array", headers, now);
       return out;
     }
     for (const auto& v : *data) {
@@ -399,7 +306,7 @@ anthropic_batch_wire::read_list(unsigned status, std::string_view body, const wi
     error = step_ok(status);
     return out;
   } catch (const std::exception& ex) {
-    error = unreadable(status, ex);
+    error = unreadable(provider_name, status, ex);
     return {};
   }
 }
@@ -484,18 +391,9 @@ batch_results anthropic_batch_wire::read_results(unsigned status, std::string_vi
       out.items.push_back(std::move(item));
       return true;
     };
-    for_each_line(body, [&](std::string_view line) {
-      bool read = false;
-      try {
-        read = read_line(line);
-      } catch (const std::exception&) {
-        read = false;
-      }
-      if (!read)
-        ++out.unreadable_lines;
-    });
+    read_result_lines(body, out, read_line);
   } catch (const std::exception& ex) {
-    error = unreadable(status, ex);
+    error = unreadable(provider_name, status, ex);
     out = batch_results{};
   }
   return out;

@@ -18,9 +18,6 @@ namespace json = boost::json;
 /// The API rejects a request with more cache_control breakpoints than this.
 constexpr size_t max_breakpoints = 4;
 
-/// Longest part of a provider's error message quoted in ours, in characters.
-constexpr size_t max_quoted_chars = 300;
-
 constexpr std::string_view single_tool_description =
     "Record the judgement of the comparison: the winning essay, a brief justification and a "
     "confidence from 1 to 5.";
@@ -228,32 +225,6 @@ message_parts multi_parts(const std::vector<multi_item>& items, const std::strin
 
 // -- response --
 
-bool key_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-         || c == '_';
-}
-
-/// `text` with anything shaped like an API key ("sk-" and a long run of key characters, as
-/// in "sk-ant-api03-...") masked. The reader never sees the key, so it cannot look for it,
-/// but the API, or a proxy in between, might quote one in an error message.
-std::string mask_keys(std::string text) {
-  constexpr std::string_view prefix = "sk-";
-  constexpr size_t min_key_chars = 16;
-  size_t pos = 0;
-  while ((pos = text.find(prefix, pos)) != std::string::npos) {
-    auto end = pos + prefix.size();
-    while (end < text.size() && key_char(text[end]))
-      ++end;
-    bool word_start = pos == 0 || !key_char(text[pos - 1]);
-    if (word_start && end - pos >= min_key_chars) {
-      text.replace(pos, end - pos, "sk-***");
-      end = pos + 6;
-    }
-    pos = end;
-  }
-  return text;
-}
-
 /// The failure an error envelope `{"type":"error","error":{"type","message","details":
 /// {"error_code"}}}` describes; a body that is not one (an HTML 502 from a proxy) is
 /// classified by its status alone.
@@ -272,7 +243,7 @@ wire_response http_error(unsigned status, std::string_view body) {
   auto verdict = classify(static_cast<int>(status), type, code);
   auto text = "Anthropic HTTP " + std::to_string(status) + ": " + std::string{verdict.reason};
   if (!message.empty())
-    text += ": " + wire::cut_utf8(mask_keys(std::move(message)), max_quoted_chars);
+    text += ": " + wire::quoted(message);
   return wire::failure(std::string{verdict.error_code}, std::move(text), status,
                        verdict.kind == failure_class::retryable);
 }

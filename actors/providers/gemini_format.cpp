@@ -103,21 +103,7 @@ std::string model_segment(std::string_view model) {
   constexpr std::string_view prefix = "models/";
   if (model.starts_with(prefix))
     model.remove_prefix(prefix.size());
-  constexpr std::string_view hex = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : model) {
-    auto c = static_cast<unsigned char>(ch);
-    bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                      || c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out += ch;
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 0xF];
-    }
-  }
-  return out;
+  return wire::path_segment(model);
 }
 
 http_client_request request_of(const wire_target& target, const std::string& model,

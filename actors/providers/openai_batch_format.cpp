@@ -1,5 +1,6 @@
 #include "actors/providers/openai_batch_format.hpp"
 
+#include "actors/providers/batch_common.hpp"
 #include "actors/providers/openai_format.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
@@ -33,41 +34,11 @@ const char* to_string(batch_job_state x) {
 
 namespace {
 
-/// Longest part of a provider's text quoted in ours, in characters.
-constexpr size_t max_quoted_chars = 300;
+/// Starts the messages of bad_answer and unreadable.
+constexpr std::string_view provider_name = "OpenAI";
 
 /// The multipart boundary before the clash check; not a word any prompt is likely to hold.
 constexpr std::string_view boundary_token = "lps-batch-Vq7Zr2xK9mW4tB8cN1dL6hJ3";
-
-bool is_success(unsigned status) {
-  return status >= 200 && status <= 299;
-}
-
-std::string base_of(const wire_target& target) {
-  std::string_view base = target.base_url;
-  while (base.ends_with('/'))
-    base.remove_suffix(1);
-  return std::string{base};
-}
-
-/// `id` as one URL path segment: anything but unreserved characters percent-encoded, so an
-/// odd id can never change the path or add a query.
-std::string path_segment(std::string_view id) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : id) {
-    auto u = static_cast<unsigned char>(c);
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-        || c == '_' || c == '.' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += hex[u >> 4];
-      out += hex[u & 0xF];
-    }
-  }
-  return out;
-}
 
 /// The file name of an upload: the job id with anything that could break the
 /// Content-Disposition header (quotes, CR, LF, ...) replaced.
@@ -95,61 +66,12 @@ http_client_request make_request(const wire_target& target, std::string method, 
   return req;
 }
 
-bool key_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-         || c == '_';
-}
-
-/// `text` with anything shaped like an API key ("sk-" and a long run of key characters)
-/// masked: a provider or a proxy might quote one in a message we pass on.
-std::string mask_keys(std::string text) {
-  constexpr std::string_view prefix = "sk-";
-  constexpr size_t min_key_chars = 16;
-  size_t pos = 0;
-  while ((pos = text.find(prefix, pos)) != std::string::npos) {
-    auto end = pos + prefix.size();
-    while (end < text.size() && key_char(text[end]))
-      ++end;
-    if ((pos == 0 || !key_char(text[pos - 1])) && end - pos >= min_key_chars) {
-      text.replace(pos, end - pos, "sk-***");
-      end = pos + 6;
-    }
-    pos = end;
-  }
-  return text;
-}
-
-std::string quoted(std::string_view text) {
-  return cut_utf8(mask_keys(std::string{text}), max_quoted_chars);
-}
-
 /// A step's non-2xx answer, read exactly like a sync call's (classification, Retry-After).
 wire_response http_failure(unsigned status, std::string_view body, const wire_headers& headers,
                            std::chrono::system_clock::time_point now) {
   auto result = parse_openai_response(status, body, headers, now);
   result.error_message = mask_keys(std::move(result.error_message));
   return result;
-}
-
-/// A 2xx answer that is not what the step should return: asking again is harmless and the
-/// only way to learn more.
-wire_response bad_answer(unsigned status, std::string what, const wire_headers& headers,
-                         std::chrono::system_clock::time_point now) {
-  auto result = failure("PARSING_ERROR", "OpenAI " + std::move(what), status, true);
-  result.retry_after = retry_after_of(headers, now);
-  return result;
-}
-
-wire_response step_ok(unsigned status) {
-  wire_response result;
-  result.success = true;
-  result.http_status = static_cast<int32_t>(status);
-  return result;
-}
-
-wire_response unreadable(unsigned status, const std::exception& ex) {
-  return failure("PARSING_ERROR", std::string{"OpenAI answer unreadable: "} + ex.what(), status,
-                 true);
 }
 
 std::optional<batch_job_state> state_of(std::string_view status) {
@@ -184,18 +106,6 @@ std::string job_error_of(const json::object& root) {
   if (data->size() > 1)
     text += " (and " + std::to_string(data->size() - 1) + " more)";
   return text;
-}
-
-/// Calls `f` with every line of `body` that holds more than whitespace, without its "\r".
-template <class F>
-void for_each_line(std::string_view body, F f) {
-  while (!body.empty()) {
-    auto end = body.find('\n');
-    auto line = body.substr(0, end);
-    body = end == std::string_view::npos ? std::string_view{} : body.substr(end + 1);
-    if (line.find_first_not_of(" \t\r") != std::string_view::npos)
-      f(line);
-  }
 }
 
 /// The status_code of a line's response, 0 when absent or not an HTTP status.
@@ -345,7 +255,8 @@ std::string openai_batch_wire::read_upload(unsigned status, std::string_view bod
     json::error_code ec;
     auto doc = json::parse(body, ec);
     if (ec || !doc.is_object()) {
-      error = bad_answer(status, "file upload answer is not a JSON object", headers, now);
+      error = bad_answer(provider_name, status, "file upload answer is not a JSON object", headers,
+                         now);
       return {};
     }
     const auto& root = doc.get_object();
@@ -360,13 +271,13 @@ std::string openai_batch_wire::read_upload(unsigned status, std::string_view bod
     }
     auto id = string_field(root, "id");
     if (id.empty()) {
-      error = bad_answer(status, "file upload answer has no id", headers, now);
+      error = bad_answer(provider_name, status, "file upload answer has no id", headers, now);
       return {};
     }
     error = step_ok(status);
     return id;
   } catch (const std::exception& ex) {
-    error = unreadable(status, ex);
+    error = unreadable(provider_name, status, ex);
     return {};
   }
 }
@@ -396,7 +307,8 @@ batch_job_status openai_batch_wire::read_job(unsigned status, std::string_view b
     json::error_code ec;
     auto doc = json::parse(body, ec);
     if (ec || !doc.is_object()) {
-      out.error = bad_answer(status, "batch answer is not a JSON object", headers, now);
+      out.error =
+          bad_answer(provider_name, status, "batch answer is not a JSON object", headers, now);
       return out;
     }
     const auto& root = doc.get_object();
@@ -412,10 +324,11 @@ batch_job_status openai_batch_wire::read_job(unsigned status, std::string_view b
     out.job_error = job_error_of(root);
     auto state = state_of(out.provider_status);
     if (out.provider_job_id.empty()) {
-      out.error = bad_answer(status, "batch answer has no id", headers, now);
+      out.error = bad_answer(provider_name, status, "batch answer has no id", headers, now);
     } else if (!state) {
-      out.error = bad_answer(status, "batch status \"" + quoted(out.provider_status) + "\" unknown",
-                             headers, now);
+      out.error =
+          bad_answer(provider_name, status,
+                     "batch status \"" + quoted(out.provider_status) + "\" unknown", headers, now);
     } else {
       out.state = *state;
       out.ok = true;
@@ -424,7 +337,7 @@ batch_job_status openai_batch_wire::read_job(unsigned status, std::string_view b
     return out;
   } catch (const std::exception& ex) {
     batch_job_status failed;
-    failed.error = unreadable(status, ex);
+    failed.error = unreadable(provider_name, status, ex);
     return failed;
   }
 }
@@ -453,7 +366,7 @@ std::vector<batch_listing> openai_batch_wire::read_list(unsigned status, std::st
     auto doc = json::parse(body, ec);
     auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
     if (data == nullptr) {
-      error = bad_answer(status, "batch list has no data array", headers, now);
+      error = bad_answer(provider_name, status, "batch list has no data array", headers, now);
       return out;
     }
     for (const auto& v : *data) {
@@ -472,7 +385,7 @@ std::vector<batch_listing> openai_batch_wire::read_list(unsigned status, std::st
     error = step_ok(status);
     return out;
   } catch (const std::exception& ex) {
-    error = unreadable(status, ex);
+    error = unreadable(provider_name, status, ex);
     return {};
   }
 }
@@ -506,18 +419,10 @@ batch_results openai_batch_wire::read_results(unsigned status, std::string_view 
       return out;
     }
     error = step_ok(status);
-    for_each_line(body, [&](std::string_view line) {
-      bool read = false;
-      try {
-        read = read_line(line, now, out.items);
-      } catch (const std::exception&) {
-        read = false;
-      }
-      if (!read)
-        ++out.unreadable_lines;
-    });
+    read_result_lines(body, out,
+                      [&](std::string_view line) { return read_line(line, now, out.items); });
   } catch (const std::exception& ex) {
-    error = unreadable(status, ex);
+    error = unreadable(provider_name, status, ex);
     out = batch_results{};
   }
   return out;

@@ -86,6 +86,33 @@ std::string cut_utf8(std::string_view text, size_t max_chars) {
   return std::string{text};
 }
 
+bool key_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+         || c == '_';
+}
+
+std::string mask_keys(std::string text) {
+  constexpr std::string_view prefix = "sk-";
+  constexpr size_t min_key_chars = 16;
+  size_t pos = 0;
+  while ((pos = text.find(prefix, pos)) != std::string::npos) {
+    auto end = pos + prefix.size();
+    while (end < text.size() && key_char(text[end]))
+      ++end;
+    bool word_start = pos == 0 || !key_char(text[pos - 1]);
+    if (word_start && end - pos >= min_key_chars) {
+      text.replace(pos, end - pos, "sk-***");
+      end = pos + 6;
+    }
+    pos = end;
+  }
+  return text;
+}
+
+std::string quoted(std::string_view text) {
+  return cut_utf8(mask_keys(std::string{text}), max_quoted_chars);
+}
+
 wire_response failure(std::string code, std::string message, unsigned status, bool retryable) {
   wire_response r;
   r.error_code = std::move(code);
@@ -140,6 +167,31 @@ std::map<std::string, wire_verdict> read_multi_answers(const json::value& answer
   for (const auto& id : repeated)
     result.erase(id);
   return result;
+}
+
+std::string base_of(const wire_target& target) {
+  std::string_view base = target.base_url;
+  while (base.ends_with('/'))
+    base.remove_suffix(1);
+  return std::string{base};
+}
+
+std::string path_segment(std::string_view id) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : id) {
+    auto u = static_cast<unsigned char>(c);
+    bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                      || c == '-' || c == '_' || c == '.' || c == '~';
+    if (unreserved) {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 0xF];
+    }
+  }
+  return out;
 }
 
 const std::string* find_header(const wire_headers& headers, std::string_view name) {

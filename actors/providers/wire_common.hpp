@@ -57,6 +57,22 @@ json::object multi_verdict_schema();
 /// `text` cut to at most `max_chars` code points, never inside a UTF-8 sequence.
 std::string cut_utf8(std::string_view text, size_t max_chars);
 
+/// Longest part of a provider's text (an error message, a status, an id) quoted in ours, in
+/// characters.
+inline constexpr size_t max_quoted_chars = 300;
+
+/// A character of an API key (and of an Anthropic custom_id): letter, digit, '-' or '_'.
+bool key_char(char c);
+
+/// `text` with anything shaped like an API key ("sk-" and a long run of key characters, as
+/// in "sk-ant-api03-...") masked. The reader never sees the key, so it cannot look for it,
+/// but the provider, or a proxy in between, might quote one in a message we pass on.
+std::string mask_keys(std::string text);
+
+/// A provider's `text` as it may appear in our messages: keys masked, cut to
+/// max_quoted_chars.
+std::string quoted(std::string_view text);
+
 /// A failed result.
 wire_response failure(std::string code, std::string message, unsigned status, bool retryable);
 
@@ -69,6 +85,14 @@ std::string check_verdict(const json::object& answer, wire_verdict& out);
 /// altogether (which answer would be right?); so are invalid entries. The caller ignores ids
 /// it did not ask for.
 std::map<std::string, wire_verdict> read_multi_answers(const json::value& answer);
+
+/// The target's base URL without trailing slashes, so a path can be appended to it.
+std::string base_of(const wire_target& target);
+
+/// `id` as one URL path segment: anything but RFC 3986's unreserved characters (letters,
+/// digits, '-', '_', '.', '~') percent-encoded, so an odd id can never change the path or add
+/// a query.
+std::string path_segment(std::string_view id);
 
 /// The first header named `name` (lower-case), or nullptr.
 const std::string* find_header(const wire_headers& headers, std::string_view name);

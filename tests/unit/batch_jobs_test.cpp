@@ -44,8 +44,18 @@ struct scripted_transport : http_transport {
   std::vector<http_client_request> requests;
   /// URL suffix -> body of a 200 answer; unmatched URLs get a 500.
   std::vector<std::pair<std::string, std::string>> answers;
+  /// URL suffixes the provider answers 404 (a job it no longer knows).
+  std::vector<std::string> gone;
   void send(http_client_request request, http_client_callback done) override {
     requests.push_back(request);
+    for (const auto& suffix : gone)
+      if (request.url.ends_with(suffix))
+        return done(http_client_response{
+            404,
+            R"({"error":{"message":"No batch found","type":"invalid_request_error"}})",
+            {},
+            transport_error::none,
+            ""});
     for (const auto& [suffix, body] : answers)
       if (request.url.ends_with(suffix))
         return done(http_client_response{200, body, {}, transport_error::none, ""});
@@ -382,4 +392,40 @@ TEST_CASE("restart after submission: the job is polled, its results mapped once"
     CHECK(fx.jobs_db->find(std::string{"bj-left-"} + state)->state == "collected");
     CHECK(fx.jobs_db->load_owned_items().empty());
   }
+}
+
+TEST_CASE("a job the provider no longer knows gives its items back instead of waiting forever") {
+  batch_fixture fx;
+  auto ids = fx.leave_job("submitted", 2);
+  fx.scripted.gone = {"/batches/batch_abc"};
+  auto c = fx.config();
+  c.min_items = 1000;
+  fx.start(c, &fx.scripted);
+  fx.step();
+  CHECK(fx.scripted.requests.size() == 1);
+  auto job = fx.jobs_db->find("bj-left-submitted");
+  REQUIRE(job);
+  CHECK(job->state == "failed");
+  CHECK(job->last_error.find("no longer knows") != std::string::npos);
+  CHECK(fx.jobs_db->load_owned_items().empty());
+  CHECK(fx.finals(ids) == 0); // back in the queue for another job
+}
+
+TEST_CASE("a poll that fails for a while is retried later and the reason is visible") {
+  batch_fixture fx;
+  auto ids = fx.leave_job("submitted", 2);
+  auto c = fx.config();
+  c.min_items = 1000;
+  c.poll_interval = 10s;
+  fx.start(c, &fx.scripted); // no answers scripted: every call gets a 500
+  fx.step();
+  CHECK(fx.scripted.requests.size() == 1);
+  fx.step(); // within the retry wait: no new call
+  CHECK(fx.scripted.requests.size() == 1);
+  fx.step(10s);
+  CHECK(fx.scripted.requests.size() == 2);
+  auto job = fx.jobs_db->find("bj-left-submitted");
+  REQUIRE(job);
+  CHECK(job->state == "submitted");
+  CHECK(job->last_error.find("500") != std::string::npos);
 }

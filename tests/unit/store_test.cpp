@@ -701,7 +701,7 @@ TEST_CASE("store reads see a growing consistent state while writes commit", "[st
   std::atomic<bool> writing{true};
   bool monotonic = true;
   bool consistent = true;
-  uint64_t reads = 0;
+  std::atomic<uint64_t> reads{0};
   std::thread reader([&] {
     uint64_t last = 0;
     while (writing) {
@@ -720,6 +720,10 @@ TEST_CASE("store reads see a growing consistent state while writes commit", "[st
     db->submit(finals({make_result(id)}), nullptr);
   }
   db->flush();
+  // On a busy machine the writes can finish before the reader ran once: let it read at
+  // least once (it then also sees the final state).
+  while (reads == 0)
+    std::this_thread::yield();
   writing = false;
   reader.join();
   CHECK(monotonic);
