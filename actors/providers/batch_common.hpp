@@ -47,13 +47,16 @@ inline wire_response unreadable(std::string_view provider, unsigned status,
                  status, true);
 }
 
-/// Calls `f` with every line of `body` that holds more than whitespace, without its "\r".
+/// Calls `f` with every line of `body` that holds more than whitespace, without a trailing
+/// "\r" (a file written with CRLF line ends).
 template <class F>
 void for_each_line(std::string_view body, F f) {
   while (!body.empty()) {
     auto end = body.find('\n');
     auto line = body.substr(0, end);
     body = end == std::string_view::npos ? std::string_view{} : body.substr(end + 1);
+    if (line.ends_with('\r'))
+      line.remove_suffix(1);
     if (line.find_first_not_of(" \t\r") != std::string_view::npos)
       f(line);
   }
