@@ -258,7 +258,7 @@ void advance(self_ptr self, batch_job& job) {
               false);
     return;
   }
-  if (unsent && (job.must_resolve || job.entries.empty())) {
+  if (unsent && (job.must_resolve || !job.inputs_held)) {
     if (state == "submitting") // it may exist at the provider: look before anything else
       send_step(self, job, batch_step::list, st.wire->list(st.cfg.target));
     else // never reached the provider, and the entries are gone with the restart
@@ -379,7 +379,7 @@ void on_listed(self_ptr self, batch_job& job, const std::vector<batch_listing>& 
     save(self, job);
     return;
   }
-  if (job.entries.empty()) {
+  if (!job.inputs_held) {
     give_back(self, job, "EXTERNAL_SERVICE_ERROR",
               "batch job " + job.rec.job_id + " was not created at the provider", true);
     return;
@@ -411,6 +411,7 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
     }
     job.rec.file_id = file_id;
     job.rec.state = "uploaded";
+    std::vector<std::string>{}.swap(job.entries); // the file holds them now
     save(self, job);
     advance(self, job);
     return;
@@ -552,6 +553,9 @@ void form_jobs(self_ptr self, std::vector<queued_request>& items) {
     const auto& req = item.request;
     auto model = model_of(st, req);
     auto entry = st.wire->item_entry(req, req.queue_id, model);
+    // The entry holds the texts now: keep one copy, not two, of a large job's prompts.
+    std::string{}.swap(item.request.user_prompt);
+    std::vector<prompt_block>{}.swap(item.request.prompt_blocks);
     auto& g = open[model];
     if (!g.ids.empty()
         && (g.ids.size() >= st.cfg.max_items_per_job
@@ -632,6 +636,9 @@ void resume(self_ptr self) {
     job.status.result_locations = job.rec.result_locations;
     job.status.provider_job_id = job.rec.provider_job_id;
     job.must_resolve = job.rec.state == "submitting";
+    // An uploaded OpenAI file is still there to create the job from; entries in memory are
+    // gone.
+    job.inputs_held = !job.rec.file_id.empty() && st.wire->needs_upload();
     auto id = job.rec.job_id;
     LPS_LOG_INFO(log(), "batch job {} ({} items) resumes in state {}", id, job.item_ids.size(),
                  job.rec.state);

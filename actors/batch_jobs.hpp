@@ -72,8 +72,12 @@ const char* to_string(batch_step x);
 struct batch_job {
   batch_job_record rec;
   std::vector<std::string> item_ids;
-  /// Item entries (JSONL lines or request objects); kept only until the job is submitted.
+  /// Item entries (JSONL lines or request objects); kept only until the provider has them
+  /// (OpenAI: uploaded; Anthropic: created).
   std::vector<std::string> entries;
+  /// Whether the job's input can still be sent: the entries, or the uploaded file. False
+  /// after a restart before upload (the entries lived only in memory).
+  bool inputs_held = true;
   /// An HTTP step is in flight: nothing else starts for this job.
   bool busy = false;
   /// A create answer was not clean (or lps restarted while submitting): before any new

@@ -75,7 +75,10 @@ def stop(proc):
 def run(args, mode, work):
     """One run; returns its figures."""
     bd = args.build_dir
-    mock_cmd = [f"{bd}/lps-mock-provider", "--port=0",
+    # No rate-limit headers: lps obeys them, and the mock's default window (10,000 requests a
+    # minute) would pace the serial_bundle run rather than measure it.
+    mock_cmd = [f"{bd}/lps-mock-provider", "--port=0", "--rate-limit-requests=0",
+                "--rate-limit-tokens=0",
                 f"--batch-processing-ms={args.processing_ms}", "--batch-validating-ms=200"]
     mock, mock_port = start(mock_cmd, f"{work}/mock-{mode}.out",
                             r"listening on https?://127\.0\.0\.1:(\d+)")

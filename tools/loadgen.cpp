@@ -150,9 +150,10 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
   } else if (key == "count") {
     opt.count = parse_number(key, value, 1, 100'000'000);
   } else if (key == "mode") {
-    opt.mode = parse_choice<submit_mode>(
-        key, value,
-        {{"single", submit_mode::single}, {"bulk", submit_mode::bulk}, {"direct", submit_mode::direct}});
+    opt.mode = parse_choice<submit_mode>(key, value,
+                                         {{"single", submit_mode::single},
+                                          {"bulk", submit_mode::bulk},
+                                          {"direct", submit_mode::direct}});
   } else if (key == "bulk-size") {
     opt.bulk_size = parse_number(key, value, 1, 10'000);
   } else if (key == "concurrency") {
@@ -173,8 +174,8 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
     opt.seed = parse_number(key, value, 0, UINT64_MAX);
   } else if (key == "reset-url") {
     if (value.substr(0, 7) != "http://")
-      throw std::invalid_argument("--reset-url must start with http://, got '"
-                                  + std::string(value) + "'");
+      throw std::invalid_argument("--reset-url must start with http://, got '" + std::string(value)
+                                  + "'");
     opt.reset_url = std::string(value);
   } else if (key == "reset-interval-ms") {
     opt.reset_interval_ms = parse_number(key, value, 1, 60'000);
@@ -470,8 +471,8 @@ struct event_info {
 
 /// Milliseconds of "YYYY-MM-DDTHH:MM:SS.mmmZ" since 1970 (lps::iso8601's format).
 std::optional<int64_t> iso8601_ms(std::string_view t) {
-  if (t.size() != 24 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':'
-      || t[16] != ':' || t[19] != '.' || t[23] != 'Z')
+  if (t.size() != 24 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':'
+      || t[19] != '.' || t[23] != 'Z')
     return std::nullopt;
   auto num = [&](size_t at, size_t len, int64_t& out) {
     auto [end, ec] = std::from_chars(t.data() + at, t.data() + at + len, out);
@@ -1279,6 +1280,8 @@ private:
   void answered(unsigned status) {
     auto now = clock_type::now();
     std::lock_guard<std::mutex> lock{mutex_};
+    if (stopped_)
+      return; // cancelled by stop(), or answered after the run: neither counts
     if (status < 200 || status > 299) {
       ++failed_;
       return;
@@ -1339,8 +1342,7 @@ public:
       : opt_(opt), bodies_(bodies), origin_(origin), timeout_(timeout),
         client_(client_options(opt.concurrency)),
         window_(
-            opt.concurrency, [this] { return next_call(); },
-            [this](uint64_t i) { launch(i); }) {
+            opt.concurrency, [this] { return next_call(); }, [this](uint64_t i) { launch(i); }) {
     latencies_ms_.reserve(opt.count);
   }
 

@@ -180,6 +180,8 @@ struct batch_fixture : test::deterministic_fixture {
     rec.provider_job_id = state == "submitted" || state == "ended" ? "batch_abc" : "";
     if (state == "ended")
       rec.result_locations = {"file-out"};
+    if (state == "uploaded" || state == "submitting")
+      rec.file_id = "file-in";
     std::string error;
     REQUIRE(jobs_db->create(rec, ids, error));
     return ids;
@@ -305,22 +307,37 @@ TEST_CASE("jobs respect the item limit and hold one model each") {
 
 // -- restart in every job state ----------------------------------------------------------
 
-TEST_CASE("restart: a job that never reached the provider gives its items back") {
-  for (auto state : {"created", "uploaded"}) {
-    INFO(state);
-    batch_fixture fx;
-    auto ids = fx.leave_job(state, 3);
-    auto c = fx.config();
-    c.min_items = 1000; // nothing new is formed
-    fx.start(c, &fx.scripted);
-    fx.step();
-    CHECK(fx.scripted.requests.empty()); // no upload, no create: nothing is submitted
-    auto job = fx.jobs_db->find(std::string{"bj-left-"} + state);
-    REQUIRE(job);
-    CHECK(job->state == "failed");
-    CHECK(fx.jobs_db->load_owned_items().empty());
-    CHECK(fx.finals(ids) == 0); // retryable: back in the queue, not failed
-  }
+TEST_CASE("restart before upload: the entries are gone, the items go back to the queue") {
+  batch_fixture fx;
+  auto ids = fx.leave_job("created", 3);
+  auto c = fx.config();
+  c.min_items = 1000; // nothing new is formed
+  fx.start(c, &fx.scripted);
+  fx.step();
+  CHECK(fx.scripted.requests.empty()); // no upload, no create: nothing is submitted
+  auto job = fx.jobs_db->find("bj-left-created");
+  REQUIRE(job);
+  CHECK(job->state == "failed");
+  CHECK(fx.jobs_db->load_owned_items().empty());
+  CHECK(fx.finals(ids) == 0); // retryable: back in the queue, not failed
+}
+
+TEST_CASE("restart after upload: the job is created from the uploaded file") {
+  batch_fixture fx;
+  auto ids = fx.leave_job("uploaded", 3);
+  fx.scripted.answers = {{"/v1/batches", batch_object("validating", "bj-left-uploaded")}};
+  auto c = fx.config();
+  c.min_items = 1000;
+  fx.start(c, &fx.scripted);
+  fx.step();
+  REQUIRE(fx.scripted.requests.size() == 1); // the create, no new upload
+  CHECK(fx.scripted.requests[0].method == "POST");
+  CHECK(fx.scripted.requests[0].body.find("\"file-in\"") != std::string::npos);
+  auto job = fx.jobs_db->find("bj-left-uploaded");
+  REQUIRE(job);
+  CHECK(job->state == "submitted");
+  CHECK(job->provider_job_id == "batch_abc");
+  CHECK(fx.finals(ids) == 0);
 }
 
 TEST_CASE("restart while submitting: our job is found in the provider's list, not created again") {
@@ -347,17 +364,22 @@ TEST_CASE("restart while submitting: our job is found in the provider's list, no
 TEST_CASE("restart while submitting: not in the provider's list means never created") {
   batch_fixture fx;
   auto ids = fx.leave_job("submitting", 3);
-  fx.scripted.answers = {{"/batches?limit=100", R"({"object":"list","data":[)"
-                                                    + batch_object("in_progress", "bj-other")
-                                                    + R"(],"has_more":false})"}};
+  fx.scripted.answers = {
+      {"/batches?limit=100",
+       R"({"object":"list","data":[)" + batch_object("in_progress", "bj-other")
+           + R"(],"has_more":false})"},
+      {"/v1/batches", batch_object("validating", "bj-left-submitting")}};
   auto c = fx.config();
   c.min_items = 1000;
   fx.start(c, &fx.scripted);
   fx.step();
-  REQUIRE(fx.scripted.requests.size() == 1); // the list, and no create after it
+  // Looked up first; not there, so created now, once, from the file uploaded before.
+  REQUIRE(fx.scripted.requests.size() == 2);
   CHECK(fx.scripted.requests[0].method == "GET");
-  CHECK(fx.jobs_db->find("bj-left-submitting")->state == "failed");
-  CHECK(fx.jobs_db->load_owned_items().empty());
+  CHECK(fx.scripted.requests[1].method == "POST");
+  CHECK(fx.scripted.requests[1].body.find("\"file-in\"") != std::string::npos);
+  CHECK(fx.jobs_db->find("bj-left-submitting")->state == "submitted");
+  CHECK(fx.finals(ids) == 0);
 }
 
 TEST_CASE("restart after submission: the job is polled, its results mapped once") {
@@ -428,4 +450,21 @@ TEST_CASE("a poll that fails for a while is retried later and the reason is visi
   REQUIRE(job);
   CHECK(job->state == "submitted");
   CHECK(job->last_error.find("500") != std::string::npos);
+}
+
+TEST_CASE("jobs respect the byte limit") {
+  batch_fixture fx;
+  auto c = fx.config();
+  c.min_items = 1;
+  // Each entry is a little over 1 KB here: at most two fit in 2.5 KB.
+  c.max_bytes_per_job = 2500;
+  fx.start(c);
+  fx.submit(5);
+  fx.step();
+  auto jobs = fx.jobs_db->list(100);
+  CHECK(jobs.size() == 3); // 2 + 2 + 1
+  for (const auto& job : jobs)
+    CHECK(job.item_count <= 2);
+  for (const auto& upload : fx.http.requests)
+    CHECK(items_in(upload) <= 2);
 }

@@ -38,6 +38,8 @@ options:
   --error-codes=LIST     statuses random errors draw from (default 429,500,503,529)
   --seed=N               judgement hash and random generator seed (default 42)
   --api-key=KEY          the key every dialect expects (default test-key)
+  --rate-limit-requests=N  requests per minute advertised in rate-limit headers (default 10000)
+  --rate-limit-tokens=N    tokens per minute advertised (default 2000000); both 0: no headers
   --tls-cert=PEM         serve HTTPS with this certificate chain (needs --tls-key)
   --tls-key=PEM          the private key of --tls-cert (unencrypted PEM)
   --batch-validating-ms=N        OpenAI batches stay `validating` this long (default 50)
@@ -115,6 +117,10 @@ bool apply_flag(std::string_view name, std::string_view value, lps::mock_provide
     o.latency = std::chrono::milliseconds{static_cast<int64_t>(*n)};
   else if (name == "jitter-ms")
     o.jitter = std::chrono::milliseconds{static_cast<int64_t>(*n)};
+  else if (name == "rate-limit-requests")
+    o.rate_limit_requests = *n;
+  else if (name == "rate-limit-tokens")
+    o.rate_limit_tokens = *n;
   else if (name == "seed")
     o.seed = *n;
   else if (name == "batch-validating-ms")

@@ -259,8 +259,6 @@ private:
 
 // -- rate-limit headers ----------------------------------------------------------------------
 
-constexpr uint64_t request_limit = 10000;
-constexpr uint64_t token_limit = 2000000;
 constexpr std::chrono::seconds rate_window_length{60};
 
 /// A fixed one-minute window per dialect; it only feeds headers, nothing is enforced.
@@ -271,8 +269,11 @@ struct rate_window {
 };
 
 struct rate_snapshot {
-  uint64_t requests_left = request_limit;
-  uint64_t tokens_left = token_limit;
+  /// The advertised limits (mock_provider_options); both 0: no rate-limit headers at all.
+  uint64_t request_limit = 0;
+  uint64_t token_limit = 0;
+  uint64_t requests_left = 0;
+  uint64_t tokens_left = 0;
   milliseconds reset_in{0};
 };
 
@@ -297,6 +298,10 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 void add_rate_headers(dialect d, const rate_snapshot& r, http_response& out) {
   auto& h = out.headers;
+  auto request_limit = r.request_limit;
+  auto token_limit = r.token_limit;
+  if (request_limit == 0 && token_limit == 0)
+    return;
   if (mock_wire::is_chat(d)) {
     auto reset = openai_duration(r.reset_in);
     h.emplace_back("x-ratelimit-limit-requests", std::to_string(request_limit));
@@ -709,8 +714,10 @@ struct mock_provider_server::impl {
     w.requests += 1;
     w.tokens += tokens;
     rate_snapshot r;
-    r.requests_left = request_limit - std::min(request_limit, w.requests);
-    r.tokens_left = token_limit - std::min(token_limit, w.tokens);
+    r.request_limit = options.rate_limit_requests;
+    r.token_limit = options.rate_limit_tokens;
+    r.requests_left = r.request_limit - std::min(r.request_limit, w.requests);
+    r.tokens_left = r.token_limit - std::min(r.token_limit, w.tokens);
     r.reset_in = std::chrono::duration_cast<milliseconds>(w.start + rate_window_length - now);
     return r;
   }

@@ -69,6 +69,11 @@ struct mock_provider_options {
   uint64_t seed = 42;
   /// The one key every dialect accepts.
   std::string api_key = "test-key";
+  /// Limits advertised in the OpenAI and Anthropic rate-limit headers, per dialect and fixed
+  /// one-minute window (nothing is enforced; lps slows down when they run out). Both 0: no
+  /// rate-limit headers (benchmarks use that, so lps's pacing does not cap them).
+  uint64_t rate_limit_requests = 10000;
+  uint64_t rate_limit_tokens = 2000000;
   /// HTTPS: certificate chain and private key (PEM files), both or neither (plain HTTP).
   std::string tls_cert_file;
   std::string tls_key_file;
