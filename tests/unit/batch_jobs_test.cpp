@@ -364,11 +364,10 @@ TEST_CASE("restart while submitting: our job is found in the provider's list, no
 TEST_CASE("restart while submitting: not in the provider's list means never created") {
   batch_fixture fx;
   auto ids = fx.leave_job("submitting", 3);
-  fx.scripted.answers = {
-      {"/batches?limit=100",
-       R"({"object":"list","data":[)" + batch_object("in_progress", "bj-other")
-           + R"(],"has_more":false})"},
-      {"/v1/batches", batch_object("validating", "bj-left-submitting")}};
+  fx.scripted.answers = {{"/batches?limit=100", R"({"object":"list","data":[)"
+                                                    + batch_object("in_progress", "bj-other")
+                                                    + R"(],"has_more":false})"},
+                         {"/v1/batches", batch_object("validating", "bj-left-submitting")}};
   auto c = fx.config();
   c.min_items = 1000;
   fx.start(c, &fx.scripted);

@@ -268,7 +268,8 @@ bundle make_bundle(const std::vector<std::string>& prompts) {
     queued_request q;
     q.request = make_request(p);
     b.items.push_back(
-        {q, {"openai", "gpt-5.1", "serial_bundle", "b1", static_cast<uint32_t>(prompts.size()), {}}});
+        {q,
+         {"openai", "gpt-5.1", "serial_bundle", "b1", static_cast<uint32_t>(prompts.size()), {}}});
   }
   return b;
 }
