@@ -70,10 +70,20 @@ bundler_config bundler_config_of(const config& cfg) {
   return result;
 }
 
+/// Per-model request parameters of the manifest, as the OpenAI formats take them.
+openai_flags_table openai_flags_of(const model_manifest& manifest) {
+  openai_flags_table result;
+  for (const auto& [model, p] : manifest.parameters)
+    result[model] = {p.uses_max_completion_tokens, p.supports_temperature,
+                     p.supports_reasoning_controls};
+  return result;
+}
+
 /// The wire format of a provider lps can call over HTTP, or null for one it cannot.
-std::shared_ptr<const provider_wire> wire_for(const std::string& provider) {
+std::shared_ptr<const provider_wire> wire_for(const std::string& provider,
+                                              const openai_flags_table& flags = {}) {
   if (provider == "openai" || provider == "openrouter")
-    return std::make_shared<openai_wire>(provider == "openrouter");
+    return std::make_shared<openai_wire>(provider == "openrouter", flags);
   if (provider == "anthropic")
     return std::make_shared<anthropic_wire>();
   if (provider == "google")
@@ -84,7 +94,7 @@ std::shared_ptr<const provider_wire> wire_for(const std::string& provider) {
 provider_actor spawn_http_provider(caf::actor_system& sys, const config& cfg,
                                    const provider_config& p, http_transport* http,
                                    const std::map<std::string, model_price>& prices,
-                                   const metrics_actor& metrics) {
+                                   const openai_flags_table& flags, const metrics_actor& metrics) {
   provider_http_config pc;
   pc.provider = p.name;
   pc.target.base_url = p.base_url;
@@ -96,17 +106,18 @@ provider_actor spawn_http_provider(caf::actor_system& sys, const config& cfg,
   pc.prices = prices;
   pc.multi_prompt =
       cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle;
-  return sys.spawn(provider_http, pc, wire_for(p.name), http, metrics);
+  return sys.spawn(provider_http, pc, wire_for(p.name, flags), http, metrics);
 }
 
 std::map<std::string, provider_actor>
 spawn_providers(caf::actor_system& sys, const config& cfg, http_transport* http,
-                const std::map<std::string, model_price>& prices, const metrics_actor& metrics) {
+                const std::map<std::string, model_price>& prices, const openai_flags_table& flags,
+                const metrics_actor& metrics) {
   std::map<std::string, provider_actor> result;
   result["mock"] = sys.spawn(provider_mock, mock_settings_of(cfg));
   for (const auto& [name, p] : cfg.providers) {
     if (provider_unavailable_reason(cfg, name).empty())
-      result[name] = spawn_http_provider(sys, cfg, p, http, prices, metrics);
+      result[name] = spawn_http_provider(sys, cfg, p, http, prices, flags, metrics);
     else
       result[name] = sys.spawn(provider_unconfigured, name, provider_unavailable_reason(cfg, name));
   }
@@ -124,7 +135,8 @@ std::pair<int, int> window_minutes(const std::string& window) {
 batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
                                   const std::string& provider, batch_api_mode mode,
                                   http_transport* http, batch_job_store* jobs_db, const topology& t,
-                                  const std::map<std::string, model_price>& prices) {
+                                  const std::map<std::string, model_price>& prices,
+                                  const openai_flags_table& flags) {
   const auto& p = cfg.providers.at(provider);
   batch_jobs_config bc;
   bc.provider = provider;
@@ -147,7 +159,8 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
   bc.check_interval = std::min<caf::timespan>(std::chrono::seconds{1}, bc.poll_interval);
   std::shared_ptr<const batch_wire> wire;
   if (provider == "openai")
-    wire = std::make_shared<openai_batch_wire>();
+    wire =
+        std::make_shared<openai_batch_wire>(openai_batch_max_items, openai_batch_max_bytes, flags);
   else
     wire = std::make_shared<anthropic_batch_wire>();
   return sys.spawn(batch_jobs, bc, wire, http, jobs_db, t.queue, t.metrics);
@@ -191,9 +204,10 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
-                        const std::map<std::string, model_price>& prices,
-                        batch_job_store* jobs_db) {
+                        const model_manifest& manifest, batch_job_store* jobs_db) {
   topology t;
+  const auto& prices = manifest.prices;
+  auto flags = openai_flags_of(manifest);
   t.metrics = sys.spawn(metrics);
   callbacks_config cb;
   cb.request_timeout = std::chrono::milliseconds{cfg.callback_timeout_ms};
@@ -213,14 +227,15 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   if (jobs_db != nullptr)
     qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
-  t.providers = spawn_providers(sys, cfg, provider_transport, prices, t.metrics);
+  t.providers = spawn_providers(sys, cfg, provider_transport, prices, flags, t.metrics);
   // Providers served by a batch API are left out of the bundler: it never takes their work.
   auto batched =
       jobs_db != nullptr ? batch_providers(cfg) : std::map<std::string, batch_api_mode>{};
   auto bundled = t.providers;
   for (const auto& [name, mode] : batched) {
     bundled.erase(name);
-    t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t, prices);
+    t.batch[name] =
+        spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t, prices, flags);
   }
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, t.metrics);
   t.intake = sys.spawn(intake, intake_config{}, t.queue);

@@ -41,12 +41,11 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
 /// intake and inspector. `callback_http` delivers result events; `provider_transport` calls
 /// providers (separate pools, so one never waits for the other).
-/// `prices` (model id -> price, from the model manifest) give cost estimates. `jobs_db`
+/// The model `manifest` gives prices (cost estimates) and per-model request parameters. `jobs_db`
 /// keeps provider batch jobs (null: batch_api runs as serial_bundle for every provider).
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
-                        const std::map<std::string, model_price>& prices = {},
-                        batch_job_store* jobs_db = nullptr);
+                        const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr);
 
 /// The providers whose requests go to a provider batch API (batch_api mode with
 /// <PROVIDER>_BATCH_API_MODE not disabled, and a key), with their mode.

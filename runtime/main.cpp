@@ -116,8 +116,8 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   provider_options.ca_file = cfg.provider_ca_file;
   http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};
-  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client,
-                               manifest.prices, jobs_db.get());
+  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client, manifest,
+                               jobs_db.get());
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   ctx->jobs_db = jobs_db.get();

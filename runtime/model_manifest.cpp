@@ -30,6 +30,17 @@ bool read_price(const json::object& model, std::string_view key, double& out, st
   return true;
 }
 
+// A boolean field, or `out` unchanged when absent.
+bool read_flag(const json::object& model, std::string_view key, bool& out, std::string& error) {
+  const auto* value = model.if_contains(key);
+  if (value == nullptr)
+    return true;
+  if (!value->is_bool())
+    return error = std::string{key} + " must be true or false", false;
+  out = value->get_bool();
+  return true;
+}
+
 bool read_model(const json::value& value, model_manifest& out, std::string& error) {
   if (!value.is_object())
     return error = "every entry of models must be an object", false;
@@ -48,7 +59,17 @@ bool read_model(const json::value& value, model_manifest& out, std::string& erro
   }
   if (price.batch_discount > 1)
     return error = "model " + std::string{id->get_string()} + ": batch_discount above 1", false;
+  model_parameters params;
+  if (!read_flag(model, "supports_temperature", params.supports_temperature, field_error)
+      || !read_flag(model, "uses_max_completion_tokens", params.uses_max_completion_tokens,
+                    field_error)
+      || !read_flag(model, "supports_reasoning_controls", params.supports_reasoning_controls,
+                    field_error)) {
+    error = "model " + std::string{id->get_string()} + ": " + field_error;
+    return false;
+  }
   out.prices[std::string{id->get_string()}] = price;
+  out.parameters[std::string{id->get_string()}] = params;
   return true;
 }
 

@@ -21,11 +21,23 @@ struct model_price {
   double batch_discount = 0.0;
 };
 
+/// Which request parameters a model takes (OpenAI's GPT-5 family differs from older models).
+struct model_parameters {
+  /// `supports_temperature` (GPT-5 takes none but the default).
+  bool supports_temperature = true;
+  /// `uses_max_completion_tokens` instead of max_tokens.
+  bool uses_max_completion_tokens = false;
+  /// `supports_reasoning_controls`: reasoning_effort and verbosity may be sent.
+  bool supports_reasoning_controls = false;
+};
+
 struct model_manifest {
   /// The file's text, served at /api/v1/models.
   std::string json = R"({"models":[]})";
   /// Prices by model id.
   std::map<std::string, model_price> prices;
+  /// Request parameters by model id.
+  std::map<std::string, model_parameters> parameters;
 };
 
 /// Parses the manifest; false with a one-line `error` naming the problem.

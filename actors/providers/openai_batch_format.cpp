@@ -180,9 +180,11 @@ std::string openai_upload_boundary(const std::vector<std::string>& entries) {
   }
 }
 
-openai_batch_wire::openai_batch_wire(uint64_t max_items, uint64_t max_bytes)
+openai_batch_wire::openai_batch_wire(uint64_t max_items, uint64_t max_bytes,
+                                     openai_flags_table flags)
     : max_items_(std::clamp<uint64_t>(max_items, 1, openai_batch_max_items)),
-      max_bytes_(std::clamp<uint64_t>(max_bytes, 1, openai_batch_max_bytes)) {
+      max_bytes_(std::clamp<uint64_t>(max_bytes, 1, openai_batch_max_bytes)),
+      flags_(std::move(flags)) {
   // nop
 }
 
@@ -201,7 +203,7 @@ uint64_t openai_batch_wire::max_bytes_per_job() const {
 std::string openai_batch_wire::item_entry(const comparison_request& request,
                                           const std::string& custom_id,
                                           const std::string& model) const {
-  auto body = build_openai_request(request, model, openai_model_flags_for(model));
+  auto body = build_openai_request(request, model, openai_model_flags_for(model, flags_));
   auto id = json::serialize(json::string{custom_id});
   std::string entry;
   entry.reserve(body.size() + id.size() + 80);

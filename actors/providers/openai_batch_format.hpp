@@ -9,6 +9,7 @@
 // by parse_openai_response, so a batch answer passes exactly the checks of a sync one.
 
 #include "actors/providers/batch_wire.hpp"
+#include "actors/providers/openai_format.hpp"
 
 #include <cstdint>
 #include <string>
@@ -65,7 +66,8 @@ public:
   /// Lower limits than OpenAI's (tests, cautious operators); each is clamped to
   /// 1..the provider's own limit.
   explicit openai_batch_wire(uint64_t max_items = openai_batch_max_items,
-                             uint64_t max_bytes = openai_batch_max_bytes);
+                             uint64_t max_bytes = openai_batch_max_bytes,
+                             openai_flags_table flags = {});
 
   std::string_view display_name() const override;
   uint64_t max_items_per_job() const override;
@@ -111,6 +113,8 @@ public:
 private:
   uint64_t max_items_;
   uint64_t max_bytes_;
+  /// Per-model request parameters from the manifest.
+  openai_flags_table flags_;
 };
 
 } // namespace lps

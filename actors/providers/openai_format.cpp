@@ -210,6 +210,12 @@ openai_model_flags openai_model_flags_for(std::string_view model) {
   return flags;
 }
 
+openai_model_flags openai_model_flags_for(std::string_view model, const openai_flags_table& table) {
+  if (auto i = table.find(model); i != table.end())
+    return i->second;
+  return openai_model_flags_for(model);
+}
+
 std::string build_openai_request(const comparison_request& req, const std::string& model,
                                  const openai_model_flags& flags) {
   const auto& ov = req.overrides;
@@ -245,7 +251,7 @@ std::string_view openai_wire::endpoint() const {
 http_client_request openai_wire::single_call(const wire_target& target,
                                              const comparison_request& request,
                                              const std::string& model) const {
-  return post(target, build_openai_request(request, model, openai_model_flags_for(model)));
+  return post(target, build_openai_request(request, model, openai_model_flags_for(model, flags_)));
 }
 
 wire_response openai_wire::read_single(unsigned status, std::string_view body,
@@ -267,7 +273,7 @@ http_client_request openai_wire::multi_call(const wire_target& target,
                                  pack_multi_prompt(items));
   body["response_format"] = response_format(multi_answer_name, multi_verdict_schema());
   add_generation_settings(body, first.overrides, max_tokens > 0 ? max_tokens : default_max_tokens,
-                          openai_model_flags_for(model));
+                          openai_model_flags_for(model, flags_));
   return post(target, json::serialize(body));
 }
 

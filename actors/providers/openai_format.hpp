@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -23,8 +24,15 @@ struct openai_model_flags {
   bool supports_reasoning_controls = false;
 };
 
-/// The flags for a model name: the GPT-5 family is every model starting with "gpt-5".
+/// The flags for a model name: the GPT-5 family is every model starting with "gpt-5". Used
+/// for models the manifest does not list.
 openai_model_flags openai_model_flags_for(std::string_view model);
+
+/// Flags by model id, from the model manifest (config/models.json).
+using openai_flags_table = std::map<std::string, openai_model_flags, std::less<>>;
+
+/// The manifest's flags for `model`, else openai_model_flags_for(model).
+openai_model_flags openai_model_flags_for(std::string_view model, const openai_flags_table& table);
 
 /// The chat/completions JSON body for one comparison with a strict json_schema response
 /// format (also the `body` of an OpenAI Batch API line).
@@ -41,7 +49,8 @@ parse_openai_response(unsigned status, std::string_view body, const wire_headers
 /// OpenAI (and OpenRouter, `openrouter` = true) chat/completions as a provider_wire.
 class openai_wire : public provider_wire {
 public:
-  explicit openai_wire(bool openrouter = false) : openrouter_(openrouter) {
+  explicit openai_wire(bool openrouter = false, openai_flags_table flags = {})
+      : openrouter_(openrouter), flags_(std::move(flags)) {
     // nop
   }
   std::string_view display_name() const override;
@@ -58,6 +67,7 @@ public:
 
 private:
   bool openrouter_;
+  openai_flags_table flags_;
 };
 
 } // namespace lps

@@ -22,6 +22,30 @@ TEST_CASE("the shipped manifest parses and prices its models") {
   CHECK(manifest.prices.at("gpt-5-mini-2025-08-07").output_per_1m == 2.0);
   CHECK(manifest.prices.at("claude-haiku-4-5-20251001").batch_discount == 0.5);
   CHECK(manifest.json == text.str());
+  // Request parameters: the GPT-5 family takes max_completion_tokens, no temperature.
+  const auto& gpt5 = manifest.parameters.at("gpt-5-mini-2025-08-07");
+  CHECK(gpt5.uses_max_completion_tokens);
+  CHECK_FALSE(gpt5.supports_temperature);
+  CHECK(gpt5.supports_reasoning_controls);
+  const auto& gpt4 = manifest.parameters.at("gpt-4o-mini-2024-07-18");
+  CHECK_FALSE(gpt4.uses_max_completion_tokens);
+  CHECK(gpt4.supports_temperature);
+  CHECK_FALSE(gpt4.supports_reasoning_controls);
+}
+
+TEST_CASE("request parameter flags default when absent and must be booleans") {
+  model_manifest manifest;
+  std::string error;
+  REQUIRE(parse_model_manifest(R"({"models":[{"model_id":"m1"},
+      {"model_id":"m2","supports_temperature":false,"uses_max_completion_tokens":true}]})",
+                               manifest, error));
+  CHECK(manifest.parameters.at("m1").supports_temperature);
+  CHECK_FALSE(manifest.parameters.at("m1").uses_max_completion_tokens);
+  CHECK_FALSE(manifest.parameters.at("m2").supports_temperature);
+  CHECK(manifest.parameters.at("m2").uses_max_completion_tokens);
+  CHECK_FALSE(parse_model_manifest(R"({"models":[{"model_id":"m3","supports_temperature":"no"}]})",
+                                   manifest, error));
+  CHECK(error == "model m3: supports_temperature must be true or false");
 }
 
 TEST_CASE("cost uses input output and cache prices and the batch discount") {

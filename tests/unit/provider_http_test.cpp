@@ -815,3 +815,23 @@ TEST_CASE("multi-prompt against the mock: a bad answer in a packed call is retri
     CHECK(fx.server.stats().calls == 2); // the packed call, then comparison 1 alone
   }
 }
+
+TEST_CASE("the manifest's per-model flags decide the OpenAI parameters") {
+  comparison_request req;
+  req.user_prompt = "Essay A: x. Essay B: y.";
+  req.overrides.reasoning_effort = "low";
+  // A model the name rule would treat as an older chat model, flagged like GPT-5.
+  openai_flags_table table{{"o-series-x", openai_model_flags{true, false, true}}};
+  openai_wire wire{false, table};
+  wire_target target{"http://127.0.0.1:9/v1", "k", std::chrono::seconds{1}, {}};
+  auto flagged = json::parse(wire.single_call(target, req, "o-series-x").body).as_object();
+  CHECK(flagged.contains("max_completion_tokens"));
+  CHECK_FALSE(flagged.contains("max_tokens"));
+  CHECK_FALSE(flagged.contains("temperature"));
+  CHECK(flagged.at("reasoning_effort") == "low");
+  // Models the manifest does not list fall back to the name rule.
+  auto unlisted = json::parse(wire.single_call(target, req, "gpt-4o").body).as_object();
+  CHECK(unlisted.contains("max_tokens"));
+  CHECK(unlisted.contains("temperature"));
+  CHECK_FALSE(unlisted.contains("reasoning_effort"));
+}
