@@ -224,7 +224,24 @@ void get_providers(const api_context& ctx, http_responder respond) {
       atom::status_v);
 }
 
+// {"mock":{"configured":true,"available":true,"note":""},...}: which providers can serve
+// requests (a provider without a key is not a failing check: requests for it end with a
+// CONFIGURATION_ERROR result, and the note says how to configure it).
+std::string health_providers(const config& cfg) {
+  auto entry = [&](const std::string& name, bool configured) {
+    auto reason = provider_unavailable_reason(cfg, name);
+    return json_quote(name) + ":{\"configured\":" + (configured ? "true" : "false")
+           + ",\"available\":" + (reason.empty() ? "true" : "false")
+           + ",\"note\":" + json_quote(reason) + "}";
+  };
+  std::string body = "{" + entry("mock", true);
+  for (const auto& [name, p] : cfg.providers)
+    body += "," + entry(name, !p.api_key.empty());
+  return body + "}";
+}
+
 void get_health(const api_context& ctx, http_responder respond) {
+  auto providers = health_providers(ctx.cfg);
   auto configured = std::string{to_string(ctx.cfg.processing_mode)};
   auto effective = std::string{to_string(effective_mode(ctx.cfg))};
   if (!ctx.actors.batch.empty())
@@ -232,7 +249,7 @@ void get_health(const api_context& ctx, http_responder respond) {
   auto db = ctx.db;
   ask<actor_status>(
       ctx, ctx.actors.queue,
-      [respond, configured, effective, db](caf::expected<actor_status> r) {
+      [respond, configured, effective, db, providers](caf::expected<actor_status> r) {
         bool store_ok = true;
         try {
           db->find_result("healthz-probe");
@@ -255,8 +272,8 @@ void get_health(const api_context& ctx, http_responder respond) {
                     + ",\"effective_processing_mode\":" + json_quote(effective)
                     + ",\"accepting_requests\":" + (draining ? "false" : "true")
                     + ",\"checks\":{\"store\":" + (store_ok ? "true" : "false")
-                    + ",\"queue_manager\":" + (r ? "true" : "false") + "},\"warnings\":" + warnings
-                    + "}";
+                    + ",\"queue_manager\":" + (r ? "true" : "false")
+                    + "},\"providers\":" + providers + ",\"warnings\":" + warnings + "}";
         respond(json_response(healthy && !draining ? 200 : 503, std::move(body)));
       },
       atom::status_v);

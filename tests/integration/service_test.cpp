@@ -469,6 +469,14 @@ TEST_CASE("providers report configuration and circuit state but never keys") {
   CHECK(by_name["mock"]["circuit_state"] == "closed");
   CHECK(by_name["openai"]["configured"] == false);
   CHECK(by_name["openai"]["available"] == false);
+  // /healthz says the same: healthy, with the unconfigured providers named and explained.
+  auto health = c.call_json("GET", lps.url("/healthz"));
+  CHECK(health["status"] == "healthy");
+  auto& providers = health["providers"].as_object();
+  CHECK(providers["mock"].as_object()["available"] == true);
+  CHECK(providers["anthropic"].as_object()["configured"] == false);
+  auto note = std::string{providers["anthropic"].as_object()["note"].as_string()};
+  CHECK(note.find("ANTHROPIC_API_KEY") != std::string::npos);
 }
 
 TEST_CASE("an API key never appears in any response") {
