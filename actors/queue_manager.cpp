@@ -331,7 +331,16 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
     ++entry.attempts;
     ++st.processing_count;
     if (entry.hot && entry.texts_held > 0) {
-      result.push_back(*entry.hot);
+      // The texts go to the provider; the queue keeps the rest. A retry reads them back from
+      // the store, so texts of requests in flight (a whole batch job's) are held only once.
+      result.push_back(std::move(*entry.hot));
+      auto& out = result.back().request;
+      request_texts texts{std::move(out.user_prompt), std::move(out.prompt_blocks)};
+      entry.hot = std::make_unique<queued_request>(result.back());
+      out.user_prompt = std::move(texts.user_prompt);
+      out.prompt_blocks = std::move(texts.prompt_blocks);
+      st.text_bytes_in_memory -= entry.texts_held;
+      entry.texts_held = 0;
     } else {
       result.emplace_back();
       from_store.push_back(id);
