@@ -51,9 +51,10 @@ struct queue_manager_config {
 };
 
 /// One non-final request in memory. Scheduling data is always here; the request itself
-/// (`hot`) only while its texts fit the memory budget or while it is being processed. A
-/// cold entry (`hot` null) costs about a third of a hot one: its fields are read back from
-/// the store when it is dequeued, expires or is looked up.
+/// (`hot`) while its texts fit the memory budget, and without its texts while it is being
+/// processed (the provider has them; a retry reads them back). A cold entry (`hot` null)
+/// costs about a third of a hot one: its fields are read back from the store when it is
+/// dequeued, expires or is looked up.
 struct queue_entry {
   std::unique_ptr<queued_request> hot;
   /// Resolved provider (the ready queue it waits in).
