@@ -107,7 +107,8 @@ void report_health(self_ptr self, const std::string& provider,
   }
 }
 
-// Takes the bundle's requests and estimated tokens from the provider's rate limit. The
+// Takes the bundle's provider calls (one per item, or one per packed group with
+// multi-prompt) and estimated tokens from the provider's rate limit. The
 // estimate (4 bytes per token) is good enough to pace; a bundle that does not fit the
 // token budget whole still goes (it was admitted by the request budget) and leaves debt.
 void charge_rate_limit(self_ptr self, const bundle& b) {
@@ -116,8 +117,10 @@ void charge_rate_limit(self_ptr self, const bundle& b) {
     tokens += item.entry.request.user_prompt.size() / 4 + 1;
   auto& limiter = limiter_of(self, b.provider);
   auto now = steady_now();
-  if (!limiter.try_acquire(now, b.items.size(), tokens)) {
-    limiter.try_acquire(now, b.items.size(), 0);
+  auto per_call = self->state.cfg.multi_prompt_max;
+  uint64_t calls = per_call > 1 ? (b.items.size() + per_call - 1) / per_call : b.items.size();
+  if (!limiter.try_acquire(now, calls, tokens)) {
+    limiter.try_acquire(now, calls, 0);
     limiter.reconcile_tokens(static_cast<int64_t>(tokens));
   }
 }

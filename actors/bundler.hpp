@@ -33,6 +33,9 @@ struct bundler_config {
   breaker_settings breaker;
   /// Requests and tokens per minute per provider (absent or 0: unlimited).
   std::map<std::string, rate_limit_settings> rate_limits;
+  /// SERIAL_BUNDLE_MULTI_PROMPT: comparisons per provider call (0: one call per item), so a
+  /// bundle is charged the calls it makes against the requests-per-minute limit.
+  uint32_t multi_prompt_max = 0;
 };
 
 struct bundler_state {

@@ -60,6 +60,8 @@ bundler_config bundler_config_of(const config& cfg) {
       std::chrono::duration<double>{cfg.circuit_breaker_open_seconds});
   result.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
   result.configured_mode = to_string(cfg.processing_mode);
+  if (cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle)
+    result.multi_prompt_max = 4;
   // A bundle of n items may take n sequential calls of the simulated latency.
   auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
                                               * cfg.serial_bundle_max_requests_per_call};

@@ -185,7 +185,8 @@ struct pipeline_fixture : test::deterministic_fixture {
   void start_bundler(queue_processing_mode mode, uint32_t max_items, bool stub = true,
                      mock_settings mock = {}, std::map<std::string, uint32_t> limits = {},
                      breaker_settings breaker = {},
-                     std::map<std::string, rate_limit_settings> rates = {}) {
+                     std::map<std::string, rate_limit_settings> rates = {},
+                     uint32_t multi_prompt_max = 0) {
     if (!providers.empty()) {
       // providers were set up by the test
     } else if (stub) {
@@ -202,6 +203,7 @@ struct pipeline_fixture : test::deterministic_fixture {
     cfg.max_inflight_per_provider = std::move(limits);
     cfg.breaker = breaker;
     cfg.rate_limits = std::move(rates);
+    cfg.multi_prompt_max = multi_prompt_max;
     bundler_hdl = spawn(bundler, cfg, queue, providers, metrics_hdl);
   }
 
@@ -680,6 +682,36 @@ TEST_CASE("a provider's rate limit paces calls and the rest waits in the queue")
   CHECK(st->status == queue_status::queued);
   CHECK_FALSE(fx.db->find_result(accepted[3].queue_id));
   CHECK(fx.state_of<bundler_state>(fx.bundler_hdl).wake_armed);
+}
+
+TEST_CASE("with multi-prompt a bundle is charged its provider calls, not its items") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{2, 0}}}, 4);
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 8; ++i)
+    xs.push_back(make_request("m" + std::to_string(i)));
+  fx.submit(std::move(xs));
+  fx.settle();
+  // Two bundles of four are one packed call each: both fit 2 requests per minute.
+  size_t items = 0;
+  for (const auto& b : fx.stub("mock").seen)
+    items += b.items.size();
+  CHECK(fx.stub("mock").seen.size() == 2);
+  CHECK(items == 8);
+}
+
+TEST_CASE("without multi-prompt a bundle is charged one call per item") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{2, 0}}});
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 8; ++i)
+    xs.push_back(make_request("m" + std::to_string(i)));
+  fx.submit(std::move(xs));
+  fx.settle();
+  // The first bundle (4 calls) exceeds the 2 left and leaves debt; the second waits.
+  CHECK(fx.stub("mock").seen.size() == 1);
 }
 
 TEST_CASE("beyond the memory budget requests stay in the store and are read back at dequeue") {
