@@ -861,9 +861,9 @@ TEST_CASE("every provider over HTTPS with a CA made at test time, refused withou
   auto base = "https://localhost:" + std::to_string(mock.port());
   const std::vector<std::string> providers{"openai", "openrouter", "anthropic", "google"};
   auto flags = [&](bool trust) {
-    std::vector<std::string> xs{"--openai-base-url=" + base + "/v1",
-                                "--openrouter-base-url=" + base + "/api/v1",
-                                "--anthropic-base-url=" + base, "--google-base-url=" + base};
+    std::vector<std::string> xs{
+        "--openai-base-url=" + base + "/v1", "--openrouter-base-url=" + base + "/api/v1",
+        "--anthropic-base-url=" + base, "--google-base-url=" + base, "--retry-base-delay-ms=10"};
     if (trust)
       xs.push_back("--provider-ca-file=" + tls.ca_file.string());
     return xs;
@@ -882,6 +882,14 @@ TEST_CASE("every provider over HTTPS with a CA made at test time, refused withou
     for (const auto& provider : providers)
       submit_bulk(c, lps, provider, 2, "tls-" + provider, sink.url());
     REQUIRE(sink.wait_for(8, std::chrono::seconds{30}));
+    if (trust) {
+      // Every provider call is counted, the retried 429s included.
+      auto metrics = c.call("GET", lps.url("/metrics")).body;
+      for (const auto& provider : providers)
+        CHECK(metrics.find("llm_provider_http_calls_total{provider=\"" + provider + "\",endpoint=")
+              != std::string::npos);
+      CHECK(metrics.find("status_code=\"429\"") != std::string::npos);
+    }
     std::lock_guard<std::mutex> guard{sink.mtx};
     std::map<std::string, std::string> codes;
     for (const auto& [id, events] : sink.events) {
@@ -893,8 +901,17 @@ TEST_CASE("every provider over HTTPS with a CA made at test time, refused withou
     }
     return codes;
   };
+  // One rate limit per provider on the way: retried by lps, then answered.
+  REQUIRE(mock.add_faults(R"({"faults":[
+      {"kind":"status","status":429,"retry_after":"0","dialect":"openai"},
+      {"kind":"status","status":429,"retry_after":"0","dialect":"openrouter"},
+      {"kind":"status","status":429,"retry_after":"0","dialect":"anthropic"},
+      {"kind":"status","status":429,"retry_after":"0","dialect":"gemini"}]})",
+                          error));
   for (const auto& [provider, code] : run(true, "trusted"))
     CHECK(code == "ok");
+  CHECK(mock.stats().scripted_faults == 4);
+  CHECK(mock.stats().by_outcome["rate_limited"] == 4);
   // Without the CA the certificate cannot be verified: a permanent connection error, no retry.
   auto refused = run(false, "untrusted");
   CHECK(refused.size() == 4);

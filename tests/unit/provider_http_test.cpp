@@ -10,6 +10,7 @@
 #include "tools/mock_provider/mock_provider_server.hpp"
 
 #include "fixtures/deterministic.hpp"
+#include "fixtures/test_ca.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -546,19 +547,46 @@ TEST_CASE("multi-prompt keeps items with different settings in different calls")
 namespace {
 
 /// A running mock provider, an HTTP client and an actor system with real threads.
+/// TLS material for an HTTPS mock: a CA made for this test run and a certificate for
+/// localhost signed by it.
+struct tls_files {
+  test::temp_dir dir{"lps-provider-http-tls"};
+  test::test_tls_files files = test::make_test_ca(dir.path());
+};
+
 struct mock_server_fixture {
+  /// Set when the mock serves HTTPS (the client then trusts only the test CA).
+  std::unique_ptr<tls_files> tls;
   mock_provider_server server;
-  http_client http{http_client_options{}};
+  std::unique_ptr<http_client> client;
+  http_client& http;
   system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
 
-  mock_server_fixture() {
+  explicit mock_server_fixture(bool https = false)
+      : tls(https ? std::make_unique<tls_files>() : nullptr),
+        client(std::make_unique<http_client>(client_options())), http(*client) {
     std::string error;
     mock_provider_options options;
     options.api_key = "test-key";
+    if (tls) {
+      options.tls_cert_file = tls->files.cert_file.string();
+      options.tls_key_file = tls->files.key_file.string();
+    }
     if (!server.start(options, error))
       FAIL("mock provider did not start: " << error);
+  }
+
+  http_client_options client_options() const {
+    http_client_options o;
+    if (tls)
+      o.ca_file = tls->files.ca_file.string();
+    return o;
+  }
+
+  std::string scheme_host() const {
+    return (tls ? "https://localhost:" : "http://127.0.0.1:") + std::to_string(server.port());
   }
 
   ~mock_server_fixture() {
@@ -569,7 +597,7 @@ struct mock_server_fixture {
   provider_http_config config(const std::string& provider = "openai") {
     provider_http_config c;
     c.provider = provider;
-    auto base = "http://127.0.0.1:" + std::to_string(server.port());
+    auto base = scheme_host();
     c.target.base_url = provider == "openrouter" ? base + "/api/v1"
                         : provider == "openai"   ? base + "/v1"
                                                  : base;
@@ -713,7 +741,7 @@ TEST_CASE("every provider gets judgements from the mock server, with usage and t
     CHECK(winners[provider] == winners["openai"]);
 }
 
-TEST_CASE("every provider maps each mock fault to its error class") {
+TEST_CASE("every provider maps each mock fault to its error class, over HTTPS") {
   struct expectation {
     const char* fault;
     const char* code;
@@ -731,7 +759,7 @@ TEST_CASE("every provider maps each mock fault to its error class") {
       {R"({"kind":"no_tool_use"})", "PARSING_ERROR", false},
       {R"({"kind":"bad_winner"})", "INVALID_RESPONSE", false},
   };
-  mock_server_fixture fx;
+  mock_server_fixture fx{true};
   for (const auto& provider : all_providers) {
     for (const auto& f : faults) {
       INFO(provider << " " << f.fault);
