@@ -196,14 +196,7 @@ void send_step(self_ptr self, batch_job& job, batch_step step, http_client_reque
   st.calls.emplace(ticket, state_t::pending{job.rec.job_id, step, index});
   job.busy = true;
   ++st.http_calls;
-  // A weak handle: a late answer must not keep a stopped actor alive.
-  caf::weak_actor_ptr weak = self->ctrl();
-  auto inbox = st.inbox;
-  auto done = [weak, inbox, ticket](http_client_response resp) {
-    inbox->put(ticket, std::move(resp));
-    if (auto strong = weak.lock())
-      caf::anon_send(caf::actor_cast<batch_jobs_actor>(strong), atom::tick_v, ticket);
-  };
+  auto done = http_inbox::callback<batch_jobs_actor>(st.inbox, self->ctrl(), ticket);
   try {
     st.http->send(std::move(req), std::move(done));
   } catch (const std::exception& ex) {
@@ -221,15 +214,6 @@ void retry_later(self_ptr self, batch_job& job, const wire_response& error) {
   job.rec.last_error = error.error_message;
   save(self, job); // operators see why a job waits in /api/v1/batch-jobs
   LPS_LOG_WARN(log(), "batch job {}: {} (retrying)", job.rec.job_id, error.error_message);
-}
-
-wire_response transport_failure(const http_client_response& resp) {
-  wire_response r;
-  r.error_code = resp.error == transport_error::timeout ? "TIMEOUT" : "CONNECTION_ERROR";
-  r.error_message =
-      std::string{"batch call failed ("} + to_string(resp.error) + "): " + resp.error_message;
-  r.retryable = resp.error != transport_error::tls && resp.error != transport_error::invalid;
-  return r;
 }
 
 // -- the steps --
@@ -395,7 +379,7 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
   if (resp.error != transport_error::none) {
     if (call.step == batch_step::create)
       job.must_resolve = true;
-    retry_later(self, job, transport_failure(resp));
+    retry_later(self, job, transport_failure(st.cfg.provider + " batch", resp));
     return;
   }
   switch (call.step) {
@@ -481,10 +465,9 @@ void on_http(self_ptr self, uint64_t ticket) {
     return;
   auto call = i->second;
   st.calls.erase(i);
-  auto code = resp.error == transport_error::none ? std::to_string(resp.status)
-                                                  : std::string{to_string(resp.error)};
-  record_metrics(
-      self, {{"llm_provider_http_calls_total", {st.cfg.provider, to_string(call.step), code}, 1}});
+  record_metrics(self, {{"llm_provider_http_calls_total",
+                         {st.cfg.provider, to_string(call.step), http_status_label(resp)},
+                         1}});
   auto j = st.jobs.find(call.job_id);
   if (j == st.jobs.end())
     return;

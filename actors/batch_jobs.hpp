@@ -11,7 +11,7 @@
 // through a locked inbox and a `tick, ticket` message, as in provider_http.
 
 #include "actors/actors.hpp"
-#include "actors/provider_http.hpp"
+#include "actors/http_inbox.hpp"
 #include "actors/providers/batch_wire.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/config.hpp"

@@ -10,21 +10,6 @@
 
 namespace lps {
 
-void http_inbox::put(uint64_t ticket, http_client_response response) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  responses_.insert_or_assign(ticket, std::move(response));
-}
-
-bool http_inbox::take(uint64_t ticket, http_client_response& out) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto i = responses_.find(ticket);
-  if (i == responses_.end())
-    return false;
-  out = std::move(i->second);
-  responses_.erase(i);
-  return true;
-}
-
 namespace {
 
 using self_ptr = provider_actor::stateful_pointer<provider_http_state>;
@@ -81,40 +66,11 @@ comparison_outcome outcome_base(const state_t& st, const part_t& p, const std::s
   return out;
 }
 
-transport_kind kind_of(transport_error err) {
-  switch (err) {
-  case transport_error::none:
-    return transport_kind::none;
-  case transport_error::timeout:
-    return transport_kind::timeout;
-  case transport_error::connect:
-    return transport_kind::connect;
-  case transport_error::reset:
-    return transport_kind::reset;
-  case transport_error::tls:
-    return transport_kind::tls;
-  case transport_error::invalid:
-    return transport_kind::invalid;
-  }
-  return transport_kind::reset;
-}
-
 void fail(comparison_outcome& out, std::string_view code, std::string message, bool retryable) {
   out.success = false;
   out.error_code = std::string{code};
   out.error_message = std::move(message);
   out.retryable = retryable;
-}
-
-/// A call that produced no HTTP response, as a wire_response.
-wire_response transport_failure(const state_t& st, const http_client_response& resp) {
-  auto verdict = classify(0, "", "", kind_of(resp.error));
-  wire_response r;
-  r.error_code = std::string{verdict.error_code};
-  r.error_message =
-      st.cfg.provider + " call failed (" + to_string(resp.error) + "): " + resp.error_message;
-  r.retryable = verdict.kind == failure_class::retryable;
-  return r;
 }
 
 /// Fills an outcome from a call's result: the error, or the verdict with usage and cost.
@@ -178,14 +134,7 @@ void start_http(self_ptr self, uint64_t ticket) {
     fail_all("CONFIGURATION_ERROR", st.cfg.provider + " provider is not configured", false);
     return;
   }
-  // A weak handle: a late answer must not keep a stopped actor alive.
-  caf::weak_actor_ptr weak = self->ctrl();
-  auto inbox = st.inbox;
-  auto done = [weak, inbox, ticket](http_client_response resp) {
-    inbox->put(ticket, std::move(resp));
-    if (auto strong = weak.lock())
-      caf::anon_send(caf::actor_cast<provider_actor>(strong), atom::tick_v, ticket);
-  };
+  auto done = http_inbox::callback<provider_actor>(st.inbox, self->ctrl(), ticket);
   ++st.http_calls_total;
   st.multi_calls_total += h.parts.front().multi_id.empty() ? 0 : 1;
   try {
@@ -261,12 +210,11 @@ void record_http_call(self_ptr self, const http_client_response& resp) {
   auto& st = self->state;
   if (!st.metrics)
     return;
-  auto code = resp.error == transport_error::none ? std::to_string(resp.status)
-                                                  : std::string{to_string(resp.error)};
   self->send(st.metrics, atom::record_v,
-             std::vector<metric_sample>{{"llm_provider_http_calls_total",
-                                         {st.cfg.provider, std::string{st.wire->endpoint()}, code},
-                                         1}});
+             std::vector<metric_sample>{
+                 {"llm_provider_http_calls_total",
+                  {st.cfg.provider, std::string{st.wire->endpoint()}, http_status_label(resp)},
+                  1}});
 }
 
 /// `n` shares of `usage` (remainders to the first), so that the items of a multi-prompt call
@@ -282,7 +230,7 @@ void finish_single(self_ptr self, const state_t::pending_http& h,
   auto& st = self->state;
   const auto& p = h.parts.front();
   auto call = resp.error != transport_error::none
-                  ? transport_failure(st, resp)
+                  ? transport_failure(st.cfg.provider, resp)
                   : st.wire->read_single(resp.status, resp.body, resp.headers,
                                          std::chrono::system_clock::now());
   auto out = outcome_base(st, p, h.model, h.started);
@@ -297,7 +245,7 @@ void finish_multi(self_ptr self, const state_t::pending_http& h, const http_clie
   auto& st = self->state;
   wire_multi_response r;
   if (resp.error != transport_error::none)
-    r.call = transport_failure(st, resp);
+    r.call = transport_failure(st.cfg.provider, resp);
   else
     r = st.wire->read_multi(resp.status, resp.body, resp.headers, std::chrono::system_clock::now());
   bool unreadable = r.call.error_code == "PARSING_ERROR" || r.call.error_code == "INVALID_RESPONSE";

@@ -9,6 +9,7 @@
 // `tick, ticket`.
 
 #include "actors/actors.hpp"
+#include "actors/http_inbox.hpp"
 #include "actors/providers/provider_wire.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/model_manifest.hpp"
@@ -20,7 +21,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,19 +40,6 @@ struct provider_http_config {
   bool multi_prompt = false;
   /// Most comparisons per multi-prompt call.
   size_t multi_prompt_max = 4;
-};
-
-/// HTTP responses handed over from client threads, by ticket. Shared with the callbacks, so
-/// a callback that runs after the actor is gone still writes to live memory.
-class http_inbox {
-public:
-  void put(uint64_t ticket, http_client_response response);
-  /// Removes and returns the response of `ticket`; false when there is none.
-  bool take(uint64_t ticket, http_client_response& out);
-
-private:
-  std::mutex mtx_;
-  std::map<uint64_t, http_client_response> responses_;
 };
 
 struct provider_http_state {
