@@ -215,49 +215,23 @@ http_client_request anthropic_batch_wire::create(const wire_target& target,
 batch_job_status anthropic_batch_wire::read_job(unsigned status, std::string_view body,
                                                 const wire_headers& headers,
                                                 std::chrono::system_clock::time_point now) const {
-  batch_job_status out;
-  try {
-    if (!is_success(status)) {
-      out.error = sync_.read_single(status, body, headers, now);
-      return out;
-    }
-    json::error_code ec;
-    auto doc = json::parse(body, ec);
-    if (ec || !doc.is_object()) {
-      out.error =
-          bad_answer(provider_name, status, "batch answer is not a JSON object", headers, now);
-      return out;
-    }
-    const auto& root = doc.get_object();
-    out.provider_job_id = string_field(root, "id");
-    out.provider_status = string_field(root, "processing_status");
-    auto* counts = object_field(&root, "request_counts");
-    out.succeeded = count_field(counts, "succeeded");
-    out.failed = count_field(counts, "errored");
-    out.total = count_field(counts, "processing") + out.succeeded + out.failed
-                + count_field(counts, "canceled") + count_field(counts, "expired");
-    if (auto url = string_field(root, "results_url"); !url.empty())
-      out.result_locations.push_back(std::move(url));
-    if (auto archived = string_field(root, "archived_at"); !archived.empty())
-      out.job_error = "results archived at " + quoted(archived) + ": no longer available";
-    auto state = state_of(out.provider_status);
-    if (out.provider_job_id.empty()) {
-      out.error = bad_answer(provider_name, status, "batch answer has no id", headers, now);
-    } else if (!state) {
-      out.error = bad_answer(
-          provider_name, status,
-          "batch processing_status \"" + quoted(out.provider_status) + "\" unknown", headers, now);
-    } else {
-      out.state = *state;
-      out.ok = true;
-      out.error = step_ok(status);
-    }
-    return out;
-  } catch (const std::exception& ex) {
-    batch_job_status failed;
-    failed.error = unreadable(provider_name, status, ex);
-    return failed;
-  }
+  return read_job_answer(
+      provider_name, "processing_status", status, body, headers, now,
+      [&] { return sync_.read_single(status, body, headers, now); },
+      [](const json::object& root, batch_job_status& out) {
+        out.provider_job_id = string_field(root, "id");
+        out.provider_status = string_field(root, "processing_status");
+        auto* counts = object_field(&root, "request_counts");
+        out.succeeded = count_field(counts, "succeeded");
+        out.failed = count_field(counts, "errored");
+        out.total = count_field(counts, "processing") + out.succeeded + out.failed
+                    + count_field(counts, "canceled") + count_field(counts, "expired");
+        if (auto url = string_field(root, "results_url"); !url.empty())
+          out.result_locations.push_back(std::move(url));
+        if (auto archived = string_field(root, "archived_at"); !archived.empty())
+          out.job_error = "results archived at " + quoted(archived) + ": no longer available";
+        return state_of(out.provider_status);
+      });
 }
 
 http_client_request anthropic_batch_wire::poll(const wire_target& target,
@@ -275,40 +249,19 @@ std::vector<batch_listing>
 anthropic_batch_wire::read_list(unsigned status, std::string_view body, const wire_headers& headers,
                                 std::chrono::system_clock::time_point now,
                                 wire_response& error) const {
-  std::vector<batch_listing> out;
-  try {
-    if (!is_success(status)) {
-      error = sync_.read_single(status, body, headers, now);
-      return out;
-    }
-    json::error_code ec;
-    auto doc = json::parse(body, ec);
-    auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
-    if (data == nullptr) {
-      error = bad_answer(provider_name, status, "batch list has no data array", headers, now);
-      return out;
-    }
-    for (const auto& v : *data) {
-      if (!v.is_object())
-        continue;
-      const auto& b = v.get_object();
-      batch_listing item;
-      item.provider_job_id = string_field(b, "id");
-      // Message batches carry no metadata: the caller matches on time and size instead.
-      auto created = string_field(b, "created_at");
-      item.created_at_s = rfc3339_unix_seconds(created).value_or(0);
-      auto* counts = object_field(&b, "request_counts");
-      for (auto key : {"processing", "succeeded", "errored", "canceled", "expired"})
-        item.total += count_field(counts, key);
-      if (!item.provider_job_id.empty())
-        out.push_back(std::move(item));
-    }
-    error = step_ok(status);
-    return out;
-  } catch (const std::exception& ex) {
-    error = unreadable(provider_name, status, ex);
-    return {};
-  }
+  return read_list_answer(
+      provider_name, status, body, headers, now, error,
+      [&] { return sync_.read_single(status, body, headers, now); },
+      [](const json::object& b) {
+        batch_listing item;
+        item.provider_job_id = string_field(b, "id");
+        // Message batches carry no metadata: the caller matches on time and size instead.
+        item.created_at_s = rfc3339_unix_seconds(string_field(b, "created_at")).value_or(0);
+        auto* counts = object_field(&b, "request_counts");
+        for (auto key : {"processing", "succeeded", "errored", "canceled", "expired"})
+          item.total += count_field(counts, key);
+        return item;
+      });
 }
 
 http_client_request anthropic_batch_wire::cancel(const wire_target& target,

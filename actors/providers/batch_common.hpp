@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lps::wire {
 
@@ -77,6 +79,84 @@ void read_result_lines(std::string_view body, batch_results& out, ReadLine read_
     if (!read)
       ++out.unreadable_lines;
   });
+}
+
+/// Reads a job answer (create, poll and cancel all return the job object). `http_error` reads
+/// a non-2xx answer the provider's way; `fill(root, out)` reads the provider's fields into
+/// `out` and returns the state its status word maps to (nullopt: a word we do not know).
+/// A body that is not a JSON object, a job without an id and an unknown status word are
+/// unreadable answers (retryable); nothing throws.
+template <class HttpError, class Fill>
+batch_job_status
+read_job_answer(std::string_view provider, std::string_view status_field, unsigned status,
+                std::string_view body, const wire_headers& headers,
+                std::chrono::system_clock::time_point now, HttpError http_error, Fill fill) {
+  batch_job_status out;
+  try {
+    if (!is_success(status)) {
+      out.error = http_error();
+      return out;
+    }
+    json::error_code ec;
+    auto doc = json::parse(body, ec);
+    if (ec || !doc.is_object()) {
+      out.error = bad_answer(provider, status, "batch answer is not a JSON object", headers, now);
+      return out;
+    }
+    std::optional<batch_job_state> state = fill(doc.get_object(), out);
+    if (out.provider_job_id.empty()) {
+      out.error = bad_answer(provider, status, "batch answer has no id", headers, now);
+    } else if (!state) {
+      out.error = bad_answer(provider, status,
+                             "batch " + std::string{status_field} + " \""
+                                 + quoted(out.provider_status) + "\" unknown",
+                             headers, now);
+    } else {
+      out.state = *state;
+      out.ok = true;
+      out.error = step_ok(status);
+    }
+    return out;
+  } catch (const std::exception& ex) {
+    batch_job_status failed;
+    failed.error = unreadable(provider, status, ex);
+    return failed;
+  }
+}
+
+/// Reads a job list answer: `{"data": [...]}`, each object read by `entry` (entries without
+/// a job id are left out). `http_error` reads a non-2xx answer; failures land in `error`.
+template <class HttpError, class Entry>
+std::vector<batch_listing>
+read_list_answer(std::string_view provider, unsigned status, std::string_view body,
+                 const wire_headers& headers, std::chrono::system_clock::time_point now,
+                 wire_response& error, HttpError http_error, Entry entry) {
+  std::vector<batch_listing> out;
+  try {
+    if (!is_success(status)) {
+      error = http_error();
+      return out;
+    }
+    json::error_code ec;
+    auto doc = json::parse(body, ec);
+    auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
+    if (data == nullptr) {
+      error = bad_answer(provider, status, "batch list has no data array", headers, now);
+      return out;
+    }
+    for (const auto& v : *data) {
+      if (!v.is_object())
+        continue;
+      auto item = entry(v.get_object());
+      if (!item.provider_job_id.empty())
+        out.push_back(std::move(item));
+    }
+    error = step_ok(status);
+    return out;
+  } catch (const std::exception& ex) {
+    error = unreadable(provider, status, ex);
+    return {};
+  }
 }
 
 } // namespace lps::wire

@@ -300,48 +300,22 @@ http_client_request openai_batch_wire::create(const wire_target& target, const s
 batch_job_status openai_batch_wire::read_job(unsigned status, std::string_view body,
                                              const wire_headers& headers,
                                              std::chrono::system_clock::time_point now) const {
-  batch_job_status out;
-  try {
-    if (!is_success(status)) {
-      out.error = http_failure(status, body, headers, now);
-      return out;
-    }
-    json::error_code ec;
-    auto doc = json::parse(body, ec);
-    if (ec || !doc.is_object()) {
-      out.error =
-          bad_answer(provider_name, status, "batch answer is not a JSON object", headers, now);
-      return out;
-    }
-    const auto& root = doc.get_object();
-    out.provider_job_id = string_field(root, "id");
-    out.provider_status = string_field(root, "status");
-    auto* counts = object_field(&root, "request_counts");
-    out.total = count_field(counts, "total");
-    out.succeeded = count_field(counts, "completed");
-    out.failed = count_field(counts, "failed");
-    for (auto key : {"output_file_id", "error_file_id"})
-      if (auto id = string_field(root, key); !id.empty())
-        out.result_locations.push_back(std::move(id));
-    out.job_error = job_error_of(root);
-    auto state = state_of(out.provider_status);
-    if (out.provider_job_id.empty()) {
-      out.error = bad_answer(provider_name, status, "batch answer has no id", headers, now);
-    } else if (!state) {
-      out.error =
-          bad_answer(provider_name, status,
-                     "batch status \"" + quoted(out.provider_status) + "\" unknown", headers, now);
-    } else {
-      out.state = *state;
-      out.ok = true;
-      out.error = step_ok(status);
-    }
-    return out;
-  } catch (const std::exception& ex) {
-    batch_job_status failed;
-    failed.error = unreadable(provider_name, status, ex);
-    return failed;
-  }
+  return read_job_answer(
+      provider_name, "status", status, body, headers, now,
+      [&] { return http_failure(status, body, headers, now); },
+      [](const json::object& root, batch_job_status& out) {
+        out.provider_job_id = string_field(root, "id");
+        out.provider_status = string_field(root, "status");
+        auto* counts = object_field(&root, "request_counts");
+        out.total = count_field(counts, "total");
+        out.succeeded = count_field(counts, "completed");
+        out.failed = count_field(counts, "failed");
+        for (auto key : {"output_file_id", "error_file_id"})
+          if (auto id = string_field(root, key); !id.empty())
+            out.result_locations.push_back(std::move(id));
+        out.job_error = job_error_of(root);
+        return state_of(out.provider_status);
+      });
 }
 
 http_client_request openai_batch_wire::poll(const wire_target& target,
@@ -358,38 +332,18 @@ std::vector<batch_listing> openai_batch_wire::read_list(unsigned status, std::st
                                                         const wire_headers& headers,
                                                         std::chrono::system_clock::time_point now,
                                                         wire_response& error) const {
-  std::vector<batch_listing> out;
-  try {
-    if (!is_success(status)) {
-      error = http_failure(status, body, headers, now);
-      return out;
-    }
-    json::error_code ec;
-    auto doc = json::parse(body, ec);
-    auto* data = !ec && doc.is_object() ? array_field(&doc.get_object(), "data") : nullptr;
-    if (data == nullptr) {
-      error = bad_answer(provider_name, status, "batch list has no data array", headers, now);
-      return out;
-    }
-    for (const auto& v : *data) {
-      if (!v.is_object())
-        continue;
-      const auto& b = v.get_object();
-      batch_listing item;
-      item.provider_job_id = string_field(b, "id");
-      if (auto* metadata = object_field(&b, "metadata"))
-        item.lps_job_id = string_field(*metadata, "lps_job_id");
-      item.created_at_s = static_cast<int64_t>(count_field(&b, "created_at"));
-      item.total = count_field(object_field(&b, "request_counts"), "total");
-      if (!item.provider_job_id.empty())
-        out.push_back(std::move(item));
-    }
-    error = step_ok(status);
-    return out;
-  } catch (const std::exception& ex) {
-    error = unreadable(provider_name, status, ex);
-    return {};
-  }
+  return read_list_answer(
+      provider_name, status, body, headers, now, error,
+      [&] { return http_failure(status, body, headers, now); },
+      [](const json::object& b) {
+        batch_listing item;
+        item.provider_job_id = string_field(b, "id");
+        if (auto* metadata = object_field(&b, "metadata"))
+          item.lps_job_id = string_field(*metadata, "lps_job_id");
+        item.created_at_s = static_cast<int64_t>(count_field(&b, "created_at"));
+        item.total = count_field(object_field(&b, "request_counts"), "total");
+        return item;
+      });
 }
 
 http_client_request openai_batch_wire::cancel(const wire_target& target,
