@@ -33,9 +33,8 @@ using mock_wire::provider_error;
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::string_view base62 =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-constexpr std::string_view hex = "0123456789abcdef";
+using mock_wire::base62;
+using mock_wire::hex;
 
 constexpr std::string_view chat_endpoint = "/v1/chat/completions";
 constexpr std::string_view openai_files = "/v1/files";
@@ -1149,17 +1148,12 @@ struct service::impl {
 
   /// Under mu.
   std::string random_chars(size_t n, std::string_view alphabet) {
-    std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1);
-    std::string s(n, '0');
-    for (auto& c : s)
-      c = alphabet[pick(rng)];
-    return s;
+    return mock_wire::random_chars(rng, n, alphabet);
   }
 
   std::string request_id(dialect d) {
     std::lock_guard<std::mutex> lock{mu};
-    return d == dialect::anthropic ? "req_01" + random_chars(22, base62)
-                                   : "req_" + random_chars(32, hex);
+    return mock_wire::request_id(rng, d);
   }
 
   void clear() {

@@ -435,9 +435,8 @@ std::optional<std::pair<dialect, std::string>> route_of(std::string_view path) {
   return std::nullopt;
 }
 
-constexpr std::string_view base62 =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-constexpr std::string_view hex = "0123456789abcdef";
+using mock_wire::base62;
+using mock_wire::hex;
 
 /// What the server decided for one accepted provider call.
 struct decision {
@@ -479,17 +478,12 @@ struct mock_provider_server::impl {
   std::vector<http_responder> held;                       // guarded by mu; "drop" answers
 
   std::string random_chars(size_t n, std::string_view alphabet) {
-    std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1);
-    std::string s(n, '0');
-    for (auto& c : s)
-      c = alphabet[pick(rng)];
-    return s;
+    return mock_wire::random_chars(rng, n, alphabet);
   }
 
   std::string request_id(dialect d) {
     std::lock_guard<std::mutex> lock{mu};
-    return d == dialect::anthropic ? "req_01" + random_chars(22, base62)
-                                   : "req_" + random_chars(32, hex);
+    return mock_wire::request_id(rng, d);
   }
 
   milliseconds draw_latency() {

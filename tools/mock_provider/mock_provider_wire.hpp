@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,20 @@ namespace lps::mock_wire {
 namespace json = boost::json;
 
 enum class dialect : uint8_t { openai, openrouter, anthropic, gemini };
+
+/// Alphabets of the providers' ids ("msg_01" + 22 base62, "req_" + 32 hex, ...).
+constexpr std::string_view base62 =
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+constexpr std::string_view hex = "0123456789abcdef";
+
+/// `n` characters drawn from `alphabet` (the caller guards `rng`).
+inline std::string random_chars(std::mt19937_64& rng, size_t n, std::string_view alphabet) {
+  std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1);
+  std::string s(n, '0');
+  for (auto& c : s)
+    c = alphabet[pick(rng)];
+  return s;
+}
 
 inline const char* to_string(dialect d) {
   switch (d) {
@@ -46,6 +61,12 @@ inline std::optional<dialect> dialect_from(std::string_view name) {
 /// OpenAI and OpenRouter share the chat completions request and answer format.
 inline bool is_chat(dialect d) {
   return d == dialect::openai || d == dialect::openrouter;
+}
+
+/// The request id header value each dialect sends (the caller guards `rng`).
+inline std::string request_id(std::mt19937_64& rng, dialect d) {
+  return d == dialect::anthropic ? "req_01" + random_chars(rng, 22, base62)
+                                 : "req_" + random_chars(rng, 32, hex);
 }
 
 // -- small helpers ---------------------------------------------------------------------------
