@@ -330,12 +330,8 @@ tool_call read_tool_call(unsigned status, std::string_view body, std::string_vie
   return result;
 }
 
-bool is_success(unsigned status) {
-  return status >= 200 && status <= 299;
-}
-
 wire_response read_single_body(unsigned status, std::string_view body) {
-  if (!is_success(status))
+  if (!wire::is_success(status))
     return http_error(status, body);
   auto call = read_tool_call(status, body, wire::single_answer_name);
   wire_response result;
@@ -354,7 +350,7 @@ wire_response read_single_body(unsigned status, std::string_view body) {
 
 wire_multi_response read_multi_body(unsigned status, std::string_view body) {
   wire_multi_response result;
-  if (!is_success(status)) {
+  if (!wire::is_success(status)) {
     result.call = http_error(status, body);
     return result;
   }

@@ -18,11 +18,6 @@
 
 namespace lps::wire {
 
-/// A 2xx status: the step did what it was asked; anything else is read as an error answer.
-inline bool is_success(unsigned status) {
-  return status >= 200 && status <= 299;
-}
-
 /// A 2xx answer that is not what the step should return: asking again is harmless and the
 /// only way to learn more. `provider` ("OpenAI") starts the message.
 inline wire_response bad_answer(std::string_view provider, unsigned status, std::string what,

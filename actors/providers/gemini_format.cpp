@@ -367,10 +367,6 @@ wire_multi_response multi_answer(unsigned status, std::string_view body) {
   return result;
 }
 
-bool is_2xx(unsigned status) {
-  return status >= 200 && status <= 299;
-}
-
 wire_response unreadable(unsigned status, const std::exception& ex) {
   // Only allocation failures can get here; report them rather than take down the actor.
   return wire::failure("PARSING_ERROR", std::string{"Gemini response unreadable: "} + ex.what(),
@@ -414,7 +410,8 @@ wire_response gemini_wire::read_single(unsigned status, std::string_view body,
                                        const wire_headers& headers,
                                        std::chrono::system_clock::time_point now) const {
   try {
-    return is_2xx(status) ? single_answer(status, body) : http_error(status, body, headers, now);
+    return wire::is_success(status) ? single_answer(status, body)
+                                    : http_error(status, body, headers, now);
   } catch (const std::exception& ex) {
     return unreadable(status, ex);
   }
@@ -441,7 +438,7 @@ wire_multi_response gemini_wire::read_multi(unsigned status, std::string_view bo
                                             const wire_headers& headers,
                                             std::chrono::system_clock::time_point now) const {
   try {
-    if (is_2xx(status))
+    if (wire::is_success(status))
       return multi_answer(status, body);
     wire_multi_response result;
     result.call = http_error(status, body, headers, now);

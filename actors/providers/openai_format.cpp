@@ -165,37 +165,34 @@ wire_response read_verdict(envelope e, unsigned status) {
   return std::move(e.result);
 }
 
+/// The call-level result inside a single or a multi-prompt answer.
+wire_response& call_of(wire_response& r) {
+  return r;
+}
+
+wire_response& call_of(wire_multi_response& r) {
+  return r.call;
+}
+
 /// Runs `read`, adding what every answer carries (limits, Retry-After) and turning an
 /// unexpected exception (only allocation failure can throw) into a PARSING_ERROR.
 template <class Result, class Read>
 Result guarded(unsigned status, const wire_headers& headers,
                std::chrono::system_clock::time_point now, Read read) {
   Result out;
-  wire_response* call = nullptr;
   try {
     out = read();
   } catch (const std::exception& ex) {
     out = Result{};
-    if constexpr (std::is_same_v<Result, wire_response>)
-      out = failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(),
-                    status, false);
-    else
-      out.call = failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(),
-                         status, false);
+    call_of(out) = failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(),
+                           status, false);
   }
-  if constexpr (std::is_same_v<Result, wire_response>)
-    call = &out;
-  else
-    call = &out.call;
-  call->http_status = static_cast<int32_t>(status);
-  call->limits = limits_of(headers);
-  if (!call->success)
-    call->retry_after = retry_after_of(headers, now);
+  auto& call = call_of(out);
+  call.http_status = static_cast<int32_t>(status);
+  call.limits = limits_of(headers);
+  if (!call.success)
+    call.retry_after = retry_after_of(headers, now);
   return out;
-}
-
-bool is_success(unsigned status) {
-  return status >= 200 && status <= 299;
 }
 
 } // namespace

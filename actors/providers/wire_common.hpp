@@ -73,6 +73,11 @@ std::string mask_keys(std::string text);
 /// max_quoted_chars.
 std::string quoted(std::string_view text);
 
+/// A 2xx status: the call did what it was asked; anything else carries an error body.
+inline bool is_success(unsigned status) {
+  return status >= 200 && status <= 299;
+}
+
 /// A failed result.
 wire_response failure(std::string code, std::string message, unsigned status, bool retryable);
 
