@@ -121,6 +121,36 @@ std::string error_field_of(const http_client_response& res) {
   return field ? std::string{field->as_string()} : std::string{};
 }
 
+/// Sets the providers' bare key variables to the mock's key for this scope (lps reads them
+/// at start).
+struct provider_keys {
+  std::vector<std::string> names;
+  explicit provider_keys(std::vector<std::string> xs = {"OPENAI_API_KEY", "OPENROUTER_API_KEY",
+                                                        "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
+      : names(std::move(xs)) {
+    for (const auto& name : names)
+      ::setenv(name.c_str(), "test-key", 1);
+  }
+  ~provider_keys() {
+    for (const auto& name : names)
+      ::unsetenv(name.c_str());
+  }
+  provider_keys(const provider_keys&) = delete;
+  provider_keys& operator=(const provider_keys&) = delete;
+};
+
+/// The result event of `id` once it is final (polled every 25 ms for up to 10 s); an empty
+/// object when it never became final.
+json::object wait_for_result(client& c, const test::lps_process& lps, const std::string& id) {
+  for (int i = 0; i < 400; ++i) {
+    auto r = c.call("GET", lps.url("/api/v1/results/" + id));
+    if (r.status == 200)
+      return json::parse(r.body).as_object();
+    std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  return json::object{};
+}
+
 } // namespace
 
 TEST_CASE("every accepted comparison gets exactly one result event") {
@@ -365,15 +395,8 @@ TEST_CASE("requests accepted before a crash are processed after the restart") {
   test::lps_process again{dir.path.string()};
   REQUIRE(again.port() != 0);
   client c;
-  for (const auto& id : ids) {
-    unsigned status = 0;
-    for (int i = 0; i < 200 && status != 200; ++i) {
-      status = c.call("GET", again.url("/api/v1/results/" + id)).status;
-      if (status != 200)
-        std::this_thread::sleep_for(std::chrono::milliseconds{25});
-    }
-    CHECK(status == 200);
-  }
+  for (const auto& id : ids)
+    CHECK_FALSE(wait_for_result(c, again, id).empty());
   auto inspect = c.call_json("GET", again.url("/api/v1/inspect"));
   for (auto& actor : inspect["actors"].as_array())
     if (actor.as_object()["kind"] == "queue_manager")
@@ -416,15 +439,8 @@ TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
   test::lps_process again{dir.path.string()};
   REQUIRE(again.port() != 0);
   client c;
-  for (const auto& id : ids) {
-    unsigned status = 0;
-    for (int i = 0; i < 400 && status != 200; ++i) {
-      status = c.call("GET", again.url("/api/v1/results/" + id)).status;
-      if (status != 200)
-        std::this_thread::sleep_for(std::chrono::milliseconds{25});
-    }
-    CHECK(status == 200);
-  }
+  for (const auto& id : ids)
+    CHECK_FALSE(wait_for_result(c, again, id).empty());
 }
 
 TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothing more") {
@@ -521,12 +537,11 @@ TEST_CASE("openai requests go through the provider actor to the mock provider se
                           error));
   temp_dir dir;
   auto base = "http://127.0.0.1:" + std::to_string(mock.port()) + "/v1";
-  ::setenv("OPENAI_API_KEY", "test-key", 1);
+  provider_keys keys{{"OPENAI_API_KEY"}};
   test::lps_process lps{dir.path.string(),
                         {"--openai-base-url=" + base,
                          "--openai-default-model=gpt-4o-mini-2024-07-18",
                          "--retry-base-delay-ms=10"}};
-  ::unsetenv("OPENAI_API_KEY");
   REQUIRE(lps.port() != 0);
   client c;
   auto submit_and_wait = [&](const std::string& prompt) {
@@ -534,14 +549,10 @@ TEST_CASE("openai requests go through the provider actor to the mock provider se
                            "{\"user_prompt\":" + json_quote(prompt)
                                + ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}}");
     auto id = std::string{res["queue_id"].as_string()};
-    for (int i = 0; i < 400; ++i) {
-      auto r = c.call("GET", lps.url("/api/v1/results/" + id));
-      if (r.status == 200)
-        return json::parse(r.body).as_object();
-      std::this_thread::sleep_for(std::chrono::milliseconds{25});
-    }
-    FAIL("no result for " << id);
-    return json::object{};
+    auto event = wait_for_result(c, lps, id);
+    if (event.empty())
+      FAIL("no result for " << id);
+    return event;
   };
   auto quota = submit_and_wait("Compare essay one and essay two.");
   auto& quota_data = quota["data"].as_object();
@@ -575,12 +586,11 @@ TEST_CASE("a hung provider does not slow down requests for another provider") {
   REQUIRE(
       mock.add_faults(R"({"faults":[{"kind":"drop","count":1000}],"dialect":"openai"})", error));
   temp_dir dir;
-  ::setenv("OPENAI_API_KEY", "test-key", 1);
+  provider_keys keys{{"OPENAI_API_KEY"}};
   test::lps_process lps{
       dir.path.string(),
       {"--openai-base-url=http://127.0.0.1:" + std::to_string(mock.port()) + "/v1",
        "--openai-max-concurrent-calls=4", "--provider-request-timeout-ms=60000"}};
-  ::unsetenv("OPENAI_API_KEY");
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;
@@ -613,17 +623,12 @@ TEST_CASE("every real provider is served through the mock server, packed by mult
   temp_dir dir;
   auto base = "http://127.0.0.1:" + std::to_string(mock.port());
   const std::vector<std::string> providers{"openai", "openrouter", "anthropic", "google"};
-  for (const auto& key :
-       {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
-    ::setenv(key, "test-key", 1);
+  provider_keys keys;
   test::lps_process lps{dir.path.string(),
                         {"--openai-base-url=" + base + "/v1",
                          "--openrouter-base-url=" + base + "/api/v1",
                          "--anthropic-base-url=" + base, "--google-base-url=" + base,
                          "--serial-bundle-multi-prompt=true"}};
-  for (const auto& key :
-       {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
-    ::unsetenv(key);
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;
@@ -687,17 +692,6 @@ std::vector<std::string> batch_flags(const mock_provider_server& mock, const std
   return flags;
 }
 
-struct batch_keys {
-  batch_keys() {
-    ::setenv("OPENAI_API_KEY", "test-key", 1);
-    ::setenv("ANTHROPIC_API_KEY", "test-key", 1);
-  }
-  ~batch_keys() {
-    ::unsetenv("OPENAI_API_KEY");
-    ::unsetenv("ANTHROPIC_API_KEY");
-  }
-};
-
 std::vector<std::string> submit_bulk(client& c, const test::lps_process& lps,
                                      const std::string& provider, int n, const std::string& tag,
                                      const std::string& callback_url) {
@@ -733,7 +727,7 @@ TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at t
   std::string error;
   REQUIRE(mock.start(mock_provider_options{}, error));
   temp_dir dir;
-  batch_keys keys;
+  provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
   test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
   REQUIRE(lps.port() != 0);
   receiver sink;
@@ -784,7 +778,7 @@ TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice") {
   options.batch.processing = std::chrono::milliseconds{2000};
   REQUIRE(mock.start(options, error));
   temp_dir dir;
-  batch_keys keys;
+  provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
   std::vector<std::string> ids;
   {
     test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
@@ -798,14 +792,8 @@ TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice") {
   REQUIRE(again.port() != 0);
   client c;
   for (const auto& id : ids) {
-    unsigned status = 0;
-    for (int i = 0; i < 400 && status != 200; ++i) {
-      status = c.call("GET", again.url("/api/v1/results/" + id)).status;
-      if (status != 200)
-        std::this_thread::sleep_for(std::chrono::milliseconds{25});
-    }
-    REQUIRE(status == 200);
-    auto event = c.call_json("GET", again.url("/api/v1/results/" + id));
+    auto event = wait_for_result(c, again, id);
+    REQUIRE_FALSE(event.empty());
     CHECK(event["data"].as_object()["error_detail"].is_null());
   }
   CHECK(mock.stats().batch.batches_created["openai"] == 1);
@@ -819,7 +807,7 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
   options.batch.processing = std::chrono::milliseconds{20000};
   REQUIRE(mock.start(options, error));
   temp_dir dir;
-  batch_keys keys;
+  provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
   test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
   REQUIRE(lps.port() != 0);
   client c;
@@ -831,14 +819,9 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
   CHECK(c.call("POST", lps.url("/api/v1/batch-jobs/bj-unknown/cancel"), "", "").status == 404);
   size_t cancelled = 0;
   for (const auto& id : ids) {
-    unsigned status = 0;
-    for (int i = 0; i < 400 && status != 200; ++i) {
-      status = c.call("GET", lps.url("/api/v1/results/" + id)).status;
-      if (status != 200)
-        std::this_thread::sleep_for(std::chrono::milliseconds{25});
-    }
-    REQUIRE(status == 200);
-    auto data = c.call_json("GET", lps.url("/api/v1/results/" + id))["data"].as_object();
+    auto event = wait_for_result(c, lps, id);
+    REQUIRE_FALSE(event.empty());
+    auto data = event["data"].as_object();
     if (!data["error_detail"].is_null()
         && data["error_detail"].as_object()["error_code"] == "CANCELLED")
       ++cancelled;
@@ -869,13 +852,8 @@ TEST_CASE("every provider over HTTPS with a CA made at test time, refused withou
     return xs;
   };
   auto run = [&](bool trust, const std::string& data) {
-    for (const auto& key :
-         {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
-      ::setenv(key, "test-key", 1);
+    provider_keys keys;
     test::lps_process lps{(dir.path / data).string(), flags(trust)};
-    for (const auto& key :
-         {"OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"})
-      ::unsetenv(key);
     REQUIRE(lps.port() != 0);
     receiver sink;
     client c;
@@ -927,7 +905,7 @@ TEST_CASE("batch_api: failed and expired items go back to the queue and succeed 
   options.batch.item_expire_rate = 0.1;
   REQUIRE(mock.start(options, error));
   temp_dir dir;
-  batch_keys keys;
+  provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
   test::lps_process lps{dir.path.string(), batch_flags(mock, "--queue-max-retries=10")};
   REQUIRE(lps.port() != 0);
   receiver sink;
