@@ -362,6 +362,16 @@ TEST_CASE("dump-config masks secrets and bad values refuse to start") {
   CHECK(bad_manifest.exit_code == 2);
   CHECK(bad_manifest.err.find("MODEL_MANIFEST") != std::string::npos);
   CHECK(bad_manifest.err.find("input_per_1m must be a number") != std::string::npos);
+  // A CA file that cannot be read refuses to start: provider calls would all fail later.
+  auto bad_ca =
+      test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + (dir.path / "var").string(),
+                         "--provider-ca-file=" + (dir.path / "missing-ca.pem").string()});
+  CHECK(bad_ca.exit_code == 2);
+  CHECK(bad_ca.err.find("PROVIDER_CA_FILE") != std::string::npos);
+  // Per-provider rate limits are checked like every other key.
+  auto bad_rate = test::run_command({LPS_BINARY, "--openai-requests-per-minute=lots"});
+  CHECK(bad_rate.exit_code == 2);
+  CHECK(bad_rate.err.find("OPENAI_REQUESTS_PER_MINUTE") != std::string::npos);
 }
 
 TEST_CASE("batch_api mode without a batch provider says it runs as serial_bundle") {
@@ -830,6 +840,10 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
   auto job = c.call_json("GET", lps.url("/api/v1/batch-jobs/" + job_id));
   CHECK(job["cancel_requested"] == true);
   CHECK(job["state"] == "collected");
+  // A finished job cannot be cancelled again: 409, not a silent 202.
+  auto again = c.call("POST", lps.url("/api/v1/batch-jobs/" + job_id + "/cancel"), "", "");
+  CHECK(again.status == 409);
+  CHECK(error_code_of(again) == "INVALID_REQUEST");
 }
 
 TEST_CASE("every provider over HTTPS with a CA made at test time, refused without it") {
