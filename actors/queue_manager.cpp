@@ -104,8 +104,10 @@ queue_entry& insert_entry(self_ptr self, const std::string& id, std::string prov
   return entry;
 }
 
-// A newly stored request stays hot (with its texts) while the text budget allows; beyond
-// it only the scheduling data stays in memory.
+// A new request stays hot (with its texts) while the text budget allows; beyond it only
+// the scheduling data stays in memory. A hot one is ready at once, even before its insert
+// committed (the provider call overlaps the commit); a cold one can only be read back from
+// the store, so it becomes ready when its insert has committed.
 void add_entry(self_ptr self, queued_request item) {
   auto& st = self->state;
   auto id = item.request.queue_id;
@@ -117,7 +119,9 @@ void add_entry(self_ptr self, queued_request item) {
     entry.texts_held = bytes;
     st.text_bytes_in_memory += bytes;
   }
-  make_ready(self, id, entry);
+  entry.stored = false;
+  if (entry.hot)
+    make_ready(self, id, entry);
 }
 
 // Reads whole requests back from the store (a blocking read in the actor, but only for
@@ -190,13 +194,14 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
   queue_manager_state::pending_insert pending;
   uint64_t pending_bytes = 0; // bytes of the requests accepted so far in this message
   store_write write;
+  std::vector<queued_request> accepted;
   for (auto& req : reqs) {
     queued_request item{std::move(req), queue_status::queued, 0, 0};
     item.size_bytes = item.request.user_prompt.size() + item.request.metadata_json.size();
     for (const auto& block : item.request.prompt_blocks)
       item.size_bytes += block.content.size();
-    auto count_after = st.entries.size() + st.reserved_count + pending.items.size() + 1;
-    auto bytes_after = st.active_bytes + st.reserved_bytes + pending_bytes + item.size_bytes;
+    auto count_after = st.entries.size() + pending.queue_ids.size() + 1;
+    auto bytes_after = st.active_bytes + pending_bytes + item.size_bytes;
     if (st.draining) {
       pending.outcomes.push_back(
           refuse(item.request, "SERVICE_UNAVAILABLE", "the service is shutting down", 0));
@@ -210,38 +215,52 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
       pending.outcomes.push_back(
           {true, item.request.queue_id, item.request.correlation_id, "", "", 0});
       pending_bytes += item.size_bytes;
-      pending.items.push_back(std::move(item));
+      pending.queue_ids.push_back(item.request.queue_id);
+      accepted.push_back(std::move(item));
     }
   }
-  if (pending.items.empty())
+  if (pending.queue_ids.empty())
     return std::move(pending.outcomes);
-  for (const auto& x : pending.items) {
-    ++st.reserved_count;
-    st.reserved_bytes += x.size_bytes;
-  }
+  for (auto& item : accepted)
+    add_entry(self, std::move(item));
   auto id = st.next_write_id++;
   pending.promise = self->make_response_promise<std::vector<enqueue_outcome>>();
   auto result = pending.promise;
   st.pending_inserts.emplace(id, std::move(pending));
   st.db->submit(std::move(write), commit_notifier(self, id));
+  wake_waiters(self);
   return result;
 }
 
-void release_reservation(self_ptr self, const std::vector<queued_request>& items) {
+// A request whose insert failed was never accepted (its client gets an error, not a 202):
+// it leaves without a result, and an outcome of a provider call already made is dropped.
+void discard_unstored(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  for (const auto& x : items) {
-    --st.reserved_count;
-    st.reserved_bytes -= x.size_bytes;
-  }
+  auto i = st.entries.find(id);
+  if (i == st.entries.end())
+    return;
+  auto& entry = i->second;
+  if (entry.status == queue_status::processing)
+    --st.processing_count;
+  else
+    remove_ready(self, entry);
+  st.early_outcomes.erase(id);
+  st.active_bytes -= entry.size_bytes;
+  st.text_bytes_in_memory -= entry.texts_held;
+  st.by_age.erase({entry.queued_at, id});
+  st.entries.erase(i);
 }
+
+void complete(self_ptr self, std::vector<comparison_outcome>& outcomes);
 
 void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pending, bool ok,
                          const std::string& error) {
   auto& st = self->state;
-  release_reservation(self, pending.items);
   if (!ok) {
-    LPS_LOG_ERROR(log(), "queue-manager could not store {} requests: {}", pending.items.size(),
+    LPS_LOG_ERROR(log(), "queue-manager could not store {} requests: {}", pending.queue_ids.size(),
                   error);
+    for (const auto& id : pending.queue_ids)
+      discard_unstored(self, id);
     for (auto& x : pending.outcomes)
       if (x.accepted)
         x = {false,
@@ -253,11 +272,22 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
     pending.promise.deliver(std::move(pending.outcomes));
     return;
   }
-  st.accepted_total += pending.items.size();
-  record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.items.size())}});
-  for (auto& item : pending.items)
-    add_entry(self, std::move(item));
+  st.accepted_total += pending.queue_ids.size();
+  record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.queue_ids.size())}});
+  std::vector<comparison_outcome> early;
+  for (const auto& id : pending.queue_ids) {
+    auto& entry = st.entries.at(id);
+    entry.stored = true;
+    if (!entry.hot) // cold: waited for its row (see add_entry)
+      make_ready(self, id, entry);
+    if (auto i = st.early_outcomes.find(id); i != st.early_outcomes.end()) {
+      early.push_back(std::move(i->second));
+      st.early_outcomes.erase(i);
+    }
+  }
   pending.promise.deliver(std::move(pending.outcomes));
+  if (!early.empty())
+    complete(self, early);
   wake_waiters(self);
 }
 
@@ -470,6 +500,11 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
     // request never gets two final results.
     if (i == st.entries.end() || i->second.status != queue_status::processing)
       continue;
+    if (!i->second.stored) { // answered before its insert committed: nothing final yet
+      auto id = outcome.queue_id;
+      st.early_outcomes.insert_or_assign(std::move(id), std::move(outcome));
+      continue;
+    }
     --st.processing_count;
     if (!outcome.success) {
       auto decision = decide_retry(st.cfg, i->second.attempts, outcome);
@@ -521,8 +556,10 @@ void expire_old(self_ptr self, caf::timestamp now) {
   std::vector<std::pair<std::string, comparison_outcome>> finals;
   while (!st.by_age.empty() && st.by_age.begin()->first + st.cfg.ttl <= now) {
     auto id = st.by_age.begin()->second;
-    st.by_age.erase(st.by_age.begin());
     auto& entry = st.entries.at(id);
+    if (!entry.stored)
+      break; // not accepted yet; it expires on a later tick, after its insert committed
+    st.by_age.erase(st.by_age.begin());
     remove_ready(self, entry);
     if (!hydrate(self, id, entry))
       continue;

@@ -1,9 +1,10 @@
 #pragma once
 
 // The queue manager: sole owner of queue state. Durable store underneath, an in-memory
-// index on top (status, priority, FIFO sequence, retry time, age). Requests become
-// visible to the bundler only after their insert committed; results leave memory only
-// after their final write committed.
+// index on top (status, priority, FIFO sequence, retry time, age). A request whose texts
+// are in memory may go to a provider while its insert is still being committed, so the
+// provider call overlaps the commit; but it is answered (202), finalized and written about
+// only after that commit. Results leave memory only after their final write committed.
 
 #include "actors/actors.hpp"
 #include "runtime/store.hpp"
@@ -70,6 +71,9 @@ struct queue_entry {
   caf::timestamp not_before;
   /// Bytes of this request's texts held in `hot` (0: the texts are only in the store).
   uint64_t texts_held = 0;
+  /// False while its insert is being committed: the client has no 202 yet, and nothing
+  /// final may happen to it (an outcome that arrives early waits in `early_outcomes`).
+  bool stored = true;
 };
 
 struct queue_manager_state {
@@ -98,16 +102,15 @@ struct queue_manager_state {
   /// Bytes of request texts held in memory (bounded by cfg.memory_text_budget).
   uint64_t text_bytes_in_memory = 0;
   uint64_t texts_loaded_total = 0;
-  /// Capacity held by inserts that are not committed yet.
-  uint64_t reserved_count = 0;
-  uint64_t reserved_bytes = 0;
-
   /// Store writes in flight, by write id.
   struct pending_insert {
     caf::typed_response_promise<std::vector<enqueue_outcome>> promise;
     std::vector<enqueue_outcome> outcomes;
-    std::vector<queued_request> items;
+    /// The accepted requests of this write (already entries, `stored` false).
+    std::vector<std::string> queue_ids;
   };
+  /// Outcomes of requests whose insert had not committed when the provider answered.
+  std::unordered_map<std::string, comparison_outcome> early_outcomes;
   struct pending_final {
     std::vector<std::string> queue_ids;
     std::vector<delivery> deliveries;

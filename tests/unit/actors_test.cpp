@@ -793,3 +793,75 @@ TEST_CASE("a retried request joins the back of its priority and does not jump th
   // "first" failed once; its retry went behind the requests queued after it.
   CHECK(order == std::vector<std::string>{"first", "second", "third", "first"});
 }
+
+// The provider call overlaps the insert's commit; nothing final may happen before it.
+
+TEST_CASE("a request may reach its provider before its insert commits, but is answered and "
+          "finalized only after the commit") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1);
+  fx.settle();
+  auto req = make_request("early");
+  req.callback_url = "http://cb/early";
+  auto rh = fx.self->request(fx.intake_hdl, caf::infinite, atom::submit_v,
+                             std::vector<comparison_request>{req});
+  fx.sched.run(); // the actors run; the store has not committed anything yet
+  REQUIRE(fx.stub("mock").seen.size() == 1);
+  auto id = fx.stub("mock").seen[0].items.at(0).entry.request.queue_id;
+  CHECK_FALSE(fx.db->find_result(id)); // the outcome waits for the insert
+  CHECK(fx.http.requests.empty());
+  CHECK(fx.db->count_active_requests() == 0);
+  fx.settle(); // the insert commits: the 202, then the final result and its callback
+  std::vector<enqueue_outcome> answer;
+  rh.receive([&](std::vector<enqueue_outcome>& x) { answer = std::move(x); },
+             [&](caf::error& err) { FAIL("submit failed: " << caf::to_string(err)); });
+  REQUIRE(answer.size() == 1);
+  CHECK(answer[0].accepted);
+  CHECK(answer[0].queue_id == id);
+  auto row = fx.db->find_result(id);
+  REQUIRE(row);
+  CHECK(row->status == "completed");
+  REQUIRE(fx.http.requests.size() == 1);
+  CHECK(fx.http.requests[0].url == "http://cb/early");
+  CHECK(fx.db->count_active_requests() == 0);
+}
+
+TEST_CASE("a request whose insert fails is refused and gets no result, even if its provider "
+          "already answered") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1);
+  fx.settle();
+  // A row with the same queue id, written behind the queue manager's back, makes the
+  // insert fail (UNIQUE).
+  auto req = make_request("clash");
+  req.queue_id = new_uuid();
+  req.callback_url = "http://cb/clash";
+  stored_request row;
+  row.queue_id = req.queue_id;
+  row.provider = "mock";
+  store_write write;
+  write.inserts.push_back(row);
+  fx.db->submit(std::move(write), [](bool ok, const std::string&) { REQUIRE(ok); });
+  fx.db->flush();
+  auto rh = fx.self->request(fx.queue, caf::infinite, atom::enqueue_v,
+                             std::vector<comparison_request>{req});
+  fx.sched.run();
+  REQUIRE(fx.stub("mock").seen.size() == 1); // the provider was called before the commit
+  fx.settle();
+  std::vector<enqueue_outcome> answer;
+  rh.receive([&](std::vector<enqueue_outcome>& x) { answer = std::move(x); },
+             [&](caf::error& err) { FAIL("enqueue failed: " << caf::to_string(err)); });
+  REQUIRE(answer.size() == 1);
+  CHECK_FALSE(answer[0].accepted);
+  CHECK(answer[0].error_code == "INTERNAL_ERROR");
+  CHECK_FALSE(fx.db->find_result(req.queue_id));
+  CHECK(fx.http.requests.empty());
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, req.queue_id);
+  REQUIRE(st);
+  CHECK_FALSE(st->found);
+  auto status = fx.request<actor_status>(fx.queue, atom::status_v);
+  REQUIRE(status);
+  CHECK(status->figures.at("processing") == 0);
+  CHECK(status->figures.at("active_bytes") == 0);
+  CHECK(status->figures.at("text_bytes_in_memory") == 0);
+}
