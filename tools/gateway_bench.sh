@@ -12,6 +12,12 @@
 # with callbacks (one POST per request, --concurrency POSTs in flight), lps's /metrics read,
 # lps stopped. One mock process serves every run.
 #
+# By default the load is closed-loop: each answer frees a slot for the next call or POST, so
+# the faster path is also offered more load. With RATE set, both the direct run and every lps
+# run offer the same open-loop load instead: RATE calls (direct) or POSTs (lps) a second on a
+# fixed schedule (lps-loadgen --rate), and the concurrency argument only caps how many are in
+# flight. A run that could not keep up shows it as rate_late > 0 in the late-starts line.
+#
 # The mock advertises an OpenAI account limit in x-ratelimit-* headers (10,000 requests and
 # 2,000,000 prompt tokens per fixed one-minute window, hard-coded in
 # tools/mock_provider/mock_provider_server.cpp) and lps obeys them: once the mock says 0
@@ -26,6 +32,8 @@
 #   BUILD_DIR=build-bench   CMake build dir (configured Release)
 #   ESSAY_BYTES=3000        the load generator's --essay-bytes (same for both paths)
 #   ROUNDS=2                rounds; each round runs direct, then every mode in MODES
+#   RATE=                   calls / POSTs per second for every run (the load generator's
+#                           --rate); empty or 0: closed loop, as many as --concurrency allows
 #   MODES="per_request serial_bundle"   lps QUEUE_PROCESSING_MODE values to run; "builtin"
 #                           adds a run of lps with its built-in mock provider (per_request,
 #                           no provider HTTP call) to price the HTTP provider path
@@ -50,6 +58,12 @@ if ! [[ $count =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ ]] || [[ $# -gt 2 ]]; the
 fi
 build_dir=${BUILD_DIR:-build-bench}
 essay_bytes=${ESSAY_BYTES:-3000}
+rate=${RATE:-0}
+if ! [[ $rate =~ ^(0|[1-9][0-9]{0,5}|1000000)$ ]]; then
+  echo "gateway_bench: RATE must be a whole number of calls per second in 0..1000000," \
+    "got '$rate'" >&2
+  exit 2
+fi
 rounds=${ROUNDS:-2}
 modes=${MODES:-per_request serial_bundle}
 timeout_s=${BENCH_TIMEOUT:-120}
@@ -187,7 +201,7 @@ run_direct() {
   busy=$(busy_ticks)
   local rc=0
   "$build_dir/lps-loadgen" --mode=direct "--url=http://127.0.0.1:$mock_port/v1" \
-    "--count=$count" "--concurrency=$concurrency" "--essay-bytes=$essay_bytes" \
+    "--count=$count" "--concurrency=$concurrency" "--rate=$rate" "--essay-bytes=$essay_bytes" \
     "--pid=$mock_pid" "--timeout-seconds=$timeout_s" "--reset-url=$reset_url" \
     >"$out" 2>"$out.err" || rc=$?
   after=$(cpu_ticks "$mock_pid")
@@ -224,7 +238,7 @@ run_lps() {
   lps_before=$(cpu_ticks "$lps_pid")
   busy=$(busy_ticks)
   "$build_dir/lps-loadgen" "--url=http://127.0.0.1:$port" --mode=single "--count=$count" \
-    "--concurrency=$concurrency" "--essay-bytes=$essay_bytes" "--pid=$lps_pid" \
+    "--concurrency=$concurrency" "--rate=$rate" "--essay-bytes=$essay_bytes" "--pid=$lps_pid" \
     "--timeout-seconds=$timeout_s" "--reset-url=$reset_url" >"$out" 2>"$out.err" || rc=$?
   after=$(cpu_ticks "$mock_pid")
   lps_after=$(cpu_ticks "$lps_pid")
@@ -257,11 +271,12 @@ run_lps() {
   rm -rf "$data"
 }
 
+if [[ $rate -gt 0 ]]; then rate_text="$rate/s open loop"; else rate_text="closed loop"; fi
 echo "machine: nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), count $count," \
-  "concurrency $concurrency, essay bytes $essay_bytes, fsync ${BENCH_FSYNC:-1}," \
-  "mock io threads ${MOCK_IO_THREADS:-1}"
+  "concurrency $concurrency, rate $rate_text, essay bytes $essay_bytes," \
+  "fsync ${BENCH_FSYNC:-1}, mock io threads ${MOCK_IO_THREADS:-1}"
 for round in $(seq 1 "$rounds"); do
-  echo "== round $round: direct ($count calls, concurrency $concurrency)" >&2
+  echo "== round $round: direct ($count calls, concurrency $concurrency, rate $rate_text)" >&2
   run_direct "$work/r$round-direct.txt"
   for mode in $modes; do
     echo "== round $round: through lps, $mode" >&2
@@ -349,6 +364,16 @@ echo
 echo "direct call mean ms per round: $(for r in $(seq 1 "$rounds"); do
   printf '%s ' "$(val "$work/r$r-direct.txt" call_mean_ms)"
 done)"
+if [[ $rate -gt 0 ]]; then
+  # Which runs fell behind the schedule (every slot busy): their load was not the offered one.
+  echo "late starts (> 1 ms after due at $rate/s): $(for r in $(seq 1 "$rounds"); do
+    for run in direct $modes; do
+      f="$work/r$r-$run.txt"
+      printf 'r%s %s %s (max %s ms); ' "$r" "$run" "$(val "$f" rate_late)" \
+        "$(val "$f" rate_late_max_ms)"
+    done
+  done)"
+fi
 echo
 
 if [[ -n ${KEEP_DIR:-} ]]; then

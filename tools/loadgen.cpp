@@ -3,6 +3,8 @@
 // used by tools/bench.sh and tools/gateway_bench.sh, not a test. Run with --help for the
 // options. --mode=direct skips lps and sends the OpenAI chat/completions call lps would make
 // for each request straight to a provider (the mock), as the baseline for the gateway overhead.
+// --rate=N makes the load open-loop: POSTs (or calls) start on a fixed schedule, N a second,
+// instead of each answer freeing a slot for the next, so both paths can get the same load.
 //
 // It shares the CPU with the server under test, so the per-request work is kept small: essay
 // texts come from one corpus built at start, request bodies are built with plain string
@@ -60,6 +62,8 @@ struct options {
   submit_mode mode = submit_mode::single;
   uint64_t bulk_size = 100;
   uint64_t concurrency = 64;
+  // Fresh POSTs (direct mode: calls) started per second on a fixed schedule; 0: closed loop.
+  uint64_t rate = 0;
   uint64_t essay_bytes = 3000;
   wait_mode wait = wait_mode::callback;
   uint64_t timeout_seconds = 600;
@@ -91,7 +95,17 @@ delivery-correctness figures (summary on stdout, progress on stderr).
                           model, system + user messages, json_schema response format), one
                           call per request, no retries; figures are per call
   --bulk-size=N           requests per bulk POST (default 100)
-  --concurrency=N         POSTs in flight; also the connection count (default 64)
+  --concurrency=N         POSTs in flight; also the connection count (default 64); with
+                          --rate the cap on POSTs in flight
+  --rate=N                open loop: start N POSTs a second on a fixed schedule, whatever
+                          the answers (POST k at start + k/N s; bulk mode: N bulk POSTs
+                          of --bulk-size requests; direct mode: N calls). A POST due while
+                          all --concurrency slots are busy starts when one frees up, late;
+                          the summary's rate_late counts the POSTs that started more than
+                          1 ms after their due time (all slots busy, or this process short
+                          of CPU) and rate_late_max_ms shows the worst: a saturated run.
+                          Retries and polls are not paced. 0 (default): closed loop, each
+                          answer frees a slot for the next POST at once. At most 1000000
   --essay-bytes=N         bytes per essay, two essays per prompt (default 3000)
   --wait=callback|poll|none
                           how results are collected: a local callback receiver (default),
@@ -158,6 +172,8 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
     opt.bulk_size = parse_number(key, value, 1, 10'000);
   } else if (key == "concurrency") {
     opt.concurrency = parse_number(key, value, 1, 10'000);
+  } else if (key == "rate") {
+    opt.rate = parse_number(key, value, 0, 1'000'000);
   } else if (key == "essay-bytes") {
     opt.essay_bytes = parse_number(key, value, 16, 400'000);
   } else if (key == "wait") {
@@ -656,7 +672,8 @@ private:
 
 // -- delayed work and bounded concurrency --------------------------------------------------------
 
-/// Runs functions after a delay on one thread (Retry-After waits, poll back-off).
+/// Runs functions at a time or after a delay on one thread (Retry-After waits, poll back-off,
+/// --rate pacing). It runs them without holding its lock, so they may schedule again.
 class scheduler {
 public:
   scheduler() : thread_([this] { run(); }) {}
@@ -666,10 +683,14 @@ public:
   }
 
   void after(milliseconds delay, std::function<void()> fn) {
+    at(clock_type::now() + delay, std::move(fn));
+  }
+
+  void at(clock_type::time_point when, std::function<void()> fn) {
     std::lock_guard<std::mutex> lock{mutex_};
     if (stopped_)
       return;
-    items_.push({clock_type::now() + delay, next_seq_++, std::move(fn)});
+    items_.push({when, next_seq_++, std::move(fn)});
     wake_.notify_one();
   }
 
@@ -720,13 +741,77 @@ private:
   std::thread thread_;
 };
 
+/// How far a paced run kept to its schedule (--rate).
+struct pacing_figures {
+  uint64_t started = 0;
+  /// Units that started more than 1 ms after their due time (every slot was busy, or the
+  /// thread that starts them did not get the CPU in time).
+  uint64_t late = 0;
+  /// The latest start of any unit, relative to its due time.
+  clock_type::duration late_max{};
+};
+
+/// The open-loop schedule of fresh units: unit k is due at start + k / rate seconds, the
+/// start being the first question asked. The schedule never slips, so after a stall the
+/// overdue units go at once (an open loop's offered load does not wait for the server).
+/// Rate 0: every unit is due at once (closed loop). Not synchronized: the caller locks.
+class pacer {
+public:
+  explicit pacer(uint64_t rate) : rate_(rate) {}
+
+  bool paced() const {
+    return rate_ > 0;
+  }
+
+  /// Whether the next fresh unit may start at `now`.
+  bool due(clock_type::time_point now) {
+    if (!paced())
+      return true;
+    if (!start_)
+      start_ = now;
+    return now >= next_due();
+  }
+
+  /// When the next fresh unit is due (only after due() was asked once).
+  clock_type::time_point next_due() const {
+    // Whole nanoseconds: --count (<= 1e8) times 1e9 stays within 64 bits.
+    return *start_ + std::chrono::nanoseconds{figures_.started * 1'000'000'000 / rate_};
+  }
+
+  /// Records that the next fresh unit starts at `now` (after due() said it may).
+  void started(clock_type::time_point now) {
+    if (paced()) {
+      auto late = now - next_due();
+      figures_.late += late > milliseconds{1} ? 1 : 0;
+      figures_.late_max = std::max(figures_.late_max, late);
+    }
+    ++figures_.started;
+  }
+
+  const pacing_figures& figures() const {
+    return figures_;
+  }
+
+private:
+  uint64_t rate_;
+  std::optional<clock_type::time_point> start_;
+  pacing_figures figures_;
+};
+
 /// Keeps at most `limit` units in flight: units due again (retries, polls) go first, then
-/// fresh ones from `fresh`. `launch` must eventually call done() once per unit.
+/// fresh ones from `fresh` when `rate` (per second, 0: no pacing) says one is due. `launch`
+/// must eventually call done() once per unit. `sched` (needed when rate > 0) wakes the window
+/// when the next fresh unit falls due, as no answer may arrive to do it.
 template <class Unit>
 class window {
 public:
-  window(size_t limit, std::function<std::optional<Unit>()> fresh, std::function<void(Unit)> launch)
-      : limit_(limit), fresh_(std::move(fresh)), launch_(std::move(launch)) {}
+  window(size_t limit, std::function<std::optional<Unit>()> fresh, std::function<void(Unit)> launch,
+         uint64_t rate = 0, scheduler* sched = nullptr)
+      : limit_(limit), fresh_(std::move(fresh)), launch_(std::move(launch)), pace_(rate),
+        sched_(sched) {
+    if (rate > 0 && !sched)
+      throw std::logic_error("a paced window needs a scheduler");
+  }
 
   void push(Unit unit) {
     {
@@ -757,12 +842,7 @@ public:
         std::lock_guard<std::mutex> lock{mutex_};
         if (closed_ || inflight_ >= limit_)
           return;
-        if (!ready_.empty()) {
-          unit = std::move(ready_.front());
-          ready_.pop_front();
-        } else if (fresh_) {
-          unit = fresh_();
-        }
+        unit = next_unit();
         if (!unit)
           return;
         ++inflight_;
@@ -771,14 +851,57 @@ public:
     }
   }
 
+  pacing_figures pacing() const {
+    std::lock_guard<std::mutex> lock{mutex_};
+    return pace_.figures();
+  }
+
 private:
+  /// Called under the lock: a unit due again, else a fresh one if one is due.
+  std::optional<Unit> next_unit() {
+    if (!ready_.empty()) {
+      auto unit = std::move(ready_.front());
+      ready_.pop_front();
+      return unit;
+    }
+    if (!fresh_)
+      return std::nullopt;
+    auto now = clock_type::now();
+    if (!pace_.due(now)) {
+      wake_when_due();
+      return std::nullopt;
+    }
+    auto unit = fresh_();
+    if (unit)
+      pace_.started(now);
+    return unit;
+  }
+
+  /// Called under the lock (safe: the scheduler runs its functions without its own lock).
+  /// Every answer pumps, so one pending wake-up is enough however many find nothing due.
+  void wake_when_due() {
+    if (wake_pending_)
+      return;
+    wake_pending_ = true;
+    sched_->at(pace_.next_due(), [this] {
+      {
+        std::lock_guard<std::mutex> lock{mutex_};
+        wake_pending_ = false;
+      }
+      pump();
+    });
+  }
+
   size_t limit_;
   std::function<std::optional<Unit>()> fresh_;
   std::function<void(Unit)> launch_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::deque<Unit> ready_;
   size_t inflight_ = 0;
   bool closed_ = false;
+  pacer pace_;
+  scheduler* sched_;
+  bool wake_pending_ = false;
 };
 
 /// Everything the submitter and the poller share.
@@ -889,10 +1012,14 @@ public:
         client_(client_options(ctx.opt.concurrency)),
         window_(
             ctx.opt.concurrency, [this] { return next_unit(); },
-            [this](unit u) { launch(std::move(u)); }) {}
+            [this](unit u) { launch(std::move(u)); }, ctx.opt.rate, &ctx.sched) {}
 
   void start() {
     window_.pump();
+  }
+
+  pacing_figures pacing() const {
+    return window_.pacing();
   }
 
   void stop() {
@@ -1161,6 +1288,7 @@ void tracker::print_summary(const options& opt, double elapsed_s) const {
                : opt.wait == wait_mode::poll   ? "poll"
                                                : "none");
   line("concurrency", std::to_string(opt.concurrency));
+  line("rate", std::to_string(opt.rate));
   line("bulk_size", opt.mode == submit_mode::bulk ? std::to_string(opt.bulk_size) : na);
   line("requests", std::to_string(slots_.size()));
   line("accepted", std::to_string(accepted_));
@@ -1211,6 +1339,17 @@ int exit_code(const tracker& t, const options& opt) {
   bool missing = opt.wait != wait_mode::none && t.completed_ < t.accepted_;
   bool ok = t.accepted_ == t.slots_.size() && !missing && t.conflicting_ == 0;
   return ok ? 0 : 1;
+}
+
+/// rate_late and rate_late_max_ms: how far a paced run (--rate) fell behind its schedule.
+void print_pacing(const options& opt, const pacing_figures& pace) {
+  auto na = std::string("n/a");
+  line("rate_late", opt.rate == 0
+                        ? na
+                        : std::to_string(pace.late) + " of " + std::to_string(pace.started)
+                              + " started > 1 ms after their due time");
+  auto max_ms = std::chrono::duration<double, std::milli>(pace.late_max).count();
+  line("rate_late_max_ms", opt.rate == 0 ? na : fixed(max_ms, 2));
 }
 
 void print_rss(const options& opt) {
@@ -1338,16 +1477,21 @@ std::string check_openai_answer(std::string_view body) {
 class direct_caller {
 public:
   direct_caller(const options& opt, const body_builder& bodies, clock_type::time_point origin,
-                milliseconds timeout)
+                milliseconds timeout, scheduler& sched)
       : opt_(opt), bodies_(bodies), origin_(origin), timeout_(timeout),
         client_(client_options(opt.concurrency)),
         window_(
-            opt.concurrency, [this] { return next_call(); }, [this](uint64_t i) { launch(i); }) {
+            opt.concurrency, [this] { return next_call(); }, [this](uint64_t i) { launch(i); },
+            opt.rate, &sched) {
     latencies_ms_.reserve(opt.count);
   }
 
   void start() {
     window_.pump();
+  }
+
+  pacing_figures pacing() const {
+    return window_.pacing();
   }
 
   void stop() {
@@ -1371,6 +1515,7 @@ public:
     line("url", opt_.url + "/chat/completions");
     line("model", opt_.model);
     line("concurrency", std::to_string(opt_.concurrency));
+    line("rate", std::to_string(opt_.rate));
     line("requests", std::to_string(opt_.count));
     line("answered", std::to_string(answered_));
     line("ok", std::to_string(ok_));
@@ -1449,7 +1594,8 @@ int run_direct(const options& opt) {
   body_builder bodies(opt, corpus, "");
   auto origin = clock_type::now();
   auto http_timeout = milliseconds{std::min<uint64_t>(opt.timeout_seconds, 120) * 1000};
-  direct_caller caller(opt, bodies, origin, http_timeout);
+  scheduler sched; // wakes the caller's window when a paced call falls due
+  direct_caller caller(opt, bodies, origin, http_timeout, sched);
   std::map<std::string, double> server_cpu_before;
   if (opt.pid != 0)
     server_cpu_before = thread_cpu_seconds(opt.pid);
@@ -1469,8 +1615,10 @@ int run_direct(const options& opt) {
   if (caller.answered() < opt.count)
     std::fprintf(stderr, "lps-loadgen: timed out after %.1f s\n", elapsed);
   resets.stop();
+  sched.stop(); // before the caller goes: a pending wake-up pumps its window
   caller.stop();
   caller.print_summary(elapsed);
+  print_pacing(opt, caller.pacing());
   resets.print();
   print_rss(opt);
   if (opt.pid != 0)
@@ -1548,6 +1696,7 @@ int run(const options& opt) {
   receiver.stop();
   print_progress(track, elapsed);
   track.print_summary(opt, elapsed);
+  print_pacing(opt, sub.pacing());
   resets.print();
   print_rss(opt);
   if (opt.pid != 0)
