@@ -19,26 +19,83 @@ json::object response_format(std::string_view name, json::object schema) {
   return json::object{{"type", "json_schema"}, {"json_schema", std::move(js)}};
 }
 
-json::array messages_of(const std::string& system, const std::string& user) {
-  json::array messages;
-  if (!system.empty())
-    messages.push_back(json::object{{"role", "system"}, {"content", system}});
-  messages.push_back(json::object{{"role", "user"}, {"content", user}});
-  return messages;
+/// The response_format of a single and of a multi-prompt call as JSON text, built once: they
+/// never change, and building the schema DOM per call cost more than the rest of the body.
+const std::string& single_format() {
+  static const std::string text =
+      json::serialize(response_format(single_answer_name, verdict_schema()));
+  return text;
 }
 
-/// Token limit, temperature and reasoning controls, as the model accepts them.
-void add_generation_settings(json::object& body, const llm_overrides& ov, uint32_t max_tokens,
-                             const openai_model_flags& flags) {
-  body[flags.uses_max_completion_tokens ? "max_completion_tokens" : "max_tokens"] = max_tokens;
-  if (flags.supports_temperature)
-    body["temperature"] = ov.has_temperature ? ov.temperature : default_temperature;
-  if (flags.supports_reasoning_controls) {
-    if (!ov.reasoning_effort.empty())
-      body["reasoning_effort"] = ov.reasoning_effort;
-    if (!ov.output_verbosity.empty())
-      body["verbosity"] = ov.output_verbosity;
+const std::string& multi_format() {
+  static const std::string text =
+      json::serialize(response_format(multi_answer_name, multi_verdict_schema()));
+  return text;
+}
+
+/// Appends what `sr` was reset to, exactly as json::serialize writes it (strings escaped,
+/// numbers in Boost.JSON's own format), through a stack buffer so nothing is copied twice.
+void append_serialized(std::string& out, json::serializer& sr) {
+  char buffer[4096];
+  while (!sr.done()) {
+    auto part = sr.read(buffer);
+    out.append(part.data(), part.size());
   }
+}
+
+void append_string(std::string& out, json::serializer& sr, std::string_view text) {
+  sr.reset(json::string_view{text.data(), text.size()});
+  append_serialized(out, sr);
+}
+
+void append_number(std::string& out, json::serializer& sr, const json::value& number) {
+  sr.reset(&number);
+  append_serialized(out, sr);
+}
+
+/// The chat/completions body, written straight into one string: the same bytes, in the same
+/// key order, as the json::object lps used to build and serialize (openai_format_test keeps
+/// that builder and compares), without copying the prompts into a DOM first. `format` is
+/// JSON text; generation settings are sent as the model accepts them.
+std::string chat_body(std::string_view model, std::string_view system, std::string_view user,
+                      std::string_view format, const llm_overrides& ov, uint32_t max_tokens,
+                      const openai_model_flags& flags) {
+  // Fixed text and numbers take under 256 bytes; escapes (newlines, quotes) add some more.
+  auto texts = model.size() + system.size() + user.size() + ov.reasoning_effort.size()
+               + ov.output_verbosity.size();
+  std::string out;
+  out.reserve(format.size() + texts + texts / 16 + 256);
+  json::serializer sr;
+  out += R"({"model":)";
+  append_string(out, sr, model);
+  out += R"(,"messages":[)";
+  if (!system.empty()) {
+    out += R"({"role":"system","content":)";
+    append_string(out, sr, system);
+    out += "},";
+  }
+  out += R"({"role":"user","content":)";
+  append_string(out, sr, user);
+  out += R"(}],"response_format":)";
+  out += format;
+  out += flags.uses_max_completion_tokens ? R"(,"max_completion_tokens":)" : R"(,"max_tokens":)";
+  append_number(out, sr, json::value(max_tokens));
+  if (flags.supports_temperature) {
+    out += R"(,"temperature":)";
+    append_number(out, sr, json::value(ov.has_temperature ? ov.temperature : default_temperature));
+  }
+  if (flags.supports_reasoning_controls) {
+    if (!ov.reasoning_effort.empty()) {
+      out += R"(,"reasoning_effort":)";
+      append_string(out, sr, ov.reasoning_effort);
+    }
+    if (!ov.output_verbosity.empty()) {
+      out += R"(,"verbosity":)";
+      append_string(out, sr, ov.output_verbosity);
+    }
+  }
+  out += '}';
+  return out;
 }
 
 http_client_request post(const wire_target& target, std::string body) {
@@ -90,11 +147,25 @@ wire_response http_error(unsigned status, std::string_view body) {
                  verdict.kind == failure_class::retryable);
 }
 
+/// Room for the DOMs of a typical answer, envelope and verdict together (a 560-byte answer
+/// needs about 1.7 KB), so reading one allocates nothing; a larger one spills to the heap.
+constexpr size_t answer_arena_bytes = 4096;
+
+/// `text` parsed into `arena`; null when it is not JSON.
+json::value parse_into(std::string_view text, json::monotonic_resource& arena) {
+  json::error_code ec;
+  auto doc = json::parse(text, ec, &arena);
+  if (ec)
+    return nullptr;
+  return doc;
+}
+
 /// A 2xx answer's first choice: its message content when the call produced a full answer,
 /// else the failure; usage is read either way.
 struct envelope {
   wire_response result;
-  std::string content;
+  /// The message content, a string, when result.success; points into the parsed answer.
+  const json::value* content = nullptr;
 };
 
 token_usage usage_of(const json::object& root) {
@@ -110,11 +181,10 @@ token_usage usage_of(const json::object& root) {
   return u;
 }
 
-envelope read_envelope(unsigned status, std::string_view body) {
+/// Reads the parsed 2xx answer `doc` (null when the body is not JSON).
+envelope read_envelope(unsigned status, const json::value& doc) {
   envelope e;
-  json::error_code ec;
-  auto doc = json::parse(body, ec);
-  if (ec || !doc.is_object()) {
+  if (!doc.is_object()) {
     e.result = failure("PARSING_ERROR", "OpenAI response body is not JSON", status, false);
     return e;
   }
@@ -141,17 +211,17 @@ envelope read_envelope(unsigned status, std::string_view body) {
   } else {
     e.result.success = true;
     e.result.http_status = static_cast<int32_t>(status);
-    e.content = std::string{content->get_string()};
+    e.content = content;
   }
   e.result.usage = usage_of(root);
   return e;
 }
 
-/// The verdict JSON inside the message content, checked field by field.
-wire_response read_verdict(envelope e, unsigned status) {
-  json::error_code ec;
-  auto doc = json::parse(e.content, ec);
-  if (ec || !doc.is_object()) {
+/// The verdict JSON inside the message content, parsed into `arena` and checked field by
+/// field.
+wire_response read_verdict(envelope e, unsigned status, json::monotonic_resource& arena) {
+  auto doc = parse_into(e.content->get_string(), arena);
+  if (!doc.is_object()) {
     auto usage = e.result.usage;
     e.result = failure("PARSING_ERROR", "OpenAI content is not a JSON object", status, false);
     e.result.usage = usage;
@@ -216,12 +286,8 @@ openai_model_flags openai_model_flags_for(std::string_view model, const openai_f
 std::string build_openai_request(const comparison_request& req, const std::string& model,
                                  const openai_model_flags& flags) {
   const auto& ov = req.overrides;
-  json::object body;
-  body["model"] = model;
-  body["messages"] = messages_of(system_prompt_of(req), req.user_prompt);
-  body["response_format"] = response_format(single_answer_name, verdict_schema());
-  add_generation_settings(body, ov, ov.max_tokens > 0 ? ov.max_tokens : default_max_tokens, flags);
-  return json::serialize(body);
+  return chat_body(model, system_prompt_of(req), req.user_prompt, single_format(), ov,
+                   ov.max_tokens > 0 ? ov.max_tokens : default_max_tokens, flags);
 }
 
 wire_response parse_openai_response(unsigned status, std::string_view body,
@@ -230,10 +296,13 @@ wire_response parse_openai_response(unsigned status, std::string_view body,
   return guarded<wire_response>(status, headers, now, [&] {
     if (!is_success(status))
       return http_error(status, body);
-    auto e = read_envelope(status, body);
+    unsigned char buffer[answer_arena_bytes];
+    json::monotonic_resource arena{buffer};
+    auto doc = parse_into(body, arena);
+    auto e = read_envelope(status, doc);
     if (!e.result.success)
       return std::move(e.result);
-    return read_verdict(std::move(e), status);
+    return read_verdict(std::move(e), status, arena);
   });
 }
 
@@ -264,14 +333,11 @@ http_client_request openai_wire::multi_call(const wire_target& target,
   uint32_t max_tokens = 0;
   for (const auto& item : items)
     max_tokens = std::max(max_tokens, item.request->overrides.max_tokens);
-  json::object body;
-  body["model"] = model;
-  body["messages"] = messages_of(system_prompt_of(first) + "\n\n" + multi_prompt_instructions,
-                                 pack_multi_prompt(items));
-  body["response_format"] = response_format(multi_answer_name, multi_verdict_schema());
-  add_generation_settings(body, first.overrides, max_tokens > 0 ? max_tokens : default_max_tokens,
-                          openai_model_flags_for(model, flags_));
-  return post(target, json::serialize(body));
+  auto body = chat_body(model, system_prompt_of(first) + "\n\n" + multi_prompt_instructions,
+                        pack_multi_prompt(items), multi_format(), first.overrides,
+                        max_tokens > 0 ? max_tokens : default_max_tokens,
+                        openai_model_flags_for(model, flags_));
+  return post(target, std::move(body));
 }
 
 wire_multi_response openai_wire::read_multi(unsigned status, std::string_view body,
@@ -283,10 +349,13 @@ wire_multi_response openai_wire::read_multi(unsigned status, std::string_view bo
       out.call = http_error(status, body);
       return out;
     }
-    auto e = read_envelope(status, body);
+    unsigned char buffer[answer_arena_bytes];
+    json::monotonic_resource arena{buffer};
+    auto doc = parse_into(body, arena);
+    auto e = read_envelope(status, doc);
     out.call = std::move(e.result);
     if (out.call.success)
-      out.answers = read_multi_answers(json::string(e.content));
+      out.answers = read_multi_answers(*e.content);
     return out;
   });
 }
