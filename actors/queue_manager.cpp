@@ -688,6 +688,8 @@ actor_status status_of(self_ptr self) {
     result.figures["queued_" + provider] = double(queue.size());
   auto stats = st.db->stats();
   result.figures["store_commits"] = double(stats.commits);
+  result.figures["store_checkpoints_background"] = double(stats.background_checkpoints);
+  result.figures["store_checkpoints_writer"] = double(stats.writer_checkpoints);
   result.figures["store_ops_committed"] = double(stats.ops_committed);
   result.facts = {{"store", st.db->path()}, {"draining", st.draining ? "true" : "false"}};
   return result;

@@ -1,6 +1,7 @@
 #include "runtime/store.hpp"
 
 #include "runtime/sqlite_util.hpp"
+#include "runtime/wal_checkpointer.hpp"
 
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
@@ -29,9 +30,10 @@ using sqlite::stmt_scope;
 constexpr int schema_version = 2;
 constexpr int busy_timeout_ms = 5000;
 
-// Writer-only tuning. A larger autocheckpoint (8 MiB of 8 KiB pages = 64 MiB of WAL)
-// means fewer, larger checkpoints on the writer thread; journal_size_limit truncates
-// the WAL back after a checkpoint so a burst does not leave a huge file behind.
+// Writer-only tuning. Without fsync at every commit checkpoints are the wal_checkpointer's
+// (see keep_wal_short); with it, SQLite's own, inside a commit, every 64 MiB of WAL.
+// journal_size_limit truncates the WAL back after it restarts, so a burst does not leave a
+// huge file behind.
 constexpr const char* writer_pragmas = "PRAGMA cache_size=-32768;"
                                        "PRAGMA wal_autocheckpoint=8192;"
                                        "PRAGMA journal_size_limit=67108864;";
@@ -216,6 +218,12 @@ struct store::impl {
   std::atomic<uint64_t> ops_committed{0};
   std::atomic<uint64_t> failed_commits{0};
   std::atomic<uint64_t> pending_ops{0};
+  std::atomic<uint64_t> writer_checkpoints{0};
+
+  // Declared after the connections: it stops (and closes its own) first.
+  std::unique_ptr<wal_checkpointer> checkpointer;
+  /// Frames in the WAL after the last commit (writer thread only; from the WAL hook).
+  int wal_frames = 0;
 
   // -- opening --
 
@@ -249,7 +257,48 @@ struct store::impl {
     if (!exec(db, sync, "set synchronous", error)
         || !exec(db, writer_pragmas, "configure writer", error) || !create_schema(error))
       return false;
+    if (checkpoints_in_background()) // replaces SQLite's automatic checkpoint
+      sqlite3_wal_hook(db, &impl::on_wal_commit, this);
     return prepare_writer(error);
+  }
+
+  static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
+    static_cast<impl*>(self)->wal_frames = frames;
+    return SQLITE_OK;
+  }
+
+  bool checkpoints_in_background() const {
+    return options.wal_checkpoint_frames > 0 && !options.fsync_every_commit;
+  }
+
+  bool start_checkpointer(std::string& error) {
+    if (!checkpoints_in_background())
+      return true;
+    checkpointer = wal_checkpointer::start(db_path, busy_timeout_ms, error);
+    return checkpointer != nullptr;
+  }
+
+  // After each transaction. A long WAL is checkpointed by the background thread. A WAL
+  // only restarts from its beginning once a checkpoint caught up with every commit, which
+  // steady commits (or a starved background thread) can keep from happening; so at 8 times
+  // the threshold the writer checkpoints itself, between commits, in RESTART mode: it waits
+  // for a background checkpoint still running, copies what is left (most frames are copied
+  // already) and makes the next commit start the WAL from its beginning.
+  void keep_wal_short() {
+    auto threshold = static_cast<int>(options.wal_checkpoint_frames);
+    if (!checkpoints_in_background() || wal_frames < threshold)
+      return;
+    if (wal_frames < 8 * threshold) {
+      if (checkpointer)
+        checkpointer->request();
+      return;
+    }
+    int rc = sqlite3_wal_checkpoint_v2(write_db.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr,
+                                       nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+      spdlog::warn("store: WAL checkpoint failed: {}", sqlite::message(write_db.get()));
+    ++writer_checkpoints;
+    wal_frames = 0;
   }
 
   bool create_schema(std::string& error) {
@@ -380,6 +429,7 @@ struct store::impl {
       commit_batch(batch);
       finish_batch(batch);
       batch.clear();
+      keep_wal_short();
     }
   }
 
@@ -396,6 +446,7 @@ struct store::impl {
       commit_batch(batch);
       finish_batch(batch);
       batch.clear();
+      keep_wal_short();
     }
   }
 
@@ -647,6 +698,8 @@ std::unique_ptr<store> store::open(const store_options& options, std::string& er
     auto state = std::make_unique<impl>(options);
     if (!state->open_databases(error))
       return nullptr;
+    if (!options.manual_commits && !state->start_checkpointer(error))
+      return nullptr;
     if (!options.manual_commits)
       state->start_writer();
     return std::unique_ptr<store>(new store(std::move(state)));
@@ -724,6 +777,8 @@ store_stats store::stats() const {
   out.ops_committed = impl_->ops_committed.load();
   out.failed_commits = impl_->failed_commits.load();
   out.pending_ops = impl_->pending_ops.load();
+  out.background_checkpoints = impl_->checkpointer ? impl_->checkpointer->checkpoints() : 0;
+  out.writer_checkpoints = impl_->writer_checkpoints.load();
   return out;
 }
 

@@ -24,6 +24,14 @@ struct store_options {
   bool fsync_every_commit = true;
   /// Most operations folded into one transaction.
   size_t max_ops_per_commit = 4096;
+  /// Without fsync at every commit: the WAL length (in 8 KiB frames) at which a background
+  /// thread checkpoints it (1024: 8 MiB), instead of SQLite's automatic checkpoint inside a
+  /// commit, whose syncs held every commit behind it for ~60 ms once per 64 MiB. Should
+  /// the WAL still reach 8 times this (commits never pause long enough for it to restart),
+  /// the writer checkpoints between two commits itself. With fsync at every commit SQLite's
+  /// own checkpoint stays: there the background one's syncs competed with the commits' and
+  /// raised median latency by ~0.35 ms (docs/benchmarks.md). 0: SQLite's own in both modes.
+  uint32_t wal_checkpoint_frames = 1024;
   /// Tests only: no writer thread; writes wait until flush(), which commits them and runs
   /// their callbacks on the calling thread (deterministic actor tests need every message
   /// to come from the test thread).
@@ -81,6 +89,9 @@ struct store_stats {
   uint64_t ops_committed = 0;
   uint64_t failed_commits = 0;
   uint64_t pending_ops = 0;
+  /// WAL checkpoints by the background thread, and by the writer itself (the backstop).
+  uint64_t background_checkpoints = 0;
+  uint64_t writer_checkpoints = 0;
 };
 
 class store {

@@ -40,6 +40,8 @@
 #   BENCH_FSYNC=1           0: start lps with --store-fsync=false
 #   MOCK_IO_THREADS=1       the mock's --io-threads
 #   BENCH_TIMEOUT=120       per-run limit in seconds (the load generator's --timeout-seconds)
+#   LPS_BIN=path           the lps binary to run (default $BUILD_DIR/lps), e.g. an older
+#                           build for an A/B comparison in one session
 #   LPS_FLAGS="..."         extra lps flags (e.g. --openai-max-concurrent-calls=128)
 #   KEEP_DIR=path           copy every raw load generator output and /metrics dump there
 #
@@ -57,6 +59,7 @@ if ! [[ $count =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ ]] || [[ $# -gt 2 ]]; the
   exit 2
 fi
 build_dir=${BUILD_DIR:-build-bench}
+lps_bin=${LPS_BIN:-$build_dir/lps}
 essay_bytes=${ESSAY_BYTES:-3000}
 rate=${RATE:-0}
 if ! [[ $rate =~ ^(0|[1-9][0-9]{0,5}|1000000)$ ]]; then
@@ -228,8 +231,8 @@ run_lps() {
   fi
   [[ ${BENCH_FSYNC:-1} == 0 ]] && flags+=(--store-fsync=false)
   flags+=("${lps_extra[@]}")
-  echo "== $mode: OPENAI_API_KEY=test-key $build_dir/lps ${flags[*]}" >&2
-  OPENAI_API_KEY=test-key "$build_dir/lps" "${flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
+  echo "== $mode: OPENAI_API_KEY=test-key $lps_bin ${flags[*]}" >&2
+  OPENAI_API_KEY=test-key "$lps_bin" "${flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
   lps_pid=$!
   local port
   port=$(wait_port lps "$work/lps.out" "$lps_pid")

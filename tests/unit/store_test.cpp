@@ -987,3 +987,70 @@ TEST_CASE("store streams the scheduling index and loads whole rows by id", "[sto
   CHECK(rows[0].texts == "texts-1");
   CHECK(rows[0].provider == "openai");
 }
+
+// -- WAL checkpoints: off the writer thread, and the WAL stays short --
+
+namespace {
+
+// 2,000 requests of ~8 KiB, committed one by one (each write waits for the one before),
+// as light traffic commits them: without checkpoints the WAL would exceed 32 MB.
+constexpr int one_by_one_count = 2000;
+void write_one_by_one(lps::store& db) {
+  std::string texts(8000, 't');
+  for (int i = 0; i < one_by_one_count; ++i) {
+    auto row = make_request("wal-" + std::to_string(i));
+    row.texts = texts;
+    require_ok(db, inserts({row}));
+  }
+}
+
+uintmax_t wal_bytes(const temp_dir& dir) {
+  std::error_code ec;
+  auto size = fs::file_size(dir.path() / "lps.db-wal", ec);
+  return ec ? 0 : size;
+}
+
+} // namespace
+
+TEST_CASE("the WAL is checkpointed by a background thread and stays short", "[store]") {
+  temp_dir dir;
+  auto options = options_for(dir);
+  options.wal_checkpoint_frames = 64; // 512 KiB
+  auto db = open_store(options);
+  write_one_by_one(*db);
+  auto stats = db->stats();
+  CHECK(stats.background_checkpoints > 0);
+  // 8 x 64 frames (4 MiB) start the writer's own RESTART checkpoint; without any, the WAL
+  // would exceed 32 MB.
+  CHECK(wal_bytes(dir) < 12u << 20);
+  CHECK(db->count_active_requests() == one_by_one_count);
+}
+
+TEST_CASE("without the background thread the writer checkpoints a long WAL between commits",
+          "[store]") {
+  temp_dir dir;
+  auto options = options_for(dir);
+  options.wal_checkpoint_frames = 64;
+  options.manual_commits = true; // no threads at all: only the writer's backstop
+  auto db = open_store(options);
+  write_one_by_one(*db);
+  auto stats = db->stats();
+  CHECK(stats.background_checkpoints == 0);
+  CHECK(stats.writer_checkpoints > 0);
+  CHECK(wal_bytes(dir) < 12u << 20);
+  CHECK(db->count_active_requests() == one_by_one_count);
+}
+
+TEST_CASE("with fsync at every commit SQLite's own checkpoint stays in the writer", "[store]") {
+  temp_dir dir;
+  auto options = options_for(dir, true);
+  options.wal_checkpoint_frames = 64;
+  auto db = open_store(options);
+  write_one_by_one(*db);
+  auto stats = db->stats();
+  CHECK(stats.background_checkpoints == 0);
+  CHECK(stats.writer_checkpoints == 0);
+  // Its threshold is 8192 frames (64 MiB), so the 32 MB of this test stay in the WAL.
+  CHECK(wal_bytes(dir) > 16u << 20);
+  CHECK(db->count_active_requests() == one_by_one_count);
+}

@@ -1,0 +1,80 @@
+#include "runtime/wal_checkpointer.hpp"
+
+#include "runtime/sqlite_util.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace lps {
+
+struct wal_checkpointer::connection {
+  sqlite::db_ptr db;
+};
+
+std::unique_ptr<wal_checkpointer> wal_checkpointer::start(const std::string& db_path,
+                                                          int busy_timeout_ms, std::string& error) {
+  std::unique_ptr<wal_checkpointer> result{new wal_checkpointer};
+  result->db_ = std::make_unique<connection>();
+  if (!sqlite::open_connection(db_path, SQLITE_OPEN_READWRITE, busy_timeout_ms, result->db_->db,
+                               error)) {
+    error = "cannot open a checkpoint connection to '" + db_path + "': " + error;
+    return nullptr;
+  }
+  // A connection that has read nothing does not know the file is in WAL mode yet, and its
+  // checkpoints would do nothing: read the schema once.
+  if (!sqlite::exec(result->db_->db.get(), "SELECT count(*) FROM sqlite_master", "read schema",
+                    error)) {
+    error = "cannot prepare the checkpoint connection to '" + db_path + "': " + error;
+    return nullptr;
+  }
+  result->thread_ = std::thread([self = result.get()] { self->run(); });
+  return result;
+}
+
+wal_checkpointer::~wal_checkpointer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void wal_checkpointer::request() {
+  {
+    std::lock_guard lock(mutex_);
+    requested_ = true;
+  }
+  wake_.notify_one();
+}
+
+uint64_t wal_checkpointer::checkpoints() const {
+  std::lock_guard lock(mutex_);
+  return checkpoints_;
+}
+
+void wal_checkpointer::run() {
+  bool warned = false;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return requested_ || stopping_; });
+    if (stopping_)
+      return;
+    requested_ = false;
+    lock.unlock();
+    int wal_frames = -1;
+    int rc = sqlite3_wal_checkpoint_v2(db_->db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       &wal_frames, nullptr);
+    // BUSY only means another checkpoint ran at the same time; anything else is worth one
+    // warning (the writer's own backstop checkpoint still bounds the WAL).
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && !warned) {
+      spdlog::warn("store: background WAL checkpoint failed: {}", sqlite::message(db_->db.get()));
+      warned = true;
+    }
+    lock.lock();
+    if (rc == SQLITE_OK && wal_frames > 0) // -1: the connection is not in WAL mode
+      ++checkpoints_;
+  }
+}
+
+} // namespace lps
