@@ -62,7 +62,7 @@ comparison_outcome outcome_base(const state_t& st, const part_t& p, const std::s
   out.model = model;
   out.prompt_sha256 = req.prompt_sha256;
   out.enrichment = p.item.enrichment;
-  out.response_time = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started);
+  out.response_time = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started);
   return out;
 }
 

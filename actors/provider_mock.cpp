@@ -29,7 +29,7 @@ caf::result<std::vector<comparison_outcome>> process_batch(self_ptr self, const 
   auto& st = self->state;
   ++st.calls_total;
   std::vector<comparison_outcome> outcomes;
-  std::chrono::milliseconds latency{0};
+  std::chrono::microseconds latency{0};
   for (const auto& item : b.items) {
     outcomes.push_back(mock_process_comparison(st.settings, item));
     latency += outcomes.back().response_time;

@@ -173,7 +173,9 @@ struct comparison_outcome {
   /// The provider and model that served the call.
   std::string provider;
   std::string model;
-  std::chrono::milliseconds response_time{0};
+  /// How long the provider call took, to the microsecond (the result event shows whole
+  /// milliseconds; the response-duration histogram gets it whole).
+  std::chrono::microseconds response_time{0};
   token_usage usage;
   double cost_estimate = 0.0;
   std::string prompt_sha256;

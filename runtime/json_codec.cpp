@@ -1000,7 +1000,10 @@ void append_result_data(std::string& out, const result_event& event,
   }
   data.string_or_null("provider", provider)
       .string_or_null("model", model)
-      .integer("response_time_ms", static_cast<int64_t>(outcome.response_time.count()));
+      .integer("response_time_ms",
+               static_cast<int64_t>(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(outcome.response_time)
+                       .count()));
   object_writer usage{data.member("token_usage")};
   usage.integer("prompt_tokens", outcome.usage.prompt_tokens)
       .integer("completion_tokens", outcome.usage.completion_tokens)

@@ -10,6 +10,7 @@
 #include "actors/metrics.hpp"
 #include "actors/provider_mock.hpp"
 #include "actors/queue_manager.hpp"
+#include "actors/result_mapper.hpp"
 #include "fixtures/deterministic.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/ids.hpp"
@@ -864,4 +865,27 @@ TEST_CASE("a request whose insert fails is refused and gets no result, even if i
   CHECK(status->figures.at("processing") == 0);
   CHECK(status->figures.at("active_bytes") == 0);
   CHECK(status->figures.at("text_bytes_in_memory") == 0);
+}
+
+TEST_CASE("the response-duration histogram gets the provider call's time to the microsecond") {
+  queued_request entry;
+  entry.request = make_request("timed");
+  entry.request.queue_id = new_uuid();
+  comparison_outcome o;
+  o.queue_id = entry.request.queue_id;
+  o.success = true;
+  o.winner = "Essay A";
+  o.justification = "timed";
+  o.confidence = 3.0;
+  o.provider = "openai";
+  o.model = "gpt-5-mini";
+  o.response_time = std::chrono::microseconds{420}; // a sub-millisecond call
+  auto now = caf::make_timestamp();
+  auto event = make_result_event(entry, o, now);
+  std::optional<double> seconds;
+  for (const auto& sample : final_result_metrics(event, now))
+    if (sample.name == "llm_provider_response_duration_seconds")
+      seconds = sample.value;
+  REQUIRE(seconds);
+  CHECK(*seconds == Approx(0.000420));
 }

@@ -120,7 +120,7 @@ result_event success_event() {
   o.confidence = 4.5;
   o.provider = "mock";
   o.model = "mock-model-1";
-  o.response_time = std::chrono::milliseconds{1234};
+  o.response_time = std::chrono::microseconds{1234567}; // the event shows whole ms
   o.usage = {100, 20, 120, 0, 0};
   o.cost_estimate = 0.00125;
   o.prompt_sha256 = "abc123";
