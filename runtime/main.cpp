@@ -90,7 +90,7 @@ http_server_options server_options(const config& cfg) {
 int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto log = get_logger("main");
   std::string error;
-  auto db = store::open({cfg.data_dir, cfg.store_fsync, 4096}, error);
+  auto db = store::open({.data_dir = cfg.data_dir, .fsync_every_commit = cfg.store_fsync}, error);
   if (!db) {
     std::fprintf(stderr, "lps: cannot open the store: %s\n", error.c_str());
     return 1;

@@ -24,6 +24,10 @@ struct store_options {
   bool fsync_every_commit = true;
   /// Most operations folded into one transaction.
   size_t max_ops_per_commit = 4096;
+  /// Tests only: no writer thread; writes wait until flush(), which commits them and runs
+  /// their callbacks on the calling thread (deterministic actor tests need every message
+  /// to come from the test thread).
+  bool manual_commits = false;
   /// Without fsync at every commit: the WAL length (in 8 KiB frames) at which a background
   /// thread checkpoints it (1024: 8 MiB), instead of SQLite's automatic checkpoint inside a
   /// commit, whose syncs held every commit behind it for ~60 ms once per 64 MiB. Should
@@ -32,10 +36,6 @@ struct store_options {
   /// own checkpoint stays: there the background one's syncs competed with the commits' and
   /// raised median latency by ~0.35 ms (docs/benchmarks.md). 0: SQLite's own in both modes.
   uint32_t wal_checkpoint_frames = 1024;
-  /// Tests only: no writer thread; writes wait until flush(), which commits them and runs
-  /// their callbacks on the calling thread (deterministic actor tests need every message
-  /// to come from the test thread).
-  bool manual_commits = false;
 };
 
 /// A request row: indexed columns plus the opaque serialized request.

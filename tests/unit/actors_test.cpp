@@ -162,7 +162,8 @@ struct pipeline_fixture : test::deterministic_fixture {
 
   explicit pipeline_fixture(queue_manager_config qm = {}) {
     std::string error;
-    db = store::open({dir.string(), false, 4096, true}, error);
+    db = store::open(
+        {.data_dir = dir.string(), .fsync_every_commit = false, .manual_commits = true}, error);
     REQUIRE(db);
     metrics_hdl = spawn(metrics);
     callbacks_config cb;

@@ -107,7 +107,8 @@ struct batch_fixture : test::deterministic_fixture {
 
   batch_fixture() {
     std::string error;
-    db = store::open({dir.string(), false, 4096, true}, error);
+    db = store::open(
+        {.data_dir = dir.string(), .fsync_every_commit = false, .manual_commits = true}, error);
     REQUIRE(db);
     jobs_db = batch_job_store::open({dir.string(), false}, error);
     REQUIRE(jobs_db);
