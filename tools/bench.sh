@@ -7,6 +7,8 @@
 #
 # Environment:
 #   BUILD_DIR=build        CMake build dir (use your own when sharing a checkout)
+#   LPS_BIN=path           the lps binary to run (default $BUILD_DIR/lps), e.g. an older build
+#                          for an A/B comparison in one session
 #   BENCH_FSYNC=0          start lps with --store-fsync=false (default: fsync on)
 #   BENCH_TIMEOUT=600      per-run limit in seconds (the load generator's --timeout-seconds)
 #   LOADGEN_FLAGS="..."    extra load generator flags for both runs (e.g. --concurrency=128)
@@ -24,6 +26,7 @@ if ! [[ $count =~ ^[0-9]+$ ]]; then
   exit 2
 fi
 build_dir=${BUILD_DIR:-build}
+lps_bin=${LPS_BIN:-$build_dir/lps}
 timeout_s=${BENCH_TIMEOUT:-600}
 modes=${BENCH_MODES:-single bulk}
 read -r -a loadgen_extra <<<"${LOADGEN_FLAGS:-}"
@@ -69,8 +72,8 @@ if [[ ${BENCH_FSYNC:-1} == 0 ]]; then
 fi
 lps_flags+=("$@")
 
-echo "== starting: $build_dir/lps ${lps_flags[*]}" >&2
-"$build_dir/lps" "${lps_flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
+echo "== starting: $lps_bin ${lps_flags[*]}" >&2
+"$lps_bin" "${lps_flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
 lps_pid=$!
 
 # lps prints "lps listening on http://127.0.0.1:<port>" once it serves.
