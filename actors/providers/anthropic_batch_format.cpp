@@ -121,22 +121,13 @@ bool anthropic_custom_id_ok(std::string_view id) {
 
 anthropic_batch_wire::anthropic_batch_wire(std::string version, uint64_t max_items,
                                            uint64_t max_bytes)
-    : sync_(version), version_(std::move(version)),
-      max_items_(std::clamp<uint64_t>(max_items, 1, anthropic_batch_max_items)),
-      max_bytes_(std::clamp<uint64_t>(max_bytes, 1, anthropic_batch_max_bytes)) {
+    : batch_wire(max_items, max_bytes, anthropic_batch_max_items, anthropic_batch_max_bytes),
+      sync_(version), version_(std::move(version)) {
   // nop
 }
 
 std::string_view anthropic_batch_wire::display_name() const {
   return "Anthropic";
-}
-
-uint64_t anthropic_batch_wire::max_items_per_job() const {
-  return max_items_;
-}
-
-uint64_t anthropic_batch_wire::max_bytes_per_job() const {
-  return max_bytes_;
 }
 
 std::string anthropic_batch_wire::item_entry(const comparison_request& request,

@@ -70,8 +70,6 @@ public:
                                 uint64_t max_bytes = anthropic_batch_max_bytes);
 
   std::string_view display_name() const override;
-  uint64_t max_items_per_job() const override;
-  uint64_t max_bytes_per_job() const override;
 
   std::string item_entry(const comparison_request& request, const std::string& custom_id,
                          const std::string& model) const override;
@@ -118,8 +116,6 @@ private:
   /// Reads answers exactly as sync calls (the succeeded messages, the HTTP errors).
   anthropic_wire sync_;
   std::string version_;
-  uint64_t max_items_;
-  uint64_t max_bytes_;
 };
 
 } // namespace lps

@@ -8,6 +8,7 @@
 
 #include "actors/providers/provider_wire.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -100,9 +101,14 @@ public:
   /// "OpenAI" or "Anthropic", for messages.
   virtual std::string_view display_name() const = 0;
 
-  /// Most items and bytes one job may hold (the provider's own limits).
-  virtual uint64_t max_items_per_job() const = 0;
-  virtual uint64_t max_bytes_per_job() const = 0;
+  /// Most items and bytes one job may hold: what the format was built with, never more
+  /// than the provider's own limits.
+  uint64_t max_items_per_job() const {
+    return max_items_;
+  }
+  uint64_t max_bytes_per_job() const {
+    return max_bytes_;
+  }
 
   /// One item's entry: an OpenAI JSONL line (without the newline) or an Anthropic
   /// `{"custom_id","params"}` object. `custom_id` is the queue id.
@@ -161,6 +167,18 @@ public:
                                      const wire_headers& headers,
                                      std::chrono::system_clock::time_point now,
                                      wire_response& error) const = 0;
+
+protected:
+  /// Lower limits than the provider's (tests, cautious operators) are kept; each is clamped
+  /// to 1..the provider's own limit.
+  batch_wire(uint64_t max_items, uint64_t max_bytes, uint64_t provider_max_items,
+             uint64_t provider_max_bytes)
+      : max_items_(std::clamp<uint64_t>(max_items, 1, provider_max_items)),
+        max_bytes_(std::clamp<uint64_t>(max_bytes, 1, provider_max_bytes)) {}
+
+private:
+  uint64_t max_items_;
+  uint64_t max_bytes_;
 };
 
 } // namespace lps

@@ -182,22 +182,13 @@ std::string openai_upload_boundary(const std::vector<std::string>& entries) {
 
 openai_batch_wire::openai_batch_wire(uint64_t max_items, uint64_t max_bytes,
                                      openai_flags_table flags)
-    : max_items_(std::clamp<uint64_t>(max_items, 1, openai_batch_max_items)),
-      max_bytes_(std::clamp<uint64_t>(max_bytes, 1, openai_batch_max_bytes)),
+    : batch_wire(max_items, max_bytes, openai_batch_max_items, openai_batch_max_bytes),
       flags_(std::move(flags)) {
   // nop
 }
 
 std::string_view openai_batch_wire::display_name() const {
   return "OpenAI";
-}
-
-uint64_t openai_batch_wire::max_items_per_job() const {
-  return max_items_;
-}
-
-uint64_t openai_batch_wire::max_bytes_per_job() const {
-  return max_bytes_;
 }
 
 std::string openai_batch_wire::item_entry(const comparison_request& request,

@@ -70,8 +70,6 @@ public:
                              openai_flags_table flags = {});
 
   std::string_view display_name() const override;
-  uint64_t max_items_per_job() const override;
-  uint64_t max_bytes_per_job() const override;
 
   std::string item_entry(const comparison_request& request, const std::string& custom_id,
                          const std::string& model) const override;
@@ -111,8 +109,6 @@ public:
                              wire_response& error) const override;
 
 private:
-  uint64_t max_items_;
-  uint64_t max_bytes_;
   /// Per-model request parameters from the manifest.
   openai_flags_table flags_;
 };
