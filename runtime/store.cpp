@@ -281,9 +281,9 @@ struct store::impl {
   // After each transaction. A long WAL is checkpointed by the background thread. A WAL
   // only restarts from its beginning once a checkpoint caught up with every commit, which
   // steady commits (or a starved background thread) can keep from happening; so at 8 times
-  // the threshold the writer checkpoints itself, between commits, in RESTART mode: it waits
-  // for a background checkpoint still running, copies what is left (most frames are copied
-  // already) and makes the next commit start the WAL from its beginning.
+  // the threshold the writer waits, between two commits, for a RESTART checkpoint: it
+  // copies what is left (most frames are copied already) and the next commit starts the WAL
+  // from its beginning. Without the thread (manual commits) the writer runs it itself.
   void keep_wal_short() {
     auto threshold = static_cast<int>(options.wal_checkpoint_frames);
     if (!checkpoints_in_background() || wal_frames < threshold)
@@ -293,10 +293,13 @@ struct store::impl {
         checkpointer->request();
       return;
     }
-    int rc = sqlite3_wal_checkpoint_v2(write_db.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr,
-                                       nullptr);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+    if (checkpointer) {
+      checkpointer->restart();
+    } else if (int rc = sqlite3_wal_checkpoint_v2(write_db.get(), nullptr,
+                                                  SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+               rc != SQLITE_OK && rc != SQLITE_BUSY) {
       spdlog::warn("store: WAL checkpoint failed: {}", sqlite::message(write_db.get()));
+    }
     ++writer_checkpoints;
     wal_frames = 0;
   }

@@ -89,7 +89,8 @@ struct store_stats {
   uint64_t ops_committed = 0;
   uint64_t failed_commits = 0;
   uint64_t pending_ops = 0;
-  /// WAL checkpoints by the background thread, and by the writer itself (the backstop).
+  /// WAL checkpoints by the background thread, and RESTART checkpoints the writer waited
+  /// for (the backstop; also counted in background_checkpoints when the thread ran them).
   uint64_t background_checkpoints = 0;
   uint64_t writer_checkpoints = 0;
 };

@@ -53,28 +53,45 @@ uint64_t wal_checkpointer::checkpoints() const {
   return checkpoints_;
 }
 
+void wal_checkpointer::restart() {
+  std::unique_lock lock(mutex_);
+  auto ticket = ++restarts_wanted_;
+  wake_.notify_one();
+  restarted_.wait(lock, [&] { return restarts_done_ >= ticket || stopping_; });
+}
+
+// One checkpoint on this thread's connection; true when it ran on a WAL with frames.
+bool wal_checkpointer::checkpoint(int mode) {
+  int wal_frames = -1;
+  int rc = sqlite3_wal_checkpoint_v2(db_->db.get(), nullptr, mode, &wal_frames, nullptr);
+  // BUSY: readers kept a RESTART from finishing within the busy timeout (it still copied
+  // what it could). Anything else is worth one warning.
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY && !warned_) {
+    spdlog::warn("store: background WAL checkpoint failed: {}", sqlite::message(db_->db.get()));
+    warned_ = true;
+  }
+  return rc == SQLITE_OK && wal_frames > 0; // -1: the connection is not in WAL mode
+}
+
 void wal_checkpointer::run() {
-  bool warned = false;
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return requested_ || stopping_; });
+    wake_.wait(lock, [&] { return requested_ || restarts_wanted_ > restarts_done_ || stopping_; });
     if (stopping_)
-      return;
+      break;
+    auto restart_ticket = restarts_wanted_;
+    bool restart = restart_ticket > restarts_done_;
     requested_ = false;
     lock.unlock();
-    int wal_frames = -1;
-    int rc = sqlite3_wal_checkpoint_v2(db_->db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                       &wal_frames, nullptr);
-    // BUSY only means another checkpoint ran at the same time; anything else is worth one
-    // warning (the writer's own backstop checkpoint still bounds the WAL).
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY && !warned) {
-      spdlog::warn("store: background WAL checkpoint failed: {}", sqlite::message(db_->db.get()));
-      warned = true;
-    }
+    bool ran = checkpoint(restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE);
     lock.lock();
-    if (rc == SQLITE_OK && wal_frames > 0) // -1: the connection is not in WAL mode
-      ++checkpoints_;
+    checkpoints_ += ran ? 1 : 0;
+    if (restart) {
+      restarts_done_ = restart_ticket;
+      restarted_.notify_all();
+    }
   }
+  restarted_.notify_all();
 }
 
 } // namespace lps

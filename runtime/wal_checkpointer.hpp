@@ -30,6 +30,11 @@ public:
   /// Asks for a checkpoint soon; never blocks. Requests made while one runs fold into one.
   void request();
 
+  /// Runs a RESTART checkpoint and waits for it: it copies every frame and makes the next
+  /// commit start the WAL from its beginning. For a writer between two commits whose WAL
+  /// grew too long; done here, so two checkpoints never race for the same lock.
+  void restart();
+
   /// Checkpoints run so far on a non-empty WAL.
   uint64_t checkpoints() const;
 
@@ -37,11 +42,16 @@ private:
   struct connection;
   wal_checkpointer() = default;
   void run();
+  bool checkpoint(int mode);
 
   std::unique_ptr<connection> db_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable restarted_;
   bool requested_ = false;
+  uint64_t restarts_wanted_ = 0;
+  uint64_t restarts_done_ = 0;
+  bool warned_ = false; // touched by the thread only
   bool stopping_ = false;
   uint64_t checkpoints_ = 0;
   std::thread thread_;
