@@ -29,13 +29,7 @@ namespace json = boost::json;
 
 namespace {
 
-struct temp_dir {
-  fs::path path = fs::temp_directory_path() / ("lps-service-test-" + new_uuid());
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using lps::test::temp_dir;
 
 /// Blocking calls through the project's async client (tests only).
 struct client {
@@ -155,7 +149,7 @@ json::object wait_for_result(client& c, const test::lps_process& lps, const std:
 
 TEST_CASE("every accepted comparison gets exactly one result event") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string()};
+  test::lps_process lps{dir.path().string()};
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;
@@ -205,7 +199,7 @@ TEST_CASE("every accepted comparison gets exactly one result event") {
 
 TEST_CASE("bad input gets a clear 4xx naming the field and nothing is stored") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string(), {"--http-max-body-bytes=100000"}};
+  test::lps_process lps{dir.path().string(), {"--http-max-body-bytes=100000"}};
   REQUIRE(lps.port() != 0);
   client c;
   auto url = lps.url("/api/v1/comparison");
@@ -262,7 +256,7 @@ TEST_CASE("bad input gets a clear 4xx naming the field and nothing is stored") {
 
 TEST_CASE("requests for a provider without a key end in a CONFIGURATION_ERROR result") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string()};
+  test::lps_process lps{dir.path().string()};
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;
@@ -282,7 +276,7 @@ TEST_CASE("requests for a provider without a key end in a CONFIGURATION_ERROR re
 
 TEST_CASE("metrics exposition passes promtool and counts bundles") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string()};
+  test::lps_process lps{dir.path().string()};
   REQUIRE(lps.port() != 0);
   client c;
   std::string body = "{\"requests\":[";
@@ -302,8 +296,8 @@ TEST_CASE("metrics exposition passes promtool and counts bundles") {
   CHECK(text.find("llm_provider_serial_bundle_calls_total{provider=\"mock\"") != std::string::npos);
   CHECK(text.find("llm_provider_serial_bundle_items_per_call_bucket") != std::string::npos);
   CHECK(text.find("result=\"success\"} 20") != std::string::npos);
-  auto file = dir.path / "metrics.txt";
-  fs::create_directories(dir.path);
+  auto file = dir.path() / "metrics.txt";
+  fs::create_directories(dir.path());
   std::ofstream{file} << text;
   auto check = test::run_command({"/bin/sh", "-c", "promtool check metrics < " + file.string()});
   INFO(check.out << check.err);
@@ -315,7 +309,7 @@ TEST_CASE("results survive a restart") {
   temp_dir dir;
   std::string id;
   {
-    test::lps_process lps{dir.path.string()};
+    test::lps_process lps{dir.path().string()};
     REQUIRE(lps.port() != 0);
     client c;
     auto res = c.call_json("POST", lps.url("/api/v1/comparison"), "{\"user_prompt\":\"keep me\"}");
@@ -327,7 +321,7 @@ TEST_CASE("results survive a restart") {
     }
     CHECK(lps.stop() == 0);
   }
-  test::lps_process again{dir.path.string()};
+  test::lps_process again{dir.path().string()};
   REQUIRE(again.port() != 0);
   client c;
   auto res = c.call("GET", again.url("/api/v1/results/" + id));
@@ -353,19 +347,19 @@ TEST_CASE("dump-config masks secrets and bad values refuse to start") {
   CHECK(bad_env.err.find("QUEUE_PROCESSING_MODE") != std::string::npos);
   // A broken model manifest refuses to start (its prices feed every cost estimate).
   temp_dir dir;
-  fs::create_directories(dir.path);
-  auto manifest = dir.path / "models.json";
+  fs::create_directories(dir.path());
+  auto manifest = dir.path() / "models.json";
   std::ofstream{manifest} << R"({"models": [{"model_id": "m", "input_per_1m": "cheap"}]})";
   auto bad_manifest =
-      test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + (dir.path / "var").string(),
+      test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + (dir.path() / "var").string(),
                          "--model-manifest=" + manifest.string()});
   CHECK(bad_manifest.exit_code == 2);
   CHECK(bad_manifest.err.find("MODEL_MANIFEST") != std::string::npos);
   CHECK(bad_manifest.err.find("input_per_1m must be a number") != std::string::npos);
   // A CA file that cannot be read refuses to start: provider calls would all fail later.
   auto bad_ca =
-      test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + (dir.path / "var").string(),
-                         "--provider-ca-file=" + (dir.path / "missing-ca.pem").string()});
+      test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + (dir.path() / "var").string(),
+                         "--provider-ca-file=" + (dir.path() / "missing-ca.pem").string()});
   CHECK(bad_ca.exit_code == 2);
   CHECK(bad_ca.err.find("PROVIDER_CA_FILE") != std::string::npos);
   // Per-provider rate limits are checked like every other key.
@@ -376,7 +370,7 @@ TEST_CASE("dump-config masks secrets and bad values refuse to start") {
 
 TEST_CASE("batch_api mode without a batch provider says it runs as serial_bundle") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string(), {"--queue-processing-mode=batch_api"}};
+  test::lps_process lps{dir.path().string(), {"--queue-processing-mode=batch_api"}};
   REQUIRE(lps.port() != 0);
   client c;
   auto health = c.call_json("GET", lps.url("/healthz"));
@@ -391,7 +385,7 @@ TEST_CASE("requests accepted before a crash are processed after the restart") {
   std::vector<std::string> ids;
   {
     // A slow mock keeps the requests queued or processing when the process is killed.
-    test::lps_process lps{dir.path.string(), {"--mock-latency-ms=60000"}};
+    test::lps_process lps{dir.path().string(), {"--mock-latency-ms=60000"}};
     REQUIRE(lps.port() != 0);
     client c;
     for (int i = 0; i < 10; ++i) {
@@ -402,7 +396,7 @@ TEST_CASE("requests accepted before a crash are processed after the restart") {
     CHECK(c.call("GET", lps.url("/api/v1/results/" + ids.front())).status == 202);
     lps.stop(SIGKILL);
   }
-  test::lps_process again{dir.path.string()};
+  test::lps_process again{dir.path().string()};
   REQUIRE(again.port() != 0);
   client c;
   for (const auto& id : ids)
@@ -417,7 +411,7 @@ TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
   temp_dir dir;
   std::vector<std::string> ids;
   {
-    test::lps_process lps{dir.path.string(), {"--mock-latency-ms=1500"}};
+    test::lps_process lps{dir.path().string(), {"--mock-latency-ms=1500"}};
     REQUIRE(lps.port() != 0);
     client c;
     for (int i = 0; i < 6; ++i) {
@@ -446,7 +440,7 @@ TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
     CHECK(stopper.get() == 0);
   }
   // Everything accepted before SIGTERM ends in exactly one result, now or after a restart.
-  test::lps_process again{dir.path.string()};
+  test::lps_process again{dir.path().string()};
   REQUIRE(again.port() != 0);
   client c;
   for (const auto& id : ids)
@@ -455,7 +449,7 @@ TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
 
 TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothing more") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string(), {"--mock-latency-ms=60000", "--queue-max-size=3"}};
+  test::lps_process lps{dir.path().string(), {"--mock-latency-ms=60000", "--queue-max-size=3"}};
   REQUIRE(lps.port() != 0);
   client c;
   std::vector<unsigned> statuses;
@@ -480,7 +474,7 @@ TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothi
 
 TEST_CASE("providers report configuration and circuit state but never keys") {
   temp_dir dir;
-  test::lps_process lps{dir.path.string()};
+  test::lps_process lps{dir.path().string()};
   REQUIRE(lps.port() != 0);
   client c;
   auto res = c.call("GET", lps.url("/api/v1/providers"));
@@ -511,7 +505,7 @@ TEST_CASE("an API key never appears in any response") {
   ::setenv("OPENAI_API_KEY", key.c_str(), 1);
   // A closed local port: the call fails at once (never a real provider), and the error
   // text must not carry the key either.
-  test::lps_process lps{dir.path.string(),
+  test::lps_process lps{dir.path().string(),
                         {"--openai-base-url=http://127.0.0.1:9/v1", "--queue-max-retries=0"}};
   ::unsetenv("OPENAI_API_KEY");
   REQUIRE(lps.port() != 0);
@@ -548,7 +542,7 @@ TEST_CASE("openai requests go through the provider actor to the mock provider se
   temp_dir dir;
   auto base = "http://127.0.0.1:" + std::to_string(mock.port()) + "/v1";
   provider_keys keys{{"OPENAI_API_KEY"}};
-  test::lps_process lps{dir.path.string(),
+  test::lps_process lps{dir.path().string(),
                         {"--openai-base-url=" + base,
                          "--openai-default-model=gpt-4o-mini-2024-07-18",
                          "--retry-base-delay-ms=10"}};
@@ -598,7 +592,7 @@ TEST_CASE("a hung provider does not slow down requests for another provider") {
   temp_dir dir;
   provider_keys keys{{"OPENAI_API_KEY"}};
   test::lps_process lps{
-      dir.path.string(),
+      dir.path().string(),
       {"--openai-base-url=http://127.0.0.1:" + std::to_string(mock.port()) + "/v1",
        "--openai-max-concurrent-calls=4", "--provider-request-timeout-ms=60000"}};
   REQUIRE(lps.port() != 0);
@@ -634,7 +628,7 @@ TEST_CASE("every real provider is served through the mock server, packed by mult
   auto base = "http://127.0.0.1:" + std::to_string(mock.port());
   const std::vector<std::string> providers{"openai", "openrouter", "anthropic", "google"};
   provider_keys keys;
-  test::lps_process lps{dir.path.string(),
+  test::lps_process lps{dir.path().string(),
                         {"--openai-base-url=" + base + "/v1",
                          "--openrouter-base-url=" + base + "/api/v1",
                          "--anthropic-base-url=" + base, "--google-base-url=" + base,
@@ -738,7 +732,7 @@ TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at t
   REQUIRE(mock.start(mock_provider_options{}, error));
   temp_dir dir;
   provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
-  test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
+  test::lps_process lps{dir.path().string(), batch_flags(mock, "")};
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;
@@ -791,14 +785,14 @@ TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice") {
   provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
   std::vector<std::string> ids;
   {
-    test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
+    test::lps_process lps{dir.path().string(), batch_flags(mock, "")};
     REQUIRE(lps.port() != 0);
     client c;
     ids = submit_bulk(c, lps, "openai", 20, "k", "");
     REQUIRE(wait_for_job_state(c, lps, "submitted"));
     lps.stop(SIGKILL);
   }
-  test::lps_process again{dir.path.string(), batch_flags(mock, "")};
+  test::lps_process again{dir.path().string(), batch_flags(mock, "")};
   REQUIRE(again.port() != 0);
   client c;
   for (const auto& id : ids) {
@@ -818,7 +812,7 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
   REQUIRE(mock.start(options, error));
   temp_dir dir;
   provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
-  test::lps_process lps{dir.path.string(), batch_flags(mock, "")};
+  test::lps_process lps{dir.path().string(), batch_flags(mock, "")};
   REQUIRE(lps.port() != 0);
   client c;
   auto ids = submit_bulk(c, lps, "anthropic", 12, "x", "");
@@ -848,7 +842,7 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
 
 TEST_CASE("every provider over HTTPS with a CA made at test time, refused without it") {
   temp_dir dir;
-  auto tls = test::make_test_ca(dir.path / "tls");
+  auto tls = test::make_test_ca(dir.path() / "tls");
   mock_provider_server mock;
   std::string error;
   mock_provider_options options;
@@ -867,7 +861,7 @@ TEST_CASE("every provider over HTTPS with a CA made at test time, refused withou
   };
   auto run = [&](bool trust, const std::string& data) {
     provider_keys keys;
-    test::lps_process lps{(dir.path / data).string(), flags(trust)};
+    test::lps_process lps{(dir.path() / data).string(), flags(trust)};
     REQUIRE(lps.port() != 0);
     receiver sink;
     client c;
@@ -920,7 +914,7 @@ TEST_CASE("batch_api: failed and expired items go back to the queue and succeed 
   REQUIRE(mock.start(options, error));
   temp_dir dir;
   provider_keys keys{{"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}};
-  test::lps_process lps{dir.path.string(), batch_flags(mock, "--queue-max-retries=10")};
+  test::lps_process lps{dir.path().string(), batch_flags(mock, "--queue-max-retries=10")};
   REQUIRE(lps.port() != 0);
   receiver sink;
   client c;

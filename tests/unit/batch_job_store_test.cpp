@@ -1,6 +1,7 @@
 // Tests for the batch job store. Catch2 assertions are not thread-safe, so worker threads
 // only record what happened; the test thread checks it afterwards.
 
+#include "fixtures/temp_dir.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/store.hpp"
 
@@ -24,34 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test, removed afterwards.
-class temp_dir {
-public:
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ =
-        fs::temp_directory_path()
-        / ("lps_batch_job_store_test_" + std::to_string(rd()) + "_" + std::to_string(++counter));
-    fs::remove_all(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const fs::path& path() const {
-    return path_;
-  }
-  std::string str() const {
-    return path_.string();
-  }
-
-private:
-  fs::path path_;
-};
+using lps::test::temp_dir;
 
 lps::batch_job_store_options options_for(const temp_dir& dir, bool fsync = false) {
   lps::batch_job_store_options options;
