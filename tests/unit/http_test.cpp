@@ -1,6 +1,7 @@
 // The Beast server and client against each other, plus raw POSIX sockets for what a well-
 // behaved client never does (garbage, stalls, pipelining). Everything binds 127.0.0.1:0.
 
+#include "fixtures/raw_socket.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 
@@ -131,86 +132,7 @@ struct parked_responders {
   }
 };
 
-/// A plain blocking TCP client for misbehaving on purpose.
-class raw_socket {
-public:
-  explicit raw_socket(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    REQUIRE(fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  raw_socket(const raw_socket&) = delete;
-  raw_socket& operator=(const raw_socket&) = delete;
-  ~raw_socket() {
-    ::close(fd_);
-  }
-
-  void write(std::string_view data) {
-    while (!data.empty()) {
-      auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      REQUIRE(n > 0);
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-
-  /// Reads until the peer closes (closed = true) or `limit` passes.
-  std::string read_until_closed(std::chrono::milliseconds limit, bool& closed) {
-    return read([](const std::string&) { return false; }, limit, closed);
-  }
-
-  /// Reads until `count` complete responses (Content-Length framed) arrived.
-  std::string read_responses(size_t count, std::chrono::milliseconds limit) {
-    bool closed = false;
-    return read([count](const std::string& s) { return complete_responses(s) >= count; }, limit,
-                closed);
-  }
-
-  static size_t complete_responses(const std::string& s) {
-    size_t n = 0;
-    size_t pos = 0;
-    for (;;) {
-      auto end = s.find("\r\n\r\n", pos);
-      if (end == std::string::npos)
-        return n;
-      auto head = s.substr(pos, end - pos);
-      size_t length = 0;
-      auto cl = head.find("Content-Length: ");
-      if (cl != std::string::npos)
-        length = std::strtoul(head.c_str() + cl + 16, nullptr, 10);
-      if (s.size() < end + 4 + length)
-        return n;
-      ++n;
-      pos = end + 4 + length;
-    }
-  }
-
-private:
-  template <class Done>
-  std::string read(Done done, std::chrono::milliseconds limit, bool& closed) {
-    std::string out;
-    closed = false;
-    auto end = clock_type::now() + limit;
-    while (!done(out)) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock_type::now());
-      pollfd p{fd_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-        break;
-      char buf[4096];
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) { // EOF or reset
-        closed = true;
-        break;
-      }
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  int fd_;
-};
+using lps::test::raw_socket;
 
 /// A port nothing listens on (bound, then released).
 uint16_t closed_port() {

@@ -3,6 +3,7 @@
 // checks, protocol mix-ups, start-up errors and the HTTP behaviour that must not change under
 // TLS (keep-alive, limits, timeouts, graceful close). Everything binds 127.0.0.1:0.
 
+#include "fixtures/raw_socket.hpp"
 #include "fixtures/test_ca.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
@@ -122,51 +123,7 @@ bool eventually(Predicate p, std::chrono::milliseconds limit = 2000ms) {
   return true;
 }
 
-/// A blocking TCP client that speaks no TLS.
-class raw_socket {
-public:
-  explicit raw_socket(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    REQUIRE(fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  raw_socket(const raw_socket&) = delete;
-  raw_socket& operator=(const raw_socket&) = delete;
-  ~raw_socket() {
-    ::close(fd_);
-  }
-
-  void write(std::string_view data) {
-    while (!data.empty()) {
-      auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      REQUIRE(n > 0);
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-
-  /// Reads until the peer closes (true) or `limit` passes (false).
-  bool wait_closed(std::chrono::milliseconds limit, std::string* got = nullptr) {
-    auto end = clock_type::now() + limit;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock_type::now());
-      pollfd p{fd_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-        return false;
-      char buf[4096];
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0)
-        return true;
-      if (got != nullptr)
-        got->append(buf, static_cast<size_t>(n));
-    }
-  }
-
-private:
-  int fd_;
-};
+using lps::test::raw_socket;
 
 const char* openai_body =
     R"({"model":"gpt-4o","messages":[)"
@@ -287,7 +244,9 @@ TEST_CASE("https limits and timeouts work as over plain HTTP", "[tls]") {
   SECTION("a client that never starts the handshake is closed after read_timeout") {
     raw_socket silent{server.port()};
     auto t0 = clock_type::now();
-    CHECK(silent.wait_closed(3000ms));
+    bool closed = false;
+    silent.read_until_closed(3000ms, closed);
+    CHECK(closed);
     CHECK(since(t0) >= 200ms);
     CHECK(since(t0) < 2000ms);
     CHECK(eventually([&] { return server.open_connections() == 0; }));
@@ -357,8 +316,9 @@ TEST_CASE("plain HTTP to a TLS port and TLS to a plain port fail cleanly", "[tls
   {
     raw_socket raw{tls_server.port()};
     raw.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    std::string got;
-    CHECK(raw.wait_closed(1500ms, &got));
+    bool closed = false;
+    auto got = raw.read_until_closed(1500ms, closed);
+    CHECK(closed);
     CHECK(got.find("HTTP/1.1") == std::string::npos); // an alert at most, never an answer
   }
   CHECK(call(client, get(https(tls_server, "/still"))).status == 201);
