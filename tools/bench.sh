@@ -19,6 +19,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=tools/bench_lib.sh
+source tools/bench_lib.sh
 count=${1:-100000}
 if [[ $# -gt 0 ]]; then shift; fi
 if ! [[ $count =~ ^[0-9]+$ ]]; then
@@ -39,23 +41,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/lps-bench.XXXXXX")
 lps_pid=""
 
 stop_lps() {
-  [[ -n $lps_pid ]] || return 0
-  local pid=$lps_pid rc=0
+  local pid=$lps_pid
   lps_pid=""
-  kill -TERM "$pid" 2>/dev/null || true
-  # Bounded: lps drains for at most ~10 s; then give it up.
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "bench: lps did not stop within 30 s of SIGTERM; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    return 1
-  fi
-  wait "$pid" || rc=$?
-  return "$rc"
+  stop_pid "$pid"
 }
 
 # shellcheck disable=SC2317  # called through the EXIT trap
@@ -76,20 +64,8 @@ echo "== starting: $lps_bin ${lps_flags[*]}" >&2
 "$lps_bin" "${lps_flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
 lps_pid=$!
 
-# lps prints "lps listening on http://127.0.0.1:<port>" once it serves.
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's|^lps listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$work/lps.out")
-  [[ -n $port ]] && break
-  if ! kill -0 "$lps_pid" 2>/dev/null; then
-    echo "bench: lps exited during start-up:" >&2
-    cat "$work/lps.err" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [[ -z $port ]]; then
-  echo "bench: lps did not report a port within 30 s" >&2
+if ! port=$(wait_port lps "$work/lps.out" "$lps_pid"); then
+  cat "$work/lps.err" >&2
   exit 1
 fi
 

@@ -47,6 +47,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=tools/bench_lib.sh
+source tools/bench_lib.sh
 count=${1:-20000}
 concurrency=${2:-64}
 if ! [[ $count =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ ]] || [[ $# -gt 2 ]]; then
@@ -75,24 +77,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/lps-gateway-bench.XXXXXX")
 mock_pid=""
 lps_pid=""
 
-# Stops one process we started: SIGTERM, up to 30 s, then SIGKILL. Returns its status.
-stop_pid() {
-  local pid=$1 rc=0
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "gateway_bench: process $pid did not stop within 30 s of SIGTERM; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    return 1
-  fi
-  wait "$pid" || rc=$?
-  return "$rc"
-}
 
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
@@ -108,21 +92,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits for "<what> listening on http://127.0.0.1:PORT" in $2 and prints PORT.
-wait_port() {
-  local what=$1 file=$2 pid=$3 port=""
-  for _ in $(seq 1 300); do
-    port=$(sed -n "s|^$what listening on http://127\\.0\\.0\\.1:\\([0-9][0-9]*\\)\$|\\1|p" "$file")
-    [[ -n $port ]] && break
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "gateway_bench: $what exited during start-up" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-  [[ -n $port ]] || { echo "gateway_bench: $what did not report a port in 30 s" >&2; return 1; }
-  echo "$port"
-}
 
 # utime + stime of a process, in clock ticks.
 cpu_ticks() {
