@@ -35,6 +35,7 @@ using std::chrono::milliseconds;
 
 using mock_wire::base62;
 using mock_wire::hex;
+using mock_wire::outcome_of_status;
 
 constexpr std::string_view chat_endpoint = "/v1/chat/completions";
 constexpr std::string_view openai_files = "/v1/files";
@@ -446,25 +447,6 @@ http_response json_reply(dialect d, const json::value& body, const std::string& 
   r.body = json::serialize(body);
   add_id_header(d, rid, r);
   return r;
-}
-
-std::string outcome_of(unsigned status) {
-  switch (status) {
-  case 200:
-    return "ok";
-  case 400:
-    return "invalid_request";
-  case 401:
-    return "unauthorized";
-  case 404:
-    return "not_found";
-  case 409:
-    return "conflict";
-  case 413:
-    return "too_large";
-  default:
-    return "error_" + std::to_string(status);
-  }
 }
 
 std::optional<json::value> parse_json(std::string_view text) {
@@ -1177,7 +1159,7 @@ struct service::impl {
     counters.calls += 1;
     counters.by_endpoint[r.endpoint] += 1;
     counters.by_dialect_endpoint[mock_wire::to_string(r.d)][r.endpoint] += 1;
-    counters.by_outcome[outcome_of(out.status)] += 1;
+    counters.by_outcome[outcome_of_status(out.status)] += 1;
     return out;
   }
 

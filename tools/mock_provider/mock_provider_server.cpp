@@ -32,6 +32,7 @@ namespace json = boost::json;
 using mock_wire::answer;
 using mock_wire::answer_kind;
 using mock_wire::dialect;
+using mock_wire::outcome_of_status;
 using mock_wire::parsed_call;
 using mock_wire::provider_error;
 using steady = std::chrono::steady_clock;
@@ -327,27 +328,6 @@ void add_rate_headers(dialect d, const rate_snapshot& r, http_response& out) {
 }
 
 // -- outcomes --------------------------------------------------------------------------------
-
-std::string outcome_of_status(unsigned status) {
-  switch (status) {
-  case 400:
-    return "invalid_request";
-  case 401:
-    return "unauthorized";
-  case 404:
-    return "not_found";
-  case 429:
-    return "rate_limited";
-  case 500:
-    return "server_error";
-  case 503:
-    return "unavailable";
-  case 529:
-    return "overloaded";
-  default:
-    return "error_" + std::to_string(status);
-  }
-}
 
 std::string outcome_of_fault(const fault& f) {
   switch (f.kind) {

@@ -37,6 +37,35 @@ inline std::string random_chars(std::mt19937_64& rng, size_t n, std::string_view
   return s;
 }
 
+/// The label an answer's HTTP status is counted under in the stats (by_outcome), for the
+/// sync and the batch endpoints alike.
+inline std::string outcome_of_status(unsigned status) {
+  switch (status) {
+  case 200:
+    return "ok";
+  case 400:
+    return "invalid_request";
+  case 401:
+    return "unauthorized";
+  case 404:
+    return "not_found";
+  case 409:
+    return "conflict";
+  case 413:
+    return "too_large";
+  case 429:
+    return "rate_limited";
+  case 500:
+    return "server_error";
+  case 503:
+    return "unavailable";
+  case 529:
+    return "overloaded";
+  default:
+    return "error_" + std::to_string(status);
+  }
+}
+
 inline const char* to_string(dialect d) {
   switch (d) {
   case dialect::openai:
