@@ -1029,3 +1029,27 @@ TEST_CASE("with fsync at every commit SQLite's own checkpoint stays in the write
   CHECK(wal_bytes(dir) > 16u << 20);
   CHECK(db->count_active_requests() == one_by_one_count);
 }
+
+TEST_CASE("with the background thread a WAL past 8 times the threshold is restarted while the "
+          "writer waits",
+          "[store]") {
+  temp_dir dir;
+  auto options = options_for(dir);
+  options.wal_checkpoint_frames = 8; // 64 KiB: every commit below passes 8 x 8 frames
+  auto db = open_store(options);
+  std::string texts(8000, 't');
+  for (int batch = 0; batch < 100; ++batch) {
+    std::vector<lps::stored_request> rows;
+    for (int i = 0; i < 20; ++i) {
+      rows.push_back(make_request("restart-" + std::to_string(batch) + "-" + std::to_string(i)));
+      rows.back().texts = texts;
+    }
+    require_ok(*db, inserts(rows));
+  }
+  auto stats = db->stats();
+  CHECK(stats.writer_checkpoints > 0);
+  CHECK(stats.background_checkpoints >= stats.writer_checkpoints); // the thread ran them
+  // 2,000 rows of 8 KB: without restarts the WAL would pass 16 MB; one commit is ~330 KB.
+  CHECK(wal_bytes(dir) < 2u << 20);
+  CHECK(db->count_active_requests() == 2000);
+}
