@@ -112,6 +112,49 @@ wire_response item_error(const json::object& result) {
                  verdict.kind == failure_class::retryable);
 }
 
+/// One line of a results file into `items`; false when it is not a result line.
+bool read_result_line(const anthropic_wire& sync, std::string_view line,
+                      std::chrono::system_clock::time_point now,
+                      std::vector<batch_item_result>& items) {
+  using kind = batch_item_result::kind;
+  json::error_code ec;
+  auto doc = json::parse(line, ec);
+  if (ec || !doc.is_object())
+    return false;
+  const auto& root = doc.get_object();
+  batch_item_result item;
+  item.custom_id = string_field(root, "custom_id");
+  if (item.custom_id.empty())
+    return false;
+  auto* result = object_field(&root, "result");
+  auto type = result ? string_field(*result, "type") : std::string{};
+  if (type == "succeeded") {
+    auto* message = result->if_contains("message");
+    item.response =
+        message && message->is_object()
+            ? sync.read_single(200, json::serialize(*message), {}, now)
+            : failure("PARSING_ERROR", "Anthropic batch result has no message", 200, false);
+    item.outcome = item.response.success ? kind::succeeded : kind::errored;
+  } else if (type == "errored") {
+    item.response = item_error(*result);
+    item.outcome = kind::errored;
+  } else if (type == "canceled" || type == "expired") {
+    // Never processed: the item goes back to the queue.
+    item.outcome = type == "canceled" ? kind::cancelled : kind::expired;
+    item.response = failure("EXTERNAL_SERVICE_ERROR",
+                            "Anthropic batch item " + type + " before it was processed", 0, true);
+  } else {
+    item.outcome = kind::errored;
+    item.response =
+        failure("PARSING_ERROR",
+                type.empty() ? std::string{"Anthropic batch result has no type"}
+                             : "Anthropic batch result type \"" + quoted(type) + "\" unknown",
+                0, false);
+  }
+  items.push_back(std::move(item));
+  return true;
+}
+
 } // namespace
 
 bool anthropic_custom_id_ok(std::string_view id) {
@@ -288,59 +331,12 @@ batch_results anthropic_batch_wire::read_results(unsigned status, std::string_vi
                                                  const wire_headers& headers,
                                                  std::chrono::system_clock::time_point now,
                                                  wire_response& error) const {
-  batch_results out;
-  try {
-    if (!is_success(status)) {
-      error = sync_.read_single(status, body, headers, now);
-      return out;
-    }
-    error = step_ok(status);
-    using kind = batch_item_result::kind;
-    auto read_line = [&](std::string_view line) {
-      json::error_code ec;
-      auto doc = json::parse(line, ec);
-      if (ec || !doc.is_object())
-        return false;
-      const auto& root = doc.get_object();
-      batch_item_result item;
-      item.custom_id = string_field(root, "custom_id");
-      if (item.custom_id.empty())
-        return false;
-      auto* result = object_field(&root, "result");
-      auto type = result ? string_field(*result, "type") : std::string{};
-      if (type == "succeeded") {
-        auto* message = result->if_contains("message");
-        item.response =
-            message && message->is_object()
-                ? sync_.read_single(200, json::serialize(*message), {}, now)
-                : failure("PARSING_ERROR", "Anthropic batch result has no message", 200, false);
-        item.outcome = item.response.success ? kind::succeeded : kind::errored;
-      } else if (type == "errored") {
-        item.response = item_error(*result);
-        item.outcome = kind::errored;
-      } else if (type == "canceled" || type == "expired") {
-        // Never processed: the item goes back to the queue.
-        item.outcome = type == "canceled" ? kind::cancelled : kind::expired;
-        item.response =
-            failure("EXTERNAL_SERVICE_ERROR",
-                    "Anthropic batch item " + type + " before it was processed", 0, true);
-      } else {
-        item.outcome = kind::errored;
-        item.response =
-            failure("PARSING_ERROR",
-                    type.empty() ? std::string{"Anthropic batch result has no type"}
-                                 : "Anthropic batch result type \"" + quoted(type) + "\" unknown",
-                    0, false);
-      }
-      out.items.push_back(std::move(item));
-      return true;
-    };
-    read_result_lines(body, out, read_line);
-  } catch (const std::exception& ex) {
-    error = unreadable(provider_name, status, ex);
-    out = batch_results{};
-  }
-  return out;
+  return read_results_answer(
+      provider_name, status, body, error,
+      [&] { return sync_.read_single(status, body, headers, now); },
+      [&](std::string_view line, std::vector<batch_item_result>& items) {
+        return read_result_line(sync_, line, now, items);
+      });
 }
 
 } // namespace lps

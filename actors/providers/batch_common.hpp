@@ -76,6 +76,27 @@ void read_result_lines(std::string_view body, batch_results& out, ReadLine read_
   });
 }
 
+/// Reads a results download: `http_error` reads a non-2xx answer the provider's way;
+/// `read_line(line, items)` reads one result line into `items` (see read_result_lines).
+/// Failures land in `error`; nothing throws.
+template <class HttpError, class ReadLine>
+batch_results read_results_answer(std::string_view provider, unsigned status, std::string_view body,
+                                  wire_response& error, HttpError http_error, ReadLine read_line) {
+  batch_results out;
+  try {
+    if (!is_success(status)) {
+      error = http_error();
+      return out;
+    }
+    error = step_ok(status);
+    read_result_lines(body, out, [&](std::string_view line) { return read_line(line, out.items); });
+  } catch (const std::exception& ex) {
+    error = unreadable(provider, status, ex);
+    out = batch_results{};
+  }
+  return out;
+}
+
 /// Reads a job answer (create, poll and cancel all return the job object). `http_error` reads
 /// a non-2xx answer the provider's way; `fill(root, out)` reads the provider's fields into
 /// `out` and returns the state its status word maps to (nullopt: a word we do not know).

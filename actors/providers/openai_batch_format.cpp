@@ -359,20 +359,11 @@ batch_results openai_batch_wire::read_results(unsigned status, std::string_view 
                                               const wire_headers& headers,
                                               std::chrono::system_clock::time_point now,
                                               wire_response& error) const {
-  batch_results out;
-  try {
-    if (!is_success(status)) {
-      error = http_failure(status, body, headers, now);
-      return out;
-    }
-    error = step_ok(status);
-    read_result_lines(body, out,
-                      [&](std::string_view line) { return read_line(line, now, out.items); });
-  } catch (const std::exception& ex) {
-    error = unreadable(provider_name, status, ex);
-    out = batch_results{};
-  }
-  return out;
+  return read_results_answer(
+      provider_name, status, body, error, [&] { return http_failure(status, body, headers, now); },
+      [&](std::string_view line, std::vector<batch_item_result>& items) {
+        return read_line(line, now, items);
+      });
 }
 
 } // namespace lps
