@@ -1,6 +1,7 @@
 // Tests for the batch job store. Catch2 assertions are not thread-safe, so worker threads
 // only record what happened; the test thread checks it afterwards.
 
+#include "fixtures/sqlite_probe.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/store.hpp"
@@ -137,20 +138,7 @@ std::vector<std::string> numbered(const std::string& prefix, size_t count) {
   return ids;
 }
 
-// Raw access for checks the API does not expose.
-std::string query_text(const fs::path& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::string out;
-  if (sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK
-        && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(db);
-  return out;
-}
+using lps::test::query_text;
 
 // Holds the write lock of lps.db from another connection until release() (or the
 // destructor), as the main store's writer does during a commit.
