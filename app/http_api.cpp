@@ -1,4 +1,4 @@
-#include "actors/http_api.hpp"
+#include "app/http_api.hpp"
 #include "runtime/batch_job_store.hpp"
 
 #include "runtime/ids.hpp"

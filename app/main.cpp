@@ -1,8 +1,8 @@
 // lps: the composition root. Reads the configuration, opens the store, spawns the actor
 // topology, serves HTTP, and shuts down in order on SIGINT or SIGTERM.
 
-#include "actors/http_api.hpp"
-#include "actors/topology.hpp"
+#include "app/http_api.hpp"
+#include "app/topology.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"

@@ -4,7 +4,7 @@
 // threads) to the actors and renders their answers. JSON parsing and validation happen
 // here on the I/O threads, so the actors only see typed, valid requests.
 
-#include "actors/topology.hpp"
+#include "app/topology.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/json_codec.hpp"
 

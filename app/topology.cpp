@@ -1,4 +1,4 @@
-#include "actors/topology.hpp"
+#include "app/topology.hpp"
 
 #include "actors/batch_jobs.hpp"
 #include "actors/bundler.hpp"
