@@ -13,6 +13,12 @@
 
 namespace lps {
 
+const std::vector<std::string>& open_batch_job_states() {
+  static const std::vector<std::string> result{"created",   "uploaded",   "submitting",
+                                               "submitted", "cancelling", "ended"};
+  return result;
+}
+
 const char* to_string(batch_step x) {
   switch (x) {
   case batch_step::upload:
@@ -63,6 +69,22 @@ void save(self_ptr self, batch_job& job) {
 void record_metrics(self_ptr self, std::vector<metric_sample> samples) {
   if (self->state.metrics)
     self->send(self->state.metrics, atom::record_v, std::move(samples));
+}
+
+/// Open jobs by state, every state present (0 where none), so a dashboard has the series
+/// from the first scrape on.
+void publish_open_jobs(self_ptr self) {
+  auto& st = self->state;
+  std::map<std::string, double> counts;
+  for (const auto& state : open_batch_job_states())
+    counts[state] = 0;
+  for (const auto& [id, job] : st.jobs)
+    if (auto i = counts.find(job.rec.state); i != counts.end())
+      ++i->second;
+  std::vector<metric_sample> samples;
+  for (const auto& [state, n] : counts)
+    samples.push_back({"llm_provider_batch_api_jobs_open", {st.cfg.provider, state}, n});
+  record_metrics(self, std::move(samples));
 }
 
 // -- outcomes --
@@ -591,6 +613,7 @@ void on_tick(self_ptr self) {
   for (const auto& id : ids)
     if (auto i = st.jobs.find(id); i != st.jobs.end())
       advance(self, i->second);
+  publish_open_jobs(self);
   self->delayed_send(self, st.cfg.check_interval, atom::tick_v);
 }
 
@@ -676,6 +699,7 @@ batch_jobs_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config cfg,
   st.queue = std::move(queue);
   st.metrics = std::move(metrics);
   resume(self);
+  publish_open_jobs(self);
   self->send(self, atom::tick_v);
   return {
       [=](atom::tick) {

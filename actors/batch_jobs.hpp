@@ -123,6 +123,10 @@ struct batch_jobs_state {
   uint64_t http_calls = 0;
 };
 
+/// The stored states of a job that is not finished yet (docs/batch-api.md), the label
+/// values of llm_provider_batch_api_jobs_open.
+const std::vector<std::string>& open_batch_job_states();
+
 /// Spawns with its config, the provider's batch format, the HTTP transport and the job
 /// store (both owned by the caller and outliving the actor), the queue manager and metrics.
 /// Unfinished jobs of this provider are loaded from the store and resumed.

@@ -69,8 +69,12 @@ std::vector<metric_definition> build_definitions() {
       gauge("llm_provider_circuit_breaker_state",
             "Circuit breaker state per provider (0 closed, 1 open, 2 half-open).", {"provider"}),
       counter("llm_provider_batch_api_jobs_total",
-              "Provider batch API jobs by status (scheduled, completed, failed).",
+              "Provider batch API jobs by status (submitted, completed, cancelled, failed).",
               {"provider", "model", "status"}),
+      gauge("llm_provider_batch_api_jobs_open",
+            "Provider batch API jobs not yet finished, by stored state (created, uploaded, "
+            "submitting, submitted, cancelling, ended).",
+            {"provider", "state"}),
       histogram("llm_provider_batch_api_items_per_job",
                 "Number of comparisons submitted in one provider batch API job.",
                 {"provider", "model"}, batch_item_buckets),

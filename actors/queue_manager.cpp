@@ -720,6 +720,8 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
   st.metrics = std::move(metrics);
   st.callbacks = std::move(callbacks);
   recover(self);
+  // The depth gauges exist from the first scrape on, not from the first tick.
+  publish_gauges(self);
   self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
   return {
       [=](atom::enqueue,

@@ -168,6 +168,24 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
   return sys.spawn(batch_jobs, bc, wire, http, jobs_db, t.queue, t.metrics);
 }
 
+/// Gauges whose label values are known at start get a series before any other actor runs,
+/// so a scrape right after a restart finds them (breakers closed, nothing in flight, no open
+/// batch job). Sent before the bundler and the batch jobs actors exist, so their own later
+/// values always come after these.
+void seed_gauges(caf::actor_system& sys, const metrics_actor& metrics,
+                 const std::vector<std::string>& bundled, const std::vector<std::string>& batched) {
+  std::vector<metric_sample> xs;
+  for (const auto& name : bundled) {
+    xs.push_back({"llm_provider_circuit_breaker_state", {name}, 0});
+    xs.push_back({"llm_provider_inflight_provider_calls", {name}, 0});
+  }
+  for (const auto& name : batched)
+    for (const auto& state : open_batch_job_states())
+      xs.push_back({"llm_provider_batch_api_jobs_open", {name, state}, 0});
+  caf::scoped_actor self{sys};
+  self->send(metrics, atom::record_v, std::move(xs));
+}
+
 } // namespace
 
 std::map<std::string, batch_api_mode> batch_providers(const config& cfg) {
@@ -234,6 +252,10 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   auto batched =
       jobs_db != nullptr ? batch_providers(cfg) : std::map<std::string, batch_api_mode>{};
   auto bundled = t.providers;
+  std::vector<std::string> bundled_names, batched_names;
+  for (const auto& [name, p] : t.providers)
+    (batched.count(name) ? batched_names : bundled_names).push_back(name);
+  seed_gauges(sys, t.metrics, bundled_names, batched_names);
   for (const auto& [name, mode] : batched) {
     bundled.erase(name);
     t.batch[name] =

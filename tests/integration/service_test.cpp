@@ -305,6 +305,43 @@ TEST_CASE("metrics exposition passes promtool and counts bundles") {
   CHECK(check.out.empty());
 }
 
+TEST_CASE("the first scrape after start has every gauge series and passes promtool") {
+  temp_dir dir;
+  provider_keys keys{{"OPENAI_API_KEY"}};
+  // OpenAI through its batch API: its open-job gauges exist; the other providers are bundled.
+  // No job exists, so the unreachable base URL is never called.
+  test::lps_process lps{dir.path().string(),
+                        {"--queue-processing-mode=batch_api",
+                         "--openai-batch-api-mode=opportunistic",
+                         "--openai-base-url=http://127.0.0.1:9/v1"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  REQUIRE(c.call("GET", lps.url("/healthz")).status == 200);
+  auto text = c.call("GET", lps.url("/metrics")).body;
+  auto has = [&](const std::string& series) {
+    INFO(series);
+    CHECK(text.find("\n" + series + " 0\n") != std::string::npos);
+  };
+  for (const auto* status : {"queued", "processing", "total"})
+    has(std::string{"llm_provider_queue_depth{status=\""} + status + "\"}");
+  for (const auto* provider : {"mock", "anthropic", "google", "openrouter"}) {
+    has(std::string{"llm_provider_circuit_breaker_state{provider=\""} + provider + "\"}");
+    has(std::string{"llm_provider_inflight_provider_calls{provider=\""} + provider + "\"}");
+  }
+  for (const auto* state :
+       {"created", "uploaded", "submitting", "submitted", "cancelling", "ended"})
+    has(std::string{"llm_provider_batch_api_jobs_open{provider=\"openai\",state=\""} + state
+        + "\"}");
+  // The batch provider has no breaker at the bundler, so no breaker series.
+  CHECK(text.find("llm_provider_circuit_breaker_state{provider=\"openai\"}") == std::string::npos);
+  auto file = dir.path() / "metrics-at-start.txt";
+  std::ofstream{file} << text;
+  auto check = test::run_command({"/bin/sh", "-c", "promtool check metrics < " + file.string()});
+  INFO(check.out << check.err);
+  CHECK(check.exit_code == 0);
+  CHECK(check.out.empty());
+}
+
 TEST_CASE("results survive a restart") {
   temp_dir dir;
   std::string id;
