@@ -1067,7 +1067,7 @@ TEST_CASE("anthropic batch: list newest first with pagination") {
 
 // -- stats, reset, settings ------------------------------------------------------------------
 
-TEST_CASE("batch stats count every batch call apart from the sync counters; reset clears") {
+TEST_CASE("batch stats count every batch call apart from the sync counters, reset clears") {
   fixture fx;
   lps::openai_batch_wire openai;
   lps::anthropic_batch_wire anthropic;
