@@ -17,9 +17,9 @@ namespace lps {
 
 class wal_checkpointer {
 public:
-  /// Opens its own connection to `db_path` and starts the thread; nullptr with `error` set
-  /// when the connection cannot be opened.
-  static std::unique_ptr<wal_checkpointer> start(const std::string& db_path, int busy_timeout_ms,
+  /// Opens its own connection to lps.db in `data_dir` and starts the thread; nullptr with
+  /// `error` set when the connection cannot be opened.
+  static std::unique_ptr<wal_checkpointer> start(const std::string& data_dir, int busy_timeout_ms,
                                                  std::string& error);
 
   /// Stops the thread (a checkpoint in progress finishes first).
