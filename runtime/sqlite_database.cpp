@@ -115,9 +115,13 @@ bool database::configure(const open_options& options, std::string& error) {
 }
 
 bool database::configure_writer(const open_options& options, std::string& error) {
-  // page_size must precede WAL mode and any content; it is a no-op on an existing file.
-  // 8 KiB pages keep a ~6 KB payload in one overflow page instead of two.
-  if (!exec("PRAGMA page_size=8192", "set page size", error) || !enable_wal(db_.get(), error))
+  // page_size and auto_vacuum must precede WAL mode and any table; both are no-ops on an
+  // existing file. 8 KiB pages keep a ~6 KB payload in one overflow page instead of two.
+  // Incremental auto-vacuum lets the retention purge give freed pages back to the file
+  // system (a file made before it keeps auto_vacuum=NONE: docs/operations.md, "Retention").
+  if (!exec("PRAGMA page_size=8192", "set page size", error)
+      || !exec("PRAGMA auto_vacuum=INCREMENTAL", "set auto-vacuum", error)
+      || !enable_wal(db_.get(), error))
     return false;
   const char* sync =
       options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";

@@ -2,11 +2,11 @@
 
 // The one place lps opens SQLite: lps.db under DATA_DIR with the settings every connection
 // shares (extended result codes, the busy timeout, temp_store in memory), the writers'
-// settings (WAL mode, 8 KiB pages, synchronous, checkpoint thresholds), and transactions (BEGIN
-// IMMEDIATE ... COMMIT on statements prepared once, rolled back on any failure). The
-// requests-and-results store, the batch job store and the WAL checkpointer all open their
-// connections here; each keeps only its own tables and statements. Includes sqlite3.h, so only the
-// store .cpp files include it.
+// settings (WAL mode, 8 KiB pages, incremental auto-vacuum on a new file, synchronous,
+// checkpoint thresholds), and transactions (BEGIN IMMEDIATE ... COMMIT on statements prepared
+// once, rolled back on any failure). The requests-and-results store, the batch job store and
+// the WAL checkpointer all open their connections here; each keeps only its own tables and
+// statements. Includes sqlite3.h, so only the store .cpp files include it.
 //
 // A PostgreSQL backend is a different class behind the same store contracts (store.hpp,
 // batch_job_store.hpp: plain structs, no SQLite type), not a variant of this one.
@@ -21,8 +21,8 @@ namespace lps::sqlite {
 
 /// What a connection is for; it decides the flags and pragmas.
 enum class role {
-  /// Writes: creates the folder and lps.db if missing; WAL mode, page size, synchronous
-  /// and the checkpoint settings.
+  /// Writes: creates the folder and lps.db if missing; WAL mode, page size, auto-vacuum,
+  /// synchronous and the checkpoint settings.
   writer,
   /// Reads only (query_only); the file must exist.
   reader,

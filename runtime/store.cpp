@@ -1,6 +1,7 @@
 #include "runtime/store.hpp"
 
 #include "runtime/sqlite_database.hpp"
+#include "runtime/sqlite_result_purger.hpp"
 #include "runtime/wal_checkpointer.hpp"
 
 #include <sqlite3.h>
@@ -37,6 +38,8 @@ constexpr uint32_t reader_cache_kib = 16384;
 // load_active_requests runs only at start-up, so it sorts instead of keeping an index
 // on (priority, queued_at_ms) that every insert and delete on the hot path would pay for.
 // The partial index stays tiny: it only holds results still waiting for delivery.
+// results_completed serves the retention purge (oldest first); on a file from before it,
+// opening builds it once.
 // Every column is NOT NULL, so a failed bind (it leaves NULL) fails the write loudly.
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE IF NOT EXISTS requests(
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS results(
   completed_at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
   WHERE delivered = 0 AND callback_url <> '';
+CREATE INDEX IF NOT EXISTS results_completed ON results(completed_at_ms);
 PRAGMA user_version = 2;
 )sql";
 
@@ -189,6 +193,8 @@ struct store::impl {
 
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
   stmt_ptr mark_delivered_stmt, update_attempts_stmt;
+  /// Retention (null when results are kept forever); writer thread only.
+  std::unique_ptr<sqlite::result_purger> purger;
 
   std::mutex read_mutex;
   stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
@@ -203,6 +209,11 @@ struct store::impl {
   uint64_t done_seq = 0;
   bool stopping = false;
   bool writer_exited = false;
+  /// purge_expired_results() calls made, and those a finished pass answered.
+  uint64_t purges_wanted = 0;
+  uint64_t purges_done = 0;
+  /// purges_wanted when the running pass started (writer thread only).
+  uint64_t pass_ticket = 0;
   std::thread::id writer_id;
   std::thread writer;
 
@@ -233,13 +244,20 @@ struct store::impl {
     if (!write_db)
       return false;
     db_path = write_db->path();
-    if (!create_schema(error) || !prepare_writer(error)) {
+    if (!create_schema(error) || !prepare_writer(error) || !create_purger(error)) {
       error = "cannot open database '" + db_path + "': " + error;
       return false;
     }
     if (checkpoints_in_background()) // replaces SQLite's automatic checkpoint
       sqlite3_wal_hook(write_db->get(), &impl::on_wal_commit, this);
     return true;
+  }
+
+  bool create_purger(std::string& error) {
+    if (options.result_retention.count() <= 0)
+      return true;
+    purger = sqlite::result_purger::create(*write_db, options.result_retention, error);
+    return purger != nullptr;
   }
 
   static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
@@ -407,12 +425,18 @@ struct store::impl {
       writer_id = std::this_thread::get_id();
     }
     std::vector<pending> batch;
-    while (take_batch(batch)) {
-      commit_batch(batch);
-      finish_batch(batch);
-      batch.clear();
-      keep_wal_short();
+    while (take_work(batch)) {
+      if (!batch.empty())
+        commit(batch);
+      purge_step_if_due();
     }
+  }
+
+  void commit(std::vector<pending>& batch) {
+    commit_batch(batch);
+    finish_batch(batch);
+    batch.clear();
+    keep_wal_short();
   }
 
   // manual_commits: the caller's thread does the writer's work, so callbacks run there.
@@ -425,24 +449,31 @@ struct store::impl {
           return;
       }
       take_batch(batch);
-      commit_batch(batch);
-      finish_batch(batch);
-      batch.clear();
-      keep_wal_short();
+      commit(batch);
     }
   }
 
-  // Takes every pending write up to max_ops_per_commit (at least one, however large).
-  // Returns false once stopping and drained.
-  bool take_batch(std::vector<pending>& batch) {
+  // Waits until there are writes, a purge step is due, or the store stops; takes the
+  // writes there are. Returns false once stopping and drained.
+  bool take_work(std::vector<pending>& batch) {
     std::unique_lock lock(queue_mutex);
-    work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-    if (queue.empty()) {
+    auto ready = [&] { return stopping || !queue.empty() || purges_wanted > pass_ticket; };
+    if (!purger)
+      work_cv.wait(lock, ready);
+    else if (!purger->in_pass())
+      work_cv.wait_until(lock, purger->next_pass(), ready);
+    if (stopping && queue.empty()) {
       writer_exited = true;
       lock.unlock();
       done_cv.notify_all();
       return false;
     }
+    take_writes(batch);
+    return true;
+  }
+
+  // Takes every pending write up to max_ops_per_commit (at least one, however large).
+  void take_writes(std::vector<pending>& batch) {
     size_t ops = 0;
     while (!queue.empty()) {
       size_t next = queue.front().ops;
@@ -452,7 +483,50 @@ struct store::impl {
       batch.push_back(std::move(queue.front()));
       queue.pop_front();
     }
-    return true;
+  }
+
+  // manual_commits: takes the pending writes (the caller checked there are some).
+  void take_batch(std::vector<pending>& batch) {
+    std::lock_guard lock(queue_mutex);
+    take_writes(batch);
+  }
+
+  // -- retention (writer thread) --
+
+  // One purge step when a pass runs, is due, or was asked for; a finished pass answers
+  // the purge_expired_results() calls made before it started.
+  void purge_step_if_due() {
+    if (!purger)
+      return;
+    if (!purger->in_pass()) {
+      std::lock_guard lock(queue_mutex);
+      if (purges_wanted == pass_ticket && sqlite::result_purger::clock::now() < purger->next_pass())
+        return;
+      pass_ticket = purges_wanted;
+    }
+    if (!purger->step())
+      return;
+    {
+      std::lock_guard lock(queue_mutex);
+      purges_done = pass_ticket;
+    }
+    done_cv.notify_all();
+  }
+
+  void purge_expired_results() {
+    if (!purger)
+      return;
+    if (options.manual_commits) {
+      while (!purger->step())
+        ; // a pass ends with a step that deleted less than a full step's rows
+      return;
+    }
+    std::unique_lock lock(queue_mutex);
+    if (std::this_thread::get_id() == writer_id) // a callback: see flush()
+      return;
+    auto ticket = ++purges_wanted;
+    work_cv.notify_one();
+    done_cv.wait(lock, [&] { return purges_done >= ticket || writer_exited; });
   }
 
   void commit_batch(std::span<pending> batch) {
@@ -745,6 +819,10 @@ std::vector<stored_result> store::load_undelivered_results() {
   }
 }
 
+void store::purge_expired_results() {
+  impl_->purge_expired_results();
+}
+
 uint64_t store::count_active_requests() {
   return impl_->count(impl_->count_requests_stmt.get(), "count_active_requests");
 }
@@ -761,6 +839,8 @@ store_stats store::stats() const {
   out.pending_ops = impl_->pending_ops.load();
   out.background_checkpoints = impl_->checkpointer ? impl_->checkpointer->checkpoints() : 0;
   out.writer_checkpoints = impl_->writer_checkpoints.load();
+  out.results_purged = impl_->purger ? impl_->purger->purged() : 0;
+  out.purge_steps = impl_->purger ? impl_->purger->steps() : 0;
   return out;
 }
 

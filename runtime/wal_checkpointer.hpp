@@ -2,9 +2,10 @@
 
 // Checkpoints lps.db's write-ahead log on its own thread and connection, so that copying
 // WAL frames back into the database (and, with fsync on, syncing it) never runs inside a
-// commit on the store's writer thread. SQLite's automatic checkpoint runs there and held
-// every commit behind it for 50-80 ms once per 64 MiB of WAL. A PASSIVE checkpoint takes
-// no write lock: commits go on while it copies.
+// commit on the store's writer thread. SQLite's automatic checkpoint runs there and holds
+// every commit behind it once per 64 MiB of WAL (figures: docs/benchmarks.md, "WAL
+// checkpoints off the writer thread"). A PASSIVE checkpoint takes no write lock: commits
+// go on while it copies.
 
 #include <condition_variable>
 #include <cstdint>
