@@ -486,19 +486,23 @@ TEST_CASE("store flush waits for every earlier write", "[store]") {
   SECTION("flush blocks while an earlier write is unfinished") {
     writer_gate gate;
     gate.block_writer(*db);
+    std::promise<void> flusher_started;
+    auto flusher_running = flusher_started.get_future();
     outcome later;
+    // The gated write holds the writer; `later` commits only after the gate opens.
     db->submit(inserts({make_request("later")}), record(later));
-    std::atomic<bool> returned{false};
+    std::atomic<int> calls_when_flush_returned{-1};
     std::thread flusher([&] {
+      flusher_started.set_value();
       db->flush();
-      returned = true;
+      calls_when_flush_returned = later.calls;
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
-    CHECK_FALSE(returned);
+    flusher_running.wait();
+    // Nothing can complete `later` while the gate is shut, so flush cannot have returned.
+    CHECK(calls_when_flush_returned == -1);
     gate.release();
     flusher.join();
-    CHECK(returned);
-    CHECK(later.calls == 1);
+    CHECK(calls_when_flush_returned == 1);
     CHECK(db->count_active_requests() == 1);
   }
   SECTION("flush and submit from inside a callback do not deadlock") {
