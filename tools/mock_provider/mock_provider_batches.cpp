@@ -1128,6 +1128,11 @@ struct service::impl {
   std::vector<std::shared_ptr<anthropic_batch>> anthropic_list; // guarded by mu; oldest first
   std::unordered_map<std::string, std::shared_ptr<anthropic_batch>> anthropic_index; // by mu
 
+  /// Where batches stand: start_options.batch_clock, or the steady clock.
+  steady::time_point clock_now() const {
+    return start_options.batch_clock ? start_options.batch_clock() : steady::now();
+  }
+
   /// Under mu.
   std::string random_chars(size_t n, std::string_view alphabet) {
     return mock_wire::random_chars(rng, n, alphabet);
@@ -1260,7 +1265,7 @@ struct service::impl {
       f = it->second;
       if (!f.data) {
         const auto& b = *openai_index.at(f.batch_id);
-        state = state_of(b, steady::now());
+        state = state_of(b, clock_now());
         set = b.set;
         t = b.t;
         created_ms = b.created_ms;
@@ -1368,7 +1373,7 @@ struct service::impl {
     b->metadata = std::move(metadata);
     b->t = timing_of(s);
     b->created_ms = unix_ms_now();
-    b->created = steady::now();
+    b->created = clock_now();
     auto answer = openai_batch_json(*b, state_of(*b, b->created));
     std::lock_guard<std::mutex> lock{mu};
     for (bool errors : {false, true}) {
@@ -1417,7 +1422,7 @@ struct service::impl {
     if (it == openai_index.end())
       return error_reply(d, error_of(d, 404, "No batch found with id '" + id + "'.", "id"), rid);
     auto& b = *it->second;
-    auto now = steady::now();
+    auto now = clock_now();
     auto phase = view_of(b, now).phase;
     if (cancel && (phase == oa_phase::validating || phase == oa_phase::in_progress)) {
       b.cancel_at = std::chrono::duration_cast<milliseconds>(now - b.created);
@@ -1450,7 +1455,7 @@ struct service::impl {
         if (openai_list[size - 1 - i]->id == *after)
           start = i + 1;
     }
-    auto now = steady::now();
+    auto now = clock_now();
     json::array data;
     for (size_t i = start; i < size && data.size() < *limit; ++i) {
       const auto& b = *openai_list[size - 1 - i];
@@ -1530,7 +1535,7 @@ struct service::impl {
     b->set = builder.finish(number, stable_hash(b->id), s);
     b->t = timing_of(s);
     b->created_ms = unix_ms_now();
-    b->created = steady::now();
+    b->created = clock_now();
     auto answer = anthropic_batch_json(*b, view_of(*b, b->created), base_url(req));
     std::lock_guard<std::mutex> lock{mu};
     anthropic_list.push_back(b);
@@ -1554,7 +1559,7 @@ struct service::impl {
     if (it == anthropic_index.end())
       return no_such_batch(id, rid);
     auto& b = *it->second;
-    auto now = steady::now();
+    auto now = clock_now();
     auto v = view_of(b, now);
     if (cancel && v.phase == an_phase::in_progress) {
       b.cancel_at = std::chrono::duration_cast<milliseconds>(now - b.created);
@@ -1589,7 +1594,7 @@ struct service::impl {
       stop = position(*before);
       start = stop > *limit ? stop - *limit : 0;
     }
-    auto now = steady::now();
+    auto now = clock_now();
     json::array data;
     for (size_t i = start; i < stop && data.size() < *limit; ++i) {
       const auto& b = *anthropic_list[size - 1 - i];
@@ -1619,7 +1624,7 @@ struct service::impl {
       if (it == anthropic_index.end())
         return no_such_batch(id, rid);
       const auto& b = *it->second;
-      v = view_of(b, steady::now());
+      v = view_of(b, clock_now());
       if (v.phase != an_phase::ended)
         return error_reply(d,
                            error_of(d, 404,
