@@ -2,6 +2,7 @@
 #include "actors/status_report.hpp"
 
 #include "runtime/logging.hpp"
+#include "runtime/url.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -133,11 +134,9 @@ actor_status status_of(self_ptr self) {
 } // namespace
 
 std::string origin_of(const std::string& url) {
-  auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos)
-    return "";
-  auto host_end = url.find_first_of("/?#", scheme_end + 3);
-  return url.substr(0, host_end);
+  std::string ignored; // the HTTP client reports why when it refuses the URL
+  auto parsed = parse_http_url(url, ignored);
+  return parsed ? parsed->origin() : std::string{};
 }
 
 callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callbacks_state> self,

@@ -47,7 +47,8 @@ struct callbacks_state {
   uint64_t given_up_total = 0;
 };
 
-/// "scheme://host:port" of a URL (the unit of concurrency limits); "" if unparsable.
+/// "scheme://host:port" of a URL, the port always written (the unit of concurrency limits);
+/// "" if unparsable.
 std::string origin_of(const std::string& url);
 
 /// Spawns with its config, the HTTP client, the store and metrics.
