@@ -6,8 +6,6 @@
 
 #include <caf/event_based_actor.hpp>
 
-#include <random>
-
 namespace lps {
 
 namespace {
@@ -65,12 +63,14 @@ void enqueue(self_ptr self, delivery d) {
   pump(self, origin);
 }
 
-caf::timespan backoff(const callbacks_config& cfg, uint32_t attempts) {
-  thread_local std::mt19937 gen{std::random_device{}()};
-  auto base = cfg.retry_base_delay * (1u << std::min<uint32_t>(attempts - 1, 16));
-  auto capped = std::min<caf::timespan>(base, cfg.retry_max_delay);
-  std::uniform_real_distribution<double> jitter{0.5, 1.5};
-  return std::chrono::duration_cast<caf::timespan>(capped * jitter(gen));
+/// The retry policy's backoff with the callbacks' delays and the actor's seeded jitter.
+caf::timespan backoff(self_ptr self, uint32_t attempts) {
+  auto& st = self->state;
+  backoff_settings settings;
+  settings.base = std::chrono::duration_cast<clock_duration>(st.cfg.retry_base_delay);
+  settings.max = std::chrono::duration_cast<clock_duration>(st.cfg.retry_max_delay);
+  return std::chrono::duration_cast<caf::timespan>(
+      backoff_delay(settings, attempts, st.jitter.next()));
 }
 
 void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
@@ -87,7 +87,7 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
   } else if (d.attempts < st.cfg.max_attempts) {
     ++st.retried_total;
     count(self, "retry");
-    auto when = caf::make_timestamp() + backoff(st.cfg, d.attempts);
+    auto when = caf::make_timestamp() + backoff(self, d.attempts);
     st.retries.emplace(when, std::move(d));
     arm_tick(self);
   } else {
@@ -147,6 +147,7 @@ callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callb
   st.http = http;
   st.db = db;
   st.metrics = std::move(metrics);
+  st.jitter = jitter_source{cfg.jitter_seed};
   return {
       [=](atom::deliver, std::vector<delivery>& xs) {
         ++self->state.handled;

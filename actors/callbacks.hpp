@@ -2,11 +2,12 @@
 
 // The callbacks actor: POSTs result events to their callback_url, with a per-origin
 // concurrency limit (a slow or failing receiver never blocks deliveries to others) and
-// retries with exponential backoff. Successful deliveries are marked in the store, so a
-// restart redelivers only what was not acknowledged; event ids are stable, so a
-// redelivery is harmless.
+// retries with the retry policy's exponential backoff (actors/providers/retry_policy.hpp).
+// Successful deliveries are marked in the store, so a restart redelivers only what was not
+// acknowledged; event ids are stable, so a redelivery is harmless.
 
 #include "actors/actors.hpp"
+#include "actors/providers/retry_policy.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/store.hpp"
 
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <random>
 #include <string>
 
 namespace lps {
@@ -26,6 +28,8 @@ struct callbacks_config {
   caf::timespan retry_base_delay = std::chrono::seconds{1};
   caf::timespan retry_max_delay = std::chrono::seconds{60};
   caf::timespan tick_interval = std::chrono::milliseconds{100};
+  /// Seed of the retry jitter (tests fix it).
+  uint64_t jitter_seed = std::random_device{}();
 };
 
 struct callbacks_state {
@@ -41,6 +45,8 @@ struct callbacks_state {
   /// Deliveries waiting for their retry time.
   std::multimap<caf::timestamp, delivery> retries;
   bool tick_armed = false;
+  /// Random numbers for the retry jitter.
+  jitter_source jitter{0};
   uint64_t handled = 0;
   uint64_t delivered_total = 0;
   uint64_t retried_total = 0;
