@@ -23,6 +23,17 @@ void count(self_ptr self, const char* result) {
                std::vector<metric_sample>{{"llm_provider_callback_deliveries_total", {result}, 1}});
 }
 
+/// Why an attempt failed, for logs and status ("" for a 2xx). Transport error texts never
+/// quote the URL or the request headers.
+std::string failure_text(const http_client_response& res) {
+  if (res.error != transport_error::none)
+    return std::string{to_string(res.error)} + ": " + res.error_message;
+  if (res.status >= 200 && res.status < 300)
+    return {};
+  // Redirects are not followed: a 3xx is a failed attempt like any other non-2xx.
+  return "HTTP " + std::to_string(res.status);
+}
+
 void post(self_ptr self, const std::string& origin, delivery d) {
   auto& st = self->state;
   ++st.inflight[origin];
@@ -35,7 +46,10 @@ void post(self_ptr self, const std::string& origin, delivery d) {
   auto hdl = caf::actor_cast<callbacks_actor>(self);
   // The client calls back on its own thread: hop into the actor with a message.
   st.http->send(std::move(req), [hdl, d = std::move(d)](http_client_response res) mutable {
-    caf::anon_send(hdl, atom::delivered_v, std::move(d), static_cast<uint32_t>(res.status));
+    // A bad URL or a refused target stays so: retrying cannot help.
+    bool permanent = res.error == transport_error::invalid;
+    caf::anon_send(hdl, atom::delivered_v, std::move(d), static_cast<uint32_t>(res.status),
+                   failure_text(res), permanent);
   });
 }
 
@@ -73,7 +87,8 @@ caf::timespan backoff(self_ptr self, uint32_t attempts) {
       backoff_delay(settings, attempts, st.jitter.next()));
 }
 
-void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
+void on_attempt_done(self_ptr self, delivery d, uint32_t status, std::string error,
+                     bool permanent) {
   auto& st = self->state;
   auto origin = origin_of(d.callback_url);
   --st.inflight[origin];
@@ -84,19 +99,20 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
     store_write write;
     write.delivered.push_back(d.queue_id);
     st.db->submit(std::move(write), [](bool, const std::string&) {});
-  } else if (d.attempts < st.cfg.max_attempts) {
+  } else if (!permanent && d.attempts < st.cfg.max_attempts) {
     ++st.retried_total;
     count(self, "retry");
-    auto when = caf::make_timestamp() + backoff(self, d.attempts);
+    auto when = st.cfg.now() + backoff(self, d.attempts);
     st.retries.emplace(when, std::move(d));
     arm_tick(self);
   } else {
     ++st.given_up_total;
     count(self, "failed");
     LPS_LOG_WARN(log(),
-                 "callbacks gave up delivering {} after {} attempts (last status {}); "
+                 "callbacks gave up delivering {} after {} attempts ({}); "
                  "the result stays readable at /api/v1/results",
-                 d.queue_id, d.attempts, status);
+                 d.queue_id, d.attempts, error);
+    st.last_error = std::move(error);
   }
   pump(self, origin);
 }
@@ -104,7 +120,7 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
 void on_tick(self_ptr self) {
   auto& st = self->state;
   st.tick_armed = false;
-  auto now = caf::make_timestamp();
+  auto now = st.cfg.now();
   while (!st.retries.empty() && st.retries.begin()->first <= now) {
     auto d = std::move(st.retries.begin()->second);
     st.retries.erase(st.retries.begin());
@@ -128,6 +144,8 @@ actor_status status_of(self_ptr self) {
                     {"delivered_total", double(st.delivered_total)},
                     {"retried_total", double(st.retried_total)},
                     {"given_up_total", double(st.given_up_total)}};
+  if (!st.last_error.empty())
+    result.facts = {{"last_error", st.last_error}};
   return result;
 }
 
@@ -154,9 +172,9 @@ callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callb
         for (auto& d : xs)
           enqueue(self, std::move(d));
       },
-      [=](atom::delivered, delivery& d, uint32_t status) {
+      [=](atom::delivered, delivery& d, uint32_t status, std::string& error, bool permanent) {
         ++self->state.handled;
-        on_attempt_done(self, std::move(d), status);
+        on_attempt_done(self, std::move(d), status, std::move(error), permanent);
       },
       [=](atom::tick) {
         ++self->state.handled;

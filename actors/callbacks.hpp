@@ -4,7 +4,8 @@
 // concurrency limit (a slow or failing receiver never blocks deliveries to others) and
 // retries with the retry policy's exponential backoff (actors/providers/retry_policy.hpp).
 // Successful deliveries are marked in the store, so a restart redelivers only what was not
-// acknowledged; event ids are stable, so a redelivery is harmless.
+// acknowledged; event ids are stable, so a redelivery is harmless. Time comes from an
+// injected clock and jitter from a seeded source, so tests run in virtual time.
 
 #include "actors/actors.hpp"
 #include "actors/providers/retry_policy.hpp"
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -30,6 +32,8 @@ struct callbacks_config {
   caf::timespan tick_interval = std::chrono::milliseconds{100};
   /// Seed of the retry jitter (tests fix it).
   uint64_t jitter_seed = std::random_device{}();
+  /// Wall clock (tests inject a manual one).
+  std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
 };
 
 struct callbacks_state {
@@ -47,6 +51,8 @@ struct callbacks_state {
   bool tick_armed = false;
   /// Random numbers for the retry jitter.
   jitter_source jitter{0};
+  /// Why the last delivery that was given up failed (status and inspection).
+  std::string last_error;
   uint64_t handled = 0;
   uint64_t delivered_total = 0;
   uint64_t retried_total = 0;
