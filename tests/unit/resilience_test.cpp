@@ -343,7 +343,7 @@ TEST_CASE("backoff_delay: the same curve decide() uses, attempt 0 counting as 1"
   CHECK(lps::backoff_delay(settings, 5, 1.0) == 0s);
 }
 
-TEST_CASE("jitter_source: seeded, reproducible, in [0, 1) and spread out") {
+TEST_CASE("jitter_source: seeded, reproducible, from 0 up to 1 and spread out") {
   lps::jitter_source a{42};
   lps::jitter_source b{42};
   lps::jitter_source c{43};
