@@ -67,6 +67,22 @@ CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
 PRAGMA user_version = 2;
 )sql";
 
+// Idempotency keys (the HTTP Idempotency-Key header, or a correlation id) and the request
+// they created. Kept apart from the versioned schema so it can be added to any store; a key
+// lives as long as its request's result (the trigger drops it with the result).
+constexpr const char* idempotency_schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS idempotency_keys(
+  key TEXT PRIMARY KEY NOT NULL,
+  queue_id TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS idempotency_keys_follow_results AFTER DELETE ON results
+  BEGIN DELETE FROM idempotency_keys WHERE queue_id = old.queue_id; END;
+)sql";
+// The first request of a key wins.
+constexpr const char* insert_idempotency_key_sql =
+    "INSERT OR IGNORE INTO idempotency_keys(key, queue_id) VALUES(?1, ?2)";
+constexpr const char* find_idempotency_key_sql =
+    "SELECT queue_id FROM idempotency_keys WHERE key = ?1";
+
 // Version 1 kept the texts inside payload; its rows keep working (texts stays empty).
 constexpr const char* migrate_v1_sql = R"sql(
 ALTER TABLE requests ADD COLUMN texts BLOB NOT NULL DEFAULT x'';
@@ -142,8 +158,8 @@ stored_result read_result(sqlite3_stmt* stmt) {
 }
 
 size_t count_ops(const store_write& write) {
-  return write.inserts.size() + write.finals.size() + write.delivered.size()
-         + write.attempts.size();
+  return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
+         + write.idempotency_keys.size();
 }
 
 // Runs a callback without letting an exception kill the writer thread.
@@ -196,12 +212,12 @@ struct store::impl {
 
   stmt_ptr begin_stmt, commit_stmt, rollback_stmt;
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
-  stmt_ptr mark_delivered_stmt, update_attempts_stmt;
+  stmt_ptr mark_delivered_stmt, update_attempts_stmt, insert_idempotency_key_stmt;
 
   std::mutex read_mutex;
   stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
   stmt_ptr load_row_stmt, load_index_stmt;
-  stmt_ptr count_requests_stmt, count_results_stmt;
+  stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
 
   std::mutex queue_mutex;
   std::condition_variable work_cv;
@@ -320,6 +336,7 @@ struct store::impl {
       return false;
     }
     if (!exec(write_db.get(), schema_sql, "create schema", error)
+        || !exec(write_db.get(), idempotency_schema_sql, "create schema", error)
         || !exec(write_db.get(), "COMMIT", "create schema", error)) {
       sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       return false;
@@ -348,7 +365,8 @@ struct store::impl {
            && (insert_result_stmt = prepare(db, insert_result_sql, error))
            && (delete_request_stmt = prepare(db, delete_request_sql, error))
            && (mark_delivered_stmt = prepare(db, mark_delivered_sql, error))
-           && (update_attempts_stmt = prepare(db, update_attempts_sql, error));
+           && (update_attempts_stmt = prepare(db, update_attempts_sql, error))
+           && (insert_idempotency_key_stmt = prepare(db, insert_idempotency_key_sql, error));
   }
 
   bool open_reader(std::string& error) {
@@ -362,7 +380,8 @@ struct store::impl {
            && (load_index_stmt = prepare(db, load_index_sql, error))
            && (load_undelivered_stmt = prepare(db, load_undelivered_sql, error))
            && (count_requests_stmt = prepare(db, count_requests_sql, error))
-           && (count_results_stmt = prepare(db, count_results_sql, error));
+           && (count_results_stmt = prepare(db, count_results_sql, error))
+           && (find_idempotency_key_stmt = prepare(db, find_idempotency_key_sql, error));
   }
 
   // -- queue --
@@ -576,7 +595,18 @@ struct store::impl {
     for (const auto& [id, attempts] : write.attempts)
       if (!update_attempts(id, attempts, error))
         return false;
+    for (const auto& [key, id] : write.idempotency_keys)
+      if (!insert_idempotency_key(key, id, error))
+        return false;
     return true;
+  }
+
+  bool insert_idempotency_key(const std::string& key, const std::string& queue_id,
+                              std::string& error) {
+    sqlite3_stmt* stmt = insert_idempotency_key_stmt.get();
+    bind_text(stmt, 1, key);
+    bind_text(stmt, 2, queue_id);
+    return step_done(stmt, "insert idempotency key", queue_id, error);
   }
 
   bool insert_request(const stored_request& row, std::string& error) {
@@ -690,6 +720,19 @@ struct store::impl {
       log_read_error("find_result");
     return std::nullopt;
   }
+
+  std::optional<std::string> find_idempotency_key(const std::string& key) {
+    std::lock_guard lock(read_mutex);
+    sqlite3_stmt* stmt = find_idempotency_key_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, key);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      return column_string(stmt, 0);
+    if (rc != SQLITE_DONE)
+      log_read_error("find_idempotency_key");
+    return std::nullopt;
+  }
 };
 
 store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
@@ -709,6 +752,15 @@ std::unique_ptr<store> store::open(const store_options& options, std::string& er
   } catch (const std::exception& e) {
     error = "cannot open store in '" + options.data_dir + "': " + e.what();
     return nullptr;
+  }
+}
+
+std::optional<std::string> store::find_idempotency_key(const std::string& key) {
+  try {
+    return impl_->find_idempotency_key(key);
+  } catch (const std::exception& e) {
+    spdlog::error("store: find_idempotency_key: {}", e.what());
+    return std::nullopt;
   }
 }
 
