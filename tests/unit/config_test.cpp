@@ -152,3 +152,58 @@ TEST_CASE("unknown lps command-line options are errors") {
   REQUIRE(split.errors.size() == 1);
   CHECK(split.caf_args == std::vector<std::string>{"--scheduler.max-threads=1"});
 }
+
+TEST_CASE("front door keys: defaults, bounds and the mock guard") {
+  config cfg;
+  CHECK(cfg.mock_allowed);
+  CHECK(cfg.http_max_bulk_body_bytes == 67'108'864); // 64 MiB, CONTRACTS.md section 6
+  CHECK(cfg.bulk_max_requests == 10'000);
+  CHECK_FALSE(cfg.dedupe_by_correlation_id);
+  CHECK(set_config_value(cfg, "MOCK_ALLOWED", "false").empty());
+  CHECK_FALSE(cfg.mock_allowed);
+  CHECK(set_config_value(cfg, "http-max-bulk-body-bytes", "2048").empty());
+  CHECK(cfg.http_max_bulk_body_bytes == 2048);
+  CHECK(set_config_value(cfg, "BULK_MAX_REQUESTS", "0").find("1..1000000") != std::string::npos);
+  CHECK(cfg.bulk_max_requests == 10'000);
+}
+
+TEST_CASE("an HTTP_HOST beyond loopback needs API_KEYS_FILE or ALLOW_UNAUTHENTICATED") {
+  CHECK(is_loopback_host("127.0.0.1"));
+  CHECK(is_loopback_host("127.1.2.3"));
+  CHECK(is_loopback_host("localhost"));
+  CHECK(is_loopback_host("::1"));
+  CHECK_FALSE(is_loopback_host("0.0.0.0"));
+  CHECK_FALSE(is_loopback_host("10.0.0.5"));
+  config cfg;
+  CHECK(validate(cfg).empty());
+  cfg.http_host = "0.0.0.0";
+  auto errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("API_KEYS_FILE") != std::string::npos);
+  CHECK(errors[0].find("ALLOW_UNAUTHENTICATED=true") != std::string::npos);
+  cfg.allow_unauthenticated = true;
+  CHECK(validate(cfg).empty());
+  cfg.allow_unauthenticated = false;
+  cfg.api_keys_file = "/etc/lps/keys";
+  CHECK(validate(cfg).empty());
+}
+
+TEST_CASE("ADMIN_TOKEN is a secret read only with the prefix") {
+  config cfg;
+  auto errors = apply_environment(cfg, fake_env({{"ADMIN_TOKEN", "bare-token"}}));
+  CHECK(errors.empty());
+  CHECK(cfg.admin_token.empty());
+  apply_environment(cfg, fake_env({{"LLM_PROVIDER_SERVICE_ADMIN_TOKEN", "t0ken"}}));
+  CHECK(cfg.admin_token.reveal() == "t0ken");
+  CHECK(dump(cfg).find("admin-token = ***") != std::string::npos);
+  CHECK(dump(cfg).find("t0ken") == std::string::npos);
+}
+
+TEST_CASE("HTTP_TLS_CERT and HTTP_TLS_KEY go together") {
+  config cfg;
+  cfg.http_tls_cert = "cert.pem";
+  REQUIRE(validate(cfg).size() == 1);
+  CHECK(validate(cfg)[0].find("HTTP_TLS_KEY") != std::string::npos);
+  cfg.http_tls_key = "key.pem";
+  CHECK(validate(cfg).empty());
+}
