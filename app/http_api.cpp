@@ -91,9 +91,7 @@ std::optional<field_error> provider_refusal(const config& cfg, const comparison_
   auto provider = overridden ? req.overrides.provider : cfg.default_llm_provider;
   auto source = overridden ? std::string{"provider_override"}
                            : "DEFAULT_LLM_PROVIDER=" + cfg.default_llm_provider;
-  auto reason = provider == "mock" && !cfg.mock_allowed
-                    ? std::string{"MOCK_ALLOWED=false refuses requests for the mock provider"}
-                    : provider_unavailable_reason(cfg, provider);
+  auto reason = provider_unavailable_reason(cfg, provider);
   if (reason.empty())
     return std::nullopt;
   field_error result;

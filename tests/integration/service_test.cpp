@@ -1109,6 +1109,11 @@ TEST_CASE("MOCK_ALLOWED=false refuses requests that would resolve to the mock") 
              "{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"provider_override\":\"openai\"}}");
   CHECK(real.status == 202);
   CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 1\n"));
+  // /api/v1/providers and /healthz say why the mock is unavailable.
+  auto health = c.call_json("GET", lps.url("/healthz"));
+  auto& mock = health["providers"].as_object()["mock"].as_object();
+  CHECK(mock["available"] == false);
+  CHECK(mock["note"] == "MOCK_ALLOWED=false refuses requests for the mock provider");
 }
 
 TEST_CASE("the bulk route has its own body and item limits, and every 413 names its key") {
