@@ -15,10 +15,14 @@
 
 #include <caf/actor_system.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <span>
+#include <string_view>
 #include <sstream>
 
 using namespace lps;
@@ -55,6 +59,26 @@ bool read_manifest(const std::string& path, model_manifest& out, std::string& er
     return false;
   }
   return true;
+}
+
+// Every variable name of the process environment.
+std::vector<std::string> environment_names() {
+  std::vector<std::string> result;
+  for (char** x = environ; *x != nullptr; ++x) {
+    std::string entry = *x;
+    result.push_back(entry.substr(0, entry.find('=')));
+  }
+  return result;
+}
+
+// Unknown LLM_PROVIDER_SERVICE_* variables refuse to start like unknown keys; ignored
+// settings are printed once, before anything else runs.
+void check_names(startup& start) {
+  auto env = check_environment_names(environment_names());
+  start.errors.insert(start.errors.end(), env.errors.begin(), env.errors.end());
+  start.warnings.insert(start.warnings.end(), env.warnings.begin(), env.warnings.end());
+  for (const auto& line : start.warnings)
+    std::fprintf(stderr, "lps: warning: %s\n", line.c_str());
 }
 
 int fail(const std::vector<std::string>& errors) {
@@ -169,6 +193,12 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
 int main(int argc, char** argv) {
   auto signals = block_shutdown_signals();
   system_config sys_cfg;
+  // Before CAF sees them: CAF's own help text misnames the default config file.
+  for (std::string_view arg : std::span{argv + 1, argv + argc})
+    if (arg == "--help" || arg == "-h" || arg == "-?" || arg == "--long-help") {
+      std::fputs(sys_cfg.help_text(arg == "--long-help").c_str(), stdout);
+      return 0;
+    }
   auto start = load_startup(sys_cfg, argc, argv, process_environment());
   if (start.help_printed)
     return 0;
@@ -176,6 +206,7 @@ int main(int argc, char** argv) {
     std::fputs(describe_keys().c_str(), stdout);
     return 0;
   }
+  check_names(start);
   if (!start.errors.empty())
     return fail(start.errors);
   if (start.dump_config) {

@@ -1350,3 +1350,15 @@ TEST_CASE("the API over HTTPS with HTTP_TLS_CERT and HTTP_TLS_KEY") {
   CHECK(refused.status == 0);
   CHECK(refused.error == transport_error::tls);
 }
+
+TEST_CASE("lps --help names lps' own options and its default config file") {
+  auto help = test::run_command({LPS_BINARY, "--help"});
+  CHECK(help.exit_code == 0);
+  auto text = help.out + help.err;
+  CHECK(text.find("--dump-config         : print lps' effective configuration")
+        != std::string::npos);
+  CHECK(text.find("default: lps.ini") != std::string::npos);
+  CHECK(text.find("caf-application.ini") == std::string::npos);
+  CHECK(text.find("print configuration to STDERR") == std::string::npos);
+  CHECK(text.find("--long-help") != std::string::npos); // CAF's own options stay
+}

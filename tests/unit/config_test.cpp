@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -206,4 +207,96 @@ TEST_CASE("HTTP_TLS_CERT and HTTP_TLS_KEY go together") {
   CHECK(validate(cfg)[0].find("HTTP_TLS_KEY") != std::string::npos);
   cfg.http_tls_key = "key.pem";
   CHECK(validate(cfg).empty());
+}
+
+namespace {
+
+// load_startup on a config file with `text`, plus `extra` arguments.
+startup load_file(const std::string& text, std::vector<std::string> extra = {}) {
+  auto path = std::string{"/tmp/lps-config-words-"} + std::to_string(::getpid()) + ".ini";
+  std::ofstream{path} << text;
+  std::vector<std::string> args{"lps", "--config-file=" + path};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto argv = make_argv(args);
+  system_config sys_cfg;
+  auto result = load_startup(sys_cfg, static_cast<int>(argv.size()), argv.data(), fake_env({}));
+  std::remove(path.c_str());
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("config file errors say file, line and what is wrong in words") {
+  auto result = load_file("[lps]\nhttp-port=8090\nqueue-processing-mode=serial_bundle\n");
+  REQUIRE(result.errors.size() == 1);
+  auto& line = result.errors[0];
+  INFO(line);
+  CHECK(line.find("config file /tmp/lps-config-words-") == 0);
+  CHECK(line.find(".ini, line 3, column ") != std::string::npos);
+  CHECK(line.find("unexpected character") != std::string::npos);
+  CHECK(line.find("parser_error") == std::string::npos);
+  CHECK(line.find("double quotes") != std::string::npos);
+  auto cli = load_file("[lps]\n", {"--scheduler.max-threads=abc"});
+  REQUIRE(cli.errors.size() == 1);
+  CHECK(cli.errors[0]
+        == "command line: --scheduler.max-threads=abc: unexpected character (the "
+           "value does not fit the option)");
+}
+
+TEST_CASE("ignored sections and keys are warned about with the nearest valid name") {
+  auto result = load_file("http-prot=9000\n[lpz]\nhttp-port=1\n[scheduler]\nmax-threadz=3\n"
+                          "[lps]\nhttp-port=9001\n");
+  CHECK(result.errors.empty());
+  REQUIRE(result.warnings.size() == 3);
+  CHECK(result.warnings[0]
+        == "config file: http-prot outside a section is ignored (lps keys go "
+           "in [lps]: did you mean [lps] http-port?)");
+  CHECK(result.warnings[1]
+        == "config file: unknown section [lpz] is ignored (did you mean [lps]?)");
+  CHECK(result.warnings[2]
+        == "config file: [scheduler] max-threadz is not an option and is "
+           "ignored (did you mean max-threads?)");
+  CHECK(result.cfg.http_port == 9001);
+}
+
+TEST_CASE("a CAF option of the wrong type in the file refuses to start") {
+  auto result = load_file("[scheduler]\nmax-threads=\"two\"\n");
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].find("config file: [scheduler] max-threads: invalid value two (expected")
+        == 0);
+  CHECK(load_file("[scheduler]\nmax-threads=3\n").errors.empty());
+}
+
+TEST_CASE("misspelled LLM_PROVIDER_SERVICE_ variables refuse, bare keys are said to be unread") {
+  auto check = check_environment_names({"PATH", "LLM_PROVIDER_SERVICE_DATA_DIRR", "DATA_DIR",
+                                        "OPENAI_API_KEY", "LLM_PROVIDER_SERVICE_HTTP_PORT"});
+  REQUIRE(check.errors.size() == 1);
+  CHECK(check.errors[0]
+        == "environment: LLM_PROVIDER_SERVICE_DATA_DIRR is not an lps key (did "
+           "you mean LLM_PROVIDER_SERVICE_DATA_DIR?)");
+  REQUIRE(check.warnings.size() == 1);
+  CHECK(check.warnings[0]
+        == "environment: DATA_DIR is not read; lps reads LLM_PROVIDER_SERVICE_DATA_DIR");
+}
+
+TEST_CASE("a relative model manifest in the config file is found beside the config file") {
+  auto folder =
+      std::filesystem::temp_directory_path() / ("lps-config-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder);
+  auto path = (folder / "lps.ini").string();
+  std::ofstream{path} << "[lps]\nmodel-manifest=\"models.json\"\n";
+  auto load = [&](std::vector<std::string> args, std::map<std::string, std::string> env) {
+    args.insert(args.begin(), {"lps", "--config-file=" + path});
+    auto argv = make_argv(args);
+    system_config sys_cfg;
+    return load_startup(sys_cfg, static_cast<int>(argv.size()), argv.data(), fake_env(env));
+  };
+  CHECK(load({}, {}).cfg.model_manifest == (folder / "models.json").string());
+  // From the environment or the command line: as given (relative to the working folder).
+  CHECK(load({}, {{"LLM_PROVIDER_SERVICE_MODEL_MANIFEST", "m.json"}}).cfg.model_manifest
+        == "m.json");
+  CHECK(load({"--model-manifest=x/m.json"}, {}).cfg.model_manifest == "x/m.json");
+  std::ofstream{path} << "[lps]\nmodel-manifest=\"/abs/models.json\"\n";
+  CHECK(load({}, {}).cfg.model_manifest == "/abs/models.json");
+  std::filesystem::remove_all(folder);
 }
