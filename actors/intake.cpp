@@ -9,9 +9,11 @@ namespace {
 
 using self_ptr = intake_actor::stateful_pointer<intake_state>;
 
-// Fills what the caller may leave out and what only the service assigns.
+// Fills what the caller may leave out and what only the service assigns. A queue id chosen
+// by the HTTP layer is kept: an idempotent submission records it with its key first.
 void assign_identity(comparison_request& req, caf::timestamp now) {
-  req.queue_id = new_uuid();
+  if (req.queue_id.empty())
+    req.queue_id = new_uuid();
   if (req.correlation_id.empty())
     req.correlation_id = new_uuid();
   if (req.trace_id.empty())

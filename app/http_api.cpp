@@ -6,8 +6,10 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace lps {
 
@@ -75,18 +77,62 @@ bool check_submission(const http_request& req, http_responder& respond) {
   return true;
 }
 
-// -- routes --
+/// Longest Idempotency-Key header value accepted.
+constexpr size_t max_idempotency_key_bytes = 255;
 
-void submit_one(const api_context& ctx, http_request&& req, http_responder respond) {
-  if (!check_submission(req, respond))
-    return;
-  comparison_request parsed;
-  field_error err;
-  if (!parse_comparison_request(req.body, ctx.limits, parsed, err)) {
-    respond(error_response(400, err.code, err.message, {}, err.field));
-    return;
-  }
-  auto cid = parsed.correlation_id;
+// -- what a submission may ask for --
+
+// Why `req` cannot be served, as a field error, or nullopt: the provider it resolves to
+// must be configured, and the mock only with MOCK_ALLOWED (so a production run never gets
+// mock verdicts by accident). `prefix` is the item's path in a bulk body.
+std::optional<field_error> provider_refusal(const config& cfg, const comparison_request& req,
+                                            const std::string& prefix = {}) {
+  bool overridden = !req.overrides.provider.empty();
+  auto provider = overridden ? req.overrides.provider : cfg.default_llm_provider;
+  auto source = overridden ? std::string{"provider_override"}
+                           : "DEFAULT_LLM_PROVIDER=" + cfg.default_llm_provider;
+  auto reason = provider_unavailable_reason(cfg, provider);
+  if (reason.empty())
+    return std::nullopt;
+  field_error result;
+  result.field = overridden ? prefix + "llm_config_overrides.provider_override" : prefix;
+  result.message = "the request would resolve to provider " + provider + " (" + source
+                   + "), which cannot serve it: " + reason;
+  return result;
+}
+
+// -- idempotent submissions --
+
+// The value of header `name` (lower-case), or "".
+std::string header_value(const http_request& req, std::string_view name) {
+  for (const auto& [key, value] : req.headers)
+    if (key == name)
+      return value;
+  return "";
+}
+
+// The key under which a repeated submission finds the first one: the Idempotency-Key
+// header, else (DEDUPE_BY_CORRELATION_ID) the caller's correlation_id; prefixed by the
+// client's key name, so clients never see each other's requests. "": none.
+std::string idempotency_key(const config& cfg, const std::string& header,
+                            const comparison_request& req, const std::string& client) {
+  if (!header.empty())
+    return client + "\nidempotency-key\n" + header;
+  if (cfg.dedupe_by_correlation_id && !req.correlation_id.empty())
+    return client + "\ncorrelation-id\n" + req.correlation_id;
+  return "";
+}
+
+std::string render_repeat(const std::string& queue_id, const std::string& status,
+                          const std::string& correlation_id) {
+  return "{\"queue_id\":" + json_quote(queue_id) + ",\"status\":" + json_quote(status)
+         + ",\"correlation_id\":" + json_quote(correlation_id)
+         + ",\"message\":\"Already submitted: this is the first submission's request\"}";
+}
+
+// Hands one request to intake; answers 202 once it is stored, or the refusal.
+void enqueue_one(const api_context& ctx, comparison_request request, http_responder respond) {
+  auto cid = request.correlation_id;
   ask<std::vector<enqueue_outcome>>(
       ctx, ctx.actors.intake,
       [respond, cid](caf::expected<std::vector<enqueue_outcome>> r) {
@@ -98,7 +144,97 @@ void submit_one(const api_context& ctx, http_request&& req, http_responder respo
         const auto& x = r->front();
         respond(x.accepted ? json_response(202, render_accepted(x)) : refusal_response(x));
       },
-      atom::submit_v, std::vector<comparison_request>{std::move(parsed)});
+      atom::submit_v, std::vector<comparison_request>{std::move(request)});
+}
+
+// A key already recorded: 200 with the first request's queue id and status. A key whose
+// request was never stored (refused, or a crash before its commit) submits it now under
+// that queue id.
+void answer_repeat(const api_context& ctx, const std::string& queue_id, comparison_request request,
+                   http_responder done) {
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  ask<request_status>(
+      ctx, ctx.actors.queue,
+      [c, queue_id, request, done](caf::expected<request_status> r) mutable {
+        if (r && r->found)
+          return done(
+              json_response(200, render_repeat(queue_id, to_string(r->status), r->correlation_id)));
+        if (auto stored = c->db->find_result(queue_id))
+          return done(json_response(
+              200, render_repeat(queue_id, stored->status,
+                                 json_string_field(stored->event_json, "correlation_id"))));
+        request.queue_id = queue_id;
+        enqueue_one(*c, std::move(request), std::move(done));
+      },
+      atom::lookup_v, queue_id);
+}
+
+// The key is stored with the queue id before the request, so a crash in between leaves a
+// key whose request answer_repeat stores later, never a request a retry would duplicate.
+void submit_idempotent(const api_context& ctx, std::string key, comparison_request request,
+                       http_responder respond) {
+  auto gate = ctx.idempotency;
+  // Leaving the gate with the answer lets the next submission of the key in.
+  http_responder done = [gate, key, respond](http_response r) {
+    respond(std::move(r));
+    gate->leave(key);
+  };
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  auto shared = std::make_shared<comparison_request>(std::move(request));
+  gate->enter(key, [c, key, shared, done] {
+    if (auto queue_id = c->db->find_idempotency_key(key))
+      return answer_repeat(*c, *queue_id, *shared, done);
+    auto queue_id = new_uuid();
+    store_write write;
+    write.idempotency_keys = {{key, queue_id}};
+    c->db->submit(std::move(write), [c, queue_id, shared, done](bool ok, const std::string&) {
+      if (!ok)
+        return done(error_response(500, "INTERNAL_ERROR", "the Idempotency-Key was not stored",
+                                   shared->correlation_id));
+      shared->queue_id = queue_id;
+      enqueue_one(*c, std::move(*shared), done);
+    });
+  });
+}
+
+// -- routes --
+
+void submit_one(const api_context& ctx, http_request&& req, const std::string& client,
+                http_responder respond) {
+  if (!check_submission(req, respond))
+    return;
+  comparison_request parsed;
+  field_error err;
+  if (!parse_comparison_request(req.body, ctx.limits, parsed, err)) {
+    respond(error_response(400, err.code, err.message, {}, err.field));
+    return;
+  }
+  if (auto refusal = provider_refusal(ctx.cfg, parsed)) {
+    respond(error_response(400, refusal->code, refusal->message, parsed.correlation_id,
+                           refusal->field));
+    return;
+  }
+  auto header = header_value(req, "idempotency-key");
+  if (header.size() > max_idempotency_key_bytes)
+    return respond(
+        error_response(400, "VALIDATION_ERROR",
+                       "must be at most " + std::to_string(max_idempotency_key_bytes) + " bytes",
+                       parsed.correlation_id, "Idempotency-Key"));
+  auto key = idempotency_key(ctx.cfg, header, parsed, client);
+  if (key.empty())
+    return enqueue_one(ctx, std::move(parsed), std::move(respond));
+  submit_idempotent(ctx, std::move(key), std::move(parsed), std::move(respond));
+}
+
+// A bulk submission of which nothing was accepted because the queue is full is answered
+// as a whole (503 with Retry-After), so a client backs off instead of reading 202.
+std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enqueue_outcome>& xs) {
+  auto full = [](const enqueue_outcome& x) { return !x.accepted && x.error_code == "QUEUE_FULL"; };
+  if (xs.empty() || !std::all_of(xs.begin(), xs.end(), full))
+    return std::nullopt;
+  return *std::max_element(xs.begin(), xs.end(), [](const auto& a, const auto& b) {
+    return a.retry_after_seconds < b.retry_after_seconds;
+  });
 }
 
 void submit_many(const api_context& ctx, http_request&& req, http_responder respond) {
@@ -107,8 +243,20 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
   std::vector<bulk_item> items;
   field_error err;
   if (!parse_comparison_batch(req.body, ctx.limits, items, err)) {
+    if (err.code == "PAYLOAD_TOO_LARGE")
+      return respond(
+          error_response(413, err.code, err.message + " (raise BULK_MAX_REQUESTS)", {}, err.field));
     respond(error_response(400, err.code, err.message, {}, err.field));
     return;
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].ok)
+      continue;
+    auto prefix = "requests[" + std::to_string(i) + "].";
+    if (auto refusal = provider_refusal(ctx.cfg, items[i].request, prefix)) {
+      items[i].ok = false;
+      items[i].error = std::move(*refusal);
+    }
   }
   auto entries = std::make_shared<std::vector<bulk_entry>>(items.size());
   std::vector<comparison_request> valid;
@@ -132,6 +280,8 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
           respond(error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
           return;
         }
+        if (auto full = nothing_accepted_queue_full(*r))
+          return respond(refusal_response(*full));
         for (size_t k = 0; k < positions->size(); ++k) {
           auto& entry = (*entries)[(*positions)[k]];
           entry.accepted = (*r)[k].accepted;
@@ -225,8 +375,8 @@ void get_providers(const api_context& ctx, http_responder respond) {
 }
 
 // {"mock":{"configured":true,"available":true,"note":""},...}: which providers can serve
-// requests (a provider without a key is not a failing check: requests for it end with a
-// CONFIGURATION_ERROR result, and the note says how to configure it).
+// requests (a provider without a key is not a failing check: requests for it are refused at
+// submission, and the note says how to configure it).
 std::string health_providers(const config& cfg) {
   auto entry = [&](const std::string& name, bool configured) {
     auto reason = provider_unavailable_reason(cfg, name);
@@ -249,7 +399,8 @@ void get_health(const api_context& ctx, http_responder respond) {
   auto db = ctx.db;
   ask<actor_status>(
       ctx, ctx.actors.queue,
-      [respond, configured, effective, db, providers](caf::expected<actor_status> r) {
+      [respond, configured, effective, db, providers,
+       mock_warning = mock_default_warning(ctx.cfg)](caf::expected<actor_status> r) {
         bool store_ok = true;
         try {
           db->find_result("healthz-probe");
@@ -264,6 +415,8 @@ void get_health(const api_context& ctx, http_responder respond) {
                                    "OPENAI_BATCH_API_MODE or ANTHROPIC_BATCH_API_MODE and the "
                                    "provider's key): requests are processed as "
                                  + effective);
+        if (!mock_warning.empty())
+          warnings += std::string{warnings.size() > 1 ? "," : ""} + json_quote(mock_warning);
         warnings += "]";
         auto draining = r && r->facts["draining"] == "true";
         auto body = std::string{"{\"status\":"} + (healthy ? "\"healthy\"" : "\"unhealthy\"")
@@ -395,13 +548,116 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
   respond(error_response(404, "RESOURCE_NOT_FOUND", "no route for GET " + req.path));
 }
 
+// -- access --
+
+/// What a route needs: nothing (probes), a client key, or the operator token.
+enum class route_access { open, client, admin };
+
+route_access access_of(const http_request& req) {
+  if (req.path == "/healthz" || req.path == "/metrics")
+    return route_access::open;
+  auto operator_action = [&](std::string_view prefix, std::string_view suffix) {
+    return req.method == "POST" && req.path.starts_with(prefix) && req.path.ends_with(suffix);
+  };
+  if (req.path == "/console" || req.path == "/api/v1/inspect"
+      || req.path.starts_with("/api/v1/inspect/") || req.path.starts_with("/api/v1/config")
+      || operator_action("/api/v1/batch-jobs/", "/cancel")
+      || operator_action("/api/v1/runs/", "/cancel")
+      || operator_action("/api/v1/providers/", "/resume"))
+    return route_access::admin;
+  return route_access::client;
+}
+
+// The client's key name ("" when no key is needed), or nullopt when the request may not
+// pass. Operator routes take ADMIN_TOKEN when it is set; otherwise they need what client
+// routes need. Hashing both sides makes the token comparison independent of its length.
+std::optional<std::string> authenticate(const api_context& ctx, const http_request& req) {
+  auto access = access_of(req);
+  if (access == route_access::open)
+    return "";
+  auto presented = bearer_token(header_value(req, "authorization"));
+  if (access == route_access::admin && !ctx.cfg.admin_token.empty()) {
+    if (constant_time_equal(sha256_hex(presented), sha256_hex(ctx.cfg.admin_token.reveal())))
+      return "admin";
+    return std::nullopt;
+  }
+  if (ctx.keys.empty())
+    return "";
+  return ctx.keys.find(presented);
+}
+
+// The 401 names what is missing, never what was sent.
+http_response unauthorized(route_access access) {
+  auto res = error_response(401, "AUTHENTICATION_ERROR",
+                            access == route_access::admin
+                                ? "this operator route needs Authorization: Bearer <ADMIN_TOKEN>"
+                                : "this route needs Authorization: Bearer <API key>");
+  res.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return res;
+}
+
 } // namespace
 
+void idempotency_gate::enter(const std::string& key, std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock{mutex_};
+    auto [i, first] = running_.try_emplace(key);
+    if (!first) {
+      i->second.push_back(std::move(work));
+      return;
+    }
+  }
+  work();
+}
+
+void idempotency_gate::leave(const std::string& key) {
+  std::function<void()> next;
+  {
+    std::lock_guard<std::mutex> lock{mutex_};
+    auto i = running_.find(key);
+    if (i == running_.end())
+      return;
+    if (i->second.empty()) {
+      running_.erase(i);
+      return;
+    }
+    next = std::move(i->second.front());
+    i->second.pop_front();
+  }
+  next();
+}
+
+std::string mock_default_warning(const config& cfg) {
+  if (cfg.default_llm_provider != "mock")
+    return "";
+  std::string keys;
+  std::string first;
+  for (const auto& [name, p] : cfg.providers) {
+    if (p.api_key.empty())
+      continue;
+    auto upper = name;
+    for (auto& c : upper)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    keys += (keys.empty() ? "" : ", ") + upper + "_API_KEY";
+    if (first.empty())
+      first = name;
+  }
+  if (keys.empty())
+    return "";
+  return "DEFAULT_LLM_PROVIDER is mock although " + keys
+         + " is set: requests without provider_override get mock verdicts (provider \"mock\"); "
+           "set DEFAULT_LLM_PROVIDER="
+         + first + " (or MOCK_ALLOWED=false to refuse them)";
+}
+
 void handle_http(const api_context& ctx, http_request&& req, http_responder respond) {
+  auto client = authenticate(ctx, req);
+  if (!client)
+    return respond(unauthorized(access_of(req)));
   if (req.method == "GET")
     return route_get(ctx, std::move(req), std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparison")
-    return submit_one(ctx, std::move(req), std::move(respond));
+    return submit_one(ctx, std::move(req), *client, std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparisons")
     return submit_many(ctx, std::move(req), std::move(respond));
   constexpr std::string_view cancel_suffix = "/cancel";

@@ -5,18 +5,40 @@
 // here on the I/O threads, so the actors only see typed, valid requests.
 
 #include "app/topology.hpp"
+#include "runtime/api_keys.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/json_codec.hpp"
 
 #include <caf/actor_system.hpp>
 
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace lps {
 
 class store;
 class batch_job_store;
+
+/// Submissions that share an idempotency key run one after the other within this process,
+/// so the second finds the key the first recorded instead of racing it.
+class idempotency_gate {
+public:
+  /// Runs `work` now when no submission of `key` runs, else once the ones before it left.
+  void enter(const std::string& key, std::function<void()> work);
+
+  /// Ends the running submission of `key` and starts the next one waiting, if any.
+  void leave(const std::string& key);
+
+private:
+  std::mutex mutex_;
+  /// Keys with a submission running, each with the submissions waiting behind it.
+  std::map<std::string, std::deque<std::function<void()>>> running_;
+};
 
 struct api_context {
   caf::actor_system* sys = nullptr;
@@ -30,7 +52,14 @@ struct api_context {
   std::string model_manifest_json;
   /// Deadline for answers from actors.
   caf::timespan timeout = std::chrono::seconds{30};
+  /// Client keys (API_KEYS_FILE); empty: client routes are open.
+  api_keys keys;
+  std::shared_ptr<idempotency_gate> idempotency = std::make_shared<idempotency_gate>();
 };
+
+/// The warning for a real provider's key configured while the default provider is still
+/// the mock (logged at start and listed in /healthz warnings), or "".
+std::string mock_default_warning(const config& cfg);
 
 /// Handles one HTTP request; `respond` is called exactly once, from any thread.
 void handle_http(const api_context& ctx, http_request&& req, http_responder respond);

@@ -3,6 +3,7 @@
 
 #include "app/http_api.hpp"
 #include "app/topology.hpp"
+#include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
@@ -14,10 +15,14 @@
 
 #include <caf/actor_system.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <span>
+#include <string_view>
 #include <sstream>
 
 using namespace lps;
@@ -56,6 +61,26 @@ bool read_manifest(const std::string& path, model_manifest& out, std::string& er
   return true;
 }
 
+// Every variable name of the process environment.
+std::vector<std::string> environment_names() {
+  std::vector<std::string> result;
+  for (char** x = environ; *x != nullptr; ++x) {
+    std::string entry = *x;
+    result.push_back(entry.substr(0, entry.find('=')));
+  }
+  return result;
+}
+
+// Unknown LLM_PROVIDER_SERVICE_* variables refuse to start like unknown keys; ignored
+// settings are printed once, before anything else runs.
+void check_names(startup& start) {
+  auto env = check_environment_names(environment_names());
+  start.errors.insert(start.errors.end(), env.errors.begin(), env.errors.end());
+  start.warnings.insert(start.warnings.end(), env.warnings.begin(), env.warnings.end());
+  for (const auto& line : start.warnings)
+    std::fprintf(stderr, "lps: warning: %s\n", line.c_str());
+}
+
 int fail(const std::vector<std::string>& errors) {
   for (const auto& line : errors)
     std::fprintf(stderr, "lps: %s\n", line.c_str());
@@ -71,6 +96,7 @@ api_context make_api_context(caf::actor_system& sys, const config& cfg, topology
   ctx.db = db;
   ctx.cfg = cfg;
   ctx.model_manifest_json = std::move(manifest);
+  ctx.limits.max_batch_items = cfg.bulk_max_requests;
   ctx.timeout = std::chrono::milliseconds{cfg.actor_request_timeout_ms};
   return ctx;
 }
@@ -81,6 +107,11 @@ http_server_options server_options(const config& cfg) {
   result.port = cfg.http_port;
   result.io_threads = cfg.http_io_threads;
   result.max_body_bytes = cfg.http_max_body_bytes;
+  result.max_body_setting = "HTTP_MAX_BODY_BYTES";
+  result.route_body_limits = {
+      {"POST", "/api/v1/comparisons", cfg.http_max_bulk_body_bytes, "HTTP_MAX_BULK_BODY_BYTES"}};
+  result.tls_cert_file = cfg.http_tls_cert;
+  result.tls_key_file = cfg.http_tls_key;
   result.read_timeout = std::chrono::milliseconds{cfg.http_read_timeout_ms};
   result.idle_timeout = std::chrono::milliseconds{cfg.http_idle_timeout_ms};
   result.max_connections = cfg.http_max_connections;
@@ -111,6 +142,11 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: MODEL_MANIFEST %s\n", error.c_str());
     return 2;
   }
+  api_keys keys;
+  if (!cfg.api_keys_file.empty() && !api_keys::load(cfg.api_keys_file, keys, error)) {
+    std::fprintf(stderr, "lps: API_KEYS_FILE %s\n", error.c_str());
+    return 2;
+  }
   if (!cfg.provider_ca_file.empty() && !std::ifstream{cfg.provider_ca_file}) {
     std::fprintf(stderr, "lps: PROVIDER_CA_FILE '%s' cannot be read\n",
                  cfg.provider_ca_file.c_str());
@@ -127,6 +163,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   ctx->jobs_db = jobs_db.get();
+  ctx->keys = std::move(keys);
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {
     handle_http(*ctx, std::move(req), std::move(respond));
@@ -138,10 +175,13 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     return 1;
   }
   // One line on stdout that scripts and tests read to find the port (HTTP_PORT=0).
-  std::printf("lps listening on http://%s:%u\n", cfg.http_host.c_str(), unsigned{server.port()});
+  std::printf("lps listening on %s://%s:%u\n", cfg.http_tls_cert.empty() ? "http" : "https",
+              cfg.http_host.c_str(), unsigned{server.port()});
   std::fflush(stdout);
   LPS_LOG_INFO(log, "lps serving on {}:{} (mode {}, store {})", cfg.http_host, server.port(),
                to_string(cfg.processing_mode), db->path());
+  if (auto warning = mock_default_warning(cfg); !warning.empty())
+    LPS_LOG_WARN(log, "{}", warning);
   int sig = 0;
   sigwait(&signals, &sig);
   LPS_LOG_INFO(log, "lps received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -159,6 +199,12 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
 int main(int argc, char** argv) {
   auto signals = block_shutdown_signals();
   system_config sys_cfg;
+  // Before CAF sees them: CAF's own help text misnames the default config file.
+  for (std::string_view arg : std::span{argv + 1, argv + argc})
+    if (arg == "--help" || arg == "-h" || arg == "-?" || arg == "--long-help") {
+      std::fputs(sys_cfg.help_text(arg == "--long-help").c_str(), stdout);
+      return 0;
+    }
   auto start = load_startup(sys_cfg, argc, argv, process_environment());
   if (start.help_printed)
     return 0;
@@ -166,6 +212,7 @@ int main(int argc, char** argv) {
     std::fputs(describe_keys().c_str(), stdout);
     return 0;
   }
+  check_names(start);
   if (!start.errors.empty())
     return fail(start.errors);
   if (start.dump_config) {

@@ -207,7 +207,7 @@ queue_processing_mode effective_mode(const config& cfg) {
 
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider) {
   if (provider == "mock")
-    return "";
+    return cfg.mock_allowed ? "" : "MOCK_ALLOWED=false refuses requests for the mock provider";
   auto i = cfg.providers.find(provider);
   if (i == cfg.providers.end())
     return "unknown provider '" + provider + "'";

@@ -35,7 +35,7 @@ struct topology {
 /// it disabled) are bundled as in serial_bundle.
 queue_processing_mode effective_mode(const config& cfg);
 
-/// Why a provider cannot be called, or "" when it can.
+/// Why a provider cannot be called (for the mock: MOCK_ALLOWED=false), or "" when it can.
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider);
 
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,

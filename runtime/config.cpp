@@ -231,6 +231,34 @@ void add_provider_keys(std::vector<key_entry>& xs, const std::string& name) {
   add_provider_rate_keys(xs, name, up);
 }
 
+// A file path; empty turns the feature off.
+key_entry path_key(std::string env, std::string config::*field, std::string rule) {
+  return {{env, lower_dashed(env), rule, false},
+          [=](config& c, const std::string& v) { return c.*field = trim(v), true; },
+          [=](const config& c) { return c.*field; }};
+}
+
+// Submission limits, the mock guard, authentication and TLS of the API (issue 13).
+void add_front_door_keys(std::vector<key_entry>& xs) {
+  xs.push_back(bool_key("MOCK_ALLOWED", &config::mock_allowed));
+  xs.push_back(
+      uint_key("HTTP_MAX_BULK_BODY_BYTES", &config::http_max_bulk_body_bytes, 1024, 1ull << 32));
+  xs.push_back(uint_key("BULK_MAX_REQUESTS", &config::bulk_max_requests, 1, 1'000'000));
+  xs.push_back(bool_key("DEDUPE_BY_CORRELATION_ID", &config::dedupe_by_correlation_id));
+  xs.push_back(
+      path_key("API_KEYS_FILE", &config::api_keys_file,
+               "a file of '<name> <sha256 hex of the key>' lines (empty: no client keys)"));
+  xs.push_back(
+      {{"ADMIN_TOKEN", "admin-token", "the operator routes' bearer token", true},
+       [](config& c, const std::string& v) { return c.admin_token = secret{trim(v)}, true; },
+       [](const config& c) { return c.admin_token.masked(); }});
+  xs.push_back(bool_key("ALLOW_UNAUTHENTICATED", &config::allow_unauthenticated));
+  xs.push_back(path_key("HTTP_TLS_CERT", &config::http_tls_cert,
+                        "a PEM certificate chain for HTTPS on the API (empty: plain HTTP)"));
+  xs.push_back(
+      path_key("HTTP_TLS_KEY", &config::http_tls_key, "the PEM private key of HTTP_TLS_CERT"));
+}
+
 std::vector<key_entry> make_key_table() {
   using qpm = queue_processing_mode;
   using bam = batch_api_mode;
@@ -390,6 +418,7 @@ std::vector<key_entry> make_key_table() {
                         &config::provider_max_connections_per_host, 1, 10000));
   xs.push_back(
       uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));
+  add_front_door_keys(xs);
   return xs;
 }
 
@@ -473,9 +502,10 @@ std::string set_config_value(config& cfg, const std::string& key, const std::str
 
 std::vector<std::string> apply_environment(config& cfg, const env_lookup& env) {
   std::vector<std::string> errors;
-  // Bare <PROVIDER>_API_KEY first, so the prefixed spelling below wins.
+  // Bare <PROVIDER>_API_KEY first, so the prefixed spelling below wins. Other secrets
+  // (ADMIN_TOKEN) are read only with the prefix.
   for (const auto& x : key_table()) {
-    if (!x.info.is_secret)
+    if (!x.info.is_secret || !x.info.env_name.ends_with("_API_KEY"))
       continue;
     if (auto v = env(x.info.env_name); v && !v->empty())
       x.set(cfg, *v);
@@ -489,12 +519,23 @@ std::vector<std::string> apply_environment(config& cfg, const env_lookup& env) {
   return errors;
 }
 
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
 std::vector<std::string> validate(const config& cfg) {
   std::vector<std::string> errors;
   if (cfg.default_llm_provider != "mock" && !cfg.providers.count(cfg.default_llm_provider))
     errors.push_back("DEFAULT_LLM_PROVIDER: unknown provider '" + cfg.default_llm_provider + "'");
   if (cfg.http_host.empty())
     errors.push_back("HTTP_HOST must not be empty");
+  if (!is_loopback_host(cfg.http_host) && cfg.api_keys_file.empty() && !cfg.allow_unauthenticated)
+    errors.push_back("HTTP_HOST '" + cfg.http_host
+                     + "' is reachable beyond this machine but API_KEYS_FILE is not set: set "
+                       "API_KEYS_FILE, or ALLOW_UNAUTHENTICATED=true to serve the API open on "
+                       "purpose");
+  if (cfg.http_tls_cert.empty() != cfg.http_tls_key.empty())
+    errors.push_back("HTTP_TLS_CERT and HTTP_TLS_KEY go together: set both or neither");
   return errors;
 }
 

@@ -146,6 +146,26 @@ struct config {
   /// Finite timeout of requests between actors.
   uint32_t actor_request_timeout_ms = 60'000;
 
+  // -- front door (issue 13) --
+  /// false: requests that would resolve to the mock provider are refused at submission.
+  bool mock_allowed = true;
+  /// Body limit of POST /api/v1/comparisons (the other routes: http_max_body_bytes).
+  uint64_t http_max_bulk_body_bytes = 64ull << 20;
+  /// Most requests in one POST /api/v1/comparisons body.
+  uint32_t bulk_max_requests = 10'000;
+  /// true: a repeated correlation_id is a repeated submission, like a repeated
+  /// Idempotency-Key header.
+  bool dedupe_by_correlation_id = false;
+  /// Client keys ("<name> <sha256 hex of the key>" per line); empty: the API is open.
+  std::string api_keys_file;
+  /// Bearer token of the operator routes; empty: they need what the other routes need.
+  secret admin_token;
+  /// Serve an HTTP_HOST beyond loopback without API_KEYS_FILE, on purpose.
+  bool allow_unauthenticated = false;
+  /// HTTPS on the API: certificate chain and private key (PEM); both empty: plain HTTP.
+  std::string http_tls_cert;
+  std::string http_tls_key;
+
   config();
 };
 
@@ -175,6 +195,9 @@ std::string set_config_value(config& cfg, const std::string& key, const std::str
 /// Reads every LLM_PROVIDER_SERVICE_<KEY> variable (and the bare <PROVIDER>_API_KEY ones,
 /// which the prefixed spelling overrides); returns one error line per bad value.
 std::vector<std::string> apply_environment(config& cfg, const env_lookup& env);
+
+/// 127.x.y.z, ::1 or localhost: only this machine can connect.
+bool is_loopback_host(const std::string& host);
 
 /// Cross-field checks after all sources were applied; one error line per problem.
 std::vector<std::string> validate(const config& cfg);

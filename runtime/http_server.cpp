@@ -99,6 +99,29 @@ http_response error_response(unsigned status, std::string_view code, std::string
   return r;
 }
 
+/// The body limit of a request to `method` `target` (the query string is ignored).
+route_body_limit body_limit_for(const http_server_options& o, std::string_view method,
+                                std::string_view target) {
+  auto path = target.substr(0, target.find('?'));
+  for (const auto& x : o.route_body_limits)
+    if (x.method == method && x.path == path)
+      return x;
+  return {std::string(method), std::string(path), o.max_body_bytes, o.max_body_setting};
+}
+
+/// The parser's limit until the route is known: the largest of all.
+size_t largest_body_limit(const http_server_options& o) {
+  auto result = o.max_body_bytes;
+  for (const auto& x : o.route_body_limits)
+    result = std::max(result, x.max_body_bytes);
+  return result;
+}
+
+std::string too_large_text(const route_body_limit& limit) {
+  auto text = "request body exceeds " + std::to_string(limit.max_body_bytes) + " bytes";
+  return limit.setting.empty() ? text : text + " (raise " + limit.setting + ")";
+}
+
 bool is_http_category(const error_code& ec) {
   return ec.category() == make_error_code(http::error::end_of_stream).category();
 }
@@ -276,7 +299,7 @@ private:
 
   void wait_for_request() {
     parser_.emplace();
-    parser_->body_limit(core_->options.max_body_bytes);
+    parser_->body_limit(largest_body_limit(core_->options));
     parser_->header_limit(
         static_cast<uint32_t>(std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
     if (buffer_.size() > 0) // a pipelined request is already here
@@ -307,6 +330,12 @@ private:
     if (ec)
       return fail_request(ec);
     const auto& req = parser_->get();
+    // Before any of the body is read (and before 100 Continue): the route's own limit.
+    auto limit = body_limit_for(core_->options, req.method_string(), req.target());
+    auto length = parser_->content_length();
+    if (length && *length > limit.max_body_bytes)
+      return send_error(413, "PAYLOAD_TOO_LARGE", too_large_text(limit));
+    parser_->body_limit(limit.max_body_bytes);
     bool wants_continue = req.version() >= 11 && !parser_->is_done()
                           && beast::iequals(req[http::field::expect], "100-continue");
     if (!wants_continue)
@@ -334,9 +363,11 @@ private:
   /// Limits and syntax errors get an answer; timeouts, resets and TLS errors just close.
   void fail_request(const error_code& ec) {
     const auto& limits = core_->options;
-    if (ec == http::error::body_limit)
+    if (ec == http::error::body_limit) {
+      const auto& req = parser_->get();
       return send_error(413, "PAYLOAD_TOO_LARGE",
-                        "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes");
+                        too_large_text(body_limit_for(limits, req.method_string(), req.target())));
+    }
     if (ec == http::error::header_limit)
       return send_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
                         "request header block exceeds " + std::to_string(limits.max_header_bytes)

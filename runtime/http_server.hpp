@@ -44,6 +44,16 @@ using http_responder = std::function<void(http_response)>;
 /// Handles one request. Runs on an I/O thread: must not block for long.
 using http_handler = std::function<void(http_request&&, http_responder)>;
 
+/// A route with its own body limit (a bulk upload may be far larger than one request).
+struct route_body_limit {
+  std::string method;
+  /// Exact path, without a query string.
+  std::string path;
+  size_t max_body_bytes = 0;
+  /// The setting that raises it, named in the 413 answer.
+  std::string setting;
+};
+
 /// Limits and threads.
 struct http_server_options {
   std::string host = "127.0.0.1";
@@ -52,6 +62,11 @@ struct http_server_options {
   unsigned io_threads = 1;
   /// Bodies over this get 413 PAYLOAD_TOO_LARGE (the connection is closed afterwards).
   size_t max_body_bytes = 1 << 20;
+  /// The setting that raises max_body_bytes, named in 413 answers ("": none named).
+  std::string max_body_setting;
+  /// Routes with a limit of their own instead of max_body_bytes; chosen from the request
+  /// line and headers, before any of the body is read.
+  std::vector<route_body_limit> route_body_limits;
   /// Header block limit; larger gets 431.
   size_t max_header_bytes = 16 * 1024;
   /// A request must arrive completely within this time once started (slow clients).

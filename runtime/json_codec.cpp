@@ -1002,7 +1002,9 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
     if (xs.size() > limits.max_batch_items) {
       std::string message = "must contain at most ";
       append_integer(message, limits.max_batch_items);
-      return fail_requests(message + " requests");
+      fail_requests(message + " requests");
+      error.code = "PAYLOAD_TOO_LARGE"; // a limit, not a malformed body: 413
+      return false;
     }
     items.resize(xs.size());
     auto raw_requests = raw_member(body, "requests");

@@ -18,7 +18,7 @@ namespace lps {
 struct request_limits {
   /// JSON nested deeper than this is refused.
   unsigned max_depth = 64;
-  /// Most items in one POST /api/v1/comparisons body.
+  /// Most items in one POST /api/v1/comparisons body; more is PAYLOAD_TOO_LARGE.
   size_t max_batch_items = 10000;
 };
 

@@ -64,6 +64,22 @@ CREATE INDEX IF NOT EXISTS results_completed ON results(completed_at_ms);
 PRAGMA user_version = 2;
 )sql";
 
+// Idempotency keys (the HTTP Idempotency-Key header, or a correlation id) and the request
+// they created. Kept apart from the versioned schema so it can be added to any store; a key
+// lives as long as its request's result (the trigger drops it with the result).
+constexpr const char* idempotency_schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS idempotency_keys(
+  key TEXT PRIMARY KEY NOT NULL,
+  queue_id TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS idempotency_keys_follow_results AFTER DELETE ON results
+  BEGIN DELETE FROM idempotency_keys WHERE queue_id = old.queue_id; END;
+)sql";
+// The first request of a key wins.
+constexpr const char* insert_idempotency_key_sql =
+    "INSERT OR IGNORE INTO idempotency_keys(key, queue_id) VALUES(?1, ?2)";
+constexpr const char* find_idempotency_key_sql =
+    "SELECT queue_id FROM idempotency_keys WHERE key = ?1";
+
 // Version 1 kept the texts inside payload; its rows keep working (texts stays empty).
 constexpr const char* migrate_v1_sql = R"sql(
 ALTER TABLE requests ADD COLUMN texts BLOB NOT NULL DEFAULT x'';
@@ -139,8 +155,8 @@ stored_result read_result(sqlite3_stmt* stmt) {
 }
 
 size_t count_ops(const store_write& write) {
-  return write.inserts.size() + write.finals.size() + write.delivered.size()
-         + write.attempts.size();
+  return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
+         + write.idempotency_keys.size();
 }
 
 // Runs a callback without letting an exception kill the writer thread.
@@ -192,14 +208,14 @@ struct store::impl {
   std::unique_ptr<database> read_db;
 
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
-  stmt_ptr mark_delivered_stmt, update_attempts_stmt;
+  stmt_ptr mark_delivered_stmt, update_attempts_stmt, insert_idempotency_key_stmt;
   /// Retention (null when results are kept forever); writer thread only.
   std::unique_ptr<sqlite::result_purger> purger;
 
   std::mutex read_mutex;
   stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
   stmt_ptr load_row_stmt, load_index_stmt;
-  stmt_ptr count_requests_stmt, count_results_stmt;
+  stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
 
   std::mutex queue_mutex;
   std::condition_variable work_cv;
@@ -314,7 +330,8 @@ struct store::impl {
     auto created = write_db->transaction(
         [&](std::string& err) {
           return (version != 1 || write_db->exec(migrate_v1_sql, "migrate schema", err))
-                 && write_db->exec(schema_sql, "create schema", err);
+                 && write_db->exec(schema_sql, "create schema", err)
+                 && write_db->exec(idempotency_schema_sql, "create schema", err);
         },
         error);
     return created == sqlite::txn_outcome::committed;
@@ -338,7 +355,8 @@ struct store::impl {
            && (insert_result_stmt = db.prepare(insert_result_sql, error))
            && (delete_request_stmt = db.prepare(delete_request_sql, error))
            && (mark_delivered_stmt = db.prepare(mark_delivered_sql, error))
-           && (update_attempts_stmt = db.prepare(update_attempts_sql, error));
+           && (update_attempts_stmt = db.prepare(update_attempts_sql, error))
+           && (insert_idempotency_key_stmt = db.prepare(insert_idempotency_key_sql, error));
   }
 
   bool open_reader(std::string& error) {
@@ -356,7 +374,8 @@ struct store::impl {
         && (load_index_stmt = db.prepare(load_index_sql, error))
         && (load_undelivered_stmt = db.prepare(load_undelivered_sql, error))
         && (count_requests_stmt = db.prepare(count_requests_sql, error))
-        && (count_results_stmt = db.prepare(count_results_sql, error)))
+        && (count_results_stmt = db.prepare(count_results_sql, error))
+        && (find_idempotency_key_stmt = db.prepare(find_idempotency_key_sql, error)))
       return true;
     error = "cannot open database '" + db_path + "': " + error;
     return false;
@@ -629,7 +648,18 @@ struct store::impl {
     for (const auto& [id, attempts] : write.attempts)
       if (!update_attempts(id, attempts, error))
         return false;
+    for (const auto& [key, id] : write.idempotency_keys)
+      if (!insert_idempotency_key(key, id, error))
+        return false;
     return true;
+  }
+
+  bool insert_idempotency_key(const std::string& key, const std::string& queue_id,
+                              std::string& error) {
+    sqlite3_stmt* stmt = insert_idempotency_key_stmt.get();
+    bind_text(stmt, 1, key);
+    bind_text(stmt, 2, queue_id);
+    return step_done(stmt, "insert idempotency key", queue_id, error);
   }
 
   bool insert_request(const stored_request& row, std::string& error) {
@@ -743,6 +773,19 @@ struct store::impl {
       log_read_error("find_result");
     return std::nullopt;
   }
+
+  std::optional<std::string> find_idempotency_key(const std::string& key) {
+    std::lock_guard lock(read_mutex);
+    sqlite3_stmt* stmt = find_idempotency_key_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, key);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      return column_string(stmt, 0);
+    if (rc != SQLITE_DONE)
+      log_read_error("find_idempotency_key");
+    return std::nullopt;
+  }
 };
 
 store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
@@ -762,6 +805,15 @@ std::unique_ptr<store> store::open(const store_options& options, std::string& er
   } catch (const std::exception& e) {
     error = "cannot open store in '" + options.data_dir + "': " + e.what();
     return nullptr;
+  }
+}
+
+std::optional<std::string> store::find_idempotency_key(const std::string& key) {
+  try {
+    return impl_->find_idempotency_key(key);
+  } catch (const std::exception& e) {
+    spdlog::error("store: find_idempotency_key: {}", e.what());
+    return std::nullopt;
   }
 }
 

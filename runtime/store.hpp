@@ -84,6 +84,8 @@ struct store_write {
   std::vector<std::string> delivered;
   /// Update attempt counters of requests still active (queue_id, attempts).
   std::vector<std::pair<std::string, uint32_t>> attempts;
+  /// Record idempotency keys (key, queue_id); a key already recorded keeps its queue id.
+  std::vector<std::pair<std::string, std::string>> idempotency_keys;
 };
 
 /// Called once after the write committed (ok == true) or failed (ok == false, error text).
@@ -121,6 +123,10 @@ public:
 
   /// Reads a final result by queue id (thread-safe; own read connection).
   std::optional<stored_result> find_result(const std::string& queue_id);
+
+  /// The queue id recorded for an idempotency key (thread-safe; own read connection).
+  /// Keys are dropped with their request's result.
+  std::optional<std::string> find_idempotency_key(const std::string& key);
 
   /// All requests still active (not final), in (priority desc, queued_at asc) order,
   /// without their texts. Reads every payload: for inspection and tests; the service starts

@@ -3,8 +3,15 @@
 #include "messages/error.hpp"
 #include "messages/type_ids.hpp"
 
+#include <caf/config_option_set.hpp>
 #include <caf/config_value.hpp>
 #include <caf/settings.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <regex>
+#include <sstream>
 
 namespace lps {
 
@@ -34,7 +41,15 @@ std::string to_text(const caf::config_value& x) {
   return caf::to_string(x);
 }
 
-void apply_file_section(const caf::settings& content, config& cfg,
+// A relative MODEL_MANIFEST in the file names a file beside the config file, wherever lps
+// is started from.
+void resolve_beside(const std::string& config_file, std::string& path) {
+  auto folder = std::filesystem::path{config_file}.parent_path();
+  if (!path.empty() && std::filesystem::path{path}.is_relative() && !folder.empty())
+    path = (folder / path).lexically_normal().string();
+}
+
+void apply_file_section(const caf::settings& content, const std::string& config_file, config& cfg,
                         std::vector<std::string>& errors) {
   auto section = content.find("lps");
   if (section == content.end())
@@ -47,6 +62,123 @@ void apply_file_section(const caf::settings& content, config& cfg,
   for (const auto& [key, value] : *dict)
     if (auto err = set_config_value(cfg, key, to_text(value)); !err.empty())
       errors.push_back("config file [lps]: " + err);
+  if (dict->contains("model-manifest"))
+    resolve_beside(config_file, cfg.model_manifest);
+}
+
+// -- telling typos apart from intent --
+
+// Edits (insert, delete, replace) from one name to another: how close a typo is.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    auto diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      auto above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string nearest(std::string_view name, const std::vector<std::string>& candidates) {
+  std::string best;
+  auto best_distance = SIZE_MAX;
+  for (const auto& x : candidates)
+    if (auto d = edit_distance(name, x); d < best_distance)
+      best = x, best_distance = d;
+  return best;
+}
+
+// Every lps key in one spelling (&config_key_info::env_name or ::file_name).
+std::vector<std::string> key_names(std::string config_key_info::*spelling) {
+  std::vector<std::string> result;
+  for (const auto& x : config_keys())
+    result.push_back(x.*spelling);
+  return result;
+}
+
+// -- CAF's parser errors in words --
+
+std::string match_or_empty(const std::string& text, const std::regex& pattern) {
+  std::smatch m;
+  return std::regex_search(text, m, pattern) ? m[1].str() : std::string{};
+}
+
+// CAF renders "parser_error(unexpected_character, ({"column" = 24, "line" = 3}))" or
+// "... ({"argument" = "--scheduler.max-threads=abc"}))"; this says where and what.
+std::string describe_parse_error(const std::string& rendered, const std::string& file) {
+  auto code = match_or_empty(rendered, std::regex{R"re(^parser_error\(([a-z_]+))re"});
+  auto line = match_or_empty(rendered, std::regex{R"re("line" = (\d+))re"});
+  auto column = match_or_empty(rendered, std::regex{R"re("column" = (\d+))re"});
+  auto argument = match_or_empty(rendered, std::regex{R"re("argument" = "([^"]*)")re"});
+  if (code.empty())
+    return "command line or config file: " + rendered;
+  std::replace(code.begin(), code.end(), '_', ' ');
+  if (!argument.empty())
+    return "command line: " + argument + ": " + code + " (the value does not fit the option)";
+  if (line.empty())
+    return "config file " + file + ": " + code;
+  return "config file " + file + ", line " + line + ", column " + column + ": " + code
+         + " (text values need double quotes, e.g. queue-processing-mode=\"serial_bundle\"; "
+           "lps keys go in the [lps] section)";
+}
+
+// -- sections, keys and values CAF ignores silently --
+
+std::string text_of(caf::string_view x) {
+  return {x.data(), x.size()};
+}
+
+void check_caf_section(const caf::config_option_set& options, const std::string& category,
+                       const caf::settings& section, startup& result) {
+  std::vector<std::string> names;
+  for (const auto& opt : options)
+    if (text_of(opt.category()) == category)
+      names.push_back(text_of(opt.long_name()));
+  for (const auto& [key, value] : section) {
+    if (caf::holds_alternative<caf::settings>(value))
+      continue; // a nested section: CAF's own business
+    const auto* opt = options.qualified_name_lookup(category, key);
+    if (opt == nullptr)
+      result.warnings.push_back("config file: [" + category + "] " + key
+                                + " is not an option and is ignored (did you mean "
+                                + nearest(key, names) + "?)");
+    else if (opt->check(value))
+      result.errors.push_back("config file: [" + category + "] " + key + ": invalid value "
+                              + to_text(value) + " (expected " + text_of(opt->type_name()) + ")");
+  }
+}
+
+void check_caf_settings(const caf::config_option_set& options, const caf::settings& content,
+                        startup& result) {
+  std::vector<std::string> categories{"lps"};
+  for (const auto& opt : options)
+    if (auto category = text_of(opt.category());
+        std::find(categories.begin(), categories.end(), category) == categories.end())
+      categories.push_back(category);
+  for (const auto& [name, value] : content) {
+    if (name == "lps")
+      continue;
+    const auto* section = caf::get_if<caf::settings>(&value);
+    if (section == nullptr) {
+      if (options.qualified_name_lookup("global", name) == nullptr)
+        result.warnings.push_back("config file: " + name
+                                  + " outside a section is ignored (lps keys go in [lps]: did "
+                                    "you mean [lps] "
+                                  + nearest(name, key_names(&config_key_info::file_name)) + "?)");
+    } else if (std::find(categories.begin(), categories.end(), name) == categories.end()) {
+      result.warnings.push_back("config file: unknown section [" + name
+                                + "] is ignored (did you mean [" + nearest(name, categories)
+                                + "]?)");
+    } else {
+      check_caf_section(options, name, *section, result);
+    }
+  }
 }
 
 } // namespace
@@ -70,14 +202,18 @@ startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lo
   result.help_config = split.help_config;
   result.errors = split.errors;
   if (auto err = sys_cfg.parse(split.caf_args, "lps.ini")) {
-    result.errors.push_back("command line or config file: " + sys_cfg.render(err));
+    result.errors.push_back(describe_parse_error(sys_cfg.render(err), sys_cfg.config_file_path));
     return result;
   }
   if (sys_cfg.cli_helptext_printed) {
     result.help_printed = true;
     return result;
   }
-  apply_file_section(sys_cfg.content, result.cfg, result.errors);
+  // CAF drops values of its options that have the wrong type without a word: check the
+  // file as written.
+  if (auto written = caf::actor_system_config::parse_config_file(sys_cfg.config_file_path.c_str()))
+    check_caf_settings(sys_cfg.caf_options(), *written, result);
+  apply_file_section(sys_cfg.content, sys_cfg.config_file_path, result.cfg, result.errors);
   for (auto& err : apply_environment(result.cfg, env))
     result.errors.push_back(std::move(err));
   for (const auto& [key, value] : split.lps_options)
@@ -85,6 +221,46 @@ startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lo
       result.errors.push_back("command line: " + err);
   for (auto& err : validate(result.cfg))
     result.errors.push_back(std::move(err));
+  return result;
+}
+
+std::string system_config::help_text(bool all) const {
+  std::istringstream caf_text{custom_options_.help_text(!all)};
+  std::string result;
+  for (std::string line; std::getline(caf_text, line);)
+    if (line.find("--dump-config") == std::string::npos
+        && line.find("--config-file") == std::string::npos)
+      result += line + "\n";
+  return result + R"(lps options:
+  --config-file=<path>  : the INI file to read ([lps] section for lps keys; default: lps.ini
+                          in the working folder when present; config/lps.ini documents all)
+  --dump-config         : print lps' effective configuration (secrets masked) to stdout, exit
+  --help-config         : print every lps key (environment name, file key, default, rule), exit
+  --<key>=<value>       : set an lps key, e.g. --http-port=9000 (also --lps.<key>=<value>)
+
+environment: LLM_PROVIDER_SERVICE_<KEY> (e.g. LLM_PROVIDER_SERVICE_DATA_DIR); of the bare
+names only <PROVIDER>_API_KEY is read. Later wins: file < environment < command line.
+)";
+}
+
+environment_check check_environment_names(const std::vector<std::string>& names) {
+  constexpr std::string_view prefix = "LLM_PROVIDER_SERVICE_";
+  auto keys = key_names(&config_key_info::env_name);
+  auto known = [&](std::string_view key) {
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
+  };
+  environment_check result;
+  for (const auto& name : names) {
+    if (name.starts_with(prefix)) {
+      auto key = name.substr(prefix.size());
+      if (!known(key))
+        result.errors.push_back("environment: " + name + " is not an lps key (did you mean "
+                                + std::string{prefix} + nearest(key, keys) + "?)");
+    } else if (known(name) && !name.ends_with("_API_KEY")) {
+      result.warnings.push_back("environment: " + name + " is not read; lps reads "
+                                + std::string{prefix} + name);
+    }
+  }
   return result;
 }
 

@@ -16,6 +16,15 @@ namespace lps {
 class system_config : public caf::actor_system_config {
 public:
   system_config();
+
+  /// CAF's options (scheduler.*, ...), to check config file sections against.
+  const caf::config_option_set& caf_options() const {
+    return custom_options_;
+  }
+
+  /// The text of --help: CAF's global options (with `all`, every CAF option) without CAF's
+  /// --dump-config and --config-file lines, which lps takes over, then lps' own options.
+  std::string help_text(bool all) const;
 };
 
 /// The outcome of reading every configuration source.
@@ -29,7 +38,19 @@ struct startup {
   bool help_printed = false;
   /// One line per problem; non-empty means refuse to start.
   std::vector<std::string> errors;
+  /// Settings lps ignores (unknown sections, keys outside a section): printed, not fatal.
+  std::vector<std::string> warnings;
 };
+
+/// Problems with the names of the environment's variables (`names`: every variable set): an
+/// LLM_PROVIDER_SERVICE_<KEY> that names no key is an error naming the nearest key; a key
+/// set without the prefix (DATA_DIR), which lps does not read, is a warning saying so.
+/// <PROVIDER>_API_KEY is read bare and not reported.
+struct environment_check {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+environment_check check_environment_names(const std::vector<std::string>& names);
 
 /// Parses argv (CAF options and --config-file go to CAF; lps keys are ours), reads the
 /// [lps] section of the config file, then the environment, then lps command-line keys.

@@ -21,7 +21,10 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <optional>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 
 using namespace lps;
 namespace fs = std::filesystem;
@@ -145,6 +148,16 @@ json::object wait_for_result(client& c, const test::lps_process& lps, const std:
   return json::object{};
 }
 
+/// True once /metrics shows `text` (metrics are recorded asynchronously; polled for 2 s).
+bool metrics_show(client& c, const test::lps_process& lps, const std::string& text) {
+  for (int i = 0; i < 80; ++i) {
+    if (c.call("GET", lps.url("/metrics")).body.find(text) != std::string::npos)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  return false;
+}
+
 } // namespace
 
 TEST_CASE("every accepted comparison gets exactly one result event") {
@@ -254,24 +267,33 @@ TEST_CASE("bad input gets a clear 4xx naming the field and nothing is stored") {
   CHECK(error_code_of(unknown) == "RESOURCE_NOT_FOUND");
 }
 
-TEST_CASE("requests for a provider without a key end in a CONFIGURATION_ERROR result") {
+TEST_CASE("a request for a provider without a key is refused at submission, naming it") {
   temp_dir dir;
   test::lps_process lps{dir.path().string()};
   REQUIRE(lps.port() != 0);
-  receiver sink;
   client c;
   auto res =
       c.call("POST", lps.url("/api/v1/comparison"),
-             comparison_body("needs openai", sink.url(),
+             comparison_body("needs openai", "http://127.0.0.1:9/results",
                              ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}"));
-  REQUIRE(res.status == 202);
-  REQUIRE(sink.wait_for(1, std::chrono::seconds{20}));
-  std::lock_guard<std::mutex> guard{sink.mtx};
-  auto& event = sink.events.begin()->second.front();
-  auto& data = event["data"].as_object();
-  CHECK(data["winner"].is_null());
-  CHECK(data["error_detail"].as_object()["error_code"] == "CONFIGURATION_ERROR");
-  CHECK(data["provider"] == "openai");
+  CHECK(res.status == 400);
+  CHECK(error_code_of(res) == "VALIDATION_ERROR");
+  CHECK(error_field_of(res) == "llm_config_overrides.provider_override");
+  CHECK(res.body.find("provider openai") != std::string::npos);
+  CHECK(res.body.find("OPENAI_API_KEY") != std::string::npos);
+  // In bulk the item is refused in its place; the others are accepted.
+  auto bulk = c.call_json("POST", lps.url("/api/v1/comparisons"),
+                          "{\"requests\":[{\"user_prompt\":\"fine\"},{\"user_prompt\":\"x\","
+                          "\"llm_config_overrides\":{\"provider_override\":\"google\"}}]}");
+  auto& results = bulk["results"].as_array();
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].as_object()["status"] == "queued");
+  auto& error = results[1].as_object()["error"].as_object();
+  CHECK(error["details"].as_object()["field"]
+        == "requests[1].llm_config_overrides.provider_override");
+  CHECK(std::string{error["message"].as_string()}.find("GOOGLE_API_KEY") != std::string::npos);
+  // Nothing refused was stored: only the one accepted request counts.
+  CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 1\n"));
 }
 
 TEST_CASE("metrics exposition passes promtool and counts bundles") {
@@ -502,11 +524,15 @@ TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothi
   for (const auto& [name, value] : last.headers)
     has_retry_after |= name == "retry-after" && std::atoi(value.c_str()) > 0;
   CHECK(has_retry_after);
-  // Bulk submissions answer per item.
-  auto bulk = c.call_json("POST", lps.url("/api/v1/comparisons"),
-                          "{\"requests\":[{\"user_prompt\":\"a\"},{\"user_prompt\":\"b\"}]}");
-  for (auto& item : bulk["results"].as_array())
-    CHECK(item.as_object()["error"].as_object()["code"] == "QUEUE_FULL");
+  // A bulk submission of which nothing fits is refused as a whole, like a single one.
+  auto bulk = c.call("POST", lps.url("/api/v1/comparisons"),
+                     "{\"requests\":[{\"user_prompt\":\"a\"},{\"user_prompt\":\"b\"}]}");
+  CHECK(bulk.status == 503);
+  CHECK(error_code_of(bulk) == "QUEUE_FULL");
+  bool bulk_retry_after = false;
+  for (const auto& [name, value] : bulk.headers)
+    bulk_retry_after |= name == "retry-after" && std::atoi(value.c_str()) > 0;
+  CHECK(bulk_retry_after);
 }
 
 TEST_CASE("providers report configuration and circuit state but never keys") {
@@ -968,4 +994,371 @@ TEST_CASE("batch_api: failed and expired items go back to the queue and succeed 
   // Some items ran more than once: in later jobs, after their first job's failure.
   CHECK(stats.batch.items_submitted["openai"] + stats.batch.items_submitted["anthropic"] > 30);
   CHECK(stats.batch.batches_created["openai"] + stats.batch.batches_created["anthropic"] > 2);
+}
+
+// -- the front door (issue 13) --
+
+namespace {
+
+/// A call with extra request headers (Authorization, Idempotency-Key).
+http_client_response call_with(client& c, const std::string& method, const std::string& url,
+                               std::string body,
+                               std::vector<std::pair<std::string, std::string>> headers) {
+  http_client_request req;
+  req.method = method;
+  req.url = url;
+  req.body = std::move(body);
+  req.headers = std::move(headers);
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.timeout = std::chrono::seconds{20};
+  std::promise<http_client_response> done;
+  auto result = done.get_future();
+  c.http.send(std::move(req),
+              [&done](http_client_response res) { done.set_value(std::move(res)); });
+  return result.get();
+}
+
+/// Sends this process's stderr (which lps children inherit) to a file for the scope.
+struct stderr_to_file {
+  int saved = -1;
+  explicit stderr_to_file(const fs::path& path) {
+    std::fflush(stderr);
+    saved = ::dup(STDERR_FILENO);
+    auto* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    ::dup2(::fileno(f), STDERR_FILENO);
+    std::fclose(f);
+  }
+  ~stderr_to_file() {
+    std::fflush(stderr);
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+  }
+  stderr_to_file(const stderr_to_file&) = delete;
+  stderr_to_file& operator=(const stderr_to_file&) = delete;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in{path};
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string bulk_of(size_t n, size_t prompt_bytes) {
+  std::string body = "{\"requests\":[";
+  for (size_t i = 0; i < n; ++i)
+    body += std::string{i ? "," : ""} + "{\"user_prompt\":\"" + std::to_string(i)
+            + std::string(prompt_bytes, 'p') + "\"}";
+  return body + "]}";
+}
+
+} // namespace
+
+TEST_CASE("a real provider's key with the mock as default is warned about at start and in "
+          "/healthz") {
+  temp_dir dir;
+  fs::create_directories(dir.path());
+  auto log = dir.path() / "stderr.txt";
+  provider_keys keys{{"OPENAI_API_KEY"}};
+  std::optional<test::lps_process> lps;
+  {
+    stderr_to_file capture{log};
+    lps.emplace((dir.path() / "data").string());
+  }
+  REQUIRE(lps->port() != 0);
+  client c;
+  auto health = c.call_json("GET", lps->url("/healthz"));
+  CHECK(health["status"] == "healthy");
+  std::string warnings;
+  for (auto& w : health["warnings"].as_array())
+    warnings += std::string{w.as_string()} + "\n";
+  CHECK(warnings.find("DEFAULT_LLM_PROVIDER is mock although OPENAI_API_KEY is set")
+        != std::string::npos);
+  CHECK(warnings.find("DEFAULT_LLM_PROVIDER=openai") != std::string::npos);
+  lps->stop();
+  auto text = read_text(log);
+  CHECK(text.find("DEFAULT_LLM_PROVIDER is mock although OPENAI_API_KEY is set")
+        != std::string::npos);
+  // With the provider set as meant, no warning.
+  test::lps_process meant{(dir.path() / "meant").string(), {"--default-llm-provider=openai"}};
+  REQUIRE(meant.port() != 0);
+  auto quiet = c.call_json("GET", meant.url("/healthz"));
+  CHECK(quiet["warnings"].as_array().empty());
+}
+
+TEST_CASE("MOCK_ALLOWED=false refuses requests that would resolve to the mock") {
+  temp_dir dir;
+  provider_keys keys{{"OPENAI_API_KEY"}};
+  test::lps_process lps{dir.path().string(),
+                        {"--mock-allowed=false", "--openai-base-url=http://127.0.0.1:9/v1"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto by_default = c.call("POST", lps.url("/api/v1/comparison"), "{\"user_prompt\":\"x\"}");
+  CHECK(by_default.status == 400);
+  CHECK(by_default.body.find("provider mock (DEFAULT_LLM_PROVIDER=mock)") != std::string::npos);
+  CHECK(by_default.body.find("MOCK_ALLOWED=false") != std::string::npos);
+  auto by_override =
+      c.call("POST", lps.url("/api/v1/comparison"),
+             "{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"provider_override\":\"mock\"}}");
+  CHECK(by_override.status == 400);
+  CHECK(error_field_of(by_override) == "llm_config_overrides.provider_override");
+  // A request for a configured real provider still goes in.
+  auto real =
+      c.call("POST", lps.url("/api/v1/comparison"),
+             "{\"user_prompt\":\"x\",\"llm_config_overrides\":{\"provider_override\":\"openai\"}}");
+  CHECK(real.status == 202);
+  CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 1\n"));
+  // /api/v1/providers and /healthz say why the mock is unavailable.
+  auto health = c.call_json("GET", lps.url("/healthz"));
+  auto& mock = health["providers"].as_object()["mock"].as_object();
+  CHECK(mock["available"] == false);
+  CHECK(mock["note"] == "MOCK_ALLOWED=false refuses requests for the mock provider");
+}
+
+TEST_CASE("the bulk route has its own body and item limits, and every 413 names its key") {
+  temp_dir dir;
+  client c;
+  // 300 comparisons of 8 KB (2.4 MB): over the 1 MiB of the single route, within the bulk one.
+  auto big = bulk_of(300, 8000);
+  REQUIRE(big.size() > 2'400'000);
+  SECTION("accepted with the defaults") {
+    test::lps_process lps{dir.path().string(), {"--mock-latency-ms=60000"}};
+    REQUIRE(lps.port() != 0);
+    auto res = c.call_json("POST", lps.url("/api/v1/comparisons"), big);
+    REQUIRE(res["results"].as_array().size() == 300);
+    for (auto& item : res["results"].as_array())
+      CHECK(item.as_object()["status"] == "queued");
+    auto one = c.call("POST", lps.url("/api/v1/comparison"),
+                      "{\"user_prompt\":\"" + std::string(2'000'000, 'p') + "\"}");
+    CHECK(one.status == 413);
+    CHECK(one.body.find("raise HTTP_MAX_BODY_BYTES") != std::string::npos);
+  }
+  SECTION("refused over HTTP_MAX_BULK_BODY_BYTES and BULK_MAX_REQUESTS") {
+    test::lps_process lps{dir.path().string(),
+                          {"--http-max-bulk-body-bytes=1048576", "--bulk-max-requests=5"}};
+    REQUIRE(lps.port() != 0);
+    auto res = c.call("POST", lps.url("/api/v1/comparisons"), big);
+    CHECK(res.status == 413);
+    CHECK(error_code_of(res) == "PAYLOAD_TOO_LARGE");
+    CHECK(res.body.find("raise HTTP_MAX_BULK_BODY_BYTES") != std::string::npos);
+    auto many = c.call("POST", lps.url("/api/v1/comparisons"), bulk_of(6, 10));
+    CHECK(many.status == 413);
+    CHECK(error_code_of(many) == "PAYLOAD_TOO_LARGE");
+    CHECK(many.body.find("raise BULK_MAX_REQUESTS") != std::string::npos);
+    CHECK(c.call("POST", lps.url("/api/v1/comparisons"), bulk_of(5, 10)).status == 202);
+  }
+}
+
+namespace {
+
+std::string queue_id_of(const http_client_response& res) {
+  return std::string{json::parse(res.body).as_object().at("queue_id").as_string()};
+}
+
+} // namespace
+
+TEST_CASE("the same Idempotency-Key twice creates one request, also across a restart") {
+  temp_dir dir;
+  receiver sink;
+  client c;
+  auto body = comparison_body("idempotent", sink.url());
+  auto post = [&](const test::lps_process& lps, const std::string& key) {
+    return call_with(c, "POST", lps.url("/api/v1/comparison"), body, {{"Idempotency-Key", key}});
+  };
+  std::string first_id;
+  {
+    test::lps_process lps{dir.path().string()};
+    REQUIRE(lps.port() != 0);
+    auto first = post(lps, "run-1/item-1");
+    REQUIRE(first.status == 202);
+    first_id = queue_id_of(first);
+    auto second = post(lps, "run-1/item-1");
+    CHECK(second.status == 200);
+    CHECK(queue_id_of(second) == first_id);
+    REQUIRE(sink.wait_for(1, std::chrono::seconds{20}));
+    // One request, one provider call, one result.
+    CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 1\n"));
+    CHECK(metrics_show(c, lps,
+                       "llm_provider_serial_bundle_items_per_call_count{provider=\"mock\","
+                       "model=\"mock-model-v1\"} 1\n"));
+    // Two at once with a new key: one request between them.
+    auto a = std::async(std::launch::async, [&] { return post(lps, "run-1/item-2"); });
+    auto b = std::async(std::launch::async, [&] { return post(lps, "run-1/item-2"); });
+    auto ra = a.get();
+    auto rb = b.get();
+    CHECK(std::multiset<unsigned>{ra.status, rb.status} == std::multiset<unsigned>{200, 202});
+    CHECK(queue_id_of(ra) == queue_id_of(rb));
+    CHECK(queue_id_of(ra) != first_id);
+    REQUIRE(sink.wait_for(2, std::chrono::seconds{20}));
+    CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 2\n"));
+  }
+  test::lps_process again{dir.path().string()};
+  REQUIRE(again.port() != 0);
+  auto after_restart = post(again, "run-1/item-1");
+  CHECK(after_restart.status == 200);
+  CHECK(queue_id_of(after_restart) == first_id);
+  auto parsed = json::parse(after_restart.body).as_object();
+  CHECK(parsed["status"] == "completed");
+  CHECK(c.call("GET", again.url("/api/v1/results/" + first_id)).status == 200);
+  // Two requests, each with one result event (a callback whose delivery was not yet marked
+  // when the first process was killed comes again after the restart, with the same event_id).
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  CHECK(sink.events.size() == 2);
+  for (const auto& event : sink.events[first_id])
+    CHECK(event.at("event_id") == sink.events[first_id].front().at("event_id"));
+}
+
+TEST_CASE("DEDUPE_BY_CORRELATION_ID makes a repeated correlation_id a repeated submission") {
+  temp_dir dir;
+  client c;
+  auto body = "{\"user_prompt\":\"x\",\"correlation_id\":\"" + new_uuid() + "\"}";
+  test::lps_process plain{(dir.path() / "plain").string()};
+  REQUIRE(plain.port() != 0);
+  auto p1 = c.call("POST", plain.url("/api/v1/comparison"), body);
+  auto p2 = c.call("POST", plain.url("/api/v1/comparison"), body);
+  CHECK(p1.status == 202);
+  CHECK(p2.status == 202);
+  CHECK(queue_id_of(p1) != queue_id_of(p2));
+  test::lps_process dedupe{(dir.path() / "dedupe").string(), {"--dedupe-by-correlation-id=true"}};
+  REQUIRE(dedupe.port() != 0);
+  auto d1 = c.call("POST", dedupe.url("/api/v1/comparison"), body);
+  auto d2 = c.call("POST", dedupe.url("/api/v1/comparison"), body);
+  CHECK(d1.status == 202);
+  CHECK(d2.status == 200);
+  CHECK(queue_id_of(d1) == queue_id_of(d2));
+  auto too_long = call_with(c, "POST", dedupe.url("/api/v1/comparison"), body,
+                            {{"Idempotency-Key", std::string(256, 'k')}});
+  CHECK(too_long.status == 400);
+  CHECK(error_field_of(too_long) == "Idempotency-Key");
+}
+
+TEST_CASE("API keys protect the client routes, ADMIN_TOKEN the operator routes, and neither "
+          "is ever shown") {
+  temp_dir dir;
+  fs::create_directories(dir.path());
+  const std::string key = "client-key-7f3a9c";
+  const std::string token = "admin-token-51be02";
+  auto keys_file = dir.path() / "keys.txt";
+  std::ofstream{keys_file} << "# test clients\ncj " << sha256_hex(key) << "\n";
+  auto log = dir.path() / "stderr.txt";
+  std::optional<test::lps_process> lps;
+  {
+    stderr_to_file capture{log};
+    lps.emplace((dir.path() / "data").string(),
+                std::vector<std::string>{"--api-keys-file=" + keys_file.string(),
+                                         "--admin-token=" + token, "--log-level=debug"});
+  }
+  REQUIRE(lps->port() != 0);
+  client c;
+  std::string seen;
+  auto call = [&](const std::string& method, const std::string& path, const std::string& bearer,
+                  std::string body = {}) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!bearer.empty())
+      headers.emplace_back("Authorization", "Bearer " + bearer);
+    auto res = call_with(c, method, lps->url(path), std::move(body), headers);
+    seen += res.body;
+    for (const auto& [name, value] : res.headers)
+      seen += name + ": " + value + "\n";
+    return res;
+  };
+  auto body = std::string{"{\"user_prompt\":\"x\"}"};
+  auto anonymous = call("POST", "/api/v1/comparison", "", body);
+  CHECK(anonymous.status == 401);
+  CHECK(error_code_of(anonymous) == "AUTHENTICATION_ERROR");
+  CHECK(call("POST", "/api/v1/comparison", key + "x", body).status == 401);
+  CHECK(call("POST", "/api/v1/comparison", token, body).status == 401);
+  auto accepted = call("POST", "/api/v1/comparison", key, body);
+  REQUIRE(accepted.status == 202);
+  auto id = queue_id_of(accepted);
+  CHECK(call("GET", "/api/v1/status/" + id, "").status == 401);
+  CHECK(call("GET", "/api/v1/status/" + id, key).status == 200);
+  CHECK(call("GET", "/api/v1/results/" + id, "").status == 401);
+  CHECK(call("POST", "/api/v1/comparisons", "", "{\"requests\":[{\"user_prompt\":\"y\"}]}").status
+        == 401);
+  // Probes stay open.
+  CHECK(call("GET", "/healthz", "").status == 200);
+  CHECK(call("GET", "/metrics", "").status == 200);
+  // Operator routes take the admin token, not a client key.
+  CHECK(call("GET", "/api/v1/inspect", key).status == 401);
+  CHECK(call("GET", "/api/v1/inspect", token).status == 200);
+  CHECK(call("POST", "/api/v1/batch-jobs/nope/cancel", "").status == 401);
+  CHECK(call("POST", "/api/v1/batch-jobs/nope/cancel", token).status == 404);
+  lps->stop();
+  auto text = read_text(log);
+  CHECK_FALSE(text.empty()); // debug logging was on
+  for (const auto& secret : {key, token}) {
+    CHECK(seen.find(secret) == std::string::npos);
+    CHECK(text.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("a bad API keys file or an open non-loopback bind refuses to start") {
+  temp_dir dir;
+  fs::create_directories(dir.path());
+  auto keys_file = dir.path() / "keys.txt";
+  std::ofstream{keys_file} << "cj " << sha256_hex("k") << "\nnightly sk-in-clear\n";
+  auto data = "--data-dir=" + (dir.path() / "data").string();
+  auto bad = test::run_command(
+      {LPS_BINARY, "--http-port=0", data, "--api-keys-file=" + keys_file.string()});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find(keys_file.string() + ":2: expected") != std::string::npos);
+  CHECK(bad.err.find("sk-in-clear") == std::string::npos);
+  // Checked before anything is bound: the refusal is the whole answer.
+  auto open = test::run_command({LPS_BINARY, "--http-port=0", data, "--http-host=0.0.0.0"});
+  CHECK(open.exit_code == 2);
+  CHECK(open.err.find("HTTP_HOST '0.0.0.0'") != std::string::npos);
+  CHECK(open.err.find("ALLOW_UNAUTHENTICATED=true") != std::string::npos);
+  auto on_purpose = test::run_command(
+      {LPS_BINARY, "--http-host=0.0.0.0", "--allow-unauthenticated=true", "--dump-config"});
+  CHECK(on_purpose.exit_code == 0);
+  CHECK(on_purpose.out.find("http-host = 0.0.0.0") != std::string::npos);
+}
+
+TEST_CASE("the API over HTTPS with HTTP_TLS_CERT and HTTP_TLS_KEY") {
+  temp_dir dir;
+  auto tls = test::make_test_ca(dir.path() / "tls");
+  test::lps_process lps{
+      (dir.path() / "data").string(),
+      {"--http-tls-cert=" + tls.cert_file.string(), "--http-tls-key=" + tls.key_file.string()}};
+  REQUIRE(lps.port() != 0);
+  auto https = "https://localhost:" + std::to_string(lps.port());
+  http_client secure{http_client_options{1, 4, tls.ca_file.string(), true}};
+  auto send = [](http_client& http, const std::string& method, const std::string& url,
+                 std::string body) {
+    http_client_request req;
+    req.method = method;
+    req.url = url;
+    req.body = std::move(body);
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.timeout = std::chrono::seconds{10};
+    std::promise<http_client_response> done;
+    auto result = done.get_future();
+    http.send(std::move(req),
+              [&done](http_client_response res) { done.set_value(std::move(res)); });
+    return result.get();
+  };
+  CHECK(send(secure, "GET", https + "/healthz", "").status == 200);
+  auto accepted = send(secure, "POST", https + "/api/v1/comparison", "{\"user_prompt\":\"tls\"}");
+  CHECK(accepted.status == 202);
+  // Plain HTTP gets no answer; a client without the CA cannot verify the server.
+  client plain;
+  CHECK(plain.call("GET", lps.url("/healthz")).status == 0);
+  http_client untrusting{http_client_options{1, 4, "", true}};
+  auto refused = send(untrusting, "GET", https + "/healthz", "");
+  CHECK(refused.status == 0);
+  CHECK(refused.error == transport_error::tls);
+}
+
+TEST_CASE("lps --help names lps' own options and its default config file") {
+  auto help = test::run_command({LPS_BINARY, "--help"});
+  CHECK(help.exit_code == 0);
+  auto text = help.out + help.err;
+  CHECK(text.find("--dump-config         : print lps' effective configuration")
+        != std::string::npos);
+  CHECK(text.find("default: lps.ini") != std::string::npos);
+  CHECK(text.find("caf-application.ini") == std::string::npos);
+  CHECK(text.find("print configuration to STDERR") == std::string::npos);
+  CHECK(text.find("--long-help") != std::string::npos); // CAF's own options stay
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -163,4 +164,150 @@ TEST_CASE("result retention is 30 days by default and takes fractions and 0") {
   auto err = set_config_value(cfg, "RESULT_RETENTION_DAYS", "-1");
   CHECK_THAT(err, Catch::Contains("RESULT_RETENTION_DAYS") && Catch::Contains("0: kept forever"));
   CHECK_FALSE(set_config_value(cfg, "RESULT_RETENTION_DAYS", "36501").empty());
+
+TEST_CASE("front door keys: defaults, bounds and the mock guard") {
+  config cfg;
+  CHECK(cfg.mock_allowed);
+  CHECK(cfg.http_max_bulk_body_bytes == 67'108'864); // 64 MiB, CONTRACTS.md section 6
+  CHECK(cfg.bulk_max_requests == 10'000);
+  CHECK_FALSE(cfg.dedupe_by_correlation_id);
+  CHECK(set_config_value(cfg, "MOCK_ALLOWED", "false").empty());
+  CHECK_FALSE(cfg.mock_allowed);
+  CHECK(set_config_value(cfg, "http-max-bulk-body-bytes", "2048").empty());
+  CHECK(cfg.http_max_bulk_body_bytes == 2048);
+  CHECK(set_config_value(cfg, "BULK_MAX_REQUESTS", "0").find("1..1000000") != std::string::npos);
+  CHECK(cfg.bulk_max_requests == 10'000);
+}
+
+TEST_CASE("an HTTP_HOST beyond loopback needs API_KEYS_FILE or ALLOW_UNAUTHENTICATED") {
+  CHECK(is_loopback_host("127.0.0.1"));
+  CHECK(is_loopback_host("127.1.2.3"));
+  CHECK(is_loopback_host("localhost"));
+  CHECK(is_loopback_host("::1"));
+  CHECK_FALSE(is_loopback_host("0.0.0.0"));
+  CHECK_FALSE(is_loopback_host("10.0.0.5"));
+  config cfg;
+  CHECK(validate(cfg).empty());
+  cfg.http_host = "0.0.0.0";
+  auto errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("API_KEYS_FILE") != std::string::npos);
+  CHECK(errors[0].find("ALLOW_UNAUTHENTICATED=true") != std::string::npos);
+  cfg.allow_unauthenticated = true;
+  CHECK(validate(cfg).empty());
+  cfg.allow_unauthenticated = false;
+  cfg.api_keys_file = "/etc/lps/keys";
+  CHECK(validate(cfg).empty());
+}
+
+TEST_CASE("ADMIN_TOKEN is a secret read only with the prefix") {
+  config cfg;
+  auto errors = apply_environment(cfg, fake_env({{"ADMIN_TOKEN", "bare-token"}}));
+  CHECK(errors.empty());
+  CHECK(cfg.admin_token.empty());
+  apply_environment(cfg, fake_env({{"LLM_PROVIDER_SERVICE_ADMIN_TOKEN", "t0ken"}}));
+  CHECK(cfg.admin_token.reveal() == "t0ken");
+  CHECK(dump(cfg).find("admin-token = ***") != std::string::npos);
+  CHECK(dump(cfg).find("t0ken") == std::string::npos);
+}
+
+TEST_CASE("HTTP_TLS_CERT and HTTP_TLS_KEY go together") {
+  config cfg;
+  cfg.http_tls_cert = "cert.pem";
+  REQUIRE(validate(cfg).size() == 1);
+  CHECK(validate(cfg)[0].find("HTTP_TLS_KEY") != std::string::npos);
+  cfg.http_tls_key = "key.pem";
+  CHECK(validate(cfg).empty());
+}
+
+namespace {
+
+// load_startup on a config file with `text`, plus `extra` arguments.
+startup load_file(const std::string& text, std::vector<std::string> extra = {}) {
+  auto path = std::string{"/tmp/lps-config-words-"} + std::to_string(::getpid()) + ".ini";
+  std::ofstream{path} << text;
+  std::vector<std::string> args{"lps", "--config-file=" + path};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto argv = make_argv(args);
+  system_config sys_cfg;
+  auto result = load_startup(sys_cfg, static_cast<int>(argv.size()), argv.data(), fake_env({}));
+  std::remove(path.c_str());
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("config file errors say file, line and what is wrong in words") {
+  auto result = load_file("[lps]\nhttp-port=8090\nqueue-processing-mode=serial_bundle\n");
+  REQUIRE(result.errors.size() == 1);
+  auto& line = result.errors[0];
+  INFO(line);
+  CHECK(line.find("config file /tmp/lps-config-words-") == 0);
+  CHECK(line.find(".ini, line 3, column ") != std::string::npos);
+  CHECK(line.find("unexpected character") != std::string::npos);
+  CHECK(line.find("parser_error") == std::string::npos);
+  CHECK(line.find("double quotes") != std::string::npos);
+  auto cli = load_file("[lps]\n", {"--scheduler.max-threads=abc"});
+  REQUIRE(cli.errors.size() == 1);
+  CHECK(cli.errors[0]
+        == "command line: --scheduler.max-threads=abc: unexpected character (the "
+           "value does not fit the option)");
+}
+
+TEST_CASE("ignored sections and keys are warned about with the nearest valid name") {
+  auto result = load_file("http-prot=9000\n[lpz]\nhttp-port=1\n[scheduler]\nmax-threadz=3\n"
+                          "[lps]\nhttp-port=9001\n");
+  CHECK(result.errors.empty());
+  REQUIRE(result.warnings.size() == 3);
+  CHECK(result.warnings[0]
+        == "config file: http-prot outside a section is ignored (lps keys go "
+           "in [lps]: did you mean [lps] http-port?)");
+  CHECK(result.warnings[1]
+        == "config file: unknown section [lpz] is ignored (did you mean [lps]?)");
+  CHECK(result.warnings[2]
+        == "config file: [scheduler] max-threadz is not an option and is "
+           "ignored (did you mean max-threads?)");
+  CHECK(result.cfg.http_port == 9001);
+}
+
+TEST_CASE("a CAF option of the wrong type in the file refuses to start") {
+  auto result = load_file("[scheduler]\nmax-threads=\"two\"\n");
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].find("config file: [scheduler] max-threads: invalid value two (expected")
+        == 0);
+  CHECK(load_file("[scheduler]\nmax-threads=3\n").errors.empty());
+}
+
+TEST_CASE("misspelled LLM_PROVIDER_SERVICE_ variables refuse, bare keys are said to be unread") {
+  auto check = check_environment_names({"PATH", "LLM_PROVIDER_SERVICE_DATA_DIRR", "DATA_DIR",
+                                        "OPENAI_API_KEY", "LLM_PROVIDER_SERVICE_HTTP_PORT"});
+  REQUIRE(check.errors.size() == 1);
+  CHECK(check.errors[0]
+        == "environment: LLM_PROVIDER_SERVICE_DATA_DIRR is not an lps key (did "
+           "you mean LLM_PROVIDER_SERVICE_DATA_DIR?)");
+  REQUIRE(check.warnings.size() == 1);
+  CHECK(check.warnings[0]
+        == "environment: DATA_DIR is not read; lps reads LLM_PROVIDER_SERVICE_DATA_DIR");
+}
+
+TEST_CASE("a relative model manifest in the config file is found beside the config file") {
+  auto folder =
+      std::filesystem::temp_directory_path() / ("lps-config-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder);
+  auto path = (folder / "lps.ini").string();
+  std::ofstream{path} << "[lps]\nmodel-manifest=\"models.json\"\n";
+  auto load = [&](std::vector<std::string> args, std::map<std::string, std::string> env) {
+    args.insert(args.begin(), {"lps", "--config-file=" + path});
+    auto argv = make_argv(args);
+    system_config sys_cfg;
+    return load_startup(sys_cfg, static_cast<int>(argv.size()), argv.data(), fake_env(env));
+  };
+  CHECK(load({}, {}).cfg.model_manifest == (folder / "models.json").string());
+  // From the environment or the command line: as given (relative to the working folder).
+  CHECK(load({}, {{"LLM_PROVIDER_SERVICE_MODEL_MANIFEST", "m.json"}}).cfg.model_manifest
+        == "m.json");
+  CHECK(load({"--model-manifest=x/m.json"}, {}).cfg.model_manifest == "x/m.json");
+  std::ofstream{path} << "[lps]\nmodel-manifest=\"/abs/models.json\"\n";
+  CHECK(load({}, {}).cfg.model_manifest == "/abs/models.json");
+  std::filesystem::remove_all(folder);
 }

@@ -761,3 +761,55 @@ TEST_CASE("http bench 50000 posts of 6 KB over 32 connections", "[.bench]") {
               static_cast<double>(n) / secs, ok.load());
   CHECK(ok == n);
 }
+
+TEST_CASE("http server applies a route's own body limit before reading the body", "[http]") {
+  std::atomic<int> calls{0};
+  auto options = local_options();
+  options.max_body_bytes = 1000;
+  options.max_body_setting = "SMALL_LIMIT";
+  options.route_body_limits = {{"POST", "/bulk", 100'000, "BULK_LIMIT"}};
+  http_server server;
+  start(server, options, [&](http_request&& req, http_responder respond) {
+    ++calls;
+    respond({200, std::to_string(req.body.size()), "text/plain", {}});
+  });
+  http_client client{{}};
+  auto post = [&](const std::string& path, size_t bytes) {
+    auto req = get(url_of(server, path));
+    req.method = "POST";
+    req.body.assign(bytes, 'x');
+    return call(client, req);
+  };
+  SECTION("the route takes more than the default, a query string does not change the route") {
+    auto r = post("/bulk?x=1", 50'000);
+    CHECK(r.status == 200);
+    CHECK(r.body == "50000");
+    CHECK(calls == 1);
+  }
+  SECTION("every other route keeps the default; each 413 names the setting to raise") {
+    auto other = post("/one", 50'000);
+    CHECK(other.status == 413);
+    CHECK(other.body.find("exceeds 1000 bytes (raise SMALL_LIMIT)") != std::string::npos);
+    auto bulk = post("/bulk", 200'000);
+    CHECK(bulk.status == 413);
+    CHECK(bulk.body.find("exceeds 100000 bytes (raise BULK_LIMIT)") != std::string::npos);
+    CHECK(calls == 0);
+  }
+  SECTION("a declared length over the route's limit is refused before the body arrives") {
+    raw_socket raw{server.port()};
+    raw.write("POST /bulk HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n");
+    auto text = raw.read_responses(1, 2000ms);
+    CHECK(text.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(text.find("raise BULK_LIMIT") != std::string::npos);
+  }
+  SECTION("a chunked body is held to the route's limit, not the largest one") {
+    raw_socket raw{server.port()};
+    raw.write("POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "7d0\r\n"
+              + std::string(2000, 'x') + "\r\n0\r\n\r\n");
+    auto text = raw.read_responses(1, 2000ms);
+    CHECK(text.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(text.find("raise SMALL_LIMIT") != std::string::npos);
+    CHECK(calls == 0);
+  }
+}

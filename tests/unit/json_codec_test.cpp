@@ -669,13 +669,14 @@ TEST_CASE("a bulk body gives each item its own verdict") {
 }
 
 TEST_CASE("a bulk body with a broken envelope is refused whole") {
-  auto refuse = [](std::string_view body, request_limits limits = {}) {
+  auto refuse = [](std::string_view body, request_limits limits = {},
+                   std::string_view code = "VALIDATION_ERROR") {
     std::vector<bulk_item> items{bulk_item{}};
     field_error error;
     INFO(body);
     CHECK_FALSE(parse_comparison_batch(body, limits, items, error));
     CHECK(items.empty());
-    CHECK(error.code == "VALIDATION_ERROR");
+    CHECK(error.code == code);
     return error;
   };
   auto missing = refuse(R"({"request": []})");
@@ -692,7 +693,7 @@ TEST_CASE("a bulk body with a broken envelope is refused whole") {
   small.max_batch_items = 2;
   auto too_many = refuse(R"({"requests": [{"user_prompt":"a"},{"user_prompt":"b"},
                                           {"user_prompt":"c"}]})",
-                         small);
+                         small, "PAYLOAD_TOO_LARGE"); // a limit: 413, not a malformed body
   CHECK(too_many.field == "requests");
   CHECK(too_many.message == "must contain at most 2 requests");
   auto not_object = refuse(R"([{"user_prompt":"a"}])");

@@ -988,4 +988,43 @@ TEST_CASE("store purges results left by an earlier run once opened with a retent
   db->purge_expired_results();
   CHECK(db->count_results() == 2);
   CHECK(db->find_result("recent-1"));
+
+TEST_CASE("store keeps idempotency keys across reopen, first one wins, dropped with the result",
+          "[store]") {
+  temp_dir dir;
+  {
+    auto db = open_store(options_for(dir));
+    CHECK_FALSE(db->find_idempotency_key("k1"));
+    lps::store_write keys;
+    keys.idempotency_keys = {{"k1", "q1"}, {"k2", "q2"}};
+    require_ok(*db, keys);
+    lps::store_write again;
+    again.idempotency_keys = {{"k1", "other"}};
+    require_ok(*db, again);
+    CHECK(db->find_idempotency_key("k1") == std::optional<std::string>{"q1"});
+    require_ok(*db, inserts({make_request("q1")}));
+    require_ok(*db, finals({make_result("q1")}));
+  }
+  auto db = open_store(options_for(dir));
+  CHECK(db->find_idempotency_key("k1") == std::optional<std::string>{"q1"});
+  CHECK(db->find_idempotency_key("k2") == std::optional<std::string>{"q2"});
+  // Whatever purges results purges their keys.
+  REQUIRE(exec_raw(db->path(), "DELETE FROM results WHERE queue_id = 'q1'"));
+  CHECK_FALSE(db->find_idempotency_key("k1"));
+  CHECK(db->find_idempotency_key("k2") == std::optional<std::string>{"q2"});
+}
+
+TEST_CASE("store adds the idempotency table to a store made without it", "[store]") {
+  temp_dir dir;
+  {
+    auto db = open_store(options_for(dir));
+    require_ok(*db, inserts({make_request("a")}));
+  }
+  REQUIRE(exec_raw(dir.path() / "lps.db", "DROP TABLE idempotency_keys"));
+  auto db = open_store(options_for(dir));
+  lps::store_write keys;
+  keys.idempotency_keys = {{"k", "a"}};
+  require_ok(*db, keys);
+  CHECK(db->find_idempotency_key("k") == std::optional<std::string>{"a"});
+  CHECK(db->load_active_requests().size() == 1);
 }
