@@ -164,6 +164,7 @@ TEST_CASE("result retention is 30 days by default and takes fractions and 0") {
   auto err = set_config_value(cfg, "RESULT_RETENTION_DAYS", "-1");
   CHECK_THAT(err, Catch::Contains("RESULT_RETENTION_DAYS") && Catch::Contains("0: kept forever"));
   CHECK_FALSE(set_config_value(cfg, "RESULT_RETENTION_DAYS", "36501").empty());
+}
 
 TEST_CASE("front door keys: defaults, bounds and the mock guard") {
   config cfg;

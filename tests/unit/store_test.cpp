@@ -988,6 +988,7 @@ TEST_CASE("store purges results left by an earlier run once opened with a retent
   db->purge_expired_results();
   CHECK(db->count_results() == 2);
   CHECK(db->find_result("recent-1"));
+}
 
 TEST_CASE("store keeps idempotency keys across reopen, first one wins, dropped with the result",
           "[store]") {
