@@ -13,12 +13,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
