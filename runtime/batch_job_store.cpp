@@ -189,7 +189,29 @@ batch_job_record read_job(sqlite3_stmt* stmt) {
 
 } // namespace
 
-struct batch_job_store::impl {
+// The SQLite implementation of the batch job store contract (batch_job_store.hpp).
+class sqlite_batch_job_store final : public batch_job_store {
+public:
+  struct impl;
+  explicit sqlite_batch_job_store(std::unique_ptr<impl> ptr);
+  ~sqlite_batch_job_store() override;
+
+  bool create(const batch_job_record& job, const std::vector<std::string>& item_ids,
+              std::string& error) override;
+  bool update(const batch_job_record& job, std::string& error) override;
+  bool finish(const batch_job_record& job, std::string& error) override;
+  std::optional<batch_job_record> find(const std::string& job_id) override;
+  std::vector<batch_job_record> load_unfinished(const std::string& provider) override;
+  std::vector<std::string> load_items(const std::string& job_id) override;
+  std::unordered_map<std::string, std::string> load_owned_items() override;
+  std::vector<batch_job_record> list(size_t limit) override;
+  const std::string& path() const override;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+struct sqlite_batch_job_store::impl {
   explicit impl(batch_job_store_options opts) : options(std::move(opts)) {}
 
   batch_job_store_options options;
@@ -442,25 +464,25 @@ struct batch_job_store::impl {
   }
 };
 
-batch_job_store::batch_job_store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
+sqlite_batch_job_store::sqlite_batch_job_store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
 
-batch_job_store::~batch_job_store() = default;
+sqlite_batch_job_store::~sqlite_batch_job_store() = default;
 
 std::unique_ptr<batch_job_store> batch_job_store::open(const batch_job_store_options& options,
                                                        std::string& error) {
   try {
-    auto state = std::make_unique<impl>(options);
+    auto state = std::make_unique<sqlite_batch_job_store::impl>(options);
     if (!state->open_database(error))
       return nullptr;
-    return std::unique_ptr<batch_job_store>(new batch_job_store(std::move(state)));
+    return std::make_unique<sqlite_batch_job_store>(std::move(state));
   } catch (const std::exception& e) {
     error = "cannot open batch job store in '" + options.data_dir + "': " + e.what();
     return nullptr;
   }
 }
 
-bool batch_job_store::create(const batch_job_record& job, const std::vector<std::string>& item_ids,
-                             std::string& error) {
+bool sqlite_batch_job_store::create(const batch_job_record& job,
+                                    const std::vector<std::string>& item_ids, std::string& error) {
   try {
     return impl_->create(job, item_ids, error);
   } catch (const std::exception& e) {
@@ -469,7 +491,7 @@ bool batch_job_store::create(const batch_job_record& job, const std::vector<std:
   }
 }
 
-bool batch_job_store::update(const batch_job_record& job, std::string& error) {
+bool sqlite_batch_job_store::update(const batch_job_record& job, std::string& error) {
   try {
     return impl_->update(job, error);
   } catch (const std::exception& e) {
@@ -478,7 +500,7 @@ bool batch_job_store::update(const batch_job_record& job, std::string& error) {
   }
 }
 
-bool batch_job_store::finish(const batch_job_record& job, std::string& error) {
+bool sqlite_batch_job_store::finish(const batch_job_record& job, std::string& error) {
   try {
     return impl_->finish(job, error);
   } catch (const std::exception& e) {
@@ -487,7 +509,7 @@ bool batch_job_store::finish(const batch_job_record& job, std::string& error) {
   }
 }
 
-std::optional<batch_job_record> batch_job_store::find(const std::string& job_id) {
+std::optional<batch_job_record> sqlite_batch_job_store::find(const std::string& job_id) {
   try {
     return impl_->find(job_id);
   } catch (const std::exception& e) {
@@ -496,7 +518,7 @@ std::optional<batch_job_record> batch_job_store::find(const std::string& job_id)
   }
 }
 
-std::vector<batch_job_record> batch_job_store::load_unfinished(const std::string& provider) {
+std::vector<batch_job_record> sqlite_batch_job_store::load_unfinished(const std::string& provider) {
   try {
     return impl_->load_unfinished(provider);
   } catch (const std::exception& e) {
@@ -505,7 +527,7 @@ std::vector<batch_job_record> batch_job_store::load_unfinished(const std::string
   }
 }
 
-std::vector<std::string> batch_job_store::load_items(const std::string& job_id) {
+std::vector<std::string> sqlite_batch_job_store::load_items(const std::string& job_id) {
   try {
     return impl_->load_items(job_id);
   } catch (const std::exception& e) {
@@ -514,7 +536,7 @@ std::vector<std::string> batch_job_store::load_items(const std::string& job_id) 
   }
 }
 
-std::unordered_map<std::string, std::string> batch_job_store::load_owned_items() {
+std::unordered_map<std::string, std::string> sqlite_batch_job_store::load_owned_items() {
   try {
     return impl_->load_owned_items();
   } catch (const std::exception& e) {
@@ -523,7 +545,7 @@ std::unordered_map<std::string, std::string> batch_job_store::load_owned_items()
   }
 }
 
-std::vector<batch_job_record> batch_job_store::list(size_t limit) {
+std::vector<batch_job_record> sqlite_batch_job_store::list(size_t limit) {
   try {
     return impl_->list(limit);
   } catch (const std::exception& e) {
@@ -532,7 +554,7 @@ std::vector<batch_job_record> batch_job_store::list(size_t limit) {
   }
 }
 
-const std::string& batch_job_store::path() const {
+const std::string& sqlite_batch_job_store::path() const {
   return impl_->db_path;
 }
 

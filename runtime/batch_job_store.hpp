@@ -52,6 +52,9 @@ struct batch_job_store_options {
   bool fsync_every_commit = true;
 };
 
+/// The batch job store's contract, in plain structs (no SQLite type). batch_job_store::open
+/// gives the SQLite implementation (runtime/batch_job_store.cpp); another backend implements
+/// the same interface and the batch jobs actor stays as it is.
 class batch_job_store {
 public:
   /// Opens lps.db under data_dir (creating the folder, the file and the two tables if
@@ -59,7 +62,7 @@ public:
   static std::unique_ptr<batch_job_store> open(const batch_job_store_options& options,
                                                std::string& error);
 
-  ~batch_job_store();
+  virtual ~batch_job_store() = default;
   batch_job_store(const batch_job_store&) = delete;
   batch_job_store& operator=(const batch_job_store&) = delete;
 
@@ -67,40 +70,38 @@ public:
   /// order). Fails (false, error; nothing written) if the job id exists, an item id is
   /// empty or listed twice, or an item already belongs to an unfinished job. An item left
   /// behind by a final job that was never finish()ed is taken over.
-  bool create(const batch_job_record& job, const std::vector<std::string>& item_ids,
-              std::string& error);
+  virtual bool create(const batch_job_record& job, const std::vector<std::string>& item_ids,
+                      std::string& error) = 0;
 
   /// Updates every column of an existing job (false if unknown).
-  bool update(const batch_job_record& job, std::string& error);
+  virtual bool update(const batch_job_record& job, std::string& error) = 0;
 
   /// One transaction: updates the job and releases its items (deletes their rows), so they
   /// no longer count as owned. The job's state must be final ("collected" or "failed"),
   /// otherwise nothing is written and false is returned.
-  bool finish(const batch_job_record& job, std::string& error);
+  virtual bool finish(const batch_job_record& job, std::string& error) = 0;
 
   /// The job, or nullopt if unknown (or on a read error, which is logged).
-  std::optional<batch_job_record> find(const std::string& job_id);
+  virtual std::optional<batch_job_record> find(const std::string& job_id) = 0;
 
   /// Jobs of `provider` whose state is not final, oldest first (created_at_ms, then
   /// insertion order).
-  std::vector<batch_job_record> load_unfinished(const std::string& provider);
+  virtual std::vector<batch_job_record> load_unfinished(const std::string& provider) = 0;
 
   /// The job's queue ids in insertion order (empty once the job is finished).
-  std::vector<std::string> load_items(const std::string& job_id);
+  virtual std::vector<std::string> load_items(const std::string& job_id) = 0;
 
   /// Queue id -> job id for every item of an unfinished job.
-  std::unordered_map<std::string, std::string> load_owned_items();
+  virtual std::unordered_map<std::string, std::string> load_owned_items() = 0;
 
   /// Up to `limit` jobs of any state, newest first (created_at_ms desc).
-  std::vector<batch_job_record> list(size_t limit);
+  virtual std::vector<batch_job_record> list(size_t limit) = 0;
 
   /// Path of the database file.
-  const std::string& path() const;
+  virtual const std::string& path() const = 0;
 
-private:
-  struct impl;
-  explicit batch_job_store(std::unique_ptr<impl> ptr);
-  std::unique_ptr<impl> impl_;
+protected:
+  batch_job_store() = default;
 };
 
 } // namespace lps

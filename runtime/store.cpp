@@ -174,7 +174,32 @@ void run_callback(const store_callback& done, bool ok, const std::string& error)
 
 } // namespace
 
-struct store::impl {
+// The SQLite implementation of the store contract (store.hpp).
+class sqlite_store final : public store {
+public:
+  struct impl;
+  explicit sqlite_store(std::unique_ptr<impl> ptr);
+  ~sqlite_store() override;
+
+  void submit(store_write write, store_callback done) override;
+  void flush() override;
+  std::optional<stored_result> find_result(const std::string& queue_id) override;
+  std::optional<std::string> find_idempotency_key(const std::string& key) override;
+  std::vector<stored_request> load_active_requests() override;
+  void load_active_index(const std::function<void(stored_request&&)>& visit) override;
+  std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override;
+  std::vector<stored_result> load_undelivered_results() override;
+  void purge_expired_results() override;
+  uint64_t count_active_requests() override;
+  uint64_t count_results() override;
+  store_stats stats() const override;
+  const std::string& path() const override;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+struct sqlite_store::impl {
   // One queued write and, once processed, its outcome.
   struct pending {
     store_write write;
@@ -788,27 +813,27 @@ struct store::impl {
   }
 };
 
-store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
+sqlite_store::sqlite_store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
 
-store::~store() = default;
+sqlite_store::~sqlite_store() = default;
 
 std::unique_ptr<store> store::open(const store_options& options, std::string& error) {
   try {
-    auto state = std::make_unique<impl>(options);
+    auto state = std::make_unique<sqlite_store::impl>(options);
     if (!state->open_databases(error))
       return nullptr;
     if (!options.manual_commits && !state->start_checkpointer(error))
       return nullptr;
     if (!options.manual_commits)
       state->start_writer();
-    return std::unique_ptr<store>(new store(std::move(state)));
+    return std::make_unique<sqlite_store>(std::move(state));
   } catch (const std::exception& e) {
     error = "cannot open store in '" + options.data_dir + "': " + e.what();
     return nullptr;
   }
 }
 
-std::optional<std::string> store::find_idempotency_key(const std::string& key) {
+std::optional<std::string> sqlite_store::find_idempotency_key(const std::string& key) {
   try {
     return impl_->find_idempotency_key(key);
   } catch (const std::exception& e) {
@@ -817,15 +842,15 @@ std::optional<std::string> store::find_idempotency_key(const std::string& key) {
   }
 }
 
-void store::submit(store_write write, store_callback done) {
+void sqlite_store::submit(store_write write, store_callback done) {
   impl_->submit(std::move(write), std::move(done));
 }
 
-void store::flush() {
+void sqlite_store::flush() {
   impl_->flush();
 }
 
-std::optional<stored_result> store::find_result(const std::string& queue_id) {
+std::optional<stored_result> sqlite_store::find_result(const std::string& queue_id) {
   try {
     return impl_->find_result(queue_id);
   } catch (const std::exception& e) {
@@ -834,7 +859,7 @@ std::optional<stored_result> store::find_result(const std::string& queue_id) {
   }
 }
 
-std::vector<stored_request> store::load_rows(const std::vector<std::string>& queue_ids) {
+std::vector<stored_request> sqlite_store::load_rows(const std::vector<std::string>& queue_ids) {
   try {
     return impl_->load_rows(queue_ids);
   } catch (const std::exception& e) {
@@ -843,7 +868,7 @@ std::vector<stored_request> store::load_rows(const std::vector<std::string>& que
   }
 }
 
-void store::load_active_index(const std::function<void(stored_request&&)>& visit) {
+void sqlite_store::load_active_index(const std::function<void(stored_request&&)>& visit) {
   try {
     impl_->load_index(visit);
   } catch (const std::exception& e) {
@@ -851,7 +876,7 @@ void store::load_active_index(const std::function<void(stored_request&&)>& visit
   }
 }
 
-std::vector<stored_request> store::load_active_requests() {
+std::vector<stored_request> sqlite_store::load_active_requests() {
   try {
     return impl_->read_all<stored_request>(impl_->load_active_stmt.get(), read_request,
                                            "load_active_requests");
@@ -861,7 +886,7 @@ std::vector<stored_request> store::load_active_requests() {
   }
 }
 
-std::vector<stored_result> store::load_undelivered_results() {
+std::vector<stored_result> sqlite_store::load_undelivered_results() {
   try {
     return impl_->read_all<stored_result>(impl_->load_undelivered_stmt.get(), read_result,
                                           "load_undelivered_results");
@@ -871,19 +896,19 @@ std::vector<stored_result> store::load_undelivered_results() {
   }
 }
 
-void store::purge_expired_results() {
+void sqlite_store::purge_expired_results() {
   impl_->purge_expired_results();
 }
 
-uint64_t store::count_active_requests() {
+uint64_t sqlite_store::count_active_requests() {
   return impl_->count(impl_->count_requests_stmt.get(), "count_active_requests");
 }
 
-uint64_t store::count_results() {
+uint64_t sqlite_store::count_results() {
   return impl_->count(impl_->count_results_stmt.get(), "count_results");
 }
 
-store_stats store::stats() const {
+store_stats sqlite_store::stats() const {
   store_stats out;
   out.commits = impl_->commits.load();
   out.ops_committed = impl_->ops_committed.load();
@@ -896,7 +921,7 @@ store_stats store::stats() const {
   return out;
 }
 
-const std::string& store::path() const {
+const std::string& sqlite_store::path() const {
   return impl_->db_path;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
-// The durable store: SQLite in WAL mode with group commit. Plain structs in, plain
+// The durable store: SQLite in WAL mode with group commit (behind an interface another
+// backend can implement). Plain structs in, plain
 // structs out; it knows no actor. Writes are queued and committed by one writer thread
 // in as few transactions as possible; each write's callback runs (on the writer thread)
 // only after the transaction holding it committed.
@@ -106,61 +107,63 @@ struct store_stats {
   uint64_t purge_steps = 0;
 };
 
+/// The store's contract, in plain structs (no SQLite type): what the queue manager and the
+/// callbacks actor use. store::open gives the SQLite implementation (runtime/store.cpp);
+/// another backend (STORE_BACKEND=postgres, CONTRACTS.md section 6) implements the same
+/// interface and the callers stay as they are.
 class store {
 public:
-  /// Opens (creating schema if needed) or returns nullptr with `error` set.
+  /// Opens the SQLite store (creating schema if needed) or returns nullptr with `error` set.
   static std::unique_ptr<store> open(const store_options& options, std::string& error);
 
-  ~store();
+  virtual ~store() = default;
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
   /// Queues a write; thread-safe; never blocks on I/O.
-  void submit(store_write write, store_callback done);
+  virtual void submit(store_write write, store_callback done) = 0;
 
   /// Blocks until every write submitted before this call committed.
-  void flush();
+  virtual void flush() = 0;
 
   /// Reads a final result by queue id (thread-safe; own read connection).
-  std::optional<stored_result> find_result(const std::string& queue_id);
+  virtual std::optional<stored_result> find_result(const std::string& queue_id) = 0;
 
   /// The queue id recorded for an idempotency key (thread-safe; own read connection).
   /// Keys are dropped with their request's result.
-  std::optional<std::string> find_idempotency_key(const std::string& key);
+  virtual std::optional<std::string> find_idempotency_key(const std::string& key) = 0;
 
   /// All requests still active (not final), in (priority desc, queued_at asc) order,
   /// without their texts. Reads every payload: for inspection and tests; the service starts
   /// from load_active_index.
-  std::vector<stored_request> load_active_requests();
+  virtual std::vector<stored_request> load_active_requests() = 0;
 
   /// Streams every active request's scheduling columns (queue id, priority, queued_at,
   /// size, attempts, provider; no payload, no texts) in load_active_requests' order.
-  void load_active_index(const std::function<void(stored_request&&)>& visit);
+  virtual void load_active_index(const std::function<void(stored_request&&)>& visit) = 0;
 
   /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.
-  std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids);
+  virtual std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) = 0;
 
   /// Results with a callback_url that were not delivered yet.
-  std::vector<stored_result> load_undelivered_results();
+  virtual std::vector<stored_result> load_undelivered_results() = 0;
 
   /// Deletes every result the retention rule (store_options::result_retention) lets go as
   /// of now, in the writer's small transactions, and waits for it. The writer does the same
   /// on its own; this is for tests and tools. Does nothing when retention is 0.
-  void purge_expired_results();
+  virtual void purge_expired_results() = 0;
 
   /// Counts of rows: active requests and results.
-  uint64_t count_active_requests();
-  uint64_t count_results();
+  virtual uint64_t count_active_requests() = 0;
+  virtual uint64_t count_results() = 0;
 
-  store_stats stats() const;
+  virtual store_stats stats() const = 0;
 
   /// Path of the database file.
-  const std::string& path() const;
+  virtual const std::string& path() const = 0;
 
-private:
-  struct impl;
-  explicit store(std::unique_ptr<impl> ptr);
-  std::unique_ptr<impl> impl_;
+protected:
+  store() = default;
 };
 
 } // namespace lps

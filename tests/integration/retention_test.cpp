@@ -4,6 +4,7 @@
 #include "fixtures/sqlite_probe.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
+#include "runtime/ids.hpp"
 #include "runtime/store.hpp"
 
 #include <catch2/catch.hpp>
@@ -16,15 +17,13 @@ namespace {
 constexpr int64_t day_ms = 86'400'000;
 
 int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return lps::to_unix_ms(caf::make_timestamp());
 }
 
 lps::stored_result result_aged(const std::string& id, int64_t age_ms,
                                const std::string& callback_url = "") {
-  return {id, "completed", R"({"event_type":"LLMComparisonResultV1"})", callback_url, false,
-          unix_now_ms() - age_ms};
+  return {id,           "completed", R"({"event_type":"LLMComparisonResultV1"})",
+          callback_url, false,       unix_now_ms() - age_ms};
 }
 
 // Writes the rows an earlier run would have left behind.

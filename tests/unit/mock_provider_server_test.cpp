@@ -976,9 +976,12 @@ TEST_CASE("drop faults leave the call unanswered until the client gives up") {
   // A held connection does not keep stop() waiting.
   fx.script(R"({"faults":[{"kind":"drop"}]})");
   auto pending = fx.send(fx.request(provider::anthropic, json::serialize(anthropic_request())));
-  auto deadline = clock_type::now() + 5s;
-  while (fx.server.stats().by_outcome["dropped"] < 2 && clock_type::now() < deadline)
-    std::this_thread::sleep_for(5ms);
+  REQUIRE(fx.server.wait_for_calls(
+      [](const lps::mock_provider_stats& s) {
+        auto dropped = s.by_outcome.find("dropped");
+        return dropped != s.by_outcome.end() && dropped->second >= 2;
+      },
+      5s));
   t0 = clock_type::now();
   fx.server.stop();
   CHECK(since(t0) < 2s);
@@ -1195,9 +1198,8 @@ TEST_CASE("stop abandons answers still waiting for their latency") {
   o.latency = 10s;
   fixture fx{o};
   auto pending = fx.send(fx.request(provider::openai, json::serialize(openai_request())));
-  auto deadline = clock_type::now() + 5s;
-  while (fx.server.stats().calls < 1 && clock_type::now() < deadline)
-    std::this_thread::sleep_for(5ms);
+  REQUIRE(
+      fx.server.wait_for_calls([](const lps::mock_provider_stats& s) { return s.calls >= 1; }, 5s));
   auto t0 = clock_type::now();
   fx.server.stop();
   CHECK(since(t0) < 2s);

@@ -4,6 +4,7 @@
 #include "fixtures/sqlite_probe.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "runtime/sqlite_result_purger.hpp"
+#include "runtime/ids.hpp"
 #include "runtime/store.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,12 +13,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -893,9 +892,7 @@ namespace {
 constexpr int64_t day_ms = 86'400'000;
 
 int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return lps::to_unix_ms(caf::make_timestamp());
 }
 
 lps::store_options retention_options(const temp_dir& dir, bool manual = false) {

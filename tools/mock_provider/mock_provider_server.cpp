@@ -451,6 +451,7 @@ struct mock_provider_server::impl {
 
   mutable std::mutex mu;
   mock_provider_stats counters;                           // guarded by mu (pending_faults unused)
+  mutable std::condition_variable recorded;               // notified when counters change
   std::deque<fault> script;                               // guarded by mu
   std::unordered_map<uint64_t, steady::time_point> cache; // guarded by mu; key -> expiry
   rate_window windows[4];                                 // guarded by mu; indexed by dialect
@@ -739,6 +740,7 @@ struct mock_provider_server::impl {
     counters.by_dialect_outcome[d][outcome] += 1;
     counters.scripted_faults += scripted ? 1 : 0;
     counters.random_errors += random ? 1 : 0;
+    recorded.notify_all();
   }
 
   // -- control API ---------------------------------------------------------------------------
@@ -887,6 +889,13 @@ void mock_provider_server::stop() {
 
 mock_provider_stats mock_provider_server::stats() const {
   return impl_->snapshot();
+}
+
+bool mock_provider_server::wait_for_calls(
+    const std::function<bool(const mock_provider_stats&)>& until,
+    std::chrono::milliseconds limit) const {
+  std::unique_lock<std::mutex> lock{impl_->mu};
+  return impl_->recorded.wait_for(lock, limit, [&] { return until(impl_->counters); });
 }
 
 bool mock_provider_server::add_faults(std::string_view json, std::string& error) {

@@ -130,6 +130,11 @@ public:
   /// A snapshot of the counters.
   mock_provider_stats stats() const;
 
+  /// Blocks until `until` holds for the call counters (woken by every recorded call, so no
+  /// polling; `batch` and `pending_faults` are left empty) or `limit` passes; false then.
+  bool wait_for_calls(const std::function<bool(const mock_provider_stats&)>& until,
+                      std::chrono::milliseconds limit) const;
+
   /// Appends scripted faults; `json` is the body POST /_mock/faults takes.
   bool add_faults(std::string_view json, std::string& error);
 
