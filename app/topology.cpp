@@ -48,20 +48,20 @@ bundler_config bundler_config_of(const config& cfg) {
   result.policy.max_items = cfg.serial_bundle_max_requests_per_call;
   result.policy.default_provider = cfg.default_llm_provider;
   result.policy.default_models["mock"] = cfg.mock.default_model;
-  result.max_inflight_per_provider["mock"] = cfg.mock.max_concurrent_calls;
-  result.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
+  result.gate.max_inflight["mock"] = cfg.mock.max_concurrent_calls;
+  result.gate.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
   for (const auto& [name, p] : cfg.providers) {
     result.policy.default_models[name] = p.default_model;
-    result.max_inflight_per_provider[name] = p.max_concurrent_calls;
-    result.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
+    result.gate.max_inflight[name] = p.max_concurrent_calls;
+    result.gate.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
   }
-  result.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
-  result.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
+  result.gate.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
+  result.gate.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
       std::chrono::duration<double>{cfg.circuit_breaker_open_seconds});
-  result.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
+  result.gate.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
   result.configured_mode = to_string(cfg.processing_mode);
   if (cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle)
-    result.multi_prompt_max = 4;
+    result.gate.multi_prompt_max = 4;
   // A bundle of n items may take n sequential calls of the simulated latency.
   auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
                                               * cfg.serial_bundle_max_requests_per_call};

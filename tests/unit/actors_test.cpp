@@ -202,10 +202,10 @@ struct pipeline_fixture : test::deterministic_fixture {
     cfg.policy.max_items = max_items;
     cfg.policy.default_models = {{"mock", "mock-model-v1"}, {"openai", "gpt-5-mini"}};
     cfg.configured_mode = to_string(mode);
-    cfg.max_inflight_per_provider = std::move(limits);
-    cfg.breaker = breaker;
-    cfg.rate_limits = std::move(rates);
-    cfg.multi_prompt_max = multi_prompt_max;
+    cfg.gate.max_inflight = std::move(limits);
+    cfg.gate.breaker = breaker;
+    cfg.gate.rate_limits = std::move(rates);
+    cfg.gate.multi_prompt_max = multi_prompt_max;
     bundler_hdl = spawn(bundler, cfg, queue, providers, metrics_hdl);
   }
 
@@ -659,7 +659,7 @@ TEST_CASE("an open circuit breaker keeps a provider's requests queued while othe
   // failed requests wait for a retry instead of failing, and the mock requests completed.
   CHECK(fx.stub("openai").seen.size() == 2);
   auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
-  CHECK(bundler_st.breakers.at("openai").state() == breaker_state::open);
+  CHECK(bundler_st.gate.breaker("openai").state() == breaker_state::open);
   for (size_t i = 0; i < 3; ++i) {
     CHECK_FALSE(fx.db->find_result(accepted[i].queue_id));
     auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[i].queue_id);
