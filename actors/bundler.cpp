@@ -19,14 +19,16 @@ std::shared_ptr<spdlog::logger> log() {
 
 void form(self_ptr self);
 
-clock_time steady_now() {
-  return std::chrono::steady_clock::now();
+// CAF's actor clock: the steady clock in the service, virtual time under the test
+// coordinator (so tests move breaker and rate-limit time with sched.advance_time).
+clock_time now_of(self_ptr self) {
+  return self->clock().now();
 }
 
 // A provider takes another bundle when it has a free call slot, its breaker lets calls
 // through and its rate limit has room.
 bool has_capacity(self_ptr self, const std::string& provider) {
-  return self->state.gate.has_capacity(provider, steady_now());
+  return self->state.gate.has_capacity(provider, now_of(self));
 }
 
 std::vector<std::string> provider_names_of(const std::map<std::string, provider_actor>& providers) {
@@ -41,7 +43,7 @@ void arm_wake(self_ptr self) {
   auto& st = self->state;
   if (st.wake_armed)
     return;
-  auto soonest = st.gate.soonest_unblock(provider_names_of(st.providers), steady_now());
+  auto soonest = st.gate.soonest_unblock(provider_names_of(st.providers), now_of(self));
   if (!soonest)
     return;
   st.wake_armed = true;
@@ -114,7 +116,7 @@ void record_bundle(self_ptr self, const bundle& b) {
 void finish_call(self_ptr self, const std::string& provider,
                  std::vector<comparison_outcome> outcomes) {
   auto& st = self->state;
-  if (st.gate.finish_call(provider, outcomes, steady_now()))
+  if (st.gate.finish_call(provider, outcomes, now_of(self)))
     publish_breaker_state(self, provider);
   if (st.metrics)
     self->send(st.metrics, atom::record_v,
@@ -131,7 +133,7 @@ void dispatch(self_ptr self) {
   auto id = "bnd-" + std::to_string(++st.next_bundle) + "-" + new_uuid().substr(0, 8);
   auto b = st.builder->finish(id);
   auto provider = b.provider;
-  if (st.gate.start_call(b, steady_now()))
+  if (st.gate.start_call(b, now_of(self)))
     publish_breaker_state(self, provider);
   record_bundle(self, b);
   LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
@@ -243,7 +245,7 @@ void fill(self_ptr self, const std::string& provider) {
   if (st.builder->full())
     return dispatch_and_continue(self);
   auto room = static_cast<uint32_t>(st.cfg.policy.max_items - st.builder->size());
-  if (auto available = st.gate.request_budget(provider, steady_now())) {
+  if (auto available = st.gate.request_budget(provider, now_of(self))) {
     // Never dequeue more than the request budget can send now.
     auto budget = *available - static_cast<int64_t>(st.builder->size());
     if (budget <= 0)
@@ -313,7 +315,7 @@ actor_status status_of(self_ptr self) {
   result.figures["avg_items_per_bundle"] =
       st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
   result.figures["lost_replies_total"] = double(st.lost_replies_total);
-  auto now = steady_now();
+  auto now = now_of(self);
   for (auto& [provider, hdl] : st.providers) {
     auto& breaker = st.gate.breaker(provider);
     result.facts["breaker_" + provider] = std::string{to_string(breaker.state())};

@@ -52,7 +52,7 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
           st.refused_total += reqs.size();
           return refuse_all(reqs);
         }
-        auto now = caf::make_timestamp();
+        auto now = self->state.cfg.now();
         for (auto& req : reqs)
           assign_identity(req, now);
         st.submitted_total += reqs.size();

@@ -393,7 +393,7 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
   auto& st = self->state;
   if (finals.empty())
     return;
-  auto now = caf::make_timestamp();
+  auto now = st.cfg.now();
   queue_manager_state::pending_final pending;
   for (auto& [id, outcome] : finals) {
     auto& entry = st.entries.at(id);
@@ -463,9 +463,8 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
 
 // The retry policy's decision for a failed attempt: exponential backoff with jitter, never
 // sooner than the provider's Retry-After, and only while attempts are left.
-retry_decision decide_retry(const queue_manager_config& cfg, uint32_t attempts,
-                            const comparison_outcome& outcome) {
-  thread_local std::mt19937 gen{std::random_device{}()};
+retry_decision decide_retry(self_ptr self, uint32_t attempts, const comparison_outcome& outcome) {
+  const auto& cfg = self->state.cfg;
   std::uniform_real_distribution<double> unit{0.0, 1.0};
   backoff_settings settings;
   settings.base = std::chrono::duration_cast<clock_duration>(cfg.retry_base_delay);
@@ -475,7 +474,7 @@ retry_decision decide_retry(const queue_manager_config& cfg, uint32_t attempts,
   if (outcome.retry_after.count() > 0)
     retry_after = std::chrono::duration_cast<clock_duration>(outcome.retry_after);
   auto kind = outcome.retryable ? failure_class::retryable : failure_class::permanent;
-  return decide(settings, attempts, kind, retry_after, unit(gen));
+  return decide(settings, attempts, kind, retry_after, unit(self->state.jitter));
 }
 
 void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
@@ -483,7 +482,7 @@ void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
   auto& st = self->state;
   ++st.retried_total;
   entry.status = queue_status::queued;
-  entry.not_before = caf::make_timestamp() + std::chrono::duration_cast<caf::timespan>(delay);
+  entry.not_before = st.cfg.now() + std::chrono::duration_cast<caf::timespan>(delay);
   st.delayed.emplace(entry.not_before, id);
   st.by_age.emplace(entry.queued_at, id);
   store_write write;
@@ -507,7 +506,7 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
     }
     --st.processing_count;
     if (!outcome.success) {
-      auto decision = decide_retry(st.cfg, i->second.attempts, outcome);
+      auto decision = decide_retry(self, i->second.attempts, outcome);
       if (decision.retry) {
         schedule_retry(self, outcome.queue_id, i->second, decision.delay);
         continue;
@@ -582,7 +581,7 @@ void publish_gauges(self_ptr self) {
 
 void tick(self_ptr self) {
   auto& st = self->state;
-  auto now = caf::make_timestamp();
+  auto now = st.cfg.now();
   release_due_retries(self, now);
   expire_old(self, now);
   for (auto& pending : std::exchange(st.failed_finals, {})) {
@@ -716,6 +715,7 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
               callbacks_actor callbacks) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.jitter.seed(st.cfg.jitter_seed ? *st.cfg.jitter_seed : std::random_device{}());
   st.db = db;
   st.metrics = std::move(metrics);
   st.callbacks = std::move(callbacks);

@@ -13,8 +13,11 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -49,6 +52,11 @@ struct queue_manager_config {
   /// from the batch job store at start): they stay processing, owned by their job, instead
   /// of going back to the queue, so a job is never submitted twice.
   std::unordered_map<std::string, std::string> batch_owned;
+  /// Wall clock for result times, retry times and expiry (tests pass one that follows the
+  /// test coordinator's virtual time).
+  std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
+  /// Seed of the retry jitter (nullopt: a random one), so tests can repeat a run.
+  std::optional<uint64_t> jitter_seed;
 };
 
 /// One non-final request in memory. Scheduling data is always here; the request itself
@@ -122,6 +130,8 @@ struct queue_manager_state {
   /// Final writes that failed, retried on the next tick.
   std::vector<pending_final> failed_finals;
   uint64_t next_write_id = 1;
+  /// Draws the jitter of retry delays.
+  std::mt19937_64 jitter;
 
   /// Bundlers that found the queue empty and wait for a wake.
   std::vector<caf::strong_actor_ptr> waiters;

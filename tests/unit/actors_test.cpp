@@ -35,6 +35,8 @@ struct stub_provider_state {
   /// Prompts whose first attempt fails with a retryable error.
   std::set<std::string> fail_once;
   std::set<std::string> failed_already;
+  /// While set, every item fails as a provider outage (503).
+  bool down = false;
 };
 
 provider_actor::behavior_type
@@ -51,7 +53,7 @@ stub_provider(provider_actor::stateful_pointer<stub_provider_state> self, std::s
           o.model = b.model;
           o.enrichment = item.enrichment;
           const auto& prompt = item.entry.request.user_prompt;
-          if (prompt.rfind("broken", 0) == 0) {
+          if (st.down || prompt.rfind("broken", 0) == 0) {
             o.error_code = "EXTERNAL_SERVICE_ERROR";
             o.error_message = "stub 503";
             o.http_status = 503;
@@ -170,9 +172,15 @@ struct pipeline_fixture : test::deterministic_fixture {
     cb.retry_base_delay = std::chrono::nanoseconds{0};
     callbacks_hdl =
         spawn(callbacks, cb, static_cast<http_transport*>(&http), db.get(), metrics_hdl);
-    qm.retry_base_delay = std::chrono::nanoseconds{0};
+    // Queue and intake read a wall clock that follows virtual time, and the retry jitter
+    // repeats from run to run.
+    qm.now = virtual_wall_clock();
+    if (!qm.jitter_seed)
+      qm.jitter_seed = 7;
     queue = spawn(queue_manager, qm, db.get(), metrics_hdl, callbacks_hdl);
-    intake_hdl = spawn(intake, intake_config{}, queue);
+    intake_config ic;
+    ic.now = qm.now;
+    intake_hdl = spawn(intake, ic, queue);
   }
 
   ~pipeline_fixture() {
@@ -222,9 +230,22 @@ struct pipeline_fixture : test::deterministic_fixture {
 
   /// One tick period of the queue manager (retries, expiry, gauges).
   void tick() {
-    sched.advance_time(std::chrono::milliseconds{200});
+    advance(tick_period);
+  }
+
+  /// Moves virtual time `d` forward in tick periods (each tick sees its own time).
+  void run_for(caf::timespan d) {
+    for (; d > caf::timespan::zero(); d -= tick_period)
+      advance(std::min(d, tick_period));
+  }
+
+  /// Moves virtual time `d` forward at once (one tick, at the end) and runs what is due.
+  void advance(caf::timespan d) {
+    sched.advance_time(d);
     settle();
   }
+
+  static constexpr caf::timespan tick_period = std::chrono::milliseconds{200};
 
   std::vector<enqueue_outcome> submit(std::vector<comparison_request> xs) {
     auto rh = self->request(intake_hdl, caf::infinite, atom::submit_v, std::move(xs));
@@ -429,8 +450,7 @@ TEST_CASE("a retryable failure is retried and then succeeds") {
   fx.start_bundler(queue_processing_mode::serial_bundle, 4);
   fx.stub("mock").fail_once = {"flaky"};
   auto accepted = fx.submit({make_request("flaky"), make_request("steady")});
-  fx.tick(); // releases the delayed retry
-  fx.tick();
+  fx.run_for(std::chrono::milliseconds{1600}); // the 1 s backoff with up to 50 % jitter
   auto flaky = fx.result_of(accepted[0].queue_id);
   CHECK(flaky["data"].as_object()["winner"] == "Essay A");
   CHECK(fx.result_of(accepted[1].queue_id)["data"].as_object()["error_detail"].is_null());
@@ -460,12 +480,18 @@ TEST_CASE("retries stop at QUEUE_MAX_RETRIES and the failure carries the error")
 
 TEST_CASE("requests not processed within the TTL end with an EXPIRED result and a callback") {
   queue_manager_config qm;
-  qm.ttl = std::chrono::nanoseconds{1};
+  qm.ttl = std::chrono::hours{1};
+  qm.tick_interval = std::chrono::milliseconds{1};
   pipeline_fixture fx{qm};
   auto req = make_request("late");
   req.callback_url = "http://127.0.0.1:9/hook";
   auto accepted = fx.submit({req});
-  fx.tick();
+  // A sweep one millisecond before the TTL leaves it queued; the one at the TTL expires it.
+  fx.advance(qm.ttl - std::chrono::milliseconds{1});
+  CHECK_FALSE(fx.db->find_result(accepted[0].queue_id));
+  CHECK(fx.request<request_status>(fx.queue, atom::lookup_v, accepted[0].queue_id)->status
+        == queue_status::queued);
+  fx.advance(std::chrono::milliseconds{1});
   auto event = fx.result_of(accepted[0].queue_id);
   CHECK(event["data"].as_object()["error_detail"].as_object()["error_code"] == "EXPIRED");
   REQUIRE(fx.http.requests.size() == 1);
@@ -630,15 +656,55 @@ TEST_CASE("a retry waits at least the provider's Retry-After") {
   pipeline_fixture fx;
   fx.start_bundler(queue_processing_mode::serial_bundle, 4);
   fx.stub("mock").fail_once = {"retry-after-30"};
-  auto before = caf::make_timestamp();
   auto accepted = fx.submit({make_request("retry-after-30")});
-  fx.tick();
+  // Retry-After (30 s) outweighs the backoff (at most 1.5 s): a millisecond before it the
+  // provider has seen the request only once.
+  fx.advance(std::chrono::seconds{30} - std::chrono::milliseconds{1});
   auto& qm = fx.state_of<queue_manager_state>(fx.queue);
-  auto& entry = qm.entries.at(accepted[0].queue_id);
-  CHECK(entry.status == queue_status::queued);
-  CHECK(entry.not_before - before >= std::chrono::seconds{30});
-  // Still waiting: the provider saw it only once.
+  CHECK(qm.entries.at(accepted[0].queue_id).status == queue_status::queued);
   CHECK(fx.stub("mock").seen.size() == 1);
+  fx.tick();
+  CHECK(fx.stub("mock").seen.size() == 2);
+  CHECK(fx.result_of(accepted[0].queue_id)["data"].as_object()["winner"] == "Essay A");
+}
+
+// When the retry of `prompt` (failed once at virtual time zero) is due, with this jitter seed.
+caf::timespan retry_delay_with_seed(uint64_t seed, const std::string& prompt) {
+  queue_manager_config qm;
+  qm.retry_base_delay = std::chrono::seconds{10};
+  qm.jitter_seed = seed;
+  pipeline_fixture fx{qm};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {prompt};
+  auto accepted = fx.submit({make_request(prompt)});
+  auto& entry = fx.state_of<queue_manager_state>(fx.queue).entries.at(accepted[0].queue_id);
+  return entry.not_before - fx.state_of<queue_manager_state>(fx.queue).cfg.now();
+}
+
+TEST_CASE("a retry runs when its backoff has passed and not earlier") {
+  queue_manager_config qm;
+  qm.retry_base_delay = std::chrono::seconds{10};
+  qm.tick_interval = std::chrono::milliseconds{1};
+  pipeline_fixture fx{qm};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"flaky"};
+  auto accepted = fx.submit({make_request("flaky")});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  auto delay = st.entries.at(accepted[0].queue_id).not_before - st.cfg.now();
+  // 10 s with up to 50 % jitter either way.
+  CHECK(delay >= std::chrono::seconds{5});
+  CHECK(delay <= std::chrono::seconds{15});
+  fx.advance(delay - std::chrono::milliseconds{1});
+  CHECK(fx.stub("mock").seen.size() == 1);
+  fx.advance(std::chrono::milliseconds{1});
+  CHECK(fx.stub("mock").seen.size() == 2);
+  CHECK(fx.result_of(accepted[0].queue_id)["data"].as_object()["winner"] == "Essay A");
+}
+
+TEST_CASE("the retry jitter repeats with the same seed") {
+  CHECK(retry_delay_with_seed(11, "jittered") == retry_delay_with_seed(11, "jittered"));
+  // Different seeds spread retries (equal draws from two seeds would be a freak).
+  CHECK(retry_delay_with_seed(11, "jittered") != retry_delay_with_seed(12, "jittered"));
 }
 
 TEST_CASE("an open circuit breaker keeps a provider's requests queued while others flow") {
@@ -669,6 +735,36 @@ TEST_CASE("an open circuit breaker keeps a provider's requests queued while othe
   CHECK(fx.db->find_result(accepted[4].queue_id));
   auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
   CHECK(registry.value("llm_provider_circuit_breaker_state", {"openai"}) == 1);
+}
+
+TEST_CASE("an open breaker turns half-open after open_duration and closes on a good probe") {
+  queue_manager_config qm;
+  qm.max_retries = 10;
+  pipeline_fixture fx{qm};
+  breaker_settings breaker;
+  breaker.failure_threshold = 2;
+  breaker.open_duration = std::chrono::seconds{10};
+  breaker.success_threshold = 1;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"openai", 1}}, breaker);
+  auto& openai = fx.stub("openai");
+  openai.down = true;
+  auto accepted = fx.submit({make_request("a", "openai"), make_request("b", "openai")});
+  auto& gate = fx.state_of<bundler_state>(fx.bundler_hdl).gate;
+  CHECK(openai.seen.size() == 2);
+  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  openai.down = false;
+  // The retries are due after at most 1.5 s, but the open breaker holds them back.
+  fx.run_for(std::chrono::seconds{10} - std::chrono::milliseconds{1});
+  CHECK(openai.seen.size() == 2);
+  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  // At open_duration the bundler's wake lets one probe through; its success closes the
+  // breaker and the other request follows.
+  fx.advance(std::chrono::milliseconds{1});
+  CHECK(openai.seen.size() == 4);
+  CHECK(gate.breaker("openai").counters().half_opened_total == 1);
+  CHECK(gate.breaker("openai").state() == breaker_state::closed);
+  CHECK(fx.db->find_result(accepted[0].queue_id));
+  CHECK(fx.db->find_result(accepted[1].queue_id));
 }
 
 TEST_CASE("a provider's rate limit paces calls and the rest waits in the queue") {
@@ -748,7 +844,7 @@ TEST_CASE("beyond the memory budget requests stay in the store and are read back
 TEST_CASE("a cold request can be looked up and expires with a complete result event") {
   queue_manager_config qm;
   qm.memory_text_budget = 0; // every request cold
-  qm.ttl = std::chrono::nanoseconds{1};
+  qm.ttl = std::chrono::hours{1};
   pipeline_fixture fx{qm};
   auto req = make_request("cold and late");
   req.callback_url = "http://127.0.0.1:9/hook";
@@ -759,7 +855,7 @@ TEST_CASE("a cold request can be looked up and expires with a complete result ev
   REQUIRE(status);
   CHECK(status->correlation_id == req.correlation_id);       // read back from the store
   CHECK(st.entries.at(accepted[0].queue_id).hot == nullptr); // and not kept
-  fx.tick();
+  fx.advance(qm.ttl);
   auto event = fx.result_of(accepted[0].queue_id);
   auto& data = event["data"].as_object();
   CHECK(data["error_detail"].as_object()["error_code"] == "EXPIRED");
@@ -788,7 +884,7 @@ TEST_CASE("a retried request joins the back of its priority and does not jump th
   fx.submit({make_request("first"), make_request("second"), make_request("third")});
   // No tick needed: a freed call slot makes the bundler take the next request at once.
   CHECK(fx.stub("mock").seen.size() == 3);
-  fx.tick(); // releases the retry of "first"
+  fx.run_for(std::chrono::milliseconds{1600}); // releases the retry of "first"
   std::vector<std::string> order;
   for (const auto& b : fx.stub("mock").seen)
     order.push_back(prompt_of(b.items.front()));
