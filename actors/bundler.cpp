@@ -124,6 +124,9 @@ void finish_call(self_ptr self, const std::string& provider,
                                            {provider},
                                            double(st.gate.inflight(provider))}});
   self->send(st.queue, atom::complete_v, std::move(outcomes));
+  if (st.stopped && st.gate.inflight_total() == 0)
+    for (auto& waiter : std::exchange(st.drain_waiters, {}))
+      waiter.deliver(atom::drained_v);
   form(self);
 }
 
@@ -331,6 +334,50 @@ actor_status status_of(self_ptr self) {
   return result;
 }
 
+// Stops pulling work; the answer comes when the last bundle in flight has finished.
+caf::result<atom::drained> drain(self_ptr self) {
+  auto& st = self->state;
+  st.stopped = true;
+  if (st.gate.inflight_total() == 0)
+    return atom::drained_v;
+  st.drain_waiters.push_back(self->make_response_promise<atom::drained>());
+  return st.drain_waiters.back();
+}
+
+// Without the queue manager nothing can be pulled or completed; a provider that is gone
+// only fails its calls (lost replies, retried).
+void watch_peers(self_ptr self) {
+  auto& st = self->state;
+  self->monitor(st.queue);
+  for (const auto& [name, hdl] : st.providers)
+    self->monitor(hdl);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    if (msg.source == self->state.queue.address()) {
+      LPS_LOG_ERROR(log(), "bundler stops: the queue manager is down ({})",
+                    caf::to_string(msg.reason));
+      self->quit(msg.reason);
+      return;
+    }
+    LPS_LOG_WARN(log(), "bundler: a provider actor is down ({}); its calls fail and are retried",
+                 caf::to_string(msg.reason));
+  });
+}
+
+// At exit (shutdown), says what is left unfinished: the queue hands it out again at the
+// next start (its requests are still processing in the store).
+void report_unfinished(self_ptr self) {
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto dequeued = held_count(st) + st.builder->size();
+    if (st.gate.inflight_total() > 0 || dequeued > 0)
+      LPS_LOG_WARN(log(),
+                   "bundler stops with {} bundles in flight and {} dequeued requests not sent; "
+                   "they are put back and run again after the next start",
+                   st.gate.inflight_total(), dequeued);
+    self->quit(msg.reason);
+  });
+}
+
 } // namespace
 
 bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_state> self,
@@ -349,6 +396,8 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
                  "QUEUE_PROCESSING_MODE=batch_api: the bundler serves the providers "
                  "without batch jobs ({}) as serial_bundle",
                  provider_names(st.providers));
+  watch_peers(self);
+  report_unfinished(self);
   form(self);
   return {
       [=](atom::wake) {
@@ -356,9 +405,9 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
         self->state.wake_armed = false;
         form(self);
       },
-      [=](atom::stop) {
+      [=](atom::drain) -> caf::result<atom::drained> {
         ++self->state.handled;
-        self->state.stopped = true;
+        return drain(self);
       },
       [=](atom::status) -> actor_status {
         ++self->state.handled;

@@ -11,6 +11,7 @@
 #include "actors/provider_gate.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <chrono>
 #include <deque>
@@ -46,7 +47,10 @@ struct bundler_state {
   /// form() was called during a formation (a call slot freed up, or work arrived): form
   /// again when it ends, instead of waiting for the next wake.
   bool form_again = false;
+  /// Set by drain: no more work is pulled.
   bool stopped = false;
+  /// Drain requests answered with `drained` once no bundle is in flight.
+  std::vector<caf::typed_response_promise<atom::drained>> drain_waiters;
   /// Which providers may take a bundle now: bundles in flight, breakers (while one is open,
   /// that provider's requests wait in the queue instead of failing) and rate limits.
   provider_gate gate;

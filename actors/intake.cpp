@@ -2,6 +2,7 @@
 #include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
+#include "runtime/logging.hpp"
 
 namespace lps {
 
@@ -43,6 +44,13 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
                                    intake_config cfg, queue_manager_actor queue) {
   self->state.cfg = cfg;
   self->state.queue = std::move(queue);
+  // Every submission goes to the queue manager: without it intake has nothing to offer.
+  self->monitor(self->state.queue);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    LPS_LOG_ERROR(get_logger("intake"), "intake stops: the queue manager is down ({})",
+                  caf::to_string(msg.reason));
+    self->quit(msg.reason);
+  });
   return {
       [=](atom::submit,
           std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {

@@ -18,7 +18,7 @@ namespace lps {
 
 namespace {
 
-using self_ptr = queue_manager_actor::stateful_pointer<queue_manager_state>;
+using self_ptr = queue_manager_impl_actor::stateful_pointer<queue_manager_state>;
 
 std::shared_ptr<spdlog::logger> log() {
   static auto logger = get_logger("queue");
@@ -162,8 +162,8 @@ void wake_waiters(self_ptr self) {
   auto& st = self->state;
   if (st.ready_count == 0 || st.waiters.empty())
     return;
-  for (auto& ptr : st.waiters)
-    self->send(caf::actor_cast<bundler_actor>(ptr), atom::wake_v);
+  for (auto& requester : st.waiters)
+    self->send(requester, atom::wake_v);
   st.waiters.clear();
 }
 
@@ -175,9 +175,9 @@ void record(self_ptr self, std::vector<metric_sample> samples) {
 // -- store callbacks come from the writer thread: hop back into the actor --
 
 store_callback commit_notifier(self_ptr self, uint64_t write_id) {
-  auto hdl = caf::actor_cast<queue_manager_actor>(self);
+  auto hdl = caf::actor_cast<queue_manager_impl_actor>(self);
   return [hdl, write_id](bool ok, const std::string& error) {
-    caf::anon_send(hdl, atom::committed_v, write_id, ok, error);
+    caf::anon_send(hdl, atom::store_committed_v, write_id, ok, error);
   };
 }
 
@@ -307,11 +307,12 @@ best_queue(self_ptr self, const std::vector<std::string>& providers) {
   return result;
 }
 
+// Whoever asks for work is a work requester (the dequeue contract in actors.hpp).
 void remember_waiter(self_ptr self) {
   auto& st = self->state;
-  if (auto sender = self->current_sender())
+  if (auto sender = caf::actor_cast<work_requester_actor>(self->current_sender()))
     if (std::find(st.waiters.begin(), st.waiters.end(), sender) == st.waiters.end())
-      st.waiters.push_back(sender);
+      st.waiters.push_back(std::move(sender));
 }
 
 // Reads requests whose texts are only in the store; each entry becomes hot (without texts)
@@ -579,7 +580,7 @@ void publish_gauges(self_ptr self) {
                 {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
 }
 
-void tick(self_ptr self) {
+void sweep(self_ptr self) {
   auto& st = self->state;
   auto now = st.cfg.now();
   release_due_retries(self, now);
@@ -592,7 +593,7 @@ void tick(self_ptr self) {
   }
   publish_gauges(self);
   wake_waiters(self);
-  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+  self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
 }
 
 // -- recovery --
@@ -707,10 +708,23 @@ void on_committed(self_ptr self, uint64_t write_id, bool ok, const std::string& 
   }
 }
 
+// Refuses new requests and flushes the store. What is not final stays stored and runs
+// again after the next start (processing requests too: their calls are not waited for).
+void drain(self_ptr self) {
+  auto& st = self->state;
+  st.draining = true;
+  st.db->flush();
+  if (!st.entries.empty())
+    LPS_LOG_INFO(log(),
+                 "queue-manager drained: {} queued and {} processing requests are put back "
+                 "and run after the next start",
+                 st.ready_count + st.delayed.size(), st.processing_count);
+}
+
 } // namespace
 
-queue_manager_actor::behavior_type
-queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
+queue_manager_impl_actor::behavior_type
+queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> self,
               queue_manager_config cfg, store* db, metrics_actor metrics,
               callbacks_actor callbacks) {
   auto& st = self->state;
@@ -722,7 +736,7 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
   recover(self);
   // The depth gauges exist from the first scrape on, not from the first tick.
   publish_gauges(self);
-  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+  self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
   return {
       [=](atom::enqueue,
           std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
@@ -742,22 +756,25 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
         ++self->state.handled;
         return lookup(self, id);
       },
-      [=](atom::committed, uint64_t write_id, bool ok, const std::string& error) {
+      [=](atom::store_committed, uint64_t write_id, bool ok, const std::string& error) {
         ++self->state.handled;
         on_committed(self, write_id, ok, error);
       },
-      [=](atom::tick) {
+      [=](atom::sweep) {
         ++self->state.handled;
-        tick(self);
+        sweep(self);
       },
       [=](atom::peek, const std::string& provider) -> queue_backlog {
         ++self->state.handled;
         return backlog_of(self, provider);
       },
-      [=](atom::drain) -> bool {
+      [=](atom::stop) {
         ++self->state.handled;
         self->state.draining = true;
-        self->state.db->flush();
+      },
+      [=](atom::drain) -> bool {
+        ++self->state.handled;
+        drain(self);
         return true;
       },
       [=](atom::status) -> actor_status {

@@ -133,8 +133,8 @@ struct queue_manager_state {
   /// Draws the jitter of retry delays.
   std::mt19937_64 jitter;
 
-  /// Bundlers that found the queue empty and wait for a wake.
-  std::vector<caf::strong_actor_ptr> waiters;
+  /// Work requesters that found their queues empty and wait for a wake.
+  std::vector<work_requester_actor> waiters;
   bool draining = false;
 
   // -- figures for inspection --
@@ -153,8 +153,8 @@ struct queue_manager_state {
 /// Spawns with: the config, the store, the metrics and callbacks actors. Recovers the
 /// store at start: processing requests go back to queued (at-least-once), undelivered
 /// results go back to the callbacks actor.
-queue_manager_actor::behavior_type
-queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
+queue_manager_impl_actor::behavior_type
+queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> self,
               queue_manager_config cfg, store* db, metrics_actor metrics,
               callbacks_actor callbacks);
 

@@ -266,7 +266,8 @@ void get_health(const api_context& ctx, http_responder respond) {
                                  + effective);
         warnings += "]";
         auto draining = r && r->facts["draining"] == "true";
-        auto body = std::string{"{\"status\":"} + (healthy ? "\"healthy\"" : "\"unhealthy\"")
+        auto status = draining ? "\"draining\"" : healthy ? "\"healthy\"" : "\"unhealthy\"";
+        auto body = std::string{"{\"status\":"} + status
                     + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
                     + ",\"queue_processing_mode\":" + json_quote(configured)
                     + ",\"effective_processing_mode\":" + json_quote(effective)
@@ -398,6 +399,8 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
 } // namespace
 
 void handle_http(const api_context& ctx, http_request&& req, http_responder respond) {
+  if (req.method == "HEAD" && req.path == "/healthz") // load balancers probe with HEAD
+    return get_health(ctx, std::move(respond));
   if (req.method == "GET")
     return route_get(ctx, std::move(req), std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparison")

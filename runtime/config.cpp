@@ -387,6 +387,7 @@ std::vector<key_entry> make_key_table() {
                         &config::provider_max_connections_per_host, 1, 10000));
   xs.push_back(
       uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));
+  xs.push_back(uint_key("SHUTDOWN_GRACE_SECONDS", &config::shutdown_grace_seconds, 0, 3600));
   return xs;
 }
 

@@ -77,7 +77,6 @@ stub_provider(provider_actor::stateful_pointer<stub_provider_state> self, std::s
         }
         return result;
       },
-      [=](atom::tick, uint64_t) {},
       [=](atom::status) -> actor_status { return {"stub", "provider", 0, 0, {}, {}}; },
   };
 }
@@ -90,8 +89,12 @@ struct hanging_provider_state {
   std::vector<caf::typed_response_promise<std::vector<comparison_outcome>>> parked;
 };
 
-provider_actor::behavior_type
-hanging_provider(provider_actor::stateful_pointer<hanging_provider_state> self) {
+/// The test releases a parked bundle by telling the provider its latency has elapsed.
+using hanging_provider_actor =
+    provider_actor::extend<caf::reacts_to<atom::latency_elapsed, uint64_t>>;
+
+hanging_provider_actor::behavior_type
+hanging_provider(hanging_provider_actor::stateful_pointer<hanging_provider_state> self) {
   return {
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
         self->state.seen.push_back(b);
@@ -99,9 +102,9 @@ hanging_provider(provider_actor::stateful_pointer<hanging_provider_state> self) 
         self->state.parked.push_back(rp);
         return rp;
       },
-      // tick n: answer the n-th parked bundle with successes (from inside the actor, where a
-      // promise must be delivered).
-      [=](atom::tick, uint64_t n) {
+      // latency_elapsed n: answer the n-th parked bundle with successes (from inside the actor,
+      // where a promise must be delivered).
+      [=](atom::latency_elapsed, uint64_t n) {
         auto& st = self->state;
         std::vector<comparison_outcome> outcomes;
         for (const auto& item : st.seen.at(n).items) {
@@ -157,7 +160,7 @@ struct pipeline_fixture : test::deterministic_fixture {
   fake_transport http;
   metrics_actor metrics_hdl;
   callbacks_actor callbacks_hdl;
-  queue_manager_actor queue;
+  queue_manager_impl_actor queue;
   intake_actor intake_hdl;
   std::map<std::string, provider_actor> providers;
   bundler_actor bundler_hdl;
@@ -629,10 +632,67 @@ TEST_CASE("a saturated provider does not hold up requests for other providers") 
   CHECK(st->status == queue_status::queued);
   CHECK_FALSE(fx.db->find_result(accepted[2].queue_id));
   // When the provider answers, its waiting work flows again.
-  fx.self->send(hung, atom::tick_v, uint64_t{0});
+  fx.self->send(hung, atom::latency_elapsed_v, uint64_t{0});
   fx.settle();
   CHECK(hanging.seen.size() == 2);
   CHECK(hanging.seen.back().items.front().entry.request.user_prompt == "o3");
+}
+
+TEST_CASE("drain answers drained once the last bundle in flight has finished") {
+  pipeline_fixture fx;
+  auto hung = fx.spawn(hanging_provider);
+  fx.providers["mock"] = hung;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"mock", 1}});
+  auto accepted = fx.submit({make_request("in flight"), make_request("waiting")});
+  REQUIRE(fx.state_of<hanging_provider_state>(hung).seen.size() == 1);
+  auto drained = fx.self->request(fx.bundler_hdl, caf::infinite, atom::drain_v);
+  fx.settle();
+  CHECK(fx.self->mailbox().empty()); // the bundle in flight holds the answer back
+  fx.self->send(hung, atom::latency_elapsed_v, uint64_t{0});
+  fx.settle();
+  bool answered = false;
+  drained.receive([&](atom::drained) { answered = true; },
+                  [](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(answered);
+  CHECK(fx.db->find_result(accepted[0].queue_id));
+  // Drained means no more pulling: the second request stays queued for the next start.
+  CHECK(fx.state_of<hanging_provider_state>(hung).seen.size() == 1);
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[1].queue_id);
+  CHECK(st->status == queue_status::queued);
+}
+
+TEST_CASE("drain with nothing in flight answers at once") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  CHECK(fx.request<atom::drained>(fx.bundler_hdl, atom::drain_v));
+}
+
+TEST_CASE("a stopped queue manager refuses new requests and reports draining") {
+  pipeline_fixture fx;
+  fx.self->send(fx.queue, atom::stop_v);
+  fx.settle();
+  auto outcomes = fx.request<std::vector<enqueue_outcome>>(
+      fx.queue, atom::enqueue_v, std::vector<comparison_request>{make_request("late")});
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 1);
+  CHECK_FALSE(outcomes->front().accepted);
+  CHECK(outcomes->front().error_code == "SERVICE_UNAVAILABLE");
+  CHECK(fx.request<actor_status>(fx.queue, atom::status_v)->facts["draining"] == "true");
+}
+
+TEST_CASE("bundler and intake stop when the queue manager goes down") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.self->monitor(fx.bundler_hdl);
+  fx.self->monitor(fx.intake_hdl);
+  caf::anon_send_exit(fx.queue, caf::exit_reason::kill);
+  fx.settle();
+  std::set<caf::actor_addr> down;
+  for (int i = 0; i < 2; ++i)
+    fx.self->receive([&](caf::down_msg& msg) { down.insert(msg.source); },
+                     caf::after(std::chrono::seconds{0}) >> [] {});
+  CHECK(down.count(fx.bundler_hdl.address()) == 1);
+  CHECK(down.count(fx.intake_hdl.address()) == 1);
 }
 
 TEST_CASE("higher priority is served first and FIFO within a priority") {
