@@ -310,6 +310,9 @@ size_t held_count(const bundler_state& st) {
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
   auto result = status_header(self, bundler_state::name, "bundler", st.handled);
+  result.facts = {{"configured_mode", st.cfg.configured_mode},
+                  {"effective_mode", to_string(st.cfg.policy.mode)},
+                  {"held_requests", std::to_string(held_count(st))}};
   for (const auto& [provider, hdl] : st.providers)
     result.figures["inflight_" + provider] = st.gate.inflight(provider);
   result.figures["inflight_bundles"] = st.gate.inflight_total();
@@ -328,9 +331,6 @@ actor_status status_of(self_ptr self) {
             .count());
   }
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
-  result.facts = {{"configured_mode", st.cfg.configured_mode},
-                  {"effective_mode", to_string(st.cfg.policy.mode)},
-                  {"held_requests", std::to_string(held_count(st))}};
   return result;
 }
 

@@ -786,6 +786,9 @@ TEST_CASE("an open circuit breaker keeps a provider's requests queued while othe
   CHECK(fx.stub("openai").seen.size() == 2);
   auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
   CHECK(bundler_st.gate.breaker("openai").state() == breaker_state::open);
+  // GET /api/v1/providers shows the breaker state from the bundler's status.
+  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts["breaker_openai"]
+        == "open");
   for (size_t i = 0; i < 3; ++i) {
     CHECK_FALSE(fx.db->find_result(accepted[i].queue_id));
     auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[i].queue_id);
