@@ -2,10 +2,9 @@
 #include "actors/status_report.hpp"
 
 #include "runtime/logging.hpp"
+#include "runtime/url.hpp"
 
 #include <caf/event_based_actor.hpp>
-
-#include <random>
 
 namespace lps {
 
@@ -24,6 +23,17 @@ void count(self_ptr self, const char* result) {
                std::vector<metric_sample>{{"llm_provider_callback_deliveries_total", {result}, 1}});
 }
 
+/// Why an attempt failed, for logs and status ("" for a 2xx). Transport error texts never
+/// quote the URL or the request headers.
+std::string failure_text(const http_client_response& res) {
+  if (res.error != transport_error::none)
+    return std::string{to_string(res.error)} + ": " + res.error_message;
+  if (res.status >= 200 && res.status < 300)
+    return {};
+  // Redirects are not followed: a 3xx is a failed attempt like any other non-2xx.
+  return "HTTP " + std::to_string(res.status);
+}
+
 void post(self_ptr self, const std::string& origin, delivery d) {
   auto& st = self->state;
   ++st.inflight[origin];
@@ -36,7 +46,10 @@ void post(self_ptr self, const std::string& origin, delivery d) {
   auto hdl = caf::actor_cast<callbacks_actor>(self);
   // The client calls back on its own thread: hop into the actor with a message.
   st.http->send(std::move(req), [hdl, d = std::move(d)](http_client_response res) mutable {
-    caf::anon_send(hdl, atom::callback_answered_v, std::move(d), static_cast<uint32_t>(res.status));
+    // A bad URL or a refused target stays so: retrying cannot help.
+    bool permanent = res.error == transport_error::invalid;
+    caf::anon_send(hdl, atom::callback_answered_v, std::move(d), static_cast<uint32_t>(res.status),
+                   failure_text(res), permanent);
   });
 }
 
@@ -64,15 +77,18 @@ void enqueue(self_ptr self, delivery d) {
   pump(self, origin);
 }
 
-caf::timespan backoff(const callbacks_config& cfg, uint32_t attempts) {
-  thread_local std::mt19937 gen{std::random_device{}()};
-  auto base = cfg.retry_base_delay * (1u << std::min<uint32_t>(attempts - 1, 16));
-  auto capped = std::min<caf::timespan>(base, cfg.retry_max_delay);
-  std::uniform_real_distribution<double> jitter{0.5, 1.5};
-  return std::chrono::duration_cast<caf::timespan>(capped * jitter(gen));
+/// The retry policy's backoff with the callbacks' delays and the actor's seeded jitter.
+caf::timespan backoff(self_ptr self, uint32_t attempts) {
+  auto& st = self->state;
+  backoff_settings settings;
+  settings.base = std::chrono::duration_cast<clock_duration>(st.cfg.retry_base_delay);
+  settings.max = std::chrono::duration_cast<clock_duration>(st.cfg.retry_max_delay);
+  return std::chrono::duration_cast<caf::timespan>(
+      backoff_delay(settings, attempts, st.jitter.next()));
 }
 
-void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
+void on_attempt_done(self_ptr self, delivery d, uint32_t status, std::string error,
+                     bool permanent) {
   auto& st = self->state;
   auto origin = origin_of(d.callback_url);
   --st.inflight[origin];
@@ -83,19 +99,20 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
     store_write write;
     write.delivered.push_back(d.queue_id);
     st.db->submit(std::move(write), [](bool, const std::string&) {});
-  } else if (d.attempts < st.cfg.max_attempts) {
+  } else if (!permanent && d.attempts < st.cfg.max_attempts) {
     ++st.retried_total;
     count(self, "retry");
-    auto when = caf::make_timestamp() + backoff(st.cfg, d.attempts);
+    auto when = st.cfg.now() + backoff(self, d.attempts);
     st.retries.emplace(when, std::move(d));
     arm_tick(self);
   } else {
     ++st.given_up_total;
     count(self, "failed");
     LPS_LOG_WARN(log(),
-                 "callbacks gave up delivering {} after {} attempts (last status {}); "
+                 "callbacks gave up delivering {} after {} attempts ({}); "
                  "the result stays readable at /api/v1/results",
-                 d.queue_id, d.attempts, status);
+                 d.queue_id, d.attempts, error);
+    st.last_error = std::move(error);
   }
   pump(self, origin);
 }
@@ -103,7 +120,7 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status) {
 void on_tick(self_ptr self) {
   auto& st = self->state;
   st.tick_armed = false;
-  auto now = caf::make_timestamp();
+  auto now = st.cfg.now();
   while (!st.retries.empty() && st.retries.begin()->first <= now) {
     auto d = std::move(st.retries.begin()->second);
     st.retries.erase(st.retries.begin());
@@ -127,17 +144,17 @@ actor_status status_of(self_ptr self) {
                     {"delivered_total", double(st.delivered_total)},
                     {"retried_total", double(st.retried_total)},
                     {"given_up_total", double(st.given_up_total)}};
+  if (!st.last_error.empty())
+    result.facts = {{"last_error", st.last_error}};
   return result;
 }
 
 } // namespace
 
 std::string origin_of(const std::string& url) {
-  auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos)
-    return "";
-  auto host_end = url.find_first_of("/?#", scheme_end + 3);
-  return url.substr(0, host_end);
+  std::string ignored; // the HTTP client reports why when it refuses the URL
+  auto parsed = parse_http_url(url, ignored);
+  return parsed ? parsed->origin() : std::string{};
 }
 
 callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callbacks_state> self,
@@ -148,15 +165,17 @@ callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callb
   st.http = http;
   st.db = db;
   st.metrics = std::move(metrics);
+  st.jitter = jitter_source{cfg.jitter_seed};
   return {
       [=](atom::deliver, std::vector<delivery>& xs) {
         ++self->state.handled;
         for (auto& d : xs)
           enqueue(self, std::move(d));
       },
-      [=](atom::callback_answered, delivery& d, uint32_t status) {
+      [=](atom::callback_answered, delivery& d, uint32_t status, std::string& error,
+          bool permanent) {
         ++self->state.handled;
-        on_attempt_done(self, std::move(d), status);
+        on_attempt_done(self, std::move(d), status, std::move(error), permanent);
       },
       [=](atom::retry_due) {
         ++self->state.handled;

@@ -2,11 +2,13 @@
 
 // The callbacks actor: POSTs result events to their callback_url, with a per-origin
 // concurrency limit (a slow or failing receiver never blocks deliveries to others) and
-// retries with exponential backoff. Successful deliveries are marked in the store, so a
-// restart redelivers only what was not acknowledged; event ids are stable, so a
-// redelivery is harmless.
+// retries with the retry policy's exponential backoff (actors/providers/retry_policy.hpp).
+// Successful deliveries are marked in the store, so a restart redelivers only what was not
+// acknowledged; event ids are stable, so a redelivery is harmless. Time comes from an
+// injected clock and jitter from a seeded source, so tests run in virtual time.
 
 #include "actors/actors.hpp"
+#include "actors/providers/retry_policy.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/store.hpp"
 
@@ -14,7 +16,9 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
+#include <random>
 #include <string>
 
 namespace lps {
@@ -26,6 +30,10 @@ struct callbacks_config {
   caf::timespan retry_base_delay = std::chrono::seconds{1};
   caf::timespan retry_max_delay = std::chrono::seconds{60};
   caf::timespan tick_interval = std::chrono::milliseconds{100};
+  /// Seed of the retry jitter (tests fix it).
+  uint64_t jitter_seed = std::random_device{}();
+  /// Wall clock (tests inject a manual one).
+  std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
 };
 
 struct callbacks_state {
@@ -41,13 +49,18 @@ struct callbacks_state {
   /// Deliveries waiting for their retry time.
   std::multimap<caf::timestamp, delivery> retries;
   bool tick_armed = false;
+  /// Random numbers for the retry jitter.
+  jitter_source jitter{0};
+  /// Why the last delivery that was given up failed (status and inspection).
+  std::string last_error;
   uint64_t handled = 0;
   uint64_t delivered_total = 0;
   uint64_t retried_total = 0;
   uint64_t given_up_total = 0;
 };
 
-/// "scheme://host:port" of a URL (the unit of concurrency limits); "" if unparsable.
+/// "scheme://host:port" of a URL, the port always written (the unit of concurrency limits);
+/// "" if unparsable.
 std::string origin_of(const std::string& url);
 
 /// Spawns with its config, the HTTP client, the store and metrics.

@@ -12,7 +12,6 @@
 #include <caf/event_based_actor.hpp>
 
 #include <algorithm>
-#include <random>
 
 namespace lps {
 
@@ -466,7 +465,6 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
 // sooner than the provider's Retry-After, and only while attempts are left.
 retry_decision decide_retry(self_ptr self, uint32_t attempts, const comparison_outcome& outcome) {
   const auto& cfg = self->state.cfg;
-  std::uniform_real_distribution<double> unit{0.0, 1.0};
   backoff_settings settings;
   settings.base = std::chrono::duration_cast<clock_duration>(cfg.retry_base_delay);
   settings.max = std::chrono::duration_cast<clock_duration>(cfg.retry_max_delay);
@@ -475,7 +473,7 @@ retry_decision decide_retry(self_ptr self, uint32_t attempts, const comparison_o
   if (outcome.retry_after.count() > 0)
     retry_after = std::chrono::duration_cast<clock_duration>(outcome.retry_after);
   auto kind = outcome.retryable ? failure_class::retryable : failure_class::permanent;
-  return decide(settings, attempts, kind, retry_after, unit(self->state.jitter));
+  return decide(settings, attempts, kind, retry_after, self->state.jitter.next());
 }
 
 void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
@@ -729,7 +727,7 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
               callbacks_actor callbacks) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  st.jitter.seed(st.cfg.jitter_seed ? *st.cfg.jitter_seed : std::random_device{}());
+  st.jitter = jitter_source{st.cfg.jitter_seed};
   st.db = db;
   st.metrics = std::move(metrics);
   st.callbacks = std::move(callbacks);

@@ -7,6 +7,7 @@
 // only after that commit. Results leave memory only after their final write committed.
 
 #include "actors/actors.hpp"
+#include "actors/providers/retry_policy.hpp"
 #include "runtime/store.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -16,7 +17,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -55,8 +55,8 @@ struct queue_manager_config {
   /// Wall clock for result times, retry times and expiry (tests pass one that follows the
   /// test coordinator's virtual time).
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
-  /// Seed of the retry jitter (nullopt: a random one), so tests can repeat a run.
-  std::optional<uint64_t> jitter_seed;
+  /// Seed of the retry jitter (tests fix it).
+  uint64_t jitter_seed = std::random_device{}();
 };
 
 /// One non-final request in memory. Scheduling data is always here; the request itself
@@ -131,7 +131,7 @@ struct queue_manager_state {
   std::vector<pending_final> failed_finals;
   uint64_t next_write_id = 1;
   /// Draws the jitter of retry delays.
-  std::mt19937_64 jitter;
+  jitter_source jitter{0};
 
   /// Work requesters that found their queues empty and wait for a wake.
   std::vector<work_requester_actor> waiters;

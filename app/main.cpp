@@ -90,7 +90,13 @@ http_server_options server_options(const config& cfg) {
 int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto log = get_logger("main");
   std::string error;
-  auto db = store::open({.data_dir = cfg.data_dir, .fsync_every_commit = cfg.store_fsync}, error);
+  auto retention =
+      std::chrono::duration<double, std::milli>(cfg.result_retention_days * 86'400'000);
+  auto db =
+      store::open({.data_dir = cfg.data_dir,
+                   .fsync_every_commit = cfg.store_fsync,
+                   .result_retention = std::chrono::round<std::chrono::milliseconds>(retention)},
+                  error);
   if (!db) {
     std::fprintf(stderr, "lps: cannot open the store: %s\n", error.c_str());
     return 1;

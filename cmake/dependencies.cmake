@@ -16,8 +16,10 @@ set_target_properties(CAF::io PROPERTIES IMPORTED_LOCATION "${CAF_IO_LIBRARY}"
 find_package(Boost 1.81.0 EXACT REQUIRED CONFIG COMPONENTS json)
 find_package(spdlog 1.10 REQUIRED CONFIG)
 find_package(SQLite3 REQUIRED)
+find_package(PostgreSQL 15 REQUIRED) # libpq only (libpq-dev), for the PostgreSQL store
 find_package(OpenSSL REQUIRED)
 find_package(Catch2 2 REQUIRED CONFIG)
+find_package(CLI11 2 REQUIRED CONFIG) # lpsctl's command line
 
 # jemalloc: lps allocates many short-lived 6 KB strings across threads; glibc malloc spent
 # ~18 % of the CPU on them (perf), jemalloc cuts the CPU per request by about a quarter.

@@ -1,6 +1,6 @@
 #include "runtime/batch_job_store.hpp"
 
-#include "runtime/sqlite_util.hpp"
+#include "runtime/sqlite_database.hpp"
 
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
@@ -16,22 +16,11 @@ namespace {
 
 using sqlite::bind_text;
 using sqlite::column_string;
-using sqlite::db_ptr;
-using sqlite::exec;
-using sqlite::prepare;
+using sqlite::database;
 using sqlite::stmt_ptr;
 using sqlite::stmt_scope;
 
 constexpr int busy_timeout_ms = 5000;
-
-// Same page size and checkpoint threshold as the main store's writer: page_size is a no-op
-// on an existing file but keeps the main store's choice when this store creates lps.db
-// first, and a matching wal_autocheckpoint keeps this connection from running small
-// checkpoints of the main store's WAL traffic after its own (rare) commits.
-constexpr const char* connection_pragmas = "PRAGMA temp_store=MEMORY;"
-                                           "PRAGMA page_size=8192;";
-constexpr const char* checkpoint_pragmas = "PRAGMA wal_autocheckpoint=8192;"
-                                           "PRAGMA journal_size_limit=67108864;";
 
 // Only the batch tables: the main store owns requests, results and user_version. Every
 // column is NOT NULL, so a failed bind (it leaves NULL) fails the write loudly.
@@ -210,103 +199,61 @@ struct batch_job_store::impl {
   std::mutex mutex;
 
   // The connection is declared before the statements so the statements are finalized first.
-  db_ptr db;
-  stmt_ptr begin_stmt, commit_stmt, rollback_stmt;
+  std::unique_ptr<database> db;
   stmt_ptr insert_job_stmt, update_job_stmt, insert_item_stmt, item_owner_stmt;
   stmt_ptr delete_items_stmt;
   stmt_ptr find_job_stmt, load_unfinished_stmt, list_stmt, load_items_stmt, load_owned_stmt;
 
   // -- opening --
 
+  // The same writer settings as the main store's (sqlite_database.cpp): page size and
+  // checkpoint threshold match whichever store creates lps.db first.
   bool open_database(std::string& error) {
-    if (!sqlite::make_data_dir(options.data_dir, error))
+    db = database::open({.data_dir = options.data_dir,
+                         .purpose = sqlite::role::writer,
+                         .fsync_every_commit = options.fsync_every_commit,
+                         .busy_timeout_ms = busy_timeout_ms},
+                        error);
+    if (!db)
       return false;
-    db_path = sqlite::database_path(options.data_dir);
-    if (!sqlite::open_connection(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                 busy_timeout_ms, db, error)
-        || !configure(error) || !create_schema(error) || !prepare_statements(error)) {
+    db_path = db->path();
+    if (!create_schema(error) || !prepare_statements(error)) {
       error = "cannot open database '" + db_path + "': " + error;
       return false;
     }
     return true;
   }
 
-  bool configure(std::string& error) {
-    sqlite3* raw = db.get();
-    if (!exec(raw, connection_pragmas, "configure", error) || !sqlite::enable_wal(raw, error))
-      return false;
-    const char* sync =
-        options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
-    return exec(raw, sync, "set synchronous", error)
-           && exec(raw, checkpoint_pragmas, "configure checkpoints", error);
-  }
-
   bool create_schema(std::string& error) {
-    if (!exec(db.get(), "BEGIN IMMEDIATE", "create batch tables", error))
-      return false;
-    if (!exec(db.get(), schema_sql, "create batch tables", error)
-        || !exec(db.get(), "COMMIT", "create batch tables", error)) {
-      rollback();
-      return false;
-    }
-    return true;
+    return transaction(
+        "create batch tables",
+        [&](std::string& err) { return db->exec(schema_sql, "create batch tables", err); }, error);
   }
 
   bool prepare_statements(std::string& error) {
-    sqlite3* raw = db.get();
-    return (begin_stmt = prepare(raw, "BEGIN IMMEDIATE", error))
-           && (commit_stmt = prepare(raw, "COMMIT", error))
-           && (rollback_stmt = prepare(raw, "ROLLBACK", error))
-           && (insert_job_stmt = prepare(raw, insert_job_sql, error))
-           && (update_job_stmt = prepare(raw, update_job_sql, error))
-           && (insert_item_stmt = prepare(raw, insert_item_sql, error))
-           && (item_owner_stmt = prepare(raw, item_owner_sql, error))
-           && (delete_items_stmt = prepare(raw, delete_items_sql, error))
-           && (find_job_stmt = prepare(raw, find_job_sql, error))
-           && (load_unfinished_stmt = prepare(raw, load_unfinished_sql, error))
-           && (list_stmt = prepare(raw, list_sql, error))
-           && (load_items_stmt = prepare(raw, load_items_sql, error))
-           && (load_owned_stmt = prepare(raw, load_owned_sql, error));
+    database& raw = *db;
+    return (insert_job_stmt = raw.prepare(insert_job_sql, error))
+           && (update_job_stmt = raw.prepare(update_job_sql, error))
+           && (insert_item_stmt = raw.prepare(insert_item_sql, error))
+           && (item_owner_stmt = raw.prepare(item_owner_sql, error))
+           && (delete_items_stmt = raw.prepare(delete_items_sql, error))
+           && (find_job_stmt = raw.prepare(find_job_sql, error))
+           && (load_unfinished_stmt = raw.prepare(load_unfinished_sql, error))
+           && (list_stmt = raw.prepare(list_sql, error))
+           && (load_items_stmt = raw.prepare(load_items_sql, error))
+           && (load_owned_stmt = raw.prepare(load_owned_sql, error));
   }
 
   // -- writes (under mutex) --
 
-  // Steps a statement once and resets it (begin, commit); the error names the operation.
-  bool step_done(sqlite3_stmt* stmt, const char* what, std::string& error) {
-    return sqlite::step_done(db.get(), stmt, what, {}, error);
-  }
-
-  void rollback() {
-    sqlite::rollback(db.get(), rollback_stmt.get());
-  }
-
-  // Runs body inside BEGIN IMMEDIATE ... COMMIT (IMMEDIATE: the write lock is taken up
-  // front, so a concurrent writer makes BEGIN wait out the busy timeout instead of failing
-  // a read-to-write upgrade half way). Rolls back if anything fails.
-  // `context` ("create batch job 'x'") prefixes a failing BEGIN's or COMMIT's error.
+  // Runs body in one transaction (sqlite::database::transaction). `context` ("create batch
+  // job 'x'") prefixes a failing BEGIN's or COMMIT's error.
   template <class Body>
   bool transaction(const std::string& context, Body&& body, std::string& error) {
-    if (!step_done(begin_stmt.get(), "begin", error)) {
+    auto result = db->transaction(std::forward<Body>(body), error);
+    if (result == sqlite::txn_outcome::txn_failed)
       error = context + ": " + error;
-      return false;
-    }
-    bool ok = false;
-    try {
-      ok = body(error);
-    } catch (...) {
-      rollback();
-      throw;
-    }
-    if (!ok) {
-      rollback();
-      return false;
-    }
-    if (!step_done(commit_stmt.get(), "commit", error)) {
-      error = context + ": " + error;
-      rollback();
-      return false;
-    }
-    return true;
+    return result == sqlite::txn_outcome::committed;
   }
 
   bool insert_job(const batch_job_record& job, std::string& error) {
@@ -317,10 +264,10 @@ struct batch_job_store::impl {
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE)
       return true;
-    if (sqlite3_extended_errcode(db.get()) == SQLITE_CONSTRAINT_PRIMARYKEY)
+    if (sqlite3_extended_errcode(db->get()) == SQLITE_CONSTRAINT_PRIMARYKEY)
       error = "batch job '" + job.job_id + "' already exists";
     else
-      error = "insert batch job '" + job.job_id + "': " + sqlite::message(db.get());
+      error = "insert batch job '" + job.job_id + "': " + sqlite::message(db->get());
     return false;
   }
 
@@ -331,10 +278,10 @@ struct batch_job_store::impl {
     stmt_scope scope(stmt);
     bind_job(stmt, job, locations);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
-      error = "update batch job '" + job.job_id + "': " + sqlite::message(db.get());
+      error = "update batch job '" + job.job_id + "': " + sqlite::message(db->get());
       return false;
     }
-    if (sqlite3_changes(db.get()) == 0) {
+    if (sqlite3_changes(db->get()) == 0) {
       error = "unknown batch job '" + job.job_id + "'";
       return false;
     }
@@ -356,10 +303,10 @@ struct batch_job_store::impl {
       sqlite3_bind_int64(stmt, 3, static_cast<int64_t>(i));
       if (sqlite3_step(stmt) != SQLITE_DONE) {
         error = "batch job '" + job_id + "': insert item '" + queue_id
-                + "': " + sqlite::message(db.get());
+                + "': " + sqlite::message(db->get());
         return false;
       }
-      if (sqlite3_changes(db.get()) == 0) {
+      if (sqlite3_changes(db->get()) == 0) {
         report_owned(job_id, queue_id, error);
         return false;
       }
@@ -420,7 +367,7 @@ struct batch_job_store::impl {
           bind_text(stmt, 1, job.job_id);
           if (sqlite3_step(stmt) == SQLITE_DONE)
             return true;
-          err = "batch job '" + job.job_id + "': release items: " + sqlite::message(db.get());
+          err = "batch job '" + job.job_id + "': release items: " + sqlite::message(db->get());
           return false;
         },
         error);
@@ -430,7 +377,7 @@ struct batch_job_store::impl {
 
   void log_read_error(const char* what) {
     spdlog::error("batch_job_store: {} failed on '{}': {}", what, db_path,
-                  sqlite::message(db.get()));
+                  sqlite::message(db->get()));
   }
 
   // Steps a bound statement to the end, calling visit per row; logs a failure.

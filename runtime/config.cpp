@@ -263,6 +263,9 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("HTTP_MAX_CONNECTIONS", &config::http_max_connections, 1, 1'000'000));
   xs.push_back(string_key("DATA_DIR", &config::data_dir, "a folder path"));
   xs.push_back(bool_key("STORE_FSYNC", &config::store_fsync));
+  auto retention = double_key("RESULT_RETENTION_DAYS", &config::result_retention_days, 0, 36'500);
+  retention.info.rule += " (fractions allowed; 0: kept forever)";
+  xs.push_back(std::move(retention));
   xs.push_back(uint_key("QUEUE_MAX_SIZE", &config::queue_max_size, 1, 1ull << 40));
   xs.push_back(uint_key("QUEUE_MAX_BYTES", &config::queue_max_bytes, 1024, 1ull << 50));
   xs.push_back(

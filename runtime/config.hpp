@@ -97,6 +97,8 @@ struct config {
   // -- store and queue --
   std::string data_dir = "./var";
   bool store_fsync = true;
+  /// Delivered final results older than this are purged (fractions allowed; 0: kept forever).
+  double result_retention_days = 30;
   uint64_t queue_max_size = 1'000'000;
   uint64_t queue_max_bytes = 8ull << 30;
   /// Request texts kept in memory at most; beyond it they stay only in the store.

@@ -1,4 +1,5 @@
 #include "runtime/http_client.hpp"
+#include "runtime/url.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -73,109 +74,8 @@ constexpr std::chrono::seconds max_idle{30};
 /// How long stop() waits for outstanding callbacks before tearing the io_context down.
 constexpr std::chrono::seconds stop_grace{2};
 
-// -- URL parsing -------------------------------------------------------------------------------
-
-struct parsed_url {
-  bool tls = false;
-  std::string host;        // without IPv6 brackets
-  std::string port;        // always set
-  std::string target;      // path + query, starts with '/'
-  std::string host_header; // host[:port] as it goes on the wire
-  bool host_is_ip = false;
-};
-
 bool is_http_category(const error_code& ec) {
   return ec.category() == make_error_code(http::error::end_of_stream).category();
-}
-
-bool has_prefix_nocase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && beast::iequals(s.substr(0, prefix.size()), prefix);
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty()
-         && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
-}
-
-bool valid_host(std::string_view host) {
-  return !host.empty() && std::all_of(host.begin(), host.end(), [](unsigned char c) {
-    return std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_' || c == ':' || c == '%';
-  });
-}
-
-bool valid_port(std::string_view port) {
-  return all_digits(port) && port.size() <= 5 && std::stoul(std::string(port)) - 1 < 65535;
-}
-
-/// Splits "host", "host:port", "[v6]" or "[v6]:port"; `port` stays empty when absent.
-bool split_authority(std::string_view authority, std::string_view& host, std::string_view& port,
-                     std::string& why) {
-  bool bracketed = !authority.empty() && authority.front() == '[';
-  size_t host_end = authority.size();
-  if (bracketed) {
-    host_end = authority.find(']');
-    if (host_end == std::string_view::npos) {
-      why = "URL has an unterminated IPv6 address";
-      return false;
-    }
-    host = authority.substr(1, host_end - 1);
-    ++host_end;
-  } else {
-    host_end = std::min(authority.rfind(':'), authority.size());
-    host = authority.substr(0, host_end);
-  }
-  auto after = authority.substr(host_end);
-  if (!after.empty() && (after.front() != ':' || !valid_port(after.substr(1)))) {
-    why = "URL has a bad port";
-    return false;
-  }
-  port = after.empty() ? after : after.substr(1);
-  if (!valid_host(host) || (!bracketed && host.find(':') != std::string_view::npos)) {
-    why = "URL has a missing or bad host";
-    return false;
-  }
-  return true;
-}
-
-/// Error texts never quote the URL: its query may carry tokens.
-std::optional<parsed_url> parse_url(std::string_view url, std::string& why) {
-  parsed_url u;
-  if (std::any_of(url.begin(), url.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; })) {
-    why = "URL contains spaces or control characters";
-    return std::nullopt;
-  }
-  if (has_prefix_nocase(url, "https://")) {
-    u.tls = true;
-    url.remove_prefix(8);
-  } else if (has_prefix_nocase(url, "http://")) {
-    url.remove_prefix(7);
-  } else {
-    why = "URL must start with http:// or https://";
-    return std::nullopt;
-  }
-  auto end = url.find_first_of("/?#");
-  auto authority = url.substr(0, end);
-  auto rest = end == std::string_view::npos ? std::string_view{} : url.substr(end);
-  rest = rest.substr(0, rest.find('#'));
-  std::string_view host;
-  std::string_view port;
-  if (authority.find('@') != std::string_view::npos) {
-    why = "URL must not contain user information";
-    return std::nullopt;
-  }
-  if (!split_authority(authority, host, port, why))
-    return std::nullopt;
-  u.host = std::string(host);
-  error_code ec;
-  net::ip::make_address(u.host, ec);
-  u.host_is_ip = !ec;
-  const char* default_port = u.tls ? "443" : "80";
-  u.port = port.empty() ? default_port : std::string(port);
-  u.host_header = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-  if (u.port != default_port)
-    u.host_header += ":" + u.port;
-  u.target = rest.empty() || rest.front() != '/' ? "/" + std::string(rest) : std::string(rest);
-  return u;
 }
 
 bool valid_token(std::string_view s) {
@@ -279,14 +179,14 @@ private:
 using job_ptr = std::unique_ptr<job>;
 
 /// Builds the wire request; throws std::invalid_argument on bad input.
-void build_request(job& j, const parsed_url& url, http_client_request& in) {
+void build_request(job& j, const http_url& url, http_client_request& in) {
   if (!valid_token(in.method))
     throw std::invalid_argument("invalid method");
   auto& req = j.request;
   req.version(11);
   req.method_string(in.method);
   req.target(url.target);
-  req.set(http::field::host, url.host_header);
+  req.set(http::field::host, url.host_header());
   req.set(http::field::user_agent, "lps/0.1");
   for (const auto& [name, value] : in.headers) {
     // No names or values in the message: headers may carry credentials.
@@ -361,7 +261,7 @@ private:
 
 class pool {
 public:
-  pool(net::io_context& ioc, ssl::context& tls, bool verify_peer, parsed_url origin,
+  pool(net::io_context& ioc, ssl::context& tls, bool verify_peer, http_url origin,
        size_t max_connections)
       : strand_(net::make_strand(ioc)), tls_(tls), verify_peer_(verify_peer),
         origin_(std::move(origin)), max_connections_(std::max<size_t>(1, max_connections)),
@@ -373,7 +273,7 @@ public:
   ssl::context& tls_context() {
     return tls_;
   }
-  const parsed_url& origin() const {
+  const http_url& origin() const {
     return origin_;
   }
   bool stopping() const {
@@ -505,7 +405,7 @@ private:
   strand_type strand_;
   ssl::context& tls_;
   bool verify_peer_;
-  parsed_url origin_;
+  http_url origin_;
   size_t max_connections_;
   std::vector<std::shared_ptr<connection>> connections_;
   std::vector<connection*> idle_;
@@ -548,7 +448,7 @@ void connection::connect() {
   const auto& origin = pool_.origin();
   close_socket();
   buffer_.clear();
-  if (origin.tls) {
+  if (origin.tls()) {
     tcp_.reset();
     tls_.emplace(pool_.strand(), pool_.tls_context());
   } else {
@@ -561,7 +461,7 @@ void connection::connect() {
     if (!ec)
       self->resolver_.cancel();
   });
-  resolver_.async_resolve(origin.host, origin.port,
+  resolver_.async_resolve(origin.host, std::to_string(origin.port),
                           beast::bind_front_handler(&connection::on_resolve, shared_from_this()));
 }
 
@@ -581,14 +481,13 @@ void connection::on_connect(error_code ec, const tcp::endpoint&) {
     ec = net::error::operation_aborted;
   const auto& origin = pool_.origin();
   if (ec)
-    return fail(transport_error::connect, "cannot connect to " + origin.host + ":" + origin.port,
-                ec);
+    return fail(transport_error::connect, "cannot connect to " + origin.origin(), ec);
   error_code ignored;
   tcp().socket().set_option(tcp::no_delay(true), ignored);
   if (!tls_)
     return write();
   // SNI is for names only; certificates of IP addresses are checked against IP SANs.
-  if (!origin.host_is_ip && !SSL_set_tlsext_host_name(tls_->native_handle(), origin.host.c_str()))
+  if (!origin.host_is_ip() && !SSL_set_tlsext_host_name(tls_->native_handle(), origin.host.c_str()))
     return fail(transport_error::tls, "cannot set TLS server name", {});
   if (pool_.verify_peer())
     tls_->set_verify_callback(ssl::host_name_verification(origin.host));
@@ -666,8 +565,8 @@ void connection::fail_exchange(const char* stage, const error_code& ec) {
       is_http_category(ec) && ec != http::error::end_of_stream && ec != http::error::partial_message
           ? "bad response from "
           : "connection reset by ";
-  finish(failure(transport_error::reset, std::string(what) + origin.host + ":" + origin.port
-                                             + " while " + stage + ": " + ec.message()));
+  finish(failure(transport_error::reset,
+                 std::string(what) + origin.origin() + " while " + stage + ": " + ec.message()));
 }
 
 void connection::succeed() {
@@ -756,9 +655,8 @@ struct http_client::impl {
     ioc.reset();
   }
 
-  std::shared_ptr<pool> pool_for(const parsed_url& url) {
-    auto key = std::string(url.tls ? "https://" : "http://") + url.host + "|" + url.port;
-    auto& p = pools[key];
+  std::shared_ptr<pool> pool_for(const http_url& url) {
+    auto& p = pools[url.origin()];
     if (!p)
       p = std::make_shared<pool>(*ioc, tls, options.verify_peer, url,
                                  options.max_connections_per_origin);
@@ -789,7 +687,7 @@ http_client::~http_client() {
 void http_client::send(http_client_request request, http_client_callback done) {
   auto j = std::make_unique<job>(std::move(done), impl_->track);
   std::string why;
-  auto url = parse_url(request.url, why);
+  auto url = parse_http_url(request.url, why);
   j->deadline = clock_type::now() + request.timeout;
   if (request.max_response_bytes > 0)
     j->max_body = request.max_response_bytes;

@@ -1,16 +1,14 @@
 #pragma once
 
 // SQLite helpers the stores share (store.cpp: requests and results; batch_job_store.cpp:
-// batch jobs), both on the same lps.db: RAII handles, error text, opening a connection in
-// WAL mode, preparing, executing and stepping statements. Includes sqlite3.h, so only the
-// store .cpp files include it.
+// batch jobs), both on the same lps.db: RAII handles, error text, preparing, executing and
+// stepping statements. Opening a connection and transactions are sqlite_database.hpp's.
+// Includes sqlite3.h, so only the store .cpp files include it.
 
 #include <sqlite3.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
-#include <system_error>
 
 namespace lps::sqlite {
 
@@ -125,63 +123,6 @@ inline void rollback(sqlite3* db, sqlite3_stmt* rollback_stmt) {
   } else {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   }
-}
-
-/// Creates `data_dir` ("" is the working directory) with its parents.
-inline bool make_data_dir(const std::string& data_dir, std::string& error) {
-  std::error_code ec;
-  std::filesystem::path dir(data_dir.empty() ? "." : data_dir);
-  std::filesystem::create_directories(dir, ec);
-  // create_directories reports success for an existing non-directory on some libraries.
-  if (!ec) {
-    bool is_dir = std::filesystem::is_directory(dir, ec);
-    if (!ec && !is_dir)
-      ec = std::make_error_code(std::errc::not_a_directory);
-  }
-  if (ec) {
-    error = "cannot create data directory '" + data_dir + "': " + ec.message();
-    return false;
-  }
-  return true;
-}
-
-/// The database file of `data_dir` ("" is the working directory): lps.db, which every store
-/// shares.
-inline std::string database_path(const std::string& data_dir) {
-  return (std::filesystem::path(data_dir.empty() ? "." : data_dir) / "lps.db").string();
-}
-
-/// Opens `path` with `flags` (SQLITE_OPEN_NOMUTEX added: each connection is used under one
-/// lock or by one thread) into `db`, with extended result codes and a busy timeout.
-inline bool open_connection(const std::string& path, int flags, int busy_timeout_ms, db_ptr& db,
-                            std::string& error) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-  db.reset(raw); // closes a half-opened handle on failure too
-  if (rc != SQLITE_OK) {
-    error = message(raw);
-    return false;
-  }
-  sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
-  return true;
-}
-
-/// Switches the database to WAL mode; fails when it stays in another journal mode.
-inline bool enable_wal(sqlite3* db, std::string& error) {
-  stmt_ptr stmt = prepare(db, "PRAGMA journal_mode=WAL", error);
-  if (!stmt)
-    return false;
-  if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
-    error = "set WAL mode: " + message(db);
-    return false;
-  }
-  std::string mode = column_string(stmt.get(), 0);
-  if (mode != "wal") {
-    error = "WAL mode unavailable (journal_mode is '" + mode + "')";
-    return false;
-  }
-  return true;
 }
 
 } // namespace lps::sqlite

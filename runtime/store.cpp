@@ -1,6 +1,7 @@
 #include "runtime/store.hpp"
 
-#include "runtime/sqlite_util.hpp"
+#include "runtime/sqlite_database.hpp"
+#include "runtime/sqlite_result_purger.hpp"
 #include "runtime/wal_checkpointer.hpp"
 
 #include <sqlite3.h>
@@ -21,29 +22,24 @@ namespace {
 
 using sqlite::bind_text;
 using sqlite::column_string;
-using sqlite::db_ptr;
-using sqlite::exec;
-using sqlite::prepare;
+using sqlite::database;
 using sqlite::stmt_ptr;
 using sqlite::stmt_scope;
 
 constexpr int schema_version = 2;
 constexpr int busy_timeout_ms = 5000;
 
-// Writer-only tuning. Without fsync at every commit checkpoints are the wal_checkpointer's
-// (see keep_wal_short); with it, SQLite's own, inside a commit, every 64 MiB of WAL.
-// journal_size_limit truncates the WAL back after it restarts, so a burst does not leave a
-// huge file behind.
-constexpr const char* writer_pragmas = "PRAGMA cache_size=-32768;"
-                                       "PRAGMA wal_autocheckpoint=8192;"
-                                       "PRAGMA journal_size_limit=67108864;";
-
-constexpr const char* reader_pragmas = "PRAGMA cache_size=-16384;"
-                                       "PRAGMA query_only=1;";
+// Page caches of the two connections. Without fsync at every commit checkpoints are the
+// wal_checkpointer's (see keep_wal_short); with it, SQLite's own, inside a commit, every
+// 64 MiB of WAL (sqlite_database.cpp).
+constexpr uint32_t writer_cache_kib = 32768;
+constexpr uint32_t reader_cache_kib = 16384;
 
 // load_active_requests runs only at start-up, so it sorts instead of keeping an index
 // on (priority, queued_at_ms) that every insert and delete on the hot path would pay for.
 // The partial index stays tiny: it only holds results still waiting for delivery.
+// results_completed serves the retention purge (oldest first); on a file from before it,
+// opening builds it once.
 // Every column is NOT NULL, so a failed bind (it leaves NULL) fails the write loudly.
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE IF NOT EXISTS requests(
@@ -64,6 +60,7 @@ CREATE TABLE IF NOT EXISTS results(
   completed_at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
   WHERE delivered = 0 AND callback_url <> '';
+CREATE INDEX IF NOT EXISTS results_completed ON results(completed_at_ms);
 PRAGMA user_version = 2;
 )sql";
 
@@ -191,12 +188,13 @@ struct store::impl {
   std::string db_path;
 
   // Connections are declared before statements so statements are finalized first.
-  db_ptr write_db;
-  db_ptr read_db;
+  std::unique_ptr<database> write_db;
+  std::unique_ptr<database> read_db;
 
-  stmt_ptr begin_stmt, commit_stmt, rollback_stmt;
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
   stmt_ptr mark_delivered_stmt, update_attempts_stmt;
+  /// Retention (null when results are kept forever); writer thread only.
+  std::unique_ptr<sqlite::result_purger> purger;
 
   std::mutex read_mutex;
   stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
@@ -211,6 +209,11 @@ struct store::impl {
   uint64_t done_seq = 0;
   bool stopping = false;
   bool writer_exited = false;
+  /// purge_expired_results() calls made, and those a finished pass answered.
+  uint64_t purges_wanted = 0;
+  uint64_t purges_done = 0;
+  /// purges_wanted when the running pass started (writer thread only).
+  uint64_t pass_ticket = 0;
   std::thread::id writer_id;
   std::thread writer;
 
@@ -228,38 +231,33 @@ struct store::impl {
   // -- opening --
 
   bool open_databases(std::string& error) {
-    if (!sqlite::make_data_dir(options.data_dir, error))
-      return false;
-    db_path = sqlite::database_path(options.data_dir);
-    if (!open_writer(error) || !open_reader(error)) {
-      error = "cannot open database '" + db_path + "': " + error;
-      return false;
-    }
-    return true;
-  }
-
-  bool open_connection(db_ptr& db, int flags, std::string& error) {
-    return sqlite::open_connection(db_path, flags, busy_timeout_ms, db, error)
-           && exec(db.get(), "PRAGMA temp_store=MEMORY", "configure", error);
+    return open_writer(error) && open_reader(error);
   }
 
   bool open_writer(std::string& error) {
-    if (!open_connection(write_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error))
+    write_db = database::open({.data_dir = options.data_dir,
+                               .purpose = sqlite::role::writer,
+                               .fsync_every_commit = options.fsync_every_commit,
+                               .cache_kib = writer_cache_kib,
+                               .busy_timeout_ms = busy_timeout_ms},
+                              error);
+    if (!write_db)
       return false;
-    sqlite3* db = write_db.get();
-    // page_size must precede WAL mode and any content; it is a no-op on an existing file.
-    // 8 KiB pages keep a ~6 KB payload in one overflow page instead of two.
-    if (!exec(db, "PRAGMA page_size=8192", "set page size", error)
-        || !sqlite::enable_wal(db, error))
+    db_path = write_db->path();
+    if (!create_schema(error) || !prepare_writer(error) || !create_purger(error)) {
+      error = "cannot open database '" + db_path + "': " + error;
       return false;
-    const char* sync =
-        options.fsync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
-    if (!exec(db, sync, "set synchronous", error)
-        || !exec(db, writer_pragmas, "configure writer", error) || !create_schema(error))
-      return false;
+    }
     if (checkpoints_in_background()) // replaces SQLite's automatic checkpoint
-      sqlite3_wal_hook(db, &impl::on_wal_commit, this);
-    return prepare_writer(error);
+      sqlite3_wal_hook(write_db->get(), &impl::on_wal_commit, this);
+    return true;
+  }
+
+  bool create_purger(std::string& error) {
+    if (options.result_retention.count() <= 0)
+      return true;
+    purger = sqlite::result_purger::create(*write_db, options.result_retention, error);
+    return purger != nullptr;
   }
 
   static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
@@ -274,7 +272,7 @@ struct store::impl {
   bool start_checkpointer(std::string& error) {
     if (!checkpoints_in_background())
       return true;
-    checkpointer = wal_checkpointer::start(db_path, busy_timeout_ms, error);
+    checkpointer = wal_checkpointer::start(options.data_dir, busy_timeout_ms, error);
     return checkpointer != nullptr;
   }
 
@@ -295,10 +293,10 @@ struct store::impl {
     }
     if (checkpointer) {
       checkpointer->restart();
-    } else if (int rc = sqlite3_wal_checkpoint_v2(write_db.get(), nullptr,
+    } else if (int rc = sqlite3_wal_checkpoint_v2(write_db->get(), nullptr,
                                                   SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
                rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      spdlog::warn("store: WAL checkpoint failed: {}", sqlite::message(write_db.get()));
+      spdlog::warn("store: WAL checkpoint failed: {}", sqlite::message(write_db->get()));
     }
     ++writer_checkpoints;
     wal_frames = 0;
@@ -313,26 +311,21 @@ struct store::impl {
               + std::to_string(schema_version) + ")";
       return false;
     }
-    if (!exec(write_db.get(), "BEGIN IMMEDIATE", "create schema", error))
-      return false;
-    if (version == 1 && !exec(write_db.get(), migrate_v1_sql, "migrate schema", error)) {
-      sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      return false;
-    }
-    if (!exec(write_db.get(), schema_sql, "create schema", error)
-        || !exec(write_db.get(), "COMMIT", "create schema", error)) {
-      sqlite3_exec(write_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      return false;
-    }
-    return true;
+    auto created = write_db->transaction(
+        [&](std::string& err) {
+          return (version != 1 || write_db->exec(migrate_v1_sql, "migrate schema", err))
+                 && write_db->exec(schema_sql, "create schema", err);
+        },
+        error);
+    return created == sqlite::txn_outcome::committed;
   }
 
   bool read_user_version(int& version, std::string& error) {
-    stmt_ptr stmt = prepare(write_db.get(), "PRAGMA user_version", error);
+    stmt_ptr stmt = write_db->prepare("PRAGMA user_version", error);
     if (!stmt)
       return false;
     if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
-      error = "read schema version: " + sqlite::message(write_db.get());
+      error = "read schema version: " + sqlite::message(write_db->get());
       return false;
     }
     version = sqlite3_column_int(stmt.get(), 0);
@@ -340,29 +333,33 @@ struct store::impl {
   }
 
   bool prepare_writer(std::string& error) {
-    sqlite3* db = write_db.get();
-    return (begin_stmt = prepare(db, "BEGIN IMMEDIATE", error))
-           && (commit_stmt = prepare(db, "COMMIT", error))
-           && (rollback_stmt = prepare(db, "ROLLBACK", error))
-           && (insert_request_stmt = prepare(db, insert_request_sql, error))
-           && (insert_result_stmt = prepare(db, insert_result_sql, error))
-           && (delete_request_stmt = prepare(db, delete_request_sql, error))
-           && (mark_delivered_stmt = prepare(db, mark_delivered_sql, error))
-           && (update_attempts_stmt = prepare(db, update_attempts_sql, error));
+    database& db = *write_db;
+    return (insert_request_stmt = db.prepare(insert_request_sql, error))
+           && (insert_result_stmt = db.prepare(insert_result_sql, error))
+           && (delete_request_stmt = db.prepare(delete_request_sql, error))
+           && (mark_delivered_stmt = db.prepare(mark_delivered_sql, error))
+           && (update_attempts_stmt = db.prepare(update_attempts_sql, error));
   }
 
   bool open_reader(std::string& error) {
-    if (!open_connection(read_db, SQLITE_OPEN_READWRITE, error)
-        || !exec(read_db.get(), reader_pragmas, "configure reader", error))
+    read_db = database::open({.data_dir = options.data_dir,
+                              .purpose = sqlite::role::reader,
+                              .cache_kib = reader_cache_kib,
+                              .busy_timeout_ms = busy_timeout_ms},
+                             error);
+    if (!read_db)
       return false;
-    sqlite3* db = read_db.get();
-    return (find_result_stmt = prepare(db, find_result_sql, error))
-           && (load_active_stmt = prepare(db, load_active_sql, error))
-           && (load_row_stmt = prepare(db, load_row_sql, error))
-           && (load_index_stmt = prepare(db, load_index_sql, error))
-           && (load_undelivered_stmt = prepare(db, load_undelivered_sql, error))
-           && (count_requests_stmt = prepare(db, count_requests_sql, error))
-           && (count_results_stmt = prepare(db, count_results_sql, error));
+    database& db = *read_db;
+    if ((find_result_stmt = db.prepare(find_result_sql, error))
+        && (load_active_stmt = db.prepare(load_active_sql, error))
+        && (load_row_stmt = db.prepare(load_row_sql, error))
+        && (load_index_stmt = db.prepare(load_index_sql, error))
+        && (load_undelivered_stmt = db.prepare(load_undelivered_sql, error))
+        && (count_requests_stmt = db.prepare(count_requests_sql, error))
+        && (count_results_stmt = db.prepare(count_results_sql, error)))
+      return true;
+    error = "cannot open database '" + db_path + "': " + error;
+    return false;
   }
 
   // -- queue --
@@ -428,12 +425,18 @@ struct store::impl {
       writer_id = std::this_thread::get_id();
     }
     std::vector<pending> batch;
-    while (take_batch(batch)) {
-      commit_batch(batch);
-      finish_batch(batch);
-      batch.clear();
-      keep_wal_short();
+    while (take_work(batch)) {
+      if (!batch.empty())
+        commit(batch);
+      purge_step_if_due();
     }
+  }
+
+  void commit(std::vector<pending>& batch) {
+    commit_batch(batch);
+    finish_batch(batch);
+    batch.clear();
+    keep_wal_short();
   }
 
   // manual_commits: the caller's thread does the writer's work, so callbacks run there.
@@ -446,24 +449,31 @@ struct store::impl {
           return;
       }
       take_batch(batch);
-      commit_batch(batch);
-      finish_batch(batch);
-      batch.clear();
-      keep_wal_short();
+      commit(batch);
     }
   }
 
-  // Takes every pending write up to max_ops_per_commit (at least one, however large).
-  // Returns false once stopping and drained.
-  bool take_batch(std::vector<pending>& batch) {
+  // Waits until there are writes, a purge step is due, or the store stops; takes the
+  // writes there are. Returns false once stopping and drained.
+  bool take_work(std::vector<pending>& batch) {
     std::unique_lock lock(queue_mutex);
-    work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-    if (queue.empty()) {
+    auto ready = [&] { return stopping || !queue.empty() || purges_wanted > pass_ticket; };
+    if (!purger)
+      work_cv.wait(lock, ready);
+    else if (!purger->in_pass())
+      work_cv.wait_until(lock, purger->next_pass(), ready);
+    if (stopping && queue.empty()) {
       writer_exited = true;
       lock.unlock();
       done_cv.notify_all();
       return false;
     }
+    take_writes(batch);
+    return true;
+  }
+
+  // Takes every pending write up to max_ops_per_commit (at least one, however large).
+  void take_writes(std::vector<pending>& batch) {
     size_t ops = 0;
     while (!queue.empty()) {
       size_t next = queue.front().ops;
@@ -473,7 +483,50 @@ struct store::impl {
       batch.push_back(std::move(queue.front()));
       queue.pop_front();
     }
-    return true;
+  }
+
+  // manual_commits: takes the pending writes (the caller checked there are some).
+  void take_batch(std::vector<pending>& batch) {
+    std::lock_guard lock(queue_mutex);
+    take_writes(batch);
+  }
+
+  // -- retention (writer thread) --
+
+  // One purge step when a pass runs, is due, or was asked for; a finished pass answers
+  // the purge_expired_results() calls made before it started.
+  void purge_step_if_due() {
+    if (!purger)
+      return;
+    if (!purger->in_pass()) {
+      std::lock_guard lock(queue_mutex);
+      if (purges_wanted == pass_ticket && sqlite::result_purger::clock::now() < purger->next_pass())
+        return;
+      pass_ticket = purges_wanted;
+    }
+    if (!purger->step())
+      return;
+    {
+      std::lock_guard lock(queue_mutex);
+      purges_done = pass_ticket;
+    }
+    done_cv.notify_all();
+  }
+
+  void purge_expired_results() {
+    if (!purger)
+      return;
+    if (options.manual_commits) {
+      while (!purger->step())
+        ; // a pass ends with a step that deleted less than a full step's rows
+      return;
+    }
+    std::unique_lock lock(queue_mutex);
+    if (std::this_thread::get_id() == writer_id) // a callback: see flush()
+      return;
+    auto ticket = ++purges_wanted;
+    work_cv.notify_one();
+    done_cv.wait(lock, [&] { return purges_done >= ticket || writer_exited; });
   }
 
   void commit_batch(std::span<pending> batch) {
@@ -538,29 +591,29 @@ struct store::impl {
   }
 
   outcome run_transaction(std::span<pending> writes, std::string& error) {
-    if (!step_done(begin_stmt.get(), "begin", {}, error))
+    auto result = write_db->transaction(
+        [&](std::string& err) {
+          for (auto& p : writes)
+            if (!apply(p.write, err))
+              return false;
+          return true;
+        },
+        error);
+    switch (result) {
+    case sqlite::txn_outcome::committed:
+      return outcome::committed;
+    case sqlite::txn_outcome::body_failed:
+      return outcome::write_failed;
+    case sqlite::txn_outcome::txn_failed:
       return outcome::txn_failed;
-    for (auto& p : writes) {
-      if (!apply(p.write, error)) {
-        rollback();
-        return outcome::write_failed;
-      }
     }
-    if (!step_done(commit_stmt.get(), "commit", {}, error)) {
-      rollback();
-      return outcome::txn_failed;
-    }
-    return outcome::committed;
-  }
-
-  void rollback() {
-    sqlite::rollback(write_db.get(), rollback_stmt.get());
+    return outcome::txn_failed;
   }
 
   // Steps a bound write statement once; the error names the operation and queue id.
   bool step_done(sqlite3_stmt* stmt, const char* what, const std::string& queue_id,
                  std::string& error) {
-    return sqlite::step_done(write_db.get(), stmt, what, queue_id, error);
+    return sqlite::step_done(write_db->get(), stmt, what, queue_id, error);
   }
 
   bool apply(const store_write& write, std::string& error) {
@@ -622,7 +675,7 @@ struct store::impl {
   // -- reads (read connection, under read_mutex) --
 
   void log_read_error(const char* what) {
-    spdlog::error("store: {} failed on '{}': {}", what, db_path, sqlite::message(read_db.get()));
+    spdlog::error("store: {} failed on '{}': {}", what, db_path, sqlite::message(read_db->get()));
   }
 
   template <class Row, class Reader>
@@ -766,6 +819,10 @@ std::vector<stored_result> store::load_undelivered_results() {
   }
 }
 
+void store::purge_expired_results() {
+  impl_->purge_expired_results();
+}
+
 uint64_t store::count_active_requests() {
   return impl_->count(impl_->count_requests_stmt.get(), "count_active_requests");
 }
@@ -782,6 +839,8 @@ store_stats store::stats() const {
   out.pending_ops = impl_->pending_ops.load();
   out.background_checkpoints = impl_->checkpointer ? impl_->checkpointer->checkpoints() : 0;
   out.writer_checkpoints = impl_->writer_checkpoints.load();
+  out.results_purged = impl_->purger ? impl_->purger->purged() : 0;
+  out.purge_steps = impl_->purger ? impl_->purger->steps() : 0;
   return out;
 }
 

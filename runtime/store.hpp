@@ -30,12 +30,18 @@ struct store_options {
   bool manual_commits = false;
   /// Without fsync at every commit: the WAL length (in 8 KiB frames) at which a background
   /// thread checkpoints it (1024: 8 MiB), instead of SQLite's automatic checkpoint inside a
-  /// commit, whose syncs held every commit behind it for ~60 ms once per 64 MiB. Should
-  /// the WAL still reach 8 times this (commits never pause long enough for it to restart),
-  /// the writer checkpoints between two commits itself. With fsync at every commit SQLite's
-  /// own checkpoint stays: there the background one's syncs competed with the commits' and
-  /// raised median latency by ~0.35 ms (docs/benchmarks.md). 0: SQLite's own in both modes.
+  /// commit, whose syncs hold every commit behind it. Should the WAL still reach 8 times
+  /// this (commits never pause long enough for it to restart), the writer checkpoints
+  /// between two commits itself. With fsync at every commit SQLite's own checkpoint stays:
+  /// there the background one's syncs compete with the commits' and raised median latency
+  /// (docs/benchmarks.md, "WAL checkpoints off the writer thread"). 0: SQLite's own in
+  /// both modes.
   uint32_t wal_checkpoint_frames = 1024;
+  /// Final results whose callback was delivered (or that have none) are deleted once their
+  /// completed_at is older than this: by the writer thread, between commits, in small
+  /// transactions (docs/operations.md, "Retention"). 0: kept forever. With manual_commits
+  /// only purge_expired_results() purges.
+  std::chrono::milliseconds result_retention{0};
 };
 
 /// A request row: indexed columns plus the opaque serialized request.
@@ -93,6 +99,9 @@ struct store_stats {
   /// for (the backstop; also counted in background_checkpoints when the thread ran them).
   uint64_t background_checkpoints = 0;
   uint64_t writer_checkpoints = 0;
+  /// Results deleted by the retention rule, and the transactions that did it.
+  uint64_t results_purged = 0;
+  uint64_t purge_steps = 0;
 };
 
 class store {
@@ -127,6 +136,11 @@ public:
 
   /// Results with a callback_url that were not delivered yet.
   std::vector<stored_result> load_undelivered_results();
+
+  /// Deletes every result the retention rule (store_options::result_retention) lets go as
+  /// of now, in the writer's small transactions, and waits for it. The writer does the same
+  /// on its own; this is for tests and tools. Does nothing when retention is 0.
+  void purge_expired_results();
 
   /// Counts of rows: active requests and results.
   uint64_t count_active_requests();

@@ -1,29 +1,25 @@
 #include "runtime/wal_checkpointer.hpp"
 
-#include "runtime/sqlite_util.hpp"
+#include "runtime/sqlite_database.hpp"
 
 #include <spdlog/spdlog.h>
 
 namespace lps {
 
 struct wal_checkpointer::connection {
-  sqlite::db_ptr db;
+  std::unique_ptr<sqlite::database> db;
 };
 
-std::unique_ptr<wal_checkpointer> wal_checkpointer::start(const std::string& db_path,
+std::unique_ptr<wal_checkpointer> wal_checkpointer::start(const std::string& data_dir,
                                                           int busy_timeout_ms, std::string& error) {
   std::unique_ptr<wal_checkpointer> result{new wal_checkpointer};
   result->db_ = std::make_unique<connection>();
-  if (!sqlite::open_connection(db_path, SQLITE_OPEN_READWRITE, busy_timeout_ms, result->db_->db,
-                               error)) {
-    error = "cannot open a checkpoint connection to '" + db_path + "': " + error;
-    return nullptr;
-  }
-  // A connection that has read nothing does not know the file is in WAL mode yet, and its
-  // checkpoints would do nothing: read the schema once.
-  if (!sqlite::exec(result->db_->db.get(), "SELECT count(*) FROM sqlite_master", "read schema",
-                    error)) {
-    error = "cannot prepare the checkpoint connection to '" + db_path + "': " + error;
+  result->db_->db = sqlite::database::open({.data_dir = data_dir,
+                                            .purpose = sqlite::role::checkpointer,
+                                            .busy_timeout_ms = busy_timeout_ms},
+                                           error);
+  if (!result->db_->db) {
+    error = "cannot open a checkpoint connection: " + error;
     return nullptr;
   }
   result->thread_ = std::thread([self = result.get()] { self->run(); });
@@ -63,11 +59,11 @@ void wal_checkpointer::restart() {
 // One checkpoint on this thread's connection; true when it ran on a WAL with frames.
 bool wal_checkpointer::checkpoint(int mode) {
   int wal_frames = -1;
-  int rc = sqlite3_wal_checkpoint_v2(db_->db.get(), nullptr, mode, &wal_frames, nullptr);
+  int rc = sqlite3_wal_checkpoint_v2(db_->db->get(), nullptr, mode, &wal_frames, nullptr);
   // BUSY: readers kept a RESTART from finishing within the busy timeout (it still copied
   // what it could). Anything else is worth one warning.
   if (rc != SQLITE_OK && rc != SQLITE_BUSY && !warned_) {
-    spdlog::warn("store: background WAL checkpoint failed: {}", sqlite::message(db_->db.get()));
+    spdlog::warn("store: background WAL checkpoint failed: {}", sqlite::message(db_->db->get()));
     warned_ = true;
   }
   return rc == SQLITE_OK && wal_frames > 0; // -1: the connection is not in WAL mode

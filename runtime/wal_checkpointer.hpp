@@ -2,9 +2,10 @@
 
 // Checkpoints lps.db's write-ahead log on its own thread and connection, so that copying
 // WAL frames back into the database (and, with fsync on, syncing it) never runs inside a
-// commit on the store's writer thread. SQLite's automatic checkpoint runs there and held
-// every commit behind it for 50-80 ms once per 64 MiB of WAL. A PASSIVE checkpoint takes
-// no write lock: commits go on while it copies.
+// commit on the store's writer thread. SQLite's automatic checkpoint runs there and holds
+// every commit behind it once per 64 MiB of WAL (figures: docs/benchmarks.md, "WAL
+// checkpoints off the writer thread"). A PASSIVE checkpoint takes no write lock: commits
+// go on while it copies.
 
 #include <condition_variable>
 #include <cstdint>
@@ -17,9 +18,9 @@ namespace lps {
 
 class wal_checkpointer {
 public:
-  /// Opens its own connection to `db_path` and starts the thread; nullptr with `error` set
-  /// when the connection cannot be opened.
-  static std::unique_ptr<wal_checkpointer> start(const std::string& db_path, int busy_timeout_ms,
+  /// Opens its own connection to lps.db in `data_dir` and starts the thread; nullptr with
+  /// `error` set when the connection cannot be opened.
+  static std::unique_ptr<wal_checkpointer> start(const std::string& data_dir, int busy_timeout_ms,
                                                  std::string& error);
 
   /// Stops the thread (a checkpoint in progress finishes first).

@@ -39,7 +39,7 @@ cxxflags=(-std=c++20 -O1 -g -fno-omit-frame-pointer "${sanitize[@]}" -I.
   -DCAF_ENABLE_TYPE_ID_CHECKS -Wall -Wextra)
 # CAF is only needed for its headers here (caf::timestamp, type_name): no -lcaf_core.
 libs=(-lcrypto)
-sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_codec.cpp runtime/ids.cpp
+sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_codec.cpp runtime/url.cpp runtime/ids.cpp
   messages/comparison.cpp)
 
 # Boost.JSON: by default compiled from its own sources (the same 1.81 headers the service

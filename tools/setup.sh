@@ -8,7 +8,9 @@ packages=(
   libcaf-dev                       # CAF 0.17.6 (core, io, openssl)
   libboost1.81-dev libboost-json1.81-dev   # Beast/Asio headers and Boost.JSON (versioned: unversioned pulls 1.74)
   libspdlog-dev catch2             # logging, unit tests (Catch2 2.13)
+  libcli11-dev                     # lpsctl's command line
   libsqlite3-dev libssl-dev        # embedded store, TLS and hashing
+  postgresql-15 libpq-dev          # the shared store: a throw-away server for tests (tools/pg.sh), libpq
   libjemalloc-dev                  # the allocator lps links (see docs/benchmarks.md)
   prometheus                       # promtool, to check the /metrics exposition
   clang libclang-rt-14-dev         # libFuzzer and sanitizers for tools/fuzz.sh

@@ -4,6 +4,7 @@
 #include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
+#include "runtime/url.hpp"
 
 #include <algorithm>
 #include <exception>
@@ -22,40 +23,11 @@ constexpr std::string_view provider_name = "Anthropic";
 
 constexpr std::string_view batches_path = "/v1/messages/batches";
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-/// "scheme://host:port" of an absolute http(s) URL, lower-cased, with the default port
-/// filled in; nullopt for anything else (and for URLs with user info, which no API sends).
+/// "scheme://host:port" of an absolute http(s) URL, nullopt for anything else.
 std::optional<std::string> origin_of(std::string_view url) {
-  auto sep = url.find("://");
-  if (sep == std::string_view::npos)
-    return std::nullopt;
-  std::string scheme;
-  for (char c : url.substr(0, sep))
-    scheme += lower(c);
-  if (scheme != "http" && scheme != "https")
-    return std::nullopt;
-  auto rest = url.substr(sep + 3);
-  auto authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (authority.empty() || authority.find('@') != std::string_view::npos)
-    return std::nullopt;
-  // The port follows the last ':' outside an IPv6 literal's brackets.
-  auto bracket = authority.rfind(']');
-  auto colon = authority.rfind(':');
-  std::string_view host = authority;
-  std::string_view port;
-  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  std::string out = scheme + "://";
-  for (char c : host)
-    out += lower(c);
-  out += ':';
-  out += port.empty() ? (scheme == "https" ? "443" : "80") : std::string{port};
-  return out;
+  std::string ignored;
+  auto parsed = parse_http_url(url, ignored);
+  return parsed ? std::optional{parsed->origin()} : std::nullopt;
 }
 
 std::optional<batch_job_state> state_of(std::string_view status) {
@@ -309,16 +281,16 @@ http_client_request anthropic_batch_wire::cancel(const wire_target& target,
 std::vector<http_client_request>
 anthropic_batch_wire::downloads(const wire_target& target, const batch_job_status& job) const {
   std::vector<http_client_request> result;
-  auto base = base_of(target);
-  auto base_origin = origin_of(base);
+  auto base_origin = origin_of(target.base_url);
   for (const auto& location : job.result_locations) {
     std::string url;
     if (location.starts_with('/') && !location.starts_with("//"))
-      url = base + location;
+      url = join_url(target.base_url, location);
     else if (base_origin && origin_of(location) == base_origin)
       url = location;
     else if (!job.provider_job_id.empty())
-      url = base + std::string{batches_path} + "/" + path_segment(job.provider_job_id) + "/results";
+      url = join_url(target.base_url, std::string{batches_path} + "/"
+                                          + path_segment(job.provider_job_id) + "/results");
     else
       continue;
     result.push_back(request(target, "GET", std::move(url), {}));

@@ -203,21 +203,6 @@ std::string describe(clock_duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
 
-/// min(max, base * 2^(attempt-1)) * jitter factor, in a double so large attempts cannot
-/// overflow.
-clock_duration backoff_delay(const backoff_settings& settings, uint32_t attempt, double random01) {
-  double base = std::max<double>(0, static_cast<double>(settings.base.count()));
-  double cap = std::max<double>(0, static_cast<double>(settings.max.count()));
-  int exponent = static_cast<int>(std::min<uint32_t>(attempt - 1, 200));
-  double capped = std::min(cap, std::ldexp(base, exponent));
-  double jitter = std::isnan(settings.jitter) ? 0.0 : std::clamp(settings.jitter, 0.0, 1.0);
-  double r = std::isnan(random01) ? 0.5 : std::clamp(random01, 0.0, 1.0);
-  double delay = capped * (1.0 + jitter * (2.0 * r - 1.0));
-  // Stay clear of the representable maximum so callers can add it to a time point.
-  double limit = static_cast<double>(std::numeric_limits<clock_duration::rep>::max()) / 4;
-  return clock_duration{static_cast<clock_duration::rep>(std::llround(std::min(delay, limit)))};
-}
-
 } // namespace
 
 std::string_view to_string(failure_class x) noexcept {
@@ -285,6 +270,24 @@ parse_retry_after(std::string_view value, std::chrono::system_clock::time_point 
   if (coarse < std::chrono::seconds{-1})
     return clock_duration::zero();
   return clamp_wait(std::chrono::duration_cast<clock_duration>(*when - now));
+}
+
+clock_duration backoff_delay(const backoff_settings& settings, uint32_t attempt, double random01) {
+  double base = std::max<double>(0, static_cast<double>(settings.base.count()));
+  double cap = std::max<double>(0, static_cast<double>(settings.max.count()));
+  int exponent = static_cast<int>(std::min<uint32_t>(std::max<uint32_t>(attempt, 1) - 1, 200));
+  double capped = std::min(cap, std::ldexp(base, exponent));
+  double jitter = std::isnan(settings.jitter) ? 0.0 : std::clamp(settings.jitter, 0.0, 1.0);
+  double r = std::isnan(random01) ? 0.5 : std::clamp(random01, 0.0, 1.0);
+  double delay = capped * (1.0 + jitter * (2.0 * r - 1.0));
+  // Stay clear of the representable maximum so callers can add it to a time point.
+  double limit = static_cast<double>(std::numeric_limits<clock_duration::rep>::max()) / 4;
+  return clock_duration{static_cast<clock_duration::rep>(std::llround(std::min(delay, limit)))};
+}
+
+double jitter_source::next() {
+  // The top 53 bits as a fraction: exactly representable, uniform, never 1.
+  return static_cast<double>(engine_() >> 11) * 0x1.0p-53;
 }
 
 retry_decision decide(const backoff_settings& settings, uint32_t attempts_so_far,

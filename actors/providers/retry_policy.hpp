@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -98,6 +99,25 @@ struct backoff_settings {
   uint32_t max_retries = 3;
 };
 
+/// The one exponential backoff (provider retries through decide(), callback deliveries):
+/// min(max, base * 2^(attempt-1)) * (1 + jitter * (2 * random01 - 1)). `attempt` counts from 1
+/// (0 is treated as 1); `random01` in [0, 1] comes from the caller (clamped; NaN counts as
+/// 0.5), so tests are deterministic. Jitter applies after the cap, so a delay may reach
+/// max * (1 + jitter). Computed in double, so huge attempt counts cannot overflow.
+clock_duration backoff_delay(const backoff_settings& settings, uint32_t attempt, double random01);
+
+/// A seedable source of backoff_delay's random01: the same seed gives the same sequence on
+/// every platform (mt19937_64 is fully specified, and so is the conversion below).
+class jitter_source {
+public:
+  explicit jitter_source(uint64_t seed) : engine_(seed) {}
+  /// The next value, uniform in [0, 1).
+  double next();
+
+private:
+  std::mt19937_64 engine_;
+};
+
 /// Whether to retry a failed call, and when.
 struct retry_decision {
   /// True when another attempt should be made.
@@ -110,9 +130,7 @@ struct retry_decision {
 
 /// Decides about a retry after `attempts_so_far` attempts (1 after the first failure; 0 is
 /// treated as 1). No retry for permanent failures or once attempts_so_far > max_retries.
-/// Otherwise delay = max(retry_after, min(max, base * 2^(attempts-1)) * (1 + jitter *
-/// (2 * random01 - 1))); `random01` in [0, 1] is supplied by the caller (clamped), so tests
-/// are deterministic. Jitter applies after the cap, so a delay may reach max * (1 + jitter).
+/// Otherwise delay = max(retry_after, backoff_delay(settings, attempts_so_far, random01)).
 retry_decision decide(const backoff_settings& settings, uint32_t attempts_so_far,
                       failure_class kind, std::optional<clock_duration> retry_after,
                       double random01);

@@ -171,18 +171,17 @@ struct pipeline_fixture : test::deterministic_fixture {
         {.data_dir = dir.string(), .fsync_every_commit = false, .manual_commits = true}, error);
     REQUIRE(db);
     metrics_hdl = spawn(metrics);
+    // Every actor reads a wall clock that follows virtual time.
+    auto clock = virtual_wall_clock();
     callbacks_config cb;
-    cb.retry_base_delay = std::chrono::nanoseconds{0};
+    cb.now = clock;
+    cb.jitter_seed = 7;
     callbacks_hdl =
         spawn(callbacks, cb, static_cast<http_transport*>(&http), db.get(), metrics_hdl);
-    // Queue and intake read a wall clock that follows virtual time, and the retry jitter
-    // repeats from run to run.
-    qm.now = virtual_wall_clock();
-    if (!qm.jitter_seed)
-      qm.jitter_seed = 7;
+    qm.now = clock;
     queue = spawn(queue_manager, qm, db.get(), metrics_hdl, callbacks_hdl);
     intake_config ic;
-    ic.now = qm.now;
+    ic.now = clock;
     intake_hdl = spawn(intake, ic, queue);
   }
 
@@ -517,28 +516,6 @@ TEST_CASE("a full queue refuses new requests and stores none of them") {
   CHECK(fx.db->count_active_requests() == 2);
 }
 
-TEST_CASE("callbacks are retried until the receiver accepts and then marked delivered") {
-  pipeline_fixture fx;
-  fx.http.statuses = {500, 503};
-  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
-  auto req = make_request("cb");
-  req.callback_url = "http://127.0.0.1:9/results";
-  auto accepted = fx.submit({req});
-  for (int i = 0; i < 3; ++i) {
-    fx.sched.advance_time(std::chrono::milliseconds{100});
-    fx.settle();
-  }
-  CHECK(fx.http.requests.size() == 3);
-  auto row = fx.db->find_result(accepted[0].queue_id);
-  REQUIRE(row);
-  CHECK(row->delivered);
-  // Every attempt carried the same event id.
-  std::set<std::string> ids;
-  for (const auto& r : fx.http.requests)
-    ids.insert(std::string{boost::json::parse(r.body).as_object()["event_id"].as_string()});
-  CHECK(ids.size() == 1);
-}
-
 TEST_CASE("process_comparison_batch answers one outcome per item and isolates failures") {
   test::deterministic_fixture fx;
   mock_settings settings;
@@ -583,31 +560,6 @@ TEST_CASE("the inspector reports every actor") {
     kinds.insert(x.kind);
   CHECK(kinds
         == std::set<std::string>{"inspector", "intake", "queue_manager", "bundler", "metrics"});
-}
-
-TEST_CASE("a hung callback receiver does not block deliveries to other receivers") {
-  pipeline_fixture fx;
-  fx.http.hang_prefix = "http://127.0.0.1:1";
-  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
-  std::vector<comparison_request> xs;
-  for (int i = 0; i < 40; ++i) {
-    auto slow = make_request("slow " + std::to_string(i));
-    slow.callback_url = "http://127.0.0.1:1/hung";
-    xs.push_back(slow);
-  }
-  auto fast = make_request("fast");
-  fast.callback_url = "http://127.0.0.1:2/ok";
-  xs.push_back(fast);
-  auto accepted = fx.submit(xs);
-  fx.settle();
-  // The hung origin holds its concurrency limit (32) and nothing more; the other origin's
-  // delivery went through and was marked delivered.
-  CHECK(fx.http.hung.size() == 32);
-  auto row = fx.db->find_result(accepted.back().queue_id);
-  REQUIRE(row);
-  CHECK(row->delivered);
-  auto& cb = fx.state_of<callbacks_state>(fx.callbacks_hdl);
-  CHECK(cb.waiting["http://127.0.0.1:1"].size() == 8);
 }
 
 TEST_CASE("a saturated provider does not hold up requests for other providers") {

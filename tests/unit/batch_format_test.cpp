@@ -1016,7 +1016,7 @@ TEST_CASE("anthropic read_results: every kind of result, in any order") {
   }
 }
 
-TEST_CASE("anthropic read_results: blank, CRLF and unreadable lines; keys masked") {
+TEST_CASE("anthropic read_results: blank, CRLF and unreadable lines, keys masked") {
   std::string good = anthropic_succeeded("q-1", verdict("Essay B"));
   std::string body =
       "\r\n" + good + "\r\n\n  \n" + "<html>\n" + R"({"result":{"type":"expired"}})" + "\n"

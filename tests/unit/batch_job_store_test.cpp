@@ -562,18 +562,22 @@ TEST_CASE("batch job store waits for a briefly held write lock", "[batch_job_sto
   auto jobs = open_jobs(dir);
   auto lock = std::make_unique<write_lock_holder>(jobs->path());
   REQUIRE(lock->locked());
-  auto releaser = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    lock->release();
+  // The lock is released once the creating thread runs, without waiting for a time: create
+  // either meets the lock and waits in the busy timeout, or comes after the release.
+  // Without a busy timeout, meeting the lock fails the create. (How long it waits is the
+  // next test's.)
+  std::promise<void> creating;
+  auto created = std::async(std::launch::async, [&] {
+    creating.set_value();
+    std::string error;
+    bool ok = jobs->create(make_job("bj-1"), {"q1"}, error);
+    return std::make_pair(ok, error);
   });
-  auto start = std::chrono::steady_clock::now();
-  std::string error;
-  bool ok = jobs->create(make_job("bj-1"), {"q1"}, error);
-  auto waited = std::chrono::steady_clock::now() - start;
-  releaser.get();
+  creating.get_future().wait();
+  lock->release();
+  auto [ok, error] = created.get();
   INFO("create error: " << error);
   CHECK(ok);
-  CHECK(waited >= std::chrono::milliseconds(250));
   CHECK(jobs->find("bj-1"));
 }
 

@@ -152,3 +152,15 @@ TEST_CASE("unknown lps command-line options are errors") {
   REQUIRE(split.errors.size() == 1);
   CHECK(split.caf_args == std::vector<std::string>{"--scheduler.max-threads=1"});
 }
+
+TEST_CASE("result retention is 30 days by default and takes fractions and 0") {
+  config cfg;
+  CHECK(cfg.result_retention_days == 30); // CONTRACTS.md section 6
+  CHECK(set_config_value(cfg, "RESULT_RETENTION_DAYS", "0.0001").empty());
+  CHECK(cfg.result_retention_days == 0.0001);
+  CHECK(set_config_value(cfg, "result-retention-days", "0").empty());
+  CHECK(cfg.result_retention_days == 0);
+  auto err = set_config_value(cfg, "RESULT_RETENTION_DAYS", "-1");
+  CHECK_THAT(err, Catch::Contains("RESULT_RETENTION_DAYS") && Catch::Contains("0: kept forever"));
+  CHECK_FALSE(set_config_value(cfg, "RESULT_RETENTION_DAYS", "36501").empty());
+}

@@ -131,7 +131,7 @@ TEST_CASE("gemini: names") {
   CHECK(w.endpoint() == ":generateContent");
 }
 
-TEST_CASE("gemini single_call: URL, headers and timeout; the key only in x-goog-api-key") {
+TEST_CASE("gemini single_call: URL, headers and timeout, the key only in x-goog-api-key") {
   auto t = target();
   t.extra_headers.emplace_back("x-trace", "abc");
   auto req = gemini_wire{}.single_call(t, request(), model);

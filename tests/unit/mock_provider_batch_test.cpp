@@ -17,6 +17,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -101,7 +102,25 @@ lps::mock_batch_options fast_batches() {
   return b;
 }
 
-/// One mock server and one client, both stopped at the end of the test.
+/// Virtual time for the mock's batches: it moves only when the test advances it.
+class manual_clock {
+public:
+  std::chrono::steady_clock::time_point now() const {
+    return start_ + std::chrono::nanoseconds(offset_ns_.load());
+  }
+  void advance(std::chrono::nanoseconds d) {
+    offset_ns_ += d.count();
+  }
+  std::chrono::nanoseconds elapsed() const {
+    return std::chrono::nanoseconds(offset_ns_.load());
+  }
+
+private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::atomic<int64_t> offset_ns_{0};
+};
+
+/// One mock server (on virtual time) and one client, both stopped at the end of the test.
 class fixture {
 public:
   explicit fixture(lps::mock_batch_options batch = fast_batches(), uint64_t seed = 42) {
@@ -110,6 +129,7 @@ public:
     options.port = 0;
     options.seed = seed;
     options.batch = batch;
+    options.batch_clock = [this] { return clock.now(); };
     std::string error;
     REQUIRE(server.start(options, error));
     REQUIRE(server.port() != 0);
@@ -194,6 +214,8 @@ public:
     return call(std::move(r));
   }
 
+  // The clock is declared first: the server's I/O threads read it until the server stops.
+  manual_clock clock;
   lps::mock_provider_server server;
   lps::http_client client{lps::http_client_options{}};
 };
@@ -206,22 +228,22 @@ lps::batch_job_status read_job(const lps::batch_wire& wire, const http_client_re
   return s;
 }
 
-/// Polls until `done` holds for the job (or 10 s pass); returns every status word seen, in
-/// order, without repeats.
+/// Polls until `done` holds for the job, advancing virtual time by 3 ms between polls (at
+/// most 10 s of it); returns every status word seen, in order, without repeats.
 std::vector<std::string> poll_until(fixture& fx, const lps::batch_wire& wire,
                                     const lps::wire_target& target, const std::string& id,
                                     const std::function<bool(const lps::batch_job_status&)>& done,
                                     lps::batch_job_status& last) {
   std::vector<std::string> seen;
-  auto deadline = clock_type::now() + 10s;
+  auto deadline = fx.clock.elapsed() + 10s;
   for (;;) {
     last = read_job(wire, fx.call(wire.poll(target, id)));
     if (seen.empty() || seen.back() != last.provider_status)
       seen.push_back(last.provider_status);
     if (done(last))
       return seen;
-    REQUIRE(clock_type::now() < deadline);
-    std::this_thread::sleep_for(3ms);
+    REQUIRE(fx.clock.elapsed() < deadline);
+    fx.clock.advance(3ms);
   }
 }
 
@@ -1006,7 +1028,7 @@ TEST_CASE("anthropic batch: cancel goes canceling then ended with canceled resul
   constexpr int n = 40;
   auto job = read_job(
       wire, fx.call(wire.create(fx.anthropic_target(), "", anthropic_entries(wire, n), "j")));
-  std::this_thread::sleep_for(200ms);
+  fx.clock.advance(200ms);
   auto cancel = fx.call(wire.cancel(fx.anthropic_target(), job.provider_job_id));
   auto cancelling = read_job(wire, cancel);
   CHECK(cancelling.state == batch_job_state::cancelling);
@@ -1067,7 +1089,7 @@ TEST_CASE("anthropic batch: list newest first with pagination") {
 
 // -- stats, reset, settings ------------------------------------------------------------------
 
-TEST_CASE("batch stats count every batch call apart from the sync counters; reset clears") {
+TEST_CASE("batch stats count every batch call apart from the sync counters, reset clears") {
   fixture fx;
   lps::openai_batch_wire openai;
   lps::anthropic_batch_wire anthropic;

@@ -60,7 +60,7 @@ TEST_CASE("a provider takes bundles while it has free call slots") {
   CHECK(gate.inflight_total() == 1);
 }
 
-TEST_CASE("provider-side failures open the breaker; client errors do not") {
+TEST_CASE("provider-side failures open the breaker, client errors do not") {
   provider_gate gate{breaker_opens_after(2)};
   for (int i = 0; i < 3; ++i) {
     gate.start_call(bundle_of("openai", 1), t0);

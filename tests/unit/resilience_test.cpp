@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -322,6 +323,47 @@ TEST_CASE("decide: huge attempt counts do not overflow") {
       lps::decide(settings, settings.max_retries, failure_class::retryable, std::nullopt, 0.5);
   CHECK(decision.retry);
   CHECK(decision.delay == 60s);
+}
+
+TEST_CASE("backoff_delay: the same curve decide() uses, attempt 0 counting as 1") {
+  lps::backoff_settings settings;
+  settings.max_retries = 100;
+  for (uint32_t attempt = 1; attempt <= 12; ++attempt) {
+    for (double r : {0.0, 0.3, 0.5, 1.0}) {
+      INFO("attempt " << attempt << " random " << r);
+      CHECK(lps::backoff_delay(settings, attempt, r)
+            == lps::decide(settings, attempt, failure_class::retryable, std::nullopt, r).delay);
+    }
+  }
+  CHECK(lps::backoff_delay(settings, 0, 0.5) == lps::backoff_delay(settings, 1, 0.5));
+  // A NaN random number counts as the middle (factor 1).
+  CHECK(lps::backoff_delay(settings, 2, std::nan("")) == 2s);
+  // Zero base: retry at once (the unit tests' setting).
+  settings.base = clock_duration::zero();
+  CHECK(lps::backoff_delay(settings, 5, 1.0) == 0s);
+}
+
+TEST_CASE("jitter_source: seeded, reproducible, in [0, 1) and spread out") {
+  lps::jitter_source a{42};
+  lps::jitter_source b{42};
+  lps::jitter_source c{43};
+  std::vector<double> xs;
+  bool differs_from_other_seed = false;
+  for (int i = 0; i < 1000; ++i) {
+    auto x = a.next();
+    CHECK(x == b.next());
+    differs_from_other_seed = differs_from_other_seed || x != c.next();
+    CHECK(x >= 0.0);
+    CHECK(x < 1.0);
+    xs.push_back(x);
+  }
+  CHECK(differs_from_other_seed);
+  // 1000 uniform draws: each tenth of [0, 1) gets some (expected 100 each; none empty).
+  std::vector<int> tenths(10);
+  for (double x : xs)
+    ++tenths[static_cast<size_t>(x * 10)];
+  for (int n : tenths)
+    CHECK(n > 50);
 }
 
 // -- circuit breaker --

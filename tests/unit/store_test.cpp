@@ -3,6 +3,7 @@
 
 #include "fixtures/sqlite_probe.hpp"
 #include "fixtures/temp_dir.hpp"
+#include "runtime/sqlite_result_purger.hpp"
 #include "runtime/store.hpp"
 
 #include <catch2/catch.hpp>
@@ -485,19 +486,23 @@ TEST_CASE("store flush waits for every earlier write", "[store]") {
   SECTION("flush blocks while an earlier write is unfinished") {
     writer_gate gate;
     gate.block_writer(*db);
+    std::promise<void> flusher_started;
+    auto flusher_running = flusher_started.get_future();
     outcome later;
+    // The gated write holds the writer; `later` commits only after the gate opens.
     db->submit(inserts({make_request("later")}), record(later));
-    std::atomic<bool> returned{false};
+    std::atomic<int> calls_when_flush_returned{-1};
     std::thread flusher([&] {
+      flusher_started.set_value();
       db->flush();
-      returned = true;
+      calls_when_flush_returned = later.calls;
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
-    CHECK_FALSE(returned);
+    flusher_running.wait();
+    // Nothing can complete `later` while the gate is shut, so flush cannot have returned.
+    CHECK(calls_when_flush_returned == -1);
     gate.release();
     flusher.join();
-    CHECK(returned);
-    CHECK(later.calls == 1);
+    CHECK(calls_when_flush_returned == 1);
     CHECK(db->count_active_requests() == 1);
   }
   SECTION("flush and submit from inside a callback do not deadlock") {
@@ -696,167 +701,6 @@ TEST_CASE("store reads see a growing consistent state while writes commit", "[st
   CHECK(db->count_active_requests() == 0);
 }
 
-// -- benchmark (hidden): ./store_test "[.bench]" --
-
-namespace {
-
-std::string bench_id(std::mt19937_64& rng) {
-  char text[40];
-  std::snprintf(text, sizeof text, "%08x-%04x-4%03x-a%03x-%012llx", static_cast<unsigned>(rng()),
-                static_cast<unsigned>(rng() & 0xffff), static_cast<unsigned>(rng() & 0xfff),
-                static_cast<unsigned>(rng() & 0xfff),
-                static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
-  return text;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// Submits `writes[t]` from thread t, then waits for all of them to commit.
-double submit_all(lps::store& db, std::vector<std::vector<lps::store_write>>& writes,
-                  std::atomic<int>& failures) {
-  auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> threads;
-  for (auto& mine : writes)
-    threads.emplace_back([&db, &mine, &failures] {
-      for (auto& write : mine)
-        db.submit(std::move(write),
-                  [&failures](bool ok, const std::string&) { failures += ok ? 0 : 1; });
-    });
-  for (auto& thread : threads)
-    thread.join();
-  db.flush();
-  return seconds_since(start);
-}
-
-void run_bench(bool fsync) {
-  constexpr int requests = 50000;
-  constexpr int threads = 2;
-  temp_dir dir;
-  auto db = open_store(options_for(dir, fsync));
-  std::mt19937_64 rng(42);
-  std::string payload(6 * 1024, 'p');
-  std::string event(1536, 'e');
-
-  std::vector<std::string> ids;
-  for (int i = 0; i < requests; ++i)
-    ids.push_back(bench_id(rng));
-  std::vector<std::vector<lps::store_write>> insert_writes(threads), final_writes(threads);
-  for (int i = 0; i < requests; ++i) {
-    insert_writes[i % threads].push_back(
-        inserts({make_request(ids[i], static_cast<int32_t>(i % 10), 1000 + i, payload)}));
-    lps::stored_result result = make_result(ids[i], "completed", "http://cb/x", 5000 + i);
-    result.event_json = event;
-    final_writes[i % threads].push_back(finals({result}));
-  }
-
-  std::atomic<int> failures{0};
-  double insert_s = submit_all(*db, insert_writes, failures);
-  auto after_insert = db->stats();
-  double final_s = submit_all(*db, final_writes, failures);
-  auto after_final = db->stats();
-
-  REQUIRE(failures == 0);
-  REQUIRE(db->count_active_requests() == 0);
-  REQUIRE(db->count_results() == requests);
-  auto final_commits = after_final.commits - after_insert.commits;
-  std::printf("store bench (fsync %s, %d requests, 6 KB payload, 1.5 KB result, %d threads)\n"
-              "  insert:   %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
-              "  finalize: %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
-              "  overall:  %8.0f ops/s  (= %.0f requests/s end to end)\n",
-              fsync ? "on" : "off", requests, threads, requests / insert_s, insert_s,
-              static_cast<unsigned long long>(after_insert.commits),
-              double(requests) / double(after_insert.commits), requests / final_s, final_s,
-              static_cast<unsigned long long>(final_commits),
-              double(requests) / double(final_commits), 2 * requests / (insert_s + final_s),
-              requests / (insert_s + final_s));
-}
-
-double percentile(std::vector<double> values, double fraction) {
-  if (values.empty())
-    return 0;
-  std::sort(values.begin(), values.end());
-  return values[static_cast<size_t>(fraction * double(values.size() - 1))];
-}
-
-// The service's shape: requests arrive at a steady 10,000/s (one write each) and each is
-// finalized 100 ms later, so commits stay small and their fsync cost shows.
-void run_paced_bench(bool fsync) {
-  constexpr int rate = 10000;
-  constexpr int requests = 30000;
-  constexpr int threads = 2;
-  constexpr int lag = rate / 10; // even, so request i and final i - lag share a thread
-  temp_dir dir;
-  auto db = open_store(options_for(dir, fsync));
-  std::mt19937_64 rng(7);
-  std::vector<std::string> ids;
-  for (int i = 0; i < requests; ++i)
-    ids.push_back(bench_id(rng));
-  std::string payload(6 * 1024, 'p');
-  std::string event(1536, 'e');
-  // Latency from submit to callback, per operation: inserts first, then finals.
-  std::vector<double> latency_ms(2 * requests, 0);
-  std::atomic<int> failures{0};
-  using clock = std::chrono::steady_clock;
-
-  auto submit_timed = [&](lps::store_write write, size_t slot) {
-    auto sent = clock::now();
-    db->submit(std::move(write), [&, sent, slot](bool ok, const std::string&) {
-      latency_ms[slot] = std::chrono::duration<double, std::milli>(clock::now() - sent).count();
-      failures += ok ? 0 : 1;
-    });
-  };
-  auto start = clock::now();
-  std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t)
-    workers.emplace_back([&, t] {
-      for (int i = t; i < requests + lag; i += threads) {
-        std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1000000LL / rate));
-        if (i < requests)
-          submit_timed(inserts({make_request(ids[i], 5, i, payload)}), i);
-        if (i >= lag) {
-          auto result = make_result(ids[i - lag], "completed", "http://cb/x", i);
-          result.event_json = event;
-          submit_timed(finals({result}), requests + i - lag);
-        }
-      }
-    });
-  for (auto& worker : workers)
-    worker.join();
-  db->flush();
-  double elapsed = seconds_since(start);
-  REQUIRE(failures == 0);
-  REQUIRE(db->count_active_requests() == 0);
-  auto stats = db->stats();
-  std::printf("store paced bench (fsync %s, %d requests/s offered, 6 KB payload, 1.5 KB "
-              "result)\n"
-              "  %8.0f ops/s  %6.2f s  %6llu commits  %5.1f ops/commit  latency ms: "
-              "p50 %.2f  p99 %.2f  max %.2f\n",
-              fsync ? "on" : "off", rate, 2 * requests / elapsed, elapsed,
-              static_cast<unsigned long long>(stats.commits),
-              double(stats.ops_committed) / double(stats.commits), percentile(latency_ms, 0.5),
-              percentile(latency_ms, 0.99), percentile(latency_ms, 1.0));
-}
-
-} // namespace
-
-TEST_CASE("store bench with fsync off", "[.bench]") {
-  run_bench(false);
-}
-
-TEST_CASE("store bench with fsync on", "[.bench]") {
-  run_bench(true);
-}
-
-TEST_CASE("store paced bench with fsync off", "[.bench]") {
-  run_paced_bench(false);
-}
-
-TEST_CASE("store paced bench with fsync on", "[.bench]") {
-  run_paced_bench(true);
-}
-
 TEST_CASE("store in manual-commit mode commits on flush on the calling thread", "[store]") {
   temp_dir dir;
   auto options = options_for(dir);
@@ -1040,4 +884,108 @@ TEST_CASE("with the background thread a WAL past 8 times the threshold is restar
   // 2,000 rows of 8 KB: without restarts the WAL would pass 16 MB; one commit is ~330 KB.
   CHECK(wal_bytes(dir) < 2u << 20);
   CHECK(db->count_active_requests() == 2000);
+}
+
+// -- retention --
+
+namespace {
+
+constexpr int64_t day_ms = 86'400'000;
+
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+lps::store_options retention_options(const temp_dir& dir, bool manual = false) {
+  auto options = options_for(dir);
+  options.result_retention = std::chrono::hours(24 * 30);
+  options.manual_commits = manual;
+  return options;
+}
+
+// `n` results completed `age_ms` ago, ids "<prefix>0".."<prefix>n-1".
+lps::store_write aged_results(const std::string& prefix, int n, int64_t age_ms,
+                              const std::string& callback_url = "") {
+  lps::store_write write;
+  for (int i = 0; i < n; ++i)
+    write.finals.push_back(
+        make_result(prefix + std::to_string(i), "completed", callback_url, unix_now_ms() - age_ms));
+  return write;
+}
+
+} // namespace
+
+TEST_CASE("store purges delivered results past the retention and keeps the rest", "[store]") {
+  temp_dir dir;
+  auto manual = GENERATE(false, true);
+  INFO("manual commits: " << manual);
+  auto db = open_store(retention_options(dir, manual));
+  require_ok(*db, aged_results("old-plain-", 1, 31 * day_ms));
+  require_ok(*db, aged_results("old-delivered-", 1, 31 * day_ms, "http://127.0.0.1:9/cb"));
+  require_ok(*db, aged_results("old-waiting-", 1, 31 * day_ms, "http://127.0.0.1:9/cb"));
+  require_ok(*db, aged_results("recent-", 1, 29 * day_ms));
+  lps::store_write mark;
+  mark.delivered = {"old-delivered-0"};
+  require_ok(*db, std::move(mark));
+
+  db->purge_expired_results();
+
+  CHECK_FALSE(db->find_result("old-plain-0"));
+  CHECK_FALSE(db->find_result("old-delivered-0"));
+  // A callback still to deliver keeps its result however old (the outbox).
+  CHECK(db->find_result("old-waiting-0"));
+  CHECK(db->find_result("recent-0"));
+  CHECK(db->count_results() == 2);
+  CHECK(db->stats().results_purged == 2);
+  CHECK(ids_of(db->load_undelivered_results()) == std::vector<std::string>{"old-waiting-0"});
+}
+
+TEST_CASE("store purges in steps of rows_per_step and gives the pages back", "[store]") {
+  temp_dir dir;
+  // Manual commits: no background pass, so every step counted is this test's.
+  auto db = open_store(retention_options(dir, true));
+  auto path = fs::path(db->path());
+  // A new file uses incremental auto-vacuum (2), so purged pages leave the file.
+  CHECK(query_text(path, "PRAGMA auto_vacuum") == "2");
+  constexpr int64_t n = 2 * lps::sqlite::result_purger::rows_per_step + 34;
+  require_ok(*db, aged_results("old-", static_cast<int>(n), 40 * day_ms));
+  require_ok(*db, aged_results("recent-", 3, day_ms));
+  auto pages_before = std::stoll(query_text(path, "PRAGMA page_count"));
+
+  db->purge_expired_results();
+
+  CHECK(db->count_results() == 3);
+  CHECK(db->stats().results_purged == static_cast<uint64_t>(n));
+  // Two full steps, then one that deletes the remaining 34 and ends the pass.
+  CHECK(db->stats().purge_steps == 3);
+  auto pages_after = std::stoll(query_text(path, "PRAGMA page_count"));
+  CHECK(pages_after < pages_before);
+  CHECK(query_text(path, "PRAGMA freelist_count") == "0");
+  // Writes go on as before.
+  require_ok(*db, aged_results("later-", 1, 0));
+  CHECK(db->count_results() == 4);
+}
+
+TEST_CASE("store keeps every result when the retention is 0", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, aged_results("ancient-", 3, 3650 * day_ms));
+  db->purge_expired_results();
+  CHECK(db->count_results() == 3);
+  CHECK(db->stats().purge_steps == 0);
+}
+
+TEST_CASE("store purges results left by an earlier run once opened with a retention", "[store]") {
+  temp_dir dir;
+  {
+    auto db = open_store(options_for(dir));
+    require_ok(*db, aged_results("old-", 5, 31 * day_ms));
+    require_ok(*db, aged_results("recent-", 2, day_ms));
+  }
+  auto db = open_store(retention_options(dir));
+  db->purge_expired_results();
+  CHECK(db->count_results() == 2);
+  CHECK(db->find_result("recent-1"));
 }

@@ -1,12 +1,12 @@
 #pragma once
 
 // The mock provider's batch APIs: OpenAI Files + Batch (POST /v1/files, /v1/batches...) and
-// Anthropic Message Batches (/v1/messages/batches...). Batches progress by the steady clock
-// since their creation (no timer: every call works out where a batch stands), items are
-// judged exactly as sync calls are, and answers are rendered when they are downloaded, so
-// per item only a custom_id, a compact verdict and the planned outcome are kept. Internal to
-// lps_mock_provider: only mock_provider_server.cpp includes it. docs/mock-provider.md,
-// "Batch APIs", describes the behaviour.
+// Anthropic Message Batches (/v1/messages/batches...). Batches progress by their clock (the steady
+// clock unless mock_provider_options::batch_clock gives one) since their creation (no timer: every
+// call works out where a batch stands), items are judged exactly as sync calls are, and answers are
+// rendered when they are downloaded, so per item only a custom_id, a compact verdict and the
+// planned outcome are kept. Internal to lps_mock_provider: only mock_provider_server.cpp includes
+// it. docs/mock-provider.md, "Batch APIs", describes the behaviour.
 
 #include "runtime/http_server.hpp"
 #include "tools/mock_provider/mock_provider_server.hpp"

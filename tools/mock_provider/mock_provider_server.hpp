@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -79,6 +80,10 @@ struct mock_provider_options {
   std::string tls_key_file;
   /// The batch APIs (docs/mock-provider.md, "Batch APIs").
   mock_batch_options batch;
+  /// The clock batches progress by; empty: std::chrono::steady_clock. Tests pass a manual
+  /// one (virtual time), so a batch moves on only when the test advances it. Called from the
+  /// I/O threads.
+  std::function<std::chrono::steady_clock::time_point()> batch_clock;
 };
 
 /// Call counters. Control API calls (/_mock/...) are not counted.

@@ -1,0 +1,191 @@
+#include "runtime/pg_schema.hpp"
+
+namespace lps::pg {
+
+namespace {
+
+// Key of the transaction-level advisory lock that serialises migrations ("lps" + "schema").
+constexpr const char* lock_sql = "SELECT pg_advisory_xact_lock(7081835, 1)";
+
+constexpr const char* history_sql = R"sql(
+CREATE TABLE IF NOT EXISTS lps_schema_migrations(
+  version integer PRIMARY KEY,
+  description text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()))sql";
+
+// Version 1: the queue, results with their callback outbox, idempotency keys and batch jobs.
+// The columns operators query (status, provider, model, priority, batch and correlation ids,
+// times) are real columns with indexes; the request itself stays a binary payload that only
+// lps reads. One row per request in `results` (primary key): a second final insert is
+// `ON CONFLICT DO NOTHING`, never a second event. Event JSON is text, not jsonb, so the
+// bytes a callback receives are the bytes stored.
+constexpr const char* v1_sql = R"sql(
+CREATE TABLE requests(
+  queue_id text PRIMARY KEY,
+  status text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'processing')),
+  priority smallint NOT NULL CHECK (priority BETWEEN 0 AND 10),
+  provider text NOT NULL,
+  model text NOT NULL DEFAULT '',
+  correlation_id text NOT NULL,
+  bos_batch_id text,
+  cj_batch_id text,
+  queued_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  size_bytes bigint NOT NULL,
+  payload bytea NOT NULL,
+  texts bytea NOT NULL DEFAULT '\x');
+CREATE INDEX requests_schedule ON requests(provider, priority DESC, queued_at);
+CREATE INDEX requests_bos_batch ON requests(bos_batch_id) WHERE bos_batch_id IS NOT NULL;
+CREATE INDEX requests_cj_batch ON requests(cj_batch_id) WHERE cj_batch_id IS NOT NULL;
+CREATE INDEX requests_correlation ON requests(correlation_id);
+
+CREATE TABLE results(
+  queue_id text PRIMARY KEY,
+  status text NOT NULL CHECK (status IN ('completed', 'failed', 'expired', 'cancelled')),
+  error_code text,
+  provider text NOT NULL,
+  model text NOT NULL,
+  correlation_id text NOT NULL,
+  bos_batch_id text,
+  cj_batch_id text,
+  priority smallint NOT NULL,
+  queued_at timestamptz NOT NULL,
+  completed_at timestamptz NOT NULL,
+  event_json text NOT NULL,
+  callback_url text NOT NULL DEFAULT '',
+  delivered boolean NOT NULL DEFAULT false,
+  delivery_attempts integer NOT NULL DEFAULT 0,
+  last_delivery_error text);
+CREATE INDEX results_undelivered ON results(completed_at)
+  WHERE NOT delivered AND callback_url <> '';
+CREATE INDEX results_bos_batch ON results(bos_batch_id, completed_at)
+  WHERE bos_batch_id IS NOT NULL;
+CREATE INDEX results_cj_batch ON results(cj_batch_id) WHERE cj_batch_id IS NOT NULL;
+CREATE INDEX results_correlation ON results(correlation_id);
+CREATE INDEX results_completed_at ON results(completed_at);
+
+CREATE TABLE idempotency_keys(
+  key text PRIMARY KEY,
+  queue_id text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now());
+
+CREATE TABLE batch_jobs(
+  job_id text PRIMARY KEY,
+  provider text NOT NULL,
+  model text NOT NULL,
+  state text NOT NULL,
+  provider_job_id text NOT NULL DEFAULT '',
+  file_id text NOT NULL DEFAULT '',
+  result_locations text NOT NULL DEFAULT '',
+  provider_status text NOT NULL DEFAULT '',
+  last_error text NOT NULL DEFAULT '',
+  cancel_requested boolean NOT NULL DEFAULT false,
+  item_count integer NOT NULL,
+  succeeded integer NOT NULL DEFAULT 0,
+  failed integer NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL,
+  submitted_at timestamptz,
+  updated_at timestamptz NOT NULL,
+  ended_at timestamptz);
+CREATE INDEX batch_jobs_open ON batch_jobs(provider, created_at)
+  WHERE state NOT IN ('collected', 'failed');
+
+CREATE TABLE batch_job_items(
+  queue_id text PRIMARY KEY,
+  job_id text NOT NULL REFERENCES batch_jobs(job_id) ON DELETE CASCADE,
+  seq integer NOT NULL);
+CREATE INDEX batch_job_items_job ON batch_job_items(job_id, seq);
+)sql";
+
+/// The version recorded in the history table; 0 when the table does not exist yet. Two
+/// statements: a query naming a missing table fails even in a branch never taken.
+result query_version(connection& db) {
+  auto exists = db.exec("SELECT to_regclass('lps_schema_migrations') IS NOT NULL");
+  if (!exists.ok || exists.rows.empty() || exists.rows[0][0] != "t")
+    return exists.ok ? db.exec("SELECT 0") : exists;
+  return db.exec("SELECT coalesce(max(version), 0) FROM lps_schema_migrations");
+}
+
+int version_of(const result& r) {
+  return r.rows.empty() || !r.rows[0][0] ? 0 : std::stoi(*r.rows[0][0]);
+}
+
+std::string newer_schema_error(int database, int binary) {
+  return "the database's lps schema is version " + std::to_string(database)
+         + ", newer than this lps knows (" + std::to_string(binary)
+         + "): run the newer lps, or restore a backup made for this version";
+}
+
+/// Applies the migrations after `from`, inside the caller's transaction.
+std::string apply_after(connection& db, int from) {
+  for (const auto& m : migrations()) {
+    if (m.version <= from)
+      continue;
+    if (auto r = db.exec_script(m.sql); !r.ok)
+      return "migration " + std::to_string(m.version) + " (" + m.description
+             + ") failed: " + r.error;
+    if (auto r = db.exec("INSERT INTO lps_schema_migrations(version, description) VALUES($1, $2)",
+                         {std::to_string(m.version), m.description});
+        !r.ok)
+      return "cannot record migration " + std::to_string(m.version) + ": " + r.error;
+  }
+  return "";
+}
+
+} // namespace
+
+const std::vector<migration>& migrations() {
+  static const std::vector<migration> result{
+      {1, "queue, results and outbox, idempotency keys, batch jobs", v1_sql},
+  };
+  return result;
+}
+
+int binary_schema_version() {
+  return migrations().back().version;
+}
+
+schema_report read_schema_version(connection& db) {
+  schema_report report;
+  auto r = query_version(db);
+  if (!r.ok) {
+    report.error = "cannot read the schema version: " + r.error;
+    return report;
+  }
+  report.before = report.after = version_of(r);
+  if (report.before > binary_schema_version())
+    report.error = newer_schema_error(report.before, binary_schema_version());
+  return report;
+}
+
+schema_report migrate(connection& db) {
+  schema_report report;
+  auto fail = [&](std::string why) {
+    db.exec("ROLLBACK");
+    report.after = report.before;
+    report.error = std::move(why);
+    return report;
+  };
+  if (auto r = db.exec("BEGIN"); !r.ok)
+    return fail("cannot begin: " + r.error);
+  // The lock comes before the history table, so two nodes never race to create it.
+  if (auto r = db.exec(lock_sql); !r.ok)
+    return fail("cannot take the migration lock: " + r.error);
+  if (auto r = db.exec(history_sql); !r.ok)
+    return fail("cannot create the migration history: " + r.error);
+  auto current = query_version(db);
+  if (!current.ok)
+    return fail("cannot read the schema version: " + current.error);
+  report.before = version_of(current);
+  if (report.before > binary_schema_version())
+    return fail(newer_schema_error(report.before, binary_schema_version()));
+  if (auto why = apply_after(db, report.before); !why.empty())
+    return fail(why);
+  if (auto r = db.exec("COMMIT"); !r.ok)
+    return fail("cannot commit the migrations: " + r.error);
+  report.after = binary_schema_version();
+  return report;
+}
+
+} // namespace lps::pg

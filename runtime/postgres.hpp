@@ -1,0 +1,64 @@
+#pragma once
+
+// A PostgreSQL connection over libpq (Debian libpq-dev 15): opening from a POSTGRES_URL,
+// statements with text parameters, transactions, and the URL's password kept out of every
+// message. The store backend for PostgreSQL builds on this; nothing here knows an actor.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct pg_conn;
+
+namespace lps::pg {
+
+/// `url` with its password replaced by "***" (userinfo `user:pass@` and a `password=`
+/// query parameter), for logs, errors and --dump-config. Text that is not a URL comes back
+/// as "***" whole when it might hold a password.
+std::string masked_url(const std::string& url);
+
+/// Checks a POSTGRES_URL before any connection: a postgresql:// or postgres:// URI that
+/// libpq can parse. Returns "" when fine, else what is wrong (never the password).
+std::string check_url(const std::string& url);
+
+/// One statement's answer: rows of text columns (nullopt for SQL NULL), or an error with
+/// its SQLSTATE (e.g. "40P01" deadlock, "23505" unique violation, "" for a lost connection).
+struct result {
+  bool ok = false;
+  std::string error;
+  std::string sqlstate;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  /// Rows changed by INSERT, UPDATE or DELETE.
+  uint64_t affected = 0;
+};
+
+class connection {
+public:
+  /// Connects to `url` within `connect_timeout`; on failure returns null and says why in
+  /// `error` (libpq's reason with the URL masked).
+  static std::unique_ptr<connection> open(const std::string& url,
+                                          std::chrono::seconds connect_timeout, std::string& error);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Runs one statement with text parameters ($1, $2, ...); SQL NULL for nullopt.
+  result exec(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+
+  /// Runs several statements without parameters (a migration script); no rows.
+  result exec_script(const std::string& sql);
+
+  /// False once the server has gone (the caller opens a new connection).
+  bool healthy() const;
+
+  /// The server's version number, e.g. 150018.
+  int server_version() const;
+
+private:
+  explicit connection(pg_conn* conn);
+  pg_conn* conn_;
+};
+
+} // namespace lps::pg

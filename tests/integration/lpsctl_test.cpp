@@ -1,0 +1,116 @@
+// lpsctl against the real lps binary: a JSONL run submitted in chunks and every result
+// collected exactly once, the script-friendly views, and exit codes scripts can trust.
+
+#include "integration/lps_process.hpp"
+#include "fixtures/temp_dir.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace lps;
+namespace json = boost::json;
+
+namespace {
+
+test::run_result lpsctl(const test::lps_process& lps, std::vector<std::string> args) {
+  args.insert(args.begin(), {LPSCTL_BINARY, "--url=" + lps.url("")});
+  return test::run_command(args);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> result;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty())
+      result.push_back(line);
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("submit --wait collects every result of a 2,000-comparison file exactly once") {
+  test::temp_dir dir;
+  test::lps_process lps{(dir.path() / "data").string()};
+  REQUIRE(lps.port() != 0);
+  auto input = dir.path() / "run.jsonl";
+  constexpr int count = 2000;
+  {
+    std::ofstream out{input};
+    for (int i = 0; i < count; ++i)
+      out << R"({"user_prompt":"Which essay is better? )" << i << R"(","metadata":{"essay_a_id":"a)"
+          << i << R"(","essay_b_id":"b)" << i << R"(","bos_batch_id":"run-1"}})"
+          << "\n";
+  }
+  auto results = dir.path() / "results.jsonl";
+  auto run = lpsctl(lps, {"submit", input.string(), "--chunk=300", "--wait", "--out",
+                          results.string(), "--timeout=120"});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.err.find("2000 requests, 2000 accepted, 0 refused") != std::string::npos);
+  std::ifstream in{results};
+  std::stringstream text;
+  text << in.rdbuf();
+  auto events = lines_of(text.str());
+  REQUIRE(events.size() == count);
+  std::set<std::string> ids, essays;
+  for (const auto& line : events) {
+    auto event = json::parse(line).as_object();
+    CHECK(event["event_type"] == "LLMComparisonResultV1");
+    auto& data = event["data"].as_object();
+    ids.insert(std::string{data["request_id"].as_string()});
+    essays.insert(std::string{data["request_metadata"].as_object()["essay_a_id"].as_string()});
+  }
+  CHECK(ids.size() == count);    // no request twice
+  CHECK(essays.size() == count); // and every line of the file is there
+
+  // status of one of them, as one JSON line (not a terminal)
+  auto status = lpsctl(lps, {"status", *ids.begin()});
+  REQUIRE(status.exit_code == 0);
+  CHECK(json::parse(status.out).as_object()["status"] == "completed");
+}
+
+TEST_CASE("submit reports refused lines by number and exits 1, bad input exits 2") {
+  test::temp_dir dir;
+  test::lps_process lps{(dir.path() / "data").string()};
+  REQUIRE(lps.port() != 0);
+  auto input = dir.path() / "mixed.jsonl";
+  std::ofstream{input} << R"({"user_prompt":"fine"})"
+                       << "\n\n"
+                       << R"({"user_prompt":""})"
+                       << "\n";
+  auto run = lpsctl(lps, {"submit", input.string()});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find("line 3: VALIDATION_ERROR (user_prompt)") != std::string::npos);
+  CHECK(lines_of(run.out).size() == 1); // the accepted request's queue_id
+
+  auto broken = dir.path() / "broken.jsonl";
+  std::ofstream{broken} << R"({"user_prompt":"fine"})"
+                        << "\n"
+                        << "not json\n";
+  auto bad = lpsctl(lps, {"submit", broken.string()});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("broken.jsonl:2: not a JSON object") != std::string::npos);
+  CHECK(lpsctl(lps, {"submit", (dir.path() / "missing.jsonl").string()}).exit_code == 2);
+}
+
+TEST_CASE("top prints a snapshot when not on a terminal, an unreachable lps exits 3") {
+  test::temp_dir dir;
+  test::lps_process lps{(dir.path() / "data").string()};
+  REQUIRE(lps.port() != 0);
+  auto top = lpsctl(lps, {"top"});
+  REQUIRE(top.exit_code == 0);
+  CHECK(top.out.find("queue     queued 0  processing 0  total 0") != std::string::npos);
+  CHECK(top.out.find("queue-manager") != std::string::npos);
+  CHECK(top.out.find("mock         closed") != std::string::npos);
+  CHECK(top.out.find("\033[") == std::string::npos); // no terminal control codes
+  auto jobs = lpsctl(lps, {"jobs"});
+  CHECK(jobs.exit_code == 0);
+  CHECK(jobs.out.find("JOB") == 0);
+  auto down = test::run_command({LPSCTL_BINARY, "--url=http://127.0.0.1:9", "health"});
+  CHECK(down.exit_code == 3);
+  CHECK(down.err.find("cannot reach http://127.0.0.1:9") != std::string::npos);
+}

@@ -1,0 +1,235 @@
+// PostgreSQL connections and schema migrations against a real PostgreSQL 15 server, started
+// for the test run by tools/pg.sh (the ctest fixture "postgres"). Each case works in a
+// database of its own, so cases never see each other's tables.
+
+#include "runtime/pg_schema.hpp"
+#include "runtime/postgres.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+using namespace lps;
+
+namespace {
+
+/// What a command printed on stdout, last newline cut.
+std::string output_of(const std::string& command) {
+  std::string result;
+  std::unique_ptr<FILE, decltype(&pclose)> pipe{popen(command.c_str(), "r"), &pclose};
+  REQUIRE(pipe != nullptr);
+  std::array<char, 256> buf{};
+  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr)
+    result += buf.data();
+  while (!result.empty() && result.back() == '\n')
+    result.pop_back();
+  return result;
+}
+
+/// The URL of the test server's `lps` database.
+std::string server_url() {
+  static const std::string url =
+      output_of("bash " LPS_SOURCE_DIR "/tools/pg.sh url " LPS_PG_DIR " 2>&1");
+  return url;
+}
+
+/// `url` pointing at database `name` instead of `lps`.
+std::string url_of_database(const std::string& name) {
+  auto url = server_url();
+  return url.substr(0, url.rfind('/') + 1) + name;
+}
+
+std::unique_ptr<pg::connection> connect(const std::string& url) {
+  std::string error;
+  auto db = pg::connection::open(url, std::chrono::seconds{5}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  return db;
+}
+
+/// A fresh, empty database for one test case, dropped at the end.
+struct scratch_database {
+  std::string name;
+  std::string url;
+
+  scratch_database() {
+    static std::atomic<int> counter{0};
+    name = "lps_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    auto admin = connect(server_url());
+    admin->exec("DROP DATABASE IF EXISTS " + name);
+    auto r = admin->exec("CREATE DATABASE " + name);
+    INFO(r.error);
+    REQUIRE(r.ok);
+    url = url_of_database(name);
+  }
+  ~scratch_database() {
+    std::string error;
+    if (auto admin = pg::connection::open(server_url(), std::chrono::seconds{5}, error))
+      admin->exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  }
+};
+
+std::string password_of(const std::string& url) {
+  auto colon = url.find(':', url.find("://") + 3);
+  return url.substr(colon + 1, url.find('@') - colon - 1);
+}
+
+int64_t count_of(pg::connection& db, const std::string& sql) {
+  auto r = db.exec(sql);
+  INFO(r.error);
+  REQUIRE(r.ok);
+  return std::stoll(*r.rows.at(0).at(0));
+}
+
+} // namespace
+
+TEST_CASE("POSTGRES_URL: the password is masked and bad URLs are named without it") {
+  CHECK(pg::masked_url("postgresql://lps:s3cret@db.example:5432/lps")
+        == "postgresql://lps:***@db.example:5432/lps");
+  CHECK(pg::masked_url("postgres://lps:s3cret@h/lps?sslmode=require&password=other")
+        == "postgres://lps:***@h/lps?sslmode=require&password=***");
+  CHECK(pg::masked_url("postgresql://lps@h/lps") == "postgresql://lps@h/lps");
+  CHECK(pg::masked_url("host=h password=s3cret") == "***");
+  CHECK(pg::check_url("postgresql://lps:s3cret@127.0.0.1:5432/lps").empty());
+  CHECK(pg::check_url("").find("is empty") != std::string::npos);
+  CHECK(pg::check_url("mysql://lps:s3cret@h/db").find("postgresql://") != std::string::npos);
+  auto bad = pg::check_url("postgresql://lps:s3cret@h/lps?nosuchoption=1");
+  CHECK(!bad.empty());
+  CHECK(bad.find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("a connection runs statements with parameters and NULLs against the server") {
+  auto db = connect(server_url());
+  CHECK(db->healthy());
+  CHECK(db->server_version() >= 150000);
+  auto r = db->exec("SELECT $1::int + 1, $2::text IS NULL", {std::string{"41"}, std::nullopt});
+  INFO(r.error);
+  REQUIRE(r.ok);
+  CHECK(*r.rows.at(0).at(0) == "42");
+  CHECK(*r.rows.at(0).at(1) == "t");
+  auto bad = db->exec("SELECT * FROM no_such_table");
+  CHECK(!bad.ok);
+  CHECK(bad.sqlstate == "42P01"); // undefined_table
+}
+
+TEST_CASE("a wrong password or an unreachable server refuses with a reason, never the password") {
+  auto url = server_url();
+  auto password = password_of(url);
+  REQUIRE(password.size() >= 16);
+  auto wrong = url;
+  wrong.replace(wrong.find(password), password.size(), "not-the-password-x9");
+  std::string error;
+  CHECK(pg::connection::open(wrong, std::chrono::seconds{5}, error) == nullptr);
+  CHECK(error.find("password authentication failed") != std::string::npos);
+  CHECK(error.find("not-the-password-x9") == std::string::npos);
+  // Port 9 (discard) on loopback: nothing listens there.
+  error.clear();
+  auto start = std::chrono::steady_clock::now();
+  CHECK(pg::connection::open("postgresql://lps:s3cret-y7@127.0.0.1:9/lps", std::chrono::seconds{2},
+                             error)
+        == nullptr);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds{10});
+  CHECK(error.find("cannot connect to postgresql://lps:***@127.0.0.1:9/lps") != std::string::npos);
+  CHECK(error.find("s3cret-y7") == std::string::npos);
+}
+
+TEST_CASE("migrate creates the schema on an empty database once and then changes nothing") {
+  scratch_database scratch;
+  auto db = connect(scratch.url);
+  auto before = pg::read_schema_version(*db);
+  INFO(before.error);
+  CHECK(before.error.empty());
+  CHECK(before.before == 0);
+  auto first = pg::migrate(*db);
+  INFO(first.error);
+  REQUIRE(first.error.empty());
+  CHECK(first.before == 0);
+  CHECK(first.after == pg::binary_schema_version());
+  for (const auto* table :
+       {"requests", "results", "idempotency_keys", "batch_jobs", "batch_job_items"})
+    CHECK(count_of(*db, std::string{"SELECT count(*) FROM information_schema.tables WHERE "
+                                    "table_name = '"}
+                            + table + "'")
+          == 1);
+  auto second = pg::migrate(*db);
+  CHECK(second.error.empty());
+  CHECK(second.before == pg::binary_schema_version());
+  CHECK(second.after == pg::binary_schema_version());
+  CHECK(count_of(*db, "SELECT count(*) FROM lps_schema_migrations")
+        == static_cast<int64_t>(pg::migrations().size()));
+}
+
+TEST_CASE("nodes migrating at the same moment apply every migration exactly once") {
+  scratch_database scratch;
+  constexpr int nodes = 4;
+  std::vector<pg::schema_report> reports(nodes);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < nodes; ++i)
+    threads.emplace_back([&, i] {
+      std::string error;
+      auto db = pg::connection::open(scratch.url, std::chrono::seconds{5}, error);
+      reports[i].error = error;
+      if (db)
+        reports[i] = pg::migrate(*db);
+    });
+  for (auto& t : threads)
+    t.join();
+  int applied = 0;
+  for (const auto& r : reports) {
+    INFO(r.error);
+    CHECK(r.error.empty());
+    CHECK(r.after == pg::binary_schema_version());
+    applied += r.before == 0 ? 1 : 0;
+  }
+  CHECK(applied == 1); // the others waited on the lock and found the schema in place
+  auto db = connect(scratch.url);
+  CHECK(count_of(*db, "SELECT count(*) FROM lps_schema_migrations")
+        == static_cast<int64_t>(pg::migrations().size()));
+}
+
+TEST_CASE("a database with a newer schema than the binary is refused and left alone") {
+  scratch_database scratch;
+  auto db = connect(scratch.url);
+  REQUIRE(pg::migrate(*db).error.empty());
+  auto newer = pg::binary_schema_version() + 1;
+  REQUIRE(db->exec("INSERT INTO lps_schema_migrations(version, description) VALUES($1, 'future')",
+                   {std::to_string(newer)})
+              .ok);
+  auto check = pg::read_schema_version(*db);
+  CHECK(check.before == newer);
+  CHECK(check.error.find("newer than this lps knows") != std::string::npos);
+  auto refused = pg::migrate(*db);
+  CHECK(refused.error.find("newer than this lps knows") != std::string::npos);
+  CHECK(refused.after == newer);
+  CHECK(count_of(*db, "SELECT max(version) FROM lps_schema_migrations") == newer);
+}
+
+TEST_CASE("a second final result for a request is a no-op, never a second row") {
+  scratch_database scratch;
+  auto db = connect(scratch.url);
+  REQUIRE(pg::migrate(*db).error.empty());
+  auto insert = [&](const std::string& status) {
+    return db->exec("INSERT INTO results(queue_id, status, provider, model, correlation_id, "
+                    "priority, queued_at, completed_at, event_json) VALUES('q1', $1, 'mock', "
+                    "'m', 'c1', 5, now(), now(), '{}') ON CONFLICT (queue_id) DO NOTHING",
+                    {status});
+  };
+  auto first = insert("completed");
+  REQUIRE(first.ok);
+  CHECK(first.affected == 1);
+  auto second = insert("failed");
+  REQUIRE(second.ok);
+  CHECK(second.affected == 0);
+  auto r = db->exec("SELECT status FROM results WHERE queue_id = 'q1'");
+  REQUIRE(r.rows.size() == 1);
+  CHECK(*r.rows[0][0] == "completed");
+  auto bad_status = db->exec("INSERT INTO results(queue_id, status, provider, model, "
+                             "correlation_id, priority, queued_at, completed_at, event_json) "
+                             "VALUES('q2', 'queued', 'mock', 'm', 'c', 5, now(), now(), '{}')");
+  CHECK(!bad_status.ok);
+  CHECK(bad_status.sqlstate == "23514"); // check_violation: a result is always final
+}

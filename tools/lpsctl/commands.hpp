@@ -1,0 +1,37 @@
+#pragma once
+
+// The lpsctl commands (docs/lpsctl.md). Each returns an exit code (lps_api.hpp) and prints
+// results on stdout, progress and problems on stderr.
+
+#include "tools/lpsctl/lps_api.hpp"
+
+#include <string>
+
+namespace lps::ctl {
+
+struct submit_options {
+  std::string file;
+  /// Requests per POST /api/v1/comparisons.
+  size_t chunk = 500;
+  /// Wait for every accepted request's result event and write them out, one per line.
+  bool wait = false;
+  /// Where the events go with --wait (empty: stdout).
+  std::string out;
+  /// Give up waiting after this long (0: never).
+  unsigned timeout_seconds = 0;
+};
+
+int submit(lps_api& api, const submit_options& options);
+
+/// GET one path and print its JSON (pretty on a terminal, one line otherwise).
+int show(lps_api& api, const std::string& path);
+
+/// The batch jobs as a table.
+int jobs(lps_api& api);
+int cancel_job(lps_api& api, const std::string& job_id);
+
+/// Actors by mailbox, the queue and the providers; refreshed every second on a terminal until
+/// interrupted, printed once otherwise (or with `once`).
+int top(lps_api& api, bool once);
+
+} // namespace lps::ctl

@@ -1,0 +1,204 @@
+// lpsctl's read-only views (status, results, providers, jobs, top) and job cancel.
+
+#include "tools/lpsctl/commands.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace json = boost::json;
+
+namespace lps::ctl {
+
+namespace {
+
+bool on_terminal() {
+  return ::isatty(STDOUT_FILENO) != 0;
+}
+
+void pretty(std::ostringstream& out, const json::value& v, int indent) {
+  auto pad = [&](int n) { out << std::string(static_cast<size_t>(n) * 2, ' '); };
+  if (const auto* obj = v.if_object(); obj != nullptr && !obj->empty()) {
+    out << "{\n";
+    size_t i = 0;
+    for (const auto& [key, value] : *obj) {
+      pad(indent + 1);
+      out << json::serialize(json::value{key}) << ": ";
+      pretty(out, value, indent + 1);
+      out << (++i < obj->size() ? ",\n" : "\n");
+    }
+    pad(indent);
+    out << "}";
+  } else if (const auto* arr = v.if_array(); arr != nullptr && !arr->empty()) {
+    out << "[\n";
+    for (size_t i = 0; i < arr->size(); ++i) {
+      pad(indent + 1);
+      pretty(out, (*arr)[i], indent + 1);
+      out << (i + 1 < arr->size() ? ",\n" : "\n");
+    }
+    pad(indent);
+    out << "]";
+  } else {
+    out << json::serialize(v);
+  }
+}
+
+/// JSON for people on a terminal (indented), for scripts otherwise (one line).
+void print_json(const json::value& v) {
+  if (!on_terminal()) {
+    std::printf("%s\n", json::serialize(v).c_str());
+    return;
+  }
+  std::ostringstream out;
+  pretty(out, v, 0);
+  std::printf("%s\n", out.str().c_str());
+}
+
+std::string text_of(const json::object& obj, const char* key) {
+  const auto* v = obj.if_contains(key);
+  if (v == nullptr || v->is_null())
+    return "-";
+  return v->is_string() ? std::string{v->as_string()} : json::serialize(*v);
+}
+
+int failed(const api_answer& answer, const lps_api& api) {
+  std::fprintf(stderr, "lpsctl: %s\n", describe(answer, api.base_url()).c_str());
+  return answer.status == 0 || answer.status >= 500 || answer.status == 401 ? unreachable
+                                                                            : incomplete;
+}
+
+// -- top --
+
+struct actor_row {
+  std::string name, kind;
+  double mailbox = 0, handled = 0, rate = -1;
+};
+
+std::vector<actor_row> actors_of(const json::value& inspect) {
+  std::vector<actor_row> rows;
+  const auto* list = inspect.is_object() ? inspect.as_object().if_contains("actors") : nullptr;
+  if (list == nullptr || !list->is_array())
+    return rows;
+  for (const auto& a : list->as_array()) {
+    const auto& obj = a.as_object();
+    rows.push_back({text_of(obj, "name"), text_of(obj, "kind"),
+                    obj.at("mailbox_size").to_number<double>(),
+                    obj.at("messages_handled").to_number<double>()});
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto& x, const auto& y) { return x.mailbox > y.mailbox; });
+  return rows;
+}
+
+/// llm_provider_queue_depth{status="..."} values from the exposition text.
+std::map<std::string, std::string> queue_depth(const std::string& metrics) {
+  std::map<std::string, std::string> result;
+  std::istringstream in{metrics};
+  const std::string prefix = "llm_provider_queue_depth{status=\"";
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) {
+      auto end = line.find('"', prefix.size());
+      result[line.substr(prefix.size(), end - prefix.size())] = line.substr(line.rfind(' ') + 1);
+    }
+  return result;
+}
+
+void print_top(lps_api& api, std::map<std::string, double>& last_handled, double seconds) {
+  auto inspect = api.get("/api/v1/inspect");
+  auto providers = api.get("/api/v1/providers");
+  auto metrics = api.get("/metrics");
+  auto now = std::time(nullptr);
+  char when[32];
+  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+  std::printf("lps %s  %s\n\n", api.base_url().c_str(), when);
+  auto depth = queue_depth(metrics.body);
+  std::printf("queue     queued %s  processing %s  total %s\n\n", depth["queued"].c_str(),
+              depth["processing"].c_str(), depth["total"].c_str());
+  std::printf("%-12s %-10s %9s %10s  %s\n", "PROVIDER", "CIRCUIT", "IN_FLIGHT", "AVAILABLE",
+              "NOTE");
+  if (const auto* list = providers.json.is_object()
+                             ? providers.json.as_object().if_contains("providers")
+                             : nullptr;
+      list != nullptr && list->is_array())
+    for (const auto& p : list->as_array()) {
+      const auto& obj = p.as_object();
+      std::printf("%-12s %-10s %9s %10s  %s\n", text_of(obj, "name").c_str(),
+                  text_of(obj, "circuit_state").c_str(), text_of(obj, "in_flight").c_str(),
+                  text_of(obj, "available").c_str(), text_of(obj, "note").c_str());
+    }
+  std::printf("\n%-24s %-14s %9s %12s %10s\n", "ACTOR", "KIND", "MAILBOX", "HANDLED", "RATE/S");
+  for (auto& row : actors_of(inspect.json)) {
+    std::string rate = "-";
+    if (auto i = last_handled.find(row.name); i != last_handled.end() && seconds > 0) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.0f", (row.handled - i->second) / seconds);
+      rate = buf;
+    }
+    last_handled[row.name] = row.handled;
+    std::printf("%-24s %-14s %9.0f %12.0f %10s\n", row.name.c_str(), row.kind.c_str(), row.mailbox,
+                row.handled, rate.c_str());
+  }
+  if (inspect.status != 200)
+    std::printf("\n(inspect: %s)\n", describe(inspect, api.base_url()).c_str());
+  std::fflush(stdout);
+}
+
+} // namespace
+
+int show(lps_api& api, const std::string& path) {
+  auto answer = api.get(path);
+  if (answer.status != 200 && answer.status != 202)
+    return failed(answer, api);
+  print_json(answer.json);
+  return ok;
+}
+
+int jobs(lps_api& api) {
+  auto answer = api.get("/api/v1/batch-jobs");
+  if (answer.status != 200)
+    return failed(answer, api);
+  std::printf("%-28s %-10s %-28s %-11s %7s %9s %7s\n", "JOB", "PROVIDER", "MODEL", "STATE", "ITEMS",
+              "SUCCEEDED", "FAILED");
+  for (const auto& j : answer.json.as_object().at("jobs").as_array()) {
+    const auto& obj = j.as_object();
+    std::printf("%-28s %-10s %-28s %-11s %7s %9s %7s\n", text_of(obj, "job_id").c_str(),
+                text_of(obj, "provider").c_str(), text_of(obj, "model").c_str(),
+                text_of(obj, "state").c_str(), text_of(obj, "item_count").c_str(),
+                text_of(obj, "succeeded").c_str(), text_of(obj, "failed").c_str());
+  }
+  return ok;
+}
+
+int cancel_job(lps_api& api, const std::string& job_id) {
+  auto answer = api.post("/api/v1/batch-jobs/" + job_id + "/cancel", "");
+  if (answer.status != 202)
+    return failed(answer, api);
+  std::printf("cancel requested for %s\n", job_id.c_str());
+  return ok;
+}
+
+int top(lps_api& api, bool once) {
+  std::map<std::string, double> last_handled;
+  if (once || !on_terminal()) {
+    print_top(api, last_handled, 0);
+    return ok;
+  }
+  auto last = std::chrono::steady_clock::now();
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    std::printf("\033[H\033[2J");
+    print_top(api, last_handled, std::chrono::duration<double>(now - last).count());
+    last = now;
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+  }
+}
+
+} // namespace lps::ctl

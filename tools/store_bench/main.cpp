@@ -1,0 +1,283 @@
+// lps-store-bench: the durable store on its own, without HTTP or actors (docs/benchmarks.md,
+// "Store micro-benchmarks").
+//
+//   lps-store-bench burst [--fsync]   50,000 inserts, then their finals, from 2 threads
+//   lps-store-bench paced [--fsync]   10,000 requests/s offered, each finalized 100 ms later
+//   lps-store-bench purge [--fsync]   the retention purge of 100,000 old results
+
+#include "runtime/store.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+// A folder under the system temp folder, removed at the end.
+class scratch_dir {
+public:
+  scratch_dir() {
+    std::string pattern = (fs::temp_directory_path() / "lps-store-bench-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      std::perror("lps-store-bench: mkdtemp");
+      std::exit(1);
+    }
+    path_ = pattern;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const {
+    return path_;
+  }
+
+private:
+  fs::path path_;
+};
+
+std::unique_ptr<lps::store> open_store(const scratch_dir& dir, bool fsync,
+                                       std::chrono::milliseconds retention = {}) {
+  std::string error;
+  auto db = lps::store::open(
+      {.data_dir = dir.path().string(), .fsync_every_commit = fsync, .result_retention = retention},
+      error);
+  if (!db) {
+    std::fprintf(stderr, "lps-store-bench: %s\n", error.c_str());
+    std::exit(1);
+  }
+  return db;
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "lps-store-bench: check failed: %s\n", what);
+    std::exit(1);
+  }
+}
+
+std::string bench_id(std::mt19937_64& rng) {
+  char text[40];
+  std::snprintf(text, sizeof text, "%08x-%04x-4%03x-a%03x-%012llx", static_cast<unsigned>(rng()),
+                static_cast<unsigned>(rng() & 0xffff), static_cast<unsigned>(rng() & 0xfff),
+                static_cast<unsigned>(rng() & 0xfff),
+                static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
+  return text;
+}
+
+std::vector<std::string> bench_ids(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i)
+    ids.push_back(bench_id(rng));
+  return ids;
+}
+
+lps::store_write insert_of(const std::string& id, int32_t priority, int64_t queued_at_ms,
+                           const std::string& payload) {
+  lps::store_write write;
+  lps::stored_request row;
+  row.queue_id = id;
+  row.priority = priority;
+  row.queued_at_ms = queued_at_ms;
+  row.size_bytes = payload.size();
+  row.payload = payload;
+  write.inserts.push_back(std::move(row));
+  return write;
+}
+
+// A final result of 1.5 KB with a callback, as the service writes them.
+lps::stored_result result_of(const std::string& id, int64_t completed_at_ms) {
+  return {id, "completed", std::string(1536, 'e'), "http://cb/x", false, completed_at_ms};
+}
+
+lps::store_write final_of(const std::string& id, int64_t completed_at_ms) {
+  lps::store_write write;
+  write.finals.push_back(result_of(id, completed_at_ms));
+  return write;
+}
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// Submits `writes[t]` from thread t, then waits for all of them to commit.
+double submit_all(lps::store& db, std::vector<std::vector<lps::store_write>>& writes,
+                  std::atomic<int>& failures) {
+  auto start = clock_type::now();
+  std::vector<std::thread> threads;
+  for (auto& mine : writes)
+    threads.emplace_back([&db, &mine, &failures] {
+      for (auto& write : mine)
+        db.submit(std::move(write),
+                  [&failures](bool ok, const std::string&) { failures += ok ? 0 : 1; });
+    });
+  for (auto& thread : threads)
+    thread.join();
+  db.flush();
+  return seconds_since(start);
+}
+
+void run_burst(bool fsync) {
+  constexpr int requests = 50000;
+  constexpr int threads = 2;
+  scratch_dir dir;
+  auto db = open_store(dir, fsync);
+  std::string payload(6 * 1024, 'p');
+  auto ids = bench_ids(requests, 42);
+  std::vector<std::vector<lps::store_write>> insert_writes(threads), final_writes(threads);
+  for (int i = 0; i < requests; ++i) {
+    insert_writes[i % threads].push_back(
+        insert_of(ids[i], static_cast<int32_t>(i % 10), 1000 + i, payload));
+    final_writes[i % threads].push_back(final_of(ids[i], 5000 + i));
+  }
+
+  std::atomic<int> failures{0};
+  double insert_s = submit_all(*db, insert_writes, failures);
+  auto after_insert = db->stats();
+  double final_s = submit_all(*db, final_writes, failures);
+  auto after_final = db->stats();
+
+  require(failures == 0, "every write committed");
+  require(db->count_active_requests() == 0, "no request left");
+  require(db->count_results() == requests, "one result per request");
+  auto final_commits = after_final.commits - after_insert.commits;
+  std::printf("store burst (fsync %s, %d requests, 6 KB payload, 1.5 KB result, %d threads)\n"
+              "  insert:   %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
+              "  finalize: %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
+              "  overall:  %8.0f ops/s  (= %.0f requests/s end to end)\n",
+              fsync ? "on" : "off", requests, threads, requests / insert_s, insert_s,
+              static_cast<unsigned long long>(after_insert.commits),
+              double(requests) / double(after_insert.commits), requests / final_s, final_s,
+              static_cast<unsigned long long>(final_commits),
+              double(requests) / double(final_commits), 2 * requests / (insert_s + final_s),
+              requests / (insert_s + final_s));
+}
+
+double percentile(std::vector<double> values, double fraction) {
+  if (values.empty())
+    return 0;
+  std::sort(values.begin(), values.end());
+  return values[static_cast<size_t>(fraction * double(values.size() - 1))];
+}
+
+// The service's shape: requests arrive at a steady 10,000/s (one write each) and each is
+// finalized 100 ms later, so commits stay small and their fsync cost shows.
+void run_paced(bool fsync) {
+  constexpr int rate = 10000;
+  constexpr int requests = 30000;
+  constexpr int threads = 2;
+  constexpr int lag = rate / 10; // even, so request i and final i - lag share a thread
+  scratch_dir dir;
+  auto db = open_store(dir, fsync);
+  auto ids = bench_ids(requests, 7);
+  std::string payload(6 * 1024, 'p');
+  // Latency from submit to callback, per operation: inserts first, then finals.
+  std::vector<double> latency_ms(2 * requests, 0);
+  std::atomic<int> failures{0};
+
+  auto submit_timed = [&](lps::store_write write, size_t slot) {
+    auto sent = clock_type::now();
+    db->submit(std::move(write), [&, sent, slot](bool ok, const std::string&) {
+      latency_ms[slot] =
+          std::chrono::duration<double, std::milli>(clock_type::now() - sent).count();
+      failures += ok ? 0 : 1;
+    });
+  };
+  auto start = clock_type::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      for (int i = t; i < requests + lag; i += threads) {
+        std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1000000LL / rate));
+        if (i < requests)
+          submit_timed(insert_of(ids[i], 5, i, payload), i);
+        if (i >= lag)
+          submit_timed(final_of(ids[i - lag], i), requests + i - lag);
+      }
+    });
+  for (auto& worker : workers)
+    worker.join();
+  db->flush();
+  double elapsed = seconds_since(start);
+  require(failures == 0, "every write committed");
+  require(db->count_active_requests() == 0, "no request left");
+  auto stats = db->stats();
+  std::printf("store paced (fsync %s, %d requests/s offered, 6 KB payload, 1.5 KB result)\n"
+              "  %8.0f ops/s  %6.2f s  %6llu commits  %5.1f ops/commit  latency ms: "
+              "p50 %.2f  p99 %.2f  max %.2f\n",
+              fsync ? "on" : "off", rate, 2 * requests / elapsed, elapsed,
+              static_cast<unsigned long long>(stats.commits),
+              double(stats.ops_committed) / double(stats.commits), percentile(latency_ms, 0.5),
+              percentile(latency_ms, 0.99), percentile(latency_ms, 1.0));
+}
+
+// 100,000 delivered results 31 days old and 10,000 recent ones; then the purge (retention
+// 30 days) with its steps timed, and the file size before and after.
+void run_purge(bool fsync) {
+  constexpr int old_results = 100000;
+  constexpr int recent_results = 10000;
+  constexpr int64_t day_ms = 86'400'000;
+  scratch_dir dir;
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  {
+    auto db = open_store(dir, fsync);
+    auto ids = bench_ids(old_results + recent_results, 11);
+    std::atomic<int> failures{0};
+    std::vector<std::vector<lps::store_write>> writes(1);
+    for (int i = 0; i < old_results + recent_results; ++i) {
+      auto write = final_of(ids[i], i < old_results ? now_ms - 31 * day_ms : now_ms);
+      write.finals.front().delivered = true;
+      writes[0].push_back(std::move(write));
+    }
+    submit_all(*db, writes, failures);
+    require(failures == 0, "every result committed");
+  }
+  auto db_file = dir.path() / "lps.db";
+  auto size_before = fs::file_size(db_file);
+  auto db = open_store(dir, fsync, std::chrono::hours(24 * 30));
+  auto start = clock_type::now();
+  db->purge_expired_results();
+  double purge_s = seconds_since(start);
+  auto stats = db->stats();
+  require(db->count_results() == recent_results, "the recent results are kept");
+  db.reset(); // checkpoints the WAL into the file
+  auto size_after = fs::file_size(db_file);
+  std::printf("store purge (fsync %s, %d old results of 1.5 KB, %d recent)\n"
+              "  %llu purged in %.2f s: %llu steps, %.2f ms per step; lps.db %.1f -> %.1f MiB\n",
+              fsync ? "on" : "off", old_results, recent_results,
+              static_cast<unsigned long long>(stats.results_purged), purge_s,
+              static_cast<unsigned long long>(stats.purge_steps),
+              1000 * purge_s / double(stats.purge_steps), double(size_before) / (1 << 20),
+              double(size_after) / (1 << 20));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  bool fsync = argc > 2 && std::string(argv[2]) == "--fsync";
+  if (mode == "burst")
+    run_burst(fsync);
+  else if (mode == "paced")
+    run_paced(fsync);
+  else if (mode == "purge")
+    run_purge(fsync);
+  else {
+    std::fprintf(stderr, "usage: lps-store-bench burst|paced|purge [--fsync]\n");
+    return 2;
+  }
+  return 0;
+}
