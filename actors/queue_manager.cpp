@@ -712,11 +712,12 @@ void drain(self_ptr self) {
   auto& st = self->state;
   st.draining = true;
   st.db->flush();
-  if (!st.entries.empty())
+  auto queued = st.ready_count + st.delayed.size();
+  if (queued + st.processing_count > 0) // results waiting for their commit are not put back
     LPS_LOG_INFO(log(),
                  "queue-manager drained: {} queued and {} processing requests are put back "
                  "and run after the next start",
-                 st.ready_count + st.delayed.size(), st.processing_count);
+                 queued, st.processing_count);
 }
 
 } // namespace
