@@ -2,6 +2,11 @@
 
 // Every typed actor interface of lps, and nothing else: one place to see every
 // conversation. Messages live in messages/; behaviour lives in one file pair per actor.
+//
+// Each actor with messages to itself (timers, store and HTTP answers handed over from other
+// threads) has two types: `<role>_actor`, the interface peers hold, and
+// `<role>_impl_actor`, the same plus those internal messages, which only the actor itself
+// (and tests) use. An impl handle converts to the public one; never the other way.
 
 #include "messages/type_ids.hpp"
 
@@ -20,6 +25,12 @@ using status_client_actor = caf::typed_actor<
     // Reports name, kind, mailbox size, messages handled and the actor's own figures.
     caf::replies_to<atom::status>::with<actor_status>>;
 
+// -- work requesters: whoever asks the queue manager for work ----------------------------
+
+using work_requester_actor = caf::typed_actor<
+    // New work was stored after this requester found its queues empty: ask again.
+    caf::reacts_to<atom::wake>>;
+
 // -- metrics ------------------------------------------------------------------------------
 
 using metrics_actor = caf::typed_actor<
@@ -35,26 +46,35 @@ using callbacks_actor = caf::typed_actor<
     caf::reacts_to<atom::deliver, std::vector<delivery>>,
     // Internal: a delivery attempt finished with this HTTP status (0: transport error), why
     // it failed ("" on a 2xx), and whether retrying cannot help (bad URL, refused target).
-    caf::reacts_to<atom::delivered, delivery, uint32_t, std::string, bool>,
+    caf::reacts_to<atom::callback_answered, delivery, uint32_t, std::string, bool>,
     // Internal: time to retry deliveries whose backoff elapsed.
-    caf::reacts_to<atom::tick>>::extend_with<status_client_actor>;
+    caf::reacts_to<atom::retry_due>>::extend_with<status_client_actor>;
 
 // -- providers: one actor per provider ----------------------------------------------------
 
 using provider_actor = caf::typed_actor<
     // process_comparison_batch: one outcome per bundle item, in item order; a failing item
     // never fails its neighbours.
-    caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>,
-    // Internal: a delayed (simulated-latency) reply is due.
-    caf::reacts_to<atom::tick, uint64_t>>::extend_with<status_client_actor>;
+    caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>>::
+    extend_with<status_client_actor>;
+
+/// The mock provider's own handle.
+using provider_mock_impl_actor = provider_actor::extend<
+    // Internal: the simulated latency of the reply with this ticket has elapsed.
+    caf::reacts_to<atom::latency_elapsed, uint64_t>>;
+
+/// An HTTP provider's own handle.
+using provider_http_impl_actor = provider_actor::extend<
+    // Internal: the HTTP answer with this ticket is in the inbox.
+    caf::reacts_to<atom::http_answered, uint64_t>>;
 
 // -- bundler: the queue processor ---------------------------------------------------------
 
 using bundler_actor = caf::typed_actor<
-    // New work was stored: form bundles if capacity allows.
-    caf::reacts_to<atom::wake>,
-    // Stop pulling work (shutdown); bundles in flight still finish.
-    caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
+    // Stop pulling work (shutdown); replies `drained` once no bundle is in flight any more
+    // (bundles in flight still finish; a requester that stops waiting leaves them running).
+    caf::replies_to<atom::drain>::with<atom::drained>>::extend_with<work_requester_actor>::
+    extend_with<status_client_actor>;
 
 // -- queue manager: sole owner of queue state and the durable store ----------------------
 
@@ -63,37 +83,45 @@ using queue_manager_actor = caf::typed_actor<
     caf::replies_to<atom::enqueue,
                     std::vector<comparison_request>>::with<std::vector<enqueue_outcome>>,
     // Hands out up to n queued requests for the given providers, in queue order (priority,
-    // then FIFO), marked processing; when none, the asking bundler gets one `wake` as soon
-    // as new work is available.
+    // then FIFO), marked processing; when none, the asking work requester gets one `wake`
+    // as soon as new work is available.
     caf::replies_to<atom::dequeue, uint32_t,
                     std::vector<std::string>>::with<std::vector<queued_request>>,
     // Final or retryable outcomes of processed requests.
     caf::reacts_to<atom::complete, std::vector<comparison_outcome>>,
     // Status of a request still held (found == false once final or unknown).
     caf::replies_to<atom::lookup, std::string>::with<request_status>,
-    // Internal: a store write finished (write id, ok, error text).
-    caf::reacts_to<atom::committed, uint64_t, bool, std::string>,
-    // Internal: periodic expiry, delayed retries and gauges.
-    caf::reacts_to<atom::tick>,
     // What waits in one provider's ready queue (batch jobs decide when to submit from it).
     caf::replies_to<atom::peek, std::string>::with<queue_backlog>,
+    // Refuse new requests from now on (shutdown; /healthz says draining).
+    caf::reacts_to<atom::stop>,
     // Stop taking new requests and flush the store; replies when flushed.
     caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 
+/// The queue manager's own handle.
+using queue_manager_impl_actor = queue_manager_actor::extend<
+    // Internal: a store write finished (write id, ok, error text).
+    caf::reacts_to<atom::store_committed, uint64_t, bool, std::string>,
+    // Internal: the periodic sweep (expiry, due retries, failed writes again, gauges).
+    caf::reacts_to<atom::sweep>>;
+
 // -- batch jobs: one per provider with a batch API -----------------------------------------
 
+// A work requester too: `wake` is ignored, because the actor looks at the queue on its own
+// schedule.
 using batch_jobs_actor = caf::typed_actor<
-    // Internal: periodic scheduling and job progress.
-    caf::reacts_to<atom::tick>,
-    // Internal: an HTTP answer is in the inbox (ticket).
-    caf::reacts_to<atom::tick, uint64_t>,
-    // Sent by the queue manager when work arrives after an empty dequeue (ignored: the
-    // actor looks at the queue on its own schedule).
-    caf::reacts_to<atom::wake>,
     // Operator cancel of a job by id; replies "" when accepted, else why not.
     caf::replies_to<atom::cancel, std::string>::with<std::string>,
     // Stop starting new jobs (jobs in flight go on; they are durable).
-    caf::reacts_to<atom::stop>>::extend_with<status_client_actor>;
+    caf::reacts_to<atom::stop>>::extend_with<work_requester_actor>::
+    extend_with<status_client_actor>;
+
+/// The batch jobs actor's own handle.
+using batch_jobs_impl_actor = batch_jobs_actor::extend<
+    // Internal: time to look at the queue and start due job steps.
+    caf::reacts_to<atom::sweep>,
+    // Internal: the HTTP answer with this ticket is in the inbox.
+    caf::reacts_to<atom::http_answered, uint64_t>>;
 
 // -- intake: the front door ---------------------------------------------------------------
 

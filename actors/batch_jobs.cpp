@@ -39,7 +39,7 @@ const char* to_string(batch_step x) {
 
 namespace {
 
-using self_ptr = batch_jobs_actor::stateful_pointer<batch_jobs_state>;
+using self_ptr = batch_jobs_impl_actor::stateful_pointer<batch_jobs_state>;
 using state_t = batch_jobs_state;
 
 std::shared_ptr<spdlog::logger> log() {
@@ -218,7 +218,7 @@ void send_step(self_ptr self, batch_job& job, batch_step step, http_client_reque
   st.calls.emplace(ticket, state_t::pending{job.rec.job_id, step, index});
   job.busy = true;
   ++st.http_calls;
-  auto done = http_inbox::callback<batch_jobs_actor>(st.inbox, self->ctrl(), ticket);
+  auto done = http_inbox::callback<batch_jobs_impl_actor>(st.inbox, self->ctrl(), ticket);
   try {
     st.http->send(std::move(req), std::move(done));
   } catch (const std::exception& ex) {
@@ -577,13 +577,20 @@ void form_jobs(self_ptr self, std::vector<queued_request>& items) {
       open_job(self, model, std::move(g.ids), std::move(g.entries));
 }
 
+// The queue is looked at again on the next check.
+void queue_unanswered(self_ptr self, const char* what, const caf::error& err) {
+  self->state.collecting = false;
+  LPS_LOG_WARN(log(), "batch jobs of {}: the queue manager did not answer {}: {}",
+               self->state.cfg.provider, what, caf::to_string(err));
+}
+
 void look_at_queue(self_ptr self) {
   auto& st = self->state;
   if (st.stopped || st.collecting)
     return;
   st.collecting = true;
   auto provider = st.cfg.provider;
-  self->request(st.queue, caf::infinite, atom::peek_v, provider)
+  self->request(st.queue, st.cfg.queue_timeout, atom::peek_v, provider)
       .then(
           [=](const queue_backlog& backlog) {
             if (!worth_submitting(self, backlog) || self->state.stopped) {
@@ -592,16 +599,16 @@ void look_at_queue(self_ptr self) {
             }
             auto n = static_cast<uint32_t>(std::min<uint64_t>(
                 self->state.cfg.max_items_per_job, std::numeric_limits<uint32_t>::max()));
-            self->request(self->state.queue, caf::infinite, atom::dequeue_v, n,
+            self->request(self->state.queue, self->state.cfg.queue_timeout, atom::dequeue_v, n,
                           std::vector<std::string>{provider})
                 .then(
                     [=](std::vector<queued_request>& items) {
                       self->state.collecting = false;
                       form_jobs(self, items);
                     },
-                    [=](caf::error&) { self->state.collecting = false; });
+                    [=](caf::error& err) { queue_unanswered(self, "dequeue", err); });
           },
-          [=](caf::error&) { self->state.collecting = false; });
+          [=](caf::error& err) { queue_unanswered(self, "peek", err); });
 }
 
 void on_tick(self_ptr self) {
@@ -614,7 +621,7 @@ void on_tick(self_ptr self) {
     if (auto i = st.jobs.find(id); i != st.jobs.end())
       advance(self, i->second);
   publish_open_jobs(self);
-  self->delayed_send(self, st.cfg.check_interval, atom::tick_v);
+  self->delayed_send(self, st.cfg.check_interval, atom::sweep_v);
 }
 
 std::string cancel(self_ptr self, const std::string& job_id) {
@@ -683,10 +690,10 @@ int local_minute_of_day(caf::timestamp t) {
 
 } // namespace
 
-batch_jobs_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config cfg,
-                                           std::shared_ptr<const batch_wire> wire,
-                                           http_transport* http, batch_job_store* db,
-                                           queue_manager_actor queue, metrics_actor metrics) {
+batch_jobs_impl_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config cfg,
+                                                std::shared_ptr<const batch_wire> wire,
+                                                http_transport* http, batch_job_store* db,
+                                                queue_manager_actor queue, metrics_actor metrics) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   if (!st.cfg.minute_of_day)
@@ -700,16 +707,24 @@ batch_jobs_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config cfg,
   st.metrics = std::move(metrics);
   resume(self);
   publish_open_jobs(self);
-  self->send(self, atom::tick_v);
+  // Without the queue manager no job can be formed or finished.
+  self->monitor(st.queue);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    LPS_LOG_ERROR(log(), "batch jobs of {} stop: the queue manager is down ({})",
+                  self->state.cfg.provider, caf::to_string(msg.reason));
+    self->quit(msg.reason);
+  });
+  self->send(self, atom::sweep_v);
   return {
-      [=](atom::tick) {
+      [=](atom::sweep) {
         ++self->state.handled;
         on_tick(self);
       },
-      [=](atom::tick, uint64_t ticket) {
+      [=](atom::http_answered, uint64_t ticket) {
         ++self->state.handled;
         on_http(self, ticket);
       },
+      // Work arrived after an empty dequeue: the next sweep looks at the queue anyway.
       [=](atom::wake) { ++self->state.handled; },
       [=](atom::cancel, const std::string& job_id) -> std::string {
         ++self->state.handled;

@@ -54,6 +54,8 @@ struct batch_jobs_config {
   caf::timespan poll_interval = std::chrono::seconds{30};
   /// How often the queue is looked at and due steps are started.
   caf::timespan check_interval = std::chrono::seconds{1};
+  /// Deadline for the queue manager's answer to peek and dequeue.
+  caf::timespan queue_timeout = std::chrono::seconds{60};
   /// Wall clock (tests inject a manual one).
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
   /// Minutes after local midnight of a time point (tests inject UTC).
@@ -130,8 +132,8 @@ const std::vector<std::string>& open_batch_job_states();
 /// Spawns with its config, the provider's batch format, the HTTP transport and the job
 /// store (both owned by the caller and outliving the actor), the queue manager and metrics.
 /// Unfinished jobs of this provider are loaded from the store and resumed.
-batch_jobs_actor::behavior_type
-batch_jobs(batch_jobs_actor::stateful_pointer<batch_jobs_state> self, batch_jobs_config cfg,
+batch_jobs_impl_actor::behavior_type
+batch_jobs(batch_jobs_impl_actor::stateful_pointer<batch_jobs_state> self, batch_jobs_config cfg,
            std::shared_ptr<const batch_wire> wire, http_transport* http, batch_job_store* db,
            queue_manager_actor queue, metrics_actor metrics);
 

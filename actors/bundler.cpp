@@ -19,39 +19,23 @@ std::shared_ptr<spdlog::logger> log() {
 
 void form(self_ptr self);
 
-uint32_t limit_of(self_ptr self, const std::string& provider) {
-  auto& limits = self->state.cfg.max_inflight_per_provider;
-  auto i = limits.find(provider);
-  return i == limits.end() ? 64 : i->second;
-}
-
-clock_time steady_now() {
-  return std::chrono::steady_clock::now();
-}
-
-circuit_breaker& breaker_of(self_ptr self, const std::string& provider) {
-  auto& st = self->state;
-  return st.breakers.try_emplace(provider, st.cfg.breaker).first->second;
-}
-
-rate_limiter& limiter_of(self_ptr self, const std::string& provider) {
-  auto& st = self->state;
-  auto i = st.cfg.rate_limits.find(provider);
-  auto settings = i == st.cfg.rate_limits.end() ? rate_limit_settings{} : i->second;
-  return st.limiters.try_emplace(provider, settings).first->second;
-}
-
-// How long `provider` is blocked by its breaker or rate limit (zero: it may be called).
-clock_duration blocked_for(self_ptr self, const std::string& provider, clock_time now) {
-  return std::max(breaker_of(self, provider).time_until_allowed(now),
-                  limiter_of(self, provider).wait_time(now, 1, 0));
+// CAF's actor clock: the steady clock in the service, virtual time under the test
+// coordinator (so tests move breaker and rate-limit time with sched.advance_time).
+clock_time now_of(self_ptr self) {
+  return self->clock().now();
 }
 
 // A provider takes another bundle when it has a free call slot, its breaker lets calls
 // through and its rate limit has room.
 bool has_capacity(self_ptr self, const std::string& provider) {
-  return self->state.inflight[provider] < limit_of(self, provider)
-         && blocked_for(self, provider, steady_now()) == clock_duration::zero();
+  return self->state.gate.has_capacity(provider, now_of(self));
+}
+
+std::vector<std::string> provider_names_of(const std::map<std::string, provider_actor>& providers) {
+  std::vector<std::string> result;
+  for (const auto& [name, hdl] : providers)
+    result.push_back(name);
+  return result;
 }
 
 // Wakes the bundler when the soonest time-blocked provider opens up again.
@@ -59,70 +43,23 @@ void arm_wake(self_ptr self) {
   auto& st = self->state;
   if (st.wake_armed)
     return;
-  auto now = steady_now();
-  auto soonest = clock_duration::max();
-  for (const auto& [name, hdl] : st.providers)
-    if (auto wait = blocked_for(self, name, now); wait > clock_duration::zero())
-      soonest = std::min(soonest, wait);
-  if (soonest == clock_duration::max())
+  auto soonest = st.gate.soonest_unblock(provider_names_of(st.providers), now_of(self));
+  if (!soonest)
     return;
   st.wake_armed = true;
-  auto delay = std::max<clock_duration>(soonest, std::chrono::milliseconds{1});
+  auto delay = std::max<clock_duration>(*soonest, std::chrono::milliseconds{1});
   self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(delay), atom::wake_v);
 }
 
 void publish_breaker_state(self_ptr self, const std::string& provider) {
   auto& st = self->state;
+  auto state = st.gate.breaker(provider).state();
+  LPS_LOG_WARN(log(), "bundler: circuit breaker of {} is now {}", provider, to_string(state));
   if (!st.metrics)
     return;
-  auto state = breaker_of(self, provider).state();
   double value = state == breaker_state::closed ? 0 : state == breaker_state::open ? 1 : 2;
   self->send(st.metrics, atom::record_v,
              std::vector<metric_sample>{{"llm_provider_circuit_breaker_state", {provider}, value}});
-}
-
-// Provider health as the breaker sees it: a bundle in which nothing succeeded and some
-// item failed for a provider-side reason (5xx, overload, timeout, connection) is a failure;
-// client errors such as 400 or a missing key say nothing about the provider's health.
-void report_health(self_ptr self, const std::string& provider,
-                   const std::vector<comparison_outcome>& outcomes) {
-  bool any_success = false;
-  bool provider_failure = false;
-  for (const auto& o : outcomes) {
-    any_success |= o.success;
-    provider_failure |= !o.success
-                        && (o.error_code == "EXTERNAL_SERVICE_ERROR" || o.error_code == "TIMEOUT"
-                            || o.error_code == "CONNECTION_ERROR");
-  }
-  auto& breaker = breaker_of(self, provider);
-  auto before = breaker.state();
-  if (provider_failure && !any_success)
-    breaker.on_failure(steady_now());
-  else
-    breaker.on_success(steady_now());
-  if (breaker.state() != before) {
-    LPS_LOG_WARN(log(), "bundler: circuit breaker of {} is now {}", provider,
-                 to_string(breaker.state()));
-    publish_breaker_state(self, provider);
-  }
-}
-
-// Takes the bundle's provider calls (one per item, or one per packed group with
-// multi-prompt) and estimated tokens from the provider's rate limit. The
-// estimate (4 bytes per token) is good enough to pace; a bundle that does not fit the
-// token budget whole still goes (it was admitted by the request budget) and leaves debt.
-void charge_rate_limit(self_ptr self, const bundle& b) {
-  uint64_t tokens = 0;
-  for (const auto& item : b.items)
-    tokens += item.entry.request.user_prompt.size() / 4 + 1;
-  auto& limiter = limiter_of(self, b.provider);
-  auto now = steady_now();
-  auto per_call = self->state.cfg.multi_prompt_max;
-  uint64_t calls = per_call > 1 ? (b.items.size() + per_call - 1) / per_call : b.items.size();
-  if (!limiter.try_acquire(now, calls, tokens)) {
-    limiter.try_acquire(now, calls, 0);
-    limiter.reconcile_tokens(static_cast<int64_t>(tokens));
-  }
 }
 
 // What is needed to fail a bundle's items without keeping their texts.
@@ -165,7 +102,7 @@ void record_bundle(self_ptr self, const bundle& b) {
   st.items_total += b.items.size();
   std::vector<metric_sample> xs{
       {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
-      {"llm_provider_inflight_provider_calls", {b.provider}, double(st.inflight[b.provider])}};
+      {"llm_provider_inflight_provider_calls", {b.provider}, double(st.gate.inflight(b.provider))}};
   if (b.queue_processing_mode == "serial_bundle") {
     xs.push_back({"llm_provider_serial_bundle_calls_total", {b.provider, b.model}, 1});
     xs.push_back({"llm_provider_serial_bundle_items_per_call",
@@ -176,44 +113,20 @@ void record_bundle(self_ptr self, const bundle& b) {
     self->send(st.metrics, atom::record_v, std::move(xs));
 }
 
-// Providers say in response headers how much of their rate limit is left (OpenAI
-// x-ratelimit-*, Anthropic anthropic-ratelimit-*); the limiter trusts that over its own
-// count. Of a bundle's calls, the most restrictive figures win.
-void learn_limits(self_ptr self, const std::string& provider,
-                  const std::vector<comparison_outcome>& outcomes) {
-  const rate_limit_hint* tightest = nullptr;
-  auto lower = [](int64_t a, int64_t b) { return a >= 0 && (b < 0 || a < b); };
-  for (const auto& o : outcomes)
-    if (!o.limits.empty()
-        && (tightest == nullptr || lower(o.limits.remaining_requests, tightest->remaining_requests)
-            || lower(o.limits.remaining_tokens, tightest->remaining_tokens)))
-      tightest = &o.limits;
-  if (tightest == nullptr)
-    return;
-  auto count = [](int64_t v) {
-    return v >= 0 ? std::optional<uint64_t>{static_cast<uint64_t>(v)} : std::nullopt;
-  };
-  auto reset = [](std::chrono::milliseconds d) {
-    return d.count() >= 0 ? std::optional<clock_duration>{d} : std::nullopt;
-  };
-  limiter_of(self, provider)
-      .observe_limits(steady_now(), count(tightest->remaining_requests),
-                      count(tightest->remaining_tokens), reset(tightest->requests_reset),
-                      reset(tightest->tokens_reset));
-}
-
 void finish_call(self_ptr self, const std::string& provider,
                  std::vector<comparison_outcome> outcomes) {
   auto& st = self->state;
-  --st.inflight[provider];
-  report_health(self, provider, outcomes);
-  learn_limits(self, provider, outcomes);
+  if (st.gate.finish_call(provider, outcomes, now_of(self)))
+    publish_breaker_state(self, provider);
   if (st.metrics)
-    self->send(
-        st.metrics, atom::record_v,
-        std::vector<metric_sample>{
-            {"llm_provider_inflight_provider_calls", {provider}, double(st.inflight[provider])}});
+    self->send(st.metrics, atom::record_v,
+               std::vector<metric_sample>{{"llm_provider_inflight_provider_calls",
+                                           {provider},
+                                           double(st.gate.inflight(provider))}});
   self->send(st.queue, atom::complete_v, std::move(outcomes));
+  if (st.stopped && st.gate.inflight_total() == 0)
+    for (auto& waiter : std::exchange(st.drain_waiters, {}))
+      waiter.deliver(atom::drained_v);
   form(self);
 }
 
@@ -223,12 +136,8 @@ void dispatch(self_ptr self) {
   auto id = "bnd-" + std::to_string(++st.next_bundle) + "-" + new_uuid().substr(0, 8);
   auto b = st.builder->finish(id);
   auto provider = b.provider;
-  ++st.inflight[provider];
-  auto before = breaker_of(self, provider).state();
-  breaker_of(self, provider).allow(steady_now()); // takes the half-open probe slot
-  if (breaker_of(self, provider).state() != before)
+  if (st.gate.start_call(b, now_of(self)))
     publish_breaker_state(self, provider);
-  charge_rate_limit(self, b);
   record_bundle(self, b);
   LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
                 provider);
@@ -339,9 +248,9 @@ void fill(self_ptr self, const std::string& provider) {
   if (st.builder->full())
     return dispatch_and_continue(self);
   auto room = static_cast<uint32_t>(st.cfg.policy.max_items - st.builder->size());
-  if (const auto& requests = limiter_of(self, provider).requests(); !requests.unlimited()) {
+  if (auto available = st.gate.request_budget(provider, now_of(self))) {
     // Never dequeue more than the request budget can send now.
-    auto budget = requests.available(steady_now()) - static_cast<int64_t>(st.builder->size());
+    auto budget = *available - static_cast<int64_t>(st.builder->size());
     if (budget <= 0)
       return dispatch_and_continue(self);
     room = static_cast<uint32_t>(std::min<int64_t>(room, budget));
@@ -401,31 +310,72 @@ size_t held_count(const bundler_state& st) {
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
   auto result = status_header(self, bundler_state::name, "bundler", st.handled);
-  double inflight = 0;
-  for (const auto& [provider, n] : st.inflight) {
-    result.figures["inflight_" + provider] = n;
-    inflight += n;
-  }
-  result.figures["inflight_bundles"] = inflight;
+  result.facts = {{"configured_mode", st.cfg.configured_mode},
+                  {"effective_mode", to_string(st.cfg.policy.mode)},
+                  {"held_requests", std::to_string(held_count(st))}};
+  for (const auto& [provider, hdl] : st.providers)
+    result.figures["inflight_" + provider] = st.gate.inflight(provider);
+  result.figures["inflight_bundles"] = st.gate.inflight_total();
   result.figures["bundles_total"] = double(st.bundles_total);
   result.figures["items_total"] = double(st.items_total);
   result.figures["avg_items_per_bundle"] =
       st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
   result.figures["lost_replies_total"] = double(st.lost_replies_total);
-  auto now = steady_now();
+  auto now = now_of(self);
   for (auto& [provider, hdl] : st.providers) {
-    auto& breaker = breaker_of(self, provider);
+    auto& breaker = st.gate.breaker(provider);
     result.facts["breaker_" + provider] = std::string{to_string(breaker.state())};
     result.figures["breaker_opened_total_" + provider] = double(breaker.counters().opened_total);
     result.figures["blocked_ms_" + provider] = double(
-        std::chrono::duration_cast<std::chrono::milliseconds>(blocked_for(self, provider, now))
+        std::chrono::duration_cast<std::chrono::milliseconds>(st.gate.blocked_for(provider, now))
             .count());
   }
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
-  result.facts = {{"configured_mode", st.cfg.configured_mode},
-                  {"effective_mode", to_string(st.cfg.policy.mode)},
-                  {"held_requests", std::to_string(held_count(st))}};
   return result;
+}
+
+// Stops pulling work; the answer comes when the last bundle in flight has finished.
+caf::result<atom::drained> drain(self_ptr self) {
+  auto& st = self->state;
+  st.stopped = true;
+  if (st.gate.inflight_total() == 0)
+    return atom::drained_v;
+  st.drain_waiters.push_back(self->make_response_promise<atom::drained>());
+  return st.drain_waiters.back();
+}
+
+// Without the queue manager nothing can be pulled or completed; a provider that is gone
+// only fails its calls (lost replies, retried).
+void watch_peers(self_ptr self) {
+  auto& st = self->state;
+  self->monitor(st.queue);
+  for (const auto& [name, hdl] : st.providers)
+    self->monitor(hdl);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    if (msg.source == self->state.queue.address()) {
+      LPS_LOG_ERROR(log(), "bundler stops: the queue manager is down ({})",
+                    caf::to_string(msg.reason));
+      self->quit(msg.reason);
+      return;
+    }
+    LPS_LOG_WARN(log(), "bundler: a provider actor is down ({}); its calls fail and are retried",
+                 caf::to_string(msg.reason));
+  });
+}
+
+// At exit (shutdown), says what is left unfinished: the queue hands it out again at the
+// next start (its requests are still processing in the store).
+void report_unfinished(self_ptr self) {
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto dequeued = held_count(st) + st.builder->size();
+    if (st.gate.inflight_total() > 0 || dequeued > 0)
+      LPS_LOG_WARN(log(),
+                   "bundler stops with {} bundles in flight and {} dequeued requests not sent; "
+                   "they are put back and run again after the next start",
+                   st.gate.inflight_total(), dequeued);
+    self->quit(msg.reason);
+  });
 }
 
 } // namespace
@@ -436,6 +386,7 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
                                      metrics_actor metrics) {
   auto& st = self->state;
   st.builder.emplace(cfg.policy);
+  st.gate = provider_gate{cfg.gate};
   st.cfg = std::move(cfg);
   st.queue = std::move(queue);
   st.providers = std::move(providers);
@@ -445,6 +396,8 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
                  "QUEUE_PROCESSING_MODE=batch_api: the bundler serves the providers "
                  "without batch jobs ({}) as serial_bundle",
                  provider_names(st.providers));
+  watch_peers(self);
+  report_unfinished(self);
   form(self);
   return {
       [=](atom::wake) {
@@ -452,9 +405,9 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
         self->state.wake_armed = false;
         form(self);
       },
-      [=](atom::stop) {
+      [=](atom::drain) -> caf::result<atom::drained> {
         ++self->state.handled;
-        self->state.stopped = true;
+        return drain(self);
       },
       [=](atom::status) -> actor_status {
         ++self->state.handled;

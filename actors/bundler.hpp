@@ -8,10 +8,10 @@
 
 #include "actors/actors.hpp"
 #include "actors/bundle_builder.hpp"
-#include "actors/providers/circuit_breaker.hpp"
-#include "actors/providers/rate_limiter.hpp"
+#include "actors/provider_gate.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <chrono>
 #include <deque>
@@ -25,17 +25,10 @@ struct bundler_config {
   bundle_policy policy;
   /// The configured mode's name (batch_api runs as serial_bundle until batch jobs exist).
   std::string configured_mode = "serial_bundle";
-  /// Bundles in flight at once per provider.
-  std::map<std::string, uint32_t> max_inflight_per_provider;
   /// Deadline for a provider's answer to one bundle.
   caf::timespan provider_timeout = std::chrono::seconds{120};
-  /// Circuit breaker thresholds (one breaker per provider).
-  breaker_settings breaker;
-  /// Requests and tokens per minute per provider (absent or 0: unlimited).
-  std::map<std::string, rate_limit_settings> rate_limits;
-  /// SERIAL_BUNDLE_MULTI_PROMPT: comparisons per provider call (0: one call per item), so a
-  /// bundle is charged the calls it makes against the requests-per-minute limit.
-  uint32_t multi_prompt_max = 0;
+  /// Call slots, circuit breakers and rate limits per provider.
+  provider_gate_settings gate;
 };
 
 struct bundler_state {
@@ -54,14 +47,13 @@ struct bundler_state {
   /// form() was called during a formation (a call slot freed up, or work arrived): form
   /// again when it ends, instead of waiting for the next wake.
   bool form_again = false;
+  /// Set by drain: no more work is pulled.
   bool stopped = false;
-  /// Bundles sent and not answered yet, per provider.
-  std::map<std::string, uint32_t> inflight;
-  /// Per provider: opens after consecutive provider failures; while open, that provider's
-  /// requests wait in the queue instead of failing.
-  std::map<std::string, circuit_breaker> breakers;
-  /// Per provider: requests and estimated tokens per minute.
-  std::map<std::string, rate_limiter> limiters;
+  /// Drain requests answered with `drained` once no bundle is in flight.
+  std::vector<caf::typed_response_promise<atom::drained>> drain_waiters;
+  /// Which providers may take a bundle now: bundles in flight, breakers (while one is open,
+  /// that provider's requests wait in the queue instead of failing) and rate limits.
+  provider_gate gate;
   /// A delayed wake is pending (a breaker or limiter blocks a provider for a while).
   bool wake_armed = false;
   uint64_t next_bundle = 0;

@@ -48,7 +48,7 @@ void post(self_ptr self, const std::string& origin, delivery d) {
   st.http->send(std::move(req), [hdl, d = std::move(d)](http_client_response res) mutable {
     // A bad URL or a refused target stays so: retrying cannot help.
     bool permanent = res.error == transport_error::invalid;
-    caf::anon_send(hdl, atom::delivered_v, std::move(d), static_cast<uint32_t>(res.status),
+    caf::anon_send(hdl, atom::callback_answered_v, std::move(d), static_cast<uint32_t>(res.status),
                    failure_text(res), permanent);
   });
 }
@@ -68,7 +68,7 @@ void arm_tick(self_ptr self) {
   if (st.tick_armed || st.retries.empty())
     return;
   st.tick_armed = true;
-  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+  self->delayed_send(self, st.cfg.tick_interval, atom::retry_due_v);
 }
 
 void enqueue(self_ptr self, delivery d) {
@@ -172,11 +172,12 @@ callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callb
         for (auto& d : xs)
           enqueue(self, std::move(d));
       },
-      [=](atom::delivered, delivery& d, uint32_t status, std::string& error, bool permanent) {
+      [=](atom::callback_answered, delivery& d, uint32_t status, std::string& error,
+          bool permanent) {
         ++self->state.handled;
         on_attempt_done(self, std::move(d), status, std::move(error), permanent);
       },
-      [=](atom::tick) {
+      [=](atom::retry_due) {
         ++self->state.handled;
         on_tick(self);
       },

@@ -2,7 +2,8 @@
 
 // The hand-over of HTTP answers from the client's I/O threads to an actor, shared by the
 // provider actors and the batch jobs actors: the callback only stores the response under its
-// ticket and pokes the actor with `tick, ticket`; the actor takes it out in its own thread.
+// ticket and pokes the actor with `http_answered, ticket`; the actor takes it out in its own
+// thread.
 
 #include "actors/actors.hpp"
 #include "actors/providers/provider_wire.hpp"
@@ -28,7 +29,7 @@ public:
   /// Removes and returns the response of `ticket`; false when there is none.
   bool take(uint64_t ticket, http_client_response& out);
 
-  /// The callback of one call: stores the response, then sends `tick, ticket` to `actor`
+  /// The callback of one call: stores the response, then sends `http_answered, ticket` to `actor`
   /// (a handle of type Handle). A weak handle: a late answer must not keep a stopped actor
   /// alive.
   template <class Handle>
@@ -37,7 +38,7 @@ public:
     return [inbox = std::move(inbox), actor = std::move(actor), ticket](http_client_response resp) {
       inbox->put(ticket, std::move(resp));
       if (auto strong = actor.lock())
-        caf::anon_send(caf::actor_cast<Handle>(strong), atom::tick_v, ticket);
+        caf::anon_send(caf::actor_cast<Handle>(strong), atom::http_answered_v, ticket);
     };
   }
 

@@ -2,6 +2,7 @@
 #include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
+#include "runtime/logging.hpp"
 
 namespace lps {
 
@@ -45,6 +46,13 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
                                    intake_config cfg, queue_manager_actor queue) {
   self->state.cfg = cfg;
   self->state.queue = std::move(queue);
+  // Every submission goes to the queue manager: without it intake has nothing to offer.
+  self->monitor(self->state.queue);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    LPS_LOG_ERROR(get_logger("intake"), "intake stops: the queue manager is down ({})",
+                  caf::to_string(msg.reason));
+    self->quit(msg.reason);
+  });
   return {
       [=](atom::submit,
           std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
@@ -54,7 +62,7 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
           st.refused_total += reqs.size();
           return refuse_all(reqs);
         }
-        auto now = caf::make_timestamp();
+        auto now = self->state.cfg.now();
         for (auto& req : reqs)
           assign_identity(req, now);
         st.submitted_total += reqs.size();

@@ -8,12 +8,16 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <chrono>
+#include <functional>
 
 namespace lps {
 
 struct intake_config {
   /// How long to wait for the queue manager's durable answer.
   caf::timespan store_timeout = std::chrono::seconds{30};
+  /// Wall clock that stamps acceptance times (tests pass one that follows the test
+  /// coordinator's virtual time).
+  std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
 };
 
 struct intake_state {

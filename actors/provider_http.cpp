@@ -12,7 +12,7 @@ namespace lps {
 
 namespace {
 
-using self_ptr = provider_actor::stateful_pointer<provider_http_state>;
+using self_ptr = provider_http_impl_actor::stateful_pointer<provider_http_state>;
 using state_t = provider_http_state;
 using part_t = state_t::part;
 using clock = std::chrono::steady_clock;
@@ -115,7 +115,7 @@ http_client_request http_request_for(const state_t& st, const state_t::pending_h
   return st.wire->multi_call(st.cfg.target, items, h.model);
 }
 
-/// Starts a registered HTTP call; the answer comes back as `tick, ticket`.
+/// Starts a registered HTTP call; the answer comes back as `http_answered, ticket`.
 void start_http(self_ptr self, uint64_t ticket) {
   auto& st = self->state;
   auto& h = st.https.at(ticket);
@@ -134,7 +134,7 @@ void start_http(self_ptr self, uint64_t ticket) {
     fail_all("CONFIGURATION_ERROR", st.cfg.provider + " provider is not configured", false);
     return;
   }
-  auto done = http_inbox::callback<provider_actor>(st.inbox, self->ctrl(), ticket);
+  auto done = http_inbox::callback<provider_http_impl_actor>(st.inbox, self->ctrl(), ticket);
   ++st.http_calls_total;
   st.multi_calls_total += h.parts.front().multi_id.empty() ? 0 : 1;
   try {
@@ -288,7 +288,7 @@ void on_tick(self_ptr self, uint64_t ticket) {
 
 } // namespace
 
-provider_actor::behavior_type provider_http(self_ptr self, provider_http_config cfg,
+provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_http_config cfg,
                                             std::shared_ptr<const provider_wire> wire,
                                             http_transport* http, metrics_actor metrics) {
   self->state.cfg = std::move(cfg);
@@ -300,7 +300,7 @@ provider_actor::behavior_type provider_http(self_ptr self, provider_http_config 
         ++self->state.handled;
         return process_bundle(self, b);
       },
-      [=](atom::tick, uint64_t ticket) {
+      [=](atom::http_answered, uint64_t ticket) {
         ++self->state.handled;
         on_tick(self, ticket);
       },

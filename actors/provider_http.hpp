@@ -84,9 +84,9 @@ struct provider_http_state {
 
 /// Spawns with the provider config, its wire format and the transport (owned by the caller,
 /// outlives the actor). `metrics` (may be null) gets llm_provider_http_calls_total.
-provider_actor::behavior_type
-provider_http(provider_actor::stateful_pointer<provider_http_state> self, provider_http_config cfg,
-              std::shared_ptr<const provider_wire> wire, http_transport* http,
-              metrics_actor metrics);
+provider_http_impl_actor::behavior_type
+provider_http(provider_http_impl_actor::stateful_pointer<provider_http_state> self,
+              provider_http_config cfg, std::shared_ptr<const provider_wire> wire,
+              http_transport* http, metrics_actor metrics);
 
 } // namespace lps

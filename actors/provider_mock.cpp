@@ -9,7 +9,7 @@ namespace lps {
 
 namespace {
 
-using self_ptr = provider_actor::stateful_pointer<provider_mock_state>;
+using self_ptr = provider_mock_impl_actor::stateful_pointer<provider_mock_state>;
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
@@ -41,7 +41,7 @@ caf::result<std::vector<comparison_outcome>> process_batch(self_ptr self, const 
   auto ticket = st.next_ticket++;
   auto promise = self->make_response_promise<std::vector<comparison_outcome>>();
   st.waiting.emplace(ticket, provider_mock_state::delayed_reply{promise, std::move(outcomes)});
-  self->delayed_send(self, latency, atom::tick_v, ticket);
+  self->delayed_send(self, latency, atom::latency_elapsed_v, ticket);
   return promise;
 }
 
@@ -76,15 +76,14 @@ comparison_outcome mock_process_comparison(const mock_settings& settings, const 
   return result;
 }
 
-provider_actor::behavior_type
-provider_mock(provider_actor::stateful_pointer<provider_mock_state> self, mock_settings settings) {
+provider_mock_impl_actor::behavior_type provider_mock(self_ptr self, mock_settings settings) {
   self->state.settings = std::move(settings);
   return {
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
         ++self->state.handled;
         return process_batch(self, b);
       },
-      [=](atom::tick, uint64_t ticket) {
+      [=](atom::latency_elapsed, uint64_t ticket) {
         auto& st = self->state;
         ++st.handled;
         if (auto i = st.waiting.find(ticket); i != st.waiting.end()) {

@@ -36,7 +36,8 @@ struct provider_mock_state {
 comparison_outcome mock_process_comparison(const mock_settings& settings, const bundle_item& item);
 
 /// Spawns with the mock settings.
-provider_actor::behavior_type
-provider_mock(provider_actor::stateful_pointer<provider_mock_state> self, mock_settings settings);
+provider_mock_impl_actor::behavior_type
+provider_mock(provider_mock_impl_actor::stateful_pointer<provider_mock_state> self,
+              mock_settings settings);
 
 } // namespace lps

@@ -27,7 +27,6 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
         }
         return result;
       },
-      [=](atom::tick, uint64_t) { ++self->state.handled; },
       [=](atom::status) -> actor_status {
         auto& st = self->state;
         ++st.handled;

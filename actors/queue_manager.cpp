@@ -12,13 +12,12 @@
 #include <caf/event_based_actor.hpp>
 
 #include <algorithm>
-#include <random>
 
 namespace lps {
 
 namespace {
 
-using self_ptr = queue_manager_actor::stateful_pointer<queue_manager_state>;
+using self_ptr = queue_manager_impl_actor::stateful_pointer<queue_manager_state>;
 
 std::shared_ptr<spdlog::logger> log() {
   static auto logger = get_logger("queue");
@@ -162,8 +161,8 @@ void wake_waiters(self_ptr self) {
   auto& st = self->state;
   if (st.ready_count == 0 || st.waiters.empty())
     return;
-  for (auto& ptr : st.waiters)
-    self->send(caf::actor_cast<bundler_actor>(ptr), atom::wake_v);
+  for (auto& requester : st.waiters)
+    self->send(requester, atom::wake_v);
   st.waiters.clear();
 }
 
@@ -175,9 +174,9 @@ void record(self_ptr self, std::vector<metric_sample> samples) {
 // -- store callbacks come from the writer thread: hop back into the actor --
 
 store_callback commit_notifier(self_ptr self, uint64_t write_id) {
-  auto hdl = caf::actor_cast<queue_manager_actor>(self);
+  auto hdl = caf::actor_cast<queue_manager_impl_actor>(self);
   return [hdl, write_id](bool ok, const std::string& error) {
-    caf::anon_send(hdl, atom::committed_v, write_id, ok, error);
+    caf::anon_send(hdl, atom::store_committed_v, write_id, ok, error);
   };
 }
 
@@ -307,11 +306,12 @@ best_queue(self_ptr self, const std::vector<std::string>& providers) {
   return result;
 }
 
+// Whoever asks for work is a work requester (the dequeue contract in actors.hpp).
 void remember_waiter(self_ptr self) {
   auto& st = self->state;
-  if (auto sender = self->current_sender())
+  if (auto sender = caf::actor_cast<work_requester_actor>(self->current_sender()))
     if (std::find(st.waiters.begin(), st.waiters.end(), sender) == st.waiters.end())
-      st.waiters.push_back(sender);
+      st.waiters.push_back(std::move(sender));
 }
 
 // Reads requests whose texts are only in the store; each entry becomes hot (without texts)
@@ -393,7 +393,7 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
   auto& st = self->state;
   if (finals.empty())
     return;
-  auto now = caf::make_timestamp();
+  auto now = st.cfg.now();
   queue_manager_state::pending_final pending;
   for (auto& [id, outcome] : finals) {
     auto& entry = st.entries.at(id);
@@ -463,10 +463,8 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
 
 // The retry policy's decision for a failed attempt: exponential backoff with jitter, never
 // sooner than the provider's Retry-After, and only while attempts are left.
-retry_decision decide_retry(const queue_manager_config& cfg, uint32_t attempts,
-                            const comparison_outcome& outcome) {
-  thread_local std::mt19937 gen{std::random_device{}()};
-  std::uniform_real_distribution<double> unit{0.0, 1.0};
+retry_decision decide_retry(self_ptr self, uint32_t attempts, const comparison_outcome& outcome) {
+  const auto& cfg = self->state.cfg;
   backoff_settings settings;
   settings.base = std::chrono::duration_cast<clock_duration>(cfg.retry_base_delay);
   settings.max = std::chrono::duration_cast<clock_duration>(cfg.retry_max_delay);
@@ -475,7 +473,7 @@ retry_decision decide_retry(const queue_manager_config& cfg, uint32_t attempts,
   if (outcome.retry_after.count() > 0)
     retry_after = std::chrono::duration_cast<clock_duration>(outcome.retry_after);
   auto kind = outcome.retryable ? failure_class::retryable : failure_class::permanent;
-  return decide(settings, attempts, kind, retry_after, unit(gen));
+  return decide(settings, attempts, kind, retry_after, self->state.jitter.next());
 }
 
 void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
@@ -483,7 +481,7 @@ void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
   auto& st = self->state;
   ++st.retried_total;
   entry.status = queue_status::queued;
-  entry.not_before = caf::make_timestamp() + std::chrono::duration_cast<caf::timespan>(delay);
+  entry.not_before = st.cfg.now() + std::chrono::duration_cast<caf::timespan>(delay);
   st.delayed.emplace(entry.not_before, id);
   st.by_age.emplace(entry.queued_at, id);
   store_write write;
@@ -507,7 +505,7 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
     }
     --st.processing_count;
     if (!outcome.success) {
-      auto decision = decide_retry(st.cfg, i->second.attempts, outcome);
+      auto decision = decide_retry(self, i->second.attempts, outcome);
       if (decision.retry) {
         schedule_retry(self, outcome.queue_id, i->second, decision.delay);
         continue;
@@ -580,9 +578,9 @@ void publish_gauges(self_ptr self) {
                 {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
 }
 
-void tick(self_ptr self) {
+void sweep(self_ptr self) {
   auto& st = self->state;
-  auto now = caf::make_timestamp();
+  auto now = st.cfg.now();
   release_due_retries(self, now);
   expire_old(self, now);
   for (auto& pending : std::exchange(st.failed_finals, {})) {
@@ -593,7 +591,7 @@ void tick(self_ptr self) {
   }
   publish_gauges(self);
   wake_waiters(self);
-  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+  self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
 }
 
 // -- recovery --
@@ -708,21 +706,36 @@ void on_committed(self_ptr self, uint64_t write_id, bool ok, const std::string& 
   }
 }
 
+// Refuses new requests and flushes the store. What is not final stays stored and runs
+// again after the next start (processing requests too: their calls are not waited for).
+void drain(self_ptr self) {
+  auto& st = self->state;
+  st.draining = true;
+  st.db->flush();
+  auto queued = st.ready_count + st.delayed.size();
+  if (queued + st.processing_count > 0) // results waiting for their commit are not put back
+    LPS_LOG_INFO(log(),
+                 "queue-manager drained: {} queued and {} processing requests are put back "
+                 "and run after the next start",
+                 queued, st.processing_count);
+}
+
 } // namespace
 
-queue_manager_actor::behavior_type
-queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
+queue_manager_impl_actor::behavior_type
+queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> self,
               queue_manager_config cfg, store* db, metrics_actor metrics,
               callbacks_actor callbacks) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.jitter = jitter_source{st.cfg.jitter_seed};
   st.db = db;
   st.metrics = std::move(metrics);
   st.callbacks = std::move(callbacks);
   recover(self);
   // The depth gauges exist from the first scrape on, not from the first tick.
   publish_gauges(self);
-  self->delayed_send(self, st.cfg.tick_interval, atom::tick_v);
+  self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
   return {
       [=](atom::enqueue,
           std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
@@ -742,22 +755,25 @@ queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
         ++self->state.handled;
         return lookup(self, id);
       },
-      [=](atom::committed, uint64_t write_id, bool ok, const std::string& error) {
+      [=](atom::store_committed, uint64_t write_id, bool ok, const std::string& error) {
         ++self->state.handled;
         on_committed(self, write_id, ok, error);
       },
-      [=](atom::tick) {
+      [=](atom::sweep) {
         ++self->state.handled;
-        tick(self);
+        sweep(self);
       },
       [=](atom::peek, const std::string& provider) -> queue_backlog {
         ++self->state.handled;
         return backlog_of(self, provider);
       },
-      [=](atom::drain) -> bool {
+      [=](atom::stop) {
         ++self->state.handled;
         self->state.draining = true;
-        self->state.db->flush();
+      },
+      [=](atom::drain) -> bool {
+        ++self->state.handled;
+        drain(self);
         return true;
       },
       [=](atom::status) -> actor_status {

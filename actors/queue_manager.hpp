@@ -7,14 +7,17 @@
 // only after that commit. Results leave memory only after their final write committed.
 
 #include "actors/actors.hpp"
+#include "actors/providers/retry_policy.hpp"
 #include "runtime/store.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -49,6 +52,11 @@ struct queue_manager_config {
   /// from the batch job store at start): they stay processing, owned by their job, instead
   /// of going back to the queue, so a job is never submitted twice.
   std::unordered_map<std::string, std::string> batch_owned;
+  /// Wall clock for result times, retry times and expiry (tests pass one that follows the
+  /// test coordinator's virtual time).
+  std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
+  /// Seed of the retry jitter (tests fix it).
+  uint64_t jitter_seed = std::random_device{}();
 };
 
 /// One non-final request in memory. Scheduling data is always here; the request itself
@@ -122,9 +130,11 @@ struct queue_manager_state {
   /// Final writes that failed, retried on the next tick.
   std::vector<pending_final> failed_finals;
   uint64_t next_write_id = 1;
+  /// Draws the jitter of retry delays.
+  jitter_source jitter{0};
 
-  /// Bundlers that found the queue empty and wait for a wake.
-  std::vector<caf::strong_actor_ptr> waiters;
+  /// Work requesters that found their queues empty and wait for a wake.
+  std::vector<work_requester_actor> waiters;
   bool draining = false;
 
   // -- figures for inspection --
@@ -143,8 +153,8 @@ struct queue_manager_state {
 /// Spawns with: the config, the store, the metrics and callbacks actors. Recovers the
 /// store at start: processing requests go back to queued (at-least-once), undelivered
 /// results go back to the callbacks actor.
-queue_manager_actor::behavior_type
-queue_manager(queue_manager_actor::stateful_pointer<queue_manager_state> self,
+queue_manager_impl_actor::behavior_type
+queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> self,
               queue_manager_config cfg, store* db, metrics_actor metrics,
               callbacks_actor callbacks);
 

@@ -419,7 +419,8 @@ void get_health(const api_context& ctx, http_responder respond) {
           warnings += std::string{warnings.size() > 1 ? "," : ""} + json_quote(mock_warning);
         warnings += "]";
         auto draining = r && r->facts["draining"] == "true";
-        auto body = std::string{"{\"status\":"} + (healthy ? "\"healthy\"" : "\"unhealthy\"")
+        auto status = draining ? "\"draining\"" : healthy ? "\"healthy\"" : "\"unhealthy\"";
+        auto body = std::string{"{\"status\":"} + status
                     + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
                     + ",\"queue_processing_mode\":" + json_quote(configured)
                     + ",\"effective_processing_mode\":" + json_quote(effective)
@@ -651,6 +652,8 @@ std::string mock_default_warning(const config& cfg) {
 }
 
 void handle_http(const api_context& ctx, http_request&& req, http_responder respond) {
+  if (req.method == "HEAD" && req.path == "/healthz") // load balancers probe with HEAD; open like GET
+    return get_health(ctx, std::move(respond));
   auto client = authenticate(ctx, req);
   if (!client)
     return respond(unauthorized(access_of(req)));

@@ -185,7 +185,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   int sig = 0;
   sigwait(&signals, &sig);
   LPS_LOG_INFO(log, "lps received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  shutdown_topology(sys, actors, std::chrono::seconds{10});
+  shutdown_topology(sys, actors, std::chrono::seconds{cfg.shutdown_grace_seconds});
   server.stop();
   callback_client.stop();
   provider_client.stop();

@@ -20,7 +20,6 @@
 #include <caf/scoped_actor.hpp>
 
 #include <cctype>
-#include <thread>
 
 namespace lps {
 
@@ -48,20 +47,20 @@ bundler_config bundler_config_of(const config& cfg) {
   result.policy.max_items = cfg.serial_bundle_max_requests_per_call;
   result.policy.default_provider = cfg.default_llm_provider;
   result.policy.default_models["mock"] = cfg.mock.default_model;
-  result.max_inflight_per_provider["mock"] = cfg.mock.max_concurrent_calls;
-  result.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
+  result.gate.max_inflight["mock"] = cfg.mock.max_concurrent_calls;
+  result.gate.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
   for (const auto& [name, p] : cfg.providers) {
     result.policy.default_models[name] = p.default_model;
-    result.max_inflight_per_provider[name] = p.max_concurrent_calls;
-    result.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
+    result.gate.max_inflight[name] = p.max_concurrent_calls;
+    result.gate.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
   }
-  result.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
-  result.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
+  result.gate.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
+  result.gate.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
       std::chrono::duration<double>{cfg.circuit_breaker_open_seconds});
-  result.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
+  result.gate.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
   result.configured_mode = to_string(cfg.processing_mode);
   if (cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle)
-    result.multi_prompt_max = 4;
+    result.gate.multi_prompt_max = 4;
   // A bundle of n items may take n sequential calls of the simulated latency.
   auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
                                               * cfg.serial_bundle_max_requests_per_call};
@@ -159,6 +158,7 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
   bc.poll_interval = std::chrono::duration_cast<caf::timespan>(
       std::chrono::duration<double>{cfg.batch_api_poll_interval_seconds});
   bc.check_interval = std::min<caf::timespan>(std::chrono::seconds{1}, bc.poll_interval);
+  bc.queue_timeout = std::chrono::milliseconds{cfg.actor_request_timeout_ms};
   std::shared_ptr<const batch_wire> wire;
   if (provider == "openai")
     wire =
@@ -275,21 +275,19 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
 void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace) {
   auto log = get_logger("main");
   caf::scoped_actor self{sys};
+  // Intake and the queue manager refuse new requests from now on (/healthz: draining).
   self->send(t.intake, atom::stop_v);
-  self->send(t.bundler, atom::stop_v);
+  self->send(t.queue, atom::stop_v);
   for (auto& [name, b] : t.batch)
     self->send(b, atom::stop_v);
-  // Give bundles in flight their grace period: poll the bundler's in-flight figure.
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (std::chrono::steady_clock::now() < deadline) {
-    double inflight = 0;
-    self->request(t.bundler, std::chrono::seconds{1}, atom::status_v)
-        .receive([&](actor_status& s) { inflight = s.figures["inflight_bundles"]; },
-                 [&](caf::error&) {});
-    if (inflight == 0)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
-  }
+  // Provider calls already made (and paid for) get the grace period to finish.
+  self->request(t.bundler, grace, atom::drain_v)
+      .receive([&](atom::drained) { LPS_LOG_INFO(log, "bundler drained: no bundle in flight"); },
+               [&](caf::error& err) {
+                 LPS_LOG_WARN(log, "bundles still in flight after the {} s grace: {}",
+                              std::chrono::duration_cast<std::chrono::seconds>(grace).count(),
+                              caf::to_string(err));
+               });
   self->request(t.queue, std::chrono::seconds{30}, atom::drain_v)
       .receive([&](bool) { LPS_LOG_INFO(log, "queue-manager flushed the store"); },
                [&](caf::error& err) {

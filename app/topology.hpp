@@ -51,8 +51,10 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
 /// <PROVIDER>_BATCH_API_MODE not disabled, and a key), with their mode.
 std::map<std::string, batch_api_mode> batch_providers(const config& cfg);
 
-/// Ordered shutdown: intake stops accepting, the bundler stops pulling, in-flight bundles
-/// get `grace` to finish, the queue manager flushes the store, then every actor exits.
+/// Ordered shutdown: intake and the queue manager stop accepting, the bundler stops pulling
+/// and bundles in flight get `grace` to finish (the bundler answers `drained`), the queue
+/// manager flushes the store, then every actor exits; what is left unfinished is logged and
+/// runs again after the next start.
 void shutdown_topology(caf::actor_system& sys, topology& actors, caf::timespan grace);
 
 } // namespace lps

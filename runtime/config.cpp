@@ -419,6 +419,7 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(
       uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));
   add_front_door_keys(xs);
+  xs.push_back(uint_key("SHUTDOWN_GRACE_SECONDS", &config::shutdown_grace_seconds, 0, 3600));
   return xs;
 }
 

@@ -145,6 +145,8 @@ struct config {
   uint32_t provider_max_connections_per_host = 64;
   /// Finite timeout of requests between actors.
   uint32_t actor_request_timeout_ms = 60'000;
+  /// On SIGTERM, how long provider calls already made may take to finish.
+  uint32_t shutdown_grace_seconds = 30;
 
   // -- front door (issue 13) --
   /// false: requests that would resolve to the mock provider are refused at submission.

@@ -1362,3 +1362,50 @@ TEST_CASE("lps --help names lps' own options and its default config file") {
   CHECK(text.find("print configuration to STDERR") == std::string::npos);
   CHECK(text.find("--long-help") != std::string::npos); // CAF's own options stay
 }
+
+TEST_CASE("SIGTERM waits SHUTDOWN_GRACE_SECONDS, says draining and puts unfinished calls back") {
+  temp_dir dir;
+  std::vector<std::string> ids;
+  {
+    // Calls take 5 s, longer than the 1 s grace: they are cut off and put back.
+    test::lps_process lps{dir.path().string(),
+                          {"--mock-latency-ms=5000", "--shutdown-grace-seconds=1"}};
+    REQUIRE(lps.port() != 0);
+    client c;
+    CHECK(c.call("HEAD", lps.url("/healthz"), {}, "").status == 200);
+    for (int i = 0; i < 4; ++i) {
+      auto res = c.call_json("POST", lps.url("/api/v1/comparison"),
+                             "{\"user_prompt\":\"cut off " + std::to_string(i) + "\"}");
+      ids.emplace_back(res["queue_id"].as_string());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{200}); // let the bundles go out
+    auto started = std::chrono::steady_clock::now();
+    auto stopper = std::async(std::launch::async, [&lps] { return lps.stop(SIGTERM); });
+    // As soon as intake stops, /healthz answers 503 "draining", to GET and to HEAD.
+    http_client_response health;
+    for (int i = 0; i < 100 && health.status != 503; ++i) {
+      health = c.call("GET", lps.url("/healthz"));
+      if (health.status == 0)
+        break; // already closed
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    REQUIRE(health.status == 503);
+    CHECK(json::parse(health.body).as_object()["status"] == "draining");
+    auto head = c.call("HEAD", lps.url("/healthz"), {}, "");
+    CHECK(head.status == 503);
+    CHECK(head.body.empty());
+    CHECK(stopper.get() == 0);
+    // The grace (1 s), not the calls (5 s), bounds the shutdown.
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds{4500});
+  }
+  // Put back, not lost: the restart recovers all four and each ends in a result.
+  test::lps_process again{dir.path().string()};
+  REQUIRE(again.port() != 0);
+  client c;
+  for (const auto& id : ids)
+    CHECK_FALSE(wait_for_result(c, again, id).empty());
+  auto inspect = c.call_json("GET", again.url("/api/v1/inspect"));
+  for (auto& actor : inspect["actors"].as_array())
+    if (actor.as_object()["kind"] == "queue_manager")
+      CHECK(actor.as_object()["figures"].as_object()["recovered_total"].as_double() == 4.0);
+}

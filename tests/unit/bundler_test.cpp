@@ -1,0 +1,278 @@
+// The bundler under CAF's test coordinator, with the real queue manager and store: bundle
+// forming, per-provider call slots, breakers and rate limits in virtual time, and drain.
+
+#include "fixtures/pipeline.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+using namespace lps;
+using namespace lps::test;
+
+TEST_CASE("serial bundling groups compatible requests and leaves incompatible ones for later") {
+  pipeline_fixture fx;
+  auto hinted = make_request("m7");
+  hinted.has_cj_batching_mode = true;
+  hinted.cj_batching_mode = "serial_bundle";
+  auto accepted = fx.submit({make_request("m1"), make_request("m2"), make_request("o3", "openai"),
+                             make_request("m4"), make_request("m5"), make_request("m6"), hinted,
+                             make_request("m8")});
+  REQUIRE(accepted.size() == 8);
+  for (const auto& x : accepted)
+    CHECK(x.accepted);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  // Each provider's requests form their own FIFO stream: the openai request does not split
+  // the mock run. Within the mock stream the hinted request is incompatible with both
+  // neighbours, so it ends the bundle before it and leads its own; nothing is reordered.
+  auto mock_bundles = bundle_prompts(fx.stub("mock").seen);
+  using strings = std::vector<std::string>;
+  CHECK(mock_bundles == std::vector<strings>{{"m1", "m2", "m4", "m5"}, {"m6"}, {"m7"}, {"m8"}});
+  CHECK(bundle_prompts(fx.stub("openai").seen) == std::vector<strings>{{"o3"}});
+  // Every request ended in exactly one stored result.
+  CHECK(fx.db->count_results() == 8);
+  CHECK(fx.db->count_active_requests() == 0);
+  auto& qm = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(qm.entries.empty());
+  CHECK(qm.completed_total == 8);
+}
+
+TEST_CASE("bundle size never exceeds the configured limit") {
+  pipeline_fixture fx;
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 10; ++i)
+    xs.push_back(make_request("p" + std::to_string(i)));
+  fx.submit(xs);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  std::vector<size_t> sizes;
+  for (const auto& b : fx.stub("mock").seen)
+    sizes.push_back(b.items.size());
+  CHECK(sizes == std::vector<size_t>{4, 4, 2});
+  auto& metrics_state_ref = fx.state_of<metrics_state>(fx.metrics_hdl);
+  CHECK(metrics_state_ref.registry.value("llm_provider_serial_bundle_calls_total",
+                                         {"mock", "mock-model-v1"})
+        == 3);
+  CHECK(metrics_state_ref.registry.count("llm_provider_serial_bundle_items_per_call",
+                                         {"mock", "mock-model-v1"})
+        == 3);
+}
+
+TEST_CASE("per_request mode sends one request per provider call") {
+  pipeline_fixture fx;
+  fx.submit({make_request("a"), make_request("b"), make_request("c")});
+  fx.start_bundler(queue_processing_mode::per_request, 4);
+  fx.settle();
+  for (const auto& b : fx.stub("mock").seen) {
+    CHECK(b.items.size() == 1);
+    CHECK(b.queue_processing_mode == "per_request");
+  }
+  CHECK(fx.stub("mock").seen.size() == 3);
+  auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
+  CHECK(registry.value("llm_provider_serial_bundle_calls_total", {"mock", "mock-model-v1"}) == 0);
+}
+
+TEST_CASE("metadata keys are set after provider selection and never overwrite the caller's") {
+  pipeline_fixture fx;
+  auto req = make_request("x1", "openai");
+  req.metadata_json = R"({"essay_a_id":"a1","resolved_provider":"caller-value"})";
+  auto accepted = fx.submit({req, make_request("x2", "openai")});
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  REQUIRE(fx.stub("openai").seen.size() == 1);
+  for (const auto& item : fx.stub("openai").seen.front().items) {
+    CHECK(item.enrichment.resolved_provider == "openai");
+    CHECK(item.enrichment.resolved_model == "gpt-5-mini");
+    CHECK(item.enrichment.queue_processing_mode == "serial_bundle");
+    CHECK(item.enrichment.bundle_size == 2);
+  }
+  auto first = fx.result_of(accepted[0].queue_id);
+  auto meta = first["data"].as_object()["request_metadata"].as_object();
+  CHECK(meta["essay_a_id"] == "a1");
+  CHECK(meta["resolved_provider"] == "caller-value"); // the caller's key wins
+  CHECK(meta["resolved_model"] == "gpt-5-mini");
+  CHECK(meta["queue_processing_mode"] == "serial_bundle");
+  auto second = fx.result_of(accepted[1].queue_id);
+  CHECK(second["data"].as_object()["request_metadata"].as_object()["resolved_provider"]
+        == "openai");
+}
+
+TEST_CASE("a saturated provider does not hold up requests for other providers") {
+  pipeline_fixture fx;
+  auto hung = fx.spawn(hanging_provider);
+  fx.providers["openai"] = hung;
+  fx.providers["mock"] = fx.spawn(stub_provider, std::string{"mock"});
+  fx.start_bundler(queue_processing_mode::serial_bundle, 2, true, {}, {{"openai", 1}});
+  auto accepted = fx.submit({make_request("o1", "openai"), make_request("o2", "openai"),
+                             make_request("o3", "openai"), make_request("m1"), make_request("m2"),
+                             make_request("m3")});
+  fx.settle();
+  // openai took one bundle (its limit) and hangs; the mock requests all went through.
+  auto& hanging = fx.state_of<hanging_provider_state>(hung);
+  REQUIRE(hanging.seen.size() == 1);
+  CHECK(hanging.seen.front().items.size() == 2);
+  for (size_t i = 3; i < 6; ++i)
+    CHECK(fx.db->find_result(accepted[i].queue_id));
+  // The third openai request waits in the queue (not failed, not held elsewhere).
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[2].queue_id);
+  REQUIRE(st);
+  CHECK(st->status == queue_status::queued);
+  CHECK_FALSE(fx.db->find_result(accepted[2].queue_id));
+  // When the provider answers, its waiting work flows again.
+  fx.self->send(hung, atom::latency_elapsed_v, uint64_t{0});
+  fx.settle();
+  CHECK(hanging.seen.size() == 2);
+  CHECK(hanging.seen.back().items.front().entry.request.user_prompt == "o3");
+}
+
+TEST_CASE("drain answers drained once the last bundle in flight has finished") {
+  pipeline_fixture fx;
+  auto hung = fx.spawn(hanging_provider);
+  fx.providers["mock"] = hung;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"mock", 1}});
+  auto accepted = fx.submit({make_request("in flight"), make_request("waiting")});
+  REQUIRE(fx.state_of<hanging_provider_state>(hung).seen.size() == 1);
+  auto drained = fx.self->request(fx.bundler_hdl, caf::infinite, atom::drain_v);
+  fx.settle();
+  CHECK(fx.self->mailbox().empty()); // the bundle in flight holds the answer back
+  fx.self->send(hung, atom::latency_elapsed_v, uint64_t{0});
+  fx.settle();
+  bool answered = false;
+  drained.receive([&](atom::drained) { answered = true; },
+                  [](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(answered);
+  CHECK(fx.db->find_result(accepted[0].queue_id));
+  // Drained means no more pulling: the second request stays queued for the next start.
+  CHECK(fx.state_of<hanging_provider_state>(hung).seen.size() == 1);
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[1].queue_id);
+  CHECK(st->status == queue_status::queued);
+}
+
+TEST_CASE("drain with nothing in flight answers at once") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  CHECK(fx.request<atom::drained>(fx.bundler_hdl, atom::drain_v));
+}
+
+TEST_CASE("bundler and intake stop when the queue manager goes down") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.self->monitor(fx.bundler_hdl);
+  fx.self->monitor(fx.intake_hdl);
+  caf::anon_send_exit(fx.queue, caf::exit_reason::kill);
+  fx.settle();
+  std::set<caf::actor_addr> down;
+  for (int i = 0; i < 2; ++i)
+    fx.self->receive([&](caf::down_msg& msg) { down.insert(msg.source); },
+                     caf::after(std::chrono::seconds{0}) >> [] {});
+  CHECK(down.count(fx.bundler_hdl.address()) == 1);
+  CHECK(down.count(fx.intake_hdl.address()) == 1);
+}
+
+TEST_CASE("an open circuit breaker keeps a provider's requests queued while others flow") {
+  queue_manager_config qm;
+  qm.max_retries = 10;
+  pipeline_fixture fx{qm};
+  breaker_settings breaker;
+  breaker.failure_threshold = 2;
+  breaker.open_duration = std::chrono::hours{1};
+  // One call at a time, so each failure is seen before the next call is made.
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"openai", 1}}, breaker);
+  auto accepted =
+      fx.submit({make_request("broken 1", "openai"), make_request("broken 2", "openai"),
+                 make_request("broken 3", "openai"), make_request("m1"), make_request("m2")});
+  fx.settle();
+  fx.tick();
+  // Two failing calls opened openai's breaker: no further openai call was made, the
+  // failed requests wait for a retry instead of failing, and the mock requests completed.
+  CHECK(fx.stub("openai").seen.size() == 2);
+  auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
+  CHECK(bundler_st.gate.breaker("openai").state() == breaker_state::open);
+  // GET /api/v1/providers shows the breaker state from the bundler's status.
+  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts["breaker_openai"]
+        == "open");
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_FALSE(fx.db->find_result(accepted[i].queue_id));
+    auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[i].queue_id);
+    CHECK(st->status == queue_status::queued);
+  }
+  CHECK(fx.db->find_result(accepted[3].queue_id));
+  CHECK(fx.db->find_result(accepted[4].queue_id));
+  auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
+  CHECK(registry.value("llm_provider_circuit_breaker_state", {"openai"}) == 1);
+}
+
+TEST_CASE("an open breaker turns half-open after open_duration and closes on a good probe") {
+  queue_manager_config qm;
+  qm.max_retries = 10;
+  pipeline_fixture fx{qm};
+  breaker_settings breaker;
+  breaker.failure_threshold = 2;
+  breaker.open_duration = std::chrono::seconds{10};
+  breaker.success_threshold = 1;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"openai", 1}}, breaker);
+  auto& openai = fx.stub("openai");
+  openai.down = true;
+  auto accepted = fx.submit({make_request("a", "openai"), make_request("b", "openai")});
+  auto& gate = fx.state_of<bundler_state>(fx.bundler_hdl).gate;
+  CHECK(openai.seen.size() == 2);
+  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  openai.down = false;
+  // The retries are due after at most 1.5 s, but the open breaker holds them back.
+  fx.run_for(std::chrono::seconds{10} - std::chrono::milliseconds{1});
+  CHECK(openai.seen.size() == 2);
+  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  // At open_duration the bundler's wake lets one probe through; its success closes the
+  // breaker and the other request follows.
+  fx.advance(std::chrono::milliseconds{1});
+  CHECK(openai.seen.size() == 4);
+  CHECK(gate.breaker("openai").counters().half_opened_total == 1);
+  CHECK(gate.breaker("openai").state() == breaker_state::closed);
+  CHECK(fx.db->find_result(accepted[0].queue_id));
+  CHECK(fx.db->find_result(accepted[1].queue_id));
+}
+
+TEST_CASE("a provider's rate limit paces calls and the rest waits in the queue") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{2, 0}}});
+  auto accepted =
+      fx.submit({make_request("r1"), make_request("r2"), make_request("r3"), make_request("r4")});
+  fx.settle();
+  // 2 requests per minute: two calls now, the others stay queued (not failed).
+  CHECK(fx.stub("mock").seen.size() == 2);
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[3].queue_id);
+  CHECK(st->status == queue_status::queued);
+  CHECK_FALSE(fx.db->find_result(accepted[3].queue_id));
+  CHECK(fx.state_of<bundler_state>(fx.bundler_hdl).wake_armed);
+}
+
+TEST_CASE("with multi-prompt a bundle is charged its provider calls, not its items") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{2, 0}}}, 4);
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 8; ++i)
+    xs.push_back(make_request("m" + std::to_string(i)));
+  fx.submit(std::move(xs));
+  fx.settle();
+  // Two bundles of four are one packed call each: both fit 2 requests per minute.
+  size_t items = 0;
+  for (const auto& b : fx.stub("mock").seen)
+    items += b.items.size();
+  CHECK(fx.stub("mock").seen.size() == 2);
+  CHECK(items == 8);
+}
+
+TEST_CASE("without multi-prompt a bundle is charged one call per item") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{2, 0}}});
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 8; ++i)
+    xs.push_back(make_request("m" + std::to_string(i)));
+  fx.submit(std::move(xs));
+  fx.settle();
+  // The first bundle (4 calls) exceeds the 2 left and leaves debt; the second waits.
+  CHECK(fx.stub("mock").seen.size() == 1);
+}

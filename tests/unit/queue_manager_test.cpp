@@ -1,0 +1,413 @@
+// The queue manager under CAF's test coordinator, with the real store: status
+// transitions, result events, retries and expiry in virtual time, capacity, priority, cold
+// requests, and what may happen before an insert commits.
+
+#include "fixtures/pipeline.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+using namespace lps;
+using namespace lps::test;
+
+TEST_CASE("status moves queued then processing then completed") {
+  pipeline_fixture fx;
+  auto accepted = fx.submit({make_request("s1")});
+  auto id = accepted.at(0).queue_id;
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  REQUIRE(st);
+  CHECK(st->found);
+  CHECK(st->status == queue_status::queued);
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  REQUIRE(taken->size() == 1);
+  CHECK(taken->front().request.queue_id == id);
+  st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  CHECK(st->status == queue_status::processing);
+  CHECK(st->attempts == 1);
+  comparison_outcome done;
+  done.queue_id = id;
+  done.success = true;
+  done.winner = "Essay B";
+  done.justification = "clearer";
+  done.confidence = 3.5;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.settle();
+  st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  CHECK_FALSE(st->found);
+  auto row = fx.db->find_result(id);
+  REQUIRE(row);
+  CHECK(row->status == "completed");
+  // A late duplicate outcome changes nothing: one final result per request.
+  done.winner = "Essay A";
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.settle();
+  CHECK(fx.result_of(id)["data"].as_object()["winner"] == "Essay B");
+}
+
+TEST_CASE("result events have the same shape in per_request and serial_bundle") {
+  auto run = [](queue_processing_mode mode) {
+    pipeline_fixture fx;
+    auto accepted = fx.submit({make_request("same-1"), make_request("same-2")});
+    fx.start_bundler(mode, 4, false);
+    fx.settle();
+    std::vector<boost::json::object> events;
+    for (const auto& x : accepted)
+      events.push_back(fx.result_of(x.queue_id));
+    return events;
+  };
+  auto per_request = run(queue_processing_mode::per_request);
+  auto serial = run(queue_processing_mode::serial_bundle);
+  REQUIRE(per_request.size() == serial.size());
+  auto keys = [](const boost::json::object& o) {
+    std::set<std::string> result;
+    for (const auto& kv : o)
+      result.insert(std::string{kv.key()});
+    return result;
+  };
+  for (size_t i = 0; i < serial.size(); ++i) {
+    auto& a = per_request[i];
+    auto& b = serial[i];
+    CHECK(keys(a) == keys(b));
+    auto& da = a["data"].as_object();
+    auto& db = b["data"].as_object();
+    CHECK(keys(da) == keys(db));
+    // The mock is deterministic per correlation id: the judgement is identical too.
+    CHECK(da["winner"] == db["winner"]);
+    CHECK(da["justification"] == db["justification"]);
+    CHECK(da["confidence"] == db["confidence"]);
+    CHECK(da["token_usage"] == db["token_usage"]);
+    CHECK(da["error_detail"].is_null());
+    CHECK(a["event_type"] == "LLMComparisonResultV1");
+  }
+}
+
+TEST_CASE("a retryable failure is retried and then succeeds") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"flaky"};
+  auto accepted = fx.submit({make_request("flaky"), make_request("steady")});
+  fx.run_for(std::chrono::milliseconds{1600}); // the 1 s backoff with up to 50 % jitter
+  auto flaky = fx.result_of(accepted[0].queue_id);
+  CHECK(flaky["data"].as_object()["winner"] == "Essay A");
+  CHECK(fx.result_of(accepted[1].queue_id)["data"].as_object()["error_detail"].is_null());
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).retried_total == 1);
+  // Both attempts of the flaky request reached the provider; the steady one only once.
+  size_t flaky_calls = 0;
+  for (const auto& b : fx.stub("mock").seen)
+    for (const auto& item : b.items)
+      flaky_calls += prompt_of(item) == "flaky" ? 1 : 0;
+  CHECK(flaky_calls == 2);
+}
+
+TEST_CASE("retries stop at QUEUE_MAX_RETRIES and the failure carries the error") {
+  queue_manager_config qm;
+  qm.max_retries = 0;
+  pipeline_fixture fx{qm};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"once"};
+  auto accepted = fx.submit({make_request("once")});
+  auto event = fx.result_of(accepted[0].queue_id);
+  auto& data = event["data"].as_object();
+  CHECK(data["winner"].is_null());
+  CHECK(data["error_detail"].as_object()["error_code"] == "RATE_LIMIT");
+  CHECK(data["error_detail"].as_object()["message"] == "stub 429");
+  CHECK(data["error_detail"].as_object()["details"].as_object()["attempts"] == 1);
+}
+
+TEST_CASE("requests not processed within the TTL end with an EXPIRED result and a callback") {
+  queue_manager_config qm;
+  qm.ttl = std::chrono::hours{1};
+  qm.tick_interval = std::chrono::milliseconds{1};
+  pipeline_fixture fx{qm};
+  auto req = make_request("late");
+  req.callback_url = "http://127.0.0.1:9/hook";
+  auto accepted = fx.submit({req});
+  // A sweep one millisecond before the TTL leaves it queued; the one at the TTL expires it.
+  fx.advance(qm.ttl - std::chrono::milliseconds{1});
+  CHECK_FALSE(fx.db->find_result(accepted[0].queue_id));
+  CHECK(fx.request<request_status>(fx.queue, atom::lookup_v, accepted[0].queue_id)->status
+        == queue_status::queued);
+  fx.advance(std::chrono::milliseconds{1});
+  auto event = fx.result_of(accepted[0].queue_id);
+  CHECK(event["data"].as_object()["error_detail"].as_object()["error_code"] == "EXPIRED");
+  REQUIRE(fx.http.requests.size() == 1);
+  CHECK(fx.http.requests[0].url == "http://127.0.0.1:9/hook");
+  CHECK(fx.http.requests[0].body.find("EXPIRED") != std::string::npos);
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).expired_total == 1);
+}
+
+TEST_CASE("a full queue refuses new requests and stores none of them") {
+  queue_manager_config qm;
+  qm.max_size = 2;
+  pipeline_fixture fx{qm};
+  auto outcomes = fx.submit({make_request("q1"), make_request("q2"), make_request("q3")});
+  REQUIRE(outcomes.size() == 3);
+  CHECK(outcomes[0].accepted);
+  CHECK(outcomes[1].accepted);
+  CHECK_FALSE(outcomes[2].accepted);
+  CHECK(outcomes[2].error_code == "QUEUE_FULL");
+  CHECK(outcomes[2].retry_after_seconds > 0);
+  CHECK(fx.db->count_active_requests() == 2);
+}
+
+TEST_CASE("a stopped queue manager refuses new requests and reports draining") {
+  pipeline_fixture fx;
+  fx.self->send(fx.queue, atom::stop_v);
+  fx.settle();
+  auto outcomes = fx.request<std::vector<enqueue_outcome>>(
+      fx.queue, atom::enqueue_v, std::vector<comparison_request>{make_request("late")});
+  REQUIRE(outcomes);
+  REQUIRE(outcomes->size() == 1);
+  CHECK_FALSE(outcomes->front().accepted);
+  CHECK(outcomes->front().error_code == "SERVICE_UNAVAILABLE");
+  CHECK(fx.request<actor_status>(fx.queue, atom::status_v)->facts["draining"] == "true");
+}
+
+TEST_CASE("higher priority is served first and FIFO within a priority") {
+  pipeline_fixture fx;
+  auto with_priority = [](std::string prompt, int32_t priority) {
+    auto x = make_request(std::move(prompt));
+    x.priority = priority;
+    return x;
+  };
+  fx.submit({with_priority("a5", 5), with_priority("b5", 5), with_priority("c9", 9),
+             with_priority("d1", 1), with_priority("e9", 9), with_priority("f0", 0)});
+  fx.start_bundler(queue_processing_mode::per_request, 1);
+  fx.settle();
+  std::vector<std::string> order;
+  for (const auto& b : fx.stub("mock").seen)
+    order.push_back(prompt_of(b.items.front()));
+  CHECK(order == std::vector<std::string>{"c9", "e9", "a5", "b5", "d1", "f0"});
+}
+
+TEST_CASE("a retry waits at least the provider's Retry-After") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"retry-after-30"};
+  auto accepted = fx.submit({make_request("retry-after-30")});
+  // Retry-After (30 s) outweighs the backoff (at most 1.5 s): a millisecond before it the
+  // provider has seen the request only once.
+  fx.advance(std::chrono::seconds{30} - std::chrono::milliseconds{1});
+  auto& qm = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(qm.entries.at(accepted[0].queue_id).status == queue_status::queued);
+  CHECK(fx.stub("mock").seen.size() == 1);
+  fx.tick();
+  CHECK(fx.stub("mock").seen.size() == 2);
+  CHECK(fx.result_of(accepted[0].queue_id)["data"].as_object()["winner"] == "Essay A");
+}
+
+// When the retry of `prompt` (failed once at virtual time zero) is due, with this jitter seed.
+caf::timespan retry_delay_with_seed(uint64_t seed, const std::string& prompt) {
+  queue_manager_config qm;
+  qm.retry_base_delay = std::chrono::seconds{10};
+  qm.jitter_seed = seed;
+  pipeline_fixture fx{qm};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {prompt};
+  auto accepted = fx.submit({make_request(prompt)});
+  auto& entry = fx.state_of<queue_manager_state>(fx.queue).entries.at(accepted[0].queue_id);
+  return entry.not_before - fx.state_of<queue_manager_state>(fx.queue).cfg.now();
+}
+
+TEST_CASE("a retry runs when its backoff has passed and not earlier") {
+  queue_manager_config qm;
+  qm.retry_base_delay = std::chrono::seconds{10};
+  qm.tick_interval = std::chrono::milliseconds{1};
+  pipeline_fixture fx{qm};
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.stub("mock").fail_once = {"flaky"};
+  auto accepted = fx.submit({make_request("flaky")});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  auto delay = st.entries.at(accepted[0].queue_id).not_before - st.cfg.now();
+  // 10 s with up to 50 % jitter either way.
+  CHECK(delay >= std::chrono::seconds{5});
+  CHECK(delay <= std::chrono::seconds{15});
+  fx.advance(delay - std::chrono::milliseconds{1});
+  CHECK(fx.stub("mock").seen.size() == 1);
+  fx.advance(std::chrono::milliseconds{1});
+  CHECK(fx.stub("mock").seen.size() == 2);
+  CHECK(fx.result_of(accepted[0].queue_id)["data"].as_object()["winner"] == "Essay A");
+}
+
+TEST_CASE("the retry jitter repeats with the same seed") {
+  CHECK(retry_delay_with_seed(11, "jittered") == retry_delay_with_seed(11, "jittered"));
+  // Different seeds spread retries (equal draws from two seeds would be a freak).
+  CHECK(retry_delay_with_seed(11, "jittered") != retry_delay_with_seed(12, "jittered"));
+}
+
+TEST_CASE("beyond the memory budget requests stay in the store and are read back at dequeue") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 20; // room for the first short prompt only
+  pipeline_fixture fx{qm};
+  auto long_prompt = std::string(5000, 'e') + " long essay pair";
+  auto accepted = fx.submit(
+      {make_request("short one"), make_request(long_prompt), make_request(long_prompt + " 2")});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(st.text_bytes_in_memory == std::string{"short one"}.size());
+  // The first request is hot (texts in memory); the others are cold: only their scheduling
+  // data is in memory.
+  CHECK(st.entries.at(accepted[0].queue_id).texts_held > 0);
+  CHECK(st.entries.at(accepted[1].queue_id).hot == nullptr);
+  CHECK(st.entries.at(accepted[2].queue_id).hot == nullptr);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  // The provider saw the full texts, read back from the store.
+  std::vector<std::string> prompts;
+  for (const auto& b : fx.stub("mock").seen)
+    for (const auto& item : b.items)
+      prompts.push_back(prompt_of(item));
+  CHECK(prompts == std::vector<std::string>{"short one", long_prompt, long_prompt + " 2"});
+  CHECK(st.texts_loaded_total == 2);
+  CHECK(st.text_bytes_in_memory == 0);
+  // The result's prompt hash is the hash of the full prompt, not of an empty string.
+  auto meta = fx.result_of(accepted[1].queue_id)["data"].as_object()["request_metadata"];
+  CHECK(meta.as_object()["prompt_sha256"].as_string() == sha256_hex(long_prompt));
+}
+
+TEST_CASE("a cold request can be looked up and expires with a complete result event") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 0; // every request cold
+  qm.ttl = std::chrono::hours{1};
+  pipeline_fixture fx{qm};
+  auto req = make_request("cold and late");
+  req.callback_url = "http://127.0.0.1:9/hook";
+  auto accepted = fx.submit({req});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  REQUIRE(st.entries.at(accepted[0].queue_id).hot == nullptr);
+  auto status = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[0].queue_id);
+  REQUIRE(status);
+  CHECK(status->correlation_id == req.correlation_id);       // read back from the store
+  CHECK(st.entries.at(accepted[0].queue_id).hot == nullptr); // and not kept
+  fx.advance(qm.ttl);
+  auto event = fx.result_of(accepted[0].queue_id);
+  auto& data = event["data"].as_object();
+  CHECK(data["error_detail"].as_object()["error_code"] == "EXPIRED");
+  CHECK(data["correlation_id"].as_string() == req.correlation_id);
+  CHECK(data["request_metadata"].as_object()["essay_a_id"] == "a1");
+  REQUIRE(fx.http.requests.size() == 1); // the callback URL came back from the store too
+}
+
+TEST_CASE("QUEUE_MAX_BYTES refuses requests beyond the byte budget") {
+  queue_manager_config qm;
+  qm.max_bytes = 5000;
+  pipeline_fixture fx{qm};
+  auto big = std::string(3000, 'b');
+  auto outcomes = fx.submit({make_request(big + "1"), make_request(big + "2")});
+  REQUIRE(outcomes.size() == 2);
+  CHECK(outcomes[0].accepted);
+  CHECK_FALSE(outcomes[1].accepted);
+  CHECK(outcomes[1].error_code == "QUEUE_FULL");
+  CHECK(fx.db->count_active_requests() == 1);
+}
+
+TEST_CASE("a retried request joins the back of its priority and does not jump the line") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"mock", 1}});
+  fx.stub("mock").fail_once = {"first"};
+  fx.submit({make_request("first"), make_request("second"), make_request("third")});
+  // No tick needed: a freed call slot makes the bundler take the next request at once.
+  CHECK(fx.stub("mock").seen.size() == 3);
+  fx.run_for(std::chrono::milliseconds{1600}); // releases the retry of "first"
+  std::vector<std::string> order;
+  for (const auto& b : fx.stub("mock").seen)
+    order.push_back(prompt_of(b.items.front()));
+  // "first" failed once; its retry went behind the requests queued after it.
+  CHECK(order == std::vector<std::string>{"first", "second", "third", "first"});
+}
+
+// The provider call overlaps the insert's commit; nothing final may happen before it.
+
+TEST_CASE("a request may reach its provider before its insert commits, but is answered and "
+          "finalized only after the commit") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1);
+  fx.settle();
+  auto req = make_request("early");
+  req.callback_url = "http://cb/early";
+  auto rh = fx.self->request(fx.intake_hdl, caf::infinite, atom::submit_v,
+                             std::vector<comparison_request>{req});
+  fx.sched.run(); // the actors run; the store has not committed anything yet
+  REQUIRE(fx.stub("mock").seen.size() == 1);
+  auto id = fx.stub("mock").seen[0].items.at(0).entry.request.queue_id;
+  CHECK_FALSE(fx.db->find_result(id)); // the outcome waits for the insert
+  CHECK(fx.http.requests.empty());
+  CHECK(fx.db->count_active_requests() == 0);
+  fx.settle(); // the insert commits: the 202, then the final result and its callback
+  std::vector<enqueue_outcome> answer;
+  rh.receive([&](std::vector<enqueue_outcome>& x) { answer = std::move(x); },
+             [&](caf::error& err) { FAIL("submit failed: " << caf::to_string(err)); });
+  REQUIRE(answer.size() == 1);
+  CHECK(answer[0].accepted);
+  CHECK(answer[0].queue_id == id);
+  auto row = fx.db->find_result(id);
+  REQUIRE(row);
+  CHECK(row->status == "completed");
+  REQUIRE(fx.http.requests.size() == 1);
+  CHECK(fx.http.requests[0].url == "http://cb/early");
+  CHECK(fx.db->count_active_requests() == 0);
+}
+
+TEST_CASE("a request whose insert fails is refused and gets no result, even if its provider "
+          "already answered") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::per_request, 1);
+  fx.settle();
+  // A row with the same queue id, written behind the queue manager's back, makes the
+  // insert fail (UNIQUE).
+  auto req = make_request("clash");
+  req.queue_id = new_uuid();
+  req.callback_url = "http://cb/clash";
+  stored_request row;
+  row.queue_id = req.queue_id;
+  row.provider = "mock";
+  store_write write;
+  write.inserts.push_back(row);
+  fx.db->submit(std::move(write), [](bool ok, const std::string&) { REQUIRE(ok); });
+  fx.db->flush();
+  auto rh = fx.self->request(fx.queue, caf::infinite, atom::enqueue_v,
+                             std::vector<comparison_request>{req});
+  fx.sched.run();
+  REQUIRE(fx.stub("mock").seen.size() == 1); // the provider was called before the commit
+  fx.settle();
+  std::vector<enqueue_outcome> answer;
+  rh.receive([&](std::vector<enqueue_outcome>& x) { answer = std::move(x); },
+             [&](caf::error& err) { FAIL("enqueue failed: " << caf::to_string(err)); });
+  REQUIRE(answer.size() == 1);
+  CHECK_FALSE(answer[0].accepted);
+  CHECK(answer[0].error_code == "INTERNAL_ERROR");
+  CHECK_FALSE(fx.db->find_result(req.queue_id));
+  CHECK(fx.http.requests.empty());
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, req.queue_id);
+  REQUIRE(st);
+  CHECK_FALSE(st->found);
+  auto status = fx.request<actor_status>(fx.queue, atom::status_v);
+  REQUIRE(status);
+  CHECK(status->figures.at("processing") == 0);
+  CHECK(status->figures.at("active_bytes") == 0);
+  CHECK(status->figures.at("text_bytes_in_memory") == 0);
+}
+
+TEST_CASE("the response-duration histogram gets the provider call's time to the microsecond") {
+  queued_request entry;
+  entry.request = make_request("timed");
+  entry.request.queue_id = new_uuid();
+  comparison_outcome o;
+  o.queue_id = entry.request.queue_id;
+  o.success = true;
+  o.winner = "Essay A";
+  o.justification = "timed";
+  o.confidence = 3.0;
+  o.provider = "openai";
+  o.model = "gpt-5-mini";
+  o.response_time = std::chrono::microseconds{420}; // a sub-millisecond call
+  auto now = caf::make_timestamp();
+  auto event = make_result_event(entry, o, now);
+  std::optional<double> seconds;
+  for (const auto& sample : final_result_metrics(event, now))
+    if (sample.name == "llm_provider_response_duration_seconds")
+      seconds = sample.value;
+  REQUIRE(seconds);
+  CHECK(*seconds == Approx(0.000420));
+}
