@@ -108,6 +108,8 @@ struct config {
   uint32_t callback_timeout_ms = 10'000;
   uint32_t callback_max_attempts = 8;
   uint32_t callback_max_concurrent_per_host = 32;
+  /// HMAC key of the X-LPS-Signature header on callbacks; empty: callbacks are not signed.
+  secret callback_signing_secret;
 
   // -- provider resilience --
   uint32_t circuit_breaker_failure_threshold = 5;

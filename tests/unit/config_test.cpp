@@ -152,3 +152,16 @@ TEST_CASE("unknown lps command-line options are errors") {
   REQUIRE(split.errors.size() == 1);
   CHECK(split.caf_args == std::vector<std::string>{"--scheduler.max-threads=1"});
 }
+
+TEST_CASE("the callback signing secret is masked and read from its bare variable too") {
+  config cfg;
+  CHECK(set_config_value(cfg, "CALLBACK_SIGNING_SECRET", " whsec-123 ").empty());
+  CHECK(cfg.callback_signing_secret.reveal() == "whsec-123");
+  auto text = dump(cfg);
+  CHECK(text.find("callback-signing-secret = ***") != std::string::npos);
+  CHECK(text.find("whsec-123") == std::string::npos);
+  config from_env;
+  CHECK(
+      apply_environment(from_env, fake_env({{"CALLBACK_SIGNING_SECRET", "bare-secret"}})).empty());
+  CHECK(from_env.callback_signing_secret.reveal() == "bare-secret");
+}
