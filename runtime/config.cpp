@@ -281,6 +281,7 @@ std::vector<key_entry> make_key_table() {
                   return true;
                 },
                 [](const config& c) { return c.callback_signing_secret.masked(); }});
+  xs.push_back(bool_key("CALLBACK_ALLOW_PRIVATE", &config::callback_allow_private));
   xs.push_back(uint_key("CIRCUIT_BREAKER_FAILURE_THRESHOLD",
                         &config::circuit_breaker_failure_threshold, 1, 1000));
   xs.push_back(double_key("CIRCUIT_BREAKER_OPEN_SECONDS", &config::circuit_breaker_open_seconds,

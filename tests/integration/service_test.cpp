@@ -1019,6 +1019,23 @@ struct raw_receiver {
   }
 };
 
+/// The callbacks actor's facts.last_error in /api/v1/inspect once it equals `expected`
+/// (polled every 25 ms for up to 10 s); what it was last otherwise.
+std::string wait_for_callback_error(client& c, const test::lps_process& lps,
+                                    const std::string& expected) {
+  std::string seen;
+  for (int i = 0; i < 400 && seen != expected; ++i) {
+    auto inspect = c.call_json("GET", lps.url("/api/v1/inspect"));
+    for (auto& actor : inspect["actors"].as_array())
+      if (actor.as_object()["kind"].as_string() == "callbacks")
+        if (auto* x = actor.as_object()["facts"].as_object().if_contains("last_error"))
+          seen = std::string{x->as_string()};
+    if (seen != expected)
+      std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  return seen;
+}
+
 } // namespace
 
 TEST_CASE("signed callbacks carry an X-LPS-Signature that the documented check accepts") {
@@ -1060,4 +1077,53 @@ print(verify(secret, body, header), verify(b"wrong", body, header),
       {"/usr/bin/python3", "-c", check, secret, hit.signature, body_file.string()});
   INFO(verdict.err);
   CHECK(verdict.out == "True False False\n");
+}
+
+TEST_CASE("the callback target guard refuses metadata and private targets and no redirect is "
+          "followed") {
+  client c;
+  {
+    temp_dir dir;
+    test::lps_process lps{dir.path().string(), {"--callback-max-attempts=2"}};
+    REQUIRE(lps.port() != 0);
+    // Refused before any connection: the error is the guard's, not a connect failure or
+    // timeout, and it comes at the first attempt (given up at once).
+    auto res = c.call("POST", lps.url("/api/v1/comparison"),
+                      comparison_body("metadata", "http://169.254.169.254/latest/meta-data/"));
+    REQUIRE(res.status == 202);
+    CHECK(wait_for_callback_error(c, lps,
+                                  "invalid: callback target 169.254.169.254 is "
+                                  "link-local/metadata: refused")
+          == "invalid: callback target 169.254.169.254 is link-local/metadata: refused");
+    // A receiver that redirects to the metadata address: the 302 is a failed attempt, the
+    // Location is never requested, and after CALLBACK_MAX_ATTEMPTS (2) it is given up.
+    raw_receiver redirector{302, "http://169.254.169.254/latest/meta-data/"};
+    res = c.call("POST", lps.url("/api/v1/comparison"),
+                 comparison_body("redirected", redirector.url()));
+    REQUIRE(res.status == 202);
+    CHECK(wait_for_callback_error(c, lps, "HTTP 302") == "HTTP 302");
+    std::lock_guard<std::mutex> guard{redirector.mtx};
+    CHECK(redirector.hits.size() == 2);
+    for (const auto& hit : redirector.hits)
+      CHECK(hit.path == "/hook");
+  }
+  {
+    temp_dir dir;
+    test::lps_process lps{dir.path().string(), {"--callback-allow-private=false"}};
+    REQUIRE(lps.port() != 0);
+    raw_receiver sink;
+    auto res =
+        c.call("POST", lps.url("/api/v1/comparison"), comparison_body("private", sink.url()));
+    REQUIRE(res.status == 202);
+    auto id = std::string{json::parse(res.body).as_object()["queue_id"].as_string()};
+    CHECK(wait_for_callback_error(c, lps,
+                                  "invalid: callback target 127.0.0.1 is loopback: "
+                                  "refused (CALLBACK_ALLOW_PRIVATE=false)")
+          == "invalid: callback target 127.0.0.1 is loopback: refused "
+             "(CALLBACK_ALLOW_PRIVATE=false)");
+    // The result itself is final and readable; the receiver got nothing.
+    CHECK_FALSE(wait_for_result(c, lps, id).empty());
+    std::lock_guard<std::mutex> guard{sink.mtx};
+    CHECK(sink.hits.empty());
+  }
 }

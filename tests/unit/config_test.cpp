@@ -165,3 +165,12 @@ TEST_CASE("the callback signing secret is masked and read from its bare variable
       apply_environment(from_env, fake_env({{"CALLBACK_SIGNING_SECRET", "bare-secret"}})).empty());
   CHECK(from_env.callback_signing_secret.reveal() == "bare-secret");
 }
+
+TEST_CASE("CALLBACK_ALLOW_PRIVATE defaults to true and takes a boolean") {
+  config cfg;
+  CHECK(cfg.callback_allow_private);
+  CHECK(set_config_value(cfg, "CALLBACK_ALLOW_PRIVATE", "false").empty());
+  CHECK_FALSE(cfg.callback_allow_private);
+  CHECK(set_config_value(cfg, "CALLBACK_ALLOW_PRIVATE", "maybe").find("true or false")
+        != std::string::npos);
+}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -760,4 +761,57 @@ TEST_CASE("http bench 50000 posts of 6 KB over 32 connections", "[.bench]") {
   std::printf("http bench: %zu POSTs (6 KB) in %.2f s = %.0f req/s, %zu ok\n", n, secs,
               static_cast<double>(n) / secs, ok.load());
   CHECK(ok == n);
+}
+
+TEST_CASE("the address filter refuses resolved addresses without connecting", "[http]") {
+  // A bare listening socket nobody accepts on: a connection attempt would still complete into
+  // its backlog, so an empty backlog afterwards shows that none was made.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::listen(listener, 8) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  auto port = std::to_string(ntohs(addr.sin_port));
+  std::mutex mutex;
+  std::vector<std::string> asked;
+  http_client_options options;
+  options.address_filter = [&](const std::string& ip) {
+    std::lock_guard<std::mutex> lock{mutex};
+    asked.push_back(ip);
+    return "callback target " + ip + " is loopback: refused";
+  };
+  http_client client{options};
+  auto r = call(client, get("http://127.0.0.1:" + port + "/x"));
+  CHECK(r.error == transport_error::invalid);
+  CHECK(r.error_message == "callback target 127.0.0.1 is loopback: refused");
+  // A name is checked on what it resolved to.
+  r = call(client, get("http://localhost:" + port + "/x"));
+  CHECK(r.error == transport_error::invalid);
+  CHECK(r.error_message.find("is loopback: refused") != std::string::npos);
+  {
+    std::lock_guard<std::mutex> lock{mutex};
+    REQUIRE(asked.size() >= 2);
+    CHECK(asked.front() == "127.0.0.1");
+  }
+  CHECK(::accept(listener, nullptr, nullptr) == -1);
+  CHECK((errno == EAGAIN || errno == EWOULDBLOCK));
+  ::close(listener);
+}
+
+TEST_CASE("an address filter that allows the address lets the call through", "[http]") {
+  http_server server;
+  start(server, local_options(), [](http_request&&, http_responder respond) { respond({}); });
+  std::atomic<int> asked{0};
+  http_client_options options;
+  options.address_filter = [&](const std::string&) {
+    ++asked;
+    return std::string{};
+  };
+  http_client client{options};
+  CHECK(call(client, get(url_of(server, "/ok"))).status == 200);
+  CHECK(asked == 1);
 }
