@@ -541,7 +541,7 @@ TEST_CASE("http client reports connect failures timeouts and invalid URLs", "[ht
   auto caller = std::this_thread::get_id();
   for (auto url : {"", "ftp://host/", "http://", "http://:80/", "http://host:0/",
                    "http://host:65536/", "http://host:8a/", "http://user@host/", "http://a b/",
-                   "http://[::1/", "http://host:/", "mailto:x@y"}) {
+                   "http://[::1/", "http://host:/", "mailto:x@y", "HTTP://host/"}) {
     using outcome = std::pair<std::thread::id, http_client_response>;
     auto promise = std::make_shared<std::promise<outcome>>();
     auto done = promise->get_future();
@@ -567,7 +567,7 @@ TEST_CASE("http client parses URL forms", "[http]") {
   start(server, local_options(), echo);
   http_client client{{}};
   auto port = std::to_string(server.port());
-  CHECK(call(client, get("HTTP://127.0.0.1:" + port)).body.find("GET / q=") == 0);
+  CHECK(call(client, get("http://127.0.0.1:" + port)).body.find("GET / q=") == 0);
   CHECK(call(client, get("http://127.0.0.1:" + port + "?x=1")).body.find("GET / q=x=1") == 0);
   CHECK(call(client, get("http://127.0.0.1:" + port + "/p#frag")).body.find("GET /p q= ") == 0);
   CHECK(call(client, get("http://localhost:" + port + "/l")).status == 201);
