@@ -1,6 +1,7 @@
 #include "actors/callbacks.hpp"
 #include "actors/status_report.hpp"
 
+#include "runtime/callback_signature.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/url.hpp"
 
@@ -34,6 +35,13 @@ std::string failure_text(const http_client_response& res) {
   return "HTTP " + std::to_string(res.status);
 }
 
+/// The X-LPS-Signature value of `body`, timestamped now: every attempt is signed afresh, so a
+/// receiver's replay window applies to the attempt it gets.
+std::string signature_of(const callbacks_state& st, const std::string& body) {
+  auto t = std::chrono::duration_cast<std::chrono::seconds>(st.cfg.now().time_since_epoch());
+  return callback_signature(st.cfg.signing_secret.reveal(), t.count(), body);
+}
+
 void post(self_ptr self, const std::string& origin, delivery d) {
   auto& st = self->state;
   ++st.inflight[origin];
@@ -41,6 +49,8 @@ void post(self_ptr self, const std::string& origin, delivery d) {
   req.method = "POST";
   req.url = d.callback_url;
   req.headers = {{"Content-Type", "application/json"}};
+  if (!st.cfg.signing_secret.empty())
+    req.headers.emplace_back(callback_signature_header, signature_of(st, d.event_json));
   req.body = d.event_json;
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.request_timeout);
   auto hdl = caf::actor_cast<callbacks_actor>(self);

@@ -9,6 +9,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/providers/retry_policy.hpp"
+#include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/store.hpp"
 
@@ -34,6 +35,8 @@ struct callbacks_config {
   uint64_t jitter_seed = std::random_device{}();
   /// Wall clock (tests inject a manual one).
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
+  /// CALLBACK_SIGNING_SECRET: when set, every POST carries X-LPS-Signature.
+  secret signing_secret;
 };
 
 struct callbacks_state {

@@ -3,6 +3,7 @@
 
 #include "app/http_api.hpp"
 #include "app/topology.hpp"
+#include "runtime/address_guard.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/config.hpp"
@@ -152,7 +153,12 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
                  cfg.provider_ca_file.c_str());
     return 2;
   }
-  http_client callback_client{http_client_options{}};
+  // The callback target guard checks every resolved address right before connecting.
+  http_client_options callback_options;
+  callback_options.address_filter = [allow = cfg.callback_allow_private](const std::string& ip) {
+    return callback_target_refusal(ip, allow);
+  };
+  http_client callback_client{callback_options};
   http_client_options provider_options;
   provider_options.max_connections_per_origin = cfg.provider_max_connections_per_host;
   provider_options.ca_file = cfg.provider_ca_file;

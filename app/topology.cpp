@@ -233,6 +233,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   cb.request_timeout = std::chrono::milliseconds{cfg.callback_timeout_ms};
   cb.max_attempts = cfg.callback_max_attempts;
   cb.max_concurrent_per_origin = cfg.callback_max_concurrent_per_host;
+  cb.signing_secret = cfg.callback_signing_secret;
   t.callbacks = sys.spawn(callbacks, cb, callback_http, db, t.metrics);
   queue_manager_config qm;
   qm.max_size = cfg.queue_max_size;

@@ -305,6 +305,14 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("CALLBACK_MAX_ATTEMPTS", &config::callback_max_attempts, 1, 1000));
   xs.push_back(uint_key("CALLBACK_MAX_CONCURRENT_PER_HOST",
                         &config::callback_max_concurrent_per_host, 1, 10'000));
+  xs.push_back({{"CALLBACK_SIGNING_SECRET", lower_dashed("CALLBACK_SIGNING_SECRET"),
+                 "any text (the HMAC-SHA256 key)", true},
+                [](config& c, const std::string& v) {
+                  c.callback_signing_secret = secret{trim(v)};
+                  return true;
+                },
+                [](const config& c) { return c.callback_signing_secret.masked(); }});
+  xs.push_back(bool_key("CALLBACK_ALLOW_PRIVATE", &config::callback_allow_private));
   xs.push_back(uint_key("CIRCUIT_BREAKER_FAILURE_THRESHOLD",
                         &config::circuit_breaker_failure_threshold, 1, 1000));
   xs.push_back(double_key("CIRCUIT_BREAKER_OPEN_SECONDS", &config::circuit_breaker_open_seconds,

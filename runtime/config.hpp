@@ -110,6 +110,11 @@ struct config {
   uint32_t callback_timeout_ms = 10'000;
   uint32_t callback_max_attempts = 8;
   uint32_t callback_max_concurrent_per_host = 32;
+  /// HMAC key of the X-LPS-Signature header on callbacks; empty: callbacks are not signed.
+  secret callback_signing_secret;
+  /// false: callbacks may not connect to loopback or private addresses (link-local and
+  /// metadata addresses are always refused).
+  bool callback_allow_private = true;
 
   // -- provider resilience --
   uint32_t circuit_breaker_failure_threshold = 5;

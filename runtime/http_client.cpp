@@ -65,6 +65,8 @@ using tcp = net::ip::tcp;
 using beast::error_code;
 using clock_type = std::chrono::steady_clock;
 using strand_type = net::strand<net::io_context::executor_type>;
+using endpoint_type = tcp::endpoint;
+using resolved_type = tcp::resolver::results_type;
 
 /// Default limit of a response body (a batch result download asks for more).
 constexpr size_t max_response_body = size_t{64} << 20;
@@ -225,6 +227,9 @@ public:
 private:
   void connect();
   void on_resolve(error_code ec, tcp::resolver::results_type results);
+  /// The resolved endpoints the address filter allows; `refusal` gets the first refusal.
+  std::vector<endpoint_type> allowed_endpoints(const resolved_type& results,
+                                               std::string& refusal) const;
   void on_connect(error_code ec, const tcp::endpoint&);
   void on_handshake(error_code ec);
   void write();
@@ -261,10 +266,10 @@ private:
 
 class pool {
 public:
-  pool(net::io_context& ioc, ssl::context& tls, bool verify_peer, http_url origin,
-       size_t max_connections)
-      : strand_(net::make_strand(ioc)), tls_(tls), verify_peer_(verify_peer),
-        origin_(std::move(origin)), max_connections_(std::max<size_t>(1, max_connections)),
+  pool(net::io_context& ioc, ssl::context& tls, const http_client_options& options, http_url origin)
+      : strand_(net::make_strand(ioc)), tls_(tls), verify_peer_(options.verify_peer),
+        address_filter_(options.address_filter), origin_(std::move(origin)),
+        max_connections_(std::max<size_t>(1, options.max_connections_per_origin)),
         queue_timer_(strand_), idle_timer_(strand_) {}
 
   strand_type& strand() {
@@ -281,6 +286,9 @@ public:
   }
   bool verify_peer() const {
     return verify_peer_;
+  }
+  const std::function<std::string(const std::string&)>& address_filter() const {
+    return address_filter_;
   }
 
   void submit(job_ptr j) {
@@ -405,6 +413,7 @@ private:
   strand_type strand_;
   ssl::context& tls_;
   bool verify_peer_;
+  std::function<std::string(const std::string&)> address_filter_;
   http_url origin_;
   size_t max_connections_;
   std::vector<std::shared_ptr<connection>> connections_;
@@ -471,9 +480,27 @@ void connection::on_resolve(error_code ec, tcp::resolver::results_type results) 
     ec = net::error::operation_aborted;
   if (ec)
     return fail(transport_error::connect, "cannot resolve " + pool_.origin().host, ec);
+  std::string refusal;
+  auto endpoints = allowed_endpoints(results, refusal);
+  if (endpoints.empty())
+    return fail(transport_error::invalid, refusal, {});
   tcp().expires_at(job_->deadline);
-  tcp().async_connect(results,
+  tcp().async_connect(endpoints,
                       beast::bind_front_handler(&connection::on_connect, shared_from_this()));
+}
+
+std::vector<endpoint_type> connection::allowed_endpoints(const resolved_type& results,
+                                                         std::string& refusal) const {
+  std::vector<endpoint_type> result;
+  const auto& filter = pool_.address_filter();
+  for (const auto& entry : results) {
+    auto why = filter ? filter(entry.endpoint().address().to_string()) : std::string{};
+    if (why.empty())
+      result.push_back(entry.endpoint());
+    else if (refusal.empty())
+      refusal = std::move(why);
+  }
+  return result;
 }
 
 void connection::on_connect(error_code ec, const tcp::endpoint&) {
@@ -658,8 +685,7 @@ struct http_client::impl {
   std::shared_ptr<pool> pool_for(const http_url& url) {
     auto& p = pools[url.origin()];
     if (!p)
-      p = std::make_shared<pool>(*ioc, tls, options.verify_peer, url,
-                                 options.max_connections_per_origin);
+      p = std::make_shared<pool>(*ioc, tls, options, url);
     return p;
   }
 

@@ -68,6 +68,12 @@ struct http_client_options {
   std::string ca_file;
   /// Verify certificates and host names (only tests against self-made CAs turn it off).
   bool verify_peer = true;
+  /// Called on an I/O thread with each address a host resolved to (text; IPv6 without
+  /// brackets) right before connecting, so DNS rebinding cannot slip past it: a non-empty
+  /// answer refuses that address and says why. When every address is refused the call fails
+  /// with transport_error::invalid and the first answer as its message, without connecting.
+  /// Empty: every address is allowed.
+  std::function<std::string(const std::string& address)> address_filter = {};
 };
 
 /// The interface provider and callback actors get, so unit tests can pass a fake.

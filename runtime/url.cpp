@@ -53,16 +53,15 @@ std::optional<uint16_t> read_port(std::string_view text) {
   return static_cast<uint16_t>(value);
 }
 
-/// Strips "http://" or "https://" (any case) and returns the lower-case scheme, or "".
+/// Strips "http://" or "https://" and returns the scheme, or "".
 std::string take_scheme(std::string_view& rest) {
-  auto sep = rest.find("://");
-  if (sep == std::string_view::npos)
-    return {};
-  auto scheme = lower(rest.substr(0, sep));
-  if (scheme != "http" && scheme != "https")
-    return {};
-  rest.remove_prefix(sep + 3);
-  return scheme;
+  for (std::string_view scheme : {"http", "https"}) {
+    if (rest.starts_with(scheme) && rest.substr(scheme.size()).starts_with("://")) {
+      rest.remove_prefix(scheme.size() + 3);
+      return std::string{scheme};
+    }
+  }
+  return {};
 }
 
 /// Splits "host", "host:port", "[v6]" or "[v6]:port" into `out`; false with `error` set.

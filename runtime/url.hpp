@@ -5,8 +5,9 @@
 // URL accepted in one place is never refused (or read differently) in another. Plain C++,
 // no Beast or CAF, so every library can link it.
 //
-// Rules: printable ASCII only (the URL goes into a request line as is); scheme http or
-// https in any case (RFC 3986 3.1), lower-cased; no user information ("user:pw@" would put
+// Rules: printable ASCII only (the URL goes into a request line as is); scheme "http" or
+// "https" in lower case (the strictest of the earlier rules: later stages and the request
+// fuzzer's invariants match the text as written); no user information ("user:pw@" would put
 // credentials where URLs are logged); the host is a name of letters, digits, '-', '.' and
 // '_' (lower-cased), an IPv4 address or a bracketed IPv6 literal without zone id; an
 // explicit port is 1..65535; the fragment is dropped.

@@ -1409,3 +1409,161 @@ TEST_CASE("SIGTERM waits SHUTDOWN_GRACE_SECONDS, says draining and puts unfinish
     if (actor.as_object()["kind"] == "queue_manager")
       CHECK(actor.as_object()["figures"].as_object()["recovered_total"].as_double() == 4.0);
 }
+
+namespace {
+
+/// A callback receiver that keeps each POST's raw body and X-LPS-Signature header, and
+/// answers with `status` (and `location`, for redirects).
+struct raw_receiver {
+  struct hit {
+    std::string path;
+    std::string body;
+    std::string signature;
+  };
+  http_server server;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<hit> hits;
+
+  explicit raw_receiver(unsigned status = 200, std::string location = "") {
+    std::string error;
+    http_server_options options;
+    options.port = 0;
+    REQUIRE(server.start(
+        options,
+        [this, status, location](http_request&& req, http_responder respond) {
+          hit h{req.path, req.body, ""};
+          for (const auto& [name, value] : req.headers)
+            if (name == "x-lps-signature")
+              h.signature = value;
+          {
+            std::lock_guard<std::mutex> guard{mtx};
+            hits.push_back(std::move(h));
+          }
+          cv.notify_all();
+          http_response res{status, "{}", "application/json", {}};
+          if (!location.empty())
+            res.headers.emplace_back("Location", location);
+          respond(std::move(res));
+        },
+        error));
+  }
+
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(server.port()) + "/hook";
+  }
+
+  bool wait_for(size_t n, std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, limit, [&] { return hits.size() >= n; });
+  }
+};
+
+/// The callbacks actor's facts.last_error in /api/v1/inspect once it equals `expected`
+/// (polled every 25 ms for up to 10 s); what it was last otherwise.
+std::string wait_for_callback_error(client& c, const test::lps_process& lps,
+                                    const std::string& expected) {
+  std::string seen;
+  for (int i = 0; i < 400 && seen != expected; ++i) {
+    auto inspect = c.call_json("GET", lps.url("/api/v1/inspect"));
+    for (auto& actor : inspect["actors"].as_array())
+      if (actor.as_object()["kind"].as_string() == "callbacks")
+        if (auto* x = actor.as_object()["facts"].as_object().if_contains("last_error"))
+          seen = std::string{x->as_string()};
+    if (seen != expected)
+      std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  return seen;
+}
+
+} // namespace
+
+TEST_CASE("signed callbacks carry an X-LPS-Signature that the documented check accepts") {
+  const std::string secret = "whsec-integration-7";
+  auto dump =
+      test::run_command({LPS_BINARY, "--dump-config", "--callback-signing-secret=" + secret});
+  CHECK(dump.out.find("callback-signing-secret = ***") != std::string::npos);
+  CHECK(dump.out.find(secret) == std::string::npos);
+  temp_dir dir;
+  test::lps_process lps{dir.path().string(), {"--callback-signing-secret=" + secret}};
+  REQUIRE(lps.port() != 0);
+  raw_receiver sink;
+  client c;
+  auto res = c.call("POST", lps.url("/api/v1/comparison"), comparison_body("signed", sink.url()));
+  REQUIRE(res.status == 202);
+  REQUIRE(sink.wait_for(1, std::chrono::seconds{20}));
+  auto hit = sink.hits.front();
+  REQUIRE(hit.signature.starts_with("t="));
+  // Checked independently by Python's hmac with the verification code of docs/api.md, also
+  // with a wrong secret and a changed body, which it must refuse.
+  auto body_file = dir.path() / "body.json";
+  std::ofstream{body_file, std::ios::binary} << hit.body;
+  const std::string check = R"(
+import hashlib, hmac, sys, time
+
+def verify(secret: bytes, body: bytes, header: str, tolerance: int = 300) -> bool:
+    fields = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    t, v1 = fields.get("t", ""), fields.get("v1", "")
+    if not t.isdigit() or abs(time.time() - int(t)) > tolerance:
+        return False  # missing, malformed, too old or from the future
+    expected = hmac.new(secret, t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, v1)
+
+secret, header, body = sys.argv[1].encode(), sys.argv[2], open(sys.argv[3], "rb").read()
+print(verify(secret, body, header), verify(b"wrong", body, header),
+      verify(secret, body + b" ", header))
+)";
+  auto verdict = test::run_command(
+      {"/usr/bin/python3", "-c", check, secret, hit.signature, body_file.string()});
+  INFO(verdict.err);
+  CHECK(verdict.out == "True False False\n");
+}
+
+TEST_CASE("the callback target guard refuses metadata and private targets and no redirect is "
+          "followed") {
+  client c;
+  {
+    temp_dir dir;
+    test::lps_process lps{dir.path().string(), {"--callback-max-attempts=2"}};
+    REQUIRE(lps.port() != 0);
+    // Refused before any connection: the error is the guard's, not a connect failure or
+    // timeout, and it comes at the first attempt (given up at once).
+    auto res = c.call("POST", lps.url("/api/v1/comparison"),
+                      comparison_body("metadata", "http://169.254.169.254/latest/meta-data/"));
+    REQUIRE(res.status == 202);
+    CHECK(wait_for_callback_error(c, lps,
+                                  "invalid: callback target 169.254.169.254 is "
+                                  "link-local/metadata: refused")
+          == "invalid: callback target 169.254.169.254 is link-local/metadata: refused");
+    // A receiver that redirects to the metadata address: the 302 is a failed attempt, the
+    // Location is never requested, and after CALLBACK_MAX_ATTEMPTS (2) it is given up.
+    raw_receiver redirector{302, "http://169.254.169.254/latest/meta-data/"};
+    res = c.call("POST", lps.url("/api/v1/comparison"),
+                 comparison_body("redirected", redirector.url()));
+    REQUIRE(res.status == 202);
+    CHECK(wait_for_callback_error(c, lps, "HTTP 302") == "HTTP 302");
+    std::lock_guard<std::mutex> guard{redirector.mtx};
+    CHECK(redirector.hits.size() == 2);
+    for (const auto& hit : redirector.hits)
+      CHECK(hit.path == "/hook");
+  }
+  {
+    temp_dir dir;
+    test::lps_process lps{dir.path().string(), {"--callback-allow-private=false"}};
+    REQUIRE(lps.port() != 0);
+    raw_receiver sink;
+    auto res =
+        c.call("POST", lps.url("/api/v1/comparison"), comparison_body("private", sink.url()));
+    REQUIRE(res.status == 202);
+    auto id = std::string{json::parse(res.body).as_object()["queue_id"].as_string()};
+    CHECK(wait_for_callback_error(c, lps,
+                                  "invalid: callback target 127.0.0.1 is loopback: "
+                                  "refused (CALLBACK_ALLOW_PRIVATE=false)")
+          == "invalid: callback target 127.0.0.1 is loopback: refused "
+             "(CALLBACK_ALLOW_PRIVATE=false)");
+    // The result itself is final and readable; the receiver got nothing.
+    CHECK_FALSE(wait_for_result(c, lps, id).empty());
+    std::lock_guard<std::mutex> guard{sink.mtx};
+    CHECK(sink.hits.empty());
+  }
+}

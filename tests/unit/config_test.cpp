@@ -312,3 +312,25 @@ TEST_CASE("a relative model manifest in the config file is found beside the conf
   CHECK(load({}, {}).cfg.model_manifest == "/abs/models.json");
   std::filesystem::remove_all(folder);
 }
+
+TEST_CASE("the callback signing secret is masked and read from its bare variable too") {
+  config cfg;
+  CHECK(set_config_value(cfg, "CALLBACK_SIGNING_SECRET", " whsec-123 ").empty());
+  CHECK(cfg.callback_signing_secret.reveal() == "whsec-123");
+  auto text = dump(cfg);
+  CHECK(text.find("callback-signing-secret = ***") != std::string::npos);
+  CHECK(text.find("whsec-123") == std::string::npos);
+  config from_env;
+  CHECK(
+      apply_environment(from_env, fake_env({{"CALLBACK_SIGNING_SECRET", "bare-secret"}})).empty());
+  CHECK(from_env.callback_signing_secret.reveal() == "bare-secret");
+}
+
+TEST_CASE("CALLBACK_ALLOW_PRIVATE defaults to true and takes a boolean") {
+  config cfg;
+  CHECK(cfg.callback_allow_private);
+  CHECK(set_config_value(cfg, "CALLBACK_ALLOW_PRIVATE", "false").empty());
+  CHECK_FALSE(cfg.callback_allow_private);
+  CHECK(set_config_value(cfg, "CALLBACK_ALLOW_PRIVATE", "maybe").find("true or false")
+        != std::string::npos);
+}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -540,7 +541,7 @@ TEST_CASE("http client reports connect failures timeouts and invalid URLs", "[ht
   auto caller = std::this_thread::get_id();
   for (auto url : {"", "ftp://host/", "http://", "http://:80/", "http://host:0/",
                    "http://host:65536/", "http://host:8a/", "http://user@host/", "http://a b/",
-                   "http://[::1/", "http://host:/", "mailto:x@y"}) {
+                   "http://[::1/", "http://host:/", "mailto:x@y", "HTTP://host/"}) {
     using outcome = std::pair<std::thread::id, http_client_response>;
     auto promise = std::make_shared<std::promise<outcome>>();
     auto done = promise->get_future();
@@ -566,7 +567,7 @@ TEST_CASE("http client parses URL forms", "[http]") {
   start(server, local_options(), echo);
   http_client client{{}};
   auto port = std::to_string(server.port());
-  CHECK(call(client, get("HTTP://127.0.0.1:" + port)).body.find("GET / q=") == 0);
+  CHECK(call(client, get("http://127.0.0.1:" + port)).body.find("GET / q=") == 0);
   CHECK(call(client, get("http://127.0.0.1:" + port + "?x=1")).body.find("GET / q=x=1") == 0);
   CHECK(call(client, get("http://127.0.0.1:" + port + "/p#frag")).body.find("GET /p q= ") == 0);
   CHECK(call(client, get("http://localhost:" + port + "/l")).status == 201);
@@ -812,4 +813,57 @@ TEST_CASE("http server applies a route's own body limit before reading the body"
     CHECK(text.find("raise SMALL_LIMIT") != std::string::npos);
     CHECK(calls == 0);
   }
+}
+
+TEST_CASE("the address filter refuses resolved addresses without connecting", "[http]") {
+  // A bare listening socket nobody accepts on: a connection attempt would still complete into
+  // its backlog, so an empty backlog afterwards shows that none was made.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::listen(listener, 8) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  auto port = std::to_string(ntohs(addr.sin_port));
+  std::mutex mutex;
+  std::vector<std::string> asked;
+  http_client_options options;
+  options.address_filter = [&](const std::string& ip) {
+    std::lock_guard<std::mutex> lock{mutex};
+    asked.push_back(ip);
+    return "callback target " + ip + " is loopback: refused";
+  };
+  http_client client{options};
+  auto r = call(client, get("http://127.0.0.1:" + port + "/x"));
+  CHECK(r.error == transport_error::invalid);
+  CHECK(r.error_message == "callback target 127.0.0.1 is loopback: refused");
+  // A name is checked on what it resolved to.
+  r = call(client, get("http://localhost:" + port + "/x"));
+  CHECK(r.error == transport_error::invalid);
+  CHECK(r.error_message.find("is loopback: refused") != std::string::npos);
+  {
+    std::lock_guard<std::mutex> lock{mutex};
+    REQUIRE(asked.size() >= 2);
+    CHECK(asked.front() == "127.0.0.1");
+  }
+  CHECK(::accept(listener, nullptr, nullptr) == -1);
+  CHECK((errno == EAGAIN || errno == EWOULDBLOCK));
+  ::close(listener);
+}
+
+TEST_CASE("an address filter that allows the address lets the call through", "[http]") {
+  http_server server;
+  start(server, local_options(), [](http_request&&, http_responder respond) { respond({}); });
+  std::atomic<int> asked{0};
+  http_client_options options;
+  options.address_filter = [&](const std::string&) {
+    ++asked;
+    return std::string{};
+  };
+  http_client client{options};
+  CHECK(call(client, get(url_of(server, "/ok"))).status == 200);
+  CHECK(asked == 1);
 }

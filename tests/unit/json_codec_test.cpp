@@ -324,7 +324,7 @@ TEST_CASE("a 1h block after a 5m block is refused") {
 TEST_CASE("callback_url accepts absolute http and https URLs") {
   for (auto url : {"http://localhost/cb", "https://example.com", "http://127.0.0.1:8080/a/b?c=d#e",
                    "https://cj.example.org:65535/x", "http://[::1]:9000/cb", "http://[::1]",
-                   "http://host:1", "HTTP://EXAMPLE.COM", "http://my_host.internal/p"}) {
+                   "http://host:1", "http://my_host.internal/p"}) {
     INFO(url);
     auto r = parse_ok(with_prompt(std::string{R"("callback_url": ")"} + url + "\""));
     CHECK(r.callback_url == url);
@@ -347,6 +347,7 @@ TEST_CASE("callback_url refuses anything that is not an http or https URL") {
                    "http://host/a b",
                    "http://host/\\t",
                    "https://user:pw@hooks.example.com/p",
+                   "HTTP://EXAMPLE.COM",
                    "http://[::1/x",
                    "http://[]/x",
                    "http://[::1]x/",

@@ -48,10 +48,12 @@ TEST_CASE("https defaults to 443 and an explicit port shows in the Host header")
   CHECK(parse_ok("https://example.com:443/").origin() == parse_ok("https://example.com").origin());
 }
 
-TEST_CASE("scheme and host are case-insensitive and lower-cased, the path is kept as written") {
-  auto u = parse_ok("HTTP://Example.COM:81/Path?Q=A");
+TEST_CASE("the host is lower-cased, the path kept as written, and the scheme must be lower-case") {
+  auto u = parse_ok("http://Example.COM:81/Path?Q=A");
   CHECK(u == http_url{"http", "example.com", 81, "/Path?Q=A"});
   CHECK(u.origin() == "http://example.com:81");
+  for (auto upper : {"HTTP://example.com/", "Https://example.com/", "hTTp://example.com/"})
+    CHECK(parse_error(upper) == "URL must start with http:// or https://");
 }
 
 TEST_CASE("an empty path becomes / and a bare query gets a leading /") {
