@@ -313,17 +313,22 @@ TEST_CASE("a relative model manifest in the config file is found beside the conf
   std::filesystem::remove_all(folder);
 }
 
-TEST_CASE("the callback signing secret is masked and read from its bare variable too") {
+TEST_CASE("the callback signing secret is masked and read only with the prefix") {
   config cfg;
   CHECK(set_config_value(cfg, "CALLBACK_SIGNING_SECRET", " whsec-123 ").empty());
   CHECK(cfg.callback_signing_secret.reveal() == "whsec-123");
   auto text = dump(cfg);
   CHECK(text.find("callback-signing-secret = ***") != std::string::npos);
   CHECK(text.find("whsec-123") == std::string::npos);
+  // Like ADMIN_TOKEN: only the provider keys are also read from their bare variables.
   config from_env;
   CHECK(
       apply_environment(from_env, fake_env({{"CALLBACK_SIGNING_SECRET", "bare-secret"}})).empty());
-  CHECK(from_env.callback_signing_secret.reveal() == "bare-secret");
+  CHECK(from_env.callback_signing_secret.empty());
+  CHECK(apply_environment(from_env, fake_env({{"LLM_PROVIDER_SERVICE_CALLBACK_SIGNING_SECRET",
+                                               "prefixed-secret"}}))
+            .empty());
+  CHECK(from_env.callback_signing_secret.reveal() == "prefixed-secret");
 }
 
 TEST_CASE("CALLBACK_ALLOW_PRIVATE defaults to true and takes a boolean") {
