@@ -240,6 +240,12 @@ std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enq
 void submit_many(const api_context& ctx, http_request&& req, http_responder respond) {
   if (!check_submission(req, respond))
     return;
+  // Refused rather than ignored: a client that retries trusting it would create duplicates.
+  if (!header_value(req, "idempotency-key").empty())
+    return respond(error_response(400, "VALIDATION_ERROR",
+                                  "is not supported on the bulk route: submit each request to "
+                                  "POST /api/v1/comparison with its own key",
+                                  {}, "Idempotency-Key"));
   std::vector<bulk_item> items;
   field_error err;
   if (!parse_comparison_batch(req.body, ctx.limits, items, err)) {
