@@ -1192,6 +1192,7 @@ TEST_CASE("the same Idempotency-Key twice creates one request, also across a res
     CHECK(queue_id_of(ra) != first_id);
     REQUIRE(sink.wait_for(2, std::chrono::seconds{20}));
     CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 2\n"));
+    CHECK(lps.stop(SIGTERM) == 0); // an orderly shutdown still ends
   }
   test::lps_process again{dir.path().string()};
   REQUIRE(again.port() != 0);
