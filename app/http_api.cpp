@@ -5,6 +5,7 @@
 #include "runtime/store.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 
 #include <algorithm>
 #include <functional>
@@ -169,6 +170,20 @@ void answer_repeat(const api_context& ctx, const std::string& queue_id, comparis
       atom::lookup_v, queue_id);
 }
 
+// Runs `then(ok)` in an actor once the store has committed `write` (or failed). Store
+// callbacks run on the store's writer thread, and actors spawned there kept the actor system
+// from ever finishing its shutdown (seen through the binary), so the callback only sends.
+void after_commit(const api_context& ctx, store_write write, std::function<void(bool)> then) {
+  auto waiter = ctx.sys->spawn([then](caf::event_based_actor* self) -> caf::behavior {
+    return {[=](bool ok) {
+      then(ok);
+      self->quit();
+    }};
+  });
+  ctx.db->submit(std::move(write),
+                 [waiter](bool ok, const std::string&) { caf::anon_send(waiter, ok); });
+}
+
 // The key is stored with the queue id before the request, so a crash in between leaves a
 // key whose request answer_repeat stores later, never a request a retry would duplicate.
 void submit_idempotent(const api_context& ctx, std::string key, comparison_request request,
@@ -187,7 +202,7 @@ void submit_idempotent(const api_context& ctx, std::string key, comparison_reque
     auto queue_id = new_uuid();
     store_write write;
     write.idempotency_keys = {{key, queue_id}};
-    c->db->submit(std::move(write), [c, queue_id, shared, done](bool ok, const std::string&) {
+    after_commit(*c, std::move(write), [c, queue_id, shared, done](bool ok) {
       if (!ok)
         return done(error_response(500, "INTERNAL_ERROR", "the Idempotency-Key was not stored",
                                    shared->correlation_id));
@@ -240,6 +255,12 @@ std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enq
 void submit_many(const api_context& ctx, http_request&& req, http_responder respond) {
   if (!check_submission(req, respond))
     return;
+  // Refused rather than ignored: a client that retries trusting it would create duplicates.
+  if (!header_value(req, "idempotency-key").empty())
+    return respond(error_response(400, "VALIDATION_ERROR",
+                                  "is not supported on the bulk route: submit each request to "
+                                  "POST /api/v1/comparison with its own key",
+                                  {}, "Idempotency-Key"));
   std::vector<bulk_item> items;
   field_error err;
   if (!parse_comparison_batch(req.body, ctx.limits, items, err)) {

@@ -54,6 +54,7 @@ struct api_context {
   caf::timespan timeout = std::chrono::seconds{30};
   /// Client keys (API_KEYS_FILE); empty: client routes are open.
   api_keys keys;
+  /// Orders submissions sharing an Idempotency-Key (shared by every copy of the context).
   std::shared_ptr<idempotency_gate> idempotency = std::make_shared<idempotency_gate>();
 };
 

@@ -1192,6 +1192,7 @@ TEST_CASE("the same Idempotency-Key twice creates one request, also across a res
     CHECK(queue_id_of(ra) != first_id);
     REQUIRE(sink.wait_for(2, std::chrono::seconds{20}));
     CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 2\n"));
+    CHECK(lps.stop(SIGTERM) == 0); // an orderly shutdown still ends
   }
   test::lps_process again{dir.path().string()};
   REQUIRE(again.port() != 0);
@@ -1231,6 +1232,12 @@ TEST_CASE("DEDUPE_BY_CORRELATION_ID makes a repeated correlation_id a repeated s
                             {{"Idempotency-Key", std::string(256, 'k')}});
   CHECK(too_long.status == 400);
   CHECK(error_field_of(too_long) == "Idempotency-Key");
+  // The bulk route refuses the header instead of ignoring it.
+  auto bulk = call_with(c, "POST", dedupe.url("/api/v1/comparisons"),
+                        "{\"requests\":[{\"user_prompt\":\"x\"}]}", {{"Idempotency-Key", "k"}});
+  CHECK(bulk.status == 400);
+  CHECK(error_field_of(bulk) == "Idempotency-Key");
+  CHECK(bulk.body.find("POST /api/v1/comparison with its own key") != std::string::npos);
 }
 
 TEST_CASE("API keys protect the client routes, ADMIN_TOKEN the operator routes, and neither "
