@@ -1,4 +1,5 @@
 #include "runtime/callback_signature.hpp"
+#include "runtime/ids.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -6,18 +7,11 @@
 namespace lps {
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
-  static constexpr char hex_digits[] = "0123456789abcdef";
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), md, &len);
-  std::string result;
-  result.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    result += hex_digits[md[i] >> 4];
-    result += hex_digits[md[i] & 0x0F];
-  }
-  return result;
+  return hex_of(md, len);
 }
 
 std::string callback_signature(std::string_view secret, int64_t unix_seconds,

@@ -82,16 +82,20 @@ std::string stable_uuid(std::string_view name_space, std::string_view name) {
   return to_uuid_text(bytes);
 }
 
+std::string hex_of(const unsigned char* bytes, size_t n) {
+  std::string result;
+  result.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    result += hex_digits[bytes[i] >> 4];
+    result += hex_digits[bytes[i] & 0x0F];
+  }
+  return result;
+}
+
 std::string sha256_hex(std::string_view text) {
   unsigned char md[EVP_MAX_MD_SIZE];
   auto len = digest(EVP_sha256(), text, {}, md);
-  std::string result;
-  result.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    result += hex_digits[md[i] >> 4];
-    result += hex_digits[md[i] & 0x0F];
-  }
-  return result;
+  return hex_of(md, len);
 }
 
 uint64_t stable_hash(std::string_view text) {

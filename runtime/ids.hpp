@@ -19,6 +19,9 @@ bool is_uuid(std::string_view text);
 /// every process, so a request's event_id survives restarts and redeliveries.
 std::string stable_uuid(std::string_view name_space, std::string_view name);
 
+/// `n` bytes as lower-case hex.
+std::string hex_of(const unsigned char* bytes, size_t n);
+
 /// Lower-case hex SHA-256 of `text`.
 std::string sha256_hex(std::string_view text);
 

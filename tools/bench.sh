@@ -60,14 +60,7 @@ if [[ ${BENCH_FSYNC:-1} == 0 ]]; then
 fi
 lps_flags+=("$@")
 
-echo "== starting: $lps_bin ${lps_flags[*]}" >&2
-"$lps_bin" "${lps_flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
-lps_pid=$!
-
-if ! port=$(wait_port lps "$work/lps.out" "$lps_pid"); then
-  cat "$work/lps.err" >&2
-  exit 1
-fi
+start_lps "$lps_bin" "${lps_flags[@]}" || exit 1
 
 echo "machine: nproc $(nproc), memory $(free -m | awk '/^Mem:/ {print $2}') MiB," \
   "fsync ${BENCH_FSYNC:-1}, count $count"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by tools/bench.sh and tools/gateway_bench.sh (sourced, not run). Messages start
+# Shared by tools/bench.sh, tools/soak.sh and tools/gateway_bench.sh (sourced, not run). Messages start
 # with the calling script's name.
 
 # Stops one process we started: SIGTERM, up to 30 s, then SIGKILL. Returns its status.
@@ -35,4 +35,18 @@ wait_port() {
   done
   [[ -n $port ]] || { echo "${0##*/}: $what did not report a port in 30 s" >&2; return 1; }
   echo "$port"
+}
+
+# Starts lps in the background with its output in $work/lps.out and lps.err; sets the
+# globals lps_pid and port. Returns 1 (after printing lps's stderr) when it does not start.
+start_lps() {
+  local bin=$1
+  shift
+  echo "== starting: $bin $*" >&2
+  "$bin" "$@" >"$work/lps.out" 2>"$work/lps.err" &
+  lps_pid=$!
+  if ! port=$(wait_port lps "$work/lps.out" "$lps_pid"); then
+    cat "$work/lps.err" >&2
+    return 1
+  fi
 }

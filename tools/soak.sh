@@ -61,13 +61,7 @@ trap 'exit 130' INT TERM
 
 lps_flags=(--http-port=0 "--data-dir=$work/data" --log-level=warn "--mock-error-rate=$fault_rate"
   "$@")
-echo "== starting: $lps_bin ${lps_flags[*]}" >&2
-"$lps_bin" "${lps_flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
-lps_pid=$!
-if ! port=$(wait_port lps "$work/lps.out" "$lps_pid"); then
-  cat "$work/lps.err" >&2
-  exit 1
-fi
+start_lps "$lps_bin" "${lps_flags[@]}" || exit 1
 
 # One sample: seconds since start, phase, RSS in MiB, open files, threads, queue depth.
 sample() {
