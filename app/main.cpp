@@ -160,7 +160,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   };
   http_client callback_client{callback_options};
   http_client_options provider_options;
-  provider_options.max_connections_per_origin = cfg.provider_max_connections_per_host;
+  provider_options.max_connections_per_origin = provider_connections_per_host(cfg);
   provider_options.ca_file = cfg.provider_ca_file;
   http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};

@@ -64,8 +64,11 @@ bundler_config bundler_config_of(const config& cfg) {
   // A bundle of n items may take n sequential calls of the simulated latency.
   auto mock_worst = std::chrono::milliseconds{(cfg.mock.latency_ms + cfg.mock.latency_jitter_ms)
                                               * cfg.serial_bundle_max_requests_per_call};
-  // An HTTP provider may need a multi-prompt call and then a call per item left unanswered.
-  auto http_worst = 2 * std::chrono::milliseconds{cfg.provider_request_timeout_ms};
+  // An HTTP provider may need a multi-prompt call and then a call per item left unanswered;
+  // each call may wait up to its timeout for a pooled connection and then run for its timeout.
+  // The HTTP deadlines (which close the connection) thus always fire before this backstop, so
+  // the bundler never re-queues a bundle whose calls still run (the provider is paid once).
+  auto http_worst = 4 * std::chrono::milliseconds{cfg.provider_request_timeout_ms};
   result.provider_timeout =
       std::chrono::milliseconds{cfg.actor_request_timeout_ms} + mock_worst + http_worst;
   return result;

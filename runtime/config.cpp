@@ -548,6 +548,16 @@ std::vector<std::string> validate(const config& cfg) {
   return errors;
 }
 
+size_t provider_connections_per_host(const config& cfg) {
+  size_t items_per_bundle = cfg.processing_mode == queue_processing_mode::per_request
+                                ? 1
+                                : size_t{cfg.serial_bundle_max_requests_per_call};
+  size_t result = cfg.provider_max_connections_per_host;
+  for (const auto& [name, p] : cfg.providers)
+    result = std::max(result, size_t{p.max_concurrent_calls} * items_per_bundle);
+  return result;
+}
+
 std::string dump(const config& cfg) {
   std::string result;
   for (const auto& x : key_table())

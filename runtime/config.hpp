@@ -146,7 +146,8 @@ struct config {
   uint32_t provider_request_timeout_ms = 60'000;
   /// Extra CA certificates (PEM) trusted for provider calls; empty: the system store only.
   std::string provider_ca_file;
-  /// Keep-alive connections per provider host; more calls wait for a free one.
+  /// Keep-alive connections per provider host; more calls wait for a free one. The pool may
+  /// open more when the concurrency limits need them (provider_connections_per_host).
   uint32_t provider_max_connections_per_host = 64;
   /// Finite timeout of requests between actors.
   uint32_t actor_request_timeout_ms = 60'000;
@@ -211,6 +212,12 @@ std::vector<std::string> validate(const config& cfg);
 
 /// The effective configuration as "key = value" lines, secrets masked.
 std::string dump(const config& cfg);
+
+/// Connections the provider HTTP pool may open per provider host: the larger of
+/// PROVIDER_MAX_CONNECTIONS_PER_HOST and the most HTTP calls one provider may have in flight
+/// (its <PROVIDER>_MAX_CONCURRENT_CALLS bundles x the items a bundle holds, each its own call),
+/// so a call the concurrency limit lets through never queues for a connection.
+size_t provider_connections_per_host(const config& cfg);
 
 /// A Markdown table of every key: environment name, file key, default, rule.
 std::string describe_keys();

@@ -29,6 +29,8 @@
 // One pool per origin (scheme, host, port). A pool and all its connections live on one strand,
 // so the pool's queue, idle list and connection state need no locks. send() parses the URL on
 // the caller's thread, builds the Beast request and posts the job to the pool's strand.
+// A job waits in the pool's queue at most until its queue deadline; its call deadline starts
+// only when a connection takes it, so a busy pool never eats into the call's own timeout.
 //
 // Every job owns the user's callback and fires it exactly once: normally with the result, and
 // from its destructor (as `reset`) when the job is dropped at shutdown. stop() fails queued and
@@ -165,6 +167,11 @@ public:
   }
 
   http::request<http::string_body> request;
+  /// Length of the call once a connection takes it.
+  std::chrono::milliseconds timeout{0};
+  /// Until when it may wait in the pool's queue for a connection.
+  clock_type::time_point queue_deadline;
+  /// Deadline of the call; set when a connection takes the job (connection::run).
   clock_type::time_point deadline;
   /// Largest response body accepted.
   size_t max_body = max_response_body;
@@ -301,7 +308,7 @@ public:
       return connections_.back()->run(std::move(j));
     }
     queue_.push_back(std::move(j));
-    arm_queue_timer(queue_.back()->deadline);
+    arm_queue_timer(queue_.back()->queue_deadline);
   }
 
   /// A connection finished its job (open or closed); it takes the next one or goes idle.
@@ -311,7 +318,7 @@ public:
     while (!queue_.empty()) {
       auto j = std::move(queue_.front());
       queue_.pop_front();
-      if (clock_type::now() < j->deadline)
+      if (clock_type::now() < j->queue_deadline)
         return c.run(std::move(j));
       j->finish(failure(transport_error::timeout, "timed out waiting for a connection"));
     }
@@ -356,7 +363,7 @@ private:
     });
   }
 
-  /// Fails queued jobs whose deadline passed while no connection was free.
+  /// Fails queued jobs whose queue deadline passed while no connection was free.
   void on_queue_timer() {
     queue_timer_armed_ = false;
     if (stopping_)
@@ -365,16 +372,17 @@ private:
     std::vector<job_ptr> expired;
     std::deque<job_ptr> kept;
     for (auto& j : queue_) {
-      if (j->deadline <= now)
+      if (j->queue_deadline <= now)
         expired.push_back(std::move(j));
       else
         kept.push_back(std::move(j));
     }
     queue_ = std::move(kept);
     if (!queue_.empty()) {
-      auto next = std::min_element(queue_.begin(), queue_.end(),
-                                   [](auto& a, auto& b) { return a->deadline < b->deadline; });
-      arm_queue_timer((*next)->deadline);
+      auto next = std::min_element(queue_.begin(), queue_.end(), [](auto& a, auto& b) {
+        return a->queue_deadline < b->queue_deadline;
+      });
+      arm_queue_timer((*next)->queue_deadline);
     }
     for (auto& j : expired)
       j->finish(failure(transport_error::timeout, "timed out waiting for a connection"));
@@ -431,6 +439,8 @@ connection::connection(pool& owner)
 
 void connection::run(job_ptr j) {
   job_ = std::move(j);
+  // The call's own deadline starts now: the wait in the pool's queue does not count.
+  job_->deadline = clock_type::now() + job_->timeout;
   reused_ = open_;
   if (open_)
     write();
@@ -714,7 +724,10 @@ void http_client::send(http_client_request request, http_client_callback done) {
   auto j = std::make_unique<job>(std::move(done), impl_->track);
   std::string why;
   auto url = parse_http_url(request.url, why);
-  j->deadline = clock_type::now() + request.timeout;
+  j->timeout = request.timeout;
+  j->queue_deadline =
+      clock_type::now()
+      + (request.queue_timeout.count() > 0 ? request.queue_timeout : request.timeout);
   if (request.max_response_bytes > 0)
     j->max_body = request.max_response_bytes;
   if (url) {

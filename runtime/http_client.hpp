@@ -39,8 +39,14 @@ struct http_client_request {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  /// Whole exchange deadline (connect + write + read).
+  /// Deadline of the call itself (connect + write + read), counted from the moment a pooled
+  /// connection takes the request, not while it waits for one. A call that runs out of it has
+  /// its connection closed before the callback runs, so a retry never overlaps it.
   std::chrono::milliseconds timeout{30000};
+  /// Longest wait for a free pooled connection before the call starts (then it fails with
+  /// transport_error::timeout, never having been sent); 0: as long as `timeout`. The worst
+  /// case of one send() is therefore queue_timeout + timeout.
+  std::chrono::milliseconds queue_timeout{0};
   /// Largest response body accepted (0: the client's default of 64 MiB); larger bodies
   /// fail the call. Batch result files need more.
   size_t max_response_bytes = 0;

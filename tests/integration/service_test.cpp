@@ -1574,3 +1574,41 @@ TEST_CASE("the callback target guard refuses metadata and private targets and no
     CHECK(sink.hits.empty());
   }
 }
+
+// Issue 13: the provider pool follows <PROVIDER>_MAX_CONCURRENT_CALLS (the pool setting stays at
+// its default of 64), the call timeout does not count the wait for a connection, and no call
+// is given up and sent again: the provider receives exactly one call per request.
+TEST_CASE("1000 requests at 1 s provider latency with 500 concurrent calls are each sent once") {
+  mock_provider_options options;
+  options.latency = std::chrono::milliseconds{1000};
+  options.io_threads = 2;
+  options.rate_limit_requests = 0; // no rate-limit headers: only the concurrency limit paces
+  options.rate_limit_tokens = 0;
+  mock_provider_server mock;
+  std::string error;
+  REQUIRE(mock.start(options, error));
+  temp_dir dir;
+  provider_keys keys{{"OPENAI_API_KEY"}};
+  test::lps_process lps{
+      dir.path().string(),
+      {"--openai-base-url=http://127.0.0.1:" + std::to_string(mock.port()) + "/v1",
+       "--openai-default-model=gpt-4o-mini-2024-07-18", "--default-llm-provider=openai",
+       "--queue-processing-mode=per_request", "--openai-max-concurrent-calls=500",
+       "--provider-request-timeout-ms=5000"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  REQUIRE(c.call("POST", lps.url("/api/v1/comparisons"), bulk_of(1000, 40)).status == 202);
+  auto all_answered = [](const mock_provider_stats& s) {
+    return s.calls >= 1000 && s.in_flight == 0;
+  };
+  REQUIRE(mock.wait_for_calls(all_answered, std::chrono::milliseconds{25000}));
+  // Anything given up and retried would show up as more calls after a moment.
+  CHECK_FALSE(mock.wait_for_calls([](const auto& s) { return s.calls > 1000; },
+                                  std::chrono::milliseconds{1500}));
+  auto s = mock.stats();
+  CHECK(s.calls == 1000);
+  CHECK(s.by_outcome["ok"] == 1000);
+  CHECK(s.peak_in_flight <= 500);
+  CHECK(s.peak_in_flight >= 400); // with the old pool of 64 connections it stayed at 64
+  CHECK(lps.stop() == 0);
+}

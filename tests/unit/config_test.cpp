@@ -339,3 +339,19 @@ TEST_CASE("CALLBACK_ALLOW_PRIVATE defaults to true and takes a boolean") {
   CHECK(set_config_value(cfg, "CALLBACK_ALLOW_PRIVATE", "maybe").find("true or false")
         != std::string::npos);
 }
+
+TEST_CASE("the provider pool follows the concurrency limits") {
+  config cfg;
+  // The defaults: 64 bundles of up to 4 items, each item its own call.
+  CHECK(provider_connections_per_host(cfg) == 256);
+  for (auto& [name, p] : cfg.providers)
+    p.max_concurrent_calls = 10;
+  CHECK(provider_connections_per_host(cfg) == 64); // 10 bundles x 4 calls < 64
+  cfg.providers["openai"].max_concurrent_calls = 4000;
+  cfg.providers["anthropic"].max_concurrent_calls = 100;
+  CHECK(provider_connections_per_host(cfg) == 16000); // 4000 bundles x 4 items, each a call
+  cfg.processing_mode = lps::queue_processing_mode::per_request;
+  CHECK(provider_connections_per_host(cfg) == 4000);
+  cfg.provider_max_connections_per_host = 5000;
+  CHECK(provider_connections_per_host(cfg) == 5000);
+}

@@ -867,3 +867,136 @@ TEST_CASE("an address filter that allows the address lets the call through", "[h
   CHECK(call(client, get(url_of(server, "/ok"))).status == 200);
   CHECK(asked == 1);
 }
+
+TEST_CASE("a call waiting for a pooled connection longer than its timeout still succeeds",
+          "[http]") {
+  parked_responders parked;
+  http_server server;
+  start(server, local_options(), parked.handler());
+  http_client_options copts;
+  copts.max_connections_per_origin = 1;
+  http_client client{copts};
+  auto first = get(url_of(server, "/first"));
+  std::promise<http_client_response> first_done;
+  client.send(first, [&](http_client_response r) { first_done.set_value(std::move(r)); });
+  REQUIRE(parked.wait_for(1, 5s));
+  auto second = get(url_of(server, "/second"));
+  second.timeout = 300ms;
+  second.queue_timeout = 10s;
+  std::promise<http_client_response> second_done;
+  auto t0 = clock_type::now();
+  client.send(second, [&](http_client_response r) { second_done.set_value(std::move(r)); });
+  // The only connection is busy, so the second call waits in the queue past its timeout.
+  CHECK_FALSE(parked.wait_for(2, 600ms));
+  auto held = parked.take();
+  REQUIRE(held.size() == 1);
+  held[0](http_response{});
+  REQUIRE(parked.wait_for(1, 5s));
+  parked.take()[0](http_response{});
+  auto a = first_done.get_future().get();
+  auto b = second_done.get_future().get();
+  CHECK(a.error == transport_error::none);
+  CHECK(b.error == transport_error::none);
+  CHECK(b.status == 200);
+  CHECK(since(t0) > second.timeout);
+}
+
+TEST_CASE("a call waiting in the queue fails after its queue timeout without being sent",
+          "[http]") {
+  parked_responders parked;
+  http_server server;
+  start(server, local_options(), parked.handler());
+  http_client_options copts;
+  copts.max_connections_per_origin = 1;
+  http_client client{copts};
+  auto first = get(url_of(server, "/first"));
+  std::promise<http_client_response> first_done;
+  client.send(first, [&](http_client_response r) { first_done.set_value(std::move(r)); });
+  REQUIRE(parked.wait_for(1, 5s));
+  auto second = get(url_of(server, "/second"));
+  second.queue_timeout = 200ms;
+  auto r = call(client, second);
+  CHECK(r.error == transport_error::timeout);
+  CHECK(r.error_message.find("waiting for a connection") != std::string::npos);
+  parked.take()[0](http_response{});
+  CHECK(first_done.get_future().get().error == transport_error::none);
+  CHECK_FALSE(parked.wait_for(1, 200ms)); // the second call never reached the server
+}
+
+namespace {
+
+/// A bare listening socket on 127.0.0.1 that accepts one connection (no HTTP server logic),
+/// so a test can watch exactly what the client does with the connection.
+class raw_listener {
+public:
+  raw_listener() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd_, 4) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~raw_listener() {
+    if (peer_ >= 0)
+      ::close(peer_);
+    ::close(fd_);
+  }
+  raw_listener(const raw_listener&) = delete;
+  raw_listener& operator=(const raw_listener&) = delete;
+
+  uint16_t port() const {
+    return port_;
+  }
+
+  /// Accepts the connection and reads the request head; false when none came within `limit`.
+  bool accept_request(std::chrono::milliseconds limit) {
+    if (!readable(fd_, limit))
+      return false;
+    peer_ = ::accept(fd_, nullptr, nullptr);
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos && readable(peer_, limit)) {
+      auto n = ::recv(peer_, buf, sizeof buf, 0);
+      if (n <= 0)
+        return false;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got.find("\r\n\r\n") != std::string::npos;
+  }
+
+  /// True when the client closed the accepted connection (end of stream) within `limit`.
+  bool peer_closed(std::chrono::milliseconds limit) {
+    char buf[256];
+    return readable(peer_, limit) && ::recv(peer_, buf, sizeof buf, 0) <= 0;
+  }
+
+private:
+  static bool readable(int fd, std::chrono::milliseconds limit) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
+  }
+
+  int fd_;
+  int peer_ = -1;
+  uint16_t port_ = 0;
+};
+
+} // namespace
+
+TEST_CASE("a call that times out closes its connection before it reports", "[http]") {
+  raw_listener upstream;
+  http_client client{{}};
+  auto slow = get("http://127.0.0.1:" + std::to_string(upstream.port()) + "/slow");
+  slow.timeout = 300ms;
+  std::promise<http_client_response> done;
+  client.send(slow, [&](http_client_response r) { done.set_value(std::move(r)); });
+  REQUIRE(upstream.accept_request(5s));
+  CHECK_FALSE(upstream.peer_closed(100ms)); // still open while the call runs
+  auto r = done.get_future().get();
+  CHECK(r.error == transport_error::timeout);
+  // The close was sent before the callback ran; only loopback delivery is left to wait for.
+  CHECK(upstream.peer_closed(1000ms));
+}

@@ -1243,3 +1243,27 @@ TEST_CASE("start rejects invalid options") {
   CHECK(!server.start(o, error));
   CHECK(!error.empty());
 }
+
+TEST_CASE("stats count calls in flight and their peak") {
+  lps::mock_provider_options o;
+  o.latency = 300ms;
+  fixture fx{o};
+  std::vector<std::future<http_client_response>> calls;
+  for (int i = 0; i < 6; ++i)
+    calls.push_back(fx.send(fx.request(provider::openai, json::serialize(openai_request()))));
+  // All six wait for their latency at once.
+  CHECK(fx.server.wait_for_calls([](const auto& s) { return s.in_flight == 6; }, 5000ms));
+  for (auto& f : calls) {
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    CHECK(f.get().status == 200);
+  }
+  CHECK(fx.server.wait_for_calls([](const auto& s) { return s.in_flight == 0; }, 5000ms));
+  CHECK(fx.server.stats().peak_in_flight == 6);
+  auto body = parse_object(fx.control("GET", "/_mock/stats").body);
+  CHECK(body.at("peak_in_flight").to_number<int64_t>() == 6);
+  CHECK(body.at("in_flight").to_number<int64_t>() == 0);
+  fx.call(provider::openai, openai_request());
+  CHECK(fx.server.stats().peak_in_flight == 6); // one at a time does not raise it
+  CHECK(fx.control("POST", "/_mock/reset").status == 200);
+  CHECK(fx.server.stats().peak_in_flight == 0);
+}

@@ -393,6 +393,8 @@ json::object stats_json(const mock_provider_stats& s) {
           {"scripted_faults", s.scripted_faults},
           {"random_errors", s.random_errors},
           {"pending_faults", s.pending_faults},
+          {"in_flight", s.in_flight},
+          {"peak_in_flight", s.peak_in_flight},
           {"batch", mock_batch::stats_json(s.batch)}};
 }
 
@@ -492,7 +494,7 @@ struct mock_provider_server::impl {
     }
     auto r = answer_call(route->first, route->second, req);
     record(mock_wire::to_string(route->first), r.outcome, r.scripted, r.random);
-    dispatch(std::move(r), std::move(respond));
+    dispatch(std::move(r), counted(std::move(respond)));
   }
 
   /// OpenAI's answer to an unknown URL: the generic shape any client can read.
@@ -743,6 +745,25 @@ struct mock_provider_server::impl {
     recorded.notify_all();
   }
 
+  /// Counts the call in flight until `respond` runs, so the peak shows the client's
+  /// concurrency as this server saw it.
+  http_responder counted(http_responder respond) {
+    {
+      std::lock_guard<std::mutex> lock{mu};
+      counters.in_flight += 1;
+      counters.peak_in_flight = std::max(counters.peak_in_flight, counters.in_flight);
+      recorded.notify_all();
+    }
+    return [this, respond = std::move(respond)](http_response r) {
+      {
+        std::lock_guard<std::mutex> lock{mu};
+        counters.in_flight -= 1;
+        recorded.notify_all();
+      }
+      respond(std::move(r));
+    };
+  }
+
   // -- control API ---------------------------------------------------------------------------
 
   http_response control(const http_request& req) {
@@ -806,7 +827,11 @@ struct mock_provider_server::impl {
   void clear() {
     batches.reset();
     std::lock_guard<std::mutex> lock{mu};
+    // Calls still waiting for their answer stay counted: they end after the reset.
+    auto live = counters.in_flight;
     counters = {};
+    counters.in_flight = live;
+    counters.peak_in_flight = live;
     script.clear();
     cache.clear();
     for (auto& w : windows)

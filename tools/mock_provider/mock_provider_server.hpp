@@ -106,6 +106,10 @@ struct mock_provider_stats {
   uint64_t random_errors = 0;
   /// Calls still covered by the fault script.
   uint64_t pending_faults = 0;
+  /// Provider calls received whose answer has not been sent yet (held "drop" calls stay in
+  /// it), and the most there ever were at once since the start or the last reset.
+  uint64_t in_flight = 0;
+  uint64_t peak_in_flight = 0;
   /// The batch APIs' calls (counted here only, never in the fields above).
   mock_batch_stats batch;
 };
