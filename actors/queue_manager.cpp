@@ -1,6 +1,7 @@
 #include "actors/queue_manager.hpp"
 #include "actors/status_report.hpp"
 
+#include "actors/provider_gate.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/result_mapper.hpp"
 #include "runtime/ids.hpp"
@@ -489,6 +490,21 @@ void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
   st.db->submit(std::move(write), [](bool, const std::string&) {});
 }
 
+// The bundler pauses a provider that rejects our key; batch jobs do not pause, so their
+// items still fail (put back, a job would submit them again and again).
+bool waits_for_key_fix(const comparison_outcome& outcome) {
+  return rejects_key(outcome) && outcome.enrichment.batch_job_id.empty();
+}
+
+// The provider rejected our key (it is paused now): the request waits in the queue as if it
+// had not been dequeued, so a bad key uses up neither retries nor the queue; the next
+// dequeue of its provider (after the pause ends) reads its texts back from the store.
+void put_back(self_ptr self, const std::string& id, queue_entry& entry) {
+  --entry.attempts;
+  self->state.by_age.emplace(entry.queued_at, id);
+  make_ready(self, id, entry);
+}
+
 void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
   auto& st = self->state;
   std::vector<std::pair<std::string, comparison_outcome>> finals;
@@ -504,6 +520,10 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
       continue;
     }
     --st.processing_count;
+    if (waits_for_key_fix(outcome)) {
+      put_back(self, outcome.queue_id, i->second);
+      continue;
+    }
     if (!outcome.success) {
       auto decision = decide_retry(self, i->second.attempts, outcome);
       if (decision.retry) {

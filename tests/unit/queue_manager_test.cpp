@@ -411,3 +411,42 @@ TEST_CASE("the response-duration histogram gets the provider call's time to the 
   REQUIRE(seconds);
   CHECK(*seconds == Approx(0.000420));
 }
+
+TEST_CASE("a request whose key was rejected goes back to the queue without using an attempt") {
+  queue_manager_config qm;
+  qm.max_retries = 0; // any counted failure would be final at once
+  pipeline_fixture fx{qm};
+  auto accepted = fx.submit({make_request("bad key")});
+  auto id = accepted.at(0).queue_id;
+  comparison_outcome rejected;
+  rejected.queue_id = id;
+  rejected.error_code = "AUTHENTICATION_ERROR";
+  rejected.http_status = 401;
+  for (int round = 0; round < 3; ++round) {
+    auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                         std::vector<std::string>{"mock"});
+    REQUIRE(taken);
+    REQUIRE(taken->size() == 1);
+    CHECK(taken->front().request.queue_id == id);
+    CHECK(taken->front().request.user_prompt == "bad key"); // texts read back from the store
+    CHECK(taken->front().attempts == 1);
+    fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{rejected});
+    fx.settle();
+    auto st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+    REQUIRE(st);
+    CHECK(st->status == queue_status::queued);
+    CHECK(st->attempts == 0);
+    CHECK_FALSE(fx.db->find_result(id));
+  }
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).retried_total == 0);
+  // A batch job's rejected item is final as before (batch jobs do not pause their provider).
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  rejected.enrichment.batch_job_id = "job-1";
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{rejected});
+  fx.settle();
+  auto event = fx.result_of(id);
+  auto& detail = event["data"].as_object()["error_detail"].as_object();
+  CHECK(detail["error_code"] == "AUTHENTICATION_ERROR");
+}
