@@ -390,6 +390,19 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
 
 // -- final results --
 
+// Final provider failures (after their retries) are worth an operator's look, but a night
+// of them must not flood the log: the throttle folds repeats into a count. Never the
+// provider's message: it may echo part of the key.
+void log_final_failure(self_ptr self, const comparison_outcome& outcome, caf::timestamp now) {
+  if (!is_provider_failure(outcome))
+    return;
+  if (auto count = self->state.failure_log.admit(outcome.provider, outcome.error_code, now))
+    LPS_LOG_WARN(log(),
+                 "queue-manager: final provider failure: provider {}, model {}, error {} (HTTP "
+                 "{}); {} such failure(s) since the last line about this provider and error",
+                 outcome.provider, outcome.model, outcome.error_code, outcome.http_status, count);
+}
+
 void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals) {
   auto& st = self->state;
   if (finals.empty())
@@ -404,6 +417,7 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
     }
     auto& item = *entry.hot;
     item.attempts = entry.attempts;
+    log_final_failure(self, outcome, now);
     auto event = make_result_event(item, outcome, now);
     auto json = render_result_event(event);
     entry.status = final_status_of(outcome);

@@ -450,3 +450,31 @@ TEST_CASE("a request whose key was rejected goes back to the queue without using
   auto& detail = event["data"].as_object()["error_detail"].as_object();
   CHECK(detail["error_code"] == "AUTHENTICATION_ERROR");
 }
+
+TEST_CASE("final provider failures are logged at most once per provider and code per period") {
+  failure_log_throttle throttle{std::chrono::seconds{10}};
+  caf::timestamp t0{std::chrono::hours{1}};
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0) == 1); // the first one is logged at once
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{1}) == 0);
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{9}) == 0);
+  // Another code or provider has its own window.
+  CHECK(throttle.admit("openai", "EXTERNAL_SERVICE_ERROR", t0 + std::chrono::seconds{9}) == 1);
+  CHECK(throttle.admit("anthropic", "RATE_LIMIT", t0 + std::chrono::seconds{9}) == 1);
+  // After the period, one line stands for this failure and the two not logged.
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{10}) == 3);
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{11}) == 0);
+}
+
+TEST_CASE("provider failures are told apart from expiry and cancels") {
+  comparison_outcome outcome;
+  outcome.provider = "openai";
+  outcome.error_code = "RATE_LIMIT";
+  CHECK(is_provider_failure(outcome));
+  outcome.error_code = "EXPIRED";
+  CHECK_FALSE(is_provider_failure(outcome));
+  outcome.error_code = "CANCELLED";
+  CHECK_FALSE(is_provider_failure(outcome));
+  outcome.error_code = "RATE_LIMIT";
+  outcome.success = true;
+  CHECK_FALSE(is_provider_failure(outcome));
+}
