@@ -73,7 +73,10 @@ using provider_http_impl_actor = provider_actor::extend<
 using bundler_actor = caf::typed_actor<
     // Stop pulling work (shutdown); replies `drained` once no bundle is in flight any more
     // (bundles in flight still finish; a requester that stops waiting leaves them running).
-    caf::replies_to<atom::drain>::with<atom::drained>>::extend_with<work_requester_actor>::
+    caf::replies_to<atom::drain>::with<atom::drained>,
+    // Ends the pause of a provider that rejected the key (the operator fixed it); replies
+    // false when that provider is not paused.
+    caf::replies_to<atom::resume, std::string>::with<bool>>::extend_with<work_requester_actor>::
     extend_with<status_client_actor>;
 
 // -- queue manager: sole owner of queue state and the durable store ----------------------

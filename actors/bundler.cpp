@@ -62,6 +62,34 @@ void publish_breaker_state(self_ptr self, const std::string& provider) {
              std::vector<metric_sample>{{"llm_provider_circuit_breaker_state", {provider}, value}});
 }
 
+void publish_paused(self_ptr self, const std::string& provider, bool paused) {
+  auto& st = self->state;
+  if (st.metrics)
+    self->send(st.metrics, atom::record_v,
+               std::vector<metric_sample>{{"llm_provider_paused", {provider}, paused ? 1.0 : 0.0}});
+}
+
+// The provider rejected our key: one error line (never the key) tells the operator what to do.
+void report_pause(self_ptr self, const std::string& provider) {
+  const auto* pause = self->state.gate.pause_of(provider);
+  LPS_LOG_ERROR(log(),
+                "bundler: provider {} is paused: it rejected the key (model {}, {}); its "
+                "requests wait in the queue. Fix the key, then POST /api/v1/providers/{}/resume "
+                "(or restart with the fixed key)",
+                provider, pause->model, pause->error_code, provider);
+  publish_paused(self, provider, true);
+}
+
+// The operator fixed the key: that provider's work flows again at once.
+bool resume(self_ptr self, const std::string& provider) {
+  if (!self->state.gate.resume(provider))
+    return false;
+  LPS_LOG_WARN(log(), "bundler: provider {} resumed by the operator", provider);
+  publish_paused(self, provider, false);
+  form(self);
+  return true;
+}
+
 // What is needed to fail a bundle's items without keeping their texts.
 struct bundle_skeleton {
   std::string bundle_id;
@@ -116,8 +144,11 @@ void record_bundle(self_ptr self, const bundle& b) {
 void finish_call(self_ptr self, const std::string& provider,
                  std::vector<comparison_outcome> outcomes) {
   auto& st = self->state;
+  auto was_paused = st.gate.pause_of(provider) != nullptr;
   if (st.gate.finish_call(provider, outcomes, now_of(self)))
     publish_breaker_state(self, provider);
+  if (!was_paused && st.gate.pause_of(provider) != nullptr)
+    report_pause(self, provider);
   if (st.metrics)
     self->send(st.metrics, atom::record_v,
                std::vector<metric_sample>{{"llm_provider_inflight_provider_calls",
@@ -325,6 +356,8 @@ actor_status status_of(self_ptr self) {
   for (auto& [provider, hdl] : st.providers) {
     auto& breaker = st.gate.breaker(provider);
     result.facts["breaker_" + provider] = std::string{to_string(breaker.state())};
+    if (const auto* pause = st.gate.pause_of(provider))
+      result.facts["paused_" + provider] = pause->error_code;
     result.figures["breaker_opened_total_" + provider] = double(breaker.counters().opened_total);
     result.figures["blocked_ms_" + provider] = double(
         std::chrono::duration_cast<std::chrono::milliseconds>(st.gate.blocked_for(provider, now))
@@ -412,6 +445,10 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
       [=](atom::status) -> actor_status {
         ++self->state.handled;
         return status_of(self);
+      },
+      [=](atom::resume, const std::string& provider) -> bool {
+        ++self->state.handled;
+        return resume(self, provider);
       },
   };
 }

@@ -51,8 +51,9 @@ struct bundler_state {
   bool stopped = false;
   /// Drain requests answered with `drained` once no bundle is in flight.
   std::vector<caf::typed_response_promise<atom::drained>> drain_waiters;
-  /// Which providers may take a bundle now: bundles in flight, breakers (while one is open,
-  /// that provider's requests wait in the queue instead of failing) and rate limits.
+  /// Which providers may take a bundle now: pauses (a rejected key), bundles in flight,
+  /// breakers (while a provider is paused or its breaker open, its requests wait in the
+  /// queue instead of failing) and rate limits.
   provider_gate gate;
   /// A delayed wake is pending (a breaker or limiter blocks a provider for a while).
   bool wake_armed = false;

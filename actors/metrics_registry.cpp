@@ -68,6 +68,10 @@ std::vector<metric_definition> build_definitions() {
               {"queue_processing_mode", "result"}),
       gauge("llm_provider_circuit_breaker_state",
             "Circuit breaker state per provider (0 closed, 1 open, 2 half-open).", {"provider"}),
+      gauge("llm_provider_paused",
+            "1 while a provider is paused because it rejected the key (401/403): its requests "
+            "wait until POST /api/v1/providers/{name}/resume.",
+            {"provider"}),
       counter("llm_provider_batch_api_jobs_total",
               "Provider batch API jobs by status (submitted, completed, cancelled, failed).",
               {"provider", "model", "status"}),

@@ -35,6 +35,10 @@ const rate_limit_hint* tightest_limits(const std::vector<comparison_outcome>& ou
 
 } // namespace
 
+bool rejects_key(const comparison_outcome& outcome) {
+  return !outcome.success && outcome.error_code == "AUTHENTICATION_ERROR";
+}
+
 provider_gate::provider_gate(provider_gate_settings settings) : settings_(std::move(settings)) {
   // nop
 }
@@ -60,7 +64,7 @@ clock_duration provider_gate::blocked_for(const std::string& provider, clock_tim
 }
 
 bool provider_gate::has_capacity(const std::string& provider, clock_time now) {
-  return inflight(provider) < limit_of(provider)
+  return pause_of(provider) == nullptr && inflight(provider) < limit_of(provider)
          && blocked_for(provider, now) == clock_duration::zero();
 }
 
@@ -110,7 +114,19 @@ bool provider_gate::finish_call(const std::string& provider,
   else
     breaker_of_call.on_success(now);
   learn_limits(provider, outcomes, now);
+  auto rejected = std::find_if(outcomes.begin(), outcomes.end(), rejects_key);
+  if (rejected != outcomes.end())
+    paused_.try_emplace(provider, provider_pause{rejected->model, rejected->error_code});
   return breaker_of_call.state() != before;
+}
+
+const provider_pause* provider_gate::pause_of(const std::string& provider) const {
+  auto i = paused_.find(provider);
+  return i == paused_.end() ? nullptr : &i->second;
+}
+
+bool provider_gate::resume(const std::string& provider) {
+  return paused_.erase(provider) > 0;
 }
 
 // Providers say in response headers how much of their rate limit is left (OpenAI

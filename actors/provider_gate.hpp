@@ -29,6 +29,16 @@ struct provider_gate_settings {
   uint32_t multi_prompt_max = 0;
 };
 
+/// Whether `outcome` says the provider rejected our key (401/403): retrying cannot help
+/// until an operator fixes the key, so the provider is paused and the request waits.
+bool rejects_key(const comparison_outcome& outcome);
+
+/// Why a provider is paused: the call that revealed the bad key.
+struct provider_pause {
+  std::string model;
+  std::string error_code;
+};
+
 class provider_gate {
 public:
   explicit provider_gate(provider_gate_settings settings = {});
@@ -36,7 +46,8 @@ public:
   /// How long `provider` is blocked by its breaker or rate limit (zero: it may be called).
   clock_duration blocked_for(const std::string& provider, clock_time now);
 
-  /// A free call slot, a breaker that lets calls through and room in the rate limit.
+  /// Not paused, a free call slot, a breaker that lets calls through and room in the rate
+  /// limit.
   bool has_capacity(const std::string& provider, clock_time now);
 
   /// The shortest time until one of `providers` that is blocked now opens up again
@@ -52,10 +63,16 @@ public:
   bool start_call(const bundle& b, clock_time now);
 
   /// The call to `provider` ended with `outcomes`: frees its slot, tells the breaker how
-  /// the provider did and the limiter what the provider said is left. True when the
-  /// breaker changed state.
+  /// the provider did and the limiter what the provider said is left; pauses the provider
+  /// when an outcome rejects the key. True when the breaker changed state.
   bool finish_call(const std::string& provider, const std::vector<comparison_outcome>& outcomes,
                    clock_time now);
+
+  /// Why `provider` is paused (nullptr: it is not).
+  const provider_pause* pause_of(const std::string& provider) const;
+
+  /// Ends the pause of `provider` (the operator fixed the key). False when it was not paused.
+  bool resume(const std::string& provider);
 
   /// Bundles in flight to `provider`.
   uint32_t inflight(const std::string& provider) const;
@@ -81,6 +98,8 @@ private:
   std::map<std::string, uint32_t> inflight_;
   std::map<std::string, circuit_breaker> breakers_;
   std::map<std::string, rate_limiter> limiters_;
+  /// Providers paused because they rejected the key; no bundle goes to them until resumed.
+  std::map<std::string, provider_pause> paused_;
 };
 
 } // namespace lps

@@ -1,6 +1,7 @@
 #include "actors/queue_manager.hpp"
 #include "actors/status_report.hpp"
 
+#include "actors/provider_gate.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/result_mapper.hpp"
 #include "runtime/ids.hpp"
@@ -389,6 +390,19 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
 
 // -- final results --
 
+// Final provider failures (after their retries) are worth an operator's look, but a night
+// of them must not flood the log: the throttle folds repeats into a count. Never the
+// provider's message: it may echo part of the key.
+void log_final_failure(self_ptr self, const comparison_outcome& outcome, caf::timestamp now) {
+  if (!is_provider_failure(outcome))
+    return;
+  if (auto count = self->state.failure_log.admit(outcome.provider, outcome.error_code, now))
+    LPS_LOG_WARN(log(),
+                 "queue-manager: final provider failure: provider {}, model {}, error {} (HTTP "
+                 "{}); {} such failure(s) since the last line about this provider and error",
+                 outcome.provider, outcome.model, outcome.error_code, outcome.http_status, count);
+}
+
 void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals) {
   auto& st = self->state;
   if (finals.empty())
@@ -403,6 +417,7 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
     }
     auto& item = *entry.hot;
     item.attempts = entry.attempts;
+    log_final_failure(self, outcome, now);
     auto event = make_result_event(item, outcome, now);
     auto json = render_result_event(event);
     entry.status = final_status_of(outcome);
@@ -489,6 +504,21 @@ void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
   st.db->submit(std::move(write), [](bool, const std::string&) {});
 }
 
+// The bundler pauses a provider that rejects our key; batch jobs do not pause, so their
+// items still fail (put back, a job would submit them again and again).
+bool waits_for_key_fix(const comparison_outcome& outcome) {
+  return rejects_key(outcome) && outcome.enrichment.batch_job_id.empty();
+}
+
+// The provider rejected our key (it is paused now): the request waits in the queue as if it
+// had not been dequeued, so a bad key uses up neither retries nor the queue; the next
+// dequeue of its provider (after the pause ends) reads its texts back from the store.
+void put_back(self_ptr self, const std::string& id, queue_entry& entry) {
+  --entry.attempts;
+  self->state.by_age.emplace(entry.queued_at, id);
+  make_ready(self, id, entry);
+}
+
 void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
   auto& st = self->state;
   std::vector<std::pair<std::string, comparison_outcome>> finals;
@@ -504,6 +534,10 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
       continue;
     }
     --st.processing_count;
+    if (waits_for_key_fix(outcome)) {
+      put_back(self, outcome.queue_id, i->second);
+      continue;
+    }
     if (!outcome.success) {
       auto decision = decide_retry(self, i->second.attempts, outcome);
       if (decision.retry) {

@@ -8,6 +8,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/providers/retry_policy.hpp"
+#include "actors/result_mapper.hpp"
 #include "runtime/store.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -132,6 +133,8 @@ struct queue_manager_state {
   uint64_t next_write_id = 1;
   /// Draws the jitter of retry delays.
   jitter_source jitter{0};
+  /// At most one WARN line per provider and error code per 10 s about final failures.
+  failure_log_throttle failure_log;
 
   /// Work requesters that found their queues empty and wait for a wake.
   std::vector<work_requester_actor> waiters;

@@ -42,6 +42,26 @@ comparison_outcome make_failure(const queued_request& entry, std::string error_c
   return result;
 }
 
+bool is_provider_failure(const comparison_outcome& outcome) {
+  return !outcome.success && !outcome.provider.empty() && outcome.error_code != "EXPIRED"
+         && outcome.error_code != "CANCELLED";
+}
+
+failure_log_throttle::failure_log_throttle(caf::timespan period) : period_(period) {
+  // nop
+}
+
+uint64_t failure_log_throttle::admit(const std::string& provider, const std::string& error_code,
+                                     caf::timestamp now) {
+  auto [i, first] = windows_.try_emplace({provider, error_code});
+  auto& w = i->second;
+  ++w.unlogged;
+  if (!first && now - w.last_line < period_)
+    return 0;
+  w.last_line = now;
+  return std::exchange(w.unlogged, 0);
+}
+
 std::string result_event_id(const std::string& queue_id) {
   return stable_uuid(event_id_namespace, queue_id);
 }

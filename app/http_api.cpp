@@ -360,16 +360,29 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
       atom::lookup_v, id);
 }
 
+// What the operator reads about a paused provider (the bundler's `paused_<name>` fact holds
+// the error code that paused it), or "" when `name` is not paused.
+std::string pause_reason(const actor_status& bundler, const std::string& name) {
+  auto i = bundler.facts.find("paused_" + name);
+  if (i == bundler.facts.end())
+    return "";
+  return i->second + ": fix the key, then POST /api/v1/providers/" + name + "/resume";
+}
+
 // Per provider: configuration (never the key) plus the bundler's live view: breaker state,
-// bundles in flight, and how long its breaker or rate limit blocks it.
+// whether a rejected key paused it, bundles in flight, and how long its breaker or rate
+// limit blocks it.
 std::string providers_body(const config& cfg, actor_status& live) {
   auto provider = [&](const std::string& name, bool configured, const std::string& model) {
     auto reason = provider_unavailable_reason(cfg, name);
     auto breaker = live.facts.count("breaker_" + name) ? live.facts["breaker_" + name] : "closed";
+    auto paused = pause_reason(live, name);
     return "{\"name\":" + json_quote(name)
            + ",\"enabled\":true,\"configured\":" + (configured ? "true" : "false")
-           + ",\"available\":" + (reason.empty() ? "true" : "false") + ",\"default_model\":"
-           + json_quote(model) + ",\"circuit_state\":" + json_quote(breaker) + ",\"in_flight\":"
+           + ",\"available\":" + (reason.empty() ? "true" : "false")
+           + ",\"default_model\":" + json_quote(model) + ",\"circuit_state\":" + json_quote(breaker)
+           + ",\"paused\":" + (paused.empty() ? "false" : "true")
+           + ",\"pause_reason\":" + json_quote(paused) + ",\"in_flight\":"
            + std::to_string(static_cast<uint64_t>(live.figures["inflight_" + name]))
            + ",\"blocked_ms\":"
            + std::to_string(static_cast<uint64_t>(live.figures["blocked_ms_" + name]))
@@ -411,7 +424,36 @@ std::string health_providers(const config& cfg) {
   return body + "}";
 }
 
+// One warning per provider paused by a rejected key, each a JSON string with a leading comma.
+std::string pause_warnings(const config& cfg, const caf::expected<actor_status>& bundler) {
+  std::string result;
+  if (!bundler)
+    return result;
+  auto add = [&](const std::string& name) {
+    if (auto reason = pause_reason(*bundler, name); !reason.empty())
+      result += "," + json_quote("provider " + name + " is paused: " + reason);
+  };
+  add("mock");
+  for (const auto& [name, p] : cfg.providers)
+    add(name);
+  return result;
+}
+
+void report_health(const api_context& ctx, std::string paused, http_responder respond);
+
+// A paused provider does not take the node out of a load balancer (other providers still
+// work and its requests wait safely): /healthz stays 200 and says "degraded".
 void get_health(const api_context& ctx, http_responder respond) {
+  auto shared = std::make_shared<api_context>(ctx);
+  ask<actor_status>(
+      ctx, ctx.actors.bundler,
+      [shared, respond](caf::expected<actor_status> r) {
+        report_health(*shared, pause_warnings(shared->cfg, r), respond);
+      },
+      atom::status_v);
+}
+
+void report_health(const api_context& ctx, std::string paused, http_responder respond) {
   auto providers = health_providers(ctx.cfg);
   auto configured = std::string{to_string(ctx.cfg.processing_mode)};
   auto effective = std::string{to_string(effective_mode(ctx.cfg))};
@@ -420,7 +462,7 @@ void get_health(const api_context& ctx, http_responder respond) {
   auto db = ctx.db;
   ask<actor_status>(
       ctx, ctx.actors.queue,
-      [respond, configured, effective, db, providers,
+      [respond, configured, effective, db, providers, paused,
        mock_warning = mock_default_warning(ctx.cfg)](caf::expected<actor_status> r) {
         bool store_ok = true;
         try {
@@ -438,9 +480,14 @@ void get_health(const api_context& ctx, http_responder respond) {
                                  + effective);
         if (!mock_warning.empty())
           warnings += std::string{warnings.size() > 1 ? "," : ""} + json_quote(mock_warning);
+        if (!paused.empty())
+          warnings += warnings.size() > 1 ? paused : paused.substr(1);
         warnings += "]";
         auto draining = r && r->facts["draining"] == "true";
-        auto status = draining ? "\"draining\"" : healthy ? "\"healthy\"" : "\"unhealthy\"";
+        auto status = draining         ? "\"draining\""
+                      : !healthy       ? "\"unhealthy\""
+                      : paused.empty() ? "\"healthy\""
+                                       : "\"degraded\"";
         auto body = std::string{"{\"status\":"} + status
                     + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
                     + ",\"queue_processing_mode\":" + json_quote(configured)
@@ -539,12 +586,36 @@ void cancel_batch_job(const api_context& ctx, const std::string& id, http_respon
       atom::cancel_v, id);
 }
 
+// The operator fixed the key of a paused provider: its queued requests flow again at once.
+void resume_provider(const api_context& ctx, const std::string& name, http_responder respond) {
+  if (name != "mock" && ctx.cfg.providers.count(name) == 0)
+    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no provider " + name));
+  ask<bool>(
+      ctx, ctx.actors.bundler,
+      [respond, name](caf::expected<bool> r) {
+        if (!r)
+          return respond(error_response(503, "SERVICE_UNAVAILABLE", "the bundler did not answer"));
+        if (!*r)
+          return respond(
+              error_response(409, "INVALID_REQUEST", "provider " + name + " is not paused"));
+        respond(json_response(202, "{\"provider\":" + json_quote(name) + ",\"paused\":false}"));
+      },
+      atom::resume_v, name);
+}
+
 // "/api/v1/status/<id>" -> id, when `path` starts with `prefix`.
 bool match_id(const std::string& path, std::string_view prefix, std::string& id) {
   if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0)
     return false;
   id = path.substr(prefix.size());
   return id.find('/') == std::string::npos;
+}
+
+// "/api/v1/providers/<id>/resume" -> id, when `path` is `prefix`, an id and `suffix`.
+bool match_action(const std::string& path, std::string_view prefix, std::string_view suffix,
+                  std::string& id) {
+  return path.ends_with(suffix)
+         && match_id(path.substr(0, path.size() - suffix.size()), prefix, id);
 }
 
 void route_get(const api_context& ctx, http_request&& req, http_responder respond) {
@@ -673,7 +744,8 @@ std::string mock_default_warning(const config& cfg) {
 }
 
 void handle_http(const api_context& ctx, http_request&& req, http_responder respond) {
-  if (req.method == "HEAD" && req.path == "/healthz") // load balancers probe with HEAD; open like GET
+  if (req.method == "HEAD"
+      && req.path == "/healthz") // load balancers probe with HEAD; open like GET
     return get_health(ctx, std::move(respond));
   auto client = authenticate(ctx, req);
   if (!client)
@@ -684,12 +756,11 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
     return submit_one(ctx, std::move(req), *client, std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparisons")
     return submit_many(ctx, std::move(req), std::move(respond));
-  constexpr std::string_view cancel_suffix = "/cancel";
   std::string id;
-  if (req.method == "POST" && req.path.ends_with(cancel_suffix)
-      && match_id(req.path.substr(0, req.path.size() - cancel_suffix.size()), "/api/v1/batch-jobs/",
-                  id))
+  if (req.method == "POST" && match_action(req.path, "/api/v1/batch-jobs/", "/cancel", id))
     return cancel_batch_job(ctx, id, std::move(respond));
+  if (req.method == "POST" && match_action(req.path, "/api/v1/providers/", "/resume", id))
+    return resume_provider(ctx, id, std::move(respond));
   respond(error_response(req.method == "POST" ? 404 : 405,
                          req.method == "POST" ? "RESOURCE_NOT_FOUND" : "INVALID_REQUEST",
                          "no route for " + req.method + " " + req.path));

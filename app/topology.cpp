@@ -172,14 +172,15 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
 }
 
 /// Gauges whose label values are known at start get a series before any other actor runs,
-/// so a scrape right after a restart finds them (breakers closed, nothing in flight, no open
-/// batch job). Sent before the bundler and the batch jobs actors exist, so their own later
-/// values always come after these.
+/// so a scrape right after a restart finds them (breakers closed, no provider paused, nothing
+/// in flight, no open batch job). Sent before the bundler and the batch jobs actors exist, so their
+/// own later values always come after these.
 void seed_gauges(caf::actor_system& sys, const metrics_actor& metrics,
                  const std::vector<std::string>& bundled, const std::vector<std::string>& batched) {
   std::vector<metric_sample> xs;
   for (const auto& name : bundled) {
     xs.push_back({"llm_provider_circuit_breaker_state", {name}, 0});
+    xs.push_back({"llm_provider_paused", {name}, 0});
     xs.push_back({"llm_provider_inflight_provider_calls", {name}, 0});
   }
   for (const auto& name : batched)

@@ -70,5 +70,6 @@ CAF_ADD_ATOM(lps, lps::atom, http_answered, "httpanswer")
 CAF_ADD_ATOM(lps, lps::atom, latency_elapsed, "latency")
 CAF_ADD_ATOM(lps, lps::atom, callback_answered, "cbanswered")
 CAF_ADD_ATOM(lps, lps::atom, retry_due, "retrydue")
+CAF_ADD_ATOM(lps, lps::atom, resume, "resume")
 
 CAF_END_TYPE_ID_BLOCK(lps)

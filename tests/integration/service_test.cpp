@@ -1612,3 +1612,68 @@ TEST_CASE("1000 requests at 1 s provider latency with 500 concurrent calls are e
   CHECK(s.peak_in_flight >= 400); // with the old pool of 64 connections it stayed at 64
   CHECK(lps.stop() == 0);
 }
+
+
+TEST_CASE("a rejected provider key pauses the provider and resume delivers every request once") {
+  mock_provider_server mock;
+  std::string error;
+  REQUIRE(mock.start(mock_provider_options{}, error));
+  // Every openai call is refused as with a revoked key, until the test resets the mock.
+  REQUIRE(mock.add_faults(
+      R"({"faults":[{"kind":"status","status":401,"count":1000}],"dialect":"openai"})", error));
+  temp_dir dir;
+  provider_keys keys{{"OPENAI_API_KEY"}};
+  test::lps_process lps{
+      dir.path().string(),
+      {"--openai-base-url=http://127.0.0.1:" + std::to_string(mock.port()) + "/v1",
+       "--retry-base-delay-ms=10"}};
+  REQUIRE(lps.port() != 0);
+  receiver sink;
+  client c;
+  std::string body = "{\"requests\":[";
+  for (int i = 0; i < 20; ++i)
+    body += std::string{i ? "," : ""} + "{\"user_prompt\":\"key " + std::to_string(i)
+            + "\",\"callback_url\":" + json_quote(sink.url())
+            + ",\"llm_config_overrides\":{\"provider_override\":\"openai\"}}";
+  REQUIRE(c.call("POST", lps.url("/api/v1/comparisons"), body + "]}").status == 202);
+  CHECK(metrics_show(c, lps, "llm_provider_paused{provider=\"openai\"} 1"));
+  // Paused: once the calls already made have answered, no more go out and nothing becomes
+  // final.
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  auto calls = mock.stats().by_dialect["openai"];
+  CHECK(calls >= 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  CHECK(mock.stats().by_dialect["openai"] == calls);
+  CHECK_FALSE(sink.wait_for(1, std::chrono::seconds{0}));
+  auto health = c.call("GET", lps.url("/healthz"));
+  CHECK(health.status == 200);
+  auto health_body = json::parse(health.body).as_object();
+  CHECK(health_body["status"] == "degraded");
+  auto warnings = json::serialize(health_body["warnings"]);
+  CHECK(warnings.find("provider openai is paused: AUTHENTICATION_ERROR: fix the key, then POST "
+                      "/api/v1/providers/openai/resume")
+        != std::string::npos);
+  auto providers = c.call_json("GET", lps.url("/api/v1/providers"));
+  for (auto& p : providers["providers"].as_array()) {
+    auto& provider = p.as_object();
+    CHECK(provider["paused"].as_bool() == (provider["name"] == "openai"));
+    if (provider["name"] == "openai")
+      CHECK(std::string{provider["pause_reason"].as_string()}.starts_with("AUTHENTICATION_ERROR"));
+  }
+  CHECK(c.call("POST", lps.url("/api/v1/providers/nope/resume"), "").status == 404);
+  CHECK(c.call("POST", lps.url("/api/v1/providers/mock/resume"), "").status == 409);
+  // The operator fixes the key (the mock stops refusing) and resumes: every request
+  // completes, exactly once.
+  mock.reset();
+  CHECK(c.call("POST", lps.url("/api/v1/providers/openai/resume"), "").status == 202);
+  REQUIRE(sink.wait_for(20, std::chrono::seconds{20}));
+  CHECK(metrics_show(c, lps, "llm_provider_paused{provider=\"openai\"} 0"));
+  std::this_thread::sleep_for(std::chrono::milliseconds{200}); // room for a duplicate
+  std::lock_guard<std::mutex> guard{sink.mtx};
+  CHECK(sink.total == 20);
+  CHECK(sink.events.size() == 20);
+  for (const auto& [id, events] : sink.events) {
+    CHECK(events.size() == 1);
+    CHECK(events.front().at("data").at("error_detail").is_null());
+  }
+}

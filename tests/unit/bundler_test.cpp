@@ -1,5 +1,6 @@
 // The bundler under CAF's test coordinator, with the real queue manager and store: bundle
-// forming, per-provider call slots, breakers and rate limits in virtual time, and drain.
+// forming, per-provider call slots, breakers, pauses and rate limits in virtual time, and
+// drain.
 
 #include "fixtures/pipeline.hpp"
 
@@ -275,4 +276,88 @@ TEST_CASE("without multi-prompt a bundle is charged one call per item") {
   fx.settle();
   // The first bundle (4 calls) exceeds the 2 left and leaves debt; the second waits.
   CHECK(fx.stub("mock").seen.size() == 1);
+}
+
+namespace {
+
+// A provider whose key is rejected (401) until the test fixes it.
+struct keyed_provider_state {
+  static inline const char* name = "provider:keyed";
+  // Not a bool first: CAF would build the state from its self pointer (C++20 aggregate
+  // init), and a leading bool would start out true.
+  size_t calls = 0;
+  bool key_valid = false;
+};
+
+provider_actor::behavior_type
+keyed_provider(provider_actor::stateful_pointer<keyed_provider_state> self) {
+  return {
+      [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
+        ++self->state.calls;
+        std::vector<comparison_outcome> result;
+        for (const auto& item : b.items) {
+          comparison_outcome o;
+          o.queue_id = item.entry.request.queue_id;
+          o.provider = b.provider;
+          o.model = b.model;
+          o.enrichment = item.enrichment;
+          if (self->state.key_valid) {
+            o.success = true;
+            o.winner = "Essay A";
+            o.justification = "judged with a good key";
+            o.confidence = 4.0;
+          } else {
+            o.error_code = "AUTHENTICATION_ERROR";
+            o.error_message = "stub 401";
+            o.http_status = 401;
+          }
+          result.push_back(std::move(o));
+        }
+        return result;
+      },
+      [=](atom::status) -> actor_status { return {"keyed", "provider", 0, 0, {}, {}}; },
+  };
+}
+
+} // namespace
+
+TEST_CASE("a rejected key pauses its provider, keeps its requests queued, and resume runs them") {
+  queue_manager_config qm;
+  qm.max_retries = 0; // a counted failure would be final at once
+  pipeline_fixture fx{qm};
+  auto keyed = fx.spawn(keyed_provider);
+  fx.providers["openai"] = keyed;
+  fx.providers["mock"] = fx.spawn(stub_provider, std::string{"mock"});
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  auto accepted = fx.submit({make_request("o1", "openai"), make_request("o2", "openai"),
+                             make_request("o3", "openai"), make_request("m1"), make_request("m2")});
+  fx.run_for(std::chrono::seconds{5});
+  // One call revealed the bad key; no further openai call was made, nothing of openai is
+  // final, and the mock requests completed.
+  CHECK(fx.state_of<keyed_provider_state>(keyed).calls == 1);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_FALSE(fx.db->find_result(accepted[i].queue_id));
+    auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[i].queue_id);
+    CHECK(st->status == queue_status::queued);
+  }
+  CHECK(fx.db->find_result(accepted[3].queue_id));
+  CHECK(fx.db->find_result(accepted[4].queue_id));
+  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts["paused_openai"]
+        == "AUTHENTICATION_ERROR");
+  auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
+  CHECK(registry.value("llm_provider_paused", {"openai"}) == 1);
+  CHECK_FALSE(fx.request<bool>(fx.bundler_hdl, atom::resume_v, std::string{"mock"}).value());
+  // The operator fixes the key and resumes: the queued requests go out at once.
+  fx.state_of<keyed_provider_state>(keyed).key_valid = true;
+  CHECK(fx.request<bool>(fx.bundler_hdl, atom::resume_v, std::string{"openai"}).value());
+  fx.settle();
+  CHECK(fx.state_of<keyed_provider_state>(keyed).calls == 2);
+  for (size_t i = 0; i < 3; ++i) {
+    auto event = fx.result_of(accepted[i].queue_id);
+    CHECK(event["data"].as_object()["winner"] == "Essay A");
+  }
+  CHECK(registry.value("llm_provider_paused", {"openai"}) == 0);
+  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts.count("paused_openai")
+        == 0);
+  CHECK_FALSE(fx.request<bool>(fx.bundler_hdl, atom::resume_v, std::string{"openai"}).value());
 }

@@ -161,3 +161,39 @@ TEST_CASE("the tightest rate-limit figures a provider reports are learned") {
   CHECK(gate.blocked_for("openai", t0) == 20s);
   CHECK(gate.has_capacity("openai", t0 + 20s));
 }
+
+TEST_CASE("a rejected key pauses its provider until it is resumed, and no other provider") {
+  provider_gate gate;
+  gate.start_call(bundle_of("openai", 2), t0);
+  auto rejected = failure("AUTHENTICATION_ERROR");
+  rejected.model = "gpt-5-mini";
+  gate.finish_call("openai", {success(), rejected}, t0);
+  const auto* pause = gate.pause_of("openai");
+  REQUIRE(pause != nullptr);
+  CHECK(pause->model == "gpt-5-mini");
+  CHECK(pause->error_code == "AUTHENTICATION_ERROR");
+  // Paused is not time-blocked: no wake is armed for it, and time does not end it.
+  CHECK_FALSE(gate.has_capacity("openai", t0 + 1h));
+  CHECK_FALSE(gate.soonest_unblock({"openai"}, t0).has_value());
+  CHECK(gate.has_capacity("mock", t0));
+  CHECK(gate.pause_of("mock") == nullptr);
+  // A bad key says nothing about the provider's health: the breaker stays closed.
+  CHECK(gate.breaker("openai").state() == breaker_state::closed);
+  CHECK(gate.resume("openai"));
+  CHECK(gate.pause_of("openai") == nullptr);
+  CHECK(gate.has_capacity("openai", t0));
+  CHECK_FALSE(gate.resume("openai")); // not paused any more
+}
+
+TEST_CASE("other client errors and provider failures do not pause a provider") {
+  provider_gate gate;
+  for (const auto* code : {"INVALID_REQUEST", "QUOTA_EXCEEDED", "RATE_LIMIT", "TIMEOUT"}) {
+    gate.start_call(bundle_of("openai", 1), t0);
+    gate.finish_call("openai", {failure(code)}, t0);
+    CHECK(gate.pause_of("openai") == nullptr);
+  }
+  CHECK(rejects_key(failure("AUTHENTICATION_ERROR")));
+  auto succeeded = success();
+  succeeded.error_code = "AUTHENTICATION_ERROR";
+  CHECK_FALSE(rejects_key(succeeded));
+}

@@ -411,3 +411,70 @@ TEST_CASE("the response-duration histogram gets the provider call's time to the 
   REQUIRE(seconds);
   CHECK(*seconds == Approx(0.000420));
 }
+
+TEST_CASE("a request whose key was rejected goes back to the queue without using an attempt") {
+  queue_manager_config qm;
+  qm.max_retries = 0; // any counted failure would be final at once
+  pipeline_fixture fx{qm};
+  auto accepted = fx.submit({make_request("bad key")});
+  auto id = accepted.at(0).queue_id;
+  comparison_outcome rejected;
+  rejected.queue_id = id;
+  rejected.error_code = "AUTHENTICATION_ERROR";
+  rejected.http_status = 401;
+  for (int round = 0; round < 3; ++round) {
+    auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                         std::vector<std::string>{"mock"});
+    REQUIRE(taken);
+    REQUIRE(taken->size() == 1);
+    CHECK(taken->front().request.queue_id == id);
+    CHECK(taken->front().request.user_prompt == "bad key"); // texts read back from the store
+    CHECK(taken->front().attempts == 1);
+    fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{rejected});
+    fx.settle();
+    auto st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+    REQUIRE(st);
+    CHECK(st->status == queue_status::queued);
+    CHECK(st->attempts == 0);
+    CHECK_FALSE(fx.db->find_result(id));
+  }
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).retried_total == 0);
+  // A batch job's rejected item is final as before (batch jobs do not pause their provider).
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  rejected.enrichment.batch_job_id = "job-1";
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{rejected});
+  fx.settle();
+  auto event = fx.result_of(id);
+  auto& detail = event["data"].as_object()["error_detail"].as_object();
+  CHECK(detail["error_code"] == "AUTHENTICATION_ERROR");
+}
+
+TEST_CASE("final provider failures are logged at most once per provider and code per period") {
+  failure_log_throttle throttle{std::chrono::seconds{10}};
+  caf::timestamp t0{std::chrono::hours{1}};
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0) == 1); // the first one is logged at once
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{1}) == 0);
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{9}) == 0);
+  // Another code or provider has its own window.
+  CHECK(throttle.admit("openai", "EXTERNAL_SERVICE_ERROR", t0 + std::chrono::seconds{9}) == 1);
+  CHECK(throttle.admit("anthropic", "RATE_LIMIT", t0 + std::chrono::seconds{9}) == 1);
+  // After the period, one line stands for this failure and the two not logged.
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{10}) == 3);
+  CHECK(throttle.admit("openai", "RATE_LIMIT", t0 + std::chrono::seconds{11}) == 0);
+}
+
+TEST_CASE("provider failures are told apart from expiry and cancels") {
+  comparison_outcome outcome;
+  outcome.provider = "openai";
+  outcome.error_code = "RATE_LIMIT";
+  CHECK(is_provider_failure(outcome));
+  outcome.error_code = "EXPIRED";
+  CHECK_FALSE(is_provider_failure(outcome));
+  outcome.error_code = "CANCELLED";
+  CHECK_FALSE(is_provider_failure(outcome));
+  outcome.error_code = "RATE_LIMIT";
+  outcome.success = true;
+  CHECK_FALSE(is_provider_failure(outcome));
+}
