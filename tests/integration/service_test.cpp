@@ -1613,7 +1613,6 @@ TEST_CASE("1000 requests at 1 s provider latency with 500 concurrent calls are e
   CHECK(lps.stop() == 0);
 }
 
-
 TEST_CASE("a rejected provider key pauses the provider and resume delivers every request once") {
   mock_provider_server mock;
   std::string error;
