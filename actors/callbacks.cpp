@@ -97,6 +97,23 @@ caf::timespan backoff(self_ptr self, uint32_t attempts) {
       backoff_delay(settings, attempts, st.jitter.next()));
 }
 
+/// Records the give-up durably, so status says "failed" and a restart does not try again.
+void give_up(self_ptr self, const delivery& d, std::string error) {
+  auto& st = self->state;
+  ++st.given_up_total;
+  count(self, "failed");
+  LPS_LOG_WARN(log(),
+               "callbacks gave up delivering {} after {} attempts ({}); "
+               "the result stays readable at /api/v1/results",
+               d.queue_id, d.attempts, error);
+  auto failed_at =
+      std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.now().time_since_epoch());
+  store_write write;
+  write.delivery_give_ups.push_back({d.queue_id, failed_at.count(), d.attempts, error});
+  st.db->submit(std::move(write), [](bool, const std::string&) {});
+  st.last_error = std::move(error);
+}
+
 void on_attempt_done(self_ptr self, delivery d, uint32_t status, std::string error,
                      bool permanent) {
   auto& st = self->state;
@@ -116,13 +133,7 @@ void on_attempt_done(self_ptr self, delivery d, uint32_t status, std::string err
     st.retries.emplace(when, std::move(d));
     arm_tick(self);
   } else {
-    ++st.given_up_total;
-    count(self, "failed");
-    LPS_LOG_WARN(log(),
-                 "callbacks gave up delivering {} after {} attempts ({}); "
-                 "the result stays readable at /api/v1/results",
-                 d.queue_id, d.attempts, error);
-    st.last_error = std::move(error);
+    give_up(self, d, std::move(error));
   }
   pump(self, origin);
 }

@@ -3,9 +3,9 @@
 // The callbacks actor: POSTs result events to their callback_url, with a per-origin
 // concurrency limit (a slow or failing receiver never blocks deliveries to others) and
 // retries with the retry policy's exponential backoff (actors/providers/retry_policy.hpp).
-// Successful deliveries are marked in the store, so a restart redelivers only what was not
-// acknowledged; event ids are stable, so a redelivery is harmless. Time comes from an
-// injected clock and jitter from a seeded source, so tests run in virtual time.
+// Successful deliveries and give-ups are marked in the store, so a restart redelivers only
+// what was neither acknowledged nor given up; event ids are stable, so a redelivery is harmless.
+// Time comes from an injected clock and jitter from a seeded source, so tests run in virtual time.
 
 #include "actors/actors.hpp"
 #include "actors/providers/retry_policy.hpp"

@@ -3,6 +3,7 @@
 
 #include "actors/provider_gate.hpp"
 #include "actors/providers/retry_policy.hpp"
+#include "actors/providers/wire_common.hpp"
 #include "actors/result_mapper.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/json_codec.hpp"
@@ -491,6 +492,13 @@ retry_decision decide_retry(self_ptr self, uint32_t attempts, const comparison_o
   return decide(settings, attempts, kind, retry_after, self->state.jitter.next());
 }
 
+// Status shows the last retryable failure; the message is cut so an entry stays small.
+void remember_failure(queue_entry& entry, const comparison_outcome& outcome) {
+  constexpr size_t max_message_chars = 200;
+  entry.last_failure = std::make_unique<entry_failure>(
+      entry_failure{outcome.error_code, wire::cut_utf8(outcome.error_message, max_message_chars)});
+}
+
 void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
                     clock_duration delay) {
   auto& st = self->state;
@@ -541,6 +549,7 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
     if (!outcome.success) {
       auto decision = decide_retry(self, i->second.attempts, outcome);
       if (decision.retry) {
+        remember_failure(i->second, outcome);
         schedule_retry(self, outcome.queue_id, i->second, decision.delay);
         continue;
       }
@@ -675,6 +684,15 @@ void recover(self_ptr self) {
     self->send(st.callbacks, atom::deliver_v, std::move(deliveries));
 }
 
+// The model a request will be called with: its override, else its provider's default.
+std::string resolved_model(self_ptr self, const queue_entry& entry, const comparison_request& req) {
+  if (!req.overrides.model.empty())
+    return req.overrides.model;
+  const auto& models = self->state.cfg.default_models;
+  auto i = models.find(entry.provider);
+  return i != models.end() ? i->second : std::string{};
+}
+
 request_status lookup(self_ptr self, const std::string& id) {
   auto& st = self->state;
   auto i = st.entries.find(id);
@@ -686,15 +704,24 @@ request_status lookup(self_ptr self, const std::string& id) {
     req = entry.hot->request;
   else if (auto rows = read_back(self, {id}, false); !rows.empty())
     req = std::move(rows.begin()->second.request); // a cold entry: read, not kept
-  return {true,
-          id,
-          req.correlation_id,
-          entry.status,
-          entry.queued_at,
-          entry.attempts,
-          entry.priority,
-          req.overrides.provider,
-          req.overrides.model};
+  request_status result{true,
+                        id,
+                        req.correlation_id,
+                        entry.status,
+                        entry.queued_at,
+                        entry.attempts,
+                        entry.priority,
+                        entry.provider,
+                        resolved_model(self, entry, req)};
+  if (entry.last_failure) {
+    result.last_error_code = entry.last_failure->code;
+    result.last_error_message = entry.last_failure->message;
+  }
+  // Only a queued entry with a retry time waits in backoff (a released one has left
+  // `delayed` and its time has passed).
+  if (entry.status == queue_status::queued && entry.not_before > st.cfg.now())
+    result.next_attempt_at = entry.not_before;
+  return result;
 }
 
 actor_status status_of(self_ptr self) {

@@ -39,6 +39,9 @@ struct queue_manager_config {
   std::string processing_mode = "serial_bundle";
   /// DEFAULT_LLM_PROVIDER: the provider of requests without provider_override.
   std::string default_provider = "mock";
+  /// Each provider's default model, the model of requests without a model override (for
+  /// status only).
+  std::map<std::string, std::string> default_models;
   /// Period of expiry sweeps, delayed-retry release and gauge updates.
   caf::timespan tick_interval = std::chrono::milliseconds{200};
   /// First retry delay; doubles per attempt up to retry_max_delay (with jitter).
@@ -60,6 +63,12 @@ struct queue_manager_config {
   uint64_t jitter_seed = std::random_device{}();
 };
 
+/// A retryable failure of a request: its error code and message (cut to 200 characters).
+struct entry_failure {
+  std::string code;
+  std::string message;
+};
+
 /// One non-final request in memory. Scheduling data is always here; the request itself
 /// (`hot`) while its texts fit the memory budget, and without its texts while it is being
 /// processed (the provider has them; a retry reads them back). A cold entry (`hot` null)
@@ -78,6 +87,8 @@ struct queue_entry {
   uint64_t seq = 0;
   /// When a delayed retry may run again.
   caf::timestamp not_before;
+  /// The last retryable failure, for status (null until one; memory only, lost at restart).
+  std::unique_ptr<entry_failure> last_failure;
   /// Bytes of this request's texts held in `hot` (0: the texts are only in the store).
   uint64_t texts_held = 0;
   /// False while its insert is being committed: the client has no 202 yet, and nothing

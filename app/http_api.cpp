@@ -313,15 +313,24 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
       atom::submit_v, std::move(valid));
 }
 
+// A callback given up also names its attempts and why the last one failed.
+std::string callback_delivery_fields(const stored_result& x) {
+  if (x.callback_url.empty())
+    return "\"callback_delivery\":\"not_requested\"";
+  if (x.delivered)
+    return "\"callback_delivery\":\"delivered\"";
+  if (x.delivery_failed_at_ms == 0)
+    return "\"callback_delivery\":\"pending\"";
+  return "\"callback_delivery\":\"failed\",\"callback_attempts\":"
+         + std::to_string(x.delivery_attempts)
+         + ",\"callback_last_error\":" + json_quote(x.last_delivery_error);
+}
+
 std::string final_status_body(const stored_result& x) {
   return "{\"queue_id\":" + json_quote(x.queue_id) + ",\"status\":" + json_quote(x.status)
          + ",\"completed_at\":" + json_quote(iso8601(from_unix_ms(x.completed_at_ms)))
-         + ",\"result_available\":true,\"callback_delivery\":"
-         + (x.callback_url.empty() ? "\"not_requested\""
-            : x.delivered          ? "\"delivered\""
-                                   : "\"pending\"")
-         + ",\"correlation_id\":" + json_quote(json_string_field(x.event_json, "correlation_id"))
-         + "}";
+         + ",\"result_available\":true," + callback_delivery_fields(x) + ",\"correlation_id\":"
+         + json_quote(json_string_field(x.event_json, "correlation_id")) + "}";
 }
 
 // Held requests are answered by the queue manager; final ones come from the store.

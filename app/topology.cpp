@@ -249,6 +249,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.retry_max_delay = std::chrono::milliseconds{cfg.retry_max_delay_ms};
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
+  qm.default_models = bundler_config_of(cfg).policy.default_models;
   if (jobs_db != nullptr)
     qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);

@@ -50,16 +50,23 @@ struct request_status {
   caf::timestamp queued_at;
   uint32_t attempts = 0;
   int32_t priority = 5;
-  /// Requested provider and model ("" when the default applies).
+  /// Resolved provider and model: the override, else DEFAULT_LLM_PROVIDER and that
+  /// provider's default model.
   std::string provider;
   std::string model;
+  /// The last retryable failure (empty code: none yet).
+  std::string last_error_code{};
+  std::string last_error_message{};
+  /// While it waits in retry backoff: when it may run again (epoch: not waiting).
+  caf::timestamp next_attempt_at{};
   friend bool operator==(const request_status&, const request_status&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_status& x) {
   return f(caf::meta::type_name("lps.request_status"), x.found, x.queue_id, x.correlation_id,
-           x.status, x.queued_at, x.attempts, x.priority, x.provider, x.model);
+           x.status, x.queued_at, x.attempts, x.priority, x.provider, x.model, x.last_error_code,
+           x.last_error_message, x.next_attempt_at);
 }
 
 /// What waits in one provider's ready queue (for batch scheduling).

@@ -1113,6 +1113,17 @@ std::string render_status(const request_status& status) {
       .string_or_null("provider", status.provider)
       .string_or_null("model", status.model)
       .string_or_null("correlation_id", status.correlation_id);
+  if (status.last_error_code.empty()) {
+    body.null("last_error");
+  } else {
+    object_writer error{body.member("last_error")};
+    error.string("code", status.last_error_code).string("message", status.last_error_message);
+    error.close();
+  }
+  if (status.next_attempt_at == caf::timestamp{})
+    body.null("next_attempt_at");
+  else
+    body.string("next_attempt_at", iso8601(status.next_attempt_at));
   body.close();
   return result;
 }

@@ -11,10 +11,12 @@ namespace lps::sqlite {
 namespace {
 
 // Oldest first through the results_completed index. The delivered/callback terms keep
-// every result still waiting for its callback (store.cpp's outbox).
+// every result still waiting for its callback (store.cpp's outbox); a callback given up has
+// nothing left to deliver.
 constexpr const char* delete_sql =
     "DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE completed_at_ms < ?1 "
-    "AND (delivered = 1 OR callback_url = '') ORDER BY completed_at_ms LIMIT ?2)";
+    "AND (delivered = 1 OR callback_url = '' OR delivery_failed_at_ms <> 0) "
+    "ORDER BY completed_at_ms LIMIT ?2)";
 // A no-op on a file made without auto_vacuum=INCREMENTAL: there freed pages stay on the
 // free list and new rows reuse them.
 // A pragma takes no bound parameter: the page count (1 MiB of 8 KiB pages) is in the text.

@@ -26,7 +26,7 @@ using sqlite::database;
 using sqlite::stmt_ptr;
 using sqlite::stmt_scope;
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 constexpr int busy_timeout_ms = 5000;
 
 // Page caches of the two connections. Without fsync at every commit checkpoints are the
@@ -57,11 +57,14 @@ CREATE TABLE IF NOT EXISTS results(
   event_json TEXT NOT NULL,
   callback_url TEXT NOT NULL,
   delivered INTEGER NOT NULL,
-  completed_at_ms INTEGER NOT NULL);
+  completed_at_ms INTEGER NOT NULL,
+  delivery_failed_at_ms INTEGER NOT NULL DEFAULT 0,
+  delivery_attempts INTEGER NOT NULL DEFAULT 0,
+  last_delivery_error TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
   WHERE delivered = 0 AND callback_url <> '';
 CREATE INDEX IF NOT EXISTS results_completed ON results(completed_at_ms);
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 )sql";
 
 // Idempotency keys (the HTTP Idempotency-Key header, or a correlation id) and the request
@@ -86,6 +89,13 @@ ALTER TABLE requests ADD COLUMN texts BLOB NOT NULL DEFAULT x'';
 ALTER TABLE requests ADD COLUMN provider TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 2;
 )sql";
+// Version 2 had no record of callbacks given up; its results count as not given up.
+constexpr const char* migrate_v2_sql = R"sql(
+ALTER TABLE results ADD COLUMN delivery_failed_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN last_delivery_error TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 3;
+)sql";
 
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload, "
@@ -97,15 +107,22 @@ constexpr const char* insert_result_sql =
     "completed_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr const char* delete_request_sql = "DELETE FROM requests WHERE queue_id = ?1";
 constexpr const char* mark_delivered_sql = "UPDATE results SET delivered = 1 WHERE queue_id = ?1";
+constexpr const char* mark_given_up_sql =
+    "UPDATE results SET delivery_failed_at_ms = ?2, delivery_attempts = ?3, "
+    "last_delivery_error = ?4 WHERE queue_id = ?1";
 constexpr const char* update_attempts_sql = "UPDATE requests SET attempts = ?2 WHERE queue_id = ?1";
 
 constexpr const char* find_result_sql =
-    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
-    "FROM results WHERE queue_id = ?1";
-// Repeats the partial index's WHERE terms so the planner can use it.
+    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms, "
+    "delivery_failed_at_ms, delivery_attempts, last_delivery_error FROM results WHERE queue_id = "
+    "?1";
+// Repeats the partial index's WHERE terms so the planner can use it; the few results given
+// up stay in that index and are filtered here.
 constexpr const char* load_undelivered_sql =
-    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms "
-    "FROM results WHERE delivered = 0 AND callback_url <> '' ORDER BY completed_at_ms, rowid";
+    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms, "
+    "delivery_failed_at_ms, delivery_attempts, last_delivery_error FROM results "
+    "WHERE delivered = 0 AND callback_url <> '' AND delivery_failed_at_ms = 0 "
+    "ORDER BY completed_at_ms, rowid";
 constexpr const char* load_active_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
     "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
@@ -151,12 +168,15 @@ stored_result read_result(sqlite3_stmt* stmt) {
   row.callback_url = column_string(stmt, 3);
   row.delivered = sqlite3_column_int(stmt, 4) != 0;
   row.completed_at_ms = sqlite3_column_int64(stmt, 5);
+  row.delivery_failed_at_ms = sqlite3_column_int64(stmt, 6);
+  row.delivery_attempts = static_cast<uint32_t>(sqlite3_column_int64(stmt, 7));
+  row.last_delivery_error = column_string(stmt, 8);
   return row;
 }
 
 size_t count_ops(const store_write& write) {
   return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
-         + write.idempotency_keys.size();
+         + write.idempotency_keys.size() + write.delivery_give_ups.size();
 }
 
 // Runs a callback without letting an exception kill the writer thread.
@@ -234,6 +254,7 @@ struct sqlite_store::impl {
 
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
   stmt_ptr mark_delivered_stmt, update_attempts_stmt, insert_idempotency_key_stmt;
+  stmt_ptr mark_given_up_stmt;
   /// Retention (null when results are kept forever); writer thread only.
   std::unique_ptr<sqlite::result_purger> purger;
 
@@ -355,11 +376,24 @@ struct sqlite_store::impl {
     auto created = write_db->transaction(
         [&](std::string& err) {
           return (version != 1 || write_db->exec(migrate_v1_sql, "migrate schema", err))
-                 && write_db->exec(schema_sql, "create schema", err)
+                 && migrate_v2(version, err) && write_db->exec(schema_sql, "create schema", err)
                  && write_db->exec(idempotency_schema_sql, "create schema", err);
         },
         error);
     return created == sqlite::txn_outcome::committed;
+  }
+
+  // A version 1 file may have no results table yet: the schema then creates it whole.
+  bool migrate_v2(int version, std::string& error) {
+    if (version != 1 && version != 2)
+      return true;
+    stmt_ptr stmt = write_db->prepare(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'", error);
+    if (!stmt)
+      return false;
+    bool has_results = sqlite3_step(stmt.get()) == SQLITE_ROW;
+    stmt.reset();
+    return !has_results || write_db->exec(migrate_v2_sql, "migrate schema", error);
   }
 
   bool read_user_version(int& version, std::string& error) {
@@ -381,6 +415,7 @@ struct sqlite_store::impl {
            && (delete_request_stmt = db.prepare(delete_request_sql, error))
            && (mark_delivered_stmt = db.prepare(mark_delivered_sql, error))
            && (update_attempts_stmt = db.prepare(update_attempts_sql, error))
+           && (mark_given_up_stmt = db.prepare(mark_given_up_sql, error))
            && (insert_idempotency_key_stmt = db.prepare(insert_idempotency_key_sql, error));
   }
 
@@ -676,6 +711,9 @@ struct sqlite_store::impl {
     for (const auto& [key, id] : write.idempotency_keys)
       if (!insert_idempotency_key(key, id, error))
         return false;
+    for (const auto& give_up : write.delivery_give_ups)
+      if (!mark_given_up(give_up, error))
+        return false;
     return true;
   }
 
@@ -718,6 +756,15 @@ struct sqlite_store::impl {
   bool mark_delivered(const std::string& queue_id, std::string& error) {
     bind_text(mark_delivered_stmt.get(), 1, queue_id);
     return step_done(mark_delivered_stmt.get(), "mark delivered", queue_id, error);
+  }
+
+  bool mark_given_up(const delivery_give_up& give_up, std::string& error) {
+    sqlite3_stmt* stmt = mark_given_up_stmt.get();
+    bind_text(stmt, 1, give_up.queue_id);
+    sqlite3_bind_int64(stmt, 2, give_up.failed_at_ms);
+    sqlite3_bind_int64(stmt, 3, give_up.attempts);
+    bind_text(stmt, 4, give_up.last_error);
+    return step_done(stmt, "mark delivery given up", give_up.queue_id, error);
   }
 
   bool update_attempts(const std::string& queue_id, uint32_t attempts, std::string& error) {

@@ -38,8 +38,8 @@ struct store_options {
   /// (docs/benchmarks.md, "WAL checkpoints off the writer thread"). 0: SQLite's own in
   /// both modes.
   uint32_t wal_checkpoint_frames = 1024;
-  /// Final results whose callback was delivered (or that have none) are deleted once their
-  /// completed_at is older than this: by the writer thread, between commits, in small
+  /// Final results whose callback was delivered or given up (or that have none) are deleted once
+  /// their completed_at is older than this: by the writer thread, between commits, in small
   /// transactions (docs/operations.md, "Retention"). 0: kept forever. With manual_commits
   /// only purge_expired_results() purges.
   std::chrono::milliseconds result_retention{0};
@@ -73,6 +73,20 @@ struct stored_result {
   std::string callback_url;
   bool delivered = false;
   int64_t completed_at_ms = 0;
+  /// When the callbacks actor gave up delivering (0: it has not): a given-up result is not
+  /// handed to it again at start and counts as delivered for retention.
+  int64_t delivery_failed_at_ms = 0;
+  /// Attempts of the run that gave up, and why its last one failed.
+  uint32_t delivery_attempts = 0;
+  std::string last_delivery_error{};
+};
+
+/// The callbacks actor gave up delivering a result's callback.
+struct delivery_give_up {
+  std::string queue_id;
+  int64_t failed_at_ms = 0;
+  uint32_t attempts = 0;
+  std::string last_error;
 };
 
 /// One write. Exactly one of the groups is used per operation kind.
@@ -87,6 +101,8 @@ struct store_write {
   std::vector<std::pair<std::string, uint32_t>> attempts;
   /// Record idempotency keys (key, queue_id); a key already recorded keeps its queue id.
   std::vector<std::pair<std::string, std::string>> idempotency_keys;
+  /// Record callback deliveries given up.
+  std::vector<delivery_give_up> delivery_give_ups;
 };
 
 /// Called once after the write committed (ok == true) or failed (ok == false, error text).
@@ -145,7 +161,7 @@ public:
   /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.
   virtual std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) = 0;
 
-  /// Results with a callback_url that were not delivered yet.
+  /// Results with a callback_url that were neither delivered nor given up yet.
   virtual std::vector<stored_result> load_undelivered_results() = 0;
 
   /// Deletes every result the retention rule (store_options::result_retention) lets go as

@@ -1676,3 +1676,74 @@ TEST_CASE("a rejected provider key pauses the provider and resume delivers every
     CHECK(events.front().at("data").at("error_detail").is_null());
   }
 }
+
+TEST_CASE("status shows a given-up callback as failed, not retried after a restart, and a "
+          "retry's last error and next attempt while it waits") {
+  temp_dir dir;
+  raw_receiver failing{500};
+  receiver healthy;
+  client c;
+  std::string id;
+  auto status_of = [&](const test::lps_process& lps) {
+    return c.call_json("GET", lps.url("/api/v1/status/" + id));
+  };
+  {
+    test::lps_process lps{dir.path().string(), {"--callback-max-attempts=2"}};
+    REQUIRE(lps.port() != 0);
+    auto res = c.call("POST", lps.url("/api/v1/comparison"), comparison_body("x", failing.url()));
+    REQUIRE(res.status == 202);
+    id = std::string{json::parse(res.body).as_object()["queue_id"].as_string()};
+    json::object status;
+    for (int i = 0; i < 400; ++i) {
+      status = status_of(lps);
+      if (auto* d = status.if_contains("callback_delivery"); d && *d == "failed")
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{25});
+    }
+    CHECK(status["callback_delivery"] == "failed");
+    CHECK(status["callback_attempts"] == 2);
+    CHECK(status["callback_last_error"] == "HTTP 500");
+    CHECK(lps.stop() == 0);
+  }
+  test::lps_process again{dir.path().string(), {"--callback-max-attempts=2"}};
+  REQUIRE(again.port() != 0);
+  // Recovery hands undelivered results to the callbacks actor before the API answers, so once
+  // a later request's callback arrived, a redelivery of the given-up one would have too.
+  auto res = c.call("POST", again.url("/api/v1/comparison"), comparison_body("y", healthy.url()));
+  REQUIRE(res.status == 202);
+  REQUIRE(healthy.wait_for(1, std::chrono::seconds{20}));
+  {
+    std::lock_guard<std::mutex> guard{failing.mtx};
+    CHECK(failing.hits.size() == 2);
+  }
+  auto status = status_of(again);
+  CHECK(status["callback_delivery"] == "failed");
+  CHECK(status["callback_attempts"] == 2);
+
+  // Every mock call fails with a retryable 503; the minute's backoff keeps it waiting.
+  temp_dir retry_dir;
+  test::lps_process failing_lps{
+      retry_dir.path().string(),
+      {"--mock-error-rate=1", "--mock-error-codes=503", "--retry-base-delay-ms=60000"}};
+  REQUIRE(failing_lps.port() != 0);
+  res = c.call("POST", failing_lps.url("/api/v1/comparison"), "{\"user_prompt\":\"retry me\"}");
+  REQUIRE(res.status == 202);
+  id = std::string{json::parse(res.body).as_object()["queue_id"].as_string()};
+  for (int i = 0; i < 400; ++i) {
+    status = status_of(failing_lps);
+    if (!status["next_attempt_at"].is_null())
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  CHECK(status["status"] == "queued");
+  CHECK(status["provider"] == "mock");
+  CHECK(status["model"] == "mock-model-v1");
+  CHECK(status["attempts"] == 1);
+  REQUIRE(status["last_error"].is_object());
+  CHECK(status["last_error"].as_object()["code"] == "EXTERNAL_SERVICE_ERROR");
+  CHECK(status["last_error"].as_object()["message"] == "mock provider simulated HTTP 503");
+  REQUIRE(status["next_attempt_at"].is_string());
+  // 60 s with up to 50 % jitter: at least 30 s after the queued_at of the same clock.
+  CHECK(std::string{status["next_attempt_at"].as_string()}
+        > std::string{status["queued_at"].as_string()});
+}

@@ -54,6 +54,7 @@ struct callbacks_fixture : test::deterministic_fixture {
   fake_transport http;
   /// The actor's wall clock; step() moves it with the coordinator's.
   caf::timestamp clock = caf::make_timestamp();
+  const caf::timestamp started_at = clock;
   callbacks_actor actor;
 
   callbacks_fixture() {
@@ -108,6 +109,20 @@ struct callbacks_fixture : test::deterministic_fixture {
     clock += d;
     sched.advance_time(d);
     settle();
+  }
+
+  /// The store's record of a give-up: attempts, last error, and a time from the actor's clock.
+  void check_given_up(const std::string& queue_id, uint32_t attempts, const std::string& error) {
+    auto row = db->find_result(queue_id);
+    REQUIRE(row);
+    auto ms = [](caf::timestamp t) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    };
+    CHECK(row->delivery_failed_at_ms >= ms(started_at));
+    CHECK(row->delivery_failed_at_ms <= ms(clock));
+    CHECK(row->delivery_attempts == attempts);
+    CHECK(row->last_delivery_error == error);
+    CHECK(db->load_undelivered_results().empty());
   }
 
   bool delivered(const std::string& queue_id) {
@@ -221,6 +236,7 @@ TEST_CASE("a refused target or bad URL is given up at once with its reason") {
   CHECK(fx.state().given_up_total == 1);
   CHECK(fx.state().retries.empty());
   CHECK(fx.state().last_error == "invalid: " + refusal);
+  fx.check_given_up("q1", 1, "invalid: " + refusal);
   auto status = fx.request<actor_status>(fx.actor, atom::status_v);
   REQUIRE(status);
   CHECK(status->facts["last_error"] == "invalid: " + refusal);
@@ -244,6 +260,7 @@ TEST_CASE("a redirect is a failed attempt: never followed, retried, then given u
   CHECK_FALSE(fx.delivered("q1"));
   CHECK(fx.state().given_up_total == 1);
   CHECK(fx.state().last_error == "HTTP 302");
+  fx.check_given_up("q1", 2, "HTTP 302");
 }
 
 TEST_CASE("with a signing secret every attempt carries X-LPS-Signature over its body") {

@@ -764,7 +764,14 @@ TEST_CASE("the status body reports the queue entry") {
   CHECK(render_status(status)
         == R"({"queue_id":"q-9","status":"processing","queued_at":"2023-11-14T22:13:20.123Z",)"
            R"("attempts":2,"priority":7,"provider":null,"model":"gpt-x",)"
-           R"("correlation_id":"3f2504e0-4f89-41d3-9a0c-0305e82c3301"})");
+           R"("correlation_id":"3f2504e0-4f89-41d3-9a0c-0305e82c3301",)"
+           R"("last_error":null,"next_attempt_at":null})");
+  status.last_error_code = "RATE_LIMIT";
+  status.last_error_message = "slow \"down\"";
+  status.next_attempt_at = t_requested;
+  CHECK(render_status(status).ends_with(
+      R"("last_error":{"code":"RATE_LIMIT","message":"slow \"down\""},)"
+      R"("next_attempt_at":"2023-11-14T22:13:20.123Z"})"));
 }
 
 TEST_CASE("the inspection body lists every actor") {

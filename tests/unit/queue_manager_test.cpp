@@ -478,3 +478,49 @@ TEST_CASE("provider failures are told apart from expiry and cancels") {
   outcome.success = true;
   CHECK_FALSE(is_provider_failure(outcome));
 }
+
+TEST_CASE("status of a held request: resolved provider and model, last error, next attempt") {
+  queue_manager_config qm;
+  qm.retry_base_delay = std::chrono::seconds{10};
+  qm.default_models = {{"mock", "mock-default"}, {"openai", "gpt-default"}};
+  pipeline_fixture fx{qm};
+  auto plain = make_request("plain");
+  auto chosen = make_request("chosen", "mock");
+  chosen.overrides.model = "mock-chosen";
+  auto accepted = fx.submit({plain, chosen});
+  auto id = accepted.at(0).queue_id;
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  REQUIRE(st);
+  CHECK(st->provider == "mock");
+  CHECK(st->model == "mock-default");
+  CHECK(st->last_error_code.empty());
+  CHECK(st->next_attempt_at == caf::timestamp{});
+  auto other = fx.request<request_status>(fx.queue, atom::lookup_v, accepted.at(1).queue_id);
+  CHECK(other->model == "mock-chosen");
+
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  REQUIRE(taken->size() == 1);
+  comparison_outcome failed;
+  failed.queue_id = id;
+  failed.error_code = "EXTERNAL_SERVICE_ERROR";
+  failed.error_message = std::string(150, 'a') + std::string(150, 'b');
+  failed.retryable = true;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{failed});
+  fx.settle();
+  auto& entry = fx.state_of<queue_manager_state>(fx.queue).entries.at(id);
+  st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  CHECK(st->status == queue_status::queued);
+  CHECK(st->attempts == 1);
+  CHECK(st->last_error_code == "EXTERNAL_SERVICE_ERROR");
+  CHECK(st->last_error_message == std::string(150, 'a') + std::string(50, 'b'));
+  CHECK(st->next_attempt_at == entry.not_before);
+  CHECK(st->next_attempt_at > fx.state_of<queue_manager_state>(fx.queue).cfg.now());
+
+  // Once the backoff passed it no longer waits, and the last error stays until it is final.
+  fx.advance(std::chrono::seconds{16});
+  st = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  CHECK(st->next_attempt_at == caf::timestamp{});
+  CHECK(st->last_error_code == "EXTERNAL_SERVICE_ERROR");
+}

@@ -197,7 +197,7 @@ TEST_CASE("store open creates the data directory and the schema", "[store]") {
   CHECK(db->load_active_requests().empty());
   CHECK(db->load_undelivered_results().empty());
 
-  CHECK(query_text(file, "PRAGMA user_version") == "2");
+  CHECK(query_text(file, "PRAGMA user_version") == "3");
   CHECK(query_text(file, "PRAGMA journal_mode") == "wal");
   CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
                          "('requests','results')")
@@ -247,7 +247,7 @@ TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
     CHECK(found->completed_at_ms == 555);
     CHECK_FALSE(found->delivered);
     CHECK(db->count_results() == 1);
-    CHECK(query_text(db->path(), "PRAGMA user_version") == "2");
+    CHECK(query_text(db->path(), "PRAGMA user_version") == "3");
   }
 }
 
@@ -554,9 +554,9 @@ TEST_CASE("store open fails cleanly on impossible paths", "[store]") {
     CHECK_THAT(error, Catch::Contains("lps.db") && Catch::Contains("not a database"));
   }
   SECTION("schema from a newer version") {
-    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 3"));
+    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 4"));
     CHECK(lps::store::open(options_for(dir), error) == nullptr);
-    CHECK_THAT(error, Catch::Contains("schema version 3"));
+    CHECK_THAT(error, Catch::Contains("schema version 4"));
   }
   CHECK_FALSE(error.empty());
 }
@@ -937,6 +937,14 @@ TEST_CASE("store purges delivered results past the retention and keeps the rest"
   CHECK(db->count_results() == 2);
   CHECK(db->stats().results_purged == 2);
   CHECK(ids_of(db->load_undelivered_results()) == std::vector<std::string>{"old-waiting-0"});
+
+  // A callback given up has nothing left to deliver: its result goes like a delivered one.
+  lps::store_write give_up;
+  give_up.delivery_give_ups = {{"old-waiting-0", unix_now_ms(), 8, "HTTP 500"}};
+  require_ok(*db, std::move(give_up));
+  db->purge_expired_results();
+  CHECK_FALSE(db->find_result("old-waiting-0"));
+  CHECK(db->count_results() == 1);
 }
 
 TEST_CASE("store purges in steps of rows_per_step and gives the pages back", "[store]") {
@@ -1025,4 +1033,50 @@ TEST_CASE("store adds the idempotency table to a store made without it", "[store
   require_ok(*db, keys);
   CHECK(db->find_idempotency_key("k") == std::optional<std::string>{"a"});
   CHECK(db->load_active_requests().size() == 1);
+}
+
+TEST_CASE("store records a callback given up, keeps it across reopen, and no longer lists it",
+          "[store]") {
+  temp_dir dir;
+  {
+    auto db = open_store(options_for(dir, true));
+    require_ok(*db, finals({make_result("gave-up", "completed", "http://cb/g", 100),
+                            make_result("waiting", "completed", "http://cb/w", 200)}));
+    lps::store_write give_up;
+    give_up.delivery_give_ups = {{"gave-up", 12345, 3, "HTTP 500"}};
+    require_ok(*db, std::move(give_up));
+  }
+  auto db = open_store(options_for(dir, true));
+  CHECK(ids_of(db->load_undelivered_results()) == std::vector<std::string>{"waiting"});
+  auto found = db->find_result("gave-up");
+  REQUIRE(found);
+  CHECK_FALSE(found->delivered);
+  CHECK(found->delivery_failed_at_ms == 12345);
+  CHECK(found->delivery_attempts == 3);
+  CHECK(found->last_delivery_error == "HTTP 500");
+  auto waiting = db->find_result("waiting");
+  REQUIRE(waiting);
+  CHECK(waiting->delivery_failed_at_ms == 0);
+  CHECK(waiting->delivery_attempts == 0);
+  CHECK(waiting->last_delivery_error.empty());
+}
+
+TEST_CASE("store migrates a version 2 database: its results count as not given up", "[store]") {
+  temp_dir dir;
+  std::filesystem::create_directories(dir.path());
+  REQUIRE(exec_raw(dir.path() / "lps.db",
+                   "CREATE TABLE results(queue_id TEXT PRIMARY KEY NOT NULL, status TEXT NOT "
+                   "NULL, event_json TEXT NOT NULL, callback_url TEXT NOT NULL, delivered "
+                   "INTEGER NOT NULL, completed_at_ms INTEGER NOT NULL);"
+                   "INSERT INTO results VALUES('old', 'completed', '{}', 'http://cb/o', 0, 7);"
+                   "PRAGMA user_version = 2;"));
+  auto db = open_store(options_for(dir));
+  REQUIRE(db);
+  CHECK(query_text(db->path(), "PRAGMA user_version") == "3");
+  CHECK(ids_of(db->load_undelivered_results()) == std::vector<std::string>{"old"});
+  lps::store_write give_up;
+  give_up.delivery_give_ups = {{"old", 9, 2, "refused"}};
+  require_ok(*db, std::move(give_up));
+  CHECK(db->load_undelivered_results().empty());
+  CHECK(db->find_result("old")->last_delivery_error == "refused");
 }
