@@ -106,6 +106,7 @@ TEST_CASE("top prints a snapshot when not on a terminal, an unreachable lps exit
   CHECK(top.out.find("queue     queued 0  processing 0  total 0") != std::string::npos);
   CHECK(top.out.find("queue-manager") != std::string::npos);
   CHECK(top.out.find("mock         closed") != std::string::npos);
+  CHECK(top.out.find("PAUSED") != std::string::npos);
   CHECK(top.out.find("\033[") == std::string::npos); // no terminal control codes
   auto jobs = lpsctl(lps, {"jobs"});
   CHECK(jobs.exit_code == 0);

@@ -122,17 +122,20 @@ void print_top(lps_api& api, std::map<std::string, double>& last_handled, double
   auto depth = queue_depth(metrics.body);
   std::printf("queue     queued %s  processing %s  total %s\n\n", depth["queued"].c_str(),
               depth["processing"].c_str(), depth["total"].c_str());
-  std::printf("%-12s %-10s %9s %10s  %s\n", "PROVIDER", "CIRCUIT", "IN_FLIGHT", "AVAILABLE",
-              "NOTE");
+  std::printf("%-12s %-10s %9s %10s %7s  %s\n", "PROVIDER", "CIRCUIT", "IN_FLIGHT", "AVAILABLE",
+              "PAUSED", "NOTE");
   if (const auto* list = providers.json.is_object()
                              ? providers.json.as_object().if_contains("providers")
                              : nullptr;
       list != nullptr && list->is_array())
     for (const auto& p : list->as_array()) {
       const auto& obj = p.as_object();
-      std::printf("%-12s %-10s %9s %10s  %s\n", text_of(obj, "name").c_str(),
+      // A paused provider (its key was refused) says why in place of the note.
+      auto paused = text_of(obj, "paused") == "true";
+      std::printf("%-12s %-10s %9s %10s %7s  %s\n", text_of(obj, "name").c_str(),
                   text_of(obj, "circuit_state").c_str(), text_of(obj, "in_flight").c_str(),
-                  text_of(obj, "available").c_str(), text_of(obj, "note").c_str());
+                  text_of(obj, "available").c_str(), paused ? "yes" : "no",
+                  (paused ? text_of(obj, "pause_reason") : text_of(obj, "note")).c_str());
     }
   std::printf("\n%-24s %-14s %9s %12s %10s\n", "ACTOR", "KIND", "MAILBOX", "HANDLED", "RATE/S");
   for (auto& row : actors_of(inspect.json)) {
