@@ -289,8 +289,8 @@ void on_tick(self_ptr self, uint64_t ticket) {
 } // namespace
 
 provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_http_config cfg,
-                                            std::shared_ptr<const provider_wire> wire,
-                                            http_transport* http, metrics_actor metrics) {
+                                                      std::shared_ptr<const provider_wire> wire,
+                                                      http_transport* http, metrics_actor metrics) {
   self->state.cfg = std::move(cfg);
   self->state.wire = std::move(wire);
   self->state.http = http;
