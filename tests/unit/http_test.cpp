@@ -868,18 +868,36 @@ TEST_CASE("an address filter that allows the address lets the call through", "[h
   CHECK(asked == 1);
 }
 
-TEST_CASE("a call waiting for a pooled connection longer than its timeout still succeeds",
-          "[http]") {
+namespace {
+
+/// A client with one connection per origin whose only connection is busy: its first call
+/// ("/first") is parked at the server until the test answers it.
+struct one_busy_connection {
   parked_responders parked;
   http_server server;
-  start(server, local_options(), parked.handler());
-  http_client_options copts;
-  copts.max_connections_per_origin = 1;
-  http_client client{copts};
-  auto first = get(url_of(server, "/first"));
+  http_client client{one_connection()};
   std::promise<http_client_response> first_done;
-  client.send(first, [&](http_client_response r) { first_done.set_value(std::move(r)); });
-  REQUIRE(parked.wait_for(1, 5s));
+
+  one_busy_connection() {
+    start(server, local_options(), parked.handler());
+    client.send(get(url_of(server, "/first")),
+                [this](http_client_response r) { first_done.set_value(std::move(r)); });
+    REQUIRE(parked.wait_for(1, 5s));
+  }
+
+  static http_client_options one_connection() {
+    http_client_options result;
+    result.max_connections_per_origin = 1;
+    return result;
+  }
+};
+
+} // namespace
+
+TEST_CASE("a call waiting for a pooled connection longer than its timeout still succeeds",
+          "[http]") {
+  one_busy_connection busy;
+  auto& [parked, server, client, first_done] = busy;
   auto second = get(url_of(server, "/second"));
   second.timeout = 300ms;
   second.queue_timeout = 10s;
@@ -903,16 +921,8 @@ TEST_CASE("a call waiting for a pooled connection longer than its timeout still 
 
 TEST_CASE("a call waiting in the queue fails after its queue timeout without being sent",
           "[http]") {
-  parked_responders parked;
-  http_server server;
-  start(server, local_options(), parked.handler());
-  http_client_options copts;
-  copts.max_connections_per_origin = 1;
-  http_client client{copts};
-  auto first = get(url_of(server, "/first"));
-  std::promise<http_client_response> first_done;
-  client.send(first, [&](http_client_response r) { first_done.set_value(std::move(r)); });
-  REQUIRE(parked.wait_for(1, 5s));
+  one_busy_connection busy;
+  auto& [parked, server, client, first_done] = busy;
   auto second = get(url_of(server, "/second"));
   second.queue_timeout = 200ms;
   auto r = call(client, second);
