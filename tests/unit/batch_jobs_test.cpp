@@ -197,13 +197,7 @@ struct batch_fixture : test::deterministic_fixture {
   }
 
   void settle() {
-    for (int i = 0; i < 100; ++i) {
-      sched.run();
-      db->flush();
-      if (!sched.has_job())
-        return;
-    }
-    FAIL("the actors did not settle");
+    settle_with(*db);
   }
 
   /// One check interval of simulated time (actor timers and the wall clock together).
