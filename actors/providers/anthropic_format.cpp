@@ -1,4 +1,5 @@
 #include "actors/providers/anthropic_format.hpp"
+#include "runtime/url.hpp"
 
 #include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
@@ -427,10 +428,7 @@ std::string_view anthropic_wire::endpoint() const {
 http_client_request anthropic_wire::post(const wire_target& target, std::string body) const {
   http_client_request result;
   result.method = "POST";
-  std::string_view base = target.base_url;
-  while (base.ends_with('/'))
-    base.remove_suffix(1);
-  result.url = std::string{base} + std::string{endpoint()};
+  result.url = join_url(target.base_url, endpoint());
   result.headers = {{"x-api-key", target.api_key},
                     {"anthropic-version", version_},
                     {"content-type", "application/json"}};

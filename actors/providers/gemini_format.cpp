@@ -1,4 +1,5 @@
 #include "actors/providers/gemini_format.hpp"
+#include "runtime/url.hpp"
 
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
@@ -108,12 +109,10 @@ std::string model_segment(std::string_view model) {
 
 http_client_request request_of(const wire_target& target, const std::string& model,
                                std::string body) {
-  std::string_view base = target.base_url;
-  while (base.ends_with('/'))
-    base.remove_suffix(1);
   http_client_request req;
   req.method = "POST";
-  req.url = std::string{base} + "/v1beta/models/" + model_segment(model) + ":generateContent";
+  req.url =
+      join_url(target.base_url, "/v1beta/models/" + model_segment(model) + ":generateContent");
   // The header, not the ?key= parameter: URLs are logged, headers are not.
   req.headers.emplace_back("x-goog-api-key", target.api_key);
   req.headers.emplace_back("content-type", "application/json");

@@ -1,4 +1,5 @@
 #include "actors/providers/openai_format.hpp"
+#include "runtime/url.hpp"
 
 #include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
@@ -101,7 +102,7 @@ std::string chat_body(std::string_view model, std::string_view system, std::stri
 http_client_request post(const wire_target& target, std::string body) {
   http_client_request req;
   req.method = "POST";
-  req.url = target.base_url + "/chat/completions";
+  req.url = join_url(target.base_url, "/chat/completions");
   req.timeout = target.timeout;
   req.headers = {{"Authorization", "Bearer " + target.api_key},
                  {"Content-Type", "application/json"}};

@@ -2,6 +2,7 @@
 
 #include "actors/providers/header_text.hpp"
 #include "actors/providers/retry_policy.hpp"
+#include "runtime/url.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -170,10 +171,7 @@ std::map<std::string, wire_verdict> read_multi_answers(const json::value& answer
 }
 
 std::string base_of(const wire_target& target) {
-  std::string_view base = target.base_url;
-  while (base.ends_with('/'))
-    base.remove_suffix(1);
-  return std::string{base};
+  return join_url(target.base_url, "");
 }
 
 std::string path_segment(std::string_view id) {

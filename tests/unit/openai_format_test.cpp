@@ -705,6 +705,10 @@ TEST_CASE("openai multi-prompt body bytes are pinned") {
                   + std::string{pinned_multi_format} + R"(,"max_tokens":700,"temperature":1E-1})";
   CHECK(request.body == expected);
   CHECK(request.url == "https://api.openai.com/v1/chat/completions");
+  // A base URL given with a trailing slash gets one slash, as for the other providers.
+  target.base_url = "https://api.openai.com/v1/";
+  CHECK(openai_wire{}.multi_call(target, items, "gpt-4o-mini").url
+        == "https://api.openai.com/v1/chat/completions");
 }
 
 // -- request bodies: against the reference ------------------------------------------------
