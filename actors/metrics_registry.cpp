@@ -98,7 +98,9 @@ std::vector<metric_definition> build_definitions() {
               {"queue_processing_mode"}),
       counter("llm_provider_store_commits_total",
               "Transactions committed to the durable request store.", {}),
-      gauge("llm_provider_inflight_provider_calls", "Provider calls currently awaiting a response.",
+      gauge("llm_provider_inflight_provider_calls",
+            "Bundles handed to the provider and not answered yet (a bundle may be several HTTP "
+            "calls).",
             {"provider"}),
   };
 }
