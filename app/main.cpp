@@ -6,6 +6,7 @@
 #include "runtime/address_guard.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/data_dir_lock.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
@@ -122,6 +123,11 @@ http_server_options server_options(const config& cfg) {
 int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto log = get_logger("main");
   std::string error;
+  auto lock = data_dir_lock::acquire(cfg.data_dir, error);
+  if (!lock.held()) {
+    std::fprintf(stderr, "lps: %s\n", error.c_str());
+    return 2;
+  }
   auto retention =
       std::chrono::duration<double, std::milli>(cfg.result_retention_days * 86'400'000);
   auto db =

@@ -1746,3 +1746,21 @@ TEST_CASE("status shows a given-up callback as failed, not retried after a resta
   CHECK(std::string{status["next_attempt_at"].as_string()}
         > std::string{status["queued_at"].as_string()});
 }
+
+TEST_CASE("a second lps on a running one's DATA_DIR refuses to start, naming the PID") {
+  temp_dir dir;
+  test::lps_process first{dir.path().string()};
+  REQUIRE(first.port() != 0);
+  auto second = test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + dir.path().string(),
+                                   std::string{"--model-manifest="} + LPS_SOURCE_DIR
+                                       + "/config/models.json"});
+  CHECK(second.exit_code == 2);
+  CHECK(second.err.find("in use by another lps process (PID ") != std::string::npos);
+  // The first one still serves.
+  client c;
+  CHECK(c.call("GET", first.url("/healthz")).status == 200);
+  // Once the first is gone (even by SIGKILL), the directory can be used again.
+  first.stop(SIGKILL);
+  test::lps_process again{dir.path().string()};
+  CHECK(again.port() != 0);
+}
