@@ -55,9 +55,9 @@ struct call_gauges {
   friend bool operator==(const call_gauges&, const call_gauges&) = default;
 };
 
-/// The pool is FIFO and never leaves a connection idle while a call waits, so of `outstanding`
-/// calls min(outstanding, max_connections) are on connections (exact while this provider is the
-/// only user of its host's pool).
+/// The pool never leaves a connection idle while a call waits, so of `outstanding` calls
+/// min(outstanding, max_connections) are on connections (exact while this provider is the only
+/// user of its host's pool; docs/api.md, "In-flight figures").
 call_gauges call_gauges_of(size_t outstanding, size_t max_connections);
 
 struct provider_http_state {
