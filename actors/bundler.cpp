@@ -130,7 +130,7 @@ void record_bundle(self_ptr self, const bundle& b) {
   st.items_total += b.items.size();
   std::vector<metric_sample> xs{
       {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
-      {"llm_provider_inflight_provider_calls", {b.provider}, double(st.gate.inflight(b.provider))}};
+      {"llm_provider_inflight_bundles", {b.provider}, double(st.gate.inflight(b.provider))}};
   if (b.queue_processing_mode == "serial_bundle") {
     xs.push_back({"llm_provider_serial_bundle_calls_total", {b.provider, b.model}, 1});
     xs.push_back({"llm_provider_serial_bundle_items_per_call",
@@ -150,10 +150,10 @@ void finish_call(self_ptr self, const std::string& provider,
   if (!was_paused && st.gate.pause_of(provider) != nullptr)
     report_pause(self, provider);
   if (st.metrics)
-    self->send(st.metrics, atom::record_v,
-               std::vector<metric_sample>{{"llm_provider_inflight_provider_calls",
-                                           {provider},
-                                           double(st.gate.inflight(provider))}});
+    self->send(
+        st.metrics, atom::record_v,
+        std::vector<metric_sample>{
+            {"llm_provider_inflight_bundles", {provider}, double(st.gate.inflight(provider))}});
   self->send(st.queue, atom::complete_v, std::move(outcomes));
   if (st.stopped && st.gate.inflight_total() == 0)
     for (auto& waiter : std::exchange(st.drain_waiters, {}))

@@ -99,6 +99,12 @@ std::vector<metric_definition> build_definitions() {
       counter("llm_provider_store_commits_total",
               "Transactions committed to the durable request store.", {}),
       gauge("llm_provider_inflight_provider_calls",
+            "HTTP calls to the provider on a connection and not answered yet (calls waiting for "
+            "a pooled connection are not counted).",
+            {"provider"}),
+      gauge("llm_provider_calls_waiting_for_connection",
+            "HTTP calls to the provider waiting for a pooled connection.", {"provider"}),
+      gauge("llm_provider_inflight_bundles",
             "Bundles handed to the provider and not answered yet (a bundle may be several HTTP "
             "calls).",
             {"provider"}),

@@ -6,6 +6,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 namespace lps {
@@ -24,6 +25,7 @@ bool configured(const provider_http_config& cfg) {
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
   auto result = status_header(self, "provider:" + st.cfg.provider, "provider", st.handled);
+  auto gauges = call_gauges_of(st.https.size(), st.cfg.max_connections);
   result.figures = {{"bundles_total", double(st.bundles_total)},
                     {"items_total", double(st.items_total)},
                     {"http_calls_total", double(st.http_calls_total)},
@@ -31,7 +33,8 @@ actor_status status_of(self_ptr self) {
                     {"multi_prompt_fallbacks_total", double(st.multi_fallbacks_total)},
                     {"errors_total", double(st.errors_total)},
                     {"inflight_bundles", double(st.calls.size())},
-                    {"inflight_http_calls", double(st.https.size())}};
+                    {"inflight_http_calls", double(gauges.in_flight)},
+                    {"http_calls_waiting_for_connection", double(gauges.waiting)}};
   // The API key is deliberately absent: status output ends up in logs and dashboards.
   result.facts = {{"provider", st.cfg.provider},
                   {"wire_format", std::string{st.wire->display_name()}},
@@ -190,6 +193,22 @@ void launch_bundle(self_ptr self, uint64_t call_id, const bundle& b) {
   }
 }
 
+/// The samples that set the HTTP call gauges of `provider`.
+std::vector<metric_sample> call_gauge_samples(const std::string& provider, call_gauges x) {
+  return {{"llm_provider_inflight_provider_calls", {provider}, double(x.in_flight)},
+          {"llm_provider_calls_waiting_for_connection", {provider}, double(x.waiting)}};
+}
+
+/// Sends the HTTP call gauges when they changed (once per bundle or answer, not per call).
+void publish_call_gauges(self_ptr self) {
+  auto& st = self->state;
+  auto now = call_gauges_of(st.https.size(), st.cfg.max_connections);
+  if (!st.metrics || now == st.reported)
+    return;
+  st.reported = now;
+  self->send(st.metrics, atom::record_v, call_gauge_samples(st.cfg.provider, now));
+}
+
 // process_comparison_batch: every call is started at once; the reply waits for all.
 caf::result<std::vector<comparison_outcome>> process_bundle(self_ptr self, const bundle& b) {
   auto& st = self->state;
@@ -203,6 +222,7 @@ caf::result<std::vector<comparison_outcome>> process_bundle(self_ptr self, const
                    state_t::pending_call{promise, std::vector<comparison_outcome>(b.items.size()),
                                          b.items.size()});
   launch_bundle(self, call_id, b);
+  publish_call_gauges(self);
   return promise;
 }
 
@@ -284,9 +304,15 @@ void on_tick(self_ptr self, uint64_t ticket) {
     finish_single(self, h, resp);
   else
     finish_multi(self, h, resp);
+  publish_call_gauges(self);
 }
 
 } // namespace
+
+call_gauges call_gauges_of(size_t outstanding, size_t max_connections) {
+  auto in_flight = std::min(outstanding, max_connections);
+  return {in_flight, outstanding - in_flight};
+}
 
 provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_http_config cfg,
                                                       std::shared_ptr<const provider_wire> wire,
@@ -295,6 +321,11 @@ provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_ht
   self->state.wire = std::move(wire);
   self->state.http = http;
   self->state.metrics = std::move(metrics);
+  // Calls still open when the actor stops are given up: they no longer count.
+  if (self->state.metrics)
+    self->attach_functor([metrics = self->state.metrics, provider = self->state.cfg.provider] {
+      caf::anon_send(metrics, atom::record_v, call_gauge_samples(provider, call_gauges{}));
+    });
   return {
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
         ++self->state.handled;

@@ -40,7 +40,25 @@ struct provider_http_config {
   bool multi_prompt = false;
   /// Most comparisons per multi-prompt call.
   size_t multi_prompt_max = 4;
+  /// Connections the transport's pool opens to the provider's host
+  /// (http_client_options::max_connections_per_origin); calls beyond wait there for one.
+  size_t max_connections = http_client_options{}.max_connections_per_origin;
 };
+
+/// Where the calls handed to the transport and not answered yet are: on a connection at the
+/// provider, or waiting in the pool for one.
+struct call_gauges {
+  /// On a connection to the provider (connecting, sent or being answered).
+  size_t in_flight = 0;
+  /// Waiting in the pool for a free connection.
+  size_t waiting = 0;
+  friend bool operator==(const call_gauges&, const call_gauges&) = default;
+};
+
+/// The pool never leaves a connection idle while a call waits, so of `outstanding` calls
+/// min(outstanding, max_connections) are on connections (exact while this provider is the only
+/// user of its host's pool; docs/api.md, "In-flight figures").
+call_gauges call_gauges_of(size_t outstanding, size_t max_connections);
 
 struct provider_http_state {
   static inline const char* name = "provider:http";
@@ -80,10 +98,14 @@ struct provider_http_state {
   uint64_t multi_calls_total = 0;
   uint64_t multi_fallbacks_total = 0;
   uint64_t errors_total = 0;
+  /// The HTTP call gauges as last sent to `metrics` (sent again only when they change).
+  call_gauges reported;
 };
 
 /// Spawns with the provider config, its wire format and the transport (owned by the caller,
-/// outlives the actor). `metrics` (may be null) gets llm_provider_http_calls_total.
+/// outlives the actor). `metrics` (may be null) gets llm_provider_http_calls_total and the gauges
+/// llm_provider_inflight_provider_calls and llm_provider_calls_waiting_for_connection (0 again
+/// when the actor stops: lps gives up on calls still open).
 provider_http_impl_actor::behavior_type
 provider_http(provider_http_impl_actor::stateful_pointer<provider_http_state> self,
               provider_http_config cfg, std::shared_ptr<const provider_wire> wire,

@@ -110,6 +110,7 @@ provider_actor spawn_http_provider(caf::actor_system& sys, const config& cfg,
   pc.prices = prices;
   pc.multi_prompt =
       cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle;
+  pc.max_connections = provider_connections_per_host(cfg); // the pool main.cpp gives `http`
   return sys.spawn(provider_http, pc, wire_for(p.name, flags), http, metrics);
 }
 
@@ -182,6 +183,8 @@ void seed_gauges(caf::actor_system& sys, const metrics_actor& metrics,
     xs.push_back({"llm_provider_circuit_breaker_state", {name}, 0});
     xs.push_back({"llm_provider_paused", {name}, 0});
     xs.push_back({"llm_provider_inflight_provider_calls", {name}, 0});
+    xs.push_back({"llm_provider_calls_waiting_for_connection", {name}, 0});
+    xs.push_back({"llm_provider_inflight_bundles", {name}, 0});
   }
   for (const auto& name : batched)
     for (const auto& state : open_batch_job_states())

@@ -149,6 +149,13 @@ json::object wait_for_result(client& c, const test::lps_process& lps, const std:
 }
 
 /// True once /metrics shows `text` (metrics are recorded asynchronously; polled for 2 s).
+/// The value of one series in lps' /metrics (-1 when it is absent).
+double metric_value(client& c, const test::lps_process& lps, const std::string& series) {
+  auto text = c.call("GET", lps.url("/metrics")).body;
+  auto at = text.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+}
+
 bool metrics_show(client& c, const test::lps_process& lps, const std::string& text) {
   for (int i = 0; i < 80; ++i) {
     if (c.call("GET", lps.url("/metrics")).body.find(text) != std::string::npos)
@@ -364,6 +371,8 @@ TEST_CASE("the first scrape after start has every gauge series and passes promto
   for (const auto* provider : {"mock", "anthropic", "google", "openrouter"}) {
     has(std::string{"llm_provider_circuit_breaker_state{provider=\""} + provider + "\"}");
     has(std::string{"llm_provider_inflight_provider_calls{provider=\""} + provider + "\"}");
+    has(std::string{"llm_provider_calls_waiting_for_connection{provider=\""} + provider + "\"}");
+    has(std::string{"llm_provider_inflight_bundles{provider=\""} + provider + "\"}");
   }
   for (const auto* state :
        {"created", "uploaded", "submitting", "submitted", "cancelling", "ended"})
@@ -1597,6 +1606,16 @@ TEST_CASE("1000 requests at 1 s provider latency with 500 concurrent calls are e
   REQUIRE(lps.port() != 0);
   client c;
   REQUIRE(c.call("POST", lps.url("/api/v1/comparisons"), bulk_of(1000, 40)).status == 202);
+  // While the provider holds 500 calls for its 1 s, lps' gauge counts the calls open at the
+  // provider: at most the 500 the concurrency limit (and so the pool) allows, none waiting.
+  const std::string inflight = "llm_provider_inflight_provider_calls{provider=\"openai\"}";
+  REQUIRE(mock.wait_for_calls([](const auto& s) { return s.in_flight >= 400; },
+                              std::chrono::milliseconds{10000}));
+  auto open = metric_value(c, lps, inflight);
+  CHECK(open >= 400);
+  CHECK(open <= 500);
+  CHECK(metric_value(c, lps, "llm_provider_calls_waiting_for_connection{provider=\"openai\"}")
+        == 0);
   auto all_answered = [](const mock_provider_stats& s) {
     return s.calls >= 1000 && s.in_flight == 0;
   };
@@ -1609,6 +1628,7 @@ TEST_CASE("1000 requests at 1 s provider latency with 500 concurrent calls are e
   CHECK(s.by_outcome["ok"] == 1000);
   CHECK(s.peak_in_flight <= 500);
   CHECK(s.peak_in_flight >= 400); // with the old pool of 64 connections it stayed at 64
+  CHECK(metrics_show(c, lps, inflight + " 0\n"));
   CHECK(lps.stop() == 0);
 }
 

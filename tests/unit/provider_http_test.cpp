@@ -2,6 +2,7 @@
 // transport under the deterministic test coordinator, and the actor against the in-process
 // mock provider server over real HTTP (which checks bodies the way the real API does).
 
+#include "actors/metrics.hpp"
 #include "actors/provider_http.hpp"
 #include "actors/providers/anthropic_format.hpp"
 #include "actors/providers/gemini_format.hpp"
@@ -16,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -386,6 +388,101 @@ TEST_CASE("openai actor without a key fails every item as CONFIGURATION_ERROR") 
   for (const auto& o : *outcomes)
     CHECK((!o.success && o.error_code == "CONFIGURATION_ERROR" && !o.retryable));
   CHECK(http.sent.empty());
+}
+
+// -- the HTTP call gauges ----------------------------------------------------------------
+
+namespace {
+
+/// Holds every call until the test answers it, the way a slow provider would.
+struct held_transport : http_transport {
+  std::vector<http_client_callback> held;
+
+  void send(http_client_request, http_client_callback done) override {
+    held.push_back(std::move(done));
+  }
+
+  /// Answers the `n` oldest held calls with a judgement.
+  void answer(size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      http_client_response resp;
+      resp.status = 200;
+      resp.body = completion(verdict("Essay A", "reason", 4));
+      auto done = std::move(held.front());
+      held.erase(held.begin());
+      done(std::move(resp));
+    }
+  }
+};
+
+std::vector<std::string> prompts(size_t n) {
+  std::vector<std::string> result;
+  for (size_t i = 0; i < n; ++i)
+    result.push_back("pair " + std::to_string(i));
+  return result;
+}
+
+constexpr auto inflight_gauge = "llm_provider_inflight_provider_calls";
+constexpr auto waiting_gauge = "llm_provider_calls_waiting_for_connection";
+
+} // namespace
+
+TEST_CASE("the in-flight gauge counts calls up to the pool's connections, the rest wait") {
+  held_transport http;
+  test::deterministic_fixture fx;
+  auto m = fx.spawn(metrics);
+  auto gauge = [&](const char* name) {
+    return fx.state_of<metrics_state>(m).registry.value(name, {"openai"});
+  };
+  auto cfg = test_config();
+  cfg.max_connections = 3;
+  auto provider = fx.spawn(provider_http, cfg, openai(), &http, m);
+  auto rh = fx.self->request(provider, caf::infinite, atom::process_v, make_bundle(prompts(8)));
+  fx.sched.run();
+  // 8 calls handed to the client: 3 take the pool's connections, 5 wait for one.
+  REQUIRE(http.held.size() == 8);
+  CHECK(gauge(inflight_gauge) == 3);
+  CHECK(gauge(waiting_gauge) == 5);
+  auto status = fx.request<actor_status>(provider, atom::status_v);
+  REQUIRE(status);
+  CHECK(status->figures["inflight_http_calls"] == 3);
+  CHECK(status->figures["http_calls_waiting_for_connection"] == 5);
+  // Each answer frees a connection for a waiting call.
+  http.answer(5);
+  fx.sched.run();
+  CHECK(gauge(inflight_gauge) == 3);
+  CHECK(gauge(waiting_gauge) == 0);
+  http.answer(2);
+  fx.sched.run();
+  CHECK(gauge(inflight_gauge) == 1);
+  http.answer(1);
+  fx.sched.run();
+  CHECK(gauge(inflight_gauge) == 0);
+  CHECK(gauge(waiting_gauge) == 0);
+  std::vector<comparison_outcome> outcomes;
+  rh.receive([&](std::vector<comparison_outcome>& xs) { outcomes = std::move(xs); },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(outcomes.size() == 8);
+}
+
+TEST_CASE("a provider that stops gives up its open calls: the gauges go back to 0") {
+  held_transport http;
+  test::deterministic_fixture fx;
+  auto m = fx.spawn(metrics);
+  auto gauge = [&](const char* name) {
+    return fx.state_of<metrics_state>(m).registry.value(name, {"openai"});
+  };
+  auto cfg = test_config();
+  cfg.max_connections = 3;
+  auto provider = fx.spawn(provider_http, cfg, openai(), &http, m);
+  fx.self->send(provider, atom::process_v, make_bundle(prompts(4)));
+  fx.sched.run();
+  REQUIRE(gauge(inflight_gauge) == 3);
+  REQUIRE(gauge(waiting_gauge) == 1);
+  caf::anon_send_exit(provider, caf::exit_reason::user_shutdown);
+  fx.sched.run();
+  CHECK(gauge(inflight_gauge) == 0);
+  CHECK(gauge(waiting_gauge) == 0);
 }
 
 // -- multi-prompt -----------------------------------------------------------------------
@@ -842,6 +939,94 @@ TEST_CASE("multi-prompt against the mock: a bad answer in a packed call is retri
     }
     CHECK(fx.server.stats().calls == 2); // the packed call, then comparison 1 alone
   }
+}
+
+namespace {
+
+/// A metrics actor for tests with real threads: applies every sample to a registry and keeps
+/// the peaks of the call gauges of `provider`.
+struct gauge_recorder {
+  std::string provider;
+  std::mutex mtx;
+  std::condition_variable changed;
+  metrics_registry registry;
+  double peak_in_flight = 0;
+  double peak_waiting = 0;
+  size_t samples = 0;
+
+  void record(const std::vector<metric_sample>& xs) {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (const auto& x : xs)
+      registry.apply(x);
+    samples += xs.size();
+    peak_in_flight = std::max(peak_in_flight, registry.value(inflight_gauge, {provider}));
+    peak_waiting = std::max(peak_waiting, registry.value(waiting_gauge, {provider}));
+    changed.notify_all();
+  }
+
+  /// Waits until a gauge was recorded and both are 0 again; false after `limit`.
+  bool wait_back_to_zero(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock{mtx};
+    return changed.wait_for(lock, limit, [this] {
+      return samples > 0 && registry.value(inflight_gauge, {provider}) == 0
+             && registry.value(waiting_gauge, {provider}) == 0;
+    });
+  }
+};
+
+metrics_actor::behavior_type recording_metrics(metrics_actor::pointer,
+                                               std::shared_ptr<gauge_recorder> log) {
+  return {
+      [log](atom::record, const std::vector<metric_sample>& xs) { log->record(xs); },
+      [](atom::render) { return std::string{}; },
+      [](atom::status) { return actor_status{}; },
+  };
+}
+
+} // namespace
+
+TEST_CASE("against the mock, the in-flight gauge peaks at the calls the provider had open") {
+  // 10 calls at 300 ms latency through a pool of 3 connections: 3 at a time reach the
+  // provider, 7 wait in the pool at first.
+  mock_provider_options options;
+  options.latency = std::chrono::milliseconds{300};
+  mock_provider_server server;
+  std::string error;
+  REQUIRE(server.start(options, error));
+  http_client_options pool;
+  pool.max_connections_per_origin = 3;
+  http_client client{pool};
+  system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  caf::scoped_actor self{sys};
+  auto log = std::make_shared<gauge_recorder>();
+  log->provider = "openai";
+  auto m = sys.spawn(recording_metrics, log);
+  auto cfg = test_config();
+  cfg.target.base_url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
+  cfg.target.api_key = options.api_key;
+  cfg.target.timeout = std::chrono::seconds{10};
+  cfg.max_connections = pool.max_connections_per_origin;
+  auto provider = sys.spawn(provider_http, cfg, openai(), &client, m);
+  std::vector<comparison_outcome> outcomes;
+  self->request(provider, std::chrono::seconds{30}, atom::process_v, make_bundle(prompts(10)))
+      .receive([&](std::vector<comparison_outcome>& xs) { outcomes = std::move(xs); },
+               [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(outcomes.size() == 10);
+  CHECK(log->wait_back_to_zero(std::chrono::seconds{5}));
+  auto stats = server.stats();
+  CHECK(stats.calls == 10);
+  CHECK(stats.peak_in_flight == 3);
+  {
+    std::lock_guard<std::mutex> guard{log->mtx};
+    CHECK(log->peak_in_flight == double(stats.peak_in_flight));
+    CHECK(log->peak_waiting == 7);
+    CHECK(log->registry.rejected() == 0);
+  }
+  caf::anon_send_exit(provider, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(m, caf::exit_reason::user_shutdown);
+  client.stop();
+  server.stop();
 }
 
 TEST_CASE("the manifest's per-model flags decide the OpenAI parameters") {
