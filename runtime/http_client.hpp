@@ -1,8 +1,8 @@
 #pragma once
 
-// The outbound HTTP/1.1 client (Boost.Beast + OpenSSL, in http_client.cpp only): used for
-// callback delivery now and provider calls later. Asynchronous, keep-alive pools per
-// origin, http:// and https:// with certificate and host-name verification.
+// The outbound HTTP/1.1 client (Boost.Beast + OpenSSL, in runtime/http_client*.cpp only): used
+// for callback delivery and provider calls. Asynchronous, keep-alive pools per origin,
+// http:// and https:// with certificate and host-name verification.
 
 #include <chrono>
 #include <cstdint>

@@ -669,6 +669,7 @@ TEST_CASE("store reads see a growing consistent state while writes commit", "[st
   bool monotonic = true;
   bool consistent = true;
   std::atomic<uint64_t> reads{0};
+  std::promise<void> first_read;
   std::thread reader([&] {
     uint64_t last = 0;
     while (writing) {
@@ -678,7 +679,8 @@ TEST_CASE("store reads see a growing consistent state while writes commit", "[st
       // Results commit in order, so the newest counted one must be readable.
       if (auto found = db->find_result("r" + std::to_string(results ? results - 1 : 0)))
         consistent = consistent && found->status == "completed";
-      ++reads;
+      if (++reads == 1)
+        first_read.set_value();
     }
   });
   for (int i = 0; i < requests; ++i) {
@@ -689,10 +691,11 @@ TEST_CASE("store reads see a growing consistent state while writes commit", "[st
   db->flush();
   // On a busy machine the writes can finish before the reader ran once: let it read at
   // least once (it then also sees the final state).
-  while (reads == 0)
-    std::this_thread::yield();
+  auto read_once =
+      first_read.get_future().wait_for(std::chrono::seconds{30}) == std::future_status::ready;
   writing = false;
   reader.join();
+  REQUIRE(read_once);
   CHECK(monotonic);
   CHECK(consistent);
   CHECK(reads > 0);
