@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -77,11 +78,22 @@ struct server_core {
   /// Set when serving HTTPS; sessions' TLS streams are made from it.
   std::optional<ssl::context> tls;
   std::atomic<size_t> open{0};
+  /// Taken to change `open`; `open_changed` is signalled after every change.
+  std::mutex open_mutex;
+  std::condition_variable open_changed;
   std::mutex mutex;
   bool stopped = false;                                                // guarded by mutex
   uint64_t next_ticket = 0;                                            // guarded by mutex
   std::unordered_map<uint64_t, std::shared_ptr<session_base>> waiting; // guarded by mutex
 };
+
+void count_connection(server_core& core, bool opened) {
+  {
+    std::lock_guard<std::mutex> lock{core.open_mutex};
+    opened ? ++core.open : --core.open;
+  }
+  core.open_changed.notify_all();
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -217,11 +229,11 @@ class session final : public session_base {
 public:
   session(tcp::socket&& socket, std::shared_ptr<server_core> core)
       : core_(std::move(core)), stream_(make_stream<Stream>(std::move(socket), *core_)) {
-    ++core_->open;
+    count_connection(*core_, true);
   }
 
   ~session() override {
-    --core_->open;
+    count_connection(*core_, false);
   }
 
   void start() {
@@ -687,6 +699,14 @@ uint16_t http_server::port() const {
 
 size_t http_server::open_connections() const {
   return impl_->core ? impl_->core->open.load() : 0;
+}
+
+bool http_server::wait_open_connections(size_t n, std::chrono::milliseconds limit) const {
+  if (!impl_->core)
+    return n == 0;
+  auto& core = *impl_->core;
+  std::unique_lock<std::mutex> lock{core.open_mutex};
+  return core.open_changed.wait_for(lock, limit, [&] { return core.open.load() == n; });
 }
 
 bool http_server::impl::on_io_thread() const {

@@ -102,6 +102,10 @@ public:
   /// Connections currently open.
   size_t open_connections() const;
 
+  /// Waits until open_connections() == n; false when `limit` passed first. Lets a test wait
+  /// for the server to release a connection without polling.
+  bool wait_open_connections(size_t n, std::chrono::milliseconds limit) const;
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -112,17 +112,6 @@ void echo(http_request&& req, http_responder respond) {
   respond(std::move(r));
 }
 
-template <class Predicate>
-bool eventually(Predicate p, std::chrono::milliseconds limit = 2000ms) {
-  auto t0 = clock_type::now();
-  while (!p()) {
-    if (since(t0) > limit)
-      return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
-
 using lps::test::raw_socket;
 
 const char* openai_body =
@@ -214,7 +203,7 @@ TEST_CASE("https round trip with the test CA reuses keep-alive connections", "[t
     last.headers.emplace_back("Connection", "close");
     auto r = call(client, last);
     CHECK(r.status == 201);
-    CHECK(eventually([&] { return server.open_connections() == 1; }));
+    CHECK(server.wait_open_connections(1, 2000ms));
     CHECK(call(client, get(https(server, "/again"))).status == 201);
   }
 }
@@ -239,7 +228,7 @@ TEST_CASE("https limits and timeouts work as over plain HTTP", "[tls]") {
     CHECK(r.status == 413);
     CHECK(r.body.find("PAYLOAD_TOO_LARGE") != std::string::npos);
     CHECK(call(client, get(https(server, "/ok"))).status == 201);
-    CHECK(eventually([&] { return server.open_connections() == 1; }));
+    CHECK(server.wait_open_connections(1, 2000ms));
   }
   SECTION("a client that never starts the handshake is closed after read_timeout") {
     raw_socket silent{server.port()};
@@ -249,7 +238,7 @@ TEST_CASE("https limits and timeouts work as over plain HTTP", "[tls]") {
     CHECK(closed);
     CHECK(since(t0) >= 200ms);
     CHECK(since(t0) < 2000ms);
-    CHECK(eventually([&] { return server.open_connections() == 0; }));
+    CHECK(server.wait_open_connections(0, 2000ms));
   }
   SECTION("stop closes TLS connections") {
     REQUIRE(call(client, get(https(server, "/ok"))).status == 201);
