@@ -42,6 +42,13 @@ http_response refusal_response(const enqueue_outcome& x) {
   return res;
 }
 
+// While recovery runs the queue manager answers nothing: a probe or a client gets a quick
+// 503 to retry instead of a hang until recovery ends.
+http_response while_starting(http_response res) {
+  res.headers.emplace_back("Retry-After", "1");
+  return res;
+}
+
 // -- bridge: one short-lived actor per call turns request/then into a callback --
 
 template <class Reply, class Handle, class... Ts>
@@ -450,9 +457,17 @@ std::string pause_warnings(const config& cfg, const caf::expected<actor_status>&
 
 void report_health(const api_context& ctx, std::string paused, http_responder respond);
 
+// Who answers /healthz, after its "status" member.
+constexpr const char* health_service_fields =
+    ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\"";
+
 // A paused provider does not take the node out of a load balancer (other providers still
 // work and its requests wait safely): /healthz stays 200 and says "degraded".
 void get_health(const api_context& ctx, http_responder respond) {
+  if (ctx.starting->load())
+    return respond(while_starting(json_response(503, std::string{"{\"status\":\"starting\""}
+                                                         + health_service_fields
+                                                         + ",\"accepting_requests\":false}")));
   auto shared = std::make_shared<api_context>(ctx);
   ask<actor_status>(
       ctx, ctx.actors.bundler,
@@ -497,8 +512,7 @@ void report_health(const api_context& ctx, std::string paused, http_responder re
                       : !healthy       ? "\"unhealthy\""
                       : paused.empty() ? "\"healthy\""
                                        : "\"degraded\"";
-        auto body = std::string{"{\"status\":"} + status
-                    + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
+        auto body = std::string{"{\"status\":"} + status + health_service_fields
                     + ",\"queue_processing_mode\":" + json_quote(configured)
                     + ",\"effective_processing_mode\":" + json_quote(effective)
                     + ",\"accepting_requests\":" + (draining ? "false" : "true")
@@ -759,6 +773,10 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   auto client = authenticate(ctx, req);
   if (!client)
     return respond(unauthorized(access_of(req)));
+  if (ctx.starting->load() && req.path != "/healthz" && req.path != "/metrics")
+    return respond(while_starting(
+        error_response(503, "SERVICE_UNAVAILABLE",
+                       "lps is starting: the queue is being recovered from the store")));
   if (req.method == "GET")
     return route_get(ctx, std::move(req), std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparison")

@@ -278,6 +278,23 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   return t;
 }
 
+void await_recovery(caf::actor_system& sys, const topology& t, caf::timespan patience) {
+  auto log = get_logger("main");
+  caf::scoped_actor self{sys};
+  for (bool waiting = true; waiting;) {
+    self->request(t.queue, patience, atom::status_v)
+        .receive([&](const actor_status&) { waiting = false; },
+                 [&](const caf::error& err) {
+                   waiting = err == caf::sec::request_timeout;
+                   if (waiting)
+                     LPS_LOG_INFO(log, "queue-manager still recovering the store");
+                   else
+                     LPS_LOG_ERROR(log, "queue-manager failed during recovery: {}",
+                                   caf::to_string(err));
+                 });
+  }
+}
+
 void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace) {
   auto log = get_logger("main");
   caf::scoped_actor self{sys};
