@@ -1,4 +1,5 @@
 #include "app/http_api.hpp"
+#include "actors/batch_window.hpp"
 #include "runtime/batch_job_store.hpp"
 
 #include "runtime/ids.hpp"
@@ -340,14 +341,40 @@ std::string final_status_body(const stored_result& x) {
          + json_quote(json_string_field(x.event_json, "correlation_id")) + "}";
 }
 
+// The windows of the providers whose batch jobs run nightly, by provider.
+std::map<std::string, batch_window> nightly_windows(const api_context& ctx) {
+  std::map<std::string, batch_window> result;
+  for (const auto& [name, mode] : batch_providers(ctx.cfg))
+    if (mode == batch_api_mode::nightly && ctx.actors.batch.count(name))
+      result[name] = parse_batch_window(ctx.cfg.batch_api_nightly_window);
+  return result;
+}
+
+// A held request's status; a queued one of a nightly batch provider also says when the window
+// its job may be submitted in opens and closes (the open one, else the next).
+std::string held_status_body(const request_status& status,
+                             const std::map<std::string, batch_window>& nightly) {
+  auto body = render_status(status);
+  auto window = nightly.find(status.provider);
+  if (status.status != queue_status::queued || window == nightly.end())
+    return body;
+  auto now = caf::make_timestamp();
+  auto times = next_batch_window(window->second, now, local_minute_of_day(now));
+  if (!times)
+    return body;
+  body.pop_back(); // the closing brace: the window's fields join the object
+  return body + ",\"window_opens_at\":" + json_quote(iso8601(times->opens_at))
+         + ",\"window_closes_at\":" + json_quote(iso8601(times->closes_at)) + "}";
+}
+
 // Held requests are answered by the queue manager; final ones come from the store.
 void get_status(const api_context& ctx, const std::string& id, http_responder respond) {
   auto db = ctx.db;
   ask<request_status>(
       ctx, ctx.actors.queue,
-      [respond, db, id](caf::expected<request_status> r) {
+      [respond, db, id, nightly = nightly_windows(ctx)](caf::expected<request_status> r) {
         if (r && r->found) {
-          respond(json_response(200, render_status(*r)));
+          respond(json_response(200, held_status_body(*r, nightly)));
         } else if (auto stored = db->find_result(id)) {
           respond(json_response(200, final_status_body(*stored)));
         } else {
