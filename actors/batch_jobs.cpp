@@ -1,4 +1,5 @@
 #include "actors/batch_jobs.hpp"
+#include "actors/batch_window.hpp"
 #include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
@@ -7,7 +8,6 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
-#include <ctime>
 #include <limits>
 #include <set>
 
@@ -499,10 +499,7 @@ void on_http(self_ptr self, uint64_t ticket) {
 // -- forming jobs from the queue --
 
 bool in_window(const batch_jobs_config& cfg, caf::timestamp now) {
-  auto minute = cfg.minute_of_day(now);
-  auto start = cfg.window_start_minute;
-  auto end = cfg.window_end_minute;
-  return start <= end ? minute >= start && minute < end : minute >= start || minute < end;
+  return in_batch_window({cfg.window_start_minute, cfg.window_end_minute}, cfg.minute_of_day(now));
 }
 
 bool worth_submitting(self_ptr self, const queue_backlog& backlog) {
@@ -678,14 +675,6 @@ actor_status status_of(self_ptr self) {
         job.rec.state + ", " + std::to_string(job.item_ids.size()) + " items, provider job "
             + (job.rec.provider_job_id.empty() ? std::string{"-"} : job.rec.provider_job_id));
   return result;
-}
-
-int local_minute_of_day(caf::timestamp t) {
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-  std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm local{};
-  localtime_r(&tt, &local);
-  return local.tm_hour * 60 + local.tm_min;
 }
 
 } // namespace

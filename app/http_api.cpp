@@ -1,4 +1,5 @@
 #include "app/http_api.hpp"
+#include "actors/batch_window.hpp"
 #include "runtime/batch_job_store.hpp"
 
 #include "runtime/ids.hpp"
@@ -39,6 +40,13 @@ http_response refusal_response(const enqueue_outcome& x) {
                             x.correlation_id);
   if (x.retry_after_seconds > 0)
     res.headers.emplace_back("Retry-After", std::to_string(x.retry_after_seconds));
+  return res;
+}
+
+// While recovery runs the queue manager answers nothing: a probe or a client gets a quick
+// 503 to retry instead of a hang until recovery ends.
+http_response while_starting(http_response res) {
+  res.headers.emplace_back("Retry-After", "1");
   return res;
 }
 
@@ -333,14 +341,40 @@ std::string final_status_body(const stored_result& x) {
          + json_quote(json_string_field(x.event_json, "correlation_id")) + "}";
 }
 
+// The windows of the providers whose batch jobs run nightly, by provider.
+std::map<std::string, batch_window> nightly_windows(const api_context& ctx) {
+  std::map<std::string, batch_window> result;
+  for (const auto& [name, mode] : batch_providers(ctx.cfg))
+    if (mode == batch_api_mode::nightly && ctx.actors.batch.count(name))
+      result[name] = parse_batch_window(ctx.cfg.batch_api_nightly_window);
+  return result;
+}
+
+// A held request's status; a queued one of a nightly batch provider also says when the window
+// its job may be submitted in opens and closes (the open one, else the next).
+std::string held_status_body(const request_status& status,
+                             const std::map<std::string, batch_window>& nightly) {
+  auto body = render_status(status);
+  auto window = nightly.find(status.provider);
+  if (status.status != queue_status::queued || window == nightly.end())
+    return body;
+  auto now = caf::make_timestamp();
+  auto times = next_batch_window(window->second, now, local_minute_of_day(now));
+  if (!times)
+    return body;
+  body.pop_back(); // the closing brace: the window's fields join the object
+  return body + ",\"window_opens_at\":" + json_quote(iso8601(times->opens_at))
+         + ",\"window_closes_at\":" + json_quote(iso8601(times->closes_at)) + "}";
+}
+
 // Held requests are answered by the queue manager; final ones come from the store.
 void get_status(const api_context& ctx, const std::string& id, http_responder respond) {
   auto db = ctx.db;
   ask<request_status>(
       ctx, ctx.actors.queue,
-      [respond, db, id](caf::expected<request_status> r) {
+      [respond, db, id, nightly = nightly_windows(ctx)](caf::expected<request_status> r) {
         if (r && r->found) {
-          respond(json_response(200, render_status(*r)));
+          respond(json_response(200, held_status_body(*r, nightly)));
         } else if (auto stored = db->find_result(id)) {
           respond(json_response(200, final_status_body(*stored)));
         } else {
@@ -450,9 +484,17 @@ std::string pause_warnings(const config& cfg, const caf::expected<actor_status>&
 
 void report_health(const api_context& ctx, std::string paused, http_responder respond);
 
+// Who answers /healthz, after its "status" member.
+constexpr const char* health_service_fields =
+    ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\"";
+
 // A paused provider does not take the node out of a load balancer (other providers still
 // work and its requests wait safely): /healthz stays 200 and says "degraded".
 void get_health(const api_context& ctx, http_responder respond) {
+  if (ctx.starting->load())
+    return respond(while_starting(json_response(503, std::string{"{\"status\":\"starting\""}
+                                                         + health_service_fields
+                                                         + ",\"accepting_requests\":false}")));
   auto shared = std::make_shared<api_context>(ctx);
   ask<actor_status>(
       ctx, ctx.actors.bundler,
@@ -497,8 +539,7 @@ void report_health(const api_context& ctx, std::string paused, http_responder re
                       : !healthy       ? "\"unhealthy\""
                       : paused.empty() ? "\"healthy\""
                                        : "\"degraded\"";
-        auto body = std::string{"{\"status\":"} + status
-                    + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
+        auto body = std::string{"{\"status\":"} + status + health_service_fields
                     + ",\"queue_processing_mode\":" + json_quote(configured)
                     + ",\"effective_processing_mode\":" + json_quote(effective)
                     + ",\"accepting_requests\":" + (draining ? "false" : "true")
@@ -759,6 +800,10 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   auto client = authenticate(ctx, req);
   if (!client)
     return respond(unauthorized(access_of(req)));
+  if (ctx.starting->load() && req.path != "/healthz" && req.path != "/metrics")
+    return respond(while_starting(
+        error_response(503, "SERVICE_UNAVAILABLE",
+                       "lps is starting: the queue is being recovered from the store")));
   if (req.method == "GET")
     return route_get(ctx, std::move(req), std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparison")

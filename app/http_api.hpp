@@ -11,6 +11,7 @@
 
 #include <caf/actor_system.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -56,6 +57,10 @@ struct api_context {
   api_keys keys;
   /// Orders submissions sharing an Idempotency-Key (shared by every copy of the context).
   std::shared_ptr<idempotency_gate> idempotency = std::make_shared<idempotency_gate>();
+  /// True while the queue manager recovers the store at start (it answers nothing then):
+  /// /healthz answers 503 "starting", every route but /metrics 503 SERVICE_UNAVAILABLE, both
+  /// at once and with Retry-After (shared by every copy of the context).
+  std::shared_ptr<std::atomic<bool>> starting = std::make_shared<std::atomic<bool>>(false);
 };
 
 /// The warning for a real provider's key configured while the default provider is still

@@ -120,6 +120,12 @@ http_server_options server_options(const config& cfg) {
   return result;
 }
 
+void announce(const char* what, const config& cfg, uint16_t port) {
+  std::printf("lps %s %s://%s:%u\n", what, cfg.http_tls_cert.empty() ? "http" : "https",
+              cfg.http_host.c_str(), unsigned{port});
+  std::fflush(stdout);
+}
+
 int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto log = get_logger("main");
   std::string error;
@@ -176,6 +182,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   ctx->jobs_db = jobs_db.get();
   ctx->keys = std::move(keys);
+  ctx->starting->store(true);
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {
     handle_http(*ctx, std::move(req), std::move(respond));
@@ -186,10 +193,12 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     shutdown_topology(sys, actors, std::chrono::seconds{0});
     return 1;
   }
-  // One line on stdout that scripts and tests read to find the port (HTTP_PORT=0).
-  std::printf("lps listening on %s://%s:%u\n", cfg.http_tls_cert.empty() ? "http" : "https",
-              cfg.http_host.c_str(), unsigned{server.port()});
-  std::fflush(stdout);
+  // Two lines on stdout that scripts and tests read to find the port (HTTP_PORT=0): the port
+  // answers "starting" at once, and serves once the queue manager recovered the store.
+  announce("starting on", cfg, server.port());
+  await_recovery(sys, actors, std::chrono::milliseconds{cfg.actor_request_timeout_ms});
+  ctx->starting->store(false);
+  announce("listening on", cfg, server.port());
   LPS_LOG_INFO(log, "lps serving on {}:{} (mode {}, store {})", cfg.http_host, server.port(),
                to_string(cfg.processing_mode), db->path());
   if (auto warning = mock_default_warning(cfg); !warning.empty())

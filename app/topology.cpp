@@ -1,6 +1,7 @@
 #include "app/topology.hpp"
 
 #include "actors/batch_jobs.hpp"
+#include "actors/batch_window.hpp"
 #include "actors/bundler.hpp"
 #include "actors/callbacks.hpp"
 #include "actors/inspector.hpp"
@@ -129,14 +130,6 @@ spawn_providers(caf::actor_system& sys, const config& cfg, http_transport* http,
   return result;
 }
 
-/// "HH:MM-HH:MM" (checked by the config) as minutes after midnight.
-std::pair<int, int> window_minutes(const std::string& window) {
-  auto minutes = [&](size_t at) {
-    return std::stoi(window.substr(at, 2)) * 60 + std::stoi(window.substr(at + 3, 2));
-  };
-  return {minutes(0), minutes(6)};
-}
-
 batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
                                   const std::string& provider, batch_api_mode mode,
                                   http_transport* http, batch_job_store* jobs_db, const topology& t,
@@ -155,8 +148,9 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
   bc.min_items = cfg.batch_api_min_items;
   bc.max_wait = std::chrono::duration_cast<caf::timespan>(
       std::chrono::duration<double>{cfg.batch_api_max_wait_seconds});
-  std::tie(bc.window_start_minute, bc.window_end_minute) =
-      window_minutes(cfg.batch_api_nightly_window);
+  auto window = parse_batch_window(cfg.batch_api_nightly_window);
+  bc.window_start_minute = window.start_minute;
+  bc.window_end_minute = window.end_minute;
   bc.max_items_per_job = cfg.batch_api_max_requests_per_job;
   bc.max_bytes_per_job = cfg.batch_api_max_bytes_per_job;
   bc.poll_interval = std::chrono::duration_cast<caf::timespan>(
@@ -279,6 +273,23 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
     targets.push_back(b);
   t.inspector = sys.spawn(inspector, std::move(targets));
   return t;
+}
+
+void await_recovery(caf::actor_system& sys, const topology& t, caf::timespan patience) {
+  auto log = get_logger("main");
+  caf::scoped_actor self{sys};
+  for (bool waiting = true; waiting;) {
+    self->request(t.queue, patience, atom::status_v)
+        .receive([&](const actor_status&) { waiting = false; },
+                 [&](const caf::error& err) {
+                   waiting = err == caf::sec::request_timeout;
+                   if (waiting)
+                     LPS_LOG_INFO(log, "queue-manager still recovering the store");
+                   else
+                     LPS_LOG_ERROR(log, "queue-manager failed during recovery: {}",
+                                   caf::to_string(err));
+                 });
+  }
 }
 
 void shutdown_topology(caf::actor_system& sys, topology& t, caf::timespan grace) {

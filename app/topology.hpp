@@ -47,6 +47,11 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr);
 
+/// Blocks until the queue manager has recovered the store (it answers its first message only
+/// after recovery), asking again every `patience` and logging that it still recovers. Ends
+/// early when the queue manager is gone (then /healthz reports it as failed).
+void await_recovery(caf::actor_system& sys, const topology& actors, caf::timespan patience);
+
 /// The providers whose requests go to a provider batch API (batch_api mode with
 /// <PROVIDER>_BATCH_API_MODE not disabled, and a key), with their mode.
 std::map<std::string, batch_api_mode> batch_providers(const config& cfg);

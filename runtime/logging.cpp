@@ -18,7 +18,7 @@ void setup_logging(const std::string& level) {
   std::lock_guard<std::mutex> guard{logger_mutex};
   current_level = spdlog::level::from_str(level);
   // The default logger (used by the store and the HTTP code) writes to stderr too:
-  // stdout carries only the "lps listening on ..." line and --dump-config.
+  // stdout carries only the "lps starting on" and "lps listening on" lines and --dump-config.
   if (!spdlog::get("lps"))
     spdlog::set_default_logger(spdlog::stderr_color_mt("lps"));
   spdlog::set_level(current_level);

@@ -26,7 +26,7 @@ using sqlite::database;
 using sqlite::stmt_ptr;
 using sqlite::stmt_scope;
 
-constexpr int schema_version = 3;
+constexpr int schema_version = 5;
 constexpr int busy_timeout_ms = 5000;
 
 // Page caches of the two connections. Without fsync at every commit checkpoints are the
@@ -35,8 +35,6 @@ constexpr int busy_timeout_ms = 5000;
 constexpr uint32_t writer_cache_kib = 32768;
 constexpr uint32_t reader_cache_kib = 16384;
 
-// load_active_requests runs only at start-up, so it sorts instead of keeping an index
-// on (priority, queued_at_ms) that every insert and delete on the hot path would pay for.
 // The partial index stays tiny: it only holds results still waiting for delivery.
 // results_completed serves the retention purge (oldest first); on a file from before it,
 // opening builds it once.
@@ -77,6 +75,19 @@ CREATE TABLE IF NOT EXISTS idempotency_keys(
 CREATE TRIGGER IF NOT EXISTS idempotency_keys_follow_results AFTER DELETE ON results
   BEGIN DELETE FROM idempotency_keys WHERE queue_id = old.queue_id; END;
 )sql";
+// Version 5: start-up recovery (load_index_sql) reads only this covering index of the
+// scheduling columns, not the table, whose pages also hold every payload and text (a full scan
+// read the whole file: 7.7 GB for 1,000,000 queued requests). Its order serves the ORDER BY up
+// to the rowid tie-break, which SQLite sorts within equal (priority, queued_at_ms). Every
+// insert and delete of a request pays one more index entry (docs/benchmarks.md, "Recovery
+// reads the scheduling index"). Run at every open after schema_sql (which writes version 3):
+// a no-op once the index exists.
+constexpr const char* migrate_v5_sql = R"sql(
+CREATE INDEX IF NOT EXISTS requests_schedule
+  ON requests(priority DESC, queued_at_ms, queue_id, size_bytes, attempts, provider);
+PRAGMA user_version = 5;
+)sql";
+
 // The first request of a key wins.
 constexpr const char* insert_idempotency_key_sql =
     "INSERT OR IGNORE INTO idempotency_keys(key, queue_id) VALUES(?1, ?2)";
@@ -377,7 +388,8 @@ struct sqlite_store::impl {
         [&](std::string& err) {
           return (version != 1 || write_db->exec(migrate_v1_sql, "migrate schema", err))
                  && migrate_v2(version, err) && write_db->exec(schema_sql, "create schema", err)
-                 && write_db->exec(idempotency_schema_sql, "create schema", err);
+                 && write_db->exec(idempotency_schema_sql, "create schema", err)
+                 && write_db->exec(migrate_v5_sql, "migrate schema", err);
         },
         error);
     return created == sqlite::txn_outcome::committed;

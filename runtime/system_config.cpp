@@ -49,6 +49,14 @@ void resolve_beside(const std::string& config_file, std::string& path) {
     path = (folder / path).lexically_normal().string();
 }
 
+std::string nearest(std::string_view name, const std::vector<std::string>& candidates);
+std::vector<std::string> key_names(std::string config_key_info::*spelling);
+
+bool is_config_key(const std::string& name) {
+  return std::any_of(config_keys().begin(), config_keys().end(),
+                     [&](const auto& x) { return x.file_name == name || x.env_name == name; });
+}
+
 void apply_file_section(const caf::settings& content, const std::string& config_file, config& cfg,
                         std::vector<std::string>& errors) {
   auto section = content.find("lps");
@@ -59,9 +67,13 @@ void apply_file_section(const caf::settings& content, const std::string& config_
     errors.push_back("config file: [lps] must be a section");
     return;
   }
-  for (const auto& [key, value] : *dict)
-    if (auto err = set_config_value(cfg, key, to_text(value)); !err.empty())
+  for (const auto& [key, value] : *dict) {
+    auto err = set_config_value(cfg, key, to_text(value));
+    if (!err.empty() && !is_config_key(key))
+      err += " (did you mean " + nearest(key, key_names(&config_key_info::file_name)) + "?)";
+    if (!err.empty())
       errors.push_back("config file [lps]: " + err);
+  }
   if (dict->contains("model-manifest"))
     resolve_beside(config_file, cfg.model_manifest);
 }

@@ -1,7 +1,8 @@
 #pragma once
 
 // Starts the real lps binary for integration tests: a fresh data folder, port 0, and the
-// port read from the "lps listening on ..." line. Stops it with SIGTERM (or SIGKILL).
+// port read from the "lps starting on ..." line; by default it also waits for the "lps
+// listening on ..." line (recovery done, requests served). Stops it with SIGTERM (or SIGKILL).
 
 #include <csignal>
 #include <cstdio>
@@ -63,8 +64,10 @@ inline run_result run_command(const std::vector<std::string>& args,
 
 class lps_process {
 public:
-  /// Starts lps with `--http-port=0 --data-dir=<data_dir>` plus `extra` flags.
-  lps_process(std::string data_dir, std::vector<std::string> extra = {}) {
+  /// Starts lps with `--http-port=0 --data-dir=<data_dir>` plus `extra` flags; returns once
+  /// it serves, or with `until_serving` false once its port answers (recovery may still run).
+  lps_process(std::string data_dir, std::vector<std::string> extra = {},
+              bool until_serving = true) {
     int out_pipe[2];
     if (::pipe(out_pipe) != 0)
       return;
@@ -86,13 +89,15 @@ public:
     }
     ::close(out_pipe[1]);
     out_ = ::fdopen(out_pipe[0], "r");
-    char line[256];
-    if (out_ != nullptr && std::fgets(line, sizeof(line), out_) != nullptr) {
-      std::string text = line;
-      auto colon = text.rfind(':');
-      if (text.rfind("lps listening on", 0) == 0 && colon != std::string::npos)
-        port_ = static_cast<uint16_t>(std::atoi(text.c_str() + colon + 1));
-    }
+    if (out_ != nullptr)
+      port_ = port_of(next_line(), "lps starting on");
+    if (until_serving && !wait_until_serving())
+      port_ = 0;
+  }
+
+  /// Waits for the "lps listening on" line; false when lps ended or printed something else.
+  bool wait_until_serving() {
+    return port_ != 0 && port_of(next_line(), "lps listening on") == port_;
   }
 
   ~lps_process() {
@@ -126,6 +131,19 @@ public:
   }
 
 private:
+  std::string next_line() {
+    char line[256];
+    return out_ != nullptr && std::fgets(line, sizeof(line), out_) != nullptr ? line : "";
+  }
+
+  /// The port of a "<prefix> http://127.0.0.1:<port>" line, 0 for any other line.
+  static uint16_t port_of(const std::string& text, const std::string& prefix) {
+    auto colon = text.rfind(':');
+    if (text.rfind(prefix, 0) != 0 || colon == std::string::npos)
+      return 0;
+    return static_cast<uint16_t>(std::atoi(text.c_str() + colon + 1));
+  }
+
   pid_t pid_ = -1;
   FILE* out_ = nullptr;
   uint16_t port_ = 0;

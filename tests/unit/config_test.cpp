@@ -271,6 +271,20 @@ TEST_CASE("ignored sections and keys are warned about with the nearest valid nam
   CHECK(result.cfg.http_port == 9001);
 }
 
+TEST_CASE("an unknown key in the lps section refuses to start, naming the nearest key") {
+  auto result = load_file("[lps]\nhttp-prot=9000\nqueue-max-sise=10\nhttp-port=9001\n");
+  REQUIRE(result.errors.size() == 2);
+  CHECK(result.errors[0]
+        == "config file [lps]: unknown configuration key 'http-prot' (did you mean http-port?)");
+  CHECK(result.errors[1]
+        == "config file [lps]: unknown configuration key 'queue-max-sise' (did you mean "
+           "queue-max-size?)");
+  // A known key with a bad value names the rule, not another key.
+  auto bad = load_file("[lps]\nhttp-port=\"x\"\n");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].find("did you mean") == std::string::npos);
+}
+
 TEST_CASE("a CAF option of the wrong type in the file refuses to start") {
   auto result = load_file("[scheduler]\nmax-threads=\"two\"\n");
   REQUIRE(result.errors.size() == 1);

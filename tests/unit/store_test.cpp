@@ -197,7 +197,7 @@ TEST_CASE("store open creates the data directory and the schema", "[store]") {
   CHECK(db->load_active_requests().empty());
   CHECK(db->load_undelivered_results().empty());
 
-  CHECK(query_text(file, "PRAGMA user_version") == "3");
+  CHECK(query_text(file, "PRAGMA user_version") == "5");
   CHECK(query_text(file, "PRAGMA journal_mode") == "wal");
   CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
                          "('requests','results')")
@@ -247,7 +247,7 @@ TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
     CHECK(found->completed_at_ms == 555);
     CHECK_FALSE(found->delivered);
     CHECK(db->count_results() == 1);
-    CHECK(query_text(db->path(), "PRAGMA user_version") == "3");
+    CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
   }
 }
 
@@ -554,9 +554,9 @@ TEST_CASE("store open fails cleanly on impossible paths", "[store]") {
     CHECK_THAT(error, Catch::Contains("lps.db") && Catch::Contains("not a database"));
   }
   SECTION("schema from a newer version") {
-    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 4"));
+    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 6"));
     CHECK(lps::store::open(options_for(dir), error) == nullptr);
-    CHECK_THAT(error, Catch::Contains("schema version 4"));
+    CHECK_THAT(error, Catch::Contains("schema version 6"));
   }
   CHECK_FALSE(error.empty());
 }
@@ -795,6 +795,50 @@ TEST_CASE("store streams the scheduling index and loads whole rows by id", "[sto
   CHECK(rows[0].payload == "meta-1");
   CHECK(rows[0].texts == "texts-1");
   CHECK(rows[0].provider == "openai");
+}
+
+// The statement load_active_index runs (runtime/store.cpp, load_index_sql).
+constexpr const char* load_index_sql =
+    "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, provider FROM requests "
+    "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
+
+TEST_CASE("store recovery reads the covering scheduling index, not the table", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  // Without the index SQLite scans the table (every payload and text) and sorts it all.
+  auto plan = query_plan(db->path(), load_index_sql);
+  CHECK_THAT(plan, Catch::Contains("SCAN requests USING COVERING INDEX requests_schedule"));
+  // Only the rowid tie-break is sorted, within equal (priority, queued_at_ms).
+  CHECK_THAT(plan, Catch::Contains("TEMP B-TREE FOR RIGHT PART OF ORDER BY"));
+}
+
+TEST_CASE("store streams the scheduling index in priority, then FIFO order", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  // Inserted in an order that the index's own order (its queue_id column) would not keep.
+  require_ok(*db, inserts({make_request("tie-z", 5, 100)}));
+  require_ok(*db, inserts({make_request("tie-a", 5, 100)}));
+  require_ok(*db, inserts({make_request("early", 5, 50), make_request("high", 9, 900)}));
+  std::vector<std::string> ids;
+  db->load_active_index([&](lps::stored_request&& row) { ids.push_back(row.queue_id); });
+  CHECK(ids == std::vector<std::string>{"high", "early", "tie-z", "tie-a"});
+}
+
+TEST_CASE("store adds the scheduling index to a version 3 database", "[store]") {
+  temp_dir dir;
+  fs::path file;
+  {
+    auto db = open_store(options_for(dir));
+    require_ok(*db, inserts({make_request("kept", 5, 100)}));
+    file = db->path();
+  }
+  REQUIRE(exec_raw(file, "DROP INDEX requests_schedule; PRAGMA user_version = 3;"));
+  auto db = open_store(options_for(dir));
+  CHECK(query_text(file, "PRAGMA user_version") == "5");
+  CHECK_THAT(query_plan(file, load_index_sql), Catch::Contains("COVERING INDEX requests_schedule"));
+  std::vector<std::string> ids;
+  db->load_active_index([&](lps::stored_request&& row) { ids.push_back(row.queue_id); });
+  CHECK(ids == std::vector<std::string>{"kept"});
 }
 
 // -- WAL checkpoints: off the writer thread, and the WAL stays short --
@@ -1075,7 +1119,7 @@ TEST_CASE("store migrates a version 2 database: its results count as not given u
                    "PRAGMA user_version = 2;"));
   auto db = open_store(options_for(dir));
   REQUIRE(db);
-  CHECK(query_text(db->path(), "PRAGMA user_version") == "3");
+  CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
   CHECK(ids_of(db->load_undelivered_results()) == std::vector<std::string>{"old"});
   lps::store_write give_up;
   give_up.delivery_give_ups = {{"old", 9, 2, "refused"}};
