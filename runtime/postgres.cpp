@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <exception>
 #include <memory>
 
 namespace lps::pg {
@@ -65,6 +66,19 @@ bool has_scheme(const std::string& url) {
   return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
 }
 
+row row_of(const PGresult* res, int r) {
+  row out;
+  auto columns = PQnfields(res);
+  out.reserve(static_cast<size_t>(columns));
+  for (int c = 0; c < columns; ++c)
+    if (PQgetisnull(res, r, c))
+      out.emplace_back(std::nullopt);
+    else
+      out.emplace_back(
+          std::string{PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))});
+  return out;
+}
+
 result from_pg_result(PGresult* res, pg_conn* conn) {
   result out;
   std::unique_ptr<PGresult, decltype(&PQclear)> guard{res, &PQclear};
@@ -81,22 +95,49 @@ result from_pg_result(PGresult* res, pg_conn* conn) {
   const char* affected = PQcmdTuples(res);
   out.affected = affected != nullptr && *affected != '\0' ? std::stoull(affected) : 0;
   auto rows = PQntuples(res);
-  auto columns = PQnfields(res);
   out.rows.reserve(static_cast<size_t>(rows));
-  for (int r = 0; r < rows; ++r) {
-    auto& row = out.rows.emplace_back();
-    row.reserve(static_cast<size_t>(columns));
-    for (int c = 0; c < columns; ++c)
-      if (PQgetisnull(res, r, c))
-        row.emplace_back(std::nullopt);
-      else
-        row.emplace_back(
-            std::string{PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))});
-  }
+  for (int r = 0; r < rows; ++r)
+    out.rows.push_back(row_of(res, r));
   return out;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
+}
+
+// libpq's arrays of parameter values, lengths and formats, pointing into `params`.
+struct param_arrays {
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+
+  explicit param_arrays(const std::vector<param>& params) {
+    for (const auto& p : params) {
+      values.push_back(p.value ? p.value->data() : nullptr);
+      lengths.push_back(p.value ? static_cast<int>(p.value->size()) : 0);
+      formats.push_back(p.binary ? 1 : 0);
+    }
+  }
+  int count() const {
+    return static_cast<int>(values.size());
+  }
+};
+
 } // namespace
+
+std::string decode_bytea(const std::string& text) {
+  if (text.rfind("\\x", 0) != 0)
+    return text;
+  std::string bytes;
+  bytes.reserve((text.size() - 2) / 2);
+  for (size_t i = 2; i + 1 < text.size(); i += 2)
+    bytes.push_back(static_cast<char>(hex_value(text[i]) * 16 + hex_value(text[i + 1])));
+  return bytes;
+}
 
 std::string masked_url(const std::string& url) {
   if (!has_scheme(url))
@@ -173,6 +214,55 @@ result connection::exec(const std::string& sql,
 
 result connection::exec_script(const std::string& sql) {
   return from_pg_result(PQexec(conn_, sql.c_str()), conn_);
+}
+
+std::string connection::prepare(const std::string& name, const std::string& sql) {
+  auto r = from_pg_result(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr), conn_);
+  return r.ok ? "" : r.error;
+}
+
+result connection::exec_prepared(const std::string& name, const std::vector<param>& params) {
+  param_arrays a{params};
+  return from_pg_result(PQexecPrepared(conn_, name.c_str(), a.count(), a.values.data(),
+                                       a.lengths.data(), a.formats.data(), 0),
+                        conn_);
+}
+
+result connection::stream(const std::string& sql, const std::vector<param>& params,
+                          const std::function<void(const row&)>& visit) {
+  param_arrays a{params};
+  if (PQsendQueryParams(conn_, sql.c_str(), a.count(), nullptr, a.values.data(), a.lengths.data(),
+                        a.formats.data(), 0)
+          == 0
+      || PQsetSingleRowMode(conn_) == 0)
+    return from_pg_result(nullptr, conn_);
+  result out;
+  out.ok = true;
+  std::exception_ptr thrown;
+  // Every result must be read, even after a failure, before the connection takes the next
+  // statement; the rows come one per PGRES_SINGLE_TUPLE result, then one that ends them.
+  while (PGresult* res = PQgetResult(conn_)) {
+    if (PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+      std::unique_ptr<PGresult, decltype(&PQclear)> guard{res, &PQclear};
+      if (out.ok && !thrown) {
+        try {
+          visit(row_of(res, 0));
+        } catch (...) {
+          thrown = std::current_exception();
+        }
+      }
+    } else if (auto end = from_pg_result(res, conn_); !end.ok && out.ok) {
+      out = std::move(end);
+    }
+  }
+  if (thrown)
+    std::rethrow_exception(thrown);
+  return out;
+}
+
+bool connection::reset() {
+  PQreset(conn_);
+  return healthy();
 }
 
 bool connection::healthy() const {
