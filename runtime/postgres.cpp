@@ -51,7 +51,7 @@ std::vector<std::string> passwords_in(const std::string& url) {
   return result;
 }
 
-/// `message` with every password of `url` replaced, and trailing newlines (libpq's) cut.
+/// `message` with every password of `url` replaced, on one line.
 std::string scrubbed(std::string message, const std::string& url) {
   for (const auto& password : passwords_in(url))
     for (auto at = message.find(password); at != std::string::npos;
@@ -59,6 +59,12 @@ std::string scrubbed(std::string message, const std::string& url) {
       message.replace(at, password.size(), masked);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
     message.pop_back();
+  // libpq's reasons span lines ("...failed: Connection refused\n\tIs the server running");
+  // callers print one line.
+  for (auto at = message.find('\n'); at != std::string::npos; at = message.find('\n', at)) {
+    auto next = message.find_first_not_of(" \t", at + 1);
+    message.replace(at, (next == std::string::npos ? message.size() : next) - at, "; ");
+  }
   return message;
 }
 
