@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 using namespace lps;
@@ -114,6 +115,49 @@ TEST_CASE("a connection runs statements with parameters and NULLs against the se
   auto bad = db->exec("SELECT * FROM no_such_table");
   CHECK(!bad.ok);
   CHECK(bad.sqlstate == "42P01"); // undefined_table
+}
+
+TEST_CASE("prepared statements take binary parameters and bytea reads back byte for byte") {
+  auto db = connect(server_url());
+  const char raw[] = "\0\x01\xff\\x payload \0 end";
+  std::string bytes(raw, sizeof raw - 1);
+  REQUIRE(db->prepare("echo", "SELECT $1::bytea, $2::text || '!', $3::text IS NULL").empty());
+  auto r = db->exec_prepared("echo", {{bytes, true}, {std::string{"text"}}, {std::nullopt}});
+  INFO(r.error);
+  REQUIRE(r.ok);
+  CHECK(pg::decode_bytea(*r.rows.at(0).at(0)) == bytes);
+  CHECK(*r.rows.at(0).at(1) == "text!");
+  CHECK(*r.rows.at(0).at(2) == "t");
+  CHECK(pg::decode_bytea("\\x") == "");
+  CHECK_FALSE(db->prepare("broken", "SELECT FROM WHERE").empty());
+}
+
+TEST_CASE("stream hands over rows one by one and leaves the connection usable") {
+  auto db = connect(server_url());
+  std::vector<std::string> seen;
+  auto r = db->stream("SELECT g::text FROM generate_series(1, $1::int) AS g", {{"5"}},
+                      [&](const pg::row& row) { seen.push_back(*row.at(0)); });
+  REQUIRE(r.ok);
+  CHECK(r.rows.empty());
+  CHECK(seen == std::vector<std::string>{"1", "2", "3", "4", "5"});
+
+  auto failing =
+      db->stream("SELECT 1 / (3 - g) FROM generate_series(1, 5) AS g", {}, [](const pg::row&) {});
+  CHECK_FALSE(failing.ok);
+  CHECK(failing.sqlstate == "22012"); // division_by_zero
+
+  int visits = 0;
+  CHECK_THROWS_WITH(db->stream("SELECT generate_series(1, 100)", {},
+                               [&](const pg::row&) {
+                                 ++visits;
+                                 throw std::runtime_error("stop here");
+                               }),
+                    "stop here");
+  CHECK(visits == 1);
+  // The rest of the answer was read, so the next statement works.
+  auto next = db->exec("SELECT 7");
+  REQUIRE(next.ok);
+  CHECK(*next.rows.at(0).at(0) == "7");
 }
 
 TEST_CASE("a wrong password or an unreachable server refuses with a reason, never the password") {
