@@ -78,6 +78,12 @@ constexpr const char* active_order = " FROM requests ORDER BY priority DESC, que
 
 constexpr int64_t purge_rows_per_step = 100;
 
+// Write statements sent in one round trip (a pipeline) before their results are read: the
+// round trips, not the statements, are what a commit of thousands of operations waits for.
+// Bounded, so the few bytes the server answers per statement never fill the socket while
+// lps is still sending.
+constexpr size_t statements_per_round_trip = 256;
+
 std::string text_of(const pg::row& row, size_t column) {
   return row[column].value_or("");
 }
@@ -546,6 +552,8 @@ private:
     done_cv_.notify_all();
   }
 
+  // One transaction: BEGIN, the writes' statements pipelined in chunks of
+  // statements_per_round_trip, COMMIT.
   outcome run_transaction(std::span<pending> writes, std::string& error) {
     if (!reconnect(error))
       return outcome::txn_failed;
@@ -553,12 +561,14 @@ private:
       error = "cannot begin a transaction on " + masked_ + ": " + one_line(r.error);
       return outcome::txn_failed;
     }
+    statement_batch batch;
     for (auto& p : writes) {
-      if (!apply(p.write, error)) {
-        writer_db_->exec("ROLLBACK");
-        return writer_db_->healthy() ? outcome::write_failed : outcome::txn_failed;
-      }
+      add_statements(p.write, batch);
+      if (batch.calls.size() >= statements_per_round_trip && !run_statements(batch, error))
+        return roll_back();
     }
+    if (!run_statements(batch, error))
+      return roll_back();
     if (auto r = writer_db_->exec("COMMIT"); !r.ok) {
       error = "cannot commit on " + masked_ + ": " + one_line(r.error);
       return outcome::txn_failed;
@@ -566,56 +576,78 @@ private:
     return outcome::committed;
   }
 
-  // Runs one prepared write statement; the error names the operation and queue id.
-  bool run(const char* name, const std::vector<param>& params, const char* what,
-           const std::string& queue_id, std::string& error) {
-    auto r = writer_db_->exec_prepared(name, params);
-    if (!r.ok)
-      error = std::string{what} + " '" + queue_id + "': " + one_line(r.error);
-    return r.ok;
+  outcome roll_back() {
+    writer_db_->exec("ROLLBACK");
+    return writer_db_->healthy() ? outcome::write_failed : outcome::txn_failed;
   }
 
-  bool apply(const store_write& write, std::string& error) {
-    for (const auto& row : write.inserts)
-      if (!run("insert_request",
-               {{row.queue_id},
-                {std::to_string(row.priority)},
-                {std::to_string(row.queued_at_ms)},
-                {std::to_string(row.size_bytes)},
-                {std::to_string(row.attempts)},
-                {row.payload, true},
-                {row.texts, true},
-                {row.provider}},
-               "insert request", row.queue_id, error))
-        return false;
-    for (const auto& row : write.finals)
-      if (!run("record_final",
-               {{row.queue_id},
-                {row.status},
-                {row.event_json},
-                {row.callback_url},
-                {row.delivered ? "true" : "false"},
-                {std::to_string(row.completed_at_ms)}},
-               "insert result", row.queue_id, error))
-        return false;
-    for (const auto& id : write.delivered)
-      if (!run("mark_delivered", {{id}}, "mark delivered", id, error))
-        return false;
-    for (const auto& [id, attempts] : write.attempts)
-      if (!run("update_attempts", {{id}, {std::to_string(attempts)}}, "update attempts", id, error))
-        return false;
-    for (const auto& [key, id] : write.idempotency_keys)
-      if (!run("insert_idempotency_key", {{key}, {id}}, "insert idempotency key", id, error))
-        return false;
-    for (const auto& g : write.delivery_give_ups)
-      if (!run("mark_given_up",
-               {{g.queue_id},
-                {std::to_string(g.failed_at_ms)},
-                {std::to_string(g.attempts)},
-                {g.last_error}},
-               "mark delivery given up", g.queue_id, error))
-        return false;
+  // Statements waiting for their round trip, each with what it does to which queue id (for
+  // the error message).
+  struct statement_batch {
+    std::vector<pg::prepared_call> calls;
+    std::vector<std::pair<const char*, std::string>> labels;
+
+    void add(const char* name, std::vector<param> params, const char* what,
+             const std::string& queue_id) {
+      calls.push_back({name, std::move(params)});
+      labels.emplace_back(what, queue_id);
+    }
+  };
+
+  // Runs and clears the batch, statements_per_round_trip at a time; on a failure `error`
+  // names the statement's operation and queue id.
+  bool run_statements(statement_batch& batch, std::string& error) {
+    for (size_t start = 0; start < batch.calls.size(); start += statements_per_round_trip) {
+      auto end = std::min(batch.calls.size(), start + statements_per_round_trip);
+      auto results =
+          writer_db_->exec_pipelined({batch.calls.begin() + static_cast<ptrdiff_t>(start),
+                                      batch.calls.begin() + static_cast<ptrdiff_t>(end)});
+      for (size_t i = 0; i < results.size(); ++i) {
+        if (!results[i].ok) {
+          const auto& [what, queue_id] = batch.labels[start + i];
+          error = std::string{what} + " '" + queue_id + "': " + one_line(results[i].error);
+          return false;
+        }
+      }
+    }
+    batch = {};
     return true;
+  }
+
+  void add_statements(const store_write& write, statement_batch& batch) {
+    for (const auto& row : write.inserts)
+      batch.add("insert_request",
+                {{row.queue_id},
+                 {std::to_string(row.priority)},
+                 {std::to_string(row.queued_at_ms)},
+                 {std::to_string(row.size_bytes)},
+                 {std::to_string(row.attempts)},
+                 {row.payload, true},
+                 {row.texts, true},
+                 {row.provider}},
+                "insert request", row.queue_id);
+    for (const auto& row : write.finals)
+      batch.add("record_final",
+                {{row.queue_id},
+                 {row.status},
+                 {row.event_json},
+                 {row.callback_url},
+                 {row.delivered ? "true" : "false"},
+                 {std::to_string(row.completed_at_ms)}},
+                "insert result", row.queue_id);
+    for (const auto& id : write.delivered)
+      batch.add("mark_delivered", {{id}}, "mark delivered", id);
+    for (const auto& [id, attempts] : write.attempts)
+      batch.add("update_attempts", {{id}, {std::to_string(attempts)}}, "update attempts", id);
+    for (const auto& [key, id] : write.idempotency_keys)
+      batch.add("insert_idempotency_key", {{key}, {id}}, "insert idempotency key", id);
+    for (const auto& g : write.delivery_give_ups)
+      batch.add("mark_given_up",
+                {{g.queue_id},
+                 {std::to_string(g.failed_at_ms)},
+                 {std::to_string(g.attempts)},
+                 {g.last_error}},
+                "mark delivery given up", g.queue_id);
   }
 
   // -- retention (writer thread, or the caller's with manual commits) --

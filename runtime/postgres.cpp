@@ -234,6 +234,47 @@ result connection::exec_prepared(const std::string& name, const std::vector<para
                         conn_);
 }
 
+std::vector<result> connection::exec_pipelined(const std::vector<prepared_call>& calls) {
+  std::vector<result> out(calls.size());
+  if (PQenterPipelineMode(conn_) == 0) {
+    out.assign(calls.size(), from_pg_result(nullptr, conn_));
+    return out;
+  }
+  size_t sent = 0;
+  for (const auto& call : calls) {
+    param_arrays a{call.params};
+    if (PQsendQueryPrepared(conn_, call.name.c_str(), a.count(), a.values.data(), a.lengths.data(),
+                            a.formats.data(), 0)
+        == 0)
+      break;
+    ++sent;
+  }
+  PQpipelineSync(conn_);
+  // Each statement's result is followed by a null one; the sync ends the pipeline.
+  for (size_t i = 0; i < sent; ++i) {
+    PGresult* res = PQgetResult(conn_);
+    if (res != nullptr && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+      PQclear(res);
+      out[i].error = "not run: an earlier statement failed";
+    } else {
+      out[i] = from_pg_result(res, conn_);
+    }
+    if (res != nullptr)
+      while (PGresult* extra = PQgetResult(conn_))
+        PQclear(extra);
+  }
+  for (size_t i = sent; i < calls.size(); ++i)
+    out[i] = from_pg_result(nullptr, conn_);
+  while (PGresult* res = PQgetResult(conn_)) {
+    bool synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    if (synced)
+      break;
+  }
+  PQexitPipelineMode(conn_);
+  return out;
+}
+
 result connection::stream(const std::string& sql, const std::vector<param>& params,
                           const std::function<void(const row&)>& visit) {
   param_arrays a{params};

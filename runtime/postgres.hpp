@@ -44,6 +44,12 @@ struct param {
   bool binary = false;
 };
 
+/// A statement prepared under `name`, with its parameters.
+struct prepared_call {
+  std::string name;
+  std::vector<param> params;
+};
+
 /// A bytea column read in text format ("\x" and hex digits) as its bytes.
 std::string decode_bytea(const std::string& text);
 
@@ -68,6 +74,11 @@ public:
 
   /// Runs a statement prepared under `name`; binary parameters go as raw bytes.
   result exec_prepared(const std::string& name, const std::vector<param>& params);
+
+  /// Runs prepared statements in one round trip (libpq's pipeline mode), inside whatever
+  /// transaction is open; one result per statement, in order. After a failure the server
+  /// skips the rest: their results say "not run".
+  std::vector<result> exec_pipelined(const std::vector<prepared_call>& calls);
 
   /// Runs a query and hands each row to `visit` as it arrives (libpq's single-row mode), so
   /// a large answer never sits in memory whole; the result carries no rows. An exception

@@ -132,6 +132,29 @@ TEST_CASE("prepared statements take binary parameters and bytea reads back byte 
   CHECK_FALSE(db->prepare("broken", "SELECT FROM WHERE").empty());
 }
 
+TEST_CASE("pipelined statements answer in order and stop at the first failure") {
+  auto db = connect(server_url());
+  REQUIRE(db->prepare("div", "SELECT 12 / $1::int").empty());
+  auto ok = db->exec_pipelined({{"div", {{"1"}}}, {"div", {{"3"}}}, {"div", {{"4"}}}});
+  REQUIRE(ok.size() == 3);
+  for (const auto& r : ok)
+    REQUIRE(r.ok);
+  CHECK(*ok[0].rows.at(0).at(0) == "12");
+  CHECK(*ok[1].rows.at(0).at(0) == "4");
+  CHECK(*ok[2].rows.at(0).at(0) == "3");
+
+  auto failed = db->exec_pipelined({{"div", {{"2"}}}, {"div", {{"0"}}}, {"div", {{"6"}}}});
+  REQUIRE(failed.size() == 3);
+  CHECK(failed[0].ok);
+  CHECK_FALSE(failed[1].ok);
+  CHECK(failed[1].sqlstate == "22012"); // division_by_zero
+  CHECK_FALSE(failed[2].ok);
+  CHECK(failed[2].error == "not run: an earlier statement failed");
+  auto next = db->exec("SELECT 7");
+  REQUIRE(next.ok);
+  CHECK(*next.rows.at(0).at(0) == "7");
+}
+
 TEST_CASE("stream hands over rows one by one and leaves the connection usable") {
   auto db = connect(server_url());
   std::vector<std::string> seen;
