@@ -27,6 +27,9 @@ using pg::param;
 #define LPS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
 #define LPS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
+// clang-format cannot lay out strings joined around macros.
+// clang-format off
+
 // Prepared on the writer's connection (names are the statements' keys).
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
@@ -40,17 +43,14 @@ constexpr const char* record_final_sql =
     "RETURNING provider, priority, queued_at) "
     "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
     "provider, priority, queued_at) "
-    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS(
-        "$6") ", coalesce(gone.provider, ''), "
-              "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS(
-                  "$6") ") "
-                        "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO "
-                        "NOTHING";
+    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", coalesce(gone.provider, ''), "
+    "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS("$6") ") "
+    "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO NOTHING";
 constexpr const char* mark_delivered_sql =
     "UPDATE results SET delivered = true WHERE queue_id = $1";
-constexpr const char* mark_given_up_sql = "UPDATE results SET delivery_failed_at = " LPS_TS(
-    "$2") ", delivery_attempts = $3::integer, "
-          "last_delivery_error = $4 WHERE queue_id = $1";
+constexpr const char* mark_given_up_sql =
+    "UPDATE results SET delivery_failed_at = " LPS_TS("$2") ", delivery_attempts = $3::integer, "
+    "last_delivery_error = $4 WHERE queue_id = $1";
 constexpr const char* update_attempts_sql =
     "UPDATE requests SET attempts = $2::integer, updated_at = now() WHERE queue_id = $1";
 // The first request of a key wins.
@@ -58,20 +58,21 @@ constexpr const char* insert_idempotency_key_sql =
     "INSERT INTO idempotency_keys(key, queue_id) VALUES($1, $2) ON CONFLICT (key) DO NOTHING";
 // Oldest first; a result still waiting for its callback stays (the outbox).
 constexpr const char* purge_step_sql =
-    "DELETE FROM results WHERE queue_id IN (SELECT queue_id FROM results WHERE completed_at "
-    "< " LPS_TS("$1") " AND (delivered OR callback_url = '' OR delivery_failed_at IS NOT NULL) "
-                      "ORDER BY completed_at LIMIT $2::integer)";
+    "DELETE FROM results WHERE queue_id IN (SELECT queue_id FROM results "
+    "WHERE completed_at < " LPS_TS("$1") " "
+    "AND (delivered OR callback_url = '' OR delivery_failed_at IS NOT NULL) "
+    "ORDER BY completed_at LIMIT $2::integer)";
 
 constexpr const char* result_columns =
-    "SELECT queue_id, status, event_json, callback_url, delivered, " LPS_MS(
-        "completed_at") ", "
-                        "coalesce(" LPS_MS(
-                            "delivery_failed_at") ", 0), delivery_attempts, "
-                                                  "coalesce(last_delivery_error, '') FROM results ";
+    "SELECT queue_id, status, event_json, callback_url, delivered, " LPS_MS("completed_at") ", "
+    "coalesce(" LPS_MS("delivery_failed_at") ", 0), delivery_attempts, "
+    "coalesce(last_delivery_error, '') FROM results ";
 // The columns scheduling needs come first in every SELECT of requests.
 constexpr const char* request_head =
     "SELECT queue_id, priority, " LPS_MS("queued_at") ", size_bytes, attempts, ";
 constexpr const char* active_order = " FROM requests ORDER BY priority DESC, queued_at, seq";
+
+// clang-format on
 
 #undef LPS_TS
 #undef LPS_MS
