@@ -3,6 +3,7 @@
 // database of its own, so cases never see each other's tables.
 
 #include "runtime/pg_schema.hpp"
+#include "runtime/pg_store.hpp"
 #include "runtime/postgres.hpp"
 
 #include <catch2/catch.hpp>
@@ -299,4 +300,39 @@ TEST_CASE("a second final result for a request is a no-op, never a second row") 
                              "VALUES('q2', 'queued', 'mock', 'm', 'c', 5, now(), now(), '{}')");
   CHECK(!bad_status.ok);
   CHECK(bad_status.sqlstate == "23514"); // check_violation: a result is always final
+}
+
+// The store's writes and reads after the server dropped its sessions (a restart, an
+// operator's pg_terminate_backend): the write caught by it fails, nothing after it does.
+TEST_CASE("the PostgreSQL store reconnects after the server dropped its connections") {
+  scratch_database scratch;
+  std::string error;
+  auto db = open_postgres_store(scratch.url, {}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  auto write_one = [&](const std::string& id) {
+    store_write write;
+    write.inserts.push_back({id, 5, 1, 2, 0, "payload", "texts", "mock"});
+    std::atomic<int> oks{0};
+    db->submit(std::move(write), [&](bool ok, const std::string&) { oks += ok ? 1 : 0; });
+    db->flush();
+    return oks.load() == 1;
+  };
+  REQUIRE(write_one("before"));
+  REQUIRE(db->count_active_requests() == 1);
+
+  auto admin = connect(server_url());
+  auto killed = admin->exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = $1 AND application_name = 'lps'",
+                            {scratch.name});
+  REQUIRE(killed.ok);
+  REQUIRE(*killed.rows.at(0).at(0) == "2"); // the writer's and the reader's
+
+  write_one("caught"); // may fail: its connection was gone when it ran
+  CHECK(write_one("after"));
+  db->count_active_requests(); // may fail likewise, and reconnect
+  auto rows = db->load_rows({"before", "after"});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[1].texts == "texts");
+  CHECK(db->stats().failed_commits <= 1);
 }
