@@ -12,6 +12,8 @@
 #include "runtime/http_server.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/model_manifest.hpp"
+#include "runtime/pg_schema.hpp"
+#include "runtime/pg_store.hpp"
 #include "runtime/store.hpp"
 #include "runtime/system_config.hpp"
 
@@ -126,6 +128,20 @@ void announce(const char* what, const config& cfg, uint16_t port) {
   std::fflush(stdout);
 }
 
+// The store STORE_BACKEND names: the SQLite file in DATA_DIR, or the PostgreSQL database of
+// POSTGRES_URL (migrated to this binary's schema first).
+std::unique_ptr<store> open_store(const config& cfg, std::string& error) {
+  auto retention =
+      std::chrono::duration<double, std::milli>(cfg.result_retention_days * 86'400'000);
+  store_options options{.data_dir = cfg.data_dir,
+                        .fsync_every_commit = cfg.store_fsync,
+                        .result_retention =
+                            std::chrono::round<std::chrono::milliseconds>(retention)};
+  if (cfg.store_backend == "postgres")
+    return open_postgres_store(cfg.postgres_url.reveal(), options, error);
+  return store::open(options, error);
+}
+
 int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto log = get_logger("main");
   std::string error;
@@ -134,16 +150,11 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: %s\n", error.c_str());
     return 2;
   }
-  auto retention =
-      std::chrono::duration<double, std::milli>(cfg.result_retention_days * 86'400'000);
-  auto db =
-      store::open({.data_dir = cfg.data_dir,
-                   .fsync_every_commit = cfg.store_fsync,
-                   .result_retention = std::chrono::round<std::chrono::milliseconds>(retention)},
-                  error);
+  auto db = open_store(cfg, error);
   if (!db) {
     std::fprintf(stderr, "lps: cannot open the store: %s\n", error.c_str());
-    return 1;
+    // An unreachable or refusing database is a setting to fix, like a bad value.
+    return cfg.store_backend == "postgres" ? 2 : 1;
   }
   auto jobs_db = batch_job_store::open({cfg.data_dir, cfg.store_fsync}, error);
   if (!jobs_db) {
@@ -215,6 +226,48 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   return 0;
 }
 
+// `lps migrate --check`: the PostgreSQL store's schema version against this binary's.
+// Exit 0: current; 1: behind (lps migrates it at start); 2: newer, unreachable, or not a
+// PostgreSQL store.
+int check_migrations(const config& cfg) {
+  if (cfg.store_backend != "postgres") {
+    std::fprintf(stderr, "lps: migrate --check reads a PostgreSQL store (STORE_BACKEND=postgres); "
+                         "a SQLite store is migrated when lps opens it\n");
+    return 2;
+  }
+  std::string error;
+  auto db = pg::connection::open(cfg.postgres_url.reveal(), std::chrono::seconds{10}, error);
+  if (!db) {
+    std::fprintf(stderr, "lps: %s\n", error.c_str());
+    return 2;
+  }
+  auto report = pg::read_schema_version(*db);
+  if (!report.error.empty()) {
+    std::fprintf(stderr, "lps: %s\n", report.error.c_str());
+    return 2;
+  }
+  bool current = report.before == pg::binary_schema_version();
+  std::printf("schema version %d, this lps knows %d: %s\n", report.before,
+              pg::binary_schema_version(),
+              current ? "current" : "behind (lps applies the missing migrations when it starts)");
+  return current ? 0 : 1;
+}
+
+// Takes `migrate --check` off the front of the command line; the rest is read as for a
+// start. Sets `usage_error` when `migrate` comes without `--check`.
+bool take_migrate_check(int& argc, char**& argv, bool& usage_error) {
+  if (argc < 2 || std::string_view{argv[1]} != "migrate")
+    return false;
+  usage_error = argc < 3 || std::string_view{argv[2]} != "--check";
+  if (usage_error)
+    return true;
+  // argv[0] stays the program name.
+  argv[2] = argv[0];
+  argv += 2;
+  argc -= 2;
+  return true;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -226,6 +279,12 @@ int main(int argc, char** argv) {
       std::fputs(sys_cfg.help_text(arg == "--long-help").c_str(), stdout);
       return 0;
     }
+  bool usage_error = false;
+  bool migrate_check = take_migrate_check(argc, argv, usage_error);
+  if (usage_error) {
+    std::fprintf(stderr, "lps: usage: lps migrate --check [configuration options]\n");
+    return 2;
+  }
   auto start = load_startup(sys_cfg, argc, argv, process_environment());
   if (start.help_printed)
     return 0;
@@ -240,6 +299,8 @@ int main(int argc, char** argv) {
     std::fputs(dump(start.cfg).c_str(), stdout);
     return 0;
   }
+  if (migrate_check)
+    return check_migrations(start.cfg);
   setup_logging(start.cfg.log_level);
   auto rc = run(sys_cfg, start.cfg, signals);
   shutdown_logging();

@@ -1,5 +1,7 @@
 #include "runtime/config.hpp"
 
+#include "runtime/postgres.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -259,6 +261,24 @@ void add_front_door_keys(std::vector<key_entry>& xs) {
       path_key("HTTP_TLS_KEY", &config::http_tls_key, "the PEM private key of HTTP_TLS_CERT"));
 }
 
+// Where the store lives (issue 10); POSTGRES_URL is checked against STORE_BACKEND in
+// validate(), and shown with its password masked.
+void add_store_backend_keys(std::vector<key_entry>& xs) {
+  xs.push_back({{"STORE_BACKEND", "store-backend", "one of sqlite, postgres", false},
+                [](config& c, const std::string& v) {
+                  auto t = trim(v);
+                  return (t == "sqlite" || t == "postgres") && (c.store_backend = t, true);
+                },
+                [](const config& c) { return c.store_backend; }});
+  xs.push_back(
+      {{"POSTGRES_URL", "postgres-url",
+        "a libpq URI, e.g. postgresql://lps:PASSWORD@127.0.0.1:5432/lps (needed with "
+        "STORE_BACKEND=postgres)",
+        true},
+       [](config& c, const std::string& v) { return c.postgres_url = secret{trim(v)}, true; },
+       [](const config& c) { return pg::masked_url(c.postgres_url.reveal()); }});
+}
+
 std::vector<key_entry> make_key_table() {
   using qpm = queue_processing_mode;
   using bam = batch_api_mode;
@@ -428,6 +448,7 @@ std::vector<key_entry> make_key_table() {
       uint_key("ACTOR_REQUEST_TIMEOUT_MS", &config::actor_request_timeout_ms, 100, 3'600'000));
   add_front_door_keys(xs);
   xs.push_back(uint_key("SHUTDOWN_GRACE_SECONDS", &config::shutdown_grace_seconds, 0, 3600));
+  add_store_backend_keys(xs);
   return xs;
 }
 
@@ -532,6 +553,29 @@ bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
 
+namespace {
+
+// The provider batch jobs live in DATA_DIR's SQLite file only (runtime/batch_job_store), so
+// a PostgreSQL store with batch jobs would split one queue's data over two places.
+bool uses_batch_jobs(const config& cfg) {
+  return cfg.processing_mode == queue_processing_mode::batch_api
+         && (cfg.openai_batch_api_mode != batch_api_mode::disabled
+             || cfg.anthropic_batch_api_mode != batch_api_mode::disabled);
+}
+
+void add_store_backend_errors(const config& cfg, std::vector<std::string>& errors) {
+  if (cfg.store_backend != "postgres")
+    return;
+  if (auto why = pg::check_url(cfg.postgres_url.reveal()); !why.empty())
+    errors.push_back("POSTGRES_URL " + why + " (STORE_BACKEND=postgres needs it)");
+  if (uses_batch_jobs(cfg))
+    errors.push_back("STORE_BACKEND=postgres does not hold provider batch jobs yet: set "
+                     "OPENAI_BATCH_API_MODE and ANTHROPIC_BATCH_API_MODE to disabled, or use "
+                     "STORE_BACKEND=sqlite");
+}
+
+} // namespace
+
 std::vector<std::string> validate(const config& cfg) {
   std::vector<std::string> errors;
   if (cfg.default_llm_provider != "mock" && !cfg.providers.count(cfg.default_llm_provider))
@@ -545,6 +589,7 @@ std::vector<std::string> validate(const config& cfg) {
                        "purpose");
   if (cfg.http_tls_cert.empty() != cfg.http_tls_key.empty())
     errors.push_back("HTTP_TLS_CERT and HTTP_TLS_KEY go together: set both or neither");
+  add_store_backend_errors(cfg, errors);
   return errors;
 }
 

@@ -174,6 +174,12 @@ struct config {
   std::string http_tls_cert;
   std::string http_tls_key;
 
+  // -- store backend (issue 10) --
+  /// "sqlite" (DATA_DIR, one process) or "postgres" (POSTGRES_URL).
+  std::string store_backend = "sqlite";
+  /// libpq URI of the PostgreSQL store; its password is never printed (pg::masked_url).
+  secret postgres_url;
+
   config();
 };
 

@@ -98,6 +98,33 @@ CREATE TABLE batch_job_items(
 CREATE INDEX batch_job_items_job ON batch_job_items(job_id, seq);
 )sql";
 
+// Version 2: what the store contract (runtime/store.hpp) needs and version 1 lacked.
+// `seq` keeps insertion order among rows with the same priority and time (SQLite's rowid).
+// The store knows a request's priority, provider and times but not its model, correlation
+// or batch ids (they sit in the opaque payload), so those columns default to '' and stay
+// NULL. Priorities are whatever the queue uses. A result records when its callback was
+// given up. An idempotency key lives as long as its request's result: the trigger drops it
+// with the result, whoever deletes that (retention, an operator).
+constexpr const char* v2_sql = R"sql(
+ALTER TABLE requests ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE requests DROP CONSTRAINT requests_priority_check;
+ALTER TABLE requests ALTER COLUMN priority TYPE integer;
+ALTER TABLE requests ALTER COLUMN correlation_id SET DEFAULT '';
+ALTER TABLE results ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE results ALTER COLUMN priority TYPE integer;
+ALTER TABLE results ALTER COLUMN model SET DEFAULT '';
+ALTER TABLE results ALTER COLUMN correlation_id SET DEFAULT '';
+ALTER TABLE results ADD COLUMN delivery_failed_at timestamptz;
+CREATE INDEX idempotency_keys_queue_id ON idempotency_keys(queue_id);
+CREATE FUNCTION lps_drop_idempotency_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM idempotency_keys WHERE queue_id = OLD.queue_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER idempotency_keys_follow_results AFTER DELETE ON results
+  FOR EACH ROW EXECUTE FUNCTION lps_drop_idempotency_keys();
+)sql";
+
 /// The version recorded in the history table; 0 when the table does not exist yet. Two
 /// statements: a query naming a missing table fails even in a branch never taken.
 result query_version(connection& db) {
@@ -138,6 +165,7 @@ std::string apply_after(connection& db, int from) {
 const std::vector<migration>& migrations() {
   static const std::vector<migration> result{
       {1, "queue, results and outbox, idempotency keys, batch jobs", v1_sql},
+      {2, "insertion order, callbacks given up, keys dropped with their result", v2_sql},
   };
   return result;
 }

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <exception>
 #include <memory>
 
 namespace lps::pg {
@@ -50,7 +51,7 @@ std::vector<std::string> passwords_in(const std::string& url) {
   return result;
 }
 
-/// `message` with every password of `url` replaced, and trailing newlines (libpq's) cut.
+/// `message` with every password of `url` replaced, on one line.
 std::string scrubbed(std::string message, const std::string& url) {
   for (const auto& password : passwords_in(url))
     for (auto at = message.find(password); at != std::string::npos;
@@ -58,11 +59,30 @@ std::string scrubbed(std::string message, const std::string& url) {
       message.replace(at, password.size(), masked);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
     message.pop_back();
+  // libpq's reasons span lines ("...failed: Connection refused\n\tIs the server running");
+  // callers print one line.
+  for (auto at = message.find('\n'); at != std::string::npos; at = message.find('\n', at)) {
+    auto next = message.find_first_not_of(" \t", at + 1);
+    message.replace(at, (next == std::string::npos ? message.size() : next) - at, "; ");
+  }
   return message;
 }
 
 bool has_scheme(const std::string& url) {
   return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+row row_of(const PGresult* res, int r) {
+  row out;
+  auto columns = PQnfields(res);
+  out.reserve(static_cast<size_t>(columns));
+  for (int c = 0; c < columns; ++c)
+    if (PQgetisnull(res, r, c))
+      out.emplace_back(std::nullopt);
+    else
+      out.emplace_back(
+          std::string{PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))});
+  return out;
 }
 
 result from_pg_result(PGresult* res, pg_conn* conn) {
@@ -81,22 +101,49 @@ result from_pg_result(PGresult* res, pg_conn* conn) {
   const char* affected = PQcmdTuples(res);
   out.affected = affected != nullptr && *affected != '\0' ? std::stoull(affected) : 0;
   auto rows = PQntuples(res);
-  auto columns = PQnfields(res);
   out.rows.reserve(static_cast<size_t>(rows));
-  for (int r = 0; r < rows; ++r) {
-    auto& row = out.rows.emplace_back();
-    row.reserve(static_cast<size_t>(columns));
-    for (int c = 0; c < columns; ++c)
-      if (PQgetisnull(res, r, c))
-        row.emplace_back(std::nullopt);
-      else
-        row.emplace_back(
-            std::string{PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))});
-  }
+  for (int r = 0; r < rows; ++r)
+    out.rows.push_back(row_of(res, r));
   return out;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
+}
+
+// libpq's arrays of parameter values, lengths and formats, pointing into `params`.
+struct param_arrays {
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+
+  explicit param_arrays(const std::vector<param>& params) {
+    for (const auto& p : params) {
+      values.push_back(p.value ? p.value->data() : nullptr);
+      lengths.push_back(p.value ? static_cast<int>(p.value->size()) : 0);
+      formats.push_back(p.binary ? 1 : 0);
+    }
+  }
+  int count() const {
+    return static_cast<int>(values.size());
+  }
+};
+
 } // namespace
+
+std::string decode_bytea(const std::string& text) {
+  if (text.rfind("\\x", 0) != 0)
+    return text;
+  std::string bytes;
+  bytes.reserve((text.size() - 2) / 2);
+  for (size_t i = 2; i + 1 < text.size(); i += 2)
+    bytes.push_back(static_cast<char>(hex_value(text[i]) * 16 + hex_value(text[i + 1])));
+  return bytes;
+}
 
 std::string masked_url(const std::string& url) {
   if (!has_scheme(url))
@@ -173,6 +220,96 @@ result connection::exec(const std::string& sql,
 
 result connection::exec_script(const std::string& sql) {
   return from_pg_result(PQexec(conn_, sql.c_str()), conn_);
+}
+
+std::string connection::prepare(const std::string& name, const std::string& sql) {
+  auto r = from_pg_result(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr), conn_);
+  return r.ok ? "" : r.error;
+}
+
+result connection::exec_prepared(const std::string& name, const std::vector<param>& params) {
+  param_arrays a{params};
+  return from_pg_result(PQexecPrepared(conn_, name.c_str(), a.count(), a.values.data(),
+                                       a.lengths.data(), a.formats.data(), 0),
+                        conn_);
+}
+
+std::vector<result> connection::exec_pipelined(const std::vector<prepared_call>& calls) {
+  std::vector<result> out(calls.size());
+  if (PQenterPipelineMode(conn_) == 0) {
+    out.assign(calls.size(), from_pg_result(nullptr, conn_));
+    return out;
+  }
+  size_t sent = 0;
+  for (const auto& call : calls) {
+    param_arrays a{call.params};
+    if (PQsendQueryPrepared(conn_, call.name.c_str(), a.count(), a.values.data(), a.lengths.data(),
+                            a.formats.data(), 0)
+        == 0)
+      break;
+    ++sent;
+  }
+  PQpipelineSync(conn_);
+  // Each statement's result is followed by a null one; the sync ends the pipeline.
+  for (size_t i = 0; i < sent; ++i) {
+    PGresult* res = PQgetResult(conn_);
+    if (res != nullptr && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+      PQclear(res);
+      out[i].error = "not run: an earlier statement failed";
+    } else {
+      out[i] = from_pg_result(res, conn_);
+    }
+    if (res != nullptr)
+      while (PGresult* extra = PQgetResult(conn_))
+        PQclear(extra);
+  }
+  for (size_t i = sent; i < calls.size(); ++i)
+    out[i] = from_pg_result(nullptr, conn_);
+  while (PGresult* res = PQgetResult(conn_)) {
+    bool synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    if (synced)
+      break;
+  }
+  PQexitPipelineMode(conn_);
+  return out;
+}
+
+result connection::stream(const std::string& sql, const std::vector<param>& params,
+                          const std::function<void(const row&)>& visit) {
+  param_arrays a{params};
+  if (PQsendQueryParams(conn_, sql.c_str(), a.count(), nullptr, a.values.data(), a.lengths.data(),
+                        a.formats.data(), 0)
+          == 0
+      || PQsetSingleRowMode(conn_) == 0)
+    return from_pg_result(nullptr, conn_);
+  result out;
+  out.ok = true;
+  std::exception_ptr thrown;
+  // Every result must be read, even after a failure, before the connection takes the next
+  // statement; the rows come one per PGRES_SINGLE_TUPLE result, then one that ends them.
+  while (PGresult* res = PQgetResult(conn_)) {
+    if (PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+      std::unique_ptr<PGresult, decltype(&PQclear)> guard{res, &PQclear};
+      if (out.ok && !thrown) {
+        try {
+          visit(row_of(res, 0));
+        } catch (...) {
+          thrown = std::current_exception();
+        }
+      }
+    } else if (auto end = from_pg_result(res, conn_); !end.ok && out.ok) {
+      out = std::move(end);
+    }
+  }
+  if (thrown)
+    std::rethrow_exception(thrown);
+  return out;
+}
+
+bool connection::reset() {
+  PQreset(conn_);
+  return healthy();
 }
 
 bool connection::healthy() const {

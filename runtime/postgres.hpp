@@ -5,6 +5,7 @@
 // message. The store backend for PostgreSQL builds on this; nothing here knows an actor.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,24 @@ struct result {
   uint64_t affected = 0;
 };
 
+/// One row of text columns (nullopt for SQL NULL).
+using row = std::vector<std::optional<std::string>>;
+
+/// A statement parameter: text, or bytes sent as they are (for bytea), or SQL NULL.
+struct param {
+  std::optional<std::string> value;
+  bool binary = false;
+};
+
+/// A statement prepared under `name`, with its parameters.
+struct prepared_call {
+  std::string name;
+  std::vector<param> params;
+};
+
+/// A bytea column read in text format ("\x" and hex digits) as its bytes.
+std::string decode_bytea(const std::string& text);
+
 class connection {
 public:
   /// Connects to `url` within `connect_timeout`; on failure returns null and says why in
@@ -49,6 +68,26 @@ public:
 
   /// Runs several statements without parameters (a migration script); no rows.
   result exec_script(const std::string& sql);
+
+  /// Prepares `sql` under `name` for exec_prepared; "" when fine, else the server's error.
+  std::string prepare(const std::string& name, const std::string& sql);
+
+  /// Runs a statement prepared under `name`; binary parameters go as raw bytes.
+  result exec_prepared(const std::string& name, const std::vector<param>& params);
+
+  /// Runs prepared statements in one round trip (libpq's pipeline mode), inside whatever
+  /// transaction is open; one result per statement, in order. After a failure the server
+  /// skips the rest: their results say "not run".
+  std::vector<result> exec_pipelined(const std::vector<prepared_call>& calls);
+
+  /// Runs a query and hands each row to `visit` as it arrives (libpq's single-row mode), so
+  /// a large answer never sits in memory whole; the result carries no rows. An exception
+  /// from `visit` stops the visits and is rethrown once the answer was read to its end.
+  result stream(const std::string& sql, const std::vector<param>& params,
+                const std::function<void(const row&)>& visit);
+
+  /// Reconnects with the same parameters after the server went away; true when healthy.
+  bool reset();
 
   /// False once the server has gone (the caller opens a new connection).
   bool healthy() const;

@@ -369,3 +369,47 @@ TEST_CASE("the provider pool follows the concurrency limits") {
   cfg.provider_max_connections_per_host = 5000;
   CHECK(provider_connections_per_host(cfg) == 5000);
 }
+
+TEST_CASE("STORE_BACKEND is sqlite or postgres, and postgres needs a valid POSTGRES_URL") {
+  config cfg;
+  CHECK(cfg.store_backend == "sqlite");
+  CHECK(set_config_value(cfg, "STORE_BACKEND", "mysql").find("one of sqlite, postgres")
+        != std::string::npos);
+  CHECK(set_config_value(cfg, "STORE_BACKEND", "postgres").empty());
+  auto errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("POSTGRES_URL is empty") != std::string::npos);
+
+  CHECK(set_config_value(cfg, "POSTGRES_URL", "mysql://u:hunter2@db/lps").empty());
+  errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("postgresql://") != std::string::npos);
+  CHECK(errors[0].find("hunter2") == std::string::npos);
+
+  CHECK(
+      set_config_value(cfg, "POSTGRES_URL", "postgresql://lps:hunter2@127.0.0.1:5432/lps").empty());
+  CHECK(validate(cfg).empty());
+}
+
+TEST_CASE("POSTGRES_URL shows its password masked in dumps and never in errors") {
+  config cfg;
+  CHECK(set_config_value(cfg, "POSTGRES_URL", "postgresql://lps:hunter2@db:5432/lps").empty());
+  auto text = dump(cfg);
+  CHECK(text.find("postgres-url = postgresql://lps:***@db:5432/lps") != std::string::npos);
+  CHECK(text.find("hunter2") == std::string::npos);
+  CHECK(dump(config{}).find("postgres-url = \n") != std::string::npos);
+}
+
+TEST_CASE("STORE_BACKEND=postgres refuses provider batch jobs, which only SQLite holds") {
+  config cfg;
+  cfg.store_backend = "postgres";
+  cfg.postgres_url = secret{"postgresql://lps@127.0.0.1/lps"};
+  cfg.processing_mode = queue_processing_mode::batch_api;
+  CHECK(validate(cfg).empty()); // batch_api mode with every provider batch API disabled
+  cfg.anthropic_batch_api_mode = batch_api_mode::nightly;
+  auto errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("does not hold provider batch jobs") != std::string::npos);
+  cfg.store_backend = "sqlite";
+  CHECK(validate(cfg).empty());
+}

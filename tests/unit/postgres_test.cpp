@@ -3,6 +3,7 @@
 // database of its own, so cases never see each other's tables.
 
 #include "runtime/pg_schema.hpp"
+#include "runtime/pg_store.hpp"
 #include "runtime/postgres.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 using namespace lps;
@@ -114,6 +116,72 @@ TEST_CASE("a connection runs statements with parameters and NULLs against the se
   auto bad = db->exec("SELECT * FROM no_such_table");
   CHECK(!bad.ok);
   CHECK(bad.sqlstate == "42P01"); // undefined_table
+}
+
+TEST_CASE("prepared statements take binary parameters and bytea reads back byte for byte") {
+  auto db = connect(server_url());
+  const char raw[] = "\0\x01\xff\\x payload \0 end";
+  std::string bytes(raw, sizeof raw - 1);
+  REQUIRE(db->prepare("echo", "SELECT $1::bytea, $2::text || '!', $3::text IS NULL").empty());
+  auto r = db->exec_prepared("echo", {{bytes, true}, {std::string{"text"}}, {std::nullopt}});
+  INFO(r.error);
+  REQUIRE(r.ok);
+  CHECK(pg::decode_bytea(*r.rows.at(0).at(0)) == bytes);
+  CHECK(*r.rows.at(0).at(1) == "text!");
+  CHECK(*r.rows.at(0).at(2) == "t");
+  CHECK(pg::decode_bytea("\\x") == "");
+  CHECK_FALSE(db->prepare("broken", "SELECT FROM WHERE").empty());
+}
+
+TEST_CASE("pipelined statements answer in order and stop at the first failure") {
+  auto db = connect(server_url());
+  REQUIRE(db->prepare("div", "SELECT 12 / $1::int").empty());
+  auto ok = db->exec_pipelined({{"div", {{"1"}}}, {"div", {{"3"}}}, {"div", {{"4"}}}});
+  REQUIRE(ok.size() == 3);
+  for (const auto& r : ok)
+    REQUIRE(r.ok);
+  CHECK(*ok[0].rows.at(0).at(0) == "12");
+  CHECK(*ok[1].rows.at(0).at(0) == "4");
+  CHECK(*ok[2].rows.at(0).at(0) == "3");
+
+  auto failed = db->exec_pipelined({{"div", {{"2"}}}, {"div", {{"0"}}}, {"div", {{"6"}}}});
+  REQUIRE(failed.size() == 3);
+  CHECK(failed[0].ok);
+  CHECK_FALSE(failed[1].ok);
+  CHECK(failed[1].sqlstate == "22012"); // division_by_zero
+  CHECK_FALSE(failed[2].ok);
+  CHECK(failed[2].error == "not run: an earlier statement failed");
+  auto next = db->exec("SELECT 7");
+  REQUIRE(next.ok);
+  CHECK(*next.rows.at(0).at(0) == "7");
+}
+
+TEST_CASE("stream hands over rows one by one and leaves the connection usable") {
+  auto db = connect(server_url());
+  std::vector<std::string> seen;
+  auto r = db->stream("SELECT g::text FROM generate_series(1, $1::int) AS g", {{"5"}},
+                      [&](const pg::row& row) { seen.push_back(*row.at(0)); });
+  REQUIRE(r.ok);
+  CHECK(r.rows.empty());
+  CHECK(seen == std::vector<std::string>{"1", "2", "3", "4", "5"});
+
+  auto failing =
+      db->stream("SELECT 1 / (3 - g) FROM generate_series(1, 5) AS g", {}, [](const pg::row&) {});
+  CHECK_FALSE(failing.ok);
+  CHECK(failing.sqlstate == "22012"); // division_by_zero
+
+  int visits = 0;
+  CHECK_THROWS_WITH(db->stream("SELECT generate_series(1, 100)", {},
+                               [&](const pg::row&) {
+                                 ++visits;
+                                 throw std::runtime_error("stop here");
+                               }),
+                    "stop here");
+  CHECK(visits == 1);
+  // The rest of the answer was read, so the next statement works.
+  auto next = db->exec("SELECT 7");
+  REQUIRE(next.ok);
+  CHECK(*next.rows.at(0).at(0) == "7");
 }
 
 TEST_CASE("a wrong password or an unreachable server refuses with a reason, never the password") {
@@ -232,4 +300,39 @@ TEST_CASE("a second final result for a request is a no-op, never a second row") 
                              "VALUES('q2', 'queued', 'mock', 'm', 'c', 5, now(), now(), '{}')");
   CHECK(!bad_status.ok);
   CHECK(bad_status.sqlstate == "23514"); // check_violation: a result is always final
+}
+
+// The store's writes and reads after the server dropped its sessions (a restart, an
+// operator's pg_terminate_backend): the write caught by it fails, nothing after it does.
+TEST_CASE("the PostgreSQL store reconnects after the server dropped its connections") {
+  scratch_database scratch;
+  std::string error;
+  auto db = open_postgres_store(scratch.url, {}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  auto write_one = [&](const std::string& id) {
+    store_write write;
+    write.inserts.push_back({id, 5, 1, 2, 0, "payload", "texts", "mock"});
+    std::atomic<int> oks{0};
+    db->submit(std::move(write), [&](bool ok, const std::string&) { oks += ok ? 1 : 0; });
+    db->flush();
+    return oks.load() == 1;
+  };
+  REQUIRE(write_one("before"));
+  REQUIRE(db->count_active_requests() == 1);
+
+  auto admin = connect(server_url());
+  auto killed = admin->exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = $1 AND application_name = 'lps'",
+                            {scratch.name});
+  REQUIRE(killed.ok);
+  REQUIRE(*killed.rows.at(0).at(0) == "2"); // the writer's and the reader's
+
+  write_one("caught"); // may fail: its connection was gone when it ran
+  CHECK(write_one("after"));
+  db->count_active_requests(); // may fail likewise, and reconnect
+  auto rows = db->load_rows({"before", "after"});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[1].texts == "texts");
+  CHECK(db->stats().failed_commits <= 1);
 }

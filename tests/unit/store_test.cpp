@@ -1,7 +1,9 @@
-// Tests for the durable store. Catch2 assertions are not thread-safe, so callbacks and
-// worker threads only record what happened; the test thread checks it afterwards.
+// Tests for the durable store, run against each backend (fixtures/store_backend.hpp); cases
+// tagged [sqlite] test what only the SQLite file has. Catch2 assertions are not thread-safe, so
+// callbacks and worker threads only record what happened; the test thread checks it afterwards.
 
 #include "fixtures/sqlite_probe.hpp"
+#include "fixtures/store_backend.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "runtime/sqlite_result_purger.hpp"
 #include "runtime/ids.hpp"
@@ -38,7 +40,7 @@ lps::store_options options_for(const temp_dir& dir, bool fsync = false, size_t m
 
 std::unique_ptr<lps::store> open_store(const lps::store_options& options) {
   std::string error;
-  auto db = lps::store::open(options, error);
+  auto db = lps::test::open_backend_store(options, error);
   INFO("open error: " << error);
   REQUIRE(db != nullptr);
   CHECK(error.empty());
@@ -184,7 +186,7 @@ bool exec_raw(const fs::path& db_path, const std::string& sql) {
 
 } // namespace
 
-TEST_CASE("store open creates the data directory and the schema", "[store]") {
+TEST_CASE("store open creates the data directory and the schema", "[store][sqlite]") {
   temp_dir dir;
   auto options = options_for(dir);
   options.data_dir = (dir.path() / "nested" / "deeper").string();
@@ -247,7 +249,8 @@ TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
     CHECK(found->completed_at_ms == 555);
     CHECK_FALSE(found->delivered);
     CHECK(db->count_results() == 1);
-    CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
+    if (!lps::test::store_backend_is_postgres())
+      CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
   }
 }
 
@@ -419,7 +422,8 @@ TEST_CASE("store isolates a bad write from its neighbours in the same batch", "[
   CHECK(good1.ok);
   CHECK(good1.error.empty());
   CHECK_FALSE(duplicate.ok);
-  CHECK_THAT(duplicate.error, Catch::Contains("UNIQUE") && Catch::Contains("existing"));
+  CHECK_THAT(duplicate.error,
+             Catch::Contains("unique", Catch::CaseSensitive::No) && Catch::Contains("existing"));
   CHECK(good2.ok);
   CHECK_FALSE(partial.ok);
   CHECK_THAT(partial.error, Catch::Contains("good-1"));
@@ -521,7 +525,7 @@ TEST_CASE("store flush waits for every earlier write", "[store]") {
   }
 }
 
-TEST_CASE("store open fails cleanly on impossible paths", "[store]") {
+TEST_CASE("store open fails cleanly on impossible paths", "[store][sqlite]") {
   temp_dir dir;
   fs::create_directories(dir.path());
   std::string error;
@@ -746,7 +750,7 @@ TEST_CASE("store keeps texts apart and loads them on demand", "[store]") {
   CHECK(rows[1].texts == "texts-1");
 }
 
-TEST_CASE("store migrates a version 1 database and keeps its rows", "[store]") {
+TEST_CASE("store migrates a version 1 database and keeps its rows", "[store][sqlite]") {
   temp_dir dir;
   std::filesystem::create_directories(dir.path());
   auto path = (dir.path() / "lps.db").string();
@@ -865,7 +869,7 @@ uintmax_t wal_bytes(const temp_dir& dir) {
 
 } // namespace
 
-TEST_CASE("the WAL is checkpointed by a background thread and stays short", "[store]") {
+TEST_CASE("the WAL is checkpointed by a background thread and stays short", "[store][sqlite]") {
   temp_dir dir;
   auto options = options_for(dir);
   options.wal_checkpoint_frames = 64; // 512 KiB
@@ -880,7 +884,7 @@ TEST_CASE("the WAL is checkpointed by a background thread and stays short", "[st
 }
 
 TEST_CASE("without the background thread the writer checkpoints a long WAL between commits",
-          "[store]") {
+          "[store][sqlite]") {
   temp_dir dir;
   auto options = options_for(dir);
   options.wal_checkpoint_frames = 64;
@@ -894,7 +898,8 @@ TEST_CASE("without the background thread the writer checkpoints a long WAL betwe
   CHECK(db->count_active_requests() == one_by_one_count);
 }
 
-TEST_CASE("with fsync at every commit SQLite's own checkpoint stays in the writer", "[store]") {
+TEST_CASE("with fsync at every commit SQLite's own checkpoint stays in the writer",
+          "[store][sqlite]") {
   temp_dir dir;
   auto options = options_for(dir, true);
   options.wal_checkpoint_frames = 64;
@@ -910,7 +915,7 @@ TEST_CASE("with fsync at every commit SQLite's own checkpoint stays in the write
 
 TEST_CASE("with the background thread a WAL past 8 times the threshold is restarted while the "
           "writer waits",
-          "[store]") {
+          "[store][sqlite]") {
   temp_dir dir;
   auto options = options_for(dir);
   options.wal_checkpoint_frames = 8; // 64 KiB: every commit below passes 8 x 8 frames
@@ -994,7 +999,7 @@ TEST_CASE("store purges delivered results past the retention and keeps the rest"
   CHECK(db->count_results() == 1);
 }
 
-TEST_CASE("store purges in steps of rows_per_step and gives the pages back", "[store]") {
+TEST_CASE("store purges in steps of rows_per_step and gives the pages back", "[store][sqlite]") {
   temp_dir dir;
   // Manual commits: no background pass, so every step counted is this test's.
   auto db = open_store(retention_options(dir, true));
@@ -1062,12 +1067,16 @@ TEST_CASE("store keeps idempotency keys across reopen, first one wins, dropped w
   CHECK(db->find_idempotency_key("k1") == std::optional<std::string>{"q1"});
   CHECK(db->find_idempotency_key("k2") == std::optional<std::string>{"q2"});
   // Whatever purges results purges their keys.
-  REQUIRE(exec_raw(db->path(), "DELETE FROM results WHERE queue_id = 'q1'"));
+  const char* delete_q1 = "DELETE FROM results WHERE queue_id = 'q1'";
+  bool deleted = lps::test::store_backend_is_postgres()
+                     ? lps::test::exec_in_postgres(dir.str(), delete_q1)
+                     : exec_raw(db->path(), delete_q1);
+  REQUIRE(deleted);
   CHECK_FALSE(db->find_idempotency_key("k1"));
   CHECK(db->find_idempotency_key("k2") == std::optional<std::string>{"q2"});
 }
 
-TEST_CASE("store adds the idempotency table to a store made without it", "[store]") {
+TEST_CASE("store adds the idempotency table to a store made without it", "[store][sqlite]") {
   temp_dir dir;
   {
     auto db = open_store(options_for(dir));
@@ -1108,7 +1117,8 @@ TEST_CASE("store records a callback given up, keeps it across reopen, and no lon
   CHECK(waiting->last_delivery_error.empty());
 }
 
-TEST_CASE("store migrates a version 2 database: its results count as not given up", "[store]") {
+TEST_CASE("store migrates a version 2 database: its results count as not given up",
+          "[store][sqlite]") {
   temp_dir dir;
   std::filesystem::create_directories(dir.path());
   REQUIRE(exec_raw(dir.path() / "lps.db",

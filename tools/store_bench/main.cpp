@@ -6,7 +6,13 @@
 //   lps-store-bench purge [--fsync]   the retention purge of 100,000 old results
 //   lps-store-bench recover [--fsync] the start-up read of 100,000 queued requests, from the
 //                                     scheduling index and from the table (before schema 5)
+//
+// --backend=postgres runs burst and paced on PostgreSQL instead of SQLite: in a database of
+// its own, made on the server LPS_BENCH_POSTGRES_URL names (the environment keeps the
+// password off the command line) and dropped at the end.
 
+#include "runtime/pg_store.hpp"
+#include "runtime/postgres.hpp"
 #include "runtime/store.hpp"
 
 #include <sqlite3.h>
@@ -18,6 +24,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -52,12 +59,62 @@ private:
   fs::path path_;
 };
 
-std::unique_ptr<lps::store> open_store(const scratch_dir& dir, bool fsync,
+bool on_postgres = false;
+
+// On PostgreSQL: a database of its own on LPS_BENCH_POSTGRES_URL's server, dropped at the end.
+class scratch_database {
+public:
+  scratch_database() {
+    const char* url = std::getenv("LPS_BENCH_POSTGRES_URL");
+    server_url_ = url != nullptr ? url : "";
+    name_ = "lps_store_bench_" + std::to_string(::getpid());
+    auto admin = connect(server_url_);
+    if (auto r = admin->exec("CREATE DATABASE " + name_); !r.ok) {
+      std::fprintf(stderr, "lps-store-bench: %s\n", r.error.c_str());
+      std::exit(1);
+    }
+    url_ = server_url_.substr(0, server_url_.rfind('/') + 1) + name_;
+  }
+  ~scratch_database() {
+    connect(server_url_)->exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  }
+  const std::string& url() const {
+    return url_;
+  }
+
+private:
+  static std::unique_ptr<lps::pg::connection> connect(const std::string& url) {
+    std::string error;
+    auto db = lps::pg::connection::open(url, std::chrono::seconds{10}, error);
+    if (!db) {
+      std::fprintf(stderr, "lps-store-bench: LPS_BENCH_POSTGRES_URL: %s\n", error.c_str());
+      std::exit(1);
+    }
+    return db;
+  }
+  std::string server_url_;
+  std::string name_;
+  std::string url_;
+};
+
+// Where a run's store lives: a scratch folder, or with --backend=postgres a scratch database.
+struct scratch_store {
+  scratch_dir dir;
+  std::optional<scratch_database> database;
+  scratch_store() {
+    if (on_postgres)
+      database.emplace();
+  }
+};
+
+std::unique_ptr<lps::store> open_store(const scratch_store& where, bool fsync,
                                        std::chrono::milliseconds retention = {}) {
   std::string error;
-  auto db = lps::store::open(
-      {.data_dir = dir.path().string(), .fsync_every_commit = fsync, .result_retention = retention},
-      error);
+  lps::store_options options{.data_dir = where.dir.path().string(),
+                             .fsync_every_commit = fsync,
+                             .result_retention = retention};
+  auto db = where.database ? lps::open_postgres_store(where.database->url(), options, error)
+                           : lps::store::open(options, error);
   if (!db) {
     std::fprintf(stderr, "lps-store-bench: %s\n", error.c_str());
     std::exit(1);
@@ -137,8 +194,8 @@ double submit_all(lps::store& db, std::vector<std::vector<lps::store_write>>& wr
 void run_burst(bool fsync) {
   constexpr int requests = 50000;
   constexpr int threads = 2;
-  scratch_dir dir;
-  auto db = open_store(dir, fsync);
+  scratch_store where;
+  auto db = open_store(where, fsync);
   std::string payload(6 * 1024, 'p');
   auto ids = bench_ids(requests, 42);
   std::vector<std::vector<lps::store_write>> insert_writes(threads), final_writes(threads);
@@ -158,12 +215,12 @@ void run_burst(bool fsync) {
   require(db->count_active_requests() == 0, "no request left");
   require(db->count_results() == requests, "one result per request");
   auto final_commits = after_final.commits - after_insert.commits;
-  std::printf("store burst (fsync %s, %d requests, 6 KB payload, 1.5 KB result, %d threads)\n"
+  std::printf("store burst (%s, fsync %s, %d requests, 6 KB payload, 1.5 KB result, %d threads)\n"
               "  insert:   %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
               "  finalize: %8.0f ops/s  %6.2f s  %6llu commits  %7.1f ops/commit\n"
               "  overall:  %8.0f ops/s  (= %.0f requests/s end to end)\n",
-              fsync ? "on" : "off", requests, threads, requests / insert_s, insert_s,
-              static_cast<unsigned long long>(after_insert.commits),
+              on_postgres ? "postgres" : "sqlite", fsync ? "on" : "off", requests, threads,
+              requests / insert_s, insert_s, static_cast<unsigned long long>(after_insert.commits),
               double(requests) / double(after_insert.commits), requests / final_s, final_s,
               static_cast<unsigned long long>(final_commits),
               double(requests) / double(final_commits), 2 * requests / (insert_s + final_s),
@@ -184,8 +241,8 @@ void run_paced(bool fsync) {
   constexpr int requests = 30000;
   constexpr int threads = 2;
   constexpr int lag = rate / 10; // even, so request i and final i - lag share a thread
-  scratch_dir dir;
-  auto db = open_store(dir, fsync);
+  scratch_store where;
+  auto db = open_store(where, fsync);
   auto ids = bench_ids(requests, 7);
   std::string payload(6 * 1024, 'p');
   // Latency from submit to callback, per operation: inserts first, then finals.
@@ -219,11 +276,11 @@ void run_paced(bool fsync) {
   require(failures == 0, "every write committed");
   require(db->count_active_requests() == 0, "no request left");
   auto stats = db->stats();
-  std::printf("store paced (fsync %s, %d requests/s offered, 6 KB payload, 1.5 KB result)\n"
+  std::printf("store paced (%s, fsync %s, %d requests/s offered, 6 KB payload, 1.5 KB result)\n"
               "  %8.0f ops/s  %6.2f s  %6llu commits  %5.1f ops/commit  latency ms: "
               "p50 %.2f  p99 %.2f  max %.2f\n",
-              fsync ? "on" : "off", rate, 2 * requests / elapsed, elapsed,
-              static_cast<unsigned long long>(stats.commits),
+              on_postgres ? "postgres" : "sqlite", fsync ? "on" : "off", rate,
+              2 * requests / elapsed, elapsed, static_cast<unsigned long long>(stats.commits),
               double(stats.ops_committed) / double(stats.commits), percentile(latency_ms, 0.5),
               percentile(latency_ms, 0.99), percentile(latency_ms, 1.0));
 }
@@ -234,12 +291,12 @@ void run_purge(bool fsync) {
   constexpr int old_results = 100000;
   constexpr int recent_results = 10000;
   constexpr int64_t day_ms = 86'400'000;
-  scratch_dir dir;
+  scratch_store where; // SQLite only: it measures the file
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
   {
-    auto db = open_store(dir, fsync);
+    auto db = open_store(where, fsync);
     auto ids = bench_ids(old_results + recent_results, 11);
     std::atomic<int> failures{0};
     std::vector<std::vector<lps::store_write>> writes(1);
@@ -251,9 +308,9 @@ void run_purge(bool fsync) {
     submit_all(*db, writes, failures);
     require(failures == 0, "every result committed");
   }
-  auto db_file = dir.path() / "lps.db";
+  auto db_file = where.dir.path() / "lps.db";
   auto size_before = fs::file_size(db_file);
-  auto db = open_store(dir, fsync, std::chrono::hours(24 * 30));
+  auto db = open_store(where, fsync, std::chrono::hours(24 * 30));
   auto start = clock_type::now();
   db->purge_expired_results();
   double purge_s = seconds_since(start);
@@ -363,17 +420,28 @@ void run_recover(bool fsync) {
 
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
-  bool fsync = argc > 2 && std::string(argv[2]) == "--fsync";
-  if (mode == "burst")
+  bool fsync = false;
+  bool bad_flag = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--fsync")
+      fsync = true;
+    else if (flag == "--backend=postgres")
+      on_postgres = true;
+    else if (flag != "--backend=sqlite")
+      bad_flag = true;
+  }
+  if (mode == "burst" && !bad_flag)
     run_burst(fsync);
-  else if (mode == "paced")
+  else if (mode == "paced" && !bad_flag)
     run_paced(fsync);
-  else if (mode == "purge")
+  else if (mode == "purge" && !bad_flag && !on_postgres)
     run_purge(fsync);
-  else if (mode == "recover")
+  else if (mode == "recover" && !bad_flag && !on_postgres)
     run_recover(fsync);
   else {
-    std::fprintf(stderr, "usage: lps-store-bench burst|paced|purge|recover [--fsync]\n");
+    std::fprintf(stderr, "usage: lps-store-bench burst|paced|purge|recover [--fsync] "
+                         "[--backend=sqlite|postgres] (purge, recover: sqlite only)\n");
     return 2;
   }
   return 0;

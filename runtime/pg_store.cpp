@@ -1,0 +1,755 @@
+#include "runtime/pg_store.hpp"
+
+#include "runtime/pg_schema.hpp"
+#include "runtime/postgres.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <utility>
+
+namespace lps {
+
+namespace {
+
+using pg::param;
+
+// Times are timestamptz columns; the store contract speaks Unix milliseconds. Both
+// conversions are exact (timestamptz keeps microseconds, extract() returns numeric).
+#define LPS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
+#define LPS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+// clang-format cannot lay out strings joined around macros.
+// clang-format off
+
+// Prepared on the writer's connection (names are the statements' keys).
+constexpr const char* insert_request_sql =
+    "INSERT INTO requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
+    "provider) VALUES($1, $2::integer, " LPS_TS("$3") ", $4::bigint, $5::integer, $6, $7, $8)";
+// One statement removes the request and records its result, taking the request's provider,
+// priority and queue time into the result's columns. ON CONFLICT DO NOTHING: the first final
+// result wins, so a request never gets two (a late duplicate cannot replace one that may be
+// delivered already); the request goes either way.
+constexpr const char* record_final_sql =
+    "WITH gone AS (DELETE FROM requests WHERE queue_id = $1 "
+    "RETURNING provider, priority, queued_at) "
+    "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
+    "provider, priority, queued_at) "
+    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", coalesce(gone.provider, ''), "
+    "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS("$6") ") "
+    "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO NOTHING";
+constexpr const char* mark_delivered_sql =
+    "UPDATE results SET delivered = true WHERE queue_id = $1";
+constexpr const char* mark_given_up_sql =
+    "UPDATE results SET delivery_failed_at = " LPS_TS("$2") ", delivery_attempts = $3::integer, "
+    "last_delivery_error = $4 WHERE queue_id = $1";
+constexpr const char* update_attempts_sql =
+    "UPDATE requests SET attempts = $2::integer, updated_at = now() WHERE queue_id = $1";
+// The first request of a key wins.
+constexpr const char* insert_idempotency_key_sql =
+    "INSERT INTO idempotency_keys(key, queue_id) VALUES($1, $2) ON CONFLICT (key) DO NOTHING";
+// Oldest first; a result still waiting for its callback stays (the outbox).
+constexpr const char* purge_step_sql =
+    "DELETE FROM results WHERE queue_id IN (SELECT queue_id FROM results "
+    "WHERE completed_at < " LPS_TS("$1") " "
+    "AND (delivered OR callback_url = '' OR delivery_failed_at IS NOT NULL) "
+    "ORDER BY completed_at LIMIT $2::integer)";
+
+constexpr const char* result_columns =
+    "SELECT queue_id, status, event_json, callback_url, delivered, " LPS_MS("completed_at") ", "
+    "coalesce(" LPS_MS("delivery_failed_at") ", 0), delivery_attempts, "
+    "coalesce(last_delivery_error, '') FROM results ";
+// The columns scheduling needs come first in every SELECT of requests.
+constexpr const char* request_head =
+    "SELECT queue_id, priority, " LPS_MS("queued_at") ", size_bytes, attempts, ";
+constexpr const char* active_order = " FROM requests ORDER BY priority DESC, queued_at, seq";
+
+// clang-format on
+
+#undef LPS_TS
+#undef LPS_MS
+
+constexpr int64_t purge_rows_per_step = 100;
+
+// Write statements sent in one round trip (a pipeline) before their results are read: the
+// round trips, not the statements, are what a commit of thousands of operations waits for.
+// Bounded, so the few bytes the server answers per statement never fill the socket while
+// lps is still sending.
+constexpr size_t statements_per_round_trip = 256;
+
+std::string text_of(const pg::row& row, size_t column) {
+  return row[column].value_or("");
+}
+
+int64_t int_of(const pg::row& row, size_t column) {
+  return row[column] ? std::stoll(*row[column]) : 0;
+}
+
+stored_request read_request_head(const pg::row& row) {
+  stored_request out;
+  out.queue_id = text_of(row, 0);
+  out.priority = static_cast<int32_t>(int_of(row, 1));
+  out.queued_at_ms = int_of(row, 2);
+  out.size_bytes = static_cast<uint64_t>(int_of(row, 3));
+  out.attempts = static_cast<uint32_t>(int_of(row, 4));
+  return out;
+}
+
+stored_result read_result(const pg::row& row) {
+  stored_result out;
+  out.queue_id = text_of(row, 0);
+  out.status = text_of(row, 1);
+  out.event_json = text_of(row, 2);
+  out.callback_url = text_of(row, 3);
+  out.delivered = text_of(row, 4) == "t";
+  out.completed_at_ms = int_of(row, 5);
+  out.delivery_failed_at_ms = int_of(row, 6);
+  out.delivery_attempts = static_cast<uint32_t>(int_of(row, 7));
+  out.last_delivery_error = text_of(row, 8);
+  return out;
+}
+
+size_t count_ops(const store_write& write) {
+  return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
+         + write.idempotency_keys.size() + write.delivery_give_ups.size();
+}
+
+// Runs a callback without letting an exception kill the writer thread.
+void run_callback(const store_callback& done, bool ok, const std::string& error) noexcept {
+  if (!done)
+    return;
+  try {
+    done(ok, error);
+  } catch (const std::exception& e) {
+    spdlog::error("store: write callback threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("store: write callback threw a non-standard exception");
+  }
+}
+
+// libpq's message on one line ("ERROR: ...; DETAIL: ...").
+std::string one_line(std::string message) {
+  for (auto at = message.find('\n'); at != std::string::npos; at = message.find('\n', at))
+    message.replace(at, 1, "; ");
+  return message;
+}
+
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+} // namespace
+
+// The PostgreSQL implementation of the store contract (store.hpp). Its queue, group commit,
+// one-by-one retry of a failed batch and flush() follow the SQLite store (store.cpp).
+class pg_store final : public store {
+public:
+  // One queued write and, once processed, its outcome.
+  struct pending {
+    store_write write;
+    store_callback done;
+    uint64_t seq = 0;
+    size_t ops = 0;
+    bool ok = false;
+    std::string error;
+  };
+
+  // How a transaction ended: a failing statement blames its write; a failing BEGIN or
+  // COMMIT, or a lost connection, blames the environment, not any one write.
+  enum class outcome { committed, write_failed, txn_failed };
+
+  pg_store(std::string url, store_options options)
+      : url_(std::move(url)), masked_(pg::masked_url(url_)), options_(std::move(options)) {
+    options_.max_ops_per_commit = std::max<size_t>(1, options_.max_ops_per_commit);
+  }
+
+  ~pg_store() override {
+    if (options_.manual_commits)
+      commit_on_caller_thread();
+    stop_writer();
+  }
+
+  bool open(std::chrono::seconds connect_timeout, std::string& error) {
+    writer_db_ = pg::connection::open(url_, connect_timeout, error);
+    if (!writer_db_)
+      return false;
+    if (auto report = pg::migrate(*writer_db_); !report.error.empty()) {
+      error = "PostgreSQL store " + masked_ + ": " + report.error;
+      return false;
+    }
+    if (auto why = prepare_writer(); !why.empty()) {
+      error = "PostgreSQL store " + masked_ + ": " + why;
+      return false;
+    }
+    reader_db_ = pg::connection::open(url_, connect_timeout, error);
+    if (!reader_db_)
+      return false;
+    if (!options_.manual_commits)
+      writer_ = std::thread([this] { writer_loop(); });
+    return true;
+  }
+
+  // -- the contract --
+
+  void submit(store_write write, store_callback done) override {
+    pending item;
+    item.ops = count_ops(write);
+    item.write = std::move(write);
+    item.done = std::move(done);
+    std::unique_lock lock(queue_mutex_);
+    if (writer_exited_) {
+      lock.unlock();
+      run_callback(item.done, false, "store is closed");
+      return;
+    }
+    item.seq = ++submitted_seq_;
+    pending_ops_ += item.ops;
+    queue_.push_back(std::move(item));
+    lock.unlock();
+    work_cv_.notify_one();
+  }
+
+  void flush() override {
+    if (options_.manual_commits) {
+      commit_on_caller_thread();
+      return;
+    }
+    std::unique_lock lock(queue_mutex_);
+    // A callback runs on the writer thread: waiting there for later writes would deadlock.
+    if (std::this_thread::get_id() == writer_id_)
+      return;
+    uint64_t target = submitted_seq_;
+    done_cv_.wait(lock, [&] { return done_seq_ >= target || writer_exited_; });
+  }
+
+  std::optional<stored_result> find_result(const std::string& queue_id) override {
+    auto r = read(std::string{result_columns} + "WHERE queue_id = $1", {{queue_id}}, "find_result");
+    if (r.rows.empty())
+      return std::nullopt;
+    return read_result(r.rows.front());
+  }
+
+  std::optional<std::string> find_idempotency_key(const std::string& key) override {
+    auto r = read("SELECT queue_id FROM idempotency_keys WHERE key = $1", {{key}},
+                  "find_idempotency_key");
+    if (r.rows.empty())
+      return std::nullopt;
+    return text_of(r.rows.front(), 0);
+  }
+
+  std::vector<stored_request> load_active_requests() override {
+    std::vector<stored_request> rows;
+    stream(std::string{request_head} + "payload" + active_order, [&](const pg::row& row) {
+      auto out = read_request_head(row);
+      out.payload = pg::decode_bytea(text_of(row, 5));
+      rows.push_back(std::move(out));
+    });
+    return rows;
+  }
+
+  void load_active_index(const std::function<void(stored_request&&)>& visit) override {
+    stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
+      auto out = read_request_head(row);
+      out.provider = text_of(row, 5);
+      visit(std::move(out));
+    });
+  }
+
+  std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override {
+    std::vector<stored_request> rows;
+    auto sql =
+        std::string{request_head} + "payload, texts, provider FROM requests WHERE queue_id = $1";
+    for (const auto& id : queue_ids) {
+      auto r = read(sql, {{id}}, "load_rows");
+      if (r.rows.empty())
+        continue;
+      auto out = read_request_head(r.rows.front());
+      out.payload = pg::decode_bytea(text_of(r.rows.front(), 5));
+      out.texts = pg::decode_bytea(text_of(r.rows.front(), 6));
+      out.provider = text_of(r.rows.front(), 7);
+      rows.push_back(std::move(out));
+    }
+    return rows;
+  }
+
+  std::vector<stored_result> load_undelivered_results() override {
+    auto r = read(std::string{result_columns}
+                      + "WHERE NOT delivered AND callback_url <> '' AND delivery_failed_at IS "
+                        "NULL ORDER BY completed_at, seq",
+                  {}, "load_undelivered_results");
+    std::vector<stored_result> rows;
+    rows.reserve(r.rows.size());
+    for (const auto& row : r.rows)
+      rows.push_back(read_result(row));
+    return rows;
+  }
+
+  void purge_expired_results() override {
+    if (!retains())
+      return;
+    if (options_.manual_commits) {
+      while (!purge_step())
+        ; // a pass ends with a step that deleted less than a full step's rows
+      return;
+    }
+    std::unique_lock lock(queue_mutex_);
+    if (std::this_thread::get_id() == writer_id_) // a callback: see flush()
+      return;
+    auto ticket = ++purges_wanted_;
+    work_cv_.notify_one();
+    done_cv_.wait(lock, [&] { return purges_done_ >= ticket || writer_exited_; });
+  }
+
+  uint64_t count_active_requests() override {
+    return count("SELECT count(*) FROM requests", "count_active_requests");
+  }
+
+  uint64_t count_results() override {
+    return count("SELECT count(*) FROM results", "count_results");
+  }
+
+  store_stats stats() const override {
+    store_stats out;
+    out.commits = commits_.load();
+    out.ops_committed = ops_committed_.load();
+    out.failed_commits = failed_commits_.load();
+    out.pending_ops = pending_ops_.load();
+    out.results_purged = results_purged_.load();
+    out.purge_steps = purge_steps_.load();
+    return out;
+  }
+
+  /// The database's URL with the password masked.
+  const std::string& path() const override {
+    return masked_;
+  }
+
+private:
+  // -- reads (reader connection, under read_mutex_) --
+
+  pg::result read(const std::string& sql, const std::vector<param>& params, const char* what) {
+    std::lock_guard lock(read_mutex_);
+    auto name = prepared_read(sql);
+    if (name.empty())
+      return {};
+    auto r = reader_db_->exec_prepared(name, params);
+    if (!r.ok)
+      log_read_error(what, r);
+    return r;
+  }
+
+  uint64_t count(const std::string& sql, const char* what) {
+    auto r = read(sql, {}, what);
+    return r.rows.empty() ? 0 : static_cast<uint64_t>(int_of(r.rows.front(), 0));
+  }
+
+  // A visit that throws ends the stream; the error is logged, as the SQLite store does.
+  void stream(const std::string& sql, const std::function<void(const pg::row&)>& visit) {
+    std::lock_guard lock(read_mutex_);
+    try {
+      if (auto r = reader_db_->stream(sql, {}, visit); !r.ok)
+        log_read_error("load_active", r);
+    } catch (const std::exception& e) {
+      spdlog::error("store: loading active requests: {}", e.what());
+    }
+  }
+
+  // Each read statement is prepared once on the reader connection; "" when that failed
+  // (logged).
+  std::string prepared_read(const std::string& sql) {
+    auto [it, added] =
+        read_statements_.try_emplace(sql, "r" + std::to_string(read_statements_.size()));
+    if (added) {
+      if (auto why = reader_db_->prepare(it->second, sql); !why.empty()) {
+        read_statements_.erase(it);
+        spdlog::error("store: cannot prepare a read on {}: {}", masked_, one_line(why));
+        return "";
+      }
+    }
+    return it->second;
+  }
+
+  void log_read_error(const char* what, const pg::result& r) {
+    spdlog::error("store: {} failed on {}: {}", what, masked_, one_line(r.error));
+    if (!reader_db_->healthy() && reader_db_->reset())
+      read_statements_.clear(); // a new session has none of them
+  }
+
+  // -- writer --
+
+  std::string prepare_writer() {
+    if (!options_.fsync_every_commit)
+      if (auto r = writer_db_->exec("SET synchronous_commit = off"); !r.ok)
+        return r.error;
+    for (auto [name, sql] : {std::pair{"insert_request", insert_request_sql},
+                             {"record_final", record_final_sql},
+                             {"mark_delivered", mark_delivered_sql},
+                             {"mark_given_up", mark_given_up_sql},
+                             {"update_attempts", update_attempts_sql},
+                             {"insert_idempotency_key", insert_idempotency_key_sql},
+                             {"purge_step", purge_step_sql}})
+      if (auto why = writer_db_->prepare(name, sql); !why.empty())
+        return "cannot prepare " + std::string{name} + ": " + why;
+    return "";
+  }
+
+  // After the server went away: a new session, with its settings and statements again.
+  bool reconnect(std::string& error) {
+    if (writer_db_->healthy())
+      return true;
+    if (!writer_db_->reset()) {
+      error = "lost the connection to " + masked_ + " and cannot reconnect";
+      return false;
+    }
+    if (auto why = prepare_writer(); !why.empty()) {
+      error = "reconnected to " + masked_ + " but " + one_line(why);
+      return false;
+    }
+    return true;
+  }
+
+  void stop_writer() {
+    {
+      std::lock_guard lock(queue_mutex_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    if (writer_.joinable())
+      writer_.join();
+  }
+
+  void writer_loop() {
+    {
+      std::lock_guard lock(queue_mutex_);
+      writer_id_ = std::this_thread::get_id();
+    }
+    std::vector<pending> batch;
+    while (take_work(batch)) {
+      if (!batch.empty())
+        commit(batch);
+      purge_step_if_due();
+    }
+  }
+
+  // Waits until there are writes, a purge step is due, or the store stops; takes the
+  // writes there are. Returns false once stopping and drained.
+  bool take_work(std::vector<pending>& batch) {
+    std::unique_lock lock(queue_mutex_);
+    auto ready = [&] { return stopping_ || !queue_.empty() || purges_wanted_ > pass_ticket_; };
+    if (!retains())
+      work_cv_.wait(lock, ready);
+    else if (!in_pass_)
+      work_cv_.wait_until(lock, next_pass_, ready);
+    if (stopping_ && queue_.empty()) {
+      writer_exited_ = true;
+      lock.unlock();
+      done_cv_.notify_all();
+      return false;
+    }
+    take_writes(batch);
+    return true;
+  }
+
+  // Takes every pending write up to max_ops_per_commit (at least one, however large).
+  void take_writes(std::vector<pending>& batch) {
+    size_t ops = 0;
+    while (!queue_.empty()) {
+      size_t next = queue_.front().ops;
+      if (!batch.empty() && ops + next > options_.max_ops_per_commit)
+        break;
+      ops += next;
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+
+  // manual_commits: the caller's thread does the writer's work, so callbacks run there.
+  void commit_on_caller_thread() {
+    std::vector<pending> batch;
+    for (;;) {
+      {
+        std::lock_guard lock(queue_mutex_);
+        if (queue_.empty())
+          return;
+        take_writes(batch);
+      }
+      commit(batch);
+    }
+  }
+
+  void commit(std::vector<pending>& batch) {
+    commit_batch(batch);
+    finish_batch(batch);
+    batch.clear();
+  }
+
+  void commit_batch(std::span<pending> batch) {
+    std::string error;
+    outcome result = run_transaction(batch, error);
+    if (result == outcome::committed) {
+      mark_committed(batch);
+      return;
+    }
+    ++failed_commits_;
+    if (batch.size() == 1 || result == outcome::txn_failed) {
+      for (auto& p : batch)
+        p.error = error;
+      return;
+    }
+    retry_one_by_one(batch);
+  }
+
+  // One write per transaction, so only a write that fails on its own is reported failed.
+  void retry_one_by_one(std::span<pending> batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      std::string error;
+      outcome result = run_transaction(batch.subspan(i, 1), error);
+      if (result == outcome::committed) {
+        mark_committed(batch.subspan(i, 1));
+        continue;
+      }
+      ++failed_commits_;
+      batch[i].error = error;
+      if (result == outcome::txn_failed) {
+        for (size_t j = i + 1; j < batch.size(); ++j)
+          batch[j].error = error;
+        return;
+      }
+    }
+  }
+
+  void mark_committed(std::span<pending> writes) {
+    uint64_t ops = 0;
+    for (auto& p : writes) {
+      p.ok = true;
+      ops += p.ops;
+    }
+    ++commits_;
+    ops_committed_ += ops;
+  }
+
+  // Callbacks first, then done_seq_: when flush() returns, the callbacks have run.
+  void finish_batch(std::span<pending> batch) {
+    uint64_t ops = 0;
+    for (auto& p : batch) {
+      run_callback(p.done, p.ok, p.error);
+      ops += p.ops;
+    }
+    pending_ops_ -= ops;
+    {
+      std::lock_guard lock(queue_mutex_);
+      done_seq_ = batch.back().seq;
+    }
+    done_cv_.notify_all();
+  }
+
+  // One transaction: BEGIN, the writes' statements pipelined in chunks of
+  // statements_per_round_trip, COMMIT.
+  outcome run_transaction(std::span<pending> writes, std::string& error) {
+    if (!reconnect(error))
+      return outcome::txn_failed;
+    if (auto r = writer_db_->exec("BEGIN"); !r.ok) {
+      error = "cannot begin a transaction on " + masked_ + ": " + one_line(r.error);
+      return outcome::txn_failed;
+    }
+    statement_batch batch;
+    for (auto& p : writes) {
+      add_statements(p.write, batch);
+      if (batch.calls.size() >= statements_per_round_trip && !run_statements(batch, error))
+        return roll_back();
+    }
+    if (!run_statements(batch, error))
+      return roll_back();
+    if (auto r = writer_db_->exec("COMMIT"); !r.ok) {
+      error = "cannot commit on " + masked_ + ": " + one_line(r.error);
+      return outcome::txn_failed;
+    }
+    return outcome::committed;
+  }
+
+  outcome roll_back() {
+    writer_db_->exec("ROLLBACK");
+    return writer_db_->healthy() ? outcome::write_failed : outcome::txn_failed;
+  }
+
+  // Statements waiting for their round trip, each with what it does to which queue id (for
+  // the error message).
+  struct statement_batch {
+    std::vector<pg::prepared_call> calls;
+    std::vector<std::pair<const char*, std::string>> labels;
+
+    void add(const char* name, std::vector<param> params, const char* what,
+             const std::string& queue_id) {
+      calls.push_back({name, std::move(params)});
+      labels.emplace_back(what, queue_id);
+    }
+  };
+
+  // Runs and clears the batch, statements_per_round_trip at a time; on a failure `error`
+  // names the statement's operation and queue id.
+  bool run_statements(statement_batch& batch, std::string& error) {
+    for (size_t start = 0; start < batch.calls.size(); start += statements_per_round_trip) {
+      auto end = std::min(batch.calls.size(), start + statements_per_round_trip);
+      auto results =
+          writer_db_->exec_pipelined({batch.calls.begin() + static_cast<ptrdiff_t>(start),
+                                      batch.calls.begin() + static_cast<ptrdiff_t>(end)});
+      for (size_t i = 0; i < results.size(); ++i) {
+        if (!results[i].ok) {
+          const auto& [what, queue_id] = batch.labels[start + i];
+          error = std::string{what} + " '" + queue_id + "': " + one_line(results[i].error);
+          return false;
+        }
+      }
+    }
+    batch = {};
+    return true;
+  }
+
+  void add_statements(const store_write& write, statement_batch& batch) {
+    for (const auto& row : write.inserts)
+      batch.add("insert_request",
+                {{row.queue_id},
+                 {std::to_string(row.priority)},
+                 {std::to_string(row.queued_at_ms)},
+                 {std::to_string(row.size_bytes)},
+                 {std::to_string(row.attempts)},
+                 {row.payload, true},
+                 {row.texts, true},
+                 {row.provider}},
+                "insert request", row.queue_id);
+    for (const auto& row : write.finals)
+      batch.add("record_final",
+                {{row.queue_id},
+                 {row.status},
+                 {row.event_json},
+                 {row.callback_url},
+                 {row.delivered ? "true" : "false"},
+                 {std::to_string(row.completed_at_ms)}},
+                "insert result", row.queue_id);
+    for (const auto& id : write.delivered)
+      batch.add("mark_delivered", {{id}}, "mark delivered", id);
+    for (const auto& [id, attempts] : write.attempts)
+      batch.add("update_attempts", {{id}, {std::to_string(attempts)}}, "update attempts", id);
+    for (const auto& [key, id] : write.idempotency_keys)
+      batch.add("insert_idempotency_key", {{key}, {id}}, "insert idempotency key", id);
+    for (const auto& g : write.delivery_give_ups)
+      batch.add("mark_given_up",
+                {{g.queue_id},
+                 {std::to_string(g.failed_at_ms)},
+                 {std::to_string(g.attempts)},
+                 {g.last_error}},
+                "mark delivery given up", g.queue_id);
+  }
+
+  // -- retention (writer thread, or the caller's with manual commits) --
+
+  bool retains() const {
+    return options_.result_retention.count() > 0;
+  }
+
+  // One purge step when a pass runs, is due, or was asked for; a finished pass answers
+  // the purge_expired_results() calls made before it started.
+  void purge_step_if_due() {
+    if (!retains())
+      return;
+    if (!in_pass_) {
+      std::lock_guard lock(queue_mutex_);
+      if (purges_wanted_ == pass_ticket_ && std::chrono::steady_clock::now() < next_pass_)
+        return;
+      pass_ticket_ = purges_wanted_;
+    }
+    if (!purge_step())
+      return;
+    {
+      std::lock_guard lock(queue_mutex_);
+      purges_done_ = pass_ticket_;
+    }
+    done_cv_.notify_all();
+  }
+
+  // One transaction deleting up to purge_rows_per_step results older than the pass's cutoff;
+  // true when the pass ended with it (fewer rows left, or an error, which is logged). The
+  // next pass is due a tenth of the retention later (at least 100 ms, at most 10 minutes).
+  bool purge_step() {
+    if (!in_pass_) {
+      in_pass_ = true;
+      cutoff_ms_ = unix_now_ms() - options_.result_retention.count();
+    }
+    pg::result r;
+    if (reconnect(r.error))
+      r = writer_db_->exec_prepared(
+          "purge_step", {{std::to_string(cutoff_ms_)}, {std::to_string(purge_rows_per_step)}});
+    if (r.ok) {
+      ++purge_steps_;
+      results_purged_ += r.affected;
+    } else {
+      spdlog::error("store: purging old results on {} failed: {}", masked_, one_line(r.error));
+    }
+    if (r.ok && static_cast<int64_t>(r.affected) == purge_rows_per_step)
+      return false;
+    in_pass_ = false;
+    next_pass_ = std::chrono::steady_clock::now()
+                 + std::clamp<std::chrono::milliseconds>(options_.result_retention / 10,
+                                                         std::chrono::milliseconds{100},
+                                                         std::chrono::minutes{10});
+    return true;
+  }
+
+  std::string url_;
+  std::string masked_;
+  store_options options_;
+  std::unique_ptr<pg::connection> writer_db_;
+  std::unique_ptr<pg::connection> reader_db_;
+
+  std::mutex read_mutex_;
+  /// Read statement text -> its prepared name on the reader connection.
+  std::map<std::string, std::string> read_statements_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::deque<pending> queue_;
+  uint64_t submitted_seq_ = 0;
+  uint64_t done_seq_ = 0;
+  bool stopping_ = false;
+  bool writer_exited_ = false;
+  /// purge_expired_results() calls made, and those a finished pass answered.
+  uint64_t purges_wanted_ = 0;
+  uint64_t purges_done_ = 0;
+  /// purges_wanted_ when the running pass started (writer thread only).
+  uint64_t pass_ticket_ = 0;
+  /// The running purge pass (writer thread only); the first is due at once.
+  bool in_pass_ = false;
+  int64_t cutoff_ms_ = 0;
+  std::chrono::steady_clock::time_point next_pass_{};
+  std::thread::id writer_id_;
+  std::thread writer_;
+
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> ops_committed_{0};
+  std::atomic<uint64_t> failed_commits_{0};
+  std::atomic<uint64_t> pending_ops_{0};
+  std::atomic<uint64_t> results_purged_{0};
+  std::atomic<uint64_t> purge_steps_{0};
+};
+
+std::unique_ptr<store> open_postgres_store(const std::string& url, const store_options& options,
+                                           std::string& error,
+                                           std::chrono::seconds connect_timeout) {
+  auto db = std::make_unique<pg_store>(url, options);
+  if (!db->open(connect_timeout, error))
+    return nullptr;
+  return db;
+}
+
+} // namespace lps
