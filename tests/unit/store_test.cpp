@@ -806,7 +806,7 @@ constexpr const char* load_index_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, provider FROM requests "
     "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
 
-TEST_CASE("store recovery reads the covering scheduling index, not the table", "[store]") {
+TEST_CASE("store recovery reads the covering scheduling index, not the table", "[store][sqlite]") {
   temp_dir dir;
   auto db = open_store(options_for(dir));
   // Without the index SQLite scans the table (every payload and text) and sorts it all.
@@ -828,7 +828,7 @@ TEST_CASE("store streams the scheduling index in priority, then FIFO order", "[s
   CHECK(ids == std::vector<std::string>{"high", "early", "tie-z", "tie-a"});
 }
 
-TEST_CASE("store adds the scheduling index to a version 3 database", "[store]") {
+TEST_CASE("store adds the scheduling index to a version 3 database", "[store][sqlite]") {
   temp_dir dir;
   fs::path file;
   {

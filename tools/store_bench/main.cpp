@@ -394,9 +394,9 @@ void time_index_read(const fs::path& db_file, const char* from, const char* labe
 // to scan the table (NOT INDEXED), as before schema 5.
 void run_recover(bool fsync) {
   constexpr int requests = 100000;
-  scratch_dir dir;
+  scratch_store where; // SQLite only: it reads the file
   {
-    auto db = open_store(dir, fsync);
+    auto db = open_store(where, fsync);
     auto ids = bench_ids(requests, 13);
     std::vector<std::vector<lps::store_write>> writes(1);
     for (int i = 0; i < requests; ++i) {
@@ -409,7 +409,7 @@ void run_recover(bool fsync) {
     submit_all(*db, writes, failures);
     require(failures == 0, "every insert committed");
   } // closing checkpoints the WAL into the file
-  auto db_file = dir.path() / "lps.db";
+  auto db_file = where.dir.path() / "lps.db";
   std::printf("store recover (fsync %s, %d queued requests, lps.db %.1f MiB)\n",
               fsync ? "on" : "off", requests, double(fs::file_size(db_file)) / (1 << 20));
   time_index_read(db_file, "requests", "index (schema 5):");
