@@ -30,7 +30,7 @@ struct cancel_summary {
   uint64_t already_processing = 0;
   /// Already final (or their final result is being stored): untouched.
   uint64_t already_final = 0;
-  /// Unknown queue id (never a count of a run: a run's requests are known by definition).
+  /// Unknown, or not acknowledged yet (its insert is still being committed).
   uint64_t not_found = 0;
   friend bool operator==(const cancel_summary&, const cancel_summary&) = default;
 };

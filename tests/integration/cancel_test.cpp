@@ -274,3 +274,45 @@ TEST_CASE("lpsctl cancels a request and a run whose id needs percent-encoding") 
   CHECK(refused.err.find("already processing") != std::string::npos);
   CHECK(lpsctl({"runs", "cancel", "no such run"}).exit_code == 1);
 }
+
+TEST_CASE("cancelled requests stay cancelled after a SIGKILL right after the answer") {
+  test::temp_dir dir;
+  auto data_dir = (dir.path() / "var").string();
+  constexpr int run_size = 50;
+  std::vector<std::string> ids;
+  uint64_t cancelled = 0;
+  {
+    // One request at the mock at a time, each for 60 s: the rest stay queued.
+    test::lps_process lps{data_dir,
+                          {"--mock-latency-ms=60000", "--mock-max-concurrent-calls=1",
+                           "--serial-bundle-max-requests-per-call=1"}};
+    REQUIRE(lps.port() != 0);
+    client c;
+    std::string bulk = "{\"requests\":[";
+    for (int i = 0; i < run_size; ++i)
+      bulk += (i > 0 ? "," : "") + request_body(i, "doomed", "");
+    auto accepted = c.call("POST", lps.url("/api/v1/comparisons"), bulk + "]}");
+    REQUIRE(accepted.status == 202);
+    for (const auto& item : accepted.body.at("results").as_array())
+      ids.push_back(std::string{item.as_object().at("queue_id").as_string()});
+    auto cancel = c.call("POST", lps.url("/api/v1/runs/doomed/cancel"));
+    REQUIRE(cancel.status == 200);
+    cancelled = count_of(cancel.body, "cancelled");
+    CHECK(cancelled >= run_size - 1); // at most one was at the mock
+    lps.stop(SIGKILL);
+  }
+  test::lps_process lps{data_dir, {"--mock-latency-ms=0"}};
+  REQUIRE(lps.port() != 0);
+  client c;
+  uint64_t still_cancelled = 0;
+  for (const auto& id : ids) {
+    auto result = c.call("GET", lps.url("/api/v1/results/" + id));
+    if (result.status == 200 && error_code_of(result.body) == "CANCELLED")
+      ++still_cancelled;
+  }
+  CHECK(still_cancelled == cancelled);
+  // The run holds nothing queued any more: a second cancel cancels nothing.
+  auto again = c.call("POST", lps.url("/api/v1/runs/doomed/cancel"));
+  REQUIRE(again.status == 200);
+  CHECK(count_of(again.body, "cancelled") == 0);
+}
