@@ -185,9 +185,10 @@ TEST_CASE("a run of 500 is cancelled: one result event each, the counts add up")
 TEST_CASE("one request is cancelled, and processing, final and unknown ones are refused") {
   test::temp_dir dir;
   receiver rx;
-  // One call at a time, each 2 s: the first request holds the mock, the second waits.
+  // One call at a time, each 5 s (room for a loaded machine): the first request holds the
+  // mock, the second waits.
   test::lps_process lps{dir.path().string(),
-                        {"--mock-latency-ms=2000", "--mock-max-concurrent-calls=1",
+                        {"--mock-latency-ms=5000", "--mock-max-concurrent-calls=1",
                          "--serial-bundle-max-requests-per-call=1", "--admin-token=op-secret"}};
   REQUIRE(lps.port() != 0);
   client c;
@@ -240,7 +241,7 @@ TEST_CASE("one request is cancelled, and processing, final and unknown ones are 
 TEST_CASE("lpsctl cancels a request and a run whose id needs percent-encoding") {
   test::temp_dir dir;
   test::lps_process lps{dir.path().string(),
-                        {"--mock-latency-ms=2000", "--mock-max-concurrent-calls=1",
+                        {"--mock-latency-ms=60000", "--mock-max-concurrent-calls=1",
                          "--serial-bundle-max-requests-per-call=1", "--admin-token=op-secret"}};
   REQUIRE(lps.port() != 0);
   client c;
