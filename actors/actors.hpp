@@ -98,6 +98,9 @@ using queue_manager_actor = caf::typed_actor<
     caf::replies_to<atom::peek, std::string>::with<queue_backlog>,
     // Refuse new requests from now on (shutdown; /healthz says draining).
     caf::reacts_to<atom::stop>,
+    // Ends the target's queued requests with a final CANCELLED result; those processing or
+    // final are left alone. Replies with the counts once the results are committed.
+    caf::replies_to<atom::cancel, cancel_target>::with<cancel_summary>,
     // Stop taking new requests and flush the store; replies when flushed.
     caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 

@@ -50,6 +50,14 @@ uint64_t text_bytes(const comparison_request& req) {
   return result;
 }
 
+// The run a request belongs to: metadata.bos_batch_id when it is a string, else "". The
+// search first spares the JSON parse to requests without one.
+std::string run_of(const comparison_request& req) {
+  if (req.metadata_json.find("bos_batch_id") == std::string::npos)
+    return {};
+  return json_string_field(req.metadata_json, "bos_batch_id");
+}
+
 // The store row: scheduling data and texts apart, so texts can stay out of memory.
 // The texts are moved out while the rest is serialized and moved back after: no copy of
 // the 6 KB prompt.
@@ -66,7 +74,8 @@ stored_request to_row(self_ptr self, queued_request& item, const std::string& pr
           0,
           std::move(meta),
           std::move(texts_blob),
-          provider};
+          provider,
+          run_of(item.request)};
 }
 
 // -- index maintenance --
@@ -404,10 +413,12 @@ void log_final_failure(self_ptr self, const comparison_outcome& outcome, caf::ti
                  outcome.provider, outcome.model, outcome.error_code, outcome.http_status, count);
 }
 
-void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals) {
+// Stores the final results; returns the id of their write (0: nothing to write).
+uint64_t finalize_all(self_ptr self,
+                      std::vector<std::pair<std::string, comparison_outcome>> finals) {
   auto& st = self->state;
   if (finals.empty())
-    return;
+    return 0;
   auto now = st.cfg.now();
   queue_manager_state::pending_final pending;
   for (auto& [id, outcome] : finals) {
@@ -427,16 +438,19 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
     const auto& callback_url = item.request.callback_url;
     if (!callback_url.empty())
       pending.deliveries.push_back({id, callback_url, json, 0});
-    pending.write.finals.push_back(
-        {id, event.final_status, std::move(json), callback_url, false, to_unix_ms(now)});
+    stored_result row{id,    event.final_status, std::move(json), callback_url,
+                      false, to_unix_ms(now)};
+    row.bos_batch_id = run_of(item.request);
+    pending.write.finals.push_back(std::move(row));
     pending.queue_ids.push_back(id);
   }
   if (pending.queue_ids.empty())
-    return;
+    return 0;
   auto write_id = st.next_write_id++;
   auto write = pending.write;
   st.pending_finals.emplace(write_id, std::move(pending));
   st.db->submit(std::move(write), commit_notifier(self, write_id));
+  return write_id;
 }
 
 void forget(self_ptr self, const std::string& id) {
@@ -475,6 +489,8 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
   record(self, std::move(pending.samples));
   if (!pending.deliveries.empty() && st.callbacks)
     self->send(st.callbacks, atom::deliver_v, std::move(pending.deliveries));
+  for (auto& [promise, summary] : pending.cancel_replies)
+    promise.deliver(summary);
 }
 
 // The retry policy's decision for a failed attempt: exponential backoff with jitter, never
@@ -635,6 +651,82 @@ void sweep(self_ptr self) {
   publish_gauges(self);
   wake_waiters(self);
   self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
+}
+
+// -- cancel --
+
+using final_list = std::vector<std::pair<std::string, comparison_outcome>>;
+
+// Counts one held request into `summary`. A queued one ends like an expired one: a final
+// CANCELLED result through finalize_all (stored, counted, called back). It leaves the ready
+// queue and the age index at once, so no dequeue or expiry takes it while its result is
+// committed; a delayed retry of it is skipped, as it is no longer queued then.
+void cancel_entry(self_ptr self, const std::string& id, queue_entry& entry, cancel_summary& summary,
+                  final_list& finals) {
+  auto& st = self->state;
+  if (entry.status == queue_status::processing) {
+    ++summary.already_processing;
+    return;
+  }
+  if (entry.status != queue_status::queued) { // final: its result is being committed
+    ++summary.already_final;
+    return;
+  }
+  if (!entry.stored || !hydrate(self, id, entry)) { // not accepted yet (no 202), unreadable
+    ++summary.not_found;
+    return;
+  }
+  remove_ready(self, entry);
+  st.by_age.erase({entry.queued_at, id});
+  auto outcome =
+      make_failure(*entry.hot, "CANCELLED", "request was cancelled before it was processed", false);
+  outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
+  finals.emplace_back(id, std::move(outcome));
+  ++summary.cancelled;
+}
+
+// A run's requests come from the store (cold entries too): its active ones and the count
+// of its final results, read at one moment.
+cancel_summary sort_run(self_ptr self, const std::string& bos_batch_id, final_list& finals) {
+  auto& st = self->state;
+  cancel_summary result;
+  auto run = st.db->load_run(bos_batch_id);
+  result.already_final = run.finals;
+  for (const auto& id : run.active)
+    if (auto i = st.entries.find(id); i != st.entries.end())
+      cancel_entry(self, id, i->second, result, finals);
+  return result;
+}
+
+cancel_summary sort_one(self_ptr self, const std::string& id, final_list& finals) {
+  auto& st = self->state;
+  cancel_summary result;
+  if (auto i = st.entries.find(id); i != st.entries.end())
+    cancel_entry(self, id, i->second, result, finals);
+  else if (st.db->find_result(id))
+    ++result.already_final;
+  else
+    ++result.not_found;
+  return result;
+}
+
+// Answers once the CANCELLED results are committed, so a crash after the answer cannot
+// bring the requests back.
+caf::result<cancel_summary> cancel(self_ptr self, const cancel_target& target) {
+  auto& st = self->state;
+  final_list finals;
+  auto summary = target.queue_id.empty() ? sort_run(self, target.bos_batch_id, finals)
+                                         : sort_one(self, target.queue_id, finals);
+  if (summary.cancelled > 0)
+    LPS_LOG_INFO(log(), "queue-manager cancelled {} queued requests ({})", summary.cancelled,
+                 target.queue_id.empty() ? "run " + target.bos_batch_id
+                                         : "request " + target.queue_id);
+  auto write_id = finalize_all(self, std::move(finals));
+  if (write_id == 0)
+    return summary;
+  auto promise = self->make_response_promise<cancel_summary>();
+  st.pending_finals.at(write_id).cancel_replies.emplace_back(promise, summary);
+  return promise;
 }
 
 // -- recovery --
@@ -831,6 +923,10 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
       [=](atom::stop) {
         ++self->state.handled;
         self->state.draining = true;
+      },
+      [=](atom::cancel, const cancel_target& target) -> caf::result<cancel_summary> {
+        ++self->state.handled;
+        return cancel(self, target);
       },
       [=](atom::drain) -> bool {
         ++self->state.handled;

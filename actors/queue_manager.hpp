@@ -136,6 +136,9 @@ struct queue_manager_state {
     std::vector<delivery> deliveries;
     std::vector<metric_sample> samples;
     store_write write;
+    /// Cancels answered once this write committed (a failed write is retried with them).
+    std::vector<std::pair<caf::typed_response_promise<cancel_summary>, cancel_summary>>
+        cancel_replies{};
   };
   std::unordered_map<uint64_t, pending_insert> pending_inserts;
   std::unordered_map<uint64_t, pending_final> pending_finals;

@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -653,6 +654,80 @@ void resume_provider(const api_context& ctx, const std::string& name, http_respo
       atom::resume_v, name);
 }
 
+// -- cancels of queued requests --
+
+// 200 when it was queued and is now CANCELLED; 409 naming why not; 404 unknown.
+void cancel_request(const api_context& ctx, const std::string& id, http_responder respond) {
+  ask<cancel_summary>(
+      ctx, ctx.actors.queue,
+      [respond, id](caf::expected<cancel_summary> r) {
+        if (!r)
+          return respond(
+              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+        if (r->cancelled > 0)
+          return respond(
+              json_response(200, "{\"queue_id\":" + json_quote(id) + ",\"status\":\"cancelled\"}"));
+        if (r->already_processing > 0)
+          return respond(error_response(409, "INVALID_REQUEST",
+                                        "request " + id
+                                            + " is already processing: it was handed to a "
+                                              "provider and ends with that provider's result"));
+        if (r->already_final > 0)
+          return respond(error_response(409, "INVALID_REQUEST",
+                                        "request " + id
+                                            + " is already final: its result is at "
+                                              "GET /api/v1/results/"
+                                            + id));
+        respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+      },
+      atom::cancel_v, cancel_target{id, ""});
+}
+
+// A path segment with its %XX escapes decoded (a run id may hold any character), or
+// nullopt when an escape is malformed.
+std::optional<std::string> percent_decoded(std::string_view text) {
+  std::string result;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      result += text[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= text.size())
+      return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc{} || end != text.data() + i + 3)
+      return std::nullopt;
+    result += static_cast<char>(value);
+    i += 2;
+  }
+  return result;
+}
+
+// 200 with the counts; 404 when the run has no request at all (none held, none final).
+void cancel_run(const api_context& ctx, const std::string& segment, http_responder respond) {
+  auto run = percent_decoded(segment);
+  if (!run || run->empty())
+    return respond(error_response(400, "VALIDATION_ERROR",
+                                  "the run id in the path is not valid percent-encoding"));
+  ask<cancel_summary>(
+      ctx, ctx.actors.queue,
+      [respond, run = *run](caf::expected<cancel_summary> r) {
+        if (!r)
+          return respond(
+              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+        if (r->cancelled + r->already_processing + r->already_final == 0)
+          return respond(error_response(404, "RESOURCE_NOT_FOUND",
+                                        "no request with metadata.bos_batch_id " + run));
+        respond(json_response(
+            200, "{\"bos_batch_id\":" + json_quote(run)
+                     + ",\"cancelled\":" + std::to_string(r->cancelled)
+                     + ",\"already_processing\":" + std::to_string(r->already_processing)
+                     + ",\"already_final\":" + std::to_string(r->already_final) + "}"));
+      },
+      atom::cancel_v, cancel_target{"", *run});
+}
+
 // "/api/v1/status/<id>" -> id, when `path` starts with `prefix`.
 bool match_id(const std::string& path, std::string_view prefix, std::string& id) {
   if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0)
@@ -815,6 +890,10 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
     return cancel_batch_job(ctx, id, std::move(respond));
   if (req.method == "POST" && match_action(req.path, "/api/v1/providers/", "/resume", id))
     return resume_provider(ctx, id, std::move(respond));
+  if (req.method == "POST" && match_action(req.path, "/api/v1/requests/", "/cancel", id))
+    return cancel_request(ctx, id, std::move(respond));
+  if (req.method == "POST" && match_action(req.path, "/api/v1/runs/", "/cancel", id))
+    return cancel_run(ctx, id, std::move(respond));
   respond(error_response(req.method == "POST" ? 404 : 405,
                          req.method == "POST" ? "RESOURCE_NOT_FOUND" : "INVALID_REQUEST",
                          "no route for " + req.method + " " + req.path));

@@ -3,6 +3,7 @@
 // The one CAF type-ID block of lps: every message type and atom.
 
 #include "messages/bundle.hpp"
+#include "messages/cancel.hpp"
 #include "messages/comparison.hpp"
 #include "messages/error.hpp"
 #include "messages/metrics.hpp"
@@ -35,6 +36,8 @@ CAF_ADD_TYPE_ID(lps, (lps::bundle))
 CAF_ADD_TYPE_ID(lps, (lps::actor_status))
 CAF_ADD_TYPE_ID(lps, (lps::metric_sample))
 CAF_ADD_TYPE_ID(lps, (lps::ec))
+CAF_ADD_TYPE_ID(lps, (lps::cancel_target))
+CAF_ADD_TYPE_ID(lps, (lps::cancel_summary))
 
 CAF_ADD_TYPE_ID(lps, (std::vector<std::string>))
 CAF_ADD_TYPE_ID(lps, (std::vector<lps::comparison_request>))

@@ -33,7 +33,8 @@ using pg::param;
 // Prepared on the writer's connection (names are the statements' keys).
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
-    "provider) VALUES($1, $2::integer, " LPS_TS("$3") ", $4::bigint, $5::integer, $6, $7, $8)";
+    "provider, bos_batch_id) VALUES($1, $2::integer, " LPS_TS("$3") ", $4::bigint, $5::integer, "
+    "$6, $7, $8, $9)";
 // One statement removes the request and records its result, taking the request's provider,
 // priority and queue time into the result's columns. ON CONFLICT DO NOTHING: the first final
 // result wins, so a request never gets two (a late duplicate cannot replace one that may be
@@ -42,9 +43,9 @@ constexpr const char* record_final_sql =
     "WITH gone AS (DELETE FROM requests WHERE queue_id = $1 "
     "RETURNING provider, priority, queued_at) "
     "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
-    "provider, priority, queued_at) "
+    "provider, priority, queued_at, bos_batch_id) "
     "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", coalesce(gone.provider, ''), "
-    "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS("$6") ") "
+    "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS("$6") "), $7 "
     "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO NOTHING";
 constexpr const char* mark_delivered_sql =
     "UPDATE results SET delivered = true WHERE queue_id = $1";
@@ -87,6 +88,13 @@ constexpr size_t statements_per_round_trip = 256;
 
 std::string text_of(const pg::row& row, size_t column) {
   return row[column].value_or("");
+}
+
+// A request without a run has NULL, not "", as in the SQLite store: no run is named "".
+param run_of(const std::string& bos_batch_id) {
+  if (bos_batch_id.empty())
+    return {};
+  return {bos_batch_id};
 }
 
 int64_t int_of(const pg::row& row, size_t column) {
@@ -308,6 +316,22 @@ public:
     auto ticket = ++purges_wanted_;
     work_cv_.notify_one();
     done_cv_.wait(lock, [&] { return purges_done_ >= ticket || writer_exited_; });
+  }
+
+  // One statement, so one snapshot: the run's active queue ids, then a row with a NULL id
+  // holding the count of its final results.
+  run_rows load_run(const std::string& bos_batch_id) override {
+    run_rows out;
+    auto r = read("SELECT queue_id, 0::bigint FROM requests WHERE bos_batch_id = $1 "
+                  "UNION ALL SELECT NULL, count(*) FROM results WHERE bos_batch_id = $1",
+                  {run_of(bos_batch_id)}, "load_run");
+    for (const auto& row : r.rows) {
+      if (row[0])
+        out.active.push_back(text_of(row, 0));
+      else
+        out.finals = static_cast<uint64_t>(int_of(row, 1));
+    }
+    return out;
   }
 
   uint64_t count_active_requests() override {
@@ -625,7 +649,8 @@ private:
                  {std::to_string(row.attempts)},
                  {row.payload, true},
                  {row.texts, true},
-                 {row.provider}},
+                 {row.provider},
+                 run_of(row.bos_batch_id)},
                 "insert request", row.queue_id);
     for (const auto& row : write.finals)
       batch.add("record_final",
@@ -634,7 +659,8 @@ private:
                  {row.event_json},
                  {row.callback_url},
                  {row.delivered ? "true" : "false"},
-                 {std::to_string(row.completed_at_ms)}},
+                 {std::to_string(row.completed_at_ms)},
+                 run_of(row.bos_batch_id)},
                 "insert result", row.queue_id);
     for (const auto& id : write.delivered)
       batch.add("mark_delivered", {{id}}, "mark delivered", id);

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS requests(
   attempts INTEGER NOT NULL,
   payload BLOB NOT NULL,
   texts BLOB NOT NULL DEFAULT x'',
-  provider TEXT NOT NULL DEFAULT '');
+  provider TEXT NOT NULL DEFAULT '',
+  bos_batch_id TEXT);
 CREATE TABLE IF NOT EXISTS results(
   queue_id TEXT PRIMARY KEY NOT NULL,
   status TEXT NOT NULL,
@@ -58,11 +59,16 @@ CREATE TABLE IF NOT EXISTS results(
   completed_at_ms INTEGER NOT NULL,
   delivery_failed_at_ms INTEGER NOT NULL DEFAULT 0,
   delivery_attempts INTEGER NOT NULL DEFAULT 0,
-  last_delivery_error TEXT NOT NULL DEFAULT '');
+  last_delivery_error TEXT NOT NULL DEFAULT '',
+  bos_batch_id TEXT);
 CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
   WHERE delivered = 0 AND callback_url <> '';
 CREATE INDEX IF NOT EXISTS results_completed ON results(completed_at_ms);
-PRAGMA user_version = 3;
+CREATE INDEX IF NOT EXISTS requests_bos_batch ON requests(bos_batch_id)
+  WHERE bos_batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS results_bos_batch ON results(bos_batch_id)
+  WHERE bos_batch_id IS NOT NULL;
+PRAGMA user_version = 4;
 )sql";
 
 // Idempotency keys (the HTTP Idempotency-Key header, or a correlation id) and the request
@@ -80,7 +86,7 @@ CREATE TRIGGER IF NOT EXISTS idempotency_keys_follow_results AFTER DELETE ON res
 // read the whole file: 7.7 GB for 1,000,000 queued requests). Its order serves the ORDER BY up
 // to the rowid tie-break, which SQLite sorts within equal (priority, queued_at_ms). Every
 // insert and delete of a request pays one more index entry (docs/benchmarks.md, "Recovery
-// reads the scheduling index"). Run at every open after schema_sql (which writes version 3):
+// reads the scheduling index"). Run at every open after schema_sql (which writes version 4):
 // a no-op once the index exists.
 constexpr const char* migrate_v5_sql = R"sql(
 CREATE INDEX IF NOT EXISTS requests_schedule
@@ -108,14 +114,20 @@ ALTER TABLE results ADD COLUMN last_delivery_error TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 3;
 )sql";
 
+// Version 3 had no run column (metadata.bos_batch_id). Its rows get NULL: the run is only
+// inside the serialized payload, which SQL cannot read, so their requests are not found by
+// run (they finish normally).
+constexpr const char* migrate_v3_requests_sql = "ALTER TABLE requests ADD COLUMN bos_batch_id TEXT";
+constexpr const char* migrate_v3_results_sql = "ALTER TABLE results ADD COLUMN bos_batch_id TEXT";
+
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload, "
-    "texts, provider) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "texts, provider, bos_batch_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 // INSERT OR IGNORE: the first final result wins, so a request never gets two different
 // final results (a late duplicate cannot replace one that may already be delivered).
 constexpr const char* insert_result_sql =
     "INSERT OR IGNORE INTO results(queue_id, status, event_json, callback_url, delivered, "
-    "completed_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "completed_at_ms, bos_batch_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr const char* delete_request_sql = "DELETE FROM requests WHERE queue_id = ?1";
 constexpr const char* mark_delivered_sql = "UPDATE results SET delivered = 1 WHERE queue_id = ?1";
 constexpr const char* mark_given_up_sql =
@@ -146,11 +158,22 @@ constexpr const char* load_index_sql =
     "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
 constexpr const char* count_requests_sql = "SELECT count(*) FROM requests";
 constexpr const char* count_results_sql = "SELECT count(*) FROM results";
+// A run's requests, read in one read transaction so no request is in both or neither.
+constexpr const char* run_active_sql = "SELECT queue_id FROM requests WHERE bos_batch_id = ?1";
+constexpr const char* run_finals_sql = "SELECT count(*) FROM results WHERE bos_batch_id = ?1";
 
 // A 64-bit bind like sqlite::bind_text (sqlite_util.hpp), for the same reason.
 void bind_blob(sqlite3_stmt* stmt, int index, const std::string& bytes) {
   // An empty payload is an empty blob, not NULL (which a null pointer would bind).
   sqlite3_bind_blob64(stmt, index, bytes.empty() ? "" : bytes.data(), bytes.size(), SQLITE_STATIC);
+}
+
+// A request without a run stores NULL, so the partial run indexes leave it out.
+void bind_text_or_null(sqlite3_stmt* stmt, int index, const std::string& text) {
+  if (text.empty())
+    sqlite3_bind_null(stmt, index);
+  else
+    bind_text(stmt, index, text);
 }
 
 // The columns scheduling needs, first in every SELECT of requests: queue_id, priority,
@@ -223,6 +246,7 @@ public:
   void purge_expired_results() override;
   uint64_t count_active_requests() override;
   uint64_t count_results() override;
+  run_rows load_run(const std::string& bos_batch_id) override;
   store_stats stats() const override;
   const std::string& path() const override;
 
@@ -273,6 +297,7 @@ struct sqlite_store::impl {
   stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
   stmt_ptr load_row_stmt, load_index_stmt;
   stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
+  stmt_ptr run_active_stmt, run_finals_stmt;
 
   std::mutex queue_mutex;
   std::condition_variable work_cv;
@@ -387,7 +412,8 @@ struct sqlite_store::impl {
     auto created = write_db->transaction(
         [&](std::string& err) {
           return (version != 1 || write_db->exec(migrate_v1_sql, "migrate schema", err))
-                 && migrate_v2(version, err) && write_db->exec(schema_sql, "create schema", err)
+                 && migrate_v2(version, err) && migrate_v3(version, err)
+                 && write_db->exec(schema_sql, "create schema", err)
                  && write_db->exec(idempotency_schema_sql, "create schema", err)
                  && write_db->exec(migrate_v5_sql, "migrate schema", err);
         },
@@ -399,13 +425,31 @@ struct sqlite_store::impl {
   bool migrate_v2(int version, std::string& error) {
     if (version != 1 && version != 2)
       return true;
-    stmt_ptr stmt = write_db->prepare(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'", error);
+    bool has_results = false;
+    return has_table("results", has_results, error)
+           && (!has_results || write_db->exec(migrate_v2_sql, "migrate schema", error));
+  }
+
+  // Adds the run column to whichever of the two tables an older file has (the schema
+  // creates a missing one whole).
+  bool migrate_v3(int version, std::string& error) {
+    if (version < 1 || version > 3)
+      return true;
+    bool has_requests = false;
+    bool has_results = false;
+    return has_table("requests", has_requests, error) && has_table("results", has_results, error)
+           && (!has_requests || write_db->exec(migrate_v3_requests_sql, "migrate schema", error))
+           && (!has_results || write_db->exec(migrate_v3_results_sql, "migrate schema", error));
+  }
+
+  bool has_table(const std::string& name, bool& exists, std::string& error) {
+    stmt_ptr stmt =
+        write_db->prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", error);
     if (!stmt)
       return false;
-    bool has_results = sqlite3_step(stmt.get()) == SQLITE_ROW;
-    stmt.reset();
-    return !has_results || write_db->exec(migrate_v2_sql, "migrate schema", error);
+    bind_text(stmt.get(), 1, name);
+    exists = sqlite3_step(stmt.get()) == SQLITE_ROW;
+    return true;
   }
 
   bool read_user_version(int& version, std::string& error) {
@@ -447,7 +491,9 @@ struct sqlite_store::impl {
         && (load_undelivered_stmt = db.prepare(load_undelivered_sql, error))
         && (count_requests_stmt = db.prepare(count_requests_sql, error))
         && (count_results_stmt = db.prepare(count_results_sql, error))
-        && (find_idempotency_key_stmt = db.prepare(find_idempotency_key_sql, error)))
+        && (find_idempotency_key_stmt = db.prepare(find_idempotency_key_sql, error))
+        && (run_active_stmt = db.prepare(run_active_sql, error))
+        && (run_finals_stmt = db.prepare(run_finals_sql, error)))
       return true;
     error = "cannot open database '" + db_path + "': " + error;
     return false;
@@ -747,6 +793,7 @@ struct sqlite_store::impl {
     bind_blob(stmt, 6, row.payload);
     bind_blob(stmt, 7, row.texts);
     bind_text(stmt, 8, row.provider);
+    bind_text_or_null(stmt, 9, row.bos_batch_id);
     return step_done(stmt, "insert request", row.queue_id, error);
   }
 
@@ -758,6 +805,7 @@ struct sqlite_store::impl {
     bind_text(stmt, 4, row.callback_url);
     sqlite3_bind_int(stmt, 5, row.delivered ? 1 : 0);
     sqlite3_bind_int64(stmt, 6, row.completed_at_ms);
+    bind_text_or_null(stmt, 7, row.bos_batch_id);
     if (!step_done(stmt, "insert result", row.queue_id, error))
       return false;
     // The request goes even when an earlier result won: it is final either way.
@@ -856,6 +904,38 @@ struct sqlite_store::impl {
     if (rc != SQLITE_DONE)
       log_read_error("find_result");
     return std::nullopt;
+  }
+
+  // Both reads in one read transaction: a final write committing in between moves a
+  // request from one count to the other, never into both or neither.
+  run_rows load_run(const std::string& bos_batch_id) {
+    run_rows result;
+    std::lock_guard lock(read_mutex);
+    std::string error;
+    if (!read_db->exec("BEGIN", "begin run read", error)) {
+      spdlog::error("store: load_run: {}", error);
+      return result;
+    }
+    // Ends the read transaction however this returns (a rollback ends a read like a commit).
+    auto end_read = [db = read_db->get()](void*) { sqlite::rollback(db, nullptr); };
+    std::unique_ptr<void, decltype(end_read)> txn{this, end_read};
+    {
+      stmt_scope scope(run_active_stmt.get());
+      bind_text(run_active_stmt.get(), 1, bos_batch_id);
+      if (!sqlite::step_rows(run_active_stmt.get(), [&](sqlite3_stmt* s) {
+            result.active.push_back(column_string(s, 0));
+          }))
+        log_read_error("load_run");
+    }
+    {
+      stmt_scope scope(run_finals_stmt.get());
+      bind_text(run_finals_stmt.get(), 1, bos_batch_id);
+      if (sqlite3_step(run_finals_stmt.get()) == SQLITE_ROW)
+        result.finals = static_cast<uint64_t>(sqlite3_column_int64(run_finals_stmt.get(), 0));
+      else
+        log_read_error("load_run");
+    }
+    return result;
   }
 
   std::optional<std::string> find_idempotency_key(const std::string& key) {
@@ -965,6 +1045,15 @@ uint64_t sqlite_store::count_active_requests() {
 
 uint64_t sqlite_store::count_results() {
   return impl_->count(impl_->count_results_stmt.get(), "count_results");
+}
+
+run_rows sqlite_store::load_run(const std::string& bos_batch_id) {
+  try {
+    return impl_->load_run(bos_batch_id);
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_run: {}", e.what());
+    return {};
+  }
 }
 
 store_stats sqlite_store::stats() const {

@@ -60,6 +60,9 @@ struct stored_request {
   std::string texts;
   /// The resolved provider (the queue keeps one ready queue per provider).
   std::string provider;
+  /// The run it belongs to (metadata.bos_batch_id; empty: none). Written, not read back:
+  /// only load_run looks it up.
+  std::string bos_batch_id{};
 };
 
 /// A final result row.
@@ -79,6 +82,18 @@ struct stored_result {
   /// Attempts of the run that gave up, and why its last one failed.
   uint32_t delivery_attempts = 0;
   std::string last_delivery_error{};
+  /// The run of its request (metadata.bos_batch_id; empty: none). Written, not read back:
+  /// only load_run counts it.
+  std::string bos_batch_id{};
+};
+
+/// What the store holds of one run (the requests sharing a metadata.bos_batch_id), as of
+/// one moment.
+struct run_rows {
+  /// Queue ids of its requests that are not final.
+  std::vector<std::string> active;
+  /// Its final results still stored (retention deletes old ones).
+  uint64_t finals = 0;
 };
 
 /// The callbacks actor gave up delivering a result's callback.
@@ -168,6 +183,10 @@ public:
   /// of now, in the writer's small transactions, and waits for it. The writer does the same
   /// on its own; this is for tests and tools. Does nothing when retention is 0.
   virtual void purge_expired_results() = 0;
+
+  /// A run's active requests and final results (thread-safe; own read connection; one read
+  /// transaction). Requests stored before schema version 4 have no run recorded.
+  virtual run_rows load_run(const std::string& bos_batch_id) = 0;
 
   /// Counts of rows: active requests and results.
   virtual uint64_t count_active_requests() = 0;

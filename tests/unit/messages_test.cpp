@@ -77,3 +77,11 @@ TEST_CASE("lps errors render with their context") {
   CHECK(std::string{to_string(ec::shutting_down)} == "shutting_down");
   CHECK(std::string{to_string(queue_status::expired)} == "expired");
 }
+
+TEST_CASE("cancel messages round-trip through binary serialization") {
+  test::deterministic_fixture fx;
+  cancel_target target{"", "run-1"};
+  CHECK(roundtrip(fx.sys, target) == target);
+  cancel_summary summary{3, 2, 1, 0};
+  CHECK(roundtrip(fx.sys, summary) == summary);
+}

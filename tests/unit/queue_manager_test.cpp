@@ -524,3 +524,122 @@ TEST_CASE("status of a held request: resolved provider and model, last error, ne
   CHECK(st->next_attempt_at == caf::timestamp{});
   CHECK(st->last_error_code == "EXTERNAL_SERVICE_ERROR");
 }
+
+// -- cancel --
+
+namespace {
+
+// Sends a cancel and settles (store commits included) before taking the answer.
+cancel_summary cancel_of(pipeline_fixture& fx, cancel_target target) {
+  auto rh = fx.self->request(fx.queue, caf::infinite, atom::cancel_v, std::move(target));
+  fx.settle();
+  cancel_summary result;
+  rh.receive([&](cancel_summary& x) { result = x; },
+             [&](caf::error& err) { FAIL("cancel failed: " << caf::to_string(err)); });
+  return result;
+}
+
+comparison_request request_in_run(std::string prompt, const std::string& run) {
+  auto result = make_request(std::move(prompt));
+  result.metadata_json = R"({"essay_a_id":"a1","bos_batch_id":")" + run + R"("})";
+  return result;
+}
+
+std::string error_code_of(pipeline_fixture& fx, const std::string& id) {
+  auto event = fx.result_of(id);
+  auto& detail = event["data"].as_object()["error_detail"];
+  return detail.is_null() ? "" : std::string{detail.as_object()["error_code"].as_string()};
+}
+
+} // namespace
+
+TEST_CASE("cancel ends a queued request with one CANCELLED result, answered after the commit") {
+  pipeline_fixture fx;
+  auto req = make_request("to cancel");
+  req.callback_url = "http://127.0.0.1:9/hook";
+  auto id = fx.submit({req}).at(0).queue_id;
+  auto rh = fx.self->request(fx.queue, caf::infinite, atom::cancel_v, cancel_target{id, ""});
+  fx.sched.run(); // the actors run, the store has not committed yet: no answer, no result
+  CHECK(fx.self->mailbox().empty());
+  CHECK_FALSE(fx.db->find_result(id));
+  fx.settle();
+  cancel_summary summary;
+  rh.receive([&](cancel_summary& x) { summary = x; },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(summary == cancel_summary{1, 0, 0, 0});
+  CHECK(error_code_of(fx, id) == "CANCELLED");
+  REQUIRE(fx.http.requests.size() == 1); // its one callback
+  CHECK(fx.http.requests[0].body.find("CANCELLED") != std::string::npos);
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(st.failed_total == 1);
+  CHECK(st.entries.empty());
+  // It is gone from the queue: nothing to hand out, and a second cancel finds it final.
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  CHECK(taken->empty());
+  CHECK(cancel_of(fx, {id, ""}) == cancel_summary{0, 0, 1, 0});
+  CHECK(cancel_of(fx, {"no-such-id", ""}) == cancel_summary{0, 0, 0, 1});
+  CHECK(fx.http.requests.size() == 1);
+}
+
+TEST_CASE("cancel leaves a processing request to finish, and takes one waiting for a retry") {
+  pipeline_fixture fx;
+  auto id = fx.submit({make_request("busy")}).at(0).queue_id;
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken->size() == 1);
+  CHECK(cancel_of(fx, {id, ""}) == cancel_summary{0, 1, 0, 0});
+  CHECK_FALSE(fx.db->find_result(id));
+  // A retryable failure puts it back in backoff (queued again): now it can be cancelled.
+  comparison_outcome failed;
+  failed.queue_id = id;
+  failed.error_code = "RATE_LIMIT";
+  failed.retryable = true;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{failed});
+  fx.settle();
+  CHECK(cancel_of(fx, {id, ""}) == cancel_summary{1, 0, 0, 0});
+  CHECK(error_code_of(fx, id) == "CANCELLED");
+  // The backoff ends later without bringing it back.
+  fx.run_for(std::chrono::seconds{3});
+  taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                  std::vector<std::string>{"mock"});
+  CHECK(taken->empty());
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).entries.empty());
+}
+
+TEST_CASE("a run cancel takes the run's queued requests, cold ones too, and nothing else") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 5; // room for the first prompt only: the others are cold
+  pipeline_fixture fx{qm};
+  auto accepted = fx.submit({request_in_run("r1a", "run-1"), request_in_run("r1b", "run-1"),
+                             request_in_run("r1c", "run-1"), request_in_run("r2a", "run-2")});
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  REQUIRE(st.entries.at(accepted[0].queue_id).hot);
+  REQUIRE_FALSE(st.entries.at(accepted[1].queue_id).hot);
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken->size() == 1);
+  CHECK(taken->front().request.queue_id == accepted[0].queue_id);
+
+  CHECK(cancel_of(fx, {"", "run-1"}) == cancel_summary{2, 1, 0, 0});
+  CHECK(error_code_of(fx, accepted[1].queue_id) == "CANCELLED");
+  CHECK(error_code_of(fx, accepted[2].queue_id) == "CANCELLED");
+  // The cold request's event is complete: its metadata was read back from the store.
+  auto event = fx.result_of(accepted[1].queue_id);
+  CHECK(event["data"].as_object()["request_metadata"].as_object()["bos_batch_id"] == "run-1");
+  // The processing one finishes with its provider's result; the other run is untouched.
+  comparison_outcome done;
+  done.queue_id = accepted[0].queue_id;
+  done.success = true;
+  done.winner = "Essay A";
+  done.justification = "fine";
+  done.confidence = 4.0;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.settle();
+  CHECK(error_code_of(fx, accepted[0].queue_id).empty());
+  CHECK(fx.request<request_status>(fx.queue, atom::lookup_v, accepted[3].queue_id)->status
+        == queue_status::queued);
+  // Cancelling again: the three are final; a run nobody submitted has nothing.
+  CHECK(cancel_of(fx, {"", "run-1"}) == cancel_summary{0, 0, 3, 0});
+  CHECK(cancel_of(fx, {"", "no-such-run"}) == cancel_summary{});
+}

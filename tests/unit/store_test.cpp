@@ -828,7 +828,7 @@ TEST_CASE("store streams the scheduling index in priority, then FIFO order", "[s
   CHECK(ids == std::vector<std::string>{"high", "early", "tie-z", "tie-a"});
 }
 
-TEST_CASE("store adds the scheduling index to a version 3 database", "[store][sqlite]") {
+TEST_CASE("store adds the scheduling index to a version 4 database", "[store][sqlite]") {
   temp_dir dir;
   fs::path file;
   {
@@ -836,7 +836,7 @@ TEST_CASE("store adds the scheduling index to a version 3 database", "[store][sq
     require_ok(*db, inserts({make_request("kept", 5, 100)}));
     file = db->path();
   }
-  REQUIRE(exec_raw(file, "DROP INDEX requests_schedule; PRAGMA user_version = 3;"));
+  REQUIRE(exec_raw(file, "DROP INDEX requests_schedule; PRAGMA user_version = 4;"));
   auto db = open_store(options_for(dir));
   CHECK(query_text(file, "PRAGMA user_version") == "5");
   CHECK_THAT(query_plan(file, load_index_sql), Catch::Contains("COVERING INDEX requests_schedule"));
@@ -1136,4 +1136,82 @@ TEST_CASE("store migrates a version 2 database: its results count as not given u
   require_ok(*db, std::move(give_up));
   CHECK(db->load_undelivered_results().empty());
   CHECK(db->find_result("old")->last_delivery_error == "refused");
+}
+
+namespace {
+
+lps::stored_request request_in_run(const std::string& id, const std::string& run) {
+  auto row = make_request(id);
+  row.bos_batch_id = run;
+  return row;
+}
+
+lps::stored_result result_in_run(const std::string& id, const std::string& run) {
+  auto row = make_result(id);
+  row.bos_batch_id = run;
+  return row;
+}
+
+} // namespace
+
+TEST_CASE("store finds a run's active requests and counts its final results", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({request_in_run("a", "r1"), request_in_run("b", "r1"),
+                           request_in_run("c", "r2"), make_request("d")}));
+  lps::store_write final_a;
+  final_a.finals = {result_in_run("a", "r1")};
+  require_ok(*db, std::move(final_a));
+  auto r1 = db->load_run("r1");
+  CHECK(r1.active == std::vector<std::string>{"b"});
+  CHECK(r1.finals == 1);
+  auto r2 = db->load_run("r2");
+  CHECK(r2.active == std::vector<std::string>{"c"});
+  CHECK(r2.finals == 0);
+  // A request without a run belongs to none, not to a run named "".
+  auto none = db->load_run("");
+  CHECK(none.active.empty());
+  CHECK(none.finals == 0);
+  if (!lps::test::store_backend_is_postgres())
+    CHECK(query_text(db->path(), "SELECT count(*) FROM requests WHERE bos_batch_id IS NULL")
+          == "1");
+}
+
+TEST_CASE("store migrates a version 3 database: old rows have no run, new rows do", "[store][sqlite]") {
+  temp_dir dir;
+  std::filesystem::create_directories(dir.path());
+  // The version 3 schema as it was, with one request and one result.
+  REQUIRE(exec_raw(dir.path() / "lps.db",
+                   "CREATE TABLE requests(queue_id TEXT PRIMARY KEY NOT NULL, priority INTEGER NOT "
+                   "NULL, queued_at_ms INTEGER NOT NULL, size_bytes INTEGER NOT NULL, attempts "
+                   "INTEGER NOT NULL, payload BLOB NOT NULL, texts BLOB NOT NULL DEFAULT x'', "
+                   "provider TEXT NOT NULL DEFAULT '');"
+                   "CREATE TABLE results(queue_id TEXT PRIMARY KEY NOT NULL, status TEXT NOT NULL, "
+                   "event_json TEXT NOT NULL, callback_url TEXT NOT NULL, delivered INTEGER NOT "
+                   "NULL, completed_at_ms INTEGER NOT NULL, delivery_failed_at_ms INTEGER NOT "
+                   "NULL DEFAULT 0, delivery_attempts INTEGER NOT NULL DEFAULT 0, "
+                   "last_delivery_error TEXT NOT NULL DEFAULT '');"
+                   "INSERT INTO requests VALUES('old', 5, 1, 3, 0, x'01', x'02', 'mock');"
+                   "INSERT INTO results VALUES('old-final', 'completed', '{}', '', 1, 7, 0, 0, '');"
+                   "PRAGMA user_version = 3;"));
+  auto db = open_store(options_for(dir));
+  CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
+  CHECK(query_text(db->path(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name "
+                               "IN ('requests_bos_batch', 'results_bos_batch')")
+        == "2");
+  CHECK_THAT(query_plan(db->path(), load_index_sql),
+             Catch::Contains("COVERING INDEX requests_schedule"));
+  // The old rows stay as they were, without a run (NULL, not filled from the payload).
+  CHECK(ids_of(db->load_active_requests()) == std::vector<std::string>{"old"});
+  CHECK(db->find_result("old-final"));
+  CHECK(query_text(db->path(), "SELECT count(*) FROM requests WHERE bos_batch_id IS NULL") == "1");
+  CHECK(query_text(db->path(), "SELECT count(*) FROM results WHERE bos_batch_id IS NULL") == "1");
+  // New rows record their run.
+  require_ok(*db, inserts({request_in_run("new", "r")}));
+  lps::store_write final_new;
+  final_new.finals = {result_in_run("new-final", "r")};
+  require_ok(*db, std::move(final_new));
+  auto run = db->load_run("r");
+  CHECK(run.active == std::vector<std::string>{"new"});
+  CHECK(run.finals == 1);
 }

@@ -30,6 +30,11 @@ int show(lps_api& api, const std::string& path);
 int jobs(lps_api& api);
 int cancel_job(lps_api& api, const std::string& job_id);
 
+/// Cancel a queued request, or every queued request of a run (metadata.bos_batch_id); print
+/// lps' answer. A request already processing or final, or an unknown one, exits 1.
+int cancel_request(lps_api& api, const std::string& queue_id);
+int cancel_run(lps_api& api, const std::string& bos_batch_id);
+
 /// Actors by mailbox, the queue and the providers; refreshed every second on a terminal until
 /// interrupted, printed once otherwise (or with `once`).
 int top(lps_api& api, bool once);

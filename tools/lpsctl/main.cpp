@@ -53,6 +53,12 @@ int main(int argc, char** argv) {
   auto* jobs_cmd = app.add_subcommand("jobs", "provider batch jobs");
   auto* cancel_cmd = jobs_cmd->add_subcommand("cancel", "cancel a batch job");
   cancel_cmd->add_option("job_id", id)->required();
+  auto* cancel_request_cmd = app.add_subcommand("cancel", "cancel a queued request");
+  cancel_request_cmd->add_option("queue_id", id)->required();
+  auto* runs_cmd = app.add_subcommand("runs", "runs (requests sharing metadata.bos_batch_id)");
+  runs_cmd->require_subcommand(1);
+  auto* cancel_run_cmd = runs_cmd->add_subcommand("cancel", "cancel a run's queued requests");
+  cancel_run_cmd->add_option("bos_batch_id", id)->required();
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");
   top_cmd->add_flag("--once", once, "print one snapshot (the default when not on a terminal)");
@@ -78,6 +84,10 @@ int main(int argc, char** argv) {
     return cancel_job(api, id);
   if (jobs_cmd->parsed())
     return jobs(api);
+  if (cancel_request_cmd->parsed())
+    return cancel_request(api, id);
+  if (cancel_run_cmd->parsed())
+    return cancel_run(api, id);
   if (top_cmd->parsed())
     return top(api, once);
   return usage;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -154,6 +155,31 @@ void print_top(lps_api& api, std::map<std::string, double>& last_handled, double
   std::fflush(stdout);
 }
 
+// Any text as one path segment: every byte but RFC 3986's unreserved characters as %XX.
+std::string path_segment(const std::string& text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string result;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      result += static_cast<char>(c);
+    } else {
+      result += '%';
+      result += hex[c >> 4];
+      result += hex[c & 15];
+    }
+  }
+  return result;
+}
+
+// POSTs an action and prints its JSON answer; anything but 200 is a failure.
+int post_and_show(lps_api& api, const std::string& path) {
+  auto answer = api.post(path, "");
+  if (answer.status != 200)
+    return failed(answer, api);
+  print_json(answer.json);
+  return ok;
+}
+
 } // namespace
 
 int show(lps_api& api, const std::string& path) {
@@ -186,6 +212,14 @@ int cancel_job(lps_api& api, const std::string& job_id) {
     return failed(answer, api);
   std::printf("cancel requested for %s\n", job_id.c_str());
   return ok;
+}
+
+int cancel_request(lps_api& api, const std::string& queue_id) {
+  return post_and_show(api, "/api/v1/requests/" + path_segment(queue_id) + "/cancel");
+}
+
+int cancel_run(lps_api& api, const std::string& bos_batch_id) {
+  return post_and_show(api, "/api/v1/runs/" + path_segment(bos_batch_id) + "/cancel");
 }
 
 int top(lps_api& api, bool once) {
