@@ -43,12 +43,15 @@ using metrics_actor = caf::typed_actor<
 
 using callbacks_actor = caf::typed_actor<
     // Queues result events for POSTing to their callback_url (retried with backoff).
-    caf::reacts_to<atom::deliver, std::vector<delivery>>,
+    caf::reacts_to<atom::deliver, std::vector<delivery>>>::extend_with<status_client_actor>;
+
+/// The callbacks actor's own handle.
+using callbacks_impl_actor = callbacks_actor::extend<
     // Internal: a delivery attempt finished with this HTTP status (0: transport error), why
     // it failed ("" on a 2xx), and whether retrying cannot help (bad URL, refused target).
     caf::reacts_to<atom::callback_answered, delivery, uint32_t, std::string, bool>,
     // Internal: time to retry deliveries whose backoff elapsed.
-    caf::reacts_to<atom::retry_due>>::extend_with<status_client_actor>;
+    caf::reacts_to<atom::retry_due>>;
 
 // -- providers: one actor per provider ----------------------------------------------------
 

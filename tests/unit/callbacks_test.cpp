@@ -55,7 +55,7 @@ struct callbacks_fixture : test::deterministic_fixture {
   /// The actor's wall clock; step() moves it with the coordinator's.
   caf::timestamp clock = caf::make_timestamp();
   const caf::timestamp started_at = clock;
-  callbacks_actor actor;
+  callbacks_impl_actor actor;
 
   callbacks_fixture() {
     std::string error;
