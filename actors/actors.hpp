@@ -79,8 +79,10 @@ using bundler_actor = caf::typed_actor<
     caf::replies_to<atom::drain>::with<atom::drained>,
     // Ends the pause of a provider that rejected the key (the operator fixed it); replies
     // false when that provider is not paused.
-    caf::replies_to<atom::resume, std::string>::with<bool>>::extend_with<work_requester_actor>::
-    extend_with<status_client_actor>;
+    caf::replies_to<atom::resume, std::string>::with<bool>,
+    // Reports every provider it serves: breaker, pause, bundles in flight, time blocked.
+    caf::replies_to<atom::providers>::with<std::vector<provider_status>>>::
+    extend_with<work_requester_actor>::extend_with<status_client_actor>;
 
 // -- queue manager: sole owner of queue state and the durable store ----------------------
 
@@ -101,6 +103,8 @@ using queue_manager_actor = caf::typed_actor<
     caf::replies_to<atom::peek, std::string>::with<queue_backlog>,
     // Refuse new requests from now on (shutdown; /healthz says draining).
     caf::reacts_to<atom::stop>,
+    // Whether new requests are taken: false once `stop` or `drain` arrived.
+    caf::replies_to<atom::accepting>::with<bool>,
     // Stop taking new requests and flush the store; replies when flushed.
     caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 

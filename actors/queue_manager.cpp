@@ -832,6 +832,10 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
         ++self->state.handled;
         self->state.draining = true;
       },
+      [=](atom::accepting) -> bool {
+        ++self->state.handled;
+        return !self->state.draining;
+      },
       [=](atom::drain) -> bool {
         ++self->state.handled;
         drain(self);
