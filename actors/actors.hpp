@@ -149,4 +149,11 @@ using inspector_actor = caf::typed_actor<
     caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>::
     extend_with<status_client_actor>;
 
+// -- request bridge: one per call of an HTTP route (app/http_api) -------------------------
+
+// Told the request it makes on the route's behalf (its only message), it hands the reply or
+// the error (a timeout's too) to the route's callback and ends.
+template <class... Request>
+using request_bridge_actor = caf::typed_actor<caf::reacts_to<Request...>>;
+
 } // namespace lps

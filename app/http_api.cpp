@@ -5,6 +5,7 @@
 #include "runtime/store.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
 
 #include <algorithm>
@@ -44,15 +45,29 @@ http_response refusal_response(const enqueue_outcome& x) {
 
 // -- bridge: one short-lived actor per call turns request/then into a callback --
 
+// Told the request, the bridge asks `hdl` and hands `done` the reply or the error (the
+// timeout's too), then ends.
+template <class Reply, class Handle, class... Ts>
+typename request_bridge_actor<Ts...>::behavior_type
+request_bridge(typename request_bridge_actor<Ts...>::pointer self, Handle hdl,
+               caf::timespan timeout, std::function<void(caf::expected<Reply>)> done) {
+  return {[=](Ts&... request) {
+    auto finish = [=](caf::expected<Reply> x) {
+      done(std::move(x));
+      self->quit();
+    };
+    self->request(hdl, timeout, std::move(request)...)
+        .then([=](Reply& reply) { finish(std::move(reply)); },
+              [=](caf::error& err) { finish(std::move(err)); });
+  }};
+}
+
 template <class Reply, class Handle, class... Ts>
 void ask(const api_context& ctx, const Handle& hdl, std::function<void(caf::expected<Reply>)> done,
          Ts... xs) {
-  auto timeout = ctx.timeout;
-  ctx.sys->spawn([=](caf::event_based_actor* self) {
-    self->request(hdl, timeout, xs...)
-        .then([=](Reply& reply) { done(std::move(reply)); },
-              [=](caf::error& err) { done(std::move(err)); });
-  });
+  auto bridge =
+      ctx.sys->spawn(request_bridge<Reply, Handle, Ts...>, hdl, ctx.timeout, std::move(done));
+  caf::anon_send(bridge, std::move(xs)...);
 }
 
 bool is_json_content_type(const std::string& value) {
