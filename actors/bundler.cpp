@@ -450,29 +450,16 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
   watch_peers(self);
   report_unfinished(self);
   form(self);
-  return {
+  return counted(
+      self,
       [=](atom::wake) {
-        ++self->state.handled;
         self->state.wake_armed = false;
         form(self);
       },
-      [=](atom::drain) -> caf::result<atom::drained> {
-        ++self->state.handled;
-        return drain(self);
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-      [=](atom::resume, const std::string& provider) -> bool {
-        ++self->state.handled;
-        return resume(self, provider);
-      },
-      [=](atom::providers) -> std::vector<provider_status> {
-        ++self->state.handled;
-        return provider_statuses(self);
-      },
-  };
+      [=](atom::drain) -> caf::result<atom::drained> { return drain(self); },
+      [=](atom::status) -> actor_status { return status_of(self); },
+      [=](atom::resume, const std::string& provider) -> bool { return resume(self, provider); },
+      [=](atom::providers) -> std::vector<provider_status> { return provider_statuses(self); });
 }
 
 } // namespace lps

@@ -187,26 +187,18 @@ callbacks(callbacks_impl_actor::stateful_pointer<callbacks_state> self, callback
   st.db = db;
   st.metrics = std::move(metrics);
   st.jitter = jitter_source{cfg.jitter_seed};
-  return {
+  return counted(
+      self,
       [=](atom::deliver, std::vector<delivery>& xs) {
-        ++self->state.handled;
         for (auto& d : xs)
           enqueue(self, std::move(d));
       },
       [=](atom::callback_answered, delivery& d, uint32_t status, std::string& error,
           bool permanent) {
-        ++self->state.handled;
         on_attempt_done(self, std::move(d), status, std::move(error), permanent);
       },
-      [=](atom::retry_due) {
-        ++self->state.handled;
-        on_tick(self);
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::retry_due) { on_tick(self); },
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

@@ -295,20 +295,13 @@ provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_ht
   self->state.wire = std::move(wire);
   self->state.http = http;
   self->state.metrics = std::move(metrics);
-  return {
+  return counted(
+      self,
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
-        ++self->state.handled;
         return process_bundle(self, b);
       },
-      [=](atom::http_answered, uint64_t ticket) {
-        ++self->state.handled;
-        on_tick(self, ticket);
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::http_answered, uint64_t ticket) { on_tick(self, ticket); },
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps
