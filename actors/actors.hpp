@@ -43,12 +43,15 @@ using metrics_actor = caf::typed_actor<
 
 using callbacks_actor = caf::typed_actor<
     // Queues result events for POSTing to their callback_url (retried with backoff).
-    caf::reacts_to<atom::deliver, std::vector<delivery>>,
+    caf::reacts_to<atom::deliver, std::vector<delivery>>>::extend_with<status_client_actor>;
+
+/// The callbacks actor's own handle.
+using callbacks_impl_actor = callbacks_actor::extend<
     // Internal: a delivery attempt finished with this HTTP status (0: transport error), why
     // it failed ("" on a 2xx), and whether retrying cannot help (bad URL, refused target).
     caf::reacts_to<atom::callback_answered, delivery, uint32_t, std::string, bool>,
     // Internal: time to retry deliveries whose backoff elapsed.
-    caf::reacts_to<atom::retry_due>>::extend_with<status_client_actor>;
+    caf::reacts_to<atom::retry_due>>;
 
 // -- providers: one actor per provider ----------------------------------------------------
 
@@ -76,8 +79,10 @@ using bundler_actor = caf::typed_actor<
     caf::replies_to<atom::drain>::with<atom::drained>,
     // Ends the pause of a provider that rejected the key (the operator fixed it); replies
     // false when that provider is not paused.
-    caf::replies_to<atom::resume, std::string>::with<bool>>::extend_with<work_requester_actor>::
-    extend_with<status_client_actor>;
+    caf::replies_to<atom::resume, std::string>::with<bool>,
+    // Reports every provider it serves: breaker, pause, bundles in flight, time blocked.
+    caf::replies_to<atom::providers>::with<std::vector<provider_status>>>::
+    extend_with<work_requester_actor>::extend_with<status_client_actor>;
 
 // -- queue manager: sole owner of queue state and the durable store ----------------------
 
@@ -101,6 +106,8 @@ using queue_manager_actor = caf::typed_actor<
     // Ends the target's queued requests with a final CANCELLED result; those processing or
     // final are left alone. Replies with the counts once the results are committed.
     caf::replies_to<atom::cancel, cancel_target>::with<cancel_summary>,
+    // Whether new requests are taken: false once `stop` or `drain` arrived.
+    caf::replies_to<atom::accepting>::with<bool>,
     // Stop taking new requests and flush the store; replies when flushed.
     caf::replies_to<atom::drain>::with<bool>>::extend_with<status_client_actor>;
 
@@ -144,5 +151,12 @@ using inspector_actor = caf::typed_actor<
     // Asks every registered actor for its status; replies with all answers.
     caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>::
     extend_with<status_client_actor>;
+
+// -- request bridge: one per call of an HTTP route (app/http_api) -------------------------
+
+// Told the request it makes on the route's behalf (its only message), it hands the reply or
+// the error (a timeout's too) to the route's callback and ends.
+template <class... Request>
+using request_bridge_actor = caf::typed_actor<caf::reacts_to<Request...>>;
 
 } // namespace lps

@@ -704,30 +704,16 @@ batch_jobs_impl_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config
     self->quit(msg.reason);
   });
   self->send(self, atom::sweep_v);
-  return {
-      [=](atom::sweep) {
-        ++self->state.handled;
-        on_tick(self);
-      },
-      [=](atom::http_answered, uint64_t ticket) {
-        ++self->state.handled;
-        on_http(self, ticket);
-      },
+  return counted(
+      self, [=](atom::sweep) { on_tick(self); },
+      [=](atom::http_answered, uint64_t ticket) { on_http(self, ticket); },
       // Work arrived after an empty dequeue: the next sweep looks at the queue anyway.
-      [=](atom::wake) { ++self->state.handled; },
-      [=](atom::cancel, const std::string& job_id) -> std::string {
-        ++self->state.handled;
-        return cancel(self, job_id);
+      [=](atom::wake) {
+        // nop
       },
-      [=](atom::stop) {
-        ++self->state.handled;
-        self->state.stopped = true;
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::cancel, const std::string& job_id) -> std::string { return cancel(self, job_id); },
+      [=](atom::stop) { self->state.stopped = true; },
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

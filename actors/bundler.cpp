@@ -338,30 +338,48 @@ size_t held_count(const bundler_state& st) {
   return result;
 }
 
+// Every provider the bundler serves, as its gate sees it now.
+std::vector<provider_status> provider_statuses(self_ptr self) {
+  auto& st = self->state;
+  auto now = now_of(self);
+  std::vector<provider_status> result;
+  for (const auto& [provider, hdl] : st.providers) {
+    auto& breaker = st.gate.breaker(provider);
+    provider_status x;
+    x.name = provider;
+    x.circuit_state = to_string(breaker.state());
+    x.breaker_opened_total = breaker.counters().opened_total;
+    x.inflight_bundles = st.gate.inflight(provider);
+    x.blocked_for =
+        std::chrono::duration_cast<std::chrono::milliseconds>(st.gate.blocked_for(provider, now));
+    if (const auto* pause = st.gate.pause_of(provider))
+      x.paused_by = pause->error_code;
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
+// The inspector's generic view: the providers' status flattened into figures and facts,
+// only displayed (GET /api/v1/providers asks for provider_statuses instead).
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
   auto result = status_header(self, bundler_state::name, "bundler", st.handled);
   result.facts = {{"configured_mode", st.cfg.configured_mode},
                   {"effective_mode", to_string(st.cfg.policy.mode)},
                   {"held_requests", std::to_string(held_count(st))}};
-  for (const auto& [provider, hdl] : st.providers)
-    result.figures["inflight_" + provider] = st.gate.inflight(provider);
   result.figures["inflight_bundles"] = st.gate.inflight_total();
   result.figures["bundles_total"] = double(st.bundles_total);
   result.figures["items_total"] = double(st.items_total);
   result.figures["avg_items_per_bundle"] =
       st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
   result.figures["lost_replies_total"] = double(st.lost_replies_total);
-  auto now = now_of(self);
-  for (auto& [provider, hdl] : st.providers) {
-    auto& breaker = st.gate.breaker(provider);
-    result.facts["breaker_" + provider] = std::string{to_string(breaker.state())};
-    if (const auto* pause = st.gate.pause_of(provider))
-      result.facts["paused_" + provider] = pause->error_code;
-    result.figures["breaker_opened_total_" + provider] = double(breaker.counters().opened_total);
-    result.figures["blocked_ms_" + provider] = double(
-        std::chrono::duration_cast<std::chrono::milliseconds>(st.gate.blocked_for(provider, now))
-            .count());
+  for (const auto& x : provider_statuses(self)) {
+    result.figures["inflight_" + x.name] = double(x.inflight_bundles);
+    result.facts["breaker_" + x.name] = x.circuit_state;
+    if (!x.paused_by.empty())
+      result.facts["paused_" + x.name] = x.paused_by;
+    result.figures["breaker_opened_total_" + x.name] = double(x.breaker_opened_total);
+    result.figures["blocked_ms_" + x.name] = double(x.blocked_for.count());
   }
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
   return result;
@@ -432,25 +450,16 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
   watch_peers(self);
   report_unfinished(self);
   form(self);
-  return {
+  return counted(
+      self,
       [=](atom::wake) {
-        ++self->state.handled;
         self->state.wake_armed = false;
         form(self);
       },
-      [=](atom::drain) -> caf::result<atom::drained> {
-        ++self->state.handled;
-        return drain(self);
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-      [=](atom::resume, const std::string& provider) -> bool {
-        ++self->state.handled;
-        return resume(self, provider);
-      },
-  };
+      [=](atom::drain) -> caf::result<atom::drained> { return drain(self); },
+      [=](atom::status) -> actor_status { return status_of(self); },
+      [=](atom::resume, const std::string& provider) -> bool { return resume(self, provider); },
+      [=](atom::providers) -> std::vector<provider_status> { return provider_statuses(self); });
 }
 
 } // namespace lps

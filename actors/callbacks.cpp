@@ -11,7 +11,7 @@ namespace lps {
 
 namespace {
 
-using self_ptr = callbacks_actor::stateful_pointer<callbacks_state>;
+using self_ptr = callbacks_impl_actor::stateful_pointer<callbacks_state>;
 
 std::shared_ptr<spdlog::logger> log() {
   static auto logger = get_logger("callbacks");
@@ -53,7 +53,7 @@ void post(self_ptr self, const std::string& origin, delivery d) {
     req.headers.emplace_back(callback_signature_header, signature_of(st, d.event_json));
   req.body = d.event_json;
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.request_timeout);
-  auto hdl = caf::actor_cast<callbacks_actor>(self);
+  auto hdl = caf::actor_cast<callbacks_impl_actor>(self);
   // The client calls back on its own thread: hop into the actor with a message.
   st.http->send(std::move(req), [hdl, d = std::move(d)](http_client_response res) mutable {
     // A bad URL or a refused target stays so: retrying cannot help.
@@ -178,35 +178,27 @@ std::string origin_of(const std::string& url) {
   return parsed ? parsed->origin() : std::string{};
 }
 
-callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callbacks_state> self,
-                                         callbacks_config cfg, http_transport* http, store* db,
-                                         metrics_actor metrics) {
+callbacks_impl_actor::behavior_type
+callbacks(callbacks_impl_actor::stateful_pointer<callbacks_state> self, callbacks_config cfg,
+          http_transport* http, store* db, metrics_actor metrics) {
   auto& st = self->state;
   st.cfg = cfg;
   st.http = http;
   st.db = db;
   st.metrics = std::move(metrics);
   st.jitter = jitter_source{cfg.jitter_seed};
-  return {
+  return counted(
+      self,
       [=](atom::deliver, std::vector<delivery>& xs) {
-        ++self->state.handled;
         for (auto& d : xs)
           enqueue(self, std::move(d));
       },
       [=](atom::callback_answered, delivery& d, uint32_t status, std::string& error,
           bool permanent) {
-        ++self->state.handled;
         on_attempt_done(self, std::move(d), status, std::move(error), permanent);
       },
-      [=](atom::retry_due) {
-        ++self->state.handled;
-        on_tick(self);
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::retry_due) { on_tick(self); },
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

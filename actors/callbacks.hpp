@@ -67,8 +67,8 @@ struct callbacks_state {
 std::string origin_of(const std::string& url);
 
 /// Spawns with its config, the HTTP client, the store and metrics.
-callbacks_actor::behavior_type callbacks(callbacks_actor::stateful_pointer<callbacks_state> self,
-                                         callbacks_config cfg, http_transport* http, store* db,
-                                         metrics_actor metrics);
+callbacks_impl_actor::behavior_type
+callbacks(callbacks_impl_actor::stateful_pointer<callbacks_state> self, callbacks_config cfg,
+          http_transport* http, store* db, metrics_actor metrics);
 
 } // namespace lps

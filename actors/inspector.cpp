@@ -1,4 +1,5 @@
 #include "actors/inspector.hpp"
+#include "actors/status_report.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -27,7 +28,6 @@ struct collection {
 
 caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
   auto& st = self->state;
-  ++st.handled;
   actor_status own{inspector_state::name, "inspector", self->mailbox().size(), st.handled, {}, {}};
   if (st.targets.empty())
     return std::vector<actor_status>{own};
@@ -50,19 +50,18 @@ caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
 inspector_actor::behavior_type inspector(inspector_actor::stateful_pointer<inspector_state> self,
                                          std::vector<status_client_actor> targets) {
   self->state.targets = std::move(targets);
-  return {
+  return counted(
+      self,
       [=](atom::inspect) -> caf::result<std::vector<actor_status>> { return inspect_all(self); },
       [=](atom::status) -> actor_status {
         auto& st = self->state;
-        ++st.handled;
         return {inspector_state::name,
                 "inspector",
                 self->mailbox().size(),
                 st.handled,
                 {{"targets", double(st.targets.size())}},
                 {}};
-      },
-  };
+      });
 }
 
 } // namespace lps

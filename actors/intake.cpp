@@ -53,11 +53,11 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
                   caf::to_string(msg.reason));
     self->quit(msg.reason);
   });
-  return {
+  return counted(
+      self,
       [=](atom::submit,
           std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
         auto& st = self->state;
-        ++st.handled;
         if (st.stopped) {
           st.refused_total += reqs.size();
           return refuse_all(reqs);
@@ -68,15 +68,8 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
         st.submitted_total += reqs.size();
         return self->delegate(st.queue, atom::enqueue_v, std::move(reqs));
       },
-      [=](atom::stop) {
-        ++self->state.handled;
-        self->state.stopped = true;
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::stop) { self->state.stopped = true; },
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

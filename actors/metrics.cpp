@@ -8,10 +8,10 @@
 namespace lps {
 
 metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_state> self) {
-  return {
+  return counted(
+      self,
       [=](atom::record, const std::vector<metric_sample>& samples) {
         auto& st = self->state;
-        ++st.handled;
         st.samples_total += samples.size();
         for (const auto& x : samples)
           if (!st.registry.apply(x)) {
@@ -19,19 +19,14 @@ metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_sta
             LPS_LOG_DEBUG(log, "metrics rejected a sample of {}", x.name);
           }
       },
-      [=](atom::render) -> std::string {
-        ++self->state.handled;
-        return self->state.registry.render();
-      },
+      [=](atom::render) -> std::string { return self->state.registry.render(); },
       [=](atom::status) -> actor_status {
         auto& st = self->state;
-        ++st.handled;
         auto result = status_header(self, metrics_state::name, "metrics", st.handled);
         result.figures = {{"samples_total", double(st.samples_total)},
                           {"samples_rejected", double(st.registry.rejected())}};
         return result;
-      },
-  };
+      });
 }
 
 } // namespace lps

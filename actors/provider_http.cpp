@@ -326,20 +326,13 @@ provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_ht
     self->attach_functor([metrics = self->state.metrics, provider = self->state.cfg.provider] {
       caf::anon_send(metrics, atom::record_v, call_gauge_samples(provider, call_gauges{}));
     });
-  return {
+  return counted(
+      self,
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
-        ++self->state.handled;
         return process_bundle(self, b);
       },
-      [=](atom::http_answered, uint64_t ticket) {
-        ++self->state.handled;
-        on_tick(self, ticket);
-      },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::http_answered, uint64_t ticket) { on_tick(self, ticket); },
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

@@ -78,24 +78,19 @@ comparison_outcome mock_process_comparison(const mock_settings& settings, const 
 
 provider_mock_impl_actor::behavior_type provider_mock(self_ptr self, mock_settings settings) {
   self->state.settings = std::move(settings);
-  return {
+  return counted(
+      self,
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
-        ++self->state.handled;
         return process_batch(self, b);
       },
       [=](atom::latency_elapsed, uint64_t ticket) {
         auto& st = self->state;
-        ++st.handled;
         if (auto i = st.waiting.find(ticket); i != st.waiting.end()) {
           i->second.promise.deliver(std::move(i->second.outcomes));
           st.waiting.erase(i);
         }
       },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

@@ -12,10 +12,10 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
                       std::string provider, std::string reason) {
   self->state.provider = std::move(provider);
   self->state.reason = std::move(reason);
-  return {
+  return counted(
+      self,
       [=](atom::process, const bundle& b) -> std::vector<comparison_outcome> {
         auto& st = self->state;
-        ++st.handled;
         st.items_total += b.items.size();
         std::vector<comparison_outcome> result;
         for (const auto& item : b.items) {
@@ -29,13 +29,11 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
       },
       [=](atom::status) -> actor_status {
         auto& st = self->state;
-        ++st.handled;
         auto result = status_header(self, "provider:" + st.provider, "provider", st.handled);
         result.figures = {{"items_total", double(st.items_total)}};
         result.facts = {{"provider", st.provider}, {"configured", "false"}, {"reason", st.reason}};
         return result;
-      },
-  };
+      });
 }
 
 } // namespace lps

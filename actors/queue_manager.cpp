@@ -889,55 +889,31 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
   // The depth gauges exist from the first scrape on, not from the first tick.
   publish_gauges(self);
   self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
-  return {
-      [=](atom::enqueue,
-          std::vector<comparison_request>& reqs) -> caf::result<std::vector<enqueue_outcome>> {
-        ++self->state.handled;
-        return enqueue(self, reqs);
-      },
-      [=](atom::dequeue, uint32_t max_items,
-          const std::vector<std::string>& providers) -> std::vector<queued_request> {
-        ++self->state.handled;
-        return dequeue(self, max_items, providers);
-      },
-      [=](atom::complete, std::vector<comparison_outcome>& outcomes) {
-        ++self->state.handled;
-        complete(self, outcomes);
-      },
-      [=](atom::lookup, const std::string& id) -> request_status {
-        ++self->state.handled;
-        return lookup(self, id);
-      },
+  return counted(
+      self,
+      [=](atom::enqueue, std::vector<comparison_request>& reqs)
+          -> caf::result<std::vector<enqueue_outcome>> { return enqueue(self, reqs); },
+      [=](atom::dequeue, uint32_t max_items, const std::vector<std::string>& providers)
+          -> std::vector<queued_request> { return dequeue(self, max_items, providers); },
+      [=](atom::complete, std::vector<comparison_outcome>& outcomes) { complete(self, outcomes); },
+      [=](atom::lookup, const std::string& id) -> request_status { return lookup(self, id); },
       [=](atom::store_committed, uint64_t write_id, bool ok, const std::string& error) {
-        ++self->state.handled;
         on_committed(self, write_id, ok, error);
       },
-      [=](atom::sweep) {
-        ++self->state.handled;
-        sweep(self);
-      },
+      [=](atom::sweep) { sweep(self); },
       [=](atom::peek, const std::string& provider) -> queue_backlog {
-        ++self->state.handled;
         return backlog_of(self, provider);
       },
-      [=](atom::stop) {
-        ++self->state.handled;
-        self->state.draining = true;
-      },
+      [=](atom::stop) { self->state.draining = true; },
+      [=](atom::accepting) -> bool { return !self->state.draining; },
       [=](atom::cancel, const cancel_target& target) -> caf::result<cancel_summary> {
-        ++self->state.handled;
         return cancel(self, target);
       },
       [=](atom::drain) -> bool {
-        ++self->state.handled;
         drain(self);
         return true;
       },
-      [=](atom::status) -> actor_status {
-        ++self->state.handled;
-        return status_of(self);
-      },
-  };
+      [=](atom::status) -> actor_status { return status_of(self); });
 }
 
 } // namespace lps

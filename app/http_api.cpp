@@ -6,6 +6,7 @@
 #include "runtime/store.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
 
 #include <algorithm>
@@ -53,15 +54,29 @@ http_response while_starting(http_response res) {
 
 // -- bridge: one short-lived actor per call turns request/then into a callback --
 
+// Told the request, the bridge asks `hdl` and hands `done` the reply or the error (the
+// timeout's too), then ends.
+template <class Reply, class Handle, class... Ts>
+typename request_bridge_actor<Ts...>::behavior_type
+request_bridge(typename request_bridge_actor<Ts...>::pointer self, Handle hdl,
+               caf::timespan timeout, std::function<void(caf::expected<Reply>)> done) {
+  return {[=](Ts&... request) {
+    auto finish = [=](caf::expected<Reply> x) {
+      done(std::move(x));
+      self->quit();
+    };
+    self->request(hdl, timeout, std::move(request)...)
+        .then([=](Reply& reply) { finish(std::move(reply)); },
+              [=](caf::error& err) { finish(std::move(err)); });
+  }};
+}
+
 template <class Reply, class Handle, class... Ts>
 void ask(const api_context& ctx, const Handle& hdl, std::function<void(caf::expected<Reply>)> done,
          Ts... xs) {
-  auto timeout = ctx.timeout;
-  ctx.sys->spawn([=](caf::event_based_actor* self) {
-    self->request(hdl, timeout, xs...)
-        .then([=](Reply& reply) { done(std::move(reply)); },
-              [=](caf::error& err) { done(std::move(err)); });
-  });
+  auto bridge =
+      ctx.sys->spawn(request_bridge<Reply, Handle, Ts...>, hdl, ctx.timeout, std::move(done));
+  caf::anon_send(bridge, std::move(xs)...);
 }
 
 bool is_json_content_type(const std::string& value) {
@@ -404,33 +419,39 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
       atom::lookup_v, id);
 }
 
-// What the operator reads about a paused provider (the bundler's `paused_<name>` fact holds
-// the error code that paused it), or "" when `name` is not paused.
-std::string pause_reason(const actor_status& bundler, const std::string& name) {
-  auto i = bundler.facts.find("paused_" + name);
-  if (i == bundler.facts.end())
+// The bundler's status of provider `name`; a provider it does not report is closed, idle and
+// not paused.
+provider_status status_of(const std::vector<provider_status>& live, const std::string& name) {
+  for (const auto& x : live)
+    if (x.name == name)
+      return x;
+  provider_status result;
+  result.name = name;
+  return result;
+}
+
+// What the operator reads about a paused provider, or "" when it is not paused.
+std::string pause_reason(const provider_status& x) {
+  if (x.paused_by.empty())
     return "";
-  return i->second + ": fix the key, then POST /api/v1/providers/" + name + "/resume";
+  return x.paused_by + ": fix the key, then POST /api/v1/providers/" + x.name + "/resume";
 }
 
 // Per provider: configuration (never the key) plus the bundler's live view: breaker state,
 // whether a rejected key paused it, bundles in flight, and how long its breaker or rate
 // limit blocks it.
-std::string providers_body(const config& cfg, actor_status& live) {
+std::string providers_body(const config& cfg, const std::vector<provider_status>& live) {
   auto provider = [&](const std::string& name, bool configured, const std::string& model) {
     auto reason = provider_unavailable_reason(cfg, name);
-    auto breaker = live.facts.count("breaker_" + name) ? live.facts["breaker_" + name] : "closed";
-    auto paused = pause_reason(live, name);
-    return "{\"name\":" + json_quote(name)
-           + ",\"enabled\":true,\"configured\":" + (configured ? "true" : "false")
-           + ",\"available\":" + (reason.empty() ? "true" : "false")
-           + ",\"default_model\":" + json_quote(model) + ",\"circuit_state\":" + json_quote(breaker)
-           + ",\"paused\":" + (paused.empty() ? "false" : "true")
-           + ",\"pause_reason\":" + json_quote(paused) + ",\"in_flight\":"
-           + std::to_string(static_cast<uint64_t>(live.figures["inflight_" + name]))
-           + ",\"blocked_ms\":"
-           + std::to_string(static_cast<uint64_t>(live.figures["blocked_ms_" + name]))
-           + ",\"note\":" + json_quote(reason) + "}";
+    auto x = status_of(live, name);
+    auto paused = pause_reason(x);
+    return "{\"name\":" + json_quote(name) + ",\"enabled\":true,\"configured\":"
+           + (configured ? "true" : "false") + ",\"available\":"
+           + (reason.empty() ? "true" : "false") + ",\"default_model\":" + json_quote(model)
+           + ",\"circuit_state\":" + json_quote(x.circuit_state) + ",\"paused\":"
+           + (paused.empty() ? "false" : "true") + ",\"pause_reason\":" + json_quote(paused)
+           + ",\"in_flight\":" + std::to_string(x.inflight_bundles) + ",\"blocked_ms\":"
+           + std::to_string(x.blocked_for.count()) + ",\"note\":" + json_quote(reason) + "}";
   };
   std::string body = "{\"default_provider\":" + json_quote(cfg.default_llm_provider)
                      + ",\"providers\":[" + provider("mock", true, cfg.mock.default_model);
@@ -441,15 +462,15 @@ std::string providers_body(const config& cfg, actor_status& live) {
 
 void get_providers(const api_context& ctx, http_responder respond) {
   auto cfg = std::make_shared<config>(ctx.cfg);
-  ask<actor_status>(
+  ask<std::vector<provider_status>>(
       ctx, ctx.actors.bundler,
-      [respond, cfg](caf::expected<actor_status> r) {
-        actor_status live;
+      [respond, cfg](caf::expected<std::vector<provider_status>> r) {
+        std::vector<provider_status> live;
         if (r)
           live = std::move(*r);
         respond(json_response(200, providers_body(*cfg, live)));
       },
-      atom::status_v);
+      atom::providers_v);
 }
 
 // {"mock":{"configured":true,"available":true,"note":""},...}: which providers can serve
@@ -469,12 +490,13 @@ std::string health_providers(const config& cfg) {
 }
 
 // One warning per provider paused by a rejected key, each a JSON string with a leading comma.
-std::string pause_warnings(const config& cfg, const caf::expected<actor_status>& bundler) {
+std::string pause_warnings(const config& cfg,
+                           const caf::expected<std::vector<provider_status>>& live) {
   std::string result;
-  if (!bundler)
+  if (!live)
     return result;
   auto add = [&](const std::string& name) {
-    if (auto reason = pause_reason(*bundler, name); !reason.empty())
+    if (auto reason = pause_reason(status_of(*live, name)); !reason.empty())
       result += "," + json_quote("provider " + name + " is paused: " + reason);
   };
   add("mock");
@@ -497,12 +519,12 @@ void get_health(const api_context& ctx, http_responder respond) {
                                                          + health_service_fields
                                                          + ",\"accepting_requests\":false}")));
   auto shared = std::make_shared<api_context>(ctx);
-  ask<actor_status>(
+  ask<std::vector<provider_status>>(
       ctx, ctx.actors.bundler,
-      [shared, respond](caf::expected<actor_status> r) {
+      [shared, respond](caf::expected<std::vector<provider_status>> r) {
         report_health(*shared, pause_warnings(shared->cfg, r), respond);
       },
-      atom::status_v);
+      atom::providers_v);
 }
 
 void report_health(const api_context& ctx, std::string paused, http_responder respond) {
@@ -512,17 +534,17 @@ void report_health(const api_context& ctx, std::string paused, http_responder re
   if (!ctx.actors.batch.empty())
     effective = configured;
   auto db = ctx.db;
-  ask<actor_status>(
+  ask<bool>(
       ctx, ctx.actors.queue,
       [respond, configured, effective, db, providers, paused,
-       mock_warning = mock_default_warning(ctx.cfg)](caf::expected<actor_status> r) {
+       mock_warning = mock_default_warning(ctx.cfg)](caf::expected<bool> accepting) {
         bool store_ok = true;
         try {
           db->find_result("healthz-probe");
         } catch (...) {
           store_ok = false;
         }
-        bool healthy = static_cast<bool>(r) && store_ok;
+        bool healthy = static_cast<bool>(accepting) && store_ok;
         std::string warnings = "[";
         if (configured != effective)
           warnings += json_quote("QUEUE_PROCESSING_MODE=" + configured
@@ -535,7 +557,7 @@ void report_health(const api_context& ctx, std::string paused, http_responder re
         if (!paused.empty())
           warnings += warnings.size() > 1 ? paused : paused.substr(1);
         warnings += "]";
-        auto draining = r && r->facts["draining"] == "true";
+        auto draining = accepting && !*accepting;
         auto status = draining         ? "\"draining\""
                       : !healthy       ? "\"unhealthy\""
                       : paused.empty() ? "\"healthy\""
@@ -545,11 +567,11 @@ void report_health(const api_context& ctx, std::string paused, http_responder re
                     + ",\"effective_processing_mode\":" + json_quote(effective)
                     + ",\"accepting_requests\":" + (draining ? "false" : "true")
                     + ",\"checks\":{\"store\":" + (store_ok ? "true" : "false")
-                    + ",\"queue_manager\":" + (r ? "true" : "false")
+                    + ",\"queue_manager\":" + (accepting ? "true" : "false")
                     + "},\"providers\":" + providers + ",\"warnings\":" + warnings + "}";
         respond(json_response(healthy && !draining ? 200 : 503, std::move(body)));
       },
-      atom::status_v);
+      atom::accepting_v);
 }
 
 void get_metrics(const api_context& ctx, http_responder respond) {

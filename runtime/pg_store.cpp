@@ -255,16 +255,6 @@ public:
     return text_of(r.rows.front(), 0);
   }
 
-  std::vector<stored_request> load_active_requests() override {
-    std::vector<stored_request> rows;
-    stream(std::string{request_head} + "payload" + active_order, [&](const pg::row& row) {
-      auto out = read_request_head(row);
-      out.payload = pg::decode_bytea(text_of(row, 5));
-      rows.push_back(std::move(out));
-    });
-    return rows;
-  }
-
   void load_active_index(const std::function<void(stored_request&&)>& visit) override {
     stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
       auto out = read_request_head(row);

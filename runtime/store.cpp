@@ -146,9 +146,6 @@ constexpr const char* load_undelivered_sql =
     "delivery_failed_at_ms, delivery_attempts, last_delivery_error FROM results "
     "WHERE delivered = 0 AND callback_url <> '' AND delivery_failed_at_ms = 0 "
     "ORDER BY completed_at_ms, rowid";
-constexpr const char* load_active_sql =
-    "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload FROM requests "
-    "ORDER BY priority DESC, queued_at_ms ASC, rowid ASC";
 constexpr const char* load_row_sql =
     "SELECT queue_id, priority, queued_at_ms, size_bytes, attempts, payload, texts, provider "
     "FROM requests WHERE queue_id = ?1";
@@ -239,7 +236,6 @@ public:
   void flush() override;
   std::optional<stored_result> find_result(const std::string& queue_id) override;
   std::optional<std::string> find_idempotency_key(const std::string& key) override;
-  std::vector<stored_request> load_active_requests() override;
   void load_active_index(const std::function<void(stored_request&&)>& visit) override;
   std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override;
   std::vector<stored_result> load_undelivered_results() override;
@@ -294,7 +290,7 @@ struct sqlite_store::impl {
   std::unique_ptr<sqlite::result_purger> purger;
 
   std::mutex read_mutex;
-  stmt_ptr find_result_stmt, load_active_stmt, load_undelivered_stmt;
+  stmt_ptr find_result_stmt, load_undelivered_stmt;
   stmt_ptr load_row_stmt, load_index_stmt;
   stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
   stmt_ptr run_active_stmt, run_finals_stmt;
@@ -485,7 +481,6 @@ struct sqlite_store::impl {
       return false;
     database& db = *read_db;
     if ((find_result_stmt = db.prepare(find_result_sql, error))
-        && (load_active_stmt = db.prepare(load_active_sql, error))
         && (load_row_stmt = db.prepare(load_row_sql, error))
         && (load_index_stmt = db.prepare(load_index_sql, error))
         && (load_undelivered_stmt = db.prepare(load_undelivered_sql, error))
@@ -1012,16 +1007,6 @@ void sqlite_store::load_active_index(const std::function<void(stored_request&&)>
     impl_->load_index(visit);
   } catch (const std::exception& e) {
     spdlog::error("store: load_active_index: {}", e.what());
-  }
-}
-
-std::vector<stored_request> sqlite_store::load_active_requests() {
-  try {
-    return impl_->read_all<stored_request>(impl_->load_active_stmt.get(), read_request,
-                                           "load_active_requests");
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_active_requests: {}", e.what());
-    return {};
   }
 }
 

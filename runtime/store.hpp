@@ -55,8 +55,8 @@ struct stored_request {
   /// Serialized comparison_request without its texts (the caller decides the encoding).
   std::string payload;
   /// The request's texts (prompt and blocks), serialized apart so the queue can keep them
-  /// out of memory and read them back when a provider call needs them. Not filled by
-  /// load_active_requests; see load_rows.
+  /// out of memory and read them back when a provider call needs them. Filled only by
+  /// load_rows.
   std::string texts;
   /// The resolved provider (the queue keeps one ready queue per provider).
   std::string provider;
@@ -164,13 +164,9 @@ public:
   /// Keys are dropped with their request's result.
   virtual std::optional<std::string> find_idempotency_key(const std::string& key) = 0;
 
-  /// All requests still active (not final), in (priority desc, queued_at asc) order,
-  /// without their texts. Reads every payload: for inspection and tests; the service starts
-  /// from load_active_index.
-  virtual std::vector<stored_request> load_active_requests() = 0;
-
-  /// Streams every active request's scheduling columns (queue id, priority, queued_at,
-  /// size, attempts, provider; no payload, no texts) in load_active_requests' order.
+  /// Streams every active (not final) request's scheduling columns (queue id, priority,
+  /// queued_at, size, attempts, provider; no payload, no texts) in (priority desc,
+  /// queued_at asc, insertion) order.
   virtual void load_active_index(const std::function<void(stored_request&&)>& visit) = 0;
 
   /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.

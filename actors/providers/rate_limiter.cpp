@@ -342,18 +342,4 @@ parse_rfc3339_reset(std::string_view value, std::chrono::system_clock::time_poin
   return clamp_hold(std::chrono::duration_cast<clock_duration>(exact));
 }
 
-// -- concurrency_limit --
-
-bool concurrency_limit::try_acquire() noexcept {
-  if (limit_ != 0 && in_use_ >= limit_)
-    return false;
-  ++in_use_;
-  return true;
-}
-
-void concurrency_limit::release() noexcept {
-  if (in_use_ > 0)
-    --in_use_;
-}
-
 } // namespace lps

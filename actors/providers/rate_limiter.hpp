@@ -167,38 +167,4 @@ parse_rfc3339_reset(std::string_view value, std::chrono::system_clock::time_poin
 /// malformed. Used for the creation times in Anthropic's batch lists.
 std::optional<int64_t> rfc3339_unix_seconds(std::string_view value) noexcept;
 
-/// A cap on calls in flight at once. Not time based: callers release when a call ends.
-class concurrency_limit {
-public:
-  /// A cap of `limit` calls (0 = unlimited).
-  explicit concurrency_limit(size_t limit = 0) noexcept : limit_(limit) {
-    // nop
-  }
-
-  /// Takes a slot if one is free.
-  bool try_acquire() noexcept;
-
-  /// Gives a slot back; extra releases are ignored rather than wrapping the count.
-  void release() noexcept;
-
-  /// Slots taken.
-  size_t in_use() const noexcept {
-    return in_use_;
-  }
-
-  /// The cap (0 = unlimited).
-  size_t limit() const noexcept {
-    return limit_;
-  }
-
-  /// Changes the cap; lowering it below in_use() refuses new calls until enough are released.
-  void set_limit(size_t limit) noexcept {
-    limit_ = limit;
-  }
-
-private:
-  size_t limit_;
-  size_t in_use_ = 0;
-};
-
 } // namespace lps

@@ -112,6 +112,8 @@ TEST_CASE("a saturated provider does not hold up requests for other providers") 
   auto& hanging = fx.state_of<hanging_provider_state>(hung);
   REQUIRE(hanging.seen.size() == 1);
   CHECK(hanging.seen.front().items.size() == 2);
+  CHECK(fx.provider_view("openai").inflight_bundles == 1);
+  CHECK(fx.provider_view("mock").inflight_bundles == 0);
   for (size_t i = 3; i < 6; ++i)
     CHECK(fx.db->find_result(accepted[i].queue_id));
   // The third openai request waits in the queue (not failed, not held elsewhere).
@@ -124,6 +126,7 @@ TEST_CASE("a saturated provider does not hold up requests for other providers") 
   fx.settle();
   CHECK(hanging.seen.size() == 2);
   CHECK(hanging.seen.back().items.front().entry.request.user_prompt == "o3");
+  CHECK(fx.provider_view("openai").inflight_bundles == 1); // o3's bundle now
 }
 
 TEST_CASE("drain answers drained once the last bundle in flight has finished") {
@@ -189,9 +192,12 @@ TEST_CASE("an open circuit breaker keeps a provider's requests queued while othe
   CHECK(fx.stub("openai").seen.size() == 2);
   auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
   CHECK(bundler_st.gate.breaker("openai").state() == breaker_state::open);
-  // GET /api/v1/providers shows the breaker state from the bundler's status.
-  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts["breaker_openai"]
-        == "open");
+  // GET /api/v1/providers shows the breaker from the bundler's provider status.
+  auto openai = fx.provider_view("openai");
+  CHECK(openai.circuit_state == "open");
+  CHECK(openai.breaker_opened_total == 1);
+  CHECK(openai.blocked_for > std::chrono::milliseconds{0}); // until the breaker half-opens
+  CHECK(fx.provider_view("mock").circuit_state == "closed");
   for (size_t i = 0; i < 3; ++i) {
     CHECK_FALSE(fx.db->find_result(accepted[i].queue_id));
     auto st = fx.request<request_status>(fx.queue, atom::lookup_v, accepted[i].queue_id);
@@ -342,8 +348,7 @@ TEST_CASE("a rejected key pauses its provider, keeps its requests queued, and re
   }
   CHECK(fx.db->find_result(accepted[3].queue_id));
   CHECK(fx.db->find_result(accepted[4].queue_id));
-  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts["paused_openai"]
-        == "AUTHENTICATION_ERROR");
+  CHECK(fx.provider_view("openai").paused_by == "AUTHENTICATION_ERROR");
   auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
   CHECK(registry.value("llm_provider_paused", {"openai"}) == 1);
   CHECK_FALSE(fx.request<bool>(fx.bundler_hdl, atom::resume_v, std::string{"mock"}).value());
@@ -357,7 +362,6 @@ TEST_CASE("a rejected key pauses its provider, keeps its requests queued, and re
     CHECK(event["data"].as_object()["winner"] == "Essay A");
   }
   CHECK(registry.value("llm_provider_paused", {"openai"}) == 0);
-  CHECK(fx.request<actor_status>(fx.bundler_hdl, atom::status_v)->facts.count("paused_openai")
-        == 0);
+  CHECK(fx.provider_view("openai").paused_by.empty());
   CHECK_FALSE(fx.request<bool>(fx.bundler_hdl, atom::resume_v, std::string{"openai"}).value());
 }

@@ -20,6 +20,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Peers hold callbacks_actor: it takes deliveries and status, never the actor's own
+// messages, which only callbacks_impl_actor (the actor itself) takes. Checked at compile time.
+template <class Handle, class... Message>
+constexpr bool takes =
+    caf::detail::tl_contains<typename Handle::signatures, caf::reacts_to<Message...>>::value;
+static_assert(takes<callbacks_actor, atom::deliver, std::vector<delivery>>);
+static_assert(!takes<callbacks_actor, atom::retry_due>);
+static_assert(
+    !takes<callbacks_actor, atom::callback_answered, delivery, uint32_t, std::string, bool>);
+static_assert(takes<callbacks_impl_actor, atom::retry_due>);
+static_assert(
+    takes<callbacks_impl_actor, atom::callback_answered, delivery, uint32_t, std::string, bool>);
+
 /// Records callback POSTs and answers them from a script (200 when it runs out).
 struct fake_transport : http_transport {
   std::vector<http_client_request> requests;
@@ -55,7 +68,7 @@ struct callbacks_fixture : test::deterministic_fixture {
   /// The actor's wall clock; step() moves it with the coordinator's.
   caf::timestamp clock = caf::make_timestamp();
   const caf::timestamp started_at = clock;
-  callbacks_actor actor;
+  callbacks_impl_actor actor;
 
   callbacks_fixture() {
     std::string error;

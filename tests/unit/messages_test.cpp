@@ -63,6 +63,8 @@ TEST_CASE("every message round-trips through binary serialization") {
   CHECK(roundtrip(fx.sys, b) == b);
   actor_status s{"bundler", "bundler", 3, 9, {{"bundles_total", 2.0}}, {{"mode", "x"}}};
   CHECK(roundtrip(fx.sys, s) == s);
+  provider_status p{"openai", "open", 2, 1, std::chrono::milliseconds{1500}, "AUTH_ERROR"};
+  CHECK(roundtrip(fx.sys, p) == p);
   delivery d{"q1", "http://x", "{}", 2};
   CHECK(roundtrip(fx.sys, d) == d);
   metric_sample m{"llm_provider_requests_total", {"mock", "m", "completed"}, 1};

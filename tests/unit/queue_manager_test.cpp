@@ -154,15 +154,29 @@ TEST_CASE("a full queue refuses new requests and stores none of them") {
 
 TEST_CASE("a stopped queue manager refuses new requests and reports draining") {
   pipeline_fixture fx;
+  auto accepting = [&] {
+    auto result = fx.request<bool>(fx.queue, atom::accepting_v);
+    REQUIRE(result);
+    return *result;
+  };
+  CHECK(accepting());
   fx.self->send(fx.queue, atom::stop_v);
   fx.settle();
+  CHECK_FALSE(accepting());
   auto outcomes = fx.request<std::vector<enqueue_outcome>>(
       fx.queue, atom::enqueue_v, std::vector<comparison_request>{make_request("late")});
   REQUIRE(outcomes);
   REQUIRE(outcomes->size() == 1);
   CHECK_FALSE(outcomes->front().accepted);
   CHECK(outcomes->front().error_code == "SERVICE_UNAVAILABLE");
-  CHECK(fx.request<actor_status>(fx.queue, atom::status_v)->facts["draining"] == "true");
+}
+
+TEST_CASE("a drained queue manager says it no longer accepts requests") {
+  pipeline_fixture fx;
+  REQUIRE(fx.request<bool>(fx.queue, atom::drain_v));
+  auto accepting = fx.request<bool>(fx.queue, atom::accepting_v);
+  REQUIRE(accepting);
+  CHECK_FALSE(*accepting);
 }
 
 TEST_CASE("higher priority is served first and FIFO within a priority") {

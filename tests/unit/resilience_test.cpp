@@ -699,29 +699,3 @@ TEST_CASE("parse_rfc3339_reset: time left until an RFC 3339 instant") {
     CHECK_FALSE(lps::parse_rfc3339_reset(bad, now).has_value());
   }
 }
-
-// -- concurrency --
-
-TEST_CASE("concurrency_limit: caps calls in flight") {
-  lps::concurrency_limit limit{2};
-  CHECK(limit.limit() == 2);
-  CHECK(limit.try_acquire());
-  CHECK(limit.try_acquire());
-  CHECK_FALSE(limit.try_acquire());
-  CHECK(limit.in_use() == 2);
-  limit.release();
-  CHECK(limit.try_acquire());
-  limit.set_limit(1); // lowered below in_use: refuses until enough are released
-  CHECK_FALSE(limit.try_acquire());
-  limit.release();
-  CHECK_FALSE(limit.try_acquire());
-  limit.release();
-  CHECK(limit.in_use() == 0);
-  limit.release(); // extra release does not wrap
-  CHECK(limit.in_use() == 0);
-  CHECK(limit.try_acquire());
-  lps::concurrency_limit unlimited;
-  for (int i = 0; i < 1000; ++i)
-    REQUIRE(unlimited.try_acquire());
-  CHECK(unlimited.in_use() == 1000);
-}

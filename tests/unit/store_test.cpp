@@ -119,6 +119,18 @@ std::vector<std::string> ids_of(const std::vector<lps::stored_request>& rows) {
   return ids;
 }
 
+// The active requests' scheduling rows, in the order the queue loads them at start-up.
+std::vector<lps::stored_request> active_index(lps::store& db) {
+  std::vector<lps::stored_request> rows;
+  db.load_active_index([&](lps::stored_request&& row) { rows.push_back(std::move(row)); });
+  return rows;
+}
+
+// The active requests' whole rows (payload and texts), in start-up order.
+std::vector<lps::stored_request> active_rows(lps::store& db) {
+  return db.load_rows(ids_of(active_index(db)));
+}
+
 std::vector<std::string> ids_of(const std::vector<lps::stored_result>& rows) {
   std::vector<std::string> ids;
   for (const auto& row : rows)
@@ -196,7 +208,7 @@ TEST_CASE("store open creates the data directory and the schema", "[store][sqlit
   CHECK(fs::is_regular_file(file));
   CHECK(db->count_active_requests() == 0);
   CHECK(db->count_results() == 0);
-  CHECK(db->load_active_requests().empty());
+  CHECK(active_index(*db).empty());
   CHECK(db->load_undelivered_results().empty());
 
   CHECK(query_text(file, "PRAGMA user_version") == "5");
@@ -231,7 +243,7 @@ TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
   }
   for (int round = 0; round < 2; ++round) {
     auto db = open_store(options_for(dir, true));
-    auto active = db->load_active_requests();
+    auto active = active_rows(*db);
     REQUIRE(active.size() == 2);
     CHECK(active[0].queue_id == "a");
     CHECK(active[0].priority == 7);
@@ -266,7 +278,7 @@ TEST_CASE("store loads active requests by priority then FIFO", "[store]") {
   require_ok(*db, inserts({make_request("negative", -3, 0)}));
   auto expected = std::vector<std::string>{"high-early", "high-late", "mid-a",    "mid-b",
                                            "tie-1",      "tie-2",     "low-late", "negative"};
-  CHECK(ids_of(db->load_active_requests()) == expected);
+  CHECK(ids_of(active_index(*db)) == expected);
   CHECK(db->count_active_requests() == expected.size());
 }
 
@@ -276,7 +288,7 @@ TEST_CASE("store finals remove the request and are readable by id", "[store]") {
   require_ok(*db, inserts({make_request("q1"), make_request("q2"), make_request("q3")}));
   require_ok(*db, finals({make_result("q1", "completed", "http://cb/1", 10),
                           make_result("q3", "expired", "", 30)}));
-  CHECK(ids_of(db->load_active_requests()) == std::vector<std::string>{"q2"});
+  CHECK(ids_of(active_index(*db)) == std::vector<std::string>{"q2"});
   CHECK(db->count_active_requests() == 1);
   CHECK(db->count_results() == 2);
   auto q1 = db->find_result("q1");
@@ -363,7 +375,7 @@ TEST_CASE("store updates attempt counters of active requests", "[store]") {
   write = {};
   write.attempts = {{"a", 3}};
   require_ok(*db, write);
-  auto active = db->load_active_requests();
+  auto active = active_index(*db);
   REQUIRE(active.size() == 2);
   CHECK(active[0].attempts == 3);
   CHECK(active[1].attempts == 7);
@@ -429,7 +441,7 @@ TEST_CASE("store isolates a bad write from its neighbours in the same batch", "[
   CHECK_THAT(partial.error, Catch::Contains("good-1"));
   CHECK(delivered.ok);
 
-  CHECK(ids_of(db->load_active_requests()) == std::vector<std::string>{"good-1"});
+  CHECK(ids_of(active_index(*db)) == std::vector<std::string>{"good-1"});
   auto result = db->find_result("existing");
   REQUIRE(result);
   CHECK(result->delivered);
@@ -738,10 +750,11 @@ TEST_CASE("store keeps texts apart and loads them on demand", "[store]") {
   write.inserts.push_back({"t2", 5, 2, 10, 0, "meta-2", std::string(6000, 'x'), "openai"});
   db->submit(std::move(write), [](bool, const std::string&) {});
   db->flush();
-  auto active = db->load_active_requests();
+  auto active = active_index(*db);
   REQUIRE(active.size() == 2);
-  CHECK(active[0].payload == "meta-1");
-  CHECK(active[0].texts.empty()); // start-up reads stay small
+  CHECK(active[0].queue_id == "t1");
+  CHECK(active[0].payload.empty()); // start-up reads stay small
+  CHECK(active[0].texts.empty());
   auto rows = db->load_rows({"t2", "gone", "t1"});
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].queue_id == "t2");
@@ -767,7 +780,7 @@ TEST_CASE("store migrates a version 1 database and keeps its rows", "[store][sql
   sqlite3_close(raw);
   auto db = open_store(options_for(dir));
   REQUIRE(db);
-  auto active = db->load_active_requests();
+  auto active = active_rows(*db);
   REQUIRE(active.size() == 1);
   CHECK(active[0].queue_id == "old");
   CHECK(active[0].payload == std::string("\x01\x02\x03\x04", 4));
@@ -1088,7 +1101,7 @@ TEST_CASE("store adds the idempotency table to a store made without it", "[store
   keys.idempotency_keys = {{"k", "a"}};
   require_ok(*db, keys);
   CHECK(db->find_idempotency_key("k") == std::optional<std::string>{"a"});
-  CHECK(db->load_active_requests().size() == 1);
+  CHECK(active_index(*db).size() == 1);
 }
 
 TEST_CASE("store records a callback given up, keeps it across reopen, and no longer lists it",
@@ -1202,7 +1215,7 @@ TEST_CASE("store migrates a version 3 database: old rows have no run, new rows d
   CHECK_THAT(query_plan(db->path(), load_index_sql),
              Catch::Contains("COVERING INDEX requests_schedule"));
   // The old rows stay as they were, without a run (NULL, not filled from the payload).
-  CHECK(ids_of(db->load_active_requests()) == std::vector<std::string>{"old"});
+  CHECK(ids_of(active_index(*db)) == std::vector<std::string>{"old"});
   CHECK(db->find_result("old-final"));
   CHECK(query_text(db->path(), "SELECT count(*) FROM requests WHERE bos_batch_id IS NULL") == "1");
   CHECK(query_text(db->path(), "SELECT count(*) FROM results WHERE bos_batch_id IS NULL") == "1");
