@@ -1,5 +1,6 @@
 #include "app/http_api.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/error_code.hpp"
 
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
@@ -22,21 +23,22 @@ http_response json_response(unsigned status, std::string body) {
   return {status, std::move(body), "application/json", {}};
 }
 
-http_response error_response(unsigned status, std::string_view code, std::string_view message,
+http_response error_response(unsigned status, ec code, std::string_view message,
                              std::string_view correlation_id = {}, std::string_view field = {}) {
   return json_response(status, render_error_body(code, message, correlation_id, field));
 }
 
 // Status code of a refused enqueue (CONTRACTS.md section 1).
-unsigned status_of_refusal(const std::string& code) {
-  if (code == "QUEUE_FULL" || code == "SERVICE_UNAVAILABLE")
+unsigned status_of_refusal(ec code) {
+  if (code == ec::queue_full || code == ec::service_unavailable)
     return 503;
   return 500;
 }
 
 http_response refusal_response(const enqueue_outcome& x) {
-  auto res = error_response(status_of_refusal(x.error_code), x.error_code, x.error_message,
-                            x.correlation_id);
+  // The queue manager and intake write the code with to_string; anything else is ours to fix.
+  auto code = parse_error_code(x.error_code).value_or(ec::internal_error);
+  auto res = error_response(status_of_refusal(code), code, x.error_message, x.correlation_id);
   if (x.retry_after_seconds > 0)
     res.headers.emplace_back("Retry-After", std::to_string(x.retry_after_seconds));
   return res;
@@ -68,11 +70,12 @@ bool is_json_content_type(const std::string& value) {
 // Common checks of both submission routes: content type and a body at all.
 bool check_submission(const http_request& req, http_responder& respond) {
   if (!is_json_content_type(req.content_type)) {
-    respond(error_response(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"));
+    respond(
+        error_response(415, ec::unsupported_media_type, "Content-Type must be application/json"));
     return false;
   }
   if (req.body.empty()) {
-    respond(error_response(400, "VALIDATION_ERROR", "request body is empty"));
+    respond(error_response(400, ec::validation_error, "request body is empty"));
     return false;
   }
   return true;
@@ -138,8 +141,8 @@ void enqueue_one(const api_context& ctx, comparison_request request, http_respon
       ctx, ctx.actors.intake,
       [respond, cid](caf::expected<std::vector<enqueue_outcome>> r) {
         if (!r || r->size() != 1) {
-          respond(
-              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time", cid));
+          respond(error_response(503, ec::service_unavailable, "the queue did not answer in time",
+                                 cid));
           return;
         }
         const auto& x = r->front();
@@ -204,7 +207,7 @@ void submit_idempotent(const api_context& ctx, std::string key, comparison_reque
     write.idempotency_keys = {{key, queue_id}};
     after_commit(*c, std::move(write), [c, queue_id, shared, done](bool ok) {
       if (!ok)
-        return done(error_response(500, "INTERNAL_ERROR", "the Idempotency-Key was not stored",
+        return done(error_response(500, ec::internal_error, "the Idempotency-Key was not stored",
                                    shared->correlation_id));
       shared->queue_id = queue_id;
       enqueue_one(*c, std::move(*shared), done);
@@ -232,7 +235,7 @@ void submit_one(const api_context& ctx, http_request&& req, const std::string& c
   auto header = header_value(req, "idempotency-key");
   if (header.size() > max_idempotency_key_bytes)
     return respond(
-        error_response(400, "VALIDATION_ERROR",
+        error_response(400, ec::validation_error,
                        "must be at most " + std::to_string(max_idempotency_key_bytes) + " bytes",
                        parsed.correlation_id, "Idempotency-Key"));
   auto key = idempotency_key(ctx.cfg, header, parsed, client);
@@ -244,7 +247,9 @@ void submit_one(const api_context& ctx, http_request&& req, const std::string& c
 // A bulk submission of which nothing was accepted because the queue is full is answered
 // as a whole (503 with Retry-After), so a client backs off instead of reading 202.
 std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enqueue_outcome>& xs) {
-  auto full = [](const enqueue_outcome& x) { return !x.accepted && x.error_code == "QUEUE_FULL"; };
+  auto full = [](const enqueue_outcome& x) {
+    return !x.accepted && x.error_code == to_string(ec::queue_full);
+  };
   if (xs.empty() || !std::all_of(xs.begin(), xs.end(), full))
     return std::nullopt;
   return *std::max_element(xs.begin(), xs.end(), [](const auto& a, const auto& b) {
@@ -257,14 +262,14 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
     return;
   // Refused rather than ignored: a client that retries trusting it would create duplicates.
   if (!header_value(req, "idempotency-key").empty())
-    return respond(error_response(400, "VALIDATION_ERROR",
+    return respond(error_response(400, ec::validation_error,
                                   "is not supported on the bulk route: submit each request to "
                                   "POST /api/v1/comparison with its own key",
                                   {}, "Idempotency-Key"));
   std::vector<bulk_item> items;
   field_error err;
   if (!parse_comparison_batch(req.body, ctx.limits, items, err)) {
-    if (err.code == "PAYLOAD_TOO_LARGE")
+    if (err.code == ec::payload_too_large)
       return respond(
           error_response(413, err.code, err.message + " (raise BULK_MAX_REQUESTS)", {}, err.field));
     respond(error_response(400, err.code, err.message, {}, err.field));
@@ -298,7 +303,7 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
       ctx, ctx.actors.intake,
       [respond, entries, positions](caf::expected<std::vector<enqueue_outcome>> r) {
         if (!r || r->size() != positions->size()) {
-          respond(error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+          respond(error_response(503, ec::service_unavailable, "the queue did not answer in time"));
           return;
         }
         if (auto full = nothing_accepted_queue_full(*r))
@@ -344,7 +349,7 @@ void get_status(const api_context& ctx, const std::string& id, http_responder re
         } else if (auto stored = db->find_result(id)) {
           respond(json_response(200, final_status_body(*stored)));
         } else {
-          respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+          respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
         }
       },
       atom::lookup_v, id);
@@ -363,7 +368,7 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
                                          + ",\"status\":" + json_quote(to_string(r->status))
                                          + ",\"message\":\"the result is not final yet\"}"));
         } else {
-          respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+          respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
         }
       },
       atom::lookup_v, id);
@@ -515,7 +520,7 @@ void get_metrics(const api_context& ctx, http_responder respond) {
       ctx, ctx.actors.metrics,
       [respond](caf::expected<std::string> r) {
         if (!r) {
-          respond(error_response(503, "SERVICE_UNAVAILABLE", "metrics did not answer"));
+          respond(error_response(503, ec::service_unavailable, "metrics did not answer"));
           return;
         }
         respond({200, std::move(*r), "text/plain; version=0.0.4; charset=utf-8", {}});
@@ -528,7 +533,7 @@ void get_inspect(const api_context& ctx, http_responder respond) {
       ctx, ctx.actors.inspector,
       [respond](caf::expected<std::vector<actor_status>> r) {
         if (!r) {
-          respond(error_response(503, "SERVICE_UNAVAILABLE", "the inspector did not answer"));
+          respond(error_response(503, ec::service_unavailable, "the inspector did not answer"));
           return;
         }
         respond(json_response(200, render_inspection(*r)));
@@ -568,7 +573,7 @@ void get_batch_jobs(const api_context& ctx, http_responder respond) {
 void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
   if (!job)
-    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no batch job " + id));
+    return respond(error_response(404, ec::resource_not_found, "no batch job " + id));
   respond(json_response(200, render_batch_job(*job)));
 }
 
@@ -577,18 +582,18 @@ void get_batch_job(const api_context& ctx, const std::string& id, http_responder
 void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
   if (!job)
-    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no batch job " + id));
+    return respond(error_response(404, ec::resource_not_found, "no batch job " + id));
   auto actor = ctx.actors.batch.find(job->provider);
   if (actor == ctx.actors.batch.end())
-    return respond(error_response(409, "INVALID_REQUEST",
+    return respond(error_response(409, ec::invalid_request,
                                   "batch jobs of " + job->provider + " are not running now"));
   ask<std::string>(
       ctx, actor->second,
       [respond, id](caf::expected<std::string> r) {
         if (!r)
-          return respond(error_response(503, "SERVICE_UNAVAILABLE", "batch jobs did not answer"));
+          return respond(error_response(503, ec::service_unavailable, "batch jobs did not answer"));
         if (!r->empty())
-          return respond(error_response(409, "INVALID_REQUEST", *r));
+          return respond(error_response(409, ec::invalid_request, *r));
         respond(
             json_response(202, "{\"job_id\":" + json_quote(id) + ",\"cancel_requested\":true}"));
       },
@@ -598,15 +603,16 @@ void cancel_batch_job(const api_context& ctx, const std::string& id, http_respon
 // The operator fixed the key of a paused provider: its queued requests flow again at once.
 void resume_provider(const api_context& ctx, const std::string& name, http_responder respond) {
   if (name != "mock" && ctx.cfg.providers.count(name) == 0)
-    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no provider " + name));
+    return respond(error_response(404, ec::resource_not_found, "no provider " + name));
   ask<bool>(
       ctx, ctx.actors.bundler,
       [respond, name](caf::expected<bool> r) {
         if (!r)
-          return respond(error_response(503, "SERVICE_UNAVAILABLE", "the bundler did not answer"));
+          return respond(
+              error_response(503, ec::service_unavailable, "the bundler did not answer"));
         if (!*r)
           return respond(
-              error_response(409, "INVALID_REQUEST", "provider " + name + " is not paused"));
+              error_response(409, ec::invalid_request, "provider " + name + " is not paused"));
         respond(json_response(202, "{\"provider\":" + json_quote(name) + ",\"paused\":false}"));
       },
       atom::resume_v, name);
@@ -647,7 +653,7 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_batch_jobs(ctx, std::move(respond));
   if (match_id(req.path, "/api/v1/batch-jobs/", id))
     return get_batch_job(ctx, id, std::move(respond));
-  respond(error_response(404, "RESOURCE_NOT_FOUND", "no route for GET " + req.path));
+  respond(error_response(404, ec::resource_not_found, "no route for GET " + req.path));
 }
 
 // -- access --
@@ -690,7 +696,7 @@ std::optional<std::string> authenticate(const api_context& ctx, const http_reque
 
 // The 401 names what is missing, never what was sent.
 http_response unauthorized(route_access access) {
-  auto res = error_response(401, "AUTHENTICATION_ERROR",
+  auto res = error_response(401, ec::authentication_error,
                             access == route_access::admin
                                 ? "this operator route needs Authorization: Bearer <ADMIN_TOKEN>"
                                 : "this route needs Authorization: Bearer <API key>");
@@ -771,7 +777,7 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   if (req.method == "POST" && match_action(req.path, "/api/v1/providers/", "/resume", id))
     return resume_provider(ctx, id, std::move(respond));
   respond(error_response(req.method == "POST" ? 404 : 405,
-                         req.method == "POST" ? "RESOURCE_NOT_FOUND" : "INVALID_REQUEST",
+                         req.method == "POST" ? ec::resource_not_found : ec::invalid_request,
                          "no route for " + req.method + " " + req.path));
 }
 

@@ -305,7 +305,7 @@ bool is_blank(std::string_view text, std::string_view whitespace = json_whitespa
 
 /// A whole-body error: no field to name.
 bool fail_body(field_error& error, std::string message) {
-  error.code = "VALIDATION_ERROR";
+  error.code = ec::validation_error;
   error.field.clear();
   error.message = std::move(message);
   return false;
@@ -559,7 +559,7 @@ public:
 
 private:
   bool fail(std::string_view field, std::string message) {
-    error_.code = "VALIDATION_ERROR";
+    error_.code = ec::validation_error;
     error_.field = prefix_;
     error_.field += field;
     error_.message = std::move(message);
@@ -899,7 +899,7 @@ void append_error_detail(std::string& out, const result_event& event,
   const auto& outcome = event.outcome;
   object_writer detail{out};
   // An unnamed failure still needs a code consumers can switch on.
-  detail.string("error_code", first_non_empty(outcome.error_code, "INTERNAL_ERROR"))
+  detail.string("error_code", first_non_empty(outcome.error_code, to_string(ec::internal_error)))
       .string("message", outcome.error_message)
       .string_or_null("correlation_id", correlation_id)
       .string("timestamp", iso8601(event.completed_at))
@@ -986,7 +986,7 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
     if (!document.is_object())
       return fail_body(error, "request body must be a JSON object");
     auto fail_requests = [&](std::string message) {
-      error.code = "VALIDATION_ERROR";
+      error.code = ec::validation_error;
       error.field = "requests";
       error.message = std::move(message);
       return false;
@@ -1003,7 +1003,7 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
       std::string message = "must contain at most ";
       append_integer(message, limits.max_batch_items);
       fail_requests(message + " requests");
-      error.code = "PAYLOAD_TOO_LARGE"; // a limit, not a malformed body: 413
+      error.code = ec::payload_too_large; // a limit, not a malformed body: 413
       return false;
     }
     items.resize(xs.size());
@@ -1032,12 +1032,13 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
 
 // -- rendering -------------------------------------------------------------------------------
 
-std::string render_error_body(std::string_view code, std::string_view message,
-                              std::string_view correlation_id, std::string_view details_field) {
+std::string render_error_body(ec code, std::string_view message, std::string_view correlation_id,
+                              std::string_view details_field) {
   std::string result;
   result.reserve(128 + message.size());
   object_writer body{result};
-  append_error_object(body.member("error"), code, message, correlation_id, details_field);
+  append_error_object(body.member("error"), to_string(code), message, correlation_id,
+                      details_field);
   body.close();
   return result;
 }
@@ -1089,8 +1090,8 @@ std::string render_bulk_accepted(const std::vector<bulk_entry>& entries) {
           .string_or_null("correlation_id", entry.outcome.correlation_id);
     } else if (!entry.error.message.empty()) {
       // Refused while parsing: the request never got a correlation id of ours.
-      append_error_object(item.member("error"), entry.error.code, entry.error.message, {},
-                          entry.error.field);
+      append_error_object(item.member("error"), to_string(entry.error.code), entry.error.message,
+                          {}, entry.error.field);
     } else {
       append_error_object(item.member("error"), entry.outcome.error_code,
                           entry.outcome.error_message, entry.outcome.correlation_id, {});
