@@ -2,7 +2,9 @@
 
 // JSON at the edge: HTTP bodies to validated structs, structs to response bodies and
 // result events. Validation happens here, once, with errors that name the field.
-// (Boost.JSON stays inside json_codec.cpp so other translation units stay light.)
+// Implemented by json_request_parser.cpp (parsing and validation) and json_renderers.cpp
+// (bodies and result events) on top of json_utf8, json_writer and json_scanner; Boost.JSON
+// stays inside those files so other translation units stay light.
 
 #include "messages/comparison.hpp"
 #include "messages/queue.hpp"
