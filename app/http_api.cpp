@@ -1,4 +1,5 @@
 #include "app/http_api.hpp"
+#include "runtime/api_bodies.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/error_code.hpp"
 
@@ -125,13 +126,6 @@ std::string idempotency_key(const config& cfg, const std::string& header,
   if (cfg.dedupe_by_correlation_id && !req.correlation_id.empty())
     return client + "\ncorrelation-id\n" + req.correlation_id;
   return "";
-}
-
-std::string render_repeat(const std::string& queue_id, const std::string& status,
-                          const std::string& correlation_id) {
-  return "{\"queue_id\":" + json_quote(queue_id) + ",\"status\":" + json_quote(status)
-         + ",\"correlation_id\":" + json_quote(correlation_id)
-         + ",\"message\":\"Already submitted: this is the first submission's request\"}";
 }
 
 // Hands one request to intake; answers 202 once it is stored, or the refusal.
@@ -318,26 +312,6 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
       atom::submit_v, std::move(valid));
 }
 
-// A callback given up also names its attempts and why the last one failed.
-std::string callback_delivery_fields(const stored_result& x) {
-  if (x.callback_url.empty())
-    return "\"callback_delivery\":\"not_requested\"";
-  if (x.delivered)
-    return "\"callback_delivery\":\"delivered\"";
-  if (x.delivery_failed_at_ms == 0)
-    return "\"callback_delivery\":\"pending\"";
-  return "\"callback_delivery\":\"failed\",\"callback_attempts\":"
-         + std::to_string(x.delivery_attempts)
-         + ",\"callback_last_error\":" + json_quote(x.last_delivery_error);
-}
-
-std::string final_status_body(const stored_result& x) {
-  return "{\"queue_id\":" + json_quote(x.queue_id) + ",\"status\":" + json_quote(x.status)
-         + ",\"completed_at\":" + json_quote(iso8601(from_unix_ms(x.completed_at_ms)))
-         + ",\"result_available\":true," + callback_delivery_fields(x) + ",\"correlation_id\":"
-         + json_quote(json_string_field(x.event_json, "correlation_id")) + "}";
-}
-
 // Held requests are answered by the queue manager; final ones come from the store.
 void get_status(const api_context& ctx, const std::string& id, http_responder respond) {
   auto db = ctx.db;
@@ -347,7 +321,7 @@ void get_status(const api_context& ctx, const std::string& id, http_responder re
         if (r && r->found) {
           respond(json_response(200, render_status(*r)));
         } else if (auto stored = db->find_result(id)) {
-          respond(json_response(200, final_status_body(*stored)));
+          respond(json_response(200, render_final_status(*stored)));
         } else {
           respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
         }
@@ -364,9 +338,7 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
       ctx, ctx.actors.queue,
       [respond, id](caf::expected<request_status> r) {
         if (r && r->found) {
-          respond(json_response(202, "{\"queue_id\":" + json_quote(id)
-                                         + ",\"status\":" + json_quote(to_string(r->status))
-                                         + ",\"message\":\"the result is not final yet\"}"));
+          respond(json_response(202, render_pending_result(id, to_string(r->status))));
         } else {
           respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
         }
@@ -422,30 +394,24 @@ void get_providers(const api_context& ctx, http_responder respond) {
       atom::status_v);
 }
 
-// {"mock":{"configured":true,"available":true,"note":""},...}: which providers can serve
-// requests (a provider without a key is not a failing check: requests for it are refused at
-// submission, and the note says how to configure it).
-std::string health_providers(const config& cfg) {
-  auto entry = [&](const std::string& name, bool configured) {
-    auto reason = provider_unavailable_reason(cfg, name);
-    return json_quote(name) + ":{\"configured\":" + (configured ? "true" : "false")
-           + ",\"available\":" + (reason.empty() ? "true" : "false")
-           + ",\"note\":" + json_quote(reason) + "}";
-  };
-  std::string body = "{" + entry("mock", true);
+// Which providers can serve requests (a provider without a key is not a failing check:
+// requests for it are refused at submission, and the note says how to configure it).
+std::vector<health_provider> health_providers(const config& cfg) {
+  std::vector<health_provider> result{{"mock", true, provider_unavailable_reason(cfg, "mock")}};
   for (const auto& [name, p] : cfg.providers)
-    body += "," + entry(name, !p.api_key.empty());
-  return body + "}";
+    result.push_back({name, !p.api_key.empty(), provider_unavailable_reason(cfg, name)});
+  return result;
 }
 
-// One warning per provider paused by a rejected key, each a JSON string with a leading comma.
-std::string pause_warnings(const config& cfg, const caf::expected<actor_status>& bundler) {
-  std::string result;
+// One warning per provider paused by a rejected key.
+std::vector<std::string> pause_warnings(const config& cfg,
+                                        const caf::expected<actor_status>& bundler) {
+  std::vector<std::string> result;
   if (!bundler)
     return result;
   auto add = [&](const std::string& name) {
     if (auto reason = pause_reason(*bundler, name); !reason.empty())
-      result += "," + json_quote("provider " + name + " is paused: " + reason);
+      result.push_back("provider " + name + " is paused: " + reason);
   };
   add("mock");
   for (const auto& [name, p] : cfg.providers)
@@ -453,7 +419,7 @@ std::string pause_warnings(const config& cfg, const caf::expected<actor_status>&
   return result;
 }
 
-void report_health(const api_context& ctx, std::string paused, http_responder respond);
+void report_health(const api_context& ctx, std::vector<std::string> paused, http_responder respond);
 
 // A paused provider does not take the node out of a load balancer (other providers still
 // work and its requests wait safely): /healthz stays 200 and says "degraded".
@@ -467,50 +433,49 @@ void get_health(const api_context& ctx, http_responder respond) {
       atom::status_v);
 }
 
-void report_health(const api_context& ctx, std::string paused, http_responder respond) {
-  auto providers = health_providers(ctx.cfg);
-  auto configured = std::string{to_string(ctx.cfg.processing_mode)};
-  auto effective = std::string{to_string(effective_mode(ctx.cfg))};
-  if (!ctx.actors.batch.empty())
-    effective = configured;
+// The configuration half of /healthz; the queue manager's answer completes it.
+health_report configured_health(const api_context& ctx, std::vector<std::string> paused) {
+  health_report result;
+  result.providers = health_providers(ctx.cfg);
+  result.configured_mode = to_string(ctx.cfg.processing_mode);
+  result.effective_mode =
+      ctx.actors.batch.empty() ? to_string(effective_mode(ctx.cfg)) : result.configured_mode;
+  if (result.configured_mode != result.effective_mode)
+    result.warnings.push_back("QUEUE_PROCESSING_MODE=" + result.configured_mode
+                              + " but no provider uses a batch API (set "
+                                "OPENAI_BATCH_API_MODE or ANTHROPIC_BATCH_API_MODE and the "
+                                "provider's key): requests are processed as "
+                              + result.effective_mode);
+  if (auto mock_warning = mock_default_warning(ctx.cfg); !mock_warning.empty())
+    result.warnings.push_back(std::move(mock_warning));
+  result.warnings.insert(result.warnings.end(), paused.begin(), paused.end());
+  return result;
+}
+
+void report_health(const api_context& ctx, std::vector<std::string> paused,
+                   http_responder respond) {
+  auto degraded = !paused.empty();
+  auto configured = configured_health(ctx, std::move(paused));
   auto db = ctx.db;
   ask<actor_status>(
       ctx, ctx.actors.queue,
-      [respond, configured, effective, db, providers, paused,
-       mock_warning = mock_default_warning(ctx.cfg)](caf::expected<actor_status> r) {
-        bool store_ok = true;
+      [respond, configured, degraded, db](caf::expected<actor_status> r) {
+        auto report = configured;
+        report.store_ok = true;
         try {
           db->find_result("healthz-probe");
         } catch (...) {
-          store_ok = false;
+          report.store_ok = false;
         }
-        bool healthy = static_cast<bool>(r) && store_ok;
-        std::string warnings = "[";
-        if (configured != effective)
-          warnings += json_quote("QUEUE_PROCESSING_MODE=" + configured
-                                 + " but no provider uses a batch API (set "
-                                   "OPENAI_BATCH_API_MODE or ANTHROPIC_BATCH_API_MODE and the "
-                                   "provider's key): requests are processed as "
-                                 + effective);
-        if (!mock_warning.empty())
-          warnings += std::string{warnings.size() > 1 ? "," : ""} + json_quote(mock_warning);
-        if (!paused.empty())
-          warnings += warnings.size() > 1 ? paused : paused.substr(1);
-        warnings += "]";
+        report.queue_manager_ok = static_cast<bool>(r);
+        bool healthy = report.queue_manager_ok && report.store_ok;
         auto draining = r && r->facts["draining"] == "true";
-        auto status = draining         ? "\"draining\""
-                      : !healthy       ? "\"unhealthy\""
-                      : paused.empty() ? "\"healthy\""
-                                       : "\"degraded\"";
-        auto body = std::string{"{\"status\":"} + status
-                    + ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\""
-                    + ",\"queue_processing_mode\":" + json_quote(configured)
-                    + ",\"effective_processing_mode\":" + json_quote(effective)
-                    + ",\"accepting_requests\":" + (draining ? "false" : "true")
-                    + ",\"checks\":{\"store\":" + (store_ok ? "true" : "false")
-                    + ",\"queue_manager\":" + (r ? "true" : "false")
-                    + "},\"providers\":" + providers + ",\"warnings\":" + warnings + "}";
-        respond(json_response(healthy && !draining ? 200 : 503, std::move(body)));
+        report.accepting_requests = !draining;
+        report.status = draining   ? "draining"
+                        : !healthy ? "unhealthy"
+                        : degraded ? "degraded"
+                                   : "healthy";
+        respond(json_response(healthy && !draining ? 200 : 503, render_health(report)));
       },
       atom::status_v);
 }
@@ -543,31 +508,9 @@ void get_inspect(const api_context& ctx, http_responder respond) {
 
 // -- provider batch jobs --
 
-std::string render_batch_job(const batch_job_record& job) {
-  auto ms = [](int64_t v) { return v > 0 ? std::to_string(v) : std::string{"null"}; };
-  return "{\"job_id\":" + json_quote(job.job_id) + ",\"provider\":" + json_quote(job.provider)
-         + ",\"model\":" + json_quote(job.model) + ",\"state\":" + json_quote(job.state)
-         + ",\"provider_job_id\":" + json_quote(job.provider_job_id) + ",\"provider_status\":"
-         + json_quote(job.provider_status) + ",\"item_count\":" + std::to_string(job.item_count)
-         + ",\"succeeded\":" + std::to_string(job.succeeded)
-         + ",\"failed\":" + std::to_string(job.failed) + ",\"cancel_requested\":"
-         + (job.cancel_requested ? "true" : "false") + ",\"created_at_ms\":" + ms(job.created_at_ms)
-         + ",\"submitted_at_ms\":" + ms(job.submitted_at_ms)
-         + ",\"ended_at_ms\":" + ms(job.ended_at_ms) + ",\"updated_at_ms\":" + ms(job.updated_at_ms)
-         + ",\"last_error\":" + json_quote(job.last_error) + "}";
-}
-
 void get_batch_jobs(const api_context& ctx, http_responder respond) {
-  std::string body = "{\"jobs\":[";
-  if (ctx.jobs_db != nullptr) {
-    bool first = true;
-    for (const auto& job : ctx.jobs_db->list(1000)) {
-      body += first ? "" : ",";
-      first = false;
-      body += render_batch_job(job);
-    }
-  }
-  respond(json_response(200, body + "]}"));
+  auto jobs = ctx.jobs_db != nullptr ? ctx.jobs_db->list(1000) : std::vector<batch_job_record>{};
+  respond(json_response(200, render_batch_jobs(jobs)));
 }
 
 void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
@@ -594,8 +537,7 @@ void cancel_batch_job(const api_context& ctx, const std::string& id, http_respon
           return respond(error_response(503, ec::service_unavailable, "batch jobs did not answer"));
         if (!r->empty())
           return respond(error_response(409, ec::invalid_request, *r));
-        respond(
-            json_response(202, "{\"job_id\":" + json_quote(id) + ",\"cancel_requested\":true}"));
+        respond(json_response(202, render_cancel_requested(id)));
       },
       atom::cancel_v, id);
 }
@@ -613,7 +555,7 @@ void resume_provider(const api_context& ctx, const std::string& name, http_respo
         if (!*r)
           return respond(
               error_response(409, ec::invalid_request, "provider " + name + " is not paused"));
-        respond(json_response(202, "{\"provider\":" + json_quote(name) + ",\"paused\":false}"));
+        respond(json_response(202, render_provider_resumed(name)));
       },
       atom::resume_v, name);
 }

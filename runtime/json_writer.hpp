@@ -91,4 +91,29 @@ private:
   bool first_ = true;
 };
 
+/// Writes one JSON array element by element into a shared buffer, placing the commas.
+class array_writer {
+public:
+  explicit array_writer(std::string& out) : out_(out) {
+    out_ += '[';
+  }
+
+  /// Writes the comma before every element but the first and returns the buffer for the
+  /// caller to append the element.
+  std::string& element() {
+    if (!first_)
+      out_ += ',';
+    first_ = false;
+    return out_;
+  }
+
+  void close() {
+    out_ += ']';
+  }
+
+private:
+  std::string& out_;
+  bool first_ = true;
+};
+
 } // namespace lps
