@@ -1,5 +1,6 @@
 #include "actors/batch_jobs.hpp"
 #include "actors/batch_window.hpp"
+#include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
@@ -171,14 +172,16 @@ comparison_outcome outcome_of(self_ptr self, const batch_job& job, const batch_i
     out.http_status = r.response.http_status;
     return out;
   case kind::expired:
-    fail(out, "TIMEOUT", "the provider's batch window ended before this comparison ran", true);
+    fail(out, to_string(ec::timeout),
+         "the provider's batch window ended before this comparison ran", true);
     return out;
   case kind::cancelled:
     if (job.rec.cancel_requested)
-      fail(out, "CANCELLED", "batch job " + job.rec.job_id + " was cancelled by an operator",
-           false);
+      fail(out, to_string(ec::cancelled),
+           "batch job " + job.rec.job_id + " was cancelled by an operator", false);
     else
-      fail(out, "EXTERNAL_SERVICE_ERROR", "the provider cancelled this comparison", true);
+      fail(out, to_string(ec::external_service_error), "the provider cancelled this comparison",
+           true);
     return out;
   }
   return out;
@@ -196,7 +199,7 @@ void collect(self_ptr self, batch_job& job) {
     auto i = by_id.find(id);
     if (i == by_id.end()) {
       auto out = outcome_for(self, job, id);
-      fail(out, "EXTERNAL_SERVICE_ERROR", "missing from the batch results", true);
+      fail(out, to_string(ec::external_service_error), "missing from the batch results", true);
       outcomes.push_back(std::move(out));
       continue;
     }
@@ -260,15 +263,15 @@ void advance(self_ptr self, batch_job& job) {
   const auto& state = job.rec.state;
   bool unsent = state == "created" || state == "uploaded" || state == "submitting";
   if (job.rec.cancel_requested && (state == "created" || state == "uploaded")) {
-    give_back(self, job, "CANCELLED", "batch job cancelled by an operator before submission",
-              false);
+    give_back(self, job, to_string(ec::cancelled),
+              "batch job cancelled by an operator before submission", false);
     return;
   }
   if (unsent && (job.must_resolve || !job.inputs_held)) {
     if (state == "submitting") // it may exist at the provider: look before anything else
       send_step(self, job, batch_step::list, st.wire->list(st.cfg.target));
     else // never reached the provider, and the entries are gone with the restart
-      give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+      give_back(self, job, to_string(ec::external_service_error),
                 "lps restarted before batch job " + job.rec.job_id + " was submitted", true);
     return;
   }
@@ -319,7 +322,7 @@ void apply_status(self_ptr self, batch_job& job, batch_job_status status) {
     break;
   case batch_job_state::failed:
     save(self, job);
-    give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+    give_back(self, job, to_string(ec::external_service_error),
               "batch job " + job.rec.job_id + " failed at the provider: "
                   + (job.rec.last_error.empty() ? "no reason given" : job.rec.last_error),
               true);
@@ -386,7 +389,7 @@ void on_listed(self_ptr self, batch_job& job, const std::vector<batch_listing>& 
     return;
   }
   if (!job.inputs_held) {
-    give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+    give_back(self, job, to_string(ec::external_service_error),
               "batch job " + job.rec.job_id + " was not created at the provider", true);
     return;
   }
@@ -442,7 +445,7 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
     if (!status.ok && status.error.http_status == 404) {
       // The provider no longer knows the job (deleted, or results archived): nothing will
       // come of waiting, so its items run again.
-      give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+      give_back(self, job, to_string(ec::external_service_error),
                 "the provider no longer knows batch job " + job.rec.job_id, true);
       return;
     }
@@ -457,7 +460,7 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
     wire_response error;
     auto read = st.wire->read_results(resp.status, resp.body, resp.headers, now, error);
     if (resp.status == 404) {
-      give_back(self, job, "EXTERNAL_SERVICE_ERROR",
+      give_back(self, job, to_string(ec::external_service_error),
                 "the results of batch job " + job.rec.job_id + " are no longer available", true);
       return;
     }
@@ -533,7 +536,7 @@ void open_job(self_ptr self, const std::string& model, std::vector<std::string> 
   std::string error;
   if (!st.db->create(job.rec, job.item_ids, error)) {
     LPS_LOG_ERROR(log(), "batch job for {} not recorded: {}", st.cfg.provider, error);
-    give_back(self, job, "INTERNAL_ERROR", "batch job not recorded: " + error, true);
+    give_back(self, job, to_string(ec::internal_error), "batch job not recorded: " + error, true);
     return;
   }
   auto id = job.rec.job_id;

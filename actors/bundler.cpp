@@ -1,4 +1,5 @@
 #include "actors/bundler.hpp"
+#include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
@@ -175,7 +176,7 @@ void dispatch(self_ptr self) {
   auto i = st.providers.find(provider);
   if (i == st.providers.end()) {
     finish_call(self, provider,
-                fail_bundle(skeleton_of(b), "CONFIGURATION_ERROR",
+                fail_bundle(skeleton_of(b), to_string(ec::configuration_error),
                             "provider '" + provider + "' is not available in this service", false));
     return;
   }
@@ -190,7 +191,8 @@ void dispatch(self_ptr self) {
             LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
                          caf::to_string(err));
             finish_call(self, provider,
-                        fail_bundle(*skeleton, "TIMEOUT", "provider did not answer in time", true));
+                        fail_bundle(*skeleton, to_string(ec::timeout),
+                                    "provider did not answer in time", true));
           });
 }
 

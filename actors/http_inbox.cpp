@@ -49,7 +49,7 @@ transport_kind kind_of(transport_error err) {
 wire_response transport_failure(const std::string& who, const http_client_response& resp) {
   auto verdict = classify(0, "", "", kind_of(resp.error));
   wire_response r;
-  r.error_code = std::string{verdict.error_code};
+  r.error_code = to_string(verdict.error_code);
   r.error_message = who + " call failed (" + to_string(resp.error) + "): " + resp.error_message;
   r.retryable = verdict.kind == failure_class::retryable;
   return r;

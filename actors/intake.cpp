@@ -1,4 +1,5 @@
 #include "actors/intake.hpp"
+#include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
 #include "runtime/ids.hpp"
@@ -26,7 +27,7 @@ void assign_identity(comparison_request& req, caf::timestamp now) {
 std::vector<enqueue_outcome> refuse_all(const std::vector<comparison_request>& reqs) {
   std::vector<enqueue_outcome> result;
   for (const auto& req : reqs)
-    result.push_back({false, req.queue_id, req.correlation_id, "SERVICE_UNAVAILABLE",
+    result.push_back({false, req.queue_id, req.correlation_id, to_string(ec::service_unavailable),
                       "the service is shutting down and accepts no new requests", 0});
   return result;
 }

@@ -1,4 +1,5 @@
 #include "actors/mock_oracle.hpp"
+#include "runtime/error_code.hpp"
 
 #include "runtime/ids.hpp"
 
@@ -102,7 +103,8 @@ void fill_failure(mock_answer& answer, const mock_settings& settings, double dra
   answer.http_status = settings.error_codes.empty()
                            ? 503
                            : settings.error_codes[pick(draw, settings.error_codes.size())];
-  answer.error_code = answer.http_status == 429 ? "RATE_LIMIT" : "EXTERNAL_SERVICE_ERROR";
+  answer.error_code =
+      answer.http_status == 429 ? to_string(ec::rate_limit) : to_string(ec::external_service_error);
   answer.error_message = "mock provider simulated HTTP " + std::to_string(answer.http_status);
 }
 

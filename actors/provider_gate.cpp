@@ -1,4 +1,5 @@
 #include "actors/provider_gate.hpp"
+#include "runtime/error_code.hpp"
 
 #include <algorithm>
 
@@ -15,8 +16,9 @@ bool provider_failed(const std::vector<comparison_outcome>& outcomes) {
   for (const auto& o : outcomes) {
     any_success |= o.success;
     provider_failure |= !o.success
-                        && (o.error_code == "EXTERNAL_SERVICE_ERROR" || o.error_code == "TIMEOUT"
-                            || o.error_code == "CONNECTION_ERROR");
+                        && (o.error_code == to_string(ec::external_service_error)
+                            || o.error_code == to_string(ec::timeout)
+                            || o.error_code == to_string(ec::connection_error));
   }
   return provider_failure && !any_success;
 }
@@ -36,7 +38,7 @@ const rate_limit_hint* tightest_limits(const std::vector<comparison_outcome>& ou
 } // namespace
 
 bool rejects_key(const comparison_outcome& outcome) {
-  return !outcome.success && outcome.error_code == "AUTHENTICATION_ERROR";
+  return !outcome.success && outcome.error_code == to_string(ec::authentication_error);
 }
 
 provider_gate::provider_gate(provider_gate_settings settings) : settings_(std::move(settings)) {

@@ -1,4 +1,5 @@
 #include "actors/provider_http.hpp"
+#include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
 #include "actors/providers/retry_policy.hpp"
@@ -134,7 +135,8 @@ void start_http(self_ptr self, uint64_t ticket) {
     }
   };
   if (!configured(st.cfg) || st.http == nullptr) {
-    fail_all("CONFIGURATION_ERROR", st.cfg.provider + " provider is not configured", false);
+    fail_all(to_string(ec::configuration_error), st.cfg.provider + " provider is not configured",
+             false);
     return;
   }
   auto done = http_inbox::callback<provider_http_impl_actor>(st.inbox, self->ctrl(), ticket);
@@ -143,7 +145,8 @@ void start_http(self_ptr self, uint64_t ticket) {
   try {
     st.http->send(http_request_for(st, h), std::move(done));
   } catch (const std::exception& ex) {
-    fail_all("CONNECTION_ERROR", st.cfg.provider + " call not sent: " + ex.what(), true);
+    fail_all(to_string(ec::connection_error), st.cfg.provider + " call not sent: " + ex.what(),
+             true);
   }
 }
 
@@ -268,7 +271,8 @@ void finish_multi(self_ptr self, const state_t::pending_http& h, const http_clie
     r.call = transport_failure(st.cfg.provider, resp);
   else
     r = st.wire->read_multi(resp.status, resp.body, resp.headers, std::chrono::system_clock::now());
-  bool unreadable = r.call.error_code == "PARSING_ERROR" || r.call.error_code == "INVALID_RESPONSE";
+  bool unreadable = r.call.error_code == to_string(ec::parsing_error)
+                    || r.call.error_code == to_string(ec::invalid_response);
   size_t answered = 0;
   for (const auto& p : h.parts)
     answered += r.call.success && r.answers.count(p.multi_id) ? 1 : 0;

@@ -1,4 +1,5 @@
 #include "actors/provider_unconfigured.hpp"
+#include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
 #include "actors/result_mapper.hpp"
@@ -19,7 +20,8 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
         st.items_total += b.items.size();
         std::vector<comparison_outcome> result;
         for (const auto& item : b.items) {
-          auto outcome = make_failure(item.entry, "CONFIGURATION_ERROR", st.reason, false);
+          auto outcome =
+              make_failure(item.entry, to_string(ec::configuration_error), st.reason, false);
           outcome.enrichment = item.enrichment;
           outcome.provider = st.provider;
           outcome.model = b.model;

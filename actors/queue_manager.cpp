@@ -1,4 +1,5 @@
 #include "actors/queue_manager.hpp"
+#include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
 #include "actors/provider_gate.hpp"
@@ -213,11 +214,11 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
     auto count_after = st.entries.size() + pending.queue_ids.size() + 1;
     auto bytes_after = st.active_bytes + pending_bytes + item.size_bytes;
     if (st.draining) {
-      pending.outcomes.push_back(
-          refuse(item.request, "SERVICE_UNAVAILABLE", "the service is shutting down", 0));
+      pending.outcomes.push_back(refuse(item.request, to_string(ec::service_unavailable),
+                                        "the service is shutting down", 0));
     } else if (count_after > st.cfg.max_size || bytes_after > st.cfg.max_bytes) {
       ++st.rejected_total;
-      pending.outcomes.push_back(refuse(item.request, "QUEUE_FULL",
+      pending.outcomes.push_back(refuse(item.request, to_string(ec::queue_full),
                                         "queue is at capacity (QUEUE_MAX_SIZE or QUEUE_MAX_BYTES)",
                                         st.cfg.retry_after_seconds));
     } else {
@@ -276,7 +277,7 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
         x = {false,
              x.queue_id,
              x.correlation_id,
-             "INTERNAL_ERROR",
+             to_string(ec::internal_error),
              "the request could not be stored durably",
              0};
     pending.promise.deliver(std::move(pending.outcomes));
@@ -620,7 +621,7 @@ void expire_old(self_ptr self, caf::timestamp now) {
     remove_ready(self, entry);
     if (!hydrate(self, id, entry))
       continue;
-    auto outcome = make_failure(*entry.hot, "EXPIRED",
+    auto outcome = make_failure(*entry.hot, to_string(ec::expired),
                                 "request was not processed within QUEUE_REQUEST_TTL_HOURS", false);
     outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
     finals.emplace_back(id, std::move(outcome));
@@ -678,8 +679,8 @@ void cancel_entry(self_ptr self, const std::string& id, queue_entry& entry, canc
   }
   remove_ready(self, entry);
   st.by_age.erase({entry.queued_at, id});
-  auto outcome =
-      make_failure(*entry.hot, "CANCELLED", "request was cancelled before it was processed", false);
+  auto outcome = make_failure(*entry.hot, to_string(ec::cancelled),
+                              "request was cancelled before it was processed", false);
   outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
   finals.emplace_back(id, std::move(outcome));
   ++summary.cancelled;

@@ -1,4 +1,5 @@
 #include "actors/result_mapper.hpp"
+#include "runtime/error_code.hpp"
 
 #include "runtime/ids.hpp"
 
@@ -24,7 +25,7 @@ std::string label_or(const std::string& x, const char* fallback) {
 queue_status final_status_of(const comparison_outcome& outcome) {
   if (outcome.success)
     return queue_status::completed;
-  if (outcome.error_code == "EXPIRED")
+  if (outcome.error_code == to_string(ec::expired))
     return queue_status::expired;
   return queue_status::failed;
 }
@@ -43,8 +44,9 @@ comparison_outcome make_failure(const queued_request& entry, std::string error_c
 }
 
 bool is_provider_failure(const comparison_outcome& outcome) {
-  return !outcome.success && !outcome.provider.empty() && outcome.error_code != "EXPIRED"
-         && outcome.error_code != "CANCELLED";
+  return !outcome.success && !outcome.provider.empty()
+         && outcome.error_code != to_string(ec::expired)
+         && outcome.error_code != to_string(ec::cancelled);
 }
 
 failure_log_throttle::failure_log_throttle(caf::timespan period) : period_(period) {

@@ -1,6 +1,8 @@
 #include "app/http_api.hpp"
 #include "actors/batch_window.hpp"
+#include "runtime/api_bodies.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/error_code.hpp"
 
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
@@ -25,21 +27,22 @@ http_response json_response(unsigned status, std::string body) {
   return {status, std::move(body), "application/json", {}};
 }
 
-http_response error_response(unsigned status, std::string_view code, std::string_view message,
+http_response error_response(unsigned status, ec code, std::string_view message,
                              std::string_view correlation_id = {}, std::string_view field = {}) {
   return json_response(status, render_error_body(code, message, correlation_id, field));
 }
 
 // Status code of a refused enqueue (CONTRACTS.md section 1).
-unsigned status_of_refusal(const std::string& code) {
-  if (code == "QUEUE_FULL" || code == "SERVICE_UNAVAILABLE")
+unsigned status_of_refusal(ec code) {
+  if (code == ec::queue_full || code == ec::service_unavailable)
     return 503;
   return 500;
 }
 
 http_response refusal_response(const enqueue_outcome& x) {
-  auto res = error_response(status_of_refusal(x.error_code), x.error_code, x.error_message,
-                            x.correlation_id);
+  // The queue manager and intake write the code with to_string; anything else is ours to fix.
+  auto code = parse_error_code(x.error_code).value_or(ec::internal_error);
+  auto res = error_response(status_of_refusal(code), code, x.error_message, x.correlation_id);
   if (x.retry_after_seconds > 0)
     res.headers.emplace_back("Retry-After", std::to_string(x.retry_after_seconds));
   return res;
@@ -92,11 +95,12 @@ bool is_json_content_type(const std::string& value) {
 // Common checks of both submission routes: content type and a body at all.
 bool check_submission(const http_request& req, http_responder& respond) {
   if (!is_json_content_type(req.content_type)) {
-    respond(error_response(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"));
+    respond(
+        error_response(415, ec::unsupported_media_type, "Content-Type must be application/json"));
     return false;
   }
   if (req.body.empty()) {
-    respond(error_response(400, "VALIDATION_ERROR", "request body is empty"));
+    respond(error_response(400, ec::validation_error, "request body is empty"));
     return false;
   }
   return true;
@@ -148,13 +152,6 @@ std::string idempotency_key(const config& cfg, const std::string& header,
   return "";
 }
 
-std::string render_repeat(const std::string& queue_id, const std::string& status,
-                          const std::string& correlation_id) {
-  return "{\"queue_id\":" + json_quote(queue_id) + ",\"status\":" + json_quote(status)
-         + ",\"correlation_id\":" + json_quote(correlation_id)
-         + ",\"message\":\"Already submitted: this is the first submission's request\"}";
-}
-
 // Hands one request to intake; answers 202 once it is stored, or the refusal.
 void enqueue_one(const api_context& ctx, comparison_request request, http_responder respond) {
   auto cid = request.correlation_id;
@@ -162,8 +159,8 @@ void enqueue_one(const api_context& ctx, comparison_request request, http_respon
       ctx, ctx.actors.intake,
       [respond, cid](caf::expected<std::vector<enqueue_outcome>> r) {
         if (!r || r->size() != 1) {
-          respond(
-              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time", cid));
+          respond(error_response(503, ec::service_unavailable, "the queue did not answer in time",
+                                 cid));
           return;
         }
         const auto& x = r->front();
@@ -228,7 +225,7 @@ void submit_idempotent(const api_context& ctx, std::string key, comparison_reque
     write.idempotency_keys = {{key, queue_id}};
     after_commit(*c, std::move(write), [c, queue_id, shared, done](bool ok) {
       if (!ok)
-        return done(error_response(500, "INTERNAL_ERROR", "the Idempotency-Key was not stored",
+        return done(error_response(500, ec::internal_error, "the Idempotency-Key was not stored",
                                    shared->correlation_id));
       shared->queue_id = queue_id;
       enqueue_one(*c, std::move(*shared), done);
@@ -256,7 +253,7 @@ void submit_one(const api_context& ctx, http_request&& req, const std::string& c
   auto header = header_value(req, "idempotency-key");
   if (header.size() > max_idempotency_key_bytes)
     return respond(
-        error_response(400, "VALIDATION_ERROR",
+        error_response(400, ec::validation_error,
                        "must be at most " + std::to_string(max_idempotency_key_bytes) + " bytes",
                        parsed.correlation_id, "Idempotency-Key"));
   auto key = idempotency_key(ctx.cfg, header, parsed, client);
@@ -268,7 +265,9 @@ void submit_one(const api_context& ctx, http_request&& req, const std::string& c
 // A bulk submission of which nothing was accepted because the queue is full is answered
 // as a whole (503 with Retry-After), so a client backs off instead of reading 202.
 std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enqueue_outcome>& xs) {
-  auto full = [](const enqueue_outcome& x) { return !x.accepted && x.error_code == "QUEUE_FULL"; };
+  auto full = [](const enqueue_outcome& x) {
+    return !x.accepted && x.error_code == to_string(ec::queue_full);
+  };
   if (xs.empty() || !std::all_of(xs.begin(), xs.end(), full))
     return std::nullopt;
   return *std::max_element(xs.begin(), xs.end(), [](const auto& a, const auto& b) {
@@ -281,14 +280,14 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
     return;
   // Refused rather than ignored: a client that retries trusting it would create duplicates.
   if (!header_value(req, "idempotency-key").empty())
-    return respond(error_response(400, "VALIDATION_ERROR",
+    return respond(error_response(400, ec::validation_error,
                                   "is not supported on the bulk route: submit each request to "
                                   "POST /api/v1/comparison with its own key",
                                   {}, "Idempotency-Key"));
   std::vector<bulk_item> items;
   field_error err;
   if (!parse_comparison_batch(req.body, ctx.limits, items, err)) {
-    if (err.code == "PAYLOAD_TOO_LARGE")
+    if (err.code == ec::payload_too_large)
       return respond(
           error_response(413, err.code, err.message + " (raise BULK_MAX_REQUESTS)", {}, err.field));
     respond(error_response(400, err.code, err.message, {}, err.field));
@@ -322,7 +321,7 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
       ctx, ctx.actors.intake,
       [respond, entries, positions](caf::expected<std::vector<enqueue_outcome>> r) {
         if (!r || r->size() != positions->size()) {
-          respond(error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+          respond(error_response(503, ec::service_unavailable, "the queue did not answer in time"));
           return;
         }
         if (auto full = nothing_accepted_queue_full(*r))
@@ -335,26 +334,6 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
         respond(json_response(202, render_bulk_accepted(*entries)));
       },
       atom::submit_v, std::move(valid));
-}
-
-// A callback given up also names its attempts and why the last one failed.
-std::string callback_delivery_fields(const stored_result& x) {
-  if (x.callback_url.empty())
-    return "\"callback_delivery\":\"not_requested\"";
-  if (x.delivered)
-    return "\"callback_delivery\":\"delivered\"";
-  if (x.delivery_failed_at_ms == 0)
-    return "\"callback_delivery\":\"pending\"";
-  return "\"callback_delivery\":\"failed\",\"callback_attempts\":"
-         + std::to_string(x.delivery_attempts)
-         + ",\"callback_last_error\":" + json_quote(x.last_delivery_error);
-}
-
-std::string final_status_body(const stored_result& x) {
-  return "{\"queue_id\":" + json_quote(x.queue_id) + ",\"status\":" + json_quote(x.status)
-         + ",\"completed_at\":" + json_quote(iso8601(from_unix_ms(x.completed_at_ms)))
-         + ",\"result_available\":true," + callback_delivery_fields(x) + ",\"correlation_id\":"
-         + json_quote(json_string_field(x.event_json, "correlation_id")) + "}";
 }
 
 // The windows of the providers whose batch jobs run nightly, by provider.
@@ -392,9 +371,9 @@ void get_status(const api_context& ctx, const std::string& id, http_responder re
         if (r && r->found) {
           respond(json_response(200, held_status_body(*r, nightly)));
         } else if (auto stored = db->find_result(id)) {
-          respond(json_response(200, final_status_body(*stored)));
+          respond(json_response(200, render_final_status(*stored)));
         } else {
-          respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+          respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
         }
       },
       atom::lookup_v, id);
@@ -409,11 +388,9 @@ void get_result(const api_context& ctx, const std::string& id, http_responder re
       ctx, ctx.actors.queue,
       [respond, id](caf::expected<request_status> r) {
         if (r && r->found) {
-          respond(json_response(202, "{\"queue_id\":" + json_quote(id)
-                                         + ",\"status\":" + json_quote(to_string(r->status))
-                                         + ",\"message\":\"the result is not final yet\"}"));
+          respond(json_response(202, render_pending_result(id, to_string(r->status))));
         } else {
-          respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+          respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
         }
       },
       atom::lookup_v, id);
@@ -473,31 +450,24 @@ void get_providers(const api_context& ctx, http_responder respond) {
       atom::providers_v);
 }
 
-// {"mock":{"configured":true,"available":true,"note":""},...}: which providers can serve
-// requests (a provider without a key is not a failing check: requests for it are refused at
-// submission, and the note says how to configure it).
-std::string health_providers(const config& cfg) {
-  auto entry = [&](const std::string& name, bool configured) {
-    auto reason = provider_unavailable_reason(cfg, name);
-    return json_quote(name) + ":{\"configured\":" + (configured ? "true" : "false")
-           + ",\"available\":" + (reason.empty() ? "true" : "false")
-           + ",\"note\":" + json_quote(reason) + "}";
-  };
-  std::string body = "{" + entry("mock", true);
+// Which providers can serve requests (a provider without a key is not a failing check:
+// requests for it are refused at submission, and the note says how to configure it).
+std::vector<health_provider> health_providers(const config& cfg) {
+  std::vector<health_provider> result{{"mock", true, provider_unavailable_reason(cfg, "mock")}};
   for (const auto& [name, p] : cfg.providers)
-    body += "," + entry(name, !p.api_key.empty());
-  return body + "}";
+    result.push_back({name, !p.api_key.empty(), provider_unavailable_reason(cfg, name)});
+  return result;
 }
 
-// One warning per provider paused by a rejected key, each a JSON string with a leading comma.
-std::string pause_warnings(const config& cfg,
-                           const caf::expected<std::vector<provider_status>>& live) {
-  std::string result;
+// One warning per provider paused by a rejected key.
+std::vector<std::string> pause_warnings(const config& cfg,
+                                        const caf::expected<std::vector<provider_status>>& live) {
+  std::vector<std::string> result;
   if (!live)
     return result;
   auto add = [&](const std::string& name) {
     if (auto reason = pause_reason(status_of(*live, name)); !reason.empty())
-      result += "," + json_quote("provider " + name + " is paused: " + reason);
+      result.push_back("provider " + name + " is paused: " + reason);
   };
   add("mock");
   for (const auto& [name, p] : cfg.providers)
@@ -505,7 +475,7 @@ std::string pause_warnings(const config& cfg,
   return result;
 }
 
-void report_health(const api_context& ctx, std::string paused, http_responder respond);
+void report_health(const api_context& ctx, std::vector<std::string> paused, http_responder respond);
 
 // Who answers /healthz, after its "status" member.
 constexpr const char* health_service_fields =
@@ -527,49 +497,49 @@ void get_health(const api_context& ctx, http_responder respond) {
       atom::providers_v);
 }
 
-void report_health(const api_context& ctx, std::string paused, http_responder respond) {
-  auto providers = health_providers(ctx.cfg);
-  auto configured = std::string{to_string(ctx.cfg.processing_mode)};
-  auto effective = std::string{to_string(effective_mode(ctx.cfg))};
-  if (!ctx.actors.batch.empty())
-    effective = configured;
+// The configuration half of /healthz; the queue manager's answer completes it.
+health_report configured_health(const api_context& ctx, std::vector<std::string> paused) {
+  health_report result;
+  result.providers = health_providers(ctx.cfg);
+  result.configured_mode = to_string(ctx.cfg.processing_mode);
+  result.effective_mode =
+      ctx.actors.batch.empty() ? to_string(effective_mode(ctx.cfg)) : result.configured_mode;
+  if (result.configured_mode != result.effective_mode)
+    result.warnings.push_back("QUEUE_PROCESSING_MODE=" + result.configured_mode
+                              + " but no provider uses a batch API (set "
+                                "OPENAI_BATCH_API_MODE or ANTHROPIC_BATCH_API_MODE and the "
+                                "provider's key): requests are processed as "
+                              + result.effective_mode);
+  if (auto mock_warning = mock_default_warning(ctx.cfg); !mock_warning.empty())
+    result.warnings.push_back(std::move(mock_warning));
+  result.warnings.insert(result.warnings.end(), paused.begin(), paused.end());
+  return result;
+}
+
+void report_health(const api_context& ctx, std::vector<std::string> paused,
+                   http_responder respond) {
+  auto degraded = !paused.empty();
+  auto configured = configured_health(ctx, std::move(paused));
   auto db = ctx.db;
   ask<bool>(
       ctx, ctx.actors.queue,
-      [respond, configured, effective, db, providers, paused,
-       mock_warning = mock_default_warning(ctx.cfg)](caf::expected<bool> accepting) {
-        bool store_ok = true;
+      [respond, configured, degraded, db](caf::expected<bool> accepting) {
+        auto report = configured;
+        report.store_ok = true;
         try {
           db->find_result("healthz-probe");
         } catch (...) {
-          store_ok = false;
+          report.store_ok = false;
         }
-        bool healthy = static_cast<bool>(accepting) && store_ok;
-        std::string warnings = "[";
-        if (configured != effective)
-          warnings += json_quote("QUEUE_PROCESSING_MODE=" + configured
-                                 + " but no provider uses a batch API (set "
-                                   "OPENAI_BATCH_API_MODE or ANTHROPIC_BATCH_API_MODE and the "
-                                   "provider's key): requests are processed as "
-                                 + effective);
-        if (!mock_warning.empty())
-          warnings += std::string{warnings.size() > 1 ? "," : ""} + json_quote(mock_warning);
-        if (!paused.empty())
-          warnings += warnings.size() > 1 ? paused : paused.substr(1);
-        warnings += "]";
+        report.queue_manager_ok = static_cast<bool>(accepting);
+        bool healthy = report.queue_manager_ok && report.store_ok;
         auto draining = accepting && !*accepting;
-        auto status = draining         ? "\"draining\""
-                      : !healthy       ? "\"unhealthy\""
-                      : paused.empty() ? "\"healthy\""
-                                       : "\"degraded\"";
-        auto body = std::string{"{\"status\":"} + status + health_service_fields
-                    + ",\"queue_processing_mode\":" + json_quote(configured)
-                    + ",\"effective_processing_mode\":" + json_quote(effective)
-                    + ",\"accepting_requests\":" + (draining ? "false" : "true")
-                    + ",\"checks\":{\"store\":" + (store_ok ? "true" : "false")
-                    + ",\"queue_manager\":" + (accepting ? "true" : "false")
-                    + "},\"providers\":" + providers + ",\"warnings\":" + warnings + "}";
-        respond(json_response(healthy && !draining ? 200 : 503, std::move(body)));
+        report.accepting_requests = !draining;
+        report.status = draining   ? "draining"
+                        : !healthy ? "unhealthy"
+                        : degraded ? "degraded"
+                                   : "healthy";
+        respond(json_response(healthy && !draining ? 200 : 503, render_health(report)));
       },
       atom::accepting_v);
 }
@@ -579,7 +549,7 @@ void get_metrics(const api_context& ctx, http_responder respond) {
       ctx, ctx.actors.metrics,
       [respond](caf::expected<std::string> r) {
         if (!r) {
-          respond(error_response(503, "SERVICE_UNAVAILABLE", "metrics did not answer"));
+          respond(error_response(503, ec::service_unavailable, "metrics did not answer"));
           return;
         }
         respond({200, std::move(*r), "text/plain; version=0.0.4; charset=utf-8", {}});
@@ -592,7 +562,7 @@ void get_inspect(const api_context& ctx, http_responder respond) {
       ctx, ctx.actors.inspector,
       [respond](caf::expected<std::vector<actor_status>> r) {
         if (!r) {
-          respond(error_response(503, "SERVICE_UNAVAILABLE", "the inspector did not answer"));
+          respond(error_response(503, ec::service_unavailable, "the inspector did not answer"));
           return;
         }
         respond(json_response(200, render_inspection(*r)));
@@ -602,37 +572,15 @@ void get_inspect(const api_context& ctx, http_responder respond) {
 
 // -- provider batch jobs --
 
-std::string render_batch_job(const batch_job_record& job) {
-  auto ms = [](int64_t v) { return v > 0 ? std::to_string(v) : std::string{"null"}; };
-  return "{\"job_id\":" + json_quote(job.job_id) + ",\"provider\":" + json_quote(job.provider)
-         + ",\"model\":" + json_quote(job.model) + ",\"state\":" + json_quote(job.state)
-         + ",\"provider_job_id\":" + json_quote(job.provider_job_id) + ",\"provider_status\":"
-         + json_quote(job.provider_status) + ",\"item_count\":" + std::to_string(job.item_count)
-         + ",\"succeeded\":" + std::to_string(job.succeeded)
-         + ",\"failed\":" + std::to_string(job.failed) + ",\"cancel_requested\":"
-         + (job.cancel_requested ? "true" : "false") + ",\"created_at_ms\":" + ms(job.created_at_ms)
-         + ",\"submitted_at_ms\":" + ms(job.submitted_at_ms)
-         + ",\"ended_at_ms\":" + ms(job.ended_at_ms) + ",\"updated_at_ms\":" + ms(job.updated_at_ms)
-         + ",\"last_error\":" + json_quote(job.last_error) + "}";
-}
-
 void get_batch_jobs(const api_context& ctx, http_responder respond) {
-  std::string body = "{\"jobs\":[";
-  if (ctx.jobs_db != nullptr) {
-    bool first = true;
-    for (const auto& job : ctx.jobs_db->list(1000)) {
-      body += first ? "" : ",";
-      first = false;
-      body += render_batch_job(job);
-    }
-  }
-  respond(json_response(200, body + "]}"));
+  auto jobs = ctx.jobs_db != nullptr ? ctx.jobs_db->list(1000) : std::vector<batch_job_record>{};
+  respond(json_response(200, render_batch_jobs(jobs)));
 }
 
 void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
   if (!job)
-    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no batch job " + id));
+    return respond(error_response(404, ec::resource_not_found, "no batch job " + id));
   respond(json_response(200, render_batch_job(*job)));
 }
 
@@ -641,20 +589,19 @@ void get_batch_job(const api_context& ctx, const std::string& id, http_responder
 void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
   if (!job)
-    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no batch job " + id));
+    return respond(error_response(404, ec::resource_not_found, "no batch job " + id));
   auto actor = ctx.actors.batch.find(job->provider);
   if (actor == ctx.actors.batch.end())
-    return respond(error_response(409, "INVALID_REQUEST",
+    return respond(error_response(409, ec::invalid_request,
                                   "batch jobs of " + job->provider + " are not running now"));
   ask<std::string>(
       ctx, actor->second,
       [respond, id](caf::expected<std::string> r) {
         if (!r)
-          return respond(error_response(503, "SERVICE_UNAVAILABLE", "batch jobs did not answer"));
+          return respond(error_response(503, ec::service_unavailable, "batch jobs did not answer"));
         if (!r->empty())
-          return respond(error_response(409, "INVALID_REQUEST", *r));
-        respond(
-            json_response(202, "{\"job_id\":" + json_quote(id) + ",\"cancel_requested\":true}"));
+          return respond(error_response(409, ec::invalid_request, *r));
+        respond(json_response(202, render_cancel_requested(id)));
       },
       atom::cancel_v, id);
 }
@@ -662,16 +609,17 @@ void cancel_batch_job(const api_context& ctx, const std::string& id, http_respon
 // The operator fixed the key of a paused provider: its queued requests flow again at once.
 void resume_provider(const api_context& ctx, const std::string& name, http_responder respond) {
   if (name != "mock" && ctx.cfg.providers.count(name) == 0)
-    return respond(error_response(404, "RESOURCE_NOT_FOUND", "no provider " + name));
+    return respond(error_response(404, ec::resource_not_found, "no provider " + name));
   ask<bool>(
       ctx, ctx.actors.bundler,
       [respond, name](caf::expected<bool> r) {
         if (!r)
-          return respond(error_response(503, "SERVICE_UNAVAILABLE", "the bundler did not answer"));
+          return respond(
+              error_response(503, ec::service_unavailable, "the bundler did not answer"));
         if (!*r)
           return respond(
-              error_response(409, "INVALID_REQUEST", "provider " + name + " is not paused"));
-        respond(json_response(202, "{\"provider\":" + json_quote(name) + ",\"paused\":false}"));
+              error_response(409, ec::invalid_request, "provider " + name + " is not paused"));
+        respond(json_response(202, render_provider_resumed(name)));
       },
       atom::resume_v, name);
 }
@@ -685,22 +633,22 @@ void cancel_request(const api_context& ctx, const std::string& id, http_responde
       [respond, id](caf::expected<cancel_summary> r) {
         if (!r)
           return respond(
-              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+              error_response(503, ec::service_unavailable, "the queue did not answer in time"));
         if (r->cancelled > 0)
           return respond(
               json_response(200, "{\"queue_id\":" + json_quote(id) + ",\"status\":\"cancelled\"}"));
         if (r->already_processing > 0)
-          return respond(error_response(409, "INVALID_REQUEST",
+          return respond(error_response(409, ec::invalid_request,
                                         "request " + id
                                             + " is already processing: it was handed to a "
                                               "provider and ends with that provider's result"));
         if (r->already_final > 0)
-          return respond(error_response(409, "INVALID_REQUEST",
+          return respond(error_response(409, ec::invalid_request,
                                         "request " + id
                                             + " is already final: its result is at "
                                               "GET /api/v1/results/"
                                             + id));
-        respond(error_response(404, "RESOURCE_NOT_FOUND", "no request with queue_id " + id));
+        respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
       },
       atom::cancel_v, cancel_target{id, ""});
 }
@@ -730,16 +678,16 @@ std::optional<std::string> percent_decoded(std::string_view text) {
 void cancel_run(const api_context& ctx, const std::string& segment, http_responder respond) {
   auto run = percent_decoded(segment);
   if (!run || run->empty())
-    return respond(error_response(400, "VALIDATION_ERROR",
+    return respond(error_response(400, ec::validation_error,
                                   "the run id in the path is not valid percent-encoding"));
   ask<cancel_summary>(
       ctx, ctx.actors.queue,
       [respond, run = *run](caf::expected<cancel_summary> r) {
         if (!r)
           return respond(
-              error_response(503, "SERVICE_UNAVAILABLE", "the queue did not answer in time"));
+              error_response(503, ec::service_unavailable, "the queue did not answer in time"));
         if (r->cancelled + r->already_processing + r->already_final == 0)
-          return respond(error_response(404, "RESOURCE_NOT_FOUND",
+          return respond(error_response(404, ec::resource_not_found,
                                         "no request with metadata.bos_batch_id " + run));
         respond(json_response(
             200, "{\"bos_batch_id\":" + json_quote(run)
@@ -785,7 +733,7 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_batch_jobs(ctx, std::move(respond));
   if (match_id(req.path, "/api/v1/batch-jobs/", id))
     return get_batch_job(ctx, id, std::move(respond));
-  respond(error_response(404, "RESOURCE_NOT_FOUND", "no route for GET " + req.path));
+  respond(error_response(404, ec::resource_not_found, "no route for GET " + req.path));
 }
 
 // -- access --
@@ -828,7 +776,7 @@ std::optional<std::string> authenticate(const api_context& ctx, const http_reque
 
 // The 401 names what is missing, never what was sent.
 http_response unauthorized(route_access access) {
-  auto res = error_response(401, "AUTHENTICATION_ERROR",
+  auto res = error_response(401, ec::authentication_error,
                             access == route_access::admin
                                 ? "this operator route needs Authorization: Bearer <ADMIN_TOKEN>"
                                 : "this route needs Authorization: Bearer <API key>");
@@ -899,7 +847,7 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
     return respond(unauthorized(access_of(req)));
   if (ctx.starting->load() && req.path != "/healthz" && req.path != "/metrics")
     return respond(while_starting(
-        error_response(503, "SERVICE_UNAVAILABLE",
+        error_response(503, ec::service_unavailable,
                        "lps is starting: the queue is being recovered from the store")));
   if (req.method == "GET")
     return route_get(ctx, std::move(req), std::move(respond));
@@ -917,7 +865,7 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   if (req.method == "POST" && match_action(req.path, "/api/v1/runs/", "/cancel", id))
     return cancel_run(ctx, id, std::move(respond));
   respond(error_response(req.method == "POST" ? 404 : 405,
-                         req.method == "POST" ? "RESOURCE_NOT_FOUND" : "INVALID_REQUEST",
+                         req.method == "POST" ? ec::resource_not_found : ec::invalid_request,
                          "no route for " + req.method + " " + req.path));
 }
 

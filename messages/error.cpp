@@ -5,26 +5,6 @@
 
 namespace lps {
 
-const char* to_string(ec code) {
-  switch (code) {
-  case ec::none:
-    return "none";
-  case ec::shutting_down:
-    return "shutting_down";
-  case ec::queue_full:
-    return "queue_full";
-  case ec::store_failure:
-    return "store_failure";
-  case ec::not_found:
-    return "not_found";
-  case ec::configuration:
-    return "configuration";
-  case ec::invalid_input:
-    return "invalid_input";
-  }
-  return "unknown";
-}
-
 caf::error make_error(ec code, std::string context) {
   return caf::error{static_cast<uint8_t>(code), error_category,
                     caf::make_message(std::move(context))};

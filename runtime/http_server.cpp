@@ -1,4 +1,5 @@
 #include "runtime/http_server.hpp"
+#include "runtime/error_code.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -103,10 +104,10 @@ std::string lower(std::string_view s) {
 }
 
 /// The service's error envelope. Codes and messages are ours and need no JSON escaping.
-http_response error_response(unsigned status, std::string_view code, std::string_view text) {
+http_response error_response(unsigned status, ec code, std::string_view text) {
   http_response r;
   r.status = status;
-  r.body = std::string(R"({"error":{"code":")") + std::string(code) + R"(","message":")"
+  r.body = std::string(R"({"error":{"code":")") + to_string(code) + R"(","message":")"
            + std::string(text) + R"(","correlation_id":null,"details":{}}})";
   return r;
 }
@@ -179,7 +180,7 @@ public:
 
   ~reply_slot() {
     if (!done_.exchange(true))
-      deliver(error_response(500, "INTERNAL_ERROR", "the request was not answered"));
+      deliver(error_response(500, ec::internal_error, "the request was not answered"));
   }
 
   void reply(http_response r) {
@@ -253,7 +254,7 @@ public:
       // Bad header characters or a status Beast refuses: the handler's bug, not the client's.
       spdlog::warn("http server: cannot send the handler's response: {}", e.what());
       close_after_write_ = true;
-      build_response(error_response(500, "INTERNAL_ERROR", "invalid response"));
+      build_response(error_response(500, ec::internal_error, "invalid response"));
     }
     lowest().expires_after(core_->options.idle_timeout);
     http::async_write(stream_, response_, beast::bind_front_handler(&session::on_write, self()));
@@ -346,7 +347,7 @@ private:
     auto limit = body_limit_for(core_->options, req.method_string(), req.target());
     auto length = parser_->content_length();
     if (length && *length > limit.max_body_bytes)
-      return send_error(413, "PAYLOAD_TOO_LARGE", too_large_text(limit));
+      return send_error(413, ec::payload_too_large, too_large_text(limit));
     parser_->body_limit(limit.max_body_bytes);
     bool wants_continue = req.version() >= 11 && !parser_->is_done()
                           && beast::iequals(req[http::field::expect], "100-continue");
@@ -377,11 +378,11 @@ private:
     const auto& limits = core_->options;
     if (ec == http::error::body_limit) {
       const auto& req = parser_->get();
-      return send_error(413, "PAYLOAD_TOO_LARGE",
+      return send_error(413, ec::payload_too_large,
                         too_large_text(body_limit_for(limits, req.method_string(), req.target())));
     }
     if (ec == http::error::header_limit)
-      return send_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+      return send_error(431, ec::request_header_fields_too_large,
                         "request header block exceeds " + std::to_string(limits.max_header_bytes)
                             + " bytes");
     if (!is_http_category(ec) || ec == http::error::end_of_stream
@@ -389,10 +390,10 @@ private:
       spdlog::debug("http server: connection closed while reading: {}", ec.message());
       return;
     }
-    send_error(400, "INVALID_REQUEST", "malformed HTTP request: " + ec.message());
+    send_error(400, lps::ec::invalid_request, "malformed HTTP request: " + ec.message());
   }
 
-  void send_error(unsigned status, std::string_view code, const std::string& text) {
+  void send_error(unsigned status, ec code, const std::string& text) {
     close_after_write_ = true;
     keep_alive_ = false;
     head_ = false;

@@ -2,11 +2,14 @@
 
 // JSON at the edge: HTTP bodies to validated structs, structs to response bodies and
 // result events. Validation happens here, once, with errors that name the field.
-// (Boost.JSON stays inside json_codec.cpp so other translation units stay light.)
+// Implemented by json_request_parser.cpp (parsing and validation) and json_renderers.cpp
+// (bodies and result events) on top of json_utf8, json_writer and json_scanner; Boost.JSON
+// stays inside those files so other translation units stay light.
 
 #include "messages/comparison.hpp"
 #include "messages/queue.hpp"
 #include "messages/status.hpp"
+#include "runtime/error_code.hpp"
 
 #include <string>
 #include <string_view>
@@ -24,8 +27,8 @@ struct request_limits {
 
 /// A validation failure: which field, what is wrong, and the error code for the envelope.
 struct field_error {
-  /// VALIDATION_ERROR or INVALID_REQUEST.
-  std::string code = "VALIDATION_ERROR";
+  /// VALIDATION_ERROR, or PAYLOAD_TOO_LARGE for a bulk body over max_batch_items.
+  ec code = ec::validation_error;
   /// Dotted path of the offending field ("llm_config_overrides.temperature_override",
   /// "requests[3].user_prompt"); empty for whole-body errors (malformed JSON).
   std::string field;
@@ -52,8 +55,8 @@ bool parse_comparison_batch(std::string_view body, const request_limits& limits,
 
 /// The error envelope: {"error": {"code", "message", "correlation_id", "details"}}.
 /// `details_field` (when not empty) becomes details.field.
-std::string render_error_body(std::string_view code, std::string_view message,
-                              std::string_view correlation_id, std::string_view details_field = {});
+std::string render_error_body(ec code, std::string_view message, std::string_view correlation_id,
+                              std::string_view details_field = {});
 
 /// The rendered result event envelope (CONTRACTS.md section 2).
 std::string render_result_event(const result_event& event);

@@ -39,12 +39,13 @@ cxxflags=(-std=c++20 -O1 -g -fno-omit-frame-pointer "${sanitize[@]}" -I.
   -DCAF_ENABLE_TYPE_ID_CHECKS -Wall -Wextra)
 # CAF is only needed for its headers here (caf::timestamp, type_name): no -lcaf_core.
 libs=(-lcrypto)
-sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_codec.cpp runtime/url.cpp runtime/ids.cpp
-  messages/comparison.cpp)
+sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_utf8.cpp runtime/json_writer.cpp
+  runtime/json_scanner.cpp runtime/json_request_parser.cpp runtime/json_renderers.cpp
+  runtime/url.cpp runtime/ids.cpp messages/comparison.cpp)
 
 # Boost.JSON: by default compiled from its own sources (the same 1.81 headers the service
 # uses) with the sanitizers and coverage on. Then ASan sees the parser's accesses to the stack
-# buffers json_codec.cpp lends it, and libFuzzer is guided by the parser's branches (escapes,
+# buffers json_request_parser.cpp lends it, and libFuzzer is guided by the parser's branches (escapes,
 # numbers, UTF-8), not only by ours. FUZZ_BOOST_JSON=shared links Debian's uninstrumented
 # libboost_json.so instead, with the definitions the CMake build uses.
 case "${FUZZ_BOOST_JSON:-source}" in

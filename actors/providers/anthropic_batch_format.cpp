@@ -80,7 +80,7 @@ wire_response item_error(const json::object& result) {
   text += ": " + std::string{verdict.reason};
   if (!message.empty())
     text += ": " + quoted(message);
-  return failure(std::string{verdict.error_code}, std::move(text), status,
+  return failure(verdict.error_code, std::move(text), status,
                  verdict.kind == failure_class::retryable);
 }
 
@@ -105,7 +105,7 @@ bool read_result_line(const anthropic_wire& sync, std::string_view line,
     item.response =
         message && message->is_object()
             ? sync.read_single(200, json::serialize(*message), {}, now)
-            : failure("PARSING_ERROR", "Anthropic batch result has no message", 200, false);
+            : failure(ec::parsing_error, "Anthropic batch result has no message", 200, false);
     item.outcome = item.response.success ? kind::succeeded : kind::errored;
   } else if (type == "errored") {
     item.response = item_error(*result);
@@ -113,12 +113,12 @@ bool read_result_line(const anthropic_wire& sync, std::string_view line,
   } else if (type == "canceled" || type == "expired") {
     // Never processed: the item goes back to the queue.
     item.outcome = type == "canceled" ? kind::cancelled : kind::expired;
-    item.response = failure("EXTERNAL_SERVICE_ERROR",
+    item.response = failure(ec::external_service_error,
                             "Anthropic batch item " + type + " before it was processed", 0, true);
   } else {
     item.outcome = kind::errored;
     item.response =
-        failure("PARSING_ERROR",
+        failure(ec::parsing_error,
                 type.empty() ? std::string{"Anthropic batch result has no type"}
                              : "Anthropic batch result type \"" + quoted(type) + "\" unknown",
                 0, false);
@@ -177,7 +177,7 @@ std::string anthropic_batch_wire::read_upload(unsigned status, std::string_view 
                                               const wire_headers& /*headers*/,
                                               std::chrono::system_clock::time_point /*now*/,
                                               wire_response& error) const {
-  error = failure("CONFIGURATION_ERROR", "Anthropic message batches take no file upload", status,
+  error = failure(ec::configuration_error, "Anthropic message batches take no file upload", status,
                   false);
   return {};
 }

@@ -245,7 +245,7 @@ wire_response http_error(unsigned status, std::string_view body) {
   auto text = "Anthropic HTTP " + std::to_string(status) + ": " + std::string{verdict.reason};
   if (!message.empty())
     text += ": " + wire::quoted(message);
-  return wire::failure(std::string{verdict.error_code}, std::move(text), status,
+  return wire::failure(verdict.error_code, std::move(text), status,
                        verdict.kind == failure_class::retryable);
 }
 
@@ -288,25 +288,25 @@ struct tool_call {
 /// `input`).
 std::optional<wire_response> take_tool_input(unsigned status, const json::object& message,
                                              std::string_view tool, json::value& input) {
-  auto fail = [status](std::string code, std::string text) {
-    return wire::failure(std::move(code), "Anthropic " + std::move(text), status, false);
+  auto fail = [status](ec code, std::string text) {
+    return wire::failure(code, "Anthropic " + std::move(text), status, false);
   };
   auto stop = wire::string_field(message, "stop_reason");
   // Cut off at the token limit: a tool input, if any, is incomplete.
   if (stop == "max_tokens" || stop == "model_context_window_exceeded")
-    return fail("PARSING_ERROR", "response truncated (stop_reason " + stop + ")");
+    return fail(ec::parsing_error, "response truncated (stop_reason " + stop + ")");
   if (stop == "refusal") {
     auto verdict = classify(static_cast<int>(status), "content_filter", "");
-    return wire::failure(std::string{verdict.error_code}, "Anthropic refused the content", status,
+    return wire::failure(verdict.error_code, "Anthropic refused the content", status,
                          verdict.kind == failure_class::retryable);
   }
   auto* content = wire::array_field(&message, "content");
   if (content == nullptr)
-    return fail("PARSING_ERROR", "response has no content array");
+    return fail(ec::parsing_error, "response has no content array");
   auto* block = find_tool_use(*content, tool);
   auto* value = block ? block->if_contains("input") : nullptr;
   if (value == nullptr)
-    return fail("PARSING_ERROR", "response has no tool_use block named " + std::string{tool});
+    return fail(ec::parsing_error, "response has no tool_use block named " + std::string{tool});
   input = *value;
   return std::nullopt;
 }
@@ -317,7 +317,7 @@ tool_call read_tool_call(unsigned status, std::string_view body, std::string_vie
   auto doc = json::parse(body, ec);
   if (ec || !doc.is_object()) {
     result.failure =
-        wire::failure("PARSING_ERROR", "Anthropic response body is not JSON", status, false);
+        wire::failure(ec::parsing_error, "Anthropic response body is not JSON", status, false);
     return result;
   }
   const auto& message = doc.get_object();
@@ -339,10 +339,10 @@ wire_response read_single_body(unsigned status, std::string_view body) {
   if (call.failure)
     result = std::move(*call.failure);
   else if (!call.input.is_object())
-    result =
-        wire::failure("PARSING_ERROR", "Anthropic tool input is not a JSON object", status, false);
+    result = wire::failure(ec::parsing_error, "Anthropic tool input is not a JSON object", status,
+                           false);
   else if (auto why = wire::check_verdict(call.input.get_object(), result.verdict); !why.empty())
-    result = wire::failure("INVALID_RESPONSE", "Anthropic " + why, status, false);
+    result = wire::failure(ec::invalid_response, "Anthropic " + why, status, false);
   else
     result.success = true;
   result.usage = call.usage;
@@ -402,8 +402,8 @@ void add_call_facts(wire_response& result, unsigned status, const wire_headers& 
 
 /// Only allocation failures can get here; report them rather than take down the actor.
 wire_response unreadable(unsigned status, const std::exception& ex) {
-  return wire::failure("PARSING_ERROR", std::string{"Anthropic response unreadable: "} + ex.what(),
-                       status, false);
+  return wire::failure(ec::parsing_error,
+                       std::string{"Anthropic response unreadable: "} + ex.what(), status, false);
 }
 
 } // namespace

@@ -24,7 +24,7 @@ inline wire_response bad_answer(std::string_view provider, unsigned status, std:
                                 const wire_headers& headers,
                                 std::chrono::system_clock::time_point now) {
   auto result =
-      failure("PARSING_ERROR", std::string{provider} + " " + std::move(what), status, true);
+      failure(ec::parsing_error, std::string{provider} + " " + std::move(what), status, true);
   result.retry_after = retry_after_of(headers, now);
   return result;
 }
@@ -40,7 +40,7 @@ inline wire_response step_ok(unsigned status) {
 /// An answer whose reading threw `ex`: retryable, like bad_answer.
 inline wire_response unreadable(std::string_view provider, unsigned status,
                                 const std::exception& ex) {
-  return failure("PARSING_ERROR", std::string{provider} + " answer unreadable: " + ex.what(),
+  return failure(ec::parsing_error, std::string{provider} + " answer unreadable: " + ex.what(),
                  status, true);
 }
 

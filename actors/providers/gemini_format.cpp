@@ -226,7 +226,7 @@ wire_response http_error(unsigned status, std::string_view body, const wire_head
   auto text = "Gemini HTTP " + std::to_string(status) + ": " + std::string{verdict.reason};
   if (!err.message.empty())
     text += ": " + wire::cut_utf8(err.message, 300);
-  auto result = wire::failure(std::string{verdict.error_code}, std::move(text), status,
+  auto result = wire::failure(verdict.error_code, std::move(text), status,
                               verdict.kind == failure_class::retryable);
   result.retry_after = wire::retry_after_of(headers, now);
   if (result.retry_after.count() == 0)
@@ -247,7 +247,7 @@ bool is_policy_stop(std::string_view reason) {
 wire_response refused(unsigned status, std::string what) {
   // The same path as OpenAI's content_filter, so every provider's refusal is classified alike.
   auto verdict = classify(static_cast<int>(status), "content_filter", "");
-  return wire::failure(std::string{verdict.error_code}, "Gemini " + std::move(what), status,
+  return wire::failure(verdict.error_code, "Gemini " + std::move(what), status,
                        verdict.kind == failure_class::retryable);
 }
 
@@ -299,17 +299,17 @@ wire_response candidate_text(unsigned status, const json::object& root, candidat
     return refused(status, "blocked the prompt (blockReason " + block + ")");
   auto* candidates = array_field(&root, "candidates");
   if (candidates == nullptr || candidates->empty() || !(*candidates)[0].is_object())
-    return wire::failure("PARSING_ERROR", "Gemini response has no candidates", status, false);
+    return wire::failure(ec::parsing_error, "Gemini response has no candidates", status, false);
   const auto& candidate = (*candidates)[0].get_object();
   out.finish = string_field(candidate, "finishReason");
   if (out.finish == "MAX_TOKENS")
-    return wire::failure("PARSING_ERROR", "Gemini response truncated (finishReason MAX_TOKENS)",
+    return wire::failure(ec::parsing_error, "Gemini response truncated (finishReason MAX_TOKENS)",
                          status, false);
   if (is_policy_stop(out.finish))
     return refused(status, "refused the content (finishReason " + out.finish + ")");
   out.text = parts_text(object_field(&candidate, "content"));
   if (out.text.empty())
-    return wire::failure("PARSING_ERROR", "Gemini response has no text" + finish_note(out.finish),
+    return wire::failure(ec::parsing_error, "Gemini response has no text" + finish_note(out.finish),
                          status, false);
   wire_response result;
   result.http_status = static_cast<int32_t>(status);
@@ -323,7 +323,7 @@ wire_response read_answer(unsigned status, std::string_view body, json::object& 
   json::error_code ec;
   auto doc = json::parse(body, ec);
   if (ec || !doc.is_object())
-    return wire::failure("PARSING_ERROR", "Gemini response body is not JSON", status, false);
+    return wire::failure(ec::parsing_error, "Gemini response body is not JSON", status, false);
   const auto& root = doc.get_object();
   candidate_answer candidate;
   auto result = candidate_text(status, root, candidate);
@@ -332,7 +332,7 @@ wire_response read_answer(unsigned status, std::string_view body, json::object& 
     return result;
   auto parsed = json::parse(candidate.text, ec);
   if (ec || !parsed.is_object()) {
-    result.error_code = "PARSING_ERROR";
+    result.error_code = to_string(lps::ec::parsing_error);
     result.error_message = "Gemini answer is not a JSON object" + finish_note(candidate.finish);
     return result;
   }
@@ -346,7 +346,7 @@ wire_response single_answer(unsigned status, std::string_view body) {
   if (!result.error_code.empty())
     return result;
   if (auto why = wire::check_verdict(answer, result.verdict); !why.empty()) {
-    result.error_code = "INVALID_RESPONSE";
+    result.error_code = to_string(ec::invalid_response);
     result.error_message = "Gemini answer: " + why;
     return result;
   }
@@ -368,7 +368,7 @@ wire_multi_response multi_answer(unsigned status, std::string_view body) {
 
 wire_response unreadable(unsigned status, const std::exception& ex) {
   // Only allocation failures can get here; report them rather than take down the actor.
-  return wire::failure("PARSING_ERROR", std::string{"Gemini response unreadable: "} + ex.what(),
+  return wire::failure(ec::parsing_error, std::string{"Gemini response unreadable: "} + ex.what(),
                        status, false);
 }
 

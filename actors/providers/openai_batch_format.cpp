@@ -135,7 +135,7 @@ bool read_line(std::string_view line, std::chrono::system_clock::time_point now,
     auto* body = response->if_contains("body");
     if (code == 0)
       item.response =
-          failure("PARSING_ERROR", "OpenAI batch line has no valid status_code", 0, false);
+          failure(ec::parsing_error, "OpenAI batch line has no valid status_code", 0, false);
     else
       item.response =
           parse_openai_response(code, body ? json::serialize(*body) : std::string{}, {}, now);
@@ -154,11 +154,11 @@ bool read_line(std::string_view line, std::chrono::system_clock::time_point now,
     if (!message.empty())
       text += ": " + quoted(message);
     // Expired and cancelled items were never processed: they go back to the queue.
-    item.response = failure(std::string{verdict.error_code}, std::move(text), 0,
+    item.response = failure(verdict.error_code, std::move(text), 0,
                             not_run || verdict.kind == failure_class::retryable);
   } else {
     item.response =
-        failure("PARSING_ERROR", "OpenAI batch line has neither response nor error", 0, false);
+        failure(ec::parsing_error, "OpenAI batch line has neither response nor error", 0, false);
     item.outcome = kind::errored;
   }
   items.push_back(std::move(item));
@@ -256,7 +256,7 @@ std::string openai_batch_wire::read_upload(unsigned status, std::string_view bod
     if (string_field(root, "status") == "error") {
       auto verdict = classify(static_cast<int>(status), "invalid_request_error", "");
       auto details = string_field(root, "status_details");
-      error = failure(std::string{verdict.error_code},
+      error = failure(verdict.error_code,
                       "OpenAI rejected the batch file"
                           + (details.empty() ? "" : ": " + quoted(details)),
                       status, false);

@@ -144,7 +144,7 @@ wire_response http_error(unsigned status, std::string_view body) {
   std::string text = "OpenAI HTTP " + std::to_string(status) + ": " + std::string{verdict.reason};
   if (!message.empty())
     text += ": " + cut_utf8(message, 300);
-  return failure(std::string{verdict.error_code}, std::move(text), status,
+  return failure(verdict.error_code, std::move(text), status,
                  verdict.kind == failure_class::retryable);
 }
 
@@ -186,13 +186,13 @@ token_usage usage_of(const json::object& root) {
 envelope read_envelope(unsigned status, const json::value& doc) {
   envelope e;
   if (!doc.is_object()) {
-    e.result = failure("PARSING_ERROR", "OpenAI response body is not JSON", status, false);
+    e.result = failure(ec::parsing_error, "OpenAI response body is not JSON", status, false);
     return e;
   }
   const auto& root = doc.get_object();
   auto* choices = array_field(&root, "choices");
   if (!choices || choices->empty() || !(*choices)[0].is_object()) {
-    e.result = failure("PARSING_ERROR", "OpenAI response has no choices", status, false);
+    e.result = failure(ec::parsing_error, "OpenAI response has no choices", status, false);
     return e;
   }
   const auto& choice = (*choices)[0].get_object();
@@ -201,14 +201,14 @@ envelope read_envelope(unsigned status, const json::value& doc) {
   std::string refusal = message ? string_field(*message, "refusal") : std::string{};
   auto* content = message ? message->if_contains("content") : nullptr;
   if (finish == "length") {
-    e.result =
-        failure("PARSING_ERROR", "OpenAI response truncated (finish_reason length)", status, false);
+    e.result = failure(ec::parsing_error, "OpenAI response truncated (finish_reason length)",
+                       status, false);
   } else if (finish == "content_filter" || !refusal.empty()) {
     auto verdict = classify(static_cast<int>(status), "content_filter", "");
-    e.result = failure(std::string{verdict.error_code}, "OpenAI refused the content", status,
+    e.result = failure(verdict.error_code, "OpenAI refused the content", status,
                        verdict.kind == failure_class::retryable);
   } else if (!content || !content->is_string()) {
-    e.result = failure("PARSING_ERROR", "OpenAI response has no message content", status, false);
+    e.result = failure(ec::parsing_error, "OpenAI response has no message content", status, false);
   } else {
     e.result.success = true;
     e.result.http_status = static_cast<int32_t>(status);
@@ -224,13 +224,13 @@ wire_response read_verdict(envelope e, unsigned status, json::monotonic_resource
   auto doc = parse_into(e.content->get_string(), arena);
   if (!doc.is_object()) {
     auto usage = e.result.usage;
-    e.result = failure("PARSING_ERROR", "OpenAI content is not a JSON object", status, false);
+    e.result = failure(ec::parsing_error, "OpenAI content is not a JSON object", status, false);
     e.result.usage = usage;
     return std::move(e.result);
   }
   if (auto why = check_verdict(doc.get_object(), e.result.verdict); !why.empty()) {
     auto usage = e.result.usage;
-    e.result = failure("INVALID_RESPONSE", "OpenAI " + why, status, false);
+    e.result = failure(ec::invalid_response, "OpenAI " + why, status, false);
     e.result.usage = usage;
   }
   return std::move(e.result);
@@ -255,8 +255,8 @@ Result guarded(unsigned status, const wire_headers& headers,
     out = read();
   } catch (const std::exception& ex) {
     out = Result{};
-    call_of(out) = failure("PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(),
-                           status, false);
+    call_of(out) = failure(ec::parsing_error,
+                           std::string{"OpenAI response unreadable: "} + ex.what(), status, false);
   }
   auto& call = call_of(out);
   call.http_status = static_cast<int32_t>(status);

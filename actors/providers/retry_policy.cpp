@@ -11,11 +11,11 @@ namespace lps {
 
 namespace {
 
-constexpr failure_classification retryable(std::string_view code, std::string_view reason) {
+constexpr failure_classification retryable(ec code, std::string_view reason) {
   return {failure_class::retryable, code, reason};
 }
 
-constexpr failure_classification permanent(std::string_view code, std::string_view reason) {
+constexpr failure_classification permanent(ec code, std::string_view reason) {
   return {failure_class::permanent, code, reason};
 }
 
@@ -59,49 +59,49 @@ failure_classification classify_transport(transport_kind transport) noexcept {
   case transport_kind::none:
     break;
   case transport_kind::timeout:
-    return retryable("TIMEOUT", "no response before the deadline");
+    return retryable(ec::timeout, "no response before the deadline");
   case transport_kind::connect:
-    return retryable("CONNECTION_ERROR", "could not connect");
+    return retryable(ec::connection_error, "could not connect");
   case transport_kind::reset:
-    return retryable("CONNECTION_ERROR", "connection reset");
+    return retryable(ec::connection_error, "connection reset");
   case transport_kind::tls:
-    return permanent("CONNECTION_ERROR", "TLS or certificate failure");
+    return permanent(ec::connection_error, "TLS or certificate failure");
   case transport_kind::invalid:
-    return permanent("CONFIGURATION_ERROR", "invalid provider URL");
+    return permanent(ec::configuration_error, "invalid provider URL");
   }
-  return retryable("CONNECTION_ERROR", "unknown transport failure");
+  return retryable(ec::connection_error, "unknown transport failure");
 }
 
 /// The verdict from the HTTP status alone; nullopt when the status says nothing (0, 2xx).
 std::optional<failure_classification> classify_status(int status) noexcept {
   switch (status) {
   case 400:
-    return permanent("INVALID_REQUEST", "provider rejected the request");
+    return permanent(ec::invalid_request, "provider rejected the request");
   case 401:
   case 403:
-    return permanent("AUTHENTICATION_ERROR", "provider rejected the credentials");
+    return permanent(ec::authentication_error, "provider rejected the credentials");
   case 402:
-    return permanent("QUOTA_EXCEEDED", "payment required");
+    return permanent(ec::quota_exceeded, "payment required");
   case 404:
-    return permanent("INVALID_REQUEST", "model or endpoint not found");
+    return permanent(ec::invalid_request, "model or endpoint not found");
   case 408:
-    return retryable("TIMEOUT", "provider request timeout");
+    return retryable(ec::timeout, "provider request timeout");
   case 409:
-    return retryable("EXTERNAL_SERVICE_ERROR", "provider conflict");
+    return retryable(ec::external_service_error, "provider conflict");
   case 429:
-    return retryable("RATE_LIMIT", "rate limited");
+    return retryable(ec::rate_limit, "rate limited");
   case 529:
-    return retryable("EXTERNAL_SERVICE_ERROR", "provider overloaded");
+    return retryable(ec::external_service_error, "provider overloaded");
   default:
     break;
   }
   if (status >= 500 && status <= 599)
-    return retryable("EXTERNAL_SERVICE_ERROR", "provider server error");
+    return retryable(ec::external_service_error, "provider server error");
   if (status >= 400 && status <= 499)
-    return permanent("INVALID_REQUEST", "provider rejected the request");
+    return permanent(ec::invalid_request, "provider rejected the request");
   // A redirect or informational answer from an API endpoint means the base URL is wrong.
   if ((status >= 100 && status <= 199) || (status >= 300 && status <= 399))
-    return permanent("CONFIGURATION_ERROR", "unexpected HTTP status (check the base URL)");
+    return permanent(ec::configuration_error, "unexpected HTTP status (check the base URL)");
   return std::nullopt;
 }
 
@@ -110,16 +110,16 @@ std::optional<failure_classification> classify_status(int status) noexcept {
 failure_classification classify_type(std::string_view type, std::string_view code) noexcept {
   using markers = std::array<std::string_view, 3>;
   if (mentions(type, code, markers{"rate_limit", "resource_exhausted", "too_many"}))
-    return retryable("RATE_LIMIT", "rate limited");
+    return retryable(ec::rate_limit, "rate limited");
   if (mentions(type, code, markers{"timeout", "deadline_exceeded", "timed_out"}))
-    return retryable("TIMEOUT", "provider reported a timeout");
+    return retryable(ec::timeout, "provider reported a timeout");
   if (mentions(type, code, markers{"authentication", "permission", "api_key"})
       || mentions(type, code, markers{"unauthenticated", "unauthorized", "forbidden"}))
-    return permanent("AUTHENTICATION_ERROR", "provider rejected the credentials");
+    return permanent(ec::authentication_error, "provider rejected the credentials");
   if (mentions(type, code, markers{"invalid_request", "invalid_argument", "not_found"}))
-    return permanent("INVALID_REQUEST", "provider rejected the request");
+    return permanent(ec::invalid_request, "provider rejected the request");
   // Unknown wording: a retry is cheap and bounded by max_retries, a wrong "permanent" is not.
-  return retryable("EXTERNAL_SERVICE_ERROR", "provider error");
+  return retryable(ec::external_service_error, "provider error");
 }
 
 // -- Retry-After parsing --
@@ -243,11 +243,11 @@ failure_classification classify(int http_status, std::string_view provider_error
   const auto code = provider_error_code;
   // The provider's own words beat the status: a 429 may be an empty wallet, a 400 a refusal.
   if (mentions(type, code, content_markers))
-    return permanent("INVALID_REQUEST", "refused by the provider's content policy");
+    return permanent(ec::invalid_request, "refused by the provider's content policy");
   if (mentions(type, code, quota_markers))
-    return permanent("QUOTA_EXCEEDED", "quota or credit exhausted");
+    return permanent(ec::quota_exceeded, "quota or credit exhausted");
   if (http_status == 529 || mentions(type, code, overload_markers))
-    return retryable("EXTERNAL_SERVICE_ERROR", "provider overloaded");
+    return retryable(ec::external_service_error, "provider overloaded");
   if (auto verdict = classify_status(http_status))
     return *verdict;
   return classify_type(type, code);

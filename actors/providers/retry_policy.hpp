@@ -5,6 +5,8 @@
 // and get back an lps error code, whether a retry can help, and how long to wait.
 // docs/resilience.md describes the rules for operators.
 
+#include "runtime/error_code.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -56,8 +58,8 @@ std::string_view to_string(transport_kind x) noexcept;
 struct failure_classification {
   /// Retry or not.
   failure_class kind = failure_class::permanent;
-  /// CONTRACTS.md error code (RATE_LIMIT, QUOTA_EXCEEDED, ...); points to static storage.
-  std::string_view error_code;
+  /// The final error code (RATE_LIMIT, QUOTA_EXCEEDED, ...).
+  ec error_code = ec::none;
   /// Short human-readable cause, e.g. "quota or credit exhausted"; static storage.
   std::string_view reason;
   friend bool operator==(const failure_classification&, const failure_classification&) = default;

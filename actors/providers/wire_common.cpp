@@ -114,9 +114,9 @@ std::string quoted(std::string_view text) {
   return cut_utf8(mask_keys(std::string{text}), max_quoted_chars);
 }
 
-wire_response failure(std::string code, std::string message, unsigned status, bool retryable) {
+wire_response failure(ec code, std::string message, unsigned status, bool retryable) {
   wire_response r;
-  r.error_code = std::move(code);
+  r.error_code = to_string(code);
   r.error_message = std::move(message);
   r.http_status = static_cast<int32_t>(status);
   r.retryable = retryable;

@@ -5,6 +5,7 @@
 // *_format.cpp files include it.
 
 #include "actors/providers/provider_wire.hpp"
+#include "runtime/error_code.hpp"
 
 #include <boost/json.hpp>
 
@@ -79,7 +80,7 @@ inline bool is_success(unsigned status) {
 }
 
 /// A failed result.
-wire_response failure(std::string code, std::string message, unsigned status, bool retryable);
+wire_response failure(ec code, std::string message, unsigned status, bool retryable);
 
 /// Checks one answer object; on success fills `out` and returns "", else returns why not
 /// (a message naming the field; the error code is INVALID_RESPONSE).

@@ -62,8 +62,8 @@ void check_quote(std::string_view text) {
   check(value.is_string() && value.get_string() == text, "json_quote does not round-trip", quoted);
 }
 
-bool is_code(std::string_view code) {
-  return code == "VALIDATION_ERROR" || code == "INVALID_REQUEST";
+bool is_code(lps::ec code) {
+  return code == lps::ec::validation_error || code == lps::ec::invalid_request;
 }
 
 /// A refusal must say what is wrong in a code clients can switch on, and render as valid JSON.
@@ -72,8 +72,8 @@ bool is_code(std::string_view code) {
 void check_error(const lps::field_error& error, bool render = true,
                  bool too_large_allowed = false) {
   check(!error.message.empty(), "failed parse with an empty message", error.field);
-  check(is_code(error.code) || (too_large_allowed && error.code == "PAYLOAD_TOO_LARGE"),
-        "failed parse with an unexpected code", error.code);
+  check(is_code(error.code) || (too_large_allowed && error.code == lps::ec::payload_too_large),
+        "failed parse with an unexpected code", lps::to_string(error.code));
   if (!render)
     return;
   auto body = lps::render_error_body(error.code, error.message, {}, error.field);
@@ -224,8 +224,8 @@ void check_request(const lps::comparison_request& r, bool full = true) {
     check_quote(b.content);
 
   // The renderers that consume parsed data must still write valid JSON.
-  auto error_body =
-      lps::render_error_body("VALIDATION_ERROR", r.user_prompt, r.correlation_id, r.callback_topic);
+  auto error_body = lps::render_error_body(lps::ec::validation_error, r.user_prompt,
+                                           r.correlation_id, r.callback_topic);
   reparse(error_body, "render_error_body (request fields) is not valid JSON");
 
   lps::enqueue_outcome accepted{true, "q-1", r.correlation_id, {}, {}, 0};

@@ -343,7 +343,7 @@ TEST_CASE("gemini read_single: content-policy stops are refusals, not retried") 
     CAPTURE(finish);
     auto r = read(200, answer_with("", finish));
     CHECK_FALSE(r.success);
-    CHECK(r.error_code == expected.error_code);
+    CHECK(r.error_code == lps::to_string(expected.error_code));
     CHECK(r.error_code == "INVALID_REQUEST");
     CHECK_FALSE(r.retryable);
     CHECK(r.error_message.find(finish) != std::string::npos);

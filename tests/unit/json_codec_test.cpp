@@ -34,7 +34,7 @@ field_error parse_error(std::string_view body, request_limits limits = {}) {
   field_error error;
   INFO("body: " << body.substr(0, 300));
   REQUIRE_FALSE(parse_comparison_request(body, limits, result, error));
-  CHECK(error.code == "VALIDATION_ERROR");
+  CHECK(error.code == ec::validation_error);
   return error;
 }
 
@@ -653,7 +653,7 @@ TEST_CASE("a bulk body gives each item its own verdict") {
   CHECK(items[0].request.user_prompt == "one");
   CHECK(items[0].request.priority == 2);
   CHECK_FALSE(items[1].ok);
-  CHECK(items[1].error.code == "VALIDATION_ERROR");
+  CHECK(items[1].error.code == ec::validation_error);
   CHECK(items[1].error.field == "requests[1].user_prompt");
   CHECK(items[1].error.message == "must not be empty");
   CHECK_FALSE(items[2].ok);
@@ -671,7 +671,7 @@ TEST_CASE("a bulk body gives each item its own verdict") {
 
 TEST_CASE("a bulk body with a broken envelope is refused whole") {
   auto refuse = [](std::string_view body, request_limits limits = {},
-                   std::string_view code = "VALIDATION_ERROR") {
+                   ec code = ec::validation_error) {
     std::vector<bulk_item> items{bulk_item{}};
     field_error error;
     INFO(body);
@@ -694,7 +694,7 @@ TEST_CASE("a bulk body with a broken envelope is refused whole") {
   small.max_batch_items = 2;
   auto too_many = refuse(R"({"requests": [{"user_prompt":"a"},{"user_prompt":"b"},
                                           {"user_prompt":"c"}]})",
-                         small, "PAYLOAD_TOO_LARGE"); // a limit: 413, not a malformed body
+                         small, ec::payload_too_large); // a limit: 413, not a malformed body
   CHECK(too_many.field == "requests");
   CHECK(too_many.message == "must contain at most 2 requests");
   auto not_object = refuse(R"([{"user_prompt":"a"}])");
@@ -715,14 +715,14 @@ TEST_CASE("a bulk body with a broken envelope is refused whole") {
 // -- response bodies -------------------------------------------------------------------------
 
 TEST_CASE("the error body has the agreed envelope") {
-  CHECK(render_error_body("VALIDATION_ERROR", "must not be empty", "", "user_prompt")
+  CHECK(render_error_body(ec::validation_error, "must not be empty", "", "user_prompt")
         == R"({"error":{"code":"VALIDATION_ERROR","message":"must not be empty",)"
            R"("correlation_id":null,"details":{"field":"user_prompt"}}})");
-  CHECK(render_error_body("QUEUE_FULL", "queue is full", uuid_lower)
+  CHECK(render_error_body(ec::queue_full, "queue is full", uuid_lower)
         == R"({"error":{"code":"QUEUE_FULL","message":"queue is full",)"
            R"("correlation_id":"3f2504e0-4f89-41d3-9a0c-0305e82c3301","details":{}}})");
   // Messages with quotes, newlines and bad bytes still give valid JSON.
-  auto text = render_error_body("INTERNAL_ERROR", "bad \"thing\"\nhappened \xFF", "", "a\\b");
+  auto text = render_error_body(ec::internal_error, "bad \"thing\"\nhappened \xFF", "", "a\\b");
   auto v = reparse(text);
   CHECK(str(v.at("error").at("message")) == "bad \"thing\"\nhappened \xEF\xBF\xBD");
   CHECK(str(v.at("error").at("details").at("field")) == "a\\b");
@@ -740,7 +740,7 @@ TEST_CASE("the bulk body lists accepted and refused entries in order") {
   std::vector<bulk_entry> entries(3);
   entries[0].accepted = true;
   entries[0].outcome = {true, "q-1", "c-1", "", "", 0};
-  entries[1].error = {"VALIDATION_ERROR", "requests[1].user_prompt", "must not be empty"};
+  entries[1].error = {ec::validation_error, "requests[1].user_prompt", "must not be empty"};
   entries[2].outcome = {false, "", "c-3", "QUEUE_FULL", "queue is full", 30};
   CHECK(render_bulk_accepted(entries)
         == R"({"results":[{"queue_id":"q-1","status":"queued","correlation_id":"c-1"},)"

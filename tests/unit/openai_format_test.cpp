@@ -117,7 +117,7 @@ wire_response http_error(unsigned status, std::string_view body) {
   std::string text = "OpenAI HTTP " + std::to_string(status) + ": " + std::string{verdict.reason};
   if (!message.empty())
     text += ": " + wire::cut_utf8(message, 300);
-  return wire::failure(std::string{verdict.error_code}, std::move(text), status,
+  return wire::failure(verdict.error_code, std::move(text), status,
                        verdict.kind == failure_class::retryable);
 }
 
@@ -144,13 +144,15 @@ envelope read_envelope(unsigned status, std::string_view body) {
   json::error_code ec;
   auto doc = json::parse(body, ec);
   if (ec || !doc.is_object()) {
-    e.result = wire::failure("PARSING_ERROR", "OpenAI response body is not JSON", status, false);
+    e.result =
+        wire::failure(lps::ec::parsing_error, "OpenAI response body is not JSON", status, false);
     return e;
   }
   const auto& root = doc.get_object();
   auto* choices = wire::array_field(&root, "choices");
   if (!choices || choices->empty() || !(*choices)[0].is_object()) {
-    e.result = wire::failure("PARSING_ERROR", "OpenAI response has no choices", status, false);
+    e.result =
+        wire::failure(lps::ec::parsing_error, "OpenAI response has no choices", status, false);
     return e;
   }
   const auto& choice = (*choices)[0].get_object();
@@ -159,15 +161,15 @@ envelope read_envelope(unsigned status, std::string_view body) {
   std::string refusal = message ? wire::string_field(*message, "refusal") : std::string{};
   auto* content = message ? message->if_contains("content") : nullptr;
   if (finish == "length") {
-    e.result = wire::failure("PARSING_ERROR", "OpenAI response truncated (finish_reason length)",
-                             status, false);
+    e.result = wire::failure(lps::ec::parsing_error,
+                             "OpenAI response truncated (finish_reason length)", status, false);
   } else if (finish == "content_filter" || !refusal.empty()) {
     auto verdict = classify(static_cast<int>(status), "content_filter", "");
-    e.result = wire::failure(std::string{verdict.error_code}, "OpenAI refused the content", status,
+    e.result = wire::failure(verdict.error_code, "OpenAI refused the content", status,
                              verdict.kind == failure_class::retryable);
   } else if (!content || !content->is_string()) {
-    e.result =
-        wire::failure("PARSING_ERROR", "OpenAI response has no message content", status, false);
+    e.result = wire::failure(lps::ec::parsing_error, "OpenAI response has no message content",
+                             status, false);
   } else {
     e.result.success = true;
     e.result.http_status = static_cast<int32_t>(status);
@@ -182,13 +184,14 @@ wire_response read_verdict(envelope e, unsigned status) {
   auto doc = json::parse(e.content, ec);
   if (ec || !doc.is_object()) {
     auto usage = e.result.usage;
-    e.result = wire::failure("PARSING_ERROR", "OpenAI content is not a JSON object", status, false);
+    e.result =
+        wire::failure(lps::ec::parsing_error, "OpenAI content is not a JSON object", status, false);
     e.result.usage = usage;
     return std::move(e.result);
   }
   if (auto why = wire::check_verdict(doc.get_object(), e.result.verdict); !why.empty()) {
     auto usage = e.result.usage;
-    e.result = wire::failure("INVALID_RESPONSE", "OpenAI " + why, status, false);
+    e.result = wire::failure(lps::ec::invalid_response, "OpenAI " + why, status, false);
     e.result.usage = usage;
   }
   return std::move(e.result);
@@ -210,8 +213,9 @@ Result guarded(unsigned status, const wire_headers& headers,
     out = read();
   } catch (const std::exception& ex) {
     out = Result{};
-    call_of(out) = wire::failure(
-        "PARSING_ERROR", std::string{"OpenAI response unreadable: "} + ex.what(), status, false);
+    call_of(out) =
+        wire::failure(lps::ec::parsing_error,
+                      std::string{"OpenAI response unreadable: "} + ex.what(), status, false);
   }
   auto& call = call_of(out);
   call.http_status = static_cast<int32_t>(status);

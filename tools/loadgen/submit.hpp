@@ -3,6 +3,7 @@
 // Getting requests in and results back: the submitter (single or bulk POSTs, retrying
 // QUEUE_FULL), the poller (GET /api/v1/results/{id}) and the callback receiver.
 
+#include "runtime/error_code.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 #include "tools/loadgen/bodies.hpp"
@@ -186,7 +187,7 @@ private:
     if (const auto* err = item.if_contains("error"); err && err->is_object())
       if (const auto* c = err->get_object().if_contains("code"); c && c->is_string())
         code = std::string(c->get_string());
-    bool retry = again && code == "QUEUE_FULL";
+    bool retry = again && code == lps::to_string(lps::ec::queue_full);
     ctx_.track.refused((again ? "item_" : std::to_string(r.status) + "_") + code, 1, !retry);
     if (retry)
       again->push_back(index);

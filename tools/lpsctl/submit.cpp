@@ -2,6 +2,7 @@
 // progress, rate and ETA; with --wait, every result event collected exactly once.
 
 #include "tools/lpsctl/commands.hpp"
+#include "runtime/error_code.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -123,7 +124,7 @@ void read_items(const api_answer& answer, const std::vector<input_line>& lines, 
     }
     const auto* err = item.if_contains("error");
     auto code = err != nullptr ? std::string{err->as_object().at("code").as_string()} : "?";
-    if (code == "QUEUE_FULL") {
+    if (code == to_string(ec::queue_full)) {
       retry.push_back(line);
       continue;
     }

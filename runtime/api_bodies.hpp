@@ -1,0 +1,65 @@
+#pragma once
+
+// Bodies of the HTTP API's routes that are not part of the comparison contract proper
+// (json_codec.hpp has those): status of a final request, a pending result, a repeated
+// submission, /healthz, provider batch jobs, and the 202 answers of the operator routes.
+// app/http_api.cpp gathers the facts; these functions only write them as JSON.
+
+#include "runtime/batch_job_store.hpp"
+#include "runtime/store.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lps {
+
+/// 200 body for a repeated submission: the first submission's request.
+std::string render_repeat(const std::string& queue_id, const std::string& status,
+                          const std::string& correlation_id);
+
+/// GET /api/v1/status body for a request whose result is stored: its status, when it
+/// completed, whether its callback was delivered, and its correlation id.
+std::string render_final_status(const stored_result& result);
+
+/// 202 body of GET /api/v1/results for a request that is not final yet.
+std::string render_pending_result(const std::string& queue_id, const std::string& status);
+
+/// One provider as /healthz lists it.
+struct health_provider {
+  std::string name;
+  /// It has its key (the mock needs none).
+  bool configured = false;
+  /// Why requests for it are refused, or "" when they are served.
+  std::string note;
+};
+
+/// What /healthz reports.
+struct health_report {
+  /// "healthy", "degraded", "unhealthy" or "draining".
+  std::string status;
+  /// QUEUE_PROCESSING_MODE as configured, and the mode requests are processed in.
+  std::string configured_mode, effective_mode;
+  bool accepting_requests = true;
+  /// The checks: the store answered a read, the queue manager answered.
+  bool store_ok = false, queue_manager_ok = false;
+  std::vector<health_provider> providers;
+  std::vector<std::string> warnings;
+};
+
+/// GET /healthz body.
+std::string render_health(const health_report& report);
+
+/// One provider batch job (GET /api/v1/batch-jobs/{id}); times of 0 are null.
+std::string render_batch_job(const batch_job_record& job);
+
+/// GET /api/v1/batch-jobs body: {"jobs": [...]}.
+std::string render_batch_jobs(const std::vector<batch_job_record>& jobs);
+
+/// 202 body of POST /api/v1/batch-jobs/{id}/cancel.
+std::string render_cancel_requested(const std::string& job_id);
+
+/// 202 body of POST /api/v1/providers/{name}/resume.
+std::string render_provider_resumed(const std::string& name);
+
+} // namespace lps

@@ -1,0 +1,109 @@
+// The HTTP API's route bodies (runtime/api_bodies): exact text, so a changed field name,
+// order or JSON type shows here before a client sees it.
+
+#include "runtime/api_bodies.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+using namespace lps;
+
+namespace {
+
+boost::json::object parse_object(const std::string& text) {
+  return boost::json::parse(text).as_object();
+}
+
+stored_result final_result() {
+  stored_result x;
+  x.queue_id = "q-1";
+  x.status = "completed";
+  x.event_json = R"({"event_id":"e","correlation_id":"c-1","data":{}})";
+  x.completed_at_ms = 86'400'000; // one day after the epoch
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("a repeated submission names the first submission's request") {
+  CHECK(render_repeat("q-1", "queued", "c-\"1\"")
+        == R"({"queue_id":"q-1","status":"queued","correlation_id":"c-\"1\"",)"
+           R"("message":"Already submitted: this is the first submission's request"})");
+}
+
+TEST_CASE("a final status says how the callback went") {
+  auto x = final_result();
+  CHECK(
+      render_final_status(x)
+      == R"({"queue_id":"q-1","status":"completed","completed_at":"1970-01-02T00:00:00.000Z",)"
+         R"("result_available":true,"callback_delivery":"not_requested","correlation_id":"c-1"})");
+  x.callback_url = "http://127.0.0.1:1/cb";
+  CHECK(parse_object(render_final_status(x)).at("callback_delivery") == "pending");
+  x.delivered = true;
+  CHECK(parse_object(render_final_status(x)).at("callback_delivery") == "delivered");
+  x.delivered = false;
+  x.delivery_failed_at_ms = 5;
+  x.delivery_attempts = 8;
+  x.last_delivery_error = "HTTP 500";
+  auto failed = parse_object(render_final_status(x));
+  CHECK(failed.at("callback_delivery") == "failed");
+  CHECK(failed.at("callback_attempts") == 8);
+  CHECK(failed.at("callback_last_error") == "HTTP 500");
+  CHECK(failed.at("correlation_id") == "c-1"); // still last, after the delivery fields
+}
+
+TEST_CASE("a pending result names its status") {
+  CHECK(render_pending_result("q-1", "in_flight")
+        == R"({"queue_id":"q-1","status":"in_flight","message":"the result is not final yet"})");
+}
+
+TEST_CASE("the health body lists checks, providers and warnings") {
+  health_report report;
+  report.status = "degraded";
+  report.configured_mode = "batch_api";
+  report.effective_mode = "serial_bundle";
+  report.store_ok = true;
+  report.providers = {{"mock", true, ""}, {"openai", false, "set OPENAI_API_KEY"}};
+  report.warnings = {"first", "provider mock is \"paused\""};
+  CHECK(render_health(report)
+        == R"({"status":"degraded","service":"llm_provider_service","version":"0.1.0",)"
+           R"("queue_processing_mode":"batch_api","effective_processing_mode":"serial_bundle",)"
+           R"("accepting_requests":true,"checks":{"store":true,"queue_manager":false},)"
+           R"("providers":{"mock":{"configured":true,"available":true,"note":""},)"
+           R"("openai":{"configured":false,"available":false,"note":"set OPENAI_API_KEY"}},)"
+           R"("warnings":["first","provider mock is \"paused\""]})");
+  report.warnings.clear();
+  report.providers.clear();
+  auto empty = parse_object(render_health(report));
+  CHECK(empty.at("warnings").as_array().empty());
+  CHECK(empty.at("providers").as_object().empty());
+}
+
+TEST_CASE("a batch job body has null for times not reached yet") {
+  batch_job_record job;
+  job.job_id = "bj-1";
+  job.provider = "openai";
+  job.model = "gpt";
+  job.state = "submitted";
+  job.item_count = 3;
+  job.succeeded = 2;
+  job.failed = 1;
+  job.created_at_ms = 1000;
+  job.updated_at_ms = 2000;
+  CHECK(render_batch_job(job)
+        == R"({"job_id":"bj-1","provider":"openai","model":"gpt","state":"submitted",)"
+           R"("provider_job_id":"","provider_status":"","item_count":3,"succeeded":2,"failed":1,)"
+           R"("cancel_requested":false,"created_at_ms":1000,"submitted_at_ms":null,)"
+           R"("ended_at_ms":null,"updated_at_ms":2000,"last_error":""})");
+  auto second = job;
+  second.job_id = "bj-2";
+  auto list = parse_object(render_batch_jobs({job, second})).at("jobs").as_array();
+  REQUIRE(list.size() == 2);
+  CHECK(list[1].at("job_id") == "bj-2");
+  CHECK(render_batch_jobs({}) == R"({"jobs":[]})");
+}
+
+TEST_CASE("the operator routes answer with what they set") {
+  CHECK(render_cancel_requested("bj-\\1") == R"({"job_id":"bj-\\1","cancel_requested":true})");
+  CHECK(render_provider_resumed("openai") == R"({"provider":"openai","paused":false})");
+}
