@@ -8,6 +8,8 @@
 #   tools/pg.sh stop [DIR]    stop it (fast shutdown); the data stays in DIR
 #   tools/pg.sh destroy [DIR] stop it and delete DIR
 #
+# LPS_PG_FSYNC=off at start: a server that syncs nothing (the test suite uses it).
+#
 # DIR defaults to ./var/pg. The password is made at random when DIR is created and kept in
 # DIR/password (mode 600); the server accepts only scram-sha-256 logins over TCP on
 # 127.0.0.1. As root the server runs as the `postgres` user (PostgreSQL refuses to run as
@@ -73,6 +75,14 @@ init_once() {
   rm -f "$pwfile"
 }
 
+# LPS_PG_FSYNC=off (the test suite's server): nothing is synced to disk. A server that only
+# lives for one test run loses nothing it needs, and its shutdown no longer waits a minute
+# for the checkpoint of every database the tests made.
+throwaway_options() {
+  [[ ${LPS_PG_FSYNC:-on} == off ]] && echo "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  return 0
+}
+
 start() {
   init_once
   if running; then
@@ -83,7 +93,8 @@ start() {
   local port
   port=$(cat "$dir/port")
   as_owner "$pg_bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null || {
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 $(throwaway_options)" \
+    start >/dev/null || {
     tail -n 20 "$dir/server.log" >&2
     exit 1
   }
