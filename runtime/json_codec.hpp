@@ -71,6 +71,8 @@ struct bulk_entry {
   bool accepted = false;
   enqueue_outcome outcome;
   field_error error;
+  /// An accepted entry's "status": "queued", or a repeated one's current status.
+  std::string status = "queued";
 };
 std::string render_bulk_accepted(const std::vector<bulk_entry>& entries);
 
