@@ -275,15 +275,236 @@ std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enq
   });
 }
 
-void submit_many(const api_context& ctx, http_request&& req, http_responder respond) {
+// -- idempotent bulk submissions --
+
+// A valid bulk item not answered yet: its position in the body, its idempotency key ("":
+// none) and the request (its queue_id set once the key has one).
+struct bulk_pending {
+  size_t position = 0;
+  std::string key;
+  comparison_request request;
+};
+
+// One bulk submission on its way: the answer by position, the items still to submit, and
+// items whose key an earlier item of the same body already holds (position, that item's).
+struct bulk_submission {
+  std::vector<bulk_entry> entries;
+  std::vector<bulk_pending> pending;
+  std::vector<std::pair<size_t, size_t>> copies;
+  bool any_repeat = false;
+};
+
+// The key of a bulk item: `<Idempotency-Key>#<position>` in a namespace of its own (so a
+// single submission's key never meets a bulk item's), else its correlation_id as on the
+// single route (DEDUPE_BY_CORRELATION_ID), else "".
+std::string bulk_item_key(const config& cfg, const std::string& header, size_t position,
+                          const comparison_request& req, const std::string& client) {
+  if (!header.empty())
+    return client + "\nbulk-idempotency-key\n" + header + "#" + std::to_string(position);
+  return idempotency_key(cfg, {}, req, client);
+}
+
+// The keys a bulk submission holds in the gate while it runs: the header's one key, else
+// every item's key, sorted and unique.
+std::vector<std::string> bulk_gate_keys(const std::string& header, const bulk_submission& bulk,
+                                        const std::string& client) {
+  if (!header.empty())
+    return {client + "\nbulk-idempotency-key\n" + header};
+  std::vector<std::string> keys;
+  for (const auto& item : bulk.pending)
+    if (!item.key.empty())
+      keys.push_back(item.key);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+// Enters the gate for each of `keys` from `next` on, then runs `work`. Sorted keys give
+// every submission the same order, so two never each hold a key the other waits for; a
+// loop rather than recursion keeps thousands of free keys off the stack.
+void enter_all(std::shared_ptr<idempotency_gate> gate,
+               std::shared_ptr<const std::vector<std::string>> keys, size_t next,
+               std::function<void()> work) {
+  for (; next < keys->size(); ++next) {
+    // Whoever comes second goes on: this loop if the key was free (the callback ran inside
+    // enter), else the callback once the key is left to it.
+    auto state = std::make_shared<std::atomic<int>>(0); // 1: callback ran, 2: enter returned
+    gate->enter((*keys)[next], [gate, keys, next, work, state] {
+      if (state->exchange(1) == 2)
+        enter_all(gate, keys, next + 1, work);
+    });
+    if (state->exchange(2) == 0)
+      return;
+  }
+  work();
+}
+
+// Moves items that share a key with an earlier item of the body to `copies`: they get
+// that item's answer instead of a request of their own.
+void fold_duplicate_keys(bulk_submission& bulk) {
+  std::map<std::string, size_t> first;
+  std::vector<bulk_pending> kept;
+  for (auto& item : bulk.pending) {
+    if (item.key.empty() || first.try_emplace(item.key, item.position).second)
+      kept.push_back(std::move(item));
+    else
+      bulk.copies.emplace_back(item.position, first[item.key]);
+  }
+  bulk.pending = std::move(kept);
+}
+
+// Answers every item whose key was recorded and whose request is held or has a result as a
+// repeat (its first queue id and current status) and drops it from `pending`; an item whose
+// key was recorded but whose request was never stored (refused, or a crash before its
+// commit) stays, to be submitted under the recorded queue id. Then runs `then`.
+void settle_recorded(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
+                     std::function<void()> then) {
+  std::vector<size_t> recorded; // indexes into pending
+  for (size_t k = 0; k < bulk->pending.size(); ++k) {
+    auto& item = bulk->pending[k];
+    if (item.key.empty())
+      continue;
+    if (auto queue_id = ctx.db->find_idempotency_key(item.key)) {
+      item.request.queue_id = *queue_id;
+      recorded.push_back(k);
+    }
+  }
+  if (recorded.empty())
+    return then();
+  // Each lookup fills its own slot; the last answer settles them all.
+  auto found = std::make_shared<std::vector<std::optional<enqueue_outcome>>>(recorded.size());
+  auto statuses = std::make_shared<std::vector<std::string>>(recorded.size());
+  auto left = std::make_shared<std::atomic<size_t>>(recorded.size());
+  auto settle = [bulk, found, statuses, recorded, then] {
+    std::vector<bool> answered(bulk->pending.size(), false);
+    for (size_t j = 0; j < recorded.size(); ++j) {
+      if (!(*found)[j])
+        continue;
+      auto& entry = bulk->entries[bulk->pending[recorded[j]].position];
+      entry.accepted = true;
+      entry.outcome = std::move(*(*found)[j]);
+      entry.status = (*statuses)[j];
+      answered[recorded[j]] = true;
+      bulk->any_repeat = true;
+    }
+    std::vector<bulk_pending> kept;
+    for (size_t k = 0; k < bulk->pending.size(); ++k)
+      if (!answered[k])
+        kept.push_back(std::move(bulk->pending[k]));
+    bulk->pending = std::move(kept);
+    then();
+  };
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  for (size_t j = 0; j < recorded.size(); ++j) {
+    auto queue_id = bulk->pending[recorded[j]].request.queue_id;
+    ask<request_status>(
+        ctx, ctx.actors.queue,
+        [c, j, queue_id, found, statuses, left, settle](caf::expected<request_status> r) {
+          if (r && r->found) {
+            (*found)[j] = enqueue_outcome{true, queue_id, r->correlation_id, {}, {}, 0};
+            (*statuses)[j] = to_string(r->status);
+          } else if (auto stored = c->db->find_result(queue_id)) {
+            (*found)[j] = enqueue_outcome{
+                true, queue_id, json_string_field(stored->event_json, "correlation_id"), {}, {}, 0};
+            (*statuses)[j] = stored->status;
+          }
+          if (left->fetch_sub(1) == 1)
+            settle();
+        },
+        atom::lookup_v, queue_id);
+  }
+}
+
+// Gives every keyed item still without a queue id a new one and records all those keys in
+// one commit before their requests are stored (as the single route does), then runs
+// `then(ok)`.
+void record_new_keys(const api_context& ctx, bulk_submission& bulk,
+                     std::function<void(bool)> then) {
+  store_write write;
+  for (auto& item : bulk.pending) {
+    if (item.key.empty() || !item.request.queue_id.empty())
+      continue;
+    item.request.queue_id = new_uuid();
+    write.idempotency_keys.emplace_back(item.key, item.request.queue_id);
+  }
+  if (write.idempotency_keys.empty())
+    return then(true);
+  after_commit(ctx, std::move(write), std::move(then));
+}
+
+// The answer: 200 when this submission created nothing and repeated at least one item,
+// else 202; items folded onto an earlier one of the body get its entry.
+void answer_bulk(bulk_submission& bulk, bool created, const http_responder& respond) {
+  for (auto [position, source] : bulk.copies)
+    bulk.entries[position] = bulk.entries[source];
+  auto code = !created && bulk.any_repeat ? 200 : 202;
+  respond(json_response(code, render_bulk_accepted(bulk.entries)));
+}
+
+// Stores the pending items in one intake call and answers for the whole submission.
+void enqueue_bulk(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
+                  http_responder respond) {
+  if (bulk->pending.empty())
+    return answer_bulk(*bulk, false, respond);
+  std::vector<comparison_request> requests;
+  for (auto& item : bulk->pending)
+    requests.push_back(std::move(item.request));
+  ask<std::vector<enqueue_outcome>>(
+      ctx, ctx.actors.intake,
+      [respond, bulk](caf::expected<std::vector<enqueue_outcome>> r) {
+        if (!r || r->size() != bulk->pending.size()) {
+          respond(error_response(503, ec::service_unavailable, "the queue did not answer in time"));
+          return;
+        }
+        auto full = nothing_accepted_queue_full(*r);
+        if (full && !bulk->any_repeat)
+          return respond(refusal_response(*full));
+        bool created = false;
+        for (size_t k = 0; k < bulk->pending.size(); ++k) {
+          auto& entry = bulk->entries[bulk->pending[k].position];
+          entry.accepted = (*r)[k].accepted;
+          entry.outcome = std::move((*r)[k]);
+          created = created || entry.accepted;
+        }
+        answer_bulk(*bulk, created, respond);
+      },
+      atom::submit_v, std::move(requests));
+}
+
+// Inside the gate: repeats answered, new keys recorded, the rest stored.
+void submit_bulk_idempotent(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
+                            std::vector<std::string> gate_keys, http_responder respond) {
+  auto gate = ctx.idempotency;
+  auto keys = std::make_shared<const std::vector<std::string>>(std::move(gate_keys));
+  // Leaving the gate with the answer lets the next submission of these keys in.
+  http_responder done = [gate, keys, respond](http_response r) {
+    respond(std::move(r));
+    for (const auto& key : *keys)
+      gate->leave(key);
+  };
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  enter_all(gate, keys, 0, [c, bulk, done] {
+    settle_recorded(*c, bulk, [c, bulk, done] {
+      record_new_keys(*c, *bulk, [c, bulk, done](bool ok) {
+        if (!ok)
+          return done(
+              error_response(500, ec::internal_error, "the idempotency keys were not stored"));
+        enqueue_bulk(*c, bulk, done);
+      });
+    });
+  });
+}
+
+void submit_many(const api_context& ctx, http_request&& req, const std::string& client,
+                 http_responder respond) {
   if (!check_submission(req, respond))
     return;
-  // Refused rather than ignored: a client that retries trusting it would create duplicates.
-  if (!header_value(req, "idempotency-key").empty())
-    return respond(error_response(400, ec::validation_error,
-                                  "is not supported on the bulk route: submit each request to "
-                                  "POST /api/v1/comparison with its own key",
-                                  {}, "Idempotency-Key"));
+  auto header = header_value(req, "idempotency-key");
+  if (header.size() > max_idempotency_key_bytes)
+    return respond(
+        error_response(400, ec::validation_error,
+                       "must be at most " + std::to_string(max_idempotency_key_bytes) + " bytes",
+                       {}, "Idempotency-Key"));
   std::vector<bulk_item> items;
   field_error err;
   if (!parse_comparison_batch(req.body, ctx.limits, items, err)) {
@@ -302,38 +523,23 @@ void submit_many(const api_context& ctx, http_request&& req, http_responder resp
       items[i].error = std::move(*refusal);
     }
   }
-  auto entries = std::make_shared<std::vector<bulk_entry>>(items.size());
-  std::vector<comparison_request> valid;
-  auto positions = std::make_shared<std::vector<size_t>>();
+  auto bulk = std::make_shared<bulk_submission>();
+  bulk->entries.resize(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     if (items[i].ok) {
-      positions->push_back(i);
-      valid.push_back(std::move(items[i].request));
+      auto key = bulk_item_key(ctx.cfg, header, i, items[i].request, client);
+      bulk->pending.push_back({i, std::move(key), std::move(items[i].request)});
     } else {
-      (*entries)[i].error = std::move(items[i].error);
+      bulk->entries[i].error = std::move(items[i].error);
     }
   }
-  if (valid.empty()) {
-    respond(json_response(202, render_bulk_accepted(*entries)));
-    return;
-  }
-  ask<std::vector<enqueue_outcome>>(
-      ctx, ctx.actors.intake,
-      [respond, entries, positions](caf::expected<std::vector<enqueue_outcome>> r) {
-        if (!r || r->size() != positions->size()) {
-          respond(error_response(503, ec::service_unavailable, "the queue did not answer in time"));
-          return;
-        }
-        if (auto full = nothing_accepted_queue_full(*r))
-          return respond(refusal_response(*full));
-        for (size_t k = 0; k < positions->size(); ++k) {
-          auto& entry = (*entries)[(*positions)[k]];
-          entry.accepted = (*r)[k].accepted;
-          entry.outcome = std::move((*r)[k]);
-        }
-        respond(json_response(202, render_bulk_accepted(*entries)));
-      },
-      atom::submit_v, std::move(valid));
+  if (bulk->pending.empty())
+    return respond(json_response(202, render_bulk_accepted(bulk->entries)));
+  fold_duplicate_keys(*bulk);
+  auto gate_keys = bulk_gate_keys(header, *bulk, client);
+  if (gate_keys.empty())
+    return enqueue_bulk(ctx, std::move(bulk), std::move(respond));
+  submit_bulk_idempotent(ctx, std::move(bulk), std::move(gate_keys), std::move(respond));
 }
 
 // The windows of the providers whose batch jobs run nightly, by provider.
@@ -854,7 +1060,7 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   if (req.method == "POST" && req.path == "/api/v1/comparison")
     return submit_one(ctx, std::move(req), *client, std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparisons")
-    return submit_many(ctx, std::move(req), std::move(respond));
+    return submit_many(ctx, std::move(req), *client, std::move(respond));
   std::string id;
   if (req.method == "POST" && match_action(req.path, "/api/v1/batch-jobs/", "/cancel", id))
     return cancel_batch_job(ctx, id, std::move(respond));

@@ -65,12 +65,14 @@ std::string render_result_event(const result_event& event);
 /// "message"}.
 std::string render_accepted(const enqueue_outcome& outcome);
 
-/// 202 body for the bulk endpoint: {"results": [...]} in request order; refused entries
-/// (parse errors or enqueue refusals) carry {"error": {...}}.
+/// Body for the bulk endpoint (202, or 200 for a repeat): {"results": [...]} in request
+/// order; refused entries (parse errors or enqueue refusals) carry {"error": {...}}.
 struct bulk_entry {
   bool accepted = false;
   enqueue_outcome outcome;
   field_error error;
+  /// An accepted entry's "status": "queued", or a repeated one's current status.
+  std::string status = "queued";
 };
 std::string render_bulk_accepted(const std::vector<bulk_entry>& entries);
 

@@ -229,7 +229,7 @@ std::string render_bulk_accepted(const std::vector<bulk_entry>& entries) {
     object_writer item{out};
     if (entry.accepted) {
       item.string("queue_id", entry.outcome.queue_id)
-          .string("status", "queued")
+          .string("status", entry.status)
           .string_or_null("correlation_id", entry.outcome.correlation_id);
     } else if (!entry.error.message.empty()) {
       // Refused while parsing: the request never got a correlation id of ours.

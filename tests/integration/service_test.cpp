@@ -1248,12 +1248,6 @@ TEST_CASE("DEDUPE_BY_CORRELATION_ID makes a repeated correlation_id a repeated s
                             {{"Idempotency-Key", std::string(256, 'k')}});
   CHECK(too_long.status == 400);
   CHECK(error_field_of(too_long) == "Idempotency-Key");
-  // The bulk route refuses the header instead of ignoring it.
-  auto bulk = call_with(c, "POST", dedupe.url("/api/v1/comparisons"),
-                        "{\"requests\":[{\"user_prompt\":\"x\"}]}", {{"Idempotency-Key", "k"}});
-  CHECK(bulk.status == 400);
-  CHECK(error_field_of(bulk) == "Idempotency-Key");
-  CHECK(bulk.body.find("POST /api/v1/comparison with its own key") != std::string::npos);
 }
 
 TEST_CASE("API keys protect the client routes, ADMIN_TOKEN the operator routes, and neither "
