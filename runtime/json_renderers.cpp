@@ -246,6 +246,12 @@ std::string render_bulk_accepted(const std::vector<bulk_entry>& entries) {
   return result;
 }
 
+std::string json_quote(std::string_view text) {
+  std::string result;
+  append_quoted(result, text);
+  return result;
+}
+
 std::string render_status(const request_status& status,
                           const std::optional<submission_window>& window) {
   std::string result;
