@@ -7,7 +7,6 @@
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
 
-#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
 
@@ -191,16 +190,20 @@ void answer_repeat(const api_context& ctx, const std::string& queue_id, comparis
       atom::lookup_v, queue_id);
 }
 
+// Told whether the write committed, the waiter hands it to `then` and ends.
+commit_waiter_actor::behavior_type commit_waiter(commit_waiter_actor::pointer self,
+                                                 std::function<void(bool)> then) {
+  return {[=](bool ok) {
+    then(ok);
+    self->quit();
+  }};
+}
+
 // Runs `then(ok)` in an actor once the store has committed `write` (or failed). Store
 // callbacks run on the store's writer thread, and actors spawned there kept the actor system
 // from ever finishing its shutdown (seen through the binary), so the callback only sends.
 void after_commit(const api_context& ctx, store_write write, std::function<void(bool)> then) {
-  auto waiter = ctx.sys->spawn([then](caf::event_based_actor* self) -> caf::behavior {
-    return {[=](bool ok) {
-      then(ok);
-      self->quit();
-    }};
-  });
+  auto waiter = ctx.sys->spawn(commit_waiter, std::move(then));
   ctx.db->submit(std::move(write),
                  [waiter](bool ok, const std::string&) { caf::anon_send(waiter, ok); });
 }
