@@ -159,4 +159,10 @@ using inspector_actor = caf::typed_actor<
 template <class... Request>
 using request_bridge_actor = caf::typed_actor<caf::reacts_to<Request...>>;
 
+// -- commit waiter: one per store write an HTTP route waits for (app/http_api) ------------
+
+// Told whether the store committed the write (its only message), it hands that to the
+// route's callback and ends.
+using commit_waiter_actor = caf::typed_actor<caf::reacts_to<bool>>;
+
 } // namespace lps

@@ -7,7 +7,6 @@
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
 
-#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
 
@@ -191,16 +190,20 @@ void answer_repeat(const api_context& ctx, const std::string& queue_id, comparis
       atom::lookup_v, queue_id);
 }
 
+// Told whether the write committed, the waiter hands it to `then` and ends.
+commit_waiter_actor::behavior_type commit_waiter(commit_waiter_actor::pointer self,
+                                                 std::function<void(bool)> then) {
+  return {[=](bool ok) {
+    then(ok);
+    self->quit();
+  }};
+}
+
 // Runs `then(ok)` in an actor once the store has committed `write` (or failed). Store
 // callbacks run on the store's writer thread, and actors spawned there kept the actor system
 // from ever finishing its shutdown (seen through the binary), so the callback only sends.
 void after_commit(const api_context& ctx, store_write write, std::function<void(bool)> then) {
-  auto waiter = ctx.sys->spawn([then](caf::event_based_actor* self) -> caf::behavior {
-    return {[=](bool ok) {
-      then(ok);
-      self->quit();
-    }};
-  });
+  auto waiter = ctx.sys->spawn(commit_waiter, std::move(then));
   ctx.db->submit(std::move(write),
                  [waiter](bool ok, const std::string&) { caf::anon_send(waiter, ok); });
 }
@@ -551,21 +554,19 @@ std::map<std::string, batch_window> nightly_windows(const api_context& ctx) {
   return result;
 }
 
-// A held request's status; a queued one of a nightly batch provider also says when the window
-// its job may be submitted in opens and closes (the open one, else the next).
-std::string held_status_body(const request_status& status,
-                             const std::map<std::string, batch_window>& nightly) {
-  auto body = render_status(status);
+// The window a queued request of a nightly batch provider may have its job submitted in (the
+// open one, else the next); none for any other request.
+std::optional<submission_window>
+submission_window_of(const request_status& status,
+                     const std::map<std::string, batch_window>& nightly) {
   auto window = nightly.find(status.provider);
   if (status.status != queue_status::queued || window == nightly.end())
-    return body;
+    return std::nullopt;
   auto now = caf::make_timestamp();
   auto times = next_batch_window(window->second, now, local_minute_of_day(now));
   if (!times)
-    return body;
-  body.pop_back(); // the closing brace: the window's fields join the object
-  return body + ",\"window_opens_at\":" + json_quote(iso8601(times->opens_at))
-         + ",\"window_closes_at\":" + json_quote(iso8601(times->closes_at)) + "}";
+    return std::nullopt;
+  return submission_window{times->opens_at, times->closes_at};
 }
 
 // Held requests are answered by the queue manager; final ones come from the store.
@@ -575,7 +576,7 @@ void get_status(const api_context& ctx, const std::string& id, http_responder re
       ctx, ctx.actors.queue,
       [respond, db, id, nightly = nightly_windows(ctx)](caf::expected<request_status> r) {
         if (r && r->found) {
-          respond(json_response(200, held_status_body(*r, nightly)));
+          respond(json_response(200, render_status(*r, submission_window_of(*r, nightly))));
         } else if (auto stored = db->find_result(id)) {
           respond(json_response(200, render_final_status(*stored)));
         } else {
@@ -623,24 +624,23 @@ std::string pause_reason(const provider_status& x) {
 // Per provider: configuration (never the key) plus the bundler's live view: breaker state,
 // whether a rejected key paused it, bundles in flight, and how long its breaker or rate
 // limit blocks it.
-std::string providers_body(const config& cfg, const std::vector<provider_status>& live) {
-  auto provider = [&](const std::string& name, bool configured, const std::string& model) {
-    auto reason = provider_unavailable_reason(cfg, name);
+std::vector<provider_report> provider_reports(const config& cfg,
+                                              const std::vector<provider_status>& live) {
+  auto report = [&](const std::string& name, bool configured, const std::string& model) {
     auto x = status_of(live, name);
-    auto paused = pause_reason(x);
-    return "{\"name\":" + json_quote(name) + ",\"enabled\":true,\"configured\":"
-           + (configured ? "true" : "false") + ",\"available\":"
-           + (reason.empty() ? "true" : "false") + ",\"default_model\":" + json_quote(model)
-           + ",\"circuit_state\":" + json_quote(x.circuit_state) + ",\"paused\":"
-           + (paused.empty() ? "false" : "true") + ",\"pause_reason\":" + json_quote(paused)
-           + ",\"in_flight\":" + std::to_string(x.inflight_bundles) + ",\"blocked_ms\":"
-           + std::to_string(x.blocked_for.count()) + ",\"note\":" + json_quote(reason) + "}";
+    return provider_report{name,
+                           configured,
+                           model,
+                           x.circuit_state,
+                           pause_reason(x),
+                           x.inflight_bundles,
+                           x.blocked_for.count(),
+                           provider_unavailable_reason(cfg, name)};
   };
-  std::string body = "{\"default_provider\":" + json_quote(cfg.default_llm_provider)
-                     + ",\"providers\":[" + provider("mock", true, cfg.mock.default_model);
+  std::vector<provider_report> result{report("mock", true, cfg.mock.default_model)};
   for (const auto& [name, p] : cfg.providers)
-    body += "," + provider(name, !p.api_key.empty(), p.default_model);
-  return body + "]}";
+    result.push_back(report(name, !p.api_key.empty(), p.default_model));
+  return result;
 }
 
 void get_providers(const api_context& ctx, http_responder respond) {
@@ -651,7 +651,8 @@ void get_providers(const api_context& ctx, http_responder respond) {
         std::vector<provider_status> live;
         if (r)
           live = std::move(*r);
-        respond(json_response(200, providers_body(*cfg, live)));
+        respond(json_response(
+            200, render_providers(cfg->default_llm_provider, provider_reports(*cfg, live))));
       },
       atom::providers_v);
 }
@@ -683,17 +684,11 @@ std::vector<std::string> pause_warnings(const config& cfg,
 
 void report_health(const api_context& ctx, std::vector<std::string> paused, http_responder respond);
 
-// Who answers /healthz, after its "status" member.
-constexpr const char* health_service_fields =
-    ",\"service\":\"llm_provider_service\",\"version\":\"0.1.0\"";
-
 // A paused provider does not take the node out of a load balancer (other providers still
 // work and its requests wait safely): /healthz stays 200 and says "degraded".
 void get_health(const api_context& ctx, http_responder respond) {
   if (ctx.starting->load())
-    return respond(while_starting(json_response(503, std::string{"{\"status\":\"starting\""}
-                                                         + health_service_fields
-                                                         + ",\"accepting_requests\":false}")));
+    return respond(while_starting(json_response(503, render_health_starting())));
   auto shared = std::make_shared<api_context>(ctx);
   ask<std::vector<provider_status>>(
       ctx, ctx.actors.bundler,
@@ -841,8 +836,7 @@ void cancel_request(const api_context& ctx, const std::string& id, http_responde
           return respond(
               error_response(503, ec::service_unavailable, "the queue did not answer in time"));
         if (r->cancelled > 0)
-          return respond(
-              json_response(200, "{\"queue_id\":" + json_quote(id) + ",\"status\":\"cancelled\"}"));
+          return respond(json_response(200, render_request_cancelled(id)));
         if (r->already_processing > 0)
           return respond(error_response(409, ec::invalid_request,
                                         "request " + id
@@ -895,11 +889,7 @@ void cancel_run(const api_context& ctx, const std::string& segment, http_respond
         if (r->cancelled + r->already_processing + r->already_final == 0)
           return respond(error_response(404, ec::resource_not_found,
                                         "no request with metadata.bos_batch_id " + run));
-        respond(json_response(
-            200, "{\"bos_batch_id\":" + json_quote(run)
-                     + ",\"cancelled\":" + std::to_string(r->cancelled)
-                     + ",\"already_processing\":" + std::to_string(r->already_processing)
-                     + ",\"already_final\":" + std::to_string(r->already_final) + "}"));
+        respond(json_response(200, render_run_cancelled(run, *r)));
       },
       atom::cancel_v, cancel_target{"", *run});
 }

@@ -31,6 +31,27 @@ void write_time_ms(object_writer& body, std::string_view key, int64_t ms) {
     body.null(key);
 }
 
+// Who answers /healthz, after its "status" member.
+void write_health_head(object_writer& body, std::string_view status) {
+  body.string("status", status)
+      .string("service", "llm_provider_service")
+      .string("version", "0.1.0");
+}
+
+void write_provider(object_writer& body, const provider_report& x) {
+  body.string("name", x.name)
+      .boolean("enabled", true)
+      .boolean("configured", x.configured)
+      .boolean("available", x.note.empty())
+      .string("default_model", x.default_model)
+      .string("circuit_state", x.circuit_state)
+      .boolean("paused", !x.pause_reason.empty())
+      .string("pause_reason", x.pause_reason)
+      .integer("in_flight", x.in_flight)
+      .integer("blocked_ms", x.blocked_ms)
+      .string("note", x.note);
+}
+
 } // namespace
 
 std::string render_repeat(const std::string& queue_id, const std::string& status,
@@ -71,10 +92,8 @@ std::string render_pending_result(const std::string& queue_id, const std::string
 std::string render_health(const health_report& report) {
   std::string result;
   object_writer body{result};
-  body.string("status", report.status)
-      .string("service", "llm_provider_service")
-      .string("version", "0.1.0")
-      .string("queue_processing_mode", report.configured_mode)
+  write_health_head(body, report.status);
+  body.string("queue_processing_mode", report.configured_mode)
       .string("effective_processing_mode", report.effective_mode)
       .boolean("accepting_requests", report.accepting_requests);
   object_writer checks{body.member("checks")};
@@ -93,6 +112,31 @@ std::string render_health(const health_report& report) {
   for (const auto& warning : report.warnings)
     append_quoted(warnings.element(), warning);
   warnings.close();
+  body.close();
+  return result;
+}
+
+std::string render_health_starting() {
+  std::string result;
+  object_writer body{result};
+  write_health_head(body, "starting");
+  body.boolean("accepting_requests", false);
+  body.close();
+  return result;
+}
+
+std::string render_providers(const std::string& default_provider,
+                             const std::vector<provider_report>& providers) {
+  std::string result;
+  object_writer body{result};
+  body.string("default_provider", default_provider);
+  array_writer xs{body.member("providers")};
+  for (const auto& x : providers) {
+    object_writer entry{xs.element()};
+    write_provider(entry, x);
+    entry.close();
+  }
+  xs.close();
   body.close();
   return result;
 }
@@ -142,6 +186,25 @@ std::string render_provider_resumed(const std::string& name) {
   std::string result;
   object_writer body{result};
   body.string("provider", name).boolean("paused", false);
+  body.close();
+  return result;
+}
+
+std::string render_request_cancelled(const std::string& queue_id) {
+  std::string result;
+  object_writer body{result};
+  body.string("queue_id", queue_id).string("status", "cancelled");
+  body.close();
+  return result;
+}
+
+std::string render_run_cancelled(const std::string& run, const cancel_summary& summary) {
+  std::string result;
+  object_writer body{result};
+  body.string("bos_batch_id", run)
+      .integer("cancelled", summary.cancelled)
+      .integer("already_processing", summary.already_processing)
+      .integer("already_final", summary.already_final);
   body.close();
   return result;
 }

@@ -2,9 +2,11 @@
 
 // Bodies of the HTTP API's routes that are not part of the comparison contract proper
 // (json_codec.hpp has those): status of a final request, a pending result, a repeated
-// submission, /healthz, provider batch jobs, and the 202 answers of the operator routes.
+// submission, /healthz, the providers, provider batch jobs, and the answers of the operator
+// and cancel routes.
 // app/http_api.cpp gathers the facts; these functions only write them as JSON.
 
+#include "messages/cancel.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/store.hpp"
 
@@ -50,6 +52,32 @@ struct health_report {
 /// GET /healthz body.
 std::string render_health(const health_report& report);
 
+/// 503 body of /healthz while recovery runs: not accepting requests yet.
+std::string render_health_starting();
+
+/// One provider as GET /api/v1/providers lists it: its configuration (never the key) and the
+/// bundler's live view of it.
+struct provider_report {
+  std::string name;
+  /// It has its key (the mock needs none).
+  bool configured = false;
+  std::string default_model;
+  /// Its circuit breaker: "closed", "open" or "half_open".
+  std::string circuit_state;
+  /// What the operator reads about it being paused by a rejected key, or "" when it is not.
+  std::string pause_reason;
+  /// Bundles handed to it and not answered yet.
+  uint64_t in_flight = 0;
+  /// How long its breaker or rate limit still blocks it.
+  int64_t blocked_ms = 0;
+  /// Why requests for it are refused, or "" when they are served.
+  std::string note;
+};
+
+/// GET /api/v1/providers body: the default provider and every provider, in `providers`' order.
+std::string render_providers(const std::string& default_provider,
+                             const std::vector<provider_report>& providers);
+
 /// One provider batch job (GET /api/v1/batch-jobs/{id}); times of 0 are null.
 std::string render_batch_job(const batch_job_record& job);
 
@@ -61,5 +89,13 @@ std::string render_cancel_requested(const std::string& job_id);
 
 /// 202 body of POST /api/v1/providers/{name}/resume.
 std::string render_provider_resumed(const std::string& name);
+
+/// 200 body of POST /api/v1/requests/{id}/cancel for a request that was queued and is now
+/// cancelled.
+std::string render_request_cancelled(const std::string& queue_id);
+
+/// 200 body of POST /api/v1/runs/{run}/cancel (`run` is metadata.bos_batch_id): what became of
+/// its requests.
+std::string render_run_cancelled(const std::string& run, const cancel_summary& summary);
 
 } // namespace lps

@@ -1,5 +1,6 @@
 #include "runtime/http_server.hpp"
 #include "runtime/error_code.hpp"
+#include "runtime/json_writer.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -103,12 +104,17 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-/// The service's error envelope. Codes and messages are ours and need no JSON escaping.
+/// The service's error envelope. The message is escaped: it may hold Beast's error text and
+/// configured setting names.
 http_response error_response(unsigned status, ec code, std::string_view text) {
   http_response r;
   r.status = status;
-  r.body = std::string(R"({"error":{"code":")") + to_string(code) + R"(","message":")"
-           + std::string(text) + R"(","correlation_id":null,"details":{}}})";
+  object_writer body{r.body};
+  object_writer error{body.member("error")};
+  error.string("code", to_string(code)).string("message", text).null("correlation_id");
+  error.member("details") += "{}";
+  error.close();
+  body.close();
   return r;
 }
 

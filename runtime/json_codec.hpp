@@ -11,6 +11,7 @@
 #include "messages/status.hpp"
 #include "runtime/error_code.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,8 +77,16 @@ struct bulk_entry {
 };
 std::string render_bulk_accepted(const std::vector<bulk_entry>& entries);
 
-/// GET /api/v1/status body for a request still held by the queue manager.
-std::string render_status(const request_status& status);
+/// The window a queued request's nightly batch job may be submitted in.
+struct submission_window {
+  caf::timestamp opens_at;
+  caf::timestamp closes_at;
+};
+
+/// GET /api/v1/status body for a request still held by the queue manager; with `window`, its
+/// window_opens_at and window_closes_at follow the other members.
+std::string render_status(const request_status& status,
+                          const std::optional<submission_window>& window = std::nullopt);
 
 /// GET /api/v1/inspect body: {"actors": [...]}.
 std::string render_inspection(const std::vector<actor_status>& actors);

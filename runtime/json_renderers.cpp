@@ -246,7 +246,14 @@ std::string render_bulk_accepted(const std::vector<bulk_entry>& entries) {
   return result;
 }
 
-std::string render_status(const request_status& status) {
+std::string json_quote(std::string_view text) {
+  std::string result;
+  append_quoted(result, text);
+  return result;
+}
+
+std::string render_status(const request_status& status,
+                          const std::optional<submission_window>& window) {
   std::string result;
   object_writer body{result};
   body.string("queue_id", status.queue_id)
@@ -268,6 +275,9 @@ std::string render_status(const request_status& status) {
     body.null("next_attempt_at");
   else
     body.string("next_attempt_at", iso8601(status.next_attempt_at));
+  if (window)
+    body.string("window_opens_at", iso8601(window->opens_at))
+        .string("window_closes_at", iso8601(window->closes_at));
   body.close();
   return result;
 }

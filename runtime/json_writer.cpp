@@ -1,4 +1,3 @@
-#include "runtime/json_codec.hpp"
 #include "runtime/json_utf8.hpp"
 #include "runtime/json_writer.hpp"
 
@@ -139,12 +138,6 @@ bool append_value(std::string& out, const json::value& value) {
   }
   }
   return true;
-}
-
-std::string json_quote(std::string_view text) {
-  std::string result;
-  append_quoted(result, text);
-  return result;
 }
 
 } // namespace lps

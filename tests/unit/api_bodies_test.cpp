@@ -79,6 +79,29 @@ TEST_CASE("the health body lists checks, providers and warnings") {
   CHECK(empty.at("providers").as_object().empty());
 }
 
+TEST_CASE("the health body while starting says it takes no requests yet") {
+  CHECK(render_health_starting()
+        == R"({"status":"starting","service":"llm_provider_service","version":"0.1.0",)"
+           R"("accepting_requests":false})");
+}
+
+TEST_CASE("the providers body lists each provider's configuration and live view in order") {
+  provider_report mock{"mock", true, "mock-1", "closed", "", 0, 0, ""};
+  provider_report openai{
+      "openai", false, "gpt-\"x\"",         "open", "INVALID_API_KEY: fix the key",
+      3,        1500,  "set OPENAI_API_KEY"};
+  CHECK(render_providers("openai", {mock, openai})
+        == R"({"default_provider":"openai","providers":[)"
+           R"({"name":"mock","enabled":true,"configured":true,"available":true,)"
+           R"("default_model":"mock-1","circuit_state":"closed","paused":false,)"
+           R"("pause_reason":"","in_flight":0,"blocked_ms":0,"note":""},)"
+           R"({"name":"openai","enabled":true,"configured":false,"available":false,)"
+           R"("default_model":"gpt-\"x\"","circuit_state":"open","paused":true,)"
+           R"("pause_reason":"INVALID_API_KEY: fix the key","in_flight":3,"blocked_ms":1500,)"
+           R"("note":"set OPENAI_API_KEY"}]})");
+  CHECK(render_providers("mock", {}) == R"({"default_provider":"mock","providers":[]})");
+}
+
 TEST_CASE("a batch job body has null for times not reached yet") {
   batch_job_record job;
   job.job_id = "bj-1";
@@ -106,4 +129,15 @@ TEST_CASE("a batch job body has null for times not reached yet") {
 TEST_CASE("the operator routes answer with what they set") {
   CHECK(render_cancel_requested("bj-\\1") == R"({"job_id":"bj-\\1","cancel_requested":true})");
   CHECK(render_provider_resumed("openai") == R"({"provider":"openai","paused":false})");
+}
+
+TEST_CASE("the cancel routes answer what became of the requests") {
+  CHECK(render_request_cancelled("q-\"1\"") == R"({"queue_id":"q-\"1\"","status":"cancelled"})");
+  cancel_summary summary;
+  summary.cancelled = 4;
+  summary.already_processing = 2;
+  summary.already_final = 1;
+  summary.not_found = 9; // not part of the answer
+  CHECK(render_run_cancelled("run \\7", summary)
+        == R"({"bos_batch_id":"run \\7","cancelled":4,"already_processing":2,"already_final":1})");
 }

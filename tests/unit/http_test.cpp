@@ -5,6 +5,7 @@
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -1026,4 +1027,25 @@ TEST_CASE("http client retries once when the server dropped an idle connection",
     CHECK(r.status == 201);
     upstream.close_peer(); // while the client keeps the connection idle
   }
+}
+
+TEST_CASE("http server escapes its error message: a quote and a backslash stay valid JSON",
+          "[http]") {
+  auto options = local_options();
+  options.max_body_bytes = 10;
+  options.max_body_setting = R"(LIMIT "A" \ B)";
+  http_server server;
+  start(server, options, [&](http_request&&, http_responder respond) { respond({}); });
+  http_client client{{}};
+  auto req = get(url_of(server, "/one"));
+  req.method = "POST";
+  req.body.assign(100, 'x');
+  auto r = call(client, req);
+  REQUIRE(r.error == transport_error::none);
+  CHECK(r.status == 413);
+  auto error = boost::json::parse(r.body).at("error").as_object();
+  CHECK(error.at("code") == "PAYLOAD_TOO_LARGE");
+  CHECK(error.at("message") == R"(request body exceeds 10 bytes (raise LIMIT "A" \ B))");
+  CHECK(error.at("correlation_id").is_null());
+  CHECK(error.at("details").as_object().empty());
 }

@@ -774,6 +774,20 @@ TEST_CASE("the status body reports the queue entry") {
       R"("next_attempt_at":"2023-11-14T22:13:20.123Z"})"));
 }
 
+TEST_CASE("a status with its submission window ends with the window's times") {
+  request_status status;
+  status.found = true;
+  status.queue_id = "q-9";
+  status.status = queue_status::queued;
+  status.queued_at = t_requested;
+  CHECK(render_status(status, submission_window{t_requested, t_requested + std::chrono::hours{2}})
+        == R"({"queue_id":"q-9","status":"queued","queued_at":"2023-11-14T22:13:20.123Z",)"
+           R"("attempts":0,"priority":5,"provider":null,"model":null,"correlation_id":null,)"
+           R"("last_error":null,"next_attempt_at":null,)"
+           R"("window_opens_at":"2023-11-14T22:13:20.123Z",)"
+           R"("window_closes_at":"2023-11-15T00:13:20.123Z"})");
+}
+
 TEST_CASE("the inspection body lists every actor") {
   actor_status a;
   a.name = "queue-manager";
