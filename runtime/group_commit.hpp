@@ -61,6 +61,7 @@ struct group_commit_backend {
   purge_passes* retention = nullptr;
 };
 
+/// Store writes committed in groups by one writer thread (see the top of this file).
 class group_commit_queue {
 public:
   /// `max_ops_per_commit` 0 counts as 1. With `manual_commits` no writer thread runs:
