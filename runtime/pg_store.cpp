@@ -1,5 +1,6 @@
 #include "runtime/pg_store.hpp"
 
+#include "runtime/group_commit.hpp"
 #include "runtime/pg_schema.hpp"
 #include "runtime/postgres.hpp"
 
@@ -7,13 +8,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
 #include <span>
-#include <thread>
 #include <utility>
 
 namespace lps {
@@ -125,24 +123,6 @@ stored_result read_result(const pg::row& row) {
   return out;
 }
 
-size_t count_ops(const store_write& write) {
-  return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
-         + write.idempotency_keys.size() + write.delivery_give_ups.size();
-}
-
-// Runs a callback without letting an exception kill the writer thread.
-void run_callback(const store_callback& done, bool ok, const std::string& error) noexcept {
-  if (!done)
-    return;
-  try {
-    done(ok, error);
-  } catch (const std::exception& e) {
-    spdlog::error("store: write callback threw: {}", e.what());
-  } catch (...) {
-    spdlog::error("store: write callback threw a non-standard exception");
-  }
-}
-
 // libpq's message on one line ("ERROR: ...; DETAIL: ...").
 std::string one_line(std::string message) {
   for (auto at = message.find('\n'); at != std::string::npos; at = message.find('\n', at))
@@ -159,32 +139,21 @@ int64_t unix_now_ms() {
 } // namespace
 
 // The PostgreSQL implementation of the store contract (store.hpp). Its queue, group commit,
-// one-by-one retry of a failed batch and flush() follow the SQLite store (store.cpp).
-class pg_store final : public store {
+// one-by-one retry of a failed batch and flush() are the SQLite store's (group_commit.hpp);
+// its purge passes run between commits as the SQLite purger's do.
+class pg_store final : public store, private purge_passes {
 public:
-  // One queued write and, once processed, its outcome.
-  struct pending {
-    store_write write;
-    store_callback done;
-    uint64_t seq = 0;
-    size_t ops = 0;
-    bool ok = false;
-    std::string error;
-  };
-
-  // How a transaction ended: a failing statement blames its write; a failing BEGIN or
-  // COMMIT, or a lost connection, blames the environment, not any one write.
-  enum class outcome { committed, write_failed, txn_failed };
-
   pg_store(std::string url, store_options options)
-      : url_(std::move(url)), masked_(pg::masked_url(url_)), options_(std::move(options)) {
-    options_.max_ops_per_commit = std::max<size_t>(1, options_.max_ops_per_commit);
-  }
+      : url_(std::move(url)), masked_(pg::masked_url(url_)), options_(std::move(options)),
+        queue_(options_.max_ops_per_commit, options_.manual_commits,
+               {.commit = [this](std::span<const queued_write> writes,
+                                 std::string& error) { return run_transaction(writes, error); },
+                .after_commit = {},
+                .retention = retains() ? this : nullptr}) {}
 
+  // The queue's writer uses the writer connection: it stops first.
   ~pg_store() override {
-    if (options_.manual_commits)
-      commit_on_caller_thread();
-    stop_writer();
+    queue_.stop();
   }
 
   bool open(std::chrono::seconds connect_timeout, std::string& error) {
@@ -202,42 +171,18 @@ public:
     reader_db_ = pg::connection::open(url_, connect_timeout, error);
     if (!reader_db_)
       return false;
-    if (!options_.manual_commits)
-      writer_ = std::thread([this] { writer_loop(); });
+    queue_.start();
     return true;
   }
 
   // -- the contract --
 
   void submit(store_write write, store_callback done) override {
-    pending item;
-    item.ops = count_ops(write);
-    item.write = std::move(write);
-    item.done = std::move(done);
-    std::unique_lock lock(queue_mutex_);
-    if (writer_exited_) {
-      lock.unlock();
-      run_callback(item.done, false, "store is closed");
-      return;
-    }
-    item.seq = ++submitted_seq_;
-    pending_ops_ += item.ops;
-    queue_.push_back(std::move(item));
-    lock.unlock();
-    work_cv_.notify_one();
+    queue_.submit(std::move(write), std::move(done));
   }
 
   void flush() override {
-    if (options_.manual_commits) {
-      commit_on_caller_thread();
-      return;
-    }
-    std::unique_lock lock(queue_mutex_);
-    // A callback runs on the writer thread: waiting there for later writes would deadlock.
-    if (std::this_thread::get_id() == writer_id_)
-      return;
-    uint64_t target = submitted_seq_;
-    done_cv_.wait(lock, [&] { return done_seq_ >= target || writer_exited_; });
+    queue_.flush();
   }
 
   std::optional<stored_result> find_result(const std::string& queue_id) override {
@@ -293,19 +238,7 @@ public:
   }
 
   void purge_expired_results() override {
-    if (!retains())
-      return;
-    if (options_.manual_commits) {
-      while (!purge_step())
-        ; // a pass ends with a step that deleted less than a full step's rows
-      return;
-    }
-    std::unique_lock lock(queue_mutex_);
-    if (std::this_thread::get_id() == writer_id_) // a callback: see flush()
-      return;
-    auto ticket = ++purges_wanted_;
-    work_cv_.notify_one();
-    done_cv_.wait(lock, [&] { return purges_done_ >= ticket || writer_exited_; });
+    queue_.purge_expired_results();
   }
 
   // One statement, so one snapshot: the run's active queue ids, then a row with a NULL id
@@ -333,11 +266,7 @@ public:
   }
 
   store_stats stats() const override {
-    store_stats out;
-    out.commits = commits_.load();
-    out.ops_committed = ops_committed_.load();
-    out.failed_commits = failed_commits_.load();
-    out.pending_ops = pending_ops_.load();
+    store_stats out = queue_.stats();
     out.results_purged = results_purged_.load();
     out.purge_steps = purge_steps_.load();
     return out;
@@ -432,153 +361,18 @@ private:
     return true;
   }
 
-  void stop_writer() {
-    {
-      std::lock_guard lock(queue_mutex_);
-      stopping_ = true;
-    }
-    work_cv_.notify_all();
-    if (writer_.joinable())
-      writer_.join();
-  }
-
-  void writer_loop() {
-    {
-      std::lock_guard lock(queue_mutex_);
-      writer_id_ = std::this_thread::get_id();
-    }
-    std::vector<pending> batch;
-    while (take_work(batch)) {
-      if (!batch.empty())
-        commit(batch);
-      purge_step_if_due();
-    }
-  }
-
-  // Waits until there are writes, a purge step is due, or the store stops; takes the
-  // writes there are. Returns false once stopping and drained.
-  bool take_work(std::vector<pending>& batch) {
-    std::unique_lock lock(queue_mutex_);
-    auto ready = [&] { return stopping_ || !queue_.empty() || purges_wanted_ > pass_ticket_; };
-    if (!retains())
-      work_cv_.wait(lock, ready);
-    else if (!in_pass_)
-      work_cv_.wait_until(lock, next_pass_, ready);
-    if (stopping_ && queue_.empty()) {
-      writer_exited_ = true;
-      lock.unlock();
-      done_cv_.notify_all();
-      return false;
-    }
-    take_writes(batch);
-    return true;
-  }
-
-  // Takes every pending write up to max_ops_per_commit (at least one, however large).
-  void take_writes(std::vector<pending>& batch) {
-    size_t ops = 0;
-    while (!queue_.empty()) {
-      size_t next = queue_.front().ops;
-      if (!batch.empty() && ops + next > options_.max_ops_per_commit)
-        break;
-      ops += next;
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-  }
-
-  // manual_commits: the caller's thread does the writer's work, so callbacks run there.
-  void commit_on_caller_thread() {
-    std::vector<pending> batch;
-    for (;;) {
-      {
-        std::lock_guard lock(queue_mutex_);
-        if (queue_.empty())
-          return;
-        take_writes(batch);
-      }
-      commit(batch);
-    }
-  }
-
-  void commit(std::vector<pending>& batch) {
-    commit_batch(batch);
-    finish_batch(batch);
-    batch.clear();
-  }
-
-  void commit_batch(std::span<pending> batch) {
-    std::string error;
-    outcome result = run_transaction(batch, error);
-    if (result == outcome::committed) {
-      mark_committed(batch);
-      return;
-    }
-    ++failed_commits_;
-    if (batch.size() == 1 || result == outcome::txn_failed) {
-      for (auto& p : batch)
-        p.error = error;
-      return;
-    }
-    retry_one_by_one(batch);
-  }
-
-  // One write per transaction, so only a write that fails on its own is reported failed.
-  void retry_one_by_one(std::span<pending> batch) {
-    for (size_t i = 0; i < batch.size(); ++i) {
-      std::string error;
-      outcome result = run_transaction(batch.subspan(i, 1), error);
-      if (result == outcome::committed) {
-        mark_committed(batch.subspan(i, 1));
-        continue;
-      }
-      ++failed_commits_;
-      batch[i].error = error;
-      if (result == outcome::txn_failed) {
-        for (size_t j = i + 1; j < batch.size(); ++j)
-          batch[j].error = error;
-        return;
-      }
-    }
-  }
-
-  void mark_committed(std::span<pending> writes) {
-    uint64_t ops = 0;
-    for (auto& p : writes) {
-      p.ok = true;
-      ops += p.ops;
-    }
-    ++commits_;
-    ops_committed_ += ops;
-  }
-
-  // Callbacks first, then done_seq_: when flush() returns, the callbacks have run.
-  void finish_batch(std::span<pending> batch) {
-    uint64_t ops = 0;
-    for (auto& p : batch) {
-      run_callback(p.done, p.ok, p.error);
-      ops += p.ops;
-    }
-    pending_ops_ -= ops;
-    {
-      std::lock_guard lock(queue_mutex_);
-      done_seq_ = batch.back().seq;
-    }
-    done_cv_.notify_all();
-  }
-
   // One transaction: BEGIN, the writes' statements pipelined in chunks of
   // statements_per_round_trip, COMMIT.
-  outcome run_transaction(std::span<pending> writes, std::string& error) {
+  commit_outcome run_transaction(std::span<const queued_write> writes, std::string& error) {
     if (!reconnect(error))
-      return outcome::txn_failed;
+      return commit_outcome::txn_failed;
     if (auto r = writer_db_->exec("BEGIN"); !r.ok) {
       error = "cannot begin a transaction on " + masked_ + ": " + one_line(r.error);
-      return outcome::txn_failed;
+      return commit_outcome::txn_failed;
     }
     statement_batch batch;
-    for (auto& p : writes) {
-      add_statements(p.write, batch);
+    for (const auto& w : writes) {
+      add_statements(w.write, batch);
       if (batch.calls.size() >= statements_per_round_trip && !run_statements(batch, error))
         return roll_back();
     }
@@ -586,14 +380,14 @@ private:
       return roll_back();
     if (auto r = writer_db_->exec("COMMIT"); !r.ok) {
       error = "cannot commit on " + masked_ + ": " + one_line(r.error);
-      return outcome::txn_failed;
+      return commit_outcome::txn_failed;
     }
-    return outcome::committed;
+    return commit_outcome::committed;
   }
 
-  outcome roll_back() {
+  commit_outcome roll_back() {
     writer_db_->exec("ROLLBACK");
-    return writer_db_->healthy() ? outcome::write_failed : outcome::txn_failed;
+    return writer_db_->healthy() ? commit_outcome::write_failed : commit_outcome::txn_failed;
   }
 
   // Statements waiting for their round trip, each with what it does to which queue id (for
@@ -667,36 +461,25 @@ private:
                 "mark delivery given up", g.queue_id);
   }
 
-  // -- retention (writer thread, or the caller's with manual commits) --
+  // -- retention: purge_passes for the queue (its writer thread, or the caller's with manual
+  // commits) --
 
   bool retains() const {
     return options_.result_retention.count() > 0;
   }
 
-  // One purge step when a pass runs, is due, or was asked for; a finished pass answers
-  // the purge_expired_results() calls made before it started.
-  void purge_step_if_due() {
-    if (!retains())
-      return;
-    if (!in_pass_) {
-      std::lock_guard lock(queue_mutex_);
-      if (purges_wanted_ == pass_ticket_ && std::chrono::steady_clock::now() < next_pass_)
-        return;
-      pass_ticket_ = purges_wanted_;
-    }
-    if (!purge_step())
-      return;
-    {
-      std::lock_guard lock(queue_mutex_);
-      purges_done_ = pass_ticket_;
-    }
-    done_cv_.notify_all();
+  bool in_pass() const override {
+    return in_pass_;
+  }
+
+  clock::time_point next_pass() const override {
+    return next_pass_;
   }
 
   // One transaction deleting up to purge_rows_per_step results older than the pass's cutoff;
   // true when the pass ended with it (fewer rows left, or an error, which is logged). The
   // next pass is due a tenth of the retention later (at least 100 ms, at most 10 minutes).
-  bool purge_step() {
+  bool step() override {
     if (!in_pass_) {
       in_pass_ = true;
       cutoff_ms_ = unix_now_ms() - options_.result_retention.count();
@@ -714,7 +497,7 @@ private:
     if (r.ok && static_cast<int64_t>(r.affected) == purge_rows_per_step)
       return false;
     in_pass_ = false;
-    next_pass_ = std::chrono::steady_clock::now()
+    next_pass_ = clock::now()
                  + std::clamp<std::chrono::milliseconds>(options_.result_retention / 10,
                                                          std::chrono::milliseconds{100},
                                                          std::chrono::minutes{10});
@@ -731,32 +514,15 @@ private:
   /// Read statement text -> its prepared name on the reader connection.
   std::map<std::string, std::string> read_statements_;
 
-  std::mutex queue_mutex_;
-  std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  std::deque<pending> queue_;
-  uint64_t submitted_seq_ = 0;
-  uint64_t done_seq_ = 0;
-  bool stopping_ = false;
-  bool writer_exited_ = false;
-  /// purge_expired_results() calls made, and those a finished pass answered.
-  uint64_t purges_wanted_ = 0;
-  uint64_t purges_done_ = 0;
-  /// purges_wanted_ when the running pass started (writer thread only).
-  uint64_t pass_ticket_ = 0;
   /// The running purge pass (writer thread only); the first is due at once.
   bool in_pass_ = false;
   int64_t cutoff_ms_ = 0;
-  std::chrono::steady_clock::time_point next_pass_{};
-  std::thread::id writer_id_;
-  std::thread writer_;
-
-  std::atomic<uint64_t> commits_{0};
-  std::atomic<uint64_t> ops_committed_{0};
-  std::atomic<uint64_t> failed_commits_{0};
-  std::atomic<uint64_t> pending_ops_{0};
+  clock::time_point next_pass_{};
   std::atomic<uint64_t> results_purged_{0};
   std::atomic<uint64_t> purge_steps_{0};
+
+  /// Last: its writer stops (in the destructor) before anything above goes.
+  group_commit_queue queue_;
 };
 
 std::unique_ptr<store> open_postgres_store(const std::string& url, const store_options& options,

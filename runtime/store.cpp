@@ -1,5 +1,6 @@
 #include "runtime/store.hpp"
 
+#include "runtime/group_commit.hpp"
 #include "runtime/sqlite_database.hpp"
 #include "runtime/sqlite_result_purger.hpp"
 #include "runtime/wal_checkpointer.hpp"
@@ -8,12 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <span>
-#include <thread>
 #include <utility>
 
 namespace lps {
@@ -205,23 +203,23 @@ stored_result read_result(sqlite3_stmt* stmt) {
   return row;
 }
 
-size_t count_ops(const store_write& write) {
-  return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
-         + write.idempotency_keys.size() + write.delivery_give_ups.size();
-}
-
-// Runs a callback without letting an exception kill the writer thread.
-void run_callback(const store_callback& done, bool ok, const std::string& error) noexcept {
-  if (!done)
-    return;
-  try {
-    done(ok, error);
-  } catch (const std::exception& e) {
-    spdlog::error("store: write callback threw: {}", e.what());
-  } catch (...) {
-    spdlog::error("store: write callback threw a non-standard exception");
+// The retention purger as the write queue runs it between commits.
+class sqlite_purge_passes final : public purge_passes {
+public:
+  explicit sqlite_purge_passes(sqlite::result_purger& purger) : purger_(purger) {}
+  bool in_pass() const override {
+    return purger_.in_pass();
   }
-}
+  clock::time_point next_pass() const override {
+    return purger_.next_pass();
+  }
+  bool step() override {
+    return purger_.step();
+  }
+
+private:
+  sqlite::result_purger& purger_;
+};
 
 } // namespace
 
@@ -251,29 +249,12 @@ private:
 };
 
 struct sqlite_store::impl {
-  // One queued write and, once processed, its outcome.
-  struct pending {
-    store_write write;
-    store_callback done;
-    uint64_t seq = 0;
-    size_t ops = 0;
-    bool ok = false;
-    std::string error;
-  };
+  explicit impl(store_options opts) : options(std::move(opts)) {}
 
-  // How a transaction ended: a failing statement blames its write; a failing BEGIN or
-  // COMMIT (busy, full disk, I/O error) blames the environment, not any one write.
-  enum class outcome { committed, write_failed, txn_failed };
-
-  explicit impl(store_options opts) : options(std::move(opts)) {
-    if (options.max_ops_per_commit == 0)
-      options.max_ops_per_commit = 1;
-  }
-
+  // The queue's writer uses the connections, the purger and the checkpointer: it stops first.
   ~impl() {
-    if (options.manual_commits)
-      commit_on_caller_thread();
-    stop_writer();
+    if (queue)
+      queue->stop();
   }
 
   store_options options;
@@ -295,26 +276,11 @@ struct sqlite_store::impl {
   stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
   stmt_ptr run_active_stmt, run_finals_stmt;
 
-  std::mutex queue_mutex;
-  std::condition_variable work_cv;
-  std::condition_variable done_cv;
-  std::deque<pending> queue;
-  uint64_t submitted_seq = 0;
-  uint64_t done_seq = 0;
-  bool stopping = false;
-  bool writer_exited = false;
-  /// purge_expired_results() calls made, and those a finished pass answered.
-  uint64_t purges_wanted = 0;
-  uint64_t purges_done = 0;
-  /// purges_wanted when the running pass started (writer thread only).
-  uint64_t pass_ticket = 0;
-  std::thread::id writer_id;
-  std::thread writer;
+  /// The purger as the queue runs it (null when results are kept forever).
+  std::unique_ptr<sqlite_purge_passes> retention;
+  /// Group commit (made once the databases are open).
+  std::unique_ptr<group_commit_queue> queue;
 
-  std::atomic<uint64_t> commits{0};
-  std::atomic<uint64_t> ops_committed{0};
-  std::atomic<uint64_t> failed_commits{0};
-  std::atomic<uint64_t> pending_ops{0};
   std::atomic<uint64_t> writer_checkpoints{0};
 
   // Declared after the connections: it stops (and closes its own) first.
@@ -496,250 +462,39 @@ struct sqlite_store::impl {
 
   // -- queue --
 
-  void start_writer() {
-    writer = std::thread([this] { writer_loop(); });
+  // Starts group commit: the writer thread (not with manual commits), which checkpoints a
+  // long WAL after each commit and runs the retention's purge steps between commits.
+  void start_queue() {
+    if (purger)
+      retention = std::make_unique<sqlite_purge_passes>(*purger);
+    queue = std::make_unique<group_commit_queue>(
+        options.max_ops_per_commit, options.manual_commits,
+        group_commit_backend{
+            .commit = [this](std::span<const queued_write> writes,
+                             std::string& error) { return run_transaction(writes, error); },
+            .after_commit = [this] { keep_wal_short(); },
+            .retention = retention.get()});
+    queue->start();
   }
 
-  void stop_writer() {
-    {
-      std::lock_guard lock(queue_mutex);
-      stopping = true;
-    }
-    work_cv.notify_all();
-    if (writer.joinable())
-      writer.join();
-  }
-
-  void submit(store_write&& write, store_callback&& done) {
-    pending item;
-    item.ops = count_ops(write);
-    item.write = std::move(write);
-    item.done = std::move(done);
-    std::unique_lock lock(queue_mutex);
-    if (writer_exited) {
-      lock.unlock();
-      run_callback(item.done, false, "store is closed");
-      return;
-    }
-    try {
-      // deque::push_back leaves `item` untouched if it throws (moves cannot throw).
-      item.seq = submitted_seq + 1;
-      queue.push_back(std::move(item));
-    } catch (const std::exception& e) {
-      lock.unlock();
-      run_callback(item.done, false, std::string("cannot queue write: ") + e.what());
-      return;
-    }
-    ++submitted_seq;
-    pending_ops += queue.back().ops;
-    lock.unlock();
-    work_cv.notify_one();
-  }
-
-  void flush() {
-    if (options.manual_commits) {
-      commit_on_caller_thread();
-      return;
-    }
-    std::unique_lock lock(queue_mutex);
-    // A callback runs on the writer thread: waiting there for later writes would deadlock.
-    if (std::this_thread::get_id() == writer_id)
-      return;
-    uint64_t target = submitted_seq;
-    done_cv.wait(lock, [&] { return done_seq >= target || writer_exited; });
-  }
-
-  // -- writer thread --
-
-  void writer_loop() {
-    {
-      std::lock_guard lock(queue_mutex);
-      writer_id = std::this_thread::get_id();
-    }
-    std::vector<pending> batch;
-    while (take_work(batch)) {
-      if (!batch.empty())
-        commit(batch);
-      purge_step_if_due();
-    }
-  }
-
-  void commit(std::vector<pending>& batch) {
-    commit_batch(batch);
-    finish_batch(batch);
-    batch.clear();
-    keep_wal_short();
-  }
-
-  // manual_commits: the caller's thread does the writer's work, so callbacks run there.
-  void commit_on_caller_thread() {
-    std::vector<pending> batch;
-    for (;;) {
-      {
-        std::lock_guard lock(queue_mutex);
-        if (queue.empty())
-          return;
-      }
-      take_batch(batch);
-      commit(batch);
-    }
-  }
-
-  // Waits until there are writes, a purge step is due, or the store stops; takes the
-  // writes there are. Returns false once stopping and drained.
-  bool take_work(std::vector<pending>& batch) {
-    std::unique_lock lock(queue_mutex);
-    auto ready = [&] { return stopping || !queue.empty() || purges_wanted > pass_ticket; };
-    if (!purger)
-      work_cv.wait(lock, ready);
-    else if (!purger->in_pass())
-      work_cv.wait_until(lock, purger->next_pass(), ready);
-    if (stopping && queue.empty()) {
-      writer_exited = true;
-      lock.unlock();
-      done_cv.notify_all();
-      return false;
-    }
-    take_writes(batch);
-    return true;
-  }
-
-  // Takes every pending write up to max_ops_per_commit (at least one, however large).
-  void take_writes(std::vector<pending>& batch) {
-    size_t ops = 0;
-    while (!queue.empty()) {
-      size_t next = queue.front().ops;
-      if (!batch.empty() && ops + next > options.max_ops_per_commit)
-        break;
-      ops += next;
-      batch.push_back(std::move(queue.front()));
-      queue.pop_front();
-    }
-  }
-
-  // manual_commits: takes the pending writes (the caller checked there are some).
-  void take_batch(std::vector<pending>& batch) {
-    std::lock_guard lock(queue_mutex);
-    take_writes(batch);
-  }
-
-  // -- retention (writer thread) --
-
-  // One purge step when a pass runs, is due, or was asked for; a finished pass answers
-  // the purge_expired_results() calls made before it started.
-  void purge_step_if_due() {
-    if (!purger)
-      return;
-    if (!purger->in_pass()) {
-      std::lock_guard lock(queue_mutex);
-      if (purges_wanted == pass_ticket && sqlite::result_purger::clock::now() < purger->next_pass())
-        return;
-      pass_ticket = purges_wanted;
-    }
-    if (!purger->step())
-      return;
-    {
-      std::lock_guard lock(queue_mutex);
-      purges_done = pass_ticket;
-    }
-    done_cv.notify_all();
-  }
-
-  void purge_expired_results() {
-    if (!purger)
-      return;
-    if (options.manual_commits) {
-      while (!purger->step())
-        ; // a pass ends with a step that deleted less than a full step's rows
-      return;
-    }
-    std::unique_lock lock(queue_mutex);
-    if (std::this_thread::get_id() == writer_id) // a callback: see flush()
-      return;
-    auto ticket = ++purges_wanted;
-    work_cv.notify_one();
-    done_cv.wait(lock, [&] { return purges_done >= ticket || writer_exited; });
-  }
-
-  void commit_batch(std::span<pending> batch) {
-    std::string error;
-    outcome result = run_transaction(batch, error);
-    if (result == outcome::committed) {
-      mark_committed(batch);
-      return;
-    }
-    ++failed_commits;
-    if (batch.size() == 1) {
-      batch.front().error = std::move(error);
-      return;
-    }
-    retry_one_by_one(batch);
-  }
-
-  // One write per transaction, so only a write that fails on its own is reported failed.
-  // An environmental failure (BEGIN/COMMIT) fails the rest too rather than waiting out the
-  // busy timeout once per write.
-  void retry_one_by_one(std::span<pending> batch) {
-    for (size_t i = 0; i < batch.size(); ++i) {
-      std::string error;
-      outcome result = run_transaction(batch.subspan(i, 1), error);
-      if (result == outcome::committed) {
-        mark_committed(batch.subspan(i, 1));
-        continue;
-      }
-      ++failed_commits;
-      batch[i].error = error;
-      if (result == outcome::txn_failed) {
-        for (size_t j = i + 1; j < batch.size(); ++j)
-          batch[j].error = error;
-        return;
-      }
-    }
-  }
-
-  void mark_committed(std::span<pending> writes) {
-    uint64_t ops = 0;
-    for (auto& p : writes) {
-      p.ok = true;
-      ops += p.ops;
-    }
-    ++commits;
-    ops_committed += ops;
-  }
-
-  // Callbacks first, then done_seq: when flush() returns, the callbacks have run.
-  void finish_batch(std::span<pending> batch) {
-    uint64_t ops = 0;
-    for (auto& p : batch) {
-      run_callback(p.done, p.ok, p.error);
-      ops += p.ops;
-    }
-    pending_ops -= ops;
-    {
-      std::lock_guard lock(queue_mutex);
-      done_seq = batch.back().seq;
-    }
-    done_cv.notify_all();
-  }
-
-  outcome run_transaction(std::span<pending> writes, std::string& error) {
+  commit_outcome run_transaction(std::span<const queued_write> writes, std::string& error) {
     auto result = write_db->transaction(
         [&](std::string& err) {
-          for (auto& p : writes)
-            if (!apply(p.write, err))
+          for (const auto& w : writes)
+            if (!apply(w.write, err))
               return false;
           return true;
         },
         error);
     switch (result) {
     case sqlite::txn_outcome::committed:
-      return outcome::committed;
+      return commit_outcome::committed;
     case sqlite::txn_outcome::body_failed:
-      return outcome::write_failed;
+      return commit_outcome::write_failed;
     case sqlite::txn_outcome::txn_failed:
-      return outcome::txn_failed;
+      return commit_outcome::txn_failed;
     }
-    return outcome::txn_failed;
+    return commit_outcome::txn_failed;
   }
 
   // Steps a bound write statement once; the error names the operation and queue id.
@@ -958,8 +713,7 @@ std::unique_ptr<store> store::open(const store_options& options, std::string& er
       return nullptr;
     if (!options.manual_commits && !state->start_checkpointer(error))
       return nullptr;
-    if (!options.manual_commits)
-      state->start_writer();
+    state->start_queue();
     return std::make_unique<sqlite_store>(std::move(state));
   } catch (const std::exception& e) {
     error = "cannot open store in '" + options.data_dir + "': " + e.what();
@@ -977,11 +731,11 @@ std::optional<std::string> sqlite_store::find_idempotency_key(const std::string&
 }
 
 void sqlite_store::submit(store_write write, store_callback done) {
-  impl_->submit(std::move(write), std::move(done));
+  impl_->queue->submit(std::move(write), std::move(done));
 }
 
 void sqlite_store::flush() {
-  impl_->flush();
+  impl_->queue->flush();
 }
 
 std::optional<stored_result> sqlite_store::find_result(const std::string& queue_id) {
@@ -1021,7 +775,7 @@ std::vector<stored_result> sqlite_store::load_undelivered_results() {
 }
 
 void sqlite_store::purge_expired_results() {
-  impl_->purge_expired_results();
+  impl_->queue->purge_expired_results();
 }
 
 uint64_t sqlite_store::count_active_requests() {
@@ -1042,11 +796,7 @@ run_rows sqlite_store::load_run(const std::string& bos_batch_id) {
 }
 
 store_stats sqlite_store::stats() const {
-  store_stats out;
-  out.commits = impl_->commits.load();
-  out.ops_committed = impl_->ops_committed.load();
-  out.failed_commits = impl_->failed_commits.load();
-  out.pending_ops = impl_->pending_ops.load();
+  store_stats out = impl_->queue->stats();
   out.background_checkpoints = impl_->checkpointer ? impl_->checkpointer->checkpoints() : 0;
   out.writer_checkpoints = impl_->writer_checkpoints.load();
   out.results_purged = impl_->purger ? impl_->purger->purged() : 0;

@@ -1,0 +1,277 @@
+#include "runtime/group_commit.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+namespace lps {
+
+namespace {
+
+size_t count_ops(const store_write& write) {
+  return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
+         + write.idempotency_keys.size() + write.delivery_give_ups.size();
+}
+
+// Runs a callback without letting an exception kill the writer thread.
+void run_callback(const store_callback& done, bool ok, const std::string& error) noexcept {
+  if (!done)
+    return;
+  try {
+    done(ok, error);
+  } catch (const std::exception& e) {
+    spdlog::error("store: write callback threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("store: write callback threw a non-standard exception");
+  }
+}
+
+} // namespace
+
+group_commit_queue::group_commit_queue(size_t max_ops_per_commit, bool manual_commits,
+                                       group_commit_backend backend)
+    : max_ops_per_commit_(std::max<size_t>(1, max_ops_per_commit)), manual_commits_(manual_commits),
+      backend_(std::move(backend)) {}
+
+group_commit_queue::~group_commit_queue() {
+  stop();
+}
+
+void group_commit_queue::start() {
+  if (!manual_commits_)
+    writer_ = std::thread([this] { writer_loop(); });
+}
+
+void group_commit_queue::stop() {
+  if (manual_commits_)
+    commit_on_caller_thread();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (writer_.joinable())
+    writer_.join();
+}
+
+void group_commit_queue::submit(store_write write, store_callback done) {
+  queued_write item;
+  item.ops = count_ops(write);
+  item.write = std::move(write);
+  item.done = std::move(done);
+  std::unique_lock lock(mutex_);
+  if (writer_exited_) {
+    lock.unlock();
+    run_callback(item.done, false, "store is closed");
+    return;
+  }
+  try {
+    // deque::push_back leaves `item` untouched if it throws (moves cannot throw).
+    item.seq = submitted_seq_ + 1;
+    queue_.push_back(std::move(item));
+  } catch (const std::exception& e) {
+    lock.unlock();
+    run_callback(item.done, false, std::string("cannot queue write: ") + e.what());
+    return;
+  }
+  ++submitted_seq_;
+  pending_ops_ += queue_.back().ops;
+  lock.unlock();
+  work_cv_.notify_one();
+}
+
+void group_commit_queue::flush() {
+  if (manual_commits_) {
+    commit_on_caller_thread();
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  // A callback runs on the writer thread: waiting there for later writes would deadlock.
+  if (std::this_thread::get_id() == writer_id_)
+    return;
+  uint64_t target = submitted_seq_;
+  done_cv_.wait(lock, [&] { return done_seq_ >= target || writer_exited_; });
+}
+
+void group_commit_queue::purge_expired_results() {
+  if (!backend_.retention)
+    return;
+  if (manual_commits_) {
+    while (!backend_.retention->step())
+      ; // a pass ends with a step that deleted less than a full step's rows
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  if (std::this_thread::get_id() == writer_id_) // a callback: see flush()
+    return;
+  auto ticket = ++purges_wanted_;
+  work_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return purges_done_ >= ticket || writer_exited_; });
+}
+
+store_stats group_commit_queue::stats() const {
+  store_stats out;
+  out.commits = commits_.load();
+  out.ops_committed = ops_committed_.load();
+  out.failed_commits = failed_commits_.load();
+  out.pending_ops = pending_ops_.load();
+  return out;
+}
+
+// -- writer thread --
+
+void group_commit_queue::writer_loop() {
+  {
+    std::lock_guard lock(mutex_);
+    writer_id_ = std::this_thread::get_id();
+  }
+  std::vector<queued_write> batch;
+  while (take_work(batch)) {
+    if (!batch.empty())
+      commit(batch);
+    purge_step_if_due();
+  }
+}
+
+// Waits until there are writes, a purge step is due, or the queue stops; takes the writes
+// there are. Returns false once stopping and drained.
+bool group_commit_queue::take_work(std::vector<queued_write>& batch) {
+  std::unique_lock lock(mutex_);
+  auto ready = [&] { return stopping_ || !queue_.empty() || purges_wanted_ > pass_ticket_; };
+  if (!backend_.retention)
+    work_cv_.wait(lock, ready);
+  else if (!backend_.retention->in_pass())
+    work_cv_.wait_until(lock, backend_.retention->next_pass(), ready);
+  if (stopping_ && queue_.empty()) {
+    writer_exited_ = true;
+    lock.unlock();
+    done_cv_.notify_all();
+    return false;
+  }
+  take_writes(batch);
+  return true;
+}
+
+// Takes every pending write up to max_ops_per_commit (at least one, however large); the
+// caller holds mutex_.
+void group_commit_queue::take_writes(std::vector<queued_write>& batch) {
+  size_t ops = 0;
+  while (!queue_.empty()) {
+    size_t next = queue_.front().ops;
+    if (!batch.empty() && ops + next > max_ops_per_commit_)
+      break;
+    ops += next;
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+}
+
+// manual_commits: the caller's thread does the writer's work, so callbacks run there.
+void group_commit_queue::commit_on_caller_thread() {
+  std::vector<queued_write> batch;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty())
+        return;
+      take_writes(batch);
+    }
+    commit(batch);
+  }
+}
+
+void group_commit_queue::commit(std::vector<queued_write>& batch) {
+  commit_batch(batch);
+  finish_batch(batch);
+  batch.clear();
+  if (backend_.after_commit)
+    backend_.after_commit();
+}
+
+void group_commit_queue::commit_batch(std::span<queued_write> batch) {
+  std::string error;
+  commit_outcome result = backend_.commit(batch, error);
+  if (result == commit_outcome::committed) {
+    mark_committed(batch);
+    return;
+  }
+  ++failed_commits_;
+  if (batch.size() == 1) {
+    batch.front().error = std::move(error);
+    return;
+  }
+  retry_one_by_one(batch);
+}
+
+// One write per transaction, so only a write that fails on its own is reported failed.
+// An environmental failure (BEGIN/COMMIT) fails the rest too rather than waiting out the
+// busy timeout once per write.
+void group_commit_queue::retry_one_by_one(std::span<queued_write> batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::string error;
+    commit_outcome result = backend_.commit(batch.subspan(i, 1), error);
+    if (result == commit_outcome::committed) {
+      mark_committed(batch.subspan(i, 1));
+      continue;
+    }
+    ++failed_commits_;
+    batch[i].error = error;
+    if (result == commit_outcome::txn_failed) {
+      for (size_t j = i + 1; j < batch.size(); ++j)
+        batch[j].error = error;
+      return;
+    }
+  }
+}
+
+void group_commit_queue::mark_committed(std::span<queued_write> writes) {
+  uint64_t ops = 0;
+  for (auto& w : writes) {
+    w.ok = true;
+    ops += w.ops;
+  }
+  ++commits_;
+  ops_committed_ += ops;
+}
+
+// Callbacks first, then done_seq_: when flush() returns, the callbacks have run.
+void group_commit_queue::finish_batch(std::span<queued_write> batch) {
+  uint64_t ops = 0;
+  for (auto& w : batch) {
+    run_callback(w.done, w.ok, w.error);
+    ops += w.ops;
+  }
+  pending_ops_ -= ops;
+  {
+    std::lock_guard lock(mutex_);
+    done_seq_ = batch.back().seq;
+  }
+  done_cv_.notify_all();
+}
+
+// -- retention (writer thread) --
+
+// One purge step when a pass runs, is due, or was asked for; a finished pass answers the
+// purge_expired_results() calls made before it started.
+void group_commit_queue::purge_step_if_due() {
+  purge_passes* retention = backend_.retention;
+  if (!retention)
+    return;
+  if (!retention->in_pass()) {
+    std::lock_guard lock(mutex_);
+    if (purges_wanted_ == pass_ticket_ && purge_passes::clock::now() < retention->next_pass())
+      return;
+    pass_ticket_ = purges_wanted_;
+  }
+  if (!retention->step())
+    return;
+  {
+    std::lock_guard lock(mutex_);
+    purges_done_ = pass_ticket_;
+  }
+  done_cv_.notify_all();
+}
+
+} // namespace lps
