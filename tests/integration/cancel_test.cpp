@@ -5,6 +5,7 @@
 
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
+#include "integration/service_clients.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/json_codec.hpp"
@@ -29,67 +30,22 @@ struct answer {
   json::object body;
 };
 
-/// Blocking calls through the project's async client.
+/// Blocking calls whose answer is read as a JSON object ({} when empty or not an object).
 struct client {
-  http_client http{http_client_options{1, 16, "", true}};
+  test::client http;
 
   answer call(const std::string& method, const std::string& url, std::string body = {},
               const std::string& token = {}) {
-    http_client_request req;
-    req.method = method;
-    req.url = url;
-    req.body = std::move(body);
-    req.headers.emplace_back("Content-Type", "application/json");
+    test::header_list headers;
     if (!token.empty())
-      req.headers.emplace_back("Authorization", "Bearer " + token);
-    req.timeout = std::chrono::seconds{30};
-    std::promise<http_client_response> done;
-    auto result = done.get_future();
-    http.send(std::move(req),
-              [&done](http_client_response res) { done.set_value(std::move(res)); });
-    auto res = result.get();
+      headers.emplace_back("Authorization", "Bearer " + token);
+    auto res = http.call_with(method, url, std::move(body), std::move(headers));
     auto value = json::parse(res.body.empty() ? "{}" : res.body);
     return {res.status, value.is_object() ? value.as_object() : json::object{}};
   }
 };
 
-/// Receives the callbacks: every event by request id.
-struct receiver {
-  http_server server;
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::map<std::string, std::vector<json::object>> events;
-  size_t total = 0;
-
-  receiver() {
-    std::string error;
-    http_server_options options;
-    options.port = 0;
-    REQUIRE(server.start(
-        options,
-        [this](http_request&& req, http_responder respond) {
-          auto event = json::parse(req.body).as_object();
-          auto id = std::string{event["data"].as_object()["request_id"].as_string()};
-          {
-            std::lock_guard<std::mutex> guard{mtx};
-            events[id].push_back(std::move(event));
-            ++total;
-          }
-          cv.notify_all();
-          respond({200, "{}", "application/json", {}});
-        },
-        error));
-  }
-
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(server.port()) + "/results";
-  }
-
-  bool wait_for(size_t n, std::chrono::seconds limit) {
-    std::unique_lock<std::mutex> guard{mtx};
-    return cv.wait_for(guard, limit, [&] { return total >= n; });
-  }
-};
+using test::receiver;
 
 // A comparison of run `run`; without a callback when `callback_url` is empty.
 std::string request_body(int i, const std::string& run, const std::string& callback_url) {

@@ -6,6 +6,7 @@
 
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
+#include "integration/service_clients.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/ids.hpp"
@@ -27,72 +28,14 @@ namespace json = boost::json;
 
 namespace {
 
+using lps::test::client;
+using lps::test::receiver;
 using lps::test::temp_dir;
 
-/// Blocking calls through the project's async client, with extra request headers.
-struct client {
-  http_client http{http_client_options{1, 16, "", true}};
-
-  http_client_response call(const std::string& method, const std::string& url,
-                            std::string body = {},
-                            std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http_client_request req;
-    req.method = method;
-    req.url = url;
-    req.body = std::move(body);
-    req.headers = std::move(headers);
-    req.headers.emplace_back("Content-Type", "application/json");
-    req.timeout = std::chrono::seconds{30};
-    std::promise<http_client_response> done;
-    auto result = done.get_future();
-    http.send(std::move(req),
-              [&done](http_client_response res) { done.set_value(std::move(res)); });
-    return result.get();
-  }
-
-  http_client_response bulk(const test::lps_process& lps, const std::string& body,
-                            const std::string& key) {
-    return call("POST", lps.url("/api/v1/comparisons"), body, {{"Idempotency-Key", key}});
-  }
-};
-
-/// A callback receiver: counts the events of every request id.
-struct receiver {
-  http_server server;
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::map<std::string, size_t> events;
-  size_t total = 0;
-
-  receiver() {
-    std::string error;
-    http_server_options options;
-    options.port = 0;
-    REQUIRE(server.start(
-        options,
-        [this](http_request&& req, http_responder respond) {
-          auto event = json::parse(req.body).as_object();
-          auto id = std::string{event["data"].as_object()["request_id"].as_string()};
-          {
-            std::lock_guard<std::mutex> guard{mtx};
-            ++events[id];
-            ++total;
-          }
-          cv.notify_all();
-          respond({200, "{}", "application/json", {}});
-        },
-        error));
-  }
-
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(server.port()) + "/results";
-  }
-
-  bool wait_for(size_t n, std::chrono::seconds limit) {
-    std::unique_lock<std::mutex> guard{mtx};
-    return cv.wait_for(guard, limit, [&] { return total >= n; });
-  }
-};
+http_client_response bulk(client& c, const test::lps_process& lps, const std::string& body,
+                          const std::string& key) {
+  return c.call_with("POST", lps.url("/api/v1/comparisons"), body, {{"Idempotency-Key", key}});
+}
 
 /// One item of a bulk answer: its queue id ("" when refused), status and error code.
 struct item_answer {
@@ -174,12 +117,12 @@ TEST_CASE("the same bulk Idempotency-Key twice creates each item once, also acro
   {
     test::lps_process lps{dir.path().string()};
     REQUIRE(lps.port() != 0);
-    auto first = c.bulk(lps, body, "run-7");
+    auto first = bulk(c, lps, body, "run-7");
     REQUIRE(first.status == 202);
     first_ids = queue_ids_of(first);
     REQUIRE(first_ids.size() == 3);
     CHECK(std::set<std::string>(first_ids.begin(), first_ids.end()).size() == 3);
-    auto second = c.bulk(lps, body, "run-7");
+    auto second = bulk(c, lps, body, "run-7");
     CHECK(second.status == 200);
     CHECK(queue_ids_of(second) == first_ids);
     REQUIRE(sink.wait_for(3, std::chrono::seconds{20}));
@@ -187,12 +130,12 @@ TEST_CASE("the same bulk Idempotency-Key twice creates each item once, also acro
     CHECK(metric_shows(c, lps, accepted, 3));
     CHECK(metric_shows(c, lps, items_called, 3));
     // A repeat once they are done says so, item by item.
-    auto done = c.bulk(lps, body, "run-7");
+    auto done = bulk(c, lps, body, "run-7");
     CHECK(done.status == 200);
     for (const auto& item : items_of(done))
       CHECK(item.status == "completed");
     // A longer repeat: the items beyond the first submission are new ones.
-    auto longer = c.bulk(lps, bulk_body({"one", "two", "three", "four"}, sink.url()), "run-7");
+    auto longer = bulk(c, lps, bulk_body({"one", "two", "three", "four"}, sink.url()), "run-7");
     CHECK(longer.status == 202);
     auto longer_ids = queue_ids_of(longer);
     REQUIRE(longer_ids.size() == 4);
@@ -201,13 +144,13 @@ TEST_CASE("the same bulk Idempotency-Key twice creates each item once, also acro
     REQUIRE(sink.wait_for(4, std::chrono::seconds{20}));
     CHECK(metric_shows(c, lps, accepted, 4));
     // The single route's keys are its own: the same key there is a new request.
-    auto single = c.call("POST", lps.url("/api/v1/comparison"), R"({"user_prompt":"x"})",
-                         {{"Idempotency-Key", "run-7"}});
+    auto single = c.call_with("POST", lps.url("/api/v1/comparison"), R"({"user_prompt":"x"})",
+                              {{"Idempotency-Key", "run-7"}});
     CHECK(single.status == 202);
   }
   test::lps_process again{dir.path().string()};
   REQUIRE(again.port() != 0);
-  auto after_restart = c.bulk(again, body, "run-7");
+  auto after_restart = bulk(c, again, body, "run-7");
   CHECK(after_restart.status == 200);
   CHECK(queue_ids_of(after_restart) == first_ids);
   for (const auto& item : items_of(after_restart))
@@ -215,7 +158,7 @@ TEST_CASE("the same bulk Idempotency-Key twice creates each item once, also acro
   CHECK(metric_value(c, again, accepted) <= 0);
   std::lock_guard<std::mutex> guard{sink.mtx};
   for (const auto& id : first_ids)
-    CHECK(sink.events[id] >= 1); // a callback not yet marked delivered may come again
+    CHECK(sink.count(id) >= 1); // a callback not yet marked delivered may come again
   CHECK(sink.events.size() == 4);
 }
 
@@ -229,7 +172,7 @@ TEST_CASE("a bulk repeat after a partial refusal retries only the refused items"
   {
     test::lps_process lps{dir.path().string(), {"--mock-latency-ms=60000", "--queue-max-size=2"}};
     REQUIRE(lps.port() != 0);
-    auto res = c.bulk(lps, body, "partial");
+    auto res = bulk(c, lps, body, "partial");
     REQUIRE(res.status == 202);
     first = items_of(res);
     REQUIRE(first.size() == 4);
@@ -241,7 +184,7 @@ TEST_CASE("a bulk repeat after a partial refusal retries only the refused items"
   }
   test::lps_process roomy{dir.path().string(), {"--mock-latency-ms=60000", "--queue-max-size=10"}};
   REQUIRE(roomy.port() != 0);
-  auto retry = c.bulk(roomy, body, "partial");
+  auto retry = bulk(c, roomy, body, "partial");
   CHECK(retry.status == 202); // item 3 was created now
   auto second = items_of(retry);
   REQUIRE(second.size() == 4);
@@ -251,7 +194,7 @@ TEST_CASE("a bulk repeat after a partial refusal retries only the refused items"
   CHECK(!second[3].queue_id.empty());
   CHECK(metric_shows(c, roomy, accepted, 1));
   // Now every valid item is recorded: a third try creates nothing.
-  auto third = c.bulk(roomy, body, "partial");
+  auto third = bulk(c, roomy, body, "partial");
   CHECK(third.status == 200);
   auto ids = queue_ids_of(third);
   CHECK(ids == queue_ids_of(retry));
@@ -266,7 +209,7 @@ TEST_CASE("identical bulk posts at the same moment create each item once") {
   auto body = bulk_body({"p", "q", "r", "s", "t"});
   std::vector<std::future<http_client_response>> posts;
   for (int i = 0; i < 4; ++i)
-    posts.push_back(std::async(std::launch::async, [&] { return c.bulk(lps, body, "same"); }));
+    posts.push_back(std::async(std::launch::async, [&] { return bulk(c, lps, body, "same"); }));
   std::multiset<unsigned> statuses;
   std::set<std::vector<std::string>> id_lists;
   for (auto& post : posts) {
@@ -291,11 +234,11 @@ TEST_CASE("DEDUPE_BY_CORRELATION_ID dedupes bulk items by correlation_id") {
   auto single_body = [](const std::string& id) {
     return "{\"user_prompt\":\"s\",\"correlation_id\":\"" + id + "\"}";
   };
-  auto bulk = [&](const std::string& body) {
+  auto post_bulk = [&](const std::string& body) {
     return c.call("POST", lps.url("/api/v1/comparisons"), body);
   };
   // An id twice in one body is one request.
-  auto first = bulk(bulk_body({"a", "b", "a again"}, {}, {a, b, a}));
+  auto first = post_bulk(bulk_body({"a", "b", "a again"}, {}, {a, b, a}));
   CHECK(first.status == 202);
   auto ids = queue_ids_of(first);
   REQUIRE(ids.size() == 3);
@@ -308,7 +251,7 @@ TEST_CASE("DEDUPE_BY_CORRELATION_ID dedupes bulk items by correlation_id") {
   CHECK(json::parse(single.body).as_object().at("queue_id").as_string() == ids[1].c_str());
   auto lone = c.call("POST", lps.url("/api/v1/comparison"), single_body(c_id));
   REQUIRE(lone.status == 202);
-  auto mixed = bulk(bulk_body({"b", "c", "d"}, {}, {b, c_id, d}));
+  auto mixed = post_bulk(bulk_body({"b", "c", "d"}, {}, {b, c_id, d}));
   CHECK(mixed.status == 202);
   auto mixed_ids = queue_ids_of(mixed);
   REQUIRE(mixed_ids.size() == 3);
@@ -316,11 +259,11 @@ TEST_CASE("DEDUPE_BY_CORRELATION_ID dedupes bulk items by correlation_id") {
   CHECK(mixed_ids[1] == std::string{json::parse(lone.body).as_object().at("queue_id").as_string()});
   CHECK(metric_shows(c, lps, accepted, 4));
   // Without a correlation_id an item is never deduped.
-  auto plain = bulk(bulk_body({"x", "x"}));
+  auto plain = post_bulk(bulk_body({"x", "x"}));
   auto plain_ids = queue_ids_of(plain);
   REQUIRE(plain_ids.size() == 2);
   CHECK(plain_ids[0] != plain_ids[1]);
-  auto too_long = c.bulk(lps, bulk_body({"x"}), std::string(256, 'k'));
+  auto too_long = bulk(c, lps, bulk_body({"x"}), std::string(256, 'k'));
   CHECK(too_long.status == 400);
   CHECK(json::parse(too_long.body).at_pointer("/error/details/field") == "Idempotency-Key");
 }

@@ -4,6 +4,7 @@
 
 #include "fixtures/test_ca.hpp"
 #include "integration/lps_process.hpp"
+#include "integration/service_clients.hpp"
 #include "tools/mock_provider/mock_provider_server.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
@@ -32,72 +33,9 @@ namespace json = boost::json;
 
 namespace {
 
+using lps::test::client;
+using lps::test::receiver;
 using lps::test::temp_dir;
-
-/// Blocking calls through the project's async client (tests only).
-struct client {
-  http_client http{http_client_options{1, 16, "", true}};
-
-  http_client_response call(const std::string& method, const std::string& url,
-                            std::string body = {}, std::string content_type = "application/json") {
-    http_client_request req;
-    req.method = method;
-    req.url = url;
-    req.body = std::move(body);
-    if (!content_type.empty())
-      req.headers.emplace_back("Content-Type", content_type);
-    req.timeout = std::chrono::seconds{20};
-    std::promise<http_client_response> done;
-    auto result = done.get_future();
-    http.send(std::move(req),
-              [&done](http_client_response res) { done.set_value(std::move(res)); });
-    return result.get();
-  }
-
-  json::object call_json(const std::string& method, const std::string& url, std::string body = {}) {
-    auto res = call(method, url, std::move(body));
-    auto value = json::parse(res.body);
-    return value.as_object();
-  }
-};
-
-/// A callback receiver: stores every POSTed event by request id.
-struct receiver {
-  http_server server;
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::map<std::string, std::vector<json::object>> events;
-  size_t total = 0;
-
-  receiver() {
-    std::string error;
-    http_server_options options;
-    options.port = 0;
-    REQUIRE(server.start(
-        options,
-        [this](http_request&& req, http_responder respond) {
-          auto event = json::parse(req.body).as_object();
-          auto id = std::string{event["data"].as_object()["request_id"].as_string()};
-          {
-            std::lock_guard<std::mutex> guard{mtx};
-            events[id].push_back(std::move(event));
-            ++total;
-          }
-          cv.notify_all();
-          respond({200, "{}", "application/json", {}});
-        },
-        error));
-  }
-
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(server.port()) + "/results";
-  }
-
-  bool wait_for(size_t n, std::chrono::seconds limit) {
-    std::unique_lock<std::mutex> guard{mtx};
-    return cv.wait_for(guard, limit, [&] { return total >= n; });
-  }
-};
 
 std::string comparison_body(const std::string& prompt, const std::string& callback_url,
                             const std::string& extra = "") {
@@ -1765,9 +1703,9 @@ TEST_CASE("a second lps on a running one's DATA_DIR refuses to start, naming the
   temp_dir dir;
   test::lps_process first{dir.path().string()};
   REQUIRE(first.port() != 0);
-  auto second = test::run_command({LPS_BINARY, "--http-port=0", "--data-dir=" + dir.path().string(),
-                                   std::string{"--model-manifest="} + LPS_SOURCE_DIR
-                                       + "/config/models.json"});
+  auto second = test::run_command(
+      {LPS_BINARY, "--http-port=0", "--data-dir=" + dir.path().string(),
+       std::string{"--model-manifest="} + LPS_SOURCE_DIR + "/config/models.json"});
   CHECK(second.exit_code == 2);
   CHECK(second.err.find("in use by another lps process (PID ") != std::string::npos);
   // The first one still serves.

@@ -3,6 +3,7 @@
 
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
+#include "integration/service_clients.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/ids.hpp"
 
@@ -20,18 +21,8 @@ namespace json = boost::json;
 namespace {
 
 json::object call(const std::string& method, const std::string& url, std::string body = {}) {
-  static lps::http_client http{lps::http_client_options{}};
-  lps::http_client_request req;
-  req.method = method;
-  req.url = url;
-  req.body = std::move(body);
-  req.headers.emplace_back("Content-Type", "application/json");
-  req.timeout = std::chrono::seconds{20};
-  std::promise<lps::http_client_response> done;
-  auto result = done.get_future();
-  http.send(std::move(req),
-            [&done](lps::http_client_response res) { done.set_value(std::move(res)); });
-  return json::parse(result.get().body).as_object();
+  static lps::test::client http;
+  return http.call_json(method, url, std::move(body));
 }
 
 // "HH:MM" of a minute after local midnight.
