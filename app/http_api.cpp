@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -894,6 +895,98 @@ void cancel_run(const api_context& ctx, const std::string& segment, http_respond
       atom::cancel_v, cancel_target{"", *run});
 }
 
+// -- runs and their results --
+
+// A run's rate counts the finals of the last minute.
+constexpr int64_t run_rate_window_ms = 60'000;
+// GET /api/v1/runs lists at most this many runs.
+constexpr size_t runs_listed = 100;
+// Results per page of GET /api/v1/results: the default and the most a client may ask for.
+constexpr size_t results_page_default = 100;
+constexpr size_t results_page_max = 1000;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void get_runs(const api_context& ctx, http_responder respond) {
+  auto runs = ctx.db->summarize_runs(now_ms() - run_rate_window_ms, runs_listed);
+  respond(json_response(200, render_runs(runs, run_rate_window_ms / 1000.0)));
+}
+
+void get_run(const api_context& ctx, const std::string& segment, http_responder respond) {
+  auto run = percent_decoded(segment);
+  if (!run || run->empty())
+    return respond(error_response(400, ec::validation_error,
+                                  "the run id in the path is not valid percent-encoding"));
+  auto summary = ctx.db->summarize_run(*run, now_ms() - run_rate_window_ms);
+  if (!summary)
+    return respond(error_response(404, ec::resource_not_found,
+                                  "no request with metadata.bos_batch_id " + *run));
+  respond(json_response(200, render_run(*summary, run_rate_window_ms / 1000.0)));
+}
+
+// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space), or
+// nullopt when absent or badly escaped.
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name)
+      continue;
+    std::string value{eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1)};
+    std::replace(value.begin(), value.end(), '+', ' ');
+    return percent_decoded(value);
+  }
+  return std::nullopt;
+}
+
+// A page size from 1 to results_page_max, or nullopt.
+std::optional<size_t> parse_page_limit(const std::string& text) {
+  size_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value == 0
+      || value > results_page_max)
+    return std::nullopt;
+  return value;
+}
+
+// GET /api/v1/results?bos_batch_id=X&after=CURSOR&limit=N: a full page names the cursor
+// after its last result; a shorter one ends the run's results for now (next is null).
+void get_results_page(const api_context& ctx, const http_request& req, http_responder respond) {
+  auto run = query_param(req.query, "bos_batch_id");
+  if (!run || run->empty())
+    return respond(error_response(400, ec::validation_error,
+                                  "query parameter bos_batch_id is required", {}, "bos_batch_id"));
+  std::optional<result_cursor> after;
+  if (auto text = query_param(req.query, "after"); text && !text->empty()) {
+    after = parse_result_cursor(*text);
+    if (!after)
+      return respond(error_response(400, ec::validation_error,
+                                    "query parameter after is not a cursor this service gave", {},
+                                    "after"));
+  }
+  size_t limit = results_page_default;
+  if (auto text = query_param(req.query, "limit")) {
+    auto parsed = parse_page_limit(*text);
+    if (!parsed)
+      return respond(error_response(400, ec::validation_error,
+                                    "query parameter limit must be an integer from 1 to "
+                                        + std::to_string(results_page_max),
+                                    {}, "limit"));
+    limit = *parsed;
+  }
+  auto results = ctx.db->load_run_results(*run, after, limit);
+  std::optional<std::string> next;
+  if (results.size() == limit)
+    next = render_result_cursor(results.back());
+  respond(json_response(200, render_results_page(results, next)));
+}
+
 // "/api/v1/status/<id>" -> id, when `path` starts with `prefix`.
 bool match_id(const std::string& path, std::string_view prefix, std::string& id) {
   if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0)
@@ -929,6 +1022,12 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_batch_jobs(ctx, std::move(respond));
   if (match_id(req.path, "/api/v1/batch-jobs/", id))
     return get_batch_job(ctx, id, std::move(respond));
+  if (req.path == "/api/v1/runs")
+    return get_runs(ctx, std::move(respond));
+  if (match_id(req.path, "/api/v1/runs/", id))
+    return get_run(ctx, id, std::move(respond));
+  if (req.path == "/api/v1/results")
+    return get_results_page(ctx, req, std::move(respond));
   respond(error_response(404, ec::resource_not_found, "no route for GET " + req.path));
 }
 

@@ -3,6 +3,7 @@
 #include "runtime/ids.hpp"
 #include "runtime/json_codec.hpp"
 #include "runtime/json_writer.hpp"
+#include <charconv>
 
 namespace lps {
 
@@ -207,6 +208,130 @@ std::string render_run_cancelled(const std::string& run, const cancel_summary& s
       .integer("already_final", summary.already_final);
   body.close();
   return result;
+}
+
+namespace {
+
+constexpr std::string_view base64url_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// Unpadded base64url, so a cursor needs no escaping in a query string.
+std::string base64url(std::string_view bytes) {
+  std::string out;
+  uint32_t bits = 0;
+  int count = 0;
+  for (unsigned char c : bytes) {
+    bits = (bits << 8) | c;
+    count += 8;
+    while (count >= 6) {
+      count -= 6;
+      out += base64url_alphabet[(bits >> count) & 0x3f];
+    }
+  }
+  if (count > 0)
+    out += base64url_alphabet[(bits << (6 - count)) & 0x3f];
+  return out;
+}
+
+std::optional<std::string> from_base64url(std::string_view text) {
+  std::string out;
+  uint32_t bits = 0;
+  int count = 0;
+  for (char c : text) {
+    auto value = base64url_alphabet.find(c);
+    if (value == std::string_view::npos)
+      return std::nullopt;
+    bits = (bits << 6) | static_cast<uint32_t>(value);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out += static_cast<char>((bits >> count) & 0xff);
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+namespace {
+
+void write_run(object_writer& body, const run_summary& run, double rate_window_seconds) {
+  double rate = static_cast<double>(run.finals_since) / rate_window_seconds;
+  body.string("bos_batch_id", run.bos_batch_id)
+      .integer("active", run.active)
+      .integer("completed", run.completed)
+      .integer("failed", run.failed)
+      .integer("expired", run.expired)
+      .integer("cancelled", run.cancelled)
+      .number("rate_per_second", rate);
+  if (rate > 0)
+    body.number("eta_seconds", static_cast<double>(run.active) / rate);
+  else
+    body.null("eta_seconds");
+  body.number("cost_estimate", run.cost_estimate);
+  write_time_ms(body, "first_queued_at_ms", run.first_queued_at_ms);
+  write_time_ms(body, "last_completed_at_ms", run.last_completed_at_ms);
+}
+
+} // namespace
+
+std::string render_run(const run_summary& run, double rate_window_seconds) {
+  std::string result;
+  object_writer body{result};
+  write_run(body, run, rate_window_seconds);
+  object_writer errors{body.member("errors_by_code")};
+  for (const auto& [code, count] : run.errors_by_code)
+    errors.integer(code, count);
+  errors.close();
+  body.close();
+  return result;
+}
+
+std::string render_runs(const std::vector<run_summary>& runs, double rate_window_seconds) {
+  std::string result;
+  object_writer body{result};
+  array_writer xs{body.member("runs")};
+  for (const auto& run : runs) {
+    object_writer item{xs.element()};
+    write_run(item, run, rate_window_seconds);
+    item.close();
+  }
+  xs.close();
+  body.close();
+  return result;
+}
+
+std::string render_results_page(const std::vector<stored_result>& results,
+                                const std::optional<std::string>& next) {
+  std::string result;
+  object_writer body{result};
+  array_writer events{body.member("results")};
+  for (const auto& x : results)
+    events.element() += x.event_json;
+  events.close();
+  if (next)
+    body.string("next", *next);
+  else
+    body.null("next");
+  body.close();
+  return result;
+}
+
+std::string render_result_cursor(const stored_result& last) {
+  return base64url(std::to_string(last.completed_at_ms) + ":" + last.queue_id);
+}
+
+std::optional<result_cursor> parse_result_cursor(std::string_view cursor) {
+  auto text = from_base64url(cursor);
+  auto colon = text ? text->find(':') : std::string::npos;
+  if (colon == std::string::npos || colon + 1 == text->size())
+    return std::nullopt;
+  result_cursor out;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + colon, out.completed_at_ms);
+  if (ec != std::errc{} || end != text->data() + colon)
+    return std::nullopt;
+  out.queue_id = text->substr(colon + 1);
+  return out;
 }
 
 } // namespace lps

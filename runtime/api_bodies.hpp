@@ -11,7 +11,9 @@
 #include "runtime/store.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lps {
@@ -97,5 +99,23 @@ std::string render_request_cancelled(const std::string& queue_id);
 /// 200 body of POST /api/v1/runs/{run}/cancel (`run` is metadata.bos_batch_id): what became of
 /// its requests.
 std::string render_run_cancelled(const std::string& run, const cancel_summary& summary);
+
+/// One run as GET /api/v1/runs/{id} reports it, errors by code included. Its rate is the
+/// finals of the last `rate_window_seconds` (run_summary::finals_since) per second; the ETA
+/// is active / rate, null while the rate is 0.
+std::string render_run(const run_summary& run, double rate_window_seconds);
+
+/// GET /api/v1/runs body: {"runs": [...]}, each run as render_run without errors by code.
+std::string render_runs(const std::vector<run_summary>& runs, double rate_window_seconds);
+
+/// A page of a run's results: {"results": [events...], "next": cursor or null}.
+std::string render_results_page(const std::vector<stored_result>& results,
+                                const std::optional<std::string>& next);
+
+/// The opaque cursor after `last` (base64url of "completed_at_ms:queue_id").
+std::string render_result_cursor(const stored_result& last);
+
+/// The position a cursor names, or nullopt when it is not one render_result_cursor wrote.
+std::optional<result_cursor> parse_result_cursor(std::string_view cursor);
 
 } // namespace lps

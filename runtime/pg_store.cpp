@@ -71,6 +71,42 @@ constexpr const char* request_head =
     "SELECT queue_id, priority, " LPS_MS("queued_at") ", size_bytes, attempts, ";
 constexpr const char* active_order = " FROM requests ORDER BY priority DESC, queued_at, seq";
 
+// Runs summed from both tables, so a run with only active requests or only results is one
+// row too; `filter` picks the runs ($2: one run), $1 is the since_ms of the recent count.
+// Cancelled is a failed status with error code CANCELLED in the event (no column holds it).
+std::string run_summary_sql(const std::string& filter, const std::string& tail) {
+  auto where = " WHERE " + filter;
+  return "SELECT bos_batch_id, sum(active)::bigint, sum(completed)::bigint, sum(failed)::bigint, "
+         "sum(expired)::bigint, sum(cancelled)::bigint, sum(recent)::bigint, "
+         LPS_MS("min(first_queued)") ", " LPS_MS("max(last_completed)") ", sum(cost)::float8 FROM ("
+         "SELECT bos_batch_id, count(*) AS active, 0::bigint AS completed, 0::bigint AS failed, "
+         "0::bigint AS expired, 0::bigint AS cancelled, 0::bigint AS recent, min(queued_at) AS "
+         "first_queued, max(queued_at) AS latest, NULL::timestamptz AS last_completed, "
+         "0::float8 AS cost FROM requests" + where + " GROUP BY bos_batch_id UNION ALL "
+         "SELECT bos_batch_id, 0, count(*) FILTER (WHERE status = 'completed'), "
+         "count(*) FILTER (WHERE status = 'failed' AND NOT cancelled), "
+         "count(*) FILTER (WHERE status = 'expired'), count(*) FILTER (WHERE cancelled), "
+         "count(*) FILTER (WHERE completed_at >= " LPS_TS("$1") "), NULL, max(completed_at), "
+         "max(completed_at), coalesce(sum(cost), 0) FROM ("
+         "SELECT bos_batch_id, status, completed_at, (status = 'failed' AND coalesce("
+         "event_json::jsonb #>> '{data,error_detail,error_code}' = 'CANCELLED', false)) AS "
+         "cancelled, (event_json::jsonb #>> '{data,cost_estimate}')::float8 AS cost FROM results"
+         + where + ") AS finals GROUP BY bos_batch_id) AS runs GROUP BY bos_batch_id "
+         "ORDER BY max(latest) DESC, bos_batch_id" + tail;
+}
+// One run's summary row, then one row per error code: (NULL, count, ..., code), so both come
+// from one statement's snapshot.
+std::string one_run_summary_sql() {
+  return "SELECT *, NULL::text FROM (" + run_summary_sql("bos_batch_id = $2", "")
+         + ") AS summary UNION ALL SELECT NULL, count(*), 0, 0, 0, 0, 0, NULL, NULL, 0, "
+           "coalesce(event_json::jsonb #>> '{data,error_detail,error_code}', 'UNKNOWN') AS code "
+           "FROM results WHERE bos_batch_id = $2 AND status <> 'completed' GROUP BY code";
+}
+// A page of a run's results after a cursor ($2 NULL: from the first).
+const std::string run_results_sql = std::string{result_columns}
+    + "WHERE bos_batch_id = $1 AND ($2::bigint IS NULL OR (completed_at, queue_id) > ("
+      LPS_TS("$2") ", $3)) ORDER BY completed_at, queue_id LIMIT $4::bigint";
+
 // clang-format on
 
 #undef LPS_TS
@@ -97,6 +133,23 @@ param run_of(const std::string& bos_batch_id) {
 
 int64_t int_of(const pg::row& row, size_t column) {
   return row[column] ? std::stoll(*row[column]) : 0;
+}
+
+// Columns of run_summary_sql, in its order.
+run_summary read_run_summary(const pg::row& row) {
+  auto count_at = [&](size_t column) { return static_cast<uint64_t>(int_of(row, column)); };
+  run_summary out;
+  out.bos_batch_id = text_of(row, 0);
+  out.active = count_at(1);
+  out.completed = count_at(2);
+  out.failed = count_at(3);
+  out.expired = count_at(4);
+  out.cancelled = count_at(5);
+  out.finals_since = count_at(6);
+  out.first_queued_at_ms = int_of(row, 7);
+  out.last_completed_at_ms = int_of(row, 8);
+  out.cost_estimate = row[9] ? std::stod(*row[9]) : 0.0;
+  return out;
 }
 
 stored_request read_request_head(const pg::row& row) {
@@ -255,6 +308,50 @@ public:
         out.finals = static_cast<uint64_t>(int_of(row, 1));
     }
     return out;
+  }
+
+  std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) override {
+    static const std::string sql = run_summary_sql("bos_batch_id IS NOT NULL", " LIMIT $2");
+    auto r = read(sql, {{std::to_string(since_ms)}, {std::to_string(limit)}}, "summarize_runs");
+    std::vector<run_summary> rows;
+    rows.reserve(r.rows.size());
+    for (const auto& row : r.rows)
+      rows.push_back(read_run_summary(row));
+    return rows;
+  }
+
+  std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
+                                           int64_t since_ms) override {
+    static const std::string sql = one_run_summary_sql();
+    auto r = read(sql, {{std::to_string(since_ms)}, {bos_batch_id}}, "summarize_run");
+    std::optional<run_summary> summary;
+    std::map<std::string, uint64_t> errors;
+    for (const auto& row : r.rows) {
+      if (row[0])
+        summary = read_run_summary(row);
+      else
+        errors[text_of(row, 10)] = static_cast<uint64_t>(int_of(row, 1));
+    }
+    if (summary)
+      summary->errors_by_code = std::move(errors);
+    return summary;
+  }
+
+  std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                              const std::optional<result_cursor>& after,
+                                              size_t limit) override {
+    param after_ms, after_id;
+    if (after) {
+      after_ms = {std::to_string(after->completed_at_ms)};
+      after_id = {after->queue_id};
+    }
+    auto r = read(run_results_sql, {{bos_batch_id}, after_ms, after_id, {std::to_string(limit)}},
+                  "load_run_results");
+    std::vector<stored_result> rows;
+    rows.reserve(r.rows.size());
+    for (const auto& row : r.rows)
+      rows.push_back(read_result(row));
+    return rows;
   }
 
   uint64_t count_active_requests() override {

@@ -12,6 +12,8 @@
 #include <exception>
 #include <mutex>
 #include <span>
+#include <string_view>
+#include <thread>
 #include <utility>
 
 namespace lps {
@@ -157,6 +159,58 @@ constexpr const char* count_results_sql = "SELECT count(*) FROM results";
 constexpr const char* run_active_sql = "SELECT queue_id FROM requests WHERE bos_batch_id = ?1";
 constexpr const char* run_finals_sql = "SELECT count(*) FROM results WHERE bos_batch_id = ?1";
 
+// Runs summed from both tables, so a run with only active requests or only results is one
+// row too; `filter` picks the runs (?2: one run), ?1 is the since_ms of the recent count.
+// Cancelled is a failed status with error code CANCELLED in the event (no column holds it).
+std::string run_summary_sql(std::string_view filter, std::string_view tail) {
+  auto where = std::string{" WHERE "} + std::string{filter};
+  return "SELECT bos_batch_id, sum(active), sum(completed), sum(failed), sum(expired), "
+         "sum(cancelled), sum(recent), min(first_queued), max(last_completed), total(cost) FROM ("
+         "SELECT bos_batch_id, count(*) AS active, 0 AS completed, 0 AS failed, 0 AS expired, "
+         "0 AS cancelled, 0 AS recent, min(queued_at_ms) AS first_queued, max(queued_at_ms) AS "
+         "latest, NULL AS last_completed, 0.0 AS cost FROM requests"
+         + where
+         + " GROUP BY bos_batch_id UNION ALL "
+           "SELECT bos_batch_id, 0, sum(status = 'completed'), sum(status = 'failed') - "
+           "sum(cancelled), sum(status = 'expired'), sum(cancelled), sum(completed_at_ms >= ?1), "
+           "NULL, max(completed_at_ms), max(completed_at_ms), total(cost) FROM ("
+           "SELECT bos_batch_id, status, completed_at_ms, (status = 'failed' AND "
+           "json_extract(event_json, '$.data.error_detail.error_code') IS 'CANCELLED') AS "
+           "cancelled, json_extract(event_json, '$.data.cost_estimate') AS cost FROM results"
+         + where + ") GROUP BY bos_batch_id) GROUP BY bos_batch_id ORDER BY max(latest) DESC, "
+         + "bos_batch_id" + std::string{tail};
+}
+const std::string runs_summary_sql = run_summary_sql("bos_batch_id IS NOT NULL", " LIMIT ?2");
+const std::string one_run_summary_sql = run_summary_sql("bos_batch_id = ?2", "");
+constexpr const char* run_errors_sql =
+    "SELECT coalesce(json_extract(event_json, '$.data.error_detail.error_code'), 'UNKNOWN') AS "
+    "code, count(*) FROM results WHERE bos_batch_id = ?1 AND status <> 'completed' "
+    "GROUP BY code ORDER BY code";
+// A page of a run's results after a cursor (none: ?2 the smallest integer).
+constexpr const char* run_results_sql =
+    "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms, "
+    "delivery_failed_at_ms, delivery_attempts, last_delivery_error FROM results "
+    "WHERE bos_batch_id = ?1 AND (completed_at_ms, queue_id) > (?2, ?3) "
+    "ORDER BY completed_at_ms, queue_id LIMIT ?4";
+
+run_summary read_run_summary(sqlite3_stmt* stmt) {
+  auto count_at = [&](int column) {
+    return static_cast<uint64_t>(sqlite3_column_int64(stmt, column));
+  };
+  run_summary row;
+  row.bos_batch_id = column_string(stmt, 0);
+  row.active = count_at(1);
+  row.completed = count_at(2);
+  row.failed = count_at(3);
+  row.expired = count_at(4);
+  row.cancelled = count_at(5);
+  row.finals_since = count_at(6);
+  row.first_queued_at_ms = sqlite3_column_int64(stmt, 7);
+  row.last_completed_at_ms = sqlite3_column_int64(stmt, 8);
+  row.cost_estimate = sqlite3_column_double(stmt, 9);
+  return row;
+}
+
 // A 64-bit bind like sqlite::bind_text (sqlite_util.hpp), for the same reason.
 void bind_blob(sqlite3_stmt* stmt, int index, const std::string& bytes) {
   // An empty payload is an empty blob, not NULL (which a null pointer would bind).
@@ -241,6 +295,12 @@ public:
   uint64_t count_active_requests() override;
   uint64_t count_results() override;
   run_rows load_run(const std::string& bos_batch_id) override;
+  std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) override;
+  std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
+                                           int64_t since_ms) override;
+  std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                              const std::optional<result_cursor>& after,
+                                              size_t limit) override;
   store_stats stats() const override;
   const std::string& path() const override;
 
@@ -275,6 +335,7 @@ struct sqlite_store::impl {
   stmt_ptr load_row_stmt, load_index_stmt;
   stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
   stmt_ptr run_active_stmt, run_finals_stmt;
+  stmt_ptr runs_summary_stmt, one_run_summary_stmt, run_errors_stmt, run_results_stmt;
 
   /// The purger as the queue runs it (null when results are kept forever).
   std::unique_ptr<sqlite_purge_passes> retention;
@@ -454,7 +515,11 @@ struct sqlite_store::impl {
         && (count_results_stmt = db.prepare(count_results_sql, error))
         && (find_idempotency_key_stmt = db.prepare(find_idempotency_key_sql, error))
         && (run_active_stmt = db.prepare(run_active_sql, error))
-        && (run_finals_stmt = db.prepare(run_finals_sql, error)))
+        && (run_finals_stmt = db.prepare(run_finals_sql, error))
+        && (runs_summary_stmt = db.prepare(runs_summary_sql.c_str(), error))
+        && (one_run_summary_stmt = db.prepare(one_run_summary_sql.c_str(), error))
+        && (run_errors_stmt = db.prepare(run_errors_sql, error))
+        && (run_results_stmt = db.prepare(run_results_sql, error)))
       return true;
     error = "cannot open database '" + db_path + "': " + error;
     return false;
@@ -656,19 +721,94 @@ struct sqlite_store::impl {
     return std::nullopt;
   }
 
+  // Ends a read transaction however its reader returns (a rollback ends a read like a commit).
+  struct end_read {
+    sqlite3* db;
+    void operator()(void*) const {
+      sqlite::rollback(db, nullptr);
+    }
+  };
+  using read_transaction = std::unique_ptr<void, end_read>;
+
+  // Opens a read transaction on the read connection (read_mutex held); null when BEGIN failed.
+  read_transaction begin_read(const char* what) {
+    std::string error;
+    if (!read_db->exec("BEGIN", "begin read", error)) {
+      spdlog::error("store: {}: {}", what, error);
+      return read_transaction{nullptr, end_read{read_db->get()}};
+    }
+    return read_transaction{this, end_read{read_db->get()}};
+  }
+
+  std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) {
+    std::vector<run_summary> rows;
+    std::lock_guard lock(read_mutex);
+    sqlite3_stmt* stmt = runs_summary_stmt.get();
+    stmt_scope scope(stmt);
+    sqlite3_bind_int64(stmt, 1, since_ms);
+    sqlite3_bind_int64(stmt, 2, static_cast<int64_t>(limit));
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(read_run_summary(s)); }))
+      log_read_error("summarize_runs");
+    return rows;
+  }
+
+  // The counts and the errors in one read transaction, so they agree.
+  std::optional<run_summary> summarize_run(const std::string& bos_batch_id, int64_t since_ms) {
+    std::lock_guard lock(read_mutex);
+    auto txn = begin_read("summarize_run");
+    if (!txn)
+      return std::nullopt;
+    std::optional<run_summary> summary;
+    {
+      sqlite3_stmt* stmt = one_run_summary_stmt.get();
+      stmt_scope scope(stmt);
+      sqlite3_bind_int64(stmt, 1, since_ms);
+      bind_text(stmt, 2, bos_batch_id);
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW)
+        summary = read_run_summary(stmt);
+      else if (rc != SQLITE_DONE)
+        log_read_error("summarize_run");
+    }
+    if (!summary)
+      return std::nullopt;
+    sqlite3_stmt* stmt = run_errors_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, bos_batch_id);
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) {
+          summary->errors_by_code[column_string(s, 0)] =
+              static_cast<uint64_t>(sqlite3_column_int64(s, 1));
+        }))
+      log_read_error("summarize_run");
+    return summary;
+  }
+
+  std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                              const std::optional<result_cursor>& after,
+                                              size_t limit) {
+    std::vector<stored_result> rows;
+    // Bound without a copy: it must outlive the step.
+    const std::string after_id = after ? after->queue_id : "";
+    std::lock_guard lock(read_mutex);
+    sqlite3_stmt* stmt = run_results_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, bos_batch_id);
+    sqlite3_bind_int64(stmt, 2, after ? after->completed_at_ms : INT64_MIN);
+    bind_text(stmt, 3, after_id);
+    sqlite3_bind_int64(stmt, 4, static_cast<int64_t>(limit));
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(read_result(s)); }))
+      log_read_error("load_run_results");
+    return rows;
+  }
+
   // Both reads in one read transaction: a final write committing in between moves a
   // request from one count to the other, never into both or neither.
   run_rows load_run(const std::string& bos_batch_id) {
     run_rows result;
     std::lock_guard lock(read_mutex);
-    std::string error;
-    if (!read_db->exec("BEGIN", "begin run read", error)) {
-      spdlog::error("store: load_run: {}", error);
+    auto txn = begin_read("load_run");
+    if (!txn)
       return result;
-    }
-    // Ends the read transaction however this returns (a rollback ends a read like a commit).
-    auto end_read = [db = read_db->get()](void*) { sqlite::rollback(db, nullptr); };
-    std::unique_ptr<void, decltype(end_read)> txn{this, end_read};
     {
       stmt_scope scope(run_active_stmt.get());
       bind_text(run_active_stmt.get(), 1, bos_batch_id);
@@ -791,6 +931,36 @@ run_rows sqlite_store::load_run(const std::string& bos_batch_id) {
     return impl_->load_run(bos_batch_id);
   } catch (const std::exception& e) {
     spdlog::error("store: load_run: {}", e.what());
+    return {};
+  }
+}
+
+std::vector<run_summary> sqlite_store::summarize_runs(int64_t since_ms, size_t limit) {
+  try {
+    return impl_->summarize_runs(since_ms, limit);
+  } catch (const std::exception& e) {
+    spdlog::error("store: summarize_runs: {}", e.what());
+    return {};
+  }
+}
+
+std::optional<run_summary> sqlite_store::summarize_run(const std::string& bos_batch_id,
+                                                       int64_t since_ms) {
+  try {
+    return impl_->summarize_run(bos_batch_id, since_ms);
+  } catch (const std::exception& e) {
+    spdlog::error("store: summarize_run: {}", e.what());
+    return std::nullopt;
+  }
+}
+
+std::vector<stored_result> sqlite_store::load_run_results(const std::string& bos_batch_id,
+                                                          const std::optional<result_cursor>& after,
+                                                          size_t limit) {
+  try {
+    return impl_->load_run_results(bos_batch_id, after, limit);
+  } catch (const std::exception& e) {
+    spdlog::error("store: load_run_results: {}", e.what());
     return {};
   }
 }

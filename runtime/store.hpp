@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,6 +95,38 @@ struct run_rows {
   std::vector<std::string> active;
   /// Its final results still stored (retention deletes old ones).
   uint64_t finals = 0;
+};
+
+/// One run's counts as of one moment (summarize_runs, summarize_run).
+struct run_summary {
+  std::string bos_batch_id;
+  /// Requests not final yet.
+  uint64_t active = 0;
+  /// Final results still stored, by outcome: completed, failed (cancelled ones apart),
+  /// expired, and cancelled (status failed with error code CANCELLED).
+  uint64_t completed = 0;
+  uint64_t failed = 0;
+  uint64_t expired = 0;
+  uint64_t cancelled = 0;
+  /// Final results completed at or after the `since_ms` asked for (a rate's numerator).
+  uint64_t finals_since = 0;
+  /// queued_at of its oldest active request (0: none active; a result keeps no queue time
+  /// in the SQLite store, so both stores answer from active requests only).
+  int64_t first_queued_at_ms = 0;
+  /// completed_at of its newest final result (0: none stored).
+  int64_t last_completed_at_ms = 0;
+  /// Sum of its stored results' data.cost_estimate (USD).
+  double cost_estimate = 0;
+  /// Its stored results that are not completed, by data.error_detail.error_code ("UNKNOWN"
+  /// when the event has none). Filled by summarize_run only.
+  std::map<std::string, uint64_t> errors_by_code;
+};
+
+/// Where a page of a run's results ends: its last result's completed_at and queue id (the
+/// page order).
+struct result_cursor {
+  int64_t completed_at_ms = 0;
+  std::string queue_id;
 };
 
 /// The callbacks actor gave up delivering a result's callback.
@@ -183,6 +216,20 @@ public:
   /// A run's active requests and final results (thread-safe; own read connection; one read
   /// transaction). Requests stored before schema version 4 have no run recorded.
   virtual run_rows load_run(const std::string& bos_batch_id) = 0;
+
+  /// The runs with active requests or stored results, newest first (by their latest queue or
+  /// completion time), at most `limit` of them (thread-safe; own read connection; one read).
+  virtual std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) = 0;
+
+  /// One run with its errors by code, or nullopt when the store holds none of its rows.
+  virtual std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
+                                                   int64_t since_ms) = 0;
+
+  /// Up to `limit` final results of a run ordered by (completed_at, queue_id), those after
+  /// `after` when given (thread-safe; own read connection).
+  virtual std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                                      const std::optional<result_cursor>& after,
+                                                      size_t limit) = 0;
 
   /// Counts of rows: active requests and results.
   virtual uint64_t count_active_requests() = 0;

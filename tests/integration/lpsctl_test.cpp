@@ -115,3 +115,50 @@ TEST_CASE("top prints a snapshot when not on a terminal, an unreachable lps exit
   CHECK(down.exit_code == 3);
   CHECK(down.err.find("cannot reach http://127.0.0.1:9") != std::string::npos);
 }
+
+TEST_CASE("results --follow writes every event of a run once and runs and run count them") {
+  test::temp_dir dir;
+  // A slow mock, so the run is still active when the follow starts.
+  test::lps_process lps{(dir.path() / "data").string(), {"--mock-latency-ms=100"}};
+  REQUIRE(lps.port() != 0);
+  auto input = dir.path() / "run.jsonl";
+  constexpr int count = 150;
+  {
+    std::ofstream out{input};
+    for (int i = 0; i < count; ++i)
+      out << R"({"user_prompt":"Which essay is better? )" << i
+          << R"(","metadata":{"essay_a_id":"a","essay_b_id":"b","bos_batch_id":"run 7"}})"
+          << "\n";
+  }
+  auto submitted = lpsctl(lps, {"submit", input.string()});
+  REQUIRE(submitted.exit_code == 0);
+  auto follow = lpsctl(lps, {"results", "run 7", "--follow"});
+  INFO(follow.err);
+  REQUIRE(follow.exit_code == 0);
+  auto events = lines_of(follow.out);
+  std::set<std::string> ids;
+  for (const auto& line : events)
+    ids.insert(
+        std::string{json::parse(line).as_object()["data"].as_object()["request_id"].as_string()});
+  CHECK(events.size() == count);
+  auto queue_ids = lines_of(submitted.out);
+  CHECK(ids == std::set<std::string>(queue_ids.begin(), queue_ids.end()));
+  // Once final, a plain read gives them all again, in the same order.
+  auto again = lpsctl(lps, {"results", "run 7"});
+  REQUIRE(again.exit_code == 0);
+  CHECK(lines_of(again.out).size() == count);
+
+  auto one = lpsctl(lps, {"run", "run 7"});
+  REQUIRE(one.exit_code == 0);
+  auto run = json::parse(one.out).as_object();
+  CHECK(run["active"] == 0);
+  CHECK(run["completed"] == count);
+  auto table = lpsctl(lps, {"runs"});
+  REQUIRE(table.exit_code == 0);
+  auto rows = lines_of(table.out);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].find("RUN") == 0);
+  CHECK(rows[1].find("run 7") == 0);
+  CHECK(rows[1].find(" 150 ") != std::string::npos);
+  CHECK(lpsctl(lps, {"run", "no-such-run"}).exit_code == 1);
+}

@@ -141,3 +141,56 @@ TEST_CASE("the cancel routes answer what became of the requests") {
   CHECK(render_run_cancelled("run \\7", summary)
         == R"({"bos_batch_id":"run \\7","cancelled":4,"already_processing":2,"already_final":1})");
 }
+
+TEST_CASE("a run body has its counts, rate, ETA, cost, times and errors by code") {
+  run_summary run;
+  run.bos_batch_id = "r-1";
+  run.active = 30;
+  run.completed = 5;
+  run.failed = 2;
+  run.expired = 1;
+  run.cancelled = 1;
+  run.finals_since = 6; // over 60 s: 0.1 per second, so 30 active take 300 s
+  run.first_queued_at_ms = 1000;
+  run.cost_estimate = 0.5;
+  run.errors_by_code = {{"CANCELLED", 1}, {"TIMEOUT", 2}};
+  CHECK(render_run(run, 60)
+        == R"({"bos_batch_id":"r-1","active":30,"completed":5,"failed":2,"expired":1,)"
+           R"("cancelled":1,"rate_per_second":0.1,"eta_seconds":300.0,"cost_estimate":0.5,)"
+           R"("first_queued_at_ms":1000,"last_completed_at_ms":null,)"
+           R"("errors_by_code":{"CANCELLED":1,"TIMEOUT":2}})");
+  // Without finals lately there is no ETA; the list leaves errors by code out.
+  run.finals_since = 0;
+  auto list = parse_object(render_runs({run}, 60)).at("runs").as_array();
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].at("eta_seconds").is_null());
+  CHECK(list[0].at("rate_per_second") == 0.0);
+  CHECK_FALSE(list[0].as_object().contains("errors_by_code"));
+  CHECK(render_runs({}, 60) == R"({"runs":[]})");
+}
+
+TEST_CASE("a results page holds the events as they are and the cursor after them") {
+  auto x = final_result();
+  x.event_json = R"({"event_id":"e-1"})";
+  CHECK(render_results_page({x}, std::string{"abc"})
+        == R"({"results":[{"event_id":"e-1"}],"next":"abc"})");
+  CHECK(render_results_page({}, std::nullopt) == R"({"results":[],"next":null})");
+}
+
+TEST_CASE("a result cursor names the position after a result and rejects anything else") {
+  auto x = final_result();
+  x.completed_at_ms = 1712345678901;
+  x.queue_id = "q:with/odd?chars";
+  auto cursor = render_result_cursor(x);
+  CHECK(cursor.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        == std::string::npos);
+  auto parsed = parse_result_cursor(cursor);
+  REQUIRE(parsed);
+  CHECK(parsed->completed_at_ms == 1712345678901);
+  CHECK(parsed->queue_id == "q:with/odd?chars");
+  CHECK_FALSE(parse_result_cursor(""));
+  CHECK_FALSE(parse_result_cursor("not base64!"));
+  CHECK_FALSE(parse_result_cursor("MTIz"));   // "123": no queue id
+  CHECK_FALSE(parse_result_cursor("eDpx"));   // "x:q": no time
+  CHECK_FALSE(parse_result_cursor("MTIzOg")); // "123:": empty queue id
+}

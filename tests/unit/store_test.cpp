@@ -1190,7 +1190,8 @@ TEST_CASE("store finds a run's active requests and counts its final results", "[
           == "1");
 }
 
-TEST_CASE("store migrates a version 3 database: old rows have no run, new rows do", "[store][sqlite]") {
+TEST_CASE("store migrates a version 3 database: old rows have no run, new rows do",
+          "[store][sqlite]") {
   temp_dir dir;
   std::filesystem::create_directories(dir.path());
   // The version 3 schema as it was, with one request and one result.
@@ -1227,4 +1228,96 @@ TEST_CASE("store migrates a version 3 database: old rows have no run, new rows d
   auto run = db->load_run("r");
   CHECK(run.active == std::vector<std::string>{"new"});
   CHECK(run.finals == 1);
+}
+
+namespace {
+
+// A final result of run `run` whose event carries an error code ("" none) and a cost (< 0
+// none), as the result mapper writes them.
+lps::stored_result final_in_run(const std::string& id, const std::string& run,
+                                const std::string& status, int64_t completed_at_ms,
+                                const std::string& error_code = "", double cost = -1) {
+  auto row = result_in_run(id, run);
+  row.status = status;
+  row.completed_at_ms = completed_at_ms;
+  auto error =
+      error_code.empty() ? std::string{"null"} : R"({"error_code":")" + error_code + R"("})";
+  auto cost_json = cost < 0 ? std::string{"null"} : std::to_string(cost);
+  row.event_json = R"({"data":{"request_id":")" + id + R"(","error_detail":)" + error
+                   + R"(,"cost_estimate":)" + cost_json + "}}";
+  return row;
+}
+
+lps::stored_request request_in_run_at(const std::string& id, const std::string& run,
+                                      int64_t queued_at_ms) {
+  auto row = request_in_run(id, run);
+  row.queued_at_ms = queued_at_ms;
+  return row;
+}
+
+} // namespace
+
+TEST_CASE("store summarises runs: counts by outcome, errors by code, cost and times", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({request_in_run_at("a", "r1", 1000), request_in_run_at("b", "r1", 1100),
+                           request_in_run_at("c", "r1", 1150), request_in_run_at("g", "r1", 1200),
+                           request_in_run_at("d", "r2", 3000), make_request("e")}));
+  require_ok(*db, finals({final_in_run("a", "r1", "completed", 2000, "", 0.5),
+                          final_in_run("b", "r1", "failed", 2500, "RATE_LIMIT"),
+                          final_in_run("c", "r1", "failed", 2600, "CANCELLED"),
+                          final_in_run("f", "r1", "expired", 4000, "EXPIRED", 0.25)}));
+
+  auto runs = db->summarize_runs(2500, 10);
+  REQUIRE(runs.size() == 2);
+  // Newest first: r1's last completion (4000) is later than r2's last queue time (3000).
+  CHECK(runs[0].bos_batch_id == "r1");
+  CHECK(runs[1].bos_batch_id == "r2");
+  const auto& r1 = runs[0];
+  CHECK(r1.active == 1);
+  CHECK(r1.completed == 1);
+  CHECK(r1.failed == 1);
+  CHECK(r1.expired == 1);
+  CHECK(r1.cancelled == 1);
+  CHECK(r1.finals_since == 3);
+  CHECK(r1.first_queued_at_ms == 1200);
+  CHECK(r1.last_completed_at_ms == 4000);
+  CHECK(r1.cost_estimate == Approx(0.75));
+  CHECK(r1.errors_by_code.empty()); // the list leaves errors out
+  CHECK(runs[1].active == 1);
+  CHECK(runs[1].completed + runs[1].failed + runs[1].expired + runs[1].cancelled == 0);
+  CHECK(runs[1].last_completed_at_ms == 0);
+  CHECK(runs[1].first_queued_at_ms == 3000);
+
+  CHECK(db->summarize_runs(2500, 1).size() == 1);
+
+  auto one = db->summarize_run("r1", 0);
+  REQUIRE(one);
+  CHECK(one->finals_since == 4);
+  CHECK(one->completed == 1);
+  CHECK(one->errors_by_code
+        == std::map<std::string, uint64_t>{{"CANCELLED", 1}, {"EXPIRED", 1}, {"RATE_LIMIT", 1}});
+  CHECK_FALSE(db->summarize_run("unknown", 0));
+  CHECK_FALSE(db->summarize_run("", 0)); // a request without a run is in none
+}
+
+TEST_CASE("store pages a run's results by completion time then queue id", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(
+      *db,
+      finals({final_in_run("p1", "r", "completed", 100), final_in_run("p3", "r", "completed", 100),
+              final_in_run("p2", "r", "failed", 100, "TIMEOUT"),
+              final_in_run("p4", "r", "completed", 50), final_in_run("p5", "r", "completed", 200),
+              final_in_run("q", "other", "completed", 100)}));
+  auto first = db->load_run_results("r", std::nullopt, 2);
+  CHECK(ids_of(first) == std::vector<std::string>{"p4", "p1"});
+  CHECK(first[1].completed_at_ms == 100);
+  CHECK(first[1].event_json.find("\"p1\"") != std::string::npos);
+  auto second = db->load_run_results("r", lps::result_cursor{100, "p1"}, 2);
+  CHECK(ids_of(second) == std::vector<std::string>{"p2", "p3"});
+  CHECK(ids_of(db->load_run_results("r", lps::result_cursor{100, "p3"}, 10))
+        == std::vector<std::string>{"p5"});
+  CHECK(db->load_run_results("r", lps::result_cursor{200, "p5"}, 10).empty());
+  CHECK(db->load_run_results("unknown", std::nullopt, 10).empty());
 }

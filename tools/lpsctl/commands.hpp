@@ -35,6 +35,14 @@ int cancel_job(lps_api& api, const std::string& job_id);
 int cancel_request(lps_api& api, const std::string& queue_id);
 int cancel_run(lps_api& api, const std::string& bos_batch_id);
 
+/// The runs as a table (GET /api/v1/runs), and one run's JSON (GET /api/v1/runs/{id}).
+int runs(lps_api& api);
+int run(lps_api& api, const std::string& bos_batch_id);
+
+/// Every stored result event of a run, one JSON object per line, each once. With `follow`
+/// it polls every second until the run has no active request.
+int results(lps_api& api, const std::string& bos_batch_id, bool follow);
+
 /// Actors by mailbox, the queue and the providers; refreshed every second on a terminal until
 /// interrupted, printed once otherwise (or with `once`).
 int top(lps_api& api, bool once);

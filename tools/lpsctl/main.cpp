@@ -56,9 +56,16 @@ int main(int argc, char** argv) {
   auto* cancel_request_cmd = app.add_subcommand("cancel", "cancel a queued request");
   cancel_request_cmd->add_option("queue_id", id)->required();
   auto* runs_cmd = app.add_subcommand("runs", "runs (requests sharing metadata.bos_batch_id)");
-  runs_cmd->require_subcommand(1);
+  runs_cmd->require_subcommand(0, 1);
   auto* cancel_run_cmd = runs_cmd->add_subcommand("cancel", "cancel a run's queued requests");
   cancel_run_cmd->add_option("bos_batch_id", id)->required();
+  auto* run_cmd = app.add_subcommand("run", "one run: counts, rate, ETA, cost, errors by code");
+  run_cmd->add_option("bos_batch_id", id)->required();
+  bool follow = false;
+  auto* results_cmd = app.add_subcommand("results", "a run's result events, one per line");
+  results_cmd->add_option("bos_batch_id", id)->required();
+  results_cmd->add_flag("--follow", follow,
+                        "poll every second until the run has no active request");
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");
   top_cmd->add_flag("--once", once, "print one snapshot (the default when not on a terminal)");
@@ -88,6 +95,12 @@ int main(int argc, char** argv) {
     return cancel_request(api, id);
   if (cancel_run_cmd->parsed())
     return cancel_run(api, id);
+  if (runs_cmd->parsed())
+    return runs(api);
+  if (run_cmd->parsed())
+    return run(api, id);
+  if (results_cmd->parsed())
+    return results(api, id, follow);
   if (top_cmd->parsed())
     return top(api, once);
   return usage;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -234,6 +235,95 @@ int top(lps_api& api, bool once) {
     std::printf("\033[H\033[2J");
     print_top(api, last_handled, std::chrono::duration<double>(now - last).count());
     last = now;
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+  }
+}
+
+namespace {
+
+// A number of the run's JSON with `decimals` places, or "-" when null or absent.
+std::string number_of(const json::object& obj, const char* key, int decimals) {
+  const auto* v = obj.if_contains(key);
+  if (v == nullptr || !v->is_number())
+    return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v->to_number<double>());
+  return buf;
+}
+
+std::string results_path(const std::string& run, const std::string& after) {
+  return "/api/v1/results?limit=1000&bos_batch_id=" + path_segment(run)
+         + (after.empty() ? "" : "&after=" + after);
+}
+
+// Whether the run has no active request any more (an unknown run has none).
+bool run_finished(lps_api& api, const std::string& run, api_answer& answer) {
+  answer = api.get("/api/v1/runs/" + path_segment(run));
+  if (answer.status == 404)
+    return true;
+  if (answer.status != 200)
+    return false;
+  const auto* active = answer.json.as_object().if_contains("active");
+  return active != nullptr && active->is_number() && active->to_number<double>() == 0;
+}
+
+} // namespace
+
+int runs(lps_api& api) {
+  auto answer = api.get("/api/v1/runs");
+  if (answer.status != 200)
+    return failed(answer, api);
+  std::printf("%-28s %7s %9s %7s %7s %9s %8s %8s %10s\n", "RUN", "ACTIVE", "COMPLETED", "FAILED",
+              "EXPIRED", "CANCELLED", "RATE/S", "ETA_S", "COST_USD");
+  for (const auto& r : answer.json.as_object().at("runs").as_array()) {
+    const auto& obj = r.as_object();
+    std::printf("%-28s %7s %9s %7s %7s %9s %8s %8s %10s\n", text_of(obj, "bos_batch_id").c_str(),
+                text_of(obj, "active").c_str(), text_of(obj, "completed").c_str(),
+                text_of(obj, "failed").c_str(), text_of(obj, "expired").c_str(),
+                text_of(obj, "cancelled").c_str(), number_of(obj, "rate_per_second", 1).c_str(),
+                number_of(obj, "eta_seconds", 0).c_str(),
+                number_of(obj, "cost_estimate", 4).c_str());
+  }
+  return ok;
+}
+
+int run(lps_api& api, const std::string& bos_batch_id) {
+  return show(api, "/api/v1/runs/" + path_segment(bos_batch_id));
+}
+
+// Pages from the last full page's cursor: a short page is read again from there on the next
+// poll, and ids already written are skipped. Once the run has no active request, one last
+// pass from the start writes any result committed behind one already read (its completion
+// time earlier), so every result is written exactly once.
+int results(lps_api& api, const std::string& bos_batch_id, bool follow) {
+  std::set<std::string> written;
+  std::string after;
+  bool last_pass = false;
+  for (;;) {
+    auto answer = api.get(results_path(bos_batch_id, after));
+    if (answer.status != 200)
+      return failed(answer, api);
+    const auto& page = answer.json.as_object();
+    for (const auto& event : page.at("results").as_array()) {
+      const auto& id = event.as_object().at("data").as_object().at("request_id").as_string();
+      if (written.emplace(id).second)
+        std::printf("%s\n", json::serialize(event).c_str());
+    }
+    std::fflush(stdout);
+    if (const auto& next = page.at("next"); next.is_string()) {
+      after = std::string{next.as_string()};
+      continue;
+    }
+    if (!follow || last_pass)
+      return ok;
+    api_answer run_answer;
+    if (run_finished(api, bos_batch_id, run_answer)) {
+      last_pass = true;
+      after.clear();
+      continue;
+    }
+    if (run_answer.status != 200)
+      return failed(run_answer, api);
     std::this_thread::sleep_for(std::chrono::seconds{1});
   }
 }
