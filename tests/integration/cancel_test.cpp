@@ -25,26 +25,8 @@ namespace json = boost::json;
 
 namespace {
 
-struct answer {
-  unsigned status = 0;
-  json::object body;
-};
-
-/// Blocking calls whose answer is read as a JSON object ({} when empty or not an object).
-struct client {
-  test::client http;
-
-  answer call(const std::string& method, const std::string& url, std::string body = {},
-              const std::string& token = {}) {
-    test::header_list headers;
-    if (!token.empty())
-      headers.emplace_back("Authorization", "Bearer " + token);
-    auto res = http.call_with(method, url, std::move(body), std::move(headers));
-    auto value = json::parse(res.body.empty() ? "{}" : res.body);
-    return {res.status, value.is_object() ? value.as_object() : json::object{}};
-  }
-};
-
+using answer = test::json_answer;
+using client = test::json_client;
 using test::receiver;
 
 // A comparison of run `run`; without a callback when `callback_url` is empty.

@@ -5,6 +5,7 @@
 
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
+#include "integration/service_clients.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/json_codec.hpp"
 
@@ -21,31 +22,8 @@ namespace json = boost::json;
 
 namespace {
 
-struct answer {
-  unsigned status = 0;
-  json::object body;
-};
-
-/// Blocking calls through the project's async client.
-struct client {
-  http_client http{http_client_options{1, 16, "", true}};
-
-  answer call(const std::string& method, const std::string& url, std::string body = {}) {
-    http_client_request req;
-    req.method = method;
-    req.url = url;
-    req.body = std::move(body);
-    req.headers.emplace_back("Content-Type", "application/json");
-    req.timeout = std::chrono::seconds{30};
-    std::promise<http_client_response> done;
-    auto result = done.get_future();
-    http.send(std::move(req),
-              [&done](http_client_response res) { done.set_value(std::move(res)); });
-    auto res = result.get();
-    auto value = json::parse(res.body.empty() ? "{}" : res.body);
-    return {res.status, value.is_object() ? value.as_object() : json::object{}};
-  }
-};
+using answer = test::json_answer;
+using client = test::json_client;
 
 // `size` comparisons of run `run`, as one bulk body.
 std::string bulk_body(const std::string& run, int size) {

@@ -64,6 +64,27 @@ private:
   }
 };
 
+/// An answer read as a JSON object ({} when the body is empty or not an object).
+struct json_answer {
+  unsigned status = 0;
+  boost::json::object body;
+};
+
+/// Blocking JSON calls whose answers are read as objects; `token` is sent as a bearer token.
+struct json_client {
+  client http;
+
+  json_answer call(const std::string& method, const std::string& url, std::string body = {},
+                   const std::string& token = {}) {
+    header_list headers;
+    if (!token.empty())
+      headers.emplace_back("Authorization", "Bearer " + token);
+    auto res = http.call_with(method, url, std::move(body), std::move(headers));
+    auto value = boost::json::parse(res.body.empty() ? "{}" : res.body);
+    return {res.status, value.is_object() ? value.as_object() : boost::json::object{}};
+  }
+};
+
 /// A callback receiver: keeps every POSTed result event by request id.
 struct receiver {
   http_server server;
