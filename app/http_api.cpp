@@ -6,6 +6,7 @@
 
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
+#include "runtime/url.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -854,27 +855,6 @@ void cancel_request(const api_context& ctx, const std::string& id, http_responde
       atom::cancel_v, cancel_target{id, ""});
 }
 
-// A path segment with its %XX escapes decoded (a run id may hold any character), or
-// nullopt when an escape is malformed.
-std::optional<std::string> percent_decoded(std::string_view text) {
-  std::string result;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      result += text[i];
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= text.size())
-      return std::nullopt;
-    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
-    if (ec != std::errc{} || end != text.data() + i + 3)
-      return std::nullopt;
-    result += static_cast<char>(value);
-    i += 2;
-  }
-  return result;
-}
-
 // 200 with the counts; 404 when the run has no request at all (none held, none final).
 void cancel_run(const api_context& ctx, const std::string& segment, http_responder respond) {
   auto run = percent_decoded(segment);
@@ -926,23 +906,6 @@ void get_run(const api_context& ctx, const std::string& segment, http_responder 
     return respond(error_response(404, ec::resource_not_found,
                                   "no request with metadata.bos_batch_id " + *run));
   respond(json_response(200, render_run(*summary, run_rate_window_ms / 1000.0)));
-}
-
-// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space), or
-// nullopt when absent or badly escaped.
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) != name)
-      continue;
-    std::string value{eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1)};
-    std::replace(value.begin(), value.end(), '+', ' ');
-    return percent_decoded(value);
-  }
-  return std::nullopt;
 }
 
 // A page size from 1 to results_page_max, or nullopt.

@@ -1,5 +1,7 @@
 #include "runtime/url.hpp"
 
+#include <optional>
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -156,6 +158,40 @@ std::string join_url(std::string_view base, std::string_view path) {
   while (base.ends_with('/'))
     base.remove_suffix(1);
   return std::string{base} + std::string{path};
+}
+
+std::optional<std::string> percent_decoded(std::string_view text) {
+  std::string result;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      result += text[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= text.size())
+      return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc{} || end != text.data() + i + 3)
+      return std::nullopt;
+    result += static_cast<char>(value);
+    i += 2;
+  }
+  return result;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name)
+      continue;
+    std::string value{eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1)};
+    std::replace(value.begin(), value.end(), '+', ' ');
+    return percent_decoded(value);
+  }
+  return std::nullopt;
 }
 
 } // namespace lps

@@ -55,4 +55,12 @@ std::optional<http_url> parse_http_url(std::string_view text, std::string& error
 /// base URLs ("https://api.openai.com/v1/") and endpoint paths ("/files") are joined.
 std::string join_url(std::string_view base, std::string_view path);
 
+/// `text` with its %XX escapes decoded (a path segment may hold any character), or nullopt
+/// when an escape is malformed.
+std::optional<std::string> percent_decoded(std::string_view text);
+
+/// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space, as
+/// forms send it), or nullopt when absent or badly escaped.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
 } // namespace lps

@@ -123,3 +123,21 @@ TEST_CASE("join_url joins a base URL with or without trailing slashes and an end
   CHECK(join_url("http://127.0.0.1:8080", "/v1/messages/batches/x/results")
         == "http://127.0.0.1:8080/v1/messages/batches/x/results");
 }
+
+TEST_CASE("percent_decoded decodes escapes and refuses malformed ones") {
+  CHECK(lps::percent_decoded("run%20%2F%C3%BC%25") == std::optional<std::string>{"run /\xC3\xBC%"});
+  CHECK(lps::percent_decoded("plain") == std::optional<std::string>{"plain"});
+  CHECK_FALSE(lps::percent_decoded("bad%2"));
+  CHECK_FALSE(lps::percent_decoded("bad%zz"));
+  CHECK_FALSE(lps::percent_decoded("%"));
+}
+
+TEST_CASE("query_param finds a name, decodes its value and says when it is absent") {
+  CHECK(lps::query_param("a=1&bos_batch_id=r+1%2F2&limit=7", "bos_batch_id")
+        == std::optional<std::string>{"r 1/2"});
+  CHECK(lps::query_param("a=1&limit=7", "limit") == std::optional<std::string>{"7"});
+  CHECK(lps::query_param("flag&x=1", "flag") == std::optional<std::string>{""});
+  CHECK_FALSE(lps::query_param("a=1", "b"));
+  CHECK_FALSE(lps::query_param("", "a"));
+  CHECK_FALSE(lps::query_param("a=%g1", "a"));
+}

@@ -7,6 +7,7 @@
 // code and people reading logs key on it.
 
 #include "runtime/http_server.hpp"
+#include "runtime/url.hpp"
 
 #include <boost/json.hpp>
 
@@ -131,37 +132,7 @@ inline const std::string* header(const http_request& r, std::string_view name) {
   return nullptr;
 }
 
-inline int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/// One query parameter, percent-decoded ("+" is a space, as browsers send forms).
-inline std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) != name)
-      continue;
-    auto raw = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-    std::string out;
-    for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '%' && i + 2 < raw.size() && hex_digit(raw[i + 1]) >= 0
-          && hex_digit(raw[i + 2]) >= 0) {
-        out += static_cast<char>(hex_digit(raw[i + 1]) * 16 + hex_digit(raw[i + 2]));
-        i += 2;
-      } else {
-        out += raw[i] == '+' ? ' ' : raw[i];
-      }
-    }
-    return out;
-  }
-  return std::nullopt;
-}
+using lps::query_param;
 
 /// "sk-abc...wxyz" style: enough to recognise a key in an error, never the key itself.
 inline std::string mask_key(std::string_view key) {
