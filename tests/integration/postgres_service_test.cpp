@@ -4,6 +4,7 @@
 // crash test's (tools/pg_crash_test.sh).
 
 #include "fixtures/store_backend.hpp"
+#include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
 #include "runtime/pg_schema.hpp"
 
@@ -30,8 +31,13 @@ std::vector<std::pair<std::string, std::string>> postgres_env(const std::string&
           {"LLM_PROVIDER_SERVICE_POSTGRES_URL", url}};
 }
 
+// Each run gets a DATA_DIR of its own (the batch job store lives there, and one lps process
+// holds a DATA_DIR at a time: two runs on a shared default would refuse each other).
 test::run_result run_lps(std::vector<std::string> args, const std::string& url) {
+  test::temp_dir data_dir;
   args.insert(args.begin(), LPS_BINARY);
+  if (args.size() > 1 && args[1] != "migrate")
+    args.push_back("--data-dir=" + data_dir.str());
   return test::run_command(args, postgres_env(url));
 }
 
