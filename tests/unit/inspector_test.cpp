@@ -44,10 +44,10 @@ TEST_CASE("the inspector reports the messages each actor handled, counted once o
   };
   // Each count includes the status question that reported it.
   CHECK(inspect()
-        == std::map<std::string, uint64_t>{{"inspector", 1}, {"metrics", 2 + 1 + 1},
-                                           {"intake", 3 + 1}});
+        == std::map<std::string, uint64_t>{
+            {"inspector", 1}, {"metrics", 2 + 1 + 1}, {"intake", 3 + 1}});
   // Asked again: one more inspect, and one more status each.
   CHECK(inspect()
-        == std::map<std::string, uint64_t>{{"inspector", 2}, {"metrics", 2 + 1 + 2},
-                                           {"intake", 3 + 2}});
+        == std::map<std::string, uint64_t>{
+            {"inspector", 2}, {"metrics", 2 + 1 + 2}, {"intake", 3 + 2}});
 }
