@@ -1,4 +1,5 @@
 #include "actors/bundler.hpp"
+#include "actors/request_timeout.hpp"
 #include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
@@ -181,19 +182,22 @@ void dispatch(self_ptr self) {
     return;
   }
   auto skeleton = std::make_shared<bundle_skeleton>(skeleton_of(b));
-  self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b))
-      .then(
-          [=](std::vector<comparison_outcome>& outcomes) {
-            finish_call(self, provider, std::move(outcomes));
-          },
-          [=](caf::error& err) {
-            ++self->state.lost_replies_total;
-            LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
-                         caf::to_string(err));
-            finish_call(self, provider,
-                        fail_bundle(*skeleton, to_string(ec::timeout),
-                                    "provider did not answer in time", true));
-          });
+  auto reply = self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b));
+  auto reply_id = reply.id();
+  std::move(reply).then(
+      [=](std::vector<comparison_outcome>& outcomes) {
+        forget_request_timeout(self, reply_id);
+        finish_call(self, provider, std::move(outcomes));
+      },
+      [=](caf::error& err) {
+        forget_request_timeout(self, reply_id);
+        ++self->state.lost_replies_total;
+        LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
+                     caf::to_string(err));
+        finish_call(self, provider,
+                    fail_bundle(*skeleton, to_string(ec::timeout),
+                                "provider did not answer in time", true));
+      });
 }
 
 void fill(self_ptr self, const std::string& provider);
@@ -256,16 +260,20 @@ std::optional<std::string> next_held_provider(self_ptr self) {
 template <class Continue>
 void pull(self_ptr self, uint32_t n, std::vector<std::string> providers, Continue next) {
   auto& st = self->state;
-  self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n, std::move(providers))
-      .then(
-          [=](std::vector<queued_request>& xs) {
-            hold(self, xs);
-            next(!xs.empty());
-          },
-          [=](caf::error& err) {
-            LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
-            next(false);
-          });
+  auto reply =
+      self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n, std::move(providers));
+  auto reply_id = reply.id();
+  std::move(reply).then(
+      [=](std::vector<queued_request>& xs) {
+        forget_request_timeout(self, reply_id);
+        hold(self, xs);
+        next(!xs.empty());
+      },
+      [=](caf::error& err) {
+        forget_request_timeout(self, reply_id);
+        LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
+        next(false);
+      });
 }
 
 // Adds held requests of `provider` while they are compatible and fit; dequeues more of

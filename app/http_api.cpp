@@ -1,5 +1,6 @@
 #include "app/http_api.hpp"
 #include "actors/batch_window.hpp"
+#include "actors/request_timeout.hpp"
 #include "runtime/api_bodies.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/error_code.hpp"
@@ -69,9 +70,17 @@ request_bridge(typename request_bridge_actor<Ts...>::pointer self, Handle hdl,
       done(std::move(x));
       self->quit();
     };
-    self->request(hdl, timeout, std::move(request)...)
-        .then([=](Reply& reply) { finish(std::move(reply)); },
-              [=](caf::error& err) { finish(std::move(err)); });
+    auto reply = self->request(hdl, timeout, std::move(request)...);
+    auto reply_id = reply.id();
+    std::move(reply).then(
+        [=](Reply& x) {
+          forget_request_timeout(self, reply_id);
+          finish(std::move(x));
+        },
+        [=](caf::error& err) {
+          forget_request_timeout(self, reply_id);
+          finish(std::move(err));
+        });
   }};
 }
 

@@ -5,6 +5,7 @@
 #include "fixtures/pipeline.hpp"
 
 #include <boost/json.hpp>
+#include <caf/detail/simple_actor_clock.hpp>
 #include <catch2/catch.hpp>
 
 using namespace lps;
@@ -364,4 +365,38 @@ TEST_CASE("a rejected key pauses its provider, keeps its requests queued, and re
   CHECK(registry.value("llm_provider_paused", {"openai"}) == 0);
   CHECK(fx.provider_view("openai").paused_by.empty());
   CHECK_FALSE(fx.request<bool>(fx.bundler_hdl, atom::resume_v, std::string{"openai"}).value());
+}
+
+namespace {
+
+// Request timeouts still pending in the test clock for the actor `hdl`.
+template <class Handle>
+size_t pending_request_timeouts(caf::actor_system& sys, const Handle& hdl) {
+  using clock_type = caf::detail::simple_actor_clock;
+  auto& clock = dynamic_cast<clock_type&>(sys.clock());
+  auto id = caf::actor_cast<caf::strong_actor_ptr>(hdl)->id();
+  size_t n = 0;
+  for (const auto& [due, event] : clock.schedule())
+    if (event->subtype == clock_type::request_timeout_type
+        && static_cast<const clock_type::request_timeout&>(*event).self->id() == id)
+      ++n;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("answered requests leave no timeout behind in the actor clock") {
+  // CAF 0.17.6 keeps a request's timeout (and a strong reference to the requester) until it
+  // fires, even after the answer came: at 2,000 requests/s with the 5-minute provider timeout
+  // that held hundreds of MiB. The bundler forgets each timeout when the answer arrives.
+  pipeline_fixture fx;
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 12; ++i)
+    xs.push_back(make_request("t" + std::to_string(i)));
+  fx.submit(xs);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  REQUIRE(fx.db->count_results() == 12);
+  CHECK(fx.stub("mock").seen.size() == 3);
+  CHECK(pending_request_timeouts(fx.sys, fx.bundler_hdl) == 0);
 }
