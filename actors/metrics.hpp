@@ -15,6 +15,8 @@ struct metrics_state {
   metrics_registry registry;
   uint64_t handled = 0;
   uint64_t samples_total = 0;
+  /// CPU seconds already added to process_cpu_seconds_total.
+  double reported_cpu_seconds = 0;
 };
 
 /// Spawns the metrics actor.

@@ -108,6 +108,18 @@ std::vector<metric_definition> build_definitions() {
             "Bundles handed to the provider and not answered yet (a bundle may be several HTTP "
             "calls).",
             {"provider"}),
+      gauge("llm_provider_build_info",
+            "Always 1: the version, git revision and node name of the lps serving these "
+            "metrics.",
+            {"version", "revision", "node"}),
+      // -- the process, under the names Prometheus' client libraries use --
+      counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", {}),
+      gauge("process_resident_memory_bytes", "Resident memory size in bytes.", {}),
+      gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", {}),
+      gauge("process_open_fds", "Open file descriptors.", {}),
+      gauge("process_max_fds", "The limit of open file descriptors.", {}),
+      gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.", {}),
+      gauge("process_threads", "Operating system threads of the process.", {}),
   };
 }
 

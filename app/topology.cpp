@@ -7,6 +7,7 @@
 #include "actors/inspector.hpp"
 #include "actors/intake.hpp"
 #include "actors/metrics.hpp"
+#include "app/build_info.hpp"
 #include "actors/provider_mock.hpp"
 #include "actors/provider_http.hpp"
 #include "actors/providers/anthropic_batch_format.hpp"
@@ -17,6 +18,8 @@
 #include "actors/provider_unconfigured.hpp"
 #include "actors/queue_manager.hpp"
 #include "runtime/logging.hpp"
+
+#include <unistd.h>
 
 #include <caf/scoped_actor.hpp>
 
@@ -166,6 +169,15 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
   return sys.spawn(batch_jobs, bc, wire, http, jobs_db, t.queue, t.metrics);
 }
 
+// This node's name in llm_provider_build_info: the host name (the cluster's node names come
+// with cluster mode, issue #11).
+std::string node_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0')
+    return "unknown";
+  return name;
+}
+
 /// Gauges whose label values are known at start get a series before any other actor runs,
 /// so a scrape right after a restart finds them (breakers closed, no provider paused, nothing
 /// in flight, no open batch job). Sent before the bundler and the batch jobs actors exist, so their
@@ -173,6 +185,7 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
 void seed_gauges(caf::actor_system& sys, const metrics_actor& metrics,
                  const std::vector<std::string>& bundled, const std::vector<std::string>& batched) {
   std::vector<metric_sample> xs;
+  xs.push_back({"llm_provider_build_info", {build_version(), build_revision(), node_name()}, 1});
   for (const auto& name : bundled) {
     xs.push_back({"llm_provider_circuit_breaker_state", {name}, 0});
     xs.push_back({"llm_provider_paused", {name}, 0});

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <unistd.h>
@@ -324,6 +325,37 @@ TEST_CASE("the first scrape after start has every gauge series and passes promto
   INFO(check.out << check.err);
   CHECK(check.exit_code == 0);
   CHECK(check.out.empty());
+}
+
+TEST_CASE("the scrape names the build and carries the process figures") {
+  temp_dir dir;
+  test::lps_process lps{dir.path().string()};
+  REQUIRE(lps.port() != 0);
+  client c;
+  auto first = c.call("GET", lps.url("/metrics")).body;
+  // One value of a series without labels, or -1 when it is missing.
+  auto value_of = [](const std::string& text, const std::string& name) {
+    auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  const std::regex build_info{
+      R"(\nllm_provider_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+",revision="[^"]+",node="[^"]+"\} 1\n)"};
+  CHECK(std::regex_search(first, build_info));
+  auto rss = value_of(first, "process_resident_memory_bytes");
+  CHECK(rss > 1024.0 * 1024);
+  CHECK(rss < 4.0 * 1024 * 1024 * 1024);
+  CHECK(value_of(first, "process_threads") >= 2);
+  CHECK(value_of(first, "process_open_fds") >= 3);
+  CHECK(value_of(first, "process_max_fds") >= value_of(first, "process_open_fds"));
+  auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+  auto started = value_of(first, "process_start_time_seconds");
+  CHECK(started <= now.count() + 1);
+  CHECK(started > now.count() - 600);
+  // The CPU counter never goes back between scrapes.
+  auto cpu_first = value_of(first, "process_cpu_seconds_total");
+  CHECK(cpu_first >= 0);
+  auto second = c.call("GET", lps.url("/metrics")).body;
+  CHECK(value_of(second, "process_cpu_seconds_total") >= cpu_first);
 }
 
 TEST_CASE("results survive a restart") {

@@ -304,7 +304,9 @@ TEST_CASE("every contract metric is declared with its labels and buckets") {
 TEST_CASE("definitions follow Prometheus naming rules") {
   std::set<std::string> names;
   const std::regex label_re{"[a-z_][a-z0-9_]*"};
-  const std::regex name_re{"llm_provider_[a-z0-9_]+"};
+  // lps' own metrics carry the contract's prefix; the process ones the names every
+  // Prometheus client library uses.
+  const std::regex name_re{"(llm_provider|process)_[a-z0-9_]+"};
   for (const auto& def : metric_definitions()) {
     INFO(def.name);
     CHECK(names.insert(def.name).second);
