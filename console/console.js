@@ -52,6 +52,9 @@
 
   // -- Prometheus text exposition --
 
+  // Prometheus spells infinity "+Inf", which Number() does not read.
+  const promNumber = (text) => (text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text));
+
   // [{name, labels, value}] for every sample line; comments and blank lines are skipped.
   function parsePrometheus(text) {
     const samples = [];
@@ -62,7 +65,7 @@
       if (!m) continue;
       const labels = {};
       for (const l of (m[2] || '').matchAll(label)) labels[l[1]] = l[2];
-      samples.push({ name: m[1], labels, value: Number(m[3]) });
+      samples.push({ name: m[1], labels, value: promNumber(m[3]) });
     }
     return samples;
   }
@@ -79,7 +82,7 @@
   function buckets(samples, name, filter = {}) {
     const byLe = new Map();
     for (const s of samples.filter((x) => matches(x, name + '_bucket', filter))) {
-      const le = Number(s.labels.le); // "+Inf" reads as Infinity
+      const le = promNumber(s.labels.le);
       byLe.set(le, (byLe.get(le) || 0) + s.value);
     }
     return [...byLe.entries()].sort((a, b) => a[0] - b[0]);
@@ -131,8 +134,8 @@
 
   function derived(now) {
     const base = windowStart(now, RATE_WINDOW_MS);
-    const seconds = (now.at - base.at) / 1000;
-    const rate = (f) => (seconds > 0 ? (f(now) - f(base)) / seconds : 0);
+    const span = (now.at - base.at) / 1000;
+    const rate = (f) => (span > 0 ? (f(now) - f(base)) / span : 0);
     const window = bucketDelta(now.wait, base.wait);
     return {
       completions: rate((s) => s.successes),

@@ -211,6 +211,48 @@ async function checkJobCancel(page, base, job) {
   check(after.cancel_requested === true, `the job is cancelled through the API (state ${after.state})`);
 }
 
+// Known answers instead of lps' (the browser's requests to the two routes are fulfilled by
+// the test): the figures the page derives can then be checked exactly.
+const SYNTHETIC_METRICS = (n) => [
+  'llm_provider_queue_depth{status="queued"} 7',
+  'llm_provider_queue_depth{status="processing"} 3',
+  // 100 more results in (0.1 s, 1 s] at every answer: p50 = 0.1 + 0.9 * 0.5 = 0.55 s and
+  // p99 = 0.1 + 0.9 * 0.99 = 0.991 s, interpolated as Prometheus' histogram_quantile does.
+  'llm_provider_queue_wait_time_seconds_bucket{result="success",le="0.1"} 0',
+  `llm_provider_queue_wait_time_seconds_bucket{result="success",le="1"} ${100 * n}`,
+  `llm_provider_queue_wait_time_seconds_bucket{result="success",le="+Inf"} ${100 * n}`,
+].join('\n') + '\n';
+
+// A mailbox growing by 10 at every answer beside one that stays at 5.
+const SYNTHETIC_ACTORS = (n) => ({
+  actors: [
+    { name: 'flooded', kind: 'test', mailbox_size: 10 * n, messages_handled: n, figures: {}, facts: {} },
+    { name: 'calm', kind: 'test', mailbox_size: 5, messages_handled: n, figures: {}, facts: {} },
+  ],
+});
+
+async function checkDerivedFigures(context, base) {
+  const page = await context.newPage();
+  const answers = { metrics: 0, actors: 0 };
+  await page.route(`${base}/metrics`, (route) => route.fulfill({
+    contentType: 'text/plain', body: SYNTHETIC_METRICS(++answers.metrics) }));
+  await page.route(`${base}/api/v1/inspect`, (route) => route.fulfill({
+    contentType: 'application/json', body: JSON.stringify(SYNTHETIC_ACTORS(++answers.actors)) }));
+  await page.goto(`${base}/console`);
+  const p50 = await until(async () => {
+    const text = await page.textContent('#fig-p50');
+    return text === '550 ms' ? text : null;
+  }, 10000);
+  check(p50, `time to result p50 is 550 ms (${await page.textContent('#fig-p50')})`);
+  check(await page.textContent('#fig-p99') === '991 ms', `p99 is 991 ms (${await page.textContent('#fig-p99')})`);
+  check(await page.textContent('#fig-queued') === '7', 'queued is the gauge\'s 7');
+  await page.click('button[data-view=actors]');
+  const growing = await until(() => page.$$eval('#actors-table tr.growing',
+    (rows) => rows.map((r) => r.children[0].textContent).join()), 10000);
+  check(growing === 'flooded', `only the growing mailbox is highlighted (${growing})`);
+  await page.close();
+}
+
 async function screenshots(page, dir) {
   mkdirSync(dir, { recursive: true });
   for (const view of await page.$$eval('#views button', (b) => b.map((x) => x.dataset.view))) {
@@ -243,6 +285,7 @@ async function main() {
     await screenshots(page, args.artifacts);
     check(seen.errors.length === 0, `no console errors with the token: ${seen.errors}`);
     check(seen.failed.length === 0, `no failed requests: ${seen.failed}`);
+    await checkDerivedFigures(context, base);
     if (job) await checkJobCancel(page, base, job);
     // Without the token the page got 401s (reported by chromium as console errors): only those.
     check(seen.errors.every((e) => /401/.test(e)), `only 401 errors without the token: ${seen.errors}`);
