@@ -1,4 +1,5 @@
 #include "app/http_api.hpp"
+#include "app/console_routes.hpp"
 #include "actors/batch_window.hpp"
 #include "actors/request_timeout.hpp"
 #include "runtime/api_bodies.hpp"
@@ -1000,6 +1001,8 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_run(ctx, id, std::move(respond));
   if (req.path == "/api/v1/results")
     return get_results_page(ctx, req, std::move(respond));
+  if (is_console_path(req.path))
+    return respond(console_response(req, console_assets()));
   respond(error_response(404, ec::resource_not_found, "no route for GET " + req.path));
 }
 
@@ -1009,14 +1012,16 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
 enum class route_access { open, client, admin };
 
 route_access access_of(const http_request& req) {
-  if (req.path == "/healthz" || req.path == "/metrics")
+  // The console's files are a shell without data (docs/console.md): a browser cannot send a
+  // bearer token when it opens a page, so they are open and the page sends the token on the
+  // API routes it reads, which keep their own access.
+  if (req.path == "/healthz" || req.path == "/metrics" || is_console_path(req.path))
     return route_access::open;
   auto operator_action = [&](std::string_view prefix, std::string_view suffix) {
     return req.method == "POST" && req.path.starts_with(prefix) && req.path.ends_with(suffix);
   };
-  if (req.path == "/console" || req.path == "/api/v1/inspect"
-      || req.path.starts_with("/api/v1/inspect/") || req.path.starts_with("/api/v1/config")
-      || operator_action("/api/v1/batch-jobs/", "/cancel")
+  if (req.path == "/api/v1/inspect" || req.path.starts_with("/api/v1/inspect/")
+      || req.path.starts_with("/api/v1/config") || operator_action("/api/v1/batch-jobs/", "/cancel")
       || operator_action("/api/v1/runs/", "/cancel")
       || operator_action("/api/v1/providers/", "/resume"))
     return route_access::admin;

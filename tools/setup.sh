@@ -15,7 +15,18 @@ packages=(
   prometheus                       # promtool, to check the /metrics exposition
   clang libclang-rt-14-dev         # libFuzzer and sanitizers for tools/fuzz.sh
   curl python3                     # integration tests and the README examples
+  chromium nodejs                  # the web console's browser tests (tests/browser; Node >= 20)
 )
+
+# playwright-core for the browser tests, as pinned by tools/browser/package-lock.json, into
+# tools/browser/node_modules (npm ls fails while it is missing or differs from the lock file).
+install_browser_driver() {
+  local dir
+  dir="$(cd "$(dirname "$0")" && pwd)/browser"
+  npm ls --prefix "$dir" >/dev/null 2>&1 && return 0
+  echo "setup: installing playwright-core into $dir"
+  npm ci --prefix "$dir" --no-audit --no-fund
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -24,6 +35,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
+  install_browser_driver
   exit 0
 fi
 
@@ -37,4 +49,5 @@ $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
   $SUDO systemctl stop prometheus || true
 fi
+install_browser_driver
 echo "setup: done"
