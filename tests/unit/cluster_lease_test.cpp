@@ -220,3 +220,18 @@ TEST_CASE("a lease on a database without the cluster tables fails and says why")
   CHECK_FALSE(lease.read());
   CHECK_FALSE(lease.error().empty());
 }
+
+TEST_CASE("after the server dropped its connection, a lease call fails and the next one "
+          "reconnects") {
+  test::cluster_database cluster{"lease-reconnect"};
+  auto a = cluster.connect();
+  auto observer = cluster.connect();
+  cluster::lease lease_a{*a};
+  auto pid_a = *test::exec_ok(*a, "SELECT pg_backend_pid()").rows.at(0).at(0);
+  test::exec_ok(*observer, "SELECT pg_terminate_backend($1::int, 5000)", {pid_a});
+
+  CHECK_FALSE(lease_a.try_acquire("node-a", long_ttl));
+  CHECK_FALSE(lease_a.error().empty());
+  CHECK(lease_a.try_acquire("node-a", long_ttl) == 1);
+  CHECK(lease_a.error().empty());
+}
