@@ -6,6 +6,7 @@
 #include "runtime/address_guard.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/cluster_status.hpp"
 #include "runtime/data_dir_lock.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
@@ -253,12 +254,45 @@ int check_migrations(const config& cfg) {
   return current ? 0 : 1;
 }
 
-// Takes `migrate --check` off the front of the command line; the rest is read as for a
-// start. Sets `usage_error` when `migrate` comes without `--check`.
-bool take_migrate_check(int& argc, char**& argv, bool& usage_error) {
-  if (argc < 2 || std::string_view{argv[1]} != "migrate")
+// CLUSTER_ENABLED=true passed every check of the configuration, but no node takes part in a
+// cluster yet: started as today, each would run the queue manager and the other singletons
+// beside the others on one store. So it refuses (docs/cluster.md).
+int refuse_cluster_mode() {
+  std::fprintf(stderr, "lps: CLUSTER_ENABLED=true: cluster mode is not built yet (issue #11); "
+                       "only its leader lease and node registry exist, as library code "
+                       "(docs/cluster.md)\n");
+  return 2;
+}
+
+// `lps cluster --status`: the leader lease and the registered nodes in the PostgreSQL store,
+// live when their heartbeat is newer than CLUSTER_LEASE_SECONDS. Exit 0; 2 when the store is
+// not PostgreSQL, cannot be reached, or has no cluster tables.
+int print_cluster_status(const config& cfg) {
+  if (cfg.store_backend != "postgres") {
+    std::fprintf(stderr,
+                 "lps: cluster --status reads a PostgreSQL store (STORE_BACKEND=postgres)\n");
+    return 2;
+  }
+  std::string error;
+  std::string text;
+  auto db = pg::connection::open(cfg.postgres_url.reveal(), std::chrono::seconds{10}, error);
+  if (!db
+      || !cluster::read_status(*db, std::chrono::seconds{cfg.cluster_lease_seconds}, text, error)) {
+    std::fprintf(stderr, "lps: %s\n", error.c_str());
+    return 2;
+  }
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+// Takes `<command> <flag>` (`migrate --check`, `cluster --status`) off the front of the
+// command line; the rest is read as for a start. Sets `usage_error` when `command` comes
+// without `flag`.
+bool take_subcommand(int& argc, char**& argv, std::string_view command, std::string_view flag,
+                     bool& usage_error) {
+  if (argc < 2 || std::string_view{argv[1]} != command)
     return false;
-  usage_error = argc < 3 || std::string_view{argv[2]} != "--check";
+  usage_error = argc < 3 || std::string_view{argv[2]} != flag;
   if (usage_error)
     return true;
   // argv[0] stays the program name.
@@ -280,9 +314,14 @@ int main(int argc, char** argv) {
       return 0;
     }
   bool usage_error = false;
-  bool migrate_check = take_migrate_check(argc, argv, usage_error);
+  bool migrate_check = take_subcommand(argc, argv, "migrate", "--check", usage_error);
   if (usage_error) {
     std::fprintf(stderr, "lps: usage: lps migrate --check [configuration options]\n");
+    return 2;
+  }
+  bool cluster_status = take_subcommand(argc, argv, "cluster", "--status", usage_error);
+  if (usage_error) {
+    std::fprintf(stderr, "lps: usage: lps cluster --status [configuration options]\n");
     return 2;
   }
   auto start = load_startup(sys_cfg, argc, argv, process_environment());
@@ -301,6 +340,10 @@ int main(int argc, char** argv) {
   }
   if (migrate_check)
     return check_migrations(start.cfg);
+  if (cluster_status)
+    return print_cluster_status(start.cfg);
+  if (start.cfg.cluster_enabled)
+    return refuse_cluster_mode();
   setup_logging(start.cfg.log_level);
   auto rc = run(sys_cfg, start.cfg, signals);
   shutdown_logging();

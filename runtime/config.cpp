@@ -279,6 +279,19 @@ void add_store_backend_keys(std::vector<key_entry>& xs) {
        [](const config& c) { return pg::masked_url(c.postgres_url.reveal()); }});
 }
 
+// The cluster (issue #11); CLUSTER_ENABLED is checked against the store and the middleman's
+// address in validate().
+void add_cluster_keys(std::vector<key_entry>& xs) {
+  xs.push_back(bool_key("CLUSTER_ENABLED", &config::cluster_enabled));
+  xs.push_back(path_key("CLUSTER_NODE_NAME", &config::cluster_node_name,
+                        "this node's name, unique in the cluster (empty: the host name)"));
+  xs.push_back(string_key("CLUSTER_HOST", &config::cluster_host,
+                          "the CAF middleman's bind address (loopback only until mutual TLS "
+                          "between nodes is built)"));
+  xs.push_back(uint_key("CLUSTER_PORT", &config::cluster_port, 0, 65535));
+  xs.push_back(uint_key("CLUSTER_LEASE_SECONDS", &config::cluster_lease_seconds, 1, 3600));
+}
+
 std::vector<key_entry> make_key_table() {
   using qpm = queue_processing_mode;
   using bam = batch_api_mode;
@@ -449,6 +462,7 @@ std::vector<key_entry> make_key_table() {
   add_front_door_keys(xs);
   xs.push_back(uint_key("SHUTDOWN_GRACE_SECONDS", &config::shutdown_grace_seconds, 0, 3600));
   add_store_backend_keys(xs);
+  add_cluster_keys(xs);
   return xs;
 }
 
@@ -574,6 +588,23 @@ void add_store_backend_errors(const config& cfg, std::vector<std::string>& error
                      "STORE_BACKEND=sqlite");
 }
 
+// Cluster mode keeps every node's state in the shared PostgreSQL store, and its middleman
+// port accepts any peer that speaks CAF's protocol, so it stays on loopback until mutual TLS
+// is built.
+void add_cluster_errors(const config& cfg, std::vector<std::string>& errors) {
+  if (!cfg.cluster_enabled)
+    return;
+  if (cfg.store_backend != "postgres")
+    errors.push_back("CLUSTER_ENABLED=true needs STORE_BACKEND=postgres (the nodes share the "
+                     "queue, the leader lease and the node registry in PostgreSQL); STORE_BACKEND "
+                     "is "
+                     + cfg.store_backend);
+  if (!is_loopback_host(cfg.cluster_host))
+    errors.push_back("CLUSTER_HOST '" + cfg.cluster_host
+                     + "' is beyond loopback, which needs mutual TLS between nodes (not built "
+                       "yet): use 127.0.0.1");
+}
+
 } // namespace
 
 std::vector<std::string> validate(const config& cfg) {
@@ -590,6 +621,7 @@ std::vector<std::string> validate(const config& cfg) {
   if (cfg.http_tls_cert.empty() != cfg.http_tls_key.empty())
     errors.push_back("HTTP_TLS_CERT and HTTP_TLS_KEY go together: set both or neither");
   add_store_backend_errors(cfg, errors);
+  add_cluster_errors(cfg, errors);
   return errors;
 }
 

@@ -180,6 +180,18 @@ struct config {
   /// libpq URI of the PostgreSQL store; its password is never printed (pg::masked_url).
   secret postgres_url;
 
+  // -- cluster (issue #11; read and checked, the cluster itself is not built yet) --
+  /// true: run as a node of a cluster on the shared PostgreSQL store (needs STORE_BACKEND
+  /// postgres); lps refuses to start with it until cluster mode is built (docs/cluster.md).
+  bool cluster_enabled = false;
+  /// This node's name, unique in the cluster; empty: the host name.
+  std::string cluster_node_name;
+  /// The CAF middleman's bind address and port (0: any free port, registered in the store).
+  std::string cluster_host = "127.0.0.1";
+  uint16_t cluster_port = 0;
+  /// The leader lease's length; a new leader within twice this after the old one stops.
+  uint32_t cluster_lease_seconds = 5;
+
   config();
 };
 

@@ -125,6 +125,42 @@ CREATE TRIGGER idempotency_keys_follow_results AFTER DELETE ON results
   FOR EACH ROW EXECUTE FUNCTION lps_drop_idempotency_keys();
 )sql";
 
+// Version 3 (issue #11): the cluster's leader lease and node registry (runtime/cluster_lease,
+// runtime/cluster_registry). A lease row names its holder and a fencing epoch that grows by
+// one with every new holder; expiry is the database's clock, never a node's. lps_lease_held
+// is the fencing guard of final writes: true while `lease` is live at `lease_epoch`, and it
+// locks the lease row (FOR SHARE) until the writing transaction ends, so a takeover waits for
+// that write to commit and no guarded write of an older epoch commits after a takeover.
+// A node row's incarnation changes at every registration, so a node whose row was taken by a
+// new process of the same name learns it at its next heartbeat.
+constexpr const char* v3_sql = R"sql(
+CREATE TABLE cluster_lease(
+  name text PRIMARY KEY,
+  holder text NOT NULL,
+  epoch bigint NOT NULL CHECK (epoch > 0),
+  acquired_at timestamptz NOT NULL,
+  renewed_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL);
+CREATE FUNCTION lps_lease_held(lease text, lease_epoch bigint) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM 1 FROM cluster_lease
+    WHERE name = lease AND epoch = lease_epoch AND expires_at > clock_timestamp() FOR SHARE;
+  RETURN FOUND;
+END $$;
+
+CREATE SEQUENCE cluster_node_incarnations;
+CREATE TABLE cluster_nodes(
+  name text PRIMARY KEY,
+  host text NOT NULL,
+  port integer NOT NULL CHECK (port BETWEEN 0 AND 65535),
+  version text NOT NULL,
+  roles text NOT NULL,
+  incarnation bigint NOT NULL DEFAULT nextval('cluster_node_incarnations'),
+  started_at timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now());
+)sql";
+
 /// The version recorded in the history table; 0 when the table does not exist yet. Two
 /// statements: a query naming a missing table fails even in a branch never taken.
 result query_version(connection& db) {
@@ -166,6 +202,7 @@ const std::vector<migration>& migrations() {
   static const std::vector<migration> result{
       {1, "queue, results and outbox, idempotency keys, batch jobs", v1_sql},
       {2, "insertion order, callbacks given up, keys dropped with their result", v2_sql},
+      {3, "cluster leader lease with fencing epoch, node registry", v3_sql},
   };
   return result;
 }

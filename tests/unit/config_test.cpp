@@ -413,3 +413,44 @@ TEST_CASE("STORE_BACKEND=postgres refuses provider batch jobs, which only SQLite
   cfg.store_backend = "sqlite";
   CHECK(validate(cfg).empty());
 }
+
+TEST_CASE("cluster keys: defaults as in the contract, and bounds") {
+  config cfg;
+  CHECK_FALSE(cfg.cluster_enabled);
+  CHECK(cfg.cluster_node_name.empty()); // the host name
+  CHECK(cfg.cluster_host == "127.0.0.1");
+  CHECK(cfg.cluster_port == 0);
+  CHECK(cfg.cluster_lease_seconds == 5);
+  CHECK(set_config_value(cfg, "CLUSTER_NODE_NAME", "node-1").empty());
+  CHECK(cfg.cluster_node_name == "node-1");
+  CHECK(set_config_value(cfg, "cluster-port", "4101").empty());
+  CHECK(cfg.cluster_port == 4101);
+  CHECK(set_config_value(cfg, "CLUSTER_PORT", "65536").find("integer 0..65535")
+        != std::string::npos);
+  CHECK(set_config_value(cfg, "CLUSTER_LEASE_SECONDS", "0").find("integer 1..3600")
+        != std::string::npos);
+  CHECK(set_config_value(cfg, "CLUSTER_ENABLED", "maybe").find("true or false")
+        != std::string::npos);
+  CHECK(dump(cfg).find("cluster-lease-seconds = 5\n") != std::string::npos);
+}
+
+TEST_CASE("CLUSTER_ENABLED needs STORE_BACKEND=postgres and a loopback CLUSTER_HOST") {
+  config cfg;
+  cfg.cluster_enabled = true;
+  auto errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("CLUSTER_ENABLED=true needs STORE_BACKEND=postgres") != std::string::npos);
+  CHECK(errors[0].find("STORE_BACKEND is sqlite") != std::string::npos);
+
+  cfg.store_backend = "postgres";
+  cfg.postgres_url = secret{"postgresql://lps@127.0.0.1/lps"};
+  CHECK(validate(cfg).empty());
+  cfg.cluster_host = "10.0.0.7";
+  errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("CLUSTER_HOST '10.0.0.7' is beyond loopback") != std::string::npos);
+
+  cfg.cluster_enabled = false; // the cluster keys are not checked when it is off
+  cfg.store_backend = "sqlite";
+  CHECK(validate(cfg).empty());
+}
