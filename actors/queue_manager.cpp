@@ -69,7 +69,7 @@ batch_ids batch_ids_of(const comparison_request& req) {
     return result;
   boost::json::monotonic_resource resource;
   boost::json::parse_options options;
-  options.max_depth = 256; // as deep as the API accepts
+  options.max_depth = 256; // deeper than the API accepts (64 levels)
   boost::system::error_code ec;
   auto document =
       boost::json::parse(req.metadata_json, ec, boost::json::storage_ptr{&resource}, options);
@@ -412,8 +412,8 @@ void fill_from_store(self_ptr self, std::vector<queued_request>& items,
 }
 
 // Requests handed out are processing: one write marks them so, which group commit folds into
-// a transaction with the inserts and finals around it. Nobody waits for it: on failure the
-// row shows queued, which the status of a request between two attempts also is.
+// a transaction with the inserts and finals around it. Nobody waits for it: should it fail,
+// the rows keep saying queued until the requests' next write.
 void store_dispatched(self_ptr self, const std::vector<queued_request>& items) {
   if (items.empty())
     return;

@@ -1392,9 +1392,11 @@ TEST_CASE("store writes a request's ids, model and status as columns", "[store]"
   CHECK(request_columns(*db, dir, "b") == "anthropic|claude-x|corr-b|-|-|queued|0");
 
   SECTION("a dispatched request is processing") {
+    auto ops_before = db->stats().ops_committed;
     lps::store_write write;
     write.dispatched = {"a", "gone"}; // a request no longer stored is no error
     require_ok(*db, std::move(write));
+    CHECK(db->stats().ops_committed == ops_before + 2); // group commit counts both
     CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|processing|0");
     CHECK(request_columns(*db, dir, "b") == "anthropic|claude-x|corr-b|-|-|queued|0");
 
