@@ -14,6 +14,9 @@
 #include <caf/binary_serializer.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+
 #include <algorithm>
 
 namespace lps {
@@ -51,12 +54,47 @@ uint64_t text_bytes(const comparison_request& req) {
   return result;
 }
 
-// The run a request belongs to: metadata.bos_batch_id when it is a string, else "". The
-// search first spares the JSON parse to requests without one.
-std::string run_of(const comparison_request& req) {
-  if (req.metadata_json.find("bos_batch_id") == std::string::npos)
-    return {};
-  return json_string_field(req.metadata_json, "bos_batch_id");
+// The batches a request belongs to, from its metadata ("" when absent).
+struct batch_ids {
+  /// metadata.bos_batch_id when it is a string: the run.
+  std::string bos_batch_id;
+  /// metadata.cj_batch_id when it is a string or an integer (CJ numbers its batches).
+  std::string cj_batch_id;
+};
+
+// One parse for both ids; the search first spares it to requests with neither.
+batch_ids batch_ids_of(const comparison_request& req) {
+  batch_ids result;
+  if (req.metadata_json.find("_batch_id") == std::string::npos)
+    return result;
+  boost::json::monotonic_resource resource;
+  boost::json::parse_options options;
+  options.max_depth = 256; // deeper than the API accepts (64 levels)
+  boost::system::error_code ec;
+  auto document =
+      boost::json::parse(req.metadata_json, ec, boost::json::storage_ptr{&resource}, options);
+  if (ec || !document.is_object())
+    return result;
+  const auto& metadata = document.get_object();
+  if (const auto* run = metadata.if_contains("bos_batch_id"); run && run->is_string())
+    result.bos_batch_id = run->get_string();
+  if (const auto* cj = metadata.if_contains("cj_batch_id"); cj && cj->is_string())
+    result.cj_batch_id = cj->get_string();
+  else if (cj && cj->is_int64())
+    result.cj_batch_id = std::to_string(cj->get_int64());
+  else if (cj && cj->is_uint64())
+    result.cj_batch_id = std::to_string(cj->get_uint64());
+  return result;
+}
+
+// The model a request will be called with: its override, else its provider's default.
+std::string resolved_model(self_ptr self, const std::string& provider,
+                           const comparison_request& req) {
+  if (!req.overrides.model.empty())
+    return req.overrides.model;
+  const auto& models = self->state.cfg.default_models;
+  auto i = models.find(provider);
+  return i != models.end() ? i->second : std::string{};
 }
 
 // The store row: scheduling data and texts apart, so texts can stay out of memory.
@@ -68,6 +106,7 @@ stored_request to_row(self_ptr self, queued_request& item, const std::string& pr
   auto texts_blob = serialize(self, texts);
   item.request.user_prompt = std::move(texts.user_prompt);
   item.request.prompt_blocks = std::move(texts.prompt_blocks);
+  auto batches = batch_ids_of(item.request);
   return {item.request.queue_id,
           item.request.priority,
           to_unix_ms(item.request.queued_at),
@@ -76,7 +115,28 @@ stored_request to_row(self_ptr self, queued_request& item, const std::string& pr
           std::move(meta),
           std::move(texts_blob),
           provider,
-          run_of(item.request)};
+          std::move(batches.bos_batch_id),
+          resolved_model(self, provider, item.request),
+          item.request.correlation_id,
+          std::move(batches.cj_batch_id)};
+}
+
+// The result row: the event, and the columns operators query. A request that never reached
+// a provider (expired, cancelled) names the provider and model it was queued for.
+stored_result to_row(self_ptr self, const queue_entry& entry, const result_event& event,
+                     std::string json, caf::timestamp now) {
+  const auto& req = entry.hot->request;
+  const auto& outcome = event.outcome;
+  auto batches = batch_ids_of(req);
+  stored_result row{event.request_id, event.final_status, std::move(json), req.callback_url, false,
+                    to_unix_ms(now)};
+  row.bos_batch_id = std::move(batches.bos_batch_id);
+  row.provider = outcome.provider.empty() ? entry.provider : outcome.provider;
+  row.model = outcome.model.empty() ? resolved_model(self, entry.provider, req) : outcome.model;
+  row.error_code = outcome.success ? "" : outcome.error_code;
+  row.correlation_id = req.correlation_id;
+  row.cj_batch_id = std::move(batches.cj_batch_id);
+  return row;
 }
 
 // -- index maintenance --
@@ -351,6 +411,18 @@ void fill_from_store(self_ptr self, std::vector<queued_request>& items,
   }
 }
 
+// Requests handed out are processing: one write marks them so, which group commit folds into
+// a transaction with the inserts and finals around it. Nobody waits for it: should it fail,
+// the rows keep saying queued until the requests' next write.
+void store_dispatched(self_ptr self, const std::vector<queued_request>& items) {
+  if (items.empty())
+    return;
+  store_write write;
+  for (const auto& item : items)
+    write.dispatched.push_back(item.request.queue_id);
+  self->state.db->submit(std::move(write), [](bool, const std::string&) {});
+}
+
 // The item handed to the bundler: the hot copy with texts, or read back from the store.
 std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
                                     const std::vector<std::string>& providers) {
@@ -394,6 +466,7 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
   }
   if (result.empty())
     remember_waiter(self);
+  store_dispatched(self, result);
   if (!from_store.empty())
     fill_from_store(self, result, from_store, positions);
   return result;
@@ -439,10 +512,7 @@ uint64_t finalize_all(self_ptr self,
     const auto& callback_url = item.request.callback_url;
     if (!callback_url.empty())
       pending.deliveries.push_back({id, callback_url, json, 0});
-    stored_result row{id,    event.final_status, std::move(json), callback_url,
-                      false, to_unix_ms(now)};
-    row.bos_batch_id = run_of(item.request);
-    pending.write.finals.push_back(std::move(row));
+    pending.write.finals.push_back(to_row(self, entry, event, std::move(json), now));
     pending.queue_ids.push_back(id);
   }
   if (pending.queue_ids.empty())
@@ -494,6 +564,13 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
     promise.deliver(summary);
 }
 
+// A request back in the queue: its row shows queued again, with its attempts so far.
+void store_requeued(self_ptr self, const std::string& id, uint32_t attempts) {
+  store_write write;
+  write.attempts.emplace_back(id, attempts);
+  self->state.db->submit(std::move(write), [](bool, const std::string&) {});
+}
+
 // The retry policy's decision for a failed attempt: exponential backoff with jitter, never
 // sooner than the provider's Retry-After, and only while attempts are left.
 retry_decision decide_retry(self_ptr self, uint32_t attempts, const comparison_outcome& outcome) {
@@ -524,9 +601,7 @@ void schedule_retry(self_ptr self, const std::string& id, queue_entry& entry,
   entry.not_before = st.cfg.now() + std::chrono::duration_cast<caf::timespan>(delay);
   st.delayed.emplace(entry.not_before, id);
   st.by_age.emplace(entry.queued_at, id);
-  store_write write;
-  write.attempts.emplace_back(id, entry.attempts);
-  st.db->submit(std::move(write), [](bool, const std::string&) {});
+  store_requeued(self, id, entry.attempts);
 }
 
 // The bundler pauses a provider that rejects our key; batch jobs do not pause, so their
@@ -542,6 +617,7 @@ void put_back(self_ptr self, const std::string& id, queue_entry& entry) {
   --entry.attempts;
   self->state.by_age.emplace(entry.queued_at, id);
   make_ready(self, id, entry);
+  store_requeued(self, id, entry.attempts);
 }
 
 void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
@@ -777,15 +853,6 @@ void recover(self_ptr self) {
     self->send(st.callbacks, atom::deliver_v, std::move(deliveries));
 }
 
-// The model a request will be called with: its override, else its provider's default.
-std::string resolved_model(self_ptr self, const queue_entry& entry, const comparison_request& req) {
-  if (!req.overrides.model.empty())
-    return req.overrides.model;
-  const auto& models = self->state.cfg.default_models;
-  auto i = models.find(entry.provider);
-  return i != models.end() ? i->second : std::string{};
-}
-
 request_status lookup(self_ptr self, const std::string& id) {
   auto& st = self->state;
   auto i = st.entries.find(id);
@@ -805,7 +872,7 @@ request_status lookup(self_ptr self, const std::string& id) {
                         entry.attempts,
                         entry.priority,
                         entry.provider,
-                        resolved_model(self, entry, req)};
+                        resolved_model(self, entry.provider, req)};
   if (entry.last_failure) {
     result.last_error_code = entry.last_failure->code;
     result.last_error_message = entry.last_failure->message;

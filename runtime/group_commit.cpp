@@ -12,7 +12,7 @@ namespace {
 
 size_t count_ops(const store_write& write) {
   return write.inserts.size() + write.finals.size() + write.delivered.size() + write.attempts.size()
-         + write.idempotency_keys.size() + write.delivery_give_ups.size();
+         + write.idempotency_keys.size() + write.delivery_give_ups.size() + write.dispatched.size();
 }
 
 // Runs a callback without letting an exception kill the writer thread.

@@ -31,19 +31,21 @@ using pg::param;
 // Prepared on the writer's connection (names are the statements' keys).
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
-    "provider, bos_batch_id) VALUES($1, $2::integer, " LPS_TS("$3") ", $4::bigint, $5::integer, "
-    "$6, $7, $8, $9)";
-// One statement removes the request and records its result, taking the request's provider,
-// priority and queue time into the result's columns. ON CONFLICT DO NOTHING: the first final
-// result wins, so a request never gets two (a late duplicate cannot replace one that may be
-// delivered already); the request goes either way.
+    "provider, bos_batch_id, model, correlation_id, cj_batch_id) VALUES($1, $2::integer, "
+    LPS_TS("$3") ", $4::bigint, $5::integer, $6, $7, $8, $9, $10, $11, $12)";
+// One statement removes the request and records its result, taking the request's priority
+// and queue time (and its provider when the result names none) into the result's columns.
+// ON CONFLICT DO NOTHING: the first final result wins, so a request never gets two (a late
+// duplicate cannot replace one that may be delivered already); the request goes either way.
 constexpr const char* record_final_sql =
     "WITH gone AS (DELETE FROM requests WHERE queue_id = $1 "
     "RETURNING provider, priority, queued_at) "
     "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
-    "provider, priority, queued_at, bos_batch_id) "
-    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", coalesce(gone.provider, ''), "
-    "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS("$6") "), $7 "
+    "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
+    "cj_batch_id) "
+    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", "
+    "coalesce(nullif($8, ''), gone.provider, ''), coalesce(gone.priority, 5), "
+    "coalesce(gone.queued_at, " LPS_TS("$6") "), $7, $9, $10, $11, $12 "
     "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO NOTHING";
 constexpr const char* mark_delivered_sql =
     "UPDATE results SET delivered = true WHERE queue_id = $1";
@@ -51,7 +53,10 @@ constexpr const char* mark_given_up_sql =
     "UPDATE results SET delivery_failed_at = " LPS_TS("$2") ", delivery_attempts = $3::integer, "
     "last_delivery_error = $4 WHERE queue_id = $1";
 constexpr const char* update_attempts_sql =
-    "UPDATE requests SET attempts = $2::integer, updated_at = now() WHERE queue_id = $1";
+    "UPDATE requests SET attempts = $2::integer, status = 'queued', updated_at = now() "
+    "WHERE queue_id = $1";
+constexpr const char* mark_dispatched_sql =
+    "UPDATE requests SET status = 'processing', updated_at = now() WHERE queue_id = $1";
 // The first request of a key wins.
 constexpr const char* insert_idempotency_key_sql =
     "INSERT INTO idempotency_keys(key, queue_id) VALUES($1, $2) ON CONFLICT (key) DO NOTHING";
@@ -124,11 +129,16 @@ std::string text_of(const pg::row& row, size_t column) {
   return row[column].value_or("");
 }
 
-// A request without a run has NULL, not "", as in the SQLite store: no run is named "".
-param run_of(const std::string& bos_batch_id) {
-  if (bos_batch_id.empty())
+// An absent id or code is NULL, not "", as in the SQLite store: no run is named "".
+param null_if_empty(const std::string& text) {
+  if (text.empty())
     return {};
-  return {bos_batch_id};
+  return {text};
+}
+
+// A request without a run has no run.
+param run_of(const std::string& bos_batch_id) {
+  return null_if_empty(bos_batch_id);
 }
 
 int64_t int_of(const pg::row& row, size_t column) {
@@ -436,6 +446,7 @@ private:
                              {"mark_delivered", mark_delivered_sql},
                              {"mark_given_up", mark_given_up_sql},
                              {"update_attempts", update_attempts_sql},
+                             {"mark_dispatched", mark_dispatched_sql},
                              {"insert_idempotency_key", insert_idempotency_key_sql},
                              {"purge_step", purge_step_sql}})
       if (auto why = writer_db_->prepare(name, sql); !why.empty())
@@ -531,7 +542,10 @@ private:
                  {row.payload, true},
                  {row.texts, true},
                  {row.provider},
-                 run_of(row.bos_batch_id)},
+                 run_of(row.bos_batch_id),
+                 {row.model},
+                 {row.correlation_id},
+                 null_if_empty(row.cj_batch_id)},
                 "insert request", row.queue_id);
     for (const auto& row : write.finals)
       batch.add("record_final",
@@ -541,7 +555,12 @@ private:
                  {row.callback_url},
                  {row.delivered ? "true" : "false"},
                  {std::to_string(row.completed_at_ms)},
-                 run_of(row.bos_batch_id)},
+                 run_of(row.bos_batch_id),
+                 {row.provider},
+                 {row.model},
+                 null_if_empty(row.error_code),
+                 {row.correlation_id},
+                 null_if_empty(row.cj_batch_id)},
                 "insert result", row.queue_id);
     for (const auto& id : write.delivered)
       batch.add("mark_delivered", {{id}}, "mark delivered", id);
@@ -556,6 +575,8 @@ private:
                  {std::to_string(g.attempts)},
                  {g.last_error}},
                 "mark delivery given up", g.queue_id);
+    for (const auto& id : write.dispatched)
+      batch.add("mark_dispatched", {{id}}, "mark dispatched", id);
   }
 
   // -- retention: purge_passes for the queue (its writer thread, or the caller's with manual

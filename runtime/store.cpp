@@ -26,7 +26,7 @@ using sqlite::database;
 using sqlite::stmt_ptr;
 using sqlite::stmt_scope;
 
-constexpr int schema_version = 5;
+constexpr int schema_version = 6;
 constexpr int busy_timeout_ms = 5000;
 
 // Page caches of the two connections. Without fsync at every commit checkpoints are the
@@ -49,7 +49,13 @@ CREATE TABLE IF NOT EXISTS requests(
   payload BLOB NOT NULL,
   texts BLOB NOT NULL DEFAULT x'',
   provider TEXT NOT NULL DEFAULT '',
-  bos_batch_id TEXT);
+  bos_batch_id TEXT,
+  model TEXT NOT NULL DEFAULT '',
+  correlation_id TEXT NOT NULL DEFAULT '',
+  cj_batch_id TEXT,
+  dispatched INTEGER NOT NULL DEFAULT 0,
+  status TEXT GENERATED ALWAYS AS (CASE dispatched WHEN 0 THEN 'queued' ELSE 'processing' END)
+    VIRTUAL);
 CREATE TABLE IF NOT EXISTS results(
   queue_id TEXT PRIMARY KEY NOT NULL,
   status TEXT NOT NULL,
@@ -60,14 +66,17 @@ CREATE TABLE IF NOT EXISTS results(
   delivery_failed_at_ms INTEGER NOT NULL DEFAULT 0,
   delivery_attempts INTEGER NOT NULL DEFAULT 0,
   last_delivery_error TEXT NOT NULL DEFAULT '',
-  bos_batch_id TEXT);
+  bos_batch_id TEXT,
+  provider TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  error_code TEXT,
+  correlation_id TEXT NOT NULL DEFAULT '',
+  cj_batch_id TEXT,
+  priority INTEGER,
+  queued_at_ms INTEGER);
 CREATE INDEX IF NOT EXISTS results_undelivered ON results(completed_at_ms)
   WHERE delivered = 0 AND callback_url <> '';
 CREATE INDEX IF NOT EXISTS results_completed ON results(completed_at_ms);
-CREATE INDEX IF NOT EXISTS requests_bos_batch ON requests(bos_batch_id)
-  WHERE bos_batch_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS results_bos_batch ON results(bos_batch_id)
-  WHERE bos_batch_id IS NOT NULL;
 PRAGMA user_version = 4;
 )sql";
 
@@ -92,6 +101,31 @@ constexpr const char* migrate_v5_sql = R"sql(
 CREATE INDEX IF NOT EXISTS requests_schedule
   ON requests(priority DESC, queued_at_ms, queue_id, size_bytes, attempts, provider);
 PRAGMA user_version = 5;
+)sql";
+
+// Version 6: the columns operators query (model, correlation and CJ batch ids, a request's
+// status; a result's provider, model, error code, priority and queue time) and the indexes
+// that answer "how far is batch X" from the indexes alone. A request's status is a virtual
+// column computed from `dispatched`, an integer whose 0 and 1 take no bytes in the record:
+// switching it rewrites no byte of the row's payload and texts, where a text status of
+// another length would rewrite the whole row (docs/benchmarks.md, "Request status"). The
+// indexes hold `dispatched`, not `status`: SQLite 3.40 does not answer a query from an
+// index on a virtual column, it reads the row (and so the texts before it). The results'
+// (bos_batch_id, completed_at_ms) replaces version 4's (bos_batch_id) index: its order also
+// serves the pages of a run's results. Run at every open after migrate_v5_sql: a no-op once
+// done.
+constexpr const char* migrate_v6_sql = R"sql(
+DROP INDEX IF EXISTS requests_bos_batch;
+DROP INDEX IF EXISTS results_bos_batch;
+CREATE INDEX IF NOT EXISTS requests_bos_batch_dispatched ON requests(bos_batch_id, dispatched)
+  WHERE bos_batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_cj_batch_dispatched ON requests(cj_batch_id, dispatched)
+  WHERE cj_batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS results_bos_batch_completed ON results(bos_batch_id, completed_at_ms)
+  WHERE bos_batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS results_cj_batch_status ON results(cj_batch_id, status)
+  WHERE cj_batch_id IS NOT NULL;
+PRAGMA user_version = 6;
 )sql";
 
 // The first request of a key wins.
@@ -120,20 +154,53 @@ PRAGMA user_version = 3;
 constexpr const char* migrate_v3_requests_sql = "ALTER TABLE requests ADD COLUMN bos_batch_id TEXT";
 constexpr const char* migrate_v3_results_sql = "ALTER TABLE results ADD COLUMN bos_batch_id TEXT";
 
+// Version 5 and older had none of version 6's columns. Their rows get the defaults: their
+// requests show no model, correlation or CJ batch (those sit in the serialized payload) and
+// status queued (true at open: no request is processing before the queue dispatches it);
+// their results show no provider, model, error code, correlation or CJ batch, and NULL
+// priority and queue time (docs/operations.md shows the UPDATE that fills most of them
+// from event_json).
+constexpr const char* migrate_v5_requests_sql = R"sql(
+ALTER TABLE requests ADD COLUMN model TEXT NOT NULL DEFAULT '';
+ALTER TABLE requests ADD COLUMN correlation_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE requests ADD COLUMN cj_batch_id TEXT;
+ALTER TABLE requests ADD COLUMN dispatched INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN status TEXT GENERATED ALWAYS AS
+  (CASE dispatched WHEN 0 THEN 'queued' ELSE 'processing' END) VIRTUAL;
+)sql";
+constexpr const char* migrate_v5_results_sql = R"sql(
+ALTER TABLE results ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+ALTER TABLE results ADD COLUMN model TEXT NOT NULL DEFAULT '';
+ALTER TABLE results ADD COLUMN error_code TEXT;
+ALTER TABLE results ADD COLUMN correlation_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE results ADD COLUMN cj_batch_id TEXT;
+ALTER TABLE results ADD COLUMN priority INTEGER;
+ALTER TABLE results ADD COLUMN queued_at_ms INTEGER;
+)sql";
+
 constexpr const char* insert_request_sql =
     "INSERT INTO requests(queue_id, priority, queued_at_ms, size_bytes, attempts, payload, "
-    "texts, provider, bos_batch_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    "texts, provider, bos_batch_id, model, correlation_id, cj_batch_id) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 // INSERT OR IGNORE: the first final result wins, so a request never gets two different
 // final results (a late duplicate cannot replace one that may already be delivered).
+// Priority and queue time come from the request's row, deleted right after (NULL when it is
+// gone already), as on PostgreSQL.
 constexpr const char* insert_result_sql =
     "INSERT OR IGNORE INTO results(queue_id, status, event_json, callback_url, delivered, "
-    "completed_at_ms, bos_batch_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "completed_at_ms, bos_batch_id, provider, model, error_code, correlation_id, cj_batch_id, "
+    "priority, queued_at_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+    "request.priority, request.queued_at_ms FROM (SELECT 1) LEFT JOIN requests AS request "
+    "ON request.queue_id = ?1";
 constexpr const char* delete_request_sql = "DELETE FROM requests WHERE queue_id = ?1";
 constexpr const char* mark_delivered_sql = "UPDATE results SET delivered = 1 WHERE queue_id = ?1";
 constexpr const char* mark_given_up_sql =
     "UPDATE results SET delivery_failed_at_ms = ?2, delivery_attempts = ?3, "
     "last_delivery_error = ?4 WHERE queue_id = ?1";
-constexpr const char* update_attempts_sql = "UPDATE requests SET attempts = ?2 WHERE queue_id = ?1";
+constexpr const char* update_attempts_sql =
+    "UPDATE requests SET attempts = ?2, dispatched = 0 WHERE queue_id = ?1";
+constexpr const char* mark_dispatched_sql =
+    "UPDATE requests SET dispatched = 1 WHERE queue_id = ?1";
 
 constexpr const char* find_result_sql =
     "SELECT queue_id, status, event_json, callback_url, delivered, completed_at_ms, "
@@ -326,7 +393,7 @@ struct sqlite_store::impl {
 
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
   stmt_ptr mark_delivered_stmt, update_attempts_stmt, insert_idempotency_key_stmt;
-  stmt_ptr mark_given_up_stmt;
+  stmt_ptr mark_given_up_stmt, mark_dispatched_stmt;
   /// Retention (null when results are kept forever); writer thread only.
   std::unique_ptr<sqlite::result_purger> purger;
 
@@ -435,10 +502,11 @@ struct sqlite_store::impl {
     auto created = write_db->transaction(
         [&](std::string& err) {
           return (version != 1 || write_db->exec(migrate_v1_sql, "migrate schema", err))
-                 && migrate_v2(version, err) && migrate_v3(version, err)
+                 && migrate_v2(version, err) && migrate_v3(version, err) && migrate_v5(version, err)
                  && write_db->exec(schema_sql, "create schema", err)
                  && write_db->exec(idempotency_schema_sql, "create schema", err)
-                 && write_db->exec(migrate_v5_sql, "migrate schema", err);
+                 && write_db->exec(migrate_v5_sql, "migrate schema", err)
+                 && write_db->exec(migrate_v6_sql, "migrate schema", err);
         },
         error);
     return created == sqlite::txn_outcome::committed;
@@ -465,6 +533,19 @@ struct sqlite_store::impl {
            && (!has_results || write_db->exec(migrate_v3_results_sql, "migrate schema", error));
   }
 
+  // Adds version 6's columns to whichever of the two tables an older file has without them
+  // (the schema creates a missing table whole).
+  bool migrate_v5(int version, std::string& error) {
+    if (version < 1 || version > 5)
+      return true;
+    bool old_requests = false;
+    bool old_results = false;
+    return lacks_column("requests", "dispatched", old_requests, error)
+           && lacks_column("results", "error_code", old_results, error)
+           && (!old_requests || write_db->exec(migrate_v5_requests_sql, "migrate schema", error))
+           && (!old_results || write_db->exec(migrate_v5_results_sql, "migrate schema", error));
+  }
+
   bool has_table(const std::string& name, bool& exists, std::string& error) {
     stmt_ptr stmt =
         write_db->prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", error);
@@ -472,6 +553,22 @@ struct sqlite_store::impl {
       return false;
     bind_text(stmt.get(), 1, name);
     exists = sqlite3_step(stmt.get()) == SQLITE_ROW;
+    return true;
+  }
+
+  // True in `lacks` when the table exists without the column (a file stamped with an older
+  // version may have it already).
+  bool lacks_column(const std::string& table, const std::string& column, bool& lacks,
+                    std::string& error) {
+    bool exists = false;
+    if (!has_table(table, exists, error))
+      return false;
+    stmt_ptr stmt = write_db->prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", error);
+    if (!stmt)
+      return false;
+    bind_text(stmt.get(), 1, table);
+    bind_text(stmt.get(), 2, column);
+    lacks = exists && sqlite3_step(stmt.get()) != SQLITE_ROW;
     return true;
   }
 
@@ -494,6 +591,7 @@ struct sqlite_store::impl {
            && (delete_request_stmt = db.prepare(delete_request_sql, error))
            && (mark_delivered_stmt = db.prepare(mark_delivered_sql, error))
            && (update_attempts_stmt = db.prepare(update_attempts_sql, error))
+           && (mark_dispatched_stmt = db.prepare(mark_dispatched_sql, error))
            && (mark_given_up_stmt = db.prepare(mark_given_up_sql, error))
            && (insert_idempotency_key_stmt = db.prepare(insert_idempotency_key_sql, error));
   }
@@ -587,6 +685,9 @@ struct sqlite_store::impl {
     for (const auto& give_up : write.delivery_give_ups)
       if (!mark_given_up(give_up, error))
         return false;
+    for (const auto& id : write.dispatched)
+      if (!mark_dispatched(id, error))
+        return false;
     return true;
   }
 
@@ -609,6 +710,9 @@ struct sqlite_store::impl {
     bind_blob(stmt, 7, row.texts);
     bind_text(stmt, 8, row.provider);
     bind_text_or_null(stmt, 9, row.bos_batch_id);
+    bind_text(stmt, 10, row.model);
+    bind_text(stmt, 11, row.correlation_id);
+    bind_text_or_null(stmt, 12, row.cj_batch_id);
     return step_done(stmt, "insert request", row.queue_id, error);
   }
 
@@ -621,6 +725,11 @@ struct sqlite_store::impl {
     sqlite3_bind_int(stmt, 5, row.delivered ? 1 : 0);
     sqlite3_bind_int64(stmt, 6, row.completed_at_ms);
     bind_text_or_null(stmt, 7, row.bos_batch_id);
+    bind_text(stmt, 8, row.provider);
+    bind_text(stmt, 9, row.model);
+    bind_text_or_null(stmt, 10, row.error_code);
+    bind_text(stmt, 11, row.correlation_id);
+    bind_text_or_null(stmt, 12, row.cj_batch_id);
     if (!step_done(stmt, "insert result", row.queue_id, error))
       return false;
     // The request goes even when an earlier result won: it is final either way.
@@ -631,6 +740,11 @@ struct sqlite_store::impl {
   bool mark_delivered(const std::string& queue_id, std::string& error) {
     bind_text(mark_delivered_stmt.get(), 1, queue_id);
     return step_done(mark_delivered_stmt.get(), "mark delivered", queue_id, error);
+  }
+
+  bool mark_dispatched(const std::string& queue_id, std::string& error) {
+    bind_text(mark_dispatched_stmt.get(), 1, queue_id);
+    return step_done(mark_dispatched_stmt.get(), "mark dispatched", queue_id, error);
   }
 
   bool mark_given_up(const delivery_give_up& give_up, std::string& error) {

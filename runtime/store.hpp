@@ -64,6 +64,12 @@ struct stored_request {
   /// The run it belongs to (metadata.bos_batch_id; empty: none). Written, not read back:
   /// only load_run looks it up.
   std::string bos_batch_id{};
+  /// Written for operators' SQL, not read back: the model it will be called with (its
+  /// override, else its provider's default; empty: neither), its correlation_id, and its
+  /// CJ batch (metadata.cj_batch_id as text; empty: none).
+  std::string model{};
+  std::string correlation_id{};
+  std::string cj_batch_id{};
 };
 
 /// A final result row.
@@ -86,6 +92,14 @@ struct stored_result {
   /// The run of its request (metadata.bos_batch_id; empty: none). Written, not read back:
   /// only load_run counts it.
   std::string bos_batch_id{};
+  /// Written for operators' SQL, not read back: the provider and model that served it (the
+  /// request's own when no call was made), its error code (empty: none, as when completed),
+  /// and its request's correlation_id and CJ batch (empty: none).
+  std::string provider{};
+  std::string model{};
+  std::string error_code{};
+  std::string correlation_id{};
+  std::string cj_batch_id{};
 };
 
 /// What the store holds of one run (the requests sharing a metadata.bos_batch_id), as of
@@ -145,8 +159,11 @@ struct store_write {
   std::vector<stored_result> finals;
   /// Mark results delivered.
   std::vector<std::string> delivered;
-  /// Update attempt counters of requests still active (queue_id, attempts).
+  /// Requests put back in the queue (queue_id, attempts so far): their status becomes
+  /// queued and their attempt counter this.
   std::vector<std::pair<std::string, uint32_t>> attempts;
+  /// Requests handed to a provider: their status becomes processing.
+  std::vector<std::string> dispatched;
   /// Record idempotency keys (key, queue_id); a key already recorded keeps its queue id.
   std::vector<std::pair<std::string, std::string>> idempotency_keys;
   /// Record callback deliveries given up.

@@ -3,6 +3,7 @@
 // requests, and what may happen before an insert commits.
 
 #include "fixtures/pipeline.hpp"
+#include "fixtures/sqlite_probe.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -656,4 +657,92 @@ TEST_CASE("a run cancel takes the run's queued requests, cold ones too, and noth
   // Cancelling again: the three are final; a run nobody submitted has nothing.
   CHECK(cancel_of(fx, {"", "run-1"}) == cancel_summary{0, 0, 3, 0});
   CHECK(cancel_of(fx, {"", "no-such-run"}) == cancel_summary{});
+}
+
+// -- the store's queryable columns (what operators' SQL reads) --
+
+namespace {
+
+// Columns of request `id`'s row, joined by '|' (NULL shown as "-").
+std::string request_columns(pipeline_fixture& fx, const std::string& id) {
+  fx.settle(); // its writes committed
+  return query_text(fx.db->path(),
+                    "SELECT provider || '|' || model || '|' || correlation_id || '|' || "
+                    "coalesce(bos_batch_id, '-') || '|' || coalesce(cj_batch_id, '-') || '|' || "
+                    "status || '|' || attempts FROM requests WHERE queue_id = '"
+                        + id + "'");
+}
+
+std::string result_columns(pipeline_fixture& fx, const std::string& id) {
+  return query_text(fx.db->path(),
+                    "SELECT status || '|' || provider || '|' || model || '|' || "
+                    "coalesce(error_code, '-') || '|' || correlation_id || '|' || "
+                    "coalesce(bos_batch_id, '-') || '|' || coalesce(cj_batch_id, '-') "
+                    "FROM results WHERE queue_id = '"
+                        + id + "'");
+}
+
+std::vector<queued_request> dequeue_mock(pipeline_fixture& fx) {
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  return *taken;
+}
+
+} // namespace
+
+TEST_CASE("a request's row shows its ids and model, processing while dispatched, queued when put "
+          "back") {
+  queue_manager_config qm;
+  qm.default_models = {{"mock", "mock-model-v1"}};
+  pipeline_fixture fx{qm};
+  auto req = make_request("columns");
+  req.correlation_id = "corr-1";
+  req.metadata_json = R"({"bos_batch_id":"run-1","cj_batch_id":17})"; // CJ numbers its batches
+  auto id = fx.submit({req}).at(0).queue_id;
+  CHECK(request_columns(fx, id) == "mock|mock-model-v1|corr-1|run-1|17|queued|0");
+  REQUIRE(dequeue_mock(fx).size() == 1);
+  CHECK(request_columns(fx, id) == "mock|mock-model-v1|corr-1|run-1|17|processing|0");
+  // A rejected key puts it back without using an attempt.
+  comparison_outcome outcome;
+  outcome.queue_id = id;
+  outcome.error_code = "AUTHENTICATION_ERROR";
+  outcome.http_status = 401;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{outcome});
+  CHECK(request_columns(fx, id) == "mock|mock-model-v1|corr-1|run-1|17|queued|0");
+  REQUIRE(dequeue_mock(fx).size() == 1);
+  CHECK(request_columns(fx, id) == "mock|mock-model-v1|corr-1|run-1|17|processing|0");
+  // A retryable failure waits for its retry, queued, its attempt counted.
+  outcome.error_code = "RATE_LIMIT";
+  outcome.http_status = 429;
+  outcome.retryable = true;
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{outcome});
+  CHECK(request_columns(fx, id) == "mock|mock-model-v1|corr-1|run-1|17|queued|1");
+}
+
+TEST_CASE("a result's row names who served it, its error code and its request's ids") {
+  queue_manager_config qm;
+  qm.default_models = {{"mock", "mock-model-v1"}};
+  pipeline_fixture fx{qm};
+  auto served = make_request("served");
+  served.metadata_json = R"({"bos_batch_id":"run-1","cj_batch_id":"cj-a"})";
+  auto cancelled = make_request("cancelled");
+  auto ids = fx.submit({served, cancelled});
+  REQUIRE(dequeue_mock(fx).size() == 1);
+  comparison_outcome done;
+  done.queue_id = ids.at(0).queue_id;
+  done.success = true;
+  done.winner = "Essay A";
+  done.justification = "clearer";
+  done.confidence = 4;
+  done.provider = "mock";
+  done.model = "mock-model-v2"; // what served it, not the queue's default
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.settle();
+  CHECK(result_columns(fx, ids.at(0).queue_id)
+        == "completed|mock|mock-model-v2|-|" + served.correlation_id + "|run-1|cj-a");
+  // Never served: the provider and model it was queued for.
+  CHECK(cancel_of(fx, {ids.at(1).queue_id, ""}) == cancel_summary{1, 0, 0, 0});
+  CHECK(result_columns(fx, ids.at(1).queue_id)
+        == "failed|mock|mock-model-v1|CANCELLED|" + cancelled.correlation_id + "|-|-");
 }

@@ -30,6 +30,9 @@ namespace {
 
 using lps::test::temp_dir;
 
+// The SQLite schema version this build writes (runtime/store.cpp).
+const std::string schema_version = "6";
+
 lps::store_options options_for(const temp_dir& dir, bool fsync = false, size_t max_ops = 4096) {
   lps::store_options options;
   options.data_dir = dir.str();
@@ -211,7 +214,7 @@ TEST_CASE("store open creates the data directory and the schema", "[store][sqlit
   CHECK(active_index(*db).empty());
   CHECK(db->load_undelivered_results().empty());
 
-  CHECK(query_text(file, "PRAGMA user_version") == "5");
+  CHECK(query_text(file, "PRAGMA user_version") == schema_version);
   CHECK(query_text(file, "PRAGMA journal_mode") == "wal");
   CHECK(query_text(file, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
                          "('requests','results')")
@@ -262,7 +265,7 @@ TEST_CASE("store reopen is idempotent and keeps all data", "[store]") {
     CHECK_FALSE(found->delivered);
     CHECK(db->count_results() == 1);
     if (!lps::test::store_backend_is_postgres())
-      CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
+      CHECK(query_text(db->path(), "PRAGMA user_version") == schema_version);
   }
 }
 
@@ -570,9 +573,9 @@ TEST_CASE("store open fails cleanly on impossible paths", "[store][sqlite]") {
     CHECK_THAT(error, Catch::Contains("lps.db") && Catch::Contains("not a database"));
   }
   SECTION("schema from a newer version") {
-    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 6"));
+    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 7"));
     CHECK(lps::store::open(options_for(dir), error) == nullptr);
-    CHECK_THAT(error, Catch::Contains("schema version 6"));
+    CHECK_THAT(error, Catch::Contains("schema version 7"));
   }
   CHECK_FALSE(error.empty());
 }
@@ -851,7 +854,7 @@ TEST_CASE("store adds the scheduling index to a version 4 database", "[store][sq
   }
   REQUIRE(exec_raw(file, "DROP INDEX requests_schedule; PRAGMA user_version = 4;"));
   auto db = open_store(options_for(dir));
-  CHECK(query_text(file, "PRAGMA user_version") == "5");
+  CHECK(query_text(file, "PRAGMA user_version") == schema_version);
   CHECK_THAT(query_plan(file, load_index_sql), Catch::Contains("COVERING INDEX requests_schedule"));
   std::vector<std::string> ids;
   db->load_active_index([&](lps::stored_request&& row) { ids.push_back(row.queue_id); });
@@ -1142,7 +1145,7 @@ TEST_CASE("store migrates a version 2 database: its results count as not given u
                    "PRAGMA user_version = 2;"));
   auto db = open_store(options_for(dir));
   REQUIRE(db);
-  CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
+  CHECK(query_text(db->path(), "PRAGMA user_version") == schema_version);
   CHECK(ids_of(db->load_undelivered_results()) == std::vector<std::string>{"old"});
   lps::store_write give_up;
   give_up.delivery_give_ups = {{"old", 9, 2, "refused"}};
@@ -1209,9 +1212,10 @@ TEST_CASE("store migrates a version 3 database: old rows have no run, new rows d
                    "INSERT INTO results VALUES('old-final', 'completed', '{}', '', 1, 7, 0, 0, '');"
                    "PRAGMA user_version = 3;"));
   auto db = open_store(options_for(dir));
-  CHECK(query_text(db->path(), "PRAGMA user_version") == "5");
+  CHECK(query_text(db->path(), "PRAGMA user_version") == schema_version);
   CHECK(query_text(db->path(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name "
-                               "IN ('requests_bos_batch', 'results_bos_batch')")
+                               "IN ('requests_bos_batch_dispatched', "
+                               "'results_bos_batch_completed')")
         == "2");
   CHECK_THAT(query_plan(db->path(), load_index_sql),
              Catch::Contains("COVERING INDEX requests_schedule"));
@@ -1320,4 +1324,208 @@ TEST_CASE("store pages a run's results by completion time then queue id", "[stor
         == std::vector<std::string>{"p5"});
   CHECK(db->load_run_results("r", lps::result_cursor{200, "p5"}, 10).empty());
   CHECK(db->load_run_results("unknown", std::nullopt, 10).empty());
+}
+
+// -- queryable columns (schema version 6): what operators' SQL reads --
+
+namespace {
+
+// The first column of the first row of `sql`, read past the store as an operator would: on
+// the SQLite file or in the PostgreSQL database standing for `dir` ("" when none or NULL).
+std::string query_column(const lps::store& db, const temp_dir& dir, const std::string& sql) {
+  if (!lps::test::store_backend_is_postgres())
+    return query_text(db.path(), sql);
+  std::string error;
+  auto url = lps::test::database_url_for(dir.str(), error);
+  auto conn =
+      url.empty() ? nullptr : lps::pg::connection::open(url, std::chrono::seconds{5}, error);
+  INFO("connection error: " << error);
+  REQUIRE(conn);
+  auto r = conn->exec(sql);
+  INFO("query error: " << r.error);
+  REQUIRE(r.ok);
+  return r.rows.empty() || !r.rows[0][0] ? "" : *r.rows[0][0];
+}
+
+// A request as the queue manager writes one of run `run` and CJ batch `cj` ("": none).
+lps::stored_request request_with_ids(const std::string& id, const std::string& run,
+                                     const std::string& cj) {
+  auto row = request_in_run(id, run);
+  row.provider = "anthropic";
+  row.model = "claude-x";
+  row.correlation_id = "corr-" + id;
+  row.cj_batch_id = cj;
+  return row;
+}
+
+// The columns of request `id` joined by '|', NULL shown as "-".
+std::string request_columns(const lps::store& db, const temp_dir& dir, const std::string& id) {
+  return query_column(db, dir,
+                      "SELECT provider || '|' || model || '|' || correlation_id || '|' || "
+                      "coalesce(bos_batch_id, '-') || '|' || coalesce(cj_batch_id, '-') || '|' || "
+                      "status || '|' || attempts FROM requests WHERE queue_id = '"
+                          + id + "'");
+}
+
+std::string result_columns(const lps::store& db, const temp_dir& dir, const std::string& id) {
+  return query_column(db, dir,
+                      "SELECT status || '|' || provider || '|' || model || '|' || "
+                      "coalesce(error_code, '-') || '|' || correlation_id || '|' || "
+                      "coalesce(bos_batch_id, '-') || '|' || coalesce(cj_batch_id, '-') || '|' || "
+                      "coalesce(CAST(priority AS TEXT), '-') FROM results WHERE queue_id = '"
+                          + id + "'");
+}
+
+std::string count_of(const lps::store& db, const temp_dir& dir, const std::string& table,
+                     const std::string& where) {
+  return query_column(db, dir, "SELECT count(*) FROM " + table + " WHERE " + where);
+}
+
+} // namespace
+
+TEST_CASE("store writes a request's ids, model and status as columns", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({request_with_ids("a", "run-1", "17"), request_with_ids("b", "", "")}));
+  CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|queued|0");
+  // Without a run or a CJ batch the columns are NULL, so the partial indexes leave it out.
+  CHECK(request_columns(*db, dir, "b") == "anthropic|claude-x|corr-b|-|-|queued|0");
+
+  SECTION("a dispatched request is processing") {
+    auto ops_before = db->stats().ops_committed;
+    lps::store_write write;
+    write.dispatched = {"a", "gone"}; // a request no longer stored is no error
+    require_ok(*db, std::move(write));
+    CHECK(db->stats().ops_committed == ops_before + 2); // group commit counts both
+    CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|processing|0");
+    CHECK(request_columns(*db, dir, "b") == "anthropic|claude-x|corr-b|-|-|queued|0");
+
+    SECTION("and queued again, with its attempts, once put back") {
+      lps::store_write put_back;
+      put_back.attempts = {{"a", 1}};
+      require_ok(*db, std::move(put_back));
+      CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|queued|1");
+    }
+    SECTION("and stays so across a reopen") {
+      db.reset();
+      db = open_store(options_for(dir));
+      CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|processing|0");
+    }
+  }
+}
+
+TEST_CASE("store writes a result's provider, model, error code, ids and its request's priority",
+          "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({request_with_ids("a", "run-1", "cj-9"), make_request("b", 8)}));
+  auto failed = result_in_run("a", "run-1");
+  failed.status = "failed";
+  failed.provider = "openai";
+  failed.model = "gpt-x";
+  failed.error_code = "TIMEOUT";
+  failed.correlation_id = "corr-a";
+  failed.cj_batch_id = "cj-9";
+  auto completed = make_result("b");
+  completed.provider = "mock";
+  completed.model = "mock-1";
+  require_ok(*db, finals({failed, completed}));
+  // The priority comes from the request's row (make_request's default 5, and 8).
+  CHECK(result_columns(*db, dir, "a") == "failed|openai|gpt-x|TIMEOUT|corr-a|run-1|cj-9|5");
+  CHECK(result_columns(*db, dir, "b") == "completed|mock|mock-1|-||-|-|8");
+}
+
+TEST_CASE("store answers how far a batch is from the columns alone", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db,
+             inserts({request_with_ids("q1", "run-1", "7"), request_with_ids("q2", "run-1", "7"),
+                      request_with_ids("q3", "run-1", "7"), request_with_ids("q4", "run-1", "7"),
+                      request_with_ids("other", "run-2", "8")}));
+  lps::store_write dispatch;
+  dispatch.dispatched = {"q2", "q3", "q4", "other"};
+  require_ok(*db, std::move(dispatch));
+  auto done = result_in_run("q3", "run-1");
+  done.cj_batch_id = "7";
+  auto failed = result_in_run("q4", "run-1");
+  failed.status = "failed";
+  failed.cj_batch_id = "7";
+  require_ok(*db, finals({done, failed}));
+  // One request queued, one processing, one completed, one failed; run-2's are not counted.
+  for (auto column : {"bos_batch_id = 'run-1'", "cj_batch_id = '7'"}) {
+    INFO(column);
+    auto where = std::string{column};
+    CHECK(count_of(*db, dir, "requests", where + " AND status = 'queued'") == "1");
+    CHECK(count_of(*db, dir, "requests", where + " AND status = 'processing'") == "1");
+    CHECK(count_of(*db, dir, "results", where + " AND status = 'completed'") == "1");
+    CHECK(count_of(*db, dir, "results", where + " AND status = 'failed'") == "1");
+  }
+}
+
+TEST_CASE("store serves the batch queries and result pages from indexes", "[store][sqlite]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  auto plan = [&](const std::string& sql) { return query_plan(db->path(), sql); };
+  // docs/operations.md's query: by `dispatched`, which the index holds (not `status`, which
+  // SQLite computes from the row).
+  for (auto [column, index] : {std::pair{"bos_batch_id", "requests_bos_batch_dispatched"},
+                               {"cj_batch_id", "requests_cj_batch_dispatched"}}) {
+    auto sql = std::string{"SELECT CASE dispatched WHEN 0 THEN 'queued' ELSE 'processing' END, "
+                           "count(*) FROM requests WHERE "}
+               + column + " = 'x' GROUP BY dispatched";
+    CHECK_THAT(plan(sql), Catch::Contains(std::string{"USING COVERING INDEX "} + index));
+  }
+  CHECK_THAT(plan("SELECT status, count(*) FROM results WHERE cj_batch_id = 'x' GROUP BY status"),
+             Catch::Contains("USING COVERING INDEX results_cj_batch_status"));
+  // The run result pages (GET /api/v1/results?bos_batch_id=) read in the index's order.
+  auto pages = plan("SELECT queue_id FROM results WHERE bos_batch_id = 'x' AND "
+                    "(completed_at_ms, queue_id) > (0, '') ORDER BY completed_at_ms, queue_id "
+                    "LIMIT 10");
+  CHECK_THAT(pages, Catch::Contains("USING INDEX results_bos_batch_completed"));
+}
+
+TEST_CASE("store migrates a version 5 database: old rows get defaults, new rows their columns",
+          "[store][sqlite]") {
+  temp_dir dir;
+  fs::path file;
+  {
+    auto db = open_store(options_for(dir));
+    file = db->path();
+  }
+  // The version 5 tables as they were (version 4's columns and indexes), one row in each.
+  REQUIRE(exec_raw(file,
+                   "DROP TABLE requests; DROP TABLE results;"
+                   "CREATE TABLE requests(queue_id TEXT PRIMARY KEY NOT NULL, priority INTEGER NOT "
+                   "NULL, queued_at_ms INTEGER NOT NULL, size_bytes INTEGER NOT NULL, attempts "
+                   "INTEGER NOT NULL, payload BLOB NOT NULL, texts BLOB NOT NULL DEFAULT x'', "
+                   "provider TEXT NOT NULL DEFAULT '', bos_batch_id TEXT);"
+                   "CREATE TABLE results(queue_id TEXT PRIMARY KEY NOT NULL, status TEXT NOT NULL, "
+                   "event_json TEXT NOT NULL, callback_url TEXT NOT NULL, delivered INTEGER NOT "
+                   "NULL, completed_at_ms INTEGER NOT NULL, delivery_failed_at_ms INTEGER NOT "
+                   "NULL DEFAULT 0, delivery_attempts INTEGER NOT NULL DEFAULT 0, "
+                   "last_delivery_error TEXT NOT NULL DEFAULT '', bos_batch_id TEXT);"
+                   "CREATE INDEX requests_bos_batch ON requests(bos_batch_id) "
+                   "WHERE bos_batch_id IS NOT NULL;"
+                   "CREATE INDEX results_bos_batch ON results(bos_batch_id) "
+                   "WHERE bos_batch_id IS NOT NULL;"
+                   "CREATE INDEX requests_schedule ON requests(priority DESC, queued_at_ms, "
+                   "queue_id, size_bytes, attempts, provider);"
+                   "INSERT INTO requests VALUES('old', 5, 1, 3, 2, x'01', x'02', 'mock', 'run-1');"
+                   "INSERT INTO results VALUES('old-final', 'completed', '{}', '', 1, 7, 0, 0, '', "
+                   "'run-1');"
+                   "PRAGMA user_version = 5;"));
+  auto db = open_store(options_for(dir));
+  CHECK(query_text(file, "PRAGMA user_version") == schema_version);
+  CHECK(query_text(file, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE "
+                         "type = 'index' AND name LIKE '%batch%' ORDER BY name)")
+        == "requests_bos_batch_dispatched,requests_cj_batch_dispatched,"
+           "results_bos_batch_completed,results_cj_batch_status");
+  // The old rows keep their data; what only their payload held is left empty.
+  CHECK(request_columns(*db, dir, "old") == "mock|||run-1|-|queued|2");
+  CHECK(result_columns(*db, dir, "old-final") == "completed|||-||run-1|-|-");
+  CHECK(ids_of(active_index(*db)) == std::vector<std::string>{"old"});
+  CHECK(db->load_run("run-1").finals == 1);
+  // New rows fill every column.
+  require_ok(*db, inserts({request_with_ids("new", "run-1", "3")}));
+  CHECK(request_columns(*db, dir, "new") == "anthropic|claude-x|corr-new|run-1|3|queued|0");
 }
