@@ -277,6 +277,7 @@ void add_store_backend_keys(std::vector<key_entry>& xs) {
         true},
        [](config& c, const std::string& v) { return c.postgres_url = secret{trim(v)}, true; },
        [](const config& c) { return pg::masked_url(c.postgres_url.reveal()); }});
+  xs.push_back(uint_key("STORE_READER_THREADS", &config::store_reader_threads, 1, 64));
 }
 
 std::vector<key_entry> make_key_table() {

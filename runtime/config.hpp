@@ -179,6 +179,8 @@ struct config {
   std::string store_backend = "sqlite";
   /// libpq URI of the PostgreSQL store; its password is never printed (pg::masked_url).
   secret postgres_url;
+  /// Reader threads of the store, each with a read connection of its own (runtime/store_reader).
+  uint32_t store_reader_threads = 2;
 
   config();
 };
