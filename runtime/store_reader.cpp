@@ -99,12 +99,14 @@ void store_reader::work(store_reads& db) {
   }
 }
 
-// A read that throws must not end its thread (the pool would shrink until it hangs).
+// A read that throws must not end its thread (the pool would shrink until it hangs), nor
+// leave its caller waiting for an answer: it fails instead.
 void store_reader::run(job& next, store_reads& db) {
   try {
     next.read(db);
   } catch (const std::exception& e) {
     spdlog::error("store reader: a read failed: {}", e.what());
+    next.failed(std::string{"the store read failed: "} + e.what());
   }
 }
 

@@ -53,7 +53,9 @@ public:
 
   /// Queues `read` for the next free reader thread (reads start in the order posted). Never
   /// blocks: when max_queued reads wait already, or the pool stopped, `failed` runs at once
-  /// on the calling thread instead. Exactly one of the two runs. Thread-safe.
+  /// on the calling thread instead. Exactly one of the two runs, except that a read that
+  /// throws gets `failed` too, on its reader thread (so a read hands its answer on last).
+  /// Thread-safe.
   void post(read_fn read, fail_fn failed);
 
   /// Manual mode: runs the queued reads, and those they post, on the calling thread; returns

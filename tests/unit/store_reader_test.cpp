@@ -105,9 +105,8 @@ TEST_CASE("store reader in manual mode runs reads in order, only when asked, on 
   CHECK(order.empty());
   CHECK(pool->queued() == 3);
   // A read that posts another: it runs in the same run_pending, after the ones before it.
-  pool->post(
-      [&](store_reads&) { pool->post([&](store_reads&) { order.push_back(4); }, ignore); },
-      refused.record());
+  pool->post([&](store_reads&) { pool->post([&](store_reads&) { order.push_back(4); }, ignore); },
+             refused.record());
   CHECK(pool->run_pending() == 5);
   CHECK(order == std::vector<int>{0, 1, 2, 4});
   CHECK(threads == std::vector<std::thread::id>(3, std::this_thread::get_id()));
@@ -232,11 +231,16 @@ TEST_CASE("store reader stop waits for the reads running on its threads", "[stor
   CHECK(finished_before_stop_returned);
 }
 
-TEST_CASE("store reader keeps its thread after a read throws", "[store_reader]") {
+TEST_CASE("store reader fails a read that throws and keeps its thread", "[store_reader]") {
   auto pool = start_pool({.threads = 1, .max_queued = 16});
+  std::promise<std::string> failed;
   std::promise<void> done;
-  pool->post([](store_reads&) { throw std::runtime_error("boom"); }, ignore);
+  pool->post([](store_reads&) { throw std::runtime_error("boom"); },
+             [&](const std::string& why) { failed.set_value(why); });
   pool->post([&](store_reads&) { done.set_value(); }, ignore);
+  auto why = failed.get_future();
+  REQUIRE(why.wait_for(std::chrono::seconds{30}) == std::future_status::ready);
+  CHECK(why.get() == "the store read failed: boom");
   CHECK(done.get_future().wait_for(std::chrono::seconds{30}) == std::future_status::ready);
 }
 
