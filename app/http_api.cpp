@@ -8,6 +8,7 @@
 
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
+#include "runtime/store_reader.hpp"
 #include "runtime/url.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -180,6 +181,68 @@ void enqueue_one(const api_context& ctx, comparison_request request, http_respon
       atom::submit_v, std::vector<comparison_request>{std::move(request)});
 }
 
+// Told whether the write committed (or the read ran), the waiter hands it to `then` and ends.
+commit_waiter_actor::behavior_type commit_waiter(commit_waiter_actor::pointer self,
+                                                 std::function<void(bool)> then) {
+  return {[=](bool ok) {
+    then(ok);
+    self->quit();
+  }};
+}
+
+// Why a read that after_read reports as not run did not run.
+const std::string reads_refused = "too many store reads are waiting, or lps is stopping";
+
+// The answer when the reader pool refused a read (too many waiting, or stopping).
+http_response read_refused(const std::string& why, std::string_view correlation_id = {}) {
+  auto res =
+      error_response(503, ec::service_unavailable, "store read refused: " + why, correlation_id);
+  res.headers.emplace_back("Retry-After", "1");
+  return res;
+}
+
+// Runs `read` on a reader thread and answers with what it returns there; a refused read is
+// answered 503 with Retry-After.
+void read_and_respond(const api_context& ctx, std::function<http_response(store_reads&)> read,
+                      http_responder respond) {
+  ctx.reads->post([read, respond](store_reads& db) { respond(read(db)); },
+                  [respond](const std::string& why) { respond(read_refused(why)); });
+}
+
+// Runs `read` on a reader thread, then `then(true)` in an actor, as after_commit does with a
+// write (what follows a read may ask actors, which spawns); `then(false)` when the pool
+// refused the read or stopped before it ran.
+void after_read(const api_context& ctx, store_reader::read_fn read,
+                std::function<void(bool)> then) {
+  auto waiter = ctx.sys->spawn(commit_waiter, std::move(then));
+  ctx.reads->post(
+      [read = std::move(read), waiter](store_reads& db) {
+        read(db);
+        caf::anon_send(waiter, true);
+      },
+      [waiter](const std::string&) { caf::anon_send(waiter, false); });
+}
+
+// A key whose request the queue does not hold: 200 with its final result's status, or, when
+// it has none either, the request submitted now under the recorded queue id.
+void repeat_final_or_enqueue(const api_context& ctx, const std::string& queue_id,
+                             comparison_request request, http_responder done) {
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  auto stored = std::make_shared<std::optional<stored_result>>();
+  after_read(
+      ctx, [stored, queue_id](store_reads& db) { *stored = db.find_result(queue_id); },
+      [c, stored, queue_id, request, done](bool ok) mutable {
+        if (!ok)
+          return done(read_refused(reads_refused, request.correlation_id));
+        if (*stored)
+          return done(json_response(
+              200, render_repeat(queue_id, (*stored)->status,
+                                 json_string_field((*stored)->event_json, "correlation_id"))));
+        request.queue_id = queue_id;
+        enqueue_one(*c, std::move(request), std::move(done));
+      });
+}
+
 // A key already recorded: 200 with the first request's queue id and status. A key whose
 // request was never stored (refused, or a crash before its commit) submits it now under
 // that queue id.
@@ -192,23 +255,9 @@ void answer_repeat(const api_context& ctx, const std::string& queue_id, comparis
         if (r && r->found)
           return done(
               json_response(200, render_repeat(queue_id, to_string(r->status), r->correlation_id)));
-        if (auto stored = c->db->find_result(queue_id))
-          return done(json_response(
-              200, render_repeat(queue_id, stored->status,
-                                 json_string_field(stored->event_json, "correlation_id"))));
-        request.queue_id = queue_id;
-        enqueue_one(*c, std::move(request), std::move(done));
+        repeat_final_or_enqueue(*c, queue_id, std::move(request), std::move(done));
       },
       atom::lookup_v, queue_id);
-}
-
-// Told whether the write committed, the waiter hands it to `then` and ends.
-commit_waiter_actor::behavior_type commit_waiter(commit_waiter_actor::pointer self,
-                                                 std::function<void(bool)> then) {
-  return {[=](bool ok) {
-    then(ok);
-    self->quit();
-  }};
 }
 
 // Runs `then(ok)` in an actor once the store has committed `write` (or failed). Store
@@ -218,6 +267,22 @@ void after_commit(const api_context& ctx, store_write write, std::function<void(
   auto waiter = ctx.sys->spawn(commit_waiter, std::move(then));
   ctx.db->submit(std::move(write),
                  [waiter](bool ok, const std::string&) { caf::anon_send(waiter, ok); });
+}
+
+// A new key: recorded with a new queue id, then its request submitted under it.
+void record_key_and_enqueue(const api_context& ctx, const std::string& key,
+                            std::shared_ptr<comparison_request> shared, http_responder done) {
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  auto queue_id = new_uuid();
+  store_write write;
+  write.idempotency_keys = {{key, queue_id}};
+  after_commit(ctx, std::move(write), [c, queue_id, shared, done](bool ok) {
+    if (!ok)
+      return done(error_response(500, ec::internal_error, "the Idempotency-Key was not stored",
+                                 shared->correlation_id));
+    shared->queue_id = queue_id;
+    enqueue_one(*c, std::move(*shared), done);
+  });
 }
 
 // The key is stored with the queue id before the request, so a crash in between leaves a
@@ -233,18 +298,16 @@ void submit_idempotent(const api_context& ctx, std::string key, comparison_reque
   const auto* c = &ctx; // the context lives as long as the HTTP server
   auto shared = std::make_shared<comparison_request>(std::move(request));
   gate->enter(key, [c, key, shared, done] {
-    if (auto queue_id = c->db->find_idempotency_key(key))
-      return answer_repeat(*c, *queue_id, *shared, done);
-    auto queue_id = new_uuid();
-    store_write write;
-    write.idempotency_keys = {{key, queue_id}};
-    after_commit(*c, std::move(write), [c, queue_id, shared, done](bool ok) {
-      if (!ok)
-        return done(error_response(500, ec::internal_error, "the Idempotency-Key was not stored",
-                                   shared->correlation_id));
-      shared->queue_id = queue_id;
-      enqueue_one(*c, std::move(*shared), done);
-    });
+    auto recorded = std::make_shared<std::optional<std::string>>();
+    after_read(
+        *c, [recorded, key](store_reads& db) { *recorded = db.find_idempotency_key(key); },
+        [c, key, recorded, shared, done](bool ok) {
+          if (!ok)
+            return done(read_refused(reads_refused, shared->correlation_id));
+          if (*recorded)
+            return answer_repeat(*c, **recorded, *shared, done);
+          record_key_and_enqueue(*c, key, shared, done);
+        });
   });
 }
 
@@ -368,66 +431,122 @@ void fold_duplicate_keys(bulk_submission& bulk) {
   bulk.pending = std::move(kept);
 }
 
-// Answers every item whose key was recorded and whose request is held or has a result as a
-// repeat (its first queue id and current status) and drops it from `pending`; an item whose
-// key was recorded but whose request was never stored (refused, or a crash before its
-// commit) stays, to be submitted under the recorded queue id. Then runs `then`.
-void settle_recorded(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
-                     std::function<void()> then) {
-  std::vector<size_t> recorded; // indexes into pending
-  for (size_t k = 0; k < bulk->pending.size(); ++k) {
-    auto& item = bulk->pending[k];
-    if (item.key.empty())
+// The items of a bulk submission whose key was recorded, while their requests are looked up
+// (in the queue, then among the final results).
+struct recorded_lookup {
+  std::shared_ptr<bulk_submission> bulk;
+  /// Indexes into bulk->pending.
+  std::vector<size_t> recorded;
+  /// By slot of `recorded`: the repeat's answer and status, once found.
+  std::vector<std::optional<enqueue_outcome>> found;
+  std::vector<std::string> statuses;
+  /// Queue lookups not answered yet.
+  std::atomic<size_t> left{0};
+  /// Runs last: false when the store refused a read.
+  std::function<void(bool)> then;
+};
+
+// Answers the found items as repeats and drops them from `pending`, then runs `then(true)`.
+void settle_lookup(recorded_lookup& x) {
+  auto& bulk = *x.bulk;
+  std::vector<bool> answered(bulk.pending.size(), false);
+  for (size_t j = 0; j < x.recorded.size(); ++j) {
+    if (!x.found[j])
       continue;
-    if (auto queue_id = ctx.db->find_idempotency_key(item.key)) {
-      item.request.queue_id = *queue_id;
-      recorded.push_back(k);
-    }
+    auto& entry = bulk.entries[bulk.pending[x.recorded[j]].position];
+    entry.accepted = true;
+    entry.outcome = std::move(*x.found[j]);
+    entry.status = x.statuses[j];
+    answered[x.recorded[j]] = true;
+    bulk.any_repeat = true;
   }
-  if (recorded.empty())
-    return then();
-  // Each lookup fills its own slot; the last answer settles them all.
-  auto found = std::make_shared<std::vector<std::optional<enqueue_outcome>>>(recorded.size());
-  auto statuses = std::make_shared<std::vector<std::string>>(recorded.size());
-  auto left = std::make_shared<std::atomic<size_t>>(recorded.size());
-  auto settle = [bulk, found, statuses, recorded, then] {
-    std::vector<bool> answered(bulk->pending.size(), false);
-    for (size_t j = 0; j < recorded.size(); ++j) {
-      if (!(*found)[j])
-        continue;
-      auto& entry = bulk->entries[bulk->pending[recorded[j]].position];
-      entry.accepted = true;
-      entry.outcome = std::move(*(*found)[j]);
-      entry.status = (*statuses)[j];
-      answered[recorded[j]] = true;
-      bulk->any_repeat = true;
-    }
-    std::vector<bulk_pending> kept;
-    for (size_t k = 0; k < bulk->pending.size(); ++k)
-      if (!answered[k])
-        kept.push_back(std::move(bulk->pending[k]));
-    bulk->pending = std::move(kept);
-    then();
-  };
+  std::vector<bulk_pending> kept;
+  for (size_t k = 0; k < bulk.pending.size(); ++k)
+    if (!answered[k])
+      kept.push_back(std::move(bulk.pending[k]));
+  bulk.pending = std::move(kept);
+  x.then(true);
+}
+
+// Reads the final results of the recorded items the queue does not hold, then settles.
+void read_recorded_finals(const api_context& ctx, std::shared_ptr<recorded_lookup> x) {
+  if (std::all_of(x->found.begin(), x->found.end(), [](const auto& y) { return y.has_value(); }))
+    return settle_lookup(*x);
+  after_read(
+      ctx,
+      [x](store_reads& db) {
+        for (size_t j = 0; j < x->recorded.size(); ++j) {
+          if (x->found[j])
+            continue;
+          auto queue_id = x->bulk->pending[x->recorded[j]].request.queue_id;
+          if (auto stored = db.find_result(queue_id)) {
+            x->found[j] = enqueue_outcome{
+                true, queue_id, json_string_field(stored->event_json, "correlation_id"), {}, {}, 0};
+            x->statuses[j] = stored->status;
+          }
+        }
+      },
+      [x](bool ok) { ok ? settle_lookup(*x) : x->then(false); });
+}
+
+// Asks the queue for each recorded item's request; the last answer goes on to the finals.
+void ask_recorded(const api_context& ctx, std::shared_ptr<recorded_lookup> x) {
+  auto n = x->recorded.size();
+  x->found.resize(n);
+  x->statuses.resize(n);
+  x->left = n;
   const auto* c = &ctx; // the context lives as long as the HTTP server
-  for (size_t j = 0; j < recorded.size(); ++j) {
-    auto queue_id = bulk->pending[recorded[j]].request.queue_id;
+  for (size_t j = 0; j < n; ++j) {
+    auto queue_id = x->bulk->pending[x->recorded[j]].request.queue_id;
     ask<request_status>(
         ctx, ctx.actors.queue,
-        [c, j, queue_id, found, statuses, left, settle](caf::expected<request_status> r) {
+        [c, j, queue_id, x](caf::expected<request_status> r) {
           if (r && r->found) {
-            (*found)[j] = enqueue_outcome{true, queue_id, r->correlation_id, {}, {}, 0};
-            (*statuses)[j] = to_string(r->status);
-          } else if (auto stored = c->db->find_result(queue_id)) {
-            (*found)[j] = enqueue_outcome{
-                true, queue_id, json_string_field(stored->event_json, "correlation_id"), {}, {}, 0};
-            (*statuses)[j] = stored->status;
+            x->found[j] = enqueue_outcome{true, queue_id, r->correlation_id, {}, {}, 0};
+            x->statuses[j] = to_string(r->status);
           }
-          if (left->fetch_sub(1) == 1)
-            settle();
+          if (x->left.fetch_sub(1) == 1)
+            read_recorded_finals(*c, x);
         },
         atom::lookup_v, queue_id);
   }
+}
+
+// Answers every item whose key was recorded and whose request is held or has a result as a
+// repeat (its first queue id and current status) and drops it from `pending`; an item whose
+// key was recorded but whose request was never stored (refused, or a crash before its
+// commit) stays, to be submitted under the recorded queue id. Then runs `then(true)`, or
+// `then(false)` when the store refused a read.
+void settle_recorded(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
+                     std::function<void(bool)> then) {
+  auto keyed = std::any_of(bulk->pending.begin(), bulk->pending.end(),
+                           [](const bulk_pending& item) { return !item.key.empty(); });
+  if (!keyed)
+    return then(true);
+  auto x = std::make_shared<recorded_lookup>();
+  x->bulk = std::move(bulk);
+  x->then = std::move(then);
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  after_read(
+      ctx,
+      [x](store_reads& db) {
+        auto& pending = x->bulk->pending;
+        for (size_t k = 0; k < pending.size(); ++k) {
+          if (pending[k].key.empty())
+            continue;
+          if (auto queue_id = db.find_idempotency_key(pending[k].key)) {
+            pending[k].request.queue_id = *queue_id;
+            x->recorded.push_back(k);
+          }
+        }
+      },
+      [c, x](bool ok) {
+        if (!ok)
+          return x->then(false);
+        if (x->recorded.empty())
+          return x->then(true);
+        ask_recorded(*c, x);
+      });
 }
 
 // Gives every keyed item still without a queue id a new one and records all those keys in
@@ -499,7 +618,9 @@ void submit_bulk_idempotent(const api_context& ctx, std::shared_ptr<bulk_submiss
   };
   const auto* c = &ctx; // the context lives as long as the HTTP server
   enter_all(gate, keys, 0, [c, bulk, done] {
-    settle_recorded(*c, bulk, [c, bulk, done] {
+    settle_recorded(*c, bulk, [c, bulk, done](bool read) {
+      if (!read)
+        return done(read_refused(reads_refused));
       record_new_keys(*c, *bulk, [c, bulk, done](bool ok) {
         if (!ok)
           return done(
@@ -583,36 +704,48 @@ submission_window_of(const request_status& status,
 
 // Held requests are answered by the queue manager; final ones come from the store.
 void get_status(const api_context& ctx, const std::string& id, http_responder respond) {
-  auto db = ctx.db;
+  const auto* c = &ctx; // the context lives as long as the HTTP server
   ask<request_status>(
       ctx, ctx.actors.queue,
-      [respond, db, id, nightly = nightly_windows(ctx)](caf::expected<request_status> r) {
-        if (r && r->found) {
-          respond(json_response(200, render_status(*r, submission_window_of(*r, nightly))));
-        } else if (auto stored = db->find_result(id)) {
-          respond(json_response(200, render_final_status(*stored)));
-        } else {
-          respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
-        }
+      [c, respond, id, nightly = nightly_windows(ctx)](caf::expected<request_status> r) {
+        if (r && r->found)
+          return respond(json_response(200, render_status(*r, submission_window_of(*r, nightly))));
+        read_and_respond(
+            *c,
+            [id](store_reads& db) {
+              if (auto stored = db.find_result(id))
+                return json_response(200, render_final_status(*stored));
+              return error_response(404, ec::resource_not_found, "no request with queue_id " + id);
+            },
+            respond);
       },
       atom::lookup_v, id);
 }
 
+// A final result is answered from the reader thread; otherwise the queue manager says
+// whether the request is held.
 void get_result(const api_context& ctx, const std::string& id, http_responder respond) {
-  if (auto stored = ctx.db->find_result(id)) {
-    respond(json_response(200, std::move(stored->event_json)));
-    return;
-  }
-  ask<request_status>(
-      ctx, ctx.actors.queue,
-      [respond, id](caf::expected<request_status> r) {
-        if (r && r->found) {
-          respond(json_response(202, render_pending_result(id, to_string(r->status))));
-        } else {
-          respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
-        }
-      },
-      atom::lookup_v, id);
+  auto stored = std::make_shared<std::optional<stored_result>>();
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  after_read(
+      ctx, [stored, id](store_reads& db) { *stored = db.find_result(id); },
+      [c, stored, id, respond](bool ok) {
+        if (!ok)
+          return respond(read_refused(reads_refused));
+        if (*stored)
+          return respond(json_response(200, std::move((*stored)->event_json)));
+        ask<request_status>(
+            *c, c->actors.queue,
+            [respond, id](caf::expected<request_status> r) {
+              if (r && r->found) {
+                respond(json_response(202, render_pending_result(id, to_string(r->status))));
+              } else {
+                respond(
+                    error_response(404, ec::resource_not_found, "no request with queue_id " + id));
+              }
+            },
+            atom::lookup_v, id);
+      });
 }
 
 // The bundler's status of provider `name`; a provider it does not report is closed, idle and
@@ -902,8 +1035,13 @@ int64_t now_ms() {
 }
 
 void get_runs(const api_context& ctx, http_responder respond) {
-  auto runs = ctx.db->summarize_runs(now_ms() - run_rate_window_ms, runs_listed);
-  respond(json_response(200, render_runs(runs, run_rate_window_ms / 1000.0)));
+  read_and_respond(
+      ctx,
+      [since = now_ms() - run_rate_window_ms](store_reads& db) {
+        auto runs = db.summarize_runs(since, runs_listed);
+        return json_response(200, render_runs(runs, run_rate_window_ms / 1000.0));
+      },
+      std::move(respond));
 }
 
 void get_run(const api_context& ctx, const std::string& segment, http_responder respond) {
@@ -911,11 +1049,16 @@ void get_run(const api_context& ctx, const std::string& segment, http_responder 
   if (!run || run->empty())
     return respond(error_response(400, ec::validation_error,
                                   "the run id in the path is not valid percent-encoding"));
-  auto summary = ctx.db->summarize_run(*run, now_ms() - run_rate_window_ms);
-  if (!summary)
-    return respond(error_response(404, ec::resource_not_found,
-                                  "no request with metadata.bos_batch_id " + *run));
-  respond(json_response(200, render_run(*summary, run_rate_window_ms / 1000.0)));
+  read_and_respond(
+      ctx,
+      [run = *run, since = now_ms() - run_rate_window_ms](store_reads& db) {
+        auto summary = db.summarize_run(run, since);
+        if (!summary)
+          return error_response(404, ec::resource_not_found,
+                                "no request with metadata.bos_batch_id " + run);
+        return json_response(200, render_run(*summary, run_rate_window_ms / 1000.0));
+      },
+      std::move(respond));
 }
 
 // A page size from 1 to results_page_max, or nullopt.
@@ -953,11 +1096,16 @@ void get_results_page(const api_context& ctx, const http_request& req, http_resp
                                     {}, "limit"));
     limit = *parsed;
   }
-  auto results = ctx.db->load_run_results(*run, after, limit);
-  std::optional<std::string> next;
-  if (results.size() == limit)
-    next = render_result_cursor(results.back());
-  respond(json_response(200, render_results_page(results, next)));
+  read_and_respond(
+      ctx,
+      [run = *run, after, limit](store_reads& db) {
+        auto results = db.load_run_results(run, after, limit);
+        std::optional<std::string> next;
+        if (results.size() == limit)
+          next = render_result_cursor(results.back());
+        return json_response(200, render_results_page(results, next));
+      },
+      std::move(respond));
 }
 
 // "/api/v1/status/<id>" -> id, when `path` starts with `prefix`.

@@ -23,6 +23,7 @@
 namespace lps {
 
 class store;
+class store_reader;
 class batch_job_store;
 
 /// Submissions that share an idempotency key run one after the other within this process,
@@ -45,6 +46,9 @@ struct api_context {
   caf::actor_system* sys = nullptr;
   topology actors;
   store* db = nullptr;
+  /// The reader pool: every store read of a route runs there, never on an I/O thread or in an
+  /// actor.
+  store_reader* reads = nullptr;
   /// Provider batch jobs (listed and cancelled under /api/v1/batch-jobs); may be null.
   batch_job_store* jobs_db = nullptr;
   config cfg;

@@ -16,6 +16,7 @@
 #include "runtime/pg_schema.hpp"
 #include "runtime/pg_store.hpp"
 #include "runtime/store.hpp"
+#include "runtime/store_reader.hpp"
 #include "runtime/system_config.hpp"
 
 #include <caf/actor_system.hpp>
@@ -157,6 +158,13 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     // An unreachable or refusing database is a setting to fix, like a bad value.
     return cfg.store_backend == "postgres" ? 2 : 1;
   }
+  auto reads = store_reader::start(
+      {.threads = cfg.store_reader_threads},
+      [&db](std::string& why) { return db->open_reader(why); }, error);
+  if (!reads) {
+    std::fprintf(stderr, "lps: cannot open the store's reader connections: %s\n", error.c_str());
+    return cfg.store_backend == "postgres" ? 2 : 1;
+  }
   auto jobs_db = batch_job_store::open({cfg.data_dir, cfg.store_fsync}, error);
   if (!jobs_db) {
     std::fprintf(stderr, "lps: cannot open the batch job store: %s\n", error.c_str());
@@ -193,6 +201,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   ctx->jobs_db = jobs_db.get();
+  ctx->reads = reads.get();
   ctx->keys = std::move(keys);
   ctx->starting->store(true);
   http_server server;
@@ -220,6 +229,8 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   LPS_LOG_INFO(log, "lps received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   shutdown_topology(sys, actors, std::chrono::seconds{cfg.shutdown_grace_seconds});
   server.stop();
+  // After the server: no route posts a read any more; reads still queued answer 503.
+  reads->stop();
   callback_client.stop();
   provider_client.stop();
   db->flush();

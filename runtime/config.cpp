@@ -277,6 +277,7 @@ void add_store_backend_keys(std::vector<key_entry>& xs) {
         true},
        [](config& c, const std::string& v) { return c.postgres_url = secret{trim(v)}, true; },
        [](const config& c) { return pg::masked_url(c.postgres_url.reveal()); }});
+  xs.push_back(uint_key("STORE_READER_THREADS", &config::store_reader_threads, 1, 64));
 }
 
 // The cluster (issue #11); CLUSTER_ENABLED is checked against the store and the middleman's

@@ -179,6 +179,8 @@ struct config {
   std::string store_backend = "sqlite";
   /// libpq URI of the PostgreSQL store; its password is never printed (pg::masked_url).
   secret postgres_url;
+  /// Reader threads of the store, each with a read connection of its own (runtime/store_reader).
+  uint32_t store_reader_threads = 2;
 
   // -- cluster (issue #11; read and checked, the cluster itself is not built yet) --
   /// true: run as a node of a cluster on the shared PostgreSQL store (needs STORE_BACKEND

@@ -199,53 +199,20 @@ int64_t unix_now_ms() {
       .count();
 }
 
-} // namespace
+// Seconds a reader connection of the pool may take to connect (as the store's own).
+constexpr std::chrono::seconds reader_connect_timeout{10};
 
-// The PostgreSQL implementation of the store contract (store.hpp). Its queue, group commit,
-// one-by-one retry of a failed batch and flush() are the SQLite store's (group_commit.hpp);
-// its purge passes run between commits as the SQLite purger's do.
-class pg_store final : public store, private purge_passes {
+// One reader connection with its prepared reads: the store's own, and one per reader thread
+// of the pool (store::open_reader). The mutex serialises the store's own reader, which any
+// thread may call.
+class pg_reader final : public store_reads {
 public:
-  pg_store(std::string url, store_options options)
-      : url_(std::move(url)), masked_(pg::masked_url(url_)), options_(std::move(options)),
-        queue_(options_.max_ops_per_commit, options_.manual_commits,
-               {.commit = [this](std::span<const queued_write> writes,
-                                 std::string& error) { return run_transaction(writes, error); },
-                .after_commit = {},
-                .retention = retains() ? this : nullptr}) {}
-
-  // The queue's writer uses the writer connection: it stops first.
-  ~pg_store() override {
-    queue_.stop();
-  }
-
-  bool open(std::chrono::seconds connect_timeout, std::string& error) {
-    writer_db_ = pg::connection::open(url_, connect_timeout, error);
-    if (!writer_db_)
-      return false;
-    if (auto report = pg::migrate(*writer_db_); !report.error.empty()) {
-      error = "PostgreSQL store " + masked_ + ": " + report.error;
-      return false;
-    }
-    if (auto why = prepare_writer(); !why.empty()) {
-      error = "PostgreSQL store " + masked_ + ": " + why;
-      return false;
-    }
-    reader_db_ = pg::connection::open(url_, connect_timeout, error);
-    if (!reader_db_)
-      return false;
-    queue_.start();
-    return true;
-  }
-
-  // -- the contract --
-
-  void submit(store_write write, store_callback done) override {
-    queue_.submit(std::move(write), std::move(done));
-  }
-
-  void flush() override {
-    queue_.flush();
+  static std::unique_ptr<pg_reader> open(const std::string& url,
+                                         std::chrono::seconds connect_timeout, std::string& error) {
+    auto db = pg::connection::open(url, connect_timeout, error);
+    if (!db)
+      return nullptr;
+    return std::unique_ptr<pg_reader>(new pg_reader(pg::masked_url(url), std::move(db)));
   }
 
   std::optional<stored_result> find_result(const std::string& queue_id) override {
@@ -263,14 +230,6 @@ public:
     return text_of(r.rows.front(), 0);
   }
 
-  void load_active_index(const std::function<void(stored_request&&)>& visit) override {
-    stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
-      auto out = read_request_head(row);
-      out.provider = text_of(row, 5);
-      visit(std::move(out));
-    });
-  }
-
   std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override {
     std::vector<stored_request> rows;
     auto sql =
@@ -286,22 +245,6 @@ public:
       rows.push_back(std::move(out));
     }
     return rows;
-  }
-
-  std::vector<stored_result> load_undelivered_results() override {
-    auto r = read(std::string{result_columns}
-                      + "WHERE NOT delivered AND callback_url <> '' AND delivery_failed_at IS "
-                        "NULL ORDER BY completed_at, seq",
-                  {}, "load_undelivered_results");
-    std::vector<stored_result> rows;
-    rows.reserve(r.rows.size());
-    for (const auto& row : r.rows)
-      rows.push_back(read_result(row));
-    return rows;
-  }
-
-  void purge_expired_results() override {
-    queue_.purge_expired_results();
   }
 
   // One statement, so one snapshot: the run's active queue ids, then a row with a NULL id
@@ -364,12 +307,188 @@ public:
     return rows;
   }
 
+  // -- the store's own reads (not part of store_reads) --
+
+  void load_index(const std::function<void(stored_request&&)>& visit) {
+    stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
+      auto out = read_request_head(row);
+      out.provider = text_of(row, 5);
+      visit(std::move(out));
+    });
+  }
+
+  std::vector<stored_result> load_undelivered() {
+    auto r = read(std::string{result_columns}
+                      + "WHERE NOT delivered AND callback_url <> '' AND delivery_failed_at IS "
+                        "NULL ORDER BY completed_at, seq",
+                  {}, "load_undelivered_results");
+    std::vector<stored_result> rows;
+    rows.reserve(r.rows.size());
+    for (const auto& row : r.rows)
+      rows.push_back(read_result(row));
+    return rows;
+  }
+
+  uint64_t count(const std::string& sql, const char* what) {
+    auto r = read(sql, {}, what);
+    return r.rows.empty() ? 0 : static_cast<uint64_t>(int_of(r.rows.front(), 0));
+  }
+
+private:
+  pg_reader(std::string masked, std::unique_ptr<pg::connection> db)
+      : masked_(std::move(masked)), db_(std::move(db)) {}
+
+  pg::result read(const std::string& sql, const std::vector<param>& params, const char* what) {
+    std::lock_guard lock(mutex_);
+    auto name = prepared_read(sql);
+    if (name.empty())
+      return {};
+    auto r = db_->exec_prepared(name, params);
+    if (!r.ok)
+      log_read_error(what, r);
+    return r;
+  }
+
+  // A visit that throws ends the stream; the error is logged, as the SQLite store does.
+  void stream(const std::string& sql, const std::function<void(const pg::row&)>& visit) {
+    std::lock_guard lock(mutex_);
+    try {
+      if (auto r = db_->stream(sql, {}, visit); !r.ok)
+        log_read_error("load_active", r);
+    } catch (const std::exception& e) {
+      spdlog::error("store: loading active requests: {}", e.what());
+    }
+  }
+
+  // Each read statement is prepared once on the reader connection; "" when that failed
+  // (logged).
+  std::string prepared_read(const std::string& sql) {
+    auto [it, added] = statements_.try_emplace(sql, "r" + std::to_string(statements_.size()));
+    if (added) {
+      if (auto why = db_->prepare(it->second, sql); !why.empty()) {
+        statements_.erase(it);
+        spdlog::error("store: cannot prepare a read on {}: {}", masked_, one_line(why));
+        return "";
+      }
+    }
+    return it->second;
+  }
+
+  void log_read_error(const char* what, const pg::result& r) {
+    spdlog::error("store: {} failed on {}: {}", what, masked_, one_line(r.error));
+    if (!db_->healthy() && db_->reset())
+      statements_.clear(); // a new session has none of them
+  }
+
+  std::string masked_;
+  std::unique_ptr<pg::connection> db_;
+  std::mutex mutex_;
+  /// Read statement text -> its prepared name on the connection.
+  std::map<std::string, std::string> statements_;
+};
+
+} // namespace
+
+// The PostgreSQL implementation of the store contract (store.hpp). Its queue, group commit,
+// one-by-one retry of a failed batch and flush() are the SQLite store's (group_commit.hpp);
+// its purge passes run between commits as the SQLite purger's do.
+class pg_store final : public store, private purge_passes {
+public:
+  pg_store(std::string url, store_options options)
+      : url_(std::move(url)), masked_(pg::masked_url(url_)), options_(std::move(options)),
+        queue_(options_.max_ops_per_commit, options_.manual_commits,
+               {.commit = [this](std::span<const queued_write> writes,
+                                 std::string& error) { return run_transaction(writes, error); },
+                .after_commit = {},
+                .retention = retains() ? this : nullptr}) {}
+
+  // The queue's writer uses the writer connection: it stops first.
+  ~pg_store() override {
+    queue_.stop();
+  }
+
+  bool open(std::chrono::seconds connect_timeout, std::string& error) {
+    writer_db_ = pg::connection::open(url_, connect_timeout, error);
+    if (!writer_db_)
+      return false;
+    if (auto report = pg::migrate(*writer_db_); !report.error.empty()) {
+      error = "PostgreSQL store " + masked_ + ": " + report.error;
+      return false;
+    }
+    if (auto why = prepare_writer(); !why.empty()) {
+      error = "PostgreSQL store " + masked_ + ": " + why;
+      return false;
+    }
+    reader_ = pg_reader::open(url_, connect_timeout, error);
+    if (!reader_)
+      return false;
+    queue_.start();
+    return true;
+  }
+
+  // -- the contract --
+
+  void submit(store_write write, store_callback done) override {
+    queue_.submit(std::move(write), std::move(done));
+  }
+
+  void flush() override {
+    queue_.flush();
+  }
+
+  std::optional<stored_result> find_result(const std::string& queue_id) override {
+    return reader_->find_result(queue_id);
+  }
+
+  std::optional<std::string> find_idempotency_key(const std::string& key) override {
+    return reader_->find_idempotency_key(key);
+  }
+
+  void load_active_index(const std::function<void(stored_request&&)>& visit) override {
+    reader_->load_index(visit);
+  }
+
+  std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override {
+    return reader_->load_rows(queue_ids);
+  }
+
+  std::vector<stored_result> load_undelivered_results() override {
+    return reader_->load_undelivered();
+  }
+
+  void purge_expired_results() override {
+    queue_.purge_expired_results();
+  }
+
+  std::unique_ptr<store_reads> open_reader(std::string& error) override {
+    return pg_reader::open(url_, reader_connect_timeout, error);
+  }
+
+  run_rows load_run(const std::string& bos_batch_id) override {
+    return reader_->load_run(bos_batch_id);
+  }
+
+  std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) override {
+    return reader_->summarize_runs(since_ms, limit);
+  }
+
+  std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
+                                           int64_t since_ms) override {
+    return reader_->summarize_run(bos_batch_id, since_ms);
+  }
+
+  std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                              const std::optional<result_cursor>& after,
+                                              size_t limit) override {
+    return reader_->load_run_results(bos_batch_id, after, limit);
+  }
+
   uint64_t count_active_requests() override {
-    return count("SELECT count(*) FROM requests", "count_active_requests");
+    return reader_->count("SELECT count(*) FROM requests", "count_active_requests");
   }
 
   uint64_t count_results() override {
-    return count("SELECT count(*) FROM results", "count_results");
+    return reader_->count("SELECT count(*) FROM results", "count_results");
   }
 
   store_stats stats() const override {
@@ -385,56 +504,6 @@ public:
   }
 
 private:
-  // -- reads (reader connection, under read_mutex_) --
-
-  pg::result read(const std::string& sql, const std::vector<param>& params, const char* what) {
-    std::lock_guard lock(read_mutex_);
-    auto name = prepared_read(sql);
-    if (name.empty())
-      return {};
-    auto r = reader_db_->exec_prepared(name, params);
-    if (!r.ok)
-      log_read_error(what, r);
-    return r;
-  }
-
-  uint64_t count(const std::string& sql, const char* what) {
-    auto r = read(sql, {}, what);
-    return r.rows.empty() ? 0 : static_cast<uint64_t>(int_of(r.rows.front(), 0));
-  }
-
-  // A visit that throws ends the stream; the error is logged, as the SQLite store does.
-  void stream(const std::string& sql, const std::function<void(const pg::row&)>& visit) {
-    std::lock_guard lock(read_mutex_);
-    try {
-      if (auto r = reader_db_->stream(sql, {}, visit); !r.ok)
-        log_read_error("load_active", r);
-    } catch (const std::exception& e) {
-      spdlog::error("store: loading active requests: {}", e.what());
-    }
-  }
-
-  // Each read statement is prepared once on the reader connection; "" when that failed
-  // (logged).
-  std::string prepared_read(const std::string& sql) {
-    auto [it, added] =
-        read_statements_.try_emplace(sql, "r" + std::to_string(read_statements_.size()));
-    if (added) {
-      if (auto why = reader_db_->prepare(it->second, sql); !why.empty()) {
-        read_statements_.erase(it);
-        spdlog::error("store: cannot prepare a read on {}: {}", masked_, one_line(why));
-        return "";
-      }
-    }
-    return it->second;
-  }
-
-  void log_read_error(const char* what, const pg::result& r) {
-    spdlog::error("store: {} failed on {}: {}", what, masked_, one_line(r.error));
-    if (!reader_db_->healthy() && reader_db_->reset())
-      read_statements_.clear(); // a new session has none of them
-  }
-
   // -- writer --
 
   std::string prepare_writer() {
@@ -626,11 +695,8 @@ private:
   std::string masked_;
   store_options options_;
   std::unique_ptr<pg::connection> writer_db_;
-  std::unique_ptr<pg::connection> reader_db_;
-
-  std::mutex read_mutex_;
-  /// Read statement text -> its prepared name on the reader connection.
-  std::map<std::string, std::string> read_statements_;
+  /// The store's own read connection (recovery, tools, tests; the reader pool opens more).
+  std::unique_ptr<pg_reader> reader_;
 
   /// The running purge pass (writer thread only); the first is due at once.
   bool in_pass_ = false;

@@ -14,6 +14,7 @@
 #include <span>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace lps {
@@ -342,6 +343,313 @@ private:
   sqlite::result_purger& purger_;
 };
 
+// Runs a read; an exception (bad_alloc, a failed conversion) is logged and reads as nothing.
+template <class Read>
+auto guarded(const char* what, Read read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const std::exception& e) {
+    spdlog::error("store: {}: {}", what, e.what());
+    if constexpr (!std::is_void_v<decltype(read())>)
+      return {};
+  }
+}
+
+// One read-only connection on lps.db with its statements: the store's own, and one per
+// reader thread of the pool (store::open_reader). WAL mode lets it read while the writer
+// commits. The mutex serialises the store's own reader, which any thread may call.
+class sqlite_reader final : public store_reads {
+public:
+  static std::unique_ptr<sqlite_reader> open(const std::string& data_dir, std::string& error) {
+    auto result = std::unique_ptr<sqlite_reader>(new sqlite_reader);
+    result->db_ = database::open({.data_dir = data_dir,
+                                  .purpose = sqlite::role::reader,
+                                  .cache_kib = reader_cache_kib,
+                                  .busy_timeout_ms = busy_timeout_ms},
+                                 error);
+    if (!result->db_)
+      return nullptr;
+    if (!result->prepare(error)) {
+      error = "cannot open database '" + result->db_->path() + "': " + error;
+      return nullptr;
+    }
+    return result;
+  }
+
+  std::optional<stored_result> find_result(const std::string& queue_id) override {
+    return guarded("find_result", [&] { return find_result_row(queue_id); });
+  }
+
+  std::optional<std::string> find_idempotency_key(const std::string& key) override {
+    return guarded("find_idempotency_key", [&] { return find_key(key); });
+  }
+
+  std::vector<stored_request> load_rows(const std::vector<std::string>& ids) override {
+    return guarded("load_rows", [&] { return load_request_rows(ids); });
+  }
+
+  run_rows load_run(const std::string& bos_batch_id) override {
+    return guarded("load_run", [&] { return load_run_rows(bos_batch_id); });
+  }
+
+  std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) override {
+    return guarded("summarize_runs", [&] { return summarize_recent_runs(since_ms, limit); });
+  }
+
+  std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
+                                           int64_t since_ms) override {
+    return guarded("summarize_run", [&] { return summarize_one_run(bos_batch_id, since_ms); });
+  }
+
+  std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                              const std::optional<result_cursor>& after,
+                                              size_t limit) override {
+    return guarded("load_run_results",
+                   [&] { return load_run_result_rows(bos_batch_id, after, limit); });
+  }
+
+  // -- the store's own reads (not part of store_reads) --
+
+  void load_index(const std::function<void(stored_request&&)>& visit) {
+    guarded("load_active_index", [&] { stream_index(visit); });
+  }
+
+  std::vector<stored_result> load_undelivered() {
+    return guarded("load_undelivered_results", [&] {
+      return read_all<stored_result>(load_undelivered_stmt, read_result,
+                                     "load_undelivered_results");
+    });
+  }
+
+  uint64_t count_requests() {
+    return count(count_requests_stmt.get(), "count_active_requests");
+  }
+
+  uint64_t count_results() {
+    return count(count_results_stmt.get(), "count_results");
+  }
+
+private:
+  sqlite_reader() = default;
+
+  bool prepare(std::string& error) {
+    database& db = *db_;
+    return (find_result_stmt = db.prepare(find_result_sql, error))
+           && (load_row_stmt = db.prepare(load_row_sql, error))
+           && (load_index_stmt = db.prepare(load_index_sql, error))
+           && (load_undelivered_stmt = db.prepare(load_undelivered_sql, error))
+           && (count_requests_stmt = db.prepare(count_requests_sql, error))
+           && (count_results_stmt = db.prepare(count_results_sql, error))
+           && (find_idempotency_key_stmt = db.prepare(find_idempotency_key_sql, error))
+           && (run_active_stmt = db.prepare(run_active_sql, error))
+           && (run_finals_stmt = db.prepare(run_finals_sql, error))
+           && (runs_summary_stmt = db.prepare(runs_summary_sql.c_str(), error))
+           && (one_run_summary_stmt = db.prepare(one_run_summary_sql.c_str(), error))
+           && (run_errors_stmt = db.prepare(run_errors_sql, error))
+           && (run_results_stmt = db.prepare(run_results_sql, error));
+  }
+
+  void log_read_error(const char* what) {
+    spdlog::error("store: {} failed on '{}': {}", what, db_->path(), sqlite::message(db_->get()));
+  }
+
+  template <class Row, class Reader>
+  std::vector<Row> read_all(const stmt_ptr& statement, Reader reader, const char* what) {
+    std::vector<Row> rows;
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* stmt = statement.get();
+    stmt_scope scope(stmt);
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(reader(s)); }))
+      log_read_error(what);
+    return rows;
+  }
+
+  uint64_t count(sqlite3_stmt* stmt, const char* what) {
+    std::lock_guard lock(mutex_);
+    stmt_scope scope(stmt);
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+      log_read_error(what);
+      return 0;
+    }
+    return static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
+  }
+
+  std::vector<stored_request> load_request_rows(const std::vector<std::string>& ids) {
+    std::vector<stored_request> result;
+    std::lock_guard lock(mutex_);
+    for (const auto& id : ids) {
+      sqlite3_stmt* stmt = load_row_stmt.get();
+      stmt_scope scope(stmt);
+      bind_text(stmt, 1, id);
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW) {
+        auto row = read_request(stmt);
+        row.texts = column_string(stmt, 6);
+        row.provider = column_string(stmt, 7);
+        result.push_back(std::move(row));
+      } else if (rc != SQLITE_DONE) {
+        log_read_error("load_rows");
+      }
+    }
+    return result;
+  }
+
+  void stream_index(const std::function<void(stored_request&&)>& visit) {
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* stmt = load_index_stmt.get();
+    stmt_scope scope(stmt);
+    bool ok = sqlite::step_rows(stmt, [&](sqlite3_stmt* s) {
+      stored_request row = read_request_head(s);
+      row.provider = column_string(s, 5);
+      visit(std::move(row));
+    });
+    if (!ok)
+      log_read_error("load_index");
+  }
+
+  std::optional<stored_result> find_result_row(const std::string& queue_id) {
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* stmt = find_result_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, queue_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      return read_result(stmt);
+    if (rc != SQLITE_DONE)
+      log_read_error("find_result");
+    return std::nullopt;
+  }
+
+  // Ends a read transaction however its reader returns (a rollback ends a read like a commit).
+  struct end_read {
+    sqlite3* db;
+    void operator()(void*) const {
+      sqlite::rollback(db, nullptr);
+    }
+  };
+  using read_transaction = std::unique_ptr<void, end_read>;
+
+  // Opens a read transaction (mutex_ held); null when BEGIN failed.
+  read_transaction begin_read(const char* what) {
+    std::string error;
+    if (!db_->exec("BEGIN", "begin read", error)) {
+      spdlog::error("store: {}: {}", what, error);
+      return read_transaction{nullptr, end_read{db_->get()}};
+    }
+    return read_transaction{this, end_read{db_->get()}};
+  }
+
+  std::vector<run_summary> summarize_recent_runs(int64_t since_ms, size_t limit) {
+    std::vector<run_summary> rows;
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* stmt = runs_summary_stmt.get();
+    stmt_scope scope(stmt);
+    sqlite3_bind_int64(stmt, 1, since_ms);
+    sqlite3_bind_int64(stmt, 2, static_cast<int64_t>(limit));
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(read_run_summary(s)); }))
+      log_read_error("summarize_runs");
+    return rows;
+  }
+
+  // The counts and the errors in one read transaction, so they agree.
+  std::optional<run_summary> summarize_one_run(const std::string& bos_batch_id, int64_t since_ms) {
+    std::lock_guard lock(mutex_);
+    auto txn = begin_read("summarize_run");
+    if (!txn)
+      return std::nullopt;
+    std::optional<run_summary> summary;
+    {
+      sqlite3_stmt* stmt = one_run_summary_stmt.get();
+      stmt_scope scope(stmt);
+      sqlite3_bind_int64(stmt, 1, since_ms);
+      bind_text(stmt, 2, bos_batch_id);
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW)
+        summary = read_run_summary(stmt);
+      else if (rc != SQLITE_DONE)
+        log_read_error("summarize_run");
+    }
+    if (!summary)
+      return std::nullopt;
+    sqlite3_stmt* stmt = run_errors_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, bos_batch_id);
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) {
+          summary->errors_by_code[column_string(s, 0)] =
+              static_cast<uint64_t>(sqlite3_column_int64(s, 1));
+        }))
+      log_read_error("summarize_run");
+    return summary;
+  }
+
+  std::vector<stored_result> load_run_result_rows(const std::string& bos_batch_id,
+                                                  const std::optional<result_cursor>& after,
+                                                  size_t limit) {
+    std::vector<stored_result> rows;
+    // Bound without a copy: it must outlive the step.
+    const std::string after_id = after ? after->queue_id : "";
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* stmt = run_results_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, bos_batch_id);
+    sqlite3_bind_int64(stmt, 2, after ? after->completed_at_ms : INT64_MIN);
+    bind_text(stmt, 3, after_id);
+    sqlite3_bind_int64(stmt, 4, static_cast<int64_t>(limit));
+    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(read_result(s)); }))
+      log_read_error("load_run_results");
+    return rows;
+  }
+
+  // Both reads in one read transaction: a final write committing in between moves a
+  // request from one count to the other, never into both or neither.
+  run_rows load_run_rows(const std::string& bos_batch_id) {
+    run_rows result;
+    std::lock_guard lock(mutex_);
+    auto txn = begin_read("load_run");
+    if (!txn)
+      return result;
+    {
+      stmt_scope scope(run_active_stmt.get());
+      bind_text(run_active_stmt.get(), 1, bos_batch_id);
+      if (!sqlite::step_rows(run_active_stmt.get(), [&](sqlite3_stmt* s) {
+            result.active.push_back(column_string(s, 0));
+          }))
+        log_read_error("load_run");
+    }
+    {
+      stmt_scope scope(run_finals_stmt.get());
+      bind_text(run_finals_stmt.get(), 1, bos_batch_id);
+      if (sqlite3_step(run_finals_stmt.get()) == SQLITE_ROW)
+        result.finals = static_cast<uint64_t>(sqlite3_column_int64(run_finals_stmt.get(), 0));
+      else
+        log_read_error("load_run");
+    }
+    return result;
+  }
+
+  std::optional<std::string> find_key(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* stmt = find_idempotency_key_stmt.get();
+    stmt_scope scope(stmt);
+    bind_text(stmt, 1, key);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      return column_string(stmt, 0);
+    if (rc != SQLITE_DONE)
+      log_read_error("find_idempotency_key");
+    return std::nullopt;
+  }
+
+  // The connection is declared first so the statements are finalized before it closes.
+  std::unique_ptr<database> db_;
+  std::mutex mutex_;
+  stmt_ptr find_result_stmt, load_undelivered_stmt;
+  stmt_ptr load_row_stmt, load_index_stmt;
+  stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
+  stmt_ptr run_active_stmt, run_finals_stmt;
+  stmt_ptr runs_summary_stmt, one_run_summary_stmt, run_errors_stmt, run_results_stmt;
+};
+
 } // namespace
 
 // The SQLite implementation of the store contract (store.hpp).
@@ -359,6 +667,7 @@ public:
   std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override;
   std::vector<stored_result> load_undelivered_results() override;
   void purge_expired_results() override;
+  std::unique_ptr<store_reads> open_reader(std::string& error) override;
   uint64_t count_active_requests() override;
   uint64_t count_results() override;
   run_rows load_run(const std::string& bos_batch_id) override;
@@ -389,20 +698,14 @@ struct sqlite_store::impl {
 
   // Connections are declared before statements so statements are finalized first.
   std::unique_ptr<database> write_db;
-  std::unique_ptr<database> read_db;
+  /// The store's own read connection (recovery, tools, tests; the reader pool opens more).
+  std::unique_ptr<sqlite_reader> reader;
 
   stmt_ptr insert_request_stmt, insert_result_stmt, delete_request_stmt;
   stmt_ptr mark_delivered_stmt, update_attempts_stmt, insert_idempotency_key_stmt;
   stmt_ptr mark_given_up_stmt, mark_dispatched_stmt;
   /// Retention (null when results are kept forever); writer thread only.
   std::unique_ptr<sqlite::result_purger> purger;
-
-  std::mutex read_mutex;
-  stmt_ptr find_result_stmt, load_undelivered_stmt;
-  stmt_ptr load_row_stmt, load_index_stmt;
-  stmt_ptr count_requests_stmt, count_results_stmt, find_idempotency_key_stmt;
-  stmt_ptr run_active_stmt, run_finals_stmt;
-  stmt_ptr runs_summary_stmt, one_run_summary_stmt, run_errors_stmt, run_results_stmt;
 
   /// The purger as the queue runs it (null when results are kept forever).
   std::unique_ptr<sqlite_purge_passes> retention;
@@ -597,30 +900,8 @@ struct sqlite_store::impl {
   }
 
   bool open_reader(std::string& error) {
-    read_db = database::open({.data_dir = options.data_dir,
-                              .purpose = sqlite::role::reader,
-                              .cache_kib = reader_cache_kib,
-                              .busy_timeout_ms = busy_timeout_ms},
-                             error);
-    if (!read_db)
-      return false;
-    database& db = *read_db;
-    if ((find_result_stmt = db.prepare(find_result_sql, error))
-        && (load_row_stmt = db.prepare(load_row_sql, error))
-        && (load_index_stmt = db.prepare(load_index_sql, error))
-        && (load_undelivered_stmt = db.prepare(load_undelivered_sql, error))
-        && (count_requests_stmt = db.prepare(count_requests_sql, error))
-        && (count_results_stmt = db.prepare(count_results_sql, error))
-        && (find_idempotency_key_stmt = db.prepare(find_idempotency_key_sql, error))
-        && (run_active_stmt = db.prepare(run_active_sql, error))
-        && (run_finals_stmt = db.prepare(run_finals_sql, error))
-        && (runs_summary_stmt = db.prepare(runs_summary_sql.c_str(), error))
-        && (one_run_summary_stmt = db.prepare(one_run_summary_sql.c_str(), error))
-        && (run_errors_stmt = db.prepare(run_errors_sql, error))
-        && (run_results_stmt = db.prepare(run_results_sql, error)))
-      return true;
-    error = "cannot open database '" + db_path + "': " + error;
-    return false;
+    reader = sqlite_reader::open(options.data_dir, error);
+    return reader != nullptr;
   }
 
   // -- queue --
@@ -762,198 +1043,6 @@ struct sqlite_store::impl {
     sqlite3_bind_int64(stmt, 2, attempts);
     return step_done(stmt, "update attempts", queue_id, error);
   }
-
-  // -- reads (read connection, under read_mutex) --
-
-  void log_read_error(const char* what) {
-    spdlog::error("store: {} failed on '{}': {}", what, db_path, sqlite::message(read_db->get()));
-  }
-
-  template <class Row, class Reader>
-  std::vector<Row> read_all(sqlite3_stmt* stmt, Reader reader, const char* what) {
-    std::vector<Row> rows;
-    std::lock_guard lock(read_mutex);
-    stmt_scope scope(stmt);
-    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(reader(s)); }))
-      log_read_error(what);
-    return rows;
-  }
-
-  uint64_t count(sqlite3_stmt* stmt, const char* what) {
-    std::lock_guard lock(read_mutex);
-    stmt_scope scope(stmt);
-    if (sqlite3_step(stmt) != SQLITE_ROW) {
-      log_read_error(what);
-      return 0;
-    }
-    return static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
-  }
-
-  std::vector<stored_request> load_rows(const std::vector<std::string>& ids) {
-    std::vector<stored_request> result;
-    std::lock_guard lock(read_mutex);
-    for (const auto& id : ids) {
-      sqlite3_stmt* stmt = load_row_stmt.get();
-      stmt_scope scope(stmt);
-      bind_text(stmt, 1, id);
-      int rc = sqlite3_step(stmt);
-      if (rc == SQLITE_ROW) {
-        auto row = read_request(stmt);
-        row.texts = column_string(stmt, 6);
-        row.provider = column_string(stmt, 7);
-        result.push_back(std::move(row));
-      } else if (rc != SQLITE_DONE) {
-        log_read_error("load_rows");
-      }
-    }
-    return result;
-  }
-
-  void load_index(const std::function<void(stored_request&&)>& visit) {
-    std::lock_guard lock(read_mutex);
-    sqlite3_stmt* stmt = load_index_stmt.get();
-    stmt_scope scope(stmt);
-    bool ok = sqlite::step_rows(stmt, [&](sqlite3_stmt* s) {
-      stored_request row = read_request_head(s);
-      row.provider = column_string(s, 5);
-      visit(std::move(row));
-    });
-    if (!ok)
-      log_read_error("load_index");
-  }
-
-  std::optional<stored_result> find_result(const std::string& queue_id) {
-    std::lock_guard lock(read_mutex);
-    sqlite3_stmt* stmt = find_result_stmt.get();
-    stmt_scope scope(stmt);
-    bind_text(stmt, 1, queue_id);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-      return read_result(stmt);
-    if (rc != SQLITE_DONE)
-      log_read_error("find_result");
-    return std::nullopt;
-  }
-
-  // Ends a read transaction however its reader returns (a rollback ends a read like a commit).
-  struct end_read {
-    sqlite3* db;
-    void operator()(void*) const {
-      sqlite::rollback(db, nullptr);
-    }
-  };
-  using read_transaction = std::unique_ptr<void, end_read>;
-
-  // Opens a read transaction on the read connection (read_mutex held); null when BEGIN failed.
-  read_transaction begin_read(const char* what) {
-    std::string error;
-    if (!read_db->exec("BEGIN", "begin read", error)) {
-      spdlog::error("store: {}: {}", what, error);
-      return read_transaction{nullptr, end_read{read_db->get()}};
-    }
-    return read_transaction{this, end_read{read_db->get()}};
-  }
-
-  std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) {
-    std::vector<run_summary> rows;
-    std::lock_guard lock(read_mutex);
-    sqlite3_stmt* stmt = runs_summary_stmt.get();
-    stmt_scope scope(stmt);
-    sqlite3_bind_int64(stmt, 1, since_ms);
-    sqlite3_bind_int64(stmt, 2, static_cast<int64_t>(limit));
-    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(read_run_summary(s)); }))
-      log_read_error("summarize_runs");
-    return rows;
-  }
-
-  // The counts and the errors in one read transaction, so they agree.
-  std::optional<run_summary> summarize_run(const std::string& bos_batch_id, int64_t since_ms) {
-    std::lock_guard lock(read_mutex);
-    auto txn = begin_read("summarize_run");
-    if (!txn)
-      return std::nullopt;
-    std::optional<run_summary> summary;
-    {
-      sqlite3_stmt* stmt = one_run_summary_stmt.get();
-      stmt_scope scope(stmt);
-      sqlite3_bind_int64(stmt, 1, since_ms);
-      bind_text(stmt, 2, bos_batch_id);
-      int rc = sqlite3_step(stmt);
-      if (rc == SQLITE_ROW)
-        summary = read_run_summary(stmt);
-      else if (rc != SQLITE_DONE)
-        log_read_error("summarize_run");
-    }
-    if (!summary)
-      return std::nullopt;
-    sqlite3_stmt* stmt = run_errors_stmt.get();
-    stmt_scope scope(stmt);
-    bind_text(stmt, 1, bos_batch_id);
-    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) {
-          summary->errors_by_code[column_string(s, 0)] =
-              static_cast<uint64_t>(sqlite3_column_int64(s, 1));
-        }))
-      log_read_error("summarize_run");
-    return summary;
-  }
-
-  std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
-                                              const std::optional<result_cursor>& after,
-                                              size_t limit) {
-    std::vector<stored_result> rows;
-    // Bound without a copy: it must outlive the step.
-    const std::string after_id = after ? after->queue_id : "";
-    std::lock_guard lock(read_mutex);
-    sqlite3_stmt* stmt = run_results_stmt.get();
-    stmt_scope scope(stmt);
-    bind_text(stmt, 1, bos_batch_id);
-    sqlite3_bind_int64(stmt, 2, after ? after->completed_at_ms : INT64_MIN);
-    bind_text(stmt, 3, after_id);
-    sqlite3_bind_int64(stmt, 4, static_cast<int64_t>(limit));
-    if (!sqlite::step_rows(stmt, [&](sqlite3_stmt* s) { rows.push_back(read_result(s)); }))
-      log_read_error("load_run_results");
-    return rows;
-  }
-
-  // Both reads in one read transaction: a final write committing in between moves a
-  // request from one count to the other, never into both or neither.
-  run_rows load_run(const std::string& bos_batch_id) {
-    run_rows result;
-    std::lock_guard lock(read_mutex);
-    auto txn = begin_read("load_run");
-    if (!txn)
-      return result;
-    {
-      stmt_scope scope(run_active_stmt.get());
-      bind_text(run_active_stmt.get(), 1, bos_batch_id);
-      if (!sqlite::step_rows(run_active_stmt.get(), [&](sqlite3_stmt* s) {
-            result.active.push_back(column_string(s, 0));
-          }))
-        log_read_error("load_run");
-    }
-    {
-      stmt_scope scope(run_finals_stmt.get());
-      bind_text(run_finals_stmt.get(), 1, bos_batch_id);
-      if (sqlite3_step(run_finals_stmt.get()) == SQLITE_ROW)
-        result.finals = static_cast<uint64_t>(sqlite3_column_int64(run_finals_stmt.get(), 0));
-      else
-        log_read_error("load_run");
-    }
-    return result;
-  }
-
-  std::optional<std::string> find_idempotency_key(const std::string& key) {
-    std::lock_guard lock(read_mutex);
-    sqlite3_stmt* stmt = find_idempotency_key_stmt.get();
-    stmt_scope scope(stmt);
-    bind_text(stmt, 1, key);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-      return column_string(stmt, 0);
-    if (rc != SQLITE_DONE)
-      log_read_error("find_idempotency_key");
-    return std::nullopt;
-  }
 };
 
 sqlite_store::sqlite_store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {}
@@ -976,12 +1065,7 @@ std::unique_ptr<store> store::open(const store_options& options, std::string& er
 }
 
 std::optional<std::string> sqlite_store::find_idempotency_key(const std::string& key) {
-  try {
-    return impl_->find_idempotency_key(key);
-  } catch (const std::exception& e) {
-    spdlog::error("store: find_idempotency_key: {}", e.what());
-    return std::nullopt;
-  }
+  return impl_->reader->find_idempotency_key(key);
 }
 
 void sqlite_store::submit(store_write write, store_callback done) {
@@ -993,90 +1077,54 @@ void sqlite_store::flush() {
 }
 
 std::optional<stored_result> sqlite_store::find_result(const std::string& queue_id) {
-  try {
-    return impl_->find_result(queue_id);
-  } catch (const std::exception& e) {
-    spdlog::error("store: find_result: {}", e.what());
-    return std::nullopt;
-  }
+  return impl_->reader->find_result(queue_id);
 }
 
 std::vector<stored_request> sqlite_store::load_rows(const std::vector<std::string>& queue_ids) {
-  try {
-    return impl_->load_rows(queue_ids);
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_rows: {}", e.what());
-    return {};
-  }
+  return impl_->reader->load_rows(queue_ids);
 }
 
 void sqlite_store::load_active_index(const std::function<void(stored_request&&)>& visit) {
-  try {
-    impl_->load_index(visit);
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_active_index: {}", e.what());
-  }
+  impl_->reader->load_index(visit);
 }
 
 std::vector<stored_result> sqlite_store::load_undelivered_results() {
-  try {
-    return impl_->read_all<stored_result>(impl_->load_undelivered_stmt.get(), read_result,
-                                          "load_undelivered_results");
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_undelivered_results: {}", e.what());
-    return {};
-  }
+  return impl_->reader->load_undelivered();
 }
 
 void sqlite_store::purge_expired_results() {
   impl_->queue->purge_expired_results();
 }
 
+std::unique_ptr<store_reads> sqlite_store::open_reader(std::string& error) {
+  return sqlite_reader::open(impl_->options.data_dir, error);
+}
+
 uint64_t sqlite_store::count_active_requests() {
-  return impl_->count(impl_->count_requests_stmt.get(), "count_active_requests");
+  return impl_->reader->count_requests();
 }
 
 uint64_t sqlite_store::count_results() {
-  return impl_->count(impl_->count_results_stmt.get(), "count_results");
+  return impl_->reader->count_results();
 }
 
 run_rows sqlite_store::load_run(const std::string& bos_batch_id) {
-  try {
-    return impl_->load_run(bos_batch_id);
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_run: {}", e.what());
-    return {};
-  }
+  return impl_->reader->load_run(bos_batch_id);
 }
 
 std::vector<run_summary> sqlite_store::summarize_runs(int64_t since_ms, size_t limit) {
-  try {
-    return impl_->summarize_runs(since_ms, limit);
-  } catch (const std::exception& e) {
-    spdlog::error("store: summarize_runs: {}", e.what());
-    return {};
-  }
+  return impl_->reader->summarize_runs(since_ms, limit);
 }
 
 std::optional<run_summary> sqlite_store::summarize_run(const std::string& bos_batch_id,
                                                        int64_t since_ms) {
-  try {
-    return impl_->summarize_run(bos_batch_id, since_ms);
-  } catch (const std::exception& e) {
-    spdlog::error("store: summarize_run: {}", e.what());
-    return std::nullopt;
-  }
+  return impl_->reader->summarize_run(bos_batch_id, since_ms);
 }
 
 std::vector<stored_result> sqlite_store::load_run_results(const std::string& bos_batch_id,
                                                           const std::optional<result_cursor>& after,
                                                           size_t limit) {
-  try {
-    return impl_->load_run_results(bos_batch_id, after, limit);
-  } catch (const std::exception& e) {
-    spdlog::error("store: load_run_results: {}", e.what());
-    return {};
-  }
+  return impl_->reader->load_run_results(bos_batch_id, after, limit);
 }
 
 store_stats sqlite_store::stats() const {

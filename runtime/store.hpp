@@ -188,11 +188,51 @@ struct store_stats {
   uint64_t purge_steps = 0;
 };
 
+/// The reads that serve requests (results, idempotency keys, texts read back, runs), on one
+/// read connection. The store answers them on its own read connection (for tools, tests and
+/// the start-up scan); store::open_reader gives each reader thread of the store_reader pool
+/// (runtime/store_reader.hpp) a connection of its own, so request paths never wait for each
+/// other's reads nor run one on an actor's or an I/O thread. One from open_reader serves one
+/// thread at a time.
+class store_reads {
+public:
+  virtual ~store_reads() = default;
+
+  /// Reads a final result by queue id.
+  virtual std::optional<stored_result> find_result(const std::string& queue_id) = 0;
+
+  /// The queue id recorded for an idempotency key. Keys are dropped with their request's
+  /// result.
+  virtual std::optional<std::string> find_idempotency_key(const std::string& key) = 0;
+
+  /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.
+  virtual std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) = 0;
+
+  /// A run's active requests and final results (one read transaction). Requests stored
+  /// before schema version 4 have no run recorded.
+  virtual run_rows load_run(const std::string& bos_batch_id) = 0;
+
+  /// The runs with active requests or stored results, newest first (by their latest queue or
+  /// completion time), at most `limit` of them (one read).
+  virtual std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) = 0;
+
+  /// One run with its errors by code, or nullopt when the store holds none of its rows.
+  virtual std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
+                                                   int64_t since_ms) = 0;
+
+  /// Up to `limit` final results of a run ordered by (completed_at, queue_id), those after
+  /// `after` when given.
+  virtual std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
+                                                      const std::optional<result_cursor>& after,
+                                                      size_t limit) = 0;
+};
+
 /// The store's contract, in plain structs (no SQLite type): what the queue manager and the
-/// callbacks actor use. store::open gives the SQLite implementation (runtime/store.cpp);
+/// callbacks actor use; the reads of store_reads are thread-safe on the store's own read
+/// connection (one at a time). store::open gives the SQLite implementation (runtime/store.cpp);
 /// another backend (STORE_BACKEND=postgres, CONTRACTS.md section 6) implements the same
 /// interface and the callers stay as they are.
-class store {
+class store : public store_reads {
 public:
   /// Opens the SQLite store (creating schema if needed) or returns nullptr with `error` set.
   static std::unique_ptr<store> open(const store_options& options, std::string& error);
@@ -207,20 +247,10 @@ public:
   /// Blocks until every write submitted before this call committed.
   virtual void flush() = 0;
 
-  /// Reads a final result by queue id (thread-safe; own read connection).
-  virtual std::optional<stored_result> find_result(const std::string& queue_id) = 0;
-
-  /// The queue id recorded for an idempotency key (thread-safe; own read connection).
-  /// Keys are dropped with their request's result.
-  virtual std::optional<std::string> find_idempotency_key(const std::string& key) = 0;
-
   /// Streams every active (not final) request's scheduling columns (queue id, priority,
   /// queued_at, size, attempts, provider; no payload, no texts) in (priority desc,
   /// queued_at asc, insertion) order.
   virtual void load_active_index(const std::function<void(stored_request&&)>& visit) = 0;
-
-  /// Whole rows (payload and texts) of active requests by queue id; gone ids are left out.
-  virtual std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) = 0;
 
   /// Results with a callback_url that were neither delivered nor given up yet.
   virtual std::vector<stored_result> load_undelivered_results() = 0;
@@ -230,23 +260,11 @@ public:
   /// on its own; this is for tests and tools. Does nothing when retention is 0.
   virtual void purge_expired_results() = 0;
 
-  /// A run's active requests and final results (thread-safe; own read connection; one read
-  /// transaction). Requests stored before schema version 4 have no run recorded.
-  virtual run_rows load_run(const std::string& bos_batch_id) = 0;
-
-  /// The runs with active requests or stored results, newest first (by their latest queue or
-  /// completion time), at most `limit` of them (thread-safe; own read connection; one read).
-  virtual std::vector<run_summary> summarize_runs(int64_t since_ms, size_t limit) = 0;
-
-  /// One run with its errors by code, or nullopt when the store holds none of its rows.
-  virtual std::optional<run_summary> summarize_run(const std::string& bos_batch_id,
-                                                   int64_t since_ms) = 0;
-
-  /// Up to `limit` final results of a run ordered by (completed_at, queue_id), those after
-  /// `after` when given (thread-safe; own read connection).
-  virtual std::vector<stored_result> load_run_results(const std::string& bos_batch_id,
-                                                      const std::optional<result_cursor>& after,
-                                                      size_t limit) = 0;
+  /// Opens another read connection with the reads of store_reads, for one reader thread
+  /// (store_reader): on SQLite a read-only connection on lps.db (WAL: it never waits for the
+  /// writer), on PostgreSQL a libpq connection of its own. nullptr with `error` set when it
+  /// cannot be opened. The store must outlive it.
+  virtual std::unique_ptr<store_reads> open_reader(std::string& error) = 0;
 
   /// Counts of rows: active requests and results.
   virtual uint64_t count_active_requests() = 0;

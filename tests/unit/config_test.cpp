@@ -454,3 +454,14 @@ TEST_CASE("CLUSTER_ENABLED needs STORE_BACKEND=postgres and a loopback CLUSTER_H
   cfg.store_backend = "sqlite";
   CHECK(validate(cfg).empty());
 }
+
+TEST_CASE("STORE_READER_THREADS is 2 by default and takes 1 to 64") {
+  config cfg;
+  CHECK(cfg.store_reader_threads == 2);
+  CHECK(set_config_value(cfg, "STORE_READER_THREADS", "0").find("integer 1..64")
+        != std::string::npos);
+  CHECK(set_config_value(cfg, "STORE_READER_THREADS", "65").find("integer 1..64")
+        != std::string::npos);
+  CHECK(set_config_value(cfg, "STORE_READER_THREADS", "8").empty());
+  CHECK(cfg.store_reader_threads == 8);
+}

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -1528,4 +1529,51 @@ TEST_CASE("store migrates a version 5 database: old rows get defaults, new rows 
   // New rows fill every column.
   require_ok(*db, inserts({request_with_ids("new", "run-1", "3")}));
   CHECK(request_columns(*db, dir, "new") == "anthropic|claude-x|corr-new|run-1|3|queued|0");
+}
+
+TEST_CASE("store opens reader connections of their own that see every commit", "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  std::string error;
+  auto first = db->open_reader(error);
+  auto second = db->open_reader(error);
+  INFO("open_reader error: " << error);
+  REQUIRE(first != nullptr);
+  REQUIRE(second != nullptr);
+  // Opened before the writes: a reader is a connection, not a snapshot taken at open.
+  auto texts = make_request("held");
+  texts.texts = "the texts";
+  texts.bos_batch_id = "run-1";
+  require_ok(*db, inserts({texts, make_request("done")}));
+  auto result = make_result("done");
+  result.bos_batch_id = "run-1";
+  require_ok(*db, finals({result}));
+  lps::store_write keys;
+  keys.idempotency_keys = {{"key-1", "held"}};
+  require_ok(*db, keys);
+
+  // Both connections answer alone, one after the other, from a thread each.
+  std::optional<lps::stored_result> found;
+  std::optional<std::string> key;
+  std::vector<lps::stored_request> rows;
+  lps::run_rows run;
+  std::thread([&] {
+    found = first->find_result("done");
+    key = first->find_idempotency_key("key-1");
+  }).join();
+  std::thread([&] {
+    rows = second->load_rows({"held", "gone"});
+    run = second->load_run("run-1");
+  }).join();
+  REQUIRE(found);
+  CHECK(found->status == "completed");
+  CHECK(key == std::optional<std::string>{"held"});
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].texts == "the texts");
+  CHECK(run.active == std::vector<std::string>{"held"});
+  CHECK(run.finals == 1);
+  CHECK(first->summarize_run("run-1", 0).has_value());
+  CHECK(second->summarize_runs(0, 10).size() == 1);
+  CHECK(ids_of(first->load_run_results("run-1", std::nullopt, 10))
+        == std::vector<std::string>{"done"});
 }
