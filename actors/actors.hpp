@@ -134,7 +134,9 @@ using batch_jobs_impl_actor = batch_jobs_actor::extend<
     // Internal: time to look at the queue and start due job steps.
     caf::reacts_to<atom::sweep>,
     // Internal: the HTTP answer with this ticket is in the inbox.
-    caf::reacts_to<atom::http_answered, uint64_t>>;
+    caf::reacts_to<atom::http_answered, uint64_t>,
+    // Internal: the job store write with this ticket is done (ok, else the store's error).
+    caf::reacts_to<atom::store_committed, uint64_t, bool, std::string>>;
 
 // -- intake: the front door ---------------------------------------------------------------
 

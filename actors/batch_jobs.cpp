@@ -58,13 +58,29 @@ caf::timestamp now_of(self_ptr self) {
 
 // -- durable job records --
 
-/// Stores the job's record; a failed write is logged and retried with the next step (the
-/// in-memory state stays ahead, and every step is safe to repeat).
+/// The callback of one store write of `job_id`: it only sends `store_committed, ticket` with
+/// the outcome to the actor, which goes on in its own thread (on_stored). A weak handle: a
+/// late answer must not keep a stopped actor alive.
+batch_job_store_writer::callback on_written(self_ptr self, const std::string& job_id) {
+  auto& st = self->state;
+  auto ticket = st.next_write_ticket++;
+  st.writes.emplace(ticket, job_id);
+  return [actor = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl()),
+          ticket](bool ok, const std::string& error) {
+    if (auto strong = actor.lock())
+      caf::anon_send(caf::actor_cast<batch_jobs_impl_actor>(strong), atom::store_committed_v,
+                     ticket, ok, error);
+  };
+}
+
+/// Stores the job's record on the writer thread. The job's next step waits for the reply
+/// (advance() starts nothing while a write is pending), so each step is stored before the
+/// next one starts; a failed write is written again before the next step.
 void save(self_ptr self, batch_job& job) {
   job.rec.updated_at_ms = unix_ms(now_of(self));
-  std::string error;
-  if (!self->state.db->update(job.rec, error))
-    LPS_LOG_ERROR(log(), "batch job {}: cannot store its state: {}", job.rec.job_id, error);
+  job.unsaved = false;
+  ++job.writes_pending;
+  self->state.writer->update(job.rec, on_written(self, job.rec.job_id));
 }
 
 void record_metrics(self_ptr self, std::vector<metric_sample> samples) {
@@ -121,9 +137,8 @@ void finish_job(self_ptr self, batch_job& job, std::vector<comparison_outcome> o
   job.rec.state = final_state;
   job.rec.ended_at_ms = job.rec.ended_at_ms > 0 ? job.rec.ended_at_ms : unix_ms(now_of(self));
   job.rec.updated_at_ms = unix_ms(now_of(self));
-  std::string error;
-  if (!st.db->finish(job.rec, error))
-    LPS_LOG_ERROR(log(), "batch job {}: cannot store its end: {}", job.rec.job_id, error);
+  if (job.recorded) // a job whose create failed has no row to finish
+    st.writer->finish(job.rec, on_written(self, job.rec.job_id));
   std::vector<metric_sample> samples{
       {"llm_provider_batch_api_jobs_total", {st.cfg.provider, job.rec.model, metric_status}, 1}};
   if (job.rec.submitted_at_ms > 0)
@@ -246,20 +261,27 @@ void retry_later(self_ptr self, batch_job& job, const wire_response& error) {
 void start_create(self_ptr self, batch_job& job) {
   auto& st = self->state;
   if (job.rec.state != "submitting") {
-    // Stored before the call: after a crash the job is known to be possibly created.
+    // Stored before the call: after a crash the job is known to be possibly created. The
+    // store's reply advances the job again, to the call below.
     job.rec.state = "submitting";
     job.rec.submitted_at_ms = unix_ms(now_of(self));
     save(self, job);
+    return;
   }
   send_step(self, job, batch_step::create,
             st.wire->create(st.cfg.target, job.rec.file_id, job.entries, job.rec.job_id));
 }
 
-/// Moves a job one step on when nothing is in flight for it and its next step is due.
+/// Moves a job one step on when nothing is in flight for it (an HTTP call or a store write)
+/// and its next step is due; a record whose write failed is written again first.
 void advance(self_ptr self, batch_job& job) {
   auto& st = self->state;
-  if (job.busy || now_of(self) < job.next_step_at)
+  if (job.busy || job.writes_pending > 0 || now_of(self) < job.next_step_at)
     return;
+  if (job.unsaved) {
+    save(self, job);
+    return;
+  }
   const auto& state = job.rec.state;
   bool unsent = state == "created" || state == "uploaded" || state == "submitting";
   if (job.rec.cancel_requested && (state == "created" || state == "uploaded")) {
@@ -421,8 +443,7 @@ void on_answer(self_ptr self, const state_t::pending& call, batch_job& job,
     job.rec.file_id = file_id;
     job.rec.state = "uploaded";
     std::vector<std::string>{}.swap(job.entries); // the file holds them now
-    save(self, job);
-    advance(self, job);
+    save(self, job);                              // its reply starts the create
     return;
   }
   case batch_step::create:
@@ -519,7 +540,8 @@ std::string model_of(const state_t& st, const comparison_request& req) {
   return req.overrides.model.empty() ? st.cfg.default_model : req.overrides.model;
 }
 
-/// Records a new job durably, then starts it; a job that cannot be recorded is never sent.
+/// Records a new job durably; the store's reply starts it (on_stored), and a job that
+/// cannot be recorded is never sent.
 void open_job(self_ptr self, const std::string& model, std::vector<std::string> ids,
               std::vector<std::string> entries) {
   auto& st = self->state;
@@ -533,15 +555,40 @@ void open_job(self_ptr self, const std::string& model, std::vector<std::string> 
   job.rec.updated_at_ms = job.rec.created_at_ms;
   job.item_ids = std::move(ids);
   job.entries = std::move(entries);
-  std::string error;
-  if (!st.db->create(job.rec, job.item_ids, error)) {
+  job.writes_pending = 1;
+  st.writer->create(job.rec, job.item_ids, on_written(self, job.rec.job_id));
+  auto id = job.rec.job_id;
+  st.jobs.emplace(id, std::move(job));
+}
+
+/// A store write is done: the job goes on (or, unrecorded, gives its items back).
+void on_stored(self_ptr self, uint64_t ticket, bool ok, const std::string& error) {
+  auto& st = self->state;
+  auto w = st.writes.find(ticket);
+  if (w == st.writes.end())
+    return;
+  auto job_id = std::move(w->second);
+  st.writes.erase(w);
+  auto j = st.jobs.find(job_id);
+  if (j == st.jobs.end()) { // a finished job's last write
+    if (!ok)
+      LPS_LOG_ERROR(log(), "batch job {}: cannot store its end: {}", job_id, error);
+    return;
+  }
+  auto& job = j->second;
+  --job.writes_pending;
+  if (!job.recorded && !ok) {
     LPS_LOG_ERROR(log(), "batch job for {} not recorded: {}", st.cfg.provider, error);
     give_back(self, job, to_string(ec::internal_error), "batch job not recorded: " + error, true);
     return;
   }
-  auto id = job.rec.job_id;
-  auto& stored = st.jobs.emplace(id, std::move(job)).first->second;
-  advance(self, stored);
+  job.recorded = true;
+  if (!ok) {
+    LPS_LOG_ERROR(log(), "batch job {}: cannot store its state: {} (retrying)", job_id, error);
+    job.unsaved = true;
+    job.next_step_at = std::max(job.next_step_at, now_of(self) + st.cfg.poll_interval);
+  }
+  advance(self, job);
 }
 
 /// Groups dequeued requests by model (one model per job) and cuts each group at the item
@@ -633,9 +680,8 @@ std::string cancel(self_ptr self, const std::string& job_id) {
   if (job.rec.state == "ended")
     return "batch job " + job_id + " has already ended";
   job.rec.cancel_requested = true;
-  save(self, job);
+  save(self, job); // its reply sends the cancel (or ends a job not submitted yet)
   LPS_LOG_INFO(log(), "batch job {}: cancel requested", job_id);
-  advance(self, job);
   return "";
 }
 
@@ -648,6 +694,7 @@ void resume(self_ptr self) {
     job.item_ids = st.db->load_items(job.rec.job_id);
     job.status.result_locations = job.rec.result_locations;
     job.status.provider_job_id = job.rec.provider_job_id;
+    job.recorded = true;
     job.must_resolve = job.rec.state == "submitting";
     // An uploaded OpenAI file is still there to create the job from; entries in memory are
     // gone.
@@ -695,6 +742,7 @@ batch_jobs_impl_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config
   st.wire = std::move(wire);
   st.http = http;
   st.db = db;
+  st.writer = std::make_unique<batch_job_store_writer>(*db, st.cfg.store_writes);
   st.queue = std::move(queue);
   st.metrics = std::move(metrics);
   resume(self);
@@ -710,6 +758,9 @@ batch_jobs_impl_actor::behavior_type batch_jobs(self_ptr self, batch_jobs_config
   return counted(
       self, [=](atom::sweep) { on_tick(self); },
       [=](atom::http_answered, uint64_t ticket) { on_http(self, ticket); },
+      [=](atom::store_committed, uint64_t ticket, bool ok, const std::string& error) {
+        on_stored(self, ticket, ok, error);
+      },
       // Work arrived after an empty dequeue: the next sweep looks at the queue anyway.
       [=](atom::wake) {
         // nop

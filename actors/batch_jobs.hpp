@@ -8,12 +8,16 @@
 // queue manager through the same path as every other mode. Every step is stored before the
 // next one starts, so after a restart each job resumes where it was and is never submitted
 // twice (docs/batch-api.md). HTTP answers arrive on client threads and are handed over
-// through a locked inbox and a `tick, ticket` message, as in provider_http.
+// through a locked inbox and a `tick, ticket` message, as in provider_http. Job store writes
+// run on a writer thread of the actor's own (runtime/batch_job_store_writer) and come back as
+// a `store_committed` message: a job's next step starts only on that reply. The only store
+// reads are at spawn (the unfinished jobs to resume), synchronous, before any message.
 
 #include "actors/actors.hpp"
 #include "actors/http_inbox.hpp"
 #include "actors/providers/batch_wire.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/batch_job_store_writer.hpp"
 #include "runtime/config.hpp"
 #include "runtime/model_manifest.hpp"
 
@@ -60,6 +64,9 @@ struct batch_jobs_config {
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
   /// Minutes after local midnight of a time point (tests inject UTC).
   std::function<int(caf::timestamp)> minute_of_day;
+  /// Where job store writes run: a writer thread of the actor's own; tests run them on the
+  /// actor's thread, whose reply is still a message (deterministic under the test coordinator).
+  batch_job_store_writer::mode store_writes = batch_job_store_writer::mode::own_thread;
 };
 
 /// The batch steps that make HTTP calls (also the endpoint label of
@@ -82,6 +89,12 @@ struct batch_job {
   bool inputs_held = true;
   /// An HTTP step is in flight: nothing else starts for this job.
   bool busy = false;
+  /// Store writes of this job not answered yet: its next step waits for them.
+  unsigned writes_pending = 0;
+  /// The create write succeeded (until then the job exists only in memory).
+  bool recorded = false;
+  /// The last update failed: the record is written again before the next step.
+  bool unsaved = false;
   /// A create answer was not clean (or lps restarted while submitting): before any new
   /// create, the provider's job list is checked for this job.
   bool must_resolve = false;
@@ -101,6 +114,8 @@ struct batch_jobs_state {
   std::shared_ptr<const batch_wire> wire;
   http_transport* http = nullptr;
   batch_job_store* db = nullptr;
+  /// Runs the writes to `db` off this actor's thread.
+  std::unique_ptr<batch_job_store_writer> writer;
   queue_manager_actor queue;
   metrics_actor metrics;
   std::shared_ptr<http_inbox> inbox = std::make_shared<http_inbox>();
@@ -114,6 +129,9 @@ struct batch_jobs_state {
   };
   std::map<uint64_t, pending> calls;
   uint64_t next_ticket = 0;
+  /// Store writes in flight: ticket -> job id.
+  std::map<uint64_t, std::string> writes;
+  uint64_t next_write_ticket = 0;
   /// A peek or dequeue is in flight (one at a time).
   bool collecting = false;
   bool stopped = false;
@@ -131,7 +149,8 @@ const std::vector<std::string>& open_batch_job_states();
 
 /// Spawns with its config, the provider's batch format, the HTTP transport and the job
 /// store (both owned by the caller and outliving the actor), the queue manager and metrics.
-/// Unfinished jobs of this provider are loaded from the store and resumed.
+/// Unfinished jobs of this provider are read from the store at spawn (synchronously) and
+/// resumed; every later write goes through the actor's own writer.
 batch_jobs_impl_actor::behavior_type
 batch_jobs(batch_jobs_impl_actor::stateful_pointer<batch_jobs_state> self, batch_jobs_config cfg,
            std::shared_ptr<const batch_wire> wire, http_transport* http, batch_job_store* db,

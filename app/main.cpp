@@ -7,6 +7,7 @@
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/cluster_status.hpp"
+#include "runtime/pg_batch_job_store.hpp"
 #include "runtime/data_dir_lock.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
@@ -144,6 +145,14 @@ std::unique_ptr<store> open_store(const config& cfg, std::string& error) {
   return store::open(options, error);
 }
 
+// The batch job store in the same backend as the store: DATA_DIR's lps.db, or the
+// PostgreSQL database of POSTGRES_URL (migrated already by open_store).
+std::unique_ptr<batch_job_store> open_batch_job_store(const config& cfg, std::string& error) {
+  if (cfg.store_backend == "postgres")
+    return open_postgres_batch_job_store(cfg.postgres_url.reveal(), error);
+  return batch_job_store::open({cfg.data_dir, cfg.store_fsync}, error);
+}
+
 int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto log = get_logger("main");
   std::string error;
@@ -165,10 +174,10 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: cannot open the store's reader connections: %s\n", error.c_str());
     return cfg.store_backend == "postgres" ? 2 : 1;
   }
-  auto jobs_db = batch_job_store::open({cfg.data_dir, cfg.store_fsync}, error);
+  auto jobs_db = open_batch_job_store(cfg, error);
   if (!jobs_db) {
     std::fprintf(stderr, "lps: cannot open the batch job store: %s\n", error.c_str());
-    return 1;
+    return cfg.store_backend == "postgres" ? 2 : 1;
   }
   model_manifest manifest;
   if (!read_manifest(cfg.model_manifest, manifest, error, log)) {

@@ -95,53 +95,6 @@ constexpr const char* load_owned_sql =
 
 #undef LPS_BATCH_JOB_COLUMNS
 
-bool is_final_state(const std::string& state) {
-  return state == "collected" || state == "failed";
-}
-
-// Each location is terminated by '\n'; '\\' and '\n' inside it are escaped, so [] and
-// [""] differ ("" and "\n") and any byte string survives.
-std::string encode_locations(const std::vector<std::string>& locations) {
-  std::string out;
-  for (const auto& location : locations) {
-    for (char c : location) {
-      if (c == '\\')
-        out += "\\\\";
-      else if (c == '\n')
-        out += "\\n";
-      else
-        out += c;
-    }
-    out += '\n';
-  }
-  return out;
-}
-
-std::vector<std::string> decode_locations(const std::string& text) {
-  std::vector<std::string> out;
-  std::string current;
-  bool open = false; // characters seen since the last terminator
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '\n') {
-      out.push_back(std::move(current));
-      current.clear();
-      open = false;
-      continue;
-    }
-    open = true;
-    if (c == '\\' && i + 1 < text.size()) {
-      char next = text[++i];
-      current += next == 'n' ? '\n' : next;
-    } else {
-      current += c;
-    }
-  }
-  if (open) // a missing last terminator (hand-edited row): keep what is there
-    out.push_back(std::move(current));
-  return out;
-}
-
 // Binds ?1..?17 in the column order shared by insert_job_sql and update_job_sql.
 // `locations` is the encoded result_locations and must outlive the step.
 void bind_job(sqlite3_stmt* stmt, const batch_job_record& job, const std::string& locations) {
@@ -173,7 +126,7 @@ batch_job_record read_job(sqlite3_stmt* stmt) {
   job.state = column_string(stmt, 3);
   job.provider_job_id = column_string(stmt, 4);
   job.file_id = column_string(stmt, 5);
-  job.result_locations = decode_locations(column_string(stmt, 6));
+  job.result_locations = decode_result_locations(column_string(stmt, 6));
   job.provider_status = column_string(stmt, 7);
   job.last_error = column_string(stmt, 8);
   job.cancel_requested = sqlite3_column_int(stmt, 9) != 0;
@@ -188,6 +141,53 @@ batch_job_record read_job(sqlite3_stmt* stmt) {
 }
 
 } // namespace
+
+bool is_final_batch_job_state(const std::string& state) {
+  return state == "collected" || state == "failed";
+}
+
+// Each location is terminated by '\n'; '\\' and '\n' inside it are escaped, so [] and
+// [""] differ ("" and "\n") and any byte string survives.
+std::string encode_result_locations(const std::vector<std::string>& locations) {
+  std::string out;
+  for (const auto& location : locations) {
+    for (char c : location) {
+      if (c == '\\')
+        out += "\\\\";
+      else if (c == '\n')
+        out += "\\n";
+      else
+        out += c;
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::vector<std::string> decode_result_locations(const std::string& text) {
+  std::vector<std::string> out;
+  std::string current;
+  bool open = false; // characters seen since the last terminator
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      out.push_back(std::move(current));
+      current.clear();
+      open = false;
+      continue;
+    }
+    open = true;
+    if (c == '\\' && i + 1 < text.size()) {
+      char next = text[++i];
+      current += next == 'n' ? '\n' : next;
+    } else {
+      current += c;
+    }
+  }
+  if (open) // a missing last terminator (hand-edited row): keep what is there
+    out.push_back(std::move(current));
+  return out;
+}
 
 // The SQLite implementation of the batch job store contract (batch_job_store.hpp).
 class sqlite_batch_job_store final : public batch_job_store {
@@ -280,7 +280,7 @@ struct sqlite_batch_job_store::impl {
 
   bool insert_job(const batch_job_record& job, std::string& error) {
     sqlite3_stmt* stmt = insert_job_stmt.get();
-    std::string locations = encode_locations(job.result_locations);
+    std::string locations = encode_result_locations(job.result_locations);
     stmt_scope scope(stmt);
     bind_job(stmt, job, locations);
     int rc = sqlite3_step(stmt);
@@ -296,7 +296,7 @@ struct sqlite_batch_job_store::impl {
   // Changes every column; fails for an unknown job.
   bool update_job(const batch_job_record& job, std::string& error) {
     sqlite3_stmt* stmt = update_job_stmt.get();
-    std::string locations = encode_locations(job.result_locations);
+    std::string locations = encode_result_locations(job.result_locations);
     stmt_scope scope(stmt);
     bind_job(stmt, job, locations);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
@@ -373,7 +373,7 @@ struct sqlite_batch_job_store::impl {
   }
 
   bool finish(const batch_job_record& job, std::string& error) {
-    if (!is_final_state(job.state)) {
+    if (!is_final_batch_job_state(job.state)) {
       error = "finish batch job '" + job.job_id + "': state '" + job.state
               + "' is not final (collected or failed)";
       return false;

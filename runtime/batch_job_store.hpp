@@ -52,9 +52,18 @@ struct batch_job_store_options {
   bool fsync_every_commit = true;
 };
 
-/// The batch job store's contract, in plain structs (no SQLite type). batch_job_store::open
-/// gives the SQLite implementation (runtime/batch_job_store.cpp); another backend implements
-/// the same interface and the batch jobs actor stays as it is.
+/// Whether a job's state is final ("collected" or "failed"): its items are released.
+bool is_final_batch_job_state(const std::string& state);
+
+/// batch_job_record::result_locations as both backends keep it in one text column.
+std::string encode_result_locations(const std::vector<std::string>& locations);
+std::vector<std::string> decode_result_locations(const std::string& text);
+
+/// The batch job store's contract, in plain structs (no database type). batch_job_store::open
+/// gives the SQLite implementation (runtime/batch_job_store.cpp),
+/// open_postgres_batch_job_store the PostgreSQL one (runtime/pg_batch_job_store.hpp); the
+/// batch jobs actor sees only this interface. Both pass the same contract tests
+/// (tests/unit/batch_job_store_test.cpp).
 class batch_job_store {
 public:
   /// Opens lps.db under data_dir (creating the folder, the file and the two tables if

@@ -570,23 +570,11 @@ bool is_loopback_host(const std::string& host) {
 
 namespace {
 
-// The provider batch jobs live in DATA_DIR's SQLite file only (runtime/batch_job_store), so
-// a PostgreSQL store with batch jobs would split one queue's data over two places.
-bool uses_batch_jobs(const config& cfg) {
-  return cfg.processing_mode == queue_processing_mode::batch_api
-         && (cfg.openai_batch_api_mode != batch_api_mode::disabled
-             || cfg.anthropic_batch_api_mode != batch_api_mode::disabled);
-}
-
 void add_store_backend_errors(const config& cfg, std::vector<std::string>& errors) {
   if (cfg.store_backend != "postgres")
     return;
   if (auto why = pg::check_url(cfg.postgres_url.reveal()); !why.empty())
     errors.push_back("POSTGRES_URL " + why + " (STORE_BACKEND=postgres needs it)");
-  if (uses_batch_jobs(cfg))
-    errors.push_back("STORE_BACKEND=postgres does not hold provider batch jobs yet: set "
-                     "OPENAI_BATCH_API_MODE and ANTHROPIC_BATCH_API_MODE to disabled, or use "
-                     "STORE_BACKEND=sqlite");
 }
 
 // Cluster mode keeps every node's state in the shared PostgreSQL store, and its middleman

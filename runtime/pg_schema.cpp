@@ -161,6 +161,43 @@ CREATE TABLE cluster_nodes(
   heartbeat_at timestamptz NOT NULL DEFAULT now());
 )sql";
 
+// Version 4: the batch job tables in the shape of the batch job store contract
+// (runtime/batch_job_store.hpp), replacing version 1's, which nothing ever wrote: times as
+// Unix milliseconds and counters as 64-bit integers, so a record round-trips exactly as on
+// SQLite (0 = not yet), and `seq` for insertion order among jobs created in the same
+// millisecond. An item row of a final job no longer counts as owned and is taken over.
+constexpr const char* v4_sql = R"sql(
+DROP TABLE batch_job_items;
+DROP TABLE batch_jobs;
+CREATE TABLE batch_jobs(
+  job_id text PRIMARY KEY,
+  provider text NOT NULL,
+  model text NOT NULL,
+  state text NOT NULL,
+  provider_job_id text NOT NULL,
+  file_id text NOT NULL,
+  result_locations text NOT NULL,
+  provider_status text NOT NULL,
+  last_error text NOT NULL,
+  cancel_requested boolean NOT NULL,
+  item_count bigint NOT NULL,
+  succeeded bigint NOT NULL,
+  failed bigint NOT NULL,
+  created_at_ms bigint NOT NULL,
+  submitted_at_ms bigint NOT NULL,
+  updated_at_ms bigint NOT NULL,
+  ended_at_ms bigint NOT NULL,
+  seq bigint GENERATED ALWAYS AS IDENTITY);
+CREATE INDEX batch_jobs_open ON batch_jobs(provider, created_at_ms, seq)
+  WHERE state NOT IN ('collected', 'failed');
+CREATE INDEX batch_jobs_created ON batch_jobs(created_at_ms, seq);
+CREATE TABLE batch_job_items(
+  queue_id text PRIMARY KEY,
+  job_id text NOT NULL REFERENCES batch_jobs(job_id) ON DELETE CASCADE,
+  seq bigint NOT NULL);
+CREATE INDEX batch_job_items_job ON batch_job_items(job_id, seq);
+)sql";
+
 /// The version recorded in the history table; 0 when the table does not exist yet. Two
 /// statements: a query naming a missing table fails even in a branch never taken.
 result query_version(connection& db) {
@@ -203,6 +240,7 @@ const std::vector<migration>& migrations() {
       {1, "queue, results and outbox, idempotency keys, batch jobs", v1_sql},
       {2, "insertion order, callbacks given up, keys dropped with their result", v2_sql},
       {3, "cluster leader lease with fencing epoch, node registry", v3_sql},
+      {4, "batch job tables in the batch job store's shape", v4_sql},
   };
   return result;
 }

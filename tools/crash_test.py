@@ -9,6 +9,11 @@ POSTed to the callback receiver, never with two different results for one reques
 
     python3 tools/crash_test.py [--binary build/lps] [--cycles 5] [--rate 500]
                                 [--seconds-per-cycle 4] [--seed N] [--keep-dir] [--quick]
+                                [--backend sqlite|postgres] [--pg-dir ./var/pg]
+
+With --backend=postgres lps keeps its queue in a fresh database on the tools/pg.sh server
+in --pg-dir (which must be running), handed to lps through its environment, and dropped at
+the end.
 
 Exit status: 0 when nothing was lost or duplicated, 1 otherwise, 2 on a setup problem
 (binary missing, lps did not start, overall deadline passed).
@@ -421,6 +426,11 @@ def parse_args():
     p.add_argument("--mock-latency-jitter-ms", type=int, default=20)
     p.add_argument("--mock-error-rate", type=float, default=0.2)
     p.add_argument("--queue-max-retries", type=int, default=2)
+    p.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite",
+                   help="store backend (sqlite); postgres: a fresh database on the "
+                        "tools/pg.sh server in --pg-dir")
+    p.add_argument("--pg-dir", default="./var/pg",
+                   help="directory of the running tools/pg.sh server (./var/pg)")
     p.add_argument("--lps-arg", action="append", default=[],
                    help="extra lps flag, repeatable (e.g. --lps-arg=--queue-processing-mode=per_request)")
     a = p.parse_args()
@@ -438,6 +448,36 @@ def parse_args():
     return a
 
 
+class PgDatabase:
+    """A fresh database on the tools/pg.sh server in `pg_dir`, for one run: its URL goes to
+    lps through the environment (never on a command line lps shows), and it is dropped by
+    drop(). psql gets the server URL on its command line: a throw-away test server."""
+
+    def __init__(self, pg_dir):
+        pg_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pg.sh")
+        server = subprocess.run(["bash", pg_sh, "url", pg_dir], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        self.server = server
+        self.name = f"lps_crash_{os.getpid()}"
+        self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        self._psql(f"CREATE DATABASE {self.name}")
+        self.url = server.rsplit("/", 1)[0] + "/" + self.name
+
+    def _psql(self, sql):
+        subprocess.run(["psql", self.server, "-qc", sql], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def environment(self):
+        return {"LLM_PROVIDER_SERVICE_STORE_BACKEND": "postgres",
+                "LLM_PROVIDER_SERVICE_POSTGRES_URL": self.url}
+
+    def drop(self):
+        try:
+            self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        except Exception as e:
+            log(f"crash test: could not drop database {self.name}: {e!r}")
+
+
 def resolve_binary(path):
     if os.path.isabs(path) or os.path.exists(path):
         return os.path.abspath(path)
@@ -452,6 +492,23 @@ def main():
         print(f"crash_test: no executable lps at {binary} (build it, or pass --binary)",
               file=sys.stderr)
         return 2
+    database = None
+    if a.backend == "postgres":
+        try:
+            database = PgDatabase(a.pg_dir)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"crash_test: no PostgreSQL database on the server in {a.pg_dir}: {e}",
+                  file=sys.stderr)
+            return 2
+        os.environ.update(database.environment())  # lps inherits it
+    try:
+        return run(a, binary)
+    finally:
+        if database:
+            database.drop()
+
+
+def run(a, binary):
     rng = random.Random(a.seed)
     work = tempfile.mkdtemp(prefix="lps-crash-")
     data_dir = os.path.join(work, "data")
@@ -460,7 +517,7 @@ def main():
     # Overall deadline: the load, the drain, and slack for starts, stops and checks.
     budget = a.cycles * a.seconds_per_cycle * 1.2 + a.drain_timeout + (15 if a.quick else 90)
     deadline = time.monotonic() + budget
-    log(f"crash test: binary {binary}, cycles {a.cycles}, rate {a.rate:g}/s, "
+    log(f"crash test: binary {binary}, store {a.backend}, cycles {a.cycles}, rate {a.rate:g}/s, "
         f"{a.seconds_per_cycle:g} s per cycle, seed {a.seed}, data dir {data_dir}, "
         f"deadline {budget:.0f} s")
 
@@ -687,8 +744,8 @@ def main():
         print(p)
     keep = a.keep_dir or not ok
     if keep:
-        print(f"  data dir kept: {data_dir} (store {os.path.join(data_dir, 'lps.db')}, "
-              f"log {log_path})")
+        store = os.path.join(data_dir, "lps.db") if a.backend == "sqlite" else "PostgreSQL"
+        print(f"  data dir kept: {data_dir} (store {store}, log {log_path})")
     else:
         shutil.rmtree(work, ignore_errors=True)
     print("RESULT: " + ("PASS" if ok else "FAIL"), flush=True)

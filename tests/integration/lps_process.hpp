@@ -3,6 +3,9 @@
 // Starts the real lps binary for integration tests: a fresh data folder, port 0, and the
 // port read from the "lps starting on ..." line; by default it also waits for the "lps
 // listening on ..." line (recovery done, requests served). Stops it with SIGTERM (or SIGKILL).
+// On PostgreSQL when the environment says so (pg_backend.hpp).
+
+#include "integration/pg_backend.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -68,11 +71,14 @@ public:
   /// it serves, or with `until_serving` false once its port answers (recovery may still run).
   lps_process(std::string data_dir, std::vector<std::string> extra = {},
               bool until_serving = true) {
+    auto env = store_backend_env(data_dir);
     int out_pipe[2];
     if (::pipe(out_pipe) != 0)
       return;
     pid_ = ::fork();
     if (pid_ == 0) {
+      for (const auto& [k, v] : env)
+        ::setenv(k.c_str(), v.c_str(), 1);
       ::dup2(out_pipe[1], STDOUT_FILENO);
       ::close(out_pipe[0]);
       ::close(out_pipe[1]);

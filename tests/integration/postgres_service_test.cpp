@@ -1,7 +1,7 @@
 // The lps binary on PostgreSQL (STORE_BACKEND=postgres) against the test run's server (the
 // ctest fixture "postgres"): `lps migrate --check`, and the refusals at start with exit 2 and
 // one line that never holds the password. Serving and crash safety on PostgreSQL are the
-// crash test's (tools/pg_crash_test.sh).
+// crash test's (tools/crash_test.py --backend=postgres) and service_test's [durability] cases.
 
 #include "fixtures/store_backend.hpp"
 #include "fixtures/temp_dir.hpp"

@@ -358,7 +358,7 @@ TEST_CASE("the scrape names the build and carries the process figures") {
   CHECK(value_of(second, "process_cpu_seconds_total") >= cpu_first);
 }
 
-TEST_CASE("results survive a restart") {
+TEST_CASE("results survive a restart", "[durability]") {
   temp_dir dir;
   std::string id;
   {
@@ -433,7 +433,7 @@ TEST_CASE("batch_api mode without a batch provider says it runs as serial_bundle
   CHECK(health["warnings"].as_array().size() == 1);
 }
 
-TEST_CASE("requests accepted before a crash are processed after the restart") {
+TEST_CASE("requests accepted before a crash are processed after the restart", "[durability]") {
   temp_dir dir;
   std::vector<std::string> ids;
   {
@@ -452,7 +452,7 @@ TEST_CASE("requests accepted before a crash are processed after the restart") {
   check_recovered_after_restart(dir, ids);
 }
 
-TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
+TEST_CASE("SIGTERM refuses new requests and loses nothing in flight", "[durability]") {
   temp_dir dir;
   std::vector<std::string> ids;
   {
@@ -492,7 +492,8 @@ TEST_CASE("SIGTERM refuses new requests and loses nothing in flight") {
     CHECK_FALSE(wait_for_result(c, again, id).empty());
 }
 
-TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothing more") {
+TEST_CASE("a full queue answers 503 QUEUE_FULL with Retry-After and stores nothing more",
+          "[durability]") {
   temp_dir dir;
   test::lps_process lps{dir.path().string(), {"--mock-latency-ms=60000", "--queue-max-size=3"}};
   REQUIRE(lps.port() != 0);
@@ -775,7 +776,8 @@ bool wait_for_job_state(client& c, const test::lps_process& lps, const std::stri
 
 } // namespace
 
-TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at the batch price") {
+TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at the batch price",
+          "[durability]") {
   mock_provider_server mock;
   std::string error;
   REQUIRE(mock.start(mock_provider_options{}, error));
@@ -824,7 +826,7 @@ TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at t
   CHECK(metrics.find("endpoint=\"batch_create\"") != std::string::npos);
 }
 
-TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice") {
+TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice", "[durability]") {
   mock_provider_server mock;
   std::string error;
   mock_provider_options options;
@@ -853,7 +855,8 @@ TEST_CASE("batch_api: a job survives SIGKILL and is never submitted twice") {
   CHECK(mock.stats().batch.items_submitted["openai"] == 20);
 }
 
-TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CANCELLED") {
+TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CANCELLED",
+          "[durability]") {
   mock_provider_server mock;
   std::string error;
   mock_provider_options options;

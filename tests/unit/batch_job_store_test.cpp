@@ -1,6 +1,9 @@
-// Tests for the batch job store. Catch2 assertions are not thread-safe, so worker threads
-// only record what happened; the test thread checks it afterwards.
+// Tests for the batch job store contract, run once per backend (fixtures/
+// batch_job_store_backend.hpp): cases tagged [sqlite] test the SQLite file itself and run on
+// SQLite only. Catch2 assertions are not thread-safe, so worker threads only record what
+// happened; the test thread checks it afterwards.
 
+#include "fixtures/batch_job_store_backend.hpp"
 #include "fixtures/sqlite_probe.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "runtime/batch_job_store.hpp"
@@ -37,7 +40,7 @@ lps::batch_job_store_options options_for(const temp_dir& dir, bool fsync = false
 
 std::unique_ptr<lps::batch_job_store> open_jobs(const temp_dir& dir, bool fsync = false) {
   std::string error;
-  auto jobs = lps::batch_job_store::open(options_for(dir, fsync), error);
+  auto jobs = lps::test::open_backend_batch_job_store(options_for(dir, fsync), error);
   INFO("open error: " << error);
   REQUIRE(jobs != nullptr);
   CHECK(error.empty());
@@ -197,7 +200,8 @@ main_write_outcome insert_main_request(lps::store& db, const std::string& queue_
 
 } // namespace
 
-TEST_CASE("batch job store creates the data directory and its tables only", "[batch_job_store]") {
+TEST_CASE("batch job store creates the data directory and its tables only",
+          "[batch_job_store][sqlite]") {
   temp_dir dir;
   auto options = options_for(dir);
   options.data_dir = (dir.path() / "nested" / "deeper").string();
@@ -397,7 +401,8 @@ TEST_CASE("batch job store create is all or nothing", "[batch_job_store]") {
   CHECK_FALSE(error.empty());
   CHECK(jobs->load_owned_items() == owned_before);
   CHECK(ids_of(jobs->list(10)) == std::vector<std::string>{"bj-1"});
-  CHECK(query_text(jobs->path(), "SELECT count(*) FROM batch_job_items") == "2");
+  if (!lps::test::store_backend_is_postgres())
+    CHECK(query_text(jobs->path(), "SELECT count(*) FROM batch_job_items") == "2");
   // The store still works after a failed create.
   require_create(*jobs, make_job("bj-3"), {"q7", "q8", "q9"});
   CHECK(jobs->load_items("bj-3") == std::vector<std::string>{"q7", "q8", "q9"});
@@ -436,7 +441,7 @@ TEST_CASE("batch job store keeps everything across reopen", "[batch_job_store]")
   }
 }
 
-TEST_CASE("batch job store shares lps.db with the main store", "[batch_job_store]") {
+TEST_CASE("batch job store shares lps.db with the main store", "[batch_job_store][sqlite]") {
   temp_dir dir;
   lps::store_options main_options;
   main_options.data_dir = dir.str();
@@ -557,7 +562,7 @@ TEST_CASE("batch job store creates a job of 50,000 items in one go", "[batch_job
   CHECK(jobs->load_owned_items().empty());
 }
 
-TEST_CASE("batch job store waits for a briefly held write lock", "[batch_job_store]") {
+TEST_CASE("batch job store waits for a briefly held write lock", "[batch_job_store][sqlite]") {
   temp_dir dir;
   auto jobs = open_jobs(dir);
   auto lock = std::make_unique<write_lock_holder>(jobs->path());
@@ -582,7 +587,7 @@ TEST_CASE("batch job store waits for a briefly held write lock", "[batch_job_sto
 }
 
 TEST_CASE("batch job store reports a write lock held past the busy timeout",
-          "[batch_job_store][slow]") {
+          "[batch_job_store][slow][sqlite]") {
   temp_dir dir;
   auto jobs = open_jobs(dir);
   require_create(*jobs, make_job("bj-1"), {"q1"});
@@ -639,7 +644,7 @@ TEST_CASE("batch job store is safe to use from several threads", "[batch_job_sto
         == threads * per_thread / 2);
 }
 
-TEST_CASE("batch job store open fails cleanly on an impossible path", "[batch_job_store]") {
+TEST_CASE("batch job store open fails cleanly on an impossible path", "[batch_job_store][sqlite]") {
   temp_dir dir;
   fs::create_directories(dir.path());
   fs::path file = dir.path() / "not_a_dir";

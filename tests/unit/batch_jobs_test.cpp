@@ -1,8 +1,10 @@
 // The batch jobs actor under CAF's test coordinator with simulated time: when jobs are
 // formed (opportunistic count and age, the nightly window), how the queue is cut into jobs
 // (item limit, one model per job), and that a job is recorded durably before its first
-// provider call. The provider is a transport that records calls and never answers; the
-// whole flow against the mock server's batch endpoints is in service_test.
+// provider call, and each step before the next. The provider is a transport that records
+// calls and never answers, or answers from a script; the whole flow against the mock
+// server's batch endpoints is in service_test. The cases tagged [restart] (a job resumed
+// from each stored state) run again on PostgreSQL (fixtures/batch_job_store_backend.hpp).
 
 #include "actors/batch_jobs.hpp"
 #include "actors/callbacks.hpp"
@@ -10,6 +12,7 @@
 #include "actors/metrics.hpp"
 #include "actors/providers/openai_batch_format.hpp"
 #include "actors/queue_manager.hpp"
+#include "fixtures/batch_job_store_backend.hpp"
 #include "fixtures/deterministic.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
@@ -107,10 +110,12 @@ struct batch_fixture : test::deterministic_fixture {
 
   batch_fixture() {
     std::string error;
-    db = store::open(
+    db = test::open_backend_store(
         {.data_dir = dir.string(), .fsync_every_commit = false, .manual_commits = true}, error);
+    INFO(error);
     REQUIRE(db);
-    jobs_db = batch_job_store::open({dir.string(), false}, error);
+    jobs_db = test::open_backend_batch_job_store({dir.string(), false}, error);
+    INFO(error);
     REQUIRE(jobs_db);
     metrics_hdl = spawn(metrics);
     callbacks_config cb;
@@ -142,6 +147,7 @@ struct batch_fixture : test::deterministic_fixture {
     c.max_wait = 60s;
     c.check_interval = 1s;
     c.now = [this] { return clock; };
+    c.store_writes = batch_job_store_writer::mode::caller_thread;
     c.minute_of_day = [](caf::timestamp t) {
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
       return static_cast<int>((secs / 60) % (24 * 60));
@@ -149,10 +155,11 @@ struct batch_fixture : test::deterministic_fixture {
     return c;
   }
 
-  void start(batch_jobs_config c, http_transport* transport = nullptr) {
+  void start(batch_jobs_config c, http_transport* transport = nullptr,
+             batch_job_store* job_store = nullptr) {
     batch = spawn(batch_jobs, c, std::make_shared<openai_batch_wire>(),
                   transport != nullptr ? transport : static_cast<http_transport*>(&http),
-                  jobs_db.get(), queue, metrics_hdl);
+                  job_store != nullptr ? job_store : jobs_db.get(), queue, metrics_hdl);
     settle();
   }
 
@@ -220,6 +227,47 @@ struct batch_fixture : test::deterministic_fixture {
     settle();
     rh.receive([](std::vector<enqueue_outcome>&) {},
                [](caf::error& err) { FAIL("submit failed: " << caf::to_string(err)); });
+  }
+};
+
+/// The real job store, but its updates fail while `fail_updates` is set (a store outage).
+struct flaky_job_store : batch_job_store {
+  explicit flaky_job_store(batch_job_store& real) : real(real) {}
+  batch_job_store& real;
+  bool fail_updates = false;
+  size_t failed_updates = 0;
+
+  bool create(const batch_job_record& job, const std::vector<std::string>& items,
+              std::string& error) override {
+    return real.create(job, items, error);
+  }
+  bool update(const batch_job_record& job, std::string& error) override {
+    if (!fail_updates)
+      return real.update(job, error);
+    ++failed_updates;
+    error = "the store is away";
+    return false;
+  }
+  bool finish(const batch_job_record& job, std::string& error) override {
+    return real.finish(job, error);
+  }
+  std::optional<batch_job_record> find(const std::string& id) override {
+    return real.find(id);
+  }
+  std::vector<batch_job_record> load_unfinished(const std::string& provider) override {
+    return real.load_unfinished(provider);
+  }
+  std::vector<std::string> load_items(const std::string& id) override {
+    return real.load_items(id);
+  }
+  std::unordered_map<std::string, std::string> load_owned_items() override {
+    return real.load_owned_items();
+  }
+  std::vector<batch_job_record> list(size_t limit) override {
+    return real.list(limit);
+  }
+  const std::string& path() const override {
+    return real.path();
   }
 };
 
@@ -302,7 +350,8 @@ TEST_CASE("jobs respect the item limit and hold one model each") {
 
 // -- restart in every job state ----------------------------------------------------------
 
-TEST_CASE("restart before upload: the entries are gone, the items go back to the queue") {
+TEST_CASE("restart before upload: the entries are gone, the items go back to the queue",
+          "[restart]") {
   batch_fixture fx;
   auto ids = fx.leave_job("created", 3);
   auto c = fx.config();
@@ -317,7 +366,7 @@ TEST_CASE("restart before upload: the entries are gone, the items go back to the
   CHECK(fx.finals(ids) == 0); // retryable: back in the queue, not failed
 }
 
-TEST_CASE("restart after upload: the job is created from the uploaded file") {
+TEST_CASE("restart after upload: the job is created from the uploaded file", "[restart]") {
   batch_fixture fx;
   auto ids = fx.leave_job("uploaded", 3);
   fx.scripted.answers = {{"/v1/batches", batch_object("validating", "bj-left-uploaded")}};
@@ -335,7 +384,8 @@ TEST_CASE("restart after upload: the job is created from the uploaded file") {
   CHECK(fx.finals(ids) == 0);
 }
 
-TEST_CASE("restart while submitting: our job is found in the provider's list, not created again") {
+TEST_CASE("restart while submitting: our job is found in the provider's list, not created again",
+          "[restart]") {
   batch_fixture fx;
   auto ids = fx.leave_job("submitting", 3);
   fx.scripted.answers = {{"/batches?limit=100",
@@ -356,7 +406,7 @@ TEST_CASE("restart while submitting: our job is found in the provider's list, no
   CHECK(fx.finals(ids) == 0);
 }
 
-TEST_CASE("restart while submitting: not in the provider's list means never created") {
+TEST_CASE("restart while submitting: not in the provider's list means never created", "[restart]") {
   batch_fixture fx;
   auto ids = fx.leave_job("submitting", 3);
   fx.scripted.answers = {{"/batches?limit=100", R"({"object":"list","data":[)"
@@ -376,7 +426,7 @@ TEST_CASE("restart while submitting: not in the provider's list means never crea
   CHECK(fx.finals(ids) == 0);
 }
 
-TEST_CASE("restart after submission: the job is polled, its results mapped once") {
+TEST_CASE("restart after submission: the job is polled, its results mapped once", "[restart]") {
   for (auto state : {"submitted", "ended"}) {
     INFO(state);
     batch_fixture fx;
@@ -461,4 +511,34 @@ TEST_CASE("jobs respect the byte limit") {
     CHECK(job.item_count <= 2);
   for (const auto& upload : fx.http.requests)
     CHECK(items_in(upload) <= 2);
+}
+
+TEST_CASE("a step whose state cannot be stored starts nothing until the write succeeds") {
+  batch_fixture fx;
+  flaky_job_store flaky{*fx.jobs_db};
+  fx.scripted.answers = {{"/files", R"({"id":"file-in","object":"file","purpose":"batch"})"},
+                         {"/v1/batches", batch_object("validating")}};
+  auto c = fx.config();
+  c.poll_interval = 10s;
+  fx.start(c, &fx.scripted, &flaky);
+  flaky.fail_updates = true;
+  fx.submit(5);
+  fx.step(); // recorded (create), uploaded; storing "uploaded" fails
+  CHECK(fx.scripted.calls_to("/files") == 1);
+  CHECK(flaky.failed_updates == 1);
+  fx.step(10s); // the write is retried first, and fails again
+  CHECK(flaky.failed_updates == 2);
+  // No create while the upload is not stored: a crash now must not leave a job at the
+  // provider that the store does not know was maybe created.
+  CHECK(fx.scripted.calls_to("/v1/batches") == 0);
+  auto jobs = fx.jobs_db->list(10);
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].state == "created");
+  flaky.fail_updates = false;
+  fx.step(10s); // stored now: "uploaded", then "submitting", then the create call
+  CHECK(fx.scripted.calls_to("/v1/batches") == 1);
+  jobs = fx.jobs_db->list(10);
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].state == "submitted");
+  CHECK(jobs[0].file_id == "file-in");
 }
