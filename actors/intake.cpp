@@ -24,12 +24,17 @@ void assign_identity(comparison_request& req, caf::timestamp now) {
   req.prompt_sha256 = sha256_hex(req.user_prompt);
 }
 
-std::vector<enqueue_outcome> refuse_all(const std::vector<comparison_request>& reqs) {
+std::vector<enqueue_outcome> refuse_all(const std::vector<comparison_request>& reqs, ec code,
+                                        const std::string& message, uint32_t retry_after) {
   std::vector<enqueue_outcome> result;
   for (const auto& req : reqs)
-    result.push_back({false, req.queue_id, req.correlation_id, to_string(ec::service_unavailable),
-                      "the service is shutting down and accepts no new requests", 0});
+    result.push_back(
+        {false, req.queue_id, req.correlation_id, to_string(code), message, retry_after});
   return result;
+}
+
+bool store_available(const intake_state& st) {
+  return !st.cfg.store_health_of || st.cfg.store_health_of().available;
 }
 
 actor_status status_of(self_ptr self) {
@@ -61,7 +66,14 @@ intake_actor::behavior_type intake(intake_actor::stateful_pointer<intake_state> 
         auto& st = self->state;
         if (st.stopped) {
           st.refused_total += reqs.size();
-          return refuse_all(reqs);
+          return refuse_all(reqs, ec::service_unavailable,
+                            "the service is shutting down and accepts no new requests", 0);
+        }
+        if (!store_available(st)) {
+          st.refused_total += reqs.size();
+          return refuse_all(reqs, ec::store_unavailable,
+                            "the store is unavailable (lps is reconnecting); retry later",
+                            store_unavailable_retry_after_s);
         }
         auto now = self->state.cfg.now();
         for (auto& req : reqs)

@@ -4,6 +4,7 @@
 // ids and defaults, and answers only after the queue manager stored them durably.
 
 #include "actors/actors.hpp"
+#include "runtime/store.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -18,6 +19,10 @@ struct intake_config {
   /// Wall clock that stamps acceptance times (tests pass one that follows the test
   /// coordinator's virtual time).
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
+  /// Whether the store takes writes (store::health; thread-safe, no I/O). While it does not,
+  /// submissions are refused at once instead of queueing inserts that would fail. Empty:
+  /// always available.
+  std::function<store_health()> store_health_of{};
 };
 
 struct intake_state {

@@ -98,6 +98,12 @@ std::vector<metric_definition> build_definitions() {
               {"queue_processing_mode"}),
       counter("llm_provider_store_commits_total",
               "Transactions committed to the durable request store.", {}),
+      gauge("llm_provider_store_up",
+            "1 while the store can take writes, 0 while it has lost its database (PostgreSQL) "
+            "and is reconnecting.",
+            {}),
+      counter("llm_provider_store_reconnects_total",
+              "Times the store came back after losing its database.", {}),
       gauge("llm_provider_inflight_provider_calls",
             "HTTP calls to the provider on a connection and not answered yet (calls waiting for "
             "a pooled connection are not counted).",

@@ -337,9 +337,9 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
         x = {false,
              x.queue_id,
              x.correlation_id,
-             to_string(ec::internal_error),
-             "the request could not be stored durably",
-             0};
+             to_string(ec::store_unavailable),
+             "the request could not be stored durably; retry later",
+             store_unavailable_retry_after_s};
     pending.promise.deliver(std::move(pending.outcomes));
     return;
   }
@@ -709,9 +709,15 @@ void publish_gauges(self_ptr self) {
   auto& st = self->state;
   auto queued = static_cast<double>(st.ready_count + st.delayed.size());
   auto processing = static_cast<double>(st.processing_count);
+  auto health = st.db->health();
+  // The counter takes steps: the reconnects since the last tick.
+  auto reconnects =
+      health.reconnects - std::exchange(st.store_reconnects_recorded, health.reconnects);
   record(self, {{"llm_provider_queue_depth", {"queued"}, queued},
                 {"llm_provider_queue_depth", {"processing"}, processing},
-                {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
+                {"llm_provider_queue_depth", {"total"}, double(st.entries.size())},
+                {"llm_provider_store_up", {}, health.available ? 1.0 : 0.0},
+                {"llm_provider_store_reconnects_total", {}, double(reconnects)}});
 }
 
 void sweep(self_ptr self) {

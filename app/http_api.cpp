@@ -38,7 +38,7 @@ http_response error_response(unsigned status, ec code, std::string_view message,
 
 // Status code of a refused enqueue (CONTRACTS.md section 1).
 unsigned status_of_refusal(ec code) {
-  if (code == ec::queue_full || code == ec::service_unavailable)
+  if (code == ec::queue_full || code == ec::service_unavailable || code == ec::store_unavailable)
     return 503;
   return 500;
 }
@@ -49,6 +49,14 @@ http_response refusal_response(const enqueue_outcome& x) {
   auto res = error_response(status_of_refusal(code), code, x.error_message, x.correlation_id);
   if (x.retry_after_seconds > 0)
     res.headers.emplace_back("Retry-After", std::to_string(x.retry_after_seconds));
+  return res;
+}
+
+// A submission's store write (its idempotency keys) failed: the store is down or failing,
+// nothing was acknowledged, and the client may retry.
+http_response store_unavailable(std::string_view message, std::string_view correlation_id = {}) {
+  auto res = error_response(503, ec::store_unavailable, message, correlation_id);
+  res.headers.emplace_back("Retry-After", std::to_string(store_unavailable_retry_after_s));
   return res;
 }
 
@@ -278,8 +286,8 @@ void record_key_and_enqueue(const api_context& ctx, const std::string& key,
   write.idempotency_keys = {{key, queue_id}};
   after_commit(ctx, std::move(write), [c, queue_id, shared, done](bool ok) {
     if (!ok)
-      return done(error_response(500, ec::internal_error, "the Idempotency-Key was not stored",
-                                 shared->correlation_id));
+      return done(store_unavailable("the Idempotency-Key was not stored; retry later",
+                                    shared->correlation_id));
     shared->queue_id = queue_id;
     enqueue_one(*c, std::move(*shared), done);
   });
@@ -340,11 +348,15 @@ void submit_one(const api_context& ctx, http_request&& req, const std::string& c
   submit_idempotent(ctx, std::move(key), std::move(parsed), std::move(respond));
 }
 
-// A bulk submission of which nothing was accepted because the queue is full is answered
-// as a whole (503 with Retry-After), so a client backs off instead of reading 202.
-std::optional<enqueue_outcome> nothing_accepted_queue_full(const std::vector<enqueue_outcome>& xs) {
+// A bulk submission of which nothing was accepted because the queue is full or the store
+// unavailable is answered as a whole (503 with Retry-After), so a client backs off instead
+// of reading 202.
+std::optional<enqueue_outcome>
+nothing_accepted_retry_later(const std::vector<enqueue_outcome>& xs) {
   auto full = [](const enqueue_outcome& x) {
-    return !x.accepted && x.error_code == to_string(ec::queue_full);
+    return !x.accepted
+           && (x.error_code == to_string(ec::queue_full)
+               || x.error_code == to_string(ec::store_unavailable));
   };
   if (xs.empty() || !std::all_of(xs.begin(), xs.end(), full))
     return std::nullopt;
@@ -590,7 +602,7 @@ void enqueue_bulk(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
           respond(error_response(503, ec::service_unavailable, "the queue did not answer in time"));
           return;
         }
-        auto full = nothing_accepted_queue_full(*r);
+        auto full = nothing_accepted_retry_later(*r);
         if (full && !bulk->any_repeat)
           return respond(refusal_response(*full));
         bool created = false;
@@ -623,8 +635,7 @@ void submit_bulk_idempotent(const api_context& ctx, std::shared_ptr<bulk_submiss
         return done(read_refused(reads_refused));
       record_new_keys(*c, *bulk, [c, bulk, done](bool ok) {
         if (!ok)
-          return done(
-              error_response(500, ec::internal_error, "the idempotency keys were not stored"));
+          return done(store_unavailable("the idempotency keys were not stored; retry later"));
         enqueue_bulk(*c, bulk, done);
       });
     });
@@ -862,6 +873,23 @@ health_report configured_health(const api_context& ctx, std::vector<std::string>
   return result;
 }
 
+// The store check of /healthz: it takes writes (a PostgreSQL store that lost its database
+// says why and since when in a warning) and answers a read.
+bool store_answers(store& db, std::vector<std::string>& warnings) {
+  if (auto health = db.health(); !health.available) {
+    auto since = caf::timestamp{std::chrono::milliseconds{health.unavailable_since_ms}};
+    warnings.push_back("store unavailable: " + health.last_error + " (since " + iso8601(since)
+                       + "; lps is reconnecting)");
+    return false;
+  }
+  try {
+    db.find_result("healthz-probe");
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 void report_health(const api_context& ctx, std::vector<std::string> paused,
                    http_responder respond) {
   auto degraded = !paused.empty();
@@ -871,12 +899,7 @@ void report_health(const api_context& ctx, std::vector<std::string> paused,
       ctx, ctx.actors.queue,
       [respond, configured, degraded, db](caf::expected<bool> accepting) {
         auto report = configured;
-        report.store_ok = true;
-        try {
-          db->find_result("healthz-probe");
-        } catch (...) {
-          report.store_ok = false;
-        }
+        report.store_ok = store_answers(*db, report.warnings);
         report.queue_manager_ok = static_cast<bool>(accepting);
         bool healthy = report.queue_manager_ok && report.store_ok;
         auto draining = accepting && !*accepting;

@@ -278,7 +278,9 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
         spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t, prices, flags);
   }
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, t.metrics);
-  t.intake = sys.spawn(intake, intake_config{}, t.queue);
+  intake_config ic;
+  ic.store_health_of = [db] { return db->health(); };
+  t.intake = sys.spawn(intake, std::move(ic), t.queue);
   std::vector<status_client_actor> targets{t.intake, t.queue, t.bundler, t.callbacks, t.metrics};
   for (const auto& [name, p] : t.providers)
     targets.push_back(p);

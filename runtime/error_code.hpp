@@ -36,7 +36,7 @@ enum class ec : uint8_t {
   queue_full,
   /// Shutting down, or an internal answer timed out (503).
   service_unavailable,
-  /// The store could not commit; nothing was acknowledged (500).
+  /// An answer could not be made (a request not answered, an invalid response) (500).
   internal_error,
   // -- final codes of a result event --
   /// The provider rate-limited the call after retries.
@@ -59,6 +59,10 @@ enum class ec : uint8_t {
   expired,
   /// An operator cancelled the request or its batch job.
   cancelled,
+  // -- error envelope of the HTTP API (added later: values stay stable) --
+  /// The store lost its database (PostgreSQL down) and is reconnecting; nothing was
+  /// acknowledged (503 with Retry-After).
+  store_unavailable,
 };
 
 /// The wire name of a code ("PARSING_ERROR"); "NONE" for ec::none.
@@ -106,12 +110,14 @@ constexpr const char* to_string(ec code) {
     return "EXPIRED";
   case ec::cancelled:
     return "CANCELLED";
+  case ec::store_unavailable:
+    return "STORE_UNAVAILABLE";
   }
   return "UNKNOWN"; // only for a value cast from outside the enum
 }
 
 /// The last enumerator, so callers can walk every code.
-inline constexpr ec last_error_code = ec::cancelled;
+inline constexpr ec last_error_code = ec::store_unavailable;
 
 /// Reads a wire name back (a stored row, a response body); nothing for an unknown name or
 /// "NONE".

@@ -28,6 +28,31 @@ void run_callback(const store_callback& done, bool ok, const std::string& error)
   }
 }
 
+// A write recording a new submission: nothing was acknowledged for it yet, so failing it
+// during a store outage loses nothing (its client is told to retry).
+bool is_submission(const store_write& write) {
+  return !write.inserts.empty() || !write.idempotency_keys.empty();
+}
+
+std::string unavailable_error(const store_health& health) {
+  return "store unavailable: " + health.last_error;
+}
+
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool any_waiting(std::span<const queued_write> writes) {
+  return std::any_of(writes.begin(), writes.end(), [](const auto& w) { return w.waiting; });
+}
+
+void set_waiting(std::span<queued_write> writes) {
+  for (auto& w : writes)
+    w.waiting = true;
+}
+
 } // namespace
 
 group_commit_queue::group_commit_queue(size_t max_ops_per_commit, bool manual_commits,
@@ -67,6 +92,12 @@ void group_commit_queue::submit(store_write write, store_callback done) {
     run_callback(item.done, false, "store is closed");
     return;
   }
+  if (!health_.available && is_submission(item.write)) {
+    auto error = unavailable_error(health_);
+    lock.unlock();
+    run_callback(item.done, false, error);
+    return;
+  }
   try {
     // deque::push_back leaves `item` untouched if it throws (moves cannot throw).
     item.seq = submitted_seq_ + 1;
@@ -92,7 +123,7 @@ void group_commit_queue::flush() {
   if (std::this_thread::get_id() == writer_id_)
     return;
   uint64_t target = submitted_seq_;
-  done_cv_.wait(lock, [&] { return done_seq_ >= target || writer_exited_; });
+  done_cv_.wait(lock, [&] { return done_seq_ >= target || writer_exited_ || !health_.available; });
 }
 
 void group_commit_queue::purge_expired_results() {
@@ -108,7 +139,8 @@ void group_commit_queue::purge_expired_results() {
     return;
   auto ticket = ++purges_wanted_;
   work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return purges_done_ >= ticket || writer_exited_; });
+  done_cv_.wait(lock,
+                [&] { return purges_done_ >= ticket || writer_exited_ || !health_.available; });
 }
 
 store_stats group_commit_queue::stats() const {
@@ -118,6 +150,11 @@ store_stats group_commit_queue::stats() const {
   out.failed_commits = failed_commits_.load();
   out.pending_ops = pending_ops_.load();
   return out;
+}
+
+store_health group_commit_queue::health() const {
+  std::lock_guard lock(mutex_);
+  return health_;
 }
 
 // -- writer thread --
@@ -184,6 +221,8 @@ void group_commit_queue::commit_on_caller_thread() {
 
 void group_commit_queue::commit(std::vector<queued_write>& batch) {
   commit_batch(batch);
+  if (any_waiting(batch))
+    ride_out_outage(batch);
   finish_batch(batch);
   batch.clear();
   if (backend_.after_commit)
@@ -198,6 +237,11 @@ void group_commit_queue::commit_batch(std::span<queued_write> batch) {
     return;
   }
   ++failed_commits_;
+  if (result == commit_outcome::store_down) {
+    outage_error_ = std::move(error);
+    set_waiting(batch);
+    return;
+  }
   if (batch.size() == 1) {
     batch.front().error = std::move(error);
     return;
@@ -217,6 +261,11 @@ void group_commit_queue::retry_one_by_one(std::span<queued_write> batch) {
       continue;
     }
     ++failed_commits_;
+    if (result == commit_outcome::store_down) {
+      outage_error_ = std::move(error);
+      set_waiting(batch.subspan(i));
+      return;
+    }
     batch[i].error = error;
     if (result == commit_outcome::txn_failed) {
       for (size_t j = i + 1; j < batch.size(); ++j)
@@ -236,19 +285,136 @@ void group_commit_queue::mark_committed(std::span<queued_write> writes) {
   ops_committed_ += ops;
 }
 
-// Callbacks first, then done_seq_: when flush() returns, the callbacks have run.
+// Callbacks first, then done_seq_: when flush() returns, the callbacks have run. (A batch
+// that rode out an outage is no longer in seq order, hence the max.)
 void group_commit_queue::finish_batch(std::span<queued_write> batch) {
   uint64_t ops = 0;
+  uint64_t last_seq = 0;
   for (auto& w : batch) {
     run_callback(w.done, w.ok, w.error);
     ops += w.ops;
+    last_seq = std::max(last_seq, w.seq);
   }
   pending_ops_ -= ops;
   {
     std::lock_guard lock(mutex_);
-    done_seq_ = batch.back().seq;
+    done_seq_ = last_seq;
   }
   done_cv_.notify_all();
+}
+
+// -- store outage (writer thread, or the caller's with manual commits) --
+
+// The batch's waiting writes commit once the backend is back; new submissions fail
+// meanwhile. Ends early only when the queue stops: what still waits then fails as closed
+// (a final not stored leaves its request stored, so it runs again after the next start).
+void group_commit_queue::ride_out_outage(std::vector<queued_write>& batch) {
+  while (any_waiting(batch)) {
+    mark_down(outage_error_);
+    if (!wait_for_reconnect(batch)) {
+      fail_waiting(batch, false, "store is closed: " + unavailable_error(health()));
+      return;
+    }
+    commit_waiting(batch);
+  }
+}
+
+// Tries backend_.reconnect() after waits doubling from outage_backoff_first up to
+// outage_backoff_max. Before each wait it takes every queued write into the batch, where
+// submissions fail at once and the rest wait. False when the queue stops first.
+bool group_commit_queue::wait_for_reconnect(std::vector<queued_write>& batch) {
+  auto delay = backend_.outage_backoff_first;
+  for (;;) {
+    take_all_waiting(batch);
+    fail_waiting(batch, true, unavailable_error(health()));
+    {
+      std::unique_lock lock(mutex_);
+      if (work_cv_.wait_for(lock, delay, [&] { return stopping_; }))
+        return false;
+    }
+    std::string error;
+    if (!backend_.reconnect || backend_.reconnect(error)) {
+      mark_up();
+      return true;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      health_.last_error = error;
+    }
+    delay = std::min(delay * 2, backend_.outage_backoff_max);
+  }
+}
+
+void group_commit_queue::take_all_waiting(std::vector<queued_write>& batch) {
+  std::lock_guard lock(mutex_);
+  for (auto& w : queue_) {
+    w.waiting = true;
+    batch.push_back(std::move(w));
+  }
+  queue_.clear();
+}
+
+// Fails the waiting writes (only the submissions, or all) and runs their callbacks now, so
+// a client is not held until the outage ends.
+void group_commit_queue::fail_waiting(std::vector<queued_write>& batch, bool submissions_only,
+                                      const std::string& error) {
+  for (auto& w : batch) {
+    if (!w.waiting || (submissions_only && !is_submission(w.write)))
+      continue;
+    w.waiting = false;
+    w.error = error;
+    run_callback(w.done, false, error);
+    w.done = nullptr;
+  }
+}
+
+// Commits the waiting writes (moved behind the settled ones, in their order) in groups of
+// max_ops_per_commit; a new outage leaves the rest waiting.
+void group_commit_queue::commit_waiting(std::vector<queued_write>& batch) {
+  auto first = std::stable_partition(batch.begin(), batch.end(),
+                                     [](const queued_write& w) { return !w.waiting; });
+  std::span<queued_write> rest{first, batch.end()};
+  while (!rest.empty()) {
+    size_t count = 0;
+    size_t ops = 0;
+    while (count < rest.size() && (count == 0 || ops + rest[count].ops <= max_ops_per_commit_))
+      ops += rest[count++].ops;
+    auto group = rest.first(count);
+    for (auto& w : group)
+      w.waiting = false;
+    commit_batch(group);
+    if (any_waiting(group))
+      return;
+    rest = rest.subspan(count);
+  }
+}
+
+// One error line per outage; flush() and purge waiters stop waiting for the writer.
+void group_commit_queue::mark_down(const std::string& error) {
+  {
+    std::lock_guard lock(mutex_);
+    health_.last_error = error;
+    if (!health_.available)
+      return;
+    health_.available = false;
+    health_.unavailable_since_ms = unix_now_ms();
+  }
+  done_cv_.notify_all();
+  spdlog::error("store unavailable: {}; new submissions are refused (503) and the writes of "
+                "accepted requests wait until it is back",
+                error);
+}
+
+void group_commit_queue::mark_up() {
+  int64_t since_ms = 0;
+  {
+    std::lock_guard lock(mutex_);
+    since_ms = health_.unavailable_since_ms;
+    health_.available = true;
+    health_.unavailable_since_ms = 0;
+    ++health_.reconnects;
+  }
+  spdlog::info("store available again after {} ms", unix_now_ms() - since_ms);
 }
 
 // -- retention (writer thread) --

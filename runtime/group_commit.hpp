@@ -6,6 +6,13 @@
 // transaction holding its write committed (or failed). Between two commits the writer runs
 // a backend's own work (SQLite's checkpoint backstop) and the retention's purge steps.
 // The backend supplies the transaction; the queue knows no database.
+//
+// A backend that can lose its database (a PostgreSQL connection) says so with store_down:
+// the queue is then unavailable until the backend's reconnect() succeeds, tried with
+// backoff on the writer thread. Meanwhile writes that record new submissions (inserts,
+// idempotency keys: nothing was acknowledged for them) fail at once, and every other write
+// (finals, delivered marks, attempts, give-ups: what accepted requests did) waits and
+// commits after the reconnect.
 
 #include "runtime/store.hpp"
 
@@ -24,8 +31,9 @@
 namespace lps {
 
 /// How a transaction ended: a failing statement blames its write; a failing BEGIN or
-/// COMMIT (busy, full disk, a lost connection) blames the environment, not any one write.
-enum class commit_outcome { committed, write_failed, txn_failed };
+/// COMMIT (busy, full disk) blames the environment, not any one write; store_down: the
+/// database is gone (a lost connection), so the writes wait for backend.reconnect().
+enum class commit_outcome { committed, write_failed, txn_failed, store_down };
 
 /// One queued write and, once processed, its outcome.
 struct queued_write {
@@ -35,6 +43,8 @@ struct queued_write {
   size_t ops = 0;
   bool ok = false;
   std::string error;
+  /// Its transaction was cut by a store outage: it commits again after the reconnect.
+  bool waiting = false;
 };
 
 /// Retention as the writer runs it: passes of small steps, between commits.
@@ -59,6 +69,13 @@ struct group_commit_backend {
   std::function<void()> after_commit;
   /// Retention (nullptr: results are kept forever); must outlive the queue's stop().
   purge_passes* retention = nullptr;
+  /// After a store_down commit: one attempt to get the database back; true when it is, else
+  /// `error` says why. Empty for a backend that never answers store_down.
+  std::function<bool(std::string& error)> reconnect{};
+  /// The wait before the first reconnect attempt, doubled after each failed one up to
+  /// outage_backoff_max.
+  std::chrono::milliseconds outage_backoff_first{100};
+  std::chrono::milliseconds outage_backoff_max{std::chrono::seconds{5}};
 };
 
 /// Store writes committed in groups by one writer thread (see the top of this file).
@@ -83,8 +100,10 @@ public:
   /// Queues a write; thread-safe; never blocks on I/O.
   void submit(store_write write, store_callback done);
 
-  /// Blocks until every write submitted before this call committed and its callback ran.
-  /// From a callback on the writer thread it returns at once (waiting would deadlock).
+  /// Blocks until every write submitted before this call committed and its callback ran,
+  /// or the store is unavailable (those writes wait for the reconnect; blocking until then
+  /// would hold a shutdown for as long as the database is down). From a callback on the
+  /// writer thread it returns at once (waiting would deadlock).
   void flush();
 
   /// Runs a whole purge pass (on the writer thread between commits, or on the caller's with
@@ -94,6 +113,9 @@ public:
 
   /// commits, ops_committed, failed_commits and pending_ops (the rest stays 0).
   store_stats stats() const;
+
+  /// Available, or since when not and why (thread-safe).
+  store_health health() const;
 
 private:
   void writer_loop();
@@ -106,12 +128,20 @@ private:
   void mark_committed(std::span<queued_write> writes);
   void finish_batch(std::span<queued_write> batch);
   void purge_step_if_due();
+  void ride_out_outage(std::vector<queued_write>& batch);
+  bool wait_for_reconnect(std::vector<queued_write>& batch);
+  void take_all_waiting(std::vector<queued_write>& batch);
+  void fail_waiting(std::vector<queued_write>& batch, bool submissions_only,
+                    const std::string& error);
+  void commit_waiting(std::vector<queued_write>& batch);
+  void mark_down(const std::string& error);
+  void mark_up();
 
   const size_t max_ops_per_commit_;
   const bool manual_commits_;
   const group_commit_backend backend_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
   std::deque<queued_write> queue_;
@@ -124,6 +154,10 @@ private:
   uint64_t purges_done_ = 0;
   /// purges_wanted_ when the running pass started (writer thread only).
   uint64_t pass_ticket_ = 0;
+  /// Under mutex_; the writer thread changes it.
+  store_health health_;
+  /// Why the last transaction found the store down (writer thread only).
+  std::string outage_error_;
   std::thread::id writer_id_;
   std::thread writer_;
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <span>
+#include <thread>
 #include <utility>
 
 namespace lps {
@@ -118,6 +119,10 @@ const std::string run_results_sql = std::string{result_columns}
 #undef LPS_MS
 
 constexpr int64_t purge_rows_per_step = 100;
+
+// Waits between attempts when the server goes away during start-up (as during an outage).
+constexpr std::chrono::milliseconds start_backoff_first{100};
+constexpr std::chrono::milliseconds start_backoff_max{5000};
 
 // Write statements sent in one round trip (a pipeline) before their results are read: the
 // round trips, not the statements, are what a commit of thousands of operations waits for.
@@ -309,12 +314,33 @@ public:
 
   // -- the store's own reads (not part of store_reads) --
 
+  // The recovery scan at start. A connection lost in it is retried with backoff from the
+  // row it reached (each attempt logged): nothing writes requests before it ends, so the
+  // order of the rows stays the same.
   void load_index(const std::function<void(stored_request&&)>& visit) {
-    stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
-      auto out = read_request_head(row);
-      out.provider = text_of(row, 5);
-      visit(std::move(out));
-    });
+    size_t visited = 0;
+    auto delay = start_backoff_first;
+    for (int attempt = 1;; ++attempt) {
+      size_t skip = visited;
+      auto lost =
+          !stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
+            if (skip > 0) {
+              --skip;
+              return;
+            }
+            auto out = read_request_head(row);
+            out.provider = text_of(row, 5);
+            visit(std::move(out));
+            ++visited;
+          });
+      if (!lost)
+        return;
+      spdlog::warn("store: lost {} while loading active requests (attempt {}, {} loaded); "
+                   "retrying in {} ms",
+                   masked_, attempt, visited, delay.count());
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, start_backoff_max);
+    }
   }
 
   std::vector<stored_result> load_undelivered() {
@@ -350,14 +376,19 @@ private:
   }
 
   // A visit that throws ends the stream; the error is logged, as the SQLite store does.
-  void stream(const std::string& sql, const std::function<void(const pg::row&)>& visit) {
+  // False when the connection was lost (and reset) on the way.
+  bool stream(const std::string& sql, const std::function<void(const pg::row&)>& visit) {
     std::lock_guard lock(mutex_);
     try {
-      if (auto r = db_->stream(sql, {}, visit); !r.ok)
+      if (auto r = db_->stream(sql, {}, visit); !r.ok) {
+        auto lost = !db_->healthy();
         log_read_error("load_active", r);
+        return !lost;
+      }
     } catch (const std::exception& e) {
       spdlog::error("store: loading active requests: {}", e.what());
     }
+    return true;
   }
 
   // Each read statement is prepared once on the reader connection; "" when that failed
@@ -400,25 +431,22 @@ public:
                {.commit = [this](std::span<const queued_write> writes,
                                  std::string& error) { return run_transaction(writes, error); },
                 .after_commit = {},
-                .retention = retains() ? this : nullptr}) {}
+                .retention = retains() ? this : nullptr,
+                .reconnect = [this](std::string& error) { return reconnect(error); }}) {}
 
   // The queue's writer uses the writer connection: it stops first.
   ~pg_store() override {
     queue_.stop();
   }
 
+  // A server unreachable at the first connect refuses the start (the caller exits 2); one
+  // that goes away after it is waited for (set_up_writer).
   bool open(std::chrono::seconds connect_timeout, std::string& error) {
     writer_db_ = pg::connection::open(url_, connect_timeout, error);
     if (!writer_db_)
       return false;
-    if (auto report = pg::migrate(*writer_db_); !report.error.empty()) {
-      error = "PostgreSQL store " + masked_ + ": " + report.error;
+    if (!set_up_writer(error))
       return false;
-    }
-    if (auto why = prepare_writer(); !why.empty()) {
-      error = "PostgreSQL store " + masked_ + ": " + why;
-      return false;
-    }
     reader_ = pg_reader::open(url_, connect_timeout, error);
     if (!reader_)
       return false;
@@ -491,6 +519,10 @@ public:
     return reader_->count("SELECT count(*) FROM results", "count_results");
   }
 
+  store_health health() const override {
+    return queue_.health();
+  }
+
   store_stats stats() const override {
     store_stats out = queue_.stats();
     out.results_purged = results_purged_.load();
@@ -505,6 +537,29 @@ public:
 
 private:
   // -- writer --
+
+  // Migrations, then the writer's session settings and statements. A connection lost
+  // meanwhile (the server went away after the first connect) is retried with backoff, each
+  // attempt logged, until it works; any other failure refuses the start.
+  bool set_up_writer(std::string& error) {
+    auto delay = start_backoff_first;
+    for (int attempt = 1;; ++attempt) {
+      auto why = pg::migrate(*writer_db_).error;
+      if (why.empty())
+        why = prepare_writer();
+      if (why.empty())
+        return true;
+      if (writer_db_->healthy()) {
+        error = "PostgreSQL store " + masked_ + ": " + why;
+        return false;
+      }
+      spdlog::warn("store: lost {} while starting (attempt {}: {}); retrying in {} ms", masked_,
+                   attempt, one_line(why), delay.count());
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, start_backoff_max);
+      writer_db_->reset();
+    }
+  }
 
   std::string prepare_writer() {
     if (!options_.fsync_every_commit)
@@ -528,7 +583,7 @@ private:
     if (writer_db_->healthy())
       return true;
     if (!writer_db_->reset()) {
-      error = "lost the connection to " + masked_ + " and cannot reconnect";
+      error = "lost the connection to " + masked_ + ": " + writer_db_->error_message();
       return false;
     }
     if (auto why = prepare_writer(); !why.empty()) {
@@ -542,10 +597,10 @@ private:
   // statements_per_round_trip, COMMIT.
   commit_outcome run_transaction(std::span<const queued_write> writes, std::string& error) {
     if (!reconnect(error))
-      return commit_outcome::txn_failed;
+      return commit_outcome::store_down;
     if (auto r = writer_db_->exec("BEGIN"); !r.ok) {
       error = "cannot begin a transaction on " + masked_ + ": " + one_line(r.error);
-      return commit_outcome::txn_failed;
+      return txn_failure();
     }
     statement_batch batch;
     for (const auto& w : writes) {
@@ -557,14 +612,22 @@ private:
       return roll_back();
     if (auto r = writer_db_->exec("COMMIT"); !r.ok) {
       error = "cannot commit on " + masked_ + ": " + one_line(r.error);
-      return commit_outcome::txn_failed;
+      return txn_failure();
     }
     return commit_outcome::committed;
   }
 
+  // A lost connection is a store outage: the queue waits for reconnect() and commits the
+  // writes again (every statement is safe to repeat should the lost COMMIT have landed:
+  // finals and keys are ON CONFLICT DO NOTHING, the updates set values; inserts are not
+  // repeated, they fail as submissions).
+  commit_outcome txn_failure() const {
+    return writer_db_->healthy() ? commit_outcome::txn_failed : commit_outcome::store_down;
+  }
+
   commit_outcome roll_back() {
     writer_db_->exec("ROLLBACK");
-    return writer_db_->healthy() ? commit_outcome::write_failed : commit_outcome::txn_failed;
+    return writer_db_->healthy() ? commit_outcome::write_failed : commit_outcome::store_down;
   }
 
   // Statements waiting for their round trip, each with what it does to which queue id (for

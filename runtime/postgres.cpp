@@ -198,10 +198,10 @@ connection::open(const std::string& url, std::chrono::seconds connect_timeout, s
   // them on stderr.
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
-  return std::unique_ptr<connection>{new connection{conn}};
+  return std::unique_ptr<connection>{new connection{conn, url}};
 }
 
-connection::connection(pg_conn* conn) : conn_(conn) {}
+connection::connection(pg_conn* conn, std::string url) : conn_(conn), url_(std::move(url)) {}
 
 connection::~connection() {
   PQfinish(conn_);
@@ -314,6 +314,10 @@ bool connection::reset() {
 
 bool connection::healthy() const {
   return PQstatus(conn_) == CONNECTION_OK;
+}
+
+std::string connection::error_message() const {
+  return scrubbed(PQerrorMessage(conn_), url_);
 }
 
 int connection::server_version() const {

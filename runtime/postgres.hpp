@@ -92,12 +92,17 @@ public:
   /// False once the server has gone (the caller opens a new connection).
   bool healthy() const;
 
+  /// libpq's last connection error (why reset() failed) on one line, the password masked.
+  std::string error_message() const;
+
   /// The server's version number, e.g. 150018.
   int server_version() const;
 
 private:
-  explicit connection(pg_conn* conn);
+  connection(pg_conn* conn, std::string url);
   pg_conn* conn_;
+  /// For masking the password in error_message().
+  std::string url_;
 };
 
 } // namespace lps::pg

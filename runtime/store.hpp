@@ -170,6 +170,24 @@ struct store_write {
   std::vector<delivery_give_up> delivery_give_ups;
 };
 
+/// Whether the store can take writes now (store::health). A backend on a database server
+/// (PostgreSQL) loses it when the connection does, and gets it back by reconnecting on its
+/// writer thread; the embedded SQLite store is always available.
+struct store_health {
+  /// False while the writer has lost its database and is reconnecting.
+  bool available = true;
+  /// When it became unavailable (Unix milliseconds; 0 while available).
+  int64_t unavailable_since_ms = 0;
+  /// Why the last commit or reconnect failed (never a password); kept after the store is back.
+  std::string last_error{};
+  /// Times the store came back after being unavailable.
+  uint64_t reconnects = 0;
+};
+
+/// The Retry-After (seconds) of a submission refused while the store is unavailable: the
+/// longest wait between two reconnect attempts.
+inline constexpr uint32_t store_unavailable_retry_after_s = 5;
+
 /// Called once after the write committed (ok == true) or failed (ok == false, error text).
 using store_callback = std::function<void(bool ok, const std::string& error)>;
 
@@ -271,6 +289,12 @@ public:
   virtual uint64_t count_results() = 0;
 
   virtual store_stats stats() const = 0;
+
+  /// Whether writes can commit now (thread-safe, no I/O). Always available unless the
+  /// backend can lose its database.
+  virtual store_health health() const {
+    return {};
+  }
 
   /// Path of the database file.
   virtual const std::string& path() const = 0;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A throw-away local PostgreSQL 15 server for development and tests, on 127.0.0.1 only.
 #
-#   tools/pg.sh start [DIR]   create the server in DIR once (initdb), start it on a free port,
-#                             create role and database `lps`, print its URL
+#   tools/pg.sh start [DIR]   create the server in DIR once (initdb), start it on the port of
+#                             its last start when that is free (else on a free one), create
+#                             role and database `lps`, print its URL
 #   tools/pg.sh url [DIR]     print the URL of the server in DIR (postgresql://lps:...@127.0.0.1:PORT/lps)
 #   tools/pg.sh status [DIR]  say whether it runs (exit 0) or not (exit 3)
 #   tools/pg.sh stop [DIR]    stop it (fast shutdown); the data stays in DIR
@@ -54,8 +55,18 @@ url() {
   echo "postgresql://lps:$(cat "$dir/password")@127.0.0.1:$port/lps"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# The port of the last start when nothing listens on it (a restarted server keeps its URL,
+# so a running lps reconnects by itself), else a free one.
+pick_port() {
+  python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1] or 0)))
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])' "$(cat "$dir/port" 2>/dev/null || true)"
 }
 
 init_once() {
@@ -89,7 +100,8 @@ start() {
     url
     return 0
   fi
-  free_port >"$dir/port"
+  pick_port >"$dir/port.new"
+  mv "$dir/port.new" "$dir/port"
   local port
   port=$(cat "$dir/port")
   as_owner "$pg_bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \

@@ -33,7 +33,17 @@ store_write named_write(const std::string& name, size_t ops = 1) {
   return write;
 }
 
+// A new submission: one request insert named `name`.
+store_write submission_write(const std::string& name) {
+  store_write write;
+  write.inserts.emplace_back();
+  write.inserts.back().queue_id = name;
+  return write;
+}
+
 std::string name_of(const queued_write& w) {
+  if (!w.write.inserts.empty())
+    return w.write.inserts.front().queue_id;
   return w.write.delivered.empty() ? "" : w.write.delivered.front();
 }
 
@@ -61,6 +71,25 @@ struct fake_backend {
   std::atomic<bool> environment_fails{false};
   /// Failed transactions allowed before the environment recovers (with environment_fails).
   std::atomic<int> environment_failures_left{1000000};
+  /// While set every transaction finds the database gone (store_down) and reconnect()
+  /// fails `failed_reconnects` times before it clears this.
+  std::atomic<bool> database_gone{false};
+  std::atomic<int> failed_reconnects{0};
+  std::atomic<int> reconnect_calls{0};
+  /// Runs at each reconnect attempt (on the writer's thread), before its answer.
+  std::function<void()> on_reconnect;
+
+  bool reconnect(std::string& error) {
+    ++reconnect_calls;
+    if (on_reconnect)
+      on_reconnect();
+    if (failed_reconnects-- > 0) {
+      error = "connection refused";
+      return false;
+    }
+    database_gone = false;
+    return true;
+  }
 
   commit_outcome commit(std::span<const queued_write> writes, std::string& error) {
     std::vector<std::string> names;
@@ -69,6 +98,10 @@ struct fake_backend {
     {
       std::lock_guard lock(mutex);
       transactions.push_back(names);
+    }
+    if (database_gone) {
+      error = "server closed the connection";
+      return commit_outcome::store_down;
     }
     if (environment_fails && environment_failures_left-- > 0) {
       error = "disk is full";
@@ -88,7 +121,9 @@ struct fake_backend {
     return {.commit = [this](std::span<const queued_write> writes,
                              std::string& error) { return commit(writes, error); },
             .after_commit = {},
-            .retention = retention};
+            .retention = retention,
+            .reconnect = [this](std::string& error) { return reconnect(error); },
+            .outage_backoff_first = std::chrono::milliseconds{0}};
   }
 };
 
@@ -430,4 +465,105 @@ TEST_CASE("a throwing callback does not stop the writer") {
   f.submit(queue, "after");
   queue.flush();
   CHECK(f.called_names() == std::vector<std::string>{"after"});
+}
+
+TEST_CASE("a store outage fails new submissions at once and commits the other writes after "
+          "the reconnect") {
+  fixture f;
+  f.backend.database_gone = true;
+  f.backend.failed_reconnects = 2;
+  group_commit_queue queue(10, true, f.backend.hooks());
+  f.submit(queue, "kept-1");
+  queue.submit(submission_write("insert-1"), f.record("insert-1"));
+  f.submit(queue, "kept-2");
+  std::vector<lps::store_health> seen;
+  f.backend.on_reconnect = [&] {
+    seen.push_back(queue.health());
+    if (f.backend.reconnect_calls == 1) { // during the outage: refused at once, or kept
+      queue.submit(submission_write("insert-2"), f.record("insert-2"));
+      f.submit(queue, "kept-3");
+    }
+  };
+  queue.flush();
+
+  // The batch found the store gone; after three reconnect attempts (two refused) the kept
+  // writes commit in one transaction, the one submitted during the outage included.
+  using names = std::vector<std::string>;
+  CHECK(f.backend.transactions
+        == std::vector<names>{{"kept-1", "insert-1", "kept-2"}, {"kept-1", "kept-2", "kept-3"}});
+  CHECK(f.backend.reconnect_calls == 3);
+  REQUIRE(seen.size() == 3);
+  CHECK_FALSE(seen[0].available);
+  CHECK(seen[0].unavailable_since_ms > 0);
+  CHECK(seen[0].last_error == "server closed the connection");
+  CHECK(seen[2].last_error == "connection refused");
+  // The submissions were told before the reconnect: insert-2 by submit itself.
+  REQUIRE(f.log.calls.size() == 5);
+  CHECK(f.called_names() == names{"insert-1", "insert-2", "kept-1", "kept-2", "kept-3"});
+  for (size_t i = 0; i < 2; ++i) {
+    INFO(f.log.calls[i].name);
+    CHECK_FALSE(f.log.calls[i].ok);
+    CHECK(f.log.calls[i].committed_before == 0);
+    CHECK(f.log.calls[i].error.rfind("store unavailable: ", 0) == 0);
+  }
+  for (size_t i = 2; i < 5; ++i)
+    CHECK(f.log.calls[i].ok);
+  auto health = queue.health();
+  CHECK(health.available);
+  CHECK(health.unavailable_since_ms == 0);
+  CHECK(health.reconnects == 1);
+  CHECK(queue.stats().pending_ops == 0);
+}
+
+TEST_CASE("an outage during the one-by-one retry keeps the rest of the batch for the reconnect") {
+  fixture f;
+  auto hooks = f.backend.hooks();
+  // The database goes away right after "bad" failed on its own.
+  hooks.commit = [&](std::span<const queued_write> writes, std::string& error) {
+    auto result = f.backend.commit(writes, error);
+    if (writes.size() == 1 && name_of(writes.front()) == "bad")
+      f.backend.database_gone = true;
+    return result;
+  };
+  group_commit_queue queue(10, true, hooks);
+  f.submit(queue, "x");
+  f.submit(queue, "bad");
+  f.submit(queue, "y");
+  queue.flush();
+
+  using names = std::vector<std::string>;
+  CHECK(f.backend.transactions
+        == std::vector<names>{{"x", "bad", "y"}, {"x"}, {"bad"}, {"y"}, {"y"}});
+  REQUIRE(f.log.calls.size() == 3);
+  CHECK(f.log.calls[0].ok);
+  CHECK_FALSE(f.log.calls[1].ok);
+  CHECK(f.log.calls[1].error == "constraint failed on 'bad'");
+  CHECK(f.log.calls[2].name == "y");
+  CHECK(f.log.calls[2].ok);
+  CHECK(queue.health().reconnects == 1);
+}
+
+TEST_CASE("flush returns while the store is unavailable, and stop fails the waiting writes as "
+          "closed") {
+  fixture f;
+  f.backend.database_gone = true;
+  f.backend.failed_reconnects = 1000000;
+  auto hooks = f.backend.hooks();
+  hooks.outage_backoff_first = std::chrono::milliseconds{1};
+  hooks.outage_backoff_max = std::chrono::milliseconds{1};
+  group_commit_queue queue(10, false, hooks);
+  queue.start();
+  f.submit(queue, "final");
+  queue.flush(); // returns once the writer found the store gone
+  CHECK_FALSE(queue.health().available);
+  queue.submit(submission_write("refused"), f.record("refused"));
+  queue.stop();
+
+  REQUIRE(f.log.calls.size() == 2);
+  CHECK(f.log.calls[0].name == "refused");
+  CHECK_FALSE(f.log.calls[0].ok);
+  CHECK(f.log.calls[0].error.rfind("store unavailable: ", 0) == 0);
+  CHECK(f.log.calls[1].name == "final");
+  CHECK_FALSE(f.log.calls[1].ok);
+  CHECK(f.log.calls[1].error.rfind("store is closed: store unavailable: ", 0) == 0);
 }

@@ -86,6 +86,8 @@ const std::vector<expected_metric>& expected_metrics() {
       {"llm_provider_requests_rejected_total", k::counter, {"reason"}, {}},
       {"llm_provider_queue_expiry_total", k::counter, {"queue_processing_mode"}, {}},
       {"llm_provider_store_commits_total", k::counter, {}, {}},
+      {"llm_provider_store_up", k::gauge, {}, {}},
+      {"llm_provider_store_reconnects_total", k::counter, {}, {}},
       {"llm_provider_inflight_provider_calls", k::gauge, {"provider"}, {}},
       {"llm_provider_calls_waiting_for_connection", k::gauge, {"provider"}, {}},
       {"llm_provider_inflight_bundles", k::gauge, {"provider"}, {}},

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -303,7 +304,8 @@ TEST_CASE("a second final result for a request is a no-op, never a second row") 
 }
 
 // The store's writes and reads after the server dropped its sessions (a restart, an
-// operator's pg_terminate_backend): the write caught by it fails, nothing after it does.
+// operator's pg_terminate_backend): the submission caught by it fails (no 202 was given), a
+// write of an accepted request waits for the reconnect, nothing after it fails.
 TEST_CASE("the PostgreSQL store reconnects after the server dropped its connections") {
   scratch_database scratch;
   std::string error;
@@ -328,11 +330,106 @@ TEST_CASE("the PostgreSQL store reconnects after the server dropped its connecti
   REQUIRE(killed.ok);
   REQUIRE(*killed.rows.at(0).at(0) == "2"); // the writer's and the reader's
 
-  write_one("caught"); // may fail: its connection was gone when it ran
+  CHECK_FALSE(write_one("caught")); // its connection was gone when it ran
+  std::promise<bool> delivered;
+  store_write mark;
+  mark.delivered = {"before"};
+  db->submit(std::move(mark), [&](bool ok, const std::string&) { delivered.set_value(ok); });
+  CHECK(delivered.get_future().get());
+  auto health = db->health();
+  CHECK(health.available);
+  CHECK(health.reconnects == 1);
+  CHECK(health.last_error.find(scratch.name) != std::string::npos);
+  CHECK(health.last_error.find(password_of(server_url())) == std::string::npos);
   CHECK(write_one("after"));
   db->count_active_requests(); // may fail likewise, and reconnect
   auto rows = db->load_rows({"before", "after"});
   REQUIRE(rows.size() == 2);
   CHECK(rows[1].texts == "texts");
   CHECK(db->stats().failed_commits <= 1);
+}
+
+namespace {
+
+/// Polls `sql` (one boolean) on `admin` every 10 ms for up to 10 s.
+bool becomes_true(pg::connection& admin, const std::string& sql,
+                  const std::vector<std::optional<std::string>>& params) {
+  for (int i = 0; i < 1000; ++i) {
+    auto r = admin.exec(sql, params);
+    if (r.ok && !r.rows.empty() && r.rows[0][0] == std::optional<std::string>{"t"})
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return false;
+}
+
+} // namespace
+
+// A server that goes away after the first connect (here: the store's session is terminated
+// while its migration waits for the lock another node holds) is waited for, not a refusal.
+TEST_CASE("the PostgreSQL store retries its migrations when the connection is lost at start") {
+  scratch_database scratch;
+  auto admin = connect(scratch.url);
+  REQUIRE(admin->exec("BEGIN").ok);
+  REQUIRE(admin->exec("SELECT pg_advisory_xact_lock(7081835, 1)").ok); // pg_schema.cpp's lock
+  std::string error;
+  std::unique_ptr<store> db;
+  std::thread opener([&] { db = open_postgres_store(scratch.url, {}, error); });
+  auto observer = connect(server_url());
+  const std::string waiting = "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = $1 AND "
+                              "application_name = 'lps' AND wait_event_type = 'Lock'";
+  auto kill_waiting = "SELECT count(pg_terminate_backend(pid)) = 1 FROM pg_stat_activity WHERE "
+                      "datname = $1 AND application_name = 'lps' AND wait_event_type = 'Lock'";
+  bool first_wait = becomes_true(*observer, waiting, {scratch.name});
+  bool killed = first_wait && becomes_true(*observer, kill_waiting, {scratch.name});
+  bool second_wait = killed && becomes_true(*observer, waiting, {scratch.name}); // the retry
+  admin->exec("COMMIT");
+  opener.join();
+  CHECK(first_wait);
+  CHECK(killed);
+  CHECK(second_wait);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  store_write write;
+  write.inserts.push_back({"q1", 5, 1, 2, 0, "payload", "texts", "mock"});
+  std::promise<bool> committed;
+  db->submit(std::move(write), [&](bool ok, const std::string&) { committed.set_value(ok); });
+  CHECK(committed.get_future().get());
+}
+
+// The scan of active requests at start goes on after its connection was lost, from the row
+// it had reached: every request once, in order.
+TEST_CASE("the recovery scan of active requests resumes after its connection was lost") {
+  scratch_database scratch;
+  std::string error;
+  auto db = open_postgres_store(scratch.url, {}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  constexpr int requests = 20000; // more rows than the socket holds at once
+  store_write write;
+  for (int i = 0; i < requests; ++i)
+    write.inserts.push_back({"q" + std::to_string(100000 + i), 5, i, 2, 0, "p", "t", "mock"});
+  db->submit(std::move(write), [](bool, const std::string&) {});
+  db->flush();
+  REQUIRE(db->count_active_requests() == requests);
+
+  auto admin = connect(server_url());
+  std::vector<std::string> ids;
+  bool killed = false;
+  db->load_active_index([&](stored_request&& row) {
+    ids.push_back(row.queue_id);
+    if (ids.size() == 100) // the reader: the session of this database running the scan
+      killed = *admin
+                    ->exec("SELECT count(pg_terminate_backend(pid)) = 1 FROM pg_stat_activity "
+                           "WHERE datname = $1 AND query LIKE 'SELECT queue_id, priority%'",
+                           {scratch.name})
+                    .rows.at(0)
+                    .at(0)
+               == "t";
+  });
+  CHECK(killed);
+  REQUIRE(ids.size() == static_cast<size_t>(requests));
+  for (int i = 0; i < requests; ++i)
+    if (ids[i] != "q" + std::to_string(100000 + i))
+      FAIL("row " << i << " is " << ids[i]);
 }

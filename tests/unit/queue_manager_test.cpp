@@ -153,6 +153,42 @@ TEST_CASE("a full queue refuses new requests and stores none of them") {
   CHECK(fx.db->count_active_requests() == 2);
 }
 
+TEST_CASE("intake refuses submissions at once while the store is unavailable") {
+  pipeline_fixture fx;
+  store_health health;
+  health.available = false;
+  intake_config ic;
+  ic.store_health_of = [&health] { return health; };
+  fx.intake_hdl = fx.spawn(intake, ic, fx.queue);
+  auto refused = fx.submit({make_request("down-1"), make_request("down-2")});
+  REQUIRE(refused.size() == 2);
+  for (const auto& x : refused) {
+    CHECK_FALSE(x.accepted);
+    CHECK(x.error_code == "STORE_UNAVAILABLE");
+    CHECK(x.retry_after_seconds == store_unavailable_retry_after_s);
+  }
+  CHECK(fx.db->count_active_requests() == 0);
+  health.available = true; // back: taken again
+  auto accepted = fx.submit({make_request("up")});
+  REQUIRE(accepted.size() == 1);
+  CHECK(accepted[0].accepted);
+  CHECK(fx.db->count_active_requests() == 1);
+  auto status = fx.request<actor_status>(fx.intake_hdl, atom::status_v);
+  REQUIRE(status);
+  CHECK(status->figures.at("refused_total") == 2);
+}
+
+TEST_CASE("the queue manager's tick publishes the store's health as metrics") {
+  pipeline_fixture fx;
+  fx.tick();
+  auto& registry = fx.state_of<metrics_state>(fx.metrics_hdl).registry;
+  CHECK(registry.value("llm_provider_store_up", {}) == 1); // SQLite is always available
+  CHECK(registry.rejected() == 0);
+  CHECK(fx.request<std::string>(fx.metrics_hdl, atom::render_v)
+            ->find("llm_provider_store_reconnects_total 0")
+        != std::string::npos);
+}
+
 TEST_CASE("a stopped queue manager refuses new requests and reports draining") {
   pipeline_fixture fx;
   auto accepting = [&] {
@@ -391,7 +427,8 @@ TEST_CASE("a request whose insert fails is refused and gets no result, even if i
              [&](caf::error& err) { FAIL("enqueue failed: " << caf::to_string(err)); });
   REQUIRE(answer.size() == 1);
   CHECK_FALSE(answer[0].accepted);
-  CHECK(answer[0].error_code == "INTERNAL_ERROR");
+  CHECK(answer[0].error_code == "STORE_UNAVAILABLE");
+  CHECK(answer[0].retry_after_seconds == store_unavailable_retry_after_s);
   CHECK_FALSE(fx.db->find_result(req.queue_id));
   CHECK(fx.http.requests.empty());
   auto st = fx.request<request_status>(fx.queue, atom::lookup_v, req.queue_id);
