@@ -77,7 +77,6 @@ sample() {
 }
 
 start=$(date +%s)
-total_minutes=$((minutes + idle))
 echo "machine: nproc $(nproc), rate $rate/s for $minutes min, faults $fault_rate," \
   "then idle $idle min; sample every $sample_s s"
 printf '%8s %6s %9s %6s %8s %12s\n' minute phase rss_mib fds threads queue_depth
@@ -87,7 +86,12 @@ printf '%8s %6s %9s %6s %8s %12s\n' minute phase rss_mib fds threads queue_depth
     line=$(sample $((now - start)))
     echo "$line" >>"$work/samples"
     awk '{printf "%8.1f %6s %9s %6s %8s %12s\n", $1 / 60, $2, $3, $4, $5, $6}' <<<"$line"
-    [[ $(((now - start) / 60)) -ge $total_minutes ]] && break
+    # The idle phase lasts SOAK_IDLE_MINUTES from the end of the load, however long the load
+    # took (a load generator that falls behind its rate runs past the planned minutes).
+    if [[ -e $work/load_done ]] &&
+      [[ $((now - $(stat -c %Y "$work/load_done"))) -ge $((idle * 60)) ]]; then
+      break
+    fi
     sleep "$sample_s"
   done
 ) &
