@@ -151,8 +151,16 @@ using intake_actor = caf::typed_actor<
 
 using inspector_actor = caf::typed_actor<
     // Asks every registered actor for its status; replies with all answers.
-    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>::
+    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>,
+    // Replies with the snapshots of the last n samples (one a second, at most 600), oldest
+    // first; only the newest keeps the actors' tables.
+    caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>>::
     extend_with<status_client_actor>;
+
+/// The inspector's own handle.
+using inspector_impl_actor = inspector_actor::extend<
+    // Internal: time to take the next sample.
+    caf::reacts_to<atom::sweep>>;
 
 // -- request bridge: one per call of an HTTP route (app/http_api) -------------------------
 

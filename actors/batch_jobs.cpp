@@ -708,7 +708,7 @@ void resume(self_ptr self) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, "batch-jobs:" + st.cfg.provider, "batch_jobs", st.handled);
+  auto result = status_header(self, "batch-jobs:" + st.cfg.provider, "batch_jobs", st.stats);
   result.figures = {{"jobs_open", double(st.jobs.size())},
                     {"jobs_submitted_total", double(st.jobs_submitted)},
                     {"jobs_finished_total", double(st.jobs_finished)},

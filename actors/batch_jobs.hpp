@@ -14,6 +14,7 @@
 // reads are at spawn (the unfinished jobs to resume), synchronous, before any message.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/http_inbox.hpp"
 #include "actors/providers/batch_wire.hpp"
 #include "runtime/batch_job_store.hpp"
@@ -135,7 +136,8 @@ struct batch_jobs_state {
   /// A peek or dequeue is in flight (one at a time).
   bool collecting = false;
   bool stopped = false;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t jobs_submitted = 0;
   uint64_t jobs_finished = 0;
   uint64_t items_submitted = 0;

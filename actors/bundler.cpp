@@ -130,6 +130,7 @@ void record_bundle(self_ptr self, const bundle& b) {
   auto& st = self->state;
   ++st.bundles_total;
   st.items_total += b.items.size();
+  ++st.items_per_call[b.items.size()];
   std::vector<metric_sample> xs{
       {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
       {"llm_provider_inflight_bundles", {b.provider}, double(st.gate.inflight(b.provider))}};
@@ -163,6 +164,30 @@ void finish_call(self_ptr self, const std::string& provider,
   form(self);
 }
 
+// Keeps the bundle for inspection: the newest recent_bundles_kept, and failures by class.
+void note_finished(self_ptr self, const bundle_skeleton& b, clock_time started,
+                   const std::vector<comparison_outcome>& outcomes) {
+  auto& st = self->state;
+  finished_bundle x{b.bundle_id, b.provider,
+                    b.model,     b.items.size(),
+                    0,           std::chrono::duration_cast<caf::timespan>(now_of(self) - started)};
+  for (const auto& outcome : outcomes) {
+    if (outcome.error_code.empty())
+      ++x.succeeded;
+    else
+      ++st.errors_by_class[b.provider][outcome.error_code];
+  }
+  st.recent_bundles.push_back(std::move(x));
+  if (st.recent_bundles.size() > recent_bundles_kept)
+    st.recent_bundles.pop_front();
+}
+
+void finish_bundle(self_ptr self, const bundle_skeleton& b, clock_time started,
+                   std::vector<comparison_outcome> outcomes) {
+  note_finished(self, b, started, outcomes);
+  finish_call(self, b.provider, std::move(outcomes));
+}
+
 // One provider call per bundle; the reply (or its absence) always reaches the queue manager.
 void dispatch(self_ptr self) {
   auto& st = self->state;
@@ -174,29 +199,33 @@ void dispatch(self_ptr self) {
   record_bundle(self, b);
   LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
                 provider);
+  auto started = now_of(self);
+  auto skeleton = std::make_shared<bundle_skeleton>(skeleton_of(b));
   auto i = st.providers.find(provider);
   if (i == st.providers.end()) {
-    finish_call(self, provider,
-                fail_bundle(skeleton_of(b), to_string(ec::configuration_error),
-                            "provider '" + provider + "' is not available in this service", false));
+    finish_bundle(self, *skeleton, started,
+                  fail_bundle(*skeleton, to_string(ec::configuration_error),
+                              "provider '" + provider + "' is not available in this service",
+                              false));
     return;
   }
-  auto skeleton = std::make_shared<bundle_skeleton>(skeleton_of(b));
   auto reply = self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b));
   auto reply_id = reply.id();
   std::move(reply).then(
       [=](std::vector<comparison_outcome>& outcomes) {
         forget_request_timeout(self, reply_id);
-        finish_call(self, provider, std::move(outcomes));
+        finish_bundle(self, *skeleton, started, std::move(outcomes));
       },
       [=](caf::error& err) {
         forget_request_timeout(self, reply_id);
         ++self->state.lost_replies_total;
         LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
                      caf::to_string(err));
-        finish_call(self, provider,
-                    fail_bundle(*skeleton, to_string(ec::timeout),
-                                "provider did not answer in time", true));
+        self->state.stats.last_error =
+            "lost the reply for bundle " + skeleton->bundle_id + ": " + caf::to_string(err);
+        finish_bundle(self, *skeleton, started,
+                      fail_bundle(*skeleton, to_string(ec::timeout),
+                                  "provider did not answer in time", true));
       });
 }
 
@@ -369,11 +398,72 @@ std::vector<provider_status> provider_statuses(self_ptr self) {
   return result;
 }
 
+double to_ms(caf::timespan d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// The inspector's "recent_bundles" table, newest first.
+std::vector<status_row> recent_bundle_rows(const bundler_state& st) {
+  std::vector<status_row> result;
+  for (auto i = st.recent_bundles.rbegin(); i != st.recent_bundles.rend(); ++i) {
+    auto outcome = i->succeeded == i->items ? "ok" : i->succeeded == 0 ? "failed" : "partial";
+    result.push_back({{{"items", double(i->items)},
+                       {"succeeded", double(i->succeeded)},
+                       {"failed", double(i->items - i->succeeded)},
+                       {"duration_ms", to_ms(i->duration)}},
+                      {{"bundle_id", i->bundle_id},
+                       {"provider", i->provider},
+                       {"model", i->model},
+                       {"outcome", outcome}}});
+  }
+  return result;
+}
+
+// The inspector's "items_per_call" table: provider calls by bundle size.
+std::vector<status_row> items_per_call_rows(const bundler_state& st) {
+  std::vector<status_row> result;
+  for (const auto& [items, calls] : st.items_per_call)
+    result.push_back({{{"items", double(items)}, {"calls", double(calls)}}, {}});
+  return result;
+}
+
+// The inspector's "providers" table: one row per provider with its breaker, calls in flight
+// against the limit, rate-limit headroom (requests it may send now; absent: unlimited), the
+// mean latency of its recent bundles and its failed items by error code.
+std::vector<status_row> provider_rows(self_ptr self) {
+  auto& st = self->state;
+  std::vector<status_row> result;
+  for (const auto& x : provider_statuses(self)) {
+    status_row row{
+        {{"inflight_bundles", double(x.inflight_bundles)},
+         {"max_inflight_bundles", double(st.gate.limit_of(x.name))},
+         {"blocked_ms", double(x.blocked_for.count())},
+         {"breaker_opened_total", double(x.breaker_opened_total)}},
+        {{"provider", x.name}, {"circuit_state", x.circuit_state}, {"paused_by", x.paused_by}}};
+    if (auto budget = st.gate.request_budget(x.name, now_of(self)))
+      row.figures["rate_limit_requests_available"] = double(*budget);
+    double total_ms = 0;
+    size_t calls = 0;
+    for (const auto& b : st.recent_bundles)
+      if (b.provider == x.name) {
+        total_ms += to_ms(b.duration);
+        ++calls;
+      }
+    if (calls > 0)
+      row.figures["latency_ms_mean"] = total_ms / double(calls);
+    if (auto i = st.errors_by_class.find(x.name); i != st.errors_by_class.end())
+      for (const auto& [code, n] : i->second)
+        row.figures["errors_" + code] = double(n);
+    result.push_back(std::move(row));
+  }
+  return result;
+}
+
 // The inspector's generic view: the providers' status flattened into figures and facts,
 // only displayed (GET /api/v1/providers asks for provider_statuses instead).
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, bundler_state::name, "bundler", st.handled);
+  auto result = status_header(self, bundler_state::name, "bundler", st.stats);
   result.facts = {{"configured_mode", st.cfg.configured_mode},
                   {"effective_mode", to_string(st.cfg.policy.mode)},
                   {"held_requests", std::to_string(held_count(st))}};
@@ -392,6 +482,9 @@ actor_status status_of(self_ptr self) {
     result.figures["blocked_ms_" + x.name] = double(x.blocked_for.count());
   }
   result.figures["max_items_per_bundle"] = st.cfg.policy.max_items;
+  result.tables = {{"recent_bundles", recent_bundle_rows(st)},
+                   {"items_per_call", items_per_call_rows(st)},
+                   {"providers", provider_rows(self)}};
   return result;
 }
 

@@ -7,6 +7,7 @@
 // forming them is sequential, which keeps each provider's order FIFO within a priority.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/bundle_builder.hpp"
 #include "actors/provider_gate.hpp"
 
@@ -30,6 +31,21 @@ struct bundler_config {
   /// Call slots, circuit breakers and rate limits per provider.
   provider_gate_settings gate;
 };
+
+/// A bundle whose provider call ended, as the inspector lists it.
+struct finished_bundle {
+  std::string bundle_id;
+  std::string provider;
+  std::string model;
+  size_t items = 0;
+  /// Items that succeeded; the others failed (retried or final).
+  size_t succeeded = 0;
+  /// From dispatch to the provider's answer (or to the timeout).
+  caf::timespan duration{0};
+};
+
+/// Finished bundles the bundler keeps for inspection (the newest).
+constexpr size_t recent_bundles_kept = 200;
 
 struct bundler_state {
   static inline const char* name = "bundler";
@@ -58,10 +74,17 @@ struct bundler_state {
   /// A delayed wake is pending (a breaker or limiter blocks a provider for a while).
   bool wake_armed = false;
   uint64_t next_bundle = 0;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t bundles_total = 0;
   uint64_t items_total = 0;
   uint64_t lost_replies_total = 0;
+  /// The last recent_bundles_kept finished bundles, oldest first.
+  std::deque<finished_bundle> recent_bundles;
+  /// Provider calls by items per call (1..max_items).
+  std::map<size_t, uint64_t> items_per_call;
+  /// Failed items per provider and error code, since start.
+  std::map<std::string, std::map<std::string, uint64_t>> errors_by_class;
 };
 
 /// Spawns with its config, the queue manager, the provider actors by name and metrics.

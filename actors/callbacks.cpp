@@ -152,7 +152,7 @@ void on_tick(self_ptr self) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, callbacks_state::name, "callbacks", st.handled);
+  auto result = status_header(self, callbacks_state::name, "callbacks", st.stats);
   double waiting = 0;
   double inflight = 0;
   for (const auto& [origin, q] : st.waiting)
@@ -167,6 +167,7 @@ actor_status status_of(self_ptr self) {
                     {"given_up_total", double(st.given_up_total)}};
   if (!st.last_error.empty())
     result.facts = {{"last_error", st.last_error}};
+  result.last_error = st.last_error;
   return result;
 }
 

@@ -8,6 +8,7 @@
 // Time comes from an injected clock and jitter from a seeded source, so tests run in virtual time.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
@@ -56,7 +57,8 @@ struct callbacks_state {
   jitter_source jitter{0};
   /// Why the last delivery that was given up failed (status and inspection).
   std::string last_error;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t delivered_total = 0;
   uint64_t retried_total = 0;
   uint64_t given_up_total = 0;

@@ -1,5 +1,4 @@
 #include "actors/inspector.hpp"
-#include "actors/status_report.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -10,58 +9,149 @@ namespace lps {
 
 namespace {
 
-using self_ptr = inspector_actor::stateful_pointer<inspector_state>;
+using self_ptr = inspector_impl_actor::stateful_pointer<inspector_state>;
 
-// Collects one answer per target; an actor that does not answer in time is listed with
-// an "unresponsive" fact instead of hiding it.
+// Collects one answer per target, by position; an actor that does not answer in time is
+// listed as unresponsive under the name and kind of its last answer instead of hiding it.
 struct collection {
-  caf::typed_response_promise<std::vector<actor_status>> promise;
-  std::vector<actor_status> answers;
+  std::vector<actor_sample> samples;
   size_t pending = 0;
+  std::function<void(std::vector<actor_sample>)> done;
 
-  void add(actor_status x) {
-    answers.push_back(std::move(x));
+  void add(size_t position, actor_sample x) {
+    samples[position] = std::move(x);
     if (--pending == 0)
-      promise.deliver(std::move(answers));
+      done(std::move(samples));
   }
 };
 
-caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
+actor_status own_status(self_ptr self) {
   auto& st = self->state;
-  actor_status own{inspector_state::name, "inspector", self->mailbox().size(), st.handled, {}, {}};
-  if (st.targets.empty())
-    return std::vector<actor_status>{own};
+  auto result = status_header(self, inspector_state::name, "inspector", st.stats);
+  result.node = st.cfg.node;
+  result.figures = {{"targets", double(st.cfg.targets.size())},
+                    {"history_samples", double(st.history.size())}};
+  return result;
+}
+
+// A target that did not answer: what it last said about itself, and why it is silent.
+actor_sample unresponsive(self_ptr self, size_t position, const caf::error& err) {
+  auto& st = self->state;
+  actor_sample result;
+  result.responsive = false;
+  result.status.name = st.last_seen[position].name;
+  result.status.kind = st.last_seen[position].kind;
+  result.status.node = st.cfg.node;
+  result.status.facts = {{"unresponsive", caf::to_string(err)}};
+  return result;
+}
+
+// Asks every target (high priority, so the question overtakes a backlog) and hands `done`
+// the inspector's own status followed by one sample per target, in target order.
+void collect(self_ptr self, std::function<void(std::vector<actor_sample>)> done) {
+  auto& st = self->state;
   auto c = std::make_shared<collection>();
-  c->promise = self->make_response_promise<std::vector<actor_status>>();
-  c->pending = st.targets.size();
-  c->answers.push_back(std::move(own));
-  for (const auto& target : st.targets) {
-    self->request<caf::message_priority::high>(target, caf::duration{st.timeout}, atom::status_v)
-        .then([c](actor_status& x) { c->add(std::move(x)); },
-              [c](caf::error& err) {
-                c->add({"unknown", "unknown", 0, 0, {}, {{"unresponsive", caf::to_string(err)}}});
-              });
+  c->samples.resize(st.cfg.targets.size() + 1);
+  c->pending = st.cfg.targets.size() + 1;
+  c->done = std::move(done);
+  for (size_t i = 0; i < st.cfg.targets.size(); ++i) {
+    self->request<caf::message_priority::high>(st.cfg.targets[i], caf::duration{st.cfg.timeout},
+                                               atom::status_v)
+        .then(
+            [=](actor_status& x) {
+              x.node = self->state.cfg.node;
+              self->state.last_seen[i].name = x.name;
+              self->state.last_seen[i].kind = x.kind;
+              c->add(i + 1, actor_sample{std::move(x)});
+            },
+            [=](caf::error& err) { c->add(i + 1, unresponsive(self, i, err)); });
   }
-  return c->promise;
+  c->add(0, actor_sample{own_status(self)});
+}
+
+caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
+  auto promise = self->make_response_promise<std::vector<actor_status>>();
+  collect(self, [promise](std::vector<actor_sample> samples) mutable {
+    std::vector<actor_status> result;
+    for (auto& x : samples)
+      result.push_back(std::move(x.status));
+    promise.deliver(std::move(result));
+  });
+  return promise;
+}
+
+// Rates since the previous snapshot (matched by actor name) and percentiles since start.
+void derive_figures(const inspector_state& st, std::vector<actor_sample>& samples,
+                    caf::timespan elapsed) {
+  std::map<std::string, uint64_t> before;
+  if (!st.history.empty())
+    for (const auto& x : st.history.back().actors)
+      before[x.status.name] = x.status.messages_handled;
+  auto seconds = std::chrono::duration<double>(elapsed).count();
+  for (auto& x : samples) {
+    const auto& counts = x.status.processing_time_counts;
+    x.p50_ms = processing_time_percentile_ms(counts, 0.50);
+    x.p90_ms = processing_time_percentile_ms(counts, 0.90);
+    x.p99_ms = processing_time_percentile_ms(counts, 0.99);
+    auto i = before.find(x.status.name);
+    if (x.responsive && i != before.end() && seconds > 0 && x.status.messages_handled >= i->second)
+      x.handled_per_second = double(x.status.messages_handled - i->second) / seconds;
+  }
+}
+
+// Keeps the snapshot as the newest of a bounded history (older ones without the tables,
+// which are large and only shown live) and hands it to the stream.
+void remember(self_ptr self, inspection_snapshot snapshot) {
+  auto& st = self->state;
+  if (!st.history.empty())
+    for (auto& x : st.history.back().actors)
+      x.status.tables.clear();
+  st.history.push_back(std::move(snapshot));
+  while (st.history.size() > st.cfg.history_size)
+    st.history.pop_front();
+  if (st.cfg.on_sample)
+    st.cfg.on_sample(st.history.back());
+}
+
+void sample(self_ptr self) {
+  auto& st = self->state;
+  self->delayed_send(self, st.cfg.interval, atom::sweep_v);
+  if (st.sampling)
+    return;
+  st.sampling = true;
+  collect(self, [self](std::vector<actor_sample> samples) {
+    auto& st = self->state;
+    st.sampling = false;
+    auto now = self->clock().now();
+    derive_figures(st, samples, st.history.empty() ? caf::timespan{0} : now - st.sampled_at);
+    st.sampled_at = now;
+    auto seq = st.history.empty() ? 1 : st.history.back().seq + 1;
+    remember(self, {seq, st.cfg.now(), st.cfg.node, std::move(samples)});
+  });
+}
+
+std::vector<inspection_snapshot> latest(const inspector_state& st, uint32_t n) {
+  auto count = std::min<size_t>(n, st.history.size());
+  return std::vector<inspection_snapshot>(st.history.end() - static_cast<std::ptrdiff_t>(count),
+                                          st.history.end());
 }
 
 } // namespace
 
-inspector_actor::behavior_type inspector(inspector_actor::stateful_pointer<inspector_state> self,
-                                         std::vector<status_client_actor> targets) {
-  self->state.targets = std::move(targets);
+inspector_impl_actor::behavior_type
+inspector(inspector_impl_actor::stateful_pointer<inspector_state> self, inspector_config cfg) {
+  self->state.cfg = std::move(cfg);
+  actor_status never_answered;
+  never_answered.name = never_answered.kind = "unknown";
+  self->state.last_seen.resize(self->state.cfg.targets.size(), never_answered);
+  if (self->state.cfg.interval > caf::timespan::zero())
+    self->delayed_send(self, self->state.cfg.interval, atom::sweep_v);
   return counted(
       self,
       [=](atom::inspect) -> caf::result<std::vector<actor_status>> { return inspect_all(self); },
-      [=](atom::status) -> actor_status {
-        auto& st = self->state;
-        return {inspector_state::name,
-                "inspector",
-                self->mailbox().size(),
-                st.handled,
-                {{"targets", double(st.targets.size())}},
-                {}};
-      });
+      [=](atom::history, uint32_t n) { return latest(self->state, n); },
+      [=](atom::sweep) { sample(self); },
+      [=](atom::status) -> actor_status { return own_status(self); });
 }
 
 } // namespace lps

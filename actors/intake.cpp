@@ -39,7 +39,7 @@ bool store_available(const intake_state& st) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, intake_state::name, "intake", st.handled);
+  auto result = status_header(self, intake_state::name, "intake", st.stats);
   result.figures = {{"submitted_total", double(st.submitted_total)},
                     {"refused_total", double(st.refused_total)}};
   result.facts = {{"accepting", st.stopped ? "false" : "true"}};

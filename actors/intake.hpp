@@ -5,6 +5,7 @@
 
 #include "actors/actors.hpp"
 #include "runtime/store.hpp"
+#include "actors/status_report.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -31,7 +32,8 @@ struct intake_state {
   queue_manager_actor queue;
   /// Set by stop: refuse new submissions (shutdown).
   bool stopped = false;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t submitted_total = 0;
   uint64_t refused_total = 0;
 };

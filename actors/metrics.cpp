@@ -50,7 +50,7 @@ metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_sta
       },
       [=](atom::status) -> actor_status {
         auto& st = self->state;
-        auto result = status_header(self, metrics_state::name, "metrics", st.handled);
+        auto result = status_header(self, metrics_state::name, "metrics", st.stats);
         result.figures = {{"samples_total", double(st.samples_total)},
                           {"samples_rejected", double(st.registry.rejected())}};
         return result;

@@ -4,6 +4,7 @@
 // and renders the Prometheus text exposition on request.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/metrics_registry.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -13,7 +14,8 @@ namespace lps {
 struct metrics_state {
   static inline const char* name = "metrics";
   metrics_registry registry;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t samples_total = 0;
   /// CPU seconds already added to process_cpu_seconds_total.
   double reported_cpu_seconds = 0;

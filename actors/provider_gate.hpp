@@ -88,9 +88,11 @@ public:
   /// The breaker of `provider` (a closed one when it has had no call).
   circuit_breaker& breaker(const std::string& provider);
 
+  /// Bundles `provider` may have in flight at once.
+  uint32_t limit_of(const std::string& provider) const;
+
 private:
   rate_limiter& limiter(const std::string& provider);
-  uint32_t limit_of(const std::string& provider) const;
   void learn_limits(const std::string& provider, const std::vector<comparison_outcome>& outcomes,
                     clock_time now);
 

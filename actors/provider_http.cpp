@@ -25,7 +25,7 @@ bool configured(const provider_http_config& cfg) {
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, "provider:" + st.cfg.provider, "provider", st.handled);
+  auto result = status_header(self, "provider:" + st.cfg.provider, "provider", st.stats);
   auto gauges = call_gauges_of(st.https.size(), st.cfg.max_connections);
   result.figures = {{"bundles_total", double(st.bundles_total)},
                     {"items_total", double(st.items_total)},

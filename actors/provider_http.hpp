@@ -9,6 +9,7 @@
 // `tick, ticket`.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/http_inbox.hpp"
 #include "actors/providers/provider_wire.hpp"
 #include "runtime/http_client.hpp"
@@ -91,7 +92,8 @@ struct provider_http_state {
   std::map<uint64_t, pending_http> https;
   uint64_t next_call = 0;
   uint64_t next_ticket = 0;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t bundles_total = 0;
   uint64_t items_total = 0;
   uint64_t http_calls_total = 0;

@@ -13,7 +13,7 @@ using self_ptr = provider_mock_impl_actor::stateful_pointer<provider_mock_state>
 
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, provider_mock_state::name, "provider", st.handled);
+  auto result = status_header(self, provider_mock_state::name, "provider", st.stats);
   result.figures = {{"calls_total", double(st.calls_total)},
                     {"items_total", double(st.items_total)},
                     {"errors_total", double(st.errors_total)},

@@ -5,6 +5,7 @@
 // latency of calling the items one after another, as a serial bundle does.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/mock_oracle.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -26,7 +27,8 @@ struct provider_mock_state {
   };
   std::map<uint64_t, delayed_reply> waiting;
   uint64_t next_ticket = 0;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t calls_total = 0;
   uint64_t items_total = 0;
   uint64_t errors_total = 0;

@@ -31,7 +31,7 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
       },
       [=](atom::status) -> actor_status {
         auto& st = self->state;
-        auto result = status_header(self, "provider:" + st.provider, "provider", st.handled);
+        auto result = status_header(self, "provider:" + st.provider, "provider", st.stats);
         result.figures = {{"items_total", double(st.items_total)}};
         result.facts = {{"provider", st.provider}, {"configured", "false"}, {"reason", st.reason}};
         return result;

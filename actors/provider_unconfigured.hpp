@@ -5,6 +5,7 @@
 // one result event instead of waiting forever.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -16,7 +17,8 @@ struct provider_unconfigured_state {
   static inline const char* name = "provider:unconfigured";
   std::string provider;
   std::string reason;
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t items_total = 0;
 };
 

@@ -330,6 +330,7 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
   if (!ok) {
     LPS_LOG_ERROR(log(), "queue-manager could not store {} requests: {}", pending.queue_ids.size(),
                   error);
+    st.stats.last_error = "could not store requests: " + error;
     for (const auto& id : pending.queue_ids)
       discard_unstored(self, id);
     for (auto& x : pending.outcomes)
@@ -552,6 +553,7 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
   if (!ok) {
     LPS_LOG_ERROR(log(), "queue-manager could not store {} results, retrying: {}",
                   pending.queue_ids.size(), error);
+    st.stats.last_error = "could not store results: " + error;
     st.failed_finals.push_back(std::move(pending));
     return;
   }
@@ -890,9 +892,44 @@ request_status lookup(self_ptr self, const std::string& id) {
   return result;
 }
 
+/// Waiting requests the inspector's queue table covers at most (oldest first), so a large
+/// backlog costs the status answer a bounded walk.
+constexpr size_t queue_table_scan_limit = 100'000;
+
+// The inspector's "queue" table: waiting requests (queued or waiting for a retry) by
+// provider and model, with the oldest one's age. The model of a request whose text is only
+// in the store (cold) is unknown until it is dequeued: those rows have model "".
+std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.cfg.now();
+  std::map<std::pair<std::string, std::string>, status_row> rows;
+  size_t scanned = 0;
+  for (const auto& [queued_at, id] : st.by_age) {
+    if (++scanned > queue_table_scan_limit)
+      break;
+    auto i = st.entries.find(id);
+    if (i == st.entries.end())
+      continue;
+    const auto& entry = i->second;
+    auto model = entry.hot ? resolved_model(self, entry, entry.hot->request) : std::string{};
+    auto [row, first] = rows.try_emplace({entry.provider, model});
+    if (first) { // by_age is oldest first: the first request seen is the oldest
+      row->second.facts = {{"provider", entry.provider}, {"model", model}};
+      row->second.figures["oldest_age_seconds"] =
+          std::chrono::duration<double>(now - queued_at).count();
+    }
+    row->second.figures["waiting"] += 1;
+  }
+  std::vector<status_row> result;
+  for (auto& [key, row] : rows)
+    result.push_back(std::move(row));
+  return result;
+}
+
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
-  auto result = status_header(self, queue_manager_state::name, "queue_manager", st.handled);
+  auto result = status_header(self, queue_manager_state::name, "queue_manager", st.stats);
+  result.tables["queue"] = waiting_by_provider_and_model(self);
   result.figures = {
       {"queued", double(st.ready_count)},
       {"retry_waiting", double(st.delayed.size())},

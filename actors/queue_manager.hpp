@@ -7,6 +7,7 @@
 // only after that commit. Results leave memory only after their final write committed.
 
 #include "actors/actors.hpp"
+#include "actors/status_report.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/result_mapper.hpp"
 #include "runtime/store.hpp"
@@ -155,7 +156,8 @@ struct queue_manager_state {
   bool draining = false;
 
   // -- figures for inspection --
-  uint64_t handled = 0;
+  /// Messages handled, their processing times, the last error (for status).
+  actor_stats stats;
   uint64_t accepted_total = 0;
   uint64_t rejected_total = 0;
   /// The store's reconnects already counted in llm_provider_store_reconnects_total.

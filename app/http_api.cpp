@@ -1,5 +1,7 @@
 #include "app/http_api.hpp"
 #include "app/console_routes.hpp"
+#include "app/actor_request.hpp"
+#include "app/inspect_api.hpp"
 #include "actors/batch_window.hpp"
 #include "actors/request_timeout.hpp"
 #include "runtime/api_bodies.hpp"
@@ -65,41 +67,6 @@ http_response store_unavailable(std::string_view message, std::string_view corre
 http_response while_starting(http_response res) {
   res.headers.emplace_back("Retry-After", "1");
   return res;
-}
-
-// -- bridge: one short-lived actor per call turns request/then into a callback --
-
-// Told the request, the bridge asks `hdl` and hands `done` the reply or the error (the
-// timeout's too), then ends.
-template <class Reply, class Handle, class... Ts>
-typename request_bridge_actor<Ts...>::behavior_type
-request_bridge(typename request_bridge_actor<Ts...>::pointer self, Handle hdl,
-               caf::timespan timeout, std::function<void(caf::expected<Reply>)> done) {
-  return {[=](Ts&... request) {
-    auto finish = [=](caf::expected<Reply> x) {
-      done(std::move(x));
-      self->quit();
-    };
-    auto reply = self->request(hdl, timeout, std::move(request)...);
-    auto reply_id = reply.id();
-    std::move(reply).then(
-        [=](Reply& x) {
-          forget_request_timeout(self, reply_id);
-          finish(std::move(x));
-        },
-        [=](caf::error& err) {
-          forget_request_timeout(self, reply_id);
-          finish(std::move(err));
-        });
-  }};
-}
-
-template <class Reply, class Handle, class... Ts>
-void ask(const api_context& ctx, const Handle& hdl, std::function<void(caf::expected<Reply>)> done,
-         Ts... xs) {
-  auto bridge =
-      ctx.sys->spawn(request_bridge<Reply, Handle, Ts...>, hdl, ctx.timeout, std::move(done));
-  caf::anon_send(bridge, std::move(xs)...);
 }
 
 bool is_json_content_type(const std::string& value) {
@@ -1158,6 +1125,8 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_metrics(ctx, std::move(respond));
   if (req.path == "/api/v1/inspect")
     return get_inspect(ctx, std::move(respond));
+  if (req.path.starts_with("/api/v1/inspect/"))
+    return get_inspect_view(ctx, req, std::move(respond));
   if (req.path == "/api/v1/providers")
     return get_providers(ctx, std::move(respond));
   if (req.path == "/api/v1/models")

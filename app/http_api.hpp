@@ -4,6 +4,7 @@
 // threads) to the actors and renders their answers. JSON parsing and validation happen
 // here on the I/O threads, so the actors only see typed, valid requests.
 
+#include "app/inspect_stream.hpp"
 #include "app/topology.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/http_server.hpp"
@@ -65,6 +66,8 @@ struct api_context {
   /// /healthz answers 503 "starting", every route but /metrics 503 SERVICE_UNAVAILABLE, both
   /// at once and with Retry-After (shared by every copy of the context).
   std::shared_ptr<std::atomic<bool>> starting = std::make_shared<std::atomic<bool>>(false);
+  /// The clients of GET /api/v1/inspect/stream (fed by the inspector's snapshots).
+  std::shared_ptr<inspect_stream_hub> inspect_streams = std::make_shared<inspect_stream_hub>();
 };
 
 /// The warning for a real provider's key configured while the default provider is still

@@ -205,10 +205,13 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   provider_options.ca_file = cfg.provider_ca_file;
   http_client provider_client{provider_options};
   caf::actor_system sys{sys_cfg};
-  auto actors = spawn_topology(sys, cfg, db.get(), &callback_client, &provider_client, manifest,
-                               jobs_db.get());
+  auto streams = std::make_shared<inspect_stream_hub>();
+  auto actors = spawn_topology(
+      sys, cfg, db.get(), &callback_client, &provider_client, manifest, jobs_db.get(),
+      [streams](const inspection_snapshot& snapshot) { streams->publish(snapshot); });
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
+  ctx->inspect_streams = streams;
   ctx->jobs_db = jobs_db.get();
   ctx->reads = reads.get();
   ctx->keys = std::move(keys);

@@ -23,11 +23,23 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include <array>
 #include <cctype>
+
+#include <unistd.h>
 
 namespace lps {
 
 namespace {
+
+// This node's name in inspection: its host name, until the cluster work brings
+// CLUSTER_NODE_NAME.
+std::string host_name() {
+  std::array<char, 256> buf{};
+  if (gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0')
+    return "localhost";
+  return buf.data();
+}
 
 caf::timespan hours(double h) {
   return std::chrono::duration_cast<caf::timespan>(
@@ -238,7 +250,8 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
-                        const model_manifest& manifest, batch_job_store* jobs_db) {
+                        const model_manifest& manifest, batch_job_store* jobs_db,
+                        inspection_listener on_sample) {
   topology t;
   const auto& prices = manifest.prices;
   auto flags = openai_flags_of(manifest);
@@ -286,7 +299,11 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
     targets.push_back(p);
   for (const auto& [name, b] : t.batch)
     targets.push_back(b);
-  t.inspector = sys.spawn(inspector, std::move(targets));
+  inspector_config inspection;
+  inspection.targets = std::move(targets);
+  inspection.node = host_name();
+  inspection.on_sample = std::move(on_sample);
+  t.inspector = sys.spawn(inspector, std::move(inspection));
   return t;
 }
 

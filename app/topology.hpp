@@ -9,6 +9,7 @@
 
 #include <caf/actor_system.hpp>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -38,14 +39,19 @@ queue_processing_mode effective_mode(const config& cfg);
 /// Why a provider cannot be called (for the mock: MOCK_ALLOWED=false), or "" when it can.
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider);
 
+/// Called with each inspection snapshot, on the inspector's thread (must not block).
+using inspection_listener = std::function<void(const inspection_snapshot&)>;
+
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
 /// intake and inspector. `callback_http` delivers result events; `provider_transport` calls
 /// providers (separate pools, so one never waits for the other).
 /// The model `manifest` gives prices (cost estimates) and per-model request parameters. `jobs_db`
 /// keeps provider batch jobs (null: batch_api runs as serial_bundle for every provider).
+/// `on_sample` gets the inspector's snapshot every second (the SSE stream).
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
-                        const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr);
+                        const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr,
+                        inspection_listener on_sample = {});
 
 /// Blocks until the queue manager has recovered the store (it answers its first message only
 /// after recovery), asking again every `patience` and logging that it still recovers. Ends

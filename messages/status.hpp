@@ -3,13 +3,28 @@
 // What every actor reports about itself (the inspection protocol).
 
 #include <caf/meta/type_name.hpp>
+#include <caf/timestamp.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace lps {
+
+/// One row of a table an actor shows (a recent bundle, a queue by provider and model):
+/// numbers and texts by column name.
+struct status_row {
+  std::map<std::string, double> figures;
+  std::map<std::string, std::string> facts;
+  friend bool operator==(const status_row&, const status_row&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, status_row& x) {
+  return f(caf::meta::type_name("lps.status_row"), x.figures, x.facts);
+}
 
 /// One actor's self-report for /api/v1/inspect.
 struct actor_status {
@@ -22,13 +37,62 @@ struct actor_status {
   std::map<std::string, double> figures;
   /// Textual facts (mode, state).
   std::map<std::string, std::string> facts;
+  /// The node it runs on (set by the inspector that asked).
+  std::string node = {};
+  /// How long its handlers took, since start, for one message in 16: one count per bucket
+  /// of actors/status_report.hpp (bucket i: under 2^i microseconds; the last one: longer).
+  std::vector<uint64_t> processing_time_counts = {};
+  /// The last error it noted ("": none since start).
+  std::string last_error = {};
+  /// Tables that are only displayed, by name ("recent_bundles", "items_per_call", "queue",
+  /// "providers"); the inspector keeps them in its latest snapshot only.
+  std::map<std::string, std::vector<status_row>> tables = {};
   friend bool operator==(const actor_status&, const actor_status&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, actor_status& x) {
   return f(caf::meta::type_name("lps.actor_status"), x.name, x.kind, x.mailbox_size,
-           x.messages_handled, x.figures, x.facts);
+           x.messages_handled, x.figures, x.facts, x.node, x.processing_time_counts, x.last_error,
+           x.tables);
+}
+
+/// One actor in an inspection snapshot: its answer and what the inspector derived from it.
+struct actor_sample {
+  actor_status status;
+  /// False: it did not answer within the inspector's timeout (500 ms); `status` then holds
+  /// the name and kind of its last answer.
+  bool responsive = true;
+  /// Messages handled per second since the previous snapshot.
+  double handled_per_second = 0;
+  /// Processing-time percentiles since start, in milliseconds (the upper bound of the
+  /// bucket the percentile falls in; 0: nothing handled).
+  double p50_ms = 0;
+  double p90_ms = 0;
+  double p99_ms = 0;
+  friend bool operator==(const actor_sample&, const actor_sample&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, actor_sample& x) {
+  return f(caf::meta::type_name("lps.actor_sample"), x.status, x.responsive, x.handled_per_second,
+           x.p50_ms, x.p90_ms, x.p99_ms);
+}
+
+/// What the inspector saw at one sample (one a second).
+struct inspection_snapshot {
+  /// Counts the samples since start (1 is the first).
+  uint64_t seq = 0;
+  caf::timestamp at;
+  /// The node the inspector runs on.
+  std::string node;
+  std::vector<actor_sample> actors;
+  friend bool operator==(const inspection_snapshot&, const inspection_snapshot&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inspection_snapshot& x) {
+  return f(caf::meta::type_name("lps.inspection_snapshot"), x.seq, x.at, x.node, x.actors);
 }
 
 /// One provider as the bundler sees it (GET /api/v1/providers, /healthz, the inspector).

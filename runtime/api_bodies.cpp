@@ -142,9 +142,9 @@ std::string render_providers(const std::string& default_provider,
   return result;
 }
 
-std::string render_batch_job(const batch_job_record& job) {
-  std::string result;
-  object_writer body{result};
+namespace {
+
+void write_batch_job(object_writer& body, const batch_job_record& job) {
   body.string("job_id", job.job_id)
       .string("provider", job.provider)
       .string("model", job.model)
@@ -160,6 +160,31 @@ std::string render_batch_job(const batch_job_record& job) {
   write_time_ms(body, "ended_at_ms", job.ended_at_ms);
   write_time_ms(body, "updated_at_ms", job.updated_at_ms);
   body.string("last_error", job.last_error);
+}
+
+} // namespace
+
+std::string render_batch_job(const batch_job_record& job) {
+  std::string result;
+  object_writer body{result};
+  write_batch_job(body, job);
+  body.close();
+  return result;
+}
+
+std::string render_inspect_jobs(const std::vector<batch_job_record>& jobs) {
+  std::string result;
+  object_writer body{result};
+  array_writer xs{body.member("jobs")};
+  for (const auto& job : jobs) {
+    object_writer item{xs.element()};
+    write_batch_job(item, job);
+    auto done = job.succeeded + job.failed;
+    item.integer("done", done)
+        .number("progress", job.item_count == 0 ? 0.0 : double(done) / double(job.item_count));
+    item.close();
+  }
+  xs.close();
   body.close();
   return result;
 }

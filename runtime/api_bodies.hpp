@@ -86,6 +86,10 @@ std::string render_batch_job(const batch_job_record& job);
 /// GET /api/v1/batch-jobs body: {"jobs": [...]}.
 std::string render_batch_jobs(const std::vector<batch_job_record>& jobs);
 
+/// GET /api/v1/inspect/jobs body: {"jobs": [...]}, each job as in render_batch_job plus
+/// `done` (items succeeded or failed) and `progress` (done / item_count, 0 without items).
+std::string render_inspect_jobs(const std::vector<batch_job_record>& jobs);
+
 /// 202 body of POST /api/v1/batch-jobs/{id}/cancel.
 std::string render_cancel_requested(const std::string& job_id);
 

@@ -22,9 +22,11 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -70,6 +72,8 @@ constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr std::size_t read_chunk = 16 * 1024;
 /// How long an error answer waits for the client to finish sending before the socket closes.
 constexpr std::chrono::milliseconds max_linger{5000};
+/// A streamed answer whose client falls this far behind is ended (it is not reading).
+constexpr size_t max_stream_backlog = 1 << 20;
 
 class session_base;
 
@@ -173,6 +177,44 @@ public:
 
   /// Writes the handler's answer (or an error of ours); runs on the session's strand.
   virtual void send(http_response r) = 0;
+
+  /// Writes one piece of a streamed answer as an HTTP chunk; runs on the session's strand.
+  virtual void send_chunk(std::string data) = 0;
+};
+
+/// What a handler writes a streamed answer through: posts each piece onto the session's
+/// strand. It holds the session weakly, so a client that went away frees its connection at
+/// once; `ended` is set by the session (client gone, too far behind) and by stop().
+class body_stream final : public http_body_stream {
+public:
+  body_stream(std::shared_ptr<server_core> core, std::weak_ptr<session_base> session)
+      : core_(std::move(core)), session_(std::move(session)) {}
+
+  bool write(std::string data) override {
+    if (ended_.load())
+      return false;
+    // Posting under the mutex, as reply_slot does: after stop() no session reference leaves.
+    std::lock_guard<std::mutex> lock{core_->mutex};
+    auto s = session_.lock();
+    if (core_->stopped || !s) {
+      ended_ = true;
+      return false;
+    }
+    auto ex = s->executor();
+    net::post(ex, [s = std::move(s), data = std::move(data)]() mutable {
+      s->send_chunk(std::move(data));
+    });
+    return true;
+  }
+
+  void end() {
+    ended_ = true;
+  }
+
+private:
+  std::shared_ptr<server_core> core_;
+  std::weak_ptr<session_base> session_;
+  std::atomic<bool> ended_{false};
 };
 
 /// Behind every copy of one responder: answers exactly once, from any thread.
@@ -254,6 +296,8 @@ public:
   }
 
   void send(http_response r) override {
+    if (r.stream && !head_)
+      return start_stream(std::move(r));
     try {
       build_response(r);
     } catch (const std::exception& e) {
@@ -266,9 +310,92 @@ public:
     http::async_write(stream_, response_, beast::bind_front_handler(&session::on_write, self()));
   }
 
+  void send_chunk(std::string data) override {
+    if (!body_ || stream_ended_)
+      return;
+    // One HTTP chunk: the size in hex, the data, CRLF after each.
+    char size[20];
+    auto end = std::to_chars(size, size + sizeof(size), data.size(), 16).ptr;
+    auto chunk = std::string(size, end) + "\r\n" + std::move(data) + "\r\n";
+    if (queued_bytes_ + chunk.size() > max_stream_backlog) {
+      spdlog::debug("http server: a streaming client fell {} bytes behind, ending its stream",
+                    queued_bytes_);
+      return end_stream();
+    }
+    queued_bytes_ += chunk.size();
+    chunks_.push_back(std::move(chunk));
+    if (!writing_)
+      write_next_chunk();
+  }
+
 private:
   std::shared_ptr<session> self() {
     return std::static_pointer_cast<session>(shared_from_this());
+  }
+
+  // -- streamed answers: the head, then chunks as the handler writes them, until the client
+  // goes away (seen by a read that ends) or the server stops --
+
+  void start_stream(http_response r) {
+    stream_head_.emplace(http::status::ok, version_);
+    stream_head_->result(r.status >= 200 && r.status <= 999 ? r.status : 500);
+    stream_head_->set(http::field::server, "lps");
+    if (!r.content_type.empty())
+      stream_head_->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers)
+      stream_head_->insert(name, value);
+    stream_head_->keep_alive(false);
+    stream_head_->chunked(true);
+    stream_serializer_.emplace(*stream_head_);
+    http::async_write_header(
+        stream_, *stream_serializer_,
+        [self = self(), start = std::move(r.stream)](error_code ec, size_t) mutable {
+          if (ec)
+            return self->end_stream();
+          self->body_ = std::make_shared<body_stream>(self->core_, self->weak_from_this());
+          self->watch_client();
+          start(self->body_);
+        });
+  }
+
+  // A streaming client sends nothing more; a read that ends means it went away.
+  void watch_client() {
+    buffer_.consume(buffer_.size());
+    lowest().async_read_some(buffer_.prepare(read_chunk), [self = self()](error_code ec, size_t) {
+      if (ec)
+        return self->end_stream();
+      self->watch_client();
+    });
+  }
+
+  void write_next_chunk() {
+    writing_ = true;
+    current_chunk_ = std::move(chunks_.front());
+    chunks_.pop_front();
+    net::async_write(stream_, net::buffer(current_chunk_),
+                     [self = self()](error_code ec, size_t) { self->on_chunk_written(ec); });
+  }
+
+  void on_chunk_written(error_code ec) {
+    writing_ = false;
+    queued_bytes_ -= current_chunk_.size();
+    if (ec)
+      return end_stream();
+    if (!chunks_.empty())
+      write_next_chunk();
+  }
+
+  // Closing the socket ends the pending read and write; the session (and its count in
+  // open_connections) goes with the last of them.
+  void end_stream() {
+    if (std::exchange(stream_ended_, true))
+      return;
+    if (body_)
+      body_->end();
+    chunks_.clear();
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
   }
 
   /// The TCP layer: timeouts, socket options, half-close.
@@ -497,6 +624,15 @@ private:
   bool keep_alive_ = false;
   bool head_ = false;
   bool close_after_write_ = false;
+  // A streamed answer: its head, the writer given to the handler, chunks not written yet.
+  std::optional<http::response<http::empty_body>> stream_head_;
+  std::optional<http::response_serializer<http::empty_body>> stream_serializer_;
+  std::shared_ptr<body_stream> body_;
+  std::deque<std::string> chunks_;
+  std::string current_chunk_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool stream_ended_ = false;
 };
 
 /// Opens `path` for reading, so a missing or unreadable file gets the system's reason.

@@ -29,6 +29,20 @@ struct http_request {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+/// The body of a streamed answer (e.g. server-sent events), written piece by piece.
+class http_body_stream {
+public:
+  virtual ~http_body_stream() = default;
+
+  /// Queues `data` for the client; callable from any thread. False once the stream has
+  /// ended (the client went away, fell more than 1 MiB behind, or the server stopped): stop
+  /// writing then.
+  virtual bool write(std::string data) = 0;
+};
+
+/// Gets the stream of a streamed answer, once its status and headers are sent.
+using http_stream_start = std::function<void(std::shared_ptr<http_body_stream>)>;
+
 /// The answer to one request.
 struct http_response {
   unsigned status = 200;
@@ -36,6 +50,10 @@ struct http_response {
   std::string content_type = "application/json";
   /// Extra headers (e.g. Retry-After).
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Set: the answer is a stream instead of `body`. The server sends the status and headers
+  /// (chunked transfer encoding, `Connection: close`), then calls this once with the stream.
+  /// The connection stays open until the client closes it or the server stops.
+  http_stream_start stream = {};
 };
 
 /// Sends the response; callable from any thread, exactly once.

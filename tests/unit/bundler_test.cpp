@@ -400,3 +400,37 @@ TEST_CASE("answered requests leave no timeout behind in the actor clock") {
   CHECK(fx.stub("mock").seen.size() == 3);
   CHECK(pending_request_timeouts(fx.sys, fx.bundler_hdl) == 0);
 }
+
+TEST_CASE("the bundler's status keeps recent bundles, items per call and provider rows") {
+  pipeline_fixture fx;
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 5; ++i)
+    xs.push_back(make_request("r" + std::to_string(i)));
+  REQUIRE(fx.submit(xs).size() == 5);
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4);
+  fx.settle();
+  auto status = fx.request<actor_status>(fx.bundler_hdl, atom::status_v);
+  REQUIRE(status);
+  // Five mock requests, four per call: one call of 4, one of 1; newest bundle first.
+  const auto& recent = status->tables["recent_bundles"];
+  REQUIRE(recent.size() == 2);
+  CHECK(recent[0].figures.at("items") == 1);
+  CHECK(recent[1].figures.at("items") == 4);
+  CHECK(recent[1].figures.at("succeeded") == 4);
+  CHECK(recent[1].facts.at("outcome") == "ok");
+  CHECK(recent[1].facts.at("provider") == "mock");
+  const auto& per_call = status->tables["items_per_call"];
+  REQUIRE(per_call.size() == 2);
+  CHECK(per_call[0].figures == std::map<std::string, double>{{"items", 1}, {"calls", 1}});
+  CHECK(per_call[1].figures == std::map<std::string, double>{{"items", 4}, {"calls", 1}});
+  bool mock_listed = false;
+  for (const auto& row : status->tables["providers"])
+    if (row.facts.at("provider") == "mock") {
+      mock_listed = true;
+      CHECK(row.facts.at("circuit_state") == "closed");
+      CHECK(row.figures.at("inflight_bundles") == 0);
+      CHECK(row.figures.count("latency_ms_mean") == 1);
+      CHECK(row.figures.count("max_inflight_bundles") == 1);
+    }
+  CHECK(mock_listed);
+}

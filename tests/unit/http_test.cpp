@@ -32,6 +32,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+using lps::http_body_stream;
 using lps::http_client;
 using lps::http_client_options;
 using lps::http_client_request;
@@ -1048,4 +1049,72 @@ TEST_CASE("http server escapes its error message: a quote and a backslash stay v
   CHECK(error.at("message") == R"(request body exceeds 10 bytes (raise LIMIT "A" \ B))");
   CHECK(error.at("correlation_id").is_null());
   CHECK(error.at("details").as_object().empty());
+}
+
+namespace {
+
+// A server whose every answer is a stream; the test gets each stream to write to.
+struct streaming_server {
+  http_server server;
+  std::promise<std::shared_ptr<http_body_stream>> given;
+
+  streaming_server() {
+    start(server, local_options(), [this](http_request&&, http_responder respond) {
+      http_response r{200, "", "text/event-stream", {{"Cache-Control", "no-cache"}}};
+      r.stream = [this](std::shared_ptr<http_body_stream> s) { given.set_value(std::move(s)); };
+      respond(std::move(r));
+    });
+  }
+
+  std::shared_ptr<http_body_stream> stream() {
+    auto f = given.get_future();
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    return f.get();
+  }
+};
+
+} // namespace
+
+TEST_CASE("a streamed answer sends its head, then each piece as one chunk", "[http]") {
+  streaming_server s;
+  auto client = std::make_unique<raw_socket>(s.server.port());
+  client->write("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto stream = s.stream();
+  REQUIRE(stream->write("data: one\n\n"));
+  REQUIRE(stream->write("data: two\n\n"));
+  auto text = client->read_until_ends_with("data: two\n\n\r\n", 5000ms);
+  CHECK(text.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(text.find("Content-Type: text/event-stream\r\n") != std::string::npos);
+  CHECK(text.find("Cache-Control: no-cache\r\n") != std::string::npos);
+  CHECK(text.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(text.find("Content-Length") == std::string::npos);
+  // 11 bytes each: "b" in hex.
+  CHECK(text.ends_with("\r\n\r\nb\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n"));
+  CHECK(s.server.open_connections() == 1);
+}
+
+TEST_CASE("a streamed answer ends when the client goes away, freeing its connection", "[http]") {
+  streaming_server s;
+  auto client = std::make_unique<raw_socket>(s.server.port());
+  client->write("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto stream = s.stream();
+  REQUIRE(stream->write("data: one\n\n"));
+  client->read_until_ends_with("data: one\n\n\r\n", 5000ms);
+  REQUIRE(s.server.open_connections() == 1);
+  client.reset(); // the client closes its socket
+  CHECK(s.server.wait_open_connections(0, 5000ms));
+  CHECK(!stream->write("data: two\n\n"));
+}
+
+TEST_CASE("a streamed answer ends when the server stops", "[http]") {
+  streaming_server s;
+  raw_socket client{s.server.port()};
+  client.write("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto stream = s.stream();
+  s.server.stop();
+  CHECK(!stream->write("data: late\n\n"));
+  bool closed = false;
+  client.read_until_closed(5000ms, closed);
+  CHECK(closed);
+  CHECK(s.server.open_connections() == 0);
 }

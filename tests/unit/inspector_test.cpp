@@ -11,8 +11,8 @@ using namespace lps::test;
 TEST_CASE("the inspector reports every actor") {
   pipeline_fixture fx;
   fx.start_bundler(queue_processing_mode::serial_bundle, 4);
-  auto insp = fx.spawn(inspector, std::vector<status_client_actor>{fx.intake_hdl, fx.queue,
-                                                                   fx.bundler_hdl, fx.metrics_hdl});
+  auto insp = fx.spawn(inspector,
+                       inspector_config{{fx.intake_hdl, fx.queue, fx.bundler_hdl, fx.metrics_hdl}});
   auto rh = fx.self->request(insp, caf::infinite, atom::inspect_v);
   fx.settle();
   std::vector<actor_status> xs;
@@ -33,7 +33,7 @@ TEST_CASE("the inspector reports the messages each actor handled, counted once o
   REQUIRE(fx.request<std::string>(metrics_hdl, atom::render_v));
   for (int i = 0; i < 3; ++i)
     fx.self->send(fx.intake_hdl, atom::stop_v);
-  auto insp = fx.spawn(inspector, std::vector<status_client_actor>{metrics_hdl, fx.intake_hdl});
+  auto insp = fx.spawn(inspector, inspector_config{{metrics_hdl, fx.intake_hdl}});
   auto inspect = [&] {
     auto xs = fx.request<std::vector<actor_status>>(insp, atom::inspect_v);
     REQUIRE(xs);
@@ -50,4 +50,172 @@ TEST_CASE("the inspector reports the messages each actor handled, counted once o
   CHECK(inspect()
         == std::map<std::string, uint64_t>{
             {"inspector", 2}, {"metrics", 2 + 1 + 2}, {"intake", 3 + 2}});
+}
+
+namespace {
+
+// A target that answers every status question with `answer` (its own count of questions as
+// messages handled, so rates can be checked).
+status_client_actor::behavior_type fixed_target(status_client_actor::pointer, actor_status answer) {
+  auto asked = std::make_shared<uint64_t>(0);
+  return {[=](atom::status) {
+    auto result = answer;
+    result.messages_handled = ++*asked;
+    return result;
+  }};
+}
+
+// A target that takes the status question and never answers it.
+status_client_actor::behavior_type silent_target(status_client_actor::pointer self) {
+  return {[=](atom::status) -> caf::result<actor_status> {
+    return self->make_response_promise<actor_status>();
+  }};
+}
+
+// The inspector's snapshots so far (at most 600), oldest first.
+std::vector<inspection_snapshot> history(deterministic_fixture& fx,
+                                         const inspector_impl_actor& insp) {
+  auto xs = fx.request<std::vector<inspection_snapshot>>(insp, atom::history_v, uint32_t{600});
+  REQUIRE(xs);
+  return *xs;
+}
+
+} // namespace
+
+TEST_CASE("a flooded actor answers the inspector before its backlog: the question is urgent") {
+  deterministic_fixture fx;
+  auto metrics_hdl = fx.spawn(metrics);
+  inspector_config cfg{{metrics_hdl}};
+  cfg.interval = caf::timespan::zero();
+  auto insp = fx.spawn(inspector, cfg);
+  // 100,000 messages wait in the metrics actor's mailbox (the issue's flood).
+  for (int i = 0; i < 100'000; ++i)
+    fx.self->send(metrics_hdl, atom::record_v, std::vector<metric_sample>{});
+  auto rh = fx.self->request(insp, caf::infinite, atom::inspect_v);
+  // The inspector asks first, so its question lands behind the flood; then everything runs.
+  REQUIRE(fx.sched.prioritize(insp));
+  fx.sched.run_once();
+  fx.sched.run();
+  std::vector<actor_status> xs;
+  rh.receive([&](std::vector<actor_status>& x) { xs = std::move(x); },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  REQUIRE(xs.size() == 2);
+  CHECK(xs[1].kind == "metrics");
+  // It answered with (almost) the whole flood still waiting; asked with normal priority it
+  // would have answered after the flood, with an empty mailbox.
+  CHECK(xs[1].mailbox_size > 99'900);
+}
+
+TEST_CASE("an actor that does not answer within 500 ms is shown as unresponsive") {
+  deterministic_fixture fx;
+  auto silent = fx.spawn(silent_target);
+  inspector_config cfg{{silent}};
+  cfg.interval = caf::timespan::zero();
+  auto insp = fx.spawn(inspector, cfg);
+  auto rh = fx.self->request(insp, caf::infinite, atom::inspect_v);
+  fx.sched.run(); // the inspector asks now; the target keeps the question
+  fx.advance(std::chrono::milliseconds{499});
+  CHECK(fx.self->mailbox().empty()); // still waiting at 499 ms
+  fx.advance(std::chrono::milliseconds{1});
+  REQUIRE(!fx.self->mailbox().empty());
+  std::vector<actor_status> xs;
+  rh.receive([&](std::vector<actor_status>& x) { xs = std::move(x); },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  REQUIRE(xs.size() == 2);
+  CHECK(xs[1].facts.count("unresponsive") == 1);
+}
+
+TEST_CASE("the inspector samples every second: rates, node, and an unresponsive actor by name") {
+  deterministic_fixture fx;
+  actor_status answer{"worker", "provider", 0, 0, {}, {}};
+  answer.processing_time_counts = std::vector<uint64_t>(processing_time_buckets, 0);
+  answer.processing_time_counts[3] = 99; // 4 to 8 us
+  answer.processing_time_counts[10] = 1; // 512 to 1024 us
+  auto target = fx.spawn(fixed_target, answer);
+  auto silent = fx.spawn(silent_target);
+  inspector_config cfg{{target, silent}};
+  cfg.node = "node-a";
+  auto insp = fx.spawn(inspector, cfg);
+  CHECK(history(fx, insp).empty());
+  fx.advance(std::chrono::seconds{1}); // first sample asked; the silent one holds it back
+  CHECK(history(fx, insp).empty());
+  fx.advance(std::chrono::milliseconds{500});
+  auto xs = history(fx, insp);
+  REQUIRE(xs.size() == 1);
+  CHECK(xs[0].seq == 1);
+  CHECK(xs[0].node == "node-a");
+  REQUIRE(xs[0].actors.size() == 3);
+  CHECK(xs[0].actors[0].status.kind == "inspector");
+  const auto& worker = xs[0].actors[1];
+  CHECK(worker.responsive);
+  CHECK(worker.status.node == "node-a");
+  CHECK(worker.p50_ms == 0.008); // bucket 3: under 8 us
+  CHECK(worker.p99_ms == 0.008);
+  CHECK(worker.p90_ms == 0.008);
+  CHECK(!xs[0].actors[2].responsive);
+  CHECK(xs[0].actors[2].status.name == "unknown"); // it never answered
+  fx.advance(std::chrono::milliseconds{500});      // second sample, 1 s after the first
+  fx.advance(std::chrono::milliseconds{500});
+  xs = history(fx, insp);
+  REQUIRE(xs.size() == 2);
+  CHECK(xs[1].seq == 2);
+  // The worker was asked once per sample: one message in the second between them.
+  CHECK(xs[1].actors[1].handled_per_second == Approx(1.0));
+}
+
+TEST_CASE("the inspector's history is bounded and only the newest snapshot keeps the tables") {
+  deterministic_fixture fx;
+  actor_status answer{"bundler", "bundler", 0, 0, {}, {}};
+  answer.tables["recent_bundles"] = {status_row{{{"items", 4}}, {{"provider", "mock"}}}};
+  auto target = fx.spawn(fixed_target, answer);
+  inspector_config cfg{{target}};
+  cfg.history_size = 3;
+  std::vector<uint64_t> streamed;
+  cfg.on_sample = [&](const inspection_snapshot& x) { streamed.push_back(x.seq); };
+  auto insp = fx.spawn(inspector, cfg);
+  for (int i = 0; i < 5; ++i)
+    fx.advance(std::chrono::seconds{1});
+  auto xs = history(fx, insp);
+  REQUIRE(xs.size() == 3);
+  CHECK(xs[0].seq == 3);
+  CHECK(xs[2].seq == 5);
+  CHECK(xs[0].actors[1].status.tables.empty());
+  CHECK(xs[1].actors[1].status.tables.empty());
+  CHECK(xs[2].actors[1].status.tables == answer.tables);
+  CHECK(streamed == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  auto last = fx.request<std::vector<inspection_snapshot>>(insp, atom::history_v, uint32_t{1});
+  REQUIRE(last);
+  REQUIRE(last->size() == 1);
+  CHECK(last->front().seq == 5);
+}
+
+TEST_CASE("processing-time percentiles are the upper bounds of their buckets") {
+  std::vector<uint64_t> counts(processing_time_buckets, 0);
+  CHECK(processing_time_percentile_ms(counts, 0.5) == 0);
+  counts[0] = 50;  // under 1 us
+  counts[11] = 49; // under 2048 us
+  counts[23] = 1;  // 4.2 s or more: shown as its lower bound
+  CHECK(processing_time_percentile_ms(counts, 0.50) == 0.001);
+  CHECK(processing_time_percentile_ms(counts, 0.99) == 2.048);
+  CHECK(processing_time_percentile_ms(counts, 1.0) == 4194.304);
+  CHECK(processing_time_bucket(0) == 0);
+  CHECK(processing_time_bucket(1) == 1);
+  CHECK(processing_time_bucket(7) == 3);
+  CHECK(processing_time_bucket(8) == 4);
+  CHECK(processing_time_bucket(uint64_t{1} << 40) == processing_time_buckets - 1);
+}
+
+TEST_CASE("every message is counted, and one in 16 is timed into the histogram") {
+  actor_stats stats;
+  int calls = 0;
+  auto handler = detail::count_each_call(
+      &stats, [&](int x) { calls += x; }, caf::detail::type_list<int>{});
+  for (int i = 0; i < 2 * int(processing_time_sample_every) + 1; ++i)
+    handler(1);
+  CHECK(calls == 33); // 2 * 16 + 1
+  CHECK(stats.handled == 33);
+  uint64_t timed = 0;
+  for (auto n : stats.processing_time_counts)
+    timed += n;
+  CHECK(timed == 2); // the 16th and the 32nd
 }

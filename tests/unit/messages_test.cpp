@@ -62,7 +62,14 @@ TEST_CASE("every message round-trips through binary serialization") {
   bundle b{"b1", "mock", "mock-model-v1", "serial_bundle", {{q, o.enrichment}}};
   CHECK(roundtrip(fx.sys, b) == b);
   actor_status s{"bundler", "bundler", 3, 9, {{"bundles_total", 2.0}}, {{"mode", "x"}}};
+  s.node = "host-1";
+  s.processing_time_counts = {0, 4, 1};
+  s.last_error = "lost the reply";
+  s.tables["recent_bundles"] = {status_row{{{"items", 4.0}}, {{"provider", "mock"}}}};
   CHECK(roundtrip(fx.sys, s) == s);
+  inspection_snapshot snapshot{
+      3, caf::make_timestamp(), "host-1", {{s, false, 2.5, 0.008, 0.016, 1.024}}};
+  CHECK(roundtrip(fx.sys, snapshot) == snapshot);
   provider_status p{"openai", "open", 2, 1, std::chrono::milliseconds{1500}, "AUTH_ERROR"};
   CHECK(roundtrip(fx.sys, p) == p);
   delivery d{"q1", "http://x", "{}", 2};

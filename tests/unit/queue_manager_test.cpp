@@ -783,3 +783,30 @@ TEST_CASE("a result's row names who served it, its error code and its request's 
   CHECK(result_columns(fx, ids.at(1).queue_id)
         == "failed|mock|mock-model-v1|CANCELLED|" + cancelled.correlation_id + "|-|-");
 }
+
+TEST_CASE("the queue manager's status lists waiting requests by provider and model") {
+  queue_manager_config qm;
+  qm.default_models = {{"mock", "mock-model-v1"}};
+  pipeline_fixture fx{qm};
+  auto other_model = make_request("q3");
+  other_model.overrides.model = "mock-model-v2";
+  REQUIRE(fx.submit({make_request("q1"), make_request("q2")}).size() == 2);
+  fx.settle();
+  fx.run_for(std::chrono::seconds{2}); // no bundler: everything waits
+  REQUIRE(fx.submit({other_model, make_request("q4", "openai")}).size() == 2);
+  fx.settle();
+  auto status = fx.request<actor_status>(fx.queue, atom::status_v);
+  REQUIRE(status);
+  auto rows = status->tables["queue"];
+  REQUIRE(rows.size() == 3); // in provider and model order
+  CHECK(rows[0].facts
+        == std::map<std::string, std::string>{{"provider", "mock"}, {"model", "mock-model-v1"}});
+  CHECK(rows[0].figures.at("waiting") == 2);
+  CHECK(rows[0].figures.at("oldest_age_seconds") == Approx(2.0)); // q1 waited the 2 s
+  CHECK(rows[1].facts.at("model") == "mock-model-v2");
+  CHECK(rows[1].figures.at("waiting") == 1);
+  CHECK(rows[1].figures.at("oldest_age_seconds") == Approx(0.0)); // q3 just came
+  CHECK(rows[2].facts.at("provider") == "openai");
+  CHECK(rows[2].facts.at("model") == ""); // no default model configured for openai here
+  CHECK(rows[2].figures.at("waiting") == 1);
+}

@@ -1,0 +1,141 @@
+#include "runtime/inspect_bodies.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/json_writer.hpp"
+
+#include <cmath>
+
+namespace lps {
+
+namespace {
+
+// Whole numbers as integers (counts, bytes, milliseconds), others as they are.
+void append_figure(std::string& out, double x) {
+  if (std::isfinite(x) && x == std::trunc(x) && std::fabs(x) < 9007199254740992.0)
+    append_integer(out, static_cast<int64_t>(x));
+  else
+    append_double(out, x);
+}
+
+// One table row: its figures and facts as members, in name order.
+void write_row(std::string& out, const status_row& row) {
+  object_writer item{out};
+  auto figure = row.figures.begin();
+  auto fact = row.facts.begin();
+  while (figure != row.figures.end() || fact != row.facts.end()) {
+    if (fact == row.facts.end() || (figure != row.figures.end() && figure->first < fact->first)) {
+      append_figure(item.member(figure->first), figure->second);
+      ++figure;
+    } else {
+      item.string(fact->first, fact->second);
+      ++fact;
+    }
+  }
+  item.close();
+}
+
+// "<name>": the rows of every actor's table `name`, in actor order.
+void write_table(object_writer& body, const inspection_snapshot& x, const std::string& name) {
+  array_writer rows{body.member(name)};
+  for (const auto& actor : x.actors)
+    if (auto i = actor.status.tables.find(name); i != actor.status.tables.end())
+      for (const auto& row : i->second)
+        write_row(rows.element(), row);
+  rows.close();
+}
+
+void write_actor(std::string& out, const actor_sample& x) {
+  const auto& s = x.status;
+  object_writer item{out};
+  item.string("name", s.name)
+      .string("kind", s.kind)
+      .string("node", s.node)
+      .boolean("responsive", x.responsive)
+      .integer("mailbox_size", s.mailbox_size)
+      .integer("messages_handled", s.messages_handled)
+      .number("handled_per_second", x.handled_per_second);
+  object_writer processing{item.member("processing_ms")};
+  processing.number("p50", x.p50_ms).number("p90", x.p90_ms).number("p99", x.p99_ms);
+  processing.close();
+  item.string_or_null("last_error", s.last_error);
+  object_writer figures{item.member("figures")};
+  for (const auto& [key, value] : s.figures)
+    figures.number(key, value);
+  figures.close();
+  object_writer facts{item.member("facts")};
+  for (const auto& [key, value] : s.facts)
+    facts.string(key, value);
+  facts.close();
+  item.close();
+}
+
+void write_actors(object_writer& body, const inspection_snapshot& x) {
+  array_writer actors{body.member("actors")};
+  for (const auto& actor : x.actors)
+    write_actor(actors.element(), actor);
+  actors.close();
+}
+
+// This node alone (the cluster lists every node once it exists).
+void write_nodes(object_writer& body, const inspection_snapshot& x) {
+  size_t unresponsive = 0;
+  for (const auto& actor : x.actors)
+    unresponsive += actor.responsive ? 0 : 1;
+  array_writer nodes{body.member("nodes")};
+  object_writer node{nodes.element()};
+  node.string("name", x.node)
+      .boolean("self", true)
+      .string("state", "up")
+      .integer("actors", x.actors.size())
+      .integer("unresponsive_actors", unresponsive);
+  node.close();
+  nodes.close();
+}
+
+void write_header(object_writer& body, const inspection_snapshot& x) {
+  body.integer("seq", x.seq).string("at", iso8601(x.at)).string("node", x.node);
+}
+
+bool shows(inspect_view view, inspect_view part) {
+  return view == part || view == inspect_view::all;
+}
+
+} // namespace
+
+std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view) {
+  std::string result;
+  object_writer body{result};
+  write_header(body, snapshot);
+  if (shows(view, inspect_view::actors))
+    write_actors(body, snapshot);
+  if (shows(view, inspect_view::queue))
+    write_table(body, snapshot, "queue");
+  if (shows(view, inspect_view::bundles)) {
+    write_table(body, snapshot, "recent_bundles");
+    write_table(body, snapshot, "items_per_call");
+  }
+  if (shows(view, inspect_view::providers))
+    write_table(body, snapshot, "providers");
+  if (shows(view, inspect_view::nodes))
+    write_nodes(body, snapshot);
+  body.close();
+  return result;
+}
+
+std::string render_inspect_history(const std::vector<inspection_snapshot>& snapshots,
+                                   uint32_t seconds) {
+  std::string result;
+  object_writer body{result};
+  body.integer("seconds", seconds);
+  array_writer xs{body.member("snapshots")};
+  for (const auto& x : snapshots) {
+    object_writer snapshot{xs.element()};
+    write_header(snapshot, x);
+    write_actors(snapshot, x);
+    snapshot.close();
+  }
+  xs.close();
+  body.close();
+  return result;
+}
+
+} // namespace lps
