@@ -1,4 +1,5 @@
 #include "app/http_api.hpp"
+#include "app/config_route.hpp"
 #include "app/console_routes.hpp"
 #include "app/actor_request.hpp"
 #include "app/inspect_api.hpp"
@@ -1141,6 +1142,8 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_run(ctx, id, std::move(respond));
   if (req.path == "/api/v1/results")
     return get_results_page(ctx, req, std::move(respond));
+  if (req.path == "/api/v1/config")
+    return respond(config_response(ctx.cfg));
   if (is_console_path(req.path))
     return respond(console_response(req, console_assets()));
   respond(error_response(404, ec::resource_not_found, "no route for GET " + req.path));
@@ -1175,7 +1178,9 @@ std::optional<std::string> authenticate(const api_context& ctx, const http_reque
   auto access = access_of(req);
   if (access == route_access::open)
     return "";
-  auto presented = bearer_token(header_value(req, "authorization"));
+  // bearer_token() views into its argument: the header text must outlive `presented`.
+  auto authorization = header_value(req, "authorization");
+  auto presented = bearer_token(authorization);
   if (access == route_access::admin && !ctx.cfg.admin_token.empty()) {
     if (constant_time_equal(sha256_hex(presented), sha256_hex(ctx.cfg.admin_token.reveal())))
       return "admin";

@@ -33,6 +33,7 @@
     runs: ['/api/v1/runs', (r) => r.json().then((b) => b.runs)],
     providers: ['/api/v1/providers', (r) => r.json().then((b) => b.providers)],
     jobs: ['/api/v1/batch-jobs', (r) => r.json().then((b) => b.jobs)],
+    config: ['/api/v1/config', (r) => r.json().then((b) => b.settings)],
   };
 
   function startPolling(deliver) {
@@ -410,6 +411,26 @@
     message.classList.toggle('bad', !response.ok);
   }
 
+  // The table is rebuilt only when the settings or the filter change, so a row being
+  // selected or read does not flicker once a second.
+  let lastSettings = [];
+  let shownConfig = '';
+  function renderConfig(settings = lastSettings) {
+    lastSettings = settings;
+    const filter = $('#config-filter').value.trim().toLowerCase();
+    const key = JSON.stringify([settings, filter]);
+    if (key === shownConfig) return;
+    shownConfig = key;
+    const wanted = settings.filter((x) => !filter
+      || [x.key, x.file_key, x.value].some((t) => t.toLowerCase().includes(filter)));
+    fillRows('#config-table', wanted.map((x) => {
+      const tr = document.createElement('tr');
+      tr.dataset.key = x.key;
+      tr.append(cell(x.key), cell(x.file_key), cell(x.value, x.secret ? 'secret' : ''));
+      return tr;
+    }));
+  }
+
   // -- one snapshot in, every view out --
 
   function render(snapshot) {
@@ -425,6 +446,7 @@
     if (snapshot.providers && snapshot.metrics)
       renderProviders(snapshot.providers, snapshot.metrics);
     if (snapshot.jobs) renderJobs(snapshot.jobs);
+    if (snapshot.config) renderConfig(snapshot.config);
     const status = $('#status');
     const refused = snapshot.errors.some((e) => /HTTP 401$/.test(e));
     status.textContent = snapshot.errors.length
@@ -449,6 +471,7 @@
     showView(location.hash.slice(1) || 'overview');
     for (const th of document.querySelectorAll('#actors-table th[data-key]'))
       th.addEventListener('click', () => sortActorsBy(th.dataset.key));
+    $('#config-filter').addEventListener('input', () => renderConfig());
     $('#token-form').addEventListener('submit', (event) => {
       event.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, $('#token').value);

@@ -624,10 +624,18 @@ size_t provider_connections_per_host(const config& cfg) {
   return result;
 }
 
+// The getters of the key table mask secrets, so every view built on this one masks them.
+std::vector<shown_setting> shown_settings(const config& cfg) {
+  std::vector<shown_setting> result;
+  for (const auto& x : key_table())
+    result.push_back({x.info.env_name, x.info.file_name, x.get(cfg), x.info.is_secret});
+  return result;
+}
+
 std::string dump(const config& cfg) {
   std::string result;
-  for (const auto& x : key_table())
-    result += x.info.file_name + " = " + x.get(cfg) + "\n";
+  for (const auto& x : shown_settings(cfg))
+    result += x.file_name + " = " + x.value + "\n";
   return result;
 }
 

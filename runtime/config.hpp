@@ -230,7 +230,23 @@ bool is_loopback_host(const std::string& host);
 /// Cross-field checks after all sources were applied; one error line per problem.
 std::vector<std::string> validate(const config& cfg);
 
-/// The effective configuration as "key = value" lines, secrets masked.
+/// One key of the effective configuration as operators see it.
+struct shown_setting {
+  /// QUEUE_PROCESSING_MODE
+  std::string env_name;
+  /// queue-processing-mode
+  std::string file_name;
+  /// The value as text; a secret shows "***" when set and "" when not (POSTGRES_URL: the URL
+  /// with its password masked).
+  std::string value;
+  bool is_secret = false;
+};
+
+/// Every key with its value, secrets masked, in the order of config_keys(): the one view of
+/// the configuration that --dump-config and GET /api/v1/config both print.
+std::vector<shown_setting> shown_settings(const config& cfg);
+
+/// The effective configuration as "key = value" lines, secrets masked (shown_settings).
 std::string dump(const config& cfg);
 
 /// Connections the provider HTTP pool may open per provider host: the larger of

@@ -21,6 +21,8 @@ const { chromium } = require('playwright-core');
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const CHROMIUM = args.chromium || '/usr/bin/chromium';
 const TOKEN = 'console-test-admin-token';
+// A secret lps is started with: the Configuration view must show it masked, never in clear.
+const OPENAI_KEY = 'sk-console-test-openai-5f2c91';
 const RUN = 'browser-run';
 const RUN_SIZE = 300;
 const MOVE_LIMIT_MS = 3000; // the issue: the overview and the run's bar move within 3 s
@@ -88,13 +90,14 @@ const comparison = (i, run = RUN, extra = {}) => ({
 
 async function startStack(dataDir) {
   const mock = await startServer(args['mock-provider'],
-    ['--port=0', '--batch-processing-ms=600000'], {}, /listening on (http:\/\/\S+)/);
+    ['--port=0', '--batch-processing-ms=600000', `--api-key=${OPENAI_KEY}`], {},
+    /listening on (http:\/\/\S+)/);
   const lps = await startServer(args.lps, [
     '--http-port=0', `--data-dir=${dataDir}`, `--admin-token=${TOKEN}`,
     '--queue-processing-mode=batch_api', '--openai-batch-api-mode=opportunistic',
     '--batch-api-min-items=1', '--batch-api-poll-interval-seconds=1',
     `--openai-base-url=${mock}/v1`, '--mock-latency-ms=20',
-  ], { OPENAI_API_KEY: 'test-key' }, /lps listening on (http:\/\/\S+)/);
+  ], { OPENAI_API_KEY: OPENAI_KEY }, /lps listening on (http:\/\/\S+)/);
   return lps;
 }
 
@@ -181,6 +184,25 @@ async function checkProviders(page, base) {
     (rows) => rows.map((r) => `${r.children[0].textContent} ${r.children[2].textContent}`))).sort();
   check(JSON.stringify(shown) === JSON.stringify(api),
         `the providers table shows /api/v1/providers' breakers: ${shown}`);
+}
+
+// The Configuration view: a known key with the value lps was started with, the OpenAI key as
+// ***, and neither that key nor the admin token anywhere on the page; the filter narrows rows.
+async function checkConfig(page) {
+  await page.click('button[data-view=config]');
+  const value = (key) => page.textContent(`#config-table tr[data-key="${key}"] td:nth-child(3)`,
+                                          { timeout: 5000 }).catch(() => null);
+  const mode = await until(() => value('QUEUE_PROCESSING_MODE'), 5000);
+  check(mode === 'batch_api', `the Configuration view shows QUEUE_PROCESSING_MODE=${mode}`);
+  check(await value('OPENAI_API_KEY') === '***', 'OPENAI_API_KEY shows as ***');
+  const pageText = await page.evaluate(() => document.documentElement.outerHTML
+    + document.body.innerText);
+  check(!pageText.includes(OPENAI_KEY), 'the OpenAI key is nowhere on the page');
+  check(!pageText.includes(TOKEN), 'the admin token is nowhere on the page');
+  await page.fill('#config-filter', 'openai_api');
+  const keys = await page.$$eval('#config-table tbody tr', (rows) => rows.map((r) => r.dataset.key));
+  check(keys.join() === 'OPENAI_API_KEY', `the filter "openai_api" leaves ${keys}`);
+  await page.fill('#config-filter', '');
 }
 
 async function cancelText(page) {
@@ -282,6 +304,7 @@ async function main() {
     await checkOverviewAndRun(page, base);
     await checkActors(page, base);
     await checkProviders(page, base);
+    await checkConfig(page);
     await screenshots(page, args.artifacts);
     check(seen.errors.length === 0, `no console errors with the token: ${seen.errors}`);
     check(seen.failed.length === 0, `no failed requests: ${seen.failed}`);

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -161,4 +162,59 @@ TEST_CASE("results --follow writes every event of a run once and runs and run co
   CHECK(rows[1].find("run 7") == 0);
   CHECK(rows[1].find(" 150 ") != std::string::npos);
   CHECK(lpsctl(lps, {"run", "no-such-run"}).exit_code == 1);
+}
+
+TEST_CASE("config prints KEY=value lines sorted, secrets masked as --dump-config masks them") {
+  test::temp_dir dir;
+  const std::string token = "admin-token-lpsctl-3e8";
+  const std::string signing = "signing-secret-lpsctl-61a";
+  auto data_dir = (dir.path() / "data").string();
+  std::vector<std::string> flags{"--admin-token=" + token, "--callback-signing-secret=" + signing,
+                                 "--queue-max-retries=9"};
+  test::lps_process lps{data_dir, flags};
+  REQUIRE(lps.port() != 0);
+  auto refused = lpsctl(lps, {"config"});
+  CHECK(refused.exit_code == 3);
+  CHECK(refused.out.empty());
+
+  auto shown = lpsctl(lps, {"--token=" + token, "config"});
+  INFO(shown.err);
+  REQUIRE(shown.exit_code == 0);
+  auto lines = lines_of(shown.out);
+  std::vector<std::string> keys;
+  for (const auto& line : lines)
+    keys.push_back(line.substr(0, line.find('=')));
+  CHECK(std::is_sorted(keys.begin(), keys.end()));
+  auto has = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  CHECK(has("QUEUE_MAX_RETRIES=9"));
+  CHECK(has("CALLBACK_SIGNING_SECRET=***"));
+  CHECK(has("ADMIN_TOKEN=***"));
+  CHECK(has("OPENAI_API_KEY="));
+  for (const auto& secret : {token, signing})
+    CHECK(shown.out.find(secret) == std::string::npos);
+
+  // The same values as `lps --dump-config` with the same settings, key by key.
+  std::vector<std::string> dump_args{
+      LPS_BINARY, "--http-port=0", "--data-dir=" + data_dir, "--log-level=warn",
+      std::string{"--model-manifest="} + LPS_SOURCE_DIR + "/config/models.json"};
+  dump_args.insert(dump_args.end(), flags.begin(), flags.end());
+  dump_args.push_back("--dump-config");
+  auto dumped = test::run_command(dump_args);
+  REQUIRE(dumped.exit_code == 0);
+  std::set<std::string> dumped_lines;
+  for (const auto& line : lines_of(dumped.out))
+    dumped_lines.insert(line);
+  auto raw = lpsctl(lps, {"--token=" + token, "config", "--json"});
+  REQUIRE(raw.exit_code == 0);
+  auto settings = json::parse(raw.out).at("settings").as_array();
+  CHECK(settings.size() == lines.size());
+  CHECK(settings.size() == dumped_lines.size());
+  for (const auto& x : settings) {
+    auto file_key = std::string{x.at("file_key").as_string()};
+    auto value = std::string{x.at("value").as_string()};
+    CHECK(dumped_lines.count(file_key + " = " + value) == 1);
+    CHECK(has(std::string{x.at("key").as_string()} + "=" + value));
+  }
 }

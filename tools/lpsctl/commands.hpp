@@ -43,6 +43,10 @@ int run(lps_api& api, const std::string& bos_batch_id);
 /// it polls every second until the run has no active request.
 int results(lps_api& api, const std::string& bos_batch_id, bool follow);
 
+/// The effective configuration (GET /api/v1/config, secrets masked by lps): KEY=value lines
+/// sorted by key, or with `raw_json` the body as lps sent it.
+int config(lps_api& api, bool raw_json);
+
 /// Actors by mailbox, the queue and the providers; refreshed every second on a terminal until
 /// interrupted, printed once otherwise (or with `once`).
 int top(lps_api& api, bool once);

@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
   results_cmd->add_option("bos_batch_id", id)->required();
   results_cmd->add_flag("--follow", follow,
                         "poll every second until the run has no active request");
+  bool raw_json = false;
+  auto* config_cmd = app.add_subcommand("config", "the effective configuration, secrets masked");
+  config_cmd->add_flag("--json", raw_json, "print lps' JSON body instead of KEY=value lines");
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");
   top_cmd->add_flag("--once", once, "print one snapshot (the default when not on a terminal)");
@@ -101,6 +104,8 @@ int main(int argc, char** argv) {
     return run(api, id);
   if (results_cmd->parsed())
     return results(api, id, follow);
+  if (config_cmd->parsed())
+    return config(api, raw_json);
   if (top_cmd->parsed())
     return top(api, once);
   return usage;

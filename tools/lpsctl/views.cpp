@@ -1,4 +1,4 @@
-// lpsctl's read-only views (status, results, providers, jobs, top) and job cancel.
+// lpsctl's read-only views (status, results, providers, jobs, config, top) and job cancel.
 
 #include "tools/lpsctl/commands.hpp"
 
@@ -284,6 +284,22 @@ int runs(lps_api& api) {
                 number_of(obj, "eta_seconds", 0).c_str(),
                 number_of(obj, "cost_estimate", 4).c_str());
   }
+  return ok;
+}
+
+int config(lps_api& api, bool raw_json) {
+  auto answer = api.get("/api/v1/config");
+  if (answer.status != 200)
+    return failed(answer, api);
+  if (raw_json) {
+    std::printf("%s\n", answer.body.c_str());
+    return ok;
+  }
+  std::map<std::string, std::string> values;
+  for (const auto& x : answer.json.as_object().at("settings").as_array())
+    values[text_of(x.as_object(), "key")] = std::string{x.as_object().at("value").as_string()};
+  for (const auto& [key, value] : values)
+    std::printf("%s=%s\n", key.c_str(), value.c_str());
   return ok;
 }
 
