@@ -911,7 +911,7 @@ std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
     if (i == st.entries.end())
       continue;
     const auto& entry = i->second;
-    auto model = entry.hot ? resolved_model(self, entry, entry.hot->request) : std::string{};
+    auto model = entry.hot ? resolved_model(self, entry.provider, entry.hot->request) : std::string{};
     auto [row, first] = rows.try_emplace({entry.provider, model});
     if (first) { // by_age is oldest first: the first request seen is the oldest
       row->second.facts = {{"provider", entry.provider}, {"model", model}};
