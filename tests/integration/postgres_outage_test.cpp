@@ -4,6 +4,7 @@
 // lps serves again without a restart, and every request that got a 202 ends with exactly one
 // result event. Not the shared server of the ctest fixture "postgres": this one is stopped.
 
+#include "fixtures/shell_output.hpp"
 #include "integration/lps_process.hpp"
 #include "integration/service_clients.hpp"
 #include "fixtures/temp_dir.hpp"
@@ -31,18 +32,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// What a shell command printed on stdout, last newline cut.
-std::string output_of(const std::string& command) {
-  std::string result;
-  std::unique_ptr<FILE, decltype(&pclose)> pipe{popen(command.c_str(), "r"), &pclose};
-  REQUIRE(pipe != nullptr);
-  std::array<char, 256> buf{};
-  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr)
-    result += buf.data();
-  while (!result.empty() && result.back() == '\n')
-    result.pop_back();
-  return result;
-}
+using lps::test::output_of;
 
 /// A throw-away server in /tmp (as root it runs as the postgres user, which must reach it),
 /// destroyed at the end.

@@ -2,6 +2,7 @@
 // for the test run by tools/pg.sh (the ctest fixture "postgres"). Each case works in a
 // database of its own, so cases never see each other's tables.
 
+#include "fixtures/shell_output.hpp"
 #include "runtime/pg_schema.hpp"
 #include "runtime/pg_store.hpp"
 #include "runtime/postgres.hpp"
@@ -20,18 +21,7 @@ using namespace lps;
 
 namespace {
 
-/// What a command printed on stdout, last newline cut.
-std::string output_of(const std::string& command) {
-  std::string result;
-  std::unique_ptr<FILE, decltype(&pclose)> pipe{popen(command.c_str(), "r"), &pclose};
-  REQUIRE(pipe != nullptr);
-  std::array<char, 256> buf{};
-  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr)
-    result += buf.data();
-  while (!result.empty() && result.back() == '\n')
-    result.pop_back();
-  return result;
-}
+using lps::test::output_of;
 
 /// The URL of the test server's `lps` database.
 std::string server_url() {
