@@ -10,6 +10,8 @@
 #   BUILD_DIR=build            CMake build dir
 #   LPS_BIN=path               the lps binary to run (default $BUILD_DIR/lps)
 #   SOAK_RATE=2000             requests started per second (lps-loadgen --rate)
+#   SOAK_CONCURRENCY=512       POSTs in flight at most (lps-loadgen --concurrency); raise it
+#                              on a busy machine where 202s are slow (rate x accept latency)
 #   SOAK_FAULT_RATE=0.05       share of mock provider calls that fail (429, 503, 500: retried)
 #   SOAK_WARMUP_MINUTES=5      samples before this are left out of the verdict
 #   SOAK_IDLE_MINUTES=2        samples taken after the load ended (idle lps)
@@ -41,6 +43,7 @@ warmup=${SOAK_WARMUP_MINUTES:-5}
 idle=${SOAK_IDLE_MINUTES:-2}
 sample_s=${SOAK_SAMPLE_SECONDS:-60}
 tolerance=${SOAK_TOLERANCE:-0.10}
+concurrency=${SOAK_CONCURRENCY:-512}
 
 echo "== building lps and lps-loadgen in $build_dir" >&2
 cmake -S . -B "$build_dir" -G Ninja >/dev/null
@@ -99,7 +102,7 @@ sampler_pid=$!
 
 loadgen_rc=0
 "$build_dir/lps-loadgen" "--url=http://127.0.0.1:$port" "--count=$((rate * minutes * 60))" \
-  "--rate=$rate" --concurrency=512 --wait=callback "--pid=$lps_pid" \
+  "--rate=$rate" "--concurrency=$concurrency" --wait=callback "--pid=$lps_pid" \
   "--timeout-seconds=$((minutes * 60 + 600))" >"$work/loadgen.out" 2>"$work/loadgen.err" ||
   loadgen_rc=$?
 touch "$work/load_done"
