@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <unistd.h>
+
 using namespace lps;
 namespace json = boost::json;
 
@@ -217,4 +219,42 @@ TEST_CASE("config prints KEY=value lines sorted, secrets masked as --dump-config
     CHECK(dumped_lines.count(file_key + " = " + value) == 1);
     CHECK(has(std::string{x.at("key").as_string()} + "=" + value));
   }
+}
+
+TEST_CASE("nodes lists this node alone, as a table and as lps' JSON, with the admin token") {
+  test::temp_dir dir;
+  const std::string token = "admin-token-nodes-9c1";
+  test::lps_process lps{(dir.path() / "data").string(), {"--admin-token=" + token}};
+  REQUIRE(lps.port() != 0);
+  auto refused = lpsctl(lps, {"nodes"});
+  CHECK(refused.exit_code == 3);
+  CHECK(refused.out.empty());
+
+  // Right after start the view may answer 503 until the first snapshot: lpsctl waits it out.
+  auto table = lpsctl(lps, {"--token=" + token, "nodes"});
+  INFO(table.err);
+  REQUIRE(table.exit_code == 0);
+  auto lines = lines_of(table.out);
+  REQUIRE(lines.size() == 2); // the header and this node
+  CHECK(lines[0].rfind("NODE", 0) == 0);
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
+  std::istringstream row{lines[1]};
+  std::string name, state, self;
+  size_t actors = 0, unresponsive = 99;
+  row >> name >> state >> self >> actors >> unresponsive;
+  CHECK(name == host);
+  CHECK(state == "up");
+  CHECK(self == "yes");
+  CHECK(actors >= 5); // the inspector, intake, queue manager, bundler, callbacks, metrics...
+  CHECK(unresponsive == 0);
+
+  auto raw = lpsctl(lps, {"--token=" + token, "nodes", "--json"});
+  REQUIRE(raw.exit_code == 0);
+  auto body = json::parse(raw.out).as_object();
+  const auto& nodes = body.at("nodes").as_array();
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].at("name") == host);
+  CHECK(nodes[0].at("self") == true);
+  CHECK(nodes[0].at("actors").to_number<size_t>() == actors);
 }

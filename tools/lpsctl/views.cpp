@@ -303,6 +303,30 @@ int config(lps_api& api, bool raw_json) {
   return ok;
 }
 
+int nodes(lps_api& api, bool raw_json) {
+  // The first snapshot comes a second after lps starts: until then the view answers 503
+  // with Retry-After, which is waited out a few times rather than failing a script.
+  auto answer = api.get("/api/v1/inspect/nodes");
+  for (int attempt = 0; attempt < 5 && answer.status == 503 && answer.retry_after > 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::seconds{answer.retry_after});
+    answer = api.get("/api/v1/inspect/nodes");
+  }
+  if (answer.status != 200)
+    return failed(answer, api);
+  if (raw_json) {
+    print_json(answer.json);
+    return ok;
+  }
+  std::printf("%-32s %-8s %-5s %7s %13s\n", "NODE", "STATE", "SELF", "ACTORS", "UNRESPONSIVE");
+  for (const auto& n : answer.json.as_object().at("nodes").as_array()) {
+    const auto& obj = n.as_object();
+    std::printf("%-32s %-8s %-5s %7s %13s\n", text_of(obj, "name").c_str(),
+                text_of(obj, "state").c_str(), text_of(obj, "self") == "true" ? "yes" : "no",
+                text_of(obj, "actors").c_str(), text_of(obj, "unresponsive_actors").c_str());
+  }
+  return ok;
+}
+
 int run(lps_api& api, const std::string& bos_batch_id) {
   return show(api, "/api/v1/runs/" + path_segment(bos_batch_id));
 }
