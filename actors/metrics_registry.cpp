@@ -51,6 +51,14 @@ std::vector<metric_definition> build_definitions() {
                 "Number of comparisons carried by one serial bundle call.", {"provider", "model"},
                 bundle_item_buckets),
       gauge("llm_provider_queue_depth", "Requests currently in the queue by status.", {"status"}),
+      gauge("llm_provider_queue_waiting",
+            "Requests waiting (queued or waiting for a retry) by provider and model; at most 10 "
+            "models per provider, later ones as model other, model unknown while a request's "
+            "text is only in the store.",
+            {"provider", "model"}),
+      gauge("llm_provider_queue_oldest_age_seconds",
+            "Age of the oldest waiting request by provider and model (0 when none waits).",
+            {"provider", "model"}),
       histogram("llm_provider_queue_wait_time_seconds",
                 "Time from enqueue to final result, by queue processing mode and result.",
                 {"queue_processing_mode", "result"}, wait_buckets),

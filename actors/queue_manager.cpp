@@ -929,7 +929,10 @@ std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
 actor_status status_of(self_ptr self) {
   auto& st = self->state;
   auto result = status_header(self, queue_manager_state::name, "queue_manager", st.stats);
-  result.tables["queue"] = waiting_by_provider_and_model(self);
+  auto waiting = waiting_by_provider_and_model(self);
+  // The inspector asks once a second: the gauges follow at that pace, for one walk.
+  record(self, st.waiting_gauges.update(waiting));
+  result.tables["queue"] = std::move(waiting);
   result.figures = {
       {"queued", double(st.ready_count)},
       {"retry_waiting", double(st.delayed.size())},

@@ -9,6 +9,7 @@
 #include "actors/actors.hpp"
 #include "actors/status_report.hpp"
 #include "actors/providers/retry_policy.hpp"
+#include "actors/queue_gauges.hpp"
 #include "actors/result_mapper.hpp"
 #include "runtime/store.hpp"
 
@@ -169,6 +170,8 @@ struct queue_manager_state {
   uint64_t recovered_total = 0;
   uint64_t unreadable_total = 0;
   uint64_t processing_count = 0;
+  /// The waiting requests by provider and model in /metrics, set from each status answer.
+  queue_gauges waiting_gauges;
 };
 
 /// Spawns with: the config, the store, the metrics and callbacks actors. Recovers the

@@ -1171,9 +1171,16 @@ route_access access_of(const http_request& req) {
   return route_access::client;
 }
 
+// Hashing both sides makes the comparison independent of the token's length.
+bool is_admin_token(const api_context& ctx, std::string_view presented) {
+  return !ctx.cfg.admin_token.empty()
+         && constant_time_equal(sha256_hex(presented), sha256_hex(ctx.cfg.admin_token.reveal()));
+}
+
 // The client's key name ("" when no key is needed), or nullopt when the request may not
 // pass. Operator routes take ADMIN_TOKEN when it is set; otherwise they need what client
-// routes need. Hashing both sides makes the token comparison independent of its length.
+// routes need. The admin token also reads what clients read (every GET), so one token
+// serves the web console and lpsctl; it never submits or cancels as a client.
 std::optional<std::string> authenticate(const api_context& ctx, const http_request& req) {
   auto access = access_of(req);
   if (access == route_access::open)
@@ -1182,12 +1189,14 @@ std::optional<std::string> authenticate(const api_context& ctx, const http_reque
   auto authorization = header_value(req, "authorization");
   auto presented = bearer_token(authorization);
   if (access == route_access::admin && !ctx.cfg.admin_token.empty()) {
-    if (constant_time_equal(sha256_hex(presented), sha256_hex(ctx.cfg.admin_token.reveal())))
+    if (is_admin_token(ctx, presented))
       return "admin";
     return std::nullopt;
   }
   if (ctx.keys.empty())
     return "";
+  if (req.method == "GET" && is_admin_token(ctx, presented))
+    return "admin";
   return ctx.keys.find(presented);
 }
 

@@ -1,6 +1,8 @@
 // The lps web console (docs/console.md): plain JavaScript, no framework, no build step, no
-// request to any host but the lps that served it. Every figure comes from the API routes;
-// charts are plain SVG drawn from samples kept in the browser for 10 minutes.
+// request to any host but the lps that served it. Live figures come from the inspection
+// stream (/api/v1/inspect/stream), the last 10 minutes from /api/v1/inspect/history when the
+// page loads; runs, batch jobs, the configuration and /metrics are read once a second.
+// Charts are plain SVG.
 'use strict';
 
 (() => {
@@ -22,17 +24,83 @@
     return parse(response);
   }
 
-  // -- the data source: the one place that knows where snapshots come from --
+  // -- the inspection stream --
 
-  // Today: the routes that exist, polled once a second. The stream /api/v1/inspect/stream
-  // would replace this function and call the same `deliver` with the same snapshot shape.
+  // One server-sent event block: its data (joined lines), and the reconnect delay if given.
+  function parseEvent(block) {
+    const data = [];
+    let retry = null;
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) continue; // a comment (the greeting, keep-alives)
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'data') data.push(value);
+      if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
+    }
+    return { data: data.length ? data.join('\n') : null, retry };
+  }
+
+  // Reads the stream until it ends, calling `onEvent` with each snapshot.
+  async function readStream(response, onEvent, onRetry) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, '\n');
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const event = parseEvent(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+        if (event.retry !== null) onRetry(event.retry);
+        if (event.data !== null) onEvent(JSON.parse(event.data));
+      }
+    }
+  }
+
+  // EventSource cannot send an Authorization header, so the stream is read with fetch and its
+  // events parsed here; like EventSource it reconnects by itself, after the stream's `retry:`
+  // delay. `onState` hears 'connecting', 'live' and 'disconnected' (with the reason).
+  function openStream(onEvent, onState) {
+    let retryMs = 1000;
+    let controller = null;
+    let timer = null;
+    async function connect() {
+      const mine = new AbortController();
+      controller = mine;
+      onState('connecting');
+      let reason = 'lps ended the stream';
+      try {
+        const response = await api('/api/v1/inspect/stream', { signal: mine.signal });
+        if (response.ok) {
+          onState('live');
+          await readStream(response, onEvent, (ms) => { retryMs = ms; });
+        } else {
+          reason = response.status === 401 ? 'it needs the admin token' : `HTTP ${response.status}`;
+        }
+      } catch (error) {
+        reason = error.message;
+      }
+      if (mine.signal.aborted) return; // replaced by a new connection
+      onState('disconnected', reason, retryMs);
+      timer = setTimeout(connect, retryMs);
+    }
+    connect();
+    // A new token: drop the connection and open one with it at once.
+    return () => {
+      clearTimeout(timer);
+      if (controller) controller.abort();
+      connect();
+    };
+  }
+
+  // -- the routes read once a second --
+
   const POLL_INTERVAL_MS = 1000;
   const SOURCES = {
     metrics: ['/metrics', (r) => r.text().then(parsePrometheus)],
-    actors: ['/api/v1/inspect', (r) => r.json().then((b) => b.actors)],
     runs: ['/api/v1/runs', (r) => r.json().then((b) => b.runs)],
-    providers: ['/api/v1/providers', (r) => r.json().then((b) => b.providers)],
-    jobs: ['/api/v1/batch-jobs', (r) => r.json().then((b) => b.jobs)],
+    jobs: ['/api/v1/inspect/jobs', (r) => r.json().then((b) => b.jobs)],
     config: ['/api/v1/config', (r) => r.json().then((b) => b.settings)],
   };
 
@@ -74,11 +142,6 @@
   const matches = (sample, name, filter) =>
     sample.name === name && Object.entries(filter).every(([k, v]) => sample.labels[k] === v);
 
-  // The sum of every series of `name` whose labels include `filter`.
-  function total(samples, name, filter = {}) {
-    return samples.filter((s) => matches(s, name, filter)).reduce((a, s) => a + s.value, 0);
-  }
-
   // Cumulative bucket counts of histogram `name` summed over its series: [[le, count], ...].
   function buckets(samples, name, filter = {}) {
     const byLe = new Map();
@@ -113,45 +176,54 @@
 
   const HISTORY_MS = 10 * 60 * 1000;
   const RATE_WINDOW_MS = 60 * 1000;
+  // The queue manager's figures of each snapshot (stream and history): depth and totals.
   const history = [];
+  // The page's own samples of /metrics: time to result (not in the snapshots).
+  const latencyHistory = [];
 
-  function sampleOf(snapshot) {
-    const m = snapshot.metrics;
-    return {
-      at: snapshot.at,
-      queued: total(m, 'llm_provider_queue_depth', { status: 'queued' }),
-      processing: total(m, 'llm_provider_queue_depth', { status: 'processing' }),
-      successes: total(m, 'llm_provider_comparison_callbacks_total', { result: 'success' }),
-      results: total(m, 'llm_provider_comparison_callbacks_total'),
-      accepted: total(m, 'llm_provider_requests_accepted_total'),
-      wait: buckets(m, 'llm_provider_queue_wait_time_seconds'),
-    };
+  function keepTenMinutes(samples, newest) {
+    samples.push(newest);
+    while (samples.length && samples[0].at < newest.at - HISTORY_MS) samples.shift();
   }
 
   // The oldest sample within `ms` of `now` (the base of rates and window percentiles).
-  function windowStart(now, ms) {
-    return history.find((s) => s.at >= now.at - ms) || now;
-  }
+  const windowStart = (samples, now, ms) => samples.find((s) => s.at >= now.at - ms) || now;
 
-  function derived(now) {
-    const base = windowStart(now, RATE_WINDOW_MS);
-    const span = (now.at - base.at) / 1000;
-    const rate = (f) => (span > 0 ? (f(now) - f(base)) / span : 0);
-    const window = bucketDelta(now.wait, base.wait);
+  // The queue manager's figures in a snapshot, or null when it did not answer.
+  function queueSample(snapshot) {
+    const manager = (snapshot.actors || []).find((a) => a.kind === 'queue_manager');
+    if (!manager || !manager.responsive) return null;
+    const f = (key) => manager.figures[key] || 0;
     return {
-      completions: rate((s) => s.successes),
-      errors: rate((s) => s.results - s.successes),
-      p50: quantile(0.5, window),
-      p99: quantile(0.99, window),
+      at: Date.parse(snapshot.at),
+      queued: f('queued') + f('retry_waiting'),
+      processing: f('processing'),
+      accepted: f('accepted_total'),
+      successes: f('completed_total'),
+      results: f('completed_total') + f('failed_total') + f('expired_total'),
     };
   }
 
-  function remember(snapshot) {
-    if (!snapshot.metrics) return;
-    const sample = sampleOf(snapshot);
-    history.push(sample);
-    while (history.length && history[0].at < sample.at - HISTORY_MS) history.shift();
-    Object.assign(sample, derived(sample));
+  function rememberQueue(snapshot) {
+    const now = queueSample(snapshot);
+    if (!now) return;
+    // A restarted lps counts from 0 again: its samples start a new history.
+    const last = history[history.length - 1];
+    if (last && now.results < last.results) history.length = 0;
+    keepTenMinutes(history, now);
+    const base = windowStart(history, now, RATE_WINDOW_MS);
+    const span = (now.at - base.at) / 1000;
+    const rate = (f) => (span > 0 ? Math.max(f(now) - f(base), 0) / span : 0);
+    now.completions = rate((s) => s.successes);
+    now.errors = rate((s) => s.results - s.successes);
+  }
+
+  function rememberLatency(metrics, at) {
+    const now = { at, wait: buckets(metrics, 'llm_provider_queue_wait_time_seconds') };
+    keepTenMinutes(latencyHistory, now);
+    const window = bucketDelta(now.wait, windowStart(latencyHistory, now, RATE_WINDOW_MS).wait);
+    now.p50 = quantile(0.5, window);
+    now.p99 = quantile(0.99, window);
   }
 
   // -- formatting and DOM helpers --
@@ -159,7 +231,8 @@
   const $ = (selector) => document.querySelector(selector);
   const fmt = (x, digits = 0) =>
     x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(digits);
-  const seconds = (s) => (s === null ? '–' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
+  const seconds = (s) => (s === null || s === undefined ? '–'
+    : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
   const duration = (s) => {
     if (s === null || s === undefined) return '–';
     if (s < 90) return `${Math.round(s)} s`;
@@ -175,6 +248,13 @@
     return td;
   }
 
+  function row(cells, attributes = {}) {
+    const tr = document.createElement('tr');
+    for (const [k, v] of Object.entries(attributes)) tr.dataset[k] = v;
+    tr.append(...cells);
+    return tr;
+  }
+
   function progressBar(fraction) {
     const outer = document.createElement('div');
     outer.className = 'progress';
@@ -185,13 +265,20 @@
     outer.title = `${percent} %`;
     const inner = document.createElement('div');
     inner.style.width = `${percent}%`;
-    outer.append(inner);
+    const label = document.createElement('span');
+    label.textContent = `${percent} %`;
+    outer.append(inner, label);
     return outer;
   }
 
+  function barCell(fraction) {
+    const td = cell('');
+    td.append(progressBar(fraction));
+    return td;
+  }
+
   function fillRows(table, rows) {
-    const body = $(`${table} tbody`);
-    body.replaceChildren(...rows);
+    $(`${table} tbody`).replaceChildren(...rows);
   }
 
   // -- charts: plain SVG --
@@ -206,12 +293,13 @@
     return node;
   }
 
-  // Lines over the last 10 minutes; `series` are functions of a history sample.
-  function lineChart(svg, series) {
+  // Lines over the last 10 minutes of `samples`; `series` are functions of a sample. The
+  // chart says how many samples it drew and its largest value (data-samples, data-max).
+  function lineChart(svg, samples, series) {
     const { width, height, left, bottom, top } = CHART;
     svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-    const end = history.length ? history[history.length - 1].at : Date.now();
-    const values = series.map((f) => history.map((s) => [s.at, f(s)]));
+    const end = samples.length ? samples[samples.length - 1].at : Date.now();
+    const values = series.map((f) => samples.map((s) => [s.at, f(s)]));
     const max = Math.max(1e-9, ...values.flat().map(([, v]) => v || 0));
     const x = (t) => left + ((t - (end - HISTORY_MS)) / HISTORY_MS) * (width - left - 4);
     const y = (v) => height - bottom - ((v || 0) / max) * (height - bottom - top);
@@ -228,81 +316,75 @@
       nodes.push(svgNode('path', { class: `series-${i}`, d: d.join('') }));
     });
     svg.replaceChildren(...nodes);
+    svg.dataset.samples = String(samples.length);
+    svg.dataset.max = String(max > 1e-9 ? max : 0);
   }
 
-  // One bar per bucket of a cumulative histogram, labelled by its upper bound.
-  function histogramChart(svg, cumulative) {
+  // One bar per bundle size: `bars` are [label, count].
+  function barChart(svg, bars) {
     const { width, height, left, bottom, top } = CHART;
     svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-    const bars = cumulative.map(([le, n], i) => [le, n - (i ? cumulative[i - 1][1] : 0)]);
     const max = Math.max(1, ...bars.map(([, n]) => n));
     const slot = (width - left) / Math.max(bars.length, 1);
     const nodes = [svgNode('text', { x: 2, y: top + 8 }, fmt(max))];
-    bars.forEach(([le, n], i) => {
+    bars.forEach(([label, n], i) => {
       const h = (n / max) * (height - bottom - top);
       const x = left + i * slot;
       nodes.push(svgNode('rect', { class: 'bar', x: x + 2, y: height - bottom - h,
-                                   width: slot - 4, height: h }));
-      nodes.push(svgNode('text', { x: x + 2, y: height - 4 }, isFinite(le) ? `≤${le}` : 'more'));
+                                   width: Math.max(slot - 4, 1), height: h }));
+      nodes.push(svgNode('text', { x: x + 2, y: height - 4 }, label));
     });
     svg.replaceChildren(...nodes);
   }
 
-  // -- views --
+  // -- views fed by the stream --
 
   function renderOverview() {
     const now = history[history.length - 1];
-    if (!now) return;
-    $('#fig-queued').textContent = fmt(now.queued);
-    $('#fig-processing').textContent = fmt(now.processing);
-    $('#fig-completions').textContent = fmt(now.completions, 1);
-    $('#fig-errors').textContent = fmt(now.errors, 1);
-    $('#fig-p50').textContent = seconds(now.p50);
-    $('#fig-p99').textContent = seconds(now.p99);
-    $('#fig-accepted').textContent = fmt(now.accepted);
-    $('#fig-results').textContent = fmt(now.results);
-    lineChart($('#chart-depth'), [(s) => s.queued, (s) => s.processing]);
-    lineChart($('#chart-rates'), [(s) => s.completions, (s) => s.errors]);
-    lineChart($('#chart-latency'), [(s) => s.p50, (s) => s.p99]);
+    const latency = latencyHistory[latencyHistory.length - 1];
+    if (now) {
+      $('#fig-queued').textContent = fmt(now.queued);
+      $('#fig-processing').textContent = fmt(now.processing);
+      $('#fig-completions').textContent = fmt(now.completions, 1);
+      $('#fig-errors').textContent = fmt(now.errors, 1);
+      $('#fig-accepted').textContent = fmt(now.accepted);
+      $('#fig-results').textContent = fmt(now.results);
+    }
+    if (latency) {
+      $('#fig-p50').textContent = seconds(latency.p50);
+      $('#fig-p99').textContent = seconds(latency.p99);
+    }
+    lineChart($('#chart-depth'), history, [(s) => s.queued, (s) => s.processing]);
+    lineChart($('#chart-rates'), history, [(s) => s.completions, (s) => s.errors]);
+    lineChart($('#chart-latency'), latencyHistory, [(s) => s.p50, (s) => s.p99]);
   }
 
-  function renderRuns(runs) {
-    fillRows('#runs-table', runs.map((run) => {
-      const done = run.completed + run.failed + run.expired + run.cancelled;
-      const tr = document.createElement('tr');
-      tr.dataset.run = run.bos_batch_id;
-      const bar = cell('');
-      bar.append(progressBar(done / Math.max(done + run.active, 1)));
-      tr.append(cell(run.bos_batch_id), bar, cell(run.active, 'num'), cell(run.completed, 'num'),
-                cell(run.failed, run.failed ? 'num bad' : 'num'), cell(run.expired, 'num'),
-                cell(run.cancelled, 'num'), cell(fmt(run.rate_per_second, 1), 'num'),
-                cell(run.active ? duration(run.eta_seconds) : 'done'),
-                cell(fmt(run.cost_estimate, 4), 'num'));
-      return tr;
-    }));
-  }
-
-  // Per actor, its recent samples: handled-message rate and whether the mailbox grows.
+  // Per actor, its recent samples: whether the mailbox grows.
   const GROWTH_SAMPLES = 5;
   const actorHistory = new Map();
   const actorSort = { key: 'name', descending: false };
 
-  function actorRows(actors, at) {
-    return actors.map((a) => {
+  function rememberActors(actors) {
+    for (const a of actors) {
       const past = actorHistory.get(a.name) || [];
-      past.push({ at, handled: a.messages_handled, mailbox: a.mailbox_size });
+      past.push(a.mailbox_size);
       if (past.length > GROWTH_SAMPLES) past.shift();
       actorHistory.set(a.name, past);
-      const first = past[0];
-      const span = (at - first.at) / 1000;
-      const growing = past.length === GROWTH_SAMPLES && a.mailbox_size > first.mailbox
-        && past.every((p, i) => !i || p.mailbox >= past[i - 1].mailbox);
-      return { name: a.name, kind: a.kind, mailbox: a.mailbox_size,
-               handled: a.messages_handled, growing,
-               rate: span > 0 ? (a.messages_handled - first.handled) / span : 0,
-               figures: Object.entries(a.figures).filter(([, v]) => v)
-                 .map(([k, v]) => `${k}=${v}`).join(' ') };
-    });
+    }
+  }
+
+  const growing = (past) => past.length === GROWTH_SAMPLES && past[past.length - 1] > past[0]
+    && past.every((m, i) => !i || m >= past[i - 1]);
+
+  function actorRows(actors) {
+    return actors.map((a) => ({
+      name: a.name, kind: a.kind, responsive: a.responsive, mailbox: a.mailbox_size,
+      handled: a.messages_handled, rate: a.handled_per_second,
+      p50: a.processing_ms?.p50, p90: a.processing_ms?.p90, p99: a.processing_ms?.p99,
+      lastError: a.last_error || '', growing: growing(actorHistory.get(a.name) || []),
+      figures: Object.entries(a.figures || {}).filter(([, v]) => v)
+        .map(([k, v]) => `${k}=${v}`).join(' '),
+    }));
   }
 
   function compareActors(a, b) {
@@ -313,15 +395,16 @@
 
   let lastActors = [];
   function renderActors() {
-    const rows = [...lastActors].sort(compareActors).map((a) => {
-      const tr = document.createElement('tr');
-      if (a.growing) tr.className = 'growing';
-      tr.append(cell(a.name), cell(a.kind), cell(a.mailbox, 'num'), cell(a.handled, 'num'),
-                cell(fmt(a.rate, 1), 'num'), cell('not available yet'),
-                cell(a.figures, 'figures-cell'));
+    const ms = (x) => (x === undefined ? '–' : fmt(x, x < 1 ? 3 : 1));
+    fillRows('#actors-table', [...lastActors].sort(compareActors).map((a) => {
+      const tr = row([cell(a.name), cell(a.responsive ? a.kind : `${a.kind} (unresponsive)`),
+                      cell(a.mailbox, 'num'), cell(a.handled, 'num'), cell(fmt(a.rate, 1), 'num'),
+                      cell(ms(a.p50), 'num'), cell(ms(a.p90), 'num'), cell(ms(a.p99), 'num'),
+                      cell(a.lastError, a.lastError ? 'bad' : ''), cell(a.figures, 'figures-cell')]);
+      tr.classList.toggle('growing', a.growing);
+      tr.classList.toggle('unresponsive', !a.responsive);
       return tr;
-    });
-    fillRows('#actors-table', rows);
+    }));
     for (const th of document.querySelectorAll('#actors-table th[data-key]'))
       th.classList.toggle('sorted', th.dataset.key === actorSort.key);
     $('#actors-table').dataset.sort = `${actorSort.key} ${actorSort.descending ? 'desc' : 'asc'}`;
@@ -335,20 +418,21 @@
     renderActors();
   }
 
-  // The queue manager reports queued requests per provider as figures "queued_<provider>".
-  function renderQueue(actors) {
-    const manager = actors.find((a) => a.kind === 'queue_manager');
-    const perProvider = Object.entries(manager ? manager.figures : {})
-      .filter(([k]) => k.startsWith('queued_'));
-    fillRows('#queue-table', perProvider.map(([k, v]) => {
-      const tr = document.createElement('tr');
-      tr.append(cell(k.slice('queued_'.length)), cell(fmt(v), 'num'));
-      return tr;
-    }));
+  function renderQueue(rows) {
+    fillRows('#queue-table', rows.map((r) => row(
+      [cell(r.provider), cell(r.model || '(not read yet)'), cell(fmt(r.waiting), 'num'),
+       cell(duration(r.oldest_age_seconds), 'num')],
+      { provider: r.provider, model: r.model })));
   }
 
-  function renderBundles(metrics) {
-    histogramChart($('#chart-items'), buckets(metrics, 'llm_provider_serial_bundle_items_per_call'));
+  function renderBundles(recent, itemsPerCall) {
+    barChart($('#chart-items'), [...itemsPerCall].sort((a, b) => a.items - b.items)
+      .map((x) => [String(x.items), x.calls]));
+    fillRows('#bundles-table', recent.map((b) => row(
+      [cell(b.bundle_id), cell(b.provider), cell(b.model), cell(b.items, 'num'),
+       cell(b.succeeded, 'num'), cell(b.failed, b.failed ? 'num bad' : 'num'),
+       cell(b.outcome, b.outcome === 'ok' ? '' : 'bad'), cell(seconds(b.duration_ms / 1000), 'num')],
+      { bundle: b.bundle_id })));
   }
 
   // A provider's HTTP calls by status code, summed over its endpoints.
@@ -356,22 +440,104 @@
     const result = new Map();
     for (const s of metrics.filter((x) => matches(x, 'llm_provider_http_calls_total', { provider })))
       result.set(s.labels.status_code, (result.get(s.labels.status_code) || 0) + s.value);
-    return result;
+    return [...result].map(([code, n]) => `${code}: ${n}`).join(', ') || '–';
   }
 
-  function renderProviders(providers, metrics) {
-    fillRows('#providers-table', providers.map((p) => {
-      const filter = { provider: p.name };
-      const p50 = quantile(0.5, buckets(metrics, 'llm_provider_response_duration_seconds', filter));
-      const calls = [...callsByStatus(metrics, p.name)].map(([code, n]) => `${code}: ${n}`)
-        .join(', ');
-      const tr = document.createElement('tr');
-      tr.append(cell(p.name), cell(p.configured ? 'yes' : 'no'),
-                cell(p.circuit_state, p.circuit_state === 'closed' ? '' : 'bad'),
-                cell(p.paused ? `paused: ${p.pause_reason}` : 'no', p.paused ? 'bad' : ''),
-                cell(p.in_flight, 'num'), cell(seconds(p50)), cell(calls || '–'),
-                cell(p.default_model));
-      return tr;
+  function errorsByCode(p) {
+    return Object.entries(p).filter(([k, v]) => k.startsWith('errors_') && v)
+      .map(([k, v]) => `${k.slice('errors_'.length)}: ${v}`).join(', ') || '–';
+  }
+
+  let lastProviders = [];
+  let lastMetrics = [];
+  function renderProviders() {
+    fillRows('#providers-table', lastProviders.map((p) => {
+      const p50 = quantile(0.5, buckets(lastMetrics, 'llm_provider_response_duration_seconds',
+                                        { provider: p.provider }));
+      const headroom = p.rate_limit_requests_available;
+      return row(
+        [cell(p.provider), cell(p.circuit_state, p.circuit_state === 'closed' ? '' : 'bad'),
+         cell(p.paused_by ? `paused: ${p.paused_by}` : 'no', p.paused_by ? 'bad' : ''),
+         cell(`${fmt(p.inflight_bundles)} / ${fmt(p.max_inflight_bundles)}`, 'num'),
+         cell(headroom === undefined ? 'unlimited' : fmt(headroom), 'num'),
+         cell(seconds((p.blocked_ms || 0) / 1000), 'num'), cell(fmt(p.breaker_opened_total), 'num'),
+         cell(p.latency_ms_mean === undefined ? '–' : seconds(p.latency_ms_mean / 1000), 'num'),
+         cell(seconds(p50)), cell(errorsByCode(p)), cell(callsByStatus(lastMetrics, p.provider))],
+        { provider: p.provider });
+    }));
+  }
+
+  function renderNodes(nodes) {
+    fillRows('#nodes-table', nodes.map((n) => row(
+      [cell(n.name), cell(n.state, n.state === 'up' ? '' : 'bad'), cell(n.self ? 'yes' : 'no'),
+       cell(n.actors, 'num'), cell(n.unresponsive_actors, n.unresponsive_actors ? 'num bad' : 'num')],
+      { node: n.name })));
+  }
+
+  // The last snapshot shown, so one delivered twice (history, then the stream) counts once.
+  let lastSnapshotAt = 0;
+
+  function onSnapshot(snapshot, live) {
+    const at = Date.parse(snapshot.at);
+    if (at <= lastSnapshotAt) return;
+    lastSnapshotAt = at;
+    rememberQueue(snapshot);
+    rememberActors(snapshot.actors || []);
+    if (!live) return; // history has actors alone: the tables wait for the stream
+    lastActors = actorRows(snapshot.actors || []);
+    renderActors();
+    renderQueue(snapshot.queue || []);
+    renderBundles(snapshot.recent_bundles || [], snapshot.items_per_call || []);
+    lastProviders = snapshot.providers || [];
+    renderProviders();
+    renderNodes(snapshot.nodes || []);
+    renderOverview();
+  }
+
+  // The last 10 minutes lps kept, so the charts survive a reload.
+  async function loadHistory() {
+    try {
+      const body = await read('/api/v1/inspect/history?seconds=600', (r) => r.json());
+      for (const snapshot of body.snapshots) onSnapshot(snapshot, false);
+      renderOverview();
+    } catch (error) {
+      $('#stream-state').title = `history: ${error.message}`;
+    }
+  }
+
+  function showStreamState(state, reason, retryMs) {
+    const badge = $('#stream-state');
+    badge.dataset.state = state;
+    badge.textContent = state === 'live' ? 'stream: live'
+      : state === 'connecting' ? 'stream: connecting…'
+      : `stream: disconnected (${reason}), reconnecting in ${fmt(retryMs / 1000, 1)} s`;
+  }
+
+  // -- views fed by polling --
+
+  // Runs not finished first, then the others; each with done / all and a progress bar.
+  function runCells(run) {
+    const done = run.completed + run.failed + run.expired + run.cancelled;
+    const all = done + run.active;
+    return { done, all, bar: () => barCell(done / Math.max(all, 1)),
+             eta: run.active ? duration(run.eta_seconds) : 'done' };
+  }
+
+  function renderRuns(runs) {
+    fillRows('#runs-table', runs.map((run) => {
+      const r = runCells(run);
+      return row([cell(run.bos_batch_id), r.bar(), cell(`${r.done} / ${r.all}`, 'num'),
+                  cell(run.active, 'num'), cell(run.completed, 'num'),
+                  cell(run.failed, run.failed ? 'num bad' : 'num'), cell(run.expired, 'num'),
+                  cell(run.cancelled, 'num'), cell(fmt(run.rate_per_second, 1), 'num'),
+                  cell(r.eta), cell(fmt(run.cost_estimate, 4), 'num')], { run: run.bos_batch_id });
+    }));
+    const shown = [...runs].sort((a, b) => (b.active > 0) - (a.active > 0)).slice(0, 10);
+    fillRows('#overview-runs', shown.map((run) => {
+      const r = runCells(run);
+      return row([cell(run.bos_batch_id), r.bar(), cell(`${r.done} / ${r.all}`, 'num'),
+                  cell(run.failed, run.failed ? 'num bad' : 'num'),
+                  cell(fmt(run.rate_per_second, 1), 'num'), cell(r.eta)], { run: run.bos_batch_id });
     }));
   }
 
@@ -380,10 +546,6 @@
 
   function renderJobs(jobs) {
     fillRows('#jobs-table', jobs.map((job) => {
-      const tr = document.createElement('tr');
-      tr.dataset.job = job.job_id;
-      const bar = cell('');
-      bar.append(progressBar((job.succeeded + job.failed) / Math.max(job.item_count, 1)));
       const action = cell('');
       if (!ENDED_JOB_STATES.has(job.state) && !job.cancel_requested) {
         const button = document.createElement('button');
@@ -394,11 +556,13 @@
       } else if (job.cancel_requested) {
         action.textContent = 'cancel requested';
       }
-      tr.append(cell(job.job_id), cell(job.provider), cell(job.model),
-                cell(job.state), bar, cell(`${job.succeeded + job.failed} / ${job.item_count}`),
-                cell(job.last_error || ''), action);
-      return tr;
+      return row([cell(job.job_id), cell(job.provider), cell(job.model), cell(job.state),
+                  barCell(job.progress), cell(`${job.done} / ${job.item_count}`),
+                  cell(job.last_error || ''), action], { job: job.job_id });
     }));
+    fillRows('#overview-jobs', jobs.filter((job) => !ENDED_JOB_STATES.has(job.state)).map((job) =>
+      row([cell(job.job_id), cell(job.provider), cell(job.state), barCell(job.progress),
+           cell(`${job.done} / ${job.item_count}`, 'num')], { job: job.job_id })));
   }
 
   async function cancelJob(id) {
@@ -423,28 +587,18 @@
     shownConfig = key;
     const wanted = settings.filter((x) => !filter
       || [x.key, x.file_key, x.value].some((t) => t.toLowerCase().includes(filter)));
-    fillRows('#config-table', wanted.map((x) => {
-      const tr = document.createElement('tr');
-      tr.dataset.key = x.key;
-      tr.append(cell(x.key), cell(x.file_key), cell(x.value, x.secret ? 'secret' : ''));
-      return tr;
-    }));
+    fillRows('#config-table', wanted.map((x) =>
+      row([cell(x.key), cell(x.file_key), cell(x.value, x.secret ? 'secret' : '')], { key: x.key })));
   }
 
-  // -- one snapshot in, every view out --
-
-  function render(snapshot) {
-    remember(snapshot);
-    if (snapshot.metrics) renderOverview();
-    if (snapshot.runs) renderRuns(snapshot.runs);
-    if (snapshot.actors) {
-      lastActors = actorRows(snapshot.actors, snapshot.at);
-      renderActors();
-      renderQueue(snapshot.actors);
+  function onPoll(snapshot) {
+    if (snapshot.metrics) {
+      lastMetrics = snapshot.metrics;
+      rememberLatency(snapshot.metrics, snapshot.at);
+      renderOverview();
+      renderProviders();
     }
-    if (snapshot.metrics) renderBundles(snapshot.metrics);
-    if (snapshot.providers && snapshot.metrics)
-      renderProviders(snapshot.providers, snapshot.metrics);
+    if (snapshot.runs) renderRuns(snapshot.runs);
     if (snapshot.jobs) renderJobs(snapshot.jobs);
     if (snapshot.config) renderConfig(snapshot.config);
     const status = $('#status');
@@ -464,7 +618,7 @@
       button.classList.toggle('active', button.dataset.view === name);
   }
 
-  function setUp() {
+  async function setUp() {
     for (const button of document.querySelectorAll('#views button'))
       button.addEventListener('click', () => { location.hash = button.dataset.view; });
     window.addEventListener('hashchange', () => showView(location.hash.slice(1) || 'overview'));
@@ -472,13 +626,22 @@
     for (const th of document.querySelectorAll('#actors-table th[data-key]'))
       th.addEventListener('click', () => sortActorsBy(th.dataset.key));
     $('#config-filter').addEventListener('input', () => renderConfig());
+    let reconnect = () => {}; // until the stream is open
     $('#token-form').addEventListener('submit', (event) => {
       event.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, $('#token').value);
       $('#token').value = '';
+      if (!history.length) loadHistory();
+      reconnect();
     });
-    $('#token-clear').addEventListener('click', () => sessionStorage.removeItem(TOKEN_KEY));
-    startPolling(render);
+    $('#token-clear').addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      reconnect();
+    });
+    startPolling(onPoll);
+    // History first: a stream event it also holds is then skipped, not drawn twice.
+    await loadHistory();
+    reconnect = openStream((snapshot) => onSnapshot(snapshot, true), showStreamState);
   }
 
   setUp();

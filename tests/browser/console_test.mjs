@@ -1,14 +1,17 @@
 // The web console in a real browser (docs/console.md): Debian's chromium, headless, driven by
 // playwright-core (tools/browser). Starts lps (mock provider for a run; OpenAI's batch API on
 // the project's mock provider server for a batch job that stays open) on 127.0.0.1 with an
-// ADMIN_TOKEN, opens /console and checks what an operator sees. Screenshots of every view go
-// to the artifacts folder.
+// ADMIN_TOKEN and an API_KEYS_FILE (the page holds the admin token alone; the test submits
+// with a client key), opens /console and checks what an operator sees: the views fed by the
+// inspection stream, the history kept across a reload, the polled runs and jobs. Screenshots
+// of every view go to the artifacts folder.
 //
 // node tests/browser/console_test.mjs --lps=BIN --mock-provider=BIN --artifacts=DIR
 // Exit code 0 when every check passed; any failure (chromium missing included) exits 1.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +24,8 @@ const { chromium } = require('playwright-core');
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const CHROMIUM = args.chromium || '/usr/bin/chromium';
 const TOKEN = 'console-test-admin-token';
+// The client key the test submits with (API_KEYS_FILE): the page never has it.
+const CLIENT_KEY = 'console-test-client-key-81d3';
 // A secret lps is started with: the Configuration view must show it masked, never in clear.
 const OPENAI_KEY = 'sk-console-test-openai-5f2c91';
 const RUN = 'browser-run';
@@ -89,11 +94,14 @@ const comparison = (i, run = RUN, extra = {}) => ({
 });
 
 async function startStack(dataDir) {
+  const keysFile = join(dataDir, 'keys.txt');
+  writeFileSync(keysFile, `browser-test ${createHash('sha256').update(CLIENT_KEY).digest('hex')}\n`);
   const mock = await startServer(args['mock-provider'],
     ['--port=0', '--batch-processing-ms=600000', `--api-key=${OPENAI_KEY}`], {},
     /listening on (http:\/\/\S+)/);
   const lps = await startServer(args.lps, [
-    '--http-port=0', `--data-dir=${dataDir}`, `--admin-token=${TOKEN}`,
+    '--http-port=0', `--data-dir=${join(dataDir, 'data')}`, `--admin-token=${TOKEN}`,
+    `--api-keys-file=${keysFile}`,
     '--queue-processing-mode=batch_api', '--openai-batch-api-mode=opportunistic',
     '--batch-api-min-items=1', '--batch-api-poll-interval-seconds=1',
     `--openai-base-url=${mock}/v1`, '--mock-latency-ms=20',
@@ -105,6 +113,7 @@ async function startStack(dataDir) {
 async function openBatchJob(base) {
   const submitted = await call(base, '/api/v1/comparison', {
     body: comparison('job', 'batch-job-run', { llm_config_overrides: { provider_override: 'openai' } }),
+    token: CLIENT_KEY,
   });
   check(submitted.status === 202, `a request for OpenAI's batch API is accepted (${submitted.status})`);
   return until(async () => {
@@ -133,6 +142,7 @@ async function checkOverviewAndRun(page, base) {
   const sent = Date.now();
   const bulk = await call(base, '/api/v1/comparisons', {
     body: { requests: Array.from({ length: RUN_SIZE }, (_, i) => comparison(i)) },
+    token: CLIENT_KEY,
   });
   check(bulk.status === 202, `${RUN_SIZE} comparisons accepted in one bulk request`);
   const moved = await until(async () => (await figure(page, 'fig-results')) > 0, 10000);
@@ -144,7 +154,13 @@ async function checkOverviewAndRun(page, base) {
   check(barMoved && barMs <= MOVE_LIMIT_MS, `the run's progress bar moved ${barMs} ms after submission`);
   const full = await until(async () => (await runProgress(page)) === '100', 60000);
   check(full, `the run's progress bar reached 100 % (${Date.now() - sent} ms after submission)`);
+  const doneText = await page.textContent(`#runs-table tr[data-run="${RUN}"] td:nth-child(3)`);
+  check(doneText === `${RUN_SIZE} / ${RUN_SIZE}`, `the run shows ${doneText} done`);
   await page.click('button[data-view=overview]');
+  const overviewBar = await until(() => page.getAttribute(
+    `#overview-runs tr[data-run="${RUN}"] [role=progressbar]`, 'aria-valuenow', { timeout: 0 })
+    .then((v) => (v === '100' ? v : null)).catch(() => null), 5000);
+  check(overviewBar === '100', `the overview lists the run at 100 % (${overviewBar})`);
   await until(async () => (await figure(page, 'fig-completions')) > 0, 5000);
   for (const id of ['fig-results', 'fig-accepted', 'fig-completions'])
     check((await figure(page, id)) > 0, `overview figure ${id} is not 0 (${await page.textContent('#' + id)})`);
@@ -176,14 +192,55 @@ async function checkActors(page, base) {
   check(ordered(await column(page, 3), false), 'a second click reverses the order');
 }
 
+// At rest (the run is over) the stream's providers, bundles and nodes are what the
+// inspection views answer.
 async function checkProviders(page, base) {
   await page.click('button[data-view=providers]');
-  const api = (await call(base, '/api/v1/providers')).body.providers
-    .map((p) => `${p.name} ${p.circuit_state}`).sort();
-  const shown = (await page.$$eval('#providers-table tbody tr',
-    (rows) => rows.map((r) => `${r.children[0].textContent} ${r.children[2].textContent}`))).sort();
-  check(JSON.stringify(shown) === JSON.stringify(api),
-        `the providers table shows /api/v1/providers' breakers: ${shown}`);
+  const api = (await call(base, '/api/v1/inspect/providers')).body.providers
+    .map((p) => `${p.provider} ${p.circuit_state} ${p.inflight_bundles} / ${p.max_inflight_bundles}`)
+    .sort();
+  const shown = await until(async () => {
+    const rows = (await page.$$eval('#providers-table tbody tr', (trs) => trs.map((r) =>
+      `${r.children[0].textContent} ${r.children[1].textContent} ${r.children[3].textContent}`)))
+      .sort();
+    return JSON.stringify(rows) === JSON.stringify(api) ? rows : null;
+  }, 5000);
+  check(shown, `the providers table shows breakers and in flight / limit of /api/v1/inspect/providers: ${api}`);
+}
+
+async function checkBundlesAndNodes(page, base) {
+  await page.click('button[data-view=bundles]');
+  const { recent_bundles: recent, items_per_call: sizes } =
+    (await call(base, '/api/v1/inspect/bundles')).body;
+  check(recent.length > 0, `lps lists ${recent.length} recent bundles`);
+  const ids = await until(async () => {
+    const shown = await page.$$eval('#bundles-table tbody tr', (rows) => rows.map((r) => r.dataset.bundle));
+    return shown.length === recent.length && shown[0] === recent[0].bundle_id ? shown : null;
+  }, 5000);
+  check(ids, `the bundles table lists the ${recent.length} recent bundles, newest first`);
+  const bars = await page.$$eval('#chart-items rect', (r) => r.length);
+  check(bars === sizes.length, `the items-per-call chart has a bar per bundle size (${bars})`);
+  await page.click('button[data-view=nodes]');
+  const node = (await call(base, '/api/v1/inspect/nodes')).body.nodes[0];
+  const shown = await page.$$eval('#nodes-table tbody tr',
+    (rows) => rows.map((r) => [...r.children].map((c) => c.textContent).join(' ')));
+  check(shown.length === 1 && shown[0] === `${node.name} up yes ${node.actors} 0`,
+        `the nodes view shows this node: ${shown}`);
+}
+
+// A reload starts with the last 10 minutes lps kept: the charts are drawn from
+// /api/v1/inspect/history before the stream has said anything new.
+async function checkHistoryAcrossReload(page) {
+  await page.click('button[data-view=overview]');
+  const before = Number(await page.getAttribute('#chart-rates', 'data-samples'));
+  await page.reload();
+  const samples = await until(async () => {
+    const n = Number(await page.getAttribute('#chart-rates', 'data-samples'));
+    return n >= 10 ? n : null;
+  }, 3000);
+  check(samples, `after a reload the charts hold ${samples} samples at once (${before} before)`);
+  const max = Number(await page.getAttribute('#chart-rates', 'data-max'));
+  check(max > 0, `and the completions of the run before the reload (peak ${max}/s)`);
 }
 
 // The Configuration view: a known key with the value lps was started with, the OpenAI key as
@@ -221,6 +278,11 @@ async function checkJobCancel(page, base, job) {
   await page.click(button);
   const refused = await cancelText(page);
   check(/refused/.test(refused || ''), `without the token the page says: ${refused}`);
+  const state = await until(async () => {
+    const s = await page.getAttribute('#stream-state', 'data-state');
+    return s === 'disconnected' ? s : null;
+  }, 5000);
+  check(state, 'without the token the stream shows it is disconnected');
   const still = (await call(base, `/api/v1/batch-jobs/${job.job_id}`)).body;
   check(still.cancel_requested === false, 'and the job is not cancelled');
   await page.evaluate(() => { document.querySelector('#jobs-message').textContent = ''; });
@@ -231,13 +293,16 @@ async function checkJobCancel(page, base, job) {
   check(/requested/.test(done || ''), `with the token the page says: ${done}`);
   const after = (await call(base, `/api/v1/batch-jobs/${job.job_id}`)).body;
   check(after.cancel_requested === true, `the job is cancelled through the API (state ${after.state})`);
+  const live = await until(async () => {
+    const s = await page.getAttribute('#stream-state', 'data-state');
+    return s === 'live' ? s : null;
+  }, 5000);
+  check(live, 'with the token again the stream is live');
 }
 
-// Known answers instead of lps' (the browser's requests to the two routes are fulfilled by
-// the test): the figures the page derives can then be checked exactly.
+// Known answers instead of lps' (the browser's requests to /metrics, the history and the
+// stream are fulfilled by the test): the figures the page derives can then be checked exactly.
 const SYNTHETIC_METRICS = (n) => [
-  'llm_provider_queue_depth{status="queued"} 7',
-  'llm_provider_queue_depth{status="processing"} 3',
   // 100 more results in (0.1 s, 1 s] at every answer: p50 = 0.1 + 0.9 * 0.5 = 0.55 s and
   // p99 = 0.1 + 0.9 * 0.99 = 0.991 s, interpolated as Prometheus' histogram_quantile does.
   'llm_provider_queue_wait_time_seconds_bucket{result="success",le="0.1"} 0',
@@ -245,21 +310,58 @@ const SYNTHETIC_METRICS = (n) => [
   `llm_provider_queue_wait_time_seconds_bucket{result="success",le="+Inf"} ${100 * n}`,
 ].join('\n') + '\n';
 
-// A mailbox growing by 10 at every answer beside one that stays at 5.
-const SYNTHETIC_ACTORS = (n) => ({
-  actors: [
-    { name: 'flooded', kind: 'test', mailbox_size: 10 * n, messages_handled: n, figures: {}, facts: {} },
-    { name: 'calm', kind: 'test', mailbox_size: 5, messages_handled: n, figures: {}, facts: {} },
-  ],
+const actor = (name, kind, mailbox, handled, extra = {}) => ({
+  name, kind, node: 'synthetic-node', responsive: true, mailbox_size: mailbox,
+  messages_handled: handled, handled_per_second: 1, processing_ms: { p50: 0.004, p90: 0.5, p99: 2 },
+  last_error: null, figures: {}, facts: {}, ...extra,
 });
+
+// Snapshot n of the stream: a mailbox growing by 10 a snapshot beside one that stays at 5, a
+// silent actor, 10 completions a snapshot, and one row of every table.
+const SYNTHETIC_SNAPSHOT = (n) => ({
+  seq: n, at: new Date().toISOString(), node: 'synthetic-node',
+  actors: [
+    actor('flooded', 'test', 10 * n, n),
+    actor('calm', 'test', 5, n),
+    actor('silent', 'test', 0, 0, { responsive: false }),
+    actor('queue-manager', 'queue_manager', 0, n, {
+      figures: { queued: 5, retry_waiting: 2, processing: 3, accepted_total: 40 + 10 * n,
+                 completed_total: 10 * n, failed_total: 0, expired_total: 0 } }),
+  ],
+  queue: [{ provider: 'mock', model: 'm-1', waiting: 12, oldest_age_seconds: 42 }],
+  recent_bundles: [{ bundle_id: 'b-1', provider: 'mock', model: 'm-1', items: 4, succeeded: 3,
+                     failed: 1, outcome: 'partial', duration_ms: 250 }],
+  items_per_call: [{ items: 1, calls: 2 }, { items: 4, calls: 7 }],
+  providers: [{ provider: 'mock', circuit_state: 'closed', paused_by: '', inflight_bundles: 3,
+                max_inflight_bundles: 8, blocked_ms: 0, breaker_opened_total: 1,
+                rate_limit_requests_available: 5, latency_ms_mean: 250, errors_RATE_LIMIT: 2 }],
+  nodes: [{ name: 'synthetic-node', self: true, state: 'up', actors: 4, unresponsive_actors: 1 }],
+});
+
+const cells = (page, selector) => page.$$eval(`${selector} tbody tr`,
+  (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
 
 async function checkDerivedFigures(context, base) {
   const page = await context.newPage();
-  const answers = { metrics: 0, actors: 0 };
+  const answers = { metrics: 0, stream: 0 };
   await page.route(`${base}/metrics`, (route) => route.fulfill({
     contentType: 'text/plain', body: SYNTHETIC_METRICS(++answers.metrics) }));
-  await page.route(`${base}/api/v1/inspect`, (route) => route.fulfill({
-    contentType: 'application/json', body: JSON.stringify(SYNTHETIC_ACTORS(++answers.actors)) }));
+  await page.route(/\/api\/v1\/inspect\/history/, (route) => route.fulfill({
+    contentType: 'application/json', body: JSON.stringify({ seconds: 600, snapshots: [] }) }));
+  // Each connection gets one event and ends, as if lps went away; the third is refused
+  // outright. The page must reconnect by itself after the stream's retry delay every time.
+  await page.route(`${base}/api/v1/inspect/stream`, (route) => {
+    answers.stream += 1;
+    if (answers.stream === 3) return route.abort('connectionreset');
+    return route.fulfill({ contentType: 'text/event-stream', body:
+      `: synthetic\nretry: 200\n\nid: ${answers.stream}\ndata: ${JSON.stringify(SYNTHETIC_SNAPSHOT(answers.stream))}\n\n` });
+  });
+  await page.addInitScript(() => {
+    window.streamStates = [];
+    new MutationObserver(() => window.streamStates.push(
+      document.querySelector('#stream-state')?.dataset.state)).observe(document, {
+      subtree: true, attributes: true, attributeFilter: ['data-state'] });
+  });
   await page.goto(`${base}/console`);
   const p50 = await until(async () => {
     const text = await page.textContent('#fig-p50');
@@ -267,11 +369,34 @@ async function checkDerivedFigures(context, base) {
   }, 10000);
   check(p50, `time to result p50 is 550 ms (${await page.textContent('#fig-p50')})`);
   check(await page.textContent('#fig-p99') === '991 ms', `p99 is 991 ms (${await page.textContent('#fig-p99')})`);
-  check(await page.textContent('#fig-queued') === '7', 'queued is the gauge\'s 7');
+  check(await page.textContent('#fig-queued') === '7', 'queued is the queue manager\'s queued + retry_waiting (7)');
+  check(await page.textContent('#fig-processing') === '3', 'processing is 3');
   await page.click('button[data-view=actors]');
   const growing = await until(() => page.$$eval('#actors-table tr.growing',
-    (rows) => rows.map((r) => r.children[0].textContent).join()), 10000);
+    (rows) => rows.map((r) => r.children[0].textContent).join()), 15000);
   check(growing === 'flooded', `only the growing mailbox is highlighted (${growing})`);
+  check(answers.stream >= 6, `the page reconnected to the stream by itself (${answers.stream} connections, one refused)`);
+  const states = await page.evaluate(() => window.streamStates);
+  check(states.includes('disconnected') && states.includes('live'),
+        'the page showed the stream disconnected, then live again');
+  const silent = await page.$$eval('#actors-table tr.unresponsive', (r) => r.map((x) => x.children[0].textContent));
+  check(silent.join() === 'silent', `the silent actor is marked unresponsive (${silent})`);
+  const flooded = (await cells(page, '#actors-table')).find((r) => r[0] === 'flooded');
+  check(flooded && flooded.slice(5, 8).join() === '0.004,0.500,2.0',
+        `processing time p50, p90, p99 are shown (${flooded && flooded.slice(5, 8)})`);
+  const queue = await cells(page, '#queue-table');
+  check(JSON.stringify(queue) === JSON.stringify([['mock', 'm-1', '12', '42 s']]),
+        `the queue view shows waiting by provider and model with the oldest age: ${queue}`);
+  const bundles = await cells(page, '#bundles-table');
+  check(JSON.stringify(bundles) === JSON.stringify([['b-1', 'mock', 'm-1', '4', '3', '1', 'partial', '250 ms']]),
+        `the recent bundles table: ${bundles}`);
+  const providers = await cells(page, '#providers-table');
+  check(providers.length === 1 && providers[0].slice(0, 8).join('|')
+        === 'mock|closed|no|3 / 8|5|0 ms|1|250 ms' && providers[0][9] === 'RATE_LIMIT: 2',
+        `the providers view shows in flight against the limit and the rate-limit headroom: ${providers}`);
+  const nodes = await cells(page, '#nodes-table');
+  check(JSON.stringify(nodes) === JSON.stringify([['synthetic-node', 'up', 'yes', '4', '1']]),
+        `the nodes view: ${nodes}`);
   await page.close();
 }
 
@@ -300,14 +425,20 @@ async function main() {
     await page.goto(`${base}/console`);
     await until(async () => (await page.textContent('#status')).startsWith('updated'), 10000);
     check((await page.textContent('#status')).startsWith('updated'),
-          `the page reads every route with the token: ${await page.textContent('#status')}`);
+          `the page reads every route with the admin token alone: ${await page.textContent('#status')}`);
+    const live = await until(async () => (await page.getAttribute('#stream-state', 'data-state')) === 'live', 5000);
+    check(live, `the inspection stream is live: ${await page.textContent('#stream-state')}`);
     await checkOverviewAndRun(page, base);
     await checkActors(page, base);
     await checkProviders(page, base);
+    await checkBundlesAndNodes(page, base);
     await checkConfig(page);
     await screenshots(page, args.artifacts);
     check(seen.errors.length === 0, `no console errors with the token: ${seen.errors}`);
     check(seen.failed.length === 0, `no failed requests: ${seen.failed}`);
+    // From here the page drops its stream on purpose (a reload, a new token): chromium counts
+    // those as failed requests.
+    await checkHistoryAcrossReload(page);
     await checkDerivedFigures(context, base);
     if (job) await checkJobCancel(page, base, job);
     // Without the token the page got 401s (reported by chromium as console errors): only those.

@@ -155,3 +155,45 @@ TEST_CASE("the inspection stream delivers a snapshot a second as server-sent eve
   check_fields(event, {"seq", "at", "node", "actors", "queue", "recent_bundles", "items_per_call",
                        "providers", "nodes"});
 }
+
+TEST_CASE("metrics show the waiting requests by provider and model as the queue view does") {
+  test::temp_dir dir;
+  // One call at a time, one request per call, a minute each: the rest of the run waits.
+  test::lps_process lps{dir.path().string(),
+                        {"--admin-token=" + token, "--mock-latency-ms=60000",
+                         "--mock-max-concurrent-calls=1", "--serial-bundle-max-requests-per-call=1"}};
+  REQUIRE(lps.port() != 0);
+  test::json_client c;
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(c.call("POST", lps.url("/api/v1/comparison"),
+                   R"({"user_prompt":"Which essay is better? )" + std::to_string(i) + "\"}")
+                .status
+            == 202);
+  const std::string series =
+      "llm_provider_queue_waiting{provider=\"mock\",model=\"mock-model-v1\"} ";
+  std::string metrics;
+  test::json_answer queue;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds{1100}); // a snapshot (and gauges) later
+    queue = get_view(c, lps, "/api/v1/inspect/queue");
+    metrics = c.http.call("GET", lps.url("/metrics")).body;
+  } while (metrics.find(series + "4\n") == std::string::npos
+           && std::chrono::steady_clock::now() < deadline);
+  INFO(metrics);
+  CHECK(metrics.find(series + "4\n") != std::string::npos);
+  REQUIRE(queue.status == 200);
+  const auto& rows = queue.body.at("queue").as_array();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].at("provider") == "mock");
+  CHECK(rows[0].at("model") == "mock-model-v1");
+  CHECK(rows[0].at("waiting").as_int64() == 4);
+  // The oldest has waited since its submission: above 0, and far below the test's length.
+  auto age_line = std::string{
+      "llm_provider_queue_oldest_age_seconds{provider=\"mock\",model=\"mock-model-v1\"} "};
+  auto at = metrics.find(age_line);
+  REQUIRE(at != std::string::npos);
+  auto age = std::stod(metrics.substr(at + age_line.size()));
+  CHECK(age > 0);
+  CHECK(age < 30);
+}

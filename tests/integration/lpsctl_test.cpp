@@ -8,9 +8,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
+
+#include <unistd.h>
 
 using namespace lps;
 namespace json = boost::json;
@@ -117,6 +121,58 @@ TEST_CASE("top prints a snapshot when not on a terminal, an unreachable lps exit
   CHECK(down.err.find("cannot reach http://127.0.0.1:9") != std::string::npos);
 }
 
+TEST_CASE("top shows the queue by provider and model and the runs with their progress") {
+  test::temp_dir dir;
+  // One call at a time, one request per call, a minute each: the rest of the run waits.
+  test::lps_process lps{(dir.path() / "data").string(),
+                        {"--mock-latency-ms=60000", "--mock-max-concurrent-calls=1",
+                         "--serial-bundle-max-requests-per-call=1"}};
+  REQUIRE(lps.port() != 0);
+  auto file = dir.path() / "night.jsonl";
+  {
+    std::ofstream out{file};
+    for (int i = 0; i < 5; ++i)
+      out << R"({"user_prompt":"Which essay is better? )" << i
+          << R"(","metadata":{"essay_a_id":"a","essay_b_id":"b","bos_batch_id":"night-1"}})"
+          << "\n";
+  }
+  REQUIRE(lpsctl(lps, {"submit", file.string()}).exit_code == 0);
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  auto has_queue_row = [&] {
+    std::istringstream in{out};
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream row{line};
+      std::string provider, model;
+      double waiting = -1, oldest = -1;
+      row >> provider >> model >> waiting >> oldest;
+      if (provider == "mock" && model == "mock-model-v1" && waiting == 4 && oldest >= 0)
+        return true;
+    }
+    return false;
+  };
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds{500}); // the next inspector snapshot
+    auto top = lpsctl(lps, {"top"});
+    REQUIRE(top.exit_code == 0);
+    out = top.out;
+  } while (!has_queue_row() && std::chrono::steady_clock::now() < deadline);
+  INFO(out);
+  CHECK(has_queue_row());
+  CHECK(out.find("PROVIDER     MODEL") != std::string::npos);
+  // The run: none of its 5 done, 0 %, no rate yet so no ETA.
+  std::istringstream in{out};
+  bool run_row = false;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("night-1 ", 0) == 0) {
+      std::istringstream row{line};
+      std::string name, progress, percent;
+      row >> name >> progress >> percent;
+      run_row = progress == "0/5" && percent == "0%";
+    }
+  CHECK(run_row);
+}
+
 TEST_CASE("results --follow writes every event of a run once and runs and run count them") {
   test::temp_dir dir;
   // A slow mock, so the run is still active when the follow starts.
@@ -217,4 +273,42 @@ TEST_CASE("config prints KEY=value lines sorted, secrets masked as --dump-config
     CHECK(dumped_lines.count(file_key + " = " + value) == 1);
     CHECK(has(std::string{x.at("key").as_string()} + "=" + value));
   }
+}
+
+TEST_CASE("nodes lists this node alone, as a table and as lps' JSON, with the admin token") {
+  test::temp_dir dir;
+  const std::string token = "admin-token-nodes-9c1";
+  test::lps_process lps{(dir.path() / "data").string(), {"--admin-token=" + token}};
+  REQUIRE(lps.port() != 0);
+  auto refused = lpsctl(lps, {"nodes"});
+  CHECK(refused.exit_code == 3);
+  CHECK(refused.out.empty());
+
+  // Right after start the view may answer 503 until the first snapshot: lpsctl waits it out.
+  auto table = lpsctl(lps, {"--token=" + token, "nodes"});
+  INFO(table.err);
+  REQUIRE(table.exit_code == 0);
+  auto lines = lines_of(table.out);
+  REQUIRE(lines.size() == 2); // the header and this node
+  CHECK(lines[0].rfind("NODE", 0) == 0);
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
+  std::istringstream row{lines[1]};
+  std::string name, state, self;
+  size_t actors = 0, unresponsive = 99;
+  row >> name >> state >> self >> actors >> unresponsive;
+  CHECK(name == host);
+  CHECK(state == "up");
+  CHECK(self == "yes");
+  CHECK(actors >= 5); // the inspector, intake, queue manager, bundler, callbacks, metrics...
+  CHECK(unresponsive == 0);
+
+  auto raw = lpsctl(lps, {"--token=" + token, "nodes", "--json"});
+  REQUIRE(raw.exit_code == 0);
+  auto body = json::parse(raw.out).as_object();
+  const auto& nodes = body.at("nodes").as_array();
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].at("name") == host);
+  CHECK(nodes[0].at("self") == true);
+  CHECK(nodes[0].at("actors").to_number<size_t>() == actors);
 }

@@ -1275,6 +1275,20 @@ TEST_CASE("API keys protect the client routes, ADMIN_TOKEN the operator routes, 
   CHECK(call("GET", "/api/v1/inspect", token).status == 200);
   CHECK(call("POST", "/api/v1/batch-jobs/nope/cancel", "").status == 401);
   CHECK(call("POST", "/api/v1/batch-jobs/nope/cancel", token).status == 404);
+  // The admin token reads what clients read (one token for the console and lpsctl), but
+  // never submits or cancels as a client.
+  for (auto path : {"/api/v1/runs", "/api/v1/providers", "/api/v1/batch-jobs", "/api/v1/models",
+                    "/api/v1/results?bos_batch_id=none"}) {
+    INFO(path);
+    CHECK(call("GET", path, token).status == 200);
+    CHECK(call("GET", path, "").status == 401);
+    CHECK(call("GET", path, token + "x").status == 401);
+  }
+  CHECK(call("GET", "/api/v1/status/" + id, token).status == 200);
+  CHECK(call("POST", "/api/v1/requests/" + id + "/cancel", token).status == 401);
+  CHECK(call("POST", "/api/v1/comparisons", token, "{\"requests\":[{\"user_prompt\":\"y\"}]}")
+            .status
+        == 401);
   lps->stop();
   auto text = read_text(log);
   CHECK_FALSE(text.empty()); // debug logging was on

@@ -47,6 +47,10 @@ int results(lps_api& api, const std::string& bos_batch_id, bool follow);
 /// sorted by key, or with `raw_json` the body as lps sent it.
 int config(lps_api& api, bool raw_json);
 
+/// The nodes (GET /api/v1/inspect/nodes: this node alone until the cluster exists) as a
+/// table, or with `raw_json` lps' JSON.
+int nodes(lps_api& api, bool raw_json);
+
 /// Actors by mailbox, the queue and the providers; refreshed every second on a terminal until
 /// interrupted, printed once otherwise (or with `once`).
 int top(lps_api& api, bool once);

@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
   bool raw_json = false;
   auto* config_cmd = app.add_subcommand("config", "the effective configuration, secrets masked");
   config_cmd->add_flag("--json", raw_json, "print lps' JSON body instead of KEY=value lines");
+  bool nodes_json = false;
+  auto* nodes_cmd = app.add_subcommand("nodes", "the nodes: this one alone until the cluster exists");
+  nodes_cmd->add_flag("--json", nodes_json, "print lps' JSON body instead of a table");
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");
   top_cmd->add_flag("--once", once, "print one snapshot (the default when not on a terminal)");
@@ -106,6 +109,8 @@ int main(int argc, char** argv) {
     return results(api, id, follow);
   if (config_cmd->parsed())
     return config(api, raw_json);
+  if (nodes_cmd->parsed())
+    return nodes(api, nodes_json);
   if (top_cmd->parsed())
     return top(api, once);
   return usage;

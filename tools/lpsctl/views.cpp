@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -113,6 +114,63 @@ std::map<std::string, std::string> queue_depth(const std::string& metrics) {
   return result;
 }
 
+// The number `key` of a JSON object (0 when absent or not a number).
+double number_in(const json::object& obj, const char* key) {
+  const auto* v = obj.if_contains(key);
+  return v != nullptr && v->is_number() ? v->to_number<double>() : 0;
+}
+
+// Waiting requests by provider and model with the oldest one's age (/api/v1/inspect/queue).
+void print_queue_by_model(const api_answer& queue, const std::string& base_url) {
+  std::printf("%-12s %-32s %9s %10s\n", "PROVIDER", "MODEL", "WAITING", "OLDEST_S");
+  const auto* rows = queue.json.is_object() ? queue.json.as_object().if_contains("queue") : nullptr;
+  if (queue.status != 200 || rows == nullptr || !rows->is_array()) {
+    std::printf("(queue by model: %s)\n", describe(queue, base_url).c_str());
+    return;
+  }
+  for (const auto& r : rows->as_array()) {
+    const auto& obj = r.as_object();
+    auto model = text_of(obj, "model");
+    std::printf("%-12s %-32s %9.0f %10.0f\n", text_of(obj, "provider").c_str(),
+                model.empty() ? "(not read yet)" : model.c_str(), number_in(obj, "waiting"),
+                number_in(obj, "oldest_age_seconds"));
+  }
+}
+
+// The runs not finished first, at most 10: done of all, percent, rate and ETA.
+void print_top_runs(const api_answer& runs, const std::string& base_url) {
+  std::printf("%-28s %15s %5s %8s %8s\n", "RUN", "DONE/ALL", "PCT", "RATE/S", "ETA_S");
+  const auto* list = runs.json.is_object() ? runs.json.as_object().if_contains("runs") : nullptr;
+  if (runs.status != 200 || list == nullptr || !list->is_array()) {
+    std::printf("(runs: %s)\n", describe(runs, base_url).c_str());
+    return;
+  }
+  std::vector<const json::object*> shown;
+  for (const auto& r : list->as_array())
+    shown.push_back(&r.as_object());
+  std::stable_sort(shown.begin(), shown.end(), [](const auto* x, const auto* y) {
+    return (number_in(*x, "active") > 0) > (number_in(*y, "active") > 0);
+  });
+  shown.resize(std::min<size_t>(shown.size(), 10));
+  for (const auto* run : shown) {
+    auto active = number_in(*run, "active");
+    auto done = number_in(*run, "completed") + number_in(*run, "failed")
+                + number_in(*run, "expired") + number_in(*run, "cancelled");
+    auto all = done + active;
+    char progress[40];
+    std::snprintf(progress, sizeof(progress), "%.0f/%.0f", done, all);
+    const auto* eta = run->if_contains("eta_seconds");
+    char eta_text[24] = "-";
+    if (active == 0)
+      std::snprintf(eta_text, sizeof(eta_text), "done");
+    else if (eta != nullptr && eta->is_number())
+      std::snprintf(eta_text, sizeof(eta_text), "%.0f", eta->to_number<double>());
+    std::printf("%-28s %15s %4.0f%% %8.1f %8s\n", text_of(*run, "bos_batch_id").c_str(), progress,
+                all > 0 ? std::floor(100 * done / all) : 0.0, number_in(*run, "rate_per_second"),
+                eta_text);
+  }
+}
+
 void print_top(lps_api& api, std::map<std::string, double>& last_handled, double seconds) {
   auto inspect = api.get("/api/v1/inspect");
   auto providers = api.get("/api/v1/providers");
@@ -124,6 +182,10 @@ void print_top(lps_api& api, std::map<std::string, double>& last_handled, double
   auto depth = queue_depth(metrics.body);
   std::printf("queue     queued %s  processing %s  total %s\n\n", depth["queued"].c_str(),
               depth["processing"].c_str(), depth["total"].c_str());
+  print_queue_by_model(api.get("/api/v1/inspect/queue"), api.base_url());
+  std::printf("\n");
+  print_top_runs(api.get("/api/v1/runs"), api.base_url());
+  std::printf("\n");
   std::printf("%-12s %-10s %9s %10s %7s  %s\n", "PROVIDER", "CIRCUIT", "IN_FLIGHT", "AVAILABLE",
               "PAUSED", "NOTE");
   if (const auto* list = providers.json.is_object()
@@ -300,6 +362,30 @@ int config(lps_api& api, bool raw_json) {
     values[text_of(x.as_object(), "key")] = std::string{x.as_object().at("value").as_string()};
   for (const auto& [key, value] : values)
     std::printf("%s=%s\n", key.c_str(), value.c_str());
+  return ok;
+}
+
+int nodes(lps_api& api, bool raw_json) {
+  // The first snapshot comes a second after lps starts: until then the view answers 503
+  // with Retry-After, which is waited out a few times rather than failing a script.
+  auto answer = api.get("/api/v1/inspect/nodes");
+  for (int attempt = 0; attempt < 5 && answer.status == 503 && answer.retry_after > 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::seconds{answer.retry_after});
+    answer = api.get("/api/v1/inspect/nodes");
+  }
+  if (answer.status != 200)
+    return failed(answer, api);
+  if (raw_json) {
+    print_json(answer.json);
+    return ok;
+  }
+  std::printf("%-32s %-8s %-5s %7s %13s\n", "NODE", "STATE", "SELF", "ACTORS", "UNRESPONSIVE");
+  for (const auto& n : answer.json.as_object().at("nodes").as_array()) {
+    const auto& obj = n.as_object();
+    std::printf("%-32s %-8s %-5s %7s %13s\n", text_of(obj, "name").c_str(),
+                text_of(obj, "state").c_str(), text_of(obj, "self") == "true" ? "yes" : "no",
+                text_of(obj, "actors").c_str(), text_of(obj, "unresponsive_actors").c_str());
+  }
   return ok;
 }
 
