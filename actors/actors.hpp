@@ -97,6 +97,9 @@ using queue_manager_actor = caf::typed_actor<
                     std::vector<std::string>>::with<std::vector<queued_request>>,
     // Final or retryable outcomes of processed requests.
     caf::reacts_to<atom::complete, std::vector<comparison_outcome>>,
+    // Cluster leader: requests other nodes stored, found by the store poller; those already
+    // held are skipped.
+    caf::reacts_to<atom::adopt, std::vector<adopted_request>>,
     // Status of a request still held (found == false once final or unknown).
     caf::replies_to<atom::lookup, std::string>::with<request_status>,
     // What waits in one provider's ready queue (batch jobs decide when to submit from it).

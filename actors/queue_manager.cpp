@@ -292,8 +292,9 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
   }
   if (pending.queue_ids.empty())
     return std::move(pending.outcomes);
-  for (auto& item : accepted)
-    add_entry(self, std::move(item));
+  if (!st.cfg.intake_only)
+    for (auto& item : accepted)
+      add_entry(self, std::move(item));
   auto id = st.next_write_id++;
   pending.promise = self->make_response_promise<std::vector<enqueue_outcome>>();
   auto result = pending.promise;
@@ -346,6 +347,10 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
   }
   st.accepted_total += pending.queue_ids.size();
   record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.queue_ids.size())}});
+  if (st.cfg.intake_only) { // stored for the leader, which picks it up from the store
+    pending.promise.deliver(std::move(pending.outcomes));
+    return;
+  }
   std::vector<comparison_outcome> early;
   for (const auto& id : pending.queue_ids) {
     auto& entry = st.entries.at(id);
@@ -545,6 +550,8 @@ void forget(self_ptr self, const std::string& id) {
   st.text_bytes_in_memory -= i->second.texts_held;
   st.by_age.erase({i->second.queued_at, id});
   st.entries.erase(i);
+  if (st.cfg.adoption_memory.count() > 0 && st.recent_final_ids.insert(id).second)
+    st.recent_finals.emplace_back(st.cfg.now(), id);
 }
 
 void on_final_committed(self_ptr self, queue_manager_state::pending_final& pending, bool ok,
@@ -715,16 +722,30 @@ void publish_gauges(self_ptr self) {
   // The counter takes steps: the reconnects since the last tick.
   auto reconnects =
       health.reconnects - std::exchange(st.store_reconnects_recorded, health.reconnects);
-  record(self, {{"llm_provider_queue_depth", {"queued"}, queued},
-                {"llm_provider_queue_depth", {"processing"}, processing},
-                {"llm_provider_queue_depth", {"total"}, double(st.entries.size())},
-                {"llm_provider_store_up", {}, health.available ? 1.0 : 0.0},
-                {"llm_provider_store_reconnects_total", {}, double(reconnects)}});
+  std::vector<metric_sample> samples{
+      {"llm_provider_store_up", {}, health.available ? 1.0 : 0.0},
+      {"llm_provider_store_reconnects_total", {}, double(reconnects)}};
+  if (!st.cfg.intake_only) // a cluster's queue-wide gauges come from its leader alone
+    samples.insert(samples.end(), {{"llm_provider_queue_depth", {"queued"}, queued},
+                                   {"llm_provider_queue_depth", {"processing"}, processing},
+                                   {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
+  record(self, std::move(samples));
+}
+
+// Ids finalized longer ago than cfg.adoption_memory can no longer come back from a poll.
+void forget_old_finals(self_ptr self, caf::timestamp now) {
+  auto& st = self->state;
+  while (!st.recent_finals.empty()
+         && st.recent_finals.front().first + st.cfg.adoption_memory < now) {
+    st.recent_final_ids.erase(st.recent_finals.front().second);
+    st.recent_finals.pop_front();
+  }
 }
 
 void sweep(self_ptr self) {
   auto& st = self->state;
   auto now = st.cfg.now();
+  forget_old_finals(self, now);
   release_due_retries(self, now);
   expire_old(self, now);
   for (auto& pending : std::exchange(st.failed_finals, {})) {
@@ -799,6 +820,10 @@ cancel_summary sort_one(self_ptr self, const std::string& id, final_list& finals
 // bring the requests back.
 caf::result<cancel_summary> cancel(self_ptr self, const cancel_target& target) {
   auto& st = self->state;
+  // Cancels in a cluster need the leader's index, which this node does not hold (not built:
+  // docs/cluster.md); the route answers 503.
+  if (st.cfg.intake_only)
+    return caf::make_error(caf::sec::feature_disabled);
   final_list finals;
   auto summary = target.queue_id.empty() ? sort_run(self, target.bos_batch_id, finals)
                                          : sort_one(self, target.queue_id, finals);
@@ -861,9 +886,43 @@ void recover(self_ptr self) {
     self->send(st.callbacks, atom::deliver_v, std::move(deliveries));
 }
 
+// Cluster leader: rows other nodes stored, as cold entries (as at recovery). Those held
+// already, or finalized within cfg.adoption_memory (a poll that read the row before its
+// final write), are skipped.
+void adopt(self_ptr self, const std::vector<adopted_request>& rows) {
+  auto& st = self->state;
+  size_t before = st.adopted_total;
+  for (const auto& row : rows) {
+    if (row.provider.empty() || st.entries.count(row.queue_id)
+        || st.recent_final_ids.count(row.queue_id))
+      continue;
+    auto& entry = insert_entry(self, row.queue_id, row.provider, row.priority,
+                               from_unix_ms(row.queued_at_ms), row.size_bytes, row.attempts);
+    make_ready(self, row.queue_id, entry);
+    ++st.adopted_total;
+  }
+  if (st.adopted_total != before)
+    wake_waiters(self);
+}
+
+// An intake-only node holds nothing: a request it does not hold is looked up in the store,
+// where it waits for (or is being processed by) the leader.
+request_status lookup_stored(self_ptr self, const std::string& id) {
+  auto rows = read_back(self, {id}, false);
+  if (rows.empty())
+    return {};
+  const auto& req = rows.begin()->second.request;
+  const auto& provider = provider_of(self, req);
+  return {true,         id,       req.correlation_id,
+          queue_status::queued, req.queued_at, 0, req.priority, provider,
+          resolved_model(self, provider, req)};
+}
+
 request_status lookup(self_ptr self, const std::string& id) {
   auto& st = self->state;
   auto i = st.entries.find(id);
+  if (i == st.entries.end() && st.cfg.intake_only)
+    return lookup_stored(self, id);
   if (i == st.entries.end())
     return {};
   const auto& entry = i->second;
@@ -948,6 +1007,7 @@ actor_status status_of(self_ptr self) {
       {"expired_total", double(st.expired_total)},
       {"retried_total", double(st.retried_total)},
       {"recovered_total", double(st.recovered_total)},
+      {"adopted_total", double(st.adopted_total)},
       {"store_writes_in_flight", double(st.pending_inserts.size() + st.pending_finals.size())}};
   for (const auto& [provider, queue] : st.ready)
     result.figures["queued_" + provider] = double(queue.size());
@@ -956,7 +1016,9 @@ actor_status status_of(self_ptr self) {
   result.figures["store_checkpoints_background"] = double(stats.background_checkpoints);
   result.figures["store_checkpoints_writer"] = double(stats.writer_checkpoints);
   result.figures["store_ops_committed"] = double(stats.ops_committed);
-  result.facts = {{"store", st.db->path()}, {"draining", st.draining ? "true" : "false"}};
+  result.facts = {{"store", st.db->path()},
+                  {"draining", st.draining ? "true" : "false"},
+                  {"intake_only", st.cfg.intake_only ? "true" : "false"}};
   return result;
 }
 
@@ -999,7 +1061,8 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
   st.db = db;
   st.metrics = std::move(metrics);
   st.callbacks = std::move(callbacks);
-  recover(self);
+  if (!st.cfg.intake_only)
+    recover(self);
   // The depth gauges exist from the first scrape on, not from the first tick.
   publish_gauges(self);
   self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
@@ -1010,6 +1073,7 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
       [=](atom::dequeue, uint32_t max_items, const std::vector<std::string>& providers)
           -> std::vector<queued_request> { return dequeue(self, max_items, providers); },
       [=](atom::complete, std::vector<comparison_outcome>& outcomes) { complete(self, outcomes); },
+      [=](atom::adopt, const std::vector<adopted_request>& rows) { adopt(self, rows); },
       [=](atom::lookup, const std::string& id) -> request_status { return lookup(self, id); },
       [=](atom::store_committed, uint64_t write_id, bool ok, const std::string& error) {
         on_committed(self, write_id, ok, error);

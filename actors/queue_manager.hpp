@@ -23,7 +23,9 @@
 #include <random>
 #include <set>
 #include <string>
+#include <deque>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace lps {
@@ -58,6 +60,14 @@ struct queue_manager_config {
   /// from the batch job store at start): they stay processing, owned by their job, instead
   /// of going back to the queue, so a job is never submitted twice.
   std::unordered_map<std::string, std::string> batch_owned;
+  /// Cluster mode, on every node (docs/cluster.md): new requests are stored for the leader
+  /// and leave memory once committed; nothing is recovered, dispatched, expired or finalized
+  /// here, gauges of the queue come from the leader, and a lookup of a request not in memory
+  /// reads its row from the store.
+  bool intake_only = false;
+  /// Cluster leader: how long the ids of finalized requests are remembered, so a store poll
+  /// that read a row just before its final write cannot adopt it again (0: not at all).
+  caf::timespan adoption_memory{0};
   /// Wall clock for result times, retry times and expiry (tests pass one that follows the
   /// test coordinator's virtual time).
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
@@ -168,6 +178,11 @@ struct queue_manager_state {
   uint64_t expired_total = 0;
   uint64_t retried_total = 0;
   uint64_t recovered_total = 0;
+  /// Requests other nodes stored, taken in by `adopt` (cluster leader).
+  uint64_t adopted_total = 0;
+  /// Requests finalized within cfg.adoption_memory (time order), which `adopt` skips.
+  std::deque<std::pair<caf::timestamp, std::string>> recent_finals;
+  std::unordered_set<std::string> recent_final_ids;
   uint64_t unreadable_total = 0;
   uint64_t processing_count = 0;
   /// The waiting requests by provider and model in /metrics, set from each status answer.

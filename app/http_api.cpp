@@ -1144,6 +1144,11 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_results_page(ctx, req, std::move(respond));
   if (req.path == "/api/v1/config")
     return respond(config_response(ctx.cfg));
+  if (req.path == "/api/v1/cluster")
+    return respond(ctx.cluster_answer ? ctx.cluster_answer()
+                                      : error_response(404, ec::resource_not_found,
+                                                       "this node is not part of a cluster "
+                                                       "(CLUSTER_ENABLED=false)"));
   if (is_console_path(req.path))
     return respond(console_response(req, console_assets()));
   respond(error_response(404, ec::resource_not_found, "no route for GET " + req.path));

@@ -68,6 +68,8 @@ struct api_context {
   std::shared_ptr<std::atomic<bool>> starting = std::make_shared<std::atomic<bool>>(false);
   /// The clients of GET /api/v1/inspect/stream (fed by the inspector's snapshots).
   std::shared_ptr<inspect_stream_hub> inspect_streams = std::make_shared<inspect_stream_hub>();
+  /// Cluster mode: GET /api/v1/cluster's answer (the node's last view); empty: not a cluster.
+  std::function<http_response()> cluster_answer;
 };
 
 /// The warning for a real provider's key configured while the default provider is still

@@ -1,6 +1,8 @@
 // lps: the composition root. Reads the configuration, opens the store, spawns the actor
 // topology, serves HTTP, and shuts down in order on SIGINT or SIGTERM.
 
+#include "app/cluster_member.hpp"
+#include "app/cluster_route.hpp"
 #include "app/http_api.hpp"
 #include "app/topology.hpp"
 #include "runtime/address_guard.hpp"
@@ -21,6 +23,7 @@
 #include "runtime/system_config.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 
 #include <unistd.h>
 
@@ -230,6 +233,19 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   // answers "starting" at once, and serves once the queue manager recovered the store.
   announce("starting on", cfg, server.port());
   await_recovery(sys, actors, std::chrono::milliseconds{cfg.actor_request_timeout_ms});
+  std::unique_ptr<cluster_member> member;
+  if (cfg.cluster_enabled) {
+    member = cluster_member::join({&sys, &cfg, db.get(), &actors, &callback_client,
+                                   &provider_client, &manifest, jobs_db.get()},
+                                  error);
+    if (!member) {
+      std::fprintf(stderr, "lps: %s\n", error.c_str());
+      server.stop();
+      shutdown_topology(sys, actors, std::chrono::seconds{0});
+      return 2;
+    }
+    ctx->cluster_answer = [m = member.get()] { return cluster_response(m->view()); };
+  }
   ctx->starting->store(false);
   announce("listening on", cfg, server.port());
   LPS_LOG_INFO(log, "lps serving on {}:{} (mode {}, store {})", cfg.http_host, server.port(),
@@ -239,6 +255,12 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   int sig = 0;
   sigwait(&signals, &sig);
   LPS_LOG_INFO(log, "lps received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (member) {
+    // No new request is stored here from now on; a leader finishes its bundles in flight and
+    // hands the lease on (docs/cluster.md).
+    caf::anon_send(actors.intake, atom::stop_v);
+    member->leave(std::chrono::seconds{cfg.shutdown_grace_seconds});
+  }
   shutdown_topology(sys, actors, std::chrono::seconds{cfg.shutdown_grace_seconds});
   server.stop();
   // After the server: no route posts a read any more; reads still queued answer 503.
@@ -275,16 +297,6 @@ int check_migrations(const config& cfg) {
               pg::binary_schema_version(),
               current ? "current" : "behind (lps applies the missing migrations when it starts)");
   return current ? 0 : 1;
-}
-
-// CLUSTER_ENABLED=true passed every check of the configuration, but no node takes part in a
-// cluster yet: started as today, each would run the queue manager and the other singletons
-// beside the others on one store. So it refuses (docs/cluster.md).
-int refuse_cluster_mode() {
-  std::fprintf(stderr, "lps: CLUSTER_ENABLED=true: cluster mode is not built yet (issue #11); "
-                       "only its leader lease and node registry exist, as library code "
-                       "(docs/cluster.md)\n");
-  return 2;
 }
 
 // `lps cluster --status`: the leader lease and the registered nodes in the PostgreSQL store,
@@ -365,8 +377,6 @@ int main(int argc, char** argv) {
     return check_migrations(start.cfg);
   if (cluster_status)
     return print_cluster_status(start.cfg);
-  if (start.cfg.cluster_enabled)
-    return refuse_cluster_mode();
   setup_logging(start.cfg.log_level);
   auto rc = run(sys_cfg, start.cfg, signals);
   shutdown_logging();

@@ -17,6 +17,7 @@
 #include "actors/providers/openai_format.hpp"
 #include "actors/provider_unconfigured.hpp"
 #include "actors/queue_manager.hpp"
+#include "runtime/fenced_store.hpp"
 #include "runtime/logging.hpp"
 
 #include <unistd.h>
@@ -147,7 +148,8 @@ spawn_providers(caf::actor_system& sys, const config& cfg, http_transport* http,
 
 batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
                                   const std::string& provider, batch_api_mode mode,
-                                  http_transport* http, batch_job_store* jobs_db, const topology& t,
+                                  http_transport* http, batch_job_store* jobs_db,
+                                  const queue_manager_actor& queue, const metrics_actor& metrics,
                                   const std::map<std::string, model_price>& prices,
                                   const openai_flags_table& flags) {
   const auto& p = cfg.providers.at(provider);
@@ -178,7 +180,31 @@ batch_jobs_actor spawn_batch_jobs(caf::actor_system& sys, const config& cfg,
         std::make_shared<openai_batch_wire>(openai_batch_max_items, openai_batch_max_bytes, flags);
   else
     wire = std::make_shared<anthropic_batch_wire>();
-  return sys.spawn(batch_jobs, bc, wire, http, jobs_db, t.queue, t.metrics);
+  return sys.spawn(batch_jobs, bc, wire, http, jobs_db, queue, metrics);
+}
+
+callbacks_config callbacks_config_of(const config& cfg) {
+  callbacks_config cb;
+  cb.request_timeout = std::chrono::milliseconds{cfg.callback_timeout_ms};
+  cb.max_attempts = cfg.callback_max_attempts;
+  cb.max_concurrent_per_origin = cfg.callback_max_concurrent_per_host;
+  cb.signing_secret = cfg.callback_signing_secret;
+  return cb;
+}
+
+queue_manager_config queue_manager_config_of(const config& cfg) {
+  queue_manager_config qm;
+  qm.max_size = cfg.queue_max_size;
+  qm.max_bytes = cfg.queue_max_bytes;
+  qm.memory_text_budget = cfg.queue_memory_text_bytes;
+  qm.ttl = hours(cfg.queue_request_ttl_hours);
+  qm.max_retries = cfg.queue_max_retries;
+  qm.retry_base_delay = std::chrono::milliseconds{cfg.retry_base_delay_ms};
+  qm.retry_max_delay = std::chrono::milliseconds{cfg.retry_max_delay_ms};
+  qm.processing_mode = to_string(effective_mode(cfg));
+  qm.default_provider = cfg.default_llm_provider;
+  qm.default_models = bundler_config_of(cfg).policy.default_models;
+  return qm;
 }
 
 // This node's name in llm_provider_build_info: the host name (the cluster's node names come
@@ -256,40 +282,28 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   const auto& prices = manifest.prices;
   auto flags = openai_flags_of(manifest);
   t.metrics = sys.spawn(metrics);
-  callbacks_config cb;
-  cb.request_timeout = std::chrono::milliseconds{cfg.callback_timeout_ms};
-  cb.max_attempts = cfg.callback_max_attempts;
-  cb.max_concurrent_per_origin = cfg.callback_max_concurrent_per_host;
-  cb.signing_secret = cfg.callback_signing_secret;
-  t.callbacks = sys.spawn(callbacks, cb, callback_http, db, t.metrics);
-  queue_manager_config qm;
-  qm.max_size = cfg.queue_max_size;
-  qm.max_bytes = cfg.queue_max_bytes;
-  qm.memory_text_budget = cfg.queue_memory_text_bytes;
-  qm.ttl = hours(cfg.queue_request_ttl_hours);
-  qm.max_retries = cfg.queue_max_retries;
-  qm.retry_base_delay = std::chrono::milliseconds{cfg.retry_base_delay_ms};
-  qm.retry_max_delay = std::chrono::milliseconds{cfg.retry_max_delay_ms};
-  qm.processing_mode = to_string(effective_mode(cfg));
-  qm.default_provider = cfg.default_llm_provider;
-  qm.default_models = bundler_config_of(cfg).policy.default_models;
-  if (jobs_db != nullptr)
+  t.callbacks = sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, db, t.metrics);
+  auto qm = queue_manager_config_of(cfg);
+  qm.intake_only = cfg.cluster_enabled;
+  if (jobs_db != nullptr && !cfg.cluster_enabled)
     qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
   t.providers = spawn_providers(sys, cfg, provider_transport, prices, flags, t.metrics);
   // Providers served by a batch API are left out of the bundler: it never takes their work.
   auto batched =
       jobs_db != nullptr ? batch_providers(cfg) : std::map<std::string, batch_api_mode>{};
+  // In a cluster only the leader runs batch jobs (spawn_leader).
+  auto node_batched = cfg.cluster_enabled ? std::map<std::string, batch_api_mode>{} : batched;
   auto bundled = t.providers;
   std::vector<std::string> bundled_names, batched_names;
   for (const auto& [name, p] : t.providers)
     (batched.count(name) ? batched_names : bundled_names).push_back(name);
   seed_gauges(sys, t.metrics, bundled_names, batched_names);
-  for (const auto& [name, mode] : batched) {
+  for (const auto& [name, mode] : batched)
     bundled.erase(name);
-    t.batch[name] =
-        spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t, prices, flags);
-  }
+  for (const auto& [name, mode] : node_batched)
+    t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t.queue,
+                                     t.metrics, prices, flags);
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, t.metrics);
   intake_config ic;
   ic.store_health_of = [db] { return db->health(); };
@@ -305,6 +319,72 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   inspection.on_sample = std::move(on_sample);
   t.inspector = sys.spawn(inspector, std::move(inspection));
   return t;
+}
+
+leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& shared,
+                             int64_t epoch, const topology& node, http_transport* callback_http,
+                             http_transport* provider_transport, const model_manifest& manifest,
+                             batch_job_store* jobs_db) {
+  leader_topology t;
+  t.epoch = epoch;
+  t.db = std::make_unique<fenced_store>(shared, epoch);
+  t.callbacks = sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, t.db.get(),
+                          node.metrics);
+  auto qm = queue_manager_config_of(cfg);
+  // Longer than the store poller's look back (runtime/store_poller.hpp) and its delivery.
+  qm.adoption_memory = std::chrono::minutes{1};
+  if (jobs_db != nullptr)
+    qm.batch_owned = jobs_db->load_owned_items();
+  t.queue = sys.spawn(queue_manager, qm, t.db.get(), node.metrics, t.callbacks);
+  auto bundled = node.providers;
+  if (jobs_db != nullptr) {
+    auto flags = openai_flags_of(manifest);
+    for (const auto& [name, mode] : batch_providers(cfg)) {
+      bundled.erase(name);
+      t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db,
+                                       t.queue, node.metrics, manifest.prices, flags);
+    }
+  }
+  t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, node.metrics);
+  return t;
+}
+
+void stop_leader(caf::actor_system& sys, leader_topology& t) {
+  caf::scoped_actor self{sys};
+  auto stop = [&](const auto& hdl) {
+    if (hdl)
+      self->send_exit(hdl, caf::exit_reason::kill);
+  };
+  stop(t.bundler);
+  for (const auto& [name, b] : t.batch)
+    stop(b);
+  stop(t.queue);
+  stop(t.callbacks);
+}
+
+void hand_over_leader(caf::actor_system& sys, leader_topology& t, caf::timespan grace) {
+  auto log = get_logger("main");
+  caf::scoped_actor self{sys};
+  self->send(t.queue, atom::stop_v);
+  for (auto& [name, b] : t.batch)
+    self->send(b, atom::stop_v);
+  self->request(t.bundler, grace, atom::drain_v)
+      .receive([&](atom::drained) { LPS_LOG_INFO(log, "bundler drained: no bundle in flight"); },
+               [&](caf::error& err) {
+                 LPS_LOG_WARN(log, "bundles still in flight after the grace: {}",
+                              caf::to_string(err));
+               });
+  self->request(t.queue, std::chrono::seconds{30}, atom::drain_v)
+      .receive([&](bool) { LPS_LOG_INFO(log, "leader queue-manager flushed the store"); },
+               [&](caf::error& err) {
+                 LPS_LOG_ERROR(log, "leader queue-manager did not flush: {}", caf::to_string(err));
+               });
+  auto stop = [&](const auto& hdl) { self->send_exit(hdl, caf::exit_reason::user_shutdown); };
+  stop(t.bundler);
+  for (auto& [name, b] : t.batch)
+    stop(b);
+  stop(t.queue);
+  stop(t.callbacks);
 }
 
 void await_recovery(caf::actor_system& sys, const topology& t, caf::timespan patience) {

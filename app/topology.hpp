@@ -5,12 +5,14 @@
 
 #include "actors/actors.hpp"
 #include "runtime/config.hpp"
+#include "runtime/fenced_store.hpp"
 #include "runtime/model_manifest.hpp"
 
 #include <caf/actor_system.hpp>
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace lps {
@@ -32,6 +34,19 @@ struct topology {
   inspector_actor inspector;
 };
 
+/// The cluster leader's singletons (docs/cluster.md), spawned when the node takes the lease
+/// and stopped when it loses it. Their store writes carry the lease epoch (`db`), so they
+/// write nothing final once another node leads. The node's metrics and provider actors
+/// serve them.
+struct leader_topology {
+  int64_t epoch = 0;
+  std::unique_ptr<fenced_store> db;
+  callbacks_actor callbacks;
+  queue_manager_actor queue;
+  std::map<std::string, batch_jobs_actor> batch;
+  bundler_actor bundler;
+};
+
 /// The mode the bundler runs: batch_api requests of providers without a batch API (or with
 /// it disabled) are bundled as in serial_bundle.
 queue_processing_mode effective_mode(const config& cfg);
@@ -43,7 +58,9 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
 using inspection_listener = std::function<void(const inspection_snapshot&)>;
 
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
-/// intake and inspector. `callback_http` delivers result events; `provider_transport` calls
+/// intake and inspector. In cluster mode (cfg.cluster_enabled) the node's queue manager only
+/// stores new requests for the leader (intake_only), its bundler stays idle and there are no
+/// batch jobs actors: the leader runs those (spawn_leader). `callback_http` delivers result events; `provider_transport` calls
 /// providers (separate pools, so one never waits for the other).
 /// The model `manifest` gives prices (cost estimates) and per-model request parameters. `jobs_db`
 /// keeps provider batch jobs (null: batch_api runs as serial_bundle for every provider).
@@ -52,6 +69,22 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr,
                         inspection_listener on_sample = {});
+
+/// Cluster leader at `epoch`: spawns callbacks, the queue manager (it recovers its index
+/// from the store, as a restart does), batch jobs and the bundler on the node's metrics and
+/// providers. `node` is the node's own topology (spawn_topology in cluster mode).
+leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& shared,
+                             int64_t epoch, const topology& node, http_transport* callback_http,
+                             http_transport* provider_transport, const model_manifest& manifest,
+                             batch_job_store* jobs_db);
+
+/// Lost the lease: every singleton exits at once, its work left to the next leader (its
+/// late store writes are refused by the fencing guard).
+void stop_leader(caf::actor_system& sys, leader_topology& leader);
+
+/// Leaving on SIGTERM: the bundler gets `grace` for bundles in flight, the queue manager
+/// flushes, then the singletons exit (the caller releases the lease after).
+void hand_over_leader(caf::actor_system& sys, leader_topology& leader, caf::timespan grace);
 
 /// Blocks until the queue manager has recovered the store (it answers its first message only
 /// after recovery), asking again every `patience` and logging that it still recovers. Ends

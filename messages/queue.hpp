@@ -83,6 +83,24 @@ typename Inspector::result_type inspect(Inspector& f, queue_backlog& x) {
   return f(caf::meta::type_name("lps.queue_backlog"), x.count, x.bytes, x.oldest_queued_at);
 }
 
+/// A request another node stored (cluster mode): the scheduling columns of its row, which the
+/// leader's queue manager takes into its index as a cold entry, as at recovery.
+struct adopted_request {
+  std::string queue_id;
+  std::string provider;
+  int32_t priority = 5;
+  int64_t queued_at_ms = 0;
+  uint64_t size_bytes = 0;
+  uint32_t attempts = 0;
+  friend bool operator==(const adopted_request&, const adopted_request&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, adopted_request& x) {
+  return f(caf::meta::type_name("lps.adopted_request"), x.queue_id, x.provider, x.priority,
+           x.queued_at_ms, x.size_bytes, x.attempts);
+}
+
 /// A result event waiting to be POSTed to its callback_url.
 struct delivery {
   std::string queue_id;

@@ -198,6 +198,23 @@ CREATE TABLE batch_job_items(
 CREATE INDEX batch_job_items_job ON batch_job_items(job_id, seq);
 )sql";
 
+// Version 5 (issue #11, the running cluster): `requests.seq` indexed, so the leader's store
+// poller reads only rows newer than those it saw; the epoch a final result was written
+// under (NULL on a single node); and lps_require_lease, the fencing guard as a statement
+// that fails its transaction when the lease is no longer held at the epoch (a group commit
+// then retries its writes one by one, so only the fenced writes fail).
+constexpr const char* v5_sql = R"sql(
+CREATE INDEX requests_seq ON requests(seq);
+ALTER TABLE results ADD COLUMN epoch bigint;
+CREATE FUNCTION lps_require_lease(lease text, lease_epoch bigint) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF NOT lps_lease_held(lease, lease_epoch) THEN
+    RAISE EXCEPTION 'no longer leader: lease % is not held at epoch %', lease, lease_epoch;
+  END IF;
+END $$;
+)sql";
+
 /// The version recorded in the history table; 0 when the table does not exist yet. Two
 /// statements: a query naming a missing table fails even in a branch never taken.
 result query_version(connection& db) {
@@ -241,6 +258,7 @@ const std::vector<migration>& migrations() {
       {2, "insertion order, callbacks given up, keys dropped with their result", v2_sql},
       {3, "cluster leader lease with fencing epoch, node registry", v3_sql},
       {4, "batch job tables in the batch job store's shape", v4_sql},
+      {5, "cluster: request sequence index, result epoch, lease check", v5_sql},
   };
   return result;
 }

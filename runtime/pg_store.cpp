@@ -1,6 +1,8 @@
 #include "runtime/pg_store.hpp"
 
 #include "runtime/group_commit.hpp"
+
+#include <set>
 #include "runtime/pg_schema.hpp"
 #include "runtime/postgres.hpp"
 
@@ -43,11 +45,15 @@ constexpr const char* record_final_sql =
     "RETURNING provider, priority, queued_at) "
     "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
     "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
-    "cj_batch_id) "
+    "cj_batch_id, epoch) "
     "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", "
     "coalesce(nullif($8, ''), gone.provider, ''), coalesce(gone.priority, 5), "
-    "coalesce(gone.queued_at, " LPS_TS("$6") "), $7, $9, $10, $11, $12 "
+    "coalesce(gone.queued_at, " LPS_TS("$6") "), $7, $9, $10, $11, $12, nullif($13::bigint, 0) "
     "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO NOTHING";
+// A fenced write's first statement (cluster mode): fails the transaction unless the leader
+// lease is still held at the write's epoch, and locks the lease row until COMMIT, so no
+// takeover happens in between (schema version 5, docs/cluster.md).
+constexpr const char* require_lease_sql = "SELECT lps_require_lease('leader', $1::bigint)";
 constexpr const char* mark_delivered_sql =
     "UPDATE results SET delivered = true WHERE queue_id = $1";
 constexpr const char* mark_given_up_sql =
@@ -567,6 +573,7 @@ private:
         return r.error;
     for (auto [name, sql] : {std::pair{"insert_request", insert_request_sql},
                              {"record_final", record_final_sql},
+                             {"require_lease", require_lease_sql},
                              {"mark_delivered", mark_delivered_sql},
                              {"mark_given_up", mark_given_up_sql},
                              {"update_attempts", update_attempts_sql},
@@ -603,7 +610,12 @@ private:
       return txn_failure();
     }
     statement_batch batch;
+    std::set<int64_t> epochs_checked;
     for (const auto& w : writes) {
+      // Once per epoch and transaction: the row lock holds until COMMIT.
+      if (auto epoch = w.write.fencing_epoch; epoch > 0 && epochs_checked.insert(epoch).second)
+        batch.add("require_lease", {{std::to_string(epoch)}}, "check the leader lease at epoch",
+                  std::to_string(epoch));
       add_statements(w.write, batch);
       if (batch.calls.size() >= statements_per_round_trip && !run_statements(batch, error))
         return roll_back();
@@ -692,7 +704,8 @@ private:
                  {row.model},
                  null_if_empty(row.error_code),
                  {row.correlation_id},
-                 null_if_empty(row.cj_batch_id)},
+                 null_if_empty(row.cj_batch_id),
+                 {std::to_string(write.fencing_epoch)}},
                 "insert result", row.queue_id);
     for (const auto& id : write.delivered)
       batch.add("mark_delivered", {{id}}, "mark delivered", id);

@@ -168,6 +168,10 @@ struct store_write {
   std::vector<std::pair<std::string, std::string>> idempotency_keys;
   /// Record callback deliveries given up.
   std::vector<delivery_give_up> delivery_give_ups;
+  /// Cluster mode (PostgreSQL only): the leader lease epoch this write was made under; the
+  /// store commits it only while the lease is still held at that epoch, else the write fails
+  /// ("no longer leader") and nothing of it is written. 0: not fenced (a single node).
+  int64_t fencing_epoch = 0;
 };
 
 /// Whether the store can take writes now (store::health). A backend on a database server

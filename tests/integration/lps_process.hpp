@@ -124,6 +124,12 @@ public:
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
 
+  /// Sends `sig` without waiting (SIGSTOP, SIGCONT).
+  void signal(int sig) const {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
+
   /// Sends `sig` and waits; returns the exit code (-1 when killed by a signal).
   int stop(int sig = SIGTERM) {
     if (pid_ <= 0)

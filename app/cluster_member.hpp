@@ -1,0 +1,66 @@
+#pragma once
+
+// This process as a member of the cluster (issue #11, docs/cluster.md): it joins through
+// cluster::node (registration, heartbeat, the leader lease) and, while it holds the lease,
+// runs the leader's singletons (spawn_leader) fed by the store poller, which hands the queue
+// manager the requests any node stored. Losing the lease stops both at once.
+
+#include "app/topology.hpp"
+#include "runtime/cluster_node.hpp"
+#include "runtime/store_poller.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lps {
+
+/// What the leader's singletons are spawned with (all outlive the member).
+struct member_parts {
+  caf::actor_system* sys = nullptr;
+  const config* cfg = nullptr;
+  store* db = nullptr;
+  const topology* node = nullptr;
+  http_transport* callback_http = nullptr;
+  http_transport* provider_transport = nullptr;
+  const model_manifest* manifest = nullptr;
+  batch_job_store* jobs_db = nullptr;
+};
+
+class cluster_member {
+public:
+  /// Registers this node (CLUSTER_NODE_NAME, else the host name) and starts competing for
+  /// the lease; nullptr with `error` set when the database refuses (e.g. a live node holds
+  /// the name).
+  static std::unique_ptr<cluster_member> join(member_parts parts, std::string& error);
+
+  /// Steps down at once if leading, releases the lease and leaves the registry.
+  ~cluster_member();
+
+  /// SIGTERM: a leader gives bundles in flight `grace` and flushes before it releases the
+  /// lease (the next leader starts at once); then the node leaves.
+  void leave(caf::timespan grace);
+
+  cluster::cluster_view view() const;
+
+private:
+  explicit cluster_member(member_parts parts) : parts_(parts) {}
+  void lead(int64_t epoch);
+  void step_down();
+  void leave_registry();
+
+  member_parts parts_;
+  std::mutex mutex_;
+  std::optional<leader_topology> leader_;
+  std::unique_ptr<cluster::store_poller> poller_;
+  /// Fenced stores of past terms: an actor told to exit may still run one handler with it.
+  std::vector<std::unique_ptr<fenced_store>> retired_;
+  mutable std::mutex node_mutex_;
+  std::unique_ptr<cluster::node> node_;
+};
+
+} // namespace lps
