@@ -184,7 +184,7 @@ struct config {
 
   // -- cluster (issue #11; read and checked, the cluster itself is not built yet) --
   /// true: run as a node of a cluster on the shared PostgreSQL store (needs STORE_BACKEND
-  /// postgres); lps refuses to start with it until cluster mode is built (docs/cluster.md).
+  /// postgres): every node takes requests, the lease holder runs the queue (docs/cluster.md).
   bool cluster_enabled = false;
   /// This node's name, unique in the cluster; empty: the host name.
   std::string cluster_node_name;
