@@ -432,7 +432,8 @@ public:
                                  std::string& error) { return run_transaction(writes, error); },
                 .after_commit = {},
                 .retention = retains() ? this : nullptr,
-                .reconnect = [this](std::string& error) { return reconnect(error); }}) {}
+                .reconnect = [this](std::string& error) { return reconnect(error); },
+                .probe = [this](std::string& error) { return probe(error); }}) {}
 
   // The queue's writer uses the writer connection: it stops first.
   ~pg_store() override {
@@ -588,6 +589,18 @@ private:
     }
     if (auto why = prepare_writer(); !why.empty()) {
       error = "reconnected to " + masked_ + " but " + one_line(why);
+      return false;
+    }
+    return true;
+  }
+
+  // The idle writer's round trip (group_commit_backend::probe): a server stopped while
+  // nothing is written is noticed here, within a second, not at the next submission.
+  bool probe(std::string& error) {
+    if (!reconnect(error))
+      return false;
+    if (auto r = writer_db_->exec("SELECT 1"); !r.ok) {
+      error = "lost the connection to " + masked_ + ": " + one_line(r.error);
       return false;
     }
     return true;
