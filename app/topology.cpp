@@ -248,7 +248,7 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
   return "";
 }
 
-topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, store_reader* reads,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest, batch_job_store* jobs_db,
                         inspection_listener on_sample) {
@@ -273,6 +273,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
   qm.processing_mode = to_string(effective_mode(cfg));
   qm.default_provider = cfg.default_llm_provider;
   qm.default_models = bundler_config_of(cfg).policy.default_models;
+  qm.reads = reads;
   if (jobs_db != nullptr)
     qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
