@@ -116,7 +116,8 @@ using queue_manager_actor = caf::typed_actor<
 
 /// The queue manager's own handle.
 using queue_manager_impl_actor = queue_manager_actor::extend<
-    // Internal: a store write finished (write id, ok, error text).
+    // Internal: a store write, or a read on the reader pool, finished (its id, ok, error
+    // text).
     caf::reacts_to<atom::store_committed, uint64_t, bool, std::string>,
     // Internal: the periodic sweep (expiry, due retries, failed writes again, gauges).
     caf::reacts_to<atom::sweep>>;

@@ -9,6 +9,7 @@
 #include "runtime/ids.hpp"
 #include "runtime/json_codec.hpp"
 #include "runtime/logging.hpp"
+#include "runtime/store_reader.hpp"
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
@@ -195,12 +196,13 @@ void add_entry(self_ptr self, queued_request item) {
     make_ready(self, id, entry);
 }
 
-// Reads whole requests back from the store (a blocking read in the actor, but only for
-// cold entries: a backlog beyond the memory budget, where the queue is not the bottleneck).
-std::map<std::string, queued_request> read_back(self_ptr self, const std::vector<std::string>& ids,
-                                                bool with_texts) {
-  std::map<std::string, queued_request> result;
-  for (auto& row : self->state.db->load_rows(ids)) {
+using requests_by_id = std::map<std::string, queued_request>;
+
+// Whole requests from their store rows (with their texts when `with_texts`); a row that
+// cannot be deserialized is left out (logged).
+requests_by_id requests_of(self_ptr self, std::vector<stored_request>& rows, bool with_texts) {
+  requests_by_id result;
+  for (auto& row : rows) {
     queued_request item;
     request_texts texts;
     if (!deserialize(self, row.payload, item.request)
@@ -218,15 +220,53 @@ std::map<std::string, queued_request> read_back(self_ptr self, const std::vector
   return result;
 }
 
-// Makes a cold entry hot without its texts (while it is processed or finalized).
-bool hydrate(self_ptr self, const std::string& id, queue_entry& entry) {
-  if (entry.hot)
-    return true;
-  auto rows = read_back(self, {id}, false);
-  if (rows.empty())
+// Makes a cold entry hot without its texts, reading on the actor's thread from the store's
+// own connection: only for the recovery at start, before any message is handled.
+bool hydrate_at_start(self_ptr self, const std::string& id, queue_entry& entry) {
+  auto rows = self->state.db->load_rows({id});
+  auto requests = requests_of(self, rows, false);
+  if (requests.empty())
     return false;
-  entry.hot = std::make_unique<queued_request>(std::move(rows.begin()->second));
+  entry.hot = std::make_unique<queued_request>(std::move(requests.begin()->second));
   return true;
+}
+
+// Runs `read` on the reader pool; `then` runs in the actor with how it went (not ok: the
+// pool refused the read, or it failed). The answer comes as a `store_committed` message
+// under an id taken from the write ids, so one handler serves writes and reads.
+void read_then(self_ptr self, store_reader::read_fn read,
+               std::function<void(bool ok, const std::string& error)> then) {
+  auto& st = self->state;
+  auto id = st.next_write_id++;
+  st.pending_reads.emplace(id, std::move(then));
+  auto hdl = caf::actor_cast<queue_manager_impl_actor>(self);
+  st.cfg.reads->post(
+      [read = std::move(read), hdl, id](store_reads& db) {
+        read(db);
+        caf::anon_send(hdl, atom::store_committed_v, id, true, std::string{});
+      },
+      [hdl, id](const std::string& error) {
+        caf::anon_send(hdl, atom::store_committed_v, id, false, error);
+      });
+}
+
+// Reads whole requests (with their texts when `with_texts`) on the reader pool and hands
+// them to `then` in the actor, by queue id (rows gone or unreadable are left out).
+void read_requests(self_ptr self, std::vector<std::string> ids, bool with_texts,
+                   std::function<void(bool ok, requests_by_id& requests)> then) {
+  auto rows = std::make_shared<std::vector<stored_request>>();
+  read_then(
+      self, [rows, ids = std::move(ids)](store_reads& db) { *rows = db.load_rows(ids); },
+      [self, rows, with_texts, then = std::move(then)](bool ok, const std::string& error) {
+        requests_by_id requests;
+        if (ok) {
+          requests = requests_of(self, *rows, with_texts);
+        } else {
+          LPS_LOG_ERROR(log(), "queue-manager could not read requests from the store: {}", error);
+          self->state.stats.last_error = "could not read requests: " + error;
+        }
+        then(ok, requests);
+      });
 }
 
 void wake_waiters(self_ptr self) {
@@ -395,9 +435,9 @@ void remember_waiter(self_ptr self) {
 // Reads requests whose texts are only in the store; each entry becomes hot (without texts)
 // while it is processed, so its result can be built without another read.
 void fill_from_store(self_ptr self, std::vector<queued_request>& items,
-                     const std::vector<std::string>& ids, const std::vector<size_t>& positions) {
+                     const std::vector<std::string>& ids, const std::vector<size_t>& positions,
+                     requests_by_id& rows) {
   auto& st = self->state;
-  auto rows = read_back(self, ids, true);
   for (size_t k = 0; k < ids.size(); ++k) {
     auto& item = items[positions[k]];
     auto& entry = st.entries.at(ids[k]);
@@ -417,6 +457,21 @@ void fill_from_store(self_ptr self, std::vector<queued_request>& items,
   }
 }
 
+void put_back(self_ptr self, const std::string& id, queue_entry& entry);
+
+// The rows of cold requests handed out could not be read (the reader pool refused or failed
+// the read): they go back to the queue as if never dequeued and leave the answer.
+void put_back_unread(self_ptr self, std::vector<queued_request>& items,
+                     const std::vector<std::string>& ids, const std::vector<size_t>& positions) {
+  auto& st = self->state;
+  for (const auto& id : ids) {
+    --st.processing_count;
+    put_back(self, id, st.entries.at(id));
+  }
+  for (auto k = positions.size(); k-- > 0;) // positions ascend: erase from the back
+    items.erase(items.begin() + static_cast<ptrdiff_t>(positions[k]));
+}
+
 // Requests handed out are processing: one write marks them so, which group commit folds into
 // a transaction with the inserts and finals around it. Nobody waits for it: should it fail,
 // the rows keep saying queued until the requests' next write.
@@ -429,12 +484,14 @@ void store_dispatched(self_ptr self, const std::vector<queued_request>& items) {
   self->state.db->submit(std::move(write), [](bool, const std::string&) {});
 }
 
-// The item handed to the bundler: the hot copy with texts, or read back from the store.
-std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
-                                    const std::vector<std::string>& providers) {
+// The item handed to the bundler: the hot copy with texts, or read back from the store on
+// the reader pool (the answer waits for that read). Meanwhile those entries are processing,
+// so no cancel, expiry or other dequeue takes them.
+caf::result<std::vector<queued_request>>
+dequeue(self_ptr self, uint32_t max_items, const std::vector<std::string>& providers) {
   auto& st = self->state;
   if (st.draining)
-    return {};
+    return std::vector<queued_request>{};
   std::vector<queued_request> result;
   std::vector<std::string> from_store;
   std::vector<size_t> positions;
@@ -473,9 +530,28 @@ std::vector<queued_request> dequeue(self_ptr self, uint32_t max_items,
   if (result.empty())
     remember_waiter(self);
   store_dispatched(self, result);
-  if (!from_store.empty())
-    fill_from_store(self, result, from_store, positions);
-  return result;
+  if (from_store.empty())
+    return result;
+  auto promise = self->make_response_promise<std::vector<queued_request>>();
+  auto items = std::make_shared<std::vector<queued_request>>(std::move(result));
+  auto requester = caf::actor_cast<work_requester_actor>(self->current_sender());
+  read_requests(self, from_store, true,
+                [self, promise, items, requester, ids = from_store,
+                 positions](bool ok, requests_by_id& rows) mutable {
+                  if (ok) {
+                    fill_from_store(self, *items, ids, positions, rows);
+                  } else {
+                    put_back_unread(self, *items, ids, positions);
+                    // Left empty-handed: woken by the next tick, not at once (the pool
+                    // that refused the read needs a moment).
+                    auto& waiters = self->state.waiters;
+                    if (items->empty() && requester
+                        && std::find(waiters.begin(), waiters.end(), requester) == waiters.end())
+                      waiters.push_back(requester);
+                  }
+                  promise.deliver(std::move(*items));
+                });
+  return promise;
 }
 
 // -- final results --
@@ -493,17 +569,18 @@ void log_final_failure(self_ptr self, const comparison_outcome& outcome, caf::ti
                  outcome.provider, outcome.model, outcome.error_code, outcome.http_status, count);
 }
 
-// Stores the final results; returns the id of their write (0: nothing to write).
-uint64_t finalize_all(self_ptr self,
-                      std::vector<std::pair<std::string, comparison_outcome>> finals) {
+using cancel_reply = std::pair<caf::typed_response_promise<cancel_summary>, cancel_summary>;
+
+// Writes the final results of hot entries in one write, which answers `replies` once
+// committed (at once when there is nothing to write).
+void write_finals(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals,
+                  std::vector<cancel_reply> replies) {
   auto& st = self->state;
-  if (finals.empty())
-    return 0;
   auto now = st.cfg.now();
   queue_manager_state::pending_final pending;
   for (auto& [id, outcome] : finals) {
     auto& entry = st.entries.at(id);
-    if (!hydrate(self, id, entry)) {
+    if (!entry.hot) {
       LPS_LOG_ERROR(log(), "queue-manager cannot finalize {}: its row is unreadable", id);
       continue;
     }
@@ -512,7 +589,6 @@ uint64_t finalize_all(self_ptr self,
     log_final_failure(self, outcome, now);
     auto event = make_result_event(item, outcome, now);
     auto json = render_result_event(event);
-    entry.status = final_status_of(outcome);
     auto samples = final_result_metrics(event, now);
     pending.samples.insert(pending.samples.end(), samples.begin(), samples.end());
     const auto& callback_url = item.request.callback_url;
@@ -521,13 +597,61 @@ uint64_t finalize_all(self_ptr self,
     pending.write.finals.push_back(to_row(self, entry, event, std::move(json), now));
     pending.queue_ids.push_back(id);
   }
-  if (pending.queue_ids.empty())
-    return 0;
+  if (pending.queue_ids.empty()) {
+    for (auto& [promise, summary] : replies)
+      promise.deliver(summary);
+    return;
+  }
+  pending.cancel_replies = std::move(replies);
   auto write_id = st.next_write_id++;
   auto write = pending.write;
   st.pending_finals.emplace(write_id, std::move(pending));
   st.db->submit(std::move(write), commit_notifier(self, write_id));
-  return write_id;
+}
+
+// Stores final results; `replies` are answered once they are committed. Their entries are
+// final from now on, so no dequeue, expiry, retry or cancel takes them meanwhile. Entries
+// whose request is only in the store (cold) are read first on the reader pool, then all are
+// written together; should that read fail, they are read again on the next tick.
+void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals,
+                  std::vector<cancel_reply> replies = {}) {
+  auto& st = self->state;
+  std::vector<std::string> cold;
+  for (auto& [id, outcome] : finals) {
+    auto& entry = st.entries.at(id);
+    entry.status = final_status_of(outcome);
+    if (!entry.hot)
+      cold.push_back(id);
+  }
+  if (cold.empty())
+    return write_finals(self, std::move(finals), std::move(replies));
+  auto unread = std::make_shared<queue_manager_state::unread_final>(
+      queue_manager_state::unread_final{std::move(finals), std::move(replies)});
+  read_requests(self, std::move(cold), false, [self, unread](bool ok, requests_by_id& rows) {
+    auto& st = self->state;
+    if (!ok) {
+      st.unread_finals.push_back(std::move(*unread));
+      return;
+    }
+    for (auto& [id, request] : rows) // entries stay until their final result committed
+      if (auto& entry = st.entries.at(id); !entry.hot)
+        entry.hot = std::make_unique<queued_request>(std::move(request));
+    write_finals(self, std::move(unread->finals), std::move(unread->cancel_replies));
+  });
+}
+
+// A final failure the queue decides itself (expired, cancelled): no provider was called.
+// Its prompt hash is the request's, filled in when its result event is made.
+comparison_outcome queue_failure(self_ptr self, const std::string& id, ec code,
+                                 const char* message) {
+  comparison_outcome result;
+  result.queue_id = id;
+  result.success = false;
+  result.error_code = to_string(code);
+  result.error_message = message;
+  result.retryable = false;
+  result.enrichment.queue_processing_mode = self->state.cfg.processing_mode;
+  return result;
 }
 
 void forget(self_ptr self, const std::string& id) {
@@ -704,12 +828,9 @@ void expire_old(self_ptr self, caf::timestamp now) {
       break; // not accepted yet; it expires on a later tick, after its insert committed
     st.by_age.erase(st.by_age.begin());
     remove_ready(self, entry);
-    if (!hydrate(self, id, entry))
-      continue;
-    auto outcome = make_failure(*entry.hot, to_string(ec::expired),
-                                "request was not processed within QUEUE_REQUEST_TTL_HOURS", false);
-    outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
-    finals.emplace_back(id, std::move(outcome));
+    finals.emplace_back(id, queue_failure(self, id, ec::expired,
+                                          "request was not processed within "
+                                          "QUEUE_REQUEST_TTL_HOURS"));
   }
   finalize_all(self, std::move(finals));
 }
@@ -754,6 +875,8 @@ void sweep(self_ptr self) {
     st.pending_finals.emplace(write_id, std::move(pending));
     st.db->submit(std::move(write), commit_notifier(self, write_id));
   }
+  for (auto& unread : std::exchange(st.unread_finals, {}))
+    finalize_all(self, std::move(unread.finals), std::move(unread.cancel_replies));
   publish_gauges(self);
   wake_waiters(self);
   self->delayed_send(self, st.cfg.tick_interval, atom::sweep_v);
@@ -778,64 +901,92 @@ void cancel_entry(self_ptr self, const std::string& id, queue_entry& entry, canc
     ++summary.already_final;
     return;
   }
-  if (!entry.stored || !hydrate(self, id, entry)) { // not accepted yet (no 202), unreadable
+  if (!entry.stored) { // not accepted yet (no 202)
     ++summary.not_found;
     return;
   }
   remove_ready(self, entry);
   st.by_age.erase({entry.queued_at, id});
-  auto outcome = make_failure(*entry.hot, to_string(ec::cancelled),
-                              "request was cancelled before it was processed", false);
-  outcome.enrichment.queue_processing_mode = st.cfg.processing_mode;
-  finals.emplace_back(id, std::move(outcome));
+  finals.emplace_back(
+      id, queue_failure(self, id, ec::cancelled, "request was cancelled before it was processed"));
   ++summary.cancelled;
 }
 
-// A run's requests come from the store (cold entries too): its active ones and the count
-// of its final results, read at one moment.
-cancel_summary sort_run(self_ptr self, const std::string& bos_batch_id, final_list& finals) {
-  auto& st = self->state;
-  cancel_summary result;
-  auto run = st.db->load_run(bos_batch_id);
-  result.already_final = run.finals;
-  for (const auto& id : run.active)
-    if (auto i = st.entries.find(id); i != st.entries.end())
-      cancel_entry(self, id, i->second, result, finals);
-  return result;
-}
-
-cancel_summary sort_one(self_ptr self, const std::string& id, final_list& finals) {
-  auto& st = self->state;
-  cancel_summary result;
-  if (auto i = st.entries.find(id); i != st.entries.end())
-    cancel_entry(self, id, i->second, result, finals);
-  else if (st.db->find_result(id))
-    ++result.already_final;
-  else
-    ++result.not_found;
-  return result;
-}
-
-// Answers once the CANCELLED results are committed, so a crash after the answer cannot
-// bring the requests back.
-caf::result<cancel_summary> cancel(self_ptr self, const cancel_target& target) {
-  auto& st = self->state;
-  // Cancels in a cluster need the leader's index, which this node does not hold (not built:
-  // docs/cluster.md); the route answers 503.
-  if (st.cfg.intake_only)
-    return caf::make_error(caf::sec::feature_disabled);
-  final_list finals;
-  auto summary = target.queue_id.empty() ? sort_run(self, target.bos_batch_id, finals)
-                                         : sort_one(self, target.queue_id, finals);
+// Stores the CANCELLED results and answers once they are committed, so a crash after the
+// answer cannot bring the requests back.
+void finish_cancel(self_ptr self, const cancel_target& target, cancel_summary summary,
+                   final_list finals, caf::typed_response_promise<cancel_summary> promise) {
   if (summary.cancelled > 0)
     LPS_LOG_INFO(log(), "queue-manager cancelled {} queued requests ({})", summary.cancelled,
                  target.queue_id.empty() ? "run " + target.bos_batch_id
                                          : "request " + target.queue_id);
-  auto write_id = finalize_all(self, std::move(finals));
-  if (write_id == 0)
-    return summary;
+  finalize_all(self, std::move(finals), {{std::move(promise), summary}});
+}
+
+caf::error store_read_failed(const std::string& error) {
+  return caf::make_error(caf::sec::runtime_error, "the store could not be read: " + error);
+}
+
+// A run's requests come from the store (cold entries too): its active ones and the count of
+// its final results, read at one moment on the reader pool. Each is sorted by its state when
+// the answer arrives: one dispatched meanwhile is processing and left to its provider.
+void cancel_run(self_ptr self, const cancel_target& target,
+                caf::typed_response_promise<cancel_summary> promise) {
+  auto run = std::make_shared<run_rows>();
+  read_then(
+      self, [run, id = target.bos_batch_id](store_reads& db) { *run = db.load_run(id); },
+      [self, run, target, promise](bool ok, const std::string& error) mutable {
+        if (!ok) {
+          promise.deliver(store_read_failed(error));
+          return;
+        }
+        auto& st = self->state;
+        cancel_summary summary;
+        summary.already_final = run->finals;
+        final_list finals;
+        for (const auto& id : run->active)
+          if (auto i = st.entries.find(id); i != st.entries.end())
+            cancel_entry(self, id, i->second, summary, finals);
+        finish_cancel(self, target, summary, std::move(finals), std::move(promise));
+      });
+}
+
+// One request: sorted at once when the queue holds it; otherwise its final result is looked
+// for on the reader pool.
+void cancel_one(self_ptr self, const cancel_target& target,
+                caf::typed_response_promise<cancel_summary> promise) {
+  auto& st = self->state;
+  const auto& id = target.queue_id;
+  if (auto i = st.entries.find(id); i != st.entries.end()) {
+    cancel_summary summary;
+    final_list finals;
+    cancel_entry(self, id, i->second, summary, finals);
+    return finish_cancel(self, target, summary, std::move(finals), std::move(promise));
+  }
+  auto found = std::make_shared<bool>(false);
+  read_then(
+      self, [found, id](store_reads& db) { *found = db.find_result(id).has_value(); },
+      [found, promise](bool ok, const std::string& error) mutable {
+        if (!ok) {
+          promise.deliver(store_read_failed(error));
+          return;
+        }
+        cancel_summary summary;
+        ++(*found ? summary.already_final : summary.not_found);
+        promise.deliver(summary);
+      });
+}
+
+caf::result<cancel_summary> cancel(self_ptr self, const cancel_target& target) {
+  // Cancels in a cluster need the leader's index, which this node does not hold (not built:
+  // docs/cluster.md); the route answers 503.
+  if (self->state.cfg.intake_only)
+    return caf::make_error(caf::sec::feature_disabled);
   auto promise = self->make_response_promise<cancel_summary>();
-  st.pending_finals.at(write_id).cancel_replies.emplace_back(promise, summary);
+  if (target.queue_id.empty())
+    cancel_run(self, target, promise);
+  else
+    cancel_one(self, target, promise);
   return promise;
 }
 
@@ -865,7 +1016,7 @@ void recover(self_ptr self) {
   });
   for (const auto& id : unknown_provider) {
     auto& entry = st.entries.at(id);
-    if (!hydrate(self, id, entry)) {
+    if (!hydrate_at_start(self, id, entry)) {
       ++st.unreadable_total;
       st.by_age.erase({entry.queued_at, id});
       st.active_bytes -= entry.size_bytes;
@@ -905,32 +1056,9 @@ void adopt(self_ptr self, const std::vector<adopted_request>& rows) {
     wake_waiters(self);
 }
 
-// An intake-only node holds nothing: a request it does not hold is looked up in the store,
-// where it waits for (or is being processed by) the leader.
-request_status lookup_stored(self_ptr self, const std::string& id) {
-  auto rows = read_back(self, {id}, false);
-  if (rows.empty())
-    return {};
-  const auto& req = rows.begin()->second.request;
-  const auto& provider = provider_of(self, req);
-  return {true,         id,       req.correlation_id,
-          queue_status::queued, req.queued_at, 0, req.priority, provider,
-          resolved_model(self, provider, req)};
-}
-
-request_status lookup(self_ptr self, const std::string& id) {
-  auto& st = self->state;
-  auto i = st.entries.find(id);
-  if (i == st.entries.end() && st.cfg.intake_only)
-    return lookup_stored(self, id);
-  if (i == st.entries.end())
-    return {};
-  const auto& entry = i->second;
-  comparison_request req;
-  if (entry.hot)
-    req = entry.hot->request;
-  else if (auto rows = read_back(self, {id}, false); !rows.empty())
-    req = std::move(rows.begin()->second.request); // a cold entry: read, not kept
+// What the queue knows of a held request; `req` gives its correlation id and model.
+request_status status_of_entry(self_ptr self, const std::string& id, const queue_entry& entry,
+                               const comparison_request& req) {
   request_status result{true,
                         id,
                         req.correlation_id,
@@ -946,9 +1074,59 @@ request_status lookup(self_ptr self, const std::string& id) {
   }
   // Only a queued entry with a retry time waits in backoff (a released one has left
   // `delayed` and its time has passed).
-  if (entry.status == queue_status::queued && entry.not_before > st.cfg.now())
+  if (entry.status == queue_status::queued && entry.not_before > self->state.cfg.now())
     result.next_attempt_at = entry.not_before;
   return result;
+}
+
+// An intake-only node holds nothing: a request it does not hold is looked up in the store
+// (on the reader pool), where it waits for (or is being processed by) the leader.
+caf::result<request_status> lookup_stored(self_ptr self, const std::string& id) {
+  auto promise = self->make_response_promise<request_status>();
+  read_requests(self, {id}, false, [self, id, promise](bool, requests_by_id& rows) mutable {
+    auto row = rows.find(id);
+    if (row == rows.end()) {
+      promise.deliver(request_status{});
+      return;
+    }
+    const auto& req = row->second.request;
+    const auto& provider = provider_of(self, req);
+    promise.deliver(request_status{true, id, req.correlation_id, queue_status::queued,
+                                   req.queued_at, 0, req.priority, provider,
+                                   resolved_model(self, provider, req)});
+  });
+  return promise;
+}
+
+// A cold entry's request is read on the reader pool (not kept); the answer shows the entry
+// as it is when the read returns. One final by then is not found (its result is committed,
+// where the caller looks next). Should the read fail, the answer still says what the queue
+// knows, without the correlation id and model: "not found" would tell an idempotent
+// resubmission that the request is unknown.
+caf::result<request_status> lookup(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.entries.find(id);
+  if (i == st.entries.end() && st.cfg.intake_only)
+    return lookup_stored(self, id);
+  if (i == st.entries.end())
+    return request_status{};
+  if (i->second.hot)
+    return status_of_entry(self, id, i->second, i->second.hot->request);
+  auto promise = self->make_response_promise<request_status>();
+  read_requests(self, {id}, false, [self, id, promise](bool, requests_by_id& rows) mutable {
+    auto& st = self->state;
+    auto entry = st.entries.find(id);
+    if (entry == st.entries.end()) {
+      promise.deliver(request_status{});
+      return;
+    }
+    auto row = rows.find(id);
+    const auto& req = row != rows.end() ? row->second.request
+                      : entry->second.hot ? entry->second.hot->request
+                                          : comparison_request{};
+    promise.deliver(status_of_entry(self, id, entry->second, req));
+  });
+  return promise;
 }
 
 /// Waiting requests the inspector's queue table covers at most (oldest first), so a large
@@ -1008,7 +1186,8 @@ actor_status status_of(self_ptr self) {
       {"retried_total", double(st.retried_total)},
       {"recovered_total", double(st.recovered_total)},
       {"adopted_total", double(st.adopted_total)},
-      {"store_writes_in_flight", double(st.pending_inserts.size() + st.pending_finals.size())}};
+      {"store_writes_in_flight", double(st.pending_inserts.size() + st.pending_finals.size())},
+      {"store_reads_in_flight", double(st.pending_reads.size())}};
   for (const auto& [provider, queue] : st.ready)
     result.figures["queued_" + provider] = double(queue.size());
   auto stats = st.db->stats();
@@ -1032,6 +1211,10 @@ void on_committed(self_ptr self, uint64_t write_id, bool ok, const std::string& 
     auto pending = std::move(j->second);
     st.pending_finals.erase(j);
     on_final_committed(self, pending, ok, error);
+  } else if (auto k = st.pending_reads.find(write_id); k != st.pending_reads.end()) {
+    auto then = std::move(k->second);
+    st.pending_reads.erase(k);
+    then(ok, error);
   }
 }
 
@@ -1071,10 +1254,14 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
       [=](atom::enqueue, std::vector<comparison_request>& reqs)
           -> caf::result<std::vector<enqueue_outcome>> { return enqueue(self, reqs); },
       [=](atom::dequeue, uint32_t max_items, const std::vector<std::string>& providers)
-          -> std::vector<queued_request> { return dequeue(self, max_items, providers); },
+          -> caf::result<std::vector<queued_request>> {
+        return dequeue(self, max_items, providers);
+      },
       [=](atom::complete, std::vector<comparison_outcome>& outcomes) { complete(self, outcomes); },
       [=](atom::adopt, const std::vector<adopted_request>& rows) { adopt(self, rows); },
-      [=](atom::lookup, const std::string& id) -> request_status { return lookup(self, id); },
+      [=](atom::lookup, const std::string& id) -> caf::result<request_status> {
+        return lookup(self, id);
+      },
       [=](atom::store_committed, uint64_t write_id, bool ok, const std::string& error) {
         on_committed(self, write_id, ok, error);
       },

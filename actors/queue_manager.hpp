@@ -5,6 +5,10 @@
 // are in memory may go to a provider while its insert is still being committed, so the
 // provider call overlaps the commit; but it is answered (202), finalized and written about
 // only after that commit. Results leave memory only after their final write committed.
+// Its store reads (texts of cold requests, a run's requests and a result to cancel) run on
+// the reader pool (runtime/store_reader.hpp), never on the actor's thread: each answers the
+// actor with a `store_committed` message under an id of its own, as a write does. Only the
+// recovery at start reads on the actor's thread, before any message.
 
 #include "actors/actors.hpp"
 #include "actors/status_report.hpp"
@@ -29,6 +33,8 @@
 #include <vector>
 
 namespace lps {
+
+class store_reader;
 
 struct queue_manager_config {
   /// Accepted requests not yet final (queued + processing) allowed at once.
@@ -73,6 +79,9 @@ struct queue_manager_config {
   std::function<caf::timestamp()> now = [] { return caf::make_timestamp(); };
   /// Seed of the retry jitter (tests fix it).
   uint64_t jitter_seed = std::random_device{}();
+  /// Where the store reads of requests in flight run (owned by main, outlives the actor;
+  /// tests pass one in manual mode and run its reads when they settle). Required.
+  store_reader* reads = nullptr;
 };
 
 /// A retryable failure of a request: its error code and message (cut to 200 characters).
@@ -156,6 +165,18 @@ struct queue_manager_state {
   std::unordered_map<uint64_t, pending_final> pending_finals;
   /// Final writes that failed, retried on the next tick.
   std::vector<pending_final> failed_finals;
+  /// Reads on the reader pool not answered yet, by id (from next_write_id, so a
+  /// `store_committed` names either a write or a read): what to do with the answer.
+  std::unordered_map<uint64_t, std::function<void(bool ok, const std::string& error)>>
+      pending_reads;
+  /// Final results whose requests' rows could not be read (the pool refused the read, or it
+  /// failed): read and written again on the next tick, with their cancel replies.
+  struct unread_final {
+    std::vector<std::pair<std::string, comparison_outcome>> finals;
+    std::vector<std::pair<caf::typed_response_promise<cancel_summary>, cancel_summary>>
+        cancel_replies;
+  };
+  std::vector<unread_final> unread_finals;
   uint64_t next_write_id = 1;
   /// Draws the jitter of retry delays.
   jitter_source jitter{0};

@@ -842,9 +842,11 @@ health_report configured_health(const api_context& ctx, std::vector<std::string>
 }
 
 // The store check of /healthz: it takes writes (a PostgreSQL store that lost its database
-// says why and since when in a warning) and answers a read.
-bool store_answers(store& db, std::vector<std::string>& warnings) {
-  if (auto health = db.health(); !health.available) {
+// says why and since when in a warning; its writer probes it while idle) and answers a read,
+// made on the reader pool like every route's.
+bool store_answers(const store_health& health, store_reads& db,
+                   std::vector<std::string>& warnings) {
+  if (!health.available) {
     auto since = caf::timestamp{std::chrono::milliseconds{health.unavailable_since_ms}};
     warnings.push_back("store unavailable: " + health.last_error + " (since " + iso8601(since)
                        + "; lps is reconnecting)");
@@ -858,25 +860,41 @@ bool store_answers(store& db, std::vector<std::string>& warnings) {
   }
 }
 
+http_response health_response(health_report report, bool degraded, bool store_ok,
+                               caf::expected<bool> accepting) {
+  report.store_ok = store_ok;
+  report.queue_manager_ok = static_cast<bool>(accepting);
+  bool healthy = report.queue_manager_ok && report.store_ok;
+  auto draining = accepting && !*accepting;
+  report.accepting_requests = !draining;
+  report.status = draining   ? "draining"
+                  : !healthy ? "unhealthy"
+                  : degraded ? "degraded"
+                             : "healthy";
+  return json_response(healthy && !draining ? 200 : 503, render_health(report));
+}
+
 void report_health(const api_context& ctx, std::vector<std::string> paused,
                    http_responder respond) {
   auto degraded = !paused.empty();
   auto configured = configured_health(ctx, std::move(paused));
-  auto db = ctx.db;
+  auto* db = ctx.db;
+  auto* reads = ctx.reads;
   ask<bool>(
       ctx, ctx.actors.queue,
-      [respond, configured, degraded, db](caf::expected<bool> accepting) {
-        auto report = configured;
-        report.store_ok = store_answers(*db, report.warnings);
-        report.queue_manager_ok = static_cast<bool>(accepting);
-        bool healthy = report.queue_manager_ok && report.store_ok;
-        auto draining = accepting && !*accepting;
-        report.accepting_requests = !draining;
-        report.status = draining   ? "draining"
-                        : !healthy ? "unhealthy"
-                        : degraded ? "degraded"
-                                   : "healthy";
-        respond(json_response(healthy && !draining ? 200 : 503, render_health(report)));
+      [respond, configured, degraded, db, reads](caf::expected<bool> accepting) {
+        auto health = db->health();
+        reads->post(
+            [=](store_reads& r) {
+              auto report = configured;
+              auto ok = store_answers(health, r, report.warnings);
+              respond(health_response(std::move(report), degraded, ok, accepting));
+            },
+            [=](const std::string& why) {
+              auto report = configured;
+              report.warnings.push_back("store read refused: " + why);
+              respond(health_response(std::move(report), degraded, false, accepting));
+            });
       },
       atom::accepting_v);
 }
@@ -909,28 +927,67 @@ void get_inspect(const api_context& ctx, http_responder respond) {
 
 // -- provider batch jobs --
 
+// The batch job routes read on a reader thread of the pool, not on the I/O thread: through
+// the batch job store's own connection (one mutex around it, shared with the batch jobs
+// actors' writer thread), which the reader pool's connections do not serve.
+
 void get_batch_jobs(const api_context& ctx, http_responder respond) {
-  auto jobs = ctx.jobs_db != nullptr ? ctx.jobs_db->list(1000) : std::vector<batch_job_record>{};
-  respond(json_response(200, render_batch_jobs(jobs)));
+  auto* jobs_db = ctx.jobs_db;
+  read_and_respond(
+      ctx,
+      [jobs_db](store_reads&) {
+        auto jobs = jobs_db != nullptr ? jobs_db->list(1000) : std::vector<batch_job_record>{};
+        return json_response(200, render_batch_jobs(jobs));
+      },
+      std::move(respond));
+}
+
+http_response no_batch_job(const std::string& id) {
+  return error_response(404, ec::resource_not_found, "no batch job " + id);
 }
 
 void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
-  auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
-  if (!job)
-    return respond(error_response(404, ec::resource_not_found, "no batch job " + id));
-  respond(json_response(200, render_batch_job(*job)));
+  auto* jobs_db = ctx.jobs_db;
+  read_and_respond(
+      ctx,
+      [jobs_db, id](store_reads&) {
+        auto job = jobs_db != nullptr ? jobs_db->find(id) : std::nullopt;
+        return job ? json_response(200, render_batch_job(*job)) : no_batch_job(id);
+      },
+      std::move(respond));
 }
 
+void ask_batch_jobs_to_cancel(const api_context& ctx, const batch_job_record& job,
+                              http_responder respond);
+
 // The job's batch actor asks the provider to cancel; items finish as the provider reports
-// them (those it did not run end CANCELLED).
+// them (those it did not run end CANCELLED). The job is read first (on a reader thread).
 void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
-  auto job = ctx.jobs_db != nullptr ? ctx.jobs_db->find(id) : std::nullopt;
-  if (!job)
-    return respond(error_response(404, ec::resource_not_found, "no batch job " + id));
-  auto actor = ctx.actors.batch.find(job->provider);
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  auto* jobs_db = ctx.jobs_db;
+  auto job = std::make_shared<std::optional<batch_job_record>>();
+  after_read(
+      ctx,
+      [jobs_db, job, id](store_reads&) {
+        if (jobs_db != nullptr)
+          *job = jobs_db->find(id);
+      },
+      [c, job, id, respond](bool ok) {
+        if (!ok)
+          return respond(read_refused(reads_refused));
+        if (!*job)
+          return respond(no_batch_job(id));
+        ask_batch_jobs_to_cancel(*c, **job, respond);
+      });
+}
+
+void ask_batch_jobs_to_cancel(const api_context& ctx, const batch_job_record& job,
+                              http_responder respond) {
+  auto actor = ctx.actors.batch.find(job.provider);
   if (actor == ctx.actors.batch.end())
     return respond(error_response(409, ec::invalid_request,
-                                  "batch jobs of " + job->provider + " are not running now"));
+                                  "batch jobs of " + job.provider + " are not running now"));
+  auto id = job.job_id;
   ask<std::string>(
       ctx, actor->second,
       [respond, id](caf::expected<std::string> r) {

@@ -210,7 +210,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   caf::actor_system sys{sys_cfg};
   auto streams = std::make_shared<inspect_stream_hub>();
   auto actors = spawn_topology(
-      sys, cfg, db.get(), &callback_client, &provider_client, manifest, jobs_db.get(),
+      sys, cfg, db.get(), reads.get(), &callback_client, &provider_client, manifest, jobs_db.get(),
       [streams](const inspection_snapshot& snapshot) { streams->publish(snapshot); });
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));

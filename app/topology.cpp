@@ -274,17 +274,19 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
   return "";
 }
 
-topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, store_reader* reads,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest, batch_job_store* jobs_db,
                         inspection_listener on_sample) {
   topology t;
+  t.reads = reads;
   const auto& prices = manifest.prices;
   auto flags = openai_flags_of(manifest);
   t.metrics = sys.spawn(metrics);
   t.callbacks = sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, db, t.metrics);
   auto qm = queue_manager_config_of(cfg);
   qm.intake_only = cfg.cluster_enabled;
+  qm.reads = reads;
   if (jobs_db != nullptr && !cfg.cluster_enabled)
     qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, db, t.metrics, t.callbacks);
@@ -333,6 +335,7 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
   auto qm = queue_manager_config_of(cfg);
   // Longer than the store poller's look back (runtime/store_poller.hpp) and its delivery.
   qm.adoption_memory = std::chrono::minutes{1};
+  qm.reads = node.reads;
   if (jobs_db != nullptr)
     qm.batch_owned = jobs_db->load_owned_items();
   t.queue = sys.spawn(queue_manager, qm, t.db.get(), node.metrics, t.callbacks);

@@ -20,6 +20,7 @@ namespace lps {
 class store;
 class http_transport;
 class batch_job_store;
+class store_reader;
 
 /// Handles of every actor of a node.
 struct topology {
@@ -32,6 +33,8 @@ struct topology {
   bundler_actor bundler;
   intake_actor intake;
   inspector_actor inspector;
+  /// The reader pool the queue manager reads the store on (the leader's too, in a cluster).
+  store_reader* reads = nullptr;
 };
 
 /// The cluster leader's singletons (docs/cluster.md), spawned when the node takes the lease
@@ -64,8 +67,9 @@ using inspection_listener = std::function<void(const inspection_snapshot&)>;
 /// providers (separate pools, so one never waits for the other).
 /// The model `manifest` gives prices (cost estimates) and per-model request parameters. `jobs_db`
 /// keeps provider batch jobs (null: batch_api runs as serial_bundle for every provider).
-/// `on_sample` gets the inspector's snapshot every second (the SSE stream).
-topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db,
+/// `on_sample` gets the inspector's snapshot every second (the SSE stream). The queue
+/// manager's store reads run on `reads` (outlives the actors).
+topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, store_reader* reads,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr,
                         inspection_listener on_sample = {});

@@ -164,12 +164,24 @@ void group_commit_queue::writer_loop() {
     std::lock_guard lock(mutex_);
     writer_id_ = std::this_thread::get_id();
   }
+  next_probe_ = std::chrono::steady_clock::now() + backend_.probe_interval;
   std::vector<queued_write> batch;
   while (take_work(batch)) {
     if (!batch.empty())
       commit(batch);
     purge_step_if_due();
+    probe_if_due();
   }
+}
+
+// The next time the idle writer has work of its own: a purge pass or a probe (max: none).
+std::chrono::steady_clock::time_point group_commit_queue::wake_time() const {
+  auto result = std::chrono::steady_clock::time_point::max();
+  if (backend_.retention)
+    result = backend_.retention->next_pass();
+  if (backend_.probe)
+    result = std::min(result, next_probe_);
+  return result;
 }
 
 // Waits until there are writes, a purge step is due, or the queue stops; takes the writes
@@ -177,10 +189,13 @@ void group_commit_queue::writer_loop() {
 bool group_commit_queue::take_work(std::vector<queued_write>& batch) {
   std::unique_lock lock(mutex_);
   auto ready = [&] { return stopping_ || !queue_.empty() || purges_wanted_ > pass_ticket_; };
-  if (!backend_.retention)
-    work_cv_.wait(lock, ready);
-  else if (!backend_.retention->in_pass())
-    work_cv_.wait_until(lock, backend_.retention->next_pass(), ready);
+  if (!backend_.retention || !backend_.retention->in_pass()) {
+    auto wake = wake_time();
+    if (wake == std::chrono::steady_clock::time_point::max())
+      work_cv_.wait(lock, ready);
+    else
+      work_cv_.wait_until(lock, wake, ready);
+  }
   if (stopping_ && queue_.empty()) {
     writer_exited_ = true;
     lock.unlock();
@@ -220,6 +235,8 @@ void group_commit_queue::commit_on_caller_thread() {
 }
 
 void group_commit_queue::commit(std::vector<queued_write>& batch) {
+  // A commit is a round trip: it notices an outage itself, so no probe is due before long.
+  next_probe_ = std::chrono::steady_clock::now() + backend_.probe_interval;
   commit_batch(batch);
   if (any_waiting(batch))
     ride_out_outage(batch);
@@ -387,6 +404,32 @@ void group_commit_queue::commit_waiting(std::vector<queued_write>& batch) {
       return;
     rest = rest.subspan(count);
   }
+}
+
+// Nothing was written for probe_interval: one round trip tells whether the database is still
+// there. A failed probe is an outage like a store_down commit (health() says unavailable,
+// new submissions fail at once) and is ridden out the same way, with the writes queued
+// meanwhile; so /healthz and llm_provider_store_up see an outage within about a probe
+// interval even with no traffic, and the store comes back by itself.
+void group_commit_queue::probe_if_due() {
+  if (!backend_.probe || std::chrono::steady_clock::now() < next_probe_)
+    return;
+  next_probe_ = std::chrono::steady_clock::now() + backend_.probe_interval;
+  std::string error;
+  if (backend_.probe(error))
+    return;
+  outage_error_ = error;
+  mark_down(error);
+  std::vector<queued_write> batch;
+  if (wait_for_reconnect(batch)) {
+    commit_waiting(batch);
+    ride_out_outage(batch);
+  } else {
+    fail_waiting(batch, false, "store is closed: " + unavailable_error(health()));
+  }
+  if (!batch.empty())
+    finish_batch(batch);
+  next_probe_ = std::chrono::steady_clock::now() + backend_.probe_interval;
 }
 
 // One error line per outage; flush() and purge waiters stop waiting for the writer.

@@ -12,7 +12,9 @@
 // backoff on the writer thread. Meanwhile writes that record new submissions (inserts,
 // idempotency keys: nothing was acknowledged for them) fail at once, and every other write
 // (finals, delivered marks, attempts, give-ups: what accepted requests did) waits and
-// commits after the reconnect.
+// commits after the reconnect. An idle writer notices an outage too: a backend with a
+// probe (one cheap round trip) has it run after probe_interval without a round trip, so
+// health() reflects a database that went away while nothing was written.
 
 #include "runtime/store.hpp"
 
@@ -76,6 +78,11 @@ struct group_commit_backend {
   /// outage_backoff_max.
   std::chrono::milliseconds outage_backoff_first{100};
   std::chrono::milliseconds outage_backoff_max{std::chrono::seconds{5}};
+  /// One cheap round trip to the database (PostgreSQL: SELECT 1); false with `error` set
+  /// when it is gone, which starts the outage as a store_down commit would. Run by the
+  /// writer thread when it made no round trip for probe_interval. Empty: no probe.
+  std::function<bool(std::string& error)> probe{};
+  std::chrono::milliseconds probe_interval{std::chrono::seconds{1}};
 };
 
 /// Store writes committed in groups by one writer thread (see the top of this file).
@@ -128,6 +135,8 @@ private:
   void mark_committed(std::span<queued_write> writes);
   void finish_batch(std::span<queued_write> batch);
   void purge_step_if_due();
+  std::chrono::steady_clock::time_point wake_time() const;
+  void probe_if_due();
   void ride_out_outage(std::vector<queued_write>& batch);
   bool wait_for_reconnect(std::vector<queued_write>& batch);
   void take_all_waiting(std::vector<queued_write>& batch);
@@ -158,6 +167,8 @@ private:
   store_health health_;
   /// Why the last transaction found the store down (writer thread only).
   std::string outage_error_;
+  /// When the idle writer probes the database next (writer thread only).
+  std::chrono::steady_clock::time_point next_probe_{};
   std::thread::id writer_id_;
   std::thread writer_;
 

@@ -349,6 +349,19 @@ public:
     }
   }
 
+  // See pg_store::load_active_index. No index holds the status: the UPDATE reads the
+  // requests' heap once, as the scan after it does (their texts stay in TOAST, unread).
+  void requeue_processing() {
+    auto r = read("UPDATE requests SET status = 'queued', updated_at = now() "
+                  "WHERE status = 'processing' AND queue_id NOT IN ("
+                  "SELECT i.queue_id FROM batch_job_items i JOIN batch_jobs j ON j.job_id = "
+                  "i.job_id WHERE j.state NOT IN ('collected', 'failed'))",
+                  {}, "requeue_processing");
+    if (r.ok && r.affected > 0)
+      spdlog::info("store: {} requests that were processing when lps stopped are queued again",
+                   r.affected);
+  }
+
   std::vector<stored_result> load_undelivered() {
     auto r = read(std::string{result_columns}
                       + "WHERE NOT delivered AND callback_url <> '' AND delivery_failed_at IS "
@@ -438,7 +451,8 @@ public:
                                  std::string& error) { return run_transaction(writes, error); },
                 .after_commit = {},
                 .retention = retains() ? this : nullptr,
-                .reconnect = [this](std::string& error) { return reconnect(error); }}) {}
+                .reconnect = [this](std::string& error) { return reconnect(error); },
+                .probe = [this](std::string& error) { return probe(error); }}) {}
 
   // The queue's writer uses the writer connection: it stops first.
   ~pg_store() override {
@@ -478,7 +492,15 @@ public:
     return reader_->find_idempotency_key(key);
   }
 
+  // The start-up recovery: a request still marked processing was in flight when its node
+  // stopped and goes back to the queue, so its row says queued first (one UPDATE; a request
+  // an unfinished provider batch job holds stays processing: the job resumes it). Here, in
+  // the path that rebuilds the queue's index, not at open: a cluster will share the
+  // database, and only a node that owns the whole queue (the only node, or the leader
+  // recovering it) may put other nodes' requests back. A failed UPDATE (logged) leaves the
+  // rows as they were: they say queued again at their next write.
   void load_active_index(const std::function<void(stored_request&&)>& visit) override {
+    reader_->requeue_processing();
     reader_->load_index(visit);
   }
 
@@ -595,6 +617,18 @@ private:
     }
     if (auto why = prepare_writer(); !why.empty()) {
       error = "reconnected to " + masked_ + " but " + one_line(why);
+      return false;
+    }
+    return true;
+  }
+
+  // The idle writer's round trip (group_commit_backend::probe): a server stopped while
+  // nothing is written is noticed here, within a second, not at the next submission.
+  bool probe(std::string& error) {
+    if (!reconnect(error))
+      return false;
+    if (auto r = writer_db_->exec("SELECT 1"); !r.ok) {
+      error = "lost the connection to " + masked_ + ": " + one_line(r.error);
       return false;
     }
     return true;

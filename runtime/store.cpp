@@ -27,7 +27,7 @@ using sqlite::database;
 using sqlite::stmt_ptr;
 using sqlite::stmt_scope;
 
-constexpr int schema_version = 6;
+constexpr int schema_version = 7;
 constexpr int busy_timeout_ms = 5000;
 
 // Page caches of the two connections. Without fsync at every commit checkpoints are the
@@ -128,6 +128,26 @@ CREATE INDEX IF NOT EXISTS results_cj_batch_status ON results(cj_batch_id, statu
   WHERE cj_batch_id IS NOT NULL;
 PRAGMA user_version = 6;
 )sql";
+
+// Version 7: the requests marked processing, in a partial index that holds only them (a few
+// per request in flight), so the start-up reset below finds them without reading the table,
+// whose pages hold every payload and text. Each dispatch and each final pays one entry in
+// it. Run at every open after migrate_v6_sql: a no-op once done.
+constexpr const char* migrate_v7_sql = R"sql(
+CREATE INDEX IF NOT EXISTS requests_processing ON requests(queue_id) WHERE dispatched = 1;
+PRAGMA user_version = 7;
+)sql";
+
+// At open, before the writer starts: a request still marked processing was in flight when
+// lps stopped; the recovery puts it back in the queue, so its row says queued again. Only a
+// request that an unfinished provider batch job holds stays processing (the job resumes
+// it). One process owns the file (data_dir_lock), so no other node can be processing it.
+constexpr const char* requeue_processing_sql =
+    "UPDATE requests SET dispatched = 0 WHERE dispatched = 1";
+constexpr const char* requeue_processing_but_batch_owned_sql =
+    "UPDATE requests SET dispatched = 0 WHERE dispatched = 1 AND queue_id NOT IN ("
+    "SELECT i.queue_id FROM batch_job_items i JOIN batch_jobs j ON j.job_id = i.job_id "
+    "WHERE j.state NOT IN ('collected', 'failed'))";
 
 // The first request of a key wins.
 constexpr const char* insert_idempotency_key_sql =
@@ -809,10 +829,21 @@ struct sqlite_store::impl {
                  && write_db->exec(schema_sql, "create schema", err)
                  && write_db->exec(idempotency_schema_sql, "create schema", err)
                  && write_db->exec(migrate_v5_sql, "migrate schema", err)
-                 && write_db->exec(migrate_v6_sql, "migrate schema", err);
+                 && write_db->exec(migrate_v6_sql, "migrate schema", err)
+                 && write_db->exec(migrate_v7_sql, "migrate schema", err) && requeue_processing(err);
         },
         error);
     return created == sqlite::txn_outcome::committed;
+  }
+
+  // See requeue_processing_sql. The batch job tables exist once a batch job store opened
+  // the file.
+  bool requeue_processing(std::string& error) {
+    bool has_batch_jobs = false;
+    return has_table("batch_job_items", has_batch_jobs, error)
+           && write_db->exec(has_batch_jobs ? requeue_processing_but_batch_owned_sql
+                                            : requeue_processing_sql,
+                             "requeue processing requests", error);
   }
 
   // A version 1 file may have no results table yet: the schema then creates it whole.

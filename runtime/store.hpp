@@ -271,7 +271,9 @@ public:
 
   /// Streams every active (not final) request's scheduling columns (queue id, priority,
   /// queued_at, size, attempts, provider; no payload, no texts) in (priority desc,
-  /// queued_at asc, insertion) order.
+  /// queued_at asc, insertion) order. The start-up recovery: by then every request left
+  /// processing, except an unfinished provider batch job's, says queued again (SQLite does
+  /// it at open; PostgreSQL here, because only the node that recovers the whole queue may).
   virtual void load_active_index(const std::function<void(stored_request&&)>& visit) = 0;
 
   /// Results with a callback_url that were neither delivered nor given up yet.

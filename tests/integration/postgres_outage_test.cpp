@@ -209,3 +209,42 @@ TEST_CASE("lps rides out a PostgreSQL outage under load: 503 STORE_UNAVAILABLE w
   }
   CHECK(events_received(sink) == load.accepted.size());
 }
+
+TEST_CASE("an idle lps notices a PostgreSQL outage within seconds and its end by itself: "
+          "/healthz, llm_provider_store_up and 503 STORE_UNAVAILABLE with no traffic") {
+  own_server server;
+  auto url = server.pg("start");
+  REQUIRE(url.rfind("postgresql://", 0) == 0);
+  test::temp_dir data_dir;
+  scoped_env backend{"LLM_PROVIDER_SERVICE_STORE_BACKEND", "postgres"};
+  scoped_env postgres_url{"LLM_PROVIDER_SERVICE_POSTGRES_URL", url};
+  test::lps_process lps{data_dir.str()};
+  REQUIRE(lps.port() != 0);
+  test::client c;
+  test::receiver sink;
+  REQUIRE(c.call("GET", lps.url("/healthz")).status == 200);
+
+  // Nothing is submitted from here on until the outage is seen: only the probe can see it.
+  server.pg("stop");
+  auto stopped = std::chrono::steady_clock::now();
+  CHECK(eventually([&] { return c.call("GET", lps.url("/healthz")).status == 503; }, 5s));
+  auto noticed = std::chrono::steady_clock::now() - stopped;
+  INFO("noticed after " << std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()
+                        << " ms");
+  CHECK(noticed < 5s);
+  auto health = c.call("GET", lps.url("/healthz"));
+  CHECK(health.body.find("store unavailable: ") != std::string::npos);
+  CHECK(health.body.find(password_of(url)) == std::string::npos);
+  CHECK(eventually([&] { return metric_value(c, lps, "llm_provider_store_up") == 0; }, 5s));
+  auto refused = c.call("POST", lps.url("/api/v1/comparison"), comparison_body(1, sink.url()));
+  CHECK(refused.status == 503);
+  CHECK(error_code_of(refused.body) == "STORE_UNAVAILABLE");
+  CHECK(header_of(refused, "retry-after") == "5");
+
+  // Back with no submission to trigger a reconnect: the writer's backoff finds it.
+  CHECK(server.pg("start") == url);
+  CHECK(eventually([&] { return c.call("GET", lps.url("/healthz")).status == 200; }, 10s));
+  CHECK(eventually([&] { return metric_value(c, lps, "llm_provider_store_up") == 1; }, 5s));
+  CHECK(metric_value(c, lps, "llm_provider_store_reconnects_total") >= 1);
+  CHECK(c.call("POST", lps.url("/api/v1/comparison"), comparison_body(2, sink.url())).status == 202);
+}

@@ -479,7 +479,7 @@ TEST_CASE("batch job store shares lps.db with the main store", "[batch_job_store
     auto jobs = open_jobs(dir);
     CHECK(main->count_active_requests() == 2);
     CHECK(jobs->load_items("bj-1") == std::vector<std::string>{"q1"});
-    CHECK(query_text(main->path(), "PRAGMA user_version") == "6");
+    CHECK(query_text(main->path(), "PRAGMA user_version") == "7");
   }
 
   SECTION("batch job store first on a fresh directory, then the main store") {
@@ -493,7 +493,7 @@ TEST_CASE("batch job store shares lps.db with the main store", "[batch_job_store
     REQUIRE(out.ok);
     CHECK(main->count_active_requests() == 1);
     CHECK(jobs->find("bj-1"));
-    CHECK(query_text(main->path(), "PRAGMA user_version") == "6");
+    CHECK(query_text(main->path(), "PRAGMA user_version") == "7");
     CHECK(query_text(main->path(), "PRAGMA page_size") == "8192");
   }
 

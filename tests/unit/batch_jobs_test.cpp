@@ -14,6 +14,7 @@
 #include "actors/queue_manager.hpp"
 #include "fixtures/batch_job_store_backend.hpp"
 #include "fixtures/deterministic.hpp"
+#include "fixtures/manual_reads.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/store.hpp"
 
@@ -98,6 +99,8 @@ struct batch_fixture : test::deterministic_fixture {
   fs::path dir = fs::temp_directory_path() / ("lps_batch_jobs_test_" + new_uuid());
   std::unique_ptr<store> db;
   std::unique_ptr<batch_job_store> jobs_db;
+  /// The queue manager's reads; they run when the test settles.
+  std::unique_ptr<store_reader> reads;
   silent_transport http;
   scripted_transport scripted;
   metrics_actor metrics_hdl;
@@ -123,6 +126,8 @@ struct batch_fixture : test::deterministic_fixture {
         spawn(callbacks, cb, static_cast<http_transport*>(&http), db.get(), metrics_hdl);
     queue_manager_config qm;
     qm.default_provider = "openai";
+    reads = test::manual_reader(*db);
+    qm.reads = reads.get();
     queue = spawn(queue_manager, qm, db.get(), metrics_hdl, callbacks_hdl);
     intake_hdl = spawn(intake, intake_config{}, queue);
   }
@@ -132,6 +137,7 @@ struct batch_fixture : test::deterministic_fixture {
       caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
     sched.run();
     spawned.clear();
+    reads.reset();
     jobs_db.reset();
     db.reset();
     fs::remove_all(dir);
@@ -204,7 +210,8 @@ struct batch_fixture : test::deterministic_fixture {
   }
 
   void settle() {
-    settle_with(*db);
+    test::store_with_reads both{*db, *reads};
+    settle_with(both);
   }
 
   /// One check interval of simulated time (actor timers and the wall clock together).

@@ -567,3 +567,81 @@ TEST_CASE("flush returns while the store is unavailable, and stop fails the wait
   CHECK_FALSE(f.log.calls[1].ok);
   CHECK(f.log.calls[1].error.rfind("store is closed: store unavailable: ", 0) == 0);
 }
+
+namespace {
+
+// Polls `done` every millisecond for up to five seconds (the writer thread acts on its own).
+template <class F>
+bool soon(F done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("an idle writer's probe notices an outage with no writes, refuses submissions and "
+          "gets the store back by itself") {
+  fixture f;
+  std::atomic<int> probes{0};
+  auto hooks = f.backend.hooks();
+  hooks.outage_backoff_first = std::chrono::milliseconds{1};
+  hooks.outage_backoff_max = std::chrono::milliseconds{1};
+  hooks.probe_interval = std::chrono::milliseconds{5};
+  hooks.probe = [&](std::string& error) {
+    ++probes;
+    if (!f.backend.database_gone)
+      return true;
+    error = "server closed the connection";
+    return false;
+  };
+  f.backend.failed_reconnects = 1000000; // down until the test lets it come back
+  group_commit_queue queue(10, false, hooks);
+  queue.start();
+  REQUIRE(soon([&] { return probes >= 2; })); // idle, and probing
+  CHECK(queue.health().available);
+  CHECK(f.backend.transactions.empty()); // a probe is no transaction
+
+  f.backend.database_gone = true;
+  REQUIRE(soon([&] { return !queue.health().available; }));
+  auto down = queue.health();
+  CHECK(down.last_error.find("server closed the connection") != std::string::npos);
+  CHECK(down.unavailable_since_ms > 0);
+  queue.submit(submission_write("refused"), f.record("refused"));
+  f.submit(queue, "kept"); // an accepted request's write waits for the reconnect
+  f.backend.failed_reconnects = 0;
+  REQUIRE(soon([&] { return queue.health().available; }));
+  queue.flush();
+  queue.stop();
+
+  CHECK(queue.health().reconnects == 1);
+  REQUIRE(f.log.calls.size() == 2);
+  CHECK(f.log.calls[0].name == "refused");
+  CHECK_FALSE(f.log.calls[0].ok);
+  CHECK(f.log.calls[0].error.rfind("store unavailable: ", 0) == 0);
+  CHECK(f.log.calls[1].name == "kept");
+  CHECK(f.log.calls[1].ok);
+}
+
+TEST_CASE("writes keep the probe away: a writer that commits makes no probe round trip") {
+  fixture f;
+  std::atomic<int> probes{0};
+  auto hooks = f.backend.hooks();
+  hooks.probe_interval = std::chrono::hours{1};
+  hooks.probe = [&](std::string&) {
+    ++probes;
+    return true;
+  };
+  group_commit_queue queue(10, false, hooks);
+  queue.start();
+  for (int i = 0; i < 20; ++i)
+    f.submit(queue, "w" + std::to_string(i));
+  queue.flush();
+  queue.stop();
+  CHECK(probes == 0);
+  CHECK(f.backend.committed_writes == 20);
+}

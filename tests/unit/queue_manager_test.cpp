@@ -810,3 +810,152 @@ TEST_CASE("the queue manager's status lists waiting requests by provider and mod
   CHECK(rows[2].facts.at("model") == ""); // no default model configured for openai here
   CHECK(rows[2].figures.at("waiting") == 1);
 }
+
+// -- store reads on the reader pool --
+
+namespace {
+
+// Whether the test actor has a reply waiting (the queue manager answered).
+bool answered(pipeline_fixture& fx) {
+  return !fx.self->mailbox().empty();
+}
+
+comparison_outcome success_of(const std::string& id) {
+  comparison_outcome done;
+  done.queue_id = id;
+  done.success = true;
+  done.winner = "Essay A";
+  done.justification = "fine";
+  done.confidence = 4.0;
+  return done;
+}
+
+} // namespace
+
+TEST_CASE("a cold request's texts are read on the reader pool: the dequeue answers after the "
+          "read, never on the actor's thread") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 0; // every request is cold
+  pipeline_fixture fx{qm};
+  auto id = fx.submit({make_request("cold text")}).at(0).queue_id;
+  auto rh = fx.self->request(fx.queue, caf::infinite, atom::dequeue_v, uint32_t{1},
+                             std::vector<std::string>{"mock"});
+  fx.sched.run(); // the queue manager handled the dequeue: its read waits on the pool
+  CHECK(fx.reads->queued() == 1);
+  CHECK_FALSE(answered(fx));
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(st.entries.at(id).status == queue_status::processing); // no one else takes it meanwhile
+  CHECK(st.pending_reads.size() == 1);
+  fx.run_with_reads();
+  std::vector<queued_request> taken;
+  rh.receive([&](std::vector<queued_request>& xs) { taken = std::move(xs); },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].request.user_prompt == "cold text");
+  CHECK(st.pending_reads.empty());
+  CHECK(st.texts_loaded_total == 1);
+}
+
+TEST_CASE("a lookup and a cancel of cold requests read on the reader pool") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 0;
+  qm.default_models = {{"mock", "mock-default"}};
+  pipeline_fixture fx{qm};
+  auto req = make_request("cold");
+  req.callback_url = "http://127.0.0.1:9/hook";
+  auto id = fx.submit({req}).at(0).queue_id;
+
+  auto lookup = fx.self->request(fx.queue, caf::infinite, atom::lookup_v, id);
+  fx.sched.run();
+  CHECK(fx.reads->queued() == 1); // the correlation id and model are in the stored request
+  CHECK_FALSE(answered(fx));
+  fx.run_with_reads();
+  lookup.receive(
+      [&](request_status& x) {
+        CHECK(x.found);
+        CHECK(x.correlation_id == req.correlation_id);
+        CHECK(x.model == "mock-default");
+      },
+      [&](caf::error& err) { FAIL(caf::to_string(err)); });
+
+  // A cancel of the cold request: its final result needs the stored request (callback URL,
+  // metadata), read on the pool, then written; the answer comes after the commit.
+  auto cancel = fx.self->request(fx.queue, caf::infinite, atom::cancel_v, cancel_target{id, ""});
+  fx.sched.run();
+  CHECK(fx.reads->queued() == 1);
+  CHECK_FALSE(answered(fx));
+  fx.settle();
+  cancel.receive([&](cancel_summary& x) { CHECK(x == cancel_summary{1, 0, 0, 0}); },
+                 [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(error_code_of(fx, id) == "CANCELLED");
+  REQUIRE(fx.http.requests.size() == 1); // its one callback, to the URL read back
+  CHECK(fx.http.requests[0].url == "http://127.0.0.1:9/hook");
+  // A request no longer held: whether it is final is read on the pool too.
+  auto again = fx.self->request(fx.queue, caf::infinite, atom::cancel_v, cancel_target{id, ""});
+  fx.sched.run();
+  CHECK(fx.reads->queued() == 1);
+  fx.run_with_reads();
+  again.receive([&](cancel_summary& x) { CHECK(x == cancel_summary{0, 0, 1, 0}); },
+                [&](caf::error& err) { FAIL(caf::to_string(err)); });
+}
+
+TEST_CASE("a run cancel racing a dispatch: the request dispatched while the run was read "
+          "ends with its provider's result alone") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 0;
+  pipeline_fixture fx{qm};
+  auto accepted = fx.submit({request_in_run("a", "run-1"), request_in_run("b", "run-1")});
+  auto cancel = fx.self->request(fx.queue, caf::infinite, atom::cancel_v, cancel_target{"", "run-1"});
+  fx.sched.run(); // the run's rows are being read; meanwhile the first request is dispatched
+  REQUIRE(fx.reads->queued() == 1);
+  auto dequeue = fx.self->request(fx.queue, caf::infinite, atom::dequeue_v, uint32_t{1},
+                                  std::vector<std::string>{"mock"});
+  fx.sched.run();
+  fx.settle(); // both reads run: the run's rows (both active), then the dispatched texts
+  std::vector<queued_request> taken;
+  dequeue.receive([&](std::vector<queued_request>& xs) { taken = std::move(xs); },
+                  [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].request.queue_id == accepted[0].queue_id);
+  cancel.receive([&](cancel_summary& x) { CHECK(x == cancel_summary{1, 1, 0, 0}); },
+                 [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(error_code_of(fx, accepted[1].queue_id) == "CANCELLED");
+  CHECK_FALSE(fx.db->find_result(accepted[0].queue_id));
+  fx.self->send(fx.queue, atom::complete_v,
+                std::vector<comparison_outcome>{success_of(accepted[0].queue_id)});
+  fx.settle();
+  CHECK(error_code_of(fx, accepted[0].queue_id).empty()); // completed, not cancelled
+  CHECK(fx.db->count_results() == 2);
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).entries.empty());
+}
+
+TEST_CASE("when the reader pool refuses: a cold dequeue puts its requests back, a lookup still "
+          "finds the request, a final result waits for the next tick") {
+  queue_manager_config qm;
+  qm.memory_text_budget = 0;
+  qm.ttl = std::chrono::seconds{1};
+  pipeline_fixture fx{qm};
+  auto id = fx.submit({make_request("unread")}).at(0).queue_id;
+  fx.reads->stop(); // every read is refused from now on, at once
+
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  CHECK(taken->empty());
+  auto& st = fx.state_of<queue_manager_state>(fx.queue);
+  CHECK(st.entries.at(id).status == queue_status::queued);
+  CHECK(st.entries.at(id).attempts == 0);
+  CHECK(st.processing_count == 0);
+  auto status = fx.request<request_status>(fx.queue, atom::lookup_v, id);
+  REQUIRE(status);
+  CHECK(status->found);
+  CHECK(status->status == queue_status::queued);
+
+  // It expires; its result cannot be made without its stored request: it waits, final in
+  // memory (nothing else takes it), and is tried again on each tick.
+  fx.run_for(std::chrono::seconds{2});
+  CHECK(st.entries.at(id).status == queue_status::expired);
+  CHECK_FALSE(st.unread_finals.empty());
+  CHECK_FALSE(fx.db->find_result(id));
+  CHECK(st.stats.last_error.find("could not read requests") != std::string::npos);
+}

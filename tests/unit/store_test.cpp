@@ -2,6 +2,7 @@
 // tagged [sqlite] test what only the SQLite file has. Catch2 assertions are not thread-safe, so
 // callbacks and worker threads only record what happened; the test thread checks it afterwards.
 
+#include "fixtures/batch_job_store_backend.hpp"
 #include "fixtures/sqlite_probe.hpp"
 #include "fixtures/store_backend.hpp"
 #include "fixtures/temp_dir.hpp"
@@ -32,7 +33,7 @@ namespace {
 using lps::test::temp_dir;
 
 // The SQLite schema version this build writes (runtime/store.cpp).
-const std::string schema_version = "6";
+const std::string schema_version = "7";
 
 lps::store_options options_for(const temp_dir& dir, bool fsync = false, size_t max_ops = 4096) {
   lps::store_options options;
@@ -574,9 +575,9 @@ TEST_CASE("store open fails cleanly on impossible paths", "[store][sqlite]") {
     CHECK_THAT(error, Catch::Contains("lps.db") && Catch::Contains("not a database"));
   }
   SECTION("schema from a newer version") {
-    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 7"));
+    REQUIRE(exec_raw(dir.path() / "lps.db", "PRAGMA user_version = 8"));
     CHECK(lps::store::open(options_for(dir), error) == nullptr);
-    CHECK_THAT(error, Catch::Contains("schema version 7"));
+    CHECK_THAT(error, Catch::Contains("schema version 8"));
   }
   CHECK_FALSE(error.empty());
 }
@@ -1407,12 +1408,63 @@ TEST_CASE("store writes a request's ids, model and status as columns", "[store]"
       require_ok(*db, std::move(put_back));
       CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|queued|1");
     }
-    SECTION("and stays so across a reopen") {
+    SECTION("and queued again by the start-up recovery after a reopen") {
       db.reset();
       db = open_store(options_for(dir));
-      CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|processing|0");
+      active_index(*db); // the recovery scan (PostgreSQL resets the rows there, SQLite at open)
+      CHECK(request_columns(*db, dir, "a") == "anthropic|claude-x|corr-a|run-1|17|queued|0");
     }
   }
+}
+
+TEST_CASE("store start-up recovery puts processing requests back to queued, except those an "
+          "unfinished provider batch job holds",
+          "[store]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  require_ok(*db, inserts({request_with_ids("lost", "", ""), request_with_ids("queued", "", ""),
+                           request_with_ids("in-job", "", ""), request_with_ids("job-done", "", "")}));
+  lps::store_write dispatch;
+  dispatch.dispatched = {"lost", "in-job", "job-done"};
+  require_ok(*db, std::move(dispatch));
+  std::string error;
+  auto jobs = lps::test::open_backend_batch_job_store({dir.str(), false}, error);
+  INFO("batch job store: " << error);
+  REQUIRE(jobs);
+  auto job = [](const std::string& id) {
+    lps::batch_job_record rec;
+    rec.job_id = id;
+    rec.provider = "openai";
+    rec.model = "m";
+    rec.state = "submitted";
+    return rec;
+  };
+  auto running = job("bj-running");
+  auto collected = job("bj-collected");
+  REQUIRE(jobs->create(running, {"in-job"}, error));
+  REQUIRE(jobs->create(collected, {"job-done"}, error));
+  collected.state = "collected"; // final, but its items were never released (finish())
+  REQUIRE(jobs->update(collected, error));
+  jobs.reset();
+  db.reset();
+
+  db = open_store(options_for(dir));
+  auto index = active_index(*db);
+  CHECK(index.size() == 4);
+  CHECK(request_columns(*db, dir, "lost") == "anthropic|claude-x|corr-lost|-|-|queued|0");
+  CHECK(request_columns(*db, dir, "queued") == "anthropic|claude-x|corr-queued|-|-|queued|0");
+  CHECK(request_columns(*db, dir, "job-done") == "anthropic|claude-x|corr-job-done|-|-|queued|0");
+  CHECK(request_columns(*db, dir, "in-job") == "anthropic|claude-x|corr-in-job|-|-|processing|0");
+}
+
+TEST_CASE("store finds the processing requests at open through an index of them alone",
+          "[store][sqlite]") {
+  temp_dir dir;
+  auto db = open_store(options_for(dir));
+  CHECK_THAT(query_plan(db->path(), "UPDATE requests SET dispatched = 0 WHERE dispatched = 1"),
+             Catch::Contains("INDEX requests_processing"));
+  CHECK(query_text(db->path(), "SELECT sql FROM sqlite_master WHERE name = 'requests_processing'")
+        == "CREATE INDEX requests_processing ON requests(queue_id) WHERE dispatched = 1");
 }
 
 TEST_CASE("store writes a result's provider, model, error code, ids and its request's priority",
