@@ -42,7 +42,8 @@ wait_port() {
 start_lps() {
   local bin=$1
   shift
-  echo "== starting: $bin $*" >&2
+  # A URL's password (--postgres-url) is not printed.
+  echo "== starting: $bin $*" | sed 's#\(://[^:/@]*\):[^@/]*@#\1:***@#g' >&2
   "$bin" "$@" >"$work/lps.out" 2>"$work/lps.err" &
   lps_pid=$!
   if ! port=$(wait_port lps "$work/lps.out" "$lps_pid"); then

@@ -12,6 +12,7 @@
 #   IDLE_LOAD_COUNT=0      requests sent (lps-loadgen, single mode) before the idle window,
 #                          so that the window shows an lps that has worked, not a fresh one
 #   IDLE_SETTLE_SECONDS=5  wait between start (or the load's end) and the window
+#   BENCH_NICE=-15         as root: lps (every thread) at this niceness
 #   IDLE_PID=pid           measure this running process instead of starting lps (nothing is
 #                          built, started or stopped)
 #
@@ -82,7 +83,7 @@ if [[ -z $pid ]]; then
   echo "== building lps and lps-loadgen in $build_dir" >&2
   cmake -S . -B "$build_dir" -G Ninja >/dev/null
   cmake --build "$build_dir" --target lps lps-loadgen >&2
-  start_lps "$lps_bin" --http-port=0 "--data-dir=$work/data" --log-level=warn "$@" || exit 1
+  start_lps "${bench_nice[@]}" "$lps_bin" --http-port=0 "--data-dir=$work/data" --log-level=warn "$@" || exit 1
   pid=$lps_pid
   if [[ $load_count -gt 0 ]]; then
     echo "== $load_count requests first" >&2
