@@ -145,4 +145,12 @@ echo "lps rss after the restart: $(rss_figures "$lps_pid")"
 rc=0
 stop_pid "$lps_pid" || rc=$?
 lps_pid=""
+if [[ $backend == postgres ]]; then
+  # How much of the restart is the database's part: the plan of the recovery scan's
+  # statement (the columns and order of load_index in runtime/pg_store.cpp), run alone.
+  echo "== the recovery scan alone (EXPLAIN ANALYZE, lps stopped)"
+  psql "$pg_url" -qAtc "EXPLAIN (ANALYZE, BUFFERS) SELECT queue_id, priority, queued_at,
+    size_bytes, attempts, provider FROM requests ORDER BY priority DESC, queued_at, seq" |
+    grep -E 'Sort Method|Scan|Execution Time'
+fi
 exit "$rc"
