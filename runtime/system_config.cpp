@@ -205,6 +205,16 @@ system_config::system_config() {
   });
   // Two worker threads match the 2-core target machine; --scheduler.max-threads overrides.
   set("scheduler.max-threads", 2);
+  // A worker that runs out of work polls its queue 100 times, then (CAF's default) 500 more
+  // times with a 50 us sleep between polls, about 25-40 ms, before it waits on a condition
+  // variable. lps wakes a worker some 20 times a second while idle (timers, the inspector's
+  // sweep), so the workers never got to wait: 7.5 % of a core idle and about 0.5 ms of CPU
+  // per request at 1,000 requests/s went to polling. Ten polls (0.5 ms) are enough: work from
+  // outside the scheduler (HTTP, store and client threads) wakes a waiting worker at once
+  // (CAF notifies the condition variable), and a waiting worker still steals every
+  // relaxed-sleep-duration. docs/benchmarks.md, "Idle CPU".
+  set("work-stealing.moderate-poll-attempts",
+      static_cast<caf::config_value::integer>(idle_moderate_poll_attempts));
 }
 
 startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lookup& env) {

@@ -7,12 +7,20 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
 namespace lps {
 
+/// How many times an idle CAF worker polls its queue, 50 us apart, after its 100 quick polls
+/// and before it waits on its condition variable (`work-stealing.moderate-poll-attempts`;
+/// CAF's default is 500, which kept lps' workers polling while idle).
+inline constexpr size_t idle_moderate_poll_attempts = 10;
+
 /// CAF configuration of an lps process. Registers the lps type-ID block exactly once.
+/// Defaults set here (scheduler.max-threads, work-stealing.moderate-poll-attempts) give way
+/// to the config file and the command line.
 class system_config : public caf::actor_system_config {
 public:
   system_config();

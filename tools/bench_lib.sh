@@ -42,11 +42,52 @@ wait_port() {
 start_lps() {
   local bin=$1
   shift
-  echo "== starting: $bin $*" >&2
+  # A URL's password (--postgres-url) is not printed.
+  echo "== starting: $bin $*" | sed 's#\(://[^:/@]*\):[^@/]*@#\1:***@#g' >&2
   "$bin" "$@" >"$work/lps.out" 2>"$work/lps.err" &
   lps_pid=$!
   if ! port=$(wait_port lps "$work/lps.out" "$lps_pid"); then
     cat "$work/lps.err" >&2
     return 1
   fi
+}
+
+# The command prefix that runs a program at niceness $BENCH_NICE when that is set (as root,
+# e.g. -15, so that builds at nice 19 beside a benchmark barely disturb it): the process
+# renices itself and then becomes the program (same PID), so every thread it starts has
+# that niceness too. Use as "${bench_nice[@]}" program args...
+# shellcheck disable=SC2034  # used by the scripts that source this file
+bench_nice=()
+if [[ -n ${BENCH_NICE:-} ]]; then
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  bench_nice=(bash -c 'renice -n "$0" -p $$ >/dev/null && exec "$@"' "$BENCH_NICE")
+fi
+
+# Renices every thread of the given processes to $BENCH_NICE (when set).
+renice_threads() {
+  [[ -n ${BENCH_NICE:-} ]] || return 0
+  local pid task
+  for pid in "$@"; do
+    for task in /proc/"$pid"/task/*; do
+      renice -n "$BENCH_NICE" -p "${task##*/}" >/dev/null 2>&1 || true
+    done
+  done
+}
+
+# The PostgreSQL server whose data directory is $1: its postmaster's PID.
+pg_postmaster() {
+  head -n 1 "$1/postmaster.pid"
+}
+
+# CPU seconds (user + system) used so far by a PostgreSQL server: its postmaster, the children
+# it has reaped (connections that ended count there) and the children that run. Only that
+# server's processes, read from /proc.
+pg_cpu_seconds() {
+  local postmaster=$1 child
+  {
+    awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat"
+    for child in $(ps --ppid "$postmaster" -o pid=); do
+      awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || true
+    done
+  } | awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {printf "%.2f\n", s / hz}'
 }

@@ -466,3 +466,24 @@ TEST_CASE("STORE_READER_THREADS is 2 by default and takes 1 to 64") {
   CHECK(set_config_value(cfg, "STORE_READER_THREADS", "8").empty());
   CHECK(cfg.store_reader_threads == 8);
 }
+
+TEST_CASE("idle CAF workers poll 10 times before they wait, unless the command line says otherwise") {
+  // What CAF's work-stealing policy reads when it makes its workers.
+  auto poll_attempts = [](const system_config& cfg) {
+    return caf::get_or(cfg, "work-stealing.moderate-poll-attempts", size_t{500});
+  };
+  system_config defaults;
+  CHECK(poll_attempts(defaults) == idle_moderate_poll_attempts);
+  CHECK(idle_moderate_poll_attempts == 10);
+  auto path = std::string{"/tmp/lps-config-polls-"} + std::to_string(::getpid()) + ".ini";
+  std::ofstream{path} << "[lps]\n";
+  std::vector<std::string> args{"lps", "--config-file=" + path,
+                                "--work-stealing.moderate-poll-attempts=500"};
+  auto argv = make_argv(args);
+  system_config overridden;
+  auto result = load_startup(overridden, static_cast<int>(argv.size()), argv.data(), fake_env({}));
+  std::remove(path.c_str());
+  INFO((result.errors.empty() ? std::string{} : result.errors[0]));
+  CHECK(result.errors.empty());
+  CHECK(poll_attempts(overridden) == 500);
+}
