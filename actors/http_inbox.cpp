@@ -40,6 +40,8 @@ transport_kind kind_of(transport_error err) {
     return transport_kind::tls;
   case transport_error::invalid:
     return transport_kind::invalid;
+  case transport_error::cancelled: // only a gateway call is cancelled, and never retried
+    return transport_kind::reset;
   }
   return transport_kind::reset;
 }

@@ -41,8 +41,38 @@ const char* to_string(transport_error x) {
     return "tls";
   case transport_error::invalid:
     return "invalid";
+  case transport_error::cancelled:
+    return "cancelled";
   }
   return "invalid";
+}
+
+void http_call_cancel::cancel() {
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock{mutex_};
+    if (cancelled_)
+      return;
+    cancelled_ = true;
+    hook = hook_;
+  }
+  if (hook) // outside the lock: it takes the client's
+    hook();
+}
+
+bool http_call_cancel::cancelled() const {
+  std::lock_guard<std::mutex> lock{mutex_};
+  return cancelled_;
+}
+
+void http_call_cancel::set_hook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  hook_ = std::move(hook);
+}
+
+void http_call_cancel::clear_hook() {
+  std::lock_guard<std::mutex> lock{mutex_};
+  hook_ = nullptr;
 }
 
 namespace {
@@ -155,6 +185,8 @@ void http_client::send(http_client_request request, http_client_callback done) {
       + (request.queue_timeout.count() > 0 ? request.queue_timeout : request.timeout);
   if (request.max_response_bytes > 0)
     j->max_body = request.max_response_bytes;
+  j->on_body_data = std::move(request.on_body_data);
+  j->cancel = std::move(request.cancel);
   if (url) {
     try {
       build_request(*j, *url, request);
@@ -176,6 +208,18 @@ void http_client::send(http_client_request request, http_client_callback done) {
     return;
   }
   auto p = impl_->pool_for(*url);
+  if (j->cancel) {
+    // The hook holds the pool weakly and checks `stopped` under the client's mutex, so a
+    // cancel after stop() (when the io_context may be gone) posts nothing. Set under that
+    // mutex already: cancel() runs the hook outside its own lock, then takes this one.
+    j->cancel->set_hook([impl = impl_.get(), weak = std::weak_ptr<pool>(p)] {
+      std::lock_guard<std::mutex> guard{impl->mutex};
+      auto strong = weak.lock();
+      if (impl->stopped || !strong)
+        return;
+      net::post(strong->strand(), [strong] { strong->cancel_flagged(); });
+    });
+  }
   net::post(p->strand(), [p, j = std::move(j)]() mutable { p->submit(std::move(j)); });
 }
 

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,10 +29,38 @@ enum class transport_error : uint8_t {
   tls,
   /// Bad URL or other local problem.
   invalid,
+  /// The caller cancelled the call (http_call_cancel) before it completed.
+  cancelled,
 };
 
-/// "none", "timeout", "connect", "reset", "tls", "invalid".
+/// "none", "timeout", "connect", "reset", "tls", "invalid", "cancelled".
 const char* to_string(transport_error x);
+
+/// Cancels a call in flight, from any thread: give the same token to the request
+/// (http_client_request::cancel) and call cancel() when the answer is no longer wanted (a
+/// gateway client disconnected mid-stream). A queued call leaves the queue; a running one has
+/// its connection closed (never returned to the pool for reuse, since the rest of its answer
+/// would still arrive on it); either way the final callback runs with
+/// transport_error::cancelled, unless the call completed first. One token per call.
+class http_call_cancel {
+public:
+  /// Idempotent.
+  void cancel();
+  bool cancelled() const;
+
+  /// Internal to the client: what cancel() does for the running call; cleared when the
+  /// call ends.
+  void set_hook(std::function<void()> hook);
+  void clear_hook();
+
+private:
+  mutable std::mutex mutex_;
+  bool cancelled_ = false;
+  std::function<void()> hook_;
+};
+
+/// Gets each piece of a streamed body as it arrives, on a client I/O thread (must not block).
+using http_body_callback = std::function<void(std::string_view piece)>;
 
 struct http_client_request {
   /// GET, POST, ...
@@ -48,8 +78,17 @@ struct http_client_request {
   /// case of one send() is therefore queue_timeout + timeout.
   std::chrono::milliseconds queue_timeout{0};
   /// Largest response body accepted (0: the client's default of 64 MiB); larger bodies
-  /// fail the call. Batch result files need more.
+  /// fail the call. Batch result files need more. A streamed body counts in full too.
   size_t max_response_bytes = 0;
+  /// Set: the body of a 2xx answer is streamed (e.g. server-sent events): each piece goes
+  /// here as soon as it is read, in order, and the final callback gets the status and
+  /// headers with an empty body (or the error that cut the stream). Other statuses are
+  /// collected whole in the final response's body as usual (an error answer is one
+  /// document), so a caller can still retry before anything was streamed. `timeout` covers
+  /// the whole stream.
+  http_body_callback on_body_data = {};
+  /// Set: the token that cancels this call (see http_call_cancel).
+  std::shared_ptr<http_call_cancel> cancel;
 };
 
 struct http_client_response {

@@ -48,6 +48,11 @@ void connection::abort() {
   close_socket();
 }
 
+void connection::cancel_if_flagged() {
+  if (job_ && job_->cancelled())
+    abort();
+}
+
 void connection::close_socket() {
   open_ = false;
   if (!tcp_ && !tls_)
@@ -154,9 +159,67 @@ void connection::on_write(error_code ec, size_t) {
   if (ec)
     return fail_exchange("sending the request", ec);
   with_stream([this](auto& stream) {
-    http::async_read(stream, buffer_, *parser_,
-                     beast::bind_front_handler(&connection::on_read, shared_from_this()));
+    if (job_->on_body_data)
+      http::async_read_header(
+          stream, buffer_, *parser_,
+          beast::bind_front_handler(&connection::on_header, shared_from_this()));
+    else
+      http::async_read(stream, buffer_, *parser_,
+                       beast::bind_front_handler(&connection::on_read, shared_from_this()));
   });
+}
+
+/// Only a 2xx body is streamed: an error answer is read whole, for the final callback.
+void connection::on_header(error_code ec, size_t) {
+  if (!ec && (pool_.stopping() || job_->cancelled()))
+    ec = net::error::operation_aborted;
+  if (ec)
+    return fail_exchange("reading the response", ec);
+  auto status = parser_->get().result_int();
+  if (status < 200 || status > 299 || job_->head) {
+    with_stream([this](auto& stream) {
+      http::async_read(stream, buffer_, *parser_,
+                       beast::bind_front_handler(&connection::on_read, shared_from_this()));
+    });
+    return;
+  }
+  if (parser_->is_done())
+    return succeed();
+  read_some();
+}
+
+void connection::read_some() {
+  with_stream([this](auto& stream) {
+    http::async_read_some(stream, buffer_, *parser_,
+                          beast::bind_front_handler(&connection::on_read_some, shared_from_this()));
+  });
+}
+
+void connection::on_read_some(error_code ec, size_t) {
+  if (!ec && (pool_.stopping() || job_->cancelled()))
+    ec = net::error::operation_aborted;
+  if (ec)
+    return fail_exchange("reading the response", ec);
+  deliver_body();
+  if (parser_->is_done())
+    return succeed();
+  read_some();
+}
+
+void connection::deliver_body() {
+  auto& body = parser_->get().body();
+  if (body.empty())
+    return;
+  // The parser appends at the body's current end, so emptying it between reads is safe.
+  std::string piece;
+  piece.swap(body);
+  try {
+    job_->on_body_data(piece);
+  } catch (const std::exception& e) {
+    spdlog::error("http client: body callback threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("http client: body callback threw a non-standard exception");
+  }
 }
 
 void connection::on_read(error_code ec, size_t) {
@@ -172,6 +235,8 @@ void connection::fail(transport_error kind, const std::string& what, const error
   close_socket();
   if (pool_.stopping())
     return finish(failure(transport_error::reset, "http client stopped"));
+  if (job_->cancelled())
+    return finish(failure(transport_error::cancelled, "cancelled by the caller"));
   if (ec == beast::error::timeout || clock_type::now() >= job_->deadline)
     return finish(failure(transport_error::timeout, what + ": timed out"));
   finish(failure(kind, ec ? what + ": " + ec.message() : what));
@@ -182,6 +247,8 @@ void connection::fail_exchange(const char* stage, const error_code& ec) {
   close_socket();
   if (pool_.stopping())
     return finish(failure(transport_error::reset, "http client stopped"));
+  if (job_->cancelled())
+    return finish(failure(transport_error::cancelled, "cancelled by the caller"));
   if (ec == beast::error::timeout || clock_type::now() >= job_->deadline)
     return finish(failure(transport_error::timeout, std::string("timed out ") + stage));
   // The server may have closed the idle keep-alive connection just as we reused it.

@@ -44,6 +44,9 @@ public:
   /// Closes the socket; a pending exchange then fails (stop, idle expiry).
   void abort();
 
+  /// Aborts the exchange when its caller cancelled it; it then ends as cancelled.
+  void cancel_if_flagged();
+
   bool open() const {
     return open_;
   }
@@ -63,6 +66,12 @@ private:
   void write();
   void on_write(error_code ec, size_t);
   void on_read(error_code ec, size_t);
+  // A streamed body (job::on_body_data): the head first, then piece by piece.
+  void on_header(error_code ec, size_t);
+  void read_some();
+  void on_read_some(error_code ec, size_t);
+  /// Hands what the parser has put in the body to the caller and empties it.
+  void deliver_body();
   void fail(transport_error kind, const std::string& what, const error_code& ec);
   void fail_exchange(const char* stage, const error_code& ec);
   void succeed();

@@ -70,6 +70,8 @@ void job::finish(http_client_response r) {
   if (finished_)
     return;
   finished_ = true;
+  if (cancel) // the hook must not outlive the call (it names the pool)
+    cancel->clear_hook();
   auto fn = std::move(done_);
   try {
     if (fn)

@@ -66,6 +66,14 @@ public:
   bool head = false;
   /// Already retried once after a stale keep-alive connection failed.
   bool retried = false;
+  /// Set: a 2xx body is streamed to it instead of collected.
+  http_body_callback on_body_data;
+  /// Set: the caller may cancel the call through it.
+  std::shared_ptr<http_call_cancel> cancel;
+
+  bool cancelled() const {
+    return cancel && cancel->cancelled();
+  }
 
 private:
   http_client_callback done_;

@@ -22,6 +22,8 @@ pool::pool(net::io_context& ioc, ssl::context& tls, const http_client_options& o
 void pool::submit(job_ptr j) {
   if (stopping_)
     return j->finish(failure(transport_error::reset, "http client stopped"));
+  if (j->cancelled())
+    return j->finish(failure(transport_error::cancelled, "cancelled by the caller"));
   if (auto* c = take_idle())
     return c->run(std::move(j));
   if (connections_.size() < max_connections_) {
@@ -58,6 +60,22 @@ void pool::shutdown() {
     c->abort();
   for (auto& j : queued)
     j->finish(failure(transport_error::reset, "http client stopped"));
+}
+
+void pool::cancel_flagged() {
+  std::vector<job_ptr> cancelled;
+  std::deque<job_ptr> kept;
+  for (auto& j : queue_) {
+    if (j->cancelled())
+      cancelled.push_back(std::move(j));
+    else
+      kept.push_back(std::move(j));
+  }
+  queue_ = std::move(kept);
+  for (auto& c : connections_)
+    c->cancel_if_flagged();
+  for (auto& j : cancelled)
+    j->finish(failure(transport_error::cancelled, "cancelled by the caller"));
 }
 
 connection* pool::take_idle() {

@@ -48,6 +48,10 @@ public:
   /// Fails queued jobs, closes every connection and refuses new jobs.
   void shutdown();
 
+  /// Ends the jobs whose caller cancelled them: queued ones leave the queue, running ones
+  /// have their connection closed (http_call_cancel).
+  void cancel_flagged();
+
 private:
   connection* take_idle();
   void arm_queue_timer(clock_type::time_point at);

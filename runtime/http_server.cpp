@@ -180,6 +180,10 @@ public:
 
   /// Writes one piece of a streamed answer as an HTTP chunk; runs on the session's strand.
   virtual void send_chunk(std::string data) = 0;
+
+  /// Ends a streamed answer once its queued chunks are written: with the last chunk
+  /// (`complete`) or without it (a cut); runs on the session's strand.
+  virtual void close_stream(bool complete) = 0;
 };
 
 /// What a handler writes a streamed answer through: posts each piece onto the session's
@@ -207,11 +211,30 @@ public:
     return true;
   }
 
+  void finish() override {
+    close(true);
+  }
+
+  void cut() override {
+    close(false);
+  }
+
   void end() {
     ended_ = true;
   }
 
 private:
+  void close(bool complete) {
+    if (ended_.exchange(true))
+      return;
+    std::lock_guard<std::mutex> lock{core_->mutex};
+    auto s = session_.lock();
+    if (core_->stopped || !s)
+      return;
+    auto ex = s->executor();
+    net::post(ex, [s = std::move(s), complete] { s->close_stream(complete); });
+  }
+
   std::shared_ptr<server_core> core_;
   std::weak_ptr<session_base> session_;
   std::atomic<bool> ended_{false};
@@ -328,6 +351,18 @@ public:
       write_next_chunk();
   }
 
+  void close_stream(bool complete) override {
+    if (!body_ || stream_ended_ || closing_)
+      return;
+    closing_ = true;
+    if (complete) {
+      chunks_.push_back("0\r\n\r\n"); // the last chunk: the body is complete
+      queued_bytes_ += chunks_.back().size();
+    }
+    if (!writing_)
+      write_next_chunk();
+  }
+
 private:
   std::shared_ptr<session> self() {
     return std::static_pointer_cast<session>(shared_from_this());
@@ -369,6 +404,8 @@ private:
   }
 
   void write_next_chunk() {
+    if (chunks_.empty()) // only after close_stream(): everything queued is written
+      return end_stream();
     writing_ = true;
     current_chunk_ = std::move(chunks_.front());
     chunks_.pop_front();
@@ -381,7 +418,7 @@ private:
     queued_bytes_ -= current_chunk_.size();
     if (ec)
       return end_stream();
-    if (!chunks_.empty())
+    if (!chunks_.empty() || closing_)
       write_next_chunk();
   }
 
@@ -633,6 +670,8 @@ private:
   size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool stream_ended_ = false;
+  /// The handler finished or cut the stream: the connection closes once chunks_ is written.
+  bool closing_ = false;
 };
 
 /// Opens `path` for reading, so a missing or unreadable file gets the system's reason.

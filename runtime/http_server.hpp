@@ -38,6 +38,15 @@ public:
   /// ended (the client went away, fell more than 1 MiB behind, or the server stopped): stop
   /// writing then.
   virtual bool write(std::string data) = 0;
+
+  /// Ends the answer after what is queued: the last (empty) chunk, then the connection
+  /// closes. Callable from any thread; later writes are refused.
+  virtual void finish() = 0;
+
+  /// Breaks the answer off after what is queued: the connection closes without the last
+  /// chunk, so the client sees a cut body (what a dying upstream does; the mock provider's
+  /// stream faults use it). Callable from any thread; later writes are refused.
+  virtual void cut() = 0;
 };
 
 /// Gets the stream of a streamed answer, once its status and headers are sent.
@@ -52,7 +61,8 @@ struct http_response {
   std::vector<std::pair<std::string, std::string>> headers;
   /// Set: the answer is a stream instead of `body`. The server sends the status and headers
   /// (chunked transfer encoding, `Connection: close`), then calls this once with the stream.
-  /// The connection stays open until the client closes it or the server stops.
+  /// The connection stays open until the stream is finished or cut, the client closes it or
+  /// the server stops.
   http_stream_start stream = {};
 };
 

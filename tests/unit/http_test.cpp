@@ -1118,3 +1118,34 @@ TEST_CASE("a streamed answer ends when the server stops", "[http]") {
   CHECK(closed);
   CHECK(s.server.open_connections() == 0);
 }
+
+TEST_CASE("a finished streamed answer ends with the last chunk after what was queued", "[http]") {
+  streaming_server s;
+  raw_socket client{s.server.port()};
+  client.write("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto stream = s.stream();
+  REQUIRE(stream->write("data: one\n\n"));
+  stream->finish();
+  CHECK(!stream->write("data: late\n\n"));
+  bool closed = false;
+  auto text = client.read_until_closed(5000ms, closed);
+  CHECK(closed);
+  CHECK(text.ends_with("\r\n\r\nb\r\ndata: one\n\n\r\n0\r\n\r\n"));
+  CHECK(s.server.wait_open_connections(0, 5000ms));
+}
+
+TEST_CASE("a cut streamed answer closes after what was queued, without the last chunk", "[http]") {
+  streaming_server s;
+  raw_socket client{s.server.port()};
+  client.write("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto stream = s.stream();
+  REQUIRE(stream->write("data: one\n\n"));
+  stream->cut();
+  stream->finish(); // too late: the first end wins
+  bool closed = false;
+  auto text = client.read_until_closed(5000ms, closed);
+  CHECK(closed);
+  CHECK(text.ends_with("\r\n\r\nb\r\ndata: one\n\n\r\n"));
+  CHECK(text.find("0\r\n\r\n") == std::string::npos);
+  CHECK(s.server.wait_open_connections(0, 5000ms));
+}

@@ -812,7 +812,7 @@ TEST_CASE("unknown paths and methods get 404 and are counted") {
   auto r = fx.request(provider::openai, json::serialize(openai_request()));
   r.url = fx.url("/v1/completions");
   CHECK(fx.call(r).status == 404);
-  r.url = fx.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+  r.url = fx.url("/v1beta/models/gemini-2.5-flash:countTokens");
   CHECK(fx.call(r).status == 404);
   r.url = fx.url("/v1/chat/completions");
   r.method = "GET";

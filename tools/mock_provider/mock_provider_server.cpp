@@ -3,6 +3,7 @@
 #include "runtime/http_server.hpp"
 #include "tools/mock_provider/mock_provider_batches.hpp"
 #include "tools/mock_provider/mock_provider_dialects.hpp"
+#include "tools/mock_provider/mock_provider_stream.hpp"
 
 #include <boost/json.hpp>
 
@@ -50,14 +51,22 @@ enum class fault_kind : uint8_t {
   bad_winner,
   drop,
   delay,
+  cut,
+  slow_stream,
 };
 
 constexpr std::pair<std::string_view, fault_kind> fault_names[] = {
-    {"status", fault_kind::status},         {"quota", fault_kind::quota},
-    {"overloaded", fault_kind::overloaded}, {"malformed", fault_kind::malformed},
-    {"truncated", fault_kind::truncated},   {"no_tool_use", fault_kind::no_tool_use},
-    {"bad_winner", fault_kind::bad_winner}, {"drop", fault_kind::drop},
+    {"status", fault_kind::status},
+    {"quota", fault_kind::quota},
+    {"overloaded", fault_kind::overloaded},
+    {"malformed", fault_kind::malformed},
+    {"truncated", fault_kind::truncated},
+    {"no_tool_use", fault_kind::no_tool_use},
+    {"bad_winner", fault_kind::bad_winner},
+    {"drop", fault_kind::drop},
     {"delay", fault_kind::delay},
+    {"cut", fault_kind::cut},
+    {"slow_stream", fault_kind::slow_stream},
 };
 
 /// One scripted (or randomly drawn) deviation from a good answer.
@@ -66,8 +75,10 @@ struct fault {
   unsigned status = 500;
   /// Retry-After header value (seconds); empty for none.
   std::string retry_after;
-  /// delay: extra wait before a normal answer.
+  /// delay: extra wait before a normal answer; slow_stream: the wait between events.
   milliseconds delay{0};
+  /// cut: events sent before the connection closes (nullopt: half of them).
+  std::optional<size_t> cut_after;
   /// Only calls of this dialect consume the fault; nullopt: any dialect.
   std::optional<dialect> only;
 };
@@ -97,6 +108,24 @@ std::optional<std::string> parse_retry_after(const json::object& o, fault& f) {
   return std::nullopt;
 }
 
+/// The fields of the stream faults (docs/mock-provider.md, "Streaming").
+std::optional<std::string> mock_stream_fault_fields(const json::object& o, fault& f) {
+  if (f.kind == fault_kind::slow_stream) {
+    const auto* ms = o.if_contains("ms");
+    auto n = ms ? mock_wire::number_of(*ms) : std::nullopt;
+    if (!n || *n < 0 || *n > 60000)
+      return "a slow_stream fault needs ms in 0..60000";
+    f.delay = milliseconds{static_cast<int64_t>(*n)};
+  }
+  if (const auto* after = o.if_contains("after"); after && f.kind == fault_kind::cut) {
+    auto n = mock_wire::number_of(*after);
+    if (!n || *n < 0 || *n > 100000 || *n != static_cast<size_t>(*n))
+      return "a cut fault's after must be an integer in 0..100000";
+    f.cut_after = static_cast<size_t>(*n);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> parse_kind_fields(const json::object& o, fault& f) {
   if (f.kind == fault_kind::status) {
     const auto* st = o.if_contains("status");
@@ -112,6 +141,8 @@ std::optional<std::string> parse_kind_fields(const json::object& o, fault& f) {
       return "a delay fault needs ms in 0..600000";
     f.delay = milliseconds{static_cast<int64_t>(*n)};
   }
+  if (auto e = mock_stream_fault_fields(o, f))
+    return e;
   return parse_retry_after(o, f);
 }
 
@@ -349,6 +380,10 @@ std::string outcome_of_fault(const fault& f) {
     return "dropped";
   case fault_kind::delay:
     return "delayed";
+  case fault_kind::cut:
+    return "cut";
+  case fault_kind::slow_stream:
+    return "slow_stream";
   }
   return "unknown";
 }
@@ -407,7 +442,8 @@ std::optional<std::pair<dialect, std::string>> route_of(std::string_view path) {
   if (path == "/v1/messages")
     return std::pair{dialect::anthropic, std::string{}};
   constexpr std::string_view prefix = "/v1beta/models/";
-  constexpr std::string_view suffix = ":generateContent";
+  std::string_view suffix =
+      mock_stream::is_gemini_stream_path(path) ? ":streamGenerateContent" : ":generateContent";
   if (path.size() > prefix.size() + suffix.size() && path.substr(0, prefix.size()) == prefix
       && path.substr(path.size() - suffix.size()) == suffix) {
     auto model = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
@@ -438,6 +474,8 @@ struct reply {
   milliseconds extra_delay{0};
   bool scripted = false;
   bool random = false;
+  /// How a streamed answer goes out (the stream faults).
+  mock_stream::delivery how;
 };
 
 } // namespace
@@ -448,6 +486,7 @@ struct mock_provider_server::impl {
   mock_provider_options options;
   http_server server;
   delayed_replies delayed;
+  mock_stream::streamer streams;
   mock_batch::service batches; // its own lock; never takes mu
   bool started = false;
 
@@ -494,6 +533,10 @@ struct mock_provider_server::impl {
     }
     auto r = answer_call(route->first, route->second, req);
     record(mock_wire::to_string(route->first), r.outcome, r.scripted, r.random);
+    // Streaming is only a form: any good answer streams (errors never do, as upstream).
+    if (auto ask = mock_stream::ask_of(route->first, req.path, req.query, req.body);
+        ask.stream && r.response.status == 200)
+      streams.make_streamed(r.response, route->first, ask, r.how);
     dispatch(std::move(r), counted(std::move(respond)));
   }
 
@@ -598,6 +641,9 @@ struct mock_provider_server::impl {
     r.outcome = outcome;
     r.hold = f && f->kind == fault_kind::drop;
     r.extra_delay = f && f->kind == fault_kind::delay ? f->delay : milliseconds{0};
+    r.how.cut = f && f->kind == fault_kind::cut;
+    r.how.cut_after = f ? f->cut_after : std::nullopt;
+    r.how.gap = f && f->kind == fault_kind::slow_stream ? f->delay : milliseconds{0};
     r.response.body = mock_wire::render_answer(d, call, make_answer(call, dec, answer_kind_of(f)));
     if (f && f->kind == fault_kind::malformed) // a JSON object cut short is never valid JSON
       r.response.body.resize(r.response.body.size() * 3 / 5);
@@ -891,6 +937,7 @@ bool mock_provider_server::start(const mock_provider_options& options, std::stri
           so, [self](http_request&& r, http_responder p) { self->handle(std::move(r), p); }, error))
     return false;
   impl_->delayed.start();
+  impl_->streams.start();
   impl_->started = true;
   return true;
 }
@@ -905,6 +952,7 @@ void mock_provider_server::stop() {
   // Server first: once it has stopped, responders dropped below answer nobody.
   impl_->server.stop();
   impl_->delayed.stop();
+  impl_->streams.stop();
   std::vector<http_responder> held;
   {
     std::lock_guard<std::mutex> lock{impl_->mu};
