@@ -26,6 +26,7 @@ namespace lps {
 class store;
 class store_reader;
 class batch_job_store;
+struct gateway_context;
 
 /// Submissions that share an idempotency key run one after the other within this process,
 /// so the second finds the key the first recorded instead of racing it.
@@ -68,6 +69,8 @@ struct api_context {
   std::shared_ptr<std::atomic<bool>> starting = std::make_shared<std::atomic<bool>>(false);
   /// The clients of GET /api/v1/inspect/stream (fed by the inspector's snapshots).
   std::shared_ptr<inspect_stream_hub> inspect_streams = std::make_shared<inspect_stream_hub>();
+  /// The OpenAI-compatible gateway routes under /v1/ (app/gateway_routes); null: 404.
+  std::shared_ptr<gateway_context> gateway;
 };
 
 /// The warning for a real provider's key configured while the default provider is still
