@@ -472,8 +472,15 @@ std::string render_gemini(const json::object& body, const std::string& model, co
 bool is_general(dialect d, const json::object& body) {
   switch (d) {
   case dialect::openai:
-  case dialect::openrouter:
-    return !is_verdict_schema(obj(obj(obj(&body, "response_format"), "json_schema"), "schema"));
+  case dialect::openrouter: {
+    if (const auto* tools = arr(&body, "tools"); tools && !tools->empty())
+      return true;
+    const auto* format = obj(&body, "response_format");
+    auto type = str(format, "type");
+    if (type == "json_object") // how lps asks OpenRouter for a verdict
+      return false;
+    return type != "json_schema" || !is_verdict_schema(obj(obj(format, "json_schema"), "schema"));
+  }
   case dialect::anthropic: {
     if (const auto* tools = arr(&body, "tools"))
       for (const auto& t : *tools)

@@ -18,7 +18,10 @@
 
 namespace lps::mock_general {
 
-/// Whether a call that passed the dialect's checks is a general chat call.
+/// Whether a call that passed the dialect's checks is a general chat call: OpenAI and
+/// OpenRouter calls with tools, in text, or with a json_schema that is no verdict (json_object
+/// without tools is how lps asks OpenRouter for one); Anthropic calls without a tool whose
+/// input schema is a verdict; Gemini calls without a verdict response schema.
 bool is_general(mock_wire::dialect d, const boost::json::object& body);
 
 /// What the real API rejects in a general call (nullopt: nothing).
