@@ -82,7 +82,7 @@ TEST_CASE("the provider's requests per minute: 429 with the wait until a request
   CHECK_FALSE(gate.admit("anthropic", "", 1, t0 + seconds{21}));
 }
 
-TEST_CASE("per-key limits refuse one key and not another; usage is counted per key") {
+TEST_CASE("per-key limits refuse one key and not another, usage is counted per key") {
   gateway_gate gate{settings(), {2, 1000}};
   REQUIRE_FALSE(gate.admit("mock", "alice", 600, t0));
   gate.finish("mock", "alice", true, false, 500, 100, 0.25, t0);

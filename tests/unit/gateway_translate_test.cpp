@@ -147,7 +147,7 @@ TEST_CASE("OpenAI requests pass through with the routed model, without stream") 
   CHECK_FALSE(body.contains("stream"));
 }
 
-TEST_CASE("OpenAI answers pass back as they are; errors are classified") {
+TEST_CASE("OpenAI answers pass back as they are, errors are classified") {
   const std::string ok = R"({"id":"c","object":"chat.completion","choices":[{"index":0}],
                              "usage":{"prompt_tokens":11,"completion_tokens":5}})";
   auto r = gateway_read_upstream(gateway_dialect::openai, 200, ok, {}, "{}", "gpt-x", now);

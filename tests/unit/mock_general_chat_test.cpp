@@ -30,7 +30,7 @@ std::string render(dialect d, const std::string& body, uint64_t& out) {
 
 } // namespace
 
-TEST_CASE("lps's comparison calls are not general; everything else is") {
+TEST_CASE("the comparison calls of lps are not general, everything else is") {
   CHECK_FALSE(mock_general::is_general(
       dialect::openai,
       obj(R"({"response_format":{"type":"json_schema","json_schema":{"name":"comparison_result",
@@ -99,7 +99,7 @@ TEST_CASE("Gemini: function responses must answer a declared, called function") 
             .empty());
 }
 
-TEST_CASE("answers: a tool call while tools are offered, then text; schema JSON; usage") {
+TEST_CASE("answers: a tool call while tools are offered, then text, schema JSON, usage") {
   uint64_t out = 0;
   auto called = obj(render(dialect::anthropic,
                            R"({"messages":[{"role":"user","content":"Oslo?"}],"tools":[{"name":"w","input_schema":
