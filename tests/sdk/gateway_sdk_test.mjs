@@ -295,6 +295,7 @@ async function main() {
       /listening on (http:\/\/\S+)/);
     const lps = await startServer(args.lps, [
       '--http-port=0', `--data-dir=${join(dir, 'data')}`, `--api-keys-file=${keysFile}`,
+      `--model-manifest=${join(here, '../../config/models.json')}`, // ctest runs elsewhere
       `--admin-token=${ADMIN}`, `--http-max-body-bytes=${MAX_BODY}`,
       '--provider-request-timeout-ms=1500', '--gateway-max-attempts=3',
       `--openai-base-url=${mock}/v1`, `--anthropic-base-url=${mock}`, `--google-base-url=${mock}`,
