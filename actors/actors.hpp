@@ -58,7 +58,10 @@ using callbacks_impl_actor = callbacks_actor::extend<
 using provider_actor = caf::typed_actor<
     // process_comparison_batch: one outcome per bundle item, in item order; a failing item
     // never fails its neighbours.
-    caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>>::
+    caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>,
+    // The gateway path: one OpenAI-shaped chat call, retried while retryable, answered in
+    // OpenAI's shape (docs/gateway.md).
+    caf::replies_to<atom::gateway, gateway_call>::with<gateway_reply>>::
     extend_with<status_client_actor>;
 
 /// The mock provider's own handle.
@@ -69,7 +72,9 @@ using provider_mock_impl_actor = provider_actor::extend<
 /// An HTTP provider's own handle.
 using provider_http_impl_actor = provider_actor::extend<
     // Internal: the HTTP answer with this ticket is in the inbox.
-    caf::reacts_to<atom::http_answered, uint64_t>>;
+    caf::reacts_to<atom::http_answered, uint64_t>,
+    // Internal: the backoff of the gateway call with this ticket is over: try it again.
+    caf::reacts_to<atom::retry_due, uint64_t>>;
 
 // -- bundler: the queue processor ---------------------------------------------------------
 

@@ -68,6 +68,14 @@ std::vector<metric_definition> build_definitions() {
       counter("llm_provider_tokens_used_total",
               "Tokens reported by providers, by token type (prompt or completion).",
               {"provider", "model", "token_type"}),
+      counter("llm_provider_gateway_requests_total",
+              "Calls of the OpenAI-compatible gateway path by provider, model (a manifest id or "
+              "other) and the HTTP status answered.",
+              {"provider", "model", "status_code", "queue_processing_mode"}),
+      histogram("llm_provider_gateway_duration_seconds",
+                "Time of one gateway call in lps, from admission to the answer (retries "
+                "included).",
+                {"provider", "queue_processing_mode"}, response_buckets),
       counter("llm_provider_cost_dollars_total", "Estimated provider spend in US dollars.",
               {"provider", "model"}),
       counter("llm_provider_comparison_callbacks_total",

@@ -1,4 +1,5 @@
 #include "actors/provider_http.hpp"
+#include "actors/provider_http_gateway.hpp"
 #include "runtime/error_code.hpp"
 #include "actors/status_report.hpp"
 
@@ -33,6 +34,9 @@ actor_status status_of(self_ptr self) {
                     {"multi_prompt_calls_total", double(st.multi_calls_total)},
                     {"multi_prompt_fallbacks_total", double(st.multi_fallbacks_total)},
                     {"errors_total", double(st.errors_total)},
+                    {"gateway_calls_total", double(st.gateway_calls_total)},
+                    {"gateway_retries_total", double(st.gateway_retries_total)},
+                    {"inflight_gateway_calls", double(st.gateways.size())},
                     {"inflight_bundles", double(st.calls.size())},
                     {"inflight_http_calls", double(gauges.in_flight)},
                     {"http_calls_waiting_for_connection", double(gauges.waiting)}};
@@ -296,7 +300,7 @@ void finish_multi(self_ptr self, const state_t::pending_http& h, const http_clie
 void on_tick(self_ptr self, uint64_t ticket) {
   auto& st = self->state;
   http_client_response resp;
-  if (!st.inbox->take(ticket, resp))
+  if (!st.inbox->take(ticket, resp) || take_gateway_answer(self, ticket, resp))
     return;
   auto i = st.https.find(ticket);
   if (i == st.https.end())
@@ -335,7 +339,11 @@ provider_http_impl_actor::behavior_type provider_http(self_ptr self, provider_ht
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
         return process_bundle(self, b);
       },
+      [=](atom::gateway, gateway_call& call) -> caf::result<gateway_reply> {
+        return start_gateway_call(self, std::move(call));
+      },
       [=](atom::http_answered, uint64_t ticket) { on_tick(self, ticket); },
+      [=](atom::retry_due, uint64_t ticket) { retry_gateway_call(self, ticket); },
       [=](atom::status) -> actor_status { return status_of(self); });
 }
 

@@ -90,6 +90,18 @@ struct provider_http_state {
   };
   std::map<uint64_t, pending_call> calls;
   std::map<uint64_t, pending_http> https;
+  /// A gateway call (docs/gateway.md) in flight or waiting out its backoff, by ticket (the
+  /// same ticket space as `https`).
+  struct pending_gateway {
+    caf::typed_response_promise<gateway_reply> promise;
+    gateway_call call;
+    /// The translated upstream request, sent again as it is on a retry.
+    http_client_request request;
+    uint32_t attempts = 0;
+  };
+  std::map<uint64_t, pending_gateway> gateways;
+  uint64_t gateway_calls_total = 0;
+  uint64_t gateway_retries_total = 0;
   uint64_t next_call = 0;
   uint64_t next_ticket = 0;
   /// Messages handled, their processing times, the last error (for status).

@@ -1,5 +1,6 @@
 #include "actors/provider_mock.hpp"
 #include "actors/status_report.hpp"
+#include "runtime/gateway_translate.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -82,6 +83,13 @@ provider_mock_impl_actor::behavior_type provider_mock(self_ptr self, mock_settin
       self,
       [=](atom::process, const bundle& b) -> caf::result<std::vector<comparison_outcome>> {
         return process_batch(self, b);
+      },
+      // The gateway path: answered at once in OpenAI's shape (docs/gateway.md, "mock/...").
+      [=](atom::gateway, const gateway_call& call) -> gateway_reply {
+        ++self->state.calls_total;
+        auto r = gateway_mock_answer(call.body, call.model);
+        return gateway_reply{r.status, std::move(r.body), r.prompt_tokens, r.completion_tokens,
+                             0, false, 1};
       },
       [=](atom::latency_elapsed, uint64_t ticket) {
         auto& st = self->state;

@@ -3,6 +3,7 @@
 #include "actors/status_report.hpp"
 
 #include "actors/result_mapper.hpp"
+#include "runtime/gateway_translate.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -28,6 +29,14 @@ provider_unconfigured(provider_actor::stateful_pointer<provider_unconfigured_sta
           result.push_back(std::move(outcome));
         }
         return result;
+      },
+      [=](atom::gateway, const gateway_call&) -> gateway_reply {
+        auto& st = self->state;
+        gateway_reply reply;
+        reply.status = 503;
+        reply.body = render_gateway_error({503, st.provider + " cannot be called: " + st.reason,
+                                           "service_unavailable", "", "provider_not_configured"});
+        return reply;
       },
       [=](atom::status) -> actor_status {
         auto& st = self->state;

@@ -1,5 +1,6 @@
 #include "app/http_api.hpp"
 #include "app/config_route.hpp"
+#include "app/gateway_routes.hpp"
 #include "app/console_routes.hpp"
 #include "app/actor_request.hpp"
 #include "app/inspect_api.hpp"
@@ -1183,6 +1184,8 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_metrics(ctx, std::move(respond));
   if (req.path == "/api/v1/inspect")
     return get_inspect(ctx, std::move(respond));
+  if (req.path == "/api/v1/inspect/gateway")
+    return respond(gateway_usage_response(ctx));
   if (req.path.starts_with("/api/v1/inspect/"))
     return get_inspect_view(ctx, req, std::move(respond));
   if (req.path == "/api/v1/providers")
@@ -1330,6 +1333,10 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   if (req.method == "HEAD"
       && req.path == "/healthz") // load balancers probe with HEAD; open like GET
     return get_health(ctx, std::move(respond));
+  // The gateway authenticates on its own, to answer in OpenAI's error shape; it needs no
+  // recovered queue (no durability on that path).
+  if (is_gateway_path(req.path))
+    return handle_gateway(ctx, std::move(req), std::move(respond));
   auto client = authenticate(ctx, req);
   if (!client)
     return respond(unauthorized(access_of(req)));

@@ -26,6 +26,7 @@ namespace lps {
 class store;
 class store_reader;
 class batch_job_store;
+struct gateway_context;
 
 /// Submissions that share an idempotency key run one after the other within this process,
 /// so the second finds the key the first recorded instead of racing it.
@@ -70,6 +71,8 @@ struct api_context {
   std::shared_ptr<inspect_stream_hub> inspect_streams = std::make_shared<inspect_stream_hub>();
   /// Cluster mode: GET /api/v1/cluster's answer (the node's last view); empty: not a cluster.
   std::function<http_response()> cluster_answer;
+  /// The OpenAI-compatible gateway routes under /v1/ (app/gateway_routes); null: 404.
+  std::shared_ptr<gateway_context> gateway;
 };
 
 /// The warning for a real provider's key configured while the default provider is still

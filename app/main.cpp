@@ -15,6 +15,7 @@
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/logging.hpp"
+#include "app/gateway_routes.hpp"
 #include "runtime/model_manifest.hpp"
 #include "runtime/pg_schema.hpp"
 #include "runtime/pg_store.hpp"
@@ -119,7 +120,9 @@ http_server_options server_options(const config& cfg) {
   result.max_body_bytes = cfg.http_max_body_bytes;
   result.max_body_setting = "HTTP_MAX_BODY_BYTES";
   result.route_body_limits = {
-      {"POST", "/api/v1/comparisons", cfg.http_max_bulk_body_bytes, "HTTP_MAX_BULK_BODY_BYTES"}};
+      {"POST", "/api/v1/comparisons", cfg.http_max_bulk_body_bytes, "HTTP_MAX_BULK_BODY_BYTES", {}},
+      {"POST", "/v1/chat/completions", cfg.http_max_body_bytes, "HTTP_MAX_BODY_BYTES",
+       gateway_too_large_body}};
   result.tls_cert_file = cfg.http_tls_cert;
   result.tls_key_file = cfg.http_tls_key;
   result.read_timeout = std::chrono::milliseconds{cfg.http_read_timeout_ms};
@@ -218,6 +221,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   ctx->jobs_db = jobs_db.get();
   ctx->reads = reads.get();
   ctx->keys = std::move(keys);
+  ctx->gateway = make_gateway_context(cfg, manifest);
   ctx->starting->store(true);
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {

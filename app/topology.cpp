@@ -58,23 +58,34 @@ mock_settings mock_settings_of(const config& cfg) {
   return result;
 }
 
+} // namespace
+
+provider_gate_settings provider_gate_settings_of(const config& cfg) {
+  provider_gate_settings result;
+  result.max_inflight["mock"] = cfg.mock.max_concurrent_calls;
+  result.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
+  for (const auto& [name, p] : cfg.providers) {
+    result.max_inflight[name] = p.max_concurrent_calls;
+    result.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
+  }
+  result.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
+  result.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
+      std::chrono::duration<double>{cfg.circuit_breaker_open_seconds});
+  result.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
+  return result;
+}
+
+namespace {
+
 bundler_config bundler_config_of(const config& cfg) {
   bundler_config result;
   result.policy.mode = effective_mode(cfg);
   result.policy.max_items = cfg.serial_bundle_max_requests_per_call;
   result.policy.default_provider = cfg.default_llm_provider;
   result.policy.default_models["mock"] = cfg.mock.default_model;
-  result.gate.max_inflight["mock"] = cfg.mock.max_concurrent_calls;
-  result.gate.rate_limits["mock"] = {cfg.mock.requests_per_minute, cfg.mock.tokens_per_minute};
-  for (const auto& [name, p] : cfg.providers) {
+  for (const auto& [name, p] : cfg.providers)
     result.policy.default_models[name] = p.default_model;
-    result.gate.max_inflight[name] = p.max_concurrent_calls;
-    result.gate.rate_limits[name] = {p.requests_per_minute, p.tokens_per_minute};
-  }
-  result.gate.breaker.failure_threshold = cfg.circuit_breaker_failure_threshold;
-  result.gate.breaker.open_duration = std::chrono::duration_cast<clock_duration>(
-      std::chrono::duration<double>{cfg.circuit_breaker_open_seconds});
-  result.gate.breaker.success_threshold = cfg.circuit_breaker_success_threshold;
+  result.gate = provider_gate_settings_of(cfg);
   result.configured_mode = to_string(cfg.processing_mode);
   if (cfg.serial_bundle_multi_prompt && effective_mode(cfg) == queue_processing_mode::serial_bundle)
     result.gate.multi_prompt_max = 4;

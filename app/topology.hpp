@@ -4,6 +4,7 @@
 // place that knows every actor; main calls it.
 
 #include "actors/actors.hpp"
+#include "actors/provider_gate.hpp"
 #include "runtime/config.hpp"
 #include "runtime/fenced_store.hpp"
 #include "runtime/model_manifest.hpp"
@@ -53,6 +54,10 @@ struct leader_topology {
 /// The mode the bundler runs: batch_api requests of providers without a batch API (or with
 /// it disabled) are bundled as in serial_bundle.
 queue_processing_mode effective_mode(const config& cfg);
+
+/// Breaker, rate and concurrency settings per provider, as the bundler's gate and the gateway
+/// path's (app/gateway_gate) take them.
+provider_gate_settings provider_gate_settings_of(const config& cfg);
 
 /// Why a provider cannot be called (for the mock: MOCK_ALLOWED=false), or "" when it can.
 std::string provider_unavailable_reason(const config& cfg, const std::string& provider);

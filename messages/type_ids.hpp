@@ -6,6 +6,7 @@
 #include "messages/cancel.hpp"
 #include "messages/comparison.hpp"
 #include "messages/error.hpp"
+#include "messages/gateway.hpp"
 #include "messages/metrics.hpp"
 #include "messages/queue.hpp"
 #include "messages/status.hpp"
@@ -43,6 +44,8 @@ CAF_ADD_TYPE_ID(lps, (lps::cancel_summary))
 CAF_ADD_TYPE_ID(lps, (lps::status_row))
 CAF_ADD_TYPE_ID(lps, (lps::actor_sample))
 CAF_ADD_TYPE_ID(lps, (lps::inspection_snapshot))
+CAF_ADD_TYPE_ID(lps, (lps::gateway_call))
+CAF_ADD_TYPE_ID(lps, (lps::gateway_reply))
 
 CAF_ADD_TYPE_ID(lps, (std::vector<std::string>))
 CAF_ADD_TYPE_ID(lps, (std::vector<lps::comparison_request>))
@@ -77,6 +80,7 @@ CAF_ADD_ATOM(lps, lps::atom, providers, "providers")
 CAF_ADD_ATOM(lps, lps::atom, accepting, "accepting")
 CAF_ADD_ATOM(lps, lps::atom, history, "history")
 CAF_ADD_ATOM(lps, lps::atom, adopt, "adopt")
+CAF_ADD_ATOM(lps, lps::atom, gateway, "gateway")
 
 // Internal messages of one actor to itself, each named for what it says.
 CAF_ADD_ATOM(lps, lps::atom, store_committed, "committed")

@@ -124,6 +124,13 @@ struct config {
   uint32_t retry_base_delay_ms = 1000;
   uint32_t retry_max_delay_ms = 60'000;
 
+  // -- the gateway path (docs/gateway.md) --
+  /// Attempts of one gateway call while its failures are retryable.
+  uint32_t gateway_max_attempts = 3;
+  /// Per client key (0: unlimited).
+  uint64_t gateway_key_requests_per_minute = 0;
+  uint64_t gateway_key_tokens_per_minute = 0;
+
   // -- batch API (issue 5; parsed and validated now) --
   uint32_t batch_api_min_items = 1000;
   double batch_api_max_wait_seconds = 300;

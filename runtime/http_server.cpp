@@ -129,7 +129,7 @@ route_body_limit body_limit_for(const http_server_options& o, std::string_view m
   for (const auto& x : o.route_body_limits)
     if (x.method == method && x.path == path)
       return x;
-  return {std::string(method), std::string(path), o.max_body_bytes, o.max_body_setting};
+  return {std::string(method), std::string(path), o.max_body_bytes, o.max_body_setting, {}};
 }
 
 /// The parser's limit until the route is known: the largest of all.
@@ -517,7 +517,7 @@ private:
     auto limit = body_limit_for(core_->options, req.method_string(), req.target());
     auto length = parser_->content_length();
     if (length && *length > limit.max_body_bytes)
-      return send_error(413, ec::payload_too_large, too_large_text(limit));
+      return send_too_large(limit);
     parser_->body_limit(limit.max_body_bytes);
     bool wants_continue = req.version() >= 11 && !parser_->is_done()
                           && beast::iequals(req[http::field::expect], "100-continue");
@@ -548,8 +548,7 @@ private:
     const auto& limits = core_->options;
     if (ec == http::error::body_limit) {
       const auto& req = parser_->get();
-      return send_error(413, ec::payload_too_large,
-                        too_large_text(body_limit_for(limits, req.method_string(), req.target())));
+      return send_too_large(body_limit_for(limits, req.method_string(), req.target()));
     }
     if (ec == http::error::header_limit)
       return send_error(431, ec::request_header_fields_too_large,
@@ -561,6 +560,19 @@ private:
       return;
     }
     send_error(400, lps::ec::invalid_request, "malformed HTTP request: " + ec.message());
+  }
+
+  void send_too_large(const route_body_limit& limit) {
+    if (!limit.too_large_body)
+      return send_error(413, ec::payload_too_large, too_large_text(limit));
+    close_after_write_ = true;
+    keep_alive_ = false;
+    head_ = false;
+    version_ = 11;
+    http_response r;
+    r.status = 413;
+    r.body = limit.too_large_body(too_large_text(limit));
+    send(std::move(r));
   }
 
   void send_error(unsigned status, ec code, const std::string& text) {

@@ -80,6 +80,9 @@ struct route_body_limit {
   size_t max_body_bytes = 0;
   /// The setting that raises it, named in the 413 answer.
   std::string setting;
+  /// The 413 body for the message (a route with its own error shape, e.g. the OpenAI-shaped
+  /// gateway); empty: lps's error body.
+  std::function<std::string(const std::string& message)> too_large_body = {};
 };
 
 /// Limits and threads.

@@ -41,7 +41,9 @@ cxxflags=(-std=c++20 -O1 -g -fno-omit-frame-pointer "${sanitize[@]}" -I.
 libs=(-lcrypto)
 sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_utf8.cpp runtime/json_writer.cpp
   runtime/json_scanner.cpp runtime/json_request_parser.cpp runtime/json_renderers.cpp
-  runtime/url.cpp runtime/ids.cpp messages/comparison.cpp)
+  runtime/url.cpp runtime/ids.cpp messages/comparison.cpp
+  runtime/gateway_request.cpp runtime/gateway_common.cpp runtime/gateway_anthropic.cpp
+  runtime/gateway_gemini.cpp actors/providers/wire_common.cpp actors/providers/retry_policy.cpp)
 
 # Boost.JSON: by default compiled from its own sources (the same 1.81 headers the service
 # uses) with the sanitizers and coverage on. Then ASan sees the parser's accesses to the stack

@@ -16,6 +16,7 @@ packages=(
   clang libclang-rt-14-dev         # libFuzzer and sanitizers for tools/fuzz.sh
   curl python3                     # integration tests and the README examples
   chromium nodejs                  # the web console's browser tests (tests/browser; Node >= 20)
+                                   # and the gateway's OpenAI SDK tests (tests/sdk)
 )
 
 # playwright-core for the browser tests, as pinned by tools/browser/package-lock.json, into
@@ -28,6 +29,16 @@ install_browser_driver() {
   npm ci --prefix "$dir" --no-audit --no-fund
 }
 
+# The official OpenAI SDK for the gateway's tests, as pinned by tools/sdk/package-lock.json,
+# into tools/sdk/node_modules (the same way).
+install_openai_sdk() {
+  local dir
+  dir="$(cd "$(dirname "$0")" && pwd)/sdk"
+  npm ls --prefix "$dir" >/dev/null 2>&1 && return 0
+  echo "setup: installing the openai SDK into $dir"
+  npm ci --prefix "$dir" --no-audit --no-fund
+}
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,6 +47,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
   install_browser_driver
+  install_openai_sdk
   exit 0
 fi
 
@@ -50,4 +62,5 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheu
   $SUDO systemctl stop prometheus || true
 fi
 install_browser_driver
+install_openai_sdk
 echo "setup: done"

@@ -3,6 +3,8 @@
 // errors and UB; the checks below catch wrong answers: a violated invariant aborts, so
 // libFuzzer keeps the input as a crash. Built and run by tools/fuzz.sh (see docs/fuzzing.md).
 
+#include "runtime/gateway_request.hpp"
+#include "runtime/gateway_translate.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/json_codec.hpp"
 
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -364,11 +367,70 @@ void fuzz_batch(std::string_view input) {
         "bulk body does not hold one result per item", rendered);
 }
 
+
+// -- the gateway route (POST /v1/chat/completions, docs/gateway.md) --
+
+/// An OpenAI error body: an object `error` with a string message and type, param and code
+/// present.
+void check_openai_error(std::string_view body, std::string_view what) {
+  auto value = reparse(body, what);
+  const auto* error = value.is_object() ? value.get_object().if_contains("error") : nullptr;
+  const auto* e = error ? error->if_object() : nullptr;
+  check(e && e->contains("message") && e->at("message").is_string() && e->contains("type")
+            && e->contains("param") && e->contains("code"),
+        what, body);
+}
+
+/// Input as a client's request: refused with an OpenAI 400, or accepted and then translated
+/// for every dialect (valid JSON or a 400) and answered by the built-in mock.
+void fuzz_gateway_request(std::string_view input) {
+  lps::gateway_request_info info;
+  if (auto e = lps::check_gateway_request(input, info)) {
+    check(e->status == 400, "gateway: a refusal is a 400");
+    check_openai_error(lps::render_gateway_error(*e), "gateway: refusal body");
+    return;
+  }
+  check(!info.model.empty(), "gateway: an accepted request names a model");
+  const lps::gateway_target target{"http://127.0.0.1:1", "sk-fuzz", {}, {}};
+  for (auto d : {lps::gateway_dialect::openai, lps::gateway_dialect::anthropic,
+                 lps::gateway_dialect::gemini}) {
+    auto upstream = lps::gateway_upstream_request(d, target, input, info.model);
+    if (upstream.error)
+      check_openai_error(lps::render_gateway_error(*upstream.error), "gateway: untranslatable");
+    else
+      reparse(upstream.request.body, "gateway: upstream body");
+  }
+  auto answer = lps::gateway_mock_answer(input, info.model);
+  check(answer.status == 200, "gateway: the mock answers 200");
+  reparse(answer.body, "gateway: mock answer");
+}
+
+/// Input as a provider's answer, in every dialect, to a success and an error status: always
+/// an OpenAI chat.completion (200) or an OpenAI error.
+void fuzz_gateway_answer(std::string_view input) {
+  const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{1'800'000'000}};
+  const lps::gateway_headers headers{{"retry-after", "3"}};
+  for (auto d : {lps::gateway_dialect::openai, lps::gateway_dialect::anthropic,
+                 lps::gateway_dialect::gemini})
+    for (unsigned status : {200u, 429u, 529u}) {
+      auto r = lps::gateway_read_upstream(d, status, input, headers, "{}", "m", now);
+      if (r.status == 200) {
+        if (d != lps::gateway_dialect::openai) // OpenAI's own answers pass through
+          reparse(r.body, "gateway: translated answer");
+      } else {
+        check(r.status >= 400 && r.status <= 504, "gateway: error status", r.body);
+        check_openai_error(r.body, "gateway: error answer");
+      }
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input{reinterpret_cast<const char*>(data), size};
   fuzz_single(input);
   fuzz_batch(input);
+  fuzz_gateway_request(input);
+  fuzz_gateway_answer(input);
   return 0;
 }

@@ -376,14 +376,19 @@ TEST_CASE("anthropic success has the messages shape with the forced tool") {
   CHECK(header_of(r, "request-id")->rfind("req_", 0) == 0);
 }
 
-TEST_CASE("anthropic without tool_choice answers with comparison_result when no tool is given") {
+// Without tools the real API can only answer in text: the mock treats such a call as a
+// general chat call (tools/mock_provider/general_chat), which lps's comparisons never are.
+TEST_CASE("anthropic without tools answers in text, as a general chat call") {
   fixture fx;
   auto req = anthropic_request();
   req.erase("tools");
   req.erase("tool_choice");
   auto r = fx.call(provider::anthropic, req);
   REQUIRE(r.status == 200);
-  CHECK(str(parse_object(r.body).at("content").at(0).at("name")) == "comparison_result");
+  auto body = parse_object(r.body);
+  CHECK(str(body.at("content").at(0).at("type")) == "text");
+  CHECK(str(body.at("content").at(0).at("text")).rfind("Mock answer to: Compare Essay A", 0) == 0);
+  CHECK(str(body.at("stop_reason")) == "end_turn");
 }
 
 TEST_CASE("gemini success has the generateContent shape") {

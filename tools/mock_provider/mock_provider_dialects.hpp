@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <cctype>
 #include <cstdint>
 #include <optional>
@@ -45,6 +46,8 @@ struct parsed_call {
   /// `<comparison id="...">` block of the prompt (id, text), judged one by one.
   bool multi = false;
   std::vector<std::pair<std::string, std::string>> comparisons;
+  /// A general chat call (not a comparison; tools/mock_provider/general_chat): its body.
+  std::shared_ptr<const json::object> general;
 };
 
 /// Whether an answer schema (JSON Schema or Gemini Schema) asks for `results`: lps's

@@ -1,4 +1,5 @@
 #include "tools/mock_provider/mock_provider_server.hpp"
+#include "tools/mock_provider/general_chat.hpp"
 
 #include "runtime/http_server.hpp"
 #include "tools/mock_provider/mock_provider_batches.hpp"
@@ -615,11 +616,24 @@ struct mock_provider_server::impl {
     parsed_call call;
     if (auto e = validate(d, model, req, call))
       return error_reply(d, *e, "invalid_request", rid);
+    if (auto e = note_general(d, req, call))
+      return error_reply(d, *e, "invalid_request", rid);
     auto dec = decide(d, call);
     auto r = build(d, call, dec, rid);
     r.scripted = dec.f && !dec.random;
     r.random = dec.random;
     return r;
+  }
+
+  /// The hook of general chat calls (the gateway path; tools/mock_provider/general_chat): a
+  /// call whose answer schema asks for no verdict gets the general checks and answer.
+  static std::optional<provider_error> note_general(dialect d, const http_request& req,
+                                                    parsed_call& call) {
+    auto body = std::make_shared<json::object>(json::parse(req.body).get_object());
+    if (!mock_general::is_general(d, *body))
+      return std::nullopt;
+    call.general = std::move(body);
+    return mock_general::check(d, *call.general);
   }
 
   reply build(dialect d, const parsed_call& call, const decision& dec, const std::string& rid) {
@@ -644,7 +658,11 @@ struct mock_provider_server::impl {
     r.how.cut = f && f->kind == fault_kind::cut;
     r.how.cut_after = f ? f->cut_after : std::nullopt;
     r.how.gap = f && f->kind == fault_kind::slow_stream ? f->delay : milliseconds{0};
-    r.response.body = mock_wire::render_answer(d, call, make_answer(call, dec, answer_kind_of(f)));
+    uint64_t general_output = 0;
+    r.response.body =
+        call.general ? mock_general::render(d, *call.general, call.model, dec.id, dec.tokens.input,
+                                            std::time(nullptr), general_output)
+                     : mock_wire::render_answer(d, call, make_answer(call, dec, answer_kind_of(f)));
     if (f && f->kind == fault_kind::malformed) // a JSON object cut short is never valid JSON
       r.response.body.resize(r.response.body.size() * 3 / 5);
     add_id_header(d, rid, r.response);

@@ -1,0 +1,134 @@
+#include "actors/provider_http_gateway.hpp"
+
+#include "actors/providers/retry_policy.hpp"
+#include "runtime/gateway_translate.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include <algorithm>
+#include <random>
+
+namespace lps {
+
+namespace {
+
+using state_t = provider_http_state;
+
+/// First retry after 200 ms, doubling, jittered: a gateway caller is waiting on the line.
+const backoff_settings gateway_backoff{std::chrono::milliseconds{200}, std::chrono::seconds{5},
+                                       0.5, 10};
+
+gateway_reply reply_of(const gateway_result& r, uint32_t attempts) {
+  gateway_reply out;
+  out.status = r.status;
+  out.body = r.body;
+  out.prompt_tokens = r.prompt_tokens;
+  out.completion_tokens = r.completion_tokens;
+  out.retry_after_ms = r.retry_after.count();
+  out.provider_failure = r.provider_failure;
+  out.attempts = attempts;
+  return out;
+}
+
+gateway_reply error_reply(unsigned status, std::string message, std::string type,
+                          std::string code) {
+  gateway_reply out;
+  out.status = status;
+  out.body = render_gateway_error({status, std::move(message), std::move(type), "", std::move(code)});
+  return out;
+}
+
+void send_attempt(provider_http_self self, uint64_t ticket) {
+  auto& st = self->state;
+  auto& g = st.gateways.at(ticket);
+  ++g.attempts;
+  ++st.http_calls_total;
+  auto done = http_inbox::callback<provider_http_impl_actor>(st.inbox, self->ctrl(), ticket);
+  try {
+    st.http->send(g.request, std::move(done));
+  } catch (const std::exception& ex) {
+    http_client_response failed;
+    failed.error = transport_error::invalid;
+    failed.error_message = ex.what();
+    take_gateway_answer(self, ticket, failed);
+  }
+}
+
+void record_attempt(provider_http_self self, const http_client_response& resp) {
+  auto& st = self->state;
+  if (st.metrics)
+    self->send(st.metrics, atom::record_v,
+               std::vector<metric_sample>{
+                   {"llm_provider_http_calls_total",
+                    {st.cfg.provider, std::string{st.wire->endpoint()}, http_status_label(resp)},
+                    1}});
+}
+
+/// How long to wait before the next attempt, or nullopt when none may follow.
+std::optional<std::chrono::milliseconds> next_wait(const state_t::pending_gateway& g,
+                                                   const gateway_result& r) {
+  if (!r.retryable || g.attempts >= std::max<uint32_t>(1, g.call.max_attempts))
+    return std::nullopt;
+  if (r.retry_after.count() > 0)
+    return r.retry_after.count() <= g.call.max_retry_wait_ms ? std::optional{r.retry_after}
+                                                              : std::nullopt;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  auto delay = backoff_delay(gateway_backoff, g.attempts,
+                             std::uniform_real_distribution<double>{0, 1}(rng));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
+}
+
+} // namespace
+
+caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_call call) {
+  auto& st = self->state;
+  ++st.gateway_calls_total;
+  auto dialect = gateway_dialect_of(st.cfg.provider);
+  if (st.cfg.target.base_url.empty() || st.cfg.target.api_key.empty() || st.http == nullptr
+      || !dialect)
+    return error_reply(503, st.cfg.provider + " provider is not configured", "service_unavailable",
+                       "provider_not_configured");
+  gateway_target target{st.cfg.target.base_url, st.cfg.target.api_key, st.cfg.target.timeout,
+                        st.cfg.target.extra_headers};
+  auto upstream = gateway_upstream_request(*dialect, target, call.body, call.model);
+  if (upstream.error)
+    return gateway_reply{upstream.error->status, render_gateway_error(*upstream.error)};
+  auto ticket = st.next_ticket++;
+  auto promise = self->make_response_promise<gateway_reply>();
+  st.gateways.emplace(ticket, state_t::pending_gateway{promise, std::move(call),
+                                                       std::move(upstream.request), 0});
+  send_attempt(self, ticket);
+  return promise;
+}
+
+bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_response& resp) {
+  auto& st = self->state;
+  auto i = st.gateways.find(ticket);
+  if (i == st.gateways.end())
+    return false;
+  auto& g = i->second;
+  record_attempt(self, resp);
+  auto dialect = *gateway_dialect_of(st.cfg.provider);
+  auto result = resp.error != transport_error::none
+                    ? gateway_transport_failure(st.wire->display_name(), resp.error,
+                                                resp.error_message)
+                    : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers,
+                                            g.call.body, g.call.model,
+                                            std::chrono::system_clock::now());
+  if (auto wait = next_wait(g, result)) {
+    ++st.gateway_retries_total;
+    self->delayed_send(self, *wait, atom::retry_due_v, ticket);
+    return true;
+  }
+  st.errors_total += result.status == 200 ? 0 : 1;
+  g.promise.deliver(reply_of(result, g.attempts));
+  st.gateways.erase(i);
+  return true;
+}
+
+void retry_gateway_call(provider_http_self self, uint64_t ticket) {
+  if (self->state.gateways.count(ticket) > 0)
+    send_attempt(self, ticket);
+}
+
+} // namespace lps

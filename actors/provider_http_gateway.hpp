@@ -1,0 +1,24 @@
+#pragma once
+
+// The gateway path inside an HTTP provider actor (docs/gateway.md): one OpenAI-shaped chat call
+// translated for the provider (runtime/gateway_translate), sent, retried while the failure is
+// retryable (429 with a Retry-After it may wait out, 5xx, 529, timeouts), and answered in
+// OpenAI's shape. Functions of provider_http's behaviour, kept apart from the bundle path.
+
+#include "actors/provider_http.hpp"
+
+namespace lps {
+
+using provider_http_self = provider_http_impl_actor::stateful_pointer<provider_http_state>;
+
+/// `gateway, call`: translates and sends it; the reply waits for the last attempt.
+caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_call call);
+
+/// Takes the HTTP answer of `ticket` when it belongs to a gateway call (true), and either
+/// delivers the reply or schedules another attempt.
+bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_response& resp);
+
+/// `retry_due, ticket`: the backoff of a gateway call is over; sends it again.
+void retry_gateway_call(provider_http_self self, uint64_t ticket);
+
+} // namespace lps

@@ -1,0 +1,89 @@
+#pragma once
+
+// Admission of gateway calls (docs/gateway.md, "Limits"), shared by the HTTP I/O threads:
+// per provider a circuit breaker, a rate limiter and a limit of calls in flight, with the
+// settings the queue path's provider gate uses (actors/provider_gate); per client key a
+// requests- and tokens-per-minute limit, and the key's usage for /api/v1/inspect/gateway
+// (never in metric labels). A call that may not go now is refused at once with the wait, not
+// queued: the caller holds the connection.
+
+#include "actors/provider_gate.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace lps {
+
+/// Limits of one client key (0: unlimited).
+struct gateway_key_limits {
+  uint64_t requests_per_minute = 0;
+  uint64_t tokens_per_minute = 0;
+};
+
+/// Why a call may not go now: 503 (breaker open) or 429 (a rate or concurrency limit), with
+/// how long to wait.
+struct gateway_refusal {
+  unsigned status = 429;
+  std::string message;
+  /// OpenAI error.code: "circuit_open", "rate_limit_exceeded", "concurrency_limit_exceeded",
+  /// "key_rate_limit_exceeded".
+  std::string code;
+  clock_duration retry_after{};
+};
+
+/// What one key has used since the start.
+struct gateway_key_usage {
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  uint64_t refused = 0;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+  double cost_usd = 0.0;
+};
+
+class gateway_gate {
+public:
+  gateway_gate(provider_gate_settings settings, gateway_key_limits key_limits);
+
+  /// Admits a call of `key` ("" without API_KEYS_FILE) to `provider` estimated at `tokens`,
+  /// taking its slot and budgets; nullopt when admitted, else why not (nothing taken).
+  std::optional<gateway_refusal> admit(const std::string& provider, const std::string& key,
+                                       uint64_t tokens, clock_time now);
+
+  /// An admitted call ended: frees its slot, tells the breaker whether the provider failed
+  /// (`provider_failure`) and counts the key's usage.
+  void finish(const std::string& provider, const std::string& key, bool success,
+              bool provider_failure, uint64_t prompt_tokens, uint64_t completion_tokens,
+              double cost_usd, clock_time now);
+
+  /// /api/v1/inspect/gateway: `{"keys":[...],"providers":[...]}`.
+  std::string usage_json(clock_time now);
+
+private:
+  struct provider_entry {
+    circuit_breaker breaker;
+    rate_limiter limiter;
+    uint32_t inflight = 0;
+    uint64_t calls = 0;
+  };
+  struct key_entry {
+    rate_limiter limiter;
+    gateway_key_usage usage;
+  };
+  provider_entry& provider(const std::string& name);
+  key_entry& key(const std::string& name);
+  std::optional<gateway_refusal> check_provider(const std::string& name, provider_entry& p,
+                                                uint64_t tokens, clock_time now);
+
+  std::mutex mutex_;
+  provider_gate_settings settings_;
+  gateway_key_limits key_limits_;
+  std::map<std::string, provider_entry> providers_;
+  std::map<std::string, key_entry> keys_;
+};
+
+} // namespace lps

@@ -1,0 +1,219 @@
+#include "app/gateway_routes.hpp"
+
+#include "app/actor_request.hpp"
+#include "runtime/api_keys.hpp"
+
+#include <caf/send.hpp>
+
+#include <chrono>
+
+namespace lps {
+
+namespace {
+
+using std::chrono::steady_clock;
+
+http_response openai_error(const gateway_error& e) {
+  return {e.status, render_gateway_error(e), "application/json", {}};
+}
+
+std::string header_of(const http_request& req, std::string_view name) {
+  for (const auto& [key, value] : req.headers)
+    if (key == name)
+      return value;
+  return "";
+}
+
+/// The client's key name ("" when API_KEYS_FILE is unset), or nullopt: 401.
+std::optional<std::string> client_of(const api_context& ctx, const http_request& req) {
+  if (ctx.keys.empty())
+    return "";
+  auto authorization = header_of(req, "authorization"); // bearer_token() views into it
+  return ctx.keys.find(bearer_token(authorization));
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  return std::to_string(std::max<int64_t>(1, (d.count() + 999) / 1000));
+}
+
+/// The model label of the gateway metrics: a manifest id, else "other" (clients choose the
+/// model string; labels must stay few).
+std::string model_label(const gateway_context& gw, const std::string& model) {
+  return gw.prices.count(model) > 0 ? model : "other";
+}
+
+void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
+                    const gateway_route& route, const gateway_reply& r, double cost,
+                    steady_clock::duration took) {
+  if (!metrics)
+    return;
+  auto model = model_label(gw, route.model);
+  std::vector<metric_sample> samples{
+      {"llm_provider_gateway_requests_total",
+       {route.provider, model, std::to_string(r.status), "gateway"},
+       1},
+      {"llm_provider_gateway_duration_seconds",
+       {route.provider, "gateway"},
+       std::chrono::duration<double>(took).count()}};
+  if (r.status == 200) {
+    samples.push_back({"llm_provider_tokens_used_total",
+                       {route.provider, model, "prompt"},
+                       double(r.prompt_tokens)});
+    samples.push_back({"llm_provider_tokens_used_total",
+                       {route.provider, model, "completion"},
+                       double(r.completion_tokens)});
+    samples.push_back({"llm_provider_cost_dollars_total", {route.provider, model}, cost});
+  }
+  caf::anon_send(metrics, atom::record_v, std::move(samples));
+}
+
+void record_refusal(const api_context& ctx, const gateway_route& route, unsigned status) {
+  if (ctx.actors.metrics)
+    caf::anon_send(ctx.actors.metrics, atom::record_v,
+                   std::vector<metric_sample>{
+                       {"llm_provider_gateway_requests_total",
+                        {route.provider, model_label(*ctx.gateway, route.model),
+                         std::to_string(status), "gateway"},
+                        1}});
+}
+
+double cost_of(const gateway_context& gw, const std::string& model, const gateway_reply& r) {
+  auto price = gw.prices.find(model);
+  if (price == gw.prices.end() || r.status != 200)
+    return 0.0;
+  token_usage usage;
+  usage.prompt_tokens = r.prompt_tokens;
+  usage.completion_tokens = r.completion_tokens;
+  usage.total_tokens = r.prompt_tokens + r.completion_tokens;
+  return estimate_cost(price->second, usage);
+}
+
+http_response response_of(const gateway_reply& r, const gateway_route& route) {
+  http_response res{r.status, r.body, "application/json", {{"x-lps-provider", route.provider}}};
+  if ((r.status == 429 || r.status == 503) && r.retry_after_ms > 0)
+    res.headers.emplace_back("Retry-After",
+                             seconds_text(std::chrono::milliseconds{r.retry_after_ms}));
+  return res;
+}
+
+/// Asks the provider actor, then frees the gate, records metrics and answers.
+void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
+                   std::string client, std::string body, http_responder respond) {
+  auto gw = ctx.gateway;
+  auto metrics = ctx.actors.metrics;
+  auto started = steady_clock::now();
+  auto done = [=](caf::expected<gateway_reply> x) {
+    gateway_reply r;
+    if (x)
+      r = std::move(*x);
+    else
+      r = {504, render_gateway_error({504, "the provider did not answer within the gateway's "
+                                           "deadline",
+                                      "timeout_error", "", "gateway_timeout"}),
+           0, 0, 0, true, 0};
+    auto cost = cost_of(*gw, route.model, r);
+    gw->gate.finish(route.provider, client, r.status == 200, r.provider_failure, r.prompt_tokens,
+                    r.completion_tokens, cost, steady_clock::now());
+    record_metrics(metrics, *gw, route, r, cost, steady_clock::now() - started);
+    respond(response_of(r, route));
+  };
+  gateway_call call{route.model, std::move(body), gw->max_attempts, 5000};
+  auto bridge = ctx.sys->spawn(
+      request_bridge<gateway_reply, provider_actor, atom::gateway, gateway_call>, provider,
+      caf::timespan{gw->deadline}, std::function<void(caf::expected<gateway_reply>)>{done});
+  caf::anon_send(bridge, atom::gateway_v, std::move(call));
+}
+
+void chat_completions(const api_context& ctx, http_request&& req, const std::string& client,
+                      http_responder respond) {
+  gateway_request_info info;
+  if (auto e = check_gateway_request(req.body, info))
+    return respond(openai_error(*e));
+  if (info.stream)
+    return respond(openai_error({400,
+                                 "stream: true is not built yet in the lps gateway; send the "
+                                 "request without stream (docs/gateway.md)",
+                                 "invalid_request_error", "stream", "streaming_not_supported"}));
+  auto route = ctx.gateway->models.route(info.model);
+  auto provider = route ? ctx.actors.providers.find(route->provider) : ctx.actors.providers.end();
+  if (!route || provider == ctx.actors.providers.end())
+    return respond(openai_error(
+        {404,
+         "The model '" + info.model.substr(0, 200)
+             + "' does not exist or lps cannot route it (GET /v1/models lists the known ids; "
+               "prefix another with openai/, anthropic/, google/, openrouter/ or mock/)",
+         "invalid_request_error", "model", "model_not_found"}));
+  if (auto why = provider_unavailable_reason(ctx.cfg, route->provider); !why.empty())
+    return respond(openai_error({503, route->provider + " cannot serve the model: " + why,
+                                 "service_unavailable", "model", "provider_not_configured"}));
+  if (auto refused = ctx.gateway->gate.admit(route->provider, client, info.estimated_tokens,
+                                             steady_clock::now())) {
+    record_refusal(ctx, *route, refused->status);
+    auto res = openai_error({refused->status, refused->message,
+                             refused->status == 429 ? "rate_limit_error" : "service_unavailable",
+                             "", refused->code});
+    res.headers.emplace_back(
+        "Retry-After",
+        seconds_text(std::chrono::duration_cast<std::chrono::milliseconds>(refused->retry_after)));
+    return respond(std::move(res));
+  }
+  call_provider(ctx, provider->second, std::move(*route), client, std::move(req.body),
+                std::move(respond));
+}
+
+} // namespace
+
+std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
+                                                      const model_manifest& manifest) {
+  auto result = std::shared_ptr<gateway_context>(new gateway_context{
+      {},
+      manifest.prices,
+      gateway_gate{provider_gate_settings_of(cfg),
+                   {cfg.gateway_key_requests_per_minute, cfg.gateway_key_tokens_per_minute}},
+      cfg.gateway_max_attempts,
+      // Every attempt's timeout, the longest Retry-After waited out, and a second of slack.
+      std::chrono::milliseconds(int64_t{cfg.gateway_max_attempts}
+                                * (int64_t{cfg.provider_request_timeout_ms} + 5000 + 1000))});
+  std::string error;
+  gateway_models::parse(manifest.json, result->models, error); // an empty manifest lists none
+  return result;
+}
+
+bool is_gateway_path(const std::string& path) {
+  return path.starts_with("/v1/");
+}
+
+void handle_gateway(const api_context& ctx, http_request&& req, http_responder respond) {
+  auto client = client_of(ctx, req);
+  if (!client) {
+    auto res = openai_error({401,
+                             "Incorrect API key provided: this route needs Authorization: "
+                             "Bearer <API key>",
+                             "invalid_request_error", "", "invalid_api_key"});
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return respond(std::move(res));
+  }
+  bool chat = req.path == "/v1/chat/completions";
+  bool models = req.path == "/v1/models";
+  if (!ctx.gateway || (!chat && !models))
+    return respond(openai_error({404, "Invalid URL (" + req.method + " " + req.path + ")",
+                                 "invalid_request_error", "", "unknown_url"}));
+  if (models && req.method == "GET")
+    return respond({200, ctx.gateway->models.list_json(), "application/json", {}});
+  if (chat && req.method == "POST")
+    return chat_completions(ctx, std::move(req), *client, std::move(respond));
+  respond(openai_error({405, "Method " + req.method + " is not allowed on " + req.path,
+                        "invalid_request_error", "", "method_not_allowed"}));
+}
+
+http_response gateway_usage_response(const api_context& ctx) {
+  if (!ctx.gateway)
+    return {200, R"({"keys":[],"providers":[]})", "application/json", {}};
+  return {200, ctx.gateway->gate.usage_json(steady_clock::now()), "application/json", {}};
+}
+
+std::string gateway_too_large_body(const std::string& message) {
+  return render_gateway_error({413, message, "invalid_request_error", "", "request_too_large"});
+}
+
+} // namespace lps

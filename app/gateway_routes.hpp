@@ -1,0 +1,50 @@
+#pragma once
+
+// The OpenAI-compatible gateway routes (docs/gateway.md): POST /v1/chat/completions, GET
+// /v1/models. Synchronous and without durability by design: the request is checked on the
+// I/O thread, admitted by the gateway gate (or refused at once with Retry-After), handed to
+// the provider actor the model routes to, and its answer sent back in OpenAI's shape. Every
+// error, 401 and 404 included, is in OpenAI's error shape.
+
+#include "app/gateway_gate.hpp"
+#include "app/http_api.hpp"
+#include "runtime/gateway_request.hpp"
+#include "runtime/model_manifest.hpp"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace lps {
+
+/// What the gateway routes share (one per process, behind api_context::gateway).
+struct gateway_context {
+  gateway_models models;
+  /// Prices by model id: the cost of a call (llm_provider_cost_dollars_total, per-key usage).
+  std::map<std::string, model_price> prices;
+  gateway_gate gate;
+  /// GATEWAY_MAX_ATTEMPTS.
+  uint32_t max_attempts = 3;
+  /// How long the route waits for the provider actor: every attempt's timeout and waits.
+  std::chrono::milliseconds deadline{200000};
+};
+
+/// The gateway context of `cfg` with the model `manifest` (its JSON text and parsed prices).
+std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
+                                                      const model_manifest& manifest);
+
+/// Whether `path` is a gateway route (everything under /v1/).
+bool is_gateway_path(const std::string& path);
+
+/// Answers a request under /v1/ (authentication included).
+void handle_gateway(const api_context& ctx, http_request&& req, http_responder respond);
+
+/// GET /api/v1/inspect/gateway: usage per client key and the gate's state per provider.
+http_response gateway_usage_response(const api_context& ctx);
+
+/// The OpenAI-shaped 413 body for a /v1/ request over its body limit (the HTTP server
+/// answers it before the route runs).
+std::string gateway_too_large_body(const std::string& message);
+
+} // namespace lps
