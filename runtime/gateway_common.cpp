@@ -266,6 +266,8 @@ std::string_view transport_name(transport_error error) {
     return "tls";
   case transport_error::invalid:
     return "invalid";
+  case transport_error::cancelled:
+    return "cancelled";
   }
   return "unknown";
 }
