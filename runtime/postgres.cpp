@@ -198,7 +198,16 @@ connection::open(const std::string& url, std::chrono::seconds connect_timeout, s
   // them on stderr.
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
-  return std::unique_ptr<connection>{new connection{conn, url}};
+  auto opened = std::unique_ptr<connection>{new connection{conn, url}};
+  // A process paused or cut off inside a transaction keeps its locks; a cluster leader's
+  // write holds the lease row (lps_lease_held, FOR SHARE), so a paused leader would block
+  // the takeover until it resumed. The server ends such a session after 2 s instead (lps's
+  // own transactions never wait between statements).
+  if (auto r = opened->exec("SET idle_in_transaction_session_timeout = 2000"); !r.ok) {
+    error = "cannot set up the session on " + masked_url(url) + ": " + scrubbed(r.error, url);
+    return nullptr;
+  }
+  return opened;
 }
 
 connection::connection(pg_conn* conn, std::string url) : conn_(conn), url_(std::move(url)) {}

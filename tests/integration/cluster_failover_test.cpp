@@ -130,6 +130,12 @@ struct cluster {
       body += "]}";
       auto& node = *nodes.at(targets.at(turn++ % targets.size()));
       auto answer = http.call("POST", node.url("/api/v1/comparisons"), body);
+      // A node whose database session was ended (a paused node: idle in transaction) answers
+      // 503 STORE_UNAVAILABLE with Retry-After while it reconnects; a client tries again.
+      for (int retry = 0; answer.status == 503 && retry < 20; ++retry) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{500});
+        answer = http.call("POST", node.url("/api/v1/comparisons"), body);
+      }
       INFO(json::serialize(answer.body));
       REQUIRE(answer.status == 202);
       for (const auto& item : answer.body.at("results").as_array())

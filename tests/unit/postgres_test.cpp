@@ -109,6 +109,17 @@ TEST_CASE("a connection runs statements with parameters and NULLs against the se
   CHECK(bad.sqlstate == "42P01"); // undefined_table
 }
 
+TEST_CASE("a session left idle inside a transaction is ended by the server, releasing its locks") {
+  auto db = connect(server_url());
+  auto shown = db->exec("SHOW idle_in_transaction_session_timeout");
+  REQUIRE(shown.ok);
+  CHECK(*shown.rows.at(0).at(0) == "2s");
+  REQUIRE(db->exec("BEGIN").ok);
+  REQUIRE(db->exec("SELECT 1").ok);
+  std::this_thread::sleep_for(std::chrono::milliseconds{2500});
+  CHECK(!db->exec("SELECT 1").ok); // the server ended the session
+}
+
 TEST_CASE("prepared statements take binary parameters and bytea reads back byte for byte") {
   auto db = connect(server_url());
   const char raw[] = "\0\x01\xff\\x payload \0 end";
