@@ -61,8 +61,8 @@ using provider_actor = caf::typed_actor<
     caf::replies_to<atom::process, bundle>::with<std::vector<comparison_outcome>>,
     // The gateway path: one OpenAI-shaped chat call, retried while retryable, answered in
     // OpenAI's shape (docs/gateway.md).
-    caf::replies_to<atom::gateway, gateway_call>::with<gateway_reply>>::
-    extend_with<status_client_actor>;
+    caf::replies_to<atom::gateway,
+                    gateway_call>::with<gateway_reply>>::extend_with<status_client_actor>;
 
 /// The mock provider's own handle.
 using provider_mock_impl_actor = provider_actor::extend<

@@ -15,8 +15,8 @@ namespace {
 using state_t = provider_http_state;
 
 /// First retry after 200 ms, doubling, jittered: a gateway caller is waiting on the line.
-const backoff_settings gateway_backoff{std::chrono::milliseconds{200}, std::chrono::seconds{5},
-                                       0.5, 10};
+const backoff_settings gateway_backoff{std::chrono::milliseconds{200}, std::chrono::seconds{5}, 0.5,
+                                       10};
 
 gateway_reply reply_of(const gateway_result& r, uint32_t attempts) {
   gateway_reply out;
@@ -34,7 +34,8 @@ gateway_reply error_reply(unsigned status, std::string message, std::string type
                           std::string code) {
   gateway_reply out;
   out.status = status;
-  out.body = render_gateway_error({status, std::move(message), std::move(type), "", std::move(code)});
+  out.body =
+      render_gateway_error({status, std::move(message), std::move(type), "", std::move(code)});
   return out;
 }
 
@@ -71,10 +72,10 @@ std::optional<std::chrono::milliseconds> next_wait(const state_t::pending_gatewa
     return std::nullopt;
   if (r.retry_after.count() > 0)
     return r.retry_after.count() <= g.call.max_retry_wait_ms ? std::optional{r.retry_after}
-                                                              : std::nullopt;
+                                                             : std::nullopt;
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  auto delay = backoff_delay(gateway_backoff, g.attempts,
-                             std::uniform_real_distribution<double>{0, 1}(rng));
+  auto delay =
+      backoff_delay(gateway_backoff, g.attempts, std::uniform_real_distribution<double>{0, 1}(rng));
   return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
 }
 
@@ -95,8 +96,8 @@ caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_c
     return gateway_reply{upstream.error->status, render_gateway_error(*upstream.error)};
   auto ticket = st.next_ticket++;
   auto promise = self->make_response_promise<gateway_reply>();
-  st.gateways.emplace(ticket, state_t::pending_gateway{promise, std::move(call),
-                                                       std::move(upstream.request), 0});
+  st.gateways.emplace(
+      ticket, state_t::pending_gateway{promise, std::move(call), std::move(upstream.request), 0});
   send_attempt(self, ticket);
   return promise;
 }
@@ -109,12 +110,11 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
   auto& g = i->second;
   record_attempt(self, resp);
   auto dialect = *gateway_dialect_of(st.cfg.provider);
-  auto result = resp.error != transport_error::none
-                    ? gateway_transport_failure(st.wire->display_name(), resp.error,
-                                                resp.error_message)
-                    : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers,
-                                            g.call.body, g.call.model,
-                                            std::chrono::system_clock::now());
+  auto result =
+      resp.error != transport_error::none
+          ? gateway_transport_failure(st.wire->display_name(), resp.error, resp.error_message)
+          : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers, g.call.body,
+                                  g.call.model, std::chrono::system_clock::now());
   if (auto wait = next_wait(g, result)) {
     ++st.gateway_retries_total;
     self->delayed_send(self, *wait, atom::retry_due_v, ticket);

@@ -88,8 +88,8 @@ provider_mock_impl_actor::behavior_type provider_mock(self_ptr self, mock_settin
       [=](atom::gateway, const gateway_call& call) -> gateway_reply {
         ++self->state.calls_total;
         auto r = gateway_mock_answer(call.body, call.model);
-        return gateway_reply{r.status, std::move(r.body), r.prompt_tokens, r.completion_tokens,
-                             0, false, 1};
+        return gateway_reply{
+            r.status, std::move(r.body), r.prompt_tokens, r.completion_tokens, 0, false, 1};
       },
       [=](atom::latency_elapsed, uint64_t ticket) {
         auto& st = self->state;

@@ -50,8 +50,8 @@ std::vector<metric_sample> queue_gauges::update(const std::vector<status_row>& r
     auto x = i == now.end() ? series{} : i->second;
     std::vector<std::string> labels{key.first, key.second};
     result.push_back({"llm_provider_queue_waiting", labels, x.waiting});
-    result.push_back({"llm_provider_queue_oldest_age_seconds", std::move(labels),
-                      x.oldest_age_seconds});
+    result.push_back(
+        {"llm_provider_queue_oldest_age_seconds", std::move(labels), x.oldest_age_seconds});
   }
   return result;
 }

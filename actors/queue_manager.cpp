@@ -487,8 +487,8 @@ void store_dispatched(self_ptr self, const std::vector<queued_request>& items) {
 // The item handed to the bundler: the hot copy with texts, or read back from the store on
 // the reader pool (the answer waits for that read). Meanwhile those entries are processing,
 // so no cancel, expiry or other dequeue takes them.
-caf::result<std::vector<queued_request>>
-dequeue(self_ptr self, uint32_t max_items, const std::vector<std::string>& providers) {
+caf::result<std::vector<queued_request>> dequeue(self_ptr self, uint32_t max_items,
+                                                 const std::vector<std::string>& providers) {
   auto& st = self->state;
   if (st.draining)
     return std::vector<queued_request>{};
@@ -847,9 +847,10 @@ void publish_gauges(self_ptr self) {
       {"llm_provider_store_up", {}, health.available ? 1.0 : 0.0},
       {"llm_provider_store_reconnects_total", {}, double(reconnects)}};
   if (!st.cfg.intake_only) // a cluster's queue-wide gauges come from its leader alone
-    samples.insert(samples.end(), {{"llm_provider_queue_depth", {"queued"}, queued},
-                                   {"llm_provider_queue_depth", {"processing"}, processing},
-                                   {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
+    samples.insert(samples.end(),
+                   {{"llm_provider_queue_depth", {"queued"}, queued},
+                    {"llm_provider_queue_depth", {"processing"}, processing},
+                    {"llm_provider_queue_depth", {"total"}, double(st.entries.size())}});
   record(self, std::move(samples));
 }
 
@@ -1121,7 +1122,7 @@ caf::result<request_status> lookup(self_ptr self, const std::string& id) {
       return;
     }
     auto row = rows.find(id);
-    const auto& req = row != rows.end() ? row->second.request
+    const auto& req = row != rows.end()   ? row->second.request
                       : entry->second.hot ? entry->second.hot->request
                                           : comparison_request{};
     promise.deliver(status_of_entry(self, id, entry->second, req));
@@ -1148,7 +1149,8 @@ std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
     if (i == st.entries.end())
       continue;
     const auto& entry = i->second;
-    auto model = entry.hot ? resolved_model(self, entry.provider, entry.hot->request) : std::string{};
+    auto model =
+        entry.hot ? resolved_model(self, entry.provider, entry.hot->request) : std::string{};
     auto [row, first] = rows.try_emplace({entry.provider, model});
     if (first) { // by_age is oldest first: the first request seen is the oldest
       row->second.facts = {{"provider", entry.provider}, {"model", model}};
@@ -1253,8 +1255,8 @@ queue_manager(queue_manager_impl_actor::stateful_pointer<queue_manager_state> se
       self,
       [=](atom::enqueue, std::vector<comparison_request>& reqs)
           -> caf::result<std::vector<enqueue_outcome>> { return enqueue(self, reqs); },
-      [=](atom::dequeue, uint32_t max_items, const std::vector<std::string>& providers)
-          -> caf::result<std::vector<queued_request>> {
+      [=](atom::dequeue, uint32_t max_items,
+          const std::vector<std::string>& providers) -> caf::result<std::vector<queued_request>> {
         return dequeue(self, max_items, providers);
       },
       [=](atom::complete, std::vector<comparison_outcome>& outcomes) { complete(self, outcomes); },

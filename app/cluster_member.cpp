@@ -73,18 +73,20 @@ void cluster_member::leave_registry() {
 void cluster_member::lead(int64_t epoch) {
   std::lock_guard lock{mutex_};
   auto log = get_logger("cluster");
-  LPS_LOG_INFO(log, "leading at epoch {}: starting the queue manager, bundler, callbacks and "
-                    "batch jobs",
+  LPS_LOG_INFO(log,
+               "leading at epoch {}: starting the queue manager, bundler, callbacks and "
+               "batch jobs",
                epoch);
-  leader_ = spawn_leader(*parts_.sys, *parts_.cfg, *parts_.db, epoch, *parts_.node,
-                         parts_.callback_http, parts_.provider_transport, *parts_.manifest,
-                         parts_.jobs_db);
+  leader_ =
+      spawn_leader(*parts_.sys, *parts_.cfg, *parts_.db, epoch, *parts_.node, parts_.callback_http,
+                   parts_.provider_transport, *parts_.manifest, parts_.jobs_db);
   cluster::poller_settings ps;
   ps.postgres_url = parts_.cfg->postgres_url.reveal();
   auto queue = leader_->queue;
   std::string error;
   poller_ = cluster::store_poller::start(
-      ps, [queue](std::vector<stored_request>&& rows) {
+      ps,
+      [queue](std::vector<stored_request>&& rows) {
         caf::anon_send(queue, atom::adopt_v, adopted_of(std::move(rows)));
       },
       error);

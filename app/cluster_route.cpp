@@ -6,8 +6,7 @@ namespace lps {
 
 namespace {
 
-void render_node(std::string& out, const cluster::cluster_view& view,
-                 const cluster::node_info& n) {
+void render_node(std::string& out, const cluster::cluster_view& view, const cluster::node_info& n) {
   object_writer node{out};
   node.string("name", n.node.name)
       .string("address", n.node.host + ":" + std::to_string(n.node.port))

@@ -32,8 +32,8 @@ gateway_gate::provider_entry& gateway_gate::provider(const std::string& name) {
     return i->second;
   auto limits = settings_.rate_limits.find(name);
   auto rate = limits == settings_.rate_limits.end() ? rate_limit_settings{} : limits->second;
-  return providers_.emplace(name, provider_entry{circuit_breaker{settings_.breaker},
-                                                 rate_limiter{rate}, 0, 0})
+  return providers_
+      .emplace(name, provider_entry{circuit_breaker{settings_.breaker}, rate_limiter{rate}, 0, 0})
       .first->second;
 }
 
@@ -56,8 +56,8 @@ std::optional<gateway_refusal> gateway_gate::check_provider(const std::string& n
                                + " max concurrent calls); try again shortly",
                            "concurrency_limit_exceeded", std::chrono::seconds{1}};
   if (auto wait = p.breaker.time_until_allowed(now); wait > clock_duration::zero())
-    return gateway_refusal{503, name + " is failing: its circuit breaker is open",
-                           "circuit_open", seconds_at_least_one(wait)};
+    return gateway_refusal{503, name + " is failing: its circuit breaker is open", "circuit_open",
+                           seconds_at_least_one(wait)};
   if (auto wait = p.limiter.wait_time(now, 1, tokens); wait > clock_duration::zero())
     return gateway_refusal{429, name + " is at its requests or tokens per minute limit",
                            "rate_limit_exceeded", seconds_at_least_one(wait)};
@@ -71,9 +71,8 @@ std::optional<gateway_refusal> gateway_gate::admit(const std::string& provider_n
   auto& k = key(key_name);
   auto& p = provider(provider_name);
   auto limits = settings_.rate_limits.find(provider_name);
-  auto provider_tokens = capped(tokens, limits == settings_.rate_limits.end()
-                                            ? 0
-                                            : limits->second.tokens_per_minute);
+  auto provider_tokens =
+      capped(tokens, limits == settings_.rate_limits.end() ? 0 : limits->second.tokens_per_minute);
   auto key_tokens = capped(tokens, key_limits_.tokens_per_minute);
   auto refusal = check_provider(provider_name, p, provider_tokens, now);
   if (!refusal)
@@ -131,11 +130,12 @@ std::string gateway_gate::usage_json(clock_time now) {
         {"calls", p.calls},
         {"inflight", p.inflight},
         {"circuit_state", std::string{to_string(p.breaker.state())}},
-        {"blocked_for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::max(p.breaker.time_until_allowed(now),
-                                        p.limiter.wait_time(now, 1, 0)))
-                               .count()}});
-  return json::serialize(json::object{{"keys", std::move(keys)}, {"providers", std::move(providers)}});
+        {"blocked_for_ms",
+         std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::max(p.breaker.time_until_allowed(now), p.limiter.wait_time(now, 1, 0)))
+             .count()}});
+  return json::serialize(
+      json::object{{"keys", std::move(keys)}, {"providers", std::move(providers)}});
 }
 
 } // namespace lps

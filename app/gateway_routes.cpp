@@ -48,13 +48,12 @@ void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
   if (!metrics)
     return;
   auto model = model_label(gw, route.model);
-  std::vector<metric_sample> samples{
-      {"llm_provider_gateway_requests_total",
-       {route.provider, model, std::to_string(r.status), "gateway"},
-       1},
-      {"llm_provider_gateway_duration_seconds",
-       {route.provider, "gateway"},
-       std::chrono::duration<double>(took).count()}};
+  std::vector<metric_sample> samples{{"llm_provider_gateway_requests_total",
+                                      {route.provider, model, std::to_string(r.status), "gateway"},
+                                      1},
+                                     {"llm_provider_gateway_duration_seconds",
+                                      {route.provider, "gateway"},
+                                      std::chrono::duration<double>(took).count()}};
   if (r.status == 200) {
     samples.push_back({"llm_provider_tokens_used_total",
                        {route.provider, model, "prompt"},
@@ -69,12 +68,12 @@ void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
 
 void record_refusal(const api_context& ctx, const gateway_route& route, unsigned status) {
   if (ctx.actors.metrics)
-    caf::anon_send(ctx.actors.metrics, atom::record_v,
-                   std::vector<metric_sample>{
-                       {"llm_provider_gateway_requests_total",
-                        {route.provider, model_label(*ctx.gateway, route.model),
-                         std::to_string(status), "gateway"},
-                        1}});
+    caf::anon_send(
+        ctx.actors.metrics, atom::record_v,
+        std::vector<metric_sample>{{"llm_provider_gateway_requests_total",
+                                    {route.provider, model_label(*ctx.gateway, route.model),
+                                     std::to_string(status), "gateway"},
+                                    1}});
 }
 
 double cost_of(const gateway_context& gw, const std::string& model, const gateway_reply& r) {
@@ -107,10 +106,16 @@ void call_provider(const api_context& ctx, const provider_actor& provider, gatew
     if (x)
       r = std::move(*x);
     else
-      r = {504, render_gateway_error({504, "the provider did not answer within the gateway's "
-                                           "deadline",
-                                      "timeout_error", "", "gateway_timeout"}),
-           0, 0, 0, true, 0};
+      r = {504,
+           render_gateway_error({504,
+                                 "the provider did not answer within the gateway's "
+                                 "deadline",
+                                 "timeout_error", "", "gateway_timeout"}),
+           0,
+           0,
+           0,
+           true,
+           0};
     auto cost = cost_of(*gw, route.model, r);
     gw->gate.finish(route.provider, client, r.status == 200, r.provider_failure, r.prompt_tokens,
                     r.completion_tokens, cost, steady_clock::now());

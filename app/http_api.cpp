@@ -862,7 +862,7 @@ bool store_answers(const store_health& health, store_reads& db,
 }
 
 http_response health_response(health_report report, bool degraded, bool store_ok,
-                               caf::expected<bool> accepting) {
+                              caf::expected<bool> accepting) {
   report.store_ok = store_ok;
   report.queue_manager_ok = static_cast<bool>(accepting);
   bool healthy = report.queue_manager_ok && report.store_ok;

@@ -341,8 +341,8 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
   leader_topology t;
   t.epoch = epoch;
   t.db = std::make_unique<fenced_store>(shared, epoch);
-  t.callbacks = sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, t.db.get(),
-                          node.metrics);
+  t.callbacks =
+      sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, t.db.get(), node.metrics);
   auto qm = queue_manager_config_of(cfg);
   // Longer than the store poller's look back (runtime/store_poller.hpp) and its delivery.
   qm.adoption_memory = std::chrono::minutes{1};
@@ -355,8 +355,8 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
     auto flags = openai_flags_of(manifest);
     for (const auto& [name, mode] : batch_providers(cfg)) {
       bundled.erase(name);
-      t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db,
-                                       t.queue, node.metrics, manifest.prices, flags);
+      t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t.queue,
+                                       node.metrics, manifest.prices, flags);
     }
   }
   t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, node.metrics);

@@ -68,12 +68,12 @@ using inspection_listener = std::function<void(const inspection_snapshot&)>;
 /// Spawns metrics, callbacks, queue manager (recovering the store), providers, bundler,
 /// intake and inspector. In cluster mode (cfg.cluster_enabled) the node's queue manager only
 /// stores new requests for the leader (intake_only), its bundler stays idle and there are no
-/// batch jobs actors: the leader runs those (spawn_leader). `callback_http` delivers result events; `provider_transport` calls
-/// providers (separate pools, so one never waits for the other).
-/// The model `manifest` gives prices (cost estimates) and per-model request parameters. `jobs_db`
-/// keeps provider batch jobs (null: batch_api runs as serial_bundle for every provider).
-/// `on_sample` gets the inspector's snapshot every second (the SSE stream). The queue
-/// manager's store reads run on `reads` (outlives the actors).
+/// batch jobs actors: the leader runs those (spawn_leader). `callback_http` delivers result events;
+/// `provider_transport` calls providers (separate pools, so one never waits for the other). The
+/// model `manifest` gives prices (cost estimates) and per-model request parameters. `jobs_db` keeps
+/// provider batch jobs (null: batch_api runs as serial_bundle for every provider). `on_sample` gets
+/// the inspector's snapshot every second (the SSE stream). The queue manager's store reads run on
+/// `reads` (outlives the actors).
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, store_reader* reads,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr,

@@ -26,8 +26,8 @@ node_state state_of(std::chrono::milliseconds heartbeat_age, std::chrono::millis
 
 std::unique_ptr<node> node::start(node_settings settings, node_hooks hooks, std::string& error) {
   std::unique_ptr<node> result{new node(std::move(settings), std::move(hooks))};
-  result->db_ = pg::connection::open(result->settings_.postgres_url, std::chrono::seconds{10},
-                                     error);
+  result->db_ =
+      pg::connection::open(result->settings_.postgres_url, std::chrono::seconds{10}, error);
   if (!result->db_)
     return nullptr;
   node_registry registry{*result->db_};

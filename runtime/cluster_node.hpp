@@ -68,8 +68,7 @@ class node {
 public:
   /// Connects, registers `settings.self` (refused while a live node holds the name) and
   /// starts the thread; nullptr with `error` set on failure (the password masked).
-  static std::unique_ptr<node> start(node_settings settings, node_hooks hooks,
-                                     std::string& error);
+  static std::unique_ptr<node> start(node_settings settings, node_hooks hooks, std::string& error);
 
   /// Stops the thread; a leader steps down and releases the lease at once (the next leader
   /// need not wait it out); the node leaves the registry.

@@ -356,10 +356,10 @@ std::vector<key_entry> make_key_table() {
   xs.push_back(uint_key("RETRY_BASE_DELAY_MS", &config::retry_base_delay_ms, 0, 3'600'000));
   xs.push_back(uint_key("RETRY_MAX_DELAY_MS", &config::retry_max_delay_ms, 0, 86'400'000));
   xs.push_back(uint_key("GATEWAY_MAX_ATTEMPTS", &config::gateway_max_attempts, 1, 10));
-  xs.push_back(uint_key("GATEWAY_KEY_REQUESTS_PER_MINUTE",
-                        &config::gateway_key_requests_per_minute, 0, 100'000'000));
-  xs.push_back(uint_key("GATEWAY_KEY_TOKENS_PER_MINUTE", &config::gateway_key_tokens_per_minute,
-                        0, 100'000'000'000));
+  xs.push_back(uint_key("GATEWAY_KEY_REQUESTS_PER_MINUTE", &config::gateway_key_requests_per_minute,
+                        0, 100'000'000));
+  xs.push_back(uint_key("GATEWAY_KEY_TOKENS_PER_MINUTE", &config::gateway_key_tokens_per_minute, 0,
+                        100'000'000'000));
   xs.push_back(uint_key("BATCH_API_MIN_ITEMS", &config::batch_api_min_items, 1, 100'000));
   xs.push_back(double_key("BATCH_API_MAX_WAIT_SECONDS", &config::batch_api_max_wait_seconds, 0.001,
                           86'400.0 * 7));

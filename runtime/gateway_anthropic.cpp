@@ -78,10 +78,10 @@ json::array anthropic_tools(const json::object& body) {
       if (auto d = text_of(fn, "description"); !d.empty())
         tool["description"] = d;
       const auto* params = fn ? fn->if_contains("parameters") : nullptr;
-      tool["input_schema"] = params && params->is_object() ? *params
-                                                           : json::value(json::object{
-                                                                 {"type", "object"},
-                                                                 {"properties", json::object{}}});
+      tool["input_schema"] =
+          params && params->is_object()
+              ? *params
+              : json::value(json::object{{"type", "object"}, {"properties", json::object{}}});
       out.push_back(std::move(tool));
     }
   return out;
@@ -93,9 +93,9 @@ json::value anthropic_tool_choice(const json::value& choice) {
       return json::object{{"type", "any"}};
     return json::object{{"type", *s}}; // "auto" and "none" are the same words
   }
-  return json::object{{"type", "tool"},
-                      {"name", text_of(wire::object_field(choice.if_object(), "function"),
-                                       "name")}};
+  return json::object{
+      {"type", "tool"},
+      {"name", text_of(wire::object_field(choice.if_object(), "function"), "name")}};
 }
 
 } // namespace
@@ -166,8 +166,7 @@ gateway_upstream anthropic_request(const gateway_target& target, const json::obj
 
 gateway_result anthropic_read(unsigned status, std::string_view body,
                               const gateway_headers& headers, const json::object& request,
-                              const std::string& model,
-                              std::chrono::system_clock::time_point now) {
+                              const std::string& model, std::chrono::system_clock::time_point now) {
   auto doc = parse_object(body);
   if (!wire::is_success(status)) {
     const auto* err = wire::object_field(&doc, "error");
@@ -210,6 +209,5 @@ gateway_result anthropic_read(unsigned status, std::string_view body,
   a.completion_tokens = wire::count_field(usage, "output_tokens");
   return completion(a, model);
 }
-
 
 } // namespace lps::gateway_wire

@@ -93,10 +93,10 @@ int64_t unix_seconds(std::chrono::system_clock::time_point now) {
 }
 
 gateway_result completion(const chat_answer& a, const std::string& model) {
-  json::object message{{"role", "assistant"},
-                       {"content", a.text.empty() && !a.tool_calls.empty() ? json::value()
-                                                                            : json::value(a.text)},
-                       {"refusal", nullptr}};
+  json::object message{
+      {"role", "assistant"},
+      {"content", a.text.empty() && !a.tool_calls.empty() ? json::value() : json::value(a.text)},
+      {"refusal", nullptr}};
   if (!a.tool_calls.empty())
     message["tool_calls"] = a.tool_calls;
   json::object choice{{"index", 0},
@@ -147,8 +147,9 @@ gateway_result upstream_error(std::string_view provider, unsigned status,
     r.retryable = status == 500 || status == 502;
   } else if (status == 401 || status == 403) {
     // lps's own provider key was refused: the client cannot fix that, the operator can.
-    e = {502, std::string{provider} + " refused lps's API key (" + std::to_string(status)
-                  + "); the operator must fix the provider key",
+    e = {502,
+         std::string{provider} + " refused lps's API key (" + std::to_string(status)
+             + "); the operator must fix the provider key",
          "upstream_error", "", "upstream_authentication_failed"};
   } else if (status == 404) {
     e = {404, message, "invalid_request_error", "model", "model_not_found"};
@@ -163,9 +164,9 @@ gateway_result upstream_error(std::string_view provider, unsigned status,
 gateway_result unreadable(std::string_view provider, std::string_view why) {
   gateway_result r;
   r.status = 502;
-  r.body = render_gateway_error({502, std::string{provider} + " answered something lps cannot read: "
-                                          + std::string{why},
-                                 "upstream_error", "", "upstream_invalid_response"});
+  r.body = render_gateway_error(
+      {502, std::string{provider} + " answered something lps cannot read: " + std::string{why},
+       "upstream_error", "", "upstream_invalid_response"});
   return r;
 }
 
@@ -180,8 +181,8 @@ gateway_upstream untranslatable(std::string message, std::string param) {
 
 namespace {
 
-gateway_upstream openai_request(gateway_dialect d, const gateway_target& target,
-                                json::object body, const std::string& model) {
+gateway_upstream openai_request(gateway_dialect d, const gateway_target& target, json::object body,
+                                const std::string& model) {
   body["model"] = model;
   body.erase("stream");
   body.erase("stream_options");
@@ -285,7 +286,8 @@ gateway_result gateway_transport_failure(std::string_view provider, transport_er
   r.body = render_gateway_error(
       {r.status,
        std::string{provider} + (timeout ? " did not answer in time" : " could not be reached")
-           + " (" + std::string{transport_name(error)} + (detail.empty() ? "" : ": " + wire::quoted(detail)) + ")",
+           + " (" + std::string{transport_name(error)}
+           + (detail.empty() ? "" : ": " + wire::quoted(detail)) + ")",
        timeout ? "timeout_error" : "upstream_error", "",
        timeout ? "upstream_timeout" : "upstream_unreachable"});
   return r;
@@ -304,7 +306,8 @@ json::value example_of(const json::value& schema, int depth) {
   if (const auto* e = o->if_contains("enum"); e && e->is_array() && !e->get_array().empty())
     return e->get_array().front();
   for (const char* key : {"anyOf", "oneOf", "allOf"})
-    if (const auto* alts = o->if_contains(key); alts && alts->is_array() && !alts->get_array().empty())
+    if (const auto* alts = o->if_contains(key);
+        alts && alts->is_array() && !alts->get_array().empty())
       return example_of(alts->get_array().front(), depth + 1);
   std::string type;
   if (const auto* t = o->if_contains("type")) {

@@ -52,8 +52,8 @@ json::object tool_config(const json::value& choice) {
     config["mode"] = *s == "required" ? "ANY" : *s == "none" ? "NONE" : "AUTO";
   else {
     config["mode"] = "ANY";
-    config["allowedFunctionNames"] = json::array{
-        text_of(wire::object_field(choice.if_object(), "function"), "name")};
+    config["allowedFunctionNames"] =
+        json::array{text_of(wire::object_field(choice.if_object(), "function"), "name")};
   }
   return json::object{{"functionCallingConfig", std::move(config)}};
 }
@@ -185,8 +185,8 @@ gateway_result gemini_read(unsigned status, std::string_view body, const gateway
       }
     }
   auto reason = text_of(first, "finishReason");
-  a.finish_reason = reason == "MAX_TOKENS"   ? "length"
-                    : !a.tool_calls.empty()  ? "tool_calls"
+  a.finish_reason = reason == "MAX_TOKENS"               ? "length"
+                    : !a.tool_calls.empty()              ? "tool_calls"
                     : reason == "STOP" || reason.empty() ? "stop"
                                                          : "content_filter";
   return completion(a, model);

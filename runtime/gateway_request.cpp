@@ -88,8 +88,8 @@ std::optional<gateway_error> check_message(const json::value& m, size_t i, size_
   if (role_value == nullptr || !role_value->is_string())
     return missing(at + ".role");
   std::string_view role = role_value->get_string();
-  static constexpr std::array<std::string_view, 5> roles{"system", "developer", "user",
-                                                         "assistant", "tool"};
+  static constexpr std::array<std::string_view, 5> roles{"system", "developer", "user", "assistant",
+                                                         "tool"};
   if (std::find(roles.begin(), roles.end(), role) == roles.end())
     return bad("Invalid value: '" + std::string{role}
                    + "'. Supported values are: 'system', 'developer', 'user', 'assistant' and "
@@ -208,8 +208,9 @@ std::optional<gateway_error> positive_integer(const json::object& body, const ch
   else if (v->is_int64() && v->get_int64() > 0)
     out = static_cast<uint64_t>(v->get_int64());
   else if (v->is_int64())
-    return bad("Invalid '" + std::string{key} + "': integer below minimum value. Expected a value "
-               ">= 1.",
+    return bad("Invalid '" + std::string{key}
+                   + "': integer below minimum value. Expected a value "
+                     ">= 1.",
                key, "integer_below_min_value");
   else
     return wrong_type(key, "an integer");
@@ -350,8 +351,8 @@ std::optional<gateway_route> gateway_models::route(const std::string& model) con
 std::string gateway_models::list_json() const {
   json::array data;
   for (const auto& [id, provider] : providers_)
-    data.push_back(json::object{{"id", id}, {"object", "model"}, {"created", 0},
-                                {"owned_by", provider}});
+    data.push_back(
+        json::object{{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", provider}});
   return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 

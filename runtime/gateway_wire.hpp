@@ -69,8 +69,7 @@ gateway_upstream anthropic_request(const gateway_target& target, const json::obj
                                    const std::string& model);
 gateway_result anthropic_read(unsigned status, std::string_view body,
                               const gateway_headers& headers, const json::object& request,
-                              const std::string& model,
-                              std::chrono::system_clock::time_point now);
+                              const std::string& model, std::chrono::system_clock::time_point now);
 gateway_upstream gemini_request(const gateway_target& target, const json::object& body,
                                 const std::string& model);
 gateway_result gemini_read(unsigned status, std::string_view body, const gateway_headers& headers,

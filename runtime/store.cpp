@@ -830,7 +830,8 @@ struct sqlite_store::impl {
                  && write_db->exec(idempotency_schema_sql, "create schema", err)
                  && write_db->exec(migrate_v5_sql, "migrate schema", err)
                  && write_db->exec(migrate_v6_sql, "migrate schema", err)
-                 && write_db->exec(migrate_v7_sql, "migrate schema", err) && requeue_processing(err);
+                 && write_db->exec(migrate_v7_sql, "migrate schema", err)
+                 && requeue_processing(err);
         },
         error);
     return created == sqlite::txn_outcome::committed;

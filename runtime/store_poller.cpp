@@ -89,8 +89,7 @@ int64_t store_poller::read_after(int64_t after) {
   for (;;) {
     std::string error;
     auto r = exec_reconnecting(*db_, page_sql,
-                               {std::to_string(after), std::to_string(settings_.page_rows)},
-                               error);
+                               {std::to_string(after), std::to_string(settings_.page_rows)}, error);
     if (!r.ok) {
       spdlog::warn("cluster: reading new requests failed: {}", error);
       return after;

@@ -367,7 +367,6 @@ void fuzz_batch(std::string_view input) {
         "bulk body does not hold one result per item", rendered);
 }
 
-
 // -- the gateway route (POST /v1/chat/completions, docs/gateway.md) --
 
 /// An OpenAI error body: an object `error` with a string message and type, param and code

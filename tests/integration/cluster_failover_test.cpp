@@ -83,12 +83,11 @@ struct cluster {
       // several seconds, so a failure lands mid-flight.
       nodes.push_back(std::make_unique<test::lps_process>(
           dirs.back()->str(),
-          std::vector<std::string>{"--cluster-enabled=true",
-                                   "--cluster-node-name=node-" + std::to_string(i + 1),
-                                   "--cluster-port=" + std::to_string(4100 + i + 1),
-                                   "--cluster-lease-seconds=5", "--mock-latency-ms=40",
-                                   "--mock-max-concurrent-calls=8",
-                                   "--serial-bundle-max-requests-per-call=4"}));
+          std::vector<std::string>{
+              "--cluster-enabled=true", "--cluster-node-name=node-" + std::to_string(i + 1),
+              "--cluster-port=" + std::to_string(4100 + i + 1), "--cluster-lease-seconds=5",
+              "--mock-latency-ms=40", "--mock-max-concurrent-calls=8",
+              "--serial-bundle-max-requests-per-call=4"}));
       REQUIRE(nodes.back()->port() != 0);
     }
   }
@@ -215,8 +214,9 @@ TEST_CASE("three nodes: the leader is killed mid-flight, another leads within 10
       },
       10s));
   auto failover = std::chrono::steady_clock::now() - killed_at;
-  WARN("new leader after "
-       << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count() << " ms");
+  WARN(
+      "new leader after " << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count()
+                          << " ms");
   CHECK(c.epoch_seen_by(survivor) == first_epoch + 1);
   // The dead node is reported down once its heartbeat is older than the lease.
   CHECK(eventually(
@@ -278,12 +278,13 @@ TEST_CASE("three nodes: the leader paused for 15 s under load loses the lease wi
   require_exactly_once(c, rx, ids);
   // Nothing final was written under the old epoch after the next leader took the lease.
   auto db = c.database.connect();
-  CHECK(count_of(*db, "SELECT count(*) FROM cluster_lease WHERE epoch > "
-                          + std::to_string(old_epoch))
-        == 1);
+  CHECK(
+      count_of(*db, "SELECT count(*) FROM cluster_lease WHERE epoch > " + std::to_string(old_epoch))
+      == 1);
   auto written_late = count_of(
-      *db, "SELECT count(*) FROM results WHERE epoch = " + std::to_string(old_epoch)
-               + " AND completed_at > (SELECT acquired_at FROM cluster_lease WHERE name = 'leader')");
+      *db,
+      "SELECT count(*) FROM results WHERE epoch = " + std::to_string(old_epoch)
+          + " AND completed_at > (SELECT acquired_at FROM cluster_lease WHERE name = 'leader')");
   CHECK(written_late == 0);
   CHECK(count_of(*db, "SELECT count(*) FROM results WHERE epoch IS NULL") == 0);
   CHECK(count_of(*db, "SELECT count(*) FROM results WHERE epoch > " + std::to_string(old_epoch))

@@ -161,7 +161,8 @@ TEST_CASE("metrics show the waiting requests by provider and model as the queue 
   // One call at a time, one request per call, a minute each: the rest of the run waits.
   test::lps_process lps{dir.path().string(),
                         {"--admin-token=" + token, "--mock-latency-ms=60000",
-                         "--mock-max-concurrent-calls=1", "--serial-bundle-max-requests-per-call=1"}};
+                         "--mock-max-concurrent-calls=1",
+                         "--serial-bundle-max-requests-per-call=1"}};
   REQUIRE(lps.port() != 0);
   test::json_client c;
   for (int i = 0; i < 5; ++i)

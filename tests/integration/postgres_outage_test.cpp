@@ -246,5 +246,6 @@ TEST_CASE("an idle lps notices a PostgreSQL outage within seconds and its end by
   CHECK(eventually([&] { return c.call("GET", lps.url("/healthz")).status == 200; }, 10s));
   CHECK(eventually([&] { return metric_value(c, lps, "llm_provider_store_up") == 1; }, 5s));
   CHECK(metric_value(c, lps, "llm_provider_store_reconnects_total") >= 1);
-  CHECK(c.call("POST", lps.url("/api/v1/comparison"), comparison_body(2, sink.url())).status == 202);
+  CHECK(c.call("POST", lps.url("/api/v1/comparison"), comparison_body(2, sink.url())).status
+        == 202);
 }

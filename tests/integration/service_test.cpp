@@ -1286,9 +1286,9 @@ TEST_CASE("API keys protect the client routes, ADMIN_TOKEN the operator routes, 
   }
   CHECK(call("GET", "/api/v1/status/" + id, token).status == 200);
   CHECK(call("POST", "/api/v1/requests/" + id + "/cancel", token).status == 401);
-  CHECK(call("POST", "/api/v1/comparisons", token, "{\"requests\":[{\"user_prompt\":\"y\"}]}")
-            .status
-        == 401);
+  CHECK(
+      call("POST", "/api/v1/comparisons", token, "{\"requests\":[{\"user_prompt\":\"y\"}]}").status
+      == 401);
   lps->stop();
   auto text = read_text(log);
   CHECK_FALSE(text.empty()); // debug logging was on

@@ -323,7 +323,9 @@ keyed_provider(provider_actor::stateful_pointer<keyed_provider_state> self) {
         return result;
       },
       [=](atom::status) -> actor_status { return {"keyed", "provider", 0, 0, {}, {}}; },
-      [=](atom::gateway, const gateway_call&) -> gateway_reply { return {501, "{}"}; },
+      [=](atom::gateway, const gateway_call&) -> gateway_reply {
+        return {501, "{}"};
+      },
   };
 }
 

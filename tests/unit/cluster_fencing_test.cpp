@@ -114,8 +114,9 @@ TEST_CASE("the store poller hands on every stored row, also one that commits beh
   auto writer = cluster.connect();
   auto late = cluster.connect();
   auto insert = [](pg::connection& db, const std::string& id) {
-    test::exec_ok(db, "INSERT INTO requests(queue_id, priority, provider, queued_at, size_bytes, "
-                      "payload) VALUES($1, 5, 'mock', now(), 10, '\\x00')",
+    test::exec_ok(db,
+                  "INSERT INTO requests(queue_id, priority, provider, queued_at, size_bytes, "
+                  "payload) VALUES($1, 5, 'mock', now(), 10, '\\x00')",
                   {id});
   };
   insert(*writer, "r1");

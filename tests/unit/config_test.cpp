@@ -467,7 +467,8 @@ TEST_CASE("STORE_READER_THREADS is 2 by default and takes 1 to 64") {
   CHECK(cfg.store_reader_threads == 8);
 }
 
-TEST_CASE("idle CAF workers poll 10 times before they wait, unless the command line says otherwise") {
+TEST_CASE(
+    "idle CAF workers poll 10 times before they wait, unless the command line says otherwise") {
   // What CAF's work-stealing policy reads when it makes its workers.
   auto poll_attempts = [](const system_config& cfg) {
     return caf::get_or(cfg, "work-stealing.moderate-poll-attempts", size_t{500});

@@ -17,8 +17,10 @@ namespace json = boost::json;
 namespace {
 
 const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{1'800'000'000}};
-const gateway_target target{"http://127.0.0.1:9/base", "sk-secret-provider-key-123456789012",
-                            std::chrono::milliseconds{1234}, {}};
+const gateway_target target{"http://127.0.0.1:9/base",
+                            "sk-secret-provider-key-123456789012",
+                            std::chrono::milliseconds{1234},
+                            {}};
 
 json::object parse(const std::string& text) {
   return json::parse(text).as_object();
@@ -55,7 +57,8 @@ const std::string tool_conversation = R"({"model": "m", "temperature": 1.7, "max
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
   "tool_choice": "required", "stop": "END"})";
 
-const std::string schema_request = R"({"model": "m", "messages": [{"role": "user", "content": "Grade"}],
+const std::string schema_request =
+    R"({"model": "m", "messages": [{"role": "user", "content": "Grade"}],
   "response_format": {"type": "json_schema", "json_schema": {"name": "grade", "strict": true,
     "schema": {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"],
                "additionalProperties": false}}}})";
@@ -85,25 +88,31 @@ TEST_CASE("bad requests get the 400 OpenAI would give, naming the field") {
   CHECK(rejected(R"({"model":"m","messages":[{"role":"user"}]})").param == "messages[0].content");
   CHECK(rejected(R"({"model":"m","messages":[{"role":"tool","content":"x"}]})").param
         == "messages[0].tool_call_id");
-  CHECK(rejected(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})")
-            .code
-        == "unsupported_content_type");
-  CHECK(rejected(R"({"model":"m","temperature":3,"messages":[{"role":"user","content":"x"}]})")
-            .param
-        == "temperature");
-  CHECK(rejected(R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})")
-            .param
+  CHECK(
+      rejected(
+          R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})")
+          .code
+      == "unsupported_content_type");
+  CHECK(
+      rejected(R"({"model":"m","temperature":3,"messages":[{"role":"user","content":"x"}]})").param
+      == "temperature");
+  CHECK(rejected(R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})").param
         == "max_tokens");
   CHECK(rejected(R"({"model":"m","n":2,"messages":[{"role":"user","content":"x"}]})").param == "n");
-  CHECK(rejected(R"({"model":"m","tools":[{"type":"retrieval"}],"messages":[{"role":"user","content":"x"}]})")
-            .param
-        == "tools[0].type");
-  CHECK(rejected(R"({"model":"m","tool_choice":"sometimes","messages":[{"role":"user","content":"x"}]})")
+  CHECK(
+      rejected(
+          R"({"model":"m","tools":[{"type":"retrieval"}],"messages":[{"role":"user","content":"x"}]})")
+          .param
+      == "tools[0].type");
+  CHECK(rejected(
+            R"({"model":"m","tool_choice":"sometimes","messages":[{"role":"user","content":"x"}]})")
             .param
         == "tool_choice");
-  CHECK(rejected(R"({"model":"m","response_format":{"type":"json_schema"},"messages":[{"role":"user","content":"x"}]})")
-            .param
-        == "response_format.json_schema");
+  CHECK(
+      rejected(
+          R"({"model":"m","response_format":{"type":"json_schema"},"messages":[{"role":"user","content":"x"}]})")
+          .param
+      == "response_format.json_schema");
 }
 
 TEST_CASE("models route by manifest id, explicit prefix, then family") {
@@ -135,9 +144,9 @@ TEST_CASE("models route by manifest id, explicit prefix, then family") {
 }
 
 TEST_CASE("OpenAI requests pass through with the routed model, without stream") {
-  auto u = gateway_upstream_request(gateway_dialect::openai, target,
-                                    R"({"model":"openai/gpt-x","stream":false,"messages":[]})",
-                                    "gpt-x");
+  auto u =
+      gateway_upstream_request(gateway_dialect::openai, target,
+                               R"({"model":"openai/gpt-x","stream":false,"messages":[]})", "gpt-x");
   REQUIRE_FALSE(u.error);
   CHECK(u.request.url == "http://127.0.0.1:9/base/chat/completions");
   CHECK(header(u.request, "Authorization") == "Bearer " + target.api_key);
@@ -155,7 +164,8 @@ TEST_CASE("OpenAI answers pass back as they are, errors are classified") {
   CHECK(r.body == ok);
   CHECK(r.prompt_tokens == 11);
   CHECK(r.completion_tokens == 5);
-  auto bad = gateway_read_upstream(gateway_dialect::openai, 200, R"({"id":"c"})", {}, "{}", "g", now);
+  auto bad =
+      gateway_read_upstream(gateway_dialect::openai, 200, R"({"id":"c"})", {}, "{}", "g", now);
   CHECK(bad.status == 502);
   auto limited = gateway_read_upstream(
       gateway_dialect::openai, 429,
@@ -189,8 +199,8 @@ TEST_CASE("OpenAI answers pass back as they are, errors are classified") {
 }
 
 TEST_CASE("OpenAI requests become Anthropic Messages: system, tool calls and results") {
-  auto u = gateway_upstream_request(gateway_dialect::anthropic, target, tool_conversation,
-                                    "claude-x");
+  auto u =
+      gateway_upstream_request(gateway_dialect::anthropic, target, tool_conversation, "claude-x");
   REQUIRE_FALSE(u.error);
   CHECK(u.request.url == "http://127.0.0.1:9/base/v1/messages");
   CHECK(header(u.request, "x-api-key") == target.api_key);
@@ -245,21 +255,20 @@ TEST_CASE("a json_schema response_format becomes a forced Anthropic tool, read b
 }
 
 TEST_CASE("Anthropic answers: tool_use becomes tool_calls, errors keep their meaning") {
-  auto r = gateway_read_upstream(
-      gateway_dialect::anthropic, 200,
-      R"({"id":"msg_1","content":[{"type":"text","text":"Let me look."},
+  auto r = gateway_read_upstream(gateway_dialect::anthropic, 200,
+                                 R"({"id":"msg_1","content":[{"type":"text","text":"Let me look."},
           {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}],
           "stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":3}})",
-      {}, tool_conversation, "claude-x", now);
+                                 {}, tool_conversation, "claude-x", now);
   auto out = parse(r.body);
   const auto& choice = out.at("choices").as_array().at(0).as_object();
   CHECK(choice.at("finish_reason") == "tool_calls");
   const auto& call = choice.at("message").as_object().at("tool_calls").as_array().at(0).as_object();
   CHECK(call.at("id") == "toolu_1");
   CHECK(call.at("function").as_object().at("arguments") == R"({"city":"Oslo"})");
-  auto length = gateway_read_upstream(gateway_dialect::anthropic, 200,
-                                      R"({"content":[],"stop_reason":"max_tokens"})", {}, "{}",
-                                      "c", now);
+  auto length =
+      gateway_read_upstream(gateway_dialect::anthropic, 200,
+                            R"({"content":[],"stop_reason":"max_tokens"})", {}, "{}", "c", now);
   CHECK(parse(length.body).at("choices").as_array().at(0).as_object().at("finish_reason")
         == "length");
   auto overloaded = gateway_read_upstream(
@@ -293,8 +302,7 @@ TEST_CASE("OpenAI requests become Gemini generateContent, function calls matched
   CHECK(contents[1].as_object().at("role") == "model");
   CHECK(contents[1].as_object().at("parts").as_array().size() == 2);
   const auto& responses = contents[2].as_object().at("parts").as_array();
-  CHECK(responses.at(1).as_object().at("functionResponse").as_object().at("name")
-        == "get_weather");
+  CHECK(responses.at(1).as_object().at("functionResponse").as_object().at("name") == "get_weather");
   const auto& config = body.at("generationConfig").as_object();
   CHECK(config.at("temperature").as_double() == 1.7);
   CHECK(config.at("maxOutputTokens") == 77);
@@ -356,15 +364,15 @@ TEST_CASE("a call without an HTTP answer is a retryable 504 or 502") {
 }
 
 TEST_CASE("the built-in mock answers text, schema JSON and tool calls") {
-  auto plain = parse(gateway_mock_answer(
-                         R"({"model":"mock/x","messages":[{"role":"user","content":"Hi there"}]})",
-                         "mock/x")
-                         .body);
+  auto plain =
+      parse(gateway_mock_answer(
+                R"({"model":"mock/x","messages":[{"role":"user","content":"Hi there"}]})", "mock/x")
+                .body);
   const auto& pm = plain.at("choices").as_array().at(0).as_object().at("message").as_object();
   CHECK(pm.at("content") == "Mock answer to: Hi there");
   auto schema = parse(gateway_mock_answer(schema_request, "mock/x").body);
-  auto content = schema.at("choices").as_array().at(0).as_object().at("message").as_object().at(
-      "content");
+  auto content =
+      schema.at("choices").as_array().at(0).as_object().at("message").as_object().at("content");
   CHECK(parse(std::string{content.as_string()}).at("score") == 1);
   const std::string with_tools = R"({"model":"m","messages":[{"role":"user","content":"Oslo?"}],
     "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object",
@@ -372,8 +380,8 @@ TEST_CASE("the built-in mock answers text, schema JSON and tool calls") {
   auto called = parse(gateway_mock_answer(with_tools, "m").body);
   const auto& choice = called.at("choices").as_array().at(0).as_object();
   CHECK(choice.at("finish_reason") == "tool_calls");
-  auto args = choice.at("message").as_object().at("tool_calls").as_array().at(0).as_object().at(
-      "function");
+  auto args =
+      choice.at("message").as_object().at("tool_calls").as_array().at(0).as_object().at("function");
   CHECK(parse(std::string{args.as_object().at("arguments").as_string()}).at("unit") == "c");
   auto after = parse(gateway_mock_answer(tool_conversation, "m").body);
   CHECK(after.at("choices").as_array().at(0).as_object().at("finish_reason") == "stop");

@@ -44,8 +44,7 @@ TEST_CASE("queue gauges carry the waiting requests and the oldest age per provid
   CHECK(second.value("llm_provider_queue_oldest_age_seconds", {"openai", "gpt-5-mini"}) == 0);
   CHECK(second.value("llm_provider_queue_waiting", {"mock", "unknown"}) == 0);
   CHECK(second.value("llm_provider_queue_waiting", {"mock", "m1"}) == 2);
-  CHECK(second.render().find(
-            "llm_provider_queue_waiting{provider=\"mock\",model=\"m1\"} 2\n")
+  CHECK(second.render().find("llm_provider_queue_waiting{provider=\"mock\",model=\"m1\"} 2\n")
         != std::string::npos);
 }
 

@@ -885,8 +885,11 @@ TEST_CASE("a lookup and a cancel of cold requests read on the reader pool") {
   CHECK(fx.reads->queued() == 1);
   CHECK_FALSE(answered(fx));
   fx.settle();
-  cancel.receive([&](cancel_summary& x) { CHECK(x == cancel_summary{1, 0, 0, 0}); },
-                 [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  cancel.receive(
+      [&](cancel_summary& x) {
+        CHECK(x == cancel_summary{1, 0, 0, 0});
+      },
+      [&](caf::error& err) { FAIL(caf::to_string(err)); });
   CHECK(error_code_of(fx, id) == "CANCELLED");
   REQUIRE(fx.http.requests.size() == 1); // its one callback, to the URL read back
   CHECK(fx.http.requests[0].url == "http://127.0.0.1:9/hook");
@@ -895,8 +898,11 @@ TEST_CASE("a lookup and a cancel of cold requests read on the reader pool") {
   fx.sched.run();
   CHECK(fx.reads->queued() == 1);
   fx.run_with_reads();
-  again.receive([&](cancel_summary& x) { CHECK(x == cancel_summary{0, 0, 1, 0}); },
-                [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  again.receive(
+      [&](cancel_summary& x) {
+        CHECK(x == cancel_summary{0, 0, 1, 0});
+      },
+      [&](caf::error& err) { FAIL(caf::to_string(err)); });
 }
 
 TEST_CASE("a run cancel racing a dispatch: the request dispatched while the run was read "
@@ -905,7 +911,8 @@ TEST_CASE("a run cancel racing a dispatch: the request dispatched while the run 
   qm.memory_text_budget = 0;
   pipeline_fixture fx{qm};
   auto accepted = fx.submit({request_in_run("a", "run-1"), request_in_run("b", "run-1")});
-  auto cancel = fx.self->request(fx.queue, caf::infinite, atom::cancel_v, cancel_target{"", "run-1"});
+  auto cancel =
+      fx.self->request(fx.queue, caf::infinite, atom::cancel_v, cancel_target{"", "run-1"});
   fx.sched.run(); // the run's rows are being read; meanwhile the first request is dispatched
   REQUIRE(fx.reads->queued() == 1);
   auto dequeue = fx.self->request(fx.queue, caf::infinite, atom::dequeue_v, uint32_t{1},
@@ -917,8 +924,11 @@ TEST_CASE("a run cancel racing a dispatch: the request dispatched while the run 
                   [&](caf::error& err) { FAIL(caf::to_string(err)); });
   REQUIRE(taken.size() == 1);
   CHECK(taken[0].request.queue_id == accepted[0].queue_id);
-  cancel.receive([&](cancel_summary& x) { CHECK(x == cancel_summary{1, 1, 0, 0}); },
-                 [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  cancel.receive(
+      [&](cancel_summary& x) {
+        CHECK(x == cancel_summary{1, 1, 0, 0});
+      },
+      [&](caf::error& err) { FAIL(caf::to_string(err)); });
   CHECK(error_code_of(fx, accepted[1].queue_id) == "CANCELLED");
   CHECK_FALSE(fx.db->find_result(accepted[0].queue_id));
   fx.self->send(fx.queue, atom::complete_v,

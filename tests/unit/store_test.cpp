@@ -1422,8 +1422,9 @@ TEST_CASE("store start-up recovery puts processing requests back to queued, exce
           "[store]") {
   temp_dir dir;
   auto db = open_store(options_for(dir));
-  require_ok(*db, inserts({request_with_ids("lost", "", ""), request_with_ids("queued", "", ""),
-                           request_with_ids("in-job", "", ""), request_with_ids("job-done", "", "")}));
+  require_ok(*db,
+             inserts({request_with_ids("lost", "", ""), request_with_ids("queued", "", ""),
+                      request_with_ids("in-job", "", ""), request_with_ids("job-done", "", "")}));
   lps::store_write dispatch;
   dispatch.dispatched = {"lost", "in-job", "job-done"};
   require_ok(*db, std::move(dispatch));

@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "the effective configuration, secrets masked");
   config_cmd->add_flag("--json", raw_json, "print lps' JSON body instead of KEY=value lines");
   bool nodes_json = false;
-  auto* nodes_cmd = app.add_subcommand("nodes", "the nodes: this one alone until the cluster exists");
+  auto* nodes_cmd =
+      app.add_subcommand("nodes", "the nodes: this one alone until the cluster exists");
   nodes_cmd->add_flag("--json", nodes_json, "print lps' JSON body instead of a table");
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");

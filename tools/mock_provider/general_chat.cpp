@@ -94,15 +94,17 @@ std::optional<provider_error> check_chat_tools(dialect d, const json::object& bo
       auto name = str(obj(t, "function"), "name");
       if (!valid_name(name))
         return invalid(d,
-                       "Invalid '" + at + ".function.name': string does not match pattern. "
-                       "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                       "Invalid '" + at
+                           + ".function.name': string does not match pattern. "
+                             "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
                        at + ".function.name", "invalid_value");
       names.insert(name);
     }
   if (const auto* choice = obj(&body, "tool_choice")) {
     auto name = str(obj(choice, "function"), "name");
     if (!names.count(name))
-      return invalid(d, "Invalid value for 'tool_choice': tool '" + name + "' not found in 'tools'.",
+      return invalid(d,
+                     "Invalid value for 'tool_choice': tool '" + name + "' not found in 'tools'.",
                      "tool_choice", "invalid_value");
   }
   return std::nullopt;
@@ -139,8 +141,10 @@ std::optional<provider_error> check_chat_turns(dialect d, const json::object& bo
             || str(obj(co, "function"), "name").empty()
             || !obj(co, "function")->if_contains("arguments")
             || !obj(co, "function")->at("arguments").is_string())
-          return invalid(d, "Invalid '" + at + ".tool_calls': each needs id, type 'function' "
-                            "and function.name and function.arguments (a string).",
+          return invalid(d,
+                         "Invalid '" + at
+                             + ".tool_calls': each needs id, type 'function' "
+                               "and function.name and function.arguments (a string).",
                          at + ".tool_calls", "invalid_value");
         open_calls.insert(str(co, "id"));
       }
@@ -196,8 +200,7 @@ std::optional<provider_error> check_anthropic(const json::object& body) {
         uses.insert(str(b, "id"));
       } else if (type == "tool_result") {
         if (!open_uses.count(str(b, "tool_use_id")))
-          return invalid(d, at
-                                + ": unexpected `tool_use_id` found in `tool_result` blocks: "
+          return invalid(d, at + ": unexpected `tool_use_id` found in `tool_result` blocks: "
                                 + str(b, "tool_use_id")
                                 + ". Each `tool_result` block must have a corresponding "
                                   "`tool_use` block in the previous message.");
@@ -250,8 +253,8 @@ std::optional<provider_error> check_gemini(const json::object& body) {
         const auto* po = p.if_object();
         if (const auto* call = obj(po, "functionCall")) {
           if (!declared.count(str(call, "name")))
-            return gemini_bad("contents", "function call " + str(call, "name")
-                                              + " names no declared function");
+            return gemini_bad("contents",
+                              "function call " + str(call, "name") + " names no declared function");
           called.insert(str(call, "name"));
         }
         if (const auto* response = obj(po, "functionResponse"))
@@ -354,8 +357,9 @@ std::optional<tool_call> gemini_tool(const json::object& body) {
         const auto* fo = f.if_object();
         if (!wanted.empty() && str(fo, "name") != wanted)
           continue;
-        const auto* schema = fo->contains("parametersJsonSchema") ? fo->if_contains("parametersJsonSchema")
-                                                                  : fo->if_contains("parameters");
+        const auto* schema = fo->contains("parametersJsonSchema")
+                                 ? fo->if_contains("parametersJsonSchema")
+                                 : fo->if_contains("parameters");
         return tool_call{str(fo, "name"), schema ? json::serialize(*schema) : "{}"};
       }
   return std::nullopt;
@@ -372,10 +376,10 @@ std::string render_chat(const json::object& body, const std::string& model, cons
   std::string produced;
   if (auto tool = chat_tool(body)) {
     produced = example_json_for_schema(tool->schema);
-    message["tool_calls"] = json::array{json::object{
-        {"id", "call_" + id.substr(id.size() > 24 ? id.size() - 24 : 0)},
-        {"type", "function"},
-        {"function", json::object{{"name", tool->name}, {"arguments", produced}}}}};
+    message["tool_calls"] = json::array{
+        json::object{{"id", "call_" + id.substr(id.size() > 24 ? id.size() - 24 : 0)},
+                     {"type", "function"},
+                     {"function", json::object{{"name", tool->name}, {"arguments", produced}}}}};
     finish = "tool_calls";
   } else if (const auto* js = obj(obj(&body, "response_format"), "json_schema")) {
     produced = example_json_for_schema(json::serialize(js->at("schema")));
@@ -388,18 +392,18 @@ std::string render_chat(const json::object& body, const std::string& model, cons
     message["content"] = produced;
   }
   output_tokens = mock_wire::estimate_tokens(produced.size());
-  return json::serialize(json::object{
-      {"id", id},
-      {"object", "chat.completion"},
-      {"created", created},
-      {"model", model},
-      {"choices", json::array{json::object{{"index", 0},
-                                           {"message", std::move(message)},
-                                           {"logprobs", nullptr},
-                                           {"finish_reason", finish}}}},
-      {"usage", json::object{{"prompt_tokens", input_tokens},
-                             {"completion_tokens", output_tokens},
-                             {"total_tokens", input_tokens + output_tokens}}}});
+  return json::serialize(
+      json::object{{"id", id},
+                   {"object", "chat.completion"},
+                   {"created", created},
+                   {"model", model},
+                   {"choices", json::array{json::object{{"index", 0},
+                                                        {"message", std::move(message)},
+                                                        {"logprobs", nullptr},
+                                                        {"finish_reason", finish}}}},
+                   {"usage", json::object{{"prompt_tokens", input_tokens},
+                                          {"completion_tokens", output_tokens},
+                                          {"total_tokens", input_tokens + output_tokens}}}});
 }
 
 std::string render_anthropic(const json::object& body, const std::string& model,
@@ -410,10 +414,11 @@ std::string render_anthropic(const json::object& body, const std::string& model,
   std::string produced;
   if (auto tool = anthropic_tool(body)) {
     produced = example_json_for_schema(tool->schema);
-    content.push_back(json::object{{"type", "tool_use"},
-                                   {"id", "toolu_" + id.substr(id.size() > 24 ? id.size() - 24 : 0)},
-                                   {"name", tool->name},
-                                   {"input", parsed(produced)}});
+    content.push_back(
+        json::object{{"type", "tool_use"},
+                     {"id", "toolu_" + id.substr(id.size() > 24 ? id.size() - 24 : 0)},
+                     {"name", tool->name},
+                     {"input", parsed(produced)}});
     stop = "tool_use";
   } else {
     produced = answer_text(dialect::anthropic, body);
@@ -436,10 +441,10 @@ std::string render_gemini(const json::object& body, const std::string& model, co
   json::array parts;
   std::string produced;
   const auto* config = obj(&body, "generationConfig");
-  const auto* schema = config ? (config->contains("responseJsonSchema")
-                                     ? config->if_contains("responseJsonSchema")
-                                     : config->if_contains("responseSchema"))
-                              : nullptr;
+  const auto* schema =
+      config ? (config->contains("responseJsonSchema") ? config->if_contains("responseJsonSchema")
+                                                       : config->if_contains("responseSchema"))
+             : nullptr;
   if (auto tool = gemini_tool(body)) {
     produced = example_json_for_schema(tool->schema);
     parts.push_back(json::object{
