@@ -114,6 +114,7 @@ private:
     req.url = opt_.url + "/chat/completions";
     req.headers = {{"Authorization", "Bearer " + opt_.api_key},
                    {"Content-Type", "application/json"}};
+    req.headers.insert(req.headers.end(), opt_.headers.begin(), opt_.headers.end());
     req.body = bodies_.openai(index);
     req.timeout = timeout_;
     auto sent = now_ns(origin_);

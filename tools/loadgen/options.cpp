@@ -48,6 +48,8 @@ delivery-correctness figures (summary on stdout, progress on stderr).
   --model=NAME            direct mode: the model (default gpt-5-mini-2025-08-07, lps's
                           OPENAI_DEFAULT_MODEL; gpt-5* models get max_completion_tokens
                           and no temperature, as lps sends them)
+  --header=NAME:VALUE     direct mode: one more request header (repeatable), e.g. another
+                          gateway's routing headers (tools/gateway_compare.sh)
   --reset-url=URL         POST to URL (empty body) every --reset-interval-ms during the run,
                           e.g. the mock provider's /_mock/reset so that its simulated
                           rate-limit window never runs out (tools/gateway_bench.sh);
@@ -83,6 +85,23 @@ Enum parse_choice(std::string_view key, std::string_view text,
   }
   throw std::invalid_argument("--" + std::string(key) + " must be " + allowed + ", got '"
                               + std::string(text) + "'");
+}
+
+/// "Name: value" (spaces after the colon dropped) as a header; throws on anything that
+/// could not be sent as one.
+std::pair<std::string, std::string> parse_header(std::string_view text) {
+  auto colon = text.find(':');
+  auto name = text.substr(0, colon);
+  if (colon == std::string_view::npos || name.empty()
+      || name.find_first_of(" \t\r\n") != std::string_view::npos
+      || text.find_first_of("\r\n") != std::string_view::npos)
+    throw std::invalid_argument("--header must be NAME:VALUE (a name without spaces, no line "
+                                "breaks), got '"
+                                + std::string(text) + "'");
+  auto value = text.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+    value.remove_prefix(1);
+  return {std::string(name), std::string(value)};
 }
 
 void apply_option(options& opt, std::string_view key, std::string_view value) {
@@ -133,6 +152,8 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
     if (value.empty())
       throw std::invalid_argument("--model must not be empty");
     opt.model = std::string(value);
+  } else if (key == "header") {
+    opt.headers.push_back(parse_header(value));
   } else {
     throw std::invalid_argument("unknown option --" + std::string(key));
   }

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace lps::loadgen {
 
@@ -32,6 +34,8 @@ struct options {
   // --mode=direct only: what lps's OpenAI provider sends (OPENAI_API_KEY, OPENAI_DEFAULT_MODEL).
   std::string api_key = "test-key";
   std::string model = "gpt-5-mini-2025-08-07";
+  // --mode=direct only: extra request headers (--header), e.g. a gateway's routing headers.
+  std::vector<std::pair<std::string, std::string>> headers;
   // Any mode: POST here every reset_interval_ms during the run (empty: never).
   std::string reset_url;
   uint64_t reset_interval_ms = 100;
