@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <mutex>
@@ -297,6 +298,15 @@ run_summary read_run_summary(sqlite3_stmt* stmt) {
   row.last_completed_at_ms = sqlite3_column_int64(stmt, 8);
   row.cost_estimate = sqlite3_column_double(stmt, 9);
   return row;
+}
+
+// A write of marks that nobody waits for: requests handed to a provider (dispatched) and
+// results delivered. Losing one to a power failure loses no request and no result: the row
+// says queued (a restart requeues processing rows anyway), or the result is delivered again
+// with the same event_id, which the contract allows (its consumers drop duplicates).
+bool marks_only(const store_write& write) {
+  return write.inserts.empty() && write.finals.empty() && write.attempts.empty()
+         && write.idempotency_keys.empty() && write.delivery_give_ups.empty();
 }
 
 // A 64-bit bind like sqlite::bind_text (sqlite_util.hpp), for the same reason.
@@ -954,6 +964,8 @@ struct sqlite_store::impl {
   }
 
   commit_outcome run_transaction(std::span<const queued_write> writes, std::string& error) {
+    if (!set_synchronous(writes, error))
+      return commit_outcome::txn_failed;
     auto result = write_db->transaction(
         [&](std::string& err) {
           for (const auto& w : writes)
@@ -971,6 +983,26 @@ struct sqlite_store::impl {
       return commit_outcome::txn_failed;
     }
     return commit_outcome::txn_failed;
+  }
+
+  // Sets the writer's synchronous level for the next transaction, every time: with Debian's
+  // SQLite 3.40.1 the synchronous=FULL set at open fell back to NORMAL (no fsync at commit)
+  // once the first transaction after opening committed, so a store opened on its own did not
+  // fsync its commits (store_sync_test); only the service's other start-up work happened to
+  // bring FULL back. With fsync on, a
+  // transaction of marks only (marks_only) commits without an fsync: under NORMAL in WAL
+  // mode it survives a crash of lps, and the next commit that fsyncs the WAL (an insert's,
+  // a final's, a checkpoint) makes it durable too, as the WAL is written in order. At one
+  // request in flight those marks are two of the four commits per request, and the insert or
+  // final behind them would wait for their fsync (docs/benchmarks.md, "Queue-path latency").
+  // Writer thread only.
+  bool set_synchronous(std::span<const queued_write> writes, std::string& error) {
+    bool full = options.fsync_every_commit
+                && !std::all_of(writes.begin(), writes.end(),
+                                [](const queued_write& w) { return marks_only(w.write); });
+    // Not a statement prepared once: SQLite applies a PRAGMA's setting when it compiles it.
+    return write_db->exec(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                          "set synchronous", error);
   }
 
   // Steps a bound write statement once; the error names the operation and queue id.
