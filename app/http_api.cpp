@@ -928,16 +928,18 @@ void get_inspect(const api_context& ctx, http_responder respond) {
 
 // -- provider batch jobs --
 
-// The batch job routes read on a reader thread of the pool, not on the I/O thread: through
-// the batch job store's own connection (one mutex around it, shared with the batch jobs
-// actors' writer thread), which the reader pool's connections do not serve.
+// The batch job routes read on a reader thread of the pool, not on the I/O thread, through
+// the batch job store's read connection (api_context::jobs_reads): the reader pool's
+// connections serve the store contract only, and the batch jobs actors' writes hold the
+// store's other connection.
 
 void get_batch_jobs(const api_context& ctx, http_responder respond) {
-  auto* jobs_db = ctx.jobs_db;
+  auto* jobs_reads = ctx.jobs_reads;
   read_and_respond(
       ctx,
-      [jobs_db](store_reads&) {
-        auto jobs = jobs_db != nullptr ? jobs_db->list(1000) : std::vector<batch_job_record>{};
+      [jobs_reads](store_reads&) {
+        auto jobs =
+            jobs_reads != nullptr ? jobs_reads->list(1000) : std::vector<batch_job_record>{};
         return json_response(200, render_batch_jobs(jobs));
       },
       std::move(respond));
@@ -948,11 +950,11 @@ http_response no_batch_job(const std::string& id) {
 }
 
 void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
-  auto* jobs_db = ctx.jobs_db;
+  auto* jobs_reads = ctx.jobs_reads;
   read_and_respond(
       ctx,
-      [jobs_db, id](store_reads&) {
-        auto job = jobs_db != nullptr ? jobs_db->find(id) : std::nullopt;
+      [jobs_reads, id](store_reads&) {
+        auto job = jobs_reads != nullptr ? jobs_reads->find(id) : std::nullopt;
         return job ? json_response(200, render_batch_job(*job)) : no_batch_job(id);
       },
       std::move(respond));
@@ -965,13 +967,13 @@ void ask_batch_jobs_to_cancel(const api_context& ctx, const batch_job_record& jo
 // them (those it did not run end CANCELLED). The job is read first (on a reader thread).
 void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   const auto* c = &ctx; // the context lives as long as the HTTP server
-  auto* jobs_db = ctx.jobs_db;
+  auto* jobs_reads = ctx.jobs_reads;
   auto job = std::make_shared<std::optional<batch_job_record>>();
   after_read(
       ctx,
-      [jobs_db, job, id](store_reads&) {
-        if (jobs_db != nullptr)
-          *job = jobs_db->find(id);
+      [jobs_reads, job, id](store_reads&) {
+        if (jobs_reads != nullptr)
+          *job = jobs_reads->find(id);
       },
       [c, job, id, respond](bool ok) {
         if (!ok)

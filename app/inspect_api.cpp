@@ -4,6 +4,7 @@
 #include "runtime/api_bodies.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/inspect_bodies.hpp"
+#include "runtime/store_reader.hpp"
 #include "runtime/url.hpp"
 
 #include <charconv>
@@ -100,6 +101,22 @@ void open_stream(const api_context& ctx, http_responder respond) {
   respond(std::move(res));
 }
 
+// The batch jobs are read on a reader thread of the pool, as the /api/v1/batch-jobs routes
+// read them, never on the I/O thread; a read the pool refuses is answered 503.
+void get_jobs(const api_context& ctx, http_responder respond) {
+  ctx.reads->post(
+      [jobs_reads = ctx.jobs_reads, respond](store_reads&) {
+        auto jobs =
+            jobs_reads != nullptr ? jobs_reads->list(jobs_listed) : std::vector<batch_job_record>{};
+        respond(json_body(200, render_inspect_jobs(jobs)));
+      },
+      [respond](const std::string& why) {
+        auto res = error_body(503, ec::service_unavailable, "store read refused: " + why);
+        res.headers.emplace_back("Retry-After", "1");
+        respond(std::move(res));
+      });
+}
+
 } // namespace
 
 void get_inspect_view(const api_context& ctx, const http_request& req, http_responder respond) {
@@ -108,11 +125,8 @@ void get_inspect_view(const api_context& ctx, const http_request& req, http_resp
     return open_stream(ctx, std::move(respond));
   if (name == "history")
     return get_history(ctx, req, std::move(respond));
-  if (name == "jobs") {
-    auto jobs =
-        ctx.jobs_db != nullptr ? ctx.jobs_db->list(jobs_listed) : std::vector<batch_job_record>{};
-    return respond(json_body(200, render_inspect_jobs(jobs)));
-  }
+  if (name == "jobs")
+    return get_jobs(ctx, std::move(respond));
   auto view = view_named(name);
   if (!view)
     return respond(error_body(404, ec::resource_not_found, "no inspection view " + req.path));

@@ -185,6 +185,14 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     std::fprintf(stderr, "lps: cannot open the batch job store: %s\n", error.c_str());
     return cfg.store_backend == "postgres" ? 2 : 1;
   }
+  // The batch job routes and the console read through a connection of their own: the
+  // writer's connection (one mutex) is held for each write of the batch jobs actors.
+  auto jobs_reads = open_batch_job_store(cfg, error);
+  if (!jobs_reads) {
+    std::fprintf(stderr, "lps: cannot open the batch job store's read connection: %s\n",
+                 error.c_str());
+    return cfg.store_backend == "postgres" ? 2 : 1;
+  }
   model_manifest manifest;
   if (!read_manifest(cfg.model_manifest, manifest, error, log)) {
     std::fprintf(stderr, "lps: MODEL_MANIFEST %s\n", error.c_str());
@@ -218,7 +226,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   ctx->inspect_streams = streams;
-  ctx->jobs_db = jobs_db.get();
+  ctx->jobs_reads = jobs_reads.get();
   ctx->reads = reads.get();
   ctx->keys = std::move(keys);
   ctx->gateway = make_gateway_context(cfg, manifest);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -81,7 +82,10 @@ constexpr const char* result_columns =
 // The columns scheduling needs come first in every SELECT of requests.
 constexpr const char* request_head =
     "SELECT queue_id, priority, " LPS_MS("queued_at") ", size_bytes, attempts, ";
-constexpr const char* active_order = " FROM requests ORDER BY priority DESC, queued_at, seq";
+// The start-up recovery scan: exactly the order and columns of the index requests_recovery
+// (runtime/pg_schema.cpp, version 6), which answers it without a sort.
+const std::string recovery_scan_sql = std::string{request_head}
+    + "provider FROM requests ORDER BY priority DESC, queued_at, seq";
 
 // Runs summed from both tables, so a run with only active requests or only results is one
 // row too; `filter` picks the runs ($2: one run), $1 is the since_ms of the recent count.
@@ -125,6 +129,10 @@ const std::string run_results_sql = std::string{result_columns}
 #undef LPS_MS
 
 constexpr int64_t purge_rows_per_step = 100;
+
+// Rows of the recovery scan per round trip: a few MB of answer in memory at a time, and 50
+// round trips for 1,000,000 requests.
+constexpr size_t index_rows_per_chunk = 20000;
 
 // Waits between attempts when the server goes away during start-up (as during an outage).
 constexpr std::chrono::milliseconds start_backoff_first{100};
@@ -180,6 +188,26 @@ stored_request read_request_head(const pg::row& row) {
   out.queued_at_ms = int_of(row, 2);
   out.size_bytes = static_cast<uint64_t>(int_of(row, 3));
   out.attempts = static_cast<uint32_t>(int_of(row, 4));
+  return out;
+}
+
+// A whole number in a text column; 0 when it is not one (never, for the columns read).
+template <typename T>
+T number_of(std::string_view text) {
+  T value{};
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+// A row of recovery_scan_sql, parsed in place (a million of them at a restart).
+stored_request read_index_row(const pg::row_ref& row) {
+  stored_request out;
+  out.queue_id = row.text(0);
+  out.priority = number_of<int32_t>(row.text(1));
+  out.queued_at_ms = number_of<int64_t>(row.text(2));
+  out.size_bytes = number_of<uint64_t>(row.text(3));
+  out.attempts = number_of<uint32_t>(row.text(4));
+  out.provider = row.text(5);
   return out;
 }
 
@@ -320,25 +348,24 @@ public:
 
   // -- the store's own reads (not part of store_reads) --
 
-  // The recovery scan at start. A connection lost in it is retried with backoff from the
-  // row it reached (each attempt logged): nothing writes requests before it ends, so the
-  // order of the rows stays the same.
+  // The recovery scan at start, in chunks of a cursor over requests_recovery (schema
+  // version 6: an index in the scan's order holding its columns, so no sort and, on pages
+  // the visibility map marks all-visible, no read of the table). A connection lost in it is
+  // retried with backoff from the row it reached (each attempt logged): nothing writes
+  // requests before it ends, so the order of the rows stays the same.
   void load_index(const std::function<void(stored_request&&)>& visit) {
     size_t visited = 0;
     auto delay = start_backoff_first;
     for (int attempt = 1;; ++attempt) {
       size_t skip = visited;
-      auto lost =
-          !stream(std::string{request_head} + "provider" + active_order, [&](const pg::row& row) {
-            if (skip > 0) {
-              --skip;
-              return;
-            }
-            auto out = read_request_head(row);
-            out.provider = text_of(row, 5);
-            visit(std::move(out));
-            ++visited;
-          });
+      auto lost = !fetch_index(recovery_scan_sql, [&](const pg::row_ref& row) {
+        if (skip > 0) {
+          --skip;
+          return;
+        }
+        visit(read_index_row(row));
+        ++visited;
+      });
       if (!lost)
         return;
       spdlog::warn("store: lost {} while loading active requests (attempt {}, {} loaded); "
@@ -349,8 +376,8 @@ public:
     }
   }
 
-  // See pg_store::load_active_index. No index holds the status: the UPDATE reads the
-  // requests' heap once, as the scan after it does (their texts stay in TOAST, unread).
+  // See pg_store::load_active_index. The partial index requests_processing (schema version
+  // 6) holds only the rows marked processing, so the UPDATE reads them alone.
   void requeue_processing() {
     auto r = read("UPDATE requests SET status = 'queued', updated_at = now() "
                   "WHERE status = 'processing' AND queue_id NOT IN ("
@@ -394,12 +421,12 @@ private:
     return r;
   }
 
-  // A visit that throws ends the stream; the error is logged, as the SQLite store does.
+  // A visit that throws ends the scan; the error is logged, as the SQLite store does.
   // False when the connection was lost (and reset) on the way.
-  bool stream(const std::string& sql, const std::function<void(const pg::row&)>& visit) {
+  bool fetch_index(const std::string& sql, const std::function<void(const pg::row_ref&)>& visit) {
     std::lock_guard lock(mutex_);
     try {
-      if (auto r = db_->stream(sql, {}, visit); !r.ok) {
+      if (auto r = db_->fetch_in_chunks(sql, index_rows_per_chunk, visit); !r.ok) {
         auto lost = !db_->healthy();
         log_read_error("load_active", r);
         return !lost;
@@ -818,6 +845,10 @@ private:
   /// Last: its writer stops (in the destructor) before anything above goes.
   group_commit_queue queue_;
 };
+
+const std::string& pg_recovery_scan_sql() {
+  return recovery_scan_sql;
+}
 
 std::unique_ptr<store> open_postgres_store(const std::string& url, const store_options& options,
                                            std::string& error,

@@ -23,4 +23,8 @@ std::unique_ptr<store>
 open_postgres_store(const std::string& url, const store_options& options, std::string& error,
                     std::chrono::seconds connect_timeout = std::chrono::seconds{10});
 
+/// The start-up recovery scan's statement (store::load_active_index), which the index
+/// requests_recovery answers without a sort (tests check its plan).
+const std::string& pg_recovery_scan_sql();
+
 } // namespace lps

@@ -9,9 +9,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct pg_conn;
+struct pg_result;
 
 namespace lps::pg {
 
@@ -50,6 +52,21 @@ struct prepared_call {
   std::vector<param> params;
 };
 
+/// A row of a chunk that connection::fetch_in_chunks hands over, read where libpq holds it:
+/// valid only during the visit.
+class row_ref {
+public:
+  /// The column's text; "" for SQL NULL.
+  std::string_view text(int column) const;
+  bool is_null(int column) const;
+
+private:
+  friend class connection;
+  row_ref(const pg_result* res, int row) : res_(res), row_(row) {}
+  const pg_result* res_;
+  int row_;
+};
+
 /// A bytea column read in text format ("\x" and hex digits) as its bytes.
 std::string decode_bytea(const std::string& text);
 
@@ -80,11 +97,13 @@ public:
   /// skips the rest: their results say "not run".
   std::vector<result> exec_pipelined(const std::vector<prepared_call>& calls);
 
-  /// Runs a query and hands each row to `visit` as it arrives (libpq's single-row mode), so
-  /// a large answer never sits in memory whole; the result carries no rows. An exception
-  /// from `visit` stops the visits and is rethrown once the answer was read to its end.
-  result stream(const std::string& sql, const std::vector<param>& params,
-                const std::function<void(const row&)>& visit);
+  /// Runs a query through a cursor, in a transaction of its own, fetching `rows_per_chunk`
+  /// rows per round trip and handing each row to `visit` in place: one result per chunk, no
+  /// copy of a row, and never the whole answer in memory (the start-up scan of 1,000,000
+  /// requests). The result carries no rows. An exception from `visit` ends the transaction
+  /// and is rethrown.
+  result fetch_in_chunks(const std::string& sql, size_t rows_per_chunk,
+                         const std::function<void(const row_ref&)>& visit);
 
   /// Reconnects with the same parameters after the server went away; true when healthy.
   bool reset();

@@ -3,8 +3,9 @@
 # not answer in the run's time (the built-in mock at 600 s latency, so every request beyond
 # the mock's calls in flight stays queued), fills it with `count` bulk requests without
 # waiting for results, reports lps's peak RSS, then kills lps (SIGKILL), starts it again on
-# the same store and times how long until /healthz answers 200 and a new request gets its
-# 202. Default store: PostgreSQL, on a throw-away PostgreSQL 15 server of tools/pg.sh
+# the same store and times how long until the queue manager logged its recovery, /healthz
+# answers 200 and a new request gets its 202. With BACKLOG_RESTARTS, one such restart per
+# binary listed, in turn, on the same backlog (an old build against a new one in one run). Default store: PostgreSQL, on a throw-away PostgreSQL 15 server of tools/pg.sh
 # (fsync on) made for the run and deleted after it. A benchmark, not a test; see
 # docs/benchmarks.md, "A backlog of 1,000,000 requests".
 #
@@ -13,6 +14,9 @@
 # Environment:
 #   BUILD_DIR=build          CMake build dir (lps and lps-loadgen are built there)
 #   LPS_BIN=path             the lps binary to run (default $BUILD_DIR/lps)
+#   BACKLOG_RESTARTS="a b"   the binaries restarted in turn after the fill (default: LPS_BIN
+#                            once). A binary with a newer schema migrates the database at its
+#                            first start (timed with it); an older one cannot start after it.
 #   BACKLOG_BACKEND=postgres the store: postgres or sqlite
 #   BENCH_TIMEOUT=3600       the load generator's --timeout-seconds
 #   BENCH_NICE=-15           as root: lps, the load generator and PostgreSQL at this niceness
@@ -56,7 +60,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Nothing completes during the run: the mock answers after 600 s; the queue may hold them all.
-lps_flags=(--http-port=0 "--data-dir=$work/data" --log-level=warn --mock-latency-ms=600000
+lps_flags=(--http-port=0 "--data-dir=$work/data" --mock-latency-ms=600000
   "--queue-max-size=$((count + count / 10 + 1000))")
 case $backend in
 sqlite) ;;
@@ -97,7 +101,7 @@ submit_one() {
 
 echo "machine: nproc $(nproc), memory $(free -m | awk '/^Mem:/ {print $2}') MiB, backend $backend," \
   "count $count, lps $lps_bin, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-start_lps "${bench_nice[@]}" "$lps_bin" "${lps_flags[@]}" || exit 1
+start_lps "${bench_nice[@]}" "$lps_bin" "${lps_flags[@]}" --log-level=warn || exit 1
 echo "== filling: $count requests, bulk, not waiting for results"
 "${bench_nice[@]}" "$build_dir/lps-loadgen" "--url=http://127.0.0.1:$port" "--count=$count" \
   --mode=bulk --wait=none "--pid=$lps_pid" "--timeout-seconds=$timeout_s" |
@@ -107,50 +111,74 @@ if [[ $backend == postgres ]]; then
   echo "postgres: database size $(psql "$pg_url" -qAtc "SELECT pg_size_pretty(pg_database_size('lps'))")"
 fi
 
-echo "== SIGKILL, then a start on the same store"
-kill -KILL "$lps_pid"
-wait "$lps_pid" 2>/dev/null || true
-lps_pid=""
-started=$(now)
-"${bench_nice[@]}" "$lps_bin" "${lps_flags[@]}" >"$work/lps.out" 2>"$work/lps.err" &
-lps_pid=$!
-healthy=""
-accepted=""
-for _ in $(seq 1 6000); do
-  if ! kill -0 "$lps_pid" 2>/dev/null; then
-    echo "backlog_bench: lps exited during the restart:" >&2
-    tail -n 20 "$work/lps.err" >&2
+# A log line's local time (spdlog's "%Y-%m-%dT%H:%M:%S.%e") as seconds since the epoch.
+log_time() {
+  date -d "$(cut -c1-23 <<<"$1")" +%s.%3N
+}
+
+# SIGKILL of the running lps, then `binary` started on the same store; prints the times.
+restart_with() {
+  local binary=$1 started healthy="" accepted="" recovered
+  echo "== SIGKILL, then $binary started on the same store"
+  kill -KILL "$lps_pid"
+  wait "$lps_pid" 2>/dev/null || true
+  lps_pid=""
+  started=$(now)
+  # Info: the queue manager's "recovered" line marks the index loaded.
+  "${bench_nice[@]}" "$binary" "${lps_flags[@]}" --log-level=info >"$work/lps.out" \
+    2>"$work/lps.err" &
+  lps_pid=$!
+  for _ in $(seq 1 6000); do
+    if ! kill -0 "$lps_pid" 2>/dev/null; then
+      echo "backlog_bench: lps exited during the restart:" >&2
+      tail -n 20 "$work/lps.err" >&2
+      exit 1
+    fi
+    port=$(sed -n 's|^lps starting on http://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$work/lps.out")
+    if [[ -n $port ]]; then
+      if [[ -z $healthy ]] &&
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true) == 200 ]]; then
+        healthy=$(now)
+      fi
+      if [[ -n $healthy ]] && [[ $(submit_one) == 202 ]]; then
+        accepted=$(now)
+        break
+      fi
+    fi
+    sleep 0.05
+  done
+  if [[ -z $accepted ]]; then
+    echo "backlog_bench: lps did not serve within 300 s of its restart" >&2
     exit 1
   fi
-  port=$(sed -n 's|^lps starting on http://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$work/lps.out")
-  if [[ -n $port ]]; then
-    if [[ -z $healthy ]] &&
-      [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true) == 200 ]]; then
-      healthy=$(now)
-    fi
-    if [[ -n $healthy ]] && [[ $(submit_one) == 202 ]]; then
-      accepted=$(now)
-      break
-    fi
-  fi
-  sleep 0.05
+  recovered=$(grep -m1 'queue-manager recovered' "$work/lps.err" || true)
+  awk -v s="$started" -v h="$healthy" -v a="$accepted" \
+    -v r="$([[ -n $recovered ]] && log_time "$recovered")" \
+    'BEGIN {if (r != "") printf "restart_to_index_loaded_s %.2f\n", r - s
+            printf "restart_to_healthz_s %.2f\nrestart_to_first_202_s %.2f\n", h - s, a - s}'
+  grep -E 'migrat' "$work/lps.err" | cut -c1-160 || true
+  echo "lps rss after the restart: $(rss_figures "$lps_pid"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+read -r -a restart_bins <<<"${BACKLOG_RESTARTS:-$lps_bin}"
+for binary in "${restart_bins[@]}"; do
+  restart_with "$binary"
 done
-if [[ -z $accepted ]]; then
-  echo "backlog_bench: lps did not serve within 300 s of its restart" >&2
-  exit 1
-fi
-awk -v s="$started" -v h="$healthy" -v a="$accepted" \
-  'BEGIN {printf "restart_to_healthz_s %.2f\nrestart_to_first_202_s %.2f\n", h - s, a - s}'
-echo "lps rss after the restart: $(rss_figures "$lps_pid")"
 rc=0
 stop_pid "$lps_pid" || rc=$?
 lps_pid=""
 if [[ $backend == postgres ]]; then
   # How much of the restart is the database's part: the plan of the recovery scan's
-  # statement (the columns and order of load_index in runtime/pg_store.cpp), run alone.
+  # statement (the columns and order of pg_recovery_scan_sql in runtime/pg_store.cpp), run
+  # alone; with schema version 6 an index-only scan, whose heap fetches say how much of the
+  # table the visibility map still sent it to.
   echo "== the recovery scan alone (EXPLAIN ANALYZE, lps stopped)"
-  psql "$pg_url" -qAtc "EXPLAIN (ANALYZE, BUFFERS) SELECT queue_id, priority, queued_at,
-    size_bytes, attempts, provider FROM requests ORDER BY priority DESC, queued_at, seq" |
-    grep -E 'Sort Method|Scan|Execution Time'
+  psql "$pg_url" -qAtc "EXPLAIN (ANALYZE, BUFFERS) SELECT queue_id, priority,
+    (extract(epoch FROM queued_at) * 1000)::bigint, size_bytes, attempts, provider
+    FROM requests ORDER BY priority DESC, queued_at, seq" |
+    grep -E 'Sort|Scan|Heap Fetches|Buffers|Execution Time'
+  psql "$pg_url" -qAtc "SELECT 'requests: last autovacuum ' || coalesce(last_autovacuum::text,
+    'never') || ', autovacuums ' || autovacuum_count || ', updates ' || n_tup_upd || ' (HOT '
+    || n_tup_hot_upd || ')' FROM pg_stat_user_tables WHERE relname = 'requests'"
 fi
 exit "$rc"

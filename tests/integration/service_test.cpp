@@ -886,6 +886,15 @@ TEST_CASE("batch_api: an operator cancels a job and its unfinished items end CAN
   auto job = c.call_json("GET", lps.url("/api/v1/batch-jobs/" + job_id));
   CHECK(job["cancel_requested"] == true);
   CHECK(job["state"] == "collected");
+  // The console's jobs view reads the same row (on the reader pool, through the batch job
+  // store's read connection), with its progress.
+  auto inspected = c.call_json("GET", lps.url("/api/v1/inspect/jobs"));
+  REQUIRE(inspected["jobs"].as_array().size() == 1);
+  auto seen = inspected["jobs"].as_array()[0].as_object();
+  CHECK(seen["job_id"].as_string() == job_id);
+  CHECK(seen["state"] == "collected");
+  CHECK(seen["cancel_requested"] == true);
+  CHECK(seen["done"].as_int64() == job["succeeded"].as_int64() + job["failed"].as_int64());
   // A finished job cannot be cancelled again: 409, not a silent 202.
   auto again = c.call("POST", lps.url("/api/v1/batch-jobs/" + job_id + "/cancel"), "", "");
   CHECK(again.status == 409);

@@ -606,6 +606,72 @@ TEST_CASE("batch job store reports a write lock held past the busy timeout",
   require_create(*jobs, make_job("bj-2"), {"q2"});
 }
 
+// Holds the lock a batch job write waits for, on either backend: SQLite's write lock on
+// lps.db, or on PostgreSQL a table lock on batch_jobs that blocks writes, not reads.
+class job_write_blocker {
+public:
+  job_write_blocker(const temp_dir& dir, const std::string& db_path) {
+    if (!lps::test::store_backend_is_postgres()) {
+      sqlite_ = std::make_unique<write_lock_holder>(db_path);
+      return;
+    }
+    std::string error;
+    auto url = lps::test::database_url_for(dir.str(), error);
+    pg_ = url.empty() ? nullptr : lps::pg::connection::open(url, std::chrono::seconds{5}, error);
+    pg_locked_ = pg_ && pg_->exec("BEGIN").ok
+                 && pg_->exec("LOCK TABLE batch_jobs IN SHARE ROW EXCLUSIVE MODE").ok;
+  }
+  bool locked() const {
+    return sqlite_ ? sqlite_->locked() : pg_locked_;
+  }
+  void release() {
+    if (sqlite_)
+      sqlite_->release();
+    else if (pg_locked_)
+      pg_->exec("ROLLBACK");
+    pg_locked_ = false;
+  }
+
+private:
+  std::unique_ptr<write_lock_holder> sqlite_;
+  std::unique_ptr<lps::pg::connection> pg_;
+  bool pg_locked_ = false;
+};
+
+// lps reads batch jobs (the /api/v1/batch-jobs routes, the console) through a store opened
+// for reads alone (app/main.cpp), so a write that waits for a lock, holding the writing
+// store's connection, does not hold up a read: it answers at once with what is committed.
+TEST_CASE("batch job store: a second store reads while the first one's write waits for a lock",
+          "[batch_job_store]") {
+  temp_dir dir;
+  auto writes = open_jobs(dir);
+  auto reads = open_jobs(dir);
+  require_create(*writes, make_job("bj-1"), {"q1"});
+  job_write_blocker blocker{dir, writes->path()};
+  REQUIRE(blocker.locked());
+  std::promise<void> creating;
+  auto created = std::async(std::launch::async, [&] {
+    creating.set_value();
+    std::string error;
+    bool ok = writes->create(make_job("bj-2"), {"q2"}, error);
+    return std::make_pair(ok, error);
+  });
+  creating.get_future().wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds{200}); // the create meets the lock
+  auto listed = std::async(std::launch::async, [&] { return reads->list(10); });
+  auto answered = listed.wait_for(std::chrono::seconds{3}) == std::future_status::ready;
+  blocker.release();
+  CHECK(answered);
+  auto jobs = listed.get();
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].job_id == "bj-1");
+  auto [ok, error] = created.get();
+  INFO("create error: " << error);
+  CHECK(ok);
+  CHECK(reads->list(10).size() == 2);
+  CHECK(reads->find("bj-2"));
+}
+
 TEST_CASE("batch job store is safe to use from several threads", "[batch_job_store]") {
   temp_dir dir;
   auto jobs = open_jobs(dir);

@@ -158,29 +158,46 @@ TEST_CASE("pipelined statements answer in order and stop at the first failure") 
   CHECK(*next.rows.at(0).at(0) == "7");
 }
 
-TEST_CASE("stream hands over rows one by one and leaves the connection usable") {
+TEST_CASE("fetch_in_chunks hands over every row across chunks and leaves the connection usable") {
   auto db = connect(server_url());
-  std::vector<std::string> seen;
-  auto r = db->stream("SELECT g::text FROM generate_series(1, $1::int) AS g", {{"5"}},
-                      [&](const pg::row& row) { seen.push_back(*row.at(0)); });
-  REQUIRE(r.ok);
-  CHECK(r.rows.empty());
-  CHECK(seen == std::vector<std::string>{"1", "2", "3", "4", "5"});
+  auto open_cursors = [&] {
+    return count_of(*db, "SELECT count(*) FROM pg_cursors WHERE name = 'lps_chunks'");
+  };
+  for (size_t chunk : {size_t{2}, size_t{5}, size_t{1000}}) {
+    std::vector<std::string> seen;
+    auto r = db->fetch_in_chunks("SELECT g::text, NULL::text FROM generate_series(1, 5) AS g",
+                                 chunk, [&](const pg::row_ref& row) {
+                                   CHECK(row.is_null(1));
+                                   CHECK_FALSE(row.is_null(0));
+                                   seen.emplace_back(row.text(0));
+                                 });
+    INFO("rows per chunk " << chunk << ": " << r.error);
+    REQUIRE(r.ok);
+    CHECK(r.rows.empty());
+    CHECK(seen == std::vector<std::string>{"1", "2", "3", "4", "5"});
+    CHECK(open_cursors() == 0); // committed: the transaction and its cursor are gone
+  }
 
-  auto failing =
-      db->stream("SELECT 1 / (3 - g) FROM generate_series(1, 5) AS g", {}, [](const pg::row&) {});
+  // Row 3 fails in the second chunk: the first chunk's rows were handed over.
+  std::vector<std::string> before_failure;
+  auto failing = db->fetch_in_chunks(
+      "SELECT (1 / (3 - g))::text FROM generate_series(1, 5) AS g", 2,
+      [&](const pg::row_ref& row) { before_failure.emplace_back(row.text(0)); });
   CHECK_FALSE(failing.ok);
   CHECK(failing.sqlstate == "22012"); // division_by_zero
+  CHECK(before_failure == std::vector<std::string>{"0", "1"});
+  CHECK(open_cursors() == 0);
 
   int visits = 0;
-  CHECK_THROWS_WITH(db->stream("SELECT generate_series(1, 100)", {},
-                               [&](const pg::row&) {
-                                 ++visits;
-                                 throw std::runtime_error("stop here");
-                               }),
+  CHECK_THROWS_WITH(db->fetch_in_chunks("SELECT generate_series(1, 100)", 10,
+                                        [&](const pg::row_ref&) {
+                                          ++visits;
+                                          throw std::runtime_error("stop here");
+                                        }),
                     "stop here");
   CHECK(visits == 1);
-  // The rest of the answer was read, so the next statement works.
+  // The transaction was rolled back, so the next statement works outside it.
+  CHECK(open_cursors() == 0);
   auto next = db->exec("SELECT 7");
   REQUIRE(next.ok);
   CHECK(*next.rows.at(0).at(0) == "7");
@@ -422,7 +439,7 @@ TEST_CASE("the recovery scan of active requests resumes after its connection was
     if (ids.size() == 100) // the reader: the session of this database running the scan
       killed = *admin
                     ->exec("SELECT count(pg_terminate_backend(pid)) = 1 FROM pg_stat_activity "
-                           "WHERE datname = $1 AND query LIKE 'SELECT queue_id, priority%'",
+                           "WHERE datname = $1 AND query LIKE 'FETCH FORWARD % FROM lps_chunks'",
                            {scratch.name})
                     .rows.at(0)
                     .at(0)
@@ -433,4 +450,81 @@ TEST_CASE("the recovery scan of active requests resumes after its connection was
   for (int i = 0; i < requests; ++i)
     if (ids[i] != "q" + std::to_string(100000 + i))
       FAIL("row " << i << " is " << ids[i]);
+}
+
+// Schema version 6: the recovery scan reads the index in its order, without a sort, and once
+// VACUUM has marked the pages all-visible, without reading the table (whose rows hold the
+// payloads). Planned as the store runs it: through a cursor.
+TEST_CASE("the recovery scan is an index-only scan of requests_recovery without a sort") {
+  scratch_database scratch;
+  std::string error;
+  auto db = open_postgres_store(scratch.url, {}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  store_write write;
+  for (int i = 0; i < 5000; ++i)
+    write.inserts.push_back(
+        {"q" + std::to_string(i), i % 7, 1000 - i % 100, 2, 0, "p", "t", "mock"});
+  db->submit(std::move(write), [](bool, const std::string&) {});
+  db->flush();
+  auto admin = connect(scratch.url);
+  REQUIRE(admin->exec("VACUUM (ANALYZE) requests").ok);
+  REQUIRE(admin->exec("BEGIN").ok);
+  auto plan = admin->exec("EXPLAIN DECLARE c NO SCROLL CURSOR FOR " + pg_recovery_scan_sql());
+  admin->exec("ROLLBACK");
+  INFO(plan.error);
+  REQUIRE(plan.ok);
+  std::string text;
+  for (const auto& row : plan.rows)
+    text += row.at(0).value_or("") + "\n";
+  INFO(text);
+  CHECK(text.find("Index Only Scan using requests_recovery") != std::string::npos);
+  CHECK(text.find("Sort") == std::string::npos);
+
+  // The order is the scan's: priority high first, then oldest, then insertion order.
+  std::vector<stored_request> rows;
+  db->load_active_index([&](stored_request&& row) { rows.push_back(std::move(row)); });
+  REQUIRE(rows.size() == 5000);
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const auto& a = rows[i - 1];
+    const auto& b = rows[i];
+    auto in_order =
+        a.priority > b.priority || (a.priority == b.priority && a.queued_at_ms <= b.queued_at_ms);
+    if (!in_order)
+      FAIL("row " << i << " (" << b.queue_id << ") comes after " << a.queue_id);
+  }
+  CHECK(rows.front().provider == "mock");
+  CHECK(rows.front().size_bytes == 2);
+}
+
+// Schema version 6: the start-up reset of the requests marked processing reads the partial
+// index of them, not the table.
+TEST_CASE("the requests marked processing have a partial index the start-up reset uses") {
+  scratch_database scratch;
+  std::string error;
+  auto db = open_postgres_store(scratch.url, {}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  store_write write;
+  for (int i = 0; i < 5000; ++i)
+    write.inserts.push_back({"q" + std::to_string(i), 5, i, 2, 0, "p", "t", "mock"});
+  db->submit(std::move(write), [](bool, const std::string&) {});
+  db->flush();
+  auto admin = connect(scratch.url);
+  REQUIRE(
+      admin->exec("UPDATE requests SET status = 'processing' WHERE queue_id IN ('q7', 'q9')").ok);
+  REQUIRE(admin->exec("VACUUM (ANALYZE) requests").ok);
+  auto plan =
+      admin->exec("EXPLAIN UPDATE requests SET status = 'queued' WHERE status = 'processing'");
+  REQUIRE(plan.ok);
+  std::string text;
+  for (const auto& row : plan.rows)
+    text += row.at(0).value_or("") + "\n";
+  INFO(text);
+  CHECK(text.find("requests_processing") != std::string::npos);
+
+  size_t loaded = 0;
+  db->load_active_index([&](stored_request&&) { ++loaded; });
+  CHECK(loaded == 5000);
+  CHECK(count_of(*admin, "SELECT count(*) FROM requests WHERE status = 'processing'") == 0);
 }
