@@ -28,6 +28,15 @@ std::string data_event(std::string_view payload) {
   return out;
 }
 
+/// The events of `chunks` in one write: a piece of the upstream body often completes several
+/// events, and each write costs the client's connection a post and a send.
+std::string data_events(const std::vector<std::string>& chunks) {
+  std::string out;
+  for (const auto& c : chunks)
+    out += data_event(c);
+  return out;
+}
+
 constexpr std::string_view done_event = "data: [DONE]\n\n";
 
 } // namespace
@@ -60,15 +69,15 @@ void gateway_stream::on_piece(std::string_view piece) {
   std::vector<std::string> chunks;
   for (const auto& e : events)
     translator_->on_event(e, chunks);
-  for (const auto& c : chunks)
-    send_locked(data_event(c));
+  if (!chunks.empty())
+    send_locked(data_events(chunks));
 }
 
 void gateway_stream::write_completion(std::string_view completion) {
   std::lock_guard<std::mutex> lock{mutex_};
   auto whole = chunks_of_completion(completion, options_);
-  for (const auto& c : whole.chunks)
-    send_locked(data_event(c));
+  if (!whole.chunks.empty())
+    send_locked(data_events(whole.chunks));
   usage_ = whole.usage;
 }
 
@@ -80,8 +89,8 @@ gateway_stream_outcome gateway_stream::end(bool cut, std::string_view detail) {
     if (!cut && !translator_->error()) {
       std::vector<std::string> tail;
       translator_->on_end(tail);
-      for (const auto& c : tail)
-        send_locked(data_event(c));
+      if (!tail.empty())
+        send_locked(data_events(tail));
     }
     whole = !cut && translator_->complete() && !translator_->error() && !parser_->failed();
     if (translator_->usage())
