@@ -1,6 +1,7 @@
 #include "actors/provider_http_gateway.hpp"
 
 #include "actors/providers/retry_policy.hpp"
+#include "runtime/gateway_stream.hpp"
 #include "runtime/gateway_translate.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -39,11 +40,20 @@ gateway_reply error_reply(unsigned status, std::string message, std::string type
   return out;
 }
 
+/// The client stream of a streamed call: filed in the registry under its upstream request's
+/// cancel token (only streamed calls have one), so the plain pending_gateway state needs no
+/// field of its own.
+std::shared_ptr<gateway_stream> stream_of(const state_t::pending_gateway& g) {
+  return g.request.cancel ? gateway_streams().find(g.request.cancel.get()) : nullptr;
+}
+
 void send_attempt(provider_http_self self, uint64_t ticket) {
   auto& st = self->state;
   auto& g = st.gateways.at(ticket);
   ++g.attempts;
   ++st.http_calls_total;
+  if (auto sink = stream_of(g))
+    sink->begin_attempt(*gateway_dialect_of(st.cfg.provider));
   auto done = http_inbox::callback<provider_http_impl_actor>(st.inbox, self->ctrl(), ticket);
   try {
     st.http->send(g.request, std::move(done));
@@ -79,6 +89,50 @@ std::optional<std::chrono::milliseconds> next_wait(const state_t::pending_gatewa
   return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
 }
 
+/// The status lps records for a streamed call the client left mid-way (nginx's "client
+/// closed request"); the client never sees it.
+constexpr unsigned client_closed_status = 499;
+
+/// How a streamed call ended, as a result: 200 when whole; an error the route still answers
+/// as JSON when nothing was sent (retryable: no byte reached the client); else the status
+/// recorded for a stream that failed after its head (the client got an error event).
+gateway_result stream_result(const gateway_stream_outcome& o, std::string_view provider) {
+  gateway_result r;
+  r.prompt_tokens = o.usage.prompt_tokens;
+  r.completion_tokens = o.usage.completion_tokens;
+  if (o.complete)
+    return r;
+  if (o.client_gone) {
+    r.status = client_closed_status;
+    return r;
+  }
+  r.status = 502;
+  r.provider_failure = true;
+  r.retryable = !o.committed;
+  r.body = render_gateway_error(
+      {502, std::string{provider} + ": " + o.error_message, "upstream_error", "", o.error_type});
+  return r;
+}
+
+/// The result of one attempt of a streamed call: a 2xx streamed to the sink (ended here),
+/// an error answer read whole as for any call, or a transport error (a cut once streaming).
+gateway_result read_stream_answer(state_t& st, state_t::pending_gateway& g, gateway_stream& sink,
+                                  const http_client_response& resp) {
+  // A cut or a cancel before anything reached the client is an ordinary transport failure.
+  bool streamed = resp.error == transport_error::none ? resp.status >= 200 && resp.status < 300
+                                                      : sink.committed();
+  if (!streamed && resp.error != transport_error::none)
+    return gateway_transport_failure(st.wire->display_name(), resp.error, resp.error_message);
+  if (!streamed)
+    return gateway_read_upstream(*gateway_dialect_of(st.cfg.provider), resp.status, resp.body,
+                                 resp.headers, g.call.body, g.call.model,
+                                 std::chrono::system_clock::now());
+  auto detail = std::string{to_string(resp.error)}
+                + (resp.error_message.empty() ? "" : ": " + resp.error_message);
+  return stream_result(sink.end(resp.error != transport_error::none, detail),
+                       st.wire->display_name());
+}
+
 } // namespace
 
 caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_call call) {
@@ -91,9 +145,17 @@ caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_c
                        "provider_not_configured");
   gateway_target target{st.cfg.target.base_url, st.cfg.target.api_key, st.cfg.target.timeout,
                         st.cfg.target.extra_headers};
-  auto upstream = gateway_upstream_request(*dialect, target, call.body, call.model);
+  // A streamed call's client end, filed by the route under the asking bridge.
+  auto sink = gateway_streams().take(self->current_sender().get());
+  auto upstream = sink ? gateway_upstream_stream_request(*dialect, target, call.body, call.model)
+                       : gateway_upstream_request(*dialect, target, call.body, call.model);
   if (upstream.error)
     return gateway_reply{upstream.error->status, render_gateway_error(*upstream.error)};
+  if (sink) {
+    upstream.request.on_body_data = [sink](std::string_view piece) { sink->on_piece(piece); };
+    upstream.request.cancel = sink->cancel_token();
+    gateway_streams().add(upstream.request.cancel.get(), sink);
+  }
   auto ticket = st.next_ticket++;
   auto promise = self->make_response_promise<gateway_reply>();
   st.gateways.emplace(
@@ -110,8 +172,10 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
   auto& g = i->second;
   record_attempt(self, resp);
   auto dialect = *gateway_dialect_of(st.cfg.provider);
+  auto sink = stream_of(g);
   auto result =
-      resp.error != transport_error::none
+      sink ? read_stream_answer(st, g, *sink, resp)
+      : resp.error != transport_error::none
           ? gateway_transport_failure(st.wire->display_name(), resp.error, resp.error_message)
           : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers, g.call.body,
                                   g.call.model, std::chrono::system_clock::now());
@@ -121,6 +185,8 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
     return true;
   }
   st.errors_total += result.status == 200 ? 0 : 1;
+  if (sink)
+    gateway_streams().take(g.request.cancel.get());
   g.promise.deliver(reply_of(result, g.attempts));
   st.gateways.erase(i);
   return true;

@@ -1,5 +1,6 @@
 #include "actors/provider_mock.hpp"
 #include "actors/status_report.hpp"
+#include "runtime/gateway_stream.hpp"
 #include "runtime/gateway_translate.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -88,6 +89,13 @@ provider_mock_impl_actor::behavior_type provider_mock(self_ptr self, mock_settin
       [=](atom::gateway, const gateway_call& call) -> gateway_reply {
         ++self->state.calls_total;
         auto r = gateway_mock_answer(call.body, call.model);
+        auto sink = gateway_streams().take(self->current_sender().get());
+        if (sink && r.status == 200) {
+          sink->write_completion(r.body);
+          auto o = sink->end(false, "");
+          return gateway_reply{200,   "", o.usage.prompt_tokens, o.usage.completion_tokens, 0,
+                               false, 1};
+        }
         return gateway_reply{
             r.status, std::move(r.body), r.prompt_tokens, r.completion_tokens, 0, false, 1};
       },

@@ -2,6 +2,7 @@
 
 #include "app/actor_request.hpp"
 #include "runtime/api_keys.hpp"
+#include "runtime/gateway_stream.hpp"
 
 #include <caf/send.hpp>
 
@@ -95,37 +96,58 @@ http_response response_of(const gateway_reply& r, const gateway_route& route) {
   return res;
 }
 
-/// Asks the provider actor, then frees the gate, records metrics and answers.
+/// The client end of a `stream: true` call: chunks go to the client as they arrive.
+std::shared_ptr<gateway_stream> stream_for(std::string_view body, const gateway_route& route,
+                                           http_responder respond) {
+  auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  return std::make_shared<gateway_stream>(
+      std::move(respond),
+      std::vector<std::pair<std::string, std::string>>{{"x-lps-provider", route.provider}},
+      stream_translate_options{route.model, gateway_stream_include_usage(body), created});
+}
+
+gateway_reply deadline_reply() {
+  return {504,
+          render_gateway_error({504, "the provider did not answer within the gateway's deadline",
+                                "timeout_error", "", "gateway_timeout"}),
+          0,
+          0,
+          0,
+          true,
+          0};
+}
+
+/// Asks the provider actor, then frees the gate, records metrics and answers (a streamed
+/// call whose stream has started has answered already; its reply only says how it ended).
 void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
-                   std::string client, std::string body, http_responder respond) {
+                   std::string client, std::string body, const gateway_request_info& info,
+                   http_responder respond) {
   auto gw = ctx.gateway;
   auto metrics = ctx.actors.metrics;
   auto started = steady_clock::now();
+  auto sink = info.stream ? stream_for(body, route, respond) : nullptr;
   auto done = [=](caf::expected<gateway_reply> x) {
-    gateway_reply r;
-    if (x)
-      r = std::move(*x);
-    else
-      r = {504,
-           render_gateway_error({504,
-                                 "the provider did not answer within the gateway's "
-                                 "deadline",
-                                 "timeout_error", "", "gateway_timeout"}),
-           0,
-           0,
-           0,
-           true,
-           0};
+    if (sink) {
+      gateway_streams().forget(sink.get()); // a call that never reached a provider
+      if (!x)
+        sink->abort(); // past the deadline: the upstream call is given up
+    }
+    auto r = x ? std::move(*x) : deadline_reply();
     auto cost = cost_of(*gw, route.model, r);
     gw->gate.finish(route.provider, client, r.status == 200, r.provider_failure, r.prompt_tokens,
                     r.completion_tokens, cost, steady_clock::now());
     record_metrics(metrics, *gw, route, r, cost, steady_clock::now() - started);
-    respond(response_of(r, route));
+    if (!sink || !sink->committed())
+      respond(response_of(r, route));
   };
   gateway_call call{route.model, std::move(body), gw->max_attempts, 5000};
   auto bridge = ctx.sys->spawn(
       request_bridge<gateway_reply, provider_actor, atom::gateway, gateway_call>, provider,
       caf::timespan{gw->deadline}, std::function<void(caf::expected<gateway_reply>)>{done});
+  if (sink) // the provider actor finds it by the bridge that asks it
+    gateway_streams().add(caf::actor_cast<caf::strong_actor_ptr>(bridge).get(), sink);
   caf::anon_send(bridge, atom::gateway_v, std::move(call));
 }
 
@@ -134,11 +156,6 @@ void chat_completions(const api_context& ctx, http_request&& req, const std::str
   gateway_request_info info;
   if (auto e = check_gateway_request(req.body, info))
     return respond(openai_error(*e));
-  if (info.stream)
-    return respond(openai_error({400,
-                                 "stream: true is not built yet in the lps gateway; send the "
-                                 "request without stream (docs/gateway.md)",
-                                 "invalid_request_error", "stream", "streaming_not_supported"}));
   auto route = ctx.gateway->models.route(info.model);
   auto provider = route ? ctx.actors.providers.find(route->provider) : ctx.actors.providers.end();
   if (!route || provider == ctx.actors.providers.end())
@@ -162,7 +179,7 @@ void chat_completions(const api_context& ctx, http_request&& req, const std::str
         seconds_text(std::chrono::duration_cast<std::chrono::milliseconds>(refused->retry_after)));
     return respond(std::move(res));
   }
-  call_provider(ctx, provider->second, std::move(*route), client, std::move(req.body),
+  call_provider(ctx, provider->second, std::move(*route), client, std::move(req.body), info,
                 std::move(respond));
 }
 

@@ -2,9 +2,10 @@
 // tools/sdk): lps on 127.0.0.1 with every provider pointed at the project's mock provider
 // server, which checks each upstream request the way the real API does. Plain, json_schema and
 // tools calls for each upstream format (OpenAI, Anthropic, Gemini, OpenRouter, lps's built-in
-// mock), upstream faults (429 with Retry-After, 500, 529, timeouts), bad input (malformed JSON,
-// unknown model, missing messages, oversized body, stream), client keys, per-key usage and
-// metrics.
+// mock), streamed calls (tests/sdk/gateway_stream_checks.mjs: the SDK iterating chunks, and
+// raw HTTP for chunk timing, [DONE], error forms and a client disconnect), upstream faults (429
+// with Retry-After, 500, 529, timeouts), bad input (malformed JSON, unknown model, missing
+// messages, oversized body), client keys, per-key usage and metrics.
 //
 // node tests/sdk/gateway_sdk_test.mjs --lps=BIN --mock-provider=BIN
 // Exit code 0 when every check passed; any failure (the SDK missing included) exits 1.
@@ -16,6 +17,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rawStreams, sdkStreams } from './gateway_stream_checks.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const require = createRequire(join(here, '../../tools/sdk/package.json'));
@@ -161,15 +163,16 @@ async function toolsCall(client, model, label) {
     `${label}: after the tool result the model answers in text`);
 }
 
+const MODELS = [
+  ['gpt-4o-mini-2024-07-18', 'openai'],
+  ['claude-haiku-4-5-20251001', 'anthropic'],
+  ['gemini-2.5-flash', 'gemini'],
+  ['openrouter/meta-llama/llama-3.3-70b-instruct', 'openrouter'],
+  ['mock/any-model', null],
+];
+
 async function upstreamFormats(client, mock) {
-  const models = [
-    ['gpt-4o-mini-2024-07-18', 'openai'],
-    ['claude-haiku-4-5-20251001', 'anthropic'],
-    ['gemini-2.5-flash', 'gemini'],
-    ['openrouter/meta-llama/llama-3.3-70b-instruct', 'openrouter'],
-    ['mock/any-model', null],
-  ];
-  for (const [model, dialect] of models) {
+  for (const [model, dialect] of MODELS) {
     const before = await mockControl(mock, '/_mock/stats');
     await plainCall(client, model, model);
     await schemaCall(client, model, model);
@@ -261,8 +264,9 @@ async function badInput(lps, client) {
   body = await res.json();
   check(res.status === 400 && body.error.param === 'messages[0].role', 'unknown role: 400 naming messages[0].role');
 
-  err = await failureOf(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true }));
-  check(err?.status === 400 && err?.error?.code === 'streaming_not_supported', 'stream: true: 400 saying streaming is not built yet');
+  res = await post(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: 'yes' }));
+  body = await res.json();
+  check(res.status === 400 && body.error.param === 'stream', 'stream not a boolean: 400 naming stream');
 
   const stranger = new OpenAI({ baseURL: `${lps}/v1`, apiKey: 'not-a-key', maxRetries: 0 });
   err = await failureOf(stranger.chat.completions.create({ model: 'mock/x', messages: [{ role: 'user', content: 'x' }] }));
@@ -306,6 +310,8 @@ async function main() {
     }, /lps listening on (http:\/\/\S+)/);
     const client = new OpenAI({ baseURL: `${lps}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 30000 });
     await upstreamFormats(client, mock);
+    await sdkStreams(client, check, MODELS, weatherTool);
+    await rawStreams(lps, mock, CLIENT_KEY, ADMIN, check, mockControl);
     await faults(client, mock, lps);
     await badInput(lps, client);
     await views(lps, client);

@@ -431,7 +431,10 @@ json::object stats_json(const mock_provider_stats& s) {
           {"pending_faults", s.pending_faults},
           {"in_flight", s.in_flight},
           {"peak_in_flight", s.peak_in_flight},
-          {"batch", mock_batch::stats_json(s.batch)}};
+          {"batch", mock_batch::stats_json(s.batch)},
+          {"streams", json::object{{"started", s.streams.started},
+                                   {"open", s.streams.open},
+                                   {"cancelled", s.streams.cancelled}}}};
 }
 
 /// Which dialect a path speaks, and the Gemini model it names.
@@ -884,12 +887,14 @@ struct mock_provider_server::impl {
     auto s = counters;
     s.pending_faults = script.size();
     s.batch = std::move(batch);
+    s.streams = streams.counts();
     return s;
   }
 
   /// Held "drop" connections stay held: releasing them would answer them.
   void clear() {
     batches.reset();
+    streams.reset_counts();
     std::lock_guard<std::mutex> lock{mu};
     // Calls still waiting for their answer stay counted: they end after the reset.
     auto live = counters.in_flight;

@@ -86,6 +86,17 @@ struct mock_provider_options {
   std::function<std::chrono::steady_clock::time_point()> batch_clock;
 };
 
+/// Streamed answers since the start or the last reset (docs/mock-provider.md, section 11).
+struct mock_stream_counts {
+  /// Streams whose head was sent.
+  uint64_t started = 0;
+  /// Of those, not ended yet (kept across a reset: they end after it).
+  uint64_t open = 0;
+  /// Ended by the client going away before the server ended them (an lps gateway client
+  /// that disconnects cancels lps's upstream call, which shows here).
+  uint64_t cancelled = 0;
+};
+
 /// Call counters. Control API calls (/_mock/...) are not counted.
 struct mock_provider_stats {
   /// Every provider call, including rejected ones and unknown paths.
@@ -112,6 +123,8 @@ struct mock_provider_stats {
   uint64_t peak_in_flight = 0;
   /// The batch APIs' calls (counted here only, never in the fields above).
   mock_batch_stats batch;
+  /// Streamed answers: started, still open, ended by the client (section 11).
+  mock_stream_counts streams;
 };
 
 class mock_provider_server {

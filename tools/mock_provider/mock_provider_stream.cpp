@@ -320,6 +320,24 @@ std::vector<std::string> render_events(dialect d, std::string_view complete_body
 
 // -- streamer -----------------------------------------------------------------------------
 
+/// Streamed answers counted since the start or the last reset.
+struct streamer::counter_block {
+  mutable std::mutex mutex;
+  mock_stream_counts counts; // guarded by mutex
+
+  void started() {
+    std::lock_guard<std::mutex> lock{mutex};
+    ++counts.started;
+    ++counts.open;
+  }
+
+  void ended(bool by_client) {
+    std::lock_guard<std::mutex> lock{mutex};
+    counts.open -= counts.open > 0 ? 1 : 0;
+    counts.cancelled += by_client ? 1 : 0;
+  }
+};
+
 /// One streamed answer on its way out.
 struct streamer::paced {
   std::shared_ptr<http_body_stream> out;
@@ -329,13 +347,18 @@ struct streamer::paced {
   size_t end = 0;
   bool cut = false;
   std::chrono::milliseconds gap{0};
+  std::shared_ptr<counter_block> counters;
 
-  /// Sends the next event; false when the stream is over (ended here or by the client).
+  /// Sends the next event; false when the stream is over (ended here, or by the client: seen
+  /// by a refused write).
   bool step() {
-    if (next < end && !out->write(std::move(events[next++])))
+    if (next < end && !out->write(std::move(events[next++]))) {
+      counters->ended(true);
       return false;
+    }
     if (next < end)
       return true;
+    counters->ended(false);
     if (cut)
       out->cut();
     else
@@ -344,8 +367,22 @@ struct streamer::paced {
   }
 };
 
+streamer::streamer() : counters_(std::make_shared<counter_block>()) {
+  // nop
+}
+
 streamer::~streamer() {
   stop();
+}
+
+mock_stream_counts streamer::counts() const {
+  std::lock_guard<std::mutex> lock{counters_->mutex};
+  return counters_->counts;
+}
+
+void streamer::reset_counts() {
+  std::lock_guard<std::mutex> lock{counters_->mutex};
+  counters_->counts = {0, counters_->counts.open, 0};
 }
 
 void streamer::start() {
@@ -381,8 +418,10 @@ void streamer::make_streamed(http_response& r, dialect d, const stream_ask& ask,
   if (how.cut)
     p->end = std::min(p->end, how.cut_after.value_or(std::max<size_t>(1, p->end / 2)));
   p->gap = how.gap;
+  p->counters = counters_;
   r.stream = [this, p](std::shared_ptr<http_body_stream> out) {
     p->out = std::move(out);
+    p->counters->started();
     begin(p);
   };
 }

@@ -11,6 +11,7 @@
 // before the first byte is an ordinary error answer (status faults).
 
 #include "runtime/http_server.hpp"
+#include "tools/mock_provider/mock_provider_server.hpp"
 #include "tools/mock_provider/mock_provider_wire.hpp"
 
 #include <chrono>
@@ -62,7 +63,7 @@ struct delivery {
 /// Writes streamed answers; one thread paces those with a gap, so no I/O thread waits.
 class streamer {
 public:
-  streamer() = default;
+  streamer();
   streamer(const streamer&) = delete;
   streamer& operator=(const streamer&) = delete;
   ~streamer();
@@ -75,7 +76,12 @@ public:
   /// Turns `r`, a complete 200 answer of dialect `d`, into its streamed form.
   void make_streamed(http_response& r, dialect d, const stream_ask& ask, const delivery& how);
 
+  mock_stream_counts counts() const;
+  /// Zeroes the counts but `open`.
+  void reset_counts();
+
 private:
+  struct counter_block;
   struct paced;
   void begin(std::shared_ptr<paced> p);
   void schedule(std::shared_ptr<paced> p);
@@ -95,6 +101,7 @@ private:
   uint64_t seq_ = 0;        // guarded by mutex_
   bool stopping_ = false;   // guarded by mutex_
   std::thread thread_;
+  std::shared_ptr<counter_block> counters_;
 };
 
 } // namespace lps::mock_stream

@@ -1,0 +1,40 @@
+// The streamed form of the gateway's upstream requests, and the client's stream options
+// (runtime/gateway_stream.hpp). Boost.JSON stays here.
+
+#include "runtime/gateway_stream.hpp"
+#include "runtime/gateway_wire.hpp"
+
+namespace lps {
+
+namespace gw = gateway_wire;
+namespace json = boost::json;
+
+gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
+                                                 std::string_view body, const std::string& model) {
+  auto u = gateway_upstream_request(d, target, body, model);
+  if (u.error)
+    return u;
+  if (d == gateway_dialect::gemini) {
+    auto& url = u.request.url;
+    if (auto at = url.rfind(":generateContent"); at != std::string::npos)
+      url.replace(at, url.size() - at, ":streamGenerateContent?alt=sse");
+    return u;
+  }
+  auto upstream = gw::parse_object(u.request.body);
+  upstream["stream"] = true;
+  if (d != gateway_dialect::anthropic)
+    upstream["stream_options"] = json::object{{"include_usage", true}};
+  u.request.body = json::serialize(upstream);
+  return u;
+}
+
+bool gateway_stream_include_usage(std::string_view body) {
+  auto request = gw::parse_object(body);
+  const auto* options = request.if_contains("stream_options");
+  const auto* usage = options && options->is_object()
+                          ? options->get_object().if_contains("include_usage")
+                          : nullptr;
+  return usage && usage->is_bool() && usage->get_bool();
+}
+
+} // namespace lps
