@@ -25,6 +25,9 @@ void load_cluster_middleman(caf::actor_system_config& cfg, const cluster_tls_fil
   cfg.load<caf::io::middleman>();
   if (!tls.enabled())
     return;
+  // CAF's automatic connections (a mesh between every node it learns of) open plain TCP
+  // connections, past the TLS module: forced off whatever the config file says.
+  cfg.set("middleman.enable-automatic-connections", false);
   cfg.openssl_certificate = tls.cert_file;
   cfg.openssl_key = tls.key_file;
   cfg.openssl_cafile = tls.ca_file;

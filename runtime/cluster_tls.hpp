@@ -25,9 +25,10 @@
 namespace lps {
 
 /// Loads CAF's middleman into `cfg` and, when `tls.enabled()`, CAF's OpenSSL manager with the
-/// files as openssl_certificate, openssl_key and openssl_cafile. Call before the actor_system
-/// is made from `cfg`, with files check_cluster_tls_files() found usable (CAF throws from its
-/// network thread on a file it cannot load).
+/// files as openssl_certificate, openssl_key and openssl_cafile, with CAF's automatic
+/// connections off (they would be plain). Call before the actor_system is made from `cfg`,
+/// with files check_cluster_tls_files() found usable (CAF throws from its network thread on a
+/// file it cannot load).
 void load_cluster_middleman(caf::actor_system_config& cfg, const cluster_tls_files& tls);
 
 /// True when `sys` talks to peers over mutual TLS (load_cluster_middleman had the files).

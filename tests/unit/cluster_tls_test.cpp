@@ -98,6 +98,15 @@ TEST_CASE("two nodes whose certificates the same CA signed exchange a message ov
   CHECK(*server.received == 1);
 }
 
+TEST_CASE("TLS turns CAF's automatic connections off, which would open plain ones") {
+  certificates certs;
+  caf::actor_system_config cfg;
+  cfg.set("middleman.enable-automatic-connections", true);
+  load_cluster_middleman(cfg, certs.node_files("node-1"));
+  CHECK_FALSE(caf::get_or(cfg, "middleman.enable-automatic-connections", true));
+  CHECK(cfg.openssl_cafile == certs.ca.cert().string());
+}
+
 TEST_CASE("a node whose certificate another CA signed is refused, in both directions") {
   certificates certs;
   node server{certs.node_files("node-1")};
