@@ -9,6 +9,7 @@
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/cluster_status.hpp"
+#include "runtime/cluster_tls_files.hpp"
 #include "runtime/pg_batch_job_store.hpp"
 #include "runtime/data_dir_lock.hpp"
 #include "runtime/config.hpp"
@@ -97,6 +98,14 @@ int fail(const std::vector<std::string>& errors) {
     std::fprintf(stderr, "lps: %s\n", line.c_str());
   std::fprintf(stderr, "lps: refusing to start (see --dump-config and README.md)\n");
   return 2;
+}
+
+// The CLUSTER_TLS_* files of a cluster node, read and matched before anything starts: CAF
+// reads them only when the first connection between nodes opens, and fails there.
+std::vector<std::string> cluster_tls_errors(const config& cfg) {
+  if (!cfg.cluster_enabled || !cluster_tls_configured(cfg))
+    return {};
+  return check_cluster_tls_files(cluster_tls_files_of(cfg));
 }
 
 api_context make_api_context(caf::actor_system& sys, const config& cfg, topology actors, store* db,
@@ -389,6 +398,8 @@ int main(int argc, char** argv) {
     return check_migrations(start.cfg);
   if (cluster_status)
     return print_cluster_status(start.cfg);
+  if (auto errors = cluster_tls_errors(start.cfg); !errors.empty())
+    return fail(errors);
   setup_logging(start.cfg.log_level);
   auto rc = run(sys_cfg, start.cfg, signals);
   shutdown_logging();

@@ -11,6 +11,12 @@ set_target_properties(CAF::core PROPERTIES IMPORTED_LOCATION "${CAF_CORE_LIBRARY
 add_library(CAF::io SHARED IMPORTED)
 set_target_properties(CAF::io PROPERTIES IMPORTED_LOCATION "${CAF_IO_LIBRARY}"
   INTERFACE_LINK_LIBRARIES CAF::core)
+# CAF's TLS transport for the middleman (mutual TLS between cluster nodes), Debian's
+# libcaf-openssl0.17 (pulled in by libcaf-dev).
+find_library(CAF_OPENSSL_LIBRARY caf_openssl REQUIRED)
+add_library(CAF::openssl SHARED IMPORTED)
+set_target_properties(CAF::openssl PROPERTIES IMPORTED_LOCATION "${CAF_OPENSSL_LIBRARY}"
+  INTERFACE_LINK_LIBRARIES CAF::io)
 
 # "1.81 EXACT" fails because the package says 1.81.0.
 find_package(Boost 1.81.0 EXACT REQUIRED CONFIG COMPONENTS json)

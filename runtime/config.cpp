@@ -287,9 +287,18 @@ void add_cluster_keys(std::vector<key_entry>& xs) {
   xs.push_back(path_key("CLUSTER_NODE_NAME", &config::cluster_node_name,
                         "this node's name, unique in the cluster (empty: the host name)"));
   xs.push_back(string_key("CLUSTER_HOST", &config::cluster_host,
-                          "the CAF middleman's bind address (loopback only until mutual TLS "
-                          "between nodes is built)"));
+                          "the CAF middleman's bind address (beyond loopback only with "
+                          "CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA)"));
   xs.push_back(uint_key("CLUSTER_PORT", &config::cluster_port, 0, 65535));
+  xs.push_back(path_key("CLUSTER_TLS_CERT", &config::cluster_tls_cert,
+                        "PEM certificate of this node for mutual TLS between nodes, signed by "
+                        "CLUSTER_TLS_CA (empty: no TLS)"));
+  xs.push_back(path_key("CLUSTER_TLS_KEY", &config::cluster_tls_key,
+                        "the unencrypted PEM private key of CLUSTER_TLS_CERT (the path is "
+                        "shown, never the key)"));
+  xs.push_back(path_key("CLUSTER_TLS_CA", &config::cluster_tls_ca,
+                        "PEM certificate of the CA that signs every node's certificate: peers "
+                        "it did not sign are refused"));
   xs.push_back(uint_key("CLUSTER_LEASE_SECONDS", &config::cluster_lease_seconds, 1, 3600));
 }
 
@@ -569,6 +578,11 @@ std::vector<std::string> apply_environment(config& cfg, const env_lookup& env) {
   return errors;
 }
 
+bool cluster_tls_configured(const config& cfg) {
+  return !cfg.cluster_tls_cert.empty() && !cfg.cluster_tls_key.empty()
+         && !cfg.cluster_tls_ca.empty();
+}
+
 bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
@@ -582,10 +596,32 @@ void add_store_backend_errors(const config& cfg, std::vector<std::string>& error
     errors.push_back("POSTGRES_URL " + why + " (STORE_BACKEND=postgres needs it)");
 }
 
-// Cluster mode keeps every node's state in the shared PostgreSQL store, and its middleman
-// port accepts any peer that speaks CAF's protocol, so it stays on loopback until mutual TLS
-// is built.
+// The files of mutual TLS between nodes come as a set: CAF authenticates peers only with a
+// certificate, its key and a CA, and without them would silently fall back to an anonymous,
+// unauthenticated cipher.
+void add_cluster_tls_errors(const config& cfg, std::vector<std::string>& errors) {
+  std::vector<std::string> missing;
+  if (cfg.cluster_tls_cert.empty())
+    missing.push_back("CLUSTER_TLS_CERT");
+  if (cfg.cluster_tls_key.empty())
+    missing.push_back("CLUSTER_TLS_KEY");
+  if (cfg.cluster_tls_ca.empty())
+    missing.push_back("CLUSTER_TLS_CA");
+  if (missing.empty() || missing.size() == 3)
+    return;
+  std::string names;
+  for (const auto& x : missing)
+    names += (names.empty() ? "" : ", ") + x;
+  errors.push_back("CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA go together: set all "
+                   "three or none (missing: "
+                   + names + ")");
+}
+
+// Cluster mode keeps every node's state in the shared PostgreSQL store. Its middleman port
+// accepts any peer that speaks CAF's protocol unless mutual TLS is on, so beyond loopback it
+// needs the three CLUSTER_TLS_* files.
 void add_cluster_errors(const config& cfg, std::vector<std::string>& errors) {
+  add_cluster_tls_errors(cfg, errors);
   if (!cfg.cluster_enabled)
     return;
   if (cfg.store_backend != "postgres")
@@ -593,10 +629,11 @@ void add_cluster_errors(const config& cfg, std::vector<std::string>& errors) {
                      "queue, the leader lease and the node registry in PostgreSQL); STORE_BACKEND "
                      "is "
                      + cfg.store_backend);
-  if (!is_loopback_host(cfg.cluster_host))
+  if (!is_loopback_host(cfg.cluster_host) && !cluster_tls_configured(cfg))
     errors.push_back("CLUSTER_HOST '" + cfg.cluster_host
-                     + "' is beyond loopback, which needs mutual TLS between nodes (not built "
-                       "yet): use 127.0.0.1");
+                     + "' is beyond loopback, which needs mutual TLS between the nodes: set "
+                       "CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA (docs/cluster.md), "
+                       "or use 127.0.0.1");
 }
 
 } // namespace

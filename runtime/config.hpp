@@ -189,7 +189,7 @@ struct config {
   /// Reader threads of the store, each with a read connection of its own (runtime/store_reader).
   uint32_t store_reader_threads = 2;
 
-  // -- cluster (issue #11; read and checked, the cluster itself is not built yet) --
+  // -- cluster (issue #11) --
   /// true: run as a node of a cluster on the shared PostgreSQL store (needs STORE_BACKEND
   /// postgres): every node takes requests, the lease holder runs the queue (docs/cluster.md).
   bool cluster_enabled = false;
@@ -198,6 +198,12 @@ struct config {
   /// The CAF middleman's bind address and port (0: any free port, registered in the store).
   std::string cluster_host = "127.0.0.1";
   uint16_t cluster_port = 0;
+  /// Mutual TLS between the nodes (PEM files; all three or none): this node's certificate, its
+  /// private key (unencrypted), and the CA that signs every node's certificate. Needed when
+  /// CLUSTER_HOST is beyond loopback; with them a node talks only to peers the CA signed.
+  std::string cluster_tls_cert;
+  std::string cluster_tls_key;
+  std::string cluster_tls_ca;
   /// The leader lease's length; a new leader within twice this after the old one stops.
   uint32_t cluster_lease_seconds = 5;
 
@@ -233,6 +239,10 @@ std::vector<std::string> apply_environment(config& cfg, const env_lookup& env);
 
 /// 127.x.y.z, ::1 or localhost: only this machine can connect.
 bool is_loopback_host(const std::string& host);
+
+/// All three of CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA are set: the nodes talk
+/// over mutual TLS (validate() refuses one or two of them).
+bool cluster_tls_configured(const config& cfg);
 
 /// Cross-field checks after all sources were applied; one error line per problem.
 std::vector<std::string> validate(const config& cfg);

@@ -8,7 +8,13 @@
 #   tools/cluster.sh status      each node's process and GET /api/v1/cluster from the first live one
 #   tools/cluster.sh stop        SIGTERM to every node (a leader hands the lease on), wait, stop
 #                                PostgreSQL (its data stays in var/cluster/pg)
+#   tools/cluster.sh certs DIR [N]  a CA (DIR/ca.pem, its key DIR/ca.key) and N node certificates
+#                                it signs (DIR/node-I.pem, DIR/node-I.key; default 3) for mutual
+#                                TLS between nodes (openssl; EC P-256, serverAuth and clientAuth,
+#                                for 127.0.0.1 and localhost, valid 365 days)
 #
+# LPS_CLUSTER_TLS_DIR (a DIR of `certs`) makes `start` give node-I CLUSTER_TLS_CERT/KEY/CA from
+# it (docs/cluster.md, "Security").
 # LPS_CLUSTER_DIR (default ./var/cluster) and LPS_CLUSTER_HTTP_BASE (default 8090) move it;
 # LPS_BIN (default build/lps) names the binary. Any other LLM_PROVIDER_SERVICE_* variable of
 # the environment reaches every node (e.g. MOCK_LATENCY_MS). Nodes run the mock provider.
@@ -22,8 +28,46 @@ base=${LPS_CLUSTER_HTTP_BASE:-8090}
 bin=${LPS_BIN:-build/lps}
 
 usage() {
-  echo "usage: tools/cluster.sh start [N] | status | stop" >&2
+  echo "usage: tools/cluster.sh start [N] | status | stop | certs DIR [N]" >&2
   exit 2
+}
+
+# The CA and the node certificates of mutual TLS between nodes. The CA's key stays in DIR:
+# keep it apart from the nodes in a real deployment.
+certs() {
+  local out=${1:-} n=${2:-3}
+  [[ -n $out && $n =~ ^[1-9][0-9]?$ ]] || usage
+  mkdir -p "$out"
+  (
+    umask 077
+    if [[ ! -f $out/ca.pem ]]; then
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+        -subj /CN=lps-cluster-ca -keyout "$out/ca.key" -out "$out/ca.pem" 2>/dev/null
+    fi
+    printf '%s\n' basicConstraints=CA:FALSE keyUsage=digitalSignature \
+      extendedKeyUsage=serverAuth,clientAuth subjectAltName=IP:127.0.0.1,DNS:localhost \
+      >"$out/node.ext"
+    for i in $(seq 1 "$n"); do
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=node-$i" \
+        -keyout "$out/node-$i.key" -out "$out/node-$i.csr" 2>/dev/null
+      openssl x509 -req -days 365 -in "$out/node-$i.csr" -CA "$out/ca.pem" -CAkey "$out/ca.key" \
+        -set_serial "0x$(openssl rand -hex 16)" -extfile "$out/node.ext" \
+        -out "$out/node-$i.pem" 2>/dev/null
+      rm -f "$out/node-$i.csr"
+    done
+    rm -f "$out/node.ext"
+  )
+  chmod 644 "$out/ca.pem" "$out"/node-*.pem
+  echo "CA $out/ca.pem; nodes $out/node-{1..$n}.pem with keys $out/node-{1..$n}.key"
+}
+
+# CLUSTER_TLS_* of node-I when LPS_CLUSTER_TLS_DIR is set (as `env` arguments).
+tls_env() {
+  local i=$1 tls=${LPS_CLUSTER_TLS_DIR:-}
+  [[ -n $tls ]] || return 0
+  echo "LLM_PROVIDER_SERVICE_CLUSTER_TLS_CERT=$tls/node-$i.pem"
+  echo "LLM_PROVIDER_SERVICE_CLUSTER_TLS_KEY=$tls/node-$i.key"
+  echo "LLM_PROVIDER_SERVICE_CLUSTER_TLS_CA=$tls/ca.pem"
 }
 
 node_pids() {
@@ -68,7 +112,8 @@ start() {
       echo "node-$i runs already (pid $(cat "$dir/node-$i.pid"))"
       continue
     fi
-    LLM_PROVIDER_SERVICE_STORE_BACKEND=postgres \
+    # shellcheck disable=SC2046 # one VAR=value word per line of tls_env
+    env $(tls_env "$i") LLM_PROVIDER_SERVICE_STORE_BACKEND=postgres \
       LLM_PROVIDER_SERVICE_POSTGRES_URL="$url" \
       LLM_PROVIDER_SERVICE_HTTP_HOST=127.0.0.1 \
       LLM_PROVIDER_SERVICE_HTTP_PORT=$((base + i)) \
@@ -127,5 +172,6 @@ case $command in
 start) start "${2:-3}" ;;
 status) status ;;
 stop) stop ;;
+certs) certs "${2:-}" "${3:-3}" ;;
 *) usage ;;
 esac

@@ -10,6 +10,7 @@ packages=(
   libspdlog-dev catch2             # logging, unit tests (Catch2 2.13)
   libcli11-dev                     # lpsctl's command line
   libsqlite3-dev libssl-dev        # embedded store, TLS and hashing
+  openssl                          # the CLI: test certificates for mutual TLS between cluster nodes
   postgresql-15 libpq-dev          # the shared store: a throw-away server for tests (tools/pg.sh), libpq
   libjemalloc-dev                  # the allocator lps links (see docs/benchmarks.md)
   prometheus                       # promtool, to check the /metrics exposition

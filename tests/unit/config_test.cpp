@@ -456,6 +456,50 @@ TEST_CASE("CLUSTER_ENABLED needs STORE_BACKEND=postgres and a loopback CLUSTER_H
   CHECK(validate(cfg).empty());
 }
 
+TEST_CASE("a CLUSTER_HOST beyond loopback starts only with all three CLUSTER_TLS files set") {
+  config cfg;
+  cfg.cluster_enabled = true;
+  cfg.store_backend = "postgres";
+  cfg.postgres_url = secret{"postgresql://lps@127.0.0.1/lps"};
+  cfg.cluster_host = "0.0.0.0";
+  auto errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("CLUSTER_HOST '0.0.0.0' is beyond loopback, which needs mutual TLS")
+        != std::string::npos);
+  CHECK(errors[0].find("CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA")
+        != std::string::npos);
+
+  cfg.cluster_tls_cert = "/etc/lps/node.pem";
+  cfg.cluster_tls_ca = "/etc/lps/ca.pem";
+  CHECK_FALSE(cluster_tls_configured(cfg));
+  errors = validate(cfg);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].find("go together: set all three or none (missing: CLUSTER_TLS_KEY)")
+        != std::string::npos);
+  CHECK(errors[1].find("is beyond loopback") != std::string::npos);
+
+  cfg.cluster_tls_key = "/etc/lps/node.key";
+  CHECK(cluster_tls_configured(cfg));
+  CHECK(validate(cfg).empty());
+
+  // Half a TLS set is refused even with the cluster off or on loopback: it is a mistake.
+  cfg.cluster_tls_ca.clear();
+  cfg.cluster_enabled = false;
+  errors = validate(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("(missing: CLUSTER_TLS_CA)") != std::string::npos);
+}
+
+TEST_CASE("the CLUSTER_TLS keys are paths: --dump-config shows the paths, empty by default") {
+  config cfg;
+  CHECK(dump(cfg).find("cluster-tls-cert = \n") != std::string::npos);
+  CHECK(set_config_value(cfg, "CLUSTER_TLS_KEY", " /etc/lps/node.key ").empty());
+  CHECK(set_config_value(cfg, "cluster-tls-ca", "/etc/lps/ca.pem").empty());
+  CHECK(cfg.cluster_tls_key == "/etc/lps/node.key");
+  CHECK(dump(cfg).find("cluster-tls-key = /etc/lps/node.key\n") != std::string::npos);
+  CHECK(dump(cfg).find("cluster-tls-ca = /etc/lps/ca.pem\n") != std::string::npos);
+}
+
 TEST_CASE("STORE_READER_THREADS is 2 by default and takes 1 to 64") {
   config cfg;
   CHECK(cfg.store_reader_threads == 2);
