@@ -555,14 +555,19 @@ private:
     }
   }
 
+  std::string set_writer_plans() {
+    for (const auto* setting : pg::writer_session_settings())
+      if (auto r = writer_db_->exec(setting); !r.ok)
+        return r.error;
+    return "";
+  }
+
   std::string prepare_writer() {
     if (!options_.fsync_every_commit)
       if (auto r = writer_db_->exec("SET synchronous_commit = off"); !r.ok)
         return r.error;
-    // The set-based statements' plans do not depend on their arrays' lengths (an index
-    // lookup per row): one plan each, never planned again per transaction.
-    if (auto r = writer_db_->exec("SET plan_cache_mode = force_generic_plan"); !r.ok)
-      return r.error;
+    if (auto why = set_writer_plans(); !why.empty())
+      return why;
     auto statements = pg::write_statements();
     statements.emplace_back("purge_step", purge_step_sql);
     for (auto [name, sql] : statements)

@@ -29,28 +29,29 @@ constexpr const char* update_status_sql =
     "UPDATE requests SET status = s.status, attempts = coalesce(s.attempts::integer, "
     "requests.attempts), updated_at = now() FROM unnest($1::text[], $2::text[], $3::bigint[]) "
     "AS s(queue_id, status, attempts) WHERE requests.queue_id = s.queue_id";
-// One statement removes the requests and records their results, taking each request's
-// priority and queue time (and its provider when the result names none) into its result's
-// columns. ON CONFLICT DO NOTHING: the first final result wins, so a request never gets two
-// (a late duplicate cannot replace one that may be delivered already); the request goes
-// either way. In the order of the arrays, so `seq` keeps the order of completion.
+// The results of finished requests, each taking its request's priority and queue time
+// (and its provider when the result names none) into its columns; then delete_finished_sql
+// removes the requests. ON CONFLICT DO NOTHING: the first final result wins, so a request
+// never gets two (a late duplicate cannot replace one that may be delivered already); the
+// request goes either way. In the order of the arrays, so `seq` keeps the order of
+// completion.
 constexpr const char* record_finals_sql =
-    "WITH f AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-    "$4::text[], $5::boolean[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], "
-    "$11::text[], $12::text[], $13::bigint[]) WITH ORDINALITY AS f(queue_id, status, "
-    "event_json, callback_url, delivered, completed_ms, bos_batch_id, provider, model, "
-    "error_code, correlation_id, cj_batch_id, epoch, ord)), "
-    "gone AS (DELETE FROM requests USING f WHERE requests.queue_id = f.queue_id "
-    "RETURNING requests.queue_id, requests.provider, requests.priority, requests.queued_at) "
     "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
     "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
     "cj_batch_id, epoch) "
     "SELECT f.queue_id, f.status, f.event_json, f.callback_url, f.delivered, "
-    LPS_TS("f.completed_ms") ", coalesce(nullif(f.provider, ''), gone.provider, ''), "
-    "coalesce(gone.priority, 5), coalesce(gone.queued_at, " LPS_TS("f.completed_ms") "), "
+    LPS_TS("f.completed_ms") ", coalesce(nullif(f.provider, ''), r.provider, ''), "
+    "coalesce(r.priority, 5), coalesce(r.queued_at, " LPS_TS("f.completed_ms") "), "
     "f.bos_batch_id, f.model, f.error_code, f.correlation_id, f.cj_batch_id, "
-    "nullif(f.epoch, 0) FROM f LEFT JOIN gone ON gone.queue_id = f.queue_id ORDER BY f.ord "
+    "nullif(f.epoch, 0) FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::boolean[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], "
+    "$11::text[], $12::text[], $13::bigint[]) WITH ORDINALITY AS f(queue_id, status, "
+    "event_json, callback_url, delivered, completed_ms, bos_batch_id, provider, model, "
+    "error_code, correlation_id, cj_batch_id, epoch, ord) "
+    "LEFT JOIN requests r ON r.queue_id = f.queue_id ORDER BY f.ord "
     "ON CONFLICT (queue_id) DO NOTHING";
+constexpr const char* delete_finished_sql =
+    "DELETE FROM requests WHERE queue_id = ANY($1::text[])";
 constexpr const char* mark_delivered_sql =
     "UPDATE results SET delivered = true WHERE queue_id = ANY($1::text[])";
 constexpr const char* mark_given_up_sql =
@@ -102,10 +103,18 @@ const std::vector<std::pair<const char*, const char*>>& write_statements() {
       {"insert_idempotency_keys", insert_idempotency_keys_sql},
       {"update_status", update_status_sql},
       {"record_finals", record_finals_sql},
+      {"delete_finished", delete_finished_sql},
       {"mark_delivered", mark_delivered_sql},
       {"mark_given_up", mark_given_up_sql},
       {"require_lease", require_lease_sql}};
   return statements;
+}
+
+const std::vector<const char*>& writer_session_settings() {
+  static const std::vector<const char*> settings{
+      "SET plan_cache_mode = force_generic_plan", "SET enable_seqscan = off",
+      "SET enable_hashjoin = off", "SET enable_mergejoin = off"};
+  return settings;
 }
 
 write_set::write_set(size_t rows_per_statement)
@@ -277,8 +286,13 @@ void write_set::emit_finals() {
     add_text_or_null(a[11], row->cj_batch_id);
     a[12].add(epoch);
   }
-  ready_.push_back({{"record_finals", take_all(a)},
-                    label_of("insert result", finals_.front().first->queue_id, finals_.size())});
+  const auto& first = finals_.front().first->queue_id;
+  auto params = take_all(a);
+  auto ids = params.front();
+  ready_.push_back(
+      {{"record_finals", std::move(params)}, label_of("insert result", first, finals_.size())});
+  ready_.push_back({{"delete_finished", {std::move(ids)}},
+                    label_of("remove finished request", first, finals_.size())});
   finals_.clear();
 }
 

@@ -42,6 +42,16 @@ struct labelled_call {
 /// The statements write_set calls, as (name, SQL), to prepare on the writer's connection.
 const std::vector<std::pair<const char*, const char*>>& write_statements();
 
+/// The writer session's settings (SET statements), run before it prepares the statements.
+/// Every statement of the writer finds its rows by key: each row of its arrays looked up in
+/// a primary key index (a nested loop), however many. The planner would choose that from
+/// the tables' statistics, but a plan is cached with the statistics of its time: one made
+/// while a table was empty (a new database, after a purge) scans the whole table (a hash
+/// join over a sequential scan) until the next ANALYZE, which at thousands of rows a second
+/// is a whole table per statement. So the session allows nested loops over indexes only,
+/// with one generic plan per statement (never planned again).
+const std::vector<const char*>& writer_session_settings();
+
 class write_set {
 public:
   /// `rows_per_statement`: at most this many rows in one statement (0 counts as 1).

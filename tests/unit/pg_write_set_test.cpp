@@ -4,13 +4,17 @@
 // become, in which order. What they do to the tables is store_batch_test's part.
 
 #include "fixtures/store_backend.hpp"
+#include "runtime/pg_schema.hpp"
 #include "runtime/pg_write_set.hpp"
 #include "runtime/postgres.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <limits>
+#include <regex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +48,41 @@ std::vector<std::optional<std::string>> read_back(pg::connection& db, pg::array_
   for (const auto& row : r.rows)
     out.push_back(row[0]);
   return out;
+}
+
+// An empty database of its own with the lps schema, dropped at the end.
+struct scratch_database {
+  std::string name = "lps_write_set_" + std::to_string(::getpid());
+  std::unique_ptr<pg::connection> db;
+
+  scratch_database() {
+    auto admin = connect();
+    admin->exec("DROP DATABASE IF EXISTS " + name);
+    REQUIRE(admin->exec("CREATE DATABASE " + name).ok);
+    const auto& url = test::test_server_url();
+    std::string error;
+    db = pg::connection::open(url.substr(0, url.rfind('/') + 1) + name, std::chrono::seconds{5},
+                              error);
+    INFO(error);
+    REQUIRE(db);
+    REQUIRE(pg::migrate(*db).error.empty());
+  }
+  ~scratch_database() {
+    db.reset();
+    std::string error;
+    if (auto admin = pg::connection::open(test::test_server_url(), std::chrono::seconds{5}, error))
+      admin->exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  }
+};
+
+// The highest $N in `sql`.
+int parameters_of(const std::string& sql) {
+  int most = 0;
+  std::regex placeholder{R"(\$([0-9]+))"};
+  for (auto it = std::sregex_iterator(sql.begin(), sql.end(), placeholder);
+       it != std::sregex_iterator(); ++it)
+    most = std::max(most, std::stoi((*it)[1]));
+  return most;
 }
 
 std::vector<std::string> names_of(const std::vector<pg::labelled_call>& calls) {
@@ -146,7 +185,7 @@ TEST_CASE("the writes of a transaction become one statement per kind, in a fixed
   auto calls = set.take();
   CHECK(names_of(calls)
         == std::vector<std::string>{"insert_requests", "insert_idempotency_keys", "update_status",
-                                    "record_finals", "mark_delivered"});
+                                    "record_finals", "delete_finished", "mark_delivered"});
   CHECK(calls[0].label == "insert request 'q0' and 299 more");
   CHECK(calls[0].call.params.size() == 12);
   CHECK(calls[3].call.params.size() == 13);
@@ -162,12 +201,12 @@ TEST_CASE("an operation on an id after a later kind on it starts a new segment")
   finish_marked.finals = {result("b")}; // must run after the mark (which found no result)
   set.add(finish);
   set.add(insert_again);
-  CHECK(set.ready() == 1);
+  CHECK(set.ready() == 2); // the final's statements, before the insert's
   set.add(mark);
   set.add(finish_marked);
   CHECK(names_of(set.take())
-        == std::vector<std::string>{"record_finals", "insert_requests", "mark_delivered",
-                                    "record_finals"});
+        == std::vector<std::string>{"record_finals", "delete_finished", "insert_requests",
+                                    "mark_delivered", "record_finals", "delete_finished"});
 }
 
 TEST_CASE("repeated operations on one id fold into one row as running them in turn would") {
@@ -185,10 +224,12 @@ TEST_CASE("repeated operations on one id fold into one row as running them in tu
     set.add(*w);
   auto calls = set.take();
   REQUIRE(names_of(calls)
-          == std::vector<std::string>{"update_status", "record_finals", "mark_delivered"});
+          == std::vector<std::string>{"update_status", "record_finals", "delete_finished",
+                                      "mark_delivered"});
   CHECK(calls[0].label == "update status 'a'");
   CHECK(calls[1].label == "insert result 'f'");
-  CHECK(calls[2].label == "mark delivered 'f'");
+  CHECK(calls[2].label == "remove finished request 'f'");
+  CHECK(calls[3].label == "mark delivered 'f'");
   auto db = connect();
   // Status: processing (the last), attempts 3 (the last given).
   REQUIRE(db->prepare("status_rows", "SELECT s, n::text FROM unnest($1::text[], $2::text[], "
@@ -226,8 +267,51 @@ TEST_CASE("a statement holds at most rows_per_statement rows, leases are checked
   CHECK(names_of(calls)
         == std::vector<std::string>{"require_lease", "insert_requests", "insert_requests",
                                     "require_lease", "insert_requests", "record_finals",
-                                    "mark_delivered"});
+                                    "delete_finished", "mark_delivered"});
   CHECK(calls[0].call.params.at(0).value == std::optional<std::string>{"7"});
   CHECK(calls[3].call.params.at(0).value == std::optional<std::string>{"8"});
   CHECK(calls[4].label == "insert request 'r200' and 49 more");
+}
+
+// The generic plans of the writer's statements on `db` (prepared under a prefix, so a
+// second call prepares them anew), joined.
+std::string plans_of_write_statements(pg::connection& db, const std::string& prefix) {
+  std::string plans;
+  for (auto [name, sql] : pg::write_statements()) {
+    auto prepared = prefix + name;
+    auto why = db.prepare(prepared, sql);
+    INFO(why);
+    REQUIRE(why.empty());
+    std::string args;
+    for (int i = 0; i < parameters_of(sql); ++i)
+      args += (i == 0 ? "NULL" : ", NULL");
+    auto r = db.exec("EXPLAIN EXECUTE " + prepared + "(" + args + ")");
+    INFO(r.error);
+    REQUIRE(r.ok);
+    plans += std::string{name} + ":\n";
+    for (const auto& row : r.rows)
+      plans += row[0].value_or("") + "\n";
+  }
+  return plans;
+}
+
+bool scans_a_whole_table(const std::string& plans) {
+  return plans.find("Seq Scan") != std::string::npos
+         || plans.find("Hash Join") != std::string::npos
+         || plans.find("Merge Join") != std::string::npos;
+}
+
+TEST_CASE("the writer's statements look rows up by key even when planned on empty tables") {
+  scratch_database scratch;
+  auto& db = *scratch.db;
+  // The planner's own choice on empty tables, for a plan kept past them: whole scans.
+  REQUIRE(db.exec("SET plan_cache_mode = force_generic_plan").ok);
+  auto unguarded = plans_of_write_statements(db, "unguarded_");
+  INFO(unguarded);
+  CHECK(scans_a_whole_table(unguarded));
+  for (const auto* setting : pg::writer_session_settings())
+    REQUIRE(db.exec(setting).ok);
+  auto plans = plans_of_write_statements(db, "writer_");
+  INFO(plans);
+  CHECK_FALSE(scans_a_whole_table(plans));
 }
