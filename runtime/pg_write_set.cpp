@@ -113,7 +113,8 @@ const std::vector<std::pair<const char*, const char*>>& write_statements() {
 const std::vector<const char*>& writer_session_settings() {
   static const std::vector<const char*> settings{
       "SET plan_cache_mode = force_generic_plan", "SET enable_seqscan = off",
-      "SET enable_hashjoin = off", "SET enable_mergejoin = off"};
+      "SET enable_hashjoin = off", "SET enable_mergejoin = off",
+      "SET default_toast_compression = lz4"};
   return settings;
 }
 

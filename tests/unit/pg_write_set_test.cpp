@@ -314,4 +314,19 @@ TEST_CASE("the writer's statements look rows up by key even when planned on empt
   auto plans = plans_of_write_statements(db, "writer_");
   INFO(plans);
   CHECK_FALSE(scans_a_whole_table(plans));
+
+  // And a request's texts are compressed with lz4 (cheaper for the server than pglz).
+  store_write write;
+  write.inserts = {request("big")};
+  write.inserts[0].texts = std::string(6000, 'x');
+  pg::write_set set;
+  set.add(write);
+  for (auto& statement : set.take()) {
+    auto r = db.exec_prepared("writer_" + statement.call.name, statement.call.params);
+    INFO(r.error);
+    REQUIRE(r.ok);
+  }
+  auto compression = db.exec("SELECT pg_column_compression(texts) FROM requests");
+  REQUIRE(compression.rows.size() == 1);
+  CHECK(compression.rows[0][0] == std::optional<std::string>{"lz4"});
 }
