@@ -1,5 +1,7 @@
 #include "runtime/pg_write_set.hpp"
 
+#include <algorithm>
+
 namespace lps::pg {
 
 namespace {
@@ -210,10 +212,10 @@ void write_set::emit_inserts() {
   if (inserts_.empty())
     return;
   std::vector<array_param> a{
-      array_param{element::text},  array_param{element::int8},  array_param{element::int8},
-      array_param{element::int8},  array_param{element::int8},  array_param{element::bytea},
-      array_param{element::bytea}, array_param{element::text},  array_param{element::text},
-      array_param{element::text},  array_param{element::text},  array_param{element::text}};
+      array_param{element::text},  array_param{element::int8}, array_param{element::int8},
+      array_param{element::int8},  array_param{element::int8}, array_param{element::bytea},
+      array_param{element::bytea}, array_param{element::text}, array_param{element::text},
+      array_param{element::text},  array_param{element::text}, array_param{element::text}};
   for (const auto* row : inserts_) {
     a[0].add(row->queue_id);
     a[1].add(int64_t{row->priority});

@@ -109,9 +109,18 @@ stored_result result(const std::string& id) {
 
 TEST_CASE("array parameters reach the server unchanged: hostile texts, empty and NULL") {
   auto db = connect();
-  const std::vector<std::string> texts{
-      "plain",  R"(a "quoted" word)", R"(back\slash)", R"(\")",  "{braces}", "a,b,c", "",
-      "NULL",   "'single'",           "new\nline",     "é ü ✓", R"({"json":["a","b\"c"]})"};
+  const std::vector<std::string> texts{"plain",
+                                       R"(a "quoted" word)",
+                                       R"(back\slash)",
+                                       R"(\")",
+                                       "{braces}",
+                                       "a,b,c",
+                                       "",
+                                       "NULL",
+                                       "'single'",
+                                       "new\nline",
+                                       "é ü ✓",
+                                       R"({"json":["a","b\"c"]})"};
   pg::array_param array{element::text};
   for (const auto& t : texts)
     array.add(t);
@@ -242,7 +251,8 @@ TEST_CASE("repeated operations on one id fold into one row as running them in tu
   CHECK(status.rows[0][1] == std::optional<std::string>{"3"});
   REQUIRE(db->prepare("final_rows", "SELECT s FROM unnest($1::text[], $2::text[]) AS u(id, s)")
               .empty());
-  auto finals = db->exec_prepared("final_rows", {calls[1].call.params.at(0), calls[1].call.params.at(1)});
+  auto finals =
+      db->exec_prepared("final_rows", {calls[1].call.params.at(0), calls[1].call.params.at(1)});
   INFO(finals.error);
   REQUIRE(finals.rows.size() == 1);
   CHECK(finals.rows[0][0] == std::optional<std::string>{"completed"});
@@ -296,8 +306,7 @@ std::string plans_of_write_statements(pg::connection& db, const std::string& pre
 }
 
 bool scans_a_whole_table(const std::string& plans) {
-  return plans.find("Seq Scan") != std::string::npos
-         || plans.find("Hash Join") != std::string::npos
+  return plans.find("Seq Scan") != std::string::npos || plans.find("Hash Join") != std::string::npos
          || plans.find("Merge Join") != std::string::npos;
 }
 

@@ -104,9 +104,8 @@ std::string query_column(const lps::store& db, const temp_dir& dir, const std::s
 }
 
 std::string status_and_attempts(const lps::store& db, const temp_dir& dir, const std::string& id) {
-  return query_column(db, dir,
-                      "SELECT status || '|' || attempts FROM requests WHERE queue_id = '" + id
-                          + "'");
+  return query_column(
+      db, dir, "SELECT status || '|' || attempts FROM requests WHERE queue_id = '" + id + "'");
 }
 
 } // namespace
@@ -163,9 +162,9 @@ TEST_CASE("store ends a commit of mixed operations on the same ids as if run one
   writes[1].idempotency_keys = {{"k1", "c"}, {"k2", "c"}}; // k1 keeps a
   writes[2].attempts = {{"a", 2}};                         // a queued again after a try
   writes[2].finals = {make_result("b", "completed")};
-  writes[3].dispatched = {"a"}; // and processing again, its attempts kept
+  writes[3].dispatched = {"a"};                    // and processing again, its attempts kept
   writes[3].finals = {make_result("b", "failed")}; // the first final wins
-  writes[3].delivered = {"x"}; // no result x yet: nothing to mark
+  writes[3].delivered = {"x"};                     // no result x yet: nothing to mark
   // A final, then the same id inserted again: the request is back, beside its result.
   writes[4].finals = {make_result("c", "expired"), make_result("x")};
   writes[5].inserts = {make_request("c")};
@@ -199,10 +198,10 @@ TEST_CASE("store fails a bad row's write alone among hundreds in one transaction
   temp_dir dir;
   auto db = open_store(dir);
   commit_all_ok(*db, {[] {
-                  lps::store_write w;
-                  w.inserts = {make_request("taken")};
-                  return w;
-                }()});
+    lps::store_write w;
+    w.inserts = {make_request("taken")};
+    return w;
+  }()});
   std::vector<outcome> outcomes(301);
   for (size_t i = 0; i < outcomes.size(); ++i) {
     lps::store_write w;
@@ -230,8 +229,8 @@ TEST_CASE("store keeps ids, events and payloads with quotes, backslashes, braces
           "[store]") {
   temp_dir dir;
   auto db = open_store(dir);
-  const std::vector<std::string> ids{R"(q"1)", R"(back\slash)", "{braces}", "a,b", "sp ace",
-                                     "NULL",   "é-ünï",        "'quote'",  R"(\")"};
+  const std::vector<std::string> ids{R"(q"1)", R"(back\slash)", "{braces}", "a,b",  "sp ace",
+                                     "NULL",   "é-ünï",         "'quote'",  R"(\")"};
   constexpr char raw_payload[] = "bytes\0with\xff nul\\ and \"quotes\"";
   const std::string payload{raw_payload, sizeof raw_payload - 1};
   const std::string event =
