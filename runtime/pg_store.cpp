@@ -1,9 +1,8 @@
 #include "runtime/pg_store.hpp"
 
 #include "runtime/group_commit.hpp"
-
-#include <set>
 #include "runtime/pg_schema.hpp"
+#include "runtime/pg_write_set.hpp"
 #include "runtime/postgres.hpp"
 
 #include <spdlog/spdlog.h>
@@ -32,42 +31,6 @@ using pg::param;
 // clang-format cannot lay out strings joined around macros.
 // clang-format off
 
-// Prepared on the writer's connection (names are the statements' keys).
-constexpr const char* insert_request_sql =
-    "INSERT INTO requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
-    "provider, bos_batch_id, model, correlation_id, cj_batch_id) VALUES($1, $2::integer, "
-    LPS_TS("$3") ", $4::bigint, $5::integer, $6, $7, $8, $9, $10, $11, $12)";
-// One statement removes the request and records its result, taking the request's priority
-// and queue time (and its provider when the result names none) into the result's columns.
-// ON CONFLICT DO NOTHING: the first final result wins, so a request never gets two (a late
-// duplicate cannot replace one that may be delivered already); the request goes either way.
-constexpr const char* record_final_sql =
-    "WITH gone AS (DELETE FROM requests WHERE queue_id = $1 "
-    "RETURNING provider, priority, queued_at) "
-    "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
-    "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
-    "cj_batch_id, epoch) "
-    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6") ", "
-    "coalesce(nullif($8, ''), gone.provider, ''), coalesce(gone.priority, 5), "
-    "coalesce(gone.queued_at, " LPS_TS("$6") "), $7, $9, $10, $11, $12, nullif($13::bigint, 0) "
-    "FROM (VALUES (1)) AS one LEFT JOIN gone ON true ON CONFLICT (queue_id) DO NOTHING";
-// A fenced write's first statement (cluster mode): fails the transaction unless the leader
-// lease is still held at the write's epoch, and locks the lease row until COMMIT, so no
-// takeover happens in between (schema version 5, docs/cluster.md).
-constexpr const char* require_lease_sql = "SELECT lps_require_lease('leader', $1::bigint)";
-constexpr const char* mark_delivered_sql =
-    "UPDATE results SET delivered = true WHERE queue_id = $1";
-constexpr const char* mark_given_up_sql =
-    "UPDATE results SET delivery_failed_at = " LPS_TS("$2") ", delivery_attempts = $3::integer, "
-    "last_delivery_error = $4 WHERE queue_id = $1";
-constexpr const char* update_attempts_sql =
-    "UPDATE requests SET attempts = $2::integer, status = 'queued', updated_at = now() "
-    "WHERE queue_id = $1";
-constexpr const char* mark_dispatched_sql =
-    "UPDATE requests SET status = 'processing', updated_at = now() WHERE queue_id = $1";
-// The first request of a key wins.
-constexpr const char* insert_idempotency_key_sql =
-    "INSERT INTO idempotency_keys(key, queue_id) VALUES($1, $2) ON CONFLICT (key) DO NOTHING";
 // Oldest first; a result still waiting for its callback stays (the outbox).
 constexpr const char* purge_step_sql =
     "DELETE FROM results WHERE queue_id IN (SELECT queue_id FROM results "
@@ -139,10 +102,13 @@ constexpr std::chrono::milliseconds start_backoff_first{100};
 constexpr std::chrono::milliseconds start_backoff_max{5000};
 
 // Write statements sent in one round trip (a pipeline) before their results are read: the
-// round trips, not the statements, are what a commit of thousands of operations waits for.
-// Bounded, so the few bytes the server answers per statement never fill the socket while
-// lps is still sending.
-constexpr size_t statements_per_round_trip = 256;
+// round trips are what a commit waits for. Bounded, so the few bytes the server answers per
+// statement never fill the socket while lps is still sending, and the array parameters of
+// only so many statements are in memory at once.
+constexpr size_t statements_per_round_trip = 16;
+// Rows in one set-based statement at most (pg_write_set.hpp): a 6 KB request is 6 MB of
+// parameters per statement.
+constexpr size_t rows_per_statement = 1000;
 
 std::string text_of(const pg::row& row, size_t column) {
   return row[column].value_or("");
@@ -616,19 +582,22 @@ private:
     }
   }
 
+  std::string set_writer_plans() {
+    for (const auto* setting : pg::writer_session_settings())
+      if (auto r = writer_db_->exec(setting); !r.ok)
+        return r.error;
+    return "";
+  }
+
   std::string prepare_writer() {
     if (!options_.fsync_every_commit)
       if (auto r = writer_db_->exec("SET synchronous_commit = off"); !r.ok)
         return r.error;
-    for (auto [name, sql] : {std::pair{"insert_request", insert_request_sql},
-                             {"record_final", record_final_sql},
-                             {"require_lease", require_lease_sql},
-                             {"mark_delivered", mark_delivered_sql},
-                             {"mark_given_up", mark_given_up_sql},
-                             {"update_attempts", update_attempts_sql},
-                             {"mark_dispatched", mark_dispatched_sql},
-                             {"insert_idempotency_key", insert_idempotency_key_sql},
-                             {"purge_step", purge_step_sql}})
+    if (auto why = set_writer_plans(); !why.empty())
+      return why;
+    auto statements = pg::write_statements();
+    statements.emplace_back("purge_step", purge_step_sql);
+    for (auto [name, sql] : statements)
       if (auto why = writer_db_->prepare(name, sql); !why.empty())
         return "cannot prepare " + std::string{name} + ": " + why;
     return "";
@@ -661,8 +630,8 @@ private:
     return true;
   }
 
-  // One transaction: BEGIN, the writes' statements pipelined in chunks of
-  // statements_per_round_trip, COMMIT.
+  // One transaction: BEGIN, the writes as set-based statements (pg_write_set.hpp)
+  // pipelined statements_per_round_trip at a time, COMMIT.
   commit_outcome run_transaction(std::span<const queued_write> writes, std::string& error) {
     if (!reconnect(error))
       return commit_outcome::store_down;
@@ -670,18 +639,13 @@ private:
       error = "cannot begin a transaction on " + masked_ + ": " + one_line(r.error);
       return txn_failure();
     }
-    statement_batch batch;
-    std::set<int64_t> epochs_checked;
+    pg::write_set set{rows_per_statement};
     for (const auto& w : writes) {
-      // Once per epoch and transaction: the row lock holds until COMMIT.
-      if (auto epoch = w.write.fencing_epoch; epoch > 0 && epochs_checked.insert(epoch).second)
-        batch.add("require_lease", {{std::to_string(epoch)}}, "check the leader lease at epoch",
-                  std::to_string(epoch));
-      add_statements(w.write, batch);
-      if (batch.calls.size() >= statements_per_round_trip && !run_statements(batch, error))
+      set.add(w.write);
+      if (set.ready() >= statements_per_round_trip && !run_statements(set.take(), error))
         return roll_back();
     }
-    if (!run_statements(batch, error))
+    if (!run_statements(set.take(), error))
       return roll_back();
     if (auto r = writer_db_->exec("COMMIT"); !r.ok) {
       error = "cannot commit on " + masked_ + ": " + one_line(r.error);
@@ -703,86 +667,24 @@ private:
     return writer_db_->healthy() ? commit_outcome::write_failed : commit_outcome::store_down;
   }
 
-  // Statements waiting for their round trip, each with what it does to which queue id (for
-  // the error message).
-  struct statement_batch {
-    std::vector<pg::prepared_call> calls;
-    std::vector<std::pair<const char*, std::string>> labels;
-
-    void add(const char* name, std::vector<param> params, const char* what,
-             const std::string& queue_id) {
-      calls.push_back({name, std::move(params)});
-      labels.emplace_back(what, queue_id);
-    }
-  };
-
-  // Runs and clears the batch, statements_per_round_trip at a time; on a failure `error`
-  // names the statement's operation and queue id.
-  bool run_statements(statement_batch& batch, std::string& error) {
-    for (size_t start = 0; start < batch.calls.size(); start += statements_per_round_trip) {
-      auto end = std::min(batch.calls.size(), start + statements_per_round_trip);
-      auto results =
-          writer_db_->exec_pipelined({batch.calls.begin() + static_cast<ptrdiff_t>(start),
-                                      batch.calls.begin() + static_cast<ptrdiff_t>(end)});
+  // Runs the statements, statements_per_round_trip at a time; on a failure `error` names
+  // the statement's operation and rows.
+  bool run_statements(std::vector<pg::labelled_call> statements, std::string& error) {
+    for (size_t start = 0; start < statements.size(); start += statements_per_round_trip) {
+      auto end = std::min(statements.size(), start + statements_per_round_trip);
+      std::vector<pg::prepared_call> calls;
+      calls.reserve(end - start);
+      for (size_t i = start; i < end; ++i)
+        calls.push_back(std::move(statements[i].call));
+      auto results = writer_db_->exec_pipelined(calls);
       for (size_t i = 0; i < results.size(); ++i) {
         if (!results[i].ok) {
-          const auto& [what, queue_id] = batch.labels[start + i];
-          error = std::string{what} + " '" + queue_id + "': " + one_line(results[i].error);
+          error = statements[start + i].label + ": " + one_line(results[i].error);
           return false;
         }
       }
     }
-    batch = {};
     return true;
-  }
-
-  void add_statements(const store_write& write, statement_batch& batch) {
-    for (const auto& row : write.inserts)
-      batch.add("insert_request",
-                {{row.queue_id},
-                 {std::to_string(row.priority)},
-                 {std::to_string(row.queued_at_ms)},
-                 {std::to_string(row.size_bytes)},
-                 {std::to_string(row.attempts)},
-                 {row.payload, true},
-                 {row.texts, true},
-                 {row.provider},
-                 run_of(row.bos_batch_id),
-                 {row.model},
-                 {row.correlation_id},
-                 null_if_empty(row.cj_batch_id)},
-                "insert request", row.queue_id);
-    for (const auto& row : write.finals)
-      batch.add("record_final",
-                {{row.queue_id},
-                 {row.status},
-                 {row.event_json},
-                 {row.callback_url},
-                 {row.delivered ? "true" : "false"},
-                 {std::to_string(row.completed_at_ms)},
-                 run_of(row.bos_batch_id),
-                 {row.provider},
-                 {row.model},
-                 null_if_empty(row.error_code),
-                 {row.correlation_id},
-                 null_if_empty(row.cj_batch_id),
-                 {std::to_string(write.fencing_epoch)}},
-                "insert result", row.queue_id);
-    for (const auto& id : write.delivered)
-      batch.add("mark_delivered", {{id}}, "mark delivered", id);
-    for (const auto& [id, attempts] : write.attempts)
-      batch.add("update_attempts", {{id}, {std::to_string(attempts)}}, "update attempts", id);
-    for (const auto& [key, id] : write.idempotency_keys)
-      batch.add("insert_idempotency_key", {{key}, {id}}, "insert idempotency key", id);
-    for (const auto& g : write.delivery_give_ups)
-      batch.add("mark_given_up",
-                {{g.queue_id},
-                 {std::to_string(g.failed_at_ms)},
-                 {std::to_string(g.attempts)},
-                 {g.last_error}},
-                "mark delivery given up", g.queue_id);
-    for (const auto& id : write.dispatched)
-      batch.add("mark_dispatched", {{id}}, "mark dispatched", id);
   }
 
   // -- retention: purge_passes for the queue (its writer thread, or the caller's with manual

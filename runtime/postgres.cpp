@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdint>
 #include <exception>
 #include <memory>
 
@@ -133,7 +134,80 @@ struct param_arrays {
   }
 };
 
+// Big-endian, as the binary formats are.
+void put_be(std::string& out, uint64_t value, int bytes) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((value >> shift) & 0xff));
+}
+
+void patch_be32(std::string& out, size_t at, uint32_t value) {
+  for (int i = 0; i < 4; ++i)
+    out[at + static_cast<size_t>(i)] = static_cast<char>((value >> ((3 - i) * 8)) & 0xff);
+}
+
+// pg_type oids (catalog/pg_type.dat; fixed since PostgreSQL 7).
+uint32_t oid_of(array_param::element type) {
+  switch (type) {
+  case array_param::element::text:
+    return 25;
+  case array_param::element::bytea:
+    return 17;
+  case array_param::element::int8:
+    return 20;
+  case array_param::element::boolean:
+    return 16;
+  }
+  return 0;
+}
+
+// array_recv's format: a header (dimensions, has-nulls flag, element type, then per
+// dimension its length and lower bound), then per element its length (-1: NULL) and bytes.
+// The flag and the length are patched in take().
+constexpr size_t has_null_at = 4;
+constexpr size_t length_at = 12;
+
 } // namespace
+
+array_param::array_param(element type) : type_(type) {
+  put_be(bytes_, 1, 4); // one dimension
+  put_be(bytes_, 0, 4); // has nulls (patched)
+  put_be(bytes_, oid_of(type_), 4);
+  put_be(bytes_, 0, 4); // its length (patched)
+  put_be(bytes_, 1, 4); // lower bound, as SQL arrays start at 1
+}
+
+void array_param::add_length(int32_t length) {
+  put_be(bytes_, static_cast<uint32_t>(length), 4);
+  ++count_;
+}
+
+void array_param::add(std::string_view bytes) {
+  add_length(static_cast<int32_t>(bytes.size()));
+  bytes_.append(bytes);
+}
+
+void array_param::add(int64_t value) {
+  add_length(8);
+  put_be(bytes_, static_cast<uint64_t>(value), 8);
+}
+
+void array_param::add_bool(bool value) {
+  add_length(1);
+  bytes_.push_back(value ? 1 : 0);
+}
+
+void array_param::add_null() {
+  add_length(-1);
+  has_null_ = true;
+}
+
+param array_param::take() {
+  patch_be32(bytes_, has_null_at, has_null_ ? 1 : 0);
+  patch_be32(bytes_, length_at, static_cast<uint32_t>(count_));
+  param out{std::move(bytes_), true};
+  *this = array_param{type_};
+  return out;
+}
 
 std::string decode_bytea(const std::string& text) {
   if (text.rfind("\\x", 0) != 0)

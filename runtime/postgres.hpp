@@ -5,6 +5,7 @@
 // message. The store backend for PostgreSQL builds on this; nothing here knows an actor.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -65,6 +66,36 @@ private:
   row_ref(const pg_result* res, int row) : res_(res), row_(row) {}
   const pg_result* res_;
   int row_;
+};
+
+/// A one-dimensional array parameter in PostgreSQL's binary array format, for set-based
+/// statements (`unnest($1::text[], ...)`, `= ANY($1::text[])`): each element goes as its
+/// bytes, so no text in it (quotes, backslashes, braces, commas, JSON) needs escaping, and
+/// the server parses no array literal. The statement must cast the parameter to the array
+/// type the builder names (text[], bytea[], bigint[], boolean[]): the server refuses
+/// another element type.
+class array_param {
+public:
+  enum class element { text, bytea, int8, boolean };
+  explicit array_param(element type);
+
+  void add(std::string_view bytes); // text or bytea
+  void add(int64_t value);          // int8
+  void add_bool(bool value);        // boolean
+  void add_null();
+
+  size_t size() const {
+    return count_;
+  }
+  /// The finished parameter (binary); the builder is empty afterwards.
+  param take();
+
+private:
+  void add_length(int32_t length);
+  element type_;
+  std::string bytes_;
+  size_t count_ = 0;
+  bool has_null_ = false;
 };
 
 /// A bytea column read in text format ("\x" and hex digits) as its bytes.
