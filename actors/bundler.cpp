@@ -7,6 +7,7 @@
 #include "runtime/logging.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/sec.hpp>
 
 #include <algorithm>
 
@@ -211,6 +212,20 @@ void answered(self_ptr self, const std::string& id, MakeOutcomes make_outcomes) 
   finish_bundle(self, skeleton, std::move(outcomes));
 }
 
+// Bundle `id` (no longer routed) went to node `name`, which is gone: its items go back to the
+// queue with a retryable outcome.
+void put_back(self_ptr self, const std::string& id, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.sent.find(id);
+  auto skeleton = std::move(i->second);
+  st.sent.erase(i);
+  ++st.put_back_total;
+  note_finished(self, skeleton, {});
+  hand_outcomes(self, skeleton.provider,
+                fail_bundle(skeleton, to_string(ec::connection_error),
+                            "cluster node " + name + " is gone; the request runs again", true));
+}
+
 // Node `name` is gone (its connection dropped, or its heartbeat went stale): its bundles in
 // flight will never be answered, so their items go back to the queue at once with a
 // retryable outcome. The provider is not judged by it: its gate hears nothing of these calls
@@ -223,17 +238,8 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
   auto ids = st.routes.remove(name);
   LPS_LOG_WARN(log(), "bundler: node {} is gone ({}); putting back its {} bundles in flight", name,
                why, ids.size());
-  for (const auto& id : ids) {
-    auto i = st.sent.find(id);
-    auto skeleton = std::move(i->second);
-    st.sent.erase(i);
-    ++st.put_back_total;
-    note_finished(self, skeleton, {});
-    hand_outcomes(self, skeleton.provider,
-                  fail_bundle(skeleton, to_string(ec::connection_error),
-                              "cluster node " + name + " is gone; the request runs again",
-                              true));
-  }
+  for (const auto& id : ids)
+    put_back(self, id, name);
 }
 
 // A node's provider actors join: from now on its bundles may go there too.
@@ -284,6 +290,7 @@ void dispatch(self_ptr self) {
   record_bundle(self, b);
   auto reply = self->request(st.routes.handle(*node, provider), st.cfg.provider_timeout,
                              atom::process_v, std::move(b));
+  auto target = *node;
   auto reply_id = reply.id();
   std::move(reply).then(
       [=](std::vector<comparison_outcome>& outcomes) {
@@ -292,6 +299,13 @@ void dispatch(self_ptr self) {
       },
       [=](caf::error& err) {
         forget_request_timeout(self, reply_id);
+        // Another node's provider actor is gone (that node stops, or its connection
+        // dropped): not the provider's fault, so the bundle goes back like its node's.
+        if (err == caf::sec::request_receiver_down && target != self->state.cfg.self_node) {
+          if (self->state.routes.finish(id))
+            put_back(self, id, target);
+          return;
+        }
         answered(self, id, [&](const bundle_skeleton& lost) {
           ++self->state.lost_replies_total;
           LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", id,
