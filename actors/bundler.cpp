@@ -175,9 +175,10 @@ void finish_call(self_ptr self, const std::string& provider,
 void note_finished(self_ptr self, const bundle_skeleton& b,
                    const std::vector<comparison_outcome>& outcomes) {
   auto& st = self->state;
-  finished_bundle x{b.bundle_id, b.provider,
-                    b.model,     b.items.size(),
-                    0,           std::chrono::duration_cast<caf::timespan>(now_of(self) - b.started)};
+  finished_bundle x{
+      b.bundle_id, b.provider,
+      b.model,     b.items.size(),
+      0,           std::chrono::duration_cast<caf::timespan>(now_of(self) - b.started)};
   for (const auto& outcome : outcomes) {
     if (outcome.error_code.empty())
       ++x.succeeded;
@@ -308,12 +309,10 @@ void dispatch(self_ptr self) {
         }
         answered(self, id, [&](const bundle_skeleton& lost) {
           ++self->state.lost_replies_total;
-          LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", id,
-                       caf::to_string(err));
+          LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", id, caf::to_string(err));
           self->state.stats.last_error =
               "lost the reply for bundle " + id + ": " + caf::to_string(err);
-          return fail_bundle(lost, to_string(ec::timeout), "provider did not answer in time",
-                             true);
+          return fail_bundle(lost, to_string(ec::timeout), "provider did not answer in time", true);
         });
       });
 }
@@ -639,10 +638,10 @@ void report_unfinished(self_ptr self) {
 
 } // namespace
 
-cluster_bundler_actor::behavior_type bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self,
-                                     bundler_config cfg, queue_manager_actor queue,
-                                     std::map<std::string, provider_actor> providers,
-                                     metrics_actor metrics) {
+cluster_bundler_actor::behavior_type
+bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_config cfg,
+        queue_manager_actor queue, std::map<std::string, provider_actor> providers,
+        metrics_actor metrics) {
   auto& st = self->state;
   st.builder.emplace(cfg.policy);
   st.gate = provider_gate{cfg.gate};

@@ -112,9 +112,9 @@ struct bundler_state {
 /// Spawns with its config, the queue manager, the provider actors by name and metrics.
 /// Its handle is a cluster_bundler_actor (other nodes join and leave); outside the
 /// cluster's leader nobody sends those, and peers hold it as a bundler_actor.
-cluster_bundler_actor::behavior_type bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self,
-                                     bundler_config cfg, queue_manager_actor queue,
-                                     std::map<std::string, provider_actor> providers,
-                                     metrics_actor metrics);
+cluster_bundler_actor::behavior_type
+bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_config cfg,
+        queue_manager_actor queue, std::map<std::string, provider_actor> providers,
+        metrics_actor metrics);
 
 } // namespace lps

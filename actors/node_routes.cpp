@@ -4,8 +4,7 @@ namespace lps {
 
 bool node_routes::add(const std::string& name, std::map<std::string, provider_actor> providers,
                       caf::actor_addr watched) {
-  return nodes_.try_emplace(name, node_entry{std::move(providers), {}, std::move(watched)})
-      .second;
+  return nodes_.try_emplace(name, node_entry{std::move(providers), {}, std::move(watched)}).second;
 }
 
 std::vector<std::string> node_routes::remove(const std::string& name) {

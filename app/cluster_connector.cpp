@@ -25,8 +25,8 @@ std::shared_ptr<spdlog::logger> log() {
 std::optional<node_providers> providers_of(caf::actor_system& sys, const cluster::node_info& n) {
   auto node = connect_node(sys, n.node.host, n.node.port, connect_timeout);
   if (!node) {
-    LPS_LOG_DEBUG(log(), "cannot reach node {} at {}:{}: {}", n.node.name, n.node.host,
-                  n.node.port, caf::to_string(node.error()));
+    LPS_LOG_DEBUG(log(), "cannot reach node {} at {}:{}: {}", n.node.name, n.node.host, n.node.port,
+                  caf::to_string(node.error()));
     return std::nullopt;
   }
   std::optional<node_providers> result;
@@ -87,7 +87,8 @@ void cluster_connector::run() {
 
 // Every other live node joins (again: the bundler ignores a node it serves); a stale one
 // leaves. A node that stopped registering (removed) is left to its down message.
-void cluster_connector::link(const cluster_bundler_actor& bundler, const cluster::cluster_view& view) {
+void cluster_connector::link(const cluster_bundler_actor& bundler,
+                             const cluster::cluster_view& view) {
   for (const auto& n : view.nodes) {
     if (n.node.name == self_)
       continue;

@@ -29,8 +29,8 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   const auto& cfg = *parts.cfg;
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
-  result->node_actor_ = parts.sys->spawn(lps::node, node_name_of(cfg), parts.node->providers,
-                                         parts.node->inspector);
+  result->node_actor_ =
+      parts.sys->spawn(lps::node, node_name_of(cfg), parts.node->providers, parts.node->inspector);
   auto port = publish_node(*parts.sys, result->node_actor_, cfg.cluster_host, cfg.cluster_port);
   if (!port) {
     error = "cannot publish the node actor on CLUSTER_HOST:CLUSTER_PORT " + cfg.cluster_host + ":"
@@ -39,16 +39,13 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   }
   cluster::node_settings settings;
   settings.postgres_url = cfg.postgres_url.reveal();
-  settings.self = {node_name_of(cfg), cfg.cluster_host, *port, build_version(),
-                   "intake,provider"};
+  settings.self = {node_name_of(cfg), cfg.cluster_host, *port, build_version(), "intake,provider"};
   settings.lease = std::chrono::seconds{cfg.cluster_lease_seconds};
   auto* self = result.get();
   result->connector_ = std::make_unique<cluster_connector>(*parts.sys, settings.self.name);
-  cluster::node_hooks hooks{[self](int64_t epoch) { self->lead(epoch); },
-                            [self] { self->step_down(); },
-                            [self](const cluster::cluster_view& view) {
-                              self->connector_->update(view);
-                            }};
+  cluster::node_hooks hooks{
+      [self](int64_t epoch) { self->lead(epoch); }, [self] { self->step_down(); },
+      [self](const cluster::cluster_view& view) { self->connector_->update(view); }};
   result->node_ = cluster::node::start(std::move(settings), std::move(hooks), error);
   if (!result->node_)
     return nullptr;

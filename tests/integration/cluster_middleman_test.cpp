@@ -127,8 +127,8 @@ struct cluster {
     for (int start = first; start < first + n; start += 50) {
       std::string body = "{\"requests\":[";
       for (int i = start; i < std::min(first + n, start + 50); ++i)
-        body += std::string{i > start ? "," : ""} + "{\"user_prompt\":"
-                + json_quote("Which essay is better? " + std::to_string(i))
+        body += std::string{i > start ? "," : ""}
+                + "{\"user_prompt\":" + json_quote("Which essay is better? " + std::to_string(i))
                 + ",\"callback_url\":" + json_quote(callback_url)
                 + ",\"metadata\":{\"essay_a_id\":\"a\",\"essay_b_id\":\"b\"}}";
       body += "]}";
@@ -181,7 +181,8 @@ TEST_CASE("three nodes: every node's provider takes bundles, a killed follower's
   mock_provider_options mock_options;
   mock_options.latency = 100ms;
   // Four bundles of four at a time per node: the leader alone cannot take the load.
-  cluster c{"middleman-spread", mock_options,
+  cluster c{"middleman-spread",
+            mock_options,
             {"--openai-max-concurrent-calls=4", "--serial-bundle-max-requests-per-call=4"}};
   for (int i = 0; i < 3; ++i)
     c.start_node();

@@ -477,7 +477,9 @@ TEST_CASE("a joined node takes bundles beyond this node's cap, and its bundles a
   // Alone, the node's cap of one bundle holds.
   REQUIRE(own_state.seen.size() == 1);
   // Another node joins (twice: the second is ignored) with its mock provider.
-  node_providers other{"node-2", caf::actor_cast<caf::actor>(remote), {"mock"},
+  node_providers other{"node-2",
+                       caf::actor_cast<caf::actor>(remote),
+                       {"mock"},
                        {caf::actor_cast<caf::actor>(remote)}};
   fx.self->send(fx.bundler_hdl, atom::join_v, other);
   fx.self->send(fx.bundler_hdl, atom::join_v, other);

@@ -26,7 +26,7 @@ TEST_CASE("the node with the fewest bundles in flight below the cap takes the ne
   REQUIRE(routes.add("node-1", serving({"mock", "openai"})));
   REQUIRE(routes.add("node-2", serving({"mock"})));
   CHECK_FALSE(routes.add("node-2", serving({"openai"}))); // already served: unchanged
-  CHECK(routes.pick("mock", 2) == "node-1");               // a tie goes to the first name
+  CHECK(routes.pick("mock", 2) == "node-1");              // a tie goes to the first name
   routes.start("b1", "node-1", "mock");
   CHECK(routes.pick("mock", 2) == "node-2");
   routes.start("b2", "node-2", "mock");
