@@ -7,12 +7,15 @@
 #include "runtime/logging.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/sec.hpp>
+
+#include <algorithm>
 
 namespace lps {
 
 namespace {
 
-using self_ptr = bundler_actor::stateful_pointer<bundler_state>;
+using self_ptr = cluster_bundler_actor::stateful_pointer<bundler_state>;
 
 std::shared_ptr<spdlog::logger> log() {
   static auto logger = get_logger("bundler");
@@ -27,10 +30,14 @@ clock_time now_of(self_ptr self) {
   return self->clock().now();
 }
 
-// A provider takes another bundle when it has a free call slot, its breaker lets calls
-// through and its rate limit has room.
+// A provider takes another bundle when its breaker lets calls through, its rate limit has
+// room (both decided here, for every node: the limits hold cluster-wide) and one of the
+// nodes serving it has a free call slot.
 bool has_capacity(self_ptr self, const std::string& provider) {
-  return self->state.gate.has_capacity(provider, now_of(self));
+  auto& st = self->state;
+  return st.gate.pause_of(provider) == nullptr
+         && st.gate.blocked_for(provider, now_of(self)) == clock_duration::zero()
+         && st.routes.pick(provider, st.gate.limit_of(provider)).has_value();
 }
 
 std::vector<std::string> provider_names_of(const std::map<std::string, provider_actor>& providers) {
@@ -92,16 +99,8 @@ bool resume(self_ptr self, const std::string& provider) {
   return true;
 }
 
-// What is needed to fail a bundle's items without keeping their texts.
-struct bundle_skeleton {
-  std::string bundle_id;
-  std::string provider;
-  std::string model;
-  std::vector<std::pair<std::string, request_enrichment>> items;
-};
-
-bundle_skeleton skeleton_of(const bundle& b) {
-  bundle_skeleton result{b.bundle_id, b.provider, b.model, {}};
+bundle_skeleton skeleton_of(const bundle& b, clock_time started) {
+  bundle_skeleton result{b.bundle_id, b.provider, b.model, {}, started};
   for (const auto& item : b.items)
     result.items.emplace_back(item.entry.request.queue_id, item.enrichment);
   return result;
@@ -133,7 +132,7 @@ void record_bundle(self_ptr self, const bundle& b) {
   ++st.items_per_call[b.items.size()];
   std::vector<metric_sample> xs{
       {"llm_provider_bundles_total", {b.provider, b.model, b.queue_processing_mode}, 1},
-      {"llm_provider_inflight_bundles", {b.provider}, double(st.gate.inflight(b.provider))}};
+      {"llm_provider_inflight_bundles", {b.provider}, double(st.routes.inflight(b.provider))}};
   if (b.queue_processing_mode == "serial_bundle") {
     xs.push_back({"llm_provider_serial_bundle_calls_total", {b.provider, b.model}, 1});
     xs.push_back({"llm_provider_serial_bundle_items_per_call",
@@ -144,6 +143,23 @@ void record_bundle(self_ptr self, const bundle& b) {
     self->send(st.metrics, atom::record_v, std::move(xs));
 }
 
+// The outcomes of a call that ended (or of a bundle put back) go to the queue manager, and
+// the freed slot lets the next bundle form.
+void hand_outcomes(self_ptr self, const std::string& provider,
+                   std::vector<comparison_outcome> outcomes) {
+  auto& st = self->state;
+  if (st.metrics)
+    self->send(
+        st.metrics, atom::record_v,
+        std::vector<metric_sample>{
+            {"llm_provider_inflight_bundles", {provider}, double(st.routes.inflight(provider))}});
+  self->send(st.queue, atom::complete_v, std::move(outcomes));
+  if (st.stopped && st.sent.size() == 0)
+    for (auto& waiter : std::exchange(st.drain_waiters, {}))
+      waiter.deliver(atom::drained_v);
+  form(self);
+}
+
 void finish_call(self_ptr self, const std::string& provider,
                  std::vector<comparison_outcome> outcomes) {
   auto& st = self->state;
@@ -152,25 +168,17 @@ void finish_call(self_ptr self, const std::string& provider,
     publish_breaker_state(self, provider);
   if (!was_paused && st.gate.pause_of(provider) != nullptr)
     report_pause(self, provider);
-  if (st.metrics)
-    self->send(
-        st.metrics, atom::record_v,
-        std::vector<metric_sample>{
-            {"llm_provider_inflight_bundles", {provider}, double(st.gate.inflight(provider))}});
-  self->send(st.queue, atom::complete_v, std::move(outcomes));
-  if (st.stopped && st.gate.inflight_total() == 0)
-    for (auto& waiter : std::exchange(st.drain_waiters, {}))
-      waiter.deliver(atom::drained_v);
-  form(self);
+  hand_outcomes(self, provider, std::move(outcomes));
 }
 
 // Keeps the bundle for inspection: the newest recent_bundles_kept, and failures by class.
-void note_finished(self_ptr self, const bundle_skeleton& b, clock_time started,
+void note_finished(self_ptr self, const bundle_skeleton& b,
                    const std::vector<comparison_outcome>& outcomes) {
   auto& st = self->state;
-  finished_bundle x{b.bundle_id, b.provider,
-                    b.model,     b.items.size(),
-                    0,           std::chrono::duration_cast<caf::timespan>(now_of(self) - started)};
+  finished_bundle x{
+      b.bundle_id, b.provider,
+      b.model,     b.items.size(),
+      0,           std::chrono::duration_cast<caf::timespan>(now_of(self) - b.started)};
   for (const auto& outcome : outcomes) {
     if (outcome.error_code.empty())
       ++x.succeeded;
@@ -182,10 +190,72 @@ void note_finished(self_ptr self, const bundle_skeleton& b, clock_time started,
     st.recent_bundles.pop_front();
 }
 
-void finish_bundle(self_ptr self, const bundle_skeleton& b, clock_time started,
+void finish_bundle(self_ptr self, const bundle_skeleton& b,
                    std::vector<comparison_outcome> outcomes) {
-  note_finished(self, b, started, outcomes);
+  note_finished(self, b, outcomes);
   finish_call(self, b.provider, std::move(outcomes));
+}
+
+// The answer for bundle `id` arrived (or its request failed): finishes it, unless it was put
+// back already because its node was gone (then the answer is dropped: its items run again,
+// and each still gets exactly one final result).
+template <class MakeOutcomes>
+void answered(self_ptr self, const std::string& id, MakeOutcomes make_outcomes) {
+  auto& st = self->state;
+  if (!st.routes.finish(id)) {
+    LPS_LOG_DEBUG(log(), "bundler drops the late answer for bundle {} (put back already)", id);
+    return;
+  }
+  auto i = st.sent.find(id);
+  auto skeleton = std::move(i->second);
+  st.sent.erase(i);
+  auto outcomes = make_outcomes(skeleton);
+  finish_bundle(self, skeleton, std::move(outcomes));
+}
+
+// Bundle `id` (no longer routed) went to node `name`, which is gone: its items go back to the
+// queue with a retryable outcome.
+void put_back(self_ptr self, const std::string& id, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.sent.find(id);
+  auto skeleton = std::move(i->second);
+  st.sent.erase(i);
+  ++st.put_back_total;
+  note_finished(self, skeleton, {});
+  hand_outcomes(self, skeleton.provider,
+                fail_bundle(skeleton, to_string(ec::connection_error),
+                            "cluster node " + name + " is gone; the request runs again", true));
+}
+
+// Node `name` is gone (its connection dropped, or its heartbeat went stale): its bundles in
+// flight will never be answered, so their items go back to the queue at once with a
+// retryable outcome. The provider is not judged by it: its gate hears nothing of these calls
+// (a breaker probe among them is presumed lost after the open duration), and the slots
+// counted are the routes' (per node), not the gate's.
+void drop_node(self_ptr self, const std::string& name, const std::string& why) {
+  auto& st = self->state;
+  if (!st.routes.has(name))
+    return;
+  auto ids = st.routes.remove(name);
+  LPS_LOG_WARN(log(), "bundler: node {} is gone ({}); putting back its {} bundles in flight", name,
+               why, ids.size());
+  for (const auto& id : ids)
+    put_back(self, id, name);
+}
+
+// A node's provider actors join: from now on its bundles may go there too.
+void join_node(self_ptr self, const node_providers& x) {
+  auto& st = self->state;
+  std::map<std::string, provider_actor> providers;
+  for (size_t i = 0; i < x.names.size() && i < x.handles.size(); ++i)
+    if (st.providers.count(x.names[i]) > 0)
+      providers.emplace(x.names[i], caf::actor_cast<provider_actor>(x.handles[i]));
+  if (!st.routes.add(x.node, std::move(providers), x.node_actor.address()))
+    return;
+  if (x.node_actor)
+    self->monitor(x.node_actor);
+  LPS_LOG_INFO(log(), "bundler: node {} joined; its providers take bundles now", x.node);
+  form(self);
 }
 
 // One provider call per bundle; the reply (or its absence) always reaches the queue manager.
@@ -196,36 +266,54 @@ void dispatch(self_ptr self) {
   auto provider = b.provider;
   if (st.gate.start_call(b, now_of(self)))
     publish_breaker_state(self, provider);
-  record_bundle(self, b);
   LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
                 provider);
-  auto started = now_of(self);
-  auto skeleton = std::make_shared<bundle_skeleton>(skeleton_of(b));
-  auto i = st.providers.find(provider);
-  if (i == st.providers.end()) {
-    finish_bundle(self, *skeleton, started,
-                  fail_bundle(*skeleton, to_string(ec::configuration_error),
+  auto skeleton = skeleton_of(b, now_of(self));
+  auto node = st.routes.pick(provider, st.gate.limit_of(provider));
+  if (st.providers.count(provider) == 0) {
+    record_bundle(self, b);
+    finish_bundle(self, skeleton,
+                  fail_bundle(skeleton, to_string(ec::configuration_error),
                               "provider '" + provider + "' is not available in this service",
                               false));
     return;
   }
-  auto reply = self->request(i->second, st.cfg.provider_timeout, atom::process_v, std::move(b));
+  if (!node) { // the node chosen when the bundle began to form is gone: run it again
+    record_bundle(self, b);
+    hand_outcomes(self, provider,
+                  fail_bundle(skeleton, to_string(ec::connection_error),
+                              "no cluster node can take the bundle now; the request runs again",
+                              true));
+    return;
+  }
+  st.routes.start(id, *node, provider);
+  st.sent.emplace(id, std::move(skeleton));
+  record_bundle(self, b);
+  auto reply = self->request(st.routes.handle(*node, provider), st.cfg.provider_timeout,
+                             atom::process_v, std::move(b));
+  auto target = *node;
   auto reply_id = reply.id();
   std::move(reply).then(
       [=](std::vector<comparison_outcome>& outcomes) {
         forget_request_timeout(self, reply_id);
-        finish_bundle(self, *skeleton, started, std::move(outcomes));
+        answered(self, id, [&](const bundle_skeleton&) { return std::move(outcomes); });
       },
       [=](caf::error& err) {
         forget_request_timeout(self, reply_id);
-        ++self->state.lost_replies_total;
-        LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", skeleton->bundle_id,
-                     caf::to_string(err));
-        self->state.stats.last_error =
-            "lost the reply for bundle " + skeleton->bundle_id + ": " + caf::to_string(err);
-        finish_bundle(self, *skeleton, started,
-                      fail_bundle(*skeleton, to_string(ec::timeout),
-                                  "provider did not answer in time", true));
+        // Another node's provider actor is gone (that node stops, or its connection
+        // dropped): not the provider's fault, so the bundle goes back like its node's.
+        if (err == caf::sec::request_receiver_down && target != self->state.cfg.self_node) {
+          if (self->state.routes.finish(id))
+            put_back(self, id, target);
+          return;
+        }
+        answered(self, id, [&](const bundle_skeleton& lost) {
+          ++self->state.lost_replies_total;
+          LPS_LOG_WARN(log(), "bundler lost the reply for bundle {}: {}", id, caf::to_string(err));
+          self->state.stats.last_error =
+              "lost the reply for bundle " + id + ": " + caf::to_string(err);
+          return fail_bundle(lost, to_string(ec::timeout), "provider did not answer in time", true);
+        });
       });
 }
 
@@ -305,27 +393,35 @@ void pull(self_ptr self, uint32_t n, std::vector<std::string> providers, Continu
       });
 }
 
+// Items the next bundle of `provider` may carry: max_items, or fewer when its request budget
+// is lower (the calls left, each carrying multi_prompt_max items when packed; at least one:
+// has_capacity saw room for a call). Held requests count too: a bundle filled from them
+// beyond the budget would go out uncharged (the gate charges a bundle that fits the bucket
+// only), and the limit would not hold.
+size_t item_cap(self_ptr self, const std::string& provider) {
+  auto& st = self->state;
+  auto cap = static_cast<int64_t>(st.cfg.policy.max_items);
+  if (auto available = st.gate.request_budget(provider, now_of(self))) {
+    int64_t per_call = std::max<uint32_t>(st.cfg.gate.multi_prompt_max, 1);
+    cap = std::clamp<int64_t>(*available * per_call, 1, cap);
+  }
+  return static_cast<size_t>(cap);
+}
+
 // Adds held requests of `provider` while they are compatible and fit; dequeues more of
-// that provider when none are held.
+// that provider when none are held. Never more than the request budget can send now.
 void fill(self_ptr self, const std::string& provider) {
   auto& st = self->state;
   auto& queue = st.held[provider];
-  while (!st.builder->full() && !queue.empty()) {
+  auto cap = item_cap(self, provider);
+  while (!st.builder->full() && st.builder->size() < cap && !queue.empty()) {
     if (!st.builder->offer(queue.front()))
       return dispatch_and_continue(self); // incompatible: it leads the next bundle
     queue.pop_front();
   }
-  if (st.builder->full())
+  if (st.builder->full() || st.builder->size() >= cap)
     return dispatch_and_continue(self);
-  auto room = static_cast<uint32_t>(st.cfg.policy.max_items - st.builder->size());
-  if (auto available = st.gate.request_budget(provider, now_of(self))) {
-    // Never dequeue more than the request budget can send now.
-    auto budget = *available - static_cast<int64_t>(st.builder->size());
-    if (budget <= 0)
-      return dispatch_and_continue(self);
-    room = static_cast<uint32_t>(std::min<int64_t>(room, budget));
-  }
-  pull(self, room, {provider}, [=](bool got_any) {
+  pull(self, static_cast<uint32_t>(cap - st.builder->size()), {provider}, [=](bool got_any) {
     if (got_any)
       fill(self, provider);
     else
@@ -388,7 +484,7 @@ std::vector<provider_status> provider_statuses(self_ptr self) {
     x.name = provider;
     x.circuit_state = to_string(breaker.state());
     x.breaker_opened_total = breaker.counters().opened_total;
-    x.inflight_bundles = st.gate.inflight(provider);
+    x.inflight_bundles = st.routes.inflight(provider);
     x.blocked_for =
         std::chrono::duration_cast<std::chrono::milliseconds>(st.gate.blocked_for(provider, now));
     if (const auto* pause = st.gate.pause_of(provider))
@@ -467,12 +563,16 @@ actor_status status_of(self_ptr self) {
   result.facts = {{"configured_mode", st.cfg.configured_mode},
                   {"effective_mode", to_string(st.cfg.policy.mode)},
                   {"held_requests", std::to_string(held_count(st))}};
-  result.figures["inflight_bundles"] = st.gate.inflight_total();
+  result.figures["inflight_bundles"] = st.sent.size();
   result.figures["bundles_total"] = double(st.bundles_total);
   result.figures["items_total"] = double(st.items_total);
   result.figures["avg_items_per_bundle"] =
       st.bundles_total == 0 ? 0.0 : double(st.items_total) / double(st.bundles_total);
   result.figures["lost_replies_total"] = double(st.lost_replies_total);
+  result.figures["put_back_bundles_total"] = double(st.put_back_total);
+  result.figures["nodes"] = double(st.routes.nodes().size());
+  for (const auto& name : st.routes.nodes())
+    result.figures["inflight_node_" + name] = double(st.routes.inflight_of(name));
   for (const auto& x : provider_statuses(self)) {
     result.figures["inflight_" + x.name] = double(x.inflight_bundles);
     result.facts["breaker_" + x.name] = x.circuit_state;
@@ -492,7 +592,7 @@ actor_status status_of(self_ptr self) {
 caf::result<atom::drained> drain(self_ptr self) {
   auto& st = self->state;
   st.stopped = true;
-  if (st.gate.inflight_total() == 0)
+  if (st.sent.size() == 0)
     return atom::drained_v;
   st.drain_waiters.push_back(self->make_response_promise<atom::drained>());
   return st.drain_waiters.back();
@@ -512,6 +612,10 @@ void watch_peers(self_ptr self) {
       self->quit(msg.reason);
       return;
     }
+    if (auto name = self->state.routes.node_watched_by(msg.source); !name.empty()) {
+      drop_node(self, name, "connection lost: " + caf::to_string(msg.reason));
+      return;
+    }
     LPS_LOG_WARN(log(), "bundler: a provider actor is down ({}); its calls fail and are retried",
                  caf::to_string(msg.reason));
   });
@@ -523,27 +627,28 @@ void report_unfinished(self_ptr self) {
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
     auto dequeued = held_count(st) + st.builder->size();
-    if (st.gate.inflight_total() > 0 || dequeued > 0)
+    if (st.sent.size() > 0 || dequeued > 0)
       LPS_LOG_WARN(log(),
                    "bundler stops with {} bundles in flight and {} dequeued requests not sent; "
                    "they are put back and run again after the next start",
-                   st.gate.inflight_total(), dequeued);
+                   st.sent.size(), dequeued);
     self->quit(msg.reason);
   });
 }
 
 } // namespace
 
-bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_state> self,
-                                     bundler_config cfg, queue_manager_actor queue,
-                                     std::map<std::string, provider_actor> providers,
-                                     metrics_actor metrics) {
+cluster_bundler_actor::behavior_type
+bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_config cfg,
+        queue_manager_actor queue, std::map<std::string, provider_actor> providers,
+        metrics_actor metrics) {
   auto& st = self->state;
   st.builder.emplace(cfg.policy);
   st.gate = provider_gate{cfg.gate};
   st.cfg = std::move(cfg);
   st.queue = std::move(queue);
   st.providers = std::move(providers);
+  st.routes.add(st.cfg.self_node, st.providers);
   st.metrics = std::move(metrics);
   if (st.cfg.configured_mode == "batch_api")
     LPS_LOG_INFO(log(),
@@ -562,7 +667,12 @@ bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_sta
       [=](atom::drain) -> caf::result<atom::drained> { return drain(self); },
       [=](atom::status) -> actor_status { return status_of(self); },
       [=](atom::resume, const std::string& provider) -> bool { return resume(self, provider); },
-      [=](atom::providers) -> std::vector<provider_status> { return provider_statuses(self); });
+      [=](atom::providers) -> std::vector<provider_status> { return provider_statuses(self); },
+      [=](atom::join, const node_providers& x) { join_node(self, x); },
+      [=](atom::leave, const std::string& name) {
+        if (name != self->state.cfg.self_node)
+          drop_node(self, name, "stale heartbeat");
+      });
 }
 
 } // namespace lps

@@ -6,9 +6,10 @@
 // provider actor; outcomes go back to the queue manager. Many bundles may be in flight;
 // forming them is sequential, which keeps each provider's order FIFO within a priority.
 
-#include "actors/actors.hpp"
+#include "actors/cluster_actors.hpp"
 #include "actors/status_report.hpp"
 #include "actors/bundle_builder.hpp"
+#include "actors/node_routes.hpp"
 #include "actors/provider_gate.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -28,8 +29,21 @@ struct bundler_config {
   std::string configured_mode = "serial_bundle";
   /// Deadline for a provider's answer to one bundle.
   caf::timespan provider_timeout = std::chrono::seconds{120};
-  /// Call slots, circuit breakers and rate limits per provider.
+  /// Circuit breakers and rate limits per provider, and the call slots per provider and node
+  /// (max_inflight holds for each node).
   provider_gate_settings gate;
+  /// The name of the node the bundler runs on: its own provider actors serve under it.
+  std::string self_node = "local";
+};
+
+/// A bundle in flight, without its texts: enough to fail or put back its items.
+struct bundle_skeleton {
+  std::string bundle_id;
+  std::string provider;
+  std::string model;
+  std::vector<std::pair<std::string, request_enrichment>> items;
+  /// When it was sent (CAF's clock).
+  clock_time started;
 };
 
 /// A bundle whose provider call ended, as the inspector lists it.
@@ -51,7 +65,15 @@ struct bundler_state {
   static inline const char* name = "bundler";
   bundler_config cfg;
   queue_manager_actor queue;
+  /// The providers served, with this node's actors.
   std::map<std::string, provider_actor> providers;
+  /// Every node's provider actors (this node's under cfg.self_node; other cluster nodes
+  /// join and leave), and which node has which bundle.
+  node_routes routes;
+  /// Bundles in flight by id.
+  std::map<std::string, bundle_skeleton> sent;
+  /// Bundles put back because their node was gone.
+  uint64_t put_back_total = 0;
   metrics_actor metrics;
   std::optional<bundle_builder> builder;
   /// Dequeued requests not in a bundle yet, per resolved provider, in queue order: an
@@ -88,9 +110,11 @@ struct bundler_state {
 };
 
 /// Spawns with its config, the queue manager, the provider actors by name and metrics.
-bundler_actor::behavior_type bundler(bundler_actor::stateful_pointer<bundler_state> self,
-                                     bundler_config cfg, queue_manager_actor queue,
-                                     std::map<std::string, provider_actor> providers,
-                                     metrics_actor metrics);
+/// Its handle is a cluster_bundler_actor (other nodes join and leave); outside the
+/// cluster's leader nobody sends those, and peers hold it as a bundler_actor.
+cluster_bundler_actor::behavior_type
+bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_config cfg,
+        queue_manager_actor queue, std::map<std::string, provider_actor> providers,
+        metrics_actor metrics);
 
 } // namespace lps

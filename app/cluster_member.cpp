@@ -1,27 +1,17 @@
 #include "app/cluster_member.hpp"
 
+#include "actors/node.hpp"
 #include "app/build_info.hpp"
+#include "app/cluster_transport.hpp"
+#include "app/node_name.hpp"
 #include "runtime/fenced_store.hpp"
 #include "runtime/logging.hpp"
 
 #include <caf/send.hpp>
 
-#include <unistd.h>
-
-#include <array>
-
 namespace lps {
 
 namespace {
-
-std::string node_name_of(const config& cfg) {
-  if (!cfg.cluster_node_name.empty())
-    return cfg.cluster_node_name;
-  std::array<char, 256> buf{};
-  if (gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0')
-    return "localhost";
-  return buf.data();
-}
 
 std::vector<adopted_request> adopted_of(std::vector<stored_request>&& rows) {
   std::vector<adopted_request> result;
@@ -37,14 +27,25 @@ std::vector<adopted_request> adopted_of(std::vector<stored_request>&& rows) {
 std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::string& error) {
   std::unique_ptr<cluster_member> result{new cluster_member(parts)};
   const auto& cfg = *parts.cfg;
+  // The node actor hands out every provider actor; the leader's bundler takes those it
+  // bundles for.
+  result->node_actor_ =
+      parts.sys->spawn(lps::node, node_name_of(cfg), parts.node->providers, parts.node->inspector);
+  auto port = publish_node(*parts.sys, result->node_actor_, cfg.cluster_host, cfg.cluster_port);
+  if (!port) {
+    error = "cannot publish the node actor on CLUSTER_HOST:CLUSTER_PORT " + cfg.cluster_host + ":"
+            + std::to_string(cfg.cluster_port) + ": " + parts.sys->render(port.error());
+    return nullptr;
+  }
   cluster::node_settings settings;
   settings.postgres_url = cfg.postgres_url.reveal();
-  settings.self = {node_name_of(cfg), cfg.cluster_host, cfg.cluster_port, build_version(),
-                   "intake,provider"};
+  settings.self = {node_name_of(cfg), cfg.cluster_host, *port, build_version(), "intake,provider"};
   settings.lease = std::chrono::seconds{cfg.cluster_lease_seconds};
   auto* self = result.get();
-  cluster::node_hooks hooks{[self](int64_t epoch) { self->lead(epoch); },
-                            [self] { self->step_down(); }};
+  result->connector_ = std::make_unique<cluster_connector>(*parts.sys, settings.self.name);
+  cluster::node_hooks hooks{
+      [self](int64_t epoch) { self->lead(epoch); }, [self] { self->step_down(); },
+      [self](const cluster::cluster_view& view) { self->connector_->update(view); }};
   result->node_ = cluster::node::start(std::move(settings), std::move(hooks), error);
   if (!result->node_)
     return nullptr;
@@ -53,6 +54,9 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
 
 cluster_member::~cluster_member() {
   leave_registry();
+  connector_.reset();
+  if (node_actor_)
+    caf::anon_send_exit(node_actor_, caf::exit_reason::user_shutdown);
 }
 
 cluster::cluster_view cluster_member::view() const {
@@ -80,6 +84,7 @@ void cluster_member::lead(int64_t epoch) {
   leader_ =
       spawn_leader(*parts_.sys, *parts_.cfg, *parts_.db, epoch, *parts_.node, parts_.callback_http,
                    parts_.provider_transport, *parts_.manifest, parts_.jobs_db);
+  connector_->serve(caf::actor_cast<cluster_bundler_actor>(leader_->bundler));
   cluster::poller_settings ps;
   ps.postgres_url = parts_.cfg->postgres_url.reveal();
   auto queue = leader_->queue;
@@ -98,6 +103,7 @@ void cluster_member::lead(int64_t epoch) {
 void cluster_member::step_down() {
   std::lock_guard lock{mutex_};
   poller_.reset();
+  connector_->serve({});
   if (!leader_)
     return;
   LPS_LOG_WARN(get_logger("cluster"), "stepping down from epoch {}: the singletons stop now",

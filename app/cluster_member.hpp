@@ -5,6 +5,7 @@
 // runs the leader's singletons (spawn_leader) fed by the store poller, which hands the queue
 // manager the requests any node stored. Losing the lease stops both at once.
 
+#include "app/cluster_connector.hpp"
 #include "app/topology.hpp"
 #include "runtime/cluster_node.hpp"
 #include "runtime/store_poller.hpp"
@@ -33,9 +34,10 @@ struct member_parts {
 
 class cluster_member {
 public:
-  /// Registers this node (CLUSTER_NODE_NAME, else the host name) and starts competing for
-  /// the lease; nullptr with `error` set when the database refuses (e.g. a live node holds
-  /// the name).
+  /// Publishes the node actor on CLUSTER_HOST:CLUSTER_PORT (0: a free port), registers this
+  /// node (CLUSTER_NODE_NAME, else the host name) with the port bound and starts competing
+  /// for the lease; nullptr with `error` set when the port cannot be bound or the database
+  /// refuses (e.g. a live node holds the name).
   static std::unique_ptr<cluster_member> join(member_parts parts, std::string& error);
 
   /// Steps down at once if leading, releases the lease and leaves the registry.
@@ -59,6 +61,10 @@ private:
   std::unique_ptr<cluster::store_poller> poller_;
   /// Fenced stores of past terms: an actor told to exit may still run one handler with it.
   std::vector<std::unique_ptr<fenced_store>> retired_;
+  /// What this node publishes for the leader (app/cluster_transport).
+  node_actor node_actor_;
+  /// The leader's links to the other nodes' provider actors.
+  std::unique_ptr<cluster_connector> connector_;
   mutable std::mutex node_mutex_;
   std::unique_ptr<cluster::node> node_;
 };

@@ -2,6 +2,7 @@
 // topology, serves HTTP, and shuts down in order on SIGINT or SIGTERM.
 
 #include "app/cluster_member.hpp"
+#include "app/cluster_transport.hpp"
 #include "app/cluster_route.hpp"
 #include "app/http_api.hpp"
 #include "app/topology.hpp"
@@ -227,6 +228,9 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   provider_options.max_connections_per_origin = provider_connections_per_host(cfg);
   provider_options.ca_file = cfg.provider_ca_file;
   http_client provider_client{provider_options};
+  // Cluster nodes reach each other through CAF's middleman (docs/cluster.md).
+  if (cfg.cluster_enabled)
+    load_cluster_transport(sys_cfg, cluster_tls_files_of(cfg));
   caf::actor_system sys{sys_cfg};
   auto streams = std::make_shared<inspect_stream_hub>();
   auto actors = spawn_topology(

@@ -8,6 +8,7 @@
 #include "actors/intake.hpp"
 #include "actors/metrics.hpp"
 #include "app/build_info.hpp"
+#include "app/node_name.hpp"
 #include "actors/provider_mock.hpp"
 #include "actors/provider_http.hpp"
 #include "actors/providers/anthropic_batch_format.hpp"
@@ -359,7 +360,10 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
                                        node.metrics, manifest.prices, flags);
     }
   }
-  t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, node.metrics);
+  auto bundling = bundler_config_of(cfg);
+  // Its own node's provider actors serve under its name; the other nodes' join later.
+  bundling.self_node = node_name_of(cfg);
+  t.bundler = sys.spawn(bundler, std::move(bundling), t.queue, bundled, node.metrics);
   return t;
 }
 

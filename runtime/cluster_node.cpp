@@ -104,6 +104,8 @@ void node::tick() {
     }
   }
   refresh_view();
+  if (hooks_.tick)
+    hooks_.tick(view());
 }
 
 void node::refresh_view() {

@@ -62,6 +62,9 @@ struct node_hooks {
   std::function<void(int64_t epoch)> lead;
   /// This node lost the lease: stop the singletons at once (called on the node's thread).
   std::function<void()> step_down;
+  /// The snapshot of every tick, once taken (called on the node's thread; must not block:
+  /// the leader's connections to the other nodes are made elsewhere). May be empty.
+  std::function<void(const cluster_view&)> tick;
 };
 
 class node {

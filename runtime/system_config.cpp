@@ -1,7 +1,7 @@
 #include "runtime/system_config.hpp"
 
 #include "messages/error.hpp"
-#include "messages/type_ids.hpp"
+#include "messages/cluster_type_ids.hpp"
 
 #include <caf/config_option_set.hpp>
 #include <caf/config_value.hpp>
@@ -197,6 +197,7 @@ void check_caf_settings(const caf::config_option_set& options, const caf::settin
 
 system_config::system_config() {
   add_message_types<caf::id_block::lps>();
+  add_message_types<caf::id_block::lps_cluster>();
   add_error_category(error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
     std::string result = to_string(static_cast<ec>(code));
     if (!ctx.empty() && ctx.match_elements<std::string>())

@@ -85,9 +85,8 @@ struct cluster {
           dirs.back()->str(),
           std::vector<std::string>{
               "--cluster-enabled=true", "--cluster-node-name=node-" + std::to_string(i + 1),
-              "--cluster-port=" + std::to_string(4100 + i + 1), "--cluster-lease-seconds=5",
-              "--mock-latency-ms=40", "--mock-max-concurrent-calls=8",
-              "--serial-bundle-max-requests-per-call=4"}));
+              "--cluster-port=0", "--cluster-lease-seconds=5", "--mock-latency-ms=40",
+              "--mock-max-concurrent-calls=8", "--serial-bundle-max-requests-per-call=4"}));
       REQUIRE(nodes.back()->port() != 0);
     }
   }

@@ -281,8 +281,32 @@ TEST_CASE("without multi-prompt a bundle is charged one call per item") {
     xs.push_back(make_request("m" + std::to_string(i)));
   fx.submit(std::move(xs));
   fx.settle();
-  // The first bundle (4 calls) exceeds the 2 left and leaves debt; the second waits.
-  CHECK(fx.stub("mock").seen.size() == 1);
+  // The first bundle carries the 2 calls left; the rest waits.
+  REQUIRE(fx.stub("mock").seen.size() == 1);
+  CHECK(fx.stub("mock").seen.front().items.size() == 2);
+}
+
+TEST_CASE("requests held from an earlier dequeue never make a bundle beyond the rate budget") {
+  pipeline_fixture fx;
+  fx.start_bundler(queue_processing_mode::serial_bundle, 4, true, {}, {}, {},
+                   {{"mock", rate_limit_settings{5, 0}}});
+  std::vector<comparison_request> xs;
+  for (int i = 0; i < 12; ++i)
+    xs.push_back(make_request("m" + std::to_string(i)));
+  fx.submit(std::move(xs));
+  fx.settle();
+  // 5 requests per minute: a bundle of 4, then one of the 1 left; the 3 requests dequeued
+  // with it stay held and wait, they do not ride along uncharged.
+  size_t items = 0;
+  for (const auto& b : fx.stub("mock").seen)
+    items += b.items.size();
+  CHECK(items == 5);
+  // It refills one every 12 s: 5 more within 61 s, never more.
+  fx.run_for(std::chrono::seconds{61});
+  items = 0;
+  for (const auto& b : fx.stub("mock").seen)
+    items += b.items.size();
+  CHECK(items == 10);
 }
 
 namespace {
@@ -436,4 +460,59 @@ TEST_CASE("the bundler's status keeps recent bundles, items per call and provide
       CHECK(row.figures.count("max_inflight_bundles") == 1);
     }
   CHECK(mock_listed);
+}
+
+// Cluster mode (docs/cluster.md): another node's provider actors join the bundler; the
+// per-node call cap holds for each node, and a node that leaves has its bundles put back.
+TEST_CASE("a joined node takes bundles beyond this node's cap, and its bundles are put back at "
+          "once when it leaves") {
+  pipeline_fixture fx;
+  auto own = fx.spawn(hanging_provider);
+  auto remote = fx.spawn(hanging_provider);
+  fx.providers["mock"] = own;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"mock", 1}});
+  auto accepted = fx.submit({make_request("r1"), make_request("r2"), make_request("r3")});
+  auto& own_state = fx.state_of<hanging_provider_state>(own);
+  auto& remote_state = fx.state_of<hanging_provider_state>(remote);
+  // Alone, the node's cap of one bundle holds.
+  REQUIRE(own_state.seen.size() == 1);
+  // Another node joins (twice: the second is ignored) with its mock provider.
+  node_providers other{"node-2",
+                       caf::actor_cast<caf::actor>(remote),
+                       {"mock"},
+                       {caf::actor_cast<caf::actor>(remote)}};
+  fx.self->send(fx.bundler_hdl, atom::join_v, other);
+  fx.self->send(fx.bundler_hdl, atom::join_v, other);
+  fx.settle();
+  REQUIRE(remote_state.seen.size() == 1);
+  CHECK(own_state.seen.size() == 1);
+  CHECK(fx.provider_view("mock").inflight_bundles == 2);
+  auto at_remote = remote_state.seen.front().items.front().entry.request.queue_id;
+  // node-2 leaves (stale heartbeat): its bundle is back in the queue at once, not failed, and
+  // the provider is not judged by it.
+  fx.self->send(fx.bundler_hdl, atom::leave_v, std::string{"node-2"});
+  fx.settle();
+  CHECK(fx.provider_view("mock").inflight_bundles == 1);
+  CHECK(fx.provider_view("mock").circuit_state == "closed");
+  auto st = fx.request<request_status>(fx.queue, atom::lookup_v, at_remote);
+  REQUIRE(st);
+  CHECK(st->status == queue_status::queued);
+  CHECK_FALSE(fx.db->find_result(at_remote));
+  // A late answer of the node that left is dropped: the request still ends exactly once.
+  fx.self->send(remote, atom::latency_elapsed_v, uint64_t{0});
+  fx.settle();
+  CHECK_FALSE(fx.db->find_result(at_remote));
+  // This node's provider answers its bundles one by one; after the retry's backoff every
+  // request ends with exactly one result.
+  for (uint64_t n = 0; n < 3; ++n) {
+    fx.run_for(std::chrono::seconds{3});
+    REQUIRE(own_state.seen.size() > n);
+    fx.self->send(own, atom::latency_elapsed_v, n);
+    fx.settle();
+  }
+  CHECK(remote_state.seen.size() == 1);
+  CHECK(fx.db->count_results() == 3);
+  CHECK(fx.db->count_active_requests() == 0);
+  for (const auto& x : accepted)
+    CHECK(fx.db->find_result(x.queue_id));
 }

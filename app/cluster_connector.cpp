@@ -1,0 +1,104 @@
+#include "app/cluster_connector.hpp"
+
+#include "app/cluster_transport.hpp"
+#include "runtime/logging.hpp"
+
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include <chrono>
+
+namespace lps {
+
+namespace {
+
+// A live node answers on loopback within milliseconds; a paused one never does.
+constexpr auto connect_timeout = std::chrono::seconds{1};
+
+std::shared_ptr<spdlog::logger> log() {
+  static auto logger = get_logger("cluster");
+  return logger;
+}
+
+// The provider actors of the node published on host:port, or nothing (logged once per
+// failure kind by the caller's next tick trying again).
+std::optional<node_providers> providers_of(caf::actor_system& sys, const cluster::node_info& n) {
+  auto node = connect_node(sys, n.node.host, n.node.port, connect_timeout);
+  if (!node) {
+    LPS_LOG_DEBUG(log(), "cannot reach node {} at {}:{}: {}", n.node.name, n.node.host, n.node.port,
+                  caf::to_string(node.error()));
+    return std::nullopt;
+  }
+  std::optional<node_providers> result;
+  caf::scoped_actor self{sys};
+  self->request(*node, connect_timeout, atom::providers_v)
+      .receive([&](node_providers& x) { result = std::move(x); },
+               [&](caf::error& err) {
+                 LPS_LOG_DEBUG(log(), "node {} did not name its providers: {}", n.node.name,
+                               caf::to_string(err));
+               });
+  return result;
+}
+
+} // namespace
+
+cluster_connector::cluster_connector(caf::actor_system& sys, std::string self)
+    : sys_(sys), self_(std::move(self)) {
+  thread_ = std::thread{[this] { run(); }};
+}
+
+cluster_connector::~cluster_connector() {
+  {
+    std::lock_guard lock{mutex_};
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void cluster_connector::serve(cluster_bundler_actor bundler) {
+  std::lock_guard lock{mutex_};
+  bundler_ = std::move(bundler);
+}
+
+void cluster_connector::update(cluster::cluster_view view) {
+  {
+    std::lock_guard lock{mutex_};
+    view_ = std::move(view);
+  }
+  wake_.notify_all();
+}
+
+void cluster_connector::run() {
+  std::unique_lock lock{mutex_};
+  while (true) {
+    wake_.wait(lock, [this] { return stopping_ || view_.has_value(); });
+    if (stopping_)
+      return;
+    auto view = std::move(*view_);
+    view_.reset();
+    auto bundler = bundler_;
+    lock.unlock();
+    if (bundler)
+      link(bundler, view);
+    lock.lock();
+  }
+}
+
+// Every other live node joins (again: the bundler ignores a node it serves); a stale one
+// leaves. A node that stopped registering (removed) is left to its down message.
+void cluster_connector::link(const cluster_bundler_actor& bundler,
+                             const cluster::cluster_view& view) {
+  for (const auto& n : view.nodes) {
+    if (n.node.name == self_)
+      continue;
+    if (!n.live) {
+      caf::anon_send(bundler, atom::leave_v, n.node.name);
+      continue;
+    }
+    if (auto providers = providers_of(sys_, n))
+      caf::anon_send(bundler, atom::join_v, std::move(*providers));
+  }
+}
+
+} // namespace lps

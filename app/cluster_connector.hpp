@@ -1,0 +1,56 @@
+#pragma once
+
+// The leader's links to the other nodes (docs/cluster.md): on every tick of the cluster
+// node it connects to each live node's node actor through the middleman
+// (app/cluster_transport), asks it for its provider actors and hands them to the leader's
+// bundler (`join`; the bundler monitors the node actor, so a lost connection puts that
+// node's bundles back at once); a node whose heartbeat went stale is dropped (`leave`).
+// A thread of its own: a connection to a paused node waits for its timeout here, never in
+// the lease's tick. Both messages are idempotent, so every tick simply sends them again.
+
+#include "actors/cluster_actors.hpp"
+#include "runtime/cluster_node.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace lps {
+
+class cluster_connector {
+public:
+  /// Starts the thread; `self` is this node's name (its providers join the bundler when it is
+  /// spawned).
+  cluster_connector(caf::actor_system& sys, std::string self);
+
+  /// Stops the thread (waits for a connection attempt under way, at most its timeout).
+  ~cluster_connector();
+
+  cluster_connector(const cluster_connector&) = delete;
+  cluster_connector& operator=(const cluster_connector&) = delete;
+
+  /// The bundler of the term this node leads (a null handle: it does not lead).
+  void serve(cluster_bundler_actor bundler);
+
+  /// The cluster as of the last tick: look at the nodes again.
+  void update(cluster::cluster_view view);
+
+private:
+  void run();
+  void link(const cluster_bundler_actor& bundler, const cluster::cluster_view& view);
+
+  caf::actor_system& sys_;
+  std::string self_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  cluster_bundler_actor bundler_;
+  std::optional<cluster::cluster_view> view_;
+  std::thread thread_;
+};
+
+} // namespace lps

@@ -1,0 +1,253 @@
+// The cluster's middleman (issue #11, docs/cluster.md) with real processes: lps nodes on one
+// database of the test run's PostgreSQL server, each publishing its node actor on a free
+// loopback port, and the mock provider server (tools/mock_provider) as the openai provider of
+// every node. The leader's bundler must send bundles to the provider actors of every node
+// (each node's /metrics counts its own provider calls), put back the bundles of a node killed
+// mid-flight at once (every request still ends exactly once, long before the 120 s provider
+// timeout), give bundles to a node that joins while work flows, and keep the configured
+// requests-per-minute limit for the whole cluster.
+
+#include "fixtures/cluster_database.hpp"
+#include "fixtures/temp_dir.hpp"
+#include "integration/lps_process.hpp"
+#include "integration/service_clients.hpp"
+#include "runtime/json_codec.hpp"
+#include "tools/mock_provider/mock_provider_server.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <csignal>
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace lps;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+struct scoped_env {
+  std::string name;
+  scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~scoped_env() {
+    ::unsetenv(name.c_str());
+  }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+};
+
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
+}
+
+int64_t count_of(pg::connection& db, const std::string& sql) {
+  auto r = test::exec_ok(db, sql);
+  return std::stoll(r.rows.at(0).at(0).value_or("0"));
+}
+
+/// Nodes on one database, each with the mock provider server as its openai provider.
+struct cluster {
+  test::cluster_database database;
+  mock_provider_server mock;
+  scoped_env backend{"LLM_PROVIDER_SERVICE_STORE_BACKEND", "postgres"};
+  scoped_env url;
+  scoped_env key{"OPENAI_API_KEY", "test-key"};
+  std::vector<std::string> flags;
+  std::vector<std::unique_ptr<test::temp_dir>> dirs;
+  std::vector<std::unique_ptr<test::lps_process>> nodes;
+  test::json_client http;
+  test::client raw;
+
+  cluster(const std::string& name, mock_provider_options mock_options,
+          std::vector<std::string> extra)
+      : database(name), url("LLM_PROVIDER_SERVICE_POSTGRES_URL", database.url) {
+    std::string error;
+    REQUIRE(mock.start(mock_options, error));
+    flags = {"--cluster-enabled=true", "--cluster-port=0", "--cluster-lease-seconds=5",
+             "--default-llm-provider=openai",
+             "--openai-base-url=http://127.0.0.1:" + std::to_string(mock.port()) + "/v1"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+  }
+
+  /// Starts node-<i+1> (i: its index in `nodes`).
+  void start_node() {
+    auto i = nodes.size();
+    dirs.push_back(std::make_unique<test::temp_dir>());
+    auto args = flags;
+    args.push_back("--cluster-node-name=node-" + std::to_string(i + 1));
+    nodes.push_back(std::make_unique<test::lps_process>(dirs.back()->str(), args));
+    REQUIRE(nodes.back()->port() != 0);
+  }
+
+  /// The index of the node that node `asked` sees leading, or -1.
+  int leader_seen_by(size_t asked) {
+    auto answer = http.call("GET", nodes.at(asked)->url("/api/v1/cluster"));
+    const auto* leader = answer.body.if_contains("leader");
+    if (answer.status != 200 || leader == nullptr || !leader->is_string())
+      return -1;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (leader->as_string() == "node-" + std::to_string(i + 1))
+        return static_cast<int>(i);
+    return -1;
+  }
+
+  /// Provider calls node i made, from its own /metrics.
+  double provider_calls(size_t i) {
+    auto res = raw.call("GET", nodes.at(i)->url("/metrics"), {}, "");
+    std::istringstream lines{res.body};
+    double total = 0;
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("llm_provider_http_calls_total{", 0) == 0)
+        total += std::stod(line.substr(line.rfind(' ') + 1));
+    return total;
+  }
+
+  /// Submits `n` requests in bulk posts of 50, spread round-robin over `targets`; returns the
+  /// accepted queue ids.
+  std::vector<std::string> submit(int first, int n, const std::vector<size_t>& targets,
+                                  const std::string& callback_url) {
+    std::vector<std::string> ids;
+    size_t turn = 0;
+    for (int start = first; start < first + n; start += 50) {
+      std::string body = "{\"requests\":[";
+      for (int i = start; i < std::min(first + n, start + 50); ++i)
+        body += std::string{i > start ? "," : ""}
+                + "{\"user_prompt\":" + json_quote("Which essay is better? " + std::to_string(i))
+                + ",\"callback_url\":" + json_quote(callback_url)
+                + ",\"metadata\":{\"essay_a_id\":\"a\",\"essay_b_id\":\"b\"}}";
+      body += "]}";
+      auto& node = *nodes.at(targets.at(turn++ % targets.size()));
+      auto answer = http.call("POST", node.url("/api/v1/comparisons"), body);
+      INFO(json::serialize(answer.body));
+      REQUIRE(answer.status == 202);
+      for (const auto& item : answer.body.at("results").as_array())
+        ids.emplace_back(item.as_object().at("queue_id").as_string());
+    }
+    return ids;
+  }
+};
+
+/// Every id has exactly one result row and one callback event id within `limit`, and no
+/// request is left.
+void require_exactly_once(cluster& c, test::receiver& rx, const std::vector<std::string>& ids,
+                          std::chrono::seconds limit) {
+  auto db = c.database.connect();
+  REQUIRE(eventually(
+      [&] {
+        return count_of(*db, "SELECT count(*) FROM results") >= int64_t(ids.size())
+               && rx.wait_for(ids.size(), 0s);
+      },
+      limit));
+  CHECK(count_of(*db, "SELECT count(*) FROM results") == int64_t(ids.size()));
+  CHECK(count_of(*db, "SELECT count(*) FROM requests") == 0);
+  size_t lost = 0, duplicate_ids = 0;
+  std::lock_guard lock{rx.mtx};
+  for (const auto& id : ids) {
+    auto i = rx.events.find(id);
+    if (i == rx.events.end()) {
+      ++lost;
+      continue;
+    }
+    std::set<std::string> event_ids;
+    for (const auto& event : i->second)
+      event_ids.emplace(event.at("event_id").as_string());
+    duplicate_ids += event_ids.size() - 1;
+  }
+  CHECK(lost == 0);
+  CHECK(duplicate_ids == 0);
+}
+
+} // namespace
+
+TEST_CASE("three nodes: every node's provider takes bundles, a killed follower's bundles are put "
+          "back at once, and a node that joins takes bundles",
+          "[cluster]") {
+  mock_provider_options mock_options;
+  mock_options.latency = 100ms;
+  // Four bundles of four at a time per node: the leader alone cannot take the load.
+  cluster c{"middleman-spread",
+            mock_options,
+            {"--openai-max-concurrent-calls=4", "--serial-bundle-max-requests-per-call=4"}};
+  for (int i = 0; i < 3; ++i)
+    c.start_node();
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto leader = static_cast<size_t>(c.leader_seen_by(0));
+  auto victim = (leader + 1) % 3;
+  auto survivor = (leader + 2) % 3;
+
+  auto ids = c.submit(0, 900, {0, 1, 2}, rx.url());
+  // Every node's provider makes calls, the followers' through the middleman.
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("node-" << i + 1);
+    CHECK(eventually([&] { return c.provider_calls(i) > 0; }, 20s));
+  }
+  {
+    std::lock_guard lock{rx.mtx};
+    REQUIRE(rx.total < ids.size()); // mid-flight
+  }
+  c.nodes.at(victim)->stop(SIGKILL);
+
+  // A fourth node joins while work flows and takes bundles too.
+  c.start_node();
+  auto more = c.submit(900, 600, {leader, survivor, 3}, rx.url());
+  ids.insert(ids.end(), more.begin(), more.end());
+  CHECK(eventually([&] { return c.provider_calls(3) > 0; }, 20s));
+
+  // The killed node's bundles were put back at once: far sooner than the provider timeout
+  // (120 s) would fail them.
+  require_exactly_once(c, rx, ids, 60s);
+}
+
+TEST_CASE("three nodes: the requests-per-minute limit holds for the whole cluster", "[cluster]") {
+  mock_provider_options mock_options;
+  mock_options.latency = 50ms;
+  // No rate-limit headers: only lps's own limit paces the calls.
+  mock_options.rate_limit_requests = 0;
+  mock_options.rate_limit_tokens = 0;
+  cluster c{"middleman-rate",
+            mock_options,
+            {"--openai-max-concurrent-calls=2", "--serial-bundle-max-requests-per-call=2",
+             "--openai-requests-per-minute=60"}};
+  for (int i = 0; i < 3; ++i)
+    c.start_node();
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  // Every node joined the leader's bundler (it connects on each tick).
+  std::this_thread::sleep_for(3s);
+
+  c.submit(0, 200, {0, 1, 2}, rx.url());
+  // The mock counts the calls; a sample every 50 ms over 20 s from the first call.
+  REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls > 0; }, 20s));
+  auto first = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(20s);
+  auto calls = c.mock.stats().calls;
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
+  // A full bucket of 60 at the start, then one a second; 2 more for the first sample's lag
+  // and rounding. Three nodes limiting on their own would make up to three times as many.
+  auto allowed = 60.0 + took + 2.0;
+  WARN("provider calls in " << took << " s: " << calls << " (allowed " << allowed << ")");
+  CHECK(double(calls) <= allowed);
+  CHECK(calls >= 60);
+  // The calls were spread over the nodes, so the limit was kept across them.
+  size_t calling_nodes = 0;
+  for (size_t i = 0; i < 3; ++i)
+    calling_nodes += c.provider_calls(i) > 0 ? 1 : 0;
+  CHECK(calling_nodes >= 2);
+}
