@@ -271,6 +271,9 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     member->leave(std::chrono::seconds{cfg.shutdown_grace_seconds});
   }
   shutdown_topology(sys, actors, std::chrono::seconds{cfg.shutdown_grace_seconds});
+  // The inspector is told to exit but may still publish a snapshot: from here it no longer
+  // asks the member, which ends with this function.
+  streams->set_nodes({});
   server.stop();
   // After the server: no route posts a read any more; reads still queued answer 503.
   reads->stop();
