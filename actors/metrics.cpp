@@ -36,6 +36,14 @@ void refresh_process_metrics(metrics_state& st) {
                  {"process_threads", {}, double(now->threads)}});
 }
 
+// The time-to-result histogram as figures (time_to_result_le_<bound>: cumulative counts, as
+// /metrics has them), so the inspector's history carries it and the console's time-to-result
+// chart is full after a reload like its other charts.
+void add_time_to_result(const metrics_state& st, actor_status& status) {
+  for (const auto& [le, n] : st.registry.cumulative_buckets("llm_provider_queue_wait_time_seconds"))
+    status.figures["time_to_result_le_" + le] = double(n);
+}
+
 } // namespace
 
 metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_state> self) {
@@ -53,6 +61,7 @@ metrics_actor::behavior_type metrics(metrics_actor::stateful_pointer<metrics_sta
         auto result = status_header(self, metrics_state::name, "metrics", st.stats);
         result.figures = {{"samples_total", double(st.samples_total)},
                           {"samples_rejected", double(st.registry.rejected())}};
+        add_time_to_result(st, result);
         return result;
       });
 }

@@ -392,4 +392,26 @@ uint64_t metrics_registry::count(const std::string& name, const labels& label_va
   return sit == it->second.series_by_labels.end() ? 0 : sit->second.count;
 }
 
+std::vector<std::pair<std::string, uint64_t>>
+metrics_registry::cumulative_buckets(const std::string& name) const {
+  auto it = families_.find(name);
+  if (it == families_.end() || it->second.def->kind != metric_kind::histogram)
+    return {};
+  const auto& bounds = it->second.def->buckets;
+  std::vector<uint64_t> counts(bounds.size() + 1, 0);
+  for (const auto& [labels, s] : it->second.series_by_labels) {
+    for (size_t i = 0; i < bounds.size(); ++i)
+      counts[i] += s.bucket_counts[i];
+    counts.back() += s.count;
+  }
+  std::vector<std::pair<std::string, uint64_t>> result;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += counts[i];
+    result.emplace_back(number_text(bounds[i]), cumulative);
+  }
+  result.emplace_back("+Inf", counts.back());
+  return result;
+}
+
 } // namespace lps

@@ -7,7 +7,9 @@
 #include "messages/metrics.hpp"
 
 #include <map>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lps {
@@ -44,6 +46,10 @@ public:
 
   /// Observation count of a histogram series (0 if absent).
   uint64_t count(const std::string& name, const std::vector<std::string>& labels) const;
+
+  /// Cumulative bucket counts of histogram `name` summed over its series, by upper bound as
+  /// /metrics writes it ("0.01", ..., "+Inf"); empty when `name` is no histogram.
+  std::vector<std::pair<std::string, uint64_t>> cumulative_buckets(const std::string& name) const;
 
   /// Samples rejected by apply().
   uint64_t rejected() const {

@@ -3,7 +3,7 @@
 #include "actors/node.hpp"
 #include "app/build_info.hpp"
 #include "app/cluster_transport.hpp"
-#include "app/node_name.hpp"
+#include "app/node_identity.hpp"
 #include "runtime/fenced_store.hpp"
 #include "runtime/logging.hpp"
 
@@ -30,7 +30,7 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
   result->node_actor_ =
-      parts.sys->spawn(lps::node, node_name_of(cfg), parts.node->providers, parts.node->inspector);
+      parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers, parts.node->inspector);
   auto port = publish_node(*parts.sys, result->node_actor_, cfg.cluster_host, cfg.cluster_port);
   if (!port) {
     error = "cannot publish the node actor on CLUSTER_HOST:CLUSTER_PORT " + cfg.cluster_host + ":"
@@ -39,7 +39,7 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   }
   cluster::node_settings settings;
   settings.postgres_url = cfg.postgres_url.reveal();
-  settings.self = {node_name_of(cfg), cfg.cluster_host, *port, build_version(), "intake,provider"};
+  settings.self = {this_node_name(cfg), cfg.cluster_host, *port, build_version(), "intake,provider"};
   settings.lease = std::chrono::seconds{cfg.cluster_lease_seconds};
   auto* self = result.get();
   result->connector_ = std::make_unique<cluster_connector>(*parts.sys, settings.self.name);

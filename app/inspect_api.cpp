@@ -130,8 +130,10 @@ void get_inspect_view(const api_context& ctx, const http_request& req, http_resp
   auto view = view_named(name);
   if (!view)
     return respond(error_body(404, ec::resource_not_found, "no inspection view " + req.path));
-  with_snapshots(ctx, 1, std::move(respond), [view = *view](const auto& xs) {
-    return json_body(200, render_inspect_view(xs.back(), view));
+  // The nodes view lists the cluster's nodes as the node's last tick saw them.
+  auto nodes = *view == inspect_view::nodes ? ctx.inspect_streams->nodes() : std::nullopt;
+  with_snapshots(ctx, 1, std::move(respond), [view = *view, nodes](const auto& xs) {
+    return json_body(200, render_inspect_view(xs.back(), view, nodes ? &*nodes : nullptr));
   });
 }
 

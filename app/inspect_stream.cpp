@@ -5,9 +5,9 @@
 
 namespace lps {
 
-std::string render_inspect_event(const inspection_snapshot& snapshot) {
+std::string render_inspect_event(const inspection_snapshot& snapshot, const node_directory* nodes) {
   auto result = "id: " + std::to_string(snapshot.seq)
-                + "\ndata: " + render_inspect_view(snapshot, inspect_view::all) + "\n\n";
+                + "\ndata: " + render_inspect_view(snapshot, inspect_view::all, nodes) + "\n\n";
   if (snapshot.seq % keep_alive_every == 0)
     result += ": keep-alive\n\n";
   return result;
@@ -24,8 +24,21 @@ void inspect_stream_hub::publish(const inspection_snapshot& snapshot) {
   std::lock_guard<std::mutex> lock{mutex_};
   if (clients_.empty())
     return;
-  auto event = render_inspect_event(snapshot);
+  auto dir = nodes();
+  auto event = render_inspect_event(snapshot, dir ? &*dir : nullptr);
   std::erase_if(clients_, [&](const auto& client) { return !client->write(event); });
+}
+
+void inspect_stream_hub::set_nodes(std::function<node_directory()> source) {
+  std::lock_guard<std::mutex> lock{nodes_mutex_};
+  nodes_ = std::move(source);
+}
+
+std::optional<node_directory> inspect_stream_hub::nodes() const {
+  std::lock_guard<std::mutex> lock{nodes_mutex_};
+  if (!nodes_)
+    return std::nullopt;
+  return nodes_();
 }
 
 size_t inspect_stream_hub::clients() const {

@@ -5,7 +5,9 @@
 
 #include "messages/status.hpp"
 #include "runtime/http_server.hpp"
+#include "runtime/inspect_bodies.hpp"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,12 +32,23 @@ public:
   /// Clients whose stream has not been seen to end.
   size_t clients() const;
 
+  /// Where the nodes of each event (and of GET /api/v1/inspect/nodes) come from: set once
+  /// the node knows them (the cluster's view once it joined); it must not block.
+  void set_nodes(std::function<node_directory()> source);
+
+  /// The nodes as `set_nodes`' source gives them now (nullopt until it is set).
+  std::optional<node_directory> nodes() const;
+
 private:
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<http_body_stream>> clients_;
+  mutable std::mutex nodes_mutex_;
+  std::function<node_directory()> nodes_;
 };
 
-/// One server-sent event of `snapshot`, with the keep-alive comment when it is due.
-std::string render_inspect_event(const inspection_snapshot& snapshot);
+/// One server-sent event of `snapshot` with the nodes of `nodes` (nullptr: this node alone),
+/// and the keep-alive comment when it is due.
+std::string render_inspect_event(const inspection_snapshot& snapshot,
+                                 const node_directory* nodes = nullptr);
 
 } // namespace lps

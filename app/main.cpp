@@ -4,6 +4,7 @@
 #include "app/cluster_member.hpp"
 #include "app/cluster_transport.hpp"
 #include "app/cluster_route.hpp"
+#include "app/node_identity.hpp"
 #include "app/http_api.hpp"
 #include "app/topology.hpp"
 #include "runtime/address_guard.hpp"
@@ -271,6 +272,10 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     }
     ctx->cluster_answer = [m = member.get()] { return cluster_response(m->view()); };
   }
+  // The inspection views list the cluster's nodes from its last tick (no I/O).
+  streams->set_nodes([m = member.get()] {
+    return node_directory_of(m != nullptr ? std::optional{m->view()} : std::nullopt);
+  });
   ctx->starting->store(false);
   announce("listening on", cfg, server.port());
   LPS_LOG_INFO(log, "lps serving on {}:{} (mode {}, store {})", cfg.http_host, server.port(),
@@ -287,6 +292,9 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     member->leave(std::chrono::seconds{cfg.shutdown_grace_seconds});
   }
   shutdown_topology(sys, actors, std::chrono::seconds{cfg.shutdown_grace_seconds});
+  // The inspector is told to exit but may still publish a snapshot: from here it no longer
+  // asks the member, which ends with this function.
+  streams->set_nodes({});
   server.stop();
   // After the server: no route posts a read any more; reads still queued answer 503.
   reads->stop();

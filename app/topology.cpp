@@ -8,7 +8,7 @@
 #include "actors/intake.hpp"
 #include "actors/metrics.hpp"
 #include "app/build_info.hpp"
-#include "app/node_name.hpp"
+#include "app/node_identity.hpp"
 #include "actors/provider_mock.hpp"
 #include "actors/provider_http.hpp"
 #include "actors/providers/anthropic_batch_format.hpp"
@@ -33,15 +33,6 @@
 namespace lps {
 
 namespace {
-
-// This node's name in inspection: its host name, until the cluster work brings
-// CLUSTER_NODE_NAME.
-std::string host_name() {
-  std::array<char, 256> buf{};
-  if (gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0')
-    return "localhost";
-  return buf.data();
-}
 
 caf::timespan hours(double h) {
   return std::chrono::duration_cast<caf::timespan>(
@@ -219,23 +210,15 @@ queue_manager_config queue_manager_config_of(const config& cfg) {
   return qm;
 }
 
-// This node's name in llm_provider_build_info: the host name (the cluster's node names come
-// with cluster mode, issue #11).
-std::string node_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0')
-    return "unknown";
-  return name;
-}
-
 /// Gauges whose label values are known at start get a series before any other actor runs,
 /// so a scrape right after a restart finds them (breakers closed, no provider paused, nothing
 /// in flight, no open batch job). Sent before the bundler and the batch jobs actors exist, so their
 /// own later values always come after these.
-void seed_gauges(caf::actor_system& sys, const metrics_actor& metrics,
+void seed_gauges(caf::actor_system& sys, const config& cfg, const metrics_actor& metrics,
                  const std::vector<std::string>& bundled, const std::vector<std::string>& batched) {
   std::vector<metric_sample> xs;
-  xs.push_back({"llm_provider_build_info", {build_version(), build_revision(), node_name()}, 1});
+  xs.push_back(
+      {"llm_provider_build_info", {build_version(), build_revision(), this_node_name(cfg)}, 1});
   for (const auto& name : bundled) {
     xs.push_back({"llm_provider_circuit_breaker_state", {name}, 0});
     xs.push_back({"llm_provider_paused", {name}, 0});
@@ -312,7 +295,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, st
   std::vector<std::string> bundled_names, batched_names;
   for (const auto& [name, p] : t.providers)
     (batched.count(name) ? batched_names : bundled_names).push_back(name);
-  seed_gauges(sys, t.metrics, bundled_names, batched_names);
+  seed_gauges(sys, cfg, t.metrics, bundled_names, batched_names);
   for (const auto& [name, mode] : batched)
     bundled.erase(name);
   for (const auto& [name, mode] : node_batched)
@@ -329,7 +312,7 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, st
     targets.push_back(b);
   inspector_config inspection;
   inspection.targets = std::move(targets);
-  inspection.node = host_name();
+  inspection.node = this_node_name(cfg);
   inspection.on_sample = std::move(on_sample);
   t.inspector = sys.spawn(inspector, std::move(inspection));
   return t;
@@ -362,7 +345,7 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
   }
   auto bundling = bundler_config_of(cfg);
   // Its own node's provider actors serve under its name; the other nodes' join later.
-  bundling.self_node = node_name_of(cfg);
+  bundling.self_node = this_node_name(cfg);
   t.bundler = sys.spawn(bundler, std::move(bundling), t.queue, bundled, node.metrics);
   return t;
 }

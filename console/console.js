@@ -178,7 +178,7 @@
   const RATE_WINDOW_MS = 60 * 1000;
   // The queue manager's figures of each snapshot (stream and history): depth and totals.
   const history = [];
-  // The page's own samples of /metrics: time to result (not in the snapshots).
+  // Time to result of each snapshot (stream and history): the metrics actor's histogram.
   const latencyHistory = [];
 
   function keepTenMinutes(samples, newest) {
@@ -218,8 +218,28 @@
     now.errors = rate((s) => s.results - s.successes);
   }
 
-  function rememberLatency(metrics, at) {
-    const now = { at, wait: buckets(metrics, 'llm_provider_queue_wait_time_seconds') };
+  // The metrics actor's time-to-result histogram in a snapshot ("time_to_result_le_<bound>":
+  // cumulative counts, as /metrics has them), or null when it did not answer.
+  function timeToResultBuckets(snapshot) {
+    const metrics = (snapshot.actors || []).find((a) => a.kind === 'metrics');
+    if (!metrics || !metrics.responsive) return null;
+    const prefix = 'time_to_result_le_';
+    const wait = Object.entries(metrics.figures || {})
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, n]) => [promNumber(key.slice(prefix.length)), n])
+      .sort((a, b) => a[0] - b[0]);
+    return wait.length ? wait : null;
+  }
+
+  const observations = (wait) => (wait.length ? wait[wait.length - 1][1] : 0);
+
+  function rememberLatency(snapshot) {
+    const wait = timeToResultBuckets(snapshot);
+    if (!wait) return;
+    const now = { at: Date.parse(snapshot.at), wait };
+    // A restarted lps counts from 0 again: its samples start a new history.
+    const last = latencyHistory[latencyHistory.length - 1];
+    if (last && observations(now.wait) < observations(last.wait)) latencyHistory.length = 0;
     keepTenMinutes(latencyHistory, now);
     const window = bucketDelta(now.wait, windowStart(latencyHistory, now, RATE_WINDOW_MS).wait);
     now.p50 = quantile(0.5, window);
@@ -467,11 +487,30 @@
     }));
   }
 
-  function renderNodes(nodes) {
+  // Every node of the cluster (this node alone outside a cluster). Another node's actors and
+  // calls in flight are not known here yet: shown as –.
+  function renderNodes(nodes, cluster) {
+    $('#nodes-cluster').textContent = !cluster
+      ? 'This lps runs as a single node (CLUSTER_ENABLED=false): it lists itself.'
+      : `Cluster: leader ${cluster.leader || 'none (no live lease)'}, epoch ${cluster.epoch}, `
+        + `lease ${fmt(cluster.lease_seconds, 1)} s`
+        + (cluster.error ? `; the last read of the registry failed: ${cluster.error}` : '');
+    $('#nodes-cluster').classList.toggle('bad', Boolean(cluster && (cluster.error || !cluster.leader)));
+    const known = (x) => (x === null || x === undefined ? '–' : String(x));
     fillRows('#nodes-table', nodes.map((n) => row(
-      [cell(n.name), cell(n.state, n.state === 'up' ? '' : 'bad'), cell(n.self ? 'yes' : 'no'),
-       cell(n.actors, 'num'), cell(n.unresponsive_actors, n.unresponsive_actors ? 'num bad' : 'num')],
+      [cell(n.name), cell(known(n.address)), cell(n.state, n.state === 'up' ? '' : 'bad'),
+       cell(n.leader === null ? '–' : n.leader ? 'yes' : 'no'), cell(n.self ? 'yes' : 'no'),
+       cell(n.heartbeat_age_seconds === null ? '–' : `${fmt(n.heartbeat_age_seconds, 1)} s ago`,
+            'num'),
+       cell(known(n.version)), cell(known(n.in_flight_calls), 'num'), cell(known(n.actors), 'num'),
+       cell(known(n.unresponsive_actors), n.unresponsive_actors ? 'num bad' : 'num')],
       { node: n.name })));
+  }
+
+  // The views fed by the stream are of the node serving the page: each says which.
+  function showNodeName(name) {
+    if (!name) return;
+    for (const label of document.querySelectorAll('.shown-node')) label.textContent = name;
   }
 
   // The last snapshot shown, so one delivered twice (history, then the stream) counts once.
@@ -482,7 +521,9 @@
     if (at <= lastSnapshotAt) return;
     lastSnapshotAt = at;
     rememberQueue(snapshot);
+    rememberLatency(snapshot);
     rememberActors(snapshot.actors || []);
+    showNodeName(snapshot.node);
     if (!live) return; // history has actors alone: the tables wait for the stream
     lastActors = actorRows(snapshot.actors || []);
     renderActors();
@@ -490,7 +531,7 @@
     renderBundles(snapshot.recent_bundles || [], snapshot.items_per_call || []);
     lastProviders = snapshot.providers || [];
     renderProviders();
-    renderNodes(snapshot.nodes || []);
+    renderNodes(snapshot.nodes || [], snapshot.cluster || null);
     renderOverview();
   }
 
@@ -594,8 +635,6 @@
   function onPoll(snapshot) {
     if (snapshot.metrics) {
       lastMetrics = snapshot.metrics;
-      rememberLatency(snapshot.metrics, snapshot.at);
-      renderOverview();
       renderProviders();
     }
     if (snapshot.runs) renderRuns(snapshot.runs);

@@ -75,19 +75,98 @@ void write_actors(object_writer& body, const inspection_snapshot& x) {
   actors.close();
 }
 
-// This node alone (the cluster lists every node once it exists).
-void write_nodes(object_writer& body, const inspection_snapshot& x) {
+// Provider calls this node has in flight: what its provider actors report (bundles, the
+// mock's calls, gateway calls).
+uint64_t in_flight_calls(const inspection_snapshot& x) {
+  double total = 0;
+  for (const auto& actor : x.actors) {
+    if (actor.status.kind != "provider")
+      continue;
+    for (const auto* key : {"inflight_bundles", "inflight_calls", "inflight_gateway_calls"})
+      if (auto i = actor.status.figures.find(key); i != actor.status.figures.end())
+        total += i->second;
+  }
+  return static_cast<uint64_t>(total);
+}
+
+// What the snapshot tells of the node it was taken on: its in-flight calls and actors.
+void write_own_figures(object_writer& node, const inspection_snapshot& x) {
   size_t unresponsive = 0;
   for (const auto& actor : x.actors)
     unresponsive += actor.responsive ? 0 : 1;
-  array_writer nodes{body.member("nodes")};
+  node.integer("in_flight_calls", in_flight_calls(x))
+      .integer("actors", x.actors.size())
+      .integer("unresponsive_actors", unresponsive);
+}
+
+// Another node's figures are not known here yet: null until they are read through the
+// middleman (?node=all).
+void write_unknown_figures(object_writer& node) {
+  node.null("in_flight_calls").null("actors").null("unresponsive_actors");
+}
+
+// The node the snapshot was taken on, outside a cluster (or missing from its registry).
+void write_this_node(array_writer& nodes, const inspection_snapshot& x,
+                     const std::string& version) {
   object_writer node{nodes.element()};
   node.string("name", x.node)
       .boolean("self", true)
+      .null("address")
+      .null("leader")
       .string("state", "up")
-      .integer("actors", x.actors.size())
-      .integer("unresponsive_actors", unresponsive);
+      .null("last_heartbeat")
+      .null("heartbeat_age_seconds")
+      .string_or_null("version", version);
+  write_own_figures(node, x);
   node.close();
+}
+
+void write_cluster_node(array_writer& nodes, const inspection_snapshot& x, const inspect_node& n) {
+  bool self = n.name == x.node;
+  object_writer node{nodes.element()};
+  node.string("name", n.name)
+      .boolean("self", self)
+      .string("address", n.address)
+      .boolean("leader", n.leader)
+      .string("state", n.state)
+      .string("last_heartbeat", n.last_heartbeat)
+      .number("heartbeat_age_seconds", n.heartbeat_age_seconds)
+      .string_or_null("version", n.version);
+  if (self)
+    write_own_figures(node, x);
+  else
+    write_unknown_figures(node);
+  node.close();
+}
+
+void write_cluster(object_writer& body, const std::optional<inspect_cluster>& cluster) {
+  if (!cluster) {
+    body.null("cluster");
+    return;
+  }
+  object_writer out{body.member("cluster")};
+  out.string_or_null("leader", cluster->leader)
+      .integer("epoch", cluster->epoch)
+      .number("lease_seconds", cluster->lease_seconds)
+      .string_or_null("error", cluster->error);
+  out.close();
+}
+
+// "cluster" (null outside a cluster) and "nodes": every node of the cluster, this node
+// listed even when the registry could not be read, or this node alone outside a cluster.
+void write_nodes(object_writer& body, const inspection_snapshot& x, const node_directory* dir) {
+  static const node_directory unknown;
+  const auto& nodes_of = dir != nullptr ? *dir : unknown;
+  write_cluster(body, nodes_of.cluster);
+  array_writer nodes{body.member("nodes")};
+  bool listed = false;
+  if (nodes_of.cluster)
+    for (const auto& n : nodes_of.cluster->nodes) {
+      write_cluster_node(nodes, x, n);
+      listed = listed || n.name == x.node;
+    }
+  if (!listed)
+    write_this_node(nodes, x, nodes_of.version);
   nodes.close();
 }
 
@@ -101,7 +180,8 @@ bool shows(inspect_view view, inspect_view part) {
 
 } // namespace
 
-std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view) {
+std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view,
+                                const node_directory* nodes) {
   std::string result;
   object_writer body{result};
   write_header(body, snapshot);
@@ -116,7 +196,7 @@ std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_vie
   if (shows(view, inspect_view::providers))
     write_table(body, snapshot, "providers");
   if (shows(view, inspect_view::nodes))
-    write_nodes(body, snapshot);
+    write_nodes(body, snapshot, nodes);
   body.close();
   return result;
 }

@@ -5,6 +5,8 @@
 
 #include "messages/status.hpp"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,14 +24,51 @@ enum class inspect_view {
   /// The "providers" table: breaker, calls in flight against the limit, rate-limit headroom,
   /// latency, errors by class.
   providers,
-  /// The nodes: this one alone until the cluster exists.
+  /// The nodes: every node of the cluster in cluster mode, this one alone otherwise.
   nodes,
   /// All of the above: one event of the stream.
   all,
 };
 
-/// `{"seq", "at", "node", ...}` with what `view` shows of `snapshot`.
-std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view);
+/// A node of the cluster as the nodes view lists it (from the registry, as of the cluster's
+/// last tick).
+struct inspect_node {
+  std::string name;
+  /// The CLUSTER_HOST:CLUSTER_PORT it registered.
+  std::string address;
+  /// It holds the live leader lease.
+  bool leader = false;
+  /// "up", "suspect" or "down" (by the age of its heartbeat against the lease).
+  std::string state;
+  /// ISO 8601 by the database's clock, and its age.
+  std::string last_heartbeat;
+  double heartbeat_age_seconds = 0;
+  std::string version;
+};
+
+/// The cluster as the nodes view shows it.
+struct inspect_cluster {
+  /// The holder of the live lease ("": nobody holds a live lease).
+  std::string leader;
+  int64_t epoch = 0;
+  double lease_seconds = 0;
+  /// Why the cluster's last tick could not read the registry ("": it could).
+  std::string error;
+  std::vector<inspect_node> nodes;
+};
+
+/// What the nodes view shows besides the snapshot.
+struct node_directory {
+  /// This lps' version.
+  std::string version;
+  /// Cluster mode: the cluster as of its last tick; nullopt: a single node.
+  std::optional<inspect_cluster> cluster;
+};
+
+/// `{"seq", "at", "node", ...}` with what `view` shows of `snapshot`. The nodes view lists
+/// the nodes of `nodes` (nullptr: this node alone, its version unknown).
+std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view,
+                                const node_directory* nodes = nullptr);
 
 /// GET /api/v1/inspect/history: `{"seconds": n, "snapshots": [...]}`, oldest first, each
 /// snapshot with its actors.

@@ -221,11 +221,20 @@ async function checkBundlesAndNodes(page, base) {
   const bars = await page.$$eval('#chart-items rect', (r) => r.length);
   check(bars === sizes.length, `the items-per-call chart has a bar per bundle size (${bars})`);
   await page.click('button[data-view=nodes]');
-  const node = (await call(base, '/api/v1/inspect/nodes')).body.nodes[0];
-  const shown = await page.$$eval('#nodes-table tbody tr',
-    (rows) => rows.map((r) => [...r.children].map((c) => c.textContent).join(' ')));
-  check(shown.length === 1 && shown[0] === `${node.name} up yes ${node.actors} 0`,
-        `the nodes view shows this node: ${shown}`);
+  const body = (await call(base, '/api/v1/inspect/nodes')).body;
+  const node = body.nodes[0];
+  check(body.cluster === null && body.nodes.length === 1 && node.self && node.version,
+        `outside a cluster /api/v1/inspect/nodes lists this node alone: ${JSON.stringify(body)}`);
+  const expected = [node.name, '–', 'up', '–', 'yes', '–', node.version, String(node.in_flight_calls),
+                    String(node.actors), '0'].join('|');
+  const shown = await until(async () => {
+    const rows = (await cells(page, '#nodes-table')).map((r) => r.join('|'));
+    return rows.length === 1 && rows[0] === expected ? rows : null;
+  }, 5000);
+  check(shown, `the nodes view shows this node: ${await cells(page, '#nodes-table')}`);
+  check(/single node/.test(await page.textContent('#nodes-cluster')), 'and says lps runs as a single node');
+  const labels = await page.$$eval('.shown-node', (xs) => [...new Set(xs.map((x) => x.textContent))]);
+  check(labels.join() === node.name, `the views name the node they show: ${labels}`);
 }
 
 // A reload starts with the last 10 minutes lps kept: the charts are drawn from
@@ -242,6 +251,11 @@ async function checkHistoryAcrossReload(page) {
   check(samples, `after a reload the charts hold ${samples} samples at once (${before} before)`);
   const max = Number(await page.getAttribute('#chart-rates', 'data-max'));
   check(max > 0, `and the completions of the run before the reload (peak ${max}/s)`);
+  // The time-to-result chart too: the history carries the metrics actor's histogram.
+  const latency = Number(await page.getAttribute('#chart-latency', 'data-samples'));
+  const slowest = Number(await page.getAttribute('#chart-latency', 'data-max'));
+  check(latency >= Math.max(2, before) && slowest > 0,
+        `and the time-to-result chart holds ${latency} samples with the run's (p99 peak ${slowest} s)`);
 }
 
 // The Configuration view: a known key with the value lps was started with, the OpenAI key as
@@ -303,12 +317,11 @@ async function checkJobCancel(page, base, job) {
 
 // Known answers instead of lps' (the browser's requests to /metrics, the history and the
 // stream are fulfilled by the test): the figures the page derives can then be checked exactly.
+// /metrics with a time-to-result histogram the page must not use (its figures come from the
+// snapshots' metrics actor, which the history carries across a reload).
 const SYNTHETIC_METRICS = (n) => [
-  // 100 more results in (0.1 s, 1 s] at every answer: p50 = 0.1 + 0.9 * 0.5 = 0.55 s and
-  // p99 = 0.1 + 0.9 * 0.99 = 0.991 s, interpolated as Prometheus' histogram_quantile does.
-  'llm_provider_queue_wait_time_seconds_bucket{result="success",le="0.1"} 0',
-  `llm_provider_queue_wait_time_seconds_bucket{result="success",le="1"} ${100 * n}`,
-  `llm_provider_queue_wait_time_seconds_bucket{result="success",le="+Inf"} ${100 * n}`,
+  'llm_provider_queue_wait_time_seconds_bucket{result="success",le="0.01"} 0',
+  `llm_provider_queue_wait_time_seconds_bucket{result="success",le="+Inf"} ${1000 * n}`,
 ].join('\n') + '\n';
 
 const actor = (name, kind, mailbox, handled, extra = {}) => ({
@@ -328,6 +341,11 @@ const SYNTHETIC_SNAPSHOT = (n) => ({
     actor('queue-manager', 'queue_manager', 0, n, {
       figures: { queued: 5, retry_waiting: 2, processing: 3, accepted_total: 40 + 10 * n,
                  completed_total: 10 * n, failed_total: 0, expired_total: 0 } }),
+    // 100 more results in (0.1 s, 1 s] at every snapshot: p50 = 0.1 + 0.9 * 0.5 = 0.55 s and
+    // p99 = 0.1 + 0.9 * 0.99 = 0.991 s, interpolated as Prometheus' histogram_quantile does.
+    actor('metrics', 'metrics', 0, n, {
+      figures: { 'time_to_result_le_0.1': 0, 'time_to_result_le_1': 100 * n,
+                 'time_to_result_le_+Inf': 100 * n } }),
   ],
   queue: [{ provider: 'mock', model: 'm-1', waiting: 12, oldest_age_seconds: 42 }],
   recent_bundles: [{ bundle_id: 'b-1', provider: 'mock', model: 'm-1', items: 4, succeeded: 3,
@@ -336,7 +354,15 @@ const SYNTHETIC_SNAPSHOT = (n) => ({
   providers: [{ provider: 'mock', circuit_state: 'closed', paused_by: '', inflight_bundles: 3,
                 max_inflight_bundles: 8, blocked_ms: 0, breaker_opened_total: 1,
                 rate_limit_requests_available: 5, latency_ms_mean: 250, errors_RATE_LIMIT: 2 }],
-  nodes: [{ name: 'synthetic-node', self: true, state: 'up', actors: 4, unresponsive_actors: 1 }],
+  cluster: { leader: 'other-node', epoch: 4, lease_seconds: 5, error: null },
+  nodes: [
+    { name: 'synthetic-node', self: true, address: '127.0.0.1:4101', leader: false, state: 'up',
+      last_heartbeat: new Date().toISOString(), heartbeat_age_seconds: 0.5, version: '9.9.9',
+      in_flight_calls: 3, actors: 5, unresponsive_actors: 1 },
+    { name: 'other-node', self: false, address: '127.0.0.1:4102', leader: true, state: 'suspect',
+      last_heartbeat: new Date().toISOString(), heartbeat_age_seconds: 3.5, version: '9.9.8',
+      in_flight_calls: null, actors: null, unresponsive_actors: null },
+  ],
 });
 
 const cells = (page, selector) => page.$$eval(`${selector} tbody tr`,
@@ -396,8 +422,14 @@ async function checkDerivedFigures(context, base) {
         === 'mock|closed|no|3 / 8|5|0 ms|1|250 ms' && providers[0][9] === 'RATE_LIMIT: 2',
         `the providers view shows in flight against the limit and the rate-limit headroom: ${providers}`);
   const nodes = await cells(page, '#nodes-table');
-  check(JSON.stringify(nodes) === JSON.stringify([['synthetic-node', 'up', 'yes', '4', '1']]),
-        `the nodes view: ${nodes}`);
+  check(JSON.stringify(nodes) === JSON.stringify([
+    ['synthetic-node', '127.0.0.1:4101', 'up', 'no', 'yes', '0.5 s ago', '9.9.9', '3', '5', '1'],
+    ['other-node', '127.0.0.1:4102', 'suspect', 'yes', 'no', '3.5 s ago', '9.9.8', '–', '–', '–']]),
+        `the nodes view lists the cluster's nodes: ${nodes}`);
+  const cluster = await page.textContent('#nodes-cluster');
+  check(cluster === 'Cluster: leader other-node, epoch 4, lease 5.0 s', `the leader and its epoch: ${cluster}`);
+  const labels = await page.$$eval('.shown-node', (xs) => [...new Set(xs.map((x) => x.textContent))]);
+  check(labels.join() === 'synthetic-node', `the views name the node they show: ${labels}`);
   await page.close();
 }
 

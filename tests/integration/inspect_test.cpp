@@ -115,7 +115,10 @@ TEST_CASE("every inspection view answers JSON with its documented fields") {
   REQUIRE(nodes.status == 200);
   REQUIRE(nodes.body.at("nodes").as_array().size() == 1);
   check_fields(nodes.body.at("nodes").as_array().front().as_object(),
-               {"name", "self", "state", "actors", "unresponsive_actors"});
+               {"name", "self", "address", "leader", "state", "last_heartbeat",
+                "heartbeat_age_seconds", "version", "in_flight_calls", "actors",
+                "unresponsive_actors"});
+  CHECK(nodes.body.at("cluster").is_null()); // not a cluster
 
   auto jobs = get_view(c, lps, "/api/v1/inspect/jobs");
   REQUIRE(jobs.status == 200);
@@ -153,7 +156,7 @@ TEST_CASE("the inspection stream delivers a snapshot a second as server-sent eve
   auto start = text.find("\ndata: ") + 7;
   auto event = json::parse(text.substr(start, text.find('\n', start) - start)).as_object();
   check_fields(event, {"seq", "at", "node", "actors", "queue", "recent_bundles", "items_per_call",
-                       "providers", "nodes"});
+                       "providers", "cluster", "nodes"});
 }
 
 TEST_CASE("metrics show the waiting requests by provider and model as the queue view does") {

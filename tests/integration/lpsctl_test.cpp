@@ -275,7 +275,8 @@ TEST_CASE("config prints KEY=value lines sorted, secrets masked as --dump-config
   }
 }
 
-TEST_CASE("nodes lists this node alone, as a table and as lps' JSON, with the admin token") {
+TEST_CASE("nodes lists this node alone outside a cluster, as a table and as lps' JSON, with the "
+          "admin token") {
   test::temp_dir dir;
   const std::string token = "admin-token-nodes-9c1";
   test::lps_process lps{(dir.path() / "data").string(), {"--admin-token=" + token}};
@@ -294,12 +295,19 @@ TEST_CASE("nodes lists this node alone, as a table and as lps' JSON, with the ad
   char host[256] = {};
   REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
   std::istringstream row{lines[1]};
-  std::string name, state, self;
-  size_t actors = 0, unresponsive = 99;
-  row >> name >> state >> self >> actors >> unresponsive;
+  std::string name, address, state, leader, self, heartbeat, version;
+  size_t in_flight = 99, actors = 0, unresponsive = 99;
+  row >> name >> address >> state >> leader >> self >> heartbeat >> version >> in_flight >> actors
+      >> unresponsive;
   CHECK(name == host);
+  CHECK(address == "-"); // not a cluster: no address, leader or heartbeat
   CHECK(state == "up");
+  CHECK(leader == "-");
   CHECK(self == "yes");
+  CHECK(heartbeat == "-");
+  CHECK(!version.empty());
+  CHECK(version != "-");
+  CHECK(in_flight == 0);
   CHECK(actors >= 5); // the inspector, intake, queue manager, bundler, callbacks, metrics...
   CHECK(unresponsive == 0);
 
@@ -308,7 +316,9 @@ TEST_CASE("nodes lists this node alone, as a table and as lps' JSON, with the ad
   auto body = json::parse(raw.out).as_object();
   const auto& nodes = body.at("nodes").as_array();
   REQUIRE(nodes.size() == 1);
+  CHECK(body.at("cluster").is_null());
   CHECK(nodes[0].at("name") == host);
+  CHECK(nodes[0].at("version").as_string() == version);
   CHECK(nodes[0].at("self") == true);
   CHECK(nodes[0].at("actors").to_number<size_t>() == actors);
 }

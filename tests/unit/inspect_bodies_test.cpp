@@ -74,18 +74,87 @@ TEST_CASE("the queue and providers views are empty lists when no actor has such 
         == std::string{header} + R"("providers":[]})");
 }
 
-TEST_CASE("the nodes view lists this node alone, with its unresponsive actors") {
-  CHECK(render_inspect_view(sample_snapshot(), inspect_view::nodes)
+namespace {
+
+// The sample with a provider actor that has calls in flight (bundles and gateway calls).
+inspection_snapshot with_busy_provider() {
+  auto x = sample_snapshot();
+  actor_sample provider;
+  provider.status.name = "provider:anthropic";
+  provider.status.kind = "provider";
+  provider.status.figures = {{"inflight_bundles", 3}, {"inflight_gateway_calls", 1}};
+  x.actors.push_back(provider);
+  return x;
+}
+
+const char* this_node_alone =
+    R"("cluster":null,"nodes":[{"name":"host-1","self":true,"address":null,"leader":null,)"
+    R"("state":"up","last_heartbeat":null,"heartbeat_age_seconds":null,"version":"1.2.3",)"
+    R"("in_flight_calls":4,"actors":3,"unresponsive_actors":1}]})";
+
+// Two nodes of a cluster led by node-b at epoch 7; the snapshot is node-a's.
+node_directory two_nodes() {
+  inspect_cluster c;
+  c.leader = "node-b";
+  c.epoch = 7;
+  c.lease_seconds = 5;
+  c.nodes = {{"node-a", "127.0.0.1:4101", false, "up", "2026-12-07T05:00:00.000Z", 0.25, "1.2.3"},
+             {"node-b", "127.0.0.1:4102", true, "suspect", "2026-12-07T04:59:57.000Z", 3, "1.2.4"}};
+  return {"1.2.3", c};
+}
+
+} // namespace
+
+TEST_CASE("the nodes view lists this node alone outside a cluster, with its calls in flight") {
+  auto x = with_busy_provider();
+  node_directory single{"1.2.3", std::nullopt};
+  CHECK(render_inspect_view(x, inspect_view::nodes, &single)
+        == std::string{header} + this_node_alone);
+  // Without a directory (a caller that knows no version) the version is null.
+  CHECK(render_inspect_view(x, inspect_view::nodes).find(R"("version":null,)")
+        != std::string::npos);
+}
+
+TEST_CASE("the nodes view lists every node of the cluster, this one with its own figures") {
+  auto x = with_busy_provider();
+  x.node = "node-a";
+  auto dir = two_nodes();
+  CHECK(render_inspect_view(x, inspect_view::nodes, &dir)
+        == R"({"seq":7,"at":"2026-12-07T05:00:00.000Z","node":"node-a",)"
+           R"("cluster":{"leader":"node-b","epoch":7,"lease_seconds":5.0,"error":null},)"
+           R"("nodes":[{"name":"node-a","self":true,"address":"127.0.0.1:4101","leader":false,)"
+           R"("state":"up","last_heartbeat":"2026-12-07T05:00:00.000Z",)"
+           R"("heartbeat_age_seconds":0.25,"version":"1.2.3","in_flight_calls":4,"actors":3,)"
+           R"("unresponsive_actors":1},)"
+           R"({"name":"node-b","self":false,"address":"127.0.0.1:4102","leader":true,)"
+           R"("state":"suspect","last_heartbeat":"2026-12-07T04:59:57.000Z",)"
+           R"("heartbeat_age_seconds":3.0,"version":"1.2.4","in_flight_calls":null,)"
+           R"("actors":null,"unresponsive_actors":null}]})");
+}
+
+TEST_CASE("a cluster whose registry could not be read still lists this node, with the reason") {
+  auto x = with_busy_provider();
+  inspect_cluster unread;
+  unread.error = "connection refused";
+  node_directory dir{"1.2.3", unread};
+  auto body = render_inspect_view(x, inspect_view::nodes, &dir);
+  CHECK(body
         == std::string{header}
-               + R"("nodes":[{"name":"host-1","self":true,"state":"up","actors":2,)"
-                 R"("unresponsive_actors":1}]})");
+               + R"("cluster":{"leader":null,"epoch":0,"lease_seconds":0.0,)"
+                 R"("error":"connection refused"},)"
+               + std::string{this_node_alone}.substr(std::string{R"("cluster":null,)"}.size()));
 }
 
 TEST_CASE("a stream event holds every view of the snapshot") {
-  auto all = render_inspect_view(sample_snapshot(), inspect_view::all);
+  auto dir = two_nodes();
+  auto all = render_inspect_view(sample_snapshot(), inspect_view::all, &dir);
   CHECK(all.starts_with(std::string{header} + actors + R"(,"queue":[],"recent_bundles":[)"));
-  CHECK(all.ends_with(R"("providers":[],"nodes":[{"name":"host-1","self":true,"state":"up",)"
-                      R"("actors":2,"unresponsive_actors":1}]})"));
+  CHECK(all.find(R"("providers":[],"cluster":{"leader":"node-b","epoch":7,)") != std::string::npos);
+  // host-1 is not in the registry (yet): it is listed after the cluster's nodes.
+  CHECK(all.ends_with(R"("in_flight_calls":null,"actors":null,"unresponsive_actors":null},)"
+                      R"({"name":"host-1","self":true,"address":null,"leader":null,"state":"up",)"
+                      R"("last_heartbeat":null,"heartbeat_age_seconds":null,"version":"1.2.3",)"
+                      R"("in_flight_calls":0,"actors":2,"unresponsive_actors":1}]})"));
 }
 
 TEST_CASE("the history lists snapshots oldest first, each with its actors") {

@@ -52,6 +52,28 @@ TEST_CASE("the inspector reports the messages each actor handled, counted once o
             {"inspector", 2}, {"metrics", 2 + 1 + 2}, {"intake", 3 + 2}});
 }
 
+TEST_CASE("the metrics actor reports the time-to-result histogram as cumulative figures") {
+  pipeline_fixture fx;
+  auto metrics_hdl = fx.spawn(metrics);
+  fx.self->send(metrics_hdl, atom::record_v,
+                std::vector<metric_sample>{
+                    {"llm_provider_queue_wait_time_seconds", {"serial_bundle", "success"}, 0.2},
+                    {"llm_provider_queue_wait_time_seconds", {"serial_bundle", "failure"}, 0.3},
+                    {"llm_provider_queue_wait_time_seconds", {"serial_bundle", "success"}, 7}});
+  auto status = fx.request<actor_status>(metrics_hdl, atom::status_v);
+  REQUIRE(status);
+  const auto& f = status->figures;
+  CHECK(f.at("time_to_result_le_0.1") == 0);
+  CHECK(f.at("time_to_result_le_0.5") == 2);
+  CHECK(f.at("time_to_result_le_5") == 2);
+  CHECK(f.at("time_to_result_le_10") == 3);
+  CHECK(f.at("time_to_result_le_+Inf") == 3);
+  size_t buckets = 0;
+  for (const auto& [key, value] : f)
+    buckets += key.starts_with("time_to_result_le_") ? 1 : 0;
+  CHECK(buckets == 15); // 14 bounds and +Inf
+}
+
 namespace {
 
 // A target that answers every status question with `answer` (its own count of questions as

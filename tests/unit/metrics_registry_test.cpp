@@ -373,3 +373,22 @@ TEST_CASE("render sample exposition", "[.render]") {
   out.close();
   REQUIRE(out.good());
 }
+
+TEST_CASE("cumulative buckets sum a histogram's series by bound, as /metrics writes them") {
+  metrics_registry reg;
+  const std::string name = "llm_provider_queue_wait_time_seconds";
+  CHECK(reg.apply({name, {"serial_bundle", "success"}, 0.03}));
+  CHECK(reg.apply({name, {"serial_bundle", "success"}, 0.7}));
+  CHECK(reg.apply({name, {"serial_bundle", "failure"}, 0.04}));
+  CHECK(reg.apply({name, {"per_request", "success"}, 5000}));
+  auto xs = reg.cumulative_buckets(name);
+  REQUIRE(xs.size() == find_definition(name)->buckets.size() + 1);
+  CHECK(xs[0] == std::pair<std::string, uint64_t>{"0.01", 0});
+  CHECK(xs[1] == std::pair<std::string, uint64_t>{"0.05", 2});
+  CHECK(xs[3] == std::pair<std::string, uint64_t>{"0.5", 2});
+  CHECK(xs[4] == std::pair<std::string, uint64_t>{"1", 3});
+  CHECK(xs[xs.size() - 2] == std::pair<std::string, uint64_t>{"3600", 3});
+  CHECK(xs.back() == std::pair<std::string, uint64_t>{"+Inf", 4});
+  CHECK(reg.cumulative_buckets("llm_provider_requests_total").empty());
+  CHECK(reg.cumulative_buckets("no_such_metric").empty());
+}

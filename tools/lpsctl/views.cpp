@@ -365,6 +365,42 @@ int config(lps_api& api, bool raw_json) {
   return ok;
 }
 
+// -- nodes --
+
+namespace {
+
+// "yes" or "no" for a boolean member, "-" when it is null or missing (not a cluster).
+std::string yes_no(const json::object& obj, const char* key) {
+  const auto* v = obj.if_contains(key);
+  return v != nullptr && v->is_bool() ? (v->as_bool() ? "yes" : "no") : "-";
+}
+
+// "1.5s": the age of the node's last heartbeat; "-" outside a cluster.
+std::string heartbeat_age(const json::object& obj) {
+  const auto* v = obj.if_contains("heartbeat_age_seconds");
+  if (v == nullptr || !v->is_number())
+    return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1fs", v->to_number<double>());
+  return text;
+}
+
+// In cluster mode, a line before the table: the leader, its epoch, and a failed registry read.
+void print_cluster_line(const json::object& body) {
+  const auto* cluster = body.if_contains("cluster");
+  if (cluster == nullptr || !cluster->is_object())
+    return;
+  const auto& c = cluster->as_object();
+  auto leader = text_of(c, "leader");
+  std::printf("cluster: leader %s, epoch %s",
+              leader == "-" ? "none (no live lease)" : leader.c_str(), text_of(c, "epoch").c_str());
+  if (auto error = text_of(c, "error"); error != "-")
+    std::printf(", the registry could not be read: %s", error.c_str());
+  std::printf("\n");
+}
+
+} // namespace
+
 int nodes(lps_api& api, bool raw_json) {
   // The first snapshot comes a second after lps starts: until then the view answers 503
   // with Retry-After, which is waited out a few times rather than failing a script.
@@ -379,12 +415,18 @@ int nodes(lps_api& api, bool raw_json) {
     print_json(answer.json);
     return ok;
   }
-  std::printf("%-32s %-8s %-5s %7s %13s\n", "NODE", "STATE", "SELF", "ACTORS", "UNRESPONSIVE");
-  for (const auto& n : answer.json.as_object().at("nodes").as_array()) {
+  const auto& body = answer.json.as_object();
+  print_cluster_line(body);
+  std::printf("%-24s %-21s %-8s %-6s %-4s %9s %-12s %9s %6s %12s\n", "NODE", "ADDRESS", "STATE",
+              "LEADER", "SELF", "HEARTBEAT", "VERSION", "IN_FLIGHT", "ACTORS", "UNRESPONSIVE");
+  for (const auto& n : body.at("nodes").as_array()) {
     const auto& obj = n.as_object();
-    std::printf("%-32s %-8s %-5s %7s %13s\n", text_of(obj, "name").c_str(),
-                text_of(obj, "state").c_str(), text_of(obj, "self") == "true" ? "yes" : "no",
-                text_of(obj, "actors").c_str(), text_of(obj, "unresponsive_actors").c_str());
+    std::printf("%-24s %-21s %-8s %-6s %-4s %9s %-12s %9s %6s %12s\n", text_of(obj, "name").c_str(),
+                text_of(obj, "address").c_str(), text_of(obj, "state").c_str(),
+                yes_no(obj, "leader").c_str(), yes_no(obj, "self").c_str(),
+                heartbeat_age(obj).c_str(), text_of(obj, "version").c_str(),
+                text_of(obj, "in_flight_calls").c_str(), text_of(obj, "actors").c_str(),
+                text_of(obj, "unresponsive_actors").c_str());
   }
   return ok;
 }
