@@ -59,6 +59,7 @@ private:
   std::unique_ptr<cluster::store_poller> poller_;
   /// Fenced stores of past terms: an actor told to exit may still run one handler with it.
   std::vector<std::unique_ptr<fenced_store>> retired_;
+  std::vector<std::unique_ptr<batch_job_store>> retired_jobs_;
   mutable std::mutex node_mutex_;
   std::unique_ptr<cluster::node> node_;
 };

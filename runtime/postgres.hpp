@@ -86,6 +86,10 @@ public:
   result stream(const std::string& sql, const std::vector<param>& params,
                 const std::function<void(const row&)>& visit);
 
+  /// Waits at most `timeout` for a notification on a channel this session LISTENs on
+  /// (consuming every one that arrived); true when one did.
+  bool await_notification(std::chrono::milliseconds timeout);
+
   /// Reconnects with the same parameters after the server went away; true when healthy.
   bool reset();
 
