@@ -220,9 +220,9 @@ END $$;
 // poller reads the open rows); the leader records what the cancel did, which the asking node
 // waits for to answer as a single node does. Exactly one of queue_id and bos_batch_id is set.
 // New work wakes the leader's poller at once: an insert into requests or cluster_cancels
-// NOTIFYs channel lps_work (at commit; one per transaction) once a cluster lease exists, so a
-// single node pays only the lease lookup. A lost notification delays: the poller's timer
-// reads anyway. A node that got SIGTERM marks its registry row `leaving` until it is gone.
+// NOTIFYs channel lps_work (at commit; one per transaction). The trigger on requests is
+// created disabled, so a single node's intake pays nothing; the first cluster leader's
+// store poller enables it. A lost notification delays: the poller's timer reads anyway. A node that got SIGTERM marks its registry row `leaving` until it is gone.
 constexpr const char* v7_sql = R"sql(
 CREATE TABLE cluster_cancels(
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -240,13 +240,12 @@ CREATE INDEX cluster_cancels_open ON cluster_cancels(id) WHERE answered_at IS NU
 ALTER TABLE cluster_nodes ADD COLUMN leaving boolean NOT NULL DEFAULT false;
 CREATE FUNCTION lps_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF EXISTS (SELECT 1 FROM cluster_lease) THEN
-    PERFORM pg_notify('lps_work', '');
-  END IF;
+  PERFORM pg_notify('lps_work', '');
   RETURN NULL;
 END $$;
 CREATE TRIGGER requests_notify_work AFTER INSERT ON requests
   FOR EACH STATEMENT EXECUTE FUNCTION lps_notify_work();
+ALTER TABLE requests DISABLE TRIGGER requests_notify_work;
 CREATE TRIGGER cluster_cancels_notify_work AFTER INSERT ON cluster_cancels
   FOR EACH STATEMENT EXECUTE FUNCTION lps_notify_work();
 )sql";

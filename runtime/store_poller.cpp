@@ -76,6 +76,8 @@ void store_poller::run() {
       if (sig.stopping)
         return;
     }
+    if (settings_.listen && !notify_enabled_)
+      enable_notifications();
     listen();
     if (cancels_)
       poll_cancels();
@@ -87,6 +89,31 @@ void store_poller::run() {
     ++polls_;
     wait_for_work();
   }
+}
+
+// Created disabled (schema version 7: a single node's intake pays nothing); the first leader
+// enables it for good. ALTER TABLE waits for the inserts in flight and holds new ones behind
+// it, so it gives up after 200 ms (a transaction left open) and tries again at the next poll.
+void store_poller::enable_notifications() {
+  std::string error;
+  auto r = exec_reconnecting(*db_,
+                             "SELECT tgenabled <> 'D' FROM pg_trigger WHERE tgname = "
+                             "'requests_notify_work'",
+                             {}, error);
+  if (!r.ok || r.rows.empty())
+    return;
+  if (r.rows[0][0] == "t") {
+    notify_enabled_ = true;
+    return;
+  }
+  auto alter = db_->exec_script("BEGIN; SET LOCAL lock_timeout = '200ms'; ALTER TABLE requests "
+                                "ENABLE TRIGGER requests_notify_work; COMMIT");
+  if (alter.ok) {
+    notify_enabled_ = true;
+    return;
+  }
+  db_->exec("ROLLBACK");
+  spdlog::warn("cluster: cannot enable the new-work notification yet: {}", alter.error);
 }
 
 void store_poller::listen() {

@@ -87,6 +87,7 @@ private:
   /// answer is to be recorded.
   void wait_for_work();
   void listen();
+  void enable_notifications();
   /// Records the answers given back, then hands on the open cancels not handed on yet.
   void poll_cancels();
   void hand_on(const cancel_ask& ask);
@@ -104,6 +105,8 @@ private:
   std::chrono::steady_clock::time_point last_lookback_ = std::chrono::steady_clock::now();
   /// Whether this session LISTENs (a reconnected session no longer does).
   bool listening_ = false;
+  /// The trigger that notifies inserts into requests is enabled.
+  bool notify_enabled_ = false;
   std::atomic<uint64_t> notified_polls_{0};
   std::atomic<uint64_t> rows_read_{0};
   /// Cancels handed on and not answered yet (the poller thread's own).
