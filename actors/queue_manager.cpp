@@ -979,8 +979,8 @@ void cancel_one(self_ptr self, const cancel_target& target,
 }
 
 caf::result<cancel_summary> cancel(self_ptr self, const cancel_target& target) {
-  // Cancels in a cluster need the leader's index, which this node does not hold (not built:
-  // docs/cluster.md); the route answers 503.
+  // A cluster node holds no queue: its route records cancels for the leader
+  // (runtime/cancel_relay) and never asks this queue manager.
   if (self->state.cfg.intake_only)
     return caf::make_error(caf::sec::feature_disabled);
   auto promise = self->make_response_promise<cancel_summary>();
@@ -1081,21 +1081,31 @@ request_status status_of_entry(self_ptr self, const std::string& id, const queue
 }
 
 // An intake-only node holds nothing: a request it does not hold is looked up in the store
-// (on the reader pool), where it waits for (or is being processed by) the leader.
+// (on the reader pool), where it waits for (or is being processed by) the leader, whose
+// dispatch mark tells `processing` from `queued` (PostgreSQL). The last retryable failure is
+// held by the leader's memory alone, so it is not shown here.
 caf::result<request_status> lookup_stored(self_ptr self, const std::string& id) {
   auto promise = self->make_response_promise<request_status>();
-  read_requests(self, {id}, false, [self, id, promise](bool, requests_by_id& rows) mutable {
-    auto row = rows.find(id);
-    if (row == rows.end()) {
-      promise.deliver(request_status{});
-      return;
-    }
-    const auto& req = row->second.request;
-    const auto& provider = provider_of(self, req);
-    promise.deliver(request_status{true, id, req.correlation_id, queue_status::queued,
-                                   req.queued_at, 0, req.priority, provider,
-                                   resolved_model(self, provider, req)});
-  });
+  auto rows = std::make_shared<std::vector<stored_request>>();
+  read_then(
+      self, [rows, id](store_reads& db) { *rows = db.load_rows({id}); },
+      [self, rows, id, promise](bool ok, const std::string& error) mutable {
+        if (!ok)
+          LPS_LOG_ERROR(log(), "queue-manager could not read requests from the store: {}", error);
+        auto requests = ok ? requests_of(self, *rows, false) : requests_by_id{};
+        auto row = requests.find(id);
+        if (row == requests.end()) {
+          promise.deliver(request_status{});
+          return;
+        }
+        const auto& stored = rows->front();
+        const auto& req = row->second.request;
+        const auto& provider = provider_of(self, req);
+        promise.deliver(request_status{
+            true, id, req.correlation_id,
+            stored.processing ? queue_status::processing : queue_status::queued, req.queued_at,
+            stored.attempts, req.priority, provider, resolved_model(self, provider, req)});
+      });
   return promise;
 }
 

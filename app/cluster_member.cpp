@@ -4,6 +4,7 @@
 #include "app/build_info.hpp"
 #include "app/cluster_transport.hpp"
 #include "app/node_identity.hpp"
+#include "app/leader_cancels.hpp"
 #include "runtime/fenced_store.hpp"
 #include "runtime/logging.hpp"
 
@@ -94,6 +95,8 @@ void cluster_member::lead(int64_t epoch) {
       [queue](std::vector<stored_request>&& rows) {
         caf::anon_send(queue, atom::adopt_v, adopted_of(std::move(rows)));
       },
+      leader_cancels(*parts_.sys, queue,
+                     std::chrono::milliseconds{parts_.cfg->actor_request_timeout_ms}),
       error);
   // Without the poller only the requests recovered at the start of this term run.
   if (!poller_)
@@ -110,10 +113,16 @@ void cluster_member::step_down() {
                leader_->epoch);
   stop_leader(*parts_.sys, *leader_);
   retired_.push_back(std::move(leader_->db));
+  retired_jobs_.push_back(std::move(leader_->jobs_db));
   leader_.reset();
 }
 
 void cluster_member::leave(caf::timespan grace) {
+  {
+    std::lock_guard lock{node_mutex_};
+    if (node_)
+      node_->begin_leaving(); // `leaving` in the registry; a follower takes no lease now
+  }
   std::optional<leader_topology> handles;
   {
     std::lock_guard lock{mutex_};

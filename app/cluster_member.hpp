@@ -65,6 +65,7 @@ private:
   node_actor node_actor_;
   /// The leader's links to the other nodes' provider actors.
   std::unique_ptr<cluster_connector> connector_;
+  std::vector<std::unique_ptr<batch_job_store>> retired_jobs_;
   mutable std::mutex node_mutex_;
   std::unique_ptr<cluster::node> node_;
 };

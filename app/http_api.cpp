@@ -8,6 +8,7 @@
 #include "actors/request_timeout.hpp"
 #include "runtime/api_bodies.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/cancel_relay.hpp"
 #include "runtime/error_code.hpp"
 
 #include "runtime/ids.hpp"
@@ -1024,47 +1025,81 @@ void resume_provider(const api_context& ctx, const std::string& name, http_respo
 // -- cancels of queued requests --
 
 // 200 when it was queued and is now CANCELLED; 409 naming why not; 404 unknown.
+http_response request_cancel_answer(const std::string& id, const cancel_summary& r) {
+  if (r.cancelled > 0)
+    return json_response(200, render_request_cancelled(id));
+  if (r.already_processing > 0)
+    return error_response(409, ec::invalid_request,
+                          "request " + id
+                              + " is already processing: it was handed to a provider and ends "
+                                "with that provider's result");
+  if (r.already_final > 0)
+    return error_response(409, ec::invalid_request,
+                          "request " + id
+                              + " is already final: its result is at GET /api/v1/results/" + id);
+  return error_response(404, ec::resource_not_found, "no request with queue_id " + id);
+}
+
+// 200 with the counts; 404 when the run has no request at all (none held, none final).
+http_response run_cancel_answer(const std::string& run, const cancel_summary& r) {
+  if (r.cancelled + r.already_processing + r.already_final == 0)
+    return error_response(404, ec::resource_not_found,
+                          "no request with metadata.bos_batch_id " + run);
+  return json_response(200, render_run_cancelled(run, r));
+}
+
+// A cluster node records the cancel for the leader (docs/cluster.md) and answers with the
+// leader's answer as a single node would; 202 "cancel_requested" when the leader did not
+// answer within the relay's wait (it applies the cancel later).
+void relay_cancel(const api_context& ctx, const cancel_target& target,
+                  std::function<http_response(const cancel_summary&)> answer,
+                  http_responder respond) {
+  ctx.cancel_relay->ask(
+      {0, target.queue_id, target.bos_batch_id},
+      [target, answer = std::move(answer), respond](cluster::relay_outcome o) {
+        using kind = cluster::relay_outcome::kind;
+        if (o.what == kind::failed)
+          return respond(store_unavailable(o.error));
+        if (o.what == kind::pending)
+          return respond(json_response(202, render_cancel_pending(target)));
+        const auto& c = o.counts;
+        respond(answer({c.cancelled, c.already_processing, c.already_final, c.not_found}));
+      });
+}
+
 void cancel_request(const api_context& ctx, const std::string& id, http_responder respond) {
+  if (ctx.cancel_relay != nullptr)
+    return relay_cancel(
+        ctx, {id, ""}, [id](const cancel_summary& r) { return request_cancel_answer(id, r); },
+        std::move(respond));
   ask<cancel_summary>(
       ctx, ctx.actors.queue,
       [respond, id](caf::expected<cancel_summary> r) {
         if (!r)
           return respond(
               error_response(503, ec::service_unavailable, "the queue did not answer in time"));
-        if (r->cancelled > 0)
-          return respond(json_response(200, render_request_cancelled(id)));
-        if (r->already_processing > 0)
-          return respond(error_response(409, ec::invalid_request,
-                                        "request " + id
-                                            + " is already processing: it was handed to a "
-                                              "provider and ends with that provider's result"));
-        if (r->already_final > 0)
-          return respond(error_response(409, ec::invalid_request,
-                                        "request " + id
-                                            + " is already final: its result is at "
-                                              "GET /api/v1/results/"
-                                            + id));
-        respond(error_response(404, ec::resource_not_found, "no request with queue_id " + id));
+        respond(request_cancel_answer(id, *r));
       },
       atom::cancel_v, cancel_target{id, ""});
 }
 
-// 200 with the counts; 404 when the run has no request at all (none held, none final).
 void cancel_run(const api_context& ctx, const std::string& segment, http_responder respond) {
   auto run = percent_decoded(segment);
   if (!run || run->empty())
     return respond(error_response(400, ec::validation_error,
                                   "the run id in the path is not valid percent-encoding"));
+  if (ctx.cancel_relay != nullptr)
+    return relay_cancel(
+        ctx, {"", *run},
+        [run = *run](const cancel_summary& r) { return run_cancel_answer(run, r); },
+        std::move(respond));
   ask<cancel_summary>(
       ctx, ctx.actors.queue,
       [respond, run = *run](caf::expected<cancel_summary> r) {
         if (!r)
           return respond(
               error_response(503, ec::service_unavailable, "the queue did not answer in time"));
-        if (r->cancelled + r->already_processing + r->already_final == 0)
-          return respond(error_response(404, ec::resource_not_found,
-                                        "no request with metadata.bos_batch_id " + run));
-        respond(json_response(200, render_run_cancelled(run, *r)));
+        respond(run_cancel_answer(run, *r));
       },
       atom::cancel_v, cancel_target{"", *run});
 }

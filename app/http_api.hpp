@@ -21,6 +21,10 @@
 #include <mutex>
 #include <string>
 
+namespace lps::cluster {
+class cancel_relay;
+} // namespace lps::cluster
+
 namespace lps {
 
 class store;
@@ -73,6 +77,9 @@ struct api_context {
   std::shared_ptr<inspect_stream_hub> inspect_streams = std::make_shared<inspect_stream_hub>();
   /// Cluster mode: GET /api/v1/cluster's answer (the node's last view); empty: not a cluster.
   std::function<http_response()> cluster_answer;
+  /// Cluster mode: cancels are recorded for the leader through this relay (the node's queue
+  /// manager holds no queue); null: the queue manager applies them.
+  cluster::cancel_relay* cancel_relay = nullptr;
   /// The OpenAI-compatible gateway routes under /v1/ (app/gateway_routes); null: 404.
   std::shared_ptr<gateway_context> gateway;
 };

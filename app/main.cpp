@@ -10,6 +10,7 @@
 #include "runtime/address_guard.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/cancel_relay.hpp"
 #include "runtime/cluster_status.hpp"
 #include "runtime/cluster_tls_files.hpp"
 #include "runtime/pg_batch_job_store.hpp"
@@ -260,6 +261,8 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   announce("starting on", cfg, server.port());
   await_recovery(sys, actors, std::chrono::milliseconds{cfg.actor_request_timeout_ms});
   std::unique_ptr<cluster_member> member;
+  // Cluster mode: cancels asked here are recorded for the leader (docs/cluster.md).
+  std::unique_ptr<cluster::cancel_relay> cancels;
   if (cfg.cluster_enabled) {
     member = cluster_member::join({&sys, &cfg, db.get(), &actors, &callback_client,
                                    &provider_client, &manifest, jobs_db.get()},
@@ -271,6 +274,16 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
       return 2;
     }
     ctx->cluster_answer = [m = member.get()] { return cluster_response(m->view()); };
+    cancels = cluster::cancel_relay::start(
+        {cfg.postgres_url.reveal(), member->view().self, std::chrono::seconds{5}}, error);
+    if (!cancels) {
+      std::fprintf(stderr, "lps: cannot record cancels in the store: %s\n", error.c_str());
+      server.stop();
+      member.reset();
+      shutdown_topology(sys, actors, std::chrono::seconds{0});
+      return 2;
+    }
+    ctx->cancel_relay = cancels.get();
   }
   // The inspection views list the cluster's nodes from its last tick (no I/O).
   streams->set_nodes([m = member.get()] {
@@ -296,6 +309,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   // asks the member, which ends with this function.
   streams->set_nodes({});
   server.stop();
+  cancels.reset(); // after the server: no route asks it any more
   // After the server: no route posts a read any more; reads still queued answer 503.
   reads->stop();
   callback_client.stop();

@@ -325,6 +325,9 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
   leader_topology t;
   t.epoch = epoch;
   t.db = std::make_unique<fenced_store>(shared, epoch);
+  if (jobs_db != nullptr)
+    if (t.jobs_db = jobs_db->fenced(epoch); t.jobs_db)
+      jobs_db = t.jobs_db.get();
   t.callbacks =
       sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, t.db.get(), node.metrics);
   auto qm = queue_manager_config_of(cfg);

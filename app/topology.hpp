@@ -6,6 +6,7 @@
 #include "actors/actors.hpp"
 #include "actors/provider_gate.hpp"
 #include "runtime/config.hpp"
+#include "runtime/batch_job_store.hpp"
 #include "runtime/fenced_store.hpp"
 #include "runtime/model_manifest.hpp"
 
@@ -20,7 +21,6 @@ namespace lps {
 
 class store;
 class http_transport;
-class batch_job_store;
 class store_reader;
 
 /// Handles of every actor of a node.
@@ -40,11 +40,12 @@ struct topology {
 
 /// The cluster leader's singletons (docs/cluster.md), spawned when the node takes the lease
 /// and stopped when it loses it. Their store writes carry the lease epoch (`db`), so they
-/// write nothing final once another node leads. The node's metrics and provider actors
-/// serve them.
+/// write nothing final once another node leads; so do the batch jobs' writes (`jobs_db`,
+/// null without batch jobs or on SQLite). The node's metrics and provider actors serve them.
 struct leader_topology {
   int64_t epoch = 0;
   std::unique_ptr<fenced_store> db;
+  std::unique_ptr<batch_job_store> jobs_db;
   callbacks_actor callbacks;
   queue_manager_actor queue;
   std::map<std::string, batch_jobs_actor> batch;

@@ -224,6 +224,18 @@ std::string render_request_cancelled(const std::string& queue_id) {
   return result;
 }
 
+std::string render_cancel_pending(const cancel_target& target) {
+  std::string result;
+  object_writer body{result};
+  if (target.queue_id.empty())
+    body.string("bos_batch_id", target.bos_batch_id);
+  else
+    body.string("queue_id", target.queue_id);
+  body.string("status", "cancel_requested");
+  body.close();
+  return result;
+}
+
 std::string render_run_cancelled(const std::string& run, const cancel_summary& summary) {
   std::string result;
   object_writer body{result};

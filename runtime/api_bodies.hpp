@@ -104,6 +104,11 @@ std::string render_request_cancelled(const std::string& queue_id);
 /// its requests.
 std::string render_run_cancelled(const std::string& run, const cancel_summary& summary);
 
+/// 202 body of a cancel asked on a cluster node that the leader has not applied within the
+/// node's wait (it applies it later): `{"queue_id" or "bos_batch_id", "status":
+/// "cancel_requested"}`.
+std::string render_cancel_pending(const cancel_target& target);
+
 /// One run as GET /api/v1/runs/{id} reports it, errors by code included. Its rate is the
 /// finals of the last `rate_window_seconds` (run_summary::finals_since) per second; the ETA
 /// is active / rate, null while the rate is 0.

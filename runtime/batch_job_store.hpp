@@ -109,6 +109,15 @@ public:
   /// Path of the database file.
   virtual const std::string& path() const = 0;
 
+  /// The store as a cluster leader at `epoch` writes it (docs/cluster.md): every write first
+  /// checks that `epoch` still holds the leader lease, in its transaction, and fails ("no
+  /// longer leader") otherwise; reads are unchanged. It uses this store, which outlives it.
+  /// nullptr where there is no lease (SQLite: a single node).
+  virtual std::unique_ptr<batch_job_store> fenced(int64_t epoch) {
+    (void)epoch;
+    return nullptr;
+  }
+
 protected:
   batch_job_store() = default;
 };

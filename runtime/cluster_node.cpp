@@ -12,13 +12,18 @@ const char* to_string(node_state x) {
     return "up";
   case node_state::suspect:
     return "suspect";
+  case node_state::leaving:
+    return "leaving";
   case node_state::down:
     break;
   }
   return "down";
 }
 
-node_state state_of(std::chrono::milliseconds heartbeat_age, std::chrono::milliseconds lease) {
+node_state state_of(std::chrono::milliseconds heartbeat_age, std::chrono::milliseconds lease,
+                    bool leaving) {
+  if (leaving && heartbeat_age <= lease)
+    return node_state::leaving;
   if (heartbeat_age <= lease / 2)
     return node_state::up;
   return heartbeat_age <= lease ? node_state::suspect : node_state::down;
@@ -61,6 +66,14 @@ node::~node() {
   node_registry{*db_}.remove(settings_.self.name);
 }
 
+void node::begin_leaving() {
+  {
+    std::lock_guard lock{mutex_};
+    leaving_ = true;
+  }
+  wake_.notify_all();
+}
+
 cluster_view node::view() const {
   std::lock_guard lock{mutex_};
   return view_;
@@ -72,7 +85,8 @@ void node::run() {
     lock.unlock();
     tick();
     lock.lock();
-    wake_.wait_for(lock, settings_.tick, [this] { return stopping_; });
+    wake_.wait_for(lock, settings_.tick,
+                   [this] { return stopping_ || (leaving_ && !leaving_marked_); });
   }
 }
 
@@ -82,6 +96,11 @@ void node::run() {
 // is gone.
 void node::tick() {
   const auto& name = settings_.self.name;
+  bool leaving = false;
+  {
+    std::lock_guard lock{mutex_};
+    leaving = leaving_;
+  }
   node_registry registry{*db_};
   if (!registry.heartbeat(name, incarnation_)) {
     spdlog::warn("cluster: heartbeat of {} failed: {}", name,
@@ -90,13 +109,20 @@ void node::tick() {
       if (auto again = registry.register_node(settings_.self, settings_.lease))
         incarnation_ = *again;
   }
+  if (leaving && !leaving_marked_) {
+    bool marked = registry.mark_leaving(name, incarnation_);
+    std::lock_guard lock{mutex_};
+    leaving_marked_ = marked;
+    if (!marked)
+      spdlog::warn("cluster: {} could not mark itself leaving: {}", name, registry.error());
+  }
   lease leader{*db_};
   if (epoch_ > 0 && !leader.renew(name, epoch_, settings_.lease)) {
     spdlog::warn("cluster: {} lost the leader lease at epoch {} ({}); stepping down", name, epoch_,
                  leader.error().empty() ? "another node took it over" : leader.error());
     epoch_ = 0;
     hooks_.step_down();
-  } else if (epoch_ == 0) {
+  } else if (epoch_ == 0 && !leaving) { // a leaving node takes no lease
     if (auto epoch = leader.try_acquire(name, settings_.lease)) {
       epoch_ = *epoch;
       spdlog::info("cluster: {} leads at epoch {}", name, epoch_);

@@ -25,12 +25,14 @@
 namespace lps::cluster {
 
 /// A node's state as the cluster sees it, from the age of its heartbeat.
-enum class node_state { up, suspect, down };
+enum class node_state { up, suspect, down, leaving };
 
 const char* to_string(node_state x);
 
-/// up while the heartbeat is at most half the lease old, suspect up to the lease, then down.
-node_state state_of(std::chrono::milliseconds heartbeat_age, std::chrono::milliseconds lease);
+/// up while the heartbeat is at most half the lease old, suspect up to the lease, then down;
+/// a node that marked itself leaving is leaving while its heartbeat is live, down after.
+node_state state_of(std::chrono::milliseconds heartbeat_age, std::chrono::milliseconds lease,
+                    bool leaving = false);
 
 /// The cluster as of the last tick.
 struct cluster_view {
@@ -77,6 +79,10 @@ public:
   /// need not wait it out); the node leaves the registry.
   ~node();
 
+  /// SIGTERM: marks the node leaving in the registry at once and no longer competes for the
+  /// lease (a leader keeps it until it is destroyed, renewing it meanwhile). Thread-safe.
+  void begin_leaving();
+
   /// The snapshot of the last tick (thread-safe).
   cluster_view view() const;
 
@@ -95,6 +101,9 @@ private:
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  /// begin_leaving was called; the registry row is marked once `leaving_marked_`.
+  bool leaving_ = false;
+  bool leaving_marked_ = false;
   cluster_view view_;
   std::thread thread_;
 };

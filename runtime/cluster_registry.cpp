@@ -13,7 +13,7 @@ INSERT INTO cluster_nodes AS n(name, host, port, version, roles) VALUES ($1, $2,
 ON CONFLICT (name) DO UPDATE
   SET host = excluded.host, port = excluded.port, version = excluded.version,
       roles = excluded.roles, incarnation = nextval('cluster_node_incarnations'),
-      started_at = now(), heartbeat_at = now()
+      started_at = now(), heartbeat_at = now(), leaving = false
   WHERE n.heartbeat_at <= now() - $6::bigint * interval '1 millisecond'
 RETURNING incarnation)sql";
 
@@ -25,8 +25,11 @@ SELECT name, host, port, version, roles, incarnation,
        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
        to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
        round(extract(epoch FROM now() - heartbeat_at) * 1000)::bigint,
-       heartbeat_at > now() - $1::bigint * interval '1 millisecond'
+       heartbeat_at > now() - $1::bigint * interval '1 millisecond', leaving
   FROM cluster_nodes ORDER BY name)sql";
+
+constexpr const char* leaving_sql = R"sql(
+UPDATE cluster_nodes SET leaving = true WHERE name = $1 AND incarnation = $2)sql";
 
 node_info node_of(const pg::row& row) {
   node_info result;
@@ -36,6 +39,7 @@ node_info node_of(const pg::row& row) {
   result.heartbeat_at = *row[7];
   result.heartbeat_age = std::chrono::milliseconds{std::stoll(*row[8])};
   result.live = row[9] == "t";
+  result.leaving = row[10] == "t";
   return result;
 }
 
@@ -57,6 +61,11 @@ std::optional<int64_t> node_registry::register_node(const node_registration& sel
     return std::nullopt;
   }
   return std::stoll(*r.rows[0][0]);
+}
+
+bool node_registry::mark_leaving(const std::string& name, int64_t incarnation) {
+  auto r = exec_reconnecting(db_, leaving_sql, {name, std::to_string(incarnation)}, error_);
+  return r.ok && r.affected == 1;
 }
 
 bool node_registry::heartbeat(const std::string& name, int64_t incarnation) {

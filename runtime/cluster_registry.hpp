@@ -41,6 +41,8 @@ struct node_info {
   std::chrono::milliseconds heartbeat_age{0};
   /// The heartbeat is newer than the window given to list().
   bool live = false;
+  /// It got SIGTERM and is finishing its work before it leaves (schema version 7).
+  bool leaving = false;
 };
 
 class node_registry {
@@ -60,6 +62,10 @@ public:
   /// gone or belongs to a newer process of that name (this one must register again or
   /// stop), or the database failed.
   bool heartbeat(const std::string& name, int64_t incarnation);
+
+  /// Marks the node `name` at `incarnation` as leaving (it stops, finishing its work first);
+  /// false when its row is gone or the database failed.
+  bool mark_leaving(const std::string& name, int64_t incarnation);
 
   /// Every registered node by name, each marked live when its heartbeat is newer than
   /// `live_within`, else stale. Empty when the database failed (see error()).

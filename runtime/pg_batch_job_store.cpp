@@ -167,29 +167,45 @@ public:
 
   bool create(const batch_job_record& job, const std::vector<std::string>& item_ids,
               std::string& error) override {
+    return create_at(0, job, item_ids, error);
+  }
+
+  bool update(const batch_job_record& job, std::string& error) override {
+    return update_at(0, job, error);
+  }
+
+  bool finish(const batch_job_record& job, std::string& error) override {
+    return finish_at(0, job, error);
+  }
+
+  std::unique_ptr<batch_job_store> fenced(int64_t epoch) override;
+
+  // The writes of a leader at `epoch` (0: not fenced, a single node).
+  bool create_at(int64_t epoch, const batch_job_record& job,
+                 const std::vector<std::string>& item_ids, std::string& error) {
     if (job.job_id.empty()) {
       error = "batch job id is empty";
       return false;
     }
     if (!check_item_ids(job.job_id, item_ids, error))
       return false;
-    return write("create batch job '" + job.job_id + "'", error, [&](std::string& err) {
+    return write(epoch, "create batch job '" + job.job_id + "'", error, [&](std::string& err) {
       return insert_job(job, err) && insert_items(job.job_id, item_ids, err);
     });
   }
 
-  bool update(const batch_job_record& job, std::string& error) override {
-    return write("update batch job '" + job.job_id + "'", error,
+  bool update_at(int64_t epoch, const batch_job_record& job, std::string& error) {
+    return write(epoch, "update batch job '" + job.job_id + "'", error,
                  [&](std::string& err) { return update_job(job, err); });
   }
 
-  bool finish(const batch_job_record& job, std::string& error) override {
+  bool finish_at(int64_t epoch, const batch_job_record& job, std::string& error) {
     if (!is_final_batch_job_state(job.state)) {
       error = "finish batch job '" + job.job_id + "': state '" + job.state
               + "' is not final (collected or failed)";
       return false;
     }
-    return write("finish batch job '" + job.job_id + "'", error, [&](std::string& err) {
+    return write(epoch, "finish batch job '" + job.job_id + "'", error, [&](std::string& err) {
       if (!update_job(job, err))
         return false;
       auto r = db_->exec(delete_items_sql, {job.job_id});
@@ -246,9 +262,11 @@ private:
 
   // -- writes (under mutex_) --
 
-  // Runs body in one transaction; `context` prefixes the error of BEGIN or COMMIT.
+  // Runs body in one transaction; `context` prefixes the error of BEGIN or COMMIT. With an
+  // epoch the transaction first requires the leader lease at it (lps_require_lease, schema
+  // version 5), which also holds the lease row until COMMIT, so a takeover waits for it.
   template <class Body>
-  bool write(const std::string& context, std::string& error, Body&& body) {
+  bool write(int64_t epoch, const std::string& context, std::string& error, Body&& body) {
     try {
       std::lock_guard lock(mutex_);
       if (!connected(error))
@@ -257,6 +275,13 @@ private:
         error = context + ": " + r.error;
         return false;
       }
+      if (epoch > 0)
+        if (auto r = db_->exec("SELECT lps_require_lease('leader', $1)", {std::to_string(epoch)});
+            !r.ok) {
+          error = context + ": " + r.error;
+          db_->exec("ROLLBACK");
+          return false;
+        }
       if (!body(error)) {
         db_->exec("ROLLBACK");
         return false;
@@ -354,6 +379,50 @@ private:
   /// The URL with its password masked (path() names the store in logs).
   std::string path_;
 };
+
+// A leader's view (batch_job_store::fenced): its writes carry its epoch, reads go through.
+class fenced_pg_batch_job_store final : public batch_job_store {
+public:
+  fenced_pg_batch_job_store(pg_batch_job_store& shared, int64_t epoch)
+      : shared_(shared), epoch_(epoch) {}
+
+  bool create(const batch_job_record& job, const std::vector<std::string>& item_ids,
+              std::string& error) override {
+    return shared_.create_at(epoch_, job, item_ids, error);
+  }
+  bool update(const batch_job_record& job, std::string& error) override {
+    return shared_.update_at(epoch_, job, error);
+  }
+  bool finish(const batch_job_record& job, std::string& error) override {
+    return shared_.finish_at(epoch_, job, error);
+  }
+  std::optional<batch_job_record> find(const std::string& job_id) override {
+    return shared_.find(job_id);
+  }
+  std::vector<batch_job_record> load_unfinished(const std::string& provider) override {
+    return shared_.load_unfinished(provider);
+  }
+  std::vector<std::string> load_items(const std::string& job_id) override {
+    return shared_.load_items(job_id);
+  }
+  std::unordered_map<std::string, std::string> load_owned_items() override {
+    return shared_.load_owned_items();
+  }
+  std::vector<batch_job_record> list(size_t limit) override {
+    return shared_.list(limit);
+  }
+  const std::string& path() const override {
+    return shared_.path();
+  }
+
+private:
+  pg_batch_job_store& shared_;
+  int64_t epoch_;
+};
+
+std::unique_ptr<batch_job_store> pg_batch_job_store::fenced(int64_t epoch) {
+  return std::make_unique<fenced_pg_batch_job_store>(*this, epoch);
+}
 
 } // namespace
 

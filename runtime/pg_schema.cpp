@@ -232,6 +232,41 @@ CREATE INDEX requests_recovery ON requests(priority DESC, queued_at, seq)
 CREATE INDEX requests_processing ON requests(queue_id) WHERE status = 'processing';
 )sql";
 
+// Version 7 (issue #11, cancels on any node): a cancel asked
+// on any node is recorded here and applied by the leader, the one writer of finals (its store
+// poller reads the open rows); the leader records what the cancel did, which the asking node
+// waits for to answer as a single node does. Exactly one of queue_id and bos_batch_id is set.
+// New work wakes the leader's poller at once: an insert into requests or cluster_cancels
+// NOTIFYs channel lps_work (at commit; one per transaction). The trigger on requests is
+// created disabled, so a single node's intake pays nothing; the first cluster leader's
+// store poller enables it. A lost notification delays: the poller's timer reads anyway. A node that got SIGTERM marks its registry row `leaving` until it is gone.
+constexpr const char* v7_sql = R"sql(
+CREATE TABLE cluster_cancels(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  queue_id text NOT NULL DEFAULT '',
+  bos_batch_id text NOT NULL DEFAULT '',
+  requested_by text NOT NULL,
+  requested_at timestamptz NOT NULL DEFAULT now(),
+  answered_at timestamptz,
+  cancelled bigint NOT NULL DEFAULT 0,
+  already_processing bigint NOT NULL DEFAULT 0,
+  already_final bigint NOT NULL DEFAULT 0,
+  not_found bigint NOT NULL DEFAULT 0,
+  CHECK ((queue_id = '') <> (bos_batch_id = '')));
+CREATE INDEX cluster_cancels_open ON cluster_cancels(id) WHERE answered_at IS NULL;
+ALTER TABLE cluster_nodes ADD COLUMN leaving boolean NOT NULL DEFAULT false;
+CREATE FUNCTION lps_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('lps_work', '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER requests_notify_work AFTER INSERT ON requests
+  FOR EACH STATEMENT EXECUTE FUNCTION lps_notify_work();
+ALTER TABLE requests DISABLE TRIGGER requests_notify_work;
+CREATE TRIGGER cluster_cancels_notify_work AFTER INSERT ON cluster_cancels
+  FOR EACH STATEMENT EXECUTE FUNCTION lps_notify_work();
+)sql";
+
 /// The version recorded in the history table; 0 when the table does not exist yet. Two
 /// statements: a query naming a missing table fails even in a branch never taken.
 result query_version(connection& db) {
@@ -277,6 +312,7 @@ const std::vector<migration>& migrations() {
       {4, "batch job tables in the batch job store's shape", v4_sql},
       {5, "cluster: request sequence index, result epoch, lease check", v5_sql},
       {6, "recovery scan index in its order, processing requests index", v6_sql},
+      {7, "cluster: cancels on any node, new work notified, nodes leaving", v7_sql},
   };
   return result;
 }

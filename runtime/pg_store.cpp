@@ -238,7 +238,8 @@ public:
   std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override {
     std::vector<stored_request> rows;
     auto sql =
-        std::string{request_head} + "payload, texts, provider FROM requests WHERE queue_id = $1";
+        std::string{request_head}
+        + "payload, texts, provider, status = 'processing' FROM requests WHERE queue_id = $1";
     for (const auto& id : queue_ids) {
       auto r = read(sql, {{id}}, "load_rows");
       if (r.rows.empty())
@@ -247,6 +248,7 @@ public:
       out.payload = pg::decode_bytea(text_of(r.rows.front(), 5));
       out.texts = pg::decode_bytea(text_of(r.rows.front(), 6));
       out.provider = text_of(r.rows.front(), 7);
+      out.processing = text_of(r.rows.front(), 8) == "t";
       rows.push_back(std::move(out));
     }
     return rows;

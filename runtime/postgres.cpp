@@ -1,6 +1,7 @@
 #include "runtime/postgres.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <cstdint>
 #include <exception>
@@ -404,6 +405,28 @@ bool row_ref::is_null(int column) const {
 bool connection::reset() {
   PQreset(conn_);
   return healthy();
+}
+
+// Notifications read along with a statement's answer wait in libpq: those count first.
+bool connection::await_notification(std::chrono::milliseconds timeout) {
+  auto drain = [this] {
+    bool any = false;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      any = true;
+      PQfreemem(n);
+    }
+    return any;
+  };
+  if (drain())
+    return true;
+  int fd = PQsocket(conn_);
+  if (fd < 0)
+    return false;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
+    return false;
+  PQconsumeInput(conn_);
+  return drain();
 }
 
 bool connection::healthy() const {

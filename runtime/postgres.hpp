@@ -136,6 +136,10 @@ public:
   result fetch_in_chunks(const std::string& sql, size_t rows_per_chunk,
                          const std::function<void(const row_ref&)>& visit);
 
+  /// Waits at most `timeout` for a notification on a channel this session LISTENs on
+  /// (consuming every one that arrived); true when one did.
+  bool await_notification(std::chrono::milliseconds timeout);
+
   /// Reconnects with the same parameters after the server went away; true when healthy.
   bool reset();
 

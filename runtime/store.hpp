@@ -70,6 +70,9 @@ struct stored_request {
   std::string model{};
   std::string correlation_id{};
   std::string cj_batch_id{};
+  /// Handed to a provider (the dispatch mark). Filled by load_rows on PostgreSQL only, where
+  /// a cluster node reads it to answer the status of a request its leader processes.
+  bool processing{};
 };
 
 /// A final result row.

@@ -4,13 +4,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace lps::cluster {
 
 namespace {
 
+#define LPS_SCHEDULING_COLUMNS                                                                     \
+  "SELECT queue_id, provider, priority, (extract(epoch FROM queued_at) * 1000)::bigint, "          \
+  "size_bytes, attempts, seq FROM requests "
+
 constexpr const char* page_sql =
-    "SELECT queue_id, provider, priority, (extract(epoch FROM queued_at) * 1000)::bigint, "
-    "size_bytes, attempts, seq FROM requests WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer";
+    LPS_SCHEDULING_COLUMNS "WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer";
+constexpr const char* request_sql = LPS_SCHEDULING_COLUMNS "WHERE queue_id = $1";
+constexpr const char* run_sql = LPS_SCHEDULING_COLUMNS "WHERE bos_batch_id = $1";
+
+/// Every this many polls answered cancels older than an hour are deleted.
+constexpr uint64_t forget_cancels_every = 4 * 3600;
 
 stored_request row_of(const pg::row& row) {
   stored_request out;
@@ -26,8 +36,9 @@ stored_request row_of(const pg::row& row) {
 } // namespace
 
 std::unique_ptr<store_poller> store_poller::start(poller_settings settings, rows_sink sink,
-                                                  std::string& error) {
-  std::unique_ptr<store_poller> result{new store_poller(std::move(settings), std::move(sink))};
+                                                  cancels_sink cancels, std::string& error) {
+  std::unique_ptr<store_poller> result{
+      new store_poller(std::move(settings), std::move(sink), std::move(cancels))};
   result->db_ =
       pg::connection::open(result->settings_.postgres_url, std::chrono::seconds{10}, error);
   if (!result->db_)
@@ -36,15 +47,15 @@ std::unique_ptr<store_poller> store_poller::start(poller_settings settings, rows
   return result;
 }
 
-store_poller::store_poller(poller_settings settings, rows_sink sink)
-    : settings_(std::move(settings)), sink_(std::move(sink)) {}
+store_poller::store_poller(poller_settings settings, rows_sink sink, cancels_sink cancels)
+    : settings_(std::move(settings)), sink_(std::move(sink)), cancels_(std::move(cancels)) {}
 
 store_poller::~store_poller() {
   {
-    std::lock_guard lock{mutex_};
-    stopping_ = true;
+    std::lock_guard lock{signals_->mutex};
+    signals_->stopping = true;
   }
-  wake_.notify_all();
+  signals_->wake.notify_all();
   if (thread_.joinable())
     thread_.join();
 }
@@ -53,14 +64,96 @@ uint64_t store_poller::rows_read() const {
   return rows_read_.load();
 }
 
+uint64_t store_poller::notified_polls() const {
+  return notified_polls_.load();
+}
+
 void store_poller::run() {
-  std::unique_lock lock{mutex_};
-  while (!stopping_) {
-    lock.unlock();
-    poll(polls_ % settings_.lookback_every == settings_.lookback_every - 1);
+  auto& sig = *signals_;
+  for (;;) {
+    {
+      std::lock_guard lock{sig.mutex};
+      if (sig.stopping)
+        return;
+    }
+    if (settings_.listen && !notify_enabled_)
+      enable_notifications();
+    listen();
+    if (cancels_)
+      poll_cancels();
+    auto now = std::chrono::steady_clock::now();
+    bool look_back = now - last_lookback_ >= settings_.interval * settings_.lookback_every;
+    if (look_back)
+      last_lookback_ = now;
+    poll(look_back);
     ++polls_;
-    lock.lock();
-    wake_.wait_for(lock, settings_.interval, [this] { return stopping_; });
+    wait_for_work();
+  }
+}
+
+// Created disabled (schema version 7: a single node's intake pays nothing); the first leader
+// enables it for good. ALTER TABLE waits for the inserts in flight and holds new ones behind
+// it, so it gives up after 200 ms (a transaction left open) and tries again at the next poll.
+void store_poller::enable_notifications() {
+  std::string error;
+  auto r = exec_reconnecting(*db_,
+                             "SELECT tgenabled <> 'D' FROM pg_trigger WHERE tgname = "
+                             "'requests_notify_work'",
+                             {}, error);
+  if (!r.ok || r.rows.empty())
+    return;
+  if (r.rows[0][0] == "t") {
+    notify_enabled_ = true;
+    return;
+  }
+  auto alter = db_->exec_script("BEGIN; SET LOCAL lock_timeout = '200ms'; ALTER TABLE requests "
+                                "ENABLE TRIGGER requests_notify_work; COMMIT");
+  if (alter.ok) {
+    notify_enabled_ = true;
+    return;
+  }
+  db_->exec("ROLLBACK");
+  spdlog::warn("cluster: cannot enable the new-work notification yet: {}", alter.error);
+}
+
+void store_poller::listen() {
+  if (!settings_.listen || listening_)
+    return;
+  std::string error;
+  listening_ = exec_reconnecting(*db_, "LISTEN lps_work", {}, error).ok;
+  if (!listening_)
+    spdlog::warn("cluster: cannot LISTEN for new work (polling every {} ms): {}",
+                 settings_.interval.count(), error);
+}
+
+// In slices, so a stop or an answer to record is seen within one.
+void store_poller::wait_for_work() {
+  constexpr std::chrono::milliseconds slice{20};
+  auto& sig = *signals_;
+  auto deadline = std::chrono::steady_clock::now() + settings_.interval;
+  for (;;) {
+    {
+      std::unique_lock lock{sig.mutex};
+      if (sig.stopping || !sig.answers.empty())
+        return;
+      if (!listening_) {
+        sig.wake.wait_until(lock, deadline,
+                            [&sig] { return sig.stopping || !sig.answers.empty(); });
+        return;
+      }
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds{0})
+      return;
+    if (db_->await_notification(std::min(left, slice))) {
+      ++notified_polls_;
+      return;
+    }
+    if (!db_->healthy()) {
+      listening_ = false; // the next statement reconnects; LISTEN again then
+      return;
+    }
   }
 }
 
@@ -85,12 +178,70 @@ void store_poller::poll(bool look_back) {
     seen_.pop_front();
 }
 
+void store_poller::poll_cancels() {
+  std::vector<cancel_answer> answers;
+  std::vector<int64_t> retries;
+  {
+    std::lock_guard lock{signals_->mutex};
+    answers.swap(signals_->answers);
+    retries.swap(signals_->retries);
+  }
+  for (auto id : retries)
+    handed_.erase(id);
+  std::string error;
+  for (const auto& a : answers) {
+    // An answer not recorded is handed on again: the queue answers a repeat as already final.
+    if (!record_answer(*db_, a, error))
+      spdlog::warn("cluster: recording the answer of cancel {} failed: {}", a.id, error);
+    handed_.erase(a.id);
+  }
+  if (polls_ % forget_cancels_every == 0)
+    forget_answered(*db_, std::chrono::hours{1});
+  auto open = read_open_cancels(*db_, error);
+  if (!error.empty())
+    spdlog::warn("cluster: reading the cancels asked failed: {}", error);
+  for (const auto& ask : open)
+    if (handed_.insert(ask.id).second)
+      hand_on(ask);
+}
+
+// The targeted rows first, so the queue manager holds them when the cancel arrives (a
+// request accepted just before its cancel may not have been polled yet); it skips those it
+// holds. Both go out from this thread in this order.
+void store_poller::hand_on(const cancel_ask& ask) {
+  std::string error;
+  auto r = ask.queue_id.empty() ? exec_reconnecting(*db_, run_sql, {ask.bos_batch_id}, error)
+                                : exec_reconnecting(*db_, request_sql, {ask.queue_id}, error);
+  if (!r.ok) {
+    spdlog::warn("cluster: reading the requests of cancel {} failed: {}", ask.id, error);
+    handed_.erase(ask.id);
+    return;
+  }
+  if (!r.rows.empty()) {
+    std::vector<stored_request> rows;
+    for (const auto& row : r.rows)
+      rows.push_back(row_of(row));
+    sink_(std::move(rows));
+  }
+  cancels_(ask, [sig = signals_, id = ask.id](std::optional<cancel_counts> counts) {
+    {
+      std::lock_guard lock{sig->mutex};
+      if (counts)
+        sig->answers.push_back({id, *counts});
+      else
+        sig->retries.push_back(id);
+    }
+    sig->wake.notify_all();
+  });
+}
+
 int64_t store_poller::read_after(int64_t after) {
   for (;;) {
     std::string error;
     auto r = exec_reconnecting(*db_, page_sql,
                                {std::to_string(after), std::to_string(settings_.page_rows)}, error);
     if (!r.ok) {
+      listening_ = false;
       spdlog::warn("cluster: reading new requests failed: {}", error);
       return after;
     }

@@ -7,6 +7,7 @@
 #include "fixtures/cluster_database.hpp"
 #include "runtime/cluster_lease.hpp"
 #include "runtime/fenced_store.hpp"
+#include "runtime/pg_batch_job_store.hpp"
 #include "runtime/pg_store.hpp"
 #include "runtime/store_poller.hpp"
 
@@ -132,6 +133,7 @@ TEST_CASE("the store poller hands on every stored row, also one that commits beh
   settings.interval = 20ms;
   settings.lookback = 200ms;
   settings.lookback_every = 4;
+  settings.listen = false; // the timer and its look back alone, as after a lost notification
   std::string error;
   auto poller = cluster::store_poller::start(
       settings,
@@ -143,7 +145,7 @@ TEST_CASE("the store poller hands on every stored row, also one that commits beh
           seen.insert(row.queue_id);
         }
       },
-      error);
+      nullptr, error);
   INFO(error);
   REQUIRE(poller != nullptr);
   auto has = [&](const std::string& id) {
@@ -162,4 +164,94 @@ TEST_CASE("the store poller hands on every stored row, also one that commits beh
   CHECK(wait_for("r2")); // by a look back
   insert(*writer, "r4");
   CHECK(wait_for("r4"));
+}
+
+TEST_CASE("a leader's batch job writes commit while its epoch holds the lease and are refused "
+          "after a takeover") {
+  test::cluster_database cluster{"batch-fencing"};
+  std::string error;
+  auto shared = open_postgres_batch_job_store(cluster.url, error);
+  INFO(error);
+  REQUIRE(shared != nullptr);
+  auto node = cluster.connect();
+  cluster::lease leader{*node};
+  REQUIRE(leader.try_acquire("node-1", 30s) == 1);
+  auto first = shared->fenced(1);
+  REQUIRE(first != nullptr);
+  batch_job_record job;
+  job.job_id = "job-1";
+  job.provider = "openai";
+  job.model = "m";
+  job.state = "created";
+  REQUIRE(first->create(job, {"q1", "q2"}, error));
+  job.state = "submitted";
+  REQUIRE(first->update(job, error));
+  CHECK(first->find("job-1")->state == "submitted");
+
+  REQUIRE(leader.release("node-1", 1));
+  REQUIRE(leader.try_acquire("node-2", 30s) == 2);
+  job.state = "collected";
+  CHECK_FALSE(first->update(job, error));
+  CHECK(error.find("no longer leader") != std::string::npos);
+  CHECK_FALSE(first->finish(job, error));
+  batch_job_record other = job;
+  other.job_id = "job-2";
+  other.state = "created";
+  CHECK_FALSE(first->create(other, {"q3"}, error));
+  CHECK(shared->find("job-1")->state == "submitted");
+  CHECK_FALSE(shared->find("job-2").has_value());
+  CHECK(shared->load_items("job-1").size() == 2);
+
+  auto second = shared->fenced(2);
+  CHECK(second->finish(job, error));
+  CHECK(shared->find("job-1")->state == "collected");
+  CHECK(shared->load_items("job-1").empty());
+}
+
+TEST_CASE("the store poller reads at once when a commit notifies new work, long before its "
+          "timer") {
+  test::cluster_database cluster{"poller-notify"};
+  auto writer = cluster.connect();
+  auto trigger_enabled = [&] {
+    return test::exec_ok(*writer, "SELECT tgenabled <> 'D' FROM pg_trigger WHERE tgname = "
+                                  "'requests_notify_work'")
+               .rows.at(0)
+               .at(0)
+           == "t";
+  };
+  CHECK_FALSE(trigger_enabled()); // a single node's inserts do not fire it
+  std::mutex m;
+  std::set<std::string> seen;
+  cluster::poller_settings settings;
+  settings.postgres_url = cluster.url;
+  settings.interval = 30s; // only the first poll runs by the timer within this case
+  std::string error;
+  auto poller = cluster::store_poller::start(
+      settings,
+      [&](std::vector<stored_request>&& rows) {
+        std::lock_guard lock{m};
+        for (const auto& row : rows)
+          seen.insert(row.queue_id);
+      },
+      nullptr, error);
+  INFO(error);
+  REQUIRE(poller != nullptr);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!trigger_enabled() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(trigger_enabled());
+  std::this_thread::sleep_for(200ms); // the first poll is done; the poller waits
+  auto inserted = std::chrono::steady_clock::now();
+  test::exec_ok(*writer,
+                "INSERT INTO requests(queue_id, priority, provider, queued_at, size_bytes, "
+                "payload) VALUES('n1', 5, 'mock', now(), 10, '\\x00')");
+  auto has = [&] {
+    std::lock_guard lock{m};
+    return seen.count("n1") == 1;
+  };
+  while (!has() && std::chrono::steady_clock::now() < inserted + 10s)
+    std::this_thread::sleep_for(5ms);
+  CHECK(has());
+  CHECK(std::chrono::steady_clock::now() - inserted < 5s);
+  CHECK(poller->notified_polls() >= 1);
 }

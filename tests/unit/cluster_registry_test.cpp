@@ -3,6 +3,7 @@
 // a heartbeat to age (well under a second each).
 
 #include "fixtures/cluster_database.hpp"
+#include "runtime/cluster_node.hpp"
 #include "runtime/cluster_registry.hpp"
 
 #include <catch2/catch.hpp>
@@ -115,4 +116,28 @@ TEST_CASE("a registry on a database without the cluster tables fails and says wh
   CHECK(registry.error().find("cluster_nodes") != std::string::npos);
   CHECK(registry.list(long_window).empty());
   CHECK_FALSE(registry.error().empty());
+}
+
+TEST_CASE("a node marks itself leaving: listed as leaving while its heartbeat is live, and a "
+          "new process of the name starts up again") {
+  test::cluster_database cluster{"registry-leaving"};
+  auto db = cluster.connect();
+  cluster::node_registry registry{*db};
+  auto one = registry.register_node(node("node-1", 4101), long_window);
+  REQUIRE(one);
+  CHECK_FALSE(registry.list(long_window).at(0).leaving);
+  CHECK_FALSE(registry.mark_leaving("node-1", *one + 1)); // another process's incarnation
+  REQUIRE(registry.mark_leaving("node-1", *one));
+  auto listed = registry.list(long_window).at(0);
+  CHECK(listed.leaving);
+  CHECK(std::string{cluster::to_string(cluster::state_of(listed.heartbeat_age, 5s, true))}
+        == "leaving");
+  CHECK(cluster::to_string(cluster::state_of(6s, 5s, true)) == std::string{"down"});
+  CHECK(cluster::to_string(cluster::state_of(1s, 5s, false)) == std::string{"up"});
+
+  // It died while leaving; the next process of the name is not leaving.
+  let_time_pass(*db, 0.3);
+  auto again = registry.register_node(node("node-1", 4101), 200ms);
+  REQUIRE(again);
+  CHECK_FALSE(registry.list(long_window).at(0).leaving);
 }
