@@ -5,6 +5,7 @@
 // with exactly one final result and one callback event id, and another node must lead within
 // 10 s; a paused leader, once resumed, must step down without writing anything final.
 
+#include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
@@ -30,40 +31,16 @@ namespace json = boost::json;
 
 namespace {
 
+using test::scoped_env;
+using test::eventually;
+using test::count_of;
+
 constexpr int node_count = 3;
-
-struct scoped_env {
-  std::string name;
-  scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~scoped_env() {
-    ::unsetenv(name.c_str());
-  }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-};
-
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
 
 std::string request_body(int i, const std::string& callback_url) {
   return "{\"user_prompt\":" + json_quote("Which essay is better? " + std::to_string(i))
          + ",\"callback_url\":" + json_quote(callback_url)
          + ",\"metadata\":{\"essay_a_id\":\"a\",\"essay_b_id\":\"b\"}}";
-}
-
-int64_t count_of(pg::connection& db, const std::string& sql) {
-  auto r = test::exec_ok(db, sql);
-  return std::stoll(r.rows.at(0).at(0).value_or("0"));
 }
 
 /// Three nodes on one database; node i is named node-<i+1>.

@@ -4,6 +4,7 @@
 // of the cluster (address, leader, state, heartbeat, version, the leader's epoch); every view
 // names the node by its CLUSTER_NODE_NAME, llm_provider_build_info too.
 
+#include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/raw_socket.hpp"
 #include "fixtures/temp_dir.hpp"
@@ -29,31 +30,11 @@ namespace json = boost::json;
 
 namespace {
 
+using test::scoped_env;
+using test::eventually;
+
 const std::string token = "cluster-inspect-token-4e1b";
 const std::vector<std::string> names{"node-a", "node-b"};
-
-struct scoped_env {
-  std::string name;
-  scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~scoped_env() {
-    ::unsetenv(name.c_str());
-  }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-};
-
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return true;
-}
 
 /// Two nodes on one database, named node-a and node-b, with the admin token.
 struct two_nodes {

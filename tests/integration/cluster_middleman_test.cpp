@@ -7,6 +7,7 @@
 // timeout), give bundles to a node that joins while work flows, and keep the configured
 // requests-per-minute limit for the whole cluster.
 
+#include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
@@ -33,33 +34,9 @@ namespace json = boost::json;
 
 namespace {
 
-struct scoped_env {
-  std::string name;
-  scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~scoped_env() {
-    ::unsetenv(name.c_str());
-  }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-};
-
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
-int64_t count_of(pg::connection& db, const std::string& sql) {
-  auto r = test::exec_ok(db, sql);
-  return std::stoll(r.rows.at(0).at(0).value_or("0"));
-}
+using test::scoped_env;
+using test::eventually;
+using test::count_of;
 
 /// Nodes on one database, each with the mock provider server as its openai provider.
 struct cluster {

@@ -8,6 +8,7 @@
 // - a provider batch job (batch_api, OpenAI's Batch API on the mock provider server) in
 //   flight while the leader is SIGKILLed: the next leader finishes it, submitted once.
 
+#include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "integration/lps_process.hpp"
@@ -34,32 +35,9 @@ namespace json = boost::json;
 
 namespace {
 
-struct scoped_env {
-  std::string name;
-  scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~scoped_env() {
-    ::unsetenv(name.c_str());
-  }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-};
-
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
-int64_t count_of(pg::connection& db, const std::string& sql) {
-  return std::stoll(test::exec_ok(db, sql).rows.at(0).at(0).value_or("0"));
-}
+using test::scoped_env;
+using test::eventually;
+using test::count_of;
 
 /// Two nodes on one database: node-1 and node-2.
 /// Every id has exactly one result row and one callback event id, and no request is left.

@@ -4,6 +4,7 @@
 // lps serves again without a restart, and every request that got a 202 ends with exactly one
 // result event. Not the shared server of the ctest fixture "postgres": this one is stopped.
 
+#include "fixtures/process_helpers.hpp"
 #include "fixtures/shell_output.hpp"
 #include "integration/lps_process.hpp"
 #include "integration/service_clients.hpp"
@@ -32,6 +33,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::scoped_env;
+
 using lps::test::output_of;
 
 /// A throw-away server in /tmp (as root it runs as the postgres user, which must reach it),
@@ -45,17 +48,6 @@ struct own_server {
   }
   ~own_server() {
     pg("destroy");
-  }
-};
-
-/// Sets an environment variable for the scope (lps_process passes the test's environment).
-struct scoped_env {
-  std::string name;
-  scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~scoped_env() {
-    ::unsetenv(name.c_str());
   }
 };
 
