@@ -31,9 +31,9 @@ namespace json = boost::json;
 
 namespace {
 
-using test::scoped_env;
-using test::eventually;
 using test::count_of;
+using test::eventually;
+using test::scoped_env;
 
 constexpr int node_count = 3;
 

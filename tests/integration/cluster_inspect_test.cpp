@@ -30,8 +30,8 @@ namespace json = boost::json;
 
 namespace {
 
-using test::scoped_env;
 using test::eventually;
+using test::scoped_env;
 
 const std::string token = "cluster-inspect-token-4e1b";
 const std::vector<std::string> names{"node-a", "node-b"};

@@ -34,9 +34,9 @@ namespace json = boost::json;
 
 namespace {
 
-using test::scoped_env;
-using test::eventually;
 using test::count_of;
+using test::eventually;
+using test::scoped_env;
 
 /// Nodes on one database, each with the mock provider server as its openai provider.
 struct cluster {

@@ -35,9 +35,9 @@ namespace json = boost::json;
 
 namespace {
 
-using test::scoped_env;
-using test::eventually;
 using test::count_of;
+using test::eventually;
+using test::scoped_env;
 
 /// Two nodes on one database: node-1 and node-2.
 /// Every id has exactly one result row and one callback event id, and no request is left.
