@@ -30,8 +30,8 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   const auto& cfg = *parts.cfg;
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
-  result->node_actor_ =
-      parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers, parts.node->inspector);
+  result->node_actor_ = parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers,
+                                         parts.node->inspector);
   auto port = publish_node(*parts.sys, result->node_actor_, cfg.cluster_host, cfg.cluster_port);
   if (!port) {
     error = "cannot publish the node actor on CLUSTER_HOST:CLUSTER_PORT " + cfg.cluster_host + ":"
@@ -40,7 +40,8 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   }
   cluster::node_settings settings;
   settings.postgres_url = cfg.postgres_url.reveal();
-  settings.self = {this_node_name(cfg), cfg.cluster_host, *port, build_version(), "intake,provider"};
+  settings.self = {this_node_name(cfg), cluster_dial_host(cfg), *port, build_version(),
+                   "intake,provider"};
   settings.lease = std::chrono::seconds{cfg.cluster_lease_seconds};
   auto* self = result.get();
   result->connector_ = std::make_unique<cluster_connector>(*parts.sys, settings.self.name);

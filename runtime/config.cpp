@@ -290,6 +290,9 @@ void add_cluster_keys(std::vector<key_entry>& xs) {
                           "the CAF middleman's bind address (beyond loopback only with "
                           "CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA)"));
   xs.push_back(uint_key("CLUSTER_PORT", &config::cluster_port, 0, 65535));
+  xs.push_back(string_key("CLUSTER_ADVERTISE_HOST", &config::cluster_advertise_host,
+                          "the address other nodes dial, registered in the store (empty: "
+                          "CLUSTER_HOST; needed when CLUSTER_HOST binds every interface)"));
   xs.push_back(path_key("CLUSTER_TLS_CERT", &config::cluster_tls_cert,
                         "PEM certificate of this node for mutual TLS between nodes, signed by "
                         "CLUSTER_TLS_CA (empty: no TLS)"));
@@ -583,6 +586,14 @@ bool cluster_tls_configured(const config& cfg) {
          && !cfg.cluster_tls_ca.empty();
 }
 
+bool is_wildcard_host(const std::string& host) {
+  return host == "0.0.0.0" || host == "::" || host == "[::]";
+}
+
+std::string cluster_dial_host(const config& cfg) {
+  return cfg.cluster_advertise_host.empty() ? cfg.cluster_host : cfg.cluster_advertise_host;
+}
+
 bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
@@ -634,6 +645,11 @@ void add_cluster_errors(const config& cfg, std::vector<std::string>& errors) {
                      + "' is beyond loopback, which needs mutual TLS between the nodes: set "
                        "CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA (docs/cluster.md), "
                        "or use 127.0.0.1");
+  // The registry holds the address the leader dials; a wildcard bind address is none.
+  if (is_wildcard_host(cluster_dial_host(cfg)))
+    errors.push_back("CLUSTER_HOST '" + cfg.cluster_host
+                     + "' binds every interface, which no other node can dial: set "
+                       "CLUSTER_ADVERTISE_HOST to this node's address (docs/cluster.md)");
 }
 
 } // namespace

@@ -198,6 +198,9 @@ struct config {
   /// The CAF middleman's bind address and port (0: any free port, registered in the store).
   std::string cluster_host = "127.0.0.1";
   uint16_t cluster_port = 0;
+  /// The host the other nodes dial, registered in the store; empty: CLUSTER_HOST. Needed when
+  /// CLUSTER_HOST binds every interface (0.0.0.0, ::), which no peer can dial.
+  std::string cluster_advertise_host;
   /// Mutual TLS between the nodes (PEM files; all three or none): this node's certificate, its
   /// private key (unencrypted), and the CA that signs every node's certificate. Needed when
   /// CLUSTER_HOST is beyond loopback; with them a node talks only to peers the CA signed.
@@ -239,6 +242,13 @@ std::vector<std::string> apply_environment(config& cfg, const env_lookup& env);
 
 /// 127.x.y.z, ::1 or localhost: only this machine can connect.
 bool is_loopback_host(const std::string& host);
+
+/// 0.0.0.0, :: or [::]: a bind to every interface, an address nobody can dial.
+bool is_wildcard_host(const std::string& host);
+
+/// The host other cluster nodes dial to reach this one's middleman: CLUSTER_ADVERTISE_HOST,
+/// else CLUSTER_HOST.
+std::string cluster_dial_host(const config& cfg);
 
 /// All three of CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA are set: the nodes talk
 /// over mutual TLS (validate() refuses one or two of them).

@@ -38,7 +38,8 @@ std::vector<std::pair<std::string, std::string>> tls_settings(const test::node_c
   return {{"CLUSTER_HOST", "0.0.0.0"},
           {"CLUSTER_TLS_CERT", node.cert.string()},
           {"CLUSTER_TLS_KEY", node.key.string()},
-          {"CLUSTER_TLS_CA", ca.string()}};
+          {"CLUSTER_TLS_CA", ca.string()},
+          {"CLUSTER_ADVERTISE_HOST", "127.0.0.1"}};
 }
 
 size_t error_lines(const std::string& err) {
@@ -54,7 +55,8 @@ size_t error_lines(const std::string& err) {
 TEST_CASE("a CLUSTER_HOST beyond loopback without the CLUSTER_TLS files refuses to start with "
           "exit 2") {
   test::temp_dir data_dir;
-  auto start = run_node({{"CLUSTER_HOST", "0.0.0.0"}}, {"--data-dir=" + data_dir.str()});
+  auto start = run_node({{"CLUSTER_HOST", "0.0.0.0"}, {"CLUSTER_ADVERTISE_HOST", "10.0.0.7"}},
+                        {"--data-dir=" + data_dir.str()});
   CHECK(start.exit_code == 2);
   CHECK(error_lines(start.err) == 1);
   CHECK(start.err.find("lps: CLUSTER_HOST '0.0.0.0' is beyond loopback, which needs mutual TLS "

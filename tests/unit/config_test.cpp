@@ -462,6 +462,7 @@ TEST_CASE("a CLUSTER_HOST beyond loopback starts only with all three CLUSTER_TLS
   cfg.store_backend = "postgres";
   cfg.postgres_url = secret{"postgresql://lps@127.0.0.1/lps"};
   cfg.cluster_host = "0.0.0.0";
+  cfg.cluster_advertise_host = "10.0.0.7";
   auto errors = validate(cfg);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].find("CLUSTER_HOST '0.0.0.0' is beyond loopback, which needs mutual TLS")
@@ -488,6 +489,36 @@ TEST_CASE("a CLUSTER_HOST beyond loopback starts only with all three CLUSTER_TLS
   errors = validate(cfg);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].find("(missing: CLUSTER_TLS_CA)") != std::string::npos);
+}
+
+TEST_CASE("a CLUSTER_HOST that binds every interface needs CLUSTER_ADVERTISE_HOST, which the "
+          "other nodes dial") {
+  config cfg;
+  cfg.cluster_enabled = true;
+  cfg.store_backend = "postgres";
+  cfg.postgres_url = secret{"postgresql://lps@127.0.0.1/lps"};
+  cfg.cluster_tls_cert = "/etc/lps/node.pem";
+  cfg.cluster_tls_key = "/etc/lps/node.key";
+  cfg.cluster_tls_ca = "/etc/lps/ca.pem";
+  CHECK(cluster_dial_host(cfg) == "127.0.0.1");
+  for (auto wildcard : {"0.0.0.0", "::", "[::]"}) {
+    cfg.cluster_host = wildcard;
+    auto errors = validate(cfg);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("binds every interface, which no other node can dial: set "
+                         "CLUSTER_ADVERTISE_HOST")
+          != std::string::npos);
+  }
+  CHECK(set_config_value(cfg, "cluster-advertise-host", "10.0.0.7").empty());
+  CHECK(validate(cfg).empty());
+  CHECK(cluster_dial_host(cfg) == "10.0.0.7");
+  CHECK(dump(cfg).find("cluster-advertise-host = 10.0.0.7\n") != std::string::npos);
+  // An advertised wildcard is as undialable as a bound one.
+  cfg.cluster_advertise_host = "0.0.0.0";
+  CHECK(validate(cfg).size() == 1);
+  // Off, the key is only a string.
+  cfg.cluster_enabled = false;
+  CHECK(validate(cfg).empty());
 }
 
 TEST_CASE("the CLUSTER_TLS keys are paths: --dump-config shows the paths, empty by default") {
