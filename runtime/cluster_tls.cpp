@@ -47,8 +47,11 @@ caf::expected<uint16_t> publish_cluster_actor(caf::actor_system& sys, caf::stron
     return caf::make_error(caf::sec::cannot_publish_invalid_actor);
   caf::expected<uint16_t> result{caf::make_error(caf::sec::request_timeout)};
   caf::scoped_actor self{sys};
+  // reuse = true sets SO_REUSEADDR: a node restarted on its port binds it while connections
+  // of its previous run linger in TIME_WAIT (Linux still refuses a port another socket
+  // listens on, so two nodes never share one).
   self->request(transport_of(sys), timeout, caf::publish_atom_v, port, std::move(whom),
-                std::move(ifs), host, false)
+                std::move(ifs), host, true)
       .receive([&](uint16_t bound) { result = bound; },
                [&](caf::error& err) { result = std::move(err); });
   return result;

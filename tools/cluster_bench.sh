@@ -86,10 +86,20 @@ run_loadgen() { # out-file http-port mode concurrency
     --bulk-size=100 --concurrency="$concurrency" --timeout-seconds=1200 >"$out" 2>"$out.progress"
 }
 
+# Whatever cluster runs when the script ends (a node that failed to start included) is
+# stopped with its PostgreSQL server, so no run leaves processes or ports behind.
+current_dir=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+stop_current() {
+  [[ -z $current_dir ]] || cluster "$current_dir" stop >/dev/null 2>&1 || true
+}
+trap stop_current EXIT
+
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $node_counts; do
   dir=$bench_dir/nodes-$n
   rm -rf "$dir"
+  current_dir=$dir
   cluster "$dir" start "$n" >/dev/null
   renice_all $(node_pids "$dir")
   echo "== $n node(s), $count requests, provider latency 500 ms, 64 calls per node"
@@ -104,6 +114,7 @@ done
 if [[ ${BENCH_PICKUP:-1} != 0 ]]; then
   dir=$bench_dir/pickup
   rm -rf "$dir"
+  current_dir=$dir
   LLM_PROVIDER_SERVICE_MOCK_LATENCY_MS=0 cluster "$dir" start 2 >/dev/null
   renice_all $(node_pids "$dir")
   echo "== pick-up: 2 nodes, 300 single requests one at a time to node-2, provider latency 0"
@@ -118,6 +129,7 @@ fi
 if [[ ${BENCH_FAILOVER:-1} != 0 ]]; then
   dir=$bench_dir/failover
   rm -rf "$dir"
+  current_dir=$dir
   cluster "$dir" start 3 >/dev/null
   renice_all $(node_pids "$dir")
   echo "== failover: 3 nodes, $count requests, kill -9 of the leader at 20 % final"

@@ -148,3 +148,16 @@ TEST_CASE("two plain nodes talk over the plain middleman (the loopback default)"
   CHECK(client.ask(server.publish(), "hello") == "echo: hello");
   CHECK(*server.received == 1);
 }
+
+TEST_CASE("a port another node listens on is refused even though publishing reuses addresses") {
+  node first{cluster_tls_files{}};
+  node second{cluster_tls_files{}};
+  auto port = first.publish();
+  // SO_REUSEADDR (for a restart beside lingering TIME_WAIT connections) must not let a second
+  // listener share the port: the second node's publish fails, and the first still answers.
+  auto again = publish_cluster(second.echo, port, "127.0.0.1", patience);
+  CHECK_FALSE(again);
+  node client{cluster_tls_files{}};
+  CHECK(client.ask(port, "still there") == "echo: still there");
+  CHECK(*second.received == 0);
+}
