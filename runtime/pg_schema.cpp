@@ -239,7 +239,8 @@ CREATE INDEX requests_processing ON requests(queue_id) WHERE status = 'processin
 // New work wakes the leader's poller at once: an insert into requests or cluster_cancels
 // NOTIFYs channel lps_work (at commit; one per transaction). The trigger on requests is
 // created disabled, so a single node's intake pays nothing; the first cluster leader's
-// store poller enables it. A lost notification delays: the poller's timer reads anyway. A node that got SIGTERM marks its registry row `leaving` until it is gone.
+// store poller enables it. A lost notification delays: the poller's timer reads anyway. A node that
+// got SIGTERM marks its registry row `leaving` until it is gone.
 constexpr const char* v7_sql = R"sql(
 CREATE TABLE cluster_cancels(
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
