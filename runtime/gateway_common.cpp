@@ -250,31 +250,6 @@ gateway_result gateway_read_upstream(gateway_dialect d, unsigned status, std::st
   }
 }
 
-namespace {
-
-// The names http_client uses, without linking the client here.
-std::string_view transport_name(transport_error error) {
-  switch (error) {
-  case transport_error::none:
-    return "none";
-  case transport_error::timeout:
-    return "timeout";
-  case transport_error::connect:
-    return "connect";
-  case transport_error::reset:
-    return "reset";
-  case transport_error::tls:
-    return "tls";
-  case transport_error::invalid:
-    return "invalid";
-  case transport_error::cancelled:
-    return "cancelled";
-  }
-  return "unknown";
-}
-
-} // namespace
-
 gateway_result gateway_transport_failure(std::string_view provider, transport_error error,
                                          std::string_view detail) {
   bool timeout = error == transport_error::timeout;
@@ -286,7 +261,7 @@ gateway_result gateway_transport_failure(std::string_view provider, transport_er
   r.body = render_gateway_error(
       {r.status,
        std::string{provider} + (timeout ? " did not answer in time" : " could not be reached")
-           + " (" + std::string{transport_name(error)}
+           + " (" + std::string{to_string(error)}
            + (detail.empty() ? "" : ": " + wire::quoted(detail)) + ")",
        timeout ? "timeout_error" : "upstream_error", "",
        timeout ? "upstream_timeout" : "upstream_unreachable"});

@@ -27,26 +27,6 @@
 
 namespace lps {
 
-const char* to_string(transport_error x) {
-  switch (x) {
-  case transport_error::none:
-    return "none";
-  case transport_error::timeout:
-    return "timeout";
-  case transport_error::connect:
-    return "connect";
-  case transport_error::reset:
-    return "reset";
-  case transport_error::tls:
-    return "tls";
-  case transport_error::invalid:
-    return "invalid";
-  case transport_error::cancelled:
-    return "cancelled";
-  }
-  return "invalid";
-}
-
 void http_call_cancel::cancel() {
   std::function<void()> hook;
   {

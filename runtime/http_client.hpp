@@ -33,8 +33,27 @@ enum class transport_error : uint8_t {
   cancelled,
 };
 
-/// "none", "timeout", "connect", "reset", "tls", "invalid", "cancelled".
-const char* to_string(transport_error x);
+/// "none", "timeout", "connect", "reset", "tls", "invalid", "cancelled". Inline, so code that
+/// names a transport error (the gateway's translators) needs no link to the client.
+inline const char* to_string(transport_error x) {
+  switch (x) {
+  case transport_error::none:
+    return "none";
+  case transport_error::timeout:
+    return "timeout";
+  case transport_error::connect:
+    return "connect";
+  case transport_error::reset:
+    return "reset";
+  case transport_error::tls:
+    return "tls";
+  case transport_error::invalid:
+    return "invalid";
+  case transport_error::cancelled:
+    return "cancelled";
+  }
+  return "invalid";
+}
 
 /// Cancels a call in flight, from any thread: give the same token to the request
 /// (http_client_request::cancel) and call cancel() when the answer is no longer wanted (a

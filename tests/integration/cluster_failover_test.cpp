@@ -8,6 +8,7 @@
 #include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/temp_dir.hpp"
+#include "integration/exactly_once.hpp"
 #include "integration/lps_process.hpp"
 #include "integration/service_clients.hpp"
 #include "runtime/json_codec.hpp"
@@ -120,35 +121,6 @@ struct cluster {
   }
 };
 
-/// Every id has exactly one result row and one callback event id, and no request is left.
-void require_exactly_once(cluster& c, test::receiver& rx, const std::vector<std::string>& ids) {
-  auto db = c.database.connect();
-  REQUIRE(eventually(
-      [&] {
-        return count_of(*db, "SELECT count(*) FROM results") >= int64_t(ids.size())
-               && rx.wait_for(ids.size(), 0s);
-      },
-      90s));
-  CHECK(count_of(*db, "SELECT count(*) FROM results") == int64_t(ids.size()));
-  CHECK(count_of(*db, "SELECT count(*) FROM requests") == 0);
-  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
-  size_t lost = 0, duplicate_ids = 0;
-  std::lock_guard lock{rx.mtx};
-  for (const auto& id : ids) {
-    auto i = rx.events.find(id);
-    if (i == rx.events.end()) {
-      ++lost;
-      continue;
-    }
-    std::set<std::string> event_ids;
-    for (const auto& event : i->second)
-      event_ids.emplace(event.at("event_id").as_string());
-    duplicate_ids += event_ids.size() - 1;
-  }
-  CHECK(lost == 0);
-  CHECK(duplicate_ids == 0);
-}
-
 } // namespace
 
 TEST_CASE("three nodes: the leader is killed mid-flight, another leads within 10 s, and every "
@@ -205,7 +177,7 @@ TEST_CASE("three nodes: the leader is killed mid-flight, another leads within 10
       },
       10s));
 
-  require_exactly_once(c, rx, ids);
+  test::require_exactly_once(*c.database.connect(), rx, ids);
 }
 
 TEST_CASE("three nodes: the leader paused for 15 s under load loses the lease within 10 s and "
@@ -251,7 +223,7 @@ TEST_CASE("three nodes: the leader paused for 15 s under load loses the lease wi
   auto late = c.submit(2100, 100, {old}, rx.url());
   ids.insert(ids.end(), late.begin(), late.end());
 
-  require_exactly_once(c, rx, ids);
+  test::require_exactly_once(*c.database.connect(), rx, ids);
   // Nothing final was written under the old epoch after the next leader took the lease.
   auto db = c.database.connect();
   CHECK(

@@ -10,6 +10,7 @@
 #include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/temp_dir.hpp"
+#include "integration/exactly_once.hpp"
 #include "integration/lps_process.hpp"
 #include "integration/service_clients.hpp"
 #include "runtime/json_codec.hpp"
@@ -120,36 +121,6 @@ struct cluster {
   }
 };
 
-/// Every id has exactly one result row and one callback event id within `limit`, and no
-/// request is left.
-void require_exactly_once(cluster& c, test::receiver& rx, const std::vector<std::string>& ids,
-                          std::chrono::seconds limit) {
-  auto db = c.database.connect();
-  REQUIRE(eventually(
-      [&] {
-        return count_of(*db, "SELECT count(*) FROM results") >= int64_t(ids.size())
-               && rx.wait_for(ids.size(), 0s);
-      },
-      limit));
-  CHECK(count_of(*db, "SELECT count(*) FROM results") == int64_t(ids.size()));
-  CHECK(count_of(*db, "SELECT count(*) FROM requests") == 0);
-  size_t lost = 0, duplicate_ids = 0;
-  std::lock_guard lock{rx.mtx};
-  for (const auto& id : ids) {
-    auto i = rx.events.find(id);
-    if (i == rx.events.end()) {
-      ++lost;
-      continue;
-    }
-    std::set<std::string> event_ids;
-    for (const auto& event : i->second)
-      event_ids.emplace(event.at("event_id").as_string());
-    duplicate_ids += event_ids.size() - 1;
-  }
-  CHECK(lost == 0);
-  CHECK(duplicate_ids == 0);
-}
-
 } // namespace
 
 TEST_CASE("three nodes: every node's provider takes bundles, a killed follower's bundles are put "
@@ -189,7 +160,7 @@ TEST_CASE("three nodes: every node's provider takes bundles, a killed follower's
 
   // The killed node's bundles were put back at once: far sooner than the provider timeout
   // (120 s) would fail them.
-  require_exactly_once(c, rx, ids, 60s);
+  test::require_exactly_once(*c.database.connect(), rx, ids, 60s);
 }
 
 TEST_CASE("three nodes: the requests-per-minute limit holds for the whole cluster", "[cluster]") {

@@ -11,6 +11,7 @@
 #include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
 #include "fixtures/temp_dir.hpp"
+#include "integration/exactly_once.hpp"
 #include "integration/lps_process.hpp"
 #include "integration/service_clients.hpp"
 #include "runtime/json_codec.hpp"
@@ -38,36 +39,6 @@ namespace {
 using test::count_of;
 using test::eventually;
 using test::scoped_env;
-
-/// Two nodes on one database: node-1 and node-2.
-/// Every id has exactly one result row and one callback event id, and no request is left.
-void require_exactly_once(pg::connection& db, test::receiver& rx,
-                          const std::vector<std::string>& ids) {
-  REQUIRE(eventually(
-      [&] {
-        return count_of(db, "SELECT count(*) FROM results") >= int64_t(ids.size())
-               && rx.wait_for(ids.size(), 0s);
-      },
-      90s));
-  CHECK(count_of(db, "SELECT count(*) FROM results") == int64_t(ids.size()));
-  CHECK(count_of(db, "SELECT count(*) FROM requests") == 0);
-  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
-  size_t lost = 0, duplicate_ids = 0;
-  std::lock_guard lock{rx.mtx};
-  for (const auto& id : ids) {
-    auto i = rx.events.find(id);
-    if (i == rx.events.end()) {
-      ++lost;
-      continue;
-    }
-    std::set<std::string> event_ids;
-    for (const auto& event : i->second)
-      event_ids.emplace(event.at("event_id").as_string());
-    duplicate_ids += event_ids.size() - 1;
-  }
-  CHECK(lost == 0);
-  CHECK(duplicate_ids == 0);
-}
 
 std::string bulk_body(int first, int n, const std::string& callback_url,
                       const std::string& provider = "") {
@@ -259,7 +230,7 @@ TEST_CASE("the leader stopped by SIGTERM under load is leaving, hands the lease 
   CHECK(c.nodes.at(c.leader)->stop() == 0);
   CHECK(count_of(*db, "SELECT count(*) FROM cluster_nodes WHERE name = '" + leader_name + "'")
         == 0);
-  require_exactly_once(*db, rx, ids);
+  test::require_exactly_once(*db, rx, ids);
 }
 
 TEST_CASE("a provider batch job in flight while the leader is killed is finished by the next "
@@ -297,7 +268,7 @@ TEST_CASE("a provider batch job in flight while the leader is killed is finished
   c.nodes.at(c.leader)->stop(SIGKILL);
   auto other = "node-" + std::to_string(c.follower + 1);
   REQUIRE(eventually([&] { return c.leader_seen_by(c.follower) == other; }, 15s));
-  require_exactly_once(*db, rx, ids);
+  test::require_exactly_once(*db, rx, ids);
   CHECK(created() == 1);
   CHECK(count_of(*db, "SELECT count(*) FROM batch_jobs") == 1);
   CHECK(count_of(*db, "SELECT count(*) FROM batch_jobs WHERE state = 'collected'") == 1);
