@@ -26,7 +26,9 @@
 
 #include <csignal>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -139,6 +141,28 @@ struct leader_and_follower {
     return ids;
   }
 
+  /// Posts `n` requests to the follower one at a time, each after the previous one reached
+  /// the mock provider; the times from each 202 to its provider call, sorted (the figure of
+  /// docs/benchmarks.md, "Cluster": how fast the leader takes in another node's request).
+  std::vector<double> pickup_ms(int n) {
+    std::vector<double> result;
+    for (int i = 0; i < n; ++i) {
+      auto before = mock.stats().calls;
+      auto answer = http.call("POST", follower().url("/api/v1/comparison"),
+                              R"({"user_prompt":"A or B?","metadata":)"
+                              R"({"essay_a_id":"a","essay_b_id":"b"}})");
+      REQUIRE(answer.status == 202);
+      auto accepted = std::chrono::steady_clock::now();
+      auto waited = [&] { return std::chrono::steady_clock::now() - accepted; };
+      while (mock.stats().calls == before && waited() < 10s)
+        std::this_thread::sleep_for(200us);
+      REQUIRE(waited() < 10s);
+      result.push_back(std::chrono::duration<double, std::milli>(waited()).count());
+    }
+    std::sort(result.begin(), result.end());
+    return result;
+  }
+
   json::object status_at_follower(const std::string& id) {
     return http.call("GET", follower().url("/api/v1/status/" + id)).body;
   }
@@ -163,6 +187,12 @@ TEST_CASE("requests a follower stores reach the leader by message and are indexe
   CHECK(c.counter(c.leader(), "llm_provider_cluster_adopted_total") == 300);
   // The follower forwards; it indexes nothing itself.
   CHECK(c.counter(c.follower(), "llm_provider_cluster_adopted_total") == 0);
+
+  auto pickup = c.pickup_ms(50);
+  std::printf("pick-up by message: 202 on the follower to the provider call p50 %.1f ms, "
+              "p90 %.1f ms, max %.1f ms\n",
+              pickup[25], pickup[45], pickup.back());
+  CHECK(c.counter(c.leader(), "llm_provider_cluster_new_work_by_message_total") == 350);
 }
 
 TEST_CASE("a leader the follower cannot reach by the middleman still gets every request from "
@@ -191,6 +221,11 @@ TEST_CASE("a leader the follower cannot reach by the middleman still gets every 
   test::require_exactly_once(*db, rx, ids);
   CHECK(c.counter(c.leader(), "llm_provider_cluster_new_work_by_message_total") == 0);
   CHECK(c.counter(c.leader(), "llm_provider_cluster_adopted_total") == 100);
+
+  auto pickup = c.pickup_ms(50);
+  std::printf("pick-up from the store: 202 on the follower to the provider call p50 %.1f ms, "
+              "p90 %.1f ms, max %.1f ms\n",
+              pickup[25], pickup[45], pickup.back());
 
   // A request still held (lps's own mock takes 5 s a call): the store's answer, and why the
   // rest is missing.
