@@ -211,6 +211,7 @@ TEST_CASE("a leader the follower cannot reach by the middleman still gets every 
         == json::value{{"node", "node-2"}, {"leader", false}});
   auto health = c.http.call("GET", c.follower().url("/healthz"));
   CHECK(health.status == 200);
+  CHECK(health.body.at("status") == "degraded");
   CHECK(health.body.at("provider_state") == json::value{{"node", "node-2"}, {"leader", false}});
   CHECK(json::serialize(health.body.at("warnings")).find("the leader did not answer")
         != std::string::npos);
