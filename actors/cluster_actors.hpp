@@ -15,7 +15,24 @@ using node_actor = caf::typed_actor<
     // The node's provider actors, for the leader's bundler.
     caf::replies_to<atom::providers>::with<node_providers>,
     // The node's inspector's answer: every actor's status, each marked with its node.
-    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>;
+    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>,
+    // -- the leader link (actors/node_link.*) --
+    // Requests this node's intake just stored: gathered, then sent to the leader in one
+    // message per burst (flush_work).
+    caf::reacts_to<atom::adopt, std::vector<adopted_request>>, caf::reacts_to<atom::flush_work>,
+    // This node leads with this queue manager and bundler, or no longer (null handles).
+    caf::reacts_to<atom::lead, caf::actor, caf::actor>,
+    // The leader's name and node actor as the connector last reached it (null: none).
+    caf::reacts_to<atom::follow, std::string, caf::actor>,
+    // The leader's answers, for this node's HTTP routes: a request's status as the leader's
+    // queue holds it (not found: the leader does not hold it), the leader's providers.
+    caf::replies_to<atom::leader, atom::lookup, std::string>::with<request_status>,
+    caf::replies_to<atom::leader, atom::providers>::with<leader_providers>,
+    // What another node's node actor asks: answered only while this node leads (else an
+    // error), never passed on, so a stale view cannot make two nodes ask each other.
+    caf::reacts_to<atom::relayed, atom::adopt, std::vector<adopted_request>>,
+    caf::replies_to<atom::relayed, atom::lookup, std::string>::with<request_status>,
+    caf::replies_to<atom::relayed, atom::providers>::with<leader_providers>>;
 
 // -- the bundler as the cluster leader sees it ------------------------------------------
 

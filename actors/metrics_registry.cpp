@@ -108,6 +108,14 @@ std::vector<metric_definition> build_definitions() {
               "HTTP callback POST attempts by result (success, retry, failed).", {"result"}),
       counter("llm_provider_requests_accepted_total",
               "Comparison requests accepted into the queue.", {}),
+      counter("llm_provider_cluster_adopted_total",
+              "Cluster leader: requests other nodes' intake stored, taken into the queue's "
+              "index (each once, however it arrived: message, notification or poll).",
+              {}),
+      counter("llm_provider_cluster_new_work_by_message_total",
+              "Cluster leader: requests whose queue entries reached this node by a message "
+              "from the node that accepted them (repeats of the store's sightings included).",
+              {}),
       counter("llm_provider_requests_rejected_total",
               "Comparison requests rejected at intake, by reason.", {"reason"}),
       counter("llm_provider_queue_expiry_total", "Queued requests that expired before processing.",

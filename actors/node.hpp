@@ -2,10 +2,12 @@
 
 // The node actor: the one actor a cluster node publishes on CLUSTER_HOST:CLUSTER_PORT
 // (app/cluster_transport). Through it the leader gets the node's provider actors (its
-// bundler sends them bundles) and the node's inspection (?node=all). It holds no state of
-// its own: it only hands out handles and forwards to the inspector.
+// bundler sends them bundles) and the node's inspection (?node=all). Its leader link
+// (actors/node_link.*) sends the requests this node stored to the leader and asks the leader
+// for the status only it knows.
 
 #include "actors/cluster_actors.hpp"
+#include "actors/node_link.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -19,11 +21,14 @@ struct node_state {
   std::string node_name;
   std::map<std::string, provider_actor> providers;
   inspector_actor inspector;
+  /// New work to the leader and questions for it (actors/node_link.*).
+  leader_link link;
 };
 
-/// Spawns with the node's name, its provider actors by name and its inspector.
+/// Spawns with the node's name, its provider actors by name, its inspector and its metrics
+/// (the leader link counts there the new work that reached it by message).
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,
                                std::map<std::string, provider_actor> providers,
-                               inspector_actor inspector);
+                               inspector_actor inspector, metrics_actor metrics);
 
 } // namespace lps

@@ -122,6 +122,11 @@ stored_request to_row(self_ptr self, queued_request& item, const std::string& pr
           std::move(batches.cj_batch_id)};
 }
 
+// What the leader's index needs of a stored row (cluster mode, cfg.on_stored).
+adopted_request adopted_of(const stored_request& row) {
+  return {row.queue_id, row.provider, row.priority, row.queued_at_ms, row.size_bytes, row.attempts};
+}
+
 // The result row: the event, and the columns operators query. A request that never reached
 // a provider (expired, cancelled) names the provider and model it was queued for.
 stored_result to_row(self_ptr self, const queue_entry& entry, const result_event& event,
@@ -323,6 +328,8 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
                                         st.cfg.retry_after_seconds));
     } else {
       write.inserts.push_back(to_row(self, item, provider_of(self, item.request)));
+      if (st.cfg.on_stored)
+        pending.stored_rows.push_back(adopted_of(write.inserts.back()));
       pending.outcomes.push_back(
           {true, item.request.queue_id, item.request.correlation_id, "", "", 0});
       pending_bytes += item.size_bytes;
@@ -387,7 +394,9 @@ void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pen
   }
   st.accepted_total += pending.queue_ids.size();
   record(self, {{"llm_provider_requests_accepted_total", {}, double(pending.queue_ids.size())}});
-  if (st.cfg.intake_only) { // stored for the leader, which picks it up from the store
+  if (st.cfg.intake_only) { // stored for the leader: told by message, else its poller finds it
+    if (st.cfg.on_stored)
+      st.cfg.on_stored(std::move(pending.stored_rows));
     pending.promise.deliver(std::move(pending.outcomes));
     return;
   }
@@ -1053,8 +1062,11 @@ void adopt(self_ptr self, const std::vector<adopted_request>& rows) {
     make_ready(self, row.queue_id, entry);
     ++st.adopted_total;
   }
-  if (st.adopted_total != before)
-    wake_waiters(self);
+  if (st.adopted_total == before)
+    return;
+  // Counts each request once, however many ways it arrived (message, notification, poll).
+  record(self, {{"llm_provider_cluster_adopted_total", {}, double(st.adopted_total - before)}});
+  wake_waiters(self);
 }
 
 // What the queue knows of a held request; `req` gives its correlation id and model.

@@ -71,6 +71,11 @@ struct queue_manager_config {
   /// here, gauges of the queue come from the leader, and a lookup of a request not in memory
   /// reads its row from the store.
   bool intake_only = false;
+  /// Cluster mode, on every node: called with the scheduling columns of the requests of each
+  /// committed insert (after the commit, before the 202 leaves), so the leader can index them
+  /// without reading the store (docs/cluster.md, "New work reaches the leader"). Must not
+  /// block. Empty: nobody is told (the leader's store poller still finds them).
+  std::function<void(std::vector<adopted_request>&&)> on_stored;
   /// Cluster leader: how long the ids of finalized requests are remembered, so a store poll
   /// that read a row just before its final write cannot adopt it again (0: not at all).
   caf::timespan adoption_memory{0};
@@ -149,6 +154,8 @@ struct queue_manager_state {
     std::vector<enqueue_outcome> outcomes;
     /// The accepted requests of this write (already entries, `stored` false).
     std::vector<std::string> queue_ids;
+    /// Their scheduling columns, for cfg.on_stored (filled only when it is set).
+    std::vector<adopted_request> stored_rows;
   };
   /// Outcomes of requests whose insert had not committed when the provider answered.
   std::unordered_map<std::string, comparison_outcome> early_outcomes;

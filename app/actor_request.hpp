@@ -38,13 +38,19 @@ request_bridge(typename request_bridge_actor<Ts...>::pointer self, Handle hdl,
   }};
 }
 
+/// Asks `hdl` with `xs` within `timeout` and hands `done` the reply or the error.
+template <class Reply, class Handle, class... Ts>
+void ask_within(const api_context& ctx, caf::timespan timeout, const Handle& hdl,
+                std::function<void(caf::expected<Reply>)> done, Ts... xs) {
+  auto bridge = ctx.sys->spawn(request_bridge<Reply, Handle, Ts...>, hdl, timeout, std::move(done));
+  caf::anon_send(bridge, std::move(xs)...);
+}
+
 /// Asks `hdl` with `xs` (within ctx.timeout) and hands `done` the reply or the error.
 template <class Reply, class Handle, class... Ts>
 void ask(const api_context& ctx, const Handle& hdl, std::function<void(caf::expected<Reply>)> done,
          Ts... xs) {
-  auto bridge =
-      ctx.sys->spawn(request_bridge<Reply, Handle, Ts...>, hdl, ctx.timeout, std::move(done));
-  caf::anon_send(bridge, std::move(xs)...);
+  ask_within<Reply>(ctx, ctx.timeout, hdl, std::move(done), std::move(xs)...);
 }
 
 } // namespace lps

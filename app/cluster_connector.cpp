@@ -42,8 +42,8 @@ std::optional<node_providers> providers_of(caf::actor_system& sys, const cluster
 
 } // namespace
 
-cluster_connector::cluster_connector(caf::actor_system& sys, std::string self)
-    : sys_(sys), self_(std::move(self)) {
+cluster_connector::cluster_connector(caf::actor_system& sys, std::string self, node_actor local)
+    : sys_(sys), self_(std::move(self)), local_(std::move(local)) {
   thread_ = std::thread{[this] { run(); }};
 }
 
@@ -81,6 +81,8 @@ void cluster_connector::run() {
     lock.unlock();
     if (bundler)
       link(bundler, view);
+    else
+      follow(view);
     lock.lock();
   }
 }
@@ -99,6 +101,27 @@ void cluster_connector::link(const cluster_bundler_actor& bundler,
     if (auto providers = providers_of(sys_, n))
       caf::anon_send(bundler, atom::join_v, std::move(*providers));
   }
+}
+
+// The live leader's node actor, or a null handle when none leads or it cannot be reached
+// (the node actor then sends nothing: the leader's store poller finds the new work).
+void cluster_connector::follow(const cluster::cluster_view& view) {
+  if (!local_)
+    return;
+  caf::actor leader;
+  if (view.lease_live && !view.leader.empty() && view.leader != self_) {
+    for (const auto& n : view.nodes) {
+      if (n.node.name != view.leader || !n.live)
+        continue;
+      auto node = connect_node(sys_, n.node.host, n.node.port, connect_timeout);
+      if (node)
+        leader = caf::actor_cast<caf::actor>(*node);
+      else
+        LPS_LOG_DEBUG(log(), "cannot reach the leader {} at {}:{}: {}", n.node.name, n.node.host,
+                      n.node.port, caf::to_string(node.error()));
+    }
+  }
+  caf::anon_send(local_, atom::follow_v, leader ? view.leader : std::string{}, leader);
 }
 
 } // namespace lps

@@ -5,8 +5,10 @@
 // (app/cluster_transport), asks it for its provider actors and hands them to the leader's
 // bundler (`join`; the bundler monitors the node actor, so a lost connection puts that
 // node's bundles back at once); a node whose heartbeat went stale is dropped (`leave`).
+// While another node leads, it connects to the leader's node actor instead and hands it to
+// this node's (`follow`), which sends the leader the requests this node stores.
 // A thread of its own: a connection to a paused node waits for its timeout here, never in
-// the lease's tick. Both messages are idempotent, so every tick simply sends them again.
+// the lease's tick. Every message is idempotent, so every tick simply sends them again.
 
 #include "actors/cluster_actors.hpp"
 #include "runtime/cluster_node.hpp"
@@ -24,8 +26,8 @@ namespace lps {
 class cluster_connector {
 public:
   /// Starts the thread; `self` is this node's name (its providers join the bundler when it is
-  /// spawned).
-  cluster_connector(caf::actor_system& sys, std::string self);
+  /// spawned), `local` its node actor, told the leader's node actor while another node leads.
+  cluster_connector(caf::actor_system& sys, std::string self, node_actor local);
 
   /// Stops the thread (waits for a connection attempt under way, at most its timeout).
   ~cluster_connector();
@@ -42,9 +44,11 @@ public:
 private:
   void run();
   void link(const cluster_bundler_actor& bundler, const cluster::cluster_view& view);
+  void follow(const cluster::cluster_view& view);
 
   caf::actor_system& sys_;
   std::string self_;
+  node_actor local_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

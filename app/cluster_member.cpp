@@ -5,6 +5,7 @@
 #include "app/cluster_transport.hpp"
 #include "app/node_identity.hpp"
 #include "app/leader_cancels.hpp"
+#include "app/new_work_sink.hpp"
 #include "runtime/fenced_store.hpp"
 #include "runtime/logging.hpp"
 
@@ -31,7 +32,10 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
   result->node_actor_ = parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers,
-                                         parts.node->inspector);
+                                         parts.node->inspector, parts.node->metrics);
+  // The requests this node stores go to the leader through the node actor from now on.
+  if (parts.node->new_work)
+    parts.node->new_work->attach(caf::actor_cast<caf::actor>(result->node_actor_));
   auto port = publish_node(*parts.sys, result->node_actor_, cfg.cluster_host, cfg.cluster_port);
   if (!port) {
     error = "cannot publish the node actor on CLUSTER_HOST:CLUSTER_PORT " + cfg.cluster_host + ":"
@@ -44,7 +48,8 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
                    "intake,provider"};
   settings.lease = std::chrono::seconds{cfg.cluster_lease_seconds};
   auto* self = result.get();
-  result->connector_ = std::make_unique<cluster_connector>(*parts.sys, settings.self.name);
+  result->connector_ =
+      std::make_unique<cluster_connector>(*parts.sys, settings.self.name, result->node_actor_);
   cluster::node_hooks hooks{
       [self](int64_t epoch) { self->lead(epoch); }, [self] { self->step_down(); },
       [self](const cluster::cluster_view& view) { self->connector_->update(view); }};
@@ -87,6 +92,8 @@ void cluster_member::lead(int64_t epoch) {
       spawn_leader(*parts_.sys, *parts_.cfg, *parts_.db, epoch, *parts_.node, parts_.callback_http,
                    parts_.provider_transport, *parts_.manifest, parts_.jobs_db);
   connector_->serve(caf::actor_cast<cluster_bundler_actor>(leader_->bundler));
+  caf::anon_send(node_actor_, atom::lead_v, caf::actor_cast<caf::actor>(leader_->queue),
+                 caf::actor_cast<caf::actor>(leader_->bundler));
   cluster::poller_settings ps;
   ps.postgres_url = parts_.cfg->postgres_url.reveal();
   auto queue = leader_->queue;
@@ -108,6 +115,7 @@ void cluster_member::step_down() {
   std::lock_guard lock{mutex_};
   poller_.reset();
   connector_->serve({});
+  caf::anon_send(node_actor_, atom::lead_v, caf::actor{}, caf::actor{});
   if (!leader_)
     return;
   LPS_LOG_WARN(get_logger("cluster"), "stepping down from epoch {}: the singletons stop now",

@@ -49,6 +49,11 @@ public:
 
   cluster::cluster_view view() const;
 
+  /// The node actor: asked by the HTTP routes for what the leader knows (actors/node_link).
+  node_actor node() const {
+    return node_actor_;
+  }
+
 private:
   explicit cluster_member(member_parts parts) : parts_(parts) {}
   void lead(int64_t epoch);

@@ -4,6 +4,7 @@
 #include "app/console_routes.hpp"
 #include "app/actor_request.hpp"
 #include "app/inspect_api.hpp"
+#include "app/node_identity.hpp"
 #include "actors/batch_window.hpp"
 #include "actors/request_timeout.hpp"
 #include "runtime/api_bodies.hpp"
@@ -683,12 +684,39 @@ submission_window_of(const request_status& status,
   return submission_window{times->opens_at, times->closes_at};
 }
 
-// Held requests are answered by the queue manager; final ones come from the store.
+// A cluster node's queue answered from the store; the leader's queue adds the last retryable
+// failure and the next attempt time (and its own view of queued or processing). A leader
+// that does not hold the request (not taken in yet, or just finished) has nothing to add; one
+// that does not answer in time leaves the store's answer, saying what it lacks.
+void respond_with_leader_status(const api_context& ctx, request_status stored,
+                                std::map<std::string, batch_window> nightly,
+                                http_responder respond) {
+  ask_within<request_status>(
+      ctx, ctx.leader_timeout, ctx.cluster_node,
+      [stored, nightly, respond](caf::expected<request_status> r) {
+        const auto& shown = r && r->found ? *r : stored;
+        auto window = submission_window_of(shown, nightly);
+        if (r)
+          return respond(json_response(200, render_status(shown, window)));
+        respond(json_response(
+            200, render_status_without_leader(
+                     shown, window,
+                     "the leader did not answer (" + caf::to_string(r.error())
+                         + "): its last retryable failure and next attempt time are unknown "
+                           "here")));
+      },
+      atom::leader_v, atom::lookup_v, stored.queue_id);
+}
+
+// Held requests are answered by the queue manager (in a cluster, the leader's); final ones
+// come from the store.
 void get_status(const api_context& ctx, const std::string& id, http_responder respond) {
   const auto* c = &ctx; // the context lives as long as the HTTP server
   ask<request_status>(
       ctx, ctx.actors.queue,
       [c, respond, id, nightly = nightly_windows(ctx)](caf::expected<request_status> r) {
+        if (r && r->found && c->cluster_node)
+          return respond_with_leader_status(*c, std::move(*r), nightly, respond);
         if (r && r->found)
           return respond(json_response(200, render_status(*r, submission_window_of(*r, nightly))));
         read_and_respond(
@@ -769,18 +797,39 @@ std::vector<provider_report> provider_reports(const config& cfg,
   return result;
 }
 
-void get_providers(const api_context& ctx, http_responder respond) {
+// This node's bundler's view of the providers (in a cluster an idle one: the leader's
+// bundler calls them), marked as this node's when `source` names it.
+void respond_with_own_providers(const api_context& ctx, provider_state_source source,
+                                http_responder respond) {
   auto cfg = std::make_shared<config>(ctx.cfg);
   ask<std::vector<provider_status>>(
       ctx, ctx.actors.bundler,
-      [respond, cfg](caf::expected<std::vector<provider_status>> r) {
+      [respond, cfg, source](caf::expected<std::vector<provider_status>> r) {
         std::vector<provider_status> live;
         if (r)
           live = std::move(*r);
-        respond(json_response(
-            200, render_providers(cfg->default_llm_provider, provider_reports(*cfg, live))));
+        respond(json_response(200, render_providers(cfg->default_llm_provider,
+                                                    provider_reports(*cfg, live), source)));
       },
       atom::providers_v);
+}
+
+// The leader's providers (any node of a cluster), labelled with the node that answered; this
+// node's own when the leader does not answer in time.
+void get_providers(const api_context& ctx, http_responder respond) {
+  if (!ctx.cluster_node)
+    return respond_with_own_providers(ctx, {}, respond);
+  auto shared = std::make_shared<api_context>(ctx);
+  ask_within<leader_providers>(
+      ctx, ctx.leader_timeout, ctx.cluster_node,
+      [shared, respond](caf::expected<leader_providers> r) {
+        if (!r)
+          return respond_with_own_providers(*shared, {this_node_name(shared->cfg), false}, respond);
+        respond(json_response(200, render_providers(shared->cfg.default_llm_provider,
+                                                    provider_reports(shared->cfg, r->providers),
+                                                    {r->node, true})));
+      },
+      atom::leader_v, atom::providers_v);
 }
 
 // Which providers can serve requests (a provider without a key is not a failing check:
@@ -808,13 +857,34 @@ std::vector<std::string> pause_warnings(const config& cfg,
   return result;
 }
 
-void report_health(const api_context& ctx, std::vector<std::string> paused, http_responder respond);
+void report_health(const api_context& ctx, std::vector<std::string> paused, http_responder respond,
+                   provider_state_source source = {});
+
+// A cluster node's pauses are the leader's (its bundler calls the providers); a leader that
+// does not answer in time is a warning, not a failed check (requests are still stored).
+void get_cluster_health(const api_context& ctx, http_responder respond) {
+  auto shared = std::make_shared<api_context>(ctx);
+  ask_within<leader_providers>(
+      ctx, ctx.leader_timeout, ctx.cluster_node,
+      [shared, respond](caf::expected<leader_providers> r) {
+        if (r)
+          return report_health(*shared, pause_warnings(shared->cfg, r->providers), respond,
+                               {r->node, true});
+        report_health(*shared,
+                      {"the providers' state is unknown: the leader did not answer ("
+                       + caf::to_string(r.error()) + ")"},
+                      respond, {this_node_name(shared->cfg), false});
+      },
+      atom::leader_v, atom::providers_v);
+}
 
 // A paused provider does not take the node out of a load balancer (other providers still
 // work and its requests wait safely): /healthz stays 200 and says "degraded".
 void get_health(const api_context& ctx, http_responder respond) {
   if (ctx.starting->load())
     return respond(while_starting(json_response(503, render_health_starting())));
+  if (ctx.cluster_node)
+    return get_cluster_health(ctx, respond);
   auto shared = std::make_shared<api_context>(ctx);
   ask<std::vector<provider_status>>(
       ctx, ctx.actors.bundler,
@@ -876,10 +946,11 @@ http_response health_response(health_report report, bool degraded, bool store_ok
   return json_response(healthy && !draining ? 200 : 503, render_health(report));
 }
 
-void report_health(const api_context& ctx, std::vector<std::string> paused,
-                   http_responder respond) {
+void report_health(const api_context& ctx, std::vector<std::string> paused, http_responder respond,
+                   provider_state_source source) {
   auto degraded = !paused.empty();
   auto configured = configured_health(ctx, std::move(paused));
+  configured.provider_state = std::move(source);
   auto* db = ctx.db;
   auto* reads = ctx.reads;
   ask<bool>(

@@ -4,6 +4,7 @@
 // threads) to the actors and renders their answers. JSON parsing and validation happen
 // here on the I/O threads, so the actors only see typed, valid requests.
 
+#include "actors/cluster_actors.hpp"
 #include "app/inspect_stream.hpp"
 #include "app/topology.hpp"
 #include "runtime/api_keys.hpp"
@@ -80,6 +81,11 @@ struct api_context {
   /// Cluster mode: cancels are recorded for the leader through this relay (the node's queue
   /// manager holds no queue); null: the queue manager applies them.
   cluster::cancel_relay* cancel_relay = nullptr;
+  /// Cluster mode: this node's node actor, asked for what only the leader knows (a request's
+  /// last retryable failure and next attempt, the providers' breakers and limits), within
+  /// `leader_timeout`; null: a single node.
+  node_actor cluster_node;
+  caf::timespan leader_timeout = std::chrono::seconds{1};
   /// The OpenAI-compatible gateway routes under /v1/ (app/gateway_routes); null: 404.
   std::shared_ptr<gateway_context> gateway;
 };

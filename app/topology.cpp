@@ -1,4 +1,5 @@
 #include "app/topology.hpp"
+#include "app/new_work_sink.hpp"
 
 #include "actors/batch_jobs.hpp"
 #include "actors/batch_window.hpp"
@@ -281,6 +282,12 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, st
   t.callbacks = sys.spawn(callbacks, callbacks_config_of(cfg), callback_http, db, t.metrics);
   auto qm = queue_manager_config_of(cfg);
   qm.intake_only = cfg.cluster_enabled;
+  if (cfg.cluster_enabled) {
+    t.new_work = std::make_shared<new_work_sink>();
+    qm.on_stored = [sink = t.new_work](std::vector<adopted_request>&& rows) {
+      sink->hand_on(std::move(rows));
+    };
+  }
   qm.reads = reads;
   if (jobs_db != nullptr && !cfg.cluster_enabled)
     qm.batch_owned = jobs_db->load_owned_items();

@@ -22,6 +22,7 @@ namespace lps {
 class store;
 class http_transport;
 class store_reader;
+class new_work_sink;
 
 /// Handles of every actor of a node.
 struct topology {
@@ -36,6 +37,9 @@ struct topology {
   inspector_actor inspector;
   /// The reader pool the queue manager reads the store on (the leader's too, in a cluster).
   store_reader* reads = nullptr;
+  /// Cluster mode: where the queue manager hands the requests it stored, for the leader
+  /// (the node actor attaches to it when the node joins); null on a single node.
+  std::shared_ptr<new_work_sink> new_work;
 };
 
 /// The cluster leader's singletons (docs/cluster.md), spawned when the node takes the lease

@@ -17,4 +17,19 @@ CAF_ADD_TYPE_ID(lps_cluster, (lps::node_providers))
 CAF_ADD_ATOM(lps_cluster, lps::atom, join, "join")
 CAF_ADD_ATOM(lps_cluster, lps::atom, leave, "leave")
 
+// The leader link (docs/cluster.md, "New work reaches the leader"): each node's node actor
+// knows the leader's, and asks it on behalf of its own intake and HTTP routes.
+CAF_ADD_TYPE_ID(lps_cluster, (lps::leader_providers))
+// Asked of the local node actor: answered by the leader (this node's singletons, or the
+// leader's node actor through the middleman).
+CAF_ADD_ATOM(lps_cluster, lps::atom, leader, "leader")
+// What one node actor asks another (the leader's): answered only by a leader, never passed on.
+CAF_ADD_ATOM(lps_cluster, lps::atom, relayed, "relayed")
+// This node leads (its queue manager and bundler), or stops leading (null handles).
+CAF_ADD_ATOM(lps_cluster, lps::atom, lead, "lead")
+// The leader's node actor as the connector last reached it (null: none reached).
+CAF_ADD_ATOM(lps_cluster, lps::atom, follow, "follow")
+// Internal: send the new work gathered so far to the leader.
+CAF_ADD_ATOM(lps_cluster, lps::atom, flush_work, "flushwork")
+
 CAF_END_TYPE_ID_BLOCK(lps_cluster)

@@ -90,6 +90,18 @@ std::string render_pending_result(const std::string& queue_id, const std::string
   return result;
 }
 
+namespace {
+
+void write_provider_state(object_writer& body, const provider_state_source& source) {
+  if (source.node.empty())
+    return;
+  object_writer state{body.member("provider_state")};
+  state.string("node", source.node).boolean("leader", source.leader);
+  state.close();
+}
+
+} // namespace
+
 std::string render_health(const health_report& report) {
   std::string result;
   object_writer body{result};
@@ -113,6 +125,7 @@ std::string render_health(const health_report& report) {
   for (const auto& warning : report.warnings)
     append_quoted(warnings.element(), warning);
   warnings.close();
+  write_provider_state(body, report.provider_state);
   body.close();
   return result;
 }
@@ -127,7 +140,8 @@ std::string render_health_starting() {
 }
 
 std::string render_providers(const std::string& default_provider,
-                             const std::vector<provider_report>& providers) {
+                             const std::vector<provider_report>& providers,
+                             const provider_state_source& source) {
   std::string result;
   object_writer body{result};
   body.string("default_provider", default_provider);
@@ -138,7 +152,20 @@ std::string render_providers(const std::string& default_provider,
     entry.close();
   }
   xs.close();
+  write_provider_state(body, source);
   body.close();
+  return result;
+}
+
+// render_status's object with one member more, before its closing brace.
+std::string render_status_without_leader(const request_status& status,
+                                         const std::optional<submission_window>& window,
+                                         const std::string& why) {
+  auto result = render_status(status, window);
+  result.pop_back();
+  result += ",\"detail_unavailable\":";
+  append_quoted(result, why);
+  result += '}';
   return result;
 }
 

@@ -8,6 +8,7 @@
 
 #include "messages/cancel.hpp"
 #include "runtime/batch_job_store.hpp"
+#include "runtime/json_codec.hpp"
 #include "runtime/store.hpp"
 
 #include <cstdint>
@@ -38,6 +39,14 @@ struct health_provider {
   std::string note;
 };
 
+/// Cluster mode: whose bundler a report of the providers' live state shows ("provider_state":
+/// {"node", "leader"}): the leader's, or this node's own idle one when the leader did not
+/// answer. Empty `node`: a single node (the member is left out).
+struct provider_state_source {
+  std::string node;
+  bool leader = false;
+};
+
 /// What /healthz reports.
 struct health_report {
   /// "healthy", "degraded", "unhealthy" or "draining".
@@ -49,6 +58,8 @@ struct health_report {
   bool store_ok = false, queue_manager_ok = false;
   std::vector<health_provider> providers;
   std::vector<std::string> warnings;
+  /// Whose provider state the pause warnings come from (cluster mode).
+  provider_state_source provider_state;
 };
 
 /// GET /healthz body.
@@ -78,7 +89,15 @@ struct provider_report {
 
 /// GET /api/v1/providers body: the default provider and every provider, in `providers`' order.
 std::string render_providers(const std::string& default_provider,
-                             const std::vector<provider_report>& providers);
+                             const std::vector<provider_report>& providers,
+                             const provider_state_source& source = {});
+
+/// GET /api/v1/status body on a cluster node whose leader did not answer: the store's
+/// answer (render_status) plus "detail_unavailable": `why` (the leader alone knows the last
+/// retryable failure and the next attempt time).
+std::string render_status_without_leader(const request_status& status,
+                                         const std::optional<submission_window>& window,
+                                         const std::string& why);
 
 /// One provider batch job (GET /api/v1/batch-jobs/{id}); times of 0 are null.
 std::string render_batch_job(const batch_job_record& job);

@@ -102,6 +102,33 @@ TEST_CASE("the providers body lists each provider's configuration and live view 
   CHECK(render_providers("mock", {}) == R"({"default_provider":"mock","providers":[]})");
 }
 
+TEST_CASE("a cluster node's providers and health bodies name the node whose state they show") {
+  CHECK(render_providers("mock", {}, {"node-1", true})
+        == R"({"default_provider":"mock","providers":[],)"
+           R"("provider_state":{"node":"node-1","leader":true}})");
+  health_report report;
+  report.status = "healthy";
+  report.provider_state = {"node-2", false};
+  auto body = parse_object(render_health(report));
+  CHECK(body.at("provider_state").at("node") == "node-2");
+  CHECK(body.at("provider_state").at("leader") == false);
+  report.provider_state = {};
+  CHECK_FALSE(parse_object(render_health(report)).contains("provider_state"));
+}
+
+TEST_CASE("a status without the leader's detail is the store's answer and says why") {
+  request_status status;
+  status.found = true;
+  status.queue_id = "q-1";
+  status.status = queue_status::queued;
+  status.attempts = 2;
+  auto plain = parse_object(render_status(status));
+  auto body = parse_object(render_status_without_leader(status, std::nullopt, "no \"leader\""));
+  CHECK(body.at("detail_unavailable") == "no \"leader\"");
+  body.erase("detail_unavailable");
+  CHECK(body == plain);
+}
+
 TEST_CASE("a batch job body has null for times not reached yet") {
   batch_job_record job;
   job.job_id = "bj-1";
