@@ -56,8 +56,16 @@ const std::vector<const char*>& writer_session_settings();
 
 class write_set {
 public:
+  /// Below this many rows of a kind, one statement per row costs the server less than an
+  /// unnest of arrays (measured: docs/benchmarks.md, "One row a commit").
+  static constexpr size_t default_set_from_rows = 2;
+
   /// `rows_per_statement`: at most this many rows in one statement (0 counts as 1).
-  explicit write_set(size_t rows_per_statement = 1000);
+  /// `set_from_rows`: a kind of operation with fewer rows than this in a segment goes as
+  /// one statement per row (insert_request, record_final, ...) instead of one set-based
+  /// statement (0 counts as 1: always set-based).
+  explicit write_set(size_t rows_per_statement = 1000,
+                     size_t set_from_rows = default_set_from_rows);
 
   /// Adds `write`'s operations after those added before. The write must stay alive and
   /// unchanged until the statements holding it were taken.
@@ -91,8 +99,15 @@ private:
   void emit_finals();
   void emit_delivered();
   void emit_give_ups();
+  void emit_inserts_rows();
+  void emit_keys_rows();
+  void emit_status_rows();
+  void emit_finals_rows();
+  void emit_delivered_rows();
+  void emit_give_ups_rows();
 
   size_t rows_per_statement_;
+  size_t set_from_rows_;
   std::vector<labelled_call> ready_;
   std::set<int64_t> epochs_checked_;
 
