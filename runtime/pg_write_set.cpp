@@ -189,9 +189,12 @@ void write_set::add(const store_write& write) {
   for (const auto& row : write.inserts)
     if (touch(row.queue_id, kind::insert))
       inserts_.push_back(&row);
-  for (const auto& row : write.finals)
-    if (touch(row.queue_id, kind::final))
+  for (const auto& row : write.finals) {
+    if (touch(row.queue_id, kind::final)) {
+      drop_status(row.queue_id);
       finals_.emplace_back(&row, write.fencing_epoch);
+    }
+  }
   for (const auto& id : write.delivered)
     if (touch(id, kind::delivered))
       delivered_.push_back(id);
@@ -243,6 +246,18 @@ void write_set::add_status(std::string_view queue_id, bool processing,
   }
   status_at_[queue_id] = status_.size();
   status_.push_back({queue_id, processing, attempts});
+}
+
+// A final removes its request, so a status update of it earlier in the segment (the
+// dispatch mark of a request whose answer came before the mark was committed) would be
+// seen by nobody: only committed rows are read, and the final takes none of the columns it
+// sets (status, attempts, updated_at). Dropped, it costs the server nothing.
+void write_set::drop_status(std::string_view queue_id) {
+  auto it = status_at_.find(queue_id);
+  if (it == status_at_.end())
+    return;
+  status_[it->second].dropped = true;
+  status_at_.erase(it);
 }
 
 void write_set::close_segment() {
@@ -309,6 +324,7 @@ void write_set::emit_keys() {
 }
 
 void write_set::emit_status() {
+  std::erase_if(status_, [](const status_update& u) { return u.dropped; });
   if (status_.empty())
     return;
   if (status_.size() < set_from_rows_)

@@ -14,7 +14,12 @@
 // runs before one that preceded it. Inside a segment repeated operations on one id fold as
 // running them in turn would: the first final and the first idempotency key win (the
 // statements say ON CONFLICT DO NOTHING), the last status and the last give-up hold,
-// duplicate inserts stay (the statement fails on the unique key as the second insert would).
+// duplicate inserts stay (the statement fails on the unique key as the second insert would),
+// and a status update followed by a final of its id is dropped (the final deletes the row).
+//
+// A kind with fewer rows than `set_from_rows` in a segment goes as one prepared statement per
+// row instead (insert_request, record_final, ...): at one row an unnest costs the server
+// more than the row's own work (one request in flight makes commits of one row each).
 
 #include "runtime/postgres.hpp"
 #include "runtime/store.hpp"
@@ -88,10 +93,12 @@ private:
     std::string_view queue_id;
     bool processing = false;
     std::optional<uint32_t> attempts;
+    bool dropped = false; // a final of the id followed it (drop_status)
   };
 
   bool touch(std::string_view queue_id, kind k);
   void add_status(std::string_view queue_id, bool processing, std::optional<uint32_t> attempts);
+  void drop_status(std::string_view queue_id);
   void close_segment();
   void emit_inserts();
   void emit_keys();

@@ -258,6 +258,28 @@ TEST_CASE("repeated operations on one id fold into one row as running them in tu
   CHECK(finals.rows[0][0] == std::optional<std::string>{"completed"});
 }
 
+TEST_CASE("a final drops the status update of its id earlier in the segment, no other") {
+  pg::write_set set{1000, 1};
+  store_write dispatch, finish, requeue_other;
+  dispatch.dispatched = {"a", "b"};
+  finish.finals = {result("a")};
+  requeue_other.attempts = {{"c", 2}};
+  for (auto* w : {&dispatch, &finish, &requeue_other})
+    set.add(*w);
+  auto calls = set.take();
+  REQUIRE(names_of(calls)
+          == std::vector<std::string>{"update_status", "record_finals", "delete_finished"});
+  CHECK(calls[0].label == "update status 'b' and 1 more"); // b and c, not a
+
+  pg::write_set only_dropped; // every update dropped: no status statement at all
+  only_dropped.add(dispatch);
+  store_write finish_both;
+  finish_both.finals = {result("a"), result("b")};
+  only_dropped.add(finish_both);
+  CHECK(names_of(only_dropped.take())
+        == std::vector<std::string>{"record_finals", "delete_finished"});
+}
+
 TEST_CASE("a statement holds at most rows_per_statement rows, leases are checked first, once") {
   pg::write_set set{100, 1};
   store_write bulk;
@@ -445,7 +467,7 @@ std::vector<store_write> writes_of_every_kind() {
 
 } // namespace
 
-TEST_CASE("one statement per row leaves the tables as the set-based statements do") {
+TEST_CASE("one statement per row leaves the tables as the set-based statements do, folded or not") {
   scratch_database scratch;
   auto& db = *scratch.db;
   for (const auto* setting : pg::writer_session_settings())
@@ -455,20 +477,32 @@ TEST_CASE("one statement per row leaves the tables as the set-based statements d
   auto writes = writes_of_every_kind();
   std::vector<std::vector<std::string>> states;
   for (size_t set_from_rows : {size_t{1}, size_t{1000}}) {
-    REQUIRE(db.exec("TRUNCATE requests, results, idempotency_keys").ok);
-    for (const auto& w : writes) { // a transaction per write, as commits of one write
+    // A transaction per write (commits of one write each: nothing folds), then all writes
+    // in one (the first's dispatch of q0 is dropped by its final in the third).
+    for (bool one_transaction : {false, true}) {
+      REQUIRE(db.exec("TRUNCATE requests, results, idempotency_keys").ok);
       pg::write_set set{1000, set_from_rows};
-      set.add(w);
+      for (const auto& w : writes) {
+        set.add(w);
+        if (one_transaction)
+          continue;
+        auto why = run_set(db, set);
+        INFO(why);
+        REQUIRE(why.empty());
+      }
       auto why = run_set(db, set);
       INFO(why);
       REQUIRE(why.empty());
+      states.push_back(table_rows(db));
     }
-    states.push_back(table_rows(db));
   }
   std::string set_based;
   for (const auto& row : states[1])
     set_based += row + "\n";
   INFO("set-based:\n" << set_based);
-  CHECK(states[0] == states[1]);
+  for (size_t i = 0; i < states.size(); ++i) {
+    INFO("run " << i);
+    CHECK(states[i] == states[1]);
+  }
   CHECK(states[1].size() == 2 + 2 + 3 + 3); // 2 requests, 2 results, 3 keys, 3 ends of table
 }
