@@ -671,8 +671,10 @@ private:
   commit_outcome outcome_of(step failed) {
     if (failed == step::none)
       return commit_outcome::committed;
+    // A failed write leaves the transaction open and aborted; after a failed COMMIT there is
+    // none, and the ROLLBACK only warns.
     if (writer_db_->healthy())
-      writer_db_->exec("ROLLBACK"); // a failure inside BEGIN leaves the transaction aborted
+      writer_db_->exec("ROLLBACK");
     if (!writer_db_->healthy())
       return commit_outcome::store_down;
     return failed == step::write ? commit_outcome::write_failed : commit_outcome::txn_failed;
