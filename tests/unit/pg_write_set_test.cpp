@@ -5,6 +5,7 @@
 
 #include "fixtures/store_backend.hpp"
 #include "runtime/pg_schema.hpp"
+#include "runtime/pg_store.hpp"
 #include "runtime/pg_write_set.hpp"
 #include "runtime/postgres.hpp"
 
@@ -505,4 +506,52 @@ TEST_CASE("one statement per row leaves the tables as the set-based statements d
     CHECK(states[i] == states[1]);
   }
   CHECK(states[1].size() == 2 + 2 + 3 + 3); // 2 requests, 2 results, 3 keys, 3 ends of table
+}
+
+TEST_CASE("a COMMIT that fails fails the rest of the group, a failed write only itself") {
+  scratch_database scratch;
+  // A check the server runs at COMMIT (a deferred constraint trigger), for one queue id.
+  REQUIRE(scratch.db
+              ->exec_script(
+                  "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "IF NEW.queue_id = 'poison' THEN RAISE EXCEPTION 'poison at commit'; END IF; "
+                  "RETURN NULL; END $$; CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON "
+                  "requests DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "
+                  "refuse_poison()")
+              .ok);
+  store_options options;
+  options.manual_commits = true;
+  const auto& url = test::test_server_url();
+  std::string error;
+  auto store = open_postgres_store(url.substr(0, url.rfind('/') + 1) + scratch.name, options, error,
+                                   std::chrono::seconds{5});
+  INFO(error);
+  REQUIRE(store);
+
+  // Each group fails whole, then its writes are retried one per transaction.
+  auto commit = [&](const std::vector<std::string>& ids) {
+    std::vector<std::pair<int, std::string>> outcomes(ids.size(), {-1, ""});
+    for (size_t i = 0; i < ids.size(); ++i) {
+      store_write write;
+      write.inserts = {request(ids[i])};
+      store->submit(std::move(write), [&outcomes, i](bool ok, const std::string& why) {
+        outcomes[i] = {ok ? 1 : 0, why};
+      });
+    }
+    store->flush();
+    return outcomes;
+  };
+  // The COMMIT of poison fails: the environment's fault, so the writes after it fail too.
+  auto after_commit = commit({"a", "poison", "b"});
+  CHECK(after_commit[0].first == 1);
+  CHECK(after_commit[1].first == 0);
+  CHECK(after_commit[1].second.find("cannot commit on") != std::string::npos);
+  CHECK(after_commit[1].second.find("poison at commit") != std::string::npos);
+  CHECK(after_commit[2].first == 0);
+  // A write that fails (a duplicate queue id) fails alone.
+  auto after_write = commit({"c", "a", "d"});
+  CHECK(after_write[0].first == 1);
+  CHECK(after_write[1].first == 0);
+  CHECK(after_write[1].second.find("insert request 'a'") != std::string::npos);
+  CHECK(after_write[2].first == 1);
 }
