@@ -599,6 +599,8 @@ private:
       return why;
     auto statements = pg::write_statements();
     statements.emplace_back("purge_step", purge_step_sql);
+    statements.emplace_back("begin", "BEGIN");
+    statements.emplace_back("commit", "COMMIT");
     for (auto [name, sql] : statements)
       if (auto why = writer_db_->prepare(name, sql); !why.empty())
         return "cannot prepare " + std::string{name} + ": " + why;
@@ -632,46 +634,55 @@ private:
     return true;
   }
 
-  // One transaction: BEGIN, the writes as set-based statements (pg_write_set.hpp)
-  // pipelined statements_per_round_trip at a time, COMMIT.
+  // One transaction: BEGIN, the writes as statements of pg_write_set.hpp, COMMIT, sent
+  // statements_per_round_trip at a time in pipelines, BEGIN with the first and COMMIT with
+  // the last, so a small commit is one round trip (at one request in flight a commit waits
+  // for its round trips, not for the server's work).
   commit_outcome run_transaction(std::span<const queued_write> writes, std::string& error) {
     if (!reconnect(error))
       return commit_outcome::store_down;
-    if (auto r = writer_db_->exec("BEGIN"); !r.ok) {
-      error = "cannot begin a transaction on " + masked_ + ": " + one_line(r.error);
-      return txn_failure();
-    }
     pg::write_set set{rows_per_statement};
+    std::vector<pg::labelled_call> statements{
+        {{"begin", {}}, "cannot begin a transaction on " + masked_}};
     for (const auto& w : writes) {
       set.add(w.write);
-      if (set.ready() >= statements_per_round_trip && !run_statements(set.take(), error))
-        return roll_back();
+      if (set.ready() + statements.size() < statements_per_round_trip)
+        continue;
+      for (auto& s : set.take())
+        statements.push_back(std::move(s));
+      if (auto failed = run_statements(statements, error); failed != step::none)
+        return outcome_of(failed);
+      statements.clear();
     }
-    if (!run_statements(set.take(), error))
-      return roll_back();
-    if (auto r = writer_db_->exec("COMMIT"); !r.ok) {
-      error = "cannot commit on " + masked_ + ": " + one_line(r.error);
-      return txn_failure();
-    }
-    return commit_outcome::committed;
+    for (auto& s : set.take())
+      statements.push_back(std::move(s));
+    statements.push_back({{"commit", {}}, "cannot commit on " + masked_});
+    return outcome_of(run_statements(statements, error));
   }
 
-  // A lost connection is a store outage: the queue waits for reconnect() and commits the
-  // writes again (every statement is safe to repeat should the lost COMMIT have landed:
-  // finals and keys are ON CONFLICT DO NOTHING, the updates set values; inserts are not
-  // repeated, they fail as submissions).
-  commit_outcome txn_failure() const {
-    return writer_db_->healthy() ? commit_outcome::txn_failed : commit_outcome::store_down;
+  // Which statement of a transaction failed: none, its BEGIN or COMMIT, or a write.
+  enum class step { none, begin_or_commit, write };
+
+  // A failed write rolls back and blames the writes (group_commit retries them one by one);
+  // a failed BEGIN or COMMIT blames the environment; a lost connection is a store outage:
+  // the queue waits for reconnect() and commits the writes again (every statement is safe to
+  // repeat should the lost COMMIT have landed: finals and keys are ON CONFLICT DO NOTHING,
+  // the updates set values; inserts are not repeated, they fail as submissions).
+  commit_outcome outcome_of(step failed) {
+    if (failed == step::none)
+      return commit_outcome::committed;
+    // A failed write leaves the transaction open and aborted; after a failed COMMIT there is
+    // none, and the ROLLBACK only warns.
+    if (writer_db_->healthy())
+      writer_db_->exec("ROLLBACK");
+    if (!writer_db_->healthy())
+      return commit_outcome::store_down;
+    return failed == step::write ? commit_outcome::write_failed : commit_outcome::txn_failed;
   }
 
-  commit_outcome roll_back() {
-    writer_db_->exec("ROLLBACK");
-    return writer_db_->healthy() ? commit_outcome::write_failed : commit_outcome::store_down;
-  }
-
-  // Runs the statements, statements_per_round_trip at a time; on a failure `error` names
-  // the statement's operation and rows.
-  bool run_statements(std::vector<pg::labelled_call> statements, std::string& error) {
+  // Runs the statements in pipelines of statements_per_round_trip; on a failure `error`
+  // names the statement's operation and rows.
+  step run_statements(std::vector<pg::labelled_call>& statements, std::string& error) {
     for (size_t start = 0; start < statements.size(); start += statements_per_round_trip) {
       auto end = std::min(statements.size(), start + statements_per_round_trip);
       std::vector<pg::prepared_call> calls;
@@ -680,13 +691,14 @@ private:
         calls.push_back(std::move(statements[i].call));
       auto results = writer_db_->exec_pipelined(calls);
       for (size_t i = 0; i < results.size(); ++i) {
-        if (!results[i].ok) {
-          error = statements[start + i].label + ": " + one_line(results[i].error);
-          return false;
-        }
+        if (results[i].ok)
+          continue;
+        error = statements[start + i].label + ": " + one_line(results[i].error);
+        const auto& name = calls[i].name;
+        return name == "begin" || name == "commit" ? step::begin_or_commit : step::write;
       }
     }
-    return true;
+    return step::none;
   }
 
   // -- retention: purge_passes for the queue (its writer thread, or the caller's with manual

@@ -66,6 +66,37 @@ constexpr const char* mark_given_up_sql =
 // takeover happens in between (schema version 5, docs/cluster.md).
 constexpr const char* require_lease_sql = "SELECT lps_require_lease('leader', $1::bigint)";
 
+// The same operations for one row each, with scalar parameters: a kind with fewer rows
+// than write_set's set_from_rows goes this way (at one row an unnest costs the server more
+// than the row's own work). Same effects as the set-based statements above.
+constexpr const char* insert_request_sql =
+    "INSERT INTO requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
+    "provider, bos_batch_id, model, correlation_id, cj_batch_id) VALUES($1, $2::integer, "
+    LPS_TS("$3::bigint") ", $4::bigint, $5::integer, $6, $7, $8, $9, $10, $11, $12)";
+constexpr const char* insert_idempotency_key_sql =
+    "INSERT INTO idempotency_keys(key, queue_id) VALUES($1, $2) ON CONFLICT (key) DO NOTHING";
+constexpr const char* update_status_row_sql =
+    "UPDATE requests SET status = $2, attempts = coalesce($3::integer, attempts), "
+    "updated_at = now() WHERE queue_id = $1";
+// One statement removes the request and records its result (record_finals_sql and
+// delete_finished_sql in one).
+constexpr const char* record_final_sql =
+    "WITH gone AS (DELETE FROM requests WHERE queue_id = $1 "
+    "RETURNING provider, priority, queued_at) "
+    "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
+    "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
+    "cj_batch_id, epoch) "
+    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6::bigint") ", "
+    "coalesce(nullif($8, ''), gone.provider, ''), coalesce(gone.priority, 5), "
+    "coalesce(gone.queued_at, " LPS_TS("$6::bigint") "), $7, $9, $10, $11, $12, "
+    "nullif($13::bigint, 0) FROM (VALUES (1)) AS one LEFT JOIN gone ON true "
+    "ON CONFLICT (queue_id) DO NOTHING";
+constexpr const char* mark_delivered_row_sql =
+    "UPDATE results SET delivered = true WHERE queue_id = $1";
+constexpr const char* mark_given_up_row_sql =
+    "UPDATE results SET delivery_failed_at = " LPS_TS("$2::bigint") ", delivery_attempts = "
+    "$3::integer, last_delivery_error = $4 WHERE queue_id = $1";
+
 // clang-format on
 
 #undef LPS_TS
@@ -89,6 +120,24 @@ std::string label_of(const char* what, std::string_view first, size_t rows) {
   return label;
 }
 
+param text_param(std::string_view text) {
+  return {std::string{text}};
+}
+
+param bytes_param(const std::string& bytes) {
+  return {bytes, true};
+}
+
+param number_param(int64_t value) {
+  return {std::to_string(value)};
+}
+
+param text_or_null(const std::string& text) {
+  if (text.empty())
+    return {};
+  return {text};
+}
+
 std::vector<param> take_all(std::vector<array_param>& arrays) {
   std::vector<param> params;
   params.reserve(arrays.size());
@@ -108,7 +157,13 @@ const std::vector<std::pair<const char*, const char*>>& write_statements() {
       {"delete_finished", delete_finished_sql},
       {"mark_delivered", mark_delivered_sql},
       {"mark_given_up", mark_given_up_sql},
-      {"require_lease", require_lease_sql}};
+      {"require_lease", require_lease_sql},
+      {"insert_request", insert_request_sql},
+      {"insert_idempotency_key", insert_idempotency_key_sql},
+      {"update_status_row", update_status_row_sql},
+      {"record_final", record_final_sql},
+      {"mark_delivered_row", mark_delivered_row_sql},
+      {"mark_given_up_row", mark_given_up_row_sql}};
   return statements;
 }
 
@@ -120,8 +175,9 @@ const std::vector<const char*>& writer_session_settings() {
   return settings;
 }
 
-write_set::write_set(size_t rows_per_statement)
-    : rows_per_statement_(rows_per_statement == 0 ? 1 : rows_per_statement) {}
+write_set::write_set(size_t rows_per_statement, size_t set_from_rows)
+    : rows_per_statement_(rows_per_statement == 0 ? 1 : rows_per_statement),
+      set_from_rows_(set_from_rows == 0 ? 1 : set_from_rows) {}
 
 // The write's operations in the order the one-statement-per-row store ran them.
 void write_set::add(const store_write& write) {
@@ -133,9 +189,12 @@ void write_set::add(const store_write& write) {
   for (const auto& row : write.inserts)
     if (touch(row.queue_id, kind::insert))
       inserts_.push_back(&row);
-  for (const auto& row : write.finals)
-    if (touch(row.queue_id, kind::final))
+  for (const auto& row : write.finals) {
+    if (touch(row.queue_id, kind::final)) {
+      drop_status(row.queue_id);
       finals_.emplace_back(&row, write.fencing_epoch);
+    }
+  }
   for (const auto& id : write.delivered)
     if (touch(id, kind::delivered))
       delivered_.push_back(id);
@@ -189,6 +248,18 @@ void write_set::add_status(std::string_view queue_id, bool processing,
   status_.push_back({queue_id, processing, attempts});
 }
 
+// A final removes its request, so a status update of it earlier in the segment (the
+// dispatch mark of a request whose answer came before the mark was committed) would be
+// seen by nobody: only committed rows are read, and the final takes none of the columns it
+// sets (status, attempts, updated_at). Dropped, it costs the server nothing.
+void write_set::drop_status(std::string_view queue_id) {
+  auto it = status_at_.find(queue_id);
+  if (it == status_at_.end())
+    return;
+  status_[it->second].dropped = true;
+  status_at_.erase(it);
+}
+
 void write_set::close_segment() {
   emit_inserts();
   emit_keys();
@@ -211,6 +282,8 @@ std::vector<labelled_call> write_set::take() {
 void write_set::emit_inserts() {
   if (inserts_.empty())
     return;
+  if (inserts_.size() < set_from_rows_)
+    return emit_inserts_rows();
   std::vector<array_param> a{
       array_param{element::text},  array_param{element::int8}, array_param{element::int8},
       array_param{element::int8},  array_param{element::int8}, array_param{element::bytea},
@@ -238,6 +311,8 @@ void write_set::emit_inserts() {
 void write_set::emit_keys() {
   if (keys_.empty())
     return;
+  if (keys_.size() < set_from_rows_)
+    return emit_keys_rows();
   array_param keys{element::text}, ids{element::text};
   for (const auto* key : keys_) {
     keys.add(key->first);
@@ -249,8 +324,11 @@ void write_set::emit_keys() {
 }
 
 void write_set::emit_status() {
+  std::erase_if(status_, [](const status_update& u) { return u.dropped; });
   if (status_.empty())
     return;
+  if (status_.size() < set_from_rows_)
+    return emit_status_rows();
   array_param ids{element::text}, states{element::text}, attempts{element::int8};
   for (const auto& u : status_) {
     ids.add(u.queue_id);
@@ -268,6 +346,8 @@ void write_set::emit_status() {
 void write_set::emit_finals() {
   if (finals_.empty())
     return;
+  if (finals_.size() < set_from_rows_)
+    return emit_finals_rows();
   std::vector<array_param> a{
       array_param{element::text}, array_param{element::text},    array_param{element::text},
       array_param{element::text}, array_param{element::boolean}, array_param{element::int8},
@@ -302,6 +382,8 @@ void write_set::emit_finals() {
 void write_set::emit_delivered() {
   if (delivered_.empty())
     return;
+  if (delivered_.size() < set_from_rows_)
+    return emit_delivered_rows();
   array_param ids{element::text};
   for (auto id : delivered_)
     ids.add(id);
@@ -313,6 +395,8 @@ void write_set::emit_delivered() {
 void write_set::emit_give_ups() {
   if (give_ups_.empty())
     return;
+  if (give_ups_.size() < set_from_rows_)
+    return emit_give_ups_rows();
   array_param ids{element::text}, failed_at{element::int8}, attempts{element::int8},
       errors{element::text};
   for (const auto* g : give_ups_) {
@@ -324,6 +408,63 @@ void write_set::emit_give_ups() {
   ready_.push_back(
       {{"mark_given_up", {ids.take(), failed_at.take(), attempts.take(), errors.take()}},
        label_of("mark delivery given up", give_ups_.front()->queue_id, give_ups_.size())});
+  give_ups_.clear();
+}
+
+void write_set::emit_inserts_rows() {
+  for (const auto* row : inserts_)
+    ready_.push_back(
+        {{"insert_request",
+          {text_param(row->queue_id), number_param(row->priority), number_param(row->queued_at_ms),
+           number_param(static_cast<int64_t>(row->size_bytes)), number_param(row->attempts),
+           bytes_param(row->payload), bytes_param(row->texts), text_param(row->provider),
+           text_or_null(row->bos_batch_id), text_param(row->model), text_param(row->correlation_id),
+           text_or_null(row->cj_batch_id)}},
+         label_of("insert request", row->queue_id, 1)});
+  inserts_.clear();
+}
+
+void write_set::emit_keys_rows() {
+  for (const auto* key : keys_)
+    ready_.push_back({{"insert_idempotency_key", {text_param(key->first), text_param(key->second)}},
+                      label_of("insert idempotency key", key->second, 1)});
+  keys_.clear();
+}
+
+void write_set::emit_status_rows() {
+  for (const auto& u : status_)
+    ready_.push_back({{"update_status_row",
+                       {text_param(u.queue_id), text_param(u.processing ? "processing" : "queued"),
+                        u.attempts ? number_param(*u.attempts) : param{}}},
+                      label_of("update status", u.queue_id, 1)});
+  status_.clear();
+}
+
+void write_set::emit_finals_rows() {
+  for (const auto& [row, epoch] : finals_)
+    ready_.push_back(
+        {{"record_final",
+          {text_param(row->queue_id), text_param(row->status), text_param(row->event_json),
+           text_param(row->callback_url), text_param(row->delivered ? "true" : "false"),
+           number_param(row->completed_at_ms), text_or_null(row->bos_batch_id),
+           text_param(row->provider), text_param(row->model), text_or_null(row->error_code),
+           text_param(row->correlation_id), text_or_null(row->cj_batch_id), number_param(epoch)}},
+         label_of("insert result", row->queue_id, 1)});
+  finals_.clear();
+}
+
+void write_set::emit_delivered_rows() {
+  for (auto id : delivered_)
+    ready_.push_back({{"mark_delivered_row", {text_param(id)}}, label_of("mark delivered", id, 1)});
+  delivered_.clear();
+}
+
+void write_set::emit_give_ups_rows() {
+  for (const auto* g : give_ups_)
+    ready_.push_back({{"mark_given_up_row",
+                       {text_param(g->queue_id), number_param(g->failed_at_ms),
+                        number_param(g->attempts), text_param(g->last_error)}},
+                      label_of("mark delivery given up", g->queue_id, 1)});
   give_ups_.clear();
 }
 

@@ -14,7 +14,12 @@
 // runs before one that preceded it. Inside a segment repeated operations on one id fold as
 // running them in turn would: the first final and the first idempotency key win (the
 // statements say ON CONFLICT DO NOTHING), the last status and the last give-up hold,
-// duplicate inserts stay (the statement fails on the unique key as the second insert would).
+// duplicate inserts stay (the statement fails on the unique key as the second insert would),
+// and a status update followed by a final of its id is dropped (the final deletes the row).
+//
+// A kind with fewer rows than `set_from_rows` in a segment goes as one prepared statement per
+// row instead (insert_request, record_final, ...): at one row an unnest costs the server
+// more than the row's own work (one request in flight makes commits of one row each).
 
 #include "runtime/postgres.hpp"
 #include "runtime/store.hpp"
@@ -56,8 +61,16 @@ const std::vector<const char*>& writer_session_settings();
 
 class write_set {
 public:
+  /// Below this many rows of a kind, one statement per row costs the server less than an
+  /// unnest of arrays (measured: docs/benchmarks.md, "One row a commit").
+  static constexpr size_t default_set_from_rows = 2;
+
   /// `rows_per_statement`: at most this many rows in one statement (0 counts as 1).
-  explicit write_set(size_t rows_per_statement = 1000);
+  /// `set_from_rows`: a kind of operation with fewer rows than this in a segment goes as
+  /// one statement per row (insert_request, record_final, ...) instead of one set-based
+  /// statement (0 counts as 1: always set-based).
+  explicit write_set(size_t rows_per_statement = 1000,
+                     size_t set_from_rows = default_set_from_rows);
 
   /// Adds `write`'s operations after those added before. The write must stay alive and
   /// unchanged until the statements holding it were taken.
@@ -80,10 +93,12 @@ private:
     std::string_view queue_id;
     bool processing = false;
     std::optional<uint32_t> attempts;
+    bool dropped = false; // a final of the id followed it (drop_status)
   };
 
   bool touch(std::string_view queue_id, kind k);
   void add_status(std::string_view queue_id, bool processing, std::optional<uint32_t> attempts);
+  void drop_status(std::string_view queue_id);
   void close_segment();
   void emit_inserts();
   void emit_keys();
@@ -91,8 +106,15 @@ private:
   void emit_finals();
   void emit_delivered();
   void emit_give_ups();
+  void emit_inserts_rows();
+  void emit_keys_rows();
+  void emit_status_rows();
+  void emit_finals_rows();
+  void emit_delivered_rows();
+  void emit_give_ups_rows();
 
   size_t rows_per_statement_;
+  size_t set_from_rows_;
   std::vector<labelled_call> ready_;
   std::set<int64_t> epochs_checked_;
 

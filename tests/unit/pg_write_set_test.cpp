@@ -5,6 +5,7 @@
 
 #include "fixtures/store_backend.hpp"
 #include "runtime/pg_schema.hpp"
+#include "runtime/pg_store.hpp"
 #include "runtime/pg_write_set.hpp"
 #include "runtime/postgres.hpp"
 
@@ -179,7 +180,7 @@ TEST_CASE("an array of another element type than the statement's is refused, not
 }
 
 TEST_CASE("the writes of a transaction become one statement per kind, in a fixed order") {
-  pg::write_set set{1500}; // 300 writes of 5 rows: one segment
+  pg::write_set set{1500}; // 300 writes of 5 rows: one segment, 300 rows of each kind
   std::vector<store_write> writes(300);
   for (size_t i = 0; i < writes.size(); ++i) {
     auto id = "q" + std::to_string(i);
@@ -202,7 +203,7 @@ TEST_CASE("the writes of a transaction become one statement per kind, in a fixed
 }
 
 TEST_CASE("an operation on an id after a later kind on it starts a new segment") {
-  pg::write_set set;
+  pg::write_set set{1000, 1}; // set-based however few rows
   store_write finish, insert_again, mark, finish_marked;
   finish.finals = {result("a")};
   insert_again.inserts = {request("a")}; // must run after the final that removed a
@@ -219,7 +220,7 @@ TEST_CASE("an operation on an id after a later kind on it starts a new segment")
 }
 
 TEST_CASE("repeated operations on one id fold into one row as running them in turn would") {
-  pg::write_set set;
+  pg::write_set set{1000, 1};
   store_write first, second, third;
   first.dispatched = {"a"};
   first.finals = {result("f")};
@@ -258,8 +259,30 @@ TEST_CASE("repeated operations on one id fold into one row as running them in tu
   CHECK(finals.rows[0][0] == std::optional<std::string>{"completed"});
 }
 
+TEST_CASE("a final drops the status update of its id earlier in the segment, no other") {
+  pg::write_set set{1000, 1};
+  store_write dispatch, finish, requeue_other;
+  dispatch.dispatched = {"a", "b"};
+  finish.finals = {result("a")};
+  requeue_other.attempts = {{"c", 2}};
+  for (auto* w : {&dispatch, &finish, &requeue_other})
+    set.add(*w);
+  auto calls = set.take();
+  REQUIRE(names_of(calls)
+          == std::vector<std::string>{"update_status", "record_finals", "delete_finished"});
+  CHECK(calls[0].label == "update status 'b' and 1 more"); // b and c, not a
+
+  pg::write_set only_dropped; // every update dropped: no status statement at all
+  only_dropped.add(dispatch);
+  store_write finish_both;
+  finish_both.finals = {result("a"), result("b")};
+  only_dropped.add(finish_both);
+  CHECK(names_of(only_dropped.take())
+        == std::vector<std::string>{"record_finals", "delete_finished"});
+}
+
 TEST_CASE("a statement holds at most rows_per_statement rows, leases are checked first, once") {
-  pg::write_set set{100};
+  pg::write_set set{100, 1};
   store_write bulk;
   for (int i = 0; i < 250; ++i)
     bulk.inserts.push_back(request("r" + std::to_string(i)));
@@ -338,4 +361,197 @@ TEST_CASE("the writer's statements look rows up by key even when planned on empt
   auto compression = db.exec("SELECT pg_column_compression(texts) FROM requests");
   REQUIRE(compression.rows.size() == 1);
   CHECK(compression.rows[0][0] == std::optional<std::string>{"lz4"});
+}
+
+TEST_CASE("a kind with fewer rows than set_from_rows goes as one statement per row") {
+  pg::write_set set{1000, 3};
+  store_write write;
+  write.inserts = {request("a"), request("b")};           // 2 < 3: per row
+  write.finals = {result("x"), result("y"), result("z")}; // 3: set-based
+  write.delivered = {"w"};
+  write.idempotency_keys = {{"k", "a"}};
+  write.dispatched = {"a"};
+  set.add(write);
+  auto calls = set.take();
+  REQUIRE(names_of(calls)
+          == std::vector<std::string>{"insert_request", "insert_request", "insert_idempotency_key",
+                                      "update_status_row", "record_finals", "delete_finished",
+                                      "mark_delivered_row"});
+  CHECK(calls[0].label == "insert request 'a'");
+  CHECK(calls[1].label == "insert request 'b'");
+  CHECK(calls[0].call.params.size() == 12);
+  CHECK(calls[0].call.params[5].binary); // the payload goes as its bytes
+  CHECK(calls[4].label == "insert result 'x' and 2 more");
+
+  // The default: one row per-row, two rows set-based.
+  pg::write_set by_default;
+  store_write one, two;
+  one.finals = {result("p")};
+  two.delivered = {"p", "q"};
+  by_default.add(one);
+  by_default.add(two);
+  CHECK(names_of(by_default.take()) == std::vector<std::string>{"record_final", "mark_delivered"});
+}
+
+namespace {
+
+// Runs the statements of `set` on `db` (the writer's statements prepared on it), in one
+// transaction; the first failure's label and error, or "".
+std::string run_set(pg::connection& db, pg::write_set& set) {
+  REQUIRE(db.exec("BEGIN").ok);
+  for (auto& statement : set.take()) {
+    auto r = db.exec_prepared(statement.call.name, statement.call.params);
+    if (!r.ok) {
+      db.exec("ROLLBACK");
+      return statement.label + ": " + r.error;
+    }
+  }
+  REQUIRE(db.exec("COMMIT").ok);
+  return "";
+}
+
+// Every row of the store's tables as text, in insertion order (no generated columns).
+std::vector<std::string> table_rows(pg::connection& db) {
+  std::vector<std::string> out;
+  for (const char* sql :
+       {"SELECT r::text FROM (SELECT queue_id, status, priority, provider, model, correlation_id, "
+        "bos_batch_id, cj_batch_id, queued_at, attempts, size_bytes, payload, texts FROM requests "
+        "ORDER BY seq) AS r",
+        "SELECT r::text FROM (SELECT queue_id, status, error_code, provider, model, "
+        "correlation_id, bos_batch_id, cj_batch_id, priority, queued_at, completed_at, "
+        "event_json, callback_url, delivered, delivery_attempts, last_delivery_error, "
+        "delivery_failed_at, epoch FROM results ORDER BY seq) AS r",
+        "SELECT r::text FROM (SELECT key, queue_id FROM idempotency_keys ORDER BY key) AS r"}) {
+    auto r = db.exec(sql);
+    INFO(r.error);
+    REQUIRE(r.ok);
+    for (const auto& row : r.rows)
+      out.push_back(row[0].value_or("NULL"));
+    out.emplace_back("--");
+  }
+  return out;
+}
+
+// Writes touching every kind, with texts that need quoting, NULs in payloads, and repeats.
+std::vector<store_write> writes_of_every_kind() {
+  std::vector<store_write> writes(4);
+  for (int i = 0; i < 3; ++i) {
+    auto id = "q" + std::to_string(i);
+    auto row = request(id);
+    row.priority = i;
+    row.queued_at_ms = 1000 + i;
+    row.provider = "mock";
+    row.model = "m'\\\"" + std::to_string(i);
+    row.payload = std::string("{\"a\":1}\0tail", 12);
+    row.texts = std::string(3000, 'x');
+    row.bos_batch_id = i == 1 ? "" : "run,{1}";
+    row.correlation_id = "c" + id;
+    writes[0].inserts.push_back(row);
+    writes[0].idempotency_keys.push_back({"key " + id, id});
+  }
+  writes[1].dispatched = {"q0", "q1"};
+  writes[1].attempts = {{"q2", 4}};
+  auto done = result("q0");
+  done.event_json = R"({"text":"quote \" and \\ back"})";
+  done.completed_at_ms = 5000;
+  auto orphan = result("gone");
+  orphan.provider = "other";
+  orphan.error_code = "E1";
+  orphan.completed_at_ms = 6000;
+  writes[2].finals = {done, orphan};
+  writes[2].fencing_epoch = 0;
+  writes[3].delivered = {"q0"};
+  writes[3].delivery_give_ups = {{"gone", 7000, 3, "refused"}};
+  writes[3].attempts = {{"q1", 2}};
+  return writes;
+}
+
+} // namespace
+
+TEST_CASE("one statement per row leaves the tables as the set-based statements do, folded or not") {
+  scratch_database scratch;
+  auto& db = *scratch.db;
+  for (const auto* setting : pg::writer_session_settings())
+    REQUIRE(db.exec(setting).ok);
+  for (auto [name, sql] : pg::write_statements())
+    REQUIRE(db.prepare(name, sql).empty());
+  auto writes = writes_of_every_kind();
+  std::vector<std::vector<std::string>> states;
+  for (size_t set_from_rows : {size_t{1}, size_t{1000}}) {
+    // A transaction per write (commits of one write each: nothing folds), then all writes
+    // in one (the first's dispatch of q0 is dropped by its final in the third).
+    for (bool one_transaction : {false, true}) {
+      REQUIRE(db.exec("TRUNCATE requests, results, idempotency_keys").ok);
+      pg::write_set set{1000, set_from_rows};
+      for (const auto& w : writes) {
+        set.add(w);
+        if (one_transaction)
+          continue;
+        auto why = run_set(db, set);
+        INFO(why);
+        REQUIRE(why.empty());
+      }
+      auto why = run_set(db, set);
+      INFO(why);
+      REQUIRE(why.empty());
+      states.push_back(table_rows(db));
+    }
+  }
+  std::string set_based;
+  for (const auto& row : states[1])
+    set_based += row + "\n";
+  INFO("set-based:\n" << set_based);
+  for (size_t i = 0; i < states.size(); ++i) {
+    INFO("run " << i);
+    CHECK(states[i] == states[1]);
+  }
+  CHECK(states[1].size() == 2 + 2 + 3 + 3); // 2 requests, 2 results, 3 keys, 3 ends of table
+}
+
+TEST_CASE("a COMMIT that fails fails the rest of the group, a failed write only itself") {
+  scratch_database scratch;
+  // A check the server runs at COMMIT (a deferred constraint trigger), for one queue id.
+  REQUIRE(scratch.db
+              ->exec_script(
+                  "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "IF NEW.queue_id = 'poison' THEN RAISE EXCEPTION 'poison at commit'; END IF; "
+                  "RETURN NULL; END $$; CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON "
+                  "requests DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "
+                  "refuse_poison()")
+              .ok);
+  store_options options;
+  options.manual_commits = true;
+  const auto& url = test::test_server_url();
+  std::string error;
+  auto store = open_postgres_store(url.substr(0, url.rfind('/') + 1) + scratch.name, options, error,
+                                   std::chrono::seconds{5});
+  INFO(error);
+  REQUIRE(store);
+
+  // Each group fails whole, then its writes are retried one per transaction.
+  auto commit = [&](const std::vector<std::string>& ids) {
+    std::vector<std::pair<int, std::string>> outcomes(ids.size(), {-1, ""});
+    for (size_t i = 0; i < ids.size(); ++i) {
+      store_write write;
+      write.inserts = {request(ids[i])};
+      store->submit(std::move(write), [&outcomes, i](bool ok, const std::string& why) {
+        outcomes[i] = {ok ? 1 : 0, why};
+      });
+    }
+    store->flush();
+    return outcomes;
+  };
+  // The COMMIT of poison fails: the environment's fault, so the writes after it fail too.
+  auto after_commit = commit({"a", "poison", "b"});
+  CHECK(after_commit[0].first == 1);
+  CHECK(after_commit[1].first == 0);
+  CHECK(after_commit[1].second.find("cannot commit on") != std::string::npos);
+  CHECK(after_commit[1].second.find("poison at commit") != std::string::npos);
+  CHECK(after_commit[2].first == 0);
+  // A write that fails (a duplicate queue id) fails alone.
+  auto after_write = commit({"c", "a", "d"});
+  CHECK(after_write[0].first == 1);
+  CHECK(after_write[1].first == 0);
+  CHECK(after_write[1].second.find("insert request 'a'") != std::string::npos);
+  CHECK(after_write[2].first == 1);
 }
