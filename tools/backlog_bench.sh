@@ -24,6 +24,7 @@
 #                            of an hour. Unset (default): all `count` go through lps's bulk API.
 #   BENCH_TIMEOUT=3600       the load generator's --timeout-seconds
 #   BENCH_NICE=-15           as root: lps, the load generator and PostgreSQL at this niceness
+#   BENCH_AUTOGROUP=1        with BENCH_NICE: their sessions' autogroups too (bench_lib.sh)
 #
 # Exit code: 0 when every request was accepted and lps served again after the restart.
 

@@ -22,8 +22,10 @@
 #                          processes only (postmaster, its background processes, the
 #                          connections of lps), from /proc
 #   BENCH_NICE=-15         run lps, the load generator and the PostgreSQL server at this
-#                          niceness (as root; every thread, and each one's session's
-#                          autogroup: tools/bench_lib.sh), e.g. beside builds at nice 19
+#                          niceness (as root; every thread), e.g. beside builds at nice 19
+#   BENCH_AUTOGROUP=1      with BENCH_NICE: each in a session of its own whose autogroup
+#                          gets that niceness (tools/bench_lib.sh; takes the CPU from
+#                          other sessions)
 #
 # Exit code: 0 when every run passed its checks and lps stopped cleanly; 1 otherwise.
 
