@@ -155,7 +155,10 @@ void make_ready(self_ptr self, const std::string& id, queue_entry& entry) {
   auto& st = self->state;
   entry.status = queue_status::queued;
   entry.seq = st.next_seq++;
-  st.ready[entry.provider].emplace(std::make_pair(-entry.priority, entry.seq), id);
+  // The newest sequence number sorts last within its priority: at the end for the common
+  // case (one priority, and the recovery, which reads in priority order), no tree search.
+  auto& queue = st.ready[entry.provider];
+  queue.emplace_hint(queue.end(), std::make_pair(-entry.priority, entry.seq), id);
   ++st.ready_count;
 }
 
@@ -171,7 +174,8 @@ queue_entry& insert_entry(self_ptr self, const std::string& id, std::string prov
                           uint32_t attempts) {
   auto& st = self->state;
   st.active_bytes += size_bytes;
-  st.by_age.emplace(queued_at, id);
+  // New requests, and recovered ones within a priority, come oldest first: at the end.
+  st.by_age.emplace_hint(st.by_age.end(), queued_at, id);
   auto& entry = st.entries[id];
   entry.provider = std::move(provider);
   entry.priority = priority;
@@ -1156,13 +1160,11 @@ caf::result<request_status> lookup(self_ptr self, const std::string& id) {
 /// backlog costs the status answer a bounded walk.
 constexpr size_t queue_table_scan_limit = 100'000;
 
-// The inspector's "queue" table: waiting requests (queued or waiting for a retry) by
-// provider and model, with the oldest one's age. The model of a request whose text is only
-// in the store (cold) is unknown until it is dequeued: those rows have model "".
-std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
+// Counts the waiting requests by provider and model, oldest first, up to the scan limit.
+void walk_waiting(self_ptr self) {
   auto& st = self->state;
-  auto now = st.cfg.now();
-  std::map<std::pair<std::string, std::string>, status_row> rows;
+  st.waiting_walk.clear();
+  ++st.queue_table_walks;
   size_t scanned = 0;
   for (const auto& [queued_at, id] : st.by_age) {
     if (++scanned > queue_table_scan_limit)
@@ -1173,17 +1175,34 @@ std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
     const auto& entry = i->second;
     auto model =
         entry.hot ? resolved_model(self, entry.provider, entry.hot->request) : std::string{};
-    auto [row, first] = rows.try_emplace({entry.provider, model});
-    if (first) { // by_age is oldest first: the first request seen is the oldest
-      row->second.facts = {{"provider", entry.provider}, {"model", model}};
-      row->second.figures["oldest_age_seconds"] =
-          std::chrono::duration<double>(now - queued_at).count();
-    }
-    row->second.figures["waiting"] += 1;
+    auto [group, first] = st.waiting_walk.try_emplace({entry.provider, std::move(model)});
+    if (first) // by_age is oldest first: the first request seen is the oldest
+      group->second.oldest = queued_at;
+    group->second.waiting += 1;
   }
+}
+
+// The inspector's "queue" table: waiting requests (queued or waiting for a retry) by
+// provider and model, with the oldest one's age. The model of a request whose text is only
+// in the store (cold) is unknown until it is dequeued: those rows have model "". The walk is
+// made again only when a message other than a status question came since the last one.
+std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
+  auto& st = self->state;
+  auto others = st.stats.handled - ++st.status_questions;
+  if (others != st.waiting_walk_at) {
+    walk_waiting(self);
+    st.waiting_walk_at = others;
+  }
+  auto now = st.cfg.now();
   std::vector<status_row> result;
-  for (auto& [key, row] : rows)
+  for (const auto& [key, group] : st.waiting_walk) {
+    status_row row;
+    row.facts = {{"provider", key.first}, {"model", key.second}};
+    row.figures = {{"waiting", group.waiting},
+                   {"oldest_age_seconds",
+                    std::chrono::duration<double>(now - group.oldest).count()}};
     result.push_back(std::move(row));
+  }
   return result;
 }
 
@@ -1211,7 +1230,8 @@ actor_status status_of(self_ptr self) {
       {"recovered_total", double(st.recovered_total)},
       {"adopted_total", double(st.adopted_total)},
       {"store_writes_in_flight", double(st.pending_inserts.size() + st.pending_finals.size())},
-      {"store_reads_in_flight", double(st.pending_reads.size())}};
+      {"store_reads_in_flight", double(st.pending_reads.size())},
+      {"queue_table_walks_total", double(st.queue_table_walks)}};
   for (const auto& [provider, queue] : st.ready)
     result.figures["queued_" + provider] = double(queue.size());
   auto stats = st.db->stats();

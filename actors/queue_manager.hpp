@@ -215,6 +215,20 @@ struct queue_manager_state {
   uint64_t processing_count = 0;
   /// The waiting requests by provider and model in /metrics, set from each status answer.
   queue_gauges waiting_gauges;
+  /// The queue table's groups as of its last walk: waiting requests by (provider, model)
+  /// with the oldest one's queued_at (the age is taken at each answer).
+  struct waiting_group {
+    caf::timestamp oldest;
+    double waiting = 0;
+  };
+  std::map<std::pair<std::string, std::string>, waiting_group> waiting_walk;
+  /// Messages other than status questions handled when the walk was made. Only they change
+  /// the queue, so status questions that piled up (the inspector asks every second and
+  /// gives up after 0.5 s, so a recovery of 30 s leaves some 30 in the mailbox, each a walk
+  /// of up to 100,000 entries) share one walk instead of holding up the start.
+  uint64_t waiting_walk_at = ~uint64_t{0};
+  uint64_t status_questions = 0;
+  uint64_t queue_table_walks = 0;
 };
 
 /// Spawns with: the config, the store, the metrics and callbacks actors. Recovers the

@@ -1001,19 +1001,20 @@ void get_inspect(const api_context& ctx, http_responder respond) {
 // -- provider batch jobs --
 
 // The batch job routes read on a reader thread of the pool, not on the I/O thread, through
-// the batch job store's read connection (api_context::jobs_reads): the reader pool's
-// connections serve the store contract only, and the batch jobs actors' writes hold the
-// store's other connection.
+// that thread's own batch job store connection (store_reader::post_jobs): never the
+// connection the batch jobs actors write through, nor one shared by the reader threads.
+// A read the pool refuses is answered 503 with Retry-After.
+void read_jobs_and_respond(const api_context& ctx,
+                           std::function<http_response(batch_job_store&)> read,
+                           http_responder respond) {
+  ctx.reads->post_jobs([read, respond](batch_job_store& jobs) { respond(read(jobs)); },
+                       [respond](const std::string& why) { respond(read_refused(why)); });
+}
 
 void get_batch_jobs(const api_context& ctx, http_responder respond) {
-  auto* jobs_reads = ctx.jobs_reads;
-  read_and_respond(
+  read_jobs_and_respond(
       ctx,
-      [jobs_reads](store_reads&) {
-        auto jobs =
-            jobs_reads != nullptr ? jobs_reads->list(1000) : std::vector<batch_job_record>{};
-        return json_response(200, render_batch_jobs(jobs));
-      },
+      [](batch_job_store& jobs) { return json_response(200, render_batch_jobs(jobs.list(1000))); },
       std::move(respond));
 }
 
@@ -1022,11 +1023,10 @@ http_response no_batch_job(const std::string& id) {
 }
 
 void get_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
-  auto* jobs_reads = ctx.jobs_reads;
-  read_and_respond(
+  read_jobs_and_respond(
       ctx,
-      [jobs_reads, id](store_reads&) {
-        auto job = jobs_reads != nullptr ? jobs_reads->find(id) : std::nullopt;
+      [id](batch_job_store& jobs) {
+        auto job = jobs.find(id);
         return job ? json_response(200, render_batch_job(*job)) : no_batch_job(id);
       },
       std::move(respond));
@@ -1039,21 +1039,21 @@ void ask_batch_jobs_to_cancel(const api_context& ctx, const batch_job_record& jo
 // them (those it did not run end CANCELLED). The job is read first (on a reader thread).
 void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   const auto* c = &ctx; // the context lives as long as the HTTP server
-  auto* jobs_reads = ctx.jobs_reads;
   auto job = std::make_shared<std::optional<batch_job_record>>();
-  after_read(
-      ctx,
-      [jobs_reads, job, id](store_reads&) {
-        if (jobs_reads != nullptr)
-          *job = jobs_reads->find(id);
-      },
+  auto waiter = ctx.sys->spawn(commit_waiter, std::function<void(bool)>{
       [c, job, id, respond](bool ok) {
         if (!ok)
           return respond(read_refused(reads_refused));
         if (!*job)
           return respond(no_batch_job(id));
         ask_batch_jobs_to_cancel(*c, **job, respond);
-      });
+      }});
+  ctx.reads->post_jobs(
+      [job, id, waiter](batch_job_store& jobs) {
+        *job = jobs.find(id);
+        caf::anon_send(waiter, true);
+      },
+      [waiter](const std::string&) { caf::anon_send(waiter, false); });
 }
 
 void ask_batch_jobs_to_cancel(const api_context& ctx, const batch_job_record& job,

@@ -56,10 +56,6 @@ struct api_context {
   /// The reader pool: every store read of a route runs there, never on an I/O thread or in an
   /// actor.
   store_reader* reads = nullptr;
-  /// Provider batch jobs (listed and cancelled under /api/v1/batch-jobs, the console's jobs
-  /// view), read on the reader pool through a connection of their own, never the one the
-  /// batch jobs actors write through; may be null.
-  batch_job_store* jobs_reads = nullptr;
   config cfg;
   request_limits limits;
   /// The model manifest JSON served at /api/v1/models.

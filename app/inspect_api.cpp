@@ -101,14 +101,12 @@ void open_stream(const api_context& ctx, http_responder respond) {
   respond(std::move(res));
 }
 
-// The batch jobs are read on a reader thread of the pool, as the /api/v1/batch-jobs routes
-// read them, never on the I/O thread; a read the pool refuses is answered 503.
+// The batch jobs are read on a reader thread of the pool with its own batch job store
+// connection, as the /api/v1/batch-jobs routes read them, never on the I/O thread; a read the pool refuses is answered 503.
 void get_jobs(const api_context& ctx, http_responder respond) {
-  ctx.reads->post(
-      [jobs_reads = ctx.jobs_reads, respond](store_reads&) {
-        auto jobs =
-            jobs_reads != nullptr ? jobs_reads->list(jobs_listed) : std::vector<batch_job_record>{};
-        respond(json_body(200, render_inspect_jobs(jobs)));
+  ctx.reads->post_jobs(
+      [respond](batch_job_store& jobs) {
+        respond(json_body(200, render_inspect_jobs(jobs.list(jobs_listed))));
       },
       [respond](const std::string& why) {
         auto res = error_body(503, ec::service_unavailable, "store read refused: " + why);

@@ -185,9 +185,13 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     // An unreachable or refusing database is a setting to fix, like a bad value.
     return cfg.store_backend == "postgres" ? 2 : 1;
   }
+  // Each reader thread also reads the batch job store (its routes, the console) through a
+  // connection of its own: the writer's connection (one mutex) is held for each write of
+  // the batch jobs actors.
   auto reads = store_reader::start(
       {.threads = cfg.store_reader_threads},
-      [&db](std::string& why) { return db->open_reader(why); }, error);
+      [&db](std::string& why) { return db->open_reader(why); }, error,
+      [&cfg](std::string& why) { return open_batch_job_store(cfg, why); });
   if (!reads) {
     std::fprintf(stderr, "lps: cannot open the store's reader connections: %s\n", error.c_str());
     return cfg.store_backend == "postgres" ? 2 : 1;
@@ -195,14 +199,6 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto jobs_db = open_batch_job_store(cfg, error);
   if (!jobs_db) {
     std::fprintf(stderr, "lps: cannot open the batch job store: %s\n", error.c_str());
-    return cfg.store_backend == "postgres" ? 2 : 1;
-  }
-  // The batch job routes and the console read through a connection of their own: the
-  // writer's connection (one mutex) is held for each write of the batch jobs actors.
-  auto jobs_reads = open_batch_job_store(cfg, error);
-  if (!jobs_reads) {
-    std::fprintf(stderr, "lps: cannot open the batch job store's read connection: %s\n",
-                 error.c_str());
     return cfg.store_backend == "postgres" ? 2 : 1;
   }
   model_manifest manifest;
@@ -241,7 +237,6 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   auto ctx =
       std::make_shared<api_context>(make_api_context(sys, cfg, actors, db.get(), manifest.json));
   ctx->inspect_streams = streams;
-  ctx->jobs_reads = jobs_reads.get();
   ctx->reads = reads.get();
   ctx->keys = std::move(keys);
   ctx->gateway = make_gateway_context(cfg, manifest);

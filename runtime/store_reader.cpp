@@ -1,5 +1,7 @@
 #include "runtime/store_reader.hpp"
 
+#include "runtime/batch_job_store.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -8,18 +10,21 @@
 namespace lps {
 
 std::unique_ptr<store_reader> store_reader::start(const store_reader_options& options,
-                                                  const connect_fn& connect, std::string& error) {
+                                                  const connect_fn& connect, std::string& error,
+                                                  const jobs_connect_fn& connect_jobs) {
   auto result = std::unique_ptr<store_reader>(new store_reader(options));
   auto connections = options.manual ? 1u : options.threads;
   for (unsigned i = 0; i < connections; ++i) {
-    auto db = connect(error);
-    if (!db)
+    connection_set set{connect(error), nullptr};
+    if (!set.store)
       return nullptr;
-    result->connections_.push_back(std::move(db));
+    if (connect_jobs && !(set.jobs = connect_jobs(error)))
+      return nullptr;
+    result->connections_.push_back(std::move(set));
   }
   if (!options.manual)
-    for (auto& db : result->connections_)
-      result->threads_.emplace_back([self = result.get(), &conn = *db] { self->work(conn); });
+    for (auto& set : result->connections_)
+      result->threads_.emplace_back([self = result.get(), &conn = set] { self->work(conn); });
   return result;
 }
 
@@ -30,6 +35,18 @@ store_reader::~store_reader() {
 }
 
 void store_reader::post(read_fn read, fail_fn failed) {
+  queue({std::move(read), nullptr, std::move(failed)});
+}
+
+void store_reader::post_jobs(jobs_read_fn read, fail_fn failed) {
+  if (connections_.empty() || !connections_.front().jobs) {
+    failed("the store reader has no batch job store connections");
+    return;
+  }
+  queue({nullptr, std::move(read), std::move(failed)});
+}
+
+void store_reader::queue(job next) {
   const char* refusal = nullptr;
   {
     std::lock_guard lock(mutex_);
@@ -38,10 +55,10 @@ void store_reader::post(read_fn read, fail_fn failed) {
     else if (jobs_.size() >= options_.max_queued)
       refusal = "too many store reads are waiting";
     else
-      jobs_.push_back({std::move(read), std::move(failed)});
+      jobs_.push_back(std::move(next));
   }
   if (refusal != nullptr) {
-    failed(refusal);
+    next.failed(refusal);
     return;
   }
   ready_.notify_one();
@@ -58,7 +75,7 @@ size_t store_reader::run_pending() {
       next = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    run(next, *connections_.front());
+    run(next, connections_.front());
     ++ran;
   }
 }
@@ -84,7 +101,7 @@ void store_reader::stop() {
     x.failed("the store reader stopped");
 }
 
-void store_reader::work(store_reads& db) {
+void store_reader::work(connection_set& db) {
   for (;;) {
     job next;
     {
@@ -101,9 +118,12 @@ void store_reader::work(store_reads& db) {
 
 // A read that throws must not end its thread (the pool would shrink until it hangs), nor
 // leave its caller waiting for an answer: it fails instead.
-void store_reader::run(job& next, store_reads& db) {
+void store_reader::run(job& next, connection_set& db) {
   try {
-    next.read(db);
+    if (next.jobs_read)
+      next.jobs_read(*db.jobs);
+    else
+      next.read(*db.store);
   } catch (const std::exception& e) {
     spdlog::error("store reader: a read failed: {}", e.what());
     next.failed(std::string{"the store read failed: "} + e.what());

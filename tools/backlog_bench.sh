@@ -4,7 +4,7 @@
 # the mock's calls in flight stays queued), fills it with `count` bulk requests without
 # waiting for results, reports lps's peak RSS, then kills lps (SIGKILL), starts it again on
 # the same store and times how long until the queue manager logged its recovery, /healthz
-# answers 200 and a new request gets its 202. With BACKLOG_RESTARTS, one such restart per
+# answers 200 and a new request gets its 202, and lps's CPU until that 200. With BACKLOG_RESTARTS, one such restart per
 # binary listed, in turn, on the same backlog (an old build against a new one in one run). Default store: PostgreSQL, on a throw-away PostgreSQL 15 server of tools/pg.sh
 # (fsync on) made for the run and deleted after it. A benchmark, not a test; see
 # docs/benchmarks.md, "A backlog of 1,000,000 requests".
@@ -18,8 +18,13 @@
 #                            once). A binary with a newer schema migrates the database at its
 #                            first start (timed with it); an older one cannot start after it.
 #   BACKLOG_BACKEND=postgres the store: postgres or sqlite
+#   BACKLOG_SEED=n           PostgreSQL only: fill only n requests through lps, then copy
+#                            their rows in SQL (new queue ids, without texts) up to `count`
+#                            and vacuum: a 1,000,000 backlog in minutes instead of a quarter
+#                            of an hour. Unset (default): all `count` go through lps's bulk API.
 #   BENCH_TIMEOUT=3600       the load generator's --timeout-seconds
 #   BENCH_NICE=-15           as root: lps, the load generator and PostgreSQL at this niceness
+#   BENCH_AUTOGROUP=1        with BENCH_NICE: their sessions' autogroups too (bench_lib.sh)
 #
 # Exit code: 0 when every request was accepted and lps served again after the restart.
 
@@ -37,6 +42,15 @@ fi
 build_dir=${BUILD_DIR:-build}
 lps_bin=${LPS_BIN:-$build_dir/lps}
 backend=${BACKLOG_BACKEND:-postgres}
+seed=${BACKLOG_SEED:-$count}
+if ! [[ $seed =~ ^[0-9]+$ ]] || ((seed < 1 || seed > count)); then
+  echo "backlog_bench: BACKLOG_SEED must be a number from 1 to count" >&2
+  exit 2
+fi
+if ((seed < count)) && [[ $backend != postgres ]]; then
+  echo "backlog_bench: BACKLOG_SEED needs BACKLOG_BACKEND=postgres" >&2
+  exit 2
+fi
 timeout_s=${BENCH_TIMEOUT:-3600}
 
 echo "== building lps and lps-loadgen in $build_dir" >&2
@@ -99,17 +113,44 @@ submit_one() {
     true
 }
 
+# Copies the rows lps stored (in turn, as often as needed) until `n` more are queued: new
+# queue ids (the original's with a suffix; the payload still names the original, which only
+# a dispatched copy would show), the same order columns, no texts (the recovery scan reads
+# neither payload nor texts). Then VACUUM, as autovacuum would have done during a long fill,
+# so the recovery scan meets a visibility map as after a real one.
+copy_rows() {
+  local n=$1 columns copies started
+  started=$(now)
+  columns=$(psql "$pg_url" -qAtc "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY
+    ordinal_position) FROM information_schema.columns WHERE table_name = 'requests'
+    AND column_name NOT IN ('queue_id', 'texts', 'seq')")
+  copies=$(((n + seed - 1) / seed))
+  echo "== copying the $seed stored rows in SQL up to $n more (without texts)"
+  psql "$pg_url" -qv ON_ERROR_STOP=1 -c "INSERT INTO requests (queue_id, $columns)
+    SELECT queue_id || '-c' || g, $columns FROM (SELECT * FROM requests ORDER BY seq) AS r,
+    generate_series(1, $copies) AS g ORDER BY g, r.seq LIMIT $n" -c "VACUUM (ANALYZE) requests"
+  awk -v s="$started" -v e="$(now)" 'BEGIN {printf "copy_and_vacuum_s %.1f\n", e - s}'
+}
+
 echo "machine: nproc $(nproc), memory $(free -m | awk '/^Mem:/ {print $2}') MiB, backend $backend," \
   "count $count, lps $lps_bin, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 start_lps "${bench_nice[@]}" "$lps_bin" "${lps_flags[@]}" --log-level=warn || exit 1
-echo "== filling: $count requests, bulk, not waiting for results"
-"${bench_nice[@]}" "$build_dir/lps-loadgen" "--url=http://127.0.0.1:$port" "--count=$count" \
+echo "== filling: $seed requests through lps, bulk, not waiting for results"
+"${bench_nice[@]}" "$build_dir/lps-loadgen" "--url=http://127.0.0.1:$port" "--count=$seed" \
   --mode=bulk --wait=none "--pid=$lps_pid" "--timeout-seconds=$timeout_s" |
   grep -E '^(accepted|not_accepted|refused|elapsed_s|accepted_per_s|server_[a-z_]+|loadgen_cpu_s|result) '
 echo "lps rss after the fill: $(rss_figures "$lps_pid"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if ((seed < count)); then
+  copy_rows "$((count - seed))"
+fi
 if [[ $backend == postgres ]]; then
   echo "postgres: database size $(psql "$pg_url" -qAtc "SELECT pg_size_pretty(pg_database_size('lps'))")"
 fi
+
+# CPU seconds (user + system) a process used so far.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
 
 # A log line's local time (spdlog's "%Y-%m-%dT%H:%M:%S.%e") as seconds since the epoch.
 log_time() {
@@ -118,7 +159,7 @@ log_time() {
 
 # SIGKILL of the running lps, then `binary` started on the same store; prints the times.
 restart_with() {
-  local binary=$1 started healthy="" accepted="" recovered
+  local binary=$1 started healthy="" accepted="" recovered cpu=""
   echo "== SIGKILL, then $binary started on the same store"
   kill -KILL "$lps_pid"
   wait "$lps_pid" 2>/dev/null || true
@@ -139,6 +180,7 @@ restart_with() {
       if [[ -z $healthy ]] &&
         [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true) == 200 ]]; then
         healthy=$(now)
+        cpu=$(cpu_seconds "$lps_pid")
       fi
       if [[ -n $healthy ]] && [[ $(submit_one) == 202 ]]; then
         accepted=$(now)
@@ -156,6 +198,7 @@ restart_with() {
     -v r="$([[ -n $recovered ]] && log_time "$recovered")" \
     'BEGIN {if (r != "") printf "restart_to_index_loaded_s %.2f\n", r - s
             printf "restart_to_healthz_s %.2f\nrestart_to_first_202_s %.2f\n", h - s, a - s}'
+  echo "lps_cpu_to_healthz_s $cpu"
   grep -E 'migrat' "$work/lps.err" | cut -c1-160 || true
   echo "lps rss after the restart: $(rss_figures "$lps_pid"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }

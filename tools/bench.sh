@@ -23,6 +23,9 @@
 #                          connections of lps), from /proc
 #   BENCH_NICE=-15         run lps, the load generator and the PostgreSQL server at this
 #                          niceness (as root; every thread), e.g. beside builds at nice 19
+#   BENCH_AUTOGROUP=1      with BENCH_NICE: each in a session of its own whose autogroup
+#                          gets that niceness (tools/bench_lib.sh; takes the CPU from
+#                          other sessions)
 #
 # Exit code: 0 when every run passed its checks and lps stopped cleanly; 1 otherwise.
 

@@ -811,6 +811,30 @@ TEST_CASE("the queue manager's status lists waiting requests by provider and mod
   CHECK(rows[2].figures.at("waiting") == 1);
 }
 
+// Status questions that pile up (the inspector's, while the start-up recovery of a large
+// backlog holds the actor) share one walk of the queue; any other message makes the next
+// question walk again, so the table is never older than the queue.
+TEST_CASE("status questions in a row share one walk of the queue") {
+  pipeline_fixture fx;
+  REQUIRE(fx.submit({make_request("w1"), make_request("w2")}).size() == 2);
+  fx.settle();
+  auto walks_and_waiting = [&fx] {
+    auto status = fx.request<actor_status>(fx.queue, atom::status_v);
+    REQUIRE(status);
+    auto rows = status->tables["queue"];
+    REQUIRE(rows.size() == 1);
+    return std::make_pair(status->figures.at("queue_table_walks_total"),
+                          rows[0].figures.at("waiting"));
+  };
+  auto [walks, waiting] = walks_and_waiting();
+  CHECK(waiting == 2);
+  for (int i = 0; i < 3; ++i)
+    CHECK(walks_and_waiting() == std::make_pair(walks, 2.0));
+  REQUIRE(fx.submit({make_request("w3")}).size() == 1);
+  fx.settle();
+  CHECK(walks_and_waiting() == std::make_pair(walks + 1, 3.0));
+}
+
 // -- store reads on the reader pool --
 
 namespace {

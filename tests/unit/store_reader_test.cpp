@@ -4,6 +4,7 @@
 // the test thread checks it afterwards. Waiting is on latches and futures, never sleeps.
 
 #include "fixtures/temp_dir.hpp"
+#include "runtime/batch_job_store.hpp"
 #include "runtime/store.hpp"
 #include "runtime/store_reader.hpp"
 
@@ -287,4 +288,59 @@ TEST_CASE("store reader reads committed rows through the SQLite store's reader c
   auto row = future.get();
   REQUIRE(row);
   CHECK(row->status == "completed");
+}
+
+TEST_CASE("store reader gives each thread a batch job store connection of its own",
+          "[store_reader]") {
+  lps::test::temp_dir dir;
+  std::string error;
+  lps::batch_job_store_options where{.data_dir = dir.str(), .fsync_every_commit = false};
+  auto writer = lps::batch_job_store::open(where, error);
+  REQUIRE(writer != nullptr);
+  lps::batch_job_record job;
+  job.job_id = "bj-1";
+  job.provider = "openai";
+  job.state = "submitted";
+  REQUIRE(writer->create(job, {"q1", "q2"}, error));
+  auto pool = store_reader::start(
+      {.threads = 2}, numbered_connections(), error,
+      [&where](std::string& why) { return lps::batch_job_store::open(where, why); });
+  INFO("start error: " << error);
+  REQUIRE(pool != nullptr);
+  // Both reads must be running at once to pass the latch: on two threads, each with the
+  // connection it was given.
+  std::latch both{2};
+  std::mutex mutex;
+  std::set<const lps::batch_job_store*> connections;
+  std::vector<std::string> found;
+  std::promise<void> done[2];
+  for (auto& finished : done)
+    pool->post_jobs(
+        [&](lps::batch_job_store& jobs) {
+          both.arrive_and_wait();
+          auto row = jobs.find("bj-1");
+          {
+            std::lock_guard lock(mutex);
+            connections.insert(&jobs);
+            found.push_back(row ? row->state : "");
+          }
+          finished.set_value();
+        },
+        ignore);
+  for (auto& finished : done)
+    REQUIRE(finished.get_future().wait_for(std::chrono::seconds{30}) == std::future_status::ready);
+  CHECK(connections.size() == 2);
+  CHECK(found == std::vector<std::string>{"submitted", "submitted"});
+}
+
+TEST_CASE("store reader without batch job store connections refuses their reads at once",
+          "[store_reader]") {
+  auto pool = start_pool({.threads = 1});
+  refusals refused;
+  bool ran = false;
+  pool->post_jobs([&](lps::batch_job_store&) { ran = true; }, refused.record());
+  pool->stop();
+  CHECK_FALSE(ran);
+  REQUIRE(refused.errors.size() == 1);
+  CHECK(refused.errors.front().find("no batch job store") != std::string::npos);
 }
