@@ -2,13 +2,14 @@
 
 // The node actor: the one actor a cluster node publishes on CLUSTER_HOST:CLUSTER_PORT
 // (app/cluster_transport). Through it the leader gets the node's provider actors (its
-// bundler sends them bundles) and the node's inspection (?node=all). It holds no state of
-// its own: it only hands out handles and forwards to the inspector.
+// bundler sends them bundles) and the node's inspection (?node=all). Its only state of its
+// own is the bundler of the leader serving it, which a leaving node asks to retire it.
 
 #include "actors/cluster_actors.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -19,7 +20,13 @@ struct node_state {
   std::string node_name;
   std::map<std::string, provider_actor> providers;
   inspector_actor inspector;
+  /// The bundler of the leader that last joined this node's providers (none yet: null).
+  caf::actor leader_bundler;
 };
+
+/// A node that no leader's bundler reached this long after it started says so in its log
+/// (with mutual TLS, a certificate from another CA is the usual reason).
+constexpr auto node_unreached_warning = std::chrono::seconds{10};
 
 /// Spawns with the node's name, its provider actors by name and its inspector.
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,

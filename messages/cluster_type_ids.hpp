@@ -17,4 +17,10 @@ CAF_ADD_TYPE_ID(lps_cluster, (lps::node_providers))
 CAF_ADD_ATOM(lps_cluster, lps::atom, join, "join")
 CAF_ADD_ATOM(lps_cluster, lps::atom, leave, "leave")
 
+// Graceful leave (SIGTERM): the leader's bundler introduces itself to each node it serves,
+// and a leaving node asks it to retire the node (no new bundles; answered once none is in
+// flight).
+CAF_ADD_ATOM(lps_cluster, lps::atom, leader, "leader")
+CAF_ADD_ATOM(lps_cluster, lps::atom, retire, "retire")
+
 CAF_END_TYPE_ID_BLOCK(lps_cluster)
