@@ -199,10 +199,37 @@ void finish_bundle(self_ptr self, const bundle_skeleton& b,
 // The answer for bundle `id` arrived (or its request failed): finishes it, unless it was put
 // back already because its node was gone (then the answer is dropped: its items run again,
 // and each still gets exactly one final result).
+// A leaving node whose last bundle ended (or that is gone) hears that it may go.
+void answer_retired(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.retire_waiters.find(name);
+  if (i == st.retire_waiters.end() || (st.routes.has(name) && st.routes.inflight_of(name) > 0))
+    return;
+  auto waiters = std::move(i->second);
+  st.retire_waiters.erase(i);
+  LPS_LOG_INFO(log(), "bundler: node {} has no bundle in flight; it may leave", name);
+  for (auto& promise : waiters)
+    promise.deliver(atom::drained_v);
+}
+
+// Node `name` leaves (SIGTERM): no new bundle goes there; its calls in flight finish there
+// and their answers are handled as usual, so none of them is made twice.
+caf::result<atom::drained> retire_node(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  if (name == st.cfg.self_node || !st.routes.retire(name) || st.routes.inflight_of(name) == 0)
+    return atom::drained_v;
+  LPS_LOG_INFO(log(), "bundler: node {} leaves; it gets no new bundle, {} still in flight there",
+               name, st.routes.inflight_of(name));
+  auto& waiters = st.retire_waiters[name];
+  waiters.push_back(self->make_response_promise<atom::drained>());
+  return waiters.back();
+}
+
 template <class MakeOutcomes>
 void answered(self_ptr self, const std::string& id, MakeOutcomes make_outcomes) {
   auto& st = self->state;
-  if (!st.routes.finish(id)) {
+  auto routed = st.routes.finish(id);
+  if (!routed) {
     LPS_LOG_DEBUG(log(), "bundler drops the late answer for bundle {} (put back already)", id);
     return;
   }
@@ -211,6 +238,7 @@ void answered(self_ptr self, const std::string& id, MakeOutcomes make_outcomes) 
   st.sent.erase(i);
   auto outcomes = make_outcomes(skeleton);
   finish_bundle(self, skeleton, std::move(outcomes));
+  answer_retired(self, routed->node);
 }
 
 // Bundle `id` (no longer routed) went to node `name`, which is gone: its items go back to the
@@ -241,6 +269,7 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
                why, ids.size());
   for (const auto& id : ids)
     put_back(self, id, name);
+  answer_retired(self, name);
 }
 
 // A node's provider actors join: from now on its bundles may go there too.
@@ -252,8 +281,12 @@ void join_node(self_ptr self, const node_providers& x) {
       providers.emplace(x.names[i], caf::actor_cast<provider_actor>(x.handles[i]));
   if (!st.routes.add(x.node, std::move(providers), x.node_actor.address()))
     return;
-  if (x.node_actor)
+  if (x.node_actor) {
     self->monitor(x.node_actor);
+    // The node asks this bundler to retire it when it leaves (SIGTERM).
+    self->send(caf::actor_cast<node_actor>(x.node_actor), atom::leader_v,
+               caf::actor_cast<caf::actor>(self));
+  }
   LPS_LOG_INFO(log(), "bundler: node {} joined; its providers take bundles now", x.node);
   form(self);
 }
@@ -305,6 +338,7 @@ void dispatch(self_ptr self) {
         if (err == caf::sec::request_receiver_down && target != self->state.cfg.self_node) {
           if (self->state.routes.finish(id))
             put_back(self, id, target);
+          answer_retired(self, target);
           return;
         }
         answered(self, id, [&](const bundle_skeleton& lost) {
@@ -672,6 +706,9 @@ bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_con
       [=](atom::leave, const std::string& name) {
         if (name != self->state.cfg.self_node)
           drop_node(self, name, "stale heartbeat");
+      },
+      [=](atom::retire, const std::string& name) -> caf::result<atom::drained> {
+        return retire_node(self, name);
       });
 }
 

@@ -72,6 +72,9 @@ struct bundler_state {
   node_routes routes;
   /// Bundles in flight by id.
   std::map<std::string, bundle_skeleton> sent;
+  /// Retire requests of leaving nodes, by node, answered with `drained` once that node has
+  /// no bundle in flight.
+  std::map<std::string, std::vector<caf::typed_response_promise<atom::drained>>> retire_waiters;
   /// Bundles put back because their node was gone.
   uint64_t put_back_total = 0;
   metrics_actor metrics;

@@ -32,7 +32,14 @@ using node_actor = caf::typed_actor<
     // error), never passed on, so a stale view cannot make two nodes ask each other.
     caf::reacts_to<atom::relayed, atom::adopt, std::vector<adopted_request>>,
     caf::replies_to<atom::relayed, atom::lookup, std::string>::with<request_status>,
-    caf::replies_to<atom::relayed, atom::providers>::with<leader_providers>>;
+    caf::replies_to<atom::relayed, atom::providers>::with<leader_providers>,
+    // The bundler of the leader now serving this node (untyped: it crosses the middleman).
+    caf::reacts_to<atom::leader, caf::actor>,
+    // SIGTERM: asks that bundler to retire this node; `drained` once it has no bundle of this
+    // node in flight (at once when no leader serves it).
+    caf::replies_to<atom::retire>::with<atom::drained>,
+    // Its own check, a while after it started, that a leader reached it.
+    caf::reacts_to<atom::wake>>;
 
 // -- the bundler as the cluster leader sees it ------------------------------------------
 
@@ -42,6 +49,9 @@ using cluster_bundler_actor = bundler_actor::extend<
     caf::reacts_to<atom::join, node_providers>,
     // The node of this name is gone (stale heartbeat): its bundles in flight are put back in
     // the queue at once and it takes no more.
-    caf::reacts_to<atom::leave, std::string>>;
+    caf::reacts_to<atom::leave, std::string>,
+    // The node of this name leaves (SIGTERM): it gets no new bundles; `drained` once none of
+    // its bundles is in flight (their answers handed on), at once for an unknown node.
+    caf::replies_to<atom::retire, std::string>::with<atom::drained>>;
 
 } // namespace lps

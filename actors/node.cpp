@@ -1,5 +1,7 @@
 #include "actors/node.hpp"
 
+#include "runtime/logging.hpp"
+
 #include <chrono>
 
 namespace lps {
@@ -17,6 +19,29 @@ node_providers providers_of(const node_state& st, caf::actor self) {
   return result;
 }
 
+// SIGTERM: the leader's bundler sends this node no new bundle and answers once none of its
+// bundles is in flight, so calls already made finish here instead of running twice.
+caf::result<atom::drained> retire(node_actor::stateful_pointer<node_state> self) {
+  auto& st = self->state;
+  if (!st.leader_bundler)
+    return atom::drained_v;
+  return self->delegate(caf::actor_cast<cluster_bundler_actor>(st.leader_bundler), atom::retire_v,
+                        st.node_name);
+}
+
+// No leader's bundler joined this node's providers: it takes no bundles. Leaders connect to
+// every live node within a tick, so this is a node the leader cannot reach.
+void warn_if_unreached(node_actor::stateful_pointer<node_state> self) {
+  if (self->state.leader_bundler)
+    return;
+  LPS_LOG_WARN(get_logger("cluster"),
+               "no leader has reached node {} through the middleman in {} s: it takes no "
+               "bundles; with mutual TLS, check that its CLUSTER_TLS_CERT is signed by the CA "
+               "the other nodes trust (CLUSTER_TLS_CA), and the leader's log",
+               self->state.node_name,
+               std::chrono::duration_cast<std::chrono::seconds>(node_unreached_warning).count());
+}
+
 } // namespace
 
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,
@@ -26,6 +51,7 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
   self->state.providers = std::move(providers);
   self->state.inspector = std::move(inspector);
   self->state.link.metrics = std::move(metrics);
+  self->delayed_send(self, node_unreached_warning, atom::wake_v);
   return {
       [=](atom::providers) -> node_providers {
         return providers_of(self->state, caf::actor_cast<caf::actor>(self));
@@ -58,6 +84,10 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
       [=](atom::relayed, atom::providers) -> caf::result<leader_providers> {
         return providers_as_leader(self);
       },
+      // -- a graceful leave --
+      [=](atom::leader, caf::actor bundler) { self->state.leader_bundler = std::move(bundler); },
+      [=](atom::retire) -> caf::result<atom::drained> { return retire(self); },
+      [=](atom::wake) { warn_if_unreached(self); },
   };
 }
 

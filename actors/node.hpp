@@ -4,13 +4,15 @@
 // (app/cluster_transport). Through it the leader gets the node's provider actors (its
 // bundler sends them bundles) and the node's inspection (?node=all). Its leader link
 // (actors/node_link.*) sends the requests this node stored to the leader and asks the leader
-// for the status only it knows.
+// for the status only it knows; it keeps the bundler of the leader serving it, which a
+// leaving node asks to retire it.
 
 #include "actors/cluster_actors.hpp"
 #include "actors/node_link.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -23,7 +25,13 @@ struct node_state {
   inspector_actor inspector;
   /// New work to the leader and questions for it (actors/node_link.*).
   leader_link link;
+  /// The bundler of the leader that last joined this node's providers (none yet: null).
+  caf::actor leader_bundler;
 };
+
+/// A node that no leader's bundler reached this long after it started says so in its log
+/// (with mutual TLS, a certificate from another CA is the usual reason).
+constexpr auto node_unreached_warning = std::chrono::seconds{10};
 
 /// Spawns with the node's name, its provider actors by name, its inspector and its metrics
 /// (the leader link counts there the new work that reached it by message).

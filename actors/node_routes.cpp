@@ -22,6 +22,14 @@ std::vector<std::string> node_routes::remove(const std::string& name) {
   return result;
 }
 
+bool node_routes::retire(const std::string& name) {
+  auto i = nodes_.find(name);
+  if (i == nodes_.end())
+    return false;
+  i->second.retiring = true;
+  return true;
+}
+
 std::string node_routes::node_watched_by(const caf::actor_addr& watched) const {
   for (const auto& [name, entry] : nodes_)
     if (entry.watched && entry.watched == watched)
@@ -33,7 +41,7 @@ std::optional<std::string> node_routes::pick(const std::string& provider, uint32
   std::optional<std::string> result;
   uint32_t least = cap;
   for (const auto& [name, entry] : nodes_) {
-    if (entry.providers.count(provider) == 0)
+    if (entry.retiring || entry.providers.count(provider) == 0)
       continue;
     auto i = entry.inflight.find(provider);
     auto n = i == entry.inflight.end() ? 0u : i->second;

@@ -33,6 +33,10 @@ public:
   /// tracks (the caller puts them back).
   std::vector<std::string> remove(const std::string& name);
 
+  /// Node `name` leaves: pick() no longer chooses it; its bundles in flight stay tracked
+  /// until they finish or it is removed. False when the node is not served.
+  bool retire(const std::string& name);
+
   /// Whether node `name` is served.
   bool has(const std::string& name) const {
     return nodes_.count(name) > 0;
@@ -41,8 +45,9 @@ public:
   /// The node whose actor is `watched` (a down message's source), or "".
   std::string node_watched_by(const caf::actor_addr& watched) const;
 
-  /// The node with the fewest bundles in flight to `provider` among those below `cap`
-  /// (ties: the first by name); nullopt when every node is full or none has the provider.
+  /// The node with the fewest bundles in flight to `provider` among those below `cap`, a
+  /// retiring node never (ties: the first by name); nullopt when every node is full or none has the
+  /// provider.
   std::optional<std::string> pick(const std::string& provider, uint32_t cap) const;
 
   /// The actor of `provider` on `node` (must exist: pick() chose it).
@@ -69,6 +74,7 @@ private:
     std::map<std::string, provider_actor> providers;
     std::map<std::string, uint32_t> inflight;
     caf::actor_addr watched;
+    bool retiring = false;
   };
   std::map<std::string, node_entry> nodes_;
   std::map<std::string, routed_bundle> bundles_;

@@ -1,6 +1,7 @@
 #include "app/cluster_connector.hpp"
 
 #include "app/cluster_transport.hpp"
+#include "runtime/cluster_tls.hpp"
 #include "runtime/logging.hpp"
 
 #include <caf/scoped_actor.hpp>
@@ -22,11 +23,11 @@ std::shared_ptr<spdlog::logger> log() {
 
 // The provider actors of the node published on host:port, or nothing (logged once per
 // failure kind by the caller's next tick trying again).
-std::optional<node_providers> providers_of(caf::actor_system& sys, const cluster::node_info& n) {
+std::optional<node_providers> providers_of(caf::actor_system& sys, const cluster::node_info& n,
+                                           std::string& failure) {
   auto node = connect_node(sys, n.node.host, n.node.port, connect_timeout);
   if (!node) {
-    LPS_LOG_DEBUG(log(), "cannot reach node {} at {}:{}: {}", n.node.name, n.node.host, n.node.port,
-                  caf::to_string(node.error()));
+    failure = caf::to_string(node.error());
     return std::nullopt;
   }
   std::optional<node_providers> result;
@@ -87,8 +88,9 @@ void cluster_connector::run() {
   }
 }
 
-// Every other live node joins (again: the bundler ignores a node it serves); a stale one
-// leaves. A node that stopped registering (removed) is left to its down message.
+// Every other live node joins (again: the bundler ignores a node it serves) unless it is
+// leaving; a stale one leaves. A node that stopped registering (removed) is left to its down
+// message.
 void cluster_connector::link(const cluster_bundler_actor& bundler,
                              const cluster::cluster_view& view) {
   for (const auto& n : view.nodes) {
@@ -98,8 +100,15 @@ void cluster_connector::link(const cluster_bundler_actor& bundler,
       caf::anon_send(bundler, atom::leave_v, n.node.name);
       continue;
     }
-    if (auto providers = providers_of(sys_, n))
+    if (n.leaving) // it retires itself through its node actor; never join it again
+      continue;
+    std::string failure;
+    if (auto providers = providers_of(sys_, n, failure)) {
+      failures_.erase(n.node.name);
       caf::anon_send(bundler, atom::join_v, std::move(*providers));
+    } else if (!failure.empty()) {
+      note_unreachable(n, failure);
+    }
   }
 }
 
@@ -122,6 +131,22 @@ void cluster_connector::follow(const cluster::cluster_view& view) {
     }
   }
   caf::anon_send(local_, atom::follow_v, leader ? view.leader : std::string{}, leader);
+}
+
+// Once per node and reason (every tick tries again): a node the leader cannot reach takes
+// no bundles, and with mutual TLS the usual reason is a certificate from another CA.
+void cluster_connector::note_unreachable(const cluster::node_info& n, const std::string& failure) {
+  auto& last = failures_[n.node.name];
+  if (last == failure)
+    return;
+  last = failure;
+  LPS_LOG_WARN(log(),
+               "cannot reach node {} at {}:{} through the middleman ({}){}; it takes no "
+               "bundles until it can be reached",
+               n.node.name, n.node.host, n.node.port, failure,
+               cluster_uses_tls(sys_) ? ": with mutual TLS, its certificate must be signed by "
+                                        "this node's CLUSTER_TLS_CA"
+                                      : "");
 }
 
 } // namespace lps

@@ -16,6 +16,7 @@
 #include <caf/actor_system.hpp>
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -45,6 +46,7 @@ private:
   void run();
   void link(const cluster_bundler_actor& bundler, const cluster::cluster_view& view);
   void follow(const cluster::cluster_view& view);
+  void note_unreachable(const cluster::node_info& n, const std::string& failure);
 
   caf::actor_system& sys_;
   std::string self_;
@@ -54,6 +56,9 @@ private:
   bool stopping_ = false;
   cluster_bundler_actor bundler_;
   std::optional<cluster::cluster_view> view_;
+  /// The last reason each node could not be reached (logged once per change; the run
+  /// thread's own).
+  std::map<std::string, std::string> failures_;
   std::thread thread_;
 };
 

@@ -9,6 +9,7 @@
 #include "runtime/fenced_store.hpp"
 #include "runtime/logging.hpp"
 
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 namespace lps {
@@ -94,6 +95,8 @@ void cluster_member::lead(int64_t epoch) {
   connector_->serve(caf::actor_cast<cluster_bundler_actor>(leader_->bundler));
   caf::anon_send(node_actor_, atom::lead_v, caf::actor_cast<caf::actor>(leader_->queue),
                  caf::actor_cast<caf::actor>(leader_->bundler));
+  // This node's providers serve its own bundler (never "unreached").
+  caf::anon_send(node_actor_, atom::leader_v, caf::actor_cast<caf::actor>(leader_->bundler));
   cluster::poller_settings ps;
   ps.postgres_url = parts_.cfg->postgres_url.reveal();
   auto queue = leader_->queue;
@@ -148,7 +151,29 @@ void cluster_member::leave(caf::timespan grace) {
   // Unlocked: the node keeps renewing the lease while bundles finish.
   if (handles)
     hand_over_leader(*parts_.sys, *handles, grace);
+  else
+    retire_from_leader(grace);
   leave_registry();
+}
+
+// A follower's provider actors run the leader's bundles: the leader sends no new one from
+// now on, and the calls in flight get the grace to finish and reach the leader. What does
+// not finish goes back to the leader's queue when this node's actors stop.
+void cluster_member::retire_from_leader(caf::timespan grace) {
+  auto log = get_logger("cluster");
+  caf::scoped_actor self{*parts_.sys};
+  self->request(node_actor_, grace, atom::retire_v)
+      .receive(
+          [&](atom::drained) {
+            LPS_LOG_INFO(log, "the leader has no bundle of this node in flight; leaving");
+          },
+          [&](caf::error& err) {
+            LPS_LOG_WARN(log,
+                         "the leader did not confirm within the grace that no bundle of this "
+                         "node is in flight ({}); what is left is put back when this node's "
+                         "actors stop",
+                         caf::to_string(err));
+          });
 }
 
 } // namespace lps

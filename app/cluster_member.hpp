@@ -44,7 +44,9 @@ public:
   ~cluster_member();
 
   /// SIGTERM: a leader gives bundles in flight `grace` and flushes before it releases the
-  /// lease (the next leader starts at once); then the node leaves.
+  /// lease (the next leader starts at once); a follower has the leader retire it (no new
+  /// bundles) and gives the leader's bundles in flight here `grace` to finish; then the node
+  /// leaves.
   void leave(caf::timespan grace);
 
   cluster::cluster_view view() const;
@@ -59,6 +61,7 @@ private:
   void lead(int64_t epoch);
   void step_down();
   void leave_registry();
+  void retire_from_leader(caf::timespan grace);
 
   member_parts parts_;
   std::mutex mutex_;

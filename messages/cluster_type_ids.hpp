@@ -31,5 +31,9 @@ CAF_ADD_ATOM(lps_cluster, lps::atom, lead, "lead")
 CAF_ADD_ATOM(lps_cluster, lps::atom, follow, "follow")
 // Internal: send the new work gathered so far to the leader.
 CAF_ADD_ATOM(lps_cluster, lps::atom, flush_work, "flushwork")
+// Graceful leave (SIGTERM): the leader's bundler introduces itself to each node it serves
+// (atom leader, above), and a leaving node asks it to retire the node (no new bundles;
+// answered once none is in flight).
+CAF_ADD_ATOM(lps_cluster, lps::atom, retire, "retire")
 
 CAF_END_TYPE_ID_BLOCK(lps_cluster)

@@ -238,3 +238,48 @@ TEST_CASE("three nodes: the leader paused for 15 s under load loses the lease wi
   CHECK(count_of(*db, "SELECT count(*) FROM results WHERE epoch > " + std::to_string(old_epoch))
         > 0);
 }
+
+TEST_CASE("three nodes: a follower and then the leader are killed mid-flight, another node leads "
+          "within 10 s, and every request ends exactly once",
+          "[cluster]") {
+  cluster c{"failover-both"};
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto leader = static_cast<size_t>(c.leader_seen_by(0));
+  auto first_epoch = c.epoch_seen_by(0);
+  auto follower = (leader + 1) % node_count;
+  auto survivor = (leader + 2) % node_count;
+  // The leader's bundler serves every node once its connector reached each (a tick).
+  REQUIRE(eventually(
+      [&] {
+        auto view = c.view(leader);
+        return view.status == 200 && view.body.at("nodes").as_array().size() == node_count;
+      },
+      5s));
+
+  auto ids = c.submit(0, 3000, {0, 1, 2}, rx.url());
+  REQUIRE(rx.wait_for(300, 60s));
+  c.nodes.at(follower)->stop(SIGKILL); // its bundles in flight go back to the queue
+  size_t seen_at_first_kill = 0;
+  {
+    std::lock_guard lock{rx.mtx};
+    seen_at_first_kill = rx.total;
+  }
+  REQUIRE(rx.wait_for(seen_at_first_kill + 300, 60s));
+  {
+    std::lock_guard lock{rx.mtx};
+    REQUIRE(rx.total < 3000); // the leader dies mid-flight too
+  }
+  c.nodes.at(leader)->stop(SIGKILL);
+  auto killed_at = std::chrono::steady_clock::now();
+
+  REQUIRE(eventually([&] { return c.leader_seen_by(survivor) == int(survivor); }, 10s));
+  auto failover = std::chrono::steady_clock::now() - killed_at;
+  WARN(
+      "new leader after " << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count()
+                          << " ms");
+  CHECK(failover <= 10s);
+  CHECK(c.epoch_seen_by(survivor) == first_epoch + 1);
+
+  test::require_exactly_once(*c.database.connect(), rx, ids);
+}

@@ -9,6 +9,7 @@
 
 #include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
+#include "fixtures/openssl_cli_ca.hpp"
 #include "fixtures/temp_dir.hpp"
 #include "integration/exactly_once.hpp"
 #include "integration/lps_process.hpp"
@@ -22,6 +23,8 @@
 #include <csignal>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -63,13 +66,16 @@ struct cluster {
     flags.insert(flags.end(), extra.begin(), extra.end());
   }
 
-  /// Starts node-<i+1> (i: its index in `nodes`).
-  void start_node() {
+  /// Starts node-<i+1> (i: its index in `nodes`) with `extra` flags of its own; its log goes
+  /// to `log_file` when given.
+  void start_node(const std::vector<std::string>& extra = {},
+                  const std::filesystem::path& log_file = {}) {
     auto i = nodes.size();
     dirs.push_back(std::make_unique<test::temp_dir>());
     auto args = flags;
     args.push_back("--cluster-node-name=node-" + std::to_string(i + 1));
-    nodes.push_back(std::make_unique<test::lps_process>(dirs.back()->str(), args));
+    args.insert(args.end(), extra.begin(), extra.end());
+    nodes.push_back(std::make_unique<test::lps_process>(dirs.back()->str(), args, true, log_file));
     REQUIRE(nodes.back()->port() != 0);
   }
 
@@ -120,6 +126,19 @@ struct cluster {
     return ids;
   }
 };
+
+std::string text_of(const std::filesystem::path& file) {
+  std::stringstream text;
+  text << std::ifstream{file}.rdbuf();
+  return text.str();
+}
+
+/// A node's mutual TLS flags: its certificate and key, and the CA it trusts.
+std::vector<std::string> tls_flags(const test::node_certificate& node,
+                                   const std::filesystem::path& ca) {
+  return {"--cluster-tls-cert=" + node.cert.string(), "--cluster-tls-key=" + node.key.string(),
+          "--cluster-tls-ca=" + ca.string()};
+}
 
 } // namespace
 
@@ -198,4 +217,113 @@ TEST_CASE("three nodes: the requests-per-minute limit holds for the whole cluste
   for (size_t i = 0; i < 3; ++i)
     calling_nodes += c.provider_calls(i) > 0 ? 1 : 0;
   CHECK(calling_nodes >= 2);
+}
+
+TEST_CASE("three nodes: a follower stopped by SIGTERM under load finishes the calls it has "
+          "within the grace, makes none twice, and leaves",
+          "[cluster]") {
+  mock_provider_options mock_options;
+  mock_options.latency = 300ms;
+  // One request a call, so the mock's count per comparison is a count per request; eight
+  // calls at a time per node: the SIGTERM lands with calls in flight on the follower.
+  cluster c{"middleman-sigterm",
+            mock_options,
+            {"--openai-max-concurrent-calls=8", "--serial-bundle-max-requests-per-call=1",
+             "--shutdown-grace-seconds=5"}};
+  for (int i = 0; i < 3; ++i)
+    c.start_node();
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto leader = static_cast<size_t>(c.leader_seen_by(0));
+  auto victim = (leader + 1) % 3;
+  auto survivor = (leader + 2) % 3;
+
+  auto ids = c.submit(0, 900, {0, 1, 2}, rx.url());
+  REQUIRE(eventually([&] { return c.provider_calls(victim) > 0; }, 20s));
+  REQUIRE(rx.wait_for(150, 60s));
+  {
+    std::lock_guard lock{rx.mtx};
+    REQUIRE(rx.total < ids.size()); // mid-flight
+  }
+  auto signalled = std::chrono::steady_clock::now();
+  auto grace_end = signalled + 5s;
+  CHECK(c.nodes.at(victim)->stop(SIGTERM) == 0);
+  auto took = std::chrono::steady_clock::now() - signalled;
+  WARN("the follower left after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 5s + 3s); // the grace, then its own shutdown
+
+  // It left the registry, and the leader stayed.
+  CHECK(eventually(
+      [&] {
+        auto view = c.http.call("GET", c.nodes.at(survivor)->url("/api/v1/cluster"));
+        return view.status == 200 && view.body.at("nodes").as_array().size() == 2;
+      },
+      3s));
+  CHECK(c.leader_seen_by(survivor) == int(leader));
+
+  test::require_exactly_once(*c.database.connect(), rx, ids, 60s);
+  // Every request was asked at the mock; none answered within the grace was asked again
+  // (a call put back after its answer would have been made twice).
+  auto items = c.mock.item_calls();
+  CHECK(items.size() == ids.size());
+  size_t asked_twice = 0, asked_again_after_answer = 0;
+  for (const auto& [item, x] : items) {
+    if (x.calls < 2)
+      continue;
+    ++asked_twice;
+    if (x.first_answered && *x.first_answered < grace_end)
+      ++asked_again_after_answer;
+  }
+  WARN(asked_twice << " requests asked twice at the mock");
+  CHECK(asked_again_after_answer == 0);
+}
+
+TEST_CASE("three nodes over mutual TLS complete requests, and a node whose certificate another "
+          "CA signed is not joined and the logs say why",
+          "[cluster]") {
+  test::temp_dir files;
+  test::openssl_cli_ca ca{files.path(), "ca"};
+  test::openssl_cli_ca other_ca{files.path() / "other", "other-ca"};
+  mock_provider_options mock_options;
+  mock_options.latency = 50ms;
+  cluster c{"middleman-tls",
+            mock_options,
+            {"--openai-max-concurrent-calls=4", "--serial-bundle-max-requests-per-call=4"}};
+  auto log_of = [&](size_t i) { return files.path() / ("node-" + std::to_string(i + 1) + ".log"); };
+  for (size_t i = 0; i < 3; ++i)
+    c.start_node(tls_flags(ca.issue("node-" + std::to_string(i + 1)), ca.cert()), log_of(i));
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto leader = static_cast<size_t>(c.leader_seen_by(0));
+
+  // Every node's provider makes calls: the followers' bundles crossed the TLS middleman.
+  auto ids = c.submit(0, 300, {0, 1, 2}, rx.url());
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("node-" << i + 1);
+    CHECK(eventually([&] { return c.provider_calls(i) > 0; }, 20s));
+  }
+  test::require_exactly_once(*c.database.connect(), rx, ids, 60s);
+
+  // node-4 trusts and presents another CA's certificate: it starts and registers, but the
+  // leader's TLS handshake with it fails, so it never takes a bundle.
+  c.start_node(tls_flags(other_ca.issue("node-4"), other_ca.cert()), log_of(3));
+  CHECK(eventually(
+      [&] { return text_of(log_of(leader)).find("cannot reach node node-4") != std::string::npos; },
+      10s));
+  auto more = c.submit(300, 300, {0, 1, 2, 3}, rx.url());
+  ids.insert(ids.end(), more.begin(), more.end());
+  test::require_exactly_once(*c.database.connect(), rx, ids, 60s);
+  CHECK(c.provider_calls(3) == 0);
+  auto leader_log = text_of(log_of(leader));
+  INFO(leader_log);
+  CHECK(leader_log.find("its certificate must be signed by this node's CLUSTER_TLS_CA")
+        != std::string::npos);
+  // node-4's own log says no leader reached it, and what to check.
+  CHECK(eventually(
+      [&] {
+        return text_of(log_of(3)).find("no leader has reached node node-4") != std::string::npos;
+      },
+      15s));
+  CHECK(text_of(log_of(3)).find("CLUSTER_TLS_CA") != std::string::npos);
 }

@@ -69,8 +69,9 @@ class lps_process {
 public:
   /// Starts lps with `--http-port=0 --data-dir=<data_dir>` plus `extra` flags; returns once
   /// it serves, or with `until_serving` false once its port answers (recovery may still run).
-  lps_process(std::string data_dir, std::vector<std::string> extra = {},
-              bool until_serving = true) {
+  /// With `log_file` its stderr (the log) goes to that file instead of the test's.
+  lps_process(std::string data_dir, std::vector<std::string> extra = {}, bool until_serving = true,
+              const std::filesystem::path& log_file = {}) {
     auto env = store_backend_env(data_dir);
     int out_pipe[2];
     if (::pipe(out_pipe) != 0)
@@ -80,6 +81,8 @@ public:
       for (const auto& [k, v] : env)
         ::setenv(k.c_str(), v.c_str(), 1);
       ::dup2(out_pipe[1], STDOUT_FILENO);
+      if (!log_file.empty() && std::freopen(log_file.c_str(), "w", stderr) == nullptr)
+        ::_exit(126);
       ::close(out_pipe[0]);
       ::close(out_pipe[1]);
       std::vector<std::string> args{

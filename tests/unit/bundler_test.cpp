@@ -2,6 +2,7 @@
 // forming, per-provider call slots, breakers, pauses and rate limits in virtual time, and
 // drain.
 
+#include "actors/node.hpp"
 #include "fixtures/pipeline.hpp"
 
 #include <boost/json.hpp>
@@ -476,9 +477,14 @@ TEST_CASE("a joined node takes bundles beyond this node's cap, and its bundles a
   auto& remote_state = fx.state_of<hanging_provider_state>(remote);
   // Alone, the node's cap of one bundle holds.
   REQUIRE(own_state.seen.size() == 1);
-  // Another node joins (twice: the second is ignored) with its mock provider.
+  // Another node joins (twice: the second is ignored) with its mock provider; the bundler
+  // introduces itself to its node actor.
+  auto node2 = fx.spawn(
+      lps::node, std::string{"node-2"},
+      std::map<std::string, provider_actor>{{"mock", caf::actor_cast<provider_actor>(remote)}},
+      inspector_actor{}, metrics_actor{});
   node_providers other{"node-2",
-                       caf::actor_cast<caf::actor>(remote),
+                       caf::actor_cast<caf::actor>(node2),
                        {"mock"},
                        {caf::actor_cast<caf::actor>(remote)}};
   fx.self->send(fx.bundler_hdl, atom::join_v, other);
@@ -510,6 +516,60 @@ TEST_CASE("a joined node takes bundles beyond this node's cap, and its bundles a
     fx.self->send(own, atom::latency_elapsed_v, n);
     fx.settle();
   }
+  CHECK(remote_state.seen.size() == 1);
+  CHECK(fx.db->count_results() == 3);
+  CHECK(fx.db->count_active_requests() == 0);
+  for (const auto& x : accepted)
+    CHECK(fx.db->find_result(x.queue_id));
+}
+
+// A follower's graceful SIGTERM (docs/cluster.md): the node asks, through its node actor, the
+// leader's bundler that joined it to retire it; no new bundle goes there, the bundle in flight
+// finishes there (its answer counts, nothing runs twice), and only then is `drained` answered.
+TEST_CASE("a retiring node gets no new bundle, and its retire is answered once its bundle in "
+          "flight was answered there") {
+  pipeline_fixture fx;
+  auto own = fx.spawn(hanging_provider);
+  auto remote = fx.spawn(hanging_provider);
+  fx.providers["mock"] = own;
+  fx.start_bundler(queue_processing_mode::per_request, 1, true, {}, {{"mock", 1}});
+  auto node2 = fx.spawn(
+      lps::node, std::string{"node-2"},
+      std::map<std::string, provider_actor>{{"mock", caf::actor_cast<provider_actor>(remote)}},
+      inspector_actor{}, metrics_actor{});
+  auto accepted = fx.submit({make_request("r1"), make_request("r2"), make_request("r3")});
+  fx.self->send(fx.bundler_hdl, atom::join_v,
+                node_providers{"node-2",
+                               caf::actor_cast<caf::actor>(node2),
+                               {"mock"},
+                               {caf::actor_cast<caf::actor>(remote)}});
+  fx.settle();
+  auto& own_state = fx.state_of<hanging_provider_state>(own);
+  auto& remote_state = fx.state_of<hanging_provider_state>(remote);
+  REQUIRE(own_state.seen.size() == 1);
+  REQUIRE(remote_state.seen.size() == 1);
+  auto at_remote = remote_state.seen.front().items.front().entry.request.queue_id;
+
+  auto retired = fx.self->request(node2, caf::infinite, atom::retire_v);
+  fx.settle();
+  CHECK(fx.self->mailbox().empty()); // node-2's bundle in flight holds the answer back
+  // node-2's answer is taken (its request's one result), then it may go.
+  fx.self->send(remote, atom::latency_elapsed_v, uint64_t{0});
+  fx.settle();
+  bool answered = false;
+  retired.receive([&](atom::drained) { answered = true; },
+                  [](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(answered);
+  CHECK(fx.db->find_result(at_remote));
+  // node-2 has a free slot and this node none, yet the third request waits for this node.
+  CHECK(remote_state.seen.size() == 1);
+  CHECK(own_state.seen.size() == 1);
+  for (uint64_t n = 0; n < 2; ++n) {
+    fx.self->send(own, atom::latency_elapsed_v, n);
+    fx.settle();
+    REQUIRE(own_state.seen.size() >= n + 1);
+  }
+  CHECK(own_state.seen.size() == 2);
   CHECK(remote_state.seen.size() == 1);
   CHECK(fx.db->count_results() == 3);
   CHECK(fx.db->count_active_requests() == 0);

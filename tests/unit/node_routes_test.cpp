@@ -65,3 +65,26 @@ TEST_CASE("a removed node hands back its bundles, and their late answers are not
   CHECK(routes.add("node-2", serving({"mock"})));
   CHECK(routes.pick("mock", 1) == "node-2");
 }
+
+TEST_CASE("a retiring node takes no new bundle, and its bundles in flight finish there") {
+  node_routes routes;
+  REQUIRE(routes.add("node-1", serving({"mock"})));
+  REQUIRE(routes.add("node-2", serving({"mock"})));
+  routes.start("b1", "node-1", "mock");
+  CHECK(routes.pick("mock", 4) == "node-2");
+  routes.start("b2", "node-2", "mock");
+  CHECK(routes.retire("node-2"));
+  CHECK_FALSE(routes.retire("node-3")); // not served
+  // node-2 has fewer in flight after b2 ends, yet node-1 takes every new bundle.
+  auto done = routes.finish("b2");
+  REQUIRE(done);
+  CHECK(done->node == "node-2");
+  CHECK(routes.inflight_of("node-2") == 0);
+  CHECK(routes.pick("mock", 4) == "node-1");
+  routes.start("b3", "node-1", "mock");
+  routes.start("b4", "node-1", "mock");
+  routes.start("b5", "node-1", "mock");
+  CHECK_FALSE(routes.pick("mock", 4)); // node-1 at the cap; the retiring node-2 is no choice
+  CHECK(routes.has("node-2"));         // still served until it is removed
+  CHECK(routes.remove("node-2").empty());
+}

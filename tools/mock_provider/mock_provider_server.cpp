@@ -480,7 +480,22 @@ struct reply {
   bool random = false;
   /// How a streamed answer goes out (the stream faults).
   mock_stream::delivery how;
+  /// The comparisons the call carried (hashes of their texts; see item_calls()).
+  std::vector<uint64_t> items;
 };
+
+/// The comparisons of a call, each as the hash of its text.
+std::vector<uint64_t> items_of(const parsed_call& call) {
+  std::vector<uint64_t> result;
+  if (call.general)
+    return result;
+  std::hash<std::string> hash;
+  if (call.comparisons.empty())
+    result.push_back(hash(call.prompt));
+  for (const auto& [id, text] : call.comparisons)
+    result.push_back(hash(text));
+  return result;
+}
 
 } // namespace
 
@@ -502,6 +517,7 @@ struct mock_provider_server::impl {
   rate_window windows[4];                                 // guarded by mu; indexed by dialect
   std::mt19937_64 rng;                                    // guarded by mu
   std::vector<http_responder> held;                       // guarded by mu; "drop" answers
+  std::unordered_map<uint64_t, mock_item_calls> items;    // guarded by mu; see item_calls()
 
   std::string random_chars(size_t n, std::string_view alphabet) {
     return mock_wire::random_chars(rng, n, alphabet);
@@ -537,11 +553,12 @@ struct mock_provider_server::impl {
     }
     auto r = answer_call(route->first, route->second, req);
     record(mock_wire::to_string(route->first), r.outcome, r.scripted, r.random);
+    auto answered_items = note_items(r);
     // Streaming is only a form: any good answer streams (errors never do, as upstream).
     if (auto ask = mock_stream::ask_of(route->first, req.path, req.query, req.body);
         ask.stream && r.response.status == 200)
       streams.make_streamed(r.response, route->first, ask, r.how);
-    dispatch(std::move(r), counted(std::move(respond)));
+    dispatch(std::move(r), counted(answered_items(std::move(respond))));
   }
 
   /// OpenAI's answer to an unknown URL: the generic shape any client can read.
@@ -623,6 +640,7 @@ struct mock_provider_server::impl {
       return error_reply(d, *e, "invalid_request", rid);
     auto dec = decide(d, call);
     auto r = build(d, call, dec, rid);
+    r.items = items_of(call);
     r.scripted = dec.f && !dec.random;
     r.random = dec.random;
     return r;
@@ -812,6 +830,30 @@ struct mock_provider_server::impl {
     recorded.notify_all();
   }
 
+  /// Counts the call for each comparison it carries; returns what wraps its responder so a
+  /// good answer marks when each comparison was first answered.
+  std::function<http_responder(http_responder)> note_items(const reply& r) {
+    {
+      std::lock_guard<std::mutex> lock{mu};
+      for (auto item : r.items)
+        items[item].calls += 1;
+    }
+    if (r.items.empty() || r.outcome != "ok" || r.response.status != 200)
+      return [](http_responder respond) { return respond; };
+    return [this, answered = r.items](http_responder respond) -> http_responder {
+      return [this, answered, respond = std::move(respond)](http_response res) {
+        {
+          std::lock_guard<std::mutex> lock{mu};
+          auto now = steady::now();
+          for (auto item : answered)
+            if (auto& x = items[item]; !x.first_answered)
+              x.first_answered = now;
+        }
+        respond(std::move(res));
+      };
+    };
+  }
+
   /// Counts the call in flight until `respond` runs, so the peak shows the client's
   /// concurrency as this server saw it.
   http_responder counted(http_responder respond) {
@@ -902,6 +944,7 @@ struct mock_provider_server::impl {
     counters.in_flight = live;
     counters.peak_in_flight = live;
     script.clear();
+    items.clear();
     cache.clear();
     for (auto& w : windows)
       w = {};
@@ -985,6 +1028,11 @@ void mock_provider_server::stop() {
 
 mock_provider_stats mock_provider_server::stats() const {
   return impl_->snapshot();
+}
+
+std::map<uint64_t, mock_item_calls> mock_provider_server::item_calls() const {
+  std::lock_guard<std::mutex> lock{impl_->mu};
+  return {impl_->items.begin(), impl_->items.end()};
 }
 
 bool mock_provider_server::wait_for_calls(

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -127,6 +128,14 @@ struct mock_provider_stats {
   mock_stream_counts streams;
 };
 
+/// One comparison as this server saw it, across calls: how many calls carried it and when
+/// the first good answer (200, "ok") carrying it was sent. Tests use it to find a comparison
+/// asked again after it had been answered (a call made twice).
+struct mock_item_calls {
+  uint64_t calls = 0;
+  std::optional<std::chrono::steady_clock::time_point> first_answered;
+};
+
 class mock_provider_server {
 public:
   mock_provider_server();
@@ -146,6 +155,11 @@ public:
 
   /// A snapshot of the counters.
   mock_provider_stats stats() const;
+
+  /// Every comparison since the start or the last reset, keyed by a hash of its text (a
+  /// multi-prompt's `<comparison>` block, else the call's user turns); general chat calls
+  /// are not counted.
+  std::map<uint64_t, mock_item_calls> item_calls() const;
 
   /// Blocks until `until` holds for the call counters (woken by every recorded call, so no
   /// polling; `batch` and `pending_faults` are left empty) or `limit` passes; false then.
