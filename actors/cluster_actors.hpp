@@ -15,7 +15,12 @@ using node_actor = caf::typed_actor<
     // The node's provider actors, for the leader's bundler.
     caf::replies_to<atom::providers>::with<node_providers>,
     // The node's inspector's answer: every actor's status, each marked with its node.
-    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>>;
+    caf::replies_to<atom::inspect>::with<std::vector<actor_status>>,
+    // The node inspector's newest snapshots (?node=all on the actors view).
+    caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>,
+    // The status of the leader's singletons (queue manager, bundler, callbacks, batch jobs),
+    // each marked with this node's name; an error when this node does not lead.
+    caf::replies_to<atom::inspect, atom::leader>::with<std::vector<actor_status>>>;
 
 // -- the bundler as the cluster leader sees it ------------------------------------------
 

@@ -6,10 +6,12 @@
 // its own: it only hands out handles and forwards to the inspector.
 
 #include "actors/cluster_actors.hpp"
+#include "actors/leader_inspection.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
 #include <map>
+#include <memory>
 #include <string>
 
 namespace lps {
@@ -19,11 +21,15 @@ struct node_state {
   std::string node_name;
   std::map<std::string, provider_actor> providers;
   inspector_actor inspector;
+  /// The inspector of the leader's singletons while this node leads.
+  std::shared_ptr<const leader_inspection> leader;
 };
 
-/// Spawns with the node's name, its provider actors by name and its inspector.
+/// Spawns with the node's name, its provider actors by name, its inspector and where the
+/// inspector of the leader's singletons is while it leads.
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,
                                std::map<std::string, provider_actor> providers,
-                               inspector_actor inspector);
+                               inspector_actor inspector,
+                               std::shared_ptr<const leader_inspection> leader);
 
 } // namespace lps

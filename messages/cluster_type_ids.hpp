@@ -17,4 +17,7 @@ CAF_ADD_TYPE_ID(lps_cluster, (lps::node_providers))
 CAF_ADD_ATOM(lps_cluster, lps::atom, join, "join")
 CAF_ADD_ATOM(lps_cluster, lps::atom, leave, "leave")
 
+// A node's leader singletons' inspection (app/cluster_inspection, docs/cluster.md).
+CAF_ADD_ATOM(lps_cluster, lps::atom, leader, "leader")
+
 CAF_END_TYPE_ID_BLOCK(lps_cluster)
