@@ -39,7 +39,12 @@ using node_actor = caf::typed_actor<
     // node in flight (at once when no leader serves it).
     caf::replies_to<atom::retire>::with<atom::drained>,
     // Its own check, a while after it started, that a leader reached it.
-    caf::reacts_to<atom::wake>>;
+    caf::reacts_to<atom::wake>,
+    // The node inspector's newest snapshots (?node=all on the actors view).
+    caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>,
+    // The status of the leader's singletons (queue manager, bundler, callbacks, batch jobs),
+    // each marked with this node's name; an error when this node does not lead.
+    caf::replies_to<atom::inspect, atom::leader>::with<std::vector<actor_status>>>;
 
 // -- the bundler as the cluster leader sees it ------------------------------------------
 

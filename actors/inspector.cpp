@@ -1,9 +1,11 @@
 #include "actors/inspector.hpp"
+#include "messages/cluster_type_ids.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include <memory>
+#include <optional>
 
 namespace lps {
 
@@ -11,8 +13,9 @@ namespace {
 
 using self_ptr = inspector_impl_actor::stateful_pointer<inspector_state>;
 
-// Collects one answer per target, by position; an actor that does not answer in time is
-// listed as unresponsive under the name and kind of its last answer instead of hiding it.
+// Collects one answer per target, by position, and the leader's singletons after them; an
+// actor that does not answer in time is listed as unresponsive under the name and kind of its
+// last answer instead of hiding it.
 struct collection {
   std::vector<actor_sample> samples;
   size_t pending = 0;
@@ -20,10 +23,26 @@ struct collection {
 
   void add(size_t position, actor_sample x) {
     samples[position] = std::move(x);
+    finish_one();
+  }
+
+  void add_leader(std::vector<actor_sample> xs) {
+    for (auto& x : xs)
+      samples.push_back(std::move(x));
+    finish_one();
+  }
+
+  void finish_one() {
     if (--pending == 0)
       done(std::move(samples));
   }
 };
+
+/// How long the leader's singletons may take: their inspector waits up to `timeout` for each
+/// of them, and the middleman adds a hop.
+caf::timespan leader_timeout(const inspector_config& cfg) {
+  return cfg.timeout + cfg.timeout / 2;
+}
 
 actor_status own_status(self_ptr self) {
   auto& st = self->state;
@@ -46,20 +65,77 @@ actor_sample unresponsive(self_ptr self, size_t position, const caf::error& err)
   return result;
 }
 
+// The leader's singletons, unresponsive as one: no leader, not connected, or no answer in
+// time. Listed rather than left out, so no view mistakes this node's own intake-only queue
+// manager for the queue.
+actor_sample leader_unreachable(const std::string& node, const std::string& why) {
+  actor_sample result;
+  result.responsive = false;
+  result.status.name = "leader";
+  result.status.kind = "leader";
+  result.status.node = node;
+  result.status.facts = {{"role", "leader"}, {"unresponsive", why}};
+  return result;
+}
+
+// Cluster mode: asks the leader's node actor (this node's own when it leads) for its
+// singletons, each already marked with the leader's name and role.
+void collect_leader(self_ptr self, const std::optional<leader_endpoint>& link,
+                    std::shared_ptr<collection> c) {
+  if (!link)
+    return c->add_leader({leader_unreachable("", "no node holds the leader lease")});
+  if (!link->handle)
+    return c->add_leader({leader_unreachable(link->node, "not connected to the leader")});
+  // Normal priority: the answer to a high-priority request never came back through CAF
+  // 0.17's middleman (the request timed out between two nodes, while it was answered on one);
+  // the leader's inspector asks the singletons themselves with high priority.
+  self->request(link->handle, caf::duration{leader_timeout(self->state.cfg)}, atom::inspect_v,
+                atom::leader_v)
+      .then(
+          [c](std::vector<actor_status>& xs) {
+            std::vector<actor_sample> samples;
+            for (auto& x : xs)
+              samples.push_back(actor_sample{std::move(x)});
+            c->add_leader(std::move(samples));
+          },
+          [c, node = link->node](caf::error& err) {
+            c->add_leader({leader_unreachable(node, caf::to_string(err))});
+          });
+}
+
+// Whose singletons a collection lists besides the targets.
+enum class singletons {
+  /// The leader's, wherever it runs (the snapshots: every view shows them).
+  leader,
+  /// The leader's only when this node leads (`inspect`, asked by ?node=all for this node's
+  /// own actors: a paused leader must not delay every node's answer past the bound).
+  own,
+};
+
 // Asks every target (high priority, so the question overtakes a backlog) and hands `done`
-// the inspector's own status followed by one sample per target, in target order.
-void collect(self_ptr self, std::function<void(std::vector<actor_sample>)> done) {
+// the inspector's own status followed by one sample per target, in target order, then (in a
+// cluster) the leader's singletons.
+void collect(self_ptr self, singletons which, std::function<void(std::vector<actor_sample>)> done) {
   auto& st = self->state;
   auto c = std::make_shared<collection>();
+  bool cluster = st.cfg.leader != nullptr;
+  auto link = cluster ? st.cfg.leader->find() : std::nullopt;
+  bool with_leader =
+      cluster && (which == singletons::leader || (link && link->node == st.cfg.node));
   c->samples.resize(st.cfg.targets.size() + 1);
-  c->pending = st.cfg.targets.size() + 1;
+  c->pending = st.cfg.targets.size() + 1 + (with_leader ? 1 : 0);
   c->done = std::move(done);
+  if (with_leader)
+    collect_leader(self, link, c);
   for (size_t i = 0; i < st.cfg.targets.size(); ++i) {
     self->request<caf::message_priority::high>(st.cfg.targets[i], caf::duration{st.cfg.timeout},
                                                atom::status_v)
         .then(
             [=](actor_status& x) {
               x.node = self->state.cfg.node;
+              // The leader's singletons own the tables in a cluster (see collect_leader).
+              if (cluster)
+                x.tables.clear();
               self->state.last_seen[i].name = x.name;
               self->state.last_seen[i].kind = x.kind;
               c->add(i + 1, actor_sample{std::move(x)});
@@ -71,7 +147,7 @@ void collect(self_ptr self, std::function<void(std::vector<actor_sample>)> done)
 
 caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
   auto promise = self->make_response_promise<std::vector<actor_status>>();
-  collect(self, [promise](std::vector<actor_sample> samples) mutable {
+  collect(self, singletons::own, [promise](std::vector<actor_sample> samples) mutable {
     std::vector<actor_status> result;
     for (auto& x : samples)
       result.push_back(std::move(x.status));
@@ -119,7 +195,7 @@ void sample(self_ptr self) {
   if (st.sampling)
     return;
   st.sampling = true;
-  collect(self, [self](std::vector<actor_sample> samples) {
+  collect(self, singletons::leader, [self](std::vector<actor_sample> samples) {
     auto& st = self->state;
     st.sampling = false;
     auto now = self->clock().now();

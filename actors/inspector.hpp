@@ -5,6 +5,7 @@
 // them once a second into a bounded history for /api/v1/inspect/* and its stream.
 
 #include "actors/actors.hpp"
+#include "actors/leader_inspection.hpp"
 #include "actors/status_report.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,11 @@ struct inspector_config {
   /// Called with each new snapshot, on the inspector's thread (the SSE stream); must not
   /// block.
   std::function<void(const inspection_snapshot&)> on_sample = {};
+  /// Cluster mode: where the leader's singletons are inspected (null: a single node). Every
+  /// answer and snapshot then lists them, from the leader; the tables (queue, bundles,
+  /// providers) are theirs alone, not those of this node's intake-only queue manager and
+  /// idle bundler.
+  std::shared_ptr<const leader_inspection> leader = {};
 };
 
 struct inspector_state {

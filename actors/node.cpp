@@ -42,15 +42,42 @@ void warn_if_unreached(node_actor::stateful_pointer<node_state> self) {
                std::chrono::duration_cast<std::chrono::seconds>(node_unreached_warning).count());
 }
 
+// The leader's singletons as the inspector of its term sees them, without that inspector's
+// own status, each named "leader." and its name with the fact role=leader (this node's own
+// intake-only queue manager and idle bundler keep the plain names); an error on a node that
+// does not lead (the asker lists them unresponsive).
+caf::result<std::vector<actor_status>>
+inspect_leader(node_actor::stateful_pointer<node_state> self) {
+  auto singletons = self->state.leader ? self->state.leader->local() : inspector_actor{};
+  if (!singletons)
+    return caf::make_error(caf::sec::runtime_error,
+                           "node " + self->state.node_name + " does not lead");
+  auto promise = self->make_response_promise<std::vector<actor_status>>();
+  self->request(singletons, caf::infinite, atom::inspect_v)
+      .then(
+          [promise](std::vector<actor_status>& xs) mutable {
+            std::erase_if(xs, [](const actor_status& x) { return x.kind == "inspector"; });
+            for (auto& x : xs) {
+              x.name = "leader." + x.name;
+              x.facts["role"] = "leader";
+            }
+            promise.deliver(std::move(xs));
+          },
+          [promise](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
 } // namespace
 
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,
                                std::map<std::string, provider_actor> providers,
-                               inspector_actor inspector, metrics_actor metrics) {
+                               inspector_actor inspector, metrics_actor metrics,
+                               std::shared_ptr<const leader_inspection> leader) {
   self->state.node_name = std::move(name);
   self->state.providers = std::move(providers);
   self->state.inspector = std::move(inspector);
   self->state.link.metrics = std::move(metrics);
+  self->state.leader = std::move(leader);
   self->delayed_send(self, node_unreached_warning, atom::wake_v);
   return {
       [=](atom::providers) -> node_providers {
@@ -88,6 +115,13 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
       [=](atom::leader, caf::actor bundler) { self->state.leader_bundler = std::move(bundler); },
       [=](atom::retire) -> caf::result<atom::drained> { return retire(self); },
       [=](atom::wake) { warn_if_unreached(self); },
+      // -- inspection across the cluster --
+      [=](atom::history, uint32_t n) -> caf::result<std::vector<inspection_snapshot>> {
+        return self->delegate(self->state.inspector, atom::history_v, n);
+      },
+      [=](atom::inspect, atom::leader) -> caf::result<std::vector<actor_status>> {
+        return inspect_leader(self);
+      },
   };
 }
 

@@ -9,11 +9,13 @@
 
 #include "actors/cluster_actors.hpp"
 #include "actors/node_link.hpp"
+#include "actors/leader_inspection.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace lps {
@@ -27,16 +29,20 @@ struct node_state {
   leader_link link;
   /// The bundler of the leader that last joined this node's providers (none yet: null).
   caf::actor leader_bundler;
+  /// The inspector of the leader's singletons while this node leads.
+  std::shared_ptr<const leader_inspection> leader;
 };
 
 /// A node that no leader's bundler reached this long after it started says so in its log
 /// (with mutual TLS, a certificate from another CA is the usual reason).
 constexpr auto node_unreached_warning = std::chrono::seconds{10};
 
-/// Spawns with the node's name, its provider actors by name, its inspector and its metrics
-/// (the leader link counts there the new work that reached it by message).
+/// Spawns with the node's name, its provider actors by name, its inspector, its metrics
+/// (the leader link counts there the new work that reached it by message) and where the
+/// inspector of the leader's singletons is while it leads.
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,
                                std::map<std::string, provider_actor> providers,
-                               inspector_actor inspector, metrics_actor metrics);
+                               inspector_actor inspector, metrics_actor metrics,
+                               std::shared_ptr<const leader_inspection> leader);
 
 } // namespace lps

@@ -33,7 +33,8 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
   result->node_actor_ = parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers,
-                                         parts.node->inspector, parts.node->metrics);
+                                         parts.node->inspector, parts.node->metrics,
+                                         parts.node->leader_slot);
   // The requests this node stores go to the leader through the node actor from now on.
   if (parts.node->new_work)
     parts.node->new_work->attach(caf::actor_cast<caf::actor>(result->node_actor_));
@@ -51,9 +52,16 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   auto* self = result.get();
   result->connector_ =
       std::make_unique<cluster_connector>(*parts.sys, settings.self.name, result->node_actor_);
-  cluster::node_hooks hooks{
-      [self](int64_t epoch) { self->lead(epoch); }, [self] { self->step_down(); },
-      [self](const cluster::cluster_view& view) { self->connector_->update(view); }};
+  result->peers_ =
+      std::make_unique<cluster_peers>(*parts.sys, settings.self.name, result->node_actor_);
+  if (parts.node->leader_slot)
+    parts.node->leader_slot->set_source([peers = self->peers_.get()] { return peers->leader(); });
+  cluster::node_hooks hooks{[self](int64_t epoch) { self->lead(epoch); },
+                            [self] { self->step_down(); },
+                            [self](const cluster::cluster_view& view) {
+                              self->connector_->update(view);
+                              self->peers_->update(view);
+                            }};
   result->node_ = cluster::node::start(std::move(settings), std::move(hooks), error);
   if (!result->node_)
     return nullptr;
@@ -62,6 +70,10 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
 
 cluster_member::~cluster_member() {
   leave_registry();
+  // The inspector asks no more for the leader: the peers are gone next.
+  if (parts_.node->leader_slot)
+    parts_.node->leader_slot->set_source({});
+  peers_.reset();
   connector_.reset();
   if (node_actor_)
     caf::anon_send_exit(node_actor_, caf::exit_reason::user_shutdown);
@@ -70,6 +82,10 @@ cluster_member::~cluster_member() {
 cluster::cluster_view cluster_member::view() const {
   std::lock_guard lock{node_mutex_};
   return node_ ? node_->view() : cluster::cluster_view{};
+}
+
+std::vector<cluster_peer> cluster_member::peers() const {
+  return peers_->nodes();
 }
 
 // The node's destructor steps down first when leading, then releases the lease and leaves.
@@ -97,6 +113,8 @@ void cluster_member::lead(int64_t epoch) {
                  caf::actor_cast<caf::actor>(leader_->bundler));
   // This node's providers serve its own bundler (never "unreached").
   caf::anon_send(node_actor_, atom::leader_v, caf::actor_cast<caf::actor>(leader_->bundler));
+  if (parts_.node->leader_slot)
+    parts_.node->leader_slot->lead(leader_->inspector);
   cluster::poller_settings ps;
   ps.postgres_url = parts_.cfg->postgres_url.reveal();
   auto queue = leader_->queue;
@@ -119,6 +137,8 @@ void cluster_member::step_down() {
   poller_.reset();
   connector_->serve({});
   caf::anon_send(node_actor_, atom::lead_v, caf::actor{}, caf::actor{});
+  if (parts_.node->leader_slot)
+    parts_.node->leader_slot->step_down();
   if (!leader_)
     return;
   LPS_LOG_WARN(get_logger("cluster"), "stepping down from epoch {}: the singletons stop now",
@@ -146,6 +166,7 @@ void cluster_member::leave(caf::timespan grace) {
       handles->queue = leader_->queue;
       handles->batch = leader_->batch;
       handles->bundler = leader_->bundler;
+      handles->inspector = leader_->inspector;
     }
   }
   // Unlocked: the node keeps renewing the lease while bundles finish.

@@ -6,6 +6,7 @@
 // manager the requests any node stored. Losing the lease stops both at once.
 
 #include "app/cluster_connector.hpp"
+#include "app/cluster_peers.hpp"
 #include "app/topology.hpp"
 #include "runtime/cluster_node.hpp"
 #include "runtime/store_poller.hpp"
@@ -56,6 +57,9 @@ public:
     return node_actor_;
   }
 
+  /// Every registered node with its node actor, for the inspection routes (no I/O).
+  std::vector<cluster_peer> peers() const;
+
 private:
   explicit cluster_member(member_parts parts) : parts_(parts) {}
   void lead(int64_t epoch);
@@ -73,6 +77,8 @@ private:
   node_actor node_actor_;
   /// The leader's links to the other nodes' provider actors.
   std::unique_ptr<cluster_connector> connector_;
+  /// Every node's links to the others' node actors (inspection).
+  std::unique_ptr<cluster_peers> peers_;
   std::vector<std::unique_ptr<batch_job_store>> retired_jobs_;
   mutable std::mutex node_mutex_;
   std::unique_ptr<cluster::node> node_;

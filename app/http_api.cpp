@@ -5,6 +5,7 @@
 #include "app/actor_request.hpp"
 #include "app/inspect_api.hpp"
 #include "app/node_identity.hpp"
+#include "app/inspect_nodes.hpp"
 #include "actors/batch_window.hpp"
 #include "actors/request_timeout.hpp"
 #include "runtime/api_bodies.hpp"
@@ -1290,6 +1291,8 @@ void route_get(const api_context& ctx, http_request&& req, http_responder respon
     return get_health(ctx, std::move(respond));
   if (req.path == "/metrics")
     return get_metrics(ctx, std::move(respond));
+  if ((req.path == "/api/v1/inspect" || req.path == "/api/v1/inspect/actors") && names_nodes(req))
+    return get_nodes_inspection(ctx, req, req.path != "/api/v1/inspect", std::move(respond));
   if (req.path == "/api/v1/inspect")
     return get_inspect(ctx, std::move(respond));
   if (req.path == "/api/v1/inspect/gateway")

@@ -5,6 +5,7 @@
 // here on the I/O threads, so the actors only see typed, valid requests.
 
 #include "actors/cluster_actors.hpp"
+#include "app/cluster_peers.hpp"
 #include "app/inspect_stream.hpp"
 #include "app/topology.hpp"
 #include "runtime/api_keys.hpp"
@@ -74,6 +75,9 @@ struct api_context {
   std::shared_ptr<inspect_stream_hub> inspect_streams = std::make_shared<inspect_stream_hub>();
   /// Cluster mode: GET /api/v1/cluster's answer (the node's last view); empty: not a cluster.
   std::function<http_response()> cluster_answer;
+  /// Cluster mode: every registered node with its node actor (app/cluster_member; no I/O),
+  /// asked by `?node=` on the inspection routes; empty: this node is the only one.
+  std::function<std::vector<cluster_peer>()> cluster_nodes;
   /// Cluster mode: cancels are recorded for the leader through this relay (the node's queue
   /// manager holds no queue); null: the queue manager applies them.
   cluster::cancel_relay* cancel_relay = nullptr;

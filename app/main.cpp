@@ -270,6 +270,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
     }
     ctx->cluster_answer = [m = member.get()] { return cluster_response(m->view()); };
     ctx->cluster_node = member->node();
+    ctx->cluster_nodes = [m = member.get()] { return m->peers(); };
     cancels = cluster::cancel_relay::start(
         {cfg.postgres_url.reveal(), member->view().self, std::chrono::seconds{5}}, error);
     if (!cancels) {

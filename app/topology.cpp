@@ -321,6 +321,10 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, st
   inspection.targets = std::move(targets);
   inspection.node = this_node_name(cfg);
   inspection.on_sample = std::move(on_sample);
+  if (cfg.cluster_enabled) {
+    t.leader_slot = std::make_shared<leader_inspection>();
+    inspection.leader = t.leader_slot;
+  }
   t.inspector = sys.spawn(inspector, std::move(inspection));
   return t;
 }
@@ -357,6 +361,15 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
   // Its own node's provider actors serve under its name; the other nodes' join later.
   bundling.self_node = this_node_name(cfg);
   t.bundler = sys.spawn(bundler, std::move(bundling), t.queue, bundled, node.metrics);
+  inspector_config inspection;
+  // The node's metrics actor too: the queue manager records time to result there, so the
+  // console's overview on any node reads it from the leader's.
+  inspection.targets = {t.queue, t.bundler, t.callbacks, node.metrics};
+  for (const auto& [name, b] : t.batch)
+    inspection.targets.push_back(b);
+  inspection.node = this_node_name(cfg);
+  inspection.interval = caf::timespan::zero();
+  t.inspector = sys.spawn(inspector, std::move(inspection));
   return t;
 }
 
@@ -366,6 +379,7 @@ void stop_leader(caf::actor_system& sys, leader_topology& t) {
     if (hdl)
       self->send_exit(hdl, caf::exit_reason::kill);
   };
+  stop(t.inspector);
   stop(t.bundler);
   for (const auto& [name, b] : t.batch)
     stop(b);
@@ -390,7 +404,11 @@ void hand_over_leader(caf::actor_system& sys, leader_topology& t, caf::timespan 
                [&](caf::error& err) {
                  LPS_LOG_ERROR(log, "leader queue-manager did not flush: {}", caf::to_string(err));
                });
-  auto stop = [&](const auto& hdl) { self->send_exit(hdl, caf::exit_reason::user_shutdown); };
+  auto stop = [&](const auto& hdl) {
+    if (hdl)
+      self->send_exit(hdl, caf::exit_reason::user_shutdown);
+  };
+  stop(t.inspector);
   stop(t.bundler);
   for (auto& [name, b] : t.batch)
     stop(b);

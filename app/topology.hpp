@@ -4,6 +4,7 @@
 // place that knows every actor; main calls it.
 
 #include "actors/actors.hpp"
+#include "actors/leader_inspection.hpp"
 #include "actors/provider_gate.hpp"
 #include "runtime/config.hpp"
 #include "runtime/batch_job_store.hpp"
@@ -35,6 +36,8 @@ struct topology {
   bundler_actor bundler;
   intake_actor intake;
   inspector_actor inspector;
+  /// Cluster mode: where the inspector finds the leader's singletons (null: a single node).
+  std::shared_ptr<leader_inspection> leader_slot;
   /// The reader pool the queue manager reads the store on (the leader's too, in a cluster).
   store_reader* reads = nullptr;
   /// Cluster mode: where the queue manager hands the requests it stored, for the leader
@@ -54,6 +57,9 @@ struct leader_topology {
   queue_manager_actor queue;
   std::map<std::string, batch_jobs_actor> batch;
   bundler_actor bundler;
+  /// Inspects the singletons above (no sampling: the node's inspector asks it through the
+  /// node actor, from this node or another).
+  inspector_actor inspector;
 };
 
 /// The mode the bundler runs: batch_api requests of providers without a batch API (or with

@@ -189,9 +189,17 @@
   // The oldest sample within `ms` of `now` (the base of rates and window percentiles).
   const windowStart = (samples, now, ms) => samples.find((s) => s.at >= now.at - ms) || now;
 
+  // The actor of `kind` whose figures are queue-wide: in a cluster the leader's singleton
+  // (fact role=leader; the node's own queue manager only stores requests for the leader),
+  // otherwise the node's only one.
+  function queueWide(snapshot, kind) {
+    const actors = (snapshot.actors || []).filter((a) => a.kind === kind);
+    return actors.find((a) => a.facts?.role === 'leader') || actors[0];
+  }
+
   // The queue manager's figures in a snapshot, or null when it did not answer.
   function queueSample(snapshot) {
-    const manager = (snapshot.actors || []).find((a) => a.kind === 'queue_manager');
+    const manager = queueWide(snapshot, 'queue_manager');
     if (!manager || !manager.responsive) return null;
     const f = (key) => manager.figures[key] || 0;
     return {
@@ -221,7 +229,7 @@
   // The metrics actor's time-to-result histogram in a snapshot ("time_to_result_le_<bound>":
   // cumulative counts, as /metrics has them), or null when it did not answer.
   function timeToResultBuckets(snapshot) {
-    const metrics = (snapshot.actors || []).find((a) => a.kind === 'metrics');
+    const metrics = queueWide(snapshot, 'metrics');
     if (!metrics || !metrics.responsive) return null;
     const prefix = 'time_to_result_le_';
     const wait = Object.entries(metrics.figures || {})
@@ -384,12 +392,14 @@
   const actorHistory = new Map();
   const actorSort = { key: 'name', descending: false };
 
+  const actorKey = (a) => `${a.node}/${a.name}`;
+
   function rememberActors(actors) {
     for (const a of actors) {
-      const past = actorHistory.get(a.name) || [];
+      const past = actorHistory.get(actorKey(a)) || [];
       past.push(a.mailbox_size);
       if (past.length > GROWTH_SAMPLES) past.shift();
-      actorHistory.set(a.name, past);
+      actorHistory.set(actorKey(a), past);
     }
   }
 
@@ -398,10 +408,10 @@
 
   function actorRows(actors) {
     return actors.map((a) => ({
-      name: a.name, kind: a.kind, responsive: a.responsive, mailbox: a.mailbox_size,
+      name: a.name, node: a.node, kind: a.kind, responsive: a.responsive, mailbox: a.mailbox_size,
       handled: a.messages_handled, rate: a.handled_per_second,
       p50: a.processing_ms?.p50, p90: a.processing_ms?.p90, p99: a.processing_ms?.p99,
-      lastError: a.last_error || '', growing: growing(actorHistory.get(a.name) || []),
+      lastError: a.last_error || '', growing: growing(actorHistory.get(actorKey(a)) || []),
       figures: Object.entries(a.figures || {}).filter(([, v]) => v)
         .map(([k, v]) => `${k}=${v}`).join(' '),
     }));
@@ -420,7 +430,8 @@
       const tr = row([cell(a.name), cell(a.responsive ? a.kind : `${a.kind} (unresponsive)`),
                       cell(a.mailbox, 'num'), cell(a.handled, 'num'), cell(fmt(a.rate, 1), 'num'),
                       cell(ms(a.p50), 'num'), cell(ms(a.p90), 'num'), cell(ms(a.p99), 'num'),
-                      cell(a.lastError, a.lastError ? 'bad' : ''), cell(a.figures, 'figures-cell')]);
+                      cell(a.lastError, a.lastError ? 'bad' : ''), cell(a.figures, 'figures-cell'),
+                      cell(a.node || '')]);
       tr.classList.toggle('growing', a.growing);
       tr.classList.toggle('unresponsive', !a.responsive);
       return tr;
@@ -432,7 +443,7 @@
 
   // A header click sorts by its column: numbers largest first, names A to Z; again: reversed.
   function sortActorsBy(key) {
-    const numeric = key !== 'name' && key !== 'kind';
+    const numeric = key !== 'name' && key !== 'kind' && key !== 'node';
     actorSort.descending = actorSort.key === key ? !actorSort.descending : numeric;
     actorSort.key = key;
     renderActors();
@@ -497,8 +508,9 @@
         + (cluster.error ? `; the last read of the registry failed: ${cluster.error}` : '');
     $('#nodes-cluster').classList.toggle('bad', Boolean(cluster && (cluster.error || !cluster.leader)));
     const known = (x) => (x === null || x === undefined ? '–' : String(x));
+    offerNodes(nodes.map((n) => n.name));
     fillRows('#nodes-table', nodes.map((n) => row(
-      [cell(n.name), cell(known(n.address)), cell(n.state, n.state === 'up' ? '' : 'bad'),
+      [nodeLink(n.name), cell(known(n.address)), cell(n.state, n.state === 'up' ? '' : 'bad'),
        cell(n.leader === null ? '–' : n.leader ? 'yes' : 'no'), cell(n.self ? 'yes' : 'no'),
        cell(n.heartbeat_age_seconds === null ? '–' : `${fmt(n.heartbeat_age_seconds, 1)} s ago`,
             'num'),
@@ -507,10 +519,80 @@
       { node: n.name })));
   }
 
+  // A node's name in the nodes view: a link to the actors view showing that node's actors.
+  function nodeLink(name) {
+    const td = cell('');
+    const a = document.createElement('a');
+    a.href = '#actors';
+    a.textContent = name;
+    a.dataset.node = name;
+    a.addEventListener('click', () => { chooseActorsNode(name); });
+    td.append(a);
+    return td;
+  }
+
   // The views fed by the stream are of the node serving the page: each says which.
   function showNodeName(name) {
     if (!name) return;
     for (const label of document.querySelectorAll('.shown-node')) label.textContent = name;
+  }
+
+  // The queue, bundles and providers tables and the overview's queue figures come from the
+  // leader's singletons in a cluster: the views name the node that answered.
+  function showTablesNode(snapshot) {
+    const failed = !snapshot.tables_node && Boolean(snapshot.tables_error);
+    const text = failed ? `none: ${snapshot.tables_error}` : snapshot.tables_node || snapshot.node;
+    for (const label of document.querySelectorAll('.tables-node')) {
+      label.textContent = text;
+      label.classList.toggle('bad', failed);
+    }
+  }
+
+  // -- the actors of other nodes: ?node=all or ?node=NAME, read once a second while chosen --
+
+  let actorsNode = '';
+  let actorsTimer = null;
+
+  // The node filter offers every node of the cluster (kept when it is already chosen).
+  function offerNodes(names) {
+    const select = $('#actors-node');
+    const offered = [...select.options].slice(2).map((o) => o.value);
+    if (JSON.stringify(offered) === JSON.stringify(names)) return;
+    for (const o of [...select.options].slice(2)) o.remove();
+    for (const name of names) select.append(new Option(name, name));
+    select.value = actorsNode;
+  }
+
+  function chooseActorsNode(value) {
+    actorsNode = value;
+    $('#actors-node').value = value;
+    clearTimeout(actorsTimer);
+    $('#actors-nodes').textContent = '';
+    if (value) pollNodeActors();
+  }
+
+  async function pollNodeActors() {
+    const wanted = actorsNode;
+    let body = null;
+    try {
+      body = await read(`/api/v1/inspect/actors?node=${encodeURIComponent(wanted)}`,
+                        (r) => r.json());
+    } catch (error) {
+      $('#actors-nodes').textContent = error.message;
+    }
+    if (wanted !== actorsNode) return; // the filter changed meanwhile
+    if (body) {
+      rememberActors(body.actors);
+      lastActors = actorRows(body.actors);
+      renderActors();
+      const silent = body.nodes.filter((n) => !n.responsive);
+      const label = $('#actors-nodes');
+      label.textContent = silent.length
+        ? 'unresponsive: ' + silent.map((n) => `${n.name} (${n.error})`).join(', ')
+        : `${body.nodes.length} node(s) answered`;
+      label.classList.toggle('bad', silent.length > 0);
+    }
+    actorsTimer = setTimeout(pollNodeActors, POLL_INTERVAL_MS);
   }
 
   // The last snapshot shown, so one delivered twice (history, then the stream) counts once.
@@ -522,11 +604,14 @@
     lastSnapshotAt = at;
     rememberQueue(snapshot);
     rememberLatency(snapshot);
-    rememberActors(snapshot.actors || []);
+    if (!actorsNode) rememberActors(snapshot.actors || []);
     showNodeName(snapshot.node);
     if (!live) return; // history has actors alone: the tables wait for the stream
-    lastActors = actorRows(snapshot.actors || []);
-    renderActors();
+    if (!actorsNode) { // another node's actors are read by pollNodeActors
+      lastActors = actorRows(snapshot.actors || []);
+      renderActors();
+    }
+    showTablesNode(snapshot);
     renderQueue(snapshot.queue || []);
     renderBundles(snapshot.recent_bundles || [], snapshot.items_per_call || []);
     lastProviders = snapshot.providers || [];
@@ -665,6 +750,7 @@
     for (const th of document.querySelectorAll('#actors-table th[data-key]'))
       th.addEventListener('click', () => sortActorsBy(th.dataset.key));
     $('#config-filter').addEventListener('input', () => renderConfig());
+    $('#actors-node').addEventListener('change', (event) => chooseActorsNode(event.target.value));
     let reconnect = () => {}; // until the stream is open
     $('#token-form').addEventListener('submit', (event) => {
       event.preventDefault();

@@ -89,13 +89,17 @@ uint64_t in_flight_calls(const inspection_snapshot& x) {
   return static_cast<uint64_t>(total);
 }
 
-// What the snapshot tells of the node it was taken on: its in-flight calls and actors.
+// What the snapshot tells of the node it was taken on: its in-flight calls and its own actors
+// (not the leader's singletons a cluster node lists besides them).
 void write_own_figures(object_writer& node, const inspection_snapshot& x) {
-  size_t unresponsive = 0;
+  size_t actors = 0, unresponsive = 0;
   for (const auto& actor : x.actors)
-    unresponsive += actor.responsive ? 0 : 1;
+    if (actor.status.node == x.node || actor.status.node.empty()) {
+      ++actors;
+      unresponsive += actor.responsive ? 0 : 1;
+    }
   node.integer("in_flight_calls", in_flight_calls(x))
-      .integer("actors", x.actors.size())
+      .integer("actors", actors)
       .integer("unresponsive_actors", unresponsive);
 }
 
@@ -178,6 +182,56 @@ bool shows(inspect_view view, inspect_view part) {
   return view == part || view == inspect_view::all;
 }
 
+// Which node's actors the tables come from: the leader's in a cluster (the actors marked
+// role=leader; null with the reason when the leader did not answer), this node's otherwise.
+void write_tables_source(object_writer& body, const inspection_snapshot& x) {
+  for (const auto& actor : x.actors) {
+    auto role = actor.status.facts.find("role");
+    if (role == actor.status.facts.end() || role->second != "leader")
+      continue;
+    if (actor.responsive) {
+      body.string("tables_node", actor.status.node).null("tables_error");
+    } else {
+      auto why = actor.status.facts.find("unresponsive");
+      body.null("tables_node")
+          .string("tables_error", "the leader's singletons did not answer: "
+                                      + (why == actor.status.facts.end() ? "" : why->second));
+    }
+    return;
+  }
+  body.string("tables_node", x.node).null("tables_error");
+}
+
+void write_node_entry(array_writer& nodes, const node_answer& n, size_t actors) {
+  object_writer node{nodes.element()};
+  node.string("name", n.name)
+      .boolean("responsive", n.error.empty())
+      .string_or_null("error", n.error)
+      .integer("actors", actors);
+  if (n.snapshot)
+    node.integer("seq", n.snapshot->seq).string("at", iso8601(n.snapshot->at));
+  node.close();
+}
+
+void write_status(std::string& out, const actor_status& s) {
+  object_writer item{out};
+  item.string("name", s.name)
+      .string("kind", s.kind)
+      .string("node", s.node)
+      .integer("mailbox_size", s.mailbox_size)
+      .integer("messages_handled", s.messages_handled)
+      .string_or_null("last_error", s.last_error);
+  object_writer figures{item.member("figures")};
+  for (const auto& [key, value] : s.figures)
+    figures.number(key, value);
+  figures.close();
+  object_writer facts{item.member("facts")};
+  for (const auto& [key, value] : s.facts)
+    facts.string(key, value);
+  facts.close();
+  item.close();
+}
+
 } // namespace
 
 std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view,
@@ -197,6 +251,44 @@ std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_vie
     write_table(body, snapshot, "providers");
   if (shows(view, inspect_view::nodes))
     write_nodes(body, snapshot, nodes);
+  if (view != inspect_view::actors && view != inspect_view::nodes)
+    write_tables_source(body, snapshot);
+  body.close();
+  return result;
+}
+
+std::string render_nodes_inspection(const std::string& self,
+                                    const std::vector<node_answer>& nodes) {
+  std::string result;
+  object_writer body{result};
+  body.string("node", self);
+  array_writer listed{body.member("nodes")};
+  for (const auto& n : nodes)
+    write_node_entry(listed, n, n.statuses.size());
+  listed.close();
+  array_writer actors{body.member("actors")};
+  for (const auto& n : nodes)
+    for (const auto& x : n.statuses)
+      write_status(actors.element(), x);
+  actors.close();
+  body.close();
+  return result;
+}
+
+std::string render_nodes_actors(const std::string& self, const std::vector<node_answer>& nodes) {
+  std::string result;
+  object_writer body{result};
+  body.string("node", self);
+  array_writer listed{body.member("nodes")};
+  for (const auto& n : nodes)
+    write_node_entry(listed, n, n.snapshot ? n.snapshot->actors.size() : 0);
+  listed.close();
+  array_writer actors{body.member("actors")};
+  for (const auto& n : nodes)
+    if (n.snapshot)
+      for (const auto& x : n.snapshot->actors)
+        write_actor(actors.element(), x);
+  actors.close();
   body.close();
   return result;
 }

@@ -70,6 +70,25 @@ struct node_directory {
 std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view,
                                 const node_directory* nodes = nullptr);
 
+/// One node's answer to `?node=all` or `?node=NAME` (GET /api/v1/inspect and its actors view).
+struct node_answer {
+  std::string name;
+  /// Why it gave no answer ("": it answered): no answer within 500 ms, not connected, ...
+  std::string error = {};
+  /// GET /api/v1/inspect: every actor's status, as the node's inspector collected it.
+  std::vector<actor_status> statuses = {};
+  /// The actors view: the node inspector's newest snapshot.
+  std::optional<inspection_snapshot> snapshot = {};
+};
+
+/// GET /api/v1/inspect?node=...: `{"node": self, "nodes": [{"name", "responsive", "error",
+/// "actors"}], "actors": [...]}`, every node's actors in node order, each with its node.
+std::string render_nodes_inspection(const std::string& self, const std::vector<node_answer>& nodes);
+
+/// GET /api/v1/inspect/actors?node=...: as the actors view, `actors` gathered from every
+/// node's newest snapshot, with `nodes` as above (plus each snapshot's `seq` and `at`).
+std::string render_nodes_actors(const std::string& self, const std::vector<node_answer>& nodes);
+
 /// GET /api/v1/inspect/history: `{"seconds": n, "snapshots": [...]}`, oldest first, each
 /// snapshot with its actors.
 std::string render_inspect_history(const std::vector<inspection_snapshot>& snapshots,

@@ -190,6 +190,19 @@ async function checkActors(page, base) {
   check(new Set(handled).size > 2 && ordered(handled, true), `sorted by messages handled: ${handled}`);
   await page.click('#actors-table th[data-key=handled]');
   check(ordered(await column(page, 3), false), 'a second click reverses the order');
+  // The node filter, all nodes: the actors of ?node=all (this node alone outside a cluster),
+  // each with its node in the last column.
+  await page.selectOption('#actors-node', 'all');
+  const all = (await call(base, '/api/v1/inspect?node=all')).body;
+  const nodesShown = await until(async () => {
+    const rows = await page.$$eval('#actors-table tbody tr',
+      (rs) => rs.map((r) => r.lastElementChild.textContent));
+    return rows.length === all.actors.length
+      && /1 node\(s\) answered/.test(await page.textContent('#actors-nodes')) ? rows : null;
+  }, 5000);
+  check(nodesShown && nodesShown.every((n) => n === all.node),
+        `with all nodes the table lists ?node=all's actors with their node (${nodesShown})`);
+  await page.selectOption('#actors-node', '');
 }
 
 // At rest (the run is over) the stream's providers, bundles and nodes are what the

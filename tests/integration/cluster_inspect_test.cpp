@@ -1,8 +1,11 @@
-// The inspection views in cluster mode (issue #12) with real processes: two lps nodes on one
-// database of the test run's PostgreSQL server (the ctest fixture "postgres"), on 127.0.0.1.
-// Each node's /api/v1/inspect/nodes, its inspection stream and `lpsctl nodes` list both nodes
-// of the cluster (address, leader, state, heartbeat, version, the leader's epoch); every view
-// names the node by its CLUSTER_NODE_NAME, llm_provider_build_info too.
+// The inspection views in cluster mode (issues #11 and #12) with real processes: two or three
+// lps nodes on one database of the test run's PostgreSQL server (the ctest fixture
+// "postgres"), on 127.0.0.1. Each node's /api/v1/inspect/nodes, its inspection stream and
+// `lpsctl nodes` list every node of the cluster (address, leader, state, heartbeat, version,
+// the leader's epoch); every view names the node by its CLUSTER_NODE_NAME,
+// llm_provider_build_info too. `?node=all` gathers every node's actors through the
+// middleman, a paused node listed as unresponsive within the bound; every node's queue,
+// bundles and providers views show the leader's singletons.
 
 #include "fixtures/process_helpers.hpp"
 #include "fixtures/cluster_database.hpp"
@@ -14,9 +17,12 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstdlib>
 
 #include <chrono>
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -36,7 +42,7 @@ using test::scoped_env;
 const std::string token = "cluster-inspect-token-4e1b";
 const std::vector<std::string> names{"node-a", "node-b"};
 
-/// Two nodes on one database, named node-a and node-b, with the admin token.
+/// Nodes on one database, named node-a and node-b (or as given), with the admin token.
 struct two_nodes {
   test::cluster_database database;
   scoped_env backend{"LLM_PROVIDER_SERVICE_STORE_BACKEND", "postgres"};
@@ -45,8 +51,10 @@ struct two_nodes {
   std::vector<std::unique_ptr<test::lps_process>> nodes;
   test::json_client http;
 
-  two_nodes() : database("inspect-nodes"), url("LLM_PROVIDER_SERVICE_POSTGRES_URL", database.url) {
-    for (const auto& name : names) {
+  explicit two_nodes(const std::vector<std::string>& named = names,
+                     const std::string& db = "inspect-nodes")
+      : database(db), url("LLM_PROVIDER_SERVICE_POSTGRES_URL", database.url) {
+    for (const auto& name : named) {
       dirs.push_back(std::make_unique<test::temp_dir>());
       nodes.push_back(std::make_unique<test::lps_process>(
           dirs.back()->str(),
@@ -63,7 +71,7 @@ struct two_nodes {
 };
 
 // The nodes view of node i once it lists both nodes up and a leader.
-json::object settled_nodes_view(two_nodes& c, size_t i) {
+json::object settled_nodes_view(two_nodes& c, size_t i, size_t count = names.size()) {
   json::object body;
   bool settled = eventually(
       [&] {
@@ -75,7 +83,7 @@ json::object settled_nodes_view(two_nodes& c, size_t i) {
         if (!cluster.is_object() || !cluster.as_object().at("leader").is_string())
           return false;
         const auto& nodes = body.at("nodes").as_array();
-        if (nodes.size() != names.size())
+        if (nodes.size() != count)
           return false;
         for (const auto& n : nodes)
           if (n.as_object().at("state") != "up")
@@ -168,12 +176,18 @@ TEST_CASE("in cluster mode every node's inspection views list both nodes, named 
     auto event = stream_event(c, i);
     check_nodes(event, names[i]);
 
-    // Every actor is named by the node's CLUSTER_NODE_NAME, not the host name.
+    // Every actor is named by the node's CLUSTER_NODE_NAME, not the host name; the leader's
+    // singletons (role leader) by the leader's.
     auto actors = c.get(i, "/api/v1/inspect/actors");
     REQUIRE(actors.status == 200);
     CHECK(actors.body.at("node").as_string() == names[i]);
-    for (const auto& a : actors.body.at("actors").as_array())
-      CHECK(a.as_object().at("node").as_string() == names[i]);
+    for (const auto& a : actors.body.at("actors").as_array()) {
+      const auto* role = a.as_object().at("facts").as_object().if_contains("role");
+      if (role != nullptr && *role == "leader")
+        CHECK(a.as_object().at("node").as_string() != "");
+      else
+        CHECK(a.as_object().at("node").as_string() == names[i]);
+    }
 
     auto metrics = c.http.http.call("GET", c.nodes[i]->url("/metrics"), {}, "").body;
     CHECK(metrics.find("llm_provider_build_info{") != std::string::npos);
@@ -215,4 +229,258 @@ TEST_CASE("lpsctl nodes lists every node of the cluster with its address, leader
   auto body = json::parse(raw.out).as_object();
   CHECK(body.at("node") == "node-b");
   CHECK(body.at("nodes").as_array().size() == 2);
+}
+
+namespace {
+
+const std::vector<std::string> three_names{"node-a", "node-b", "node-c"};
+
+// The answer of node i to `path` once every entry of its "nodes" answered (the links to the
+// other nodes are made on the cluster's ticks) and the leader's singletons are listed.
+json::object all_responsive(two_nodes& c, size_t i, const std::string& path, size_t count) {
+  json::object body;
+  bool settled = eventually(
+      [&] {
+        auto answer = c.get(i, path);
+        if (answer.status != 200)
+          return false;
+        body = answer.body;
+        const auto& nodes = body.at("nodes").as_array();
+        if (nodes.size() != count)
+          return false;
+        for (const auto& n : nodes)
+          if (!n.as_object().at("responsive").as_bool())
+            return false;
+        // The leader lists its singletons once it has seen itself lead.
+        for (const auto& a : body.at("actors").as_array())
+          if (std::string{a.as_object().at("name").as_string()}.starts_with("leader."))
+            return true;
+        return false;
+      },
+      20s, 200ms);
+  INFO(json::serialize(body));
+  REQUIRE(settled);
+  return body;
+}
+
+// Actor kinds by node in a body's "actors".
+std::map<std::string, std::multiset<std::string>> kinds_by_node(const json::object& body) {
+  std::map<std::string, std::multiset<std::string>> result;
+  for (const auto& a : body.at("actors").as_array())
+    result[std::string{a.as_object().at("node").as_string()}].insert(
+        std::string{a.as_object().at("kind").as_string()});
+  return result;
+}
+
+// Every node lists its own actors (the kinds every node runs), labelled with its name; the
+// leader's answer has its singletons besides (role leader), the others' do not.
+void check_every_node(const json::object& body, const std::vector<std::string>& named,
+                      const std::string& leader) {
+  INFO(json::serialize(body));
+  auto kinds = kinds_by_node(body);
+  CHECK(kinds.size() == named.size());
+  for (const auto& name : named) {
+    const auto& k = kinds[name];
+    for (const auto* kind : {"intake", "queue_manager", "bundler", "metrics", "inspector"})
+      CHECK(k.count(kind) >= 1);
+    // Its own queue manager and bundler; the leader's second ones are its singletons.
+    CHECK(k.count("queue_manager") == (name == leader ? 2u : 1u));
+    CHECK(k.count("bundler") == (name == leader ? 2u : 1u));
+  }
+  std::set<std::string> listed;
+  for (const auto& n : body.at("nodes").as_array())
+    listed.emplace(n.as_object().at("name").as_string());
+  CHECK(listed == std::set<std::string>(named.begin(), named.end()));
+}
+
+std::string leader_of(two_nodes& c, size_t count) {
+  auto view = settled_nodes_view(c, 0, count);
+  return std::string{view.at("cluster").as_object().at("leader").as_string()};
+}
+
+size_t index_of(const std::vector<std::string>& named, const std::string& name) {
+  return static_cast<size_t>(std::find(named.begin(), named.end(), name) - named.begin());
+}
+
+std::string request_body(int i) {
+  return R"({"user_prompt":"Which essay is better? )" + std::to_string(i)
+         + R"(","metadata":{"essay_a_id":"a","essay_b_id":"b"}})";
+}
+
+// The figures of the actor named `name` in an actors view, or null.
+const json::object* figures_of(const json::object& body, const std::string& name) {
+  for (const auto& a : body.at("actors").as_array())
+    if (a.as_object().at("name").as_string() == name && a.as_object().at("responsive").as_bool())
+      return &a.as_object().at("figures").as_object();
+  return nullptr;
+}
+
+double figure(const json::object* figures, const std::string& key) {
+  if (figures == nullptr)
+    return -1;
+  const auto* x = figures->if_contains(key);
+  return x == nullptr ? 0 : x->to_number<double>();
+}
+
+/// Resumes a paused node when the test ends, so it can be stopped.
+struct resume_on_exit {
+  const test::lps_process& node;
+  ~resume_on_exit() {
+    node.signal(SIGCONT);
+  }
+};
+
+} // namespace
+
+TEST_CASE("?node=all on /api/v1/inspect and its actors view lists every node's actors, each "
+          "labelled by node, ?node=NAME one node, unknown names 404, bad values 400",
+          "[cluster]") {
+  two_nodes c{three_names, "inspect-all"};
+  auto leader = leader_of(c, three_names.size());
+  for (size_t i = 0; i < three_names.size(); ++i) {
+    auto statuses = all_responsive(c, i, "/api/v1/inspect?node=all", three_names.size());
+    CHECK(statuses.at("node").as_string() == three_names[i]);
+    check_every_node(statuses, three_names, leader);
+    auto samples = all_responsive(c, i, "/api/v1/inspect/actors?node=all", three_names.size());
+    check_every_node(samples, three_names, leader);
+    for (const auto& n : samples.at("nodes").as_array()) {
+      CHECK(n.as_object().at("seq").to_number<int64_t>() >= 1);
+      CHECK(n.as_object().at("error").is_null());
+    }
+  }
+
+  // One node by name: its actors alone, asked from another node.
+  const auto& other = three_names[2];
+  auto one = c.get(0, "/api/v1/inspect/actors?node=" + other);
+  REQUIRE(one.status == 200);
+  INFO(json::serialize(one.body));
+  REQUIRE(one.body.at("nodes").as_array().size() == 1);
+  CHECK(one.body.at("nodes").as_array()[0].as_object().at("name").as_string() == other);
+  auto kinds = kinds_by_node(one.body);
+  CHECK(kinds.size() == 1);
+  CHECK(kinds.count(other) == 1);
+
+  // lpsctl top --node all: every node's actors with a NODE column.
+  auto top = lpsctl(*c.nodes[0], {"top", "--once", "--node", "all"});
+  INFO(top.out << top.err);
+  REQUIRE(top.exit_code == 0);
+  CHECK(top.out.find("  NODE\n") != std::string::npos);
+  for (const auto& name : three_names)
+    CHECK(top.out.find("  " + name + "\n") != std::string::npos);
+  CHECK(top.out.find("did not answer") == std::string::npos);
+
+  auto unknown = c.get(0, "/api/v1/inspect?node=node-z");
+  CHECK(unknown.status == 404);
+  CHECK(unknown.body.at("error").as_object().at("code") == "RESOURCE_NOT_FOUND");
+  for (const auto* bad :
+       {"/api/v1/inspect?node=", "/api/v1/inspect/actors?node=a%20b", "/api/v1/inspect?node=a/b"}) {
+    auto answer = c.get(1, bad);
+    INFO(bad << " " << json::serialize(answer.body));
+    CHECK(answer.status == 400);
+    CHECK(answer.body.at("error").as_object().at("code") == "VALIDATION_ERROR");
+  }
+}
+
+TEST_CASE("a SIGSTOPped node is listed unresponsive within the bound and ?node=all still "
+          "answers",
+          "[cluster]") {
+  two_nodes c{three_names, "inspect-paused"};
+  auto leader = leader_of(c, three_names.size());
+  // A follower is paused; the leader answers for the cluster.
+  size_t paused = leader == three_names[1] ? 2 : 1;
+  size_t asked = index_of(three_names, leader);
+  all_responsive(c, asked, "/api/v1/inspect?node=all", three_names.size());
+  all_responsive(c, asked, "/api/v1/inspect/actors?node=all", three_names.size());
+  c.nodes[paused]->signal(SIGSTOP);
+  resume_on_exit resume{*c.nodes[paused]};
+  for (const auto* path : {"/api/v1/inspect?node=all", "/api/v1/inspect/actors?node=all"}) {
+    auto start = std::chrono::steady_clock::now();
+    auto answer = c.get(asked, path);
+    auto took = std::chrono::steady_clock::now() - start;
+    INFO(path << " " << json::serialize(answer.body));
+    REQUIRE(answer.status == 200);
+    // 500 ms for the paused node, the rest for a loaded test machine.
+    CHECK(took < 2500ms);
+    CHECK(took >= 450ms);
+    for (const auto& item : answer.body.at("nodes").as_array()) {
+      const auto& n = item.as_object();
+      bool is_paused = n.at("name").as_string() == three_names[paused];
+      CHECK(n.at("responsive").as_bool() == !is_paused);
+      if (is_paused) {
+        CHECK(std::string{n.at("error").as_string()}.find("no answer within 500 ms")
+              != std::string::npos);
+        CHECK(n.at("actors").to_number<int64_t>() == 0);
+      }
+    }
+    auto kinds = kinds_by_node(answer.body);
+    CHECK(kinds.count(three_names[paused]) == 0);
+    CHECK(kinds.size() == 2);
+  }
+}
+
+TEST_CASE("on a follower the queue, bundles and providers views and the queue figures are "
+          "the leader's singletons', saying which node answered",
+          "[cluster]") {
+  two_nodes c{names, "inspect-leader"};
+  auto leader = leader_of(c, names.size());
+  size_t lead = index_of(names, leader);
+  size_t follower = 1 - lead;
+  constexpr int submitted = 20;
+  std::string body = "{\"requests\":[";
+  for (int i = 0; i < submitted; ++i)
+    body += (i > 0 ? "," : "") + request_body(i);
+  body += "]}";
+  auto accepted = c.http.call("POST", c.nodes[follower]->url("/api/v1/comparisons"), body, token);
+  INFO(json::serialize(accepted.body));
+  REQUIRE(accepted.status == 202);
+
+  // The leader finishes them; both nodes' views show its queue manager's figures.
+  json::object seen_by_follower, seen_by_leader;
+  bool settled = eventually(
+      [&] {
+        auto f = c.get(follower, "/api/v1/inspect/actors");
+        auto l = c.get(lead, "/api/v1/inspect/actors");
+        if (f.status != 200 || l.status != 200)
+          return false;
+        seen_by_follower = f.body;
+        seen_by_leader = l.body;
+        return figure(figures_of(f.body, "leader.queue-manager"), "completed_total") == submitted
+               && figure(figures_of(l.body, "leader.queue-manager"), "completed_total")
+                      == submitted;
+      },
+      30s, 200ms);
+  INFO(json::serialize(seen_by_follower) << "\n" << json::serialize(seen_by_leader));
+  REQUIRE(settled);
+  const auto* theirs = figures_of(seen_by_follower, "leader.queue-manager");
+  const auto* its = figures_of(seen_by_leader, "leader.queue-manager");
+  for (const auto* key : {"queued", "processing", "retry_waiting", "completed_total",
+                          "failed_total", "expired_total"})
+    CHECK(figure(theirs, key) == figure(its, key));
+  // The follower's own queue manager only stored them for the leader.
+  CHECK(figure(figures_of(seen_by_follower, "queue-manager"), "completed_total") == 0);
+  for (const auto& a : seen_by_follower.at("actors").as_array())
+    if (std::string{a.as_object().at("name").as_string()}.starts_with("leader."))
+      CHECK(a.as_object().at("node").as_string() == leader);
+
+  // The tables come from the leader, and say so.
+  for (const auto* view : {"queue", "bundles", "providers"}) {
+    auto answer = c.get(follower, std::string{"/api/v1/inspect/"} + view);
+    INFO(view << " " << json::serialize(answer.body));
+    REQUIRE(answer.status == 200);
+    CHECK(answer.body.at("node").as_string() == names[follower]);
+    CHECK(answer.body.at("tables_node").as_string() == leader);
+    CHECK(answer.body.at("tables_error").is_null());
+  }
+  auto bundles = c.get(follower, "/api/v1/inspect/bundles");
+  CHECK(!bundles.body.at("recent_bundles").as_array().empty());
+  auto providers = c.get(follower, "/api/v1/inspect/providers");
+  std::set<std::string> listed;
+  for (const auto& p : providers.body.at("providers").as_array())
+    listed.emplace(p.as_object().at("provider").as_string());
+  CHECK(listed.count("mock") == 1);
+  CHECK(listed.size() == providers.body.at("providers").as_array().size()); // once each
+
+  // The stream's events carry the same.
+  auto event = stream_event(c, follower);
+  CHECK(event.at("tables_node").as_string() == leader);
 }

@@ -482,7 +482,7 @@ TEST_CASE("a joined node takes bundles beyond this node's cap, and its bundles a
   auto node2 = fx.spawn(
       lps::node, std::string{"node-2"},
       std::map<std::string, provider_actor>{{"mock", caf::actor_cast<provider_actor>(remote)}},
-      inspector_actor{}, metrics_actor{});
+      inspector_actor{}, metrics_actor{}, nullptr);
   node_providers other{"node-2",
                        caf::actor_cast<caf::actor>(node2),
                        {"mock"},
@@ -536,7 +536,7 @@ TEST_CASE("a retiring node gets no new bundle, and its retire is answered once i
   auto node2 = fx.spawn(
       lps::node, std::string{"node-2"},
       std::map<std::string, provider_actor>{{"mock", caf::actor_cast<provider_actor>(remote)}},
-      inspector_actor{}, metrics_actor{});
+      inspector_actor{}, metrics_actor{}, nullptr);
   auto accepted = fx.submit({make_request("r1"), make_request("r2"), make_request("r3")});
   fx.self->send(fx.bundler_hdl, atom::join_v,
                 node_providers{"node-2",

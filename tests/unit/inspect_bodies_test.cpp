@@ -64,14 +64,15 @@ TEST_CASE("the bundles view joins the actors' rows, figures and facts in name or
   CHECK(render_inspect_view(sample_snapshot(), inspect_view::bundles)
         == std::string{header}
                + R"("recent_bundles":[{"duration_ms":12.5,"items":4,"outcome":"ok",)"
-                 R"("provider":"mock"}],"items_per_call":[{"calls":7,"items":4}]})");
+                 R"("provider":"mock"}],"items_per_call":[{"calls":7,"items":4}],)"
+                 R"("tables_node":"host-1","tables_error":null})");
 }
 
 TEST_CASE("the queue and providers views are empty lists when no actor has such a table") {
   CHECK(render_inspect_view(sample_snapshot(), inspect_view::queue)
-        == std::string{header} + R"("queue":[]})");
+        == std::string{header} + R"("queue":[],"tables_node":"host-1","tables_error":null})");
   CHECK(render_inspect_view(sample_snapshot(), inspect_view::providers)
-        == std::string{header} + R"("providers":[]})");
+        == std::string{header} + R"("providers":[],"tables_node":"host-1","tables_error":null})");
 }
 
 namespace {
@@ -118,6 +119,15 @@ TEST_CASE("the nodes view lists this node alone outside a cluster, with its call
 TEST_CASE("the nodes view lists every node of the cluster, this one with its own figures") {
   auto x = with_busy_provider();
   x.node = "node-a";
+  for (auto& a : x.actors)
+    if (!a.status.node.empty())
+      a.status.node = "node-a";
+  // The leader's singletons it lists are not this node's actors.
+  actor_sample singleton;
+  singleton.status.name = "leader.queue_manager";
+  singleton.status.node = "node-b";
+  singleton.responsive = false;
+  x.actors.push_back(singleton);
   auto dir = two_nodes();
   CHECK(render_inspect_view(x, inspect_view::nodes, &dir)
         == R"({"seq":7,"at":"2026-12-07T05:00:00.000Z","node":"node-a",)"
@@ -154,7 +164,8 @@ TEST_CASE("a stream event holds every view of the snapshot") {
   CHECK(all.ends_with(R"("in_flight_calls":null,"actors":null,"unresponsive_actors":null},)"
                       R"({"name":"host-1","self":true,"address":null,"leader":null,"state":"up",)"
                       R"("last_heartbeat":null,"heartbeat_age_seconds":null,"version":"1.2.3",)"
-                      R"("in_flight_calls":0,"actors":2,"unresponsive_actors":1}]})"));
+                      R"("in_flight_calls":0,"actors":2,"unresponsive_actors":1}],)"
+                      R"("tables_node":"host-1","tables_error":null})"));
 }
 
 TEST_CASE("the history lists snapshots oldest first, each with its actors") {
@@ -191,4 +202,77 @@ TEST_CASE("the jobs view adds each batch job's progress") {
   job.item_count = 0;
   job.succeeded = job.failed = 0;
   CHECK(render_inspect_jobs({job}).ends_with(R"("done":0,"progress":0.0}]})"));
+}
+
+namespace {
+
+// A follower's snapshot: its own bundler (no tables in a cluster) and the leader's
+// singletons as the leader's node actor answered for them.
+inspection_snapshot follower_snapshot(bool leader_answered) {
+  auto x = sample_snapshot();
+  x.node = "node-a";
+  actor_sample leader;
+  if (leader_answered) {
+    leader.status.name = "leader.queue_manager";
+    leader.status.kind = "queue_manager";
+    leader.status.node = "node-b";
+    leader.status.facts = {{"role", "leader"}};
+    leader.status.tables["queue"] = {{{{"waiting", 3}}, {{"provider", "mock"}}}};
+  } else {
+    leader.responsive = false;
+    leader.status.name = leader.status.kind = "leader";
+    leader.status.node = "node-b";
+    leader.status.facts = {{"role", "leader"}, {"unresponsive", "request_timeout"}};
+  }
+  x.actors.push_back(leader);
+  return x;
+}
+
+actor_status status_named(std::string name, std::string node) {
+  actor_status x;
+  x.name = std::move(name);
+  x.kind = "intake";
+  x.node = std::move(node);
+  x.messages_handled = 4;
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("in a cluster the tables views name the leader's node, or why it did not answer") {
+  CHECK(
+      render_inspect_view(follower_snapshot(true), inspect_view::queue)
+      == R"({"seq":7,"at":"2026-12-07T05:00:00.000Z","node":"node-a",)"
+         R"("queue":[{"provider":"mock","waiting":3}],"tables_node":"node-b","tables_error":null})");
+  CHECK(render_inspect_view(follower_snapshot(false), inspect_view::providers)
+        == R"({"seq":7,"at":"2026-12-07T05:00:00.000Z","node":"node-a","providers":[],)"
+           R"("tables_node":null,)"
+           R"("tables_error":"the leader's singletons did not answer: request_timeout"})");
+  // The actors and nodes views name no tables.
+  CHECK(render_inspect_view(follower_snapshot(true), inspect_view::actors).find("tables_node")
+        == std::string::npos);
+}
+
+TEST_CASE("?node=all on /api/v1/inspect lists every node, the silent ones with the reason") {
+  std::vector<node_answer> nodes{{"node-a", "", {status_named("intake", "node-a")}, {}},
+                                 {"node-b", "no answer within 500 ms", {}, {}}};
+  CHECK(render_nodes_inspection("node-a", nodes)
+        == R"({"node":"node-a","nodes":[)"
+           R"({"name":"node-a","responsive":true,"error":null,"actors":1},)"
+           R"({"name":"node-b","responsive":false,"error":"no answer within 500 ms","actors":0}],)"
+           R"("actors":[{"name":"intake","kind":"intake","node":"node-a","mailbox_size":0,)"
+           R"("messages_handled":4,"last_error":null,"figures":{},"facts":{}}]})");
+}
+
+TEST_CASE("?node=all on the actors view gathers every node's newest snapshot") {
+  auto a = sample_snapshot();
+  a.actors.pop_back();
+  std::vector<node_answer> nodes{{"host-1", "", {}, a}, {"host-2", "not connected yet", {}, {}}};
+  auto body = render_nodes_actors("host-2", nodes);
+  CHECK(body.starts_with(
+      R"({"node":"host-2","nodes":[{"name":"host-1","responsive":true,"error":null,"actors":1,)"
+      R"("seq":7,"at":"2026-12-07T05:00:00.000Z"},)"
+      R"({"name":"host-2","responsive":false,"error":"not connected yet","actors":0}],)"
+      R"("actors":[{"name":"bundler","kind":"bundler","node":"host-1","responsive":true,)"));
+  CHECK(body.ends_with(R"("facts":{"effective_mode":"serial_bundle"}}]})"));
 }

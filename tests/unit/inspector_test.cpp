@@ -1,6 +1,8 @@
 // The inspector: one status per registered actor.
 
+#include "actors/node.hpp"
 #include "fixtures/pipeline.hpp"
+#include "runtime/inspect_bodies.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -240,4 +242,117 @@ TEST_CASE("every message is counted, and one in 16 is timed into the histogram")
   for (auto n : stats.processing_time_counts)
     timed += n;
   CHECK(timed == 2); // the 16th and the 32nd
+}
+
+namespace {
+
+// node-b leads: its node actor answers (inspect, leader) with the inspector of its term,
+// which watches one singleton that has a queue table.
+struct leader_on_node_b {
+  deterministic_fixture& fx;
+  std::shared_ptr<leader_inspection> slot = std::make_shared<leader_inspection>();
+  node_actor node_b;
+
+  explicit leader_on_node_b(deterministic_fixture& f) : fx(f) {
+    actor_status answer{"queue-manager", "queue_manager", 0, 0, {{"queued", 2}}, {}};
+    answer.tables["queue"] = {{{{"waiting", 2}}, {{"provider", "mock"}}}};
+    inspector_config singletons{{fx.spawn(fixed_target, answer)}};
+    singletons.node = "node-b";
+    singletons.interval = caf::timespan::zero();
+    auto term = fx.spawn(inspector, singletons);
+    node_b = fx.spawn(node, std::string{"node-b"}, std::map<std::string, provider_actor>{},
+                      caf::actor_cast<inspector_actor>(term), metrics_actor{},
+                      std::shared_ptr<const leader_inspection>{slot});
+    slot->lead(caf::actor_cast<inspector_actor>(term));
+    slot->set_source([this] { return std::optional<leader_endpoint>{{"node-b", node_b}}; });
+  }
+};
+
+// A node's own queue manager: in a cluster it only stores requests for the leader.
+status_client_actor own_queue_manager(deterministic_fixture& fx) {
+  actor_status answer{"queue-manager", "queue_manager", 0, 0, {{"queued", 0}}, {}};
+  answer.tables["queue"] = {{{{"waiting", 9}}, {{"provider", "stale"}}}};
+  return fx.spawn(fixed_target, answer);
+}
+
+} // namespace
+
+TEST_CASE("a follower's snapshots list the leader's singletons, named and marked by the leader, "
+          "and their tables alone") {
+  deterministic_fixture fx;
+  leader_on_node_b leader{fx};
+  inspector_config cfg{{own_queue_manager(fx)}};
+  cfg.node = "node-a";
+  cfg.leader = leader.slot;
+  auto insp = fx.spawn(inspector, cfg);
+  fx.advance(std::chrono::seconds{1});
+  auto xs = history(fx, insp);
+  REQUIRE(xs.size() == 1);
+  REQUIRE(xs[0].actors.size() == 3);
+  const auto& own = xs[0].actors[1].status;
+  CHECK(own.name == "queue-manager");
+  CHECK(own.node == "node-a");
+  CHECK(own.tables.empty()); // the intake-only queue manager's table is not the queue
+  const auto& singleton = xs[0].actors[2].status;
+  CHECK(singleton.name == "leader.queue-manager");
+  CHECK(singleton.node == "node-b");
+  CHECK(singleton.facts.at("role") == "leader");
+  CHECK(singleton.figures.at("queued") == 2);
+  auto body = render_inspect_view(xs[0], inspect_view::queue);
+  CHECK(body.find(R"("queue":[{"provider":"mock","waiting":2}],"tables_node":"node-b")")
+        != std::string::npos);
+
+  // Asked `inspect` (what ?node=all asks every node), a follower lists its own actors only:
+  // a paused leader must not hold its answer back.
+  auto statuses = fx.request<std::vector<actor_status>>(insp, atom::inspect_v);
+  REQUIRE(statuses);
+  CHECK(statuses->size() == 2);
+}
+
+TEST_CASE("the leader's own inspector lists its singletons in its answer to inspect") {
+  deterministic_fixture fx;
+  leader_on_node_b leader{fx};
+  inspector_config cfg{{own_queue_manager(fx)}};
+  cfg.node = "node-b";
+  cfg.leader = leader.slot;
+  cfg.interval = caf::timespan::zero();
+  auto insp = fx.spawn(inspector, cfg);
+  auto statuses = fx.request<std::vector<actor_status>>(insp, atom::inspect_v);
+  REQUIRE(statuses);
+  REQUIRE(statuses->size() == 3);
+  CHECK((*statuses)[2].name == "leader.queue-manager");
+  CHECK((*statuses)[2].node == "node-b");
+}
+
+TEST_CASE("without a leader, or when it does not answer, the singletons are one unresponsive "
+          "entry saying why") {
+  deterministic_fixture fx;
+  auto slot = std::make_shared<leader_inspection>();
+  inspector_config cfg{{own_queue_manager(fx)}};
+  cfg.node = "node-a";
+  cfg.leader = slot;
+  auto insp = fx.spawn(inspector, cfg);
+  fx.advance(std::chrono::seconds{1}); // no source yet: nobody leads
+  auto xs = history(fx, insp);
+  REQUIRE(xs.size() == 1);
+  const auto& none = xs[0].actors.back();
+  CHECK(!none.responsive);
+  CHECK(none.status.name == "leader");
+  CHECK(none.status.facts.at("unresponsive") == "no node holds the leader lease");
+  CHECK(render_inspect_view(xs[0], inspect_view::providers)
+            .ends_with(R"("tables_node":null,"tables_error":"the leader's singletons did not )"
+                       R"(answer: no node holds the leader lease"})"));
+
+  // node-c leads but does not lead any more when asked: its node actor refuses.
+  auto gone = fx.spawn(node, std::string{"node-c"}, std::map<std::string, provider_actor>{},
+                       inspector_actor{}, metrics_actor{}, std::shared_ptr<const leader_inspection>{});
+  slot->set_source([gone] { return std::optional<leader_endpoint>{{"node-c", gone}}; });
+  fx.advance(std::chrono::seconds{1});
+  xs = history(fx, insp);
+  REQUIRE(xs.size() == 2);
+  const auto& refused = xs[1].actors.back();
+  CHECK(!refused.responsive);
+  CHECK(refused.status.node == "node-c");
+  CHECK(refused.status.facts.at("unresponsive").find("node node-c does not lead")
+        != std::string::npos);
 }

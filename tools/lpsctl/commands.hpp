@@ -52,7 +52,8 @@ int config(lps_api& api, bool raw_json);
 int nodes(lps_api& api, bool raw_json);
 
 /// Actors by mailbox, the queue and the providers; refreshed every second on a terminal until
-/// interrupted, printed once otherwise (or with `once`).
-int top(lps_api& api, bool once);
+/// interrupted, printed once otherwise (or with `once`). `node` ("all" or a node's name) lists
+/// those nodes' actors (?node=) with a NODE column, and names the nodes that did not answer.
+int top(lps_api& api, bool once, const std::string& node = {});
 
 } // namespace lps::ctl

@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");
   top_cmd->add_flag("--once", once, "print one snapshot (the default when not on a terminal)");
+  std::string top_node;
+  top_cmd->add_option("--node", top_node,
+                      "actors of every node of the cluster (all) or of one node (its name)");
 
   try {
     app.parse(argc, argv);
@@ -113,6 +116,6 @@ int main(int argc, char** argv) {
   if (nodes_cmd->parsed())
     return nodes(api, nodes_json);
   if (top_cmd->parsed())
-    return top(api, once);
+    return top(api, once, top_node);
   return usage;
 }

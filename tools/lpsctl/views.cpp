@@ -83,6 +83,7 @@ int failed(const api_answer& answer, const lps_api& api) {
 struct actor_row {
   std::string name, kind;
   double mailbox = 0, handled = 0, rate = -1;
+  std::string node = {};
 };
 
 std::vector<actor_row> actors_of(const json::value& inspect) {
@@ -94,7 +95,7 @@ std::vector<actor_row> actors_of(const json::value& inspect) {
     const auto& obj = a.as_object();
     rows.push_back({text_of(obj, "name"), text_of(obj, "kind"),
                     obj.at("mailbox_size").to_number<double>(),
-                    obj.at("messages_handled").to_number<double>()});
+                    obj.at("messages_handled").to_number<double>(), -1, text_of(obj, "node")});
   }
   std::stable_sort(rows.begin(), rows.end(),
                    [](const auto& x, const auto& y) { return x.mailbox > y.mailbox; });
@@ -171,8 +172,23 @@ void print_top_runs(const api_answer& runs, const std::string& base_url) {
   }
 }
 
-void print_top(lps_api& api, std::map<std::string, double>& last_handled, double seconds) {
-  auto inspect = api.get("/api/v1/inspect");
+std::string path_segment(const std::string& text);
+
+// The nodes of `?node=all` (or one) that did not answer within 500 ms, with the reason.
+void print_silent_nodes(const json::value& inspect) {
+  const auto* list = inspect.is_object() ? inspect.as_object().if_contains("nodes") : nullptr;
+  if (list == nullptr || !list->is_array())
+    return;
+  for (const auto& n : list->as_array())
+    if (const auto& obj = n.as_object(); text_of(obj, "responsive") == "false")
+      std::printf("node %s did not answer: %s\n", text_of(obj, "name").c_str(),
+                  text_of(obj, "error").c_str());
+}
+
+void print_top(lps_api& api, const std::string& node, std::map<std::string, double>& last_handled,
+               double seconds) {
+  auto inspect =
+      api.get(node.empty() ? "/api/v1/inspect" : "/api/v1/inspect?node=" + path_segment(node));
   auto providers = api.get("/api/v1/providers");
   auto metrics = api.get("/metrics");
   auto now = std::time(nullptr);
@@ -201,18 +217,23 @@ void print_top(lps_api& api, std::map<std::string, double>& last_handled, double
                   text_of(obj, "available").c_str(), paused ? "yes" : "no",
                   (paused ? text_of(obj, "pause_reason") : text_of(obj, "note")).c_str());
     }
-  std::printf("\n%-24s %-14s %9s %12s %10s\n", "ACTOR", "KIND", "MAILBOX", "HANDLED", "RATE/S");
+  std::printf("\n%-24s %-14s %9s %12s %10s%s\n", "ACTOR", "KIND", "MAILBOX", "HANDLED", "RATE/S",
+              node.empty() ? "" : "  NODE");
   for (auto& row : actors_of(inspect.json)) {
     std::string rate = "-";
-    if (auto i = last_handled.find(row.name); i != last_handled.end() && seconds > 0) {
+    auto key = row.node + "/" + row.name;
+    if (auto i = last_handled.find(key); i != last_handled.end() && seconds > 0) {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "%.0f", (row.handled - i->second) / seconds);
       rate = buf;
     }
-    last_handled[row.name] = row.handled;
-    std::printf("%-24s %-14s %9.0f %12.0f %10s\n", row.name.c_str(), row.kind.c_str(), row.mailbox,
-                row.handled, rate.c_str());
+    last_handled[key] = row.handled;
+    std::printf("%-24s %-14s %9.0f %12.0f %10s%s\n", row.name.c_str(), row.kind.c_str(),
+                row.mailbox, row.handled, rate.c_str(),
+                node.empty() ? "" : ("  " + row.node).c_str());
   }
+  if (!node.empty())
+    print_silent_nodes(inspect.json);
   if (inspect.status != 200)
     std::printf("\n(inspect: %s)\n", describe(inspect, api.base_url()).c_str());
   std::fflush(stdout);
@@ -285,17 +306,17 @@ int cancel_run(lps_api& api, const std::string& bos_batch_id) {
   return post_and_show(api, "/api/v1/runs/" + path_segment(bos_batch_id) + "/cancel");
 }
 
-int top(lps_api& api, bool once) {
+int top(lps_api& api, bool once, const std::string& node) {
   std::map<std::string, double> last_handled;
   if (once || !on_terminal()) {
-    print_top(api, last_handled, 0);
+    print_top(api, node, last_handled, 0);
     return ok;
   }
   auto last = std::chrono::steady_clock::now();
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     std::printf("\033[H\033[2J");
-    print_top(api, last_handled, std::chrono::duration<double>(now - last).count());
+    print_top(api, node, last_handled, std::chrono::duration<double>(now - last).count());
     last = now;
     std::this_thread::sleep_for(std::chrono::seconds{1});
   }
