@@ -31,7 +31,7 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
   result->node_actor_ = parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers,
-                                         parts.node->inspector);
+                                         parts.node->inspector, parts.node->gate);
   auto port = publish_node(*parts.sys, result->node_actor_, cfg.cluster_host, cfg.cluster_port);
   if (!port) {
     error = "cannot publish the node actor on CLUSTER_HOST:CLUSTER_PORT " + cfg.cluster_host + ":"

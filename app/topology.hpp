@@ -36,6 +36,9 @@ struct topology {
   inspector_actor inspector;
   /// The reader pool the queue manager reads the store on (the leader's too, in a cluster).
   store_reader* reads = nullptr;
+  /// The node's provider gate: its bundler (the leader's, in a cluster) and its gateway
+  /// routes admit calls through it.
+  std::shared_ptr<provider_gate> gate;
 };
 
 /// The cluster leader's singletons (docs/cluster.md), spawned when the node takes the lease

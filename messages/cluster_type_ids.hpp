@@ -17,4 +17,13 @@ CAF_ADD_TYPE_ID(lps_cluster, (lps::node_providers))
 CAF_ADD_ATOM(lps_cluster, lps::atom, join, "join")
 CAF_ADD_ATOM(lps_cluster, lps::atom, leave, "leave")
 
+// The provider gate's sync between the leader and a follower (docs/cluster.md, "Limits").
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_provider_state))
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_sync))
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_provider_use))
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_report))
+CAF_ADD_TYPE_ID(lps_cluster, (std::vector<lps::gate_provider_state>))
+CAF_ADD_TYPE_ID(lps_cluster, (std::vector<lps::gate_provider_use>))
+CAF_ADD_ATOM(lps_cluster, lps::atom, gate, "gate")
+
 CAF_END_TYPE_ID_BLOCK(lps_cluster)

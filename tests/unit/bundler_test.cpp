@@ -192,7 +192,7 @@ TEST_CASE("an open circuit breaker keeps a provider's requests queued while othe
   // failed requests wait for a retry instead of failing, and the mock requests completed.
   CHECK(fx.stub("openai").seen.size() == 2);
   auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
-  CHECK(bundler_st.gate.breaker("openai").state() == breaker_state::open);
+  CHECK(bundler_st.gate->breaker("openai").state() == breaker_state::open);
   // GET /api/v1/providers shows the breaker from the bundler's provider status.
   auto openai = fx.provider_view("openai");
   CHECK(openai.circuit_state == "open");
@@ -224,18 +224,18 @@ TEST_CASE("an open breaker turns half-open after open_duration and closes on a g
   auto accepted = fx.submit({make_request("a", "openai"), make_request("b", "openai")});
   auto& gate = fx.state_of<bundler_state>(fx.bundler_hdl).gate;
   CHECK(openai.seen.size() == 2);
-  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  CHECK(gate->breaker("openai").state() == breaker_state::open);
   openai.down = false;
   // The retries are due after at most 1.5 s, but the open breaker holds them back.
   fx.run_for(std::chrono::seconds{10} - std::chrono::milliseconds{1});
   CHECK(openai.seen.size() == 2);
-  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  CHECK(gate->breaker("openai").state() == breaker_state::open);
   // At open_duration the bundler's wake lets one probe through; its success closes the
   // breaker and the other request follows.
   fx.advance(std::chrono::milliseconds{1});
   CHECK(openai.seen.size() == 4);
-  CHECK(gate.breaker("openai").counters().half_opened_total == 1);
-  CHECK(gate.breaker("openai").state() == breaker_state::closed);
+  CHECK(gate->breaker("openai").counters().half_opened_total == 1);
+  CHECK(gate->breaker("openai").state() == breaker_state::closed);
   CHECK(fx.db->find_result(accepted[0].queue_id));
   CHECK(fx.db->find_result(accepted[1].queue_id));
 }
