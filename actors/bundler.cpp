@@ -30,14 +30,38 @@ clock_time now_of(self_ptr self) {
   return self->clock().now();
 }
 
+// Wakes the bundler after `delay` (once: a wake already pending does it).
+void wake_in(self_ptr self, clock_duration delay) {
+  auto& st = self->state;
+  if (st.wake_armed)
+    return;
+  st.wake_armed = true;
+  delay = std::max<clock_duration>(delay, std::chrono::milliseconds{1});
+  self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(delay), atom::wake_v);
+}
+
+// The node for the next bundle to `provider`: the one with the fewest calls in flight below
+// the per-node cap, counting this node's gateway calls (they share its call slots). When the
+// gateway holds slots the bundler would wait for, it looks again shortly: the end of a
+// gateway call sends it nothing.
+std::optional<std::string> pick_node(self_ptr self, const std::string& provider) {
+  auto& st = self->state;
+  auto gateway_calls = st.gate->gateway_inflight(provider);
+  st.routes.set_gateway_calls(st.cfg.self_node, provider, gateway_calls);
+  auto node = st.routes.pick(provider, st.gate->limit_of(provider));
+  if (!node && gateway_calls > 0)
+    wake_in(self, std::chrono::milliseconds{20});
+  return node;
+}
+
 // A provider takes another bundle when its breaker lets calls through, its rate limit has
 // room (both decided here, for every node: the limits hold cluster-wide) and one of the
 // nodes serving it has a free call slot.
 bool has_capacity(self_ptr self, const std::string& provider) {
   auto& st = self->state;
-  return st.gate.pause_of(provider) == nullptr
-         && st.gate.blocked_for(provider, now_of(self)) == clock_duration::zero()
-         && st.routes.pick(provider, st.gate.limit_of(provider)).has_value();
+  return st.gate->pause_of(provider) == nullptr
+         && st.gate->blocked_for(provider, now_of(self)) == clock_duration::zero()
+         && pick_node(self, provider).has_value();
 }
 
 std::vector<std::string> provider_names_of(const std::map<std::string, provider_actor>& providers) {
@@ -52,17 +76,13 @@ void arm_wake(self_ptr self) {
   auto& st = self->state;
   if (st.wake_armed)
     return;
-  auto soonest = st.gate.soonest_unblock(provider_names_of(st.providers), now_of(self));
-  if (!soonest)
-    return;
-  st.wake_armed = true;
-  auto delay = std::max<clock_duration>(*soonest, std::chrono::milliseconds{1});
-  self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(delay), atom::wake_v);
+  if (auto soonest = st.gate->soonest_unblock(provider_names_of(st.providers), now_of(self)))
+    wake_in(self, *soonest);
 }
 
 void publish_breaker_state(self_ptr self, const std::string& provider) {
   auto& st = self->state;
-  auto state = st.gate.breaker(provider).state();
+  auto state = st.gate->breaker(provider).state();
   LPS_LOG_WARN(log(), "bundler: circuit breaker of {} is now {}", provider, to_string(state));
   if (!st.metrics)
     return;
@@ -80,7 +100,7 @@ void publish_paused(self_ptr self, const std::string& provider, bool paused) {
 
 // The provider rejected our key: one error line (never the key) tells the operator what to do.
 void report_pause(self_ptr self, const std::string& provider) {
-  const auto* pause = self->state.gate.pause_of(provider);
+  const auto* pause = self->state.gate->pause_of(provider);
   LPS_LOG_ERROR(log(),
                 "bundler: provider {} is paused: it rejected the key (model {}, {}); its "
                 "requests wait in the queue. Fix the key, then POST /api/v1/providers/{}/resume "
@@ -91,7 +111,7 @@ void report_pause(self_ptr self, const std::string& provider) {
 
 // The operator fixed the key: that provider's work flows again at once.
 bool resume(self_ptr self, const std::string& provider) {
-  if (!self->state.gate.resume(provider))
+  if (!self->state.gate->resume(provider))
     return false;
   LPS_LOG_WARN(log(), "bundler: provider {} resumed by the operator", provider);
   publish_paused(self, provider, false);
@@ -161,12 +181,12 @@ void hand_outcomes(self_ptr self, const std::string& provider,
 }
 
 void finish_call(self_ptr self, const std::string& provider,
-                 std::vector<comparison_outcome> outcomes) {
+                 std::vector<comparison_outcome> outcomes, bool on_this_node) {
   auto& st = self->state;
-  auto was_paused = st.gate.pause_of(provider) != nullptr;
-  if (st.gate.finish_call(provider, outcomes, now_of(self)))
+  auto was_paused = st.gate->pause_of(provider) != nullptr;
+  if (st.gate->finish_call(provider, outcomes, now_of(self), on_this_node))
     publish_breaker_state(self, provider);
-  if (!was_paused && st.gate.pause_of(provider) != nullptr)
+  if (!was_paused && st.gate->pause_of(provider) != nullptr)
     report_pause(self, provider);
   hand_outcomes(self, provider, std::move(outcomes));
 }
@@ -191,9 +211,9 @@ void note_finished(self_ptr self, const bundle_skeleton& b,
 }
 
 void finish_bundle(self_ptr self, const bundle_skeleton& b,
-                   std::vector<comparison_outcome> outcomes) {
+                   std::vector<comparison_outcome> outcomes, bool on_this_node) {
   note_finished(self, b, outcomes);
-  finish_call(self, b.provider, std::move(outcomes));
+  finish_call(self, b.provider, std::move(outcomes), on_this_node);
 }
 
 // The answer for bundle `id` arrived (or its request failed): finishes it, unless it was put
@@ -237,7 +257,7 @@ void answered(self_ptr self, const std::string& id, MakeOutcomes make_outcomes) 
   auto skeleton = std::move(i->second);
   st.sent.erase(i);
   auto outcomes = make_outcomes(skeleton);
-  finish_bundle(self, skeleton, std::move(outcomes));
+  finish_bundle(self, skeleton, std::move(outcomes), routed->node == st.cfg.self_node);
   answer_retired(self, routed->node);
 }
 
@@ -265,11 +285,52 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
   if (!st.routes.has(name))
     return;
   auto ids = st.routes.remove(name);
+  st.node_actors.erase(name);
+  st.gate->forget_node(name);
   LPS_LOG_WARN(log(), "bundler: node {} is gone ({}); putting back its {} bundles in flight", name,
                why, ids.size());
   for (const auto& id : ids)
     put_back(self, id, name);
   answer_retired(self, name);
+}
+
+// Syncs the provider gate with every other node (actors/provider_gate_sync.cpp): each gets
+// a lease and the gate's state; its answer gives back what it did not use, tells the
+// breakers how its gateway calls ended and how many call slots they take on that node.
+void sync_gates(self_ptr self) {
+  auto& st = self->state;
+  st.gate_sync_armed = false;
+  if (st.node_actors.empty())
+    return;
+  for (const auto& [name, hdl] : st.node_actors) {
+    std::map<std::string, uint32_t> bundles;
+    for (const auto& [provider, actor] : st.providers)
+      bundles[provider] = st.routes.inflight_on(name, provider);
+    auto sync = st.gate->lease_to(name, bundles, st.node_actors.size(), st.cfg.gate_lease,
+                                  now_of(self));
+    auto node = name;
+    self->request(caf::actor_cast<node_actor>(hdl), st.cfg.gate_lease, atom::gate_v,
+                  std::move(sync))
+        .then(
+            [=](const gate_report& report) {
+              auto& state = self->state;
+              if (state.node_actors.count(node) == 0)
+                return; // the node left meanwhile: its lease is spent
+              if (state.gate->settle(node, report, now_of(self)))
+                for (const auto& u : report.providers)
+                  publish_breaker_state(self, u.provider);
+              for (const auto& u : report.providers)
+                state.routes.set_gateway_calls(node, u.provider, u.gateway_inflight);
+              form(self);
+            },
+            // The lease stays spent: the cluster-wide limit errs on the safe side.
+            [=](const caf::error& err) {
+              LPS_LOG_DEBUG(log(), "bundler: no gate report from node {}: {}", node,
+                            caf::to_string(err));
+            });
+  }
+  st.gate_sync_armed = true;
+  self->delayed_send(self, st.cfg.gate_sync_period, atom::gate_v);
 }
 
 // A node's provider actors join: from now on its bundles may go there too.
@@ -286,6 +347,9 @@ void join_node(self_ptr self, const node_providers& x) {
     // The node asks this bundler to retire it when it leaves (SIGTERM).
     self->send(caf::actor_cast<node_actor>(x.node_actor), atom::leader_v,
                caf::actor_cast<caf::actor>(self));
+    st.node_actors.emplace(x.node, x.node_actor);
+    if (!st.gate_sync_armed)
+      sync_gates(self);
   }
   LPS_LOG_INFO(log(), "bundler: node {} joined; its providers take bundles now", x.node);
   form(self);
@@ -297,18 +361,20 @@ void dispatch(self_ptr self) {
   auto id = "bnd-" + std::to_string(++st.next_bundle) + "-" + new_uuid().substr(0, 8);
   auto b = st.builder->finish(id);
   auto provider = b.provider;
-  if (st.gate.start_call(b, now_of(self)))
+  auto node = pick_node(self, provider);
+  auto on_this_node = node && *node == st.cfg.self_node;
+  if (st.gate->start_call(b, now_of(self), on_this_node))
     publish_breaker_state(self, provider);
   LPS_LOG_DEBUG(log(), "bundler dispatched bundle {} ({} items) to {}", id, b.items.size(),
                 provider);
   auto skeleton = skeleton_of(b, now_of(self));
-  auto node = st.routes.pick(provider, st.gate.limit_of(provider));
   if (st.providers.count(provider) == 0) {
     record_bundle(self, b);
     finish_bundle(self, skeleton,
                   fail_bundle(skeleton, to_string(ec::configuration_error),
                               "provider '" + provider + "' is not available in this service",
-                              false));
+                              false),
+                  on_this_node);
     return;
   }
   if (!node) { // the node chosen when the bundle began to form is gone: run it again
@@ -435,7 +501,7 @@ void pull(self_ptr self, uint32_t n, std::vector<std::string> providers, Continu
 size_t item_cap(self_ptr self, const std::string& provider) {
   auto& st = self->state;
   auto cap = static_cast<int64_t>(st.cfg.policy.max_items);
-  if (auto available = st.gate.request_budget(provider, now_of(self))) {
+  if (auto available = st.gate->request_budget(provider, now_of(self))) {
     int64_t per_call = std::max<uint32_t>(st.cfg.gate.multi_prompt_max, 1);
     cap = std::clamp<int64_t>(*available * per_call, 1, cap);
   }
@@ -513,15 +579,15 @@ std::vector<provider_status> provider_statuses(self_ptr self) {
   auto now = now_of(self);
   std::vector<provider_status> result;
   for (const auto& [provider, hdl] : st.providers) {
-    auto& breaker = st.gate.breaker(provider);
+    auto breaker = st.gate->breaker(provider);
     provider_status x;
     x.name = provider;
     x.circuit_state = to_string(breaker.state());
     x.breaker_opened_total = breaker.counters().opened_total;
     x.inflight_bundles = st.routes.inflight(provider);
     x.blocked_for =
-        std::chrono::duration_cast<std::chrono::milliseconds>(st.gate.blocked_for(provider, now));
-    if (const auto* pause = st.gate.pause_of(provider))
+        std::chrono::duration_cast<std::chrono::milliseconds>(st.gate->blocked_for(provider, now));
+    if (const auto* pause = st.gate->pause_of(provider))
       x.paused_by = pause->error_code;
     result.push_back(std::move(x));
   }
@@ -566,11 +632,11 @@ std::vector<status_row> provider_rows(self_ptr self) {
   for (const auto& x : provider_statuses(self)) {
     status_row row{
         {{"inflight_bundles", double(x.inflight_bundles)},
-         {"max_inflight_bundles", double(st.gate.limit_of(x.name))},
+         {"max_inflight_bundles", double(st.gate->limit_of(x.name))},
          {"blocked_ms", double(x.blocked_for.count())},
          {"breaker_opened_total", double(x.breaker_opened_total)}},
         {{"provider", x.name}, {"circuit_state", x.circuit_state}, {"paused_by", x.paused_by}}};
-    if (auto budget = st.gate.request_budget(x.name, now_of(self)))
+    if (auto budget = st.gate->request_budget(x.name, now_of(self)))
       row.figures["rate_limit_requests_available"] = double(*budget);
     double total_ms = 0;
     size_t calls = 0;
@@ -678,7 +744,8 @@ bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_con
         metrics_actor metrics) {
   auto& st = self->state;
   st.builder.emplace(cfg.policy);
-  st.gate = provider_gate{cfg.gate};
+  st.gate = cfg.shared_gate ? cfg.shared_gate : std::make_shared<provider_gate>(cfg.gate);
+  st.gate->begin_term();
   st.cfg = std::move(cfg);
   st.queue = std::move(queue);
   st.providers = std::move(providers);
@@ -709,7 +776,9 @@ bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_con
       },
       [=](atom::retire, const std::string& name) -> caf::result<atom::drained> {
         return retire_node(self, name);
-      });
+      },
+
+      [=](atom::gate) { sync_gates(self); });
 }
 
 } // namespace lps

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -32,8 +33,14 @@ struct bundler_config {
   /// Circuit breakers and rate limits per provider, and the call slots per provider and node
   /// (max_inflight holds for each node).
   provider_gate_settings gate;
+  /// The node's gate, shared with its gateway routes (null: a gate of its own, from `gate`).
+  std::shared_ptr<provider_gate> shared_gate;
   /// The name of the node the bundler runs on: its own provider actors serve under it.
   std::string self_node = "local";
+  /// How often the provider gate is synced with each other node, and how long a follower's
+  /// lease holds without the next sync (docs/cluster.md, "Limits").
+  caf::timespan gate_sync_period = std::chrono::milliseconds{500};
+  caf::timespan gate_lease = std::chrono::seconds{2};
 };
 
 /// A bundle in flight, without its texts: enough to fail or put back its items.
@@ -94,10 +101,14 @@ struct bundler_state {
   std::vector<caf::typed_response_promise<atom::drained>> drain_waiters;
   /// Which providers may take a bundle now: pauses (a rejected key), bundles in flight,
   /// breakers (while a provider is paused or its breaker open, its requests wait in the
-  /// queue instead of failing) and rate limits.
-  provider_gate gate;
+  /// queue instead of failing) and rate limits. The node's gate: its gateway calls count too.
+  std::shared_ptr<provider_gate> gate;
   /// A delayed wake is pending (a breaker or limiter blocks a provider for a while).
   bool wake_armed = false;
+  /// The node actors of the other nodes served: the gate is synced with each.
+  std::map<std::string, caf::actor> node_actors;
+  /// A gate sync is scheduled.
+  bool gate_sync_armed = false;
   uint64_t next_bundle = 0;
   /// Messages handled, their processing times, the last error (for status).
   actor_stats stats;

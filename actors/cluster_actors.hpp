@@ -44,7 +44,9 @@ using node_actor = caf::typed_actor<
     caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>,
     // The status of the leader's singletons (queue manager, bundler, callbacks, batch jobs),
     // each marked with this node's name; an error when this node does not lead.
-    caf::replies_to<atom::inspect, atom::leader>::with<std::vector<actor_status>>>;
+    caf::replies_to<atom::inspect, atom::leader>::with<std::vector<actor_status>>,
+    // The leader's provider gate sync: the node mirrors it and reports its gateway's use.
+    caf::replies_to<atom::gate, gate_sync>::with<gate_report>>;
 
 // -- the bundler as the cluster leader sees it ------------------------------------------
 
@@ -57,6 +59,8 @@ using cluster_bundler_actor = bundler_actor::extend<
     caf::reacts_to<atom::leave, std::string>,
     // The node of this name leaves (SIGTERM): it gets no new bundles; `drained` once none of
     // its bundles is in flight (their answers handed on), at once for an unknown node.
-    caf::replies_to<atom::retire, std::string>::with<atom::drained>>;
+    caf::replies_to<atom::retire, std::string>::with<atom::drained>,
+    // Time to sync the provider gate with every other node (docs/cluster.md, "Limits").
+    caf::reacts_to<atom::gate>>;
 
 } // namespace lps

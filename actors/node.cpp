@@ -72,8 +72,10 @@ inspect_leader(node_actor::stateful_pointer<node_state> self) {
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, std::string name,
                                std::map<std::string, provider_actor> providers,
                                inspector_actor inspector, metrics_actor metrics,
-                               std::shared_ptr<const leader_inspection> leader) {
+                               std::shared_ptr<const leader_inspection> leader,
+                               std::shared_ptr<provider_gate> gate) {
   self->state.node_name = std::move(name);
+  self->state.gate = std::move(gate);
   self->state.providers = std::move(providers);
   self->state.inspector = std::move(inspector);
   self->state.link.metrics = std::move(metrics);
@@ -121,6 +123,10 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
       },
       [=](atom::inspect, atom::leader) -> caf::result<std::vector<actor_status>> {
         return inspect_leader(self);
+      },
+      // -- the leader's provider gate --
+      [=](atom::gate, const gate_sync& sync) -> gate_report {
+        return self->state.gate->follow(sync, self->clock().now());
       },
   };
 }

@@ -4,7 +4,9 @@ namespace lps {
 
 bool node_routes::add(const std::string& name, std::map<std::string, provider_actor> providers,
                       caf::actor_addr watched) {
-  return nodes_.try_emplace(name, node_entry{std::move(providers), {}, std::move(watched)}).second;
+  return nodes_
+      .try_emplace(name, node_entry{std::move(providers), {}, std::move(watched), false, {}})
+      .second;
 }
 
 std::vector<std::string> node_routes::remove(const std::string& name) {
@@ -44,13 +46,29 @@ std::optional<std::string> node_routes::pick(const std::string& provider, uint32
     if (entry.retiring || entry.providers.count(provider) == 0)
       continue;
     auto i = entry.inflight.find(provider);
-    auto n = i == entry.inflight.end() ? 0u : i->second;
+    auto g = entry.gateway.find(provider);
+    auto n =
+        (i == entry.inflight.end() ? 0u : i->second) + (g == entry.gateway.end() ? 0u : g->second);
     if (n < least) {
       least = n;
       result = name;
     }
   }
   return result;
+}
+
+void node_routes::set_gateway_calls(const std::string& node, const std::string& provider,
+                                    uint32_t calls) {
+  if (auto i = nodes_.find(node); i != nodes_.end())
+    i->second.gateway[provider] = calls;
+}
+
+uint32_t node_routes::inflight_on(const std::string& node, const std::string& provider) const {
+  auto i = nodes_.find(node);
+  if (i == nodes_.end())
+    return 0;
+  auto j = i->second.inflight.find(provider);
+  return j == i->second.inflight.end() ? 0 : j->second;
 }
 
 const provider_actor& node_routes::handle(const std::string& node,

@@ -45,10 +45,17 @@ public:
   /// The node whose actor is `watched` (a down message's source), or "".
   std::string node_watched_by(const caf::actor_addr& watched) const;
 
-  /// The node with the fewest bundles in flight to `provider` among those below `cap`, a
-  /// retiring node never (ties: the first by name); nullopt when every node is full or none has the
-  /// provider.
+  /// The node with the fewest calls in flight to `provider` (its bundles and its gateway
+  /// calls) among those below `cap`, a retiring node never (ties: the first by name);
+  /// nullopt when every node is full or none has the provider.
   std::optional<std::string> pick(const std::string& provider, uint32_t cap) const;
+
+  /// Node `node` has `calls` gateway calls in flight to `provider` (they take call slots
+  /// too); ignored for a node not served.
+  void set_gateway_calls(const std::string& node, const std::string& provider, uint32_t calls);
+
+  /// Bundles in flight to `provider` on `node`.
+  uint32_t inflight_on(const std::string& node, const std::string& provider) const;
 
   /// The actor of `provider` on `node` (must exist: pick() chose it).
   const provider_actor& handle(const std::string& node, const std::string& provider) const;
@@ -75,6 +82,8 @@ private:
     std::map<std::string, uint32_t> inflight;
     caf::actor_addr watched;
     bool retiring = false;
+    /// Gateway calls in flight per provider, as last reported.
+    std::map<std::string, uint32_t> gateway;
   };
   std::map<std::string, node_entry> nodes_;
   std::map<std::string, routed_bundle> bundles_;

@@ -1,8 +1,9 @@
 #pragma once
 
 // Admission of gateway calls (docs/gateway.md, "Limits"), shared by the HTTP I/O threads:
-// per provider a circuit breaker, a rate limiter and a limit of calls in flight, with the
-// settings the queue path's provider gate uses (actors/provider_gate); per client key a
+// per provider the node's provider gate (actors/provider_gate: circuit breaker, rate limits
+// and calls in flight), the one the queue path's bundler uses, so both paths count against
+// the same limits; per client key a
 // requests- and tokens-per-minute limit, and the key's usage for /api/v1/inspect/gateway
 // (never in metric labels). A call that may not go now is refused at once with the wait, not
 // queued: the caller holds the connection.
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -47,6 +49,10 @@ struct gateway_key_usage {
 
 class gateway_gate {
 public:
+  /// Admits provider calls through `providers`, the node's gate (shared with its bundler).
+  gateway_gate(std::shared_ptr<provider_gate> providers, gateway_key_limits key_limits);
+
+  /// A gate of its own with `settings` (tests).
   gateway_gate(provider_gate_settings settings, gateway_key_limits key_limits);
 
   /// Admits a call of `key` ("" without API_KEYS_FILE) to `provider` estimated at `tokens`,
@@ -63,27 +69,25 @@ public:
   /// /api/v1/inspect/gateway: `{"keys":[...],"providers":[...]}`.
   std::string usage_json(clock_time now);
 
+  /// The node's provider gate.
+  const std::shared_ptr<provider_gate>& providers() const {
+    return providers_;
+  }
+
 private:
-  struct provider_entry {
-    circuit_breaker breaker;
-    rate_limiter limiter;
-    uint32_t inflight = 0;
-    uint64_t calls = 0;
-  };
   struct key_entry {
     rate_limiter limiter;
     gateway_key_usage usage;
   };
-  provider_entry& provider(const std::string& name);
   key_entry& key(const std::string& name);
-  std::optional<gateway_refusal> check_provider(const std::string& name, provider_entry& p,
-                                                uint64_t tokens, clock_time now);
 
+  std::shared_ptr<provider_gate> providers_;
+  /// Guards the keys and the calls per provider (the provider gate has its own mutex).
   std::mutex mutex_;
-  provider_gate_settings settings_;
   gateway_key_limits key_limits_;
-  std::map<std::string, provider_entry> providers_;
   std::map<std::string, key_entry> keys_;
+  /// Gateway calls admitted per provider since the start.
+  std::map<std::string, uint64_t> calls_;
 };
 
 } // namespace lps

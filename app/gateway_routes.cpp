@@ -186,11 +186,12 @@ void chat_completions(const api_context& ctx, http_request&& req, const std::str
 } // namespace
 
 std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
-                                                      const model_manifest& manifest) {
+                                                      const model_manifest& manifest,
+                                                      std::shared_ptr<provider_gate> providers) {
   auto result = std::shared_ptr<gateway_context>(new gateway_context{
       {},
       manifest.prices,
-      gateway_gate{provider_gate_settings_of(cfg),
+      gateway_gate{std::move(providers),
                    {cfg.gateway_key_requests_per_minute, cfg.gateway_key_tokens_per_minute}},
       cfg.gateway_max_attempts,
       // Every attempt's timeout, the longest Retry-After waited out, and a second of slack.

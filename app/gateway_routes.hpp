@@ -30,9 +30,11 @@ struct gateway_context {
   std::chrono::milliseconds deadline{200000};
 };
 
-/// The gateway context of `cfg` with the model `manifest` (its JSON text and parsed prices).
+/// The gateway context of `cfg` with the model `manifest` (its JSON text and parsed prices),
+/// admitting provider calls through `providers`, the node's gate (shared with its bundler).
 std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
-                                                      const model_manifest& manifest);
+                                                      const model_manifest& manifest,
+                                                      std::shared_ptr<provider_gate> providers);
 
 /// Whether `path` is a gateway route (everything under /v1/).
 bool is_gateway_path(const std::string& path);

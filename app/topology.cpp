@@ -308,7 +308,10 @@ topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, st
   for (const auto& [name, mode] : node_batched)
     t.batch[name] = spawn_batch_jobs(sys, cfg, name, mode, provider_transport, jobs_db, t.queue,
                                      t.metrics, prices, flags);
-  t.bundler = sys.spawn(bundler, bundler_config_of(cfg), t.queue, bundled, t.metrics);
+  t.gate = std::make_shared<provider_gate>(provider_gate_settings_of(cfg));
+  auto bundling = bundler_config_of(cfg);
+  bundling.shared_gate = t.gate;
+  t.bundler = sys.spawn(bundler, std::move(bundling), t.queue, bundled, t.metrics);
   intake_config ic;
   ic.store_health_of = [db] { return db->health(); };
   t.intake = sys.spawn(intake, std::move(ic), t.queue);
@@ -360,6 +363,8 @@ leader_topology spawn_leader(caf::actor_system& sys, const config& cfg, store& s
   auto bundling = bundler_config_of(cfg);
   // Its own node's provider actors serve under its name; the other nodes' join later.
   bundling.self_node = this_node_name(cfg);
+  // The node's gate, with what it learned as a follower (docs/cluster.md, "Limits").
+  bundling.shared_gate = node.gate;
   t.bundler = sys.spawn(bundler, std::move(bundling), t.queue, bundled, node.metrics);
   inspector_config inspection;
   // The node's metrics actor too: the queue manager records time to result there, so the

@@ -43,6 +43,9 @@ struct topology {
   /// Cluster mode: where the queue manager hands the requests it stored, for the leader
   /// (the node actor attaches to it when the node joins); null on a single node.
   std::shared_ptr<new_work_sink> new_work;
+  /// The node's provider gate: its bundler (the leader's, in a cluster) and its gateway
+  /// routes admit calls through it.
+  std::shared_ptr<provider_gate> gate;
 };
 
 /// The cluster leader's singletons (docs/cluster.md), spawned when the node takes the lease

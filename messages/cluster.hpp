@@ -1,7 +1,8 @@
 #pragma once
 
 // What crosses between cluster nodes through CAF's middleman (docs/cluster.md): a node's
-// answer to the leader's question for its provider actors.
+// answer to the leader's question for its provider actors, and the provider gate's sync
+// (the leader's limits, breakers and leases to a follower, the follower's use back).
 
 #include "messages/status.hpp"
 
@@ -42,6 +43,82 @@ struct leader_providers {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, leader_providers& x) {
   return f(caf::meta::type_name("lps.leader_providers"), x.node, x.providers);
+}
+
+/// One provider's gate as the leader sends it to a follower (docs/cluster.md, "Limits"):
+/// its buckets and breaker to mirror, and the follower's lease. Counts of -1 mean unlimited.
+struct gate_provider_state {
+  std::string provider;
+  /// The leader's request and token buckets after the lease was taken (whole units).
+  int64_t requests_level = -1;
+  int64_t tokens_level = -1;
+  /// What is left of holds learned from the provider's rate-limit headers (0: none).
+  int64_t requests_hold_ms = 0;
+  int64_t tokens_hold_ms = 0;
+  /// The leader's breaker: open for this much longer (0: it lets calls through).
+  int64_t breaker_open_ms = 0;
+  /// The follower's lease: the gateway calls and tokens it may send until the next sync.
+  int64_t lease_requests = -1;
+  int64_t lease_tokens = -1;
+  /// The leader's bundles in flight on the follower's provider actor (they take its slots).
+  uint32_t bundles_on_node = 0;
+  friend bool operator==(const gate_provider_state&, const gate_provider_state&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_provider_state& x) {
+  return f(caf::meta::type_name("lps.gate_provider_state"), x.provider, x.requests_level,
+           x.tokens_level, x.requests_hold_ms, x.tokens_hold_ms, x.breaker_open_ms,
+           x.lease_requests, x.lease_tokens, x.bundles_on_node);
+}
+
+/// The leader's sync to one follower, every sync period.
+struct gate_sync {
+  std::vector<gate_provider_state> providers;
+  /// How long the leases hold without the next sync (a leader gone).
+  int64_t lease_ms = 0;
+  friend bool operator==(const gate_sync&, const gate_sync&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_sync& x) {
+  return f(caf::meta::type_name("lps.gate_sync"), x.providers, x.lease_ms);
+}
+
+/// A follower's use of one provider since its previous sync: what the previous lease
+/// was used for and what is left of it (the leader takes it back), and how its calls ended.
+struct gate_provider_use {
+  std::string provider;
+  uint64_t used_requests = 0;
+  uint64_t used_tokens = 0;
+  uint64_t unused_requests = 0;
+  uint64_t unused_tokens = 0;
+  /// Gateway calls refused because the lease was spent (the follower wants more).
+  uint64_t refused = 0;
+  /// Gateway calls that ended since the previous sync: provider failures and the others.
+  uint64_t failures = 0;
+  uint64_t successes = 0;
+  /// Gateway calls in flight now (they take the node's call slots).
+  uint32_t gateway_inflight = 0;
+  friend bool operator==(const gate_provider_use&, const gate_provider_use&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_provider_use& x) {
+  return f(caf::meta::type_name("lps.gate_provider_use"), x.provider, x.used_requests,
+           x.used_tokens, x.unused_requests, x.unused_tokens, x.refused, x.failures,
+           x.successes, x.gateway_inflight);
+}
+
+/// A follower's answer to a gate_sync.
+struct gate_report {
+  std::vector<gate_provider_use> providers;
+  friend bool operator==(const gate_report&, const gate_report&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_report& x) {
+  return f(caf::meta::type_name("lps.gate_report"), x.providers);
 }
 
 } // namespace lps

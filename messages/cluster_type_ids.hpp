@@ -35,5 +35,13 @@ CAF_ADD_ATOM(lps_cluster, lps::atom, flush_work, "flushwork")
 // (atom leader, above), and a leaving node asks it to retire the node (no new bundles;
 // answered once none is in flight).
 CAF_ADD_ATOM(lps_cluster, lps::atom, retire, "retire")
+// The provider gate's sync between the leader and a follower (docs/cluster.md, "Limits").
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_provider_state))
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_sync))
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_provider_use))
+CAF_ADD_TYPE_ID(lps_cluster, (lps::gate_report))
+CAF_ADD_TYPE_ID(lps_cluster, (std::vector<lps::gate_provider_state>))
+CAF_ADD_TYPE_ID(lps_cluster, (std::vector<lps::gate_provider_use>))
+CAF_ADD_ATOM(lps_cluster, lps::atom, gate, "gate")
 
 CAF_END_TYPE_ID_BLOCK(lps_cluster)

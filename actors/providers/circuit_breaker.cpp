@@ -103,6 +103,12 @@ clock_duration circuit_breaker::time_until_allowed(clock_time now) const noexcep
   return clock_duration::zero();
 }
 
+void circuit_breaker::hold_open(clock_time now, clock_duration remaining) noexcept {
+  if (state_ != breaker_state::open)
+    open(now);
+  opened_at_ = now + std::min(remaining, settings_.open_duration) - settings_.open_duration;
+}
+
 void circuit_breaker::open(clock_time now) noexcept {
   state_ = breaker_state::open;
   opened_at_ = now;

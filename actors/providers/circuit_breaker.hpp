@@ -87,6 +87,10 @@ public:
   /// slots. Open: counted only (it does not extend the open period).
   void on_failure(clock_time now) noexcept;
 
+  /// Opens the breaker (if it is not open already) so that it stays open for `remaining`
+  /// from `now`: a cluster follower takes over the leader's open breaker.
+  void hold_open(clock_time now, clock_duration remaining) noexcept;
+
   /// The current state. The open -> half_open transition happens inside allow(), so an open
   /// breaker whose time is up still reports open until someone asks.
   breaker_state state() const noexcept {

@@ -254,6 +254,18 @@ void token_bucket::observe(clock_time now, uint64_t remaining,
     hold_until_ = now + clamp_hold(*reset);
 }
 
+void token_bucket::assume(clock_time now, int64_t level,
+                          std::optional<clock_duration> hold) noexcept {
+  hold_until_.reset();
+  if (hold && *hold > clock_duration::zero())
+    hold_until_ = now + clamp_hold(*hold);
+  if (unlimited())
+    return;
+  auto capacity = static_cast<int64_t>(per_minute_);
+  level_ = std::clamp(level, debt_floor / units_per_token, capacity) * units_per_token;
+  last_ = now;
+}
+
 int64_t token_bucket::available(clock_time now) const noexcept {
   if (unlimited())
     return std::numeric_limits<int64_t>::max();
@@ -290,6 +302,16 @@ clock_duration rate_limiter::wait_time(clock_time now, uint64_t requests,
 
 void rate_limiter::reconcile_tokens(int64_t actual_minus_estimated) noexcept {
   tokens_.adjust(actual_minus_estimated);
+}
+
+void rate_limiter::take(clock_time now, uint64_t requests, uint64_t tokens) noexcept {
+  requests_.take(now, requests);
+  tokens_.take(now, tokens);
+}
+
+void rate_limiter::give_back(uint64_t requests, uint64_t tokens) noexcept {
+  requests_.adjust(-static_cast<int64_t>(std::min(requests, max_rate_per_minute)));
+  tokens_.adjust(-static_cast<int64_t>(std::min(tokens, max_rate_per_minute)));
 }
 
 void rate_limiter::observe_limits(clock_time now, std::optional<uint64_t> remaining_requests,

@@ -77,6 +77,11 @@ public:
   /// The end of the hold set by observe(), if one is in force at `now`.
   std::optional<clock_time> held_until(clock_time now) const noexcept;
 
+  /// Takes over another bucket's state as of `now`: `level` whole units (cut to capacity)
+  /// and a hold of `hold` (nullopt: none). A cluster follower mirrors the leader's buckets
+  /// so that, should it lead next, it carries on from there instead of full buckets.
+  void assume(clock_time now, int64_t level, std::optional<clock_duration> hold) noexcept;
+
 private:
   /// The level and the time it refers to, as of `now`.
   struct projection {
@@ -124,12 +129,29 @@ public:
   /// more than estimated (may leave debt), negative when less (given back up to capacity).
   void reconcile_tokens(int64_t actual_minus_estimated) noexcept;
 
+  /// Takes `requests` and `tokens` at `now` unconditionally (may leave debt): a lease of
+  /// them handed to another node.
+  void take(clock_time now, uint64_t requests, uint64_t tokens) noexcept;
+
+  /// Gives back what a lease did not use (never above capacity).
+  void give_back(uint64_t requests, uint64_t tokens) noexcept;
+
   /// Learns from a response's rate-limit headers (see token_bucket::observe). Any argument
   /// may be absent; a remaining figure without a reset lowers the level without a hold.
   void observe_limits(clock_time now, std::optional<uint64_t> remaining_requests,
                       std::optional<uint64_t> remaining_tokens,
                       std::optional<clock_duration> reset_requests,
                       std::optional<clock_duration> reset_tokens) noexcept;
+
+  /// The request bucket (for the status endpoint; mutable to mirror a leader's).
+  token_bucket& requests() noexcept {
+    return requests_;
+  }
+
+  /// The token bucket (mutable to mirror a leader's).
+  token_bucket& tokens() noexcept {
+    return tokens_;
+  }
 
   /// The request bucket (for the status endpoint).
   const token_bucket& requests() const noexcept {

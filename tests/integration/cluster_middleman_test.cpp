@@ -22,6 +22,7 @@
 
 #include <csignal>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -326,4 +327,123 @@ TEST_CASE("three nodes over mutual TLS complete requests, and a node whose certi
       },
       15s));
   CHECK(text_of(log_of(3)).find("CLUSTER_TLS_CA") != std::string::npos);
+}
+
+namespace {
+
+/// Gateway calls (`/v1/chat/completions`, routed to the openai provider) sent one after
+/// another to one node on a thread of their own until destroyed, counted by status.
+struct gateway_load {
+  std::string url;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> other{0};
+  std::thread thread;
+
+  explicit gateway_load(std::string node_url) : url(std::move(node_url)) {
+    thread = std::thread([this] {
+      test::client http;
+      auto body = R"({"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})";
+      while (!stop) {
+        auto status = http.call("POST", url, body).status;
+        (status == 200 ? ok : status == 429 ? refused : other) += 1;
+        if (status != 200)
+          std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+
+  ~gateway_load() {
+    stop = true;
+    thread.join();
+  }
+};
+
+/// Queued requests and gateway calls to a follower (the leader, alone) of `nodes` nodes whose
+/// openai provider is limited to 60 requests per minute: from the first call the mock
+/// counts for `window`, and at most the bucket's 60 plus one a second (plus 2 for the first
+/// sample's lag and rounding) may arrive, gateway calls included.
+void check_shared_limit(const std::string& name, size_t nodes, std::chrono::seconds window) {
+  mock_provider_options mock_options;
+  mock_options.latency = 50ms;
+  mock_options.rate_limit_requests = 0; // no headers: only lps's own limit paces the calls
+  mock_options.rate_limit_tokens = 0;
+  cluster c{name,
+            mock_options,
+            {"--openai-max-concurrent-calls=2", "--serial-bundle-max-requests-per-call=2",
+             "--openai-requests-per-minute=60"}};
+  for (size_t i = 0; i < nodes; ++i)
+    c.start_node();
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto gateway_node = size_t(c.leader_seen_by(0) + 1) % nodes;
+  if (nodes > 1)
+    std::this_thread::sleep_for(3s); // every node joined the leader's bundler
+  c.submit(0, 200, {0}, rx.url());
+  gateway_load gateway{c.nodes.at(gateway_node)->url("/v1/chat/completions")};
+  REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls > 0; }, 20s));
+  auto first = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(window);
+  auto calls = c.mock.stats().calls;
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
+  auto allowed = 60.0 + took + 2.0;
+  WARN("provider calls in " << took << " s: " << calls << " (allowed " << allowed
+                            << "), gateway: " << gateway.ok.load() << " answered, "
+                            << gateway.refused.load() << " refused 429, " << gateway.other.load()
+                            << " other");
+  CHECK(double(calls) <= allowed);
+  CHECK(calls >= 60);
+  CHECK(gateway.ok.load() > 0);      // the gateway had its share
+  CHECK(gateway.refused.load() > 0); // and was refused at the limit, not queued
+  CHECK(gateway.other.load() == 0);
+  CHECK(calls > gateway.ok.load()); // queued calls went too
+}
+
+} // namespace
+
+TEST_CASE("one node: queued and gateway calls together keep the requests-per-minute limit",
+          "[cluster]") {
+  check_shared_limit("gate-one-node", 1, 10s);
+}
+
+TEST_CASE("three nodes: gateway calls on a follower count against the cluster's limit",
+          "[cluster]") {
+  check_shared_limit("gate-follower", 3, 12s);
+}
+
+TEST_CASE("a new leader keeps the limit the provider's headers taught the old one",
+          "[cluster]") {
+  mock_provider_options mock_options;
+  mock_options.latency = 20ms;
+  // 20 requests a minute in the mock's window: after them it answers "0 left, reset in ~60 s".
+  mock_options.rate_limit_requests = 20;
+  cluster c{"gate-handover", mock_options, {"--openai-max-concurrent-calls=2",
+                                            "--serial-bundle-max-requests-per-call=1"}};
+  for (int i = 0; i < 3; ++i)
+    c.start_node();
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto leader = c.leader_seen_by(0);
+  std::this_thread::sleep_for(3s); // every node joined the leader's bundler
+  c.submit(0, 100, {0, 1, 2}, rx.url());
+  // The limit is learned: the calls stop at about 20 and nothing stays in flight.
+  REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls >= 20; }, 20s));
+  REQUIRE(eventually([&] { return c.mock.stats().in_flight == 0; }, 10s));
+  std::this_thread::sleep_for(1s); // a sync or two carry the hold to the followers
+  auto before = c.mock.stats().calls;
+  c.nodes.at(size_t(leader))->stop(SIGKILL);
+  auto other = leader == 0 ? 1 : 0;
+  REQUIRE(eventually(
+      [&] {
+        auto now = c.leader_seen_by(size_t(other));
+        return now >= 0 && now != leader;
+      },
+      20s));
+  // A new leader with full buckets would call at once (80 requests wait); this one holds
+  // until the provider's reset, about a minute after the first call.
+  std::this_thread::sleep_for(4s);
+  auto after = c.mock.stats().calls;
+  WARN("provider calls: " << before << " before the leader was killed, " << after << " after");
+  CHECK(after == before);
 }

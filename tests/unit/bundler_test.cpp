@@ -193,7 +193,7 @@ TEST_CASE("an open circuit breaker keeps a provider's requests queued while othe
   // failed requests wait for a retry instead of failing, and the mock requests completed.
   CHECK(fx.stub("openai").seen.size() == 2);
   auto& bundler_st = fx.state_of<bundler_state>(fx.bundler_hdl);
-  CHECK(bundler_st.gate.breaker("openai").state() == breaker_state::open);
+  CHECK(bundler_st.gate->breaker("openai").state() == breaker_state::open);
   // GET /api/v1/providers shows the breaker from the bundler's provider status.
   auto openai = fx.provider_view("openai");
   CHECK(openai.circuit_state == "open");
@@ -225,18 +225,18 @@ TEST_CASE("an open breaker turns half-open after open_duration and closes on a g
   auto accepted = fx.submit({make_request("a", "openai"), make_request("b", "openai")});
   auto& gate = fx.state_of<bundler_state>(fx.bundler_hdl).gate;
   CHECK(openai.seen.size() == 2);
-  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  CHECK(gate->breaker("openai").state() == breaker_state::open);
   openai.down = false;
   // The retries are due after at most 1.5 s, but the open breaker holds them back.
   fx.run_for(std::chrono::seconds{10} - std::chrono::milliseconds{1});
   CHECK(openai.seen.size() == 2);
-  CHECK(gate.breaker("openai").state() == breaker_state::open);
+  CHECK(gate->breaker("openai").state() == breaker_state::open);
   // At open_duration the bundler's wake lets one probe through; its success closes the
   // breaker and the other request follows.
   fx.advance(std::chrono::milliseconds{1});
   CHECK(openai.seen.size() == 4);
-  CHECK(gate.breaker("openai").counters().half_opened_total == 1);
-  CHECK(gate.breaker("openai").state() == breaker_state::closed);
+  CHECK(gate->breaker("openai").counters().half_opened_total == 1);
+  CHECK(gate->breaker("openai").state() == breaker_state::closed);
   CHECK(fx.db->find_result(accepted[0].queue_id));
   CHECK(fx.db->find_result(accepted[1].queue_id));
 }
@@ -482,7 +482,7 @@ TEST_CASE("a joined node takes bundles beyond this node's cap, and its bundles a
   auto node2 = fx.spawn(
       lps::node, std::string{"node-2"},
       std::map<std::string, provider_actor>{{"mock", caf::actor_cast<provider_actor>(remote)}},
-      inspector_actor{}, metrics_actor{}, nullptr);
+      inspector_actor{}, metrics_actor{}, nullptr, nullptr);
   node_providers other{"node-2",
                        caf::actor_cast<caf::actor>(node2),
                        {"mock"},
@@ -536,7 +536,7 @@ TEST_CASE("a retiring node gets no new bundle, and its retire is answered once i
   auto node2 = fx.spawn(
       lps::node, std::string{"node-2"},
       std::map<std::string, provider_actor>{{"mock", caf::actor_cast<provider_actor>(remote)}},
-      inspector_actor{}, metrics_actor{}, nullptr);
+      inspector_actor{}, metrics_actor{}, nullptr, nullptr);
   auto accepted = fx.submit({make_request("r1"), make_request("r2"), make_request("r3")});
   fx.self->send(fx.bundler_hdl, atom::join_v,
                 node_providers{"node-2",

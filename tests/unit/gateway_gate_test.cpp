@@ -109,3 +109,24 @@ TEST_CASE("per-key limits refuse one key and not another, usage is counted per k
   CHECK(providers.at(0).as_object().at("provider") == "mock");
   CHECK(providers.at(0).as_object().at("inflight") == 1);
 }
+
+TEST_CASE("the gateway gate admits through the node's provider gate, the queue path's") {
+  auto shared = std::make_shared<provider_gate>(settings());
+  gateway_gate gate{shared, {}};
+  bundle two;
+  two.provider = "anthropic";
+  two.items.resize(2);
+  shared->start_call(two, t0); // the bundler sent 2 of the 3 requests a minute
+  CHECK_FALSE(gate.admit("anthropic", "", 1, t0));
+  auto refused = gate.admit("anthropic", "", 1, t0);
+  REQUIRE(refused);
+  CHECK(refused->code == "rate_limit_exceeded");
+  CHECK(shared->gateway_inflight("anthropic") == 1);
+  // Failing gateway calls open the breaker the bundler asks.
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE_FALSE(gate.admit("google", "", 1, t0));
+    gate.finish("google", "", false, true, 0, 0, 0.0, t0);
+  }
+  CHECK_FALSE(shared->has_capacity("google", t0));
+  CHECK(shared->breaker("google").state() == breaker_state::open);
+}

@@ -262,7 +262,7 @@ struct leader_on_node_b {
     auto term = fx.spawn(inspector, singletons);
     node_b = fx.spawn(node, std::string{"node-b"}, std::map<std::string, provider_actor>{},
                       caf::actor_cast<inspector_actor>(term), metrics_actor{},
-                      std::shared_ptr<const leader_inspection>{slot});
+                      std::shared_ptr<const leader_inspection>{slot}, nullptr);
     slot->lead(caf::actor_cast<inspector_actor>(term));
     slot->set_source([this] { return std::optional<leader_endpoint>{{"node-b", node_b}}; });
   }
@@ -345,7 +345,8 @@ TEST_CASE("without a leader, or when it does not answer, the singletons are one 
 
   // node-c leads but does not lead any more when asked: its node actor refuses.
   auto gone = fx.spawn(node, std::string{"node-c"}, std::map<std::string, provider_actor>{},
-                       inspector_actor{}, metrics_actor{}, std::shared_ptr<const leader_inspection>{});
+                       inspector_actor{}, metrics_actor{},
+                       std::shared_ptr<const leader_inspection>{}, nullptr);
   slot->set_source([gone] { return std::optional<leader_endpoint>{{"node-c", gone}}; });
   fx.advance(std::chrono::seconds{1});
   xs = history(fx, insp);
