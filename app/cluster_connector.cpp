@@ -105,6 +105,8 @@ void cluster_connector::link(const cluster_bundler_actor& bundler,
     std::string failure;
     if (auto providers = providers_of(sys_, n, failure)) {
       failures_.erase(n.node.name);
+      if (cluster_uses_tls(sys_))
+        tell_leader(*providers);
       caf::anon_send(bundler, atom::join_v, std::move(*providers));
     } else if (!failure.empty()) {
       note_unreachable(n, failure);
@@ -117,6 +119,13 @@ void cluster_connector::link(const cluster_bundler_actor& bundler,
 void cluster_connector::follow(const cluster::cluster_view& view) {
   if (!local_)
     return;
+  if (cluster_uses_tls(sys_)) {
+    // Over mutual TLS a follower opens no connection of its own (see tell_leader): it only
+    // forgets the leader once none leads or it leads itself.
+    if (!view.lease_live || view.leader.empty() || view.leader == self_)
+      caf::anon_send(local_, atom::follow_v, std::string{}, caf::actor{});
+    return;
+  }
   caf::actor leader;
   if (view.lease_live && !view.leader.empty() && view.leader != self_) {
     for (const auto& n : view.nodes) {
@@ -147,6 +156,16 @@ void cluster_connector::note_unreachable(const cluster::node_info& n, const std:
                cluster_uses_tls(sys_) ? ": with mutual TLS, its certificate must be signed by "
                                         "this node's CLUSTER_TLS_CA"
                                       : "");
+}
+
+// Over mutual TLS, CAF 0.17's middleman loses the answers between two nodes that have each
+// opened a connection to the other (the leader's requests to a follower time out), so only
+// the leader connects, and it hands each node its own node actor through that connection
+// for the leader link (on plain TCP every follower reaches the leader itself).
+void cluster_connector::tell_leader(const node_providers& node) {
+  if (node.node_actor)
+    caf::anon_send(caf::actor_cast<node_actor>(node.node_actor), atom::follow_v, self_,
+                   caf::actor_cast<caf::actor>(local_));
 }
 
 } // namespace lps

@@ -47,6 +47,7 @@ private:
   void link(const cluster_bundler_actor& bundler, const cluster::cluster_view& view);
   void follow(const cluster::cluster_view& view);
   void note_unreachable(const cluster::node_info& n, const std::string& failure);
+  void tell_leader(const node_providers& node);
 
   caf::actor_system& sys_;
   std::string self_;

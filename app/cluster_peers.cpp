@@ -1,6 +1,7 @@
 #include "app/cluster_peers.hpp"
 
 #include "app/cluster_transport.hpp"
+#include "runtime/cluster_tls.hpp"
 #include "runtime/logging.hpp"
 
 #include <chrono>
@@ -89,8 +90,11 @@ void cluster_peers::connect(const cluster::cluster_view& view) {
           i != links_.end() && i->second.incarnation == n.incarnation)
         kept.insert(*i);
   }
+  // Over mutual TLS only the leader opens connections (app/cluster_connector.cpp says why):
+  // it reaches every node on the connector's connection, a follower none.
+  auto may_connect = !cluster_uses_tls(sys_) || view.leader == self_;
   for (const auto& n : view.nodes) {
-    if (n.node.name == self_ || !n.live || kept.count(n.node.name) > 0)
+    if (n.node.name == self_ || !n.live || kept.count(n.node.name) > 0 || !may_connect)
       continue;
     auto handle = connect_node(sys_, n.node.host, n.node.port, connect_timeout);
     if (!handle) {
