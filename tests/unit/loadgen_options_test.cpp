@@ -41,7 +41,7 @@ TEST_CASE("a header without a name or colon, or with a line break, is refused") 
   }
 }
 
-TEST_CASE("--stream asks direct mode for streamed calls") {
+TEST_CASE("direct mode streams its calls with --stream=true") {
   CHECK_FALSE(parse({"--mode=direct"}).stream);
   CHECK(parse({"--mode=direct", "--stream=true"}).stream);
   CHECK_FALSE(parse({"--mode=direct", "--stream=false"}).stream);
