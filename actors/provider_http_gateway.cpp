@@ -41,8 +41,8 @@ gateway_reply error_reply(unsigned status, std::string message, std::string type
 }
 
 /// The client stream of a streamed call: filed in the registry under its upstream request's
-/// cancel token (only streamed calls have one), so the plain pending_gateway state needs no
-/// field of its own.
+/// cancel token (a non-streamed call's token is not filed there), so the plain
+/// pending_gateway state needs no field of its own.
 std::shared_ptr<gateway_stream> stream_of(const state_t::pending_gateway& g) {
   return g.request.cancel ? gateway_streams().find(g.request.cancel.get()) : nullptr;
 }
@@ -89,9 +89,24 @@ std::optional<std::chrono::milliseconds> next_wait(const state_t::pending_gatewa
   return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
 }
 
-/// The status lps records for a streamed call the client left mid-way (nginx's "client
+/// The status lps records for a call whose client left before its end (nginx's "client
 /// closed request"); the client never sees it.
 constexpr unsigned client_closed_status = 499;
+
+/// The route cancelled the call's token: its client left (or the route gave up). An attempt
+/// that failed then is no provider failure and is not tried again; nobody reads its answer.
+bool client_left(const state_t::pending_gateway& g, const gateway_result& r) {
+  return g.request.cancel && g.request.cancel->cancelled() && r.status != 200;
+}
+
+gateway_result client_left_result(gateway_result r) {
+  r.status = client_closed_status;
+  r.retryable = false;
+  r.provider_failure = false;
+  r.body.clear();
+  r.retry_after = {};
+  return r;
+}
 
 /// How a streamed call ended, as a result: 200 when whole; an error the route still answers
 /// as JSON when nothing was sent (retryable: no byte reached the client); else the status
@@ -155,6 +170,9 @@ caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_c
     upstream.request.on_body_data = [sink](std::string_view piece) { sink->on_piece(piece); };
     upstream.request.cancel = sink->cancel_token();
     gateway_streams().add(upstream.request.cancel.get(), sink);
+  } else {
+    // Cancelled by the route when the client leaves.
+    upstream.request.cancel = gateway_cancels().take(self->current_sender().get());
   }
   auto ticket = st.next_ticket++;
   auto promise = self->make_response_promise<gateway_reply>();
@@ -179,6 +197,8 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
           ? gateway_transport_failure(st.wire->display_name(), resp.error, resp.error_message)
           : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers, g.call.body,
                                   g.call.model, std::chrono::system_clock::now());
+  if (client_left(g, result))
+    result = client_left_result(std::move(result));
   if (auto wait = next_wait(g, result)) {
     ++st.gateway_retries_total;
     self->delayed_send(self, *wait, atom::retry_due_v, ticket);

@@ -105,7 +105,7 @@ std::shared_ptr<gateway_stream> stream_for(std::string_view body, const gateway_
   return std::make_shared<gateway_stream>(
       std::move(respond),
       std::vector<std::pair<std::string, std::string>>{{"x-lps-provider", route.provider}},
-      stream_translate_options{route.model, gateway_stream_include_usage(body), created});
+      gateway_stream_options(body, route.model, created));
 }
 
 gateway_reply deadline_reply() {
@@ -119,21 +119,38 @@ gateway_reply deadline_reply() {
           0};
 }
 
+/// The upstream call is not wanted once its client leaves: cancelled at once, before the
+/// answer or mid-stream (the server's close watch), not at the next write.
+void cancel_when_client_leaves(const http_request& req, std::shared_ptr<gateway_stream> sink,
+                               std::shared_ptr<http_call_cancel> token) {
+  if (!req.close_watch)
+    return;
+  req.close_watch->on_close([sink = std::move(sink), token = std::move(token)] {
+    if (sink)
+      sink->client_left();
+    else
+      token->cancel();
+  });
+}
+
 /// Asks the provider actor, then frees the gate, records metrics and answers (a streamed
 /// call whose stream has started has answered already; its reply only says how it ended).
 void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
-                   std::string client, std::string body, const gateway_request_info& info,
+                   std::string client, http_request&& req, const gateway_request_info& info,
                    http_responder respond) {
   auto gw = ctx.gateway;
   auto metrics = ctx.actors.metrics;
   auto started = steady_clock::now();
-  auto sink = info.stream ? stream_for(body, route, respond) : nullptr;
+  auto sink = info.stream ? stream_for(req.body, route, respond) : nullptr;
+  auto token = sink ? sink->cancel_token() : std::make_shared<http_call_cancel>();
   auto done = [=](caf::expected<gateway_reply> x) {
-    if (sink) {
-      gateway_streams().forget(sink.get()); // a call that never reached a provider
-      if (!x)
-        sink->abort(); // past the deadline: the upstream call is given up
-    }
+    // Filed for a call that never reached a provider (the built-in mock takes neither).
+    if (sink)
+      gateway_streams().forget(sink.get());
+    else
+      gateway_cancels().forget(token.get());
+    if (!x)
+      token->cancel(); // past the deadline: the upstream call is given up
     auto r = x ? std::move(*x) : deadline_reply();
     auto cost = cost_of(*gw, route.model, r);
     gw->gate.finish(route.provider, client, r.status == 200, r.provider_failure, r.prompt_tokens,
@@ -142,12 +159,17 @@ void call_provider(const api_context& ctx, const provider_actor& provider, gatew
     if (!sink || !sink->committed())
       respond(response_of(r, route));
   };
-  gateway_call call{route.model, std::move(body), gw->max_attempts, 5000};
+  gateway_call call{route.model, std::move(req.body), gw->max_attempts, 5000};
   auto bridge = ctx.sys->spawn(
       request_bridge<gateway_reply, provider_actor, atom::gateway, gateway_call>, provider,
       caf::timespan{gw->deadline}, std::function<void(caf::expected<gateway_reply>)>{done});
-  if (sink) // the provider actor finds it by the bridge that asks it
-    gateway_streams().add(caf::actor_cast<caf::strong_actor_ptr>(bridge).get(), sink);
+  // The provider actor finds them by the bridge that asks it.
+  auto asker = caf::actor_cast<caf::strong_actor_ptr>(bridge).get();
+  if (sink)
+    gateway_streams().add(asker, sink);
+  else
+    gateway_cancels().add(asker, token);
+  cancel_when_client_leaves(req, sink, token);
   caf::anon_send(bridge, atom::gateway_v, std::move(call));
 }
 
@@ -179,7 +201,7 @@ void chat_completions(const api_context& ctx, http_request&& req, const std::str
         seconds_text(std::chrono::duration_cast<std::chrono::milliseconds>(refused->retry_after)));
     return respond(std::move(res));
   }
-  call_provider(ctx, provider->second, std::move(*route), client, std::move(req.body), info,
+  call_provider(ctx, provider->second, std::move(*route), client, std::move(req), info,
                 std::move(respond));
 }
 

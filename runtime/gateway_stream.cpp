@@ -131,8 +131,10 @@ bool gateway_stream::committed() const {
   return committed_;
 }
 
-void gateway_stream::abort() {
-  cancel_->cancel();
+void gateway_stream::client_left() {
+  std::lock_guard<std::mutex> lock{mutex_};
+  client_gone_ = true;
+  cancel_->cancel(); // only posts to the upstream's strand, so it may run under this lock
 }
 
 void gateway_stream::commit_locked() {
@@ -202,6 +204,31 @@ void gateway_stream_registry::forget(const gateway_stream* stream) {
 
 gateway_stream_registry& gateway_streams() {
   static gateway_stream_registry registry;
+  return registry;
+}
+
+void gateway_cancel_registry::add(const void* asker, std::shared_ptr<http_call_cancel> token) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  tokens_[asker] = std::move(token);
+}
+
+std::shared_ptr<http_call_cancel> gateway_cancel_registry::take(const void* asker) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  auto i = tokens_.find(asker);
+  if (i == tokens_.end())
+    return nullptr;
+  auto token = std::move(i->second);
+  tokens_.erase(i);
+  return token;
+}
+
+void gateway_cancel_registry::forget(const http_call_cancel* token) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  std::erase_if(tokens_, [&](const auto& entry) { return entry.second.get() == token; });
+}
+
+gateway_cancel_registry& gateway_cancels() {
+  static gateway_cancel_registry registry;
   return registry;
 }
 

@@ -5,9 +5,10 @@
 // piece by piece (on the HTTP client's I/O thread, no actor hop per piece), and it writes
 // OpenAI chat.completion.chunk events to the client as they come, then `data: [DONE]`.
 // Nothing goes to the client before the first chunk: until then an attempt that fails can be
-// retried, or answered as the JSON error a non-streamed call gets. A write the client's
-// stream refuses (the client went away) cancels the upstream call. Thread-safe: pieces, the
-// end and the client's stream arrive on different threads.
+// retried, or answered as the JSON error a non-streamed call gets. The client going away
+// (client_left(), from the HTTP server's close watch, or a write its stream refuses) cancels
+// the upstream call. Thread-safe: pieces, the end and the client's stream arrive on different
+// threads.
 
 #include "runtime/gateway_translate.hpp"
 #include "runtime/http_server.hpp"
@@ -69,8 +70,9 @@ public:
   /// Whether the client has been sent the stream's head.
   bool committed() const;
 
-  /// The client's stream ended early (the route's deadline passed): cancels the upstream.
-  void abort();
+  /// The client closed its connection (before or during the stream): nothing more is sent
+  /// and the upstream call is cancelled at once.
+  void client_left();
 
 private:
   void commit_locked();
@@ -116,14 +118,34 @@ private:
 /// The process's registry.
 gateway_stream_registry& gateway_streams();
 
+/// The cancel tokens of non-streamed calls, filed as gateway_stream_registry files streams
+/// (under the asking bridge), so the provider actor can give its upstream request the token
+/// the route cancels when the client leaves.
+class gateway_cancel_registry {
+public:
+  void add(const void* asker, std::shared_ptr<http_call_cancel> token);
+  /// The token filed under `asker`, removed; null when none is.
+  std::shared_ptr<http_call_cancel> take(const void* asker);
+  void forget(const http_call_cancel* token);
+
+private:
+  std::mutex mutex_;
+  std::map<const void*, std::shared_ptr<http_call_cancel>> tokens_;
+};
+
+/// The process's registry of non-streamed calls' tokens.
+gateway_cancel_registry& gateway_cancels();
+
 /// The streamed form of gateway_upstream_request (`stream: true`): OpenAI and OpenRouter with
 /// `stream` and `stream_options.include_usage` (always: the usage chunk gives the cost),
 /// Anthropic with `stream`, Gemini's `:streamGenerateContent?alt=sse`.
 gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
                                                  std::string_view body, const std::string& model);
 
-/// stream_options.include_usage of a validated request body.
-bool gateway_stream_include_usage(std::string_view body);
+/// The client's stream options of a validated request body: `model` and `created` as given,
+/// stream_options.include_usage, and the json_schema's tool name (Anthropic's forced tool).
+stream_translate_options gateway_stream_options(std::string_view body, std::string model,
+                                                int64_t created);
 
 /// The event a committed stream ends with when the upstream failed mid-way:
 /// `data: {"error":{"message","type","param":null,"code"}}` and a blank line (OpenAI's SDKs

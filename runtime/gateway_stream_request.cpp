@@ -28,13 +28,20 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
   return u;
 }
 
-bool gateway_stream_include_usage(std::string_view body) {
+stream_translate_options gateway_stream_options(std::string_view body, std::string model,
+                                                int64_t created) {
   auto request = gw::parse_object(body);
   const auto* options = request.if_contains("stream_options");
   const auto* usage = options && options->is_object()
                           ? options->get_object().if_contains("include_usage")
                           : nullptr;
-  return usage && usage->is_bool() && usage->get_bool();
+  stream_translate_options out;
+  out.model = std::move(model);
+  out.include_usage = usage && usage->is_bool() && usage->get_bool();
+  out.created = created;
+  if (gw::response_schema(request))
+    out.schema_tool = gw::response_schema_name(request);
+  return out;
 }
 
 } // namespace lps

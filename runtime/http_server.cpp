@@ -74,6 +74,9 @@ constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::chrono::milliseconds max_linger{5000};
 /// A streamed answer whose client falls this far behind is ended (it is not reading).
 constexpr size_t max_stream_backlog = 1 << 20;
+/// A watched pending request stops watching once this much of a pipelined next request is
+/// buffered (it cannot read further to see a close without buffering without bound).
+constexpr size_t max_watched_pipeline_bytes = 64 * 1024;
 
 class session_base;
 
@@ -184,6 +187,10 @@ public:
   /// Ends a streamed answer once its queued chunks are written: with the last chunk
   /// (`complete`) or without it (a cut); runs on the session's strand.
   virtual void close_stream(bool complete) = 0;
+
+  /// The handler subscribed to `watch` (its request's close watch): watch the connection
+  /// while that request is pending; runs on the session's strand.
+  virtual void watch_for_close(const http_close_watch* watch) = 0;
 };
 
 /// What a handler writes a streamed answer through: posts each piece onto the session's
@@ -238,6 +245,55 @@ private:
   std::shared_ptr<server_core> core_;
   std::weak_ptr<session_base> session_;
   std::atomic<bool> ended_{false};
+};
+
+/// One request's http_close_watch: the handler subscribes from any thread, the session fires
+/// it on its strand when the client is seen gone. Holds the session weakly, as body_stream.
+class close_watch final : public http_close_watch,
+                          public std::enable_shared_from_this<close_watch> {
+public:
+  close_watch(std::shared_ptr<server_core> core, std::weak_ptr<session_base> session)
+      : core_(std::move(core)), session_(std::move(session)) {}
+
+  void on_close(std::function<void()> callback) override {
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      if (!fired_) {
+        callback_ = std::move(callback);
+        callback = nullptr;
+      }
+    }
+    if (callback) // the client was seen gone already
+      return callback();
+    // Posting under the mutex, as body_stream does: after stop() no session reference leaves.
+    std::lock_guard<std::mutex> lock{core_->mutex};
+    auto s = session_.lock();
+    if (core_->stopped || !s)
+      return;
+    auto ex = s->executor();
+    net::post(ex,
+              [s = std::move(s), self = shared_from_this()] { s->watch_for_close(self.get()); });
+  }
+
+  /// The client is gone: runs the callback (outside the lock: it may take the handler's).
+  void fire() {
+    std::function<void()> callback;
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      if (std::exchange(fired_, true))
+        return;
+      callback = std::move(callback_);
+    }
+    if (callback)
+      callback();
+  }
+
+private:
+  std::shared_ptr<server_core> core_;
+  std::weak_ptr<session_base> session_;
+  std::mutex mutex_;
+  bool fired_ = false;             // guarded by mutex_
+  std::function<void()> callback_; // guarded by mutex_
 };
 
 /// Behind every copy of one responder: answers exactly once, from any thread.
@@ -319,6 +375,15 @@ public:
   }
 
   void send(http_response r) override {
+    if (client_gone_)
+      return; // seen gone while the handler held the request: nowhere to write
+    if (close_reading_) {
+      // A read watches for a close: end it first (one read at a time), then send.
+      deferred_ = std::move(r);
+      lowest().cancel();
+      return;
+    }
+    awaiting_answer_ = false;
     if (r.stream && !head_)
       return start_stream(std::move(r));
     try {
@@ -363,6 +428,12 @@ public:
       write_next_chunk();
   }
 
+  void watch_for_close(const http_close_watch* watch) override {
+    if (watch == watch_.get() && awaiting_answer_ && !close_reading_ && !client_gone_)
+      read_for_close();
+    // Streaming already: watch_client() sees the close.
+  }
+
 private:
   std::shared_ptr<session> self() {
     return std::static_pointer_cast<session>(shared_from_this());
@@ -403,6 +474,47 @@ private:
     });
   }
 
+  // -- a watched pending request (http_close_watch): a read that ends means the client went
+  // away; bytes that arrive are a pipelined next request, kept in buffer_ for later --
+
+  void read_for_close() {
+    if (buffer_.size() >= max_watched_pipeline_bytes)
+      return;
+    close_reading_ = true;
+    stream_.async_read_some(buffer_.prepare(read_chunk), [self = self()](error_code ec, size_t n) {
+      self->on_close_read(ec, n);
+    });
+  }
+
+  void on_close_read(error_code ec, size_t n) {
+    close_reading_ = false;
+    if (!ec)
+      buffer_.commit(n);
+    if (ec && ec != net::error::operation_aborted)
+      return client_left();
+    if (deferred_) // the answer came: send() cancelled this read
+      return send(*std::exchange(deferred_, std::nullopt));
+    if (awaiting_answer_)
+      read_for_close();
+  }
+
+  // The answer has nowhere to go: forget the request (its responder finds nothing), tell the
+  // handler, close the socket.
+  void client_left() {
+    spdlog::debug("http server: a client left before its answer");
+    client_gone_ = true;
+    awaiting_answer_ = false;
+    deferred_.reset();
+    {
+      std::lock_guard<std::mutex> lock{core_->mutex};
+      core_->waiting.erase(ticket_);
+    }
+    watch_->fire();
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+  }
+
   void write_next_chunk() {
     if (chunks_.empty()) // only after close_stream(): everything queued is written
       return end_stream();
@@ -429,6 +541,8 @@ private:
       return;
     if (body_)
       body_->end();
+    if (!closing_ && watch_) // ended before the handler ended it: the client is gone
+      watch_->fire();
     chunks_.clear();
     error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -599,6 +713,10 @@ private:
       ticket = core_->next_ticket++;
       core_->waiting.emplace(ticket, shared_from_this());
     }
+    ticket_ = ticket;
+    awaiting_answer_ = true;
+    watch_ = std::make_shared<close_watch>(core_, weak_from_this());
+    req.close_watch = watch_;
     http_responder responder = make_responder(core_, ticket);
     try {
       core_->handler(std::move(req), std::move(responder));
@@ -684,6 +802,14 @@ private:
   bool stream_ended_ = false;
   /// The handler finished or cut the stream: the connection closes once chunks_ is written.
   bool closing_ = false;
+  // The pending request (http_close_watch): its ticket in `waiting` and its watch; whether a
+  // read watches for a close, an answer waiting for that read to end, the client seen gone.
+  uint64_t ticket_ = 0;
+  bool awaiting_answer_ = false;
+  std::shared_ptr<close_watch> watch_;
+  bool close_reading_ = false;
+  std::optional<http_response> deferred_;
+  bool client_gone_ = false;
 };
 
 /// Opens `path` for reading, so a missing or unreadable file gets the system's reason.

@@ -14,6 +14,23 @@
 
 namespace lps {
 
+/// Tells a handler that its client went away before the answer ended, so work done only for
+/// that client (an upstream call) can stop at once instead of at the next write.
+class http_close_watch {
+public:
+  virtual ~http_close_watch() = default;
+
+  /// Calls `callback` once, on an I/O thread (it must be quick), if the client closes or
+  /// resets its connection before the answer is whole: while the handler still holds the
+  /// request, or while a streamed answer is being written. Callable from any thread, once per
+  /// request. Only then does the server watch the connection while the request is pending (an
+  /// extra read: a pipelined next request is kept for later, not taken for a close), so
+  /// requests nobody watches cost nothing. A watched client that half-closes its side after
+  /// its request counts as gone (as nginx sees it). The answer of a client seen gone is
+  /// dropped, never written.
+  virtual void on_close(std::function<void()> callback) = 0;
+};
+
 /// One received request.
 struct http_request {
   /// GET, POST, ...
@@ -27,6 +44,8 @@ struct http_request {
   std::string body;
   /// All headers as received (names lower-cased).
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Set by http_server: says when the client leaves before its answer ends.
+  std::shared_ptr<http_close_watch> close_watch;
 };
 
 /// The body of a streamed answer (e.g. server-sent events), written piece by piece.

@@ -2,6 +2,7 @@
 #include "runtime/stream_translate_chunk.hpp"
 
 #include <map>
+#include <set>
 
 namespace lps {
 
@@ -24,7 +25,8 @@ std::string_view finish_reason_of(std::string_view stop_reason) {
 
 class anthropic_translator final : public stream_translator {
 public:
-  explicit anthropic_translator(stream_translate_options o) {
+  explicit anthropic_translator(stream_translate_options o)
+      : schema_tool_(std::move(o.schema_tool)) {
     head_.model = std::move(o.model);
     head_.created = o.created;
     head_.include_usage = o.include_usage;
@@ -83,6 +85,9 @@ private:
       // A block may open with text already in it (it never does today, but the type allows it).
       if (auto text = string_at(*block, "text"); !text.empty())
         out.push_back(stream_chunk::choice_chunk(head_, {{"content", text}}));
+    } else if (type == "tool_use" && !schema_tool_.empty()
+               && string_at(*block, "name") == schema_tool_) {
+      schema_blocks_.insert(index); // the json_schema answer: its input is the content
     } else if (type == "tool_use") {
       auto call = tool_calls_.size();
       tool_calls_[index] = call;
@@ -101,6 +106,9 @@ private:
     auto type = string_at(*delta, "type");
     if (type == "text_delta") {
       out.push_back(stream_chunk::choice_chunk(head_, {{"content", string_at(*delta, "text")}}));
+    } else if (type == "input_json_delta" && schema_blocks_.count(count_at(body, "index")) > 0) {
+      if (auto piece = string_at(*delta, "partial_json"); !piece.empty())
+        out.push_back(stream_chunk::choice_chunk(head_, {{"content", piece}}));
     } else if (type == "input_json_delta") {
       auto it = tool_calls_.find(count_at(body, "index"));
       if (it == tool_calls_.end())
@@ -121,6 +129,9 @@ private:
     const auto* d = body.if_contains("delta");
     const auto* delta = d ? d->if_object() : nullptr;
     auto stop = delta ? string_at(*delta, "stop_reason") : std::string_view{};
+    // tool_use for the json_schema's tool alone is a whole answer in content: stop.
+    if (stop == "tool_use" && tool_calls_.empty())
+      stop = "end_turn";
     if (!stop.empty())
       out.push_back(stream_chunk::choice_chunk(head_, {}, finish_reason_of(stop)));
   }
@@ -165,6 +176,9 @@ private:
   }
 
   stream_chunk::chunk_head head_;
+  std::string schema_tool_;
+  /// Content block indexes of the json_schema's tool (its input streams as content).
+  std::set<uint64_t> schema_blocks_;
   bool started_ = false;
   /// Anthropic content block index -> OpenAI tool call index (0, 1, ... in order).
   std::map<uint64_t, size_t> tool_calls_;

@@ -29,6 +29,9 @@ struct stream_translate_options {
   /// "created" of the chunks (seconds since the epoch) when the upstream gives none
   /// (Anthropic, Gemini); OpenAI chunks keep their own.
   int64_t created = 0;
+  /// Anthropic: the forced tool a json_schema response_format became (named after the
+  /// schema; empty: none). Its input streams as content, as the non-streamed answer's does.
+  std::string schema_tool;
 };
 
 /// Token usage of the whole answer, as OpenAI reports it.

@@ -43,7 +43,9 @@ sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_utf8.cpp runtime/json_w
   runtime/json_scanner.cpp runtime/json_request_parser.cpp runtime/json_renderers.cpp
   runtime/url.cpp runtime/ids.cpp messages/comparison.cpp
   runtime/gateway_request.cpp runtime/gateway_common.cpp runtime/gateway_anthropic.cpp
-  runtime/gateway_gemini.cpp actors/providers/wire_common.cpp actors/providers/retry_policy.cpp)
+  runtime/gateway_gemini.cpp actors/providers/wire_common.cpp actors/providers/retry_policy.cpp
+  runtime/sse_parser.cpp runtime/stream_translate_chunk.cpp runtime/stream_translate_openai.cpp
+  runtime/stream_translate_anthropic.cpp runtime/stream_translate_gemini.cpp)
 
 # Boost.JSON: by default compiled from its own sources (the same 1.81 headers the service
 # uses) with the sanitizers and coverage on. Then ASan sees the parser's accesses to the stack

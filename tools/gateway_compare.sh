@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lps's gateway path against Portkey's open-source gateway, in one run: the same OpenAI
-# chat/completions load (lps-loadgen --mode=direct, non-streaming) sent straight to the mock
+# chat/completions load (lps-loadgen --mode=direct; streamed with STREAM=1) sent straight to the mock
 # provider server, through lps (POST /v1/chat/completions) and through @portkey-ai/gateway,
 # both gateways pointed at that same mock. Not part of the test suite. See docs/benchmarks.md,
 # "lps against Portkey's gateway".
@@ -29,6 +29,9 @@
 #   ROUNDS=1               rounds; each round runs both loads against every target
 #   TARGETS="direct lps portkey"   which targets, in this order within a load
 #   ESSAY_BYTES=3000       the load generator's --essay-bytes
+#   STREAM=0               1: streamed calls (`stream: true` with include_usage, the load
+#                          generator's --stream=true) for every target; the table adds the
+#                          time to the first chunk (the latency columns are to the end)
 #   BENCH_NICE=-15         run the mock, lps, Portkey and the load generator at this niceness
 #                          (as root), e.g. beside builds at nice 19
 #   BENCH_TIMEOUT=300      per-run limit in seconds
@@ -55,6 +58,7 @@ concurrency=${CONCURRENCY:-64}
 rounds=${ROUNDS:-1}
 targets=${TARGETS:-direct lps portkey}
 essay_bytes=${ESSAY_BYTES:-3000}
+stream=${STREAM:-0}
 timeout_s=${BENCH_TIMEOUT:-300}
 for n in "$rate" "$concurrency" "$rounds"; do
   if ! [[ $n =~ ^[1-9][0-9]{0,5}$ ]]; then
@@ -62,6 +66,10 @@ for n in "$rate" "$concurrency" "$rounds"; do
     exit 2
   fi
 done
+if [[ $stream != 0 && $stream != 1 ]]; then
+  echo "gateway_compare: STREAM must be 0 or 1, got '$stream'" >&2
+  exit 2
+fi
 for target in $targets; do
   case $target in direct | lps | portkey) ;; *)
     echo "gateway_compare: unknown target '$target' (direct, lps, portkey)" >&2
@@ -160,6 +168,7 @@ run_one() {
     ;;
   esac
   if [[ $load == rate ]]; then flags+=("--rate=$rate"); fi
+  if [[ $stream == 1 ]]; then flags+=("--stream=true"); fi
   echo "== round $round, $load, $target: $count calls (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   local mock_before gw_before=0 gw_after=0 rc=0
   mock_before=$(cpu_ticks "$mock_pid")
@@ -187,8 +196,10 @@ run_one() {
   local lg_us late="-"
   lg_us=$(sed -n 's/^loadgen_cpu_s .*(\([0-9]*\) us.*/\1/p' "$out")
   [[ $load != rate ]] || late=$(val "$out" rate_late)
-  table+=("$(printf '| %s | %s | %s | %s | %s / %s / %s | %s / %s | %s | %s | %s | %s | %s |' \
-    "$round" "$load" "$target" "$(val "$out" calls_per_s)" "$(val "$out" call_p50_ms)" \
+  local first="-"
+  [[ $stream != 1 ]] || first="$(val "$out" first_chunk_p50_ms) / $(val "$out" first_chunk_p99_ms)"
+  table+=("$(printf '| %s | %s | %s | %s | %s | %s / %s / %s | %s / %s | %s | %s | %s | %s | %s |' \
+    "$round" "$load" "$target" "$(val "$out" calls_per_s)" "$first" "$(val "$out" call_p50_ms)" \
     "$(val "$out" call_p90_ms)" "$(val "$out" call_p99_ms)" "$added50" "$added99" "$gw_us" \
     "$(calc %.0f "($mock_after - $mock_before) * 1e6 / $clk / $count")" "${lg_us:--}" "$late" \
     "$(val "$out" result)")")
@@ -196,7 +207,7 @@ run_one() {
 
 echo "machine: nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), rate $rate/s x" \
   "$rate_count calls, closed loop at concurrency $concurrency x $throughput_count calls," \
-  "essay bytes $essay_bytes, nice ${BENCH_NICE:-none}, lps $lps_bin," \
+  "essay bytes $essay_bytes, stream $stream, nice ${BENCH_NICE:-none}, lps $lps_bin," \
   "portkey $(node -p 'require("./tools/portkey/package-lock.json").packages["node_modules/@portkey-ai/gateway"].version' 2>/dev/null || echo -)"
 for round in $(seq 1 "$rounds"); do
   for target in $targets; do run_one rate "$target" "$rate_count" "$round"; done
@@ -215,12 +226,13 @@ fi
 
 echo
 echo "rate: open loop at $rate calls/s; closed: $concurrency calls in flight. Latency: send ->"
-echo "answer read, ms. added: p50 / p99 minus direct's of the same load and round. CPU in us"
+echo "answer read (streamed: its last byte), ms; first chunk: send -> the first event, ms."
+echo "added: p50 / p99 minus direct's of the same load and round. CPU in us"
 echo "per call (user + system): gw = the gateway process (lps or Portkey's node), mock, lg ="
 echo "the load generator. late: open-loop calls started > 1 ms after their due time."
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| round | load | target | calls/s | p50 / p90 / p99 ms | added p50 / p99 ms | gw CPU us/call | mock CPU us/call | lg CPU us/call | late | result |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| round | load | target | calls/s | first chunk p50 / p99 ms | p50 / p90 / p99 ms | added p50 / p99 ms | gw CPU us/call | mock CPU us/call | lg CPU us/call | late | result |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${table[@]}"
 exit "$failed"

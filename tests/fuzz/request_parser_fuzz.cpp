@@ -7,6 +7,10 @@
 #include "runtime/gateway_translate.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/json_codec.hpp"
+#include "runtime/sse_parser.hpp"
+#include "runtime/stream_translate_anthropic.hpp"
+#include "runtime/stream_translate_gemini.hpp"
+#include "runtime/stream_translate_openai.hpp"
 
 #include <boost/json.hpp>
 
@@ -19,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -423,6 +428,29 @@ void fuzz_gateway_answer(std::string_view input) {
     }
 }
 
+/// Input as a provider's streamed body, read whole and in two pieces, by every dialect's
+/// translator (Anthropic's with a json_schema tool, whose input becomes content): every chunk
+/// it yields is a JSON object.
+void fuzz_gateway_stream(std::string_view input) {
+  lps::stream_translate_options options{"m", true, 1, "response"};
+  using make = std::unique_ptr<lps::stream_translator> (*)(lps::stream_translate_options);
+  for (make m : {&lps::make_openai_stream_translator, &lps::make_anthropic_stream_translator,
+                 &lps::make_gemini_stream_translator})
+    for (size_t cut : {input.size(), input.size() / 2}) {
+      auto translator = m(options);
+      lps::sse_parser parser;
+      std::vector<lps::sse_event> events;
+      parser.feed(input.substr(0, cut), events);
+      parser.feed(input.substr(cut), events);
+      std::vector<std::string> chunks;
+      for (const auto& e : events)
+        translator->on_event(e, chunks);
+      translator->on_end(chunks);
+      for (const auto& c : chunks)
+        check(reparse(c, "gateway stream: chunk").is_object(), "gateway stream: chunk object", c);
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -431,5 +459,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz_batch(input);
   fuzz_gateway_request(input);
   fuzz_gateway_answer(input);
+  fuzz_gateway_stream(input);
   return 0;
 }

@@ -310,7 +310,7 @@ async function main() {
     }, /lps listening on (http:\/\/\S+)/);
     const client = new OpenAI({ baseURL: `${lps}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 30000 });
     await upstreamFormats(client, mock);
-    await sdkStreams(client, check, MODELS, weatherTool);
+    await sdkStreams(client, check, MODELS, weatherTool, gradeFormat);
     await rawStreams(lps, mock, CLIENT_KEY, ADMIN, check, mockControl);
     await faults(client, mock, lps);
     await badInput(lps, client);

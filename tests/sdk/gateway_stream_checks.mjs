@@ -1,8 +1,9 @@
 // The gateway's `stream: true` (docs/gateway.md, "Streaming"), used by gateway_sdk_test.mjs:
-// through the OpenAI SDK (chunks iterated for every upstream format), and over raw HTTP
-// sockets where the SDK would hide what matters: the first chunk arriving before the
-// upstream stream ends, `data: [DONE]`, the error forms, and a client that disconnects
-// mid-stream (the mock server sees the upstream call cancelled; the gate's slot is freed).
+// through the OpenAI SDK (chunks iterated for every upstream format, json_schema answers as
+// content), and over raw HTTP sockets where the SDK would hide what matters: the first chunk
+// arriving before the upstream stream ends, `data: [DONE]`, the error forms, and a client
+// that disconnects before the answer or mid-stream, streamed or not (the mock server sees the
+// upstream call cancelled at once, not at its next write; the gate's slot is freed).
 
 import { connect } from 'node:net';
 
@@ -28,7 +29,7 @@ async function collect(stream) {
   return out;
 }
 
-export async function sdkStreams(client, check, models, weatherTool) {
+export async function sdkStreams(client, check, models, weatherTool, gradeFormat) {
   for (const [model] of models) {
     const prompt = `Stream a hello to ${model}`;
     const r = await collect(await client.chat.completions.create({
@@ -50,6 +51,17 @@ export async function sdkStreams(client, check, models, weatherTool) {
     try { args = JSON.parse(t.tools[0]?.arguments); } catch { /* checked below */ }
     check(t.finish === 'tool_calls' && t.tools[0]?.name === 'get_weather' && t.tools[0]?.id
       && typeof args?.city === 'string', `${model}: streamed tools call (${JSON.stringify(t.tools)})`);
+
+    // json_schema comes as content for every upstream (Anthropic's forced tool included).
+    const j = await collect(await client.chat.completions.create({
+      model, messages: [{ role: 'user', content: 'Grade this essay: rivers are long.' }],
+      response_format: gradeFormat, stream: true,
+    }));
+    let graded = null;
+    try { graded = JSON.parse(j.text); } catch { /* checked below */ }
+    check(j.finish === 'stop' && j.tools.length === 0 && Number.isInteger(graded?.score)
+      && typeof graded?.feedback === 'string' && typeof graded?.passed === 'boolean',
+    `${model}: streamed json_schema answer as content, finish stop (${JSON.stringify(j.text)}, ${j.finish})`);
   }
 }
 
@@ -75,6 +87,34 @@ function rawPost(base, path, body, key, until = null) {
     socket.on('close', () => resolve({ text, pieces, took: Date.now() - started }));
     socket.setTimeout(20000, () => socket.destroy(new Error('no end within 20 s')));
   });
+}
+
+// Sends one request over a raw socket, waits for `ready()` (the upstream call is held), then
+// closes the connection: when it left, and what it got before (nothing is expected).
+async function postAndLeave(base, path, body, key, ready) {
+  const url = new URL(base);
+  const socket = connect(Number(url.port), url.hostname);
+  await new Promise((ok, fail) => { socket.once('connect', ok); socket.once('error', fail); });
+  let got = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d) => { got += d; });
+  socket.on('error', () => {}); // a reset after we left is no failure
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${key}\r\n`
+    + `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  await ready();
+  const left = Date.now();
+  socket.destroy();
+  return { left, got };
+}
+
+// Polls `probe` every 10 ms until it gives something true; the value, or null after `ms`.
+async function waitFor(probe, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v || Date.now() > end) return v || null;
+    await new Promise((done) => setTimeout(done, 10));
+  }
 }
 
 // Status, headers and the de-chunked body of a raw answer; `whole` says whether the chunked
@@ -167,33 +207,66 @@ export async function rawStreams(lps, mock, key, admin, check, mockControl) {
       `${dialect} stream cut after 3 events: chunks, then an error event and the end (${JSON.stringify(ev.at(-1))})`);
   }
 
-  // The client leaves mid-stream: lps cancels the upstream call at once (the mock sees its
-  // stream end before the server ended it) and frees the gate's slot.
-  // lps sees the client gone when the next upstream event cannot be written (400 ms in), and
-  // the mock sees its stream gone at its own next write (800 ms); without the cancel the
-  // stream would run into lps's 1.5 s provider timeout.
-  const streamsBefore = (await mockControl(mock, '/_mock/stats')).streams;
-  await fault('openai', { kind: 'slow_stream', ms: 400 });
-  const left = Date.now();
+  // The client leaves mid-stream: lps sees it at once (not at the next upstream event, 1 s
+  // away), cancels the upstream call, and the mock sees its client gone (`abandoned`) at once
+  // too, its stream `cancelled` at its own next write; the gate's slot is freed. Without the
+  // cancel the stream would run into lps's 1.5 s provider timeout.
+  const before = await mockControl(mock, '/_mock/stats');
+  await fault('openai', { kind: 'slow_stream', ms: 1000 });
+  let left = 0;
   r = await rawPost(lps, '/v1/chat/completions', request('gpt-4o-mini-2024-07-18'), key,
-    (text) => text.includes('data: {'));
-  let stats = null;
-  for (let i = 0; i < 100; i += 1) {
-    stats = await mockControl(mock, '/_mock/stats');
-    if (stats.streams.cancelled > streamsBefore.cancelled) break;
-    await new Promise((done) => setTimeout(done, 20));
+    (text) => { left = Date.now(); return text.includes('data: {'); });
+  let stats = await waitFor(async () => {
+    const s = await mockControl(mock, '/_mock/stats');
+    return s.abandoned > before.abandoned && s;
+  }, 3000);
+  const abandonedAfter = stats ? Date.now() - left : null;
+  check(stats && abandonedAfter < 600,
+    `client disconnect mid-stream: the upstream call was cancelled after ${abandonedAfter} ms, before the next event (1 s)`);
+  stats = await waitFor(async () => {
+    const s = await mockControl(mock, '/_mock/stats');
+    return s.streams.cancelled > before.streams.cancelled && s;
+  }, 3000);
+  check(stats?.streams.started === before.streams.started + 1
+    && stats?.streams.cancelled === before.streams.cancelled + 1 && stats?.streams.open === 0,
+    `client disconnect mid-stream: the mock's stream ended by its client (${JSON.stringify(stats?.streams)})`);
+  await slotFree('mid-stream', 'openai');
+
+  // The client leaves while the provider holds the answer (a 5 s delay): non-streamed, and
+  // streamed before the first chunk. lps cancels the upstream call at once (the mock sees its
+  // client gone long before the delay or lps's 1.5 s timeout), writes nothing to the closed
+  // socket, does not retry, frees the slot and records the call as 499.
+  for (const [label, model, dialect, stream] of [
+    ['non-streamed', 'gpt-4o-mini-2024-07-18', 'openai', false],
+    ['streamed, before the first chunk', 'claude-haiku-4-5-20251001', 'anthropic', true]]) {
+    const was = await mockControl(mock, '/_mock/stats');
+    await fault(dialect, { kind: 'delay', ms: 5000 });
+    const body = JSON.parse(request(model));
+    body.stream = stream;
+    const gone = await postAndLeave(lps, '/v1/chat/completions', JSON.stringify(body), key,
+      () => waitFor(async () => (await mockControl(mock, '/_mock/stats')).in_flight > was.in_flight, 3000));
+    const seen = await waitFor(async () => {
+      const s = await mockControl(mock, '/_mock/stats');
+      return s.abandoned > was.abandoned && s;
+    }, 3000);
+    const after = seen ? Date.now() - gone.left : null;
+    check(seen && after < 1000 && gone.got === '',
+      `client disconnect, ${label}: the upstream call was cancelled after ${after} ms (the provider held it 5 s), nothing written (${JSON.stringify(gone.got)})`);
+    await slotFree(label, dialect);
+    const now = await mockControl(mock, '/_mock/stats');
+    check(now.by_dialect[dialect] === was.by_dialect[dialect] + 1,
+      `client disconnect, ${label}: not retried (${dialect} calls ${was.by_dialect[dialect]} -> ${now.by_dialect[dialect]})`);
   }
-  const cancelledAfter = Date.now() - left;
-  check(stats.streams.started === streamsBefore.started + 1
-    && stats.streams.cancelled === streamsBefore.cancelled + 1 && stats.streams.open === 0
-    && cancelledAfter < 1300,
-    `client disconnect mid-stream: the upstream stream was cancelled after ${cancelledAfter} ms (${JSON.stringify(stats.streams)})`);
-  let inflight = null;
-  for (let i = 0; i < 50; i += 1) {
-    const usage = await keyUsage(lps, admin);
-    inflight = usage.providers?.find((p) => p.provider === 'openai')?.inflight;
-    if (inflight === 0) break;
-    await new Promise((done) => setTimeout(done, 20));
+  const metrics = await (await fetch(`${lps}/metrics`)).text();
+  check(/llm_provider_gateway_requests_total\{provider="anthropic",model="claude-haiku-4-5-20251001",status_code="499",queue_processing_mode="gateway"\} [1-9]/.test(metrics)
+    && /llm_provider_gateway_requests_total\{provider="openai",model="gpt-4o-mini-2024-07-18",status_code="499",queue_processing_mode="gateway"\} [1-9]/.test(metrics),
+  'client disconnect: metrics count the calls as 499 (client closed request)');
+
+  async function slotFree(label, provider) {
+    const inflight = await waitFor(async () => {
+      const usage = await keyUsage(lps, admin);
+      return usage.providers?.find((p) => p.provider === provider)?.inflight === 0;
+    }, 2000);
+    check(inflight, `client disconnect, ${label}: the gate's slot is free (${provider} inflight 0)`);
   }
-  check(inflight === 0, `client disconnect mid-stream: the gate's slot is free (openai inflight ${inflight})`);
 }

@@ -47,24 +47,27 @@ const std::string openai_events =
     "\n\n"
     "data: [DONE]\n\n";
 
-/// A server whose one route makes a gateway_stream and hands it to the test.
+/// A server whose one route makes a gateway_stream and hands it to the test; with
+/// `watch_close` it tells the stream when its client leaves, as the gateway route does.
 struct stream_server {
   http_server server;
   std::promise<std::shared_ptr<gateway_stream>> made;
 
-  stream_server() {
+  explicit stream_server(bool watch_close = false) {
     http_server_options o;
     o.host = "127.0.0.1";
     o.port = 0;
     std::string error;
     REQUIRE(server.start(
         o,
-        [this](http_request&&, http_responder respond) {
+        [this, watch_close](http_request&& req, http_responder respond) {
           auto s = std::make_shared<gateway_stream>(
               std::move(respond),
               std::vector<std::pair<std::string, std::string>>{{"x-lps-provider", "openai"}},
-              stream_translate_options{"client-model", true, 7});
+              stream_translate_options{"client-model", true, 7, ""});
           s->begin_attempt(gateway_dialect::openai);
+          if (watch_close)
+            req.close_watch->on_close([s] { s->client_left(); });
           made.set_value(std::move(s));
         },
         error));
@@ -136,12 +139,32 @@ TEST_CASE("the streamed upstream requests ask each provider for a stream", "[gat
   CHECK_FALSE(parse(gemini.request.body).contains("stream"));
 }
 
-TEST_CASE("include_usage is read from stream_options", "[gateway_stream]") {
-  CHECK(gateway_stream_include_usage(
-      R"({"stream":true,"stream_options":{"include_usage":true},"messages":[]})"));
-  CHECK_FALSE(gateway_stream_include_usage(
-      R"({"stream":true,"stream_options":{"include_usage":false},"messages":[]})"));
-  CHECK_FALSE(gateway_stream_include_usage(R"({"stream":true,"messages":[]})"));
+TEST_CASE("the client's stream options are read from its request", "[gateway_stream]") {
+  auto o = gateway_stream_options(
+      R"({"stream":true,"stream_options":{"include_usage":true},"messages":[]})", "m", 9);
+  CHECK(o.model == "m");
+  CHECK(o.created == 9);
+  CHECK(o.include_usage);
+  CHECK(o.schema_tool.empty());
+  CHECK_FALSE(
+      gateway_stream_options(
+          R"({"stream":true,"stream_options":{"include_usage":false},"messages":[]})", "m", 9)
+          .include_usage);
+  CHECK_FALSE(gateway_stream_options(R"({"stream":true,"messages":[]})", "m", 9).include_usage);
+  // A json_schema response_format names Anthropic's forced tool ("response" when unnamed).
+  CHECK(
+      gateway_stream_options(
+          R"({"response_format":{"type":"json_schema","json_schema":{"name":"grade","schema":{}}},"messages":[]})",
+          "m", 9)
+          .schema_tool
+      == "grade");
+  CHECK(gateway_stream_options(
+            R"({"response_format":{"type":"json_schema","json_schema":{}},"messages":[]})", "m", 9)
+            .schema_tool
+        == "response");
+  CHECK(
+      gateway_stream_options(R"({"response_format":{"type":"json_object"},"messages":[]})", "m", 9)
+          .schema_tool.empty());
 }
 
 TEST_CASE("a whole answer is cut into role, content, finish and usage chunks", "[gateway_stream]") {
@@ -151,7 +174,7 @@ TEST_CASE("a whole answer is cut into role, content, finish and usage chunks", "
   REQUIRE(answer.status == 200);
   auto text =
       std::string{parse(answer.body).at("choices").at(0).at("message").at("content").as_string()};
-  auto whole = chunks_of_completion(answer.body, {"x", true, 5});
+  auto whole = chunks_of_completion(answer.body, {"x", true, 5, ""});
   REQUIRE(whole.chunks.size() >= 5);
   std::string joined;
   for (size_t i = 0; i + 2 < whole.chunks.size(); ++i) {
@@ -175,8 +198,8 @@ TEST_CASE("a whole answer is cut into role, content, finish and usage chunks", "
         == whole.usage.completion_tokens);
   CHECK(whole.usage.prompt_tokens == answer.prompt_tokens);
 
-  CHECK(chunks_of_completion(R"({"error":{}})", {"x", true, 5}).chunks.empty());
-  auto no_usage = chunks_of_completion(answer.body, {"x", false, 5});
+  CHECK(chunks_of_completion(R"({"error":{}})", {"x", true, 5, ""}).chunks.empty());
+  auto no_usage = chunks_of_completion(answer.body, {"x", false, 5, ""});
   CHECK(no_usage.chunks.size() == whole.chunks.size() - 1);
   CHECK_FALSE(parse(no_usage.chunks.front()).contains("usage"));
 }
@@ -282,4 +305,48 @@ TEST_CASE("gateway_stream cancels the upstream call once the client is gone", "[
   auto o = s->end(true, "cancelled");
   CHECK(o.client_gone);
   CHECK_FALSE(o.complete);
+}
+
+TEST_CASE("a client that leaves before the first chunk cancels the upstream call at once",
+          "[gateway_stream]") {
+  stream_server srv{true};
+  http_client client{http_client_options{}};
+  client_call call;
+  send(client, srv.url(), call);
+  auto made = srv.made.get_future();
+  REQUIRE(made.wait_for(5s) == std::future_status::ready);
+  auto s = made.get();
+  auto left = std::chrono::steady_clock::now();
+  call.cancel->cancel(); // the client closes its connection; no chunk was written
+  REQUIRE(eventually([&] { return s->cancel_token()->cancelled(); }));
+  auto took = std::chrono::steady_clock::now() - left;
+  INFO("cancelled after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                          << " ms");
+  CHECK(took < 100ms);
+  // The upstream's answer, when it comes, goes nowhere: no head, no chunk.
+  s->on_piece(openai_events);
+  auto o = s->end(false, "");
+  CHECK(o.client_gone);
+  CHECK_FALSE(o.committed);
+  CHECK_FALSE(o.complete);
+  CHECK(srv.server.wait_open_connections(0, 2s));
+}
+
+TEST_CASE("a client that leaves mid-stream cancels the upstream call without a write",
+          "[gateway_stream]") {
+  stream_server srv{true};
+  http_client client{http_client_options{}};
+  client_call call;
+  send(client, srv.url(), call);
+  auto made = srv.made.get_future();
+  REQUIRE(made.wait_for(5s) == std::future_status::ready);
+  auto s = made.get();
+  s->on_piece(openai_events.substr(0, openai_events.find("\n\n") + 2));
+  REQUIRE(eventually([&] { return !call.text().empty(); }));
+  call.cancel->cancel();
+  // No further piece is fed: the close alone cancels the upstream token.
+  CHECK(eventually([&] { return s->cancel_token()->cancelled(); }));
+  auto o = s->end(true, "cancelled");
+  CHECK(o.client_gone);
+  CHECK(o.committed);
 }

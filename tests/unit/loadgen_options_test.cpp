@@ -1,5 +1,5 @@
 // lps-loadgen's command line: the --header option that lets direct mode reach another gateway
-// (tools/gateway_compare.sh sends Portkey's routing headers with it).
+// (tools/gateway_compare.sh sends Portkey's routing headers with it), and --stream.
 
 #include "tools/loadgen/options.hpp"
 
@@ -39,4 +39,11 @@ TEST_CASE("a header without a name or colon, or with a line break, is refused") 
     INFO(bad);
     CHECK_THROWS_AS(parse({bad}), std::invalid_argument);
   }
+}
+
+TEST_CASE("direct mode streams its calls with --stream=true") {
+  CHECK_FALSE(parse({"--mode=direct"}).stream);
+  CHECK(parse({"--mode=direct", "--stream=true"}).stream);
+  CHECK_FALSE(parse({"--mode=direct", "--stream=false"}).stream);
+  CHECK_THROWS_AS(parse({"--stream=yes"}), std::invalid_argument);
 }

@@ -227,6 +227,39 @@ TEST_CASE("Anthropic events become OpenAI chunks with tool calls and usage, in a
   }
 }
 
+TEST_CASE("Anthropic's json_schema tool streams as content with finish_reason stop", "[stream]") {
+  // The forced tool a json_schema response_format became (docs/gateway.md): its input is the
+  // answer, so its input_json_delta pieces are content, as in the non-streamed answer.
+  const std::string schema_answer = R"({"id":"msg_02","type":"message","role":"assistant",
+    "model":"claude-haiku-4-5-20251001","content":[{"type":"tool_use","id":"toolu_02",
+    "name":"grade","input":{"grade":"B+","reasons":["clear thesis","über-long intro"]}}],
+    "stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":40,"output_tokens":25}})";
+  auto events = lps::mock_stream::render_events(dialect::anthropic, schema_answer, ask(false));
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    INFO("seed " << seed);
+    auto o = options(true);
+    o.schema_tool = "grade";
+    auto t = lps::make_anthropic_stream_translator(o);
+    auto r = translate(events, *t, seed);
+    CHECK(t->complete());
+    CHECK(!t->error());
+    CHECK(r.tool_calls.empty());
+    CHECK(r.finish_reason == "stop");
+    CHECK(json::parse(r.content)
+          == json::parse(R"({"grade":"B+","reasons":["clear thesis","über-long intro"]})"));
+    CHECK(r.usage == stream_usage{40, 25, 65, 0});
+  }
+  // Another tool of the same answer stays a tool call (only the schema's tool is content).
+  auto other = options(false);
+  other.schema_tool = "not_this_one";
+  auto t = lps::make_anthropic_stream_translator(other);
+  auto r = translate(events, *t, 3);
+  CHECK(r.content.empty());
+  CHECK(r.finish_reason == "tool_calls");
+  REQUIRE(r.tool_calls.size() == 1);
+  CHECK(r.tool_calls[0][1] == "grade");
+}
+
 TEST_CASE("Gemini chunks become OpenAI chunks, the usage chunk at the end of the body",
           "[stream]") {
   auto events = lps::mock_stream::render_events(dialect::gemini, gemini_answer, ask(false));

@@ -17,11 +17,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -206,6 +208,67 @@ TEST_CASE("https round trip with the test CA reuses keep-alive connections", "[t
     CHECK(server.wait_open_connections(1, 2000ms));
     CHECK(call(client, get(https(server, "/again"))).status == 201);
   }
+}
+
+TEST_CASE("a watched request over https is answered after its watch and told when its client "
+          "leaves",
+          "[tls]") {
+  // The close watch reads through TLS while the request is pending; the answer cancels that
+  // read first, so the TLS stream must stay usable: two answers on one kept-alive connection.
+  pki p;
+  http_server server;
+  std::mutex mutex;
+  std::vector<http_responder> held; // guarded by mutex
+  std::promise<void> left;
+  std::atomic<int> answered_but_gone{0};
+  start(server, tls_options(p.good), [&](http_request&& req, http_responder respond) {
+    if (req.path == "/leave")
+      req.close_watch->on_close([&left] { left.set_value(); });
+    else
+      req.close_watch->on_close([&answered_but_gone] { ++answered_but_gone; });
+    std::lock_guard<std::mutex> lock{mutex};
+    held.push_back(std::move(respond));
+  });
+  auto next_held = [&] {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard<std::mutex> lock{mutex};
+        if (!held.empty()) {
+          auto r = std::move(held.back());
+          held.pop_back();
+          return r;
+        }
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL("the request never reached the handler");
+    return http_responder{};
+  };
+  http_client client{trusting(p.good)};
+  for (int i = 0; i < 2; ++i) {
+    auto answer = std::make_shared<std::promise<http_client_response>>();
+    client.send(get(https(server, "/answer")),
+                [answer](http_client_response r) { answer->set_value(std::move(r)); });
+    auto respond = next_held();
+    std::this_thread::sleep_for(50ms); // the watch's read is pending by now
+    respond({200, "late", "text/plain", {}});
+    auto future = answer->get_future();
+    REQUIRE(future.wait_for(10s) == std::future_status::ready);
+    auto r = future.get();
+    INFO(r.error_message);
+    CHECK(r.status == 200);
+    CHECK(r.body == "late");
+    CHECK(server.open_connections() == 1);
+  }
+  auto leaving = get(https(server, "/leave"));
+  leaving.cancel = std::make_shared<lps::http_call_cancel>();
+  auto token = leaving.cancel;
+  client.send(std::move(leaving), [](http_client_response) {});
+  auto respond = next_held();
+  token->cancel(); // the client closes its connection while the handler holds the request
+  CHECK(left.get_future().wait_for(5s) == std::future_status::ready);
+  respond({200, "nowhere", "text/plain", {}});
+  CHECK(answered_but_gone == 0);
 }
 
 TEST_CASE("https limits and timeouts work as over plain HTTP", "[tls]") {

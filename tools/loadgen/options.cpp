@@ -50,6 +50,8 @@ delivery-correctness figures (summary on stdout, progress on stderr).
                           and no temperature, as lps sends them)
   --header=NAME:VALUE     direct mode: one more request header (repeatable), e.g. another
                           gateway's routing headers (tools/gateway_compare.sh)
+  --stream=true|false     direct mode: streamed calls (`stream: true`, include_usage), each
+                          timed to its first chunk and to its end (data: [DONE])
   --reset-url=URL         POST to URL (empty body) every --reset-interval-ms during the run,
                           e.g. the mock provider's /_mock/reset so that its simulated
                           rate-limit window never runs out (tools/gateway_bench.sh);
@@ -154,6 +156,8 @@ void apply_option(options& opt, std::string_view key, std::string_view value) {
     opt.model = std::string(value);
   } else if (key == "header") {
     opt.headers.push_back(parse_header(value));
+  } else if (key == "stream") {
+    opt.stream = parse_choice<bool>(key, value, {{"true", true}, {"false", false}});
   } else {
     throw std::invalid_argument("unknown option --" + std::string(key));
   }

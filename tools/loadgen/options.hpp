@@ -36,6 +36,8 @@ struct options {
   std::string model = "gpt-5-mini-2025-08-07";
   // --mode=direct only: extra request headers (--header), e.g. a gateway's routing headers.
   std::vector<std::pair<std::string, std::string>> headers;
+  // --mode=direct only: `stream: true` calls, timed to the first chunk and to the end.
+  bool stream = false;
   // Any mode: POST here every reset_interval_ms during the run (empty: never).
   std::string reset_url;
   uint64_t reset_interval_ms = 100;

@@ -431,6 +431,7 @@ json::object stats_json(const mock_provider_stats& s) {
           {"pending_faults", s.pending_faults},
           {"in_flight", s.in_flight},
           {"peak_in_flight", s.peak_in_flight},
+          {"abandoned", s.abandoned},
           {"batch", mock_batch::stats_json(s.batch)},
           {"streams", json::object{{"started", s.streams.started},
                                    {"open", s.streams.open},
@@ -558,6 +559,8 @@ struct mock_provider_server::impl {
     if (auto ask = mock_stream::ask_of(route->first, req.path, req.query, req.body);
         ask.stream && r.response.status == 200)
       streams.make_streamed(r.response, route->first, ask, r.how);
+    if (answer_waits(r))
+      watch_for_abandon(req);
     dispatch(std::move(r), counted(answered_items(std::move(respond))));
   }
 
@@ -852,6 +855,24 @@ struct mock_provider_server::impl {
         respond(std::move(res));
       };
     };
+  }
+
+  /// Whether the answer is held, delayed or streamed: only then can a client leave before
+  /// it ends (an answer sent at once costs no watching).
+  bool answer_waits(const reply& r) const {
+    return r.hold || r.extra_delay.count() > 0 || options.latency.count() > 0
+           || options.jitter.count() > 0 || static_cast<bool>(r.response.stream);
+  }
+
+  /// Counts the call as abandoned when its client leaves before the answer ended.
+  void watch_for_abandon(const http_request& req) {
+    if (!req.close_watch)
+      return;
+    req.close_watch->on_close([this] {
+      std::lock_guard<std::mutex> lock{mu};
+      counters.abandoned += 1;
+      recorded.notify_all();
+    });
   }
 
   /// Counts the call in flight until `respond` runs, so the peak shows the client's

@@ -122,6 +122,10 @@ struct mock_provider_stats {
   /// it), and the most there ever were at once since the start or the last reset.
   uint64_t in_flight = 0;
   uint64_t peak_in_flight = 0;
+  /// Provider calls whose client closed its connection before their answer ended, seen at
+  /// once (the HTTP server's close watch): while the answer waits (latency, a delay or drop
+  /// fault) or mid-stream. An lps whose gateway client left shows here when it cancels.
+  uint64_t abandoned = 0;
   /// The batch APIs' calls (counted here only, never in the fields above).
   mock_batch_stats batch;
   /// Streamed answers: started, still open, ended by the client (section 11).
