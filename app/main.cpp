@@ -244,7 +244,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   ctx->jobs_reads = jobs_reads.get();
   ctx->reads = reads.get();
   ctx->keys = std::move(keys);
-  ctx->gateway = make_gateway_context(cfg, manifest);
+  ctx->gateway = make_gateway_context(cfg, manifest, &provider_client);
   ctx->starting->store(true);
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {

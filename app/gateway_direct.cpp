@@ -1,0 +1,34 @@
+#include "app/gateway_direct.hpp"
+
+#include "actors/http_inbox.hpp"
+#include "messages/gateway.hpp"
+
+namespace lps {
+
+void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
+                          std::shared_ptr<const gateway_call> call,
+                          std::function<void(gateway_attempt)> done) {
+  auto upstream = gateway_upstream_request(t.dialect, t.target, call->body, call->model);
+  if (upstream.error) {
+    gateway_attempt refused;
+    refused.result.status = upstream.error->status;
+    refused.result.body = render_gateway_error(*upstream.error);
+    return done(std::move(refused));
+  }
+  // The answer is read against the client's body (the model and options it asked for), so
+  // the call stays alive until then.
+  auto read = [dialect = t.dialect, name = t.display_name, call = std::move(call),
+               done = std::move(done)](http_client_response resp) {
+    gateway_attempt out;
+    out.status_label = http_status_label(resp);
+    out.result =
+        resp.error != transport_error::none
+            ? gateway_transport_failure(name, resp.error, resp.error_message)
+            : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers, call->body,
+                                    call->model, std::chrono::system_clock::now());
+    done(std::move(out));
+  };
+  http.send(std::move(upstream.request), std::move(read));
+}
+
+} // namespace lps
