@@ -46,9 +46,9 @@ std::string model_label(const gateway_context& gw, const std::string& model) {
 }
 
 /// The call's samples, with the route's own attempt's (`samples`), in one message.
-void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
-                    const gateway_route& route, const gateway_reply& r, double cost,
-                    steady_clock::duration took, std::vector<metric_sample> samples) {
+void record_metrics(const metrics_actor& metrics, gateway_context& gw, const gateway_route& route,
+                    const gateway_reply& r, double cost, steady_clock::duration took,
+                    std::vector<metric_sample> samples) {
   if (!metrics)
     return;
   auto model = model_label(gw, route.model);
@@ -67,7 +67,8 @@ void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
                        double(r.completion_tokens)});
     samples.push_back({"llm_provider_cost_dollars_total", {route.provider, model}, cost});
   }
-  caf::anon_send(metrics, atom::record_v, std::move(samples));
+  if (auto due = gw.metrics.add(std::move(samples), steady_clock::now()))
+    caf::anon_send(metrics, atom::record_v, std::move(*due));
 }
 
 void record_refusal(const api_context& ctx, const gateway_route& route, unsigned status) {
@@ -248,10 +249,18 @@ make_gateway_context(const config& cfg, const model_manifest& manifest, http_tra
       std::chrono::milliseconds(int64_t{cfg.gateway_max_attempts}
                                 * (int64_t{cfg.provider_request_timeout_ms} + 5000 + 1000)),
       http,
-      http != nullptr ? gateway_direct_targets_of(cfg) : gateway_direct_targets{}});
+      http != nullptr ? gateway_direct_targets_of(cfg) : gateway_direct_targets{},
+      {}});
   std::string error;
   gateway_models::parse(manifest.json, result->models, error); // an empty manifest lists none
   return result;
+}
+
+void flush_gateway_metrics(const api_context& ctx) {
+  if (!ctx.gateway || !ctx.actors.metrics)
+    return;
+  if (auto gathered = ctx.gateway->metrics.take(); !gathered.empty())
+    caf::anon_send(ctx.actors.metrics, atom::record_v, std::move(gathered));
 }
 
 bool is_gateway_path(const std::string& path) {

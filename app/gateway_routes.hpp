@@ -10,6 +10,7 @@
 
 #include "app/gateway_direct.hpp"
 #include "app/gateway_gate.hpp"
+#include "runtime/metric_batch.hpp"
 #include "app/http_api.hpp"
 #include "runtime/gateway_request.hpp"
 #include "runtime/model_manifest.hpp"
@@ -36,6 +37,9 @@ struct gateway_context {
   /// the provider actor.
   http_transport* http = nullptr;
   gateway_direct_targets direct;
+  /// The calls' metric samples, sent to the metrics actor every 100 ms of traffic and
+  /// before GET /metrics renders (flush_gateway_metrics).
+  metric_batch metrics;
 };
 
 /// The gateway context of `cfg` with the model `manifest` (its JSON text and parsed prices);
@@ -43,6 +47,10 @@ struct gateway_context {
 std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
                                                       const model_manifest& manifest,
                                                       http_transport* http = nullptr);
+
+/// Sends the gateway's gathered metric samples to the metrics actor (GET /metrics does
+/// before it renders, so it never shows them late).
+void flush_gateway_metrics(const api_context& ctx);
 
 /// Whether `path` is a gateway route (everything under /v1/).
 bool is_gateway_path(const std::string& path);
