@@ -19,18 +19,6 @@ using state_t = provider_http_state;
 const backoff_settings gateway_backoff{std::chrono::milliseconds{200}, std::chrono::seconds{5}, 0.5,
                                        10};
 
-gateway_reply reply_of(const gateway_result& r, uint32_t attempts) {
-  gateway_reply out;
-  out.status = r.status;
-  out.body = r.body;
-  out.prompt_tokens = r.prompt_tokens;
-  out.completion_tokens = r.completion_tokens;
-  out.retry_after_ms = r.retry_after.count();
-  out.provider_failure = r.provider_failure;
-  out.attempts = attempts;
-  return out;
-}
-
 gateway_reply error_reply(unsigned status, std::string message, std::string type,
                           std::string code) {
   gateway_reply out;
@@ -75,20 +63,6 @@ void record_attempt(provider_http_self self, const http_client_response& resp) {
                     1}});
 }
 
-/// How long to wait before the next attempt, or nullopt when none may follow.
-std::optional<std::chrono::milliseconds> next_wait(const state_t::pending_gateway& g,
-                                                   const gateway_result& r) {
-  if (!r.retryable || g.attempts >= std::max<uint32_t>(1, g.call.max_attempts))
-    return std::nullopt;
-  if (r.retry_after.count() > 0)
-    return r.retry_after.count() <= g.call.max_retry_wait_ms ? std::optional{r.retry_after}
-                                                             : std::nullopt;
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  auto delay =
-      backoff_delay(gateway_backoff, g.attempts, std::uniform_real_distribution<double>{0, 1}(rng));
-  return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
-}
-
 /// The status lps records for a call whose client left before its end (nginx's "client
 /// closed request"); the client never sees it.
 constexpr unsigned client_closed_status = 499;
@@ -97,15 +71,6 @@ constexpr unsigned client_closed_status = 499;
 /// that failed then is no provider failure and is not tried again; nobody reads its answer.
 bool client_left(const state_t::pending_gateway& g, const gateway_result& r) {
   return g.request.cancel && g.request.cancel->cancelled() && r.status != 200;
-}
-
-gateway_result client_left_result(gateway_result r) {
-  r.status = client_closed_status;
-  r.retryable = false;
-  r.provider_failure = false;
-  r.body.clear();
-  r.retry_after = {};
-  return r;
 }
 
 /// How a streamed call ended, as a result: 200 when whole; an error the route still answers
@@ -150,9 +115,36 @@ gateway_result read_stream_answer(state_t& st, state_t::pending_gateway& g, gate
 
 } // namespace
 
+gateway_reply gateway_reply_of(const gateway_result& r, uint32_t attempts) {
+  gateway_reply out;
+  out.status = r.status;
+  out.body = r.body;
+  out.prompt_tokens = r.prompt_tokens;
+  out.completion_tokens = r.completion_tokens;
+  out.retry_after_ms = r.retry_after.count();
+  out.provider_failure = r.provider_failure;
+  out.attempts = attempts;
+  return out;
+}
+
+std::optional<std::chrono::milliseconds>
+gateway_retry_wait(const gateway_call& call, uint32_t attempts, const gateway_result& r) {
+  if (!r.retryable || attempts >= std::max<uint32_t>(1, call.max_attempts))
+    return std::nullopt;
+  if (r.retry_after.count() > 0)
+    return r.retry_after.count() <= call.max_retry_wait_ms ? std::optional{r.retry_after}
+                                                           : std::nullopt;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  auto delay =
+      backoff_delay(gateway_backoff, attempts, std::uniform_real_distribution<double>{0, 1}(rng));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
+}
+
 caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_call call) {
   auto& st = self->state;
   ++st.gateway_calls_total;
+  if (call.attempts_made > 0) // the route's own first attempt failed: this is its retry
+    ++st.gateway_retries_total;
   auto dialect = gateway_dialect_of(st.cfg.provider);
   if (st.cfg.target.base_url.empty() || st.cfg.target.api_key.empty() || st.http == nullptr
       || !dialect)
@@ -176,9 +168,14 @@ caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_c
   }
   auto ticket = st.next_ticket++;
   auto promise = self->make_response_promise<gateway_reply>();
-  st.gateways.emplace(
-      ticket, state_t::pending_gateway{promise, std::move(call), std::move(upstream.request), 0});
-  send_attempt(self, ticket);
+  auto made = call.attempts_made;
+  auto wait = std::chrono::milliseconds{call.first_wait_ms};
+  st.gateways.emplace(ticket, state_t::pending_gateway{promise, std::move(call),
+                                                       std::move(upstream.request), made});
+  if (wait.count() > 0)
+    self->delayed_send(self, wait, atom::retry_due_v, ticket);
+  else
+    send_attempt(self, ticket);
   return promise;
 }
 
@@ -198,8 +195,8 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
           : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers, g.call.body,
                                   g.call.model, std::chrono::system_clock::now());
   if (client_left(g, result))
-    result = client_left_result(std::move(result));
-  if (auto wait = next_wait(g, result)) {
+    result = gateway_client_left(std::move(result));
+  if (auto wait = gateway_retry_wait(g.call, g.attempts, result)) {
     ++st.gateway_retries_total;
     self->delayed_send(self, *wait, atom::retry_due_v, ticket);
     return true;
@@ -207,7 +204,7 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
   st.errors_total += result.status == 200 ? 0 : 1;
   if (sink)
     gateway_streams().take(g.request.cancel.get());
-  g.promise.deliver(reply_of(result, g.attempts));
+  g.promise.deliver(gateway_reply_of(result, g.attempts));
   st.gateways.erase(i);
   return true;
 }
@@ -215,6 +212,15 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
 void retry_gateway_call(provider_http_self self, uint64_t ticket) {
   if (self->state.gateways.count(ticket) > 0)
     send_attempt(self, ticket);
+}
+
+gateway_result gateway_client_left(gateway_result r) {
+  r.status = client_closed_status;
+  r.retryable = false;
+  r.provider_failure = false;
+  r.body.clear();
+  r.retry_after = {};
+  return r;
 }
 
 } // namespace lps

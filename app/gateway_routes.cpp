@@ -1,6 +1,8 @@
 #include "app/gateway_routes.hpp"
 
+#include "actors/provider_http_gateway.hpp"
 #include "app/actor_request.hpp"
+#include "app/topology.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/gateway_stream.hpp"
 
@@ -43,18 +45,19 @@ std::string model_label(const gateway_context& gw, const std::string& model) {
   return gw.prices.count(model) > 0 ? model : "other";
 }
 
-void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
-                    const gateway_route& route, const gateway_reply& r, double cost,
-                    steady_clock::duration took) {
+/// The call's samples, with the route's own attempt's (`samples`), in one message.
+void record_metrics(const metrics_actor& metrics, gateway_context& gw, const gateway_route& route,
+                    const gateway_reply& r, double cost, steady_clock::duration took,
+                    std::vector<metric_sample> samples) {
   if (!metrics)
     return;
   auto model = model_label(gw, route.model);
-  std::vector<metric_sample> samples{{"llm_provider_gateway_requests_total",
-                                      {route.provider, model, std::to_string(r.status), "gateway"},
-                                      1},
-                                     {"llm_provider_gateway_duration_seconds",
-                                      {route.provider, "gateway"},
-                                      std::chrono::duration<double>(took).count()}};
+  samples.insert(samples.end(), {{"llm_provider_gateway_requests_total",
+                                  {route.provider, model, std::to_string(r.status), "gateway"},
+                                  1},
+                                 {"llm_provider_gateway_duration_seconds",
+                                  {route.provider, "gateway"},
+                                  std::chrono::duration<double>(took).count()}});
   if (r.status == 200) {
     samples.push_back({"llm_provider_tokens_used_total",
                        {route.provider, model, "prompt"},
@@ -64,7 +67,8 @@ void record_metrics(const metrics_actor& metrics, const gateway_context& gw,
                        double(r.completion_tokens)});
     samples.push_back({"llm_provider_cost_dollars_total", {route.provider, model}, cost});
   }
-  caf::anon_send(metrics, atom::record_v, std::move(samples));
+  if (auto due = gw.metrics.add(std::move(samples), steady_clock::now()))
+    caf::anon_send(metrics, atom::record_v, std::move(*due));
 }
 
 void record_refusal(const api_context& ctx, const gateway_route& route, unsigned status) {
@@ -133,17 +137,18 @@ void cancel_when_client_leaves(const http_request& req, std::shared_ptr<gateway_
   });
 }
 
-/// Asks the provider actor, then frees the gate, records metrics and answers (a streamed
-/// call whose stream has started has answered already; its reply only says how it ended).
-void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
-                   std::string client, http_request&& req, const gateway_request_info& info,
-                   http_responder respond) {
+/// How a call ends, whichever way it went: frees the gate, records metrics (with `extra`
+/// samples) and answers (a streamed call whose stream has started has answered already; its
+/// reply only says how it ended). Runs once.
+using call_end = std::function<void(caf::expected<gateway_reply>, std::vector<metric_sample>)>;
+
+call_end end_of_call(const api_context& ctx, const gateway_route& route, const std::string& client,
+                     std::shared_ptr<gateway_stream> sink, std::shared_ptr<http_call_cancel> token,
+                     http_responder respond) {
   auto gw = ctx.gateway;
   auto metrics = ctx.actors.metrics;
   auto started = steady_clock::now();
-  auto sink = info.stream ? stream_for(req.body, route, respond) : nullptr;
-  auto token = sink ? sink->cancel_token() : std::make_shared<http_call_cancel>();
-  auto done = [=](caf::expected<gateway_reply> x) {
+  return [=](caf::expected<gateway_reply> x, std::vector<metric_sample> extra) {
     // Filed for a call that never reached a provider (the built-in mock takes neither).
     if (sink)
       gateway_streams().forget(sink.get());
@@ -155,22 +160,75 @@ void call_provider(const api_context& ctx, const provider_actor& provider, gatew
     auto cost = cost_of(*gw, route.model, r);
     gw->gate.finish(route.provider, client, r.status == 200, r.provider_failure, r.prompt_tokens,
                     r.completion_tokens, cost, steady_clock::now());
-    record_metrics(metrics, *gw, route, r, cost, steady_clock::now() - started);
     if (!sink || !sink->committed())
       respond(response_of(r, route));
+    record_metrics(metrics, *gw, route, r, cost, steady_clock::now() - started, std::move(extra));
   };
-  gateway_call call{route.model, std::move(req.body), gw->max_attempts, 5000};
-  auto bridge = ctx.sys->spawn(
+}
+
+/// Asks the provider actor for `call` and ends the call with its reply (`extra`: the samples
+/// of the route's own attempt, when the actor retries it).
+void ask_provider(caf::actor_system& sys, std::chrono::milliseconds deadline,
+                  const provider_actor& provider, gateway_call call,
+                  std::shared_ptr<gateway_stream> sink, std::shared_ptr<http_call_cancel> token,
+                  call_end end, std::vector<metric_sample> extra = {}) {
+  auto done = [end = std::move(end), extra = std::move(extra)](caf::expected<gateway_reply> x) {
+    end(std::move(x), extra);
+  };
+  auto bridge = sys.spawn(
       request_bridge<gateway_reply, provider_actor, atom::gateway, gateway_call>, provider,
-      caf::timespan{gw->deadline}, std::function<void(caf::expected<gateway_reply>)>{done});
+      caf::timespan{deadline}, std::function<void(caf::expected<gateway_reply>)>{std::move(done)});
   // The provider actor finds them by the bridge that asks it.
   auto asker = caf::actor_cast<caf::strong_actor_ptr>(bridge).get();
   if (sink)
     gateway_streams().add(asker, sink);
   else
     gateway_cancels().add(asker, token);
-  cancel_when_client_leaves(req, sink, token);
   caf::anon_send(bridge, atom::gateway_v, std::move(call));
+}
+
+/// A plain call's first attempt, sent by the route itself (app/gateway_direct.hpp): its
+/// answer ends the call on the client's I/O thread unless it may be retried, which the
+/// provider actor then does after the backoff.
+void call_direct(const api_context& ctx, const provider_actor& provider, const gateway_route& route,
+                 const gateway_direct_target& t, gateway_call call,
+                 std::shared_ptr<http_call_cancel> token, call_end end) {
+  auto shared = std::make_shared<const gateway_call>(std::move(call));
+  auto then = [sys = ctx.sys, deadline = ctx.gateway->deadline, provider, name = route.provider,
+               endpoint = t.endpoint, shared, token, end = std::move(end)](gateway_attempt a) {
+    std::vector<metric_sample> extra;
+    if (!a.status_label.empty())
+      extra.push_back({"llm_provider_http_calls_total", {name, endpoint, a.status_label}, 1});
+    if (token->cancelled() && a.result.status != 200) // the client left: no retry
+      return end(gateway_reply_of(gateway_client_left(std::move(a.result)), 1), std::move(extra));
+    if (auto wait = gateway_retry_wait(*shared, 1, a.result)) {
+      auto next = *shared;
+      next.attempts_made = 1;
+      next.first_wait_ms = wait->count();
+      return ask_provider(*sys, deadline, provider, std::move(next), nullptr, token, end,
+                          std::move(extra));
+    }
+    end(gateway_reply_of(a.result, 1), std::move(extra));
+  };
+  send_gateway_attempt(*ctx.gateway->http, t, shared, token, std::move(then));
+}
+
+/// Sends the call: a plain one to an HTTP provider from here, else through the provider actor;
+/// either way cancelled at once when its client leaves.
+void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
+                   std::string client, http_request&& req, const gateway_request_info& info,
+                   http_responder respond) {
+  auto sink = info.stream ? stream_for(req.body, route, respond) : nullptr;
+  auto token = sink ? sink->cancel_token() : std::make_shared<http_call_cancel>();
+  auto end = end_of_call(ctx, route, client, sink, token, std::move(respond));
+  cancel_when_client_leaves(req, sink, token);
+  gateway_call call{route.model, std::move(req.body), ctx.gateway->max_attempts, 5000};
+  auto direct = ctx.gateway->direct.find(route.provider);
+  if (!sink && ctx.gateway->http != nullptr && direct != ctx.gateway->direct.end())
+    return call_direct(ctx, provider, route, direct->second, std::move(call), std::move(token),
+                       std::move(end));
+  ask_provider(*ctx.sys, ctx.gateway->deadline, provider, std::move(call), std::move(sink),
+               std::move(token), std::move(end));
 }
 
 void chat_completions(const api_context& ctx, http_request&& req, const std::string& client,
@@ -209,7 +267,8 @@ void chat_completions(const api_context& ctx, http_request&& req, const std::str
 
 std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
                                                       const model_manifest& manifest,
-                                                      std::shared_ptr<provider_gate> providers) {
+                                                      std::shared_ptr<provider_gate> providers,
+                                                      http_transport* http) {
   auto result = std::shared_ptr<gateway_context>(new gateway_context{
       {},
       manifest.prices,
@@ -218,10 +277,20 @@ std::shared_ptr<gateway_context> make_gateway_context(const config& cfg,
       cfg.gateway_max_attempts,
       // Every attempt's timeout, the longest Retry-After waited out, and a second of slack.
       std::chrono::milliseconds(int64_t{cfg.gateway_max_attempts}
-                                * (int64_t{cfg.provider_request_timeout_ms} + 5000 + 1000))});
+                                * (int64_t{cfg.provider_request_timeout_ms} + 5000 + 1000)),
+      http,
+      http != nullptr ? gateway_direct_targets_of(cfg) : gateway_direct_targets{},
+      {}});
   std::string error;
   gateway_models::parse(manifest.json, result->models, error); // an empty manifest lists none
   return result;
+}
+
+void flush_gateway_metrics(const api_context& ctx) {
+  if (!ctx.gateway || !ctx.actors.metrics)
+    return;
+  if (auto gathered = ctx.gateway->metrics.take(); !gathered.empty())
+    caf::anon_send(ctx.actors.metrics, atom::record_v, std::move(gathered));
 }
 
 bool is_gateway_path(const std::string& path) {

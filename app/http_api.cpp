@@ -974,6 +974,7 @@ void report_health(const api_context& ctx, std::vector<std::string> paused, http
 }
 
 void get_metrics(const api_context& ctx, http_responder respond) {
+  flush_gateway_metrics(ctx); // sent before the render question, so counted in it
   ask<std::string>(
       ctx, ctx.actors.metrics,
       [respond](caf::expected<std::string> r) {

@@ -239,7 +239,7 @@ int run(system_config& sys_cfg, const config& cfg, const sigset_t& signals) {
   ctx->inspect_streams = streams;
   ctx->reads = reads.get();
   ctx->keys = std::move(keys);
-  ctx->gateway = make_gateway_context(cfg, manifest, actors.gate);
+  ctx->gateway = make_gateway_context(cfg, manifest, actors.gate, &provider_client);
   ctx->starting->store(true);
   http_server server;
   auto handler = [ctx](http_request&& req, http_responder respond) {

@@ -116,17 +116,25 @@ std::shared_ptr<const provider_wire> wire_for(const std::string& provider,
   return nullptr;
 }
 
+/// Where and as whom a configured HTTP provider is called (the provider actor and the
+/// gateway route's direct attempts alike).
+wire_target wire_target_of(const config& cfg, const provider_config& p) {
+  wire_target result;
+  result.base_url = p.base_url;
+  result.api_key = p.api_key.reveal();
+  result.timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms};
+  if (p.name == "openrouter")
+    result.extra_headers = {{"HTTP-Referer", "https://github.com/lps"}, {"X-Title", "lps"}};
+  return result;
+}
+
 provider_actor spawn_http_provider(caf::actor_system& sys, const config& cfg,
                                    const provider_config& p, http_transport* http,
                                    const std::map<std::string, model_price>& prices,
                                    const openai_flags_table& flags, const metrics_actor& metrics) {
   provider_http_config pc;
   pc.provider = p.name;
-  pc.target.base_url = p.base_url;
-  pc.target.api_key = p.api_key.reveal();
-  pc.target.timeout = std::chrono::milliseconds{cfg.provider_request_timeout_ms};
-  if (p.name == "openrouter")
-    pc.target.extra_headers = {{"HTTP-Referer", "https://github.com/lps"}, {"X-Title", "lps"}};
+  pc.target = wire_target_of(cfg, p);
   pc.default_model = p.default_model;
   pc.prices = prices;
   pc.multi_prompt =
@@ -268,6 +276,22 @@ std::string provider_unavailable_reason(const config& cfg, const std::string& pr
   if (wire_for(provider) == nullptr)
     return "lps has no wire format for provider '" + provider + "'";
   return "";
+}
+
+gateway_direct_targets gateway_direct_targets_of(const config& cfg) {
+  gateway_direct_targets result;
+  for (const auto& [name, p] : cfg.providers) {
+    auto dialect = gateway_dialect_of(name);
+    auto wire = wire_for(name);
+    if (!dialect || !wire || !provider_unavailable_reason(cfg, name).empty())
+      continue;
+    auto target = wire_target_of(cfg, p);
+    result[name] = {*dialect,
+                    {target.base_url, target.api_key, target.timeout, target.extra_headers},
+                    std::string{wire->display_name()},
+                    std::string{wire->endpoint()}};
+  }
+  return result;
 }
 
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, store_reader* reads,

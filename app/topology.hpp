@@ -6,6 +6,7 @@
 #include "actors/actors.hpp"
 #include "actors/leader_inspection.hpp"
 #include "actors/provider_gate.hpp"
+#include "app/gateway_direct.hpp"
 #include "runtime/config.hpp"
 #include "runtime/batch_job_store.hpp"
 #include "runtime/fenced_store.hpp"
@@ -88,6 +89,9 @@ using inspection_listener = std::function<void(const inspection_snapshot&)>;
 /// provider batch jobs (null: batch_api runs as serial_bundle for every provider). `on_sample` gets
 /// the inspector's snapshot every second (the SSE stream). The queue manager's store reads run on
 /// `reads` (outlives the actors).
+/// The configured HTTP providers as the gateway route calls them itself (app/gateway_direct).
+gateway_direct_targets gateway_direct_targets_of(const config& cfg);
+
 topology spawn_topology(caf::actor_system& sys, const config& cfg, store* db, store_reader* reads,
                         http_transport* callback_http, http_transport* provider_transport,
                         const model_manifest& manifest = {}, batch_job_store* jobs_db = nullptr,

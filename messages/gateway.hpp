@@ -22,13 +22,20 @@ struct gateway_call {
   /// Longest Retry-After the provider actor waits out before trying again; a longer one is
   /// passed to the client instead.
   int64_t max_retry_wait_ms = 5000;
+  /// Attempts already made before the provider actor got the call (the route sends a plain
+  /// call's first attempt itself, app/gateway_direct.hpp): they count against max_attempts
+  /// and the backoff goes on from there.
+  uint32_t attempts_made = 0;
+  /// How long the provider actor waits before its first attempt (the backoff after the
+  /// route's failed one), in ms.
+  int64_t first_wait_ms = 0;
   friend bool operator==(const gateway_call&, const gateway_call&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gateway_call& x) {
   return f(caf::meta::type_name("lps.gateway_call"), x.model, x.body, x.max_attempts,
-           x.max_retry_wait_ms);
+           x.max_retry_wait_ms, x.attempts_made, x.first_wait_ms);
 }
 
 /// The answer for the client: an OpenAI chat.completion (status 200) or an OpenAI error body.

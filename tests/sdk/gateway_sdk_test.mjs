@@ -236,6 +236,38 @@ async function faults(client, mock, lps) {
   void lps;
 }
 
+// A plain call's first attempt is sent by the route itself, not by the provider actor
+// (app/gateway_direct.hpp); a retry of it goes to the actor. Read from the actor's own
+// figures (GET /api/v1/inspect) and the per-attempt metric the route records for it.
+async function directPath(lps, client, mock) {
+  const model = 'gpt-4o-mini-2024-07-18';
+  const ask = () => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
+  const figures = async () => {
+    const all = await (await fetch(`${lps}/api/v1/inspect`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
+    return all.actors.find((a) => a.name === 'provider:openai')?.figures ?? {};
+  };
+  const attempts = async (status) => {
+    const text = await (await fetch(`${lps}/metrics`)).text();
+    const m = text.match(new RegExp(`llm_provider_http_calls_total\\{provider="openai",endpoint="/chat/completions",status_code="${status}"\\} (\\d+)`));
+    return m ? Number(m[1]) : 0;
+  };
+  let before = await figures();
+  const ok200 = await attempts(200);
+  for (let i = 0; i < 3; ++i) await ask();
+  let after = await figures();
+  check(after.gateway_calls_total === before.gateway_calls_total && await attempts(200) === ok200 + 3,
+    `plain calls: sent by the route, not the provider actor (actor calls ${before.gateway_calls_total} -> ${after.gateway_calls_total}), each attempt counted in llm_provider_http_calls_total`);
+
+  before = after;
+  const failed500 = await attempts(500);
+  await mockControl(mock, '/_mock/faults', { dialect: 'openai', faults: [{ kind: 'status', status: 500 }] });
+  const r = await ask();
+  after = await figures();
+  check(r.choices[0].finish_reason === 'stop' && after.gateway_calls_total === before.gateway_calls_total + 1
+    && after.gateway_retries_total === before.gateway_retries_total + 1 && await attempts(500) === failed500 + 1,
+    `a plain call's retryable failure: the provider actor retries it (actor calls +${after.gateway_calls_total - before.gateway_calls_total}, retries +${after.gateway_retries_total - before.gateway_retries_total})`);
+}
+
 async function badInput(lps, client) {
   const post = (body, headers = {}) => fetch(`${lps}/v1/chat/completions`, {
     method: 'POST',
@@ -310,6 +342,7 @@ async function main() {
     }, /lps listening on (http:\/\/\S+)/);
     const client = new OpenAI({ baseURL: `${lps}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 30000 });
     await upstreamFormats(client, mock);
+    await directPath(lps, client, mock);
     await sdkStreams(client, check, MODELS, weatherTool, gradeFormat);
     await rawStreams(lps, mock, CLIENT_KEY, ADMIN, check, mockControl);
     await faults(client, mock, lps);

@@ -1,0 +1,54 @@
+#pragma once
+
+// The first attempt of a plain (not streamed) gateway call, sent by the route itself: the
+// request is translated on the HTTP server's I/O thread, handed straight to the provider HTTP
+// client, and its answer read on the client's I/O thread, which then answers the caller.
+// Two thread hand-overs per call instead of six through a bridge and the provider actor
+// (docs/benchmarks.md, "Gateway overhead at 1,000 calls/s"). Retries and streamed calls go
+// through the provider actor (actors/provider_http_gateway), which owns backoff timers and
+// stream state; the route hands a retryable failure over to it.
+
+#include "runtime/gateway_translate.hpp"
+#include "runtime/http_client.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace lps {
+
+struct config;
+struct model_manifest;
+struct gateway_call;
+
+/// An HTTP provider as the gateway route calls it.
+struct gateway_direct_target {
+  gateway_dialect dialect = gateway_dialect::openai;
+  /// Base URL, key (only ever in request headers), per-attempt timeout, extra headers.
+  gateway_target target;
+  /// "OpenAI", "Anthropic", ...: names the provider in transport failures.
+  std::string display_name;
+  /// The endpoint label of llm_provider_http_calls_total ("/chat/completions", ...).
+  std::string endpoint;
+};
+
+/// By provider name: every configured HTTP provider (the built-in mock has none).
+using gateway_direct_targets = std::map<std::string, gateway_direct_target>;
+
+/// One attempt's outcome: the answer read back, and the status label of
+/// llm_provider_http_calls_total (the HTTP status or the transport error).
+struct gateway_attempt {
+  gateway_result result;
+  std::string status_label;
+};
+
+/// Translates `call` for `t` and sends it on `http`, cancelled by `cancel` (the client left).
+/// `done` runs exactly once: on a client I/O thread with the answer, or at once on the
+/// caller's thread when the call cannot be translated (status_label empty: nothing was sent).
+void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
+                          std::shared_ptr<const gateway_call> call,
+                          std::shared_ptr<http_call_cancel> cancel,
+                          std::function<void(gateway_attempt)> done);
+
+} // namespace lps
