@@ -126,6 +126,8 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
       },
       // -- the leader's provider gate --
       [=](atom::gate, const gate_sync& sync) -> gate_report {
+        if (!self->state.gate) // a node spawned without a gate (tests) uses no lease
+          return gate_report{};
         return self->state.gate->follow(sync, self->clock().now());
       },
   };
