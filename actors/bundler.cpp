@@ -306,8 +306,8 @@ void sync_gates(self_ptr self) {
     std::map<std::string, uint32_t> bundles;
     for (const auto& [provider, actor] : st.providers)
       bundles[provider] = st.routes.inflight_on(name, provider);
-    auto sync = st.gate->lease_to(name, bundles, st.node_actors.size(), st.cfg.gate_lease,
-                                  now_of(self));
+    auto sync =
+        st.gate->lease_to(name, bundles, st.node_actors.size(), st.cfg.gate_lease, now_of(self));
     auto node = name;
     self->request(caf::actor_cast<node_actor>(hdl), st.cfg.gate_lease, atom::gate_v,
                   std::move(sync))

@@ -1198,9 +1198,9 @@ std::vector<status_row> waiting_by_provider_and_model(self_ptr self) {
   for (const auto& [key, group] : st.waiting_walk) {
     status_row row;
     row.facts = {{"provider", key.first}, {"model", key.second}};
-    row.figures = {{"waiting", group.waiting},
-                   {"oldest_age_seconds",
-                    std::chrono::duration<double>(now - group.oldest).count()}};
+    row.figures = {
+        {"waiting", group.waiting},
+        {"oldest_age_seconds", std::chrono::duration<double>(now - group.oldest).count()}};
     result.push_back(std::move(row));
   }
   return result;

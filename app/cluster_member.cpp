@@ -32,9 +32,9 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
   const auto& cfg = *parts.cfg;
   // The node actor hands out every provider actor; the leader's bundler takes those it
   // bundles for.
-  result->node_actor_ = parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers,
-                                         parts.node->inspector, parts.node->metrics,
-                                         parts.node->leader_slot, parts.node->gate);
+  result->node_actor_ =
+      parts.sys->spawn(lps::node, this_node_name(cfg), parts.node->providers, parts.node->inspector,
+                       parts.node->metrics, parts.node->leader_slot, parts.node->gate);
   // The requests this node stores go to the leader through the node actor from now on.
   if (parts.node->new_work)
     parts.node->new_work->attach(caf::actor_cast<caf::actor>(result->node_actor_));

@@ -21,8 +21,7 @@ uint64_t capped(uint64_t tokens, uint64_t per_minute) {
 
 } // namespace
 
-gateway_gate::gateway_gate(std::shared_ptr<provider_gate> providers,
-                           gateway_key_limits key_limits)
+gateway_gate::gateway_gate(std::shared_ptr<provider_gate> providers, gateway_key_limits key_limits)
     : providers_(std::move(providers)), key_limits_(key_limits) {
   // nop
 }
@@ -44,19 +43,19 @@ namespace {
 
 gateway_refusal refusal_of(const std::string& provider, const gate_refusal& r) {
   switch (r.why) {
-    case gate_refusal::reason::concurrency:
-      return {429,
-              provider + " has " + std::to_string(r.inflight) + " calls in flight, its limit ("
-                  + provider + " max concurrent calls); try again shortly",
-              "concurrency_limit_exceeded", seconds_at_least_one(r.wait)};
-    case gate_refusal::reason::breaker:
-      return {503, provider + " is failing: its circuit breaker is open", "circuit_open",
-              seconds_at_least_one(r.wait)};
-    case gate_refusal::reason::rate:
-      break;
+  case gate_refusal::reason::concurrency:
+    return {429,
+            provider + " has " + std::to_string(r.inflight) + " calls in flight, its limit ("
+                + provider + " max concurrent calls); try again shortly",
+            "concurrency_limit_exceeded", seconds_at_least_one(r.wait)};
+  case gate_refusal::reason::breaker:
+    return {503, provider + " is failing: its circuit breaker is open", "circuit_open",
+            seconds_at_least_one(r.wait)};
+  case gate_refusal::reason::rate:
+    break;
   }
-  return {429, provider + " is at its requests or tokens per minute limit",
-          "rate_limit_exceeded", seconds_at_least_one(r.wait)};
+  return {429, provider + " is at its requests or tokens per minute limit", "rate_limit_exceeded",
+          seconds_at_least_one(r.wait)};
 }
 
 } // namespace
@@ -119,9 +118,9 @@ std::string gateway_gate::usage_json(clock_time now) {
         {"calls", calls},
         {"inflight", providers_->gateway_inflight(name)},
         {"circuit_state", std::string{to_string(providers_->breaker(name).state())}},
-        {"blocked_for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                               providers_->blocked_for(name, now))
-                               .count()}});
+        {"blocked_for_ms",
+         std::chrono::duration_cast<std::chrono::milliseconds>(providers_->blocked_for(name, now))
+             .count()}});
   return json::serialize(
       json::object{{"keys", std::move(keys)}, {"providers", std::move(providers)}});
 }

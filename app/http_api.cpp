@@ -1042,14 +1042,14 @@ void ask_batch_jobs_to_cancel(const api_context& ctx, const batch_job_record& jo
 void cancel_batch_job(const api_context& ctx, const std::string& id, http_responder respond) {
   const auto* c = &ctx; // the context lives as long as the HTTP server
   auto job = std::make_shared<std::optional<batch_job_record>>();
-  auto waiter = ctx.sys->spawn(commit_waiter, std::function<void(bool)>{
-      [c, job, id, respond](bool ok) {
-        if (!ok)
-          return respond(read_refused(reads_refused));
-        if (!*job)
-          return respond(no_batch_job(id));
-        ask_batch_jobs_to_cancel(*c, **job, respond);
-      }});
+  auto waiter =
+      ctx.sys->spawn(commit_waiter, std::function<void(bool)>{[c, job, id, respond](bool ok) {
+                       if (!ok)
+                         return respond(read_refused(reads_refused));
+                       if (!*job)
+                         return respond(no_batch_job(id));
+                       ask_batch_jobs_to_cancel(*c, **job, respond);
+                     }});
   ctx.reads->post_jobs(
       [job, id, waiter](batch_job_store& jobs) {
         *job = jobs.find(id);

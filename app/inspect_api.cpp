@@ -102,7 +102,8 @@ void open_stream(const api_context& ctx, http_responder respond) {
 }
 
 // The batch jobs are read on a reader thread of the pool with its own batch job store
-// connection, as the /api/v1/batch-jobs routes read them, never on the I/O thread; a read the pool refuses is answered 503.
+// connection, as the /api/v1/batch-jobs routes read them, never on the I/O thread; a read the pool
+// refuses is answered 503.
 void get_jobs(const api_context& ctx, http_responder respond) {
   ctx.reads->post_jobs(
       [respond](batch_job_store& jobs) {

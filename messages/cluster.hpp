@@ -106,8 +106,8 @@ struct gate_provider_use {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gate_provider_use& x) {
   return f(caf::meta::type_name("lps.gate_provider_use"), x.provider, x.used_requests,
-           x.used_tokens, x.unused_requests, x.unused_tokens, x.refused, x.failures,
-           x.successes, x.gateway_inflight);
+           x.used_tokens, x.unused_requests, x.unused_tokens, x.refused, x.failures, x.successes,
+           x.gateway_inflight);
 }
 
 /// A follower's answer to a gate_sync.

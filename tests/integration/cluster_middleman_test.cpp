@@ -388,10 +388,9 @@ void check_shared_limit(const std::string& name, size_t nodes, std::chrono::seco
   auto calls = c.mock.stats().calls;
   auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
   auto allowed = 60.0 + took + 2.0;
-  WARN("provider calls in " << took << " s: " << calls << " (allowed " << allowed
-                            << "), gateway: " << gateway.ok.load() << " answered, "
-                            << gateway.refused.load() << " refused 429, " << gateway.other.load()
-                            << " other");
+  WARN("provider calls in " << took << " s: " << calls << " (allowed " << allowed << "), gateway: "
+                            << gateway.ok.load() << " answered, " << gateway.refused.load()
+                            << " refused 429, " << gateway.other.load() << " other");
   CHECK(double(calls) <= allowed);
   CHECK(calls >= 60);
   CHECK(gateway.ok.load() > 0);      // the gateway had its share
@@ -412,14 +411,14 @@ TEST_CASE("three nodes: gateway calls on a follower count against the cluster's 
   check_shared_limit("gate-follower", 3, 12s);
 }
 
-TEST_CASE("a new leader keeps the limit the provider's headers taught the old one",
-          "[cluster]") {
+TEST_CASE("a new leader keeps the limit the provider's headers taught the old one", "[cluster]") {
   mock_provider_options mock_options;
   mock_options.latency = 20ms;
   // 20 requests a minute in the mock's window: after them it answers "0 left, reset in ~60 s".
   mock_options.rate_limit_requests = 20;
-  cluster c{"gate-handover", mock_options, {"--openai-max-concurrent-calls=2",
-                                            "--serial-bundle-max-requests-per-call=1"}};
+  cluster c{"gate-handover",
+            mock_options,
+            {"--openai-max-concurrent-calls=2", "--serial-bundle-max-requests-per-call=1"}};
   for (int i = 0; i < 3; ++i)
     c.start_node();
   test::receiver rx;
