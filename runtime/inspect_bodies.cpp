@@ -43,6 +43,18 @@ void write_table(object_writer& body, const inspection_snapshot& x, const std::s
   rows.close();
 }
 
+// An actor's own figures and facts, the same in a sample and in a bare status.
+void write_figures_and_facts(object_writer& item, const actor_status& s) {
+  object_writer figures{item.member("figures")};
+  for (const auto& [key, value] : s.figures)
+    figures.number(key, value);
+  figures.close();
+  object_writer facts{item.member("facts")};
+  for (const auto& [key, value] : s.facts)
+    facts.string(key, value);
+  facts.close();
+}
+
 void write_actor(std::string& out, const actor_sample& x) {
   const auto& s = x.status;
   object_writer item{out};
@@ -57,14 +69,7 @@ void write_actor(std::string& out, const actor_sample& x) {
   processing.number("p50", x.p50_ms).number("p90", x.p90_ms).number("p99", x.p99_ms);
   processing.close();
   item.string_or_null("last_error", s.last_error);
-  object_writer figures{item.member("figures")};
-  for (const auto& [key, value] : s.figures)
-    figures.number(key, value);
-  figures.close();
-  object_writer facts{item.member("facts")};
-  for (const auto& [key, value] : s.facts)
-    facts.string(key, value);
-  facts.close();
+  write_figures_and_facts(item, s);
   item.close();
 }
 
@@ -221,14 +226,7 @@ void write_status(std::string& out, const actor_status& s) {
       .integer("mailbox_size", s.mailbox_size)
       .integer("messages_handled", s.messages_handled)
       .string_or_null("last_error", s.last_error);
-  object_writer figures{item.member("figures")};
-  for (const auto& [key, value] : s.figures)
-    figures.number(key, value);
-  figures.close();
-  object_writer facts{item.member("facts")};
-  for (const auto& [key, value] : s.facts)
-    facts.string(key, value);
-  facts.close();
+  write_figures_and_facts(item, s);
   item.close();
 }
 
