@@ -24,6 +24,10 @@ using node_actor = caf::typed_actor<
     caf::reacts_to<atom::lead, caf::actor, caf::actor>,
     // The leader's name and node actor as the connector last reached it (null: none).
     caf::reacts_to<atom::follow, std::string, caf::actor>,
+    // Over mutual TLS, the node actors the leader reached (it is the only node that opens
+    // connections): kept to be asked through the leader's connection, until no leader is
+    // followed.
+    caf::reacts_to<atom::peers, node_peers>, caf::replies_to<atom::peers>::with<node_peers>,
     // The leader's answers, for this node's HTTP routes: a request's status as the leader's
     // queue holds it (not found: the leader does not hold it), the leader's providers.
     caf::replies_to<atom::leader, atom::lookup, std::string>::with<request_status>,

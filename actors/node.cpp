@@ -96,8 +96,12 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
         lead_with(self, std::move(queue), std::move(bundler));
       },
       [=](atom::follow, std::string& name, caf::actor leader) {
+        if (!leader) // handles routed through a leader that is gone are of no use
+          self->state.peers = {};
         follow_leader(self, std::move(name), std::move(leader));
       },
+      [=](atom::peers, node_peers& peers) { self->state.peers = std::move(peers); },
+      [=](atom::peers) { return self->state.peers; },
       [=](atom::leader, atom::lookup, const std::string& id) -> caf::result<request_status> {
         return lookup_at_leader(self, id);
       },

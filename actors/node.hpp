@@ -29,6 +29,9 @@ struct node_state {
   inspector_actor inspector;
   /// New work to the leader and questions for it (actors/node_link.*).
   leader_link link;
+  /// Over mutual TLS, the other nodes' node actors as the leader last handed them (empty
+  /// while no leader is followed).
+  node_peers peers;
   /// The bundler of the leader that last joined this node's providers (none yet: null).
   caf::actor leader_bundler;
   /// The inspector of the leader's singletons while this node leads.

@@ -41,6 +41,19 @@ std::optional<node_providers> providers_of(caf::actor_system& sys, const cluster
   return result;
 }
 
+// With mutual TLS the usual reason a node cannot be reached is a certificate from another CA.
+std::string tls_hint(caf::actor_system& sys) {
+  return cluster_uses_tls(sys) ? ": with mutual TLS, its certificate must be signed by this "
+                                 "node's CLUSTER_TLS_CA"
+                               : "";
+}
+
+// Why a node cannot be reached, for GET /api/v1/cluster (CAF's error names no key or
+// certificate content).
+std::string unreachable_reason(caf::actor_system& sys, const std::string& failure) {
+  return "cannot reach it through the middleman (" + failure + ")" + tls_hint(sys);
+}
+
 } // namespace
 
 cluster_connector::cluster_connector(caf::actor_system& sys, std::string self, node_actor local)
@@ -93,6 +106,8 @@ void cluster_connector::run() {
 // message.
 void cluster_connector::link(const cluster_bundler_actor& bundler,
                              const cluster::cluster_view& view) {
+  std::vector<node_providers> reached;
+  std::map<std::string, std::string> failures;
   for (const auto& n : view.nodes) {
     if (n.node.name == self_)
       continue;
@@ -105,22 +120,27 @@ void cluster_connector::link(const cluster_bundler_actor& bundler,
     std::string failure;
     if (auto providers = providers_of(sys_, n, failure)) {
       failures_.erase(n.node.name);
-      if (cluster_uses_tls(sys_))
-        tell_leader(*providers);
+      reached.push_back(*providers);
       caf::anon_send(bundler, atom::join_v, std::move(*providers));
     } else if (!failure.empty()) {
       note_unreachable(n, failure);
+      failures.emplace(n.node.name, unreachable_reason(sys_, failure));
     }
   }
+  if (cluster_uses_tls(sys_))
+    tell_followers(reached);
+  note_failures(std::move(failures));
 }
 
 // The live leader's node actor, or a null handle when none leads or it cannot be reached
 // (the node actor then sends nothing: the leader's store poller finds the new work).
 void cluster_connector::follow(const cluster::cluster_view& view) {
+  failures_.clear();
+  note_failures({});
   if (!local_)
     return;
   if (cluster_uses_tls(sys_)) {
-    // Over mutual TLS a follower opens no connection of its own (see tell_leader): it only
+    // Over mutual TLS a follower opens no connection of its own (see tell_followers): it only
     // forgets the leader once none leads or it leads itself.
     if (!view.lease_live || view.leader.empty() || view.leader == self_)
       caf::anon_send(local_, atom::follow_v, std::string{}, caf::actor{});
@@ -152,20 +172,56 @@ void cluster_connector::note_unreachable(const cluster::node_info& n, const std:
   LPS_LOG_WARN(log(),
                "cannot reach node {} at {}:{} through the middleman ({}){}; it takes no "
                "bundles until it can be reached",
-               n.node.name, n.node.host, n.node.port, failure,
-               cluster_uses_tls(sys_) ? ": with mutual TLS, its certificate must be signed by "
-                                        "this node's CLUSTER_TLS_CA"
-                                      : "");
+               n.node.name, n.node.host, n.node.port, failure, tls_hint(sys_));
+}
+
+void cluster_connector::note_failures(std::map<std::string, std::string> failures) {
+  std::lock_guard lock{mutex_};
+  unreachable_ = std::move(failures);
+}
+
+std::map<std::string, std::string> cluster_connector::unreachable() const {
+  std::lock_guard lock{mutex_};
+  return unreachable_;
 }
 
 // Over mutual TLS, CAF 0.17's middleman loses the answers between two nodes that have each
 // opened a connection to the other (the leader's requests to a follower time out), so only
-// the leader connects, and it hands each node its own node actor through that connection
-// for the leader link (on plain TCP every follower reaches the leader itself).
-void cluster_connector::tell_leader(const node_providers& node) {
-  if (node.node_actor)
-    caf::anon_send(caf::actor_cast<node_actor>(node.node_actor), atom::follow_v, self_,
-                   caf::actor_cast<caf::actor>(local_));
+// the leader connects. Through that one connection it hands each node it reached its own
+// node actor (the leader link) and the node actors of every node it reached (inspection):
+// a follower's message to another follower then goes through the leader, since CAF's BASP
+// takes a handle that came from the leader as a route via the leader and forwards messages
+// between two nodes it is connected to. On plain TCP every node connects to every other.
+void cluster_connector::tell_followers(const std::vector<node_providers>& reached) {
+  node_peers peers{{self_}, {caf::actor_cast<caf::actor>(local_)}};
+  for (const auto& node : reached)
+    if (node.node_actor) {
+      peers.names.push_back(node.node);
+      peers.handles.push_back(node.node_actor);
+    }
+  for (const auto& node : reached)
+    if (node.node_actor) {
+      auto follower = caf::actor_cast<node_actor>(node.node_actor);
+      caf::anon_send(follower, atom::follow_v, self_, caf::actor_cast<caf::actor>(local_));
+      caf::anon_send(follower, atom::peers_v, peers);
+    }
+}
+
+std::map<std::string, node_actor> nodes_reached_by_leader(caf::actor_system& sys,
+                                                          const node_actor& own) {
+  std::map<std::string, node_actor> result;
+  caf::scoped_actor self{sys};
+  self->request(own, connect_timeout, atom::peers_v)
+      .receive(
+          [&](node_peers& peers) {
+            for (size_t i = 0; i < peers.names.size() && i < peers.handles.size(); ++i)
+              result.emplace(peers.names[i], caf::actor_cast<node_actor>(peers.handles[i]));
+          },
+          [&](caf::error& err) {
+            LPS_LOG_DEBUG(log(), "the node actor did not name the nodes the leader reached: {}",
+                          caf::to_string(err));
+          });
+  return result;
 }
 
 } // namespace lps

@@ -80,8 +80,15 @@ cluster_member::~cluster_member() {
 }
 
 cluster::cluster_view cluster_member::view() const {
-  std::lock_guard lock{node_mutex_};
-  return node_ ? node_->view() : cluster::cluster_view{};
+  cluster::cluster_view result;
+  {
+    std::lock_guard lock{node_mutex_};
+    if (node_)
+      result = node_->view();
+  }
+  if (connector_)
+    result.unreachable = connector_->unreachable();
+  return result;
 }
 
 std::vector<cluster_peer> cluster_member::peers() const {

@@ -1,5 +1,6 @@
 #include "app/cluster_peers.hpp"
 
+#include "app/cluster_connector.hpp"
 #include "app/cluster_transport.hpp"
 #include "runtime/cluster_tls.hpp"
 #include "runtime/logging.hpp"
@@ -12,6 +13,13 @@ namespace {
 
 // A live node answers on loopback within milliseconds; a paused one never does.
 constexpr auto connect_timeout = std::chrono::seconds{1};
+
+const cluster::node_info* find_node(const cluster::cluster_view& view, const std::string& name) {
+  for (const auto& n : view.nodes)
+    if (n.node.name == name)
+      return &n;
+  return nullptr;
+}
 
 } // namespace
 
@@ -91,10 +99,18 @@ void cluster_peers::connect(const cluster::cluster_view& view) {
         kept.insert(*i);
   }
   // Over mutual TLS only the leader opens connections (app/cluster_connector.cpp says why):
-  // it reaches every node on the connector's connection, a follower none.
-  auto may_connect = !cluster_uses_tls(sys_) || view.leader == self_;
+  // a follower takes the node actors the leader handed it, and a leader links every node
+  // anew (CAF reuses its connections), so no handle routed through an earlier leader stays.
+  auto tls = cluster_uses_tls(sys_);
+  auto through_leader = tls && view.leader != self_;
+  if (tls)
+    kept.clear();
+  if (through_leader)
+    for (auto& [name, handle] : nodes_reached_by_leader(sys_, own_))
+      if (auto n = find_node(view, name); n != nullptr && name != self_)
+        kept[name] = link{n->incarnation, std::move(handle)};
   for (const auto& n : view.nodes) {
-    if (n.node.name == self_ || !n.live || kept.count(n.node.name) > 0 || !may_connect)
+    if (through_leader || n.node.name == self_ || !n.live || kept.count(n.node.name) > 0)
       continue;
     auto handle = connect_node(sys_, n.node.host, n.node.port, connect_timeout);
     if (!handle) {

@@ -11,13 +11,14 @@ void render_node(std::string& out, const cluster::cluster_view& view, const clus
   node.string("name", n.node.name)
       .string("address", n.node.host + ":" + std::to_string(n.node.port))
       .boolean("leader", view.lease_live && n.node.name == view.leader)
-      .string("state",
-              cluster::to_string(cluster::state_of(n.heartbeat_age, view.lease, n.leaving)))
+      .string("state", cluster::to_string(cluster::state_in(view, n)))
       .string("last_heartbeat", n.heartbeat_at)
       .number("heartbeat_age_seconds", double(n.heartbeat_age.count()) / 1000.0)
       .string("started_at", n.started_at)
       .string("version", n.node.version)
       .string("roles", n.node.roles);
+  auto unreachable = view.unreachable.find(n.node.name);
+  node.string_or_null("reason", unreachable != view.unreachable.end() ? unreachable->second : "");
   node.close();
 }
 

@@ -14,7 +14,7 @@ inspect_node inspect_node_of(const cluster::cluster_view& view, const cluster::n
   result.name = n.node.name;
   result.address = n.node.host + ":" + std::to_string(n.node.port);
   result.leader = view.lease_live && n.node.name == view.leader;
-  result.state = cluster::to_string(cluster::state_of(n.heartbeat_age, view.lease));
+  result.state = cluster::to_string(cluster::state_in(view, n));
   result.last_heartbeat = n.heartbeat_at;
   result.heartbeat_age_seconds = double(n.heartbeat_age.count()) / 1000.0;
   result.version = n.node.version;

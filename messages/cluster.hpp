@@ -32,6 +32,21 @@ typename Inspector::result_type inspect(Inspector& f, node_providers& x) {
   return f(caf::meta::type_name("lps.node_providers"), x.node, x.node_actor, x.names, x.handles);
 }
 
+/// The node actors the leader reached, its own among them, by node name (index for index).
+/// Over mutual TLS only the leader opens connections: it hands each node this list through
+/// its own connection, and the node reaches the others through the leader (docs/cluster.md,
+/// "Security").
+struct node_peers {
+  std::vector<std::string> names;
+  std::vector<caf::actor> handles;
+  friend bool operator==(const node_peers&, const node_peers&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_peers& x) {
+  return f(caf::meta::type_name("lps.node_peers"), x.names, x.handles);
+}
+
 /// The providers as the leader's bundler sees them (breaker, limits, bundles in flight), for
 /// /api/v1/providers and /healthz on any node, with the name of the node that answered.
 struct leader_providers {

@@ -44,4 +44,8 @@ CAF_ADD_TYPE_ID(lps_cluster, (std::vector<lps::gate_provider_state>))
 CAF_ADD_TYPE_ID(lps_cluster, (std::vector<lps::gate_provider_use>))
 CAF_ADD_ATOM(lps_cluster, lps::atom, gate, "gate")
 
+// Over mutual TLS: the node actors the leader reached, handed to every node it reached.
+CAF_ADD_TYPE_ID(lps_cluster, (lps::node_peers))
+CAF_ADD_ATOM(lps_cluster, lps::atom, peers, "peers")
+
 CAF_END_TYPE_ID_BLOCK(lps_cluster)

@@ -14,6 +14,8 @@ const char* to_string(node_state x) {
     return "suspect";
   case node_state::leaving:
     return "leaving";
+  case node_state::unreachable:
+    return "unreachable";
   case node_state::down:
     break;
   }
@@ -27,6 +29,14 @@ node_state state_of(std::chrono::milliseconds heartbeat_age, std::chrono::millis
   if (heartbeat_age <= lease / 2)
     return node_state::up;
   return heartbeat_age <= lease ? node_state::suspect : node_state::down;
+}
+
+node_state state_in(const cluster_view& view, const node_info& n) {
+  auto state = state_of(n.heartbeat_age, view.lease, n.leaving);
+  if ((state == node_state::up || state == node_state::suspect)
+      && view.unreachable.count(n.node.name) > 0)
+    return node_state::unreachable;
+  return state;
 }
 
 std::unique_ptr<node> node::start(node_settings settings, node_hooks hooks, std::string& error) {

@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,8 +25,9 @@
 
 namespace lps::cluster {
 
-/// A node's state as the cluster sees it, from the age of its heartbeat.
-enum class node_state { up, suspect, down, leaving };
+/// A node's state as the cluster sees it, from the age of its heartbeat; `unreachable` is the
+/// leader's word for a node with a live heartbeat it cannot reach through the middleman.
+enum class node_state { up, suspect, down, leaving, unreachable };
 
 const char* to_string(node_state x);
 
@@ -48,7 +50,14 @@ struct cluster_view {
   std::chrono::milliseconds lease{0};
   /// Why the last tick's reads failed ("" when they did not).
   std::string error;
+  /// While this node leads: the nodes it could not reach through the middleman at its last
+  /// try, with the reason (a refused TLS handshake, a failed connect); else empty.
+  std::map<std::string, std::string> unreachable;
 };
+
+/// The state shown for `n` (GET /api/v1/cluster, the nodes view): `unreachable` while
+/// `view.unreachable` names it and its heartbeat says up or suspect, else state_of.
+node_state state_in(const cluster_view& view, const node_info& n);
 
 struct node_settings {
   std::string postgres_url;

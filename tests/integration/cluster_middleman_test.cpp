@@ -141,6 +141,46 @@ std::vector<std::string> tls_flags(const test::node_certificate& node,
           "--cluster-tls-ca=" + ca.string()};
 }
 
+/// True when `body` (a `?node=all` answer) lists `count` nodes, each responsive, and
+/// actors of each of them.
+bool every_node_answered(const json::object& body, size_t count) {
+  const auto* nodes = body.if_contains("nodes");
+  if (nodes == nullptr || nodes->as_array().size() != count)
+    return false;
+  for (const auto& n : nodes->as_array())
+    if (!n.as_object().at("responsive").as_bool()
+        || n.as_object().at("actors").to_number<int64_t>() == 0)
+      return false;
+  std::set<std::string> labelled;
+  for (const auto& a : body.at("actors").as_array())
+    labelled.emplace(a.as_object().at("node").as_string());
+  return labelled.size() == count;
+}
+
+/// The leader's singleton `name` (e.g. "leader.queue-manager") in an actors view, answered
+/// and labelled with the leader's node name.
+bool lists_leader_singleton(const json::object& body, const std::string& name,
+                            const std::string& leader) {
+  const auto* actors = body.if_contains("actors");
+  if (actors == nullptr)
+    return false;
+  for (const auto& a : actors->as_array())
+    if (a.as_object().at("name").as_string() == name)
+      return a.as_object().at("responsive").as_bool()
+             && a.as_object().at("node").as_string() == leader;
+  return false;
+}
+
+/// Node `name` as `GET /api/v1/cluster` of node i lists it (an empty object: not listed).
+json::object cluster_entry(cluster& c, size_t i, const std::string& name) {
+  auto view = c.http.call("GET", c.nodes.at(i)->url("/api/v1/cluster"));
+  if (const auto* nodes = view.body.if_contains("nodes"))
+    for (const auto& n : nodes->as_array())
+      if (n.as_object().at("name").as_string() == name)
+        return n.as_object();
+  return {};
+}
+
 } // namespace
 
 TEST_CASE("three nodes: every node's provider takes bundles, a killed follower's bundles are put "
@@ -306,12 +346,67 @@ TEST_CASE("three nodes over mutual TLS complete requests, and a node whose certi
   }
   test::require_exactly_once(*c.database.connect(), rx, ids, 60s);
 
+  // A follower opens no connection over TLS, yet its ?node=all shows every node's actors
+  // answering (the leader's through the leader's connection, the other follower's routed
+  // via the leader), and its actors view the leader's singletons.
+  auto leader_name = "node-" + std::to_string(leader + 1);
+  for (size_t i = 0; i < 3; ++i) {
+    if (i == leader)
+      continue;
+    INFO("asked node-" << i + 1);
+    json::object all;
+    CHECK(eventually(
+        [&] {
+          all = c.http.call("GET", c.nodes.at(i)->url("/api/v1/inspect?node=all")).body;
+          return every_node_answered(all, 3);
+        },
+        15s));
+    INFO(json::serialize(all));
+    CHECK(all.at("node").as_string() == "node-" + std::to_string(i + 1));
+    json::object actors;
+    CHECK(eventually(
+        [&] {
+          actors = c.http.call("GET", c.nodes.at(i)->url("/api/v1/inspect/actors")).body;
+          return lists_leader_singleton(actors, "leader.queue-manager", leader_name);
+        },
+        15s));
+    INFO(json::serialize(actors));
+    // The queue view's tables are the leader's.
+    auto queue = c.http.call("GET", c.nodes.at(i)->url("/api/v1/inspect/queue")).body;
+    INFO(json::serialize(queue));
+    CHECK(queue.at("tables_node").as_string() == leader_name);
+  }
+  // Every node the leader reaches is up in its view of the cluster, with no reason.
+  for (size_t i = 0; i < 3; ++i) {
+    auto entry = cluster_entry(c, leader, "node-" + std::to_string(i + 1));
+    INFO(json::serialize(entry));
+    CHECK(entry.at("state").as_string() == "up");
+    CHECK(entry.at("reason").is_null());
+  }
+
   // node-4 trusts and presents another CA's certificate: it starts and registers, but the
   // leader's TLS handshake with it fails, so it never takes a bundle.
   c.start_node(tls_flags(other_ca.issue("node-4"), other_ca.cert()), log_of(3));
   CHECK(eventually(
       [&] { return text_of(log_of(leader)).find("cannot reach node node-4") != std::string::npos; },
       10s));
+  // The leader's GET /api/v1/cluster says so: unreachable, with why (no key in it).
+  json::object refused;
+  CHECK(eventually(
+      [&] {
+        refused = cluster_entry(c, leader, "node-4");
+        return !refused.empty() && refused.at("state").as_string() == "unreachable";
+      },
+      10s));
+  {
+    INFO(json::serialize(refused));
+    REQUIRE(refused.at("reason").is_string());
+    std::string reason{refused.at("reason").as_string()};
+    CHECK(reason.find("cannot reach it through the middleman") != std::string::npos);
+    CHECK(reason.find("its certificate must be signed by this node's CLUSTER_TLS_CA")
+          != std::string::npos);
+    CHECK(reason.find("PRIVATE KEY") == std::string::npos);
+  }
   auto more = c.submit(300, 300, {0, 1, 2, 3}, rx.url());
   ids.insert(ids.end(), more.begin(), more.end());
   test::require_exactly_once(*c.database.connect(), rx, ids, 60s);

@@ -141,3 +141,23 @@ TEST_CASE("a node marks itself leaving: listed as leaving while its heartbeat is
   REQUIRE(again);
   CHECK_FALSE(registry.list(long_window).at(0).leaving);
 }
+
+TEST_CASE("a live node the leader cannot reach is shown unreachable but a down or leaving "
+          "one keeps its state") {
+  cluster::cluster_view view;
+  view.lease = 5s;
+  view.unreachable["node-2"] = "cannot reach it through the middleman (refused)";
+  auto at = [&](const std::string& name, std::chrono::milliseconds age, bool leaving = false) {
+    cluster::node_info n;
+    n.node.name = name;
+    n.heartbeat_age = age;
+    n.leaving = leaving;
+    return std::string{cluster::to_string(cluster::state_in(view, n))};
+  };
+  CHECK(at("node-2", 1s) == "unreachable");
+  CHECK(at("node-2", 4s) == "unreachable"); // suspect by its heartbeat
+  CHECK(at("node-2", 6s) == "down");
+  CHECK(at("node-2", 1s, true) == "leaving");
+  CHECK(at("node-1", 1s) == "up");
+  CHECK(at("node-1", 4s) == "suspect");
+}
