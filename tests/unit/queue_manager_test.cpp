@@ -11,6 +11,18 @@
 using namespace lps;
 using namespace lps::test;
 
+namespace {
+
+// Takes one request of the mock provider out of the queue (it is processing then).
+void take_one(pipeline_fixture& fx) {
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  REQUIRE(taken->size() == 1);
+}
+
+} // namespace
+
 TEST_CASE("status moves queued then processing then completed") {
   pipeline_fixture fx;
   auto accepted = fx.submit({make_request("s1")});
@@ -557,10 +569,7 @@ TEST_CASE("status of a held request: resolved provider and model, last error, ne
   auto other = fx.request<request_status>(fx.queue, atom::lookup_v, accepted.at(1).queue_id);
   CHECK(other->model == "mock-chosen");
 
-  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
-                                                       std::vector<std::string>{"mock"});
-  REQUIRE(taken);
-  REQUIRE(taken->size() == 1);
+  take_one(fx);
   comparison_outcome failed;
   failed.queue_id = id;
   failed.error_code = "EXTERNAL_SERVICE_ERROR";
@@ -1005,13 +1014,18 @@ TEST_CASE("when the reader pool refuses: a cold dequeue puts its requests back, 
 
 namespace {
 
+// Submits one request with a callback URL; its queue id once accepted.
+std::string submit_with_callback(pipeline_fixture& fx, const std::string& prompt,
+                                 const std::string& url) {
+  auto req = make_request(prompt);
+  req.callback_url = url;
+  return fx.submit({req}).at(0).queue_id;
+}
+
 // Takes one accepted request out of the queue and sends its successful outcome; runs the
 // actors but commits nothing, so the final write waits in the store queue.
 void complete_uncommitted(pipeline_fixture& fx, const std::string& id) {
-  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
-                                                       std::vector<std::string>{"mock"});
-  REQUIRE(taken);
-  REQUIRE(taken->size() == 1);
+  take_one(fx);
   comparison_outcome done;
   done.queue_id = id;
   done.success = true;
@@ -1044,9 +1058,7 @@ void restart_queue_and_callbacks(pipeline_fixture& fx) {
 TEST_CASE("a committed final's callback goes out from the store writer, without a hop through "
           "the queue manager, and only once across a restart") {
   pipeline_fixture fx;
-  auto req = make_request("direct");
-  req.callback_url = "http://cb/direct";
-  auto id = fx.submit({req}).at(0).queue_id;
+  auto id = submit_with_callback(fx, "direct", "http://cb/direct");
   complete_uncommitted(fx, id);
   CHECK(fx.http.requests.empty()); // nothing before the commit
   // The queue manager is gone before the commit: its own message would never be handled.
@@ -1066,9 +1078,7 @@ TEST_CASE("a final committed but not acknowledged is called back again after a r
           "the same event, and then never again") {
   pipeline_fixture fx;
   fx.http.hang_prefix = "http://cb/hung";
-  auto req = make_request("unacknowledged");
-  req.callback_url = "http://cb/hung";
-  auto id = fx.submit({req}).at(0).queue_id;
+  auto id = submit_with_callback(fx, "unacknowledged", "http://cb/hung");
   complete_uncommitted(fx, id);
   fx.settle();
   REQUIRE(fx.http.requests.size() == 1); // sent, never answered
@@ -1085,9 +1095,7 @@ TEST_CASE("a final committed but not acknowledged is called back again after a r
 TEST_CASE("a final write that failed keeps its deliveries for the retry: one callback once it "
           "commits") {
   pipeline_fixture fx;
-  auto req = make_request("retried-final");
-  req.callback_url = "http://cb/retried";
-  auto id = fx.submit({req}).at(0).queue_id;
+  auto id = submit_with_callback(fx, "retried-final", "http://cb/retried");
   // The store refuses the result row: the final write fails, and is retried on a tick.
   REQUIRE(exec_raw(fx.db->path(), "CREATE TRIGGER refuse_results BEFORE INSERT ON results "
                                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
