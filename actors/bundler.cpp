@@ -417,8 +417,6 @@ void dispatch(self_ptr self) {
       });
 }
 
-void fill(self_ptr self, const std::string& provider);
-
 void stop_forming(self_ptr self) {
   self->state.forming = false;
   self->state.form_again = false;
@@ -473,24 +471,29 @@ std::optional<std::string> next_held_provider(self_ptr self) {
   return result;
 }
 
-// Asks the queue manager for up to `n` requests of `providers`; they join `held`.
+// What a dequeue brought: whether it got any request, and whether the queue manager had
+// fewer than asked for (then it had no more of those providers at that moment).
+struct pulled {
+  bool got_any = false;
+  bool drained = false;
+};
+
+// Asks the queue manager for up to `n` requests of `providers`; they join `held`. Without a
+// timeout: the queue manager runs in this process and always answers (a store read it waits
+// for answers too), and a timed request costs two wake-ups of `caf.clock` (set, cancel).
 template <class Continue>
 void pull(self_ptr self, uint32_t n, std::vector<std::string> providers, Continue next) {
   auto& st = self->state;
-  auto reply =
-      self->request(st.queue, st.cfg.provider_timeout, atom::dequeue_v, n, std::move(providers));
-  auto reply_id = reply.id();
-  std::move(reply).then(
-      [=](std::vector<queued_request>& xs) {
-        forget_request_timeout(self, reply_id);
-        hold(self, xs);
-        next(!xs.empty());
-      },
-      [=](caf::error& err) {
-        forget_request_timeout(self, reply_id);
-        LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
-        next(false);
-      });
+  self->request(st.queue, caf::infinite, atom::dequeue_v, n, std::move(providers))
+      .then(
+          [=](std::vector<queued_request>& xs) {
+            hold(self, xs);
+            next(pulled{!xs.empty(), xs.size() < n});
+          },
+          [=](caf::error& err) {
+            LPS_LOG_WARN(log(), "bundler dequeue failed: {}", caf::to_string(err));
+            next(pulled{false, true});
+          });
 }
 
 // Items the next bundle of `provider` may carry: max_items, or fewer when its request budget
@@ -509,8 +512,12 @@ size_t item_cap(self_ptr self, const std::string& provider) {
 }
 
 // Adds held requests of `provider` while they are compatible and fit; dequeues more of
-// that provider when none are held. Never more than the request budget can send now.
-void fill(self_ptr self, const std::string& provider) {
+// that provider when none are held, unless the dequeue just made (`drained`, in this same
+// message) found no more: asking again would cost a round trip to the queue manager
+// for nothing (at one request in flight, every bundle's). Work that arrives meanwhile is
+// taken by the formation that follows the dispatch. Never more than the request budget
+// can send now.
+void fill(self_ptr self, const std::string& provider, bool drained) {
   auto& st = self->state;
   auto& queue = st.held[provider];
   auto cap = item_cap(self, provider);
@@ -519,21 +526,21 @@ void fill(self_ptr self, const std::string& provider) {
       return dispatch_and_continue(self); // incompatible: it leads the next bundle
     queue.pop_front();
   }
-  if (st.builder->full() || st.builder->size() >= cap)
+  if (st.builder->full() || st.builder->size() >= cap || drained)
     return dispatch_and_continue(self);
-  pull(self, static_cast<uint32_t>(cap - st.builder->size()), {provider}, [=](bool got_any) {
-    if (got_any)
-      fill(self, provider);
+  pull(self, static_cast<uint32_t>(cap - st.builder->size()), {provider}, [=](pulled got) {
+    if (got.got_any)
+      fill(self, provider, got.drained);
     else
       dispatch_and_continue(self); // nothing more right now: send what we have
   });
 }
 
-void start_bundle(self_ptr self, const std::string& provider) {
+void start_bundle(self_ptr self, const std::string& provider, bool drained) {
   auto& queue = self->state.held[provider];
   self->state.builder->start(std::move(queue.front()));
   queue.pop_front();
-  fill(self, provider);
+  fill(self, provider, drained);
 }
 
 // Forms the next bundle: from held requests first, else from the queue, and only for
@@ -550,16 +557,16 @@ void form(self_ptr self) {
   }
   if (auto provider = next_held_provider(self)) {
     st.forming = true;
-    return start_bundle(self, *provider);
+    return start_bundle(self, *provider, false);
   }
   auto providers = available_providers(self);
   arm_wake(self); // a provider blocked by its breaker or rate limit is looked at again later
   if (providers.empty())
     return; // a finishing bundle or the wake calls form() again
   st.forming = true;
-  pull(self, st.cfg.policy.max_items, std::move(providers), [=](bool got_any) {
-    if (auto provider = got_any ? next_held_provider(self) : std::nullopt)
-      return start_bundle(self, *provider);
+  pull(self, st.cfg.policy.max_items, std::move(providers), [=](pulled got) {
+    if (auto provider = got.got_any ? next_held_provider(self) : std::nullopt)
+      return start_bundle(self, *provider, got.drained);
     self->state.forming = false; // the queue manager wakes us when work arrives
     if (std::exchange(self->state.form_again, false))
       form(self);

@@ -294,11 +294,38 @@ void record(self_ptr self, std::vector<metric_sample> samples) {
 
 // -- store callbacks come from the writer thread: hop back into the actor --
 
-store_callback commit_notifier(self_ptr self, uint64_t write_id) {
+// An insert's callback: once it committed, it submits the final writes chained to it
+// meanwhile (see chained_finals), before telling the actor; when it failed, it drops them.
+store_callback insert_notifier(self_ptr self, uint64_t write_id,
+                               std::shared_ptr<chained_finals> chain) {
   auto hdl = caf::actor_cast<queue_manager_impl_actor>(self);
-  return [hdl, write_id](bool ok, const std::string& error) {
+  return [hdl, write_id, chain, db = self->state.db](bool ok, const std::string& error) {
+    std::vector<std::pair<store_write, store_callback>> writes;
+    {
+      std::lock_guard lock{chain->mutex};
+      chain->insert_ok = ok;
+      writes.swap(chain->writes);
+    }
+    if (ok)
+      for (auto& [write, done] : writes)
+        db->submit(std::move(write), std::move(done));
     caf::anon_send(hdl, atom::store_committed_v, write_id, ok, error);
   };
+}
+
+// Submits a final write behind its requests' insert: through the insert's callback while it
+// has not run, at once when it ran and the insert committed; not at all when the insert
+// failed (on_insert_committed then forgets the write).
+void submit_after_insert(store* db, chained_finals& chain, store_write write, store_callback done) {
+  std::unique_lock lock{chain.mutex};
+  if (!chain.insert_ok) {
+    chain.writes.emplace_back(std::move(write), std::move(done));
+    return;
+  }
+  auto committed = *chain.insert_ok;
+  lock.unlock();
+  if (committed)
+    db->submit(std::move(write), std::move(done));
 }
 
 // -- enqueue --
@@ -343,14 +370,18 @@ caf::result<std::vector<enqueue_outcome>> enqueue(self_ptr self,
   }
   if (pending.queue_ids.empty())
     return std::move(pending.outcomes);
+  pending.chain = std::make_shared<chained_finals>();
   if (!st.cfg.intake_only)
-    for (auto& item : accepted)
+    for (auto& item : accepted) {
+      st.unstored_chains.emplace(item.request.queue_id, pending.chain);
       add_entry(self, std::move(item));
+    }
   auto id = st.next_write_id++;
   pending.promise = self->make_response_promise<std::vector<enqueue_outcome>>();
   auto result = pending.promise;
+  auto chain = pending.chain;
   st.pending_inserts.emplace(id, std::move(pending));
-  st.db->submit(std::move(write), commit_notifier(self, id));
+  st.db->submit(std::move(write), insert_notifier(self, id, std::move(chain)));
   wake_waiters(self);
   return result;
 }
@@ -379,10 +410,14 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes);
 void on_insert_committed(self_ptr self, queue_manager_state::pending_insert& pending, bool ok,
                          const std::string& error) {
   auto& st = self->state;
+  for (const auto& id : pending.queue_ids)
+    st.unstored_chains.erase(id);
   if (!ok) {
     LPS_LOG_ERROR(log(), "queue-manager could not store {} requests: {}", pending.queue_ids.size(),
                   error);
     st.stats.last_error = "could not store requests: " + error;
+    for (auto write_id : pending.chain->write_ids) // never submitted (insert_notifier)
+      st.pending_finals.erase(write_id);
     for (const auto& id : pending.queue_ids)
       discard_unstored(self, id);
     for (auto& x : pending.outcomes)
@@ -584,10 +619,35 @@ void log_final_failure(self_ptr self, const comparison_outcome& outcome, caf::ti
 
 using cancel_reply = std::pair<caf::typed_response_promise<cancel_summary>, cancel_summary>;
 
+// Submits a final write (again, after a failure). Its callback runs on the writer thread:
+// once the write committed, it hands the results' deliveries straight to the callbacks
+// actor, so the callback POST does not wait for a hop through this actor (which is told in
+// parallel, and forgets the entries then). A failed write leaves them for its retry: the
+// writer touches them only in the callback, and this actor only after it.
+void submit_final(self_ptr self, queue_manager_state::pending_final pending,
+                  chained_finals* chain) {
+  auto& st = self->state;
+  auto write_id = st.next_write_id++;
+  auto write = pending.write;
+  auto hdl = caf::actor_cast<queue_manager_impl_actor>(self);
+  auto done = [hdl, callbacks = st.callbacks, deliveries = pending.deliveries,
+               write_id](bool ok, const std::string& error) {
+    if (ok && callbacks && !deliveries->empty())
+      caf::anon_send(callbacks, atom::deliver_v, std::move(*deliveries));
+    caf::anon_send(hdl, atom::store_committed_v, write_id, ok, error);
+  };
+  st.pending_finals.emplace(write_id, std::move(pending));
+  if (!chain)
+    return st.db->submit(std::move(write), std::move(done));
+  chain->write_ids.push_back(write_id);
+  submit_after_insert(st.db, *chain, std::move(write), std::move(done));
+}
+
 // Writes the final results of hot entries in one write, which answers `replies` once
-// committed (at once when there is nothing to write).
+// committed (at once when there is nothing to write); behind their insert when `chain` is
+// set (requests whose insert is being committed).
 void write_finals(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals,
-                  std::vector<cancel_reply> replies) {
+                  std::vector<cancel_reply> replies, chained_finals* chain = nullptr) {
   auto& st = self->state;
   auto now = st.cfg.now();
   queue_manager_state::pending_final pending;
@@ -606,7 +666,7 @@ void write_finals(self_ptr self, std::vector<std::pair<std::string, comparison_o
     pending.samples.insert(pending.samples.end(), samples.begin(), samples.end());
     const auto& callback_url = item.request.callback_url;
     if (!callback_url.empty())
-      pending.deliveries.push_back({id, callback_url, json, 0});
+      pending.deliveries->push_back({id, callback_url, json, 0});
     pending.write.finals.push_back(to_row(self, entry, event, std::move(json), now));
     pending.queue_ids.push_back(id);
   }
@@ -616,10 +676,7 @@ void write_finals(self_ptr self, std::vector<std::pair<std::string, comparison_o
     return;
   }
   pending.cancel_replies = std::move(replies);
-  auto write_id = st.next_write_id++;
-  auto write = pending.write;
-  st.pending_finals.emplace(write_id, std::move(pending));
-  st.db->submit(std::move(write), commit_notifier(self, write_id));
+  submit_final(self, std::move(pending), chain);
 }
 
 // Stores final results; `replies` are answered once they are committed. Their entries are
@@ -627,7 +684,7 @@ void write_finals(self_ptr self, std::vector<std::pair<std::string, comparison_o
 // whose request is only in the store (cold) are read first on the reader pool, then all are
 // written together; should that read fail, they are read again on the next tick.
 void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_outcome>> finals,
-                  std::vector<cancel_reply> replies = {}) {
+                  std::vector<cancel_reply> replies = {}, chained_finals* chain = nullptr) {
   auto& st = self->state;
   std::vector<std::string> cold;
   for (auto& [id, outcome] : finals) {
@@ -637,7 +694,7 @@ void finalize_all(self_ptr self, std::vector<std::pair<std::string, comparison_o
       cold.push_back(id);
   }
   if (cold.empty())
-    return write_finals(self, std::move(finals), std::move(replies));
+    return write_finals(self, std::move(finals), std::move(replies), chain);
   auto unread = std::make_shared<queue_manager_state::unread_final>(
       queue_manager_state::unread_final{std::move(finals), std::move(replies)});
   read_requests(self, std::move(cold), false, [self, unread](bool ok, requests_by_id& rows) {
@@ -703,9 +760,7 @@ void on_final_committed(self_ptr self, queue_manager_state::pending_final& pendi
   }
   for (const auto& id : pending.queue_ids)
     forget(self, id);
-  record(self, std::move(pending.samples));
-  if (!pending.deliveries.empty() && st.callbacks)
-    self->send(st.callbacks, atom::deliver_v, std::move(pending.deliveries));
+  record(self, std::move(pending.samples)); // the deliveries went out from submit_final
   for (auto& [promise, summary] : pending.cancel_replies)
     promise.deliver(summary);
 }
@@ -766,18 +821,41 @@ void put_back(self_ptr self, const std::string& id, queue_entry& entry) {
   store_requeued(self, id, entry.attempts);
 }
 
+// An outcome that ends its request whatever its attempts: a success, or a failure that is
+// neither retryable nor a rejected key (the request waits for the key's fix).
+bool final_at_once(const comparison_outcome& outcome) {
+  return (outcome.success || !outcome.retryable) && !waits_for_key_fix(outcome);
+}
+
+// The chain of final writes behind the insert of `id`, a request not stored yet (null: none).
+chained_finals* chain_of(self_ptr self, const std::string& id) {
+  auto& chains = self->state.unstored_chains;
+  auto i = chains.find(id);
+  return i != chains.end() ? i->second.get() : nullptr;
+}
+
 void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
   auto& st = self->state;
   std::vector<std::pair<std::string, comparison_outcome>> finals;
+  // Finals of requests whose insert is being committed: written behind it, per insert.
+  std::map<chained_finals*, std::vector<std::pair<std::string, comparison_outcome>>> chained;
   for (auto& outcome : outcomes) {
     auto i = st.entries.find(outcome.queue_id);
     // Only a processing request can complete: a late duplicate outcome is ignored, so a
     // request never gets two final results.
     if (i == st.entries.end() || i->second.status != queue_status::processing)
       continue;
-    if (!i->second.stored) { // answered before its insert committed: nothing final yet
-      auto id = outcome.queue_id;
-      st.early_outcomes.insert_or_assign(std::move(id), std::move(outcome));
+    auto id = outcome.queue_id;
+    if (!i->second.stored) { // answered before its insert committed
+      // (Hot, as only hot requests are dispatched before their insert committed: its final
+      // is written at once, without a read that would lose the chain.)
+      auto* chain = final_at_once(outcome) && i->second.hot ? chain_of(self, id) : nullptr;
+      if (!chain) { // a retry's or a put-back's write must wait for the insert's outcome
+        st.early_outcomes.insert_or_assign(std::move(id), std::move(outcome));
+        continue;
+      }
+      --st.processing_count;
+      chained[chain].emplace_back(std::move(id), std::move(outcome));
       continue;
     }
     --st.processing_count;
@@ -793,10 +871,11 @@ void complete(self_ptr self, std::vector<comparison_outcome>& outcomes) {
         continue;
       }
     }
-    auto id = outcome.queue_id;
     finals.emplace_back(std::move(id), std::move(outcome));
   }
   finalize_all(self, std::move(finals));
+  for (auto& [chain, group] : chained)
+    finalize_all(self, std::move(group), {}, chain);
 }
 
 // What waits for `provider`: a batch job is worth submitting when enough does, or when the
@@ -883,12 +962,8 @@ void sweep(self_ptr self) {
   forget_old_finals(self, now);
   release_due_retries(self, now);
   expire_old(self, now);
-  for (auto& pending : std::exchange(st.failed_finals, {})) {
-    auto write_id = st.next_write_id++;
-    auto write = pending.write;
-    st.pending_finals.emplace(write_id, std::move(pending));
-    st.db->submit(std::move(write), commit_notifier(self, write_id));
-  }
+  for (auto& pending : std::exchange(st.failed_finals, {}))
+    submit_final(self, std::move(pending), nullptr);
   for (auto& unread : std::exchange(st.unread_finals, {}))
     finalize_all(self, std::move(unread.finals), std::move(unread.cancel_replies));
   publish_gauges(self);

@@ -24,6 +24,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -87,6 +89,21 @@ struct queue_manager_config {
   /// Where the store reads of requests in flight run (owned by main, outlives the actor;
   /// tests pass one in manual mode and run its reads when they settle). Required.
   store_reader* reads = nullptr;
+};
+
+/// Final writes made before their requests' insert committed (the provider answered first),
+/// shared with that insert's store callback, which submits them from the writer thread once
+/// the insert committed (and drops them when it failed): the second commit of a request
+/// does not wait for a hop through the queue manager.
+struct chained_finals {
+  std::mutex mutex;
+  /// Set by the insert's callback: whether the insert committed (empty before).
+  std::optional<bool> insert_ok;
+  /// Writes for the callback to submit (under `mutex`).
+  std::vector<std::pair<store_write, store_callback>> writes;
+  /// The pending_finals ids of these writes (the queue manager's alone): forgotten when the
+  /// insert failed.
+  std::vector<uint64_t> write_ids;
 };
 
 /// A retryable failure of a request: its error code and message (cut to 200 characters).
@@ -156,12 +173,18 @@ struct queue_manager_state {
     std::vector<std::string> queue_ids;
     /// Their scheduling columns, for cfg.on_stored (filled only when it is set).
     std::vector<adopted_request> stored_rows;
+    /// Finals of these requests made before the insert committed.
+    std::shared_ptr<chained_finals> chain;
   };
+  /// The chain of each request whose insert is being committed, by queue id.
+  std::unordered_map<std::string, std::shared_ptr<chained_finals>> unstored_chains;
   /// Outcomes of requests whose insert had not committed when the provider answered.
   std::unordered_map<std::string, comparison_outcome> early_outcomes;
   struct pending_final {
     std::vector<std::string> queue_ids;
-    std::vector<delivery> deliveries;
+    /// Handed to the callbacks actor by the store writer once the write committed (see
+    /// submit_final in queue_manager.cpp); left here for the retry when it failed.
+    std::shared_ptr<std::vector<delivery>> deliveries = std::make_shared<std::vector<delivery>>();
     std::vector<metric_sample> samples;
     store_write write;
     /// Cancels answered once this write committed (a failed write is retried with them).

@@ -2,6 +2,7 @@
 // network, callbacks received by a local server, and the rules of CONTRACTS.md checked
 // on what comes back. Everything binds 127.0.0.1.
 
+#include "fixtures/process_helpers.hpp"
 #include "fixtures/test_ca.hpp"
 #include "integration/lps_process.hpp"
 #include "integration/service_clients.hpp"
@@ -817,10 +818,16 @@ TEST_CASE("batch_api: OpenAI and Anthropic jobs give one result per request at t
         == jobs.size() - stats.batch.batches_created["anthropic"]);
   CHECK(stats.batch.items_submitted["openai"] == 25);
   CHECK(stats.batch.items_submitted["anthropic"] == 25);
-  auto listed = c.call_json("GET", lps.url("/api/v1/batch-jobs"));
-  CHECK(listed["jobs"].as_array().size() == jobs.size());
-  for (auto& job : listed["jobs"].as_array())
-    CHECK(job.as_object()["state"] == "collected");
+  // A job's row says collected once the batch job writer committed it, which may come just
+  // after the last callback: those leave as soon as the results are committed.
+  auto collected = [&] {
+    auto listed = c.call_json("GET", lps.url("/api/v1/batch-jobs"));
+    size_t count = 0;
+    for (auto& job : listed["jobs"].as_array())
+      count += job.as_object()["state"] == "collected" ? 1 : 0;
+    return listed["jobs"].as_array().size() == jobs.size() && count == jobs.size();
+  };
+  CHECK(test::eventually(collected, std::chrono::seconds{10}));
   auto metrics = c.call("GET", lps.url("/metrics")).body;
   CHECK(metrics.find("llm_provider_batch_api_jobs_total{provider=\"openai\"") != std::string::npos);
   CHECK(metrics.find("endpoint=\"batch_create\"") != std::string::npos);

@@ -11,6 +11,18 @@
 using namespace lps;
 using namespace lps::test;
 
+namespace {
+
+// Takes one request of the mock provider out of the queue (it is processing then).
+void take_one(pipeline_fixture& fx) {
+  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
+                                                       std::vector<std::string>{"mock"});
+  REQUIRE(taken);
+  REQUIRE(taken->size() == 1);
+}
+
+} // namespace
+
 TEST_CASE("status moves queued then processing then completed") {
   pipeline_fixture fx;
   auto accepted = fx.submit({make_request("s1")});
@@ -385,7 +397,13 @@ TEST_CASE("a request may reach its provider before its insert commits, but is an
   CHECK_FALSE(fx.db->find_result(id)); // the outcome waits for the insert
   CHECK(fx.http.requests.empty());
   CHECK(fx.db->count_active_requests() == 0);
-  fx.settle(); // the insert commits: the 202, then the final result and its callback
+  // The store alone, no actor run: the insert commits, and its callback submits the final
+  // write that waited behind it, which commits next (no hop through the queue manager).
+  fx.db->flush();
+  CHECK(fx.db->count_active_requests() == 0);
+  REQUIRE(fx.db->find_result(id));
+  CHECK(fx.http.requests.empty()); // the callback follows in the callbacks actor
+  fx.settle();                     // the 202, then the callback
   std::vector<enqueue_outcome> answer;
   rh.receive([&](std::vector<enqueue_outcome>& x) { answer = std::move(x); },
              [&](caf::error& err) { FAIL("submit failed: " << caf::to_string(err)); });
@@ -438,6 +456,7 @@ TEST_CASE("a request whose insert fails is refused and gets no result, even if i
   REQUIRE(status);
   CHECK(status->figures.at("processing") == 0);
   CHECK(status->figures.at("active_bytes") == 0);
+  CHECK(status->figures.at("store_writes_in_flight") == 0); // its final write was dropped
   CHECK(status->figures.at("text_bytes_in_memory") == 0);
 }
 
@@ -550,10 +569,7 @@ TEST_CASE("status of a held request: resolved provider and model, last error, ne
   auto other = fx.request<request_status>(fx.queue, atom::lookup_v, accepted.at(1).queue_id);
   CHECK(other->model == "mock-chosen");
 
-  auto taken = fx.request<std::vector<queued_request>>(fx.queue, atom::dequeue_v, uint32_t{1},
-                                                       std::vector<std::string>{"mock"});
-  REQUIRE(taken);
-  REQUIRE(taken->size() == 1);
+  take_one(fx);
   comparison_outcome failed;
   failed.queue_id = id;
   failed.error_code = "EXTERNAL_SERVICE_ERROR";
@@ -992,4 +1008,107 @@ TEST_CASE("when the reader pool refuses: a cold dequeue puts its requests back, 
   CHECK_FALSE(st.unread_finals.empty());
   CHECK_FALSE(fx.db->find_result(id));
   CHECK(st.stats.last_error.find("could not read requests") != std::string::npos);
+}
+
+// -- a final's callback leaves from the store writer (issue #15) --
+
+namespace {
+
+// Submits one request with a callback URL; its queue id once accepted.
+std::string submit_with_callback(pipeline_fixture& fx, const std::string& prompt,
+                                 const std::string& url) {
+  auto req = make_request(prompt);
+  req.callback_url = url;
+  return fx.submit({req}).at(0).queue_id;
+}
+
+// Takes one accepted request out of the queue and sends its successful outcome; runs the
+// actors but commits nothing, so the final write waits in the store queue.
+void complete_uncommitted(pipeline_fixture& fx, const std::string& id) {
+  take_one(fx);
+  comparison_outcome done;
+  done.queue_id = id;
+  done.success = true;
+  done.winner = "Essay A";
+  fx.self->send(fx.queue, atom::complete_v, std::vector<comparison_outcome>{done});
+  fx.run_with_reads();
+}
+
+// A restart on the same store: the queue manager and the callbacks actor end and new ones
+// start (the queue manager recovers, and hands undelivered results to the new callbacks).
+void restart_queue_and_callbacks(pipeline_fixture& fx) {
+  caf::anon_send_exit(fx.queue, caf::exit_reason::kill);
+  caf::anon_send_exit(fx.callbacks_hdl, caf::exit_reason::kill);
+  fx.sched.run();
+  auto clock = fx.virtual_wall_clock();
+  callbacks_config cb;
+  cb.now = clock;
+  cb.jitter_seed = 7;
+  fx.callbacks_hdl =
+      fx.spawn(callbacks, cb, static_cast<http_transport*>(&fx.http), fx.db.get(), fx.metrics_hdl);
+  queue_manager_config qm;
+  qm.now = clock;
+  qm.reads = fx.reads.get();
+  fx.queue = fx.spawn(queue_manager, qm, fx.db.get(), fx.metrics_hdl, fx.callbacks_hdl);
+  fx.settle();
+}
+
+} // namespace
+
+TEST_CASE("a committed final's callback goes out from the store writer, without a hop through "
+          "the queue manager, and only once across a restart") {
+  pipeline_fixture fx;
+  auto id = submit_with_callback(fx, "direct", "http://cb/direct");
+  complete_uncommitted(fx, id);
+  CHECK(fx.http.requests.empty()); // nothing before the commit
+  // The queue manager is gone before the commit: its own message would never be handled.
+  caf::anon_send_exit(fx.queue, caf::exit_reason::kill);
+  fx.sched.run();
+  fx.settle(); // the final commits; the writer's callback hands the delivery on
+  REQUIRE(fx.http.requests.size() == 1);
+  CHECK(fx.http.requests[0].url == "http://cb/direct");
+  CHECK(fx.http.requests[0].body == fx.db->find_result(id)->event_json);
+  CHECK(fx.db->find_result(id)->delivered);
+  restart_queue_and_callbacks(fx); // delivered: not sent again
+  CHECK(fx.http.requests.size() == 1);
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).entries.empty());
+}
+
+TEST_CASE("a final committed but not acknowledged is called back again after a restart, with "
+          "the same event, and then never again") {
+  pipeline_fixture fx;
+  fx.http.hang_prefix = "http://cb/hung";
+  auto id = submit_with_callback(fx, "unacknowledged", "http://cb/hung");
+  complete_uncommitted(fx, id);
+  fx.settle();
+  REQUIRE(fx.http.requests.size() == 1); // sent, never answered
+  CHECK_FALSE(fx.db->find_result(id)->delivered);
+  fx.http.hang_prefix = "http://never-set"; // the receiver answers after the restart
+  restart_queue_and_callbacks(fx);
+  REQUIRE(fx.http.requests.size() == 2);
+  CHECK(fx.http.requests[1].body == fx.http.requests[0].body); // the same event_id
+  CHECK(fx.db->find_result(id)->delivered);
+  restart_queue_and_callbacks(fx);
+  CHECK(fx.http.requests.size() == 2);
+}
+
+TEST_CASE("a final write that failed keeps its deliveries for the retry: one callback once it "
+          "commits") {
+  pipeline_fixture fx;
+  auto id = submit_with_callback(fx, "retried-final", "http://cb/retried");
+  // The store refuses the result row: the final write fails, and is retried on a tick.
+  REQUIRE(exec_raw(fx.db->path(), "CREATE TRIGGER refuse_results BEFORE INSERT ON results "
+                                  "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  complete_uncommitted(fx, id);
+  fx.settle();
+  CHECK(fx.http.requests.empty()); // not committed: no callback
+  CHECK_FALSE(fx.db->find_result(id));
+  CHECK(fx.state_of<queue_manager_state>(fx.queue).failed_finals.size() == 1);
+  REQUIRE(exec_raw(fx.db->path(), "DROP TRIGGER refuse_results"));
+  fx.tick(); // the retry commits, and its callback goes out
+  REQUIRE(fx.db->find_result(id));
+  REQUIRE(fx.http.requests.size() == 1);
+  CHECK(fx.http.requests[0].body == fx.db->find_result(id)->event_json);
+  fx.tick(); // a tick that follows sends nothing more
+  CHECK(fx.http.requests.size() == 1);
 }

@@ -175,6 +175,7 @@ private:
   bool done_ = false;
 };
 
+using lps::test::exec_raw;
 using lps::test::query_text;
 
 // The detail column of every EXPLAIN QUERY PLAN row, joined.
@@ -191,14 +192,6 @@ std::string query_plan(const fs::path& db_path, const std::string& sql) {
   }
   sqlite3_close(db);
   return out;
-}
-
-bool exec_raw(const fs::path& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  bool ok = sqlite3_open(db_path.string().c_str(), &db) == SQLITE_OK
-            && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
-  sqlite3_close(db);
-  return ok;
 }
 
 } // namespace
