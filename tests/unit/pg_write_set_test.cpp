@@ -414,13 +414,15 @@ std::string run_set(pg::connection& db, pg::write_set& set) {
 std::vector<std::string> table_rows(pg::connection& db) {
   std::vector<std::string> out;
   for (const char* sql :
-       {"SELECT r::text FROM (SELECT queue_id, status, priority, provider, model, correlation_id, "
+       {"SELECT r::text FROM (SELECT queue_id, priority, provider, model, correlation_id, "
         "bos_batch_id, cj_batch_id, queued_at, attempts, size_bytes, payload, texts FROM requests "
         "ORDER BY seq) AS r",
+        "SELECT queue_id FROM requests_processing ORDER BY queue_id",
         "SELECT r::text FROM (SELECT queue_id, status, error_code, provider, model, "
         "correlation_id, bos_batch_id, cj_batch_id, priority, queued_at, completed_at, "
-        "event_json, callback_url, delivered, delivery_attempts, last_delivery_error, "
+        "event_json, callback_url, delivery_attempts, last_delivery_error, "
         "delivery_failed_at, epoch FROM results ORDER BY seq) AS r",
+        "SELECT queue_id FROM results_undelivered ORDER BY queue_id",
         "SELECT r::text FROM (SELECT key, queue_id FROM idempotency_keys ORDER BY key) AS r"}) {
     auto r = db.exec(sql);
     INFO(r.error);
