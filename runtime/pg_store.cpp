@@ -688,11 +688,24 @@ private:
     return failed == step::write ? commit_outcome::write_failed : commit_outcome::txn_failed;
   }
 
-  // Runs the statements in pipelines of statements_per_round_trip; on a failure `error`
-  // names the statement's operation and rows.
+  // Runs the statements in pipelines of statements_per_round_trip, a COPY on its own
+  // between them (libpq allows none in a pipeline); on a failure `error` names the
+  // statement's operation and rows.
   step run_statements(std::vector<pg::labelled_call>& statements, std::string& error) {
-    for (size_t start = 0; start < statements.size(); start += statements_per_round_trip) {
-      auto end = std::min(statements.size(), start + statements_per_round_trip);
+    size_t end = 0;
+    for (size_t start = 0; start < statements.size(); start = end) {
+      if (const auto* copy = statements[start].copy_sql) {
+        end = start + 1;
+        auto r = writer_db_->copy_in(copy, *statements[start].call.params.at(0).value);
+        if (r.ok)
+          continue;
+        error = statements[start].label + ": " + one_line(r.error);
+        return step::write;
+      }
+      end = start + 1;
+      while (end < statements.size() && end - start < statements_per_round_trip
+             && statements[end].copy_sql == nullptr)
+        ++end;
       std::vector<pg::prepared_call> calls;
       calls.reserve(end - start);
       for (size_t i = start; i < end; ++i)

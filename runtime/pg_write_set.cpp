@@ -21,6 +21,12 @@ constexpr const char* insert_requests_sql =
     "$8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) AS r(queue_id, priority, "
     "queued_ms, size_bytes, attempts, payload, texts, provider, bos_batch_id, model, "
     "correlation_id, cj_batch_id)";
+// Many request inserts as one binary COPY (copy_rows), the columns of insert_requests_sql:
+// the server reads each field as it is, with no array to build or unnest. Rows go in in
+// order, so `seq` keeps the order of submission. A duplicate id fails it as the INSERT.
+constexpr const char* copy_requests_sql =
+    "COPY requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
+    "provider, bos_batch_id, model, correlation_id, cj_batch_id) FROM STDIN (FORMAT binary)";
 // The first request of a key wins.
 constexpr const char* insert_idempotency_keys_sql =
     "INSERT INTO idempotency_keys(key, queue_id) SELECT * FROM unnest($1::text[], $2::text[]) "
@@ -131,11 +137,12 @@ using element = array_param::element;
 
 // An absent run, job or error code is NULL, not "", as in the SQLite store: no run is
 // named "".
-void add_text_or_null(array_param& array, const std::string& text) {
+template <typename Builder> // array_param or copy_rows
+void add_text_or_null(Builder& builder, const std::string& text) {
   if (text.empty())
-    array.add_null();
+    builder.add_null();
   else
-    array.add(text);
+    builder.add(text);
 }
 
 // "insert request 'q1'", "insert request 'q1' and 99 more".
@@ -201,9 +208,9 @@ const std::vector<const char*>& writer_session_settings() {
   return settings;
 }
 
-write_set::write_set(size_t rows_per_statement, size_t set_from_rows)
+write_set::write_set(size_t rows_per_statement, size_t set_from_rows, size_t copy_from_rows)
     : rows_per_statement_(rows_per_statement == 0 ? 1 : rows_per_statement),
-      set_from_rows_(set_from_rows == 0 ? 1 : set_from_rows) {}
+      set_from_rows_(set_from_rows == 0 ? 1 : set_from_rows), copy_from_rows_(copy_from_rows) {}
 
 // The write's operations in the order the one-statement-per-row store ran them.
 void write_set::add(const store_write& write) {
@@ -310,6 +317,8 @@ void write_set::emit_inserts() {
     return;
   if (inserts_.size() < set_from_rows_)
     return emit_inserts_rows();
+  if (copy_from_rows_ > 0 && inserts_.size() >= copy_from_rows_)
+    return emit_inserts_copy();
   std::vector<array_param> a{
       array_param{element::text},  array_param{element::int8}, array_param{element::int8},
       array_param{element::int8},  array_param{element::int8}, array_param{element::bytea},
@@ -447,6 +456,29 @@ void write_set::emit_inserts_rows() {
            text_or_null(row->bos_batch_id), text_param(row->model), text_param(row->correlation_id),
            text_or_null(row->cj_batch_id)}},
          label_of("insert request", row->queue_id, 1)});
+  inserts_.clear();
+}
+
+void write_set::emit_inserts_copy() {
+  copy_rows rows;
+  for (const auto* row : inserts_) {
+    rows.start_row(12);
+    rows.add(row->queue_id);
+    rows.add_int4(row->priority);
+    rows.add_unix_ms(row->queued_at_ms);
+    rows.add_int8(static_cast<int64_t>(row->size_bytes));
+    rows.add_int4(static_cast<int32_t>(row->attempts));
+    rows.add(row->payload);
+    rows.add(row->texts);
+    rows.add(row->provider);
+    add_text_or_null(rows, row->bos_batch_id);
+    rows.add(row->model);
+    rows.add(row->correlation_id);
+    add_text_or_null(rows, row->cj_batch_id);
+  }
+  ready_.push_back({{"copy_requests", {rows.take()}},
+                    label_of("insert request", inserts_.front()->queue_id, inserts_.size()),
+                    copy_requests_sql});
   inserts_.clear();
 }
 
