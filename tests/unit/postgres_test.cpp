@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -534,6 +535,16 @@ void write_and_flush(store& db, store_write write) {
   REQUIRE(ok);
 }
 
+// Writes a mark for "a" alone (a per-row statement), then for "b" and "c" (set-based).
+void mark_one_then_two(
+    store& db, const std::function<void(store_write&, const std::vector<std::string>&)>& mark) {
+  for (const auto& ids : {std::vector<std::string>{"a"}, std::vector<std::string>{"b", "c"}}) {
+    store_write write;
+    mark(write, ids);
+    write_and_flush(db, std::move(write));
+  }
+}
+
 stored_result result_with_callback(const std::string& id) {
   stored_result row;
   row.queue_id = id;
@@ -562,11 +573,7 @@ TEST_CASE("the dispatch and delivered marks never write the request or result ro
   auto admin = connect(scratch.url);
   auto requests_before = row_versions(*admin, "requests");
 
-  store_write one, two;
-  one.dispatched = {"a"};
-  two.dispatched = {"b", "c"};
-  write_and_flush(*db, std::move(one));
-  write_and_flush(*db, std::move(two));
+  mark_one_then_two(*db, [](store_write& w, const auto& ids) { w.dispatched = ids; });
   CHECK(row_versions(*admin, "requests") == requests_before);
   CHECK(ids_in(*admin, "requests_processing") == std::vector<std::string>{"a", "b", "c"});
   auto rows = db->load_rows({"a", "b"});
@@ -580,20 +587,15 @@ TEST_CASE("the dispatch and delivered marks never write the request or result ro
   CHECK_FALSE(db->load_rows({"c"}).at(0).processing);
   CHECK(db->load_rows({"c"}).at(0).attempts == 1);
 
-  store_write final_one, final_two;
-  final_one.finals = {result_with_callback("a")};
-  final_two.finals = {result_with_callback("b"), result_with_callback("c")};
-  write_and_flush(*db, std::move(final_one));
-  write_and_flush(*db, std::move(final_two));
+  mark_one_then_two(*db, [](store_write& w, const auto& ids) {
+    for (const auto& id : ids)
+      w.finals.push_back(result_with_callback(id));
+  });
   CHECK(ids_in(*admin, "requests_processing").empty());
   CHECK(ids_in(*admin, "results_undelivered") == std::vector<std::string>{"a", "b", "c"});
   auto results_before = row_versions(*admin, "results");
 
-  store_write deliver_one, deliver_two;
-  deliver_one.delivered = {"a"};
-  deliver_two.delivered = {"b", "c"};
-  write_and_flush(*db, std::move(deliver_one));
-  write_and_flush(*db, std::move(deliver_two));
+  mark_one_then_two(*db, [](store_write& w, const auto& ids) { w.delivered = ids; });
   CHECK(row_versions(*admin, "results") == results_before);
   CHECK(ids_in(*admin, "results_undelivered").empty());
   CHECK(db->find_result("b")->delivered);
