@@ -500,11 +500,10 @@ TEST_CASE("the recovery scan is an index-only scan of requests_recovery without 
 
 namespace {
 
-// Each row of `table` as "queue_id xmin ctid", in queue id order: a row written again (an
-// update, HOT or not) gets a new version with another xmin.
-std::vector<std::string> row_versions(pg::connection& db, const std::string& table) {
-  auto r = db.exec("SELECT queue_id || ' ' || xmin::text || ' ' || ctid::text FROM " + table
-                   + " ORDER BY queue_id");
+// `column` (an expression) of each row of `table`, in queue id order.
+std::vector<std::string> column_of(pg::connection& db, const std::string& column,
+                                   const std::string& table) {
+  auto r = db.exec("SELECT " + column + " FROM " + table + " ORDER BY queue_id");
   INFO(r.error);
   REQUIRE(r.ok);
   std::vector<std::string> out;
@@ -513,14 +512,14 @@ std::vector<std::string> row_versions(pg::connection& db, const std::string& tab
   return out;
 }
 
+// Each row of `table` as "queue_id xmin ctid": a row written again (an update, HOT or not)
+// gets a new version with another xmin.
+std::vector<std::string> row_versions(pg::connection& db, const std::string& table) {
+  return column_of(db, "queue_id || ' ' || xmin::text || ' ' || ctid::text", table);
+}
+
 std::vector<std::string> ids_in(pg::connection& db, const std::string& table) {
-  auto r = db.exec("SELECT queue_id FROM " + table + " ORDER BY queue_id");
-  INFO(r.error);
-  REQUIRE(r.ok);
-  std::vector<std::string> out;
-  for (const auto& row : r.rows)
-    out.push_back(row.at(0).value_or(""));
-  return out;
+  return column_of(db, "queue_id", table);
 }
 
 void write_and_flush(store& db, store_write write) {
