@@ -1,5 +1,7 @@
 #include "runtime/pg_schema.hpp"
 
+#include <algorithm>
+
 namespace lps::pg {
 
 namespace {
@@ -268,6 +270,40 @@ CREATE TRIGGER cluster_cancels_notify_work AFTER INSERT ON cluster_cancels
   FOR EACH STATEMENT EXECUTE FUNCTION lps_notify_work();
 )sql";
 
+// Version 8 (issue #10, the marks as their own rows): the dispatch mark and the delivered
+// mark no longer update the request or result row. Before, each wrote a new version of its
+// row and an entry in every index of its table, never a HOT update, because `status` and
+// `delivered` were named in the predicates of the partial indexes requests_processing and
+// results_undelivered (45 % of the server's executor time per request at 64 in flight,
+// docs/benchmarks.md). Now a request handed to a provider has a row in `requests_processing`
+// (inserted at dispatch, deleted when it is put back or final), and a result not yet
+// delivered has one in `results_undelivered` (inserted with the final unless it says
+// delivered, deleted at delivery): small rows with one index each, which the start-up
+// requeue and the redelivery read instead of the big tables. The two columns go; existing
+// marks move to the new tables (the processing ones read through the old partial index). A
+// result's marks go with it: the trigger that drops its idempotency keys drops its
+// undelivered row too.
+constexpr const char* v8_sql = R"sql(
+ALTER INDEX requests_processing RENAME TO requests_processing_v7;
+CREATE TABLE requests_processing(
+  queue_id text PRIMARY KEY,
+  since timestamptz NOT NULL DEFAULT now());
+INSERT INTO requests_processing(queue_id, since)
+  SELECT queue_id, updated_at FROM requests WHERE status = 'processing';
+DROP INDEX requests_processing_v7;
+ALTER TABLE requests DROP COLUMN status;
+DROP INDEX results_undelivered;
+CREATE TABLE results_undelivered(queue_id text PRIMARY KEY);
+INSERT INTO results_undelivered(queue_id) SELECT queue_id FROM results WHERE NOT delivered;
+ALTER TABLE results DROP COLUMN delivered;
+CREATE OR REPLACE FUNCTION lps_drop_idempotency_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM idempotency_keys WHERE queue_id = OLD.queue_id;
+  DELETE FROM results_undelivered WHERE queue_id = OLD.queue_id;
+  RETURN NULL;
+END $$;
+)sql";
+
 /// The version recorded in the history table; 0 when the table does not exist yet. Two
 /// statements: a query naming a missing table fails even in a branch never taken.
 result query_version(connection& db) {
@@ -287,10 +323,10 @@ std::string newer_schema_error(int database, int binary) {
          + "): run the newer lps, or restore a backup made for this version";
 }
 
-/// Applies the migrations after `from`, inside the caller's transaction.
-std::string apply_after(connection& db, int from) {
+/// Applies the migrations after `from` up to `to`, inside the caller's transaction.
+std::string apply_after(connection& db, int from, int to) {
   for (const auto& m : migrations()) {
-    if (m.version <= from)
+    if (m.version <= from || m.version > to)
       continue;
     if (auto r = db.exec_script(m.sql); !r.ok)
       return "migration " + std::to_string(m.version) + " (" + m.description
@@ -314,6 +350,7 @@ const std::vector<migration>& migrations() {
       {5, "cluster: request sequence index, result epoch, lease check", v5_sql},
       {6, "recovery scan index in its order, processing requests index", v6_sql},
       {7, "cluster: cancels on any node, new work notified, nodes leaving", v7_sql},
+      {8, "processing and undelivered marks as rows of their own tables", v8_sql},
   };
   return result;
 }
@@ -335,7 +372,7 @@ schema_report read_schema_version(connection& db) {
   return report;
 }
 
-schema_report migrate(connection& db) {
+schema_report migrate(connection& db, int up_to) {
   schema_report report;
   auto fail = [&](std::string why) {
     db.exec("ROLLBACK");
@@ -356,11 +393,11 @@ schema_report migrate(connection& db) {
   report.before = version_of(current);
   if (report.before > binary_schema_version())
     return fail(newer_schema_error(report.before, binary_schema_version()));
-  if (auto why = apply_after(db, report.before); !why.empty())
+  if (auto why = apply_after(db, report.before, up_to); !why.empty())
     return fail(why);
   if (auto r = db.exec("COMMIT"); !r.ok)
     return fail("cannot commit the migrations: " + r.error);
-  report.after = binary_schema_version();
+  report.after = std::max(report.before, up_to);
   return report;
 }
 

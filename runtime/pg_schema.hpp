@@ -36,7 +36,8 @@ struct schema_report {
 schema_report read_schema_version(connection& db);
 
 /// Applies every migration newer than the database's, all in one transaction holding a
-/// transaction-level advisory lock; a failure rolls everything back.
-schema_report migrate(connection& db);
+/// transaction-level advisory lock; a failure rolls everything back. `up_to` stops at that
+/// version (tests of a migration start from the schema before it); lps migrates to its own.
+schema_report migrate(connection& db, int up_to = binary_schema_version());
 
 } // namespace lps::pg

@@ -31,15 +31,21 @@ using pg::param;
 // clang-format cannot lay out strings joined around macros.
 // clang-format off
 
-// Oldest first; a result still waiting for its callback stays (the outbox).
+// A result is delivered when it has no row in results_undelivered (schema version 8).
+#define LPS_DELIVERED(results)                                                                     \
+  "NOT EXISTS (SELECT 1 FROM results_undelivered u WHERE u.queue_id = " results ".queue_id)"
+
+// Oldest first; a result still waiting for its callback stays (the outbox). Its undelivered
+// row, if any, goes with it (the trigger of schema version 8).
 constexpr const char* purge_step_sql =
     "DELETE FROM results WHERE queue_id IN (SELECT queue_id FROM results "
     "WHERE completed_at < " LPS_TS("$1") " "
-    "AND (delivered OR callback_url = '' OR delivery_failed_at IS NOT NULL) "
+    "AND (callback_url = '' OR delivery_failed_at IS NOT NULL OR " LPS_DELIVERED("results") ") "
     "ORDER BY completed_at LIMIT $2::integer)";
 
 constexpr const char* result_columns =
-    "SELECT queue_id, status, event_json, callback_url, delivered, " LPS_MS("completed_at") ", "
+    "SELECT queue_id, status, event_json, callback_url, " LPS_DELIVERED("results") ", "
+    LPS_MS("completed_at") ", "
     "coalesce(" LPS_MS("delivery_failed_at") ", 0), delivery_attempts, "
     "coalesce(last_delivery_error, '') FROM results ";
 // The columns scheduling needs come first in every SELECT of requests.
@@ -90,6 +96,7 @@ const std::string run_results_sql = std::string{result_columns}
 
 #undef LPS_TS
 #undef LPS_MS
+#undef LPS_DELIVERED
 
 constexpr int64_t purge_rows_per_step = 100;
 
@@ -237,9 +244,9 @@ public:
 
   std::vector<stored_request> load_rows(const std::vector<std::string>& queue_ids) override {
     std::vector<stored_request> rows;
-    auto sql =
-        std::string{request_head}
-        + "payload, texts, provider, status = 'processing' FROM requests WHERE queue_id = $1";
+    auto sql = std::string{request_head}
+               + "payload, texts, provider, EXISTS (SELECT 1 FROM requests_processing p WHERE "
+                 "p.queue_id = requests.queue_id) FROM requests WHERE queue_id = $1";
     for (const auto& id : queue_ids) {
       auto r = read(sql, {{id}}, "load_rows");
       if (r.rows.empty())
@@ -344,11 +351,10 @@ public:
     }
   }
 
-  // See pg_store::load_active_index. The partial index requests_processing (schema version
-  // 6) holds only the rows marked processing, so the UPDATE reads them alone.
+  // See pg_store::load_active_index. The marks are the rows of requests_processing (schema
+  // version 8), a few per provider call in flight, so the DELETE reads them alone.
   void requeue_processing() {
-    auto r = read("UPDATE requests SET status = 'queued', updated_at = now() "
-                  "WHERE status = 'processing' AND queue_id NOT IN ("
+    auto r = read("DELETE FROM requests_processing WHERE queue_id NOT IN ("
                   "SELECT i.queue_id FROM batch_job_items i JOIN batch_jobs j ON j.job_id = "
                   "i.job_id WHERE j.state NOT IN ('collected', 'failed'))",
                   {}, "requeue_processing");
@@ -358,9 +364,11 @@ public:
   }
 
   std::vector<stored_result> load_undelivered() {
+    // The few results in results_undelivered (schema version 8), not a scan of all of them.
     auto r = read(std::string{result_columns}
-                      + "WHERE NOT delivered AND callback_url <> '' AND delivery_failed_at IS "
-                        "NULL ORDER BY completed_at, seq",
+                      + "WHERE queue_id IN (SELECT queue_id FROM results_undelivered) AND "
+                        "callback_url <> '' AND delivery_failed_at IS NULL "
+                        "ORDER BY completed_at, seq",
                   {}, "load_undelivered_results");
     std::vector<stored_result> rows;
     rows.reserve(r.rows.size());
@@ -680,11 +688,24 @@ private:
     return failed == step::write ? commit_outcome::write_failed : commit_outcome::txn_failed;
   }
 
-  // Runs the statements in pipelines of statements_per_round_trip; on a failure `error`
-  // names the statement's operation and rows.
+  // Runs the statements in pipelines of statements_per_round_trip, a COPY on its own
+  // between them (libpq allows none in a pipeline); on a failure `error` names the
+  // statement's operation and rows.
   step run_statements(std::vector<pg::labelled_call>& statements, std::string& error) {
-    for (size_t start = 0; start < statements.size(); start += statements_per_round_trip) {
-      auto end = std::min(statements.size(), start + statements_per_round_trip);
+    size_t end = 0;
+    for (size_t start = 0; start < statements.size(); start = end) {
+      if (const auto* copy = statements[start].copy_sql) {
+        end = start + 1;
+        auto r = writer_db_->copy_in(copy, *statements[start].call.params.at(0).value);
+        if (r.ok)
+          continue;
+        error = statements[start].label + ": " + one_line(r.error);
+        return step::write;
+      }
+      end = start + 1;
+      while (end < statements.size() && end - start < statements_per_round_trip
+             && statements[end].copy_sql == nullptr)
+        ++end;
       std::vector<pg::prepared_call> calls;
       calls.reserve(end - start);
       for (size_t i = start; i < end; ++i)

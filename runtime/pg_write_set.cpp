@@ -21,27 +21,46 @@ constexpr const char* insert_requests_sql =
     "$8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) AS r(queue_id, priority, "
     "queued_ms, size_bytes, attempts, payload, texts, provider, bos_batch_id, model, "
     "correlation_id, cj_batch_id)";
+// Many request inserts as one binary COPY (copy_rows), the columns of insert_requests_sql:
+// the server reads each field as it is, with no array to build or unnest. Rows go in in
+// order, so `seq` keeps the order of submission. A duplicate id fails it as the INSERT.
+constexpr const char* copy_requests_sql =
+    "COPY requests(queue_id, priority, queued_at, size_bytes, attempts, payload, texts, "
+    "provider, bos_batch_id, model, correlation_id, cj_batch_id) FROM STDIN (FORMAT binary)";
 // The first request of a key wins.
 constexpr const char* insert_idempotency_keys_sql =
     "INSERT INTO idempotency_keys(key, queue_id) SELECT * FROM unnest($1::text[], $2::text[]) "
     "ON CONFLICT (key) DO NOTHING";
-// Handed to a provider (processing), or put back with its attempts (queued); a NULL
-// attempts keeps the row's.
+// Handed to a provider (processing: a row in requests_processing, schema version 8), or put
+// back (queued: that row deleted) with its attempts, which a NULL keeps. Only the attempts
+// change the request's row (its index requests_recovery holds them); the dispatch mark, once
+// per provider call, leaves it alone. A mark of a request not stored is a no-op, as an
+// update of it would be.
 constexpr const char* update_status_sql =
-    "UPDATE requests SET status = s.status, attempts = coalesce(s.attempts::integer, "
-    "requests.attempts), updated_at = now() FROM unnest($1::text[], $2::text[], $3::bigint[]) "
-    "AS s(queue_id, status, attempts) WHERE requests.queue_id = s.queue_id";
+    "WITH s AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+    "AS s(queue_id, status, attempts)), "
+    "counted AS (UPDATE requests SET attempts = s.attempts::integer, updated_at = now() FROM s "
+    "WHERE requests.queue_id = s.queue_id AND s.attempts IS NOT NULL), "
+    "queued AS (DELETE FROM requests_processing p USING s WHERE p.queue_id = s.queue_id "
+    "AND s.status = 'queued') "
+    "INSERT INTO requests_processing(queue_id) SELECT r.queue_id FROM s JOIN requests r ON "
+    "r.queue_id = s.queue_id WHERE s.status = 'processing' ON CONFLICT (queue_id) DO NOTHING";
 // The results of finished requests, each taking its request's priority and queue time
 // (and its provider when the result names none) into its columns; then delete_finished_sql
 // removes the requests. ON CONFLICT DO NOTHING: the first final result wins, so a request
 // never gets two (a late duplicate cannot replace one that may be delivered already); the
 // request goes either way. In the order of the arrays, so `seq` keeps the order of
-// completion.
+// completion. A new result that is not delivered gets its row in results_undelivered (in the
+// same snapshot, so only the ids without a result before the statement: those it inserts;
+// a segment's finals have distinct ids).
 constexpr const char* record_finals_sql =
-    "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
+    "WITH owed AS (INSERT INTO results_undelivered(queue_id) SELECT u.queue_id FROM "
+    "unnest($1::text[], $5::boolean[]) AS u(queue_id, delivered) WHERE NOT u.delivered AND NOT "
+    "EXISTS (SELECT 1 FROM results x WHERE x.queue_id = u.queue_id) ON CONFLICT DO NOTHING) "
+    "INSERT INTO results(queue_id, status, event_json, callback_url, completed_at, "
     "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
     "cj_batch_id, epoch) "
-    "SELECT f.queue_id, f.status, f.event_json, f.callback_url, f.delivered, "
+    "SELECT f.queue_id, f.status, f.event_json, f.callback_url, "
     LPS_TS("f.completed_ms") ", coalesce(nullif(f.provider, ''), r.provider, ''), "
     "coalesce(r.priority, 5), coalesce(r.queued_at, " LPS_TS("f.completed_ms") "), "
     "f.bos_batch_id, f.model, f.error_code, f.correlation_id, f.cj_batch_id, "
@@ -52,10 +71,14 @@ constexpr const char* record_finals_sql =
     "error_code, correlation_id, cj_batch_id, epoch, ord) "
     "LEFT JOIN requests r ON r.queue_id = f.queue_id ORDER BY f.ord "
     "ON CONFLICT (queue_id) DO NOTHING";
+// The finished requests go with their processing marks.
 constexpr const char* delete_finished_sql =
+    "WITH unmarked AS (DELETE FROM requests_processing WHERE queue_id = ANY($1::text[])) "
     "DELETE FROM requests WHERE queue_id = ANY($1::text[])";
+// Delivered: the result's row in results_undelivered goes (schema version 8); the result's
+// own row is not written.
 constexpr const char* mark_delivered_sql =
-    "UPDATE results SET delivered = true WHERE queue_id = ANY($1::text[])";
+    "DELETE FROM results_undelivered WHERE queue_id = ANY($1::text[])";
 constexpr const char* mark_given_up_sql =
     "UPDATE results SET delivery_failed_at = " LPS_TS("g.failed_ms") ", delivery_attempts = "
     "g.attempts::integer, last_delivery_error = g.last_error FROM unnest($1::text[], "
@@ -75,24 +98,33 @@ constexpr const char* insert_request_sql =
     LPS_TS("$3::bigint") ", $4::bigint, $5::integer, $6, $7, $8, $9, $10, $11, $12)";
 constexpr const char* insert_idempotency_key_sql =
     "INSERT INTO idempotency_keys(key, queue_id) VALUES($1, $2) ON CONFLICT (key) DO NOTHING";
+// The parts for the status not given ($2) or without attempts ($3 NULL) do nothing: their
+// conditions on parameters only are one-time filters of the generic plan.
 constexpr const char* update_status_row_sql =
-    "UPDATE requests SET status = $2, attempts = coalesce($3::integer, attempts), "
-    "updated_at = now() WHERE queue_id = $1";
-// One statement removes the request and records its result (record_finals_sql and
+    "WITH counted AS (UPDATE requests SET attempts = $3::integer, updated_at = now() "
+    "WHERE queue_id = $1 AND $3::integer IS NOT NULL), "
+    "queued AS (DELETE FROM requests_processing WHERE queue_id = $1 AND $2 = 'queued') "
+    "INSERT INTO requests_processing(queue_id) SELECT queue_id FROM requests "
+    "WHERE queue_id = $1 AND $2 = 'processing' ON CONFLICT (queue_id) DO NOTHING";
+// One statement removes the request with its processing mark and records its result, with
+// its undelivered mark when it is new and not delivered (record_finals_sql and
 // delete_finished_sql in one).
 constexpr const char* record_final_sql =
     "WITH gone AS (DELETE FROM requests WHERE queue_id = $1 "
-    "RETURNING provider, priority, queued_at) "
-    "INSERT INTO results(queue_id, status, event_json, callback_url, delivered, completed_at, "
+    "RETURNING provider, priority, queued_at), "
+    "unmarked AS (DELETE FROM requests_processing WHERE queue_id = $1), "
+    "added AS (INSERT INTO results(queue_id, status, event_json, callback_url, completed_at, "
     "provider, priority, queued_at, bos_batch_id, model, error_code, correlation_id, "
     "cj_batch_id, epoch) "
-    "SELECT $1, $2, $3, $4, $5::boolean, " LPS_TS("$6::bigint") ", "
+    "SELECT $1, $2, $3, $4, " LPS_TS("$6::bigint") ", "
     "coalesce(nullif($8, ''), gone.provider, ''), coalesce(gone.priority, 5), "
     "coalesce(gone.queued_at, " LPS_TS("$6::bigint") "), $7, $9, $10, $11, $12, "
     "nullif($13::bigint, 0) FROM (VALUES (1)) AS one LEFT JOIN gone ON true "
-    "ON CONFLICT (queue_id) DO NOTHING";
+    "ON CONFLICT (queue_id) DO NOTHING RETURNING queue_id) "
+    "INSERT INTO results_undelivered(queue_id) SELECT queue_id FROM added "
+    "WHERE NOT $5::boolean ON CONFLICT DO NOTHING";
 constexpr const char* mark_delivered_row_sql =
-    "UPDATE results SET delivered = true WHERE queue_id = $1";
+    "DELETE FROM results_undelivered WHERE queue_id = $1";
 constexpr const char* mark_given_up_row_sql =
     "UPDATE results SET delivery_failed_at = " LPS_TS("$2::bigint") ", delivery_attempts = "
     "$3::integer, last_delivery_error = $4 WHERE queue_id = $1";
@@ -105,11 +137,12 @@ using element = array_param::element;
 
 // An absent run, job or error code is NULL, not "", as in the SQLite store: no run is
 // named "".
-void add_text_or_null(array_param& array, const std::string& text) {
+template <typename Builder> // array_param or copy_rows
+void add_text_or_null(Builder& builder, const std::string& text) {
   if (text.empty())
-    array.add_null();
+    builder.add_null();
   else
-    array.add(text);
+    builder.add(text);
 }
 
 // "insert request 'q1'", "insert request 'q1' and 99 more".
@@ -175,9 +208,9 @@ const std::vector<const char*>& writer_session_settings() {
   return settings;
 }
 
-write_set::write_set(size_t rows_per_statement, size_t set_from_rows)
+write_set::write_set(size_t rows_per_statement, size_t set_from_rows, size_t copy_from_rows)
     : rows_per_statement_(rows_per_statement == 0 ? 1 : rows_per_statement),
-      set_from_rows_(set_from_rows == 0 ? 1 : set_from_rows) {}
+      set_from_rows_(set_from_rows == 0 ? 1 : set_from_rows), copy_from_rows_(copy_from_rows) {}
 
 // The write's operations in the order the one-statement-per-row store ran them.
 void write_set::add(const store_write& write) {
@@ -284,6 +317,8 @@ void write_set::emit_inserts() {
     return;
   if (inserts_.size() < set_from_rows_)
     return emit_inserts_rows();
+  if (copy_from_rows_ > 0 && inserts_.size() >= copy_from_rows_)
+    return emit_inserts_copy();
   std::vector<array_param> a{
       array_param{element::text},  array_param{element::int8}, array_param{element::int8},
       array_param{element::int8},  array_param{element::int8}, array_param{element::bytea},
@@ -421,6 +456,29 @@ void write_set::emit_inserts_rows() {
            text_or_null(row->bos_batch_id), text_param(row->model), text_param(row->correlation_id),
            text_or_null(row->cj_batch_id)}},
          label_of("insert request", row->queue_id, 1)});
+  inserts_.clear();
+}
+
+void write_set::emit_inserts_copy() {
+  copy_rows rows;
+  for (const auto* row : inserts_) {
+    rows.start_row(12);
+    rows.add(row->queue_id);
+    rows.add_int4(row->priority);
+    rows.add_unix_ms(row->queued_at_ms);
+    rows.add_int8(static_cast<int64_t>(row->size_bytes));
+    rows.add_int4(static_cast<int32_t>(row->attempts));
+    rows.add(row->payload);
+    rows.add(row->texts);
+    rows.add(row->provider);
+    add_text_or_null(rows, row->bos_batch_id);
+    rows.add(row->model);
+    rows.add(row->correlation_id);
+    add_text_or_null(rows, row->cj_batch_id);
+  }
+  ready_.push_back({{"copy_requests", {rows.take()}},
+                    label_of("insert request", inserts_.front()->queue_id, inserts_.size()),
+                    copy_requests_sql});
   inserts_.clear();
 }
 

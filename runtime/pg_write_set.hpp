@@ -42,6 +42,9 @@ namespace lps::pg {
 struct labelled_call {
   prepared_call call;
   std::string label;
+  /// Set for a COPY: its statement, run with call.params[0] as its data
+  /// (connection::copy_in) instead of a prepared statement.
+  const char* copy_sql = nullptr;
 };
 
 /// The statements write_set calls, as (name, SQL), to prepare on the writer's connection.
@@ -64,13 +67,17 @@ public:
   /// Below this many rows of a kind, one statement per row costs the server less than an
   /// unnest of arrays (measured: docs/benchmarks.md, "One row a commit").
   static constexpr size_t default_set_from_rows = 2;
+  /// From this many request inserts in a segment they go as one binary COPY instead of an
+  /// unnest (measured: docs/benchmarks.md, "COPY for many inserts").
+  static constexpr size_t default_copy_from_rows = 2;
 
   /// `rows_per_statement`: at most this many rows in one statement (0 counts as 1).
   /// `set_from_rows`: a kind of operation with fewer rows than this in a segment goes as
   /// one statement per row (insert_request, record_final, ...) instead of one set-based
-  /// statement (0 counts as 1: always set-based).
-  explicit write_set(size_t rows_per_statement = 1000,
-                     size_t set_from_rows = default_set_from_rows);
+  /// statement (0 counts as 1: always set-based). `copy_from_rows`: request inserts of a
+  /// segment at least this many (and at least set_from_rows) go as a COPY (0: never).
+  explicit write_set(size_t rows_per_statement = 1000, size_t set_from_rows = default_set_from_rows,
+                     size_t copy_from_rows = default_copy_from_rows);
 
   /// Adds `write`'s operations after those added before. The write must stay alive and
   /// unchanged until the statements holding it were taken.
@@ -107,6 +114,7 @@ private:
   void emit_delivered();
   void emit_give_ups();
   void emit_inserts_rows();
+  void emit_inserts_copy();
   void emit_keys_rows();
   void emit_status_rows();
   void emit_finals_rows();
@@ -115,6 +123,7 @@ private:
 
   size_t rows_per_statement_;
   size_t set_from_rows_;
+  size_t copy_from_rows_;
   std::vector<labelled_call> ready_;
   std::set<int64_t> epochs_checked_;
 

@@ -210,6 +210,56 @@ param array_param::take() {
   return out;
 }
 
+namespace {
+
+// The binary copy format's header: signature, flags (no OIDs), header extension length.
+constexpr std::string_view copy_signature{"PGCOPY\n\377\r\n\0", 11};
+// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), which timestamptz counts from.
+constexpr int64_t postgres_epoch_us = 946684800LL * 1000000;
+
+} // namespace
+
+copy_rows::copy_rows() {
+  bytes_.append(copy_signature);
+  put_be(bytes_, 0, 4);
+  put_be(bytes_, 0, 4);
+}
+
+void copy_rows::start_row(int16_t fields) {
+  put_be(bytes_, static_cast<uint16_t>(fields), 2);
+  ++rows_;
+}
+
+void copy_rows::add(std::string_view bytes) {
+  put_be(bytes_, static_cast<uint32_t>(bytes.size()), 4);
+  bytes_.append(bytes);
+}
+
+void copy_rows::add_int4(int32_t value) {
+  put_be(bytes_, 4, 4);
+  put_be(bytes_, static_cast<uint32_t>(value), 4);
+}
+
+void copy_rows::add_int8(int64_t value) {
+  put_be(bytes_, 8, 4);
+  put_be(bytes_, static_cast<uint64_t>(value), 8);
+}
+
+void copy_rows::add_unix_ms(int64_t ms) {
+  add_int8(ms * 1000 - postgres_epoch_us);
+}
+
+void copy_rows::add_null() {
+  put_be(bytes_, 0xffffffffU, 4);
+}
+
+param copy_rows::take() {
+  put_be(bytes_, 0xffffU, 2); // the trailer: a field count of -1
+  param out{std::move(bytes_), true};
+  *this = copy_rows{};
+  return out;
+}
+
 std::string decode_bytea(const std::string& text) {
   if (text.rfind("\\x", 0) != 0)
     return text;
@@ -356,6 +406,21 @@ std::vector<result> connection::exec_pipelined(const std::vector<prepared_call>&
       break;
   }
   PQexitPipelineMode(conn_);
+  return out;
+}
+
+result connection::copy_in(const std::string& sql, const std::string& data) {
+  std::unique_ptr<PGresult, decltype(&PQclear)> start{PQexec(conn_, sql.c_str()), &PQclear};
+  if (PQresultStatus(start.get()) != PGRES_COPY_IN)
+    return from_pg_result(start.release(), conn_);
+  start.reset();
+  // A failed send ends the COPY too; its reason is then the connection's (lost) or the
+  // server's answer below.
+  if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) == 1)
+    PQputCopyEnd(conn_, nullptr);
+  auto out = from_pg_result(PQgetResult(conn_), conn_);
+  while (PGresult* extra = PQgetResult(conn_))
+    PQclear(extra);
   return out;
 }
 

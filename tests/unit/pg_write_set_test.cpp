@@ -194,10 +194,12 @@ TEST_CASE("the writes of a transaction become one statement per kind, in a fixed
   CHECK(set.ready() == 0); // one segment, still open
   auto calls = set.take();
   CHECK(names_of(calls)
-        == std::vector<std::string>{"insert_requests", "insert_idempotency_keys", "update_status",
+        == std::vector<std::string>{"copy_requests", "insert_idempotency_keys", "update_status",
                                     "record_finals", "delete_finished", "mark_delivered"});
   CHECK(calls[0].label == "insert request 'q0' and 299 more");
-  CHECK(calls[0].call.params.size() == 12);
+  CHECK(calls[0].copy_sql != nullptr); // the inserts as one COPY, its data the one parameter
+  CHECK(calls[0].call.params.size() == 1);
+  CHECK(calls[1].copy_sql == nullptr);
   CHECK(calls[3].call.params.size() == 13);
   CHECK(set.take().empty());
 }
@@ -298,8 +300,8 @@ TEST_CASE("a statement holds at most rows_per_statement rows, leases are checked
   set.add(later_epoch);
   auto calls = set.take();
   CHECK(names_of(calls)
-        == std::vector<std::string>{"require_lease", "insert_requests", "insert_requests",
-                                    "require_lease", "insert_requests", "record_finals",
+        == std::vector<std::string>{"require_lease", "copy_requests", "copy_requests",
+                                    "require_lease", "copy_requests", "record_finals",
                                     "delete_finished", "mark_delivered"});
   CHECK(calls[0].call.params.at(0).value == std::optional<std::string>{"7"});
   CHECK(calls[3].call.params.at(0).value == std::optional<std::string>{"8"});
@@ -400,7 +402,9 @@ namespace {
 std::string run_set(pg::connection& db, pg::write_set& set) {
   REQUIRE(db.exec("BEGIN").ok);
   for (auto& statement : set.take()) {
-    auto r = db.exec_prepared(statement.call.name, statement.call.params);
+    auto r = statement.copy_sql != nullptr
+                 ? db.copy_in(statement.copy_sql, *statement.call.params.at(0).value)
+                 : db.exec_prepared(statement.call.name, statement.call.params);
     if (!r.ok) {
       db.exec("ROLLBACK");
       return statement.label + ": " + r.error;
@@ -414,13 +418,15 @@ std::string run_set(pg::connection& db, pg::write_set& set) {
 std::vector<std::string> table_rows(pg::connection& db) {
   std::vector<std::string> out;
   for (const char* sql :
-       {"SELECT r::text FROM (SELECT queue_id, status, priority, provider, model, correlation_id, "
+       {"SELECT r::text FROM (SELECT queue_id, priority, provider, model, correlation_id, "
         "bos_batch_id, cj_batch_id, queued_at, attempts, size_bytes, payload, texts FROM requests "
         "ORDER BY seq) AS r",
+        "SELECT queue_id FROM requests_processing ORDER BY queue_id",
         "SELECT r::text FROM (SELECT queue_id, status, error_code, provider, model, "
         "correlation_id, bos_batch_id, cj_batch_id, priority, queued_at, completed_at, "
-        "event_json, callback_url, delivered, delivery_attempts, last_delivery_error, "
+        "event_json, callback_url, delivery_attempts, last_delivery_error, "
         "delivery_failed_at, epoch FROM results ORDER BY seq) AS r",
+        "SELECT queue_id FROM results_undelivered ORDER BY queue_id",
         "SELECT r::text FROM (SELECT key, queue_id FROM idempotency_keys ORDER BY key) AS r"}) {
     auto r = db.exec(sql);
     INFO(r.error);
@@ -468,7 +474,8 @@ std::vector<store_write> writes_of_every_kind() {
 
 } // namespace
 
-TEST_CASE("one statement per row leaves the tables as the set-based statements do, folded or not") {
+TEST_CASE("per-row statements and a COPY of the inserts leave the tables as the set-based "
+          "statements do") {
   scratch_database scratch;
   auto& db = *scratch.db;
   for (const auto* setting : pg::writer_session_settings())
@@ -477,12 +484,16 @@ TEST_CASE("one statement per row leaves the tables as the set-based statements d
     REQUIRE(db.prepare(name, sql).empty());
   auto writes = writes_of_every_kind();
   std::vector<std::vector<std::string>> states;
-  for (size_t set_from_rows : {size_t{1}, size_t{1000}}) {
+  // Set-based (inserts by unnest), per row, and set-based with the inserts as a COPY.
+  for (auto [set_from_rows, copy_from_rows] :
+       {std::pair<size_t, size_t>{1, 0}, {1000, 0}, {1, 1}}) {
     // A transaction per write (commits of one write each: nothing folds), then all writes
     // in one (the first's dispatch of q0 is dropped by its final in the third).
     for (bool one_transaction : {false, true}) {
-      REQUIRE(db.exec("TRUNCATE requests, results, idempotency_keys").ok);
-      pg::write_set set{1000, set_from_rows};
+      REQUIRE(db.exec("TRUNCATE requests, requests_processing, results, results_undelivered, "
+                      "idempotency_keys")
+                  .ok);
+      pg::write_set set{1000, set_from_rows, copy_from_rows};
       for (const auto& w : writes) {
         set.add(w);
         if (one_transaction)
@@ -505,7 +516,8 @@ TEST_CASE("one statement per row leaves the tables as the set-based statements d
     INFO("run " << i);
     CHECK(states[i] == states[1]);
   }
-  CHECK(states[1].size() == 2 + 2 + 3 + 3); // 2 requests, 2 results, 3 keys, 3 ends of table
+  // 2 requests (none processing), 2 results (one undelivered), 3 keys, 5 ends of table.
+  CHECK(states[1].size() == 2 + 2 + 1 + 3 + 5);
 }
 
 TEST_CASE("a COMMIT that fails fails the rest of the group, a failed write only itself") {

@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -497,34 +498,182 @@ TEST_CASE("the recovery scan is an index-only scan of requests_recovery without 
   CHECK(rows.front().size_bytes == 2);
 }
 
-// Schema version 6: the start-up reset of the requests marked processing reads the partial
-// index of them, not the table.
-TEST_CASE("the requests marked processing have a partial index the start-up reset uses") {
+namespace {
+
+// `column` (an expression) of each row of `table`, in queue id order.
+std::vector<std::string> column_of(pg::connection& db, const std::string& column,
+                                   const std::string& table) {
+  auto r = db.exec("SELECT " + column + " FROM " + table + " ORDER BY queue_id");
+  INFO(r.error);
+  REQUIRE(r.ok);
+  std::vector<std::string> out;
+  for (const auto& row : r.rows)
+    out.push_back(row.at(0).value_or(""));
+  return out;
+}
+
+// Each row of `table` as "queue_id xmin ctid": a row written again (an update, HOT or not)
+// gets a new version with another xmin.
+std::vector<std::string> row_versions(pg::connection& db, const std::string& table) {
+  return column_of(db, "queue_id || ' ' || xmin::text || ' ' || ctid::text", table);
+}
+
+std::vector<std::string> ids_in(pg::connection& db, const std::string& table) {
+  return column_of(db, "queue_id", table);
+}
+
+void write_and_flush(store& db, store_write write) {
+  bool ok = false;
+  std::string error;
+  db.submit(std::move(write), [&](bool done, const std::string& why) {
+    ok = done;
+    error = why;
+  });
+  db.flush();
+  INFO(error);
+  REQUIRE(ok);
+}
+
+// Writes a mark for "a" alone (a per-row statement), then for "b" and "c" (set-based).
+void mark_one_then_two(
+    store& db, const std::function<void(store_write&, const std::vector<std::string>&)>& mark) {
+  for (const auto& ids : {std::vector<std::string>{"a"}, std::vector<std::string>{"b", "c"}}) {
+    store_write write;
+    mark(write, ids);
+    write_and_flush(db, std::move(write));
+  }
+}
+
+stored_result result_with_callback(const std::string& id) {
+  stored_result row;
+  row.queue_id = id;
+  row.status = "completed";
+  row.event_json = "{}";
+  row.callback_url = "http://127.0.0.1:9/cb";
+  return row;
+}
+
+} // namespace
+
+// Schema version 8: the dispatch mark and the delivered mark are rows of requests_processing
+// and results_undelivered; neither writes the request's or the result's row again (before,
+// each wrote a new version of it with an entry in every index of its table), one row at a
+// time (per-row statements) or many (set-based).
+TEST_CASE("the dispatch and delivered marks never write the request or result row again") {
   scratch_database scratch;
   std::string error;
   auto db = open_postgres_store(scratch.url, {}, error);
   INFO(error);
   REQUIRE(db != nullptr);
-  store_write write;
-  for (int i = 0; i < 5000; ++i)
-    write.inserts.push_back({"q" + std::to_string(i), 5, i, 2, 0, "p", "t", "mock"});
-  db->submit(std::move(write), [](bool, const std::string&) {});
-  db->flush();
+  store_write insert;
+  for (auto id : {"a", "b", "c"})
+    insert.inserts.push_back({id, 5, 1, 2, 0, "p", "t", "mock"});
+  write_and_flush(*db, std::move(insert));
   auto admin = connect(scratch.url);
-  REQUIRE(
-      admin->exec("UPDATE requests SET status = 'processing' WHERE queue_id IN ('q7', 'q9')").ok);
-  REQUIRE(admin->exec("VACUUM (ANALYZE) requests").ok);
-  auto plan =
-      admin->exec("EXPLAIN UPDATE requests SET status = 'queued' WHERE status = 'processing'");
-  REQUIRE(plan.ok);
-  std::string text;
-  for (const auto& row : plan.rows)
-    text += row.at(0).value_or("") + "\n";
-  INFO(text);
-  CHECK(text.find("requests_processing") != std::string::npos);
+  auto requests_before = row_versions(*admin, "requests");
 
-  size_t loaded = 0;
-  db->load_active_index([&](stored_request&&) { ++loaded; });
-  CHECK(loaded == 5000);
-  CHECK(count_of(*admin, "SELECT count(*) FROM requests WHERE status = 'processing'") == 0);
+  mark_one_then_two(*db, [](store_write& w, const auto& ids) { w.dispatched = ids; });
+  CHECK(row_versions(*admin, "requests") == requests_before);
+  CHECK(ids_in(*admin, "requests_processing") == std::vector<std::string>{"a", "b", "c"});
+  auto rows = db->load_rows({"a", "b"});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].processing);
+
+  store_write requeue;
+  requeue.attempts = {{"c", 1}};
+  write_and_flush(*db, std::move(requeue));
+  CHECK(ids_in(*admin, "requests_processing") == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(db->load_rows({"c"}).at(0).processing);
+  CHECK(db->load_rows({"c"}).at(0).attempts == 1);
+
+  mark_one_then_two(*db, [](store_write& w, const auto& ids) {
+    for (const auto& id : ids)
+      w.finals.push_back(result_with_callback(id));
+  });
+  CHECK(ids_in(*admin, "requests_processing").empty());
+  CHECK(ids_in(*admin, "results_undelivered") == std::vector<std::string>{"a", "b", "c"});
+  auto results_before = row_versions(*admin, "results");
+
+  mark_one_then_two(*db, [](store_write& w, const auto& ids) { w.delivered = ids; });
+  CHECK(row_versions(*admin, "results") == results_before);
+  CHECK(ids_in(*admin, "results_undelivered").empty());
+  CHECK(db->find_result("b")->delivered);
+  CHECK(db->load_undelivered_results().empty());
+}
+
+// Schema version 7 with work in it, as a stopped lps left it (requests queued and
+// processing, one of them held by an unfinished provider batch job; results delivered, owed,
+// given up and without a callback), migrated to 8 by the next start: nothing lost, and the
+// start-up recovery sees the same work as before.
+TEST_CASE("migration 8 keeps a schema 7 database's work and its start-up recovery") {
+  scratch_database scratch;
+  auto admin = connect(scratch.url);
+  auto to_seven = pg::migrate(*admin, 7);
+  INFO(to_seven.error);
+  REQUIRE(to_seven.error.empty());
+  REQUIRE(to_seven.after == 7);
+  REQUIRE(admin
+              ->exec_script(R"sql(
+INSERT INTO requests(queue_id, status, priority, provider, queued_at, size_bytes, payload)
+  VALUES ('queued', 'queued', 5, 'mock', now(), 2, '\x01'),
+         ('processing', 'processing', 7, 'mock', now(), 2, '\x02'),
+         ('in-job', 'processing', 5, 'openai', now(), 2, '\x03');
+INSERT INTO batch_jobs(job_id, provider, model, state, provider_job_id, file_id,
+  result_locations, provider_status, last_error, cancel_requested, item_count, succeeded,
+  failed, created_at_ms, submitted_at_ms, updated_at_ms, ended_at_ms)
+  VALUES ('job', 'openai', 'm', 'submitted', 'pj', 'f', '', '', '', false, 1, 0, 0, 1, 1, 1, 0);
+INSERT INTO batch_job_items(queue_id, job_id, seq) VALUES ('in-job', 'job', 0);
+INSERT INTO results(queue_id, status, provider, priority, queued_at, completed_at, event_json,
+  callback_url, delivered, delivery_failed_at)
+  VALUES ('owed', 'completed', 'mock', 5, now(), now(), '{"a":1}', 'http://cb/1', false, NULL),
+         ('delivered', 'completed', 'mock', 5, now(), now(), '{}', 'http://cb/2', true, NULL),
+         ('given-up', 'failed', 'mock', 5, now(), now(), '{}', 'http://cb/3', false, now()),
+         ('no-callback', 'completed', 'mock', 5, now(), now(), '{}', '', false, NULL);
+)sql")
+              .ok);
+  // What schema 7's start-up would have recovered: its statements of that version.
+  auto processing_before = count_of(*admin, "SELECT count(*) FROM requests WHERE status = "
+                                            "'processing' AND queue_id <> 'in-job'");
+  REQUIRE(processing_before == 1);
+
+  std::string error;
+  auto db = open_postgres_store(scratch.url, {}, error);
+  INFO(error);
+  REQUIRE(db != nullptr);
+  CHECK(pg::read_schema_version(*admin).before == pg::binary_schema_version());
+  CHECK(count_of(*admin, "SELECT count(*) FROM information_schema.columns WHERE "
+                         "(table_name, column_name) IN (('requests', 'status'), "
+                         "('results', 'delivered'))")
+        == 0);
+  CHECK(ids_in(*admin, "requests_processing") == std::vector<std::string>{"in-job", "processing"});
+  CHECK(ids_in(*admin, "results_undelivered")
+        == std::vector<std::string>{"given-up", "no-callback", "owed"});
+
+  std::vector<std::string> active;
+  db->load_active_index([&](stored_request&& row) { active.push_back(row.queue_id); });
+  CHECK(active == std::vector<std::string>{"processing", "queued", "in-job"});
+  // Put back to queued at start, except the batch job's item (the job resumes it).
+  CHECK(ids_in(*admin, "requests_processing") == std::vector<std::string>{"in-job"});
+  auto rows = db->load_rows({"processing", "in-job"});
+  REQUIRE(rows.size() == 2);
+  CHECK_FALSE(rows[0].processing);
+  CHECK(rows[1].processing);
+  CHECK(rows[1].payload == "\x03");
+
+  auto owed = db->load_undelivered_results();
+  REQUIRE(owed.size() == 1);
+  CHECK(owed[0].queue_id == "owed");
+  CHECK(owed[0].event_json == R"({"a":1})");
+  CHECK(db->find_result("delivered")->delivered);
+  CHECK_FALSE(db->find_result("owed")->delivered);
+  CHECK_FALSE(db->find_result("no-callback")->delivered);
+  auto given_up = db->find_result("given-up");
+  CHECK_FALSE(given_up->delivered);
+  CHECK(given_up->delivery_failed_at_ms > 0);
+  CHECK(db->count_results() == 4);
+  CHECK(db->count_active_requests() == 3);
+
+  // A result's undelivered row goes with it (an operator's DELETE included).
+  REQUIRE(admin->exec("DELETE FROM results WHERE queue_id = 'no-callback'").ok);
+  CHECK(ids_in(*admin, "results_undelivered") == std::vector<std::string>{"given-up", "owed"});
 }

@@ -104,8 +104,11 @@ std::string query_column(const lps::store& db, const temp_dir& dir, const std::s
 }
 
 std::string status_and_attempts(const lps::store& db, const temp_dir& dir, const std::string& id) {
-  return query_column(
-      db, dir, "SELECT status || '|' || attempts FROM requests WHERE queue_id = '" + id + "'");
+  return query_column(db, dir,
+                      "SELECT " + lps::test::request_status_sql()
+                          + " || '|' || attempts FROM requests WHERE "
+                            "queue_id = '"
+                          + id + "'");
 }
 
 } // namespace
@@ -139,7 +142,9 @@ TEST_CASE("store commits thousands of rows of each kind in one transaction", "[s
     deliver.delivered.push_back(id);
   }
   commit_all_ok(*db, {dispatch});
-  CHECK(query_column(*db, dir, "SELECT count(*) FROM requests WHERE status = 'processing'")
+  CHECK(query_column(*db, dir,
+                     "SELECT count(*) FROM requests WHERE " + lps::test::request_status_sql()
+                         + " = 'processing'")
         == "4500");
   commit_all_ok(*db, {finish, deliver});
   CHECK(db->count_active_requests() == 0);

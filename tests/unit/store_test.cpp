@@ -1358,8 +1358,8 @@ std::string request_columns(const lps::store& db, const temp_dir& dir, const std
   return query_column(db, dir,
                       "SELECT provider || '|' || model || '|' || correlation_id || '|' || "
                       "coalesce(bos_batch_id, '-') || '|' || coalesce(cj_batch_id, '-') || '|' || "
-                      "status || '|' || attempts FROM requests WHERE queue_id = '"
-                          + id + "'");
+                          + lps::test::request_status_sql()
+                          + " || '|' || attempts FROM requests WHERE queue_id = '" + id + "'");
 }
 
 std::string result_columns(const lps::store& db, const temp_dir& dir, const std::string& id) {
@@ -1502,8 +1502,9 @@ TEST_CASE("store answers how far a batch is from the columns alone", "[store]") 
   for (auto column : {"bos_batch_id = 'run-1'", "cj_batch_id = '7'"}) {
     INFO(column);
     auto where = std::string{column};
-    CHECK(count_of(*db, dir, "requests", where + " AND status = 'queued'") == "1");
-    CHECK(count_of(*db, dir, "requests", where + " AND status = 'processing'") == "1");
+    auto status = " AND " + lps::test::request_status_sql();
+    CHECK(count_of(*db, dir, "requests", where + status + " = 'queued'") == "1");
+    CHECK(count_of(*db, dir, "requests", where + status + " = 'processing'") == "1");
     CHECK(count_of(*db, dir, "results", where + " AND status = 'completed'") == "1");
     CHECK(count_of(*db, dir, "results", where + " AND status = 'failed'") == "1");
   }
