@@ -109,8 +109,11 @@ gateway_result read_stream_answer(state_t& st, state_t::pending_gateway& g, gate
                                  std::chrono::system_clock::now());
   auto detail = std::string{to_string(resp.error)}
                 + (resp.error_message.empty() ? "" : ": " + resp.error_message);
-  return stream_result(sink.end(resp.error != transport_error::none, detail),
-                       st.wire->display_name());
+  auto result =
+      stream_result(sink.end(resp.error != transport_error::none, detail), st.wire->display_name());
+  result.limits = gateway_rate_limits(*gateway_dialect_of(st.cfg.provider), resp.headers,
+                                      std::chrono::system_clock::now());
+  return result;
 }
 
 } // namespace
@@ -124,6 +127,7 @@ gateway_reply gateway_reply_of(const gateway_result& r, uint32_t attempts) {
   out.retry_after_ms = r.retry_after.count();
   out.provider_failure = r.provider_failure;
   out.attempts = attempts;
+  out.limits = r.limits;
   return out;
 }
 
@@ -196,6 +200,8 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
                                   g.call.model, std::chrono::system_clock::now());
   if (client_left(g, result))
     result = gateway_client_left(std::move(result));
+  if (!result.limits.empty())
+    g.limits = result.limits;
   if (auto wait = gateway_retry_wait(g.call, g.attempts, result)) {
     ++st.gateway_retries_total;
     self->delayed_send(self, *wait, atom::retry_due_v, ticket);
@@ -204,7 +210,9 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
   st.errors_total += result.status == 200 ? 0 : 1;
   if (sink)
     gateway_streams().take(g.request.cancel.get());
-  g.promise.deliver(gateway_reply_of(result, g.attempts));
+  auto reply = gateway_reply_of(result, g.attempts);
+  reply.limits = g.limits;
+  g.promise.deliver(std::move(reply));
   st.gateways.erase(i);
   return true;
 }
