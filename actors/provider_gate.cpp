@@ -23,15 +23,20 @@ bool provider_failed(const std::vector<comparison_outcome>& outcomes) {
   return provider_failure && !any_success;
 }
 
-// Of a call's items, the rate-limit figures that leave the least (nullptr: none reported).
-const rate_limit_hint* tightest_limits(const std::vector<comparison_outcome>& outcomes) {
-  const rate_limit_hint* result = nullptr;
-  auto lower = [](int64_t a, int64_t b) { return a >= 0 && (b < 0 || a < b); };
+// Whether the figures `a` leave less than `b` (empty ones leave nothing known).
+bool leaves_less(const rate_limit_hint& a, const rate_limit_hint& b) {
+  auto lower = [](int64_t x, int64_t y) { return x >= 0 && (y < 0 || x < y); };
+  return !a.empty()
+         && (b.empty() || lower(a.remaining_requests, b.remaining_requests)
+             || lower(a.remaining_tokens, b.remaining_tokens));
+}
+
+// Of a call's items, the rate-limit figures that leave the least (empty: none reported).
+rate_limit_hint tightest_limits(const std::vector<comparison_outcome>& outcomes) {
+  rate_limit_hint result;
   for (const auto& o : outcomes)
-    if (!o.limits.empty()
-        && (result == nullptr || lower(o.limits.remaining_requests, result->remaining_requests)
-            || lower(o.limits.remaining_tokens, result->remaining_tokens)))
-      result = &o.limits;
+    if (leaves_less(o.limits, result))
+      result = o.limits;
   return result;
 }
 
@@ -159,8 +164,12 @@ bool provider_gate::resume(const std::string& provider) {
 // count. Of a call's items, the most restrictive figures win.
 void provider_gate::learn_limits(const std::string& provider,
                                  const std::vector<comparison_outcome>& outcomes, clock_time now) {
-  const auto* tightest = tightest_limits(outcomes);
-  if (tightest == nullptr)
+  observe(provider, tightest_limits(outcomes), now);
+}
+
+void provider_gate::observe(const std::string& provider, const rate_limit_hint& limits,
+                            clock_time now) {
+  if (limits.empty())
     return;
   auto count = [](int64_t v) {
     return v >= 0 ? std::optional<uint64_t>{static_cast<uint64_t>(v)} : std::nullopt;
@@ -168,9 +177,32 @@ void provider_gate::learn_limits(const std::string& provider,
   auto reset = [](std::chrono::milliseconds d) {
     return d.count() >= 0 ? std::optional<clock_duration>{d} : std::nullopt;
   };
-  limiter(provider).observe_limits(now, count(tightest->remaining_requests),
-                                   count(tightest->remaining_tokens),
-                                   reset(tightest->requests_reset), reset(tightest->tokens_reset));
+  limiter(provider).observe_limits(now, count(limits.remaining_requests),
+                                   count(limits.remaining_tokens), reset(limits.requests_reset),
+                                   reset(limits.tokens_reset));
+}
+
+// A gateway answer's figures count as a queued call's do. On a follower the buckets are the
+// leader's mirror and the lease is what admits: the lease is cut at once, and the figures go
+// to the leader with the next report (the tightest since the last one).
+void provider_gate::learn_gateway_limits(const std::string& provider, const rate_limit_hint& limits,
+                                         clock_time now) {
+  if (limits.empty())
+    return;
+  observe(provider, limits, now);
+  if (auto* leased = lease_of(provider, now))
+    leased->cap_to(limits);
+  auto& ends = call_ends_[provider];
+  if (leaves_less(limits, ends.limits)) {
+    ends.limits = limits;
+    ends.limits_at = now;
+  }
+}
+
+void provider_gate::learn_gateway(const std::string& provider, const rate_limit_hint& limits,
+                                  clock_time now) {
+  std::lock_guard lock{mutex_};
+  learn_gateway_limits(provider, limits, now);
 }
 
 // The node's calls to `provider`: its gateway calls and the bundles on its provider actor.
@@ -198,7 +230,10 @@ std::optional<gate_refusal> provider_gate::admit_gateway(const std::string& prov
   if (leased != nullptr) {
     if (leased->requests == 0 || (leased->tokens >= 0 && leased->tokens < int64_t(tokens))) {
       ++leased->refused;
-      return gate_refusal{gate_refusal::reason::rate, std::chrono::seconds{1}, calls};
+      // The next sync may bring a new lease, unless the provider said it has nothing left.
+      auto held = l.requests().held_until(now).value_or(now) - now;
+      return gate_refusal{gate_refusal::reason::rate,
+                          std::max<clock_duration>(std::chrono::seconds{1}, held), calls};
     }
   } else if (auto wait = l.wait_time(now, 1, tokens); wait > clock_duration::zero()) {
     return gate_refusal{gate_refusal::reason::rate, wait, calls};
@@ -219,10 +254,11 @@ std::optional<gate_refusal> provider_gate::admit_gateway(const std::string& prov
 }
 
 void provider_gate::finish_gateway(const std::string& provider, bool provider_failure,
-                                   clock_time now) {
+                                   clock_time now, const rate_limit_hint& limits) {
   std::lock_guard lock{mutex_};
   auto& n = gateway_inflight_[provider];
   n -= n > 0 ? 1 : 0;
+  learn_gateway_limits(provider, limits, now);
   auto& ends = call_ends_[provider];
   if (provider_failure) {
     breaker_of(provider).on_failure(now);

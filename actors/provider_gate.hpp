@@ -13,6 +13,7 @@
 #include "messages/bundle.hpp"
 #include "messages/cluster.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -100,9 +101,15 @@ public:
   std::optional<gate_refusal> admit_gateway(const std::string& provider, uint64_t tokens,
                                             clock_time now);
 
-  /// An admitted gateway call ended: frees its slot and tells the breaker whether the
-  /// provider failed.
-  void finish_gateway(const std::string& provider, bool provider_failure, clock_time now);
+  /// An admitted gateway call ended: frees its slot, tells the breaker whether the
+  /// provider failed and learns what its answer's rate-limit headers said is left (`limits`).
+  void finish_gateway(const std::string& provider, bool provider_failure, clock_time now,
+                      const rate_limit_hint& limits = {});
+
+  /// A gateway call's answer said in its rate-limit headers what is left of `provider`'s
+  /// limits: the buckets believe it, as they do for queued calls; a cluster follower also
+  /// cuts its lease to it and reports it to the leader with its next gate_report.
+  void learn_gateway(const std::string& provider, const rate_limit_hint& limits, clock_time now);
 
   /// Gateway calls in flight to `provider` on this node.
   uint32_t gateway_inflight(const std::string& provider) const;
@@ -162,6 +169,9 @@ private:
   uint32_t node_calls(const std::string& provider) const;
   void learn_limits(const std::string& provider, const std::vector<comparison_outcome>& outcomes,
                     clock_time now);
+  void observe(const std::string& provider, const rate_limit_hint& limits, clock_time now);
+  void learn_gateway_limits(const std::string& provider, const rate_limit_hint& limits,
+                            clock_time now);
 
   /// A follower's lease from the leader for one provider (counts of -1: unlimited).
   struct lease {
@@ -172,11 +182,23 @@ private:
     /// Gateway calls refused because the lease was spent.
     uint64_t refused = 0;
     clock_time expires{};
+    /// The provider said only `limits` are left: no more of the lease may go.
+    void cap_to(const rate_limit_hint& limits) {
+      auto cap = [](int64_t& have, int64_t left) {
+        if (left >= 0)
+          have = have < 0 ? left : std::min(have, left);
+      };
+      cap(requests, limits.remaining_requests);
+      cap(tokens, limits.remaining_tokens);
+    }
   };
   /// Gateway calls that ended since the last report to the leader.
   struct call_ends {
     uint64_t failures = 0;
     uint64_t successes = 0;
+    /// The tightest rate-limit figures their answers gave, and when.
+    rate_limit_hint limits;
+    clock_time limits_at{};
   };
   /// What a follower used of its last lease (sizes its next one).
   struct lease_use {

@@ -40,6 +40,33 @@ int64_t lease_size(const token_bucket& bucket, int64_t available, uint64_t want,
   return std::min<int64_t>(int64_t(want), share);
 }
 
+/// `limits` as of `elapsed` after they were read: a reset that has passed says nothing more.
+rate_limit_hint aged(rate_limit_hint limits, clock_duration elapsed) {
+  auto age = [&](int64_t& left, milliseconds& reset) {
+    if (reset.count() < 0)
+      return;
+    reset -= duration_cast<milliseconds>(elapsed);
+    if (reset.count() <= 0) {
+      left = -1;
+      reset = milliseconds{-1};
+    }
+  };
+  age(limits.remaining_requests, limits.requests_reset);
+  age(limits.remaining_tokens, limits.tokens_reset);
+  return limits;
+}
+
+/// Takes over the leader's breaker `x`: held open as long as the leader's, else closed with
+/// its failure count, plus the failures this node just reported (the leader adds them as it
+/// settles the report: after a success, to zero).
+void mirror_breaker(circuit_breaker& b, const gate_provider_state& x, const gate_provider_use& use,
+                    clock_time now) {
+  if (x.breaker_open_ms > 0)
+    return b.hold_open(now, milliseconds{x.breaker_open_ms});
+  auto base = use.successes > 0 ? 0 : uint64_t{x.breaker_failures};
+  b.assume_failures(uint32_t(std::min<uint64_t>(base + use.failures, UINT32_MAX)));
+}
+
 } // namespace
 
 provider_gate::lease* provider_gate::lease_of(const std::string& provider, clock_time now) {
@@ -76,6 +103,8 @@ gate_sync provider_gate::lease_to(const std::string& node,
     auto& b = breaker_of(provider);
     if (b.state() == breaker_state::open)
       x.breaker_open_ms = duration_cast<milliseconds>(b.time_until_allowed(now)).count();
+    else if (b.state() == breaker_state::closed)
+      x.breaker_failures = b.consecutive_failures();
     if (auto i = bundles_on_node.find(provider); i != bundles_on_node.end())
       x.bundles_on_node = i->second;
     result.providers.push_back(std::move(x));
@@ -90,6 +119,7 @@ bool provider_gate::settle(const std::string& node, const gate_report& report, c
   bool changed = false;
   for (const auto& u : report.providers) {
     limiter(u.provider).give_back(u.unused_requests, u.unused_tokens);
+    observe(u.provider, u.limits, now);
     lease_use_[node][u.provider] = {u.used_requests, u.used_tokens,
                                     u.used_requests + u.refused > 0};
     auto& b = breaker_of(u.provider);
@@ -119,13 +149,17 @@ gate_report provider_gate::follow(const gate_sync& sync, clock_time now) {
     use.failures = ends.failures;
     use.successes = ends.successes;
     use.gateway_inflight = gateway_inflight_[x.provider];
-    result.providers.push_back(std::move(use));
+    use.limits = aged(ends.limits, now - ends.limits_at);
+    result.providers.push_back(use);
     old = lease{x.lease_requests, x.lease_tokens, 0, 0, 0, now + milliseconds{sync.lease_ms}};
     auto& l = limiter(x.provider);
     l.requests().assume(now, x.requests_level, hold_of(x.requests_hold_ms));
     l.tokens().assume(now, x.tokens_level, hold_of(x.tokens_hold_ms));
-    if (x.breaker_open_ms > 0)
-      breaker_of(x.provider).hold_open(now, milliseconds{x.breaker_open_ms});
+    // The leader sent this before it heard what the provider told this node's gateway: that
+    // holds here until the next sync, which carries it back from the leader.
+    old.cap_to(use.limits);
+    observe(x.provider, use.limits, now);
+    mirror_breaker(breaker_of(x.provider), x, use, now);
     local_bundles_[x.provider] = x.bundles_on_node;
   }
   return result;

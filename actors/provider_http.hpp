@@ -98,6 +98,8 @@ struct provider_http_state {
     /// The translated upstream request, sent again as it is on a retry.
     http_client_request request;
     uint32_t attempts = 0;
+    /// The rate-limit figures of the latest answer that had any (the reply carries them).
+    rate_limit_hint limits{};
   };
   std::map<uint64_t, pending_gateway> gateways;
   uint64_t gateway_calls_total = 0;

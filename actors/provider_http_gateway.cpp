@@ -109,8 +109,43 @@ gateway_result read_stream_answer(state_t& st, state_t::pending_gateway& g, gate
                                  std::chrono::system_clock::now());
   auto detail = std::string{to_string(resp.error)}
                 + (resp.error_message.empty() ? "" : ": " + resp.error_message);
-  return stream_result(sink.end(resp.error != transport_error::none, detail),
-                       st.wire->display_name());
+  auto result =
+      stream_result(sink.end(resp.error != transport_error::none, detail), st.wire->display_name());
+  result.limits = gateway_rate_limits(*gateway_dialect_of(st.cfg.provider), resp.headers,
+                                      std::chrono::system_clock::now());
+  return result;
+}
+
+/// Waits `wait` before the next attempt of `ticket`. No upstream request is open meanwhile,
+/// so the call's cancel token gets a hook of its own: a client that leaves makes the retry due
+/// at once, and retry_gateway_call then ends the call (the next send replaces the hook).
+void wait_for_retry(provider_http_self self, uint64_t ticket, std::chrono::milliseconds wait) {
+  self->delayed_send(self, wait, atom::retry_due_v, ticket);
+  const auto& token = self->state.gateways.at(ticket).request.cancel;
+  if (!token)
+    return;
+  auto due_now = [weak = caf::weak_actor_ptr{self->ctrl()}, ticket] {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<provider_http_impl_actor>(strong), atom::retry_due_v, ticket);
+  };
+  token->set_hook(due_now);
+  if (token->cancelled()) // before the hook was set: it will not run
+    due_now();
+}
+
+/// Ends the call of `i` with `result`: delivers its reply and forgets it.
+void end_gateway_call(provider_http_self self,
+                      std::map<uint64_t, state_t::pending_gateway>::iterator i,
+                      const gateway_result& result) {
+  auto& st = self->state;
+  auto& g = i->second;
+  st.errors_total += result.status == 200 ? 0 : 1;
+  if (stream_of(g))
+    gateway_streams().take(g.request.cancel.get());
+  auto reply = gateway_reply_of(result, g.attempts);
+  reply.limits = g.limits;
+  g.promise.deliver(std::move(reply));
+  st.gateways.erase(i);
 }
 
 } // namespace
@@ -124,6 +159,7 @@ gateway_reply gateway_reply_of(const gateway_result& r, uint32_t attempts) {
   out.retry_after_ms = r.retry_after.count();
   out.provider_failure = r.provider_failure;
   out.attempts = attempts;
+  out.limits = r.limits;
   return out;
 }
 
@@ -173,7 +209,7 @@ caf::result<gateway_reply> start_gateway_call(provider_http_self self, gateway_c
   st.gateways.emplace(ticket, state_t::pending_gateway{promise, std::move(call),
                                                        std::move(upstream.request), made});
   if (wait.count() > 0)
-    self->delayed_send(self, wait, atom::retry_due_v, ticket);
+    wait_for_retry(self, ticket, wait);
   else
     send_attempt(self, ticket);
   return promise;
@@ -196,22 +232,25 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
                                   g.call.model, std::chrono::system_clock::now());
   if (client_left(g, result))
     result = gateway_client_left(std::move(result));
+  if (!result.limits.empty())
+    g.limits = result.limits;
   if (auto wait = gateway_retry_wait(g.call, g.attempts, result)) {
     ++st.gateway_retries_total;
-    self->delayed_send(self, *wait, atom::retry_due_v, ticket);
+    wait_for_retry(self, ticket, *wait);
     return true;
   }
-  st.errors_total += result.status == 200 ? 0 : 1;
-  if (sink)
-    gateway_streams().take(g.request.cancel.get());
-  g.promise.deliver(gateway_reply_of(result, g.attempts));
-  st.gateways.erase(i);
+  end_gateway_call(self, i, result);
   return true;
 }
 
+// A call whose client left while it waited is not tried again: it ends at once, as 499.
 void retry_gateway_call(provider_http_self self, uint64_t ticket) {
-  if (self->state.gateways.count(ticket) > 0)
-    send_attempt(self, ticket);
+  auto i = self->state.gateways.find(ticket);
+  if (i == self->state.gateways.end())
+    return;
+  if (const auto& token = i->second.request.cancel; token && token->cancelled())
+    return end_gateway_call(self, i, gateway_client_left({}));
+  send_attempt(self, ticket);
 }
 
 gateway_result gateway_client_left(gateway_result r) {

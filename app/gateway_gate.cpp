@@ -90,8 +90,9 @@ std::optional<gateway_refusal> gateway_gate::admit(const std::string& provider_n
 
 void gateway_gate::finish(const std::string& provider_name, const std::string& key_name,
                           bool success, bool provider_failure, uint64_t prompt_tokens,
-                          uint64_t completion_tokens, double cost_usd, clock_time now) {
-  providers_->finish_gateway(provider_name, provider_failure, now);
+                          uint64_t completion_tokens, double cost_usd,
+                          const rate_limit_hint& limits, clock_time now) {
+  providers_->finish_gateway(provider_name, provider_failure, now, limits);
   std::lock_guard<std::mutex> lock{mutex_};
   auto& usage = key(key_name).usage;
   usage.errors += success ? 0 : 1;

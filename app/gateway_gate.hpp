@@ -61,10 +61,11 @@ public:
                                        uint64_t tokens, clock_time now);
 
   /// An admitted call ended: frees its slot, tells the breaker whether the provider failed
-  /// (`provider_failure`) and counts the key's usage.
+  /// (`provider_failure`), learns the rate-limit figures of its last answer (`limits`) and
+  /// counts the key's usage.
   void finish(const std::string& provider, const std::string& key, bool success,
               bool provider_failure, uint64_t prompt_tokens, uint64_t completion_tokens,
-              double cost_usd, clock_time now);
+              double cost_usd, const rate_limit_hint& limits, clock_time now);
 
   /// /api/v1/inspect/gateway: `{"keys":[...],"providers":[...]}`.
   std::string usage_json(clock_time now);

@@ -159,7 +159,7 @@ call_end end_of_call(const api_context& ctx, const gateway_route& route, const s
     auto r = x ? std::move(*x) : deadline_reply();
     auto cost = cost_of(*gw, route.model, r);
     gw->gate.finish(route.provider, client, r.status == 200, r.provider_failure, r.prompt_tokens,
-                    r.completion_tokens, cost, steady_clock::now());
+                    r.completion_tokens, cost, r.limits, steady_clock::now());
     if (!sink || !sink->committed())
       respond(response_of(r, route));
     record_metrics(metrics, *gw, route, r, cost, steady_clock::now() - started, std::move(extra));
@@ -189,12 +189,14 @@ void ask_provider(caf::actor_system& sys, std::chrono::milliseconds deadline,
 
 /// A plain call's first attempt, sent by the route itself (app/gateway_direct.hpp): its
 /// answer ends the call on the client's I/O thread unless it may be retried, which the
-/// provider actor then does after the backoff.
+/// provider actor then does after the backoff (the gate learns this answer's rate-limit
+/// figures at once then; the call's end brings those of the last answer).
 void call_direct(const api_context& ctx, const provider_actor& provider, const gateway_route& route,
                  const gateway_direct_target& t, gateway_call call,
                  std::shared_ptr<http_call_cancel> token, call_end end) {
   auto shared = std::make_shared<const gateway_call>(std::move(call));
-  auto then = [sys = ctx.sys, deadline = ctx.gateway->deadline, provider, name = route.provider,
+  auto then = [sys = ctx.sys, deadline = ctx.gateway->deadline,
+               gate = ctx.gateway->gate.providers(), provider, name = route.provider,
                endpoint = t.endpoint, shared, token, end = std::move(end)](gateway_attempt a) {
     std::vector<metric_sample> extra;
     if (!a.status_label.empty())
@@ -202,6 +204,7 @@ void call_direct(const api_context& ctx, const provider_actor& provider, const g
     if (token->cancelled() && a.result.status != 200) // the client left: no retry
       return end(gateway_reply_of(gateway_client_left(std::move(a.result)), 1), std::move(extra));
     if (auto wait = gateway_retry_wait(*shared, 1, a.result)) {
+      gate->learn_gateway(name, a.result.limits, steady_clock::now());
       auto next = *shared;
       next.attempts_made = 1;
       next.first_wait_ms = wait->count();

@@ -4,6 +4,7 @@
 // answer to the leader's question for its provider actors, and the provider gate's sync
 // (the leader's limits, breakers and leases to a follower, the follower's use back).
 
+#include "messages/comparison.hpp"
 #include "messages/status.hpp"
 
 #include <caf/actor.hpp>
@@ -72,6 +73,8 @@ struct gate_provider_state {
   int64_t tokens_hold_ms = 0;
   /// The leader's breaker: open for this much longer (0: it lets calls through).
   int64_t breaker_open_ms = 0;
+  /// The leader's closed breaker: its consecutive failures so far (a next leader counts on).
+  uint32_t breaker_failures = 0;
   /// The follower's lease: the gateway calls and tokens it may send until the next sync.
   int64_t lease_requests = -1;
   int64_t lease_tokens = -1;
@@ -84,7 +87,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gate_provider_state& x) {
   return f(caf::meta::type_name("lps.gate_provider_state"), x.provider, x.requests_level,
            x.tokens_level, x.requests_hold_ms, x.tokens_hold_ms, x.breaker_open_ms,
-           x.lease_requests, x.lease_tokens, x.bundles_on_node);
+           x.breaker_failures, x.lease_requests, x.lease_tokens, x.bundles_on_node);
 }
 
 /// The leader's sync to one follower, every sync period.
@@ -115,6 +118,9 @@ struct gate_provider_use {
   uint64_t successes = 0;
   /// Gateway calls in flight now (they take the node's call slots).
   uint32_t gateway_inflight = 0;
+  /// The tightest rate-limit figures the gateway calls' answers gave since the previous
+  /// sync, their resets counted from now (empty: none); the leader's buckets learn them.
+  rate_limit_hint limits;
   friend bool operator==(const gate_provider_use&, const gate_provider_use&) = default;
 };
 
@@ -122,7 +128,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gate_provider_use& x) {
   return f(caf::meta::type_name("lps.gate_provider_use"), x.provider, x.used_requests,
            x.used_tokens, x.unused_requests, x.unused_tokens, x.refused, x.failures, x.successes,
-           x.gateway_inflight);
+           x.gateway_inflight, x.limits);
 }
 
 /// A follower's answer to a gate_sync.

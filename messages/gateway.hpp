@@ -4,6 +4,8 @@
 // chat call handed to a provider actor, and its answer already in OpenAI's shape. Plain
 // strings, so the provider actors need no JSON types in their messages.
 
+#include "messages/comparison.hpp"
+
 #include <caf/meta/type_name.hpp>
 
 #include <cstdint>
@@ -51,13 +53,16 @@ struct gateway_reply {
   bool provider_failure = false;
   /// Upstream attempts made (0 when none was sent).
   uint32_t attempts = 0;
+  /// What the last answer's rate-limit headers said is left (the route's provider gate
+  /// learns it); empty when no answer said anything.
+  rate_limit_hint limits{};
   friend bool operator==(const gateway_reply&, const gateway_reply&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gateway_reply& x) {
   return f(caf::meta::type_name("lps.gateway_reply"), x.status, x.body, x.prompt_tokens,
-           x.completion_tokens, x.retry_after_ms, x.provider_failure, x.attempts);
+           x.completion_tokens, x.retry_after_ms, x.provider_failure, x.attempts, x.limits);
 }
 
 } // namespace lps

@@ -240,13 +240,24 @@ gateway_result gateway_read_upstream(gateway_dialect d, unsigned status, std::st
                                      const gateway_headers& headers, std::string_view request,
                                      const std::string& model,
                                      std::chrono::system_clock::time_point now) {
+  auto result =
+      d == gateway_dialect::anthropic
+          ? gw::anthropic_read(status, body, headers, gw::parse_object(request), model, now)
+      : d == gateway_dialect::gemini ? gw::gemini_read(status, body, headers, model, now)
+                                     : openai_read(d, status, body, headers, now);
+  result.limits = gateway_rate_limits(d, headers, now);
+  return result;
+}
+
+rate_limit_hint gateway_rate_limits(gateway_dialect d, const gateway_headers& headers,
+                                    std::chrono::system_clock::time_point now) {
   switch (d) {
   case gateway_dialect::anthropic:
-    return gw::anthropic_read(status, body, headers, gw::parse_object(request), model, now);
+    return wire::anthropic_rate_limits(headers, now);
   case gateway_dialect::gemini:
-    return gw::gemini_read(status, body, headers, model, now);
+    return {};
   default:
-    return openai_read(d, status, body, headers, now);
+    return wire::openai_rate_limits(headers);
   }
 }
 

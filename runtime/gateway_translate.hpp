@@ -6,6 +6,7 @@
 // generateContent), and the provider's answer turned back into OpenAI's chat.completion or
 // error shape, with usage and finish_reason. docs/gateway.md lists what is translated.
 
+#include "messages/comparison.hpp"
 #include "runtime/http_client.hpp"
 
 #include <chrono>
@@ -72,12 +73,21 @@ struct gateway_result {
   bool provider_failure = false;
   /// The provider's Retry-After (retry-after or retry-after-ms), 0 when none.
   std::chrono::milliseconds retry_after{0};
+  /// What the answer's rate-limit headers said is left (the provider gate learns it, as it
+  /// does from queued calls); empty when they said nothing.
+  rate_limit_hint limits;
 };
 
 using gateway_headers = std::vector<std::pair<std::string, std::string>>;
 
-/// Reads the provider's answer to gateway_upstream_request of the client's `request` body.
-/// `model` is the id the client asked for (the answer names it). Never throws.
+/// The rate-limit headers of an answer of dialect `d` (OpenAI's `x-ratelimit-*`, also
+/// read for OpenRouter; Anthropic's `anthropic-ratelimit-*`; Gemini sends none).
+rate_limit_hint gateway_rate_limits(gateway_dialect d, const gateway_headers& headers,
+                                    std::chrono::system_clock::time_point now);
+
+/// Reads the provider's answer to gateway_upstream_request of the client's `request` body,
+/// its rate-limit headers included. `model` is the id the client asked for (the answer names
+/// it). Never throws.
 gateway_result gateway_read_upstream(gateway_dialect d, unsigned status, std::string_view body,
                                      const gateway_headers& headers, std::string_view request,
                                      const std::string& model,

@@ -1,7 +1,6 @@
 #include "actors/providers/anthropic_format.hpp"
 #include "runtime/url.hpp"
 
-#include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
 
@@ -367,35 +366,11 @@ wire_multi_response read_multi_body(unsigned status, std::string_view body) {
   return result;
 }
 
-/// Time left until a `-reset` header's RFC 3339 instant, -1 ms when absent or malformed.
-/// Rounded up: coming back a fraction late is harmless, coming back early hits the limit.
-std::chrono::milliseconds reset_of(const wire_headers& headers, const std::string& name,
-                                   std::chrono::system_clock::time_point now) {
-  auto* value = wire::find_header(headers, name);
-  auto left = value ? parse_rfc3339_reset(*value, now) : std::nullopt;
-  return left ? std::chrono::ceil<std::chrono::milliseconds>(*left) : std::chrono::milliseconds{-1};
-}
-
-rate_limit_hint limits_of(const wire_headers& headers, std::chrono::system_clock::time_point now) {
-  rate_limit_hint result;
-  result.remaining_requests =
-      wire::integer_header(headers, "anthropic-ratelimit-requests-remaining");
-  result.requests_reset = reset_of(headers, "anthropic-ratelimit-requests-reset", now);
-  // The tokens-* figures are the most restrictive token limit in force; the input-token
-  // ones are the next best thing when they are missing.
-  std::string family = wire::find_header(headers, "anthropic-ratelimit-tokens-remaining")
-                           ? "anthropic-ratelimit-tokens"
-                           : "anthropic-ratelimit-input-tokens";
-  result.remaining_tokens = wire::integer_header(headers, family + "-remaining");
-  result.tokens_reset = reset_of(headers, family + "-reset", now);
-  return result;
-}
-
 /// What every answer carries besides its verdict or error.
 void add_call_facts(wire_response& result, unsigned status, const wire_headers& headers,
                     std::chrono::system_clock::time_point now) {
   result.http_status = static_cast<int32_t>(status);
-  result.limits = limits_of(headers, now);
+  result.limits = wire::anthropic_rate_limits(headers, now);
   if (!result.success)
     result.retry_after = wire::retry_after_of(headers, now);
 }

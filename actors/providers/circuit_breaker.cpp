@@ -109,6 +109,11 @@ void circuit_breaker::hold_open(clock_time now, clock_duration remaining) noexce
   opened_at_ = now + std::min(remaining, settings_.open_duration) - settings_.open_duration;
 }
 
+void circuit_breaker::assume_failures(uint32_t failures) noexcept {
+  if (state_ == breaker_state::closed)
+    consecutive_failures_ = std::min(failures, settings_.failure_threshold - 1);
+}
+
 void circuit_breaker::open(clock_time now) noexcept {
   state_ = breaker_state::open;
   opened_at_ = now;

@@ -91,6 +91,12 @@ public:
   /// from `now`: a cluster follower takes over the leader's open breaker.
   void hold_open(clock_time now, clock_duration remaining) noexcept;
 
+  /// A closed breaker takes over `failures` consecutive failures of another one (a cluster
+  /// follower mirrors the leader's count, so that should it lead next it counts on instead
+  /// of from zero); at most one short of failure_threshold, so it never opens here. Open and
+  /// half-open breakers ignore it.
+  void assume_failures(uint32_t failures) noexcept;
+
   /// The current state. The open -> half_open transition happens inside allow(), so an open
   /// breaker whose time is up still reports open until someone asks.
   breaker_state state() const noexcept {

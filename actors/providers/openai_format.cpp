@@ -1,7 +1,6 @@
 #include "actors/providers/openai_format.hpp"
 #include "runtime/url.hpp"
 
-#include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "actors/providers/wire_common.hpp"
 
@@ -113,22 +112,6 @@ http_client_request post(const wire_target& target, std::string body) {
 }
 
 // -- response --
-
-/// OpenAI's x-ratelimit-* headers; OpenRouter sends none of them on success.
-rate_limit_hint limits_of(const wire_headers& headers) {
-  using std::chrono::duration_cast;
-  using std::chrono::milliseconds;
-  rate_limit_hint hint;
-  hint.remaining_requests = integer_header(headers, "x-ratelimit-remaining-requests");
-  hint.remaining_tokens = integer_header(headers, "x-ratelimit-remaining-tokens");
-  if (auto* v = find_header(headers, "x-ratelimit-reset-requests"))
-    if (auto d = parse_openai_reset(*v))
-      hint.requests_reset = duration_cast<milliseconds>(*d);
-  if (auto* v = find_header(headers, "x-ratelimit-reset-tokens"))
-    if (auto d = parse_openai_reset(*v))
-      hint.tokens_reset = duration_cast<milliseconds>(*d);
-  return hint;
-}
 
 wire_response http_error(unsigned status, std::string_view body) {
   std::string type, code, message;
@@ -260,7 +243,7 @@ Result guarded(unsigned status, const wire_headers& headers,
   }
   auto& call = call_of(out);
   call.http_status = static_cast<int32_t>(status);
-  call.limits = limits_of(headers);
+  call.limits = openai_rate_limits(headers);
   if (!call.success)
     call.retry_after = retry_after_of(headers, now);
   return out;

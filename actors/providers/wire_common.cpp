@@ -1,6 +1,7 @@
 #include "actors/providers/wire_common.hpp"
 
 #include "actors/providers/header_text.hpp"
+#include "actors/providers/rate_limiter.hpp"
 #include "actors/providers/retry_policy.hpp"
 #include "runtime/url.hpp"
 
@@ -224,6 +225,49 @@ int64_t integer_header(const wire_headers& headers, std::string_view name) {
   if (ec != std::errc{} || end != text.data() + text.size() || n < 0)
     return -1;
   return n;
+}
+
+rate_limit_hint openai_rate_limits(const wire_headers& headers) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  rate_limit_hint hint;
+  hint.remaining_requests = integer_header(headers, "x-ratelimit-remaining-requests");
+  hint.remaining_tokens = integer_header(headers, "x-ratelimit-remaining-tokens");
+  if (auto* v = find_header(headers, "x-ratelimit-reset-requests"))
+    if (auto d = parse_openai_reset(*v))
+      hint.requests_reset = duration_cast<milliseconds>(*d);
+  if (auto* v = find_header(headers, "x-ratelimit-reset-tokens"))
+    if (auto d = parse_openai_reset(*v))
+      hint.tokens_reset = duration_cast<milliseconds>(*d);
+  return hint;
+}
+
+namespace {
+
+/// Time left until a `-reset` header's RFC 3339 instant, -1 ms when absent or malformed.
+/// Rounded up: coming back a fraction late is harmless, coming back early hits the limit.
+std::chrono::milliseconds reset_of(const wire_headers& headers, const std::string& name,
+                                   std::chrono::system_clock::time_point now) {
+  auto* value = find_header(headers, name);
+  auto left = value ? parse_rfc3339_reset(*value, now) : std::nullopt;
+  return left ? std::chrono::ceil<std::chrono::milliseconds>(*left) : std::chrono::milliseconds{-1};
+}
+
+} // namespace
+
+rate_limit_hint anthropic_rate_limits(const wire_headers& headers,
+                                      std::chrono::system_clock::time_point now) {
+  rate_limit_hint result;
+  result.remaining_requests = integer_header(headers, "anthropic-ratelimit-requests-remaining");
+  result.requests_reset = reset_of(headers, "anthropic-ratelimit-requests-reset", now);
+  // The tokens-* figures are the most restrictive token limit in force; the input-token
+  // ones are the next best thing when they are missing.
+  std::string family = find_header(headers, "anthropic-ratelimit-tokens-remaining")
+                           ? "anthropic-ratelimit-tokens"
+                           : "anthropic-ratelimit-input-tokens";
+  result.remaining_tokens = integer_header(headers, family + "-remaining");
+  result.tokens_reset = reset_of(headers, family + "-reset", now);
+  return result;
 }
 
 std::string string_field(const json::object& obj, std::string_view key) {

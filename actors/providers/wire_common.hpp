@@ -110,6 +110,14 @@ std::chrono::milliseconds retry_after_of(const wire_headers& headers,
 /// A non-negative integer header value, or -1.
 int64_t integer_header(const wire_headers& headers, std::string_view name);
 
+/// OpenAI's `x-ratelimit-*` headers (OpenRouter sends none of them on success).
+rate_limit_hint openai_rate_limits(const wire_headers& headers);
+
+/// Anthropic's `anthropic-ratelimit-*` headers: the requests figures, and the most
+/// restrictive token limit in force (`tokens-*`, else `input-tokens-*`).
+rate_limit_hint anthropic_rate_limits(const wire_headers& headers,
+                                      std::chrono::system_clock::time_point now);
+
 // -- JSON field access that never throws --
 
 std::string string_field(const json::object& obj, std::string_view key);

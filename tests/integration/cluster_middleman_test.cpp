@@ -541,3 +541,77 @@ TEST_CASE("a new leader keeps the limit the provider's headers taught the old on
   WARN("provider calls: " << before << " before the leader was killed, " << after << " after");
   CHECK(after == before);
 }
+
+namespace {
+
+/// The value of header `name` (lower-case) of `res`, "" when absent.
+std::string header_of(const http_client_response& res, const std::string& name) {
+  for (const auto& [key, value] : res.headers)
+    if (key == name)
+      return value;
+  return "";
+}
+
+/// Gateway calls, plain and streamed in turn, to a follower (the leader, alone) of `nodes`
+/// nodes while the mock provider server says in its rate-limit headers (OpenAI's
+/// x-ratelimit-*, on gateway answers as on others) that it allows 6 requests a minute. The
+/// gate learns it from the gateway's answers: the calls stop at the mock's 6 with a 429
+/// whose Retry-After is the mock's reset (about a minute, not the 1 s of a spent lease);
+/// then the leader's gateway refuses too, and queued requests wait.
+void check_learned_from_gateway(const std::string& name, size_t nodes) {
+  mock_provider_options mock_options;
+  mock_options.rate_limit_requests = 6;
+  cluster c{name, mock_options, {"--serial-bundle-max-requests-per-call=1"}};
+  for (size_t i = 0; i < nodes; ++i)
+    c.start_node();
+  test::receiver rx;
+  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
+  auto leader = size_t(c.leader_seen_by(0));
+  auto url = [&](size_t i) { return c.nodes.at(i)->url("/v1/chat/completions"); };
+  if (nodes > 1)
+    std::this_thread::sleep_for(3s); // every node joined the leader's bundler
+  // Streamed calls end at the client before lps has read the stream's end: the sixth, whose
+  // headers say nothing is left, is a plain one, answered once the gate has learned.
+  auto body = [](int answered_before) {
+    return std::string{
+               R"({"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}])"}
+           + (answered_before % 2 == 0 ? R"(,"stream":true})" : "}");
+  };
+  int answered = 0;
+  http_client_response refused;
+  auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto res = c.raw.call("POST", url((leader + 1) % nodes), body(answered));
+    if (res.status == 200) {
+      ++answered;
+      continue;
+    }
+    refused = res;
+    if (res.status != 429 || header_of(res, "retry-after") != "1")
+      break;
+    std::this_thread::sleep_for(200ms); // a spent lease: the next sync brings another
+  }
+  INFO(refused.status << " " << refused.body);
+  CHECK(answered == 6);
+  CHECK(refused.status == 429);
+  CHECK(std::stoi("0" + header_of(refused, "retry-after")) >= 30);
+  CHECK(c.mock.stats().calls == 6);
+  std::this_thread::sleep_for(1500ms); // a report or two carry it to the leader
+  auto on_leader = c.raw.call("POST", url(leader), body(1));
+  CHECK(on_leader.status == 429);
+  CHECK(std::stoi("0" + header_of(on_leader, "retry-after")) >= 30);
+  c.submit(0, 5, {leader}, rx.url());
+  std::this_thread::sleep_for(3s);
+  CHECK(c.mock.stats().calls == 6);
+}
+
+} // namespace
+
+TEST_CASE("one node: the rate-limit headers of gateway answers hold for gateway and queued calls",
+          "[cluster]") {
+  check_learned_from_gateway("gate-learn-one", 1);
+}
+
+TEST_CASE("two nodes: a follower's gateway answers teach the leader's gate", "[cluster]") {
+  check_learned_from_gateway("gate-learn-follower", 2);
+}

@@ -257,6 +257,37 @@ export async function rawStreams(lps, mock, key, admin, check, mockControl) {
     check(now.by_dialect[dialect] === was.by_dialect[dialect] + 1,
       `client disconnect, ${label}: not retried (${dialect} calls ${was.by_dialect[dialect]} -> ${now.by_dialect[dialect]})`);
   }
+  // The client leaves while its call waits between two attempts (the provider's 500 with a
+  // Retry-After of 4 s, which lps waits out): non-streamed (the route's own first attempt,
+  // handed to the provider actor for the wait) and streamed (the actor's). The call ends at
+  // once, not when its next attempt was due: the gate's slot is free within a second and the
+  // mock sees no second attempt.
+  for (const [label, model, dialect, stream] of [
+    ['non-streamed', 'gpt-4o-mini-2024-07-18', 'openai', false],
+    ['streamed', 'claude-haiku-4-5-20251001', 'anthropic', true]]) {
+    const was = await mockControl(mock, '/_mock/stats');
+    await fault(dialect, { kind: 'status', status: 500, retry_after: '4' });
+    const body = JSON.parse(request(model));
+    body.stream = stream;
+    let waiting = null;
+    const gone = await postAndLeave(lps, '/v1/chat/completions', JSON.stringify(body), key, async () => {
+      await waitFor(async () => (await mockControl(mock, '/_mock/stats')).by_dialect[dialect] > was.by_dialect[dialect], 3000);
+      await new Promise((done) => setTimeout(done, 300)); // lps has read the 500 and waits
+      waiting = (await keyUsage(lps, admin)).providers?.find((p) => p.provider === dialect)?.inflight;
+    });
+    const free = await waitFor(async () => {
+      const usage = await keyUsage(lps, admin);
+      return usage.providers?.find((p) => p.provider === dialect)?.inflight === 0;
+    }, 3000);
+    const after = Date.now() - gone.left;
+    check(waiting === 1 && free && after < 1000,
+      `client disconnect between attempts, ${label}: the call waited (inflight ${waiting}) and its slot was free ${after} ms after the client left (the retry was due 4 s after the 500)`);
+    await new Promise((done) => setTimeout(done, 4500 - after));
+    const now = await mockControl(mock, '/_mock/stats');
+    check(now.by_dialect[dialect] === was.by_dialect[dialect] + 1 && gone.got === '',
+      `client disconnect between attempts, ${label}: no further attempt (${dialect} calls ${was.by_dialect[dialect]} -> ${now.by_dialect[dialect]}), nothing written`);
+  }
+
   const metrics = await (await fetch(`${lps}/metrics`)).text();
   check(/llm_provider_gateway_requests_total\{provider="anthropic",model="claude-haiku-4-5-20251001",status_code="499",queue_processing_mode="gateway"\} [1-9]/.test(metrics)
     && /llm_provider_gateway_requests_total\{provider="openai",model="gpt-4o-mini-2024-07-18",status_code="499",queue_processing_mode="gateway"\} [1-9]/.test(metrics),

@@ -36,7 +36,7 @@ TEST_CASE("calls beyond the provider's concurrency limit are refused with 429 at
   CHECK(refused->status == 429);
   CHECK(refused->code == "concurrency_limit_exceeded");
   CHECK(refused->retry_after >= seconds{1});
-  gate.finish("openai", "", true, false, 1, 1, 0.0, t0);
+  gate.finish("openai", "", true, false, 1, 1, 0.0, {}, t0);
   CHECK_FALSE(gate.admit("openai", "", 10, t0));
 }
 
@@ -44,7 +44,7 @@ TEST_CASE("failing calls open the breaker: 503 with the rest of the open time") 
   gateway_gate gate{settings(), {}};
   for (int i = 0; i < 2; ++i) {
     REQUIRE_FALSE(gate.admit("google", "", 1, t0));
-    gate.finish("google", "", false, true, 0, 0, 0.0, t0);
+    gate.finish("google", "", false, true, 0, 0, 0.0, {}, t0);
   }
   auto refused = gate.admit("google", "", 1, t0 + seconds{10});
   REQUIRE(refused);
@@ -55,7 +55,7 @@ TEST_CASE("failing calls open the breaker: 503 with the rest of the open time") 
   // After the open time one probe goes; its success closes the breaker again.
   REQUIRE_FALSE(gate.admit("google", "", 1, t0 + seconds{31}));
   CHECK(gate.admit("google", "", 1, t0 + seconds{31}));
-  gate.finish("google", "", true, false, 0, 0, 0.0, t0 + seconds{32});
+  gate.finish("google", "", true, false, 0, 0, 0.0, {}, t0 + seconds{32});
   CHECK_FALSE(gate.admit("google", "", 1, t0 + seconds{32}));
 }
 
@@ -63,7 +63,7 @@ TEST_CASE("client errors do not count against the breaker") {
   gateway_gate gate{settings(), {}};
   for (int i = 0; i < 5; ++i) {
     REQUIRE_FALSE(gate.admit("google", "", 1, t0));
-    gate.finish("google", "", false, false, 0, 0, 0.0, t0);
+    gate.finish("google", "", false, false, 0, 0, 0.0, {}, t0);
   }
   CHECK_FALSE(gate.admit("google", "", 1, t0));
 }
@@ -72,7 +72,7 @@ TEST_CASE("the provider's requests per minute: 429 with the wait until a request
   gateway_gate gate{settings(), {}};
   for (int i = 0; i < 3; ++i) {
     REQUIRE_FALSE(gate.admit("anthropic", "", 1, t0));
-    gate.finish("anthropic", "", true, false, 0, 0, 0.0, t0);
+    gate.finish("anthropic", "", true, false, 0, 0, 0.0, {}, t0);
   }
   auto refused = gate.admit("anthropic", "", 1, t0);
   REQUIRE(refused);
@@ -85,12 +85,12 @@ TEST_CASE("the provider's requests per minute: 429 with the wait until a request
 TEST_CASE("per-key limits refuse one key and not another, usage is counted per key") {
   gateway_gate gate{settings(), {2, 1000}};
   REQUIRE_FALSE(gate.admit("mock", "alice", 600, t0));
-  gate.finish("mock", "alice", true, false, 500, 100, 0.25, t0);
+  gate.finish("mock", "alice", true, false, 500, 100, 0.25, {}, t0);
   auto tokens = gate.admit("mock", "alice", 600, t0);
   REQUIRE(tokens);
   CHECK(tokens->code == "key_rate_limit_exceeded");
   REQUIRE_FALSE(gate.admit("mock", "bob", 10, t0));
-  gate.finish("mock", "bob", false, false, 0, 0, 0.0, t0);
+  gate.finish("mock", "bob", false, false, 0, 0, 0.0, {}, t0);
   REQUIRE_FALSE(gate.admit("mock", "bob", 10, t0));
   CHECK(gate.admit("mock", "bob", 10, t0)); // two requests a minute
   auto usage = boost::json::parse(gate.usage_json(t0)).as_object();
@@ -125,7 +125,7 @@ TEST_CASE("the gateway gate admits through the node's provider gate, the queue p
   // Failing gateway calls open the breaker the bundler asks.
   for (int i = 0; i < 2; ++i) {
     REQUIRE_FALSE(gate.admit("google", "", 1, t0));
-    gate.finish("google", "", false, true, 0, 0, 0.0, t0);
+    gate.finish("google", "", false, true, 0, 0, 0.0, {}, t0);
   }
   CHECK_FALSE(shared->has_capacity("google", t0));
   CHECK(shared->breaker("google").state() == breaker_state::open);

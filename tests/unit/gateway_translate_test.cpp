@@ -198,6 +198,33 @@ TEST_CASE("OpenAI answers pass back as they are, errors are classified") {
   CHECK(leaked.body.find("sk-secret-provider-key-123456789012") == std::string::npos);
 }
 
+TEST_CASE("an answer's rate-limit headers are read for the provider gate, errors' too") {
+  using std::chrono::milliseconds;
+  const std::string ok = R"({"id":"c","object":"chat.completion","choices":[{"index":0}],
+                             "usage":{"prompt_tokens":1,"completion_tokens":1}})";
+  auto openai = gateway_read_upstream(gateway_dialect::openai, 200, ok,
+                                      {{"x-ratelimit-remaining-requests", "2"},
+                                       {"x-ratelimit-reset-requests", "1.5s"},
+                                       {"x-ratelimit-remaining-tokens", "900"},
+                                       {"x-ratelimit-reset-tokens", "12ms"}},
+                                      "{}", "g", now);
+  CHECK(openai.limits.remaining_requests == 2);
+  CHECK(openai.limits.requests_reset == milliseconds{1500});
+  CHECK(openai.limits.remaining_tokens == 900);
+  CHECK(openai.limits.tokens_reset == milliseconds{12});
+  auto anthropic = gateway_read_upstream(
+      gateway_dialect::anthropic, 529, R"({"type":"error","error":{"type":"overloaded_error"}})",
+      {{"anthropic-ratelimit-requests-remaining", "0"},
+       {"anthropic-ratelimit-requests-reset", "2027-01-15T08:00:30Z"}},
+      "{}", "claude-x", now); // `now` is 2027-01-15T08:00:00Z
+  CHECK(anthropic.limits.remaining_requests == 0);
+  CHECK(anthropic.limits.requests_reset == milliseconds{30000});
+  CHECK(gateway_read_upstream(gateway_dialect::gemini, 200, "{}",
+                              {{"x-ratelimit-remaining-requests", "2"}}, "{}", "g", now)
+            .limits.empty());
+  CHECK(gateway_read_upstream(gateway_dialect::openai, 200, ok, {}, "{}", "g", now).limits.empty());
+}
+
 TEST_CASE("OpenAI requests become Anthropic Messages: system, tool calls and results") {
   auto u =
       gateway_upstream_request(gateway_dialect::anthropic, target, tool_conversation, "claude-x");

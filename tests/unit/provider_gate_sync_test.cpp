@@ -252,3 +252,102 @@ TEST_CASE("a follower refused for want of a lease gets the next request before t
   leader.forget_node("n2");
   CHECK(leader.request_budget("openai", t0 + 2s) == 1);
 }
+
+namespace {
+
+/// What a provider's rate-limit headers say: `requests` left until a reset in `reset`.
+rate_limit_hint requests_left(int64_t requests, std::chrono::milliseconds reset) {
+  rate_limit_hint result;
+  result.remaining_requests = requests;
+  result.requests_reset = reset;
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("a gateway answer's rate-limit headers hold for gateway and queued calls") {
+  provider_gate gate{limited(60)};
+  REQUIRE_FALSE(gate.admit_gateway("openai", 1, t0));
+  gate.finish_gateway("openai", false, t0, requests_left(0, 30s));
+  auto refused = gate.admit_gateway("openai", 1, t0 + 1s);
+  REQUIRE(refused);
+  CHECK(refused->why == gate_refusal::reason::rate);
+  CHECK(refused->wait == 29s);
+  CHECK_FALSE(gate.has_capacity("openai", t0 + 1s)); // the bundler waits too
+  CHECK(gate.blocked_for("openai", t0 + 1s) == 29s);
+  // A retried call's first answer is learned before the call ends.
+  gate.learn_gateway("openai", requests_left(0, 40s), t0 + 2s);
+  CHECK(gate.blocked_for("openai", t0 + 2s) == 40s);
+  // At the provider's reset the bucket is full again.
+  CHECK(gate.request_budget("openai", t0 + 42s) == 60);
+}
+
+TEST_CASE("a follower's gateway answers cut its lease and teach the leader with the next report") {
+  provider_gate leader{limited(60)};
+  provider_gate follower{limited(60)};
+  follower.follow(leader.lease_to("n2", {}, 1, 2s, t0), t0);
+  REQUIRE_FALSE(follower.admit_gateway("openai", 1, t0));
+  follower.finish_gateway("openai", false, t0, requests_left(0, 20s));
+  // The lease had 3 more; the provider said none is left: refused until its reset.
+  auto refused = follower.admit_gateway("openai", 1, t0);
+  REQUIRE(refused);
+  CHECK(refused->why == gate_refusal::reason::rate);
+  CHECK(refused->wait == 20s);
+  // The leader's next sync was made before it heard: its lease is cut here too.
+  auto report = follower.follow(leader.lease_to("n2", {}, 1, 2s, t0 + 500ms), t0 + 500ms);
+  CHECK(use_of(report, "openai").limits == requests_left(0, 19500ms));
+  CHECK(follower.admit_gateway("openai", 1, t0 + 500ms));
+  leader.settle("n2", report, t0 + 500ms);
+  CHECK(leader.blocked_for("openai", t0 + 500ms) == 19500ms); // the queue path waits
+  CHECK(leader.admit_gateway("openai", 1, t0 + 500ms));
+  CHECK(state_of(leader.lease_to("n2", {}, 1, 2s, t0 + 1s), "openai").lease_requests == 0);
+  // Reported once: the next report has nothing new, and figures past their reset say nothing.
+  follower.finish_gateway("openai", false, t0 + 1s, requests_left(5, 1s));
+  report = follower.follow(leader.lease_to("n2", {}, 1, 2s, t0 + 3s), t0 + 3s);
+  CHECK(use_of(report, "openai").limits.empty());
+}
+
+TEST_CASE("a follower mirrors the leader's breaker failure count, so a next leader counts on") {
+  auto settings = limited(0);
+  settings.breaker.failure_threshold = 3;
+  provider_gate leader{settings};
+  provider_gate next{settings};
+  for (int i = 0; i < 2; ++i) {
+    leader.start_call(bundle_of("openai", 1), t0);
+    leader.finish_call("openai", {failure("TIMEOUT")}, t0);
+  }
+  auto sync = leader.lease_to("n2", {}, 1, 2s, t0);
+  CHECK(state_of(sync, "openai").breaker_failures == 2);
+  next.follow(sync, t0);
+  CHECK(next.breaker("openai").consecutive_failures() == 2);
+  // The old leader dies; the next one's third failure in a row opens its breaker.
+  next.begin_term();
+  next.start_call(bundle_of("openai", 1), t0 + 1s);
+  next.finish_call("openai", {failure("TIMEOUT")}, t0 + 1s);
+  CHECK(next.breaker("openai").state() == breaker_state::open);
+}
+
+TEST_CASE("a follower's own unreported failures add to the mirrored count, a success resets it") {
+  auto settings = limited(0);
+  settings.breaker.failure_threshold = 3;
+  provider_gate leader{settings};
+  provider_gate follower{settings};
+  leader.start_call(bundle_of("openai", 1), t0);
+  leader.finish_call("openai", {failure("TIMEOUT")}, t0);
+  REQUIRE_FALSE(follower.admit_gateway("openai", 1, t0));
+  follower.finish_gateway("openai", true, t0);
+  // The leader's count (1) plus the failure this report carries to it (the leader adds it).
+  auto report = follower.follow(leader.lease_to("n2", {}, 1, 2s, t0), t0);
+  CHECK(follower.breaker("openai").consecutive_failures() == 2);
+  leader.settle("n2", report, t0);
+  CHECK(leader.breaker("openai").consecutive_failures() == 2);
+  // A success reported with a failure after it leaves one, on both sides.
+  REQUIRE_FALSE(follower.admit_gateway("openai", 1, t0));
+  follower.finish_gateway("openai", false, t0);
+  REQUIRE_FALSE(follower.admit_gateway("openai", 1, t0));
+  follower.finish_gateway("openai", true, t0);
+  report = follower.follow(leader.lease_to("n2", {}, 1, 2s, t0), t0);
+  leader.settle("n2", report, t0);
+  CHECK(follower.breaker("openai").consecutive_failures() == 1);
+  CHECK(leader.breaker("openai").consecutive_failures() == 1);
+}
