@@ -3,7 +3,6 @@
 
 #include "runtime/gateway_stream.hpp"
 #include "runtime/gateway_wire.hpp"
-#include "runtime/json_scanner.hpp"
 
 namespace lps {
 
@@ -35,38 +34,9 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
   return u;
 }
 
-namespace {
-
-/// The members of `body` the stream options need, each parsed alone from its text
-/// (runtime/json_scanner.hpp) rather than the whole 6 KB body; nullopt when that cannot be
-/// told from the text (a member repeated, or keys with \\u escapes), and the caller parses.
-std::optional<json::object> stream_option_members(std::string_view body) {
-  if (body.find("\\u") != std::string_view::npos)
-    return std::nullopt;
-  json::object out;
-  for (std::string_view key : {"stream_options", "response_format"}) {
-    auto raw = raw_member(body, key);
-    if (!raw) {
-      // Absent, or repeated: only an absent key is missing from the text too.
-      if (body.find("\"" + std::string{key} + "\"") != std::string_view::npos)
-        return std::nullopt;
-      continue;
-    }
-    boost::system::error_code ec;
-    auto value = json::parse(*raw, ec);
-    if (ec)
-      return std::nullopt;
-    out[key] = std::move(value);
-  }
-  return out;
-}
-
-} // namespace
-
 stream_translate_options gateway_stream_options(std::string_view body, std::string model,
                                                 int64_t created) {
-  auto members = stream_option_members(body);
-  auto request = members ? std::move(*members) : gw::parse_object(body);
+  auto request = gw::parse_object(body);
   const auto* options = request.if_contains("stream_options");
   const auto* usage = options && options->is_object()
                           ? options->get_object().if_contains("include_usage")

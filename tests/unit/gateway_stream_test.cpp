@@ -187,26 +187,6 @@ TEST_CASE("the client's stream options are read from its request", "[gateway_str
           .schema_tool.empty());
 }
 
-TEST_CASE("the stream options read from the text agree with a parse of the whole body",
-          "[gateway_stream]") {
-  // Read from two members' text; a key spelled with escapes, a repeated one or one nested
-  // elsewhere takes the whole parse, and either way the answer is the parse's.
-  auto usage = [](const std::string& body) {
-    return gateway_stream_options(body, "m", 9).include_usage;
-  };
-  CHECK(usage(R"({"stream_options":{"include_usage":true},"response_format":{"type":"text"}})"));
-  CHECK(usage(R"({"str\u0065am_options":{"include_usage":true},"messages":[]})"));
-  CHECK_FALSE(usage(
-      R"({"tools":[{"type":"function","function":{"name":"f","parameters":{"stream_options":{"include_usage":true}}}}],"messages":[]})"));
-  CHECK(usage(R"({"messages":[{"role":"user","content":"say \"stream_options\""}],)"
-              R"("stream_options":{"include_usage":true}})"));
-  // Repeated: whichever Boost keeps, the same as the parse of the whole body.
-  const std::string twice =
-      R"({"stream_options":{"include_usage":false},"stream_options":{"include_usage":true}})";
-  auto whole = boost::json::parse(twice).as_object().at("stream_options").at("include_usage");
-  CHECK(usage(twice) == whole.as_bool());
-}
-
 TEST_CASE("a whole answer is cut into role, content, finish and usage chunks", "[gateway_stream]") {
   auto answer = gateway_mock_answer(
       R"({"model":"mock/x","messages":[{"role":"user","content":"Tell me about long rivers"}]})",
