@@ -73,49 +73,6 @@ bool client_left(const state_t::pending_gateway& g, const gateway_result& r) {
   return g.request.cancel && g.request.cancel->cancelled() && r.status != 200;
 }
 
-/// How a streamed call ended, as a result: 200 when whole; an error the route still answers
-/// as JSON when nothing was sent (retryable: no byte reached the client); else the status
-/// recorded for a stream that failed after its head (the client got an error event).
-gateway_result stream_result(const gateway_stream_outcome& o, std::string_view provider) {
-  gateway_result r;
-  r.prompt_tokens = o.usage.prompt_tokens;
-  r.completion_tokens = o.usage.completion_tokens;
-  if (o.complete)
-    return r;
-  if (o.client_gone) {
-    r.status = client_closed_status;
-    return r;
-  }
-  r.status = 502;
-  r.provider_failure = true;
-  r.retryable = !o.committed;
-  r.body = render_gateway_error(
-      {502, std::string{provider} + ": " + o.error_message, "upstream_error", "", o.error_type});
-  return r;
-}
-
-/// The result of one attempt of a streamed call: a 2xx streamed to the sink (ended here),
-/// an error answer read whole as for any call, or a transport error (a cut once streaming).
-gateway_result read_stream_answer(state_t& st, state_t::pending_gateway& g, gateway_stream& sink,
-                                  const http_client_response& resp) {
-  // A cut or a cancel before anything reached the client is an ordinary transport failure.
-  bool streamed = resp.error == transport_error::none ? resp.status >= 200 && resp.status < 300
-                                                      : sink.committed();
-  if (!streamed && resp.error != transport_error::none)
-    return gateway_transport_failure(st.wire->display_name(), resp.error, resp.error_message);
-  if (!streamed)
-    return gateway_read_upstream(*gateway_dialect_of(st.cfg.provider), resp.status, resp.body,
-                                 resp.headers, g.call.body, g.call.model,
-                                 std::chrono::system_clock::now());
-  auto detail = std::string{to_string(resp.error)}
-                + (resp.error_message.empty() ? "" : ": " + resp.error_message);
-  auto result =
-      stream_result(sink.end(resp.error != transport_error::none, detail), st.wire->display_name());
-  result.limits = gateway_rate_limits(*gateway_dialect_of(st.cfg.provider), resp.headers,
-                                      std::chrono::system_clock::now());
-  return result;
-}
-
 /// Waits `wait` before the next attempt of `ticket`. No upstream request is open meanwhile,
 /// so the call's cancel token gets a hook of its own: a client that leaves makes the retry due
 /// at once, and retry_gateway_call then ends the call (the next send replaces the hook).
@@ -225,7 +182,8 @@ bool take_gateway_answer(provider_http_self self, uint64_t ticket, http_client_r
   auto dialect = *gateway_dialect_of(st.cfg.provider);
   auto sink = stream_of(g);
   auto result =
-      sink ? read_stream_answer(st, g, *sink, resp)
+      sink ? gateway_stream_attempt_result(*sink, dialect, st.wire->display_name(), resp,
+                                           g.call.body, g.call.model)
       : resp.error != transport_error::none
           ? gateway_transport_failure(st.wire->display_name(), resp.error, resp.error_message)
           : gateway_read_upstream(dialect, resp.status, resp.body, resp.headers, g.call.body,

@@ -1,12 +1,13 @@
 #pragma once
 
-// The first attempt of a plain (not streamed) gateway call, sent by the route itself: the
+// The first attempt of a gateway call, plain or streamed, sent by the route itself: the
 // request is translated on the HTTP server's I/O thread, handed straight to the provider HTTP
-// client, and its answer read on the client's I/O thread, which then answers the caller.
-// Two thread hand-overs per call instead of six through a bridge and the provider actor
-// (docs/benchmarks.md, "Gateway overhead at 1,000 calls/s"). Retries and streamed calls go
-// through the provider actor (actors/provider_http_gateway), which owns backoff timers and
-// stream state; the route hands a retryable failure over to it.
+// client, and its answer read (a stream's pieces translated and written to the client as they
+// come) on the client's I/O thread, which then ends the call. Two thread hand-overs per call
+// instead of six through a bridge and the provider actor (docs/benchmarks.md, "Gateway
+// overhead at 1,000 calls/s" and "Streamed calls"). Retries go through the provider actor
+// (actors/provider_http_gateway), which owns backoff timers; the route hands a retryable
+// failure over to it.
 
 #include "runtime/gateway_translate.hpp"
 #include "runtime/http_client.hpp"
@@ -21,6 +22,7 @@ namespace lps {
 struct config;
 struct model_manifest;
 struct gateway_call;
+class gateway_stream;
 
 /// An HTTP provider as the gateway route calls it.
 struct gateway_direct_target {
@@ -50,5 +52,13 @@ void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
                           std::shared_ptr<const gateway_call> call,
                           std::shared_ptr<http_call_cancel> cancel,
                           std::function<void(gateway_attempt)> done);
+
+/// The same for a streamed call: the upstream's stream goes to `sink` as it arrives, and
+/// `done` gets the attempt's result (gateway_stream_attempt_result) once it ended. Cancelled
+/// by the sink's token (the client left).
+void send_gateway_stream_attempt(http_transport& http, const gateway_direct_target& t,
+                                 std::shared_ptr<const gateway_call> call,
+                                 std::shared_ptr<gateway_stream> sink,
+                                 std::function<void(gateway_attempt)> done);
 
 } // namespace lps

@@ -187,17 +187,20 @@ void ask_provider(caf::actor_system& sys, std::chrono::milliseconds deadline,
   caf::anon_send(bridge, atom::gateway_v, std::move(call));
 }
 
-/// A plain call's first attempt, sent by the route itself (app/gateway_direct.hpp): its
-/// answer ends the call on the client's I/O thread unless it may be retried, which the
-/// provider actor then does after the backoff (the gate learns this answer's rate-limit
-/// figures at once then; the call's end brings those of the last answer).
+/// A call's first attempt, sent by the route itself (app/gateway_direct.hpp): its answer
+/// ends the call on the client's I/O thread unless it may be retried, which the provider
+/// actor then does after the backoff (a stream only while nothing reached its client; the
+/// gate learns this answer's rate-limit figures at once then; the call's end brings those
+/// of the last answer).
 void call_direct(const api_context& ctx, const provider_actor& provider, const gateway_route& route,
                  const gateway_direct_target& t, gateway_call call,
-                 std::shared_ptr<http_call_cancel> token, call_end end) {
+                 std::shared_ptr<gateway_stream> sink, std::shared_ptr<http_call_cancel> token,
+                 call_end end) {
   auto shared = std::make_shared<const gateway_call>(std::move(call));
   auto then = [sys = ctx.sys, deadline = ctx.gateway->deadline,
                gate = ctx.gateway->gate.providers(), provider, name = route.provider,
-               endpoint = t.endpoint, shared, token, end = std::move(end)](gateway_attempt a) {
+               endpoint = t.endpoint, shared, sink, token,
+               end = std::move(end)](gateway_attempt a) {
     std::vector<metric_sample> extra;
     if (!a.status_label.empty())
       extra.push_back({"llm_provider_http_calls_total", {name, endpoint, a.status_label}, 1});
@@ -208,16 +211,19 @@ void call_direct(const api_context& ctx, const provider_actor& provider, const g
       auto next = *shared;
       next.attempts_made = 1;
       next.first_wait_ms = wait->count();
-      return ask_provider(*sys, deadline, provider, std::move(next), nullptr, token, end,
+      return ask_provider(*sys, deadline, provider, std::move(next), sink, token, end,
                           std::move(extra));
     }
     end(gateway_reply_of(a.result, 1), std::move(extra));
   };
-  send_gateway_attempt(*ctx.gateway->http, t, shared, token, std::move(then));
+  auto& http = *ctx.gateway->http;
+  if (sink)
+    return send_gateway_stream_attempt(http, t, shared, std::move(sink), std::move(then));
+  send_gateway_attempt(http, t, shared, token, std::move(then));
 }
 
-/// Sends the call: a plain one to an HTTP provider from here, else through the provider actor;
-/// either way cancelled at once when its client leaves.
+/// Sends the call: its first attempt to an HTTP provider from here, else (the built-in mock)
+/// through the provider actor; either way cancelled at once when its client leaves.
 void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
                    std::string client, http_request&& req, const gateway_request_info& info,
                    http_responder respond) {
@@ -227,9 +233,9 @@ void call_provider(const api_context& ctx, const provider_actor& provider, gatew
   cancel_when_client_leaves(req, sink, token);
   gateway_call call{route.model, std::move(req.body), ctx.gateway->max_attempts, 5000};
   auto direct = ctx.gateway->direct.find(route.provider);
-  if (!sink && ctx.gateway->http != nullptr && direct != ctx.gateway->direct.end())
-    return call_direct(ctx, provider, route, direct->second, std::move(call), std::move(token),
-                       std::move(end));
+  if (ctx.gateway->http != nullptr && direct != ctx.gateway->direct.end())
+    return call_direct(ctx, provider, route, direct->second, std::move(call), std::move(sink),
+                       std::move(token), std::move(end));
   ask_provider(*ctx.sys, ctx.gateway->deadline, provider, std::move(call), std::move(sink),
                std::move(token), std::move(end));
 }

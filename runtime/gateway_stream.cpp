@@ -39,7 +39,51 @@ std::string data_events(const std::vector<std::string>& chunks) {
 
 constexpr std::string_view done_event = "data: [DONE]\n\n";
 
+/// The status lps records for a call whose client left before its end (nginx's "client
+/// closed request"); the client never sees it.
+constexpr unsigned client_closed_status = 499;
+
+/// How a streamed call ended, as a result: 200 when whole; an error the route still answers
+/// as JSON when nothing was sent (retryable: no byte reached the client); else the status
+/// recorded for a stream that failed after its head (the client got an error event).
+gateway_result stream_result(const gateway_stream_outcome& o, std::string_view provider) {
+  gateway_result r;
+  r.prompt_tokens = o.usage.prompt_tokens;
+  r.completion_tokens = o.usage.completion_tokens;
+  if (o.complete)
+    return r;
+  if (o.client_gone) {
+    r.status = client_closed_status;
+    return r;
+  }
+  r.status = 502;
+  r.provider_failure = true;
+  r.retryable = !o.committed;
+  r.body = render_gateway_error(
+      {502, std::string{provider} + ": " + o.error_message, "upstream_error", "", o.error_type});
+  return r;
+}
+
 } // namespace
+
+gateway_result gateway_stream_attempt_result(gateway_stream& sink, gateway_dialect d,
+                                             std::string_view provider,
+                                             const http_client_response& resp,
+                                             std::string_view request, const std::string& model) {
+  // A cut or a cancel before anything reached the client is an ordinary transport failure.
+  bool streamed = resp.error == transport_error::none ? resp.status >= 200 && resp.status < 300
+                                                      : sink.committed();
+  if (!streamed && resp.error != transport_error::none)
+    return gateway_transport_failure(provider, resp.error, resp.error_message);
+  if (!streamed)
+    return gateway_read_upstream(d, resp.status, resp.body, resp.headers, request, model,
+                                 std::chrono::system_clock::now());
+  auto detail = std::string{to_string(resp.error)}
+                + (resp.error_message.empty() ? "" : ": " + resp.error_message);
+  auto result = stream_result(sink.end(resp.error != transport_error::none, detail), provider);
+  result.limits = gateway_rate_limits(d, resp.headers, std::chrono::system_clock::now());
+  return result;
+}
 
 std::string gateway_stream_error_event(std::string_view type, std::string_view message) {
   return data_event(

@@ -147,6 +147,17 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
 stream_translate_options gateway_stream_options(std::string_view body, std::string model,
                                                 int64_t created);
 
+/// The result of one attempt of a streamed call, from its HTTP answer `resp` (read by `sink`
+/// as it came): 200 when the stream arrived whole; 499 when the client left; an error answer
+/// read whole as for any call (`request` and `model`: the client's body and model); a
+/// transport failure before anything reached the client (retryable, as for any call); or
+/// 502 for a stream that broke off after its head, whose client got an error event. Ends the
+/// client's stream once it is committed.
+gateway_result gateway_stream_attempt_result(gateway_stream& sink, gateway_dialect d,
+                                             std::string_view provider,
+                                             const http_client_response& resp,
+                                             std::string_view request, const std::string& model);
+
 /// The event a committed stream ends with when the upstream failed mid-way:
 /// `data: {"error":{"message","type","param":null,"code"}}` and a blank line (OpenAI's SDKs
 /// raise it as an APIError).

@@ -26,7 +26,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -181,8 +180,9 @@ public:
   /// Writes the handler's answer (or an error of ours); runs on the session's strand.
   virtual void send(http_response r) = 0;
 
-  /// Writes one piece of a streamed answer as an HTTP chunk; runs on the session's strand.
-  virtual void send_chunk(std::string data) = 0;
+  /// Writes what the stream's writer gathered (HTTP chunks, framed already); runs on the
+  /// session's strand.
+  virtual void drain_stream() = 0;
 
   /// Ends a streamed answer once its queued chunks are written: with the last chunk
   /// (`complete`) or without it (a cut); runs on the session's strand.
@@ -193,29 +193,30 @@ public:
   virtual void watch_for_close(const http_close_watch* watch) = 0;
 };
 
-/// What a handler writes a streamed answer through: posts each piece onto the session's
-/// strand. It holds the session weakly, so a client that went away frees its connection at
-/// once; `ended` is set by the session (client gone, too far behind) and by stop().
+/// What a handler writes a streamed answer through. Pieces are framed as HTTP chunks into one
+/// buffer, and only the first piece after a drain posts onto the session's strand: pieces
+/// written while that post waits (several events of one upstream read, a burst) go out in one
+/// socket write with it, so none waits for a later one and a burst costs one wake-up of the
+/// I/O thread instead of one each (docs/benchmarks.md, "Streamed calls"). It holds the session
+/// weakly, so a client that went away frees its connection at once; `ended_` is set by the
+/// session (client gone, too far behind) and by stop().
 class body_stream final : public http_body_stream {
 public:
   body_stream(std::shared_ptr<server_core> core, std::weak_ptr<session_base> session)
       : core_(std::move(core)), session_(std::move(session)) {}
 
   bool write(std::string data) override {
-    if (ended_.load())
+    std::lock_guard<std::mutex> lock{mutex_};
+    if (ended_)
       return false;
-    // Posting under the mutex, as reply_slot does: after stop() no session reference leaves.
-    std::lock_guard<std::mutex> lock{core_->mutex};
-    auto s = session_.lock();
-    if (core_->stopped || !s) {
+    append_chunk(data);
+    if (drain_posted_)
+      return true; // goes out with the drain already on its way
+    // A finish() or cut() after this write posts after this drain: both under mutex_.
+    drain_posted_ = post([](session_base& s) { s.drain_stream(); });
+    if (!drain_posted_)
       ended_ = true;
-      return false;
-    }
-    auto ex = s->executor();
-    net::post(ex, [s = std::move(s), data = std::move(data)]() mutable {
-      s->send_chunk(std::move(data));
-    });
-    return true;
+    return drain_posted_;
   }
 
   void finish() override {
@@ -226,25 +227,52 @@ public:
     close(false);
   }
 
+  /// The chunks written since the last drain (the session's strand).
+  std::string take() {
+    std::lock_guard<std::mutex> lock{mutex_};
+    drain_posted_ = false;
+    return std::exchange(pending_, {});
+  }
+
   void end() {
+    std::lock_guard<std::mutex> lock{mutex_};
     ended_ = true;
   }
 
 private:
+  /// One HTTP chunk: the size in hex, CRLF, the data, CRLF.
+  void append_chunk(std::string_view data) {
+    char size[20];
+    auto end = std::to_chars(size, size + sizeof(size), data.size(), 16).ptr;
+    pending_.append(size, end).append("\r\n").append(data).append("\r\n");
+  }
+
   void close(bool complete) {
-    if (ended_.exchange(true))
+    std::lock_guard<std::mutex> lock{mutex_};
+    if (std::exchange(ended_, true))
       return;
+    post([complete](session_base& s) { s.close_stream(complete); });
+  }
+
+  /// Posts `f` onto the session's strand; false when the session or the server is gone.
+  /// Under the server's mutex, as reply_slot posts: after stop() no session reference leaves.
+  template <class F>
+  bool post(F f) {
     std::lock_guard<std::mutex> lock{core_->mutex};
     auto s = session_.lock();
     if (core_->stopped || !s)
-      return;
+      return false;
     auto ex = s->executor();
-    net::post(ex, [s = std::move(s), complete] { s->close_stream(complete); });
+    net::post(ex, [s = std::move(s), f = std::move(f)] { f(*s); });
+    return true;
   }
 
   std::shared_ptr<server_core> core_;
   std::weak_ptr<session_base> session_;
-  std::atomic<bool> ended_{false};
+  std::mutex mutex_;
+  std::string pending_;       // guarded by mutex_
+  bool drain_posted_ = false; // guarded by mutex_
+  bool ended_ = false;        // guarded by mutex_
 };
 
 /// One request's http_close_watch: the handler subscribes from any thread, the session fires
@@ -398,34 +426,30 @@ public:
     http::async_write(stream_, response_, beast::bind_front_handler(&session::on_write, self()));
   }
 
-  void send_chunk(std::string data) override {
-    if (!body_ || stream_ended_)
+  void drain_stream() override {
+    if (!body_)
       return;
-    // One HTTP chunk: the size in hex, the data, CRLF after each.
-    char size[20];
-    auto end = std::to_chars(size, size + sizeof(size), data.size(), 16).ptr;
-    auto chunk = std::string(size, end) + "\r\n" + std::move(data) + "\r\n";
-    if (queued_bytes_ + chunk.size() > max_stream_backlog) {
+    auto data = body_->take();
+    if (stream_ended_ || closing_ || data.empty())
+      return;
+    if (queued_bytes() + data.size() > max_stream_backlog) {
       spdlog::debug("http server: a streaming client fell {} bytes behind, ending its stream",
-                    queued_bytes_);
+                    queued_bytes());
       return end_stream();
     }
-    queued_bytes_ += chunk.size();
-    chunks_.push_back(std::move(chunk));
+    queued_ += data;
     if (!writing_)
-      write_next_chunk();
+      write_queued();
   }
 
   void close_stream(bool complete) override {
     if (!body_ || stream_ended_ || closing_)
       return;
     closing_ = true;
-    if (complete) {
-      chunks_.push_back("0\r\n\r\n"); // the last chunk: the body is complete
-      queued_bytes_ += chunks_.back().size();
-    }
+    if (complete)
+      queued_ += "0\r\n\r\n"; // the last chunk: the body is complete
     if (!writing_)
-      write_next_chunk();
+      write_queued();
   }
 
   void watch_for_close(const http_close_watch* watch) override {
@@ -515,23 +539,29 @@ private:
     lowest().close();
   }
 
-  void write_next_chunk() {
-    if (chunks_.empty()) // only after close_stream(): everything queued is written
+  /// Writes everything queued in one go: chunks drained while a write was under way wait
+  /// for it and then leave together.
+  void write_queued() {
+    if (queued_.empty()) // only after close_stream(): everything queued is written
       return end_stream();
     writing_ = true;
-    current_chunk_ = std::move(chunks_.front());
-    chunks_.pop_front();
-    net::async_write(stream_, net::buffer(current_chunk_),
-                     [self = self()](error_code ec, size_t) { self->on_chunk_written(ec); });
+    written_.swap(queued_);
+    queued_.clear();
+    net::async_write(stream_, net::buffer(written_),
+                     [self = self()](error_code ec, size_t) { self->on_queued_written(ec); });
   }
 
-  void on_chunk_written(error_code ec) {
+  void on_queued_written(error_code ec) {
     writing_ = false;
-    queued_bytes_ -= current_chunk_.size();
+    written_.clear();
     if (ec)
       return end_stream();
-    if (!chunks_.empty() || closing_)
-      write_next_chunk();
+    if (!queued_.empty() || closing_)
+      write_queued();
+  }
+
+  size_t queued_bytes() const {
+    return queued_.size() + written_.size();
   }
 
   // Closing the socket ends the pending read and write; the session (and its count in
@@ -543,7 +573,7 @@ private:
       body_->end();
     if (!closing_ && watch_) // ended before the handler ended it: the client is gone
       watch_->fire();
-    chunks_.clear();
+    queued_.clear();
     error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
@@ -795,12 +825,12 @@ private:
   std::optional<http::response<http::empty_body>> stream_head_;
   std::optional<http::response_serializer<http::empty_body>> stream_serializer_;
   std::shared_ptr<body_stream> body_;
-  std::deque<std::string> chunks_;
-  std::string current_chunk_;
-  size_t queued_bytes_ = 0;
+  /// Chunks drained and not written yet, and those of the write under way.
+  std::string queued_;
+  std::string written_;
   bool writing_ = false;
   bool stream_ended_ = false;
-  /// The handler finished or cut the stream: the connection closes once chunks_ is written.
+  /// The handler finished or cut the stream: the connection closes once queued_ is written.
   bool closing_ = false;
   // The pending request (http_close_watch): its ticket in `waiting` and its watch; whether a
   // read watches for a close, an answer waiting for that read to end, the client seen gone.

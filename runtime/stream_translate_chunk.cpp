@@ -63,9 +63,9 @@ std::string_view string_at(const json::object& o, std::string_view key) {
   return s ? std::string_view{s->data(), s->size()} : std::string_view{};
 }
 
-std::optional<json::object> parse_object(std::string_view data) {
+std::optional<json::object> parse_object(std::string_view data, json::storage_ptr storage) {
   boost::system::error_code ec;
-  auto v = json::parse(data, ec);
+  auto v = json::parse(data, ec, std::move(storage));
   if (ec || !v.is_object())
     return std::nullopt;
   return std::move(v.get_object());

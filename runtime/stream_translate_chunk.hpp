@@ -45,7 +45,8 @@ uint64_t count_at(const json::object& o, std::string_view key);
 /// A string at `key`, empty when absent or not a string.
 std::string_view string_at(const json::object& o, std::string_view key);
 
-/// Parses an event's data as a JSON object; nullopt for anything else.
-std::optional<json::object> parse_object(std::string_view data);
+/// Parses an event's data as a JSON object; nullopt for anything else. The object lives in
+/// `storage` (default: the heap); one that lives on the caller's stack must not outlive it.
+std::optional<json::object> parse_object(std::string_view data, json::storage_ptr storage = {});
 
 } // namespace lps::stream_chunk

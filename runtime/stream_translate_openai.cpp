@@ -20,7 +20,11 @@ public:
       complete_ = true;
       return;
     }
-    auto chunk = stream_chunk::parse_object(e.data);
+    // Parsed, rewritten and serialized within this call, so its nodes go on the stack (a
+    // larger chunk spills over to the heap): no allocation per node for every event.
+    unsigned char scratch[4096];
+    json::monotonic_resource arena{scratch, sizeof scratch};
+    auto chunk = stream_chunk::parse_object(e.data, &arena);
     if (!chunk)
       return fail("bad_stream", "an OpenAI stream chunk is not a JSON object");
     if (const auto* err = chunk->if_contains("error"); err && err->is_object())

@@ -11,7 +11,8 @@
 # Defaults: 2000 calls, 3 rounds, concurrency 1, no rate (closed loop). A rate makes the load
 # open loop at that many calls a second, concurrency capping the calls in flight.
 # Environment: OLD_BIN (required), NEW_BIN (default $BUILD_DIR/lps), BUILD_DIR (build),
-# BENCH_NICE (-15 as root: every process at that niceness, beside builds at nice 19).
+# BENCH_NICE (-15 as root: every process at that niceness, beside builds at nice 19),
+# STREAM=1 (streamed calls, `stream: true` with include_usage; adds the first chunk's p50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-2000}
@@ -66,15 +67,18 @@ run() {
   local flags=(--mode=direct "--url=$url" "--count=$count" "--concurrency=$conc"
     --essay-bytes=3000 --timeout-seconds=300)
   [[ -z $rate ]] || flags+=("--rate=$rate")
+  [[ ${STREAM:-0} != 1 ]] || flags+=(--stream=true)
   [[ -z $pid ]] || before=$(cpu_ticks "$pid")
   "${nice_cmd[@]}" "$build_dir/lps-loadgen" "${flags[@]}" >"$work/run.txt" 2>&1
   [[ -z $pid ]] || cpu=$((($(cpu_ticks "$pid") - before) * 1000000 / $(getconf CLK_TCK) / count))
-  printf '%-6s load %-5s p50 %-6s p90 %-6s p99 %-7s lps CPU us/call %s\n' "$name" \
-    "$(cut -d' ' -f1 /proc/loadavg)" "$(awk '/^call_p50_ms/{print $2}' "$work/run.txt")" \
+  grep -Eq '^result +OK' "$work/run.txt" || { echo "gateway_ab: $name run failed:" >&2; cat "$work/run.txt" >&2; }
+  printf '%-6s load %-5s first %-6s p50 %-6s p90 %-6s p99 %-7s lps CPU us/call %s\n' "$name" \
+    "$(cut -d' ' -f1 /proc/loadavg)" "$(awk '/^first_chunk_p50_ms/{print $2}' "$work/run.txt")" \
+    "$(awk '/^call_p50_ms/{print $2}' "$work/run.txt")" \
     "$(awk '/^call_p90_ms/{print $2}' "$work/run.txt")" \
     "$(awk '/^call_p99_ms/{print $2}' "$work/run.txt")" "$cpu"
 }
-echo "count $count, rounds $rounds, concurrency $conc, rate ${rate:-closed loop}, old $old_bin, new $new_bin"
+echo "count $count, rounds $rounds, concurrency $conc, rate ${rate:-closed loop}, stream ${STREAM:-0}, old $old_bin, new $new_bin"
 for _ in $(seq 1 "$rounds"); do
   run direct "$mock_url"
   run old "http://127.0.0.1:${lps_port[old]}/v1" "${lps_pid[old]}"

@@ -266,6 +266,29 @@ async function directPath(lps, client, mock) {
   check(r.choices[0].finish_reason === 'stop' && after.gateway_calls_total === before.gateway_calls_total + 1
     && after.gateway_retries_total === before.gateway_retries_total + 1 && await attempts(500) === failed500 + 1,
     `a plain call's retryable failure: the provider actor retries it (actor calls +${after.gateway_calls_total - before.gateway_calls_total}, retries +${after.gateway_retries_total - before.gateway_retries_total})`);
+
+  // Streamed calls too: the first attempt from the route, a retry (nothing streamed yet) by
+  // the actor, which then streams to the same client.
+  const streamed = async () => {
+    let text = '';
+    const stream = await client.chat.completions.create({ model, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    return text;
+  };
+  before = after;
+  const ok200s = await attempts(200);
+  const texts = [await streamed(), await streamed()];
+  after = await figures();
+  check(texts.every((t) => t.length > 0) && after.gateway_calls_total === before.gateway_calls_total
+    && await attempts(200) === ok200s + 2,
+    `streamed calls: sent by the route, not the provider actor (actor calls ${before.gateway_calls_total} -> ${after.gateway_calls_total}), each attempt counted`);
+  before = after;
+  await mockControl(mock, '/_mock/faults', { dialect: 'openai', faults: [{ kind: 'status', status: 500 }] });
+  const retried = await streamed();
+  after = await figures();
+  check(retried.length > 0 && after.gateway_calls_total === before.gateway_calls_total + 1
+    && after.gateway_retries_total === before.gateway_retries_total + 1,
+    `a streamed call's retryable failure before its first chunk: the provider actor retries it and streams (actor calls +${after.gateway_calls_total - before.gateway_calls_total}, retries +${after.gateway_retries_total - before.gateway_retries_total})`);
 }
 
 async function badInput(lps, client) {

@@ -137,6 +137,26 @@ TEST_CASE("the streamed upstream requests ask each provider for a stream", "[gat
   CHECK(gemini.request.url
         == "http://127.0.0.1:9/base/v1beta/models/gemini-x:streamGenerateContent?alt=sse");
   CHECK_FALSE(parse(gemini.request.body).contains("stream"));
+
+  // The client's own stream fields are replaced, never sent twice (the upstream's fields are
+  // appended to the translated body as text).
+  auto count = [](const std::string& text, std::string_view key) {
+    size_t n = 0;
+    for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1))
+      ++n;
+    return n;
+  };
+  auto own = gateway_upstream_stream_request(
+      gateway_dialect::openai, target,
+      R"({"model":"x","stream":true,"stream_options":{"include_usage":false},"messages":[]})",
+      "gpt");
+  REQUIRE_FALSE(own.error);
+  CHECK(count(own.request.body, "\"stream\"") == 1);
+  CHECK(count(own.request.body, "\"stream_options\"") == 1);
+  auto b = parse(own.request.body);
+  CHECK(b.at("stream_options").at("include_usage").as_bool());
+  CHECK(b.at("model") == "gpt");
+  CHECK(b.at("messages").as_array().empty());
 }
 
 TEST_CASE("the client's stream options are read from its request", "[gateway_stream]") {

@@ -1134,6 +1134,32 @@ TEST_CASE("a finished streamed answer ends with the last chunk after what was qu
   CHECK(s.server.wait_open_connections(0, 5000ms));
 }
 
+TEST_CASE("a burst of streamed pieces arrives whole and in order, each its own chunk, then the "
+          "last chunk",
+          "[http]") {
+  // Pieces written while an earlier write is under way share a socket write; none may be
+  // lost, reordered or overtaken by finish().
+  streaming_server s;
+  raw_socket client{s.server.port()};
+  client.write("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto stream = s.stream();
+  std::string expected;
+  for (int i = 0; i < 2000; ++i) {
+    auto piece = "data: " + std::to_string(i) + "\n\n";
+    char size[8];
+    std::snprintf(size, sizeof(size), "%zx", piece.size());
+    expected += std::string(size) + "\r\n" + piece + "\r\n";
+    REQUIRE(stream->write(std::move(piece)));
+  }
+  stream->finish();
+  bool closed = false;
+  auto text = client.read_until_closed(5000ms, closed);
+  CHECK(closed);
+  auto body = text.substr(text.find("\r\n\r\n") + 4);
+  CHECK(body == expected + "0\r\n\r\n");
+  CHECK(s.server.wait_open_connections(0, 5000ms));
+}
+
 TEST_CASE("a cut streamed answer closes after what was queued, without the last chunk", "[http]") {
   streaming_server s;
   raw_socket client{s.server.port()};
