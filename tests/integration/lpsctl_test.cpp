@@ -297,8 +297,9 @@ TEST_CASE("nodes lists this node alone outside a cluster, as a table and as lps'
   std::istringstream row{lines[1]};
   std::string name, address, state, leader, self, heartbeat, version;
   size_t in_flight = 99, actors = 0, unresponsive = 99;
+  std::string figures;
   row >> name >> address >> state >> leader >> self >> heartbeat >> version >> in_flight >> actors
-      >> unresponsive;
+      >> unresponsive >> figures;
   CHECK(name == host);
   CHECK(address == "-"); // not a cluster: no address, leader or heartbeat
   CHECK(state == "up");
@@ -310,6 +311,7 @@ TEST_CASE("nodes lists this node alone outside a cluster, as a table and as lps'
   CHECK(in_flight == 0);
   CHECK(actors >= 5); // the inspector, intake, queue manager, bundler, callbacks, metrics...
   CHECK(unresponsive == 0);
+  CHECK(figures == "0.0s"); // its own, from this snapshot
 
   auto raw = lpsctl(lps, {"--token=" + token, "nodes", "--json"});
   REQUIRE(raw.exit_code == 0);
