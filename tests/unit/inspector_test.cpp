@@ -3,9 +3,14 @@
 #include "actors/node.hpp"
 #include "fixtures/pipeline.hpp"
 #include "runtime/inspect_bodies.hpp"
+#include "runtime/system_config.hpp"
 
 #include <boost/json.hpp>
+#include <caf/scoped_actor.hpp>
 #include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
 
 using namespace lps;
 using namespace lps::test;
@@ -128,6 +133,57 @@ TEST_CASE("a flooded actor answers the inspector before its backlog: the questio
   // It answered with (almost) the whole flood still waiting; asked with normal priority it
   // would have answered after the flood, with an empty mailbox.
   CHECK(xs[1].mailbox_size > 99'900);
+}
+
+namespace {
+
+using slow_actor = caf::typed_actor<caf::reacts_to<atom::wake>>::extend_with<status_client_actor>;
+
+struct slow_state {
+  static inline const char* name = "slow";
+  actor_stats stats;
+};
+
+// Each `wake` takes a millisecond until `fast` is set: a flood of 100,000 is 100 s of work.
+slow_actor::behavior_type slow(slow_actor::stateful_pointer<slow_state> self,
+                               std::shared_ptr<std::atomic<bool>> fast) {
+  return counted(
+      self,
+      [=](atom::wake) {
+        if (!*fast)
+          std::this_thread::sleep_for(std::chrono::milliseconds{1});
+      },
+      [=](atom::status) { return status_header(self, "slow", "test", self->state.stats); });
+}
+
+} // namespace
+
+TEST_CASE("an actor flooded with 100,000 messages answers the inspector within 500 ms, on real "
+          "threads and a real clock") {
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto fast = std::make_shared<std::atomic<bool>>(false);
+  auto target = sys.spawn(slow, fast);
+  for (int i = 0; i < 100'000; ++i)
+    self->send(target, atom::wake_v);
+  inspector_config icfg{{caf::actor_cast<status_client_actor>(target)}};
+  icfg.interval = caf::timespan::zero();
+  auto insp = sys.spawn(inspector, icfg);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<actor_status> xs;
+  self->request(insp, std::chrono::seconds{5}, atom::inspect_v)
+      .receive([&](std::vector<actor_status>& x) { xs = std::move(x); },
+               [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  auto took = std::chrono::steady_clock::now() - start;
+  *fast = true; // the backlog drains in moments, so the system can stop
+  REQUIRE(xs.size() == 2);
+  CHECK(xs[1].name == "slow"); // it answered itself: not listed as unresponsive
+  CHECK(xs[1].facts.count("unresponsive") == 0);
+  CHECK(xs[1].mailbox_size > 99'000);
+  CHECK(took < std::chrono::milliseconds{500});
+  self->send_exit(target, caf::exit_reason::user_shutdown);
+  self->send_exit(insp, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("an actor that does not answer within 500 ms is shown as unresponsive") {
