@@ -163,8 +163,11 @@ using inspector_actor = caf::typed_actor<
     caf::replies_to<atom::inspect>::with<std::vector<actor_status>>,
     // Replies with the snapshots of the last n samples (one a second, at most 600), oldest
     // first; only the newest keeps the actors' tables.
-    caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>>::
-    extend_with<status_client_actor>;
+    caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>,
+    // Replies with this node's own figures from the newest snapshot (seq 0: none yet), for
+    // the nodes view of the other nodes of a cluster.
+    caf::replies_to<atom::inspect,
+                    atom::figures>::with<node_figures>>::extend_with<status_client_actor>;
 
 /// The inspector's own handle.
 using inspector_impl_actor = inspector_actor::extend<

@@ -46,6 +46,8 @@ using node_actor = caf::typed_actor<
     caf::reacts_to<atom::wake>,
     // The node inspector's newest snapshots (?node=all on the actors view).
     caf::replies_to<atom::history, uint32_t>::with<std::vector<inspection_snapshot>>,
+    // The node inspector's own figures of this node (every other node's nodes view).
+    caf::replies_to<atom::inspect, atom::figures>::with<node_figures>,
     // The status of the leader's singletons (queue manager, bundler, callbacks, batch jobs),
     // each marked with this node's name; an error when this node does not lead.
     caf::replies_to<atom::inspect, atom::leader>::with<std::vector<actor_status>>,

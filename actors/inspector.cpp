@@ -1,9 +1,11 @@
 #include "actors/inspector.hpp"
 #include "messages/cluster_type_ids.hpp"
+#include "runtime/inspect_bodies.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -15,11 +17,13 @@ using self_ptr = inspector_impl_actor::stateful_pointer<inspector_state>;
 
 // Collects one answer per target, by position, and the leader's singletons after them; an
 // actor that does not answer in time is listed as unresponsive under the name and kind of its
-// last answer instead of hiding it.
+// last answer instead of hiding it. When sampling in a cluster, also every other node's
+// figures, by position.
 struct collection {
   std::vector<actor_sample> samples;
+  std::vector<node_figures> peers;
   size_t pending = 0;
-  std::function<void(std::vector<actor_sample>)> done;
+  std::function<void(collection&)> done;
 
   void add(size_t position, actor_sample x) {
     samples[position] = std::move(x);
@@ -34,7 +38,7 @@ struct collection {
 
   void finish_one() {
     if (--pending == 0)
-      done(std::move(samples));
+      done(*this);
   }
 };
 
@@ -80,7 +84,7 @@ actor_sample leader_unreachable(const std::string& node, const std::string& why)
 
 // Cluster mode: asks the leader's node actor (this node's own when it leads) for its
 // singletons, each already marked with the leader's name and role.
-void collect_leader(self_ptr self, const std::optional<leader_endpoint>& link,
+void collect_leader(self_ptr self, const std::optional<node_endpoint>& link,
                     std::shared_ptr<collection> c) {
   if (!link)
     return c->add_leader({leader_unreachable("", "no node holds the leader lease")});
@@ -103,6 +107,57 @@ void collect_leader(self_ptr self, const std::optional<leader_endpoint>& link,
           });
 }
 
+std::string why_silent(const inspector_config& cfg, const caf::error& err) {
+  if (err == caf::sec::request_timeout)
+    return "no answer within "
+           + std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count())
+           + " ms";
+  return caf::to_string(err);
+}
+
+// Sampling in a cluster: asks every other node's inspector (through its node actor, normal
+// priority as for the leader) for its own figures, answered from its newest snapshot, within
+// the same timeout as an actor. A node that does not answer keeps its last known figures,
+// marked with why; a node that left the registry is forgotten.
+void collect_peers(self_ptr self, const std::vector<node_endpoint>& peers,
+                   std::shared_ptr<collection> c) {
+  auto& known = self->state.peer_figures;
+  std::erase_if(known, [&](const auto& entry) {
+    return std::none_of(peers.begin(), peers.end(),
+                        [&](const node_endpoint& p) { return p.node == entry.first; });
+  });
+  c->peers.resize(peers.size());
+  for (size_t i = 0; i < peers.size(); ++i) {
+    auto name = peers[i].node;
+    auto& last = known[name];
+    last.node = name;
+    if (!peers[i].handle) {
+      last.error = "not connected";
+      c->peers[i] = last;
+      c->finish_one();
+      continue;
+    }
+    self->request(peers[i].handle, caf::duration{self->state.cfg.timeout}, atom::inspect_v,
+                  atom::figures_v)
+        .then(
+            [=](node_figures& x) {
+              x.node = name; // as the registry names it
+              x.error.clear();
+              self->state.peer_figures[name] = x;
+              c->peers[i] = std::move(x);
+              c->finish_one();
+            },
+            [=](caf::error& err) {
+              auto& last = self->state.peer_figures[name];
+              last.node = name;
+              last.error = why_silent(self->state.cfg, err);
+              c->peers[i] = last;
+              c->finish_one();
+            });
+  }
+}
+
 // Whose singletons a collection lists besides the targets.
 enum class singletons {
   /// The leader's, wherever it runs (the snapshots: every view shows them).
@@ -115,18 +170,22 @@ enum class singletons {
 // Asks every target (high priority, so the question overtakes a backlog) and hands `done`
 // the inspector's own status followed by one sample per target, in target order, then (in a
 // cluster) the leader's singletons.
-void collect(self_ptr self, singletons which, std::function<void(std::vector<actor_sample>)> done) {
+void collect(self_ptr self, singletons which, std::function<void(collection&)> done) {
   auto& st = self->state;
   auto c = std::make_shared<collection>();
   bool cluster = st.cfg.leader != nullptr;
   auto link = cluster ? st.cfg.leader->find() : std::nullopt;
   bool with_leader =
       cluster && (which == singletons::leader || (link && link->node == st.cfg.node));
+  // The other nodes' figures are the snapshots' (the nodes view), not inspect's.
+  auto peers = cluster && which == singletons::leader ? st.cfg.leader->peers()
+                                                      : std::vector<node_endpoint>{};
   c->samples.resize(st.cfg.targets.size() + 1);
-  c->pending = st.cfg.targets.size() + 1 + (with_leader ? 1 : 0);
+  c->pending = st.cfg.targets.size() + 1 + (with_leader ? 1 : 0) + peers.size();
   c->done = std::move(done);
   if (with_leader)
     collect_leader(self, link, c);
+  collect_peers(self, peers, c);
   for (size_t i = 0; i < st.cfg.targets.size(); ++i) {
     self->request<caf::message_priority::high>(st.cfg.targets[i], caf::duration{st.cfg.timeout},
                                                atom::status_v)
@@ -147,9 +206,9 @@ void collect(self_ptr self, singletons which, std::function<void(std::vector<act
 
 caf::result<std::vector<actor_status>> inspect_all(self_ptr self) {
   auto promise = self->make_response_promise<std::vector<actor_status>>();
-  collect(self, singletons::own, [promise](std::vector<actor_sample> samples) mutable {
+  collect(self, singletons::own, [promise](collection& c) mutable {
     std::vector<actor_status> result;
-    for (auto& x : samples)
+    for (auto& x : c.samples)
       result.push_back(std::move(x.status));
     promise.deliver(std::move(result));
   });
@@ -195,14 +254,14 @@ void sample(self_ptr self) {
   if (st.sampling)
     return;
   st.sampling = true;
-  collect(self, singletons::leader, [self](std::vector<actor_sample> samples) {
+  collect(self, singletons::leader, [self](collection& c) {
     auto& st = self->state;
     st.sampling = false;
     auto now = self->clock().now();
-    derive_figures(st, samples, st.history.empty() ? caf::timespan{0} : now - st.sampled_at);
+    derive_figures(st, c.samples, st.history.empty() ? caf::timespan{0} : now - st.sampled_at);
     st.sampled_at = now;
     auto seq = st.history.empty() ? 1 : st.history.back().seq + 1;
-    remember(self, {seq, st.cfg.now(), st.cfg.node, std::move(samples)});
+    remember(self, {seq, st.cfg.now(), st.cfg.node, std::move(c.samples), std::move(c.peers)});
   });
 }
 
@@ -210,6 +269,16 @@ std::vector<inspection_snapshot> latest(const inspector_state& st, uint32_t n) {
   auto count = std::min<size_t>(n, st.history.size());
   return std::vector<inspection_snapshot>(st.history.end() - static_cast<std::ptrdiff_t>(count),
                                           st.history.end());
+}
+
+// This node's figures from the newest snapshot (nothing yet: seq 0), for the other nodes.
+node_figures newest_figures(const inspector_state& st) {
+  if (st.history.empty()) {
+    node_figures none;
+    none.node = st.cfg.node;
+    return none;
+  }
+  return own_figures(st.history.back());
 }
 
 } // namespace
@@ -226,6 +295,7 @@ inspector(inspector_impl_actor::stateful_pointer<inspector_state> self, inspecto
       self,
       [=](atom::inspect) -> caf::result<std::vector<actor_status>> { return inspect_all(self); },
       [=](atom::history, uint32_t n) { return latest(self->state, n); },
+      [=](atom::inspect, atom::figures) { return newest_figures(self->state); },
       [=](atom::sweep) { sample(self); },
       [=](atom::status) -> actor_status { return own_status(self); });
 }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,10 +36,11 @@ struct inspector_config {
   /// Called with each new snapshot, on the inspector's thread (the SSE stream); must not
   /// block.
   std::function<void(const inspection_snapshot&)> on_sample = {};
-  /// Cluster mode: where the leader's singletons are inspected (null: a single node). Every
-  /// answer and snapshot then lists them, from the leader; the tables (queue, bundles,
-  /// providers) are theirs alone, not those of this node's intake-only queue manager and
-  /// idle bundler.
+  /// Cluster mode: where the leader's singletons are inspected and the other nodes are
+  /// (null: a single node). Every answer and snapshot then lists the singletons, from the
+  /// leader; the tables (queue, bundles, providers) are theirs alone, not those of this
+  /// node's intake-only queue manager and idle bundler. Every snapshot has the other nodes'
+  /// figures.
   std::shared_ptr<const leader_inspection> leader = {};
 };
 
@@ -53,6 +55,8 @@ struct inspector_state {
   caf::actor_clock::time_point sampled_at;
   /// A sample is being collected (the next tick skips instead of overlapping it).
   bool sampling = false;
+  /// Cluster mode: every other node's last known figures, by name (see collect_peers).
+  std::map<std::string, node_figures> peer_figures;
   actor_stats stats;
 };
 

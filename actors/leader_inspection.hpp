@@ -1,11 +1,12 @@
 #pragma once
 
 // Where a cluster node's inspector finds the leader's singletons (queue manager, bundler,
-// callbacks, batch jobs; docs/cluster.md, "Inspection"). Shared by three parties on
-// different threads: the cluster member sets the leader inspector of the term this node
-// leads and tells where the leader is; the node actor answers other nodes' questions with
-// that inspector; the node's inspector asks the leader every second. A plain class under a
-// mutex: every call is short and does no I/O.
+// callbacks, batch jobs; docs/cluster.md, "Inspection") and the other nodes (their figures
+// for the nodes view). Shared by three parties on different threads: the cluster member sets
+// the leader inspector of the term this node leads and tells where the leader and the other
+// nodes are; the node actor answers other nodes' questions with that inspector; the node's
+// inspector asks the leader and the other nodes every second. A plain class under a mutex:
+// every call is short and does no I/O.
 
 #include "actors/cluster_actors.hpp"
 
@@ -13,12 +14,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lps {
 
-/// The leader as this node reaches it: its name and its node actor (null: not connected,
-/// so its singletons are listed as unresponsive).
-struct leader_endpoint {
+/// A node (the leader or another) as this node reaches it: its name and its node actor
+/// (null: not connected, so it is listed as unresponsive).
+struct node_endpoint {
   std::string node;
   node_actor handle;
 };
@@ -35,15 +37,22 @@ public:
   inspector_actor local() const;
 
   /// Where the leader is from now on (an empty function: nowhere; the member leaving).
-  void set_source(std::function<std::optional<leader_endpoint>()> source);
+  void set_source(std::function<std::optional<node_endpoint>()> source);
 
   /// The leader as the source knows it now; nullopt: no node leads (or no source).
-  std::optional<leader_endpoint> find() const;
+  std::optional<node_endpoint> find() const;
+
+  /// Where the other registered nodes are from now on (an empty function: none).
+  void set_peers(std::function<std::vector<node_endpoint>()> source);
+
+  /// Every other registered node as the source knows it now (empty: none, or no source).
+  std::vector<node_endpoint> peers() const;
 
 private:
   mutable std::mutex mutex_;
   inspector_actor local_;
-  std::function<std::optional<leader_endpoint>()> source_;
+  std::function<std::optional<node_endpoint>()> source_;
+  std::function<std::vector<node_endpoint>()> peers_;
 };
 
 } // namespace lps

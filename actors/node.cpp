@@ -125,6 +125,9 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self, st
       [=](atom::history, uint32_t n) -> caf::result<std::vector<inspection_snapshot>> {
         return self->delegate(self->state.inspector, atom::history_v, n);
       },
+      [=](atom::inspect, atom::figures) -> caf::result<node_figures> {
+        return self->delegate(self->state.inspector, atom::inspect_v, atom::figures_v);
+      },
       [=](atom::inspect, atom::leader) -> caf::result<std::vector<actor_status>> {
         return inspect_leader(self);
       },

@@ -54,8 +54,10 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
       std::make_unique<cluster_connector>(*parts.sys, settings.self.name, result->node_actor_);
   result->peers_ =
       std::make_unique<cluster_peers>(*parts.sys, settings.self.name, result->node_actor_);
-  if (parts.node->leader_slot)
+  if (parts.node->leader_slot) {
     parts.node->leader_slot->set_source([peers = self->peers_.get()] { return peers->leader(); });
+    parts.node->leader_slot->set_peers([peers = self->peers_.get()] { return peers->others(); });
+  }
   cluster::node_hooks hooks{[self](int64_t epoch) { self->lead(epoch); },
                             [self] { self->step_down(); },
                             [self](const cluster::cluster_view& view) {
@@ -70,9 +72,11 @@ std::unique_ptr<cluster_member> cluster_member::join(member_parts parts, std::st
 
 cluster_member::~cluster_member() {
   leave_registry();
-  // The inspector asks no more for the leader: the peers are gone next.
-  if (parts_.node->leader_slot)
+  // The inspector asks no more for the leader and the other nodes: the peers are gone next.
+  if (parts_.node->leader_slot) {
     parts_.node->leader_slot->set_source({});
+    parts_.node->leader_slot->set_peers({});
+  }
   peers_.reset();
   connector_.reset();
   if (node_actor_)

@@ -60,15 +60,23 @@ std::vector<cluster_peer> cluster_peers::nodes() const {
   return result;
 }
 
-std::optional<leader_endpoint> cluster_peers::leader() const {
+std::optional<node_endpoint> cluster_peers::leader() const {
   std::lock_guard lock{mutex_};
   if (view_.leader.empty() || !view_.lease_live)
     return std::nullopt;
-  leader_endpoint result{view_.leader, {}};
+  node_endpoint result{view_.leader, {}};
   if (view_.leader == self_)
     result.handle = own_;
   else if (auto i = links_.find(view_.leader); i != links_.end())
     result.handle = i->second.handle;
+  return result;
+}
+
+std::vector<node_endpoint> cluster_peers::others() const {
+  std::vector<node_endpoint> result;
+  for (auto& peer : nodes())
+    if (peer.name != self_)
+      result.push_back({std::move(peer.name), std::move(peer.handle)});
   return result;
 }
 

@@ -2,7 +2,8 @@
 
 // Every node's links to the other nodes' node actors, for inspection (docs/cluster.md,
 // "Inspection"): `?node=all` asks each node's actors through them, and the node's inspector
-// asks the leader's singletons through the leader's. On every tick of the cluster node it
+// asks the leader's singletons through the leader's and the other nodes' figures through
+// theirs. On every tick of the cluster node it
 // connects to each live node it has no link to yet (app/cluster_transport) on a thread of its
 // own, so a connection to a paused node waits for its timeout here, never in a route or the
 // lease's tick. The leader's bundler has links of its own (app/cluster_connector).
@@ -50,7 +51,11 @@ public:
   std::vector<cluster_peer> nodes() const;
 
   /// The leader as of the last tick; nullopt when no node holds a live lease.
-  std::optional<leader_endpoint> leader() const;
+  std::optional<node_endpoint> leader() const;
+
+  /// Every other registered node as of the last tick (null handle: not connected), for the
+  /// inspector's nodes figures.
+  std::vector<node_endpoint> others() const;
 
 private:
   struct link {

@@ -498,8 +498,8 @@
     }));
   }
 
-  // Every node of the cluster (this node alone outside a cluster). Another node's actors and
-  // calls in flight are not known here yet: shown as –.
+  // Every node of the cluster (this node alone outside a cluster), each with its own calls in
+  // flight and actors as its inspector last answered this node's (– while none did).
   function renderNodes(nodes, cluster) {
     $('#nodes-cluster').textContent = !cluster
       ? 'This lps runs as a single node (CLUSTER_ENABLED=false): it lists itself.'
@@ -515,8 +515,19 @@
        cell(n.heartbeat_age_seconds === null ? '–' : `${fmt(n.heartbeat_age_seconds, 1)} s ago`,
             'num'),
        cell(known(n.version)), cell(known(n.in_flight_calls), 'num'), cell(known(n.actors), 'num'),
-       cell(known(n.unresponsive_actors), n.unresponsive_actors ? 'num bad' : 'num')],
+       cell(known(n.unresponsive_actors), n.unresponsive_actors ? 'num bad' : 'num'),
+       cell(figuresAge(n), n.responsive === false ? 'bad' : '')],
       { node: n.name })));
+  }
+
+  // Whether a node's figures are this second's: its inspector answered within 500 ms, and how
+  // old its newest snapshot was; or why it did not answer, and how old the figures shown are.
+  function figuresAge(n) {
+    const age = n.figures_age_seconds === null || n.figures_age_seconds === undefined
+      ? null : `figures ${fmt(n.figures_age_seconds, 1)} s old`;
+    if (n.responsive === true) return `answered, ${age || 'no snapshot yet'}`;
+    if (n.responsive === false) return n.error + (age ? `, ${age}` : '');
+    return '–';
   }
 
   // A node's name in the nodes view: a link to the actors view showing that node's actors.

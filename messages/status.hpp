@@ -79,6 +79,31 @@ typename Inspector::result_type inspect(Inspector& f, actor_sample& x) {
            x.p50_ms, x.p90_ms, x.p99_ms);
 }
 
+/// A node's own figures as its inspector's newest snapshot shows them (the nodes view). In a
+/// cluster each node's inspector asks the other nodes for theirs every second.
+struct node_figures {
+  std::string node;
+  /// The snapshot they come from (seq 0: none yet, the figures unknown) and when it was taken.
+  uint64_t seq = 0;
+  caf::timestamp at;
+  /// Provider calls its provider actors have in flight.
+  uint64_t in_flight_calls = 0;
+  /// Its own actors (not the leader's singletons it lists besides them), and how many of
+  /// them did not answer its inspector within 500 ms.
+  uint64_t actors = 0;
+  uint64_t unresponsive_actors = 0;
+  /// Kept by another node's inspector: why the node gave no answer to the last question
+  /// ("": it answered); the figures are then the last known ones.
+  std::string error = {};
+  friend bool operator==(const node_figures&, const node_figures&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_figures& x) {
+  return f(caf::meta::type_name("lps.node_figures"), x.node, x.seq, x.at, x.in_flight_calls,
+           x.actors, x.unresponsive_actors, x.error);
+}
+
 /// What the inspector saw at one sample (one a second).
 struct inspection_snapshot {
   /// Counts the samples since start (1 is the first).
@@ -87,12 +112,15 @@ struct inspection_snapshot {
   /// The node the inspector runs on.
   std::string node;
   std::vector<actor_sample> actors;
+  /// Cluster mode: every other registered node's figures as it answered this sample (or
+  /// the last known ones, with why it did not answer), in registry order.
+  std::vector<node_figures> peers = {};
   friend bool operator==(const inspection_snapshot&, const inspection_snapshot&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inspection_snapshot& x) {
-  return f(caf::meta::type_name("lps.inspection_snapshot"), x.seq, x.at, x.node, x.actors);
+  return f(caf::meta::type_name("lps.inspection_snapshot"), x.seq, x.at, x.node, x.actors, x.peers);
 }
 
 /// One provider as the bundler sees it (GET /api/v1/providers, /healthz, the inspector).

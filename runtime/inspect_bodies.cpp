@@ -2,6 +2,8 @@
 #include "runtime/ids.hpp"
 #include "runtime/json_writer.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace lps {
@@ -80,38 +82,23 @@ void write_actors(object_writer& body, const inspection_snapshot& x) {
   actors.close();
 }
 
-// Provider calls this node has in flight: what its provider actors report (bundles, the
-// mock's calls, gateway calls).
-uint64_t in_flight_calls(const inspection_snapshot& x) {
-  double total = 0;
-  for (const auto& actor : x.actors) {
-    if (actor.status.kind != "provider")
-      continue;
-    for (const auto* key : {"inflight_bundles", "inflight_calls", "inflight_gateway_calls"})
-      if (auto i = actor.status.figures.find(key); i != actor.status.figures.end())
-        total += i->second;
+// The node's figures: known (its own, or another's that answered at least once), with
+// whether they are this second's and how old they are; null while nothing is known.
+void write_figures(object_writer& node, const inspection_snapshot& x, const node_figures* f) {
+  if (f == nullptr || f->seq == 0) {
+    node.null("in_flight_calls").null("actors").null("unresponsive_actors");
+    node.null("figures_age_seconds");
+  } else {
+    auto age = std::chrono::duration<double>(x.at - f->at).count();
+    node.integer("in_flight_calls", f->in_flight_calls)
+        .integer("actors", f->actors)
+        .integer("unresponsive_actors", f->unresponsive_actors)
+        .number("figures_age_seconds", std::max(0.0, age));
   }
-  return static_cast<uint64_t>(total);
-}
-
-// What the snapshot tells of the node it was taken on: its in-flight calls and its own actors
-// (not the leader's singletons a cluster node lists besides them).
-void write_own_figures(object_writer& node, const inspection_snapshot& x) {
-  size_t actors = 0, unresponsive = 0;
-  for (const auto& actor : x.actors)
-    if (actor.status.node == x.node || actor.status.node.empty()) {
-      ++actors;
-      unresponsive += actor.responsive ? 0 : 1;
-    }
-  node.integer("in_flight_calls", in_flight_calls(x))
-      .integer("actors", actors)
-      .integer("unresponsive_actors", unresponsive);
-}
-
-// Another node's figures are not known here yet: null until they are read through the
-// middleman (?node=all).
-void write_unknown_figures(object_writer& node) {
-  node.null("in_flight_calls").null("actors").null("unresponsive_actors");
+  if (f == nullptr)
+    node.null("responsive").null("error");
+  else
+    node.boolean("responsive", f->error.empty()).string_or_null("error", f->error);
 }
 
 // The node the snapshot was taken on, outside a cluster (or missing from its registry).
@@ -126,7 +113,8 @@ void write_this_node(array_writer& nodes, const inspection_snapshot& x,
       .null("last_heartbeat")
       .null("heartbeat_age_seconds")
       .string_or_null("version", version);
-  write_own_figures(node, x);
+  auto own = own_figures(x);
+  write_figures(node, x, &own);
   node.close();
 }
 
@@ -141,10 +129,14 @@ void write_cluster_node(array_writer& nodes, const inspection_snapshot& x, const
       .string("last_heartbeat", n.last_heartbeat)
       .number("heartbeat_age_seconds", n.heartbeat_age_seconds)
       .string_or_null("version", n.version);
-  if (self)
-    write_own_figures(node, x);
-  else
-    write_unknown_figures(node);
+  if (self) {
+    auto own = own_figures(x);
+    write_figures(node, x, &own);
+  } else {
+    auto peer = std::find_if(x.peers.begin(), x.peers.end(),
+                             [&](const node_figures& p) { return p.node == n.name; });
+    write_figures(node, x, peer == x.peers.end() ? nullptr : &*peer);
+  }
   node.close();
 }
 
@@ -230,7 +222,47 @@ void write_status(std::string& out, const actor_status& s) {
   item.close();
 }
 
+void write_named_figures(array_writer& nodes, const inspection_snapshot& x, const node_figures& f) {
+  object_writer node{nodes.element()};
+  node.string("name", f.node);
+  write_figures(node, x, &f);
+  node.close();
+}
+
+// "nodes" of a history snapshot: this node's figures, then (in a cluster) every other node's
+// as it answered that second, without the registry's view (only the live nodes view has it).
+void write_node_figures(object_writer& body, const inspection_snapshot& x) {
+  array_writer nodes{body.member("nodes")};
+  write_named_figures(nodes, x, own_figures(x));
+  for (const auto& peer : x.peers)
+    write_named_figures(nodes, x, peer);
+  nodes.close();
+}
+
 } // namespace
+
+// Provider calls in flight are what the node's provider actors report (bundles, the mock's
+// calls, gateway calls); its own actors are those not listed for the leader (its singletons).
+node_figures own_figures(const inspection_snapshot& x) {
+  node_figures result;
+  result.node = x.node;
+  result.seq = x.seq;
+  result.at = x.at;
+  double in_flight = 0;
+  for (const auto& actor : x.actors) {
+    if (actor.status.node != x.node && !actor.status.node.empty())
+      continue;
+    ++result.actors;
+    result.unresponsive_actors += actor.responsive ? 0 : 1;
+    if (actor.status.kind != "provider")
+      continue;
+    for (const auto* key : {"inflight_bundles", "inflight_calls", "inflight_gateway_calls"})
+      if (auto i = actor.status.figures.find(key); i != actor.status.figures.end())
+        in_flight += i->second;
+  }
+  result.in_flight_calls = static_cast<uint64_t>(in_flight);
+  return result;
+}
 
 std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view,
                                 const node_directory* nodes) {
@@ -301,6 +333,7 @@ std::string render_inspect_history(const std::vector<inspection_snapshot>& snaps
     object_writer snapshot{xs.element()};
     write_header(snapshot, x);
     write_actors(snapshot, x);
+    write_node_figures(snapshot, x);
     snapshot.close();
   }
   xs.close();

@@ -70,6 +70,10 @@ struct node_directory {
 std::string render_inspect_view(const inspection_snapshot& snapshot, inspect_view view,
                                 const node_directory* nodes = nullptr);
 
+/// This node's figures in the nodes view as `x` (taken on it) shows them: provider calls in
+/// flight, its own actors and the unresponsive ones among them.
+node_figures own_figures(const inspection_snapshot& x);
+
 /// One node's answer to `?node=all` or `?node=NAME` (GET /api/v1/inspect and its actors view).
 struct node_answer {
   std::string name;

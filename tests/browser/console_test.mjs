@@ -239,7 +239,7 @@ async function checkBundlesAndNodes(page, base) {
   check(body.cluster === null && body.nodes.length === 1 && node.self && node.version,
         `outside a cluster /api/v1/inspect/nodes lists this node alone: ${JSON.stringify(body)}`);
   const expected = [node.name, '–', 'up', '–', 'yes', '–', node.version, String(node.in_flight_calls),
-                    String(node.actors), '0'].join('|');
+                    String(node.actors), '0', 'answered, figures 0.0 s old'].join('|');
   const shown = await until(async () => {
     const rows = (await cells(page, '#nodes-table')).map((r) => r.join('|'));
     return rows.length === 1 && rows[0] === expected ? rows : null;
@@ -371,10 +371,16 @@ const SYNTHETIC_SNAPSHOT = (n) => ({
   nodes: [
     { name: 'synthetic-node', self: true, address: '127.0.0.1:4101', leader: false, state: 'up',
       last_heartbeat: new Date().toISOString(), heartbeat_age_seconds: 0.5, version: '9.9.9',
-      in_flight_calls: 3, actors: 5, unresponsive_actors: 1 },
+      in_flight_calls: 3, actors: 5, unresponsive_actors: 1, figures_age_seconds: 0,
+      responsive: true, error: null },
     { name: 'other-node', self: false, address: '127.0.0.1:4102', leader: true, state: 'suspect',
       last_heartbeat: new Date().toISOString(), heartbeat_age_seconds: 3.5, version: '9.9.8',
-      in_flight_calls: null, actors: null, unresponsive_actors: null },
+      in_flight_calls: 2, actors: 7, unresponsive_actors: 0, figures_age_seconds: 4.2,
+      responsive: false, error: 'no answer within 500 ms' },
+    { name: 'third-node', self: false, address: '127.0.0.1:4103', leader: false, state: 'up',
+      last_heartbeat: new Date().toISOString(), heartbeat_age_seconds: 0.7, version: '9.9.8',
+      in_flight_calls: null, actors: null, unresponsive_actors: null, figures_age_seconds: null,
+      responsive: false, error: 'not connected' },
   ],
 });
 
@@ -436,9 +442,13 @@ async function checkDerivedFigures(context, base) {
         `the providers view shows in flight against the limit and the rate-limit headroom: ${providers}`);
   const nodes = await cells(page, '#nodes-table');
   check(JSON.stringify(nodes) === JSON.stringify([
-    ['synthetic-node', '127.0.0.1:4101', 'up', 'no', 'yes', '0.5 s ago', '9.9.9', '3', '5', '1'],
-    ['other-node', '127.0.0.1:4102', 'suspect', 'yes', 'no', '3.5 s ago', '9.9.8', '–', '–', '–']]),
-        `the nodes view lists the cluster's nodes: ${nodes}`);
+    ['synthetic-node', '127.0.0.1:4101', 'up', 'no', 'yes', '0.5 s ago', '9.9.9', '3', '5', '1',
+     'answered, figures 0.0 s old'],
+    ['other-node', '127.0.0.1:4102', 'suspect', 'yes', 'no', '3.5 s ago', '9.9.8', '2', '7', '0',
+     'no answer within 500 ms, figures 4.2 s old'],
+    ['third-node', '127.0.0.1:4103', 'up', 'no', 'no', '0.7 s ago', '9.9.8', '–', '–', '–',
+     'not connected']]),
+        `the nodes view lists the cluster's nodes with each node's own figures: ${nodes}`);
   const cluster = await page.textContent('#nodes-cluster');
   check(cluster === 'Cluster: leader other-node, epoch 4, lease 5.0 s', `the leader and its epoch: ${cluster}`);
   const labels = await page.$$eval('.shown-node', (xs) => [...new Set(xs.map((x) => x.textContent))]);

@@ -52,15 +52,16 @@ struct two_nodes {
   test::json_client http;
 
   explicit two_nodes(const std::vector<std::string>& named = names,
-                     const std::string& db = "inspect-nodes")
+                     const std::string& db = "inspect-nodes",
+                     const std::vector<std::string>& extra = {})
       : database(db), url("LLM_PROVIDER_SERVICE_POSTGRES_URL", database.url) {
     for (const auto& name : named) {
       dirs.push_back(std::make_unique<test::temp_dir>());
-      nodes.push_back(std::make_unique<test::lps_process>(
-          dirs.back()->str(),
-          std::vector<std::string>{"--cluster-enabled=true", "--cluster-node-name=" + name,
-                                   "--cluster-port=0", "--cluster-lease-seconds=5",
-                                   "--admin-token=" + token}));
+      std::vector<std::string> args{"--cluster-enabled=true", "--cluster-node-name=" + name,
+                                    "--cluster-port=0", "--cluster-lease-seconds=5",
+                                    "--admin-token=" + token};
+      args.insert(args.end(), extra.begin(), extra.end());
+      nodes.push_back(std::make_unique<test::lps_process>(dirs.back()->str(), args));
       REQUIRE(nodes.back()->port() != 0);
     }
   }
@@ -70,7 +71,8 @@ struct two_nodes {
   }
 };
 
-// The nodes view of node i once it lists both nodes up and a leader.
+// The nodes view of node i once it lists both nodes up, a leader, and every node's own
+// figures as that node's inspector answered this second.
 json::object settled_nodes_view(two_nodes& c, size_t i, size_t count = names.size()) {
   json::object body;
   bool settled = eventually(
@@ -86,7 +88,8 @@ json::object settled_nodes_view(two_nodes& c, size_t i, size_t count = names.siz
         if (nodes.size() != count)
           return false;
         for (const auto& n : nodes)
-          if (n.as_object().at("state") != "up")
+          if (n.as_object().at("state") != "up" || n.as_object().at("responsive") != true
+              || n.as_object().at("actors").is_null())
             return false;
         return true;
       },
@@ -111,8 +114,8 @@ json::object stream_event(const two_nodes& c, size_t i) {
   return json::parse(text.substr(start, text.find('\n', start) - start)).as_object();
 }
 
-// Both nodes listed once, this one (`self`) with its own figures, the other's unknown, exactly
-// one leader: the cluster's.
+// Both nodes listed once, each with its own figures (the other's as its inspector answered
+// this node's within the second), exactly one leader: the cluster's.
 void check_nodes(const json::object& body, const std::string& self) {
   INFO(json::serialize(body));
   CHECK(body.at("node").as_string() == self);
@@ -138,15 +141,17 @@ void check_nodes(const json::object& body, const std::string& self) {
     if (version.empty())
       version = n.at("version").as_string();
     CHECK(n.at("version").as_string() == version); // one binary
-    if (name == self) {
-      CHECK(n.at("actors").to_number<int64_t>() >= 5);
-      CHECK(n.at("unresponsive_actors").to_number<int64_t>() == 0);
-      CHECK(n.at("in_flight_calls").to_number<int64_t>() == 0);
-    } else {
-      CHECK(n.at("actors").is_null());
-      CHECK(n.at("unresponsive_actors").is_null());
-      CHECK(n.at("in_flight_calls").is_null());
-    }
+    // The intake, queue manager, bundler, callbacks, metrics, inspector, provider actors...
+    CHECK(n.at("actors").to_number<int64_t>() >= 5);
+    CHECK(n.at("unresponsive_actors").to_number<int64_t>() == 0);
+    CHECK(n.at("in_flight_calls").to_number<int64_t>() == 0);
+    CHECK(n.at("responsive") == true);
+    CHECK(n.at("error").is_null());
+    // Its own figures are this snapshot's; another node's from its newest snapshot.
+    auto age = n.at("figures_age_seconds").to_number<double>();
+    CHECK(age < 3.0);
+    if (name == self)
+      CHECK(age == 0.0);
   }
   CHECK(listed == std::set<std::string>(names.begin(), names.end()));
   CHECK(leaders == std::set<std::string>{leader});
@@ -483,4 +488,105 @@ TEST_CASE("on a follower the queue, bundles and providers views and the queue fi
   // The stream's events carry the same.
   auto event = stream_event(c, follower);
   CHECK(event.at("tables_node").as_string() == leader);
+}
+
+namespace {
+
+// Node `of`'s entry in node `i`'s nodes view, or an empty object.
+json::object node_in_view(two_nodes& c, size_t i, const std::string& of) {
+  auto answer = c.get(i, "/api/v1/inspect/nodes");
+  if (answer.status != 200)
+    return {};
+  for (const auto& n : answer.body.at("nodes").as_array())
+    if (n.as_object().at("name") == of.c_str())
+      return n.as_object();
+  return {};
+}
+
+int64_t in_flight(const json::object& n) {
+  const auto* x = n.if_contains("in_flight_calls");
+  return x == nullptr || x->is_null() ? -1 : x->to_number<int64_t>();
+}
+
+} // namespace
+
+TEST_CASE("every node's nodes view shows another node's calls in flight, from that node's own "
+          "inspection, in the view, the stream and the history, and a paused node keeps its last "
+          "figures, marked unresponsive",
+          "[cluster]") {
+  // Every provider call takes 4 s: requests stay in flight on whichever node the leader's
+  // bundler sends them to.
+  two_nodes c{names, "inspect-figures", {"--mock-latency-ms=4000"}};
+  for (size_t i = 0; i < names.size(); ++i)
+    settled_nodes_view(c, i);
+  std::string body = "{\"requests\":[";
+  for (int i = 0; i < 40; ++i)
+    body += (i > 0 ? "," : "") + request_body(i);
+  body += "]}";
+  auto accepted = c.http.call("POST", c.nodes[0]->url("/api/v1/comparisons"), body, token);
+  REQUIRE(accepted.status == 202);
+
+  // Some node j has calls in flight as node i (not j) sees them.
+  size_t viewer = 0, busy = 0;
+  json::object seen;
+  bool found = eventually(
+      [&] {
+        for (size_t i = 0; i < names.size(); ++i)
+          for (size_t j = 0; j < names.size(); ++j)
+            if (i != j) {
+              auto n = node_in_view(c, i, names[j]);
+              if (in_flight(n) > 0 && n.at("responsive") == true) {
+                viewer = i, busy = j, seen = n;
+                return true;
+              }
+            }
+        return false;
+      },
+      20s, 200ms);
+  INFO(json::serialize(seen));
+  REQUIRE(found);
+  CHECK(seen.at("self") == false);
+  CHECK(seen.at("figures_age_seconds").to_number<double>() < 3.0);
+  // The busy node's own view agrees while the calls last (4 s each).
+  auto own = node_in_view(c, busy, names[busy]);
+  INFO(json::serialize(own));
+  CHECK(own.at("self") == true);
+  CHECK(in_flight(own) > 0);
+
+  // The stream's events and the history carry the other node's figures too.
+  auto event = stream_event(c, viewer);
+  bool in_event = false;
+  for (const auto& n : event.at("nodes").as_array())
+    if (n.as_object().at("name") == names[busy].c_str())
+      in_event = n.as_object().at("responsive") == true && in_flight(n.as_object()) >= 0;
+  CHECK(in_event);
+  auto history = c.get(viewer, "/api/v1/inspect/history?seconds=30");
+  REQUIRE(history.status == 200);
+  int64_t most = -1;
+  for (const auto& snapshot : history.body.at("snapshots").as_array())
+    for (const auto& n : snapshot.as_object().at("nodes").as_array())
+      if (n.as_object().at("name") == names[busy].c_str())
+        most = std::max(most, in_flight(n.as_object()));
+  CHECK(most > 0);
+
+  // The busy node pauses: within a few seconds the other lists it unresponsive with its last
+  // figures, growing older, and the view never waits for it.
+  c.nodes[busy]->signal(SIGSTOP);
+  resume_on_exit resume{*c.nodes[busy]};
+  json::object silent;
+  bool marked = eventually(
+      [&] {
+        auto start = std::chrono::steady_clock::now();
+        silent = node_in_view(c, viewer, names[busy]);
+        CHECK(std::chrono::steady_clock::now() - start < 2s);
+        return !silent.empty() && silent.at("responsive") == false
+               && silent.at("figures_age_seconds").to_number<double>() >= 1.5;
+      },
+      15s, 200ms);
+  INFO(json::serialize(silent));
+  REQUIRE(marked);
+  CHECK(std::string{silent.at("error").as_string()}.find("no answer within 500 ms")
+        != std::string::npos);
+  CHECK(silent.at("actors").to_number<int64_t>() >= 5);
+  CHECK(in_flight(silent) >= 0);
 }

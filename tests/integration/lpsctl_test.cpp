@@ -189,7 +189,7 @@ TEST_CASE("results --follow writes every event of a run once and runs and run co
   }
   auto submitted = lpsctl(lps, {"submit", input.string()});
   REQUIRE(submitted.exit_code == 0);
-  auto follow = lpsctl(lps, {"results", "run 7", "--follow"});
+  auto follow = lpsctl(lps, {"results", "--run", "run 7", "--follow"});
   INFO(follow.err);
   REQUIRE(follow.exit_code == 0);
   auto events = lines_of(follow.out);
@@ -218,6 +218,9 @@ TEST_CASE("results --follow writes every event of a run once and runs and run co
   CHECK(rows[1].find("run 7") == 0);
   CHECK(rows[1].find(" 150 ") != std::string::npos);
   CHECK(lpsctl(lps, {"run", "no-such-run"}).exit_code == 1);
+  // The run is named once: as the positional or as --run.
+  CHECK(lpsctl(lps, {"results"}).exit_code == 2);
+  CHECK(lpsctl(lps, {"results", "run 7", "--run", "run 7"}).exit_code == 2);
 }
 
 TEST_CASE("config prints KEY=value lines sorted, secrets masked as --dump-config masks them") {
@@ -297,8 +300,9 @@ TEST_CASE("nodes lists this node alone outside a cluster, as a table and as lps'
   std::istringstream row{lines[1]};
   std::string name, address, state, leader, self, heartbeat, version;
   size_t in_flight = 99, actors = 0, unresponsive = 99;
+  std::string figures;
   row >> name >> address >> state >> leader >> self >> heartbeat >> version >> in_flight >> actors
-      >> unresponsive;
+      >> unresponsive >> figures;
   CHECK(name == host);
   CHECK(address == "-"); // not a cluster: no address, leader or heartbeat
   CHECK(state == "up");
@@ -310,6 +314,7 @@ TEST_CASE("nodes lists this node alone outside a cluster, as a table and as lps'
   CHECK(in_flight == 0);
   CHECK(actors >= 5); // the inspector, intake, queue manager, bundler, callbacks, metrics...
   CHECK(unresponsive == 0);
+  CHECK(figures == "0.0s"); // its own, from this snapshot
 
   auto raw = lpsctl(lps, {"--token=" + token, "nodes", "--json"});
   REQUIRE(raw.exit_code == 0);

@@ -91,7 +91,8 @@ inspection_snapshot with_busy_provider() {
 const char* this_node_alone =
     R"("cluster":null,"nodes":[{"name":"host-1","self":true,"address":null,"leader":null,)"
     R"("state":"up","last_heartbeat":null,"heartbeat_age_seconds":null,"version":"1.2.3",)"
-    R"("in_flight_calls":4,"actors":3,"unresponsive_actors":1}]})";
+    R"("in_flight_calls":4,"actors":3,"unresponsive_actors":1,"figures_age_seconds":0.0,)"
+    R"("responsive":true,"error":null}]})";
 
 // Two nodes of a cluster led by node-b at epoch 7; the snapshot is node-a's.
 node_directory two_nodes() {
@@ -116,7 +117,8 @@ TEST_CASE("the nodes view lists this node alone outside a cluster, with its call
         != std::string::npos);
 }
 
-TEST_CASE("the nodes view lists every node of the cluster, this one with its own figures") {
+TEST_CASE("the nodes view lists every node of the cluster, this one with its own figures, the "
+          "others with theirs as they last answered") {
   auto x = with_busy_provider();
   x.node = "node-a";
   for (auto& a : x.actors)
@@ -128,6 +130,9 @@ TEST_CASE("the nodes view lists every node of the cluster, this one with its own
   singleton.status.node = "node-b";
   singleton.responsive = false;
   x.actors.push_back(singleton);
+  // node-b answered two seconds ago and not this second.
+  x.peers = {
+      {"node-b", 41, sample_time - std::chrono::seconds{2}, 6, 9, 1, "no answer within 500 ms"}};
   auto dir = two_nodes();
   CHECK(render_inspect_view(x, inspect_view::nodes, &dir)
         == R"({"seq":7,"at":"2026-12-07T05:00:00.000Z","node":"node-a",)"
@@ -135,11 +140,26 @@ TEST_CASE("the nodes view lists every node of the cluster, this one with its own
            R"("nodes":[{"name":"node-a","self":true,"address":"127.0.0.1:4101","leader":false,)"
            R"("state":"up","last_heartbeat":"2026-12-07T05:00:00.000Z",)"
            R"("heartbeat_age_seconds":0.25,"version":"1.2.3","in_flight_calls":4,"actors":3,)"
-           R"("unresponsive_actors":1},)"
+           R"("unresponsive_actors":1,"figures_age_seconds":0.0,"responsive":true,"error":null},)"
            R"({"name":"node-b","self":false,"address":"127.0.0.1:4102","leader":true,)"
            R"("state":"suspect","last_heartbeat":"2026-12-07T04:59:57.000Z",)"
-           R"("heartbeat_age_seconds":3.0,"version":"1.2.4","in_flight_calls":null,)"
-           R"("actors":null,"unresponsive_actors":null}]})");
+           R"("heartbeat_age_seconds":3.0,"version":"1.2.4","in_flight_calls":6,"actors":9,)"
+           R"("unresponsive_actors":1,"figures_age_seconds":2.0,"responsive":false,)"
+           R"("error":"no answer within 500 ms"}]})");
+  // Its figures this second; a node never heard of is unknown rather than zero.
+  x.peers[0].error.clear();
+  CHECK(render_inspect_view(x, inspect_view::nodes, &dir)
+            .ends_with(R"("in_flight_calls":6,"actors":9,"unresponsive_actors":1,)"
+                       R"("figures_age_seconds":2.0,"responsive":true,"error":null}]})"));
+  x.peers = {{"node-b", 0, {}, 0, 0, 0, "not connected"}};
+  CHECK(render_inspect_view(x, inspect_view::nodes, &dir)
+            .ends_with(
+                R"("in_flight_calls":null,"actors":null,"unresponsive_actors":null,)"
+                R"("figures_age_seconds":null,"responsive":false,"error":"not connected"}]})"));
+  x.peers.clear();
+  CHECK(render_inspect_view(x, inspect_view::nodes, &dir)
+            .ends_with(R"("in_flight_calls":null,"actors":null,"unresponsive_actors":null,)"
+                       R"("figures_age_seconds":null,"responsive":null,"error":null}]})"));
 }
 
 TEST_CASE("a cluster whose registry could not be read still lists this node, with the reason") {
@@ -161,14 +181,17 @@ TEST_CASE("a stream event holds every view of the snapshot") {
   CHECK(all.starts_with(std::string{header} + actors + R"(,"queue":[],"recent_bundles":[)"));
   CHECK(all.find(R"("providers":[],"cluster":{"leader":"node-b","epoch":7,)") != std::string::npos);
   // host-1 is not in the registry (yet): it is listed after the cluster's nodes.
-  CHECK(all.ends_with(R"("in_flight_calls":null,"actors":null,"unresponsive_actors":null},)"
+  CHECK(all.ends_with(R"("in_flight_calls":null,"actors":null,"unresponsive_actors":null,)"
+                      R"("figures_age_seconds":null,"responsive":null,"error":null},)"
                       R"({"name":"host-1","self":true,"address":null,"leader":null,"state":"up",)"
                       R"("last_heartbeat":null,"heartbeat_age_seconds":null,"version":"1.2.3",)"
-                      R"("in_flight_calls":0,"actors":2,"unresponsive_actors":1}],)"
+                      R"("in_flight_calls":0,"actors":2,"unresponsive_actors":1,)"
+                      R"("figures_age_seconds":0.0,"responsive":true,"error":null}],)"
                       R"("tables_node":"host-1","tables_error":null})"));
 }
 
-TEST_CASE("the history lists snapshots oldest first, each with its actors") {
+TEST_CASE("the history lists snapshots oldest first, each with its actors and every node's "
+          "figures") {
   auto first = sample_snapshot();
   first.actors.pop_back();
   first.actors[0].status.tables.clear();
@@ -180,7 +203,15 @@ TEST_CASE("the history lists snapshots oldest first, each with its actors") {
                          R"("node":"host-1","actors":[{"name":"bundler",)"));
   CHECK(body.find(R"(]},{"seq":8,"at":"2026-12-07T05:00:01.000Z","node":"host-1","actors":[)")
         != std::string::npos);
-  CHECK(body.ends_with(R"("facts":{"effective_mode":"serial_bundle"}}]}]})"));
+  CHECK(body.ends_with(R"("facts":{"effective_mode":"serial_bundle"}}],"nodes":[)"
+                       R"({"name":"host-1","in_flight_calls":0,"actors":1,"unresponsive_actors":0,)"
+                       R"("figures_age_seconds":0.0,"responsive":true,"error":null}]}]})"));
+  // In a cluster each snapshot has every node's figures as they answered that second.
+  second.peers = {{"host-2", 3, second.at - std::chrono::milliseconds{500}, 2, 8, 0, ""}};
+  CHECK(render_inspect_history({second}, 1)
+            .ends_with(R"("figures_age_seconds":0.0,"responsive":true,"error":null},)"
+                       R"({"name":"host-2","in_flight_calls":2,"actors":8,"unresponsive_actors":0,)"
+                       R"("figures_age_seconds":0.5,"responsive":true,"error":null}]}]})"));
   CHECK(render_inspect_history({}, 5) == R"({"seconds":5,"snapshots":[]})");
 }
 

@@ -3,9 +3,14 @@
 #include "actors/node.hpp"
 #include "fixtures/pipeline.hpp"
 #include "runtime/inspect_bodies.hpp"
+#include "runtime/system_config.hpp"
 
 #include <boost/json.hpp>
+#include <caf/scoped_actor.hpp>
 #include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
 
 using namespace lps;
 using namespace lps::test;
@@ -128,6 +133,57 @@ TEST_CASE("a flooded actor answers the inspector before its backlog: the questio
   // It answered with (almost) the whole flood still waiting; asked with normal priority it
   // would have answered after the flood, with an empty mailbox.
   CHECK(xs[1].mailbox_size > 99'900);
+}
+
+namespace {
+
+using slow_actor = caf::typed_actor<caf::reacts_to<atom::wake>>::extend_with<status_client_actor>;
+
+struct slow_state {
+  static inline const char* name = "slow";
+  actor_stats stats;
+};
+
+// Each `wake` takes a millisecond until `fast` is set: a flood of 100,000 is 100 s of work.
+slow_actor::behavior_type slow(slow_actor::stateful_pointer<slow_state> self,
+                               std::shared_ptr<std::atomic<bool>> fast) {
+  return counted(
+      self,
+      [=](atom::wake) {
+        if (!*fast)
+          std::this_thread::sleep_for(std::chrono::milliseconds{1});
+      },
+      [=](atom::status) { return status_header(self, "slow", "test", self->state.stats); });
+}
+
+} // namespace
+
+TEST_CASE("an actor flooded with 100,000 messages answers the inspector within 500 ms, on real "
+          "threads and a real clock") {
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto fast = std::make_shared<std::atomic<bool>>(false);
+  auto target = sys.spawn(slow, fast);
+  for (int i = 0; i < 100'000; ++i)
+    self->send(target, atom::wake_v);
+  inspector_config icfg{{caf::actor_cast<status_client_actor>(target)}};
+  icfg.interval = caf::timespan::zero();
+  auto insp = sys.spawn(inspector, icfg);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<actor_status> xs;
+  self->request(insp, std::chrono::seconds{5}, atom::inspect_v)
+      .receive([&](std::vector<actor_status>& x) { xs = std::move(x); },
+               [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  auto took = std::chrono::steady_clock::now() - start;
+  *fast = true; // the backlog drains in moments, so the system can stop
+  REQUIRE(xs.size() == 2);
+  CHECK(xs[1].name == "slow"); // it answered itself: not listed as unresponsive
+  CHECK(xs[1].facts.count("unresponsive") == 0);
+  CHECK(xs[1].mailbox_size > 99'000);
+  CHECK(took < std::chrono::milliseconds{500});
+  self->send_exit(target, caf::exit_reason::user_shutdown);
+  self->send_exit(insp, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("an actor that does not answer within 500 ms is shown as unresponsive") {
@@ -264,7 +320,7 @@ struct leader_on_node_b {
                       caf::actor_cast<inspector_actor>(term), metrics_actor{},
                       std::shared_ptr<const leader_inspection>{slot}, nullptr);
     slot->lead(caf::actor_cast<inspector_actor>(term));
-    slot->set_source([this] { return std::optional<leader_endpoint>{{"node-b", node_b}}; });
+    slot->set_source([this] { return std::optional<node_endpoint>{{"node-b", node_b}}; });
   }
 };
 
@@ -347,7 +403,7 @@ TEST_CASE("without a leader, or when it does not answer, the singletons are one 
   auto gone = fx.spawn(node, std::string{"node-c"}, std::map<std::string, provider_actor>{},
                        inspector_actor{}, metrics_actor{},
                        std::shared_ptr<const leader_inspection>{}, nullptr);
-  slot->set_source([gone] { return std::optional<leader_endpoint>{{"node-c", gone}}; });
+  slot->set_source([gone] { return std::optional<node_endpoint>{{"node-c", gone}}; });
   fx.advance(std::chrono::seconds{1});
   xs = history(fx, insp);
   REQUIRE(xs.size() == 2);
@@ -356,4 +412,104 @@ TEST_CASE("without a leader, or when it does not answer, the singletons are one 
   CHECK(refused.status.node == "node-c");
   CHECK(refused.status.facts.at("unresponsive").find("node node-c does not lead")
         != std::string::npos);
+}
+
+namespace {
+
+// A node that takes the figures question and never answers it (a paused process).
+caf::behavior silent_node(caf::event_based_actor* self) {
+  return {[=](atom::inspect, atom::figures) -> caf::result<node_figures> {
+    return self->make_response_promise<node_figures>();
+  }};
+}
+
+// The figures of `node` in a rendered nodes view.
+boost::json::object node_entry(const std::string& body, const std::string& node) {
+  auto parsed = boost::json::parse(body);
+  for (const auto& n : parsed.at("nodes").as_array())
+    if (n.at("name") == node.c_str())
+      return n.as_object();
+  FAIL("no node " << node << " in " << body);
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("in a cluster every snapshot has the other nodes' own figures, and a node that stops "
+          "answering keeps its last ones, unresponsive after 500 ms, with their age") {
+  deterministic_fixture fx;
+  auto clock = fx.virtual_wall_clock();
+  // node-b: a provider actor with 3 calls in flight, sampled by node-b's own inspector.
+  actor_status provider{"provider:mock", "provider", 0, 0, {{"inflight_calls", 3}}, {}};
+  inspector_config b_cfg{{fx.spawn(fixed_target, provider)}};
+  b_cfg.node = "node-b";
+  b_cfg.now = clock;
+  auto b_inspector = fx.spawn(inspector, b_cfg);
+  node_actor node_b = fx.spawn(node, std::string{"node-b"}, std::map<std::string, provider_actor>{},
+                               caf::actor_cast<inspector_actor>(b_inspector), metrics_actor{},
+                               std::shared_ptr<const leader_inspection>{}, nullptr);
+  // node-a sees node-b connected and node-c registered but not connected.
+  auto slot = std::make_shared<leader_inspection>();
+  node_actor reached = node_b;
+  slot->set_peers([&] {
+    return std::vector<node_endpoint>{{"node-b", reached}, {"node-c", node_actor{}}};
+  });
+  inspector_config cfg{{own_queue_manager(fx)}};
+  cfg.node = "node-a";
+  cfg.leader = slot;
+  cfg.now = clock;
+  auto insp = fx.spawn(inspector, cfg);
+  fx.advance(std::chrono::seconds{1});
+  fx.advance(std::chrono::seconds{1}); // node-b has a snapshot of its own by now
+  auto xs = history(fx, insp);
+  REQUIRE(xs.size() == 2);
+  REQUIRE(xs[1].peers.size() == 2);
+  auto answered = xs[1].peers[0];
+  CHECK(answered.node == "node-b");
+  CHECK(answered.error.empty());
+  CHECK(answered.seq >= 1);
+  CHECK(answered.in_flight_calls == 3);
+  CHECK(answered.actors == 2); // its inspector and its provider actor
+  CHECK(answered.unresponsive_actors == 0);
+  CHECK(xs[1].peers[1].node == "node-c");
+  CHECK(xs[1].peers[1].error == "not connected");
+  CHECK(xs[1].peers[1].seq == 0);
+
+  // node-b stops answering: its figures stay, marked, and age with every second.
+  reached = caf::actor_cast<node_actor>(fx.spawn(silent_node));
+  fx.advance(std::chrono::seconds{1});
+  fx.advance(std::chrono::seconds{1}); // the question of the second before timed out
+  xs = history(fx, insp);
+  REQUIRE(xs.size() >= 3);
+  const auto& silent = xs.back().peers.at(0);
+  CHECK(silent.error == "no answer within 500 ms");
+  CHECK(silent.seq == answered.seq);
+  CHECK(silent.in_flight_calls == 3);
+
+  inspect_cluster cluster;
+  cluster.leader = "node-a";
+  for (const auto* name : {"node-a", "node-b", "node-c"})
+    cluster.nodes.push_back({name, "127.0.0.1:1", false, "up", "", 0, "1"});
+  node_directory dir{"1", cluster};
+  auto body = render_inspect_view(xs.back(), inspect_view::nodes, &dir);
+  INFO(body);
+  auto b = node_entry(body, "node-b");
+  CHECK(b.at("in_flight_calls").to_number<int64_t>() == 3);
+  CHECK(b.at("actors").to_number<int64_t>() == 2);
+  CHECK(b.at("responsive") == false);
+  CHECK(b.at("error") == "no answer within 500 ms");
+  CHECK(b.at("figures_age_seconds").to_number<double>() >= 1.0);
+  auto c = node_entry(body, "node-c");
+  CHECK(c.at("actors").is_null());
+  CHECK(c.at("error") == "not connected");
+  auto a = node_entry(body, "node-a");
+  CHECK(a.at("responsive") == true);
+  CHECK(a.at("actors").to_number<int64_t>() >= 2);
+
+  // Asked directly, an inspector answers its own newest figures (what node-a asked node-b).
+  auto own = fx.request<node_figures>(b_inspector, atom::inspect_v, atom::figures_v);
+  REQUIRE(own);
+  CHECK(own->node == "node-b");
+  CHECK(own->in_flight_calls == 3);
+  slot->set_peers({}); // `reached` goes out of scope before the inspector
 }

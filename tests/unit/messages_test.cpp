@@ -69,6 +69,9 @@ TEST_CASE("every message round-trips through binary serialization") {
   CHECK(roundtrip(fx.sys, s) == s);
   inspection_snapshot snapshot{
       3, caf::make_timestamp(), "host-1", {{s, false, 2.5, 0.008, 0.016, 1.024}}};
+  node_figures peer{"host-2", 7, caf::make_timestamp(), 4, 12, 1, "no answer within 500 ms"};
+  CHECK(roundtrip(fx.sys, peer) == peer);
+  snapshot.peers = {peer};
   CHECK(roundtrip(fx.sys, snapshot) == snapshot);
   provider_status p{"openai", "open", 2, 1, std::chrono::milliseconds{1500}, "AUTH_ERROR"};
   CHECK(roundtrip(fx.sys, p) == p);

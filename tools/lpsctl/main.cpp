@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace {
@@ -63,7 +64,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("bos_batch_id", id)->required();
   bool follow = false;
   auto* results_cmd = app.add_subcommand("results", "a run's result events, one per line");
-  results_cmd->add_option("bos_batch_id", id)->required();
+  // The run as the positional or as --run (the issue's `results --run ID --follow`).
+  auto* run_positional = results_cmd->add_option("bos_batch_id", id, "the run's bos_batch_id");
+  results_cmd->add_option("--run", id, "the run's bos_batch_id (instead of the positional)")
+      ->excludes(run_positional);
   results_cmd->add_flag("--follow", follow,
                         "poll every second until the run has no active request");
   bool raw_json = false;
@@ -109,8 +113,13 @@ int main(int argc, char** argv) {
     return runs(api);
   if (run_cmd->parsed())
     return run(api, id);
-  if (results_cmd->parsed())
+  if (results_cmd->parsed()) {
+    if (id.empty()) {
+      std::fprintf(stderr, "lpsctl results: name the run: BOS_BATCH_ID or --run BOS_BATCH_ID\n");
+      return usage;
+    }
     return results(api, id, follow);
+  }
   if (config_cmd->parsed())
     return config(api, raw_json);
   if (nodes_cmd->parsed())

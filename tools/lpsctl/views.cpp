@@ -406,6 +406,21 @@ std::string heartbeat_age(const json::object& obj) {
   return text;
 }
 
+// "0.4s": the age of the figures of a node whose inspector answered this second; "silent" (with
+// the age of the last figures it gave, if any) for one that did not; "-" when not known.
+std::string figures_age(const json::object& obj) {
+  const auto* responsive = obj.if_contains("responsive");
+  if (responsive == nullptr || !responsive->is_bool())
+    return "-";
+  const auto* v = obj.if_contains("figures_age_seconds");
+  char age[32] = "";
+  if (v != nullptr && v->is_number())
+    std::snprintf(age, sizeof(age), "%.1fs", v->to_number<double>());
+  if (responsive->as_bool())
+    return *age != '\0' ? age : "-";
+  return *age != '\0' ? std::string{"silent,"} + age : "silent";
+}
+
 // In cluster mode, a line before the table: the leader, its epoch, and a failed registry read.
 void print_cluster_line(const json::object& body) {
   const auto* cluster = body.if_contains("cluster");
@@ -438,16 +453,18 @@ int nodes(lps_api& api, bool raw_json) {
   }
   const auto& body = answer.json.as_object();
   print_cluster_line(body);
-  std::printf("%-24s %-21s %-8s %-6s %-4s %9s %-12s %9s %6s %12s\n", "NODE", "ADDRESS", "STATE",
-              "LEADER", "SELF", "HEARTBEAT", "VERSION", "IN_FLIGHT", "ACTORS", "UNRESPONSIVE");
+  std::printf("%-24s %-21s %-8s %-6s %-4s %9s %-12s %9s %6s %12s %s\n", "NODE", "ADDRESS", "STATE",
+              "LEADER", "SELF", "HEARTBEAT", "VERSION", "IN_FLIGHT", "ACTORS", "UNRESPONSIVE",
+              "FIGURES");
   for (const auto& n : body.at("nodes").as_array()) {
     const auto& obj = n.as_object();
-    std::printf("%-24s %-21s %-8s %-6s %-4s %9s %-12s %9s %6s %12s\n", text_of(obj, "name").c_str(),
-                text_of(obj, "address").c_str(), text_of(obj, "state").c_str(),
-                yes_no(obj, "leader").c_str(), yes_no(obj, "self").c_str(),
-                heartbeat_age(obj).c_str(), text_of(obj, "version").c_str(),
-                text_of(obj, "in_flight_calls").c_str(), text_of(obj, "actors").c_str(),
-                text_of(obj, "unresponsive_actors").c_str());
+    std::printf("%-24s %-21s %-8s %-6s %-4s %9s %-12s %9s %6s %12s %s\n",
+                text_of(obj, "name").c_str(), text_of(obj, "address").c_str(),
+                text_of(obj, "state").c_str(), yes_no(obj, "leader").c_str(),
+                yes_no(obj, "self").c_str(), heartbeat_age(obj).c_str(),
+                text_of(obj, "version").c_str(), text_of(obj, "in_flight_calls").c_str(),
+                text_of(obj, "actors").c_str(), text_of(obj, "unresponsive_actors").c_str(),
+                figures_age(obj).c_str());
   }
   return ok;
 }
