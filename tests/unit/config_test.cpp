@@ -9,6 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
 
 using namespace lps;
 
@@ -562,4 +566,29 @@ TEST_CASE(
   INFO((result.errors.empty() ? std::string{} : result.errors[0]));
   CHECK(result.errors.empty());
   CHECK(poll_attempts(overridden) == 500);
+}
+
+namespace {
+
+/// Each key row of a `| ENV | file-key | default | rule |` table as "ENV | file-key | default",
+/// in order: the rule column is left out, since docs/configuration.md explains some keys
+/// further than --help-config's short rule.
+std::vector<std::string> key_rows(const std::string& table) {
+  std::vector<std::string> rows;
+  static const std::regex row{R"((^|\n)\| ([A-Z][A-Z0-9_]*) \| ([a-z0-9-]+) \| ([^|]*) \|)"};
+  for (std::sregex_iterator i{table.begin(), table.end(), row}, end; i != end; ++i)
+    rows.push_back((*i)[2].str() + " | " + (*i)[3].str() + " | " + (*i)[4].str());
+  return rows;
+}
+
+} // namespace
+
+TEST_CASE("docs/configuration.md lists every key with its default, in --help-config's order") {
+  std::ifstream in{std::string{LPS_SOURCE_DIR} + "/docs/configuration.md"};
+  std::stringstream doc;
+  doc << in.rdbuf();
+  auto documented = key_rows(doc.str());
+  auto actual = key_rows(describe_keys());
+  REQUIRE(actual.size() > 50);
+  CHECK(documented == actual);
 }

@@ -47,7 +47,7 @@ int results(lps_api& api, const std::string& bos_batch_id, bool follow);
 /// sorted by key, or with `raw_json` the body as lps sent it.
 int config(lps_api& api, bool raw_json);
 
-/// The nodes (GET /api/v1/inspect/nodes: this node alone until the cluster exists) as a
+/// The nodes (GET /api/v1/inspect/nodes: the cluster's, or this node alone outside one) as a
 /// table, or with `raw_json` lps' JSON.
 int nodes(lps_api& api, bool raw_json);
 

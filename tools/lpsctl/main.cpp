@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   config_cmd->add_flag("--json", raw_json, "print lps' JSON body instead of KEY=value lines");
   bool nodes_json = false;
   auto* nodes_cmd =
-      app.add_subcommand("nodes", "the nodes: this one alone until the cluster exists");
+      app.add_subcommand("nodes", "the cluster's nodes (outside a cluster this one alone)");
   nodes_cmd->add_flag("--json", nodes_json, "print lps' JSON body instead of a table");
   bool once = false;
   auto* top_cmd = app.add_subcommand("top", "actors by mailbox, the queue, the providers");
