@@ -375,6 +375,24 @@ TEST_CASE("three nodes over mutual TLS complete requests, and a node whose certi
     auto queue = c.http.call("GET", c.nodes.at(i)->url("/api/v1/inspect/queue")).body;
     INFO(json::serialize(queue));
     CHECK(queue.at("tables_node").as_string() == leader_name);
+    // Its nodes view carries every node's own figures, asked through the same routes.
+    json::object nodes;
+    CHECK(eventually(
+        [&] {
+          nodes = c.http.call("GET", c.nodes.at(i)->url("/api/v1/inspect/nodes")).body;
+          const auto* list = nodes.if_contains("nodes");
+          if (list == nullptr || list->as_array().size() != 3)
+            return false;
+          for (const auto& n : list->as_array()) {
+            const auto& entry = n.as_object();
+            if (!entry.at("responsive").as_bool() || !entry.at("actors").is_int64()
+                || entry.at("actors").as_int64() == 0)
+              return false;
+          }
+          return true;
+        },
+        15s));
+    INFO(json::serialize(nodes));
   }
   // Every node the leader reaches is up in its view of the cluster, with no reason.
   for (size_t i = 0; i < 3; ++i) {
