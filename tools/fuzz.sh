@@ -44,6 +44,7 @@ sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_utf8.cpp runtime/json_w
   runtime/url.cpp runtime/ids.cpp messages/comparison.cpp
   runtime/gateway_request.cpp runtime/gateway_common.cpp runtime/gateway_anthropic.cpp
   runtime/gateway_gemini.cpp actors/providers/wire_common.cpp actors/providers/retry_policy.cpp
+  actors/providers/rate_limiter.cpp
   runtime/sse_parser.cpp runtime/stream_translate_chunk.cpp runtime/stream_translate_openai.cpp
   runtime/stream_translate_anthropic.cpp runtime/stream_translate_gemini.cpp)
 
