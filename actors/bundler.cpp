@@ -286,7 +286,7 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
     return;
   auto ids = st.routes.remove(name);
   st.node_actors.erase(name);
-  st.gate->forget_node(name);
+  st.gate->forget_node(name, now_of(self));
   LPS_LOG_WARN(log(), "bundler: node {} is gone ({}); putting back its {} bundles in flight", name,
                why, ids.size());
   for (const auto& id : ids)
@@ -752,7 +752,7 @@ bundler(cluster_bundler_actor::stateful_pointer<bundler_state> self, bundler_con
   auto& st = self->state;
   st.builder.emplace(cfg.policy);
   st.gate = cfg.shared_gate ? cfg.shared_gate : std::make_shared<provider_gate>(cfg.gate);
-  st.gate->begin_term();
+  st.gate->begin_term(now_of(self));
   st.cfg = std::move(cfg);
   st.queue = std::move(queue);
   st.providers = std::move(providers);

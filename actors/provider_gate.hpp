@@ -149,12 +149,14 @@ public:
   /// and mirrors the leader's buckets and open breakers (what a next leader starts from).
   gate_report follow(const gate_sync& sync, clock_time now);
 
-  /// Leader: follower `node` is gone; its gateway's wants no longer hold requests back.
-  void forget_node(const std::string& node);
+  /// Leader: follower `node` is gone; its gateway's wants no longer hold requests back, and
+  /// its leases count as spent.
+  void forget_node(const std::string& node, clock_time now);
 
   /// The node's bundler starts a term (as leader, or alone): bundle counts of a previous
-  /// term, leases from a previous leader and the use of followers no longer apply.
-  void begin_term();
+  /// term, leases from a previous leader and the use of followers no longer apply (leases
+  /// this node lent count as spent).
+  void begin_term(clock_time now);
 
   /// The settings the gate was made with.
   const provider_gate_settings& settings() const {
@@ -200,13 +202,22 @@ private:
     rate_limit_hint limits;
     clock_time limits_at{};
   };
-  /// What a follower used of its last lease (sizes its next one).
+  /// Requests and tokens a lease took from the leader's buckets.
+  struct loan {
+    uint64_t requests = 0;
+    uint64_t tokens = 0;
+  };
+  /// What a follower used of its last lease (sizes its next one), and the leases it holds:
+  /// the one its next report accounts for, and the one it got with the last sync.
   struct lease_use {
     uint64_t requests = 0;
     uint64_t tokens = 0;
     /// The follower's gateway used its lease or was refused for want of one.
     bool wants = false;
+    loan reported_next;
+    loan current;
   };
+  void end_loans(const std::map<std::string, lease_use>& uses, clock_time now);
   lease* lease_of(const std::string& provider, clock_time now);
   uint32_t reserve_of(const std::string& provider) const;
 

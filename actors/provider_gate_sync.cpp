@@ -85,7 +85,7 @@ gate_sync provider_gate::lease_to(const std::string& node,
   auto& used = lease_use_[node];
   for (const auto& [provider, settings] : settings_.rate_limits) {
     auto& l = limiter(provider);
-    auto last = used[provider];
+    auto& last = used[provider];
     gate_provider_state x;
     x.provider = provider;
     x.lease_requests = lease_size(l.requests(), l.requests().available(now),
@@ -94,8 +94,12 @@ gate_sync provider_gate::lease_to(const std::string& node,
         lease_size(l.tokens(), l.tokens().available(now),
                    std::max<uint64_t>(settings.tokens_per_minute / 30, 2 * last.tokens), followers,
                    last.wants);
-    l.take(now, uint64_t(std::max<int64_t>(x.lease_requests, 0)),
-           uint64_t(std::max<int64_t>(x.lease_tokens, 0)));
+    // A lease whose report never came counts as spent.
+    l.repay(now, last.reported_next.requests, last.reported_next.tokens, 0, 0);
+    last.reported_next = last.current;
+    last.current = {uint64_t(std::max<int64_t>(x.lease_requests, 0)),
+                    uint64_t(std::max<int64_t>(x.lease_tokens, 0))};
+    l.lend(now, last.current.requests, last.current.tokens);
     x.requests_level = l.requests().unlimited() ? -1 : l.requests().available(now);
     x.tokens_level = l.tokens().unlimited() ? -1 : l.tokens().available(now);
     x.requests_hold_ms = ms_until(l.requests().held_until(now), now);
@@ -118,10 +122,12 @@ bool provider_gate::settle(const std::string& node, const gate_report& report, c
   std::lock_guard lock{mutex_};
   bool changed = false;
   for (const auto& u : report.providers) {
-    limiter(u.provider).give_back(u.unused_requests, u.unused_tokens);
+    auto& use = lease_use_[node][u.provider];
+    limiter(u.provider)
+        .repay(now, use.reported_next.requests, use.reported_next.tokens, u.unused_requests,
+               u.unused_tokens);
     observe(u.provider, u.limits, now);
-    lease_use_[node][u.provider] = {u.used_requests, u.used_tokens,
-                                    u.used_requests + u.refused > 0};
+    use = {u.used_requests, u.used_tokens, u.used_requests + u.refused > 0, {}, use.current};
     auto& b = breaker_of(u.provider);
     auto before = b.state();
     if (u.successes > 0)
@@ -173,16 +179,28 @@ uint32_t provider_gate::reserve_of(const std::string& provider) const {
   return result;
 }
 
-void provider_gate::forget_node(const std::string& node) {
+// The leases of a follower that is gone, or of a term that ended, count as spent: the
+// buckets no longer hold room for them.
+void provider_gate::end_loans(const std::map<std::string, lease_use>& uses, clock_time now) {
+  for (const auto& [provider, use] : uses)
+    for (const auto& l : {use.reported_next, use.current})
+      limiter(provider).repay(now, l.requests, l.tokens, 0, 0);
+}
+
+void provider_gate::forget_node(const std::string& node, clock_time now) {
   std::lock_guard lock{mutex_};
+  if (auto i = lease_use_.find(node); i != lease_use_.end())
+    end_loans(i->second, now);
   lease_use_.erase(node);
 }
 
-void provider_gate::begin_term() {
+void provider_gate::begin_term(clock_time now) {
   std::lock_guard lock{mutex_};
   inflight_.clear();
   local_bundles_.clear();
   leases_.clear();
+  for (const auto& [node, uses] : lease_use_)
+    end_loans(uses, now);
   lease_use_.clear();
 }
 

@@ -171,8 +171,8 @@ token_bucket::projection token_bucket::project(clock_time now) const noexcept {
     return {level_, *last_}; // time must not run backwards
   if (hold_until_)
     // Frozen until the provider's reset; at the reset the provider is full again.
-    return {now < *hold_until_ ? level_ : units(per_minute_), now};
-  auto capacity = units(per_minute_);
+    return {now < *hold_until_ ? level_ : ceiling(), now};
+  auto capacity = ceiling();
   if (level_ >= capacity)
     return {level_, now};
   auto rate = static_cast<int64_t>(per_minute_);
@@ -189,6 +189,11 @@ void token_bucket::advance(clock_time now) noexcept {
   last_ = current.at;
   if (hold_until_ && now >= *hold_until_)
     hold_until_.reset();
+}
+
+// The most the level refills to: the capacity less what is lent.
+int64_t token_bucket::ceiling() const noexcept {
+  return std::max<int64_t>(units(per_minute_) - lent_, 0);
 }
 
 int64_t token_bucket::need(uint64_t amount) const noexcept {
@@ -228,7 +233,7 @@ void token_bucket::adjust(int64_t delta) noexcept {
     return;
   constexpr auto bound = static_cast<int64_t>(max_rate_per_minute);
   auto change = std::clamp(delta, -bound, bound) * units_per_token;
-  level_ = std::clamp(level_ - change, debt_floor, units(per_minute_));
+  level_ = std::clamp(level_ - change, debt_floor, std::max(level_, ceiling()));
 }
 
 void token_bucket::observe(clock_time now, uint64_t remaining,
@@ -264,6 +269,22 @@ void token_bucket::assume(clock_time now, int64_t level,
   auto capacity = static_cast<int64_t>(per_minute_);
   level_ = std::clamp(level, debt_floor / units_per_token, capacity) * units_per_token;
   last_ = now;
+  lent_ = 0;
+}
+
+void token_bucket::lend(clock_time now, uint64_t amount) noexcept {
+  if (unlimited())
+    return;
+  take(now, amount);
+  lent_ = std::min(lent_ + units(amount), units(per_minute_));
+}
+
+void token_bucket::repay(clock_time now, uint64_t amount, uint64_t unused) noexcept {
+  if (unlimited())
+    return;
+  advance(now);
+  lent_ = std::max<int64_t>(lent_ - units(amount), 0);
+  level_ = std::min(level_ + units(std::min(unused, amount)), std::max(level_, ceiling()));
 }
 
 int64_t token_bucket::available(clock_time now) const noexcept {
@@ -309,9 +330,15 @@ void rate_limiter::take(clock_time now, uint64_t requests, uint64_t tokens) noex
   tokens_.take(now, tokens);
 }
 
-void rate_limiter::give_back(uint64_t requests, uint64_t tokens) noexcept {
-  requests_.adjust(-static_cast<int64_t>(std::min(requests, max_rate_per_minute)));
-  tokens_.adjust(-static_cast<int64_t>(std::min(tokens, max_rate_per_minute)));
+void rate_limiter::lend(clock_time now, uint64_t requests, uint64_t tokens) noexcept {
+  requests_.lend(now, requests);
+  tokens_.lend(now, tokens);
+}
+
+void rate_limiter::repay(clock_time now, uint64_t requests, uint64_t tokens,
+                         uint64_t unused_requests, uint64_t unused_tokens) noexcept {
+  requests_.repay(now, requests, unused_requests);
+  tokens_.repay(now, tokens, unused_tokens);
 }
 
 void rate_limiter::observe_limits(clock_time now, std::optional<uint64_t> remaining_requests,

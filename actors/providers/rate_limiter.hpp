@@ -78,9 +78,19 @@ public:
   std::optional<clock_time> held_until(clock_time now) const noexcept;
 
   /// Takes over another bucket's state as of `now`: `level` whole units (cut to capacity)
-  /// and a hold of `hold` (nullopt: none). A cluster follower mirrors the leader's buckets
-  /// so that, should it lead next, it carries on from there instead of full buckets.
+  /// and a hold of `hold` (nullopt: none), nothing lent. A cluster follower mirrors the
+  /// leader's buckets so that, should it lead next, it carries on from there instead of full
+  /// buckets.
   void assume(clock_time now, int64_t level, std::optional<clock_duration> hold) noexcept;
+
+  /// Lends `amount` at `now` (a lease to a cluster follower): taken from the level, and
+  /// until repay() the bucket refills only to its capacity less what is lent. Otherwise it
+  /// would refill behind the lease, and the lease, given back unused, would come on top.
+  void lend(clock_time now, uint64_t amount) noexcept;
+
+  /// Ends a loan of `amount` at `now`; `unused` of it comes back to the level (never above
+  /// the capacity less what is still lent).
+  void repay(clock_time now, uint64_t amount, uint64_t unused) noexcept;
 
 private:
   /// The level and the time it refers to, as of `now`.
@@ -92,6 +102,7 @@ private:
   projection project(clock_time now) const noexcept;
   void advance(clock_time now) noexcept;
   int64_t need(uint64_t amount) const noexcept;
+  int64_t ceiling() const noexcept;
 
   uint64_t per_minute_;
   /// Fixed point: one unit is 1/60000 of a token, so a millisecond refills per_minute_ units.
@@ -100,6 +111,8 @@ private:
   std::optional<clock_time> last_;
   /// End of the hold set by observe(); refill is frozen until then.
   std::optional<clock_time> hold_until_;
+  /// Fixed point, like level_: what is lent (lend()) and not repaid yet.
+  int64_t lent_ = 0;
 };
 
 /// Configured limits of one provider (0 = unlimited).
@@ -129,12 +142,18 @@ public:
   /// more than estimated (may leave debt), negative when less (given back up to capacity).
   void reconcile_tokens(int64_t actual_minus_estimated) noexcept;
 
-  /// Takes `requests` and `tokens` at `now` unconditionally (may leave debt): a lease of
-  /// them handed to another node.
+  /// Takes `requests` and `tokens` at `now` unconditionally (may leave debt): a bundle whose
+  /// requests were taken meanwhile still goes.
   void take(clock_time now, uint64_t requests, uint64_t tokens) noexcept;
 
-  /// Gives back what a lease did not use (never above capacity).
-  void give_back(uint64_t requests, uint64_t tokens) noexcept;
+  /// Lends `requests` and `tokens` at `now` unconditionally (may leave debt): a lease of
+  /// them handed to another node (token_bucket::lend).
+  void lend(clock_time now, uint64_t requests, uint64_t tokens) noexcept;
+
+  /// Ends a lease of `requests` and `tokens`; what it did not use comes back
+  /// (token_bucket::repay).
+  void repay(clock_time now, uint64_t requests, uint64_t tokens, uint64_t unused_requests,
+             uint64_t unused_tokens) noexcept;
 
   /// Learns from a response's rate-limit headers (see token_bucket::observe). Any argument
   /// may be absent; a remaining figure without a reset lowers the level without a hold.

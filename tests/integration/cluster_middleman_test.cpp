@@ -92,6 +92,22 @@ struct cluster {
     return -1;
   }
 
+  /// True once the leader (node `leader`) has joined every node to its bundler, its own
+  /// included (the bundler's `nodes` figure; its connector joins them on its ticks): only
+  /// then do bundles and lease syncs reach them all.
+  bool all_joined(size_t leader) {
+    auto view = http.call("GET", nodes.at(leader)->url("/api/v1/inspect/actors"));
+    if (const auto* actors = view.body.if_contains("actors"))
+      for (const auto& a : actors->as_array())
+        if (a.as_object().at("name").as_string() == "leader.bundler") {
+          const auto* figures = a.as_object().if_contains("figures");
+          const auto* n =
+              figures && figures->is_object() ? figures->as_object().if_contains("nodes") : nullptr;
+          return n != nullptr && n->to_number<double>() == double(nodes.size());
+        }
+    return false;
+  }
+
   /// Provider calls node i made, from its own /metrics.
   double provider_calls(size_t i) {
     auto res = raw.call("GET", nodes.at(i)->url("/metrics"), {}, "");
@@ -237,18 +253,20 @@ TEST_CASE("three nodes: the requests-per-minute limit holds for the whole cluste
     c.start_node();
   test::receiver rx;
   REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  // Every node joined the leader's bundler (it connects on each tick).
-  std::this_thread::sleep_for(3s);
+  auto leader = size_t(c.leader_seen_by(0));
+  REQUIRE(eventually([&] { return c.all_joined(leader); }, 30s));
 
-  c.submit(0, 200, {0, 1, 2}, rx.url());
-  // The mock counts the calls; a sample every 50 ms over 20 s from the first call.
-  REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls > 0; }, 20s));
+  // The window starts before the submission: no call can come sooner, whereas the test's
+  // wake-up on the first call may come late under load (and then count too little time).
+  REQUIRE(c.mock.stats().calls == 0);
   auto first = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(20s);
+  c.submit(0, 200, {0, 1, 2}, rx.url());
+  REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls > 0; }, 20s));
+  std::this_thread::sleep_until(first + 20s);
   auto calls = c.mock.stats().calls;
   auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
-  // A full bucket of 60 at the start, then one a second; 2 more for the first sample's lag
-  // and rounding. Three nodes limiting on their own would make up to three times as many.
+  // A full bucket of 60 at the start, then one a second; 2 more for rounding and a bundle
+  // that leaves debt. Three nodes limiting on their own would make up to three times as many.
   auto allowed = 60.0 + took + 2.0;
   WARN("provider calls in " << took << " s: " << calls << " (allowed " << allowed << ")");
   CHECK(double(calls) <= allowed);
@@ -474,9 +492,9 @@ struct gateway_load {
 };
 
 /// Queued requests and gateway calls to a follower (the leader, alone) of `nodes` nodes whose
-/// openai provider is limited to 60 requests per minute: from the first call the mock
-/// counts for `window`, and at most the bucket's 60 plus one a second (plus 2 for the first
-/// sample's lag and rounding) may arrive, gateway calls included.
+/// openai provider is limited to 60 requests per minute: from the submission the mock
+/// counts for `window`, and at most the bucket's 60 plus one a second (plus 2 for rounding
+/// and a bundle that leaves debt) may arrive, gateway calls included.
 void check_shared_limit(const std::string& name, size_t nodes, std::chrono::seconds window) {
   mock_provider_options mock_options;
   mock_options.latency = 50ms;
@@ -490,14 +508,15 @@ void check_shared_limit(const std::string& name, size_t nodes, std::chrono::seco
     c.start_node();
   test::receiver rx;
   REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto gateway_node = size_t(c.leader_seen_by(0) + 1) % nodes;
-  if (nodes > 1)
-    std::this_thread::sleep_for(3s); // every node joined the leader's bundler
+  auto leader = size_t(c.leader_seen_by(0));
+  auto gateway_node = (leader + 1) % nodes;
+  REQUIRE(eventually([&] { return c.all_joined(leader); }, 30s));
+  REQUIRE(c.mock.stats().calls == 0);
+  auto first = std::chrono::steady_clock::now(); // no call before the submission
   c.submit(0, 200, {0}, rx.url());
   gateway_load gateway{c.nodes.at(gateway_node)->url("/v1/chat/completions")};
   REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls > 0; }, 20s));
-  auto first = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(window);
+  std::this_thread::sleep_until(first + window);
   auto calls = c.mock.stats().calls;
   auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
   auto allowed = 60.0 + took + 2.0;
@@ -537,7 +556,7 @@ TEST_CASE("a new leader keeps the limit the provider's headers taught the old on
   test::receiver rx;
   REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
   auto leader = c.leader_seen_by(0);
-  std::this_thread::sleep_for(3s); // every node joined the leader's bundler
+  REQUIRE(eventually([&] { return c.all_joined(size_t(leader)); }, 30s));
   c.submit(0, 100, {0, 1, 2}, rx.url());
   // The limit is learned: the calls stop at about 20 and nothing stays in flight.
   REQUIRE(c.mock.wait_for_calls([](const mock_provider_stats& s) { return s.calls >= 20; }, 20s));

@@ -1,8 +1,8 @@
 // The cluster's operations (issue #11) with real processes: two lps nodes on one database of
 // the test run's PostgreSQL server (the ctest fixture "postgres"), all on 127.0.0.1:
 // - cancels and status through the node that does not lead (the in-process mock provider
-//   takes 1.5 s a call, one call at a time and one request a call, so requests wait at the
-//   leader long enough to be cancelled or seen processing);
+//   takes 8 s a call, one call at a time and one request a call, so requests wait at the
+//   leader long enough to be cancelled or seen processing, even on a loaded CI machine);
 // - the leader stopped by SIGTERM under load: it is `leaving` meanwhile, the other node leads
 //   within 3 s, and every request ends exactly once;
 // - a provider batch job (batch_api, OpenAI's Batch API on the mock provider server) in
@@ -142,10 +142,12 @@ TEST_CASE("a node that does not lead cancels requests and runs as a single node 
           "shows the leader's processing",
           "[cluster]") {
   two_nodes c{"operations-cancel",
-              {"--mock-latency-ms=1500", "--mock-max-concurrent-calls=1",
+              {"--mock-latency-ms=8000", "--mock-max-concurrent-calls=1",
                "--serial-bundle-max-requests-per-call=1"}};
   auto first = c.submit("");
-  // One call at a time: the first is processing for 1.5 s, the others wait.
+  // One call at a time: the first is processing for 8 s, the others wait. The checks below
+  // need it still processing: 1.5 s were not enough under load (it completed first, and the
+  // one queued behind it started).
   REQUIRE(eventually([&] { return c.status_of(first) == "processing"; }, 10s));
   auto queued = c.submit("");
   auto run_a = c.submit("run-9");
@@ -177,7 +179,7 @@ TEST_CASE("a node that does not lead cancels requests and runs as a single node 
 
   // Exactly one final each: the processing one completes, the three others are cancelled.
   auto db = c.database.connect();
-  REQUIRE(eventually([&] { return count_of(*db, "SELECT count(*) FROM results") == 4; }, 20s));
+  REQUIRE(eventually([&] { return count_of(*db, "SELECT count(*) FROM results") == 4; }, 30s));
   std::this_thread::sleep_for(2s); // a second final would have landed by now
   CHECK(count_of(*db, "SELECT count(*) FROM results") == 4);
   CHECK(count_of(*db, "SELECT count(*) FROM requests") == 0);

@@ -166,6 +166,33 @@ TEST_CASE("leases never exceed an even share of the leader's bucket") {
   CHECK(admit_all(leader, t0) + admit_all(n2, t0) + admit_all(n3, t0) == 6);
 }
 
+TEST_CASE("leases given back after the leader's bucket was spent add nothing to the limit") {
+  provider_gate leader{limited(60)};
+  provider_gate n2{limited(60)}, n3{limited(60)};
+  // Idle syncs for 5 s: each follower gets its lease of 4 and gives the last one back unused.
+  auto t = t0;
+  for (; t < t0 + 5s; t += 500ms)
+    for (auto* node : {&n2, &n3}) {
+      auto name = node == &n2 ? "n2" : "n3";
+      leader.settle(name, node->follow(leader.lease_to(name, {}, 2, 2s, t), t), t);
+    }
+  // The leader's bundles spend all its bucket holds while the followers still hold 8.
+  auto spent = *leader.request_budget("openai", t);
+  leader.start_call(bundle_of("openai", size_t(spent)), t);
+  // The next sync brings the 8 back unused. The bucket refilled behind them while they were
+  // lent, so they must not come on top: 60 in all (what was spent, what the bucket holds and
+  // the new leases), not 68.
+  int64_t leased = 0;
+  for (auto* node : {&n2, &n3}) {
+    auto name = node == &n2 ? "n2" : "n3";
+    auto sync = leader.lease_to(name, {}, 2, 2s, t);
+    leased += state_of(sync, "openai").lease_requests;
+    leader.settle(name, node->follow(sync, t), t);
+  }
+  CHECK(spent == 52); // 60 less the 8 lent
+  CHECK(spent + *leader.request_budget("openai", t) + leased == 60);
+}
+
 TEST_CASE("without a sync the lease expires and the follower goes by its mirrored bucket") {
   provider_gate leader{limited(60)};
   provider_gate follower{limited(60)};
@@ -213,7 +240,7 @@ TEST_CASE("a new leader starts from the last state it mirrored, not full buckets
   }
   next.follow(old_leader.lease_to("n2", {}, 1, 2s, t0), t0);
   // The old leader dies; `next` leads: its bundler starts a term on the mirrored gate.
-  next.begin_term();
+  next.begin_term(t0);
   CHECK(next.request_budget("openai", t0 + 1s) <= 3);
   CHECK(next.breaker("openai").state() == breaker_state::open);
   CHECK(next.blocked_for("openai", t0 + 1s) >= 29s);
@@ -249,7 +276,7 @@ TEST_CASE("a follower refused for want of a lease gets the next request before t
   follower.follow(sync, t0 + 1s);
   CHECK_FALSE(follower.admit_gateway("openai", 1, t0 + 1s));
   // Once the node is gone nothing is held back for it.
-  leader.forget_node("n2");
+  leader.forget_node("n2", t0 + 1s);
   CHECK(leader.request_budget("openai", t0 + 2s) == 1);
 }
 
