@@ -348,7 +348,7 @@ TEST_CASE("a follower mirrors the leader's breaker failure count, so a next lead
   next.follow(sync, t0);
   CHECK(next.breaker("openai").consecutive_failures() == 2);
   // The old leader dies; the next one's third failure in a row opens its breaker.
-  next.begin_term();
+  next.begin_term(t0 + 1s);
   next.start_call(bundle_of("openai", 1), t0 + 1s);
   next.finish_call("openai", {failure("TIMEOUT")}, t0 + 1s);
   CHECK(next.breaker("openai").state() == breaker_state::open);
