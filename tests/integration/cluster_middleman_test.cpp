@@ -80,6 +80,19 @@ struct cluster {
     REQUIRE(nodes.back()->port() != 0);
   }
 
+  /// The leader node-1 sees, once it sees one (within 15 s).
+  size_t elected() {
+    REQUIRE(eventually([&] { return leader_seen_by(0) >= 0; }, 15s));
+    return static_cast<size_t>(leader_seen_by(0));
+  }
+
+  /// Starts `count` nodes with the cluster's flags and returns the one elected.
+  size_t start_nodes(size_t count) {
+    for (size_t i = 0; i < count; ++i)
+      start_node();
+    return elected();
+  }
+
   /// The index of the node that node `asked` sees leading, or -1.
   int leader_seen_by(size_t asked) {
     auto answer = http.call("GET", nodes.at(asked)->url("/api/v1/cluster"));
@@ -208,11 +221,8 @@ TEST_CASE("three nodes: every node's provider takes bundles, a killed follower's
   cluster c{"middleman-spread",
             mock_options,
             {"--openai-max-concurrent-calls=4", "--serial-bundle-max-requests-per-call=4"}};
-  for (int i = 0; i < 3; ++i)
-    c.start_node();
+  auto leader = c.start_nodes(3);
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = static_cast<size_t>(c.leader_seen_by(0));
   auto victim = (leader + 1) % 3;
   auto survivor = (leader + 2) % 3;
 
@@ -249,11 +259,8 @@ TEST_CASE("three nodes: the requests-per-minute limit holds for the whole cluste
             mock_options,
             {"--openai-max-concurrent-calls=2", "--serial-bundle-max-requests-per-call=2",
              "--openai-requests-per-minute=60"}};
-  for (int i = 0; i < 3; ++i)
-    c.start_node();
+  auto leader = c.start_nodes(3);
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = size_t(c.leader_seen_by(0));
   REQUIRE(eventually([&] { return c.all_joined(leader); }, 30s));
 
   // The window starts before the submission: no call can come sooner, whereas the test's
@@ -289,11 +296,8 @@ TEST_CASE("three nodes: a follower stopped by SIGTERM under load finishes the ca
             mock_options,
             {"--openai-max-concurrent-calls=8", "--serial-bundle-max-requests-per-call=1",
              "--shutdown-grace-seconds=5"}};
-  for (int i = 0; i < 3; ++i)
-    c.start_node();
+  auto leader = c.start_nodes(3);
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = static_cast<size_t>(c.leader_seen_by(0));
   auto victim = (leader + 1) % 3;
   auto survivor = (leader + 2) % 3;
 
@@ -353,8 +357,7 @@ TEST_CASE("three nodes over mutual TLS complete requests, and a node whose certi
   for (size_t i = 0; i < 3; ++i)
     c.start_node(tls_flags(ca.issue("node-" + std::to_string(i + 1)), ca.cert()), log_of(i));
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = static_cast<size_t>(c.leader_seen_by(0));
+  auto leader = c.elected();
 
   // Every node's provider makes calls: the followers' bundles crossed the TLS middleman.
   auto ids = c.submit(0, 300, {0, 1, 2}, rx.url());
@@ -504,11 +507,8 @@ void check_shared_limit(const std::string& name, size_t nodes, std::chrono::seco
             mock_options,
             {"--openai-max-concurrent-calls=2", "--serial-bundle-max-requests-per-call=2",
              "--openai-requests-per-minute=60"}};
-  for (size_t i = 0; i < nodes; ++i)
-    c.start_node();
+  auto leader = c.start_nodes(nodes);
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = size_t(c.leader_seen_by(0));
   auto gateway_node = (leader + 1) % nodes;
   REQUIRE(eventually([&] { return c.all_joined(leader); }, 30s));
   REQUIRE(c.mock.stats().calls == 0);
@@ -555,11 +555,8 @@ TEST_CASE("a new leader keeps the limit the provider's headers taught the old on
   cluster c{"gate-handover",
             mock_options,
             {"--openai-max-concurrent-calls=2", "--serial-bundle-max-requests-per-call=1"}};
-  for (int i = 0; i < 3; ++i)
-    c.start_node();
+  auto leader = static_cast<int>(c.start_nodes(3));
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = c.leader_seen_by(0);
   REQUIRE(eventually([&] { return c.all_joined(size_t(leader)); }, 30s));
   c.submit(0, 100, {0, 1, 2}, rx.url());
   // The limit is learned: the calls stop at about 20 and nothing stays in flight.
@@ -603,11 +600,8 @@ void check_learned_from_gateway(const std::string& name, size_t nodes) {
   mock_provider_options mock_options;
   mock_options.rate_limit_requests = 6;
   cluster c{name, mock_options, {"--serial-bundle-max-requests-per-call=1"}};
-  for (size_t i = 0; i < nodes; ++i)
-    c.start_node();
+  auto leader = c.start_nodes(nodes);
   test::receiver rx;
-  REQUIRE(eventually([&] { return c.leader_seen_by(0) >= 0; }, 15s));
-  auto leader = size_t(c.leader_seen_by(0));
   auto url = [&](size_t i) { return c.nodes.at(i)->url("/v1/chat/completions"); };
   if (nodes > 1)
     std::this_thread::sleep_for(3s); // every node joined the leader's bundler

@@ -3,10 +3,13 @@
 // follower, the sync messages passed by hand, time passed in.
 
 #include "actors/provider_gate.hpp"
+#include "fixtures/outcomes.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace lps;
+using lps::test::failure;
+using lps::test::success;
 using namespace std::chrono_literals;
 
 namespace {
@@ -17,18 +20,6 @@ bundle bundle_of(const std::string& provider, size_t items) {
   bundle result;
   result.provider = provider;
   result.items.resize(items);
-  return result;
-}
-
-comparison_outcome success() {
-  comparison_outcome result;
-  result.success = true;
-  return result;
-}
-
-comparison_outcome failure(const std::string& code) {
-  comparison_outcome result;
-  result.error_code = code;
   return result;
 }
 

@@ -1,10 +1,13 @@
 // provider_gate without actors: time is an argument, so every test moves it by hand.
 
 #include "actors/provider_gate.hpp"
+#include "fixtures/outcomes.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace lps;
+using lps::test::failure;
+using lps::test::success;
 using namespace std::chrono_literals;
 
 namespace {
@@ -19,18 +22,6 @@ bundle bundle_of(const std::string& provider, size_t items, size_t prompt_bytes 
     item.entry.request.user_prompt = std::string(prompt_bytes, 'x');
     result.items.push_back(std::move(item));
   }
-  return result;
-}
-
-comparison_outcome success() {
-  comparison_outcome result;
-  result.success = true;
-  return result;
-}
-
-comparison_outcome failure(const std::string& code) {
-  comparison_outcome result;
-  result.error_code = code;
   return result;
 }
 
