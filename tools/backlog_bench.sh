@@ -20,8 +20,9 @@
 #   BACKLOG_BACKEND=postgres the store: postgres or sqlite
 #   BACKLOG_SEED=n           PostgreSQL only: fill only n requests through lps, then copy
 #                            their rows in SQL (new queue ids, without texts) up to `count`
-#                            and vacuum: a 1,000,000 backlog in minutes instead of a quarter
-#                            of an hour. Unset (default): all `count` go through lps's bulk API.
+#                            and vacuum (for a machine too loaded for a real fill; a quiet
+#                            one fills 1,000,000 through lps in about 90 s). Unset (default):
+#                            all `count` go through lps's bulk API.
 #   BENCH_TIMEOUT=3600       the load generator's --timeout-seconds
 #   BENCH_NICE=-15           as root: lps, the load generator and PostgreSQL at this niceness
 #   BENCH_AUTOGROUP=1        with BENCH_NICE: their sessions' autogroups too (bench_lib.sh)
