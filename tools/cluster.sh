@@ -3,7 +3,8 @@
 # (tools/pg.sh) and N lps nodes sharing it.
 #
 #   tools/cluster.sh start [N]   start PostgreSQL and N nodes (default 3): node-I serves HTTP on
-#                                127.0.0.1:(8090+I), DATA_DIR var/cluster/node-I, log
+#                                127.0.0.1:(8090+I), its middleman on 127.0.0.1:(4100+I),
+#                                DATA_DIR var/cluster/node-I, log
 #                                var/cluster/node-I.log; waits until each serves
 #   tools/cluster.sh status      each node's process and GET /api/v1/cluster from the first live one
 #   tools/cluster.sh stop        SIGTERM to every node (a leader hands the lease on), wait, stop
