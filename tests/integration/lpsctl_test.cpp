@@ -2,6 +2,7 @@
 // collected exactly once, the script-friendly views, and exit codes scripts can trust.
 
 #include "integration/lps_process.hpp"
+#include "fixtures/raw_socket.hpp"
 #include "fixtures/temp_dir.hpp"
 
 #include <boost/json.hpp>
@@ -33,6 +34,18 @@ std::vector<std::string> lines_of(const std::string& text) {
     if (!line.empty())
       result.push_back(line);
   return result;
+}
+
+// The body of GET `path` exactly as lps sent it (Connection: close frames it).
+std::string raw_body(const test::lps_process& lps, const std::string& path) {
+  test::raw_socket client{lps.port()};
+  client.write("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  bool closed = false;
+  auto answer = client.read_until_closed(std::chrono::seconds{10}, closed);
+  REQUIRE(closed);
+  auto head_end = answer.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  return answer.substr(head_end + 4);
 }
 
 } // namespace
@@ -204,6 +217,10 @@ TEST_CASE("results --follow writes every event of a run once and runs and run co
   auto again = lpsctl(lps, {"results", "run 7"});
   REQUIRE(again.exit_code == 0);
   CHECK(lines_of(again.out).size() == count);
+  // Each event byte for byte as lps serves it (0.0, not Boost.JSON's 0E0).
+  auto first = lines_of(again.out).front();
+  auto id = json::parse(first).as_object()["data"].as_object()["request_id"].as_string();
+  CHECK(first == raw_body(lps, "/api/v1/results/" + std::string{id}));
 
   auto one = lpsctl(lps, {"run", "run 7"});
   REQUIRE(one.exit_code == 0);

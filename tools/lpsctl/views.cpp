@@ -1,8 +1,7 @@
 // lpsctl's read-only views (status, results, providers, jobs, config, top) and job cancel.
 
+#include "runtime/json_writer.hpp"
 #include "tools/lpsctl/commands.hpp"
-
-#include <boost/json/serialize.hpp>
 
 #include <unistd.h>
 
@@ -27,6 +26,14 @@ bool on_terminal() {
   return ::isatty(STDOUT_FILENO) != 0;
 }
 
+// JSON text as lps writes it (runtime/json_writer: 0.0, 4.7), so a result event comes out
+// byte for byte as lps stored and sent it; boost::json::serialize would write 0E0 and 4.7E0.
+std::string compact(const json::value& v) {
+  std::string out;
+  append_value(out, v);
+  return out;
+}
+
 void pretty(std::ostringstream& out, const json::value& v, int indent) {
   auto pad = [&](int n) { out << std::string(static_cast<size_t>(n) * 2, ' '); };
   if (const auto* obj = v.if_object(); obj != nullptr && !obj->empty()) {
@@ -34,7 +41,7 @@ void pretty(std::ostringstream& out, const json::value& v, int indent) {
     size_t i = 0;
     for (const auto& [key, value] : *obj) {
       pad(indent + 1);
-      out << json::serialize(json::value{key}) << ": ";
+      out << compact(json::value{key}) << ": ";
       pretty(out, value, indent + 1);
       out << (++i < obj->size() ? ",\n" : "\n");
     }
@@ -50,14 +57,14 @@ void pretty(std::ostringstream& out, const json::value& v, int indent) {
     pad(indent);
     out << "]";
   } else {
-    out << json::serialize(v);
+    out << compact(v);
   }
 }
 
 /// JSON for people on a terminal (indented), for scripts otherwise (one line).
 void print_json(const json::value& v) {
   if (!on_terminal()) {
-    std::printf("%s\n", json::serialize(v).c_str());
+    std::printf("%s\n", compact(v).c_str());
     return;
   }
   std::ostringstream out;
@@ -69,7 +76,7 @@ std::string text_of(const json::object& obj, const char* key) {
   const auto* v = obj.if_contains(key);
   if (v == nullptr || v->is_null())
     return "-";
-  return v->is_string() ? std::string{v->as_string()} : json::serialize(*v);
+  return v->is_string() ? std::string{v->as_string()} : compact(*v);
 }
 
 int failed(const api_answer& answer, const lps_api& api) {
@@ -489,7 +496,7 @@ int results(lps_api& api, const std::string& bos_batch_id, bool follow) {
     for (const auto& event : page.at("results").as_array()) {
       const auto& id = event.as_object().at("data").as_object().at("request_id").as_string();
       if (written.emplace(id).second)
-        std::printf("%s\n", json::serialize(event).c_str());
+        std::printf("%s\n", compact(event).c_str());
     }
     std::fflush(stdout);
     if (const auto& next = page.at("next"); next.is_string()) {
