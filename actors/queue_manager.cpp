@@ -932,12 +932,16 @@ void publish_gauges(self_ptr self) {
   auto queued = static_cast<double>(st.ready_count + st.delayed.size());
   auto processing = static_cast<double>(st.processing_count);
   auto health = st.db->health();
-  // The counter takes steps: the reconnects since the last tick.
+  // The counters take steps: the reconnects and commits since the last tick.
   auto reconnects =
       health.reconnects - std::exchange(st.store_reconnects_recorded, health.reconnects);
+  auto commits = st.db->stats().commits;
   std::vector<metric_sample> samples{
       {"llm_provider_store_up", {}, health.available ? 1.0 : 0.0},
-      {"llm_provider_store_reconnects_total", {}, double(reconnects)}};
+      {"llm_provider_store_reconnects_total", {}, double(reconnects)},
+      {"llm_provider_store_commits_total",
+       {},
+       double(commits - std::exchange(st.store_commits_recorded, commits))}};
   if (!st.cfg.intake_only) // a cluster's queue-wide gauges come from its leader alone
     samples.insert(samples.end(),
                    {{"llm_provider_queue_depth", {"queued"}, queued},

@@ -224,6 +224,8 @@ struct queue_manager_state {
   uint64_t rejected_total = 0;
   /// The store's reconnects already counted in llm_provider_store_reconnects_total.
   uint64_t store_reconnects_recorded = 0;
+  /// The store's commits already counted in llm_provider_store_commits_total.
+  uint64_t store_commits_recorded = 0;
   uint64_t completed_total = 0;
   uint64_t failed_total = 0;
   uint64_t expired_total = 0;

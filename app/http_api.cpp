@@ -67,6 +67,38 @@ http_response store_unavailable(std::string_view message, std::string_view corre
   return res;
 }
 
+// -- llm_provider_requests_rejected_total --
+
+// How many requests the answer of a submission route stands for: 1 until a bulk body has
+// been read, then its number of items (an answer refusing the whole body refuses them all).
+struct submission_tally {
+  size_t requests = 1;
+};
+
+void count_rejected(const api_context& ctx, std::map<std::string, double> by_reason) {
+  if (!ctx.actors.metrics || by_reason.empty())
+    return;
+  std::vector<metric_sample> samples;
+  for (auto& [reason, count] : by_reason)
+    samples.push_back({"llm_provider_requests_rejected_total", {reason}, count});
+  caf::anon_send(ctx.actors.metrics, atom::record_v, std::move(samples));
+}
+
+// Wraps a submission route's responder: an error answer counts the tally's requests under
+// its error code. The refusals of single items in a bulk answer are counted by answer_bulk.
+http_responder counting_refusals(const api_context& ctx, std::shared_ptr<submission_tally> tally,
+                                 http_responder respond) {
+  const auto* c = &ctx; // the context lives as long as the HTTP server
+  return [c, tally, respond = std::move(respond)](http_response res) {
+    if (res.status >= 400) {
+      auto code = json_error_code(res.body);
+      count_rejected(*c, {{code.empty() ? "HTTP_" + std::to_string(res.status) : code,
+                           double(tally->requests)}});
+    }
+    respond(std::move(res));
+  };
+}
+
 // While recovery runs the queue manager answers nothing: a probe or a client gets a quick
 // 503 to retry instead of a hang until recovery ends.
 http_response while_starting(http_response res) {
@@ -552,9 +584,16 @@ void record_new_keys(const api_context& ctx, bulk_submission& bulk,
 
 // The answer: 200 when this submission created nothing and repeated at least one item,
 // else 202; items folded onto an earlier one of the body get its entry.
-void answer_bulk(bulk_submission& bulk, bool created, const http_responder& respond) {
+void answer_bulk(const api_context& ctx, bulk_submission& bulk, bool created,
+                 const http_responder& respond) {
   for (auto [position, source] : bulk.copies)
     bulk.entries[position] = bulk.entries[source];
+  std::map<std::string, double> refused;
+  for (const auto& entry : bulk.entries)
+    if (!entry.accepted)
+      ++refused[entry.error.message.empty() ? entry.outcome.error_code
+                                            : std::string{to_string(entry.error.code)}];
+  count_rejected(ctx, std::move(refused));
   auto code = !created && bulk.any_repeat ? 200 : 202;
   respond(json_response(code, render_bulk_accepted(bulk.entries)));
 }
@@ -563,13 +602,13 @@ void answer_bulk(bulk_submission& bulk, bool created, const http_responder& resp
 void enqueue_bulk(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
                   http_responder respond) {
   if (bulk->pending.empty())
-    return answer_bulk(*bulk, false, respond);
+    return answer_bulk(ctx, *bulk, false, respond);
   std::vector<comparison_request> requests;
   for (auto& item : bulk->pending)
     requests.push_back(std::move(item.request));
   ask<std::vector<enqueue_outcome>>(
       ctx, ctx.actors.intake,
-      [respond, bulk](caf::expected<std::vector<enqueue_outcome>> r) {
+      [c = &ctx, respond, bulk](caf::expected<std::vector<enqueue_outcome>> r) {
         if (!r || r->size() != bulk->pending.size()) {
           respond(error_response(503, ec::service_unavailable, "the queue did not answer in time"));
           return;
@@ -584,7 +623,7 @@ void enqueue_bulk(const api_context& ctx, std::shared_ptr<bulk_submission> bulk,
           entry.outcome = std::move((*r)[k]);
           created = created || entry.accepted;
         }
-        answer_bulk(*bulk, created, respond);
+        answer_bulk(*c, *bulk, created, respond);
       },
       atom::submit_v, std::move(requests));
 }
@@ -615,7 +654,7 @@ void submit_bulk_idempotent(const api_context& ctx, std::shared_ptr<bulk_submiss
 }
 
 void submit_many(const api_context& ctx, http_request&& req, const std::string& client,
-                 http_responder respond) {
+                 submission_tally& tally, http_responder respond) {
   if (!check_submission(req, respond))
     return;
   auto header = header_value(req, "idempotency-key");
@@ -642,6 +681,7 @@ void submit_many(const api_context& ctx, http_request&& req, const std::string& 
       items[i].error = std::move(*refusal);
     }
   }
+  tally.requests = items.size();
   auto bulk = std::make_shared<bulk_submission>();
   bulk->entries.resize(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -653,7 +693,7 @@ void submit_many(const api_context& ctx, http_request&& req, const std::string& 
     }
   }
   if (bulk->pending.empty())
-    return respond(json_response(202, render_bulk_accepted(bulk->entries)));
+    return answer_bulk(ctx, *bulk, false, respond);
   fold_duplicate_keys(*bulk);
   auto gate_keys = bulk_gate_keys(header, *bulk, client);
   if (gate_keys.empty())
@@ -1441,6 +1481,11 @@ std::string mock_default_warning(const config& cfg) {
          + first + " (or MOCK_ALLOWED=false to refuse them)";
 }
 
+bool is_submission(const http_request& req) {
+  return req.method == "POST"
+         && (req.path == "/api/v1/comparison" || req.path == "/api/v1/comparisons");
+}
+
 void handle_http(const api_context& ctx, http_request&& req, http_responder respond) {
   if (req.method == "HEAD"
       && req.path == "/healthz") // load balancers probe with HEAD; open like GET
@@ -1449,6 +1494,9 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   // recovered queue (no durability on that path).
   if (is_gateway_path(req.path))
     return handle_gateway(ctx, std::move(req), std::move(respond));
+  auto tally = std::make_shared<submission_tally>();
+  if (is_submission(req))
+    respond = counting_refusals(ctx, tally, std::move(respond));
   auto client = authenticate(ctx, req);
   if (!client)
     return respond(unauthorized(access_of(req)));
@@ -1461,7 +1509,7 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   if (req.method == "POST" && req.path == "/api/v1/comparison")
     return submit_one(ctx, std::move(req), *client, std::move(respond));
   if (req.method == "POST" && req.path == "/api/v1/comparisons")
-    return submit_many(ctx, std::move(req), *client, std::move(respond));
+    return submit_many(ctx, std::move(req), *client, *tally, std::move(respond));
   std::string id;
   if (req.method == "POST" && match_action(req.path, "/api/v1/batch-jobs/", "/cancel", id))
     return cancel_batch_job(ctx, id, std::move(respond));

@@ -97,4 +97,7 @@ std::string json_quote(std::string_view text);
 /// Reads top-level string fields of a stored result event (status route): returns "" if absent.
 std::string json_string_field(std::string_view json, std::string_view key);
 
+/// The code of one of our error bodies ({"error": {"code": ...}}), or "" if `json` is none.
+std::string json_error_code(std::string_view json);
+
 } // namespace lps

@@ -143,4 +143,23 @@ std::string json_string_field(std::string_view text, std::string_view key) {
   }
 }
 
+std::string json_error_code(std::string_view text) {
+  try {
+    json::monotonic_resource resource;
+    json::error_code ec;
+    auto document = json::parse(text, ec, json::storage_ptr{&resource});
+    if (ec || !document.is_object())
+      return {};
+    const auto* error = document.get_object().if_contains("error");
+    if (error == nullptr || !error->is_object())
+      return {};
+    const auto* code = error->get_object().if_contains("code");
+    if (code == nullptr || !code->is_string())
+      return {};
+    return std::string{code->get_string().data(), code->get_string().size()};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
 } // namespace lps

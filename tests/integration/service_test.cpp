@@ -88,7 +88,6 @@ json::object wait_for_result(client& c, const test::lps_process& lps, const std:
   return json::object{};
 }
 
-/// True once /metrics shows `text` (metrics are recorded asynchronously; polled for 2 s).
 /// The value of one series in lps' /metrics (-1 when it is absent).
 double metric_value(client& c, const test::lps_process& lps, const std::string& series) {
   auto text = c.call("GET", lps.url("/metrics")).body;
@@ -96,6 +95,7 @@ double metric_value(client& c, const test::lps_process& lps, const std::string& 
   return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
 }
 
+/// True once /metrics shows `text` (metrics are recorded asynchronously; polled for 2 s).
 bool metrics_show(client& c, const test::lps_process& lps, const std::string& text) {
   for (int i = 0; i < 80; ++i) {
     if (c.call("GET", lps.url("/metrics")).body.find(text) != std::string::npos)
@@ -219,6 +219,18 @@ TEST_CASE("bad input gets a clear 4xx naming the field and nothing is stored") {
     if (!x.field.empty())
       CHECK(error_field_of(res) == x.field);
   }
+  // Every refusal counts under its code; the 413 is the HTTP server's own, before any route.
+  std::map<std::string, int> refused;
+  for (const auto& x : cases)
+    if (x.status != 413)
+      ++refused[x.code];
+  REQUIRE(refused.size() == 2);
+  for (const auto& [code, count] : refused) {
+    INFO("reason " << code);
+    CHECK(metrics_show(c, lps,
+                       "llm_provider_requests_rejected_total{reason=\"" + code + "\"} "
+                           + std::to_string(count) + "\n"));
+  }
   // Nothing was accepted, and the service still works.
   auto metrics = c.call("GET", lps.url("/metrics"));
   CHECK(metrics.body.find("\nllm_provider_requests_accepted_total ") == std::string::npos);
@@ -254,8 +266,19 @@ TEST_CASE("a request for a provider without a key is refused at submission, nami
   CHECK(error["details"].as_object()["field"]
         == "requests[1].llm_config_overrides.provider_override");
   CHECK(std::string{error["message"].as_string()}.find("GOOGLE_API_KEY") != std::string::npos);
-  // Nothing refused was stored: only the one accepted request counts.
+  // Nothing refused was stored: only the one accepted request counts, and the two refused
+  // (one alone, one item of the bulk body) count as rejected; the store committed the one.
   CHECK(metrics_show(c, lps, "llm_provider_requests_accepted_total 1\n"));
+  CHECK(metrics_show(c, lps,
+                     "llm_provider_requests_rejected_total{reason=\"VALIDATION_ERROR\"} 2\n"));
+  // The commits counter moves on the queue manager's tick (every 200 ms).
+  bool committed = false;
+  for (int i = 0; i < 120 && !committed; ++i) {
+    committed = metric_value(c, lps, "llm_provider_store_commits_total") >= 1;
+    if (!committed)
+      std::this_thread::sleep_for(std::chrono::milliseconds{25});
+  }
+  CHECK(committed);
 }
 
 TEST_CASE("metrics exposition passes promtool and counts bundles") {

@@ -1003,6 +1003,17 @@ TEST_CASE("a rendered event can be read back by json_string_field") {
   CHECK(json_string_field(text, "missing").empty());
 }
 
+TEST_CASE("json_error_code reads the code of a rendered error body, and nothing else") {
+  CHECK(json_error_code(render_error_body(ec::queue_full, "full", "", "")) == "QUEUE_FULL");
+  CHECK(json_error_code(render_error_body(ec::validation_error, "bad", uuid_lower, "priority"))
+        == "VALIDATION_ERROR");
+  CHECK(json_error_code(render_result_event(success_event())).empty());
+  CHECK(json_error_code(R"({"error":"text"})").empty());
+  CHECK(json_error_code(R"({"error":{"code":7}})").empty());
+  CHECK(json_error_code("{not json").empty());
+  CHECK(json_error_code("").empty());
+}
+
 // -- helpers ---------------------------------------------------------------------------------
 
 TEST_CASE("json_quote escapes a JSON string literal") {
