@@ -45,11 +45,12 @@ struct gateway_attempt {
   std::string status_label;
 };
 
-/// Translates `call` for `t` and sends it on `http`, cancelled by `cancel` (the client left).
-/// `done` runs exactly once: on a client I/O thread with the answer, or at once on the
-/// caller's thread when the call cannot be translated (status_label empty: nothing was sent).
+/// Translates `call` for `t` (`as_is`: see gateway_upstream_request) and sends it on `http`,
+/// cancelled by `cancel` (the client left). `done` runs exactly once: on a client I/O thread
+/// with the answer, or at once on the caller's thread when the call cannot be translated
+/// (status_label empty: nothing was sent).
 void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
-                          std::shared_ptr<const gateway_call> call,
+                          std::shared_ptr<const gateway_call> call, bool as_is,
                           std::shared_ptr<http_call_cancel> cancel,
                           std::function<void(gateway_attempt)> done);
 

@@ -250,8 +250,12 @@ std::optional<gateway_error> check_settings(const json::object& body, uint64_t& 
 
 std::optional<gateway_error> check_gateway_request(std::string_view body,
                                                    gateway_request_info& out) {
+  // Checked and dropped within this call, so its nodes go on the stack (a larger body spills
+  // over to the heap): no allocation per node.
+  unsigned char scratch[8192];
+  json::monotonic_resource arena{scratch, sizeof scratch};
   boost::system::error_code ec;
-  auto doc = json::parse(body, ec);
+  auto doc = json::parse(body, ec, &arena);
   if (ec)
     return bad("We could not parse the JSON body of your request: " + ec.message() + ".", "",
                "invalid_json");
@@ -284,6 +288,7 @@ std::optional<gateway_error> check_gateway_request(std::string_view body,
     return e;
   const auto* stream = o->if_contains("stream");
   out.stream = stream && stream->is_bool() && stream->get_bool();
+  out.sendable_as_is = stream == nullptr && !o->contains("stream_options");
   out.estimated_tokens = chars / 4 + 1 + max_tokens;
   return std::nullopt;
 }

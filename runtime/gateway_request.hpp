@@ -23,6 +23,9 @@ struct gateway_request_info {
   bool stream = false;
   /// Prompt size estimate (4 bytes a token) plus the completion limit, for the token limits.
   uint64_t estimated_tokens = 0;
+  /// The body has neither `stream` nor `stream_options`: an OpenAI-format provider asked for
+  /// `model` may get it as it is (gateway_upstream_request's `as_is`), without a second parse.
+  bool sendable_as_is = false;
 };
 
 /// Checks `body`; nullopt with `out` filled, else the OpenAI-shaped 400.

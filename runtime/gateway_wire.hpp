@@ -42,8 +42,9 @@ gateway_result upstream_error(std::string_view provider, unsigned status,
 /// An answer lps cannot read (a 2xx that is not the expected JSON): 502, not retried.
 gateway_result unreadable(std::string_view provider, std::string_view why);
 
-/// The request body parsed; the route checked it, so this only fails on a bug.
-json::object parse_object(std::string_view body);
+/// The request body parsed (into `storage`: e.g. a stack arena for a body read and dropped
+/// within one call); the route checked it, so this only fails on a bug.
+json::object parse_object(std::string_view body, json::storage_ptr storage = {});
 
 /// A field's string, or "".
 std::string text_of(const json::object* o, std::string_view key);
