@@ -103,15 +103,15 @@ http_response response_of(gateway_reply& r, const gateway_route& route) {
 }
 
 /// The client end of a `stream: true` call: chunks go to the client as they arrive.
-std::shared_ptr<gateway_stream> stream_for(std::string_view body, const gateway_route& route,
-                                           http_responder respond) {
+std::shared_ptr<gateway_stream> stream_for(const gateway_request_info& info,
+                                           const gateway_route& route, http_responder respond) {
   auto created = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
   return std::make_shared<gateway_stream>(
       std::move(respond),
       std::vector<std::pair<std::string, std::string>>{{"x-lps-provider", route.provider}},
-      gateway_stream_options(body, route.model, created));
+      gateway_stream_options(info, route.model, created));
 }
 
 gateway_reply deadline_reply() {
@@ -229,7 +229,7 @@ void call_direct(const api_context& ctx, const provider_actor& provider, const g
 void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
                    std::string client, http_request&& req, const gateway_request_info& info,
                    http_responder respond) {
-  auto sink = info.stream ? stream_for(req.body, route, respond) : nullptr;
+  auto sink = info.stream ? stream_for(info, route, respond) : nullptr;
   auto token = sink ? sink->cancel_token() : std::make_shared<http_call_cancel>();
   auto end = end_of_call(ctx, route, client, sink, token, std::move(respond));
   cancel_when_client_leaves(req, sink, token);

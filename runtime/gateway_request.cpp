@@ -1,5 +1,7 @@
 #include "runtime/gateway_request.hpp"
 
+#include "runtime/gateway_wire.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -289,6 +291,7 @@ std::optional<gateway_error> check_gateway_request(std::string_view body,
   const auto* stream = o->if_contains("stream");
   out.stream = stream && stream->is_bool() && stream->get_bool();
   out.sendable_as_is = stream == nullptr && !o->contains("stream_options");
+  gateway_wire::read_stream_options(*o, out.include_usage, out.schema_tool);
   out.estimated_tokens = chars / 4 + 1 + max_tokens;
   return std::nullopt;
 }

@@ -26,6 +26,10 @@ struct gateway_request_info {
   /// The body has neither `stream` nor `stream_options`: an OpenAI-format provider asked for
   /// `model` may get it as it is (gateway_upstream_request's `as_is`), without a second parse.
   bool sendable_as_is = false;
+  /// A streamed call's options (gateway_stream_options): stream_options.include_usage, and the
+  /// json_schema's name when response_format has one, else "".
+  bool include_usage = false;
+  std::string schema_tool;
 };
 
 /// Checks `body`; nullopt with `out` filled, else the OpenAI-shaped 400.

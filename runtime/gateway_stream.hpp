@@ -25,6 +25,8 @@
 
 namespace lps {
 
+struct gateway_request_info;
+
 /// How a streamed call ended, for the gate, metrics and cost.
 struct gateway_stream_outcome {
   /// The client got the stream's head (status 200 and events); else it still waits for an
@@ -145,6 +147,10 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
 /// The client's stream options of a validated request body: `model` and `created` as given,
 /// stream_options.include_usage, and the json_schema's tool name (Anthropic's forced tool).
 stream_translate_options gateway_stream_options(std::string_view body, std::string model,
+                                                int64_t created);
+
+/// The same from what the route's check read of the body (no second parse).
+stream_translate_options gateway_stream_options(const gateway_request_info& info, std::string model,
                                                 int64_t created);
 
 /// The result of one attempt of a streamed call, from its HTTP answer `resp` (read by `sink`
