@@ -54,11 +54,12 @@ void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
                           std::shared_ptr<http_call_cancel> cancel,
                           std::function<void(gateway_attempt)> done);
 
-/// The same for a streamed call: the upstream's stream goes to `sink` as it arrives, and
+/// The same for a streamed call (`as_is`: see gateway_upstream_stream_request): the upstream's
+/// stream goes to `sink` as it arrives, and
 /// `done` gets the attempt's result (gateway_stream_attempt_result) once it ended. Cancelled
 /// by the sink's token (the client left).
 void send_gateway_stream_attempt(http_transport& http, const gateway_direct_target& t,
-                                 std::shared_ptr<const gateway_call> call,
+                                 std::shared_ptr<const gateway_call> call, bool as_is,
                                  std::shared_ptr<gateway_stream> sink,
                                  std::function<void(gateway_attempt)> done);
 

@@ -220,7 +220,7 @@ void call_direct(const api_context& ctx, const provider_actor& provider, const g
   };
   auto& http = *ctx.gateway->http;
   if (sink)
-    return send_gateway_stream_attempt(http, t, shared, std::move(sink), std::move(then));
+    return send_gateway_stream_attempt(http, t, shared, as_is, std::move(sink), std::move(then));
   send_gateway_attempt(http, t, shared, as_is, token, std::move(then));
 }
 

@@ -290,8 +290,11 @@ std::optional<gateway_error> check_gateway_request(std::string_view body,
     return e;
   const auto* stream = o->if_contains("stream");
   out.stream = stream && stream->is_bool() && stream->get_bool();
-  out.sendable_as_is = stream == nullptr && !o->contains("stream_options");
   gateway_wire::read_stream_options(*o, out.include_usage, out.schema_tool);
+  const auto* options = o->if_contains("stream_options");
+  bool lps_stream_options =
+      options && options->is_object() && options->get_object().size() == 1 && out.include_usage;
+  out.sendable_as_is = out.stream ? lps_stream_options : stream == nullptr && options == nullptr;
   out.estimated_tokens = chars / 4 + 1 + max_tokens;
   return std::nullopt;
 }

@@ -140,9 +140,12 @@ gateway_cancel_registry& gateway_cancels();
 
 /// The streamed form of gateway_upstream_request (`stream: true`): OpenAI and OpenRouter with
 /// `stream` and `stream_options.include_usage` (always: the usage chunk gives the cost),
-/// Anthropic with `stream`, Gemini's `:streamGenerateContent?alt=sse`.
+/// Anthropic with `stream`, Gemini's `:streamGenerateContent?alt=sse`. `as_is`: the body names
+/// `model` and has those two fields already (gateway_request_info's sendable_as_is), so an
+/// OpenAI or OpenRouter request is the body as it is.
 gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
-                                                 std::string_view body, const std::string& model);
+                                                 std::string_view body, const std::string& model,
+                                                 bool as_is = false);
 
 /// The client's stream options of a validated request body: `model` and `created` as given,
 /// stream_options.include_usage, and the json_schema's tool name (Anthropic's forced tool).

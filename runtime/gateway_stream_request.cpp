@@ -11,9 +11,11 @@ namespace gw = gateway_wire;
 namespace json = boost::json;
 
 gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
-                                                 std::string_view body, const std::string& model) {
-  auto u = gateway_upstream_request(d, target, body, model);
-  if (u.error)
+                                                 std::string_view body, const std::string& model,
+                                                 bool as_is) {
+  auto u = gateway_upstream_request(d, target, body, model, as_is);
+  bool openai_format = d == gateway_dialect::openai || d == gateway_dialect::openrouter;
+  if (u.error || (as_is && openai_format)) // as it is: the client asked for what lps would
     return u;
   if (d == gateway_dialect::gemini) {
     auto& url = u.request.url;

@@ -188,6 +188,33 @@ TEST_CASE("the client's stream options are read from its request", "[gateway_str
           .schema_tool.empty());
 }
 
+TEST_CASE("a streamed body asking for what lps would ask goes to OpenAI as it is",
+          "[gateway_stream]") {
+  const std::string rest = R"("messages":[{"role":"user","content":"hi"}],"model":"gpt")";
+  auto info_of = [&](const std::string& fields) {
+    gateway_request_info info;
+    REQUIRE_FALSE(check_gateway_request("{" + fields + "," + rest + "}", info));
+    return info;
+  };
+  const std::string usage = R"("stream":true,"stream_options":{"include_usage":true})";
+  CHECK(info_of(usage).sendable_as_is);
+  // Anything else needs lps's own stream fields instead of the client's.
+  CHECK_FALSE(info_of(R"("stream":true)").sendable_as_is);
+  CHECK_FALSE(info_of(R"("stream":true,"stream_options":{"include_usage":false})").sendable_as_is);
+  CHECK_FALSE(
+      info_of(R"("stream":true,"stream_options":{"include_usage":true,"other":1})").sendable_as_is);
+  auto body = "{" + usage + "," + rest + "}";
+  auto as_is = gateway_upstream_stream_request(gateway_dialect::openai, target, body, "gpt", true);
+  REQUIRE_FALSE(as_is.error);
+  CHECK(as_is.request.body == body);
+  // Anthropic is translated, with its own stream field, whatever `as_is` says.
+  auto anthropic =
+      gateway_upstream_stream_request(gateway_dialect::anthropic, target, body, "gpt", true);
+  REQUIRE_FALSE(anthropic.error);
+  CHECK(parse(anthropic.request.body).at("stream").as_bool());
+  CHECK_FALSE(parse(anthropic.request.body).contains("stream_options"));
+}
+
 TEST_CASE("the route's check reads the same stream options as the body gives", "[gateway_stream]") {
   const std::string user = R"("messages":[{"role":"user","content":"hi"}],"model":"m")";
   for (
