@@ -41,10 +41,10 @@ gateway_attempt refused(const gateway_error& e) {
 } // namespace
 
 void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
-                          std::shared_ptr<const gateway_call> call,
+                          std::shared_ptr<const gateway_call> call, bool as_is,
                           std::shared_ptr<http_call_cancel> cancel,
                           std::function<void(gateway_attempt)> done) {
-  auto upstream = gateway_upstream_request(t.dialect, t.target, call->body, call->model);
+  auto upstream = gateway_upstream_request(t.dialect, t.target, call->body, call->model, as_is);
   if (upstream.error)
     return done(refused(*upstream.error));
   upstream.request.cancel = std::move(cancel);
@@ -65,10 +65,11 @@ void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
 }
 
 void send_gateway_stream_attempt(http_transport& http, const gateway_direct_target& t,
-                                 std::shared_ptr<const gateway_call> call,
+                                 std::shared_ptr<const gateway_call> call, bool as_is,
                                  std::shared_ptr<gateway_stream> sink,
                                  std::function<void(gateway_attempt)> done) {
-  auto upstream = gateway_upstream_stream_request(t.dialect, t.target, call->body, call->model);
+  auto upstream =
+      gateway_upstream_stream_request(t.dialect, t.target, call->body, call->model, as_is);
   if (upstream.error)
     return done(refused(*upstream.error));
   sink->begin_attempt(t.dialect);

@@ -45,19 +45,21 @@ struct gateway_attempt {
   std::string status_label;
 };
 
-/// Translates `call` for `t` and sends it on `http`, cancelled by `cancel` (the client left).
-/// `done` runs exactly once: on a client I/O thread with the answer, or at once on the
-/// caller's thread when the call cannot be translated (status_label empty: nothing was sent).
+/// Translates `call` for `t` (`as_is`: see gateway_upstream_request) and sends it on `http`,
+/// cancelled by `cancel` (the client left). `done` runs exactly once: on a client I/O thread
+/// with the answer, or at once on the caller's thread when the call cannot be translated
+/// (status_label empty: nothing was sent).
 void send_gateway_attempt(http_transport& http, const gateway_direct_target& t,
-                          std::shared_ptr<const gateway_call> call,
+                          std::shared_ptr<const gateway_call> call, bool as_is,
                           std::shared_ptr<http_call_cancel> cancel,
                           std::function<void(gateway_attempt)> done);
 
-/// The same for a streamed call: the upstream's stream goes to `sink` as it arrives, and
+/// The same for a streamed call (`as_is`: see gateway_upstream_stream_request): the upstream's
+/// stream goes to `sink` as it arrives, and
 /// `done` gets the attempt's result (gateway_stream_attempt_result) once it ended. Cancelled
 /// by the sink's token (the client left).
 void send_gateway_stream_attempt(http_transport& http, const gateway_direct_target& t,
-                                 std::shared_ptr<const gateway_call> call,
+                                 std::shared_ptr<const gateway_call> call, bool as_is,
                                  std::shared_ptr<gateway_stream> sink,
                                  std::function<void(gateway_attempt)> done);
 

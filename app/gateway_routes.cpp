@@ -92,8 +92,10 @@ double cost_of(const gateway_context& gw, const std::string& model, const gatewa
   return estimate_cost(price->second, usage);
 }
 
-http_response response_of(const gateway_reply& r, const gateway_route& route) {
-  http_response res{r.status, r.body, "application/json", {{"x-lps-provider", route.provider}}};
+/// The client's answer; `r`'s body moves into it (the rest of `r` is still read afterwards).
+http_response response_of(gateway_reply& r, const gateway_route& route) {
+  http_response res{
+      r.status, std::move(r.body), "application/json", {{"x-lps-provider", route.provider}}};
   if ((r.status == 429 || r.status == 503) && r.retry_after_ms > 0)
     res.headers.emplace_back("Retry-After",
                              seconds_text(std::chrono::milliseconds{r.retry_after_ms}));
@@ -101,15 +103,15 @@ http_response response_of(const gateway_reply& r, const gateway_route& route) {
 }
 
 /// The client end of a `stream: true` call: chunks go to the client as they arrive.
-std::shared_ptr<gateway_stream> stream_for(std::string_view body, const gateway_route& route,
-                                           http_responder respond) {
+std::shared_ptr<gateway_stream> stream_for(const gateway_request_info& info,
+                                           const gateway_route& route, http_responder respond) {
   auto created = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
   return std::make_shared<gateway_stream>(
       std::move(respond),
       std::vector<std::pair<std::string, std::string>>{{"x-lps-provider", route.provider}},
-      gateway_stream_options(body, route.model, created));
+      gateway_stream_options(info, route.model, created));
 }
 
 gateway_reply deadline_reply() {
@@ -193,7 +195,7 @@ void ask_provider(caf::actor_system& sys, std::chrono::milliseconds deadline,
 /// gate learns this answer's rate-limit figures at once then; the call's end brings those
 /// of the last answer).
 void call_direct(const api_context& ctx, const provider_actor& provider, const gateway_route& route,
-                 const gateway_direct_target& t, gateway_call call,
+                 const gateway_direct_target& t, gateway_call call, bool as_is,
                  std::shared_ptr<gateway_stream> sink, std::shared_ptr<http_call_cancel> token,
                  call_end end) {
   auto shared = std::make_shared<const gateway_call>(std::move(call));
@@ -218,8 +220,8 @@ void call_direct(const api_context& ctx, const provider_actor& provider, const g
   };
   auto& http = *ctx.gateway->http;
   if (sink)
-    return send_gateway_stream_attempt(http, t, shared, std::move(sink), std::move(then));
-  send_gateway_attempt(http, t, shared, token, std::move(then));
+    return send_gateway_stream_attempt(http, t, shared, as_is, std::move(sink), std::move(then));
+  send_gateway_attempt(http, t, shared, as_is, token, std::move(then));
 }
 
 /// Sends the call: its first attempt to an HTTP provider from here, else (the built-in mock)
@@ -227,15 +229,17 @@ void call_direct(const api_context& ctx, const provider_actor& provider, const g
 void call_provider(const api_context& ctx, const provider_actor& provider, gateway_route route,
                    std::string client, http_request&& req, const gateway_request_info& info,
                    http_responder respond) {
-  auto sink = info.stream ? stream_for(req.body, route, respond) : nullptr;
+  auto sink = info.stream ? stream_for(info, route, respond) : nullptr;
   auto token = sink ? sink->cancel_token() : std::make_shared<http_call_cancel>();
   auto end = end_of_call(ctx, route, client, sink, token, std::move(respond));
   cancel_when_client_leaves(req, sink, token);
+  // The client's bytes can go upstream as they are when they name the routed model already.
+  bool as_is = info.sendable_as_is && route.model == info.model;
   gateway_call call{route.model, std::move(req.body), ctx.gateway->max_attempts, 5000};
   auto direct = ctx.gateway->direct.find(route.provider);
   if (ctx.gateway->http != nullptr && direct != ctx.gateway->direct.end())
-    return call_direct(ctx, provider, route, direct->second, std::move(call), std::move(sink),
-                       std::move(token), std::move(end));
+    return call_direct(ctx, provider, route, direct->second, std::move(call), as_is,
+                       std::move(sink), std::move(token), std::move(end));
   ask_provider(*ctx.sys, ctx.gateway->deadline, provider, std::move(call), std::move(sink),
                std::move(token), std::move(end));
 }

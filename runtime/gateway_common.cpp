@@ -34,11 +34,11 @@ std::string render_gateway_error(const gateway_error& e) {
 
 namespace gateway_wire {
 
-json::object parse_object(std::string_view body) {
+json::object parse_object(std::string_view body, json::storage_ptr storage) {
   boost::system::error_code ec;
-  auto doc = json::parse(body, ec);
+  auto doc = json::parse(body, ec, storage);
   if (ec || !doc.is_object())
-    return {};
+    return json::object(storage);
   return std::move(doc.get_object());
 }
 
@@ -75,6 +75,15 @@ std::string response_schema_name(const json::object& body) {
   const auto* js = rf && rf->is_object() ? rf->get_object().if_contains("json_schema") : nullptr;
   auto name = text_of(js ? js->if_object() : nullptr, "name");
   return name.empty() ? "response" : name;
+}
+
+void read_stream_options(const json::object& body, bool& include_usage, std::string& schema_tool) {
+  const auto* options = body.if_contains("stream_options");
+  const auto* usage = options && options->is_object()
+                          ? options->get_object().if_contains("include_usage")
+                          : nullptr;
+  include_usage = usage && usage->is_bool() && usage->get_bool();
+  schema_tool = response_schema(body) ? response_schema_name(body) : std::string{};
 }
 
 uint64_t max_tokens_of(const json::object& body) {
@@ -181,11 +190,8 @@ gateway_upstream untranslatable(std::string message, std::string param) {
 
 namespace {
 
-gateway_upstream openai_request(gateway_dialect d, const gateway_target& target, json::object body,
-                                const std::string& model) {
-  body["model"] = model;
-  body.erase("stream");
-  body.erase("stream_options");
+/// An OpenAI or OpenRouter chat/completions request with `body`.
+gateway_upstream openai_request(gateway_dialect d, const gateway_target& target, std::string body) {
   gateway_upstream u;
   u.request.url = join_url(target.base_url, "/chat/completions");
   u.request.headers = {{"Authorization", "Bearer " + target.api_key},
@@ -193,9 +199,18 @@ gateway_upstream openai_request(gateway_dialect d, const gateway_target& target,
   if (d == gateway_dialect::openrouter)
     for (const auto& h : target.extra_headers)
       u.request.headers.push_back(h);
-  u.request.body = json::serialize(body);
+  u.request.body = std::move(body);
   u.request.timeout = target.timeout;
   return u;
+}
+
+/// The client's body asking for `model`, without the client's stream fields (a streamed
+/// request adds its own, gateway_upstream_stream_request).
+std::string openai_body(json::object body, const std::string& model) {
+  body["model"] = model;
+  body.erase("stream");
+  body.erase("stream_options");
+  return json::serialize(body);
 }
 
 // OpenAI's answer is already the client's shape: it goes back as it came, once it is known to
@@ -204,7 +219,11 @@ gateway_result openai_read(gateway_dialect d, unsigned status, std::string_view 
                            const gateway_headers& headers,
                            std::chrono::system_clock::time_point now) {
   std::string_view name = d == gateway_dialect::openrouter ? "OpenRouter" : "OpenAI";
-  auto doc = gw::parse_object(body);
+  // Read and dropped within this call, so its nodes go on the stack (a larger answer spills
+  // over to the heap): no allocation per node.
+  unsigned char scratch[8192];
+  json::monotonic_resource arena{scratch, sizeof scratch};
+  auto doc = gw::parse_object(body, &arena);
   if (!wire::is_success(status)) {
     const auto* err = wire::object_field(&doc, "error");
     auto type = gw::text_of(err, "code") + " " + gw::text_of(err, "type");
@@ -224,7 +243,11 @@ gateway_result openai_read(gateway_dialect d, unsigned status, std::string_view 
 } // namespace
 
 gateway_upstream gateway_upstream_request(gateway_dialect d, const gateway_target& target,
-                                          std::string_view body, const std::string& model) {
+                                          std::string_view body, const std::string& model,
+                                          bool as_is) {
+  bool openai_format = d == gateway_dialect::openai || d == gateway_dialect::openrouter;
+  if (as_is && openai_format) // the bytes the client sent: nothing in them needs changing
+    return openai_request(d, target, std::string{body});
   auto request = gw::parse_object(body);
   switch (d) {
   case gateway_dialect::anthropic:
@@ -232,7 +255,7 @@ gateway_upstream gateway_upstream_request(gateway_dialect d, const gateway_targe
   case gateway_dialect::gemini:
     return gw::gemini_request(target, request, model);
   default:
-    return openai_request(d, target, std::move(request), model);
+    return openai_request(d, target, openai_body(std::move(request), model));
   }
 }
 

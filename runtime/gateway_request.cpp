@@ -1,5 +1,7 @@
 #include "runtime/gateway_request.hpp"
 
+#include "runtime/gateway_wire.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -250,8 +252,12 @@ std::optional<gateway_error> check_settings(const json::object& body, uint64_t& 
 
 std::optional<gateway_error> check_gateway_request(std::string_view body,
                                                    gateway_request_info& out) {
+  // Checked and dropped within this call, so its nodes go on the stack (a larger body spills
+  // over to the heap): no allocation per node.
+  unsigned char scratch[8192];
+  json::monotonic_resource arena{scratch, sizeof scratch};
   boost::system::error_code ec;
-  auto doc = json::parse(body, ec);
+  auto doc = json::parse(body, ec, &arena);
   if (ec)
     return bad("We could not parse the JSON body of your request: " + ec.message() + ".", "",
                "invalid_json");
@@ -284,6 +290,11 @@ std::optional<gateway_error> check_gateway_request(std::string_view body,
     return e;
   const auto* stream = o->if_contains("stream");
   out.stream = stream && stream->is_bool() && stream->get_bool();
+  gateway_wire::read_stream_options(*o, out.include_usage, out.schema_tool);
+  const auto* options = o->if_contains("stream_options");
+  bool lps_stream_options =
+      options && options->is_object() && options->get_object().size() == 1 && out.include_usage;
+  out.sendable_as_is = out.stream ? lps_stream_options : stream == nullptr && options == nullptr;
   out.estimated_tokens = chars / 4 + 1 + max_tokens;
   return std::nullopt;
 }

@@ -23,6 +23,15 @@ struct gateway_request_info {
   bool stream = false;
   /// Prompt size estimate (4 bytes a token) plus the completion limit, for the token limits.
   uint64_t estimated_tokens = 0;
+  /// The body's stream fields are those lps would send: none for a plain call, exactly
+  /// `"stream": true` and `"stream_options": {"include_usage": true}` for a streamed one. An
+  /// OpenAI-format provider asked for `model` may then get it as it is, without a second
+  /// parse (the `as_is` of gateway_upstream_request and gateway_upstream_stream_request).
+  bool sendable_as_is = false;
+  /// A streamed call's options (gateway_stream_options): stream_options.include_usage, and the
+  /// json_schema's name when response_format has one, else "".
+  bool include_usage = false;
+  std::string schema_tool;
 };
 
 /// Checks `body`; nullopt with `out` filled, else the OpenAI-shaped 400.

@@ -25,6 +25,8 @@
 
 namespace lps {
 
+struct gateway_request_info;
+
 /// How a streamed call ended, for the gate, metrics and cost.
 struct gateway_stream_outcome {
   /// The client got the stream's head (status 200 and events); else it still waits for an
@@ -138,13 +140,20 @@ gateway_cancel_registry& gateway_cancels();
 
 /// The streamed form of gateway_upstream_request (`stream: true`): OpenAI and OpenRouter with
 /// `stream` and `stream_options.include_usage` (always: the usage chunk gives the cost),
-/// Anthropic with `stream`, Gemini's `:streamGenerateContent?alt=sse`.
+/// Anthropic with `stream`, Gemini's `:streamGenerateContent?alt=sse`. `as_is`: the body names
+/// `model` and has those two fields already (gateway_request_info's sendable_as_is), so an
+/// OpenAI or OpenRouter request is the body as it is.
 gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
-                                                 std::string_view body, const std::string& model);
+                                                 std::string_view body, const std::string& model,
+                                                 bool as_is = false);
 
 /// The client's stream options of a validated request body: `model` and `created` as given,
 /// stream_options.include_usage, and the json_schema's tool name (Anthropic's forced tool).
 stream_translate_options gateway_stream_options(std::string_view body, std::string model,
+                                                int64_t created);
+
+/// The same from what the route's check read of the body (no second parse).
+stream_translate_options gateway_stream_options(const gateway_request_info& info, std::string model,
                                                 int64_t created);
 
 /// The result of one attempt of a streamed call, from its HTTP answer `resp` (read by `sink`

@@ -2,6 +2,7 @@
 // (runtime/gateway_stream.hpp). Boost.JSON stays here.
 
 #include "runtime/gateway_stream.hpp"
+#include "runtime/gateway_request.hpp"
 #include "runtime/gateway_wire.hpp"
 
 namespace lps {
@@ -10,9 +11,11 @@ namespace gw = gateway_wire;
 namespace json = boost::json;
 
 gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
-                                                 std::string_view body, const std::string& model) {
-  auto u = gateway_upstream_request(d, target, body, model);
-  if (u.error)
+                                                 std::string_view body, const std::string& model,
+                                                 bool as_is) {
+  auto u = gateway_upstream_request(d, target, body, model, as_is);
+  bool openai_format = d == gateway_dialect::openai || d == gateway_dialect::openrouter;
+  if (u.error || (as_is && openai_format)) // as it is: the client asked for what lps would
     return u;
   if (d == gateway_dialect::gemini) {
     auto& url = u.request.url;
@@ -34,19 +37,17 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
   return u;
 }
 
+stream_translate_options gateway_stream_options(const gateway_request_info& info, std::string model,
+                                                int64_t created) {
+  return {std::move(model), info.include_usage, created, info.schema_tool};
+}
+
 stream_translate_options gateway_stream_options(std::string_view body, std::string model,
                                                 int64_t created) {
-  auto request = gw::parse_object(body);
-  const auto* options = request.if_contains("stream_options");
-  const auto* usage = options && options->is_object()
-                          ? options->get_object().if_contains("include_usage")
-                          : nullptr;
   stream_translate_options out;
   out.model = std::move(model);
-  out.include_usage = usage && usage->is_bool() && usage->get_bool();
   out.created = created;
-  if (gw::response_schema(request))
-    out.schema_tool = gw::response_schema_name(request);
+  gw::read_stream_options(gw::parse_object(body), out.include_usage, out.schema_tool);
   return out;
 }
 

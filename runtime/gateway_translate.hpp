@@ -56,9 +56,13 @@ struct gateway_upstream {
   std::optional<gateway_error> error;
 };
 
-/// Builds the provider call for a validated OpenAI request `body`, asking for `model`.
+/// Builds the provider call for a validated OpenAI request `body`, asking for `model`. `as_is`:
+/// the body already names `model` and has no stream fields (gateway_request_info's
+/// sendable_as_is), so an OpenAI or OpenRouter request is the body as it is, not parsed and
+/// serialized again; other dialects translate it either way.
 gateway_upstream gateway_upstream_request(gateway_dialect d, const gateway_target& target,
-                                          std::string_view body, const std::string& model);
+                                          std::string_view body, const std::string& model,
+                                          bool as_is = false);
 
 /// One upstream answer read back.
 struct gateway_result {

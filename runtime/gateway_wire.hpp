@@ -42,8 +42,9 @@ gateway_result upstream_error(std::string_view provider, unsigned status,
 /// An answer lps cannot read (a 2xx that is not the expected JSON): 502, not retried.
 gateway_result unreadable(std::string_view provider, std::string_view why);
 
-/// The request body parsed; the route checked it, so this only fails on a bug.
-json::object parse_object(std::string_view body);
+/// The request body parsed (into `storage`: e.g. a stack arena for a body read and dropped
+/// within one call); the route checked it, so this only fails on a bug.
+json::object parse_object(std::string_view body, json::storage_ptr storage = {});
 
 /// A field's string, or "".
 std::string text_of(const json::object* o, std::string_view key);
@@ -56,6 +57,10 @@ const json::object* response_schema(const json::object& body);
 
 /// response_format.json_schema.name (or "response").
 std::string response_schema_name(const json::object& body);
+
+/// The client's stream options read from its body: stream_options.include_usage, and the
+/// json_schema's name when there is one (Anthropic's forced tool), else "".
+void read_stream_options(const json::object& body, bool& include_usage, std::string& schema_tool);
 
 /// The completion limit the client asked for (max_completion_tokens, else max_tokens), or 0.
 uint64_t max_tokens_of(const json::object& body);

@@ -26,10 +26,18 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+/// Room for one read of an answer (the server's read chunk is the same).
+constexpr std::size_t read_buffer_bytes = 16 * 1024;
+
 } // namespace
 
 connection::connection(pool& owner)
-    : pool_(owner), resolver_(owner.strand()), resolve_timer_(owner.strand()) {}
+    : pool_(owner), resolver_(owner.strand()), resolve_timer_(owner.strand()) {
+  // Beast reads as much as the buffer has room for, at least 512 bytes: without room an
+  // answer a little over 512 bytes (a chat completion) took two reads, each a syscall and a
+  // pass through the reactor. Kept across calls (the buffer is only ever consumed).
+  buffer_.reserve(read_buffer_bytes);
+}
 
 void connection::run(job_ptr j) {
   job_ = std::move(j);

@@ -415,7 +415,7 @@ public:
     if (r.stream && !head_)
       return start_stream(std::move(r));
     try {
-      build_response(r);
+      build_response(std::move(r));
     } catch (const std::exception& e) {
       // Bad header characters or a status Beast refuses: the handler's bug, not the client's.
       spdlog::warn("http server: cannot send the handler's response: {}", e.what());
@@ -604,7 +604,7 @@ private:
     wait_for_request();
   }
 
-  void build_response(const http_response& r) {
+  void build_response(http_response&& r) {
     response_ = {};
     response_.version(version_);
     // 1xx as a final answer or a code Beast cannot write would break the connection.
@@ -617,8 +617,8 @@ private:
     response_.keep_alive(keep_alive_ && !close_after_write_);
     auto code = response_.result();
     if (code == http::status::no_content || code == http::status::not_modified)
-      return; // no body and no Content-Length allowed
-    response_.body() = r.body;
+      return;                             // no body and no Content-Length allowed
+    response_.body() = std::move(r.body); // an answer of some KB: moved, not copied
     response_.prepare_payload();
     if (head_)
       response_.body().clear(); // Content-Length stays: it describes the GET answer

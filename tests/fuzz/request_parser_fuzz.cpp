@@ -404,6 +404,12 @@ void fuzz_gateway_request(std::string_view input) {
     else
       reparse(upstream.request.body, "gateway: upstream body");
   }
+  // The route's shortcut: a body it may send as it is goes upstream byte for byte.
+  if (info.sendable_as_is) {
+    auto as_is = lps::gateway_upstream_request(lps::gateway_dialect::openai, target, input,
+                                               info.model, true);
+    check(!as_is.error && as_is.request.body == input, "gateway: sent as it is");
+  }
   auto answer = lps::gateway_mock_answer(input, info.model);
   check(answer.status == 200, "gateway: the mock answers 200");
   reparse(answer.body, "gateway: mock answer");

@@ -3,6 +3,7 @@
 // into chunks, and gateway_stream itself over real loopback sockets: an lps::http_server whose
 // handler makes the stream, an lps::http_client reading the client's side piece by piece.
 
+#include "runtime/gateway_request.hpp"
 #include "runtime/gateway_stream.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/http_server.hpp"
@@ -185,6 +186,60 @@ TEST_CASE("the client's stream options are read from its request", "[gateway_str
   CHECK(
       gateway_stream_options(R"({"response_format":{"type":"json_object"},"messages":[]})", "m", 9)
           .schema_tool.empty());
+}
+
+TEST_CASE("a streamed body asking for what lps would ask goes to OpenAI as it is",
+          "[gateway_stream]") {
+  const std::string rest = R"("messages":[{"role":"user","content":"hi"}],"model":"gpt")";
+  auto info_of = [&](const std::string& fields) {
+    gateway_request_info info;
+    REQUIRE_FALSE(check_gateway_request("{" + fields + "," + rest + "}", info));
+    return info;
+  };
+  const std::string usage = R"("stream":true,"stream_options":{"include_usage":true})";
+  CHECK(info_of(usage).sendable_as_is);
+  // Anything else needs lps's own stream fields instead of the client's.
+  CHECK_FALSE(info_of(R"("stream":true)").sendable_as_is);
+  CHECK_FALSE(info_of(R"("stream":true,"stream_options":{"include_usage":false})").sendable_as_is);
+  CHECK_FALSE(
+      info_of(R"("stream":true,"stream_options":{"include_usage":true,"other":1})").sendable_as_is);
+  auto body = "{" + usage + "," + rest + "}";
+  auto as_is = gateway_upstream_stream_request(gateway_dialect::openai, target, body, "gpt", true);
+  REQUIRE_FALSE(as_is.error);
+  CHECK(as_is.request.body == body);
+  // Anthropic is translated, with its own stream field, whatever `as_is` says.
+  auto anthropic =
+      gateway_upstream_stream_request(gateway_dialect::anthropic, target, body, "gpt", true);
+  REQUIRE_FALSE(anthropic.error);
+  CHECK(parse(anthropic.request.body).at("stream").as_bool());
+  CHECK_FALSE(parse(anthropic.request.body).contains("stream_options"));
+}
+
+TEST_CASE("the route's check reads the same stream options as the body gives", "[gateway_stream]") {
+  const std::string user = R"("messages":[{"role":"user","content":"hi"}],"model":"m")";
+  for (
+      const std::string fields :
+      {R"("stream":true,"stream_options":{"include_usage":true})",
+       R"("stream":true,"stream_options":{"include_usage":false})", R"("stream":true)",
+       R"("stream":true,"response_format":{"type":"json_schema","json_schema":{"name":"grade","schema":{}}})",
+       R"("stream":true,"response_format":{"type":"json_object"})"}) {
+    auto body = "{" + fields + "," + user + "}";
+    gateway_request_info info;
+    REQUIRE_FALSE(check_gateway_request(body, info));
+    auto from_check = gateway_stream_options(info, "m", 9);
+    auto from_body = gateway_stream_options(body, "m", 9);
+    CHECK(from_check.include_usage == from_body.include_usage);
+    CHECK(from_check.schema_tool == from_body.schema_tool);
+    CHECK(from_check.model == "m");
+    CHECK(from_check.created == 9);
+  }
+  gateway_request_info info;
+  REQUIRE_FALSE(check_gateway_request(
+      R"({"stream":true,"stream_options":{"include_usage":true},"response_format":{"type":"json_schema","json_schema":{"name":"grade"}},)"
+          + user + "}",
+      info));
+  CHECK(info.include_usage);
+  CHECK(info.schema_tool == "grade");
 }
 
 TEST_CASE("a whole answer is cut into role, content, finish and usage chunks", "[gateway_stream]") {

@@ -156,6 +156,40 @@ TEST_CASE("OpenAI requests pass through with the routed model, without stream") 
   CHECK_FALSE(body.contains("stream"));
 }
 
+TEST_CASE("a body without stream fields naming the routed model goes to OpenAI byte for byte") {
+  // Spacing and key order the serializer would change: kept only when the bytes are sent.
+  const std::string body = R"({ "messages": [{"role": "user", "content": "hi \u00e9"}],
+    "model": "gpt-x", "temperature": 1.0 })";
+  gateway_request_info info;
+  REQUIRE_FALSE(check_gateway_request(body, info));
+  CHECK(info.sendable_as_is);
+  for (auto d : {gateway_dialect::openai, gateway_dialect::openrouter}) {
+    auto u = gateway_upstream_request(d, target, body, "gpt-x", true);
+    REQUIRE_FALSE(u.error);
+    CHECK(u.request.body == body);
+    CHECK(u.request.url == "http://127.0.0.1:9/base/chat/completions");
+    CHECK(header(u.request, "Authorization") == "Bearer " + target.api_key);
+  }
+  // Without `as_is` the same body is parsed and serialized again (compact).
+  CHECK(gateway_upstream_request(gateway_dialect::openai, target, body, "gpt-x").request.body
+        != body);
+  // Other dialects translate whatever `as_is` says.
+  auto anthropic =
+      gateway_upstream_request(gateway_dialect::anthropic, target, body, "gpt-x", true);
+  REQUIRE_FALSE(anthropic.error);
+  CHECK(parse(anthropic.request.body).contains("max_tokens"));
+  // A stream field of either kind must be dropped, so such a body is never sent as it is.
+  for (const char* fields :
+       {R"("stream": false)", R"("stream_options": {"include_usage": true})"}) {
+    gateway_request_info streamed;
+    REQUIRE_FALSE(check_gateway_request(
+        std::string{R"({"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}], )"}
+            + fields + "}",
+        streamed));
+    CHECK_FALSE(streamed.sendable_as_is);
+  }
+}
+
 TEST_CASE("OpenAI answers pass back as they are, errors are classified") {
   const std::string ok = R"({"id":"c","object":"chat.completion","choices":[{"index":0}],
                              "usage":{"prompt_tokens":11,"completion_tokens":5}})";
