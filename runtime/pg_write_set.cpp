@@ -461,6 +461,14 @@ void write_set::emit_inserts_rows() {
 
 void write_set::emit_inserts_copy() {
   copy_rows rows;
+  // A field count, then a length and the bytes of each of the 12 fields (4 numbers), and
+  // the 2-byte trailer.
+  size_t bytes = 2;
+  for (const auto* row : inserts_)
+    bytes += 2 + 12 * 4 + 4 + 8 + 8 + 4 + row->queue_id.size() + row->payload.size()
+             + row->texts.size() + row->provider.size() + row->bos_batch_id.size()
+             + row->model.size() + row->correlation_id.size() + row->cj_batch_id.size();
+  rows.reserve(bytes);
   for (const auto* row : inserts_) {
     rows.start_row(12);
     rows.add(row->queue_id);

@@ -225,6 +225,10 @@ copy_rows::copy_rows() {
   put_be(bytes_, 0, 4);
 }
 
+void copy_rows::reserve(size_t bytes) {
+  bytes_.reserve(bytes_.size() + bytes);
+}
+
 void copy_rows::start_row(int16_t fields) {
   put_be(bytes_, static_cast<uint16_t>(fields), 2);
   ++rows_;

@@ -16,6 +16,15 @@ TEST_CASE("raw_member gives a member's text as it was sent") {
   CHECK_FALSE(raw_member(text, "x"));
 }
 
+TEST_CASE("raw_member ends strings at the first quote no odd run of backslashes escapes") {
+  auto text = R"({"a": "x\\", "b": "y\\\"}", "c": "\\\\\"", "d": "", "e": "z\"\"w"})";
+  CHECK(raw_member(text, "a") == R"("x\\")");
+  CHECK(raw_member(text, "b") == R"("y\\\"}")");
+  CHECK(raw_member(text, "c") == R"("\\\\\"")");
+  CHECK(raw_member(text, "d") == R"("")");
+  CHECK(raw_member(text, "e") == R"("z\"\"w")");
+}
+
 TEST_CASE("raw_member decodes escaped keys and refuses repeated ones") {
   CHECK(raw_member(R"({"m\u0065ta": 2})", "meta") == "2");
   CHECK_FALSE(raw_member(R"({"a": 1, "a": 2})", "a"));
