@@ -245,8 +245,7 @@ gateway_result openai_read(gateway_dialect d, unsigned status, std::string_view 
 gateway_upstream gateway_upstream_request(gateway_dialect d, const gateway_target& target,
                                           std::string_view body, const std::string& model,
                                           bool as_is) {
-  bool openai_format = d == gateway_dialect::openai || d == gateway_dialect::openrouter;
-  if (as_is && openai_format) // the bytes the client sent: nothing in them needs changing
+  if (as_is && takes_openai_format(d)) // the bytes the client sent: nothing in them needs changing
     return openai_request(d, target, std::string{body});
   auto request = gw::parse_object(body);
   switch (d) {

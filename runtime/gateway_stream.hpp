@@ -147,12 +147,9 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
                                                  std::string_view body, const std::string& model,
                                                  bool as_is = false);
 
-/// The client's stream options of a validated request body: `model` and `created` as given,
-/// stream_options.include_usage, and the json_schema's tool name (Anthropic's forced tool).
-stream_translate_options gateway_stream_options(std::string_view body, std::string model,
-                                                int64_t created);
-
-/// The same from what the route's check read of the body (no second parse).
+/// The client's stream options, from what the route's check read of its body (no second
+/// parse): `model` and `created` as given, stream_options.include_usage, and the json_schema's
+/// tool name (Anthropic's forced tool).
 stream_translate_options gateway_stream_options(const gateway_request_info& info, std::string model,
                                                 int64_t created);
 

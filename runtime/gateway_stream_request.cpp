@@ -1,21 +1,16 @@
 // The streamed form of the gateway's upstream requests, and the client's stream options
-// (runtime/gateway_stream.hpp). Boost.JSON stays here.
+// (runtime/gateway_stream.hpp).
 
 #include "runtime/gateway_stream.hpp"
 #include "runtime/gateway_request.hpp"
-#include "runtime/gateway_wire.hpp"
 
 namespace lps {
-
-namespace gw = gateway_wire;
-namespace json = boost::json;
 
 gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gateway_target& target,
                                                  std::string_view body, const std::string& model,
                                                  bool as_is) {
   auto u = gateway_upstream_request(d, target, body, model, as_is);
-  bool openai_format = d == gateway_dialect::openai || d == gateway_dialect::openrouter;
-  if (u.error || (as_is && openai_format)) // as it is: the client asked for what lps would
+  if (u.error || (as_is && takes_openai_format(d))) // as it is: the client asked for what lps would
     return u;
   if (d == gateway_dialect::gemini) {
     auto& url = u.request.url;
@@ -40,15 +35,6 @@ gateway_upstream gateway_upstream_stream_request(gateway_dialect d, const gatewa
 stream_translate_options gateway_stream_options(const gateway_request_info& info, std::string model,
                                                 int64_t created) {
   return {std::move(model), info.include_usage, created, info.schema_tool};
-}
-
-stream_translate_options gateway_stream_options(std::string_view body, std::string model,
-                                                int64_t created) {
-  stream_translate_options out;
-  out.model = std::move(model);
-  out.created = created;
-  gw::read_stream_options(gw::parse_object(body), out.include_usage, out.schema_tool);
-  return out;
 }
 
 } // namespace lps

@@ -22,6 +22,11 @@ namespace lps {
 /// The upstream API a provider speaks.
 enum class gateway_dialect { openai, openrouter, anthropic, gemini };
 
+/// OpenAI and OpenRouter take OpenAI's request format itself (the others are translated).
+inline bool takes_openai_format(gateway_dialect d) {
+  return d == gateway_dialect::openai || d == gateway_dialect::openrouter;
+}
+
 /// The dialect of a provider name ("openai", "openrouter", "anthropic", "google"); nullopt for
 /// others (the built-in mock answers without HTTP).
 std::optional<gateway_dialect> gateway_dialect_of(std::string_view provider);
