@@ -1494,9 +1494,11 @@ void handle_http(const api_context& ctx, http_request&& req, http_responder resp
   // recovered queue (no durability on that path).
   if (is_gateway_path(req.path))
     return handle_gateway(ctx, std::move(req), std::move(respond));
-  auto tally = std::make_shared<submission_tally>();
-  if (is_submission(req))
+  std::shared_ptr<submission_tally> tally; // set on the two submission routes only
+  if (is_submission(req)) {
+    tally = std::make_shared<submission_tally>();
     respond = counting_refusals(ctx, tally, std::move(respond));
+  }
   auto client = authenticate(ctx, req);
   if (!client)
     return respond(unauthorized(access_of(req)));

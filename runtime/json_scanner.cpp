@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <cstring>
+#include <initializer_list>
 
 namespace lps {
 
@@ -136,17 +137,27 @@ std::vector<std::string_view> raw_elements(std::string_view text) {
   return result;
 }
 
-std::string json_string_field(std::string_view text, std::string_view key) {
+namespace {
+
+// The string at `path` (object keys, outermost first) of the JSON object `text`, or "" when
+// the text is no object or the path leads to no string.
+std::string string_at(std::string_view text, std::initializer_list<std::string_view> path) {
   try {
     json::monotonic_resource resource;
     json::parse_options options;
     options.max_depth = 256; // our own stored events nest metadata below data
     json::error_code ec;
     auto document = json::parse(text, ec, json::storage_ptr{&resource}, options);
-    if (ec || !document.is_object())
+    if (ec)
       return {};
-    const auto* value = document.get_object().if_contains(key);
-    if (value == nullptr || !value->is_string())
+    const json::value* value = &document;
+    for (auto key : path) {
+      const auto* object = value->if_object();
+      value = object != nullptr ? object->if_contains(key) : nullptr;
+      if (value == nullptr)
+        return {};
+    }
+    if (!value->is_string())
       return {};
     return std::string{value->get_string().data(), value->get_string().size()};
   } catch (const std::exception&) {
@@ -154,23 +165,14 @@ std::string json_string_field(std::string_view text, std::string_view key) {
   }
 }
 
+} // namespace
+
+std::string json_string_field(std::string_view text, std::string_view key) {
+  return string_at(text, {key});
+}
+
 std::string json_error_code(std::string_view text) {
-  try {
-    json::monotonic_resource resource;
-    json::error_code ec;
-    auto document = json::parse(text, ec, json::storage_ptr{&resource});
-    if (ec || !document.is_object())
-      return {};
-    const auto* error = document.get_object().if_contains("error");
-    if (error == nullptr || !error->is_object())
-      return {};
-    const auto* code = error->get_object().if_contains("code");
-    if (code == nullptr || !code->is_string())
-      return {};
-    return std::string{code->get_string().data(), code->get_string().size()};
-  } catch (const std::exception&) {
-    return {};
-  }
+  return string_at(text, {"error", "code"});
 }
 
 } // namespace lps
