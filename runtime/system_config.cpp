@@ -216,12 +216,6 @@ system_config::system_config() {
   // relaxed-sleep-duration. docs/benchmarks.md, "Idle CPU".
   set("work-stealing.moderate-poll-attempts",
       static_cast<caf::config_value::integer>(idle_moderate_poll_attempts));
-  // A waiting worker then woke every 10 ms (CAF's default) to steal: 200 wake-ups a second of
-  // an idle lps's 320, and 1.0-1.4 % of a core on a quiet machine. Every 50 ms halves the
-  // wake-ups and the idle CPU (0.5 %) with no change the benchmarks could show in latency at
-  // one request in flight or at 1,000 gateway calls/s (docs/benchmarks.md, "Idle CPU").
-  set("work-stealing.relaxed-sleep-duration",
-      std::chrono::duration_cast<caf::timespan>(idle_relaxed_sleep));
 }
 
 startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lookup& env) {

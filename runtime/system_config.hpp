@@ -7,7 +7,6 @@
 
 #include <caf/actor_system_config.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -19,14 +18,8 @@ namespace lps {
 /// CAF's default is 500, which kept lps' workers polling while idle).
 inline constexpr size_t idle_moderate_poll_attempts = 10;
 
-/// How often a waiting CAF worker wakes up to steal work from the other one
-/// (`work-stealing.relaxed-sleep-duration`; CAF's default is 10 ms, 100 wake-ups a second per
-/// worker while idle). Work from outside the scheduler wakes a waiting worker at once.
-inline constexpr std::chrono::milliseconds idle_relaxed_sleep{50};
-
 /// CAF configuration of an lps process. Registers the lps type-ID block exactly once.
-/// Defaults set here (scheduler.max-threads, work-stealing.moderate-poll-attempts and
-/// relaxed-sleep-duration) give way
+/// Defaults set here (scheduler.max-threads, work-stealing.moderate-poll-attempts) give way
 /// to the config file and the command line.
 class system_config : public caf::actor_system_config {
 public:

@@ -568,25 +568,6 @@ TEST_CASE(
   CHECK(poll_attempts(overridden) == 500);
 }
 
-TEST_CASE("idle CAF workers wake every 50 ms to steal, unless the command line says otherwise") {
-  using std::chrono::milliseconds;
-  // What CAF's work-stealing policy reads when it makes its workers (its own default: 10 ms).
-  auto relaxed_sleep = [](const system_config& cfg) {
-    return caf::get_or(cfg, "work-stealing.relaxed-sleep-duration",
-                       caf::timespan{milliseconds{10}});
-  };
-  system_config defaults;
-  CHECK(relaxed_sleep(defaults) == caf::timespan{milliseconds{50}});
-  CHECK(idle_relaxed_sleep == milliseconds{50});
-  std::vector<std::string> args{"lps", "--work-stealing.relaxed-sleep-duration=10ms"};
-  auto argv = make_argv(args);
-  system_config overridden;
-  auto result = load_startup(overridden, static_cast<int>(argv.size()), argv.data(), fake_env({}));
-  INFO((result.errors.empty() ? std::string{} : result.errors[0]));
-  CHECK(result.errors.empty());
-  CHECK(relaxed_sleep(overridden) == caf::timespan{milliseconds{10}});
-}
-
 namespace {
 
 /// Each key row of a `| ENV | file-key | default | rule |` table as "ENV | file-key | default",
