@@ -2,6 +2,7 @@
 
 #include "messages/error.hpp"
 #include "messages/cluster_type_ids.hpp"
+#include "runtime/scheduler.hpp"
 
 #include <caf/config_option_set.hpp>
 #include <caf/config_value.hpp>
@@ -206,14 +207,16 @@ system_config::system_config() {
   });
   // Two worker threads match the 2-core target machine; --scheduler.max-threads overrides.
   set("scheduler.max-threads", 2);
+  // lps's own policy unless the file or command line names CAF's (runtime/scheduler.hpp).
+  set("scheduler.policy", caf::atom("lps"));
+  module_factories.push_back(make_scheduler);
   // A worker that runs out of work polls its queue 100 times, then (CAF's default) 500 more
-  // times with a 50 us sleep between polls, about 25-40 ms, before it waits on a condition
-  // variable. lps wakes a worker some 20 times a second while idle (timers, the inspector's
-  // sweep), so the workers never got to wait: 7.5 % of a core idle and about 0.5 ms of CPU
-  // per request at 1,000 requests/s went to polling. Ten polls (0.5 ms) are enough: work from
-  // outside the scheduler (HTTP, store and client threads) wakes a waiting worker at once
-  // (CAF notifies the condition variable), and a waiting worker still steals every
-  // relaxed-sleep-duration. docs/benchmarks.md, "Idle CPU".
+  // times with a 50 us sleep between polls, about 25-40 ms, before it sleeps. lps wakes a
+  // worker some 20 times a second while idle (timers, the inspector's sweep), so the workers
+  // never got to sleep: 7.5 % of a core idle and about 0.5 ms of CPU per request at 1,000
+  // requests/s went to polling. Ten polls (0.5 ms) are enough: work from outside the
+  // scheduler (HTTP, store and client threads) wakes a sleeping worker at once.
+  // docs/benchmarks.md, "Idle CPU".
   set("work-stealing.moderate-poll-attempts",
       static_cast<caf::config_value::integer>(idle_moderate_poll_attempts));
 }
@@ -236,6 +239,9 @@ startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lo
   // file as written.
   if (auto written = caf::actor_system_config::parse_config_file(sys_cfg.config_file_path.c_str()))
     check_caf_settings(sys_cfg.caf_options(), *written, result);
+  if (auto err = check_scheduler_policy(
+          caf::get_or(sys_cfg, "scheduler.policy", caf::atom("lps"))))
+    result.errors.push_back(*err);
   apply_file_section(sys_cfg.content, sys_cfg.config_file_path, result.cfg, result.errors);
   for (auto& err : apply_environment(result.cfg, env))
     result.errors.push_back(std::move(err));

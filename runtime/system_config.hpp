@@ -19,8 +19,8 @@ namespace lps {
 inline constexpr size_t idle_moderate_poll_attempts = 10;
 
 /// CAF configuration of an lps process. Registers the lps type-ID block exactly once.
-/// Defaults set here (scheduler.max-threads, work-stealing.moderate-poll-attempts) give way
-/// to the config file and the command line.
+/// Defaults set here (scheduler.max-threads and scheduler.policy,
+/// work-stealing.moderate-poll-attempts) give way to the config file and the command line.
 class system_config : public caf::actor_system_config {
 public:
   system_config();

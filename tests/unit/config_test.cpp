@@ -568,6 +568,20 @@ TEST_CASE(
   CHECK(poll_attempts(overridden) == 500);
 }
 
+TEST_CASE("a scheduler.policy lps does not know refuses to start, naming the policies") {
+  std::vector<std::string> args{"lps", "--scheduler.policy=stealin"};
+  auto argv = make_argv(args);
+  system_config cfg;
+  auto result = load_startup(cfg, static_cast<int>(argv.size()), argv.data(), fake_env({}));
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0] == "scheduler.policy: unknown policy 'stealin' (lps, stealing or sharing)");
+  std::vector<std::string> cafs{"lps", "--scheduler.policy=stealing"};
+  auto cafs_argv = make_argv(cafs);
+  system_config caf_cfg;
+  CHECK(load_startup(caf_cfg, static_cast<int>(cafs_argv.size()), cafs_argv.data(), fake_env({}))
+            .errors.empty());
+}
+
 namespace {
 
 /// Each key row of a `| ENV | file-key | default | rule |` table as "ENV | file-key | default",
