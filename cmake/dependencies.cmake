@@ -26,6 +26,7 @@ find_package(PostgreSQL 15 REQUIRED) # libpq only (libpq-dev), for the PostgreSQ
 find_package(OpenSSL REQUIRED)
 find_package(Catch2 2 REQUIRED CONFIG)
 find_package(CLI11 2 REQUIRED CONFIG) # lpsctl's command line
+find_package(simdjson 3 REQUIRED CONFIG) # the gateway's request check (runtime/gateway_check.cpp)
 
 # jemalloc: lps allocates many short-lived 6 KB strings across threads; glibc malloc spent
 # ~18 % of the CPU on them (perf), jemalloc cuts the CPU per request by about a quarter.

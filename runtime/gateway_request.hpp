@@ -4,7 +4,8 @@
 // reject is rejected here with the same kind of 400, before any provider is called) and the
 // routing of a model id to a provider: an explicit "provider/model" prefix, else the model
 // manifest (config/models.json), else the family (gpt-* and o1/o3/o4-* -> openai, claude-* ->
-// anthropic, gemini-* -> google). Boost.JSON stays in the .cpp.
+// anthropic, gemini-* -> google). The check parses with simdjson (runtime/gateway_check.cpp),
+// the routing with Boost.JSON; both stay in the .cpp files.
 
 #include "runtime/gateway_translate.hpp"
 

@@ -38,11 +38,13 @@ sanitize=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 cxxflags=(-std=c++20 -O1 -g -fno-omit-frame-pointer "${sanitize[@]}" -I.
   -DCAF_ENABLE_TYPE_ID_CHECKS -Wall -Wextra)
 # CAF is only needed for its headers here (caf::timestamp, type_name): no -lcaf_core.
-libs=(-lcrypto)
+# simdjson (the gateway's request check) is Debian's shared library, not instrumented.
+libs=(-lcrypto -lsimdjson)
 sources=(tests/fuzz/request_parser_fuzz.cpp runtime/json_utf8.cpp runtime/json_writer.cpp
   runtime/json_scanner.cpp runtime/json_request_parser.cpp runtime/json_renderers.cpp
   runtime/url.cpp runtime/ids.cpp messages/comparison.cpp
-  runtime/gateway_request.cpp runtime/gateway_common.cpp runtime/gateway_anthropic.cpp
+  runtime/gateway_request.cpp runtime/gateway_check.cpp runtime/gateway_common.cpp
+  runtime/gateway_anthropic.cpp
   runtime/gateway_gemini.cpp actors/providers/wire_common.cpp actors/providers/retry_policy.cpp
   actors/providers/rate_limiter.cpp
   runtime/sse_parser.cpp runtime/stream_translate_chunk.cpp runtime/stream_translate_openai.cpp

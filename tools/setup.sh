@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev                       # CAF 0.17.6 (core, io, openssl)
   libboost1.81-dev libboost-json1.81-dev   # Beast/Asio headers and Boost.JSON (versioned: unversioned pulls 1.74)
+  libsimdjson-dev                  # simdjson: the gateway's request check
   libspdlog-dev catch2             # logging, unit tests (Catch2 2.13)
   libcli11-dev                     # lpsctl's command line
   libsqlite3-dev libssl-dev        # embedded store, TLS and hashing

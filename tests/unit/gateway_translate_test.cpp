@@ -115,6 +115,26 @@ TEST_CASE("bad requests get the 400 OpenAI would give, naming the field") {
       == "response_format.json_schema");
 }
 
+TEST_CASE("the check reads every byte: bad UTF-8 and escapes are refused, a repeated key's last value counts") {
+  const std::string user = R"("messages":[{"role":"user","content":"x"}])";
+  CHECK(rejected("{\"model\":\"m\"," + user.substr(0, 37) + "\"\xff\"}]}").code == "invalid_json");
+  CHECK(rejected(R"({"model":"m\q",)" + user + "}").code == "invalid_json");
+  CHECK(rejected(R"({"model":"m\ud800",)" + user + "}").code == "invalid_json");
+  CHECK(rejected(R"({"model":"m",)" + user + ",}").code == "invalid_json");
+  CHECK(rejected(R"({"model":"m","max_tokens":-3,)" + user + "}").code
+        == "integer_below_min_value");
+  CHECK(rejected(R"({"model":"m","max_tokens":2.5,)" + user + "}").code == "invalid_type");
+  gateway_request_info info;
+  // As OpenAI's parser and the provider that gets the body as it is: the last one.
+  REQUIRE_FALSE(check_gateway_request(R"({"model":"a","model":"b",)" + user + "}", info));
+  CHECK(info.model == "b");
+  // Escapes count as the bytes they stand for: "one\ntwo\u00e9" is 9 bytes.
+  REQUIRE_FALSE(check_gateway_request(
+      R"({"model":"m","max_tokens":100,"messages":[{"role":"user","content":"one\ntwo\u00e9"}]})",
+      info));
+  CHECK(info.estimated_tokens == 9 / 4 + 1 + 100);
+}
+
 TEST_CASE("models route by manifest id, explicit prefix, then family") {
   gateway_models models;
   std::string error;
