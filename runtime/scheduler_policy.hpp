@@ -74,18 +74,13 @@ public:
   /// it if jobs were already waiting.
   template <class Worker>
   void internal_enqueue(Worker* self, caf::resumable* job) {
-    bool backlog = !d(self).queue.empty();
-    d(self).queue.prepend(job);
-    if (backlog)
-      wake_idle_peer(self);
+    add_own(self, job, true);
   }
 
+  /// A job that yielded goes to the back of this worker's queue.
   template <class Worker>
   void resume_job_later(Worker* self, caf::resumable* job) {
-    bool backlog = !d(self).queue.empty();
-    d(self).queue.append(job);
-    if (backlog)
-      wake_idle_peer(self);
+    add_own(self, job, false);
   }
 
   template <class Worker>
@@ -99,6 +94,18 @@ public:
   }
 
 private:
+  /// Adds a job from this worker's own thread, waking an idle peer when jobs already wait.
+  template <class Worker>
+  void add_own(Worker* self, caf::resumable* job, bool first) {
+    bool backlog = !d(self).queue.empty();
+    if (first)
+      d(self).queue.prepend(job);
+    else
+      d(self).queue.append(job);
+    if (backlog)
+      wake_idle_peer(self);
+  }
+
   /// CAF's first two strategies: quick polls, then polls 50 us apart (lps sets 10 of them),
   /// stealing every steal_interval polls.
   template <class Worker>
