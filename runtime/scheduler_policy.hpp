@@ -1,15 +1,17 @@
 #pragma once
 
 // lps's CAF scheduling policy (`scheduler.policy = 'lps'`, the default): CAF's work
-// stealing, except for what an idle worker does. CAF's idle worker wakes every
+// stealing, except for how long an idle worker sleeps. CAF's idle worker wakes every
 // relaxed-sleep-duration (10 ms) to look for work to steal; on this VM each wake-up costs
-// 30-40 us of CPU, which kept an idle lps at 1-1.5 % of a core. A longer interval cut that
-// but let one worker sit on a queue of jobs while the other slept, and cost 8-20 % of
-// throughput under load (docs/benchmarks.md, "Idle CPU"). Here an idle worker sleeps until
-// it is told: by work enqueued for it (as in CAF), or by a busy worker that finds jobs
-// already waiting in its queue when it adds one. Only one wake-up a second is left as a
-// safety net. The quick polls before sleeping are CAF's, so a reply that comes back within
-// half a millisecond is still picked up without a wake-up.
+// 30-40 us of CPU, which kept an idle lps at 1-1.5 % of a core. A longer interval for everyone
+// cut that but let one worker sit on a queue of jobs while the other slept, and cost 8-20 % of
+// throughput under load (docs/benchmarks.md, "Idle CPU"). Here a worker that goes to sleep
+// while another one is busy sleeps as CAF's does (it looks for work to steal every
+// relaxed-sleep-duration); when every worker sleeps, the system is idle and it sleeps deeply,
+// until told: by work enqueued for it (as in CAF), or by a busy worker that adds a job while a
+// peer sleeps deeply or while jobs already wait in its queue. A deep sleeper also wakes once a
+// second. The quick polls before sleeping are CAF's, so a reply that comes back within half a
+// millisecond is still picked up without a wake-up.
 //
 // Included by runtime/scheduler.cpp only: CAF's scheduler headers are heavy.
 
@@ -24,8 +26,8 @@
 
 namespace lps {
 
-/// How often a sleeping worker looks for work nobody told it about. Nothing depends on it:
-/// a worker with waiting jobs always wakes an idle peer.
+/// How often a deep sleeper (every worker asleep) looks for work nobody told it about. Nothing
+/// depends on it: a worker that adds a job while a peer sleeps deeply wakes that peer.
 inline constexpr std::chrono::seconds idle_worker_safety_wake{1};
 
 class wake_on_backlog : public caf::policy::work_stealing {
@@ -43,8 +45,11 @@ public:
     using base::worker_data::worker_data;
     worker_data(const worker_data& other) : base::worker_data(other) {
     }
-    /// Set (under waitdata.lock) by a busy peer that has jobs waiting.
+    /// Set (under waitdata.lock) by a busy peer that wants a job of its queue taken.
     bool steal_hint = false;
+    /// Sleeping with idle_worker_safety_wake as the timeout: every worker was asleep when
+    /// this one went to sleep (under waitdata.lock).
+    bool deep = false;
   };
 
   template <class Coordinator>
@@ -66,8 +71,8 @@ public:
         woke_target = true;
       }
     }
-    if (backlog && !woke_target)
-      wake_idle_peer(self);
+    if (!woke_target)
+      wake_idle_peer(self, backlog);
   }
 
   /// From a job running on this worker: the new job runs after it, or on a peer that steals
@@ -102,8 +107,7 @@ private:
       d(self).queue.prepend(job);
     else
       d(self).queue.append(job);
-    if (backlog)
-      wake_idle_peer(self);
+    wake_idle_peer(self, backlog);
   }
 
   /// CAF's first two strategies: quick polls, then polls 50 us apart (lps sets 10 of them),
@@ -126,22 +130,27 @@ private:
     return nullptr;
   }
 
-  /// One sleep on the condition variable and what it brings. The worker counts itself a
-  /// sleeper before its last look at the peers' queues, and a peer adds its job before it
-  /// reads the count (both sequentially consistent), so a job is never left waiting for the
-  /// safety wake while this worker sleeps.
+  /// One sleep on the condition variable and what it brings: deep when every worker sleeps,
+  /// else CAF's relaxed sleep, after which it looks for work to steal. The worker counts
+  /// itself a sleeper before its last look at the peers' queues, and a peer adds its job
+  /// before it reads the count (both sequentially consistent), so a peer that adds a job
+  /// while this one sleeps deeply always sees it asleep.
   template <class Worker>
   caf::resumable* sleep_until_told(Worker* self) {
     auto& data = d(self);
     auto& sleepers = d(self->parent()).sleepers;
     std::unique_lock<std::mutex> guard{data.waitdata.lock};
     data.waitdata.sleeping = true;
-    ++sleepers;
+    data.deep = ++sleepers == self->parent()->num_workers();
     auto job = steal_from_any(self);
-    if (job == nullptr)
-      data.waitdata.cv.wait_for(guard, idle_worker_safety_wake,
+    if (job == nullptr) {
+      auto timeout = data.deep ? timespan_of(idle_worker_safety_wake)
+                               : data.strategies[2].sleep_duration;
+      data.waitdata.cv.wait_for(guard, timeout,
                                 [&] { return !data.queue.empty() || data.steal_hint; });
+    }
     data.waitdata.sleeping = false;
+    data.deep = false;
     data.steal_hint = false;
     --sleepers;
     guard.unlock();
@@ -150,6 +159,10 @@ private:
     if (auto own = data.queue.take_head())
       return own;
     return steal_from_any(self);
+  }
+
+  static caf::timespan timespan_of(std::chrono::seconds s) {
+    return std::chrono::duration_cast<caf::timespan>(s);
   }
 
   /// The oldest job of the first peer that has one (CAF's try_steal asks one random peer).
@@ -165,8 +178,10 @@ private:
     return nullptr;
   }
 
+  /// Wakes a sleeping peer to take a job: any sleeper when jobs were already waiting
+  /// (`backlog`), else only a deep one, which would not look for a second.
   template <class Worker>
-  void wake_idle_peer(Worker* self) {
+  void wake_idle_peer(Worker* self, bool backlog) {
     auto parent = self->parent();
     // The job just added must be visible before the count is read (see sleep_until_told).
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -176,7 +191,7 @@ private:
     for (size_t step = 1; step < n; ++step) {
       auto& peer = d(parent->worker_by_id((self->id() + step) % n));
       std::unique_lock<std::mutex> guard{peer.waitdata.lock};
-      if (peer.waitdata.sleeping) {
+      if (peer.waitdata.sleeping && (backlog || peer.deep)) {
         peer.steal_hint = true;
         peer.waitdata.cv.notify_one();
         return;

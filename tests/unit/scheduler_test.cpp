@@ -99,10 +99,13 @@ TEST_CASE("an lps system runs on lps's policy unless scheduler.policy names CAF'
         == "scheduler.policy: unknown policy 'stealin' (lps, stealing or sharing)");
 }
 
-TEST_CASE("a worker with jobs waiting wakes its sleeping peer at once") {
-  // A blocks its worker until B or C has run, and B and C can only run on the other worker.
-  // Without the wake, that worker sleeps up to idle_worker_safety_wake (1 s) before it looks;
-  // five rounds all under 250 ms would then be luck of about 1 in 1,000.
+namespace {
+
+/// Five rounds: an actor blocks its worker until one of the `sends` (1 or 2) actors it sent
+/// a message to has run, which only the other worker can do. Without a wake that worker
+/// sleeps up to idle_worker_safety_wake (1 s) before it looks; five rounds all under 250 ms
+/// would then be luck of about 1 in 1,000.
+void blocked_worker_rounds(int sends) {
   policy_config cfg{caf::atom("lps")};
   caf::actor_system sys{cfg};
   for (int round = 0; round < 5; ++round) {
@@ -117,7 +120,8 @@ TEST_CASE("a worker with jobs waiting wakes its sleeping peer at once") {
     auto blocker = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
       return {[&, self](int) {
         self->send(b, 1); // B waits in this worker's queue...
-        self->send(c, 1); // ...so adding C finds a job waiting: the peer is woken
+        if (sends == 2)
+          self->send(c, 1); // ...so adding C finds a job waiting
         auto start = std::chrono::steady_clock::now();
         ran = flag.wait(5s);
         waited = std::chrono::steady_clock::now() - start;
@@ -135,6 +139,18 @@ TEST_CASE("a worker with jobs waiting wakes its sleeping peer at once") {
     CHECK(ran);
     CHECK(waited < 250ms);
   }
+}
+
+} // namespace
+
+TEST_CASE("a worker that adds a job while its peer sleeps deeply wakes the peer at once") {
+  // Both workers asleep before the round: the peer sleeps deeply, and B alone must wake it
+  // (an inspector's answer to a long-running actor's question took 1 s before this).
+  blocked_worker_rounds(1);
+}
+
+TEST_CASE("a worker with jobs waiting wakes its sleeping peer at once") {
+  blocked_worker_rounds(2);
 }
 
 TEST_CASE("idle workers sleep until told, where CAF's wake every 10 ms") {
