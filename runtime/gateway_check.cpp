@@ -243,7 +243,9 @@ std::optional<gateway_error> check_settings(dom::object body, uint64_t& max_toke
   if (auto t = field_of(body, "temperature"); present(t)) {
     if (!t->is_number())
       return wrong_type("temperature", "a number");
-    auto v = t->is_double() ? double(*t) : t->is_int64() ? double(int64_t(*t)) : double(uint64_t(*t));
+    auto v = t->is_double()  ? double(*t)
+             : t->is_int64() ? double(int64_t(*t))
+                             : double(uint64_t(*t));
     if (v < 0 || v > 2)
       return bad("Invalid 'temperature': must be between 0 and 2.", "temperature",
                  "decimal_above_max_value");
@@ -306,8 +308,8 @@ std::optional<gateway_error> check_body(dom::object o, gateway_request_info& out
   out.stream = stream && stream->is_bool() && bool(*stream);
   read_stream_options(o, out);
   auto options = field_of(o, "stream_options");
-  bool lps_stream_options = options && options->is_object() && dom::object(*options).size() == 1
-                            && out.include_usage;
+  bool lps_stream_options =
+      options && options->is_object() && dom::object(*options).size() == 1 && out.include_usage;
   out.sendable_as_is = out.stream ? lps_stream_options : !stream && !options;
   out.estimated_tokens = chars / 4 + 1 + max_tokens;
   return std::nullopt;

@@ -22,8 +22,8 @@ caf::actor_system::module* make_scheduler(caf::actor_system& sys) {
 }
 
 std::optional<std::string> check_scheduler_policy(caf::atom_value policy) {
-  for (auto known : {caf::atom("lps"), caf::atom("stealing"), caf::atom("sharing"),
-                     caf::atom("testing")})
+  for (auto known :
+       {caf::atom("lps"), caf::atom("stealing"), caf::atom("sharing"), caf::atom("testing")})
     if (policy == known)
       return std::nullopt;
   return "scheduler.policy: unknown policy '" + caf::to_string(policy)

@@ -43,8 +43,7 @@ public:
 
   struct worker_data : base::worker_data {
     using base::worker_data::worker_data;
-    worker_data(const worker_data& other) : base::worker_data(other) {
-    }
+    worker_data(const worker_data& other) : base::worker_data(other) {}
     /// Set (under waitdata.lock) by a busy peer that wants a job of its queue taken.
     bool steal_hint = false;
     /// Sleeping with idle_worker_safety_wake as the timeout: every worker was asleep when
@@ -144,8 +143,8 @@ private:
     data.deep = ++sleepers == self->parent()->num_workers();
     auto job = steal_from_any(self);
     if (job == nullptr) {
-      auto timeout = data.deep ? timespan_of(idle_worker_safety_wake)
-                               : data.strategies[2].sleep_duration;
+      auto timeout =
+          data.deep ? timespan_of(idle_worker_safety_wake) : data.strategies[2].sleep_duration;
       data.waitdata.cv.wait_for(guard, timeout,
                                 [&] { return !data.queue.empty() || data.steal_hint; });
     }

@@ -239,8 +239,7 @@ startup load_startup(system_config& sys_cfg, int argc, char** argv, const env_lo
   // file as written.
   if (auto written = caf::actor_system_config::parse_config_file(sys_cfg.config_file_path.c_str()))
     check_caf_settings(sys_cfg.caf_options(), *written, result);
-  if (auto err = check_scheduler_policy(
-          caf::get_or(sys_cfg, "scheduler.policy", caf::atom("lps"))))
+  if (auto err = check_scheduler_policy(caf::get_or(sys_cfg, "scheduler.policy", caf::atom("lps"))))
     result.errors.push_back(*err);
   apply_file_section(sys_cfg.content, sys_cfg.config_file_path, result.cfg, result.errors);
   for (auto& err : apply_environment(result.cfg, env))

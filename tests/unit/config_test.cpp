@@ -574,7 +574,8 @@ TEST_CASE("a scheduler.policy lps does not know refuses to start, naming the pol
   system_config cfg;
   auto result = load_startup(cfg, static_cast<int>(argv.size()), argv.data(), fake_env({}));
   REQUIRE(result.errors.size() == 1);
-  CHECK(result.errors[0] == "scheduler.policy: unknown policy 'stealin' (lps, stealing or sharing)");
+  CHECK(result.errors[0]
+        == "scheduler.policy: unknown policy 'stealin' (lps, stealing or sharing)");
   std::vector<std::string> cafs{"lps", "--scheduler.policy=stealing"};
   auto cafs_argv = make_argv(cafs);
   system_config caf_cfg;

@@ -115,7 +115,8 @@ TEST_CASE("bad requests get the 400 OpenAI would give, naming the field") {
       == "response_format.json_schema");
 }
 
-TEST_CASE("the check reads every byte: bad UTF-8 and escapes are refused, a repeated key's last value counts") {
+TEST_CASE("the check reads every byte: bad UTF-8 and escapes are refused, a repeated key's last "
+          "value counts") {
   const std::string user = R"("messages":[{"role":"user","content":"x"}])";
   CHECK(rejected("{\"model\":\"m\"," + user.substr(0, 37) + "\"\xff\"}]}").code == "invalid_json");
   CHECK(rejected(R"({"model":"m\q",)" + user + "}").code == "invalid_json");
