@@ -264,9 +264,8 @@ std::optional<gateway_error> check_settings(dom::object body, uint64_t& max_toke
   return std::nullopt;
 }
 
-/// The streamed call's options (gateway_wire::read_stream_options reads the same from a
-/// Boost.JSON body): include_usage, and the json_schema's name ("response" when it has none)
-/// when response_format asks for a json_schema.
+/// The streamed call's options: include_usage, and the json_schema's name ("response" when it
+/// has none) when response_format asks for a json_schema (Anthropic's forced tool).
 void read_stream_options(dom::object body, gateway_request_info& out) {
   auto usage = field(field_of(body, "stream_options"), "include_usage");
   out.include_usage = usage && usage->is_bool() && bool(*usage);

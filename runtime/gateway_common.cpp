@@ -77,15 +77,6 @@ std::string response_schema_name(const json::object& body) {
   return name.empty() ? "response" : name;
 }
 
-void read_stream_options(const json::object& body, bool& include_usage, std::string& schema_tool) {
-  const auto* options = body.if_contains("stream_options");
-  const auto* usage = options && options->is_object()
-                          ? options->get_object().if_contains("include_usage")
-                          : nullptr;
-  include_usage = usage && usage->is_bool() && usage->get_bool();
-  schema_tool = response_schema(body) ? response_schema_name(body) : std::string{};
-}
-
 uint64_t max_tokens_of(const json::object& body) {
   for (const char* key : {"max_completion_tokens", "max_tokens"}) {
     const auto* v = body.if_contains(key);

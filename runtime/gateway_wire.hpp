@@ -58,10 +58,6 @@ const json::object* response_schema(const json::object& body);
 /// response_format.json_schema.name (or "response").
 std::string response_schema_name(const json::object& body);
 
-/// The client's stream options read from its body: stream_options.include_usage, and the
-/// json_schema's name when there is one (Anthropic's forced tool), else "".
-void read_stream_options(const json::object& body, bool& include_usage, std::string& schema_tool);
-
 /// The completion limit the client asked for (max_completion_tokens, else max_tokens), or 0.
 uint64_t max_tokens_of(const json::object& body);
 

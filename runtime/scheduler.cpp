@@ -18,7 +18,7 @@ caf::actor_system::module* make_scheduler(caf::actor_system& sys) {
     return new caf::scheduler::coordinator<caf::policy::work_sharing>(sys);
   if (policy == caf::atom("testing"))
     return new caf::scheduler::test_coordinator(sys);
-  return new caf::scheduler::coordinator<wake_on_backlog>(sys);
+  return new caf::scheduler::coordinator<deep_sleep_stealing>(sys);
 }
 
 std::optional<std::string> check_scheduler_policy(caf::atom_value policy) {

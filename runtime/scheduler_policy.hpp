@@ -30,7 +30,7 @@ namespace lps {
 /// depends on it: a worker that adds a job while a peer sleeps deeply wakes that peer.
 inline constexpr std::chrono::seconds idle_worker_safety_wake{1};
 
-class wake_on_backlog : public caf::policy::work_stealing {
+class deep_sleep_stealing : public caf::policy::work_stealing {
 public:
   using base = caf::policy::work_stealing;
 

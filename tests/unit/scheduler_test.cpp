@@ -82,7 +82,8 @@ TEST_CASE("an lps system runs on lps's policy unless scheduler.policy names CAF'
   {
     policy_config cfg{caf::atom("lps")};
     caf::actor_system sys{cfg};
-    CHECK(dynamic_cast<caf::scheduler::coordinator<wake_on_backlog>*>(&sys.scheduler()) != nullptr);
+    CHECK(dynamic_cast<caf::scheduler::coordinator<deep_sleep_stealing>*>(&sys.scheduler())
+          != nullptr);
   }
   {
     policy_config cfg{caf::atom("stealing")};
